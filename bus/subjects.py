@@ -1,0 +1,116 @@
+"""Every NATS subject, stream and bucket name, and the builders that fill them in.
+
+No other module writes a subject as an inline string. Tenants and agents become subject
+tokens, so ``token`` refuses anything NATS would read as a separator or a wildcard.
+"""
+
+from __future__ import annotations
+
+import re
+
+# JetStream streams: name -> the subjects it stores.
+STREAM_REQUESTS = "LLM_REQUESTS"
+STREAM_RESULTS = "LLM_RESULTS"
+STREAM_LEDGER = "LEDGER"
+STREAM_WORKFLOW = "WORKFLOW"
+STREAM_DLQ = "DLQ"
+
+REQUESTS_ALL = "llm.request.>"
+RESULTS_ALL = "llm.result.>"
+LEDGER_ALL = "ledger.>"
+DLQ_ALL = "dlq.>"
+UPLOADS_ALL = "product.uploaded.>"
+AGENT_RUN_ALL = "agent.run.>"
+AGENT_DONE_ALL = "agent.done.>"
+WORKFLOW_ALL = "workflow.>"
+BUDGET_ALERTS_ALL = "budget.alert.>"
+
+STREAM_SUBJECTS: dict[str, list[str]] = {
+    STREAM_REQUESTS: [REQUESTS_ALL],
+    STREAM_RESULTS: [RESULTS_ALL],
+    STREAM_LEDGER: [LEDGER_ALL, BUDGET_ALERTS_ALL],
+    STREAM_WORKFLOW: [UPLOADS_ALL, AGENT_RUN_ALL, AGENT_DONE_ALL, WORKFLOW_ALL],
+    STREAM_DLQ: [DLQ_ALL],
+}
+
+# Durable consumer names.
+DURABLE_ROUTER = "router"
+DURABLE_LEDGER = "ledger"
+DURABLE_WORKFLOW = "workflow"
+
+# Key-value buckets and object stores.
+BUCKET_CHECKPOINTS = "checkpoints"
+OBJECT_STORE_PHOTOS = "photos"
+
+_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def token(value: str) -> str:
+    """Return value if it is safe as one subject token, else raise ValueError."""
+    if not _TOKEN.match(value):
+        raise ValueError(f"{value!r} is not a valid subject token (letters, digits, _ and -)")
+    return value
+
+
+def llm_request(tenant: str, agent: str) -> str:
+    """Subject an agent publishes its LLM requests on."""
+    return f"llm.request.{token(tenant)}.{token(agent)}"
+
+
+def llm_result(tenant: str, agent: str, request_id: str) -> str:
+    """Subject the one terminal result of a request is published on."""
+    return f"llm.result.{token(tenant)}.{token(agent)}.{token(request_id)}"
+
+
+def ledger(tenant: str) -> str:
+    """Subject of a tenant's ledger events."""
+    return f"ledger.{token(tenant)}"
+
+
+def budget_alert(tenant: str) -> str:
+    """Subject of a tenant's budget alerts."""
+    return f"budget.alert.{token(tenant)}"
+
+
+def dead_letter(source: str) -> str:
+    """Dead-letter subject for messages that failed on a source ('router', 'ledger'...)."""
+    return f"dlq.{token(source)}"
+
+
+def product_uploaded(tenant: str) -> str:
+    """Subject a product upload is announced on."""
+    return f"product.uploaded.{token(tenant)}"
+
+
+def agent_run(agent: str, tenant: str) -> str:
+    """Subject that tells an agent to run for one workflow."""
+    return f"agent.run.{token(agent)}.{token(tenant)}"
+
+
+def agent_run_all(agent: str) -> str:
+    """Filter for every run command of one agent."""
+    return f"agent.run.{token(agent)}.*"
+
+
+def agent_done(tenant: str, workflow_id: str, agent: str) -> str:
+    """Subject an agent announces its finished (or failed) work on."""
+    return f"agent.done.{token(tenant)}.{token(workflow_id)}.{token(agent)}"
+
+
+def workflow_progress(tenant: str, workflow_id: str) -> str:
+    """Subject of a workflow's progress events."""
+    return f"workflow.progress.{token(tenant)}.{token(workflow_id)}"
+
+
+def workflow_done(tenant: str, workflow_id: str) -> str:
+    """Subject of a workflow's final event."""
+    return f"workflow.done.{token(tenant)}.{token(workflow_id)}"
+
+
+WORKFLOW_DONE_ALL = "workflow.done.>"
+WORKFLOW_PROGRESS_ALL = "workflow.progress.>"
+
+
+def checkpoint_key(workflow_id: str, agent: str) -> str:
+    """Key of one agent's output for one workflow in the checkpoint bucket."""
+    return f"{token(workflow_id)}.{token(agent)}"

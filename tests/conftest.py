@@ -1,0 +1,37 @@
+"""Shared fixtures: one real nats-server and one real redis-server per test session."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from bus.embedded import EmbeddedNats, EmbeddedRedis
+
+
+@pytest.fixture(scope="session")
+async def nats_server() -> AsyncIterator[EmbeddedNats]:
+    """A real nats-server with JetStream on a free port, for the whole session."""
+    server = EmbeddedNats()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture(scope="session")
+async def redis_server() -> AsyncIterator[EmbeddedRedis]:
+    """A real redis-server on a free port, for the whole session."""
+    server = EmbeddedRedis()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def redis_client(redis_server: EmbeddedRedis) -> AsyncIterator[aioredis.Redis]:
+    """A client of the session's Redis, flushed before each test."""
+    client = aioredis.Redis.from_url(redis_server.url)
+    await client.flushall()
+    yield client
+    await client.aclose()
