@@ -31,7 +31,7 @@ def decode(data: bytes, kind: type[T], *, max_bytes: int | None = None) -> T:
     if decoder is None:
         decoder = _decoders[kind] = msgspec.json.Decoder(kind)
     try:
-        message = decoder.decode(data)
+        message: T = decoder.decode(data)
     except msgspec.ValidationError as exc:
         raise WireError(ErrorCode.MALFORMED, f"{kind.__name__} is invalid: {exc}") from exc
     except msgspec.DecodeError as exc:
