@@ -1,0 +1,178 @@
+"""The dated price catalog: what each model costs per 1M tokens, read from prices.toml."""
+
+from __future__ import annotations
+
+import enum
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from importlib import resources
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from cost_ledger.errors import CatalogError, UnknownModelError
+
+PACKAGED_CATALOG = "prices.toml"
+
+
+class Tier(enum.StrEnum):
+    """How capable (and how dear) a model is, for routing."""
+
+    PREMIUM = "premium"
+    STANDARD = "standard"
+    ECONOMY = "economy"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelPrice:
+    """One model's list prices and traits."""
+
+    name: str
+    """The model name the provider's API takes."""
+    provider: str
+    tier: Tier
+    input: Decimal
+    """USD per 1M uncached input tokens."""
+    cached_input: Decimal
+    """USD per 1M input tokens read from the provider's prompt cache."""
+    output: Decimal
+    """USD per 1M output tokens."""
+    batch_discount: Decimal
+    """Fraction taken off every price when the call goes through the provider's Batch API."""
+    context_window: int
+    """Input plus output tokens the model accepts."""
+    vision: bool
+    """Whether the model takes image input."""
+    quality: float
+    """Estimated answer quality, 0..1; a placeholder until routing records real quality."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class PriceCatalog:
+    """Every priced model of one catalog version."""
+
+    version: str
+    """The date the prices were checked; recorded in every ledger event."""
+    source: str
+    """Where the prices come from, and what they leave out."""
+    batch_discount: Decimal
+    """Default fraction off list prices for Batch API calls."""
+    entries: Mapping[str, ModelPrice]
+    """Model name to its price, in catalog order."""
+
+    @classmethod
+    def load(cls, path: Path | str | None = None) -> PriceCatalog:
+        """Read a catalog file; by default the prices.toml shipped with this package."""
+        try:
+            if path is None:
+                text = resources.files("cost_ledger").joinpath(PACKAGED_CATALOG).read_text()
+            else:
+                text = Path(path).read_text(encoding="utf-8")
+            data = tomllib.loads(text)
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise CatalogError(
+                f"cannot read price catalog {path or PACKAGED_CATALOG}: {exc}"
+            ) from exc
+        return cls.from_dict(data)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PriceCatalog:
+        """Build a catalog from parsed TOML, checking every price; raises CatalogError."""
+        version = _text(data, "version", "catalog")
+        batch_discount = _fraction(data, "batch_discount", "catalog")
+        models = data.get("models")
+        if not isinstance(models, dict) or not models:
+            raise CatalogError(f"catalog {version} has no [models.<name>] tables")
+        entries = {name: _model(name, raw, batch_discount) for name, raw in models.items()}
+        return cls(
+            version=version,
+            source=str(data.get("source", "")),
+            batch_discount=batch_discount,
+            entries=MappingProxyType(entries),
+        )
+
+    def get(self, model: str) -> ModelPrice:
+        """The price of a model; raises UnknownModelError if the catalog does not have it."""
+        try:
+            return self.entries[model]
+        except KeyError:
+            raise UnknownModelError(model, self.version) from None
+
+    def models(self) -> tuple[ModelPrice, ...]:
+        """Every model, in catalog order."""
+        return tuple(self.entries.values())
+
+    def __contains__(self, model: object) -> bool:
+        """Whether the catalog prices a model."""
+        return model in self.entries
+
+
+def _model(name: str, raw: object, default_discount: Decimal) -> ModelPrice:
+    where = f"model {name!r}"
+    if not isinstance(raw, dict):
+        raise CatalogError(f"{where} is not a table")
+    try:
+        tier = Tier(str(raw.get("tier")))
+    except ValueError:
+        raise CatalogError(f"{where}: tier must be one of {[t.value for t in Tier]}") from None
+    price = ModelPrice(
+        name=name,
+        provider=_text(raw, "provider", where),
+        tier=tier,
+        input=_usd(raw, "input", where),
+        cached_input=_usd(raw, "cached_input", where),
+        output=_usd(raw, "output", where),
+        batch_discount=(
+            _fraction(raw, "batch_discount", where) if "batch_discount" in raw else default_discount
+        ),
+        context_window=_int(raw, "context_window", where),
+        vision=bool(raw.get("vision", False)),
+        quality=_quality(raw, where),
+    )
+    if price.cached_input > price.input:
+        raise CatalogError(f"{where}: cached_input costs more than input")
+    return price
+
+
+def _text(raw: Mapping[str, Any], key: str, where: str) -> str:
+    value = raw.get(key)
+    if not isinstance(value, str) or not value:
+        raise CatalogError(f"{where}: {key} must be a non-empty string")
+    return value
+
+
+def _usd(raw: Mapping[str, Any], key: str, where: str) -> Decimal:
+    value = raw.get(key)
+    # A TOML float has already lost exactness by the time we see it: demand a string.
+    if not isinstance(value, str):
+        raise CatalogError(f'{where}: {key} must be a decimal string such as "2.50"')
+    try:
+        amount = Decimal(value)
+    except InvalidOperation:
+        raise CatalogError(f"{where}: {key} {value!r} is not a decimal number") from None
+    if not amount.is_finite() or amount < 0:
+        raise CatalogError(f"{where}: {key} {value!r} must be a finite, non-negative amount")
+    return amount
+
+
+def _fraction(raw: Mapping[str, Any], key: str, where: str) -> Decimal:
+    amount = _usd(raw, key, where)
+    if amount > 1:
+        raise CatalogError(f"{where}: {key} must be between 0 and 1")
+    return amount
+
+
+def _int(raw: Mapping[str, Any], key: str, where: str) -> int:
+    value = raw.get(key)
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise CatalogError(f"{where}: {key} must be a positive integer")
+    return value
+
+
+def _quality(raw: Mapping[str, Any], where: str) -> float:
+    value = raw.get("quality", 0.5)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise CatalogError(f"{where}: quality must be a number between 0 and 1")
+    return float(value)

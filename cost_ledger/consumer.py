@@ -1,0 +1,100 @@
+"""The ledger consumer: every LedgerEvent on the LEDGER stream, applied once to the aggregates."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from faststream import AckPolicy
+from faststream.exceptions import NackMessage
+from faststream.message import StreamMessage
+from faststream.nats import JStream, NatsRouter, PullSub
+from faststream.nats.annotations import NatsMessage
+from nats.js.api import ConsumerConfig
+from redis.exceptions import RedisError
+
+from bus import subjects
+from bus.codec import decode, encode
+from bus.errors import WireError
+from bus.messages import DeadLetter, ErrorCode, LedgerEvent
+from bus.settings import Settings
+from cost_ledger.aggregates import AggregateStore
+
+DLQ_SOURCE = "ledger"
+RETRY_DELAY_S = 1.0
+"""How long a message waits for redelivery after Redis failed to take it."""
+FETCH_BATCH = 64
+
+log = logging.getLogger(__name__)
+
+
+def ledger_router(store: AggregateStore, *, settings: Settings | None = None) -> NatsRouter:
+    """A router whose one subscriber applies ledger events to a store, and dead-letters bad ones.
+
+    It is a pull consumer on the shared durable, so any number of replicas split the stream.
+    A message is acked only after the store took it; a Redis failure redelivers it later.
+    """
+    settings = settings or Settings()
+    router = NatsRouter()
+    dead_letters = router.publisher(
+        subjects.dead_letter(DLQ_SOURCE),
+        stream=JStream(name=subjects.STREAM_DLQ, declare=False),
+    )
+
+    @router.subscriber(
+        subjects.LEDGER_ALL,
+        stream=JStream(name=subjects.STREAM_LEDGER, declare=False),
+        durable=subjects.DURABLE_LEDGER,
+        pull_sub=PullSub(batch_size=FETCH_BATCH, timeout=1.0),
+        config=ConsumerConfig(ack_wait=settings.ack_wait_s, max_deliver=settings.max_deliver),
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        decoder=_raw_body,
+        title="ledger-events",
+    )
+    async def on_ledger_event(body: bytes, msg: NatsMessage) -> None:
+        """Apply one ledger event to the aggregates, once per event id."""
+        try:
+            event = _read(body, msg.raw_message.subject)
+        except WireError as exc:
+            log.warning("ledger event to the dead-letter queue: %s", exc)
+            letter = DeadLetter(
+                source_subject=msg.raw_message.subject,
+                error_code=exc.code,
+                reason=exc.reason,
+                payload=body,
+                headers={k: v for k, v in msg.headers.items() if isinstance(v, str)},
+            )
+            # The stream sequence as message id: a redelivery is not dead-lettered twice.
+            seq = msg.raw_message.metadata.sequence.stream
+            await dead_letters.publish(
+                encode(letter), headers={"Nats-Msg-Id": f"{DLQ_SOURCE}-{seq}"}
+            )
+            return
+        try:
+            await store.apply(event)
+        except RedisError as exc:
+            log.warning("ledger event %s not applied, retrying: %s", event.event_id, exc)
+            raise NackMessage(delay=RETRY_DELAY_S) from exc
+
+    return router
+
+
+def _read(body: bytes, subject: str) -> LedgerEvent:
+    """Decode an event, and check that it came on its own tenant's subject; raises WireError."""
+    event = decode(body, LedgerEvent)
+    try:
+        own_subject = subjects.ledger(event.tenant)
+    except ValueError as exc:
+        raise WireError(ErrorCode.MALFORMED, f"LedgerEvent has a bad tenant: {exc}") from None
+    # One tenant must not be able to book spend on another's account.
+    if subject != own_subject:
+        raise WireError(
+            ErrorCode.MALFORMED,
+            f"LedgerEvent of tenant {event.tenant!r} was published on {subject}",
+        )
+    return event
+
+
+async def _raw_body(msg: StreamMessage[Any]) -> bytes:
+    """Hand the handler the bytes as they came, so that bad JSON reaches our own decoder."""
+    return msg.body
