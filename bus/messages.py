@@ -243,6 +243,29 @@ class RunAgent(msgspec.Struct, kw_only=True):
     v: int = WIRE_VERSION
 
 
+class AgentCheckpoint(msgspec.Struct, kw_only=True):
+    """One agent's finished work for one workflow, kept in the checkpoint bucket."""
+
+    workflow_id: str
+    agent: str
+    ok: bool
+    output: dict[str, object] = {}
+    reason: str = ""
+    request_ids: list[str] = []
+    cost_micro_usd: int = 0
+    baseline_micro_usd: int = 0
+    llm_calls: int = 0
+    """Paid provider calls this agent made (0 for zero-call agents and cache hits)."""
+    v: int = WIRE_VERSION
+
+
+class UploadCheckpoint(msgspec.Struct, kw_only=True):
+    """The upload a workflow started from, kept so agents and a resumed workflow can read it."""
+
+    upload: ProductUploaded
+    v: int = WIRE_VERSION
+
+
 class AgentDone(msgspec.Struct, kw_only=True):
     """An agent finished (or failed) for one workflow; its output is in the checkpoint store."""
 

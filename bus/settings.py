@@ -57,6 +57,10 @@ class Settings(BaseSettings):
 
     sim_latency_ms: float = 40.0
     """Latency of the simulated provider when it runs embedded."""
+    sim_base_url: str | None = None
+    """A simulated provider running as its own service (compose), when none runs in-process."""
+    extra_agents: frozenset[str] = frozenset()
+    """Agent names accepted besides the built-in specs (e.g. callers of the OpenAI endpoint)."""
 
     @property
     def real_provider(self) -> bool:

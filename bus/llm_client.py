@@ -1,0 +1,68 @@
+"""How an agent asks for an LLM call: publish on the request subject, wait for the one result."""
+
+from __future__ import annotations
+
+import contextlib
+
+import nats.errors
+from faststream.nats import NatsBroker
+from nats.js.errors import NotFoundError
+
+from bus import subjects
+from bus.codec import decode, encode
+from bus.messages import ErrorCode, LlmRequest, LlmResult, Status
+
+MSG_ID = "Nats-Msg-Id"
+
+
+class LlmClient:
+    """Sends LlmRequests through JetStream and returns their results; never calls a provider."""
+
+    def __init__(self, broker: NatsBroker) -> None:
+        self._broker = broker
+
+    async def request(self, request: LlmRequest, timeout_s: float) -> LlmResult:
+        """The terminal result of request; a stored one if this request id was answered before.
+
+        Subscribing before publishing means the result cannot slip past; a requester that
+        restarted finds a finished result in the results stream instead of asking again.
+        """
+        nc = self._broker.connection
+        subject = subjects.llm_result(request.tenant, request.agent, request.id)
+        stored = await self._stored(subject)
+        if stored is not None:
+            return stored
+        sub = await nc.subscribe(subject)
+        try:
+            await self._broker.publish(
+                encode(request),
+                subjects.llm_request(request.tenant, request.agent),
+                headers={MSG_ID: request.id},
+                stream=subjects.STREAM_REQUESTS,
+            )
+            try:
+                msg = await sub.next_msg(timeout=timeout_s)
+            except nats.errors.TimeoutError:
+                late = await self._stored(subject)
+                if late is not None:
+                    return late
+                return LlmResult(
+                    request_id=request.id,
+                    tenant=request.tenant,
+                    agent=request.agent,
+                    status=Status.ERROR,
+                    error_code=ErrorCode.DEADLINE_EXCEEDED,
+                    reason=f"no result within {timeout_s:.1f}s",
+                )
+            return decode(msg.data, LlmResult)
+        finally:
+            with contextlib.suppress(nats.errors.Error):
+                await sub.unsubscribe()
+
+    async def _stored(self, subject: str) -> LlmResult | None:
+        js = self._broker.connection.jetstream()
+        try:
+            raw = await js.get_last_msg(subjects.STREAM_RESULTS, subject, direct=True)
+        except NotFoundError:
+            return None
+        return decode(raw.data, LlmResult) if raw.data else None

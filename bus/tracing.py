@@ -1,0 +1,26 @@
+"""OpenTelemetry set-up: one TracerProvider per process, exporting OTLP/HTTP when configured."""
+
+from __future__ import annotations
+
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+
+
+def make_tracer_provider(
+    service_name: str,
+    otlp_endpoint: str | None = None,
+    exporter: SpanExporter | None = None,
+) -> TracerProvider:
+    """A TracerProvider that exports to exporter, else to OTLP/HTTP at otlp_endpoint, else nowhere.
+
+    W3C trace context travels in NATS headers through FastStream's telemetry middleware
+    (bus.broker), so spans of every process join the upload's one trace.
+    """
+    provider = TracerProvider(resource=Resource.create({SERVICE_NAME: service_name}))
+    if exporter is None and otlp_endpoint:
+        exporter = OTLPSpanExporter(endpoint=otlp_endpoint.rstrip("/") + "/v1/traces")
+    if exporter is not None:
+        provider.add_span_processor(BatchSpanProcessor(exporter))
+    return provider

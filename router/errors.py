@@ -1,0 +1,73 @@
+"""Errors of the LLM request pipeline; each maps to a stable ErrorCode in the error result.
+
+RouterError                      code, reason
+├── UnknownAgentError            the agent is not registered
+├── DeadlineExceededError        the requester's deadline passed
+├── NoRouteError                 no configured provider offers a usable model
+└── ProviderError                a provider call failed after its retries
+    ├── ProviderRateLimitedError     429s outlasted the retries (retry_after kept)
+    └── InvalidAnswerError           the answer is not JSON, or not valid for the schema
+"""
+
+from __future__ import annotations
+
+from bus.messages import ErrorCode
+
+
+class RouterError(Exception):
+    """Base of pipeline errors: carries the error result's code and human reason."""
+
+    code = ErrorCode.INTERNAL
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class UnknownAgentError(RouterError):
+    """The request names an agent that is not registered."""
+
+    code = ErrorCode.UNKNOWN_AGENT
+
+    def __init__(self, agent: str) -> None:
+        super().__init__(f"agent {agent!r} is not registered")
+        self.agent = agent
+
+
+class DeadlineExceededError(RouterError):
+    """The requester's deadline passed before an answer came."""
+
+    code = ErrorCode.DEADLINE_EXCEEDED
+
+
+class NoRouteError(RouterError):
+    """No configured provider offers a model the request can use."""
+
+    code = ErrorCode.PROVIDER_ERROR
+
+
+class ProviderError(RouterError):
+    """A provider call failed after its retries."""
+
+    code = ErrorCode.PROVIDER_ERROR
+
+    def __init__(self, provider: str, model: str, reason: str) -> None:
+        super().__init__(f"{provider}/{model}: {reason}")
+        self.provider = provider
+        self.model = model
+
+
+class ProviderRateLimitedError(ProviderError):
+    """The provider kept answering 429 after the retries."""
+
+    code = ErrorCode.PROVIDER_RATE_LIMITED
+
+    def __init__(self, provider: str, model: str, retry_after_s: float | None) -> None:
+        super().__init__(provider, model, f"rate limited (retry-after {retry_after_s}s)")
+        self.retry_after_s = retry_after_s
+
+
+class InvalidAnswerError(ProviderError):
+    """The provider answered, and was paid, but the answer is not valid for the schema."""
+
+    code = ErrorCode.SCHEMA_INVALID

@@ -1,0 +1,122 @@
+"""Publishing a request's outcome: its one result, its ledger event, or a dead letter.
+
+The result is published first, then the ledger event, and only then is the request acked:
+a replica killed anywhere in between leaves a request that is redelivered, finds its
+result already stored, and re-publishes the same ledger event (deduplicated by event id).
+"""
+
+from __future__ import annotations
+
+from faststream.nats import NatsBroker
+from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
+
+from bus import subjects
+from bus.codec import decode, encode
+from bus.messages import (
+    DeadLetter,
+    ErrorCode,
+    LedgerEvent,
+    Lever,
+    LlmRequest,
+    LlmResult,
+    Status,
+)
+
+MSG_ID = "Nats-Msg-Id"
+
+
+def error_result(
+    request_id: str, tenant: str, agent: str, code: ErrorCode, reason: str
+) -> LlmResult:
+    """An error result with a stable code and a human reason."""
+    return LlmResult(
+        request_id=request_id,
+        tenant=tenant,
+        agent=agent,
+        status=Status.ERROR,
+        error_code=code,
+        reason=reason,
+    )
+
+
+def ledger_event(request: LlmRequest, result: LlmResult, catalog_version: str) -> LedgerEvent:
+    """The ledger event of a result; deterministic, so a re-publish is the same event."""
+    paid = result.lever in (Lever.ROUTED, Lever.ESCALATED, Lever.PACKED, Lever.BATCH_API)
+    return LedgerEvent(
+        event_id=request.id,
+        request_id=request.id,
+        tenant=request.tenant,
+        agent=request.agent,
+        workflow_id=request.workflow_id,
+        task_type=request.task_type,
+        model=result.model,
+        provider=result.provider,
+        usage=result.usage,
+        cost_micro_usd=result.cost_micro_usd,
+        baseline_micro_usd=result.baseline_micro_usd,
+        lever=result.lever,
+        catalog_version=catalog_version,
+        paid_call=paid and result.cost_micro_usd > 0,
+        simulated=result.simulated,
+        started_ms=result.finished_ms - int(result.latency_ms),
+        finished_ms=result.finished_ms,
+    )
+
+
+def needs_ledger(result: LlmResult) -> bool:
+    """Whether a result moves money or saves it: an ok result, or an error that was paid."""
+    return result.status is Status.OK or result.cost_micro_usd > 0
+
+
+class OutcomePublisher:
+    """Publishes results, ledger events and dead letters to their JetStream streams."""
+
+    def __init__(self, broker: NatsBroker, catalog_version: str) -> None:
+        self._broker = broker
+        self._catalog_version = catalog_version
+
+    async def stored_result(self, js: JetStreamContext, request: LlmRequest) -> LlmResult | None:
+        """The result already stored for this request id, if an earlier delivery finished it."""
+        subject = subjects.llm_result(request.tenant, request.agent, request.id)
+        try:
+            raw = await js.get_last_msg(subjects.STREAM_RESULTS, subject, direct=True)
+        except NotFoundError:
+            return None
+        if raw.data is None:
+            return None
+        return decode(raw.data, LlmResult)
+
+    async def publish(self, request: LlmRequest, result: LlmResult) -> None:
+        """Publish the result, then its ledger event when it has one."""
+        await self.publish_result(result)
+        if needs_ledger(result):
+            await self.publish_ledger(request, result)
+
+    async def publish_result(self, result: LlmResult) -> None:
+        """Store and deliver the one terminal result (deduplicated by request id)."""
+        await self._broker.publish(
+            encode(result),
+            subjects.llm_result(result.tenant, result.agent, result.request_id),
+            headers={MSG_ID: result.request_id},
+            stream=subjects.STREAM_RESULTS,
+        )
+
+    async def publish_ledger(self, request: LlmRequest, result: LlmResult) -> None:
+        """Publish the ledger event of a result (deduplicated by event id)."""
+        event = ledger_event(request, result, self._catalog_version)
+        await self._broker.publish(
+            encode(event),
+            subjects.ledger(event.tenant),
+            headers={MSG_ID: event.event_id},
+            stream=subjects.STREAM_LEDGER,
+        )
+
+    async def dead_letter(
+        self, source: str, subject: str, code: ErrorCode, reason: str, payload: bytes
+    ) -> None:
+        """Keep a message that could not be processed, with its reason."""
+        letter = DeadLetter(source_subject=subject, error_code=code, reason=reason, payload=payload)
+        await self._broker.publish(
+            encode(letter), subjects.dead_letter(source), stream=subjects.STREAM_DLQ
+        )

@@ -1,0 +1,65 @@
+"""The pipeline as an onion of stages: each stage wraps the rest and may answer by itself.
+
+Reserve-before/settle-after (budget), store-after (cache) and wait-for-the-leader (dedup)
+all need the answer of the stages after them, so a stage is a middleware around the rest
+rather than a hop that forwards and forgets. Each stage runs in its own span.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Protocol
+
+from opentelemetry import trace
+
+from bus.messages import LlmResult
+from router.context import RequestContext
+
+Handler = Callable[[RequestContext], Awaitable[LlmResult]]
+
+
+class Stage(Protocol):
+    """One pipeline stage: do its job, then call the rest (or answer without calling it)."""
+
+    name: str
+
+    async def __call__(self, ctx: RequestContext, call_next: Handler) -> LlmResult:
+        """Handle ctx, usually by awaiting call_next(ctx)."""
+        ...
+
+
+def compose(stages: Sequence[Stage], terminal: Handler, tracer: trace.Tracer) -> Handler:
+    """Chain stages around a terminal handler, outermost first."""
+    handler = _traced(terminal, "dispatch", tracer)
+    for stage in reversed(stages):
+        handler = _bind(stage, handler, tracer)
+    return handler
+
+
+def _bind(stage: Stage, call_next: Handler, tracer: trace.Tracer) -> Handler:
+    async def run(ctx: RequestContext) -> LlmResult:
+        return await stage(ctx, call_next)
+
+    return _traced(run, stage.name, tracer)
+
+
+def _traced(handler: Handler, name: str, tracer: trace.Tracer) -> Handler:
+    async def run(ctx: RequestContext) -> LlmResult:
+        with tracer.start_as_current_span(f"stage {name}") as span:
+            span.set_attribute("flipsync.stage", name)
+            result = await handler(ctx)
+            span.set_attribute("flipsync.lever", str(result.lever))
+            span.set_attribute("flipsync.status", str(result.status))
+            return result
+
+    return run
+
+
+class PassThrough:
+    """A stage whose lever is not built yet: it hands every request to the rest unchanged."""
+
+    name = "pass"
+
+    async def __call__(self, ctx: RequestContext, call_next: Handler) -> LlmResult:
+        """Call the rest of the pipeline."""
+        return await call_next(ctx)

@@ -1,0 +1,148 @@
+"""The router service: consumes LLM requests from JetStream and answers each exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+
+from faststream.nats import NatsRouter
+from faststream.nats.annotations import JsClient, NatsBroker, NatsMessage
+from opentelemetry import trace
+
+from bus import subjects
+from bus.codec import decode, peek_ids
+from bus.consumers import durable_consumer
+from bus.errors import WireError
+from bus.messages import ErrorCode, LlmRequest, LlmResult
+from bus.settings import Settings
+from router.context import RequestContext
+from router.errors import RouterError, UnknownAgentError
+from router.outcomes import OutcomePublisher, error_result
+from router.pipeline import Handler, Stage, compose
+
+log = logging.getLogger(__name__)
+
+
+@contextlib.asynccontextmanager
+async def _working(msg: NatsMessage, every_s: float) -> AsyncIterator[None]:
+    """Tell JetStream the request is still being worked on, so it is not redelivered meanwhile.
+
+    Only a replica that died stops these in-progress acks; then, after ack_wait, another
+    replica gets the request.
+    """
+
+    async def beat() -> None:
+        while True:
+            await asyncio.sleep(every_s)
+            with contextlib.suppress(Exception):
+                await msg.in_progress()
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+class RouterService:
+    """Runs each request through the pipeline and publishes its one terminal result."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        stages: Sequence[Stage],
+        terminal: Handler,
+        catalog_version: str,
+        known_agents: frozenset[str] | None = None,
+        tracer: trace.Tracer | None = None,
+    ) -> None:
+        self._settings = settings
+        self._tracer = tracer or trace.get_tracer("flipsync.router")
+        self._pipeline = compose(stages, terminal, self._tracer)
+        self._catalog_version = catalog_version
+        self._known_agents = known_agents
+
+    def router(self) -> NatsRouter:
+        """The FastStream router with the durable request consumer, shared by all replicas."""
+        router = NatsRouter()
+        durable_consumer(
+            router,
+            self.on_request,
+            subject=subjects.REQUESTS_ALL,
+            stream=subjects.STREAM_REQUESTS,
+            durable=subjects.DURABLE_ROUTER,
+            settings=self._settings,
+            workers=self._settings.router_workers,
+        )
+        return router
+
+    async def on_request(self, msg: NatsMessage, broker: NatsBroker, js: JsClient) -> None:
+        """Answer one request; raise only when NATS itself failed, so it is redelivered."""
+        outcomes = OutcomePublisher(broker, self._catalog_version)
+        data: bytes = msg.body
+        try:
+            request = decode(data, LlmRequest, max_bytes=self._settings.max_request_bytes)
+            self._check(request, msg.raw_message.subject)
+        except (WireError, UnknownAgentError) as exc:
+            await self._reject(outcomes, msg.raw_message.subject, data, exc)
+            return
+        stored = await outcomes.stored_result(js, request)
+        if stored is not None:  # a redelivery of a request an earlier replica finished
+            await outcomes.publish(request, stored)
+            return
+        async with _working(msg, self._settings.ack_wait_s / 3):
+            result = await self.answer(request)
+        await outcomes.publish(request, result)
+
+    async def answer(self, request: LlmRequest) -> LlmResult:
+        """The pipeline's result for a request; every failure becomes an error result."""
+        ctx = RequestContext(request=request)
+        span = trace.get_current_span()
+        span.set_attribute("flipsync.tenant", request.tenant)
+        span.set_attribute("flipsync.agent", request.agent)
+        span.set_attribute("flipsync.request_id", request.id)
+        try:
+            return await self._pipeline(ctx)
+        except RouterError as exc:
+            return error_result(request.id, request.tenant, request.agent, exc.code, exc.reason)
+        except Exception as exc:  # a bug must not lose the request: it gets a reason
+            log.exception("request %s failed inside the pipeline", request.id)
+            reason = f"internal error: {type(exc).__name__}: {exc}"
+            code = ErrorCode.INTERNAL
+            return error_result(request.id, request.tenant, request.agent, code, reason)
+
+    def _check(self, request: LlmRequest, subject: str) -> None:
+        """Refuse ids unfit for a subject, a body that is not its subject's, unknown agents."""
+        try:
+            expected = subjects.llm_request(request.tenant, request.agent)
+            subjects.token(request.id)
+        except ValueError as exc:
+            raise WireError(ErrorCode.MALFORMED, str(exc)) from exc
+        if subject != expected:
+            reason = f"request for {request.tenant}/{request.agent} arrived on {subject}"
+            raise WireError(ErrorCode.MALFORMED, reason)
+        if self._known_agents is not None and request.agent not in self._known_agents:
+            raise UnknownAgentError(request.agent)
+
+    async def _reject(
+        self,
+        outcomes: OutcomePublisher,
+        subject: str,
+        data: bytes,
+        exc: WireError | UnknownAgentError,
+    ) -> None:
+        """Dead-letter bad input, and answer its requester when it can be identified."""
+        code, reason = exc.code, exc.reason
+        await outcomes.dead_letter("router", subject, code, reason, data)
+        request_id, tenant, agent = peek_ids(data)
+        try:
+            for value in (request_id, tenant, agent):
+                subjects.token(value)
+        except ValueError:
+            return  # no requester to answer: the dead letter is all that can be kept
+        await outcomes.publish_result(error_result(request_id, tenant, agent, code, reason))
