@@ -1,0 +1,92 @@
+"""`flipsync demo`: everything embedded in one process, the sample catalog uploaded end to end."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from rich.console import Console
+from rich.panel import Panel
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
+
+from agents.upload import load_catalog, upload_product
+from agents.watch import WorkflowWatcher
+from bus.messages import WorkflowDone, WorkflowProgress
+from bus.settings import Settings
+from cost_ledger.pricing import to_usd
+from cost_ledger.report import build_report, render_report
+from flipsync.stack import Stack, start_stack
+
+TENANT = "demo"
+
+
+async def run_demo(settings: Settings, console: Console | None = None) -> int:
+    """Upload the sample catalog, print every listing and the cost report; 0 when all passed."""
+    console = console or Console()
+    stack = await start_stack(settings)
+    try:
+        mode = "SIMULATED provider (no real calls, no money spent)"
+        if not stack.simulated:
+            mode = f"real provider at {settings.openai_base_url or 'api.openai.com'}"
+        console.print(f"[bold]FlipSync demo[/bold] - {mode}")
+        console.print(f"NATS {stack.nats_url} - Redis {stack.redis_url}")
+        done = await _upload_all(stack, console)
+        for event in done:
+            console.print(_listing_panel(event, stack.simulated))
+        await _settle_ledger(stack, sum(e.cost_micro_usd for e in done))
+        report = await build_report(stack.aggregates, tenant=TENANT)
+        console.print(render_report(report))
+        failed = [e for e in done if not e.ok]
+        for event in failed:
+            console.print(f"[red]{event.product_id} failed: {event.reason}[/red]")
+        return 1 if failed else 0
+    finally:
+        await stack.stop()
+
+
+async def _upload_all(stack: Stack, console: Console) -> list[WorkflowDone]:
+    products = load_catalog()
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=console,
+    ) as progress:
+        tasks: dict[str, TaskID] = {}
+
+        def on_progress(event: WorkflowProgress) -> None:
+            task = tasks.get(event.workflow_id)
+            if task is not None:
+                progress.update(task, completed=event.done, total=event.total)
+
+        async with WorkflowWatcher(stack.broker, TENANT, on_progress) as watcher:
+            uploads = []
+            tracer = stack.tracer_provider.get_tracer("flipsync.upload")
+            for product in products:
+                upload = await upload_product(stack.broker, product, tenant=TENANT, tracer=tracer)
+                tasks[upload.workflow_id] = progress.add_task(product.product_id, total=None)
+                uploads.append(upload)
+            done = await watcher.wait((u.workflow_id for u in uploads), timeout_s=180)
+        for upload in uploads:
+            event = done[upload.workflow_id]
+            progress.update(tasks[upload.workflow_id], completed=1, total=1)
+            if event.ok:
+                progress.update(tasks[upload.workflow_id], description=f"{upload.product_id} done")
+    return [done[u.workflow_id] for u in uploads]
+
+
+def _listing_panel(event: WorkflowDone, simulated: bool) -> Panel:
+    cost, baseline = to_usd(event.cost_micro_usd), to_usd(event.baseline_micro_usd)
+    body = json.dumps(event.listing, indent=2, ensure_ascii=False)
+    note = " (simulated)" if simulated else ""
+    title = f"{event.product_id}: {'ok' if event.ok else 'FAILED'}"
+    subtitle = f"cost ${cost:.6f} vs naive ${baseline:.6f}, saved ${baseline - cost:.6f}{note}"
+    return Panel(body, title=title, subtitle=subtitle)
+
+
+async def _settle_ledger(stack: Stack, expected_micro_usd: int, timeout_s: float = 15.0) -> None:
+    """Wait until the ledger's aggregates hold every cent the workflows reported."""
+    async with asyncio.timeout(timeout_s):
+        # Redis has no event to wait on here; the consumer's progress is polled.
+        while (await stack.aggregates.totals(TENANT)).spend_micro_usd < expected_micro_usd:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)

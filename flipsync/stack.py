@@ -1,0 +1,188 @@
+"""Composition, done once: servers (embedded or external), then the services on one broker."""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import redis.asyncio as aioredis
+from faststream.nats import NatsBroker, NatsRouter
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SpanExporter
+
+from agents.dag import WorkflowDag
+from agents.runtime import AgentRuntime
+from agents.specs import ALL_SPECS
+from agents.workflow import WorkflowService
+from bus.broker import make_broker
+from bus.embedded import EmbeddedNats, EmbeddedRedis
+from bus.settings import Settings
+from bus.streams import ensure_streams
+from bus.tracing import make_tracer_provider
+from cost_ledger.aggregates import AggregateStore
+from cost_ledger.catalog import PriceCatalog
+from cost_ledger.consumer import ledger_router
+from flipsync.providers import provider_registry
+from router.pipeline import Stage
+from router.providers.registry import ProviderRegistry
+from router.service import RouterService
+from router.simulated.config import SimConfig
+from router.simulated.server import SimulatedProvider
+from router.stages.batch import BatchStage
+from router.stages.budget import BudgetStage
+from router.stages.cache import CacheStage
+from router.stages.dedup import DedupStage
+from router.stages.dispatch import Dispatcher
+from router.stages.route import RouteStage
+
+
+class Service(enum.StrEnum):
+    """A service `flipsync run` can start; the embedded stack runs all of them."""
+
+    PROVIDER = "provider"  # the simulated provider (only when no real one is configured)
+    ROUTER = "router"
+    LEDGER = "ledger"
+    WORKFLOW = "workflow"
+    AGENTS = "agents"
+
+
+ALL_SERVICES = frozenset(Service)
+
+
+@dataclass(kw_only=True)
+class Stack:
+    """A running set of FlipSync services and the servers they use."""
+
+    settings: Settings
+    broker: NatsBroker
+    redis: aioredis.Redis
+    catalog: PriceCatalog
+    tracer_provider: TracerProvider
+    nats_url: str
+    redis_url: str
+    simulated: bool
+    sim: SimulatedProvider | None = None
+    registry: ProviderRegistry | None = None
+    embedded: list[EmbeddedNats | EmbeddedRedis] = field(default_factory=list)
+
+    @property
+    def aggregates(self) -> AggregateStore:
+        """The ledger's aggregate view in Redis."""
+        return AggregateStore(self.redis)
+
+    async def stop(self) -> None:
+        """Stop services, then the servers this stack started; leaves no process behind."""
+        with contextlib.suppress(Exception):
+            await self.broker.stop()
+        if self.registry is not None:
+            await self.registry.close()
+        await self.redis.aclose()
+        if self.sim is not None:
+            await self.sim.stop()
+        self.tracer_provider.shutdown()
+        for server in reversed(self.embedded):
+            await server.stop()
+
+
+async def start_stack(
+    settings: Settings,
+    services: Iterable[Service] = ALL_SERVICES,
+    *,
+    sim_config: SimConfig | None = None,
+    span_exporter: SpanExporter | None = None,
+) -> Stack:
+    """Start the servers that are not configured, then the services, on one connection."""
+    wanted = frozenset(services)
+    embedded: list[EmbeddedNats | EmbeddedRedis] = []
+    try:
+        nats_url = settings.nats_url
+        if nats_url is None:
+            nats = EmbeddedNats(settings.data_dir / "nats" if settings.data_dir else None)
+            await nats.start()
+            embedded.append(nats)
+            nats_url = nats.url
+        redis_url = settings.redis_url
+        if redis_url is None:
+            redis = EmbeddedRedis()
+            await redis.start()
+            embedded.append(redis)
+            redis_url = redis.url
+    except BaseException:
+        for server in reversed(embedded):
+            await server.stop()
+        raise
+
+    tracer_provider = make_tracer_provider(
+        settings.service_name, settings.otlp_endpoint, span_exporter
+    )
+    catalog = PriceCatalog.load()
+    sim: SimulatedProvider | None = None
+    if not settings.real_provider and Service.PROVIDER in wanted:
+        sim = SimulatedProvider(sim_config or SimConfig(latency_ms=settings.sim_latency_ms))
+        await sim.start()
+    simulated_url = sim.base_url if sim else settings.sim_base_url
+    redis_client = aioredis.Redis.from_url(redis_url)
+    routers: list[NatsRouter] = []
+    registry: ProviderRegistry | None = None
+    if Service.ROUTER in wanted:
+        registry = provider_registry(settings, catalog, simulated_url)
+        routers.append(_router_service(settings, registry, catalog, tracer_provider).router())
+    if Service.LEDGER in wanted:
+        routers.append(ledger_router(AggregateStore(redis_client), settings=settings))
+    if Service.WORKFLOW in wanted:
+        routers.append(WorkflowService(WorkflowDag(ALL_SPECS), settings).router())
+    if Service.AGENTS in wanted:
+        runtime = AgentRuntime(
+            ALL_SPECS, settings=settings, tracer=tracer_provider.get_tracer("flipsync.agents")
+        )
+        routers.append(runtime.router())
+    broker = make_broker(
+        nats_url, routers=routers, tracer_provider=tracer_provider, client_name="flipsync"
+    )
+    stack = Stack(
+        settings=settings,
+        broker=broker,
+        redis=redis_client,
+        catalog=catalog,
+        tracer_provider=tracer_provider,
+        nats_url=nats_url,
+        redis_url=redis_url,
+        simulated=not settings.real_provider,
+        sim=sim,
+        registry=registry,
+        embedded=embedded,
+    )
+    try:
+        await broker.connect()
+        await ensure_streams(broker.connection.jetstream(), settings)
+        await broker.start()
+    except BaseException:
+        await stack.stop()
+        raise
+    return stack
+
+
+def _router_service(
+    settings: Settings,
+    registry: ProviderRegistry,
+    catalog: PriceCatalog,
+    tracer_provider: TracerProvider,
+) -> RouterService:
+    tracer = tracer_provider.get_tracer("flipsync.router")
+    stages: list[Stage] = [
+        CacheStage(),
+        DedupStage(),
+        RouteStage(registry, settings.default_model),
+        BudgetStage(),
+        BatchStage(),
+    ]
+    return RouterService(
+        settings=settings,
+        stages=stages,
+        terminal=Dispatcher(registry, catalog, settings.baseline_model, tracer),
+        catalog_version=catalog.version,
+        known_agents=frozenset(spec.name for spec in ALL_SPECS) | settings.extra_agents,
+        tracer=tracer,
+    )
