@@ -7,12 +7,17 @@ import random
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Literal
 
 import httpx2
 import openai
 import pytest
 from openai import AsyncOpenAI
+from openai.types.chat import (
+    ChatCompletionContentPartImageParam,
+    ChatCompletionContentPartTextParam,
+    ChatCompletionMessageParam,
+)
 
 from router.simulated import Faults, SimConfig, SimulatedProvider
 from router.simulated.content import generate
@@ -85,9 +90,9 @@ def schema_errors(value: Any, schema: Any, root: dict[str, Any], at: str = "$") 
     if kind in types and not isinstance(value, types[kind]):
         return [f"{at}: not {kind}"]
     errors: list[str] = []
-    if isinstance(value, str):
-        if not schema.get("minLength", 0) <= len(value) <= schema.get("maxLength", 10**9):
-            errors.append(f"{at}: length {len(value)}")
+    length = (schema.get("minLength", 0), schema.get("maxLength", 10**9))
+    if isinstance(value, str) and not length[0] <= len(value) <= length[1]:
+        errors.append(f"{at}: length {len(value)}")
     if isinstance(value, list):
         if not schema.get("minItems", 0) <= len(value) <= schema.get("maxItems", 10**9):
             errors.append(f"{at}: {len(value)} items")
@@ -104,7 +109,7 @@ def schema_errors(value: Any, schema: Any, root: dict[str, Any], at: str = "$") 
     return errors
 
 
-def user(text: str) -> list[dict[str, Any]]:
+def user(text: str) -> list[ChatCompletionMessageParam]:
     """One user message."""
     return [{"role": "user", "content": text}]
 
@@ -200,12 +205,50 @@ def test_schema_values_validate_across_many_prompts() -> None:
     ]
     for _ in range(200):
         prompt = " ".join(rng.sample(words, rng.randint(1, 6)))
+        messages: list[dict[str, Any]] = [{"role": "user", "content": prompt}]
         request = ChatRequest(
-            model=MODEL, messages=user(prompt), response_format=json_schema_format(LISTING_SCHEMA)
+            model=MODEL, messages=messages, response_format=json_schema_format(LISTING_SCHEMA)
         )
         value = json.loads(generate(request).content)
         assert schema_errors(value, LISTING_SCHEMA, LISTING_SCHEMA) == []
         assert list(validator.iter_errors(value)) == []
+
+
+TREE_SCHEMA: dict[str, Any] = {
+    "$defs": {
+        "node": {
+            "type": "object",
+            "properties": {
+                "label": {"type": "string", "maxLength": 20},
+                "children": {"type": "array", "items": {"$ref": "#/$defs/node"}},
+            },
+            "required": ["label", "children"],
+            "additionalProperties": False,
+        }
+    },
+    "$ref": "#/$defs/node",
+}
+ODD_SCHEMAS: list[dict[str, Any]] = [
+    TREE_SCHEMA,
+    {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 2},
+    {"type": "string", "enum": ["a", "b"]},
+    {"type": "object", "properties": {"a": {"type": "boolean"}}, "additionalProperties": False},
+    {"anyOf": [{"type": "object"}, {"type": "array"}]},
+    {"allOf": [{"properties": {"a": {"type": "string", "format": "date"}}, "required": ["a"]}]},
+]
+
+
+@pytest.mark.parametrize("schema", ODD_SCHEMAS)
+def test_generated_values_validate_and_broken_ones_do_not(schema: dict[str, Any]) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    validator = jsonschema.Draft202012Validator(schema)
+    for prompt in ("oak desk", "linen shirt with long sleeves", "kettle"):
+        messages: list[dict[str, Any]] = [{"role": "user", "content": prompt}]
+        request = ChatRequest(
+            model=MODEL, messages=messages, response_format=json_schema_format(schema)
+        )
+        assert validator.is_valid(json.loads(generate(request).content))
+        assert not validator.is_valid(json.loads(generate(request, break_schema=True).content))
 
 
 async def test_json_object_mode_answers_an_object(client: AsyncOpenAI) -> None:
@@ -217,10 +260,13 @@ async def test_json_object_mode_answers_an_object(client: AsyncOpenAI) -> None:
 
 @pytest.mark.parametrize(("detail", "image_tokens"), [("high", 765), ("low", 85)])
 async def test_image_usage_follows_the_tile_rule(
-    client: AsyncOpenAI, detail: str, image_tokens: int
+    client: AsyncOpenAI, detail: Literal["high", "low"], image_tokens: int
 ) -> None:
-    text = {"type": "text", "text": "Describe this product photo."}
-    image = {"type": "image_url", "image_url": {"url": png_data_url(1024, 1024), "detail": detail}}
+    text: ChatCompletionContentPartTextParam = {"type": "text", "text": "Describe this photo."}
+    image: ChatCompletionContentPartImageParam = {
+        "type": "image_url",
+        "image_url": {"url": png_data_url(1024, 1024), "detail": detail},
+    }
     plain = await client.chat.completions.create(
         model=MODEL, messages=[{"role": "user", "content": [text]}]
     )
@@ -305,9 +351,15 @@ async def test_streaming_chunks_add_up_to_the_content(client: AsyncOpenAI) -> No
 
 async def test_repeated_long_prefix_is_cached(client: AsyncOpenAI) -> None:
     policy = f"Policy {uuid.uuid4()}. " + "Listings must be honest, clear and complete. " * 200
-    first_messages = [{"role": "system", "content": policy}, *user("Title for a red kettle")]
+    first_messages: list[ChatCompletionMessageParam] = [
+        {"role": "system", "content": policy},
+        *user("Title for a red kettle"),
+    ]
     first = await client.chat.completions.create(model=MODEL, messages=first_messages)
-    second_messages = [{"role": "system", "content": policy}, *user("Title for a blue lamp")]
+    second_messages: list[ChatCompletionMessageParam] = [
+        {"role": "system", "content": policy},
+        *user("Title for a blue lamp"),
+    ]
     second = await client.chat.completions.create(model=MODEL, messages=second_messages)
     assert first.usage is not None and first.usage.prompt_tokens_details is not None
     assert second.usage is not None and second.usage.prompt_tokens_details is not None
@@ -353,6 +405,16 @@ async def test_bad_requests_get_openai_errors(
             headers={"x-sim-fault": "gremlins"},
         )
     assert bad_fault.status_code == 400
+
+
+async def test_unusable_schema_is_a_bad_request(client: AsyncOpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        await client.chat.completions.create(
+            model=MODEL,
+            messages=user("hi"),
+            response_format=json_schema_format({"type": "object", "properties": []}),
+        )
+    assert caught.value.param == "response_format.json_schema.schema"
 
 
 async def test_stats_count_calls_and_faults() -> None:

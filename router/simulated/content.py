@@ -1,0 +1,134 @@
+"""Deterministic answers: the same model and messages always give the same content."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from router.simulated.request import ChatRequest
+from router.simulated.schema_values import SchemaFaker
+from router.simulated.words import Vocabulary
+from router.tokens import count_text_tokens, text_pieces
+
+FinishReason = Literal["stop", "length"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Generated:
+    """One generated answer and how it ended."""
+
+    content: str
+    finish_reason: FinishReason
+    """"length" when max tokens cut the answer short."""
+    completion_tokens: int
+
+
+def seed_for(model: str, messages: list[dict[str, Any]]) -> int:
+    """A stable seed from the model and the messages (not Python's randomised hash())."""
+    blob = json.dumps([model, messages], sort_keys=True, ensure_ascii=False)
+    return int.from_bytes(hashlib.sha256(blob.encode()).digest()[:8], "big")
+
+
+def generate(request: ChatRequest, *, break_schema: bool = False) -> Generated:
+    """The answer to a request: text, a JSON object, or JSON valid for the requested schema.
+
+    With break_schema, a json_schema answer is still JSON but does not validate.
+    """
+    rng = random.Random(seed_for(request.model, request.messages))
+    words = Vocabulary.from_messages(request.messages)
+    schema = request.json_schema
+    if schema is not None:
+        faker = SchemaFaker(schema, words, rng)
+        value = faker.value(schema)
+        if break_schema:
+            value = violate(faker, value)
+        content = _dump(value)
+    elif request.format_type in ("json_object", "json_schema"):
+        content = _dump(
+            {
+                "answer": words.sentence(rng),
+                "keywords": [words.word(rng).lower() for _ in range(3)],
+                "confidence": round(rng.uniform(0.6, 0.99), 2),
+            }
+        )
+    else:
+        content = words.text(rng, rng.randint(2, 5))
+    return _bounded(content, request.max_tokens)
+
+
+def violate(faker: SchemaFaker, valid: Any) -> Any:
+    """A JSON value the faker's root schema rejects, derived from a valid one.
+
+    Drops a required key, else adds a key where none may be added, else changes the type.
+    A schema that accepts anything cannot be broken; then the valid value comes back.
+    """
+    root = faker.resolve(faker.root)
+    if isinstance(valid, dict) and isinstance(root, dict):
+        required = [key for key in root.get("required", []) if key in valid]
+        if required:
+            return {k: v for k, v in valid.items() if k != required[0]}
+        if root.get("additionalProperties") is False:
+            return {**valid, "unexpected_field": True}
+    allowed = _types(faker, root)
+    if allowed is None:
+        return valid
+    candidates: tuple[Any, ...] = ({"unexpected": True}, ["unexpected"], "unexpected", True, None)
+    for candidate in (*candidates, 1.5):
+        if _json_type(candidate) not in allowed:
+            return candidate
+    return valid
+
+
+def _types(faker: SchemaFaker, schema: Any) -> set[str] | None:
+    """The JSON types a schema can accept, or None when it accepts every type."""
+    schema = faker.resolve(schema)
+    if not isinstance(schema, dict):
+        return None if schema is not False else set()
+    if "const" in schema:
+        return {_json_type(schema["const"])}
+    if schema.get("enum"):
+        return {_json_type(v) for v in schema["enum"]}
+    kind = schema.get("type")
+    if isinstance(kind, str | list):
+        kinds = {kind} if isinstance(kind, str) else set(kind)
+        return kinds | {"number"} if "integer" in kinds else kinds
+    branches = schema.get("anyOf") or schema.get("oneOf")
+    if branches:
+        union: set[str] = set()
+        for branch in branches:
+            types = _types(faker, branch)
+            if types is None:
+                return None
+            union |= types
+        return union
+    return None
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    names = {dict: "object", list: "array", str: "string", type(None): "null"}
+    return names.get(type(value), "string")
+
+
+def _dump(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _bounded(content: str, max_tokens: int | None) -> Generated:
+    """content cut to max_tokens, as a model stops mid-answer at its token limit."""
+    total = count_text_tokens(content)
+    if max_tokens is None or total <= max_tokens:
+        return Generated(content=content, finish_reason="stop", completion_tokens=total)
+    kept, used = [], 0
+    for piece, tokens in text_pieces(content):
+        if used + tokens > max_tokens:
+            break
+        kept.append(piece)
+        used += tokens
+    return Generated(content="".join(kept), finish_reason="length", completion_tokens=used)

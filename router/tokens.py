@@ -1,0 +1,177 @@
+"""Offline token estimates for text, chat messages and images, shared by router and simulator.
+
+tiktoken downloads its vocabulary at run time, so we estimate BPE tokens from the text itself.
+The text is cut into pieces and each piece costs:
+
+- an ASCII word: 1 token per started 6 letters ("hello" 1, "waterproof" 2);
+- a word in another alphabet (Cyrillic, Greek, accented Latin): 1 per started 3 letters;
+- CJK (Chinese, Japanese kana, Korean): 1 token per character;
+- a digit run: 1 per started 3 digits, as cl100k/o200k split numbers;
+- a punctuation run: 1 per started 2 characters (``{"`` and ``",`` are single tokens);
+- whitespace: a single space is free (BPE glues it to the next word), any other run is 1.
+
+On English prose this lands within about 10% of cl100k/o200k (near 4 characters a token).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import io
+import json
+import math
+import re
+import warnings
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from PIL import Image
+
+MESSAGE_OVERHEAD_TOKENS = 3
+"""OpenAI's per-message framing tokens (<|start|>role ... <|end|>)."""
+REPLY_PRIMING_TOKENS = 3
+"""Tokens that prime the assistant's reply, counted once per request."""
+NAME_TOKENS = 1
+"""Extra token when a message carries a name."""
+LOW_DETAIL_TOKENS = 85
+"""Tokens of a low-detail image, and the base cost of a high-detail one (gpt-4o class)."""
+TILE_TOKENS = 170
+"""Tokens per 512px tile of a high-detail image (gpt-4o class)."""
+DEFAULT_IMAGE_SIZE = (1024, 1024)
+"""Assumed size of an image whose size is unknown (an https URL without width/height)."""
+
+_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
+_PIECE = re.compile(
+    rf"(?P<cjk>[{_CJK}]+)"
+    r"|(?P<ascii>[A-Za-z]+)"
+    r"|(?P<digits>\d+)"
+    rf"|(?P<word>(?:(?![{_CJK}])[^\W\d_])+)"
+    r"|(?P<space>\s+)"
+    r"|(?P<punct>[^\w\s]+|_+)"
+)
+_CHARS_PER_TOKEN = {"cjk": 1, "ascii": 6, "digits": 3, "word": 3, "punct": 2}
+
+
+def text_pieces(text: str) -> tuple[tuple[str, int], ...]:
+    """The text as (piece, tokens) pairs in order; their tokens sum to count_text_tokens."""
+    return _pieces(text)
+
+
+def count_text_tokens(text: str) -> int:
+    """Estimated BPE tokens of text (see the module docstring for the rule)."""
+    return _count(text)
+
+
+# Memoised: system prompts and few-shot examples repeat in nearly every request.
+@functools.lru_cache(maxsize=2048)
+def _pieces(text: str) -> tuple[tuple[str, int], ...]:
+    pieces = []
+    for match in _PIECE.finditer(text):
+        kind = match.lastgroup or "punct"
+        piece = match.group()
+        if kind == "space":
+            pieces.append((piece, 0 if piece == " " else 1))
+        else:
+            pieces.append((piece, -(-len(piece) // _CHARS_PER_TOKEN[kind])))
+    return tuple(pieces)
+
+
+@functools.lru_cache(maxsize=2048)
+def _count(text: str) -> int:
+    return sum(tokens for _, tokens in _pieces(text))
+
+
+def image_tokens(width: int, height: int, detail: str = "auto") -> int:
+    """Tokens of one image by OpenAI's tile rule for gpt-4o class models.
+
+    "low" is a flat 85. "high" (and "auto") fits the image within 2048x2048, then shrinks it
+    so the shortest side is 768 (never enlarging), and costs 170 per 512px tile plus 85.
+    """
+    if detail == "low":
+        return LOW_DETAIL_TOKENS
+    w, h = max(width, 1), max(height, 1)
+    if max(w, h) > 2048:
+        scale = 2048 / max(w, h)
+        w, h = round(w * scale), round(h * scale)
+    if min(w, h) > 768:
+        scale = 768 / min(w, h)
+        w, h = round(w * scale), round(h * scale)
+    tiles = math.ceil(w / 512) * math.ceil(h / 512)
+    return TILE_TOKENS * tiles + LOW_DETAIL_TOKENS
+
+
+def image_size_from_data_url(url: str) -> tuple[int, int] | None:
+    """(width, height) of a base64 data: URL image, or None (https URL, undecodable data)."""
+    return _image_size(url) if url.startswith("data:") else None
+
+
+@functools.lru_cache(maxsize=256)
+def _image_size(url: str) -> tuple[int, int] | None:
+    header, sep, payload = url.partition(",")
+    if not sep or not header.endswith(";base64"):
+        return None
+    try:
+        raw = base64.b64decode(payload, validate=False)
+        # Only the header is read; a huge image is no bomb here, so Pillow need not warn.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(raw)) as image:
+                width, height = image.size
+    except (binascii.Error, ValueError, OSError, Image.DecompressionBombError):
+        return None
+    return width, height
+
+
+def image_part_tokens(image_url: Mapping[str, Any]) -> int:
+    """Tokens of an image_url part; size from its data: URL, our width/height keys, or 1024x1024."""
+    detail = str(image_url.get("detail") or "auto")
+    if detail == "low":
+        return LOW_DETAIL_TOKENS
+    size = image_size_from_data_url(str(image_url.get("url", "")))
+    if size is None:
+        width, height = image_url.get("width"), image_url.get("height")
+        if isinstance(width, int) and isinstance(height, int):
+            size = (width, height)
+        else:
+            size = DEFAULT_IMAGE_SIZE
+    return image_tokens(size[0], size[1], detail)
+
+
+def message_pieces(messages: Iterable[Mapping[str, Any]]) -> Iterator[tuple[str, int]]:
+    """Every message as (piece, tokens) pairs in order: framing, role, name, content, images.
+
+    An image piece is its URL with its image tokens, so equal images hash equal.
+    """
+    for message in messages:
+        role = str(message.get("role", ""))
+        yield f"<|{role}|>", MESSAGE_OVERHEAD_TOKENS + count_text_tokens(role)
+        name = message.get("name")
+        if isinstance(name, str):
+            yield name, NAME_TOKENS + count_text_tokens(name)
+        yield from _content_pieces(message.get("content"))
+        tool_calls = message.get("tool_calls")
+        if tool_calls:
+            yield from text_pieces(json.dumps(tool_calls, sort_keys=True))
+
+
+def count_messages_tokens(messages: Iterable[Mapping[str, Any]]) -> int:
+    """Prompt tokens of OpenAI chat messages: text, images and OpenAI's framing overhead."""
+    return sum(tokens for _, tokens in message_pieces(messages)) + REPLY_PRIMING_TOKENS
+
+
+def _content_pieces(content: object) -> Iterator[tuple[str, int]]:
+    if isinstance(content, str):
+        yield from text_pieces(content)
+        return
+    if not isinstance(content, list):
+        return
+    for part in content:
+        if not isinstance(part, Mapping):
+            continue
+        if part.get("type") == "text":
+            yield from text_pieces(str(part.get("text", "")))
+        elif part.get("type") == "image_url":
+            image_url = part.get("image_url")
+            if isinstance(image_url, Mapping):
+                yield str(image_url.get("url", "")), image_part_tokens(image_url)
