@@ -53,7 +53,7 @@ class CheckpointStore:
                 if agent != UPLOAD and entry.value:
                     out[agent] = decode(entry.value, AgentCheckpoint)
         finally:
-            await watcher.stop()
+            await watcher.stop()  # type: ignore[no-untyped-call]
         return out
 
     async def _get(self, key: str) -> bytes | None:

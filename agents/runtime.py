@@ -6,8 +6,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from faststream.nats import NatsRouter
-from faststream.nats.annotations import JsClient, NatsBroker, NatsMessage
+from faststream.nats import NatsBroker, NatsRouter
 from nats.js import JetStreamContext
 from opentelemetry import trace
 
@@ -16,7 +15,7 @@ from agents.prompting import build_messages
 from agents.spec import UPLOAD, AgentSpec, Inputs
 from bus import subjects
 from bus.codec import decode, encode
-from bus.consumers import durable_consumer
+from bus.consumers import Incoming, durable_consumer, message
 from bus.errors import WireError
 from bus.llm_client import LlmClient
 from bus.messages import (
@@ -42,11 +41,14 @@ class AgentRuntime:
         specs: Iterable[AgentSpec],
         *,
         settings: Settings,
+        broker: NatsBroker,
         llm_timeout_s: float = 120.0,
         tracer: trace.Tracer | None = None,
     ) -> None:
         self.specs = {spec.name: spec for spec in specs}
         self._settings = settings
+        self._broker = broker
+        self._llm = LlmClient(broker)
         self._llm_timeout_s = llm_timeout_s
         self._tracer = tracer or trace.get_tracer("flipsync.agents")
 
@@ -65,10 +67,12 @@ class AgentRuntime:
             )
         return router
 
-    async def on_run(self, msg: NatsMessage, broker: NatsBroker, js: JsClient) -> None:
+    async def on_run(self, incoming: Incoming) -> None:
         """Run one agent for one workflow, unless its checkpoint says it already ran."""
+        broker = self._broker
+        js = broker.connection.jetstream()
         try:
-            command = decode(msg.body, RunAgent)
+            command = decode(message(incoming).body, RunAgent)
         except WireError as exc:
             log.warning("dropping an unreadable run command: %s", exc.reason)
             return
@@ -83,7 +87,7 @@ class AgentRuntime:
                 span.set_attribute("flipsync.agent", spec.name)
                 span.set_attribute("flipsync.tenant", command.tenant)
                 span.set_attribute("flipsync.workflow_id", command.workflow_id)
-                checkpoint = await self.work(spec, command, store, js, LlmClient(broker))
+                checkpoint = await self.work(spec, command, store, js, self._llm)
                 span.set_attribute("flipsync.cost_micro_usd", checkpoint.cost_micro_usd)
             await store.put(checkpoint)
         done = AgentDone(

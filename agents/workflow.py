@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import logging
 
-from faststream.nats import NatsRouter
-from faststream.nats.annotations import JsClient, NatsBroker, NatsMessage
+from faststream.nats import NatsBroker, NatsRouter
 
 from agents.checkpoints import CheckpointStore
 from agents.dag import WorkflowDag
 from agents.spec import UPLOAD
 from bus import subjects
 from bus.codec import decode, encode
-from bus.consumers import durable_consumer
+from bus.consumers import Incoming, durable_consumer, message
 from bus.errors import WireError
 from bus.messages import (
     AgentCheckpoint,
@@ -35,9 +34,10 @@ class WorkflowService:
     replica can take any event, and a restarted one resumes where the checkpoints stand.
     """
 
-    def __init__(self, dag: WorkflowDag, settings: Settings) -> None:
+    def __init__(self, dag: WorkflowDag, settings: Settings, broker: NatsBroker) -> None:
         self.dag = dag
         self._settings = settings
+        self._broker = broker
 
     def router(self) -> NatsRouter:
         """Durable consumers of uploads and of agent-done events."""
@@ -57,10 +57,11 @@ class WorkflowService:
             )
         return router
 
-    async def on_upload(self, msg: NatsMessage, broker: NatsBroker, js: JsClient) -> None:
+    async def on_upload(self, incoming: Incoming) -> None:
         """Keep the upload and start the agents that need nothing but it."""
+        broker, js = self._broker, self._broker.connection.jetstream()
         try:
-            upload = decode(msg.body, ProductUploaded)
+            upload = decode(message(incoming).body, ProductUploaded)
         except WireError as exc:
             log.warning("dropping an unreadable upload: %s", exc.reason)
             return
@@ -68,10 +69,11 @@ class WorkflowService:
         await store.put_upload(upload)
         await self._advance(broker, store, upload, finished_now=UPLOAD)
 
-    async def on_agent_done(self, msg: NatsMessage, broker: NatsBroker, js: JsClient) -> None:
+    async def on_agent_done(self, incoming: Incoming) -> None:
         """Run what the finished agent unblocked; end the workflow when nothing is left."""
+        broker, js = self._broker, self._broker.connection.jetstream()
         try:
-            done = decode(msg.body, AgentDone)
+            done = decode(message(incoming).body, AgentDone)
         except WireError as exc:
             log.warning("dropping an unreadable agent-done event: %s", exc.reason)
             return

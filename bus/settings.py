@@ -11,7 +11,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     """Everything a FlipSync process needs to know; built once and passed in."""
 
-    model_config = SettingsConfigDict(env_prefix="FLIPSYNC_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="FLIPSYNC_", extra="ignore", frozen=True, populate_by_name=True
+    )
 
     nats_url: str | None = Field(
         default=None, validation_alias=AliasChoices("NATS_URL", "FLIPSYNC_NATS_URL")

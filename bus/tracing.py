@@ -6,6 +6,7 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased
 
 
 def make_tracer_provider(
@@ -18,9 +19,12 @@ def make_tracer_provider(
     W3C trace context travels in NATS headers through FastStream's telemetry middleware
     (bus.broker), so spans of every process join the upload's one trace.
     """
-    provider = TracerProvider(resource=Resource.create({SERVICE_NAME: service_name}))
     if exporter is None and otlp_endpoint:
         exporter = OTLPSpanExporter(endpoint=otlp_endpoint.rstrip("/") + "/v1/traces")
+    # With nowhere to send spans, record none: context still propagates, at no cost.
+    sampler = ParentBased(ALWAYS_ON) if exporter is not None else ALWAYS_OFF
+    resource = Resource.create({SERVICE_NAME: service_name})
+    provider = TracerProvider(resource=resource, sampler=sampler)
     if exporter is not None:
         provider.add_span_processor(BatchSpanProcessor(exporter))
     return provider

@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
-from faststream import AckPolicy
 from faststream.exceptions import NackMessage
-from faststream.message import StreamMessage
-from faststream.nats import JStream, NatsRouter, PullSub
-from faststream.nats.annotations import NatsMessage
-from nats.js.api import ConsumerConfig
+from faststream.nats import JStream, NatsRouter
 from redis.exceptions import RedisError
 
 from bus import subjects
 from bus.codec import decode, encode
+from bus.consumers import Incoming, durable_consumer, message
 from bus.errors import WireError
 from bus.messages import DeadLetter, ErrorCode, LedgerEvent
 from bus.settings import Settings
@@ -41,18 +37,10 @@ def ledger_router(store: AggregateStore, *, settings: Settings | None = None) ->
         stream=JStream(name=subjects.STREAM_DLQ, declare=False),
     )
 
-    @router.subscriber(
-        subjects.LEDGER_ALL,
-        stream=JStream(name=subjects.STREAM_LEDGER, declare=False),
-        durable=subjects.DURABLE_LEDGER,
-        pull_sub=PullSub(batch_size=FETCH_BATCH, timeout=1.0),
-        config=ConsumerConfig(ack_wait=settings.ack_wait_s, max_deliver=settings.max_deliver),
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        decoder=_raw_body,
-        title="ledger-events",
-    )
-    async def on_ledger_event(body: bytes, msg: NatsMessage) -> None:
+    async def on_ledger_event(incoming: Incoming) -> None:
         """Apply one ledger event to the aggregates, once per event id."""
+        msg = message(incoming)
+        body: bytes = msg.body
         try:
             event = _read(body, msg.raw_message.subject)
         except WireError as exc:
@@ -76,6 +64,16 @@ def ledger_router(store: AggregateStore, *, settings: Settings | None = None) ->
             log.warning("ledger event %s not applied, retrying: %s", event.event_id, exc)
             raise NackMessage(delay=RETRY_DELAY_S) from exc
 
+    durable_consumer(
+        router,
+        on_ledger_event,
+        subject=subjects.LEDGER_ALL,
+        stream=subjects.STREAM_LEDGER,
+        durable=subjects.DURABLE_LEDGER,
+        settings=settings,
+        workers=FETCH_BATCH,
+        title="ledger-events",
+    )
     return router
 
 
@@ -93,8 +91,3 @@ def _read(body: bytes, subject: str) -> LedgerEvent:
             f"LedgerEvent of tenant {event.tenant!r} was published on {subject}",
         )
     return event
-
-
-async def _raw_body(msg: StreamMessage[Any]) -> bytes:
-    """Hand the handler the bytes as they came, so that bad JSON reaches our own decoder."""
-    return msg.body

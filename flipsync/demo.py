@@ -68,10 +68,11 @@ async def _upload_all(stack: Stack, console: Console) -> list[WorkflowDone]:
                 uploads.append(upload)
             done = await watcher.wait((u.workflow_id for u in uploads), timeout_s=180)
         for upload in uploads:
-            event = done[upload.workflow_id]
-            progress.update(tasks[upload.workflow_id], completed=1, total=1)
-            if event.ok:
-                progress.update(tasks[upload.workflow_id], description=f"{upload.product_id} done")
+            state = "done" if done[upload.workflow_id].ok else "FAILED"
+            task = tasks[upload.workflow_id]
+            total = progress.tasks[task].total or 1
+            progress.update(task, completed=total, total=total)
+            progress.update(task, description=f"{upload.product_id} {state}")
     return [done[u.workflow_id] for u in uploads]
 
 

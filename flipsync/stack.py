@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
-from faststream.nats import NatsBroker, NatsRouter
+from faststream.nats import NatsBroker
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
 
@@ -124,23 +124,20 @@ async def start_stack(
         await sim.start()
     simulated_url = sim.base_url if sim else settings.sim_base_url
     redis_client = aioredis.Redis.from_url(redis_url)
-    routers: list[NatsRouter] = []
+    broker = make_broker(nats_url, tracer_provider=tracer_provider, client_name="flipsync")
     registry: ProviderRegistry | None = None
     if Service.ROUTER in wanted:
         registry = provider_registry(settings, catalog, simulated_url)
-        routers.append(_router_service(settings, registry, catalog, tracer_provider).router())
+        service = _router_service(settings, registry, catalog, tracer_provider, broker)
+        broker.include_router(service.router())
     if Service.LEDGER in wanted:
-        routers.append(ledger_router(AggregateStore(redis_client), settings=settings))
+        broker.include_router(ledger_router(AggregateStore(redis_client), settings=settings))
     if Service.WORKFLOW in wanted:
-        routers.append(WorkflowService(WorkflowDag(ALL_SPECS), settings).router())
+        broker.include_router(WorkflowService(WorkflowDag(ALL_SPECS), settings, broker).router())
     if Service.AGENTS in wanted:
-        runtime = AgentRuntime(
-            ALL_SPECS, settings=settings, tracer=tracer_provider.get_tracer("flipsync.agents")
-        )
-        routers.append(runtime.router())
-    broker = make_broker(
-        nats_url, routers=routers, tracer_provider=tracer_provider, client_name="flipsync"
-    )
+        tracer = tracer_provider.get_tracer("flipsync.agents")
+        runtime = AgentRuntime(ALL_SPECS, settings=settings, broker=broker, tracer=tracer)
+        broker.include_router(runtime.router())
     stack = Stack(
         settings=settings,
         broker=broker,
@@ -169,6 +166,7 @@ def _router_service(
     registry: ProviderRegistry,
     catalog: PriceCatalog,
     tracer_provider: TracerProvider,
+    broker: NatsBroker,
 ) -> RouterService:
     tracer = tracer_provider.get_tracer("flipsync.router")
     stages: list[Stage] = [
@@ -184,5 +182,6 @@ def _router_service(
         terminal=Dispatcher(registry, catalog, settings.baseline_model, tracer),
         catalog_version=catalog.version,
         known_agents=frozenset(spec.name for spec in ALL_SPECS) | settings.extra_agents,
+        broker=broker,
         tracer=tracer,
     )

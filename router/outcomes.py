@@ -75,12 +75,18 @@ class OutcomePublisher:
     def __init__(self, broker: NatsBroker, catalog_version: str) -> None:
         self._broker = broker
         self._catalog_version = catalog_version
+        self._jetstream: JetStreamContext | None = None
 
-    async def stored_result(self, js: JetStreamContext, request: LlmRequest) -> LlmResult | None:
+    def _js(self) -> JetStreamContext:
+        if self._jetstream is None:  # the connection exists only once the broker started
+            self._jetstream = self._broker.connection.jetstream()
+        return self._jetstream
+
+    async def stored_result(self, request: LlmRequest) -> LlmResult | None:
         """The result already stored for this request id, if an earlier delivery finished it."""
         subject = subjects.llm_result(request.tenant, request.agent, request.id)
         try:
-            raw = await js.get_last_msg(subjects.STREAM_RESULTS, subject, direct=True)
+            raw = await self._js().get_last_msg(subjects.STREAM_RESULTS, subject, direct=True)
         except NotFoundError:
             return None
         if raw.data is None:

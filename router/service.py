@@ -7,13 +7,13 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
 
-from faststream.nats import NatsRouter
-from faststream.nats.annotations import JsClient, NatsBroker, NatsMessage
+from faststream.nats import NatsBroker, NatsRouter
+from faststream.nats.message import NatsMessage
 from opentelemetry import trace
 
 from bus import subjects
 from bus.codec import decode, peek_ids
-from bus.consumers import durable_consumer
+from bus.consumers import Incoming, durable_consumer, message
 from bus.errors import WireError
 from bus.messages import ErrorCode, LlmRequest, LlmResult
 from bus.settings import Settings
@@ -59,9 +59,11 @@ class RouterService:
         terminal: Handler,
         catalog_version: str,
         known_agents: frozenset[str] | None = None,
+        broker: NatsBroker,
         tracer: trace.Tracer | None = None,
     ) -> None:
         self._settings = settings
+        self._outcomes = OutcomePublisher(broker, catalog_version)
         self._tracer = tracer or trace.get_tracer("flipsync.router")
         self._pipeline = compose(stages, terminal, self._tracer)
         self._catalog_version = catalog_version
@@ -81,9 +83,10 @@ class RouterService:
         )
         return router
 
-    async def on_request(self, msg: NatsMessage, broker: NatsBroker, js: JsClient) -> None:
+    async def on_request(self, incoming: Incoming) -> None:
         """Answer one request; raise only when NATS itself failed, so it is redelivered."""
-        outcomes = OutcomePublisher(broker, self._catalog_version)
+        msg = message(incoming)
+        outcomes = self._outcomes
         data: bytes = msg.body
         try:
             request = decode(data, LlmRequest, max_bytes=self._settings.max_request_bytes)
@@ -91,7 +94,7 @@ class RouterService:
         except (WireError, UnknownAgentError) as exc:
             await self._reject(outcomes, msg.raw_message.subject, data, exc)
             return
-        stored = await outcomes.stored_result(js, request)
+        stored = await outcomes.stored_result(request)
         if stored is not None:  # a redelivery of a request an earlier replica finished
             await outcomes.publish(request, stored)
             return

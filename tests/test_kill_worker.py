@@ -15,10 +15,10 @@ from bus.llm_client import LlmClient
 from bus.settings import Settings
 from bus.streams import ensure_streams
 from cost_ledger.aggregates import AggregateStore
+from flipsync.children import service_process
 from router.simulated.config import SimConfig
 from router.simulated.server import SimulatedProvider
 from tests.helpers import eventually, make_request
-from tests.workers import Worker
 
 REQUESTS = 40
 
@@ -37,7 +37,8 @@ async def test_killed_worker_loses_no_request_and_ledger_counts_each_once() -> N
         "FLIPSYNC_SIM_BASE_URL": sim.base_url,
         "FLIPSYNC_ACK_WAIT_S": "2",
     }
-    doomed, survivor = Worker(["router", "ledger"], env), Worker(["router", "ledger"], env)
+    doomed = service_process(["router", "ledger"], env)
+    survivor = service_process(["router", "ledger"], env)
     broker = make_broker(nats_server.url)
     redis = aioredis.Redis.from_url(redis_server.url)
     try:

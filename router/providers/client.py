@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import openai
+from openai._types import RequestOptions
+from openai.types.chat import ChatCompletion
 from opentelemetry import trace
 
 from bus.messages import LlmRequest, Usage
@@ -36,6 +38,7 @@ class ProviderClient:
             api_key=config.api_key.get_secret_value(),
             timeout=timeout_s,
             max_retries=max_retries,
+            http_client=openai.DefaultAioHttpClient(),
         )
 
     @property
@@ -56,10 +59,16 @@ class ProviderClient:
         fmt = response_format(request)
         if fmt is not None:
             body["response_format"] = fmt
-        options: dict[str, Any] = {} if timeout_s is None else {"timeout": max(timeout_s, 0.001)}
+        options: RequestOptions = {}
+        if timeout_s is not None:
+            options["timeout"] = max(timeout_s, 0.001)
         started = time.monotonic()
         try:
-            response = await self._client.chat.completions.create(**body, **options)
+            # post() skips the SDK's per-call re-typing of params (about 2 ms of CPU per
+            # call); the body is built from already validated wire messages.
+            response = await self._client.post(
+                "/chat/completions", body=body, cast_to=ChatCompletion, options=options
+            )
         except openai.RateLimitError as exc:
             retry_after = exc.response.headers.get("retry-after")
             raise ProviderRateLimitedError(

@@ -43,10 +43,10 @@ class Dispatcher:
         ) as span:
             span.set_attribute("flipsync.route_reason", route.reason)
             completion = await client.complete(request, route.model, remaining)
-        cost = cost_micro_usd(self._catalog.get(route.model), completion.usage)
-        baseline = baseline_micro_usd(self._catalog, self._baseline_model, completion.usage)
-        span.set_attribute("flipsync.cost_micro_usd", cost)
-        span.set_attribute("flipsync.baseline_micro_usd", baseline)
+            cost = cost_micro_usd(self._catalog.get(route.model), completion.usage)
+            baseline = baseline_micro_usd(self._catalog, self._baseline_model, completion.usage)
+            span.set_attribute("flipsync.cost_micro_usd", cost)
+            span.set_attribute("flipsync.baseline_micro_usd", baseline)
         parsed: object | None = None
         status, code, reason = Status.OK, None, route.reason
         if request.output_schema is not None:

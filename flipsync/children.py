@@ -1,0 +1,111 @@
+"""FlipSync services as child OS processes: for tests that kill them and benchmarks that
+spread load over cores the way a deployment would."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import Sequence
+
+READY_LINE = b"flipsync: running"
+
+
+class ChildProcess:
+    """A child process that is ready once it prints a line, or once a port accepts."""
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        env: dict[str, str] | None = None,
+        *,
+        ready_line: bytes | None = None,
+        ready_port: int | None = None,
+    ) -> None:
+        self.argv = list(argv)
+        self.env = {**os.environ, **(env or {})}
+        self.ready_line = ready_line
+        self.ready_port = ready_port
+        self.proc: asyncio.subprocess.Process | None = None
+        self._drain: asyncio.Task[None] | None = None
+
+    async def start(self, ready_within_s: float = 30.0) -> None:
+        """Start the process and wait until it is ready."""
+        self.proc = await asyncio.create_subprocess_exec(
+            *self.argv,
+            env=self.env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        async with asyncio.timeout(ready_within_s):
+            if self.ready_line is not None:
+                await self._wait_for_line(self.ready_line)
+            if self.ready_port is not None:
+                await self._wait_for_port(self.ready_port)
+        # Keep reading its output, or a chatty child blocks on a full pipe.
+        assert self.proc.stdout is not None
+        self._drain = asyncio.create_task(_discard(self.proc.stdout))
+
+    async def _wait_for_line(self, line: bytes) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        while True:
+            got = await self.proc.stdout.readline()
+            if not got:
+                raise RuntimeError(f"{self.argv} exited before it was ready")
+            if got.startswith(line):
+                return
+
+    async def _wait_for_port(self, port: int) -> None:
+        while True:
+            try:
+                _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            except OSError:
+                await asyncio.sleep(0.05)
+                continue
+            writer.close()
+            await writer.wait_closed()
+            return
+
+    def kill(self) -> None:
+        """SIGKILL: no chance to ack, publish or clean up anything."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+
+    async def stop(self) -> None:
+        """SIGTERM and wait; SIGKILL if it does not go."""
+        proc, self.proc = self.proc, None
+        if proc is not None:
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(signal.SIGTERM)
+                try:
+                    await asyncio.wait_for(proc.wait(), 10)
+                except TimeoutError:
+                    proc.kill()
+            await proc.wait()
+        if self._drain is not None:
+            self._drain.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._drain
+
+
+async def _discard(stream: asyncio.StreamReader) -> None:
+    while await stream.read(65536):
+        pass
+
+
+def service_process(services: Sequence[str], env: dict[str, str]) -> ChildProcess:
+    """`flipsync run SERVICES` as a child process."""
+    argv = [sys.executable, "-m", "flipsync", "run", *services]
+    return ChildProcess(argv, env, ready_line=READY_LINE)
+
+
+def simulated_provider_process(port: int, latency_ms: float = 0.0) -> ChildProcess:
+    """The simulated provider as its own process, as a real provider would be."""
+    argv = [
+        sys.executable, "-m", "router.simulated",
+        "--port", str(port), "--latency-ms", str(latency_ms),
+    ]  # fmt: skip
+    return ChildProcess(argv, ready_port=port)
