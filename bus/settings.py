@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -63,6 +63,15 @@ class Settings(BaseSettings):
     """A simulated provider running as its own service (compose), when none runs in-process."""
     extra_agents: frozenset[str] = frozenset()
     """Agent names accepted besides the built-in specs (e.g. callers of the OpenAI endpoint)."""
+
+    @field_validator(
+        "nats_url", "redis_url", "openai_api_key", "openai_base_url", "otlp_endpoint",
+        "sim_base_url", mode="before",
+    )  # fmt: skip
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        """An empty variable (as compose passes an unset one) means unset."""
+        return None if value == "" else value
 
     @property
     def real_provider(self) -> bool:

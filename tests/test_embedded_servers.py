@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 
 import nats
+import pytest
 import redis.asyncio as aioredis
 
 from bus.embedded import EmbeddedNats, EmbeddedRedis
+from bus.settings import Settings
 
 
 async def test_nats_server_has_jetstream_and_stops_cleanly() -> None:
@@ -47,3 +49,12 @@ def _alive(pid: int) -> bool:
     # A zombie still answers kill(0); its state in /proc says it is gone.
     with open(f"/proc/{pid}/stat") as stat:
         return stat.read().split()[2] != "Z"
+
+
+def test_empty_environment_variables_mean_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "")
+    monkeypatch.setenv("OPENAI_BASE_URL", "")
+    monkeypatch.setenv("NATS_URL", "")
+    settings = Settings()
+    assert settings.nats_url is None
+    assert not settings.real_provider  # so the simulated provider runs
