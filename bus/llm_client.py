@@ -10,7 +10,7 @@ from nats.js.errors import NotFoundError
 
 from bus import subjects
 from bus.codec import decode, encode
-from bus.messages import ErrorCode, LlmRequest, LlmResult, Status
+from bus.messages import ErrorCode, LlmRequest, LlmResult, error_result
 
 MSG_ID = "Nats-Msg-Id"
 
@@ -46,13 +46,12 @@ class LlmClient:
                 late = await self._stored(subject)
                 if late is not None:
                     return late
-                return LlmResult(
-                    request_id=request.id,
-                    tenant=request.tenant,
-                    agent=request.agent,
-                    status=Status.ERROR,
-                    error_code=ErrorCode.DEADLINE_EXCEEDED,
-                    reason=f"no result within {timeout_s:.1f}s",
+                return error_result(
+                    request.id,
+                    request.tenant,
+                    request.agent,
+                    ErrorCode.DEADLINE_EXCEEDED,
+                    f"no result within {timeout_s:.1f}s",
                 )
             return decode(msg.data, LlmResult)
         finally:

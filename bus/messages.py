@@ -170,6 +170,20 @@ class LlmResult(msgspec.Struct, kw_only=True):
         return self.status is Status.OK
 
 
+def error_result(
+    request_id: str, tenant: str, agent: str, code: ErrorCode, reason: str
+) -> LlmResult:
+    """The error result of a request: a stable code and a human reason."""
+    return LlmResult(
+        request_id=request_id,
+        tenant=tenant,
+        agent=agent,
+        status=Status.ERROR,
+        error_code=code,
+        reason=reason,
+    )
+
+
 class LedgerEvent(msgspec.Struct, kw_only=True):
     """One priced outcome of a request, published once on ledger.<tenant>; the money's truth."""
 

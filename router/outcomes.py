@@ -26,20 +26,6 @@ from bus.messages import (
 MSG_ID = "Nats-Msg-Id"
 
 
-def error_result(
-    request_id: str, tenant: str, agent: str, code: ErrorCode, reason: str
-) -> LlmResult:
-    """An error result with a stable code and a human reason."""
-    return LlmResult(
-        request_id=request_id,
-        tenant=tenant,
-        agent=agent,
-        status=Status.ERROR,
-        error_code=code,
-        reason=reason,
-    )
-
-
 def ledger_event(request: LlmRequest, result: LlmResult, catalog_version: str) -> LedgerEvent:
     """The ledger event of a result; deterministic, so a re-publish is the same event."""
     paid = result.lever in (Lever.ROUTED, Lever.ESCALATED, Lever.PACKED, Lever.BATCH_API)

@@ -15,11 +15,11 @@ from bus import subjects
 from bus.codec import decode, peek_ids
 from bus.consumers import Incoming, durable_consumer, message
 from bus.errors import WireError
-from bus.messages import ErrorCode, LlmRequest, LlmResult
+from bus.messages import ErrorCode, LlmRequest, LlmResult, error_result
 from bus.settings import Settings
 from router.context import RequestContext
 from router.errors import RouterError, UnknownAgentError
-from router.outcomes import OutcomePublisher, error_result
+from router.outcomes import OutcomePublisher
 from router.pipeline import Handler, Stage, compose
 
 log = logging.getLogger(__name__)
