@@ -4,38 +4,97 @@ from __future__ import annotations
 
 import base64
 import json
+from typing import Any
 
-from agents.spec import AgentSpec, Inputs
-from bus.messages import ChatMessage, ImagePart, Part, Photo, TextPart
+from agents.spec import UPLOAD, AgentSpec, Inputs
+from bus.messages import ChatMessage, ImagePart, Part, PhotoRendition, TextPart
 
 SYSTEM = (
     "You are one of FlipSync's marketplace agents. You turn a seller's product into "
     "marketplace listings. Answer only with JSON that matches the given schema."
 )
 
+Image = tuple[PhotoRendition, bytes]
+"""A rendition of a photo and its bytes."""
+
+
+def llm_inputs(spec: AgentSpec, inputs: Inputs) -> dict[str, Any]:
+    """What the model sees: the upload fields the spec names, and its inputs' outputs."""
+    upload = inputs.get(UPLOAD, {})
+    view: dict[str, Any] = {name: value for name, value in inputs.items() if name != UPLOAD}
+    seen = {field: upload[field] for field in spec.upload_fields if upload.get(field)}
+    if seen:
+        view[UPLOAD] = seen
+    return view
+
 
 def build_messages(
-    spec: AgentSpec, inputs: Inputs, images: list[tuple[Photo, bytes]], fix: list[str] | None = None
+    spec: AgentSpec,
+    inputs: Inputs,
+    images: list[Image] | None = None,
+    fix: list[str] | None = None,
+    previous: str = "",
 ) -> list[ChatMessage]:
     """System prompt, then the agent's instructions, then its inputs and photos.
 
     The static text comes first and the per-product text last, so that providers'
-    automatic prompt caching can reuse the opening across products.
+    automatic prompt caching can reuse the opening across products. A retry adds the
+    previous answer and the problems found in it.
     """
-    text = f"{spec.instructions}\n\nInputs:\n{json.dumps(inputs, sort_keys=True, default=str)}"
+    text = spec.instructions
+    view = llm_inputs(spec, inputs)
+    if view:
+        text += f"\n\nInputs:\n{json.dumps(view, sort_keys=True, default=str)}"
+    if images:
+        text += (
+            f"\n\nThere are {len(images)} photos. Analyse each one on its own, in the order "
+            'given, and answer {"photos": [one analysis per photo]}.'
+        )
     content: list[Part] = [TextPart(text=text)]
-    for photo, data in images:
-        url = f"data:{photo.content_type};base64,{base64.b64encode(data).decode()}"
+    for rendition, data in images or []:
+        url = f"data:{rendition.content_type};base64,{base64.b64encode(data).decode()}"
         content.append(
-            ImagePart(url=url, detail=spec.image_detail, width=photo.width, height=photo.height)
+            ImagePart(
+                url=url, detail=spec.image_detail, width=rendition.width, height=rendition.height
+            )
         )
     messages = [
         ChatMessage(role="system", content=SYSTEM),
         ChatMessage(role="user", content=content),
     ]
     if fix:
+        if previous:
+            messages.append(ChatMessage(role="assistant", content=previous))
         problems = "; ".join(fix)
         messages.append(
             ChatMessage(role="user", content=f"Your last answer was invalid: {problems}. Fix it.")
         )
     return messages
+
+
+def photos_schema(spec: AgentSpec, count: int) -> dict[str, Any]:
+    """The answer schema of a per-photo agent asked about count photos at once."""
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["photos"],
+        "properties": {
+            "photos": {
+                "type": "array",
+                "items": spec.output_schema,
+                "minItems": count,
+                "maxItems": count,
+            }
+        },
+    }
+
+
+def estimate_tokens(spec: AgentSpec, inputs: Inputs, output: object) -> tuple[int, int]:
+    """(input, output) tokens a model call doing this agent's work would have taken.
+
+    About four characters a token; used only to price the naive baseline of work that
+    made no call, never to bill anything.
+    """
+    prompt = SYSTEM + spec.instructions + json.dumps(llm_inputs(spec, inputs), default=str)
+    answer = json.dumps(output, default=str)
+    return len(prompt) // 4 + 10, len(answer) // 4 + 1

@@ -2,35 +2,40 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 from faststream.nats import NatsBroker, NatsRouter
-from nats.js import JetStreamContext
+from faststream.nats.message import NatsMessage
 from opentelemetry import trace
 
-from agents.checkpoints import CheckpointStore
-from agents.prompting import build_messages
-from agents.spec import UPLOAD, AgentSpec, Inputs
+from agents.asking import Ask, Asked, Asker
+from agents.attribution import Attribution
+from agents.per_photo import PhotoAnalyst, PhotoJob
+from agents.prompting import build_messages, estimate_tokens
+from agents.publishing import publish
+from agents.spec import UPLOAD, AgentSpec, Inputs, Output
+from agents.stores import StoreOpener, Stores
 from bus import subjects
 from bus.codec import decode, encode
 from bus.consumers import Incoming, durable_consumer, message
 from bus.errors import WireError
-from bus.llm_client import LlmClient
 from bus.messages import (
     AgentCheckpoint,
     AgentDone,
-    LlmRequest,
-    OutputSchema,
-    Photo,
+    ChatMessage,
+    Lever,
+    Priority,
     ProductUploaded,
     RunAgent,
 )
 from bus.settings import Settings
+from cost_ledger.catalog import PriceCatalog
 
 log = logging.getLogger(__name__)
-MSG_ID = "Nats-Msg-Id"
 
 
 class AgentRuntime:
@@ -42,17 +47,22 @@ class AgentRuntime:
         *,
         settings: Settings,
         broker: NatsBroker,
+        catalog: PriceCatalog | None = None,
         llm_timeout_s: float = 120.0,
         tracer: trace.Tracer | None = None,
     ) -> None:
-        self.specs = {spec.name: spec for spec in specs}
+        self.specs = {spec.name: spec for spec in specs if not spec.interactive}
         self._settings = settings
         self._broker = broker
-        self._llm = LlmClient(broker)
-        self._llm_timeout_s = llm_timeout_s
+        self._stores = StoreOpener(settings)
+        self._asker = Asker(broker, settings, timeout_s=llm_timeout_s)
+        self._photos = PhotoAnalyst(self._asker, wait_s=2 * settings.photo_claim_s)
+        self._attribution = Attribution(
+            broker, catalog or PriceCatalog.load(), settings.baseline_model
+        )
         self._tracer = tracer or trace.get_tracer("flipsync.agents")
 
-    def router(self, workers_per_agent: int = 16) -> NatsRouter:
+    def router(self) -> NatsRouter:
         """One durable consumer per agent, shared by every replica of the agents service."""
         router = NatsRouter()
         for name in self.specs:
@@ -63,14 +73,12 @@ class AgentRuntime:
                 stream=subjects.STREAM_WORKFLOW,
                 durable=f"agent-{name}",
                 settings=self._settings,
-                workers=workers_per_agent,
+                workers=self._settings.agent_workers,
             )
         return router
 
     async def on_run(self, incoming: Incoming) -> None:
         """Run one agent for one workflow, unless its checkpoint says it already ran."""
-        broker = self._broker
-        js = broker.connection.jetstream()
         try:
             command = decode(message(incoming).body, RunAgent)
         except WireError as exc:
@@ -80,14 +88,16 @@ class AgentRuntime:
         if spec is None:
             log.warning("no agent %r in this runtime", command.agent)
             return
-        store = CheckpointStore(await js.key_value(subjects.BUCKET_CHECKPOINTS))
-        checkpoint = await store.get(command.workflow_id, spec.name)
+        stores = await self._stores(self._broker.connection.jetstream())
+        store = stores.checkpoints
+        checkpoint = await store.get(command.tenant, command.workflow_id, spec.name)
         if checkpoint is None:  # a finished agent is never paid for twice
             with self._tracer.start_as_current_span(f"agent {spec.name}") as span:
                 span.set_attribute("flipsync.agent", spec.name)
                 span.set_attribute("flipsync.tenant", command.tenant)
                 span.set_attribute("flipsync.workflow_id", command.workflow_id)
-                checkpoint = await self.work(spec, command, store, js, self._llm)
+                async with _working(message(incoming), self._settings.ack_wait_s / 3):
+                    checkpoint = await self.work(spec, command, stores)
                 span.set_attribute("flipsync.cost_micro_usd", checkpoint.cost_micro_usd)
             await store.put(checkpoint)
         done = AgentDone(
@@ -99,105 +109,146 @@ class AgentRuntime:
             cost_micro_usd=checkpoint.cost_micro_usd,
             baseline_micro_usd=checkpoint.baseline_micro_usd,
         )
-        await broker.publish(
+        await publish(
+            self._broker,
             encode(done),
             subjects.agent_done(command.tenant, command.workflow_id, spec.name),
-            headers={MSG_ID: f"{command.workflow_id}.{spec.name}.done"},
             stream=subjects.STREAM_WORKFLOW,
+            msg_id=f"{command.workflow_id}.{spec.name}.done",
         )
 
-    async def work(
-        self,
-        spec: AgentSpec,
-        command: RunAgent,
-        store: CheckpointStore,
-        js: JetStreamContext,
-        llm: LlmClient,
-    ) -> AgentCheckpoint:
+    async def work(self, spec: AgentSpec, command: RunAgent, stores: Stores) -> AgentCheckpoint:
         """The agent's output (or its failure with a reason) as a checkpoint."""
-        wf = command.workflow_id
-        upload = await store.upload(wf)
+        tenant, wf = command.tenant, command.workflow_id
+        checkpoint = AgentCheckpoint(workflow_id=wf, tenant=tenant, agent=spec.name, ok=False)
+        upload = await stores.checkpoints.upload(tenant, wf)
         if upload is None:
-            return _failed(wf, spec.name, "the workflow's upload is not in the checkpoint store")
-        inputs: dict[str, dict[str, Any]] = {UPLOAD: upload_view(upload)}
-        for dep in spec.consumes:
-            if dep == UPLOAD:
-                continue
-            dep_checkpoint = await store.get(wf, dep)
-            if dep_checkpoint is None or not dep_checkpoint.ok:
-                return _failed(wf, spec.name, f"input {dep!r} is missing")
-            inputs[dep] = dep_checkpoint.output
+            checkpoint.reason = "the workflow's upload is not in the checkpoint store"
+            return checkpoint
+        inputs: dict[str, Any] = {UPLOAD: upload_view(upload)}
+        deps = [dep for dep in spec.inputs if dep != UPLOAD]
+        got = await asyncio.gather(*(stores.checkpoints.get(tenant, wf, dep) for dep in deps))
+        for dep, found in zip(deps, got, strict=True):
+            if found is not None and found.ok:
+                inputs[dep] = found.output
+            elif dep in spec.consumes:
+                checkpoint.reason = f"input {dep!r} is missing"
+                return checkpoint
         if spec.compute is not None:
-            output = spec.compute(inputs)
-            problems = [p for check in spec.validators for p in check(output, inputs)]
-            if problems:
-                return _failed(wf, spec.name, "; ".join(problems))
-            return AgentCheckpoint(workflow_id=wf, agent=spec.name, ok=True, output=output)
-        images = await _photos(js, upload.photos) if spec.uses_images else []
-        return await self._ask(spec, command, upload, inputs, images, llm)
-
-    async def _ask(
-        self,
-        spec: AgentSpec,
-        command: RunAgent,
-        upload: ProductUploaded,
-        inputs: Inputs,
-        images: list[tuple[Photo, bytes]],
-        llm: LlmClient,
-    ) -> AgentCheckpoint:
-        """Ask the model; an invalid answer gets one targeted retry naming its problems."""
-        wf = command.workflow_id
-        checkpoint = AgentCheckpoint(workflow_id=wf, agent=spec.name, ok=False)
-        problems: list[str] = []
-        for attempt in range(2):
-            request = LlmRequest(
-                id=f"{wf}-{spec.name}-{command.attempt}-{attempt}",
-                tenant=command.tenant,
-                agent=spec.name,
+            return await self._compute(spec, inputs, checkpoint)
+        priority = Priority.BULK if upload.priority is Priority.BULK else spec.priority
+        request_id = f"{wf}-{spec.name}-{command.attempt}"
+        if spec.uses_images:
+            job = PhotoJob(
+                tenant=tenant,
                 workflow_id=wf,
-                task_type=spec.task_type,
-                messages=build_messages(spec, inputs, images, fix=problems or None),
-                output_schema=OutputSchema(name=spec.name, schema=dict(spec.output_schema or {})),
-                max_output_tokens=spec.max_output_tokens,
-                priority=upload.priority,
+                request_id=request_id,
+                priority=priority,
+                memory=stores.photos,
+                objects=stores.objects,
             )
-            result = await llm.request(request, self._llm_timeout_s)
-            checkpoint.request_ids.append(request.id)
-            checkpoint.cost_micro_usd += result.cost_micro_usd
-            checkpoint.baseline_micro_usd += result.baseline_micro_usd
-            checkpoint.llm_calls += 1 if result.cost_micro_usd > 0 else 0
-            if not result.ok:
-                checkpoint.reason = f"{result.error_code}: {result.reason}"
-                return checkpoint
-            output = result.parsed if isinstance(result.parsed, dict) else {}
-            problems = [p for check in spec.validators for p in check(output, inputs)]
-            if not problems:
-                checkpoint.ok, checkpoint.output, checkpoint.reason = True, output, ""
-                return checkpoint
-            checkpoint.reason = "; ".join(problems)
+            work = await self._photos.analyse(spec, upload.photos, job)
+            _account(checkpoint, work.asked, {"photos": work.analyses})
+            if work.asked.ok and work.reused:
+                checkpoint.baseline_micro_usd += work.reused_baseline_micro_usd
+                await self._book(
+                    spec, checkpoint, Lever.PHOTO_DEDUP, work.reused_baseline_micro_usd
+                )
+            return checkpoint
+        ask = _ask(spec, inputs, tenant, wf, request_id, priority)
+        _account(checkpoint, await self._asker.ask(ask), None)
         return checkpoint
+
+    async def _compute(
+        self, spec: AgentSpec, inputs: Inputs, checkpoint: AgentCheckpoint
+    ) -> AgentCheckpoint:
+        """A zero-call agent: plain code, validated, its naive baseline booked."""
+        assert spec.compute is not None
+        try:
+            output = spec.compute(inputs)
+        except (ArithmeticError, KeyError, TypeError, ValueError) as exc:
+            checkpoint.reason = f"{type(exc).__name__}: {exc}"
+            return checkpoint
+        problems = [p for check in spec.validators for p in check(output, inputs)]
+        if problems:
+            checkpoint.reason = "; ".join(problems)
+            return checkpoint
+        checkpoint.ok, checkpoint.output = True, output
+        checkpoint.baseline_micro_usd = self._attribution.baseline(
+            *estimate_tokens(spec, inputs, output)
+        )
+        await self._book(spec, checkpoint, Lever.ZERO_CALL, checkpoint.baseline_micro_usd)
+        return checkpoint
+
+    async def _book(
+        self, spec: AgentSpec, checkpoint: AgentCheckpoint, lever: Lever, baseline: int
+    ) -> None:
+        await self._attribution.book(
+            tenant=checkpoint.tenant,
+            agent=spec.name,
+            workflow_id=checkpoint.workflow_id,
+            task_type=str(spec.task_type),
+            lever=lever,
+            baseline_micro_usd=baseline,
+        )
 
 
 def upload_view(upload: ProductUploaded) -> dict[str, Any]:
-    """What agents see of an upload."""
+    """What agents can see of an upload (each LLM agent is shown only its upload_fields)."""
     return {
-        "product_id": upload.product_id,
         "title_hint": upload.title_hint,
         "notes": upload.notes,
         "cost_price": upload.cost_price,
+        "attributes": dict(upload.attributes),
         "photos": len(upload.photos),
     }
 
 
-def _failed(workflow_id: str, agent: str, reason: str) -> AgentCheckpoint:
-    return AgentCheckpoint(workflow_id=workflow_id, agent=agent, ok=False, reason=reason)
+def _ask(
+    spec: AgentSpec, inputs: Inputs, tenant: str, wf: str, request_id: str, priority: Priority
+) -> Ask:
+    def messages(problems: list[str], previous: str) -> list[ChatMessage]:
+        return build_messages(spec, inputs, fix=problems or None, previous=previous)
+
+    def check(output: Output) -> list[str]:
+        return [p for validate in spec.validators for p in validate(output, inputs)]
+
+    return Ask(
+        spec=spec,
+        tenant=tenant,
+        workflow_id=wf,
+        request_id=request_id,
+        priority=priority,
+        messages=messages,
+        schema=dict(spec.output_schema or {}),
+        check=check,
+    )
 
 
-async def _photos(js: JetStreamContext, photos: list[Photo]) -> list[tuple[Photo, bytes]]:
-    store = await js.object_store(subjects.OBJECT_STORE_PHOTOS)
-    out: list[tuple[Photo, bytes]] = []
-    for photo in photos:
-        result = await store.get(photo.object_name)
-        if result.data:
-            out.append((photo, result.data))
-    return out
+def _account(checkpoint: AgentCheckpoint, asked: Asked, output: Output | None) -> None:
+    checkpoint.ok, checkpoint.reason = asked.ok, asked.reason
+    checkpoint.output = (output if output is not None else asked.output) if asked.ok else {}
+    checkpoint.request_ids = asked.request_ids
+    checkpoint.cost_micro_usd = asked.cost_micro_usd
+    checkpoint.baseline_micro_usd = asked.baseline_micro_usd
+    checkpoint.llm_calls = asked.paid_calls
+
+
+@contextlib.asynccontextmanager
+async def _working(msg: NatsMessage, every_s: float) -> AsyncIterator[None]:
+    """Tell JetStream the run is still going (an LLM call or a photo wait can be long), so
+    that it is redelivered only when this replica died."""
+
+    async def beat() -> None:
+        while True:
+            await asyncio.sleep(every_s)
+            with contextlib.suppress(Exception):
+                await msg.in_progress()
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -1,49 +1,115 @@
-"""The product-upload entry point: photos into the object store, then product.uploaded."""
+"""The product-upload entry point: photos into the object store, then product.uploaded.
+
+Any client can start a workflow the same way: put the photos in the photos object store and
+publish a ProductUploaded on product.uploaded.<tenant> (stream WORKFLOW) with a Nats-Msg-Id
+of its workflow id. This module does that for the CLI, the HTTP endpoint and the demo, and
+prepares each photo on the way: its perceptual hash (mapped to the tenant's earlier photo of
+the same picture, if any) and its low- and high-detail renditions, stored once per tenant.
+"""
 
 from __future__ import annotations
 
-import io
-import json
+import asyncio
 import uuid
-from dataclasses import dataclass
-from pathlib import Path
 
 from faststream.nats import NatsBroker
+from nats.js.errors import NotFoundError, ObjectNotFoundError
 from opentelemetry import context, trace
-from PIL import Image
 
+from agents.photos import PreparedPhoto, prepare
+from agents.publishing import publish
+from agents.sources import PhotoFile, ProductInput, load_catalog
+from agents.stores import StoreOpener, Stores
 from bus import subjects
 from bus.codec import encode
-from bus.messages import Photo, Priority, ProductUploaded
-
-MSG_ID = "Nats-Msg-Id"
-SAMPLES = Path(__file__).parent / "samples"
+from bus.messages import Photo, PhotoRendition, Priority, ProductUploaded
+from bus.settings import Settings
 
 
-@dataclass(frozen=True, kw_only=True)
-class ProductInput:
-    """A product as a seller hands it in: notes and photo files."""
+class Uploader:
+    """Uploads products for any tenant over one broker connection."""
 
-    product_id: str
-    title_hint: str = ""
-    notes: str = ""
-    cost_price: str = ""
-    photos: tuple[Path, ...] = ()
+    def __init__(self, broker: NatsBroker, settings: Settings | None = None) -> None:
+        self._broker = broker
+        self._settings = settings or Settings()
+        self._stores = StoreOpener(self._settings)
+        self._sides = {"low": self._settings.photo_low_side, "high": self._settings.photo_high_side}
 
+    async def upload(
+        self,
+        product: ProductInput,
+        *,
+        tenant: str,
+        priority: Priority = Priority.STANDARD,
+        workflow_id: str | None = None,
+        tracer: trace.Tracer | None = None,
+    ) -> ProductUploaded:
+        """Store the photos and announce the upload; this starts the product's one trace.
 
-def load_catalog(path: Path = SAMPLES / "catalog.json") -> list[ProductInput]:
-    """The products of a catalog file like the shipped sample."""
-    raw = json.loads(path.read_text())
-    return [
-        ProductInput(
-            product_id=item["product_id"],
-            title_hint=item.get("title_hint", ""),
-            notes=item.get("notes", ""),
-            cost_price=item.get("cost_price", ""),
-            photos=tuple(path.parent / "photos" / p["file"] for p in item.get("photos", [])),
+        Raises ValueError for a bad tenant or product id, agents.photos.PhotoError for a
+        file that is not a readable photo.
+        """
+        wf = workflow_id or uuid.uuid4().hex
+        subjects.checkpoint_key(tenant, wf, "upload")  # a bad tenant fails here, not later
+        tracer = tracer or trace.get_tracer("flipsync.upload")
+        # A new root span: each upload is its own trace, whatever the caller was doing.
+        with tracer.start_as_current_span("product.upload", context=context.Context()) as span:
+            span.set_attribute("flipsync.tenant", tenant)
+            span.set_attribute("flipsync.workflow_id", wf)
+            span.set_attribute("flipsync.product_id", product.product_id)
+            stores = await self._stores(self._broker.connection.jetstream())
+            photos = [
+                await self._store_photo(stores, tenant, wf, index, photo)
+                for index, photo in enumerate(product.photos)
+            ]
+            upload = ProductUploaded(
+                workflow_id=wf,
+                tenant=tenant,
+                product_id=product.product_id,
+                title_hint=product.title_hint,
+                notes=product.notes,
+                cost_price=product.cost_price,
+                photos=photos,
+                priority=priority,
+                attributes=dict(product.attributes),
+            )
+            await publish(
+                self._broker,
+                encode(upload),
+                subjects.product_uploaded(tenant),
+                stream=subjects.STREAM_WORKFLOW,
+                msg_id=wf,
+            )
+        return upload
+
+    async def _store_photo(
+        self, stores: Stores, tenant: str, wf: str, index: int, photo: PhotoFile
+    ) -> Photo:
+        data = photo.read()
+        prepared: PreparedPhoto = await asyncio.to_thread(prepare, data, self._sides)
+        phash = await stores.photos.canonical(tenant, prepared.phash)
+        name = f"{tenant}/{wf}/{index}-{_safe(photo.name)}"
+        await stores.objects.put(name, data)
+        renditions: dict[str, PhotoRendition] = {}
+        for detail, rendition in prepared.renditions.items():
+            # Content-addressed per tenant: the same picture is stored (and sent) once.
+            object_name = f"{tenant}/renditions/{phash}/{rendition.width}x{rendition.height}"
+            if not await _exists(stores, object_name):
+                await stores.objects.put(object_name, rendition.data)
+            renditions[detail] = PhotoRendition(
+                object_name=object_name,
+                content_type="image/jpeg",
+                width=rendition.width,
+                height=rendition.height,
+            )
+        return Photo(
+            object_name=name,
+            content_type=prepared.content_type,
+            width=prepared.width,
+            height=prepared.height,
+            phash=phash,
+            renditions=renditions,
         )
-        for item in raw["products"]
-    ]
 
 
 async def upload_product(
@@ -54,46 +120,25 @@ async def upload_product(
     priority: Priority = Priority.STANDARD,
     workflow_id: str | None = None,
     tracer: trace.Tracer | None = None,
+    settings: Settings | None = None,
 ) -> ProductUploaded:
-    """Store the photos and announce the upload; this starts the product's one trace."""
-    wf = workflow_id or uuid.uuid4().hex
-    tracer = tracer or trace.get_tracer("flipsync.upload")
-    # A new root span: each upload is its own trace, whatever the caller was doing.
-    with tracer.start_as_current_span("product.upload", context=context.Context()) as span:
-        span.set_attribute("flipsync.tenant", tenant)
-        span.set_attribute("flipsync.workflow_id", wf)
-        span.set_attribute("flipsync.product_id", product.product_id)
-        photos = await _store_photos(broker, wf, product.photos)
-        upload = ProductUploaded(
-            workflow_id=wf,
-            tenant=tenant,
-            product_id=product.product_id,
-            title_hint=product.title_hint,
-            notes=product.notes,
-            cost_price=product.cost_price,
-            photos=photos,
-            priority=priority,
-        )
-        await broker.publish(
-            encode(upload),
-            subjects.product_uploaded(tenant),
-            headers={MSG_ID: wf},
-            stream=subjects.STREAM_WORKFLOW,
-        )
-    return upload
+    """Upload one product (an Uploader for a single use)."""
+    uploader = Uploader(broker, settings)
+    return await uploader.upload(
+        product, tenant=tenant, priority=priority, workflow_id=workflow_id, tracer=tracer
+    )
 
 
-async def _store_photos(broker: NatsBroker, wf: str, paths: tuple[Path, ...]) -> list[Photo]:
-    store = await broker.connection.jetstream().object_store(subjects.OBJECT_STORE_PHOTOS)
-    photos: list[Photo] = []
-    for index, path in enumerate(paths):
-        data = path.read_bytes()
-        with Image.open(io.BytesIO(data)) as image:
-            width, height = image.size
-            content_type = Image.MIME.get(image.format or "", "application/octet-stream")
-        name = f"{wf}/{index}-{path.name}"
-        await store.put(name, data)
-        photos.append(
-            Photo(object_name=name, content_type=content_type, width=width, height=height)
-        )
-    return photos
+async def _exists(stores: Stores, name: str) -> bool:
+    try:
+        await stores.objects.get_info(name)
+    except (NotFoundError, ObjectNotFoundError):
+        return False
+    return True
+
+
+def _safe(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in name)[:80] or "photo"
+
+
+__all__ = ["PhotoFile", "ProductInput", "Uploader", "load_catalog", "upload_product"]

@@ -1,43 +1,53 @@
-"""The workflow service: starts each upload's DAG and runs every agent once its inputs exist."""
+"""The workflow service: starts each upload's DAG and runs every agent once its inputs exist.
+
+It keeps no state in memory. Each workflow's progress is one small value in the checkpoint
+bucket (which agents succeeded or failed), changed by compare-and-set on each agent-done
+event; the event's handler then starts exactly the agents that change made ready
+(agents.progress). So an event costs a read and a write of that value, not a scan of the
+workflow's ~35 checkpoints; those are read once, when the workflow ends, to assemble its
+listing package. Any replica can take any event, and a restarted one resumes from the
+stored state: a redelivered event re-announces whatever its first delivery may not have.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
+import msgspec
 from faststream.nats import NatsBroker, NatsRouter
 
-from agents.checkpoints import CheckpointStore
 from agents.dag import WorkflowDag
+from agents.package import build_package, package_checkpoint
+from agents.progress import Finish, record, roots
+from agents.publishing import publish
 from agents.spec import UPLOAD
+from agents.stores import StoreOpener, Stores
 from bus import subjects
 from bus.codec import decode, encode
 from bus.consumers import Incoming, durable_consumer, message
 from bus.errors import WireError
 from bus.messages import (
-    AgentCheckpoint,
     AgentDone,
     ProductUploaded,
     RunAgent,
     WorkflowDone,
     WorkflowProgress,
+    WorkflowState,
 )
 from bus.settings import Settings
 
 log = logging.getLogger(__name__)
-MSG_ID = "Nats-Msg-Id"
 
 
 class WorkflowService:
-    """Turns uploads and agent-done events into run commands, progress and a final event.
-
-    It keeps no state of its own: each event re-reads the workflow's checkpoints, so any
-    replica can take any event, and a restarted one resumes where the checkpoints stand.
-    """
+    """Turns uploads and agent-done events into run commands, progress and a final event."""
 
     def __init__(self, dag: WorkflowDag, settings: Settings, broker: NatsBroker) -> None:
         self.dag = dag
         self._settings = settings
         self._broker = broker
+        self._stores = StoreOpener(settings)
 
     def router(self) -> NatsRouter:
         """Durable consumers of uploads and of agent-done events."""
@@ -59,92 +69,104 @@ class WorkflowService:
 
     async def on_upload(self, incoming: Incoming) -> None:
         """Keep the upload and start the agents that need nothing but it."""
-        broker, js = self._broker, self._broker.connection.jetstream()
         try:
             upload = decode(message(incoming).body, ProductUploaded)
-        except WireError as exc:
-            log.warning("dropping an unreadable upload: %s", exc.reason)
+            subjects.checkpoint_key(upload.tenant, upload.workflow_id, UPLOAD)
+        except (WireError, ValueError) as exc:
+            log.warning("dropping an unreadable upload: %s", exc)
             return
-        store = CheckpointStore(await js.key_value(subjects.BUCKET_CHECKPOINTS))
-        await store.put_upload(upload)
-        await self._advance(broker, store, upload, finished_now=UPLOAD)
+        stores = await self._stores(self._broker.connection.jetstream())
+        await stores.checkpoints.put_upload(upload)
+
+        def start(state: WorkflowState) -> WorkflowState:
+            return msgspec.structs.replace(state, product_id=upload.product_id)
+
+        await stores.checkpoints.update_state(upload.tenant, upload.workflow_id, start)
+        await asyncio.gather(
+            *(self._run(upload.tenant, upload.workflow_id, name) for name in roots(self.dag))
+        )
 
     async def on_agent_done(self, incoming: Incoming) -> None:
-        """Run what the finished agent unblocked; end the workflow when nothing is left."""
-        broker, js = self._broker, self._broker.connection.jetstream()
+        """Record the agent; run what it unblocked; end the workflow when nothing is left."""
         try:
             done = decode(message(incoming).body, AgentDone)
         except WireError as exc:
             log.warning("dropping an unreadable agent-done event: %s", exc.reason)
             return
-        store = CheckpointStore(await js.key_value(subjects.BUCKET_CHECKPOINTS))
-        upload = await store.upload(done.workflow_id)
-        if upload is None:
-            log.warning("agent-done for unknown workflow %s", done.workflow_id)
+        if done.agent not in self.dag.specs:
+            log.warning("agent-done of unknown agent %r", done.agent)
             return
-        await self._advance(broker, store, upload, finished_now=done.agent)
+        stores = await self._stores(self._broker.connection.jetstream())
+        step = None
 
-    async def _advance(
-        self, broker: NatsBroker, store: CheckpointStore, upload: ProductUploaded, finished_now: str
+        def change(state: WorkflowState) -> WorkflowState:
+            nonlocal step
+            step = record(self.dag, state, done.agent, done.ok)
+            return step.state
+
+        await stores.checkpoints.update_state(done.tenant, done.workflow_id, change)
+        assert step is not None
+        await asyncio.gather(*(self._run(done.tenant, done.workflow_id, n) for n in step.run))
+        if not step.replay:
+            progress = WorkflowProgress(
+                workflow_id=done.workflow_id,
+                tenant=done.tenant,
+                product_id=step.state.product_id,
+                done=len(step.state.ok) + len(step.state.failed),
+                total=len(self.dag.specs),
+                last_agent=done.agent,
+            )
+            # Core NATS, straight on the connection: progress is for watchers, not kept.
+            await self._broker.connection.publish(
+                subjects.workflow_progress(done.tenant, done.workflow_id), encode(progress)
+            )
+        if step.finish is not Finish.NONE:
+            upload = await stores.checkpoints.upload(done.tenant, done.workflow_id)
+            if upload is not None:
+                await self._finish(stores, upload, step.finish, step.lost)
+
+    async def _run(self, tenant: str, workflow_id: str, agent: str) -> None:
+        await publish(
+            self._broker,
+            encode(RunAgent(workflow_id=workflow_id, tenant=tenant, agent=agent)),
+            subjects.agent_run(agent, tenant),
+            stream=subjects.STREAM_WORKFLOW,
+            msg_id=f"{workflow_id}.{agent}.run",
+        )
+
+    async def _finish(
+        self, stores: Stores, upload: ProductUploaded, finish: Finish, lost: tuple[str, ...]
     ) -> None:
-        wf, tenant = upload.workflow_id, upload.tenant
-        checkpoints = await store.finished(wf)
-        ok = {name for name, c in checkpoints.items() if c.ok}
-        failed = {name for name, c in checkpoints.items() if not c.ok}
-        blocked = self.dag.blocked_by(failed)
-        lost = sorted(n for n in failed | blocked if self.dag.specs[n].required)
-        if lost:
-            reasons = "; ".join(f"{n}: {checkpoints[n].reason}" for n in lost if n in checkpoints)
-            await self._finish(broker, upload, checkpoints, ok=False, reason=reasons or str(lost))
-            return
-        for name in self.dag.ready(finished=ok, started=failed | blocked):
-            if finished_now in self.dag.specs[name].consumes:
-                await broker.publish(
-                    encode(RunAgent(workflow_id=wf, tenant=tenant, agent=name)),
-                    subjects.agent_run(name, tenant),
-                    headers={MSG_ID: f"{wf}.{name}.run"},
-                    stream=subjects.STREAM_WORKFLOW,
-                )
-        progress = WorkflowProgress(
+        """Assemble the package from every checkpoint (read once) and announce the end."""
+        tenant, wf = upload.tenant, upload.workflow_id
+        checkpoints = await stores.checkpoints.finished(tenant, wf, self.dag.specs)
+        ok = finish is Finish.OK
+        reason = ""
+        if not ok:
+            reason = "; ".join(
+                f"{name}: {checkpoints[name].reason if name in checkpoints else 'not run'}"
+                for name in lost
+                if name in checkpoints
+            ) or ("required agents lost: " + ", ".join(lost))
+        package = build_package(self.dag, upload, checkpoints)
+        missing = sorted(name for name in self.dag.specs if name not in package.agents_ok)
+        done = WorkflowDone(
             workflow_id=wf,
             tenant=tenant,
             product_id=upload.product_id,
-            done=len(checkpoints),
-            total=len(self.dag.specs),
-            last_agent=finished_now,
-        )
-        await broker.publish(encode(progress), subjects.workflow_progress(tenant, wf))
-        if len(checkpoints) + len(blocked) == len(self.dag.specs):
-            await self._finish(broker, upload, checkpoints, ok=True, reason="")
-
-    async def _finish(
-        self,
-        broker: NatsBroker,
-        upload: ProductUploaded,
-        checkpoints: dict[str, AgentCheckpoint],
-        *,
-        ok: bool,
-        reason: str,
-    ) -> None:
-        missing = sorted(set(self.dag.specs) - {n for n, c in checkpoints.items() if c.ok})
-        listing: dict[str, object] = {}
-        for name, checkpoint in checkpoints.items():
-            if checkpoint.ok:
-                listing[self.dag.specs[name].listing_key or name] = checkpoint.output
-        done = WorkflowDone(
-            workflow_id=upload.workflow_id,
-            tenant=upload.tenant,
-            product_id=upload.product_id,
             ok=ok,
             reason=reason,
-            listing=listing,
+            listing=package.listing if ok else {},
             missing=missing if ok else [],
-            cost_micro_usd=sum(c.cost_micro_usd for c in checkpoints.values()),
-            baseline_micro_usd=sum(c.baseline_micro_usd for c in checkpoints.values()),
+            cost_micro_usd=package.cost_micro_usd,
+            baseline_micro_usd=package.baseline_micro_usd,
         )
-        await broker.publish(
+        if ok:
+            await stores.checkpoints.put_package(tenant, wf, package_checkpoint(package, upload))
+        await publish(
+            self._broker,
             encode(done),
-            subjects.workflow_done(upload.tenant, upload.workflow_id),
-            headers={MSG_ID: f"{upload.workflow_id}.done"},
+            subjects.workflow_done(tenant, wf),
             stream=subjects.STREAM_WORKFLOW,
+            msg_id=f"{wf}.done",
         )

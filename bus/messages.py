@@ -31,6 +31,21 @@ class CachePolicy(enum.StrEnum):
     REFRESH = "refresh"  # skip reading, store the fresh answer
 
 
+class TaskType(enum.StrEnum):
+    """The kinds of work agents ask for: what the router keys cache TTLs and routes on."""
+
+    IMAGE_ANALYSIS = "image_analysis"  # what one photo shows (vision)
+    PRODUCT_ANALYSIS = "product_analysis"  # facts about the product, from notes and photo facts
+    CATEGORY_CLASSIFICATION = "category_classification"  # pick from a known set
+    TEXT_GENERATION = "text_generation"  # listing copy
+    TRANSLATION = "translation"
+    MARKET_DATA = "market_data"  # comparables, demand, trend, seasonality: goes stale fast
+    PRICING = "pricing"
+    COMPLIANCE = "compliance"
+    CUSTOMER_SUPPORT = "customer_support"  # prepared replies to buyers and reviews
+    SELLER_CHAT = "seller_chat"  # the seller's interactive questions
+
+
 class Lever(enum.StrEnum):
     """What served a result, and so which lever the saving is attributed to."""
 
@@ -44,6 +59,7 @@ class Lever(enum.StrEnum):
     BATCH_API = "batch_api"
     TRIMMED = "trimmed"
     ZERO_CALL = "zero_call"
+    PHOTO_DEDUP = "photo_dedup"  # a photo's earlier analysis reused (same perceptual hash)
     NONE = "none"  # an error result: nothing was served
 
 
@@ -92,6 +108,10 @@ class ChatMessage(msgspec.Struct, kw_only=True):
 
     role: str
     content: str | list[Part]
+    tool_calls: list[dict[str, object]] = []
+    """An assistant turn's tool calls, in OpenAI's shape."""
+    tool_call_id: str = ""
+    """A tool turn's answer to this tool call id."""
 
 
 class OutputSchema(msgspec.Struct, kw_only=True):
@@ -123,6 +143,12 @@ class LlmRequest(msgspec.Struct, kw_only=True):
     cache_policy: CachePolicy = CachePolicy.DEFAULT
     model_hint: str = ""
     """A model the requester prefers; routing may still override it."""
+    tools: list[dict[str, object]] = []
+    """Tool definitions the agent can offer, in OpenAI's shape; sent only when needed."""
+    tool_choice: str = "auto"
+    """"auto", "none", "required", or the name of the one function the model must call."""
+    needs_tools: bool = False
+    """The agent expects this turn may call a tool; otherwise its tools are not sent."""
     tags: dict[str, str] = {}
     created_ms: int = msgspec.field(default_factory=lambda: now_ms())
     v: int = WIRE_VERSION
@@ -151,6 +177,8 @@ class LlmResult(msgspec.Struct, kw_only=True):
     content: str = ""
     parsed: object | None = None
     """The answer decoded from JSON when the request gave an output schema."""
+    tool_calls: list[dict[str, object]] = []
+    """Tool calls the model asked for, in OpenAI's shape."""
     model: str = ""
     provider: str = ""
     usage: Usage = msgspec.field(default_factory=Usage)
@@ -207,6 +235,17 @@ class LedgerEvent(msgspec.Struct, kw_only=True):
     simulated: bool = False
     started_ms: int = 0
     finished_ms: int = 0
+    user: str = ""
+    """The end user the request was made for (LlmRequest.tags["user"]), for message quotas."""
+    v: int = WIRE_VERSION
+
+
+class FlightOutcome(msgspec.Struct, kw_only=True):
+    """What the leader of a coalesced call tells its waiters, on llm.flight.<tenant>.<key>."""
+
+    fingerprint: str
+    result: LlmResult | None = None
+    """The leader's result to share; None when it gave up and a waiter should take over."""
     v: int = WIRE_VERSION
 
 
@@ -214,12 +253,105 @@ class BudgetAlert(msgspec.Struct, kw_only=True):
     """A budget crossed a threshold (0.5, 0.8, 1.0) in its period; sent once per threshold."""
 
     scope: str
+    """The budget's scope instance: global, tenant:<t>, agent:<t>:<a>, workflow:<t>:<w>."""
     period: str
+    """day or month."""
     threshold: float
     limit_micro_usd: int
     spent_micro_usd: int
     at_ms: int = msgspec.field(default_factory=lambda: now_ms())
+    budget: str = ""
+    """The name of the budget rule that crossed."""
+    tenant: str = ""
+    """The tenant it concerns; empty for a global budget."""
+    period_key: str = ""
+    """Which period: d2026-11-02 or m2026-11 (UTC)."""
     v: int = WIRE_VERSION
+
+
+class BudgetScope(enum.StrEnum):
+    """What a budget counts: every request, or a tenant's, an agent's or a workflow's."""
+
+    GLOBAL = "global"
+    TENANT = "tenant"
+    AGENT = "agent"
+    """An agent within a tenant (tenants never share a budget)."""
+    WORKFLOW = "workflow"
+    """A workflow within a tenant."""
+
+
+class BudgetPeriod(enum.StrEnum):
+    """The UTC calendar period a budget or quota counts over."""
+
+    DAY = "day"
+    MONTH = "month"
+
+
+class BudgetPolicy(enum.StrEnum):
+    """What happens to a request the budget cannot take."""
+
+    REFUSE = "refuse"
+    """An error result, code over_budget."""
+    DOWNGRADE = "downgrade"
+    """The cheapest model of a lower tier, if it fits; else refuse."""
+
+
+class BudgetSpec(msgspec.Struct, kw_only=True):
+    """One budget rule: a limit on the spend of a scope per period."""
+
+    name: str
+    scope: BudgetScope
+    period: BudgetPeriod
+    limit_micro_usd: int
+    policy: BudgetPolicy = BudgetPolicy.REFUSE
+    tenant: str = ""
+    """Only this tenant; empty means each tenant (for tenant, agent, workflow scopes)."""
+    agent: str = ""
+    """Only this agent (agent scope); empty means each agent."""
+    workflow: str = ""
+    """Only this workflow (workflow scope); empty means each workflow."""
+
+
+class TierQuota(msgspec.Struct, kw_only=True):
+    """How many paid LLM messages each user of a tier may send per period."""
+
+    tier: str
+    messages: int
+    period: BudgetPeriod = BudgetPeriod.DAY
+
+
+class RequestCap(msgspec.Struct, kw_only=True):
+    """The most one request may cost (its estimated maximum), and what happens above it."""
+
+    limit_micro_usd: int
+    policy: BudgetPolicy = BudgetPolicy.DOWNGRADE
+
+
+class BudgetChange(msgspec.Struct, kw_only=True):
+    """A run-time change of the budgets, on budget.control; every replica applies it."""
+
+    change_id: str
+    """Unique; a change is applied to the live config once, whoever sees it first."""
+    set_budgets: list[BudgetSpec] = []
+    remove_budgets: list[str] = []
+    set_tiers: list[TierQuota] = []
+    remove_tiers: list[str] = []
+    request_cap: RequestCap | None = None
+    remove_request_cap: bool = False
+    replace_all: bool = False
+    """Drop every budget, tier and cap before applying the rest (loading a whole file)."""
+    by: str = ""
+    at_ms: int = msgspec.field(default_factory=lambda: now_ms())
+    v: int = WIRE_VERSION
+
+
+class PhotoRendition(msgspec.Struct, kw_only=True):
+    """A resized copy of a photo in the object store, the one sent to models at one detail."""
+
+    object_name: str
+    content_type: str = "image/jpeg"
+    width: int
+    height: int
 
 
 class Photo(msgspec.Struct, kw_only=True):
@@ -229,10 +361,19 @@ class Photo(msgspec.Struct, kw_only=True):
     content_type: str = "image/png"
     width: int = 0
     height: int = 0
+    phash: str = ""
+    """Perceptual hash plus a coarse colour hash: equal for the same picture re-encoded or
+    resized, so its analyses are reused (per tenant) instead of paid for again."""
+    renditions: dict[str, PhotoRendition] = {}
+    """Resized copies by image detail ("low", "high"); what agents send instead of the original."""
 
 
 class ProductUploaded(msgspec.Struct, kw_only=True):
-    """A seller uploaded a product: the start of one workflow (and one trace)."""
+    """A seller uploaded a product: the start of one workflow (and one trace).
+
+    Published on product.uploaded.<tenant> (stream WORKFLOW) after its photos are in the
+    photos object store; any client may publish it there to start a workflow.
+    """
 
     workflow_id: str
     tenant: str
@@ -243,6 +384,8 @@ class ProductUploaded(msgspec.Struct, kw_only=True):
     """What the seller paid, as a decimal string, for margin work; empty if unknown."""
     photos: list[Photo] = []
     priority: Priority = Priority.STANDARD
+    attributes: dict[str, str] = {}
+    """Further facts the seller gave (weight_g, size, sku, quantity...), as text."""
     uploaded_ms: int = msgspec.field(default_factory=lambda: now_ms())
     v: int = WIRE_VERSION
 
@@ -270,6 +413,7 @@ class AgentCheckpoint(msgspec.Struct, kw_only=True):
     baseline_micro_usd: int = 0
     llm_calls: int = 0
     """Paid provider calls this agent made (0 for zero-call agents and cache hits)."""
+    tenant: str = ""
     v: int = WIRE_VERSION
 
 
@@ -316,6 +460,96 @@ class WorkflowDone(msgspec.Struct, kw_only=True):
     listing: dict[str, object] = {}
     missing: list[str] = []
     """Optional agents that failed and whose part of the listing is missing."""
+    cost_micro_usd: int = 0
+    baseline_micro_usd: int = 0
+    v: int = WIRE_VERSION
+
+
+class WorkflowState(msgspec.Struct, kw_only=True):
+    """Which agents of one workflow have settled, kept in the checkpoint bucket.
+
+    Updated by compare-and-set on each agent-done event, so the workflow service reads one
+    small value per event instead of every checkpoint of the workflow.
+    """
+
+    workflow_id: str
+    tenant: str
+    product_id: str = ""
+    ok: list[str] = []
+    failed: list[str] = []
+    v: int = WIRE_VERSION
+
+
+class QualitySignal(msgspec.Struct, kw_only=True):
+    """Whether one LLM answer passed its agent's checks, on quality.<tenant>; routing learns
+    from it which model is good enough for which task type."""
+
+    request_id: str
+    tenant: str
+    agent: str
+    workflow_id: str = ""
+    task_type: str
+    model: str
+    provider: str = ""
+    lever: Lever = Lever.NONE
+    valid: bool
+    problems: list[str] = []
+    """What the checks (schema and validators) found wrong; empty when valid."""
+    attempt: int = 0
+    """0 for the first answer, 1 for the targeted retry."""
+    escalated: bool = False
+    """Whether the request asked for a stronger model after an invalid answer."""
+    at_ms: int = msgspec.field(default_factory=lambda: now_ms())
+    v: int = WIRE_VERSION
+
+
+class PhotoAnalysis(msgspec.Struct, kw_only=True):
+    """One agent's analysis of one photo, kept per tenant by perceptual hash for reuse.
+
+    A pending entry is a claim: another workflow analysing the same photo right now.
+    """
+
+    pending: bool = False
+    claimed_ms: int = 0
+    output: dict[str, object] = {}
+    workflow_id: str = ""
+    request_id: str = ""
+    baseline_micro_usd: int = 0
+    """The naive cost of analysing this photo again, credited when it is reused."""
+    v: int = WIRE_VERSION
+
+
+class ChatTurn(msgspec.Struct, kw_only=True):
+    """One earlier turn of a seller-chat conversation."""
+
+    role: str
+    """user or assistant."""
+    text: str
+
+
+class ChatAsk(msgspec.Struct, kw_only=True):
+    """A seller's question about their own products, a request on chat.ask.<tenant>."""
+
+    tenant: str
+    question: str
+    history: list[ChatTurn] = []
+    conversation_id: str = ""
+    user: str = ""
+    v: int = WIRE_VERSION
+
+
+class ChatReply(msgspec.Struct, kw_only=True):
+    """The answer to a ChatAsk."""
+
+    tenant: str
+    conversation_id: str = ""
+    ok: bool
+    answer: str = ""
+    reason: str = ""
+    product_ids: list[str] = []
+    """The seller's products the answer was given context about."""
+    model: str = ""
+    lever: Lever = Lever.NONE
     cost_micro_usd: int = 0
     baseline_micro_usd: int = 0
     v: int = WIRE_VERSION

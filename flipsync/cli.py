@@ -12,8 +12,14 @@ from typing import Any
 import redis.asyncio as aioredis
 import uvloop
 
+from agents.cli import COMMANDS as AGENT_COMMANDS
+from agents.cli import add_commands as add_agent_commands
+from agents.cli import run_command as run_agent_command
 from bus.settings import Settings
 from cost_ledger.aggregates import AggregateStore
+from cost_ledger.budgets.cli import add_commands as add_budget_commands
+from cost_ledger.budgets.cli import print_budgets
+from cost_ledger.budgets.cli import run_command as run_budget_command
 from cost_ledger.report import build_report, render_report
 from flipsync.stack import Service, start_stack
 
@@ -27,6 +33,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("services", nargs="+", choices=[s.value for s in Service])
     report = commands.add_parser("report", help="print the cost report from the ledger")
     report.add_argument("--tenant", default=None)
+    add_budget_commands(commands)
+    add_agent_commands(commands)
     args = parser.parse_args(argv)
     settings = Settings()
     if args.command == "demo":
@@ -35,6 +43,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(run_demo(settings))
     if args.command == "run":
         return _run(run_services(settings, [Service(s) for s in args.services]))
+    if args.command in ("ledger", "budget"):
+        return _run(run_budget_command(args, settings))
+    if args.command in AGENT_COMMANDS:
+        return _run(run_agent_command(args, settings, start_stack))
     return _run(print_report(settings, args.tenant))
 
 
@@ -65,6 +77,7 @@ async def print_report(settings: Settings, tenant: str | None) -> int:
     client = aioredis.Redis.from_url(settings.redis_url)
     try:
         print(render_report(await build_report(AggregateStore(client), tenant=tenant)))
+        print(await print_budgets(client, settings, tenant), end="")
     finally:
         await client.aclose()
     return 0

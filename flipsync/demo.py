@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import asyncio
-import json
+import logging
+from pathlib import Path
 
 from rich.console import Console
-from rich.panel import Panel
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 
-from agents.upload import load_catalog, upload_product
+from agents.chat import ask_chat
+from agents.output import summary, write_package
+from agents.sources import load_catalog
+from agents.upload import Uploader
 from agents.watch import WorkflowWatcher
-from bus.messages import WorkflowDone, WorkflowProgress
+from bus.messages import ChatAsk, WorkflowDone, WorkflowProgress
 from bus.settings import Settings
-from cost_ledger.pricing import to_usd
 from cost_ledger.report import build_report, render_report
 from flipsync.stack import Stack, start_stack
 
 TENANT = "demo"
+OUT = Path("listings")
+"""Where the demo writes each product's full listing package."""
+CHAT_QUESTION = "Which of my products makes the most profit, and on which marketplace?"
 
 
 async def run_demo(settings: Settings, console: Console | None = None) -> int:
@@ -30,9 +36,17 @@ async def run_demo(settings: Settings, console: Console | None = None) -> int:
             mode = f"real provider at {settings.openai_base_url or 'api.openai.com'}"
         console.print(f"[bold]FlipSync demo[/bold] - {mode}")
         console.print(f"NATS {stack.nats_url} - Redis {stack.redis_url}")
+        # Quiet FastStream's per-task INFO lines: the demo's output is the listings.
+        logging.getLogger("faststream.access.nats").setLevel(logging.WARNING)
         done = await _upload_all(stack, console)
         for event in done:
-            console.print(_listing_panel(event, stack.simulated))
+            folder = write_package(OUT, event, simulated=stack.simulated)
+            console.print(escape(summary(event, simulated=stack.simulated)))
+            console.print(f"  package    {folder}/")
+        reply = await ask_chat(stack.broker, ChatAsk(tenant=TENANT, question=CHAT_QUESTION))
+        console.print(f"\n[bold]Seller chat[/bold] > {CHAT_QUESTION}")
+        console.print(escape(reply.answer if reply.ok else f"(no answer: {reply.reason})"))
+        console.print(f"  (context: {', '.join(reply.product_ids)}; {reply.lever})")
         await _settle_ledger(stack, sum(e.cost_micro_usd for e in done))
         report = await build_report(stack.aggregates, tenant=TENANT)
         console.print(render_report(report))
@@ -62,8 +76,9 @@ async def _upload_all(stack: Stack, console: Console) -> list[WorkflowDone]:
         async with WorkflowWatcher(stack.broker, TENANT, on_progress) as watcher:
             uploads = []
             tracer = stack.tracer_provider.get_tracer("flipsync.upload")
+            uploader = Uploader(stack.broker, stack.settings)
             for product in products:
-                upload = await upload_product(stack.broker, product, tenant=TENANT, tracer=tracer)
+                upload = await uploader.upload(product, tenant=TENANT, tracer=tracer)
                 tasks[upload.workflow_id] = progress.add_task(product.product_id, total=None)
                 uploads.append(upload)
             done = await watcher.wait((u.workflow_id for u in uploads), timeout_s=180)
@@ -74,15 +89,6 @@ async def _upload_all(stack: Stack, console: Console) -> list[WorkflowDone]:
             progress.update(task, completed=total, total=total)
             progress.update(task, description=f"{upload.product_id} {state}")
     return [done[u.workflow_id] for u in uploads]
-
-
-def _listing_panel(event: WorkflowDone, simulated: bool) -> Panel:
-    cost, baseline = to_usd(event.cost_micro_usd), to_usd(event.baseline_micro_usd)
-    body = json.dumps(event.listing, indent=2, ensure_ascii=False)
-    note = " (simulated)" if simulated else ""
-    title = f"{event.product_id}: {'ok' if event.ok else 'FAILED'}"
-    subtitle = f"cost ${cost:.6f} vs naive ${baseline:.6f}, saved ${baseline - cost:.6f}{note}"
-    return Panel(body, title=title, subtitle=subtitle)
 
 
 async def _settle_ledger(stack: Stack, expected_micro_usd: int, timeout_s: float = 15.0) -> None:

@@ -13,8 +13,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
 
 from agents.dag import WorkflowDag
+from agents.chat import ChatService
 from agents.runtime import AgentRuntime
-from agents.specs import ALL_SPECS
+from agents.specs import ALL_SPECS, WORKFLOW_SPECS
 from agents.workflow import WorkflowService
 from bus.broker import make_broker
 from bus.embedded import EmbeddedNats, EmbeddedRedis
@@ -22,6 +23,8 @@ from bus.settings import Settings
 from bus.streams import ensure_streams
 from bus.tracing import make_tracer_provider
 from cost_ledger.aggregates import AggregateStore
+from cost_ledger.budgets.runtime import BudgetRuntime
+from cost_ledger.budgets.store import BudgetStore
 from cost_ledger.catalog import PriceCatalog
 from cost_ledger.consumer import ledger_router
 from flipsync.providers import provider_registry
@@ -30,11 +33,10 @@ from router.providers.registry import ProviderRegistry
 from router.service import RouterService
 from router.simulated.config import SimConfig
 from router.simulated.server import SimulatedProvider
-from router.stages.batch import BatchStage
-from router.stages.budget import BudgetStage
-from router.stages.cache import CacheStage
-from router.stages.dedup import DedupStage
+from router.stages.batch import batch_stage
+from router.stages.budget import BudgetStage, offered_by
 from router.stages.dispatch import Dispatcher
+from router.stages.levers import lever_stages
 from router.stages.route import RouteStage
 
 
@@ -66,6 +68,8 @@ class Stack:
     sim: SimulatedProvider | None = None
     registry: ProviderRegistry | None = None
     embedded: list[EmbeddedNats | EmbeddedRedis] = field(default_factory=list)
+    budgets: BudgetStore | None = None
+    """The budgets (reservations, counters, status), in a stack with a router or ledger."""
 
     @property
     def aggregates(self) -> AggregateStore:
@@ -120,24 +124,44 @@ async def start_stack(
     catalog = PriceCatalog.load()
     sim: SimulatedProvider | None = None
     if not settings.real_provider and Service.PROVIDER in wanted:
-        sim = SimulatedProvider(sim_config or SimConfig(latency_ms=settings.sim_latency_ms))
+        sim = SimulatedProvider(
+            sim_config
+            or SimConfig(
+                latency_ms=settings.sim_latency_ms, batch_completion_s=settings.sim_batch_delay_s
+            )
+        )
         await sim.start()
     simulated_url = sim.base_url if sim else settings.sim_base_url
-    redis_client = aioredis.Redis.from_url(redis_url)
+    # A blocking pool: hundreds of concurrent requests wait for one of 64 connections rather
+    # than fail with MaxConnectionsError (redis-py's default pool raises past 100).
+    pool = aioredis.BlockingConnectionPool.from_url(redis_url, max_connections=64, timeout=None)
+    redis_client = aioredis.Redis.from_pool(pool)  # owns the pool: aclose() closes it
     broker = make_broker(nats_url, tracer_provider=tracer_provider, client_name="flipsync")
+    budgets: BudgetRuntime | None = None
+    if wanted & {Service.ROUTER, Service.LEDGER}:
+        budgets = BudgetRuntime(settings, redis_client, broker)
+        broker.include_router(budgets.control_router())
     registry: ProviderRegistry | None = None
     if Service.ROUTER in wanted:
         registry = provider_registry(settings, catalog, simulated_url)
-        service = _router_service(settings, registry, catalog, tracer_provider, broker)
+        assert budgets is not None
+        service = _router_service(
+            settings, registry, catalog, tracer_provider, broker, redis_client, budgets.store
+        )
         broker.include_router(service.router())
     if Service.LEDGER in wanted:
-        broker.include_router(ledger_router(AggregateStore(redis_client), settings=settings))
+        assert budgets is not None
+        broker.include_router(ledger_router(budgets.ledger_view(), settings=settings))
     if Service.WORKFLOW in wanted:
-        broker.include_router(WorkflowService(WorkflowDag(ALL_SPECS), settings, broker).router())
+        dag = WorkflowDag(WORKFLOW_SPECS)
+        broker.include_router(WorkflowService(dag, settings, broker).router())
     if Service.AGENTS in wanted:
         tracer = tracer_provider.get_tracer("flipsync.agents")
-        runtime = AgentRuntime(ALL_SPECS, settings=settings, broker=broker, tracer=tracer)
+        runtime = AgentRuntime(
+            WORKFLOW_SPECS, settings=settings, broker=broker, catalog=catalog, tracer=tracer
+        )
         broker.include_router(runtime.router())
+        broker.include_router(ChatService(settings, broker).router())
     stack = Stack(
         settings=settings,
         broker=broker,
@@ -150,10 +174,13 @@ async def start_stack(
         sim=sim,
         registry=registry,
         embedded=embedded,
+        budgets=budgets.store if budgets is not None else None,
     )
     try:
         await broker.connect()
         await ensure_streams(broker.connection.jetstream(), settings)
+        if budgets is not None:  # rules loaded, counters rebuilt if Redis lost them
+            await budgets.start(broker.connection.jetstream())
         await broker.start()
     except BaseException:
         await stack.stop()
@@ -167,14 +194,15 @@ def _router_service(
     catalog: PriceCatalog,
     tracer_provider: TracerProvider,
     broker: NatsBroker,
+    redis: aioredis.Redis,
+    budgets: BudgetStore,
 ) -> RouterService:
     tracer = tracer_provider.get_tracer("flipsync.router")
     stages: list[Stage] = [
-        CacheStage(),
-        DedupStage(),
+        *lever_stages(settings, catalog=catalog, redis=redis, broker=broker),
         RouteStage(registry, settings.default_model),
-        BudgetStage(),
-        BatchStage(),
+        BudgetStage(budgets, catalog, offered_by(registry)),
+        batch_stage(settings, registry=registry, catalog=catalog, redis=redis, tracer=tracer),
     ]
     return RouterService(
         settings=settings,

@@ -4,12 +4,15 @@ RouterError                      code, reason
 ├── UnknownAgentError            the agent is not registered
 ├── DeadlineExceededError        the requester's deadline passed
 ├── NoRouteError                 no configured provider offers a usable model
+├── OverBudgetError              a budget, quota or request cap cannot take the request
 └── ProviderError                a provider call failed after its retries
     ├── ProviderRateLimitedError     429s outlasted the retries (retry_after kept)
     └── InvalidAnswerError           the answer is not JSON, or not valid for the schema
 """
 
 from __future__ import annotations
+
+from decimal import Decimal
 
 from bus.messages import ErrorCode
 
@@ -44,6 +47,44 @@ class NoRouteError(RouterError):
     """No configured provider offers a model the request can use."""
 
     code = ErrorCode.PROVIDER_ERROR
+
+
+class OverBudgetError(RouterError):
+    """A budget (or a message quota, or the per-request cap) cannot take the request.
+
+    Amounts are micro-dollars, or messages when unit is "messages".
+    """
+
+    code = ErrorCode.OVER_BUDGET
+
+    def __init__(
+        self,
+        *,
+        budget: str,
+        scope: str,
+        period: str,
+        limit: int,
+        spent: int,
+        needed: int,
+        unit: str = "usd",
+        detail: str = "",
+    ) -> None:
+        def amount(value: int) -> str:
+            return f"${Decimal(value).scaleb(-6):.6f}" if unit == "usd" else f"{value} messages"
+
+        where = f"{scope} per {period}" if period else scope
+        reason = (
+            f"over budget {budget!r} ({where}): limit {amount(limit)}, spent {amount(spent)},"
+            f" this request needs up to {amount(needed)}"
+        )
+        super().__init__(f"{reason}; {detail}" if detail else reason)
+        self.budget = budget
+        self.scope = scope
+        self.period = period
+        self.limit = limit
+        self.spent = spent
+        self.needed = needed
+        self.unit = unit
 
 
 class ProviderError(RouterError):

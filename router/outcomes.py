@@ -28,7 +28,8 @@ MSG_ID = "Nats-Msg-Id"
 
 def ledger_event(request: LlmRequest, result: LlmResult, catalog_version: str) -> LedgerEvent:
     """The ledger event of a result; deterministic, so a re-publish is the same event."""
-    paid = result.lever in (Lever.ROUTED, Lever.ESCALATED, Lever.PACKED, Lever.BATCH_API)
+    paid_levers = (Lever.ROUTED, Lever.ESCALATED, Lever.PACKED, Lever.BATCH_API, Lever.TRIMMED)
+    paid = result.lever in paid_levers
     return LedgerEvent(
         event_id=request.id,
         request_id=request.id,

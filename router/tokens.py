@@ -160,6 +160,58 @@ def count_messages_tokens(messages: Iterable[Mapping[str, Any]]) -> int:
     return sum(tokens for _, tokens in message_pieces(messages)) + REPLY_PRIMING_TOKENS
 
 
+def tool_pieces(tools: Iterable[Mapping[str, Any]]) -> tuple[tuple[str, int], ...]:
+    """Tool definitions as (piece, tokens) pairs, as a provider puts them ahead of the messages.
+
+    Each definition is estimated from its canonical JSON; providers render them in their own
+    syntax, of about the same size.
+    """
+    listed = list(tools)
+    return _tool_pieces(json.dumps(listed, sort_keys=True)) if listed else ()
+
+
+def count_tools_tokens(tools: Iterable[Mapping[str, Any]]) -> int:
+    """Prompt tokens that tool definitions add to a request (the sum of tool_pieces)."""
+    listed = list(tools)
+    if not listed:
+        return 0
+    return MESSAGE_OVERHEAD_TOKENS + count_text_tokens(json.dumps(listed, sort_keys=True))
+
+
+def count_message_tokens(message: Mapping[str, Any]) -> int:
+    """Tokens of one OpenAI chat message: the sum of its message_pieces, from cached counts.
+
+    Much faster than walking the pieces when long texts repeat (conversation histories).
+    """
+    role = str(message.get("role", ""))
+    total = MESSAGE_OVERHEAD_TOKENS + count_text_tokens(role)
+    name = message.get("name")
+    if isinstance(name, str):
+        total += NAME_TOKENS + count_text_tokens(name)
+    content = message.get("content")
+    if isinstance(content, str):
+        total += count_text_tokens(content)
+    elif isinstance(content, list):
+        for part in content:
+            if not isinstance(part, Mapping):
+                continue
+            if part.get("type") == "text":
+                total += count_text_tokens(str(part.get("text", "")))
+            elif part.get("type") == "image_url":
+                image_url = part.get("image_url")
+                if isinstance(image_url, Mapping):
+                    total += image_part_tokens(image_url)
+    tool_calls = message.get("tool_calls")
+    if tool_calls:
+        total += count_text_tokens(json.dumps(tool_calls, sort_keys=True))
+    return total
+
+
+@functools.lru_cache(maxsize=256)
+def _tool_pieces(tools_json: str) -> tuple[tuple[str, int], ...]:
+    return (("<|tools|>", MESSAGE_OVERHEAD_TOKENS), *text_pieces(tools_json))
+
+
 def _content_pieces(content: object) -> Iterator[tuple[str, int]]:
     if isinstance(content, str):
         yield from text_pieces(content)

@@ -18,8 +18,8 @@ from tests.helpers import eventually
 from tests.otlp_receiver import OtlpReceiver, ReceivedSpan
 
 TENANT = "traced"
-AGENTS = ("identify", "listing", "price")
-STAGES = ("cache", "dedup", "route", "budget", "batch", "dispatch")
+AGENTS = ("identify", "ebay_listing", "price")
+STAGES = ("pattern", "trim", "cache", "dedup", "route", "budget", "batch", "dispatch")
 UPLOAD_SPAN = "product.upload"
 WORKFLOW_ID = "flipsync.workflow_id"
 

@@ -1,52 +1,160 @@
-"""A product upload flows end to end: three agents chained by events, one listing, one ledger."""
+"""Uploads flow end to end through ~35 agents on an embedded stack: four validated listings,
+zero-call agents that call nothing, photos analysed once per tenant, costs in the ledger."""
 
 from __future__ import annotations
 
+import asyncio
+import io
+import uuid
 from collections.abc import AsyncIterator
 
 import pytest
+from PIL import Image
 
 from agents.checkpoints import CheckpointStore
-from agents.upload import load_catalog, upload_product
+from agents.sources import PhotoFile, ProductInput, load_catalog
+from agents.specs import WORKFLOW_SPECS
+from agents.upload import Uploader
 from agents.watch import WorkflowWatcher
 from bus import subjects
+from bus.codec import decode
+from bus.messages import LlmRequest, WorkflowDone
 from bus.settings import Settings
 from flipsync.stack import Stack, start_stack
 from tests.helpers import eventually
+
+PER_PHOTO = [spec.name for spec in WORKFLOW_SPECS if spec.uses_images]
+ZERO_CALL = [spec.name for spec in WORKFLOW_SPECS if not spec.needs_llm]
 
 
 @pytest.fixture(scope="module")
 async def stack() -> AsyncIterator[Stack]:
     """A fully embedded stack: the same composition `flipsync demo` runs."""
-    running = await start_stack(Settings(sim_latency_ms=0))
+    # A short packing window: these tests count requests, they do not time them.
+    running = await start_stack(Settings(sim_latency_ms=0, pack_window_ms=50))
     yield running
     await running.stop()
 
 
-async def test_upload_becomes_a_listing_with_its_cost_in_the_ledger(stack: Stack) -> None:
-    product = load_catalog()[1]  # two photos
-    async with WorkflowWatcher(stack.broker, "shop1") as watcher:
-        upload = await upload_product(stack.broker, product, tenant="shop1")
-        done = (await watcher.wait([upload.workflow_id], timeout_s=30))[upload.workflow_id]
+def tenant() -> str:
+    """A fresh tenant, so each test counts only its own requests."""
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+async def run(stack: Stack, owner: str, *products: ProductInput) -> list[WorkflowDone]:
+    """Upload products at once for owner and wait for their final events."""
+    uploader = Uploader(stack.broker, stack.settings)
+    async with WorkflowWatcher(stack.broker, owner) as watcher:
+        uploads = await asyncio.gather(*(uploader.upload(p, tenant=owner) for p in products))
+        done = await watcher.wait([u.workflow_id for u in uploads], timeout_s=60)
+    return [done[u.workflow_id] for u in uploads]
+
+
+async def requests_by_agent(stack: Stack, owner: str) -> dict[str, int]:
+    """How many LLM requests each agent of owner published (from the requests stream)."""
+    js = stack.broker.connection.jetstream()
+    info = await js.stream_info(subjects.STREAM_REQUESTS, subjects_filter=f"llm.request.{owner}.>")
+    return {s.rsplit(".", 1)[1]: n for s, n in (info.state.subjects or {}).items()}
+
+
+async def test_upload_becomes_four_validated_listings_with_its_cost_in_the_ledger(
+    stack: Stack,
+) -> None:
+    owner = tenant()
+    (done,) = await run(stack, owner, load_catalog()[1])  # two photos
     assert done.ok, done.reason
-    assert set(done.listing) == {"product", "copy", "price"}
-    copy = done.listing["copy"]
-    assert isinstance(copy, dict) and len(copy["title"]) <= 80
-    price = done.listing["price"]
-    assert isinstance(price, dict) and price["price_usd"] > 0
+    markets = done.listing["marketplaces"]
+    assert isinstance(markets, dict) and set(markets) == {"ebay", "amazon", "etsy", "shopify"}
+    assert 0 < len(markets["ebay"]["title"]) <= 80
+    assert len(markets["amazon"]["title"]) <= 200 and len(markets["amazon"]["bullets"]) == 5
+    assert len(markets["etsy"]["title"]) <= 140 and 1 <= len(markets["etsy"]["tags"]) <= 13
+    assert all(len(tag) <= 20 for tag in markets["etsy"]["tags"])
+    assert len(markets["shopify"]["seo_title"]) <= 70
+    assert len(markets["shopify"]["meta_description"]) <= 320
+    assert markets["ebay"]["price_usd"] and markets["ebay"]["fee_usd"]
     assert 0 < done.cost_micro_usd < done.baseline_micro_usd
 
+    kv = await stack.broker.connection.jetstream().key_value(subjects.BUCKET_CHECKPOINTS)
+    checkpoints = await CheckpointStore(kv).finished(owner, done.workflow_id)
+    assert set(checkpoints) == {spec.name for spec in WORKFLOW_SPECS}
+    assert sorted(done.missing) == sorted(n for n, c in checkpoints.items() if not c.ok)
+    paid = sum(c.llm_calls for c in checkpoints.values())
+    requests = await requests_by_agent(stack, owner)
+    # A zero-call agent makes no call: no request, no paid call, yet an output.
+    for name in ZERO_CALL:
+        assert name not in requests
+        assert checkpoints[name].llm_calls == 0 and checkpoints[name].request_ids == []
+    assert checkpoints["fees"].ok and checkpoints["margin"].ok and checkpoints["shipping"].ok
+    assert sum(requests.values()) == sum(len(c.request_ids) for c in checkpoints.values())
+
     async def settled() -> bool:
-        totals = await stack.aggregates.totals("shop1")
+        totals = await stack.aggregates.totals(owner)
         return totals.spend_micro_usd == done.cost_micro_usd
 
     await eventually(settled)
-    assert (await stack.aggregates.totals("shop1")).calls == 3
+    totals = await stack.aggregates.totals(owner)
+    assert totals.paid_calls <= paid  # packed calls share one upstream call
+    assert totals.baseline_micro_usd == done.baseline_micro_usd  # zero-call work is booked too
 
+    js = stack.broker.connection.jetstream()
+    signals = await js.stream_info(subjects.STREAM_WORKFLOW, subjects_filter=f"quality.{owner}")
+    assert signals.state.messages >= len(requests)  # one quality signal per answer
+
+
+async def test_a_photo_uploaded_twice_is_analysed_once(stack: Stack) -> None:
+    owner = tenant()
+    sample = load_catalog()[0]
+    original = sample.photos[0].read()
+    smaller = io.BytesIO()
+    Image.open(io.BytesIO(original)).convert("RGB").resize((200, 200)).save(smaller, "JPEG")
+    relisted = ProductInput(
+        product_id="mug-relisted",
+        title_hint="Teal mug, the same one again",
+        notes="Relisted with a smaller copy of the same photo, and the photo itself.",
+        photos=(PhotoFile(name="copy.jpg", data=smaller.getvalue()), sample.photos[0]),
+    )
+    (first,) = await run(stack, owner, sample)
+    (second,) = await run(stack, owner, relisted)
+    assert first.ok and second.ok, (first.reason, second.reason)
+    requests = await requests_by_agent(stack, owner)
+    for name in PER_PHOTO:  # one analysis call per per-photo agent, for both uploads
+        assert requests[name] == 1, (name, requests)
     kv = await stack.broker.connection.jetstream().key_value(subjects.BUCKET_CHECKPOINTS)
-    checkpoints = await CheckpointStore(kv).finished(upload.workflow_id)
-    assert {name: c.ok for name, c in checkpoints.items()} == {
-        "identify": True,
-        "listing": True,
-        "price": True,
-    }
+    again = await CheckpointStore(kv).finished(owner, second.workflow_id)
+    before = await CheckpointStore(kv).finished(owner, first.workflow_id)
+    for name in PER_PHOTO:
+        assert again[name].request_ids == [] and again[name].cost_micro_usd == 0
+        assert again[name].baseline_micro_usd > 0  # the saving is credited to photo reuse
+        assert again[name].output["photos"] == before[name].output["photos"] * 2
+
+
+async def test_concurrent_uploads_of_one_photo_share_one_analysis_per_tenant(
+    stack: Stack,
+) -> None:
+    owner, other = tenant(), tenant()
+    product = load_catalog()[3]
+    twin = ProductInput(product_id="twin", notes="another listing", photos=product.photos)
+    done = await run(stack, owner, product, twin)
+    assert all(d.ok for d in done), [d.reason for d in done]
+    requests = await requests_by_agent(stack, owner)
+    assert all(requests[name] == 1 for name in PER_PHOTO), requests
+    # Another seller's upload of the same photo never reuses this seller's analysis.
+    (theirs,) = await run(stack, other, product)
+    assert theirs.ok
+    assert all(n == 1 for a, n in (await requests_by_agent(stack, other)).items() if a in PER_PHOTO)
+
+
+async def test_llm_requests_carry_the_task_type_and_resized_photos(stack: Stack) -> None:
+    owner = tenant()
+    (done,) = await run(stack, owner, load_catalog()[5])
+    assert done.ok, done.reason
+    js = stack.broker.connection.jetstream()
+    for name, detail in (("defects", "high"), ("photo_subject", "low")):
+        raw = await js.get_last_msg(subjects.STREAM_REQUESTS, subjects.llm_request(owner, name))
+        request = decode(raw.data or b"", LlmRequest)
+        assert request.task_type == "image_analysis"
+        parts = [p for m in request.messages if isinstance(m.content, list) for p in m.content]
+        images = [p for p in parts if p.__class__.__name__ == "ImagePart"]
+        assert len(images) == 2  # both photos of the product, in one call
+        assert all(p.detail == detail and p.width for p in images)
+        assert all(str(p.url).startswith("data:image/jpeg;base64,") for p in images)

@@ -1,9 +1,20 @@
-"""Every agent spec, in one list the workflow DAG is derived from."""
+"""Every agent spec: the workflow's (from which its DAG is derived) and the on-demand ones."""
 
-from agents.specs.copy import LISTING
-from agents.specs.image import IDENTIFY
-from agents.specs.pricing import PRICE
+from agents.spec import AgentSpec
+from agents.specs import details, image, listing, market, operations, pricing
+from agents.specs.chat import SELLER_CHAT
 
-ALL_SPECS = (IDENTIFY, LISTING, PRICE)
+WORKFLOW_SPECS: tuple[AgentSpec, ...] = (
+    *image.SPECS,
+    *details.SPECS,
+    *listing.SPECS,
+    *market.SPECS,
+    *pricing.SPECS,
+    *operations.SPECS,
+)
+"""The agents that run for every uploaded product."""
+INTERACTIVE_SPECS: tuple[AgentSpec, ...] = (SELLER_CHAT,)
+"""The agents that run on a seller's request."""
+ALL_SPECS: tuple[AgentSpec, ...] = WORKFLOW_SPECS + INTERACTIVE_SPECS
 
-__all__ = ["ALL_SPECS", "IDENTIFY", "LISTING", "PRICE"]
+__all__ = ["ALL_SPECS", "INTERACTIVE_SPECS", "SELLER_CHAT", "WORKFLOW_SPECS"]

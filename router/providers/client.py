@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import openai
@@ -14,7 +14,7 @@ from opentelemetry import trace
 from bus.messages import LlmRequest, Usage
 from router.errors import ProviderError, ProviderRateLimitedError
 from router.providers.config import ProviderConfig
-from router.providers.messages import openai_messages, response_format
+from router.providers.messages import openai_messages, response_format, tool_fields
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -26,6 +26,8 @@ class Completion:
     usage: Usage
     latency_ms: float
     finish_reason: str
+    tool_calls: list[dict[str, object]] = field(default_factory=list)
+    """Tool calls the model asked for, in OpenAI's shape."""
 
 
 class ProviderClient:
@@ -59,6 +61,7 @@ class ProviderClient:
         fmt = response_format(request)
         if fmt is not None:
             body["response_format"] = fmt
+        body.update(tool_fields(request))  # only when the request still sends tools
         options: RequestOptions = {}
         if timeout_s is not None:
             options["timeout"] = max(timeout_s, 0.001)
@@ -98,6 +101,7 @@ class ProviderClient:
             usage=usage,
             latency_ms=latency_ms,
             finish_reason=choice.finish_reason or "",
+            tool_calls=[call.model_dump(mode="json") for call in choice.message.tool_calls or ()],
         )
         _record_genai(trace.get_current_span(), self.name, model, completion)
         return completion

@@ -1,10 +1,13 @@
-"""The simulated provider's HTTP app: OpenAI's chat completions and models, plus /_sim admin."""
+"""The simulated provider's HTTP app: OpenAI's chat completions, models, files and batches,
+plus /_sim admin."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 from pydantic import ValidationError
 from starlette.applications import Starlette
@@ -15,13 +18,15 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from router.simulated.batches import BatchStore, batch_routes
 from router.simulated.config import FaultKind, Faults, SimConfig
 from router.simulated.content import Generated, generate
 from router.simulated.errors import ApiError, InvalidRequestError, ModelNotFoundError, error_body
+from router.simulated.files import FileStore, file_routes
 from router.simulated.request import ChatRequest, parse_chat_request
 from router.simulated.response import Answer, model_json, models_json
 from router.simulated.state import SimState
-from router.tokens import REPLY_PRIMING_TOKENS, message_pieces
+from router.tokens import REPLY_PRIMING_TOKENS, message_pieces, tool_pieces
 
 SIMULATED_HEADER = "x-flipsync-simulated"
 """Carried (with value "true") by every response, so no one mistakes it for a real provider."""
@@ -66,6 +71,26 @@ def create_app(config: SimConfig, state: SimState | None = None) -> Starlette:
         body = answer.completion_json()
         return Response(_cut(body) if malformed else body, media_type="application/json")
 
+    def batch_line(body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """One line of a batch, answered as chat_completions would (no latency, no stream)."""
+        try:
+            chat = parse_chat_request(json.dumps(body).encode())
+            if chat.model not in offered:
+                raise ModelNotFoundError(chat.model)
+            fault = sim.draw_fault()
+            generated = _generate(chat, break_schema=fault is FaultKind.SCHEMA_INVALID)
+        except ApiError as exc:
+            return exc.status, exc.body()
+        if fault is not None:
+            sim.stats.faults[fault] += 1
+        if fault in (FaultKind.SERVER_ERROR, FaultKind.RATE_LIMIT):
+            return 500, error_body("The server had an error processing this line.", "server_error")
+        answer = _answer(chat, generated, sim, via_batch=True)
+        return 200, json.loads(answer.completion_json())
+
+    files = FileStore()
+    batches = BatchStore(files, batch_line, sim)
+
     async def list_models(request: Request) -> Response:
         return JSONResponse(models_json(config.models, config.name))
 
@@ -100,6 +125,8 @@ def create_app(config: SimConfig, state: SimState | None = None) -> Starlette:
             Route("/_sim/stats", stats, methods=["GET"]),
             Route("/_sim/reset", reset, methods=["POST"]),
             Route("/_sim/faults", faults, methods=["GET", "PUT"]),
+            *file_routes(files),
+            *batch_routes(batches),
         ],
         middleware=[Middleware(SimulatedHeader)],
         exception_handlers={HTTPException: _http_error, Exception: _crash},
@@ -153,12 +180,14 @@ def _generate(chat: ChatRequest, *, break_schema: bool) -> Generated:
         raise InvalidRequestError(f"Invalid '{param}': {exc!r}", param=param) from exc
 
 
-def _answer(chat: ChatRequest, generated: Generated, sim: SimState) -> Answer:
+def _answer(
+    chat: ChatRequest, generated: Generated, sim: SimState, *, via_batch: bool = False
+) -> Answer:
     """Usage (prompt cache included) of a produced completion, counted in the stats."""
-    pieces = list(message_pieces(chat.messages))
+    pieces = [*tool_pieces(chat.tools), *message_pieces(chat.messages)]
     prompt = sum(tokens for _, tokens in pieces) + REPLY_PRIMING_TOKENS
     cached = sim.cache.lookup_and_store(chat.model, pieces, prompt)
-    sim.record(chat.model, prompt, cached, generated.completion_tokens)
+    sim.record(chat.model, prompt, cached, generated.completion_tokens, via_batch=via_batch)
     return Answer(model=chat.model, generated=generated, prompt_tokens=prompt, cached_tokens=cached)
 
 

@@ -84,3 +84,5 @@ class SimConfig(BaseModel):
     faults: Faults = Field(default_factory=Faults)
     cache_max_prefixes: int = Field(default=100_000, ge=0)
     """Bound of the prompt-cache memory, in 128-token prefix hashes (LRU)."""
+    batch_completion_s: float = Field(default=2.0, ge=0.0)
+    """Time from a batch's creation until its output is ready (the real Batch API: up to 24 h)."""

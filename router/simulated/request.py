@@ -25,6 +25,8 @@ class ChatRequest:
     stream: bool = False
     include_usage: bool = False
     """stream_options.include_usage: a last chunk carries the usage."""
+    tools: tuple[dict[str, Any], ...] = ()
+    """Tool definitions: prompt tokens ahead of the messages, as providers count them."""
 
     @property
     def format_type(self) -> str:
@@ -62,7 +64,16 @@ def parse_chat_request(body: bytes) -> ChatRequest:
         max_tokens=_max_tokens(data),
         stream=stream,
         include_usage=stream and options.get("include_usage") is True,
+        tools=_tools(data.get("tools")),
     )
+
+
+def _tools(value: object) -> tuple[dict[str, Any], ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(tool, dict) for tool in value):
+        raise InvalidRequestError("Invalid 'tools': expected an array of objects.", param="tools")
+    return tuple(value)
 
 
 def _optional(data: dict[str, Any], key: str, kind: type[T], default: T) -> T:

@@ -29,6 +29,10 @@ class SimStats:
     """The part of prompt_tokens served from the prompt cache."""
     completion_tokens: int = 0
     """Tokens of the produced completions."""
+    batches: int = 0
+    """Batches created through /v1/batches."""
+    batch_calls: int = 0
+    """Completions produced as lines of a batch (not counted in calls)."""
 
     def to_json(self) -> dict[str, object]:
         """The stats as GET /_sim/stats answers them."""
@@ -40,6 +44,8 @@ class SimStats:
             "prompt_tokens": self.prompt_tokens,
             "cached_tokens": self.cached_tokens,
             "completion_tokens": self.completion_tokens,
+            "batches": self.batches,
+            "batch_calls": self.batch_calls,
         }
 
     def copy(self) -> SimStats:
@@ -94,9 +100,14 @@ class SimState:
         """Seconds to produce completion_tokens at the configured per-token speed."""
         return self.config.per_output_token_ms * completion_tokens / 1000
 
-    def record(self, model: str, prompt: int, cached: int, completion: int) -> None:
-        """Count one produced completion."""
-        self.stats.calls += 1
+    def record(
+        self, model: str, prompt: int, cached: int, completion: int, *, via_batch: bool = False
+    ) -> None:
+        """Count one produced completion (a batch line counts in batch_calls, not calls)."""
+        if via_batch:
+            self.stats.batch_calls += 1
+        else:
+            self.stats.calls += 1
         self.stats.by_model[model] += 1
         self.stats.prompt_tokens += prompt
         self.stats.cached_tokens += cached

@@ -1,14 +1,259 @@
 """Budget: reserve the request's maximum cost before dispatch, settle with real usage after.
 
-The stage boundary is in place; until its lever lands it passes requests straight through.
+Sits after route (the model is known) and before batch and dispatch. The maximum cost is the
+estimated input tokens (router.tokens, times the configured margin) plus max_output_tokens,
+at the routed model's prices, rounded up. It is reserved in every applicable budget at once
+(cost_ledger.budgets); the answer's cost_micro_usd (cached and batch-discounted tokens
+included) is settled and the rest released. A request that fails unpaid releases it all.
+
+Over a budget, per that budget's policy: refuse (OverBudgetError: an over_budget result
+naming budget, scope, limit and spent), or downgrade to the cheapest model of the next lower
+tier and reserve again. A request that would fit once in-flight reservations settle waits
+for them (within max_wait_s and its deadline) instead of being refused.
+
+The end user and tier of message quotas come from LlmRequest.tags["user"] and tags["tier"].
 """
 
 from __future__ import annotations
 
-from router.pipeline import PassThrough
+import asyncio
+import contextlib
+import json
+import logging
+import math
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Protocol
+
+from bus.messages import BudgetPolicy, ImagePart, LlmRequest, LlmResult
+from cost_ledger.budgets.config import BudgetRules, EngineSettings
+from cost_ledger.budgets.policy import Check, Subject, Unit, downgrade_choice
+from cost_ledger.budgets.scripts import Code
+from cost_ledger.budgets.store import Reservation, Settlement
+from cost_ledger.catalog import PriceCatalog
+from cost_ledger.pricing import max_cost_micro_usd
+from router.context import RequestContext, Route
+from router.errors import NoRouteError, OverBudgetError, RouterError
+from router.pipeline import Handler
+from router.providers.messages import openai_messages
+from router.providers.registry import ProviderRegistry
+from router.tokens import count_messages_tokens, count_text_tokens
+
+USER_TAG = "user"
+TIER_TAG = "tier"
+FIRST_POLL_S = 0.01
+LAST_POLL_S = 0.2
+
+log = logging.getLogger(__name__)
 
 
-class BudgetStage(PassThrough):
-    """Budget stage (pass-through for now)."""
+class Budgets(Protocol):
+    """What the stage needs of the budget store (cost_ledger.budgets.BudgetStore)."""
+
+    async def rules(self) -> BudgetRules:
+        """The live rules."""
+        ...
+
+    @property
+    def engine(self) -> EngineSettings:
+        """Reservation settings."""
+        ...
+
+    async def reserve(self, request_id: str, subject: Subject, max_cost: int) -> Reservation:
+        """Hold max_cost in every applicable budget, all or none."""
+        ...
+
+    async def settle(
+        self, request_id: str, subject: Subject, *, cost: int, messages: int, at_ms: int
+    ) -> Settlement:
+        """Charge the actual cost and release the reservation, once per request id."""
+        ...
+
+    async def release(self, request_id: str) -> bool:
+        """Release the reservation without charging."""
+        ...
+
+    async def keepalive(self, request_id: str) -> bool:
+        """Keep a live request's reservation from expiring."""
+        ...
+
+    async def wait_for_release(self, timeout_s: float) -> None:
+        """Return when room may have been freed, or after timeout_s."""
+        ...
+
+
+def offered_by(registry: ProviderRegistry) -> Callable[[str], str | None]:
+    """The provider offering a model, by name, or None: what BudgetStage needs of a registry."""
+
+    def offered(model: str) -> str | None:
+        client = registry.offering(model)
+        return client.name if client is not None else None
+
+    return offered
+
+
+def subject_of(request: LlmRequest) -> Subject:
+    """Who a request counts against: tenant, agent, workflow, and tags user and tier."""
+    return Subject(
+        tenant=request.tenant,
+        agent=request.agent,
+        workflow=request.workflow_id,
+        user=request.tags.get(USER_TAG, ""),
+        tier=request.tags.get(TIER_TAG, ""),
+    )
+
+
+def estimate_input_tokens(request: LlmRequest, margin: Decimal = Decimal(1)) -> int:
+    """Input tokens the provider may bill: messages, output schema and tools, times margin."""
+    tokens = count_messages_tokens(openai_messages(request.messages))
+    if request.output_schema is not None:
+        tokens += count_text_tokens(json.dumps(request.output_schema.schema))
+    tools = getattr(request, "tools", None)  # tool definitions are billed as input
+    if tools:
+        tokens += count_text_tokens(json.dumps(tools))
+    return math.ceil(tokens * margin)
+
+
+class BudgetStage:
+    """Reserve before the rest of the pipeline, settle after it; refuse or downgrade."""
 
     name = "budget"
+
+    def __init__(
+        self,
+        budgets: Budgets,
+        catalog: PriceCatalog,
+        offered: Callable[[str], str | None],
+    ) -> None:
+        """offered(model) is the configured provider offering a model, or None."""
+        self._budgets = budgets
+        self._catalog = catalog
+        self._offered = offered
+
+    async def __call__(self, ctx: RequestContext, call_next: Handler) -> LlmResult:
+        """Reserve, call the rest, settle (or release on failure)."""
+        if ctx.route is None:
+            raise NoRouteError("the request reached the budget stage without a route")
+        request = ctx.request
+        subject = subject_of(request)
+        engine = self._budgets.engine
+        tokens_in = estimate_input_tokens(request, engine.input_margin)
+        got = await self._reserve(ctx, subject, tokens_in, engine)
+        keeper = None
+        if got.code is not Code.SETTLED:
+            keeper = asyncio.create_task(self._keep(request.id, engine.reservation_ttl_s / 3))
+        try:
+            result = await call_next(ctx)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._budgets.release(request.id))
+            raise
+        finally:
+            if keeper is not None:
+                keeper.cancel()
+        messages = 1 if subject.user and result.cost_micro_usd > 0 else 0
+        try:
+            await self._budgets.settle(
+                request.id,
+                subject,
+                cost=result.cost_micro_usd,
+                messages=messages,
+                at_ms=result.finished_ms,
+            )
+        except Exception:  # the ledger consumer settles it from the ledger event
+            log.warning("request %s not settled here; the ledger will", request.id, exc_info=True)
+        return result
+
+    async def _reserve(
+        self, ctx: RequestContext, subject: Subject, tokens_in: int, engine: EngineSettings
+    ) -> Reservation:
+        """Reserve for ctx.route, downgrading it or waiting as the budgets say."""
+        loop = asyncio.get_running_loop()
+        remaining = ctx.remaining_s()
+        wait_s = engine.max_wait_s if remaining is None else min(engine.max_wait_s, remaining)
+        deadline = loop.time() + wait_s
+        poll = FIRST_POLL_S
+        request = ctx.request
+        while True:
+            assert ctx.route is not None
+            price = self._catalog.get(ctx.route.model)
+            amount = max_cost_micro_usd(price, tokens_in, request.max_output_tokens)
+            cap = (await self._budgets.rules()).request_cap
+            if cap is not None and amount > cap.limit_micro_usd:
+                if cap.policy is BudgetPolicy.DOWNGRADE and self._downgrade(ctx, tokens_in, "cap"):
+                    continue
+                raise OverBudgetError(
+                    budget="request-cap", scope="request", period="",
+                    limit=cap.limit_micro_usd, spent=0, needed=amount,
+                )  # fmt: skip
+            got = await self._budgets.reserve(request.id, subject, amount)
+            if got.holds:
+                return got
+            check = got.check
+            if got.code is Code.DENIED and check is not None:
+                downgrade = check.policy is BudgetPolicy.DOWNGRADE and check.unit is Unit.USD
+                if downgrade and self._downgrade(ctx, tokens_in, check.budget):
+                    continue
+                raise _over(check, got, amount)
+            left = deadline - loop.time()
+            if left <= 0:
+                if got.code is Code.NOT_READY or check is None:
+                    raise RouterError(
+                        "budget counters are being rebuilt (flipsync ledger rebuild); "
+                        f"waited {wait_s:.1f}s"
+                    )
+                raise _over(check, got, amount, waited_s=wait_s)
+            await self._budgets.wait_for_release(min(poll, left))
+            poll = min(poll * 2, LAST_POLL_S)
+
+    def _downgrade(self, ctx: RequestContext, tokens_in: int, why: str) -> bool:
+        """Route to the cheapest model of the next lower tier; False if there is none."""
+        assert ctx.route is not None
+        request = ctx.request
+        choice = downgrade_choice(
+            self._catalog,
+            ctx.route.model,
+            input_tokens=tokens_in,
+            max_output_tokens=request.max_output_tokens,
+            offered=lambda model: self._offered(model) is not None,
+            needs_vision=_has_images(request),
+            quality_floor=request.quality_floor,
+        )
+        provider = self._offered(choice.name) if choice is not None else None
+        if choice is None or provider is None:
+            return False
+        reason = f"{ctx.route.reason}; downgraded from {ctx.route.model} (budget {why})"
+        ctx.route = Route(model=choice.name, provider=provider, reason=reason)
+        return True
+
+    async def _keep(self, request_id: str, every_s: float) -> None:
+        """Refresh the reservation while the request is worked on."""
+        while True:
+            await asyncio.sleep(every_s)
+            with contextlib.suppress(Exception):
+                await self._budgets.keepalive(request_id)
+
+
+def _over(check: Check, got: Reservation, needed: int, waited_s: float = 0.0) -> OverBudgetError:
+    detail = ""
+    if got.code is Code.WAIT:
+        detail = f"{got.reserved} held by requests in flight did not settle within {waited_s:.1f}s"
+    return OverBudgetError(
+        budget=check.budget,
+        scope=check.scope,
+        period=f"{check.period.value} {check.period_key[1:]}",
+        limit=check.limit,
+        spent=got.spent,
+        needed=check.amount if check.unit is Unit.MESSAGES else needed,
+        unit=check.unit.value,
+        detail=detail,
+    )
+
+
+def _has_images(request: LlmRequest) -> bool:
+    return any(
+        isinstance(part, ImagePart)
+        for message in request.messages
+        if not isinstance(message.content, str)
+        for part in message.content
+    )

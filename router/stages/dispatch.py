@@ -62,6 +62,7 @@ class Dispatcher:
             reason=reason,
             content=completion.content,
             parsed=parsed,
+            tool_calls=completion.tool_calls,
             model=completion.model,
             provider=client.name,
             usage=completion.usage,

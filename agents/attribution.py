@@ -1,0 +1,71 @@
+"""Ledger events for work that made no paid call, so that every saved dollar is attributed.
+
+A zero-call agent's output, and a photo analysis reused by perceptual hash, cost nothing;
+the naive path would have paid a premium-model call for each. Each gets one LedgerEvent
+(cost 0, its baseline, lever zero_call or photo_dedup, paid_call false) with a stable event
+id, so the ledger counts it once however often the agent is replayed.
+"""
+
+from __future__ import annotations
+
+from faststream.nats import NatsBroker
+
+from agents.publishing import publish
+from bus import subjects
+from bus.codec import encode
+from bus.messages import LedgerEvent, Lever, Usage, now_ms
+from cost_ledger.catalog import PriceCatalog
+from cost_ledger.pricing import baseline_micro_usd
+
+
+class Attribution:
+    """Prices the naive baseline of call-free work and books it in the ledger."""
+
+    def __init__(self, broker: NatsBroker, catalog: PriceCatalog, baseline_model: str) -> None:
+        self._broker = broker
+        self._catalog = catalog
+        self._baseline_model = baseline_model
+
+    def baseline(self, input_tokens: int, output_tokens: int) -> int:
+        """What a call of that many tokens costs on the naive path's premium model."""
+        usage = Usage(input_tokens=input_tokens, output_tokens=output_tokens)
+        return baseline_micro_usd(self._catalog, self._baseline_model, usage)
+
+    async def book(
+        self,
+        *,
+        tenant: str,
+        agent: str,
+        workflow_id: str,
+        task_type: str,
+        lever: Lever,
+        baseline_micro_usd: int,
+    ) -> None:
+        """Publish the ledger event of one agent's call-free work in one workflow."""
+        event_id = f"{workflow_id}-{agent}-{lever.value}"
+        at = now_ms()
+        event = LedgerEvent(
+            event_id=event_id,
+            request_id=event_id,
+            tenant=tenant,
+            agent=agent,
+            workflow_id=workflow_id,
+            task_type=task_type,
+            model="",
+            provider="",
+            usage=Usage(),
+            cost_micro_usd=0,
+            baseline_micro_usd=baseline_micro_usd,
+            lever=lever,
+            catalog_version=self._catalog.version,
+            paid_call=False,
+            started_ms=at,
+            finished_ms=at,
+        )
+        await publish(
+            self._broker,
+            encode(event),
+            subjects.ledger(tenant),
+            stream=subjects.STREAM_LEDGER,
+            msg_id=event_id,
+        )

@@ -1,0 +1,92 @@
+"""A finished workflow as files: one JSON per marketplace, the whole package, a summary."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from agents.marketplaces import Marketplace
+from bus.messages import WorkflowDone
+
+Json = dict[str, Any]
+MICRO = Decimal("0.000001")
+
+
+def usd(micro_usd: int) -> Decimal:
+    """Micro-dollars as Decimal dollars."""
+    return Decimal(micro_usd) * MICRO
+
+
+def savings_percent(done: WorkflowDone) -> Decimal:
+    """How much of the naive baseline this product's workflow saved, in percent."""
+    if done.baseline_micro_usd <= 0:
+        return Decimal(0)
+    saved = Decimal(done.baseline_micro_usd - done.cost_micro_usd) / done.baseline_micro_usd
+    return (saved * 100).quantize(Decimal("0.1"))
+
+
+def write_package(out: Path, done: WorkflowDone, *, simulated: bool) -> Path:
+    """Write a workflow's package under out/<tenant>/<product_id>/; return that folder."""
+    folder = out / done.tenant / done.product_id
+    folder.mkdir(parents=True, exist_ok=True)
+    listing: Json = done.listing
+    for market, body in listing.get("marketplaces", {}).items():
+        _dump(folder / f"{market}.json", body)
+    _dump(
+        folder / "package.json",
+        {
+            **listing,
+            "ok": done.ok,
+            "reason": done.reason,
+            "cost_usd": str(usd(done.cost_micro_usd)),
+            "baseline_usd": str(usd(done.baseline_micro_usd)),
+            "simulated": simulated,
+        },
+    )
+    (folder / "summary.txt").write_text(summary(done, simulated=simulated) + "\n")
+    return folder
+
+
+def summary(done: WorkflowDone, *, simulated: bool) -> str:
+    """A product's listing package in a dozen readable lines."""
+    listing: Json = done.listing
+    head = f"{done.product_id} (workflow {done.workflow_id[:8]})"
+    if not done.ok:
+        return f"{head}: FAILED: {done.reason}"
+    markets: Json = listing.get("marketplaces", {})
+    pricing: Json = listing.get("pricing", {})
+    price: Json = pricing.get("price", {})
+    margin: Json = pricing.get("margin", {})
+    best = margin.get("best")
+    best_profit = margin.get("marketplaces", {}).get(best, {}).get("profit_usd")
+    ebay, amazon, etsy, shopify = (markets.get(str(m), {}) for m in Marketplace)
+    shipping = listing.get("operations", {}).get("shipping", {}).get("recommended")
+    compliance = listing.get("operations", {}).get("compliance", {})
+    lines = [
+        head,
+        f"  price      ${ebay.get('price_usd')} (quick sale ${price.get('quick_sale_usd')}); "
+        f"best on {best} (profit ${best_profit})",
+        f"  eBay       {ebay.get('title')}",
+        f"  Amazon     {amazon.get('title')} (+{len(amazon.get('bullets') or [])} bullets)",
+        f"  Etsy       {etsy.get('title')} (+{len(etsy.get('tags') or [])} tags)",
+        f"  Shopify    {shopify.get('title')} | SEO: {shopify.get('seo_title')}",
+        f"  condition  {ebay.get('condition')}: {ebay.get('condition_note')}",
+        "  shipping   "
+        + (f"{shipping['service']} ${shipping['price_usd']}" if shipping else "freight quote"),
+        f"  compliance {compliance.get('status', 'n/a')} ({len(compliance.get('issues', []))} "
+        "issues)",
+    ]
+    if done.missing:
+        lines.append(f"  missing    {', '.join(done.missing)} (optional)")
+    note = " simulated" if simulated else ""
+    lines.append(
+        f"  cost       ${usd(done.cost_micro_usd)} vs naive ${usd(done.baseline_micro_usd)}: "
+        f"saved {savings_percent(done)}%{note}"
+    )
+    return "\n".join(lines)
+
+
+def _dump(path: Path, body: object) -> None:
+    path.write_text(json.dumps(body, indent=2, ensure_ascii=False, sort_keys=False) + "\n")

@@ -1,0 +1,116 @@
+"""Photo preparation, pure: perceptual hash and the resized renditions sent to models.
+
+Models never get the seller's original. Low detail costs a flat 85 tokens whatever the size,
+and OpenAI looks at 512 px of it, so its rendition is 512 px on the longest side. High detail
+costs 170 tokens per 512 px tile after OpenAI's own scaling; 1024 px on the longest side is
+at most 4 tiles, enough to read a label or spot a scratch. Both are JPEG: far smaller to
+carry over NATS than the PNG or HEIC a phone produces.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+import imagehash
+from PIL import Image, ImageOps
+
+JPEG_QUALITY = 85
+MAX_PIXELS = 64_000_000
+"""Larger uploads are refused rather than decoded (a decompression bomb guard)."""
+MAX_PHASH_BITS = 6
+"""pHash bits (of 64) two photos of the same picture may differ by."""
+INDEX_PARTS = 4
+"""Near-duplicate lookup cuts the pHash in this many parts (finds up to 3 flipped bits for
+sure, more when the flips fall in the same parts)."""
+
+
+class PhotoError(ValueError):
+    """An uploaded file that is not a photo we can read."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Rendition:
+    """A resized JPEG of a photo."""
+
+    data: bytes
+    width: int
+    height: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class PreparedPhoto:
+    """What an upload keeps of one photo besides the original bytes."""
+
+    width: int
+    height: int
+    content_type: str
+    phash: str
+    renditions: dict[str, Rendition]
+
+
+def prepare(data: bytes, sides: dict[str, int]) -> PreparedPhoto:
+    """Hash a photo and make one rendition per detail level (longest side given by sides).
+
+    Raises PhotoError for data that is not a readable image.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            image.load()
+    except (OSError, ValueError, Image.DecompressionBombWarning) as exc:
+        raise PhotoError(f"not a readable image: {exc}") from exc
+    with image:
+        if image.width * image.height > MAX_PIXELS:
+            raise PhotoError(f"{image.width}x{image.height} is over {MAX_PIXELS} pixels")
+        content_type = Image.MIME.get(image.format or "", "application/octet-stream")
+        width, height = image.size
+        upright = ImageOps.exif_transpose(image).convert("RGB")
+        renditions = {detail: _rendition(upright, side) for detail, side in sides.items()}
+        return PreparedPhoto(
+            width=width,
+            height=height,
+            content_type=content_type,
+            phash=photo_hash(upright),
+            renditions=renditions,
+        )
+
+
+def photo_hash(image: Image.Image) -> str:
+    """Perceptual hash (64-bit DCT pHash) and a coarse colour signature, as one subject token.
+
+    The pHash is computed on grey levels, so a red and a blue variant of one product,
+    photographed alike, would share it; the colour signature (the mean colour of each
+    quarter of the picture, 16 levels a channel) keeps their analyses apart.
+    """
+    grid = image.convert("RGB").resize((2, 2), Image.Resampling.BOX)
+    levels = [channel // 16 for channel in grid.tobytes()]
+    return f"{imagehash.phash(image)}-{''.join(f'{level:x}' for level in levels)}"
+
+
+def same_picture(a: str, b: str, *, max_bits: int = MAX_PHASH_BITS) -> bool:
+    """Whether two photo hashes are the same picture: pHash within max_bits of 64, and each
+    colour level within one step (JPEG re-encoding moves colours a little, a variant a lot)."""
+    (pa, _, ca), (pb, _, cb) = a.partition("-"), b.partition("-")
+    if len(pa) != len(pb) or len(ca) != len(cb):
+        return False
+    bits = (int(pa, 16) ^ int(pb, 16)).bit_count()
+    colours = max((abs(int(x, 16) - int(y, 16)) for x, y in zip(ca, cb, strict=True)), default=0)
+    return bits <= max_bits and colours <= 1
+
+
+def hash_chunks(phash: str, parts: int = INDEX_PARTS) -> list[str]:
+    """The pHash cut into parts: a picture within parts-1 flipped bits shares one of them."""
+    hex_part = phash.partition("-")[0]
+    size = len(hex_part) // parts
+    return [f"{i}{hex_part[i * size : (i + 1) * size]}" for i in range(parts)]
+
+
+def _rendition(image: Image.Image, longest: int) -> Rendition:
+    copy = image.copy()
+    copy.thumbnail((longest, longest), Image.Resampling.LANCZOS)  # never enlarges
+    out = io.BytesIO()
+    copy.save(out, format="JPEG", quality=JPEG_QUALITY, optimize=True)
+    return Rendition(data=out.getvalue(), width=copy.width, height=copy.height)

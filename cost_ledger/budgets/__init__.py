@@ -1,0 +1,31 @@
+"""Budgets: reserve before dispatch, settle after, never overspend; alerts; run-time changes."""
+
+from cost_ledger.budgets.alerts import AlertSink, JetStreamAlerts
+from cost_ledger.budgets.config import BudgetConfig, BudgetRules, EngineSettings
+from cost_ledger.budgets.errors import BudgetConfigError
+from cost_ledger.budgets.live import LiveBudgets
+from cost_ledger.budgets.policy import Subject, Unit
+from cost_ledger.budgets.projection import LedgerView
+from cost_ledger.budgets.scripts import Code
+from cost_ledger.budgets.status import BudgetStatus, budget_status, render_status
+from cost_ledger.budgets.store import BudgetStore, Reservation, Settlement
+
+__all__ = [
+    "AlertSink",
+    "BudgetConfig",
+    "BudgetConfigError",
+    "BudgetRules",
+    "BudgetStatus",
+    "BudgetStore",
+    "Code",
+    "EngineSettings",
+    "JetStreamAlerts",
+    "LedgerView",
+    "LiveBudgets",
+    "Reservation",
+    "Settlement",
+    "Subject",
+    "Unit",
+    "budget_status",
+    "render_status",
+]

@@ -1,0 +1,162 @@
+"""Budget alerts at 50%, 80% and 100%: each sent once per budget, scope, period and limit.
+
+Once is kept by a Redis SET NX marker: whichever replica sets it publishes the alert, through
+JetStream (the LEDGER stream keeps budget.alert.>), with the marker as message id. If the
+publish fails the marker is dropped again, so a later settle retries. A rebuild restores the
+markers from the alerts kept in the stream, so a flush does not make them fire twice.
+
+100% fires when settled spend reaches the limit, or when the budget, past 80%, first refuses
+(or downgrades) a request because its settled spend plus the request's maximum would pass it:
+spend itself never passes the limit, so "used up" is what 100% means.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Protocol
+
+import redis.asyncio as aioredis
+from faststream.nats import NatsBroker
+
+from bus import subjects
+from bus.codec import encode
+from bus.messages import BudgetAlert, BudgetPeriod
+from cost_ledger.budgets import keys
+from cost_ledger.budgets.periods import end_of_key_ms
+
+GLOBAL_TENANT = "_global"
+"""Tenant token of the alert subject of global budgets: budget.alert._global."""
+MSG_ID = "Nats-Msg-Id"
+_MEMO_MAX = 10_000
+
+log = logging.getLogger(__name__)
+
+
+class AlertSink(Protocol):
+    """Where alerts go (JetStream in a deployment, a list in a test)."""
+
+    async def __call__(self, alert: BudgetAlert, msg_id: str) -> None:
+        """Deliver one alert; msg_id is unique per alert, for deduplication."""
+        ...
+
+
+class JetStreamAlerts:
+    """Publishes alerts on budget.alert.<tenant>, stored in the LEDGER stream."""
+
+    def __init__(self, broker: NatsBroker) -> None:
+        self._broker = broker
+
+    async def __call__(self, alert: BudgetAlert, msg_id: str) -> None:
+        """Publish and wait for JetStream's ack."""
+        await self._broker.publish(
+            encode(alert),
+            subjects.budget_alert(alert.tenant or GLOBAL_TENANT),
+            headers={MSG_ID: msg_id},
+            stream=subjects.STREAM_LEDGER,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Crossing:
+    """A budget at or past a threshold in one period."""
+
+    budget: str
+    scope: str
+    period: BudgetPeriod
+    period_key: str
+    limit: int
+    spent: int
+    percent: int
+
+    @property
+    def counter(self) -> str:
+        """The counter id of the scope in the period."""
+        return f"{self.scope}:{self.period_key}"
+
+    @property
+    def marker(self) -> str:
+        """The Redis key that says this alert was sent."""
+        return keys.alert(self.budget, self.counter, self.limit, self.percent)
+
+    def alert(self) -> BudgetAlert:
+        """The alert message."""
+        return BudgetAlert(
+            scope=self.scope,
+            period=self.period.value,
+            threshold=self.percent / 100,
+            limit_micro_usd=self.limit,
+            spent_micro_usd=self.spent,
+            budget=self.budget,
+            tenant=scope_tenant(self.scope),
+            period_key=self.period_key,
+        )
+
+
+def scope_tenant(scope: str) -> str:
+    """The tenant of a scope id; empty for the global scope."""
+    parts = scope.split(":")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def crossing_of(alert: BudgetAlert) -> Crossing:
+    """The crossing a stored alert reports (to restore its marker)."""
+    return Crossing(
+        budget=alert.budget,
+        scope=alert.scope,
+        period=BudgetPeriod(alert.period),
+        period_key=alert.period_key,
+        limit=alert.limit_micro_usd,
+        spent=alert.spent_micro_usd,
+        percent=round(alert.threshold * 100),
+    )
+
+
+class Alerter:
+    """Sends each crossing's alert once, across every replica."""
+
+    def __init__(self, redis: aioredis.Redis, sink: AlertSink | None) -> None:
+        self._redis = redis
+        self._sink = sink
+        self._memo: set[str] = set()
+        """Markers this replica knows are set: spares a round trip per settle."""
+
+    async def fire(self, crossings: list[Crossing]) -> list[BudgetAlert]:
+        """Send the alerts of crossings not alerted yet; returns those this call sent."""
+        if self._sink is None:
+            return []
+        todo = [c for c in crossings if c.marker not in self._memo]
+        if not todo:
+            return []
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for c in todo:
+                pipe.set(c.marker, c.spent, nx=True, exat=_expire_s(c.period_key))
+            won = await pipe.execute()
+        if len(self._memo) > _MEMO_MAX:
+            self._memo.clear()
+        sent: list[BudgetAlert] = []
+        for crossing, first in zip(todo, won, strict=True):
+            self._memo.add(crossing.marker)
+            if not first:
+                continue
+            alert = crossing.alert()
+            try:
+                await self._sink(alert, crossing.marker.removeprefix(keys.ALERT_PREFIX))
+            except Exception:
+                log.warning("budget alert %s not published; will retry", crossing.marker)
+                self._memo.discard(crossing.marker)
+                await self._redis.delete(crossing.marker)
+                continue
+            sent.append(alert)
+        return sent
+
+    async def restore(self, alert: BudgetAlert) -> None:
+        """Mark a stored alert as sent (a rebuild replaying the stream)."""
+        crossing = crossing_of(alert)
+        await self._redis.set(
+            crossing.marker, crossing.spent, nx=True, exat=_expire_s(crossing.period_key)
+        )
+
+
+def _expire_s(period_key: str) -> int:
+    return end_of_key_ms(period_key) // 1000 + keys.COUNTER_KEEP_S

@@ -1,0 +1,187 @@
+"""The Redis Lua scripts of the budgets: each one atomic, shared by every replica.
+
+Time is Redis's own (TIME), so replicas on different hosts agree on when a reservation expires.
+Every script first releases up to SWEEP_BATCH expired reservations (their requests died), so
+no sweeper process is needed: any replica's next call cleans up after a dead one.
+RESERVE answers a Code first, then (for DENIED and WAIT) the counter's index, spent and
+reserved.
+"""
+
+from __future__ import annotations
+
+import enum
+
+SWEEP_BATCH = 100
+
+
+class Code(enum.IntEnum):
+    """What RESERVE answered."""
+
+    RESERVED = 0
+    DENIED = 1
+    """Settled spend plus this request's maximum would pass a limit: no waiting helps."""
+    SETTLED = 2
+    """The request id was settled before (a redelivery after its result was paid)."""
+    HELD = 3
+    """The request id holds a reservation already (a redelivery while it stands)."""
+    WAIT = 4
+    """It would fit once in-flight reservations settle: try again soon."""
+    NOT_READY = 5
+    """The counters are not trustworthy (Redis was flushed): wait for a rebuild."""
+
+
+_PRELUDE = """
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function release(key)
+  local held = redis.call('HGETALL', key)
+  for k = 1, #held, 2 do
+    if redis.call('EXISTS', held[k]) == 1 then
+      redis.call('HINCRBY', held[k], 'reserved', -tonumber(held[k + 1]))
+    end
+  end
+  redis.call('DEL', key)
+end
+local function sweep(zset, prefix, now)
+  local ids = redis.call('ZRANGEBYSCORE', zset, '-inf', now, 'LIMIT', 0, SWEEP_BATCH)
+  for _, id in ipairs(ids) do
+    release(prefix .. id)
+    redis.call('ZREM', zset, id)
+  end
+  return #ids
+end
+""".replace("SWEEP_BATCH", str(SWEEP_BATCH))
+
+RESERVE = (
+    _PRELUDE
+    + """
+-- KEYS: 1 reservations zset, 2 this reservation, 3 settled marker, 4 ready marker, 5.. counters
+-- ARGV: 1 request id, 2 ttl ms, 3 reservation key prefix; per counter: limit, amount, expire-at
+local now = now_ms()
+sweep(KEYS[1], ARGV[3], now)
+if redis.call('EXISTS', KEYS[4]) == 0 then return {5} end
+if redis.call('EXISTS', KEYS[3]) == 1 then return {2} end
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+  return {3}
+end
+local wait = nil
+for i = 5, #KEYS do
+  local a = 4 + (i - 5) * 3
+  local limit, amount = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
+  local v = redis.call('HMGET', KEYS[i], 'spent', 'reserved')
+  local spent, reserved = tonumber(v[1] or 0), tonumber(v[2] or 0)
+  if spent + amount > limit then return {1, i - 4, spent, reserved} end
+  if wait == nil and spent + reserved + amount > limit then
+    wait = {4, i - 4, spent, reserved}
+  end
+end
+if wait then return wait end
+for i = 5, #KEYS do
+  local a = 4 + (i - 5) * 3
+  redis.call('HINCRBY', KEYS[i], 'reserved', ARGV[a + 1])
+  redis.call('EXPIREAT', KEYS[i], ARGV[a + 2])
+  redis.call('HSET', KEYS[2], KEYS[i], ARGV[a + 1])
+end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+return {0}
+"""
+)
+
+SETTLE = (
+    _PRELUDE
+    + """
+-- KEYS: 1 reservations zset, 2 this reservation, 3 settled marker, 4.. charged counters
+-- ARGV: 1 request id, 2 settled-marker ttl s, 3 reservation key prefix, 4 mode (p | f),
+--       5 cost, 6 messages; per counter: kind (u: micro-dollars | m: messages), expire-at
+-- The marker keeps what was settled: "<mode>:<cost>:<messages>". A provisional settle (the
+-- router's, right after the answer) applies only if none came before; a final one (from the
+-- ledger event) also corrects a provisional one that charged a different amount, so the
+-- counters always end equal to the ledger.
+-- Returns {0} when nothing changed, else {1 (first) or 2 (corrected), spent per counter}.
+local now = now_ms()
+sweep(KEYS[1], ARGV[3], now)
+release(KEYS[2])
+redis.call('ZREM', KEYS[1], ARGV[1])
+local cost, messages = tonumber(ARGV[5]), tonumber(ARGV[6])
+local mark = ARGV[4] .. ':' .. ARGV[5] .. ':' .. ARGV[6]
+local code = 1
+local before = redis.call('GET', KEYS[3])
+if before then
+  if ARGV[4] ~= 'f' or string.sub(before, 1, 1) ~= 'p' then return {0} end
+  local old_cost, old_messages = string.match(before, '^p:(-?%d+):(-?%d+)$')
+  cost = cost - tonumber(old_cost)
+  messages = messages - tonumber(old_messages)
+  redis.call('SET', KEYS[3], mark, 'KEEPTTL')
+  code = 2
+else
+  redis.call('SET', KEYS[3], mark, 'EX', ARGV[2])
+end
+local out = {code}
+for i = 4, #KEYS do
+  local a = 7 + (i - 4) * 2
+  local amount = cost
+  if ARGV[a] == 'm' then amount = messages end
+  if amount ~= 0 then
+    out[#out + 1] = redis.call('HINCRBY', KEYS[i], 'spent', amount)
+    redis.call('EXPIREAT', KEYS[i], ARGV[a + 1])
+  else
+    out[#out + 1] = tonumber(redis.call('HGET', KEYS[i], 'spent') or 0)
+  end
+end
+return out
+"""
+)
+
+RELEASE = (
+    _PRELUDE
+    + """
+-- KEYS: 1 reservations zset, 2 this reservation; ARGV: 1 request id, 2 reservation key prefix
+sweep(KEYS[1], ARGV[2], now_ms())
+local held = redis.call('EXISTS', KEYS[2])
+release(KEYS[2])
+redis.call('ZREM', KEYS[1], ARGV[1])
+return held
+"""
+)
+
+KEEPALIVE = """
+-- KEYS: 1 reservations zset, 2 this reservation; ARGV: 1 request id, 2 ttl ms
+if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[2]), ARGV[1])
+return 1
+"""
+
+SWEEP = (
+    _PRELUDE
+    + """
+-- KEYS: 1 reservations zset; ARGV: 1 reservation key prefix. Returns how many were released.
+return sweep(KEYS[1], ARGV[1], now_ms())
+"""
+)
+
+APPLY_CONFIG = """
+-- KEYS: 1 config hash, 2 config rev, 3 marker (applied change, or unused for a seed)
+-- ARGV: 1 mode (seed | change), 2 new rev, 3 replace all (1 | 0), 4 number of fields set;
+--       then (field, value) pairs to set, then fields to delete.
+-- A seed applies only when there is no live config; a change only once per change id.
+if ARGV[1] == 'seed' then
+  if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+elseif not redis.call('SET', KEYS[3], '1', 'NX') then
+  return 0
+end
+if ARGV[3] == '1' then redis.call('DEL', KEYS[1]) end
+local n = tonumber(ARGV[4])
+for i = 5 + 2 * n, #ARGV do
+  redis.call('HDEL', KEYS[1], ARGV[i])
+end
+for i = 0, n - 1 do
+  redis.call('HSET', KEYS[1], ARGV[5 + 2 * i], ARGV[6 + 2 * i])
+end
+redis.call('SET', KEYS[2], ARGV[2])
+return 1
+"""

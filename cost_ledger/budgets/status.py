@@ -1,0 +1,177 @@
+"""Where each budget stands: limit, spent, reserved, period and alerts sent, and a table of it."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+
+from rich.console import Console
+from rich.table import Table
+
+from bus.messages import BudgetPeriod, BudgetPolicy, BudgetScope, BudgetSpec, now_ms
+from cost_ledger.aggregates import AggregateStore
+from cost_ledger.budgets import keys
+from cost_ledger.budgets.periods import period_key
+from cost_ledger.budgets.policy import THRESHOLDS, Subject, Unit, scope_id, user_scope_id
+from cost_ledger.budgets.store import BudgetStore
+from cost_ledger.keys import Dimension
+from cost_ledger.pricing import to_usd
+
+
+@dataclass(frozen=True, kw_only=True)
+class BudgetStatus:
+    """One budget (or tier quota) in one scope and the current period."""
+
+    budget: str
+    scope: str
+    """Scope id: global, tenant:<t>, agent:<t>:<a>, workflow:<t>:<w>, user:<t>:<u>."""
+    period: BudgetPeriod
+    period_key: str
+    unit: Unit
+    """usd: amounts in micro-dollars; messages: amounts in messages."""
+    policy: BudgetPolicy
+    limit: int
+    spent: int
+    """Settled."""
+    reserved: int
+    """Held by requests in flight."""
+    alerts_sent: tuple[int, ...]
+    """Thresholds (percent) already alerted in this period, at this limit."""
+
+    @property
+    def remaining(self) -> int:
+        """What is left for new requests, counting in-flight reservations."""
+        return max(self.limit - self.spent - self.reserved, 0)
+
+    @property
+    def utilization(self) -> Decimal:
+        """Spent over limit (0 for a zero limit)."""
+        return Decimal(self.spent) / self.limit if self.limit else Decimal(0)
+
+
+async def budget_status(
+    store: BudgetStore,
+    tenant: str | None = None,
+    *,
+    agent: str | None = None,
+    workflow: str | None = None,
+    user: str | None = None,
+    tier: str | None = None,
+    at_ms: int | None = None,
+) -> list[BudgetStatus]:
+    """Every budget that concerns a tenant (or all tenants) in its current period.
+
+    Agent budgets without a named agent are listed for each agent the ledger has seen;
+    workflow budgets need a workflow (theirs or the argument); a tier quota needs a user.
+    """
+    rules = await store.live.current()
+    at = at_ms or now_ms()
+    seen = AggregateStore(store.redis)
+    tenants = [tenant] if tenant else await seen.members(Dimension.TENANT)
+    rows: list[tuple[BudgetSpec | None, Subject, str, BudgetPeriod, int, BudgetPolicy, Unit]] = []
+    for spec in rules.budgets.values():
+        for subject in await _subjects(spec, seen, tenants, agent, workflow):
+            scope = scope_id(spec.scope, subject)
+            if scope is not None:
+                rows.append(
+                    (spec, subject, scope, spec.period, spec.limit_micro_usd, spec.policy, Unit.USD)
+                )
+    if user and tenant:
+        subject = Subject(tenant=tenant, agent="", user=user, tier=tier or "")
+        quota = rules.tiers.get(subject.tier or store.live.engine.default_tier)
+        scope = user_scope_id(subject)
+        if quota is not None and scope is not None:
+            rows.append(
+                (None, subject, scope, quota.period, quota.messages, BudgetPolicy.REFUSE,
+                 Unit.MESSAGES)
+            )  # fmt: skip
+    async with store.redis.pipeline(transaction=False) as pipe:
+        for row_spec, _, scope, period, limit, _, _ in rows:
+            counter = f"{scope}:{period_key(period, at)}"
+            pipe.hmget(keys.counter(counter), ["spent", "reserved"])
+            for percent in THRESHOLDS:
+                name = row_spec.name if row_spec is not None else ""
+                pipe.exists(keys.alert(name, counter, limit, percent))
+        replies = await pipe.execute()
+    out: list[BudgetStatus] = []
+    step = 1 + len(THRESHOLDS)
+    for i, (row_spec, subject, scope, period, limit, policy, unit) in enumerate(rows):
+        (spent, reserved), *marks = replies[i * step : (i + 1) * step]
+        quota_name = f"tier:{subject.tier or store.live.engine.default_tier}"
+        out.append(
+            BudgetStatus(
+                budget=row_spec.name if row_spec is not None else quota_name,
+                scope=scope,
+                period=period,
+                period_key=period_key(period, at),
+                unit=unit,
+                policy=policy,
+                limit=limit,
+                spent=int(spent or 0),
+                reserved=int(reserved or 0),
+                alerts_sent=tuple(p for p, m in zip(THRESHOLDS, marks, strict=True) if m),
+            )
+        )
+    return out
+
+
+async def _subjects(
+    spec: BudgetSpec,
+    seen: AggregateStore,
+    tenants: list[str],
+    agent: str | None,
+    workflow: str | None,
+) -> list[Subject]:
+    if spec.scope is BudgetScope.GLOBAL:
+        return [Subject(tenant="", agent="")]
+    names = [spec.tenant] if spec.tenant else tenants
+    if spec.tenant and tenants and spec.tenant not in tenants:
+        return []
+    out: list[Subject] = []
+    for name in names:
+        if spec.scope is BudgetScope.TENANT:
+            out.append(Subject(tenant=name, agent=""))
+        elif spec.scope is BudgetScope.AGENT:
+            if spec.agent and agent and spec.agent != agent:
+                continue
+            named = spec.agent or agent
+            agents = [named] if named else await seen.members(Dimension.AGENT, name)
+            out.extend(Subject(tenant=name, agent=a) for a in agents)
+        elif spec.workflow or workflow:
+            out.append(Subject(tenant=name, agent="", workflow=spec.workflow or workflow or ""))
+    return out
+
+
+def render_status(rows: Iterable[BudgetStatus], *, width: int = 120) -> str:
+    """Budgets as a plain text table."""
+    out = io.StringIO()
+    console = Console(
+        file=out, width=width, color_system=None, force_terminal=False,
+        markup=False, emoji=False, highlight=False,
+    )  # fmt: skip
+    table = Table(title="Budgets", title_justify="left")
+    for column in ("budget", "scope", "period", "limit", "spent", "reserved", "used", "alerts"):
+        table.add_column(column, justify="left" if column in ("budget", "scope") else "right")
+    any_row = False
+    for row in rows:
+        any_row = True
+        table.add_row(
+            row.budget,
+            row.scope,
+            row.period_key,
+            _amount(row.limit, row.unit),
+            _amount(row.spent, row.unit),
+            _amount(row.reserved, row.unit),
+            f"{row.utilization * 100:.1f}%",
+            " ".join(f"{p}%" for p in row.alerts_sent) or "-",
+        )
+    if not any_row:
+        return "Budgets: none apply\n"
+    console.print(table)
+    return out.getvalue()
+
+
+def _amount(value: int, unit: Unit) -> str:
+    return f"${to_usd(value):,.6f}" if unit is Unit.USD else str(value)

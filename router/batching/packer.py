@@ -1,0 +1,151 @@
+"""The packer: windows of compatible requests on one replica, each sent as one packed call.
+
+Each request waits in its own pipeline coroutine (so its in-progress acks go on) for the
+window's outcome: its own result, or word to go alone (a window of one, a failed call, or an
+item that was missing or invalid, which carries its share of the call).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import uuid
+from dataclasses import dataclass
+
+from opentelemetry import trace
+
+from bus.messages import Lever, Usage
+from cost_ledger.catalog import PriceCatalog
+from cost_ledger.pricing import baseline_micro_usd, cost_micro_usd
+from router.batching.outcome import Alone, Outcome, answered
+from router.batching.policy import PackPolicy
+from router.batching.prompt import build_packed_call, inline_index
+from router.batching.shares import share_cost, share_usage
+from router.batching.split import split_answer
+from router.batching.windows import Windows
+from router.context import RequestContext
+from router.errors import RouterError
+from router.providers.registry import ProviderRegistry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(kw_only=True)
+class _Held:
+    ctx: RequestContext
+    future: asyncio.Future[Outcome]
+    span: trace.SpanContext
+
+
+class Packer:
+    """Collects packable requests per key and sends each closed window as one call."""
+
+    def __init__(
+        self,
+        policy: PackPolicy,
+        registry: ProviderRegistry,
+        catalog: PriceCatalog,
+        baseline_model: str,
+        tracer: trace.Tracer,
+    ) -> None:
+        self._registry = registry
+        self._catalog = catalog
+        self._baseline_model = baseline_model
+        self._tracer = tracer
+        self._windows: Windows[str, _Held] = Windows(
+            window_ms=policy.window_ms,
+            max_items=policy.max_items,
+            deadline_slack_ms=policy.deadline_slack_ms,
+            on_close=self._closed,
+        )
+        self._calls: set[asyncio.Task[None]] = set()
+
+    async def submit(self, key: str, ctx: RequestContext) -> Outcome:
+        """Hold ctx in the window of key until the window's call answers it."""
+        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        span = trace.get_current_span().get_span_context()
+        self._windows.add(key, _Held(ctx=ctx, future=future, span=span), ctx.request.deadline_ms)
+        return await future
+
+    def _closed(self, key: str, window: list[_Held]) -> None:
+        items = [h for h in window if not h.future.done()]  # a cancelled waiter has left
+        if len(items) == 1:
+            items[0].future.set_result(Alone(reason="its packing window closed with no company"))
+        elif items:
+            # Its own trace (linked to each item's span): it serves several workflows at once.
+            task = asyncio.get_running_loop().create_task(
+                self._call(items), context=contextvars.Context()
+            )
+            self._calls.add(task)
+            task.add_done_callback(self._calls.discard)
+
+    async def _call(self, items: list[_Held]) -> None:
+        try:
+            outcomes = await self._packed(items)
+        except RouterError as exc:
+            outcomes = [Alone(reason=f"the packed call failed: {exc.reason}")] * len(items)
+        except Exception as exc:  # a bug must not strand the held requests
+            log.exception("packed call of %d items failed", len(items))
+            outcomes = [Alone(reason=f"the packed call failed: {type(exc).__name__}")] * len(items)
+        for held, outcome in zip(items, outcomes, strict=True):
+            if not held.future.done():
+                held.future.set_result(outcome)
+
+    async def _packed(self, items: list[_Held]) -> list[Outcome]:
+        route = items[0].ctx.route
+        assert route is not None  # the stage only packs routed requests
+        client = self._registry.get(route.provider)
+        requests = [h.ctx.request for h in items]
+        pack_id = f"pack-{uuid.uuid4().hex}"
+        call = build_packed_call(requests, pack_id)
+        remaining = [r for h in items if (r := h.ctx.remaining_s()) is not None]
+        links = [trace.Link(h.span) for h in items if h.span.is_valid]
+        with self._tracer.start_as_current_span(
+            f"chat {route.model} packed", kind=trace.SpanKind.CLIENT, links=links
+        ) as span:
+            span.set_attribute("flipsync.pack_id", pack_id)
+            span.set_attribute("flipsync.pack_items", len(items))
+            completion = await client.complete(
+                call.request, route.model, min(remaining) if remaining else None
+            )
+            price = self._catalog.get(route.model)
+            total = cost_micro_usd(price, completion.usage)
+            span.set_attribute("flipsync.cost_micro_usd", total)
+        schemas = [r.output_schema.schema if r.output_schema else {} for r in requests]
+        answers = split_answer(completion.content, schemas, inline=inline_index(schemas[0]))
+        shared = call.shared_tokens
+        n = len(items)
+        input_weights = [shared + n * own for own in call.item_tokens]  # shared part split evenly
+        usages = share_usage(completion.usage, input_weights, [a.output_tokens for a in answers])
+        costs = share_cost(total, price, usages)
+        outcomes: list[Outcome] = []
+        for i, held in enumerate(items):
+            answer, usage, cost = answers[i], usages[i], costs[i]
+            if not answer.ok:
+                outcomes.append(Alone(reason=answer.problem, usage=usage, cost_micro_usd=cost))
+                continue
+            naive = Usage(input_tokens=call.alone_tokens[i], output_tokens=answer.output_tokens)
+            outcomes.append(
+                answered(
+                    held.ctx,
+                    content=answer.content,
+                    model=completion.model,
+                    provider=client.name,
+                    usage=usage,
+                    cost_micro_usd=cost,
+                    baseline_micro_usd=baseline_micro_usd(
+                        self._catalog, self._baseline_model, naive
+                    ),
+                    lever=Lever.PACKED,
+                    reason=f"packed with {n - 1} others into {pack_id} ({route.reason})",
+                    simulated=client.config.simulated,
+                )
+            )
+        return outcomes
+
+    async def close(self) -> None:
+        """Send every open window now and wait for the calls in flight."""
+        self._windows.close_all()
+        if self._calls:
+            await asyncio.gather(*self._calls, return_exceptions=True)

@@ -1,0 +1,1 @@
+"""Pure policy of the coalescing levers: fingerprints, trivial-turn templates, prompt trimming."""

@@ -1,0 +1,201 @@
+"""The routing policy: a pure function from a request's features to a model and a reason.
+
+How ``choose`` decides, in order:
+
+1. Budget pressure (0..1) lowers the complexity score by up to ``budget_shift``, so a tenant
+   near its limit is served from cheaper tiers. The request's own quality floor is never
+   lowered.
+2. The (lowered) score gives the tier, and the tier a quality requirement; the requirement
+   is the higher of that and the request's quality floor.
+3. Models that cannot take the request (no vision for images, too small a context window)
+   are out; none left raises NoCandidateError.
+4. With a deadline, models whose estimated latency exceeds it are out; if none is fast
+   enough, the fastest model is chosen and the reason says so.
+5. Models below the quality requirement are out; if none is good enough, the best one is
+   chosen and the reason says so.
+6. Among the rest: cheapest takes the lowest estimated cost, fastest the lowest estimated
+   latency, and balanced the best log-ratio blend of the two, weighting latency by priority
+   (interactive most, bulk not at all) and less as budget pressure grows.
+
+Ties go to the higher quality, then the model name, so the same input always gives the
+same decision.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from bus.messages import Priority
+from router.routing.candidates import Candidate, expected_output_tokens
+from router.routing.config import RoutingConfig
+from router.routing.errors import NoCandidateError
+from router.routing.features import RequestFeatures
+from router.routing.tiers import ComplexityTier
+
+_EPS = 1e-9
+
+
+class Policy(enum.StrEnum):
+    """What the router optimises once quality is assured."""
+
+    CHEAPEST = "cheapest"
+    FASTEST = "fastest"
+    BALANCED = "balanced"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RouteDecision:
+    """The model chosen for a request, what it should cost, and why."""
+
+    model: str
+    provider: str
+    estimated_cost_micro_usd: int
+    """List-price cost of the prompt plus the expected output (cost_ledger.pricing)."""
+    reason: str
+    """One human line, recorded in the result, the ledger and the trace."""
+    tier: ComplexityTier
+    complexity: float
+    """The complexity score after budget pressure, which gave the tier."""
+    required_quality: float
+    quality: float
+    """The chosen model's quality estimate."""
+    estimated_latency_ms: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Option:
+    candidate: Candidate
+    quality: float
+    cost: int
+    latency_ms: float
+
+
+def choose(
+    features: RequestFeatures,
+    candidates: Sequence[Candidate],
+    *,
+    policy: Policy,
+    quality_floor: float = 0.0,
+    deadline_ms: float | None = None,
+    priority: Priority = Priority.STANDARD,
+    budget_pressure: float = 0.0,
+    quality_estimates: Mapping[str, float] | None = None,
+    config: RoutingConfig | None = None,
+) -> RouteDecision:
+    """Choose a model for a request (see the module docstring); raises NoCandidateError.
+
+    deadline_ms is the time left before the requester's deadline (None: no deadline);
+    quality_estimates map a model to its recorded quality for this task type, overriding
+    the candidate's prior.
+    """
+    config = config or RoutingConfig()
+    pressure = min(max(budget_pressure, 0.0), 1.0)
+    score = max(features.complexity - pressure * config.budget_shift, 0.0)
+    tier = config.tiering.classify(score, features.task_type)
+    required = max(quality_floor, config.tier_quality.of(tier))
+    head = f"{tier} ({features.complexity:.2f}) on {features.task_type}"
+    if score < features.complexity:
+        head += f", lowered to {score:.2f} by budget pressure {pressure:.2f}"
+
+    output_tokens = expected_output_tokens(features.max_output_tokens, config.output_fill)
+    estimates = quality_estimates or {}
+    options = [
+        _Option(
+            candidate=c,
+            quality=estimates.get(c.model, c.quality),
+            cost=c.cost_micro_usd(features.input_tokens, output_tokens),
+            latency_ms=c.latency.total_ms(output_tokens),
+        )
+        for c in candidates
+    ]
+    usable = _usable(features, options)
+
+    def decide(option: _Option, why: str) -> RouteDecision:
+        return RouteDecision(
+            model=option.candidate.model,
+            provider=option.candidate.provider,
+            estimated_cost_micro_usd=option.cost,
+            reason=f"{head}: {why}",
+            tier=tier,
+            complexity=score,
+            required_quality=required,
+            quality=option.quality,
+            estimated_latency_ms=option.latency_ms,
+        )
+
+    timely = usable
+    if deadline_ms is not None:
+        timely = [o for o in usable if o.latency_ms <= deadline_ms]
+        if not timely:
+            fastest = min(usable, key=_by(lambda o: o.latency_ms))
+            return decide(
+                fastest,
+                f"no candidate meets the {deadline_ms:.0f} ms deadline; "
+                f"{fastest.candidate.model} is the fastest (est. {fastest.latency_ms:.0f} ms)",
+            )
+    good = [o for o in timely if o.quality >= required - _EPS]
+    if not good:
+        best = min(timely, key=lambda o: (-o.quality, o.cost, o.candidate.model))
+        return decide(
+            best,
+            f"no candidate reaches quality {required:.2f}; "
+            f"{best.candidate.model} is the best ({best.quality:.2f})",
+        )
+    floor = f"quality >= {required:.2f}"
+    if quality_floor > config.tier_quality.of(tier):
+        floor += " (the request's floor)"
+    if policy is Policy.CHEAPEST:
+        pick = min(good, key=_by(lambda o: o.cost))
+        why = f"{pick.candidate.model} is the cheapest with {floor}"
+    elif policy is Policy.FASTEST:
+        pick = min(good, key=_by(lambda o: o.latency_ms))
+        why = f"{pick.candidate.model} is the fastest with {floor} (est. {pick.latency_ms:.0f} ms)"
+    else:
+        weight = config.latency_weight.get(priority, 0.0) * (1.0 - pressure)
+        pick = _balanced(good, weight)
+        why = (
+            f"{pick.candidate.model} balances cost and latency "
+            f"(latency weight {weight:.2f}) with {floor}"
+        )
+    return decide(pick, why)
+
+
+def _usable(features: RequestFeatures, options: list[_Option]) -> list[_Option]:
+    rejected: dict[str, str] = {}
+    usable: list[_Option] = []
+    for option in options:
+        candidate = option.candidate
+        if features.needs_vision and not candidate.price.vision:
+            rejected[candidate.model] = "no image input"
+        elif not candidate.fits(features.input_tokens, features.max_output_tokens):
+            rejected[candidate.model] = (
+                f"{features.input_tokens}+{features.max_output_tokens} tokens exceed "
+                f"its {candidate.price.context_window} context window"
+            )
+        else:
+            usable.append(option)
+    if not usable:
+        raise NoCandidateError(features.task_type, rejected)
+    return usable
+
+
+def _by(metric: Callable[[_Option], float]) -> Callable[[_Option], tuple[float, float, str]]:
+    return lambda o: (metric(o), -o.quality, o.candidate.model)
+
+
+def _balanced(options: list[_Option], latency_weight: float) -> _Option:
+    # Ratios to the best option on each axis, on a log scale: 2x dearer weighs like 2x slower.
+    least_cost = min(o.cost for o in options)
+    least_latency = min(o.latency_ms for o in options)
+
+    def objective(o: _Option) -> float:
+        cost = math.log((o.cost + 1) / (least_cost + 1))
+        latency = math.log(max(o.latency_ms, _EPS) / max(least_latency, _EPS))
+        return (1.0 - latency_weight) * cost + latency_weight * latency
+
+    return min(
+        options, key=lambda o: (round(objective(o), 12), o.cost, -o.quality, o.candidate.model)
+    )

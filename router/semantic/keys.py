@@ -1,0 +1,30 @@
+"""Every Redis key of the semantic cache, as constants and small builders.
+
+Tenant names and request ids are subject tokens (no ``:``), and each key names its tenant in
+its own segment, so one tenant's keys can never alias another's.
+"""
+
+from __future__ import annotations
+
+from bus.subjects import token
+
+PREFIX = "fs:router:sem:"
+
+LOG = f"{PREFIX}log"
+"""Stream of every stored entry's vector and metadata (no answers): replicas tail it to keep
+their in-process index in step, and a starting replica rebuilds its index from it."""
+
+
+def entry(tenant: str, entry_id: str) -> str:
+    """One entry of a tenant: its vector, metadata and cached result, with its TTL."""
+    return f"{entry_prefix(tenant)}{token(entry_id)}"
+
+
+def entry_prefix(tenant: str) -> str:
+    """What every entry key of a tenant starts with (the bound's Lua script appends ids)."""
+    return f"{PREFIX}entry:{token(tenant)}:"
+
+
+def tenant_index(tenant: str) -> str:
+    """Sorted set of a tenant's entry ids, scored by creation time (ms): the size bound."""
+    return f"{PREFIX}index:{token(tenant)}"

@@ -1,0 +1,85 @@
+"""What the semantic cache sees of a request and of an answer (pure, no I/O).
+
+A request is compared on its last user message only: that is the question, embedded. All
+the rest (system prompt, earlier turns, output schema, model hint, tools) must be identical,
+and so must the question's entities: together with the task type they form the request's
+partition, and only entries of the same tenant and partition are ever compared. Requests
+with images, tool use, or a question longer than the model reads whole are not cached
+semantically (an embedding of a truncated text would ignore its tail).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+
+import msgspec
+
+from bus.messages import ImagePart, LlmRequest, LlmResult, TextPart
+from router.semantic import entities as ent
+
+_SPACE = re.compile(r"\s+")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RequestView:
+    """The semantic cache's view of one request."""
+
+    text: str
+    """The question: the last user message's text, which is embedded."""
+    entities: ent.Entities
+    partition: str
+    """Digest of task type, everything but the question, and the question's entities."""
+
+
+def view(request: LlmRequest, model_name: str) -> RequestView | None:
+    """The request as the semantic cache compares it, or None if it cannot be compared."""
+    if not request.messages or request.needs_tools:
+        return None
+    *context, last = request.messages
+    if last.role != "user" or last.tool_calls:
+        return None
+    text = _text(last.content)
+    if text is None or not text.strip():
+        return None
+    for message in context:
+        if isinstance(message.content, list) and any(
+            isinstance(part, ImagePart) for part in message.content
+        ):
+            return None
+    found = ent.extract(text)
+    shape = msgspec.json.encode(
+        [
+            model_name,
+            request.task_type,
+            context,
+            request.output_schema,
+            request.model_hint,
+            request.tools,
+            request.tool_choice,
+            round(request.temperature, 2),
+            round(request.quality_floor, 2),
+            ent.signature(found),
+        ]
+    )
+    partition = hashlib.blake2b(shape, digest_size=16).hexdigest()
+    return RequestView(text=text.strip(), entities=found, partition=partition)
+
+
+def answer_key(result: LlmResult) -> str:
+    """Digest of an answer: parsed output canonically, else the text with spacing folded."""
+    if result.parsed is not None:
+        body = json.dumps(result.parsed, sort_keys=True, separators=(",", ":"), default=str)
+    else:
+        body = _SPACE.sub(" ", result.content).strip().lower()
+    return hashlib.blake2b(body.encode(), digest_size=12).hexdigest()
+
+
+def _text(content: str | list[TextPart | ImagePart]) -> str | None:
+    if isinstance(content, str):
+        return content
+    if any(isinstance(part, ImagePart) for part in content):
+        return None
+    return "\n".join(part.text for part in content if isinstance(part, TextPart))

@@ -1,0 +1,276 @@
+"""The semantic cache: answers of paraphrases, kept in Redis, searched in process.
+
+Where things live, and why:
+- Redis holds the truth, shared by every router replica: each entry under its tenant's own
+  key (vector, question, cached result, TTL), a per-tenant sorted set that bounds the
+  tenant's entries (the oldest are deleted in the same Lua script that stores a new one, as
+  the embedded Redis never evicts), and one stream, the log, of every entry's vector and
+  metadata without its answer.
+- Each replica keeps an in-process index (router.semantic.index) built from the log: on
+  start it reads the whole log, and before every lookup it reads what was added since (one
+  non-blocking XREAD), so an answer stored by one replica serves the next request on any
+  other. The embedded Redis 6.2 has no vector search module, and an in-process HNSW answers
+  in microseconds; Redis stays the only state, so a replica can die at any time.
+- A hit is read from Redis, never from memory: an entry evicted or expired there is gone.
+
+Near-duplicate dedup is a mode of the same store: entries of task types that allow it are
+kept at least for the window, and get_near_duplicate looks for one stored within the window
+at the stricter threshold, served with lever DEDUP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from bus.messages import CachePolicy, Lever, LlmRequest, LlmResult
+from router.levers.served import served_copy
+from router.semantic import records
+from router.semantic.entities import describe
+from router.semantic.entry_store import EntryStore
+from router.semantic.index import LocalIndex
+from router.semantic.policy import (
+    Candidate,
+    Decision,
+    NearDuplicatePolicy,
+    TaskPolicy,
+    decide,
+    decide_near_duplicate,
+)
+from router.semantic.protocol import Clock, Embedder, Vectors
+from router.semantic.request_view import RequestView, answer_key, view
+
+log = logging.getLogger(__name__)
+
+PAID_LEVERS = frozenset(
+    {Lever.ROUTED, Lever.ESCALATED, Lever.PACKED, Lever.BATCH_API, Lever.TRIMMED}
+)
+"""Results of a paid call; a copy another lever served is never stored again."""
+LOG_BATCH = 1000
+"""Log records read per XREAD."""
+EMBEDDING_MEMO = 2048
+"""Recent question vectors kept, so a put after a missed get does not embed twice."""
+
+
+class SemanticCache:
+    """Tenant-scoped semantic cache and near-duplicate store over Redis (see module doc)."""
+
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        embedder: Embedder,
+        *,
+        policies: dict[str, TaskPolicy],
+        near_duplicates: NearDuplicatePolicy,
+        neighbours: int = 32,
+        max_entries: int = 10_000,
+        log_max_entries: int = 50_000,
+        exact_below: int = 256,
+        clock: Clock = time.time,
+    ) -> None:
+        self._embedder = embedder
+        self._policies = dict(policies)
+        self._near = near_duplicates
+        self._neighbours = neighbours
+        self._clock = clock
+        self._index = LocalIndex(embedder.dim, exact_below=exact_below, max_entries=log_max_entries)
+        self._log_cursor = "0-0"
+        self._sync_lock = asyncio.Lock()
+        self._memo: OrderedDict[str, Vectors] = OrderedDict()
+        ttls = [p.ttl_s for p in self._policies.values()] + [near_duplicates.window_s]
+        self._entries = EntryStore(
+            redis,
+            max_entries=max_entries,
+            log_max_entries=log_max_entries,
+            longest_ttl_s=max(ttls),
+        )
+
+    @property
+    def index(self) -> LocalIndex:
+        """This replica's in-process index (for inspection and benchmarks)."""
+        return self._index
+
+    def safe(self, task_type: str) -> bool:
+        """Whether the semantic cache may serve this task type."""
+        return task_type in self._policies
+
+    async def start(self) -> None:
+        """Rebuild the in-process index from Redis's log before the first lookup."""
+        await self.sync()
+
+    async def get(self, request: LlmRequest) -> LlmResult | None:
+        """A paraphrase's cached answer re-addressed to request (SEMANTIC_CACHE), or None."""
+        policy = self._policies.get(request.task_type)
+        if policy is None or request.cache_policy is not CachePolicy.DEFAULT:
+            return None
+        return await self._lookup(request, Lever.SEMANTIC_CACHE, policy)
+
+    async def get_near_duplicate(self, request: LlmRequest) -> LlmResult | None:
+        """A near-identical recent request's answer re-addressed to request (DEDUP), or None."""
+        if request.task_type not in self._near.task_types:
+            return None
+        if request.cache_policy is not CachePolicy.DEFAULT:
+            return None  # BYPASS and REFRESH both ask for a fresh answer
+        return await self._lookup(request, Lever.DEDUP, None)
+
+    async def put(self, request: LlmRequest, result: LlmResult) -> None:
+        """Store an ok answer of a paid call, for a safe or near-duplicate task type."""
+        policy = self._policies.get(request.task_type)
+        near = request.task_type in self._near.task_types
+        if (policy is None and not near) or request.cache_policy is CachePolicy.BYPASS:
+            return
+        if not result.ok or result.tool_calls or result.lever not in PAID_LEVERS:
+            return
+        seen = self._view(request)
+        if seen is None:
+            return
+        ttl_s = max(policy.ttl_s if policy else 0, self._near.window_s if near else 0)
+        if ttl_s <= 0:
+            return
+        try:
+            vector = await self._vector(seen.text)
+            await self._store(request, result, seen, vector, ttl_s)
+        except RedisError as exc:
+            log.warning("semantic cache store failed, answer not cached: %s", exc)
+
+    async def candidates(self, request: LlmRequest) -> list[Candidate]:
+        """The live entries of request's partition nearest to it (benchmarks, diagnostics)."""
+        seen = self._view(request)
+        if seen is None:
+            return []
+        await self.sync()
+        vector = await self._vector(seen.text)
+        return self._index.nearest(
+            request.tenant, seen.partition, vector, self._neighbours, self._now_ms()
+        )
+
+    async def sync(self, *, wait: bool = True) -> int:
+        """Add the entries other replicas stored since the last sync; returns how many.
+
+        With wait=False (lookups) it returns at once when another sync is already reading:
+        concurrent lookups do not queue behind one another for the same records.
+        """
+        if not wait and self._sync_lock.locked():
+            return 0
+        async with self._sync_lock:
+            added = 0
+            while True:
+                messages = await self._entries.read_log(self._log_cursor, LOG_BATCH)
+                for message_id, raw in messages:
+                    self._log_cursor = message_id
+                    added += self._learn(raw)
+                if len(messages) < LOG_BATCH:
+                    return added
+
+    async def _lookup(
+        self, request: LlmRequest, lever: Lever, policy: TaskPolicy | None
+    ) -> LlmResult | None:
+        started = time.monotonic()
+        seen = self._view(request)
+        if seen is None:
+            return None
+        try:
+            await self.sync(wait=False)
+            vector = await self._vector(seen.text)
+            now_ms = self._now_ms()
+            candidates = self._index.nearest(
+                request.tenant, seen.partition, vector, self._neighbours, now_ms
+            )
+            decision: Decision = (
+                decide(candidates, policy)
+                if policy is not None
+                else decide_near_duplicate(candidates, self._near, now_ms)
+            )
+            if decision.entry is None:
+                return None
+            stored = await self._read(request.tenant, decision.entry.entry_id, seen)
+        except RedisError as exc:
+            log.warning("semantic cache lookup failed, treated as a miss: %s", exc)
+            return None
+        if stored is None:
+            return None
+        label = "semantic cache" if lever is Lever.SEMANTIC_CACHE else "near-duplicate"
+        reason = (
+            f"{label} hit: {decision.reason} to request {decision.entry.entry_id} "
+            f"(entities {describe(seen.entities)})"
+        )
+        latency_ms = (time.monotonic() - started) * 1000
+        return served_copy(stored.result, request, lever, reason, latency_ms)
+
+    def _view(self, request: LlmRequest) -> RequestView | None:
+        seen = view(request, self._embedder.name)
+        if seen is None or self._embedder.token_count(seen.text) > self._embedder.max_tokens:
+            return None
+        return seen
+
+    async def _vector(self, text: str) -> Vectors:
+        vector = self._memo.get(text)
+        if vector is None:
+            vector = (await asyncio.to_thread(self._embedder.embed, [text]))[0]
+            self._memo[text] = vector
+            if len(self._memo) > EMBEDDING_MEMO:
+                self._memo.popitem(last=False)
+        else:
+            self._memo.move_to_end(text)
+        return vector
+
+    async def _read(
+        self, tenant: str, entry_id: str, seen: RequestView
+    ) -> records.StoredEntry | None:
+        entry = await self._entries.read(tenant, entry_id)
+        if (
+            entry is None
+            or entry.record.tenant != tenant
+            or entry.record.partition != seen.partition
+            or entry.result.tenant != tenant
+            or not entry.result.ok
+        ):
+            self._index.remove(tenant, entry_id)  # expired, evicted or unreadable
+            return None
+        return entry
+
+    async def _store(
+        self,
+        request: LlmRequest,
+        result: LlmResult,
+        seen: RequestView,
+        vector: Vectors,
+        ttl_s: int,
+    ) -> None:
+        created_ms = self._now_ms()
+        record = records.LogRecord(
+            tenant=request.tenant,
+            entry_id=request.id,
+            task_type=request.task_type,
+            partition=seen.partition,
+            answer_key=answer_key(result),
+            created_ms=created_ms,
+            expires_ms=created_ms + ttl_s * 1000,
+            model=self._embedder.name,
+            vector=records.vector_bytes(vector),
+        )
+        entry = records.StoredEntry(
+            record=record, question=seen.text, entities=describe(seen.entities), result=result
+        )
+        await self._entries.put(entry, ttl_s)
+        self._index.add(record.meta(), vector)
+
+    def _learn(self, raw: bytes | None) -> int:
+        record = records.decode_log(raw) if raw is not None else None
+        if record is None or record.model != self._embedder.name:
+            return 0
+        if record.expires_ms <= self._now_ms():
+            return 0
+        held = self._index.meta(record.tenant, record.entry_id)
+        if held is not None and held.created_ms == record.created_ms:
+            return 0  # this replica stored it, or read it already
+        self._index.add(record.meta(), record.array())
+        return 1
+
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)

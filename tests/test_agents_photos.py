@@ -1,0 +1,61 @@
+"""Photos are resized before models see them, and hashed so a repeat is recognised."""
+
+from __future__ import annotations
+
+import io
+
+from PIL import Image, ImageDraw
+
+from agents.photos import hash_chunks, prepare, same_picture
+from router.tokens import image_part_tokens
+
+SIDES = {"low": 512, "high": 1024}
+
+
+def photo(colour: str, size: tuple[int, int] = (2000, 1500), fmt: str = "PNG") -> bytes:
+    """A product-ish picture: a coloured disc with a stripe on a light background."""
+    image = Image.new("RGB", size, "#f4f1ea")
+    pen = ImageDraw.Draw(image)
+    w, h = size
+    pen.ellipse((w // 5, h // 5, w * 3 // 5, h * 4 // 5), fill=colour)
+    pen.rectangle((w * 2 // 3, h // 6, w * 5 // 6, h * 5 // 6), fill="#333333")
+    out = io.BytesIO()
+    image.save(out, format=fmt, quality=80)
+    return out.getvalue()
+
+
+def test_renditions_fit_the_detail_they_are_sent_at() -> None:
+    prepared = prepare(photo("#c03030"), SIDES)
+    assert (prepared.width, prepared.height) == (2000, 1500)
+    low, high = prepared.renditions["low"], prepared.renditions["high"]
+    assert (low.width, low.height) == (512, 384)
+    assert (high.width, high.height) == (1024, 768)
+    assert len(low.data) < len(high.data)
+    # The tile rule: the high rendition costs 4 tiles (765 tokens), the original would too,
+    # but a low one is a flat 85 whatever its size.
+    size = {"width": high.width, "height": high.height}
+    assert image_part_tokens({"url": "https://x", "detail": "high", **size}) == 765
+    assert image_part_tokens({"url": "https://x", "detail": "low", **size}) == 85
+
+
+def test_small_photos_are_never_enlarged() -> None:
+    prepared = prepare(photo("#c03030", (300, 200)), SIDES)
+    assert {(r.width, r.height) for r in prepared.renditions.values()} == {(300, 200)}
+
+
+def test_the_same_picture_re_encoded_is_recognised_a_colour_variant_is_not() -> None:
+    original = prepare(photo("#c03030"), SIDES).phash
+    smaller_jpeg = prepare(photo("#c03030", (1000, 750), "JPEG"), SIDES).phash
+    blue = prepare(photo("#3050c0"), SIDES).phash
+    assert same_picture(original, smaller_jpeg)
+    assert set(hash_chunks(original)) & set(hash_chunks(smaller_jpeg))  # found by the index
+    assert not same_picture(original, blue)
+
+
+def test_unreadable_uploads_are_refused() -> None:
+    try:
+        prepare(b"not a photo", SIDES)
+    except ValueError as exc:
+        assert "not a readable image" in str(exc)
+    else:
+        raise AssertionError("a non-image was accepted")

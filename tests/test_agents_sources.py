@@ -1,0 +1,65 @@
+"""Products come from a catalog, a CSV (a bulk import) or folders of photos and notes."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from agents.sources import SourceError, load_path
+
+SAMPLES = Path(__file__).parent.parent / "agents" / "samples"
+
+
+def photo(folder: Path, name: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(SAMPLES / "photos" / "mug-001-a.png", folder / name)
+
+
+def test_the_sample_catalog() -> None:
+    products, bulk = load_path(SAMPLES)
+    assert not bulk and [p.product_id for p in products][:2] == ["mug-001", "sneaker-002"]
+    assert len(products[1].photos) == 2 and products[1].photos[0].read()[:4] == b"\x89PNG"
+
+
+def test_a_csv_is_a_bulk_import_with_extra_columns_as_attributes(tmp_path: Path) -> None:
+    photo(tmp_path, "a.png")
+    photo(tmp_path, "b.png")
+    (tmp_path / "p.csv").write_text(
+        "product_id,title,notes,cost_price,photos,weight_g,sku\n"
+        "m1,Teal mug,350 ml,4.20,a.png;b.png,400,SKU-1\n"
+        "m2,Plain mug,,,,,\n"
+    )
+    products, bulk = load_path(tmp_path / "p.csv")
+    assert bulk
+    first, second = products
+    assert first.title_hint == "Teal mug" and first.cost_price == "4.20"
+    assert [p.name for p in first.photos] == ["a.png", "b.png"]
+    assert first.attributes == {"weight_g": "400", "sku": "SKU-1"}
+    assert second.photos == () and second.attributes == {}
+    assert load_path(tmp_path)[1]  # a folder holding a CSV imports it
+
+
+def test_a_folder_of_photos_and_notes_is_one_product(tmp_path: Path) -> None:
+    photo(tmp_path / "mug", "front.png")
+    photo(tmp_path / "mug", "back.PNG")
+    (tmp_path / "mug" / "notes.txt").write_text("Hand-glazed mug, no chips.\n")
+    (tmp_path / "mug" / "product.json").write_text('{"cost_price": "4.20"}')
+    (products, bulk) = load_path(tmp_path / "mug")
+    assert not bulk and len(products) == 1
+    assert products[0].product_id == "mug" and products[0].notes == "Hand-glazed mug, no chips."
+    assert products[0].cost_price == "4.20" and len(products[0].photos) == 2
+    photo(tmp_path / "lamp", "lamp.png")
+    many, _ = load_path(tmp_path)  # a folder of product folders
+    assert [p.product_id for p in many] == ["lamp", "mug"]
+
+
+def test_unusable_paths_say_why(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match="no such file"):
+        load_path(tmp_path / "missing")
+    with pytest.raises(SourceError, match="no photos"):
+        load_path(tmp_path)
+    (tmp_path / "p.csv").write_text("product_id,photos\nm1,gone.png\n")
+    with pytest.raises(SourceError, match="photos not found"):
+        load_path(tmp_path / "p.csv")

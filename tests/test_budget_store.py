@@ -1,0 +1,300 @@
+"""BudgetStore on a real redis-server: reserve, settle, release, expiry, idempotency, quotas."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import redis.asyncio as aioredis
+
+from bus.messages import (
+    BudgetPeriod,
+    BudgetPolicy,
+    BudgetScope,
+    BudgetSpec,
+    LedgerEvent,
+    Lever,
+    TierQuota,
+    Usage,
+    now_ms,
+)
+from cost_ledger.budgets import keys
+from cost_ledger.budgets.config import BudgetConfig, BudgetRules, EngineSettings
+from cost_ledger.budgets.live import LiveBudgets
+from cost_ledger.budgets.periods import period_key
+from cost_ledger.budgets.policy import Subject
+from cost_ledger.budgets.scripts import Code
+from cost_ledger.budgets.store import BudgetStore
+from tests.helpers import eventually
+
+ACME = Subject(tenant="acme", agent="copy", workflow="wf-1")
+
+
+def day_counter(scope: str) -> str:
+    """The counter id of a scope today."""
+    return f"{scope}:{period_key(BudgetPeriod.DAY, now_ms())}"
+
+
+async def make_store(
+    redis: aioredis.Redis,
+    budgets: list[BudgetSpec],
+    *,
+    tiers: list[TierQuota] = (),  # type: ignore[assignment]
+    ttl_s: float = 30.0,
+) -> BudgetStore:
+    """A ready store whose live rules are exactly these."""
+    rules = BudgetRules(
+        budgets={b.name: b for b in budgets}, tiers={t.tier: t for t in tiers}, request_cap=None
+    )
+    engine = EngineSettings(reservation_ttl_s=ttl_s, period_overlap_s=0, default_tier="free")
+    live = LiveBudgets(redis, BudgetConfig(rules=rules, engine=engine))
+    await live.ensure_seeded()
+    await live.load()
+    store = BudgetStore(redis, live)
+    await store.mark_ready()
+    return store
+
+
+def tenant_budget(limit: int, name: str = "daily", **kw: BudgetPolicy) -> BudgetSpec:
+    """acme's daily budget."""
+    return BudgetSpec(
+        name=name,
+        scope=BudgetScope.TENANT,
+        period=BudgetPeriod.DAY,
+        limit_micro_usd=limit,
+        **kw,
+    )
+
+
+async def test_reserve_then_settle_charges_the_actual_cost_and_releases_the_rest(
+    redis_client: aioredis.Redis,
+) -> None:
+    store = await make_store(redis_client, [tenant_budget(1000)])
+    counter = day_counter("tenant:acme")
+    assert (await store.reserve("r1", ACME, 600)).code is Code.RESERVED
+    assert await store.counter(counter) == (0, 600)
+    settled = await store.settle("r1", ACME, cost=250, messages=0, at_ms=now_ms())
+    assert settled.applied
+    assert await store.counter(counter) == (250, 0)
+    assert await store.held() == 0
+    # Every scope is charged, whether a budget reads it or not.
+    for scope in ("global", "agent:acme:copy", "workflow:acme:wf-1"):
+        assert await store.counter(day_counter(scope)) == (250, 0)
+
+
+async def test_over_the_limit_is_denied_and_in_flight_room_means_wait(
+    redis_client: aioredis.Redis,
+) -> None:
+    store = await make_store(redis_client, [tenant_budget(1000)])
+    assert (await store.reserve("a", ACME, 700)).code is Code.RESERVED
+    waiting = await store.reserve("b", ACME, 400)  # 700 + 400 > 1000, but 0 + 400 fits
+    assert waiting.code is Code.WAIT and waiting.reserved == 700
+    await store.settle("a", ACME, cost=650, messages=0, at_ms=now_ms())
+    denied = await store.reserve("b", ACME, 400)  # 650 settled + 400 can never fit
+    assert denied.code is Code.DENIED and denied.spent == 650
+    assert denied.check is not None and denied.check.budget == "daily"
+    assert (await store.reserve("c", ACME, 350)).code is Code.RESERVED  # exactly 1000
+
+
+async def test_a_reservation_is_all_or_none_across_scopes(redis_client: aioredis.Redis) -> None:
+    agent = BudgetSpec(
+        name="copy-daily",
+        scope=BudgetScope.AGENT,
+        period=BudgetPeriod.DAY,
+        limit_micro_usd=100,
+        agent="copy",
+    )
+    store = await make_store(redis_client, [tenant_budget(1000), agent])
+    got = await store.reserve("r1", ACME, 200)
+    assert got.code is Code.DENIED and got.check is not None and got.check.budget == "copy-daily"
+    assert await store.counter(day_counter("tenant:acme")) == (0, 0)  # nothing held anywhere
+    other = Subject(tenant="acme", agent="pricing")
+    assert (await store.reserve("r2", other, 200)).code is Code.RESERVED
+
+
+async def test_settle_and_reserve_are_idempotent_by_request_id(
+    redis_client: aioredis.Redis,
+) -> None:
+    store = await make_store(redis_client, [tenant_budget(1000)])
+    counter = day_counter("tenant:acme")
+    assert (await store.reserve("r1", ACME, 300)).code is Code.RESERVED
+    assert (await store.reserve("r1", ACME, 300)).code is Code.HELD  # a redelivery
+    assert await store.counter(counter) == (0, 300)
+    settle = [store.settle("r1", ACME, cost=120, messages=0, at_ms=now_ms()) for _ in range(5)]
+    outcomes = await asyncio.gather(*settle)
+    assert sum(o.applied for o in outcomes) == 1
+    assert await store.counter(counter) == (120, 0)
+    assert (await store.reserve("r1", ACME, 300)).code is Code.SETTLED
+    assert await store.counter(counter) == (120, 0)
+
+
+async def test_a_dead_requests_reservation_is_released_after_the_timeout(
+    redis_client: aioredis.Redis,
+) -> None:
+    store = await make_store(redis_client, [tenant_budget(1000)], ttl_s=0.3)
+    counter = day_counter("tenant:acme")
+    await store.reserve("dead", ACME, 400)
+    await store.reserve("alive", ACME, 400)
+    kept = asyncio.create_task(_keep_alive(store, "alive"))
+    try:
+
+        async def dead_released() -> bool:
+            await store.sweep()
+            return await store.counter(counter) == (0, 400)
+
+        await eventually(dead_released, timeout_s=5)
+        assert await store.held() == 1
+        assert not await redis_client.exists(keys.reservation("dead"))
+        # The dead request's late settle still charges its cost, once.
+        assert (await store.settle("dead", ACME, cost=10, messages=0, at_ms=now_ms())).applied
+        assert await store.counter(counter) == (10, 400)
+    finally:
+        kept.cancel()
+
+
+async def _keep_alive(store: BudgetStore, request_id: str) -> None:
+    while True:
+        await store.keepalive(request_id)
+        await asyncio.sleep(0.05)
+
+
+async def test_the_next_reserve_call_cleans_up_expired_reservations(
+    redis_client: aioredis.Redis,
+) -> None:
+    store = await make_store(redis_client, [tenant_budget(1000)], ttl_s=0.2)
+    await store.reserve("dead", ACME, 900)
+    assert (await store.reserve("next", ACME, 900)).code is Code.WAIT
+
+    async def room() -> bool:  # no sweeper: the reserve script releases what expired
+        return (await store.reserve("next", ACME, 900)).code is Code.RESERVED
+
+    await eventually(room, timeout_s=5)
+
+
+async def test_release_frees_everything_and_charges_nothing(redis_client: aioredis.Redis) -> None:
+    store = await make_store(redis_client, [tenant_budget(1000)])
+    await store.reserve("r1", ACME, 500)
+    assert await store.release("r1")
+    assert not await store.release("r1")
+    assert await store.counter(day_counter("tenant:acme")) == (0, 0)
+    assert (await store.reserve("r1", ACME, 500)).code is Code.RESERVED  # may try again
+
+
+async def test_free_tier_users_get_ten_messages(redis_client: aioredis.Redis) -> None:
+    store = await make_store(redis_client, [], tiers=[TierQuota(tier="free", messages=10)])
+    ann = Subject(tenant="acme", agent="chat", user="ann")  # no tier tag: the default tier
+    for i in range(10):
+        assert (await store.reserve(f"m{i}", ann, 5)).code is Code.RESERVED
+        await store.settle(f"m{i}", ann, cost=5, messages=1, at_ms=now_ms())
+    denied = await store.reserve("m10", ann, 5)
+    assert denied.code is Code.DENIED and denied.check is not None
+    assert denied.check.budget == "tier:free" and denied.spent == 10
+    bob = Subject(tenant="acme", agent="chat", user="bob")
+    assert (await store.reserve("b0", bob, 5)).code is Code.RESERVED
+    pro = Subject(tenant="acme", agent="chat", user="ann", tier="pro")  # no quota for pro
+    assert (await store.reserve("p0", pro, 5)).code is Code.RESERVED
+
+
+async def test_concurrent_reservations_never_overspend(redis_client: aioredis.Redis) -> None:
+    limit = 10_000
+    store = await make_store(redis_client, [tenant_budget(limit)])
+    url = redis_client.get_connection_kwargs()
+    pool = aioredis.BlockingConnectionPool(max_connections=16, timeout=None, **url)
+    replica = aioredis.Redis.from_pool(pool)  # a second replica's connections
+    other = BudgetStore(replica, store.live)
+
+    async def one(i: int) -> None:
+        mine = other  # many waiters share a few connections, as in a router replica
+        while True:
+            got = await mine.reserve(f"c{i}", ACME, 300)
+            if got.code is Code.RESERVED:
+                await asyncio.sleep(0.001 * (i % 7))
+                await mine.settle(f"c{i}", ACME, cost=100 + i % 150, messages=0, at_ms=now_ms())
+                return
+            if got.code is Code.DENIED:
+                return
+            await mine.wait_for_release(0.01)
+
+    try:
+        await asyncio.gather(*(one(i) for i in range(300)))
+    finally:
+        await replica.aclose()
+    spent, reserved = await store.counter(day_counter("tenant:acme"))
+    assert reserved == 0
+    assert limit - 300 < spent <= limit  # refused only when even the settled spend leaves no room
+
+
+async def test_not_ready_until_the_counters_are_rebuilt(redis_client: aioredis.Redis) -> None:
+    store = await make_store(redis_client, [tenant_budget(1000)])
+    await redis_client.delete(keys.READY)
+    assert (await store.reserve("r1", ACME, 10)).code is Code.NOT_READY
+    await store.mark_ready()
+    assert (await store.reserve("r1", ACME, 10)).code is Code.RESERVED
+
+
+async def test_ledger_events_settle_once_and_count_paid_messages(
+    redis_client: aioredis.Redis,
+) -> None:
+    store = await make_store(redis_client, [tenant_budget(1000)])
+    event = LedgerEvent(
+        event_id="e1",
+        request_id="r9",
+        tenant="acme",
+        agent="copy",
+        workflow_id="",
+        task_type="general",
+        model="gpt-4o-mini",
+        provider="simulated",
+        usage=Usage(input_tokens=10, output_tokens=10),
+        cost_micro_usd=77,
+        baseline_micro_usd=100,
+        lever=Lever.ROUTED,
+        catalog_version="v",
+        paid_call=True,
+        finished_ms=now_ms(),
+        user="ann",
+    )
+    await store.reserve("r9", Subject(tenant="acme", agent="copy", user="ann"), 500)
+    assert (await store.settle_event(event)).applied
+    assert not (await store.settle_event(event)).applied
+    assert await store.counter(day_counter("tenant:acme")) == (77, 0)
+    assert await store.counter(day_counter("user:acme:ann")) == (1, 0)
+    assert await store.held() == 0
+
+
+@pytest.mark.parametrize("policy", list(BudgetPolicy))
+async def test_status_reports_limit_spent_reserved_and_policy(
+    redis_client: aioredis.Redis, policy: BudgetPolicy
+) -> None:
+    store = await make_store(redis_client, [tenant_budget(1000, policy=policy)])
+    await store.reserve("r1", ACME, 300)
+    await store.reserve("r2", ACME, 200)
+    await store.settle("r2", ACME, cost=150, messages=0, at_ms=now_ms())
+    [row] = await store.status("acme")
+    assert (row.budget, row.scope, row.limit, row.spent, row.reserved, row.policy) == (
+        "daily",
+        "tenant:acme",
+        1000,
+        150,
+        300,
+        policy,
+    )
+    assert row.remaining == 550 and row.period_key == period_key(BudgetPeriod.DAY, now_ms())
+
+
+async def test_the_ledgers_final_settle_corrects_a_provisional_one(
+    redis_client: aioredis.Redis,
+) -> None:
+    """Two replicas answered one request at different costs: the budget follows the ledger."""
+    store = await make_store(redis_client, [tenant_budget(1000)])
+    counter = day_counter("tenant:acme")
+    now = now_ms()
+    assert (await store.settle("r1", ACME, cost=300, messages=0, at_ms=now)).applied
+    assert not (await store.settle("r1", ACME, cost=250, messages=0, at_ms=now)).applied
+    final = await store.settle("r1", ACME, cost=250, messages=0, at_ms=now, final=True)
+    assert final.applied and final.corrected
+    assert await store.counter(counter) == (250, 0)
+    for is_final in (True, False):  # nothing moves a final settle
+        again = await store.settle("r1", ACME, cost=999, messages=0, at_ms=now, final=is_final)
+        assert not again.applied
+    assert await store.counter(counter) == (250, 0)

@@ -1,0 +1,402 @@
+"""Dedup (singleflight) across router replicas, and tenant isolation of the caches.
+
+The in-process tests run two DedupStage instances (two "replicas") on the session's real
+nats-server and redis-server with a stand-in for the rest of the pipeline. The slow ones run
+three router replicas as separate processes against a simulated provider in this process,
+whose latency keeps the calls in flight long enough to overlap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import msgspec
+import pytest
+import redis.asyncio as aioredis
+from faststream.nats import NatsBroker
+from opentelemetry import trace
+
+from bus.broker import make_broker
+from bus.embedded import EmbeddedNats, EmbeddedRedis
+from bus.llm_client import LlmClient
+from bus.messages import (
+    CachePolicy,
+    ErrorCode,
+    Lever,
+    LlmRequest,
+    LlmResult,
+    Status,
+    Usage,
+)
+from bus.settings import Settings
+from bus.streams import ensure_streams
+from cost_ledger.aggregates import AggregateStore
+from cost_ledger.catalog import PriceCatalog
+from flipsync.children import ChildProcess, service_process
+from router import keys
+from router.context import RequestContext
+from router.errors import DeadlineExceededError, ProviderError
+from router.levers.fingerprint import fingerprinter
+from router.pipeline import Handler, compose
+from router.simulated.config import SimConfig
+from router.simulated.server import SimulatedProvider
+from router.stages.dedup import DedupStage
+from router.stages.flight import FlightChannel, FlightStore
+from tests.helpers import eventually, make_request
+
+KEY = fingerprinter(PriceCatalog.load())
+
+
+@dataclass
+class Upstream:
+    """A stand-in for route..dispatch: counts calls, takes its time, answers or fails."""
+
+    delay_s: float = 0.3
+    calls: int = 0
+    fail: Exception | None = None
+
+    async def __call__(self, ctx: RequestContext) -> LlmResult:
+        self.calls += 1
+        await asyncio.sleep(self.delay_s)
+        if self.fail is not None:
+            raise self.fail
+        request = ctx.request
+        return LlmResult(
+            request_id=request.id,
+            tenant=request.tenant,
+            agent=request.agent,
+            status=Status.OK,
+            content=f"answer {self.calls}",
+            model="gpt-4o-mini",
+            provider="stand-in",
+            usage=Usage(input_tokens=100, output_tokens=20),
+            cost_micro_usd=27,
+            baseline_micro_usd=450,
+            lever=Lever.ROUTED,
+        )
+
+
+@pytest.fixture
+async def broker(nats_server: EmbeddedNats) -> AsyncIterator[NatsBroker]:
+    """A connected broker on the session's nats-server."""
+    running = make_broker(nats_server.url)
+    await running.connect()
+    yield running
+    await running.stop()
+
+
+def replica(redis: aioredis.Redis, broker: NatsBroker, name: str, ttl_s: float = 5.0) -> DedupStage:
+    """One replica's dedup stage."""
+    store = FlightStore(redis, claim_ttl_s=ttl_s, result_ttl_s=30)
+    return DedupStage(
+        key=KEY, store=store, channel=FlightChannel(broker), claim_ttl_s=ttl_s, replica=name
+    )
+
+
+def pipeline(stage: DedupStage, upstream: Upstream) -> Handler:
+    """The stage in front of the stand-in upstream."""
+    return compose([stage], upstream, trace.get_tracer("test"))
+
+
+def same_requests(n: int, tenant: str, **fields: object) -> list[LlmRequest]:
+    """n requests with one fingerprint and their own ids."""
+    base = make_request(tenant=tenant, text=f"Describe product {uuid.uuid4().hex}.")
+    return [msgspec.structs.replace(base, id=uuid.uuid4().hex, **fields) for _ in range(n)]
+
+
+async def test_identical_requests_on_two_replicas_make_one_call(
+    redis_client: aioredis.Redis, broker: NatsBroker
+) -> None:
+    upstream = Upstream()
+    replicas = [pipeline(replica(redis_client, broker, f"r{i}"), upstream) for i in range(2)]
+    requests = same_requests(20, "t1")
+    results = await asyncio.gather(
+        *(replicas[i % 2](RequestContext(request=r)) for i, r in enumerate(requests))
+    )
+    assert upstream.calls == 1
+    assert [r.request_id for r in results] == [r.id for r in requests]
+    assert {r.content for r in results} == {"answer 1"}
+    leaders = [r for r in results if r.lever is Lever.ROUTED]
+    waiters = [r for r in results if r.lever is Lever.DEDUP]
+    assert len(leaders) == 1 and len(waiters) == 19
+    assert all(w.cost_micro_usd == 0 and w.baseline_micro_usd == 450 for w in waiters)
+    assert all(w.usage == Usage() for w in waiters)
+
+
+async def test_different_tenants_never_coalesce(
+    redis_client: aioredis.Redis, broker: NatsBroker
+) -> None:
+    upstream = Upstream()
+    handler = pipeline(replica(redis_client, broker, "r0"), upstream)
+    base = same_requests(1, "ta")[0]
+    other = msgspec.structs.replace(base, id=uuid.uuid4().hex, tenant="tb")
+    first, second = await asyncio.gather(
+        handler(RequestContext(request=base)), handler(RequestContext(request=other))
+    )
+    assert upstream.calls == 2
+    assert first.lever is second.lever is Lever.ROUTED
+
+
+async def test_bypass_is_never_coalesced(redis_client: aioredis.Redis, broker: NatsBroker) -> None:
+    upstream = Upstream()
+    handler = pipeline(replica(redis_client, broker, "r0"), upstream)
+    requests = same_requests(3, "t1", cache_policy=CachePolicy.BYPASS)
+    await asyncio.gather(*(handler(RequestContext(request=r)) for r in requests))
+    assert upstream.calls == 3
+
+
+async def test_waiters_take_over_from_a_leader_that_died(
+    redis_client: aioredis.Redis, broker: NatsBroker
+) -> None:
+    requests = same_requests(4, "t1")
+    fingerprint = KEY(requests[0])
+    # A leader on a replica that is gone: its claim is there, nobody refreshes it.
+    claim = keys.flight_claim("t1", fingerprint)
+    await redis_client.set(claim, "dead-request:gone-host:1", px=500)
+    upstream = Upstream(delay_s=0.05)
+    handler = pipeline(replica(redis_client, broker, "r1", ttl_s=1.0), upstream)
+    results = await asyncio.gather(*(handler(RequestContext(request=r)) for r in requests))
+    assert upstream.calls == 1
+    assert sorted(r.lever for r in results) == sorted([Lever.ROUTED] + [Lever.DEDUP] * 3)
+
+
+async def test_a_cancelled_leader_releases_its_claim_at_once(
+    redis_client: aioredis.Redis, broker: NatsBroker
+) -> None:
+    slow, fast = Upstream(delay_s=30), Upstream(delay_s=0.05)
+    # A long claim TTL: only the release, not the lapse, can let the waiter lead in time.
+    first = pipeline(replica(redis_client, broker, "r0", ttl_s=30), slow)
+    second = pipeline(replica(redis_client, broker, "r1", ttl_s=30), fast)
+    leader_request, waiter_request = same_requests(2, "t1")
+    leader = asyncio.ensure_future(first(RequestContext(request=leader_request)))
+    await eventually(lambda: _async_true(slow.calls == 1))
+    waiter = asyncio.ensure_future(second(RequestContext(request=waiter_request)))
+    await asyncio.sleep(0.1)  # the waiter is now waiting on the leader
+    leader.cancel()
+    result = await asyncio.wait_for(waiter, 5)
+    assert result.lever is Lever.ROUTED and fast.calls == 1
+
+
+async def test_provider_errors_are_shared_but_not_deadlines(
+    redis_client: aioredis.Redis, broker: NatsBroker
+) -> None:
+    failing = Upstream(delay_s=0.2, fail=ProviderError("sim", "gpt-4o-mini", "HTTP 500"))
+    handler = pipeline(replica(redis_client, broker, "r0"), failing)
+    requests = same_requests(3, "t1")
+    outcomes = await asyncio.gather(
+        *(handler(RequestContext(request=r)) for r in requests), return_exceptions=True
+    )
+    assert failing.calls == 1
+    assert all(isinstance(o, LlmResult) for o in outcomes)
+    errors = [o for o in outcomes if isinstance(o, LlmResult)]
+    assert [o.request_id for o in errors] == [r.id for r in requests]
+    assert all(o.error_code is ErrorCode.PROVIDER_ERROR and "HTTP 500" in o.reason for o in errors)
+    assert sum("coalesced with request" in o.reason for o in errors) == 2
+
+    late = Upstream(delay_s=0.2, fail=DeadlineExceededError("the deadline passed"))
+    handler = pipeline(replica(redis_client, broker, "r0"), late)
+    outcomes = await asyncio.gather(
+        *(handler(RequestContext(request=r)) for r in same_requests(2, "t1")),
+        return_exceptions=True,
+    )
+    assert late.calls == 2  # a deadline is the leader's own: the waiter asked for itself
+
+
+async def test_a_redelivered_leader_gets_the_call_it_paid_for(
+    redis_client: aioredis.Redis, broker: NatsBroker
+) -> None:
+    upstream = Upstream(delay_s=0.01)
+    handler = pipeline(replica(redis_client, broker, "r0"), upstream)
+    request = same_requests(1, "t1")[0]
+    first = await handler(RequestContext(request=request))
+    again = await handler(RequestContext(request=request))  # as a redelivery brings it
+    assert upstream.calls == 1
+    assert again == first and again.lever is Lever.ROUTED and again.cost_micro_usd == 27
+
+
+async def test_a_near_duplicate_hook_answers_first(
+    redis_client: aioredis.Redis, broker: NatsBroker
+) -> None:
+    class Near:
+        async def get_near_duplicate(self, request: LlmRequest) -> LlmResult | None:
+            return LlmResult(
+                request_id=request.id,
+                tenant=request.tenant,
+                agent=request.agent,
+                status=Status.OK,
+                content="near",
+                lever=Lever.DEDUP,
+            )
+
+    upstream = Upstream()
+    store = FlightStore(redis_client, claim_ttl_s=5, result_ttl_s=30)
+    stage = DedupStage(
+        key=KEY, store=store, channel=FlightChannel(broker), claim_ttl_s=5, near_duplicates=Near()
+    )
+    handler = pipeline(stage, upstream)
+    request = same_requests(1, "t1")[0]
+    assert (await handler(RequestContext(request=request))).content == "near"
+    refresh = msgspec.structs.replace(request, cache_policy=CachePolicy.REFRESH)
+    assert (await handler(RequestContext(request=refresh))).content == "answer 1"
+    assert upstream.calls == 1
+
+
+async def _async_true(value: bool) -> bool:
+    return value
+
+
+# --- three router replicas as separate processes -------------------------------------------
+
+
+@dataclass
+class Cluster:
+    """Servers and router replicas shared by the multi-process tests."""
+
+    nats: EmbeddedNats
+    redis_server: EmbeddedRedis
+    sim: SimulatedProvider
+    replicas: list[ChildProcess]
+    broker: NatsBroker
+    redis: aioredis.Redis
+    env: dict[str, str]
+
+    @property
+    def client(self) -> LlmClient:
+        """A requester on the test's own connection."""
+        return LlmClient(self.broker)
+
+    async def calls(self) -> int:
+        """Completions the simulated provider produced so far."""
+        return (await self.sim.stats()).calls
+
+
+@pytest.fixture(scope="module")
+async def cluster() -> AsyncIterator[Cluster]:
+    """nats-server, redis-server and a 1.5 s simulated provider here; 3 replicas as processes."""
+    nats_server, redis_server = EmbeddedNats(), EmbeddedRedis()
+    sim = SimulatedProvider(SimConfig(latency_ms=1500))
+    await nats_server.start()
+    await redis_server.start()
+    await sim.start()
+    env = {
+        "NATS_URL": nats_server.url,
+        "REDIS_URL": redis_server.url,
+        "FLIPSYNC_SIM_BASE_URL": sim.base_url,
+        "FLIPSYNC_ACK_WAIT_S": "2",
+        "FLIPSYNC_EXTRA_AGENTS": '["listing"]',
+    }
+    replicas = [service_process(["router", "ledger"], env) for _ in range(3)]
+    broker = make_broker(nats_server.url)
+    redis = aioredis.Redis.from_url(redis_server.url)
+    try:
+        await broker.connect()
+        await ensure_streams(broker.connection.jetstream(), Settings())
+        await asyncio.gather(*(r.start(ready_within_s=60) for r in replicas))
+        yield Cluster(nats_server, redis_server, sim, replicas, broker, redis, env)
+    finally:
+        for child in replicas:
+            await child.stop()
+        await broker.stop()
+        await redis.aclose()
+        await sim.stop()
+        await redis_server.stop()
+        await nats_server.stop()
+
+
+async def _settled(cluster: Cluster, tenant: str, events: int) -> AggregateStore:
+    store = AggregateStore(cluster.redis)
+
+    async def counted() -> bool:
+        return (await store.totals(tenant)).calls == events
+
+    await eventually(counted, timeout_s=30)
+    return store
+
+
+@pytest.mark.slow
+async def test_200_identical_requests_on_3_replicas_make_one_upstream_call(
+    cluster: Cluster,
+) -> None:
+    tenant = f"d{uuid.uuid4().hex[:8]}"
+    requests = same_requests(200, tenant)
+    before = await cluster.calls()
+    results = await asyncio.gather(*(cluster.client.request(r, timeout_s=60) for r in requests))
+
+    assert await cluster.calls() == before + 1
+    assert [r.request_id for r in results] == [r.id for r in requests]
+    assert all(r.ok for r in results), {r.reason for r in results if not r.ok}
+    assert len({r.content for r in results}) == 1
+    paid = [r for r in results if r.cost_micro_usd > 0]
+    assert len(paid) == 1 and paid[0].lever in (Lever.ROUTED, Lever.TRIMMED)
+    # Requests that arrived while the call was in flight were coalesced (normally all of
+    # them); one that a slow machine delivered after it finished was served by the cache.
+    coalesced = sum(r.lever is Lever.DEDUP for r in results)
+    assert coalesced > 100
+    assert coalesced + sum(r.lever is Lever.EXACT_CACHE for r in results) == 199
+    ledger = await (await _settled(cluster, tenant, 200)).totals(tenant)
+    assert ledger.paid_calls == 1
+    assert ledger.spend_micro_usd == paid[0].cost_micro_usd
+    assert ledger.baseline_micro_usd == 200 * paid[0].baseline_micro_usd
+
+
+@pytest.mark.slow
+async def test_a_tenant_never_gets_another_tenants_cached_answer(cluster: Cluster) -> None:
+    text = f"Summarise the return policy {uuid.uuid4().hex}."
+    tenant_a, tenant_b = f"a{uuid.uuid4().hex[:8]}", f"b{uuid.uuid4().hex[:8]}"
+    before = await cluster.calls()
+    # At the same time: identical content, two tenants, so neither dedup nor cache may share.
+    a1, b1 = make_request(tenant=tenant_a, text=text), make_request(tenant=tenant_b, text=text)
+    first_a, first_b = await asyncio.gather(
+        cluster.client.request(a1, timeout_s=30), cluster.client.request(b1, timeout_s=30)
+    )
+    assert await cluster.calls() == before + 2
+    assert first_a.cost_micro_usd > 0 and first_b.cost_micro_usd > 0
+    # Later: each tenant is served from its own entry, named by its own first request.
+    a2, b2 = make_request(tenant=tenant_a, text=text), make_request(tenant=tenant_b, text=text)
+    second_a, second_b = await asyncio.gather(
+        cluster.client.request(a2, timeout_s=30), cluster.client.request(b2, timeout_s=30)
+    )
+    assert await cluster.calls() == before + 2
+    assert second_a.lever is second_b.lever is Lever.EXACT_CACHE
+    assert a1.id in second_a.reason and b1.id not in second_a.reason
+    assert b1.id in second_b.reason and a1.id not in second_b.reason
+    assert second_a.tenant == tenant_a and second_b.tenant == tenant_b
+
+
+@pytest.mark.slow
+@pytest.mark.chaos
+async def test_killing_the_leader_replica_loses_nothing_and_pays_once(cluster: Cluster) -> None:
+    tenant = f"k{uuid.uuid4().hex[:8]}"
+    requests = same_requests(30, tenant)
+    fingerprint = KEY(requests[0])
+    before = await cluster.sim.stats()
+    pending = [asyncio.create_task(cluster.client.request(r, timeout_s=60)) for r in requests]
+
+    async def leader_calling() -> bool:
+        return (await cluster.sim.stats()).requests > before.requests
+
+    await eventually(leader_calling, timeout_s=20)
+    holder = await cluster.redis.get(keys.flight_claim(tenant, fingerprint))
+    assert isinstance(holder, bytes)
+    leader_pid = int(holder.decode().rsplit(":", 1)[1])
+    doomed = next(r for r in cluster.replicas if r.proc is not None and r.proc.pid == leader_pid)
+    doomed.kill()  # mid-call: the provider is still working on the leader's request
+    results = await asyncio.gather(*pending)
+
+    assert [r.request_id for r in results] == [r.id for r in requests]
+    assert all(r.ok for r in results), {r.reason for r in results if not r.ok}
+    paid = [r for r in results if r.cost_micro_usd > 0]
+    assert len(paid) == 1
+    store = await _settled(cluster, tenant, 30)
+    ledger = await store.totals(tenant)
+    assert ledger.paid_calls == 1  # the dead leader's call was never delivered nor ledgered
+    assert ledger.spend_micro_usd == paid[0].cost_micro_usd
+    # The provider saw the dead leader's call and the one that replaced it, no more.
+    assert (await cluster.sim.stats()).calls - before.calls <= 2
+    await doomed.stop()
+    replacement = service_process(["router", "ledger"], cluster.env)
+    await replacement.start(ready_within_s=60)
+    cluster.replicas[cluster.replicas.index(doomed)] = replacement

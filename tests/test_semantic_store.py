@@ -1,0 +1,226 @@
+"""The semantic cache on a real redis-server, with the real embedding model (loaded once)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from bus.messages import CachePolicy, ChatMessage, Lever, LlmRequest, LlmResult, Status
+from bus.settings import Settings
+from router.semantic import SemanticCache, build_semantic_cache
+from router.semantic.embedder import OnnxMiniLmEmbedder
+from router.semantic.keys import PREFIX
+
+SHIPPING = "How do I change my shipping address?"
+SHIPPING_PARAPHRASE = "How can I update my shipping address?"  # cosine 0.91
+CANCEL = "How do I cancel order 113542617735902?"
+CANCEL_PARAPHRASE = "how can i cancel my order 113542617735902"  # cosine 0.98
+CANCEL_TRAP = "How do I cancel order 732201349959?"  # cosine 0.93 to CANCEL, another order
+
+
+class FakeClock:
+    """Wall-clock seconds that a test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        """The current fake time."""
+        return self.now
+
+
+@pytest.fixture(scope="module")
+def embedder() -> Iterator[OnnxMiniLmEmbedder]:
+    """The packaged all-MiniLM-L6-v2, loaded once for the module."""
+    yield OnnxMiniLmEmbedder()
+
+
+def make_cache(
+    redis: aioredis.Redis,
+    embedder: OnnxMiniLmEmbedder,
+    clock: FakeClock | None = None,
+    **semantic: object,
+) -> SemanticCache:
+    """A semantic cache with the shipped Settings (optionally overridden)."""
+    settings = Settings(semantic=Settings().semantic.model_copy(update=semantic))
+    cache = build_semantic_cache(settings, redis, embedder=embedder, clock=clock or FakeClock())
+    assert cache is not None
+    return cache
+
+
+def ask(text: str, *, tenant: str = "t1", task: str = "seller_chat") -> LlmRequest:
+    """A request asking text."""
+    return LlmRequest(
+        id=uuid.uuid4().hex,
+        tenant=tenant,
+        agent="chat",
+        task_type=task,
+        messages=[
+            ChatMessage(role="system", content="You answer the seller's questions."),
+            ChatMessage(role="user", content=text),
+        ],
+    )
+
+
+def paid(request: LlmRequest, content: str) -> LlmResult:
+    """A paid answer of request."""
+    return LlmResult(
+        request_id=request.id,
+        tenant=request.tenant,
+        agent=request.agent,
+        status=Status.OK,
+        content=content,
+        model="gpt-4o-mini",
+        lever=Lever.ROUTED,
+        cost_micro_usd=120,
+        baseline_micro_usd=2000,
+    )
+
+
+async def test_paraphrase_hits_readdressed_at_no_cost(
+    redis_client: aioredis.Redis, embedder: OnnxMiniLmEmbedder
+) -> None:
+    """A paraphrase gets the cached answer as its own result, lever SEMANTIC_CACHE, cost 0."""
+    cache = make_cache(redis_client, embedder)
+    first = ask(SHIPPING)
+    await cache.put(first, paid(first, "Settings > Addresses."))
+    await cache.put(other := ask("How do I reset my password?"), paid(other, "Use the link."))
+    second = ask(SHIPPING_PARAPHRASE, tenant="t1")
+    hit = await cache.get(second)
+    assert hit is not None
+    assert (hit.request_id, hit.tenant, hit.agent) == (second.id, "t1", "chat")
+    assert hit.content == "Settings > Addresses." and hit.lever is Lever.SEMANTIC_CACHE
+    assert hit.cost_micro_usd == 0 and hit.baseline_micro_usd == 2000
+    assert first.id in hit.reason
+    assert await cache.get(ask("Can I sell alcohol on Etsy?")) is None
+    assert await cache.get_near_duplicate(second) is None  # 0.91 is no near-duplicate
+
+
+async def test_entity_trap_misses(
+    redis_client: aioredis.Redis, embedder: OnnxMiniLmEmbedder
+) -> None:
+    """Another order id is a miss although the texts are 0.93 similar; the same id hits."""
+    cache = make_cache(redis_client, embedder)
+    first = ask(CANCEL)
+    await cache.put(first, paid(first, "Order 113542617735902 is cancelled."))
+    vectors = embedder.embed([CANCEL, CANCEL_TRAP])
+    assert float(vectors[0] @ vectors[1]) > Settings().semantic.thresholds["seller_chat"]
+    assert await cache.get(ask(CANCEL_TRAP)) is None
+    assert await cache.get_near_duplicate(ask(CANCEL_TRAP)) is None
+    hit = await cache.get(ask(CANCEL_PARAPHRASE))
+    assert hit is not None and "113542617735902" in hit.content
+
+
+async def test_tenants_are_isolated(
+    redis_client: aioredis.Redis, embedder: OnnxMiniLmEmbedder
+) -> None:
+    """Another tenant never gets the entry, even for the identical question."""
+    cache = make_cache(redis_client, embedder)
+    first = ask(SHIPPING, tenant="t1")
+    await cache.put(first, paid(first, "t1's answer"))
+    assert await cache.get(ask(SHIPPING, tenant="t2")) is None
+    assert await cache.get_near_duplicate(ask(SHIPPING, tenant="t2")) is None
+    hit = await cache.get(ask(SHIPPING, tenant="t1"))
+    assert hit is not None and hit.content == "t1's answer"
+
+
+async def test_unsafe_task_type_is_never_served_nor_stored(
+    redis_client: aioredis.Redis, embedder: OnnxMiniLmEmbedder
+) -> None:
+    """A task type that is neither safe nor near-duplicate-allowed leaves no trace."""
+    cache = make_cache(redis_client, embedder)
+    title = "Write a title for a teal stoneware mug."
+    first = ask(title, task="text_generation")
+    await cache.put(first, paid(first, "Teal Stoneware Mug"))
+    assert await redis_client.keys(f"{PREFIX}*") == []
+    assert await cache.get(ask(title, task="text_generation")) is None
+    assert await cache.get_near_duplicate(ask(title, task="text_generation")) is None
+
+
+async def test_only_ok_paid_answers_are_stored_and_policy_is_obeyed(
+    redis_client: aioredis.Redis, embedder: OnnxMiniLmEmbedder
+) -> None:
+    """Errors and copies are not stored; BYPASS neither reads nor writes; REFRESH only writes."""
+    cache = make_cache(redis_client, embedder)
+    first = ask(SHIPPING)
+    failed = LlmResult(request_id=first.id, tenant="t1", agent="chat", status=Status.ERROR)
+    copied = paid(first, "copy")
+    copied.lever = Lever.EXACT_CACHE
+    bypass = ask(SHIPPING)
+    bypass.cache_policy = CachePolicy.BYPASS
+    for request, result in ((first, failed), (first, copied), (bypass, paid(bypass, "x"))):
+        await cache.put(request, result)
+    assert await cache.get(ask(SHIPPING)) is None
+    await cache.put(first, paid(first, "kept"))
+    refresh = ask(SHIPPING)
+    refresh.cache_policy = CachePolicy.REFRESH
+    assert await cache.get(refresh) is None
+    assert await cache.get_near_duplicate(refresh) is None
+    assert await cache.get_near_duplicate(ask(SHIPPING)) is not None
+    bypass.id = uuid.uuid4().hex
+    assert await cache.get(bypass) is None
+
+
+async def test_near_duplicate_window_expires(
+    redis_client: aioredis.Redis, embedder: OnnxMiniLmEmbedder
+) -> None:
+    """A near-identical request within 5 minutes takes the answer (DEDUP); after, it does not."""
+    clock = FakeClock()
+    cache = make_cache(redis_client, embedder, clock)
+    first = ask(CANCEL, task="customer_support")  # near-duplicates allowed, not semantic-safe
+    await cache.put(first, paid(first, "Cancelled."))
+    again = ask(CANCEL + " ", task="customer_support")
+    clock.now += 299
+    hit = await cache.get_near_duplicate(again)
+    assert hit is not None and hit.lever is Lever.DEDUP and hit.request_id == again.id
+    assert await cache.get(again) is None  # customer_support is not safe for the semantic cache
+    assert await cache.get_near_duplicate(ask(CANCEL_TRAP, task="customer_support")) is None
+    clock.now += 2
+    assert await cache.get_near_duplicate(again) is None
+
+
+async def test_replicas_share_entries_through_redis(
+    redis_client: aioredis.Redis, embedder: OnnxMiniLmEmbedder
+) -> None:
+    """An answer stored by one replica serves a paraphrase on another; a new one rebuilds."""
+    one, two = make_cache(redis_client, embedder), make_cache(redis_client, embedder)
+    await two.start()
+    first = ask(CANCEL)
+    await one.put(first, paid(first, "from replica one"))
+    hit = await two.get(ask(CANCEL_PARAPHRASE))
+    assert hit is not None and hit.content == "from replica one"
+    three = make_cache(redis_client, embedder)
+    await three.start()
+    assert len(three.index) == 1
+
+
+async def test_bound_evicts_oldest_and_large_partitions_use_hnsw(
+    redis_client: aioredis.Redis, embedder: OnnxMiniLmEmbedder
+) -> None:
+    """A tenant keeps max_entries entries in Redis; a big partition is searched by HNSW."""
+    clock = FakeClock()
+    cache = make_cache(redis_client, embedder, clock, max_entries=5, exact_below=4)
+    questions = [
+        SHIPPING,
+        "How do I reset my password?",
+        "When do I get paid for my sales?",
+        "How do I print a shipping label?",
+        "Can I offer free returns?",
+        "How do I close my shop?",
+    ]
+    requests = [ask(q) for q in questions]
+    for question, request in zip(questions, requests, strict=True):
+        clock.now += 1
+        await cache.put(request, paid(request, f"answer to {question}"))
+    assert await redis_client.zcard(f"{PREFIX}index:t1") == 5
+    assert await cache.get(ask(SHIPPING_PARAPHRASE)) is None  # the oldest was evicted
+    assert ("t1", requests[0].id) not in cache.index
+    hit = await cache.get(ask("how do i reset my password"))
+    assert hit is not None and hit.content == "answer to How do I reset my password?"
+    partition = cache.index.meta("t1", requests[1].id)
+    assert partition is not None
+    held = cache.index.partition("t1", partition.partition)
+    assert held is not None and held.uses_hnsw

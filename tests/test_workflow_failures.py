@@ -1,0 +1,99 @@
+"""How a workflow ends when agents fail: an optional one leaves a gap, a required one fails it
+with a reason. Zero-call agents on a real NATS server, no router needed (and none called)."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+
+from faststream.nats import NatsBroker
+
+from agents.dag import WorkflowDag
+from agents.runtime import AgentRuntime
+from agents.sources import ProductInput
+from agents.spec import UPLOAD, AgentSpec, Family, Inputs
+from agents.upload import Uploader
+from agents.watch import WorkflowWatcher
+from agents.workflow import WorkflowService
+from bus import subjects
+from bus.broker import make_broker
+from bus.embedded import EmbeddedNats
+from bus.messages import WorkflowDone
+from bus.settings import Settings
+from bus.streams import ensure_streams
+
+
+def broken(_inputs: Inputs) -> dict[str, Any]:
+    """A zero-call agent whose code fails."""
+    raise ValueError("no weight given")
+
+
+def zero(name: str, consumes: tuple[str, ...], **options: Any) -> AgentSpec:
+    """A zero-call agent that reports which inputs it got."""
+    compute = options.pop("compute", lambda inputs: {"saw": sorted(inputs)})
+    return AgentSpec(name=name, family=Family.OPERATIONS, consumes=consumes, compute=compute,
+                     instructions=f"do {name}", **options)  # fmt: skip
+
+
+SPECS = (
+    zero("alpha", (UPLOAD,)),
+    zero("beta", ("alpha",), required=False, compute=broken),
+    zero("gamma", ("alpha",), optional=("beta",)),
+    zero("delta", ("beta",), required=False),
+    zero("omega", ("gamma",), required=False),
+    zero("fatal", ("gamma",), compute=broken),
+)
+
+
+@contextlib.asynccontextmanager
+async def serving(specs: Iterable[AgentSpec]) -> AsyncIterator[NatsBroker]:
+    """Its own nats-server, with the workflow service and runtime for specs on one broker."""
+    dag = WorkflowDag(specs)
+    server = EmbeddedNats()
+    await server.start()
+    settings = Settings(nats_url=server.url)
+    running = make_broker(server.url)
+    running.include_router(WorkflowService(dag, settings, running).router())
+    running.include_router(
+        AgentRuntime(dag.specs.values(), settings=settings, broker=running).router()
+    )
+    try:
+        await running.connect()
+        await ensure_streams(running.connection.jetstream(), settings)
+        await running.start()
+        yield running
+    finally:
+        await running.stop()
+        await server.stop()
+
+
+async def run(broker: NatsBroker) -> tuple[str, WorkflowDone]:
+    owner = f"f{uuid.uuid4().hex[:8]}"
+    async with WorkflowWatcher(broker, owner) as watcher:
+        upload = await Uploader(broker).upload(ProductInput(product_id="p1"), tenant=owner)
+        done = await watcher.wait([upload.workflow_id], timeout_s=20)
+    return owner, done[upload.workflow_id]
+
+
+async def test_a_required_failure_fails_the_workflow_with_its_reason() -> None:
+    async with serving(SPECS) as broker:
+        owner, done = await run(broker)
+        js = broker.connection.jetstream()
+        info = await js.stream_info(
+            subjects.STREAM_REQUESTS, subjects_filter=f"llm.request.{owner}.>"
+        )
+    assert not done.ok
+    assert done.reason == "fatal: ValueError: no weight given"
+    assert info.state.messages == 0  # zero-call agents call nothing
+
+
+async def test_optional_failures_are_gaps_in_a_finished_listing() -> None:
+    async with serving(s for s in SPECS if s.name != "fatal") as broker:
+        _owner, done = await run(broker)
+    assert done.ok, done.reason
+    assert done.missing == ["beta", "delta"]  # beta failed, delta needed it
+    listing: Any = done.listing
+    assert listing["operations"]["gamma"] == {"saw": ["alpha", UPLOAD]}  # ran without beta
+    assert listing["operations"]["omega"] == {"saw": ["gamma", UPLOAD]}
