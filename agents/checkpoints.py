@@ -8,6 +8,7 @@ tenant's data is one key prefix, and reading it never touches another tenant's k
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterable
 
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
@@ -18,31 +19,36 @@ from bus import subjects
 from bus.codec import decode, encode
 from bus.messages import AgentCheckpoint, ProductUploaded, UploadCheckpoint, WorkflowState
 
+CACHED = 8192
+"""Uploads and agent checkpoints kept in memory: they are written once and never change,
+so a replica that read one can serve it again without asking the server."""
+
 
 class CheckpointStore:
     """Reads and writes checkpoints: the upload, each agent's output, state and package."""
 
     def __init__(self, kv: KeyValue) -> None:
         self._kv = kv
+        self._cache: OrderedDict[str, bytes] = OrderedDict()
 
     async def put_upload(self, upload: ProductUploaded) -> None:
         """Keep the upload a workflow starts from."""
         key = subjects.checkpoint_key(upload.tenant, upload.workflow_id, UPLOAD)
-        await self._kv.put(key, encode(UploadCheckpoint(upload=upload)))
+        await self._put_once(key, encode(UploadCheckpoint(upload=upload)))
 
     async def upload(self, tenant: str, workflow_id: str) -> ProductUploaded | None:
         """The upload of a workflow, if it was kept."""
-        data = await self._get(subjects.checkpoint_key(tenant, workflow_id, UPLOAD))
+        data = await self._get_once(subjects.checkpoint_key(tenant, workflow_id, UPLOAD))
         return decode(data, UploadCheckpoint).upload if data else None
 
     async def put(self, checkpoint: AgentCheckpoint) -> None:
         """Keep an agent's finished work."""
         key = subjects.checkpoint_key(checkpoint.tenant, checkpoint.workflow_id, checkpoint.agent)
-        await self._kv.put(key, encode(checkpoint))
+        await self._put_once(key, encode(checkpoint))
 
     async def get(self, tenant: str, workflow_id: str, agent: str) -> AgentCheckpoint | None:
         """An agent's finished work for a workflow, if any."""
-        data = await self._get(subjects.checkpoint_key(tenant, workflow_id, agent))
+        data = await self._get_once(subjects.checkpoint_key(tenant, workflow_id, agent))
         return decode(data, AgentCheckpoint) if data else None
 
     async def update_state(
@@ -118,6 +124,26 @@ class CheckpointStore:
                     yield entry.key, entry.value
         finally:
             await watcher.stop()  # type: ignore[no-untyped-call]
+
+    async def _put_once(self, key: str, data: bytes) -> None:
+        await self._kv.put(key, data)
+        self._remember(key, data)
+
+    async def _get_once(self, key: str) -> bytes | None:
+        """A write-once value: from memory when this store saw it before."""
+        data = self._cache.get(key)
+        if data is not None:
+            self._cache.move_to_end(key)
+            return data
+        data = await self._get(key)
+        if data:
+            self._remember(key, data)
+        return data
+
+    def _remember(self, key: str, data: bytes) -> None:
+        self._cache[key] = data
+        if len(self._cache) > CACHED:
+            self._cache.popitem(last=False)
 
     async def _get(self, key: str) -> bytes | None:
         try:

@@ -6,9 +6,9 @@ The replay is made deterministically from the shipped sample catalog (no third-p
 40 base products (the 6 samples in colour variants, photos drawn by
 agents/samples/make_photos.py), each listed by 4 of 5 sellers; then some sellers list a size
 variant (same photos, other notes) or relist the same product. Everything runs embedded in
-three processes (the simulated provider; the router and ledger; the workflow, ~35 agents per
-product and the replay itself), and the figures come from the ledger and the provider's
-counters. Writes bench/results/workflow.json.
+three processes (the simulated provider; the router and ledger, --routers replicas; the
+workflow, ~35 agents per product and the replay itself), and the figures come from the
+ledger and the provider's counters. Writes bench/results/workflow.json.
 """
 
 from __future__ import annotations
@@ -17,9 +17,11 @@ import argparse
 import asyncio
 import io
 import logging
+import os
 import random
 import time
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -101,11 +103,13 @@ def replay() -> list[tuple[str, ProductInput]]:
     return first + later
 
 
-async def run(bulk: bool, latency_ms: float, limit: int | None = None) -> dict[str, Any]:
+async def run(
+    bulk: bool, latency_ms: float, limit: int | None = None, routers: int = 1
+) -> dict[str, Any]:
     """Replay the uploads (the first limit of them); the figures.
 
-    Three processes share the two cores as a deployment would: the simulated provider, the
-    router with the ledger, and this one (workflow, agents and the replaying seller).
+    The processes share the two cores as a deployment would: the simulated provider, the
+    router with the ledger (routers replicas), and this one (workflow, agents, the replay).
     """
     uploads = replay()[:limit]
     nats, redis = EmbeddedNats(), EmbeddedRedis()
@@ -115,12 +119,13 @@ async def run(bulk: bool, latency_ms: float, limit: int | None = None) -> dict[s
     sim = simulated_provider_process(port, latency_ms)
     env = {"NATS_URL": nats.url, "REDIS_URL": redis.url,
            "FLIPSYNC_SIM_BASE_URL": f"http://127.0.0.1:{port}/v1"}  # fmt: skip
-    router = service_process(["router", "ledger"], env)
+    replicas = [service_process(["router", "ledger"], env) for _ in range(routers)]
     settings = Settings(nats_url=nats.url, redis_url=redis.url)
     stack: Stack | None = None
     try:
         await sim.start()
-        await router.start()
+        for replica in replicas:
+            await replica.start()
         stack = await start_stack(settings, [Service.WORKFLOW, Service.AGENTS])
         logging.getLogger("faststream.access.nats").setLevel(logging.WARNING)
         started = time.perf_counter()
@@ -138,10 +143,16 @@ async def run(bulk: bool, latency_ms: float, limit: int | None = None) -> dict[s
         totals = await _settled(stack, tenants, expected)
         levers = await _levers(stack, tenants)
         provider_calls = await _provider_calls(port)
+        cpu = {
+            "workflow_agents_replay": round(time.process_time(), 1),
+            "router_ledger": [_cpu_seconds(r.proc.pid if r.proc else None) for r in replicas],
+            "simulated_provider": _cpu_seconds(sim.proc.pid if sim.proc else None),
+        }
     finally:
         if stack is not None:
             await stack.stop()
-        await router.stop()
+        for replica in replicas:
+            await replica.stop()
         await sim.stop()
         await redis.stop()
         await nats.stop()
@@ -168,6 +179,7 @@ async def run(bulk: bool, latency_ms: float, limit: int | None = None) -> dict[s
         "provider_calls": provider_calls,
         "ledger_paid_events": totals.paid_calls,
         "seconds": round(elapsed, 1),
+        "cpu_seconds": cpu,
         "replay": {
             "base_products": BASES,
             "sellers": SELLERS,
@@ -175,10 +187,19 @@ async def run(bulk: bool, latency_ms: float, limit: int | None = None) -> dict[s
             "uploads": products,
             "priority": "bulk" if bulk else "standard",
             "sim_latency_ms": latency_ms,
-            "layout": "simulated provider | flipsync run router ledger | workflow + agents "
-            "+ replay: 3 processes",
+            "layout": f"simulated provider | {routers} x flipsync run router ledger | "
+            "workflow + agents + replay",
         },
     }
+
+
+def _cpu_seconds(pid: int | None) -> float | None:
+    """CPU seconds (user and system) a child process used so far; None off Linux."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return round((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), 1)
 
 
 async def _provider_calls(port: int) -> int:
@@ -229,15 +250,16 @@ def main() -> None:
     parser.add_argument("--bulk", action="store_true", help="upload at bulk priority")
     parser.add_argument("--latency-ms", type=float, default=0.0)
     parser.add_argument("--products", type=int, default=None, help="replay only the first N")
+    parser.add_argument("--routers", type=int, default=1, help="router+ledger replicas")
     args = parser.parse_args()
-    figures = asyncio.run(run(args.bulk, args.latency_ms, args.products))
+    figures = asyncio.run(run(args.bulk, args.latency_ms, args.products, args.routers))
     path = write("workflow", figures)
     rows = [
         (key, str(figures[key]))
         for key in (
             "products", "products_per_minute", "calls_per_product", "requests_per_product",
             "cost_per_product_usd", "baseline_per_product_usd", "cost_ratio", "failed",
-            "seconds",
+            "seconds", "cpu_seconds",
         )
     ]  # fmt: skip
     rows += [(f"lever {k}", str(v)) for k, v in figures["by_lever"].items()]

@@ -58,7 +58,9 @@ def durable_consumer(
             max_deliver=settings.max_deliver,
             max_ack_pending=max(workers * 4, 64),
         ),
-        pull_sub=PullSub(batch_size=min(max(workers, 1), 64), timeout=1.0),
+        # Small fetches: a fetched message waits for a free worker without in-progress acks,
+        # and one that waits past ack_wait is redelivered to another replica.
+        pull_sub=PullSub(batch_size=min(max(workers, 1), 8), timeout=1.0),
         max_workers=workers,
         ack_policy=AckPolicy.NACK_ON_ERROR,
         decoder=_whole_message,

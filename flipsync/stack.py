@@ -12,8 +12,8 @@ from faststream.nats import NatsBroker
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
 
-from agents.dag import WorkflowDag
 from agents.chat import ChatService
+from agents.dag import WorkflowDag
 from agents.runtime import AgentRuntime
 from agents.specs import ALL_SPECS, WORKFLOW_SPECS
 from agents.workflow import WorkflowService
@@ -30,6 +30,8 @@ from cost_ledger.consumer import ledger_router
 from flipsync.providers import provider_registry
 from router.pipeline import Stage
 from router.providers.registry import ProviderRegistry
+from router.semantic.build import build_semantic_cache
+from router.semantic.store import SemanticCache
 from router.service import RouterService
 from router.simulated.config import SimConfig
 from router.simulated.server import SimulatedProvider
@@ -142,11 +144,20 @@ async def start_stack(
         budgets = BudgetRuntime(settings, redis_client, broker)
         broker.include_router(budgets.control_router())
     registry: ProviderRegistry | None = None
+    semantic: SemanticCache | None = None
     if Service.ROUTER in wanted:
         registry = provider_registry(settings, catalog, simulated_url)
         assert budgets is not None
+        semantic = build_semantic_cache(settings, redis_client)
         service = _router_service(
-            settings, registry, catalog, tracer_provider, broker, redis_client, budgets.store
+            settings,
+            registry,
+            catalog,
+            tracer_provider,
+            broker,
+            redis_client,
+            budgets.store,
+            semantic,
         )
         broker.include_router(service.router())
     if Service.LEDGER in wanted:
@@ -181,6 +192,8 @@ async def start_stack(
         await ensure_streams(broker.connection.jetstream(), settings)
         if budgets is not None:  # rules loaded, counters rebuilt if Redis lost them
             await budgets.start(broker.connection.jetstream())
+        if semantic is not None:  # its index rebuilt from what Redis holds
+            await semantic.start()
         await broker.start()
     except BaseException:
         await stack.stop()
@@ -196,10 +209,18 @@ def _router_service(
     broker: NatsBroker,
     redis: aioredis.Redis,
     budgets: BudgetStore,
+    semantic: SemanticCache | None,
 ) -> RouterService:
     tracer = tracer_provider.get_tracer("flipsync.router")
     stages: list[Stage] = [
-        *lever_stages(settings, catalog=catalog, redis=redis, broker=broker),
+        *lever_stages(
+            settings,
+            catalog=catalog,
+            redis=redis,
+            broker=broker,
+            semantic=semantic,
+            near_duplicates=semantic,
+        ),
         RouteStage(registry, settings.default_model),
         BudgetStage(budgets, catalog, offered_by(registry)),
         batch_stage(settings, registry=registry, catalog=catalog, redis=redis, tracer=tracer),

@@ -35,6 +35,7 @@ def ledger_event(request: LlmRequest, result: LlmResult, catalog_version: str) -
         request_id=request.id,
         tenant=request.tenant,
         agent=request.agent,
+        user=request.tags.get("user", ""),
         workflow_id=request.workflow_id,
         task_type=request.task_type,
         model=result.model,

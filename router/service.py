@@ -94,13 +94,13 @@ class RouterService:
         except (WireError, UnknownAgentError) as exc:
             await self._reject(outcomes, msg.raw_message.subject, data, exc)
             return
-        stored = await outcomes.stored_result(request)
-        if stored is not None:  # a redelivery of a request an earlier replica finished
-            await outcomes.publish(request, stored)
-            return
         async with _working(msg, self._settings.ack_wait_s / 3):
+            stored = await outcomes.stored_result(request)
+            if stored is not None:  # a redelivery of a request an earlier replica finished
+                await outcomes.publish(request, stored)
+                return
             result = await self.answer(request)
-        await outcomes.publish(request, result)
+            await outcomes.publish(request, result)
 
     async def answer(self, request: LlmRequest) -> LlmResult:
         """The pipeline's result for a request; every failure becomes an error result."""

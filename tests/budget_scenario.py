@@ -109,7 +109,7 @@ class BudgetCluster:
         replicas: int = 3,
         sim_latency_ms: float = 20.0,
         reservation_ttl_s: float = 5.0,
-        ack_wait_s: float = 6.0,
+        ack_wait_s: float = 15.0,
     ) -> None:
         self.replicas = replicas
         self.reservation_ttl_s = reservation_ttl_s
@@ -235,16 +235,20 @@ class BudgetCluster:
 
         assert self.redis is not None
         aggregates = AggregateStore(self.redis)
-        ledgered = sum(1 for r in results if r.ok or r.cost_micro_usd > 0)
+        js = self.broker.connection.jetstream()
 
-        async def ledger_caught_up() -> bool:
-            return (await aggregates.totals(tenant)).calls == ledgered
+        async def quiet(stream: str, durable: str) -> None:
+            """Wait until a consumer has every message of its stream acked (redeliveries of a
+            killed replica's requests included)."""
 
-        try:
-            await eventually(ledger_caught_up, timeout_s=60)
-        except TimeoutError:
-            calls = (await aggregates.totals(tenant)).calls
-            raise AssertionError(f"ledger has {calls} events of {tenant}, not {ledgered}") from None
+            async def done() -> bool:
+                info = await js.consumer_info(stream, durable)
+                return bool(info.num_pending == 0 and info.num_ack_pending == 0)
+
+            await eventually(done, timeout_s=self.ack_wait_s + 90)
+
+        await quiet(subjects.STREAM_REQUESTS, subjects.DURABLE_ROUTER)
+        await quiet(subjects.STREAM_LEDGER, subjects.DURABLE_LEDGER)
 
         async def all_released() -> bool:  # expired reservations go on the next script call
             await store.sweep()

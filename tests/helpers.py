@@ -22,7 +22,7 @@ TITLE_SCHEMA = OutputSchema(
 def make_request(
     *,
     tenant: str = "t1",
-    agent: str = "listing",
+    agent: str = "ebay_listing",
     text: str = "Write a title for a teal stoneware mug.",
     request_id: str | None = None,
     schema: OutputSchema | None = TITLE_SCHEMA,

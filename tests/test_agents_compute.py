@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from agents.fees import SCHEDULES, breakeven, fee
 from agents.marketplaces import Marketplace
@@ -35,7 +36,7 @@ def test_breakeven_is_the_lowest_price_that_pays_fees_and_cost() -> None:
 
 
 def test_fees_and_margin_agents_never_use_float() -> None:
-    inputs = {
+    inputs: dict[str, Any] = {
         UPLOAD: {"cost_price": "4.20"},
         "price": {"price_usd": 19.99},
         "shipping": {"recommended": {"price_usd": "5.95"}},
@@ -74,7 +75,7 @@ def test_units_found_and_converted() -> None:
 def test_listing_lengths_and_photo_plan() -> None:
     copy = {"title": "t" * 10, "description": "d" * 100}
     shop = {**copy, "seo_title": "s" * 71, "meta_description": "m" * 100}
-    inputs = {
+    inputs: dict[str, Any] = {
         "ebay_listing": copy,
         "amazon_listing": copy,
         "etsy_listing": copy,

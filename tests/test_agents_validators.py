@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from agents.spec import AgentSpec
 from agents.specs.details import TRANSLATION
 from agents.specs.listing import (
@@ -17,7 +19,7 @@ from agents.validators import money
 DESCRIPTION = "A sturdy, honest description of the item and its condition."
 
 
-def problems(spec: AgentSpec, output: dict[str, object]) -> list[str]:
+def problems(spec: AgentSpec, output: dict[str, Any]) -> list[str]:
     """What the spec's validators find wrong with output."""
     return [p for check in spec.validators for p in check(output, {})]
 

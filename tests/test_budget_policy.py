@@ -20,7 +20,9 @@ from bus.messages import (
     RequestCap,
     TierQuota,
 )
-from cost_ledger.budgets.config import BudgetConfig, BudgetRules, usd_to_micro
+from cost_ledger.budgets.budgets_file import usd_to_micro
+from cost_ledger.budgets.config import BudgetConfig, BudgetRules
+from cost_ledger.budgets.downgrade import downgrade_choice
 from cost_ledger.budgets.errors import BudgetConfigError
 from cost_ledger.budgets.periods import end_of_key_ms, period_end_ms, period_key, periods_held
 from cost_ledger.budgets.policy import (
@@ -29,7 +31,6 @@ from cost_ledger.budgets.policy import (
     applies,
     charges,
     checks,
-    downgrade_choice,
     scope_id,
     thresholds_reached,
 )

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 import pytest
 import redis.asyncio as aioredis
 
+from bus.embedded import EmbeddedRedis
 from bus.messages import (
     BudgetPeriod,
     BudgetPolicy,
@@ -39,7 +41,7 @@ async def make_store(
     redis: aioredis.Redis,
     budgets: list[BudgetSpec],
     *,
-    tiers: list[TierQuota] = (),  # type: ignore[assignment]
+    tiers: Sequence[TierQuota] = (),
     ttl_s: float = 30.0,
 ) -> BudgetStore:
     """A ready store whose live rules are exactly these."""
@@ -195,11 +197,14 @@ async def test_free_tier_users_get_ten_messages(redis_client: aioredis.Redis) ->
     assert (await store.reserve("p0", pro, 5)).code is Code.RESERVED
 
 
-async def test_concurrent_reservations_never_overspend(redis_client: aioredis.Redis) -> None:
+async def test_concurrent_reservations_never_overspend(
+    redis_client: aioredis.Redis, redis_server: EmbeddedRedis
+) -> None:
     limit = 10_000
     store = await make_store(redis_client, [tenant_budget(limit)])
-    url = redis_client.get_connection_kwargs()
-    pool = aioredis.BlockingConnectionPool(max_connections=16, timeout=None, **url)
+    pool = aioredis.BlockingConnectionPool.from_url(
+        redis_server.url, max_connections=16, timeout=None
+    )
     replica = aioredis.Redis.from_pool(pool)  # a second replica's connections
     other = BudgetStore(replica, store.live)
 

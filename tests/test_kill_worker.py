@@ -46,7 +46,10 @@ async def test_killed_worker_loses_no_request_and_ledger_counts_each_once() -> N
         await ensure_streams(broker.connection.jetstream(), Settings())
         await doomed.start()
         tenant = f"k{uuid.uuid4().hex[:8]}"
-        requests = [make_request(tenant=tenant) for _ in range(REQUESTS)]
+        requests = [
+            make_request(tenant=tenant, text=f"Write a title for sample item {i}.")
+            for i in range(REQUESTS)
+        ]
         client = LlmClient(broker)
         pending = [asyncio.create_task(client.request(r, timeout_s=60)) for r in requests]
         await asyncio.sleep(0.3)  # every request is now inside the doomed worker

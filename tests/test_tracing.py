@@ -108,7 +108,9 @@ async def traced_stack(
 ) -> AsyncIterator[Stack]:
     """An embedded stack exporting its spans with the real OTLPSpanExporter to receiver."""
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
-    settings = Settings(sim_latency_ms=0)
+    # Packing off: a packed call serves several requests (several traces) at once and is
+    # linked to them rather than nested under each; this test follows the direct path.
+    settings = Settings(sim_latency_ms=0, pack_max_items=1)
     assert settings.otlp_endpoint == receiver.endpoint
     stack = await start_stack(settings)
     yield stack

@@ -7,6 +7,7 @@ import asyncio
 import io
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -18,7 +19,7 @@ from agents.upload import Uploader
 from agents.watch import WorkflowWatcher
 from bus import subjects
 from bus.codec import decode
-from bus.messages import LlmRequest, WorkflowDone
+from bus.messages import ImagePart, LlmRequest, WorkflowDone
 from bus.settings import Settings
 from flipsync.stack import Stack, start_stack
 from tests.helpers import eventually
@@ -125,7 +126,8 @@ async def test_a_photo_uploaded_twice_is_analysed_once(stack: Stack) -> None:
     for name in PER_PHOTO:
         assert again[name].request_ids == [] and again[name].cost_micro_usd == 0
         assert again[name].baseline_micro_usd > 0  # the saving is credited to photo reuse
-        assert again[name].output["photos"] == before[name].output["photos"] * 2
+        photos: Any = before[name].output["photos"]
+        assert again[name].output["photos"] == photos * 2
 
 
 async def test_concurrent_uploads_of_one_photo_share_one_analysis_per_tenant(
@@ -154,7 +156,7 @@ async def test_llm_requests_carry_the_task_type_and_resized_photos(stack: Stack)
         request = decode(raw.data or b"", LlmRequest)
         assert request.task_type == "image_analysis"
         parts = [p for m in request.messages if isinstance(m.content, list) for p in m.content]
-        images = [p for p in parts if p.__class__.__name__ == "ImagePart"]
+        images = [p for p in parts if isinstance(p, ImagePart)]
         assert len(images) == 2  # both photos of the product, in one call
-        assert all(p.detail == detail and p.width for p in images)
-        assert all(str(p.url).startswith("data:image/jpeg;base64,") for p in images)
+        assert all(p.detail == detail and p.width and p.height for p in images)
+        assert all(p.url.startswith("data:image/jpeg;base64,") for p in images)

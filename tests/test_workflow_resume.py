@@ -51,9 +51,7 @@ async def test_killed_workflow_resumes_without_paying_twice() -> None:
         store = CheckpointStore(await js.key_value(subjects.BUCKET_CHECKPOINTS))
         await doomed.start()
         async with WorkflowWatcher(stack.broker, owner) as watcher:
-            upload = await Uploader(stack.broker, settings).upload(
-                load_catalog()[1], tenant=owner
-            )
+            upload = await Uploader(stack.broker, settings).upload(load_catalog()[1], tenant=owner)
 
             async def some_finished() -> bool:
                 return len(await store.finished(owner, upload.workflow_id, NAMES)) >= KILL_AFTER

@@ -5,15 +5,12 @@ JetStream (the LEDGER stream keeps budget.alert.>), with the marker as message i
 publish fails the marker is dropped again, so a later settle retries. A rebuild restores the
 markers from the alerts kept in the stream, so a flush does not make them fire twice.
 
-100% fires when settled spend reaches the limit, or when the budget, past 80%, first refuses
-(or downgrades) a request because its settled spend plus the request's maximum would pass it:
-spend itself never passes the limit, so "used up" is what 100% means.
+Which thresholds are owed is decided in crossings.py.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import Protocol
 
 import redis.asyncio as aioredis
@@ -21,8 +18,9 @@ from faststream.nats import NatsBroker
 
 from bus import subjects
 from bus.codec import encode
-from bus.messages import BudgetAlert, BudgetPeriod
+from bus.messages import BudgetAlert
 from cost_ledger.budgets import keys
+from cost_ledger.budgets.crossings import Crossing, crossing_of
 from cost_ledger.budgets.periods import end_of_key_ms
 
 GLOBAL_TENANT = "_global"
@@ -55,61 +53,6 @@ class JetStreamAlerts:
             headers={MSG_ID: msg_id},
             stream=subjects.STREAM_LEDGER,
         )
-
-
-@dataclass(frozen=True, kw_only=True)
-class Crossing:
-    """A budget at or past a threshold in one period."""
-
-    budget: str
-    scope: str
-    period: BudgetPeriod
-    period_key: str
-    limit: int
-    spent: int
-    percent: int
-
-    @property
-    def counter(self) -> str:
-        """The counter id of the scope in the period."""
-        return f"{self.scope}:{self.period_key}"
-
-    @property
-    def marker(self) -> str:
-        """The Redis key that says this alert was sent."""
-        return keys.alert(self.budget, self.counter, self.limit, self.percent)
-
-    def alert(self) -> BudgetAlert:
-        """The alert message."""
-        return BudgetAlert(
-            scope=self.scope,
-            period=self.period.value,
-            threshold=self.percent / 100,
-            limit_micro_usd=self.limit,
-            spent_micro_usd=self.spent,
-            budget=self.budget,
-            tenant=scope_tenant(self.scope),
-            period_key=self.period_key,
-        )
-
-
-def scope_tenant(scope: str) -> str:
-    """The tenant of a scope id; empty for the global scope."""
-    parts = scope.split(":")
-    return parts[1] if len(parts) > 1 else ""
-
-
-def crossing_of(alert: BudgetAlert) -> Crossing:
-    """The crossing a stored alert reports (to restore its marker)."""
-    return Crossing(
-        budget=alert.budget,
-        scope=alert.scope,
-        period=BudgetPeriod(alert.period),
-        period_key=alert.period_key,
-        limit=alert.limit_micro_usd,
-        spent=alert.spent_micro_usd,
-        percent=round(alert.threshold * 100),
-    )
 
 
 class Alerter:

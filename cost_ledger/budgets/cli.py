@@ -26,7 +26,8 @@ from bus.messages import (
 from bus.settings import Settings
 from bus.streams import ensure_streams
 from cost_ledger.aggregates import AggregateStore
-from cost_ledger.budgets.config import BudgetConfig, usd_to_micro
+from cost_ledger.budgets.budgets_file import usd_to_micro
+from cost_ledger.budgets.config import BudgetConfig
 from cost_ledger.budgets.control import publish_change
 from cost_ledger.budgets.errors import BudgetConfigError
 from cost_ledger.budgets.live import LiveBudgets

@@ -2,26 +2,24 @@
 
 The rules start from a TOML file (cost_ledger/budgets.toml by default) and then live in Redis,
 changed at run time by BudgetChange messages; the engine settings come from the file only.
-Amounts in the file are decimal strings of dollars ("2.00"), exact to the micro-dollar.
+The file format is read in budgets_file.py.
 """
 
 from __future__ import annotations
 
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
-from decimal import Decimal, InvalidOperation
+from dataclasses import dataclass, field
+from decimal import Decimal
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import Any
 
 import msgspec
 
 from bus.messages import (
     BudgetChange,
-    BudgetPeriod,
-    BudgetPolicy,
     BudgetScope,
     BudgetSpec,
     RequestCap,
@@ -34,8 +32,6 @@ PACKAGED_BUDGETS = "budgets.toml"
 CAP_FIELD = "cap"
 BUDGET_FIELD = "budget:"
 TIER_FIELD = "tier:"
-MICRO = Decimal(1_000_000)
-E = TypeVar("E", BudgetScope, BudgetPeriod, BudgetPolicy)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -153,38 +149,10 @@ class BudgetConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "budgets") -> BudgetConfig:
         """A config from parsed TOML; raises BudgetConfigError naming the bad entry."""
-        budgets = {
-            name: _budget(name, raw, f"{where} [budgets.{name}]")
-            for name, raw in _table(data, "budgets", where).items()
-        }
-        tiers = {
-            name: _tier(name, raw, f"{where} [tiers.{name}]")
-            for name, raw in _table(data, "tiers", where).items()
-        }
-        cap_raw = data.get("request_cap")
-        cap = None
-        if cap_raw is not None:
-            cap = RequestCap(
-                limit_micro_usd=usd_to_micro(_get(cap_raw, "limit_usd", f"{where} [request_cap]")),
-                policy=_enum(BudgetPolicy, cap_raw.get("policy", "downgrade"), where),
-            )
-        rules = BudgetRules(
-            budgets=MappingProxyType(budgets), tiers=MappingProxyType(tiers), request_cap=cap
-        )
-        return cls(rules=rules, engine=_engine(_table(data, "settings", where), where))
+        from cost_ledger.budgets.budgets_file import parse  # the file format, on its own
 
-
-def usd_to_micro(value: object) -> int:
-    """Dollars as a decimal string ("2.00") to exact micro-dollars; raises BudgetConfigError."""
-    if not isinstance(value, str):
-        raise BudgetConfigError("amount", f'{value!r} must be a decimal string such as "2.00"')
-    try:
-        amount = Decimal(value) * MICRO
-    except InvalidOperation:
-        raise BudgetConfigError("amount", f"{value!r} is not a decimal number") from None
-    if not amount.is_finite() or amount < 0 or amount != amount.to_integral_value():
-        raise BudgetConfigError("amount", f"{value!r} must be >= 0 and exact to the micro-dollar")
-    return int(amount)
+        rules, engine = parse(data, where)
+        return cls(rules=rules, engine=engine)
 
 
 def check_change(change: BudgetChange) -> None:
@@ -192,7 +160,7 @@ def check_change(change: BudgetChange) -> None:
     for spec in change.set_budgets:
         check_budget(spec, f"budget {spec.name!r}")
     for quota in change.set_tiers:
-        _check_name(quota.tier, f"tier {quota.tier!r}")
+        check_name(quota.tier, f"tier {quota.tier!r}")
         if quota.messages < 0:
             raise BudgetConfigError(f"tier {quota.tier!r}", "messages must be >= 0")
     if change.request_cap is not None and change.request_cap.limit_micro_usd < 0:
@@ -201,7 +169,7 @@ def check_change(change: BudgetChange) -> None:
 
 def check_budget(spec: BudgetSpec, where: str) -> None:
     """Raise BudgetConfigError if a budget cannot be used."""
-    _check_name(spec.name, where)
+    check_name(spec.name, where)
     if spec.limit_micro_usd < 0:
         raise BudgetConfigError(where, "limit must be >= 0")
     if spec.scope is BudgetScope.GLOBAL and (spec.tenant or spec.agent or spec.workflow):
@@ -212,86 +180,12 @@ def check_budget(spec: BudgetSpec, where: str) -> None:
         raise BudgetConfigError(where, "workflow is only for a workflow-scope budget")
     for value in (spec.tenant, spec.agent):
         if value:
-            _check_name(value, where)
+            check_name(value, where)
 
 
-def _check_name(name: str, where: str) -> None:
+def check_name(name: str, where: str) -> None:
+    """Raise BudgetConfigError unless name is a subject token (safe in keys and subjects)."""
     try:
         token(name)
     except ValueError as exc:
         raise BudgetConfigError(where, str(exc)) from None
-
-
-def _table(data: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any]:
-    value = data.get(key, {})
-    if not isinstance(value, dict):
-        raise BudgetConfigError(where, f"[{key}] must be a table")
-    return value
-
-
-def _get(raw: object, key: str, where: str) -> object:
-    if not isinstance(raw, dict) or key not in raw:
-        raise BudgetConfigError(where, f"{key} is required")
-    return raw[key]
-
-
-def _enum(kind: type[E], value: object, where: str) -> E:
-    try:
-        return kind(str(value))
-    except ValueError:
-        choices = [k.value for k in kind]
-        raise BudgetConfigError(where, f"{value!r} is not one of {choices}") from None
-
-
-def _budget(name: str, raw: object, where: str) -> BudgetSpec:
-    if not isinstance(raw, dict):
-        raise BudgetConfigError(where, "must be a table")
-    try:
-        limit = usd_to_micro(_get(raw, "limit_usd", where))
-    except BudgetConfigError as exc:
-        raise BudgetConfigError(where, f"limit_usd: {exc.reason}") from None
-    spec = BudgetSpec(
-        name=name,
-        scope=_enum(BudgetScope, _get(raw, "scope", where), where),
-        period=_enum(BudgetPeriod, _get(raw, "period", where), where),
-        limit_micro_usd=limit,
-        policy=_enum(BudgetPolicy, raw.get("policy", "refuse"), where),
-        tenant=str(raw.get("tenant", "")),
-        agent=str(raw.get("agent", "")),
-        workflow=str(raw.get("workflow", "")),
-    )
-    check_budget(spec, where)
-    return spec
-
-
-def _tier(name: str, raw: object, where: str) -> TierQuota:
-    messages = _get(raw, "messages", where)
-    if not isinstance(messages, int) or isinstance(messages, bool) or messages < 0:
-        raise BudgetConfigError(where, "messages must be an integer >= 0")
-    _check_name(name, where)
-    period = _enum(BudgetPeriod, raw.get("period", "day") if isinstance(raw, dict) else "", where)
-    return TierQuota(tier=name, messages=messages, period=period)
-
-
-def _engine(raw: Mapping[str, Any], where: str) -> EngineSettings:
-    engine = EngineSettings()
-    known = {f for f in EngineSettings.__dataclass_fields__}
-    unknown = set(raw) - known
-    if unknown:
-        raise BudgetConfigError(f"{where} [settings]", f"unknown keys {sorted(unknown)}")
-    values: dict[str, Any] = dict(raw)
-    for key, value in values.items():
-        if key in ("default_tier", "input_margin"):
-            continue
-        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-            raise BudgetConfigError(f"{where} [settings]", f"{key} must be a number > 0")
-    if not isinstance(values.get("default_tier", ""), str):
-        raise BudgetConfigError(f"{where} [settings]", "default_tier must be a string")
-    if "input_margin" in values:
-        try:
-            values["input_margin"] = Decimal(str(values["input_margin"]))
-        except InvalidOperation:
-            raise BudgetConfigError(f"{where} [settings]", "input_margin is not a number") from None
-        if values["input_margin"] < 1:
-            raise BudgetConfigError(f"{where} [settings]", "input_margin must be >= 1")
-    return replace(engine, **values)

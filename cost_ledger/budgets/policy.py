@@ -14,20 +14,16 @@ from __future__ import annotations
 
 import enum
 import hashlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from bus.messages import BudgetPeriod, BudgetPolicy, BudgetScope, BudgetSpec, TierQuota
 from bus.subjects import token
 from cost_ledger.budgets.keys import COUNTER_KEEP_S
 from cost_ledger.budgets.periods import period_end_ms, period_key, periods_held
-from cost_ledger.catalog import ModelPrice, PriceCatalog, Tier
-from cost_ledger.pricing import max_cost_micro_usd
 
 THRESHOLDS = (50, 80, 100)
 """Alert thresholds, in percent of a budget's limit."""
-
-TIER_RANK = {Tier.ECONOMY: 0, Tier.STANDARD: 1, Tier.PREMIUM: 2}
 
 
 class Unit(enum.StrEnum):
@@ -222,38 +218,3 @@ def thresholds_reached(spent: int, limit: int) -> tuple[int, ...]:
     if limit <= 0:
         return THRESHOLDS
     return tuple(p for p in THRESHOLDS if spent * 100 >= p * limit)
-
-
-def downgrade_choice(
-    catalog: PriceCatalog,
-    current: str,
-    *,
-    input_tokens: int,
-    max_output_tokens: int,
-    offered: Callable[[str], bool],
-    needs_vision: bool = False,
-    quality_floor: float = 0.0,
-) -> ModelPrice | None:
-    """The cheapest usable model of the next lower tier that has one, or None.
-
-    Usable: a configured provider offers it, it sees images if the request has some, its
-    quality estimate is at or above the floor, and the request fits its context window.
-    Cheapest by this request's maximum cost; ties go to the name, to stay deterministic.
-    """
-    rank = TIER_RANK[catalog.get(current).tier]
-    for lower in sorted((r for r in TIER_RANK.values() if r < rank), reverse=True):
-        usable = [
-            m
-            for m in catalog.models()
-            if TIER_RANK[m.tier] == lower
-            and offered(m.name)
-            and (m.vision or not needs_vision)
-            and m.quality >= quality_floor
-            and m.context_window >= input_tokens + max_output_tokens
-        ]
-        if usable:
-            return min(
-                usable,
-                key=lambda m: (max_cost_micro_usd(m, input_tokens, max_output_tokens), m.name),
-            )
-    return None

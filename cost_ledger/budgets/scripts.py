@@ -112,6 +112,7 @@ local before = redis.call('GET', KEYS[3])
 if before then
   if ARGV[4] ~= 'f' or string.sub(before, 1, 1) ~= 'p' then return {0} end
   local old_cost, old_messages = string.match(before, '^p:(-?%d+):(-?%d+)$')
+  if not old_cost then return {0} end
   cost = cost - tonumber(old_cost)
   messages = messages - tonumber(old_messages)
   redis.call('SET', KEYS[3], mark, 'KEEPTTL')

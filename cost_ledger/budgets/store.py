@@ -13,67 +13,34 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import redis.asyncio as aioredis
 
-from bus.messages import BudgetAlert, LedgerEvent, now_ms
+from bus.messages import LedgerEvent, now_ms
 from cost_ledger.budgets import keys, scripts
-from cost_ledger.budgets.alerts import Alerter, AlertSink, Crossing
+from cost_ledger.budgets.alerts import Alerter, AlertSink
 from cost_ledger.budgets.config import BudgetRules, EngineSettings
+from cost_ledger.budgets.crossings import crossings, used_up
+from cost_ledger.budgets.gate import Reservation, Settlement
 from cost_ledger.budgets.live import LiveBudgets
-from cost_ledger.budgets.periods import period_key
 from cost_ledger.budgets.policy import (
-    Check,
     Subject,
     Unit,
-    applies,
     charges,
     checks,
-    scope_id,
-    thresholds_reached,
 )
 from cost_ledger.budgets.scripts import Code
+from cost_ledger.budgets.waiters import Waiters
 
 if TYPE_CHECKING:
     from cost_ledger.budgets.status import BudgetStatus
 
 Clock = Callable[[], int]
 """Unix milliseconds now."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class Reservation:
-    """What reserve() answered."""
-
-    code: Code
-    check: Check | None = None
-    """The counter that refused or made the request wait."""
-    spent: int = 0
-    """Settled spend of that counter."""
-    reserved: int = 0
-    """Amount held by in-flight requests in that counter."""
-
-    @property
-    def holds(self) -> bool:
-        """Whether the request may go on: it holds a reservation, or needs none."""
-        return self.code in (Code.RESERVED, Code.HELD, Code.SETTLED)
-
-
-@dataclass(frozen=True, kw_only=True)
-class Settlement:
-    """What settle() did."""
-
-    applied: bool
-    """False when the request id was settled before, with nothing to correct."""
-    corrected: bool = False
-    """A final settle replaced an earlier provisional one of another amount."""
-    alerts: tuple[BudgetAlert, ...] = ()
-    """Alerts this settle sent."""
+WAKE_PER_RELEASE = 2
+"""Waiters woken by each settle or release in this replica."""
 
 
 class BudgetStore:
@@ -96,7 +63,7 @@ class BudgetStore:
         self._release = redis.register_script(scripts.RELEASE)
         self._keepalive = redis.register_script(scripts.KEEPALIVE)
         self._sweep = redis.register_script(scripts.SWEEP)
-        self._freed = asyncio.Event()
+        self._waiters = Waiters()
 
     @property
     def engine(self) -> EngineSettings:
@@ -149,8 +116,9 @@ class BudgetStore:
             return Reservation(code=code)
         check = found[int(reply[1]) - 1]
         got = Reservation(code=code, check=check, spent=int(reply[2]), reserved=int(reply[3]))
-        if code is Code.DENIED and check.unit is Unit.USD and _nearly_used(got.spent, check):
-            await self._alerter.fire([_crossing(check, got.spent, 100)])  # used up: 100%
+        full = used_up(check, got.spent) if code is Code.DENIED else None
+        if full is not None and check.unit is Unit.USD:
+            await self._alerter.fire([full])
         return got
 
     async def settle(
@@ -188,14 +156,15 @@ class BudgetStore:
                 args=args,
             )
         finally:
-            self._wake()
+            self._waiters.wake(WAKE_PER_RELEASE)
         code = int(reply[0])
         if not code:
             return Settlement(applied=False)
         if not alerts or cost <= 0:
             return Settlement(applied=True, corrected=code == 2)
         spent = {c.counter: int(v) for c, v in zip(found, reply[1:], strict=True)}
-        sent = await self._alerter.fire(self._crossings(subject, spent, at_ms))
+        owed = crossings(self.live.rules.budgets.values(), subject, spent, at_ms)
+        sent = await self._alerter.fire(owed)
         return Settlement(applied=True, corrected=code == 2, alerts=tuple(sent))
 
     async def settle_event(
@@ -230,7 +199,7 @@ class BudgetStore:
                 args=[request_id, keys.RESERVATION_PREFIX],
             )
         finally:
-            self._wake()
+            self._waiters.wake(WAKE_PER_RELEASE)
         return bool(held)
 
     async def keepalive(self, request_id: str) -> bool:
@@ -245,15 +214,13 @@ class BudgetStore:
         """Release expired reservations now; returns how many."""
         released = int(await self._sweep(keys=[keys.RESERVATIONS], args=[keys.RESERVATION_PREFIX]))
         if released:
-            self._wake()
+            self._waiters.wake(WAKE_PER_RELEASE * released)
         return released
 
     async def wait_for_release(self, timeout_s: float) -> None:
-        """Return when this replica settles or releases something, or after timeout_s."""
-        freed = self._freed
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout_s):
-                await freed.wait()
+        """Return when this replica frees room (waking WAKE_PER_RELEASE waiters, longest
+        waiting first), or after timeout_s."""
+        await self._waiters.wait(timeout_s)
 
     async def status(
         self,
@@ -288,50 +255,3 @@ class BudgetStore:
     async def held(self) -> int:
         """How many reservations are held (expired ones included until swept)."""
         return int(await self.redis.zcard(keys.RESERVATIONS))
-
-    def _wake(self) -> None:
-        """Wake this replica's waiters: room may have been freed."""
-        self._freed.set()
-        self._freed = asyncio.Event()
-
-    def _crossings(self, subject: Subject, spent: dict[str, int], at_ms: int) -> list[Crossing]:
-        out: list[Crossing] = []
-        for spec in self.live.rules.budgets.values():
-            scope = scope_id(spec.scope, subject)
-            if scope is None or not applies(spec, subject):
-                continue
-            key = period_key(spec.period, at_ms)
-            amount = spent.get(f"{scope}:{key}")
-            if amount is None:
-                continue
-            for percent in thresholds_reached(amount, spec.limit_micro_usd):
-                out.append(
-                    Crossing(
-                        budget=spec.name,
-                        scope=scope,
-                        period=spec.period,
-                        period_key=key,
-                        limit=spec.limit_micro_usd,
-                        spent=amount,
-                        percent=percent,
-                    )
-                )
-        return out
-
-
-def _crossing(check: Check, spent: int, percent: int) -> Crossing:
-    return Crossing(
-        budget=check.budget,
-        scope=check.scope,
-        period=check.period,
-        period_key=check.period_key,
-        limit=check.limit,
-        spent=spent,
-        percent=percent,
-    )
-
-
-def _nearly_used(spent: int, check: Check) -> bool:
-    """A refusal means "used up" (the 100% alert) only once the budget is past 80%; before
-    that it is one request too large for what is left, said in its own error result."""
-    return 80 in thresholds_reached(spent, check.limit)

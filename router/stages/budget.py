@@ -21,15 +21,16 @@ import contextlib
 import json
 import logging
 import math
+import random
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Protocol
 
 from bus.messages import BudgetPolicy, ImagePart, LlmRequest, LlmResult
-from cost_ledger.budgets.config import BudgetRules, EngineSettings
-from cost_ledger.budgets.policy import Check, Subject, Unit, downgrade_choice
+from cost_ledger.budgets.config import EngineSettings
+from cost_ledger.budgets.downgrade import downgrade_choice
+from cost_ledger.budgets.gate import BudgetGate, Reservation
+from cost_ledger.budgets.policy import Check, Subject, Unit
 from cost_ledger.budgets.scripts import Code
-from cost_ledger.budgets.store import Reservation, Settlement
 from cost_ledger.catalog import PriceCatalog
 from cost_ledger.pricing import max_cost_micro_usd
 from router.context import RequestContext, Route
@@ -41,45 +42,12 @@ from router.tokens import count_messages_tokens, count_text_tokens
 
 USER_TAG = "user"
 TIER_TAG = "tier"
-FIRST_POLL_S = 0.01
-LAST_POLL_S = 0.2
+FIRST_POLL_S = 0.02
+LAST_POLL_S = 0.25
+"""A waiting request asks Redis again at least this often (jittered), for room other
+replicas freed; room this replica frees wakes it at once."""
 
 log = logging.getLogger(__name__)
-
-
-class Budgets(Protocol):
-    """What the stage needs of the budget store (cost_ledger.budgets.BudgetStore)."""
-
-    async def rules(self) -> BudgetRules:
-        """The live rules."""
-        ...
-
-    @property
-    def engine(self) -> EngineSettings:
-        """Reservation settings."""
-        ...
-
-    async def reserve(self, request_id: str, subject: Subject, max_cost: int) -> Reservation:
-        """Hold max_cost in every applicable budget, all or none."""
-        ...
-
-    async def settle(
-        self, request_id: str, subject: Subject, *, cost: int, messages: int, at_ms: int
-    ) -> Settlement:
-        """Charge the actual cost and release the reservation, once per request id."""
-        ...
-
-    async def release(self, request_id: str) -> bool:
-        """Release the reservation without charging."""
-        ...
-
-    async def keepalive(self, request_id: str) -> bool:
-        """Keep a live request's reservation from expiring."""
-        ...
-
-    async def wait_for_release(self, timeout_s: float) -> None:
-        """Return when room may have been freed, or after timeout_s."""
-        ...
 
 
 def offered_by(registry: ProviderRegistry) -> Callable[[str], str | None]:
@@ -121,7 +89,7 @@ class BudgetStage:
 
     def __init__(
         self,
-        budgets: Budgets,
+        budgets: BudgetGate,
         catalog: PriceCatalog,
         offered: Callable[[str], str | None],
     ) -> None:
@@ -138,7 +106,7 @@ class BudgetStage:
         subject = subject_of(request)
         engine = self._budgets.engine
         tokens_in = estimate_input_tokens(request, engine.input_margin)
-        got = await self._reserve(ctx, subject, tokens_in, engine)
+        got, reserved = await self._reserve(ctx, subject, tokens_in, engine)
         keeper = None
         if got.code is not Code.SETTLED:
             keeper = asyncio.create_task(self._keep(request.id, engine.reservation_ttl_s / 3))
@@ -151,6 +119,11 @@ class BudgetStage:
         finally:
             if keeper is not None:
                 keeper.cancel()
+        if result.cost_micro_usd > reserved:  # the promise holds only while this never shows
+            log.warning(
+                "request %s cost %d micro-USD, over the %d reserved: the input estimate is low",
+                request.id, result.cost_micro_usd, reserved,
+            )  # fmt: skip
         messages = 1 if subject.user and result.cost_micro_usd > 0 else 0
         try:
             await self._budgets.settle(
@@ -166,8 +139,9 @@ class BudgetStage:
 
     async def _reserve(
         self, ctx: RequestContext, subject: Subject, tokens_in: int, engine: EngineSettings
-    ) -> Reservation:
-        """Reserve for ctx.route, downgrading it or waiting as the budgets say."""
+    ) -> tuple[Reservation, int]:
+        """Reserve for ctx.route, downgrading it or waiting as the budgets say; returns the
+        reservation and the amount reserved (the request's maximum cost)."""
         loop = asyncio.get_running_loop()
         remaining = ctx.remaining_s()
         wait_s = engine.max_wait_s if remaining is None else min(engine.max_wait_s, remaining)
@@ -188,7 +162,7 @@ class BudgetStage:
                 )  # fmt: skip
             got = await self._budgets.reserve(request.id, subject, amount)
             if got.holds:
-                return got
+                return got, amount
             check = got.check
             if got.code is Code.DENIED and check is not None:
                 downgrade = check.policy is BudgetPolicy.DOWNGRADE and check.unit is Unit.USD
@@ -203,7 +177,7 @@ class BudgetStage:
                         f"waited {wait_s:.1f}s"
                     )
                 raise _over(check, got, amount, waited_s=wait_s)
-            await self._budgets.wait_for_release(min(poll, left))
+            await self._budgets.wait_for_release(min(poll * random.uniform(0.75, 1.25), left))
             poll = min(poll * 2, LAST_POLL_S)
 
     def _downgrade(self, ctx: RequestContext, tokens_in: int, why: str) -> bool:

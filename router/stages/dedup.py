@@ -226,5 +226,9 @@ class DedupStage:
             await self._channel.publish(tenant, outcome)
 
     def _copy(self, source: LlmResult, ctx: RequestContext) -> LlmResult:
+        if source.request_id == ctx.request.id:
+            # A second delivery of the leader itself (redelivered while the first still ran):
+            # the same paid result, so the results and the ledger keep it exactly once.
+            return source
         reason = f"coalesced with request {source.request_id}"
         return served_copy(source, ctx.request, Lever.DEDUP, reason, ctx.elapsed_ms())
