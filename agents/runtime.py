@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from faststream.nats import NatsBroker, NatsRouter
-from faststream.nats.message import NatsMessage
 from opentelemetry import trace
 
 from agents.asking import Ask, Asked, Asker
@@ -21,7 +19,7 @@ from agents.spec import UPLOAD, AgentSpec, Inputs, Output
 from agents.stores import StoreOpener, Stores
 from bus import subjects
 from bus.codec import decode, encode
-from bus.consumers import Incoming, durable_consumer, message
+from bus.consumers import Incoming, durable_consumer, message, working
 from bus.errors import WireError
 from bus.messages import (
     AgentCheckpoint,
@@ -96,7 +94,7 @@ class AgentRuntime:
                 span.set_attribute("flipsync.agent", spec.name)
                 span.set_attribute("flipsync.tenant", command.tenant)
                 span.set_attribute("flipsync.workflow_id", command.workflow_id)
-                async with _working(message(incoming), self._settings.ack_wait_s / 3):
+                async with working(message(incoming), self._settings.ack_wait_s / 3):
                     checkpoint = await self.work(spec, command, stores)
                 span.set_attribute("flipsync.cost_micro_usd", checkpoint.cost_micro_usd)
             await store.put(checkpoint)
@@ -232,23 +230,3 @@ def _account(checkpoint: AgentCheckpoint, asked: Asked, output: Output | None) -
     checkpoint.cost_micro_usd = asked.cost_micro_usd
     checkpoint.baseline_micro_usd = asked.baseline_micro_usd
     checkpoint.llm_calls = asked.paid_calls
-
-
-@contextlib.asynccontextmanager
-async def _working(msg: NatsMessage, every_s: float) -> AsyncIterator[None]:
-    """Tell JetStream the run is still going (an LLM call or a photo wait can be long), so
-    that it is redelivered only when this replica died."""
-
-    async def beat() -> None:
-        while True:
-            await asyncio.sleep(every_s)
-            with contextlib.suppress(Exception):
-                await msg.in_progress()
-
-    task = asyncio.create_task(beat())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task

@@ -7,7 +7,9 @@ several thread hops per message on the hot path.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, cast
 
 from faststream import AckPolicy
@@ -66,3 +68,23 @@ def durable_consumer(
         decoder=_whole_message,
         **options,
     )(handler)
+
+
+@contextlib.asynccontextmanager
+async def working(msg: NatsMessage, every_s: float) -> AsyncIterator[None]:
+    """Send in-progress acks while a message is worked on, so that JetStream redelivers it
+    to another replica only when this one died."""
+
+    async def beat() -> None:
+        while True:
+            await asyncio.sleep(every_s)
+            with contextlib.suppress(Exception):
+                await msg.in_progress()
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 
 from faststream.nats import NatsBroker, NatsRouter
-from faststream.nats.message import NatsMessage
 from opentelemetry import trace
 
 from bus import subjects
 from bus.codec import decode, peek_ids
-from bus.consumers import Incoming, durable_consumer, message
+from bus.consumers import Incoming, durable_consumer, message, working
 from bus.errors import WireError
 from bus.messages import ErrorCode, LlmRequest, LlmResult, error_result
 from bus.settings import Settings
@@ -23,29 +20,6 @@ from router.outcomes import OutcomePublisher
 from router.pipeline import Handler, Stage, compose
 
 log = logging.getLogger(__name__)
-
-
-@contextlib.asynccontextmanager
-async def _working(msg: NatsMessage, every_s: float) -> AsyncIterator[None]:
-    """Tell JetStream the request is still being worked on, so it is not redelivered meanwhile.
-
-    Only a replica that died stops these in-progress acks; then, after ack_wait, another
-    replica gets the request.
-    """
-
-    async def beat() -> None:
-        while True:
-            await asyncio.sleep(every_s)
-            with contextlib.suppress(Exception):
-                await msg.in_progress()
-
-    task = asyncio.create_task(beat())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 class RouterService:
@@ -94,7 +68,7 @@ class RouterService:
         except (WireError, UnknownAgentError) as exc:
             await self._reject(outcomes, msg.raw_message.subject, data, exc)
             return
-        async with _working(msg, self._settings.ack_wait_s / 3):
+        async with working(msg, self._settings.ack_wait_s / 3):
             stored = await outcomes.stored_result(request)
             if stored is not None:  # a redelivery of a request an earlier replica finished
                 await outcomes.publish(request, stored)
