@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from bus.messages import LlmRequest
+from bus.messages import Lever, LlmRequest
 
 
 @dataclass(kw_only=True)
@@ -15,6 +16,16 @@ class Route:
     model: str
     provider: str
     reason: str
+    fallbacks: tuple[Fallback, ...] = ()
+    """Next-best (model, provider) pairs, best first, for dispatch to try if this one fails."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Fallback:
+    """One step of a route's fallback chain."""
+
+    model: str
+    provider: str
 
 
 @dataclass(kw_only=True)
@@ -23,8 +34,24 @@ class RequestContext:
 
     request: LlmRequest
     route: Route | None = None
+    disabled_levers: frozenset[Lever] = frozenset()
+    """Levers switched off for this request by a feature flag or an experiment arm."""
+    routing_policy: str | None = None
+    """A flag's or arm's override of the routing policy (cheapest, fastest or balanced)."""
+    arm: str | None = None
+    """The experiment arm the request was assigned to ("experiment/arm"), for the ledger."""
+    top_up: Callable[[int], Awaitable[bool]] | None = None
+    """Set by the budget stage: grows this request's reservation (see reserve_more)."""
     started_ms: int = field(default_factory=lambda: time.time_ns() // 1_000_000)
     started_monotonic: float = field(default_factory=time.monotonic)
+
+    async def reserve_more(self, extra_micro_usd: int) -> bool:
+        """Grow the budget reservation before spending more than was reserved (a fallback to a
+        dearer model, a cascade escalation, a packed item retried alone); False means a budget
+        has no room, so do not spend it. True when no budget stage runs."""
+        if self.top_up is None or extra_micro_usd <= 0:
+            return True
+        return await self.top_up(extra_micro_usd)
 
     def remaining_s(self) -> float | None:
         """Seconds left before the requester's deadline, or None without a deadline."""

@@ -240,6 +240,28 @@ async def test_a_broken_packed_answer_sends_every_item_alone_and_still_counts_it
     assert abs(sum(r.cost_micro_usd for r in results) - cost_micro_usd(PRICE, usage)) <= 4
 
 
+async def test_a_retry_alone_that_no_budget_has_room_for_is_refused_with_its_share(
+    sim: SimulatedProvider, registry: ProviderRegistry
+) -> None:
+    await sim.set_faults(Faults(schema_invalid=1.0))
+    stage = stage_for(registry, PackPolicy(max_items=3, window_ms=5000))
+    dispatcher = Dispatcher(registry, CATALOG, "gpt-4o", trace.get_tracer("test"))
+    route = Route(model=MODEL, provider=SIMULATED, reason="test route")
+    asked: list[int] = []
+
+    async def no_room(extra: int) -> bool:
+        asked.append(extra)
+        return False
+
+    contexts = [RequestContext(request=packable(i), route=route, top_up=no_room) for i in range(3)]
+    results = await asyncio.gather(*(stage(ctx, dispatcher) for ctx in contexts))
+    assert all(r.error_code is ErrorCode.OVER_BUDGET for r in results)
+    assert all("no room to retry it alone" in r.reason for r in results)
+    assert (await sim.stats()).calls == 1  # the packed call only: no retry was paid
+    assert len(asked) == 3 and all(extra > 0 for extra in asked)
+    assert [r.cost_micro_usd for r in results] == asked  # each share still reaches the ledger
+
+
 async def test_packed_results_reach_the_ledger_once_each() -> None:
     settings = Settings(
         sim_latency_ms=0,

@@ -58,6 +58,10 @@ class BudgetGate(Protocol):
         """Hold max_cost in every applicable budget, all or none."""
         ...
 
+    async def extend(self, request_id: str, subject: Subject, extra_cost: int) -> Reservation:
+        """Grow a standing reservation by extra_cost, all or none, without waiting."""
+        ...
+
     async def settle(
         self, request_id: str, subject: Subject, *, cost: int, messages: int, at_ms: int
     ) -> Settlement:

@@ -28,6 +28,8 @@ class Code(enum.IntEnum):
     """It would fit once in-flight reservations settle: try again soon."""
     NOT_READY = 5
     """The counters are not trustworthy (Redis was flushed): wait for a rebuild."""
+    NOT_HELD = 6
+    """EXTEND: the request id holds no reservation (it settled, or expired), so none grows."""
 
 
 _PRELUDE = """
@@ -84,6 +86,34 @@ for i = 5, #KEYS do
   redis.call('HINCRBY', KEYS[i], 'reserved', ARGV[a + 1])
   redis.call('EXPIREAT', KEYS[i], ARGV[a + 2])
   redis.call('HSET', KEYS[2], KEYS[i], ARGV[a + 1])
+end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+return {0}
+"""
+)
+
+EXTEND = (
+    _PRELUDE
+    + """
+-- Grow a standing reservation, all counters or none (a fallback, an escalation or a retry
+-- will spend more than was reserved). No waiting: it fits now or it is denied.
+-- KEYS: 1 reservations zset, 2 this reservation, 3.. counters
+-- ARGV: 1 request id, 2 ttl ms, 3 reservation key prefix; per counter: limit, amount, expire-at
+local now = now_ms()
+sweep(KEYS[1], ARGV[3], now)
+if redis.call('EXISTS', KEYS[2]) == 0 then return {6} end
+for i = 3, #KEYS do
+  local a = 4 + (i - 3) * 3
+  local limit, amount = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
+  local v = redis.call('HMGET', KEYS[i], 'spent', 'reserved')
+  local spent, reserved = tonumber(v[1] or 0), tonumber(v[2] or 0)
+  if spent + reserved + amount > limit then return {1, i - 2, spent, reserved} end
+end
+for i = 3, #KEYS do
+  local a = 4 + (i - 3) * 3
+  redis.call('HINCRBY', KEYS[i], 'reserved', ARGV[a + 1])
+  redis.call('EXPIREAT', KEYS[i], ARGV[a + 2])
+  redis.call('HINCRBY', KEYS[2], KEYS[i], ARGV[a + 1])
 end
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
 return {0}

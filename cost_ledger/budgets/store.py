@@ -60,6 +60,7 @@ class BudgetStore:
         self._alerter = Alerter(redis, alerts)
         self._reserve = redis.register_script(scripts.RESERVE)
         self._settle = redis.register_script(scripts.SETTLE)
+        self._extend = redis.register_script(scripts.EXTEND)
         self._release = redis.register_script(scripts.RELEASE)
         self._keepalive = redis.register_script(scripts.KEEPALIVE)
         self._sweep = redis.register_script(scripts.SWEEP)
@@ -120,6 +121,46 @@ class BudgetStore:
         if full is not None and check.unit is Unit.USD:
             await self._alerter.fire([full])
         return got
+
+    async def extend(self, request_id: str, subject: Subject, extra_cost: int) -> Reservation:
+        """Add extra_cost to a standing reservation in every money counter, all or none."""
+        rules = await self.live.current()
+        engine = self.live.engine
+        found = [
+            check
+            for check in checks(
+                rules.budgets.values(),
+                rules.tiers,
+                subject,
+                max_cost=extra_cost,
+                at_ms=self._clock(),
+                overlap_ms=engine.period_overlap_s * 1000,
+                default_tier=engine.default_tier,
+            )
+            if check.unit is Unit.USD
+        ]
+        if not found or extra_cost <= 0:
+            return Reservation(code=Code.RESERVED)
+        args: list[str | int] = [
+            request_id,
+            int(engine.reservation_ttl_s * 1000),
+            keys.RESERVATION_PREFIX,
+        ]
+        for check in found:
+            args += [check.limit, check.amount, check.expire_at_s]
+        reply = await self._extend(
+            keys=[
+                keys.RESERVATIONS,
+                keys.reservation(request_id),
+                *(keys.counter(c.counter) for c in found),
+            ],
+            args=args,
+        )
+        code = Code(int(reply[0]))
+        if code is not Code.DENIED:
+            return Reservation(code=code)
+        check = found[int(reply[1]) - 1]
+        return Reservation(code=code, check=check, spent=int(reply[2]), reserved=int(reply[3]))
 
     async def settle(
         self,

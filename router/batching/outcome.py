@@ -86,3 +86,25 @@ def answered(
         latency_ms=ctx.elapsed_ms(),
         simulated=simulated,
     )
+
+
+def retry_refused(ctx: RequestContext, alone: Alone) -> LlmResult:
+    """The over-budget result of a packed item whose retry alone no budget has room for; it
+    carries the share already paid, so the ledger still records it (with no saving claimed)."""
+    request = ctx.request
+    route = ctx.route
+    return LlmResult(
+        request_id=request.id,
+        tenant=request.tenant,
+        agent=request.agent,
+        status=Status.ERROR,
+        error_code=ErrorCode.OVER_BUDGET,
+        reason=f"{alone.reason}; a budget has no room to retry it alone",
+        model=route.model if route else "",
+        provider=route.provider if route else "",
+        usage=alone.usage,
+        cost_micro_usd=alone.cost_micro_usd,
+        baseline_micro_usd=alone.cost_micro_usd,
+        lever=Lever.PACKED,
+        latency_ms=ctx.elapsed_ms(),
+    )

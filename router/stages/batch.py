@@ -10,12 +10,12 @@ from __future__ import annotations
 import redis.asyncio as aioredis
 from opentelemetry import trace
 
-from bus.messages import LlmResult
+from bus.messages import Lever, LlmResult
 from bus.settings import Settings
 from cost_ledger.catalog import PriceCatalog
 from router.batching.batch_api import BatchApiClient
 from router.batching.lane import BatchLane
-from router.batching.outcome import with_share
+from router.batching.outcome import retry_refused, with_share
 from router.batching.packer import Packer
 from router.batching.policy import BatchPolicy, PackPolicy, Path, decide
 from router.batching.windows import now_ms
@@ -64,15 +64,19 @@ class BatchStage:
         span = trace.get_current_span()
         span.set_attribute("flipsync.batch_path", str(decision.path))
         span.set_attribute("flipsync.batch_reason", decision.reason)
-        if decision.path is Path.BATCH_API and self._lane is not None:
+        off = ctx.disabled_levers  # the levers a flag switched off for this request
+        if decision.path is Path.BATCH_API and self._lane and Lever.BATCH_API not in off:
             outcome = await self._lane.submit(ctx)
-        elif decision.path is Path.PACK and self._packer is not None:
+        elif decision.path is Path.PACK and self._packer is not None and Lever.PACKED not in off:
             outcome = await self._packer.submit(decision.key, ctx)
         else:
             return await call_next(ctx)
         if isinstance(outcome, LlmResult):
             return outcome
         span.set_attribute("flipsync.batch_alone", outcome.reason)
+        # The share already paid is spent on top of the retry's own maximum: reserve it too.
+        if not await ctx.reserve_more(outcome.cost_micro_usd):
+            return retry_refused(ctx, outcome)
         return with_share(await call_next(ctx), outcome)
 
     async def close(self) -> None:

@@ -106,7 +106,19 @@ class BudgetStage:
         subject = subject_of(request)
         engine = self._budgets.engine
         tokens_in = estimate_input_tokens(request, engine.input_margin)
-        got, reserved = await self._reserve(ctx, subject, tokens_in, engine)
+        got, first = await self._reserve(ctx, subject, tokens_in, engine)
+        reserved = first
+
+        async def top_up(extra: int) -> bool:
+            nonlocal reserved
+            if got.code is Code.SETTLED:
+                return False  # a redelivery of a paid request spends nothing more
+            grown = await self._budgets.extend(request.id, subject, extra)
+            if grown.holds:
+                reserved += extra
+            return grown.holds
+
+        ctx.top_up = top_up
         keeper = None
         if got.code is not Code.SETTLED:
             keeper = asyncio.create_task(self._keep(request.id, engine.reservation_ttl_s / 3))

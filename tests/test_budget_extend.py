@@ -1,0 +1,45 @@
+"""Growing a standing reservation (a fallback, an escalation, a packed item retried alone)."""
+
+from __future__ import annotations
+
+import redis.asyncio as aioredis
+
+from bus.messages import now_ms
+from cost_ledger.budgets.scripts import Code
+from tests.test_budget_store import ACME, day_counter, make_store, tenant_budget
+
+
+async def test_extend_grows_every_counter_and_settle_releases_all_of_it(
+    redis_client: aioredis.Redis,
+) -> None:
+    store = await make_store(redis_client, [tenant_budget(1000)])
+    counter = day_counter("tenant:acme")
+    assert (await store.reserve("x1", ACME, 400)).code is Code.RESERVED
+    assert (await store.extend("x1", ACME, 300)).code is Code.RESERVED
+    assert await store.counter(counter) == (0, 700)
+    await store.settle("x1", ACME, cost=650, messages=0, at_ms=now_ms())
+    assert await store.counter(counter) == (650, 0)  # the grown part is released too
+
+
+async def test_extend_past_the_limit_is_denied_and_changes_nothing(
+    redis_client: aioredis.Redis,
+) -> None:
+    store = await make_store(redis_client, [tenant_budget(1000)])
+    counter = day_counter("tenant:acme")
+    assert (await store.reserve("x2", ACME, 600)).code is Code.RESERVED
+    got = await store.extend("x2", ACME, 401)
+    assert got.code is Code.DENIED and not got.holds
+    assert got.check is not None and got.check.limit == 1000 and got.reserved == 600
+    assert await store.counter(counter) == (0, 600)
+    assert (await store.extend("x2", ACME, 400)).holds  # exactly to the limit fits
+    assert await store.counter(counter) == (0, 1000)
+
+
+async def test_extend_without_a_standing_reservation_is_not_held(
+    redis_client: aioredis.Redis,
+) -> None:
+    store = await make_store(redis_client, [tenant_budget(1000)])
+    assert (await store.reserve("x3", ACME, 100)).holds
+    await store.release("x3")
+    assert (await store.extend("x3", ACME, 50)).code is Code.NOT_HELD
+    assert (await store.extend("never", ACME, 50)).code is Code.NOT_HELD
