@@ -18,7 +18,6 @@ from typing import Any
 
 from faststream.nats import NatsBroker
 
-from agents.publishing import publish
 from agents.spec import AgentSpec, Output
 from bus import subjects
 from bus.codec import encode
@@ -34,6 +33,7 @@ from bus.messages import (
     Priority,
     QualitySignal,
 )
+from bus.publishing import publish
 from bus.settings import Settings
 
 log = logging.getLogger(__name__)

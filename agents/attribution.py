@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from faststream.nats import NatsBroker
 
-from agents.publishing import publish
 from bus import subjects
 from bus.codec import encode
 from bus.messages import LedgerEvent, Lever, Usage, now_ms
+from bus.publishing import publish
 from cost_ledger.catalog import PriceCatalog
 from cost_ledger.pricing import baseline_micro_usd
 

@@ -14,7 +14,6 @@ from agents.asking import Ask, Asked, Asker
 from agents.attribution import Attribution
 from agents.per_photo import PhotoAnalyst, PhotoJob
 from agents.prompting import build_messages, estimate_tokens
-from agents.publishing import publish
 from agents.spec import UPLOAD, AgentSpec, Inputs, Output
 from agents.stores import StoreOpener, Stores
 from bus import subjects
@@ -30,6 +29,7 @@ from bus.messages import (
     ProductUploaded,
     RunAgent,
 )
+from bus.publishing import publish
 from bus.settings import Settings
 from cost_ledger.catalog import PriceCatalog
 

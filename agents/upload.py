@@ -17,12 +17,12 @@ from nats.js.errors import NotFoundError, ObjectNotFoundError
 from opentelemetry import context, trace
 
 from agents.photos import PreparedPhoto, prepare
-from agents.publishing import publish
 from agents.sources import PhotoFile, ProductInput, load_catalog
 from agents.stores import StoreOpener, Stores
 from bus import subjects
 from bus.codec import encode
 from bus.messages import Photo, PhotoRendition, Priority, ProductUploaded
+from bus.publishing import publish
 from bus.settings import Settings
 
 

@@ -20,7 +20,6 @@ from faststream.nats import NatsBroker, NatsRouter
 from agents.dag import WorkflowDag
 from agents.package import build_package, package_checkpoint
 from agents.progress import Finish, record, roots
-from agents.publishing import publish
 from agents.spec import UPLOAD
 from agents.stores import StoreOpener, Stores
 from bus import subjects
@@ -35,6 +34,7 @@ from bus.messages import (
     WorkflowProgress,
     WorkflowState,
 )
+from bus.publishing import publish
 from bus.settings import Settings
 
 log = logging.getLogger(__name__)

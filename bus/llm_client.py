@@ -11,8 +11,7 @@ from nats.js.errors import NotFoundError
 from bus import subjects
 from bus.codec import decode, encode
 from bus.messages import ErrorCode, LlmRequest, LlmResult, error_result
-
-MSG_ID = "Nats-Msg-Id"
+from bus.publishing import publish
 
 
 class LlmClient:
@@ -34,11 +33,12 @@ class LlmClient:
             return stored
         sub = await nc.subscribe(subject)
         try:
-            await self._broker.publish(
+            await publish(
+                self._broker,
                 encode(request),
                 subjects.llm_request(request.tenant, request.agent),
-                headers={MSG_ID: request.id},
                 stream=subjects.STREAM_REQUESTS,
+                msg_id=request.id,
             )
             try:
                 msg = await sub.next_msg(timeout=timeout_s)
