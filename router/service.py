@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Sequence
 
+import msgspec
 from faststream.nats import NatsBroker, NatsRouter
 from opentelemetry import trace
 
@@ -13,13 +16,24 @@ from bus.codec import decode, peek_ids
 from bus.consumers import Incoming, durable_consumer, message, working
 from bus.errors import WireError
 from bus.messages import ErrorCode, LlmRequest, LlmResult, error_result
+from bus.metrics import RESULTS
 from bus.settings import Settings
 from router.context import RequestContext
 from router.errors import RouterError, UnknownAgentError
 from router.outcomes import OutcomePublisher
 from router.pipeline import Handler, Stage, compose
+from router.request_span import annotate
 
 log = logging.getLogger(__name__)
+DEADLINE_GRACE_S = 1.0
+"""How long past its deadline a request may still be in the pipeline before it is cut off:
+dispatch answers a deadline itself, so this only stops a stage that waits too long."""
+
+
+def _deadline_guard_s(ctx: RequestContext) -> float | None:
+    """Seconds the pipeline may take for this request, or None without a deadline."""
+    remaining = ctx.remaining_s()
+    return None if remaining is None else max(remaining, 0.0) + DEADLINE_GRACE_S
 
 
 class RouterService:
@@ -42,6 +56,7 @@ class RouterService:
         self._pipeline = compose(stages, terminal, self._tracer)
         self._catalog_version = catalog_version
         self._known_agents = known_agents
+        self._trace_prompts = settings.trace_prompts
 
     def router(self) -> NatsRouter:
         """The FastStream router with the durable request consumer, shared by all replicas."""
@@ -59,6 +74,7 @@ class RouterService:
 
     async def on_request(self, incoming: Incoming) -> None:
         """Answer one request; raise only when NATS itself failed, so it is redelivered."""
+        started = time.perf_counter()
         msg = message(incoming)
         outcomes = self._outcomes
         data: bytes = msg.body
@@ -72,9 +88,12 @@ class RouterService:
             stored = await outcomes.stored_result(request)
             if stored is not None:  # a redelivery of a request an earlier replica finished
                 await outcomes.publish(request, stored)
+                RESULTS.record(stored, time.perf_counter() - started)
                 return
             result = await self.answer(request)
+            annotate(trace.get_current_span(), request, result, prompts=self._trace_prompts)
             await outcomes.publish(request, result)
+            RESULTS.record(result, time.perf_counter() - started)
 
     async def answer(self, request: LlmRequest) -> LlmResult:
         """The pipeline's result for a request; every failure becomes an error result."""
@@ -84,9 +103,16 @@ class RouterService:
         span.set_attribute("flipsync.agent", request.agent)
         span.set_attribute("flipsync.request_id", request.id)
         try:
-            return await self._pipeline(ctx)
+            async with asyncio.timeout(_deadline_guard_s(ctx)):
+                result = await self._pipeline(ctx)
+            # The experiment arm travels on the result into its ledger event.
+            return result if ctx.arm is None else msgspec.structs.replace(result, arm=ctx.arm)
         except RouterError as exc:
             return error_result(request.id, request.tenant, request.agent, exc.code, exc.reason)
+        except TimeoutError:  # a stage waited past the deadline (dispatch reports its own)
+            reason = "the deadline passed while the request waited in the pipeline"
+            code = ErrorCode.DEADLINE_EXCEEDED
+            return error_result(request.id, request.tenant, request.agent, code, reason)
         except Exception as exc:  # a bug must not lose the request: it gets a reason
             log.exception("request %s failed inside the pipeline", request.id)
             reason = f"internal error: {type(exc).__name__}: {exc}"
@@ -122,4 +148,6 @@ class RouterService:
                 subjects.token(value)
         except ValueError:
             return  # no requester to answer: the dead letter is all that can be kept
-        await outcomes.publish_result(error_result(request_id, tenant, agent, code, reason))
+        rejected = error_result(request_id, tenant, agent, code, reason)
+        await outcomes.publish_result(rejected)
+        RESULTS.record(rejected, 0.0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,8 +13,9 @@ from openai.types.chat import ChatCompletion
 from opentelemetry import trace
 
 from bus.messages import LlmRequest, Usage
-from router.errors import ProviderError, ProviderRateLimitedError
+from router.errors import ProviderRateLimitedError
 from router.providers.config import ProviderConfig
+from router.providers.errors import ProviderCallError
 from router.providers.messages import openai_messages, response_format, tool_fields
 
 
@@ -31,9 +33,13 @@ class Completion:
 
 
 class ProviderClient:
-    """Calls one provider's /chat/completions; retries (honouring retry-after) are openai's."""
+    """Calls one provider's /chat/completions once; retries and fallback are the dispatcher's.
 
-    def __init__(self, config: ProviderConfig, *, timeout_s: float, max_retries: int) -> None:
+    max_retries stays 0 in the router: openai's own retries would hide a failing provider
+    from the health stats and hold the request past the point where a fallback could serve it.
+    """
+
+    def __init__(self, config: ProviderConfig, *, timeout_s: float, max_retries: int = 0) -> None:
         self.config = config
         self._client = openai.AsyncOpenAI(
             base_url=config.base_url,
@@ -51,7 +57,7 @@ class ProviderClient:
     async def complete(
         self, request: LlmRequest, model: str, timeout_s: float | None = None
     ) -> Completion:
-        """Send the request to model; raise ProviderError when it fails after retries."""
+        """Send the request to model once; raise ProviderCallError or ProviderRateLimitedError."""
         body: dict[str, Any] = {
             "model": model,
             "messages": openai_messages(request.messages),
@@ -73,19 +79,22 @@ class ProviderClient:
                 "/chat/completions", body=body, cast_to=ChatCompletion, options=options
             )
         except openai.RateLimitError as exc:
-            retry_after = exc.response.headers.get("retry-after")
-            raise ProviderRateLimitedError(
-                self.name, model, float(retry_after) if retry_after else None
-            ) from exc
+            retry_after = retry_after_s(exc.response.headers)
+            raise ProviderRateLimitedError(self.name, model, retry_after) from exc
         except openai.APITimeoutError as exc:
-            raise ProviderError(self.name, model, "timed out") from exc
+            error = ProviderCallError.transient(self.name, model, "timed out", timed_out=True)
+            raise error from exc
         except openai.APIStatusError as exc:
-            raise ProviderError(self.name, model, f"HTTP {exc.status_code}") from exc
+            raise ProviderCallError.from_status(self.name, model, exc.status_code) from exc
+        except openai.APIConnectionError as exc:
+            reason = f"connection failed: {type(exc).__name__}"
+            raise ProviderCallError.transient(self.name, model, reason) from exc
         except (openai.APIError, ValueError) as exc:
-            raise ProviderError(self.name, model, f"bad response: {type(exc).__name__}") from exc
+            reason = f"bad response: {type(exc).__name__}"
+            raise ProviderCallError.transient(self.name, model, reason) from exc
         latency_ms = (time.monotonic() - started) * 1000
         if not response.choices:
-            raise ProviderError(self.name, model, "answer has no choices")
+            raise ProviderCallError.transient(self.name, model, "answer has no choices")
         choice = response.choices[0]
         usage = Usage()
         if response.usage is not None:
@@ -109,6 +118,21 @@ class ProviderClient:
     async def close(self) -> None:
         """Close the HTTP connection pool."""
         await self._client.close()
+
+
+def retry_after_s(headers: Mapping[str, str]) -> float | None:
+    """Seconds a 429 asks us to wait: retry-after-ms, else a numeric retry-after, else None."""
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            seconds = float(value) * scale
+        except ValueError:
+            continue  # an HTTP date: rare, and the backoff covers it
+        if seconds >= 0:
+            return seconds
+    return None
 
 
 def _record_genai(span: trace.Span, provider: str, model: str, completion: Completion) -> None:

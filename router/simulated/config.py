@@ -49,6 +49,8 @@ class Faults(BaseModel):
     schema_invalid: Rate = 0.0
     retry_after_s: int = Field(default=1, ge=0)
     """Seconds sent in the retry-after header of a 429."""
+    retry_after_ms: int | None = Field(default=None, ge=0)
+    """When set, a 429 also sends retry-after-ms (as OpenAI does), for sub-second waits."""
     timeout_s: float = Field(default=30.0, ge=0.0)
     """How long a timeout fault holds the request before answering."""
 

@@ -1,20 +1,54 @@
-"""Dispatch: the one stage that pays, calling the routed provider and pricing its answer."""
+"""Dispatch: the one stage that pays, calling the routed provider and pricing its answer.
+
+The route's model is tried first, then ctx.route.fallbacks in order. A candidate is skipped
+when its circuit is open, when no configured provider serves it, or when its maximum cost
+could exceed what the budget stage reserved for the routed model (the budget stage has
+already reserved for ctx.route.model: a fallback must fit that reservation, so only one no
+dearer than it, for this request's token estimate, is tried; nothing is re-reserved).
+
+The request's deadline bounds everything here: when it passes, the request gets a
+deadline_exceeded result with a reason, never a hang.
+"""
 
 from __future__ import annotations
+
+import asyncio
+import math
+from dataclasses import dataclass, field
 
 from opentelemetry import trace
 
 from bus.messages import ErrorCode, Lever, LlmResult, Status
 from cost_ledger.catalog import PriceCatalog
-from cost_ledger.pricing import baseline_micro_usd, cost_micro_usd
-from router.context import RequestContext
-from router.errors import DeadlineExceededError, NoRouteError
+from cost_ledger.pricing import baseline_micro_usd, cost_micro_usd, max_cost_micro_usd
+from router.context import RequestContext, Route
+from router.errors import DeadlineExceededError, NoRouteError, RouterError
+from router.health.config import RetryPolicy
+from router.health.limiter import RateLimiter
+from router.health.store import HealthStore, Outcome
+from router.providers.attempts import Attempt, Attempts, request_tokens
+from router.providers.client import Completion, ProviderClient
+from router.providers.errors import NoCandidateLeftError
 from router.providers.registry import ProviderRegistry
+from router.stages.budget import estimate_input_tokens
 from router.validation import parse_answer
+
+MAX_BUDGET_MARGIN = 2
+"""A fallback must fit the reservation for every input margin from 1 to this (the budget
+stage's margin is configurable; max cost is linear in it, so both ends suffice)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Health:
+    """What dispatch needs for health, rate limits and retries (all in one Redis)."""
+
+    store: HealthStore
+    limiter: RateLimiter
+    retry: RetryPolicy
 
 
 class Dispatcher:
-    """Terminal handler: call the provider, validate the answer, price it against the baseline."""
+    """Terminal handler: call the provider (or a fallback), validate, price against the baseline."""
 
     def __init__(
         self,
@@ -22,11 +56,28 @@ class Dispatcher:
         catalog: PriceCatalog,
         baseline_model: str,
         tracer: trace.Tracer,
+        *,
+        health: Health | None = None,
+        provider_timeout_s: float = 60.0,
     ) -> None:
+        """Without health, each candidate gets one attempt and no circuit, limit or record."""
         self._registry = registry
         self._catalog = catalog
         self._baseline_model = baseline_model
         self._tracer = tracer
+        self._health = health
+        self._timeout_s = provider_timeout_s
+        self._attempts = (
+            Attempts(
+                health=health.store,
+                limiter=health.limiter,
+                policy=health.retry,
+                provider_timeout_s=provider_timeout_s,
+                tracer=tracer,
+            )
+            if health is not None
+            else None
+        )
 
     async def __call__(self, ctx: RequestContext) -> LlmResult:
         """Make the paid call; a schema-invalid answer is an error result that still costs."""
@@ -36,23 +87,152 @@ class Dispatcher:
         remaining = ctx.remaining_s()
         if remaining is not None and remaining <= 0:
             raise DeadlineExceededError("the deadline passed before dispatch")
-        client = self._registry.get(route.provider)
+        trail = _Trail()
+        try:
+            async with asyncio.timeout(remaining):
+                return await self._first_answer(ctx, route, trail)
+        except TimeoutError:
+            assert remaining is not None  # only a deadline times dispatch out
+            waiting = f" waiting on {trail.current}" if trail.current else ""
+            tried = f" (before: {'; '.join(trail.notes)})" if trail.notes else ""
+            raise DeadlineExceededError(
+                f"the deadline passed{waiting}, {remaining:.2f}s after dispatch began{tried}"
+            ) from None
+
+    async def _first_answer(self, ctx: RequestContext, route: Route, trail: _Trail) -> LlmResult:
+        """Try the route's model, then each fallback, until one answers."""
+        span = trace.get_current_span()
+        span.set_attribute("flipsync.route_reason", route.reason)
+        candidates = [(route.model, route.provider)] + [
+            (f.model, f.provider) for f in route.fallbacks
+        ]
+        tokens = _Tokens(ctx)
+        code = ErrorCode.PROVIDER_ERROR
+        notes = trail.notes
+        for index, (model, provider) in enumerate(candidates):
+            name = f"{provider}/{model}"
+            client = self._client(provider, model)
+            if client is None:
+                notes.append(f"{name}: not offered by a configured provider")
+                continue
+            if index > 0 and not self._fits(route.model, model, tokens, ctx):
+                notes.append(f"{name}: could cost more than the budget reserved for {route.model}")
+                continue
+            if self._health is not None:
+                permit = await self._health.store.acquire(provider, model)
+                if not permit.allowed:
+                    notes.append(
+                        f"{name}: circuit {permit.state} (probe in {permit.retry_in_s:.1f}s)"
+                    )
+                    continue
+            has_fallback = index + 1 < len(candidates)
+            trail.current = name
+            try:
+                completion = await self._call(ctx, client, model, has_fallback, tokens)
+            except RouterError as exc:
+                if isinstance(exc, DeadlineExceededError):
+                    exc.reason = "; ".join([*notes, exc.reason])
+                    raise
+                code = exc.code
+                notes.append(exc.reason)
+                continue
+            result = await self._priced(ctx, route, client, model, completion, notes)
+            if index > 0:
+                span.set_attribute("flipsync.fallback", True)
+                span.set_attribute("flipsync.fallback_reason", "; ".join(notes))
+            span.set_attribute("flipsync.provider", client.name)
+            return result
+        raise _exhausted(notes, code)
+
+    def _client(self, provider: str, model: str) -> ProviderClient | None:
+        try:
+            client = self._registry.get(provider)
+        except KeyError:
+            return None
+        return client if model in client.config.models else None
+
+    def _fits(self, routed: str, model: str, tokens: _Tokens, ctx: RequestContext) -> bool:
+        """Whether model's max cost stays within the reservation made for the routed model."""
+        if model == routed:
+            return True
+        if routed not in self._catalog or model not in self._catalog:
+            return False
+        out = ctx.request.max_output_tokens
+        routed_price, price = self._catalog.get(routed), self._catalog.get(model)
+        return all(
+            max_cost_micro_usd(price, n, out) <= max_cost_micro_usd(routed_price, n, out)
+            for n in (tokens.input, math.ceil(tokens.input * MAX_BUDGET_MARGIN))
+        )
+
+    async def _call(
+        self,
+        ctx: RequestContext,
+        client: ProviderClient,
+        model: str,
+        has_fallback: bool,
+        tokens: _Tokens,
+    ) -> Completion:
+        if self._attempts is None:
+            name = f"chat {model}"
+            with self._tracer.start_as_current_span(name, kind=trace.SpanKind.CLIENT) as span:
+                remaining = ctx.remaining_s()
+                timeout = self._timeout_s if remaining is None else min(remaining, self._timeout_s)
+                completion = await client.complete(ctx.request, model, timeout)
+                self._annotate(model, span, completion)
+                return completion
+        limited = client.config.limits.limited
+        attempt = Attempt(
+            client=client,
+            model=model,
+            has_fallback=has_fallback,
+            tokens=request_tokens(ctx.request, tokens.input) if limited else 0,
+            annotate=lambda span, completion: self._annotate(model, span, completion),
+        )
+        return await self._attempts.call(ctx, attempt)
+
+    def _annotate(self, model: str, span: trace.Span, completion: Completion) -> None:
+        """Cost and baseline of an answer, on its call's span."""
+        span.set_attribute("flipsync.cost_micro_usd", self._cost(model, completion))
+        baseline = baseline_micro_usd(self._catalog, self._baseline_model, completion.usage)
+        span.set_attribute("flipsync.baseline_micro_usd", baseline)
+
+    def _cost(self, model: str, completion: Completion) -> int:
+        return cost_micro_usd(self._catalog.get(model), completion.usage)
+
+    async def _priced(
+        self,
+        ctx: RequestContext,
+        route: Route,
+        client: ProviderClient,
+        model: str,
+        completion: Completion,
+        notes: list[str],
+    ) -> LlmResult:
+        """The result of an answer: validated, priced, recorded in the provider's health."""
         request = ctx.request
-        with self._tracer.start_as_current_span(
-            f"chat {route.model}", kind=trace.SpanKind.CLIENT
-        ) as span:
-            span.set_attribute("flipsync.route_reason", route.reason)
-            completion = await client.complete(request, route.model, remaining)
-            cost = cost_micro_usd(self._catalog.get(route.model), completion.usage)
-            baseline = baseline_micro_usd(self._catalog, self._baseline_model, completion.usage)
-            span.set_attribute("flipsync.cost_micro_usd", cost)
-            span.set_attribute("flipsync.baseline_micro_usd", baseline)
+        cost = self._cost(model, completion)
+        baseline = baseline_micro_usd(self._catalog, self._baseline_model, completion.usage)
+        reason = route.reason
+        if notes:
+            reason = f"{reason}; fallback to {client.name}/{model} after: {'; '.join(notes)}"
         parsed: object | None = None
-        status, code, reason = Status.OK, None, route.reason
+        status, code, quality = Status.OK, None, None
         if request.output_schema is not None:
             parsed, problem = parse_answer(completion.content, request.output_schema.schema)
+            quality = 0.0 if problem else 1.0
             if problem:
                 status, code, reason = Status.ERROR, ErrorCode.SCHEMA_INVALID, problem
+        if self._health is not None:
+            await self._health.store.record(
+                client.name,
+                model,
+                Outcome.OK,
+                latency_ms=completion.latency_ms,
+                cost_micro_usd=cost,
+                quality=quality,
+                input_tokens=completion.usage.input_tokens,
+                output_tokens=completion.usage.output_tokens,
+            )
         return LlmResult(
             request_id=request.id,
             tenant=request.tenant,
@@ -72,3 +252,32 @@ class Dispatcher:
             latency_ms=ctx.elapsed_ms(),
             simulated=client.config.simulated,
         )
+
+
+@dataclass
+class _Trail:
+    """What dispatch has tried so far, for the reason of a deadline that cuts it short."""
+
+    notes: list[str] = field(default_factory=list)
+    current: str | None = None
+
+
+class _Tokens:
+    """The request's input token estimate, counted once and only if something needs it."""
+
+    def __init__(self, ctx: RequestContext) -> None:
+        self._ctx = ctx
+        self._input: int | None = None
+
+    @property
+    def input(self) -> int:
+        """Estimated input tokens (messages, schema, tools), as the budget stage counts them."""
+        if self._input is None:
+            self._input = estimate_input_tokens(self._ctx.request)
+        return self._input
+
+
+def _exhausted(notes: list[str], code: ErrorCode) -> RouterError:
+    if len(notes) == 1:
+        return NoCandidateLeftError(notes[0], code)
+    return NoCandidateLeftError(f"no candidate could answer: {'; '.join(notes)}", code)

@@ -1,0 +1,117 @@
+"""HealthStore: provider+model health in Redis, shared by every router replica.
+
+Why Redis and not each process: a provider that fails for one replica fails for all, so a
+circuit opened by one replica's failures should steer every replica to the fallback at once;
+and `flipsync providers` and the routing policy read the same figures from any process.
+It costs one short Lua call before and one after each provider call.
+
+Health never fails a request: if Redis cannot answer, the call is allowed and the record
+is dropped (and logged).
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from router.health import keys, scripts
+from router.health.breaker import BreakerState
+from router.health.config import BreakerPolicy
+
+log = logging.getLogger(__name__)
+
+
+class Outcome(enum.StrEnum):
+    """What one provider call tells about the provider's health."""
+
+    OK = "ok"
+    FAIL = "fail"
+    """Counts against the circuit: 5xx, timeout, connection, garbled answer, 401/403/404."""
+    RATE_LIMITED = "rate_limited"
+    """A 429: back-pressure, handled by retry-after and the rate limiter, not the circuit."""
+    NEUTRAL = "neutral"
+    """Says nothing about the provider (a 400, a call cut short by the request's deadline)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Permit:
+    """What the circuit said about one call."""
+
+    allowed: bool
+    state: BreakerState
+    retry_in_s: float = 0.0
+    """When not allowed: seconds until the circuit lets a probe through."""
+
+
+class HealthStore:
+    """Breaker checks and call records of every provider+model, in Redis."""
+
+    def __init__(self, redis: aioredis.Redis, policy: BreakerPolicy, *, probe_lease_s: float):
+        """probe_lease_s: how long a half-open probe may run before another one is let in."""
+        self._redis = redis
+        self.policy = policy
+        self._probe_lease_ms = max(int(probe_lease_s * 1000), 1)
+        self._acquire = redis.register_script(scripts.ACQUIRE)
+        self._record = redis.register_script(scripts.RECORD)
+
+    async def acquire(self, provider: str, model: str) -> Permit:
+        """May a call go to provider+model now? An open circuit past its cool-down lets one
+        caller through as the half-open probe."""
+        try:
+            allowed, state, wait_ms = await self._acquire(
+                keys=[keys.stats(provider, model)], args=[self._probe_lease_ms]
+            )
+        except RedisError:
+            log.warning("health of %s/%s unknown: Redis failed", provider, model, exc_info=True)
+            return Permit(allowed=True, state=BreakerState.CLOSED)
+        return Permit(
+            allowed=bool(allowed), state=BreakerState(_text(state)), retry_in_s=int(wait_ms) / 1000
+        )
+
+    async def record(
+        self,
+        provider: str,
+        model: str,
+        outcome: Outcome,
+        *,
+        latency_ms: float = 0.0,
+        cost_micro_usd: int = 0,
+        quality: float | None = None,
+        error: str = "",
+        input_tokens: int = 0,
+        output_tokens: int = 0,
+    ) -> BreakerState:
+        """Count one call's outcome; returns the circuit's state after it."""
+        policy = self.policy
+        try:
+            state = await self._record(
+                keys=[keys.stats(provider, model), keys.INDEX],
+                args=[
+                    provider,
+                    model,
+                    outcome.value,
+                    repr(float(latency_ms)),
+                    repr(policy.alpha),
+                    policy.failures,
+                    repr(policy.error_rate),
+                    policy.min_calls,
+                    int(policy.cooldown_s * 1000),
+                    cost_micro_usd,
+                    repr(-1.0 if quality is None else float(quality)),
+                    error[:200],
+                    input_tokens,
+                    output_tokens,
+                ],
+            )
+        except RedisError:
+            log.warning("health of %s/%s not recorded", provider, model, exc_info=True)
+            return BreakerState.CLOSED
+        return BreakerState(_text(state))
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

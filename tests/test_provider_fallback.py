@@ -1,0 +1,344 @@
+"""Fallback, circuit breakers, 429 storms and deadlines, on real Redis and simulated providers.
+
+The pipeline is built here (a fixed route with fallbacks, then the real Dispatcher), so
+these tests do not depend on the routing policy; the deadline is also checked end to end
+through nats-server and the router service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+from opentelemetry import trace
+
+from bus.llm_client import LlmClient
+from bus.messages import ErrorCode, LlmRequest, LlmResult, Status
+from bus.settings import HealthSettings, Settings
+from cost_ledger.catalog import PriceCatalog
+from flipsync.providers import dispatch_health, provider_registry
+from flipsync.stack import start_stack
+from router.context import Fallback, RequestContext, Route
+from router.errors import DeadlineExceededError, RouterError
+from router.health import BreakerState, RateLimiter, health_snapshot
+from router.pipeline import Handler, compose
+from router.providers.registry import ProviderRegistry
+from router.simulated.config import Faults, SimConfig
+from router.simulated.server import SimulatedProvider
+from router.stages.dispatch import Dispatcher
+from tests.helpers import eventually, make_request
+
+CATALOG = PriceCatalog.load()
+MODEL = "gpt-4o-mini"
+QUICK_HEALTH = HealthSettings(
+    breaker_failures=3,
+    breaker_cooldown_s=0.5,
+    retry_base_s=0.01,
+    retry_max_s=0.05,
+    rate_wait_before_fallback_s=0.2,
+)
+
+
+class FixedRoute:
+    """Routes every request to one model and provider, with the given fallbacks."""
+
+    name = "route"
+
+    def __init__(self, provider: str, fallbacks: tuple[Fallback, ...] = (), model: str = MODEL):
+        self._route = (model, provider, fallbacks)
+
+    async def __call__(self, ctx: RequestContext, call_next: Handler) -> LlmResult:
+        """Set the route, call the rest."""
+        model, provider, fallbacks = self._route
+        ctx.route = Route(model=model, provider=provider, reason="test", fallbacks=fallbacks)
+        return await call_next(ctx)
+
+
+@pytest.fixture
+async def sims() -> AsyncIterator[dict[str, SimulatedProvider]]:
+    """Two named simulated providers, a and b, on their own ports."""
+    started = {name: SimulatedProvider(SimConfig(name=name, seed=7)) for name in ("a", "b")}
+    for sim in started.values():
+        await sim.start()
+    yield started
+    for sim in started.values():
+        await sim.stop()
+
+
+def settings_for(names: list[str], health: HealthSettings = QUICK_HEALTH) -> Settings:
+    """Settings naming simulated providers, with quick breakers and retries."""
+    providers = [{"name": name, "kind": "simulated"} for name in names]
+    return Settings(providers=providers, health=health, provider_max_retries=1)
+
+
+def registry_of(settings: Settings, sims: dict[str, SimulatedProvider]) -> ProviderRegistry:
+    """Clients of the named simulated providers that are already running."""
+    urls = {name: sim.base_url for name, sim in sims.items()}
+    return provider_registry(settings, CATALOG, None, urls)
+
+
+def pipeline(
+    settings: Settings, registry: ProviderRegistry, redis: aioredis.Redis, route: FixedRoute
+) -> Handler:
+    """The fixed route, then the real Dispatcher with health in Redis."""
+    tracer = trace.get_tracer("test")
+    dispatcher = Dispatcher(
+        registry,
+        CATALOG,
+        "gpt-4o",
+        tracer,
+        health=dispatch_health(settings, redis),
+        provider_timeout_s=settings.provider_timeout_s,
+    )
+    return compose([route], dispatcher, tracer)
+
+
+async def answer(handler: Handler, request: LlmRequest) -> LlmResult:
+    """The handler's result, or the error result the router service would publish."""
+    try:
+        return await handler(RequestContext(request=request))
+    except RouterError as exc:
+        return LlmResult(
+            request_id=request.id,
+            tenant=request.tenant,
+            agent=request.agent,
+            status=Status.ERROR,
+            error_code=exc.code,
+            reason=exc.reason,
+        )
+
+
+async def state_of(redis: aioredis.Redis, provider: str) -> BreakerState | None:
+    """The circuit state of provider/MODEL, or None before any call."""
+    for health in await health_snapshot(redis):
+        if (health.provider, health.model) == (provider, MODEL):
+            return health.state
+    return None
+
+
+async def test_a_dead_provider_is_bypassed_and_its_circuit_opens_then_closes(
+    sims: dict[str, SimulatedProvider], redis_client: aioredis.Redis
+) -> None:
+    settings = settings_for(["a", "b"])
+    registry = registry_of(settings, sims)
+    route = FixedRoute("a", (Fallback(model=MODEL, provider="b"),))
+    handler = pipeline(settings, registry, redis_client, route)
+    await sims["a"].set_faults(Faults(server_error=1.0))
+    try:
+        results = [await answer(handler, make_request()) for _ in range(12)]
+        assert all(r.status is Status.OK for r in results), [r.reason for r in results]
+        assert {r.provider for r in results} == {"b"}
+        assert "fallback to b/gpt-4o-mini" in results[0].reason
+        assert "HTTP 500" in results[0].reason
+        assert await state_of(redis_client, "a") is BreakerState.OPEN
+        # Open: a is no longer called; 3 failures opened it (one retry each counted).
+        calls_to_a = (await sims["a"].stats()).requests
+        assert calls_to_a <= 4
+        assert "circuit open" in results[-1].reason
+        more = await asyncio.gather(*(answer(handler, make_request()) for _ in range(8)))
+        assert all(r.ok and r.provider == "b" for r in more)
+        assert (await sims["a"].stats()).requests == calls_to_a
+
+        await sims["a"].set_faults(Faults())  # a recovers
+
+        async def served_by_a() -> bool:
+            await asyncio.sleep(0.05)
+            return (await answer(handler, make_request())).provider == "a"
+
+        await eventually(served_by_a, timeout_s=5)  # after the cool-down, a probe closes it
+        assert await state_of(redis_client, "a") is BreakerState.CLOSED
+        back = await asyncio.gather(*(answer(handler, make_request()) for _ in range(5)))
+        assert all(r.ok and r.provider == "a" and "fallback" not in r.reason for r in back)
+    finally:
+        await registry.close()
+
+
+async def test_a_failed_probe_opens_the_circuit_again(
+    sims: dict[str, SimulatedProvider], redis_client: aioredis.Redis
+) -> None:
+    settings = settings_for(["a", "b"])
+    registry = registry_of(settings, sims)
+    handler = pipeline(
+        settings, registry, redis_client, FixedRoute("a", (Fallback(model=MODEL, provider="b"),))
+    )
+    await sims["a"].set_faults(Faults(server_error=1.0))
+    try:
+        for _ in range(3):
+            assert (await answer(handler, make_request())).ok
+        assert await state_of(redis_client, "a") is BreakerState.OPEN
+        before = (await sims["a"].stats()).requests
+        await asyncio.sleep(0.6)  # the cool-down passes; a still fails
+        assert (await answer(handler, make_request())).provider == "b"
+        assert (await sims["a"].stats()).requests == before + 1  # one probe, no retry
+        assert await state_of(redis_client, "a") is BreakerState.OPEN
+    finally:
+        await registry.close()
+
+
+async def test_every_circuit_open_fails_fast_with_a_reason(
+    sims: dict[str, SimulatedProvider], redis_client: aioredis.Redis
+) -> None:
+    health = QUICK_HEALTH.model_copy(update={"breaker_cooldown_s": 30.0})
+    settings = settings_for(["a"], health)
+    registry = registry_of(settings, {"a": sims["a"]})
+    handler = pipeline(settings, registry, redis_client, FixedRoute("a"))
+    await sims["a"].set_faults(Faults(server_error=1.0))
+    try:
+        first = await answer(handler, make_request())
+        assert first.error_code is ErrorCode.PROVIDER_ERROR and "HTTP 500" in first.reason
+        await answer(handler, make_request())
+        started = time.monotonic()
+        fast = await answer(handler, make_request())
+        assert time.monotonic() - started < 0.5
+        assert fast.error_code is ErrorCode.PROVIDER_ERROR
+        assert "a/gpt-4o-mini: circuit open" in fast.reason
+    finally:
+        await registry.close()
+
+
+async def test_a_fallback_dearer_than_the_reservation_is_skipped(
+    sims: dict[str, SimulatedProvider], redis_client: aioredis.Redis
+) -> None:
+    settings = settings_for(["a", "b"])
+    registry = registry_of(settings, sims)
+    fallbacks = (
+        Fallback(model="gpt-4o", provider="b"),
+        Fallback(model="gpt-4.1-nano", provider="b"),
+    )
+    handler = pipeline(settings, registry, redis_client, FixedRoute("a", fallbacks))
+    await sims["a"].set_faults(Faults(server_error=1.0))
+    try:
+        result = await answer(handler, make_request())
+        assert result.ok and result.model == "gpt-4.1-nano" and result.provider == "b"
+        assert "b/gpt-4o: could cost more than the budget reserved" in result.reason
+        assert (await sims["b"].stats()).by_model["gpt-4o"] == 0
+    finally:
+        await registry.close()
+
+
+async def test_a_429_storm_slows_requests_down_but_loses_none(
+    sims: dict[str, SimulatedProvider], redis_client: aioredis.Redis
+) -> None:
+    settings = settings_for(["a"])
+    registry = registry_of(settings, {"a": sims["a"]})
+    handler = pipeline(settings, registry, redis_client, FixedRoute("a"))
+    try:
+        started = time.monotonic()
+        calm = await asyncio.gather(*(answer(handler, make_request()) for _ in range(20)))
+        calm_s = time.monotonic() - started
+        assert all(r.ok for r in calm)
+        await sims["a"].set_faults(Faults(rate_limit=0.6, retry_after_s=1, retry_after_ms=40))
+        started = time.monotonic()
+        stormy = await asyncio.gather(*(answer(handler, make_request()) for _ in range(20)))
+        stormy_s = time.monotonic() - started
+        assert all(r.ok for r in stormy), [r.reason for r in stormy if not r.ok]
+        limited = (await sims["a"].stats()).faults["rate_limit"]
+        assert limited >= 10  # most calls met at least one 429
+        assert stormy_s > max(calm_s, 0.04 * 3)  # each 429 held every caller ~40 ms
+        [health] = await health_snapshot(redis_client)
+        assert health.rate_limited == limited and health.state is BreakerState.CLOSED
+        assert health.failures == 0 and health.ok == 40
+    finally:
+        await registry.close()
+
+
+async def test_a_rate_limit_moves_the_request_to_a_fallback(
+    sims: dict[str, SimulatedProvider], redis_client: aioredis.Redis
+) -> None:
+    settings = settings_for(["a", "b"])
+    registry = registry_of(settings, sims)
+    handler = pipeline(
+        settings, registry, redis_client, FixedRoute("a", (Fallback(model=MODEL, provider="b"),))
+    )
+    await sims["a"].set_faults(Faults(rate_limit=1.0, retry_after_s=5))
+    try:
+        started = time.monotonic()
+        result = await answer(handler, make_request())
+        assert result.ok and result.provider == "b"
+        assert time.monotonic() - started < 1.0  # did not sit out the 5 s retry-after
+        assert "rate limited" in result.reason
+    finally:
+        await registry.close()
+
+
+async def test_a_deadline_during_a_hanging_call_is_a_timeout_result(
+    sims: dict[str, SimulatedProvider], redis_client: aioredis.Redis
+) -> None:
+    settings = settings_for(["a", "b"])
+    registry = registry_of(settings, sims)
+    handler = pipeline(
+        settings, registry, redis_client, FixedRoute("a", (Fallback(model=MODEL, provider="b"),))
+    )
+    await sims["a"].set_faults(Faults(timeout=1.0, timeout_s=30))
+    try:
+        request = make_request()
+        request.deadline_ms = int(time.time() * 1000) + 400
+        started = time.monotonic()
+        result = await answer(handler, request)
+        assert time.monotonic() - started < 1.5
+        assert result.error_code is ErrorCode.DEADLINE_EXCEEDED
+        assert "a/gpt-4o-mini" in result.reason and "deadline" in result.reason
+        # The deadline cut the call short: that says nothing against a's health.
+        assert all(h.failures == 0 for h in await health_snapshot(redis_client))
+    finally:
+        await registry.close()
+
+
+async def test_a_deadline_while_rate_limited_is_a_timeout_result(
+    sims: dict[str, SimulatedProvider], redis_client: aioredis.Redis
+) -> None:
+    settings = settings_for(["a"])
+    registry = registry_of(settings, {"a": sims["a"]})
+    handler = pipeline(settings, registry, redis_client, FixedRoute("a"))
+    await sims["a"].set_faults(Faults(rate_limit=1.0, retry_after_s=5))
+    try:
+        request = make_request()
+        request.deadline_ms = int(time.time() * 1000) + 500
+        with pytest.raises(DeadlineExceededError, match="would pass the deadline"):
+            await handler(RequestContext(request=request))
+    finally:
+        await registry.close()
+
+
+async def test_the_requester_gets_a_timeout_result_through_the_bus() -> None:
+    faults = Faults(timeout=1.0, timeout_s=30)
+    stack = await start_stack(
+        Settings(sim_latency_ms=0, provider_max_retries=0),
+        sim_config=SimConfig(faults=faults),
+    )
+    try:
+        request = make_request(tenant=f"t{uuid.uuid4().hex[:8]}")
+        request.deadline_ms = int(time.time() * 1000) + 600
+        started = time.monotonic()
+        result = await LlmClient(stack.broker).request(request, timeout_s=10)
+        assert time.monotonic() - started < 3
+        assert result.status is Status.ERROR
+        assert result.error_code is ErrorCode.DEADLINE_EXCEEDED, result.reason
+        assert "deadline" in result.reason
+    finally:
+        await stack.stop()
+
+
+async def test_a_request_waits_for_rate_limit_capacity_and_is_not_dropped(
+    sims: dict[str, SimulatedProvider], redis_client: aioredis.Redis
+) -> None:
+    providers = [{"name": "a", "kind": "simulated", "requests_per_min": 600}]
+    settings = Settings(providers=providers, health=QUICK_HEALTH)
+    registry = registry_of(settings, {"a": sims["a"]})
+    handler = pipeline(settings, registry, redis_client, FixedRoute("a"))
+    limiter = RateLimiter(redis_client)
+    limits = registry.get("a").config.limits
+    try:
+        while not await limiter.try_take("a", MODEL, limits, 0):  # drain the shared bucket
+            pass
+        started = time.monotonic()
+        results = await asyncio.gather(*(answer(handler, make_request()) for _ in range(5)))
+        assert all(r.ok for r in results)
+        assert time.monotonic() - started >= 0.4  # 10 a second, once the bucket is empty
+        assert (await sims["a"].stats()).calls == 5
+    finally:
+        await registry.close()

@@ -1,0 +1,213 @@
+"""Provider health units: EWMA, the breaker state machine, backoff, and the Redis copy of it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+
+import pytest
+import redis.asyncio as aioredis
+
+from bus.embedded import EmbeddedRedis
+from bus.settings import Settings
+from flipsync.provider_report import print_providers
+from router.health import Breaker, BreakerPolicy, BreakerState, HealthStore, Outcome
+from router.health.config import RetryPolicy
+from router.health.ewma import ewma
+from router.health.retry import backoff_s, retry_delay_s
+from router.health.snapshot import breaker_states, health_snapshot
+from router.providers.client import retry_after_s
+from router.providers.errors import ProviderCallError
+from tests.helpers import make_request
+
+POLICY = BreakerPolicy(failures=3, error_rate=0.5, min_calls=10, cooldown_s=30.0, alpha=0.2)
+
+
+def test_ewma_starts_at_the_first_value_and_weighs_the_newest_by_alpha() -> None:
+    assert ewma(None, 100.0, 0.2) == 100.0
+    assert ewma(100.0, 200.0, 0.2) == pytest.approx(120.0)
+    value = None
+    for _ in range(50):
+        value = ewma(value, 1.0, 0.2)
+    assert value == pytest.approx(1.0)
+
+
+def test_consecutive_failures_open_the_circuit() -> None:
+    breaker = Breaker()
+    for now in (1.0, 2.0):
+        breaker = breaker.on_failure(POLICY, now)
+        assert breaker.state is BreakerState.CLOSED
+    breaker = breaker.on_failure(POLICY, 3.0)
+    assert breaker.state is BreakerState.OPEN and breaker.reopen_at == 33.0
+
+
+def test_a_success_resets_the_consecutive_count() -> None:
+    breaker = Breaker().on_failure(POLICY, 0).on_failure(POLICY, 0).on_success(POLICY)
+    breaker = breaker.on_failure(POLICY, 0).on_failure(POLICY, 0)
+    assert breaker.state is BreakerState.CLOSED and breaker.consecutive_failures == 2
+
+
+def test_a_high_error_rate_opens_it_once_enough_calls_are_known() -> None:
+    policy = BreakerPolicy(failures=100, error_rate=0.5, min_calls=10, alpha=0.3)
+    breaker = Breaker()
+    for i in range(9):  # alternate: the rate stays near 0.5, below min_calls
+        breaker = breaker.on_failure(policy, 0) if i % 2 else breaker.on_success(policy)
+    assert breaker.state is BreakerState.CLOSED
+    breaker = breaker.on_failure(policy, 0).on_failure(policy, 0)
+    assert breaker.state is BreakerState.OPEN and breaker.error_rate is not None
+    assert breaker.error_rate >= 0.5
+
+
+def test_open_lets_one_probe_through_after_the_cool_down() -> None:
+    breaker = Breaker(state=BreakerState.OPEN, reopen_at=30.0)
+    allowed, breaker = breaker.allow(29.0, lease_s=5)
+    assert not allowed and breaker.state is BreakerState.OPEN
+    allowed, breaker = breaker.allow(30.0, lease_s=5)
+    assert allowed and breaker.state is BreakerState.HALF_OPEN
+    allowed, _ = breaker.allow(31.0, lease_s=5)
+    assert not allowed  # one probe at a time
+    allowed, _ = breaker.allow(36.0, lease_s=5)
+    assert allowed  # the first probe's lease lapsed
+
+
+def test_half_open_closes_on_success_and_reopens_on_failure() -> None:
+    half = Breaker(state=BreakerState.HALF_OPEN, probe_until=40.0)
+    assert half.on_success(POLICY).state is BreakerState.CLOSED
+    reopened = half.on_failure(POLICY, 50.0)
+    assert reopened.state is BreakerState.OPEN and reopened.reopen_at == 80.0
+
+
+def test_backoff_is_exponential_with_full_jitter_and_capped() -> None:
+    policy = RetryPolicy(base_s=0.1, max_s=1.0)
+    rng = random.Random(1)
+    for attempt, ceiling in ((0, 0.1), (1, 0.2), (2, 0.4), (6, 1.0)):
+        draws = [backoff_s(attempt, policy, rng) for _ in range(200)]
+        assert all(0 <= d <= ceiling for d in draws)
+        assert max(draws) > ceiling * 0.8
+
+
+def test_retry_after_is_honoured_never_shortened() -> None:
+    rng = random.Random(2)
+    delays = [retry_delay_s(0, RetryPolicy(), rng, retry_after_s=2.0) for _ in range(100)]
+    assert all(2.0 <= d <= 2.2 for d in delays)
+
+
+def test_retry_after_headers_are_read_ms_first() -> None:
+    assert retry_after_s({"retry-after-ms": "250", "retry-after": "1"}) == 0.25
+    assert retry_after_s({"retry-after": "3"}) == 3.0
+    assert retry_after_s({"retry-after": "Wed, 21 Oct 2026 07:28:00 GMT"}) is None
+    assert retry_after_s({}) is None
+
+
+async def test_the_redis_breaker_follows_the_same_machine(redis_client: aioredis.Redis) -> None:
+    policy = BreakerPolicy(failures=3, error_rate=0.9, min_calls=100, cooldown_s=0.3, alpha=0.2)
+    store = HealthStore(redis_client, policy, probe_lease_s=0.2)
+    for _ in range(2):
+        assert await store.record("p", "m", Outcome.FAIL, error="HTTP 500") is BreakerState.CLOSED
+    assert await store.record("p", "m", Outcome.RATE_LIMITED) is BreakerState.CLOSED
+    assert await store.record("p", "m", Outcome.FAIL) is BreakerState.OPEN  # 429 is no failure
+    permit = await store.acquire("p", "m")
+    assert not permit.allowed and 0 < permit.retry_in_s <= 0.3
+    assert await breaker_states(redis_client) == {("p", "m"): BreakerState.OPEN}
+
+    await asyncio.sleep(0.31)
+    probe = await store.acquire("p", "m")
+    assert probe.allowed and probe.state is BreakerState.HALF_OPEN
+    assert not (await store.acquire("p", "m")).allowed  # one probe at a time
+    assert await store.record("p", "m", Outcome.FAIL) is BreakerState.OPEN
+    await asyncio.sleep(0.31)
+    assert (await store.acquire("p", "m")).allowed
+    state = await store.record(
+        "p", "m", Outcome.OK, latency_ms=100, cost_micro_usd=30, quality=1.0, input_tokens=9
+    )
+    assert state is BreakerState.CLOSED
+    assert (await store.acquire("p", "m")).state is BreakerState.CLOSED
+
+
+async def test_the_snapshot_reports_ewma_latency_errors_cost_and_quality(
+    redis_client: aioredis.Redis,
+) -> None:
+    store = HealthStore(redis_client, POLICY, probe_lease_s=1)
+    await store.record("p", "m", Outcome.OK, latency_ms=100, cost_micro_usd=10, quality=1.0)
+    await store.record("p", "m", Outcome.OK, latency_ms=200, cost_micro_usd=30, quality=0.0)
+    await store.record("p", "m", Outcome.FAIL, error="HTTP 503")
+    await store.record("q", "m", Outcome.RATE_LIMITED)
+    p, q = await health_snapshot(redis_client)
+    assert (p.provider, p.ok, p.failures, p.cost_micro_usd) == ("p", 2, 1, 40)
+    assert p.latency_ms == pytest.approx(120.0)
+    assert p.error_rate == pytest.approx(0.2)
+    assert p.quality == pytest.approx(0.8)
+    assert p.reliability == pytest.approx(2 / 3) and p.mean_cost_micro_usd == 20
+    assert p.last_error == "HTTP 503" and p.state is BreakerState.CLOSED
+    assert (q.rate_limited, q.latency_ms, q.reliability) == (1, None, None)
+
+
+async def test_flipsync_providers_prints_the_report(
+    redis_client: aioredis.Redis, redis_server: EmbeddedRedis, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = HealthStore(redis_client, POLICY, probe_lease_s=1)
+    await store.record("sim-a", "gpt-4o-mini", Outcome.OK, latency_ms=80, cost_micro_usd=1500)
+    for _ in range(3):
+        await store.record("sim-b", "gpt-4o-mini", Outcome.FAIL, error="HTTP 500")
+    assert await print_providers(Settings(redis_url=redis_server.url)) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split()[:3] == ["provider", "model", "circuit"]
+    a = next(line for line in table if line.startswith("sim-a"))
+    b = next(line for line in table if line.startswith("sim-b"))
+    assert "closed" in a and "100.0%" in a and "80" in a and "0.001500" in a
+    assert "open (30s)" in b and "0.0%" in b
+    assert await print_providers(Settings(redis_url=redis_server.url), as_json=True) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["provider"], r["circuit"]) for r in rows] == [("sim-a", "closed"), ("sim-b", "open")]
+    assert "key" not in json.dumps(rows).lower()
+
+
+def test_vendor_providers_read_keys_from_the_environment_and_never_print_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from cost_ledger.catalog import PriceCatalog
+    from flipsync.providers import ProviderConfigError, provider_configs
+
+    catalog = PriceCatalog.load()
+    specs = [{"name": "claude", "kind": "anthropic"}, {"name": "gemini", "kind": "google"}]
+    settings = Settings(providers=specs)
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    with pytest.raises(ProviderConfigError, match="ANTHROPIC_API_KEY"):
+        provider_configs(settings, catalog, None)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-secret")
+    monkeypatch.setenv("GEMINI_API_KEY", "gm-secret")
+    claude, gemini = provider_configs(settings, catalog, None)
+    assert claude.base_url == "https://api.anthropic.com/v1/"
+    assert set(claude.models) == {"claude-sonnet-4", "claude-haiku-3.5"}
+    assert gemini.base_url.startswith("https://generativelanguage.googleapis.com/")
+    assert claude.api_key.get_secret_value() == "sk-ant-secret"
+    assert "secret" not in repr(claude) + str(claude) + repr(gemini)
+    local = Settings(providers=[{"name": "vllm", "base_url": "http://vllm:8000/v1"}])
+    with pytest.raises(ProviderConfigError, match="models"):
+        provider_configs(local, catalog, None)
+
+
+async def test_named_simulated_providers_start_with_their_own_faults() -> None:
+    from cost_ledger.catalog import PriceCatalog
+    from flipsync.providers import start_providers
+
+    specs = [
+        {"name": "steady", "kind": "simulated"},
+        {"name": "flaky", "kind": "simulated", "simulated": {"faults": {"server_error": 1.0}}},
+    ]
+    registry = await start_providers(
+        Settings(providers=specs),
+        PriceCatalog.load(),
+        None,
+    )
+    try:
+        assert registry.names() == ["steady", "flaky"]
+        steady, flaky = registry.get("steady"), registry.get("flaky")
+        assert steady.config.simulated and steady.config.base_url != flaky.config.base_url
+        request = make_request()
+        assert (await steady.complete(request, "gpt-4o-mini")).content
+        with pytest.raises(ProviderCallError, match="HTTP 500"):
+            await flaky.complete(request, "gpt-4o-mini")
+    finally:
+        await registry.close()
