@@ -6,6 +6,7 @@ import random
 
 import pytest
 
+from bus.settings import Settings
 from cost_ledger.catalog import PriceCatalog
 from router.routing.quality import (
     QualityBook,
@@ -78,3 +79,16 @@ def test_bad_priors_are_refused() -> None:
         QualityBook(priors={"m": 1.5})
     with pytest.raises(ValueError):
         QualityBook(prior_strength=0)
+
+
+def test_one_early_failure_does_not_push_the_default_model_under_the_agents_floor() -> None:
+    """A model under its task's floor gets no traffic, so no signals to recover: the default
+    prior must outweigh a single bad answer."""
+    settings = Settings()
+    book = QualityBook.from_catalog(
+        PriceCatalog.load(), prior_strength=settings.routing.quality_prior_strength
+    )
+    floor = settings.routing.task_quality_floors["text_generation"]
+    book.record(QualitySignal(model="gpt-4o-mini", task_type="text_generation",
+                              kind=SignalKind.VALIDATOR, good=False))  # fmt: skip
+    assert book.estimate("gpt-4o-mini", "text_generation").mean >= floor

@@ -10,7 +10,7 @@ from router.routing.config import RoutingConfig
 from router.routing.errors import NoCandidateError
 from router.routing.features import RequestFeatures, TextCues, extract, heuristic_complexity
 from router.routing.learned import PromptRouter, PromptScore
-from router.routing.policy import Policy, RouteDecision, choose
+from router.routing.policy import Policy, RouteDecision, choose, rank
 from router.routing.quality import (
     BetaEstimate,
     QualityBook,
@@ -49,4 +49,5 @@ __all__ = [
     "escalate",
     "extract",
     "heuristic_complexity",
+    "rank",
 ]

@@ -27,6 +27,8 @@ class RoutingConfig:
     """Share of max_output_tokens a call is expected to write, for cost and latency estimates."""
     latency_weight: Mapping[Priority, float] = field(default_factory=lambda: DEFAULT_LATENCY_WEIGHT)
     """Balanced policy: weight of latency against cost (0..1), by priority."""
+    task_floors: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
+    """Lowest model quality per task type, on top of each request's own floor."""
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.budget_shift <= 1.0:
@@ -35,6 +37,12 @@ class RoutingConfig:
             raise ValueError("output_fill must lie in (0, 1]")
         if not all(0.0 <= w <= 1.0 for w in self.latency_weight.values()):
             raise ValueError("latency weights must lie in 0..1")
+        if not all(0.0 <= f <= 1.0 for f in self.task_floors.values()):
+            raise ValueError("task quality floors must lie in 0..1")
+
+    def floor(self, task_type: str, request_floor: float = 0.0) -> float:
+        """The quality floor of a request: its own, or its task type's if higher."""
+        return max(request_floor, self.task_floors.get(task_type, 0.0))
 
     @classmethod
     def from_settings(cls, settings: RoutingSettings) -> RoutingConfig:
@@ -60,4 +68,5 @@ class RoutingConfig:
             latency_weight=MappingProxyType(
                 {Priority(p): w for p, w in settings.latency_weight.items()}
             ),
+            task_floors=MappingProxyType(dict(settings.task_quality_floors)),
         )

@@ -91,6 +91,36 @@ def choose(
     quality_estimates map a model to its recorded quality for this task type, overriding
     the candidate's prior.
     """
+    return rank(
+        features,
+        candidates,
+        policy=policy,
+        quality_floor=quality_floor,
+        deadline_ms=deadline_ms,
+        priority=priority,
+        budget_pressure=budget_pressure,
+        quality_estimates=quality_estimates,
+        config=config,
+        count=1,
+    )[0]
+
+
+def rank(
+    features: RequestFeatures,
+    candidates: Sequence[Candidate],
+    *,
+    policy: Policy,
+    quality_floor: float = 0.0,
+    deadline_ms: float | None = None,
+    priority: Priority = Priority.STANDARD,
+    budget_pressure: float = 0.0,
+    quality_estimates: Mapping[str, float] | None = None,
+    config: RoutingConfig | None = None,
+    count: int = 3,
+) -> list[RouteDecision]:
+    """Up to count decisions, best first: choose's pick, then what choose would pick with
+    the earlier picks removed (the fallback chain). Prices every candidate once; raises
+    NoCandidateError when no candidate can take the request."""
     config = config or RoutingConfig()
     pressure = min(max(budget_pressure, 0.0), 1.0)
     score = max(features.complexity - pressure * config.budget_shift, 0.0)
@@ -111,7 +141,7 @@ def choose(
         )
         for c in candidates
     ]
-    usable = _usable(features, options)
+    remaining = _usable(features, options)
 
     def decide(option: _Option, why: str) -> RouteDecision:
         return RouteDecision(
@@ -126,41 +156,56 @@ def choose(
             estimated_latency_ms=option.latency_ms,
         )
 
+    floor = f"quality >= {required:.2f}"
+    if quality_floor > config.tier_quality.of(tier):
+        floor += " (the request's floor)"
+    weight = config.latency_weight.get(priority, 0.0) * (1.0 - pressure)
+    out: list[RouteDecision] = []
+    while remaining and len(out) < count:
+        pick, why = _pick(remaining, policy, required, floor, deadline_ms, weight)
+        out.append(decide(pick, why))
+        remaining = [o for o in remaining if o is not pick]
+    return out
+
+
+def _pick(
+    usable: list[_Option],
+    policy: Policy,
+    required: float,
+    floor: str,
+    deadline_ms: float | None,
+    weight: float,
+) -> tuple[_Option, str]:
+    """The best usable option under the policy, and why (steps 4 to 6 of the docstring)."""
     timely = usable
     if deadline_ms is not None:
         timely = [o for o in usable if o.latency_ms <= deadline_ms]
         if not timely:
             fastest = min(usable, key=_by(lambda o: o.latency_ms))
-            return decide(
-                fastest,
+            return fastest, (
                 f"no candidate meets the {deadline_ms:.0f} ms deadline; "
-                f"{fastest.candidate.model} is the fastest (est. {fastest.latency_ms:.0f} ms)",
+                f"{fastest.candidate.model} is the fastest (est. {fastest.latency_ms:.0f} ms)"
             )
     good = [o for o in timely if o.quality >= required - _EPS]
     if not good:
         best = min(timely, key=lambda o: (-o.quality, o.cost, o.candidate.model))
-        return decide(
-            best,
+        return best, (
             f"no candidate reaches quality {required:.2f}; "
-            f"{best.candidate.model} is the best ({best.quality:.2f})",
+            f"{best.candidate.model} is the best ({best.quality:.2f})"
         )
-    floor = f"quality >= {required:.2f}"
-    if quality_floor > config.tier_quality.of(tier):
-        floor += " (the request's floor)"
     if policy is Policy.CHEAPEST:
         pick = min(good, key=_by(lambda o: o.cost))
-        why = f"{pick.candidate.model} is the cheapest with {floor}"
-    elif policy is Policy.FASTEST:
+        return pick, f"{pick.candidate.model} is the cheapest with {floor}"
+    if policy is Policy.FASTEST:
         pick = min(good, key=_by(lambda o: o.latency_ms))
-        why = f"{pick.candidate.model} is the fastest with {floor} (est. {pick.latency_ms:.0f} ms)"
-    else:
-        weight = config.latency_weight.get(priority, 0.0) * (1.0 - pressure)
-        pick = _balanced(good, weight)
-        why = (
-            f"{pick.candidate.model} balances cost and latency "
-            f"(latency weight {weight:.2f}) with {floor}"
+        return pick, (
+            f"{pick.candidate.model} is the fastest with {floor} (est. {pick.latency_ms:.0f} ms)"
         )
-    return decide(pick, why)
+    pick = _balanced(good, weight)
+    return pick, (
+        f"{pick.candidate.model} balances cost and latency "
+        f"(latency weight {weight:.2f}) with {floor}"
+    )
 
 
 def _usable(features: RequestFeatures, options: list[_Option]) -> list[_Option]:

@@ -71,6 +71,11 @@ class BetaEstimate:
         return self.alpha / (self.alpha + self.beta)
 
     @property
+    def n(self) -> float:
+        """Signal weight recorded on top of the prior (observations)."""
+        return self.observations
+
+    @property
     def variance(self) -> float:
         """The posterior variance."""
         total = self.alpha + self.beta

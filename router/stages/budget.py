@@ -209,7 +209,9 @@ class BudgetStage:
         if choice is None or provider is None:
             return False
         reason = f"{ctx.route.reason}; downgraded from {ctx.route.model} (budget {why})"
-        ctx.route = Route(model=choice.name, provider=provider, reason=reason)
+        # Dispatch falls back only to models no dearer than this one, so the rest may stay.
+        fallbacks = tuple(f for f in ctx.route.fallbacks if f.model != choice.name)
+        ctx.route = Route(model=choice.name, provider=provider, reason=reason, fallbacks=fallbacks)
         return True
 
     async def _keep(self, request_id: str, every_s: float) -> None:

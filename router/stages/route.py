@@ -1,32 +1,297 @@
-"""Routing: choose the model and provider for a request (first cut: hint, else default)."""
+"""Routing: choose the model and provider for a request, with fallbacks and a reason.
+
+An explicit ``model_hint`` that a configured provider offers wins (agents' escalation
+retries and experiments use it). Otherwise the pure policy (router.routing.policy.rank)
+picks among the catalog models the providers offer, from the request's features, quality
+floor (its own, or its task type's from routing.task_quality_floors), deadline and
+priority, the tenant's budget pressure (router.routing.pressure) and the recorded quality
+of each model on the task type (router.routing.quality_store: catalog prior plus signals,
+shared through Redis); the policy is the flag override (ctx.routing_policy) or the
+configured one. A share of requests (routing.explore_share, off by default) routes on
+Thompson samples of that quality instead of its mean, so that other models get signals too.
+The fallbacks are the same model at other providers, then the next-best models, best first.
+A task type listed in routing.cascade_task_types whose answer has a schema starts a
+cascade on the cheapest rung when that is expected to cost less than the policy's pick
+(see router.stages.cascade).
+
+Cost per request: about 0.2 ms of CPU for the features (regex cues, token estimate) and
+0.05-0.1 ms for the ranking, on the workflow's prompts.
+
+The reason goes into ctx.route (and so the result, the ledger and the dispatch span) and
+onto this stage's span as flipsync.route_reason.
+"""
 
 from __future__ import annotations
 
+import logging
+import random
+import zlib
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+
+import redis.asyncio as aioredis
+from opentelemetry import trace
+
 from bus.messages import LlmResult
-from router.context import RequestContext, Route
+from bus.settings import Settings
+from cost_ledger.budgets.store import BudgetStore
+from cost_ledger.catalog import PriceCatalog
+from router.context import Fallback, RequestContext, Route
 from router.errors import NoRouteError
 from router.pipeline import Handler
 from router.providers.registry import ProviderRegistry
+from router.routing.candidates import Candidate, candidates_from_catalog
+from router.routing.cascade import applies, build_ladder
+from router.routing.config import RoutingConfig
+from router.routing.errors import NoCandidateError
+from router.routing.features import RequestFeatures, extract, request_text
+from router.routing.learned import PromptRouter
+from router.routing.policy import Policy, RouteDecision, rank
+from router.routing.pressure import BudgetPressure
+from router.routing.quality_store import QualityStore, QualityView
+from router.stages.cascade import CascadeStage, rung_route
+
+log = logging.getLogger(__name__)
+ROUTE_REASON = "flipsync.route_reason"
+MAX_FALLBACKS = 3
+
+
+def offered_models(registry: ProviderRegistry) -> dict[str, tuple[str, ...]]:
+    """Each model the providers offer, with the providers offering it, in registry order."""
+    out: dict[str, list[str]] = {}
+    for name in registry.names():
+        for model in registry.get(name).config.models:
+            out.setdefault(model, []).append(name)
+    return {model: tuple(providers) for model, providers in out.items()}
 
 
 class RouteStage:
-    """Pick the requested model if a provider offers it, else the default model."""
+    """Set ctx.route from the hint or the policy, then call the rest."""
 
     name = "route"
 
-    def __init__(self, registry: ProviderRegistry, default_model: str) -> None:
+    def __init__(
+        self,
+        registry: ProviderRegistry,
+        catalog: PriceCatalog,
+        *,
+        config: RoutingConfig | None = None,
+        policy: Policy = Policy.BALANCED,
+        cascade_task_types: Iterable[str] = (),
+        quality: QualityView | None = None,
+        pressure: BudgetPressure | None = None,
+        learned: PromptRouter | None = None,
+        learned_task_types: Iterable[str] = (),
+        explore_share: float = 0.0,
+    ) -> None:
+        """explore_share: the share of requests (by request id) routed on Thompson samples of
+        the quality estimates instead of their means, so that models the policy does not
+        pick still get quality signals."""
         self._registry = registry
-        self._default_model = default_model
+        self._explore_share = explore_share
+        self._config = config or RoutingConfig()
+        self._policy = policy
+        self._cascade = frozenset(cascade_task_types)
+        self._quality = quality
+        self._pressure = pressure
+        self._learned = learned
+        self._learned_tasks = frozenset(learned_task_types)
+        self._providers = offered_models(registry)
+        primary = {model: providers[0] for model, providers in self._providers.items()}
+        self._candidates = candidates_from_catalog(catalog, offered=primary)
+        self._models = tuple(c.model for c in self._candidates)
+        self._qualities = {c.model: c.quality for c in self._candidates}
+        if not self._candidates:
+            raise NoRouteError("no configured provider offers a catalog model")
+
+    @property
+    def candidates(self) -> tuple[Candidate, ...]:
+        """The candidates this stage chooses among, one per model at its first provider."""
+        return self._candidates
+
+    def alternates(self, model: str, but: str = "") -> tuple[Fallback, ...]:
+        """The model at each provider offering it (except the provider but)."""
+        providers = self._providers.get(model, ())
+        return tuple(Fallback(model=model, provider=p) for p in providers if p != but)
 
     async def __call__(self, ctx: RequestContext, call_next: Handler) -> LlmResult:
         """Set ctx.route, then call the rest."""
-        hint = ctx.request.model_hint
-        if hint and self._registry.offering(hint) is not None:
-            model, reason = hint, f"requested model {hint}"
-        else:
-            model, reason = self._default_model, f"default model {self._default_model}"
-        client = self._registry.offering(model)
-        if client is None:
-            raise NoRouteError(f"no configured provider offers {model}")
-        ctx.route = Route(model=model, provider=client.name, reason=reason)
+        ctx.route = await self.route(ctx)
+        trace.get_current_span().set_attribute(ROUTE_REASON, ctx.route.reason)
         return await call_next(ctx)
+
+    async def route(self, ctx: RequestContext) -> Route:
+        """The route of a request (see the module docstring); raises NoRouteError."""
+        request = ctx.request
+        hint = request.model_hint
+        if hint:
+            client = self._registry.offering(hint)
+            if client is not None:  # fallbacks: models at least as good as the one asked for
+                floor = max(
+                    self._config.floor(request.task_type, request.quality_floor),
+                    self._qualities.get(hint, 0.0),
+                )
+                try:
+                    picks = await self._rank(ctx, self._features(ctx), floor, exclude=hint)
+                except NoCandidateError:
+                    picks = []
+                return Route(
+                    model=hint,
+                    provider=client.name,
+                    reason=f"requested model {hint}",
+                    fallbacks=self._fallbacks(hint, client.name, picks),
+                )
+        features = self._features(ctx)
+        floor = self._config.floor(request.task_type, request.quality_floor)
+        explore = self._explores(request.id)
+        picks = await self._rank(ctx, features, floor, explore=explore)
+        decision = picks[0]
+        if explore:
+            decision = replace(decision, reason=f"exploring (sampled quality): {decision.reason}")
+        if applies(features, self._cascade):
+            cascade = await self._cascade_route(ctx, features, floor, decision)
+            if cascade is not None:
+                return cascade
+        return Route(
+            model=decision.model,
+            provider=decision.provider,
+            reason=decision.reason,
+            fallbacks=self._fallbacks(decision.model, decision.provider, picks[1:]),
+        )
+
+    def _features(self, ctx: RequestContext) -> RequestFeatures:
+        request = ctx.request
+        if self._learned is not None and request.task_type in self._learned_tasks:
+            return extract(request, complexity=self._learned.complexity(request_text(request)))
+        return extract(request)
+
+    def _explores(self, request_id: str) -> bool:
+        """Whether this request explores: a stable hash of its id falls in the share."""
+        if self._explore_share <= 0 or self._quality is None:
+            return False
+        return zlib.crc32(request_id.encode()) / 2**32 < self._explore_share
+
+    async def _rank(
+        self,
+        ctx: RequestContext,
+        features: RequestFeatures,
+        floor: float,
+        exclude: str = "",
+        *,
+        explore: bool = False,
+    ) -> list[RouteDecision]:
+        """The policy's pick and the next-best ones, best first (at least one unless exclude
+        left no candidate); raises NoCandidateError when none can take the request."""
+        candidates = [c for c in self._candidates if c.model != exclude]
+        if not candidates:
+            return []
+        request = ctx.request
+        remaining = ctx.remaining_s()
+        estimates = None
+        if self._quality is not None and explore:
+            rng = random.Random(request.id)  # the same request explores the same way
+            estimates = await self._quality.sample(request.task_type, self._models, rng)
+        elif self._quality is not None:
+            estimates = await self._quality.estimates(request.task_type, self._models)
+        pressure = await self._pressure.of(request) if self._pressure is not None else 0.0
+        return rank(
+            features,
+            candidates,
+            policy=self._policy_of(ctx),
+            quality_floor=floor,
+            deadline_ms=None if remaining is None else max(remaining, 0.0) * 1000,
+            priority=request.priority,
+            budget_pressure=pressure,
+            quality_estimates=estimates,
+            config=self._config,
+            count=MAX_FALLBACKS + 1,
+        )
+
+    def _fallbacks(
+        self, model: str, provider: str, picks: Sequence[RouteDecision]
+    ) -> tuple[Fallback, ...]:
+        """The model at other providers, then the next-best models at theirs, capped."""
+        out = list(self.alternates(model, but=provider))
+        for pick in picks:
+            out.append(Fallback(model=pick.model, provider=pick.provider))
+            out.extend(self.alternates(pick.model, but=pick.provider))
+        return tuple(out[:MAX_FALLBACKS])
+
+    async def _cascade_route(
+        self,
+        ctx: RequestContext,
+        features: RequestFeatures,
+        floor: float,
+        decision: RouteDecision,
+    ) -> Route | None:
+        """A cascade route on the ladder's first rung, when it is expected to cost less."""
+        request = ctx.request
+        rates = None
+        if self._quality is not None:
+            rates = await self._quality.estimates(request.task_type, self._models)
+        ladder = build_ladder(
+            features,
+            self._candidates,
+            quality_floor=floor,
+            pass_rates=rates,
+            output_fill=self._config.output_fill,
+        )
+        if len(ladder.rungs) < 2:
+            return None
+        first = ladder.first()
+        expected = ladder.expected_cost_micro_usd()
+        if first.model != decision.model and expected >= decision.estimated_cost_micro_usd:
+            return None
+        path = " > ".join(r.model for r in ladder.rungs)
+        reason = (
+            f"cascade {path} on {features.task_type}: expected {expected} micro-USD "
+            f"against {decision.estimated_cost_micro_usd} for {decision.model}"
+        )
+        alternates = self.alternates(first.model, but=first.provider)
+        return rung_route(ladder, first.model, first.provider, reason, alternates)
+
+    def _policy_of(self, ctx: RequestContext) -> Policy:
+        override = ctx.routing_policy
+        if override:
+            try:
+                return Policy(override)
+            except ValueError:
+                log.warning("unknown routing policy %r; using %s", override, self._policy)
+        return self._policy
+
+
+def routing_stages(
+    settings: Settings,
+    registry: ProviderRegistry,
+    catalog: PriceCatalog,
+    redis: aioredis.Redis,
+    budgets: BudgetStore,
+) -> tuple[RouteStage, CascadeStage]:
+    """The route stage (before budget) and the cascade stage (after it), sharing the quality
+    counts in Redis."""
+    routing = settings.routing
+    store = QualityStore(redis)
+    view = QualityView(
+        store,
+        {m.name: m.quality for m in catalog.models()},
+        prior_strength=routing.quality_prior_strength,
+        refresh_s=routing.quality_refresh_s,
+    )
+    learned = PromptRouter.load() if routing.learned_task_types else None
+    route = RouteStage(
+        registry,
+        catalog,
+        config=RoutingConfig.from_settings(routing),
+        policy=Policy(routing.policy),
+        cascade_task_types=routing.cascade_task_types,
+        quality=view,
+        pressure=BudgetPressure(budgets),
+        learned=learned,
+        learned_task_types=routing.learned_task_types,
+        explore_share=routing.explore_share,
+    )
+    alternates = {model: route.alternates(model) for model in offered_models(registry)}
+    cascade = CascadeStage(
+        catalog, quality=store, alternates=alternates, input_margin=budgets.engine.input_margin
+    )
+    return route, cascade
