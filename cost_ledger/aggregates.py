@@ -12,31 +12,58 @@ from decimal import Decimal
 
 import redis.asyncio as aioredis
 
-from bus.messages import LedgerEvent, now_ms
-from cost_ledger import keys
+from bus.messages import LedgerEvent, Lever, now_ms
+from cost_ledger import cube, keys
 from cost_ledger.keys import Dimension
 from cost_ledger.pricing import to_usd
 
-# KEYS[1]: the event's seen marker; KEYS[2 .. n_agg+1]: aggregate hashes; the rest: member sets.
-# ARGV[1]: marker TTL; ARGV[2]: n_agg; ARGV[3]: n_fields; then n_fields (field, increment)
-# pairs; then one member per set key.
+# KEYS[1]: the event's seen marker; KEYS[2 .. n_agg+1]: aggregate hashes; then n_sets member
+# sets; then the cube hashes (cube.py). ARGV[1]: marker TTL; ARGV[2]: n_agg; ARGV[3]: n_fields;
+# ARGV[4]: n_sets; then n_fields (field, increment) pairs; then one member per set key; then
+# n_msets metric sets, each a count and that many 0-based field indexes; then the cube rows as
+# (cube key offset, field prefix, metric set number) triples.
 _APPLY_LUA = """
 if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
   return 0
 end
 local n_agg = tonumber(ARGV[2])
 local n_fields = tonumber(ARGV[3])
+local n_sets = tonumber(ARGV[4])
 for k = 2, n_agg + 1 do
   for f = 0, n_fields - 1 do
-    local amount = ARGV[5 + 2 * f]
+    local amount = ARGV[6 + 2 * f]
     if amount ~= '0' then
-      redis.call('HINCRBY', KEYS[k], ARGV[4 + 2 * f], amount)
+      redis.call('HINCRBY', KEYS[k], ARGV[5 + 2 * f], amount)
     end
   end
 end
-local first_member = 4 + 2 * n_fields
-for k = n_agg + 2, #KEYS do
-  redis.call('SADD', KEYS[k], ARGV[first_member + k - n_agg - 2])
+local first_member = 5 + 2 * n_fields
+for s = 0, n_sets - 1 do
+  redis.call('SADD', KEYS[n_agg + 2 + s], ARGV[first_member + s])
+end
+local m = first_member + n_sets
+local msets = {}
+for i = 1, tonumber(ARGV[m]) do
+  m = m + 1
+  local set = {}
+  for j = 1, tonumber(ARGV[m]) do
+    local f = tonumber(ARGV[m + j])
+    if ARGV[6 + 2 * f] ~= '0' then
+      set[#set + 1] = f
+    end
+  end
+  m = m + tonumber(ARGV[m])
+  msets[i] = set
+end
+m = m + 1
+local cube_base = n_agg + 1 + n_sets
+while m + 2 <= #ARGV do
+  local key = KEYS[cube_base + tonumber(ARGV[m])]
+  local prefix = ARGV[m + 1]
+  for _, f in ipairs(msets[tonumber(ARGV[m + 2])]) do
+    redis.call('HINCRBY', key, prefix .. ARGV[5 + 2 * f], ARGV[6 + 2 * f])
+  end
+  m = m + 3
 end
 return 1
 """
@@ -59,6 +86,16 @@ class Totals:
     output_tokens: int = 0
     simulated_events: int = 0
     """Events produced by the simulated provider, where no real money moved."""
+    exact_hits: int = 0
+    """Events served by the exact cache."""
+    semantic_hits: int = 0
+    """Events served by the semantic cache."""
+    dedup_hits: int = 0
+    """Events served by an identical call already in flight."""
+    packed_items: int = 0
+    """Events served inside a packed provider call."""
+    pack_share_micro: int = 0
+    """Sum over packed events of 1e6 / pack size: packed provider calls, in millionths."""
 
     @property
     def savings_micro_usd(self) -> int:
@@ -82,6 +119,19 @@ class Totals:
 
 
 _FIELDS = tuple(f.name for f in dataclasses.fields(Totals))
+_METRIC_SET_NUMBER = {name: i + 1 for i, name in enumerate(cube.METRIC_SETS)}
+
+
+def _metric_set_args() -> list[int]:
+    """The cube's metric sets as the script takes them: a count, then each set's field indexes."""
+    out = [len(cube.METRIC_SETS)]
+    for names in cube.METRIC_SETS.values():
+        indexes = [_FIELDS.index(n) for n in names] if names else list(range(len(_FIELDS)))
+        out += [len(indexes), *indexes]
+    return out
+
+
+_METRIC_SET_ARGS = _metric_set_args()
 
 
 def event_metrics(event: LedgerEvent) -> Totals:
@@ -95,6 +145,15 @@ def event_metrics(event: LedgerEvent) -> Totals:
         cached_input_tokens=event.usage.cached_input_tokens,
         output_tokens=event.usage.output_tokens,
         simulated_events=int(event.simulated),
+        exact_hits=int(event.lever is Lever.EXACT_CACHE),
+        semantic_hits=int(event.lever is Lever.SEMANTIC_CACHE),
+        dedup_hits=int(event.lever is Lever.DEDUP),
+        packed_items=int(event.lever is Lever.PACKED),
+        pack_share_micro=(
+            (1_000_000 + event.pack_size // 2) // event.pack_size
+            if event.lever is Lever.PACKED and event.pack_size > 0
+            else 0
+        ),
     )
 
 
@@ -123,6 +182,11 @@ class AggregateStore:
         self._seen_ttl_s = seen_ttl_s
         self._apply = redis.register_script(_APPLY_LUA)
 
+    @property
+    def redis(self) -> aioredis.Redis:
+        """The Redis the aggregates live in."""
+        return self._redis
+
     async def apply(self, event: LedgerEvent) -> bool:
         """Add an event to every breakdown, unless its event id was applied before.
 
@@ -146,10 +210,19 @@ class AggregateStore:
         field_args: list[str | int] = []
         for name in _FIELDS:
             field_args += [name, getattr(metrics, name)]
+        entries = cube.event_entries(event, members[Dimension.DAY], members[Dimension.HOUR])
+        cube_keys: dict[str, int] = {}
+        cube_args: list[str | int] = []
+        for key, prefix, metric_set in entries:
+            number = _METRIC_SET_NUMBER[metric_set]
+            cube_args += [cube_keys.setdefault(key, len(cube_keys) + 1), prefix, number]
         applied = await self._apply(
-            keys=[keys.seen(event.event_id), *agg_keys, *set_keys],
-            args=[self._seen_ttl_s, len(agg_keys), len(_FIELDS), *field_args, *set_members],
-        )
+            keys=[keys.seen(event.event_id), *agg_keys, *set_keys, *cube_keys],
+            args=[
+                self._seen_ttl_s, len(agg_keys), len(_FIELDS), len(set_keys),
+                *field_args, *set_members, *_METRIC_SET_ARGS, *cube_args,
+            ],
+        )  # fmt: skip
         return bool(applied)
 
     async def totals(self, tenant: str | None = None) -> Totals:

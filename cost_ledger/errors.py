@@ -3,7 +3,8 @@
 LedgerError
 ├── CatalogError           the price catalog file is missing, unreadable or inconsistent
 │   └── UnknownModelError  a model is not in the catalog (carries model and catalog version)
-└── InvalidUsageError      token usage that cannot be priced (carries the token counts)
+├── InvalidUsageError      token usage that cannot be priced (carries the token counts)
+└── ReferenceFileError     the cost reference figures cannot be read
 """
 
 from __future__ import annotations
@@ -37,3 +38,11 @@ class InvalidUsageError(LedgerError, ValueError):
         self.input_tokens = input_tokens
         self.cached_input_tokens = cached_input_tokens
         self.output_tokens = output_tokens
+
+
+class ReferenceFileError(LedgerError):
+    """The reference cost figures (cost_reference.toml) cannot be read; reason says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason

@@ -11,8 +11,10 @@ from rich.console import Console
 from rich.table import Table
 
 from cost_ledger.aggregates import AggregateStore, Totals
+from cost_ledger.api_models import Filter, Rates, Row, SpendResponse
 from cost_ledger.keys import Dimension
 from cost_ledger.pricing import to_usd
+from cost_ledger.spend import rates
 
 SIMULATED_NOTE = "SIMULATED provider: no real money was spent"
 
@@ -108,6 +110,7 @@ def render_report(report: Report, *, width: int = 100) -> str:
         f"Tokens:   {t.input_tokens} input ({t.cached_input_tokens} cached), "
         f"{t.output_tokens} output"
     )
+    console.print(f"Rates:    {rates_text(t)}")
     sections = (
         ("lever", report.by_lever),
         ("tenant", report.by_tenant),
@@ -120,6 +123,87 @@ def render_report(report: Report, *, width: int = 100) -> str:
         if rows:
             console.print(_table(title, rows))
     return out.getvalue()
+
+
+def rates_text(totals: Totals) -> str:
+    """Cache hit rate (exact + semantic), dedup rate and packing factor, on one line."""
+    return _rates_line(rates(totals))
+
+
+def describe(where: Filter) -> str:
+    """A filter in words: 'tenant acme, agent lister, 2026-11-01..2026-11-07'."""
+    parts = [f"tenant {where.tenant}" if where.tenant else "all tenants"]
+    if where.agent:
+        parts.append(f"agent {where.agent}")
+    if where.model:
+        parts.append(f"model {where.model}")
+    if where.start or where.end:
+        parts.append(f"{where.start or '...'}..{where.end or '...'} (UTC)")
+    return ", ".join(parts)
+
+
+def render_spend(view: SpendResponse, *, width: int = 110) -> str:
+    """A filtered spend report (spend.spend_view) as plain text tables."""
+    out = io.StringIO()
+    console = _console(out, width)
+    t = view.totals
+    console.print(f"FlipSync cost report: {describe(view.filter)}")
+    if view.simulated:
+        console.print(f"{SIMULATED_NOTE} ({t.simulated_events} of {t.calls} events simulated)")
+    share = (
+        f"{100 * t.savings_micro_usd / t.baseline_micro_usd:.1f}%" if t.baseline_micro_usd else "-"
+    )
+    console.print(
+        f"Spend:    {usd(t.spend_micro_usd)}  ({usd(t.cost_per_call_micro_usd)} per call)"
+    )
+    console.print(f"Baseline: {usd(t.baseline_micro_usd)}  (premium model, no cache, no batch)")
+    console.print(f"Saved:    {usd(t.savings_micro_usd)}  ({share})")
+    console.print(f"Calls:    {t.calls} served, {t.paid_calls} paid upstream")
+    console.print(f"Rates:    {_rates_line(view.rates)}")
+    p = view.products
+    console.print(
+        f"Products: {p.products} workflows, {usd(p.cost_per_product_micro_usd)} per product"
+    )
+    for title, rows in (
+        ("lever", view.by_lever),
+        ("tenant", view.by_tenant),
+        ("agent", view.by_agent),
+        ("model", view.by_model),
+        ("task type", view.by_task_type),
+        ("day (UTC)", view.by_day),
+    ):
+        if rows:
+            console.print(_row_table(title, rows))
+    return out.getvalue()
+
+
+def _rates_line(r: Rates) -> str:
+    factor = f"{r.packing_factor:.2f} items/call" if r.packing_factor is not None else "-"
+    return (
+        f"cache hits {r.cache_hit_rate:.1%} (exact {r.exact_cache_hit_rate:.1%}, semantic "
+        f"{r.semantic_cache_hit_rate:.1%}), dedup {r.dedup_rate:.1%}, packing {factor}"
+    )
+
+
+def _console(out: io.StringIO, width: int) -> Console:
+    # Names come from tenants and agents: never read them as markup or emoji codes.
+    return Console(
+        file=out, width=width, color_system=None, force_terminal=False,
+        markup=False, emoji=False, highlight=False,
+    )  # fmt: skip
+
+
+def _row_table(title: str, rows: list[Row]) -> Table:
+    table = Table(title=f"By {title}", title_justify="left")
+    table.add_column(title.split()[0])
+    for column in ("calls", "paid", "spend", "per call", "baseline", "saved"):
+        table.add_column(column, justify="right")
+    for r in rows:
+        table.add_row(
+            r.name, str(r.calls), str(r.paid_calls), usd(r.spend_micro_usd),
+            usd(r.cost_per_call_micro_usd), usd(r.baseline_micro_usd), usd(r.savings_micro_usd),
+        )  # fmt: skip
+    return table
 
 
 def usd(micro_usd: int) -> str:

@@ -49,6 +49,9 @@ def ledger_event(request: LlmRequest, result: LlmResult, catalog_version: str) -
         simulated=result.simulated,
         started_ms=result.finished_ms - int(result.latency_ms),
         finished_ms=result.finished_ms,
+        arm=result.arm,
+        pack_size=result.pack_size,
+        route_reason=result.reason if paid and result.ok else "",
     )
 
 

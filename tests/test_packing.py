@@ -141,6 +141,7 @@ async def test_a_full_window_is_one_call_whose_cost_is_shared_out_exactly(
     assert [r.request_id for r in results] == [r.id for r in requests]
     for result in results:
         assert result.ok and result.lever is Lever.PACKED, result.reason
+        assert result.pack_size == 8  # the ledger's packing factor comes from it
         parsed, problem = parse_answer(result.content, TITLE_SCHEMA.schema)
         assert not problem and result.parsed == parsed
         assert 0 < result.cost_micro_usd < result.baseline_micro_usd

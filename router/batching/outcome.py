@@ -58,6 +58,7 @@ def answered(
     lever: Lever,
     reason: str,
     simulated: bool,
+    pack_size: int = 0,
 ) -> LlmResult:
     """The result of a request answered by a packed call or a batch, validated as dispatch does:
     an answer invalid for the schema is an error result that still cost."""
@@ -85,6 +86,7 @@ def answered(
         lever=lever,
         latency_ms=ctx.elapsed_ms(),
         simulated=simulated,
+        pack_size=pack_size,
     )
 
 

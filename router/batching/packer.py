@@ -140,6 +140,7 @@ class Packer:
                     lever=Lever.PACKED,
                     reason=f"packed with {n - 1} others into {pack_id} ({route.reason})",
                     simulated=client.config.simulated,
+                    pack_size=n,
                 )
             )
         return outcomes

@@ -1,0 +1,219 @@
+"""`flipsync cost spend|timeseries|forecast|anomalies|recommend|vs-reference` and the filters of
+`flipsync report`, read from a running deployment's Redis (REDIS_URL)."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import sys
+from datetime import date
+from typing import Any
+
+import redis.asyncio as aioredis
+from pydantic import BaseModel
+from rich.console import Console
+from rich.table import Table
+
+from bus.settings import Settings
+from cost_ledger.aggregates import AggregateStore
+from cost_ledger.anomalies import anomalies_view
+from cost_ledger.api_models import (
+    AnomaliesResponse,
+    Filter,
+    ForecastResponse,
+    RecommendationsResponse,
+    SpendResponse,
+)
+from cost_ledger.catalog import PriceCatalog
+from cost_ledger.errors import ReferenceFileError
+from cost_ledger.forecast import forecast_view
+from cost_ledger.recommendations import QualitySource, recommendations_view, recorded_quality
+from cost_ledger.reference import References, vs_reference
+from cost_ledger.report import describe, render_spend, usd
+from cost_ledger.slices import FilterError, check_filter
+from cost_ledger.spend import spend_view, timeseries_view
+
+COMMANDS = ("cost",)
+VIEWS = ("spend", "timeseries", "forecast", "anomalies", "recommend")
+
+
+def add_filters(parser: argparse.ArgumentParser, *, tenant: bool = True) -> None:
+    """The report filters: --tenant (unless the parser has it) --agent --model --start --end."""
+    if tenant:
+        parser.add_argument("--tenant", default=None)
+    parser.add_argument("--agent", default=None, help="one agent (not with --model)")
+    parser.add_argument("--model", default=None, help="one model (not with --agent)")
+    parser.add_argument("--start", type=date.fromisoformat, default=None, help="YYYY-MM-DD")
+    parser.add_argument("--end", type=date.fromisoformat, default=None, help="YYYY-MM-DD")
+
+
+def filter_of(args: argparse.Namespace) -> Filter:
+    """The Filter the parsed arguments ask for."""
+    return Filter(
+        tenant=args.tenant,
+        agent=getattr(args, "agent", None),
+        model=getattr(args, "model", None),
+        start=getattr(args, "start", None),
+        end=getattr(args, "end", None),
+    )
+
+
+def is_filtered(where: Filter) -> bool:
+    """Whether a filter narrows more than the tenant (so `flipsync report` shows render_spend)."""
+    return any(v is not None for v in (where.agent, where.model, where.start, where.end))
+
+
+def add_commands(commands: Any) -> None:
+    """Add `flipsync cost ...` to the `flipsync` subparsers."""
+    cost = commands.add_parser("cost", help="cost views: spend, forecast, anomalies, advice")
+    sub = cost.add_subparsers(dest="cost_command", required=True)
+    helps = {
+        "spend": "spend, savings per lever, cost per operation and product, hit rates",
+        "timeseries": "daily spend, savings per lever and routing mix (JSON)",
+        "forecast": "spend over the next 30, 60 and 90 days, with an interval",
+        "anomalies": "hours of unusual spend or cost per call, with their likely cause",
+        "recommend": "cheaper tiers, cache misses, long prompts, with monthly savings",
+    }
+    for name in VIEWS:
+        view = sub.add_parser(name, help=helps[name])
+        add_filters(view)
+        view.add_argument("--json", action="store_true", help="print the API's JSON")
+    ref = sub.add_parser("vs-reference", help="each agent's cost per operation vs reference")
+    ref.add_argument("--tenant", default=None)
+    ref.add_argument("--file", default=None, help="a reference file (default: the packaged one)")
+
+
+async def run_command(
+    args: argparse.Namespace, settings: Settings, *, quality: QualitySource | None = None
+) -> int:
+    """Run `flipsync cost <view>` against a running deployment's Redis."""
+    if settings.redis_url is None:
+        print(f"flipsync {args.command}: set REDIS_URL to the deployment's Redis", file=sys.stderr)
+        return 2
+    if args.cost_command == "vs-reference":
+        return await _vs_reference(args, settings.redis_url)
+    try:
+        where = check_filter(filter_of(args))
+    except FilterError as exc:
+        print(f"flipsync {args.command}: {exc}", file=sys.stderr)
+        return 2
+    client = aioredis.Redis.from_url(settings.redis_url)
+    try:
+        print(await render_view(args.cost_command, client, where, args.json, quality), end="")
+    finally:
+        await client.aclose()
+    return 0
+
+
+async def render_view(
+    name: str,
+    redis: aioredis.Redis,
+    where: Filter,
+    as_json: bool = False,
+    quality: QualitySource | None = None,
+) -> str:
+    """One cost view of a filter, as text (or as the API's JSON)."""
+    store = AggregateStore(redis)
+    catalog = PriceCatalog.load()
+    view: BaseModel
+    match name:
+        case "spend":
+            view = await spend_view(store, where)
+        case "timeseries":
+            view = await timeseries_view(store, where)
+            as_json = True
+        case "forecast":
+            view = await forecast_view(store, where)
+        case "anomalies":
+            view = await anomalies_view(store, where)
+        case _:
+            source = quality or recorded_quality(redis, catalog)
+            view = await recommendations_view(store, where, catalog, source)
+    if as_json:
+        return view.model_dump_json(indent=2) + "\n"
+    if isinstance(view, ForecastResponse):
+        return render_forecast(view)
+    if isinstance(view, AnomaliesResponse):
+        return render_anomalies(view)
+    if isinstance(view, RecommendationsResponse):
+        return render_recommendations(view)
+    assert isinstance(view, SpendResponse)
+    return render_spend(view)
+
+
+def render_forecast(view: ForecastResponse) -> str:
+    """A forecast as text."""
+    out, console = _console()
+    console.print(f"Spend forecast: {describe(view.filter)}")
+    if view.status != "ok":
+        console.print(view.reason)
+        return out.getvalue()
+    console.print(f"{view.method}; {view.reason}; {view.confidence:.0%} intervals")
+    table = Table(title="Next days", title_justify="left")
+    for column in ("days", "forecast", "low", "high"):
+        table.add_column(column, justify="right")
+    for h in view.horizons:
+        table.add_row(
+            str(h.days), usd(h.spend_micro_usd), usd(h.lower_micro_usd), usd(h.upper_micro_usd)
+        )
+    console.print(table)
+    return out.getvalue()
+
+
+def render_anomalies(view: AnomaliesResponse) -> str:
+    """Anomalies as text."""
+    out, console = _console()
+    console.print(f"Anomalies: {describe(view.filter)}; {view.hours} hours, {view.method}")
+    if not view.spend and not view.cost_per_call:
+        console.print(f"none above a score of {view.threshold}")
+    for a in view.spend:
+        console.print(
+            f"{a.hour}  spend {usd(a.spend_micro_usd)} vs {usd(a.baseline_micro_usd)} usually "
+            f"(score {a.score}): {a.likely_cause}"
+        )
+    for c in view.cost_per_call:
+        console.print(
+            f"{c.hour}  {c.agent} cost per call {usd(c.cost_per_call_micro_usd)} vs "
+            f"{usd(c.baseline_cost_per_call_micro_usd)} usually over {c.calls} calls "
+            f"(score {c.score}): {c.likely_cause}"
+        )
+    return out.getvalue()
+
+
+def render_recommendations(view: RecommendationsResponse) -> str:
+    """Recommendations as text, largest monthly saving first."""
+    out, console = _console()
+    console.print(
+        f"Recommendations: {describe(view.filter)}; from {view.window_days} days of ledger, "
+        f"{usd(view.total_monthly_saving_micro_usd)} a month in all"
+    )
+    if not view.items:
+        console.print("none: nothing to save that the ledger can show")
+    for r in view.items:
+        console.print(f"{usd(r.monthly_saving_micro_usd)}/month  [{r.kind}] {r.title}")
+        console.print(f"    {r.detail}")
+    return out.getvalue()
+
+
+async def _vs_reference(args: argparse.Namespace, redis_url: str) -> int:
+    """Print each agent's cost per operation against the reference figures."""
+    try:
+        references = References.load(args.file)
+    except ReferenceFileError as exc:
+        print(f"flipsync cost vs-reference: {exc.reason}", file=sys.stderr)
+        return 2
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        print(await vs_reference(AggregateStore(client), references, args.tenant), end="")
+    finally:
+        await client.aclose()
+    return 0
+
+
+def _console() -> tuple[io.StringIO, Console]:
+    out = io.StringIO()
+    console = Console(
+        file=out, width=120, color_system=None, force_terminal=False,
+        markup=False, emoji=False, highlight=False,
+    )  # fmt: skip
+    return out, console

@@ -1,0 +1,179 @@
+"""The cost API: a FastAPI router over the ledger's Redis view (money in integer micro-dollars).
+
+Every endpoint takes the query parameters ``tenant``, ``agent``, ``model`` (at most one of
+agent and model), ``start`` and ``end`` (UTC days, YYYY-MM-DD, both included), echoes them
+back as ``filter``, and answers 400 ``{"detail": reason}`` for a bad one. Shapes (see
+cost_ledger/api_models.py for every field):
+
+- GET /api/cost/spend -> {filter, simulated, totals: Metrics, rates: {cache_hit_rate,
+  exact_cache_hit_rate, semantic_cache_hit_rate, dedup_rate, packed_items, packing_factor},
+  products: {products, spend_micro_usd, baseline_micro_usd, cost_per_product_micro_usd},
+  savings_by_lever: {lever: micro}, by_lever|by_agent|by_model|by_task_type|by_tenant|by_day:
+  [Row]}, where Metrics = {spend_micro_usd, baseline_micro_usd, savings_micro_usd, calls,
+  paid_calls, input_tokens, cached_input_tokens, output_tokens, simulated_events,
+  cost_per_call_micro_usd} and Row = Metrics + {name}.
+- GET /api/cost/budgets -> {filter, budgets: [{budget, scope, period, period_key, unit,
+  policy, limit, spent, reserved, remaining, utilization, alerts_sent: [50|80|100]}]}: each
+  budget in its current period (tenant and agent narrow it; model, start, end do not).
+- GET /api/cost/forecast -> {filter, status: "ok"|"not_enough_history", reason, method,
+  confidence, history_days, min_history_days, history: [{day, spend_micro_usd}],
+  horizons: [{days: 30|60|90, spend_micro_usd, lower_micro_usd, upper_micro_usd}],
+  daily: [{day, spend_micro_usd, lower_micro_usd, upper_micro_usd}]}.
+- GET /api/cost/anomalies -> {filter, method, threshold, hours, spend: [{hour,
+  spend_micro_usd, baseline_micro_usd, score, likely_cause, causes: [Cause]}],
+  cost_per_call: [{agent, hour, calls, cost_per_call_micro_usd,
+  baseline_cost_per_call_micro_usd, score, likely_cause, causes: [Cause]}]}, where Cause =
+  {dimension: agent|model|lever, name, observed_micro_usd, baseline_micro_usd,
+  change_micro_usd}.
+- GET /api/cost/recommendations -> {filter, window_days, total_monthly_saving_micro_usd,
+  items: [{kind: cheaper_tier|cache_misses|long_prompts, title, detail,
+  monthly_saving_micro_usd, agent, task_type, model, suggested_model, evidence: {}}]}.
+- GET /api/cost/timeseries -> {filter, days: [day], spend_micro_usd: [int],
+  baseline_micro_usd: [int], calls: [int], savings_by_lever: {lever: [int]},
+  spend_by_model: {model: [int]}, calls_by_model: {model: [int]}, products: [int],
+  cost_per_product_micro_usd: [int]} (one value per day).
+
+A model filter reads the model's own totals: its spend report has no breakdown by agent,
+lever or task type, and its recommendations are only the cheaper tiers for that model.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+import redis.asyncio as aioredis
+from fastapi import APIRouter, HTTPException, Query
+
+from bus.settings import Settings
+from cost_ledger.aggregates import AggregateStore
+from cost_ledger.anomalies import anomalies_view
+from cost_ledger.api_models import (
+    AnomaliesResponse,
+    BudgetRow,
+    BudgetsResponse,
+    Filter,
+    ForecastResponse,
+    RecommendationsResponse,
+    SpendResponse,
+    TimeseriesResponse,
+)
+from cost_ledger.budgets.config import BudgetConfig
+from cost_ledger.budgets.live import LiveBudgets
+from cost_ledger.budgets.store import BudgetStore
+from cost_ledger.catalog import PriceCatalog
+from cost_ledger.forecast import forecast_view
+from cost_ledger.recommendations import QualitySource, recommendations_view, recorded_quality
+from cost_ledger.slices import FilterError, check_filter
+from cost_ledger.spend import spend_view, timeseries_view
+
+PREFIX = "/api/cost"
+
+Tenant = Annotated[str | None, Query(description="one tenant; all tenants when absent")]
+Agent = Annotated[str | None, Query(description="one agent (not with model)")]
+Model = Annotated[str | None, Query(description="one model (not with agent)")]
+Start = Annotated[date | None, Query(description="first UTC day included, YYYY-MM-DD")]
+End = Annotated[date | None, Query(description="last UTC day included, YYYY-MM-DD")]
+
+
+def cost_api(
+    redis: aioredis.Redis,
+    settings: Settings,
+    *,
+    catalog: PriceCatalog | None = None,
+    quality: QualitySource | None = None,
+) -> APIRouter:
+    """The /api/cost/* endpoints over a deployment's Redis.
+
+    ``quality`` gives quality estimates per (model, task type) for the cheaper-tier
+    recommendations; by default, the quality routing recorded in the same Redis (a pair with
+    no record falls back to the catalog's placeholder).
+    """
+    router = APIRouter(prefix=PREFIX, tags=["cost"])
+    store = AggregateStore(redis)
+    prices = catalog or PriceCatalog.load()
+    quality = quality or recorded_quality(redis, prices)
+    budgets = BudgetStore(redis, LiveBudgets(redis, BudgetConfig.load(settings.budget_config)))
+
+    def checked(
+        tenant: str | None, agent: str | None, model: str | None, start: date | None,
+        end: date | None,
+    ) -> Filter:  # fmt: skip
+        try:
+            return check_filter(
+                Filter(tenant=tenant, agent=agent, model=model, start=start, end=end)
+            )
+        except FilterError as exc:
+            raise HTTPException(status_code=400, detail=str(exc)) from None
+
+    @router.get("/spend")
+    async def spend(
+        tenant: Tenant = None, agent: Agent = None, model: Model = None,
+        start: Start = None, end: End = None,
+    ) -> SpendResponse:  # fmt: skip
+        """Spend, savings per lever, cost per operation and per product, hit rates."""
+        return await spend_view(store, checked(tenant, agent, model, start, end))
+
+    @router.get("/timeseries")
+    async def timeseries(
+        tenant: Tenant = None, agent: Agent = None, model: Model = None,
+        start: Start = None, end: End = None,
+    ) -> TimeseriesResponse:  # fmt: skip
+        """Daily spend, savings per lever, routing mix and cost per product."""
+        return await timeseries_view(store, checked(tenant, agent, model, start, end))
+
+    @router.get("/budgets")
+    async def budget_rows(
+        tenant: Tenant = None, agent: Agent = None, model: Model = None,
+        start: Start = None, end: End = None,
+    ) -> BudgetsResponse:  # fmt: skip
+        """Each budget's limit, spent, reserved and alerts in its current period."""
+        where = checked(tenant, agent, model, start, end)
+        rows = await budgets.status(where.tenant, agent=where.agent)
+        return BudgetsResponse(
+            filter=where,
+            budgets=[
+                BudgetRow(
+                    budget=r.budget,
+                    scope=r.scope,
+                    period=r.period.value,
+                    period_key=r.period_key,
+                    unit=r.unit.value,
+                    policy=r.policy.value,
+                    limit=r.limit,
+                    spent=r.spent,
+                    reserved=r.reserved,
+                    remaining=r.remaining,
+                    utilization=float(r.utilization),
+                    alerts_sent=list(r.alerts_sent),
+                )
+                for r in rows
+            ],
+        )
+
+    @router.get("/forecast")
+    async def forecast(
+        tenant: Tenant = None, agent: Agent = None, model: Model = None,
+        start: Start = None, end: End = None,
+    ) -> ForecastResponse:  # fmt: skip
+        """Spend over the next 30, 60 and 90 days, with an interval."""
+        return await forecast_view(store, checked(tenant, agent, model, start, end))
+
+    @router.get("/anomalies")
+    async def anomalies(
+        tenant: Tenant = None, agent: Agent = None, model: Model = None,
+        start: Start = None, end: End = None,
+    ) -> AnomaliesResponse:  # fmt: skip
+        """Hours of unusual spend, and of unusual cost per call per agent, with causes."""
+        return await anomalies_view(store, checked(tenant, agent, model, start, end))
+
+    @router.get("/recommendations")
+    async def recommendations(
+        tenant: Tenant = None, agent: Agent = None, model: Model = None,
+        start: Start = None, end: End = None,
+    ) -> RecommendationsResponse:  # fmt: skip
+        """Cheaper tiers at acceptable quality, cache misses, long prompts; monthly savings."""
+        where = checked(tenant, agent, model, start, end)
+        return await recommendations_view(store, where, prices, quality)
+
+    return router

@@ -1,0 +1,66 @@
+"""Ledger events for the cost report, forecast, anomaly, recommendation and API tests."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime
+
+from bus.messages import LedgerEvent, Lever, Usage
+from cost_ledger.aggregates import AggregateStore
+
+_ids = itertools.count()
+
+
+def ms(iso: str) -> int:
+    """Unix milliseconds of a naive UTC ISO time."""
+    return int(datetime.fromisoformat(iso).replace(tzinfo=UTC).timestamp() * 1000)
+
+
+def ledger_event(
+    *,
+    at: str,
+    tenant: str = "acme",
+    agent: str = "lister",
+    model: str = "gpt-4o-mini",
+    task_type: str = "listing",
+    workflow_id: str = "",
+    cost: int = 100,
+    baseline: int = 1000,
+    lever: Lever = Lever.ROUTED,
+    input_tokens: int = 500,
+    cached_input_tokens: int = 0,
+    output_tokens: int = 100,
+    pack_size: int = 0,
+    event_id: str | None = None,
+) -> LedgerEvent:
+    """A ledger event finished at `at` (naive UTC ISO time), with sensible defaults."""
+    eid = event_id or f"ev-{next(_ids)}"
+    return LedgerEvent(
+        event_id=eid,
+        request_id=eid,
+        tenant=tenant,
+        agent=agent,
+        workflow_id=workflow_id,
+        task_type=task_type,
+        model=model,
+        provider="openai",
+        usage=Usage(
+            input_tokens=input_tokens,
+            cached_input_tokens=cached_input_tokens,
+            output_tokens=output_tokens,
+        ),
+        cost_micro_usd=cost,
+        baseline_micro_usd=baseline,
+        lever=lever,
+        catalog_version="2026-11-01",
+        paid_call=cost > 0,
+        started_ms=ms(at) - 300,
+        finished_ms=ms(at),
+        pack_size=pack_size,
+    )
+
+
+async def apply_all(store: AggregateStore, events: list[LedgerEvent]) -> None:
+    """Apply events to the aggregates, checking each one is new."""
+    for e in events:
+        assert await store.apply(e), e.event_id

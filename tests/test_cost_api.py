@@ -1,0 +1,226 @@
+"""The cost HTTP API (cost_ledger/http.py) through an ASGI client, on a real Redis filled by
+ledger events that went through the real ledger consumer on a real nats-server."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import date, timedelta
+from typing import Any
+
+import httpx2
+import nats
+import pytest
+import redis.asyncio as aioredis
+from fastapi import FastAPI
+from faststream.nats import NatsBroker
+from nats.js import JetStreamContext
+
+from bus import subjects
+from bus.broker import make_broker
+from bus.codec import encode
+from bus.embedded import EmbeddedNats
+from bus.messages import LedgerEvent, Lever
+from bus.settings import Settings
+from bus.streams import ensure_streams
+from cost_ledger.aggregates import AggregateStore
+from cost_ledger.budgets.config import BudgetConfig
+from cost_ledger.budgets.live import LiveBudgets
+from cost_ledger.budgets.store import BudgetStore
+from cost_ledger.consumer import ledger_router
+from cost_ledger.http import cost_api
+from cost_ledger.rebuild import rebuild
+from cost_ledger.recommendations import QualityEstimates
+from tests.cost_events import apply_all, ledger_event
+from tests.helpers import eventually
+
+
+async def no_quality() -> QualityEstimates:
+    """No recorded quality yet: the catalog's placeholders apply."""
+    return {}
+
+
+@pytest.fixture
+async def api(redis_client: aioredis.Redis) -> AsyncIterator[httpx2.AsyncClient]:
+    """An HTTP client of an app that mounts only the cost API."""
+    app = FastAPI()
+    app.include_router(cost_api(redis_client, Settings(), quality=no_quality))
+    transport = httpx2.ASGITransport(app=app)
+    async with httpx2.AsyncClient(transport=transport, base_url="http://cost") as client:
+        yield client
+
+
+@pytest.fixture
+async def ledger(
+    nats_server: EmbeddedNats, redis_client: aioredis.Redis
+) -> AsyncIterator[JetStreamContext]:
+    """JetStream, with the ledger consumer applying events to the test's Redis."""
+    nc = await nats.connect(nats_server.url)
+    js = nc.jetstream()
+    await ensure_streams(js, Settings())
+    broker: NatsBroker = make_broker(
+        nats_server.url, routers=[ledger_router(AggregateStore(redis_client))]
+    )
+    await broker.start()
+    yield js
+    await broker.stop()
+    await nc.close()
+
+
+async def get(api: httpx2.AsyncClient, path: str, **params: str) -> dict[str, Any]:
+    """GET a cost endpoint and return its JSON body, checking it answered 200."""
+    response = await api.get(f"/api/cost/{path}", params=params)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def publish(js: JetStreamContext, events: list[LedgerEvent]) -> None:
+    """Publish events on their tenant's ledger subject."""
+    for e in events:
+        await js.publish(
+            subjects.ledger(e.tenant), encode(e), headers={"Nats-Msg-Id": uuid.uuid4().hex}
+        )
+
+
+async def test_spend_through_the_ledger_consumer(
+    api: httpx2.AsyncClient, ledger: JetStreamContext
+) -> None:
+    tenant = f"api-{uuid.uuid4().hex[:8]}"
+    events = [
+        ledger_event(at="2026-11-02T10:00:00", tenant=tenant, cost=300, baseline=1000,
+                     workflow_id="wf-1"),
+        ledger_event(at="2026-11-02T11:00:00", tenant=tenant, cost=0, baseline=1000,
+                     lever=Lever.EXACT_CACHE, workflow_id="wf-1"),
+        ledger_event(at="2026-11-03T09:00:00", tenant=tenant, agent="pricer", model="gpt-4o",
+                     cost=900, baseline=900, workflow_id="wf-2"),
+    ]  # fmt: skip
+    await publish(ledger, events + events[:1])  # the first one redelivered: counted once
+
+    async def consumed() -> bool:
+        info = await ledger.consumer_info(subjects.STREAM_LEDGER, subjects.DURABLE_LEDGER)
+        return bool(info.num_pending == 0 and info.num_ack_pending == 0)
+
+    await eventually(consumed, timeout_s=15)
+    spend = await get(api, "spend", tenant=tenant)
+    assert spend["filter"]["tenant"] == tenant
+    assert spend["totals"]["calls"] == 3
+    assert spend["totals"]["spend_micro_usd"] == 1200
+    assert spend["totals"]["savings_micro_usd"] == 1700
+    assert spend["savings_by_lever"] == {"exact_cache": 1000, "routed": 700}
+    assert spend["rates"]["exact_cache_hit_rate"] == pytest.approx(1 / 3)
+    assert spend["products"] == {
+        "products": 2, "spend_micro_usd": 1200, "baseline_micro_usd": 2900,
+        "cost_per_product_micro_usd": 600,
+    }  # fmt: skip
+    assert [r["name"] for r in spend["by_agent"]] == ["lister", "pricer"]
+
+    pricer = await get(api, "spend", tenant=tenant, agent="pricer")
+    assert pricer["totals"]["spend_micro_usd"] == 900
+    day = await get(api, "spend", tenant=tenant, start="2026-11-02", end="2026-11-02")
+    assert day["totals"]["calls"] == 2
+    model = await get(api, "spend", tenant=tenant, model="gpt-4o")
+    assert model["totals"]["cost_per_call_micro_usd"] == 900
+
+    series = await get(api, "timeseries", tenant=tenant)
+    assert series["days"] == ["2026-11-02", "2026-11-03"]
+    assert series["spend_micro_usd"] == [300, 900]
+    assert series["calls_by_model"] == {"gpt-4o": [0, 1], "gpt-4o-mini": [2, 0]}
+
+    budgets = await get(api, "budgets", tenant=tenant)
+    assert isinstance(budgets["budgets"], list)
+    for row in budgets["budgets"]:
+        assert {"budget", "scope", "limit", "spent", "reserved", "alerts_sent"} <= set(row)
+
+    forecast = await get(api, "forecast", tenant=tenant)
+    assert forecast["status"] == "not_enough_history" and forecast["horizons"] == []
+    anomalies = await get(api, "anomalies", tenant=tenant)
+    assert anomalies["spend"] == [] and anomalies["cost_per_call"] == []
+    recs = await get(api, "recommendations", tenant=tenant)
+    assert recs["window_days"] == 2 and isinstance(recs["items"], list)
+
+
+async def test_forecast_anomalies_and_recommendations_endpoints(
+    api: httpx2.AsyncClient, redis_client: aioredis.Redis
+) -> None:
+    store = AggregateStore(redis_client)
+    first = date(2026, 9, 1)
+    events = []
+    for d in range(30):
+        day = (first + timedelta(days=d)).isoformat()
+        for h in range(0, 24, 3):
+            events.append(
+                ledger_event(at=f"{day}T{h:02d}:00:00", agent="writer", model="gpt-4o",
+                             cost=4000 + 100 * d + 10 * (h % 4), baseline=5000)
+            )  # fmt: skip
+    events += [
+        ledger_event(at="2026-09-20T07:30:00", agent="writer", model="gpt-4o", cost=90_000)
+        for _ in range(3)
+    ]
+    await apply_all(store, events)
+    forecast = await get(api, "forecast", tenant="acme", end="2026-09-30")
+    assert forecast["status"] == "ok"
+    assert [h["days"] for h in forecast["horizons"]] == [30, 60, 90]
+    assert len(forecast["daily"]) == 90 and forecast["daily"][0]["day"] == "2026-10-01"
+    for h in forecast["horizons"]:
+        assert h["lower_micro_usd"] <= h["spend_micro_usd"] <= h["upper_micro_usd"]
+
+    anomalies = await get(api, "anomalies", tenant="acme", start="2026-09-18", end="2026-09-22")
+    assert [a["hour"] for a in anomalies["spend"]] == ["2026-09-20T07"]
+    assert anomalies["spend"][0]["causes"][0]["name"] == "writer"
+
+    recs = await get(api, "recommendations", tenant="acme")
+    cheaper = [r for r in recs["items"] if r["kind"] == "cheaper_tier"]
+    assert cheaper and cheaper[0]["agent"] == "writer" and cheaper[0]["model"] == "gpt-4o"
+    assert cheaper[0]["monthly_saving_micro_usd"] > 0
+
+
+async def test_bad_filters_answer_400_with_a_reason(api: httpx2.AsyncClient) -> None:
+    both = await api.get("/api/cost/spend", params={"agent": "a", "model": "m"})
+    assert both.status_code == 400 and "not both" in both.json()["detail"]
+    tenant = await api.get("/api/cost/forecast", params={"tenant": "a.b"})
+    assert tenant.status_code == 400 and "tenant" in tenant.json()["detail"]
+    backwards = await api.get(
+        "/api/cost/anomalies", params={"start": "2026-11-05", "end": "2026-11-01"}
+    )
+    assert backwards.status_code == 400
+    not_a_day = await api.get("/api/cost/spend", params={"start": "yesterday"})
+    assert not_a_day.status_code == 422
+
+
+async def test_flush_and_rebuild_restores_every_view_exactly(
+    api: httpx2.AsyncClient, ledger: JetStreamContext, redis_client: aioredis.Redis
+) -> None:
+    tenant = f"rb-{uuid.uuid4().hex[:8]}"
+    events = [
+        ledger_event(at=f"2026-10-{1 + i % 20:02d}T{i % 24:02d}:10:00", tenant=tenant,
+                     agent=("lister", "pricer", "tagger")[i % 3], cost=100 + 7 * i,
+                     baseline=1000, workflow_id=f"wf-{i % 5}",
+                     lever=Lever.EXACT_CACHE if i % 4 == 0 else Lever.ROUTED)
+        for i in range(60)
+    ]  # fmt: skip
+    await publish(ledger, events + events[:5])  # five redelivered: counted once
+
+    async def consumed() -> bool:
+        info = await ledger.consumer_info(subjects.STREAM_LEDGER, subjects.DURABLE_LEDGER)
+        return bool(info.num_pending == 0 and info.num_ack_pending == 0)
+
+    await eventually(consumed, timeout_s=15)
+
+    async def snapshot() -> tuple[dict[Any, Any], list[dict[str, Any]]]:
+        keys = sorted(await redis_client.keys(f"fs:ledger:cube:tenant:{tenant}:*"))
+        cube = {k: await redis_client.hgetall(k) for k in keys}
+        views = [
+            await get(api, path, tenant=tenant)
+            for path in ("spend", "timeseries", "anomalies", "recommendations", "forecast")
+        ]
+        return cube, views
+
+    before = await snapshot()
+    assert before[1][0]["totals"]["calls"] == 60
+    assert len(before[0]) > 40  # day and hour hashes, whole and per agent
+    await redis_client.flushall()
+    assert (await get(api, "spend", tenant=tenant))["totals"]["calls"] == 0
+    live = LiveBudgets(redis_client, BudgetConfig.load(None))
+    await rebuild(ledger, AggregateStore(redis_client), BudgetStore(redis_client, live))
+    assert await snapshot() == before

@@ -1,0 +1,176 @@
+"""Spend reports from the ledger cube, on a real Redis: filters, savings per lever, rates,
+cost per operation and per product, and an event replayed twice counted once."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import date
+
+import pytest
+import redis.asyncio as aioredis
+
+from bus.embedded import EmbeddedRedis
+from bus.messages import LedgerEvent, Lever
+from bus.settings import Settings
+from cost_ledger.aggregates import AggregateStore
+from cost_ledger.api_models import Filter
+from cost_ledger.cli import add_commands, run_command
+from cost_ledger.report import build_report, render_report, render_spend
+from cost_ledger.slices import FilterError, check_filter
+from cost_ledger.spend import per, spend_view, timeseries_view
+from flipsync.cli import print_report
+from tests.cost_events import apply_all, ledger_event
+
+
+def seeded() -> list[LedgerEvent]:
+    """Two days of events of two tenants, every lever that matters here."""
+    day1, day2 = "2026-11-02T10:00:00", "2026-11-03T09:30:00"
+    return [
+        ledger_event(at=day1, agent="lister", cost=300, baseline=1000, workflow_id="wf-a"),
+        ledger_event(at=day1, agent="lister", cost=0, baseline=1000, lever=Lever.EXACT_CACHE,
+                     workflow_id="wf-a"),
+        ledger_event(at=day1, agent="pricer", model="gpt-4o", task_type="pricing", cost=900,
+                     baseline=900, workflow_id="wf-b"),
+        ledger_event(at=day2, agent="pricer", task_type="pricing", cost=0, baseline=800,
+                     lever=Lever.SEMANTIC_CACHE, workflow_id="wf-b"),
+        ledger_event(at=day2, agent="lister", cost=0, baseline=700, lever=Lever.DEDUP),
+        *(
+            ledger_event(at=day2, agent="tagger", task_type="tags", cost=50, baseline=400,
+                         lever=Lever.PACKED, pack_size=3, workflow_id="wf-c")
+            for _ in range(3)
+        ),
+        ledger_event(at=day2, tenant="beta", agent="lister", cost=1000, baseline=1000),
+    ]  # fmt: skip
+
+
+async def test_spend_report_of_a_tenant(redis_client: aioredis.Redis) -> None:
+    store = AggregateStore(redis_client)
+    await apply_all(store, seeded())
+    view = await spend_view(store, Filter(tenant="acme"))
+    t = view.totals
+    assert (t.spend_micro_usd, t.baseline_micro_usd, t.calls) == (1350, 5600, 8)
+    assert t.savings_micro_usd == 4250
+    assert t.cost_per_call_micro_usd == per(1350, 8) == 169
+    assert view.savings_by_lever == {
+        "dedup": 700, "exact_cache": 1000, "packed": 1050, "routed": 700, "semantic_cache": 800,
+    }  # fmt: skip
+    assert sum(view.savings_by_lever.values()) == t.savings_micro_usd
+    assert view.rates.exact_cache_hit_rate == pytest.approx(1 / 8)
+    assert view.rates.semantic_cache_hit_rate == pytest.approx(1 / 8)
+    assert view.rates.cache_hit_rate == pytest.approx(2 / 8)
+    assert view.rates.dedup_rate == pytest.approx(1 / 8)
+    assert view.rates.packed_items == 3 and view.rates.packing_factor == pytest.approx(3, abs=1e-3)
+    agents = {r.name: r for r in view.by_agent}
+    assert agents["pricer"].cost_per_call_micro_usd == 450
+    assert agents["tagger"].cost_per_call_micro_usd == 50
+    tasks = {r.name: r.spend_micro_usd for r in view.by_task_type}
+    assert tasks == {"listing": 300, "pricing": 900, "tags": 150}
+    assert view.products.products == 3
+    assert view.products.spend_micro_usd == 1350
+    assert view.products.cost_per_product_micro_usd == 450
+    assert [d.name for d in view.by_day] == ["2026-11-02", "2026-11-03"]
+    assert view.by_tenant == []
+
+
+async def test_filters_by_agent_model_period_and_all_tenants(redis_client: aioredis.Redis) -> None:
+    store = AggregateStore(redis_client)
+    await apply_all(store, seeded())
+    lister = await spend_view(store, Filter(tenant="acme", agent="lister"))
+    assert (lister.totals.calls, lister.totals.spend_micro_usd) == (3, 300)
+    assert [r.name for r in lister.by_agent] == ["lister"]
+    assert {r.name for r in lister.by_lever} == {"routed", "exact_cache", "dedup"}
+    assert lister.rates.dedup_rate == pytest.approx(1 / 3)
+
+    gpt4o = await spend_view(store, Filter(model="gpt-4o"))
+    assert (gpt4o.totals.calls, gpt4o.totals.spend_micro_usd) == (1, 900)
+    assert [r.name for r in gpt4o.by_model] == ["gpt-4o"]
+
+    day2 = await spend_view(store, Filter(tenant="acme", start=date(2026, 11, 3)))
+    assert (day2.totals.calls, day2.totals.spend_micro_usd) == (5, 150)
+    day1 = await spend_view(store, Filter(end=date(2026, 11, 2)))
+    assert day1.totals.spend_micro_usd == 1200
+
+    everyone = await spend_view(store, Filter())
+    assert everyone.totals.spend_micro_usd == 2350
+    assert {r.name: r.spend_micro_usd for r in everyone.by_tenant} == {"acme": 1350, "beta": 1000}
+    assert (await store.totals()).spend_micro_usd == everyone.totals.spend_micro_usd
+
+
+async def test_replayed_event_counts_once_in_the_cube(redis_client: aioredis.Redis) -> None:
+    store = AggregateStore(redis_client)
+    events = seeded()
+    await apply_all(store, events)
+    before = await spend_view(store, Filter(tenant="acme"))
+    for e in events:
+        assert await store.apply(e) is False
+    assert await spend_view(store, Filter(tenant="acme")) == before
+
+
+async def test_timeseries_per_day(redis_client: aioredis.Redis) -> None:
+    store = AggregateStore(redis_client)
+    await apply_all(store, seeded())
+    series = await timeseries_view(store, Filter(tenant="acme"))
+    assert series.days == [date(2026, 11, 2), date(2026, 11, 3)]
+    assert series.spend_micro_usd == [1200, 150]
+    assert series.savings_by_lever["exact_cache"] == [1000, 0]
+    assert series.calls_by_model == {"gpt-4o": [1, 0], "gpt-4o-mini": [2, 5]}
+    assert series.products == [2, 2]
+    assert series.cost_per_product_micro_usd == [600, 75]
+
+
+async def test_bad_filters_are_refused_with_a_reason(redis_client: aioredis.Redis) -> None:
+    with pytest.raises(FilterError, match="not both"):
+        check_filter(Filter(agent="a", model="m"))
+    with pytest.raises(FilterError, match="after end"):
+        check_filter(Filter(start=date(2026, 11, 3), end=date(2026, 11, 2)))
+    with pytest.raises(FilterError, match="bad tenant"):
+        check_filter(Filter(tenant="a:b"))
+    view = await spend_view(AggregateStore(redis_client), Filter(tenant="nobody"))
+    assert view.totals.calls == 0 and view.by_day == [] and view.rates.packing_factor is None
+
+
+async def test_text_report_shows_rates(redis_client: aioredis.Redis) -> None:
+    store = AggregateStore(redis_client)
+    await apply_all(store, seeded())
+    text = render_report(await build_report(store, "acme"))
+    assert "tenant acme" in text and "$0.001350" in text
+    assert "cache hits 25.0% (exact 12.5%, semantic 12.5%), dedup 12.5%" in text
+    assert "packing 3.00 items/call" in text
+    view = await spend_view(store, Filter(tenant="acme", agent="pricer", end=date(2026, 11, 2)))
+    text = render_spend(view)
+    assert "tenant acme, agent pricer, .....2026-11-02 (UTC)" in text
+    assert "$0.000900  ($0.000900 per call)" in text and "By task type" in text
+
+
+async def test_cost_commands_read_a_deployments_redis(
+    redis_client: aioredis.Redis, redis_server: EmbeddedRedis, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = AggregateStore(redis_client)
+    await apply_all(store, seeded())
+    parser = argparse.ArgumentParser()
+    add_commands(parser.add_subparsers(dest="command"))
+    settings = Settings(redis_url=redis_server.url)
+
+    async def run(*argv: str) -> tuple[int, str, str]:
+        code = await run_command(parser.parse_args(argv), settings)
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    code, out, _ = await run("cost", "spend", "--tenant", "acme", "--agent", "pricer")
+    assert code == 0 and "tenant acme, agent pricer" in out and "$0.000900" in out
+    code, out, _ = await run("cost", "forecast", "--tenant", "acme")
+    assert code == 0 and "not enough history: 2 days" in out
+    code, out, _ = await run("cost", "anomalies", "--tenant", "acme")
+    assert code == 0 and "none above a score of 3.5" in out
+    code, out, _ = await run("cost", "recommend", "--tenant", "acme", "--json")
+    assert code == 0 and json.loads(out)["window_days"] == 2
+    code, out, _ = await run("cost", "timeseries", "--tenant", "acme")
+    assert json.loads(out)["spend_micro_usd"] == [1200, 150]
+    code, _, err = await run("cost", "spend", "--agent", "a", "--model", "m")
+    assert code == 2 and "not both" in err
+
+    where = Filter(tenant="acme", model="gpt-4o")
+    assert await print_report(settings, "acme", where=where) == 0
+    out, _ = capsys.readouterr()
+    assert "model gpt-4o" in out and "$0.000900" in out and "Budgets" in out
