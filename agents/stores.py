@@ -52,6 +52,7 @@ async def open_stores(js: JetStreamContext, settings: Settings) -> Stores:
                 bucket=subjects.BUCKET_PHOTO_ANALYSES,
                 history=1,
                 ttl=float(settings.photo_memory_ttl_s),
+                replicas=settings.stream_replicas,
             )
         )
     return Stores(

@@ -12,6 +12,12 @@ from faststream.nats.opentelemetry import NatsTelemetryMiddleware
 from opentelemetry.trace import TracerProvider
 
 
+def server_list(url: str) -> list[str]:
+    """The servers of a NATS_URL: "nats://a:4222,nats://b:4222" names every node of a cluster,
+    so a client that starts while one is down still connects (nats-py wants a list)."""
+    return [part.strip() for part in url.split(",") if part.strip()]
+
+
 def make_broker(
     url: str,
     *,
@@ -26,7 +32,7 @@ def make_broker(
     log_level is the level FastStream logs each message at: DEBUG keeps a busy service quiet.
     """
     broker = NatsBroker(
-        url,
+        server_list(url),
         name=client_name,
         serializer=MsgSpecSerializer(),
         middlewares=(NatsTelemetryMiddleware(tracer_provider=tracer_provider),),

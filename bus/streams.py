@@ -12,8 +12,9 @@ from bus.settings import Settings
 DAY_S = 24 * 3600
 
 
-def stream_configs(settings: Settings, replicas: int = 1) -> list[StreamConfig]:
-    """Every stream, with retention fitted to what it holds."""
+def stream_configs(settings: Settings, replicas: int | None = None) -> list[StreamConfig]:
+    """Every stream, with retention fitted to what it holds (replicas: settings.stream_replicas)."""
+    replicas = replicas or settings.stream_replicas
     ages = {
         subjects.STREAM_REQUESTS: DAY_S,
         subjects.STREAM_RESULTS: settings.result_ttl_s,
@@ -35,8 +36,14 @@ def stream_configs(settings: Settings, replicas: int = 1) -> list[StreamConfig]:
     ]
 
 
-async def ensure_streams(js: JetStreamContext, settings: Settings, replicas: int = 1) -> None:
-    """Create or update every stream, bucket and object store; safe to call from each replica."""
+async def ensure_streams(
+    js: JetStreamContext, settings: Settings, replicas: int | None = None
+) -> None:
+    """Create or update every stream, bucket and object store; safe to call from each replica.
+
+    replicas defaults to settings.stream_replicas (3 on a three-node cluster, 1 embedded).
+    """
+    replicas = replicas or settings.stream_replicas
     for config in stream_configs(settings, replicas):
         try:
             await js.add_stream(config)

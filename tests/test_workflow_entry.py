@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import shutil
-import socket
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -27,6 +26,7 @@ from agents.upload import Uploader
 from agents.watch import WorkflowWatcher
 from bus import subjects
 from bus.codec import decode, encode
+from bus.embedded.process import free_port
 from bus.messages import ChatAsk, ChatReply, LlmRequest, Priority, QualitySignal
 from bus.settings import Settings
 from flipsync.stack import Stack, start_stack
@@ -99,13 +99,6 @@ async def test_cli_uploads_a_csv_at_bulk_priority_and_writes_packages(
     assert request.priority is Priority.BULK  # a CSV import goes the Batch API way
     shipping = (await last_request(stack, owner, "buyer_faq")).messages[1].content
     assert '"weight_g": "1200"' in str(shipping)  # the CSV's extra column reached the agents
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 async def test_http_upload_takes_multipart_photos(stack: Stack) -> None:

@@ -51,6 +51,10 @@ class ServerProcess:
         """The argv that starts the server."""
         raise NotImplementedError
 
+    def environment(self) -> dict[str, str] | None:
+        """The server's environment; None means this process's own."""
+        return None
+
     async def ready(self) -> bool:
         """Whether the server answers on its port."""
         try:
@@ -77,6 +81,7 @@ class ServerProcess:
                 stdout=log,
                 stderr=asyncio.subprocess.STDOUT,
                 stdin=asyncio.subprocess.DEVNULL,
+                env=self.environment(),
                 start_new_session=True,  # a Ctrl-C to the demo must not kill it before we do
             )
         finally:
@@ -99,6 +104,14 @@ class ServerProcess:
         except OSError:
             return ""
         return "\n".join(text.splitlines()[-lines:])
+
+    async def kill(self) -> None:
+        """SIGKILL the server, as a crash would; its data dir stays (stop() still cleans up)."""
+        proc = self._proc
+        if proc is not None and proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
 
     async def stop(self, grace_s: float = 5.0) -> None:
         """Stop the server (SIGTERM, then SIGKILL) and remove a temporary data dir."""
