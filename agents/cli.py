@@ -2,6 +2,7 @@
 
 Each runs against a running deployment when NATS_URL is set, and otherwise starts the whole
 stack embedded in this process (the composition is passed in, so agents/ does not import it).
+`flipsync http` is parsed here but run by flipsync.cli as the api service (api/).
 """
 
 from __future__ import annotations
@@ -14,11 +15,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Protocol
 
-import uvicorn
 from faststream.nats import NatsBroker
 
 from agents.chat import ask_chat
-from agents.http import create_app
 from agents.intake import upload_and_wait
 from agents.output import summary, write_package
 from agents.sources import SourceError, load_path
@@ -62,7 +61,9 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     chat = commands.add_parser("chat", help="ask seller chat about your own products")
     chat.add_argument("--tenant", default="default")
     chat.add_argument("question", nargs="*", help="one question; none starts a conversation")
-    http = commands.add_parser("http", help="serve POST /api/products (multipart photos)")
+    http = commands.add_parser(
+        "http", help="serve the HTTP API (uploads, chat, cost, dashboard, /v1, /asyncapi)"
+    )
     http.add_argument("--host", default="127.0.0.1")
     http.add_argument("--port", type=int, default=8080)
 
@@ -73,7 +74,7 @@ async def run_command(args: argparse.Namespace, settings: Settings, start: Start
         return await upload(settings, start, args)
     if args.command == "chat":
         return await chat(settings, start, args.tenant, " ".join(args.question))
-    return await serve(settings, start, args.host, args.port)
+    raise ValueError(f"flipsync {args.command} is run by flipsync.cli (the api service)")
 
 
 @contextlib.asynccontextmanager
@@ -130,15 +131,6 @@ async def chat(settings: Settings, start: Start, tenant: str, question: str) -> 
             print(reply.answer if reply.ok else f"(no answer: {reply.reason})", flush=True)
             history += [ChatTurn(role="user", text=text)]
             history += [ChatTurn(role="assistant", text=reply.answer)]
-    return 0
-
-
-async def serve(settings: Settings, start: Start, host: str, port: int) -> int:
-    """Serve the HTTP entry point until interrupted."""
-    async with connected(settings, start) as (broker, _simulated):
-        app = create_app(broker, settings)
-        config = uvicorn.Config(app, host=host, port=port, log_level="info")
-        await uvicorn.Server(config).serve()
     return 0
 
 

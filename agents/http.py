@@ -7,15 +7,18 @@
   workflow finished, 202 while it runs, 404 if no such upload.
 - ``POST /api/chat/{tenant}``: a seller-chat question (JSON ChatAsk fields), its answer.
 
-Authentication is left to what fronts it (a gateway that sets the tenant).
+``products_router`` holds the routes; ``create_app`` serves them alone, with authentication
+left to what fronts it. The HTTP API service (api.app) includes the router behind API keys and
+passes ``tenant_check``, which refuses a form ``tenant`` other than the caller's.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import FastAPI, File, Form, HTTPException, UploadFile
+from fastapi import APIRouter, FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import JSONResponse
 from faststream.nats import NatsBroker
 from nats.js.errors import NotFoundError
@@ -33,15 +36,28 @@ from bus.settings import Settings
 MAX_PHOTO_BYTES = 20 * 1024 * 1024
 MAX_PHOTOS = 24
 
+TenantCheck = Callable[[Request, str], None]
+"""Raises (an HTTP error) unless the request's caller may act for the tenant named."""
+
 
 def create_app(broker: NatsBroker, settings: Settings) -> FastAPI:
-    """The FastAPI app on a connected broker."""
+    """The FastAPI app on a connected broker, with the upload and chat routes only."""
     app = FastAPI(title="FlipSync uploads", version="1")
+    app.include_router(products_router(broker, settings))
+    return app
+
+
+def products_router(
+    broker: NatsBroker, settings: Settings, tenant_check: TenantCheck | None = None
+) -> APIRouter:
+    """The upload, status and chat routes on a connected broker."""
+    router = APIRouter(tags=["products"])
     uploader = Uploader(broker, settings)
     stores = StoreOpener(settings)
 
-    @app.post("/api/products", status_code=202)
+    @router.post("/api/products", status_code=202)
     async def upload(
+        request: Request,
         tenant: Annotated[str, Form()],
         product_id: Annotated[str, Form()],
         photos: Annotated[list[UploadFile], File()],
@@ -52,6 +68,8 @@ def create_app(broker: NatsBroker, settings: Settings) -> FastAPI:
         attributes: Annotated[str, Form()] = "{}",
     ) -> dict[str, str]:
         """Store the photos and start the product's workflow."""
+        if tenant_check is not None:
+            tenant_check(request, tenant)
         if len(photos) > MAX_PHOTOS:
             raise HTTPException(413, f"at most {MAX_PHOTOS} photos")
         files = []
@@ -80,7 +98,7 @@ def create_app(broker: NatsBroker, settings: Settings) -> FastAPI:
             "status_url": f"/api/products/{tenant}/{done.workflow_id}",
         }
 
-    @app.get("/api/products/{tenant}/{workflow_id}")
+    @router.get("/api/products/{tenant}/{workflow_id}")
     async def status(tenant: str, workflow_id: str) -> JSONResponse:
         """The listing package when the workflow finished; 202 while it runs."""
         try:
@@ -106,7 +124,7 @@ def create_app(broker: NatsBroker, settings: Settings) -> FastAPI:
         }
         return JSONResponse(body)
 
-    @app.post("/api/chat/{tenant}")
+    @router.post("/api/chat/{tenant}")
     async def chat(tenant: str, body: dict[str, Any]) -> dict[str, Any]:
         """Answer a seller-chat question about this tenant's own products."""
         history = [
@@ -117,4 +135,4 @@ def create_app(broker: NatsBroker, settings: Settings) -> FastAPI:
         return {"ok": reply.ok, "answer": reply.answer, "reason": reply.reason,
                 "product_ids": reply.product_ids}  # fmt: skip
 
-    return app
+    return router

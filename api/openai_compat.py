@@ -1,0 +1,114 @@
+"""The OpenAI-compatible endpoint: POST /v1/chat/completions and GET /v1/models.
+
+An existing OpenAI client sets ``base_url`` to ``http://<api>/v1`` and its API key to a
+FlipSync key; the tenant is the key's. Each call becomes an LlmRequest published on
+``llm.request.<tenant>.<agent>`` (bus.llm_client), so the router pipeline answers it with
+every lever (pattern, trim, caches, dedup, routing, budgets, packing) and the ledger prices
+it. See api.openai_request for the mapping and api.openai_response for the answer's shape.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import nats.errors
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from faststream.nats import NatsBroker
+
+from api.auth import caller_of
+from api.openai_errors import OpenAIError
+from api.openai_request import AUTO_MODEL, read_call
+from api.openai_response import completion_body, flipsync_headers, stream_events
+from bus import subjects
+from bus.llm_client import LlmClient
+from bus.settings import Settings
+from cost_ledger.catalog import PriceCatalog
+
+MODELS_CREATED = 1_700_000_000
+"""The fixed creation time the model list reports."""
+TENANT_HEADER = "x-flipsync-tenant"
+"""The tenant an operator key calls for (a tenant's key always calls for its own)."""
+
+
+def openai_router(broker: NatsBroker, settings: Settings, catalog: PriceCatalog) -> APIRouter:
+    """The /v1 routes on a connected broker."""
+    router = APIRouter(prefix="/v1", tags=["openai"])
+    client = LlmClient(broker)
+    models = model_list(settings, catalog)
+
+    @router.post("/chat/completions")
+    async def chat_completions(request: Request) -> Response:
+        """Answer one chat completion through the router pipeline, streamed or not."""
+        try:
+            tenant = _tenant(request)
+            try:
+                body = json.loads(await request.body())
+            except ValueError:
+                raise OpenAIError(
+                    400, "We could not parse the JSON body of your request."
+                ) from None
+            call = read_call(body, request.headers, tenant=tenant, settings=settings)
+            try:
+                result = await client.request(call.request, timeout_s=settings.openai_timeout_s)
+            except nats.errors.Error as exc:
+                raise OpenAIError(503, f"the message bus is unavailable: {exc}",
+                                  kind="api_error", code="bus_unavailable") from exc  # fmt: skip
+            headers = flipsync_headers(result)
+            if not result.ok:
+                raise OpenAIError.of_result(result, headers)
+        except OpenAIError as exc:
+            return exc.response()
+        created = int(time.time())
+        if call.stream:
+            # The whole answer is here already: every event in one write (see stream_events).
+            events = b"".join(stream_events(result, created, include_usage=call.include_usage))
+            return Response(events, media_type="text/event-stream", headers=headers)
+        return JSONResponse(completion_body(result, created), headers=headers)
+
+    @router.get("/models")
+    async def list_models() -> dict[str, Any]:
+        """The models a call may name; flipsync-auto lets routing choose."""
+        return {"object": "list", "data": models}
+
+    @router.get("/models/{model}", response_model=None)
+    async def get_model(model: str) -> dict[str, Any] | JSONResponse:
+        """One model of the list, or OpenAI's 404."""
+        for entry in models:
+            if entry["id"] == model:
+                return entry
+        error = OpenAIError(404, f"The model '{model}' does not exist", code="model_not_found")
+        return error.response()
+
+    return router
+
+
+def model_list(settings: Settings, catalog: PriceCatalog) -> list[dict[str, Any]]:
+    """flipsync-auto, then every catalog model the configured provider offers."""
+    offered = [
+        model
+        for model in catalog.models()
+        if not settings.real_provider or model.provider == "openai"
+    ]
+    auto = {"id": AUTO_MODEL, "object": "model", "created": MODELS_CREATED, "owned_by": "flipsync"}
+    return [auto] + [
+        {"id": m.name, "object": "model", "created": MODELS_CREATED, "owned_by": m.provider}
+        for m in offered
+    ]
+
+
+def _tenant(request: Request) -> str:
+    """The caller's tenant; an operator key names one in X-FlipSync-Tenant."""
+    caller = caller_of(request)
+    if not caller.operator:
+        return caller.tenant
+    named = request.headers.get(TENANT_HEADER, "")
+    if not named:
+        raise OpenAIError(400, "an operator key must name a tenant in X-FlipSync-Tenant",
+                          param=TENANT_HEADER)  # fmt: skip
+    try:
+        return subjects.token(named)
+    except ValueError as exc:
+        raise OpenAIError(400, str(exc), param=TENANT_HEADER) from None

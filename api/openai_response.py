@@ -1,0 +1,132 @@
+"""An LlmResult written as OpenAI's chat.completion object, or as its stream of chunks.
+
+Besides OpenAI's fields, the answer says what FlipSync did: an extra ``flipsync`` object in
+the body (lever, cost and baseline in micro-dollars, provider, request id, simulated) and the
+same facts as ``x-flipsync-*`` response headers, which a streamed answer carries too.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from bus.messages import LlmResult
+
+WORDS_PER_CHUNK = 4
+"""Words per streamed content chunk."""
+_WORD_STARTS = re.compile(r"(?<=\s)(?=\S)")
+
+
+def completion_id(result: LlmResult) -> str:
+    """The chat completion id: the request id, so an answer can be found in the ledger."""
+    return f"chatcmpl-{result.request_id}"
+
+
+def flipsync_fields(result: LlmResult) -> dict[str, Any]:
+    """What FlipSync did for this answer: the lever that served it and what it cost."""
+    return {
+        "request_id": result.request_id,
+        "lever": result.lever.value,
+        "cost_micro_usd": result.cost_micro_usd,
+        "baseline_micro_usd": result.baseline_micro_usd,
+        "provider": result.provider,
+        "simulated": result.simulated,
+    }
+
+
+def flipsync_headers(result: LlmResult) -> dict[str, str]:
+    """The same facts as response headers (x-flipsync-lever, -cost-micro-usd, ...)."""
+    return {
+        "x-flipsync-request-id": result.request_id,
+        "x-flipsync-lever": result.lever.value,
+        "x-flipsync-cost-micro-usd": str(result.cost_micro_usd),
+        "x-flipsync-baseline-micro-usd": str(result.baseline_micro_usd),
+        "x-flipsync-model": result.model,
+        "x-flipsync-simulated": "true" if result.simulated else "false",
+    }
+
+
+def usage(result: LlmResult) -> dict[str, Any]:
+    """OpenAI's usage block, cached prompt tokens included."""
+    return {
+        "prompt_tokens": result.usage.input_tokens,
+        "completion_tokens": result.usage.output_tokens,
+        "total_tokens": result.usage.input_tokens + result.usage.output_tokens,
+        "prompt_tokens_details": {"cached_tokens": result.usage.cached_input_tokens},
+    }
+
+
+def finish_reason(result: LlmResult) -> str:
+    """ "tool_calls" when the model asked for tools, else "stop"."""
+    return "tool_calls" if result.tool_calls else "stop"
+
+
+def completion_body(result: LlmResult, created: int) -> dict[str, Any]:
+    """The non-streamed answer: one chat.completion object."""
+    message: dict[str, Any] = {"role": "assistant", "content": result.content, "refusal": None}
+    if result.tool_calls:
+        message["tool_calls"] = result.tool_calls
+    choice = {
+        "index": 0,
+        "message": message,
+        "logprobs": None,
+        "finish_reason": finish_reason(result),
+    }
+    return {
+        "id": completion_id(result),
+        "object": "chat.completion",
+        "created": created,
+        "model": result.model,
+        "choices": [choice],
+        "usage": usage(result),
+        "system_fingerprint": None,
+        "flipsync": flipsync_fields(result),
+    }
+
+
+def content_pieces(text: str) -> list[str]:
+    """The text cut into pieces of a few words; joined, they are the text exactly."""
+    words = _WORD_STARTS.split(text)
+    return [
+        "".join(words[i : i + WORDS_PER_CHUNK]) for i in range(0, len(words), WORDS_PER_CHUNK)
+    ] or [""]
+
+
+def stream_events(result: LlmResult, created: int, *, include_usage: bool) -> Iterator[bytes]:
+    """The answer as Server-Sent Events of chat.completion.chunk objects, then ``[DONE]``.
+
+    The router pipeline answers with the whole text at once (caches, packing and the Batch
+    API all work on whole answers), so this is not token streaming from the model: the final
+    text is cut into chunks of a few words after it arrived. The frames are OpenAI's: a role
+    chunk, content chunks, tool call chunks if any, a finish chunk, a usage chunk (no choices)
+    when stream_options.include_usage, then ``data: [DONE]``; the endpoint sends them all in
+    one write, since holding back text it already has would only add latency.
+    """
+    base = {
+        "id": completion_id(result),
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": result.model,
+        "system_fingerprint": None,
+    }
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+        return _event(base | {"choices": [choice]})
+
+    yield chunk({"role": "assistant", "content": ""})
+    if result.content:
+        for piece in content_pieces(result.content):
+            yield chunk({"content": piece})
+    for index, call in enumerate(result.tool_calls):
+        yield chunk({"tool_calls": [{"index": index, **call}]})
+    yield chunk({}, finish_reason(result))
+    if include_usage:
+        yield _event(base | {"choices": [], "usage": usage(result)})
+    yield b"data: [DONE]\n\n"
+
+
+def _event(body: dict[str, Any]) -> bytes:
+    return b"data: " + json.dumps(body, separators=(",", ":")).encode() + b"\n\n"

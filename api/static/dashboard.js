@@ -1,0 +1,396 @@
+/* FlipSync cost dashboard: fetches the cost views with the operator's API key and draws them.
+ *
+ * Every chart canvas and table gets data-ready="true" once drawn (or "error" when its view
+ * failed) and data-points="<n>" with how many data points it shows, so a headless browser
+ * (tests/test_dashboard.py) can wait for the page and check it. Money arrives as integer
+ * micro-dollars and is only turned into dollars for display.
+ */
+"use strict";
+
+(function () {
+  const API = "/api/cost";
+  const KEY_STORE = "flipsync.dashboard.key";
+  const PALETTE = ["#2563eb", "#16a34a", "#d97706", "#9333ea", "#dc2626", "#0891b2",
+    "#db2777", "#65a30d", "#4b5563", "#ea580c"];
+  const MAX_ANOMALIES = 10;
+  const charts = new Map();
+
+  // ---- money and small helpers -------------------------------------------------------------
+
+  /** Micro-dollars as dollars for display: $1.23, or more decimals for small sums. */
+  function usd(m) {
+    const dollars = m / 1e6;
+    const abs = Math.abs(dollars);
+    const digits = abs === 0 ? 2 : abs < 0.01 ? 6 : abs < 1 ? 4 : 2;
+    return (dollars < 0 ? "-$" : "$") + abs.toFixed(digits);
+  }
+
+  /** Micro-dollars as dollars, for chart axes only (display; the API never sends floats). */
+  function dollars(m) { return m / 1e6; }
+
+  function percent(share) { return (100 * share).toFixed(1) + "%"; }
+
+  function text(id, value) { document.getElementById(id).textContent = value; }
+
+  function cell(tr, value, cls) {
+    const td = document.createElement("td");
+    td.textContent = value;
+    if (cls) td.className = cls;
+    tr.appendChild(td);
+    return td;
+  }
+
+  function markReady(el, points) {
+    el.dataset.points = String(points);
+    el.dataset.ready = "true";
+  }
+
+  function markError(el, reason) {
+    el.dataset.ready = "error";
+    el.dataset.error = reason;
+  }
+
+  function setStatus(message, isError) {
+    const el = document.getElementById("status");
+    el.textContent = message;
+    el.classList.toggle("error", Boolean(isError));
+  }
+
+  // ---- fetching ----------------------------------------------------------------------------
+
+  class ViewError extends Error {}
+
+  /** The JSON of one cost view; a ViewError with the server's reason when it refuses. */
+  async function fetchView(path, key, tenant) {
+    const url = new URL(API + path, window.location.origin);
+    if (tenant) url.searchParams.set("tenant", tenant);
+    const response = await fetch(url, {
+      headers: { Authorization: "Bearer " + key, Accept: "application/json" },
+      cache: "no-store",
+    });
+    if (!response.ok) {
+      let reason = response.statusText;
+      try {
+        const body = await response.json();
+        // FastAPI answers {"detail": ...}; the API key guard answers OpenAI's {"error": {...}}.
+        const detail = body.detail !== undefined ? body.detail : body.error && body.error.message;
+        if (detail !== undefined) reason = typeof detail === "string" ? detail : JSON.stringify(detail);
+      } catch (_) { /* not JSON: keep the status text */ }
+      throw new ViewError(`${path}: HTTP ${response.status} ${reason}`);
+    }
+    return response.json();
+  }
+
+  // ---- charts ------------------------------------------------------------------------------
+
+  function drawChart(id, config, points, emptyMessage) {
+    const canvas = document.getElementById(id);
+    const old = charts.get(id);
+    if (old) old.destroy();
+    const options = config.options || {};
+    config.options = Object.assign({ animation: false, responsive: true, maintainAspectRatio: false },
+      options);
+    config.options.plugins = Object.assign({ tooltip: { callbacks: { label: tooltipLabel } } },
+      options.plugins || {});
+    charts.set(id, new Chart(canvas, config));
+    const note = canvas.parentElement.querySelector(".empty");
+    if (note) note.remove();
+    if (points === 0 && emptyMessage) {
+      const p = document.createElement("p");
+      p.className = "empty overlay";
+      p.textContent = emptyMessage;
+      canvas.parentElement.appendChild(p);
+    }
+    markReady(canvas, points);
+  }
+
+  function tooltipLabel(ctx) {
+    const dataset = ctx.dataset;
+    if (dataset.money === false) return `${dataset.label}: ${ctx.formattedValue}`;
+    const raw = Array.isArray(ctx.raw) ? ctx.raw[1] : ctx.raw;
+    return `${dataset.label}: ${usd(Math.round(raw * 1e6))}`;
+  }
+
+  const dollarAxis = () => ({ beginAtZero: true, ticks: { callback: (v) => "$" + v } });
+
+  /** Spend and the naive baseline per day (GET /timeseries). */
+  function drawSpend(ts) {
+    drawChart("chart-spend", {
+      type: "line",
+      data: {
+        labels: ts.days,
+        datasets: [
+          { label: "Spend", data: ts.spend_micro_usd.map(dollars), borderColor: PALETTE[0],
+            backgroundColor: "rgba(37,99,235,0.15)", fill: true, tension: 0.2 },
+          { label: "Baseline (naive path)", data: ts.baseline_micro_usd.map(dollars),
+            borderColor: PALETTE[4], backgroundColor: PALETTE[4], borderDash: [6, 4], tension: 0.2 },
+        ],
+      },
+      options: { scales: { y: dollarAxis() } },
+    }, ts.days.length, "No spend recorded yet.");
+  }
+
+  /** What each lever saved against the baseline (GET /spend savings_by_lever). */
+  function drawSavings(spend) {
+    const levers = Object.entries(spend.savings_by_lever).sort((a, b) => b[1] - a[1]);
+    drawChart("chart-savings", {
+      type: "bar",
+      data: {
+        labels: levers.map(([name]) => name),
+        datasets: [{ label: "Saved", data: levers.map(([, m]) => dollars(m)),
+          backgroundColor: levers.map((_, i) => PALETTE[(i + 1) % PALETTE.length]) }],
+      },
+      options: { indexAxis: "y", scales: { x: dollarAxis() }, plugins: { legend: { display: false } } },
+    }, levers.length, "No savings recorded yet.");
+  }
+
+  /** Calls and spend per model (GET /spend by_model). */
+  function drawRouting(spend) {
+    const models = spend.by_model.slice().sort((a, b) => b.calls - a.calls);
+    drawChart("chart-routing", {
+      type: "bar",
+      data: {
+        labels: models.map((m) => m.name),
+        datasets: [
+          { label: "Calls", data: models.map((m) => m.calls), backgroundColor: PALETTE[0],
+            yAxisID: "calls", money: false },
+          { label: "Spend", data: models.map((m) => dollars(m.spend_micro_usd)),
+            backgroundColor: PALETTE[2], yAxisID: "spend" },
+        ],
+      },
+      options: {
+        scales: {
+          calls: { position: "left", beginAtZero: true, title: { display: true, text: "calls" } },
+          spend: Object.assign(dollarAxis(), { position: "right", grid: { drawOnChartArea: false },
+            title: { display: true, text: "spend" } }),
+        },
+      },
+    }, models.length, "No calls recorded yet.");
+  }
+
+  /** Cost per product per day, and products seen per day (GET /timeseries). */
+  function drawProducts(ts) {
+    const points = ts.products.filter((n) => n > 0).length;
+    drawChart("chart-products", {
+      type: "bar",
+      data: {
+        labels: ts.days,
+        datasets: [
+          { label: "Cost per product", data: ts.cost_per_product_micro_usd.map(dollars),
+            backgroundColor: PALETTE[0], yAxisID: "cost" },
+          { type: "line", label: "Products", data: ts.products, borderColor: PALETTE[2],
+            backgroundColor: PALETTE[2], yAxisID: "products", money: false },
+        ],
+      },
+      options: {
+        scales: {
+          cost: Object.assign(dollarAxis(), { position: "left" }),
+          products: { position: "right", beginAtZero: true, grid: { drawOnChartArea: false },
+            title: { display: true, text: "products" }, ticks: { precision: 0 } },
+        },
+      },
+    }, points, "No product workflows recorded yet.");
+  }
+
+  /** Daily history, then the forecast with its interval (GET /forecast). */
+  function drawForecast(fc) {
+    const labels = fc.history.map((d) => d.day).concat(fc.daily.map((d) => d.day));
+    const pad = (n) => new Array(n).fill(null);
+    const history = fc.history.map((d) => dollars(d.spend_micro_usd));
+    const ahead = fc.daily.map((d) => dollars(d.spend_micro_usd));
+    const lower = fc.daily.map((d) => (d.lower_micro_usd === null ? null : dollars(d.lower_micro_usd)));
+    const upper = fc.daily.map((d) => (d.upper_micro_usd === null ? null : dollars(d.upper_micro_usd)));
+    const n = fc.history.length;
+    const band = `${Math.round(100 * fc.confidence)}% interval`;
+    drawChart("chart-forecast", {
+      type: "line",
+      data: {
+        labels,
+        datasets: [
+          { label: "Actual", data: history.concat(pad(fc.daily.length)), borderColor: PALETTE[0],
+            backgroundColor: PALETTE[0], pointRadius: 2 },
+          { label: "Forecast", data: pad(n).concat(ahead), borderColor: PALETTE[3],
+            backgroundColor: PALETTE[3], borderDash: [6, 4], pointRadius: 0 },
+          { label: band + " (low)", data: pad(n).concat(lower), borderColor: "rgba(147,51,234,0.25)",
+            pointRadius: 0, fill: false },
+          { label: band, data: pad(n).concat(upper), borderColor: "rgba(147,51,234,0.25)",
+            backgroundColor: "rgba(147,51,234,0.10)", pointRadius: 0, fill: "-1" },
+        ],
+      },
+      options: {
+        scales: { y: dollarAxis(), x: { ticks: { maxTicksLimit: 12 } } },
+        plugins: { legend: { labels: { filter: (item) => !item.text.endsWith("(low)") } } },
+      },
+    }, labels.length, fc.status === "ok" ? "No history yet." : fc.reason);
+    const next30 = fc.horizons.find((h) => h.days === 30);
+    text("total-forecast", next30 ? usd(next30.spend_micro_usd) : "-");
+    document.getElementById("total-forecast").title = next30
+      ? `${band}: ${usd(next30.lower_micro_usd)} to ${usd(next30.upper_micro_usd)} (${fc.method})`
+      : fc.reason;
+  }
+
+  // ---- tables ------------------------------------------------------------------------------
+
+  /** ok below 50%, then the highest alert threshold sent (50, 80, 100) or reached. */
+  function alertState(b) {
+    const sent = b.alerts_sent.length ? Math.max(...b.alerts_sent) : 0;
+    const used = b.limit > 0 ? (100 * b.spent) / b.limit : 0;
+    if (sent >= 100 || used >= 100) return { cls: "over", label: sent >= 100 ? "100% alert" : "at limit" };
+    if (sent >= 80 || used >= 80) return { cls: "high", label: sent >= 80 ? "80% alert" : "at 80%" };
+    if (sent >= 50 || used >= 50) return { cls: "warn", label: sent >= 50 ? "50% alert" : "at 50%" };
+    return { cls: "ok", label: "ok" };
+  }
+
+  function fillTable(id, rows, span, emptyMessage, addRow) {
+    const table = document.getElementById(id);
+    const body = table.tBodies[0];
+    body.replaceChildren();
+    for (const row of rows) {
+      const tr = document.createElement("tr");
+      addRow(tr, row);
+      body.appendChild(tr);
+    }
+    if (!rows.length) {
+      const tr = document.createElement("tr");
+      cell(tr, emptyMessage, "empty").colSpan = span;
+      body.appendChild(tr);
+    }
+    markReady(table, rows.length);
+  }
+
+  function drawBudgets(data) {
+    fillTable("table-budgets", data.budgets, 9, "No budgets configured.", (tr, b) => {
+      const amount = (v) => (b.unit === "usd" ? usd(v) : `${v} msgs`);
+      cell(tr, b.budget);
+      cell(tr, b.scope);
+      cell(tr, `${b.period} ${b.period_key}`);
+      cell(tr, b.policy);
+      cell(tr, amount(b.limit), "num");
+      cell(tr, amount(b.spent), "num");
+      cell(tr, amount(b.reserved), "num");
+      const state = alertState(b);
+      const meter = document.createElement("div");
+      meter.className = "meter " + state.cls;
+      meter.title = `${percent(b.utilization)} used`;
+      const bar = document.createElement("span");
+      bar.style.width = Math.min(100, 100 * b.utilization).toFixed(1) + "%";
+      meter.appendChild(bar);
+      const use = cell(tr, "");
+      use.appendChild(meter);
+      use.appendChild(document.createTextNode(" " + percent(b.utilization)));
+      const badge = document.createElement("span");
+      badge.className = "badge " + state.cls;
+      badge.textContent = state.label;
+      const alert = cell(tr, "");
+      alert.appendChild(badge);
+      alert.dataset.alert = state.cls;
+      tr.dataset.budget = b.budget;
+      tr.dataset.scope = b.scope;
+    });
+  }
+
+  function drawAnomalies(data) {
+    const rows = data.spend.map((a) => ({
+      hour: a.hour, what: "spend per hour", observed: a.spend_micro_usd,
+      usual: a.baseline_micro_usd, score: a.score, cause: a.likely_cause,
+    })).concat(data.cost_per_call.map((a) => ({
+      hour: a.hour, what: `cost per call of ${a.agent} (${a.calls} calls)`,
+      observed: a.cost_per_call_micro_usd, usual: a.baseline_cost_per_call_micro_usd,
+      score: a.score, cause: a.likely_cause,
+    }))).sort((a, b) => b.score - a.score || b.hour.localeCompare(a.hour));
+    fillTable("table-anomalies", rows.slice(0, MAX_ANOMALIES), 6,
+      `No anomalies in the last ${data.hours} hours (${data.method}, threshold ${data.threshold}).`,
+      (tr, a) => {
+        cell(tr, a.hour);
+        cell(tr, a.what);
+        cell(tr, usd(a.observed), "num");
+        cell(tr, usd(a.usual), "num");
+        cell(tr, a.score.toFixed(1), "num");
+        cell(tr, a.cause);
+      });
+    if (rows.length > MAX_ANOMALIES) {
+      const tr = document.createElement("tr");
+      cell(tr, `${rows.length - MAX_ANOMALIES} more with lower scores (filter by tenant, ` +
+        "agent or model to see them).", "empty").colSpan = 6;
+      document.getElementById("table-anomalies").tBodies[0].appendChild(tr);
+    }
+  }
+
+  function drawRecommendations(data) {
+    fillTable("table-recommendations", data.items, 3, "Nothing to recommend yet.", (tr, r) => {
+      cell(tr, r.title);
+      cell(tr, r.detail);
+      cell(tr, usd(r.monthly_saving_micro_usd), "num");
+    });
+  }
+
+  function drawTotals(spend) {
+    const t = spend.totals;
+    text("total-spend", usd(t.spend_micro_usd));
+    text("total-baseline", usd(t.baseline_micro_usd));
+    const share = t.baseline_micro_usd > 0 ? ` (${percent(t.savings_micro_usd / t.baseline_micro_usd)})` : "";
+    text("total-saved", usd(t.savings_micro_usd) + share);
+    text("total-calls", `${t.calls} (${t.paid_calls})`);
+    text("total-cache", percent(spend.rates.cache_hit_rate));
+    document.getElementById("simulated-note").hidden = !spend.simulated;
+    markReady(document.getElementById("totals"), 1);
+  }
+
+  // ---- loading -----------------------------------------------------------------------------
+
+  const VIEWS = [
+    ["/spend", (d) => { drawTotals(d); drawSavings(d); drawRouting(d); },
+      ["totals", "chart-savings", "chart-routing"]],
+    ["/timeseries", (d) => { drawSpend(d); drawProducts(d); }, ["chart-spend", "chart-products"]],
+    ["/budgets", drawBudgets, ["table-budgets"]],
+    ["/forecast", drawForecast, ["chart-forecast"]],
+    ["/anomalies", drawAnomalies, ["table-anomalies"]],
+    ["/recommendations", drawRecommendations, ["table-recommendations"]],
+  ];
+
+  async function load(key, tenant) {
+    document.body.dataset.loaded = "false";
+    setStatus("Loading " + (tenant ? `tenant ${tenant}` : "all tenants") + "...", false);
+    const failures = [];
+    await Promise.all(VIEWS.map(async ([path, draw, ids]) => {
+      try {
+        draw(await fetchView(path, key, tenant));
+      } catch (err) {
+        const reason = err instanceof ViewError ? err.message : `${path}: ${err}`;
+        failures.push(reason);
+        for (const id of ids) markError(document.getElementById(id), reason);
+        if (!(err instanceof ViewError)) console.error(err);
+      }
+    }));
+    if (failures.length) setStatus("Some views failed: " + failures.join("; "), true);
+    else setStatus(`Updated ${new Date().toISOString().slice(0, 19).replace("T", " ")} UTC for ` +
+      (tenant ? `tenant ${tenant}.` : "all tenants."), false);
+    document.body.dataset.loaded = failures.length ? "partial" : "true";
+  }
+
+  function start() {
+    const params = new URLSearchParams(window.location.search);
+    const keyInput = document.getElementById("api-key");
+    const tenantInput = document.getElementById("tenant");
+    const fromUrl = params.get("key");
+    if (fromUrl) {
+      sessionStorage.setItem(KEY_STORE, fromUrl);
+      // Keep the key out of the address bar and the browser history.
+      params.delete("key");
+      const rest = params.toString();
+      history.replaceState(null, "", window.location.pathname + (rest ? "?" + rest : ""));
+    }
+    keyInput.value = sessionStorage.getItem(KEY_STORE) || "";
+    tenantInput.value = params.get("tenant") || "";
+    document.getElementById("controls").addEventListener("submit", (event) => {
+      event.preventDefault();
+      const key = keyInput.value.trim();
+      if (!key) { setStatus("An API key is needed to read the cost views.", true); return; }
+      sessionStorage.setItem(KEY_STORE, key);
+      load(key, tenantInput.value.trim());
+    });
+    if (keyInput.value) load(keyInput.value, tenantInput.value.trim());
+  }
+
+  document.addEventListener("DOMContentLoaded", start);
+})();

@@ -1,0 +1,453 @@
+"""The operator dashboard in a real browser: Debian's chromium, driven by Playwright.
+
+A real Redis holds three weeks of ledger events (aggregates and budget counters, as the ledger
+service leaves them), the HTTP API serves the page and the cost views with uvicorn on a free
+port, and headless Chromium loads the page with an operator key. The screenshot is kept at
+tests/output/dashboard.png (gitignored).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import random
+import urllib.error
+import urllib.request
+from collections import Counter, defaultdict
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+from faststream.nats import NatsBroker
+from playwright.async_api import ConsoleMessage, Page, Route, async_playwright
+
+from api.app import create_app
+from api.dashboard import DASHBOARD_PATH
+from api.server import ApiServer
+from bus.broker import make_broker
+from bus.embedded import EmbeddedNats, EmbeddedRedis
+from bus.messages import LedgerEvent, Lever, Usage
+from bus.settings import Settings
+from bus.streams import ensure_streams
+from cost_ledger.aggregates import AggregateStore
+from cost_ledger.budgets.alerts import JetStreamAlerts
+from cost_ledger.budgets.config import BudgetConfig
+from cost_ledger.budgets.live import LiveBudgets
+from cost_ledger.budgets.store import BudgetStore
+
+CHROMIUM = Path(os.environ.get("FLIPSYNC_CHROMIUM", "/usr/bin/chromium"))
+"""Debian's chromium (`make test` installs it); Playwright never downloads a browser here."""
+SCREENSHOT = Path(__file__).parent / "output" / "dashboard.png"
+OPERATOR_KEY = "fs-dashboard-test-operator"
+ACME_KEY = "fs-dashboard-test-acme"
+"""A tenant's key: the page shows that tenant only."""
+DAYS = 21
+SPIKE_AGO = timedelta(hours=5)
+"""When a burst of escalated photo calls on the premium model happened: an anomaly."""
+CHARTS = ("chart-spend", "chart-savings", "chart-routing", "chart-products", "chart-forecast")
+TABLES = ("table-budgets", "table-anomalies", "table-recommendations")
+MODELS = {"lister": "gpt-4o-mini", "pricer": "gpt-4.1-nano", "photo": "gpt-4o"}
+LEVERS = (
+    [Lever.ROUTED] * 5
+    + [Lever.EXACT_CACHE] * 2
+    + [Lever.SEMANTIC_CACHE, Lever.DEDUP, Lever.PACKED, Lever.ESCALATED, Lever.PATTERN]
+)
+FREE_LEVERS = {Lever.EXACT_CACHE, Lever.SEMANTIC_CACHE, Lever.DEDUP, Lever.PATTERN}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Ledger:
+    """The events a test put in Redis, and the budget limits picked to land in each alert state."""
+
+    now: datetime
+    events: list[LedgerEvent]
+    acme_daily_limit: int
+    """85% used today: the 50% and 80% alerts were sent."""
+    pricer_daily_limit: int
+    """Exceeded today: the 100% alert was sent."""
+
+
+def ledger_events(now: datetime) -> list[LedgerEvent]:
+    """Three weeks of growing traffic of two tenants, plus a spike of costly calls 5 hours ago."""
+    rng = random.Random(7)
+    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    events: list[LedgerEvent] = []
+
+    def add(
+        at: datetime, *, tenant: str, agent: str, lever: Lever, workflow: str, scale: int = 1
+    ) -> None:
+        baseline = rng.randint(1_500, 4_000) * scale
+        if lever in FREE_LEVERS:
+            cost = 0
+        elif lever is Lever.ESCALATED:
+            cost = baseline * 3 // 5
+        elif lever is Lever.PACKED:
+            cost = baseline // 4
+        else:
+            cost = baseline // rng.randint(4, 8)
+        n = len(events)
+        events.append(
+            LedgerEvent(
+                event_id=f"ev-{n}",
+                request_id=f"req-{n}",
+                tenant=tenant,
+                agent=agent,
+                workflow_id=workflow,
+                task_type="listing_copy" if agent == "lister" else agent,
+                model=MODELS[agent],
+                provider="simulated",
+                usage=Usage(input_tokens=400, cached_input_tokens=100, output_tokens=80),
+                cost_micro_usd=cost,
+                baseline_micro_usd=baseline,
+                lever=lever,
+                catalog_version="2026-11-01",
+                paid_call=cost > 0,
+                simulated=True,
+                started_ms=int(at.timestamp() * 1000) - 400,
+                finished_ms=int(at.timestamp() * 1000),
+                pack_size=4 if lever is Lever.PACKED else 0,
+            )
+        )
+
+    for ago in range(DAYS, -1, -1):
+        day = today - timedelta(days=ago)
+        # Today's traffic is spread over the hours elapsed so far; none is in the future.
+        span = (now - today) if ago == 0 else timedelta(days=1)
+        n = 24 + 2 * (DAYS - ago)
+        for i in range(n):
+            at = day + span * ((i % 24) + rng.random()) / 24
+            add(
+                at,
+                tenant="acme" if i % 4 else "beta",
+                agent=("lister", "pricer", "photo")[i % 3],
+                lever=rng.choice(LEVERS),
+                workflow=f"wf-{ago}-{i // 6}",
+            )
+    spike = now - SPIKE_AGO
+    for i in range(30):
+        add(
+            spike + timedelta(seconds=i),
+            tenant="acme",
+            agent="photo",
+            lever=Lever.ESCALATED,
+            workflow=f"wf-spike-{i // 10}",
+            scale=5,  # large photos: far above any ordinary hour, even a busy first hour of a day
+        )
+    return events
+
+
+def budgets_file(path: Path, *, acme_daily: int, pricer_daily: int) -> Path:
+    """A budgets file with one budget in each alert state (limits in micro-dollars)."""
+
+    def usd(micro: int) -> str:
+        return str(Decimal(micro) / 1_000_000)
+
+    path.write_text(
+        f"""
+[budgets.acme-daily]
+scope = "tenant"
+period = "day"
+tenant = "acme"
+limit_usd = "{usd(acme_daily)}"
+
+[budgets.pricer-daily]
+scope = "agent"
+period = "day"
+tenant = "acme"
+agent = "pricer"
+limit_usd = "{usd(pricer_daily)}"
+
+[budgets.all-monthly]
+scope = "global"
+period = "month"
+limit_usd = "1000.00"
+policy = "downgrade"
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+async def fill_ledger(
+    redis: aioredis.Redis, broker: NatsBroker, settings_dir: Path
+) -> tuple[Ledger, Settings]:
+    """Apply the events to the aggregates and settle them against the budgets, as the ledger
+    service does (alerts go out through JetStream); returns them and the API's settings."""
+    now = datetime.now(UTC)
+    events = ledger_events(now)
+    today = now.strftime("%Y-%m-%d")
+
+    def spent_today(tenant: str, agent: str | None = None) -> int:
+        return sum(
+            e.cost_micro_usd
+            for e in events
+            if e.tenant == tenant
+            and (agent is None or e.agent == agent)
+            and datetime.fromtimestamp(e.finished_ms / 1000, UTC).strftime("%Y-%m-%d") == today
+        )
+
+    acme, pricer = spent_today("acme"), spent_today("acme", "pricer")
+    assert acme > 0 and pricer > 0, "the generated ledger must spend today"
+    ledger = Ledger(
+        now=now,
+        events=events,
+        acme_daily_limit=math.ceil(acme / Decimal("0.85")),
+        pricer_daily_limit=pricer * 9 // 10,
+    )
+    path = budgets_file(
+        settings_dir / "budgets.toml",
+        acme_daily=ledger.acme_daily_limit,
+        pricer_daily=ledger.pricer_daily_limit,
+    )
+    settings = Settings(budget_config=path, api_keys={OPERATOR_KEY: "*", ACME_KEY: "acme"})
+    live = LiveBudgets(redis, BudgetConfig.load(path))
+    await live.ensure_seeded()
+    await live.load()
+    budgets = BudgetStore(redis, live, alerts=JetStreamAlerts(broker))
+    await budgets.mark_ready()
+    store = AggregateStore(redis)
+    for event in events:
+        assert await store.apply(event)
+        await budgets.settle_event(event)
+    return ledger, settings
+
+
+@dataclass(frozen=True)
+class Served:
+    """A running HTTP API and what it serves."""
+
+    base_url: str
+    ledger: Ledger
+
+
+@pytest.fixture(scope="module")
+async def served(
+    nats_server: EmbeddedNats, redis_server: EmbeddedRedis, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Served]:
+    """The HTTP API (api.app.create_app) over a filled ledger, served on a free port; the
+    module's tests only read it, so they share it."""
+    broker = make_broker(nats_server.url)
+    await broker.connect()
+    await ensure_streams(broker.connection.jetstream(), Settings())
+    app_redis = aioredis.Redis.from_url(redis_server.url)
+    await app_redis.flushall()
+    ledger, settings = await fill_ledger(app_redis, broker, tmp_path_factory.mktemp("dashboard"))
+    server = ApiServer(create_app(broker, app_redis, settings), "127.0.0.1", 0)
+    await server.start()
+    yield Served(base_url=server.url, ledger=ledger)
+    await server.stop()
+    await app_redis.aclose()
+    await broker.stop()
+
+
+def chromium() -> str:
+    """The browser's path; fails the test, saying how to install it, when it is missing."""
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: `make test` installs it, or apt-get install chromium")
+    return str(CHROMIUM)
+
+
+def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read()
+
+
+async def test_page_and_assets_need_no_key_but_the_data_does(served: Served) -> None:
+    status, headers, body = await asyncio.to_thread(_get, served.base_url + DASHBOARD_PATH)
+    assert status == 200 and headers["content-type"].startswith("text/html")
+    assert b'<canvas id="chart-spend"' in body
+    assert "script-src 'self'" in headers["content-security-policy"]
+    status, headers, body = await asyncio.to_thread(
+        _get, served.base_url + "/dashboard/assets/vendor/chart.umd.min.js"
+    )
+    assert status == 200 and headers["content-type"].startswith("text/javascript")
+    assert body.startswith(b"/*!\n * Chart.js v4") and b"MIT License" in body[:200]
+    for missing in ("nope.js", "../dashboard.py", "vendor/chart.js.LICENSE.md"):
+        status, _, body = await asyncio.to_thread(
+            _get, f"{served.base_url}/dashboard/assets/{missing}"
+        )
+        assert status == 404, missing
+    status, _, _ = await asyncio.to_thread(_get, served.base_url + "/api/cost/spend")
+    assert status == 401
+
+
+async def _open(page: Page, url: str) -> None:
+    await page.goto(url)
+    # A selector, not wait_for_function: the page's CSP forbids the eval that would need.
+    await page.wait_for_selector(
+        "body[data-loaded=true], body[data-loaded=partial]", state="attached", timeout=20_000
+    )
+
+
+@dataclass(frozen=True)
+class Drawn:
+    """What one Chart.js chart on the page holds: its labels and each dataset's values."""
+
+    labels: list[str]
+    series: dict[str, list[float | None]]
+    """Dataset label -> values (dollars for money: the page turns micro-dollars into dollars)."""
+
+    def micro(self, dataset: str) -> dict[str, int]:
+        """A money dataset back in micro-dollars, by label."""
+        values = self.series[dataset]
+        return {k: round(v * 1_000_000) for k, v in zip(self.labels, values, strict=True) if v}
+
+
+async def _drawn(page: Page, canvas_id: str) -> Drawn:
+    raw = await page.evaluate(
+        """(id) => {
+            const chart = Chart.getChart(document.getElementById(id));
+            return { labels: chart.data.labels,
+                     datasets: chart.data.datasets.map((d) => ({ label: d.label, data: d.data })) };
+        }""",
+        canvas_id,
+    )
+    return Drawn(
+        labels=[str(label) for label in raw["labels"]],
+        series={d["label"]: list(d["data"]) for d in raw["datasets"]},
+    )
+
+
+@pytest.mark.slow
+async def test_dashboard_draws_every_chart_in_chromium(served: Served) -> None:
+    errors: list[str] = []
+    outside: list[str] = []
+
+    async def local_only(route: Route) -> None:
+        # The page must never reach a CDN: anything but this server is refused and recorded.
+        if route.request.url.startswith(served.base_url):
+            await route.continue_()
+        else:
+            outside.append(route.request.url)
+            await route.abort()
+
+    def on_console(message: ConsoleMessage) -> None:
+        if message.type == "error":
+            errors.append(message.text)
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=chromium(), headless=True)
+        try:
+            page = await browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.on("console", on_console)
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            await page.route("**/*", local_only)
+            await _open(page, f"{served.base_url}{DASHBOARD_PATH}?key={OPERATOR_KEY}")
+            status = await page.inner_text("#status")
+            assert await page.evaluate("document.body.dataset.loaded") == "true", status
+            ready = await page.eval_on_selector_all(
+                "[data-ready]", "els => els.map(e => [e.id, e.dataset.ready])"
+            )
+            assert {el_id for el_id, _ in ready} >= {*CHARTS, *TABLES, "totals"}
+            assert all(state == "true" for _, state in ready), ready
+            # The key was taken from the address and removed from it.
+            assert OPERATOR_KEY not in page.url
+            await _check_content(page, served.ledger)
+            SCREENSHOT.parent.mkdir(exist_ok=True)
+            await page.screenshot(path=str(SCREENSHOT), full_page=True)
+        finally:
+            await browser.close()
+    assert errors == []
+    assert outside == []
+    assert SCREENSHOT.stat().st_size > 20_000
+
+
+async def _check_content(page: Page, ledger: Ledger) -> None:
+    """The charts show the ledger's numbers, and the budgets table each alert state."""
+    spend = await _drawn(page, "chart-spend")
+    assert len(spend.labels) == DAYS + 1
+    by_day: dict[str, int] = defaultdict(int)
+    for e in ledger.events:
+        by_day[datetime.fromtimestamp(e.finished_ms / 1000, UTC).strftime("%Y-%m-%d")] += (
+            e.cost_micro_usd
+        )
+    assert spend.micro("Spend") == dict(by_day)
+
+    saved: dict[str, int] = defaultdict(int)
+    for e in ledger.events:
+        saved[e.lever.value] += e.baseline_micro_usd - e.cost_micro_usd
+    savings = await _drawn(page, "chart-savings")
+    assert savings.micro("Saved") == dict(saved)
+    assert all(v > 0 for v in saved.values()) and len(saved) == len(set(LEVERS))
+
+    calls = Counter(e.model for e in ledger.events)
+    routing = await _drawn(page, "chart-routing")
+    assert dict(zip(routing.labels, routing.series["Calls"], strict=True)) == dict(calls)
+
+    rows = await page.eval_on_selector_all(
+        "#table-budgets tbody tr",
+        "rows => rows.map(r => [r.dataset.budget, r.dataset.scope,"
+        " r.querySelector('[data-alert]').dataset.alert,"
+        " r.querySelector('.badge').textContent])",
+    )
+    states = {(budget, scope): (alert, label) for budget, scope, alert, label in rows}
+    assert states[("acme-daily", "tenant:acme")] == ("high", "80% alert")
+    assert states[("pricer-daily", "agent:acme:pricer")] == ("over", "100% alert")
+    assert states[("all-monthly", "global")] == ("ok", "ok")
+    anomalies = await page.eval_on_selector_all(
+        "#table-anomalies tbody tr", "rows => rows.map(r => r.innerText)"
+    )
+    spike = (ledger.now - SPIKE_AGO).strftime("%Y-%m-%dT%H")
+    top = anomalies[0]
+    assert top.startswith(spike) and "spend per hour" in top and "agent photo" in top, anomalies
+
+    products = await _drawn(page, "chart-products")
+    assert sum(v or 0 for v in products.series["Products"]) == len(
+        {e.workflow_id for e in ledger.events}
+    )
+    forecast = await _drawn(page, "chart-forecast")
+    assert any(forecast.series["Forecast"]), "three weeks of history give a forecast"
+
+
+@pytest.mark.slow
+async def test_a_wrong_key_is_reported_on_the_page(served: Served) -> None:
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=chromium(), headless=True)
+        try:
+            page = await browser.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            await _open(page, f"{served.base_url}{DASHBOARD_PATH}?key=not-a-key")
+            assert await page.evaluate("document.body.dataset.loaded") == "partial"
+            status = await page.inner_text("#status")
+            assert "HTTP 401 invalid API key" in status
+            states = await page.eval_on_selector_all(
+                "canvas, table", "els => els.map(e => e.dataset.ready)"
+            )
+            assert set(states) == {"error"}
+            assert errors == []  # refused views are reported on the page, not thrown
+        finally:
+            await browser.close()
+
+
+@pytest.mark.slow
+async def test_a_tenant_key_sees_only_its_tenant(served: Served) -> None:
+    acme_by_day: dict[str, int] = defaultdict(int)
+    for e in served.ledger.events:
+        if e.tenant == "acme":
+            day = datetime.fromtimestamp(e.finished_ms / 1000, UTC).strftime("%Y-%m-%d")
+            acme_by_day[day] += e.cost_micro_usd
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=chromium(), headless=True)
+        try:
+            page = await browser.new_page()
+            await _open(page, f"{served.base_url}{DASHBOARD_PATH}?key={ACME_KEY}")
+            assert await page.evaluate("document.body.dataset.loaded") == "true"
+            assert (await _drawn(page, "chart-spend")).micro("Spend") == dict(acme_by_day)
+            # Asking for another tenant is refused, and the page says why.
+            await page.fill("#tenant", "beta")
+            await page.click("#controls button")
+            await page.wait_for_selector("body[data-loaded=partial]", state="attached")
+            status = await page.inner_text("#status")
+            assert "HTTP 403 this API key is not allowed to access tenant 'beta'" in status
+        finally:
+            await browser.close()
