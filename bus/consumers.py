@@ -18,6 +18,7 @@ from faststream.nats import JStream, NatsRouter, PullSub
 from faststream.nats.message import NatsMessage
 from nats.js.api import ConsumerConfig
 
+from bus.metrics import count_messages
 from bus.settings import Settings
 
 Incoming = Any
@@ -67,7 +68,7 @@ def durable_consumer(
         ack_policy=AckPolicy.NACK_ON_ERROR,
         decoder=_whole_message,
         **options,
-    )(handler)
+    )(count_messages(durable, handler))  # flipsync_messages_processed_total{durable}
 
 
 @contextlib.asynccontextmanager
