@@ -108,6 +108,11 @@ class PriceCatalog:
         """Whether the catalog prices a model."""
         return model in self.entries
 
+    def register(self, price: ModelPrice) -> None:
+        """Add or replace a model at run time (a fine-tuned one); everyone holding this catalog
+        sees it. The version stays: registered models are priced as their registration says."""
+        object.__setattr__(self, "entries", MappingProxyType({**self.entries, price.name: price}))
+
 
 def _model(name: str, raw: object, default_discount: Decimal) -> ModelPrice:
     where = f"model {name!r}"

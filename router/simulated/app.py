@@ -23,6 +23,8 @@ from router.simulated.config import FaultKind, Faults, SimConfig
 from router.simulated.content import Generated, generate
 from router.simulated.errors import ApiError, InvalidRequestError, ModelNotFoundError, error_body
 from router.simulated.files import FileStore, file_routes
+from router.simulated.fine_tuning import FineTuneStore, fine_tuning_routes
+from router.simulated.markers import marked_fault
 from router.simulated.request import ChatRequest, parse_chat_request
 from router.simulated.response import Answer, model_json, models_json
 from router.simulated.state import SimState
@@ -45,9 +47,9 @@ def create_app(config: SimConfig, state: SimState | None = None) -> Starlette:
         sim.stats.requests += 1
         try:
             chat = parse_chat_request(await request.body())
-            if chat.model not in offered:
+            if chat.model not in offered and not tunes.serves(chat.model):
                 raise ModelNotFoundError(chat.model)
-            fault = _fault(request, sim)
+            fault = marked_fault(chat, _fault(request, sim))
             # Before any fault or sleep: OpenAI also rejects an unusable schema up front.
             generated = _generate(chat, break_schema=fault is FaultKind.SCHEMA_INVALID)
         except ApiError as exc:
@@ -55,7 +57,7 @@ def create_app(config: SimConfig, state: SimState | None = None) -> Starlette:
         if fault is not None:
             sim.stats.faults[fault] += 1
         if fault is FaultKind.RATE_LIMIT:
-            return _rate_limited(chat.model, sim.faults.retry_after_s)
+            return _rate_limited(chat.model, sim.faults.retry_after_s, sim.faults.retry_after_ms)
         if fault is FaultKind.TIMEOUT and await _held_until_gone(request, sim.faults.timeout_s):
             return Response(status_code=499)  # nobody is listening any more
         await _sleep(sim.latency_s())
@@ -75,7 +77,7 @@ def create_app(config: SimConfig, state: SimState | None = None) -> Starlette:
         """One line of a batch, answered as chat_completions would (no latency, no stream)."""
         try:
             chat = parse_chat_request(json.dumps(body).encode())
-            if chat.model not in offered:
+            if chat.model not in offered and not tunes.serves(chat.model):
                 raise ModelNotFoundError(chat.model)
             fault = sim.draw_fault()
             generated = _generate(chat, break_schema=fault is FaultKind.SCHEMA_INVALID)
@@ -90,6 +92,7 @@ def create_app(config: SimConfig, state: SimState | None = None) -> Starlette:
 
     files = FileStore()
     batches = BatchStore(files, batch_line, sim)
+    tunes = FineTuneStore(files)
 
     async def list_models(request: Request) -> Response:
         return JSONResponse(models_json(config.models, config.name))
@@ -127,6 +130,7 @@ def create_app(config: SimConfig, state: SimState | None = None) -> Starlette:
             Route("/_sim/faults", faults, methods=["GET", "PUT"]),
             *file_routes(files),
             *batch_routes(batches),
+            *fine_tuning_routes(tunes, offered),
         ],
         middleware=[Middleware(SimulatedHeader)],
         exception_handlers={HTTPException: _http_error, Exception: _crash},
@@ -222,13 +226,16 @@ async def _sleep(seconds: float) -> None:
         await asyncio.sleep(seconds)
 
 
-def _rate_limited(model: str, retry_after_s: int) -> Response:
+def _rate_limited(model: str, retry_after_s: int, retry_after_ms: int | None = None) -> Response:
     message = (
         f"Rate limit reached for {model} (simulated) on requests per min (RPM). "
         f"Please try again in {retry_after_s}s."
     )
     body = error_body(message, "requests", code="rate_limit_exceeded")
-    return JSONResponse(body, status_code=429, headers={"retry-after": str(retry_after_s)})
+    headers = {"retry-after": str(retry_after_s)}
+    if retry_after_ms is not None:
+        headers["retry-after-ms"] = str(retry_after_ms)
+    return JSONResponse(body, status_code=429, headers=headers)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

@@ -149,7 +149,7 @@ class CacheStage:
             return await call_next(ctx)
         fingerprint = self._key(request)
         if request.cache_policy is CachePolicy.DEFAULT:
-            hit = await self._lookup(request, fingerprint)
+            hit = await self._lookup(request, fingerprint, ctx.disabled_levers)
             if hit is not None:
                 stored, lever = hit
                 if stored.request_id == request.id:
@@ -164,14 +164,14 @@ class CacheStage:
         return result
 
     async def _lookup(
-        self, request: LlmRequest, fingerprint: str
+        self, request: LlmRequest, fingerprint: str, off: frozenset[Lever] = frozenset()
     ) -> tuple[LlmResult, Lever] | None:
-        try:
-            if self._exact is not None:
+        try:  # off: the levers a flag switched off for this request
+            if self._exact is not None and Lever.EXACT_CACHE not in off:
                 stored = await self._exact.get(request.tenant, fingerprint)
                 if stored is not None and stored.tenant == request.tenant and stored.ok:
                     return stored, Lever.EXACT_CACHE
-            if self._semantic is not None:
+            if self._semantic is not None and Lever.SEMANTIC_CACHE not in off:
                 similar = await self._semantic.get(request)
                 if similar is not None and similar.tenant == request.tenant and similar.ok:
                     return similar, Lever.SEMANTIC_CACHE

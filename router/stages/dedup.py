@@ -99,7 +99,7 @@ class DedupStage:
     async def __call__(self, ctx: RequestContext, call_next: Handler) -> LlmResult:
         """The result of the one call made for all identical requests in flight."""
         request = ctx.request
-        if request.cache_policy is CachePolicy.BYPASS:
+        if request.cache_policy is CachePolicy.BYPASS or Lever.DEDUP in ctx.disabled_levers:
             return await call_next(ctx)
         fingerprint = self._key(request)
         try:

@@ -29,7 +29,8 @@ class PatternStage:
     async def __call__(self, ctx: RequestContext, call_next: Handler) -> LlmResult:
         """A template answer for a trivial turn, else the rest's answer."""
         request = ctx.request
-        intents = trivial_reply(request, self._task_types)
+        off = Lever.PATTERN in ctx.disabled_levers  # switched off by a flag
+        intents = None if off else trivial_reply(request, self._task_types)
         if intents is None:
             return await call_next(ctx)
         reply = template_for(intents)

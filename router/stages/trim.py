@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 
-from bus.messages import LlmRequest, LlmResult, TextPart, Usage
+from bus.messages import Lever, LlmRequest, LlmResult, TextPart, Usage
 from cost_ledger.catalog import PriceCatalog
 from cost_ledger.pricing import baseline_micro_usd
 from router.context import RequestContext
@@ -38,6 +38,8 @@ class TrimStage:
 
     async def __call__(self, ctx: RequestContext, call_next: Handler) -> LlmResult:
         """Replace ctx.request by its trimmed form, then call the rest."""
+        if Lever.TRIMMED in ctx.disabled_levers:  # switched off by a flag
+            return await call_next(ctx)
         policy = self._policies.get(ctx.request.task_type, self._default)
         if _text_chars(ctx.request) > THREAD_ABOVE_CHARS:
             # Counting a long history's tokens takes tens of ms of CPU. In one worker thread

@@ -1,0 +1,32 @@
+"""Every Redis key of the optimizer, as constants and small builders."""
+
+from __future__ import annotations
+
+from bus.subjects import token
+
+PREFIX = "fs:optimizer:"
+FLAGS = f"{PREFIX}flags"
+"""Hash: flag rule name -> the encoded FlagRule."""
+FLAGS_REV = f"{PREFIX}flags-rev"
+"""Counter bumped by every flag change, so replicas know when to reload."""
+EXPERIMENTS = f"{PREFIX}experiments"
+"""Hash: experiment name -> the encoded Experiment."""
+MODELS = f"{PREFIX}models"
+"""Hash: fine-tuned model name -> its encoded registration (base model, prices)."""
+REQUEST_TTL_S = 2 * 24 * 3600
+"""How long a request's arm is remembered, waiting for its quality signal."""
+
+
+def arm_stats(experiment: str, arm: str) -> str:
+    """Hash of one arm's sums: n, cost, cost squared, latency, valid answers..."""
+    return f"{PREFIX}arm:{token(experiment)}:{token(arm)}"
+
+
+def request_arm(request_id: str) -> str:
+    """Hash of what is known of one request: its arm, its ledger event, its quality signal."""
+    return f"{PREFIX}req:{request_id}"
+
+
+def raw(value: bytes | str) -> bytes:
+    """A Redis reply as bytes, whatever the client's decode_responses."""
+    return value if isinstance(value, bytes) else value.encode()
