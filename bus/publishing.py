@@ -1,4 +1,4 @@
-"""Publishing into a JetStream stream, the one way agents do it: deduplicated and patient."""
+"""Publishing into a JetStream stream, the one way everyone does it: deduplicated, patient."""
 
 from __future__ import annotations
 

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+AGENT_TASK_TYPES = (
+    "image_analysis", "product_analysis", "category_classification", "text_generation",
+    "translation", "market_data", "pricing", "compliance", "customer_support", "seller_chat",
+)  # fmt: skip
+"""The built-in agents' task types (bus.messages.TaskType), for the routing defaults below."""
 
 
 class RoutingSettings(BaseModel):
@@ -23,8 +29,11 @@ class RoutingSettings(BaseModel):
     """Complexity below this is simple (the seeds' threshold)."""
     complex_from: float = 0.7
     """Complexity at or above this is complex (the seeds' threshold)."""
-    tier_thresholds: dict[str, tuple[float, float]] = {}
-    """(simple_below, complex_from) per task type, overriding the two above."""
+    tier_thresholds: dict[str, tuple[float, float]] = {t: (0.5, 0.8) for t in AGENT_TASK_TYPES}
+    """(simple_below, complex_from) per task type, overriding the two above. The agents' task
+    types use 0.5 and 0.8: their prompts' heuristic complexity is 0.15-0.5 (bench.workflow)
+    from length, photos and schema size, not reasoning, and they have schemas, validators
+    and a retry on a stronger model behind them."""
     simple_quality: float = 0.6
     moderate_quality: float = 0.75
     complex_quality: float = 0.85
@@ -37,8 +46,22 @@ class RoutingSettings(BaseModel):
     """Balanced policy: weight of latency against cost, by priority."""
     cascade_task_types: frozenset[str] = frozenset()
     """Task types with a checkable output that try the cheapest rung first and escalate."""
-    quality_prior_strength: float = 10.0
-    """Pseudo-observations behind the catalog's quality before recorded signals outweigh it."""
+    quality_prior_strength: float = 50.0
+    """Pseudo-observations behind the catalog's quality before recorded signals outweigh it.
+    Strong enough that one early failure cannot push a model under a task's quality floor
+    (where it would get no more traffic, and so no signals to recover)."""
+    quality_refresh_s: float = 2.0
+    """How often a router replica re-reads the shared quality counts from Redis."""
+    learned_task_types: frozenset[str] = frozenset()
+    """Task types whose complexity comes from the learned prompt router (router.routing.learned,
+    trained on routellm) instead of the content heuristic."""
+    explore_share: float = 0.0
+    """Share of requests (by a hash of their id) routed on Thompson samples of the quality
+    estimates, so that models the policy passes over still get quality signals."""
+    task_quality_floors: dict[str, float] = {t: 0.7 for t in AGENT_TASK_TYPES}
+    """Lowest model quality estimate per task type, on top of each request's own floor. The
+    agents' answers reach sellers and buyers: models rated below 0.7 serve them only once
+    recorded quality lifts their estimate."""
 
 
 class SemanticSettings(BaseModel):
@@ -87,6 +110,57 @@ class SemanticSettings(BaseModel):
     """onnxruntime threads per embedding call."""
 
 
+class ProviderSettings(BaseModel):
+    """One entry of `providers`: an OpenAI-compatible endpoint (flipsync.providers builds it).
+
+    E.g. FLIPSYNC_PROVIDERS='[{"name": "anthropic", "kind": "anthropic"},
+    {"name": "local", "kind": "openai_compatible", "base_url": "http://vllm:8000/v1",
+    "models": ["gpt-4o-mini"], "requests_per_min": 600}]'.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    kind: Literal["openai", "anthropic", "google", "openai_compatible", "simulated"] = (
+        "openai_compatible"
+    )
+    """openai, anthropic and google know their base URL, key variable and catalog models."""
+    base_url: str | None = None
+    api_key_env: str | None = None
+    """The environment variable holding the key (never the key itself)."""
+    models: tuple[str, ...] = ()
+    """Catalog models it serves; empty means the catalog's models of its kind."""
+    max_tokens_param: str | None = None
+    """The body field of the output cap; unset means the kind's (max_tokens for anthropic,
+    google and openai_compatible servers such as vLLM and Ollama)."""
+    requests_per_min: int | None = Field(default=None, gt=0)
+    tokens_per_min: int | None = Field(default=None, gt=0)
+    """Rate limits shared by every replica (Redis); unset means unlimited."""
+    simulated: dict[str, Any] = {}
+    """For kind simulated: router.simulated.config.SimConfig fields (latency_ms, faults, seed)."""
+
+
+class HealthSettings(BaseModel):
+    """The `health` section: provider EWMA stats, circuit breakers, retries (router.health)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    ewma_alpha: float = Field(default=0.2, gt=0.0, le=1.0)
+    """Weight of the newest call in the latency and error-rate averages."""
+    breaker_failures: int = Field(default=5, ge=1)
+    """Consecutive failures that open a provider+model's circuit."""
+    breaker_error_rate: float = Field(default=0.5, gt=0.0, le=1.0)
+    """EWMA error rate that opens the circuit, once breaker_min_calls calls are known."""
+    breaker_min_calls: int = Field(default=20, ge=1)
+    breaker_cooldown_s: float = Field(default=30.0, gt=0.0)
+    """How long an open circuit stays open before one half-open probe is let through."""
+    retry_base_s: float = Field(default=0.2, ge=0.0)
+    retry_max_s: float = Field(default=10.0, ge=0.0)
+    """Exponential backoff (full jitter) between retries; a retry-after header overrides it."""
+    rate_wait_before_fallback_s: float = Field(default=1.0, ge=0.0)
+    """A rate-limited request with a fallback left waits at most this long before moving on."""
+
+
 class Settings(BaseSettings):
     """Everything a FlipSync process needs to know; built once and passed in."""
 
@@ -116,8 +190,34 @@ class Settings(BaseSettings):
     )
     """OTLP/HTTP collector (Jaeger, an OTel collector); unset means spans are not exported."""
     service_name: str = "flipsync"
+    metrics_port: int | None = None
+    """Port of the Prometheus /metrics endpoint of a `flipsync run` process; unset means none."""
+    metrics_host: str = "0.0.0.0"
+    """Address the /metrics endpoint listens on (all interfaces, so Prometheus can scrape it)."""
+    trace_prompts: bool = False
+    """Put prompt and completion text on the router's request span (gen_ai.content.* events);
+    off by default: prompts may hold what sellers would not want in a tracing backend."""
     data_dir: Path | None = None
     """Where embedded servers keep their data; unset means a fresh temporary folder."""
+    # NATS cluster and security (issue 7; deploy/nats, bus/nats_auth.py).
+    stream_replicas: int = 1
+    """Replicas of every JetStream stream, bucket and object store (3 on a 3-node cluster)."""
+    nats_auth: bool = False
+    """Start the embedded nats-server with FlipSync's accounts and per-user permissions."""
+    nats_user: str | None = Field(
+        default=None, validation_alias=AliasChoices("NATS_USER", "FLIPSYNC_NATS_USER")
+    )
+    """The NATS user this process connects as (see deploy/nats/auth.conf); unset: none."""
+    nats_password: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("NATS_PASSWORD", "FLIPSYNC_NATS_PASSWORD")
+    )
+    """That user's password (the server holds only its bcrypt hash)."""
+
+    @field_validator("nats_user", "nats_password", mode="before")
+    @classmethod
+    def _empty_credential_is_unset(cls, value: object) -> object:
+        """An empty NATS_USER or NATS_PASSWORD (as compose passes an unset one) means unset."""
+        return None if value == "" else value
 
     default_model: str = "gpt-4o-mini"
     """Model used when routing has nothing better to say."""
@@ -156,6 +256,20 @@ class Settings(BaseSettings):
     """A simulated provider running as its own service (compose), when none runs in-process."""
     extra_agents: frozenset[str] = frozenset()
     """Agent names accepted besides the built-in specs (e.g. callers of the OpenAI endpoint)."""
+
+    # The HTTP API service (api/): uploads, chat, cost, dashboard, OpenAI-compatible, AsyncAPI.
+    api_host: str = "127.0.0.1"
+    api_port: int = 8080
+    api_keys: dict[str, str] = {}
+    """API key -> tenant, as JSON (FLIPSYNC_API_KEYS='{"sk-...": "shop1"}'); a key may be
+    given as "sha256:<hex digest>" instead of in clear. Tenant "*" is an operator key."""
+    api_keys_file: Path | None = None
+    """A JSON file of the same mapping, read at start-up (digests recommended)."""
+    openai_agent: str = "openai_compat"
+    """The agent OpenAI-compatible calls are made as, unless X-FlipSync-Agent names one of
+    extra_agents; always a known agent of the router."""
+    openai_timeout_s: float = 120.0
+    """How long an OpenAI-compatible call waits for its result (its deadline)."""
 
     # Batching (issue 3): packing small compatible requests, and the Batch API for bulk ones.
     pack_max_items: int = 8
@@ -233,10 +347,15 @@ class Settings(BaseSettings):
     """Routing policy, tiers and quality learning (see RoutingSettings)."""
     semantic: SemanticSettings = SemanticSettings()
     """Semantic cache and near-duplicate dedup (see SemanticSettings)."""
+    providers: tuple[ProviderSettings, ...] = ()
+    """Providers to call (see ProviderSettings); empty keeps the default: one openai provider
+    when OPENAI_API_KEY or OPENAI_BASE_URL is set, else the simulated one."""
+    health: HealthSettings = HealthSettings()
+    """Provider health: EWMA stats, circuit breakers, retries (see HealthSettings)."""
 
     @field_validator(
         "nats_url", "redis_url", "openai_api_key", "openai_base_url", "otlp_endpoint",
-        "sim_base_url", "budget_config", mode="before",
+        "sim_base_url", "budget_config", "api_keys_file", mode="before",
     )  # fmt: skip
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:

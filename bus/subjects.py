@@ -30,6 +30,10 @@ CHAT_ASK_ALL = "chat.ask.*"
 """Seller-chat questions (ChatAsk), core NATS request/reply, answered by a queue group."""
 BUDGET_CONTROL = "budget.control"
 """Run-time budget changes (BudgetChange): every replica applies them; kept in LEDGER."""
+FLAGS_CONTROL = "flags.control"
+LLM_FLIGHT_ALL = "llm.flight.>"
+"""Every coalesced call's core-NATS channel (see llm_flight); for NATS permissions."""
+"""Core NATS (no stream): a feature flag changed in Redis (FlagChange); every router reloads."""
 
 STREAM_SUBJECTS: dict[str, list[str]] = {
     STREAM_REQUESTS: [REQUESTS_ALL],
@@ -43,6 +47,12 @@ STREAM_SUBJECTS: dict[str, list[str]] = {
 DURABLE_ROUTER = "router"
 DURABLE_LEDGER = "ledger"
 DURABLE_WORKFLOW = "workflow"
+DURABLE_QUALITY = "routing-quality"
+"""The router's consumer of quality signals and feedback, which routing learns from."""
+DURABLE_EXPERIMENT_LEDGER = "experiment-ledger"
+"""The experiments' consumer of ledger events (per-arm cost and latency sums)."""
+DURABLE_EXPERIMENT_QUALITY = "experiment-quality"
+"""The experiments' consumer of quality signals (per-arm valid answers)."""
 
 # Key-value buckets and object stores.
 BUCKET_CHECKPOINTS = "checkpoints"
@@ -147,6 +157,11 @@ def photo_analysis_key(tenant: str, agent: str, phash: str) -> str:
 def quality(tenant: str) -> str:
     """Subject of a tenant's quality signals."""
     return f"quality.{token(tenant)}"
+
+
+def quality_feedback(tenant: str) -> str:
+    """Subject of explicit feedback on a tenant's answers (a QualitySignal, in WORKFLOW too)."""
+    return f"quality.feedback.{token(tenant)}"
 
 
 def chat_ask(tenant: str) -> str:

@@ -17,8 +17,12 @@ from agents.dag import WorkflowDag
 from agents.runtime import AgentRuntime
 from agents.specs import ALL_SPECS, WORKFLOW_SPECS
 from agents.workflow import WorkflowService
+from api.app import create_app as create_api_app
+from api.server import ApiServer
 from bus.broker import make_broker
 from bus.embedded import EmbeddedNats, EmbeddedRedis
+from bus.nats_auth import ADMIN as NATS_ADMIN
+from bus.nats_auth import EmbeddedAuth, embedded_auth, settings_broker_options
 from bus.settings import Settings
 from bus.streams import ensure_streams
 from bus.tracing import make_tracer_provider
@@ -27,9 +31,13 @@ from cost_ledger.budgets.runtime import BudgetRuntime
 from cost_ledger.budgets.store import BudgetStore
 from cost_ledger.catalog import PriceCatalog
 from cost_ledger.consumer import ledger_router
-from flipsync.providers import provider_registry
+from flipsync.providers import dispatch_health, start_providers
+from optimizer.arm_stats import experiment_router
+from optimizer.flag_store import LiveFlags
 from router.pipeline import Stage
 from router.providers.registry import ProviderRegistry
+from router.routing.feedback import quality_router
+from router.routing.quality_store import QualityStore
 from router.semantic.build import build_semantic_cache
 from router.semantic.store import SemanticCache
 from router.service import RouterService
@@ -38,8 +46,9 @@ from router.simulated.server import SimulatedProvider
 from router.stages.batch import batch_stage
 from router.stages.budget import BudgetStage, offered_by
 from router.stages.dispatch import Dispatcher
+from router.stages.flags import FlagsStage
 from router.stages.levers import lever_stages
-from router.stages.route import RouteStage
+from router.stages.route import routing_stages
 
 
 class Service(enum.StrEnum):
@@ -50,9 +59,11 @@ class Service(enum.StrEnum):
     LEDGER = "ledger"
     WORKFLOW = "workflow"
     AGENTS = "agents"
+    API = "api"  # the HTTP API (api/) on settings.api_host:api_port
 
 
-ALL_SERVICES = frozenset(Service)
+ALL_SERVICES = frozenset(Service) - {Service.API}
+"""The embedded stack's services: the HTTP API listens on a port, so it runs only when asked."""
 
 
 @dataclass(kw_only=True)
@@ -70,8 +81,12 @@ class Stack:
     sim: SimulatedProvider | None = None
     registry: ProviderRegistry | None = None
     embedded: list[EmbeddedNats | EmbeddedRedis] = field(default_factory=list)
+    nats_auth: EmbeddedAuth | None = None
+    """The embedded nats-server's users and passwords, when it runs with FLIPSYNC_NATS_AUTH."""
     budgets: BudgetStore | None = None
     """The budgets (reservations, counters, status), in a stack with a router or ledger."""
+    api: ApiServer | None = None
+    """The HTTP API server, in a stack running the api service."""
 
     @property
     def aggregates(self) -> AggregateStore:
@@ -80,6 +95,8 @@ class Stack:
 
     async def stop(self) -> None:
         """Stop services, then the servers this stack started; leaves no process behind."""
+        if self.api is not None:
+            await self.api.stop()
         with contextlib.suppress(Exception):
             await self.broker.stop()
         if self.registry is not None:
@@ -104,8 +121,17 @@ async def start_stack(
     embedded: list[EmbeddedNats | EmbeddedRedis] = []
     try:
         nats_url = settings.nats_url
+        nats_options = settings_broker_options(settings)
+        nats_auth: EmbeddedAuth | None = None
         if nats_url is None:
-            nats = EmbeddedNats(settings.data_dir / "nats" if settings.data_dir else None)
+            if settings.nats_auth:  # FlipSync's users and permissions, throwaway passwords
+                nats_auth = embedded_auth(settings, [spec.name for spec in ALL_SPECS])
+                nats_options = nats_auth.broker_options(settings.nats_user or NATS_ADMIN)
+            nats = EmbeddedNats(
+                settings.data_dir / "nats" if settings.data_dir else None,
+                extra_config=nats_auth.config if nats_auth else "",
+                env=nats_auth.environment if nats_auth else None,
+            )
             await nats.start()
             embedded.append(nats)
             nats_url = nats.url
@@ -120,73 +146,86 @@ async def start_stack(
             await server.stop()
         raise
 
-    tracer_provider = make_tracer_provider(
-        settings.service_name, settings.otlp_endpoint, span_exporter
-    )
-    catalog = PriceCatalog.load()
     sim: SimulatedProvider | None = None
-    if not settings.real_provider and Service.PROVIDER in wanted:
-        sim = SimulatedProvider(
-            sim_config
-            or SimConfig(
-                latency_ms=settings.sim_latency_ms, batch_completion_s=settings.sim_batch_delay_s
+    try:  # until the Stack owns them, a failure here must not leave servers running
+        tracer_provider = make_tracer_provider(
+            settings.service_name, settings.otlp_endpoint, span_exporter
+        )
+        catalog = PriceCatalog.load()
+        if not settings.real_provider and Service.PROVIDER in wanted:
+            sim = SimulatedProvider(
+                sim_config
+                or SimConfig(
+                    latency_ms=settings.sim_latency_ms,
+                    batch_completion_s=settings.sim_batch_delay_s,
+                )
             )
+            await sim.start()
+        simulated_url = sim.base_url if sim else settings.sim_base_url
+        # A blocking pool: hundreds of concurrent requests wait for one of 64 connections rather
+        # than fail with MaxConnectionsError (redis-py's default pool raises past 100).
+        pool = aioredis.BlockingConnectionPool.from_url(redis_url, max_connections=64, timeout=None)
+        redis_client = aioredis.Redis.from_pool(pool)  # owns the pool: aclose() closes it
+        broker = make_broker(
+            nats_url, tracer_provider=tracer_provider, client_name="flipsync", **nats_options
         )
-        await sim.start()
-    simulated_url = sim.base_url if sim else settings.sim_base_url
-    # A blocking pool: hundreds of concurrent requests wait for one of 64 connections rather
-    # than fail with MaxConnectionsError (redis-py's default pool raises past 100).
-    pool = aioredis.BlockingConnectionPool.from_url(redis_url, max_connections=64, timeout=None)
-    redis_client = aioredis.Redis.from_pool(pool)  # owns the pool: aclose() closes it
-    broker = make_broker(nats_url, tracer_provider=tracer_provider, client_name="flipsync")
-    budgets: BudgetRuntime | None = None
-    if wanted & {Service.ROUTER, Service.LEDGER}:
-        budgets = BudgetRuntime(settings, redis_client, broker)
-        broker.include_router(budgets.control_router())
-    registry: ProviderRegistry | None = None
-    semantic: SemanticCache | None = None
-    if Service.ROUTER in wanted:
-        registry = provider_registry(settings, catalog, simulated_url)
-        assert budgets is not None
-        semantic = build_semantic_cache(settings, redis_client)
-        service = _router_service(
-            settings,
-            registry,
-            catalog,
-            tracer_provider,
-            broker,
-            redis_client,
-            budgets.store,
-            semantic,
+        budgets: BudgetRuntime | None = None
+        if wanted & {Service.ROUTER, Service.LEDGER}:
+            budgets = BudgetRuntime(settings, redis_client, broker)
+            broker.include_router(budgets.control_router())
+        registry: ProviderRegistry | None = None
+        semantic: SemanticCache | None = None
+        if Service.ROUTER in wanted:
+            registry = await start_providers(settings, catalog, simulated_url)
+            assert budgets is not None
+            semantic = build_semantic_cache(settings, redis_client)
+            service = _router_service(
+                settings,
+                registry,
+                catalog,
+                tracer_provider,
+                broker,
+                redis_client,
+                budgets.store,
+                semantic,
+            )
+            broker.include_router(service.router())
+            broker.include_router(quality_router(QualityStore(redis_client), settings=settings))
+        if Service.LEDGER in wanted:
+            assert budgets is not None
+            broker.include_router(ledger_router(budgets.ledger_view(), settings=settings))
+            broker.include_router(experiment_router(redis_client, settings))  # per-arm sums
+        if Service.WORKFLOW in wanted:
+            dag = WorkflowDag(WORKFLOW_SPECS)
+            broker.include_router(WorkflowService(dag, settings, broker).router())
+        if Service.AGENTS in wanted:
+            tracer = tracer_provider.get_tracer("flipsync.agents")
+            runtime = AgentRuntime(
+                WORKFLOW_SPECS, settings=settings, broker=broker, catalog=catalog, tracer=tracer
+            )
+            broker.include_router(runtime.router())
+            broker.include_router(ChatService(settings, broker).router())
+        stack = Stack(
+            settings=settings,
+            broker=broker,
+            redis=redis_client,
+            catalog=catalog,
+            tracer_provider=tracer_provider,
+            nats_url=nats_url,
+            redis_url=redis_url,
+            simulated=not settings.real_provider,
+            sim=sim,
+            registry=registry,
+            embedded=embedded,
+            nats_auth=nats_auth,
+            budgets=budgets.store if budgets is not None else None,
         )
-        broker.include_router(service.router())
-    if Service.LEDGER in wanted:
-        assert budgets is not None
-        broker.include_router(ledger_router(budgets.ledger_view(), settings=settings))
-    if Service.WORKFLOW in wanted:
-        dag = WorkflowDag(WORKFLOW_SPECS)
-        broker.include_router(WorkflowService(dag, settings, broker).router())
-    if Service.AGENTS in wanted:
-        tracer = tracer_provider.get_tracer("flipsync.agents")
-        runtime = AgentRuntime(
-            WORKFLOW_SPECS, settings=settings, broker=broker, catalog=catalog, tracer=tracer
-        )
-        broker.include_router(runtime.router())
-        broker.include_router(ChatService(settings, broker).router())
-    stack = Stack(
-        settings=settings,
-        broker=broker,
-        redis=redis_client,
-        catalog=catalog,
-        tracer_provider=tracer_provider,
-        nats_url=nats_url,
-        redis_url=redis_url,
-        simulated=not settings.real_provider,
-        sim=sim,
-        registry=registry,
-        embedded=embedded,
-        budgets=budgets.store if budgets is not None else None,
-    )
+    except BaseException:
+        if sim is not None:
+            await sim.stop()
+        for server in reversed(embedded):
+            await server.stop()
+        raise
     try:
         await broker.connect()
         await ensure_streams(broker.connection.jetstream(), settings)
@@ -195,6 +234,10 @@ async def start_stack(
         if semantic is not None:  # its index rebuilt from what Redis holds
             await semantic.start()
         await broker.start()
+        if Service.API in wanted:
+            app = create_api_app(broker, redis_client, settings, catalog=catalog)
+            stack.api = ApiServer(app, settings.api_host, settings.api_port)
+            await stack.api.start()
     except BaseException:
         await stack.stop()
         raise
@@ -212,7 +255,11 @@ def _router_service(
     semantic: SemanticCache | None,
 ) -> RouterService:
     tracer = tracer_provider.get_tracer("flipsync.router")
+    route, cascade = routing_stages(settings, registry, catalog, redis, budgets)
+    flags = LiveFlags(redis, catalog=catalog, registry=registry)
+    broker.include_router(flags.control_router())  # flags.control: reload without a restart
     stages: list[Stage] = [
+        FlagsStage(flags),
         *lever_stages(
             settings,
             catalog=catalog,
@@ -221,16 +268,25 @@ def _router_service(
             semantic=semantic,
             near_duplicates=semantic,
         ),
-        RouteStage(registry, settings.default_model),
-        BudgetStage(budgets, catalog, offered_by(registry)),
+        route,
+        cascade.around(BudgetStage(budgets, catalog, offered_by(registry))),
         batch_stage(settings, registry=registry, catalog=catalog, redis=redis, tracer=tracer),
     ]
     return RouterService(
         settings=settings,
         stages=stages,
-        terminal=Dispatcher(registry, catalog, settings.baseline_model, tracer),
+        terminal=Dispatcher(
+            registry,
+            catalog,
+            settings.baseline_model,
+            tracer,
+            health=dispatch_health(settings, redis),
+            provider_timeout_s=settings.provider_timeout_s,
+        ),
         catalog_version=catalog.version,
-        known_agents=frozenset(spec.name for spec in ALL_SPECS) | settings.extra_agents,
+        known_agents=frozenset(spec.name for spec in ALL_SPECS)
+        | settings.extra_agents
+        | {settings.openai_agent},  # the OpenAI-compatible endpoint's calls (api/)
         broker=broker,
         tracer=tracer,
     )

@@ -14,6 +14,7 @@ import nats
 import redis.asyncio as aioredis
 from nats.aio.client import Client as NatsClient
 
+from bus.broker import server_list
 from bus.messages import (
     BudgetChange,
     BudgetPeriod,
@@ -82,7 +83,7 @@ class _Conn:
 @asynccontextmanager
 async def _connect(settings: Settings) -> AsyncIterator[_Conn]:
     assert settings.nats_url is not None and settings.redis_url is not None
-    nc = await nats.connect(settings.nats_url)
+    nc = await nats.connect(server_list(settings.nats_url))
     client = aioredis.Redis.from_url(settings.redis_url)
     try:
         live = LiveBudgets(client, BudgetConfig.load(settings.budget_config))
