@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import random
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any, Literal
+from typing import Literal
 
 import httpx2
 import openai
@@ -20,103 +19,16 @@ from openai.types.chat import (
 )
 
 from router.simulated import Faults, SimConfig, SimulatedProvider
-from router.simulated.content import generate
-from router.simulated.request import ChatRequest
 from router.tokens import count_messages_tokens
+from tests.sim_schemas import LISTING_SCHEMA, json_schema_format, schema_errors
 from tests.test_tokens import png_data_url
 
 MODEL = "gpt-4o-mini"
-LISTING_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "title": {"type": "string", "minLength": 10, "maxLength": 40},
-        "condition": {"type": "string", "enum": ["new", "used", "refurbished"]},
-        "price": {"type": "number", "minimum": 1, "maximum": 500},
-        "stock": {"type": "integer", "minimum": 0, "exclusiveMaximum": 10},
-        "bullets": {"type": "array", "items": {"type": "string", "maxLength": 60}, "maxItems": 3},
-        "dimensions": {"$ref": "#/$defs/dimensions"},
-        "variants": {
-            "type": "array",
-            "minItems": 1,
-            "maxItems": 2,
-            "items": {
-                "type": "object",
-                "properties": {
-                    "color": {"type": "string", "maxLength": 12},
-                    "sku": {"anyOf": [{"type": "string", "maxLength": 9}, {"type": "null"}]},
-                },
-                "required": ["color", "sku"],
-                "additionalProperties": False,
-            },
-        },
-        "kind": {"const": "listing"},
-    },
-    "required": ["title", "condition", "price", "stock", "bullets", "dimensions", "variants"],
-    "additionalProperties": False,
-    "$defs": {
-        "dimensions": {
-            "type": "object",
-            "properties": {"width_cm": {"type": "number", "exclusiveMinimum": 0, "maximum": 80}},
-            "required": ["width_cm"],
-            "additionalProperties": False,
-        }
-    },
-}
-
-
-def schema_errors(value: Any, schema: Any, root: dict[str, Any], at: str = "$") -> list[str]:
-    """A tiny JSON Schema checker for the keywords the simulator promises to honour."""
-    if "$ref" in schema:
-        schema = root["$defs"][schema["$ref"].rsplit("/", 1)[-1]]
-    if "anyOf" in schema:
-        ok = any(not schema_errors(value, b, root, at) for b in schema["anyOf"])
-        return [] if ok else [f"{at}: no anyOf branch"]
-    if "const" in schema and value != schema["const"]:
-        return [f"{at}: not {schema['const']!r}"]
-    if "enum" in schema and value not in schema["enum"]:
-        return [f"{at}: {value!r} not in enum"]
-    types = {"object": dict, "array": list, "string": str, "boolean": bool, "null": type(None)}
-    kind = schema.get("type")
-    if kind in ("number", "integer"):
-        if isinstance(value, bool) or not isinstance(
-            value, int if kind == "integer" else int | float
-        ):
-            return [f"{at}: not {kind}"]
-        low, high = schema.get("minimum", -1e18), schema.get("maximum", 1e18)
-        x_low, x_high = schema.get("exclusiveMinimum", -1e18), schema.get("exclusiveMaximum", 1e18)
-        if not (low <= value <= high and x_low < value < x_high):
-            return [f"{at}: {value} out of bounds"]
-        return []
-    if kind in types and not isinstance(value, types[kind]):
-        return [f"{at}: not {kind}"]
-    errors: list[str] = []
-    length = (schema.get("minLength", 0), schema.get("maxLength", 10**9))
-    if isinstance(value, str) and not length[0] <= len(value) <= length[1]:
-        errors.append(f"{at}: length {len(value)}")
-    if isinstance(value, list):
-        if not schema.get("minItems", 0) <= len(value) <= schema.get("maxItems", 10**9):
-            errors.append(f"{at}: {len(value)} items")
-        for i, item in enumerate(value):
-            errors += schema_errors(item, schema.get("items", {}), root, f"{at}[{i}]")
-    if isinstance(value, dict):
-        props = schema.get("properties", {})
-        errors += [f"{at}: missing {k}" for k in schema.get("required", []) if k not in value]
-        if schema.get("additionalProperties") is False:
-            errors += [f"{at}: extra {k}" for k in value if k not in props]
-        for key, item in value.items():
-            if key in props:
-                errors += schema_errors(item, props[key], root, f"{at}.{key}")
-    return errors
 
 
 def user(text: str) -> list[ChatCompletionMessageParam]:
     """One user message."""
     return [{"role": "user", "content": text}]
-
-
-def json_schema_format(schema: dict[str, Any]) -> Any:
-    """An OpenAI response_format asking for this schema."""
-    return {"type": "json_schema", "json_schema": {"name": "out", "schema": schema, "strict": True}}
 
 
 @pytest.fixture(scope="module")
@@ -182,73 +94,6 @@ async def test_json_schema_answers_validate(client: AsyncOpenAI) -> None:
         value = json.loads(completion.choices[0].message.content or "")
         assert schema_errors(value, LISTING_SCHEMA, LISTING_SCHEMA) == []
         assert set(value["title"].lower().split()) & set(product.lower().split())
-
-
-def test_schema_values_validate_across_many_prompts() -> None:
-    jsonschema = pytest.importorskip("jsonschema")
-    validator = jsonschema.Draft202012Validator(LISTING_SCHEMA)
-    rng = random.Random(1)
-    words = [
-        "red",
-        "blue",
-        "oak",
-        "steel",
-        "cotton",
-        "lamp",
-        "chair",
-        "desk",
-        "mug",
-        "boot",
-        "scarf",
-        "kettle",
-        "drill",
-    ]
-    for _ in range(200):
-        prompt = " ".join(rng.sample(words, rng.randint(1, 6)))
-        messages: list[dict[str, Any]] = [{"role": "user", "content": prompt}]
-        request = ChatRequest(
-            model=MODEL, messages=messages, response_format=json_schema_format(LISTING_SCHEMA)
-        )
-        value = json.loads(generate(request).content)
-        assert schema_errors(value, LISTING_SCHEMA, LISTING_SCHEMA) == []
-        assert list(validator.iter_errors(value)) == []
-
-
-TREE_SCHEMA: dict[str, Any] = {
-    "$defs": {
-        "node": {
-            "type": "object",
-            "properties": {
-                "label": {"type": "string", "maxLength": 20},
-                "children": {"type": "array", "items": {"$ref": "#/$defs/node"}},
-            },
-            "required": ["label", "children"],
-            "additionalProperties": False,
-        }
-    },
-    "$ref": "#/$defs/node",
-}
-ODD_SCHEMAS: list[dict[str, Any]] = [
-    TREE_SCHEMA,
-    {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 2},
-    {"type": "string", "enum": ["a", "b"]},
-    {"type": "object", "properties": {"a": {"type": "boolean"}}, "additionalProperties": False},
-    {"anyOf": [{"type": "object"}, {"type": "array"}]},
-    {"allOf": [{"properties": {"a": {"type": "string", "format": "date"}}, "required": ["a"]}]},
-]
-
-
-@pytest.mark.parametrize("schema", ODD_SCHEMAS)
-def test_generated_values_validate_and_broken_ones_do_not(schema: dict[str, Any]) -> None:
-    jsonschema = pytest.importorskip("jsonschema")
-    validator = jsonschema.Draft202012Validator(schema)
-    for prompt in ("oak desk", "linen shirt with long sleeves", "kettle"):
-        messages: list[dict[str, Any]] = [{"role": "user", "content": prompt}]
-        request = ChatRequest(
-            model=MODEL, messages=messages, response_format=json_schema_format(schema)
-        )
-        assert validator.is_valid(json.loads(generate(request).content))
-        assert not validator.is_valid(json.loads(generate(request, break_schema=True).content))
 
 
 async def test_json_object_mode_answers_an_object(client: AsyncOpenAI) -> None:

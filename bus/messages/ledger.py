@@ -1,0 +1,65 @@
+"""What a result leaves behind: its ledger event (the money) and its quality signal."""
+
+from __future__ import annotations
+
+import msgspec
+
+from bus.messages.base import WIRE_VERSION, now_ms
+from bus.messages.llm import Lever, Usage
+
+
+class LedgerEvent(msgspec.Struct, kw_only=True):
+    """One priced outcome of a request, published once on ledger.<tenant>; the money's truth."""
+
+    event_id: str
+    request_id: str
+    tenant: str
+    agent: str
+    workflow_id: str
+    task_type: str
+    model: str
+    provider: str
+    usage: Usage
+    cost_micro_usd: int
+    """What was actually paid (0 for a cache hit, pattern answer or dedup waiter)."""
+    baseline_micro_usd: int
+    """The naive baseline of the same request; savings are baseline minus cost."""
+    lever: Lever
+    catalog_version: str
+    paid_call: bool
+    """Whether an upstream provider call was paid for this event."""
+    simulated: bool = False
+    started_ms: int = 0
+    finished_ms: int = 0
+    user: str = ""
+    """The end user the request was made for (LlmRequest.tags["user"]), for message quotas."""
+    arm: str | None = None
+    """The experiment arm ("experiment/arm") the request was assigned to, if any."""
+    pack_size: int = 0
+    """Requests that shared this event's packed provider call (lever packed); 0 if unknown."""
+    route_reason: str = ""
+    """Why the request went to its model (the routing decision, escalations included)."""
+    v: int = WIRE_VERSION
+
+
+class QualitySignal(msgspec.Struct, kw_only=True):
+    """Whether one LLM answer passed its agent's checks, on quality.<tenant>; routing learns
+    from it which model is good enough for which task type."""
+
+    request_id: str
+    tenant: str
+    agent: str
+    workflow_id: str = ""
+    task_type: str
+    model: str
+    provider: str = ""
+    lever: Lever = Lever.NONE
+    valid: bool
+    problems: list[str] = []
+    """What the checks (schema and validators) found wrong; empty when valid."""
+    attempt: int = 0
+    """0 for the first answer, 1 for the targeted retry."""
+    escalated: bool = False
+    """Whether the request asked for a stronger model after an invalid answer."""
+    at_ms: int = msgspec.field(default_factory=lambda: now_ms())
+    v: int = WIRE_VERSION
