@@ -6,6 +6,7 @@ Everything here can be rebuilt by replaying the LEDGER stream into an empty stor
 from __future__ import annotations
 
 import dataclasses
+import enum
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -17,29 +18,49 @@ from cost_ledger import cube, keys
 from cost_ledger.keys import Dimension
 from cost_ledger.pricing import to_usd
 
+MARKER_VERSION = 2
+"""What the seen marker's value says was written for the event: 1, the aggregates and member
+sets (deployments before the cube wrote '1'); 2, those and the cube rows. An event whose marker
+is older gets only the parts added since, so a rebuild fills in the cube of events applied
+before it existed, and an event still counts once. Bump it when the script writes a new part."""
+
 # KEYS[1]: the event's seen marker; KEYS[2 .. n_agg+1]: aggregate hashes; then n_sets member
 # sets; then the cube hashes (cube.py). ARGV[1]: marker TTL; ARGV[2]: n_agg; ARGV[3]: n_fields;
 # ARGV[4]: n_sets; then n_fields (field, increment) pairs; then one member per set key; then
 # n_msets metric sets, each a count and that many 0-based field indexes; then the cube rows as
 # (cube key offset, field prefix, metric set number) triples.
-_APPLY_LUA = """
-if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
-  return 0
+# Returns 0 (applied before), 1 (newly applied) or 2 (only the parts its marker lacked).
+_APPLY_LUA = (
+    "local VERSION = "
+    + str(MARKER_VERSION)
+    + """
+local written = 0
+local before = redis.call('GET', KEYS[1])
+if before then
+  written = tonumber(before)
+  if not written or written >= VERSION then
+    return 0
+  end
+  redis.call('SET', KEYS[1], VERSION, 'KEEPTTL')
+else
+  redis.call('SET', KEYS[1], VERSION, 'EX', ARGV[1])
 end
 local n_agg = tonumber(ARGV[2])
 local n_fields = tonumber(ARGV[3])
 local n_sets = tonumber(ARGV[4])
-for k = 2, n_agg + 1 do
-  for f = 0, n_fields - 1 do
-    local amount = ARGV[6 + 2 * f]
-    if amount ~= '0' then
-      redis.call('HINCRBY', KEYS[k], ARGV[5 + 2 * f], amount)
+local first_member = 5 + 2 * n_fields
+if written < 1 then
+  for k = 2, n_agg + 1 do
+    for f = 0, n_fields - 1 do
+      local amount = ARGV[6 + 2 * f]
+      if amount ~= '0' then
+        redis.call('HINCRBY', KEYS[k], ARGV[5 + 2 * f], amount)
+      end
     end
   end
-end
-local first_member = 5 + 2 * n_fields
-for s = 0, n_sets - 1 do
-  redis.call('SADD', KEYS[n_agg + 2 + s], ARGV[first_member + s])
+  for s = 0, n_sets - 1 do
+    redis.call('SADD', KEYS[n_agg + 2 + s], ARGV[first_member + s])
+  end
 end
 local m = first_member + n_sets
 local msets = {}
@@ -57,7 +78,7 @@ for i = 1, tonumber(ARGV[m]) do
 end
 m = m + 1
 local cube_base = n_agg + 1 + n_sets
-while m + 2 <= #ARGV do
+while written < 2 and m + 2 <= #ARGV do
   local key = KEYS[cube_base + tonumber(ARGV[m])]
   local prefix = ARGV[m + 1]
   for _, f in ipairs(msets[tonumber(ARGV[m + 2])]) do
@@ -65,8 +86,12 @@ while m + 2 <= #ARGV do
   end
   m = m + 3
 end
-return 1
+if written == 0 then
+  return 1
+end
+return 2
 """
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -117,6 +142,22 @@ class Totals:
         """Savings in Decimal dollars."""
         return to_usd(self.savings_micro_usd)
 
+
+class Applied(enum.IntEnum):
+    """What applying an event did (the script's reply)."""
+
+    BEFORE = 0
+    """Nothing: it was applied before, in full."""
+    NEW = 1
+    """Added to every breakdown."""
+    COMPLETED = 2
+    """Applied before by an older script: only the parts it lacked were added (the cube)."""
+
+
+DERIVED_PREFIXES = tuple(f"{keys.PREFIX}{part}:" for part in ("seen", "agg", "idx", "cube"))
+"""Every key the apply script writes starts with one of these: a fresh rebuild deletes them."""
+CLEAR_BATCH = 1000
+"""Keys scanned and unlinked per round trip by clear()."""
 
 _FIELDS = tuple(f.name for f in dataclasses.fields(Totals))
 _METRIC_SET_NUMBER = {name: i + 1 for i, name in enumerate(cube.METRIC_SETS)}
@@ -190,9 +231,14 @@ class AggregateStore:
     async def apply(self, event: LedgerEvent) -> bool:
         """Add an event to every breakdown, unless its event id was applied before.
 
-        Returns whether it was applied. The check and all increments are one atomic script,
-        so concurrent replicas and redeliveries never count an event twice.
+        Returns whether it was newly applied. The check and all increments are one atomic
+        script, so concurrent replicas and redeliveries never count an event twice.
         """
+        return await self.apply_event(event) is Applied.NEW
+
+    async def apply_event(self, event: LedgerEvent) -> Applied:
+        """Add an event to every breakdown it is not in yet (see MARKER_VERSION): all of them
+        if new, only the cube if an older script applied it, nothing if applied in full."""
         metrics = event_metrics(event)
         members = event_members(event)
         agg_keys: list[str] = []
@@ -223,7 +269,23 @@ class AggregateStore:
                 *field_args, *set_members, *_METRIC_SET_ARGS, *cube_args,
             ],
         )  # fmt: skip
-        return bool(applied)
+        return Applied(int(applied))
+
+    async def clear(self) -> int:
+        """Delete every key the apply script writes (seen markers, aggregates, member sets,
+        cube), for a rebuild from scratch; returns how many. Not atomic: events applied while
+        it runs may be lost or counted twice, so stop the ledger consumers first."""
+        deleted = 0
+        for prefix in DERIVED_PREFIXES:
+            batch: list[bytes | str] = []
+            async for key in self._redis.scan_iter(match=f"{prefix}*", count=CLEAR_BATCH):
+                batch.append(key)
+                if len(batch) >= CLEAR_BATCH:
+                    deleted += int(await self._redis.unlink(*batch))
+                    batch = []
+            if batch:
+                deleted += int(await self._redis.unlink(*batch))
+        return deleted
 
     async def totals(self, tenant: str | None = None) -> Totals:
         """Everything summed, for one tenant or for all of them."""

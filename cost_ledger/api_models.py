@@ -23,9 +23,11 @@ class Filter(_Shape):
     agent: str | None = None
     model: str | None = None
     start: date | None = None
-    """First UTC day included; None: from the first day in the ledger."""
+    """First UTC day included; None: from the first day in the ledger (at most
+    slices.MAX_RANGE_DAYS days before the end)."""
     end: date | None = None
-    """Last UTC day included; None: up to the last day in the ledger."""
+    """Last UTC day included; None: up to the last day in the ledger (at most
+    slices.MAX_RANGE_DAYS days after the start). A range is at most MAX_RANGE_DAYS days."""
 
 
 class Metrics(_Shape):
@@ -85,7 +87,8 @@ class SpendResponse(_Shape):
     """Whether any event came from the simulated provider (no real money moved)."""
     totals: Metrics
     rates: Rates
-    products: Products
+    products: Products | None
+    """None under an agent or model filter: the cube keeps workflows only for every event."""
     savings_by_lever: dict[str, int]
     """Baseline minus actual of the calls each lever served, micro-dollars."""
     by_lever: list[Row]
@@ -250,6 +253,8 @@ class TimeseriesResponse(_Shape):
     spend_by_model: dict[str, list[int]]
     calls_by_model: dict[str, list[int]]
     """Routing mix: calls each model served per day."""
-    products: list[int]
-    """Distinct workflows (products) with events that day."""
-    cost_per_product_micro_usd: list[int]
+    products: list[int] | None
+    """Distinct workflows (products) with events that day; None under an agent or model
+    filter (not available there)."""
+    cost_per_product_micro_usd: list[int] | None
+    """None under an agent or model filter."""

@@ -115,6 +115,9 @@ async def render_view(
     """One cost view of a filter, as text (or as the API's JSON)."""
     store = AggregateStore(redis)
     catalog = PriceCatalog.load()
+    from optimizer.models import load_registered  # lazy: the optimizer builds on the ledger
+
+    await load_registered(redis, catalog)  # fine-tuned models registered at run time
     view: BaseModel
     match name:
         case "spend":

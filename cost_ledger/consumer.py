@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import logging
 
-from faststream.exceptions import NackMessage
-from faststream.nats import JStream, NatsRouter
-from redis.exceptions import RedisError
+from faststream.nats import NatsRouter
+from faststream.nats.message import NatsMessage
 
 from bus import subjects
-from bus.codec import decode, encode
-from bus.consumers import Incoming, durable_consumer, message
+from bus.consumers import dead_letter_publisher, durable_consumer, redis_applier
 from bus.errors import WireError
-from bus.messages import DeadLetter, ErrorCode, LedgerEvent
+from bus.messages import ErrorCode, LedgerEvent
 from bus.settings import Settings
 from cost_ledger.aggregates import AggregateStore
 
@@ -32,37 +30,18 @@ def ledger_router(store: AggregateStore, *, settings: Settings | None = None) ->
     """
     settings = settings or Settings()
     router = NatsRouter()
-    dead_letters = router.publisher(
-        subjects.dead_letter(DLQ_SOURCE),
-        stream=JStream(name=subjects.STREAM_DLQ, declare=False),
-    )
 
-    async def on_ledger_event(incoming: Incoming) -> None:
+    async def apply(event: LedgerEvent, msg: NatsMessage) -> None:
         """Apply one ledger event to the aggregates, once per event id."""
-        msg = message(incoming)
-        body: bytes = msg.body
-        try:
-            event = _read(body, msg.raw_message.subject)
-        except WireError as exc:
-            log.warning("ledger event to the dead-letter queue: %s", exc)
-            letter = DeadLetter(
-                source_subject=msg.raw_message.subject,
-                error_code=exc.code,
-                reason=exc.reason,
-                payload=body,
-                headers={k: v for k, v in msg.headers.items() if isinstance(v, str)},
-            )
-            # The stream sequence as message id: a redelivery is not dead-lettered twice.
-            seq = msg.raw_message.metadata.sequence.stream
-            await dead_letters.publish(
-                encode(letter), headers={"Nats-Msg-Id": f"{DLQ_SOURCE}-{seq}"}
-            )
-            return
-        try:
-            await store.apply(event)
-        except RedisError as exc:
-            log.warning("ledger event %s not applied, retrying: %s", event.event_id, exc)
-            raise NackMessage(delay=RETRY_DELAY_S) from exc
+        _check_subject(event, msg.raw_message.subject)
+        await store.apply(event)
+
+    on_ledger_event = redis_applier(
+        LedgerEvent,
+        apply,
+        retry_delay_s=RETRY_DELAY_S,
+        dead_letter=dead_letter_publisher(router, DLQ_SOURCE),
+    )
 
     durable_consumer(
         router,
@@ -77,9 +56,8 @@ def ledger_router(store: AggregateStore, *, settings: Settings | None = None) ->
     return router
 
 
-def _read(body: bytes, subject: str) -> LedgerEvent:
-    """Decode an event, and check that it came on its own tenant's subject; raises WireError."""
-    event = decode(body, LedgerEvent)
+def _check_subject(event: LedgerEvent, subject: str) -> None:
+    """Check that an event came on its own tenant's subject; raises WireError."""
     try:
         own_subject = subjects.ledger(event.tenant)
     except ValueError as exc:
@@ -90,4 +68,3 @@ def _read(body: bytes, subject: str) -> LedgerEvent:
             ErrorCode.MALFORMED,
             f"LedgerEvent of tenant {event.tenant!r} was published on {subject}",
         )
-    return event

@@ -2,12 +2,15 @@
 
 Every endpoint takes the query parameters ``tenant``, ``agent``, ``model`` (at most one of
 agent and model), ``start`` and ``end`` (UTC days, YYYY-MM-DD, both included), echoes them
-back as ``filter``, and answers 400 ``{"detail": reason}`` for a bad one. Shapes (see
+back as ``filter``, and answers 400 ``{"detail": reason}`` for a bad one (a range of more
+than slices.MAX_RANGE_DAYS days included; an open start or end is clamped to the days the
+ledger has seen, then to MAX_RANGE_DAYS days). Shapes (see
 cost_ledger/api_models.py for every field):
 
 - GET /api/cost/spend -> {filter, simulated, totals: Metrics, rates: {cache_hit_rate,
   exact_cache_hit_rate, semantic_cache_hit_rate, dedup_rate, packed_items, packing_factor},
-  products: {products, spend_micro_usd, baseline_micro_usd, cost_per_product_micro_usd},
+  products: {products, spend_micro_usd, baseline_micro_usd, cost_per_product_micro_usd} or
+  null under an agent or model filter (workflows are not kept per agent or model),
   savings_by_lever: {lever: micro}, by_lever|by_agent|by_model|by_task_type|by_tenant|by_day:
   [Row]}, where Metrics = {spend_micro_usd, baseline_micro_usd, savings_micro_usd, calls,
   paid_calls, input_tokens, cached_input_tokens, output_tokens, simulated_events,
@@ -30,8 +33,9 @@ cost_ledger/api_models.py for every field):
   monthly_saving_micro_usd, agent, task_type, model, suggested_model, evidence: {}}]}.
 - GET /api/cost/timeseries -> {filter, days: [day], spend_micro_usd: [int],
   baseline_micro_usd: [int], calls: [int], savings_by_lever: {lever: [int]},
-  spend_by_model: {model: [int]}, calls_by_model: {model: [int]}, products: [int],
-  cost_per_product_micro_usd: [int]} (one value per day).
+  spend_by_model: {model: [int]}, calls_by_model: {model: [int]}, products: [int] | null,
+  cost_per_product_micro_usd: [int] | null} (one value per day; the product series are null
+  under an agent or model filter).
 
 A model filter reads the model's own totals: its spend report has no breakdown by agent,
 lever or task type, and its recommendations are only the cheaper tiers for that model.

@@ -7,6 +7,14 @@ the alert markers. Every write is idempotent (by event id, request id, change id
 rebuild into the keys in use is safe while the ledger consumer and the routers run, and a
 second rebuild changes nothing. After a flush, reservations wait (NOT_READY) until a rebuild
 marks the counters complete again.
+
+Events applied by an older apply script (before the per-day/per-hour cube) get the parts they
+lack (aggregates.MARKER_VERSION), so the cube is restored without counting them twice. A fresh
+rebuild (``fresh=True``) first deletes every derived ledger key (seen markers, aggregates,
+member sets, cube) and replays into nothing: every view comes back exactly whatever state the
+keys were in (e.g. a deleted cube, or seen markers expired after keys.SEEN_TTL_S, which would
+otherwise let an old event count twice). Run it with the ledger consumers stopped. Budget
+counters are not deleted: their settle markers keep a replayed event from counting twice.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import nats.errors
@@ -32,7 +41,7 @@ from bus.messages import (
     LedgerEvent,
     now_ms,
 )
-from cost_ledger.aggregates import AggregateStore
+from cost_ledger.aggregates import AggregateStore, Applied
 from cost_ledger.budgets.errors import BudgetConfigError
 from cost_ledger.budgets.periods import period_key
 from cost_ledger.budgets.store import BudgetStore
@@ -54,6 +63,10 @@ class RebuildReport:
     """Ledger events read."""
     applied: int = 0
     """Events added to the aggregates (the others were there already)."""
+    completed: int = 0
+    """Events applied before by an older script, whose missing cube rows were added."""
+    cleared: int = 0
+    """Derived ledger keys deleted first (a fresh rebuild)."""
     settled: int = 0
     """Events added to budget counters of the current periods."""
     changes: int = 0
@@ -65,16 +78,31 @@ class RebuildReport:
     seconds: float = 0.0
 
 
+EventReplayer = Callable[[LedgerEvent], Awaitable[object]]
+"""Another view built from ledger events (e.g. experiment arms), fed each replayed event."""
+
+
 async def rebuild(
-    js: JetStreamContext, aggregates: AggregateStore, budgets: BudgetStore
+    js: JetStreamContext,
+    aggregates: AggregateStore,
+    budgets: BudgetStore,
+    *,
+    fresh: bool = False,
+    also: Sequence[EventReplayer] = (),
 ) -> RebuildReport:
-    """Replay the whole LEDGER stream into Redis, idempotently; then mark budgets ready."""
+    """Replay the whole LEDGER stream into Redis, idempotently; then mark budgets ready.
+
+    fresh: delete the ledger's derived keys first (with the ledger consumers stopped).
+    also: other idempotent views of ledger events, each given every replayed event.
+    """
     started = time.perf_counter()
     report = RebuildReport()
+    if fresh:
+        report.cleared = await aggregates.clear()
     await budgets.live.ensure_seeded()
     info = await js.stream_info(subjects.STREAM_LEDGER)
     if info.state.messages:
-        await _replay(js, aggregates, budgets, report)
+        await _replay(js, aggregates, budgets, report, also)
     await budgets.mark_ready()
     await budgets.live.load()
     report.seconds = time.perf_counter() - started
@@ -82,7 +110,11 @@ async def rebuild(
 
 
 async def _replay(
-    js: JetStreamContext, aggregates: AggregateStore, budgets: BudgetStore, report: RebuildReport
+    js: JetStreamContext,
+    aggregates: AggregateStore,
+    budgets: BudgetStore,
+    report: RebuildReport,
+    also: Sequence[EventReplayer],
 ) -> None:
     config = ConsumerConfig(
         deliver_policy=DeliverPolicy.ALL,
@@ -106,7 +138,7 @@ async def _replay(
                 await _change(msg, budgets, report)
             others = [m for m in batch if m.subject != subjects.BUDGET_CONTROL]
             await asyncio.gather(
-                *(_one(m, aggregates, budgets, month, limit, report) for m in others)
+                *(_one(m, aggregates, budgets, month, limit, report, also) for m in others)
             )
             if batch[-1].metadata.num_pending == 0:
                 break
@@ -131,6 +163,7 @@ async def _one(
     month: str,
     limit: asyncio.Semaphore,
     report: RebuildReport,
+    also: Sequence[EventReplayer] = (),
 ) -> None:
     async with limit:
         try:
@@ -149,8 +182,12 @@ async def _one(
             report.malformed += 1
             return
         report.events += 1
-        applied = await aggregates.apply(event)
+        result = await aggregates.apply_event(event)
+        for view in also:
+            await view(event)
+        applied = result is Applied.NEW
         report.applied += int(applied)
+        report.completed += int(result is Applied.COMPLETED)
         at_ms = event.finished_ms or event.started_ms
         if period_key(BudgetPeriod.MONTH, at_ms) == month:
             settled = await budgets.settle_event(event, final=applied, alerts=False)

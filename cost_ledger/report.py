@@ -1,58 +1,62 @@
-"""Spend reports: what was paid, what the naive path would have paid, and which lever saved it."""
+"""Spend reports: what was paid, what the naive path would have paid, and which lever saved it.
+
+One path: a report is the spend view (spend.spend_view, read from the ledger cube, as the
+cost API answers) rendered as text, whatever the filter.
+"""
 
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
 from rich.console import Console
 from rich.table import Table
 
-from cost_ledger.aggregates import AggregateStore, Totals
-from cost_ledger.api_models import Filter, Rates, Row, SpendResponse
-from cost_ledger.keys import Dimension
+from cost_ledger.aggregates import AggregateStore
+from cost_ledger.api_models import Filter, Metrics, Rates, Row, SpendResponse
 from cost_ledger.pricing import to_usd
-from cost_ledger.spend import rates
+from cost_ledger.spend import spend_view
 
 SIMULATED_NOTE = "SIMULATED provider: no real money was spent"
 
 
 @dataclass(frozen=True, kw_only=True)
 class Report:
-    """A ledger report of one tenant, or of all tenants; money in integer micro-dollars."""
+    """A ledger report: the spend view of a filter (one tenant or all, maybe an agent, a model,
+    a day range); money in integer micro-dollars."""
 
-    tenant: str | None
-    """The tenant reported on; None means every tenant."""
-    totals: Totals
-    by_lever: Mapping[str, Totals]
-    by_agent: Mapping[str, Totals]
-    by_model: Mapping[str, Totals]
-    by_provider: Mapping[str, Totals]
-    by_day: Mapping[str, Totals]
-    by_tenant: Mapping[str, Totals]
-    """Per-tenant rows; empty in a one-tenant report."""
+    view: SpendResponse
+
+    @property
+    def tenant(self) -> str | None:
+        """The tenant reported on; None means every tenant."""
+        return self.view.filter.tenant
+
+    @property
+    def totals(self) -> Metrics:
+        """Everything in the filter, summed."""
+        return self.view.totals
 
     @property
     def spend_usd(self) -> Decimal:
         """What was actually paid, in dollars."""
-        return self.totals.spend_usd
+        return to_usd(self.totals.spend_micro_usd)
 
     @property
     def baseline_usd(self) -> Decimal:
         """What the naive path would have paid, in dollars."""
-        return self.totals.baseline_usd
+        return to_usd(self.totals.baseline_micro_usd)
 
     @property
     def savings_usd(self) -> Decimal:
         """Baseline minus spend, in dollars."""
-        return self.totals.savings_usd
+        return to_usd(self.totals.savings_micro_usd)
 
     @property
     def savings_by_lever_usd(self) -> dict[str, Decimal]:
         """What each lever saved against the baseline, in dollars."""
-        return {lever: t.savings_usd for lever, t in self.by_lever.items()}
+        return {lever: to_usd(v) for lever, v in self.view.savings_by_lever.items()}
 
     @property
     def calls(self) -> int:
@@ -67,67 +71,20 @@ class Report:
     @property
     def simulated(self) -> bool:
         """Whether any event came from the simulated provider."""
-        return self.totals.simulated_events > 0
+        return self.view.simulated
 
 
-async def build_report(store: AggregateStore, tenant: str | None = None) -> Report:
-    """Read a report of one tenant, or of every tenant, from the aggregates."""
-    return Report(
-        tenant=tenant,
-        totals=await store.totals(tenant),
-        by_lever=await store.breakdown(Dimension.LEVER, tenant),
-        by_agent=await store.breakdown(Dimension.AGENT, tenant),
-        by_model=await store.breakdown(Dimension.MODEL, tenant),
-        by_provider=await store.breakdown(Dimension.PROVIDER, tenant),
-        by_day=await store.breakdown(Dimension.DAY, tenant),
-        by_tenant={} if tenant is not None else await store.breakdown(Dimension.TENANT),
-    )
+async def build_report(
+    store: AggregateStore, tenant: str | None = None, *, where: Filter | None = None
+) -> Report:
+    """The report of a filter (default: every day of one tenant, or of every tenant), read
+    from the same cube as the cost API; raises slices.FilterError for a bad filter."""
+    return Report(view=await spend_view(store, where or Filter(tenant=tenant)))
 
 
-def render_report(report: Report, *, width: int = 100) -> str:
+def render_report(report: Report, *, width: int = 110) -> str:
     """The report as plain text tables, for a terminal or a log."""
-    out = io.StringIO()
-    # Names come from tenants and agents: never read them as markup or emoji codes.
-    console = Console(
-        file=out,
-        width=width,
-        color_system=None,
-        force_terminal=False,
-        markup=False,
-        emoji=False,
-        highlight=False,
-    )
-    scope = f"tenant {report.tenant}" if report.tenant is not None else "all tenants"
-    t = report.totals
-    console.print(f"FlipSync cost report: {scope}")
-    if report.simulated:
-        console.print(f"{SIMULATED_NOTE} ({t.simulated_events} of {t.calls} events simulated)")
-    console.print(f"Spend:    {usd(t.spend_micro_usd)}")
-    console.print(f"Baseline: {usd(t.baseline_micro_usd)}  (premium model, no cache, no batch)")
-    console.print(f"Saved:    {usd(t.savings_micro_usd)}  ({percent(t)})")
-    console.print(f"Calls:    {t.calls} served, {t.paid_calls} paid upstream")
-    console.print(
-        f"Tokens:   {t.input_tokens} input ({t.cached_input_tokens} cached), "
-        f"{t.output_tokens} output"
-    )
-    console.print(f"Rates:    {rates_text(t)}")
-    sections = (
-        ("lever", report.by_lever),
-        ("tenant", report.by_tenant),
-        ("agent", report.by_agent),
-        ("model", report.by_model),
-        ("provider", report.by_provider),
-        ("day (UTC)", report.by_day),
-    )
-    for title, rows in sections:
-        if rows:
-            console.print(_table(title, rows))
-    return out.getvalue()
-
-
-def rates_text(totals: Totals) -> str:
-    """Cache hit rate (exact + semantic), dedup rate and packing factor, on one line."""
-    return _rates_line(rates(totals))
+    return render_spend(report.view, width=width)
 
 
 def describe(where: Filter) -> str:
@@ -159,11 +116,18 @@ def render_spend(view: SpendResponse, *, width: int = 110) -> str:
     console.print(f"Baseline: {usd(t.baseline_micro_usd)}  (premium model, no cache, no batch)")
     console.print(f"Saved:    {usd(t.savings_micro_usd)}  ({share})")
     console.print(f"Calls:    {t.calls} served, {t.paid_calls} paid upstream")
+    console.print(
+        f"Tokens:   {t.input_tokens} input ({t.cached_input_tokens} cached), "
+        f"{t.output_tokens} output"
+    )
     console.print(f"Rates:    {_rates_line(view.rates)}")
     p = view.products
-    console.print(
-        f"Products: {p.products} workflows, {usd(p.cost_per_product_micro_usd)} per product"
-    )
+    if p is None:
+        console.print("Products: not available under an agent or model filter")
+    else:
+        console.print(
+            f"Products: {p.products} workflows, {usd(p.cost_per_product_micro_usd)} per product"
+        )
     for title, rows in (
         ("lever", view.by_lever),
         ("tenant", view.by_tenant),
@@ -210,29 +174,3 @@ def usd(micro_usd: int) -> str:
     """Micro-dollars as dollars with six decimals: $0.000123, -$1.500000."""
     sign = "-" if micro_usd < 0 else ""
     return f"{sign}${to_usd(abs(micro_usd)):,.6f}"
-
-
-def percent(totals: Totals) -> str:
-    """Savings as a share of the baseline."""
-    if totals.baseline_micro_usd == 0:
-        return "-"
-    share = Decimal(100 * totals.savings_micro_usd) / totals.baseline_micro_usd
-    return f"{share:.1f}%"
-
-
-def _table(title: str, rows: Mapping[str, Totals]) -> Table:
-    table = Table(title=f"By {title}", title_justify="left")
-    table.add_column(title.split()[0])
-    for column in ("calls", "paid", "spend", "baseline", "saved", "saved %"):
-        table.add_column(column, justify="right")
-    for name, t in rows.items():
-        table.add_row(
-            name,
-            str(t.calls),
-            str(t.paid_calls),
-            usd(t.spend_micro_usd),
-            usd(t.baseline_micro_usd),
-            usd(t.savings_micro_usd),
-            percent(t),
-        )
-    return table

@@ -3,6 +3,10 @@ model or everything, over a range of UTC days or hours.
 
 A model filter reads the model's row of the whole cube as its totals: the cube keeps no
 per-model breakdown by agent, lever or task type.
+
+A report reads one hash per day, so a range is at most MAX_RANGE_DAYS days: a longer explicit
+range is refused (FilterError), and an open start or end is clamped to the days the ledger has
+seen, then to MAX_RANGE_DAYS days (an open start to the most recent ones).
 """
 
 from __future__ import annotations
@@ -23,6 +27,10 @@ from cost_ledger.keys import Dimension
 _ALL_METRICS = frozenset(f.name for f in fields(Totals))
 RawHash = Mapping[bytes | str, bytes | str]
 """A hash as HGETALL returns it."""
+PIPELINE_CHUNK = 2048
+"""Commands per round trip when reading many hashes at once."""
+MAX_RANGE_DAYS = 400
+"""The longest day range a report reads (one Redis hash per day, per tenant)."""
 
 
 class FilterError(ValueError):
@@ -35,6 +43,12 @@ def check_filter(where: Filter) -> Filter:
         raise FilterError("filter by agent or by model, not both")
     if where.start is not None and where.end is not None and where.start > where.end:
         raise FilterError(f"start {where.start} is after end {where.end}")
+    if where.start is not None and where.end is not None:
+        span = (where.end - where.start).days + 1
+        if span > MAX_RANGE_DAYS:
+            raise FilterError(
+                f"{where.start}..{where.end} is {span} days: at most {MAX_RANGE_DAYS} days"
+            )
     for what, value in (("tenant", where.tenant), ("agent", where.agent)):
         if value is not None:
             try:
@@ -114,24 +128,44 @@ class CubeReader:
         """The store's Redis."""
         return self.store.redis
 
+    async def window(self) -> tuple[date, date] | None:
+        """The first and last UTC day read: the filter's bounds, an open one clamped to the
+        days with events and to MAX_RANGE_DAYS; None when there is nothing to read."""
+        start, end = self.where.start, self.where.end
+        if start is not None and end is not None:
+            return (start, end)  # check_filter bounded it
+        seen = await self.store.members(Dimension.DAY, self.where.tenant)
+        if not seen:
+            return None
+        first, last = date.fromisoformat(seen[0]), date.fromisoformat(seen[-1])
+        longest = timedelta(days=MAX_RANGE_DAYS - 1)
+        if start is not None:  # open end: from the start (or the first day seen) onwards
+            if start > last:
+                return None
+            start = max(start, first)
+            return (start, min(last, start + longest))
+        # Open start: the most recent days up to the end (or the last day seen).
+        end = last if end is None else min(end, last)
+        if end < first:
+            return None
+        return (max(first, end - longest), end)
+
     async def days(self) -> list[date]:
-        """Every UTC day in the filter's range, from its first to its last day with events
-        (or the range's own bounds when given), missing days included."""
-        seen = [
-            date.fromisoformat(d)
-            for d in await self.store.members(Dimension.DAY, self.where.tenant)
-        ]
-        first = self.where.start or (min(seen) if seen else None)
-        last = self.where.end or (max(seen) if seen else None)
-        if first is None or last is None or first > last:
+        """Every UTC day of the window, missing days included."""
+        window = await self.window()
+        if window is None:
             return []
+        first, last = window
         return [first + timedelta(days=i) for i in range((last - first).days + 1)]
 
     async def hours(self) -> list[str]:
-        """Every UTC hour (YYYY-MM-DDTHH) from the first to the last hour with events in range."""
+        """Every UTC hour (YYYY-MM-DDTHH) from the first to the last hour with events in the
+        window."""
+        window = await self.window()
+        if window is None:
+            return []
         seen = sorted(await self.store.members(Dimension.HOUR, self.where.tenant))
-        lo = self.where.start.isoformat() if self.where.start else ""
-        hi = self.where.end.isoformat() + "T99" if self.where.end else "~"
+        lo, hi = window[0].isoformat(), window[1].isoformat() + "T99"
         seen = [h for h in seen if lo <= h <= hi]
         if not seen:
             return []
@@ -163,6 +197,24 @@ class CubeReader:
         """The buckets' breakdowns summed."""
         model = self.where.model if slice_ is None else None
         return parse(await self.raw(buckets, slice_), model=model)
+
+    async def by_tenant(self, tenants: list[str], buckets: list[str]) -> dict[str, Cube]:
+        """Each tenant's breakdowns of the filter's slice summed over some buckets, read in
+        one pipeline (sent in chunks of PIPELINE_CHUNK commands)."""
+        wanted = [
+            cube_key(keys.scope(t), bucket, self._slice) for t in tenants for bucket in buckets
+        ]
+        replies: list[RawHash] = []
+        for at in range(0, len(wanted), PIPELINE_CHUNK):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for key in wanted[at : at + PIPELINE_CHUNK]:
+                    pipe.hgetall(key)
+                replies += await pipe.execute()
+        n = len(buckets)
+        return {
+            t: parse(replies[i * n : (i + 1) * n], model=self.where.model)
+            for i, t in enumerate(tenants)
+        }
 
     async def days_cube(self) -> Cube:
         """Every day in range, summed."""

@@ -55,8 +55,11 @@ def rates(t: Totals) -> Rates:
     )
 
 
-def products(cube: Cube) -> Products:
-    """Cost per product: events of a workflow, one workflow per product."""
+def products(cube: Cube, where: Filter) -> Products | None:
+    """Cost per product: events of a workflow, one workflow per product; None (not available)
+    under an agent or model filter, whose slices keep no workflow rows."""
+    if where.agent is not None or where.model is not None:
+        return None
     flows = [t for t in cube.of(CubeDim.WORKFLOW).values() if t.calls]
     spend = sum(t.spend_micro_usd for t in flows)
     return Products(
@@ -84,18 +87,16 @@ async def spend_view(store: AggregateStore, where: Filter) -> SpendResponse:
     cube = await reader.summed([day_bucket(d) for d in days])
     by_tenant: list[Row] = []
     if where.tenant is None and where.agent is None and where.model is None:
-        for tenant in await store.members(Dimension.TENANT):
-            one = CubeReader(store, where.model_copy(update={"tenant": tenant}))
-            sums = await one.summed([day_bucket(d) for d in days])
-            if sums.totals.calls:
-                by_tenant.append(row(tenant, sums.totals))
+        tenants = await store.members(Dimension.TENANT)
+        per_tenant = await reader.by_tenant(tenants, [day_bucket(d) for d in days])
+        by_tenant = [row(t, c.totals) for t, c in per_tenant.items() if c.totals.calls]
     levers = cube.of(CubeDim.LEVER)
     return SpendResponse(
         filter=where,
         simulated=cube.totals.simulated_events > 0,
         totals=metrics(cube.totals),
         rates=rates(cube.totals),
-        products=products(cube),
+        products=products(cube, where),
         savings_by_lever={name: t.savings_micro_usd for name, t in sorted(levers.items())},
         by_lever=rows(levers),
         by_agent=rows(breakdown(cube, CubeDim.AGENT, where)),
@@ -117,7 +118,9 @@ async def timeseries_view(store: AggregateStore, where: Filter) -> TimeseriesRes
     cubes = await reader.by_bucket([day_bucket(d) for d in days])
     levers = sorted({name for c in cubes for name in c.of(CubeDim.LEVER)})
     models = sorted({name for c in cubes for name in breakdown(c, CubeDim.MODEL, where)})
-    flows = [products(c) for c in cubes]
+    flows = [products(c, where) for c in cubes]
+    product_flows = [p for p in flows if p is not None]
+    available = len(product_flows) == len(flows)
 
     def series(dim: CubeDim, name: str, field: str) -> list[int]:
         return [int(getattr(breakdown(c, dim, where).get(name, Totals()), field)) for c in cubes]
@@ -133,8 +136,10 @@ async def timeseries_view(store: AggregateStore, where: Filter) -> TimeseriesRes
         },
         spend_by_model={name: series(CubeDim.MODEL, name, "spend_micro_usd") for name in models},
         calls_by_model={name: series(CubeDim.MODEL, name, "calls") for name in models},
-        products=[p.products for p in flows],
-        cost_per_product_micro_usd=[p.cost_per_product_micro_usd for p in flows],
+        products=[p.products for p in product_flows] if available else None,
+        cost_per_product_micro_usd=(
+            [p.cost_per_product_micro_usd for p in product_flows] if available else None
+        ),
     )
 
 

@@ -31,7 +31,8 @@ from cost_ledger.consumer import ledger_router
 from cost_ledger.http import cost_api
 from cost_ledger.rebuild import rebuild
 from cost_ledger.recommendations import QualityEstimates
-from tests.cost_events import apply_all, ledger_event
+from cost_ledger.slices import MAX_RANGE_DAYS
+from tests.cost_events import apply_all, as_old_deployment, ledger_event, ledger_keys
 from tests.helpers import eventually
 
 
@@ -224,3 +225,111 @@ async def test_flush_and_rebuild_restores_every_view_exactly(
     live = LiveBudgets(redis_client, BudgetConfig.load(None))
     await rebuild(ledger, AggregateStore(redis_client), BudgetStore(redis_client, live))
     assert await snapshot() == before
+
+
+async def test_unbounded_ranges_are_refused_or_clamped(
+    api: httpx2.AsyncClient, redis_client: aioredis.Redis
+) -> None:
+    store = AggregateStore(redis_client)
+    await apply_all(
+        store, [ledger_event(at="2026-11-02T10:00:00"), ledger_event(at="2026-11-04T10:00:00")]
+    )
+    for path in ("spend", "timeseries", "forecast", "anomalies", "recommendations"):
+        huge = await api.get(
+            f"/api/cost/{path}", params={"start": "0001-01-01", "end": "9999-12-31"}
+        )
+        assert huge.status_code == 400, path
+        assert f"at most {MAX_RANGE_DAYS} days" in huge.json()["detail"]
+    longest = date(2026, 1, 1) + timedelta(days=MAX_RANGE_DAYS - 1)
+    edge = await get(api, "timeseries", start="2026-01-01", end=longest.isoformat())
+    assert len(edge["days"]) == MAX_RANGE_DAYS
+    over = (longest + timedelta(days=1)).isoformat()
+    too_long = await api.get("/api/cost/spend", params={"start": "2026-01-01", "end": over})
+    assert too_long.status_code == 400
+
+    # An open bound is clamped to the days the ledger has seen.
+    seen = ["2026-11-02", "2026-11-03", "2026-11-04"]
+    for params in ({"start": "0001-01-01"}, {"end": "9999-12-31"}, {}):
+        series = await get(api, "timeseries", **params)
+        assert series["days"] == seen, params
+        spend = await get(api, "spend", **params)
+        assert spend["totals"]["calls"] == 2 and spend["filter"]["start"] == params.get("start")
+    assert (await get(api, "timeseries", start="9999-01-01"))["days"] == []
+    assert (await get(api, "timeseries", end="0001-12-31"))["days"] == []
+    hours = await get(api, "anomalies", start="0001-01-01")
+    assert hours["hours"] == 49  # 2026-11-02T10 .. 2026-11-04T10
+
+    # A ledger longer than the limit: an open range reads the most recent MAX_RANGE_DAYS.
+    await store.apply(ledger_event(at="2024-01-01T00:00:00"))
+    series = await get(api, "timeseries")
+    assert len(series["days"]) == MAX_RANGE_DAYS and series["days"][-1] == "2026-11-04"
+    older = await get(api, "timeseries", start="2024-01-01")
+    assert len(older["days"]) == MAX_RANGE_DAYS and older["days"][0] == "2024-01-01"
+
+
+async def test_products_are_null_under_an_agent_or_model_filter(
+    api: httpx2.AsyncClient, redis_client: aioredis.Redis
+) -> None:
+    await apply_all(
+        AggregateStore(redis_client),
+        [ledger_event(at="2026-11-02T10:00:00", workflow_id="wf-1", cost=400)],
+    )
+    assert (await get(api, "spend"))["products"]["cost_per_product_micro_usd"] == 400
+    for params in ({"agent": "lister"}, {"model": "gpt-4o-mini"}):
+        spend = await get(api, "spend", **params)
+        assert spend["products"] is None and spend["totals"]["spend_micro_usd"] == 400
+        series = await get(api, "timeseries", **params)
+        assert series["products"] is None and series["cost_per_product_micro_usd"] is None
+
+
+async def tenant_state(
+    api: httpx2.AsyncClient, redis_client: aioredis.Redis, tenant: str
+) -> tuple[dict[str, object], list[dict[str, Any]]]:
+    """Every ledger key of a tenant's scope, and every view of the tenant through the API."""
+    stored = await ledger_keys(redis_client, f"fs:ledger:*:tenant:{tenant}:*")
+    views = [
+        await get(api, path, tenant=tenant)
+        for path in ("spend", "timeseries", "anomalies", "recommendations", "forecast")
+    ]
+    return stored, views
+
+
+async def test_rebuild_restores_the_cube_of_events_applied_before_it_existed(
+    api: httpx2.AsyncClient, ledger: JetStreamContext, redis_client: aioredis.Redis
+) -> None:
+    tenant = f"old-{uuid.uuid4().hex[:8]}"
+    events = [
+        ledger_event(at=f"2026-10-{1 + i % 9:02d}T{i % 24:02d}:10:00", tenant=tenant,
+                     agent=("lister", "pricer")[i % 2], cost=100 + 3 * i, workflow_id=f"wf-{i % 4}",
+                     lever=Lever.SEMANTIC_CACHE if i % 5 == 0 else Lever.ROUTED)
+        for i in range(30)
+    ]  # fmt: skip
+    await publish(ledger, events + events[:3])  # three redelivered: counted once
+
+    async def consumed() -> bool:
+        info = await ledger.consumer_info(subjects.STREAM_LEDGER, subjects.DURABLE_LEDGER)
+        return bool(info.num_pending == 0 and info.num_ack_pending == 0)
+
+    await eventually(consumed, timeout_s=15)
+    fresh = await tenant_state(api, redis_client, tenant)
+    assert fresh[1][0]["totals"]["calls"] == 30
+    live = LiveBudgets(redis_client, BudgetConfig.load(None))
+    budgets = BudgetStore(redis_client, live)
+
+    # A Redis that applied the events before the cube: markers at version 1, no cube rows.
+    assert await as_old_deployment(redis_client) > 0
+    assert (await get(api, "spend", tenant=tenant))["totals"]["calls"] == 0  # understated
+    report = await rebuild(ledger, AggregateStore(redis_client), budgets)
+    assert report.completed == 30  # (other tests' events in the stream are applied anew)
+    assert await tenant_state(api, redis_client, tenant) == fresh
+    again = await rebuild(ledger, AggregateStore(redis_client), budgets)
+    assert again.applied == 0 and again.completed == 0
+    assert await tenant_state(api, redis_client, tenant) == fresh
+
+    # Any derived keys lost or wrong (the cube deleted, markers kept): a fresh rebuild.
+    cube = await redis_client.keys("fs:ledger:cube:*")
+    await redis_client.delete(*cube)
+    await redis_client.hincrby(f"fs:ledger:agg:tenant:{tenant}:total:total", "calls", 5)
+    report = await rebuild(ledger, AggregateStore(redis_client), budgets, fresh=True)
+    assert report.cleared > 0 and report.applied >= 30 and report.completed == 0
+    assert await tenant_state(api, redis_client, tenant) == fresh

@@ -66,6 +66,7 @@ async def test_spend_report_of_a_tenant(redis_client: aioredis.Redis) -> None:
     assert agents["tagger"].cost_per_call_micro_usd == 50
     tasks = {r.name: r.spend_micro_usd for r in view.by_task_type}
     assert tasks == {"listing": 300, "pricing": 900, "tags": 150}
+    assert view.products is not None
     assert view.products.products == 3
     assert view.products.spend_micro_usd == 1350
     assert view.products.cost_per_product_micro_usd == 450
@@ -82,9 +83,15 @@ async def test_filters_by_agent_model_period_and_all_tenants(redis_client: aiore
     assert {r.name for r in lister.by_lever} == {"routed", "exact_cache", "dedup"}
     assert lister.rates.dedup_rate == pytest.approx(1 / 3)
 
+    assert lister.products is None  # no workflow rows in an agent's slice: not "0 products"
+
     gpt4o = await spend_view(store, Filter(model="gpt-4o"))
     assert (gpt4o.totals.calls, gpt4o.totals.spend_micro_usd) == (1, 900)
     assert [r.name for r in gpt4o.by_model] == ["gpt-4o"]
+    assert gpt4o.products is None
+    series = await timeseries_view(store, Filter(tenant="acme", agent="lister"))
+    assert series.products is None and series.cost_per_product_micro_usd is None
+    assert series.spend_micro_usd == [300, 0]
 
     day2 = await spend_view(store, Filter(tenant="acme", start=date(2026, 11, 3)))
     assert (day2.totals.calls, day2.totals.spend_micro_usd) == (5, 150)
@@ -94,6 +101,9 @@ async def test_filters_by_agent_model_period_and_all_tenants(redis_client: aiore
     everyone = await spend_view(store, Filter())
     assert everyone.totals.spend_micro_usd == 2350
     assert {r.name: r.spend_micro_usd for r in everyone.by_tenant} == {"acme": 1350, "beta": 1000}
+    assert {r.name: r.calls for r in everyone.by_tenant} == {"acme": 8, "beta": 1}
+    beta_day1 = await spend_view(store, Filter(end=date(2026, 11, 2)))
+    assert [r.name for r in beta_day1.by_tenant] == ["acme"]  # beta had no events that day
     assert (await store.totals()).spend_micro_usd == everyone.totals.spend_micro_usd
 
 
@@ -133,14 +143,20 @@ async def test_bad_filters_are_refused_with_a_reason(redis_client: aioredis.Redi
 async def test_text_report_shows_rates(redis_client: aioredis.Redis) -> None:
     store = AggregateStore(redis_client)
     await apply_all(store, seeded())
-    text = render_report(await build_report(store, "acme"))
+    report = await build_report(store, "acme")
+    text = render_report(report)
+    assert text == render_spend(await spend_view(store, Filter(tenant="acme")))  # one path
     assert "tenant acme" in text and "$0.001350" in text
+    assert "Saved:    $0.004250  (75.9%)" in text
     assert "cache hits 25.0% (exact 12.5%, semantic 12.5%), dedup 12.5%" in text
     assert "packing 3.00 items/call" in text
+    assert "Products: 3 workflows, $0.000450 per product" in text
+    assert "By lever" in text and "By agent" in text and "By day (UTC)" in text
     view = await spend_view(store, Filter(tenant="acme", agent="pricer", end=date(2026, 11, 2)))
     text = render_spend(view)
     assert "tenant acme, agent pricer, .....2026-11-02 (UTC)" in text
     assert "$0.000900  ($0.000900 per call)" in text and "By task type" in text
+    assert "Products: not available under an agent or model filter" in text
 
 
 async def test_cost_commands_read_a_deployments_redis(
@@ -174,3 +190,11 @@ async def test_cost_commands_read_a_deployments_redis(
     assert await print_report(settings, "acme", where=where) == 0
     out, _ = capsys.readouterr()
     assert "model gpt-4o" in out and "$0.000900" in out and "Budgets" in out
+
+    # Unfiltered, the same cube: agg:* keys that disagree with it are never read.
+    await redis_client.delete(*await redis_client.keys("fs:ledger:agg:*"))
+    assert await print_report(settings, "acme") == 0
+    out, _ = capsys.readouterr()
+    expected = render_spend(await spend_view(store, Filter(tenant="acme")))
+    assert out.startswith(expected) and "$0.001350" in out and "Budgets" in out
+    assert await print_report(settings, None, where=Filter(agent="a", model="m")) == 2

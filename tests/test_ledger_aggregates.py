@@ -3,60 +3,26 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
 import redis.asyncio as aioredis
 
-from bus.messages import LedgerEvent, Lever, Usage
+from bus.messages import Lever
 from cost_ledger import keys
-from cost_ledger.aggregates import AggregateStore, Totals
+from cost_ledger.aggregates import AggregateStore, Applied, Totals
 from cost_ledger.keys import Dimension
 from cost_ledger.report import SIMULATED_NOTE, build_report, render_report, usd
+from tests.cost_events import as_old_deployment, ledger_event, ledger_keys
 
-
-def _ms(iso: str) -> int:
-    return int(datetime.fromisoformat(iso).replace(tzinfo=UTC).timestamp() * 1000)
-
-
-def event(
-    event_id: str,
-    *,
-    tenant: str = "acme",
-    agent: str = "lister",
-    model: str = "gpt-4o-mini",
-    cost: int = 100,
-    baseline: int = 1000,
-    lever: Lever = Lever.ROUTED,
-    at: str = "2026-11-02T10:15:00",
-    simulated: bool = False,
-) -> LedgerEvent:
-    """A ledger event with sensible defaults."""
-    return LedgerEvent(
-        event_id=event_id,
-        request_id=f"req-{event_id}",
-        tenant=tenant,
-        agent=agent,
-        workflow_id="wf-1",
-        task_type="general",
-        model=model,
-        provider="openai",
-        usage=Usage(input_tokens=50, cached_input_tokens=20, output_tokens=10),
-        cost_micro_usd=cost,
-        baseline_micro_usd=baseline,
-        lever=lever,
-        catalog_version="2026-11-01",
-        paid_call=cost > 0,
-        simulated=simulated,
-        started_ms=_ms(at) - 500,
-        finished_ms=_ms(at),
-    )
+AT = "2026-11-02T10:15:00"
 
 
 async def test_an_event_applies_once_to_every_breakdown(redis_client: aioredis.Redis) -> None:
     store = AggregateStore(redis_client)
-    e = event("e1")
+    e = ledger_event(
+        at=AT, event_id="e1", input_tokens=50, cached_input_tokens=20, output_tokens=10
+    )
     assert await store.apply(e) is True
     assert await store.apply(e) is False
     expected = Totals(
@@ -87,7 +53,9 @@ async def test_an_event_applies_once_to_every_breakdown(redis_client: aioredis.R
 
 async def test_concurrent_redeliveries_count_once(redis_client: aioredis.Redis) -> None:
     store = AggregateStore(redis_client)
-    applied = await asyncio.gather(*(store.apply(event("same")) for _ in range(20)))
+    applied = await asyncio.gather(
+        *(store.apply(ledger_event(at=AT, event_id="same")) for _ in range(20))
+    )
     assert sum(applied) == 1
     assert (await store.totals()).calls == 1
 
@@ -97,10 +65,10 @@ async def test_breakdowns_split_by_tenant_agent_model_lever_and_day(
 ) -> None:
     store = AggregateStore(redis_client)
     for e in (
-        event("a1", agent="lister", cost=100, baseline=1000),
-        event("a2", agent="pricer", model="gpt-4.1-nano", cost=40, at="2026-11-03T23:59:59"),
-        event("a3", agent="lister", cost=0, baseline=900, lever=Lever.EXACT_CACHE),
-        event("b1", tenant="beta", cost=7, baseline=70, simulated=True),
+        ledger_event(at=AT, agent="lister", cost=100, baseline=1000),
+        ledger_event(at="2026-11-03T23:59:59", agent="pricer", model="gpt-4.1-nano", cost=40),
+        ledger_event(at=AT, agent="lister", cost=0, baseline=900, lever=Lever.EXACT_CACHE),
+        ledger_event(at=AT, tenant="beta", cost=7, baseline=70, simulated=True),
     ):
         assert await store.apply(e)
     acme = await store.totals("acme")
@@ -122,7 +90,7 @@ async def test_breakdowns_split_by_tenant_agent_model_lever_and_day(
 
 async def test_report_of_real_spend_has_no_simulated_note(redis_client: aioredis.Redis) -> None:
     store = AggregateStore(redis_client)
-    await store.apply(event("r1", cost=123, baseline=1000))
+    await store.apply(ledger_event(at=AT, cost=123, baseline=1000))
     report = await build_report(store, "acme")
     assert report.spend_usd == Decimal("0.000123")
     assert report.savings_by_lever_usd == {"routed": Decimal("0.000877")}
@@ -138,5 +106,43 @@ async def test_a_tenant_name_that_could_alias_another_scope_is_refused(
 ) -> None:
     store = AggregateStore(redis_client)
     with pytest.raises(ValueError, match="subject token"):
-        await store.apply(event("x", tenant="acme:agent"))
+        await store.apply(ledger_event(at=AT, tenant="acme:agent"))
     assert await redis_client.keys("*") == []
+
+
+async def test_an_event_applied_before_the_cube_gets_only_its_cube_rows(
+    redis_client: aioredis.Redis,
+) -> None:
+    store = AggregateStore(redis_client)
+    events = [
+        ledger_event(at=AT, agent="lister", workflow_id="wf-1"),
+        ledger_event(at="2026-11-03T08:00:00", agent="pricer", cost=0, lever=Lever.EXACT_CACHE),
+        ledger_event(at=AT, tenant="beta", model="gpt-4o", cost=900, baseline=900),
+    ]
+    for e in events:
+        assert await store.apply_event(e) is Applied.NEW
+    fresh = await ledger_keys(redis_client)
+    assert all(v == b"2" for k, v in fresh.items() if ":seen:" in k)
+    assert await as_old_deployment(redis_client) > 0
+    old_totals = await store.totals()
+    for e in events:  # the cube rows only: the aggregates already count the event
+        assert await store.apply_event(e) is Applied.COMPLETED
+        assert await store.apply(e) is False
+    assert await store.totals() == old_totals
+    assert await ledger_keys(redis_client) == fresh
+    ttl = await redis_client.ttl(keys.seen(events[0].event_id))
+    assert keys.SEEN_TTL_S - 60 < ttl <= keys.SEEN_TTL_S  # the marker keeps its expiry
+
+    await redis_client.set(keys.seen("odd"), "garbage")  # never counted twice, whatever it says
+    assert await store.apply_event(ledger_event(at=AT, event_id="odd")) is Applied.BEFORE
+
+
+async def test_clear_deletes_only_the_ledgers_derived_keys(redis_client: aioredis.Redis) -> None:
+    store = AggregateStore(redis_client)
+    for i in range(30):
+        await store.apply(ledger_event(at=AT, agent=f"agent{i % 3}"))
+    await redis_client.set("fs:budget:ctr:x", 1)
+    await redis_client.set("fs:ledger:other", 1)
+    derived = len(await ledger_keys(redis_client)) - 1
+    assert await store.clear() == derived > 30
+    assert sorted(await redis_client.keys("*")) == [b"fs:budget:ctr:x", b"fs:ledger:other"]

@@ -37,6 +37,7 @@ from cost_ledger.keys import Dimension
 from cost_ledger.pricing import to_usd
 from cost_ledger.rebuild import rebuild
 from flipsync.stack import Stack, start_stack
+from tests.cost_events import ledger_keys
 from tests.helpers import eventually, make_request
 
 AGENTS = ("listing", "pricing-probe")
@@ -219,3 +220,20 @@ async def test_the_rebuild_command_reports_what_it_replayed(
     out = capsys.readouterr().out
     assert "ledger rebuilt" in out and "0 newly applied" in out
     assert f"total spend ${to_usd(before.spend_micro_usd):,.6f}" in out
+
+
+async def test_a_fresh_rebuild_restores_every_view_and_budgets_count_once(stack: Stack) -> None:
+    await ledger_quiet(stack)
+    redis = stack.redis
+    before, stored = await snapshot(stack), await ledger_keys(redis)
+    assert any(":cube:" in k for k in stored)
+    # Derived keys lost or wrong: the cube deleted, an aggregate off, a seen marker gone.
+    await redis.delete(*await redis.keys("fs:ledger:cube:*"))
+    await redis.hincrby(f"fs:ledger:agg:tenant:{TENANT}:total:total", "spend_micro_usd", 999)
+    await redis.delete(next(k for k in stored if ":seen:" in k))
+    js = stack.broker.connection.jetstream()
+    report = await rebuild(js, AggregateStore(redis), budgets(stack), fresh=True)
+    assert report.cleared > 0 and report.applied == len([k for k in stored if ":seen:" in k])
+    assert report.settled == 0  # the budget counters had every event: none counted twice
+    assert await snapshot(stack) == before
+    assert await ledger_keys(redis) == stored

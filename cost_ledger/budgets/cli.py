@@ -10,17 +10,17 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import nats
 import redis.asyncio as aioredis
 from nats.aio.client import Client as NatsClient
 
-from bus.broker import server_list
+from bus.cli_nats import connect_cli
 from bus.messages import (
     BudgetChange,
     BudgetPeriod,
     BudgetPolicy,
     BudgetScope,
     BudgetSpec,
+    LedgerEvent,
     RequestCap,
     TierQuota,
 )
@@ -42,8 +42,13 @@ def add_commands(commands: Any) -> None:
     """Add the ledger and budget commands to the `flipsync` subparsers."""
     ledger = commands.add_parser("ledger", help="the ledger stream and its Redis view")
     ledger_sub = ledger.add_subparsers(dest="ledger_command", required=True)
-    ledger_sub.add_parser(
+    rebuild_cmd = ledger_sub.add_parser(
         "rebuild", help="replay the LEDGER stream into the aggregates and budgets (idempotent)"
+    )
+    rebuild_cmd.add_argument(
+        "--fresh",
+        action="store_true",
+        help="first delete the ledger's Redis view (stop the ledger services while it runs)",
     )
     budget = commands.add_parser("budget", help="show or change the live budgets")
     sub = budget.add_subparsers(dest="budget_command", required=True)
@@ -83,7 +88,7 @@ class _Conn:
 @asynccontextmanager
 async def _connect(settings: Settings) -> AsyncIterator[_Conn]:
     assert settings.nats_url is not None and settings.redis_url is not None
-    nc = await nats.connect(server_list(settings.nats_url))
+    nc = await connect_cli(settings)
     client = aioredis.Redis.from_url(settings.redis_url)
     try:
         live = LiveBudgets(client, BudgetConfig.load(settings.budget_config))
@@ -106,7 +111,7 @@ async def run_command(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     async with _connect(settings) as conn:
         if args.command == "ledger":
-            return await _rebuild(conn)
+            return await _rebuild(conn, args.fresh)
         if change is None:
             await conn.live.load()
             filters = {k: getattr(args, k) for k in ("agent", "workflow", "user", "tier")}
@@ -122,12 +127,24 @@ async def run_command(args: argparse.Namespace, settings: Settings) -> int:
         return 0
 
 
-async def _rebuild(conn: _Conn) -> int:
-    report = await rebuild(conn.nc.jetstream(), AggregateStore(conn.redis), conn.store)
+async def _rebuild(conn: _Conn, fresh: bool) -> int:
+    # Experiment arms are a view of the same events: rebuilt with them (lazy import: the
+    # optimizer builds on the ledger, not the other way round).
+    from optimizer.arm_stats import replay_arm_event
+
+    redis = conn.redis
+
+    async def arms(event: LedgerEvent) -> bool:
+        return await replay_arm_event(redis, event)
+
+    report = await rebuild(
+        conn.nc.jetstream(), AggregateStore(conn.redis), conn.store, fresh=fresh, also=[arms]
+    )
     totals = await AggregateStore(conn.redis).totals()
     print(
         f"ledger rebuilt in {report.seconds:.2f}s: {report.messages} messages, "
-        f"{report.events} events ({report.applied} newly applied, {report.settled} settled "
+        f"{report.events} events ({report.applied} newly applied, {report.completed} completed, "
+        f"{report.settled} settled "
         f"into budgets), {report.changes} budget changes, {report.alerts} alerts, "
         f"{report.malformed} skipped"
     )
