@@ -9,15 +9,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
+import msgspec
 from faststream import AckPolicy
+from faststream.exceptions import NackMessage
 from faststream.message import StreamMessage
 from faststream.nats import JStream, NatsRouter, PullSub
 from faststream.nats.message import NatsMessage
 from nats.js.api import ConsumerConfig
+from redis import exceptions as redis_errors
 
+from bus import subjects
+from bus.codec import decode, encode
+from bus.errors import WireError
+from bus.messages import DeadLetter, ErrorCode
 from bus.metrics import count_messages
 from bus.settings import Settings
 
@@ -25,6 +33,10 @@ Incoming = Any
 """What a durable handler's one parameter receives: the NatsMessage. Typed Any on purpose,
 so that the serializer passes it through uncast; read it with ``message(incoming)``."""
 Handler = Callable[[Incoming], Awaitable[None]]
+DeadLetterFn = Callable[[NatsMessage, ErrorCode, str], Awaitable[None]]
+"""Keeps a message that can never be processed, with its error code and reason."""
+T = TypeVar("T", bound=msgspec.Struct)
+log = logging.getLogger(__name__)
 
 
 def message(incoming: Incoming) -> NatsMessage:
@@ -89,3 +101,97 @@ async def working(msg: NatsMessage, every_s: float) -> AsyncIterator[None]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+_TRANSIENT_RESPONSES = (
+    redis_errors.OutOfMemoryError,
+    redis_errors.ReadOnlyError,
+    redis_errors.NoPermissionError,
+    redis_errors.ExecAbortError,
+    redis_errors.AskError,
+    redis_errors.TryAgainError,
+    redis_errors.ClusterDownError,
+)
+_TRANSIENT_PREFIXES = ("BUSY", "LOADING", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN")
+
+
+def is_permanent(exc: BaseException) -> bool:
+    """Whether redelivering the message that raised exc can never succeed: a bad value in it
+    (ValueError, WireError) or a Redis reply error about the data (overflow, wrong type).
+    Redis being down, read-only, out of memory or busy is transient."""
+    if isinstance(exc, WireError | ValueError):
+        return True
+    if isinstance(exc, redis_errors.ResponseError):
+        if isinstance(exc, _TRANSIENT_RESPONSES):
+            return False
+        return not str(exc).upper().startswith(_TRANSIENT_PREFIXES)
+    return False
+
+
+def dead_letter_publisher(router: NatsRouter, source: str) -> DeadLetterFn:
+    """Publishes a message's dead letter on dlq.<source>, once per stream message."""
+    publisher = router.publisher(
+        subjects.dead_letter(source), stream=JStream(name=subjects.STREAM_DLQ, declare=False)
+    )
+
+    async def dead_letter(msg: NatsMessage, code: ErrorCode, reason: str) -> None:
+        letter = DeadLetter(
+            source_subject=msg.raw_message.subject,
+            error_code=code,
+            reason=reason,
+            payload=msg.body,
+            headers={k: v for k, v in msg.headers.items() if isinstance(v, str)},
+        )
+        # The stream sequence as message id: a redelivery is not dead-lettered twice.
+        seq = msg.raw_message.metadata.sequence.stream
+        await publisher.publish(encode(letter), headers={"Nats-Msg-Id": f"{source}-{seq}"})
+
+    return dead_letter
+
+
+def redis_applier(
+    decode_type: type[T],
+    apply: Callable[[T, NatsMessage], Awaitable[object]],
+    *,
+    retry_delay_s: float,
+    dead_letter: DeadLetterFn | None = None,
+    dead_letter_undecodable: bool = True,
+) -> Handler:
+    """A durable handler that decodes a message and applies it to Redis.
+
+    A message that can never be applied (undecodable, a bad value, a Redis reply error about
+    its data) is dead-lettered when dead_letter is given (undecodable ones only if
+    dead_letter_undecodable: another consumer of the stream may keep those), else logged and
+    skipped; either way it is acked. Redis being unreachable nacks it for redelivery after
+    retry_delay_s, so nothing is lost.
+    """
+
+    async def handler(incoming: Incoming) -> None:
+        msg = message(incoming)
+        try:
+            item = decode(msg.body, decode_type)
+        except WireError as exc:
+            await _give_up(msg, exc, exc.code, dead_letter if dead_letter_undecodable else None)
+            return
+        try:
+            await apply(item, msg)
+        except (WireError, ValueError, redis_errors.RedisError) as exc:
+            if not is_permanent(exc):
+                log.warning("%s not applied, retrying: %s", decode_type.__name__, exc)
+                raise NackMessage(delay=retry_delay_s) from exc
+            code = exc.code if isinstance(exc, WireError) else ErrorCode.MALFORMED
+            await _give_up(msg, exc, code, dead_letter)
+
+    return handler
+
+
+async def _give_up(
+    msg: NatsMessage, exc: Exception, code: ErrorCode, dead_letter: DeadLetterFn | None
+) -> None:
+    reason = exc.reason if isinstance(exc, WireError) else f"{type(exc).__name__}: {exc}"
+    subject = msg.raw_message.subject
+    if dead_letter is None:
+        log.warning("skipped a message on %s for good: %s", subject, reason)
+        return
+    log.warning("message on %s to the dead-letter queue: %s", subject, reason)
+    await dead_letter(msg, code, reason)

@@ -4,7 +4,6 @@ and how a replica keeps its in-memory copy current without a restart."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
@@ -117,9 +116,14 @@ class LiveFlags:
         return self.flags
 
     async def _check(self) -> None:
-        with contextlib.suppress(RedisError):
+        """Reload if the flags changed; a failure is logged, and the next check tries again."""
+        try:
             if await self._store.rev() != self.rev:
                 await self.reload()
+        except RedisError as exc:
+            log.warning("flags not checked, keeping the last ones: %s", exc)
+        except Exception:  # a background task: an exception raised here would be lost
+            log.exception("flags not reloaded, keeping the last ones")
 
     async def reload(self) -> None:
         """Read the rules (and fine-tuned models) from Redis; keep the old ones if it is down."""
@@ -128,16 +132,11 @@ class LiveFlags:
             try:
                 rev = await self._store.rev()
                 rules = await self._store.rules()
-                registrations = await models.load_all(self._redis) if self._catalog else []
+                if self._catalog is not None:
+                    await models.load_registered(self._redis, self._catalog, self._registry)
             except RedisError as exc:
                 log.warning("flags not reloaded, keeping the last ones: %s", exc)
                 return
-            for registration in registrations:
-                assert self._catalog is not None
-                try:
-                    models.register(self._catalog, registration, self._registry)
-                except Exception as exc:  # a bad registration must not stop the flags
-                    log.warning("model %s not registered: %s", registration.name, exc)
             self.flags, self.rev = FlagSet(rules), rev
             log.info("flags reloaded: rev %s, %s rules", rev, len(rules))
 

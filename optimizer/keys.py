@@ -22,6 +22,11 @@ def arm_stats(experiment: str, arm: str) -> str:
     return f"{PREFIX}arm:{token(experiment)}:{token(arm)}"
 
 
+def event_seen(event_id: str) -> str:
+    """Marker that a ledger event was counted in its arm, so a replay counts it once."""
+    return f"{PREFIX}seen:{event_id}"
+
+
 def request_arm(request_id: str) -> str:
     """Hash of what is known of one request: its arm, its ledger event, its quality signal."""
     return f"{PREFIX}req:{request_id}"

@@ -20,6 +20,8 @@ from optimizer.errors import FineTuneError
 from router.providers.registry import ProviderRegistry
 
 PRICES_FILE = "fine_tune_prices.toml"
+RUNTIME_SUFFIX = "+ft"
+"""Marks a catalog version that holds models registered at run time: "<version>+ft<n>"."""
 log = logging.getLogger(__name__)
 
 
@@ -73,13 +75,37 @@ def register(
         output=Decimal(registration.output),
         quality=registration.quality or base.quality,
     )
+    new = registration.name not in catalog.entries
     catalog.register(price)
+    if new:  # events priced with it must not claim the plain catalog version
+        object.__setattr__(catalog, "version", with_runtime_model(catalog.version))
     if registry is not None:
         client = registry.offering(registration.base)
         if client is not None and registration.name not in client.config.models:
             models = (*client.config.models, registration.name)
             client.config = dataclasses.replace(client.config, models=models)
     return price
+
+
+def with_runtime_model(version: str) -> str:
+    """The catalog version after one more model is registered at run time: "<base>+ft<n>",
+    n counting them (the same in every process that registered the same models)."""
+    base, _, count = version.partition(RUNTIME_SUFFIX)
+    return f"{base}{RUNTIME_SUFFIX}{int(count or 0) + 1}"
+
+
+async def load_registered(
+    redis: aioredis.Redis, catalog: PriceCatalog, registry: ProviderRegistry | None = None
+) -> list[ModelPrice]:
+    """Price every kept fine-tuned model in catalog (for the API, the cost CLI, a router);
+    a bad registration is logged and skipped. Raises RedisError when Redis is unreachable."""
+    prices: list[ModelPrice] = []
+    for registration in await load_all(redis):
+        try:
+            prices.append(register(catalog, registration, registry))
+        except Exception as exc:  # a bad registration must not stop the others
+            log.warning("model %s not registered: %s", registration.name, exc)
+    return prices
 
 
 async def save(redis: aioredis.Redis, registration: ModelRegistration) -> None:

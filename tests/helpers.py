@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 from bus.messages import ChatMessage, LlmRequest, OutputSchema
+
+if TYPE_CHECKING:
+    from flipsync.stack import Stack
 
 TITLE_SCHEMA = OutputSchema(
     name="title",
@@ -44,3 +49,19 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float = 10
     async with asyncio.timeout(timeout_s):
         while not await check():  # noqa: ASYNC110 - polling state held in another server
             await asyncio.sleep(0.02)
+
+
+@contextlib.asynccontextmanager
+async def router_stack(**settings: Any) -> AsyncIterator[Stack]:
+    """An embedded stack with the simulated provider (no latency), the router and the ledger
+    (which runs the experiment consumers), knowing the listing agents; settings override."""
+    from bus.settings import Settings
+    from flipsync.stack import Service, start_stack
+
+    services = {Service.PROVIDER, Service.ROUTER, Service.LEDGER}
+    fields: dict[str, Any] = {"sim_latency_ms": 0, "extra_agents": frozenset({"listing"})}
+    running = await start_stack(Settings(**{**fields, **settings}), services)
+    try:
+        yield running
+    finally:
+        await running.stop()

@@ -26,15 +26,14 @@ from bus.messages import (
     Usage,
     error_result,
 )
-from bus.settings import Settings
 from cost_ledger.catalog import PriceCatalog
-from flipsync.stack import Service, Stack, start_stack
+from flipsync.stack import Stack
 from router import keys
 from router.context import RequestContext
 from router.levers.fingerprint import ANY_TIER, fingerprint, normalize_text, requested_tier
 from router.pipeline import Handler, compose
 from router.stages.cache import CacheStage, ExactCache
-from tests.helpers import eventually, make_request
+from tests.helpers import eventually, make_request, router_stack
 
 CATALOG = PriceCatalog.load()
 
@@ -242,17 +241,31 @@ async def test_only_ok_paid_answers_without_tool_calls_are_stored(
         assert upstream.calls == 2
 
 
+async def test_an_arm_without_the_cache_neither_reads_nor_fills_it(
+    redis_client: aioredis.Redis,
+) -> None:
+    upstream = Upstream()
+    handler = stage_pipeline(redis_client, upstream)
+    tenant = f"arm{uuid.uuid4().hex[:6]}"
+    off = frozenset({Lever.EXACT_CACHE, Lever.SEMANTIC_CACHE})
+    for _ in range(2):  # the cache-less arm: every answer paid, none stored
+        result = await handler(RequestContext(request=request(tenant=tenant), disabled_levers=off))
+        assert result.lever is Lever.ROUTED
+    assert await redis_client.zcard(keys.cache_index(tenant)) == 0
+    first = await handler(RequestContext(request=request(tenant=tenant)))  # the other arm
+    assert first.lever is Lever.ROUTED and first.content == "answer 3"  # no hit from arm one
+    hit = await handler(RequestContext(request=request(tenant=tenant)))
+    assert hit.lever is Lever.EXACT_CACHE and upstream.calls == 3
+
+
 # --- through the embedded stack ---------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
 async def stack() -> AsyncIterator[Stack]:
     """An embedded stack with the router and the ledger."""
-    services = {Service.PROVIDER, Service.ROUTER, Service.LEDGER}
-    settings = Settings(sim_latency_ms=0, extra_agents=frozenset({"listing"}))
-    running = await start_stack(settings, services)
-    yield running
-    await running.stop()
+    async with router_stack() as running:
+        yield running
 
 
 async def test_the_second_identical_request_is_served_from_the_cache(stack: Stack) -> None:

@@ -9,24 +9,28 @@ import random
 import uuid
 from collections.abc import AsyncIterator
 
+import msgspec
 import pytest
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ReadOnlyError, ResponseError
 from scipy import stats as sp
 
 from bus import subjects
-from bus.codec import encode
+from bus.codec import decode, encode
+from bus.consumers import is_permanent
 from bus.llm_client import LlmClient
-from bus.messages import LlmResult, QualitySignal
-from bus.settings import Settings
-from flipsync.stack import Service, Stack, start_stack
+from bus.messages import DeadLetter, LedgerEvent, Lever, LlmResult, QualitySignal, Usage
+from cost_ledger.keys import SEEN_TTL_S
+from flipsync.stack import Stack
 from optimizer import keys
-from optimizer.arm_stats import ArmStats, ArmSums
+from optimizer.arm_stats import DLQ_LEDGER, ArmStats, ArmSums, replay_arm_event
 from optimizer.errors import ExperimentError
 from optimizer.experiments import Arm, Experiment, ExperimentStore, Metric, Status
 from optimizer.flag_store import FlagStore, publish_change
 from optimizer.report import arm_result, build_report, decide, promote, quality_problem, render
 from optimizer.stats import mean_estimate, welch_p, wilson
-from tests.helpers import eventually, make_request
+from tests.helpers import eventually, make_request, router_stack
 
 QUALITY = {"gpt-4o-mini": 0.95, "gpt-4.1-nano": 0.60}
 """The known share of valid answers of each simulated model in this test."""
@@ -35,11 +39,8 @@ QUALITY = {"gpt-4o-mini": 0.95, "gpt-4.1-nano": 0.60}
 @pytest.fixture(scope="module")
 async def stack() -> AsyncIterator[Stack]:
     """An embedded stack with the router and the ledger (which runs the arm consumers)."""
-    services = {Service.PROVIDER, Service.ROUTER, Service.LEDGER}
-    settings = Settings(sim_latency_ms=0, extra_agents=frozenset({"listing"}))
-    running = await start_stack(settings, services)
-    yield running
-    await running.stop()
+    async with router_stack() as running:
+        yield running
 
 
 def sums(n: int, valid: int, cost: int = 100, latency: int = 50) -> ArmSums:
@@ -209,3 +210,116 @@ async def test_a_bad_experiment_is_refused_with_a_reason(redis_client: aioredis.
     with pytest.raises(ExperimentError, match="more than 100%"):
         await store.start(too_much)
     assert not await redis_client.exists(keys.EXPERIMENTS)
+
+
+# --- the per-arm sums: once per event, never stuck on a bad event ---------------------------
+
+
+def arm_event(event_id: str, request_id: str, arm: str, cost: int = 10) -> LedgerEvent:
+    """A ledger event of one request in an arm, 40 ms long."""
+    return LedgerEvent(
+        event_id=event_id,
+        request_id=request_id,
+        tenant="t1",
+        agent="listing",
+        workflow_id="",
+        task_type="text_generation",
+        model="gpt-4o-mini",
+        provider="simulated",
+        usage=Usage(input_tokens=10, output_tokens=5),
+        cost_micro_usd=cost,
+        baseline_micro_usd=100,
+        lever=Lever.ROUTED,
+        catalog_version="test",
+        paid_call=True,
+        started_ms=1_000,
+        finished_ms=1_040,
+        arm=arm,
+    )
+
+
+def verdict(request_id: str, *, valid: bool) -> QualitySignal:
+    """An agent's verdict on one request's answer."""
+    return QualitySignal(
+        request_id=request_id,
+        tenant="t1",
+        agent="listing",
+        task_type="text_generation",
+        model="gpt-4o-mini",
+        valid=valid,
+    )
+
+
+async def test_each_event_counts_once_and_a_request_is_judged_once(
+    redis_client: aioredis.Redis,
+) -> None:
+    stats = ArmStats(redis_client)
+    await redis_client.hset(keys.EXPERIMENTS, "x", b"{}")  # an experiment runs: keep quality
+    assert await stats.add_quality(verdict("r1", valid=True))  # before its ledger event
+    assert await stats.add_event(arm_event("e1", "r1", "x/a"))
+    assert not await stats.add_event(arm_event("e1", "r1", "x/a"))  # a redelivery
+    assert not await replay_arm_event(redis_client, arm_event("e1", "r1", "x/a"))  # a rebuild
+    assert await stats.add_event(arm_event("e2", "r1", "x/a", cost=30))  # the request's 2nd
+    assert await stats.add_event(arm_event("e3", "r2", "x/a"))
+    assert await stats.add_quality(verdict("r2", valid=False))  # after its ledger event
+    assert not await stats.add_quality(verdict("r2", valid=True))  # a second verdict
+    sums = await stats.sums("x", "a")
+    assert (sums.n, sums.cost, sums.cost2) == (3, 50, 100 + 900 + 100)
+    assert (sums.lat, sums.lat2) == (120, 3 * 1600)
+    assert (sums.judged, sums.valid) == (2, 1)
+    assert await redis_client.ttl(keys.event_seen("e1")) == SEEN_TTL_S
+    assert await replay_arm_event(redis_client, arm_event("e4", "r3", "x/b"))
+    assert (await stats.sums("x", "b")).n == 1
+
+
+async def test_an_event_that_can_never_count_is_refused_as_permanent(
+    redis_client: aioredis.Redis,
+) -> None:
+    stats = ArmStats(redis_client)
+    for arm in ("exp/a.b", "exp/a/b"):
+        with pytest.raises(ValueError, match="not a valid subject token"):
+            await stats.add_event(arm_event("bad", "r", arm))
+        assert not await replay_arm_event(redis_client, arm_event("bad", "r", arm))
+    with pytest.raises(ValueError, match="beyond 64 bits"):
+        await stats.add_event(arm_event("huge", "r", "x/a", cost=2**40))
+    await redis_client.hset(keys.arm_stats("x", "a"), "cost2", 2**63 - 50)
+    with pytest.raises(ResponseError, match="overflow") as overflow:
+        await stats.add_event(arm_event("over", "r", "x/a"))
+    assert is_permanent(overflow.value) and is_permanent(ValueError("bad arm"))
+    assert not is_permanent(RedisConnectionError("down"))
+    assert not is_permanent(ReadOnlyError("READONLY replica"))
+    assert not is_permanent(ResponseError("BUSY running a script"))
+    assert not await redis_client.exists(keys.event_seen("over"))  # nothing half-written
+    assert (await stats.sums("x", "a")).n == 0
+
+
+async def test_bad_arms_and_overflows_are_dead_lettered_and_counting_goes_on(
+    stack: Stack,
+) -> None:
+    tenant = f"d{uuid.uuid4().hex[:8]}"
+    letters = await stack.broker.connection.subscribe(subjects.dead_letter(DLQ_LEDGER))
+    bad = msgspec.structs.replace(arm_event(f"{tenant}-bad", "r1", "exp/a.b"), tenant=tenant)
+    sums_key = keys.arm_stats(tenant, "a")
+    await stack.redis.hset(sums_key, "cost2", 2**63 - 50)
+    over = msgspec.structs.replace(arm_event(f"{tenant}-over", "r2", f"{tenant}/a"), tenant=tenant)
+    good = msgspec.structs.replace(arm_event(f"{tenant}-ok", "r3", f"{tenant}/b"), tenant=tenant)
+    for event in (bad, over, good):
+        await stack.broker.publish(
+            encode(event), subjects.ledger(tenant), stream=subjects.STREAM_LEDGER
+        )
+    reasons = []
+    for _ in range(2):
+        msg = await letters.next_msg(timeout=10)
+        letter = decode(msg.data, DeadLetter)
+        assert decode(letter.payload, LedgerEvent).tenant == tenant
+        reasons.append(letter.reason)
+    await letters.unsubscribe()
+    assert any("not a valid subject token" in r for r in reasons), reasons
+    assert any("overflow" in r for r in reasons), reasons
+    stats = ArmStats(stack.redis)
+
+    async def good_counted() -> bool:
+        return (await stats.sums(tenant, "b")).n == 1
+
+    await eventually(good_counted)
+    assert (await stats.sums(tenant, "a")).n == 0

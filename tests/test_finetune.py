@@ -12,20 +12,21 @@ from collections.abc import AsyncIterator
 import aiohttp
 import openai
 import pytest
+import redis.asyncio as aioredis
 
 from bus import subjects
 from bus.codec import encode
 from bus.llm_client import LlmClient
 from bus.messages import LlmResult, QualitySignal
-from bus.settings import Settings
 from cost_ledger.catalog import PriceCatalog
 from cost_ledger.pricing import cost_micro_usd
-from flipsync.stack import Service, Stack, start_stack
+from flipsync.stack import Stack
+from optimizer import keys, models
 from optimizer.errors import FineTuneError
 from optimizer.finetune import Dataset, collect, fine_tune
 from optimizer.flag_store import publish_change
 from optimizer.pipeline import run_pipeline
-from tests.helpers import make_request
+from tests.helpers import make_request, router_stack
 
 TASK = "text_generation"
 
@@ -33,11 +34,8 @@ TASK = "text_generation"
 @pytest.fixture(scope="module")
 async def stack() -> AsyncIterator[Stack]:
     """An embedded stack with the simulated provider, the router and the ledger."""
-    services = {Service.PROVIDER, Service.ROUTER, Service.LEDGER}
-    settings = Settings(sim_latency_ms=0, extra_agents=frozenset({"listing"}))
-    running = await start_stack(settings, services)
-    yield running
-    await running.stop()
+    async with router_stack() as running:
+        yield running
 
 
 def sim_client(stack: Stack) -> openai.AsyncOpenAI:
@@ -164,3 +162,18 @@ async def test_the_simulator_refuses_a_file_without_answers(stack: Stack) -> Non
             await client.fine_tuning.jobs.create(model="gpt-4o-mini", training_file=upload.id)
         with pytest.raises(openai.NotFoundError):
             await client.fine_tuning.jobs.retrieve("ftjob-nope")
+
+
+async def test_registered_models_change_the_catalog_version(redis_client: aioredis.Redis) -> None:
+    for name in ("ft:gpt-4o-mini:acme:one", "ft:gpt-4o:acme:two"):
+        base = name.split(":")[1]
+        await models.save(redis_client, models.registration_for(name, base))
+    await redis_client.hset(keys.MODELS, "broken", b"{not json")
+    catalog = PriceCatalog.load()
+    plain = catalog.version
+    prices = await models.load_registered(redis_client, catalog)
+    assert sorted(p.name for p in prices) == ["ft:gpt-4o-mini:acme:one", "ft:gpt-4o:acme:two"]
+    assert catalog.version == f"{plain}+ft2" and "ft:gpt-4o:acme:two" in catalog
+    await models.load_registered(redis_client, catalog)  # a reload registers nothing new
+    assert catalog.version == f"{plain}+ft2"
+    assert PriceCatalog.load().version == plain  # another catalog is untouched

@@ -3,6 +3,8 @@ without a restart, switches a lever off, sets the model, and records the arm in 
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 
@@ -11,24 +13,23 @@ import pytest
 import redis.asyncio as aioredis
 
 from bus.broker import make_broker
-from bus.embedded import EmbeddedNats
+from bus.embedded import EmbeddedNats, EmbeddedRedis
 from bus.llm_client import LlmClient
 from bus.messages import ChatMessage, FlagRule, Lever, LlmRequest, PromptPatch
 from bus.settings import Settings
-from flipsync.stack import Service, Stack, start_stack
+from flipsync.stack import Stack
+from optimizer import keys
+from optimizer.cli import add_commands, run_command
 from optimizer.flag_store import FlagStore, LiveFlags, publish_change
 from optimizer.flags import apply_prompt
-from tests.helpers import eventually, make_request
+from tests.helpers import eventually, make_request, router_stack
 
 
 @pytest.fixture(scope="module")
 async def stack() -> AsyncIterator[Stack]:
     """An embedded stack with the router and the ledger."""
-    services = {Service.PROVIDER, Service.ROUTER, Service.LEDGER}
-    settings = Settings(sim_latency_ms=0, extra_agents=frozenset({"listing"}))
-    running = await start_stack(settings, services)
-    yield running
-    await running.stop()
+    async with router_stack() as running:
+        yield running
 
 
 def thanks(tenant: str) -> LlmRequest:
@@ -152,3 +153,55 @@ async def test_replicas_reload_on_the_control_subject_alone(
     finally:
         for broker in brokers:
             await broker.stop()
+
+
+async def test_a_failing_background_check_is_logged_and_the_next_one_reloads(
+    redis_client: aioredis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    live = LiveFlags(redis_client, refresh_s=0)
+    request = make_request(tenant="t8")
+    assert (await live.current()).decide(request) is None  # the first load
+    await redis_client.set(keys.FLAGS_REV, "not-a-number")  # rev() raises ValueError
+    await live.current()
+    failing = live._refreshing
+    assert failing is not None
+    await asyncio.wait([failing])
+    assert failing.exception() is None  # logged, not left on the task unretrieved
+    assert "flags not reloaded" in caplog.text
+    await redis_client.delete(keys.FLAGS_REV)
+    rule = FlagRule(name="t8-off", tenant="t8", disable_levers=[Lever.DEDUP])
+    await FlagStore(redis_client).change(set_rules=[rule])
+
+    async def reloaded() -> bool:
+        decision = (await live.current()).decide(request)
+        return decision is not None and decision.disabled == {Lever.DEDUP}
+
+    await eventually(reloaded, timeout_s=5)
+
+
+async def test_the_flags_and_experiment_commands_change_and_list_rules(
+    nats_server: EmbeddedNats,
+    redis_client: aioredis.Redis,
+    redis_server: EmbeddedRedis,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    parser = argparse.ArgumentParser()
+    add_commands(parser.add_subparsers(dest="command", required=True))
+    settings = Settings(nats_url=nats_server.url, redis_url=redis_server.url)
+
+    async def run(*argv: str) -> int:
+        return await run_command(parser.parse_args(argv), settings)
+
+    assert await run("flags", "set", "cli-off", "--tenant", "t7", "--disable", "dedup") == 0
+    assert await run("flags", "list") == 0
+    listed = capsys.readouterr().out
+    assert "cli-off: {'tenant': 't7', 'percent': 100.0, " in listed
+    assert "'disable_levers': ['dedup']}" in listed
+    assert await run("experiment", "start", "cli", "--arm", "a=10", "--arm", "b=x") == 1
+    assert "bad arm 'b=x'" in capsys.readouterr().err
+    assert await run("experiment", "start", "cli", "--arm", "a=10", "--arm", "b=10,off=dedup") == 0
+    rules = {rule.name: rule for rule in await FlagStore(redis_client).rules()}
+    assert rules["exp:cli:b"].disable_levers == [Lever.DEDUP]
+    assert await run("flags", "remove", "cli-off") == 0
+    assert "cli-off" not in {rule.name for rule in await FlagStore(redis_client).rules()}
+    assert await run_command(parser.parse_args(["flags", "list"]), Settings()) == 2

@@ -20,15 +20,14 @@ from bus.messages import (
     Status,
     TextPart,
 )
-from bus.settings import Settings
 from cost_ledger.catalog import PriceCatalog
 from cost_ledger.keys import Dimension
-from flipsync.stack import Service, Stack, start_stack
+from flipsync.stack import Stack
 from router.context import RequestContext
 from router.levers.patterns import Intent, intents_of, template_for, trivial_reply
 from router.pipeline import compose
 from router.stages.pattern import PatternStage
-from tests.helpers import TITLE_SCHEMA, eventually
+from tests.helpers import TITLE_SCHEMA, eventually, router_stack
 
 CHAT = frozenset({"seller_chat"})
 
@@ -149,11 +148,8 @@ async def test_the_stage_answers_without_calling_the_rest() -> None:
 @pytest.fixture(scope="module")
 async def stack() -> AsyncIterator[Stack]:
     """An embedded stack with the router and the ledger."""
-    services = {Service.PROVIDER, Service.ROUTER, Service.LEDGER}
-    settings = Settings(sim_latency_ms=0, extra_agents=frozenset({"listing"}))
-    running = await start_stack(settings, services)
-    yield running
-    await running.stop()
+    async with router_stack() as running:
+        yield running
 
 
 async def test_a_trivial_turn_costs_nothing_and_is_in_the_ledger(stack: Stack) -> None:

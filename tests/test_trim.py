@@ -10,10 +10,9 @@ import pytest
 
 from bus.llm_client import LlmClient
 from bus.messages import ChatMessage, Lever, LlmRequest, LlmResult, Status, Usage
-from bus.settings import Settings
 from cost_ledger.catalog import PriceCatalog
 from cost_ledger.pricing import baseline_micro_usd, cost_micro_usd
-from flipsync.stack import Service, Stack, start_stack
+from flipsync.stack import Stack
 from router.levers.served import with_trim_savings
 from router.levers.trimming import (
     TrimPolicy,
@@ -25,7 +24,7 @@ from router.levers.trimming import (
     turns,
 )
 from router.simulated.cache import MIN_CACHED_TOKENS
-from tests.helpers import eventually
+from tests.helpers import eventually, router_stack
 
 TOOLS: list[dict[str, object]] = [
     {
@@ -184,11 +183,8 @@ def test_savings_raise_the_baseline_and_name_the_lever() -> None:
 @pytest.fixture(scope="module")
 async def stack() -> AsyncIterator[Stack]:
     """An embedded stack with the router and the ledger."""
-    services = {Service.PROVIDER, Service.ROUTER, Service.LEDGER}
-    settings = Settings(sim_latency_ms=0, extra_agents=frozenset({"listing"}))
-    running = await start_stack(settings, services)
-    yield running
-    await running.stop()
+    async with router_stack() as running:
+        yield running
 
 
 async def test_a_trimmed_call_is_attributed_with_the_untrimmed_baseline(stack: Stack) -> None:

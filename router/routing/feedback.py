@@ -17,16 +17,14 @@ from __future__ import annotations
 
 import logging
 
-from faststream.exceptions import NackMessage
-from faststream.nats import JStream, NatsRouter
+from faststream.nats import NatsRouter
+from faststream.nats.message import NatsMessage
 from nats.js import JetStreamContext
-from redis.exceptions import RedisError
 
 from bus import subjects
-from bus.codec import decode, encode
-from bus.consumers import Incoming, durable_consumer, message
-from bus.errors import WireError
-from bus.messages import DeadLetter, Lever
+from bus.codec import encode
+from bus.consumers import dead_letter_publisher, durable_consumer, redis_applier
+from bus.messages import Lever
 from bus.messages import QualitySignal as SignalMessage
 from bus.settings import Settings
 from router.routing.quality import QualitySignal, SignalKind
@@ -84,33 +82,18 @@ async def publish_feedback(js: JetStreamContext, signal: SignalMessage) -> None:
 def quality_router(store: QualityStore, *, settings: Settings) -> NatsRouter:
     """A router whose one durable subscriber folds quality.> into the store."""
     router = NatsRouter()
-    dead_letters = router.publisher(
-        subjects.dead_letter(DLQ_SOURCE),
-        stream=JStream(name=subjects.STREAM_DLQ, declare=False),
-    )
 
-    async def on_signal(incoming: Incoming) -> None:
+    async def apply(signal: SignalMessage, msg: NatsMessage) -> None:
         """Fold one quality signal or feedback message."""
-        msg = message(incoming)
-        body: bytes = msg.body
-        subject = msg.raw_message.subject
-        sequence = msg.raw_message.metadata.sequence.stream
-        try:
-            signal = decode(body, SignalMessage)
-        except WireError as exc:
-            log.warning("quality message to the dead-letter queue: %s", exc)
-            letter = DeadLetter(
-                source_subject=subject, error_code=exc.code, reason=exc.reason, payload=body
-            )
-            await dead_letters.publish(
-                encode(letter), headers={"Nats-Msg-Id": f"{DLQ_SOURCE}-{sequence}"}
-            )
-            return
-        try:
-            await fold(store, signal, feedback=is_feedback(subject), sequence=sequence)
-        except RedisError as exc:
-            log.warning("quality signal %s not folded, retrying: %s", signal.request_id, exc)
-            raise NackMessage(delay=RETRY_DELAY_S) from exc
+        subject, sequence = msg.raw_message.subject, msg.raw_message.metadata.sequence.stream
+        await fold(store, signal, feedback=is_feedback(subject), sequence=sequence)
+
+    on_signal = redis_applier(
+        SignalMessage,
+        apply,
+        retry_delay_s=RETRY_DELAY_S,
+        dead_letter=dead_letter_publisher(router, DLQ_SOURCE),
+    )
 
     durable_consumer(
         router,

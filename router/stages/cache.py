@@ -160,7 +160,7 @@ class CacheStage:
                 return served_copy(stored, request, lever, reason, ctx.elapsed_ms())
         result = await call_next(ctx)
         if result.ok and result.lever in STORED_LEVERS and not result.tool_calls:
-            await self._store(request, fingerprint, result)
+            await self._store(request, fingerprint, result, ctx.disabled_levers)
         return result
 
     async def _lookup(
@@ -179,11 +179,13 @@ class CacheStage:
             log.warning("cache lookup failed, treated as a miss: %s", exc)
         return None
 
-    async def _store(self, request: LlmRequest, fingerprint: str, result: LlmResult) -> None:
-        try:
-            if self._exact is not None:
+    async def _store(
+        self, request: LlmRequest, fingerprint: str, result: LlmResult, off: frozenset[Lever]
+    ) -> None:
+        try:  # off: an arm without a cache must not fill it for the other arm either
+            if self._exact is not None and Lever.EXACT_CACHE not in off:
                 await self._exact.put(request.tenant, fingerprint, result, request.task_type)
-            if self._semantic is not None:
+            if self._semantic is not None and Lever.SEMANTIC_CACHE not in off:
                 await self._semantic.put(request, result)
         except RedisError as exc:
             log.warning("cache store failed, answer not cached: %s", exc)

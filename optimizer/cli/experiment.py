@@ -1,0 +1,105 @@
+"""`flipsync experiment start|list|report|promote|stop`: A/B experiments."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from typing import Any
+
+from bus.messages import FlagChange, Lever
+from bus.settings import Settings
+from optimizer.arm_stats import ArmStats
+from optimizer.cli.common import Conn, add_scope, subcommand
+from optimizer.errors import OptimizerError
+from optimizer.experiments import Arm, Experiment, ExperimentStore, Metric
+from optimizer.report import build_report, promote, render
+
+
+def add_parser(commands: Any) -> None:
+    """Add `experiment` and its subcommands."""
+    exp = commands.add_parser("experiment", help="A/B experiments on prompts, models, levers")
+    sub = exp.add_subparsers(dest="experiment_command", required=True)
+    start = sub.add_parser("start", help="start an experiment")
+    start.add_argument("name")
+    add_scope(start)
+    start.add_argument(
+        "--arm",
+        action="append",
+        required=True,
+        help='name=percent[,model=M][,policy=P][,off=lever+lever], e.g. "nano=10,model=M"',
+    )
+    start.add_argument("--metric", default="cost_per_valid", choices=[m.value for m in Metric])
+    start.add_argument("--min-samples", type=int, default=200)
+    start.add_argument("--max-hours", type=float, default=168.0)
+    start.add_argument("--quality-floor", type=float, default=0.0)
+    sub.add_parser("list", help="every experiment and its verdict")
+    report = sub.add_parser("report", help="each arm's cost, quality, latency; the verdict")
+    report.add_argument("name")
+    report.add_argument("--watch", type=float, default=0.0, help="refresh every N seconds")
+    prom = sub.add_parser("promote", help="make the winner the default (refused without one)")
+    prom.add_argument("name")
+    prom.add_argument("--arm", default=None)
+    sub.add_parser("stop", help="end an experiment, promoting nothing").add_argument("name")
+
+
+async def run(args: argparse.Namespace, settings: Settings, conn: Conn) -> FlagChange | None:
+    """Run an `experiment` subcommand; the change to announce, if it made one."""
+    store = ExperimentStore(conn.redis)
+    stats = ArmStats(conn.redis)
+    match subcommand(args):
+        case "start":
+            return await store.start(experiment_of(args))
+        case "list":
+            for experiment in await store.all():
+                verdict = (await build_report(store, stats, experiment.name)).verdict
+                print(f"{experiment.name} [{experiment.status}] {verdict}")
+            return None
+        case "report":
+            while True:
+                print(render(await build_report(store, stats, args.name)), flush=True)
+                if args.watch <= 0:
+                    return None
+                await asyncio.sleep(args.watch)
+        case "promote":
+            report, change = await promote(store, stats, args.name, args.arm)
+            print(f"promoted {report.winner}: {report.verdict}")
+            return change
+        case _:
+            return await store.end(await store.get(args.name), None)
+
+
+def experiment_of(args: argparse.Namespace) -> Experiment:
+    """The experiment `experiment start` describes."""
+    return Experiment(
+        name=args.name,
+        tenant=args.tenant,
+        agent=args.agent,
+        task_type=args.task_type,
+        arms=[arm_of(text) for text in args.arm],
+        metric=Metric(args.metric),
+        min_samples=args.min_samples,
+        max_duration_s=int(args.max_hours * 3600),
+        quality_floor=args.quality_floor,
+    )
+
+
+def arm_of(text: str) -> Arm:
+    """An arm from "name=percent[,model=M][,policy=P][,off=lever+lever]"."""
+    head, *options = text.split(",")
+    name, _, percent = head.partition("=")
+    try:
+        arm = Arm(name=name.strip(), percent=float(percent))
+        for option in options:
+            key, _, value = option.partition("=")
+            match key.strip():
+                case "model":
+                    arm.model = value.strip()
+                case "policy":
+                    arm.routing_policy = value.strip()
+                case "off":
+                    arm.disable_levers = [Lever(v) for v in value.split("+") if v]
+                case other:
+                    raise OptimizerError(f"unknown arm option {other!r} in {text!r}")
+    except ValueError as exc:
+        raise OptimizerError(f"bad arm {text!r}: {exc}") from exc
+    return arm
