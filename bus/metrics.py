@@ -1,10 +1,10 @@
 """Prometheus metrics of a FlipSync process, and the /metrics endpoint that serves them.
 
-Counted as work happens (a few counter and histogram updates each, on label children cached
-per label set): LLM results by tenant, agent, lever, status and model with their latency;
-cost, baseline and savings per lever in micro-dollars; messages each durable consumer
-processed. Read when scraped: cache hit ratios (from the lever counts), circuit breaker states
-(from ``BreakerReader``s) and whatever async ``ScrapeReader``s the composition root hands the
+``REGISTRY`` is the process's one Prometheus registry (as prometheus_client's own default
+registry is): each service registers its counters there once, at import (the router's LLM
+result counters live in router/metrics.py). Counted here as work happens: messages each
+durable consumer processed. Read when scraped: circuit breaker states (from the server's
+``BreakerReader``s) and whatever async ``ScrapeReader``s the composition root hands the
 server (budget use, queue depths: see flipsync/scrape.py).
 """
 
@@ -14,7 +14,6 @@ import asyncio
 import functools
 import logging
 import time
-from collections import Counter as Tally
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -32,8 +31,6 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from bus.messages import Lever, LlmResult, Status
-
 log = logging.getLogger(__name__)
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -42,41 +39,8 @@ for _standard in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
     REGISTRY.register(_standard)
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
-REQUEST_LABELS = ("tenant", "agent", "lever", "status", "model")
-MONEY_LABELS = ("tenant", "lever")
+"""Histogram buckets (seconds) shared by FlipSync's latency histograms."""
 
-LLM_REQUESTS = Counter(
-    "flipsync_llm_requests",
-    "LLM requests answered by the router, by tenant, agent, lever, status and model.",
-    REQUEST_LABELS,
-    registry=REGISTRY,
-)
-LLM_LATENCY = Histogram(
-    "flipsync_llm_request_duration_seconds",
-    "Time the router took from taking a request to publishing its result.",
-    REQUEST_LABELS,
-    buckets=LATENCY_BUCKETS,
-    registry=REGISTRY,
-)
-LLM_COST = Counter(
-    "flipsync_llm_cost_micro_usd",
-    "What was paid for answered requests, in micro-dollars, per lever.",
-    MONEY_LABELS,
-    registry=REGISTRY,
-)
-LLM_BASELINE = Counter(
-    "flipsync_llm_baseline_micro_usd",
-    "What the naive path would have paid for the same requests, in micro-dollars, per lever.",
-    MONEY_LABELS,
-    registry=REGISTRY,
-)
-LLM_SAVINGS = Counter(
-    "flipsync_llm_savings_micro_usd",
-    "Baseline minus cost of answered requests, in micro-dollars, per lever (a request that "
-    "cost more than its baseline adds 0 here; baseline - cost of the two counters is exact).",
-    MONEY_LABELS,
-    registry=REGISTRY,
-)
 MESSAGES = Counter(
     "flipsync_messages_processed",
     "Messages a durable consumer finished (ok) or gave back for redelivery (error).",
@@ -91,8 +55,6 @@ MESSAGE_LATENCY = Histogram(
     registry=REGISTRY,
 )
 
-CACHES: Mapping[str, Lever] = {"exact": Lever.EXACT_CACHE, "semantic": Lever.SEMANTIC_CACHE}
-"""The caches whose hit ratio is exported, and the lever that marks their hits."""
 BREAKER_STATES = ("closed", "half_open", "open")
 
 BreakerReader = Callable[[], Awaitable[Mapping[tuple[str, str], str]]]
@@ -100,86 +62,6 @@ BreakerReader = Callable[[], Awaitable[Mapping[tuple[str, str], str]]]
 ScrapeReader = Callable[[], Awaitable[Iterable[Metric]]]
 """Reads gauges from elsewhere (Redis, JetStream) when /metrics is scraped."""
 
-
-class ResultRecorder:
-    """Counts the results a router publishes; cheap enough for every request."""
-
-    def __init__(self) -> None:
-        self._requests: dict[tuple[str, str, str, str, str], tuple[Counter, Histogram]] = {}
-        self._money: dict[tuple[str, str], tuple[Counter, Counter, Counter]] = {}
-        self.answered = 0
-        """Ok results, the denominator of the cache hit ratios."""
-        self.by_lever: Tally[Lever] = Tally()
-        """Ok results per lever."""
-
-    def record(self, result: LlmResult, seconds: float) -> None:
-        """Count one published result that took seconds to produce."""
-        key = (result.tenant, result.agent, result.lever, result.status, result.model)
-        children = self._requests.get(key)
-        if children is None:
-            children = (LLM_REQUESTS.labels(*key), LLM_LATENCY.labels(*key))
-            self._requests[key] = children
-        children[0].inc()
-        children[1].observe(seconds)
-        if result.status is Status.OK:
-            self.answered += 1
-            self.by_lever[result.lever] += 1
-        cost, baseline = result.cost_micro_usd, result.baseline_micro_usd
-        if cost or baseline:
-            money_key = (result.tenant, result.lever.value)
-            money = self._money.get(money_key)
-            if money is None:
-                money = (
-                    LLM_COST.labels(*money_key),
-                    LLM_BASELINE.labels(*money_key),
-                    LLM_SAVINGS.labels(*money_key),
-                )
-                self._money[money_key] = money
-            if cost > 0:
-                money[0].inc(cost)
-            if baseline > 0:
-                money[1].inc(baseline)
-            if baseline > cost:
-                money[2].inc(baseline - cost)
-
-    def hit_ratio(self, lever: Lever) -> float:
-        """Share of ok results this process served with lever (0 before any)."""
-        return self.by_lever[lever] / self.answered if self.answered else 0.0
-
-
-RESULTS = ResultRecorder()
-"""The process's recorder of router results."""
-
-_breaker_readers: list[BreakerReader] = []
-
-
-def register_breaker_reader(reader: BreakerReader) -> None:
-    """Export the breaker states reader returns on every scrape of this process, besides
-    those of the servers' own breaker readers (flipsync/scrape.py wires a router's)."""
-    _breaker_readers.append(reader)
-
-
-def unregister_breaker_reader(reader: BreakerReader) -> None:
-    """Stop exporting a reader's breakers (its stack stopped)."""
-    if reader in _breaker_readers:
-        _breaker_readers.remove(reader)
-
-
-class _ReadAtScrape(Collector):
-    """Cache hit ratios, computed from the lever counts when the registry is collected."""
-
-    def collect(self) -> Iterator[Metric]:
-        ratio = GaugeMetricFamily(
-            "flipsync_cache_hit_ratio",
-            "Share of ok results this process served from a cache, by cache.",
-            labels=["cache"],
-        )
-        for cache, lever in CACHES.items():
-            ratio.add_metric([cache], RESULTS.hit_ratio(lever))
-        yield ratio
-
-
-REGISTRY.register(_ReadAtScrape())
 
 Handler = Callable[[Any], Awaitable[None]]
 
@@ -294,7 +176,7 @@ class MetricsServer:
         return generate_latest(_Snapshot(extra))
 
     async def _read_breakers(self) -> Iterable[Metric]:
-        return [await breaker_states([*self._breakers, *_breaker_readers])]
+        return [await breaker_states(self._breakers)]
 
     async def _read(self, reader: ScrapeReader) -> list[Metric]:
         async with asyncio.timeout(self._read_timeout_s):

@@ -1,4 +1,8 @@
-"""`flipsync providers`: latency, cost, quality and reliability per provider and model."""
+"""`flipsync providers`: latency, cost and reliability per provider and model, and quality.
+
+Quality is the one figure routing uses (router.routing.quality_store): per model and task
+type, the catalog's prior plus the quality signals recorded so far.
+"""
 
 from __future__ import annotations
 
@@ -10,19 +14,38 @@ import redis.asyncio as aioredis
 
 from bus.settings import Settings
 from router.health.snapshot import ProviderHealth, health_snapshot
+from router.routing.quality import BetaEstimate
+from router.routing.quality_store import quality_estimates
+
+Quality = dict[tuple[str, str], BetaEstimate]
+"""Quality estimates by (model, task type)."""
 
 HEADER = (
     "provider", "model", "circuit", "calls", "ok", "failed", "429", "reliability",
-    "latency_ms", "error_rate", "quality", "cost_usd", "usd_per_call",
+    "latency_ms", "error_rate", "cost_usd", "usd_per_call",
 )  # fmt: skip
+QUALITY_HEADER = ("model", "task_type", "quality", "signals")
 
 
-def render_providers(snapshot: list[ProviderHealth]) -> str:
+def render_providers(snapshot: list[ProviderHealth], quality: Quality | None = None) -> str:
+    """The health table, then the quality routing estimates per model and task type."""
+    out = _health_table(snapshot)
+    if quality:
+        rows = [(model, task, f"{q.mean:.1%}", f"{q.n:g}") for (model, task), q in quality.items()]
+        out += "\nquality (routing estimate: catalog prior plus recorded signals)\n"
+        out += _table([QUALITY_HEADER, *rows])
+    return out
+
+
+def _health_table(snapshot: list[ProviderHealth]) -> str:
     """A fixed-width table of every provider+model's health (EWMA latency and error rate)."""
     if not snapshot:
         return "no provider calls recorded yet\n"
-    rows = [HEADER, *(_row(h) for h in snapshot)]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(HEADER))]
+    return _table([HEADER, *(_row(h) for h in snapshot)])
+
+
+def _table(rows: list[tuple[str, ...]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = [
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
         for row in rows
@@ -30,8 +53,16 @@ def render_providers(snapshot: list[ProviderHealth]) -> str:
     return "\n".join(line.rstrip() for line in lines) + "\n"
 
 
-def providers_json(snapshot: list[ProviderHealth]) -> str:
-    """The same figures as JSON, money in integer micro-dollars."""
+def _quality_of(model: str, quality: Quality) -> dict[str, dict[str, float]]:
+    return {
+        task: {"mean": q.mean, "signals": q.n} for (m, task), q in quality.items() if m == model
+    }
+
+
+def providers_json(snapshot: list[ProviderHealth], quality: Quality | None = None) -> str:
+    """The same figures as JSON, money in integer micro-dollars; each row's quality is its
+    model's routing estimate per task type."""
+    quality = quality or {}
     return json.dumps(
         [
             {
@@ -45,7 +76,7 @@ def providers_json(snapshot: list[ProviderHealth]) -> str:
                 "reliability": h.reliability,
                 "latency_ms": h.latency_ms,
                 "error_rate": h.error_rate,
-                "quality": h.quality,
+                "quality": _quality_of(h.model, quality),
                 "cost_micro_usd": h.cost_micro_usd,
                 "input_tokens": h.input_tokens,
                 "output_tokens": h.output_tokens,
@@ -65,9 +96,11 @@ async def print_providers(settings: Settings, *, as_json: bool = False) -> int:
     client = aioredis.Redis.from_url(settings.redis_url)
     try:
         snapshot = await health_snapshot(client)
+        quality = await quality_estimates(client)
     finally:
         await client.aclose()
-    print(providers_json(snapshot) if as_json else render_providers(snapshot), end="")
+    out = providers_json(snapshot, quality) if as_json else render_providers(snapshot, quality)
+    print(out, end="")
     return 0
 
 
@@ -85,7 +118,6 @@ def _row(h: ProviderHealth) -> tuple[str, ...]:
         _share(h.reliability),
         f"{h.latency_ms:.0f}" if h.latency_ms is not None else "-",
         f"{h.error_rate:.3f}",
-        _share(h.quality),
         f"{Decimal(h.cost_micro_usd).scaleb(-6):.6f}",
         f"{Decimal(round(mean)).scaleb(-6):.6f}" if mean is not None else "-",
     )

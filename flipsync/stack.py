@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
@@ -34,6 +34,7 @@ from cost_ledger.consumer import ledger_router
 from flipsync.providers import dispatch_health, start_providers
 from optimizer.arm_stats import experiment_router
 from optimizer.flag_store import LiveFlags
+from optimizer.models import load_registered
 from router.pipeline import Stage
 from router.providers.registry import ProviderRegistry
 from router.routing.feedback import quality_router
@@ -147,6 +148,8 @@ async def start_stack(
         raise
 
     sim: SimulatedProvider | None = None
+    redis_client: aioredis.Redis | None = None
+    registry: ProviderRegistry | None = None
     try:  # until the Stack owns them, a failure here must not leave servers running
         tracer_provider = make_tracer_provider(
             settings.service_name, settings.otlp_endpoint, span_exporter
@@ -173,7 +176,6 @@ async def start_stack(
         if wanted & {Service.ROUTER, Service.LEDGER}:
             budgets = BudgetRuntime(settings, redis_client, broker)
             broker.include_router(budgets.control_router())
-        registry: ProviderRegistry | None = None
         semantic: SemanticCache | None = None
         if Service.ROUTER in wanted:
             registry = await start_providers(settings, catalog, simulated_url)
@@ -221,6 +223,10 @@ async def start_stack(
             budgets=budgets.store if budgets is not None else None,
         )
     except BaseException:
+        if registry is not None:  # its provider clients' connection pools
+            await _quietly(registry.close())
+        if redis_client is not None:  # owns its pool: this closes the pool too
+            await _quietly(redis_client.aclose())
         if sim is not None:
             await sim.stop()
         for server in reversed(embedded):
@@ -235,6 +241,7 @@ async def start_stack(
             await semantic.start()
         await broker.start()
         if Service.API in wanted:
+            await load_registered(redis_client, catalog)  # fine-tuned models, for cost views
             app = create_api_app(broker, redis_client, settings, catalog=catalog)
             stack.api = ApiServer(app, settings.api_host, settings.api_port)
             await stack.api.start()
@@ -242,6 +249,12 @@ async def start_stack(
         await stack.stop()
         raise
     return stack
+
+
+async def _quietly(closing: Awaitable[object]) -> None:
+    """Await a clean-up step of a failed start; its own failure must not hide the first."""
+    with contextlib.suppress(Exception):
+        await closing
 
 
 def _router_service(
@@ -283,7 +296,7 @@ def _router_service(
             health=dispatch_health(settings, redis),
             provider_timeout_s=settings.provider_timeout_s,
         ),
-        catalog_version=catalog.version,
+        catalog_version=lambda: catalog.version,  # fine-tuned models change it at run time
         known_agents=frozenset(spec.name for spec in ALL_SPECS)
         | settings.extra_agents
         | {settings.openai_agent},  # the OpenAI-compatible endpoint's calls (api/)

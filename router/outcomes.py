@@ -7,6 +7,8 @@ result already stored, and re-publishes the same ledger event (deduplicated by e
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from faststream.nats import NatsBroker
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
@@ -63,9 +65,13 @@ def needs_ledger(result: LlmResult) -> bool:
 class OutcomePublisher:
     """Publishes results, ledger events and dead letters to their JetStream streams."""
 
-    def __init__(self, broker: NatsBroker, catalog_version: str) -> None:
+    def __init__(self, broker: NatsBroker, catalog_version: str | Callable[[], str]) -> None:
+        """catalog_version may be a callable: fine-tuned models registered at run time change
+        the live catalog's version, and each ledger event names the version that priced it."""
         self._broker = broker
-        self._catalog_version = catalog_version
+        self._catalog_version = (
+            catalog_version if callable(catalog_version) else (lambda: catalog_version)
+        )
         self._jetstream: JetStreamContext | None = None
 
     def _js(self) -> JetStreamContext:
@@ -101,7 +107,7 @@ class OutcomePublisher:
 
     async def publish_ledger(self, request: LlmRequest, result: LlmResult) -> None:
         """Publish the ledger event of a result (deduplicated by event id)."""
-        event = ledger_event(request, result, self._catalog_version)
+        event = ledger_event(request, result, self._catalog_version())
         await self._broker.publish(
             encode(event),
             subjects.ledger(event.tenant),

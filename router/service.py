@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import msgspec
 from faststream.nats import NatsBroker, NatsRouter
@@ -15,11 +15,11 @@ from bus import subjects
 from bus.codec import decode, peek_ids
 from bus.consumers import Incoming, durable_consumer, message, working
 from bus.errors import WireError
-from bus.messages import ErrorCode, LlmRequest, LlmResult, error_result
-from bus.metrics import RESULTS
+from bus.messages import ErrorCode, LlmRequest, LlmResult, Priority, error_result
 from bus.settings import Settings
 from router.context import RequestContext
 from router.errors import RouterError, UnknownAgentError
+from router.metrics import ResultRecorder
 from router.outcomes import OutcomePublisher
 from router.pipeline import Handler, Stage, compose
 from router.request_span import annotate
@@ -30,8 +30,15 @@ DEADLINE_GRACE_S = 1.0
 dispatch answers a deadline itself, so this only stops a stage that waits too long."""
 
 
-def _deadline_guard_s(ctx: RequestContext) -> float | None:
-    """Seconds the pipeline may take for this request, or None without a deadline."""
+def _deadline_guard_s(ctx: RequestContext, settings: Settings) -> float | None:
+    """Seconds the pipeline may take for this request, or None for no guard.
+
+    A bulk request is never cut off while the Batch API lane is on: the lane may hold it in a
+    provider batch that is already paid for, and a cancelled waiter would drop the batch's
+    answer and its ledger event. Dispatch still answers a bulk request's deadline itself.
+    """
+    if ctx.request.priority is Priority.BULK and settings.batch_api:
+        return None
     remaining = ctx.remaining_s()
     return None if remaining is None else max(remaining, 0.0) + DEADLINE_GRACE_S
 
@@ -45,16 +52,17 @@ class RouterService:
         settings: Settings,
         stages: Sequence[Stage],
         terminal: Handler,
-        catalog_version: str,
+        catalog_version: str | Callable[[], str],
         known_agents: frozenset[str] | None = None,
         broker: NatsBroker,
         tracer: trace.Tracer | None = None,
+        results: ResultRecorder | None = None,
     ) -> None:
         self._settings = settings
+        self._results = results or ResultRecorder()
         self._outcomes = OutcomePublisher(broker, catalog_version)
         self._tracer = tracer or trace.get_tracer("flipsync.router")
         self._pipeline = compose(stages, terminal, self._tracer)
-        self._catalog_version = catalog_version
         self._known_agents = known_agents
         self._trace_prompts = settings.trace_prompts
 
@@ -88,12 +96,12 @@ class RouterService:
             stored = await outcomes.stored_result(request)
             if stored is not None:  # a redelivery of a request an earlier replica finished
                 await outcomes.publish(request, stored)
-                RESULTS.record(stored, time.perf_counter() - started)
+                self._results.record(stored, time.perf_counter() - started)
                 return
             result = await self.answer(request)
             annotate(trace.get_current_span(), request, result, prompts=self._trace_prompts)
             await outcomes.publish(request, result)
-            RESULTS.record(result, time.perf_counter() - started)
+            self._results.record(result, time.perf_counter() - started)
 
     async def answer(self, request: LlmRequest) -> LlmResult:
         """The pipeline's result for a request; every failure becomes an error result."""
@@ -102,22 +110,23 @@ class RouterService:
         span.set_attribute("flipsync.tenant", request.tenant)
         span.set_attribute("flipsync.agent", request.agent)
         span.set_attribute("flipsync.request_id", request.id)
+        guard = asyncio.timeout(_deadline_guard_s(ctx, self._settings))
         try:
-            async with asyncio.timeout(_deadline_guard_s(ctx)):
+            async with guard:
                 result = await self._pipeline(ctx)
             # The experiment arm travels on the result into its ledger event.
             return result if ctx.arm is None else msgspec.structs.replace(result, arm=ctx.arm)
         except RouterError as exc:
             return error_result(request.id, request.tenant, request.agent, exc.code, exc.reason)
-        except TimeoutError:  # a stage waited past the deadline (dispatch reports its own)
+        except TimeoutError as exc:
+            if not guard.expired():  # a stage's own timeout (a NATS request, say): not ours
+                return _internal(request, exc)
+            # A stage waited past the deadline (dispatch reports its own).
             reason = "the deadline passed while the request waited in the pipeline"
             code = ErrorCode.DEADLINE_EXCEEDED
             return error_result(request.id, request.tenant, request.agent, code, reason)
         except Exception as exc:  # a bug must not lose the request: it gets a reason
-            log.exception("request %s failed inside the pipeline", request.id)
-            reason = f"internal error: {type(exc).__name__}: {exc}"
-            code = ErrorCode.INTERNAL
-            return error_result(request.id, request.tenant, request.agent, code, reason)
+            return _internal(request, exc)
 
     def _check(self, request: LlmRequest, subject: str) -> None:
         """Refuse ids unfit for a subject, a body that is not its subject's, unknown agents."""
@@ -150,4 +159,11 @@ class RouterService:
             return  # no requester to answer: the dead letter is all that can be kept
         rejected = error_result(request_id, tenant, agent, code, reason)
         await outcomes.publish_result(rejected)
-        RESULTS.record(rejected, 0.0)
+        self._results.record(rejected, 0.0)
+
+
+def _internal(request: LlmRequest, exc: Exception) -> LlmResult:
+    """The error result of a bug or unexpected failure inside the pipeline, logged."""
+    log.error("request %s failed inside the pipeline", request.id, exc_info=exc)
+    reason = f"internal error: {type(exc).__name__}: {exc}"
+    return error_result(request.id, request.tenant, request.agent, ErrorCode.INTERNAL, reason)

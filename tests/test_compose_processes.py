@@ -65,7 +65,6 @@ EXPECTED_METRICS = {
         "flipsync_llm_cost_micro_usd",
         "flipsync_llm_baseline_micro_usd",
         "flipsync_llm_savings_micro_usd",
-        "flipsync_cache_hit_ratio",
         "flipsync_breaker_state",
         "flipsync_budget_spent_micro_usd",
         "flipsync_budget_utilization_ratio",

@@ -11,21 +11,28 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from bus.embedded import EmbeddedNats, EmbeddedRedis
 from bus.llm_client import LlmClient
 from bus.messages import ErrorCode, LlmRequest, LlmResult, Status
 from bus.settings import HealthSettings, Settings
 from cost_ledger.catalog import PriceCatalog
+from flipsync import stack as stack_module
 from flipsync.providers import dispatch_health, provider_registry
 from flipsync.stack import start_stack
 from router.context import Fallback, RequestContext, Route
 from router.errors import DeadlineExceededError, RouterError
 from router.health import BreakerState, RateLimiter, health_snapshot
 from router.pipeline import Handler, compose
+from router.providers.attempts import BILLED_ATTRIBUTE, MAY_HAVE_BEEN_BILLED
 from router.providers.registry import ProviderRegistry
 from router.simulated.config import Faults, SimConfig
 from router.simulated.server import SimulatedProvider
@@ -82,10 +89,14 @@ def registry_of(settings: Settings, sims: dict[str, SimulatedProvider]) -> Provi
 
 
 def pipeline(
-    settings: Settings, registry: ProviderRegistry, redis: aioredis.Redis, route: FixedRoute
+    settings: Settings,
+    registry: ProviderRegistry,
+    redis: aioredis.Redis,
+    route: FixedRoute,
+    tracer: trace.Tracer | None = None,
 ) -> Handler:
     """The fixed route, then the real Dispatcher with health in Redis."""
-    tracer = trace.get_tracer("test")
+    tracer = tracer or trace.get_tracer("test")
     dispatcher = Dispatcher(
         registry,
         CATALOG,
@@ -95,6 +106,18 @@ def pipeline(
         provider_timeout_s=settings.provider_timeout_s,
     )
     return compose([route], dispatcher, tracer)
+
+
+@pytest.fixture
+async def a_then_b(
+    sims: dict[str, SimulatedProvider], redis_client: aioredis.Redis
+) -> AsyncIterator[Handler]:
+    """The pipeline routing to a, with b as its fallback (the registry closed afterwards)."""
+    settings = settings_for(["a", "b"])
+    registry = registry_of(settings, sims)
+    route = FixedRoute("a", (Fallback(model=MODEL, provider="b"),))
+    yield pipeline(settings, registry, redis_client, route)
+    await registry.close()
 
 
 async def answer(handler: Handler, request: LlmRequest) -> LlmResult:
@@ -121,62 +144,49 @@ async def state_of(redis: aioredis.Redis, provider: str) -> BreakerState | None:
 
 
 async def test_a_dead_provider_is_bypassed_and_its_circuit_opens_then_closes(
-    sims: dict[str, SimulatedProvider], redis_client: aioredis.Redis
+    sims: dict[str, SimulatedProvider], redis_client: aioredis.Redis, a_then_b: Handler
 ) -> None:
-    settings = settings_for(["a", "b"])
-    registry = registry_of(settings, sims)
-    route = FixedRoute("a", (Fallback(model=MODEL, provider="b"),))
-    handler = pipeline(settings, registry, redis_client, route)
+    handler = a_then_b
     await sims["a"].set_faults(Faults(server_error=1.0))
-    try:
-        results = [await answer(handler, make_request()) for _ in range(12)]
-        assert all(r.status is Status.OK for r in results), [r.reason for r in results]
-        assert {r.provider for r in results} == {"b"}
-        assert "fallback to b/gpt-4o-mini" in results[0].reason
-        assert "HTTP 500" in results[0].reason
-        assert await state_of(redis_client, "a") is BreakerState.OPEN
-        # Open: a is no longer called; 3 failures opened it (one retry each counted).
-        calls_to_a = (await sims["a"].stats()).requests
-        assert calls_to_a <= 4
-        assert "circuit open" in results[-1].reason
-        more = await asyncio.gather(*(answer(handler, make_request()) for _ in range(8)))
-        assert all(r.ok and r.provider == "b" for r in more)
-        assert (await sims["a"].stats()).requests == calls_to_a
+    results = [await answer(handler, make_request()) for _ in range(12)]
+    assert all(r.status is Status.OK for r in results), [r.reason for r in results]
+    assert {r.provider for r in results} == {"b"}
+    assert "fallback to b/gpt-4o-mini" in results[0].reason
+    assert "HTTP 500" in results[0].reason
+    assert await state_of(redis_client, "a") is BreakerState.OPEN
+    # Open: a is no longer called; 3 failures opened it (one retry each counted).
+    calls_to_a = (await sims["a"].stats()).requests
+    assert calls_to_a <= 4
+    assert "circuit open" in results[-1].reason
+    more = await asyncio.gather(*(answer(handler, make_request()) for _ in range(8)))
+    assert all(r.ok and r.provider == "b" for r in more)
+    assert (await sims["a"].stats()).requests == calls_to_a
 
-        await sims["a"].set_faults(Faults())  # a recovers
+    await sims["a"].set_faults(Faults())  # a recovers
 
-        async def served_by_a() -> bool:
-            await asyncio.sleep(0.05)
-            return (await answer(handler, make_request())).provider == "a"
+    async def served_by_a() -> bool:
+        await asyncio.sleep(0.05)
+        return (await answer(handler, make_request())).provider == "a"
 
-        await eventually(served_by_a, timeout_s=5)  # after the cool-down, a probe closes it
-        assert await state_of(redis_client, "a") is BreakerState.CLOSED
-        back = await asyncio.gather(*(answer(handler, make_request()) for _ in range(5)))
-        assert all(r.ok and r.provider == "a" and "fallback" not in r.reason for r in back)
-    finally:
-        await registry.close()
+    await eventually(served_by_a, timeout_s=5)  # after the cool-down, a probe closes it
+    assert await state_of(redis_client, "a") is BreakerState.CLOSED
+    back = await asyncio.gather(*(answer(handler, make_request()) for _ in range(5)))
+    assert all(r.ok and r.provider == "a" and "fallback" not in r.reason for r in back)
 
 
 async def test_a_failed_probe_opens_the_circuit_again(
-    sims: dict[str, SimulatedProvider], redis_client: aioredis.Redis
+    sims: dict[str, SimulatedProvider], redis_client: aioredis.Redis, a_then_b: Handler
 ) -> None:
-    settings = settings_for(["a", "b"])
-    registry = registry_of(settings, sims)
-    handler = pipeline(
-        settings, registry, redis_client, FixedRoute("a", (Fallback(model=MODEL, provider="b"),))
-    )
+    handler = a_then_b
     await sims["a"].set_faults(Faults(server_error=1.0))
-    try:
-        for _ in range(3):
-            assert (await answer(handler, make_request())).ok
-        assert await state_of(redis_client, "a") is BreakerState.OPEN
-        before = (await sims["a"].stats()).requests
-        await asyncio.sleep(0.6)  # the cool-down passes; a still fails
-        assert (await answer(handler, make_request())).provider == "b"
-        assert (await sims["a"].stats()).requests == before + 1  # one probe, no retry
-        assert await state_of(redis_client, "a") is BreakerState.OPEN
-    finally:
-        await registry.close()
+    for _ in range(3):
+        assert (await answer(handler, make_request())).ok
+    assert await state_of(redis_client, "a") is BreakerState.OPEN
+    before = (await sims["a"].stats()).requests
+    await asyncio.sleep(0.6)  # the cool-down passes; a still fails
+    assert (await answer(handler, make_request())).provider == "b"
+    assert (await sims["a"].stats()).requests == before + 1  # one probe, no retry
+    assert await state_of(redis_client, "a") is BreakerState.OPEN
 
 
 async def test_every_circuit_open_fails_fast_with_a_reason(
@@ -247,45 +257,31 @@ async def test_a_429_storm_slows_requests_down_but_loses_none(
 
 
 async def test_a_rate_limit_moves_the_request_to_a_fallback(
-    sims: dict[str, SimulatedProvider], redis_client: aioredis.Redis
+    sims: dict[str, SimulatedProvider], redis_client: aioredis.Redis, a_then_b: Handler
 ) -> None:
-    settings = settings_for(["a", "b"])
-    registry = registry_of(settings, sims)
-    handler = pipeline(
-        settings, registry, redis_client, FixedRoute("a", (Fallback(model=MODEL, provider="b"),))
-    )
+    handler = a_then_b
     await sims["a"].set_faults(Faults(rate_limit=1.0, retry_after_s=5))
-    try:
-        started = time.monotonic()
-        result = await answer(handler, make_request())
-        assert result.ok and result.provider == "b"
-        assert time.monotonic() - started < 1.0  # did not sit out the 5 s retry-after
-        assert "rate limited" in result.reason
-    finally:
-        await registry.close()
+    started = time.monotonic()
+    result = await answer(handler, make_request())
+    assert result.ok and result.provider == "b"
+    assert time.monotonic() - started < 1.0  # did not sit out the 5 s retry-after
+    assert "rate limited" in result.reason
 
 
 async def test_a_deadline_during_a_hanging_call_is_a_timeout_result(
-    sims: dict[str, SimulatedProvider], redis_client: aioredis.Redis
+    sims: dict[str, SimulatedProvider], redis_client: aioredis.Redis, a_then_b: Handler
 ) -> None:
-    settings = settings_for(["a", "b"])
-    registry = registry_of(settings, sims)
-    handler = pipeline(
-        settings, registry, redis_client, FixedRoute("a", (Fallback(model=MODEL, provider="b"),))
-    )
+    handler = a_then_b
     await sims["a"].set_faults(Faults(timeout=1.0, timeout_s=30))
-    try:
-        request = make_request()
-        request.deadline_ms = int(time.time() * 1000) + 400
-        started = time.monotonic()
-        result = await answer(handler, request)
-        assert time.monotonic() - started < 1.5
-        assert result.error_code is ErrorCode.DEADLINE_EXCEEDED
-        assert "a/gpt-4o-mini" in result.reason and "deadline" in result.reason
-        # The deadline cut the call short: that says nothing against a's health.
-        assert all(h.failures == 0 for h in await health_snapshot(redis_client))
-    finally:
-        await registry.close()
+    request = make_request()
+    request.deadline_ms = int(time.time() * 1000) + 400
+    started = time.monotonic()
+    result = await answer(handler, request)
+    assert time.monotonic() - started < 1.5
+    assert result.error_code is ErrorCode.DEADLINE_EXCEEDED
+    assert "a/gpt-4o-mini" in result.reason and "deadline" in result.reason
+    # The deadline cut the call short: that says nothing against a's health.
+    assert all(h.failures == 0 for h in await health_snapshot(redis_client))
 
 
 async def test_a_deadline_while_rate_limited_is_a_timeout_result(
@@ -342,3 +338,66 @@ async def test_a_request_waits_for_rate_limit_capacity_and_is_not_dropped(
         assert (await sims["a"].stats()).calls == 5
     finally:
         await registry.close()
+
+
+async def test_a_client_timeout_is_not_retried_and_may_have_been_billed(
+    sims: dict[str, SimulatedProvider], redis_client: aioredis.Redis
+) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    settings = settings_for(["a", "b"]).model_copy(update={"provider_timeout_s": 0.3})
+    assert settings.provider_max_retries == 1  # a 500 would be retried once
+    registry = registry_of(settings, sims)
+    route = FixedRoute("a", (Fallback(model=MODEL, provider="b"),))
+    handler = pipeline(settings, registry, redis_client, route, provider.get_tracer("test"))
+    await sims["a"].set_faults(Faults(timeout=1.0, timeout_s=30))
+    try:
+        result = await answer(handler, make_request())
+        assert result.ok and result.provider == "b"
+        # a may have generated (and billed) the answer it never sent: asked once, not twice.
+        assert (await sims["a"].stats()).requests == 1
+        assert MAY_HAVE_BEEN_BILLED in result.reason and "timed out" in result.reason
+        billed = [
+            s for s in exporter.get_finished_spans() if (s.attributes or {}).get(BILLED_ATTRIBUTE)
+        ]
+        assert billed
+    finally:
+        await registry.close()
+        provider.shutdown()
+
+
+async def test_a_failed_start_closes_the_providers_and_redis_it_opened(
+    nats_server: EmbeddedNats, redis_server: EmbeddedRedis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opened: dict[str, Any] = {}
+    real_start_providers = stack_module.start_providers  # type: ignore[attr-defined]
+    real_from_pool = aioredis.Redis.from_pool
+
+    async def spied_providers(*args: Any, **kwargs: Any) -> ProviderRegistry:
+        opened["registry"] = await real_start_providers(*args, **kwargs)
+        return opened["registry"]  # type: ignore[no-any-return]
+
+    def spied_pool(pool: Any) -> aioredis.Redis:
+        client = real_from_pool(pool)
+        real_aclose = client.aclose
+
+        async def aclose(*args: Any) -> None:
+            opened["redis_closed"] = True
+            await real_aclose(*args)
+
+        monkeypatch.setattr(client, "aclose", aclose)
+        return client
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("composition failed")
+
+    monkeypatch.setattr(stack_module, "start_providers", spied_providers)
+    monkeypatch.setattr(aioredis.Redis, "from_pool", spied_pool)
+    monkeypatch.setattr(stack_module, "_router_service", broken)
+    settings = Settings(nats_url=nats_server.url, redis_url=redis_server.url)
+    with pytest.raises(RuntimeError, match="composition failed"):
+        await start_stack(settings)
+    registry: ProviderRegistry = opened["registry"]
+    assert registry.clients() and all(c._client.is_closed() for c in registry.clients())
+    assert opened.get("redis_closed")  # the client owns its pool: that is closed too

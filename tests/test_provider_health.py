@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import random
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -12,13 +12,15 @@ import redis.asyncio as aioredis
 from bus.embedded import EmbeddedRedis
 from bus.settings import Settings
 from flipsync.provider_report import print_providers
-from router.health import Breaker, BreakerPolicy, BreakerState, HealthStore, Outcome
+from router.health import Breaker, BreakerPolicy, BreakerState, HealthStore, Outcome, keys
 from router.health.config import RetryPolicy
 from router.health.ewma import ewma
 from router.health.retry import backoff_s, retry_delay_s
 from router.health.snapshot import breaker_states, health_snapshot
 from router.providers.client import retry_after_s
-from router.providers.errors import ProviderCallError
+from router.providers.errors import ProviderCallError, stored_reason
+from router.routing.quality import QualitySignal, SignalKind
+from router.routing.quality_store import QualityStore, quality_estimates
 from tests.helpers import make_request
 
 POLICY = BreakerPolicy(failures=3, error_rate=0.5, min_calls=10, cooldown_s=30.0, alpha=0.2)
@@ -101,46 +103,73 @@ def test_retry_after_headers_are_read_ms_first() -> None:
 
 
 async def test_the_redis_breaker_follows_the_same_machine(redis_client: aioredis.Redis) -> None:
-    policy = BreakerPolicy(failures=3, error_rate=0.9, min_calls=100, cooldown_s=0.3, alpha=0.2)
-    store = HealthStore(redis_client, policy, probe_lease_s=0.2)
+    # A fixed clock (ms), passed to the scripts: no sleeps, no wall-clock bounds.
+    policy = BreakerPolicy(failures=3, error_rate=0.9, min_calls=100, cooldown_s=30.0, alpha=0.2)
+    store = HealthStore(redis_client, policy, probe_lease_s=5.0)
+    t = 1_000_000
+
+    async def record(outcome: Outcome, now_ms: int, **fields: Any) -> BreakerState:
+        return await store.record("p", "m", outcome, now_ms=now_ms, **fields)
+
     for _ in range(2):
-        assert await store.record("p", "m", Outcome.FAIL, error="HTTP 500") is BreakerState.CLOSED
-    assert await store.record("p", "m", Outcome.RATE_LIMITED) is BreakerState.CLOSED
-    assert await store.record("p", "m", Outcome.FAIL) is BreakerState.OPEN  # 429 is no failure
-    permit = await store.acquire("p", "m")
-    assert not permit.allowed and 0 < permit.retry_in_s <= 0.3
+        assert await record(Outcome.FAIL, t, error="HTTP 500") is BreakerState.CLOSED
+    assert await record(Outcome.RATE_LIMITED, t) is BreakerState.CLOSED
+    assert await record(Outcome.FAIL, t) is BreakerState.OPEN  # a 429 is no failure
+    permit = await store.acquire("p", "m", now_ms=t + 1_000)
+    assert not permit.allowed and permit.retry_in_s == 29.0
     assert await breaker_states(redis_client) == {("p", "m"): BreakerState.OPEN}
+    assert not (await store.acquire("p", "m", now_ms=t + 29_999)).allowed
 
-    await asyncio.sleep(0.31)
-    probe = await store.acquire("p", "m")
+    probe = await store.acquire("p", "m", now_ms=t + 30_000)  # the cool-down is over
     assert probe.allowed and probe.state is BreakerState.HALF_OPEN
-    assert not (await store.acquire("p", "m")).allowed  # one probe at a time
-    assert await store.record("p", "m", Outcome.FAIL) is BreakerState.OPEN
-    await asyncio.sleep(0.31)
-    assert (await store.acquire("p", "m")).allowed
-    state = await store.record(
-        "p", "m", Outcome.OK, latency_ms=100, cost_micro_usd=30, quality=1.0, input_tokens=9
-    )
+    held = await store.acquire("p", "m", now_ms=t + 34_999)  # one probe at a time...
+    assert not held.allowed and held.retry_in_s == 0.001
+    assert (await store.acquire("p", "m", now_ms=t + 35_000)).allowed  # ...till its lease ends
+    assert await record(Outcome.FAIL, t + 36_000) is BreakerState.OPEN  # a failed probe
+    assert not (await store.acquire("p", "m", now_ms=t + 65_999)).allowed
+    assert (await store.acquire("p", "m", now_ms=t + 66_000)).allowed
+    state = await record(Outcome.OK, t + 66_100, latency_ms=100, cost_micro_usd=30, input_tokens=9)
     assert state is BreakerState.CLOSED
-    assert (await store.acquire("p", "m")).state is BreakerState.CLOSED
+    assert (await store.acquire("p", "m", now_ms=t + 66_200)).state is BreakerState.CLOSED
 
 
-async def test_the_snapshot_reports_ewma_latency_errors_cost_and_quality(
+async def test_the_snapshot_reports_ewma_latency_errors_and_cost(
     redis_client: aioredis.Redis,
 ) -> None:
     store = HealthStore(redis_client, POLICY, probe_lease_s=1)
-    await store.record("p", "m", Outcome.OK, latency_ms=100, cost_micro_usd=10, quality=1.0)
-    await store.record("p", "m", Outcome.OK, latency_ms=200, cost_micro_usd=30, quality=0.0)
+    await store.record("p", "m", Outcome.OK, latency_ms=100, cost_micro_usd=10)
+    await store.record("p", "m", Outcome.OK, latency_ms=200, cost_micro_usd=30)
     await store.record("p", "m", Outcome.FAIL, error="HTTP 503")
     await store.record("q", "m", Outcome.RATE_LIMITED)
     p, q = await health_snapshot(redis_client)
     assert (p.provider, p.ok, p.failures, p.cost_micro_usd) == ("p", 2, 1, 40)
     assert p.latency_ms == pytest.approx(120.0)
     assert p.error_rate == pytest.approx(0.2)
-    assert p.quality == pytest.approx(0.8)
     assert p.reliability == pytest.approx(2 / 3) and p.mean_cost_micro_usd == 20
     assert p.last_error == "HTTP 503" and p.state is BreakerState.CLOSED
     assert (q.rate_limited, q.latency_ms, q.reliability) == (1, None, None)
+    assert "quality" not in await redis_client.hgetall(keys.stats("p", "m"))  # one figure only
+
+
+async def test_stored_errors_never_keep_credentials(redis_client: aioredis.Redis) -> None:
+    store = HealthStore(redis_client, POLICY, probe_lease_s=1)
+    echoed = (
+        "HTTP 502: upstream said Authorization: Bearer abc.def.ghi for key=AIzaSecret1 sk-live-9x"
+    )
+    await store.record("p", "m", Outcome.FAIL, error=echoed)
+    [health] = await health_snapshot(redis_client)
+    assert "abc.def" not in health.last_error and "AIzaSecret1" not in health.last_error
+    assert "sk-live" not in health.last_error and health.last_error.startswith("HTTP 502")
+    assert health.last_error.count("[redacted]") == 3
+    denied = ProviderCallError(
+        "p", "m", "Incorrect API key provided: sk-proj-abcd1234", retryable=False,
+        unhealthy=True, status=401,
+    )  # fmt: skip
+    assert stored_reason(denied) == "HTTP 401 (ProviderCallError)"
+    forbidden = ProviderCallError("p", "m", "token xyz123 lacks scope", retryable=False,
+                                  unhealthy=True, status=403)  # fmt: skip
+    assert "xyz123" not in stored_reason(forbidden)
+    assert stored_reason(ProviderCallError.from_status("p", "m", 500)) == "p/m: HTTP 500"
 
 
 async def test_flipsync_providers_prints_the_report(
@@ -150,16 +179,27 @@ async def test_flipsync_providers_prints_the_report(
     await store.record("sim-a", "gpt-4o-mini", Outcome.OK, latency_ms=80, cost_micro_usd=1500)
     for _ in range(3):
         await store.record("sim-b", "gpt-4o-mini", Outcome.FAIL, error="HTTP 500")
+    signals = QualityStore(redis_client)
+    for i in range(20):  # every answer invalid: the estimate falls far below the prior
+        bad = QualitySignal(model="gpt-4o-mini", task_type="titles", kind=SignalKind.SCHEMA,
+                            good=False)  # fmt: skip
+        await signals.record(bad, f"signal-{i}")
+    estimate = (await quality_estimates(redis_client))[("gpt-4o-mini", "titles")]
+    assert estimate.mean < 0.5 and estimate.n == 20
     assert await print_providers(Settings(redis_url=redis_server.url)) == 0
     table = capsys.readouterr().out.splitlines()
     assert table[0].split()[:3] == ["provider", "model", "circuit"]
+    assert "quality" not in table[0]  # health keeps no quality figure of its own
     a = next(line for line in table if line.startswith("sim-a"))
     b = next(line for line in table if line.startswith("sim-b"))
     assert "closed" in a and "100.0%" in a and "80" in a and "0.001500" in a
     assert "open (30s)" in b and "0.0%" in b
+    quality = next(line for line in table if line.startswith("gpt-4o-mini"))
+    assert quality.split() == ["gpt-4o-mini", "titles", f"{estimate.mean:.1%}", "20"]
     assert await print_providers(Settings(redis_url=redis_server.url), as_json=True) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [(r["provider"], r["circuit"]) for r in rows] == [("sim-a", "closed"), ("sim-b", "open")]
+    assert rows[0]["quality"]["titles"] == {"mean": estimate.mean, "signals": 20}
     assert "key" not in json.dumps(rows).lower()
 
 

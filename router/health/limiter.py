@@ -25,12 +25,27 @@ class RateLimiter:
         self._take = redis.register_script(scripts.TAKE)
         self._pause = redis.register_script(scripts.PAUSE)
 
-    async def try_take(self, provider: str, model: str, limits: RateLimits, tokens: int) -> float:
-        """Take one request and tokens; 0.0 when taken, else seconds to wait (nothing taken)."""
+    async def try_take(
+        self,
+        provider: str,
+        model: str,
+        limits: RateLimits,
+        tokens: int,
+        *,
+        now_ms: int | None = None,
+    ) -> float:
+        """Take one request and tokens; 0.0 when taken, else seconds to wait (nothing taken).
+        now_ms: a fixed clock for the buckets (Redis TIME if None)."""
+        clock = [] if now_ms is None else [int(now_ms)]
         try:
             wait_ms = await self._take(
                 keys=[keys.bucket(provider), keys.pause(provider, model)],
-                args=[limits.requests_per_min or 0, limits.tokens_per_min or 0, max(tokens, 0)],
+                args=[
+                    limits.requests_per_min or 0,
+                    limits.tokens_per_min or 0,
+                    max(tokens, 0),
+                    *clock,
+                ],
             )
         except RedisError:
             log.warning("rate limit of %s unknown: Redis failed", provider, exc_info=True)

@@ -1,4 +1,7 @@
-"""Lua scripts of provider health and rate limits: each runs atomically in Redis, on its clock.
+"""Lua scripts of provider health and rate limits: each runs atomically in Redis.
+
+Each reads the time from its last ARGV when one is given (milliseconds; tests pass a fixed
+clock), and from Redis TIME otherwise, so every replica shares Redis's clock in production.
 
 RECORD and ACQUIRE run the state machine of router.health.breaker, so that every replica
 sees one state per provider+model; TAKE is a token bucket pair (requests and tokens per
@@ -7,17 +10,25 @@ minute) shared by every replica, that also honours a 429's retry-after (the paus
 
 from __future__ import annotations
 
-_NOW = """
-local clock = redis.call('TIME')
-local now = tonumber(clock[1]) * 1000 + tonumber(clock[2]) / 1000
+
+def _now(arg: int) -> str:
+    """Lua that sets `now` (ms) from ARGV[arg] when it is given and not empty, else TIME."""
+    return f"""
+local now = tonumber(ARGV[{arg}] or '')
+if not now then
+  local clock = redis.call('TIME')
+  now = tonumber(clock[1]) * 1000 + tonumber(clock[2]) / 1000
+end
 """
 
+
 RECORD = (
-    _NOW
+    _now(14)
     + """
 -- KEYS: stats, index. ARGV: provider, model, outcome (ok|fail|rate_limited|neutral),
--- latency_ms, alpha, failures, error_rate, min_calls, cooldown_ms, cost, quality (-1 none),
--- error, input_tokens, output_tokens. Returns the breaker state after the call.
+-- latency_ms, alpha, failures, error_rate, min_calls, cooldown_ms, cost,
+-- error, input_tokens, output_tokens, [now_ms]. Returns the breaker state after the call.
+-- (Answer quality is not kept here: router.routing.quality_store has the one figure.)
 local key = KEYS[1]
 local outcome = ARGV[3]
 local alpha = tonumber(ARGV[5])
@@ -45,7 +56,7 @@ elseif outcome == 'fail' then
   local judged = redis.call('HINCRBY', key, 'judged', 1)
   local consecutive = redis.call('HINCRBY', key, 'consecutive', 1)
   local rate = ewma('error_rate', 1)
-  redis.call('HSET', key, 'last_error', ARGV[12])
+  redis.call('HSET', key, 'last_error', ARGV[11])
   local opens = state == 'half_open' or (state == 'closed' and (
     consecutive >= tonumber(ARGV[6])
     or (judged >= tonumber(ARGV[8]) and rate >= tonumber(ARGV[7]))))
@@ -62,22 +73,17 @@ else
 end
 local cost = tonumber(ARGV[10])
 if cost > 0 then redis.call('HINCRBY', key, 'cost_micro_usd', cost) end
-local tokens_in, tokens_out = tonumber(ARGV[13]), tonumber(ARGV[14])
+local tokens_in, tokens_out = tonumber(ARGV[12]), tonumber(ARGV[13])
 if tokens_in > 0 then redis.call('HINCRBY', key, 'input_tokens', tokens_in) end
 if tokens_out > 0 then redis.call('HINCRBY', key, 'output_tokens', tokens_out) end
-local quality = tonumber(ARGV[11])
-if quality >= 0 then
-  ewma('quality', quality)
-  redis.call('HINCRBY', key, 'quality_n', 1)
-end
 return state
 """
 )
 
 ACQUIRE = (
-    _NOW
+    _now(2)
     + """
--- KEYS: stats. ARGV: lease_ms. Returns {allowed (0|1), state, ms until it may allow}.
+-- KEYS: stats. ARGV: lease_ms, [now_ms]. Returns {allowed (0|1), state, ms until it may allow}.
 local key = KEYS[1]
 local state = redis.call('HGET', key, 'state')
 if not state or state == 'closed' then return {1, 'closed', 0} end
@@ -94,9 +100,10 @@ return {1, 'half_open', 0}
 )
 
 TAKE = (
-    _NOW
+    _now(4)
     + """
--- KEYS: bucket, pause. ARGV: requests_per_min (0 none), tokens_per_min (0 none), tokens.
+-- KEYS: bucket, pause. ARGV: requests_per_min (0 none), tokens_per_min (0 none), tokens,
+-- [now_ms].
 -- Takes one request and the tokens from the buckets and returns 0, or takes nothing and
 -- returns the milliseconds until both would have room (or the pause is over).
 local paused = redis.call('PTTL', KEYS[2])

@@ -27,8 +27,6 @@ class ProviderHealth:
     """EWMA latency of answered calls."""
     error_rate: float
     """EWMA of failures (1) against answers (0)."""
-    quality: float | None
-    """EWMA share of answers valid for their output schema (None: no schema calls yet)."""
     cost_micro_usd: int
     """What the answered calls cost."""
     input_tokens: int
@@ -104,7 +102,6 @@ def _health(fields: dict[str, str], now_ms: float) -> ProviderHealth:
         rate_limited=integer("rate_limited"),
         latency_ms=number("latency_ms"),
         error_rate=number("error_rate") or 0.0,
-        quality=number("quality"),
         cost_micro_usd=integer("cost_micro_usd"),
         input_tokens=integer("input_tokens"),
         output_tokens=integer("output_tokens"),

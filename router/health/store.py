@@ -21,6 +21,7 @@ from redis.exceptions import RedisError
 from router.health import keys, scripts
 from router.health.breaker import BreakerState
 from router.health.config import BreakerPolicy
+from router.health.redact import redact
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +59,12 @@ class HealthStore:
         self._acquire = redis.register_script(scripts.ACQUIRE)
         self._record = redis.register_script(scripts.RECORD)
 
-    async def acquire(self, provider: str, model: str) -> Permit:
+    async def acquire(self, provider: str, model: str, *, now_ms: int | None = None) -> Permit:
         """May a call go to provider+model now? An open circuit past its cool-down lets one
-        caller through as the half-open probe."""
+        caller through as the half-open probe. now_ms: a fixed clock (Redis TIME if None)."""
         try:
             allowed, state, wait_ms = await self._acquire(
-                keys=[keys.stats(provider, model)], args=[self._probe_lease_ms]
+                keys=[keys.stats(provider, model)], args=[self._probe_lease_ms, *_clock(now_ms)]
             )
         except RedisError:
             log.warning("health of %s/%s unknown: Redis failed", provider, model, exc_info=True)
@@ -80,12 +81,13 @@ class HealthStore:
         *,
         latency_ms: float = 0.0,
         cost_micro_usd: int = 0,
-        quality: float | None = None,
         error: str = "",
         input_tokens: int = 0,
         output_tokens: int = 0,
+        now_ms: int | None = None,
     ) -> BreakerState:
-        """Count one call's outcome; returns the circuit's state after it."""
+        """Count one call's outcome; returns the circuit's state after it. The error text is
+        stored redacted; now_ms: a fixed clock (Redis TIME if None)."""
         policy = self.policy
         try:
             state = await self._record(
@@ -101,16 +103,21 @@ class HealthStore:
                     policy.min_calls,
                     int(policy.cooldown_s * 1000),
                     cost_micro_usd,
-                    repr(-1.0 if quality is None else float(quality)),
-                    error[:200],
+                    redact(error),
                     input_tokens,
                     output_tokens,
+                    *_clock(now_ms),
                 ],
             )
         except RedisError:
             log.warning("health of %s/%s not recorded", provider, model, exc_info=True)
             return BreakerState.CLOSED
         return BreakerState(_text(state))
+
+
+def _clock(now_ms: int | None) -> list[int]:
+    """The scripts' optional last argument: the time to use, when the caller fixes it."""
+    return [] if now_ms is None else [int(now_ms)]
 
 
 def _text(value: object) -> str:

@@ -5,6 +5,11 @@ overrun), and, while a fallback is left, by the retry policy's rate_wait_before_
 (CandidateFailedError, so the dispatcher moves on). 429s do not use up the retries: they
 are waited out (honouring retry-after, shared with every replica) for as long as the deadline
 allows, so a 429 storm slows requests down without losing any.
+
+A client-side timeout is never retried on the same provider+model: the provider may have
+generated, and billed, the answer we stopped waiting for, and only the answer that is finally
+received is priced. The candidate gives up (a fallback may take over), and the reason and the
+span say that a timed-out attempt may have been billed.
 """
 
 from __future__ import annotations
@@ -25,7 +30,12 @@ from router.health.limiter import RateLimiter
 from router.health.retry import RETRY_AFTER_JITTER, retry_delay_s
 from router.health.store import HealthStore, Outcome
 from router.providers.client import Completion, ProviderClient
-from router.providers.errors import CandidateFailedError, ProviderCallError
+from router.providers.errors import CandidateFailedError, ProviderCallError, stored_reason
+
+MAY_HAVE_BEEN_BILLED = "a timed-out attempt may have been billed"
+"""Said in the reason of a request one of whose provider calls timed out client-side."""
+BILLED_ATTRIBUTE = "flipsync.timed_out_attempt_may_be_billed"
+"""Span attribute set (True) when a provider call timed out client-side."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -84,7 +94,8 @@ class Attempts:
                         attempt.annotate(span, completion)
                     return completion
             except ProviderRateLimitedError as exc:
-                await self._health.record(provider, model, Outcome.RATE_LIMITED, error=exc.reason)
+                error = stored_reason(exc)
+                await self._health.record(provider, model, Outcome.RATE_LIMITED, error=error)
                 delay = retry_delay_s(rate_limited, self._policy, self._rng, exc.retry_after_s)
                 rate_limited += 1
                 if exc.retry_after_s:  # every replica holds off, this one too
@@ -96,18 +107,25 @@ class Attempts:
             except ProviderCallError as exc:
                 if exc.timed_out and cut_short:  # the deadline's doing, not the provider's
                     await self._health.record(provider, model, Outcome.NEUTRAL)
+                    trace.get_current_span().set_attribute(BILLED_ATTRIBUTE, True)
                     raise DeadlineExceededError(
                         f"{provider}/{model} did not answer before the deadline"
+                        f" ({MAY_HAVE_BEEN_BILLED})"
                     ) from exc
+                error = stored_reason(exc)
                 outcome = Outcome.FAIL if exc.unhealthy else Outcome.NEUTRAL
-                state = await self._health.record(provider, model, outcome, error=exc.reason)
+                state = await self._health.record(provider, model, outcome, error=error)
                 tries = retries + rate_limited + 1
+                if exc.timed_out:  # never paid twice on one candidate: fall back, if any
+                    trace.get_current_span().set_attribute(BILLED_ATTRIBUTE, True)
+                    error = f"{error}; {MAY_HAVE_BEEN_BILLED}"
                 if (
-                    not exc.retryable
+                    exc.timed_out
+                    or not exc.retryable
                     or retries >= self._policy.retries
                     or state is not BreakerState.CLOSED
                 ):
-                    why = f"{exc.reason} ({tries} attempt{'s' if tries > 1 else ''})"
+                    why = f"{error} ({tries} attempt{'s' if tries > 1 else ''})"
                     raise CandidateFailedError(provider, model, why, exc.code) from exc
                 delay = retry_delay_s(retries, self._policy, self._rng)
                 retries += 1

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from bus.messages import ErrorCode
 from router.errors import ProviderError, RouterError
+from router.health.redact import safe_error
 
 RETRYABLE_STATUSES = frozenset({408, 409, 500, 502, 503, 504, 529})
 """Statuses worth a retry (as openai's own retry logic has it, plus Anthropic's 529)."""
@@ -60,6 +61,12 @@ class ProviderCallError(ProviderError):
     ) -> ProviderCallError:
         """A timeout, a dropped connection or a garbled answer: retry, and count it."""
         return cls(provider, model, reason, retryable=True, unhealthy=True, timed_out=timed_out)
+
+
+def stored_reason(exc: ProviderError) -> str:
+    """What may be kept of a failed call (health records, result reasons): no credentials."""
+    status = exc.status if isinstance(exc, ProviderCallError) else None
+    return safe_error(status, type(exc).__name__, exc.reason)
 
 
 class CandidateFailedError(ProviderError):

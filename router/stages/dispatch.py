@@ -26,9 +26,15 @@ from router.errors import DeadlineExceededError, NoRouteError, RouterError
 from router.health.config import RetryPolicy
 from router.health.limiter import RateLimiter
 from router.health.store import HealthStore, Outcome
-from router.providers.attempts import Attempt, Attempts, request_tokens
+from router.providers.attempts import (
+    BILLED_ATTRIBUTE,
+    MAY_HAVE_BEEN_BILLED,
+    Attempt,
+    Attempts,
+    request_tokens,
+)
 from router.providers.client import Completion, ProviderClient
-from router.providers.errors import NoCandidateLeftError
+from router.providers.errors import NoCandidateLeftError, ProviderCallError, stored_reason
 from router.providers.registry import ProviderRegistry
 from router.stages.budget import estimate_input_tokens
 from router.validation import parse_answer
@@ -177,7 +183,14 @@ class Dispatcher:
             with self._tracer.start_as_current_span(name, kind=trace.SpanKind.CLIENT) as span:
                 remaining = ctx.remaining_s()
                 timeout = self._timeout_s if remaining is None else min(remaining, self._timeout_s)
-                completion = await client.complete(ctx.request, model, timeout)
+                try:
+                    completion = await client.complete(ctx.request, model, timeout)
+                except ProviderCallError as exc:  # no retry here: its reason, made safe
+                    exc.reason = stored_reason(exc)
+                    if exc.timed_out:
+                        span.set_attribute(BILLED_ATTRIBUTE, True)
+                        exc.reason = f"{exc.reason}; {MAY_HAVE_BEEN_BILLED}"
+                    raise
                 self._annotate(model, span, completion)
                 return completion
         limited = client.config.limits.limited
@@ -216,10 +229,9 @@ class Dispatcher:
         if notes:
             reason = f"{reason}; fallback to {client.name}/{model} after: {'; '.join(notes)}"
         parsed: object | None = None
-        status, code, quality = Status.OK, None, None
+        status, code = Status.OK, None
         if request.output_schema is not None:
             parsed, problem = parse_answer(completion.content, request.output_schema.schema)
-            quality = 0.0 if problem else 1.0
             if problem:
                 status, code, reason = Status.ERROR, ErrorCode.SCHEMA_INVALID, problem
         if self._health is not None:
@@ -229,7 +241,6 @@ class Dispatcher:
                 Outcome.OK,
                 latency_ms=completion.latency_ms,
                 cost_micro_usd=cost,
-                quality=quality,
                 input_tokens=completion.usage.input_tokens,
                 output_tokens=completion.usage.output_tokens,
             )
