@@ -1,8 +1,8 @@
-"""`flipsync upload`, `flipsync chat` and `flipsync http`: the agents' command-line entry points.
+"""`flipsync upload` and `flipsync chat`: the agents' command-line entry points.
 
 Each runs against a running deployment when NATS_URL is set, and otherwise starts the whole
 stack embedded in this process (the composition is passed in, so agents/ does not import it).
-`flipsync http` is parsed here but run by flipsync.cli as the api service (api/).
+`flipsync http` (the api service, api/) is flipsync.cli's.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from bus.messages import ChatAsk, ChatTurn, Priority
 from bus.settings import Settings
 from bus.streams import ensure_streams
 
-COMMANDS = ("upload", "chat", "http")
+COMMANDS = ("upload", "chat")
 
 
 class Running(Protocol):
@@ -44,7 +44,7 @@ Start = Callable[[Settings], Awaitable[Running]]
 
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add the upload, chat and http commands to the flipsync command line."""
+    """Add the upload and chat commands to the flipsync command line."""
     upload = commands.add_parser(
         "upload", help="upload products (a photo folder, a CSV, a catalog.json) and wait"
     )
@@ -61,11 +61,6 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     chat = commands.add_parser("chat", help="ask seller chat about your own products")
     chat.add_argument("--tenant", default="default")
     chat.add_argument("question", nargs="*", help="one question; none starts a conversation")
-    http = commands.add_parser(
-        "http", help="serve the HTTP API (uploads, chat, cost, dashboard, /v1, /asyncapi)"
-    )
-    http.add_argument("--host", default="127.0.0.1")
-    http.add_argument("--port", type=int, default=8080)
 
 
 async def run_command(args: argparse.Namespace, settings: Settings, start: Start) -> int:
@@ -74,7 +69,7 @@ async def run_command(args: argparse.Namespace, settings: Settings, start: Start
         return await upload(settings, start, args)
     if args.command == "chat":
         return await chat(settings, start, args.tenant, " ".join(args.question))
-    raise ValueError(f"flipsync {args.command} is run by flipsync.cli (the api service)")
+    raise ValueError(f"flipsync {args.command} is not an agents command")
 
 
 @contextlib.asynccontextmanager

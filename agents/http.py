@@ -1,15 +1,17 @@
 """The HTTP entry point: POST /api/products with multipart photos starts a workflow.
 
-- ``POST /api/products`` (multipart form): ``tenant``, ``product_id``, ``title_hint``,
+- ``POST /api/products?tenant=<tenant>`` (multipart form): ``product_id``, ``title_hint``,
   ``notes``, ``cost_price``, ``priority`` (standard or bulk), ``attributes`` (a JSON object)
-  and one or more ``photos`` files. Answers 202 with the workflow id and where to poll.
+  and one or more ``photos`` files. Answers 202 with the workflow id and where to poll. The
+  tenant is a query parameter so it is checked before the body (up to 24 x 20 MB) is read:
+  the API key middleware (api.auth) refuses another tenant's, and fills in the key's own when
+  it is absent. A form ``tenant`` field is still read, and must then be the same tenant.
 - ``GET /api/products/{tenant}/{workflow_id}``: 200 with the listing package once the
   workflow finished, 202 while it runs, 404 if no such upload.
 - ``POST /api/chat/{tenant}``: a seller-chat question (JSON ChatAsk fields), its answer.
 
-``products_router`` holds the routes; ``create_app`` serves them alone, with authentication
-left to what fronts it. The HTTP API service (api.app) includes the router behind API keys and
-passes ``tenant_check``, which refuses a form ``tenant`` other than the caller's.
+``products_router`` holds the routes; the HTTP API service (api.app) includes it behind API
+keys and passes ``tenant_check``, which refuses a tenant other than the caller's.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import json
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi import APIRouter, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.responses import JSONResponse
 from faststream.nats import NatsBroker
 from nats.js.errors import NotFoundError
@@ -40,13 +42,6 @@ TenantCheck = Callable[[Request, str], None]
 """Raises (an HTTP error) unless the request's caller may act for the tenant named."""
 
 
-def create_app(broker: NatsBroker, settings: Settings) -> FastAPI:
-    """The FastAPI app on a connected broker, with the upload and chat routes only."""
-    app = FastAPI(title="FlipSync uploads", version="1")
-    app.include_router(products_router(broker, settings))
-    return app
-
-
 def products_router(
     broker: NatsBroker, settings: Settings, tenant_check: TenantCheck | None = None
 ) -> APIRouter:
@@ -58,9 +53,10 @@ def products_router(
     @router.post("/api/products", status_code=202)
     async def upload(
         request: Request,
-        tenant: Annotated[str, Form()],
         product_id: Annotated[str, Form()],
         photos: Annotated[list[UploadFile], File()],
+        tenant: Annotated[str, Query()] = "",
+        form_tenant: Annotated[str, Form(alias="tenant")] = "",
         title_hint: Annotated[str, Form()] = "",
         notes: Annotated[str, Form()] = "",
         cost_price: Annotated[str, Form()] = "",
@@ -69,7 +65,9 @@ def products_router(
     ) -> dict[str, str]:
         """Store the photos and start the product's workflow."""
         if tenant_check is not None:
-            tenant_check(request, tenant)
+            for named in {tenant, form_tenant} - {""}:
+                tenant_check(request, named)
+        tenant = _upload_tenant(tenant, form_tenant)
         if len(photos) > MAX_PHOTOS:
             raise HTTPException(413, f"at most {MAX_PHOTOS} photos")
         files = []
@@ -136,3 +134,13 @@ def products_router(
                 "product_ids": reply.product_ids}  # fmt: skip
 
     return router
+
+
+def _upload_tenant(query: str, form: str) -> str:
+    """The tenant of an upload: the query's (checked before the body was read), or the form's
+    when the query names none (an operator key); both named must agree."""
+    if query and form and query != form:
+        raise HTTPException(422, f"form tenant {form!r} is not the query's tenant {query!r}")
+    if not (query or form):
+        raise HTTPException(422, "name the tenant: POST /api/products?tenant=<tenant>")
+    return query or form

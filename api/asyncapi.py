@@ -44,53 +44,78 @@ from router.service import RouterService
 DOC_URL = "nats://localhost:4222"
 """The server named in the document when NATS_URL is unset."""
 
+
+def prefix(subject_filter: str) -> str:
+    """The literal start of a subject filter of bus.subjects ("llm.request.>" -> "llm.request.")."""
+    head, _, last = subject_filter.rpartition(".")
+    return f"{head}." if last in ("*", ">") else subject_filter
+
+
+def template(subject_filter: str, *tokens: str) -> str:
+    """A subject filter with its wildcard spelled out, for people: "llm.request.<tenant>..."."""
+    return prefix(subject_filter) + ".".join(f"<{name}>" for name in tokens)
+
+
+s = subjects
 PAYLOADS: tuple[tuple[str, type[msgspec.Struct]], ...] = (
-    ("llm.request.", messages.LlmRequest),
-    ("llm.result.", messages.LlmResult),
-    ("llm.flight.", messages.FlightOutcome),
-    ("ledger.", messages.LedgerEvent),
-    ("budget.alert.", messages.BudgetAlert),
-    ("budget.control", messages.BudgetChange),
-    ("product.uploaded.", messages.ProductUploaded),
-    ("agent.run.", messages.RunAgent),
-    ("agent.done.", messages.AgentDone),
-    ("workflow.progress.", messages.WorkflowProgress),
-    ("workflow.done.", messages.WorkflowDone),
-    ("quality.", messages.QualitySignal),
-    ("chat.ask.", messages.ChatAsk),
-    ("dlq.", messages.DeadLetter),
+    (prefix(s.REQUESTS_ALL), messages.LlmRequest),
+    (prefix(s.RESULTS_ALL), messages.LlmResult),
+    (prefix(s.LLM_FLIGHT_ALL), messages.FlightOutcome),
+    (prefix(s.LEDGER_ALL), messages.LedgerEvent),
+    (prefix(s.BUDGET_ALERTS_ALL), messages.BudgetAlert),
+    (s.BUDGET_CONTROL, messages.BudgetChange),
+    (prefix(s.UPLOADS_ALL), messages.ProductUploaded),
+    (prefix(s.AGENT_RUN_ALL), messages.RunAgent),
+    (prefix(s.AGENT_DONE_ALL), messages.AgentDone),
+    (prefix(s.WORKFLOW_PROGRESS_ALL), messages.WorkflowProgress),
+    (prefix(s.WORKFLOW_DONE_ALL), messages.WorkflowDone),
+    (prefix(s.QUALITY_ALL), messages.QualitySignal),
+    (prefix(s.CHAT_ASK_ALL), messages.ChatAsk),
+    (prefix(s.DLQ_ALL), messages.DeadLetter),
 )
 """Subject prefix -> the msgspec Struct carried on it (first match wins)."""
 
 # (subject filter, stream or None for core NATS, what is published there, and by whom)
 PUBLISHED: tuple[tuple[str, str | None, str], ...] = (
-    (subjects.REQUESTS_ALL, subjects.STREAM_REQUESTS,
-     "llm.request.<tenant>.<agent>: an LLM call (LlmRequest), by agents and the API"),
-    (subjects.RESULTS_ALL, subjects.STREAM_RESULTS,
-     "llm.result.<tenant>.<agent>.<request id>: its one terminal LlmResult, by the router"),
-    ("llm.flight.>", None,
-     "llm.flight.<tenant>.<fingerprint>: a coalesced call's outcome for its waiters (dedup)"),
-    (subjects.LEDGER_ALL, subjects.STREAM_LEDGER,
-     "ledger.<tenant>: one priced outcome (LedgerEvent) per request, by the router"),
-    (subjects.BUDGET_ALERTS_ALL, subjects.STREAM_LEDGER,
-     "budget.alert.<tenant>: a budget crossed 50, 80 or 100 % (BudgetAlert)"),
-    (subjects.BUDGET_CONTROL, subjects.STREAM_LEDGER,
-     "budget.control: a run-time budget change (BudgetChange), by `flipsync budget`"),
-    (subjects.UPLOADS_ALL, subjects.STREAM_WORKFLOW,
-     "product.uploaded.<tenant>: a product upload starts a workflow (ProductUploaded)"),
-    (subjects.AGENT_RUN_ALL, subjects.STREAM_WORKFLOW,
-     "agent.run.<agent>.<tenant>: the workflow tells an agent to run (RunAgent)"),
-    (subjects.AGENT_DONE_ALL, subjects.STREAM_WORKFLOW,
-     "agent.done.<tenant>.<workflow>.<agent>: an agent finished (AgentDone)"),
-    (subjects.WORKFLOW_PROGRESS_ALL, subjects.STREAM_WORKFLOW,
-     "workflow.progress.<tenant>.<workflow>: how far an upload has come (WorkflowProgress)"),
-    (subjects.WORKFLOW_DONE_ALL, subjects.STREAM_WORKFLOW,
-     "workflow.done.<tenant>.<workflow>: the listing package, or why it failed (WorkflowDone)"),
-    (subjects.QUALITY_ALL, subjects.STREAM_WORKFLOW,
-     "quality.<tenant>: whether an answer passed its agent's checks (QualitySignal)"),
-    (subjects.DLQ_ALL, subjects.STREAM_DLQ,
-     "dlq.<source>: a message that could not be processed, with the reason (DeadLetter)"),
+    (s.REQUESTS_ALL, s.STREAM_REQUESTS,
+     f"{template(s.REQUESTS_ALL, 'tenant', 'agent')}: an LLM call (LlmRequest), by agents and "
+     "the API"),
+    (s.RESULTS_ALL, s.STREAM_RESULTS,
+     f"{template(s.RESULTS_ALL, 'tenant', 'agent', 'request id')}: its one terminal LlmResult, "
+     "by the router"),
+    (s.LLM_FLIGHT_ALL, None,
+     f"{template(s.LLM_FLIGHT_ALL, 'tenant', 'fingerprint')}: a coalesced call's outcome for "
+     "its waiters (dedup)"),
+    (s.LEDGER_ALL, s.STREAM_LEDGER,
+     f"{template(s.LEDGER_ALL, 'tenant')}: one priced outcome (LedgerEvent) per request, by the "
+     "router"),
+    (s.BUDGET_ALERTS_ALL, s.STREAM_LEDGER,
+     f"{template(s.BUDGET_ALERTS_ALL, 'tenant')}: a budget crossed 50, 80 or 100 % (BudgetAlert)"),
+    (s.BUDGET_CONTROL, s.STREAM_LEDGER,
+     f"{s.BUDGET_CONTROL}: a run-time budget change (BudgetChange), by `flipsync budget`"),
+    (s.UPLOADS_ALL, s.STREAM_WORKFLOW,
+     f"{template(s.UPLOADS_ALL, 'tenant')}: a product upload starts a workflow "
+     "(ProductUploaded)"),
+    (s.AGENT_RUN_ALL, s.STREAM_WORKFLOW,
+     f"{template(s.AGENT_RUN_ALL, 'agent', 'tenant')}: the workflow tells an agent to run "
+     "(RunAgent)"),
+    (s.AGENT_DONE_ALL, s.STREAM_WORKFLOW,
+     f"{template(s.AGENT_DONE_ALL, 'tenant', 'workflow', 'agent')}: an agent finished "
+     "(AgentDone)"),
+    (s.WORKFLOW_PROGRESS_ALL, s.STREAM_WORKFLOW,
+     f"{template(s.WORKFLOW_PROGRESS_ALL, 'tenant', 'workflow')}: how far an upload has come "
+     "(WorkflowProgress)"),
+    (s.WORKFLOW_DONE_ALL, s.STREAM_WORKFLOW,
+     f"{template(s.WORKFLOW_DONE_ALL, 'tenant', 'workflow')}: the listing package, or why it "
+     "failed (WorkflowDone)"),
+    (s.QUALITY_ALL, s.STREAM_WORKFLOW,
+     f"{template(s.QUALITY_ALL, 'tenant')}: whether an answer passed its agent's checks "
+     "(QualitySignal)"),
+    (s.DLQ_ALL, s.STREAM_DLQ,
+     f"{template(s.DLQ_ALL, 'source')}: a message that could not be processed, with the reason "
+     "(DeadLetter)"),
 )  # fmt: skip
+del s
 
 
 async def _no_terminal(ctx: RequestContext) -> messages.LlmResult:

@@ -44,12 +44,7 @@ def openai_router(broker: NatsBroker, settings: Settings, catalog: PriceCatalog)
         """Answer one chat completion through the router pipeline, streamed or not."""
         try:
             tenant = _tenant(request)
-            try:
-                body = json.loads(await request.body())
-            except ValueError:
-                raise OpenAIError(
-                    400, "We could not parse the JSON body of your request."
-                ) from None
+            body = _json_body(await request.body())
             call = read_call(body, request.headers, tenant=tenant, settings=settings)
             try:
                 result = await client.request(call.request, timeout_s=settings.openai_timeout_s)
@@ -97,6 +92,16 @@ def model_list(settings: Settings, catalog: PriceCatalog) -> list[dict[str, Any]
         {"id": m.name, "object": "model", "created": MODELS_CREATED, "owned_by": m.provider}
         for m in offered
     ]
+
+
+def _json_body(raw: bytes) -> Any:
+    """The parsed JSON body; OpenAIError (400) if it is not JSON or nested too deeply."""
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise OpenAIError(400, "Your JSON body is nested too deeply to be read.") from None
+    except ValueError:
+        raise OpenAIError(400, "We could not parse the JSON body of your request.") from None
 
 
 def _tenant(request: Request) -> str:

@@ -6,13 +6,15 @@ tools and tool_choice, model (as the model hint; "flipsync-auto" leaves routing 
 (the end user, for message quotas), stream and stream_options.include_usage. FlipSync's own
 knobs come as headers: X-FlipSync-Agent, X-FlipSync-Task-Type, X-FlipSync-Priority,
 X-FlipSync-Cache and X-FlipSync-Workflow; an Idempotency-Key header makes the request id
-stable, so a retried call is answered once. Unset, temperature is 0 (not OpenAI's 1), which
-lets identical calls share the exact cache.
+stable, so a retried call is answered once (the id digests the key, the body and the knob
+headers, so a key reused for a different call is a different request). Unset, temperature
+is 0 (not OpenAI's 1), which lets identical calls share the exact cache.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 import uuid
 from collections.abc import Mapping
@@ -114,7 +116,7 @@ def read_call(
         raise OpenAIError(400, "Only n=1 is supported.", param="n")
     limit = parsed.max_completion_tokens or parsed.max_tokens
     request = LlmRequest(
-        id=_request_id(tenant, headers.get(IDEMPOTENCY_HEADER)),
+        id=_request_id(tenant, headers.get(IDEMPOTENCY_HEADER), body, headers),
         tenant=tenant,
         agent=_agent(headers.get(AGENT_HEADER), settings),
         workflow_id=_token(headers, WORKFLOW_HEADER, ""),
@@ -141,10 +143,21 @@ def read_call(
     )
 
 
-def _request_id(tenant: str, idempotency_key: str | None) -> str:
+KNOB_HEADERS = (AGENT_HEADER, TASK_TYPE_HEADER, PRIORITY_HEADER, CACHE_HEADER, WORKFLOW_HEADER)
+"""The headers that change the request, digested with the body under an Idempotency-Key."""
+
+
+def _request_id(
+    tenant: str, idempotency_key: str | None, body: object, headers: Mapping[str, str]
+) -> str:
+    """A fresh id, or with an Idempotency-Key one stable for the same key, body and knobs:
+    a key reused for a different call gets that call's own answer, never the first's."""
     if not idempotency_key:
         return f"oa-{uuid.uuid4().hex}"
-    return "oa-" + hashlib.sha256(f"{tenant}\0{idempotency_key}".encode()).hexdigest()[:40]
+    knobs = {name: headers.get(name, "") for name in KNOB_HEADERS}
+    call = json.dumps([body, knobs], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    digest = hashlib.sha256(f"{tenant}\0{idempotency_key}\0{call}".encode())
+    return "oa-" + digest.hexdigest()[:40]
 
 
 def _token(headers: Mapping[str, str], name: str, default: str) -> str:

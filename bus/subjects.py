@@ -31,9 +31,9 @@ CHAT_ASK_ALL = "chat.ask.*"
 BUDGET_CONTROL = "budget.control"
 """Run-time budget changes (BudgetChange): every replica applies them; kept in LEDGER."""
 FLAGS_CONTROL = "flags.control"
+"""Core NATS (no stream): a feature flag changed in Redis (FlagChange); every router reloads."""
 LLM_FLIGHT_ALL = "llm.flight.>"
 """Every coalesced call's core-NATS channel (see llm_flight); for NATS permissions."""
-"""Core NATS (no stream): a feature flag changed in Redis (FlagChange); every router reloads."""
 
 STREAM_SUBJECTS: dict[str, list[str]] = {
     STREAM_REQUESTS: [REQUESTS_ALL],

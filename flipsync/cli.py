@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import secrets
 import signal
 import sys
 from collections.abc import Coroutine, Sequence
@@ -17,6 +16,7 @@ import uvloop
 from agents.cli import COMMANDS as AGENT_COMMANDS
 from agents.cli import add_commands as add_agent_commands
 from agents.cli import run_command as run_agent_command
+from api.generated_key import announce_key, new_key
 from bus.settings import Settings
 from cost_ledger.aggregates import AggregateStore
 from cost_ledger.api_models import Filter
@@ -25,7 +25,7 @@ from cost_ledger.budgets.cli import print_budgets
 from cost_ledger.budgets.cli import run_command as run_budget_command
 from cost_ledger.cli import COMMANDS as COST_COMMANDS
 from cost_ledger.cli import add_commands as add_cost_commands
-from cost_ledger.cli import add_filters, filter_of, is_filtered, render_view
+from cost_ledger.cli import add_filters, filter_of
 from cost_ledger.cli import run_command as run_cost_command
 from cost_ledger.report import build_report, render_report
 from cost_ledger.slices import FilterError, check_filter
@@ -52,6 +52,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_agent_commands(commands)
     add_optimizer_commands(commands)
     add_cost_commands(commands)
+    http = commands.add_parser(
+        "http", help="serve the HTTP API (uploads, chat, cost, dashboard, /v1, /asyncapi)"
+    )
+    http.add_argument("--host", default="127.0.0.1")
+    http.add_argument("--port", type=int, default=8080)
     nats_auth = commands.add_parser("nats-auth", help="write the NATS users file (auth.conf)")
     nats_auth.add_argument("--out", type=Path, default=Path("deploy/nats/auth.conf"))
     nats_auth.add_argument("--secrets", type=Path, default=None, help="also new passwords here")
@@ -121,13 +126,14 @@ async def run_services(settings: Settings, services: list[Service]) -> int:
 async def serve_api(settings: Settings, host: str, port: int) -> int:
     """`flipsync http`: the api service on host:port; embedded (no NATS_URL), every service.
 
-    With no API key configured, this run gets one fresh key for tenant "default", printed.
+    With no API key configured, this run gets one fresh key for tenant "default": printed on
+    a terminal, else written to a 0600 file (its path printed), so it stays out of the logs.
     """
     update: dict[str, Any] = {"api_host": host, "api_port": port}
     if not settings.api_keys and settings.api_keys_file is None:
-        key = "fs-" + secrets.token_urlsafe(24)
+        key = new_key()
         update["api_keys"] = {key: "default"}
-        print(f"flipsync http: no FLIPSYNC_API_KEYS; key of tenant default: {key}", flush=True)
+        announce_key(key, "default", settings.data_dir, sys.stdout)
     services = [Service.API] if settings.nats_url else [*ALL_SERVICES, Service.API]
     return await run_services(settings.model_copy(update=update), services)
 
@@ -141,16 +147,14 @@ async def print_report(
         print("flipsync report: set REDIS_URL to the deployment's Redis", file=sys.stderr)
         return 2
     try:
-        where = check_filter(where) if where is not None and is_filtered(where) else None
+        where = check_filter(where if where is not None else Filter(tenant=tenant))
     except FilterError as exc:
         print(f"flipsync report: {exc}", file=sys.stderr)
         return 2
     client = aioredis.Redis.from_url(settings.redis_url)
     try:
-        if where is not None:
-            print(await render_view("spend", client, where))
-        else:
-            print(render_report(await build_report(AggregateStore(client), tenant=tenant)))
+        # One path, filtered or not: the cost API's spend view of the ledger cube.
+        print(render_report(await build_report(AggregateStore(client), where=where)))
         print(await print_budgets(client, settings, tenant), end="")
     finally:
         await client.aclose()

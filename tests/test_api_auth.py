@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
+import stat
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,7 +16,9 @@ import openai
 import pytest
 from openai import AsyncOpenAI
 
+from api.app import create_app
 from api.auth import ApiKeys, digest
+from api.generated_key import KEY_FILE, announce_key
 from bus.settings import Settings
 from flipsync.stack import Service, Stack, start_stack
 from tests.helpers import eventually
@@ -152,3 +156,70 @@ def test_keys_are_kept_as_digests_and_compared_whole(tmp_path: Path) -> None:
     assert len(loaded) == 2 and loaded.tenant_of("sk-three") == "t3"
     with pytest.raises(ValueError, match="subject token"):
         ApiKeys({"sk-x": "bad.tenant"})
+
+
+async def _post_upload(app: Any, query: str, key: str) -> tuple[int, int]:
+    """POST /api/products?<query> straight to the ASGI app with a never-ending multipart
+    body: the status, and how many body chunks the app read."""
+    reads = 0
+
+    async def receive() -> dict[str, Any]:
+        nonlocal reads
+        reads += 1
+        if reads > 3:  # enough to show the body was read; then the client "stops"
+            return {"type": "http.request", "body": b"--x--\r\n", "more_body": False}
+        return {"type": "http.request", "body": b"x" * 65536, "more_body": True}
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": "/api/products", "raw_path": b"/api/products",
+        "query_string": query.encode(), "root_path": "",
+        "headers": [
+            (b"authorization", f"Bearer {key}".encode()),
+            (b"content-type", b"multipart/form-data; boundary=x"),
+        ],
+        "server": ("testserver", 80), "client": ("127.0.0.1", 1),
+    }  # fmt: skip
+    await app(scope, receive, send)
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    return start["status"], reads
+
+
+async def test_the_upload_tenant_is_checked_before_the_body_is_read(stack: Stack) -> None:
+    app = create_app(stack.broker, stack.redis, SETTINGS)
+    status, reads = await _post_upload(app, f"tenant={SHOP_B}", KEY_A)
+    assert status == 403 and reads == 0
+    # The control: for its own tenant the same request is read (and refused as malformed).
+    status, reads = await _post_upload(app, f"tenant={SHOP_A}", KEY_A)
+    assert status in (400, 422) and reads > 0
+    status, reads = await _post_upload(app, "", KEY_A)  # none named: the key's own
+    assert status in (400, 422) and reads > 0
+
+
+def test_a_generated_key_is_printed_only_on_a_terminal(tmp_path: Path) -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    shown = Terminal()
+    announce_key("fs-secret-1", "default", tmp_path, shown)
+    assert "fs-secret-1" in shown.getvalue()
+    assert not (tmp_path / KEY_FILE).exists()
+
+    logged = io.StringIO()  # a pipe, a container log: not a terminal
+    announce_key("fs-secret-2", "default", tmp_path / "data", logged)
+    key_file = tmp_path / "data" / KEY_FILE
+    assert "fs-secret-2" not in logged.getvalue() and str(key_file) in logged.getvalue()
+    assert key_file.read_text().strip() == "fs-secret-2"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+
+    elsewhere = io.StringIO()
+    announce_key("fs-secret-3", "default", None, elsewhere)
+    path = Path(elsewhere.getvalue().rsplit(" ", 1)[-1].strip())
+    assert path.read_text().strip() == "fs-secret-3"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600

@@ -10,11 +10,12 @@ import pytest
 import redis.asyncio as aioredis
 
 from api.app import create_app
-from api.asyncapi import document
+from api.asyncapi import PAYLOADS, PUBLISHED, document, payload_of, prefix
 from api.auth import ApiKeys
 from api.server import ApiServer
 from bus import subjects
 from bus.broker import make_broker
+from bus.messages import LlmRequest
 from bus.settings import Settings
 
 DOC = document(Settings())
@@ -118,3 +119,18 @@ async def test_the_api_serves_the_document_and_its_page(served: str) -> None:
         assert response.status == 200 and "AsyncApiStandalone" in page and "llm.request" in page
         async with http.get("/healthz") as response:
             assert response.status == 503  # nothing to talk to, and it says so
+
+
+def test_payload_prefixes_and_descriptions_come_from_bus_subjects() -> None:
+    """No subject is re-typed: each prefix is a bus.subjects filter's, each filter a constant."""
+    constants = {v for k, v in vars(subjects).items() if k.isupper() and isinstance(v, str)}
+    assert prefix(subjects.REQUESTS_ALL) == "llm.request."
+    assert prefix(subjects.CHAT_ASK_ALL) == "chat.ask."
+    assert prefix(subjects.BUDGET_CONTROL) == subjects.BUDGET_CONTROL
+    for start, _kind in PAYLOADS:
+        assert any(prefix(c) == start for c in constants), start
+    for subject, _stream, description in PUBLISHED:
+        assert subject in constants
+        assert description.startswith(prefix(subject))
+    assert payload_of(subjects.llm_request("t1", "a1")) is LlmRequest
+    assert payload_of(subjects.FLAGS_CONTROL) is None

@@ -150,9 +150,11 @@ async def _drawn(page: Page, canvas_id: str) -> Drawn:
 async def test_dashboard_draws_every_chart_in_chromium(served: Served) -> None:
     errors: list[str] = []
     outside: list[str] = []
+    requested: list[str] = []
 
     async def local_only(route: Route) -> None:
         # The page must never reach a CDN: anything but this server is refused and recorded.
+        requested.append(route.request.url)
         if route.request.url.startswith(served.base_url):
             await route.continue_()
         else:
@@ -170,7 +172,7 @@ async def test_dashboard_draws_every_chart_in_chromium(served: Served) -> None:
             page.on("console", on_console)
             page.on("pageerror", lambda exc: errors.append(str(exc)))
             await page.route("**/*", local_only)
-            await _open(page, f"{served.base_url}{DASHBOARD_PATH}?key={OPERATOR_KEY}")
+            await _open(page, f"{served.base_url}{DASHBOARD_PATH}#key={OPERATOR_KEY}")
             status = await page.inner_text("#status")
             assert await page.evaluate("document.body.dataset.loaded") == "true", status
             ready = await page.eval_on_selector_all(
@@ -178,8 +180,10 @@ async def test_dashboard_draws_every_chart_in_chromium(served: Served) -> None:
             )
             assert {el_id for el_id, _ in ready} >= {*CHARTS, *TABLES, "totals"}
             assert all(state == "true" for _, state in ready), ready
-            # The key was taken from the address and removed from it.
+            # The key was taken from the address and removed from it, and no URL the
+            # browser asked a server for carried it (the fragment is never sent).
             assert OPERATOR_KEY not in page.url
+            assert requested and not [url for url in requested if OPERATOR_KEY in url]
             await _check_content(page, served.ledger)
             SCREENSHOT.parent.mkdir(exist_ok=True)
             await page.screenshot(path=str(SCREENSHOT), full_page=True)
@@ -245,7 +249,7 @@ async def test_a_wrong_key_is_reported_on_the_page(served: Served) -> None:
             page = await browser.new_page()
             errors: list[str] = []
             page.on("pageerror", lambda exc: errors.append(str(exc)))
-            await _open(page, f"{served.base_url}{DASHBOARD_PATH}?key=not-a-key")
+            await _open(page, f"{served.base_url}{DASHBOARD_PATH}#key=not-a-key")
             assert await page.evaluate("document.body.dataset.loaded") == "partial"
             status = await page.inner_text("#status")
             assert "HTTP 401 invalid API key" in status
@@ -269,7 +273,7 @@ async def test_a_tenant_key_sees_only_its_tenant(served: Served) -> None:
         browser = await pw.chromium.launch(executable_path=chromium(), headless=True)
         try:
             page = await browser.new_page()
-            await _open(page, f"{served.base_url}{DASHBOARD_PATH}?key={ACME_KEY}")
+            await _open(page, f"{served.base_url}{DASHBOARD_PATH}#key={ACME_KEY}")
             assert await page.evaluate("document.body.dataset.loaded") == "true"
             assert (await _drawn(page, "chart-spend")).micro("Spend") == dict(acme_by_day)
             # Asking for another tenant is refused, and the page says why.
@@ -278,5 +282,20 @@ async def test_a_tenant_key_sees_only_its_tenant(served: Served) -> None:
             await page.wait_for_selector("body[data-loaded=partial]", state="attached")
             status = await page.inner_text("#status")
             assert "HTTP 403 this API key is not allowed to access tenant 'beta'" in status
+        finally:
+            await browser.close()
+
+
+@pytest.mark.slow
+async def test_a_key_in_the_query_string_is_not_used(served: Served) -> None:
+    """?key= would reach the server's and proxies' logs: the page reads only #key=."""
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=chromium(), headless=True)
+        try:
+            page = await browser.new_page()
+            await page.goto(f"{served.base_url}{DASHBOARD_PATH}?key={OPERATOR_KEY}")
+            await page.wait_for_load_state("networkidle")
+            assert await page.input_value("#api-key") == ""
+            assert await page.evaluate("document.body.dataset.loaded") is None
         finally:
             await browser.close()

@@ -6,7 +6,7 @@ as a second process-like stack as user "ledger", agents connect as "agent-<name>
 
 from __future__ import annotations
 
-import asyncio
+import argparse
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,6 +16,7 @@ import nats.errors
 import nats.js.errors
 import pytest
 from nats.aio.client import Client
+from pydantic import SecretStr
 
 from agents.sources import load_catalog
 from agents.specs import ALL_SPECS
@@ -23,19 +24,24 @@ from agents.upload import Uploader
 from agents.watch import WorkflowWatcher
 from bus import subjects
 from bus.broker import make_broker
+from bus.cli_nats import connect_cli
 from bus.codec import encode
 from bus.embedded import EmbeddedNats
 from bus.llm_client import LlmClient
 from bus.messages import ErrorCode, Status, error_result
-from bus.nats_auth import ACCOUNT, agent_user, all_users, render_auth_conf
+from bus.nats_auth import ACCOUNT, agent_user, all_users, inbox_prefix, render_auth_conf
 from bus.publishing import MSG_ID
 from bus.settings import Settings
+from cost_ledger.budgets.cli import add_commands as add_budget_commands
+from cost_ledger.budgets.cli import run_command as run_budget_command
 from flipsync.stack import Service, Stack, start_stack
 from tests.helpers import eventually, make_request
 
 AUTH_CONF = Path(__file__).resolve().parent.parent / "deploy" / "nats" / "auth.conf"
 ME = "ebay_listing"
 OTHER = "etsy_listing"
+CONTROL = subjects.product_uploaded("refusal-control")
+"""A subject the router may not publish on: the control that proves refusals arrive."""
 
 
 @pytest.fixture(scope="module")
@@ -189,11 +195,19 @@ async def test_only_the_router_may_publish_ledger_events(stack: Stack, me: Conn)
     router = await _connect(stack, "router")
     try:
         await router.nc.publish(subject, b"{}")
-        await router.nc.flush()
-        await asyncio.sleep(0.2)
-        assert router.errors == []
+        await router.nc.publish(CONTROL, b"{}")  # refusals do arrive, so none means none
+        await _round_trip(router)
+        assert len(router.errors) == 1, router.errors
+        assert f'publish to "{CONTROL}"' in router.errors[0].lower()
     finally:
         await router.nc.close()
+
+
+async def _round_trip(conn: Conn) -> None:
+    """Flush, then a request/reply on an allowed subject (a JetStream API call): the server
+    answers a connection in order, so every refusal of what it sent before has arrived."""
+    await conn.nc.flush()
+    await conn.nc.jetstream(timeout=2).account_info()
 
 
 async def test_agent_reads_only_its_own_results(me: Conn, admin: Client) -> None:
@@ -240,6 +254,7 @@ async def test_api_may_publish_uploads(stack: Stack) -> None:
         subject = subjects.product_uploaded("t1")
         ack = await api.nc.jetstream().publish(subject, b"{}", headers={MSG_ID: uuid.uuid4().hex})
         assert ack.stream == subjects.STREAM_WORKFLOW
+        await _round_trip(api)
         assert api.errors == []
     finally:
         await api.nc.close()
@@ -297,4 +312,33 @@ def _service_violations(stack: Stack) -> list[str]:
         if "Violation" in line
         and any(f'"{ACCOUNT}/user:{user}"' in line for user in services)
         and f'"{subjects.ledger("t1")}"' not in line  # the refusals asked for above
+        and f'"{CONTROL}"' not in line
     ]
+
+
+async def test_operator_commands_connect_with_the_configured_nats_user(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`flipsync budget` (connect_cli) signs in as NATS_USER; without a user it is refused."""
+    assert stack.nats_auth is not None
+    anonymous = Settings(nats_url=stack.nats_url, redis_url=stack.redis_url)
+    with pytest.raises(nats.errors.Error):
+        await connect_cli(anonymous, max_reconnect_attempts=0, allow_reconnect=False)
+    admin = anonymous.model_copy(
+        update={
+            "nats_user": "admin",
+            "nats_password": SecretStr(stack.nats_auth.passwords["admin"]),
+        }
+    )
+    nc = await connect_cli(admin)
+    try:
+        assert nc.is_connected
+        assert nc.new_inbox().startswith(inbox_prefix("admin") + ".")
+    finally:
+        await nc.close()
+
+    parser = argparse.ArgumentParser()
+    add_budget_commands(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["budget", "show"])
+    assert await run_budget_command(args, admin) == 0
+    assert "budget" in capsys.readouterr().out.lower()

@@ -9,6 +9,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
 import jsonschema
 import msgspec
 import openai
@@ -328,3 +329,52 @@ async def test_a_call_past_its_deadline_gets_504(stack: Stack) -> None:
         assert late.value.status_code == 504 and late.value.code == "deadline_exceeded"
     finally:
         await server.stop()
+
+
+def test_an_idempotency_key_reused_for_another_call_is_another_request() -> None:
+    body = {"model": AUTO_MODEL, "messages": [{"role": "user", "content": "Title a lamp."}]}
+    key = {"idempotency-key": "k-reused"}
+    first = read_call(body, key, tenant="t1", settings=SETTINGS).request.id
+    assert (
+        read_call(dict(reversed(body.items())), key, tenant="t1", settings=SETTINGS).request.id
+        == first
+    )
+    changed = {**body, "messages": [{"role": "user", "content": "Title a chair."}]}
+    assert read_call(changed, key, tenant="t1", settings=SETTINGS).request.id != first
+    bulk = {**key, "x-flipsync-priority": "bulk"}
+    assert read_call(body, bulk, tenant="t1", settings=SETTINGS).request.id != first
+
+
+async def test_a_reused_idempotency_key_answers_each_body_its_own(client: AsyncOpenAI) -> None:
+    key = {"Idempotency-Key": f"k-{uuid.uuid4().hex}"}
+    lamp, chair = unique("Title a brass lamp."), unique("Title an oak chair.")
+
+    async def ask(messages: list[ChatCompletionMessageParam]) -> tuple[str, str]:
+        answer = await client.chat.completions.create(
+            model=AUTO_MODEL, messages=messages, extra_headers=key
+        )
+        return (answer.model_extra or {})["flipsync"]["request_id"], str(
+            answer.choices[0].message.content
+        )
+
+    first = await ask(lamp)
+    assert await ask(lamp) == first  # a retry is answered once
+    other = await ask(chair)
+    assert other[0] != first[0]  # not the lamp's answer again
+
+
+async def test_deeply_nested_json_gets_a_400_with_the_reason(stack: Stack) -> None:
+    assert stack.api is not None
+    depth = 100_000
+    raw = '{"model": "flipsync-auto", "messages": ' + "[" * depth + "]" * depth + "}"
+    async with (
+        aiohttp.ClientSession(stack.api.url) as http,
+        http.post(
+            "/v1/chat/completions",
+            data=raw,
+            headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"},
+        ) as response,
+    ):
+        assert response.status == 400
+        error = (await response.json())["error"]
+    assert "nested too deeply" in error["message"]

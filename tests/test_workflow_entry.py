@@ -13,20 +13,20 @@ from typing import Any
 
 import aiohttp
 import pytest
-import uvicorn
 
 from agents.asking import ESCALATE_TAG, Ask, Asker
 from agents.chat import ask_chat
 from agents.cli import upload as cli_upload
-from agents.http import create_app
 from agents.prompting import build_messages
 from agents.sources import ProductInput, load_catalog
 from agents.specs.operations import REVIEW_REPLIES
 from agents.upload import Uploader
 from agents.watch import WorkflowWatcher
+from api.app import create_app
+from api.auth import ApiKeys
+from api.server import ApiServer
 from bus import subjects
 from bus.codec import decode, encode
-from bus.embedded.process import free_port
 from bus.messages import ChatAsk, ChatReply, LlmRequest, Priority, QualitySignal
 from bus.settings import Settings
 from flipsync.stack import Stack, start_stack
@@ -102,30 +102,30 @@ async def test_cli_uploads_a_csv_at_bulk_priority_and_writes_packages(
 
 
 async def test_http_upload_takes_multipart_photos(stack: Stack) -> None:
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(stack.broker, stack.settings), port=port, log_level="warning")
-    )
-    serving = asyncio.create_task(server.serve())
     owner = tenant()
+    key = f"sk-{uuid.uuid4().hex}"
+    app = create_app(stack.broker, stack.redis, stack.settings, keys=ApiKeys({key: owner}))
+    server = ApiServer(app, "127.0.0.1", 0)
+    await server.start()
     try:
-        await eventually(lambda: asyncio.sleep(0, server.started))
-        base = f"http://127.0.0.1:{port}"
-        async with aiohttp.ClientSession() as session:
+        auth = {"Authorization": f"Bearer {key}"}
+        async with aiohttp.ClientSession(server.url, headers=auth) as session:
             form = aiohttp.FormData()
-            fields = {"tenant": owner, "product_id": "lamp-h", "notes": "Brass lamp, works"}
+            fields = {"product_id": "lamp-h", "notes": "Brass lamp, works"}
             for field, value in fields.items():
                 form.add_field(field, value)
             photo = (SAMPLES / "photos" / "lamp-003-a.png").read_bytes()
             form.add_field("photos", photo, filename="lamp.png", content_type="image/png")
-            async with session.post(f"{base}/api/products", data=form) as response:
+            # No tenant named: the key's own (filled in before the body is read).
+            async with session.post("/api/products", data=form) as response:
                 assert response.status == 202, await response.text()
                 started = await response.json()
+            assert started["status_url"].startswith(f"/api/products/{owner}/")
             body: dict[str, Any] = {}
 
             async def finished() -> bool:
                 nonlocal body
-                async with session.get(base + started["status_url"]) as poll:
+                async with session.get(started["status_url"]) as poll:
                     body = await poll.json()
                     return poll.status == 200
 
@@ -136,13 +136,12 @@ async def test_http_upload_takes_multipart_photos(stack: Stack) -> None:
             bad.add_field("tenant", owner)
             bad.add_field("product_id", "x")
             bad.add_field("photos", b"not an image", filename="x.png")
-            async with session.post(f"{base}/api/products", data=bad) as response:
+            async with session.post(f"/api/products?tenant={owner}", data=bad) as response:
                 assert response.status == 422
-            async with session.get(f"{base}/api/products/{owner}/nope") as response:
+            async with session.get(f"/api/products/{owner}/nope") as response:
                 assert response.status == 404
     finally:
-        server.should_exit = True
-        await serving
+        await server.stop()
 
 
 async def test_seller_chat_sees_only_its_own_sellers_listings(stack: Stack) -> None:

@@ -372,13 +372,17 @@
     const params = new URLSearchParams(window.location.search);
     const keyInput = document.getElementById("api-key");
     const tenantInput = document.getElementById("tenant");
-    const fromUrl = params.get("key");
+    // A key may come in the fragment (#key=...), which browsers never send to a server (no
+    // proxy log, no Referer); never in the query string, which they do send.
+    const fragment = new URLSearchParams(window.location.hash.replace(/^#/, ""));
+    const fromUrl = fragment.get("key");
     if (fromUrl) {
       sessionStorage.setItem(KEY_STORE, fromUrl);
       // Keep the key out of the address bar and the browser history.
-      params.delete("key");
-      const rest = params.toString();
-      history.replaceState(null, "", window.location.pathname + (rest ? "?" + rest : ""));
+      fragment.delete("key");
+      const rest = fragment.toString();
+      history.replaceState(null, "", window.location.pathname + window.location.search +
+        (rest ? "#" + rest : ""));
     }
     keyInput.value = sessionStorage.getItem(KEY_STORE) || "";
     tenantInput.value = params.get("tenant") || "";

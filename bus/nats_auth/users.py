@@ -1,0 +1,154 @@
+"""FlipSync's NATS users: one per service and one per agent, each with its permissions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from bus import subjects
+
+ACCOUNT = "FLIPSYNC"
+ADMIN = "admin"
+AGENT_PREFIX = "agent-"
+HASH_VARIABLE_PREFIX = "FLIPSYNC_NATS_HASH_"
+
+# What every service user needs for JetStream: the API (streams, consumers, direct gets),
+# acks and flow control of its consumers, key-value buckets and object stores.
+_JETSTREAM = ("$JS.API.>", "$JS.ACK.>", "$JS.FC.>", "$KV.>", "$O.>")
+
+
+@dataclass(frozen=True)
+class Permissions:
+    """Subjects a user may publish and subscribe to; everything else is refused."""
+
+    publish: tuple[str, ...]
+    subscribe: tuple[str, ...]
+    deny_publish: tuple[str, ...] = ()
+    allow_responses: bool = False
+    """May publish one reply to the reply subject of each request it received (chat)."""
+
+
+@dataclass(frozen=True)
+class NatsUser:
+    """One NATS user; permissions None means every subject (admin)."""
+
+    name: str
+    permissions: Permissions | None
+    comment: str
+
+
+def inbox_prefix(user: str) -> str:
+    """The inbox prefix a user's connection must use, the only inboxes it may subscribe to."""
+    return f"_INBOX_{subjects.token(user)}"
+
+
+def agent_user(agent: str) -> str:
+    """Name of the NATS user of one agent."""
+    return f"{AGENT_PREFIX}{subjects.token(agent)}"
+
+
+def hash_variable(user: str) -> str:
+    """Environment variable holding a user's bcrypt hash on the server."""
+    return HASH_VARIABLE_PREFIX + user.upper().replace("-", "_")
+
+
+def _service(
+    name: str,
+    comment: str,
+    publish: Iterable[str],
+    subscribe: Iterable[str],
+    *,
+    may_book_ledger: bool = False,
+    allow_responses: bool = False,
+) -> NatsUser:
+    deny = () if may_book_ledger else (subjects.LEDGER_ALL,)
+    return NatsUser(
+        name=name,
+        comment=comment,
+        permissions=Permissions(
+            publish=(*publish, *_JETSTREAM),
+            # FastStream's pull subscribers fetch into "_INBOX." whatever the connection's
+            # prefix, so service users (trusted code) also read there; agent users may not.
+            subscribe=(*subscribe, f"{inbox_prefix(name)}.>", "_INBOX.>"),
+            deny_publish=deny,
+            allow_responses=allow_responses,
+        ),
+    )
+
+
+def service_users() -> list[NatsUser]:
+    """The users of FlipSync's services, with what each publishes and reads."""
+    s = subjects
+    return [
+        NatsUser(ADMIN, None, "operators' CLI and the all-in-one (embedded) process"),
+        _service(
+            "router",
+            "the LLM pipeline: reads requests, publishes results and the ledger events",
+            [
+                s.RESULTS_ALL,
+                s.LEDGER_ALL,
+                s.DLQ_ALL,
+                s.LLM_FLIGHT_ALL,
+                s.BUDGET_ALERTS_ALL,
+                s.QUALITY_ALL,
+            ],
+            [s.REQUESTS_ALL, s.LLM_FLIGHT_ALL, s.BUDGET_CONTROL, s.FLAGS_CONTROL],
+            may_book_ledger=True,
+        ),  # fmt: skip
+        _service(
+            "ledger",
+            "the cost ledger: reads ledger events, may not write them",
+            [s.DLQ_ALL, s.BUDGET_ALERTS_ALL],
+            [s.LEDGER_ALL, s.BUDGET_CONTROL, s.BUDGET_ALERTS_ALL],
+        ),
+        _service(
+            "workflow",
+            "the workflow DAG: uploads in, agent runs out",
+            [s.AGENT_RUN_ALL, s.WORKFLOW_ALL, s.DLQ_ALL],
+            [s.UPLOADS_ALL, s.AGENT_DONE_ALL, s.WORKFLOW_ALL],
+        ),
+        _service(
+            "agents",
+            "the agent runtime (all specs in one process) and seller chat; books call-free"
+            " work in the ledger (agents/attribution.py)",
+            [s.REQUESTS_ALL, s.AGENT_DONE_ALL, s.LEDGER_ALL, s.QUALITY_ALL, s.DLQ_ALL],
+            [s.RESULTS_ALL, s.AGENT_RUN_ALL, s.CHAT_ASK_ALL],
+            may_book_ledger=True,
+            allow_responses=True,
+        ),
+        _service(
+            "api",
+            "the HTTP API: uploads, chat, budget and flag changes, OpenAI-compatible calls",
+            [s.UPLOADS_ALL, s.CHAT_ASK_ALL, s.BUDGET_CONTROL, s.FLAGS_CONTROL, s.REQUESTS_ALL],
+            [s.WORKFLOW_ALL, s.RESULTS_ALL],
+        ),
+    ]
+
+
+def agent_users(agents: Iterable[str]) -> list[NatsUser]:
+    """One user per agent: its own request subjects out, its own results in, nothing else."""
+    users = []
+    for agent in sorted(set(agents)):
+        name = agent_user(agent)
+        results = f"llm.result.*.{agent}.>"
+        users.append(
+            NatsUser(
+                name=name,
+                comment=f"agent {agent}: its LLM requests and results only",
+                permissions=Permissions(
+                    publish=(
+                        f"llm.request.*.{agent}",
+                        # LlmClient looks up a stored result by subject (direct get).
+                        f"$JS.API.DIRECT.GET.{subjects.STREAM_RESULTS}.{results}",
+                    ),
+                    subscribe=(results, f"{inbox_prefix(name)}.>"),
+                    deny_publish=(subjects.LEDGER_ALL,),
+                ),
+            )
+        )
+    return users
+
+
+def all_users(agents: Iterable[str]) -> list[NatsUser]:
+    """Service users, then one user per agent."""
+    return [*service_users(), *agent_users(agents)]
