@@ -26,6 +26,7 @@ from cost_ledger.budgets.crossings import crossings, used_up
 from cost_ledger.budgets.gate import Reservation, Settlement
 from cost_ledger.budgets.live import LiveBudgets
 from cost_ledger.budgets.policy import (
+    Check,
     Subject,
     Unit,
     charges,
@@ -82,26 +83,10 @@ class BudgetStore:
 
     async def reserve(self, request_id: str, subject: Subject, max_cost: int) -> Reservation:
         """Hold max_cost (and one message of a user's quota) in every counter a budget reads."""
-        rules = await self.live.current()
-        engine = self.live.engine
-        found = checks(
-            rules.budgets.values(),
-            rules.tiers,
-            subject,
-            max_cost=max_cost,
-            at_ms=self._clock(),
-            overlap_ms=engine.period_overlap_s * 1000,
-            default_tier=engine.default_tier,
-        )
+        found = await self._checks(subject, max_cost)
         if not found:
             return Reservation(code=Code.RESERVED)
-        args: list[str | int] = [
-            request_id,
-            int(engine.reservation_ttl_s * 1000),
-            keys.RESERVATION_PREFIX,
-        ]
-        for check in found:
-            args += [check.limit, check.amount, check.expire_at_s]
+        args = self._reservation_args(request_id, found)
         reply = await self._reserve(
             keys=[
                 keys.RESERVATIONS,
@@ -124,30 +109,10 @@ class BudgetStore:
 
     async def extend(self, request_id: str, subject: Subject, extra_cost: int) -> Reservation:
         """Add extra_cost to a standing reservation in every money counter, all or none."""
-        rules = await self.live.current()
-        engine = self.live.engine
-        found = [
-            check
-            for check in checks(
-                rules.budgets.values(),
-                rules.tiers,
-                subject,
-                max_cost=extra_cost,
-                at_ms=self._clock(),
-                overlap_ms=engine.period_overlap_s * 1000,
-                default_tier=engine.default_tier,
-            )
-            if check.unit is Unit.USD
-        ]
+        found = [c for c in await self._checks(subject, extra_cost) if c.unit is Unit.USD]
         if not found or extra_cost <= 0:
             return Reservation(code=Code.RESERVED)
-        args: list[str | int] = [
-            request_id,
-            int(engine.reservation_ttl_s * 1000),
-            keys.RESERVATION_PREFIX,
-        ]
-        for check in found:
-            args += [check.limit, check.amount, check.expire_at_s]
+        args = self._reservation_args(request_id, found)
         reply = await self._extend(
             keys=[
                 keys.RESERVATIONS,
@@ -161,6 +126,31 @@ class BudgetStore:
             return Reservation(code=code)
         check = found[int(reply[1]) - 1]
         return Reservation(code=code, check=check, spent=int(reply[2]), reserved=int(reply[3]))
+
+    async def _checks(self, subject: Subject, amount: int) -> list[Check]:
+        """The counters a request of subject holding amount must fit in, under the live rules."""
+        rules = await self.live.current()
+        engine = self.live.engine
+        return checks(
+            rules.budgets.values(),
+            rules.tiers,
+            subject,
+            max_cost=amount,
+            at_ms=self._clock(),
+            overlap_ms=engine.period_overlap_s * 1000,
+            default_tier=engine.default_tier,
+        )
+
+    def _reservation_args(self, request_id: str, found: list[Check]) -> list[str | int]:
+        """RESERVE's and EXTEND's arguments: id, ttl, prefix, then each counter's triple."""
+        args: list[str | int] = [
+            request_id,
+            int(self.live.engine.reservation_ttl_s * 1000),
+            keys.RESERVATION_PREFIX,
+        ]
+        for check in found:
+            args += [check.limit, check.amount, check.expire_at_s]
+        return args
 
     async def settle(
         self,
