@@ -18,10 +18,14 @@ from cost_ledger.budgets.live import LiveBudgets
 from cost_ledger.budgets.store import BudgetStore
 from cost_ledger.catalog import PriceCatalog
 from router.context import RequestContext, Route
+from router.health.config import BreakerPolicy
+from router.health.store import HealthStore, Outcome
 from router.providers.client import ProviderClient
 from router.providers.config import ProviderConfig
 from router.providers.registry import ProviderRegistry
+from router.routing.candidates import Candidate
 from router.routing.config import RoutingConfig
+from router.routing.latency import MeasuredLatency
 from router.routing.learned import PromptRouter
 from router.routing.policy import Policy
 from router.routing.pressure import BudgetPressure
@@ -74,6 +78,7 @@ def make_stage(registry: ProviderRegistry, redis_client: aioredis.Redis) -> Stag
         routing: RoutingSettings | None = None,
         pressure: BudgetPressure | None = None,
         explore_share: float = 0.0,
+        latency: MeasuredLatency | None = None,
     ) -> RouteStage:
         routing = routing or Settings().routing
         learned = PromptRouter.load() if routing.learned_task_types else None
@@ -94,6 +99,7 @@ def make_stage(registry: ProviderRegistry, redis_client: aioredis.Redis) -> Stag
             learned=learned,
             learned_task_types=routing.learned_task_types,
             explore_share=explore_share,
+            latency=latency,
         )
 
     return build
@@ -275,3 +281,25 @@ async def test_exploring_requests_route_on_sampled_quality(make_stage: Stage) ->
     assert [r.model for r in again] == [r.model for r in routes[:5]]  # stable per request
     steady = make_stage()  # explore_share 0: the means decide, always the same model
     assert {(await route(steady, r)).model for r in reqs} == {"gpt-4o-mini"}
+
+
+async def test_measured_latency_replaces_the_tier_default(
+    make_stage: Stage, redis_client: aioredis.Redis
+) -> None:
+    """Provider health saw gpt-4o-mini answer slowly at main: fastest moves off it, and a
+    model nobody measured keeps its tier's default."""
+    health = HealthStore(redis_client, BreakerPolicy(), probe_lease_s=5)
+    for _ in range(5):
+        await health.record("main", "gpt-4o-mini", Outcome.OK, latency_ms=9000.0, output_tokens=100)
+    stage = make_stage(latency=MeasuredLatency(redis_client, refresh_s=0.0))
+    fastest = await route(stage, request(), policy="fastest")
+    assert fastest.model != "gpt-4o-mini" and "is the fastest" in fastest.reason
+    measured = {c.model: c.latency for c in await stage_candidates(stage, redis_client)}
+    assert measured["gpt-4o-mini"].total_ms(100) == pytest.approx(9000.0)
+    default = next(c for c in stage.candidates if c.model == "gpt-4.1-nano").latency
+    assert measured["gpt-4.1-nano"] == default
+
+
+async def stage_candidates(stage: RouteStage, redis: aioredis.Redis) -> list[Candidate]:
+    """The stage's candidates as measured latency adjusts them."""
+    return list(await MeasuredLatency(redis, refresh_s=0.0).candidates(stage.candidates))

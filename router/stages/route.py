@@ -45,6 +45,7 @@ from router.routing.cascade import applies, build_ladder
 from router.routing.config import RoutingConfig
 from router.routing.errors import NoCandidateError
 from router.routing.features import RequestFeatures, extract, request_text
+from router.routing.latency import MeasuredLatency
 from router.routing.learned import PromptRouter
 from router.routing.policy import Policy, RouteDecision, rank
 from router.routing.pressure import BudgetPressure
@@ -83,11 +84,13 @@ class RouteStage:
         learned: PromptRouter | None = None,
         learned_task_types: Iterable[str] = (),
         explore_share: float = 0.0,
+        latency: MeasuredLatency | None = None,
     ) -> None:
         """explore_share: the share of requests (by request id) routed on Thompson samples of
         the quality estimates instead of their means, so that models the policy does not
         pick still get quality signals."""
         self._registry = registry
+        self._latency = latency
         self._explore_share = explore_share
         self._config = config or RoutingConfig()
         self._policy = policy
@@ -182,7 +185,10 @@ class RouteStage:
     ) -> list[RouteDecision]:
         """The policy's pick and the next-best ones, best first (at least one unless exclude
         left no candidate); raises NoCandidateError when none can take the request."""
-        candidates = [c for c in self._candidates if c.model != exclude]
+        known: Sequence[Candidate] = self._candidates
+        if self._latency is not None:  # measured at the providers, where they were called
+            known = await self._latency.candidates(known)
+        candidates = [c for c in known if c.model != exclude]
         if not candidates:
             return []
         request = ctx.request
@@ -289,6 +295,7 @@ def routing_stages(
         learned=learned,
         learned_task_types=routing.learned_task_types,
         explore_share=routing.explore_share,
+        latency=MeasuredLatency(redis, refresh_s=routing.quality_refresh_s),
     )
     alternates = {model: route.alternates(model) for model in offered_models(registry)}
     cascade = CascadeStage(
