@@ -23,6 +23,7 @@ def annotate(span: trace.Span, request: LlmRequest, result: LlmResult, *, prompt
         {
             "flipsync.tenant": request.tenant,
             "flipsync.agent": request.agent,
+            "flipsync.request_id": request.id,
             "flipsync.task_type": request.task_type,
             "flipsync.lever": result.lever.value,
             "flipsync.status": result.status.value,

@@ -106,10 +106,6 @@ class RouterService:
     async def answer(self, request: LlmRequest) -> LlmResult:
         """The pipeline's result for a request; every failure becomes an error result."""
         ctx = RequestContext(request=request)
-        span = trace.get_current_span()
-        span.set_attribute("flipsync.tenant", request.tenant)
-        span.set_attribute("flipsync.agent", request.agent)
-        span.set_attribute("flipsync.request_id", request.id)
         guard = asyncio.timeout(_deadline_guard_s(ctx, self._settings))
         try:
             async with guard:

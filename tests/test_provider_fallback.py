@@ -11,7 +11,6 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -20,12 +19,10 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from bus.embedded import EmbeddedNats, EmbeddedRedis
 from bus.llm_client import LlmClient
 from bus.messages import ErrorCode, LlmRequest, LlmResult, Status
 from bus.settings import HealthSettings, Settings
 from cost_ledger.catalog import PriceCatalog
-from flipsync import stack as stack_module
 from flipsync.providers import dispatch_health, provider_registry
 from flipsync.stack import start_stack
 from router.context import Fallback, RequestContext, Route
@@ -365,39 +362,3 @@ async def test_a_client_timeout_is_not_retried_and_may_have_been_billed(
     finally:
         await registry.close()
         provider.shutdown()
-
-
-async def test_a_failed_start_closes_the_providers_and_redis_it_opened(
-    nats_server: EmbeddedNats, redis_server: EmbeddedRedis, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    opened: dict[str, Any] = {}
-    real_start_providers = stack_module.start_providers  # type: ignore[attr-defined]
-    real_from_pool = aioredis.Redis.from_pool
-
-    async def spied_providers(*args: Any, **kwargs: Any) -> ProviderRegistry:
-        opened["registry"] = await real_start_providers(*args, **kwargs)
-        return opened["registry"]  # type: ignore[no-any-return]
-
-    def spied_pool(pool: Any) -> aioredis.Redis:
-        client = real_from_pool(pool)
-        real_aclose = client.aclose
-
-        async def aclose(*args: Any) -> None:
-            opened["redis_closed"] = True
-            await real_aclose(*args)
-
-        monkeypatch.setattr(client, "aclose", aclose)
-        return client
-
-    def broken(*args: Any, **kwargs: Any) -> None:
-        raise RuntimeError("composition failed")
-
-    monkeypatch.setattr(stack_module, "start_providers", spied_providers)
-    monkeypatch.setattr(aioredis.Redis, "from_pool", spied_pool)
-    monkeypatch.setattr(stack_module, "_router_service", broken)
-    settings = Settings(nats_url=nats_server.url, redis_url=redis_server.url)
-    with pytest.raises(RuntimeError, match="composition failed"):
-        await start_stack(settings)
-    registry: ProviderRegistry = opened["registry"]
-    assert registry.clients() and all(c._client.is_closed() for c in registry.clients())
-    assert opened.get("redis_closed")  # the client owns its pool: that is closed too
