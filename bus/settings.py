@@ -137,7 +137,7 @@ class ProviderSettings(BaseModel):
     tokens_per_min: int | None = Field(default=None, gt=0)
     """Rate limits shared by every replica (Redis); unset means unlimited."""
     simulated: dict[str, Any] = {}
-    """For kind simulated: router.simulated.config.SimConfig fields (latency_ms, faults, seed)."""
+    """For kind simulated: simulator.config.SimConfig fields (latency_ms, faults, seed)."""
 
 
 class HealthSettings(BaseModel):

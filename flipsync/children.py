@@ -105,7 +105,7 @@ def service_process(services: Sequence[str], env: dict[str, str]) -> ChildProces
 def simulated_provider_process(port: int, latency_ms: float = 0.0) -> ChildProcess:
     """The simulated provider as its own process, as a real provider would be."""
     argv = [
-        sys.executable, "-m", "router.simulated",
+        sys.executable, "-m", "simulator",
         "--port", str(port), "--latency-ms", str(latency_ms),
     ]  # fmt: skip
     return ChildProcess(argv, ready_port=port)

@@ -21,9 +21,9 @@ from router.health.store import HealthStore
 from router.providers.client import ProviderClient
 from router.providers.config import ProviderConfig, RateLimits
 from router.providers.registry import ProviderRegistry
-from router.simulated.config import SimConfig
-from router.simulated.server import SimulatedProvider
 from router.stages.dispatch import Health
+from simulator.config import SimConfig
+from simulator.server import SimulatedProvider
 
 SIMULATED = "simulated"
 

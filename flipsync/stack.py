@@ -42,14 +42,14 @@ from router.routing.quality_store import QualityStore
 from router.semantic.build import build_semantic_cache
 from router.semantic.store import SemanticCache
 from router.service import RouterService
-from router.simulated.config import SimConfig
-from router.simulated.server import SimulatedProvider
 from router.stages.batch import batch_stage
 from router.stages.budget import BudgetStage, offered_by
 from router.stages.dispatch import Dispatcher
 from router.stages.flags import FlagsStage
 from router.stages.levers import lever_stages
 from router.stages.route import routing_stages
+from simulator.config import SimConfig
+from simulator.server import SimulatedProvider
 
 
 class Service(enum.StrEnum):

@@ -45,8 +45,8 @@ from cost_ledger.budgets.live import LiveBudgets
 from cost_ledger.budgets.periods import period_key
 from cost_ledger.budgets.store import BudgetStore
 from flipsync.children import ChildProcess, service_process
-from router.simulated.config import SimConfig
-from router.simulated.server import SimulatedProvider
+from simulator.config import SimConfig
+from simulator.server import SimulatedProvider
 from tests.helpers import eventually, make_request
 
 AGENT = "listing"

@@ -23,8 +23,8 @@ from router.batching.batch_api import BatchApiClient
 from router.batching.lane import BatchLane
 from router.batching.policy import BatchPolicy
 from router.context import RequestContext, Route
-from router.simulated.config import SimConfig
-from router.simulated.server import SimulatedProvider
+from simulator.config import SimConfig
+from simulator.server import SimulatedProvider
 from tests.helpers import eventually
 from tests.test_packing import AGENT, MODEL, packable
 

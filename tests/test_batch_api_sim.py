@@ -10,8 +10,8 @@ import openai
 import pytest
 
 from router.batching.batch_api import parse_output
-from router.simulated.config import Faults, SimConfig
-from router.simulated.server import SimulatedProvider
+from simulator.config import Faults, SimConfig
+from simulator.server import SimulatedProvider
 from tests.helpers import TITLE_SCHEMA
 
 DELAY_S = 0.3

@@ -36,9 +36,9 @@ from cost_ledger.budgets.control import publish_change
 from cost_ledger.pricing import cost_micro_usd, max_cost_micro_usd
 from flipsync.stack import Service, Stack, start_stack
 from router.routing.quality_store import quality_estimates
-from router.simulated.config import FaultKind
-from router.simulated.markers import marker
 from router.stages.budget import estimate_input_tokens
+from simulator.config import FaultKind
+from simulator.markers import marker
 from tests.helpers import eventually, make_request
 
 CHEAP = "gpt-4o-mini"

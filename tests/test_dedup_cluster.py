@@ -22,8 +22,8 @@ from bus.streams import ensure_streams
 from cost_ledger.aggregates import AggregateStore
 from flipsync.children import ChildProcess, service_process
 from router import keys
-from router.simulated.config import SimConfig
-from router.simulated.server import SimulatedProvider
+from simulator.config import SimConfig
+from simulator.server import SimulatedProvider
 from tests.helpers import eventually, make_request
 from tests.test_dedup_replicas import KEY, same_requests
 

@@ -16,8 +16,8 @@ from bus.settings import Settings
 from bus.streams import ensure_streams
 from cost_ledger.aggregates import AggregateStore
 from flipsync.children import service_process
-from router.simulated.config import SimConfig
-from router.simulated.server import SimulatedProvider
+from simulator.config import SimConfig
+from simulator.server import SimulatedProvider
 from tests.helpers import eventually, make_request
 
 REQUESTS = 40

@@ -32,11 +32,11 @@ from router.batching.packer import Packer
 from router.batching.policy import BatchPolicy, PackPolicy
 from router.context import RequestContext, Route
 from router.providers.registry import ProviderRegistry
-from router.simulated.config import Faults, SimConfig
-from router.simulated.server import SimulatedProvider
 from router.stages.batch import BatchStage
 from router.stages.dispatch import Dispatcher
 from router.validation import parse_answer
+from simulator.config import Faults, SimConfig
+from simulator.server import SimulatedProvider
 from tests.helpers import TITLE_SCHEMA, eventually
 
 MODEL = "gpt-4o-mini"

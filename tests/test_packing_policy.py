@@ -37,8 +37,8 @@ from router.batching.policy import (
 from router.batching.prompt import build_packed_call, inline_index, packed_schema, shared_opening
 from router.batching.shares import allocate, share_cost, share_usage
 from router.batching.split import split_answer
-from router.simulated.content import generate
-from router.simulated.request import parse_chat_request
+from simulator.content import generate
+from simulator.request import parse_chat_request
 from tests.helpers import TITLE_SCHEMA
 
 NOW = 1_800_000_000_000

@@ -23,9 +23,9 @@ from bus.settings import Settings
 from bus.streams import ensure_streams
 from cost_ledger.aggregates import AggregateStore
 from flipsync.children import service_process
-from router.simulated.config import SimConfig
-from router.simulated.server import SimulatedProvider
 from router.validation import parse_answer
+from simulator.config import SimConfig
+from simulator.server import SimulatedProvider
 from tests.helpers import TITLE_SCHEMA, eventually
 from tests.test_packing import AGENT, packable
 

@@ -31,9 +31,9 @@ from router.health import BreakerState, RateLimiter, health_snapshot
 from router.pipeline import Handler, compose
 from router.providers.attempts import BILLED_ATTRIBUTE, MAY_HAVE_BEEN_BILLED
 from router.providers.registry import ProviderRegistry
-from router.simulated.config import Faults, SimConfig
-from router.simulated.server import SimulatedProvider
 from router.stages.dispatch import Dispatcher
+from simulator.config import Faults, SimConfig
+from simulator.server import SimulatedProvider
 from tests.helpers import eventually, make_request
 
 CATALOG = PriceCatalog.load()

@@ -15,8 +15,8 @@ from bus.llm_client import LlmClient
 from bus.messages import DeadLetter, ErrorCode, Lever, LlmResult, Status
 from bus.settings import Settings
 from flipsync.stack import Stack, start_stack
-from router.simulated.config import Faults
-from router.simulated.server import SimulatedProvider
+from simulator.config import Faults
+from simulator.server import SimulatedProvider
 from tests.helpers import eventually, make_request
 
 

@@ -18,8 +18,8 @@ from openai.types.chat import (
     ChatCompletionMessageParam,
 )
 
-from router.simulated import Faults, SimConfig, SimulatedProvider
 from router.tokens import count_messages_tokens
+from simulator import Faults, SimConfig, SimulatedProvider
 from tests.sim_schemas import LISTING_SCHEMA, json_schema_format, schema_errors
 from tests.test_tokens import png_data_url
 

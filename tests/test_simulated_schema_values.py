@@ -10,8 +10,8 @@ from typing import Any
 import jsonschema
 import pytest
 
-from router.simulated.content import generate
-from router.simulated.request import ChatRequest
+from simulator.content import generate
+from simulator.request import ChatRequest
 from tests.sim_schemas import LISTING_SCHEMA, json_schema_format, schema_errors
 
 MODEL = "gpt-4o-mini"

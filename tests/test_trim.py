@@ -23,7 +23,7 @@ from router.levers.trimming import (
     trim,
     turns,
 )
-from router.simulated.cache import MIN_CACHED_TOKENS
+from simulator.cache import MIN_CACHED_TOKENS
 from tests.helpers import eventually, router_stack
 
 TOOLS: list[dict[str, object]] = [

@@ -17,8 +17,8 @@ from bus.embedded import EmbeddedNats, EmbeddedRedis
 from bus.settings import Settings
 from flipsync.children import service_process
 from flipsync.stack import Service, start_stack
-from router.simulated.config import SimConfig
-from router.simulated.server import SimulatedProvider
+from simulator.config import SimConfig
+from simulator.server import SimulatedProvider
 from tests.helpers import eventually
 
 NAMES = [spec.name for spec in WORKFLOW_SPECS]

@@ -14,8 +14,8 @@ from openai.types.chat.chat_completion_chunk import Choice as ChunkChoice
 from openai.types.chat.chat_completion_chunk import ChoiceDelta
 from openai.types.completion_usage import CompletionTokensDetails, PromptTokensDetails
 
-from router.simulated.content import FinishReason, Generated
 from router.tokens import text_pieces
+from simulator.content import FinishReason, Generated
 
 FINGERPRINT = "simulated"
 CHUNK_TOKENS = 4

@@ -7,8 +7,8 @@ import random
 from collections import Counter
 from dataclasses import dataclass, field
 
-from router.simulated.cache import PromptCache
-from router.simulated.config import FaultKind, Faults, SimConfig
+from simulator.cache import PromptCache
+from simulator.config import FaultKind, Faults, SimConfig
 
 
 @dataclass(kw_only=True)

@@ -8,10 +8,10 @@ import random
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from router.simulated.request import ChatRequest
-from router.simulated.schema_values import SchemaFaker
-from router.simulated.words import Vocabulary
 from router.tokens import count_text_tokens, text_pieces
+from simulator.request import ChatRequest
+from simulator.schema_values import SchemaFaker
+from simulator.words import Vocabulary
 
 FinishReason = Literal["stop", "length"]
 

@@ -18,17 +18,17 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from router.simulated.batches import BatchStore, batch_routes
-from router.simulated.config import FaultKind, Faults, SimConfig
-from router.simulated.content import Generated, generate
-from router.simulated.errors import ApiError, InvalidRequestError, ModelNotFoundError, error_body
-from router.simulated.files import FileStore, file_routes
-from router.simulated.fine_tuning import FineTuneStore, fine_tuning_routes
-from router.simulated.markers import marked_fault
-from router.simulated.request import ChatRequest, parse_chat_request
-from router.simulated.response import Answer, model_json, models_json
-from router.simulated.state import SimState
 from router.tokens import REPLY_PRIMING_TOKENS, message_pieces, tool_pieces
+from simulator.batches import BatchStore, batch_routes
+from simulator.config import FaultKind, Faults, SimConfig
+from simulator.content import Generated, generate
+from simulator.errors import ApiError, InvalidRequestError, ModelNotFoundError, error_body
+from simulator.files import FileStore, file_routes
+from simulator.fine_tuning import FineTuneStore, fine_tuning_routes
+from simulator.markers import marked_fault
+from simulator.request import ChatRequest, parse_chat_request
+from simulator.response import Answer, model_json, models_json
+from simulator.state import SimState
 
 SIMULATED_HEADER = "x-flipsync-simulated"
 """Carried (with value "true") by every response, so no one mistakes it for a real provider."""

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from router.simulated.errors import InvalidRequestError
+from simulator.errors import InvalidRequestError
 
 PURPOSES = frozenset({"batch", "user_data", "fine-tune", "assistants", "vision"})
 """Purposes an upload may name; batch outputs are made by the simulator itself."""

@@ -8,7 +8,7 @@ import random
 import uuid
 from typing import Any
 
-from router.simulated.words import Vocabulary
+from simulator.words import Vocabulary
 
 _PROSE = (
     "description",

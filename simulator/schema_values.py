@@ -12,8 +12,8 @@ import math
 import random
 from typing import Any, TypeGuard
 
-from router.simulated.strings import fit_length, string_for
-from router.simulated.words import Vocabulary
+from simulator.strings import fit_length, string_for
+from simulator.words import Vocabulary
 
 DEEP = 4
 """From this depth on, arrays take their minimum length and objects only required keys."""

@@ -21,8 +21,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from router.simulated.errors import InvalidRequestError
-from router.simulated.files import FileStore
+from simulator.errors import InvalidRequestError
+from simulator.files import FileStore
 
 MIN_EXAMPLES = 10
 """OpenAI refuses a training file of fewer examples."""

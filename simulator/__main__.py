@@ -1,4 +1,4 @@
-"""Run the simulated provider standalone: python -m router.simulated --port 8100 --latency-ms 40."""
+"""Run the simulated provider standalone: python -m simulator --port 8100 --latency-ms 40."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ from collections.abc import Sequence
 
 import uvicorn
 
-from router.simulated.app import create_app
-from router.simulated.config import FaultKind, Faults, SimConfig
+from simulator.app import create_app
+from simulator.config import FaultKind, Faults, SimConfig
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The command line; every fault kind has its own --<kind> RATE option."""
-    parser = argparse.ArgumentParser(prog="python -m router.simulated", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m simulator", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1", help="0.0.0.0 inside a container")
     parser.add_argument("--port", type=int, default=8100)
     parser.add_argument("--name", default="simulated", help="provider name (owned_by)")

@@ -19,10 +19,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from router.simulated.batch_input import ENDPOINT, jsonl, read_lines
-from router.simulated.errors import ApiError, InvalidRequestError
-from router.simulated.files import FileStore
-from router.simulated.state import SimState
+from simulator.batch_input import ENDPOINT, jsonl, read_lines
+from simulator.errors import ApiError, InvalidRequestError
+from simulator.files import FileStore
+from simulator.state import SimState
 
 LineAnswer = Callable[[dict[str, Any]], tuple[int, dict[str, Any]]]
 """Answers one line's body as /v1/chat/completions would: (HTTP status, response body)."""

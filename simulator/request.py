@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from router.simulated.errors import InvalidRequestError
+from simulator.errors import InvalidRequestError
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 FORMATS = frozenset({"text", "json_object", "json_schema"})

@@ -3,7 +3,7 @@
 A prompt holding ``[sim:schema_invalid:gpt-4o-mini]`` gets a schema-breaking answer when it
 is sent to gpt-4o-mini, and a normal one from any other model: a test can make the cheap rung
 of a cascade fail and the next one pass, with no randomness. The marker names any fault kind
-(router.simulated.config.FaultKind). It overrides the seeded draw, which still happens, so
+(simulator.config.FaultKind). It overrides the seeded draw, which still happens, so
 the draws of unmarked requests stay as they were.
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import re
 
-from router.simulated.config import FaultKind
-from router.simulated.request import ChatRequest
+from simulator.config import FaultKind
+from simulator.request import ChatRequest
 
 MARKER = re.compile(r"\[sim:([a-z_]+):([A-Za-z0-9_.:\-]+)\]")
 _KINDS = frozenset(kind.value for kind in FaultKind)

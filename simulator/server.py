@@ -6,10 +6,10 @@ from types import TracebackType
 
 from bus.embedded.http_server import InLoopServer
 from bus.embedded.process import free_port
-from router.simulated.app import create_app
-from router.simulated.config import Faults, SimConfig
-from router.simulated.errors import StartError
-from router.simulated.state import SimState, SimStats
+from simulator.app import create_app
+from simulator.config import Faults, SimConfig
+from simulator.errors import StartError
+from simulator.state import SimState, SimStats
 
 HOST = "127.0.0.1"
 SHUTDOWN_S = 1.0

@@ -1,10 +1,10 @@
 """A simulated OpenAI-compatible LLM provider: realistic, deterministic, offline."""
 
-from router.simulated.app import FAULT_HEADER, SIMULATED_HEADER, create_app
-from router.simulated.config import DEFAULT_MODELS, FaultKind, Faults, SimConfig
-from router.simulated.errors import SimError, StartError
-from router.simulated.server import SimulatedProvider
-from router.simulated.state import SimState, SimStats
+from simulator.app import FAULT_HEADER, SIMULATED_HEADER, create_app
+from simulator.config import DEFAULT_MODELS, FaultKind, Faults, SimConfig
+from simulator.errors import SimError, StartError
+from simulator.server import SimulatedProvider
+from simulator.state import SimState, SimStats
 
 __all__ = [
     "DEFAULT_MODELS",
