@@ -39,6 +39,12 @@ class LedgerEvent(msgspec.Struct, kw_only=True):
     """Requests that shared this event's packed provider call (lever packed); 0 if unknown."""
     route_reason: str = ""
     """Why the request went to its model (the routing decision, escalations included)."""
+    savings_by_lever: dict[str, int] = {}
+    """Lever name to the micro-dollars that lever alone took off the naive baseline; filled
+    by the money work (issue 16) so that the parts sum to baseline minus cost."""
+    overhead_of: str = ""
+    """The lever whose own cost this event is (a shadow check, a cascade's failed first
+    attempt, an embedding call), charged against that lever's savings; empty for an answer."""
     v: int = WIRE_VERSION
 
 
