@@ -121,6 +121,10 @@ async def collect(
         example = {"messages": [*openai_messages(request.messages), answer]}
         (dataset.eval if held_out(request.id, eval_percent) else dataset.train).append(example)
     dataset.skipped += len(good - found)
+    if eval_percent > 0 and not dataset.eval and len(dataset.train) >= 2:
+        # The hash can hold out nothing from a small set; an evaluation set is never left
+        # empty when one example can be spared (the last one, so the choice is stable).
+        dataset.eval.append(dataset.train.pop())
     return dataset
 
 
