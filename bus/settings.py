@@ -113,10 +113,8 @@ class SemanticSettings(BaseModel):
     error_bounds: dict[str, float] = {}
     """Accepted share of wrong semantic hits per task type (default_error_bound otherwise)."""
     default_error_bound: float = Field(default=0.01, gt=0, lt=1)
-    confidence: float = Field(default=0.8, gt=0, lt=1)
+    confidence: float = Field(default=0.7, gt=0, lt=1)
     """How sure the cache must be (Beta posterior) that the error is within the bound."""
-    shadow_rate: float = Field(default=0.05, ge=0, le=1)
-    """Share of semantic hits re-asked off the response path to verify them (shadow checks)."""
 
 
 class ProviderSettings(BaseModel):

@@ -172,6 +172,7 @@ def test_answer_key_folds_spacing_and_orders_json() -> None:
         ("enable notifications", "disable notifications"),
         ("why did I get a refund", "why did I get a charge"),
         ("lock my card", "unlock my card"),
+        ("turn on notifications", "turn off notifications"),
         ("upgrade my plan", "downgrade my plan"),
         ("my anker charger is broken", "my belkin charger is broken"),
     ],

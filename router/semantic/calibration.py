@@ -83,6 +83,12 @@ def score(candidates: Sequence[Candidate]) -> Scored | None:
     )
 
 
+def error_upper_bound(wrong: int, seen: int, confidence: float) -> float:
+    """Upper credible bound of an error rate after `wrong` errors in `seen` trials:
+    the `confidence` quantile of Beta(wrong + 1, seen - wrong + 1) (a uniform prior)."""
+    return float(beta.ppf(confidence, wrong + 1, seen - wrong + 1))
+
+
 class Calibrator:
     """The observations of one tenant and task type, bounded (oldest forgotten first), and
     the threshold they allow for a given error bound."""

@@ -55,7 +55,7 @@ class Lexicon:
 def axis_of(word: str, table: Lexicon) -> tuple[str, str] | None:
     """The opposite-intent axis and side of a word, prefixes "un", "dis", "de" flipping it."""
     for suffix in ("", "ment", "ments", "ation", "ations", "al", "als"):
-        if len(word) - len(suffix) < 3 or not word.endswith(suffix):
+        if suffix and (len(word) - len(suffix) < 3 or not word.endswith(suffix)):
             continue
         base = stem(word[: len(word) - len(suffix)])
         found = table.axes.get(base) or table.axes.get(

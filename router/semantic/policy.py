@@ -40,7 +40,7 @@ class TaskPolicy:
     """How long an entry of this task type is kept."""
     error_bound: float = 0.01
     """The share of served lookups that may be wrong (router.semantic.calibration)."""
-    confidence: float = 0.8
+    confidence: float = 0.7
     """How sure the cache must be that the error rate is within error_bound."""
 
 
@@ -83,7 +83,7 @@ def policies(
     default_ttl_s: int,
     error_bounds: Mapping[str, float] | None = None,
     default_error_bound: float = 0.01,
-    confidence: float = 0.8,
+    confidence: float = 0.7,
 ) -> dict[str, TaskPolicy]:
     """The policy of each safe task type (the keys of thresholds); no other type is safe."""
     bounds = error_bounds or {}
