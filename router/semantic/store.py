@@ -31,6 +31,7 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
+from typing import NamedTuple
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -63,11 +64,18 @@ LOG_BATCH = 1000
 EMBEDDING_MEMO = 2048
 """Recent question vectors kept, so a put after a missed get does not embed twice."""
 PENDING = 20_000
-"""Missed or served lookups remembered until their answer or verdict arrives."""
+"""Missed or served lookups remembered until their answer or verdict arrives (each), and
+entries whose wrong answers this replica remembers."""
 
 
-class _Lookup(tuple[str, str, str, str, float]):
-    """(tenant, task type, best entry id, its answer key, score) of one scored lookup."""
+class _Lookup(NamedTuple):
+    """One scored lookup, remembered until its outcome is known."""
+
+    tenant: str
+    task_type: str
+    entry_id: str
+    answer_key: str
+    score: float
 
 
 class SemanticCache:
@@ -97,7 +105,7 @@ class SemanticCache:
         self._memo: OrderedDict[str, Vectors] = OrderedDict()
         self._obs_cursor = "0-0"
         self._calibrators: dict[tuple[str, str], Calibrator] = {}
-        self._wrong_at: dict[tuple[str, str], float] = {}
+        self._wrong_at: OrderedDict[tuple[str, str], float] = OrderedDict()
         self._missed: OrderedDict[str, _Lookup] = OrderedDict()
         self._served: OrderedDict[str, _Lookup] = OrderedDict()
         ttls = [p.ttl_s for p in self._policies.values()] + [near_duplicates.window_s]
@@ -312,6 +320,9 @@ class SemanticCache:
         if not observation.correct:
             key = (observation.tenant, observation.entry_id)
             self._wrong_at[key] = max(self._wrong_at.get(key, -1.0), observation.score)
+            self._wrong_at.move_to_end(key)
+            if len(self._wrong_at) > PENDING:
+                self._wrong_at.popitem(last=False)
 
     def _view(self, request: LlmRequest) -> RequestView | None:
         seen = view(request, self._embedder.name)
@@ -391,11 +402,9 @@ class SemanticCache:
 
 def _remember(request: LlmRequest, scored: Scored) -> _Lookup:
     return _Lookup(
-        (
-            request.tenant,
-            request.task_type,
-            scored.entry.entry_id,
-            scored.entry.answer_key,
-            scored.score,
-        )
+        tenant=request.tenant,
+        task_type=request.task_type,
+        entry_id=scored.entry.entry_id,
+        answer_key=scored.entry.answer_key,
+        score=scored.score,
     )
