@@ -208,3 +208,13 @@ def test_stem_folds_inflections() -> None:
     """The action words' inflections fold together."""
     assert {stem(w) for w in ("increase", "increased", "increasing", "increases")} == {"increas"}
     assert stem("cancelled") == stem("cancel")
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["in 99999999999 days", "31st of february", "99/99/9999", "2024-13-45", "", "😀 中文 —"],
+)
+def test_odd_dates_and_text_never_raise(text: str) -> None:
+    """Input is data: impossible dates and odd characters give entities, not exceptions."""
+    found = extract(text)
+    assert signature(found) == signature(extract(text))

@@ -81,7 +81,10 @@ def find(text: str) -> tuple[list[tuple[int, str, str]], str]:
 def normalise(span: str) -> str:
     """One date span as "YYYY-MM-DD/period" (relative to BASE), or its folded text."""
     folded = " ".join(span.lower().split())
-    data = _parser().get_date_data(folded)
+    try:
+        data = _parser().get_date_data(folded)
+    except (ValueError, OverflowError):  # "in 99999999999 days": keep the words
+        return folded
     if data.date_obj is None:
         return folded
     return f"{data.date_obj:%Y-%m-%d}/{data.period or 'day'}"
