@@ -130,6 +130,12 @@ _GENERIC_ACRONYMS = {
     "CVV", "CVC", "URL", "FYI", "ASAP", "PLS", "PLZ", "THX", "DM", "PM", "AM",
 }  # fmt: skip
 """Acronyms that are common nouns: the embedding already tells "ATM" from "card"."""
+_ROUTE = re.compile(
+    r"\bfrom\s+(?:my\s+|the\s+|a\s+|an\s+)?([a-z][\w'-]*(?:\s+[a-z][\w'-]*)?)\s+"
+    r"(?:to|into)\s+(?:my\s+|the\s+|a\s+|an\s+)?([a-z][\w'-]*)\b",
+    re.IGNORECASE,
+)
+"""A move with two ends: the ends are entities, in their order."""
 _GLUED_WORDS = (
     "premium|platinum|standard|freemium|business|enterprise|starter|student|personal|"
     "corporate|express|overnight|economy|international|domestic|wholesale"
@@ -157,6 +163,9 @@ def extract(text: str) -> Entities:
         for match in pattern.finditer(rest):
             found.append((match.start(), (kind, match.group(0).rstrip(".,;:!?)").lower())))
         rest = pattern.sub(lambda m: " " * len(m.group(0)), rest)
+    for match in _ROUTE.finditer(rest):  # "from new york to boston": the roles, in order
+        found.append((match.start(1), (Kind.NAME, f"from:{match.group(1).lower()}")))
+        found.append((match.start(2), (Kind.NAME, f"to:{match.group(2).lower()}")))
     spans, rest = dates.find(rest)
     for pos, span_kind, value in spans:
         found.append((pos, (Kind.TIME if span_kind == "time" else Kind.DATE, value)))
@@ -270,7 +279,7 @@ class _Reader:
         after = self.lower[i + 1] if i + 1 < len(self.tokens) else ""
         if lower in table.order_markers:
             self.directed = True
-        if lower in table.negators or lower.endswith(("n't", "n’t")):
+        if lower in table.negators or lower.endswith(("n't", "n’t")) or _negated(lower):
             self.add(i, Kind.NEGATION, "not")
         axis = axis_of(lower, table)
         if axis is not None:
@@ -313,6 +322,15 @@ class _Reader:
             elif axis is None and _unknown(lower):
                 self.unknown.add(lower)
         return i + 1
+
+
+def _negated(lower: str) -> bool:
+    """A word that is a known word with "un" or "non" before it (unavailable, unpaid)."""
+    for prefix in ("un", "non-", "non"):
+        rest = lower.removeprefix(prefix)
+        if rest != lower and len(rest) >= 4 and rest.isalpha() and known(rest):
+            return True
+    return False
 
 
 def _unknown(lower: str) -> bool:
