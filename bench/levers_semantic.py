@@ -1,4 +1,4 @@
-"""bench/levers_semantic: the semantic cache's precision, hit rate and entity traps.
+"""bench/levers_semantic: the semantic cache's precision and hit rate under an error bound.
 
 Protocol, on two labelled sets of real customer questions (samples in bench/data, see its
 README; `--derive` re-cuts them from ../shared/data):
@@ -6,18 +6,23 @@ README; `--derive` re-cuts them from ../shared/data):
   amounts, invoice ids, names, cities and plans ("cancel order 113542617735902" and "cancel
   order 732201349959" are the same intent but must never share an answer).
 - A fixed shuffle samples each intent's questions (60 of banking77's, 40 of bitext's) and
-  splits them: 60% seed the cache (each stored through SemanticCache.put with its intent's
-  answer, the entity included for bitext), 20% tune the thresholds, 20% are reported.
-  Nothing tuned sees the reported part.
-- Tuning picks, on the tune split, the threshold and margin with the highest hit rate at
-  precision >= 99% and no wrong entity hit. The reported figures come from a second cache
-  built with those values (it rebuilds its index from Redis, as a new replica does), each
-  reported question going through SemanticCache.get on a real redis-server.
+  splits them: 60% seed the cache, 20% were used while developing (tune), 20% are reported.
+  Nothing chosen while developing saw the reported part.
+- Two cache states, each on a clean Redis, with the shipped Settings (error bound 1%):
+  sparse: one seed per intent stored, then the reported questions asked, misses not stored;
+  dense: every seed stored, then the reported questions asked, every miss stored.
+  Each question is a SemanticCache.get on a real redis-server; a miss is answered by a paid
+  call whose answer labels the lookup (the cache learns from it, as in production), and 5%
+  of hits are re-asked (shadow checks) and verified.
 - A hit is correct when the cached answer is the question's own intent's (and, on bitext,
   for the same labelled entity). precision = correct hits / hits; hit rate = hits / questions;
-  entity_wrong_hits = hits whose labelled entity differs from the question's.
+  entity_wrong_hits = hits whose labelled entity differs from the question's (plus the trap
+  set's wrong hits, bench/semantic_traps.py).
+- Near-duplicate dedup: the reported questions against every seed stored within the window,
+  at the shipped threshold: real paraphrases, not whitespace changes.
 
-Run: `.venv/bin/python -m bench.levers_semantic [--quick]`. Writes bench/results/semantic.json.
+Run: `.venv/bin/python -m bench.levers_semantic [--quick] [--traps]`. Writes
+bench/results/semantic.json (not with --traps).
 """
 
 from __future__ import annotations
@@ -30,24 +35,19 @@ import statistics
 import time
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
 
+from bench import semantic_traps
 from bench.report import table, write
 from bus.embedded import EmbeddedRedis
 from bus.messages import ChatMessage, Lever, LlmRequest, LlmResult, Status
 from bus.settings import Settings
 from router.semantic.embedder import OnnxMiniLmEmbedder
-from router.semantic.policy import (
-    Candidate,
-    NearDuplicatePolicy,
-    TaskPolicy,
-    decide,
-    decide_near_duplicate,
-)
+from router.semantic.policy import NearDuplicatePolicy, policies
 from router.semantic.protocol import Vectors
 from router.semantic.store import SemanticCache
 
@@ -59,9 +59,8 @@ PER_INTENT = {"banking77": 60, "bitext": 40}
 """Questions sampled per intent (24 with --quick). The sample files hold 60 per intent."""
 SAMPLED = 60
 SEED_SHARE, TUNE_SHARE = 0.6, 0.2
-THRESHOLDS = [round(0.6 + 0.025 * i, 3) for i in range(15)]
-MARGINS = [0.0, 0.025, 0.05, 0.075, 0.1, 0.125, 0.15, 0.2]
-TARGET_PRECISION = 0.99
+SHADOW_RATE = 0.05
+"""Share of served hits re-asked (their paid answer verifies them), as shadow checks would."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -168,10 +167,10 @@ def split(questions: list[Question]) -> tuple[list[Question], list[Question], li
     return seed, tune, report
 
 
-def request(q: Question, n: int) -> LlmRequest:
+def request(q: Question, n: int, *, label: str = "q") -> LlmRequest:
     """The request a question arrives as; each set is its own tenant."""
     return LlmRequest(
-        id=f"{q.set}-{n}",
+        id=f"{q.set}-{label}-{n}",
         tenant=q.set,
         agent="support",
         task_type=TASK,
@@ -190,38 +189,18 @@ def answered(req: LlmRequest, q: Question) -> LlmResult:
     )  # fmt: skip
 
 
-def sweep(
-    cands: list[tuple[Question, list[Candidate]]], answers: dict[str, str]
-) -> dict[tuple[float, float], Tally]:
-    """Tallies of every (threshold, margin) from precomputed candidates."""
-    tallies = {(t, m): Tally() for t in THRESHOLDS for m in MARGINS}
-    for (t, m), tally in tallies.items():
-        policy = TaskPolicy(threshold=t, margin=m)
-        for q, found in cands:
-            entry = decide(found, policy).entry
-            tally.add(q, answers[entry.entry_id] if entry else None)
-    return tallies
-
-
-def choose(tallies: dict[tuple[float, float], Tally]) -> tuple[float, float]:
-    """The most hits at the target precision with no wrong entity hit (ties: stricter)."""
-    ok = [
-        (tally.hits, t, m)
-        for (t, m), tally in tallies.items()
-        if tally.hits and tally.correct / tally.hits >= TARGET_PRECISION and not tally.entity_wrong
-    ]
-    if not ok:
-        return max(THRESHOLDS), max(MARGINS)
-    _hits, t, m = max(ok, key=lambda x: (x[0], x[1], x[2]))
-    return t, m
-
-
-def _cache(redis: aioredis.Redis, embedder: MemoEmbedder, t: float, m: float) -> SemanticCache:
+def _cache(redis: aioredis.Redis, embedder: MemoEmbedder, **policy: Any) -> SemanticCache:
+    """A cache with the shipped Settings for TASK (policy overrides TaskPolicy fields)."""
     config = Settings().semantic
+    built = policies(
+        config.thresholds, config.margins, config.ttl_s, config.default_ttl_s,
+        config.error_bounds, config.default_error_bound, config.confidence,
+    )  # fmt: skip
+    task = built[TASK]
     return SemanticCache(
         redis,
         embedder,
-        policies={TASK: TaskPolicy(threshold=t, margin=m)},
+        policies={TASK: replace(task, **policy)},
         near_duplicates=NearDuplicatePolicy(task_types=frozenset({TASK})),
         neighbours=config.neighbours,
         max_entries=100_000,
@@ -230,8 +209,114 @@ def _cache(redis: aioredis.Redis, embedder: MemoEmbedder, t: float, m: float) ->
     )
 
 
-async def measure(per_intent: dict[str, int]) -> dict[str, Any]:
-    """Seed, tune and report on a fresh redis-server; returns every figure."""
+def _first_per_intent(questions: list[Question]) -> list[Question]:
+    firsts: dict[str, Question] = {}
+    for q in questions:
+        firsts.setdefault(q.intent, q)
+    return list(firsts.values())
+
+
+async def stream(
+    cache: SemanticCache,
+    warm: list[Question],
+    queried: list[Question],
+    *,
+    store_misses: bool,
+    shadow_rate: float,
+    label: str,
+) -> dict[str, Tally]:
+    """Run one cache state: warm questions stored (each looked up first, as traffic would),
+    then the queried ones looked up; a miss is answered by a paid call, whose answer labels
+    the lookup (and is stored when store_misses); a share of hits is shadow-checked."""
+    shadow_every = round(1 / shadow_rate) if shadow_rate > 0 else 0
+    hits_seen = 0
+    for n, q in enumerate(warm):
+        req = request(q, n, label=f"{label}-warm")
+        if await cache.get(req) is None:
+            await cache.put(req, answered(req, q))
+    tallies = {name: Tally() for name in ("banking77", "bitext")}
+    for n, q in enumerate(queried):
+        req = request(q, n, label=label)
+        hit = await cache.get(req)
+        tallies[q.set].add(q, hit.content if hit is not None else None)
+        if hit is None:
+            if store_misses:
+                await cache.put(req, answered(req, q))
+            else:
+                await cache.learn(req, answered(req, q))
+        else:
+            hits_seen += 1
+            if shadow_every and hits_seen % shadow_every == 0:  # re-asked: the paid answer
+                await cache.verify(req.id, hit.content == q.answer, "shadow")
+    return tallies
+
+
+def merged(tallies: dict[str, Tally]) -> Tally:
+    """One tally of several."""
+    overall = Tally()
+    for tally in tallies.values():
+        for key in ("questions", "hits", "correct", "entity_wrong"):
+            setattr(overall, key, getattr(overall, key) + getattr(tally, key))
+    return overall
+
+
+async def states(
+    redis: aioredis.Redis,
+    embedder: MemoEmbedder,
+    parts: dict[str, tuple[list[Question], list[Question], list[Question]]],
+    which: int,
+    **policy: Any,
+) -> dict[str, Any]:
+    """The sparse and dense states on one split (1 tune, 2 report), each on a clean Redis;
+    policy overrides the shipped TaskPolicy's fields (a sensitivity run)."""
+    config = Settings().semantic
+    bound = config.error_bounds.get(TASK, config.default_error_bound)
+    seeds = [q for p in parts.values() for q in p[0]]
+    queried = [q for p in parts.values() for q in p[which]]
+    out: dict[str, Any] = {}
+    for state in ("sparse", "dense"):
+        await redis.flushdb()
+        cache = _cache(redis, embedder, **policy)
+        warm = _first_per_intent(seeds) if state == "sparse" else seeds
+        tallies = await stream(
+            cache, warm, queried, store_misses=state == "dense",
+            shadow_rate=SHADOW_RATE, label=f"{state}-{which}",
+        )  # fmt: skip
+        total = merged(tallies).figures()
+        out[state] = {
+            "precision": total["precision"],
+            "hit_rate": total["hit_rate"],
+            "error": round(1 - total["precision"], 4) if total["precision"] is not None else None,
+            "error_bound": bound,
+            "stored_before_queries": len(warm),
+            "misses_stored": state == "dense",
+            **{k: v for k, v in total.items() if k not in ("precision", "hit_rate")},
+            "by_set": {name: t.figures() for name, t in tallies.items()},
+        }
+    return out
+
+
+async def near_duplicates(
+    redis: aioredis.Redis,
+    embedder: MemoEmbedder,
+    parts: dict[str, tuple[list[Question], list[Question], list[Question]]],
+) -> dict[str, Any]:
+    """Near-duplicate dedup on real paraphrases: the report questions against the seeds,
+    every seed stored within the window (precision and hit rate at the shipped threshold)."""
+    await redis.flushdb()
+    cache = _cache(redis, embedder)
+    for n, q in enumerate(q for p in parts.values() for q in p[0]):
+        req = request(q, n, label="near-seed")
+        await cache.put(req, answered(req, q))
+    tally = Tally()
+    for n, q in enumerate(q for p in parts.values() for q in p[2]):
+        hit = await cache.get_near_duplicate(request(q, n, label="near"))
+        tally.add(q, hit.content if hit is not None else None)
+    return {"threshold": Settings().semantic.near_duplicate_threshold, **tally.figures()}
+
+
+async def measure(per_intent: dict[str, int], traps_only: bool = False) -> dict[str, Any]:
+    """Every figure, each cache state on a fresh redis-server database."""
     sets = load(per_intent)
     server = EmbeddedRedis()
     await server.start()
@@ -240,83 +325,64 @@ async def measure(per_intent: dict[str, int]) -> dict[str, Any]:
         started = time.perf_counter()
         embedder = MemoEmbedder(OnnxMiniLmEmbedder(threads=1))
         load_s = time.perf_counter() - started
+        parts = {name: split(qs) for name, qs in sets.items()}
+        trap_figures = await semantic_traps.evaluate(redis, embedder)
+        if traps_only:
+            return {"traps": trap_figures}
         texts = [q.text for qs in sets.values() for q in qs]
         started = time.perf_counter()
         embedder.embed(texts)
         embed_ms = (time.perf_counter() - started) * 1000 / len(texts)
-
-        seeder = _cache(redis, embedder, 1.0, 0.0)
-        answers: dict[str, str] = {}
-        parts = {name: split(qs) for name, qs in sets.items()}
-        for seed, _tune, _report in parts.values():
-            for n, q in enumerate(seed):
-                req = request(q, n)
-                await seeder.put(req, answered(req, q))
-                answers[req.id] = q.answer
-        tune = [(q, await seeder.candidates(request(q, 10**6 + n)))
-                for _s, qs, _r in parts.values() for n, q in enumerate(qs)]  # fmt: skip
-        report = [(q, await seeder.candidates(request(q, 2 * 10**6 + n)))
-                  for _s, _t, qs in parts.values() for n, q in enumerate(qs)]  # fmt: skip
-        t, m = choose(sweep(tune, answers))
-
-        replica = _cache(redis, embedder, t, m)  # a new replica: its index comes from Redis
-        await replica.start()
-        tallies = {name: Tally() for name in parts}
-        lookups_ms: list[float] = []
-        for n, (q, _found) in enumerate(report):
-            started = time.perf_counter()
-            hit = await replica.get(request(q, 3 * 10**6 + n))
-            lookups_ms.append((time.perf_counter() - started) * 1000)
-            tallies[q.set].add(q, hit.content if hit is not None else None)
+        tune = await states(redis, embedder, parts, 1)
+        report = await states(redis, embedder, parts, 2)
+        stricter = await states(redis, embedder, parts, 2, confidence=0.8)
+        near = await near_duplicates(redis, embedder, parts)
+        lookups_ms = await _lookup_latency(redis, embedder, parts)
     finally:
         await redis.aclose()
         await server.stop()
-
-    overall = Tally()
-    for tally in tallies.values():
-        for key in ("questions", "hits", "correct", "entity_wrong"):
-            setattr(overall, key, getattr(overall, key) + getattr(tally, key))
-    config = Settings().semantic
-    default_t, default_m = config.thresholds[TASK], config.margins.get(TASK, 0.1)
-    curve = sweep(report, answers)
-    near = Tally()
-    near_policy = NearDuplicatePolicy(task_types=frozenset({TASK}))
-    now_ms = int(time.time() * 1000)
-    for q, found in report:
-        entry = decide_near_duplicate(found, near_policy, now_ms).entry
-        near.add(q, answers[entry.entry_id] if entry else None)
-    traps = _traps(parts["bitext"])
-    result = overall.figures()
+    dense, sparse = report["dense"], report["sparse"]
+    wrong = sum(c["wrong_hits"] for c in trap_figures["categories"].values())
     return {
-        "semantic_precision": result["precision"],
-        "semantic_hit_rate": result["hit_rate"],
-        "entity_wrong_hits": result["entity_wrong_hits"],
-        "tuned": {"task_type": TASK, "threshold": t, "margin": m, "on": "tune split"},
-        "defaults": {"threshold": default_t, "margin": default_m,
-                     **curve[(default_t, default_m)].figures()},  # fmt: skip
-        "report_split": {"all": result, **{k: v.figures() for k, v in tallies.items()}},
-        "entity_trap_questions": traps,
-        "near_duplicate_0.95": near.figures(),
-        "trade_off": [
-            {"threshold": t_, "margin": m_, **curve[(t_, m_)].figures()}
-            for t_ in (0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
-            for m_ in (0.0, 0.05, 0.1, 0.15)
-        ],
-        "sample": {"per_intent": per_intent, "seed": sum(len(p[0]) for p in parts.values()),
-                   "tune": len(tune), "report": len(report)},  # fmt: skip
+        "semantic_precision": dense["precision"],
+        "semantic_hit_rate": dense["hit_rate"],
+        "entity_wrong_hits": dense["entity_wrong_hits"] + wrong,
+        "sparse": sparse,
+        "dense": dense,
+        "traps": trap_figures["categories"],
+        "traps_summary": {k: v for k, v in trap_figures.items() if k != "categories"},
+        "near_duplicate": near,
+        "sensitivity": {
+            "confidence_0.8": {k: {x: stricter[k][x] for x in ("precision", "hit_rate", "error")}
+                               for k in ("sparse", "dense")},
+            "note": "report split at confidence 0.8 instead of the default 0.7; not a default",
+        },
+        "tune_split": {"sparse": tune["sparse"], "dense": tune["dense"],
+                       "note": "development only; the reported figures are the report split's"},
+        "sample": {"per_intent": per_intent,
+                   "seed": sum(len(p[0]) for p in parts.values()),
+                   "tune": sum(len(p[1]) for p in parts.values()),
+                   "report": sum(len(p[2]) for p in parts.values())},
         "model": {"name": embedder.name, "load_s": round(load_s, 2),
                   "embed_ms_per_text": round(embed_ms, 2),
                   "lookup_ms_p50_excl_embedding": round(statistics.median(lookups_ms), 3)},
     }  # fmt: skip
 
 
-def _traps(part: tuple[list[Question], list[Question], list[Question]]) -> int:
-    """Reported bitext questions whose intent has seeds with another entity value."""
-    seed, _tune, report = part
-    seen: dict[str, set[str]] = defaultdict(set)
-    for q in seed:
-        seen[q.intent].add(q.entity)
-    return sum(1 for q in report if q.entity and seen[q.intent] - {q.entity})
+async def _lookup_latency(
+    redis: aioredis.Redis,
+    embedder: MemoEmbedder,
+    parts: dict[str, tuple[list[Question], list[Question], list[Question]]],
+) -> list[float]:
+    """Lookup times (embeddings memoised) of the report split on a dense cache's replica."""
+    replica = _cache(redis, embedder)
+    await replica.start()
+    times: list[float] = []
+    for n, q in enumerate(q for p in parts.values() for q in p[2]):
+        started = time.perf_counter()
+        await replica.get(request(q, n, label="latency"))
+        times.append((time.perf_counter() - started) * 1000)
+    return times
 
 
 def semantic_figures(quick: bool = False) -> dict[str, Any]:
@@ -327,28 +393,26 @@ def semantic_figures(quick: bool = False) -> dict[str, Any]:
 
 def render(f: dict[str, Any]) -> str:
     """The printed table."""
-    rows = [
-        ("precision (report split)", f"{f['semantic_precision']}"),
-        ("hit rate (report split)", f"{f['semantic_hit_rate']}"),
-        ("entity wrong hits", f"{f['entity_wrong_hits']} of {f['entity_trap_questions']} traps"),
-        ("tuned threshold / margin", f"{f['tuned']['threshold']} / {f['tuned']['margin']}"),
-    ]
-    for name in ("banking77", "bitext"):
-        s = f["report_split"][name]
-        rows.append((f"  {name}", f"precision {s['precision']}, hit rate {s['hit_rate']}, "
-                     f"{s['hits']}/{s['questions']} hits"))  # fmt: skip
-    d = f["defaults"]
-    rows.append(("Settings defaults", f"{d['threshold']}/{d['margin']}: precision "
-                 f"{d['precision']}, hit rate {d['hit_rate']}"))  # fmt: skip
-    n = f["near_duplicate_0.95"]
-    rows.append(("near-duplicate 0.95", f"precision {n['precision']}, hit rate {n['hit_rate']}"))
+    rows: list[tuple[str, str]] = []
+    for state in ("sparse", "dense"):
+        s = f[state]
+        rows.append((f"{state} (report split)",
+                     f"precision {s['precision']}, hit rate {s['hit_rate']}, error {s['error']}"
+                     f" (bound {s['error_bound']}), {s['hits']}/{s['questions']}"))  # fmt: skip
+        for name, b in s["by_set"].items():
+            rows.append((f"  {name}", f"precision {b['precision']}, hit rate {b['hit_rate']}"))
+    rows.append(("entity wrong hits (dense + traps)", str(f["entity_wrong_hits"])))
+    rows.append(("traps: category", "pairs / wrong hits / matching pairs served"))
+    for name, c in f["traps"].items():
+        rows.append((f"  {name}", f"{c['pairs']} / {c['wrong_hits']} / "
+                     f"{c['matching_served']} of {c['matching_pairs']}"))  # fmt: skip
+    t = f["traps_summary"]
+    rows.append(("  held-out vocabulary", f"{t['held_out_pairs']} pairs, "
+                 f"{t['held_out_wrong_hits']} wrong hits"))  # fmt: skip
+    n = f["near_duplicate"]
+    rows.append((f"near-duplicate {n['threshold']}",
+                 f"precision {n['precision']}, hit rate {n['hit_rate']}"))  # fmt: skip
     rows += [(k, str(v)) for k, v in f["model"].items()]
-    rows.append(("trade-off (threshold, margin)", "precision / hit rate / entity wrong"))
-    rows += [
-        (f"  {r['threshold']:.2f}, {r['margin']:.2f}",
-         f"{r['precision']} / {r['hit_rate']} / {r['entity_wrong_hits']}")
-        for r in f["trade_off"]
-    ]  # fmt: skip
     return table(rows, "semantic cache (bench/levers_semantic)")
 
 
@@ -383,9 +447,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="24 questions per intent")
     parser.add_argument("--derive", action="store_true", help="re-cut the samples first")
+    parser.add_argument("--traps", action="store_true", help="the trap set only, no write")
     args = parser.parse_args()
     if args.derive:
         derive()
+    if args.traps:
+        traps = asyncio.run(measure(PER_INTENT, traps_only=True))["traps"]
+        print(semantic_traps.render(traps["categories"]))
+        print(f"held out: {traps['held_out_wrong_hits']} wrong of {traps['held_out_pairs']}")
+        for pair in traps["wrong"]:
+            print(f"  WRONG {pair['category']}: {pair['first']!r} -> {pair['second']!r}")
+        return
     started = time.perf_counter()
     figures = semantic_figures(quick=args.quick)
     figures["run_s"] = round(time.perf_counter() - started, 1)

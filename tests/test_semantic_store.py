@@ -51,6 +51,15 @@ def make_cache(
     return cache
 
 
+async def learned(cache: SemanticCache, *tenants: str, task: str = "seller_chat") -> None:
+    """Give the tenants' calibrators enough right observations (as another replica's misses
+    would) that any score passes: the tests below then check everything else."""
+    for tenant in tenants or ("t1",):
+        for n in range(300):
+            await cache.observe(tenant, task, f"seen-{n}", -1.0, True, "test")
+    await cache.sync()
+
+
 def ask(text: str, *, tenant: str = "t1", task: str = "seller_chat") -> LlmRequest:
     """A request asking text."""
     return LlmRequest(
@@ -85,6 +94,7 @@ async def test_paraphrase_hits_readdressed_at_no_cost(
 ) -> None:
     """A paraphrase gets the cached answer as its own result, lever SEMANTIC_CACHE, cost 0."""
     cache = make_cache(redis_client, embedder)
+    await learned(cache)
     first = ask(SHIPPING)
     await cache.put(first, paid(first, "Settings > Addresses."))
     await cache.put(other := ask("How do I reset my password?"), paid(other, "Use the link."))
@@ -104,6 +114,7 @@ async def test_entity_trap_misses(
 ) -> None:
     """Another order id is a miss although the texts are 0.93 similar; the same id hits."""
     cache = make_cache(redis_client, embedder)
+    await learned(cache)
     first = ask(CANCEL)
     await cache.put(first, paid(first, "Order 113542617735902 is cancelled."))
     vectors = embedder.embed([CANCEL, CANCEL_TRAP])
@@ -119,6 +130,7 @@ async def test_tenants_are_isolated(
 ) -> None:
     """Another tenant never gets the entry, even for the identical question."""
     cache = make_cache(redis_client, embedder)
+    await learned(cache, "t1", "t2")
     first = ask(SHIPPING, tenant="t1")
     await cache.put(first, paid(first, "t1's answer"))
     assert await cache.get(ask(SHIPPING, tenant="t2")) is None
@@ -145,6 +157,7 @@ async def test_only_ok_paid_answers_are_stored_and_policy_is_obeyed(
 ) -> None:
     """Errors and copies are not stored; BYPASS neither reads nor writes; REFRESH only writes."""
     cache = make_cache(redis_client, embedder)
+    await learned(cache)
     first = ask(SHIPPING)
     failed = LlmResult(request_id=first.id, tenant="t1", agent="chat", status=Status.ERROR)
     copied = paid(first, "copy")
@@ -188,6 +201,7 @@ async def test_replicas_share_entries_through_redis(
     """An answer stored by one replica serves a paraphrase on another; a new one rebuilds."""
     one, two = make_cache(redis_client, embedder), make_cache(redis_client, embedder)
     await two.start()
+    await learned(one)  # observations, too, reach the other replica through Redis
     first = ask(CANCEL)
     await one.put(first, paid(first, "from replica one"))
     hit = await two.get(ask(CANCEL_PARAPHRASE))
@@ -203,6 +217,7 @@ async def test_bound_evicts_oldest_and_large_partitions_use_hnsw(
     """A tenant keeps max_entries entries in Redis; a big partition is searched by HNSW."""
     clock = FakeClock()
     cache = make_cache(redis_client, embedder, clock, max_entries=5, exact_below=4)
+    await learned(cache)
     questions = [
         SHIPPING,
         "How do I reset my password?",
@@ -224,3 +239,72 @@ async def test_bound_evicts_oldest_and_large_partitions_use_hnsw(
     assert partition is not None
     held = cache.index.partition("t1", partition.partition)
     assert held is not None and held.uses_hnsw
+
+
+async def test_young_cache_serves_nothing_until_misses_teach_it(
+    redis_client: aioredis.Redis, embedder: OnnxMiniLmEmbedder
+) -> None:
+    """No observation, no hit; each miss answered by a paid call is an observation, shared
+    with other replicas, and once they bound the error a paraphrase is served."""
+    cache, other = make_cache(redis_client, embedder), make_cache(redis_client, embedder)
+    first = ask(SHIPPING)
+    await cache.put(first, paid(first, "Settings > Addresses."))
+    assert await cache.get(ask(SHIPPING_PARAPHRASE)) is None  # young: nothing is bounded yet
+    served = []
+    for _ in range(250):  # paraphrases whose paid answers agree with the entry's: right
+        again = ask(SHIPPING_PARAPHRASE)
+        hit = await cache.get(again)
+        if hit is None:
+            assert await cache.learn(again, paid(again, "Settings > Addresses."))
+        else:
+            served.append(hit)
+    assert served and all(h.content == "Settings > Addresses." for h in served)
+    await other.start()
+    calibrator = other.calibrator("t1", "seller_chat")
+    assert calibrator is not None and len(calibrator) == 250 - len(served)
+    assert "learned threshold" in served[0].reason
+
+
+async def test_a_wrong_entry_is_vetoed_at_its_score(
+    redis_client: aioredis.Redis, embedder: OnnxMiniLmEmbedder
+) -> None:
+    """A served hit that a validator finds wrong stops that entry serving at that score."""
+    cache = make_cache(redis_client, embedder)
+    await learned(cache)
+    first = ask(SHIPPING)
+    await cache.put(first, paid(first, "Settings > Addresses."))
+    served = ask(SHIPPING_PARAPHRASE)
+    assert await cache.get(served) is not None
+    assert await cache.verify(served.id, False, "validator")
+    assert not await cache.verify(served.id, False, "validator")  # once per request
+    await cache.sync()
+    assert await cache.get(ask(SHIPPING_PARAPHRASE)) is None
+
+
+async def test_opposite_intents_and_other_names_never_share_an_answer(
+    redis_client: aioredis.Redis, embedder: OnnxMiniLmEmbedder
+) -> None:
+    """Increase is not decrease, nor one lower-case brand another, however similar."""
+    cache = make_cache(redis_client, embedder)
+    await learned(cache)
+    for question in ("How do I increase my spending limit?", "my anker charger is broken"):
+        first = ask(question)
+        await cache.put(first, paid(first, f"answer to {question}"))
+    assert await cache.get(ask("How do I decrease my spending limit?")) is None
+    assert await cache.get(ask("my belkin charger is broken")) is None
+    hit = await cache.get(ask("how can I raise my spending limit"))
+    assert hit is not None and hit.content == "answer to How do I increase my spending limit?"
+
+
+async def test_near_duplicate_of_a_real_paraphrase(
+    redis_client: aioredis.Redis, embedder: OnnxMiniLmEmbedder
+) -> None:
+    """Near-duplicate dedup takes a reworded request (not only added spaces), same entities."""
+    cache = make_cache(redis_client, embedder)
+    first = ask(CANCEL, task="customer_support")
+    await cache.put(first, paid(first, "Cancelled."))
+    vectors = embedder.embed([CANCEL, CANCEL_PARAPHRASE])
+    assert float(vectors[0] @ vectors[1]) >= Settings().semantic.near_duplicate_threshold
+    hit = await cache.get_near_duplicate(ask(CANCEL_PARAPHRASE, task="customer_support"))
+    assert hit is not None and hit.lever is Lever.DEDUP
+    assert await cache.get_near_duplicate(ask(CANCEL_TRAP, task="customer_support")) is None

@@ -36,7 +36,15 @@ def build_semantic_cache(
     return SemanticCache(
         redis,
         embedder or build_embedder(config),
-        policies=policies(config.thresholds, config.margins, config.ttl_s, config.default_ttl_s),
+        policies=policies(
+            config.thresholds,
+            config.margins,
+            config.ttl_s,
+            config.default_ttl_s,
+            config.error_bounds,
+            config.default_error_bound,
+            config.confidence,
+        ),
         near_duplicates=NearDuplicatePolicy(
             task_types=config.near_duplicate_task_types,
             threshold=config.near_duplicate_threshold,

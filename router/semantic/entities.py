@@ -1,8 +1,20 @@
-"""Entities of a request's text that must match exactly before a cached answer may serve it.
+"""Entities of a request's text that must match before a cached answer may serve it.
 
-Pure functions, no I/O. Two texts that mean the same but name a different order id, amount,
-SKU, size, colour, plan, date, e-mail, URL or proper name ("ship to Toronto" and "ship to
-Dublin") get different entity sets, and the semantic cache never lets one answer the other.
+Pure functions (the word lists are read once from assets/lexicon.toml, see lexicon.py). Two
+texts that mean the same but name a different order id, amount, SKU, date or relative time,
+clock time or part of the day, size ("extra large" is not "large"), colour with its
+modifier ("dark green" is not "light green"), plan, brand or product in any case ("ipad" is
+not "iphone"), quantity ("double" is not "single"), e-mail, URL or proper name get different
+hard entities: these, in text order when a word such as "from" or "to" gives them roles,
+make the request's partition, and the semantic cache never lets one answer the other. A
+negation is a hard entity too ("cancel" is not "don't cancel").
+
+Two softer checks compare a request with one candidate entry (conflict()): opposite
+intents on one axis ("increase" and "decrease", "enable" and "disable", "refund" and
+"charge"), and words the embedder's vocabulary does not know (lower-case brand and model
+names such as "garmin" or "airpods"), which clash when each side has one the other lacks.
+They are pairwise because a paraphrase often uses a synonym the lists do not hold ("money
+back" for "refund"): only a clash, not an absence, tells two questions apart.
 
 The extractor is deliberately over-eager: a word it wrongly takes for an entity only costs a
 cache miss (a paid call), while an entity it overlooks could serve a wrong answer. Values are
@@ -15,7 +27,11 @@ from __future__ import annotations
 import enum
 import hashlib
 import re
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+
+from router.semantic import dates
+from router.semantic.lexicon import Lexicon, axis_of, known, lexicon
 
 
 class Kind(enum.StrEnum):
@@ -24,6 +40,8 @@ class Kind(enum.StrEnum):
     EMAIL = "email"
     URL = "url"
     DATE = "date"
+    TIME = "time"
+    """A clock time ("17:30") or a part of the day ("morning")."""
     MONEY = "money"
     NUMBER = "number"
     CODE = "code"
@@ -32,10 +50,38 @@ class Kind(enum.StrEnum):
     """A closed-class word that changes the answer: a size, colour, plan, condition, speed."""
     NAME = "name"
     """A capitalised word inside a sentence: a person, place, brand or product name."""
+    PRODUCT = "product"
+    """A brand or product named in the lexicon, in any case ("ipad", "Samsung")."""
+    QUANTITY = "quantity"
+    """How many or how much in words: "double", "single", "all", "a pair"."""
+    NEGATION = "negation"
+    """The question is negated ("don't", "not", "never")."""
 
 
 Entity = tuple[Kind, str]
-Entities = frozenset[Entity]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Entities:
+    """What extract() found in one text."""
+
+    items: tuple[Entity, ...] = ()
+    """Hard entities in text order, each once; equal partitions need equal items."""
+    ordered: bool = False
+    """Whether the order of items is part of the meaning ("from X to Y")."""
+    actions: frozenset[str] = field(default_factory=frozenset)
+    """Opposite-intent axes as "axis:side" ("money:up" for a refund); compared pairwise."""
+    unknown: frozenset[str] = field(default_factory=frozenset)
+    """Lower-case words the embedder's vocabulary lacks; compared pairwise."""
+
+    def __contains__(self, entity: object) -> bool:
+        """Whether a hard entity is among items."""
+        return entity in self.items
+
+    def kinds(self) -> frozenset[Entity]:
+        """The hard entities as a set."""
+        return frozenset(self.items)
+
 
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
@@ -74,28 +120,7 @@ _MONTHS = {
     "october": "10", "oct": "10", "november": "11", "nov": "11", "december": "12", "dec": "12",
 }  # fmt: skip
 # "may" is a month only next to a number ("May 5", "5 may"): otherwise it is the verb.
-_DAYS = {
-    "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "today",
-    "tonight", "tomorrow", "yesterday", "weekend", "weekday", "yesterday's", "today's",
-}  # fmt: skip
-_COLOURS = {
-    "red", "blue", "green", "black", "white", "grey", "gray", "yellow", "orange", "purple",
-    "pink", "brown", "beige", "navy", "teal", "gold", "golden", "silver", "maroon", "ivory",
-    "cream", "tan", "khaki", "olive", "turquoise", "burgundy", "charcoal", "cyan", "magenta",
-    "lavender", "violet", "coral", "mint", "bronze", "copper", "indigo", "aqua", "crimson",
-    "multicolor", "multicolour", "transparent", "clear",
-}  # fmt: skip
-_SIZES = {
-    "xxs", "xs", "xl", "xxl", "xxxl", "2xl", "3xl", "4xl", "small", "medium", "large",
-    "petite", "tall", "king", "queen", "twin", "mini", "jumbo", "oversized", "slim", "regular",
-}  # fmt: skip
-_PLANS = {
-    "free", "freemium", "pro", "premium", "platinum", "standard", "basic", "business",
-    "enterprise", "plus", "starter", "trial", "vip", "personal", "corporate", "student",
-    "express", "overnight", "economy", "expedited", "international", "domestic",
-    "used", "refurbished", "pre-owned", "vintage", "damaged", "wholesale", "retail",
-    "monthly", "yearly", "annual", "weekly", "daily", "hourly",
-}  # fmt: skip
+_WEEKDAYS = {"monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"}
 _CURRENCY_CODES = {
     "usd", "eur", "gbp", "aud", "cad", "jpy", "chf", "cny", "nzd", "sek", "nok", "dkk",
     "pln", "inr", "mxn", "brl", "hkd", "sgd", "zar", "try", "rub", "krw", "btc", "eth",
@@ -105,15 +130,22 @@ _GENERIC_ACRONYMS = {
     "CVV", "CVC", "URL", "FYI", "ASAP", "PLS", "PLZ", "THX", "DM", "PM", "AM",
 }  # fmt: skip
 """Acronyms that are common nouns: the embedding already tells "ATM" from "card"."""
-_ALIASES = {"gray": "grey", "golden": "gold", "multicolour": "multicolor", "annual": "yearly"}
-_ATTRIBUTES = _COLOURS | _SIZES | _PLANS
-_GLUED_WORDS = "|".join(
-    sorted((w for w in _COLOURS | _PLANS if len(w) >= 4), key=lambda w: -len(w))
+_ROUTE = re.compile(
+    r"\bfrom\s+(?:my\s+|the\s+|a\s+|an\s+)?([a-z][\w'-]*(?:\s+[a-z][\w'-]*)?)\s+"
+    r"(?:to|into)\s+(?:my\s+|the\s+|a\s+|an\s+)?([a-z][\w'-]*)\b",
+    re.IGNORECASE,
+)
+"""A move with two ends: the ends are entities, in their order."""
+_GLUED_WORDS = (
+    "premium|platinum|standard|freemium|business|enterprise|starter|student|personal|"
+    "corporate|express|overnight|economy|international|domestic|wholesale"
 )
 _GLUED = re.compile(rf"({_GLUED_WORDS})[a-z'’-]+|[a-z'’-]+?({_GLUED_WORDS})")
-"""Attribute words also found glued to another word ("anotherstandard", "Premiumaccount")."""
-_UPPER_SIZES = {"S", "M", "L"}
-"""Single-letter sizes count only in capitals: "size M", not the "s" of "it's"."""
+"""Plan words also found glued to another word ("anotherstandard", "Premiumaccount")."""
+_STANDALONE_MODIFIERS = {
+    "dark", "light", "pale", "bright", "neon", "pastel", "matte", "glossy", "metallic",
+}  # fmt: skip
+"""Colour modifiers that name a shade without a colour after them ("the dark one")."""
 _NOT_NAMES = {
     "I", "I'm", "I've", "I'd", "I'll", "OK", "Ok", "Hi", "Hello", "Hey", "Thanks", "Thank",
     "Please", "Dear", "Sir", "Madam", "Mr", "Mrs", "Ms", "Dr", "Mr.", "Mrs.", "Ms.", "Dr.",
@@ -124,86 +156,186 @@ _TITLES = {"mr", "mrs", "ms", "dr", "st", "mt", "no"}
 
 
 def extract(text: str) -> Entities:
-    """Every entity of text, normalised; an empty set when it names none."""
-    found: set[Entity] = set()
+    """Every entity of text, normalised; empty Entities when it names none."""
+    found: list[tuple[int, Entity]] = []
     rest = text
     for pattern, kind in ((_EMAIL, Kind.EMAIL), (_URL, Kind.URL)):
         for match in pattern.finditer(rest):
-            found.add((kind, match.group(0).rstrip(".,;:!?)").lower()))
-        rest = pattern.sub(" ", rest)
-    rest = _dates(rest, found)
+            found.append((match.start(), (kind, match.group(0).rstrip(".,;:!?)").lower())))
+        rest = pattern.sub(lambda m: " " * len(m.group(0)), rest)
+    for match in _ROUTE.finditer(rest):  # "from new york to boston": the roles, in order
+        found.append((match.start(1), (Kind.NAME, f"from:{match.group(1).lower()}")))
+        found.append((match.start(2), (Kind.NAME, f"to:{match.group(2).lower()}")))
+    spans, rest = dates.find(rest)
+    for pos, span_kind, value in spans:
+        found.append((pos, (Kind.TIME if span_kind == "time" else Kind.DATE, value)))
     rest = _money(rest, found)
-    _words(rest, found)
-    return frozenset(found)
+    reader = _Reader(rest, lexicon())
+    reader.read()
+    found += reader.found
+    items: list[Entity] = []
+    for _pos, entity in sorted(found, key=lambda f: f[0]):
+        if entity not in items:
+            items.append(entity)
+    roles = sum(1 for kind, _ in items if kind is not Kind.NEGATION)
+    return Entities(
+        items=tuple(items),
+        ordered=reader.directed and roles >= 2,
+        actions=frozenset(reader.actions),
+        unknown=frozenset(reader.unknown),
+    )
 
 
 def signature(entities: Entities) -> str:
-    """A short stable digest of an entity set: equal sets, and only they, share it."""
-    if not entities:
+    """A short stable digest of the hard entities: equal ones, and only they, share it."""
+    if not entities.items:
         return "none"
-    canonical = "\x1f".join(sorted(f"{kind.value}\x1e{value}" for kind, value in entities))
+    parts = [f"{kind.value}\x1e{value}" for kind, value in entities.items]
+    canonical = "\x1f".join(parts if entities.ordered else sorted(parts))
+    if entities.ordered:
+        canonical = "ordered\x1d" + canonical
     return hashlib.blake2b(canonical.encode(), digest_size=12).hexdigest()
 
 
 def describe(entities: Entities) -> str:
     """The entities as a short human string, for reasons and logs."""
-    return ", ".join(sorted(f"{kind.value}={value}" for kind, value in entities)) or "none"
+    hard = [f"{kind.value}={value}" for kind, value in entities.items]
+    if not entities.ordered:
+        hard.sort()
+    soft = sorted(entities.actions) + sorted(f"word={w}" for w in entities.unknown)
+    return ", ".join(hard + soft) or "none"
 
 
-def _dates(text: str, found: set[Entity]) -> str:
-    for match in _ISO_DATE.finditer(text):
-        year, month, day = match.groups()
-        found.add((Kind.DATE, f"{year}-{int(month):02d}-{int(day):02d}"))
-    text = _ISO_DATE.sub(" ", text)
-    for match in _SLASH_DATE.finditer(text):
-        found.add((Kind.DATE, "/".join(str(int(part)) for part in match.groups())))
-    return _SLASH_DATE.sub(" ", text)
+def conflict(one: Entities, other: Entities) -> str | None:
+    """Why two texts of one partition still ask different things, or None if they may not.
+
+    Opposite sides of one axis clash ("refund" against "charge"); so do unknown words when
+    each text has one the other lacks ("anker" against "belkin")."""
+    sides: dict[str, set[str]] = {}
+    for action in one.actions:
+        axis, _, side = action.partition(":")
+        sides.setdefault(axis, set()).add(side)
+    for action in other.actions:
+        axis, _, side = action.partition(":")
+        if axis in sides and side not in sides[axis] and not _shares(axis, one, other):
+            return f"opposite intent on {axis}"
+    if one.unknown - other.unknown and other.unknown - one.unknown:
+        return f"different names ({', '.join(sorted(one.unknown ^ other.unknown))})"
+    return None
 
 
-def _money(text: str, found: set[Entity]) -> str:
+def _shares(axis: str, one: Entities, other: Entities) -> bool:
+    """Whether the two texts have a side of axis in common (both mention both, say)."""
+    mine = {a for a in one.actions if a.startswith(axis + ":")}
+    theirs = {a for a in other.actions if a.startswith(axis + ":")}
+    return bool(mine & theirs)
+
+
+def _money(text: str, found: list[tuple[int, Entity]]) -> str:
     for match in _MONEY_SYMBOL.finditer(text):
         symbol = match.group(1) or match.group(4)
         amount = match.group(2) or match.group(3)
-        found.add((Kind.MONEY, f"{_CURRENCY[symbol]}:{_amount(amount)}"))
-    return _MONEY_SYMBOL.sub(" ", text)
+        found.append((match.start(), (Kind.MONEY, f"{_CURRENCY[symbol]}:{_amount(amount)}")))
+    return _MONEY_SYMBOL.sub(lambda m: " " * len(m.group(0)), text)
 
 
-def _words(text: str, found: set[Entity]) -> None:
-    tokens = _TOKEN.findall(text)
-    sentence_start = True
-    skip = False
-    for i, raw in enumerate(tokens):
-        before = tokens[i - 1].lower() if i > 0 else ""
-        if skip:  # the unit or currency word of the number just read
-            skip = False
-            continue
-        if raw in _SENTENCE_END:
-            sentence_start = raw != "." or before not in _TITLES
-            continue
+class _Reader:
+    """One left-to-right pass over the words of a text (what is left of it after dates,
+    e-mails, URLs and amounts were taken out)."""
+
+    def __init__(self, text: str, table: Lexicon) -> None:
+        self.table = table
+        self.matches = list(_TOKEN.finditer(text))
+        self.tokens = [m.group(0) for m in self.matches]
+        self.lower = [t.lower() for t in self.tokens]
+        self.found: list[tuple[int, Entity]] = []
+        self.actions: set[str] = set()
+        self.unknown: set[str] = set()
+        self.directed = False
+
+    def add(self, i: int, kind: Kind, value: str) -> None:
+        self.found.append((self.matches[i].start(), (kind, value)))
+
+    def read(self) -> None:
+        sentence_start = True
+        i = 0
+        while i < len(self.tokens):
+            raw = self.tokens[i]
+            if raw in _SENTENCE_END:
+                before = self.lower[i - 1] if i > 0 else ""
+                sentence_start = raw != "." or before not in _TITLES
+                i += 1
+                continue
+            i = self.word(i, sentence_start)
+            sentence_start = False
+
+    def word(self, i: int, sentence_start: bool) -> int:
+        """Read the word at i (and any words it joins with); the index of the next word."""
+        table = self.table
+        raw = self.tokens[i]
         word = raw.lstrip("#").strip("'’-")
         lower = word.lower()
-        after = tokens[i + 1].lower() if i + 1 < len(tokens) else ""
+        before = self.lower[i - 1] if i > 0 else ""
+        after = self.lower[i + 1] if i + 1 < len(self.tokens) else ""
+        if lower in table.order_markers:
+            self.directed = True
+        if lower in table.negators or lower.endswith(("n't", "n’t")) or _negated(lower):
+            self.add(i, Kind.NEGATION, "not")
+        axis = axis_of(lower, table)
+        if axis is not None:
+            self.actions.add(f"{axis[0]}:{axis[1]}")
+        for size in range(table.longest_phrase, 1, -1):
+            phrase = tuple(self.lower[i : i + size])
+            if phrase in table.phrases:
+                kind, value = table.phrases[phrase]
+                self.add(i, Kind(kind), value)
+                return i + size
+        if lower in table.colour_modifiers and after in table.colour_words:
+            colour = table.words[after][1]
+            self.add(i, Kind.ATTRIBUTE, f"{lower} {colour}")
+            return i + 2
         if any(ch.isdigit() for ch in word):
-            entity, skip = _numeric(word, after)
-            found.add(entity)
+            entity, used_next = _numeric(word, after)
+            self.found.append((self.matches[i].start(), entity))
+            return i + 2 if used_next else i + 1
+        if lower in table.words:
+            kind, value = table.words[lower]
+            if not (kind == "time" and before == "good"):  # "good morning" is a greeting
+                self.add(i, Kind(kind), value)
         elif lower in _NUMBER_WORDS:
-            found.add((Kind.NUMBER, _NUMBER_WORDS[lower]))
-        elif lower in _MONTHS or (lower == "may" and _is_number(after, before)):
-            found.add((Kind.DATE, f"month:{_MONTHS.get(lower, '05')}"))
-        elif lower in _DAYS:
-            found.add((Kind.DATE, lower.removesuffix("'s")))
-        elif lower in _ATTRIBUTES:
-            found.add((Kind.ATTRIBUTE, _ALIASES.get(lower, lower)))
+            self.add(i, Kind.NUMBER, _NUMBER_WORDS[lower])
+        elif lower in _MONTHS:
+            self.add(i, Kind.DATE, f"month:{_MONTHS[lower]}")
+        elif lower in _WEEKDAYS:
+            self.add(i, Kind.DATE, lower)
+        elif lower in _STANDALONE_MODIFIERS:
+            self.add(i, Kind.ATTRIBUTE, lower)
         elif lower in _CURRENCY_CODES and (word.isupper() or _is_number(after, before)):
-            found.add((Kind.MONEY, lower))
-        elif word in _UPPER_SIZES:
-            found.add((Kind.ATTRIBUTE, lower))
+            self.add(i, Kind.MONEY, lower)
+        elif lower in table.size_letters and (word.isupper() or before == "size"):
+            self.add(i, Kind.ATTRIBUTE, lower)
         else:
             if (glued := _glued(lower)) is not None:
-                found.add((Kind.ATTRIBUTE, _ALIASES.get(glued, glued)))
+                self.add(i, Kind.ATTRIBUTE, glued)
             if _is_name(word, sentence_start):  # "Freeman" is a name, not only "free"
-                found.add((Kind.NAME, lower))
-        sentence_start = False
+                self.add(i, Kind.NAME, lower)
+            elif axis is None and _unknown(lower):
+                self.unknown.add(lower)
+        return i + 1
+
+
+def _negated(lower: str) -> bool:
+    """A word that is a known word with "un" or "non" before it (unavailable, unpaid)."""
+    for prefix in ("un", "non-", "non"):
+        rest = lower.removeprefix(prefix)
+        if rest != lower and len(rest) >= 4 and rest.isalpha() and known(rest):
+            return True
+    return False
+
+
+def _unknown(lower: str) -> bool:
+    """A lower-case word of letters the vocabulary lacks: likely a brand or model name."""
+    return len(lower) >= 4 and lower.isalpha() and lower.isascii() and not known(lower)
 
 
 def _numeric(word: str, after: str) -> tuple[Entity, bool]:

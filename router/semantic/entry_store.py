@@ -66,10 +66,21 @@ class EntryStore:
         raw = await self._redis.get(keys.entry(tenant, entry_id))
         return records.decode_entry(raw) if isinstance(raw, bytes) else None
 
-    async def read_log(self, cursor: str, count: int) -> list[tuple[str, bytes | None]]:
-        """Up to count (message id, log record) after cursor, oldest first."""
-        response: Any = await self._redis.xread({keys.LOG: cursor}, count=count)
+    async def read_log(
+        self, cursor: str, count: int, stream: str = keys.LOG
+    ) -> list[tuple[str, bytes | None]]:
+        """Up to count (message id, record) of a stream (the log) after cursor, oldest first."""
+        response: Any = await self._redis.xread({stream: cursor}, count=count)
         return _log_messages(response)
+
+    async def observe(self, observation: records.Observation) -> None:
+        """Append a verified outcome to the observations stream (bounded like the log)."""
+        await self._redis.xadd(
+            keys.OBSERVATIONS,
+            {"e": records.encode(observation)},
+            maxlen=self._log_max,
+            approximate=True,
+        )
 
 
 def _log_messages(response: Any) -> list[tuple[str, bytes | None]]:

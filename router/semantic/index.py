@@ -38,6 +38,8 @@ class EntryMeta:
     answer_key: str
     created_ms: int
     expires_ms: int
+    actions: frozenset[str] = frozenset()
+    unknown: frozenset[str] = frozenset()
 
 
 class PartitionIndex:
@@ -184,6 +186,8 @@ class LocalIndex:
                     similarity=similarity,
                     answer_key=meta.answer_key,
                     created_ms=meta.created_ms,
+                    actions=meta.actions,
+                    unknown=meta.unknown,
                 )
             )
         for entry_id in expired:

@@ -14,6 +14,10 @@ LOG = f"{PREFIX}log"
 """Stream of every stored entry's vector and metadata (no answers): replicas tail it to keep
 their in-process index in step, and a starting replica rebuilds its index from it."""
 
+OBSERVATIONS = f"{PREFIX}obs"
+"""Stream of verified lookup outcomes (scores, right or wrong, no text): every replica folds
+them into its calibrators (router.semantic.calibration)."""
+
 
 def entry(tenant: str, entry_id: str) -> str:
     """One entry of a tenant: its vector, metadata and cached result, with its TTL."""

@@ -38,6 +38,10 @@ class TaskPolicy:
     """How much more similar the match must be than any entry holding another answer."""
     ttl_s: int = 24 * 3600
     """How long an entry of this task type is kept."""
+    error_bound: float = 0.01
+    """The share of served lookups that may be wrong (router.semantic.calibration)."""
+    confidence: float = 0.7
+    """How sure the cache must be that the error rate is within error_bound."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -58,6 +62,10 @@ class Candidate:
     answer_key: str
     """Digest of the entry's answer: entries with equal keys give the same answer."""
     created_ms: int
+    actions: frozenset[str] = frozenset()
+    """The entry question's opposite-intent axes (entities.Entities.actions)."""
+    unknown: frozenset[str] = frozenset()
+    """The entry question's unknown words (entities.Entities.unknown)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -73,13 +81,19 @@ def policies(
     margins: Mapping[str, float],
     ttl_s: Mapping[str, int],
     default_ttl_s: int,
+    error_bounds: Mapping[str, float] | None = None,
+    default_error_bound: float = 0.01,
+    confidence: float = 0.7,
 ) -> dict[str, TaskPolicy]:
     """The policy of each safe task type (the keys of thresholds); no other type is safe."""
+    bounds = error_bounds or {}
     return {
         task: TaskPolicy(
             threshold=threshold,
             margin=margins.get(task, DEFAULT_MARGIN),
             ttl_s=ttl_s.get(task, default_ttl_s),
+            error_bound=bounds.get(task, default_error_bound),
+            confidence=confidence,
         )
         for task, threshold in thresholds.items()
     }

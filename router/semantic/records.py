@@ -31,6 +31,10 @@ class LogRecord(msgspec.Struct, kw_only=True):
     vector: bytes
     """float32, little-endian."""
     v: int = RECORD_VERSION
+    actions: list[str] = []
+    """The question's opposite-intent axes (compared with a request's, pairwise)."""
+    unknown: list[str] = []
+    """The question's unknown words (compared with a request's, pairwise)."""
 
     def meta(self) -> EntryMeta:
         """The index's view of the entry."""
@@ -41,11 +45,28 @@ class LogRecord(msgspec.Struct, kw_only=True):
             answer_key=self.answer_key,
             created_ms=self.created_ms,
             expires_ms=self.expires_ms,
+            actions=frozenset(self.actions),
+            unknown=frozenset(self.unknown),
         )
 
     def array(self) -> Vectors:
         """The vector as a numpy row."""
         return np.frombuffer(self.vector, dtype="<f4").astype(np.float32)
+
+
+class Observation(msgspec.Struct, kw_only=True):
+    """One verified outcome of a lookup (router.semantic.calibration), shared by replicas."""
+
+    tenant: str
+    task_type: str
+    entry_id: str
+    """The best entry of the lookup."""
+    score: float
+    correct: bool
+    """Whether the entry's answer was (or would have been) right for the request."""
+    source: str
+    """What verified it: "miss" (the paid answer), "validator", "feedback" or "shadow"."""
+    v: int = RECORD_VERSION
 
 
 class StoredEntry(msgspec.Struct, kw_only=True):
@@ -68,9 +89,10 @@ def vector_bytes(vector: Vectors) -> bytes:
 _ENCODER = msgspec.msgpack.Encoder()
 _LOG_DECODER = msgspec.msgpack.Decoder(LogRecord)
 _ENTRY_DECODER = msgspec.msgpack.Decoder(StoredEntry)
+_OBSERVATION_DECODER = msgspec.msgpack.Decoder(Observation)
 
 
-def encode(record: LogRecord | StoredEntry) -> bytes:
+def encode(record: LogRecord | StoredEntry | Observation) -> bytes:
     """A record as msgpack bytes."""
     return _ENCODER.encode(record)
 
@@ -91,3 +113,12 @@ def decode_entry(raw: bytes) -> StoredEntry | None:
     except msgspec.DecodeError:
         return None
     return entry if entry.v == RECORD_VERSION else None
+
+
+def decode_observation(raw: bytes) -> Observation | None:
+    """An observation, or None if it is unreadable or of another version."""
+    try:
+        observation = _OBSERVATION_DECODER.decode(raw)
+    except msgspec.DecodeError:
+        return None
+    return observation if observation.v == RECORD_VERSION else None

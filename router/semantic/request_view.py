@@ -27,6 +27,7 @@ _SPACE = re.compile(r"\s+")
 class RequestView:
     """The semantic cache's view of one request."""
 
+    tenant: str
     text: str
     """The question: the last user message's text, which is embedded."""
     entities: ent.Entities
@@ -65,7 +66,9 @@ def view(request: LlmRequest, model_name: str) -> RequestView | None:
         ]
     )
     partition = hashlib.blake2b(shape, digest_size=16).hexdigest()
-    return RequestView(text=text.strip(), entities=found, partition=partition)
+    return RequestView(
+        tenant=request.tenant, text=text.strip(), entities=found, partition=partition
+    )
 
 
 def answer_key(result: LlmResult) -> str:

@@ -13,6 +13,13 @@ Where things live, and why:
   in microseconds; Redis stays the only state, so a replica can die at any time.
 - A hit is read from Redis, never from memory: an entry evicted or expired there is gone.
 
+Whether a lookup is served is the error bound's call (router.semantic.calibration): each
+miss that a paid call then answers is an observation (would the best entry's answer have
+been right?), shared through a second stream so that every replica learns from all of
+them; verify() adds the outcome of a served hit (a validator, explicit feedback, a shadow
+check). Candidates whose question clashes with the request's (opposite intents, different
+unknown names: entities.conflict) are dropped before scoring.
+
 Near-duplicate dedup is a mode of the same store: entries of task types that allow it are
 kept at least for the window, and get_near_duplicate looks for one stored within the window
 at the stricter threshold, served with lever DEDUP.
@@ -24,14 +31,16 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
+from typing import NamedTuple
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from bus.messages import CachePolicy, Lever, LlmRequest, LlmResult
 from router.levers.served import served_copy
-from router.semantic import records
-from router.semantic.entities import describe
+from router.semantic import keys, records
+from router.semantic.calibration import Calibrator, Scored, judge, score
+from router.semantic.entities import Entities, conflict, describe
 from router.semantic.entry_store import EntryStore
 from router.semantic.index import LocalIndex
 from router.semantic.policy import (
@@ -39,7 +48,6 @@ from router.semantic.policy import (
     Decision,
     NearDuplicatePolicy,
     TaskPolicy,
-    decide,
     decide_near_duplicate,
 )
 from router.semantic.protocol import Clock, Embedder, Vectors
@@ -55,6 +63,19 @@ LOG_BATCH = 1000
 """Log records read per XREAD."""
 EMBEDDING_MEMO = 2048
 """Recent question vectors kept, so a put after a missed get does not embed twice."""
+PENDING = 20_000
+"""Missed or served lookups remembered until their answer or verdict arrives (each), and
+entries whose wrong answers this replica remembers."""
+
+
+class _Lookup(NamedTuple):
+    """One scored lookup, remembered until its outcome is known."""
+
+    tenant: str
+    task_type: str
+    entry_id: str
+    answer_key: str
+    score: float
 
 
 class SemanticCache:
@@ -82,6 +103,11 @@ class SemanticCache:
         self._log_cursor = "0-0"
         self._sync_lock = asyncio.Lock()
         self._memo: OrderedDict[str, Vectors] = OrderedDict()
+        self._obs_cursor = "0-0"
+        self._calibrators: dict[tuple[str, str], Calibrator] = {}
+        self._wrong_at: OrderedDict[tuple[str, str], float] = OrderedDict()
+        self._missed: OrderedDict[str, _Lookup] = OrderedDict()
+        self._served: OrderedDict[str, _Lookup] = OrderedDict()
         ttls = [p.ttl_s for p in self._policies.values()] + [near_duplicates.window_s]
         self._entries = EntryStore(
             redis,
@@ -120,6 +146,7 @@ class SemanticCache:
 
     async def put(self, request: LlmRequest, result: LlmResult) -> None:
         """Store an ok answer of a paid call, for a safe or near-duplicate task type."""
+        await self.learn(request, result)
         policy = self._policies.get(request.task_type)
         near = request.task_type in self._near.task_types
         if (policy is None and not near) or request.cache_policy is CachePolicy.BYPASS:
@@ -138,6 +165,31 @@ class SemanticCache:
         except RedisError as exc:
             log.warning("semantic cache store failed, answer not cached: %s", exc)
 
+    async def learn(self, request: LlmRequest, result: LlmResult) -> bool:
+        """Label request's missed lookup with its paid answer: would the best entry have been
+        right? True when an observation was recorded (put calls it; call it alone for an
+        answer that is not to be stored)."""
+        missed = self._missed.pop(request.id, None)
+        if missed is None or not result.ok or result.lever not in PAID_LEVERS:
+            return False
+        tenant, task_type, entry_id, key, at = missed
+        await self.observe(tenant, task_type, entry_id, at, answer_key(result) == key, "miss")
+        return True
+
+    async def verify(self, request_id: str, correct: bool, source: str = "validator") -> bool:
+        """Record whether a served semantic hit was right (a validator, explicit feedback or
+        a shadow check said so); False when this replica does not know the request."""
+        served = self._served.pop(request_id, None)
+        if served is None:
+            return False
+        tenant, task_type, entry_id, _key, at = served
+        await self.observe(tenant, task_type, entry_id, at, correct, source)
+        return True
+
+    def calibrator(self, tenant: str, task_type: str) -> Calibrator | None:
+        """The observations of one tenant and task type (for inspection and benchmarks)."""
+        return self._calibrators.get((tenant, task_type))
+
     async def candidates(self, request: LlmRequest) -> list[Candidate]:
         """The live entries of request's partition nearest to it (benchmarks, diagnostics)."""
         seen = self._view(request)
@@ -145,9 +197,7 @@ class SemanticCache:
             return []
         await self.sync()
         vector = await self._vector(seen.text)
-        return self._index.nearest(
-            request.tenant, seen.partition, vector, self._neighbours, self._now_ms()
-        )
+        return self._compatible(seen, vector, self._now_ms())
 
     async def sync(self, *, wait: bool = True) -> int:
         """Add the entries other replicas stored since the last sync; returns how many.
@@ -165,6 +215,15 @@ class SemanticCache:
                     self._log_cursor = message_id
                     added += self._learn(raw)
                 if len(messages) < LOG_BATCH:
+                    break
+            while True:
+                messages = await self._entries.read_log(
+                    self._obs_cursor, LOG_BATCH, keys.OBSERVATIONS
+                )
+                for message_id, raw in messages:
+                    self._obs_cursor = message_id
+                    self._fold(raw)
+                if len(messages) < LOG_BATCH:
                     return added
 
     async def _lookup(
@@ -178,11 +237,9 @@ class SemanticCache:
             await self.sync(wait=False)
             vector = await self._vector(seen.text)
             now_ms = self._now_ms()
-            candidates = self._index.nearest(
-                request.tenant, seen.partition, vector, self._neighbours, now_ms
-            )
+            candidates = self._compatible(seen, vector, now_ms)
             decision: Decision = (
-                decide(candidates, policy)
+                self._decide(request, candidates, policy)
                 if policy is not None
                 else decide_near_duplicate(candidates, self._near, now_ms)
             )
@@ -201,6 +258,71 @@ class SemanticCache:
         )
         latency_ms = (time.monotonic() - started) * 1000
         return served_copy(stored.result, request, lever, reason, latency_ms)
+
+    def _compatible(self, seen: RequestView, vector: Vectors, now_ms: int) -> list[Candidate]:
+        """The nearest live entries of seen's partition that do not clash with it."""
+        nearest = self._index.nearest(seen.tenant, seen.partition, vector, self._neighbours, now_ms)
+        return [
+            c
+            for c in nearest
+            if conflict(seen.entities, Entities(actions=c.actions, unknown=c.unknown)) is None
+        ]
+
+    def _decide(
+        self, request: LlmRequest, candidates: list[Candidate], policy: TaskPolicy
+    ) -> Decision:
+        """The error bound's decision; remembers the lookup so its outcome can be learned."""
+        scored = score(candidates)
+        if scored is None:
+            return Decision(entry=None, reason="no cached entry with these entities")
+        tenant, task_type = request.tenant, request.task_type
+        verdict = judge(
+            scored,
+            self._calibrators.get((tenant, task_type)),
+            error_bound=policy.error_bound,
+            confidence=policy.confidence,
+            entry_wrong_at=self._wrong_at.get((tenant, scored.entry.entry_id)),
+            min_similarity=policy.threshold,
+        )
+        remembered = self._served if verdict.serve else self._missed
+        remembered[request.id] = _remember(request, scored)
+        while len(remembered) > PENDING:
+            remembered.popitem(last=False)
+        return Decision(entry=scored.entry if verdict.serve else None, reason=verdict.reason)
+
+    async def observe(
+        self, tenant: str, task_type: str, entry_id: str, at: float, correct: bool, source: str
+    ) -> None:
+        """Share one verified outcome (score at, right or wrong) with every replica."""
+        observation = records.Observation(
+            tenant=tenant,
+            task_type=task_type,
+            entry_id=entry_id,
+            score=at,
+            correct=correct,
+            source=source,
+        )
+        try:
+            await self._entries.observe(observation)
+        except RedisError as exc:
+            log.warning("semantic cache observation not shared: %s", exc)
+            self._fold(records.encode(observation))  # this replica learns it at least
+
+    def _fold(self, raw: bytes | None) -> None:
+        observation = records.decode_observation(raw) if raw is not None else None
+        if observation is None:
+            return
+        slot = (observation.tenant, observation.task_type)
+        calibrator = self._calibrators.get(slot)
+        if calibrator is None:
+            calibrator = self._calibrators[slot] = Calibrator()
+        calibrator.observe(observation.score, observation.correct)
+        if not observation.correct:
+            key = (observation.tenant, observation.entry_id)
+            self._wrong_at[key] = max(self._wrong_at.get(key, -1.0), observation.score)
+            self._wrong_at.move_to_end(key)
+            if len(self._wrong_at) > PENDING:
+                self._wrong_at.popitem(last=False)
 
     def _view(self, request: LlmRequest) -> RequestView | None:
         seen = view(request, self._embedder.name)
@@ -253,6 +375,8 @@ class SemanticCache:
             expires_ms=created_ms + ttl_s * 1000,
             model=self._embedder.name,
             vector=records.vector_bytes(vector),
+            actions=sorted(seen.entities.actions),
+            unknown=sorted(seen.entities.unknown),
         )
         entry = records.StoredEntry(
             record=record, question=seen.text, entities=describe(seen.entities), result=result
@@ -274,3 +398,13 @@ class SemanticCache:
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
+
+
+def _remember(request: LlmRequest, scored: Scored) -> _Lookup:
+    return _Lookup(
+        tenant=request.tenant,
+        task_type=request.task_type,
+        entry_id=scored.entry.entry_id,
+        answer_key=scored.entry.answer_key,
+        score=scored.score,
+    )

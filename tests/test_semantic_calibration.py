@@ -1,0 +1,60 @@
+"""The error bound of the semantic cache: scores, learned thresholds, vetoes (pure)."""
+
+from __future__ import annotations
+
+from router.semantic.calibration import Calibrator, error_upper_bound, judge, score
+from router.semantic.policy import Candidate
+
+
+def cand(entry_id: str, similarity: float, answer: str = "A") -> Candidate:
+    """A candidate entry."""
+    return Candidate(entry_id=entry_id, similarity=similarity, answer_key=answer, created_ms=0)
+
+
+def test_score_rewards_clear_dense_matches_and_punishes_rivals() -> None:
+    """A match among agreeing neighbours outscores a lone one; a close rival lowers it."""
+    lone = score([cand("a", 0.9)])
+    dense = score([cand("a", 0.9), cand("b", 0.88), cand("c", 0.85)])
+    rivalled = score([cand("a", 0.9), cand("r", 0.89, "B")])
+    assert lone is not None and dense is not None and rivalled is not None
+    assert dense.score > lone.score > rivalled.score
+    assert dense.votes == 3 and rivalled.opposition > 0.8
+    assert score([]) is None
+
+
+def test_a_young_calibrator_allows_nothing_and_a_learned_one_a_threshold() -> None:
+    """No observation, no threshold; many right ones, a threshold; errors raise it."""
+    calibrator = Calibrator()
+    assert calibrator.threshold(0.01, 0.7) is None
+    for n in range(400):
+        calibrator.observe(n / 1000, True)  # scores 0.000 .. 0.399, all right
+    low = calibrator.threshold(0.01, 0.7)
+    assert low is not None and low < 0.3
+    for n in range(20):
+        calibrator.observe(0.1 + n / 1000, False)  # wrong answers around 0.1
+    high = calibrator.threshold(0.01, 0.7)
+    assert high is not None and high >= 0.119 > low  # above every wrong one
+    assert calibrator.at_or_above(0.1) == (20, 320)
+
+
+def test_the_bound_is_an_upper_credible_bound() -> None:
+    """Few observations leave a wide bound; many right ones a narrow one."""
+    assert error_upper_bound(0, 0, 0.7) == 0.7
+    assert error_upper_bound(0, 500, 0.7) < 0.01 < error_upper_bound(0, 50, 0.7)
+    assert error_upper_bound(5, 100, 0.7) > 0.05
+
+
+def test_judge_obeys_floor_veto_and_threshold() -> None:
+    """Below the floor, vetoed by the entry's own record, or below the threshold: no hit."""
+    calibrator = Calibrator()
+    for _ in range(300):
+        calibrator.observe(0.0, True)
+    scored = score([cand("a", 0.9), cand("b", 0.88)])
+    assert scored is not None
+    kwargs = {"error_bound": 0.01, "confidence": 0.7, "min_similarity": 0.75}
+    assert judge(scored, calibrator, entry_wrong_at=None, **kwargs).serve
+    assert not judge(scored, None, entry_wrong_at=None, **kwargs).serve
+    vetoed = judge(scored, calibrator, entry_wrong_at=scored.score + 0.01, **kwargs)
+    assert not vetoed.serve and "wrong" in vetoed.reason
+    floor = {"error_bound": 0.01, "confidence": 0.7, "min_similarity": 0.95}
+    assert not judge(scored, calibrator, entry_wrong_at=None, **floor).serve
