@@ -352,6 +352,9 @@ class Settings(BaseSettings):
     when OPENAI_API_KEY or OPENAI_BASE_URL is set, else the simulated one."""
     health: HealthSettings = HealthSettings()
     """Provider health: EWMA stats, circuit breakers, retries (see HealthSettings)."""
+    # The command line and first contact (issue 17).
+    connect_timeout_s: float = Field(default=5.0, gt=0.0)
+    """How long a command waits for NATS_URL or REDIS_URL before it says it cannot reach it."""
 
     @field_validator(
         "nats_url", "redis_url", "openai_api_key", "openai_base_url", "otlp_endpoint",

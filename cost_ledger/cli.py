@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
+from bus.reachable import open_redis
 from bus.settings import Settings
 from cost_ledger.aggregates import AggregateStore
 from cost_ledger.anomalies import anomalies_view
@@ -97,7 +98,7 @@ async def run_command(
     except FilterError as exc:
         print(f"flipsync {args.command}: {exc}", file=sys.stderr)
         return 2
-    client = aioredis.Redis.from_url(settings.redis_url)
+    client = await open_redis(settings.redis_url, settings.connect_timeout_s)
     try:
         print(await render_view(args.cost_command, client, where, args.json, quality), end="")
     finally:

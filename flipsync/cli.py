@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.metadata
 import signal
 import sys
 from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
-import redis.asyncio as aioredis
 import uvloop
 
 from agents.cli import COMMANDS as AGENT_COMMANDS
 from agents.cli import add_commands as add_agent_commands
 from agents.cli import run_command as run_agent_command
 from api.generated_key import announce_key, new_key
+from bus.logs import configure as configure_logging
+from bus.reachable import Unreachable, open_redis
 from bus.settings import Settings
 from cost_ledger.aggregates import AggregateStore
 from cost_ledger.api_models import Filter
@@ -35,10 +37,34 @@ from optimizer.cli import COMMANDS as OPTIMIZER_COMMANDS
 from optimizer.cli import add_commands as add_optimizer_commands
 from optimizer.cli import run_command as run_optimizer_command
 
+EXIT_CODES = """exit status:
+  0    done
+  1    done, but some products' workflows failed (each one is named)
+  2    bad usage or input (a file, a column, a flag): nothing was started
+  3    NATS or Redis cannot be reached (the URL is named, and what to check)
+  4    --timeout passed: what finished is written, the rest is not
+  130  interrupted (Ctrl-C): what finished is written, nothing is left running
+  143  terminated (SIGTERM): as for Ctrl-C
+"""
+EXIT_UNREACHABLE = 3
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `flipsync` command."""
-    parser = argparse.ArgumentParser(prog="flipsync", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="flipsync",
+        description=__doc__,
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"flipsync {_version()}")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="-v: info and library logs (FastStream, nats); -vv: debug",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("demo", help="run everything embedded on the sample catalog")
     run = commands.add_parser("run", help="run services until SIGTERM (uses NATS_URL, REDIS_URL)")
@@ -61,6 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     nats_auth.add_argument("--out", type=Path, default=Path("deploy/nats/auth.conf"))
     nats_auth.add_argument("--secrets", type=Path, default=None, help="also new passwords here")
     args = parser.parse_args(argv)
+    configure_logging(args.verbose, service=args.command in ("run", "http"))
     if args.command == "nats-auth":
         return write_nats_auth(args.out, args.secrets)
     settings = Settings()
@@ -96,8 +123,52 @@ def write_nats_auth(out: Path, secrets_dir: Path | None) -> int:
     return 0
 
 
+def _version() -> str:
+    try:
+        return importlib.metadata.version("flipsync")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
 def _run(coro: Coroutine[Any, Any, int]) -> int:
-    return uvloop.run(coro)
+    """Run a command; an unreachable server, Ctrl-C or SIGTERM end it with one line and a
+    stated exit status (see EXIT_CODES), never a traceback."""
+    try:
+        return uvloop.run(_signalled(coro))
+    except Unreachable as exc:
+        print(f"flipsync: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    except KeyboardInterrupt:  # a second Ctrl-C before the handler was in place
+        print("flipsync: interrupted", file=sys.stderr)
+        return 128 + signal.SIGINT
+
+
+async def _signalled(coro: Coroutine[Any, Any, int]) -> int:
+    """Await coro; the first SIGINT or SIGTERM cancels it (its clean-up runs, further signals
+    are ignored so that clean-up finishes) and the status is 128 + the signal."""
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+    got: list[int] = []
+
+    def cancel(sig: int) -> None:
+        if not got:
+            got.append(sig)
+            task.cancel()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, cancel, sig)
+    try:
+        status = await coro
+    except asyncio.CancelledError:
+        if not got:
+            raise
+        print("flipsync: interrupted", file=sys.stderr)
+        return 128 + got[0]
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    return 128 + got[0] if got else status
 
 
 async def run_services(settings: Settings, services: list[Service]) -> int:
@@ -151,7 +222,7 @@ async def print_report(
     except FilterError as exc:
         print(f"flipsync report: {exc}", file=sys.stderr)
         return 2
-    client = aioredis.Redis.from_url(settings.redis_url)
+    client = await open_redis(settings.redis_url, settings.connect_timeout_s)
     try:
         # One path, filtered or not: the cost API's spend view of the ledger cube.
         print(render_report(await build_report(AggregateStore(client), where=where)))
