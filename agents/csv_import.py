@@ -264,9 +264,10 @@ def _plain_text(text: str) -> str:
     """HTML descriptions (Shopify's Body (HTML), eBay's) as plain text."""
     if "<" not in text:
         return text
-    text = re.sub(r"<(br|/p|/li|/div)\s*/?>", "\n", text, flags=re.I)
-    text = re.sub(r"<[^>]+>", " ", text)
-    return re.sub(r"[ \t]+", " ", html.unescape(text)).strip()
+    text = re.sub(r"<(br|/p|/li|/div|/h\d)\s*/?>", "\n", text, flags=re.I)
+    text = html.unescape(re.sub(r"<[^>]+>", "", text))
+    lines = (re.sub(r"[ \t]+", " ", line).strip() for line in text.splitlines())
+    return "\n".join(line for line in lines if line)
 
 
 def _spellings(fmt: Format, fields: tuple[str, ...]) -> list[str]:

@@ -76,9 +76,10 @@ PLAIN = Format(
     name="plain",
     title="a plain spreadsheet",
     columns={
-        **_COMMON,
         "product_id": "product_id",
+        "product id": "product_id",
         "id": "product_id",
+        "item id": "product_id",
         "title_hint": "title_hint",
         "title": "title_hint",
         "name": "title_hint",
@@ -101,6 +102,7 @@ PLAIN = Format(
         "dimensions": "dimensions",
         "dimensions_cm": "dimensions_cm",
         "product dimensions": "dimensions",
+        **_COMMON,
     },
     signature=frozenset({"product_id", "title_hint", "cost_price", "photos"}),
     required=(("product_id", "sku"),),
@@ -297,7 +299,7 @@ AMAZON = Format(
         "cost price": "cost_price",
         "unit cost": "cost_price",
     },
-    signature=frozenset({"seller-sku", "item-name", "item_sku", "asin1", "shipping weight"}),
+    signature=frozenset({"seller-sku", "item-name", "item_sku", "asin1", "asin"}),
     required=(("product_id", "asin"), ("title_hint",)),
     ignored=frozenset(
         {
