@@ -202,6 +202,8 @@ async def upload(settings: Settings, start: Start, args: argparse.Namespace) -> 
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED if ended == "interrupted" else EXIT_TIMEOUT
+    order = {product.product_id: index for index, product in enumerate(products)}
+    finished.sort(key=lambda event: order.get(event.product_id, len(order)))
     for event in finished:
         print(summary(event, simulated=session.simulated))
         print(f"  package    {out / event.product_id}")

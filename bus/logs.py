@@ -3,6 +3,7 @@ library chatter (FastStream's task callbacks, idle pull fetches) only when asked
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 
@@ -25,7 +26,20 @@ class QuietBroker(logging.Filter):
         if any(text in message for text in _CHATTER):
             return False
         error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, asyncio.CancelledError) or message.startswith("CancelledError"):
+            return False  # a subscriber stopped while a message was in hand: it is redelivered
         return not (isinstance(error, TimeoutError) and "retrying" in message)
+
+
+class QuietShutdown(logging.Filter):
+    """Drops asyncio's "Task exception was never retrieved" for FastStream's pull-consumer
+    tasks, which end with ClosedResourceError when their subscriber stops."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """False for a pull consumer's leftover task."""
+        if record.name != "asyncio":
+            return True
+        return "_consume_pull" not in record.getMessage()
 
 
 def configure(verbosity: int = 0, *, service: bool = False) -> None:
@@ -45,6 +59,8 @@ def configure(verbosity: int = 0, *, service: bool = False) -> None:
         root.removeHandler(handler)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(_FORMAT))
+    if verbosity == 0:
+        handler.addFilter(QuietShutdown())
     root.addHandler(handler)
     root.setLevel(level)
     broker = logging.getLogger(BROKER_LOGGER)
@@ -54,3 +70,7 @@ def configure(verbosity: int = 0, *, service: bool = False) -> None:
         broker.addFilter(QuietBroker())
     # FastStream's own module logger keeps its stderr handler; it follows the same level.
     logging.getLogger("faststream").setLevel(level)
+    # nats-py logs each failed connection attempt with a traceback; a command says it once,
+    # in its own words (bus.reachable), so only -v shows them.
+    quiet_nats = verbosity == 0 and not service
+    logging.getLogger("nats").setLevel(logging.CRITICAL if quiet_nats else logging.NOTSET)
