@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from router.tokens import count_text_tokens, text_pieces
+from simulator.facts import Facts, facts_of, item_texts
 from simulator.request import ChatRequest
 from simulator.schema_values import SchemaFaker
-from simulator.words import Vocabulary
+from simulator.words import Vocabulary, user_text
 
 FinishReason = Literal["stop", "length"]
 
@@ -40,9 +41,11 @@ def generate(request: ChatRequest, *, break_schema: bool = False) -> Generated:
     rng = random.Random(seed_for(request.model, request.messages))
     words = Vocabulary.from_messages(request.messages)
     schema = request.json_schema
+    text = user_text(request.messages)
     if schema is not None:
-        faker = SchemaFaker(schema, words, rng)
-        value = faker.value(schema)
+        faker = SchemaFaker(schema, words, rng, facts_of(text))
+        packed = _packed_items(schema, text)
+        value = faker.value(schema) if packed is None else _packed(schema, packed, words, rng)
         if break_schema:
             value = violate(faker, value)
         content = _dump(value)
@@ -57,6 +60,29 @@ def generate(request: ChatRequest, *, break_schema: bool = False) -> Generated:
     else:
         content = words.text(rng, rng.randint(2, 5))
     return _bounded(content, request.max_tokens)
+
+
+def _packed_items(schema: dict[str, Any], text: str) -> list[Facts] | None:
+    """Each item's facts, when schema is a packed call's (items pinned by prefixItems) and
+    the prompt holds as many ``### Item N`` blocks; else None."""
+    items = schema.get("properties", {}).get("items", {})
+    prefix = items.get("prefixItems") if isinstance(items, dict) else None
+    texts = item_texts(text)
+    if not isinstance(prefix, list) or not texts or len(texts) != len(prefix):
+        return None
+    return [facts_of(item) for item in texts]
+
+
+def _packed(
+    schema: dict[str, Any], facts: list[Facts], words: Vocabulary, rng: random.Random
+) -> dict[str, Any]:
+    """A packed call's answer: item i written from item i's own facts only."""
+    prefix = schema["properties"]["items"]["prefixItems"]
+    answers = []
+    for item_schema, item_facts in zip(prefix, facts, strict=True):
+        faker = SchemaFaker(schema, words, rng, item_facts)  # the root, for $refs
+        answers.append(faker.value(item_schema, depth=1))
+    return {"items": answers}
 
 
 def violate(faker: SchemaFaker, valid: Any) -> Any:

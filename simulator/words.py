@@ -100,3 +100,9 @@ def _words(texts: Iterable[str]) -> list[str]:
                 seen.add(key)
                 out.append(word)
     return out
+
+
+def user_text(messages: Iterable[Mapping[str, Any]]) -> str:
+    """The text of the last user message (a packed call's items live there)."""
+    users = [m for m in messages if m.get("role") == "user"]
+    return "\n".join(_texts(users[-1:]))
