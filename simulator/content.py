@@ -12,9 +12,10 @@ from router.tokens import count_text_tokens, text_pieces
 from simulator.facts import Facts, facts_of, item_texts
 from simulator.request import ChatRequest
 from simulator.schema_values import SchemaFaker
+from simulator.tool_calls import ToolCall, tool_calls, wants_call
 from simulator.words import Vocabulary, user_text
 
-FinishReason = Literal["stop", "length"]
+FinishReason = Literal["stop", "length", "tool_calls"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -25,6 +26,8 @@ class Generated:
     finish_reason: FinishReason
     """"length" when max tokens cut the answer short."""
     completion_tokens: int
+    tool_calls: tuple[ToolCall, ...] = ()
+    """Function calls the answer makes instead of content (tools offered or forced)."""
 
 
 def seed_for(model: str, messages: list[dict[str, Any]]) -> int:
@@ -39,6 +42,12 @@ def generate(request: ChatRequest, *, break_schema: bool = False) -> Generated:
     With break_schema, a json_schema answer is still JSON but does not validate.
     """
     rng = random.Random(seed_for(request.model, request.messages))
+    if wants_call(request):
+        calls = tool_calls(request, rng)
+        tokens = sum(count_text_tokens(c.name + c.arguments) for c in calls)
+        return Generated(
+            content="", finish_reason="tool_calls", completion_tokens=tokens, tool_calls=calls
+        )
     words = Vocabulary.from_messages(request.messages)
     schema = request.json_schema
     text = user_text(request.messages)
