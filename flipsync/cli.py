@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import importlib.metadata
 import signal
 import sys
@@ -17,6 +18,7 @@ from agents.cli import COMMANDS as AGENT_COMMANDS
 from agents.cli import add_commands as add_agent_commands
 from agents.cli import run_command as run_agent_command
 from api.generated_key import announce_key, new_key
+from bus.embedded import EmbeddedRedis
 from bus.logs import configure as configure_logging
 from bus.reachable import Unreachable, open_redis
 from bus.settings import Settings
@@ -31,6 +33,7 @@ from cost_ledger.cli import add_filters, filter_of
 from cost_ledger.cli import run_command as run_cost_command
 from cost_ledger.report import build_report, render_report
 from cost_ledger.slices import FilterError, check_filter
+from flipsync import data_dir
 from flipsync.scrape import start_metrics
 from flipsync.stack import ALL_SERVICES, Service, start_stack
 from optimizer.cli import COMMANDS as OPTIMIZER_COMMANDS
@@ -43,10 +46,12 @@ EXIT_CODES = """exit status:
   2    bad usage or input (a file, a column, a flag): nothing was started
   3    NATS or Redis cannot be reached (the URL is named, and what to check)
   4    --timeout passed: what finished is written, the rest is not
+  5    another flipsync command is using the local data directory
   130  interrupted (Ctrl-C): what finished is written, nothing is left running
   143  terminated (SIGTERM): as for Ctrl-C
 """
 EXIT_UNREACHABLE = 3
+EXIT_BUSY = 5
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -83,6 +88,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     http.add_argument("--host", default="127.0.0.1")
     http.add_argument("--port", type=int, default=8080)
+    commands.add_parser(
+        "reset",
+        help=f"clear the local data directory ({data_dir.DEFAULT}/, or FLIPSYNC_DATA_DIR) that "
+        "embedded servers keep between commands",
+    )
     nats_auth = commands.add_parser("nats-auth", help="write the NATS users file (auth.conf)")
     nats_auth.add_argument("--out", type=Path, default=Path("deploy/nats/auth.conf"))
     nats_auth.add_argument("--secrets", type=Path, default=None, help="also new passwords here")
@@ -90,28 +100,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(args.verbose, service=args.command in ("run", "http"))
     if args.command == "nats-auth":
         return write_nats_auth(args.out, args.secrets)
-    settings = Settings()
+    settings = data_dir.local(Settings())  # embedded servers keep their data between commands
+    execute = functools.partial(_run, hold=settings.data_dir)
+    if args.command == "reset":
+        try:
+            print(data_dir.reset(settings.data_dir or data_dir.DEFAULT.resolve()))
+        except data_dir.DataDirBusy as exc:
+            print(f"flipsync reset: {exc}", file=sys.stderr)
+            return EXIT_BUSY
+        return 0
     if args.command == "demo":
         from flipsync.demo import run_demo
 
-        return _run(run_demo(settings))
+        return execute(run_demo(settings))
     if args.command == "run":
-        return _run(run_services(settings, [Service(s) for s in args.services]))
+        return execute(run_services(settings, [Service(s) for s in args.services]))
     if args.command in ("ledger", "budget"):
-        return _run(run_budget_command(args, settings))
+        return execute(run_budget_command(args, settings))
     if args.command == "http":  # an alias of `flipsync run api` (plus the rest when embedded)
-        return _run(serve_api(settings, args.host, args.port))
+        return execute(serve_api(settings, args.host, args.port))
     if args.command == "providers":
         from flipsync.provider_report import print_providers
 
-        return _run(print_providers(settings, as_json=args.json))
+        return execute(print_providers(settings, as_json=args.json))
     if args.command in COST_COMMANDS:
-        return _run(run_cost_command(args, settings))
+        return execute(run_cost_command(args, settings))
     if args.command in OPTIMIZER_COMMANDS:
-        return _run(run_optimizer_command(args, settings))
+        return execute(run_optimizer_command(args, settings))
     if args.command in AGENT_COMMANDS:
-        return _run(run_agent_command(args, settings, start_stack))
-    return _run(print_report(settings, args.tenant, where=filter_of(args)))
+        return execute(run_agent_command(args, settings, start_stack))
+    return execute(print_report(settings, args.tenant, where=filter_of(args)))
 
 
 def write_nats_auth(out: Path, secrets_dir: Path | None) -> int:
@@ -130,14 +148,19 @@ def _version() -> str:
         return "unknown"
 
 
-def _run(coro: Coroutine[Any, Any, int]) -> int:
+def _run(coro: Coroutine[Any, Any, int], hold: Path | None = None) -> int:
     """Run a command; an unreachable server, Ctrl-C or SIGTERM end it with one line and a
     stated exit status (see EXIT_CODES), never a traceback."""
     try:
-        return uvloop.run(_signalled(coro))
+        with data_dir.held(hold):
+            return uvloop.run(_signalled(coro))
     except Unreachable as exc:
         print(f"flipsync: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
+    except data_dir.DataDirBusy as exc:
+        coro.close()
+        print(f"flipsync: {exc}", file=sys.stderr)
+        return EXIT_BUSY
     except KeyboardInterrupt:  # a second Ctrl-C before the handler was in place
         print("flipsync: interrupted", file=sys.stderr)
         return 128 + signal.SIGINT
@@ -186,7 +209,8 @@ async def run_services(settings: Settings, services: list[Service]) -> int:
     names = ", ".join(s.value for s in services)
     sim = f" simulated provider at {stack.sim.base_url}" if stack.sim else ""
     sim += f" HTTP API at {stack.api.url}" if stack.api else ""
-    print(f"flipsync: running {names} on {stack.nats_url}{sim}", flush=True)
+    print(f"flipsync: running {names} on {stack.nats_url} (Redis {stack.redis_url}){sim}",
+          flush=True)  # fmt: skip
     await stop.wait()
     if metrics is not None:
         await metrics.stop()
@@ -214,14 +238,29 @@ async def print_report(
 ) -> int:
     """Print the ledger report of a running deployment (REDIS_URL); ``where`` narrows it to
     an agent, a model or a day range (--agent --model --start --end)."""
-    if settings.redis_url is None:
-        print("flipsync report: set REDIS_URL to the deployment's Redis", file=sys.stderr)
-        return 2
     try:
         where = check_filter(where if where is not None else Filter(tenant=tenant))
     except FilterError as exc:
         print(f"flipsync report: {exc}", file=sys.stderr)
         return 2
+    if settings.redis_url is None:
+        if not data_dir.has_data(settings.data_dir):
+            print(
+                "flipsync report: no ledger here: set REDIS_URL to the deployment's Redis, or "
+                f"run `make demo` or `flipsync upload` first (they keep data in "
+                f"{settings.data_dir or data_dir.DEFAULT})",
+                file=sys.stderr,
+            )
+            return 2
+        assert settings.data_dir is not None
+        # The ledger an earlier command left in the local data directory.
+        server = EmbeddedRedis(settings.data_dir / "redis", persist=True)
+        await server.start()
+        try:
+            local = settings.model_copy(update={"redis_url": server.url})
+            return await print_report(local, tenant, where=where)
+        finally:
+            await server.stop()
     client = await open_redis(settings.redis_url, settings.connect_timeout_s)
     try:
         # One path, filtered or not: the cost API's spend view of the ledger cube.

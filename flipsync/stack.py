@@ -139,7 +139,10 @@ async def start_stack(
             nats_url = nats.url
         redis_url = settings.redis_url
         if redis_url is None:
-            redis = EmbeddedRedis()
+            redis = EmbeddedRedis(
+                settings.data_dir / "redis" if settings.data_dir else None,
+                persist=settings.data_dir is not None,
+            )
             await redis.start()
             embedded.append(redis)
             redis_url = redis.url
