@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from router.tokens import count_text_tokens, text_pieces
-from simulator.facts import Facts, facts_of, item_texts
+from simulator.context_answer import answer_from, listings_in
+from simulator.facts import BLIND, Facts, facts_of, item_texts
 from simulator.request import ChatRequest
 from simulator.schema_values import SchemaFaker
 from simulator.tool_calls import ToolCall, tool_calls, wants_call
@@ -52,7 +53,10 @@ def generate(request: ChatRequest, *, break_schema: bool = False) -> Generated:
     schema = request.json_schema
     text = user_text(request.messages)
     if schema is not None:
-        faker = SchemaFaker(schema, words, rng, facts_of(text))
+        facts = facts_of(text)
+        if not facts.known and _has_images(request.messages):
+            facts = BLIND  # photos alone: the simulator cannot see them, and says so
+        faker = SchemaFaker(schema, words, rng, facts)
         packed = _packed_items(schema, text)
         value = faker.value(schema) if packed is None else _packed(schema, packed, words, rng)
         if break_schema:
@@ -66,9 +70,19 @@ def generate(request: ChatRequest, *, break_schema: bool = False) -> Generated:
                 "confidence": round(rng.uniform(0.6, 0.99), 2),
             }
         )
+    elif listings := listings_in(request.messages):  # a question about given products
+        content = answer_from(listings, text)
     else:
         content = words.text(rng, rng.randint(2, 5))
     return _bounded(content, request.max_tokens)
+
+
+def _has_images(messages: list[dict[str, Any]]) -> bool:
+    return any(
+        isinstance(m.get("content"), list)
+        and any(isinstance(p, dict) and p.get("type") == "image_url" for p in m["content"])
+        for m in messages
+    )
 
 
 def _packed_items(schema: dict[str, Any], text: str) -> list[Facts] | None:

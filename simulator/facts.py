@@ -35,6 +35,19 @@ _KEYS = {
 }
 
 
+PLACEHOLDERS = frozenset({"item", "unbranded", "not visible", "see photos", "unknown", "none",
+                          "n/a", ""})  # fmt: skip
+"""Values an answer gives when it cannot know (a photo the simulator cannot see): they are
+never taken as facts by a later prompt."""
+COLOURS = tuple(
+    ("black", "white", "grey", "gray", "red", "orange", "yellow", "green", "teal", "blue")
+    + ("navy", "purple", "pink", "brown", "olive", "beige", "tan", "cream", "silver", "gold")
+)
+MATERIALS = ("stoneware", "ceramic", "porcelain", "glass", "walnut", "oak", "wood", "brass",
+             "steel", "leather", "cotton", "wool", "denim", "plastic", "aluminium", "suede",
+             "canvas", "linen", "silk", "rubber")  # fmt: skip
+
+
 @dataclass(frozen=True, kw_only=True)
 class Facts:
     """What one item says about its product; empty strings where it says nothing."""
@@ -117,14 +130,31 @@ def _collect(node: Any, found: dict[str, Any], depth: int = 0) -> None:
         return
     for key, value in node.items():
         name = _KEYS.get(key)
-        if name and name not in found and value not in (None, "", []):
-            found[name] = value[0] if isinstance(value, list) else value
+        if isinstance(value, list):
+            value = value[0] if value else None
+        if name and name not in found and value is not None and not _placeholder(value):
+            found[name] = value
     for value in node.values():
         if isinstance(value, dict):
             _collect(value, found, depth + 1)
         elif isinstance(value, list):
             for item in value[:3]:
                 _collect(item, found, depth + 1)
+
+
+def _placeholder(value: Any) -> bool:
+    return isinstance(value, str) and value.strip().lower() in PLACEHOLDERS
+
+
+def named_in(text: str, words: tuple[str, ...]) -> str:
+    """The first of words the text names (a colour, a material), or ""."""
+    said = set(re.findall(r"[a-z]+", text.lower()))
+    return next((word for word in words if word in said), "")
+
+
+BLIND = Facts(product_type="item", brand="unbranded", color="not visible",
+              material="not visible")  # fmt: skip
+"""What an answer about photos alone rests on: the simulator cannot see, so it says so."""
 
 
 def _text(value: Any) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 import re
 
-from simulator.facts import Facts
+from simulator.facts import COLOURS, MATERIALS, PLACEHOLDERS, Facts, named_in
 
 _PROSE = ("description", "summary", "text", "body", "explanation", "content", "details",
           "caption", "review", "positive", "neutral", "negative", "meta")  # fmt: skip
@@ -57,9 +57,10 @@ _STOP = frozenset(
 def title(facts: Facts, high: int | None) -> str:
     """A listing title: brand, the product, then material, colour and size it lacks."""
     base = facts.product
-    parts = [facts.brand] if facts.brand and facts.brand.lower() not in base.lower() else []
+    brand = facts.brand if facts.brand.lower() not in PLACEHOLDERS else ""
+    parts = [brand] if brand and brand.lower() not in base.lower() else []
     head = " ".join([*parts, base])
-    extras = [e for e in (facts.material, facts.color, facts.size) if e]
+    extras = [e for e in (facts.material, facts.color, facts.size) if e.lower() not in PLACEHOLDERS]
     extras = [e for e in extras if e.lower() not in head.lower()]
     text = ", ".join([head, *extras])
     if facts.grade and facts.grade not in ("new",) and high and len(text) + 20 < high:
@@ -110,13 +111,20 @@ def prose(facts: Facts, name: str, rng: random.Random) -> str:
 def short(facts: Facts, name: str, rng: random.Random) -> str | None:
     """A one-word or few-word field (brand, colour, a tag), or None if the name is not one."""
     key = name.lower()
-    direct = {"brand": facts.brand or "Unbranded", "color": facts.color, "colour": facts.color,
-              "main_color": facts.color, "material": facts.material, "size": facts.size,
+    colour = facts.color or named_in(facts.text, COLOURS) or "see photos"
+    material = facts.material or named_in(facts.text, MATERIALS) or "see photos"
+    direct = {"brand": facts.brand or "Unbranded", "color": colour, "colour": colour,
+              "main_color": colour, "material": material, "size": facts.size,
               "product_type": facts.product_type or facts.product,
               "object": facts.product}  # fmt: skip
     for hint, value in direct.items():
         if hint in key and value:
             return value
+    if key == "size":  # a size the seller gave ("size M", "EU 42"), else none to state
+        found = re.search(r"\b(size \w+|EU \d+|US \d+|\d+ ?(?:ml|l|cm|in))\b", facts.text, re.I)
+        return found[0] if found else "n/a"
+    if key in ("model", "mpn", "country_of_origin"):
+        return "n/a"
     if any(hint in key for hint in ("tag", "keyword", "primary", "long_tail", "feature")):
         words = [w.lower() for w in words_of(facts)] or ["item"]
         count = 2 if "long" in key else 1

@@ -33,6 +33,8 @@ _NUMBER_RANGES = {
     "quantity": (1.0, 50.0),
     "count": (1.0, 50.0),
     "year": (2015.0, 2025.0),
+    "weight_g": (150.0, 2500.0),
+    "dimensions_cm": (5.0, 60.0),
 }
 
 
@@ -261,6 +263,8 @@ class SchemaFaker:
         span = default[1] - default[0]
         lo = low[0] if low else default[0]
         hi = high[0] if high else default[1]
+        if self.facts is not None and lo <= default[0] < default[1] <= hi:
+            lo, hi = default  # a product's figure (a parcel's weight), not just any allowed one
         if lo > hi:
             lo, hi = (lo, lo + span) if low else (hi - span, hi)
         lo_open, hi_open = bool(low and low[1]), bool(high and high[1])

@@ -101,3 +101,42 @@ def test_the_condition_grade_follows_the_sellers_words() -> None:
     assert answer(agent_request("condition", worn))["grade"] == "good"
     assert answer(agent_request("condition", new))["grade"] == "new"
     assert answer(agent_request("condition", parts))["grade"] == "for_parts"
+
+
+def test_a_question_about_given_listings_is_answered_from_them() -> None:
+    listings = [
+        {"product_id": "mug-1", "name": "Teal mug", "price_usd": "24.99",
+         "best_marketplace": "etsy", "profit_usd": {"etsy": "15.10", "ebay": "12.00"}},
+        {"product_id": "lamp-2", "name": "Brass lamp", "price_usd": "89.99",
+         "best_marketplace": "ebay", "profit_usd": {"ebay": "61.40"}},
+    ]  # fmt: skip
+    context = "\n".join(json.dumps(item) for item in listings)
+    body = {
+        "model": "gpt-4o-mini",
+        "messages": [
+            {"role": "system", "content": "You are the seller's assistant."},
+            {"role": "system", "content": f"The seller's listings:\n{context}"},
+            {"role": "user", "content": "Which product makes the most profit?"},
+        ],
+    }
+    reply = generate(parse_chat_request(json.dumps(body).encode())).content
+    assert reply.startswith("From your listings: Brass lamp (lamp-2)")
+    assert "ebay, $61.40 profit" in reply and "Teal mug" in reply
+
+
+def test_a_retry_is_answered_from_the_product_it_is_about() -> None:
+    request = agent_request("price", MUG)
+    retry = [
+        *openai_messages(request.messages),
+        {"role": "assistant", "content": '{"price_usd": 1}'},
+        {"role": "user", "content": "Your last answer was invalid: no quick sale. Fix it."},
+    ]
+    assert request.output_schema is not None
+    body = {
+        "model": "gpt-4o",
+        "messages": retry,
+        "response_format": {"type": "json_schema",
+                            "json_schema": {"name": "p", "schema": request.output_schema.schema}},
+    }  # fmt: skip
+    price = json.loads(generate(parse_chat_request(json.dumps(body).encode())).content)
+    assert 4.20 * 2 <= price["price_usd"] <= 4.20 * 3.5  # still priced from the mug's cost
