@@ -14,24 +14,17 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import redis.asyncio as aioredis
-from faststream.nats import NatsBroker
-from rich.console import Console
-
-from agents.bulk_report import UploadProgress, cost_line, ledger_report
-from agents.chat import ask_chat
 from agents.formats import FORMATS_HELP
-from agents.intake import upload_and_wait
-from agents.output import summary, write_package
-from agents.sources import SourceError, load_source
-from bus.broker import make_broker
-from bus.messages import ChatAsk, ChatTurn, Priority, WorkflowDone
-from bus.reachable import open_redis, reach_nats
-from bus.settings import Settings
-from bus.streams import ensure_streams
-from cost_ledger.aggregates import AggregateStore
+from bus.messages import Priority
+
+if TYPE_CHECKING:  # the commands import what they use when they run: --help stays quick
+    import redis.asyncio as aioredis
+    from faststream.nats import NatsBroker
+
+    from bus.settings import Settings
+    from cost_ledger.aggregates import AggregateStore
 
 COMMANDS = ("upload", "chat")
 EXIT_TIMEOUT = 4
@@ -52,7 +45,7 @@ class Running(Protocol):
         ...
 
 
-Start = Callable[[Settings], Awaitable[Running]]
+Start = Callable[["Settings"], Awaitable[Running]]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -116,6 +109,11 @@ async def run_command(args: argparse.Namespace, settings: Settings, start: Start
 @contextlib.asynccontextmanager
 async def connected(settings: Settings, start: Start) -> AsyncIterator[Session]:
     """A session on the deployment at NATS_URL (and REDIS_URL), else on an embedded stack."""
+    from bus.broker import make_broker
+    from bus.reachable import open_redis, reach_nats
+    from bus.streams import ensure_streams
+    from cost_ledger.aggregates import AggregateStore
+
     if settings.nats_url is None:
         stack = await start(settings)
         try:
@@ -148,6 +146,14 @@ async def upload(settings: Settings, start: Start, args: argparse.Namespace) -> 
     """Upload the products at a path, write each package as it finishes, then summarise them
     and print the cost report. Ctrl-C or the timeout ends it with one line, keeping what
     finished."""
+    from rich.console import Console
+
+    from agents.bulk_report import UploadProgress, cost_line, ledger_report
+    from agents.intake import upload_and_wait
+    from agents.output import summary, write_package
+    from agents.sources import SourceError, load_source
+    from bus.messages import WorkflowDone
+
     try:
         loaded = load_source(args.path, duplicates=args.duplicates)
     except (SourceError, OSError, ValueError) as exc:
@@ -215,6 +221,9 @@ async def upload(settings: Settings, start: Start, args: argparse.Namespace) -> 
 
 async def chat(settings: Settings, start: Start, tenant: str, question: str) -> int:
     """Answer one question, or hold a conversation on standard input."""
+    from agents.chat import ask_chat
+    from bus.messages import ChatAsk, ChatTurn
+
     async with connected(settings, start) as session:
         history: list[ChatTurn] = []
         async for text in _questions(question):

@@ -354,8 +354,11 @@ def detect(headers: list[str]) -> Format:
 
 
 def _columns(fmt: Format) -> str:
-    wanted = [c for c in fmt.columns if fmt.columns[c] in {"product_id", "title_hint"}]
-    return ", ".join(wanted)
+    """The columns a format needs, as "a or b; c or d"."""
+    return "; ".join(
+        " or ".join(h for h in fmt.columns if fmt.columns[h] in alternatives)
+        for alternatives in fmt.required
+    )
 
 
 FORMATS_HELP = "\n".join(

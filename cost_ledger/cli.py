@@ -27,7 +27,6 @@ from cost_ledger.api_models import (
 )
 from cost_ledger.catalog import PriceCatalog
 from cost_ledger.errors import ReferenceFileError
-from cost_ledger.forecast import forecast_view
 from cost_ledger.recommendations import QualitySource, recommendations_view, recorded_quality
 from cost_ledger.reference import References, vs_reference
 from cost_ledger.report import describe, render_spend, usd
@@ -127,6 +126,8 @@ async def render_view(
             view = await timeseries_view(store, where)
             as_json = True
         case "forecast":
+            from cost_ledger.forecast import forecast_view  # statsmodels: only where used
+
             view = await forecast_view(store, where)
         case "anomalies":
             view = await anomalies_view(store, where)

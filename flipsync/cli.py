@@ -10,35 +10,15 @@ import signal
 import sys
 from collections.abc import Coroutine, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import uvloop
-
-from agents.cli import COMMANDS as AGENT_COMMANDS
-from agents.cli import add_commands as add_agent_commands
-from agents.cli import run_command as run_agent_command
-from api.generated_key import announce_key, new_key
-from bus.embedded import EmbeddedRedis
 from bus.logs import configure as configure_logging
-from bus.reachable import Unreachable, open_redis
-from bus.settings import Settings
-from cost_ledger.aggregates import AggregateStore
-from cost_ledger.api_models import Filter
-from cost_ledger.budgets.cli import add_commands as add_budget_commands
-from cost_ledger.budgets.cli import print_budgets
-from cost_ledger.budgets.cli import run_command as run_budget_command
-from cost_ledger.cli import COMMANDS as COST_COMMANDS
-from cost_ledger.cli import add_commands as add_cost_commands
-from cost_ledger.cli import add_filters, filter_of
-from cost_ledger.cli import run_command as run_cost_command
-from cost_ledger.report import build_report, render_report
-from cost_ledger.slices import FilterError, check_filter
 from flipsync import data_dir
-from flipsync.scrape import start_metrics
-from flipsync.stack import ALL_SERVICES, Service, start_stack
-from optimizer.cli import COMMANDS as OPTIMIZER_COMMANDS
-from optimizer.cli import add_commands as add_optimizer_commands
-from optimizer.cli import run_command as run_optimizer_command
+
+if TYPE_CHECKING:
+    from bus.settings import Settings
+    from cost_ledger.api_models import Filter
+    from flipsync.stack import Service
 
 EXIT_CODES = """exit status:
   0    done
@@ -54,11 +34,38 @@ EXIT_UNREACHABLE = 3
 EXIT_BUSY = 5
 
 
+COMMAND_HELP = {
+    "demo": "run everything embedded on the sample catalog",
+    "upload": "upload products (a photo folder, a CSV export, a catalog.json) and wait",
+    "chat": "ask seller chat about your own products",
+    "report": "print the cost report from the ledger",
+    "cost": "cost views: spend, forecast, anomalies, advice",
+    "budget": "show or change the live budgets",
+    "ledger": "the ledger stream and its Redis view",
+    "providers": "print provider health, latency and cost",
+    "flags": "list or change feature flags (live, no restart)",
+    "experiment": "A/B experiments on prompts, models, levers",
+    "prompt": "shorter prompt variants of an agent",
+    "finetune": "fine-tune a model on a task type's best answers",
+    "run": "run services until SIGTERM (uses NATS_URL, REDIS_URL)",
+    "http": "serve the HTTP API (uploads, chat, cost, dashboard, /v1, /asyncapi)",
+    "reset": "clear the local data directory the embedded servers keep between commands",
+    "nats-auth": "write the NATS users file (auth.conf)",
+}
+"""Every command and its help line: `flipsync --help` lists them without importing any."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `flipsync` command."""
+    """Entry point of the `flipsync` command.
+
+    Parsed in two steps so that `--help` answers at once: the command name first, then only
+    that command's options, from the module that runs it (heavy imports stay there).
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    listing = "\n".join(f"  {name:11} {text}" for name, text in COMMAND_HELP.items())
     parser = argparse.ArgumentParser(
         prog="flipsync",
-        description=__doc__,
+        description=f"{__doc__}\n\ncommands:\n{listing}",
         epilog=EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -70,36 +77,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=0,
         help="-v: info and library logs (FastStream, nats); -vv: debug",
     )
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("demo", help="run everything embedded on the sample catalog")
-    run = commands.add_parser("run", help="run services until SIGTERM (uses NATS_URL, REDIS_URL)")
-    run.add_argument("services", nargs="+", choices=[s.value for s in Service])
-    report = commands.add_parser("report", help="print the cost report from the ledger")
-    report.add_argument("--tenant", default=None)
-    add_filters(report, tenant=False)
-    providers = commands.add_parser("providers", help="print provider health, latency and cost")
-    providers.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    add_budget_commands(commands)
-    add_agent_commands(commands)
-    add_optimizer_commands(commands)
-    add_cost_commands(commands)
-    http = commands.add_parser(
-        "http", help="serve the HTTP API (uploads, chat, cost, dashboard, /v1, /asyncapi)"
+    parser.add_argument(
+        "command",
+        choices=list(COMMAND_HELP),
+        metavar="COMMAND",
+        help="one of the commands above; COMMAND --help for its options",
     )
-    http.add_argument("--host", default="127.0.0.1")
-    http.add_argument("--port", type=int, default=8080)
-    commands.add_parser(
-        "reset",
-        help=f"clear the local data directory ({data_dir.DEFAULT}/, or FLIPSYNC_DATA_DIR) that "
-        "embedded servers keep between commands",
-    )
-    nats_auth = commands.add_parser("nats-auth", help="write the NATS users file (auth.conf)")
-    nats_auth.add_argument("--out", type=Path, default=Path("deploy/nats/auth.conf"))
-    nats_auth.add_argument("--secrets", type=Path, default=None, help="also new passwords here")
-    args = parser.parse_args(argv)
+    parser.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    first = parser.parse_args(argv)
+    full = argparse.ArgumentParser(prog="flipsync")
+    commands = full.add_subparsers(dest="command", required=True)
+    _add_parser(first.command, commands)
+    args = full.parse_args([first.command, *first.rest])
+    args.verbose = first.verbose
     configure_logging(args.verbose, service=args.command in ("run", "http"))
     if args.command == "nats-auth":
         return write_nats_auth(args.out, args.secrets)
+    from bus.settings import Settings
+
     settings = data_dir.local(Settings())  # embedded servers keep their data between commands
     execute = functools.partial(_run, hold=settings.data_dir)
     if args.command == "reset":
@@ -114,8 +109,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return execute(run_demo(settings))
     if args.command == "run":
+        from flipsync.stack import Service
+
         return execute(run_services(settings, [Service(s) for s in args.services]))
     if args.command in ("ledger", "budget"):
+        from cost_ledger.budgets.cli import run_command as run_budget_command
+
         return execute(run_budget_command(args, settings))
     if args.command == "http":  # an alias of `flipsync run api` (plus the rest when embedded)
         return execute(serve_api(settings, args.host, args.port))
@@ -123,13 +122,71 @@ def main(argv: Sequence[str] | None = None) -> int:
         from flipsync.provider_report import print_providers
 
         return execute(print_providers(settings, as_json=args.json))
-    if args.command in COST_COMMANDS:
+    if args.command == "cost":
+        from cost_ledger.cli import run_command as run_cost_command
+
         return execute(run_cost_command(args, settings))
-    if args.command in OPTIMIZER_COMMANDS:
+    if args.command in ("flags", "experiment", "prompt", "finetune"):
+        from optimizer.cli import run_command as run_optimizer_command
+
         return execute(run_optimizer_command(args, settings))
-    if args.command in AGENT_COMMANDS:
+    if args.command in ("upload", "chat"):
+        from agents.cli import run_command as run_agent_command
+        from flipsync.stack import start_stack
+
         return execute(run_agent_command(args, settings, start_stack))
-    return execute(print_report(settings, args.tenant, where=filter_of(args)))
+    from cost_ledger.cli import filter_of
+
+    return execute(print_report(settings, args.tenant, where=filter_of(args), as_json=args.json))
+
+
+def _add_parser(command: str, commands: Any) -> None:
+    """Add command's parser (with every option it takes) to the subparsers."""
+    if command in ("upload", "chat"):
+        from agents.cli import add_commands as add_agent_commands
+
+        add_agent_commands(commands)
+    elif command in ("ledger", "budget"):
+        from cost_ledger.budgets.cli import add_commands as add_budget_commands
+
+        add_budget_commands(commands)
+    elif command in ("flags", "experiment", "prompt", "finetune"):
+        from optimizer.cli import add_commands as add_optimizer_commands
+
+        add_optimizer_commands(commands)
+    elif command == "cost":
+        from cost_ledger.cli import add_commands as add_cost_commands
+
+        add_cost_commands(commands)
+    else:
+        _add_own_parser(command, commands)
+
+
+def _add_own_parser(command: str, commands: Any) -> None:
+    """The parsers of the commands this module runs itself."""
+    sub = commands.add_parser(command, help=COMMAND_HELP[command])
+    if command == "run":
+        services = ("provider", "router", "ledger", "workflow", "agents", "api")
+        sub.add_argument("services", nargs="+", choices=services, help="the services to run")
+    elif command == "report":
+        from cost_ledger.cli import add_filters
+
+        sub.add_argument("--tenant", default=None, help="one seller's report (default: all)")
+        sub.add_argument("--json", action="store_true", help="print the report as JSON")
+        add_filters(sub, tenant=False)
+    elif command == "providers":
+        sub.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    elif command == "http":
+        sub.add_argument("--host", default="127.0.0.1", help="address (default: 127.0.0.1)")
+        sub.add_argument("--port", type=int, default=8080, help="port (default: 8080)")
+    elif command == "nats-auth":
+        sub.add_argument(
+            "--out",
+            type=Path,
+            default=Path("deploy/nats/auth.conf"),
+            help="where to write it (default: deploy/nats/auth.conf)",
+        )
+        sub.add_argument("--secrets", type=Path, default=None, help="also new passwords here")
 
 
 def write_nats_auth(out: Path, secrets_dir: Path | None) -> int:
@@ -151,6 +208,10 @@ def _version() -> str:
 def _run(coro: Coroutine[Any, Any, int], hold: Path | None = None) -> int:
     """Run a command; an unreachable server, Ctrl-C or SIGTERM end it with one line and a
     stated exit status (see EXIT_CODES), never a traceback."""
+    import uvloop
+
+    from bus.reachable import Unreachable
+
     try:
         with data_dir.held(hold):
             return uvloop.run(_signalled(coro))
@@ -196,6 +257,9 @@ async def _signalled(coro: Coroutine[Any, Any, int]) -> int:
 
 async def run_services(settings: Settings, services: list[Service]) -> int:
     """Run services until SIGTERM or SIGINT, then stop cleanly."""
+    from flipsync.scrape import start_metrics
+    from flipsync.stack import start_stack
+
     stack = await start_stack(settings, services)
     try:
         metrics = await start_metrics(stack)  # /metrics, when FLIPSYNC_METRICS_PORT is set
@@ -224,6 +288,9 @@ async def serve_api(settings: Settings, host: str, port: int) -> int:
     With no API key configured, this run gets one fresh key for tenant "default": printed on
     a terminal, else written to a 0600 file (its path printed), so it stays out of the logs.
     """
+    from api.generated_key import announce_key, new_key
+    from flipsync.stack import ALL_SERVICES, Service
+
     update: dict[str, Any] = {"api_host": host, "api_port": port}
     if not settings.api_keys and settings.api_keys_file is None:
         key = new_key()
@@ -234,10 +301,18 @@ async def serve_api(settings: Settings, host: str, port: int) -> int:
 
 
 async def print_report(
-    settings: Settings, tenant: str | None, *, where: Filter | None = None
+    settings: Settings, tenant: str | None, *, where: Filter | None = None, as_json: bool = False
 ) -> int:
     """Print the ledger report of a running deployment (REDIS_URL); ``where`` narrows it to
     an agent, a model or a day range (--agent --model --start --end)."""
+    from bus.embedded import EmbeddedRedis
+    from bus.reachable import open_redis
+    from cost_ledger.aggregates import AggregateStore
+    from cost_ledger.api_models import Filter
+    from cost_ledger.budgets.cli import print_budgets
+    from cost_ledger.report import build_report, render_report
+    from cost_ledger.slices import FilterError, check_filter
+
     try:
         where = check_filter(where if where is not None else Filter(tenant=tenant))
     except FilterError as exc:
@@ -258,13 +333,17 @@ async def print_report(
         await server.start()
         try:
             local = settings.model_copy(update={"redis_url": server.url})
-            return await print_report(local, tenant, where=where)
+            return await print_report(local, tenant, where=where, as_json=as_json)
         finally:
             await server.stop()
     client = await open_redis(settings.redis_url, settings.connect_timeout_s)
     try:
         # One path, filtered or not: the cost API's spend view of the ledger cube.
-        print(render_report(await build_report(AggregateStore(client), where=where)))
+        report = await build_report(AggregateStore(client), where=where)
+        if as_json:  # the same view as GET /api/cost/spend
+            print(report.view.model_dump_json(indent=2))
+            return 0
+        print(render_report(report))
         print(await print_budgets(client, settings, tenant), end="")
     finally:
         await client.aclose()

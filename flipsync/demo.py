@@ -28,7 +28,8 @@ CHAT_QUESTION = "Which of my products makes the most profit, and on which market
 
 async def run_demo(settings: Settings, console: Console | None = None) -> int:
     """Upload the sample catalog, print every listing and the cost report; 0 when all passed."""
-    console = console or Console()
+    # soft_wrap: lines keep their length in a pipe or a file instead of wrapping at 80 columns
+    console = console or Console(soft_wrap=True)
     stack = await start_stack(settings)
     try:
         mode = "SIMULATED provider (no real calls, no money spent)"

@@ -9,11 +9,9 @@ from typing import Any
 
 from bus.messages import FlagChange, Lever
 from bus.settings import Settings
-from optimizer.arm_stats import ArmStats
 from optimizer.cli.common import Conn, add_scope, subcommand
 from optimizer.errors import OptimizerError
 from optimizer.experiments import Arm, Experiment, ExperimentStore, Metric
-from optimizer.report import build_report, promote, render
 
 
 def add_parser(commands: Any) -> None:
@@ -45,6 +43,9 @@ def add_parser(commands: Any) -> None:
 
 async def run(args: argparse.Namespace, settings: Settings, conn: Conn) -> FlagChange | None:
     """Run an `experiment` subcommand; the change to announce, if it made one."""
+    from optimizer.arm_stats import ArmStats  # FastStream, scipy: only when it runs
+    from optimizer.report import build_report, promote, render
+
     store = ExperimentStore(conn.redis)
     stats = ArmStats(conn.redis)
     match subcommand(args):
