@@ -8,6 +8,7 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+import nats.errors
 import redis.asyncio as aioredis
 
 T = TypeVar("T")
@@ -15,6 +16,7 @@ T = TypeVar("T")
 _HINTS = {
     "NATS": "is nats-server running there (with JetStream on, -js), and is NATS_URL right?",
     "Redis": "is redis-server running there, and is REDIS_URL right?",
+    "NATS user": "check NATS_USER and NATS_PASSWORD (deploy/nats/auth.conf lists the users)",
 }
 
 
@@ -29,6 +31,18 @@ class Unreachable(ConnectionError):
         super().__init__(
             f"cannot reach {server} at {url} within {timeout_s:g} s ({cause}): {_HINTS[server]}"
         )
+
+
+class Refused(Unreachable, nats.errors.Error):
+    """The server answered but refused this client (its user or password): still a
+    nats.errors.Error, so code catching those keeps working."""
+
+    def __init__(self, url: str, timeout_s: float, cause: str) -> None:
+        Unreachable.__init__(self, "NATS user", url, timeout_s, cause)
+        self.args = (f"NATS at {url} refused the connection ({cause}): {_HINTS['NATS user']}",)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 async def reach_nats(
@@ -48,6 +62,8 @@ async def reach_nats(
                 await give_up()
         if isinstance(exc, Unreachable):
             raise
+        if isinstance(exc, nats.errors.Error) and "authorization" in str(exc).lower():
+            raise Refused(_redact(url), timeout_s, _cause(exc)) from exc
         cause = "no answer" if isinstance(exc, TimeoutError) else _cause(exc)
         raise Unreachable("NATS", _redact(url), timeout_s, cause) from exc
 

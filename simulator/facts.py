@@ -109,6 +109,8 @@ def facts_of(text: str) -> Facts:
     _collect(inputs, found)
     price = inputs.get("price")
     suggested = price.get("price_usd") if isinstance(price, dict) else None
+    if suggested is None:  # the price agent: the comparable listings' middle price
+        suggested = _median_price(inputs.get("comparables"))
     return Facts(
         title=_text(found.get("title")),
         notes=_text(found.get("notes")),
@@ -140,6 +142,15 @@ def _collect(node: Any, found: dict[str, Any], depth: int = 0) -> None:
         elif isinstance(value, list):
             for item in value[:3]:
                 _collect(item, found, depth + 1)
+
+
+def _median_price(comparables: Any) -> float | None:
+    items = comparables.get("comparables") if isinstance(comparables, dict) else None
+    prices = sorted(
+        p for item in items or [] if isinstance(item, dict)
+        if (p := _number(item.get("price_usd"))) is not None
+    )  # fmt: skip
+    return prices[len(prices) // 2] if prices else None
 
 
 def _placeholder(value: Any) -> bool:

@@ -125,14 +125,27 @@ def short(facts: Facts, name: str, rng: random.Random) -> str | None:
         return found[0] if found else "n/a"
     if key in ("model", "mpn", "country_of_origin"):
         return "n/a"
-    if any(hint in key for hint in ("tag", "keyword", "primary", "long_tail", "feature")):
-        words = [w.lower() for w in words_of(facts)] or ["item"]
-        count = 2 if "long" in key else 1
-        start = rng.randrange(max(1, len(words) - count + 1))
-        return " ".join(words[start : start + count])
+    if any(hint in key for hint in TERM_HINTS):
+        candidates = search_terms(facts, long="long" in key)
+        return candidates[rng.randrange(len(candidates))]
     if "category" in key or key in ("ebay", "amazon", "etsy", "google"):
         return f"Home > {facts.product_type or facts.product}".strip()
     return None
+
+
+TERM_HINTS = ("tag", "keyword", "primary", "long_tail", "feature")
+"""Field names (parts of) whose values are search terms."""
+
+
+def search_terms(facts: Facts, *, long: bool = False) -> list[str]:
+    """Terms a buyer would search for this product: its words, pairs of them, then the
+    product with the words buyers add ("teal mug gift"); enough distinct ones for a list."""
+    words = [w.lower() for w in words_of(facts)] or ["item"]
+    pairs = [f"{a} {b}" for a, b in zip(words, words[1:], strict=False)]
+    head = words[-1] if len(words) < 3 else " ".join(words[:2])
+    extras = [f"{head} {suffix}" for suffix in ("gift", "for sale", "deal", "style", "idea")]
+    terms = [*pairs, *extras] if long else [*words, *pairs, *extras]
+    return list(dict.fromkeys(terms))
 
 
 def grade_choice(options: list[object], facts: Facts, rng: random.Random) -> object:

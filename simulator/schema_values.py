@@ -13,7 +13,15 @@ import random
 from typing import Any, TypeGuard
 
 from simulator.facts import Facts
-from simulator.listing_text import clause, grade_choice, prose, short, title
+from simulator.listing_text import (
+    TERM_HINTS,
+    clause,
+    grade_choice,
+    prose,
+    search_terms,
+    short,
+    title,
+)
 from simulator.strings import PROSE_HINTS, fit_length, string_for
 from simulator.words import Vocabulary
 
@@ -97,6 +105,10 @@ class SchemaFaker:
             return string_for(schema, name, self.words, self.rng)
         if any(hint in key for hint in ("title", "headline")) or key == "name":
             return title(facts, schema.get("maxLength"))
+        if any(hint in key for hint in TERM_HINTS):  # in turn, so a list's terms differ
+            terms = search_terms(facts, long="long" in key)
+            self._points[key] = self._points.get(key, -1) + 1
+            return terms[self._points[key] % len(terms)]
         found = short(facts, name, self.rng)
         if found is not None:
             return found
@@ -191,16 +203,17 @@ class SchemaFaker:
         return base
 
     def _money(self, target: float, low: float, high: float | None) -> float:
-        """target as whole cents (ending .99 above $10), valid for multipleOf 0.01."""
-        cents = max(round(target * 100), round(low * 100))
+        """target as whole cents, ending in .99 (or the nearest cents) above $10, that JSON
+        Schema validators accept as a multiple of 0.01 (value / 0.01 an integer in floats)."""
+        cents = max(round(target * 100), math.ceil(low * 100))
         if high is not None:
-            cents = min(cents, int(high * 100))
+            cents = min(cents, math.floor(high * 100))
         if cents > 1000:
-            cents = cents - cents % 100 + 99 if cents % 100 != 99 else cents
-            cents = cents - 100 if high is not None and cents > high * 100 else cents
-        for step in (0, 1, -1, 2, -2):
-            value = round((cents + step) * 0.01, 2)
-            if (value / 0.01).is_integer() or math.isclose(value / 0.01, round(value / 0.01)):
+            cents = cents - cents % 100 - 1  # $42.99, not $43.17
+        for offset in (0, -1, 1, -2, 2, -3, 3, -4, 4, -5, 5):
+            value = round((cents + offset) * 0.01, 2)
+            inside = value >= low and (high is None or value <= high)
+            if inside and (value / 0.01).is_integer():
                 return value
         return round(cents * 0.01, 2)
 

@@ -6,6 +6,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import jsonschema
+import pytest
+
 from agents.specs import ALL_SPECS
 from bus.messages import ChatMessage, LlmRequest, OutputSchema
 from router.batching.prompt import build_packed_call
@@ -140,3 +143,14 @@ def test_a_retry_is_answered_from_the_product_it_is_about() -> None:
     }  # fmt: skip
     price = json.loads(generate(parse_chat_request(json.dumps(body).encode())).content)
     assert 4.20 * 2 <= price["price_usd"] <= 4.20 * 3.5  # still priced from the mug's cost
+
+
+@pytest.mark.parametrize("inputs", [MUG, {"upload": {"title_hint": "Mug"}}])
+def test_every_agents_answer_is_valid_for_its_schema(inputs: dict[str, Any]) -> None:
+    """Even a product of one word gets answers that validate (five distinct Etsy tags...)."""
+    for spec in ALL_SPECS:
+        if spec.output_schema is None:
+            continue
+        value = answer(agent_request(spec.name, inputs))
+        errors = list(jsonschema.Draft202012Validator(spec.output_schema).iter_errors(value))
+        assert errors == [], (spec.name, value, errors[0].message if errors else "")
