@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import functools
 import importlib.metadata
+import os
 import signal
 import sys
 from collections.abc import Coroutine, Sequence
@@ -28,6 +29,7 @@ EXIT_CODES = """exit status:
   4    --timeout passed: what finished is written, the rest is not
   5    another flipsync command is using the local data directory
   130  interrupted (Ctrl-C): what finished is written, nothing is left running
+  141  the output pipe closed early (| head): the rest was not printed
   143  terminated (SIGTERM): as for Ctrl-C
 """
 EXIT_UNREACHABLE = 3
@@ -222,6 +224,9 @@ def _run(coro: Coroutine[Any, Any, int], hold: Path | None = None) -> int:
         coro.close()
         print(f"flipsync: {exc}", file=sys.stderr)
         return EXIT_BUSY
+    except BrokenPipeError:  # `flipsync report | head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
+        return 128 + signal.SIGPIPE
     except KeyboardInterrupt:  # a second Ctrl-C before the handler was in place
         print("flipsync: interrupted", file=sys.stderr)
         return 128 + signal.SIGINT

@@ -7,6 +7,8 @@ on a loopback port, so the code talks to it exactly as to any other Redis, throu
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import importlib.util
 from pathlib import Path
 
@@ -37,6 +39,24 @@ class EmbeddedRedis(ServerProcess):
         self.maxmemory_mb = maxmemory_mb
         self.persist = persist
         """Keep the data in data_dir (an append-only file) across restarts."""
+
+    async def ready(self) -> bool:
+        """Whether the server answers PING with PONG: a server still loading its data file
+        answers LOADING, and is not ready yet."""
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+        except OSError:
+            return False
+        try:
+            writer.write(b"PING\r\n")
+            await writer.drain()
+            return (await reader.readline()).startswith(b"+PONG")
+        except OSError:
+            return False
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
 
     @property
     def url(self) -> str:
