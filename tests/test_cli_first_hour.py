@@ -152,3 +152,18 @@ def running(pid: int) -> bool:
     """Whether pid is a live process (not gone, not a zombie)."""
     stat = _stat(pid)
     return stat is not None and stat[0] != "Z"
+
+
+def test_a_timeout_ends_with_one_line_and_keeps_what_finished(tmp_path: Path) -> None:
+    products = catalog_csv(tmp_path, 12)
+    out = tmp_path / "out"
+    env = {"FLIPSYNC_AGENT_WORKERS": "1", "FLIPSYNC_SIM_LATENCY_MS": "30"}
+    done = flipsync(
+        "upload", str(products), "--out", str(out), "--priority", "standard", "--timeout", "2",
+        env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 4, done.stderr
+    written = list(out.glob("default/*/package.json"))
+    assert done.stderr.strip() == (
+        f"timed out after 2 s: {len(written)} of 12 products done, written to {out / 'default'}/"
+    )
