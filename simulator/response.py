@@ -27,8 +27,8 @@ from simulator.content import FinishReason, Generated
 from simulator.tool_calls import ToolCall
 
 FINGERPRINT = "simulated"
-CHUNK_TOKENS = 4
-"""Tokens per streamed chunk: coarser than OpenAI's ~1, to keep streaming cheap."""
+CHUNK_TOKENS = 1
+"""Tokens per streamed chunk: one, as OpenAI streams, each after its decode time."""
 MODELS_CREATED = 1_700_000_000
 """The fixed creation time the model list reports."""
 

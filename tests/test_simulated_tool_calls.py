@@ -109,3 +109,18 @@ async def test_a_streamed_tool_call_arrives_in_pieces(client: AsyncOpenAI) -> No
             finish = choice.finish_reason or finish
     assert names == ["get_weather"] and len(pieces) > 1 and finish == "tool_calls"
     assert "city" in json.loads("".join(pieces))
+
+
+async def test_text_streams_a_word_per_chunk_as_openai_does(client: AsyncOpenAI) -> None:
+    stream = await client.chat.completions.create(
+        model=MODEL, messages=ask("Describe a teal stoneware mug for a listing."), stream=True,
+        stream_options={"include_usage": True},
+    )  # fmt: skip
+    pieces, completion_tokens = [], 0
+    async for chunk in stream:
+        pieces += [c.delta.content for c in chunk.choices if c.delta.content]
+        if chunk.usage is not None:
+            completion_tokens = chunk.usage.completion_tokens
+    # A chunk per token piece (a word, or its punctuation): never several words at once.
+    assert completion_tokens >= len(pieces) > completion_tokens // 2 > 2
+    assert all(len(piece.split()) <= 1 for piece in pieces)
