@@ -196,3 +196,18 @@ _REPLIES = {
     "negative": "Sorry the {product} was not what you hoped. Please message us and we will "
     "make it right with a return or a refund.",
 }
+
+
+_TYPICAL_GRAMS = {
+    "mug": 400, "cup": 300, "plate": 500, "bowl": 450, "shoes": 950, "sneakers": 950,
+    "boots": 1500, "lamp": 1600, "jacket": 1200, "coat": 1500, "shirt": 250, "dress": 400,
+    "board": 1800, "camera": 750, "lens": 500, "book": 500, "watch": 150, "bag": 800,
+    "phone": 250, "headphones": 350, "vase": 900, "chair": 6000, "table": 12000,
+}  # fmt: skip
+
+
+def typical_grams(facts: Facts) -> float:
+    """A parcel weight for what the product is (a mug 400 g, a lamp 1.6 kg), else 500 g."""
+    said = set(re.findall(r"[a-z]+", facts.text.lower()))
+    found = [grams for word, grams in _TYPICAL_GRAMS.items() if word in said]
+    return float(found[0]) if found else 500.0

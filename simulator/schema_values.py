@@ -21,6 +21,7 @@ from simulator.listing_text import (
     search_terms,
     short,
     title,
+    typical_grams,
 )
 from simulator.strings import PROSE_HINTS, fit_length, string_for
 from simulator.words import Vocabulary
@@ -267,6 +268,10 @@ class SchemaFaker:
 
     def _number(self, schema: dict[str, Any], name: str, integer: bool) -> int | float:
         key = name.lower()
+        if self.facts is not None and integer and "weight_g" in key:
+            grams = typical_grams(self.facts) * self.rng.uniform(0.9, 1.2)
+            low, high = _bounds(schema)
+            return int(min(max(grams, low[0] if low else 1), high[0] if high else grams))
         if self.facts is not None and not integer and any(k in key for k in ("price", "usd")):
             low, high = _bounds(schema)
             return self._money(self._price_for(key), low[0] if low else 0.01,
