@@ -198,16 +198,34 @@ _REPLIES = {
 }
 
 
-_TYPICAL_GRAMS = {
-    "mug": 400, "cup": 300, "plate": 500, "bowl": 450, "shoes": 950, "sneakers": 950,
-    "boots": 1500, "lamp": 1600, "jacket": 1200, "coat": 1500, "shirt": 250, "dress": 400,
-    "board": 1800, "camera": 750, "lens": 500, "book": 500, "watch": 150, "bag": 800,
-    "phone": 250, "headphones": 350, "vase": 900, "chair": 6000, "table": 12000,
+_TYPICAL = {
+    "mug": (400, 18), "cup": (300, 14), "plate": (500, 16), "bowl": (450, 16),
+    "shoes": (950, 55), "sneakers": (950, 55), "boots": (1500, 70), "lamp": (1600, 45),
+    "jacket": (1200, 65), "coat": (1500, 80), "shirt": (250, 20), "dress": (400, 35),
+    "board": (1800, 40), "camera": (750, 85), "lens": (500, 120), "book": (500, 12),
+    "watch": (150, 90), "bag": (800, 45), "phone": (250, 150), "headphones": (350, 60),
+    "vase": (900, 30), "chair": (6000, 90), "table": (12000, 150),
 }  # fmt: skip
+"""What a product of a kind typically weighs packed (g) and sells for used (USD)."""
+
+
+def _typical(facts: Facts) -> tuple[float, float]:
+    said = set(re.findall(r"[a-z]+", facts.text.lower()))
+    found = [figures for word, figures in _TYPICAL.items() if word in said]
+    grams, usd = found[0] if found else (500, 30)
+    return float(grams), float(usd)
 
 
 def typical_grams(facts: Facts) -> float:
     """A parcel weight for what the product is (a mug 400 g, a lamp 1.6 kg), else 500 g."""
-    said = set(re.findall(r"[a-z]+", facts.text.lower()))
-    found = [grams for word, grams in _TYPICAL_GRAMS.items() if word in said]
-    return float(found[0]) if found else 500.0
+    return _typical(facts)[0]
+
+
+def typical_usd(facts: Facts) -> float:
+    """A price for what the product is, when nothing else tells (a mug $18), else $30."""
+    return _typical(facts)[1]
+
+
+def typical_side_cm(facts: Facts) -> float:
+    """A parcel side for the product's weight (a 400 g mug about 15 cm)."""
+    return 8.0 + float(typical_grams(facts) ** (1 / 3)) * 0.9

@@ -22,6 +22,8 @@ from simulator.listing_text import (
     short,
     title,
     typical_grams,
+    typical_side_cm,
+    typical_usd,
 )
 from simulator.strings import PROSE_HINTS, fit_length, string_for
 from simulator.words import Vocabulary
@@ -194,7 +196,7 @@ class SchemaFaker:
         if base is None and self.facts.cost:
             base = self.facts.cost * self.rng.uniform(2.2, 3.2)
         if base is None:
-            base = self.rng.uniform(15.0, 90.0)
+            base = typical_usd(self.facts) * self.rng.uniform(0.8, 1.25)
         if "quick" in key:
             return base * self.rng.uniform(0.78, 0.9)
         if "bundle" in key:
@@ -268,6 +270,10 @@ class SchemaFaker:
 
     def _number(self, schema: dict[str, Any], name: str, integer: bool) -> int | float:
         key = name.lower()
+        if self.facts is not None and "dimensions_cm" in key:
+            side = round(typical_side_cm(self.facts) * self.rng.uniform(0.6, 1.2), 1)
+            low, high = _bounds(schema)
+            return min(max(side, low[0] if low else 1), high[0] if high else side)
         if self.facts is not None and integer and "weight_g" in key:
             grams = typical_grams(self.facts) * self.rng.uniform(0.9, 1.2)
             low, high = _bounds(schema)
