@@ -68,6 +68,10 @@ def configure(verbosity: int = 0, *, service: bool = False) -> None:
         broker.removeFilter(old)
     if verbosity == 0:
         broker.addFilter(QuietBroker())
+    # In a command, a handler's failure (a NATS timeout under load) is retried by JetStream
+    # and, if it lasts, reported as the product's failed result: its traceback is for -v.
+    quiet_handlers = verbosity == 0 and not service
+    broker.setLevel(logging.CRITICAL if quiet_handlers else logging.NOTSET)
     # FastStream's own module logger keeps its stderr handler; it follows the same level.
     logging.getLogger("faststream").setLevel(level)
     # nats-py logs each failed connection attempt with a traceback; a command says it once,
