@@ -12,21 +12,25 @@ import asyncio
 import contextlib
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from faststream.nats import NatsBroker
+from agents.formats import FORMATS_HELP
+from bus.messages import Priority
 
-from agents.chat import ask_chat
-from agents.intake import upload_and_wait
-from agents.output import summary, write_package
-from agents.sources import SourceError, load_path
-from bus.broker import make_broker
-from bus.messages import ChatAsk, ChatTurn, Priority
-from bus.settings import Settings
-from bus.streams import ensure_streams
+if TYPE_CHECKING:  # the commands import what they use when they run: --help stays quick
+    import redis.asyncio as aioredis
+    from faststream.nats import NatsBroker
+
+    from bus.settings import Settings
+    from cost_ledger.aggregates import AggregateStore
 
 COMMANDS = ("upload", "chat")
+EXIT_TIMEOUT = 4
+"""Exit status of an upload whose --timeout passed before every product was done."""
+EXIT_INTERRUPTED = 130
+"""Exit status after Ctrl-C (128 + SIGINT), what finished written."""
 
 
 class Running(Protocol):
@@ -34,32 +38,62 @@ class Running(Protocol):
 
     broker: NatsBroker
     simulated: bool
+    redis: aioredis.Redis
 
     async def stop(self) -> None:
         """Stop it and every server it started."""
         ...
 
 
-Start = Callable[[Settings], Awaitable[Running]]
+Start = Callable[["Settings"], Awaitable[Running]]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Session:
+    """What a command works with: the broker, whether the provider is simulated, and the
+    ledger's aggregates when a Redis is at hand (embedded, or REDIS_URL)."""
+
+    broker: NatsBroker
+    simulated: bool
+    aggregates: AggregateStore | None
 
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the upload and chat commands to the flipsync command line."""
     upload = commands.add_parser(
-        "upload", help="upload products (a photo folder, a CSV, a catalog.json) and wait"
+        "upload",
+        help="upload products (a photo folder, a CSV export, a catalog.json) and wait",
+        description=(
+            "Upload products, wait for their listing packages, write each one as it finishes "
+            "and end with the cost report. Ctrl-C or --timeout keeps what finished."
+        ),
+        epilog=FORMATS_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    upload.add_argument("path", type=Path)
+    upload.add_argument(
+        "path", type=Path, help="a CSV file, a catalog.json, a folder of photos, or of folders"
+    )
     upload.add_argument("--tenant", default="default", help="the seller (default: default)")
-    upload.add_argument("--out", type=Path, default=Path("listings"), help="package folder")
+    upload.add_argument(
+        "--out", type=Path, default=Path("listings"), help="package folder (default: listings)"
+    )
     upload.add_argument(
         "--priority",
         choices=[p.value for p in Priority],
         default=None,
         help="default: bulk for a CSV import, standard otherwise",
     )
-    upload.add_argument("--timeout", type=float, default=1800.0, help="seconds to wait")
+    upload.add_argument(
+        "--timeout", type=float, default=1800.0, help="seconds to wait in all (default: 1800)"
+    )
+    upload.add_argument(
+        "--duplicates",
+        choices=("refuse", "rename"),
+        default="refuse",
+        help="a product id on two rows: refuse the file (default), or rename the later rows",
+    )
     chat = commands.add_parser("chat", help="ask seller chat about your own products")
-    chat.add_argument("--tenant", default="default")
+    chat.add_argument("--tenant", default="default", help="the seller (default: default)")
     chat.add_argument("question", nargs="*", help="one question; none starts a conversation")
 
 
@@ -73,56 +107,129 @@ async def run_command(args: argparse.Namespace, settings: Settings, start: Start
 
 
 @contextlib.asynccontextmanager
-async def connected(settings: Settings, start: Start) -> AsyncIterator[tuple[NatsBroker, bool]]:
-    """A broker on the deployment at NATS_URL, else on an embedded stack; and whether it is
-    known to run the simulated provider."""
+async def connected(settings: Settings, start: Start) -> AsyncIterator[Session]:
+    """A session on the deployment at NATS_URL (and REDIS_URL), else on an embedded stack."""
+    from bus.broker import make_broker
+    from bus.reachable import open_redis, reach_nats
+    from bus.streams import ensure_streams
+    from cost_ledger.aggregates import AggregateStore
+
     if settings.nats_url is None:
         stack = await start(settings)
         try:
-            yield stack.broker, stack.simulated
+            yield Session(
+                broker=stack.broker,
+                simulated=stack.simulated,
+                aggregates=AggregateStore(stack.redis),
+            )
         finally:
             await stack.stop()
         return
     broker = make_broker(settings.nats_url, client_name="flipsync-cli")
-    await broker.connect()
+    await reach_nats(
+        settings.nats_url, broker.connect, settings.connect_timeout_s, give_up=broker.stop
+    )
+    client: aioredis.Redis | None = None
     try:
+        if settings.redis_url is not None:
+            client = await open_redis(settings.redis_url, settings.connect_timeout_s)
         await ensure_streams(broker.connection.jetstream(), settings)
-        yield broker, False
+        aggregates = AggregateStore(client) if client is not None else None
+        yield Session(broker=broker, simulated=False, aggregates=aggregates)
     finally:
+        if client is not None:
+            await client.aclose()
         await broker.stop()
 
 
 async def upload(settings: Settings, start: Start, args: argparse.Namespace) -> int:
-    """Upload the products at a path, wait for each package, write and summarise them."""
+    """Upload the products at a path, write each package as it finishes, then summarise them
+    and print the cost report. Ctrl-C or the timeout ends it with one line, keeping what
+    finished."""
+    from rich.console import Console
+
+    from agents.bulk_report import UploadProgress, cost_line, ledger_report
+    from agents.intake import upload_and_wait
+    from agents.output import summary, write_package
+    from agents.sources import SourceError, load_source
+    from bus.messages import WorkflowDone
+
     try:
-        products, from_csv = load_path(args.path)
+        loaded = load_source(args.path, duplicates=args.duplicates)
     except (SourceError, OSError, ValueError) as exc:
         print(f"flipsync upload: {exc}", file=sys.stderr)
         return 2
-    priority = Priority(args.priority or (Priority.BULK if from_csv else Priority.STANDARD))
-    async with connected(settings, start) as (broker, simulated):
+    for warning in loaded.warnings:
+        print(f"flipsync upload: warning: {warning}", file=sys.stderr)
+    products = loaded.products
+    priority = Priority(args.priority or (Priority.BULK if loaded.bulk else Priority.STANDARD))
+    out = Path(args.out) / args.tenant
+    finished: list[WorkflowDone] = []
+    ended = ""
+    report = ""
+    console = Console(stderr=True)
+    async with connected(settings, start) as session:
         print(f"uploading {len(products)} products for {args.tenant} at {priority} priority")
-        done = await upload_and_wait(
-            broker,
-            products,
-            tenant=args.tenant,
-            priority=priority,
-            settings=settings,
-            timeout_s=args.timeout,
+        before = 0
+        if session.aggregates is not None:
+            before = (await session.aggregates.totals(args.tenant)).spend_micro_usd
+
+        with UploadProgress(console, len(products)) as progress:
+
+            def keep(event: WorkflowDone) -> None:
+                write_package(args.out, event, simulated=session.simulated)
+                finished.append(event)
+                progress.on_done(event)
+
+            try:
+                await upload_and_wait(
+                    session.broker,
+                    products,
+                    tenant=args.tenant,
+                    priority=priority,
+                    settings=settings,
+                    timeout_s=args.timeout,
+                    on_progress=progress.on_progress,
+                    on_done=keep,
+                )
+            except TimeoutError:
+                ended = f"timed out after {args.timeout:g} s"
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task is not None:
+                    task.uncancel()  # handled: the stack below still stops cleanly
+                ended = "interrupted"
+        if not ended and session.aggregates is not None:
+            spent = before + sum(e.cost_micro_usd for e in finished)
+            report = await ledger_report(session.aggregates, args.tenant, spent)
+    if ended:
+        print(
+            f"{ended}: {len(finished)} of {len(products)} products done, written to {out}/",
+            file=sys.stderr,
         )
-    for event in done:
-        folder = write_package(args.out, event, simulated=simulated)
-        print(summary(event, simulated=simulated))
-        print(f"  package    {folder}")
-    return 0 if all(event.ok for event in done) else 1
+        return EXIT_INTERRUPTED if ended == "interrupted" else EXIT_TIMEOUT
+    order = {product.product_id: index for index, product in enumerate(products)}
+    finished.sort(key=lambda event: order.get(event.product_id, len(order)))
+    for event in finished:
+        print(summary(event, simulated=session.simulated))
+        print(f"  package    {out / event.product_id}")
+    print(cost_line(finished, simulated=session.simulated))
+    if report:
+        print(report)
+    return 0 if all(event.ok for event in finished) else 1
 
 
 async def chat(settings: Settings, start: Start, tenant: str, question: str) -> int:
     """Answer one question, or hold a conversation on standard input."""
-    async with connected(settings, start) as (broker, _simulated):
+    from agents.chat import ask_chat
+    from bus.messages import ChatAsk, ChatTurn
+
+    async with connected(settings, start) as session:
         history: list[ChatTurn] = []
         async for text in _questions(question):
-            reply = await ask_chat(broker, ChatAsk(tenant=tenant, question=text, history=history))
+            reply = await ask_chat(
+                session.broker, ChatAsk(tenant=tenant, question=text, history=history)
+            )
             print(reply.answer if reply.ok else f"(no answer: {reply.reason})", flush=True)
             history += [ChatTurn(role="user", text=text)]
             history += [ChatTurn(role="assistant", text=reply.answer)]

@@ -14,6 +14,8 @@ from bus.messages import Priority, ProductUploaded, WorkflowDone
 from bus.settings import Settings
 
 UPLOADS_AT_ONCE = 8
+OnDone = Callable[[WorkflowDone], None]
+"""Called with each product's final event as it arrives (its package can be written then)."""
 
 
 async def upload_and_wait(
@@ -26,11 +28,13 @@ async def upload_and_wait(
     timeout_s: float = 600.0,
     on_progress: OnProgress | None = None,
     on_upload: Callable[[ProductUploaded], None] | None = None,
+    on_done: OnDone | None = None,
 ) -> list[WorkflowDone]:
     """Upload every product (a few at a time) and return their final events, in order.
 
     tenant is one tenant for all, or a function of the product's index (a replay of many
-    sellers).
+    sellers). on_done sees each final event as soon as it comes, so that what finished is
+    kept when the wait is cut short: TimeoutError after timeout_s, or a cancellation.
     """
     uploader = Uploader(broker, settings)
     tenants = [tenant(i) if callable(tenant) else tenant for i in range(len(products))]
@@ -40,20 +44,25 @@ async def upload_and_wait(
         await watcher.__aenter__()
     try:
 
-        async def one(product: ProductInput, owner: str) -> ProductUploaded:
+        async def one(product: ProductInput, owner: str) -> WorkflowDone:
             async with gate:
                 upload = await uploader.upload(product, tenant=owner, priority=priority)
             if on_upload is not None:
                 on_upload(upload)
-            return upload
+            # The overall timeout below ends the wait; this one is only a backstop.
+            finished = await watchers[owner].wait([upload.workflow_id], timeout_s + 60)
+            done = finished[upload.workflow_id]
+            if on_done is not None:
+                on_done(done)
+            return done
 
-        uploads = await asyncio.gather(*(one(p, t) for p, t in zip(products, tenants, strict=True)))
-        done: list[WorkflowDone] = []
-        async with asyncio.timeout(timeout_s):
-            for upload in uploads:
-                finished = await watchers[upload.tenant].wait([upload.workflow_id], timeout_s)
-                done.append(finished[upload.workflow_id])
-        return done
+        try:
+            async with asyncio.timeout(timeout_s), asyncio.TaskGroup() as group:
+                pairs = zip(products, tenants, strict=True)
+                tasks = [group.create_task(one(p, t)) for p, t in pairs]
+        except ExceptionGroup as failed:  # the first failure, as gather would raise it
+            raise failed.exceptions[0] from None
+        return [task.result() for task in tasks]
     finally:
         for watcher in watchers.values():
             await watcher.__aexit__(None, None, None)

@@ -33,7 +33,8 @@ def write_package(out: Path, done: WorkflowDone, *, simulated: bool) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     listing: Json = done.listing
     for market, body in listing.get("marketplaces", {}).items():
-        _dump(folder / f"{market}.json", body)
+        # A simulated provider's text is placeholder: each file says so itself.
+        _dump(folder / f"{market}.json", {**body, "simulated": True} if simulated else body)
     _dump(
         folder / "package.json",
         {
@@ -78,6 +79,8 @@ def summary(done: WorkflowDone, *, simulated: bool) -> str:
         f"  compliance {compliance.get('status', 'n/a')} ({len(compliance.get('issues', []))} "
         "issues)",
     ]
+    for warning in margin.get("warnings") or []:
+        lines.append(f"  warning    {warning}")
     if done.missing:
         lines.append(f"  missing    {', '.join(done.missing)} (optional)")
     note = " simulated" if simulated else ""

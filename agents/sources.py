@@ -2,9 +2,10 @@
 
 - ``catalog.json``: ``{"products": [{"product_id", "title_hint", "notes", "cost_price",
   "photos": [{"file": NAME}], "attributes": {...}}]}``, photos in ``photos/`` beside it.
-- A CSV with a header: ``product_id``, ``title_hint`` (or ``title``), ``notes``,
-  ``cost_price``, ``photos`` (file names separated by ``;``, relative to the CSV); any other
-  column becomes an attribute (``weight_g``, ``size``, ``sku``...).
+- A CSV (or tab-delimited) product file: a plain spreadsheet (``product_id``, ``title``,
+  ``notes``, ``cost_price``, ``photos`` separated by ``;``...), Shopify's product CSV, eBay's
+  or Amazon's listing exports; see agents/formats.py and docs/import.md. The whole file is
+  checked first (agents/csv_import.py); any other column becomes an attribute.
 - A folder of photos: one product named after the folder, its notes in ``notes.txt``, and
   optionally ``product.json`` with the other fields. A folder of such folders: one product
   each. A folder holding ``catalog.json`` or CSV files: those.
@@ -12,15 +13,17 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agents.csv_import import ImportError_, read_table
+
 SAMPLES = Path(__file__).parent / "samples"
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
-_FIELDS = ("product_id", "title_hint", "title", "notes", "cost_price", "photos")
+TABLE_SUFFIXES = frozenset({".csv", ".tsv", ".txt"})
+_FIELDS = ("product_id", "title_hint", "notes", "cost_price", "photos")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -69,19 +72,36 @@ def load_catalog(path: Path = SAMPLES / "catalog.json") -> list[ProductInput]:
     ]
 
 
-def load_csv(path: Path) -> list[ProductInput]:
-    """The products of a CSV file, one per row."""
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        rows = list(csv.DictReader(handle))
+@dataclass(frozen=True, kw_only=True)
+class Loaded:
+    """The products at a path, whether they came from a table (a bulk import), and the
+    warnings their reading raised (renamed ids, columns kept as attributes...)."""
+
+    products: list[ProductInput]
+    bulk: bool
+    warnings: list[str] = field(default_factory=list)
+
+
+def load_csv(path: Path, *, duplicates: str = "refuse") -> list[ProductInput]:
+    """The products of a product file (CSV or tab-delimited), checked whole first."""
+    return _table(path, duplicates, [])
+
+
+def _table(path: Path, duplicates: str, warnings: list[str]) -> list[ProductInput]:
+    try:
+        imported = read_table(path, duplicates=duplicates)
+    except ImportError_ as exc:
+        raise SourceError(str(exc)) from None
+    except UnicodeDecodeError as exc:
+        raise SourceError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    warnings += imported.warnings
     products = []
-    for number, row in enumerate(rows, start=2):
-        row = {k.strip(): (v or "").strip() for k, v in row.items() if k}
-        if not row.get("product_id"):
-            raise SourceError(f"{path}:{number}: product_id is empty")
-        photos = [path.parent / name.strip() for name in row.get("photos", "").split(";")]
-        attributes = {k: v for k, v in row.items() if k not in _FIELDS and v}
+    for row in imported.rows:
+        names = [n.strip() for n in row.fields.get("photos", "").split(";") if n.strip()]
+        attributes = {k: v for k, v in row.fields.items() if k not in _FIELDS}
+        attributes |= {k: v for k, v in row.extra.items() if k not in attributes}
         products.append(
-            _product({**row, "attributes": attributes}, [p for p in photos if p != path.parent])
+            _product({**row.fields, "attributes": attributes}, [path.parent / n for n in names])
         )
     return products
 
@@ -98,26 +118,34 @@ def load_folder(path: Path) -> list[ProductInput]:
 
 def load_path(path: Path) -> tuple[list[ProductInput], bool]:
     """The products at path, and whether they came from CSV (a bulk import)."""
+    loaded = load_source(path)
+    return loaded.products, loaded.bulk
+
+
+def load_source(path: Path, *, duplicates: str = "refuse") -> Loaded:
+    """The products at path (a file or a folder), checked, with the warnings to show."""
+    warnings: list[str] = []
     if path.is_file():
-        if path.suffix.lower() == ".csv":
-            return load_csv(path), True
+        if path.suffix.lower() in TABLE_SUFFIXES:
+            return Loaded(products=_table(path, duplicates, warnings), bulk=True, warnings=warnings)
         if path.suffix.lower() == ".json":
-            return load_catalog(path), False
-        raise SourceError(f"{path}: expected a .csv or catalog .json file, or a folder")
+            return Loaded(products=load_catalog(path), bulk=False)
+        raise SourceError(f"{path}: expected a .csv, .tsv or catalog .json file, or a folder")
     if not path.is_dir():
         raise SourceError(f"{path}: no such file or folder")
     if (path / "catalog.json").is_file():
-        return load_catalog(path / "catalog.json"), False
-    tables = sorted(path.glob("*.csv"))
+        return Loaded(products=load_catalog(path / "catalog.json"), bulk=False)
+    tables = sorted(p for p in path.glob("*.*") if p.suffix.lower() in (".csv", ".tsv"))
     if tables:
-        return [product for table in tables for product in load_csv(table)], True
+        products = [p for table in tables for p in _table(table, duplicates, warnings)]
+        return Loaded(products=products, bulk=True, warnings=warnings)
     if any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.iterdir()):
-        return load_folder(path), False
+        return Loaded(products=load_folder(path), bulk=False)
     folders = sorted(p for p in path.iterdir() if p.is_dir())
     products = [product for folder in folders for product in load_folder(folder)]
     if not products:
         raise SourceError(f"{path}: no photos, catalog.json or CSV found")
-    return products, False
+    return Loaded(products=products, bulk=False)
 
 
 def _product(item: dict[str, Any], photos: list[Path]) -> ProductInput:

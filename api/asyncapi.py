@@ -9,12 +9,14 @@ FastStream cannot see their payload type: ``PAYLOADS`` names the msgspec Struct 
 subject and its JSON schema (msgspec.json.schema) replaces the empty one FastStream wrote.
 
 GET /asyncapi.json is the document (AsyncAPI 3.0); GET /asyncapi renders it with FastStream's
-page (which loads the AsyncAPI React component from a CDN).
+page and the AsyncAPI React component (@asyncapi/react-component 3.1.5, Apache-2.0), vendored
+under api/static/vendor/asyncapi/ from the npm registry, so the page works offline.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -31,6 +33,7 @@ from agents.dag import WorkflowDag
 from agents.runtime import AgentRuntime
 from agents.specs import WORKFLOW_SPECS
 from agents.workflow import WorkflowService
+from api.dashboard import ASSETS_PATH
 from bus import messages, subjects
 from bus.broker import make_broker
 from bus.settings import Settings
@@ -41,6 +44,9 @@ from cost_ledger.consumer import ledger_router
 from router.context import RequestContext
 from router.service import RouterService
 
+VIEWER = "vendor/asyncapi"
+"""The vendored viewer's folder under api/static/ (served by the dashboard's asset route)."""
+_FAVICONS = re.compile(r'\s*<link rel="icon"[^>]*asyncapi\.com[^>]*>')
 DOC_URL = "nats://localhost:4222"
 """The server named in the document when NATS_URL is unset."""
 
@@ -262,6 +268,12 @@ def asyncapi_router(settings: Settings) -> APIRouter:
     @router.get("/asyncapi", response_class=HTMLResponse)
     async def asyncapi_page() -> HTMLResponse:
         """The AsyncAPI document rendered by the AsyncAPI React component."""
-        return HTMLResponse(get_asyncapi_html(_Spec(built()), try_it_out_path=None))
+        page = get_asyncapi_html(
+            _Spec(built()),
+            try_it_out_path=None,
+            asyncapi_js_url=f"{ASSETS_PATH}/{VIEWER}/index.js",
+            asyncapi_css_url=f"{ASSETS_PATH}/{VIEWER}/default.min.css",
+        )
+        return HTMLResponse(_FAVICONS.sub("", page))  # no request leaves for asyncapi.com
 
     return router

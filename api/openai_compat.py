@@ -45,7 +45,10 @@ def openai_router(broker: NatsBroker, settings: Settings, catalog: PriceCatalog)
         try:
             tenant = _tenant(request)
             body = _json_body(await request.body())
-            call = read_call(body, request.headers, tenant=tenant, settings=settings)
+            call = read_call(
+                body, request.headers, tenant=tenant, settings=settings,
+                is_model=catalog.__contains__,
+            )  # fmt: skip
             try:
                 result = await client.request(call.request, timeout_s=settings.openai_timeout_s)
             except nats.errors.Error as exc:

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
@@ -103,9 +104,15 @@ class ChatCall:
 
 
 def read_call(
-    body: object, headers: Mapping[str, str], *, tenant: str, settings: Settings
+    body: object,
+    headers: Mapping[str, str],
+    *,
+    tenant: str,
+    settings: Settings,
+    is_model: Callable[[str], bool] | None = None,
 ) -> ChatCall:
-    """The call a parsed JSON body and its headers describe; raises OpenAIError (400)."""
+    """The call a parsed JSON body and its headers describe; raises OpenAIError (400, or
+    404 model_not_found for a model that is neither flipsync-auto nor one is_model knows)."""
     try:
         parsed = ChatCompletionBody.model_validate(body)
     except ValidationError as exc:
@@ -114,6 +121,7 @@ def read_call(
         raise OpenAIError(400, f"Invalid request: {param}: {first['msg']}", param=param) from None
     if parsed.n not in (None, 1):
         raise OpenAIError(400, "Only n=1 is supported.", param="n")
+    model = parsed.model if is_model is None else known_model(parsed.model, is_model)
     limit = parsed.max_completion_tokens or parsed.max_tokens
     request = LlmRequest(
         id=_request_id(tenant, headers.get(IDEMPOTENCY_HEADER), body, headers),
@@ -127,7 +135,7 @@ def read_call(
         priority=_choice(headers, PRIORITY_HEADER, Priority, Priority.INTERACTIVE),
         cache_policy=_choice(headers, CACHE_HEADER, CachePolicy, CachePolicy.DEFAULT),
         deadline_ms=int((time.time() + settings.openai_timeout_s) * 1000),
-        model_hint="" if parsed.model == AUTO_MODEL else parsed.model,
+        model_hint="" if model == AUTO_MODEL else model,
         tools=parsed.tools or [],
         **_tool_choice(parsed.tool_choice, bool(parsed.tools)),
         tags={"user": parsed.user, "source": "openai"} if parsed.user else {"source": "openai"},
@@ -142,6 +150,25 @@ def read_call(
         include_usage=stream and bool(options and options.include_usage),
     )
 
+
+def known_model(model: str, is_model: Callable[[str], bool]) -> str:
+    """The catalog model a call names: itself, or the model a dated snapshot name stands for
+    ("gpt-4o-mini-2024-07-18" is "gpt-4o-mini"); flipsync-auto as is. Any other name is
+    OpenAI's 404 model_not_found, never silently answered by another model."""
+    if model == AUTO_MODEL or is_model(model):
+        return model
+    undated = _SNAPSHOT.sub("", model)
+    if undated != model and is_model(undated):
+        return undated
+    raise OpenAIError(
+        404,
+        f"The model `{model}` does not exist or you do not have access to it.",
+        code="model_not_found",
+        param="model",
+    )
+
+
+_SNAPSHOT = re.compile(r"-\d{4}-\d{2}-\d{2}$")
 
 KNOB_HEADERS = (AGENT_HEADER, TASK_TYPE_HEADER, PRIORITY_HEADER, CACHE_HEADER, WORKFLOW_HEADER)
 """The headers that change the request, digested with the body under an Idempotency-Key."""

@@ -11,6 +11,8 @@ from faststream.nats import NatsBroker, NatsRouter
 from faststream.nats.opentelemetry import NatsTelemetryMiddleware
 from opentelemetry.trace import TracerProvider
 
+from bus.logs import BROKER_LOGGER
+
 
 def server_list(url: str) -> list[str]:
     """The servers of a NATS_URL: "nats://a:4222,nats://b:4222" names every node of a cluster,
@@ -30,6 +32,7 @@ def make_broker(
     """A NatsBroker that (de)serializes with msgspec and carries W3C trace context in headers.
 
     log_level is the level FastStream logs each message at: DEBUG keeps a busy service quiet.
+    Its records go to the flipsync.broker logger, which bus.logs configures (-v shows them).
     """
     broker = NatsBroker(
         server_list(url),
@@ -37,6 +40,7 @@ def make_broker(
         serializer=MsgSpecSerializer(),
         middlewares=(NatsTelemetryMiddleware(tracer_provider=tracer_provider),),
         log_level=log_level,
+        logger=logging.getLogger(BROKER_LOGGER),
         max_reconnect_attempts=-1,
         **connect_options,
     )

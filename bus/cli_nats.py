@@ -9,6 +9,7 @@ from nats.aio.client import Client as NatsClient
 
 from bus.broker import server_list
 from bus.nats_auth import client_options
+from bus.reachable import reach_nats
 from bus.settings import Settings
 
 
@@ -25,9 +26,12 @@ async def connect_cli(settings: Settings, **options: Any) -> NatsClient:
     if settings.nats_url is None:
         raise ValueError("NATS_URL is not set")
     nc = NatsClient()
+    servers = server_list(settings.nats_url)
     try:
-        await nc.connect(
-            server_list(settings.nats_url), **settings_client_options(settings), **options
+        await reach_nats(
+            settings.nats_url,
+            lambda: nc.connect(servers, **settings_client_options(settings), **options),
+            settings.connect_timeout_s,
         )
     except BaseException:
         # A refused connection (bad credentials) otherwise leaves its socket open.

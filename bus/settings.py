@@ -330,8 +330,11 @@ class Settings(BaseSettings):
     """Exact-cache TTL of a task type not in cache_ttl_s; 0 means such answers are not cached."""
     cache_max_entries: int = 10_000
     """Exact-cache entries kept per tenant; the least recently used go first."""
-    pattern_task_types: frozenset[str] = frozenset({"seller_chat", "chat", "support_chat"})
-    """Conversational task types the pattern responder may answer."""
+    pattern_task_types: frozenset[str] = frozenset(
+        {"seller_chat", "chat", "support_chat", "general"}
+    )
+    """Conversational task types the pattern responder may answer ("general": /v1 calls with
+    no X-FlipSync-Task-Type; only a trivial turn with no schema, tools or cache opt-out)."""
     history_token_budget: dict[str, int] = {"seller_chat": 2048, "support_chat": 2048}
     """Prompt tokens of conversation history kept per task type (system prompts always kept)."""
     history_prune_step: int = 4
@@ -359,6 +362,9 @@ class Settings(BaseSettings):
     when OPENAI_API_KEY or OPENAI_BASE_URL is set, else the simulated one."""
     health: HealthSettings = HealthSettings()
     """Provider health: EWMA stats, circuit breakers, retries (see HealthSettings)."""
+    # The command line and first contact (issue 17).
+    connect_timeout_s: float = Field(default=5.0, gt=0.0)
+    """How long a command waits for NATS_URL or REDIS_URL before it says it cannot reach it."""
 
     @field_validator(
         "nats_url", "redis_url", "openai_api_key", "openai_base_url", "otlp_endpoint",

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
+from bus.reachable import open_redis
 from bus.settings import Settings
 from cost_ledger.aggregates import AggregateStore
 from cost_ledger.anomalies import anomalies_view
@@ -26,7 +27,6 @@ from cost_ledger.api_models import (
 )
 from cost_ledger.catalog import PriceCatalog
 from cost_ledger.errors import ReferenceFileError
-from cost_ledger.forecast import forecast_view
 from cost_ledger.recommendations import QualitySource, recommendations_view, recorded_quality
 from cost_ledger.reference import References, vs_reference
 from cost_ledger.report import describe, render_spend, usd
@@ -97,7 +97,7 @@ async def run_command(
     except FilterError as exc:
         print(f"flipsync {args.command}: {exc}", file=sys.stderr)
         return 2
-    client = aioredis.Redis.from_url(settings.redis_url)
+    client = await open_redis(settings.redis_url, settings.connect_timeout_s)
     try:
         print(await render_view(args.cost_command, client, where, args.json, quality), end="")
     finally:
@@ -126,6 +126,8 @@ async def render_view(
             view = await timeseries_view(store, where)
             as_json = True
         case "forecast":
+            from cost_ledger.forecast import forecast_view  # statsmodels: only where used
+
             view = await forecast_view(store, where)
         case "anomalies":
             view = await anomalies_view(store, where)

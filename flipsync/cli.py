@@ -4,87 +4,191 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
+import importlib.metadata
+import os
 import signal
 import sys
 from collections.abc import Coroutine, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import redis.asyncio as aioredis
-import uvloop
+from bus.logs import configure as configure_logging
+from flipsync import data_dir
 
-from agents.cli import COMMANDS as AGENT_COMMANDS
-from agents.cli import add_commands as add_agent_commands
-from agents.cli import run_command as run_agent_command
-from api.generated_key import announce_key, new_key
-from bus.settings import Settings
-from cost_ledger.aggregates import AggregateStore
-from cost_ledger.api_models import Filter
-from cost_ledger.budgets.cli import add_commands as add_budget_commands
-from cost_ledger.budgets.cli import print_budgets
-from cost_ledger.budgets.cli import run_command as run_budget_command
-from cost_ledger.cli import COMMANDS as COST_COMMANDS
-from cost_ledger.cli import add_commands as add_cost_commands
-from cost_ledger.cli import add_filters, filter_of
-from cost_ledger.cli import run_command as run_cost_command
-from cost_ledger.report import build_report, render_report
-from cost_ledger.slices import FilterError, check_filter
-from flipsync.scrape import start_metrics
-from flipsync.stack import ALL_SERVICES, Service, start_stack
-from optimizer.cli import COMMANDS as OPTIMIZER_COMMANDS
-from optimizer.cli import add_commands as add_optimizer_commands
-from optimizer.cli import run_command as run_optimizer_command
+if TYPE_CHECKING:
+    from bus.settings import Settings
+    from cost_ledger.api_models import Filter
+    from flipsync.stack import Service
+
+EXIT_CODES = """exit status:
+  0    done
+  1    done, but some products' workflows failed (each one is named)
+  2    bad usage or input (a file, a column, a flag): nothing was started
+  3    NATS or Redis cannot be reached (the URL is named, and what to check)
+  4    --timeout passed: what finished is written, the rest is not
+  5    another flipsync command is using the local data directory
+  130  interrupted (Ctrl-C): what finished is written, nothing is left running
+  141  the output pipe closed early (| head): the rest was not printed
+  143  terminated (SIGTERM): as for Ctrl-C
+"""
+EXIT_UNREACHABLE = 3
+EXIT_BUSY = 5
+
+
+COMMAND_HELP = {
+    "demo": "run everything embedded on the sample catalog",
+    "upload": "upload products (a photo folder, a CSV export, a catalog.json) and wait",
+    "chat": "ask seller chat about your own products",
+    "report": "print the cost report from the ledger",
+    "cost": "cost views: spend, forecast, anomalies, advice",
+    "budget": "show or change the live budgets",
+    "ledger": "the ledger stream and its Redis view",
+    "providers": "print provider health, latency and cost",
+    "flags": "list or change feature flags (live, no restart)",
+    "experiment": "A/B experiments on prompts, models, levers",
+    "prompt": "shorter prompt variants of an agent",
+    "finetune": "fine-tune a model on a task type's best answers",
+    "run": "run services until SIGTERM (uses NATS_URL, REDIS_URL)",
+    "http": "serve the HTTP API (uploads, chat, cost, dashboard, /v1, /asyncapi)",
+    "reset": "clear the local data directory the embedded servers keep between commands",
+    "nats-auth": "write the NATS users file (auth.conf)",
+}
+"""Every command and its help line: `flipsync --help` lists them without importing any."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `flipsync` command."""
-    parser = argparse.ArgumentParser(prog="flipsync", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("demo", help="run everything embedded on the sample catalog")
-    run = commands.add_parser("run", help="run services until SIGTERM (uses NATS_URL, REDIS_URL)")
-    run.add_argument("services", nargs="+", choices=[s.value for s in Service])
-    report = commands.add_parser("report", help="print the cost report from the ledger")
-    report.add_argument("--tenant", default=None)
-    add_filters(report, tenant=False)
-    providers = commands.add_parser("providers", help="print provider health, latency and cost")
-    providers.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    add_budget_commands(commands)
-    add_agent_commands(commands)
-    add_optimizer_commands(commands)
-    add_cost_commands(commands)
-    http = commands.add_parser(
-        "http", help="serve the HTTP API (uploads, chat, cost, dashboard, /v1, /asyncapi)"
+    """Entry point of the `flipsync` command.
+
+    Parsed in two steps so that `--help` answers at once: the command name first, then only
+    that command's options, from the module that runs it (heavy imports stay there).
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    listing = "\n".join(f"  {name:11} {text}" for name, text in COMMAND_HELP.items())
+    parser = argparse.ArgumentParser(
+        prog="flipsync",
+        description=f"{__doc__}\n\ncommands:\n{listing}",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    http.add_argument("--host", default="127.0.0.1")
-    http.add_argument("--port", type=int, default=8080)
-    nats_auth = commands.add_parser("nats-auth", help="write the NATS users file (auth.conf)")
-    nats_auth.add_argument("--out", type=Path, default=Path("deploy/nats/auth.conf"))
-    nats_auth.add_argument("--secrets", type=Path, default=None, help="also new passwords here")
-    args = parser.parse_args(argv)
+    parser.add_argument("--version", action="version", version=f"flipsync {_version()}")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="-v: info and library logs (FastStream, nats); -vv: debug",
+    )
+    parser.add_argument(
+        "command",
+        choices=list(COMMAND_HELP),
+        metavar="COMMAND",
+        help="one of the commands above; COMMAND --help for its options",
+    )
+    parser.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    first = parser.parse_args(argv)
+    full = argparse.ArgumentParser(prog="flipsync")
+    commands = full.add_subparsers(dest="command", required=True)
+    _add_parser(first.command, commands)
+    args = full.parse_args([first.command, *first.rest])
+    args.verbose = first.verbose
+    configure_logging(args.verbose, service=args.command in ("run", "http"))
     if args.command == "nats-auth":
         return write_nats_auth(args.out, args.secrets)
-    settings = Settings()
+    from bus.settings import Settings
+
+    settings = data_dir.local(Settings())  # embedded servers keep their data between commands
+    execute = functools.partial(_run, hold=settings.data_dir)
+    if args.command == "reset":
+        try:
+            print(data_dir.reset(settings.data_dir or data_dir.DEFAULT.resolve()))
+        except data_dir.DataDirBusy as exc:
+            print(f"flipsync reset: {exc}", file=sys.stderr)
+            return EXIT_BUSY
+        return 0
     if args.command == "demo":
         from flipsync.demo import run_demo
 
-        return _run(run_demo(settings))
+        return execute(run_demo(settings))
     if args.command == "run":
-        return _run(run_services(settings, [Service(s) for s in args.services]))
+        from flipsync.stack import Service
+
+        return execute(run_services(settings, [Service(s) for s in args.services]))
     if args.command in ("ledger", "budget"):
-        return _run(run_budget_command(args, settings))
+        from cost_ledger.budgets.cli import run_command as run_budget_command
+
+        return execute(run_budget_command(args, settings))
     if args.command == "http":  # an alias of `flipsync run api` (plus the rest when embedded)
-        return _run(serve_api(settings, args.host, args.port))
+        return execute(serve_api(settings, args.host, args.port))
     if args.command == "providers":
         from flipsync.provider_report import print_providers
 
-        return _run(print_providers(settings, as_json=args.json))
-    if args.command in COST_COMMANDS:
-        return _run(run_cost_command(args, settings))
-    if args.command in OPTIMIZER_COMMANDS:
-        return _run(run_optimizer_command(args, settings))
-    if args.command in AGENT_COMMANDS:
-        return _run(run_agent_command(args, settings, start_stack))
-    return _run(print_report(settings, args.tenant, where=filter_of(args)))
+        return execute(print_providers(settings, as_json=args.json))
+    if args.command == "cost":
+        from cost_ledger.cli import run_command as run_cost_command
+
+        return execute(run_cost_command(args, settings))
+    if args.command in ("flags", "experiment", "prompt", "finetune"):
+        from optimizer.cli import run_command as run_optimizer_command
+
+        return execute(run_optimizer_command(args, settings))
+    if args.command in ("upload", "chat"):
+        from agents.cli import run_command as run_agent_command
+        from flipsync.stack import start_stack
+
+        return execute(run_agent_command(args, settings, start_stack))
+    from cost_ledger.cli import filter_of
+
+    return execute(print_report(settings, args.tenant, where=filter_of(args), as_json=args.json))
+
+
+def _add_parser(command: str, commands: Any) -> None:
+    """Add command's parser (with every option it takes) to the subparsers."""
+    if command in ("upload", "chat"):
+        from agents.cli import add_commands as add_agent_commands
+
+        add_agent_commands(commands)
+    elif command in ("ledger", "budget"):
+        from cost_ledger.budgets.cli import add_commands as add_budget_commands
+
+        add_budget_commands(commands)
+    elif command in ("flags", "experiment", "prompt", "finetune"):
+        from optimizer.cli import add_commands as add_optimizer_commands
+
+        add_optimizer_commands(commands)
+    elif command == "cost":
+        from cost_ledger.cli import add_commands as add_cost_commands
+
+        add_cost_commands(commands)
+    else:
+        _add_own_parser(command, commands)
+
+
+def _add_own_parser(command: str, commands: Any) -> None:
+    """The parsers of the commands this module runs itself."""
+    sub = commands.add_parser(command, help=COMMAND_HELP[command])
+    if command == "run":
+        services = ("provider", "router", "ledger", "workflow", "agents", "api")
+        sub.add_argument("services", nargs="+", choices=services, help="the services to run")
+    elif command == "report":
+        from cost_ledger.cli import add_filters
+
+        sub.add_argument("--tenant", default=None, help="one seller's report (default: all)")
+        sub.add_argument("--json", action="store_true", help="print the report as JSON")
+        add_filters(sub, tenant=False)
+    elif command == "providers":
+        sub.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    elif command == "http":
+        sub.add_argument("--host", default="127.0.0.1", help="address (default: 127.0.0.1)")
+        sub.add_argument("--port", type=int, default=8080, help="port (default: 8080)")
+    elif command == "nats-auth":
+        sub.add_argument(
+            "--out",
+            type=Path,
+            default=Path("deploy/nats/auth.conf"),
+            help="where to write it (default: deploy/nats/auth.conf)",
+        )
+        sub.add_argument("--secrets", type=Path, default=None, help="also new passwords here")
 
 
 def write_nats_auth(out: Path, secrets_dir: Path | None) -> int:
@@ -96,12 +200,71 @@ def write_nats_auth(out: Path, secrets_dir: Path | None) -> int:
     return 0
 
 
-def _run(coro: Coroutine[Any, Any, int]) -> int:
-    return uvloop.run(coro)
+def _version() -> str:
+    try:
+        return importlib.metadata.version("flipsync")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _run(coro: Coroutine[Any, Any, int], hold: Path | None = None) -> int:
+    """Run a command; an unreachable server, Ctrl-C or SIGTERM end it with one line and a
+    stated exit status (see EXIT_CODES), never a traceback."""
+    import uvloop
+
+    from bus.reachable import Unreachable
+
+    try:
+        with data_dir.held(hold):
+            return uvloop.run(_signalled(coro))
+    except Unreachable as exc:
+        print(f"flipsync: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    except data_dir.DataDirBusy as exc:
+        coro.close()
+        print(f"flipsync: {exc}", file=sys.stderr)
+        return EXIT_BUSY
+    except BrokenPipeError:  # `flipsync report | head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
+        return 128 + signal.SIGPIPE
+    except KeyboardInterrupt:  # a second Ctrl-C before the handler was in place
+        print("flipsync: interrupted", file=sys.stderr)
+        return 128 + signal.SIGINT
+
+
+async def _signalled(coro: Coroutine[Any, Any, int]) -> int:
+    """Await coro; the first SIGINT or SIGTERM cancels it (its clean-up runs, further signals
+    are ignored so that clean-up finishes) and the status is 128 + the signal."""
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+    got: list[int] = []
+
+    def cancel(sig: int) -> None:
+        if not got:
+            got.append(sig)
+            task.cancel()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, cancel, sig)
+    try:
+        status = await coro
+    except asyncio.CancelledError:
+        if not got:
+            raise
+        print("flipsync: interrupted", file=sys.stderr)
+        return 128 + got[0]
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    return 128 + got[0] if got else status
 
 
 async def run_services(settings: Settings, services: list[Service]) -> int:
     """Run services until SIGTERM or SIGINT, then stop cleanly."""
+    from flipsync.scrape import start_metrics
+    from flipsync.stack import start_stack
+
     stack = await start_stack(settings, services)
     try:
         metrics = await start_metrics(stack)  # /metrics, when FLIPSYNC_METRICS_PORT is set
@@ -115,7 +278,8 @@ async def run_services(settings: Settings, services: list[Service]) -> int:
     names = ", ".join(s.value for s in services)
     sim = f" simulated provider at {stack.sim.base_url}" if stack.sim else ""
     sim += f" HTTP API at {stack.api.url}" if stack.api else ""
-    print(f"flipsync: running {names} on {stack.nats_url}{sim}", flush=True)
+    print(f"flipsync: running {names} on {stack.nats_url} (Redis {stack.redis_url}){sim}",
+          flush=True)  # fmt: skip
     await stop.wait()
     if metrics is not None:
         await metrics.stop()
@@ -129,6 +293,9 @@ async def serve_api(settings: Settings, host: str, port: int) -> int:
     With no API key configured, this run gets one fresh key for tenant "default": printed on
     a terminal, else written to a 0600 file (its path printed), so it stays out of the logs.
     """
+    from api.generated_key import announce_key, new_key
+    from flipsync.stack import ALL_SERVICES, Service
+
     update: dict[str, Any] = {"api_host": host, "api_port": port}
     if not settings.api_keys and settings.api_keys_file is None:
         key = new_key()
@@ -139,22 +306,49 @@ async def serve_api(settings: Settings, host: str, port: int) -> int:
 
 
 async def print_report(
-    settings: Settings, tenant: str | None, *, where: Filter | None = None
+    settings: Settings, tenant: str | None, *, where: Filter | None = None, as_json: bool = False
 ) -> int:
     """Print the ledger report of a running deployment (REDIS_URL); ``where`` narrows it to
     an agent, a model or a day range (--agent --model --start --end)."""
-    if settings.redis_url is None:
-        print("flipsync report: set REDIS_URL to the deployment's Redis", file=sys.stderr)
-        return 2
+    from bus.embedded import EmbeddedRedis
+    from bus.reachable import open_redis
+    from cost_ledger.aggregates import AggregateStore
+    from cost_ledger.api_models import Filter
+    from cost_ledger.budgets.cli import print_budgets
+    from cost_ledger.report import build_report, render_report
+    from cost_ledger.slices import FilterError, check_filter
+
     try:
         where = check_filter(where if where is not None else Filter(tenant=tenant))
     except FilterError as exc:
         print(f"flipsync report: {exc}", file=sys.stderr)
         return 2
-    client = aioredis.Redis.from_url(settings.redis_url)
+    if settings.redis_url is None:
+        if not data_dir.has_data(settings.data_dir):
+            print(
+                "flipsync report: no ledger here: set REDIS_URL to the deployment's Redis, or "
+                f"run `make demo` or `flipsync upload` first (they keep data in "
+                f"{settings.data_dir or data_dir.DEFAULT})",
+                file=sys.stderr,
+            )
+            return 2
+        assert settings.data_dir is not None
+        # The ledger an earlier command left in the local data directory.
+        server = EmbeddedRedis(settings.data_dir / "redis", persist=True)
+        await server.start()
+        try:
+            local = settings.model_copy(update={"redis_url": server.url})
+            return await print_report(local, tenant, where=where, as_json=as_json)
+        finally:
+            await server.stop()
+    client = await open_redis(settings.redis_url, settings.connect_timeout_s)
     try:
         # One path, filtered or not: the cost API's spend view of the ledger cube.
-        print(render_report(await build_report(AggregateStore(client), where=where)))
+        report = await build_report(AggregateStore(client), where=where)
+        if as_json:  # the same view as GET /api/cost/spend
+            print(report.view.model_dump_json(indent=2))
+            return 0
+        print(render_report(report))
         print(await print_budgets(client, settings, tenant), end="")
     finally:
         await client.aclose()

@@ -28,7 +28,8 @@ CHAT_QUESTION = "Which of my products makes the most profit, and on which market
 
 async def run_demo(settings: Settings, console: Console | None = None) -> int:
     """Upload the sample catalog, print every listing and the cost report; 0 when all passed."""
-    console = console or Console()
+    # soft_wrap: lines keep their length in a pipe or a file instead of wrapping at 80 columns
+    console = console or Console(soft_wrap=True)
     stack = await start_stack(settings)
     try:
         mode = "SIMULATED provider (no real calls, no money spent)"
@@ -36,8 +37,14 @@ async def run_demo(settings: Settings, console: Console | None = None) -> int:
             mode = f"real provider at {settings.openai_base_url or 'api.openai.com'}"
         console.print(f"[bold]FlipSync demo[/bold] - {mode}")
         console.print(f"NATS {stack.nats_url} - Redis {stack.redis_url}")
+        if settings.data_dir is not None:
+            console.print(
+                f"data kept in {settings.data_dir} for `flipsync report`, `chat` and `http` "
+                "(`flipsync reset` clears it)"
+            )
         # Quiet FastStream's per-task INFO lines: the demo's output is the listings.
         logging.getLogger("faststream.access.nats").setLevel(logging.WARNING)
+        before = (await stack.aggregates.totals(TENANT)).spend_micro_usd  # earlier runs' spend
         done = await _upload_all(stack, console)
         for event in done:
             folder = write_package(OUT, event, simulated=stack.simulated)
@@ -47,7 +54,7 @@ async def run_demo(settings: Settings, console: Console | None = None) -> int:
         console.print(f"\n[bold]Seller chat[/bold] > {CHAT_QUESTION}")
         console.print(escape(reply.answer if reply.ok else f"(no answer: {reply.reason})"))
         console.print(f"  (context: {', '.join(reply.product_ids)}; {reply.lever})")
-        await _settle_ledger(stack, sum(e.cost_micro_usd for e in done))
+        await _settle_ledger(stack, before + sum(e.cost_micro_usd for e in done))
         report = await build_report(stack.aggregates, tenant=TENANT)
         console.print(render_report(report))
         failed = [e for e in done if not e.ok]

@@ -10,8 +10,7 @@ import json
 import sys
 from decimal import Decimal
 
-import redis.asyncio as aioredis
-
+from bus.reachable import open_redis
 from bus.settings import Settings
 from router.health.snapshot import ProviderHealth, health_snapshot
 from router.routing.quality import BetaEstimate
@@ -93,7 +92,7 @@ async def print_providers(settings: Settings, *, as_json: bool = False) -> int:
     if settings.redis_url is None:
         print("flipsync providers: set REDIS_URL to the deployment's Redis", file=sys.stderr)
         return 2
-    client = aioredis.Redis.from_url(settings.redis_url)
+    client = await open_redis(settings.redis_url, settings.connect_timeout_s)
     try:
         snapshot = await health_snapshot(client)
         quality = await quality_estimates(client)

@@ -23,6 +23,7 @@ from bus.broker import make_broker
 from bus.embedded import EmbeddedNats, EmbeddedRedis
 from bus.nats_auth import ADMIN as NATS_ADMIN
 from bus.nats_auth import EmbeddedAuth, embedded_auth, settings_broker_options
+from bus.reachable import reach_nats, reach_redis
 from bus.settings import Settings
 from bus.streams import ensure_streams
 from bus.tracing import make_tracer_provider
@@ -138,7 +139,10 @@ async def start_stack(
             nats_url = nats.url
         redis_url = settings.redis_url
         if redis_url is None:
-            redis = EmbeddedRedis()
+            redis = EmbeddedRedis(
+                settings.data_dir / "redis" if settings.data_dir else None,
+                persist=settings.data_dir is not None,
+            )
             await redis.start()
             embedded.append(redis)
             redis_url = redis.url
@@ -233,7 +237,9 @@ async def start_stack(
             await server.stop()
         raise
     try:
-        await broker.connect()
+        if settings.redis_url is not None:  # a configured Redis that is not there: say so now
+            await reach_redis(redis_client, redis_url, settings.connect_timeout_s)
+        await reach_nats(nats_url, broker.connect, settings.connect_timeout_s)
         await ensure_streams(broker.connection.jetstream(), settings)
         if budgets is not None:  # rules loaded, counters rebuilt if Redis lost them
             await budgets.start(broker.connection.jetstream())

@@ -9,11 +9,14 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from router.tokens import count_text_tokens, text_pieces
+from simulator.context_answer import answer_from, listings_in
+from simulator.facts import BLIND, Facts, facts_of, item_texts
 from simulator.request import ChatRequest
 from simulator.schema_values import SchemaFaker
-from simulator.words import Vocabulary
+from simulator.tool_calls import ToolCall, tool_calls, wants_call
+from simulator.words import Vocabulary, user_text
 
-FinishReason = Literal["stop", "length"]
+FinishReason = Literal["stop", "length", "tool_calls"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -24,6 +27,8 @@ class Generated:
     finish_reason: FinishReason
     """"length" when max tokens cut the answer short."""
     completion_tokens: int
+    tool_calls: tuple[ToolCall, ...] = ()
+    """Function calls the answer makes instead of content (tools offered or forced)."""
 
 
 def seed_for(model: str, messages: list[dict[str, Any]]) -> int:
@@ -38,11 +43,22 @@ def generate(request: ChatRequest, *, break_schema: bool = False) -> Generated:
     With break_schema, a json_schema answer is still JSON but does not validate.
     """
     rng = random.Random(seed_for(request.model, request.messages))
+    if wants_call(request):
+        calls = tool_calls(request, rng)
+        tokens = sum(count_text_tokens(c.name + c.arguments) for c in calls)
+        return Generated(
+            content="", finish_reason="tool_calls", completion_tokens=tokens, tool_calls=calls
+        )
     words = Vocabulary.from_messages(request.messages)
     schema = request.json_schema
+    text = user_text(request.messages)
     if schema is not None:
-        faker = SchemaFaker(schema, words, rng)
-        value = faker.value(schema)
+        facts = facts_of(text)
+        if not facts.known and _has_images(request.messages):
+            facts = BLIND  # photos alone: the simulator cannot see them, and says so
+        faker = SchemaFaker(schema, words, rng, facts)
+        packed = _packed_items(schema, text)
+        value = faker.value(schema) if packed is None else _packed(schema, packed, words, rng)
         if break_schema:
             value = violate(faker, value)
         content = _dump(value)
@@ -54,9 +70,42 @@ def generate(request: ChatRequest, *, break_schema: bool = False) -> Generated:
                 "confidence": round(rng.uniform(0.6, 0.99), 2),
             }
         )
+    elif listings := listings_in(request.messages):  # a question about given products
+        content = answer_from(listings, text)
     else:
         content = words.text(rng, rng.randint(2, 5))
     return _bounded(content, request.max_tokens)
+
+
+def _has_images(messages: list[dict[str, Any]]) -> bool:
+    return any(
+        isinstance(m.get("content"), list)
+        and any(isinstance(p, dict) and p.get("type") == "image_url" for p in m["content"])
+        for m in messages
+    )
+
+
+def _packed_items(schema: dict[str, Any], text: str) -> list[Facts] | None:
+    """Each item's facts, when schema is a packed call's (items pinned by prefixItems) and
+    the prompt holds as many ``### Item N`` blocks; else None."""
+    items = schema.get("properties", {}).get("items", {})
+    prefix = items.get("prefixItems") if isinstance(items, dict) else None
+    texts = item_texts(text)
+    if not isinstance(prefix, list) or not texts or len(texts) != len(prefix):
+        return None
+    return [facts_of(item) for item in texts]
+
+
+def _packed(
+    schema: dict[str, Any], facts: list[Facts], words: Vocabulary, rng: random.Random
+) -> dict[str, Any]:
+    """A packed call's answer: item i written from item i's own facts only."""
+    prefix = schema["properties"]["items"]["prefixItems"]
+    answers = []
+    for item_schema, item_facts in zip(prefix, facts, strict=True):
+        faker = SchemaFaker(schema, words, rng, item_facts)  # the root, for $refs
+        answers.append(faker.value(item_schema, depth=1))
+    return {"items": answers}
 
 
 def violate(faker: SchemaFaker, valid: Any) -> Any:

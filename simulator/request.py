@@ -27,6 +27,8 @@ class ChatRequest:
     """stream_options.include_usage: a last chunk carries the usage."""
     tools: tuple[dict[str, Any], ...] = ()
     """Tool definitions: prompt tokens ahead of the messages, as providers count them."""
+    tool_choice: str | dict[str, Any] | None = None
+    """"none", "auto", "required" or {"type": "function", "function": {"name": ...}}."""
 
     @property
     def format_type(self) -> str:
@@ -65,6 +67,18 @@ def parse_chat_request(body: bytes) -> ChatRequest:
         stream=stream,
         include_usage=stream and options.get("include_usage") is True,
         tools=_tools(data.get("tools")),
+        tool_choice=_tool_choice(data.get("tool_choice")),
+    )
+
+
+def _tool_choice(value: object) -> str | dict[str, Any] | None:
+    if value is None or value in ("none", "auto", "required"):
+        return value
+    if isinstance(value, dict) and isinstance(value.get("function"), dict):
+        return value
+    raise InvalidRequestError(
+        "Invalid 'tool_choice': expected 'none', 'auto', 'required' or a function.",
+        param="tool_choice",
     )
 
 

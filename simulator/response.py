@@ -11,15 +11,24 @@ from openai.types import CompletionUsage, Model
 from openai.types.chat import ChatCompletion, ChatCompletionChunk, ChatCompletionMessage
 from openai.types.chat.chat_completion import Choice
 from openai.types.chat.chat_completion_chunk import Choice as ChunkChoice
-from openai.types.chat.chat_completion_chunk import ChoiceDelta
+from openai.types.chat.chat_completion_chunk import (
+    ChoiceDelta,
+    ChoiceDeltaToolCall,
+    ChoiceDeltaToolCallFunction,
+)
+from openai.types.chat.chat_completion_message_tool_call import (
+    ChatCompletionMessageToolCall,
+    Function,
+)
 from openai.types.completion_usage import CompletionTokensDetails, PromptTokensDetails
 
 from router.tokens import text_pieces
 from simulator.content import FinishReason, Generated
+from simulator.tool_calls import ToolCall
 
 FINGERPRINT = "simulated"
-CHUNK_TOKENS = 4
-"""Tokens per streamed chunk: coarser than OpenAI's ~1, to keep streaming cheap."""
+CHUNK_TOKENS = 1
+"""Tokens per streamed chunk: one, as OpenAI streams, each after its decode time."""
 MODELS_CREATED = 1_700_000_000
 """The fixed creation time the model list reports."""
 
@@ -55,8 +64,13 @@ class Answer:
 
     def completion_json(self) -> bytes:
         """The non-streaming answer: one chat.completion object."""
+        calls = self.generated.tool_calls
         message = ChatCompletionMessage(
-            role="assistant", content=self.generated.content, refusal=None, annotations=[]
+            role="assistant",
+            content=None if calls else self.generated.content,
+            refusal=None,
+            annotations=[],
+            **({"tool_calls": [_tool_call(call) for call in calls]} if calls else {}),
         )
         choice = Choice(
             index=0, message=message, logprobs=None, finish_reason=self.generated.finish_reason
@@ -80,6 +94,10 @@ class Answer:
         """
         role = ChoiceDelta(role="assistant", content="", refusal=None)
         yield self._event(role, include_usage), 0
+        for index, call in enumerate(self.generated.tool_calls):  # name first, then arguments
+            yield self._event(_call_delta(index, call, name=True), include_usage), 0
+            for piece, count in text_pieces(call.arguments):
+                yield self._event(_call_delta(index, call, arguments=piece), include_usage), count
         text, tokens = "", 0
         for piece, count in text_pieces(self.generated.content):
             text, tokens = text + piece, tokens + count
@@ -119,6 +137,24 @@ class Answer:
         if include_usage:
             chunk.usage = usage  # null on every chunk but the last, as OpenAI sends it
         return b"data: " + chunk.model_dump_json(exclude_unset=True).encode() + b"\n\n"
+
+
+def _tool_call(call: ToolCall) -> ChatCompletionMessageToolCall:
+    return ChatCompletionMessageToolCall(
+        id=call.id, type="function", function=Function(name=call.name, arguments=call.arguments)
+    )
+
+
+def _call_delta(
+    index: int, call: ToolCall, *, name: bool = False, arguments: str = ""
+) -> ChoiceDelta:
+    """A streamed piece of a tool call: its id and name first, then its arguments' text."""
+    function = ChoiceDeltaToolCallFunction(name=call.name, arguments="") if name else (
+        ChoiceDeltaToolCallFunction(arguments=arguments))  # fmt: skip
+    delta = ChoiceDeltaToolCall(index=index, function=function)
+    if name:
+        delta.id, delta.type = call.id, "function"
+    return ChoiceDelta(tool_calls=[delta])
 
 
 def models_json(models: tuple[str, ...], owner: str) -> dict[str, object]:

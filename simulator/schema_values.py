@@ -12,7 +12,20 @@ import math
 import random
 from typing import Any, TypeGuard
 
-from simulator.strings import fit_length, string_for
+from simulator.facts import Facts
+from simulator.listing_text import (
+    TERM_HINTS,
+    clause,
+    grade_choice,
+    prose,
+    search_terms,
+    short,
+    title,
+    typical_grams,
+    typical_side_cm,
+    typical_usd,
+)
+from simulator.strings import PROSE_HINTS, fit_length, string_for
 from simulator.words import Vocabulary
 
 DEEP = 4
@@ -31,16 +44,33 @@ _NUMBER_RANGES = {
     "quantity": (1.0, 50.0),
     "count": (1.0, 50.0),
     "year": (2015.0, 2025.0),
+    "weight_g": (150.0, 2500.0),
+    "dimensions_cm": (5.0, 60.0),
 }
+
+
+_POINTS = frozenset({"bullets", "bullet", "disclosed", "fixes", "drivers", "buyers", "lines",
+                     "add_items", "disclosures"})  # fmt: skip
+"""List fields whose items are selling points or short statements about the product."""
 
 
 class SchemaFaker:
     """Makes values for the schemas of one root document, drawing from one RNG."""
 
-    def __init__(self, root: dict[str, Any], words: Vocabulary, rng: random.Random) -> None:
+    def __init__(
+        self,
+        root: dict[str, Any],
+        words: Vocabulary,
+        rng: random.Random,
+        facts: Facts | None = None,
+    ) -> None:
         self.root = root
-        self.words = words
         self.rng = rng
+        self.facts = facts if facts is not None and facts.known else None
+        if self.facts is not None:  # the product's own words only, never the instructions'
+            words = Vocabulary.from_messages([{"role": "user", "content": self.facts.text}])
+        self.words = words
+        self._points: dict[str, int] = {}
 
     def value(self, schema: Any, name: str = "", depth: int = 0) -> Any:
         """A value valid for schema; name (the property's) steers strings and numbers."""
@@ -50,6 +80,8 @@ class SchemaFaker:
         if "const" in schema:
             return schema["const"]
         if schema.get("enum"):
+            if self.facts is not None:
+                return grade_choice(list(schema["enum"]), self.facts, self.rng)
             return self.rng.choice(schema["enum"])
         branches = schema.get("anyOf") or schema.get("oneOf")
         if branches:
@@ -66,8 +98,41 @@ class SchemaFaker:
             return self.rng.random() < 0.5
         if kind == "null":
             return None
-        text = string_for(schema, name, self.words, self.rng)
+        text = self._string(schema, name)
         return fit_length(text, schema.get("minLength", 0), schema.get("maxLength"), self.words)
+
+    def _string(self, schema: dict[str, Any], name: str) -> str:
+        """From the product's facts when there are any, else shaped by the field's name."""
+        facts, key = self.facts, name.lower()
+        if facts is None or schema.get("format"):
+            return string_for(schema, name, self.words, self.rng)
+        if any(hint in key for hint in ("title", "headline")) or key == "name":
+            return title(facts, schema.get("maxLength"))
+        if any(hint in key for hint in TERM_HINTS):  # in turn, so a list's terms differ
+            terms = search_terms(facts, long="long" in key)
+            self._points[key] = self._points.get(key, -1) + 1
+            return terms[self._points[key] % len(terms)]
+        found = short(facts, name, self.rng)
+        if found is not None:
+            return found
+        if key in _POINTS:
+            self._points[key] = self._points.get(key, -1) + 1
+            return clause(facts, self._points[key])
+        if any(
+            hint in key
+            for hint in (
+                *PROSE_HINTS,
+                "rationale",
+                "note",
+                "message",
+                "question",
+                "positive",
+                "neutral",
+                "negative",
+            )
+        ):
+            return prose(facts, name, self.rng)
+        return string_for(schema, name, self.words, self.rng)
 
     def resolve(self, schema: Any) -> Any:
         """The schema with local $refs followed and allOf merged into one schema."""
@@ -123,6 +188,38 @@ class SchemaFaker:
             return "number"
         return "string"
 
+    def _price_for(self, key: str) -> float:
+        """A price this product could sell at: the suggested one when the inputs have it,
+        else a markup on the seller's cost, else a plausible figure; quick sale lower."""
+        assert self.facts is not None
+        base = self.facts.price
+        if base is None and self.facts.cost:
+            base = self.facts.cost * self.rng.uniform(2.2, 3.2)
+        if base is None:
+            base = typical_usd(self.facts) * self.rng.uniform(0.8, 1.25)
+        if "quick" in key:
+            return base * self.rng.uniform(0.78, 0.9)
+        if "bundle" in key:
+            return base * self.rng.uniform(1.4, 1.7)
+        if self.facts.price is not None:  # a comparable: near the suggested price
+            return base * self.rng.uniform(0.85, 1.15)
+        return base
+
+    def _money(self, target: float, low: float, high: float | None) -> float:
+        """target as whole cents, ending in .99 (or the nearest cents) above $10, that JSON
+        Schema validators accept as a multiple of 0.01 (value / 0.01 an integer in floats)."""
+        cents = max(round(target * 100), math.ceil(low * 100))
+        if high is not None:
+            cents = min(cents, math.floor(high * 100))
+        if cents > 1000:
+            cents = cents - cents % 100 - 1  # $42.99, not $43.17
+        for offset in (0, -1, 1, -2, 2, -3, 3, -4, 4, -5, 5):
+            value = round((cents + offset) * 0.01, 2)
+            inside = value >= low and (high is None or value <= high)
+            if inside and (value / 0.01).is_integer():
+                return value
+        return round(cents * 0.01, 2)
+
     def _object(self, schema: dict[str, Any], depth: int) -> dict[str, Any]:
         props: dict[str, Any] = schema.get("properties", {})
         listed = schema.get("required")
@@ -141,6 +238,9 @@ class SchemaFaker:
             out[f"{self.words.word(self.rng).lower()}_{len(out)}"] = self.value(
                 extra_schema, "", depth + 1
             )
+        price, quick = out.get("price_usd"), out.get("quick_sale_usd")
+        if _is_number(price) and _is_number(quick) and quick > price:  # a quick sale is cheaper
+            out["quick_sale_usd"] = self._money(price * 0.85, 0.01, price)
         return out
 
     def _array(self, schema: dict[str, Any], name: str, depth: int) -> list[Any]:
@@ -169,11 +269,26 @@ class SchemaFaker:
         return out
 
     def _number(self, schema: dict[str, Any], name: str, integer: bool) -> int | float:
+        key = name.lower()
+        if self.facts is not None and "dimensions_cm" in key:
+            side = round(typical_side_cm(self.facts) * self.rng.uniform(0.6, 1.2), 1)
+            low, high = _bounds(schema)
+            return min(max(side, low[0] if low else 1), high[0] if high else side)
+        if self.facts is not None and integer and "weight_g" in key:
+            grams = typical_grams(self.facts) * self.rng.uniform(0.9, 1.2)
+            low, high = _bounds(schema)
+            return int(min(max(grams, low[0] if low else 1), high[0] if high else grams))
+        if self.facts is not None and not integer and any(k in key for k in ("price", "usd")):
+            low, high = _bounds(schema)
+            return self._money(self._price_for(key), low[0] if low else 0.01,
+                               high[0] if high else None)  # fmt: skip
         default = next((r for k, r in _NUMBER_RANGES.items() if k in name.lower()), (1.0, 100.0))
         low, high = _bounds(schema)
         span = default[1] - default[0]
         lo = low[0] if low else default[0]
         hi = high[0] if high else default[1]
+        if self.facts is not None and lo <= default[0] < default[1] <= hi:
+            lo, hi = default  # a product's figure (a parcel's weight), not just any allowed one
         if lo > hi:
             lo, hi = (lo, lo + span) if low else (hi - span, hi)
         lo_open, hi_open = bool(low and low[1]), bool(high and high[1])

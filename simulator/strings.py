@@ -10,7 +10,7 @@ from typing import Any
 
 from simulator.words import Vocabulary
 
-_PROSE = (
+PROSE_HINTS = (
     "description",
     "summary",
     "text",
@@ -26,6 +26,7 @@ _PROSE = (
     "review",
     "caption",
 )
+"""Field names (parts of) that ask for a sentence or a paragraph."""
 _SHORT = ("tag", "keyword", "category", "categories", "brand", "color", "colour", "material")
 _EPOCH = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 
@@ -36,7 +37,7 @@ def string_for(schema: dict[str, Any], name: str, words: Vocabulary, rng: random
     if formatted is not None:
         return formatted
     key = name.lower()
-    if any(hint in key for hint in _PROSE):
+    if any(hint in key for hint in PROSE_HINTS):
         return words.text(rng, rng.randint(1, 2))
     if any(hint in key for hint in ("title", "headline", "name")):
         return words.phrase(rng, rng.randint(3, 7)).title()

@@ -100,3 +100,11 @@ def _words(texts: Iterable[str]) -> list[str]:
                 seen.add(key)
                 out.append(word)
     return out
+
+
+def user_text(messages: Iterable[Mapping[str, Any]]) -> str:
+    """The text of the last user message that gives inputs (a retry's "your last answer was
+    invalid" comes after the one holding the product), else of the last user message."""
+    texts = ["\n".join(_texts([m])) for m in messages if m.get("role") == "user"]
+    with_inputs = [text for text in texts if "Inputs:\n" in text]
+    return (with_inputs or texts or [""])[-1]

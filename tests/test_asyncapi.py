@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -134,3 +135,17 @@ def test_payload_prefixes_and_descriptions_come_from_bus_subjects() -> None:
         assert description.startswith(prefix(subject))
     assert payload_of(subjects.llm_request("t1", "a1")) is LlmRequest
     assert payload_of(subjects.FLAGS_CONTROL) is None
+
+
+async def test_the_page_works_offline_with_its_vendored_viewer(served: str) -> None:
+    async with aiohttp.ClientSession(served) as http:
+        async with http.get("/asyncapi") as response:
+            page = await response.text()
+        assert "https://" not in page.split("<body>")[0]  # nothing fetched from a CDN
+        scripts = re.findall(r'<script src="([^"]+)"', page)
+        styles = re.findall(r'<link rel="stylesheet" href="([^"]+)"', page)
+        assert scripts and styles
+        assert all(url.startswith("/dashboard/assets/vendor/asyncapi/") for url in scripts + styles)
+        for url in scripts + styles:
+            async with http.get(url) as asset:
+                assert asset.status == 200 and len(await asset.read()) > 10_000

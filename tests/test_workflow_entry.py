@@ -54,6 +54,7 @@ class Borrowed:
     def __init__(self, stack: Stack) -> None:
         self.broker = stack.broker
         self.simulated = stack.simulated
+        self.redis = stack.redis
 
     async def stop(self) -> None:
         """Leave the stack running for the other tests."""
@@ -82,7 +83,7 @@ async def test_cli_uploads_a_csv_at_bulk_priority_and_writes_packages(
     owner = tenant()
     args = argparse.Namespace(
         path=tmp_path / "products.csv", tenant=owner, out=tmp_path / "out",
-        priority=None, timeout=120.0,
+        priority=None, timeout=120.0, duplicates="refuse",
     )  # fmt: skip
 
     async def borrow(_settings: Settings) -> Borrowed:

@@ -71,7 +71,8 @@ def ship(inputs: Inputs) -> Output:
         or _decimal(specifics.get("package_weight_g"))
         or Decimal(500)
     )
-    sides = measured.get("dimensions_cm") or specifics.get("package_dimensions_cm") or []
+    given = str(attributes.get("dimensions_cm", "")).replace("x", " ").split()
+    sides = given or measured.get("dimensions_cm") or specifics.get("package_dimensions_cm") or []
     dims = [d for d in (_decimal(side) for side in sides) if d is not None] or None
     return estimate(weight, dims)
 

@@ -12,6 +12,18 @@ from agents.validators import money as to_money
 from agents.validators import positive_number
 from bus.messages import TaskType
 
+
+def quick_sale_below_price(output: Output, inputs: Inputs) -> list[str]:
+    """A quick-sale price is a discount: never above the list price."""
+    price, quick = to_money(output.get("price_usd")), to_money(output.get("quick_sale_usd"))
+    if price is not None and quick is not None and quick > price:
+        return [
+            f"the quick-sale price {quick} USD is above the price {price} USD: give a "
+            "quick-sale price at or below the price"
+        ]
+    return []
+
+
 PRICE = AgentSpec(
     name="price",
     family=Family.PRICING,
@@ -32,7 +44,11 @@ PRICE = AgentSpec(
         confidence=number(0, 1),
         rationale=text(300, 10),
     ),
-    validators=(positive_number("price_usd"), positive_number("quick_sale_usd")),
+    validators=(
+        positive_number("price_usd"),
+        positive_number("quick_sale_usd"),
+        quick_sale_below_price,
+    ),
     max_output_tokens=250,
 )
 
@@ -77,7 +93,19 @@ def compute_margin(inputs: Inputs) -> Output:
     cost = to_money(inputs[UPLOAD].get("cost_price") or None)
     per_market = margins(price, shipping, cost)
     best = max(per_market, key=lambda m: Decimal(str(per_market[m]["profit_usd"])))
-    return {"cost_known": cost is not None, "marketplaces": per_market, "best": best}
+    losing = [m for m, v in per_market.items() if Decimal(str(v["profit_usd"])) < 0]
+    warnings = [
+        f"sells at a loss on {m}: profit {per_market[m]['profit_usd']} USD at price {price} USD"
+        for m in losing
+    ]
+    if cost is None:
+        warnings.append("no cost price given: profits assume the item cost nothing")
+    return {
+        "cost_known": cost is not None,
+        "marketplaces": per_market,
+        "best": best,
+        "warnings": warnings,
+    }
 
 
 MARGIN = AgentSpec(

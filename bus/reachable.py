@@ -1,0 +1,107 @@
+"""First contact with NATS and Redis: an unreachable server is an error that names its URL
+and what to check, within a few seconds, instead of a silent wait."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import nats.errors
+import redis.asyncio as aioredis
+
+T = TypeVar("T")
+
+_HINTS = {
+    "NATS": "is nats-server running there (with JetStream on, -js), and is NATS_URL right?",
+    "Redis": "is redis-server running there, and is REDIS_URL right?",
+    "NATS user": "check NATS_USER and NATS_PASSWORD (deploy/nats/auth.conf lists the users)",
+}
+
+
+class Unreachable(ConnectionError):
+    """A server a command needs did not answer; carries which, where and why."""
+
+    def __init__(self, server: str, url: str, timeout_s: float, cause: str) -> None:
+        self.server = server
+        self.url = url
+        self.timeout_s = timeout_s
+        self.cause = cause
+        super().__init__(
+            f"cannot reach {server} at {url} within {timeout_s:g} s ({cause}): {_HINTS[server]}"
+        )
+
+
+class Refused(Unreachable, nats.errors.Error):
+    """The server answered but refused this client (its user or password): still a
+    nats.errors.Error, so code catching those keeps working."""
+
+    def __init__(self, url: str, timeout_s: float, cause: str) -> None:
+        Unreachable.__init__(self, "NATS user", url, timeout_s, cause)
+        self.args = (f"NATS at {url} refused the connection ({cause}): {_HINTS['NATS user']}",)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+async def reach_nats(
+    url: str,
+    connect: Callable[[], Awaitable[T]],
+    timeout_s: float,
+    *,
+    give_up: Callable[[], Awaitable[object]] | None = None,
+) -> T:
+    """Await connect() for at most timeout_s; Unreachable (after give_up()) if it fails."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            return await connect()
+    except Exception as exc:
+        if give_up is not None:
+            with contextlib.suppress(Exception):
+                await give_up()
+        if isinstance(exc, Unreachable):
+            raise
+        if isinstance(exc, nats.errors.Error) and "authorization" in str(exc).lower():
+            raise Refused(_redact(url), timeout_s, _cause(exc)) from exc
+        cause = "no answer" if isinstance(exc, TimeoutError) else _cause(exc)
+        raise Unreachable("NATS", _redact(url), timeout_s, cause) from exc
+
+
+async def reach_redis(client: aioredis.Redis, url: str, timeout_s: float) -> None:
+    """PING the client's Redis; Unreachable when it does not answer within timeout_s."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            await client.ping()
+    except (TimeoutError, OSError, aioredis.RedisError) as exc:
+        cause = "no answer" if isinstance(exc, TimeoutError) else _cause(exc)
+        raise Unreachable("Redis", _redact(url), timeout_s, cause) from exc
+
+
+def _cause(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _redact(url: str) -> str:
+    """The URL without a password (user:secret@host shows as user:***@host)."""
+    parts = []
+    for one in url.split(","):
+        scheme, sep, rest = one.partition("://")
+        if sep and "@" in rest:
+            creds, _, host = rest.rpartition("@")
+            user = creds.split(":", 1)[0]
+            one = f"{scheme}://{user}:***@{host}" if ":" in creds else one
+        parts.append(one)
+    return ",".join(parts)
+
+
+async def open_redis(url: str, timeout_s: float) -> aioredis.Redis:
+    """A client of the Redis at url, which has answered a PING (else Unreachable)."""
+    client = aioredis.Redis.from_url(url, socket_connect_timeout=timeout_s)
+    try:
+        await reach_redis(client, url, timeout_s)
+    except BaseException:
+        await client.aclose()
+        raise
+    return client

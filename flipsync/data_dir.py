@@ -1,0 +1,79 @@
+"""The local data directory of the embedded servers: what one command leaves (the demo's
+products, spend and savings) the next one sees, until `flipsync reset` clears it.
+
+Only one command at a time may run embedded servers on it (a lock file says which).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+from bus.settings import Settings
+
+DEFAULT = Path(".flipsync")
+"""The data directory of commands run without NATS_URL and REDIS_URL (FLIPSYNC_DATA_DIR
+chooses another)."""
+_LOCK = "lock"
+
+
+class DataDirBusy(RuntimeError):
+    """Another flipsync command runs embedded servers on the same data directory."""
+
+    def __init__(self, path: Path, holder: str) -> None:
+        self.path = path
+        super().__init__(
+            f"another flipsync command ({holder}) is using {path}: wait for it or stop it, "
+            "or point this one at its servers with NATS_URL and REDIS_URL"
+        )
+
+
+def local(settings: Settings) -> Settings:
+    """settings with the default data directory when embedded servers will run and none is
+    chosen; unchanged otherwise."""
+    embedded = settings.nats_url is None or settings.redis_url is None
+    if settings.data_dir is not None or not embedded:
+        return settings
+    return settings.model_copy(update={"data_dir": DEFAULT.resolve()})
+
+
+@contextlib.contextmanager
+def held(path: Path | None) -> Iterator[None]:
+    """Hold the data directory for this process (nothing to hold without one)."""
+    if path is None:
+        yield
+        return
+    path.mkdir(parents=True, exist_ok=True)
+    lock = path / _LOCK
+    with lock.open("a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            raise DataDirBusy(path, f"pid {handle.read().strip() or '?'}") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def reset(path: Path) -> str:
+    """Remove the data directory (refused while a command holds it); what was done."""
+    if not path.exists():
+        return f"nothing to clear: {path} does not exist"
+    with held(path):
+        shutil.rmtree(path)
+    return f"cleared {path} (the embedded servers' streams, ledger, caches and budgets)"
+
+
+def has_data(path: Path | None) -> bool:
+    """Whether a command left data there."""
+    return path is not None and (path / "redis").is_dir()

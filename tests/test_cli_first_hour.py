@@ -1,0 +1,169 @@
+"""A newcomer's first commands: a wrong URL is an error that names it (not a silent hang),
+and Ctrl-C mid-upload ends with one line, keeps the finished packages and leaves nothing
+running. Each runs the real `flipsync` command as a child process."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bus.embedded.process import free_port
+
+SAMPLES = Path(__file__).parent.parent / "agents" / "samples"
+HANG_GUARD_S = 60
+"""A command still running after this long is a hang: the test fails (not a timing check)."""
+
+
+def flipsync(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run `flipsync ARGS`; a hang fails the test through the guard."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("NATS_", "REDIS_"))}
+    return subprocess.run(
+        [sys.executable, "-m", "flipsync", *args],
+        env={**clean, **env},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=HANG_GUARD_S,
+        check=False,
+    )
+
+
+def catalog_csv(folder: Path, count: int) -> Path:
+    """A CSV of count products, each with a photo of the samples."""
+    photos = sorted((SAMPLES / "photos").glob("*.png"))
+    lines = ["product_id,title,notes,cost_price,photos,weight"]
+    for i in range(count):
+        photo = photos[i % len(photos)]
+        shutil.copy(photo, folder / f"p{i}.png")
+        lines.append(
+            f'item-{i:02},{photo.stem} {i},"Sample {i}, good condition",$4.20,p{i}.png,400 g'
+        )
+    path = folder / "products.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("command", [["upload", "PRODUCTS"], ["budget", "show"]])
+def test_an_unreachable_nats_is_named_with_what_to_check(
+    tmp_path: Path, command: list[str]
+) -> None:
+    products = catalog_csv(tmp_path, 1)
+    dead = f"nats://127.0.0.1:{free_port()}"
+    args = [str(products) if a == "PRODUCTS" else a for a in command]
+    env = {"NATS_URL": dead, "REDIS_URL": f"redis://127.0.0.1:{free_port()}",
+           "FLIPSYNC_CONNECT_TIMEOUT_S": "2"}  # fmt: skip
+    done = flipsync(*args, env=env, cwd=tmp_path)
+    assert done.returncode == 3, done.stderr
+    assert f"cannot reach NATS at {dead}" in done.stderr
+    assert "is nats-server running there" in done.stderr and "NATS_URL" in done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_an_unreachable_redis_is_named_with_what_to_check(tmp_path: Path) -> None:
+    dead = f"redis://127.0.0.1:{free_port()}"
+    env = {"REDIS_URL": dead, "FLIPSYNC_CONNECT_TIMEOUT_S": "2"}
+    done = flipsync("report", env=env, cwd=tmp_path)
+    assert done.returncode == 3, done.stderr
+    assert f"cannot reach Redis at {dead}" in done.stderr and "REDIS_URL" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_bad_file_is_status_2_with_the_reason(tmp_path: Path) -> None:
+    (tmp_path / "p.csv").write_text("name,notes\nmug,teal\n")
+    done = flipsync("upload", str(tmp_path / "p.csv"), env={}, cwd=tmp_path)
+    assert done.returncode == 2 and "missing column(s): product_id" in done.stderr
+
+
+def test_sigint_mid_upload_keeps_finished_packages_and_leaves_nothing_running(
+    tmp_path: Path,
+) -> None:
+    products = catalog_csv(tmp_path, 12)
+    out = tmp_path / "out"
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("NATS_", "REDIS_"))}
+    env = {
+        **clean,
+        "FLIPSYNC_AGENT_WORKERS": "1",  # products finish one after another, not all at once
+        "FLIPSYNC_SIM_LATENCY_MS": "30",
+    }
+    argv = [sys.executable, "-m", "flipsync", "upload", str(products), "--out", str(out),
+            "--priority", "standard"]  # fmt: skip
+    proc = subprocess.Popen(
+        argv, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        children: set[int] = set()
+        deadline = time.monotonic() + 240  # a hang guard, not a timing check
+        while not list(out.glob("default/*/package.json")):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "no package was written"
+            children |= descendants(proc.pid)
+            time.sleep(0.05)
+        children |= descendants(proc.pid)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=HANG_GUARD_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, stderr
+    last = stderr.strip().splitlines()[-1]
+    written = sorted(p.parent.name for p in out.glob("default/*/package.json"))
+    assert last == (
+        f"interrupted: {len(written)} of 12 products done, written to {out / 'default'}/"
+    ), stderr
+    assert 1 <= len(written) < 12
+    assert "Traceback" not in stderr and len(stderr.strip().splitlines()) == 1, stderr
+    assert children, "the embedded servers ran as child processes"
+    alive = [pid for pid in children if running(pid)]
+    assert alive == [], f"left running: {alive}"
+
+
+def _stat(pid: int) -> list[str] | None:
+    """Fields of /proc/PID/stat after the command name, or None if there is no such process."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text.rsplit(")", 1)[1].split()
+
+
+def descendants(pid: int) -> set[int]:
+    """Every process below pid (children, their children...), from /proc."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (stat := _stat(int(entry.name))) is not None:
+            parents[int(entry.name)] = int(stat[1])
+    found: set[int] = set()
+    frontier = {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def running(pid: int) -> bool:
+    """Whether pid is a live process (not gone, not a zombie)."""
+    stat = _stat(pid)
+    return stat is not None and stat[0] != "Z"
+
+
+def test_a_timeout_ends_with_one_line_and_keeps_what_finished(tmp_path: Path) -> None:
+    products = catalog_csv(tmp_path, 12)
+    out = tmp_path / "out"
+    env = {"FLIPSYNC_AGENT_WORKERS": "1", "FLIPSYNC_SIM_LATENCY_MS": "30"}
+    done = flipsync(
+        "upload", str(products), "--out", str(out), "--priority", "standard", "--timeout", "2",
+        env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 4, done.stderr
+    written = list(out.glob("default/*/package.json"))
+    assert done.stderr.strip() == (
+        f"timed out after 2 s: {len(written)} of 12 products done, written to {out / 'default'}/"
+    )

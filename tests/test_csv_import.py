@@ -1,0 +1,116 @@
+"""A product file is checked whole before anything is uploaded: every defect is named, by
+line, and nothing is dropped, overwritten or changed without a word."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agents.sources import SourceError, load_source
+
+
+def table(tmp_path: Path, text: str, name: str = "p.csv") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_a_missing_column_is_named_with_the_expected_ones(tmp_path: Path) -> None:
+    path = table(tmp_path, "name,notes,cost_price\nTeal mug,350 ml,4.20\n")
+    with pytest.raises(SourceError) as caught:
+        load_source(path)
+    message = str(caught.value)
+    assert "line 1: missing column(s): product_id or product id or id or item id or sku" in message
+    assert "expected columns for a plain spreadsheet" in message and "cost_price" in message
+
+
+def test_unknown_columns_are_kept_as_attributes_with_a_warning(tmp_path: Path) -> None:
+    path = table(tmp_path, "product_id,title,shelf\nm1,Teal mug,B4\n")
+    loaded = load_source(path)
+    assert loaded.products[0].attributes == {"shelf": "B4"}
+    assert any("kept as attributes: shelf" in w for w in loaded.warnings)
+
+
+def test_money_with_currency_signs_and_separators_is_read(tmp_path: Path) -> None:
+    path = table(
+        tmp_path,
+        "product_id,title,cost_price,price\n"
+        'm1,Mug,$17.49,"$1,299.00"\n'
+        'm2,Lamp,"1.234,50 €",\n'
+        "m3,Board,12,\n",
+    )
+    m1, m2, m3 = load_source(path).products
+    assert m1.cost_price == "17.49" and m1.attributes["list_price"] == "1299.00"
+    assert m2.cost_price == "1234.50" and m2.attributes["cost_price_currency"] == "EUR"
+    assert m3.cost_price == "12"
+
+
+def test_unreadable_values_are_reported_by_line_and_nothing_is_loaded(tmp_path: Path) -> None:
+    path = table(
+        tmp_path,
+        "product_id,title,cost_price,weight\n"
+        "m1,Mug,4.20,400 g\n"
+        "m2,Lamp,about ten,1 kg\n"
+        "m3,Board,18.50,13.4\n",
+    )
+    with pytest.raises(SourceError) as caught:
+        load_source(path)
+    message = str(caught.value)
+    assert "2 problem(s), nothing uploaded" in message
+    assert "line 3: cost_price: 'about ten' is not an amount of money" in message
+    assert "line 4: weight '13.4' has no unit (g, kg, oz, lb)" in message
+
+
+def test_weights_and_dimensions_with_units_become_grams_and_centimetres(tmp_path: Path) -> None:
+    path = table(
+        tmp_path,
+        "product_id,title,Shipping Weight,Product Dimensions\n"
+        'm1,Mug,13.4 ounces,"4.5 x 3.5 x 4 inches"\n'
+        "m2,Lamp,2 pounds,40 x 30 x 5 cm\n"
+        "m3,Board,1.2 kg,\n",
+    )
+    m1, m2, m3 = load_source(path).products
+    assert (
+        m1.attributes["weight_g"] == "380" and m1.attributes["dimensions_cm"] == "11.4 x 8.9 x 10.2"
+    )
+    assert (
+        m2.attributes["weight_g"] == "907" and m2.attributes["dimensions_cm"] == "40.0 x 30.0 x 5.0"
+    )
+    assert m3.attributes["weight_g"] == "1200"
+
+
+def test_a_repeated_product_id_is_refused_or_renamed_with_a_warning(tmp_path: Path) -> None:
+    path = table(tmp_path, "product_id,title\nm1,Teal mug\nm2,Lamp\nm1,Blue mug\n")
+    with pytest.raises(SourceError, match="line 4: product id 'm1' is already on line 2"):
+        load_source(path)
+    loaded = load_source(path, duplicates="rename")
+    assert [p.product_id for p in loaded.products] == ["m1", "m2", "m1-2"]
+    assert [p.title_hint for p in loaded.products] == ["Teal mug", "Lamp", "Blue mug"]
+    assert any(
+        "line 4: product id 'm1' repeats line 2: renamed 'm1-2'" in w for w in loaded.warnings
+    )
+
+
+def test_an_unbalanced_quote_is_reported_by_line_not_swallowing_the_next_row(
+    tmp_path: Path,
+) -> None:
+    path = table(
+        tmp_path,
+        'product_id,title,notes\nm1,Mug,fine\nm2,"Lamp,brass lamp\nm3,Board,walnut\n',
+    )
+    with pytest.raises(SourceError) as caught:
+        load_source(path)
+    assert "line 3:" in str(caught.value) and "unbalanced quote" in str(caught.value)
+
+
+def test_a_quoted_field_that_spans_lines_is_one_row(tmp_path: Path) -> None:
+    path = table(tmp_path, 'product_id,title,notes\nm1,Mug,"line one\nline two"\nm2,Lamp,ok\n')
+    m1, m2 = load_source(path).products
+    assert m1.notes == "line one\nline two" and m2.product_id == "m2"
+
+
+def test_a_row_with_nothing_to_list_is_named(tmp_path: Path) -> None:
+    path = table(tmp_path, "product_id,title,cost_price\nm1,,4.20\n")
+    with pytest.raises(SourceError, match="line 2: nothing to list from"):
+        load_source(path)

@@ -1,0 +1,58 @@
+"""State that outlives a command: embedded servers keep their data in the local data
+directory, so `flipsync report` after an upload shows its spend; `flipsync reset` clears it;
+two commands never run servers on the same directory at once."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from flipsync import data_dir
+
+SAMPLES = Path(__file__).parent.parent / "agents" / "samples"
+HANG_GUARD_S = 240
+
+
+def flipsync(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NATS_", "REDIS_"))}
+    env.pop("FLIPSYNC_DATA_DIR", None)
+    return subprocess.run(
+        [sys.executable, "-m", "flipsync", *args],
+        env={**env, "FLIPSYNC_SIM_LATENCY_MS": "0"},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=HANG_GUARD_S,
+        check=False,
+    )
+
+
+def test_report_after_upload_shows_its_spend_until_reset(tmp_path: Path) -> None:
+    shutil.copy(SAMPLES / "photos" / "mug-001-a.png", tmp_path / "mug.png")
+    (tmp_path / "p.csv").write_text(
+        "product_id,title,notes,cost_price,photos\nmug-1,Teal mug,350 ml,$4.20,mug.png\n"
+    )
+    uploaded = flipsync("upload", "p.csv", "--tenant", "shop", cwd=tmp_path)
+    assert uploaded.returncode == 0, uploaded.stderr
+    assert (tmp_path / ".flipsync" / "redis").is_dir()
+    report = flipsync("report", "--tenant", "shop", cwd=tmp_path)
+    assert report.returncode == 0, report.stderr
+    assert "ebay_listing" in report.stdout  # the upload's agents, from the kept ledger
+    cleared = flipsync("reset", cwd=tmp_path)
+    assert cleared.returncode == 0 and "cleared" in cleared.stdout
+    assert not (tmp_path / ".flipsync").exists()
+    empty = flipsync("report", cwd=tmp_path)
+    assert empty.returncode == 2 and "no ledger here" in empty.stderr
+
+
+def test_a_second_command_on_the_same_data_is_refused(tmp_path: Path) -> None:
+    with data_dir.held(tmp_path / ".flipsync"):
+        busy = flipsync("chat", "hello", cwd=tmp_path)
+        refused = flipsync("reset", cwd=tmp_path)
+    assert busy.returncode == 5, busy.stderr
+    assert f"pid {os.getpid()}" in busy.stderr and "is using" in busy.stderr
+    assert refused.returncode == 5 and "Traceback" not in refused.stderr
+    assert (tmp_path / ".flipsync").exists()
