@@ -55,13 +55,30 @@ class RoutingSettings(BaseModel):
     learned_task_types: frozenset[str] = frozenset()
     """Task types whose complexity comes from the learned prompt router (router.routing.learned,
     trained on routellm) instead of the content heuristic."""
-    explore_share: float = 0.0
+    explore_share: float = 0.03
     """Share of requests (by a hash of their id) routed on Thompson samples of the quality
-    estimates, so that models the policy passes over still get quality signals."""
+    estimates, so that models the policy passes over still get quality signals (and a model
+    that recovered earns its traffic back)."""
     task_quality_floors: dict[str, float] = {t: 0.7 for t in AGENT_TASK_TYPES}
     """Lowest model quality estimate per task type, on top of each request's own floor. The
     agents' answers reach sellers and buyers: models rated below 0.7 serve them only once
     recorded quality lifts their estimate."""
+    # Per-prompt routing, forgetting and exploring (issue 14; docs/routing.md).
+    predict_per_prompt: bool = True
+    """Value mode: each model's chance on this very prompt (MiniLM difficulty, shipped in
+    router/routing/difficulty.json) against its cost, instead of complexity tiers."""
+    value_weight: float | None = None
+    """Quality worth the dearest usable model's price (router.routing.policy, value mode);
+    unset: the value calibrated to quality_target, shipped in router/routing/defaults.json."""
+    quality_target: float = 0.95
+    """The share of the premium model's quality the shipped value_weight was calibrated to
+    keep on held-out public data (bench/routing); documents the default, changes nothing."""
+    shortfall_weight: float = 0.02
+    """Quality a doubling of cost must buy when no model reaches the floor."""
+    quality_discount: float = 0.98
+    """Factor on a (model, task type)'s quality counts before each new signal: evidence
+    weighs 0.98**n after n newer signals, so a model that degrades loses traffic within a
+    bounded number of calls (router.routing.quality)."""
 
 
 class SemanticSettings(BaseModel):

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import logging
 import random
-import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
@@ -43,13 +42,18 @@ from router.providers.registry import ProviderRegistry
 from router.routing.candidates import Candidate, candidates_from_catalog
 from router.routing.cascade import applies, build_ladder
 from router.routing.config import RoutingConfig
+from router.routing.defaults import ShippedDefaults
+from router.routing.difficulty import DifficultyModel
 from router.routing.errors import NoCandidateError
+from router.routing.explore import cheaper_pick, explores
 from router.routing.features import RequestFeatures, extract, request_text
 from router.routing.latency import MeasuredLatency
 from router.routing.learned import PromptRouter
 from router.routing.policy import Policy, RouteDecision, rank
+from router.routing.predict import PromptPredictor, prompt_text
 from router.routing.pressure import BudgetPressure
 from router.routing.quality_store import QualityStore, QualityView
+from router.semantic.build import build_embedder
 from router.stages.cascade import CascadeStage, rung_route
 
 log = logging.getLogger(__name__)
@@ -85,11 +89,15 @@ class RouteStage:
         learned_task_types: Iterable[str] = (),
         explore_share: float = 0.0,
         latency: MeasuredLatency | None = None,
+        predictor: PromptPredictor | None = None,
     ) -> None:
         """explore_share: the share of requests (by request id) routed on Thompson samples of
         the quality estimates instead of their means, so that models the policy does not
-        pick still get quality signals."""
+        pick still get quality signals. predictor: per-prompt chances (value mode, when the
+        config has a value_weight)."""
         self._registry = registry
+        value_mode = config is not None and config.value_weight is not None
+        self._predictor = predictor if value_mode else None
         self._latency = latency
         self._explore_share = explore_share
         self._config = config or RoutingConfig()
@@ -147,10 +155,15 @@ class RouteStage:
         features = self._features(ctx)
         floor = self._config.floor(request.task_type, request.quality_floor)
         explore = self._explores(request.id)
-        picks = await self._rank(ctx, features, floor, explore=explore)
+        prompt = await self._prompt_view(request.task_type, prompt_text(request))
+        if prompt is not None:
+            features = replace(features, complexity=prompt[2])
+        picks = await self._rank(ctx, features, floor, explore=explore, prompt=prompt)
         decision = picks[0]
         if explore:
-            decision = replace(decision, reason=f"exploring (sampled quality): {decision.reason}")
+            decision = self._explore_cheaper(request.id, picks) or replace(
+                decision, reason=f"exploring (sampled quality): {decision.reason}"
+            )
         if applies(features, self._cascade):
             cascade = await self._cascade_route(ctx, features, floor, decision)
             if cascade is not None:
@@ -168,11 +181,36 @@ class RouteStage:
             return extract(request, complexity=self._learned.complexity(request_text(request)))
         return extract(request)
 
+    async def _prompt_view(self, task_type: str, text: str) -> tuple[float, float, float] | None:
+        """(difficulty, task mean difficulty, 0..1 complexity) of a prompt in value mode;
+        None without a predictor or when the embedder fails (the tier rules then apply)."""
+        if self._predictor is None or not text:
+            return None
+        try:
+            difficulty = await self._predictor.difficulty(text)
+        except Exception:  # routing goes on without the prediction
+            log.warning("prompt difficulty unavailable; routing on task-level quality")
+            return None
+        mean = self._predictor.observe(task_type, difficulty)
+        return difficulty, mean, self._predictor.complexity(difficulty, mean)
+
     def _explores(self, request_id: str) -> bool:
-        """Whether this request explores: a stable hash of its id falls in the share."""
-        if self._explore_share <= 0 or self._quality is None:
-            return False
-        return zlib.crc32(request_id.encode()) / 2**32 < self._explore_share
+        """Whether this request explores (router.routing.explore)."""
+        return self._quality is not None and explores(request_id, self._explore_share)
+
+    def _explore_cheaper(
+        self, request_id: str, picks: Sequence[RouteDecision]
+    ) -> RouteDecision | None:
+        """An exploring request's cheaper model among the ranked ones, or None."""
+        head = picks[0]
+        rest = list(picks[1:])
+        other = cheaper_pick(
+            request_id, rest, [p.estimated_cost_micro_usd for p in rest],
+            head.estimated_cost_micro_usd,
+        )  # fmt: skip
+        if other is None:
+            return None
+        return replace(other, reason=f"exploring a cheaper model than {head.model}: {other.reason}")
 
     async def _rank(
         self,
@@ -182,6 +220,7 @@ class RouteStage:
         exclude: str = "",
         *,
         explore: bool = False,
+        prompt: tuple[float, float, float] | None = None,
     ) -> list[RouteDecision]:
         """The policy's pick and the next-best ones, best first (at least one unless exclude
         left no candidate); raises NoCandidateError when none can take the request."""
@@ -199,6 +238,12 @@ class RouteStage:
             estimates = await self._quality.sample(request.task_type, self._models, rng)
         elif self._quality is not None:
             estimates = await self._quality.estimates(request.task_type, self._models)
+        config = self._config
+        if self._predictor is not None and prompt is not None:
+            base = estimates if estimates is not None else self._qualities
+            estimates = self._predictor.chances(base, prompt[0], prompt[1])
+        elif config.value_weight is not None:
+            config = replace(config, value_weight=None)  # no per-prompt chances: tier rules
         pressure = await self._pressure.of(request) if self._pressure is not None else 0.0
         return rank(
             features,
@@ -209,8 +254,8 @@ class RouteStage:
             priority=request.priority,
             budget_pressure=pressure,
             quality_estimates=estimates,
-            config=self._config,
-            count=MAX_FALLBACKS + 1,
+            config=config,
+            count=len(candidates),  # every model: exploring may pick any cheaper one
         )
 
     def _fallbacks(
@@ -276,7 +321,11 @@ def routing_stages(
     """The route stage (before budget) and the cascade stage (after it), sharing the quality
     counts in Redis."""
     routing = settings.routing
-    store = QualityStore(redis)
+    store = QualityStore(redis, discount=routing.quality_discount)
+    config = RoutingConfig.from_settings(routing)
+    predictor = _predictor(settings) if routing.predict_per_prompt else None
+    if predictor is not None and config.value_weight is None:
+        config = replace(config, value_weight=ShippedDefaults.load().value_weight)
     view = QualityView(
         store,
         {m.name: m.quality for m in catalog.models()},
@@ -287,7 +336,7 @@ def routing_stages(
     route = RouteStage(
         registry,
         catalog,
-        config=RoutingConfig.from_settings(routing),
+        config=config,
         policy=Policy(routing.policy),
         cascade_task_types=routing.cascade_task_types,
         quality=view,
@@ -296,9 +345,22 @@ def routing_stages(
         learned_task_types=routing.learned_task_types,
         explore_share=routing.explore_share,
         latency=MeasuredLatency(redis, refresh_s=routing.quality_refresh_s),
+        predictor=predictor,
     )
     alternates = {model: route.alternates(model) for model in offered_models(registry)}
     cascade = CascadeStage(
         catalog, quality=store, alternates=alternates, input_margin=budgets.engine.input_margin
     )
     return route, cascade
+
+
+def _predictor(settings: Settings) -> PromptPredictor | None:
+    """The per-prompt predictor (shipped difficulty weights, the semantic embedder), or None
+    when the embedder cannot be built (value mode then stays off)."""
+    try:
+        model = DifficultyModel.load()
+        embedder = build_embedder(settings.semantic)
+    except Exception:
+        log.warning("no prompt difficulty model; routing by complexity tiers", exc_info=True)
+        return None
+    return PromptPredictor(model, embedder)
