@@ -42,7 +42,7 @@ class Sweep:
 
 
 def value_choices(
-    chance: np.ndarray, cost: np.ndarray, weights: Sequence[float], floor: float = 0.0
+    chance: np.ndarray, cost: np.ndarray, weights: Sequence[float] | np.ndarray, floor: float = 0.0
 ) -> Sweep:
     """Per weight, each prompt's model by router.routing.policy's value rule (floor and
     shortfall aside when floor is 0): argmax chance - weight * cost / dearest cost."""

@@ -44,8 +44,10 @@ class RoutingSettings(BaseModel):
     """Share of max output tokens a call is expected to write, for cost estimates."""
     latency_weight: dict[str, float] = {"interactive": 0.6, "standard": 0.3, "bulk": 0.0}
     """Balanced policy: weight of latency against cost, by priority."""
-    cascade_task_types: frozenset[str] = frozenset()
-    """Task types with a checkable output that try the cheapest rung first and escalate."""
+    cascade_task_types: frozenset[str] = frozenset(AGENT_TASK_TYPES)
+    """Task types that try the cheapest rung first and escalate when the answer fails its
+    schema (only requests with an output schema, a checkable output, cascade). On by
+    default for the agents' task types; the failed attempts' cost is in the result's."""
     quality_prior_strength: float = 50.0
     """Pseudo-observations behind the catalog's quality before recorded signals outweigh it.
     Strong enough that one early failure cannot push a model under a task's quality floor
@@ -71,8 +73,10 @@ class RoutingSettings(BaseModel):
     """Quality worth the dearest usable model's price (router.routing.policy, value mode);
     unset: the value calibrated to quality_target, shipped in router/routing/defaults.json."""
     quality_target: float = 0.95
-    """The share of the premium model's quality the shipped value_weight was calibrated to
-    keep on held-out public data (bench/routing); documents the default, changes nothing."""
+    """The share of the best model's (predicted) quality routing keeps: the shipped
+    value_weight was calibrated to it on held-out public data (bench/routing), and each task
+    type's weight keeps being nudged toward it on the deployment's own traffic
+    (router.routing.calibrate); a value_weight set here is used as is."""
     shortfall_weight: float = 0.02
     """Quality a doubling of cost must buy when no model reaches the floor."""
     quality_discount: float = 0.98

@@ -39,6 +39,7 @@ from router.context import Fallback, RequestContext, Route
 from router.errors import NoRouteError
 from router.pipeline import Handler
 from router.providers.registry import ProviderRegistry
+from router.routing.calibrate import ValueController
 from router.routing.candidates import Candidate, candidates_from_catalog
 from router.routing.cascade import applies, build_ladder
 from router.routing.config import RoutingConfig
@@ -90,6 +91,7 @@ class RouteStage:
         explore_share: float = 0.0,
         latency: MeasuredLatency | None = None,
         predictor: PromptPredictor | None = None,
+        controller: ValueController | None = None,
     ) -> None:
         """explore_share: the share of requests (by request id) routed on Thompson samples of
         the quality estimates instead of their means, so that models the policy does not
@@ -98,6 +100,7 @@ class RouteStage:
         self._registry = registry
         value_mode = config is not None and config.value_weight is not None
         self._predictor = predictor if value_mode else None
+        self._controller = controller if value_mode else None
         self._latency = latency
         self._explore_share = explore_share
         self._config = config or RoutingConfig()
@@ -160,6 +163,9 @@ class RouteStage:
             features = replace(features, complexity=prompt[2])
         picks = await self._rank(ctx, features, floor, explore=explore, prompt=prompt)
         decision = picks[0]
+        if self._controller is not None and prompt is not None and not explore:
+            best = max(p.quality for p in picks)
+            self._controller.observe(request.task_type, decision.quality, best)
         if explore:
             decision = self._explore_cheaper(request.id, picks) or replace(
                 decision, reason=f"exploring (sampled quality): {decision.reason}"
@@ -242,6 +248,8 @@ class RouteStage:
         if self._predictor is not None and prompt is not None:
             base = estimates if estimates is not None else self._qualities
             estimates = self._predictor.chances(base, prompt[0], prompt[1])
+            if self._controller is not None:
+                config = replace(config, value_weight=self._controller.weight(request.task_type))
         elif config.value_weight is not None:
             config = replace(config, value_weight=None)  # no per-prompt chances: tier rules
         pressure = await self._pressure.of(request) if self._pressure is not None else 0.0
@@ -324,8 +332,11 @@ def routing_stages(
     store = QualityStore(redis, discount=routing.quality_discount)
     config = RoutingConfig.from_settings(routing)
     predictor = _predictor(settings) if routing.predict_per_prompt else None
+    controller = None
     if predictor is not None and config.value_weight is None:
-        config = replace(config, value_weight=ShippedDefaults.load().value_weight)
+        shipped = ShippedDefaults.load()
+        config = replace(config, value_weight=shipped.value_weight)
+        controller = ValueController(start=shipped.value_weight, target=routing.quality_target)
     view = QualityView(
         store,
         {m.name: m.quality for m in catalog.models()},
@@ -346,6 +357,7 @@ def routing_stages(
         explore_share=routing.explore_share,
         latency=MeasuredLatency(redis, refresh_s=routing.quality_refresh_s),
         predictor=predictor,
+        controller=controller,
     )
     alternates = {model: route.alternates(model) for model in offered_models(registry)}
     cascade = CascadeStage(
