@@ -5,6 +5,8 @@ prompt goes to one model, and the point is (total cost, mean quality). The curve
 best quality reachable at each cost (an upper envelope of the points, since a deployment can
 pick any of them).
 
+- The curve is the upper concave hull of the points: a deployment may also mix two
+  operating points at random, as random routing mixes always-cheapest and always-strong.
 - APGR (average performance gap recovered): the curve's quality gain over always-cheapest,
   as a share of always-strong's gain, averaged over costs evenly spaced from always-cheapest
   to always-strong. Random routing between the two (a fixed share of random prompts to the
@@ -66,11 +68,27 @@ def weight_grid(chance: np.ndarray, cost: np.ndarray, size: int = 80) -> np.ndar
 
 
 def envelope(costs: np.ndarray, accs: np.ndarray, at: np.ndarray) -> np.ndarray:
-    """Best accuracy among points costing at most each value of at (-inf where none)."""
-    order = np.argsort(costs)
-    best = np.maximum.accumulate(accs[order])
-    idx = np.searchsorted(costs[order], at, side="right") - 1
-    return np.where(idx >= 0, best[np.maximum(idx, 0)], -np.inf)
+    """Best accuracy reachable at each cost of at: on the upper concave hull of the points
+    (a deployment may mix two operating points at random), flat beyond the dearest useful
+    point; -inf below the cheapest point."""
+    order = np.lexsort((-accs, costs))
+    hull: list[tuple[float, float]] = []
+    best = -np.inf
+    for c, a in zip(costs[order].astype(float), accs[order].astype(float), strict=True):
+        if a <= best:
+            continue  # dearer and no better than a point already on the hull
+        best = a
+        while len(hull) >= 2:
+            (c1, a1), (c2, a2) = hull[-2], hull[-1]
+            if (a2 - a1) * (c - c1) <= (a - a1) * (c2 - c1):  # hull[-1] lies under the chord
+                hull.pop()
+            else:
+                break
+        hull.append((c, a))
+    xs = np.array([h[0] for h in hull])
+    ys = np.array([h[1] for h in hull])
+    values = np.interp(at, xs, ys)
+    return np.where(at < xs[0] - 1e-9, -np.inf, values)
 
 
 def apgr(
