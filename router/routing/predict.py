@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import threading
 from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Protocol
@@ -46,6 +47,7 @@ class PromptPredictor:
         self._embedder = embedder
         self._means: dict[str, float] = {}
         self._cache: OrderedDict[bytes, float] = OrderedDict()
+        self._lock = threading.Lock()
 
     @property
     def slope(self) -> float:
@@ -55,15 +57,17 @@ class PromptPredictor:
     def difficulty_now(self, text: str) -> float:
         """The difficulty of a prompt, computed in this thread (cached)."""
         key = hashlib.blake2b(text.encode(), digest_size=16).digest()
-        cached = self._cache.get(key)
-        if cached is not None:
-            self._cache.move_to_end(key)
-            return cached
+        with self._lock:  # worker threads share the cache
+            cached = self._cache.get(key)
+            if cached is not None:
+                self._cache.move_to_end(key)
+                return cached
         vector = self._embedder.embed([clip_text(text)])
         value = float(self._model.predict(np.asarray(vector))[0])
-        self._cache[key] = value
-        if len(self._cache) > CACHE_SIZE:
-            self._cache.popitem(last=False)
+        with self._lock:
+            self._cache[key] = value
+            if len(self._cache) > CACHE_SIZE:
+                self._cache.popitem(last=False)
         return value
 
     async def difficulty(self, text: str) -> float:
