@@ -12,6 +12,7 @@ from router.providers.registry import ProviderRegistry
 from router.routing.calibrate import ValueController
 from router.routing.config import RoutingConfig
 from router.routing.difficulty import DifficultyModel
+from router.routing.pinning import SessionPins
 from router.routing.policy import Policy
 from router.routing.predict import PromptPredictor
 from router.routing.quality import QualitySignal, SignalKind
@@ -35,7 +36,10 @@ MODEL = DifficultyModel(weights=np.array([-2.0, 1.0]), bias=0.0, slope=1.0)
 
 
 def stage(
-    registry: ProviderRegistry, redis: aioredis.Redis, controller: ValueController | None = None
+    registry: ProviderRegistry,
+    redis: aioredis.Redis,
+    controller: ValueController | None = None,
+    pins: SessionPins | None = None,
 ) -> RouteStage:
     """A value-mode stage over the real catalog, no floors."""
     routing = RoutingSettings(task_quality_floors={}, value_weight=0.1, explore_share=0.0)
@@ -52,6 +56,7 @@ def stage(
         quality=view,
         predictor=predictor,
         controller=controller,
+        pins=pins,
     )
 
 
@@ -97,3 +102,28 @@ async def test_discounted_counts_in_redis_forget_old_evidence(redis_client: aior
     await store.record(bad, "b0")
     counts = (await store.counts())[("m", "t")]
     assert counts.good == 0.9375 and counts.bad == 1.0
+
+
+async def test_a_session_stays_on_its_model_until_it_stops_serving_it(
+    registry: ProviderRegistry, redis_client: aioredis.Redis
+) -> None:
+    routed = stage(registry, redis_client, pins=SessionPins(redis_client))
+
+    async def ask(text: str, session: str | None, floor: float = 0.0) -> str:
+        tags = {"session": session} if session else {}
+        req = request(text, task_type="qa", tags=tags, quality_floor=floor)
+        got = await routed.route(RequestContext(request=req))
+        return f"{got.model}|{got.reason}"
+
+    first = await ask("an easy question", "s1")
+    easy_model = first.split("|")[0]
+    alone = (await ask("a hard question", None)).split("|")[0]
+    assert alone != easy_model  # without a session, the hard prompt goes elsewhere
+    pinned = await ask("a hard question", "s1")
+    assert pinned.startswith(f"{easy_model}|pinned to session")
+    assert (await ask("a hard question", "s2")).split("|")[0] == alone  # another session
+    # A floor the pinned model no longer reaches: re-pinned to the policy's pick.
+    moved = await ask("a hard question", "s1", floor=0.8)
+    assert not moved.startswith(easy_model) and "pinned" not in moved
+    again = await ask("a hard question", "s1")
+    assert "pinned to session" in again and again.split("|")[0] == moved.split("|")[0]

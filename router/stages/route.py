@@ -31,7 +31,7 @@ from dataclasses import replace
 import redis.asyncio as aioredis
 from opentelemetry import trace
 
-from bus.messages import LlmResult
+from bus.messages import LlmRequest, LlmResult
 from bus.settings import Settings
 from cost_ledger.budgets.store import BudgetStore
 from cost_ledger.catalog import PriceCatalog
@@ -50,6 +50,7 @@ from router.routing.explore import cheaper_pick, explores
 from router.routing.features import RequestFeatures, extract, request_text
 from router.routing.latency import MeasuredLatency
 from router.routing.learned import PromptRouter
+from router.routing.pinning import SessionPins, session_of
 from router.routing.policy import Policy, RouteDecision, rank
 from router.routing.predict import PromptPredictor, prompt_text
 from router.routing.pressure import BudgetPressure
@@ -92,6 +93,7 @@ class RouteStage:
         latency: MeasuredLatency | None = None,
         predictor: PromptPredictor | None = None,
         controller: ValueController | None = None,
+        pins: SessionPins | None = None,
     ) -> None:
         """explore_share: the share of requests (by request id) routed on Thompson samples of
         the quality estimates instead of their means, so that models the policy does not
@@ -101,6 +103,7 @@ class RouteStage:
         value_mode = config is not None and config.value_weight is not None
         self._predictor = predictor if value_mode else None
         self._controller = controller if value_mode else None
+        self._pins = pins
         self._latency = latency
         self._explore_share = explore_share
         self._config = config or RoutingConfig()
@@ -157,7 +160,8 @@ class RouteStage:
                 )
         features = self._features(ctx)
         floor = self._config.floor(request.task_type, request.quality_floor)
-        explore = self._explores(request.id)
+        session = session_of(request) if self._pins is not None else None
+        explore = session is None and self._explores(request.id)  # never mid-session
         prompt = await self._prompt_view(request.task_type, prompt_text(request))
         if prompt is not None:
             features = replace(features, complexity=prompt[2])
@@ -170,16 +174,40 @@ class RouteStage:
             decision = self._explore_cheaper(request.id, picks) or replace(
                 decision, reason=f"exploring (sampled quality): {decision.reason}"
             )
-        if applies(features, self._cascade):
+        if session is not None:
+            decision = await self._pinned(request, session, picks, decision, floor)
+        if applies(features, self._cascade) and session is None:
             cascade = await self._cascade_route(ctx, features, floor, decision)
             if cascade is not None:
                 return cascade
+        rest = [p for p in picks if p.model != decision.model]
         return Route(
             model=decision.model,
             provider=decision.provider,
             reason=decision.reason,
-            fallbacks=self._fallbacks(decision.model, decision.provider, picks[1:]),
+            fallbacks=self._fallbacks(decision.model, decision.provider, rest),
         )
+
+    async def _pinned(
+        self,
+        request: LlmRequest,
+        session: str,
+        picks: Sequence[RouteDecision],
+        decision: RouteDecision,
+        floor: float,
+    ) -> RouteDecision:
+        """The session's pinned model while it still serves it (router.routing.pinning),
+        else the policy's pick, pinned from now on. Redis trouble: the pick, unpinned."""
+        assert self._pins is not None
+        try:
+            pinned = await self._pins.get(request, session)
+            keep = next((p for p in picks if p.model == pinned), None)
+            if keep is not None and keep.quality >= floor - 1e-9:
+                return replace(keep, reason=f"pinned to session: {keep.reason}")
+            await self._pins.set(request, session, decision.model)
+        except Exception:  # pinning is a preference; the request goes on
+            log.warning("session pin of %s unavailable", request.id, exc_info=True)
+        return decision
 
     def _features(self, ctx: RequestContext) -> RequestFeatures:
         request = ctx.request
@@ -358,6 +386,7 @@ def routing_stages(
         latency=MeasuredLatency(redis, refresh_s=routing.quality_refresh_s),
         predictor=predictor,
         controller=controller,
+        pins=SessionPins(redis),
     )
     alternates = {model: route.alternates(model) for model in offered_models(registry)}
     cascade = CascadeStage(
