@@ -87,7 +87,7 @@ async def test_feedback_changes_a_later_routing_decision(stack: Stack) -> None:
 
     later = await client.request(request("fb", task), timeout_s=20)
     assert later.ok and later.model != "gpt-4o-mini"
-    assert f"{later.model} balances cost and latency" in later.reason
+    assert "gpt-4o-mini" not in later.reason  # nor is it a rung of a cascade any more
     assert stack.catalog.get(later.model).quality >= 0.7
 
 
