@@ -146,7 +146,7 @@ async def run(
         expected = sum(event.cost_micro_usd for event in done)
         totals = await _settled(stack, tenants, expected)
         levers = await _levers(stack, tenants)
-        provider_calls, invalid = await _provider_calls(port)
+        provider_calls, invalid, by_model = await _provider_calls(port)
         cpu = {
             "workflow_agents_replay": round(time.process_time(), 1),
             "router_ledger": [_cpu_seconds(r.proc.pid if r.proc else None) for r in replicas],
@@ -183,6 +183,7 @@ async def run(
         "provider_calls": provider_calls,
         "sim_model_quality": model_quality,
         "invalid_answers": invalid,
+        "calls_by_model": dict(sorted(by_model.items())),
         "validated_answer_rate": round(1 - invalid / provider_calls, 4) if provider_calls else None,
         "ledger_paid_events": totals.paid_calls,
         "seconds": round(elapsed, 1),
@@ -209,13 +210,15 @@ def _cpu_seconds(pid: int | None) -> float | None:
     return round((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), 1)
 
 
-async def _provider_calls(port: int) -> tuple[int, int]:
-    """Completions the simulated provider produced (a packed call counts once), and how many
-    of them were answers that fail their schema (a weaker model's, or an injected fault)."""
+async def _provider_calls(port: int) -> tuple[int, int, dict[str, int]]:
+    """Completions the simulated provider produced (a packed call counts once), how many of
+    them were answers that fail their schema (a weaker model's, or an injected fault), and
+    the completions per model."""
     url = f"http://127.0.0.1:{port}/_sim/stats"
     async with aiohttp.ClientSession() as session, session.get(url) as response:
         stats = await response.json()
-    return int(stats["calls"]), int(stats["faults"].get("schema_invalid", 0))
+    by_model = {str(m): int(n) for m, n in dict(stats.get("by_model", {})).items()}
+    return int(stats["calls"]), int(stats["faults"].get("schema_invalid", 0)), by_model
 
 
 _FREE = frozenset({"zero_call", "photo_dedup"})
