@@ -1,212 +1,409 @@
-"""bench/routing: the learned router's cost/quality curve on the RouteLLM test split.
+"""bench/routing: does the router earn its savings on prompts it has never seen?
 
-Data: ../shared/data/routellm (lm-sys/RouteLLM @0b64fdaf, routellm/evals/, Apache-2.0):
-per-prompt correctness of gpt-4-1106-preview (strong) and Mixtral-8x7B (weak) on GSM8K and
-MMLU. The train/test split is router.routing.training's (BLAKE2b of the prompt, ~20% test).
-The router is trained on the train split only, exactly as the shipped weights are.
+Leave-one-dataset-out over every public dataset in bench.routing_data (RouteLLM: GSM8K,
+MMLU STEM / humanities / social / other, MT-Bench, two models; MMLU-Pro: original MMLU,
+STEM websites, TheoremQA, SciBench, ten models): for each dataset, the router learns from
+the others only and is measured on it. No RouterBench data, nor anything derived from it.
 
-Prices: the strong model is priced as gpt-4o and the weak one as gpt-4o-mini, from the
-catalog. Tokens come from router.tokens: the prompt as one user message in, the logged
-response out (GSM8K); MMLU has no logged responses and its answer is one letter, so one
-output token.
+Routers, side by side on each held-out dataset:
+- ``difficulty`` (what ships): Rasch difficulty predicted from the prompt's MiniLM embedding
+  (router.routing.difficulty; the ridge regression learns from every other dataset of both
+  suites) and each model's ability fitted on the suite's other datasets.
+- ``knn``: each model's mean quality over the 64 nearest training prompts (cosine, MiniLM),
+  shrunk toward its mean: needs recorded outcomes of the very models it routes between.
+- ``shipped recipe (online)``: the router as it runs (bench.routing_online): it knows the
+  models only by their mean quality elsewhere and learns the held-out dataset from the
+  answers it routes, with forgetting and 3% exploring.
+Baselines: always-strong (the suite's most accurate model), always-cheapest, random mixing
+of the two at matched cost (APGR 0.5), the best fixed random mix of any two models, and the
+oracle (per prompt the cheapest model among the best). Figures: APGR against random with a
+95% bootstrap interval, the best accuracy at <= 20% of always-strong's cost, and the lowest
+cost share that keeps 95% of always-strong's accuracy.
 
-Strategies: always-strong; always-weak; the router with its complexity threshold set for 20%
-to 70% strong calls, each beside random routing at the same strong-call share; the fewest
-strong calls that keep 95% of the strong model's accuracy, for the router (ranked by expected
-gain, and by expected gain per estimated dollar), random routing, the hand-set heuristic cues
-and, as a ceiling, an oracle; and the routing policy itself (router.routing.policy.choose
-with bandit quality estimates and per-task thresholds calibrated on out-of-fold train
-scores, so the only strategy whose threshold never saw the test split). The 95% points of
-router, random and heuristic are picked on the test split, as RouteLLM's CPT figures are.
+``default_config`` is the shipped recipe at one value weight, calibrated (to 95% of the
+strong model's quality) on the other datasets only; router/routing/defaults.json ships the
+weight calibrated on all of them, and router/routing/difficulty.json the difficulty model
+trained on all of them (``--write-shipped``).
 
-Run: `.venv/bin/python -m bench.routing` (about 30 s).
+Run: `.venv/bin/python -m bench.routing` (embeddings are cached under ~/.cache/flipsync;
+the first run embeds ~3,300 prompts, minutes on a loaded machine). `--data FILE` adds a
+suite in the wide CSV layout of bench.routing_data.load_wide.
 """
 
 from __future__ import annotations
 
+import argparse
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from bench.report import write
-from bench.routing_costs import DATASETS, STRONG_MODEL, WEAK_MODEL, cases_of, per_dollar
-from bench.routing_curve import (
-    QUALITY_TARGET,
-    Case,
-    Point,
-    apgr,
-    by_threshold,
-    fewest_strong_calls,
-    random_at,
-    random_strong_calls,
-    routed,
-    threshold_for,
-)
-from bench.routing_policy import policy_strong, train_book, train_thresholds
-from bus.messages import ChatMessage, LlmRequest
-from cost_ledger.catalog import PriceCatalog
-from cost_ledger.pricing import to_usd
-from router.routing.features import extract, heuristic_complexity
-from router.routing.learned import PromptRouter
-from router.routing.training import Example, fit_with_oof, load_routellm, split
+import numpy as np
 
-OPERATING_SHARES = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
-"""Strong-call shares at which the router's threshold is set, for the curve."""
+from bench.report import write
+from bench.routing_data import (
+    PER_DATASET,
+    Suite,
+    embeddings,
+    load_mmlupro,
+    load_routellm,
+    load_wide,
+    thinned,
+)
+from bench.routing_eval import (
+    Sweep,
+    accuracy_at_cost,
+    apgr,
+    apgr_interval,
+    best_pair_mix,
+    cost_for_accuracy,
+    oracle_choice,
+    value_choices,
+    weight_grid,
+)
+from bench.routing_online import replay
+from router.routing.defaults import ShippedDefaults
+from router.routing.difficulty import DifficultyModel, fit_rasch
+
+TARGET = 0.95
+BUDGET_SHARE = 0.2
+RIDGE_ALPHA = 3.0
+KNN_K = 64
+SLOPES = np.round(np.linspace(0.0, 1.5, 16), 2)
+ONLINE_WEIGHTS = np.round(np.concatenate([np.linspace(0.0, 0.5, 51), [0.6, 0.8, 1.0, 2.0]]), 3)
+ROUTER_DIR = Path(__file__).resolve().parents[1] / "router" / "routing"
 
 
 @dataclass(frozen=True, kw_only=True)
-class Scores:
-    """Per test prompt, what each strategy ranks by (higher: strong sooner)."""
+class Fold:
+    """One held-out dataset of a suite, with what the routers predicted for it."""
 
-    learned: list[float]
-    """The learned router's complexity (rank of its expected gain)."""
-    per_dollar: list[float]
-    """The learned router's expected gain per estimated micro-dollar of going strong."""
-    heuristic: list[float]
-    """Hand-set complexity from content cues (router.routing.features)."""
-    policy: list[bool]
-    """Whether choose() sends the prompt to the strong model."""
-
-    def subset(self, idx: Sequence[int]) -> Scores:
-        """The scores of some prompts."""
-        return Scores(
-            learned=[self.learned[i] for i in idx],
-            per_dollar=[self.per_dollar[i] for i in idx],
-            heuristic=[self.heuristic[i] for i in idx],
-            policy=[self.policy[i] for i in idx],
-        )
+    suite: Suite
+    dataset: str
+    test: Suite
+    difficulty: np.ndarray
+    """Predicted difficulty of each test prompt."""
+    ability: np.ndarray
+    """Rasch ability of each model on the suite's other datasets."""
+    prior: np.ndarray
+    """Each model's mean quality on the suite's other datasets."""
+    estimated_cost: np.ndarray
+    """Each model's mean cost on the suite's other datasets (the router's cost estimate)."""
+    knn: np.ndarray
+    """kNN chance per test prompt and model."""
 
 
-def evaluate(cases: Sequence[Case], scores: Scores) -> dict[str, Any]:
-    """Every strategy's figures on one set of test prompts."""
-    n = len(cases)
-    full = routed(f"always-strong ({STRONG_MODEL})", cases, [True] * n)
-    points: list[Point] = [full, routed(f"always-weak ({WEAK_MODEL})", cases, [False] * n)]
-    for share in OPERATING_SHARES:
-        t = threshold_for(scores.learned, round(share * n))
-        mine = routed(f"router (complexity >= {t:.3f})", cases, by_threshold(scores.learned, t))
-        calls = round(mine.strong_share * n)
-        points += [mine, random_at(f"random ({calls} strong calls)", cases, calls)]
-    target = QUALITY_TARGET * full.accuracy
-    at_target = {
-        "router": _fewest("router", cases, scores.learned, target),
-        "router_cost_aware": _fewest("router, gain per dollar,", cases, scores.per_dollar, target),
-        "random": random_at("random at 95% quality", cases, random_strong_calls(cases, target)),
-        "heuristic": _fewest("heuristic cues", cases, scores.heuristic, target),
-    }
-    oracle = [c.strong_ok and not c.weak_ok for c in cases]
-    points += [
-        *at_target.values(),
-        routed("oracle (strong only where it alone is right)", cases, oracle),
-        routed("policy.choose (train-calibrated thresholds)", cases, scores.policy),
-    ]
-    at95 = {
-        name: {
-            "strong_share": round(p.strong_share, 4),
-            "accuracy": round(p.accuracy, 4),
-            "cost_saving_vs_strong": round(1 - p.cost / full.cost, 4),
-        }
-        for name, p in at_target.items()
-    }
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    """Elementwise logistic."""
+    return np.asarray(1.0 / (1.0 + np.exp(-z)))
+
+
+def knn_chances(train_v: np.ndarray, train_q: np.ndarray, test_v: np.ndarray) -> np.ndarray:
+    """Similarity-weighted mean quality of the K nearest training prompts, shrunk to the mean."""
+    sims = test_v @ train_v.T
+    k = min(KNN_K, sims.shape[1] - 1)
+    idx = np.argpartition(-sims, k, axis=1)[:, :k]
+    w = np.take_along_axis(sims, idx, 1).clip(0.0)
+    num = np.einsum("qk,qkm->qm", w, train_q[idx])
+    return np.asarray((num + 5.0 * train_q.mean(0)) / (w.sum(1, keepdims=True) + 5.0))
+
+
+def centred(suite: Suite, difficulty: np.ndarray) -> np.ndarray:
+    """Difficulty minus its dataset's mean: the router centres on each task type's running
+    mean, so the regression learns what makes a prompt hard within its dataset."""
+    names = np.array(suite.datasets)
+    out = difficulty.copy()
+    for name in suite.names():
+        mask = names == name
+        out[mask] -= difficulty[mask].mean()
+    return out
+
+
+def folds(suites: Sequence[Suite], vectors: Sequence[np.ndarray]) -> list[Fold]:
+    """Every (suite, held-out dataset) with the routers trained without that dataset."""
+    rasch_all = [centred(s, fit_rasch(s.quality)[0]) for s in suites]
+    out = []
+    for si, (suite, vec) in enumerate(zip(suites, vectors, strict=True)):
+        names = np.array(suite.datasets)
+        for dataset in suite.names():
+            test, train = names == dataset, names != dataset
+            difficulty, ability = fit_rasch(suite.quality[train])
+            difficulty = centred(suite.subset(train), difficulty)
+            xs = [vec[train]] + [v for j, v in enumerate(vectors) if j != si]
+            ys = [difficulty] + [d for j, d in enumerate(rasch_all) if j != si]
+            model = DifficultyModel.fit(np.vstack(xs), np.concatenate(ys), alpha=RIDGE_ALPHA)
+            out.append(
+                Fold(
+                    suite=suite,
+                    dataset=dataset,
+                    test=suite.subset(test),
+                    difficulty=model.predict(vec[test]),
+                    ability=ability,
+                    prior=suite.quality[train].mean(0),
+                    estimated_cost=suite.cost[train].mean(0),
+                    knn=knn_chances(vec[train], suite.quality[train], vec[test]),
+                )
+            )
+    return out
+
+
+def fit_slope(all_folds: Sequence[Fold]) -> float:
+    """The slope (trust in predicted difficulty spread) with the best held-out likelihood,
+    each dataset's models at their true mean quality there (as a deployment learns it)."""
+    best, best_ll = 1.0, -np.inf
+    for slope in SLOPES:
+        ll = 0.0
+        for f in all_folds:
+            q = np.clip(f.test.quality.mean(0), 1e-3, 1 - 1e-3)
+            centred = f.difficulty - f.difficulty.mean()
+            p = sigmoid(np.log(q / (1 - q))[None, :] - slope * centred[:, None])
+            y = f.test.quality
+            ll += float(np.sum(y * np.log(p) + (1 - y) * np.log(1 - p)))
+        if ll > best_ll:
+            best, best_ll = float(slope), ll
+    return best
+
+
+def figures(sweep: Sweep, test: Suite, strong: int, cheap: int) -> dict[str, Any]:
+    """APGR (with interval), accuracy at 20% cost and cost share at 95% quality."""
+    q, c = test.quality, test.cost
+    costs, accs = sweep.points(q, c)
+    strong_pt = (float(c[:, strong].sum()), float(q[:, strong].mean()))
+    cheap_pt = (float(c[:, cheap].sum()), float(q[:, cheap].mean()))
+    low, high = apgr_interval(sweep, q, c, cheap, strong)
+    at20 = accuracy_at_cost(costs, accs, BUDGET_SHARE * strong_pt[0])
+    at95 = cost_for_accuracy(costs, accs, TARGET * strong_pt[1])
     return {
-        "test_prompts": n,
-        "strategies": [p.as_dict(full.cost) for p in points],
-        "quality_target": round(target, 4),
-        "at_95_percent_quality": at95,
-        "apgr": {
-            "router": round(apgr(cases, scores.learned), 4),
-            "heuristic": round(apgr(cases, scores.heuristic), 4),
-            "random": 0.5,
-        },
+        "apgr": round(apgr(costs, accs, cheap_pt, strong_pt), 4),
+        "apgr_95ci": [round(low, 4), round(high, 4)],
+        "accuracy_at_20pct_cost": None if at20 is None else round(at20, 4),
+        "strong_accuracy": round(strong_pt[1], 4),
+        "cost_share_at_95pct_quality": None if at95 is None else round(at95 / strong_pt[0], 4),
     }
 
 
-def _fewest(name: str, cases: Sequence[Case], scores: Sequence[float], target: float) -> Point:
-    k = fewest_strong_calls(cases, scores, target)
-    strong = by_threshold(scores, threshold_for(scores, k))
-    return routed(f"{name} at 95% quality", cases, strong)
+def point(name: str, test: Suite, chosen: np.ndarray, strong: int) -> dict[str, Any]:
+    """One strategy's accuracy, cost and strong-model share."""
+    rows = np.arange(len(test))
+    return {
+        "name": name,
+        "accuracy": round(float(test.quality[rows, chosen].mean()), 4),
+        "cost": int(test.cost[rows, chosen].sum()),
+        "cost_vs_strong": round(
+            float(test.cost[rows, chosen].sum()) / float(test.cost[:, strong].sum()), 4
+        ),
+        "strong_share": round(float(np.mean(chosen == strong)), 4),
+    }
 
 
-def print_table(title: str, figures: dict[str, Any]) -> None:
-    """The strategies as a text table."""
-    print(f"\n{title} ({figures['test_prompts']} test prompts)")
-    print(f"{'strategy':<46} {'accuracy':>8} {'cost $':>9} {'vs strong':>9} {'strong':>7}")
-    for s in figures["strategies"]:
-        usd = to_usd(s["cost"]).quantize(to_usd(1000))
-        print(
-            f"{s['name']:<46} {s['accuracy']:>8.4f} {usd!s:>9} "
-            f"{s['cost_vs_strong']:>9.3f} {s['strong_share']:>7.3f}"
-        )
-    at95 = figures["at_95_percent_quality"]
-    print(
-        f"95% of strong accuracy ({figures['quality_target']:.4f}): "
-        + ", ".join(
-            f"{name} {p['strong_share']:.1%} strong, {p['cost_saving_vs_strong']:.1%} saved"
-            for name, p in at95.items()
-        )
+def online_weight(fold: Fold, slope: float, strong: int) -> float:
+    """The largest value weight at which the online router keeps TARGET of strong quality."""
+    rep = replay(
+        fold.difficulty, fold.test.quality, fold.prior, fold.estimated_cost,
+        ONLINE_WEIGHTS, slope=slope,
+    )  # fmt: skip
+    _, accs = rep.sweep.points(fold.test.quality, fold.test.cost)
+    target = TARGET * float(fold.test.quality[:, strong].mean())
+    ok = [float(w) for w, a in zip(ONLINE_WEIGHTS, accs, strict=True) if a >= target]
+    return max(ok) if ok else 0.0
+
+
+def evaluate(fold: Fold, slope: float, weight: float) -> dict[str, Any]:
+    """Every router and baseline on one held-out dataset."""
+    test = fold.test
+    q, c = test.quality, test.cost
+    strong = int(np.argmax(fold.suite.quality.mean(0)))
+    cheap = int(np.argmin(c.sum(0)))
+    chance = sigmoid(fold.ability[None, :] - slope * fold.difficulty[:, None])
+    # The offline routers decide on the router's own cost estimates, not the logged costs.
+    est = np.broadcast_to(fold.estimated_cost, c.shape)
+    routers = {
+        "difficulty": value_choices(chance, est, weight_grid(chance, est)),
+        "knn": value_choices(fold.knn, est, weight_grid(fold.knn, est)),
+    }
+    rep = replay(fold.difficulty, q, fold.prior, fold.estimated_cost, ONLINE_WEIGHTS, slope=slope)
+    routers["shipped recipe (online)"] = rep.sweep
+    out: dict[str, Any] = {"prompts": len(test)}
+    for name, sweep in routers.items():
+        out[name] = figures(sweep, test, strong, cheap)
+    mix_c, mix_q = best_pair_mix(q, c)
+    strong_pt = (float(c[:, strong].sum()), float(q[:, strong].mean()))
+    cheap_pt = (float(c[:, cheap].sum()), float(q[:, cheap].mean()))
+    at20 = accuracy_at_cost(mix_c, mix_q, BUDGET_SHARE * strong_pt[0])
+    at95 = cost_for_accuracy(mix_c, mix_q, TARGET * strong_pt[1])
+    out["best fixed mix of two"] = {
+        "apgr": round(apgr(mix_c, mix_q, cheap_pt, strong_pt), 4),
+        "accuracy_at_20pct_cost": None if at20 is None else round(at20, 4),
+        "cost_share_at_95pct_quality": None if at95 is None else round(at95 / strong_pt[0], 4),
+    }
+    one = replay(fold.difficulty, q, fold.prior, fold.estimated_cost, np.array([weight]),
+                 slope=slope, target=TARGET)  # fmt: skip
+    chosen = one.sweep.chosen[0]
+    default = point("default_config", test, chosen, strong)
+    default.update(
+        value_weight=weight,
+        quality_vs_strong=round(default["accuracy"] / strong_pt[1], 4),
+        away_from_cheapest=round(float(np.mean(chosen != cheap)), 4),
+        explored=round(float(one.explored[0].mean()), 4),
     )
-    print(f"APGR: router {figures['apgr']['router']:.3f}, heuristic "
-          f"{figures['apgr']['heuristic']:.3f}, random 0.500")  # fmt: skip
+    out["default_config"] = default
+    oracle = oracle_choice(q, c)
+    out["strategies"] = [
+        point(f"always-strong ({test.models[strong]})", test, np.full(len(test), strong), strong),
+        point(f"always-cheapest ({test.models[cheap]})", test, np.full(len(test), cheap), strong),
+        point("oracle (cheapest of the best per prompt)", test, oracle, strong),
+        default,
+    ]
+    return out
 
 
-def main() -> None:
-    """Train, evaluate on the test split, write bench/results/routing.json, print tables."""
+def load(args: argparse.Namespace) -> list[Suite]:
+    """The suites, each dataset thinned to args.per_dataset prompts."""
+    suites = [load_routellm(), load_mmlupro()]
+    if args.data is not None:
+        suites.append(load_wide(args.data))
+    return [thinned(s, dict.fromkeys(s.names(), args.per_dataset)) for s in suites]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Leave-one-dataset-out over every suite; write bench/results/routing.json."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
+    parser.add_argument("--per-dataset", type=int, default=PER_DATASET)
+    parser.add_argument("--data", type=Path, default=None, help="a wide CSV suite of your own")
+    parser.add_argument(
+        "--write-shipped", action="store_true", help="retrain the shipped router files"
+    )
+    args = parser.parse_args(argv)
     started = time.perf_counter()
-    catalog = PriceCatalog.load()
-    train, test = split(load_routellm())
-    fresh, oof_gains = fit_with_oof(train)
-    router = PromptRouter.from_dict(fresh.to_dict())  # exactly what the shipped file holds
-    try:
-        shipped = PromptRouter.load().to_dict() == fresh.to_dict()
-    except (OSError, ValueError):
-        shipped = False
-    judged = [router.score(e.prompt) for e in test]
-    learned = [j.complexity for j in judged]
-    cases = cases_of(test, catalog)
-    thresholds = train_thresholds(train, [router.rank(g) for g in oof_gains], DATASETS)
-    book = train_book(train, catalog, STRONG_MODEL, WEAK_MODEL)
-    scores = Scores(
-        learned=learned,
-        per_dollar=per_dollar(train, test, judged, catalog),
-        heuristic=[heuristic_complexity(extract(_request(e))) for e in test],
-        policy=policy_strong(test, learned, thresholds, book, catalog, STRONG_MODEL, WEAK_MODEL),
-    )
-    figures = evaluate(cases, scores)
-    per_dataset = {}
-    for ds in DATASETS:
-        idx = [i for i, c in enumerate(cases) if c.dataset == ds]
-        per_dataset[ds] = evaluate([cases[i] for i in idx], scores.subset(idx))
+    suites = load(args)
+    vectors = [embeddings(s) for s in suites]
+    all_folds = folds(suites, vectors)
+    slope = fit_slope(all_folds)
+    weights = {}
+    for f in all_folds:
+        strong = int(np.argmax(f.suite.quality.mean(0)))
+        weights[(f.suite.name, f.dataset)] = online_weight(f, slope, strong)
+    held_out: dict[str, Any] = {}
+    for f in all_folds:
+        others = [w for k, w in weights.items() if k != (f.suite.name, f.dataset)]
+        key = f"{f.suite.name}/{f.dataset}"
+        held_out[key] = evaluate(f, slope, float(np.median(others)))
+        print_fold(key, held_out[key])
+    shipped_weight = float(np.median(list(weights.values())))
+    routellm = [k for k in held_out if k.startswith("routellm/")]
     result = {
-        **figures,
-        "train_prompts": len(train),
-        "cost_unit": "micro_usd, summed over the test prompts",
-        "mapping": {
-            "strong": f"gpt-4-1106-preview priced as {STRONG_MODEL}",
-            "weak": f"Mixtral-8x7B-Instruct priced as {WEAK_MODEL}",
-            "catalog": catalog.version,
+        "test_prompts": sum(held_out[k]["prompts"] for k in held_out),
+        "strategies": pooled(held_out, routellm),
+        "held_out": {
+            k: {
+                **{x: v["difficulty"][x] for x in v["difficulty"]},
+                "default_config": v["default_config"],
+                "routers": {
+                    n: v[n]
+                    for n in (
+                        "difficulty",
+                        "knn",
+                        "shipped recipe (online)",
+                        "best fixed mix of two",
+                    )
+                },  # fmt: skip
+                "strategies": v["strategies"],
+                "prompts": v["prompts"],
+            }
+            for k, v in held_out.items()
         },
-        "policy_thresholds": thresholds,
-        "shipped_router_matches": shipped,
-        "datasets": per_dataset,
+        "default_config": {k: held_out[k]["default_config"] for k in held_out},
+        "calibration": {
+            "target": TARGET,
+            "slope": slope,
+            "value_weight_per_held_out": {f"{a}/{b}": w for (a, b), w in weights.items()},
+            "shipped_value_weight": shipped_weight,
+        },
+        "per_dataset_sample": args.per_dataset,
         "seconds": round(time.perf_counter() - started, 1),
     }
+    if args.write_shipped:
+        ship(suites, vectors, slope, shipped_weight, result)
     path = write("routing", result)
-    print_table("gsm8k + mmlu", figures)
-    for ds in DATASETS:
-        print_table(ds, per_dataset[ds])
-    print(f"\nwrote {path} in {result['seconds']} s")
+    print(f"\nslope {slope}, shipped value weight {shipped_weight:.3f}; wrote {path}")
+    return 0
 
 
-def _request(example: Example) -> LlmRequest:
-    return LlmRequest(
-        id="bench",
-        tenant="bench",
-        agent="bench",
-        task_type=example.dataset,
-        messages=[ChatMessage(role="user", content=example.prompt)],
+def pooled(held_out: dict[str, Any], keys: Sequence[str]) -> list[dict[str, Any]]:
+    """The suite's strategies summed over its held-out datasets (each prompt routed by a
+    router that never saw its dataset)."""
+    names = [s["name"] for s in held_out[keys[0]]["strategies"]]
+    out = []
+    for i, name in enumerate(names):
+        rows = [held_out[k]["strategies"][i] for k in keys]
+        n = [held_out[k]["prompts"] for k in keys]
+        cost = sum(r["cost"] for r in rows)
+        strong = sum(r["cost"] / r["cost_vs_strong"] for r in rows if r["cost_vs_strong"])
+        out.append({
+            "name": name if i != 3 else "default_config (shipped recipe)",
+            "accuracy": round(sum(r["accuracy"] * k for r, k in zip(rows, n, strict=True))
+                              / sum(n), 4),
+            "cost": cost,
+            "cost_vs_strong": round(cost / strong, 4) if strong else None,
+            "strong_share": round(sum(r["strong_share"] * k for r, k in zip(rows, n, strict=True))
+                                  / sum(n), 4),
+        })  # fmt: skip
+    return out
+
+
+def ship(
+    suites: Sequence[Suite],
+    vectors: Sequence[np.ndarray],
+    slope: float,
+    weight: float,
+    result: dict[str, Any],
+) -> None:
+    """Train the difficulty model on every prompt and write the shipped files."""
+    ys = [centred(s, fit_rasch(s.quality)[0]) for s in suites]
+    meta = {
+        "data": {s.name: {"prompts": len(s), "models": list(s.models)} for s in suites},
+        "sources": "lm-sys/RouteLLM @0b64fdaf (Apache-2.0); TIGER-AI-Lab/MMLU-Pro @f418b11 "
+        "(Apache-2.0); see bench/data/README.md",
+        "command": "python -m bench.routing --write-shipped",
+        "ridge_alpha": RIDGE_ALPHA,
+    }
+    model = DifficultyModel.fit(
+        np.vstack(vectors), np.concatenate(ys), alpha=RIDGE_ALPHA, slope=slope, meta=meta
     )
+    model.save(ROUTER_DIR / "difficulty.json")
+    ShippedDefaults(
+        value_weight=weight,
+        quality_target=TARGET,
+        meta={
+            "how": "median over held-out public datasets of the largest value weight at "
+            "which the online router keeps the target share of the strong model's quality",
+            "per_held_out": result["calibration"]["value_weight_per_held_out"],
+            "command": "python -m bench.routing --write-shipped",
+        },
+    ).save(ROUTER_DIR / "defaults.json")
+
+
+def print_fold(key: str, fig: dict[str, Any]) -> None:
+    """One held-out dataset as a few text lines."""
+    print(f"\n{key} ({fig['prompts']} prompts, strong accuracy "
+          f"{fig['difficulty']['strong_accuracy']:.3f})")  # fmt: skip
+    print(f"  {'router':<26} {'APGR':>6} {'95% CI':>15} {'acc@20%':>8} {'cost@95%':>9}")
+    for name in ("difficulty", "knn", "shipped recipe (online)", "best fixed mix of two"):
+        r = fig[name]
+        ci = r.get("apgr_95ci")
+        ci_s = f"[{ci[0]:.2f},{ci[1]:.2f}]" if ci else ""
+        a20 = r["accuracy_at_20pct_cost"]
+        c95 = r["cost_share_at_95pct_quality"]
+        print(f"  {name:<26} {r['apgr']:>6.3f} {ci_s:>15} "
+              f"{'-' if a20 is None else f'{a20:.3f}':>8} "
+              f"{'-' if c95 is None else f'{c95:.3f}':>9}")  # fmt: skip
+    d = fig["default_config"]
+    print(f"  default (weight {d['value_weight']:.3f}): accuracy {d['accuracy']:.3f} "
+          f"({d['quality_vs_strong']:.1%} of strong) at {d['cost_vs_strong']:.1%} of its "
+          f"cost, {d['away_from_cheapest']:.1%} away from the cheapest")  # fmt: skip
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

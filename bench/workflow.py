@@ -104,7 +104,11 @@ def replay() -> list[tuple[str, ProductInput]]:
 
 
 async def run(
-    bulk: bool, latency_ms: float, limit: int | None = None, routers: int = 1
+    bulk: bool,
+    latency_ms: float,
+    limit: int | None = None,
+    routers: int = 1,
+    model_quality: bool = False,
 ) -> dict[str, Any]:
     """Replay the uploads (the first limit of them); the figures.
 
@@ -116,7 +120,7 @@ async def run(
     await nats.start()
     await redis.start()
     port = free_port()
-    sim = simulated_provider_process(port, latency_ms)
+    sim = simulated_provider_process(port, latency_ms, model_quality=model_quality)
     env = {"NATS_URL": nats.url, "REDIS_URL": redis.url,
            "FLIPSYNC_SIM_BASE_URL": f"http://127.0.0.1:{port}/v1"}  # fmt: skip
     replicas = [service_process(["router", "ledger"], env) for _ in range(routers)]
@@ -142,7 +146,7 @@ async def run(
         expected = sum(event.cost_micro_usd for event in done)
         totals = await _settled(stack, tenants, expected)
         levers = await _levers(stack, tenants)
-        provider_calls = await _provider_calls(port)
+        provider_calls, invalid, by_model = await _provider_calls(port)
         cpu = {
             "workflow_agents_replay": round(time.process_time(), 1),
             "router_ledger": [_cpu_seconds(r.proc.pid if r.proc else None) for r in replicas],
@@ -177,6 +181,10 @@ async def run(
             for lever, t in sorted(levers.items())
         },
         "provider_calls": provider_calls,
+        "sim_model_quality": model_quality,
+        "invalid_answers": invalid,
+        "calls_by_model": dict(sorted(by_model.items())),
+        "validated_answer_rate": round(1 - invalid / provider_calls, 4) if provider_calls else None,
         "ledger_paid_events": totals.paid_calls,
         "seconds": round(elapsed, 1),
         "cpu_seconds": cpu,
@@ -202,12 +210,15 @@ def _cpu_seconds(pid: int | None) -> float | None:
     return round((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), 1)
 
 
-async def _provider_calls(port: int) -> int:
-    """Completions the simulated provider produced (a packed call counts once)."""
+async def _provider_calls(port: int) -> tuple[int, int, dict[str, int]]:
+    """Completions the simulated provider produced (a packed call counts once), how many of
+    them were answers that fail their schema (a weaker model's, or an injected fault), and
+    the completions per model."""
     url = f"http://127.0.0.1:{port}/_sim/stats"
     async with aiohttp.ClientSession() as session, session.get(url) as response:
         stats = await response.json()
-    return int(stats["calls"])
+    by_model = {str(m): int(n) for m, n in dict(stats.get("by_model", {})).items()}
+    return int(stats["calls"]), int(stats["faults"].get("schema_invalid", 0)), by_model
 
 
 _FREE = frozenset({"zero_call", "photo_dedup"})
@@ -251,15 +262,21 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=0.0)
     parser.add_argument("--products", type=int, default=None, help="replay only the first N")
     parser.add_argument("--routers", type=int, default=1, help="router+ledger replicas")
+    parser.add_argument(
+        "--model-quality", action="store_true",
+        help="simulated models differ (simulator.quality); writes workflow_quality.json",
+    )  # fmt: skip
     args = parser.parse_args()
-    figures = asyncio.run(run(args.bulk, args.latency_ms, args.products, args.routers))
-    path = write("workflow", figures)
+    figures = asyncio.run(
+        run(args.bulk, args.latency_ms, args.products, args.routers, args.model_quality)
+    )
+    path = write("workflow_quality" if args.model_quality else "workflow", figures)
     rows = [
         (key, str(figures[key]))
         for key in (
             "products", "products_per_minute", "calls_per_product", "requests_per_product",
             "cost_per_product_usd", "baseline_per_product_usd", "cost_ratio", "failed",
-            "seconds", "cpu_seconds",
+            "validated_answer_rate", "seconds", "cpu_seconds",
         )
     ]  # fmt: skip
     rows += [(f"lever {k}", str(v)) for k, v in figures["by_lever"].items()]

@@ -44,8 +44,10 @@ class RoutingSettings(BaseModel):
     """Share of max output tokens a call is expected to write, for cost estimates."""
     latency_weight: dict[str, float] = {"interactive": 0.6, "standard": 0.3, "bulk": 0.0}
     """Balanced policy: weight of latency against cost, by priority."""
-    cascade_task_types: frozenset[str] = frozenset()
-    """Task types with a checkable output that try the cheapest rung first and escalate."""
+    cascade_task_types: frozenset[str] = frozenset(AGENT_TASK_TYPES)
+    """Task types that try the cheapest rung first and escalate when the answer fails its
+    schema (only requests with an output schema, a checkable output, cascade). On by
+    default for the agents' task types; the failed attempts' cost is in the result's."""
     quality_prior_strength: float = 50.0
     """Pseudo-observations behind the catalog's quality before recorded signals outweigh it.
     Strong enough that one early failure cannot push a model under a task's quality floor
@@ -55,13 +57,32 @@ class RoutingSettings(BaseModel):
     learned_task_types: frozenset[str] = frozenset()
     """Task types whose complexity comes from the learned prompt router (router.routing.learned,
     trained on routellm) instead of the content heuristic."""
-    explore_share: float = 0.0
+    explore_share: float = 0.03
     """Share of requests (by a hash of their id) routed on Thompson samples of the quality
-    estimates, so that models the policy passes over still get quality signals."""
+    estimates, so that models the policy passes over still get quality signals (and a model
+    that recovered earns its traffic back)."""
     task_quality_floors: dict[str, float] = {t: 0.7 for t in AGENT_TASK_TYPES}
     """Lowest model quality estimate per task type, on top of each request's own floor. The
     agents' answers reach sellers and buyers: models rated below 0.7 serve them only once
     recorded quality lifts their estimate."""
+    # Per-prompt routing, forgetting and exploring (issue 14; docs/routing.md).
+    predict_per_prompt: bool = True
+    """Value mode: each model's chance on this very prompt (MiniLM difficulty, shipped in
+    router/routing/difficulty.json) against its cost, instead of complexity tiers."""
+    value_weight: float | None = None
+    """Quality worth the dearest usable model's price (router.routing.policy, value mode);
+    unset: the value calibrated to quality_target, shipped in router/routing/defaults.json."""
+    quality_target: float = 0.95
+    """The share of the best model's (predicted) quality routing keeps: the shipped
+    value_weight was calibrated to it on held-out public data (bench/routing), and each task
+    type's weight keeps being nudged toward it on the deployment's own traffic
+    (router.routing.calibrate); a value_weight set here is used as is."""
+    shortfall_weight: float = 0.02
+    """Quality a doubling of cost must buy when no model reaches the floor."""
+    quality_discount: float = 0.98
+    """Factor on a (model, task type)'s quality counts before each new signal: evidence
+    weighs 0.98**n after n newer signals, so a model that degrades loses traffic within a
+    bounded number of calls (router.routing.quality)."""
 
 
 class SemanticSettings(BaseModel):

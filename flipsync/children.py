@@ -102,10 +102,14 @@ def service_process(services: Sequence[str], env: dict[str, str]) -> ChildProces
     return ChildProcess(argv, env, ready_line=READY_LINE)
 
 
-def simulated_provider_process(port: int, latency_ms: float = 0.0) -> ChildProcess:
-    """The simulated provider as its own process, as a real provider would be."""
+def simulated_provider_process(
+    port: int, latency_ms: float = 0.0, *, model_quality: bool = False
+) -> ChildProcess:
+    """The simulated provider as its own process, as a real provider would be; with
+    model_quality its models differ (simulator.quality)."""
     argv = [
         sys.executable, "-m", "simulator",
         "--port", str(port), "--latency-ms", str(latency_ms),
+        *(["--model-quality"] if model_quality else []),
     ]  # fmt: skip
     return ChildProcess(argv, ready_port=port)

@@ -39,6 +39,7 @@ from optimizer.models import load_registered
 from router.pipeline import Stage
 from router.providers.registry import ProviderRegistry
 from router.routing.feedback import quality_router
+from router.routing.grades import GradeStore
 from router.routing.quality_store import QualityStore
 from router.semantic.build import build_semantic_cache
 from router.semantic.store import SemanticCache
@@ -196,7 +197,9 @@ async def start_stack(
                 semantic,
             )
             broker.include_router(service.router())
-            broker.include_router(quality_router(QualityStore(redis_client), settings=settings))
+            signals = QualityStore(redis_client, discount=settings.routing.quality_discount)
+            grades = GradeStore(redis_client)
+            broker.include_router(quality_router(signals, settings=settings, grades=grades))
         if Service.LEDGER in wanted:
             assert budgets is not None
             broker.include_router(ledger_router(budgets.ledger_view(), settings=settings))

@@ -9,6 +9,7 @@ import uvicorn
 
 from simulator.app import create_app
 from simulator.config import FaultKind, Faults, SimConfig
+from simulator.quality import ModelQuality
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -23,6 +24,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--retry-after-s", type=int, default=1)
     parser.add_argument("--timeout-s", type=float, default=30.0)
+    parser.add_argument(
+        "--model-quality", action="store_true", help="models differ (simulator.quality)"
+    )
     for kind in FaultKind:
         flag = f"--{kind.value.replace('_', '-')}"
         parser.add_argument(flag, dest=kind.value, type=float, default=0.0, metavar="RATE")
@@ -43,6 +47,7 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         per_output_token_ms=args.per_output_token_ms,
         seed=args.seed,
         faults=faults,
+        quality=ModelQuality(seed=args.seed) if args.model_quality else None,
     )
 
 

@@ -50,6 +50,8 @@ def create_app(config: SimConfig, state: SimState | None = None) -> Starlette:
             if chat.model not in offered and not tunes.serves(chat.model):
                 raise ModelNotFoundError(chat.model)
             fault = marked_fault(chat, _fault(request, sim))
+            if fault is None and config.quality is not None and config.quality.fails(chat):
+                fault = FaultKind.SCHEMA_INVALID  # a weaker model's answer (simulator.quality)
             # Before any fault or sleep: OpenAI also rejects an unusable schema up front.
             generated = _generate(chat, break_schema=fault is FaultKind.SCHEMA_INVALID)
         except ApiError as exc:
@@ -80,6 +82,8 @@ def create_app(config: SimConfig, state: SimState | None = None) -> Starlette:
             if chat.model not in offered and not tunes.serves(chat.model):
                 raise ModelNotFoundError(chat.model)
             fault = sim.draw_fault()
+            if fault is None and config.quality is not None and config.quality.fails(chat):
+                fault = FaultKind.SCHEMA_INVALID
             generated = _generate(chat, break_schema=fault is FaultKind.SCHEMA_INVALID)
         except ApiError as exc:
             return exc.status, exc.body()

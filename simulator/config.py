@@ -7,6 +7,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from simulator.quality import ModelQuality
+
 DEFAULT_MODELS: tuple[str, ...] = (
     "gpt-4o",
     "gpt-4o-mini",
@@ -88,3 +90,6 @@ class SimConfig(BaseModel):
     """Bound of the prompt-cache memory, in 128-token prefix hashes (LRU)."""
     batch_completion_s: float = Field(default=2.0, ge=0.0)
     """Time from a batch's creation until its output is ready (the real Batch API: up to 24 h)."""
+    quality: ModelQuality | None = None
+    """Models that differ (simulator.quality): weaker models' structured answers fail
+    validation more often. None: every model answers every prompt validly."""

@@ -29,6 +29,11 @@ class RoutingConfig:
     """Balanced policy: weight of latency against cost (0..1), by priority."""
     task_floors: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
     """Lowest model quality per task type, on top of each request's own floor."""
+    value_weight: float | None = None
+    """Value mode (router.routing.policy): quality worth the dearest usable model's price;
+    None keeps the tier rules."""
+    shortfall_weight: float = 0.02
+    """Value mode: quality a doubling of cost must buy when no model reaches the floor."""
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.budget_shift <= 1.0:
@@ -39,6 +44,10 @@ class RoutingConfig:
             raise ValueError("latency weights must lie in 0..1")
         if not all(0.0 <= f <= 1.0 for f in self.task_floors.values()):
             raise ValueError("task quality floors must lie in 0..1")
+        if self.value_weight is not None and self.value_weight < 0:
+            raise ValueError("value_weight must not be negative")
+        if self.shortfall_weight < 0:
+            raise ValueError("shortfall_weight must not be negative")
 
     def floor(self, task_type: str, request_floor: float = 0.0) -> float:
         """The quality floor of a request: its own, or its task type's if higher."""
@@ -69,4 +78,6 @@ class RoutingConfig:
                 {Priority(p): w for p, w in settings.latency_weight.items()}
             ),
             task_floors=MappingProxyType(dict(settings.task_quality_floors)),
+            value_weight=settings.value_weight,
+            shortfall_weight=settings.shortfall_weight,
         )

@@ -27,6 +27,7 @@ from bus.consumers import dead_letter_publisher, durable_consumer, redis_applier
 from bus.messages import Lever
 from bus.messages import QualitySignal as SignalMessage
 from bus.settings import Settings
+from router.routing.grades import TARGET, GradeStore
 from router.routing.quality import QualitySignal, SignalKind
 from router.routing.quality_store import QualityStore
 
@@ -60,16 +61,32 @@ def signal_of(message: SignalMessage, *, feedback: bool) -> QualitySignal | None
 
 
 async def fold(
-    store: QualityStore, message: SignalMessage, *, feedback: bool, sequence: int
+    store: QualityStore,
+    message: SignalMessage,
+    *,
+    feedback: bool,
+    sequence: int,
+    grades: GradeStore | None = None,
 ) -> bool:
     """Count one message in the store; True when it was counted now (not before, not skipped).
 
-    An agent's verdict is counted once per request id; feedback once per stream message."""
+    An agent's verdict is counted once per request id; feedback once per stream message.
+    A verdict counted now is also graded (router.routing.grades); an agent whose running
+    average falls under its target is logged as a warning."""
     signal = signal_of(message, feedback=feedback)
     if signal is None:
         return False
     signal_id = f"feedback-{sequence}" if feedback else f"agent-{message.request_id}"
-    return await store.record(signal, signal_id)
+    counted = await store.record(signal, signal_id)
+    if counted and grades is not None and not feedback:
+        grade = await grades.record(message)
+        if grade.alert:
+            log.warning(
+                "quality of agent %s (tenant %s) averages %.3f over %d answers, under its "
+                "%.2f target", message.agent, message.tenant, grade.agent_average,
+                grade.answers, TARGET,
+            )  # fmt: skip
+    return counted
 
 
 async def publish_feedback(js: JetStreamContext, signal: SignalMessage) -> None:
@@ -79,14 +96,16 @@ async def publish_feedback(js: JetStreamContext, signal: SignalMessage) -> None:
     )
 
 
-def quality_router(store: QualityStore, *, settings: Settings) -> NatsRouter:
-    """A router whose one durable subscriber folds quality.> into the store."""
+def quality_router(
+    store: QualityStore, *, settings: Settings, grades: GradeStore | None = None
+) -> NatsRouter:
+    """A router whose one durable subscriber folds quality.> into the store (and grades)."""
     router = NatsRouter()
 
     async def apply(signal: SignalMessage, msg: NatsMessage) -> None:
         """Fold one quality signal or feedback message."""
         subject, sequence = msg.raw_message.subject, msg.raw_message.metadata.sequence.stream
-        await fold(store, signal, feedback=is_feedback(subject), sequence=sequence)
+        await fold(store, signal, feedback=is_feedback(subject), sequence=sequence, grades=grades)
 
     on_signal = redis_applier(
         SignalMessage,

@@ -17,6 +17,19 @@ How ``choose`` decides, in order:
    latency, and balanced the best log-ratio blend of the two, weighting latency by priority
    (interactive most, bulk not at all) and less as budget pressure grows.
 
+Value mode (``RoutingConfig.value_weight`` set, with per-prompt success chances from
+router.routing.difficulty as the quality estimates): the tier no longer sets a requirement,
+only the request's (or task type's) floor does, and steps 5 and 6 become:
+
+5'. If no model reaches the floor, cost still counts: the pick maximises quality minus
+    ``shortfall_weight`` per doubling of cost over the cheapest, so a model 28 times dearer
+    must promise about 0.1 more quality to be chosen.
+6'. Among models that reach it, cheapest and balanced take the best expected value,
+    quality - value_weight * cost / (cost of the dearest usable model): value_weight is the
+    quality one would give up to pay nothing instead of the dearest model's price (calibrated
+    to a quality target, router/routing/defaults.json). Balanced also loses
+    ``LATENCY_VALUE`` x its latency weight per doubling of latency over the fastest.
+
 Ties go to the higher quality, then the model name, so the same input always gives the
 same decision.
 """
@@ -36,6 +49,8 @@ from router.routing.features import RequestFeatures
 from router.routing.tiers import ComplexityTier
 
 _EPS = 1e-9
+LATENCY_VALUE = 0.05
+"""Value mode, balanced policy: quality given up per doubling of latency at full weight."""
 
 
 class Policy(enum.StrEnum):
@@ -125,7 +140,8 @@ def rank(
     pressure = min(max(budget_pressure, 0.0), 1.0)
     score = max(features.complexity - pressure * config.budget_shift, 0.0)
     tier = config.tiering.classify(score, features.task_type)
-    required = max(quality_floor, config.tier_quality.of(tier))
+    value_mode = config.value_weight is not None
+    required = quality_floor if value_mode else max(quality_floor, config.tier_quality.of(tier))
     head = f"{tier} ({features.complexity:.2f}) on {features.task_type}"
     if score < features.complexity:
         head += f", lowered to {score:.2f} by budget pressure {pressure:.2f}"
@@ -157,12 +173,17 @@ def rank(
         )
 
     floor = f"quality >= {required:.2f}"
-    if quality_floor > config.tier_quality.of(tier):
+    if value_mode:
+        floor = f"predicted quality >= {required:.2f}"
+    elif quality_floor > config.tier_quality.of(tier):
         floor += " (the request's floor)"
     weight = config.latency_weight.get(priority, 0.0) * (1.0 - pressure)
     out: list[RouteDecision] = []
     while remaining and len(out) < count:
-        pick, why = _pick(remaining, policy, required, floor, deadline_ms, weight)
+        if value_mode:
+            pick, why = _pick_value(remaining, policy, required, floor, deadline_ms, weight, config)
+        else:
+            pick, why = _pick(remaining, policy, required, floor, deadline_ms, weight)
         out.append(decide(pick, why))
         remaining = [o for o in remaining if o is not pick]
     return out
@@ -206,6 +227,58 @@ def _pick(
         f"{pick.candidate.model} balances cost and latency "
         f"(latency weight {weight:.2f}) with {floor}"
     )
+
+
+def _pick_value(
+    usable: list[_Option],
+    policy: Policy,
+    required: float,
+    floor: str,
+    deadline_ms: float | None,
+    latency_weight: float,
+    config: RoutingConfig,
+) -> tuple[_Option, str]:
+    """Value mode's pick (steps 5' and 6' of the module docstring)."""
+    if policy is Policy.FASTEST:
+        return _pick(usable, policy, required, floor, deadline_ms, latency_weight)
+    timely = usable
+    if deadline_ms is not None:
+        timely = [o for o in usable if o.latency_ms <= deadline_ms]
+        if not timely:  # the fastest, as step 4 says
+            return _pick(usable, policy, required, floor, deadline_ms, latency_weight)
+    least_cost = min(o.cost for o in timely)
+    good = [o for o in timely if o.quality >= required - _EPS]
+    if not good:
+        shortfall = config.shortfall_weight
+
+        def short(o: _Option) -> float:
+            return o.quality - shortfall * math.log2((o.cost + 1) / (least_cost + 1))
+
+        best = max(timely, key=lambda o: (round(short(o), 12), o.quality, _neg(o.candidate.model)))
+        return best, (
+            f"no candidate is predicted to reach {required:.2f}; {best.candidate.model} "
+            f"({best.quality:.2f}) is the best value at {shortfall:.2f} quality per doubling "
+            "of cost"
+        )
+    top_cost = max(o.cost for o in timely) or 1
+    lam = config.value_weight or 0.0
+    least_latency = min(o.latency_ms for o in good)
+    lat = latency_weight * LATENCY_VALUE if policy is Policy.BALANCED else 0.0
+
+    def value(o: _Option) -> float:
+        slower = math.log2(max(o.latency_ms, _EPS) / max(least_latency, _EPS))
+        return o.quality - lam * o.cost / top_cost - lat * slower
+
+    pick = max(good, key=lambda o: (round(value(o), 12), o.quality, _neg(o.candidate.model)))
+    return pick, (
+        f"{pick.candidate.model} has the best expected value (predicted quality "
+        f"{pick.quality:.2f}, value weight {lam:.3f}) with {floor}"
+    )
+
+
+def _neg(name: str) -> tuple[int, ...]:
+    """A key that orders names in reverse, so max() breaks ties toward the first name."""
+    return tuple(-ord(ch) for ch in name)
 
 
 def _usable(features: RequestFeatures, options: list[_Option]) -> list[_Option]:

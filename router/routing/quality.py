@@ -6,6 +6,12 @@ model's answer is good. It starts from the catalog's quality placeholder, worth
 (bad): a schema check and a validator count once, explicit feedback counts more, since a
 person looked. The policy reads the posterior mean; ``sample`` draws from the posterior
 (Thompson sampling) for a router that should keep exploring.
+
+Forgetting: with ``discount`` below 1, each new signal on a pair first multiplies that pair's
+counts by the discount, so evidence n signals old weighs discount**n and the recorded
+weight never exceeds 1 / (1 - discount). A model that starts failing loses its good name
+within a bounded number of its own calls (about 15 at 0.98 for a model recorded at 0.9
+falling under a 0.7 floor), instead of after as many failures as it once had successes.
 """
 
 from __future__ import annotations
@@ -94,6 +100,8 @@ class QualityBook:
     """Prior mean quality by model, e.g. the catalog's placeholders."""
     prior_strength: float = 10.0
     weights: SignalWeights = field(default_factory=SignalWeights)
+    discount: float = 1.0
+    """Factor applied to a pair's counts before each new signal on it (1: never forget)."""
     _counts: dict[tuple[str, str], tuple[float, float]] = field(
         default_factory=dict, init=False, repr=False
     )
@@ -103,18 +111,25 @@ class QualityBook:
             raise ValueError("prior_strength must be positive")
         if not all(0.0 <= q <= 1.0 for q in self.priors.values()):
             raise ValueError("prior qualities must lie in 0..1")
+        if not 0.0 < self.discount <= 1.0:
+            raise ValueError("discount must lie in (0, 1]")
 
     @classmethod
-    def from_catalog(cls, catalog: PriceCatalog, prior_strength: float = 10.0) -> QualityBook:
+    def from_catalog(
+        cls, catalog: PriceCatalog, prior_strength: float = 10.0, discount: float = 1.0
+    ) -> QualityBook:
         """A book whose priors are the catalog's quality placeholders."""
         return cls(
-            priors={m.name: m.quality for m in catalog.models()}, prior_strength=prior_strength
+            priors={m.name: m.quality for m in catalog.models()},
+            prior_strength=prior_strength,
+            discount=discount,
         )
 
     def record(self, signal: QualitySignal) -> BetaEstimate:
         """Add one signal; returns the updated estimate."""
         key = (signal.model, signal.task_type)
         good, bad = self._counts.get(key, (0.0, 0.0))
+        good, bad = good * self.discount, bad * self.discount
         weight = self.weights.of(signal.kind)
         self._counts[key] = (good + weight, bad) if signal.good else (good, bad + weight)
         return self.estimate(signal.model, signal.task_type)

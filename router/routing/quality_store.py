@@ -34,10 +34,20 @@ SEP = "|"
 
 log = logging.getLogger(__name__)
 
-# KEYS: counts hash, seen marker. ARGV: field, weight, ttl. Adds once per marker.
+# KEYS: counts hash of the signal's verdict, seen marker, the other counts hash. ARGV: field,
+# weight, ttl, discount. Once per marker: both counts of the pair times the discount, then
+# the weight added to the verdict's.
 _RECORD = """
 if redis.call('SET', KEYS[2], '1', 'NX', 'EX', tonumber(ARGV[3])) then
-  redis.call('HINCRBYFLOAT', KEYS[1], ARGV[1], ARGV[2])
+  local discount = tonumber(ARGV[4])
+  if discount < 1 then
+    local mine = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0') * discount
+    local other = tonumber(redis.call('HGET', KEYS[3], ARGV[1]) or '0') * discount
+    redis.call('HSET', KEYS[1], ARGV[1], tostring(mine + tonumber(ARGV[2])))
+    redis.call('HSET', KEYS[3], ARGV[1], tostring(other))
+  else
+    redis.call('HINCRBYFLOAT', KEYS[1], ARGV[1], ARGV[2])
+  end
   return 1
 end
 return 0
@@ -66,20 +76,31 @@ class Counts:
 class QualityStore:
     """Records quality signals in Redis, once per signal id, and reads the counts back."""
 
-    def __init__(self, redis: aioredis.Redis, weights: SignalWeights | None = None) -> None:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        weights: SignalWeights | None = None,
+        *,
+        discount: float = 1.0,
+    ) -> None:
+        """discount: factor on a pair's counts before each new signal (router.routing.quality)."""
+        if not 0.0 < discount <= 1.0:
+            raise ValueError("discount must lie in (0, 1]")
         self._redis = redis
         self._weights = weights or SignalWeights()
+        self._discount = discount
         self._record = redis.register_script(_RECORD)
 
     async def record(self, signal: QualitySignal, signal_id: str) -> bool:
         """Add one signal unless signal_id was recorded before; True when it was added."""
-        key = GOOD_KEY if signal.good else BAD_KEY
+        key, other = (GOOD_KEY, BAD_KEY) if signal.good else (BAD_KEY, GOOD_KEY)
         added = await self._record(
-            keys=[key, SEEN_PREFIX + signal_id],
+            keys=[key, SEEN_PREFIX + signal_id, other],
             args=[
                 field_of(signal.model, signal.task_type),
                 self._weights.of(signal.kind),
                 SEEN_TTL_S,
+                self._discount,
             ],
         )
         return bool(added)

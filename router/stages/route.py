@@ -25,14 +25,13 @@ from __future__ import annotations
 
 import logging
 import random
-import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
 import redis.asyncio as aioredis
 from opentelemetry import trace
 
-from bus.messages import LlmResult
+from bus.messages import LlmRequest, LlmResult
 from bus.settings import Settings
 from cost_ledger.budgets.store import BudgetStore
 from cost_ledger.catalog import PriceCatalog
@@ -40,16 +39,23 @@ from router.context import Fallback, RequestContext, Route
 from router.errors import NoRouteError
 from router.pipeline import Handler
 from router.providers.registry import ProviderRegistry
+from router.routing.calibrate import ValueController
 from router.routing.candidates import Candidate, candidates_from_catalog
 from router.routing.cascade import applies, build_ladder
 from router.routing.config import RoutingConfig
+from router.routing.defaults import ShippedDefaults
+from router.routing.difficulty import DifficultyModel
 from router.routing.errors import NoCandidateError
+from router.routing.explore import cheaper_pick, explores
 from router.routing.features import RequestFeatures, extract, request_text
 from router.routing.latency import MeasuredLatency
 from router.routing.learned import PromptRouter
+from router.routing.pinning import SessionPins, session_of
 from router.routing.policy import Policy, RouteDecision, rank
+from router.routing.predict import PromptPredictor, prompt_text
 from router.routing.pressure import BudgetPressure
 from router.routing.quality_store import QualityStore, QualityView
+from router.semantic.build import build_embedder
 from router.stages.cascade import CascadeStage, rung_route
 
 log = logging.getLogger(__name__)
@@ -85,11 +91,19 @@ class RouteStage:
         learned_task_types: Iterable[str] = (),
         explore_share: float = 0.0,
         latency: MeasuredLatency | None = None,
+        predictor: PromptPredictor | None = None,
+        controller: ValueController | None = None,
+        pins: SessionPins | None = None,
     ) -> None:
         """explore_share: the share of requests (by request id) routed on Thompson samples of
         the quality estimates instead of their means, so that models the policy does not
-        pick still get quality signals."""
+        pick still get quality signals. predictor: per-prompt chances (value mode, when the
+        config has a value_weight)."""
         self._registry = registry
+        value_mode = config is not None and config.value_weight is not None
+        self._predictor = predictor if value_mode else None
+        self._controller = controller if value_mode else None
+        self._pins = pins
         self._latency = latency
         self._explore_share = explore_share
         self._config = config or RoutingConfig()
@@ -146,21 +160,54 @@ class RouteStage:
                 )
         features = self._features(ctx)
         floor = self._config.floor(request.task_type, request.quality_floor)
-        explore = self._explores(request.id)
-        picks = await self._rank(ctx, features, floor, explore=explore)
+        session = session_of(request) if self._pins is not None else None
+        explore = session is None and self._explores(request.id)  # never mid-session
+        prompt = await self._prompt_view(request.task_type, prompt_text(request))
+        if prompt is not None:
+            features = replace(features, complexity=prompt[2])
+        picks = await self._rank(ctx, features, floor, explore=explore, prompt=prompt)
         decision = picks[0]
+        if self._controller is not None and prompt is not None and not explore:
+            best = max(p.quality for p in picks)
+            self._controller.observe(request.task_type, decision.quality, best)
         if explore:
-            decision = replace(decision, reason=f"exploring (sampled quality): {decision.reason}")
-        if applies(features, self._cascade):
+            decision = self._explore_cheaper(request.id, picks) or replace(
+                decision, reason=f"exploring (sampled quality): {decision.reason}"
+            )
+        if session is not None:
+            decision = await self._pinned(request, session, picks, decision, floor)
+        if applies(features, self._cascade) and session is None:
             cascade = await self._cascade_route(ctx, features, floor, decision)
             if cascade is not None:
                 return cascade
+        rest = [p for p in picks if p.model != decision.model]
         return Route(
             model=decision.model,
             provider=decision.provider,
             reason=decision.reason,
-            fallbacks=self._fallbacks(decision.model, decision.provider, picks[1:]),
+            fallbacks=self._fallbacks(decision.model, decision.provider, rest),
         )
+
+    async def _pinned(
+        self,
+        request: LlmRequest,
+        session: str,
+        picks: Sequence[RouteDecision],
+        decision: RouteDecision,
+        floor: float,
+    ) -> RouteDecision:
+        """The session's pinned model while it still serves it (router.routing.pinning),
+        else the policy's pick, pinned from now on. Redis trouble: the pick, unpinned."""
+        assert self._pins is not None
+        try:
+            pinned = await self._pins.get(request, session)
+            keep = next((p for p in picks if p.model == pinned), None)
+            if keep is not None and keep.quality >= floor - 1e-9:
+                return replace(keep, reason=f"pinned to session: {keep.reason}")
+            await self._pins.set(request, session, decision.model)
+        except Exception:  # pinning is a preference; the request goes on
+            log.warning("session pin of %s unavailable", request.id, exc_info=True)
+        return decision
 
     def _features(self, ctx: RequestContext) -> RequestFeatures:
         request = ctx.request
@@ -168,11 +215,36 @@ class RouteStage:
             return extract(request, complexity=self._learned.complexity(request_text(request)))
         return extract(request)
 
+    async def _prompt_view(self, task_type: str, text: str) -> tuple[float, float, float] | None:
+        """(difficulty, task mean difficulty, 0..1 complexity) of a prompt in value mode;
+        None without a predictor or when the embedder fails (the tier rules then apply)."""
+        if self._predictor is None or not text:
+            return None
+        try:
+            difficulty = await self._predictor.difficulty(text)
+        except Exception:  # routing goes on without the prediction
+            log.warning("prompt difficulty unavailable; routing on task-level quality")
+            return None
+        mean = self._predictor.observe(task_type, difficulty)
+        return difficulty, mean, self._predictor.complexity(difficulty, mean)
+
     def _explores(self, request_id: str) -> bool:
-        """Whether this request explores: a stable hash of its id falls in the share."""
-        if self._explore_share <= 0 or self._quality is None:
-            return False
-        return zlib.crc32(request_id.encode()) / 2**32 < self._explore_share
+        """Whether this request explores (router.routing.explore)."""
+        return self._quality is not None and explores(request_id, self._explore_share)
+
+    def _explore_cheaper(
+        self, request_id: str, picks: Sequence[RouteDecision]
+    ) -> RouteDecision | None:
+        """An exploring request's cheaper model among the ranked ones, or None."""
+        head = picks[0]
+        rest = list(picks[1:])
+        other = cheaper_pick(
+            request_id, rest, [p.estimated_cost_micro_usd for p in rest],
+            head.estimated_cost_micro_usd,
+        )  # fmt: skip
+        if other is None:
+            return None
+        return replace(other, reason=f"exploring a cheaper model than {head.model}: {other.reason}")
 
     async def _rank(
         self,
@@ -182,6 +254,7 @@ class RouteStage:
         exclude: str = "",
         *,
         explore: bool = False,
+        prompt: tuple[float, float, float] | None = None,
     ) -> list[RouteDecision]:
         """The policy's pick and the next-best ones, best first (at least one unless exclude
         left no candidate); raises NoCandidateError when none can take the request."""
@@ -199,6 +272,14 @@ class RouteStage:
             estimates = await self._quality.sample(request.task_type, self._models, rng)
         elif self._quality is not None:
             estimates = await self._quality.estimates(request.task_type, self._models)
+        config = self._config
+        if self._predictor is not None and prompt is not None:
+            base = estimates if estimates is not None else self._qualities
+            estimates = self._predictor.chances(base, prompt[0], prompt[1])
+            if self._controller is not None:
+                config = replace(config, value_weight=self._controller.weight(request.task_type))
+        elif config.value_weight is not None:
+            config = replace(config, value_weight=None)  # no per-prompt chances: tier rules
         pressure = await self._pressure.of(request) if self._pressure is not None else 0.0
         return rank(
             features,
@@ -209,8 +290,8 @@ class RouteStage:
             priority=request.priority,
             budget_pressure=pressure,
             quality_estimates=estimates,
-            config=self._config,
-            count=MAX_FALLBACKS + 1,
+            config=config,
+            count=len(candidates),  # every model: exploring may pick any cheaper one
         )
 
     def _fallbacks(
@@ -276,7 +357,14 @@ def routing_stages(
     """The route stage (before budget) and the cascade stage (after it), sharing the quality
     counts in Redis."""
     routing = settings.routing
-    store = QualityStore(redis)
+    store = QualityStore(redis, discount=routing.quality_discount)
+    config = RoutingConfig.from_settings(routing)
+    predictor = _predictor(settings) if routing.predict_per_prompt else None
+    controller = None
+    if predictor is not None and config.value_weight is None:
+        shipped = ShippedDefaults.load()
+        config = replace(config, value_weight=shipped.value_weight)
+        controller = ValueController(start=shipped.value_weight, target=routing.quality_target)
     view = QualityView(
         store,
         {m.name: m.quality for m in catalog.models()},
@@ -287,7 +375,7 @@ def routing_stages(
     route = RouteStage(
         registry,
         catalog,
-        config=RoutingConfig.from_settings(routing),
+        config=config,
         policy=Policy(routing.policy),
         cascade_task_types=routing.cascade_task_types,
         quality=view,
@@ -296,9 +384,24 @@ def routing_stages(
         learned_task_types=routing.learned_task_types,
         explore_share=routing.explore_share,
         latency=MeasuredLatency(redis, refresh_s=routing.quality_refresh_s),
+        predictor=predictor,
+        controller=controller,
+        pins=SessionPins(redis),
     )
     alternates = {model: route.alternates(model) for model in offered_models(registry)}
     cascade = CascadeStage(
         catalog, quality=store, alternates=alternates, input_margin=budgets.engine.input_margin
     )
     return route, cascade
+
+
+def _predictor(settings: Settings) -> PromptPredictor | None:
+    """The per-prompt predictor (shipped difficulty weights, the semantic embedder), or None
+    when the embedder cannot be built (value mode then stays off)."""
+    try:
+        model = DifficultyModel.load()
+        embedder = build_embedder(settings.semantic)
+    except Exception:
+        log.warning("no prompt difficulty model; routing by complexity tiers", exc_info=True)
+        return None
+    return PromptPredictor(model, embedder)

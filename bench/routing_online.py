@@ -1,0 +1,95 @@
+"""The router as shipped, replayed on a held-out dataset: it learns the models' quality there
+only from the answers it routes (pure numpy, no I/O).
+
+Per prompt, in a seeded random order, as the route stage does: each model's task-level
+quality is its discounted Beta estimate (prior: its mean quality on the other datasets,
+worth 50 answers; discount 0.98 per answer), its chance on the prompt comes from the
+prompt's predicted difficulty against the running mean difficulty (router.routing.predict),
+the value rule picks the model (router.routing.policy, value mode, no floor), 3% of
+prompts explore a cheaper model (router.routing.explore), and the chosen model's quality on
+the prompt (its validator verdict) is recorded. Many value weights run side by side, each
+with its own book, so one pass gives the shipped router's whole cost/quality curve.
+
+Costs the router estimates are each model's mean cost on the training datasets (it knows
+the prompt, not the answer's length); costs charged are the logged ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from bench.routing_eval import Sweep
+from router.routing.calibrate import ValueController
+from router.routing.explore import cheaper_pick, explores
+from router.routing.predict import MEAN_WINDOW
+
+PRIOR_STRENGTH = 50.0
+DISCOUNT = 0.98
+EXPLORE_SHARE = 0.03
+_CLIP = 1e-3
+
+
+@dataclass(frozen=True, kw_only=True)
+class Replay:
+    """What the online router saw: the order it met the prompts in and its choices."""
+
+    sweep: Sweep
+    explored: np.ndarray
+    """weights x prompts: whether the prompt explored."""
+
+
+def replay(
+    difficulty: np.ndarray,
+    quality: np.ndarray,
+    prior: np.ndarray,
+    estimated_cost: np.ndarray,
+    weights: np.ndarray,
+    *,
+    slope: float,
+    seed: int = 14,
+    target: float | None = None,
+) -> Replay:
+    """Replay prompts (rows of quality, prompts x models) at every value weight at once;
+    with a target, each weight is only the start of a router.routing.calibrate controller."""
+    n, m = quality.shape
+    lw = len(weights)
+    order = np.random.default_rng(seed).permutation(n)
+    prior = np.clip(prior, _CLIP, 1 - _CLIP)
+    good = np.zeros((lw, m))
+    bad = np.zeros((lw, m))
+    relative = estimated_cost / estimated_cost.max()
+    by_cost = np.argsort(estimated_cost, kind="stable")
+    chosen = np.zeros((lw, n), dtype=np.int64)
+    explored = np.zeros((lw, n), dtype=bool)
+    mean = float(difficulty[order[0]])
+    rows = np.arange(lw)
+    controllers = (
+        [ValueController(start=float(w), target=target) for w in weights] if target else []
+    )
+    for i in order:
+        if controllers:
+            weights = np.array([c.weight("t") for c in controllers])
+        q = (prior * PRIOR_STRENGTH + good) / (PRIOR_STRENGTH + good + bad)
+        q = np.clip(q, _CLIP, 1 - _CLIP)
+        z = np.log(q / (1 - q)) - slope * (difficulty[i] - mean)
+        chance = 1.0 / (1.0 + np.exp(-z))
+        pick = np.argmax(chance - weights[:, None] * relative[None, :], axis=1)
+        rid = f"prompt-{i}"
+        if explores(rid, EXPLORE_SHARE):
+            for w in range(lw):
+                options = [int(k) for k in by_cost]
+                costs = [int(estimated_cost[k] * 1000) for k in options]
+                other = cheaper_pick(rid, options, costs, int(estimated_cost[pick[w]] * 1000))
+                if other is not None:
+                    pick[w] = other
+                    explored[w, i] = True
+        chosen[:, i] = pick
+        for w, c in enumerate(controllers):
+            c.observe("t", float(chance[w, pick[w]]), float(chance[w].max()))
+        verdict = quality[i, pick]
+        good[rows, pick] = good[rows, pick] * DISCOUNT + verdict  # as QualityBook.record
+        bad[rows, pick] = bad[rows, pick] * DISCOUNT + (1 - verdict)
+        mean += (float(difficulty[i]) - mean) / MEAN_WINDOW
+    return Replay(sweep=Sweep(weights=weights, chosen=chosen), explored=explored)

@@ -1,0 +1,114 @@
+"""Per-prompt success chances for the route stage: embed, predict difficulty, adjust quality.
+
+``PromptPredictor`` embeds a request's text with the semantic cache's embedder (MiniLM,
+router.semantic; called through its public ``embed``), predicts the prompt's difficulty
+(router.routing.difficulty) and turns each model's task-level quality into its chance on
+this prompt. Each task type's mean difficulty is a running mean of the prompts it has seen
+(``MEAN_WINDOW``), so a model keeps its recorded quality on a typical prompt of its task
+type whatever the task's absolute difficulty.
+
+Embedding costs about 2-10 ms of CPU per prompt and runs in a worker thread, off the event
+loop; the last ``CACHE_SIZE`` texts' difficulties are kept, so a retry or a repeated task
+pays once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import Protocol
+
+import numpy as np
+
+from bus.messages import LlmRequest, TextPart
+from router.routing.difficulty import DifficultyModel, clip_text, sigmoid, success_chance
+
+MEAN_WINDOW = 500
+"""Prompts over which a task type's mean difficulty is averaged (exponentially)."""
+CACHE_SIZE = 2048
+
+
+class TextEmbedder(Protocol):
+    """What the predictor needs of an embedder: unit-length vectors, one row per text."""
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """Embed texts."""
+        ...
+
+
+class PromptPredictor:
+    """Difficulty of prompts and models' chances on them (see the module docstring)."""
+
+    def __init__(self, model: DifficultyModel, embedder: TextEmbedder) -> None:
+        self._model = model
+        self._embedder = embedder
+        self._means: dict[str, float] = {}
+        self._cache: OrderedDict[bytes, float] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @property
+    def slope(self) -> float:
+        """The shipped slope (trust in the predicted spread)."""
+        return self._model.slope
+
+    def difficulty_now(self, text: str) -> float:
+        """The difficulty of a prompt, computed in this thread (cached)."""
+        key = hashlib.blake2b(text.encode(), digest_size=16).digest()
+        with self._lock:  # worker threads share the cache
+            cached = self._cache.get(key)
+            if cached is not None:
+                self._cache.move_to_end(key)
+                return cached
+        vector = self._embedder.embed([clip_text(text)])
+        value = float(self._model.predict(np.asarray(vector))[0])
+        with self._lock:
+            self._cache[key] = value
+            if len(self._cache) > CACHE_SIZE:
+                self._cache.popitem(last=False)
+        return value
+
+    async def difficulty(self, text: str) -> float:
+        """The difficulty of a prompt, embedded in a worker thread."""
+        return await asyncio.to_thread(self.difficulty_now, text)
+
+    def observe(self, task_type: str, difficulty: float) -> float:
+        """Fold a prompt into its task type's running mean; returns the mean before it."""
+        before = self._means.get(task_type, difficulty)
+        self._means[task_type] = before + (difficulty - before) / MEAN_WINDOW
+        return before
+
+    def mean(self, task_type: str) -> float | None:
+        """The task type's running mean difficulty, or None before its first prompt."""
+        return self._means.get(task_type)
+
+    def chances(
+        self, qualities: Mapping[str, float], difficulty: float, mean_difficulty: float
+    ) -> dict[str, float]:
+        """Each model's chance on the prompt, from its task-level quality."""
+        return {
+            model: success_chance(q, difficulty, mean_difficulty, self._model.slope)
+            for model, q in qualities.items()
+        }
+
+    def complexity(self, difficulty: float, mean_difficulty: float) -> float:
+        """A 0..1 reading of relative difficulty for reasons and traces (0.5: typical)."""
+        return sigmoid(self._model.slope * (difficulty - mean_difficulty))
+
+
+def prompt_text(request: LlmRequest) -> str:
+    """What the predictor reads of a request: its last user message (the current ask), or
+    all its text when it has no user message."""
+    for message in reversed(request.messages):
+        if message.role != "user":
+            continue
+        if isinstance(message.content, str):
+            return message.content
+        return "\n".join(p.text for p in message.content if isinstance(p, TextPart))
+    return "\n".join(
+        m.content if isinstance(m.content, str)
+        else "\n".join(p.text for p in m.content if isinstance(p, TextPart))
+        for m in request.messages
+    )  # fmt: skip
