@@ -23,6 +23,7 @@ from router.metrics import ResultRecorder
 from router.outcomes import OutcomePublisher
 from router.pipeline import Handler, Stage, compose
 from router.request_span import annotate
+from router.validation import check_request_schema
 
 log = logging.getLogger(__name__)
 DEADLINE_GRACE_S = 1.0
@@ -89,6 +90,7 @@ class RouterService:
         try:
             request = decode(data, LlmRequest, max_bytes=self._settings.max_request_bytes)
             self._check(request, msg.raw_message.subject)
+            await check_request_schema(request)  # a bad schema is refused before any call
         except (WireError, UnknownAgentError) as exc:
             await self._reject(outcomes, msg.raw_message.subject, data, exc)
             return

@@ -37,7 +37,7 @@ from router.providers.client import Completion, ProviderClient
 from router.providers.errors import NoCandidateLeftError, ProviderCallError, stored_reason
 from router.providers.registry import ProviderRegistry
 from router.stages.budget import estimate_input_tokens
-from router.validation import parse_answer
+from router.validation import parse_answer_off_loop
 
 MAX_BUDGET_MARGIN = 2
 """A fallback must fit the reservation for every input margin from 1 to this (the budget
@@ -231,7 +231,9 @@ class Dispatcher:
         parsed: object | None = None
         status, code = Status.OK, None
         if request.output_schema is not None:
-            parsed, problem = parse_answer(completion.content, request.output_schema.schema)
+            parsed, problem = await parse_answer_off_loop(
+                completion.content, request.output_schema.schema
+            )
             if problem:
                 status, code, reason = Status.ERROR, ErrorCode.SCHEMA_INVALID, problem
         if self._health is not None:
