@@ -35,6 +35,7 @@ from flipsync.providers import dispatch_health, start_providers
 from optimizer.arm_stats import experiment_router
 from optimizer.flag_store import LiveFlags
 from optimizer.models import load_registered
+from router.paid_answers import PaidAnswers
 from router.pipeline import Stage
 from router.providers.registry import ProviderRegistry
 from router.routing.feedback import quality_router
@@ -295,6 +296,14 @@ def _router_service(
             tracer,
             health=dispatch_health(settings, redis),
             provider_timeout_s=settings.provider_timeout_s,
+            paid=PaidAnswers(
+                redis,
+                broker,
+                catalog,
+                lambda: catalog.version,
+                lease_s=settings.ack_wait_s / 4,  # well under ack_wait: redeliveries reap it
+                answer_ttl_s=settings.ack_wait_s * (settings.max_deliver + 1),
+            ),
         ),
         catalog_version=lambda: catalog.version,  # fine-tuned models change it at run time
         known_agents=frozenset(spec.name for spec in ALL_SPECS)

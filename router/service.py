@@ -21,6 +21,7 @@ from router.context import RequestContext
 from router.errors import RouterError, UnknownAgentError
 from router.metrics import ResultRecorder
 from router.outcomes import OutcomePublisher
+from router.paid_answers import booked
 from router.pipeline import Handler, Stage, compose
 from router.request_span import annotate
 from router.validation import check_request_schema
@@ -115,16 +116,19 @@ class RouterService:
             # The experiment arm travels on the result into its ledger event.
             return result if ctx.arm is None else msgspec.structs.replace(result, arm=ctx.arm)
         except RouterError as exc:
-            return error_result(request.id, request.tenant, request.agent, exc.code, exc.reason)
+            error = error_result(request.id, request.tenant, request.agent, exc.code, exc.reason)
+            return booked(ctx, error)  # a failure after a paid answer still books it
         except TimeoutError as exc:
             if not guard.expired():  # a stage's own timeout (a NATS request, say): not ours
-                return _internal(request, exc)
+                return booked(ctx, _internal(request, exc))
             # A stage waited past the deadline (dispatch reports its own).
             reason = "the deadline passed while the request waited in the pipeline"
             code = ErrorCode.DEADLINE_EXCEEDED
-            return error_result(request.id, request.tenant, request.agent, code, reason)
+            return booked(
+                ctx, error_result(request.id, request.tenant, request.agent, code, reason)
+            )
         except Exception as exc:  # a bug must not lose the request: it gets a reason
-            return _internal(request, exc)
+            return booked(ctx, _internal(request, exc))
 
     def _check(self, request: LlmRequest, subject: str) -> None:
         """Refuse ids unfit for a subject, a body that is not its subject's, unknown agents."""
