@@ -142,7 +142,7 @@ async def test_a_call_whose_replica_died_is_booked_at_its_maximum(stack: Stack) 
     call = asyncio.create_task(calling)
     await started.wait()
     # A replica that dies stops renewing its lease: stand in for it by freezing this one.
-    lease = await stack.redis.zrange(LEASES, 0, -1)
+    lease: list[bytes] = await stack.redis.zrange(LEASES, 0, -1)
     assert len(lease) == 1
     await stack.redis.zadd(LEASES, {lease[0]: 0})
     booked_here = await answers.reap()
