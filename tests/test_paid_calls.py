@@ -142,8 +142,8 @@ async def test_a_call_whose_replica_died_is_booked_at_its_maximum(stack: Stack) 
     call = asyncio.create_task(calling)
     await started.wait()
     # A replica that dies stops renewing its lease: stand in for it by freezing this one.
-    lease: list[bytes] = await stack.redis.zrange(LEASES, 0, -1)
-    assert len(lease) == 1
+    lease = await stack.redis.zrange(LEASES, 0, -1)
+    assert len(lease) == 1 and isinstance(lease[0], bytes)
     await stack.redis.zadd(LEASES, {lease[0]: 0})
     booked_here = await answers.reap()
     call.cancel()
