@@ -47,6 +47,7 @@ from router.stages.batch import batch_stage
 from router.stages.budget import BudgetStage, offered_by
 from router.stages.dispatch import Dispatcher
 from router.stages.flags import FlagsStage
+from router.stages.ids import RequestIdStage
 from router.stages.levers import lever_stages
 from router.stages.route import routing_stages
 from simulator.config import SimConfig
@@ -273,6 +274,7 @@ def _router_service(
     flags = LiveFlags(redis, catalog=catalog, registry=registry)
     broker.include_router(flags.control_router())  # flags.control: reload without a restart
     stages: list[Stage] = [
+        RequestIdStage(redis),  # an id another tenant owns is refused before anything else
         FlagsStage(flags),
         *lever_stages(
             settings,

@@ -33,7 +33,7 @@ from faststream.nats import NatsBroker
 from bus import subjects
 from bus.codec import encode
 from bus.messages import LedgerEvent, Lever, LlmRequest, LlmResult, Usage
-from bus.publishing import publish
+from bus.publishing import publish, scoped_msg_id
 from bus.subjects import token
 from cost_ledger.catalog import PriceCatalog
 from cost_ledger.pricing import cost_micro_usd, max_cost_micro_usd
@@ -207,7 +207,8 @@ class PaidAnswers:
             event = self._event_decoder.decode(raw)
             try:
                 await publish(self._broker, raw, subjects.ledger(event.tenant),
-                              stream=subjects.STREAM_LEDGER, msg_id=event.event_id)  # fmt: skip
+                              stream=subjects.STREAM_LEDGER,
+                              msg_id=scoped_msg_id(event.tenant, event.event_id))  # fmt: skip
             except Exception:  # put it back: the next reap books it
                 await self._begin(keys=[LEASES, EVENTS], args=[event.event_id, 0, raw])
                 raise

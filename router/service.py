@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 
 import msgspec
 from faststream.nats import NatsBroker, NatsRouter
+from faststream.nats.message import NatsMessage
 from opentelemetry import trace
 
 from bus import subjects
@@ -95,6 +96,18 @@ class RouterService:
         except (WireError, UnknownAgentError) as exc:
             await self._reject(outcomes, msg.raw_message.subject, data, exc)
             return
+        try:
+            await self._answer_once(msg, request, started)
+        except Exception as exc:  # NATS or Redis failed: redelivered, or on the last try kept
+            if msg.raw_message.metadata.num_delivered < self._settings.max_deliver:
+                raise
+            reason = f"gave up after {self._settings.max_deliver} deliveries: {type(exc).__name__}"
+            await self._reject(outcomes, msg.raw_message.subject, data,
+                               WireError(ErrorCode.INTERNAL, reason))  # fmt: skip
+
+    async def _answer_once(self, msg: NatsMessage, request: LlmRequest, started: float) -> None:
+        """Answer a decoded request (or re-publish its stored result), then it is acked."""
+        outcomes = self._outcomes
         async with working(msg, self._settings.ack_wait_s / 3):
             stored = await outcomes.stored_result(request)
             if stored is not None:  # a redelivery of a request an earlier replica finished
@@ -154,6 +167,9 @@ class RouterService:
         code, reason = exc.code, exc.reason
         await outcomes.dead_letter("router", subject, code, reason, data)
         request_id, tenant, agent = peek_ids(data)
+        # The error goes to the sender the subject names (NATS permissions vouch for it),
+        # never to a tenant a bad body claims.
+        tenant, agent = subjects.request_sender(subject) or (tenant, agent)
         try:
             for value in (request_id, tenant, agent):
                 subjects.token(value)
