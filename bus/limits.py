@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import msgspec
+
 MAX_DEPTH = 64
 """Deepest nesting any wire message or HTTP body may have; real messages stay under 20."""
 
@@ -55,3 +57,17 @@ def bracket_bound(data: bytes) -> int:
     Cheap (two C scans); when it is under a limit the document is surely shallow enough.
     """
     return data.count(b"[") + data.count(b"{")
+
+
+def json_body(raw: bytes) -> object:
+    """A JSON body, parsed strictly (msgspec refuses lone surrogates) and bounded in depth;
+    ValueError with a short reason otherwise."""
+    try:
+        value = msgspec.json.decode(raw)
+    except RecursionError:
+        raise ValueError(f"the JSON body is nested deeper than {MAX_DEPTH} levels") from None
+    except (msgspec.DecodeError, UnicodeError):
+        raise ValueError("the body is not valid JSON (UTF-8, no lone surrogates)") from None
+    if nesting_depth(value, MAX_DEPTH) > MAX_DEPTH:
+        raise ValueError(f"the JSON body is nested deeper than {MAX_DEPTH} levels")
+    return value

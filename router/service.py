@@ -20,12 +20,12 @@ from bus.messages import ErrorCode, LlmRequest, LlmResult, Priority, error_resul
 from bus.settings import Settings
 from router.context import RequestContext
 from router.errors import RouterError, UnknownAgentError
+from router.intake import check_request
 from router.metrics import ResultRecorder
 from router.outcomes import OutcomePublisher
 from router.paid_answers import booked
 from router.pipeline import Handler, Stage, compose
 from router.request_span import annotate
-from router.validation import check_request_schema
 
 log = logging.getLogger(__name__)
 DEADLINE_GRACE_S = 1.0
@@ -92,7 +92,7 @@ class RouterService:
         try:
             request = decode(data, LlmRequest, max_bytes=self._settings.max_request_bytes)
             self._check(request, msg.raw_message.subject)
-            await check_request_schema(request)  # a bad schema is refused before any call
+            await check_request(request)  # no messages, a bad cap or schema: no call made
         except (WireError, UnknownAgentError) as exc:
             await self._reject(outcomes, msg.raw_message.subject, data, exc)
             return
