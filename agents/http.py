@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
+import nats.errors
 from fastapi import APIRouter, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.responses import JSONResponse
 from faststream.nats import NatsBroker
@@ -137,7 +138,10 @@ def products_router(
             raise HTTPException(422, str(exc)) from exc
         history = [ChatTurn(role=t.role, text=t.text) for t in body.history]
         ask = ChatAsk(tenant=tenant, question=body.question, history=history)
-        reply = await ask_chat(broker, ask)
+        try:
+            reply = await ask_chat(broker, ask)
+        except (nats.errors.NoRespondersError, nats.errors.TimeoutError) as exc:
+            raise HTTPException(503, "the seller chat service is not answering") from exc
         return {"ok": reply.ok, "answer": reply.answer, "reason": reply.reason,
                 "product_ids": reply.product_ids}  # fmt: skip
 
