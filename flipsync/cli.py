@@ -60,9 +60,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     nats_auth = commands.add_parser("nats-auth", help="write the NATS users file (auth.conf)")
     nats_auth.add_argument("--out", type=Path, default=Path("deploy/nats/auth.conf"))
     nats_auth.add_argument("--secrets", type=Path, default=None, help="also new passwords here")
+    nats_auth.add_argument(
+        "--tenants", default="", help="comma-separated: agent users per agent and tenant"
+    )
     args = parser.parse_args(argv)
     if args.command == "nats-auth":
-        return write_nats_auth(args.out, args.secrets)
+        tenants = [t for t in args.tenants.split(",") if t]
+        return write_nats_auth(args.out, args.secrets, tenants)
     settings = Settings()
     if args.command == "demo":
         from flipsync.demo import run_demo
@@ -87,12 +91,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     return _run(print_report(settings, args.tenant, where=filter_of(args)))
 
 
-def write_nats_auth(out: Path, secrets_dir: Path | None) -> int:
-    """Write the NATS accounts and users (one per service and per agent spec)."""
+def write_nats_auth(out: Path, secrets_dir: Path | None, tenants: list[str] | None = None) -> int:
+    """Write the NATS accounts and users (one per service, and per agent spec or per agent
+    spec and tenant)."""
     from agents.specs import ALL_SPECS
     from bus.nats_auth import write_auth_files
 
-    print(write_auth_files(out, [spec.name for spec in ALL_SPECS], secrets_dir))
+    agents = [spec.name for spec in ALL_SPECS]
+    print(write_auth_files(out, agents, secrets_dir, tenants or ()))
     return 0
 
 
