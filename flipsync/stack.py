@@ -270,6 +270,14 @@ def _router_service(
     semantic: SemanticCache | None,
 ) -> RouterService:
     tracer = tracer_provider.get_tracer("flipsync.router")
+    paid = PaidAnswers(
+        redis,
+        broker,
+        catalog,
+        lambda: catalog.version,
+        lease_s=settings.ack_wait_s / 4,  # well under ack_wait: redeliveries reap it
+        answer_ttl_s=settings.ack_wait_s * (settings.max_deliver + 1),
+    )
     route, cascade = routing_stages(settings, registry, catalog, redis, budgets)
     flags = LiveFlags(redis, catalog=catalog, registry=registry)
     broker.include_router(flags.control_router())  # flags.control: reload without a restart
@@ -286,7 +294,9 @@ def _router_service(
         ),
         route,
         cascade.around(BudgetStage(budgets, catalog, offered_by(registry))),
-        batch_stage(settings, registry=registry, catalog=catalog, redis=redis, tracer=tracer),
+        batch_stage(
+            settings, registry=registry, catalog=catalog, redis=redis, tracer=tracer, leases=paid
+        ),
     ]
     return RouterService(
         settings=settings,
@@ -298,14 +308,7 @@ def _router_service(
             tracer,
             health=dispatch_health(settings, redis),
             provider_timeout_s=settings.provider_timeout_s,
-            paid=PaidAnswers(
-                redis,
-                broker,
-                catalog,
-                lambda: catalog.version,
-                lease_s=settings.ack_wait_s / 4,  # well under ack_wait: redeliveries reap it
-                answer_ttl_s=settings.ack_wait_s * (settings.max_deliver + 1),
-            ),
+            paid=paid,
         ),
         catalog_version=lambda: catalog.version,  # fine-tuned models change it at run time
         known_agents=frozenset(spec.name for spec in ALL_SPECS)

@@ -157,9 +157,34 @@ class PaidAnswers:
         make: Callable[[], Awaitable[Completion]],
     ) -> Completion:
         """Make one provider call under a lease; keep its answer and note it on ctx."""
+        price = self._catalog.get(model)
+
+        def noted(completion: Completion) -> None:
+            cost = cost_micro_usd(price, completion.usage)
+            ctx.paid.append(PaidCall(model=model, provider=provider, usage=completion.usage,
+                                     cost_micro_usd=cost, simulated=simulated))  # fmt: skip
+
+        return await self.leased(ctx.request, provider=provider, model=model,
+                                 input_tokens=input_tokens, simulated=simulated, make=make,
+                                 on_answer=noted, keep=True)  # fmt: skip
+
+    async def leased(
+        self,
+        request: LlmRequest,
+        *,
+        provider: str,
+        model: str,
+        input_tokens: int,
+        simulated: bool,
+        make: Callable[[], Awaitable[Completion]],
+        on_answer: Callable[[Completion], None] | None = None,
+        keep: bool = False,
+    ) -> Completion:
+        """Make one provider call (for request, or a packed request) under a lease that books
+        it at its maximum if this replica dies before the answer; keep=True stores the
+        answer by request id and model, for a redelivery."""
         await self.reap()
         call_id = uuid.uuid4().hex
-        request = ctx.request
         price = self._catalog.get(model)
         most = max_cost_micro_usd(
             price, math.ceil(input_tokens * INPUT_MARGIN), request.max_output_tokens
@@ -171,23 +196,23 @@ class PaidAnswers:
         answered = False
         try:
             completion = await make()
-            kept = KeptAnswer(
-                provider=provider,
-                model=model,
-                content=completion.content,
-                answered_model=completion.model,
-                usage=completion.usage,
-                latency_ms=completion.latency_ms,
-                finish_reason=completion.finish_reason,
-                tool_calls=completion.tool_calls,
-            )
-            cost = cost_micro_usd(price, completion.usage)
-            ctx.paid.append(PaidCall(model=model, provider=provider, usage=completion.usage,
-                                     cost_micro_usd=cost, simulated=simulated))  # fmt: skip
             answered = True
+            if on_answer is not None:
+                on_answer(completion)
             async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.set(answer_key(request.tenant, request.id, model), encode(kept),
-                         ex=self._answer_ttl_s)  # fmt: skip
+                if keep:
+                    kept = KeptAnswer(
+                        provider=provider,
+                        model=model,
+                        content=completion.content,
+                        answered_model=completion.model,
+                        usage=completion.usage,
+                        latency_ms=completion.latency_ms,
+                        finish_reason=completion.finish_reason,
+                        tool_calls=completion.tool_calls,
+                    )
+                    pipe.set(answer_key(request.tenant, request.id, model), encode(kept),
+                             ex=self._answer_ttl_s)  # fmt: skip
                 pipe.zrem(LEASES, call_id)
                 pipe.hdel(EVENTS, call_id)
                 await pipe.execute()
