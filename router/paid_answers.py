@@ -23,6 +23,7 @@ import contextlib
 import hashlib
 import logging
 import math
+import os
 import uuid
 from collections.abc import Awaitable, Callable
 
@@ -184,7 +185,7 @@ class PaidAnswers:
         it at its maximum if this replica dies before the answer; keep=True stores the
         answer by request id and model, for a redelivery."""
         await self.reap()
-        call_id = uuid.uuid4().hex
+        call_id = f"{os.getpid():x}-{uuid.uuid4().hex}"  # which process holds it, for operators
         price = self._catalog.get(model)
         most = max_cost_micro_usd(
             price, math.ceil(input_tokens * INPUT_MARGIN), request.max_output_tokens
