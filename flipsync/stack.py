@@ -276,7 +276,9 @@ def _router_service(
         catalog,
         lambda: catalog.version,
         lease_s=settings.ack_wait_s / 4,  # well under ack_wait: redeliveries reap it
-        answer_ttl_s=settings.ack_wait_s * (settings.max_deliver + 1),
+        # A kept answer serves only the redelivery after its replica died (ack_wait later);
+        # once the result is stored, redeliveries find that instead. Bounded: rate x TTL.
+        answer_ttl_s=settings.ack_wait_s * 3,
     )
     route, cascade = routing_stages(settings, registry, catalog, redis, budgets)
     flags = LiveFlags(redis, catalog=catalog, registry=registry)

@@ -136,9 +136,25 @@ class PaidAnswers:
         self._claim = redis.register_script(_CLAIM)
         self._decoder = msgspec.json.Decoder(KeptAnswer)
         self._event_decoder = msgspec.json.Decoder(LedgerEvent)
+        self._reaper: asyncio.Task[None] | None = None
+
+    def _keep_reaping(self) -> None:
+        """Reap every half lease from now on, so that a lost call is booked even when no
+        other call follows it (started on first use: it needs the running loop)."""
+        if self._reaper is None or self._reaper.done():
+            self._reaper = asyncio.get_running_loop().create_task(self._reap_forever())
+
+    async def _reap_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._lease_ms / 2000)
+            try:
+                await self.reap()
+            except Exception:  # Redis or NATS away for now: the next round tries again
+                log.debug("reaping lost calls failed", exc_info=True)
 
     async def kept(self, request: LlmRequest, model: str) -> KeptAnswer | None:
         """The answer from model an earlier delivery of this request paid for, if kept."""
+        self._keep_reaping()
         raw = await self._redis.get(answer_key(request.tenant, request.id, model))
         if raw is None:
             return None
@@ -184,7 +200,11 @@ class PaidAnswers:
         """Make one provider call (for request, or a packed request) under a lease that books
         it at its maximum if this replica dies before the answer; keep=True stores the
         answer by request id and model, for a redelivery."""
-        await self.reap()
+        self._keep_reaping()
+        try:
+            await self.reap()
+        except Exception:  # another call's booking must not stop this one; the next reap tries
+            log.warning("could not book lost calls now", exc_info=True)
         call_id = f"{os.getpid():x}-{uuid.uuid4().hex}"  # which process holds it, for operators
         price = self._catalog.get(model)
         most = max_cost_micro_usd(
