@@ -275,7 +275,9 @@ def _router_service(
         broker,
         catalog,
         lambda: catalog.version,
-        lease_s=settings.ack_wait_s / 4,  # well under ack_wait: redeliveries reap it
+        # Well under ack_wait (a redelivery finds the lost call booked) and under the budget
+        # reservation's TTL (booked before the dead replica's reservation is released).
+        lease_s=min(settings.ack_wait_s, budgets.engine.reservation_ttl_s) / 4,
         # A kept answer serves only the redelivery after its replica died (ack_wait later);
         # once the result is stored, redeliveries find that instead. Bounded: rate x TTL.
         answer_ttl_s=settings.ack_wait_s * 3,
