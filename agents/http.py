@@ -16,27 +16,34 @@ keys and passes ``tenant_check``, which refuses a tenant other than the caller's
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
+import nats.errors
 from fastapi import APIRouter, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.responses import JSONResponse
 from faststream.nats import NatsBroker
 from nats.js.errors import NotFoundError
+from pydantic import BaseModel, Field
 
 from agents.chat import ask_chat
-from agents.photos import PhotoError
+from agents.photos import PhotoError, PhotoTooLargeError
 from agents.sources import PhotoFile, ProductInput
 from agents.stores import StoreOpener
 from agents.upload import Uploader
 from bus import subjects
 from bus.codec import decode
+from bus.limits import json_body
 from bus.messages import ChatAsk, ChatTurn, Priority, WorkflowDone
 from bus.settings import Settings
 
 MAX_PHOTO_BYTES = 20 * 1024 * 1024
 MAX_PHOTOS = 24
+MAX_UPLOAD_BYTES = MAX_PHOTOS * MAX_PHOTO_BYTES + 1024 * 1024
+"""The largest upload body: every photo at its limit, plus the form's fields."""
+MAX_ATTRIBUTES = 200
+MAX_CHAT_TEXT = 8000
+MAX_CHAT_TURNS = 50
 
 TenantCheck = Callable[[Request, str], None]
 """Raises (an HTTP error) unless the request's caller may act for the tenant named."""
@@ -76,19 +83,19 @@ def products_router(
             if len(data) > MAX_PHOTO_BYTES:
                 raise HTTPException(413, f"{photo.filename} is over {MAX_PHOTO_BYTES} bytes")
             files.append(PhotoFile(name=photo.filename or f"photo-{index}", data=data))
+        extra = _attributes(attributes)
         try:
-            extra = json.loads(attributes)
-            if not isinstance(extra, dict):
-                raise ValueError("attributes must be a JSON object")
             product = ProductInput(
                 product_id=product_id,
                 title_hint=title_hint,
                 notes=notes,
                 cost_price=cost_price,
                 photos=tuple(files),
-                attributes={str(k): str(v) for k, v in extra.items()},
+                attributes=extra,
             )
             done = await uploader.upload(product, tenant=tenant, priority=priority)
+        except PhotoTooLargeError as exc:
+            raise HTTPException(413, str(exc)) from exc
         except (PhotoError, ValueError) as exc:
             raise HTTPException(422, str(exc)) from exc
         return {
@@ -123,17 +130,49 @@ def products_router(
         return JSONResponse(body)
 
     @router.post("/api/chat/{tenant}")
-    async def chat(tenant: str, body: dict[str, Any]) -> dict[str, Any]:
+    async def chat(tenant: str, body: ChatBody) -> dict[str, Any]:
         """Answer a seller-chat question about this tenant's own products."""
-        history = [
-            ChatTurn(role=str(t["role"]), text=str(t["text"])) for t in body.get("history", [])
-        ]
-        ask = ChatAsk(tenant=tenant, question=str(body.get("question", "")), history=history)
-        reply = await ask_chat(broker, ask)
+        try:
+            subjects.token(tenant)
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from exc
+        history = [ChatTurn(role=t.role, text=t.text) for t in body.history]
+        ask = ChatAsk(tenant=tenant, question=body.question, history=history)
+        try:
+            reply = await ask_chat(broker, ask)
+        except (nats.errors.NoRespondersError, nats.errors.TimeoutError) as exc:
+            raise HTTPException(503, "the seller chat service is not answering") from exc
         return {"ok": reply.ok, "answer": reply.answer, "reason": reply.reason,
                 "product_ids": reply.product_ids}  # fmt: skip
 
     return router
+
+
+class ChatTurnBody(BaseModel):
+    """One earlier turn of the conversation."""
+
+    role: Literal["user", "assistant"]
+    text: str = Field(max_length=MAX_CHAT_TEXT)
+
+
+class ChatBody(BaseModel):
+    """A seller-chat question and the conversation so far."""
+
+    question: str = Field(default="", max_length=MAX_CHAT_TEXT)
+    history: list[ChatTurnBody] = Field(default=[], max_length=MAX_CHAT_TURNS)
+
+
+def _attributes(text: str) -> dict[str, str]:
+    """The form's attributes: a flat JSON object of at most MAX_ATTRIBUTES scalars."""
+    try:
+        value = json_body(text.encode("utf-8", "surrogatepass"))
+    except ValueError as exc:
+        raise HTTPException(400, f"attributes: {exc}") from None
+    if not isinstance(value, dict) or len(value) > MAX_ATTRIBUTES:
+        raise HTTPException(400, f"attributes must be a JSON object of at most {MAX_ATTRIBUTES}")
+    if any(isinstance(v, dict | list) for v in value.values()):
+        raise HTTPException(400, "attributes must map names to strings or numbers, not objects")
+    return {str(k): str(v) for k, v in value.items()}
 
 
 def _upload_tenant(query: str, form: str) -> str:

@@ -30,6 +30,10 @@ class PhotoError(ValueError):
     """An uploaded file that is not a photo we can read."""
 
 
+class PhotoTooLargeError(PhotoError):
+    """A photo with more pixels than we decode (a decompression bomb, say)."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class Rendition:
     """A resized JPEG of a photo."""
@@ -59,12 +63,18 @@ def prepare(data: bytes, sides: dict[str, int]) -> PreparedPhoto:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
+            if image.width * image.height > MAX_PIXELS:  # before its pixels are decoded
+                raise PhotoTooLargeError(
+                    f"{image.width}x{image.height} is over {MAX_PIXELS} pixels"
+                )
             image.load()
-    except (OSError, ValueError, Image.DecompressionBombWarning) as exc:
-        raise PhotoError(f"not a readable image: {exc}") from exc
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+        raise PhotoTooLargeError(f"the image has too many pixels: {exc}") from exc
+    except PhotoError:
+        raise
+    except Exception as exc:  # untrusted bytes: any decoder failure is the image's fault
+        raise PhotoError(f"not a readable image ({type(exc).__name__})") from exc
     with image:
-        if image.width * image.height > MAX_PIXELS:
-            raise PhotoError(f"{image.width}x{image.height} is over {MAX_PIXELS} pixels")
         content_type = Image.MIME.get(image.format or "", "application/octet-stream")
         width, height = image.size
         upright = ImageOps.exif_transpose(image).convert("RGB")

@@ -28,10 +28,11 @@ from faststream.exceptions import IncorrectState
 from faststream.nats import NatsBroker
 from redis.exceptions import RedisError
 
-from agents.http import products_router
+from agents.http import MAX_UPLOAD_BYTES, products_router
 from api.asyncapi import asyncapi_router
 from api.auth import ApiKeyMiddleware, ApiKeys, AuthError, form_tenant_check, path_tenant_guard
 from api.dashboard import DASHBOARD_PATH, dashboard_router
+from api.limits import JSON_BODY_LIMIT, BodyLimit, install_error_handlers
 from api.openai_compat import openai_router
 from bus.settings import Settings
 from cost_ledger.catalog import PriceCatalog
@@ -61,6 +62,8 @@ def create_app(
         dependencies=[Depends(path_tenant_guard)],
     )
     app.add_middleware(ApiKeyMiddleware, keys=keys)
+    app.add_middleware(BodyLimit, limit_for=_body_limit)  # outside the key check: 413 first
+    install_error_handlers(app)
     app.add_exception_handler(AuthError, _auth_error)
     app.include_router(products_router(broker, settings, tenant_check=form_tenant_check))
     cost = _optional_router("cost_ledger.http", "cost_api", redis, settings, catalog=catalog)
@@ -71,6 +74,11 @@ def create_app(
     app.include_router(asyncapi_router(settings))
     app.include_router(_health_router(broker, redis))
     return app
+
+
+def _body_limit(path: str, method: str) -> int:
+    """The largest body a route takes: an upload's photos, or one JSON document."""
+    return MAX_UPLOAD_BYTES if path == "/api/products" else JSON_BODY_LIMIT
 
 
 def _optional_router(module: str, factory: str, *args: Any, **kwargs: Any) -> APIRouter | None:

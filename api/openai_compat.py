@@ -9,7 +9,6 @@ it. See api.openai_request for the mapping and api.openai_response for the answe
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
@@ -23,6 +22,7 @@ from api.openai_errors import OpenAIError
 from api.openai_request import AUTO_MODEL, read_call
 from api.openai_response import completion_body, flipsync_headers, stream_events
 from bus import subjects
+from bus.limits import json_body
 from bus.llm_client import LlmClient
 from bus.settings import Settings
 from cost_ledger.catalog import PriceCatalog
@@ -51,6 +51,8 @@ def openai_router(broker: NatsBroker, settings: Settings, catalog: PriceCatalog)
             )  # fmt: skip
             try:
                 result = await client.request(call.request, timeout_s=settings.openai_timeout_s)
+            except nats.errors.MaxPayloadError as exc:
+                raise OpenAIError(413, "the request is too large for the message bus") from exc
             except nats.errors.Error as exc:
                 raise OpenAIError(503, f"the message bus is unavailable: {exc}",
                                   kind="api_error", code="bus_unavailable") from exc  # fmt: skip
@@ -100,11 +102,10 @@ def model_list(settings: Settings, catalog: PriceCatalog) -> list[dict[str, Any]
 def _json_body(raw: bytes) -> Any:
     """The parsed JSON body; OpenAIError (400) if it is not JSON or nested too deeply."""
     try:
-        return json.loads(raw)
-    except RecursionError:
-        raise OpenAIError(400, "Your JSON body is nested too deeply to be read.") from None
-    except ValueError:
-        raise OpenAIError(400, "We could not parse the JSON body of your request.") from None
+        return json_body(raw)
+    except ValueError as exc:
+        reason = str(exc).replace("nested deeper than", "nested too deeply: deeper than")
+        raise OpenAIError(400, f"We could not read your JSON body: {reason}") from None
 
 
 def _tenant(request: Request) -> str:

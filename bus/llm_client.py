@@ -11,7 +11,7 @@ from nats.js.errors import NotFoundError
 from bus import subjects
 from bus.codec import decode, encode
 from bus.messages import ErrorCode, LlmRequest, LlmResult, error_result
-from bus.publishing import publish
+from bus.publishing import publish, scoped_msg_id
 
 
 class LlmClient:
@@ -33,13 +33,20 @@ class LlmClient:
             return stored
         sub = await nc.subscribe(subject)
         try:
-            await publish(
+            data = encode(request)
+            ack = await publish(
                 self._broker,
-                encode(request),
+                data,
                 subjects.llm_request(request.tenant, request.agent),
                 stream=subjects.STREAM_REQUESTS,
-                msg_id=request.id,
+                msg_id=scoped_msg_id(request.tenant, request.agent, request.id),
             )
+            if ack is not None and ack.duplicate and not await self.same_as_stored(ack.seq, data):
+                return error_result(
+                    request.id, request.tenant, request.agent, ErrorCode.MALFORMED,
+                    f"request id {request.id!r} was just used for another request; "
+                    "choose a unique id (a UUID)",
+                )  # fmt: skip
             try:
                 msg = await sub.next_msg(timeout=timeout_s)
             except nats.errors.TimeoutError:
@@ -57,6 +64,19 @@ class LlmClient:
         finally:
             with contextlib.suppress(nats.errors.Error):
                 await sub.unsubscribe()
+
+    async def same_as_stored(self, seq: int | None, data: bytes) -> bool:
+        """Whether the stored message a duplicate ack points at is this very request (a true
+        retry of our own publish); True when it is gone, since it cannot be told apart."""
+        if seq is None:
+            return True
+        try:
+            stored = await self._broker.connection.jetstream().get_msg(
+                subjects.STREAM_REQUESTS, seq, direct=True
+            )
+        except NotFoundError:
+            return True
+        return stored.data == data
 
     async def _stored(self, subject: str) -> LlmResult | None:
         js = self._broker.connection.jetstream()

@@ -240,6 +240,9 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("NATS_PASSWORD", "FLIPSYNC_NATS_PASSWORD")
     )
     """That user's password (the server holds only its bcrypt hash)."""
+    nats_tenants: frozenset[str] = frozenset()
+    """With tenants named, agent NATS users are per agent and tenant (agent-<a>--<t>), each
+    limited to that tenant's subjects; unset, one user per agent serves every tenant."""
 
     @field_validator("nats_user", "nats_password", mode="before")
     @classmethod

@@ -60,12 +60,13 @@ BUCKET_PHOTO_ANALYSES = "photo_analyses"
 """Per tenant, agent and perceptual hash: a photo's analysis, so it is never paid twice."""
 OBJECT_STORE_PHOTOS = "photos"
 
-_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 def token(value: str) -> str:
     """Return value if it is safe as one subject token, else raise ValueError."""
-    if not _TOKEN.match(value):
+    # fullmatch: with match and "$", a value ending in a newline would pass.
+    if not isinstance(value, str) or not _TOKEN.fullmatch(value):
         raise ValueError(f"{value!r} is not a valid subject token (letters, digits, _ and -)")
     return value
 
@@ -73,6 +74,17 @@ def token(value: str) -> str:
 def llm_request(tenant: str, agent: str) -> str:
     """Subject an agent publishes its LLM requests on."""
     return f"llm.request.{token(tenant)}.{token(agent)}"
+
+
+def request_sender(subject: str) -> tuple[str, str] | None:
+    """(tenant, agent) of a request subject, which NATS permissions vouch for; else None."""
+    parts = subject.split(".")
+    if len(parts) != 4 or parts[:2] != ["llm", "request"]:
+        return None
+    try:
+        return token(parts[2]), token(parts[3])
+    except ValueError:
+        return None
 
 
 def llm_result(tenant: str, agent: str, request_id: str) -> str:

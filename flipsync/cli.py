@@ -94,7 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.verbose = first.verbose
     configure_logging(args.verbose, service=args.command in ("run", "http"))
     if args.command == "nats-auth":
-        return write_nats_auth(args.out, args.secrets)
+        tenants = [t for t in args.tenants.split(",") if t]
+        return write_nats_auth(args.out, args.secrets, tenants)
     from bus.settings import Settings
 
     settings = data_dir.local(Settings())  # embedded servers keep their data between commands
@@ -189,14 +190,19 @@ def _add_own_parser(command: str, commands: Any) -> None:
             help="where to write it (default: deploy/nats/auth.conf)",
         )
         sub.add_argument("--secrets", type=Path, default=None, help="also new passwords here")
+        sub.add_argument(
+            "--tenants", default="", help="comma-separated: agent users per agent and tenant"
+        )
 
 
-def write_nats_auth(out: Path, secrets_dir: Path | None) -> int:
-    """Write the NATS accounts and users (one per service and per agent spec)."""
+def write_nats_auth(out: Path, secrets_dir: Path | None, tenants: list[str] | None = None) -> int:
+    """Write the NATS accounts and users (one per service, and per agent spec or per agent
+    spec and tenant)."""
     from agents.specs import ALL_SPECS
     from bus.nats_auth import write_auth_files
 
-    print(write_auth_files(out, [spec.name for spec in ALL_SPECS], secrets_dir))
+    agents = [spec.name for spec in ALL_SPECS]
+    print(write_auth_files(out, agents, secrets_dir, tenants or ()))
     return 0
 
 

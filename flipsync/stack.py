@@ -36,6 +36,7 @@ from flipsync.providers import dispatch_health, start_providers
 from optimizer.arm_stats import experiment_router
 from optimizer.flag_store import LiveFlags
 from optimizer.models import load_registered
+from router.paid_answers import PaidAnswers
 from router.pipeline import Stage
 from router.providers.registry import ProviderRegistry
 from router.routing.feedback import quality_router
@@ -48,6 +49,7 @@ from router.stages.batch import batch_stage
 from router.stages.budget import BudgetStage, offered_by
 from router.stages.dispatch import Dispatcher
 from router.stages.flags import FlagsStage
+from router.stages.ids import RequestIdStage
 from router.stages.levers import lever_stages
 from router.stages.route import routing_stages
 from simulator.config import SimConfig
@@ -277,10 +279,23 @@ def _router_service(
     semantic: SemanticCache | None,
 ) -> RouterService:
     tracer = tracer_provider.get_tracer("flipsync.router")
+    paid = PaidAnswers(
+        redis,
+        broker,
+        catalog,
+        lambda: catalog.version,
+        # Well under ack_wait (a redelivery finds the lost call booked) and under the budget
+        # reservation's TTL (booked before the dead replica's reservation is released).
+        lease_s=min(settings.ack_wait_s, budgets.engine.reservation_ttl_s) / 4,
+        # A kept answer serves only the redelivery after its replica died (ack_wait later);
+        # once the result is stored, redeliveries find that instead. Bounded: rate x TTL.
+        answer_ttl_s=settings.ack_wait_s * 3,
+    )
     route, cascade = routing_stages(settings, registry, catalog, redis, budgets)
     flags = LiveFlags(redis, catalog=catalog, registry=registry)
     broker.include_router(flags.control_router())  # flags.control: reload without a restart
     stages: list[Stage] = [
+        RequestIdStage(redis),  # an id another tenant owns is refused before anything else
         FlagsStage(flags),
         *lever_stages(
             settings,
@@ -292,7 +307,9 @@ def _router_service(
         ),
         route,
         cascade.around(BudgetStage(budgets, catalog, offered_by(registry))),
-        batch_stage(settings, registry=registry, catalog=catalog, redis=redis, tracer=tracer),
+        batch_stage(
+            settings, registry=registry, catalog=catalog, redis=redis, tracer=tracer, leases=paid
+        ),
     ]
     return RouterService(
         settings=settings,
@@ -304,6 +321,7 @@ def _router_service(
             tracer,
             health=dispatch_health(settings, redis),
             provider_timeout_s=settings.provider_timeout_s,
+            paid=paid,
         ),
         catalog_version=lambda: catalog.version,  # fine-tuned models change it at run time
         known_agents=frozenset(spec.name for spec in ALL_SPECS)

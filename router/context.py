@@ -6,7 +6,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from bus.messages import Lever, LlmRequest
+from bus.messages import Lever, LlmRequest, Usage
 
 
 @dataclass(kw_only=True)
@@ -28,6 +28,17 @@ class Fallback:
     provider: str
 
 
+@dataclass(frozen=True, kw_only=True)
+class PaidCall:
+    """A provider call this request paid for, noted the moment its answer arrived."""
+
+    model: str
+    provider: str
+    usage: Usage
+    cost_micro_usd: int
+    simulated: bool
+
+
 @dataclass(kw_only=True)
 class RequestContext:
     """One request in the pipeline: the request, its route once chosen, and its clock."""
@@ -42,6 +53,8 @@ class RequestContext:
     """The experiment arm the request was assigned to ("experiment/arm"), for the ledger."""
     top_up: Callable[[int], Awaitable[bool]] | None = None
     """Set by the budget stage: grows this request's reservation (see reserve_more)."""
+    paid: list[PaidCall] = field(default_factory=list)
+    """Provider calls answered for this request so far: a failure after them still books them."""
     started_ms: int = field(default_factory=lambda: time.time_ns() // 1_000_000)
     started_monotonic: float = field(default_factory=time.monotonic)
 

@@ -29,3 +29,8 @@ def flight_claim(tenant: str, fingerprint: str) -> str:
 def flight_done(tenant: str, fingerprint: str, leader_request_id: str) -> str:
     """The outcome of the coalesced call led by one request."""
     return f"{PREFIX}flight:{token(tenant)}:{token(fingerprint)}:done:{token(leader_request_id)}"
+
+
+def request_owner(request_id: str) -> str:
+    """The tenant and agent that first used a request id ("tenant.agent")."""
+    return f"{PREFIX}owner:{token(request_id)}"

@@ -24,6 +24,7 @@ from bus.messages import (
     LlmResult,
     Status,
 )
+from bus.publishing import scoped_msg_id
 
 MSG_ID = "Nats-Msg-Id"
 
@@ -101,7 +102,7 @@ class OutcomePublisher:
         await self._broker.publish(
             encode(result),
             subjects.llm_result(result.tenant, result.agent, result.request_id),
-            headers={MSG_ID: result.request_id},
+            headers={MSG_ID: scoped_msg_id(result.tenant, result.agent, result.request_id)},
             stream=subjects.STREAM_RESULTS,
         )
 
@@ -111,7 +112,7 @@ class OutcomePublisher:
         await self._broker.publish(
             encode(event),
             subjects.ledger(event.tenant),
-            headers={MSG_ID: event.event_id},
+            headers={MSG_ID: scoped_msg_id(event.tenant, event.event_id)},
             stream=subjects.STREAM_LEDGER,
         )
 

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 
 import msgspec
 from faststream.nats import NatsBroker, NatsRouter
+from faststream.nats.message import NatsMessage
 from opentelemetry import trace
 
 from bus import subjects
@@ -19,8 +20,10 @@ from bus.messages import ErrorCode, LlmRequest, LlmResult, Priority, error_resul
 from bus.settings import Settings
 from router.context import RequestContext
 from router.errors import RouterError, UnknownAgentError
+from router.intake import check_request
 from router.metrics import ResultRecorder
 from router.outcomes import OutcomePublisher
+from router.paid_answers import booked
 from router.pipeline import Handler, Stage, compose
 from router.request_span import annotate
 
@@ -89,9 +92,22 @@ class RouterService:
         try:
             request = decode(data, LlmRequest, max_bytes=self._settings.max_request_bytes)
             self._check(request, msg.raw_message.subject)
+            await check_request(request)  # no messages, a bad cap or schema: no call made
         except (WireError, UnknownAgentError) as exc:
             await self._reject(outcomes, msg.raw_message.subject, data, exc)
             return
+        try:
+            await self._answer_once(msg, request, started)
+        except Exception as exc:  # NATS or Redis failed: redelivered, or on the last try kept
+            if msg.raw_message.metadata.num_delivered < self._settings.max_deliver:
+                raise
+            reason = f"gave up after {self._settings.max_deliver} deliveries: {type(exc).__name__}"
+            await self._reject(outcomes, msg.raw_message.subject, data,
+                               WireError(ErrorCode.INTERNAL, reason))  # fmt: skip
+
+    async def _answer_once(self, msg: NatsMessage, request: LlmRequest, started: float) -> None:
+        """Answer a decoded request (or re-publish its stored result), then it is acked."""
+        outcomes = self._outcomes
         async with working(msg, self._settings.ack_wait_s / 3):
             stored = await outcomes.stored_result(request)
             if stored is not None:  # a redelivery of a request an earlier replica finished
@@ -113,16 +129,19 @@ class RouterService:
             # The experiment arm travels on the result into its ledger event.
             return result if ctx.arm is None else msgspec.structs.replace(result, arm=ctx.arm)
         except RouterError as exc:
-            return error_result(request.id, request.tenant, request.agent, exc.code, exc.reason)
+            error = error_result(request.id, request.tenant, request.agent, exc.code, exc.reason)
+            return booked(ctx, error)  # a failure after a paid answer still books it
         except TimeoutError as exc:
             if not guard.expired():  # a stage's own timeout (a NATS request, say): not ours
-                return _internal(request, exc)
+                return booked(ctx, _internal(request, exc))
             # A stage waited past the deadline (dispatch reports its own).
             reason = "the deadline passed while the request waited in the pipeline"
             code = ErrorCode.DEADLINE_EXCEEDED
-            return error_result(request.id, request.tenant, request.agent, code, reason)
+            return booked(
+                ctx, error_result(request.id, request.tenant, request.agent, code, reason)
+            )
         except Exception as exc:  # a bug must not lose the request: it gets a reason
-            return _internal(request, exc)
+            return booked(ctx, _internal(request, exc))
 
     def _check(self, request: LlmRequest, subject: str) -> None:
         """Refuse ids unfit for a subject, a body that is not its subject's, unknown agents."""
@@ -148,6 +167,9 @@ class RouterService:
         code, reason = exc.code, exc.reason
         await outcomes.dead_letter("router", subject, code, reason, data)
         request_id, tenant, agent = peek_ids(data)
+        # The error goes to the sender the subject names (NATS permissions vouch for it),
+        # never to a tenant a bad body claims.
+        tenant, agent = subjects.request_sender(subject) or (tenant, agent)
         try:
             for value in (request_id, tenant, agent):
                 subjects.token(value)

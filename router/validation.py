@@ -1,31 +1,153 @@
-"""Checking a structured answer against the request's JSON schema."""
+"""A request's JSON schema is data: checked before any call, and answers checked against it.
+
+A caller's schema never makes the router reach out or hang: it must be a valid schema of a
+known dialect (check_schema), bounded in size and depth, and its references local ('#...').
+Validators resolve references through an empty referencing.Registry, which retrieves
+nothing, so a reference the schema does not hold is an error, never a fetch. Every check
+runs off the event loop, bounded in time, so a pathological pattern blocks one worker
+thread for at most a while, never the loop.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
-from typing import Any
+from typing import Any, cast
 
 import jsonschema
 import msgspec
+from jsonschema.exceptions import SchemaError
+from jsonschema.validators import validator_for
+from referencing import Registry
+from referencing.exceptions import Unresolvable
+
+from bus.errors import WireError
+from bus.limits import count_nodes, nesting_depth
+from bus.messages import ErrorCode, LlmRequest
+
+MAX_SCHEMA_BYTES = 64 * 1024
+"""Largest output schema a request may carry, as compact JSON."""
+MAX_SCHEMA_DEPTH = 32
+"""Deepest nesting of an output schema's JSON."""
+MAX_SCHEMA_NODES = 10_000
+"""Most values (objects, arrays, scalars) an output schema may hold."""
+CHECK_TIMEOUT_S = 2.0
+"""Longest a schema check or an answer's validation may take, in a worker thread."""
+REF_KEYWORDS = ("$ref", "$dynamicRef", "$recursiveRef")
+DATA_KEYWORDS = ("const", "enum", "default", "examples")
+"""Keywords whose values are instances, not schemas: a "$ref" inside them is only data."""
+PROBES: tuple[Any, ...] = (None, True, 0, 1.5, "", "a", [], [None], {}, {"a": None})
+"""Instances a new schema is tried on, so that a reference cycle that consumes nothing of
+the instance ({"$ref": "#"}) is refused before the call, not found after it."""
+_NO_RETRIEVAL: Registry[Any] = Registry()
+"""A registry that holds nothing and retrieves nothing: only '#...' references resolve."""
+
+
+def schema_problem(schema: object) -> str:
+    """Why schema cannot be a request's output schema, or "" when it can."""
+    if not isinstance(schema, dict):
+        return "the output schema must be a JSON object"
+    if nesting_depth(schema, MAX_SCHEMA_DEPTH) > MAX_SCHEMA_DEPTH:
+        return f"the output schema is nested deeper than {MAX_SCHEMA_DEPTH} levels"
+    if count_nodes(schema, MAX_SCHEMA_NODES) > MAX_SCHEMA_NODES:
+        return f"the output schema holds more than {MAX_SCHEMA_NODES} values"
+    try:
+        text = json.dumps(schema, sort_keys=True, ensure_ascii=False)
+        size = len(text.encode())
+    except (TypeError, ValueError, UnicodeEncodeError):
+        return "the output schema is not encodable JSON"
+    if size > MAX_SCHEMA_BYTES:
+        return f"the output schema is {size} bytes, over the limit of {MAX_SCHEMA_BYTES}"
+    return _checked(text)[1]
+
+
+async def check_request_schema(request: LlmRequest) -> None:
+    """Raise WireError(malformed) when request's output schema is unusable; off the loop."""
+    if request.output_schema is None:
+        return
+    try:
+        async with asyncio.timeout(CHECK_TIMEOUT_S):
+            problem = await asyncio.to_thread(schema_problem, request.output_schema.schema)
+    except TimeoutError:
+        problem = f"the output schema took over {CHECK_TIMEOUT_S:.0f}s to check"
+    if problem:
+        raise WireError(ErrorCode.MALFORMED, problem)
 
 
 def parse_answer(content: str, schema: dict[str, object]) -> tuple[object | None, str]:
     """(parsed value, "") when content is JSON valid for schema, else (None, the reason)."""
     try:
         value = msgspec.json.decode(content)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:
         return None, f"answer is not JSON: {exc}"
-    validator = _validator(json.dumps(schema, sort_keys=True))
-    error = jsonschema.exceptions.best_match(validator.iter_errors(value))
+    problem = schema_problem(schema)
+    if problem:
+        return None, problem
+    validator = _checked(json.dumps(schema, sort_keys=True, ensure_ascii=False))[0]
+    try:
+        error = jsonschema.exceptions.best_match(validator.iter_errors(value))
+    except (RecursionError, Unresolvable, jsonschema.exceptions.ValidationError) as exc:
+        return None, f"answer could not be checked against the schema ({type(exc).__name__})"
     if error is not None:
         where = "/".join(str(p) for p in error.absolute_path) or "(root)"
         return None, f"answer does not match the schema at {where}: {error.message}"
     return value, ""
 
 
+async def parse_answer_off_loop(
+    content: str, schema: dict[str, object]
+) -> tuple[object | None, str]:
+    """parse_answer in a worker thread, bounded in time: the event loop never waits on it."""
+    try:
+        async with asyncio.timeout(CHECK_TIMEOUT_S):
+            return await asyncio.to_thread(parse_answer, content, schema)
+    except TimeoutError:
+        return None, f"answer took over {CHECK_TIMEOUT_S:.0f}s to check against the schema"
+
+
 @functools.lru_cache(maxsize=512)
-def _validator(schema_json: str) -> Any:
+def _checked(schema_json: str) -> tuple[Any, str]:
+    """(validator, "") for a bounded schema's JSON, or (None, why it is refused)."""
     schema = json.loads(schema_json)
-    cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
-    return cls(schema)
+    problem = _foreign_reference(schema)
+    if problem:
+        return None, problem
+    dialect = schema.get("$schema")
+    known = isinstance(dialect, str) and validator_for(schema, default=cast(Any, None)) is not None
+    if dialect is not None and not known:
+        return None, f"the output schema names an unknown dialect {str(dialect)[:80]!r}"
+    cls = validator_for(schema, default=jsonschema.Draft202012Validator)
+    try:
+        cls.check_schema(schema)
+    except SchemaError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path) or "(root)"
+        return None, f"the output schema is invalid at {where}: {exc.message[:200]}"
+    validator = cls(schema, registry=_NO_RETRIEVAL)
+    for probe in PROBES:
+        try:
+            for _ in validator.iter_errors(probe):
+                pass
+        except RecursionError:
+            return None, "the output schema refers to itself without end"
+        except Unresolvable as exc:
+            return None, f"the output schema has an unresolvable reference: {str(exc)[:120]}"
+    return validator, ""
+
+
+def _foreign_reference(schema: dict[str, Any]) -> str:
+    """Why schema refers outside itself (a URL, a file, a relative URI), or ""."""
+    stack: list[object] = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+            continue
+        if not isinstance(node, dict):
+            continue
+        for key, value in node.items():
+            if key in REF_KEYWORDS and isinstance(value, str) and not value.startswith("#"):
+                return f"the output schema refers outside itself ({key} {value[:80]!r}): refused"
+            if key not in DATA_KEYWORDS:
+                stack.append(value)
+    return ""

@@ -19,7 +19,18 @@ from tests.otlp_receiver import OtlpReceiver, ReceivedSpan
 
 TENANT = "traced"
 AGENTS = ("identify", "ebay_listing", "price")
-STAGES = ("flags", "pattern", "trim", "cache", "dedup", "route", "budget", "batch", "dispatch")
+STAGES = (
+    "ids",
+    "flags",
+    "pattern",
+    "trim",
+    "cache",
+    "dedup",
+    "route",
+    "budget",
+    "batch",
+    "dispatch",
+)
 UPLOAD_SPAN = "product.upload"
 WORKFLOW_ID = "flipsync.workflow_id"
 

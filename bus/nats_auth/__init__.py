@@ -44,6 +44,8 @@ from bus.nats_auth.users import (
     hash_variable,
     inbox_prefix,
     service_users,
+    tenant_agent_user,
+    tenant_agent_users,
 )
 
 __all__ = [
@@ -70,5 +72,7 @@ __all__ = [
     "server_environment",
     "service_users",
     "settings_broker_options",
+    "tenant_agent_user",
+    "tenant_agent_users",
     "write_auth_files",
 ]

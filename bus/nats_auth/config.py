@@ -57,11 +57,16 @@ def render_auth_conf(users: Iterable[NatsUser]) -> str:
     return "\n".join(lines)
 
 
-def write_auth_files(out: Path, agents: Iterable[str], secrets_dir: Path | None = None) -> str:
+def write_auth_files(
+    out: Path,
+    agents: Iterable[str],
+    secrets_dir: Path | None = None,
+    tenants: Iterable[str] = (),
+) -> str:
     """Write the auth config to out; with secrets_dir, also fresh passwords as two env files
     of literal values: server.env (hashes, for nats-server) and clients.env
     (NATS_PASSWORD_<USER>, for services). Returns what was written, for the command to print."""
-    users = all_users(agents)
+    users = all_users(agents, tenants)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render_auth_conf(users))
     written = [f"{out}: {len(users)} users"]

@@ -57,7 +57,7 @@ class EmbeddedAuth:
 
 def embedded_auth(settings: Settings, agents: Iterable[str]) -> EmbeddedAuth:
     """Users for an embedded server: throwaway passwords, except settings' own user's if set."""
-    users = all_users([*agents, *settings.extra_agents])
+    users = all_users([*agents, *settings.extra_agents], settings.nats_tenants)
     passwords = new_passwords(users)
     if settings.nats_user is not None and settings.nats_password is not None:
         if settings.nats_user not in passwords:

@@ -10,6 +10,8 @@ from bus import subjects
 ACCOUNT = "FLIPSYNC"
 ADMIN = "admin"
 AGENT_PREFIX = "agent-"
+TENANT_SEPARATOR = "--"
+"""Between agent and tenant in a per-tenant agent user's name (agent-<agent>--<tenant>)."""
 HASH_VARIABLE_PREFIX = "FLIPSYNC_NATS_HASH_"
 
 # What every service user needs for JetStream: the API (streams, consumers, direct gets),
@@ -149,6 +151,38 @@ def agent_users(agents: Iterable[str]) -> list[NatsUser]:
     return users
 
 
-def all_users(agents: Iterable[str]) -> list[NatsUser]:
-    """Service users, then one user per agent."""
-    return [*service_users(), *agent_users(agents)]
+def tenant_agent_user(agent: str, tenant: str) -> str:
+    """Name of the NATS user of one agent working for one tenant."""
+    return f"{AGENT_PREFIX}{subjects.token(agent)}{TENANT_SEPARATOR}{subjects.token(tenant)}"
+
+
+def tenant_agent_users(agents: Iterable[str], tenants: Iterable[str]) -> list[NatsUser]:
+    """One user per agent and tenant: that tenant's request subject of that agent out, its
+    results in, nothing else; a leaked credential reads and writes one tenant's subjects."""
+    users = []
+    for tenant in sorted(set(tenants)):
+        for agent in sorted(set(agents)):
+            name = tenant_agent_user(agent, tenant)
+            results = f"llm.result.{subjects.token(tenant)}.{agent}.>"
+            users.append(
+                NatsUser(
+                    name=name,
+                    comment=f"agent {agent} for tenant {tenant}: its LLM requests and results",
+                    permissions=Permissions(
+                        publish=(
+                            subjects.llm_request(tenant, agent),
+                            f"$JS.API.DIRECT.GET.{subjects.STREAM_RESULTS}.{results}",
+                        ),
+                        subscribe=(results, f"{inbox_prefix(name)}.>"),
+                        deny_publish=(subjects.LEDGER_ALL,),
+                    ),
+                )
+            )
+    return users
+
+
+def all_users(agents: Iterable[str], tenants: Iterable[str] = ()) -> list[NatsUser]:
+    """Service users, then one user per agent; with tenants, one per agent and tenant instead."""
+    tenants = tuple(tenants)
+    per_agent = tenant_agent_users(agents, tenants) if tenants else agent_users(agents)
+    return [*service_users(), *per_agent]

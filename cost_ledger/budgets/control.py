@@ -50,9 +50,12 @@ def control_router(live: LiveBudgets) -> NatsRouter:
             return
         log.info("budget change %s %s", change.change_id, "applied" if applied else "loaded")
 
-    router.subscriber(subjects.BUDGET_CONTROL, decoder=_whole_message, title="budget-control")(
-        on_change
-    )
+    # no_reply: a change published through JetStream carries the publish's reply inbox, where
+    # only the stream's ack belongs; an answer from here (empty) would reach the publisher
+    # first now and then, and `flipsync budget set` would fail to read it as an ack.
+    router.subscriber(
+        subjects.BUDGET_CONTROL, decoder=_whole_message, title="budget-control", no_reply=True
+    )(on_change)
     return router
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import logging
 import uuid
 from dataclasses import dataclass
@@ -26,7 +27,9 @@ from router.batching.split import split_answer
 from router.batching.windows import Windows
 from router.context import RequestContext
 from router.errors import RouterError
+from router.paid_answers import PaidAnswers
 from router.providers.registry import ProviderRegistry
+from router.stages.budget import estimate_input_tokens
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +51,10 @@ class Packer:
         catalog: PriceCatalog,
         baseline_model: str,
         tracer: trace.Tracer,
+        leases: PaidAnswers | None = None,
     ) -> None:
+        """leases: the packed call runs under a lease that books it if this replica dies."""
+        self._leases = leases
         self._registry = registry
         self._catalog = catalog
         self._baseline_model = baseline_model
@@ -106,9 +112,18 @@ class Packer:
         ) as span:
             span.set_attribute("flipsync.pack_id", pack_id)
             span.set_attribute("flipsync.pack_items", len(items))
-            completion = await client.complete(
-                call.request, route.model, min(remaining) if remaining else None
+            make = functools.partial(
+                client.complete, call.request, route.model, min(remaining) if remaining else None
             )
+            completion = await (
+                self._leases.leased(
+                    call.request, provider=client.name, model=route.model,
+                    input_tokens=estimate_input_tokens(call.request),
+                    simulated=client.config.simulated, make=make,
+                )
+                if self._leases is not None
+                else make()
+            )  # fmt: skip
             price = self._catalog.get(route.model)
             total = cost_micro_usd(price, completion.usage)
             span.set_attribute("flipsync.cost_micro_usd", total)

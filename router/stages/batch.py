@@ -20,6 +20,7 @@ from router.batching.packer import Packer
 from router.batching.policy import BatchPolicy, PackPolicy, Path, decide
 from router.batching.windows import now_ms
 from router.context import RequestContext
+from router.paid_answers import PaidAnswers
 from router.pipeline import Handler
 from router.providers.registry import ProviderRegistry
 
@@ -94,6 +95,7 @@ def batch_stage(
     catalog: PriceCatalog,
     redis: aioredis.Redis,
     tracer: trace.Tracer,
+    leases: PaidAnswers | None = None,
 ) -> BatchStage:
     """The batch stage as Settings configure it."""
     pack = PackPolicy(
@@ -121,7 +123,7 @@ def batch_stage(
         max_held=max(settings.router_workers // 2, 1),
     )
     baseline = settings.baseline_model
-    packer = Packer(pack, registry, catalog, baseline, tracer) if pack.enabled else None
+    packer = Packer(pack, registry, catalog, baseline, tracer, leases) if pack.enabled else None
     lane = None
     if batch.enabled:
         clients = {

@@ -125,8 +125,8 @@ class BudgetStage:
         try:
             result = await call_next(ctx)
         except BaseException:
-            with contextlib.suppress(Exception):
-                await asyncio.shield(self._budgets.release(request.id))
+            with contextlib.suppress(Exception):  # a call paid before the failure is settled
+                await asyncio.shield(self._settle_or_release(ctx, subject))
             raise
         finally:
             if keeper is not None:
@@ -191,6 +191,17 @@ class BudgetStage:
                 raise _over(check, got, amount, waited_s=wait_s)
             await self._budgets.wait_for_release(min(poll * random.uniform(0.75, 1.25), left))
             poll = min(poll * 2, LAST_POLL_S)
+
+    async def _settle_or_release(self, ctx: RequestContext, subject: Subject) -> None:
+        """After a failure: settle what the request paid so far, or release it all."""
+        paid = sum(p.cost_micro_usd for p in ctx.paid)
+        if not paid:
+            await self._budgets.release(ctx.request.id)
+            return
+        messages = 1 if subject.user else 0
+        await self._budgets.settle(
+            ctx.request.id, subject, cost=paid, messages=messages, at_ms=ctx.started_ms
+        )
 
     def _downgrade(self, ctx: RequestContext, tokens_in: int, why: str) -> bool:
         """Route to the cheapest model of the next lower tier; False if there is none."""

@@ -13,6 +13,7 @@ deadline_exceeded result with a reason, never a hang.
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -26,6 +27,7 @@ from router.errors import DeadlineExceededError, NoRouteError, RouterError
 from router.health.config import RetryPolicy
 from router.health.limiter import RateLimiter
 from router.health.store import HealthStore, Outcome
+from router.paid_answers import PaidAnswers, paid_call
 from router.providers.attempts import (
     BILLED_ATTRIBUTE,
     MAY_HAVE_BEEN_BILLED,
@@ -37,7 +39,7 @@ from router.providers.client import Completion, ProviderClient
 from router.providers.errors import NoCandidateLeftError, ProviderCallError, stored_reason
 from router.providers.registry import ProviderRegistry
 from router.stages.budget import estimate_input_tokens
-from router.validation import parse_answer
+from router.validation import parse_answer_off_loop
 
 MAX_BUDGET_MARGIN = 2
 """A fallback must fit the reservation for every input margin from 1 to this (the budget
@@ -65,8 +67,11 @@ class Dispatcher:
         *,
         health: Health | None = None,
         provider_timeout_s: float = 60.0,
+        paid: PaidAnswers | None = None,
     ) -> None:
-        """Without health, each candidate gets one attempt and no circuit, limit or record."""
+        """Without health, each candidate gets one attempt and no circuit, limit or record;
+        without paid, answers are not kept for a redelivery nor lost calls booked."""
+        self._paid = paid
         self._registry = registry
         self._catalog = catalog
         self._baseline_model = baseline_model
@@ -113,6 +118,10 @@ class Dispatcher:
             (f.model, f.provider) for f in route.fallbacks
         ]
         tokens = _Tokens(ctx)
+        kept = await self._paid.kept(ctx.request, route.model) if self._paid else None
+        if kept is not None and (client := self._client(kept.provider, kept.model)) is not None:
+            # A redelivery of a request whose answer arrived before its replica died.
+            return await self._priced(ctx, route, client, kept.model, kept.completion(), [])
         code = ErrorCode.PROVIDER_ERROR
         notes = trail.notes
         for index, (model, provider) in enumerate(candidates):
@@ -134,7 +143,11 @@ class Dispatcher:
             has_fallback = index + 1 < len(candidates)
             trail.current = name
             try:
-                completion = await self._call(ctx, client, model, has_fallback, tokens)
+                completion = await paid_call(
+                    self._paid, ctx, provider=client.name, model=model, input_tokens=tokens.input,
+                    simulated=client.config.simulated, catalog=self._catalog,
+                    make=functools.partial(self._call, ctx, client, model, has_fallback, tokens),
+                )  # fmt: skip
             except RouterError as exc:
                 if isinstance(exc, DeadlineExceededError):
                     exc.reason = "; ".join([*notes, exc.reason])
@@ -231,7 +244,9 @@ class Dispatcher:
         parsed: object | None = None
         status, code = Status.OK, None
         if request.output_schema is not None:
-            parsed, problem = parse_answer(completion.content, request.output_schema.schema)
+            parsed, problem = await parse_answer_off_loop(
+                completion.content, request.output_schema.schema
+            )
             if problem:
                 status, code, reason = Status.ERROR, ErrorCode.SCHEMA_INVALID, problem
         if self._health is not None:

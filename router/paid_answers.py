@@ -1,0 +1,360 @@
+"""Every paid call is booked: answers kept the moment they arrive, lost calls booked at most.
+
+Around each provider call dispatch makes (``PaidAnswers.call``):
+1. Before it, a call marker goes to Redis: a lease (refreshed while the call runs) and the
+   ledger event to book if the replica dies now, priced at the call's maximum cost (the
+   reservation's amount: input estimate times the budget margin, every output token).
+2. The moment the answer arrives, the answer is stored by request id and the marker removed,
+   in one transaction; the call is noted on the request's context, so a failure after it
+   (validation, a bug, a publish error) still books it (``booked``).
+3. A redelivered request finds the stored answer and prices it again without paying again.
+4. A marker whose lease expired (its replica died while the provider answered) is claimed by
+   whichever replica next calls a provider, or reaps, and its ledger event is published: the
+   ledger may overstate a lost call, never understate it. The redelivery that pays again
+   books its own call under the request id.
+A call that failed (an error, a timeout, a cancellation) drops its marker: it is not booked,
+as before (a timed-out call's reason says it may have been billed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import math
+import os
+import uuid
+from collections.abc import Awaitable, Callable
+
+import msgspec
+import redis.asyncio as aioredis
+from faststream.nats import NatsBroker
+
+from bus import subjects
+from bus.codec import encode
+from bus.messages import LedgerEvent, Lever, LlmRequest, LlmResult, Usage
+from bus.publishing import publish, scoped_msg_id
+from bus.subjects import token
+from cost_ledger.catalog import PriceCatalog
+from cost_ledger.pricing import cost_micro_usd, max_cost_micro_usd
+from router.context import PaidCall, RequestContext
+from router.keys import PREFIX
+from router.providers.client import Completion
+
+log = logging.getLogger(__name__)
+INPUT_MARGIN = 2
+"""A lost call is booked at this many times its input estimate (as dispatch's fallbacks
+assume the budget margin may be), plus every output token: never below what it cost."""
+LOST_REASON = "lost: the replica died while the provider answered; booked at its maximum"
+LEASES = f"{PREFIX}calls:leases"
+"""Sorted set of calls at a provider, scored by lease expiry (Redis ms)."""
+EVENTS = f"{PREFIX}calls:events"
+"""Hash of call id to the encoded ledger event to book if that call is lost."""
+REAP_BATCH = 20
+
+_BEGIN = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+return 1
+"""
+_RENEW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+return redis.call('ZADD', KEYS[1], 'XX', 'CH', now + tonumber(ARGV[2]), ARGV[1])
+"""
+_CLAIM = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
+local out = {}
+for _, id in ipairs(ids) do
+  redis.call('ZREM', KEYS[1], id)
+  local event = redis.call('HGET', KEYS[2], id)
+  redis.call('HDEL', KEYS[2], id)
+  if event then out[#out + 1] = event end
+end
+return out
+"""
+
+
+class KeptAnswer(msgspec.Struct, kw_only=True):
+    """A provider's answer as stored by request id, enough to price it again."""
+
+    provider: str
+    model: str
+    content: str
+    answered_model: str
+    usage: Usage
+    latency_ms: float
+    finish_reason: str
+    tool_calls: list[dict[str, object]] = []
+
+    def completion(self) -> Completion:
+        """The answer as dispatch received it."""
+        return Completion(
+            content=self.content,
+            model=self.answered_model,
+            usage=self.usage,
+            latency_ms=self.latency_ms,
+            finish_reason=self.finish_reason,
+            tool_calls=self.tool_calls,
+        )
+
+
+def answer_key(tenant: str, request_id: str, model: str) -> str:
+    """Where a request's paid answer from a model is kept (tenant first, like every router
+    key; per model, so a cascade's cheap answer never stands in for its escalation)."""
+    digest = hashlib.sha256(model.encode()).hexdigest()[:16]
+    return f"{PREFIX}answer:{token(tenant)}:{token(request_id)}:{digest}"
+
+
+class PaidAnswers:
+    """Keeps paid answers and books lost calls, in Redis, for every replica."""
+
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        broker: NatsBroker,
+        catalog: PriceCatalog,
+        catalog_version: Callable[[], str],
+        *,
+        lease_s: float,
+        answer_ttl_s: float,
+    ) -> None:
+        """lease_s must be well under ack_wait, so a redelivery finds the lost call claimable."""
+        self._redis = redis
+        self._broker = broker
+        self._catalog = catalog
+        self._catalog_version = catalog_version
+        self._lease_ms = int(lease_s * 1000)
+        self._answer_ttl_s = int(answer_ttl_s)
+        self._begin = redis.register_script(_BEGIN)
+        self._renew = redis.register_script(_RENEW)
+        self._claim = redis.register_script(_CLAIM)
+        self._decoder = msgspec.json.Decoder(KeptAnswer)
+        self._event_decoder = msgspec.json.Decoder(LedgerEvent)
+        self._reaper: asyncio.Task[None] | None = None
+
+    def _keep_reaping(self) -> None:
+        """Reap every half lease from now on, so that a lost call is booked even when no
+        other call follows it (started on first use: it needs the running loop)."""
+        if self._reaper is None or self._reaper.done():
+            self._reaper = asyncio.get_running_loop().create_task(self._reap_forever())
+
+    async def _reap_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._lease_ms / 2000)
+            try:
+                await self.reap()
+            except Exception:  # Redis or NATS away for now: the next round tries again
+                log.debug("reaping lost calls failed", exc_info=True)
+
+    async def kept(self, request: LlmRequest, model: str) -> KeptAnswer | None:
+        """The answer from model an earlier delivery of this request paid for, if kept."""
+        self._keep_reaping()
+        raw = await self._redis.get(answer_key(request.tenant, request.id, model))
+        if raw is None:
+            return None
+        try:
+            return self._decoder.decode(raw)
+        except msgspec.DecodeError:
+            return None
+
+    async def call(
+        self,
+        ctx: RequestContext,
+        *,
+        provider: str,
+        model: str,
+        input_tokens: int,
+        simulated: bool,
+        make: Callable[[], Awaitable[Completion]],
+    ) -> Completion:
+        """Make one provider call under a lease; keep its answer and note it on ctx."""
+        price = self._catalog.get(model)
+
+        def noted(completion: Completion) -> None:
+            cost = cost_micro_usd(price, completion.usage)
+            ctx.paid.append(PaidCall(model=model, provider=provider, usage=completion.usage,
+                                     cost_micro_usd=cost, simulated=simulated))  # fmt: skip
+
+        return await self.leased(ctx.request, provider=provider, model=model,
+                                 input_tokens=input_tokens, simulated=simulated, make=make,
+                                 on_answer=noted, keep=True)  # fmt: skip
+
+    async def leased(
+        self,
+        request: LlmRequest,
+        *,
+        provider: str,
+        model: str,
+        input_tokens: int,
+        simulated: bool,
+        make: Callable[[], Awaitable[Completion]],
+        on_answer: Callable[[Completion], None] | None = None,
+        keep: bool = False,
+    ) -> Completion:
+        """Make one provider call (for request, or a packed request) under a lease that books
+        it at its maximum if this replica dies before the answer; keep=True stores the
+        answer by request id and model, for a redelivery."""
+        self._keep_reaping()
+        try:
+            await self.reap()
+        except Exception:  # another call's booking must not stop this one; the next reap tries
+            log.warning("could not book lost calls now", exc_info=True)
+        call_id = f"{os.getpid():x}-{uuid.uuid4().hex}"  # which process holds it, for operators
+        price = self._catalog.get(model)
+        most = max_cost_micro_usd(
+            price, math.ceil(input_tokens * INPUT_MARGIN), request.max_output_tokens
+        )
+        lost = _lost_event(request, call_id, provider, model, most, simulated)
+        lost.catalog_version = self._catalog_version()
+        await self._begin(keys=[LEASES, EVENTS], args=[call_id, self._lease_ms, encode(lost)])
+        renewer = asyncio.create_task(self._renew_while(call_id))
+        answered = False
+        try:
+            completion = await make()
+            answered = True
+            if on_answer is not None:
+                on_answer(completion)
+            async with self._redis.pipeline(transaction=True) as pipe:
+                if keep:
+                    kept = KeptAnswer(
+                        provider=provider,
+                        model=model,
+                        content=completion.content,
+                        answered_model=completion.model,
+                        usage=completion.usage,
+                        latency_ms=completion.latency_ms,
+                        finish_reason=completion.finish_reason,
+                        tool_calls=completion.tool_calls,
+                    )
+                    pipe.set(answer_key(request.tenant, request.id, model), encode(kept),
+                             ex=self._answer_ttl_s)  # fmt: skip
+                pipe.zrem(LEASES, call_id)
+                pipe.hdel(EVENTS, call_id)
+                await pipe.execute()
+            return completion
+        except BaseException:
+            if not answered:  # failed before an answer: not booked (see the module doc)
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self._drop(call_id))
+            raise
+        finally:
+            renewer.cancel()
+
+    async def reap(self) -> int:
+        """Book every lost call whose lease expired; returns how many were booked here."""
+        claimed: list[bytes] = await self._claim(keys=[LEASES, EVENTS], args=[REAP_BATCH])
+        for raw in claimed:
+            event = self._event_decoder.decode(raw)
+            try:
+                await publish(self._broker, raw, subjects.ledger(event.tenant),
+                              stream=subjects.STREAM_LEDGER,
+                              msg_id=scoped_msg_id(event.tenant, event.event_id))  # fmt: skip
+            except Exception:  # put it back: the next reap books it
+                await self._begin(keys=[LEASES, EVENTS], args=[event.event_id, 0, raw])
+                raise
+            log.warning("booked lost call %s of request %s", event.event_id, event.request_id)
+        return len(claimed)
+
+    async def _drop(self, call_id: str) -> None:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.zrem(LEASES, call_id)
+            pipe.hdel(EVENTS, call_id)
+            await pipe.execute()
+
+    async def _renew_while(self, call_id: str) -> None:
+        while True:
+            await asyncio.sleep(self._lease_ms / 3000)
+            with contextlib.suppress(Exception):
+                await self._renew(keys=[LEASES], args=[call_id, self._lease_ms])
+
+
+def _lost_event(
+    request: LlmRequest, call_id: str, provider: str, model: str, most: int, simulated: bool
+) -> LedgerEvent:
+    """The ledger event of a call lost with its replica: its own id, its maximum cost."""
+    lost_id = call_id  # never a request id, so it is booked beside the redelivery's call
+    return LedgerEvent(
+        event_id=lost_id,
+        request_id=lost_id,
+        tenant=request.tenant,
+        agent=request.agent,
+        user=request.tags.get("user", ""),
+        workflow_id=request.workflow_id,
+        task_type=request.task_type,
+        model=model,
+        provider=provider,
+        usage=Usage(output_tokens=request.max_output_tokens),
+        cost_micro_usd=most,
+        baseline_micro_usd=most,
+        lever=Lever.ROUTED,
+        catalog_version="",
+        paid_call=True,
+        simulated=simulated,
+        route_reason=f"{LOST_REASON} (request {request.id})",
+    )
+
+
+def booked(ctx: RequestContext, result: LlmResult) -> LlmResult:
+    """result, carrying the cost of the calls ctx paid for when it carries none itself.
+
+    An error after a provider answered (a bug, a failed stage) would otherwise leave a
+    paid call out of the ledger and its reservation unsettled.
+    """
+    if result.cost_micro_usd > 0 or not ctx.paid:
+        return result
+    usage = Usage(
+        input_tokens=sum(p.usage.input_tokens for p in ctx.paid),
+        cached_input_tokens=sum(p.usage.cached_input_tokens for p in ctx.paid),
+        output_tokens=sum(p.usage.output_tokens for p in ctx.paid),
+    )
+    cost = sum(p.cost_micro_usd for p in ctx.paid)
+    last = ctx.paid[-1]
+    return msgspec.structs.replace(
+        result,
+        model=last.model,
+        provider=last.provider,
+        usage=usage,
+        cost_micro_usd=cost,
+        baseline_micro_usd=cost,  # no saving is claimed for a failed request
+        lever=Lever.ROUTED,
+        simulated=last.simulated,
+    )
+
+
+def paid_micro_usd(ctx: RequestContext) -> int:
+    """What ctx's request has paid providers so far."""
+    return sum(p.cost_micro_usd for p in ctx.paid)
+
+
+async def paid_call(
+    answers: PaidAnswers | None,
+    ctx: RequestContext,
+    *,
+    provider: str,
+    model: str,
+    input_tokens: int,
+    simulated: bool,
+    catalog: PriceCatalog,
+    make: Callable[[], Awaitable[Completion]],
+) -> Completion:
+    """One provider call through answers, or, without a store, just noted on ctx."""
+    if answers is not None:
+        return await answers.call(
+            ctx,
+            provider=provider,
+            model=model,
+            input_tokens=input_tokens,
+            simulated=simulated,
+            make=make,
+        )
+    completion = await make()
+    cost = cost_micro_usd(catalog.get(model), completion.usage)
+    ctx.paid.append(PaidCall(model=model, provider=provider, usage=completion.usage,
+                             cost_micro_usd=cost, simulated=simulated))  # fmt: skip
+    return completion

@@ -1,0 +1,169 @@
+"""Every paid call is booked: failed answers, answers kept for a redelivery, lost calls."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+from bus import subjects
+from bus.llm_client import LlmClient
+from bus.messages import (
+    BudgetChange,
+    BudgetPeriod,
+    BudgetScope,
+    BudgetSpec,
+    ErrorCode,
+    Lever,
+    Usage,
+    error_result,
+)
+from cost_ledger.budgets.control import publish_change
+from flipsync.stack import Stack
+from router.context import PaidCall, RequestContext
+from router.paid_answers import EVENTS, LEASES, PaidAnswers, booked
+from router.providers.client import Completion
+from simulator.config import Faults
+from tests.helpers import eventually, make_request, router_stack
+
+
+@pytest.fixture(scope="module")
+async def stack() -> AsyncIterator[Stack]:
+    """Provider, router and ledger, embedded."""
+    async with router_stack(provider_max_retries=0) as running:
+        yield running
+
+
+def _answers(stack: Stack, lease_s: float = 30.0) -> PaidAnswers:
+    assert stack.catalog is not None
+    return PaidAnswers(
+        stack.redis,
+        stack.broker,
+        stack.catalog,
+        lambda: "test",
+        lease_s=lease_s,
+        answer_ttl_s=60,
+    )
+
+
+async def _ledger_quiet(stack: Stack) -> None:
+    js = stack.broker.connection.jetstream()
+
+    async def done() -> bool:
+        for stream, durable in (
+            (subjects.STREAM_REQUESTS, subjects.DURABLE_ROUTER),
+            (subjects.STREAM_LEDGER, subjects.DURABLE_LEDGER),
+        ):
+            info = await js.consumer_info(stream, durable)
+            if info.num_pending or info.num_ack_pending:
+                return False
+        return True
+
+    await eventually(done, timeout_s=60)
+
+
+async def test_invalid_answers_are_all_booked_within_budget(stack: Stack) -> None:
+    assert stack.sim is not None
+    client = LlmClient(stack.broker)
+    sample = await client.request(make_request(agent="listing"), timeout_s=10)
+    assert sample.ok and sample.cost_micro_usd > 0
+    tenant = f"inv{uuid.uuid4().hex[:8]}"
+    limit = sample.cost_micro_usd * 8
+    change = BudgetChange(
+        change_id=uuid.uuid4().hex,
+        set_budgets=[
+            BudgetSpec(
+                name=f"{tenant}-day",
+                scope=BudgetScope.TENANT,
+                period=BudgetPeriod.DAY,
+                limit_micro_usd=limit,
+                tenant=tenant,
+            )  # fmt: skip
+        ],
+    )
+    await publish_change(stack.broker.connection.jetstream(), change)
+    await stack.sim.set_faults(Faults(schema_invalid=1.0))
+    try:
+        calls = (await stack.sim.stats()).calls
+        requests = [
+            make_request(tenant=tenant, agent="listing", text=f"Mug {i}") for i in range(30)
+        ]
+        results = await asyncio.gather(*(client.request(r, timeout_s=60) for r in requests))
+        paid = (await stack.sim.stats()).calls - calls
+    finally:
+        await stack.sim.set_faults(Faults())
+    await _ledger_quiet(stack)
+    codes = {r.error_code for r in results}
+    assert ErrorCode.SCHEMA_INVALID in codes and ErrorCode.OVER_BUDGET in codes
+    totals = await stack.aggregates.totals(tenant)
+    assert paid > 0 and totals.paid_calls == paid  # every provider call is in the ledger
+    assert totals.spend_micro_usd == sum(r.cost_micro_usd for r in results)
+    assert totals.spend_micro_usd <= limit
+
+
+async def test_an_answer_is_kept_for_a_redelivery(stack: Stack) -> None:
+    answers = _answers(stack)
+    request = make_request(agent="listing")
+    ctx = RequestContext(request=request)
+    completion = Completion(content='{"title": "Teal mug"}', model="gpt-4o-mini-2024",
+                            usage=Usage(input_tokens=40, output_tokens=9), latency_ms=5.0,
+                            finish_reason="stop")  # fmt: skip
+
+    async def make() -> Completion:
+        return completion
+
+    got = await answers.call(ctx, provider="sim", model="gpt-4o-mini", input_tokens=40,
+                             simulated=True, make=make)  # fmt: skip
+    assert got == completion
+    assert len(ctx.paid) == 1 and ctx.paid[0].cost_micro_usd > 0
+    kept = await answers.kept(request, "gpt-4o-mini")
+    assert kept is not None and kept.completion() == completion
+    assert await answers.kept(request, "gpt-4o") is None  # kept per model
+    assert await stack.redis.zcard(LEASES) == 0 and await stack.redis.hlen(EVENTS) == 0
+
+
+async def test_a_call_whose_replica_died_is_booked_at_its_maximum(stack: Stack) -> None:
+    answers = _answers(stack, lease_s=0.2)
+    tenant = f"lost{uuid.uuid4().hex[:8]}"
+    request = make_request(tenant=tenant, agent="listing")
+    ctx = RequestContext(request=request)
+    started = asyncio.Event()
+
+    async def hang() -> Completion:
+        started.set()
+        await asyncio.Event().wait()
+        raise AssertionError("never answered")
+
+    calling = answers.call(
+        ctx, provider="sim", model="gpt-4o-mini", input_tokens=40, simulated=True, make=hang
+    )
+    call = asyncio.create_task(calling)
+    await started.wait()
+    # A replica that dies stops renewing its lease: stand in for it by freezing this one.
+    lease = await stack.redis.zrange(LEASES, 0, -1)
+    assert len(lease) == 1 and isinstance(lease[0], bytes)
+    await stack.redis.zadd(LEASES, {lease[0]: 0})
+    booked_here = await answers.reap()
+    call.cancel()
+    assert booked_here == 1
+
+    async def in_ledger() -> bool:
+        return (await stack.aggregates.totals(tenant)).paid_calls == 1
+
+    await eventually(in_ledger)
+    totals = await stack.aggregates.totals(tenant)
+    assert totals.spend_micro_usd >= 1  # its maximum cost: never below what it may have cost
+
+
+def test_a_failure_after_a_paid_answer_carries_its_cost() -> None:
+    ctx = RequestContext(request=make_request())
+    failed = error_result("r1", "t1", "a", ErrorCode.INTERNAL, "a bug")
+    assert booked(ctx, failed) == failed  # nothing paid: nothing to book
+    ctx.paid.append(PaidCall(model="gpt-4o-mini", provider="sim",
+                             usage=Usage(input_tokens=10, output_tokens=5),
+                             cost_micro_usd=7, simulated=True))  # fmt: skip
+    charged = booked(ctx, failed)
+    assert charged.cost_micro_usd == 7 and charged.lever is Lever.ROUTED
+    assert charged.error_code is ErrorCode.INTERNAL

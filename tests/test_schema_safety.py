@@ -1,0 +1,159 @@
+"""A caller's JSON schema is data: no fetch of its $ref, no call when it is broken, a 400."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+
+from bus.llm_client import LlmClient
+from bus.messages import ErrorCode, OutputSchema
+from bus.settings import Settings
+from flipsync.stack import Service, Stack, start_stack
+from router.validation import parse_answer, schema_problem
+from tests.helpers import make_request
+
+TENANT = f"sch{uuid.uuid4().hex[:8]}"
+KEY = "sk-test-" + uuid.uuid4().hex
+
+
+class Listener:
+    """A real TCP server on a free loopback port that counts the connections it receives."""
+
+    def __init__(self) -> None:
+        self.connections = 0
+        self.server: asyncio.Server | None = None
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        body = b'{"type": "object", "secret": "internal document"}'
+        writer.write(b"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n" + body)
+        await writer.drain()
+        writer.close()
+
+    @property
+    def port(self) -> int:
+        """The port it listens on."""
+        assert self.server is not None
+        return int(self.server.sockets[0].getsockname()[1])
+
+
+@pytest.fixture
+async def listener() -> AsyncIterator[Listener]:
+    """A local listener standing in for an internal service a schema might point at."""
+    spy = Listener()
+    spy.server = await asyncio.start_server(spy._accept, "127.0.0.1", 0)
+    yield spy
+    spy.server.close()
+    await spy.server.wait_closed()
+
+
+@pytest.fixture(scope="module")
+async def stack() -> AsyncIterator[Stack]:
+    """Provider, router, ledger and API on embedded servers."""
+    settings = Settings(
+        sim_latency_ms=0,
+        provider_max_retries=0,
+        api_port=0,
+        api_keys={KEY: TENANT},
+        extra_agents=frozenset({"listing"}),
+    )
+    services = {Service.PROVIDER, Service.ROUTER, Service.LEDGER, Service.API}
+    running = await start_stack(settings, services)
+    yield running
+    await running.stop()
+
+
+BROKEN: list[dict[str, Any]] = [
+    {"type": 5},
+    {"$ref": "#"},
+    {"allOf": [{"$ref": "#"}]},
+    {"$defs": {"a": {"$ref": "#/$defs/b"}, "b": {"$ref": "#/$defs/a"}}, "$ref": "#/$defs/a"},
+    {"$ref": "#/$defs/missing"},
+    {"$ref": "file:///etc/passwd"},
+    {"$ref": "other.json"},
+    {"$schema": "http://example.com/my-dialect", "type": "object"},
+    {"$schema": {"not": "a string"}},
+    {"type": "object", "properties": {"x": {"pattern": "("}}},
+]
+
+
+@pytest.mark.parametrize("schema", BROKEN, ids=[str(i) for i in range(len(BROKEN))])
+def test_broken_schemas_are_refused_with_a_reason(schema: dict[str, Any]) -> None:
+    assert schema_problem(schema)
+
+
+def test_deep_and_large_schemas_are_refused() -> None:
+    deep: dict[str, Any] = {"type": "string"}
+    for _ in range(40):
+        deep = {"type": "array", "items": deep}
+    assert "deeper" in schema_problem(deep)
+    wide = {"type": "object", "properties": {f"p{i}": {"type": "string"} for i in range(6000)}}
+    assert "more than" in schema_problem(wide)
+
+
+def test_good_schema_with_local_refs_passes_and_validates() -> None:
+    schema: dict[str, object] = {
+        "$defs": {"title": {"type": "string", "minLength": 3}},
+        "type": "object",
+        "required": ["title"],
+        "properties": {"title": {"$ref": "#/$defs/title"}},
+        "enum": [{"$ref": "http://data-not-a-reference"}, {"title": "abc"}],
+    }
+    assert schema_problem(schema) == ""
+    assert parse_answer('{"title": "abc"}', schema) == ({"title": "abc"}, "")
+    assert parse_answer('{"title": "a"}', schema)[1]
+
+
+async def test_remote_ref_is_never_fetched(stack: Stack, listener: Listener) -> None:
+    assert stack.sim is not None
+    calls = (await stack.sim.stats()).calls
+    for url in (f"http://127.0.0.1:{listener.port}/s.json", f"//127.0.0.1:{listener.port}/x"):
+        schema = OutputSchema(
+            name="s", schema={"type": "object", "properties": {"a": {"$ref": url}}}
+        )
+        request = make_request(tenant=TENANT, agent="listing", schema=schema)
+        result = await LlmClient(stack.broker).request(request, timeout_s=10)
+        assert result.error_code is ErrorCode.MALFORMED, result.reason
+        assert "internal document" not in result.reason
+    assert listener.connections == 0
+    assert (await stack.sim.stats()).calls == calls  # refused before any provider call
+
+
+async def test_broken_schemas_get_malformed_before_any_call(stack: Stack) -> None:
+    assert stack.sim is not None
+    calls = (await stack.sim.stats()).calls
+    broken: list[dict[str, object]] = [{"type": 5}, {"$ref": "#"}]
+    for schema in broken:
+        request = make_request(
+            tenant=TENANT, agent="listing", schema=OutputSchema(name="s", schema=schema)
+        )
+        result = await LlmClient(stack.broker).request(request, timeout_s=10)
+        assert result.error_code is ErrorCode.MALFORMED, result.reason
+        assert result.cost_micro_usd == 0
+    assert (await stack.sim.stats()).calls == calls
+
+
+async def test_api_answers_400_for_a_broken_schema(stack: Stack) -> None:
+    assert stack.api is not None and stack.sim is not None
+    calls = (await stack.sim.stats()).calls
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {KEY}"}) as http:
+        for schema in ({"type": 5}, {"$ref": "#"}, {"$ref": "http://127.0.0.1:9/x"}):
+            body = {
+                "model": "flipsync-auto",
+                "messages": [{"role": "user", "content": "Write a title for a teal mug."}],
+                "response_format": {
+                    "type": "json_schema",
+                    "json_schema": {"name": "t", "schema": schema},
+                },
+            }
+            async with http.post(f"{stack.api.url}/v1/chat/completions", json=body) as resp:
+                assert resp.status == 400, await resp.text()
+                error = (await resp.json())["error"]
+                assert error["code"] == "malformed"
+                assert "Traceback" not in error["message"]
+    assert (await stack.sim.stats()).calls == calls
