@@ -32,6 +32,7 @@ from cost_ledger.budgets.store import BudgetStore
 from cost_ledger.catalog import PriceCatalog
 from cost_ledger.consumer import ledger_router
 from flipsync.providers import dispatch_health, start_providers
+from notifier import NotifierService
 from optimizer.arm_stats import experiment_router
 from optimizer.flag_store import LiveFlags
 from optimizer.models import load_registered
@@ -61,6 +62,7 @@ class Service(enum.StrEnum):
     WORKFLOW = "workflow"
     AGENTS = "agents"
     API = "api"  # the HTTP API (api/) on settings.api_host:api_port
+    NOTIFIER = "notifier"  # budget alerts to webhooks and email (notifier/)
 
 
 ALL_SERVICES = frozenset(Service) - {Service.API}
@@ -88,6 +90,8 @@ class Stack:
     """The budgets (reservations, counters, status), in a stack with a router or ledger."""
     api: ApiServer | None = None
     """The HTTP API server, in a stack running the api service."""
+    notifier: NotifierService | None = None
+    """The alert notifier, in a stack running the notifier service."""
 
     @property
     def aggregates(self) -> AggregateStore:
@@ -100,6 +104,8 @@ class Stack:
             await self.api.stop()
         with contextlib.suppress(Exception):
             await self.broker.stop()
+        if self.notifier is not None:
+            await self.notifier.close()
         if self.registry is not None:
             await self.registry.close()
         await self.redis.aclose()
@@ -197,6 +203,10 @@ async def start_stack(
             assert budgets is not None
             broker.include_router(ledger_router(budgets.ledger_view(), settings=settings))
             broker.include_router(experiment_router(redis_client, settings))  # per-arm sums
+        notifier: NotifierService | None = None
+        if Service.NOTIFIER in wanted:
+            notifier = NotifierService(settings, redis_client)
+            broker.include_router(notifier.router())
         if Service.WORKFLOW in wanted:
             dag = WorkflowDag(WORKFLOW_SPECS)
             broker.include_router(WorkflowService(dag, settings, broker).router())
@@ -221,6 +231,7 @@ async def start_stack(
             embedded=embedded,
             nats_auth=nats_auth,
             budgets=budgets.store if budgets is not None else None,
+            notifier=notifier,
         )
     except BaseException:
         if registry is not None:  # its provider clients' connection pools
@@ -240,6 +251,8 @@ async def start_stack(
         if semantic is not None:  # its index rebuilt from what Redis holds
             await semantic.start()
         await broker.start()
+        if notifier is not None:
+            notifier.start()
         if Service.API in wanted:
             await load_registered(redis_client, catalog)  # fine-tuned models, for cost views
             app = create_api_app(broker, redis_client, settings, catalog=catalog)

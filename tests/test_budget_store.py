@@ -57,14 +57,16 @@ async def make_store(
     return store
 
 
-def tenant_budget(limit: int, name: str = "daily", **kw: BudgetPolicy) -> BudgetSpec:
+def tenant_budget(
+    limit: int, name: str = "daily", policy: BudgetPolicy = BudgetPolicy.REFUSE
+) -> BudgetSpec:
     """acme's daily budget."""
     return BudgetSpec(
         name=name,
         scope=BudgetScope.TENANT,
         period=BudgetPeriod.DAY,
         limit_micro_usd=limit,
-        **kw,
+        policy=policy,
     )
 
 
