@@ -121,12 +121,14 @@ class BudgetStage:
         ctx.top_up = top_up
         keeper = None
         if got.code is not Code.SETTLED:
-            keeper = asyncio.create_task(self._keep(request.id, engine.reservation_ttl_s / 3))
+            keeper = asyncio.create_task(
+                self._keep(request.id, subject, engine.reservation_ttl_s / 3)
+            )
         try:
             result = await call_next(ctx)
         except BaseException:
             with contextlib.suppress(Exception):
-                await asyncio.shield(self._budgets.release(request.id))
+                await asyncio.shield(self._budgets.release(request.id, subject))
             raise
         finally:
             if keeper is not None:
@@ -214,12 +216,12 @@ class BudgetStage:
         ctx.route = Route(model=choice.name, provider=provider, reason=reason, fallbacks=fallbacks)
         return True
 
-    async def _keep(self, request_id: str, every_s: float) -> None:
+    async def _keep(self, request_id: str, subject: Subject, every_s: float) -> None:
         """Refresh the reservation while the request is worked on."""
         while True:
             await asyncio.sleep(every_s)
             with contextlib.suppress(Exception):
-                await self._budgets.keepalive(request_id)
+                await self._budgets.keepalive(request_id, subject)
 
 
 def _over(check: Check, got: Reservation, needed: int, waited_s: float = 0.0) -> OverBudgetError:
