@@ -384,6 +384,10 @@ class Settings(BaseSettings):
     """Provider health: EWMA stats, circuit breakers, retries (see HealthSettings)."""
     notify: NotifySettings = NotifySettings()
     """Delivery of budget alerts and anomalies to webhooks and email (see NotifySettings)."""
+    redis_cluster: bool = Field(
+        default=False, validation_alias=AliasChoices("REDIS_CLUSTER", "FLIPSYNC_REDIS_CLUSTER")
+    )
+    """REDIS_URL is a node of a Redis Cluster (docs/scaling.md): connect with RedisCluster."""
 
     @field_validator(
         "nats_url", "redis_url", "openai_api_key", "openai_base_url", "otlp_endpoint",

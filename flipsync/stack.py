@@ -23,6 +23,7 @@ from bus.broker import make_broker
 from bus.embedded import EmbeddedNats, EmbeddedRedis
 from bus.nats_auth import ADMIN as NATS_ADMIN
 from bus.nats_auth import EmbeddedAuth, embedded_auth, settings_broker_options
+from bus.redis_client import make_redis
 from bus.settings import Settings
 from bus.streams import ensure_streams
 from bus.tracing import make_tracer_provider
@@ -171,10 +172,7 @@ async def start_stack(
             )
             await sim.start()
         simulated_url = sim.base_url if sim else settings.sim_base_url
-        # A blocking pool: hundreds of concurrent requests wait for one of 64 connections rather
-        # than fail with MaxConnectionsError (redis-py's default pool raises past 100).
-        pool = aioredis.BlockingConnectionPool.from_url(redis_url, max_connections=64, timeout=None)
-        redis_client = aioredis.Redis.from_pool(pool)  # owns the pool: aclose() closes it
+        redis_client = make_redis(redis_url, cluster=settings.redis_cluster)
         broker = make_broker(
             nats_url, tracer_provider=tracer_provider, client_name="flipsync", **nats_options
         )
