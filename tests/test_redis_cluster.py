@@ -13,12 +13,23 @@ import redis.asyncio as aioredis
 from redis.crc import key_slot
 
 from bus.embedded.redis_cluster import EmbeddedRedisCluster
-from bus.messages import BudgetPeriod, BudgetScope, BudgetSpec
+from bus.messages import (
+    BudgetPeriod,
+    BudgetScope,
+    BudgetSpec,
+    ErrorCode,
+    FlightOutcome,
+    error_result,
+)
 from bus.redis_client import make_redis
 from cost_ledger.budgets import keys
 from cost_ledger.budgets.policy import Subject
 from cost_ledger.budgets.scripts import Code
 from cost_ledger.budgets.store import BudgetStore
+from router.health.limiter import RateLimiter
+from router.providers.config import RateLimits
+from router.stages.cache import ExactCache
+from router.stages.flight import FlightStore, make_token
 from tests.test_budget_store import day_counter, make_store
 
 TENANTS = [f"shop{i}" for i in range(6)]
@@ -141,3 +152,25 @@ def _now() -> int:
     from bus.messages import now_ms
 
     return now_ms()
+
+
+async def test_the_routers_scripts_run_on_a_cluster(cluster_client: aioredis.Redis) -> None:
+    cache = ExactCache(cluster_client, ttl_s={}, default_ttl_s=60, max_entries=2)
+    results = [error_result(f"r{i}", "shop1", "copy", ErrorCode.INTERNAL, "x") for i in range(3)]
+    for i, result in enumerate(results):  # the third evicts the least recently used
+        await cache.put("shop1", f"{i:064x}", result, "text_generation")
+    assert await cache.get("shop1", f"{0:064x}") is None
+    assert await cache.get("shop1", f"{2:064x}") == results[2]
+
+    flights = FlightStore(cluster_client, claim_ttl_s=5, result_ttl_s=60)
+    token = make_token("lead", "replica-a")
+    assert await flights.claim("shop1", "ab" * 32, token) == token  # ours: we lead
+    assert await flights.claim("shop1", "ab" * 32, make_token("other", "b")) == token
+    outcome = FlightOutcome(fingerprint="ab" * 32, result=results[0])
+    await flights.finish("shop1", "ab" * 32, token, outcome)
+    assert await flights.outcome("shop1", "ab" * 32, "lead") == results[0]
+
+    limiter = RateLimiter(cluster_client)
+    limits = RateLimits(requests_per_min=1)
+    assert await limiter.try_take("openai", "gpt-4o-mini", limits, 10) == 0.0
+    assert await limiter.try_take("openai", "gpt-4o-mini", limits, 10) > 0.0  # shared bucket

@@ -1,4 +1,8 @@
-"""Every Redis key of provider health and rate limits, in one place."""
+"""Every Redis key of provider health and rate limits, in one place.
+
+A provider's rate-limit bucket and its models' pauses share the hash tag ``{<provider>}``, so
+the limiter's script touches one Redis Cluster slot.
+"""
 
 from __future__ import annotations
 
@@ -14,9 +18,9 @@ def stats(provider: str, model: str) -> str:
 
 def bucket(provider: str) -> str:
     """Hash of one provider's request and token buckets (levels and the time they were read)."""
-    return f"{PREFIX}bucket:{provider}"
+    return f"{PREFIX}{{{provider}}}:bucket"
 
 
 def pause(provider: str, model: str) -> str:
     """String key alive while a provider+model asked us (429 retry-after) to hold off."""
-    return f"{PREFIX}pause:{provider}:{model}"
+    return f"{PREFIX}{{{provider}}}:pause:{model}"
