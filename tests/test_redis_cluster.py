@@ -26,8 +26,14 @@ from cost_ledger.budgets import keys
 from cost_ledger.budgets.policy import Subject
 from cost_ledger.budgets.scripts import Code
 from cost_ledger.budgets.store import BudgetStore
+from router.health.breaker import BreakerState
+from router.health.config import BreakerPolicy
 from router.health.limiter import RateLimiter
+from router.health.snapshot import health_snapshot
+from router.health.store import HealthStore, Outcome
 from router.providers.config import RateLimits
+from router.routing.quality import QualitySignal, SignalKind
+from router.routing.quality_store import QualityStore
 from router.stages.cache import ExactCache
 from router.stages.flight import FlightStore, make_token
 from tests.test_budget_store import day_counter, make_store
@@ -174,3 +180,21 @@ async def test_the_routers_scripts_run_on_a_cluster(cluster_client: aioredis.Red
     limits = RateLimits(requests_per_min=1)
     assert await limiter.try_take("openai", "gpt-4o-mini", limits, 10) == 0.0
     assert await limiter.try_take("openai", "gpt-4o-mini", limits, 10) > 0.0  # shared bucket
+
+
+async def test_health_and_quality_scripts_run_on_a_cluster(
+    cluster_client: aioredis.Redis,
+) -> None:
+    health = HealthStore(cluster_client, BreakerPolicy(failures=2), probe_lease_s=1)
+    await health.record("openai", "gpt-4o-mini", Outcome.FAIL, latency_ms=10)
+    state = await health.record("openai", "gpt-4o-mini", Outcome.FAIL, latency_ms=10)
+    assert state is BreakerState.OPEN  # two failures in a row, counted in one hash
+    assert [(h.provider, h.model) for h in await health_snapshot(cluster_client)] == [
+        ("openai", "gpt-4o-mini")
+    ]
+
+    quality = QualityStore(cluster_client)
+    signal = QualitySignal(model="m", task_type="pricing", kind=SignalKind.SCHEMA, good=True)
+    assert await quality.record(signal, "s1")
+    assert not await quality.record(signal, "s1")  # once per signal id
+    assert (await quality.counts())[("m", "pricing")].good > 0
