@@ -388,6 +388,12 @@ class Settings(BaseSettings):
         default=False, validation_alias=AliasChoices("REDIS_CLUSTER", "FLIPSYNC_REDIS_CLUSTER")
     )
     """REDIS_URL is a node of a Redis Cluster (docs/scaling.md): connect with RedisCluster."""
+    budget_watch_s: float = 5.0
+    """How often a budgets process checks that Redis still holds complete counters (a node
+    that restarted empty does not); 0 turns the watch off."""
+    budget_rebuild_grace_s: float | None = None
+    """How long a rebuild after such a loss waits for requests in flight to settle first;
+    unset: provider_timeout_s + 5."""
 
     @field_validator(
         "nats_url", "redis_url", "openai_api_key", "openai_base_url", "otlp_endpoint",

@@ -93,6 +93,8 @@ class Stack:
     """The HTTP API server, in a stack running the api service."""
     notifier: NotifierService | None = None
     """The alert notifier, in a stack running the notifier service."""
+    budget_runtime: BudgetRuntime | None = None
+    """The budgets' runtime (its watch rebuilds counters a Redis restart lost)."""
 
     @property
     def aggregates(self) -> AggregateStore:
@@ -103,6 +105,8 @@ class Stack:
         """Stop services, then the servers this stack started; leaves no process behind."""
         if self.api is not None:
             await self.api.stop()
+        if self.budget_runtime is not None:
+            await self.budget_runtime.close()
         with contextlib.suppress(Exception):
             await self.broker.stop()
         if self.notifier is not None:
@@ -246,6 +250,9 @@ async def start_stack(
         await ensure_streams(broker.connection.jetstream(), settings)
         if budgets is not None:  # rules loaded, counters rebuilt if Redis lost them
             await budgets.start(broker.connection.jetstream())
+            stack.budget_runtime = budgets
+            if Service.LEDGER in wanted:  # the ledger's processes watch for a lost Redis
+                budgets.watch(broker.connection.jetstream())
         if semantic is not None:  # its index rebuilt from what Redis holds
             await semantic.start()
         await broker.start()

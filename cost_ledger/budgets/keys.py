@@ -27,6 +27,8 @@ CONFIG_REV = f"{PREFIX}{{config}}:rev"
 GROUPS = f"{PREFIX}groups"
 """Set of every counter group that ever held a reservation (for sweeps and counts)."""
 GLOBAL_GROUP = "global"
+REBUILD_LOCK = f"{PREFIX}{{config}}:rebuilding"
+"""Held by the replica rebuilding lost counters, so one does it at a time."""
 ALERT_PREFIX = f"{PREFIX}alert:"
 
 SETTLED_TTL_S = 40 * 24 * 3600
