@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import random
+import shutil
 import socket
+import tempfile
 from pathlib import Path
 
 import redis.asyncio as aioredis
@@ -52,6 +54,10 @@ class ClusterNode(EmbeddedRedis):
             "--cluster-enabled", "yes",
             "--cluster-config-file", str(Path(self.data_dir) / "nodes.conf"),
             "--cluster-node-timeout", "2000",
+            # Say where it is, so a node restarted from its nodes.conf is found again.
+            "--cluster-announce-ip", "127.0.0.1",
+            "--cluster-announce-port", str(self.port),
+            "--cluster-announce-bus-port", str(self.port + BUS_PORT_OFFSET),
         ]  # fmt: skip
 
 
@@ -60,7 +66,10 @@ class EmbeddedRedisCluster:
     rest)."""
 
     def __init__(self, primaries: int = 3) -> None:
-        self.nodes = [ClusterNode() for _ in range(primaries)]
+        # The cluster owns the folders: a node stopped and started again keeps its
+        # nodes.conf (its id and slots) and comes back empty, as a restarted primary does.
+        self._dir = Path(tempfile.mkdtemp(prefix="flipsync-redis-cluster-"))
+        self.nodes = [ClusterNode(self._dir / f"node{i}") for i in range(primaries)]
 
     @property
     def url(self) -> str:
@@ -98,6 +107,7 @@ class EmbeddedRedisCluster:
         """Stop every node that runs."""
         for node in reversed(self.nodes):
             await node.stop()
+        shutil.rmtree(self._dir, ignore_errors=True)
 
 
 async def _ok(client: aioredis.Redis, nodes: int) -> bool:

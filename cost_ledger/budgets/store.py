@@ -386,11 +386,14 @@ class BudgetStore:
     async def ready(self) -> bool:
         """Whether the counters are complete (no slot's marker lost to a flush or a node that
         restarted empty, awaiting a rebuild)."""
-        found = 0
         markers = keys.ready_keys()
-        for start in range(0, len(markers), 1024):
-            found += int(await self.redis.exists(*markers[start : start + 1024]))
-        return found == len(markers)
+        # One EXISTS per marker in a pipeline: a cluster client sends each node its share in
+        # one round trip (a multi-key EXISTS would be split into one command per slot).
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for marker in markers:
+                pipe.exists(marker)
+            found = await pipe.execute()
+        return sum(int(n) for n in found) == len(markers)
 
     async def mark_ready(self) -> None:
         """Say the counters are complete: after a rebuild, or on a fresh deployment."""
