@@ -189,6 +189,36 @@ class HealthSettings(BaseModel):
     """A rate-limited request with a fallback left waits at most this long before moving on."""
 
 
+class NotifySettings(BaseModel):
+    """The `notify` section: how budget alerts and anomalies reach people (notifier/)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    default_targets: tuple[str, ...] = ()
+    """Where every budget alert goes besides its budget's own notify targets: https:// (or
+    http://) webhook URLs, sent Slack-compatible JSON, and mailto: addresses."""
+    anomaly_targets: tuple[str, ...] = ()
+    """Where spend anomalies go (same forms); empty means anomalies are not sent."""
+    anomaly_interval_s: float = Field(default=300.0, gt=0.0)
+    """How often the notifier looks for new anomalies."""
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_from: str = "flipsync@localhost"
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    """Upgrade the SMTP connection with STARTTLS (most relays on port 587 want it)."""
+    timeout_s: float = Field(default=10.0, gt=0.0)
+    """One delivery attempt's timeout (the webhook POST, the SMTP session)."""
+    attempts: int = Field(default=4, ge=1)
+    """Delivery attempts in a row before the alert goes back to JetStream for later."""
+    backoff_base_s: float = Field(default=0.5, ge=0.0)
+    backoff_max_s: float = Field(default=30.0, ge=0.0)
+    """Exponential backoff (full jitter) between attempts, and the redelivery delay after."""
+    claim_s: float = Field(default=60.0, gt=0.0)
+    """How long a replica holds an alert's delivery to one target before another may retry."""
+
+
 class Settings(BaseSettings):
     """Everything a FlipSync process needs to know; built once and passed in."""
 
@@ -389,6 +419,18 @@ class Settings(BaseSettings):
     # The command line and first contact (issue 17).
     connect_timeout_s: float = Field(default=5.0, gt=0.0)
     """How long a command waits for NATS_URL or REDIS_URL before it says it cannot reach it."""
+    notify: NotifySettings = NotifySettings()
+    """Delivery of budget alerts and anomalies to webhooks and email (see NotifySettings)."""
+    redis_cluster: bool = Field(
+        default=False, validation_alias=AliasChoices("REDIS_CLUSTER", "FLIPSYNC_REDIS_CLUSTER")
+    )
+    """REDIS_URL is a node of a Redis Cluster (docs/scaling.md): connect with RedisCluster."""
+    budget_watch_s: float = 5.0
+    """How often a budgets process checks that Redis still holds complete counters (a node
+    that restarted empty does not); 0 turns the watch off."""
+    budget_rebuild_grace_s: float | None = None
+    """How long a rebuild after such a loss waits for requests in flight to settle first;
+    unset: provider_timeout_s + 5."""
 
     @field_validator(
         "nats_url", "redis_url", "openai_api_key", "openai_base_url", "otlp_endpoint",

@@ -53,6 +53,8 @@ DURABLE_EXPERIMENT_LEDGER = "experiment-ledger"
 """The experiments' consumer of ledger events (per-arm cost and latency sums)."""
 DURABLE_EXPERIMENT_QUALITY = "experiment-quality"
 """The experiments' consumer of quality signals (per-arm valid answers)."""
+DURABLE_NOTIFIER = "notifier"
+"""The notifier's consumer of budget alerts (delivered to webhooks and email)."""
 
 # Key-value buckets and object stores.
 BUCKET_CHECKPOINTS = "checkpoints"

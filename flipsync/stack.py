@@ -24,6 +24,7 @@ from bus.embedded import EmbeddedNats, EmbeddedRedis
 from bus.nats_auth import ADMIN as NATS_ADMIN
 from bus.nats_auth import EmbeddedAuth, embedded_auth, settings_broker_options
 from bus.reachable import reach_nats, reach_redis
+from bus.redis_client import make_redis
 from bus.settings import Settings
 from bus.streams import ensure_streams
 from bus.tracing import make_tracer_provider
@@ -33,6 +34,7 @@ from cost_ledger.budgets.store import BudgetStore
 from cost_ledger.catalog import PriceCatalog
 from cost_ledger.consumer import ledger_router
 from flipsync.providers import dispatch_health, start_providers
+from notifier import NotifierService
 from optimizer.arm_stats import experiment_router
 from optimizer.flag_store import LiveFlags
 from optimizer.models import load_registered
@@ -65,6 +67,7 @@ class Service(enum.StrEnum):
     WORKFLOW = "workflow"
     AGENTS = "agents"
     API = "api"  # the HTTP API (api/) on settings.api_host:api_port
+    NOTIFIER = "notifier"  # budget alerts to webhooks and email (notifier/)
 
 
 ALL_SERVICES = frozenset(Service) - {Service.API}
@@ -92,6 +95,10 @@ class Stack:
     """The budgets (reservations, counters, status), in a stack with a router or ledger."""
     api: ApiServer | None = None
     """The HTTP API server, in a stack running the api service."""
+    notifier: NotifierService | None = None
+    """The alert notifier, in a stack running the notifier service."""
+    budget_runtime: BudgetRuntime | None = None
+    """The budgets' runtime (its watch rebuilds counters a Redis restart lost)."""
 
     @property
     def aggregates(self) -> AggregateStore:
@@ -102,8 +109,12 @@ class Stack:
         """Stop services, then the servers this stack started; leaves no process behind."""
         if self.api is not None:
             await self.api.stop()
+        if self.budget_runtime is not None:
+            await self.budget_runtime.close()
         with contextlib.suppress(Exception):
             await self.broker.stop()
+        if self.notifier is not None:
+            await self.notifier.close()
         if self.registry is not None:
             await self.registry.close()
         await self.redis.aclose()
@@ -172,10 +183,7 @@ async def start_stack(
             )
             await sim.start()
         simulated_url = sim.base_url if sim else settings.sim_base_url
-        # A blocking pool: hundreds of concurrent requests wait for one of 64 connections rather
-        # than fail with MaxConnectionsError (redis-py's default pool raises past 100).
-        pool = aioredis.BlockingConnectionPool.from_url(redis_url, max_connections=64, timeout=None)
-        redis_client = aioredis.Redis.from_pool(pool)  # owns the pool: aclose() closes it
+        redis_client = make_redis(redis_url, cluster=settings.redis_cluster)
         broker = make_broker(
             nats_url, tracer_provider=tracer_provider, client_name="flipsync", **nats_options
         )
@@ -206,6 +214,10 @@ async def start_stack(
             assert budgets is not None
             broker.include_router(ledger_router(budgets.ledger_view(), settings=settings))
             broker.include_router(experiment_router(redis_client, settings))  # per-arm sums
+        notifier: NotifierService | None = None
+        if Service.NOTIFIER in wanted:
+            notifier = NotifierService(settings, redis_client)
+            broker.include_router(notifier.router())
         if Service.WORKFLOW in wanted:
             dag = WorkflowDag(WORKFLOW_SPECS)
             broker.include_router(WorkflowService(dag, settings, broker).router())
@@ -230,6 +242,7 @@ async def start_stack(
             embedded=embedded,
             nats_auth=nats_auth,
             budgets=budgets.store if budgets is not None else None,
+            notifier=notifier,
         )
     except BaseException:
         if registry is not None:  # its provider clients' connection pools
@@ -248,9 +261,14 @@ async def start_stack(
         await ensure_streams(broker.connection.jetstream(), settings)
         if budgets is not None:  # rules loaded, counters rebuilt if Redis lost them
             await budgets.start(broker.connection.jetstream())
+            stack.budget_runtime = budgets
+            if Service.LEDGER in wanted:  # the ledger's processes watch for a lost Redis
+                budgets.watch(broker.connection.jetstream())
         if semantic is not None:  # its index rebuilt from what Redis holds
             await semantic.start()
         await broker.start()
+        if notifier is not None:
+            notifier.start()
         if Service.API in wanted:
             await load_registered(redis_client, catalog)  # fine-tuned models, for cost views
             app = create_api_app(broker, redis_client, settings, catalog=catalog)

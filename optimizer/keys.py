@@ -17,19 +17,23 @@ REQUEST_TTL_S = 2 * 24 * 3600
 """How long a request's arm is remembered, waiting for its quality signal."""
 
 
+# The arm scripts touch an event's seen marker, its request and its arm's sums together:
+# they share the hash tag {arms}, one Redis Cluster slot (a low-rate stream of experiments).
+
+
 def arm_stats(experiment: str, arm: str) -> str:
     """Hash of one arm's sums: n, cost, cost squared, latency, valid answers..."""
-    return f"{PREFIX}arm:{token(experiment)}:{token(arm)}"
+    return f"{PREFIX}{{arms}}:arm:{token(experiment)}:{token(arm)}"
 
 
 def event_seen(event_id: str) -> str:
     """Marker that a ledger event was counted in its arm, so a replay counts it once."""
-    return f"{PREFIX}seen:{event_id}"
+    return f"{PREFIX}{{arms}}:seen:{event_id}"
 
 
 def request_arm(request_id: str) -> str:
     """Hash of what is known of one request: its arm, its ledger event, its quality signal."""
-    return f"{PREFIX}req:{request_id}"
+    return f"{PREFIX}{{arms}}:req:{request_id}"
 
 
 def raw(value: bytes | str) -> bytes:

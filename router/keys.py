@@ -2,6 +2,9 @@
 
 Tenant names are subject tokens (no ``:``), and each key names its tenant in its own segment,
 so one tenant's keys can never alias another's. Fingerprints are hex digests.
+
+Keys one script touches together share a Redis Cluster hash tag: a tenant's cache entries and
+its LRU index ``{c:<tenant>}``, a coalesced call's claim and outcomes ``{f:<tenant>:<fp>}``.
 """
 
 from __future__ import annotations
@@ -13,22 +16,22 @@ PREFIX = "fs:router:"
 
 def cache_entry(tenant: str, fingerprint: str) -> str:
     """One exact-cache entry: a stored result of the tenant, by request fingerprint."""
-    return f"{PREFIX}cache:{token(tenant)}:{token(fingerprint)}"
+    return f"{PREFIX}{{c:{token(tenant)}}}:cache:{token(fingerprint)}"
 
 
 def cache_index(tenant: str) -> str:
     """Sorted set of a tenant's exact-cache fingerprints, scored by last use (ms)."""
-    return f"{PREFIX}cache-lru:{token(tenant)}"
+    return f"{PREFIX}{{c:{token(tenant)}}}:cache-lru"
 
 
 def flight_claim(tenant: str, fingerprint: str) -> str:
     """Claim of the leader of a coalesced call: holds its token while the call runs."""
-    return f"{PREFIX}flight:{token(tenant)}:{token(fingerprint)}:claim"
+    return f"{PREFIX}{{f:{token(tenant)}:{token(fingerprint)}}}:claim"
 
 
 def flight_done(tenant: str, fingerprint: str, leader_request_id: str) -> str:
     """The outcome of the coalesced call led by one request."""
-    return f"{PREFIX}flight:{token(tenant)}:{token(fingerprint)}:done:{token(leader_request_id)}"
+    return f"{PREFIX}{{f:{token(tenant)}:{token(fingerprint)}}}:done:{token(leader_request_id)}"
 
 
 def request_owner(request_id: str) -> str:

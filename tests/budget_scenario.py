@@ -281,8 +281,12 @@ class BudgetCluster:
 
     async def _held_ids(self) -> list[str]:
         assert self.redis is not None
-        raw = await self.redis.zrange(keys.RESERVATIONS, 0, -1)
-        return [r.decode() if isinstance(r, bytes) else str(r) for r in raw]
+        ids: set[str] = set()
+        for group in await self.redis.smembers(keys.GROUPS):
+            name = group.decode() if isinstance(group, bytes) else str(group)
+            raw = await self.redis.zrange(keys.reservations(name), 0, -1)
+            ids.update(r.decode() if isinstance(r, bytes) else str(r) for r in raw)
+        return sorted(ids)
 
     async def _send(self, tenant: str, requests: int) -> list[LlmResult]:
         """Publish every request at once (all in flight together), then one result each.

@@ -41,6 +41,8 @@ class ReceivedSpan:
     attributes: dict[str, Any] = field(default_factory=dict)
     service_name: str = ""
     """The resource's service.name."""
+    links: tuple[tuple[str, str], ...] = ()
+    """(trace id, span id) of each span this one links to."""
 
 
 class OtlpReceiver:
@@ -110,6 +112,9 @@ class OtlpReceiver:
                             name=span.name,
                             attributes=_attributes(span.attributes),
                             service_name=service,
+                            links=tuple(
+                                (link.trace_id.hex(), link.span_id.hex()) for link in span.links
+                            ),
                         )
                     )
         with self._lock:

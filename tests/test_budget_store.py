@@ -57,14 +57,16 @@ async def make_store(
     return store
 
 
-def tenant_budget(limit: int, name: str = "daily", **kw: BudgetPolicy) -> BudgetSpec:
+def tenant_budget(
+    limit: int, name: str = "daily", policy: BudgetPolicy = BudgetPolicy.REFUSE
+) -> BudgetSpec:
     """acme's daily budget."""
     return BudgetSpec(
         name=name,
         scope=BudgetScope.TENANT,
         period=BudgetPeriod.DAY,
         limit_micro_usd=limit,
-        **kw,
+        policy=policy,
     )
 
 
@@ -146,7 +148,7 @@ async def test_a_dead_requests_reservation_is_released_after_the_timeout(
 
         await eventually(dead_released, timeout_s=5)
         assert await store.held() == 1
-        assert not await redis_client.exists(keys.reservation("dead"))
+        assert not await redis_client.exists(keys.reservation("t:acme", "dead"))
         # The dead request's late settle still charges its cost, once.
         assert (await store.settle("dead", ACME, cost=10, messages=0, at_ms=now_ms())).applied
         assert await store.counter(counter) == (10, 400)
@@ -231,7 +233,8 @@ async def test_concurrent_reservations_never_overspend(
 
 async def test_not_ready_until_the_counters_are_rebuilt(redis_client: aioredis.Redis) -> None:
     store = await make_store(redis_client, [tenant_budget(1000)])
-    await redis_client.delete(keys.READY)
+    await redis_client.delete(keys.ready("t:acme"))  # as a node that restarted empty loses it
+    assert not await store.ready()
     assert (await store.reserve("r1", ACME, 10)).code is Code.NOT_READY
     await store.mark_ready()
     assert (await store.reserve("r1", ACME, 10)).code is Code.RESERVED

@@ -1,4 +1,5 @@
-"""One trace per upload, exported over real OTLP/HTTP: upload, agents, stages, provider call."""
+"""One trace per upload, exported over real OTLP/HTTP, packing on: upload, agents, stages, and
+every provider call the upload paid for (its share of a packed call included)."""
 
 from __future__ import annotations
 
@@ -14,23 +15,13 @@ from agents.watch import WorkflowWatcher
 from bus import subjects
 from bus.settings import Settings
 from flipsync.stack import Stack, start_stack
+from router.batching.share_span import SHARE_ATTRIBUTE
 from tests.helpers import eventually
 from tests.otlp_receiver import OtlpReceiver, ReceivedSpan
 
 TENANT = "traced"
 AGENTS = ("identify", "ebay_listing", "price")
-STAGES = (
-    "ids",
-    "flags",
-    "pattern",
-    "trim",
-    "cache",
-    "dedup",
-    "route",
-    "budget",
-    "batch",
-    "dispatch",
-)
+STAGES = ("ids", "flags", "pattern", "trim", "cache", "dedup", "route", "budget", "batch")
 UPLOAD_SPAN = "product.upload"
 WORKFLOW_ID = "flipsync.workflow_id"
 
@@ -119,51 +110,96 @@ async def traced_stack(
 ) -> AsyncIterator[Stack]:
     """An embedded stack exporting its spans with the real OTLPSpanExporter to receiver."""
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
-    # Packing off: a packed call serves several requests (several traces) at once and is
-    # linked to them rather than nested under each; this test follows the direct path.
-    settings = Settings(sim_latency_ms=0, pack_max_items=1)
+    settings = Settings(sim_latency_ms=0)
     assert settings.otlp_endpoint == receiver.endpoint
+    assert settings.pack_max_items > 1, "packing is on by default: this test follows it"
     stack = await start_stack(settings)
     yield stack
     await stack.stop()
 
 
-async def test_each_upload_is_one_trace_down_to_the_provider_call(
+async def test_each_upload_is_one_trace_with_every_call_it_paid_for(
     traced_stack: Stack, receiver: OtlpReceiver
 ) -> None:
     stack = traced_stack
     tracer = stack.tracer_provider.get_tracer("flipsync.upload")
-    # Two uploads at once: neither may lend spans to the other's trace.
-    products = load_catalog()[:2]
+    # Three uploads at once, packing on: their requests share packed calls, and still no
+    # upload may lend spans to another's trace, and each trace shows every call it paid for.
+    products = load_catalog()[:3]
     async with WorkflowWatcher(stack.broker, TENANT) as watcher:
         uploads = await asyncio.gather(
             *(upload_product(stack.broker, p, tenant=TENANT, tracer=tracer) for p in products)
         )
-        done = await watcher.wait((u.workflow_id for u in uploads), timeout_s=30)
+        done = await watcher.wait((u.workflow_id for u in uploads), timeout_s=60)
     assert all(event.ok for event in done.values()), done
+    workflow_ids = [u.workflow_id for u in uploads]
 
     async def exported() -> bool:
         # force_flush blocks until the exporter's thread has posted: keep it off the loop.
         await asyncio.to_thread(stack.tracer_provider.force_flush)
-        spans = receiver.spans
-        for upload in uploads:
-            tree = trace_of(spans, upload.workflow_id)
-            # Complete once every agent's provider call and every parent has arrived.
-            if tree is None or len(tree.roots) != 1 or len(tree.named("stage dispatch")) < 3:
-                return False
+        try:
+            check_all(receiver.spans, workflow_ids, stack.settings)
+        except AssertionError:
+            return False
         return True
 
     # A broken trace never completes: then go on, so the assertions print what did arrive.
     with contextlib.suppress(TimeoutError):
-        await eventually(exported, timeout_s=10)
-    spans = receiver.spans
-    trace_ids = set()
-    for upload in uploads:
-        tree = trace_of(spans, upload.workflow_id)
-        assert tree is not None, SpanTree(spans).explain(f"no root for {upload.workflow_id}")
-        check_upload_trace(tree, upload.workflow_id, stack.settings)
-        trace_ids.add(tree.spans[0].trace_id)
-    assert len(trace_ids) == len(uploads), "two uploads share a trace"
+        await eventually(exported, timeout_s=15)
+    check_all(receiver.spans, workflow_ids, stack.settings)
+
+
+def check_all(spans: list[ReceivedSpan], workflow_ids: list[str], settings: Settings) -> None:
+    """One trace per workflow, each complete; the only other traces are shared calls."""
+    trees: dict[str, SpanTree] = {}
+    for workflow_id in workflow_ids:
+        tree = trace_of(spans, workflow_id)
+        assert tree is not None, SpanTree(spans).explain(f"no root for {workflow_id}")
+        check_upload_trace(tree, workflow_id, settings)
+        trees[tree.spans[0].trace_id] = tree
+        # Every span about this workflow's requests, wherever it was made, is in its trace.
+        about = {
+            s.trace_id
+            for s in spans
+            if str(s.attributes.get("flipsync.request_id", "")).startswith(workflow_id)
+        }
+        assert about == {tree.spans[0].trace_id}, f"{workflow_id}'s requests span {about}"
+    assert len(trees) == len(workflow_ids), "two uploads share a trace"
+    check_shared_calls(spans, trees)
+
+
+def check_shared_calls(spans: list[ReceivedSpan], trees: dict[str, SpanTree]) -> None:
+    """Each trace that is no workflow's is one shared call, whose every share is in the trace of
+    the workflow it served: linked to the call, under that request's batch stage, and the
+    shares' tokens and cost add up to the call's."""
+    others: dict[str, list[ReceivedSpan]] = defaultdict(list)
+    for span in spans:
+        if span.trace_id not in trees:
+            others[span.trace_id].append(span)
+    shares = [s for tree in trees.values() for s in tree.spans if SHARE_ATTRIBUTE in s.attributes]
+    packed_calls = 0
+    for trace_id, members in others.items():
+        roots = [s for s in members if not s.parent_span_id]
+        assert len(roots) == 1, f"trace {trace_id} is no workflow's and has roots {roots}"
+        call = roots[0]
+        assert call.name.endswith(" packed") or call.name == "batch create", call
+        if not call.name.endswith(" packed"):
+            continue
+        packed_calls += 1
+        mine = [s for s in shares if (call.trace_id, call.span_id) in s.links]
+        assert len(mine) == call.attributes["flipsync.pack_items"] == len(call.links), call
+        for share in mine:
+            tree = trees[share.trace_id]
+            parent = tree.parent(share)
+            assert parent is not None and parent.name == "stage batch", tree.explain("", share)
+            assert (share.trace_id, parent.span_id) in call.links, tree.explain("unlinked", share)
+        cost = sum(s.attributes["flipsync.cost_micro_usd"] for s in mine)
+        assert cost == call.attributes["flipsync.cost_micro_usd"], (cost, call)
+    assert packed_calls > 0, "no request was packed: this test no longer covers packing"
+    linked = {link for s in shares for link in s.links}
+    assert {(c.trace_id, c.span_id) for ms in others.values() for c in ms} >= linked, (
+        "a share links to a call that was never exported"
+    )
 
 
 def check_upload_trace(tree: SpanTree, workflow_id: str, settings: Settings) -> None:
@@ -190,11 +226,15 @@ def check_upload_trace(tree: SpanTree, workflow_id: str, settings: Settings) -> 
             f"a {consume_name!r} span is not under 'agent {agent}'"
         )
         for consume in consumes:
-            check_router_spans(tree, consume, workflow_id, settings.default_model)
+            check_router_spans(tree, consume, workflow_id)
+    for consume in tree.spans:
+        if consume.name.startswith("llm.request.") and consume.name.endswith(" process"):
+            check_paid_calls(tree, consume)
 
 
-def check_router_spans(tree: SpanTree, consume: ReceivedSpan, workflow_id: str, model: str) -> None:
-    """Stages nest outermost first under the consume span; the provider call is under dispatch."""
+def check_router_spans(tree: SpanTree, consume: ReceivedSpan, workflow_id: str) -> None:
+    """Stages nest outermost first under the consume span; below the batch stage, the request's
+    share of a packed call, or dispatch with the provider call (or both, for a retry alone)."""
     assert str(consume.attributes.get("flipsync.request_id", "")).startswith(workflow_id), (
         tree.explain("the consume span answers another workflow's request", consume)
     )
@@ -203,11 +243,27 @@ def check_router_spans(tree: SpanTree, consume: ReceivedSpan, workflow_id: str, 
         below = [s for s in tree.children[parent.span_id] if s.name == f"stage {stage}"]
         assert len(below) == 1, tree.explain(f"expected one 'stage {stage}' here", parent)
         parent = below[0]
-    chats = [s for s in tree.children[parent.span_id] if s.name == f"chat {model}"]
-    assert len(chats) == 1, tree.explain(f"expected one 'chat {model}' here", parent)
-    attrs = chats[0].attributes
-    assert attrs.get("gen_ai.request.model") == model, tree.explain(str(attrs), chats[0])
-    for key in ("gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens"):
-        assert isinstance(attrs.get(key), int) and attrs[key] > 0, tree.explain(key, chats[0])
-    cost = attrs.get("flipsync.cost_micro_usd")
-    assert isinstance(cost, int) and cost > 0, tree.explain(f"cost {cost!r}", chats[0])
+        if stage == "batch":
+            break
+    under_batch = tree.children[parent.span_id]
+    shares = [s for s in under_batch if SHARE_ATTRIBUTE in s.attributes]
+    dispatches = [s for s in under_batch if s.name == "stage dispatch"]
+    assert shares or dispatches, tree.explain("neither a share nor a dispatch", parent)
+    for dispatch in dispatches:
+        chats = [s for s in tree.children[dispatch.span_id] if s.name.startswith("chat ")]
+        assert len(chats) == 1, tree.explain("expected one provider call here", dispatch)
+    for call in shares + [c for d in dispatches for c in tree.children[d.span_id]]:
+        attrs = call.attributes
+        assert str(attrs.get("gen_ai.request.model")), tree.explain(str(attrs), call)
+        for key in ("gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens"):
+            assert isinstance(attrs.get(key), int) and attrs[key] > 0, tree.explain(key, call)
+        cost = attrs.get("flipsync.cost_micro_usd")
+        assert isinstance(cost, int) and cost > 0, tree.explain(f"cost {cost!r}", call)
+
+
+def check_paid_calls(tree: SpanTree, consume: ReceivedSpan) -> None:
+    """What the request paid (on its span) is the sum of the calls below it, shares included."""
+    paid = consume.attributes.get("flipsync.cost_micro_usd", 0)
+    calls = [s for s in tree.spans if s.name.startswith("chat ") and tree.is_descendant(s, consume)]
+    below = sum(int(s.attributes.get("flipsync.cost_micro_usd", 0)) for s in calls)
+    assert below == paid, tree.explain(f"paid {paid}, calls below say {below}", consume)

@@ -70,6 +70,9 @@ class BudgetSpec(msgspec.Struct, kw_only=True):
     """Only this agent (agent scope); empty means each agent."""
     workflow: str = ""
     """Only this workflow (workflow scope); empty means each workflow."""
+    notify: list[str] = msgspec.field(default_factory=list)
+    """Where this budget's alerts go: https:// webhook URLs (Slack-compatible JSON), mailto:
+    addresses; the notifier delivers each alert to each once."""
 
 
 class TierQuota(msgspec.Struct, kw_only=True):

@@ -92,9 +92,16 @@ def _budget(name: str, raw: object, where: str) -> BudgetSpec:
         tenant=str(raw.get("tenant", "")),
         agent=str(raw.get("agent", "")),
         workflow=str(raw.get("workflow", "")),
+        notify=_strings(raw.get("notify", []), f"{where} notify"),
     )
     check_budget(spec, where)
     return spec
+
+
+def _strings(raw: object, where: str) -> list[str]:
+    if not isinstance(raw, list) or not all(isinstance(item, str) for item in raw):
+        raise BudgetConfigError(where, "must be a list of strings")
+    return list(raw)
 
 
 def _tier(name: str, raw: object, where: str) -> TierQuota:

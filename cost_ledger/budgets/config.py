@@ -32,6 +32,8 @@ PACKAGED_BUDGETS = "budgets.toml"
 CAP_FIELD = "cap"
 BUDGET_FIELD = "budget:"
 TIER_FIELD = "tier:"
+NOTIFY_SCHEMES = ("https://", "http://", "mailto:")
+"""What a budget's notify target may be: a webhook URL or an email address."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -181,6 +183,9 @@ def check_budget(spec: BudgetSpec, where: str) -> None:
     for value in (spec.tenant, spec.agent):
         if value:
             check_name(value, where)
+    for target in spec.notify:
+        if not target.startswith(NOTIFY_SCHEMES):
+            raise BudgetConfigError(where, f"notify target {target!r} is not {NOTIFY_SCHEMES}")
 
 
 def check_name(name: str, where: str) -> None:

@@ -68,11 +68,11 @@ class BudgetGate(Protocol):
         """Charge the actual cost and release the reservation, once per request id."""
         ...
 
-    async def release(self, request_id: str) -> bool:
+    async def release(self, request_id: str, subject: Subject | None = None) -> bool:
         """Release the reservation without charging."""
         ...
 
-    async def keepalive(self, request_id: str) -> bool:
+    async def keepalive(self, request_id: str, subject: Subject | None = None) -> bool:
         """Keep a live request's reservation from expiring."""
         ...
 

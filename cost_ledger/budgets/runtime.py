@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import redis.asyncio as aioredis
 from faststream.nats import NatsBroker, NatsRouter
 from nats.js import JetStreamContext
+from redis.exceptions import RedisError
 
 from bus.settings import Settings
 from cost_ledger.aggregates import AggregateStore
+from cost_ledger.budgets import keys
 from cost_ledger.budgets.alerts import JetStreamAlerts
 from cost_ledger.budgets.config import BudgetConfig
 from cost_ledger.budgets.control import control_router
@@ -26,7 +29,11 @@ class BudgetRuntime:
 
     def __init__(self, settings: Settings, redis: aioredis.Redis, broker: NatsBroker) -> None:
         self.redis = redis
+        self.settings = settings
         self.live = LiveBudgets(redis, BudgetConfig.load(settings.budget_config))
+        self._watch: asyncio.Task[None] | None = None
+        self.rebuilds = 0
+        """Rebuilds this process ran after Redis lost the counters (for tests and logs)."""
         self.store = BudgetStore(redis, self.live, alerts=JetStreamAlerts(broker))
 
     def control_router(self) -> NatsRouter:
@@ -45,3 +52,54 @@ class BudgetRuntime:
             report = await rebuild(js, AggregateStore(self.redis), self.store)
             log.info("budgets rebuilt from the ledger: %s", report)
         await self.live.load()
+
+    def watch(self, js: JetStreamContext) -> None:
+        """Check every budget_watch_s that the counters are complete; when a Redis node came
+        back empty, rebuild them from the ledger (one replica at a time)."""
+        if self._watch is None and self.settings.budget_watch_s > 0:
+            self._watch = asyncio.get_running_loop().create_task(self._watching(js))
+
+    async def close(self) -> None:
+        """Stop watching."""
+        if self._watch is not None:
+            self._watch.cancel()
+            await asyncio.gather(self._watch, return_exceptions=True)
+            self._watch = None
+
+    async def _watching(self, js: JetStreamContext) -> None:
+        while True:
+            await asyncio.sleep(self.settings.budget_watch_s)
+            try:
+                if not await self.store.ready():
+                    await self.recover(js)
+            except RedisError as exc:  # Redis still away: look again next time
+                log.warning("budget counters not checked: %s", exc)
+
+    async def recover(self, js: JetStreamContext) -> bool:
+        """Rebuild counters and aggregates that Redis lost; returns whether this replica did.
+
+        Requests dispatched before the loss may still be answering: their reservations are
+        gone, and their cost reaches Redis only when they settle. So the rebuild waits one
+        grace period (a provider timeout and then some) first, during which reservations
+        answer NOT_READY and wait; then every paid call is in the ledger or settled, and the
+        rebuilt counters hold all of it before any new reservation is taken.
+        """
+        grace_s = self.settings.budget_rebuild_grace_s
+        if grace_s is None:
+            grace_s = self.settings.provider_timeout_s + 5.0
+        lease_ms = int((grace_s + 120.0) * 1000)
+        if not await self.redis.set(keys.REBUILD_LOCK, "1", nx=True, px=lease_ms):
+            return False  # another replica is at it
+        try:
+            log.warning(
+                "budget counters lost (Redis came back empty): rebuilding in %.0fs", grace_s
+            )
+            await asyncio.sleep(grace_s)
+            await self.live.ensure_seeded()
+            report = await rebuild(js, AggregateStore(self.redis), self.store)
+            await self.live.load()
+            self.rebuilds += 1
+            log.warning("budgets rebuilt from the ledger: %s", report)
+            return True
+        finally:
+            await self.redis.delete(keys.REBUILD_LOCK)

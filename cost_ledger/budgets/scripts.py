@@ -120,6 +120,20 @@ return {0}
 """
 )
 
+SHRINK = """
+-- Undo an EXTEND of this group (another group refused its part): the amounts come off the
+-- counters and the reservation again. KEYS: 1 this reservation, 2.. counters
+-- ARGV: per counter, the amount EXTEND added.
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+for i = 2, #KEYS do
+  if redis.call('HEXISTS', KEYS[1], KEYS[i]) == 1 then
+    redis.call('HINCRBY', KEYS[i], 'reserved', -tonumber(ARGV[i - 1]))
+    redis.call('HINCRBY', KEYS[1], KEYS[i], -tonumber(ARGV[i - 1]))
+  end
+end
+return 1
+"""
+
 SETTLE = (
     _PRELUDE
     + """

@@ -9,12 +9,19 @@
   after the answer) and the ledger consumer (from the LEDGER stream) settle; the first wins.
 - A reservation not kept alive expires after reservation_ttl_s: any later script call
   releases it.
+
+Each script touches one counter group (a tenant's counters, or the global ones: one Redis
+Cluster slot each, see keys.py). A request whose counters span groups reserves in each, in a
+fixed order (its tenant's, then the global one); when a later group refuses, what the earlier
+ones reserved is released again (compensation). docs/scaling.md argues why no budget can be
+overspent this way.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+import asyncio
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, TypeVar
 
 import redis.asyncio as aioredis
 
@@ -26,11 +33,13 @@ from cost_ledger.budgets.crossings import crossings, used_up
 from cost_ledger.budgets.gate import Reservation, Settlement
 from cost_ledger.budgets.live import LiveBudgets
 from cost_ledger.budgets.policy import (
+    Charge,
     Check,
     Subject,
     Unit,
     charges,
     checks,
+    name_token,
 )
 from cost_ledger.budgets.scripts import Code
 from cost_ledger.budgets.waiters import Waiters
@@ -42,6 +51,23 @@ Clock = Callable[[], int]
 """Unix milliseconds now."""
 WAKE_PER_RELEASE = 2
 """Waiters woken by each settle or release in this replica."""
+_MEMO_MAX = 100_000
+C = TypeVar("C", Check, "Charge")
+
+
+def grouped(found: Iterable[C]) -> list[tuple[str, list[C]]]:
+    """Counters by group, in the fixed order every replica uses: tenants' groups (by name),
+    then the global group, the most contended, held for the shortest time."""
+    groups: dict[str, list[C]] = {}
+    for item in found:
+        groups.setdefault(keys.group_of(item.counter), []).append(item)
+    order = sorted(groups, key=lambda g: (g == keys.GLOBAL_GROUP, g))
+    return [(g, groups[g]) for g in order]
+
+
+def subject_groups(subject: Subject) -> list[str]:
+    """The groups a subject's reservations can be in."""
+    return [keys.tenant_group(name_token(subject.tenant)), keys.GLOBAL_GROUP]
 
 
 class BudgetStore:
@@ -65,7 +91,12 @@ class BudgetStore:
         self._release = redis.register_script(scripts.RELEASE)
         self._keepalive = redis.register_script(scripts.KEEPALIVE)
         self._sweep = redis.register_script(scripts.SWEEP)
+        self._shrink = redis.register_script(scripts.SHRINK)
         self._waiters = Waiters()
+        self._known_groups: set[str] = set()
+        """Groups this replica registered in keys.GROUPS already."""
+        self._groups_of: dict[str, list[str]] = {}
+        """Groups each request reserved in, here (a release without its subject uses it)."""
 
     @property
     def engine(self) -> EngineSettings:
@@ -82,50 +113,100 @@ class BudgetStore:
         return self._alerter
 
     async def reserve(self, request_id: str, subject: Subject, max_cost: int) -> Reservation:
-        """Hold max_cost (and one message of a user's quota) in every counter a budget reads."""
+        """Hold max_cost (and one message of a user's quota) in every counter a budget reads,
+        all or none: group by group in a fixed order, undoing earlier groups on a refusal."""
         found = await self._checks(subject, max_cost)
         if not found:
             return Reservation(code=Code.RESERVED)
-        args = self._reservation_args(request_id, found)
-        reply = await self._reserve(
-            keys=[
-                keys.RESERVATIONS,
-                keys.reservation(request_id),
-                keys.settled(request_id),
-                keys.READY,
-                *(keys.counter(c.counter) for c in found),
-            ],
-            args=args,
-        )
-        code = Code(int(reply[0]))
-        if code not in (Code.DENIED, Code.WAIT):
-            return Reservation(code=code)
-        check = found[int(reply[1]) - 1]
-        got = Reservation(code=code, check=check, spent=int(reply[2]), reserved=int(reply[3]))
-        full = used_up(check, got.spent) if code is Code.DENIED else None
-        if full is not None and check.unit is Unit.USD:
-            await self._alerter.fire([full])
-        return got
+        groups = grouped(found)
+        await self._register(g for g, _ in groups)
+        self._remember(request_id, [g for g, _ in groups])
+        done: list[str] = []
+        held = False
+        for group, group_checks in groups:
+            reply = await self._reserve(
+                keys=[
+                    keys.reservations(group),
+                    keys.reservation(group, request_id),
+                    keys.settled(group, request_id),
+                    keys.ready(group),
+                    *(keys.counter(c.counter) for c in group_checks),
+                ],
+                args=self._reservation_args(request_id, group, group_checks),
+            )
+            code = Code(int(reply[0]))
+            if code is Code.RESERVED:
+                done.append(group)
+                continue
+            if code is Code.HELD:  # a redelivery: an earlier delivery holds this group
+                held = True
+                continue
+            await self._undo(request_id, done)  # compensation: nothing held for a refusal
+            if code not in (Code.DENIED, Code.WAIT):
+                return Reservation(code=code)
+            check = group_checks[int(reply[1]) - 1]
+            got = Reservation(code=code, check=check, spent=int(reply[2]), reserved=int(reply[3]))
+            full = used_up(check, got.spent) if code is Code.DENIED else None
+            if full is not None and check.unit is Unit.USD:
+                await self._alerter.fire([full])
+            return got
+        return Reservation(code=Code.HELD if held else Code.RESERVED)
 
     async def extend(self, request_id: str, subject: Subject, extra_cost: int) -> Reservation:
         """Add extra_cost to a standing reservation in every money counter, all or none."""
         found = [c for c in await self._checks(subject, extra_cost) if c.unit is Unit.USD]
         if not found or extra_cost <= 0:
             return Reservation(code=Code.RESERVED)
-        args = self._reservation_args(request_id, found)
-        reply = await self._extend(
-            keys=[
-                keys.RESERVATIONS,
-                keys.reservation(request_id),
-                *(keys.counter(c.counter) for c in found),
-            ],
-            args=args,
-        )
-        code = Code(int(reply[0]))
-        if code is not Code.DENIED:
-            return Reservation(code=code)
-        check = found[int(reply[1]) - 1]
-        return Reservation(code=code, check=check, spent=int(reply[2]), reserved=int(reply[3]))
+        grown: list[tuple[str, list[Check]]] = []
+        for group, group_checks in grouped(found):
+            reply = await self._extend(
+                keys=[
+                    keys.reservations(group),
+                    keys.reservation(group, request_id),
+                    *(keys.counter(c.counter) for c in group_checks),
+                ],
+                args=self._reservation_args(request_id, group, group_checks),
+            )
+            code = Code(int(reply[0]))
+            if code is Code.RESERVED:
+                grown.append((group, group_checks))
+                continue
+            for undo_group, undo_checks in grown:  # compensation: all groups or none
+                await self._shrink(
+                    keys=[
+                        keys.reservation(undo_group, request_id),
+                        *(keys.counter(c.counter) for c in undo_checks),
+                    ],
+                    args=[c.amount for c in undo_checks],
+                )
+            if code is not Code.DENIED:
+                return Reservation(code=code)
+            check = group_checks[int(reply[1]) - 1]
+            return Reservation(code=code, check=check, spent=int(reply[2]), reserved=int(reply[3]))
+        return Reservation(code=Code.RESERVED)
+
+    async def _undo(self, request_id: str, groups: Sequence[str]) -> None:
+        """Release what this request reserved in groups (a later group refused it)."""
+        for group in reversed(groups):
+            await self._release(
+                keys=[keys.reservations(group), keys.reservation(group, request_id)],
+                args=[request_id, keys.reservation_prefix(group)],
+            )
+
+    async def _register(self, groups: Iterable[str]) -> None:
+        new = [g for g in groups if g not in self._known_groups]
+        if new:
+            await self.redis.sadd(keys.GROUPS, *new)
+            self._known_groups.update(new)
+
+    def _remember(self, request_id: str, groups: list[str]) -> None:
+        if len(self._groups_of) > _MEMO_MAX:
+            self._groups_of.clear()
+        self._groups_of[request_id] = groups
+
+    async def _all_groups(self) -> list[str]:
+        raw = await self.redis.smembers(keys.GROUPS)
+        return sorted({g.decode() if isinstance(g, bytes) else g for g in raw})
 
     async def _checks(self, subject: Subject, amount: int) -> list[Check]:
         """The counters a request of subject holding amount must fit in, under the live rules."""
@@ -141,12 +222,12 @@ class BudgetStore:
             default_tier=engine.default_tier,
         )
 
-    def _reservation_args(self, request_id: str, found: list[Check]) -> list[str | int]:
+    def _reservation_args(self, request_id: str, group: str, found: list[Check]) -> list[str | int]:
         """RESERVE's and EXTEND's arguments: id, ttl, prefix, then each counter's triple."""
         args: list[str | int] = [
             request_id,
             int(self.live.engine.reservation_ttl_s * 1000),
-            keys.RESERVATION_PREFIX,
+            keys.reservation_prefix(group),
         ]
         for check in found:
             args += [check.limit, check.amount, check.expire_at_s]
@@ -170,33 +251,41 @@ class BudgetStore:
         a provisional one of another amount (a request answered twice, by two replicas).
         """
         found = charges(subject, at_ms)
-        args: list[str | int] = [
-            request_id, keys.SETTLED_TTL_S, keys.RESERVATION_PREFIX, "f" if final else "p",
-            cost, messages,
-        ]  # fmt: skip
-        for charge in found:
-            args += ["u" if charge.unit is Unit.USD else "m", charge.expire_at_s]
+        spent: dict[str, int] = {}
+        codes: list[int] = []
         try:
-            reply = await self._settle(
-                keys=[
-                    keys.RESERVATIONS,
-                    keys.reservation(request_id),
-                    keys.settled(request_id),
-                    *(keys.counter(c.counter) for c in found),
-                ],
-                args=args,
-            )
+            for group, group_charges in grouped(found):  # each group settles once, by itself
+                args: list[str | int] = [
+                    request_id, keys.SETTLED_TTL_S, keys.reservation_prefix(group),
+                    "f" if final else "p", cost, messages,
+                ]  # fmt: skip
+                for charge in group_charges:
+                    args += ["u" if charge.unit is Unit.USD else "m", charge.expire_at_s]
+                reply = await self._settle(
+                    keys=[
+                        keys.reservations(group),
+                        keys.reservation(group, request_id),
+                        keys.settled(group, request_id),
+                        *(keys.counter(c.counter) for c in group_charges),
+                    ],
+                    args=args,
+                )
+                codes.append(int(reply[0]))
+                if int(reply[0]):  # {0}: this group had it settled already
+                    spent.update(
+                        (c.counter, int(v)) for c, v in zip(group_charges, reply[1:], strict=True)
+                    )
         finally:
+            self._groups_of.pop(request_id, None)
             self._waiters.wake(WAKE_PER_RELEASE)
-        code = int(reply[0])
-        if not code:
+        if not any(codes):
             return Settlement(applied=False)
+        corrected = 2 in codes
         if not alerts or cost <= 0:
-            return Settlement(applied=True, corrected=code == 2)
-        spent = {c.counter: int(v) for c, v in zip(found, reply[1:], strict=True)}
+            return Settlement(applied=True, corrected=corrected)
         owed = crossings(self.live.rules.budgets.values(), subject, spent, at_ms)
         sent = await self._alerter.fire(owed)
-        return Settlement(applied=True, corrected=code == 2, alerts=tuple(sent))
+        return Settlement(applied=True, corrected=corrected, alerts=tuple(sent))
 
     async def settle_event(
         self, event: LedgerEvent, *, final: bool = True, alerts: bool = True
@@ -222,28 +311,52 @@ class BudgetStore:
             alerts=alerts,
         )
 
-    async def release(self, request_id: str) -> bool:
+    async def release(self, request_id: str, subject: Subject | None = None) -> bool:
         """Drop a request's reservation without charging anything (it failed unpaid)."""
+        groups = await self._groups(request_id, subject)
+        held = 0
         try:
-            held = await self._release(
-                keys=[keys.RESERVATIONS, keys.reservation(request_id)],
-                args=[request_id, keys.RESERVATION_PREFIX],
-            )
+            for group in groups:
+                held += int(
+                    await self._release(
+                        keys=[keys.reservations(group), keys.reservation(group, request_id)],
+                        args=[request_id, keys.reservation_prefix(group)],
+                    )
+                )
         finally:
+            self._groups_of.pop(request_id, None)
             self._waiters.wake(WAKE_PER_RELEASE)
         return bool(held)
 
-    async def keepalive(self, request_id: str) -> bool:
+    async def keepalive(self, request_id: str, subject: Subject | None = None) -> bool:
         """Push a live request's reservation expiry back by reservation_ttl_s."""
         ttl_ms = int(self.live.engine.reservation_ttl_s * 1000)
-        kept = await self._keepalive(
-            keys=[keys.RESERVATIONS, keys.reservation(request_id)], args=[request_id, ttl_ms]
-        )
+        kept = 0
+        for group in await self._groups(request_id, subject):
+            kept += int(
+                await self._keepalive(
+                    keys=[keys.reservations(group), keys.reservation(group, request_id)],
+                    args=[request_id, ttl_ms],
+                )
+            )
         return bool(kept)
 
+    async def _groups(self, request_id: str, subject: Subject | None) -> list[str]:
+        """The groups a request may hold a reservation in."""
+        if subject is not None:
+            return subject_groups(subject)
+        known = self._groups_of.get(request_id)
+        return known if known is not None else await self._all_groups()
+
     async def sweep(self) -> int:
-        """Release expired reservations now; returns how many."""
-        released = int(await self._sweep(keys=[keys.RESERVATIONS], args=[keys.RESERVATION_PREFIX]))
+        """Release expired reservations now, in every group; returns how many."""
+        released = 0
+        for group in await self._all_groups():
+            released += int(
+                await self._sweep(
+                    keys=[keys.reservations(group)], args=[keys.reservation_prefix(group)]
+                )
+            )
         if released:
             self._waiters.wake(WAKE_PER_RELEASE * released)
         return released
@@ -271,12 +384,26 @@ class BudgetStore:
         )
 
     async def ready(self) -> bool:
-        """Whether the counters are complete (not a flushed Redis awaiting a rebuild)."""
-        return bool(await self.redis.exists(keys.READY))
+        """Whether the counters are complete (no slot's marker lost to a flush or a node that
+        restarted empty, awaiting a rebuild)."""
+        markers = keys.ready_keys()
+        # One EXISTS per marker in a pipeline: a cluster client sends each node its share in
+        # one round trip (a multi-key EXISTS would be split into one command per slot).
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for marker in markers:
+                pipe.exists(marker)
+            found = await pipe.execute()
+        return sum(int(n) for n in found) == len(markers)
 
     async def mark_ready(self) -> None:
         """Say the counters are complete: after a rebuild, or on a fresh deployment."""
-        await self.redis.set(keys.READY, str(self._clock()))
+        stamp = str(self._clock())
+        markers = keys.ready_keys()
+        for start in range(0, len(markers), 1024):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for marker in markers[start : start + 1024]:
+                    pipe.set(marker, stamp)
+                await pipe.execute()
 
     async def counter(self, counter_id: str) -> tuple[int, int]:
         """(spent, reserved) of one counter."""
@@ -285,4 +412,6 @@ class BudgetStore:
 
     async def held(self) -> int:
         """How many reservations are held (expired ones included until swept)."""
-        return int(await self.redis.zcard(keys.RESERVATIONS))
+        groups = await self._all_groups()
+        counts = await asyncio.gather(*(self.redis.zcard(keys.reservations(g)) for g in groups))
+        return sum(int(n) for n in counts)

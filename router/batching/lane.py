@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import time
 import uuid
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ import redis.asyncio as aioredis
 from opentelemetry import trace
 from redis.exceptions import RedisError
 
-from bus.messages import ErrorCode, Lever, error_result
+from bus.messages import ErrorCode, Lever, LlmResult, Usage, error_result
 from cost_ledger.catalog import PriceCatalog
 from cost_ledger.pricing import baseline_micro_usd, cost_micro_usd
 from router.batching import keys
@@ -29,6 +30,7 @@ from router.batching.batch_api import BatchApiClient, BatchState, LineResult, ba
 from router.batching.errors import BatchingError
 from router.batching.outcome import Alone, Outcome, answered
 from router.batching.policy import BatchPolicy
+from router.batching.share_span import record_share
 from router.batching.windows import Windows
 from router.context import RequestContext
 
@@ -48,6 +50,9 @@ class _Waiter:
 class _Poll:
     batch_id: str
     client: BatchApiClient
+    model: str
+    shared: trace.SpanContext | None
+    started_ns: int = field(default_factory=time.time_ns)
     waiters: dict[str, list[_Waiter]] = field(default_factory=dict)
 
     def add(self, waiter: _Waiter) -> None:
@@ -99,7 +104,7 @@ class BatchLane:
                 log.warning("no earlier batch found for %s: %s", ctx.request.id, exc)
                 batch_id = None
             if batch_id is not None:
-                self._watch(client, batch_id, [waiter])
+                self._watch(client, batch_id, route.model, None, [waiter])
             else:
                 self._windows.add((route.provider, route.model), waiter)
             return await future
@@ -149,6 +154,7 @@ class BatchLane:
                     await pipe.execute()
                 batch_id = await client.create(lines, window_id)
                 span.set_attribute("flipsync.batch_id", batch_id)
+                shared = span.get_span_context()
         except (BatchingError, RedisError) as exc:
             log.warning("batch of %d requests not created: %s", len(lines), exc)
             for w in waiters:
@@ -158,12 +164,20 @@ class BatchLane:
             await self._redis.set(keys.window_batch(window_id), batch_id, ex=keys.CLAIM_TTL_S)
         except RedisError as exc:  # the batch exists: a redelivery finds it by its metadata
             log.warning("batch %s not recorded in Redis: %s", batch_id, exc)
-        self._watch(client, batch_id, waiters)
+        self._watch(client, batch_id, model, shared, waiters)
 
-    def _watch(self, client: BatchApiClient, batch_id: str, waiters: list[_Waiter]) -> None:
+    def _watch(
+        self,
+        client: BatchApiClient,
+        batch_id: str,
+        model: str,
+        shared: trace.SpanContext | None,
+        waiters: list[_Waiter],
+    ) -> None:
         poll = self._polls.get(batch_id)
         if poll is None:
-            poll = self._polls[batch_id] = _Poll(batch_id=batch_id, client=client)
+            poll = _Poll(batch_id=batch_id, client=client, model=model, shared=shared)
+            self._polls[batch_id] = poll
             self._spawn(self._follow(poll))
         for waiter in waiters:
             poll.add(waiter)
@@ -193,7 +207,26 @@ class BatchLane:
                     )
                 else:
                     outcome = self._outcome(waiter.ctx, poll, state, results.get(request_id))
+                self._share(poll, waiter, outcome)
                 _settle(waiter, outcome)
+
+    def _share(self, poll: _Poll, waiter: _Waiter, outcome: Outcome) -> None:
+        """The request's share of the batch, as a span in its own workflow's trace."""
+        paid = isinstance(outcome, LlmResult) and outcome.lever is Lever.BATCH_API
+        usage = outcome.usage if paid else Usage()
+        record_share(
+            self._tracer,
+            waiter.span,
+            shared=poll.shared,
+            kind="batch_api",
+            call_id=poll.batch_id,
+            model=outcome.model if isinstance(outcome, LlmResult) and outcome.model else poll.model,
+            request_id=waiter.ctx.request.id,
+            usage=usage,
+            cost_micro_usd=outcome.cost_micro_usd if paid else 0,
+            start_ns=poll.started_ns,
+            problem="" if paid else outcome.reason,
+        )
 
     async def _until_done(self, poll: _Poll) -> BatchState | None:
         while any(not w.future.done() for ws in poll.waiters.values() for w in ws):

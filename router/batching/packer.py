@@ -11,6 +11,7 @@ import asyncio
 import contextvars
 import functools
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 
@@ -22,6 +23,7 @@ from cost_ledger.pricing import baseline_micro_usd, cost_micro_usd
 from router.batching.outcome import Alone, Outcome, answered
 from router.batching.policy import PackPolicy
 from router.batching.prompt import build_packed_call, inline_index
+from router.batching.share_span import record_share
 from router.batching.shares import share_cost, share_usage
 from router.batching.split import split_answer
 from router.batching.windows import Windows
@@ -107,23 +109,32 @@ class Packer:
         call = build_packed_call(requests, pack_id)
         remaining = [r for h in items if (r := h.ctx.remaining_s()) is not None]
         links = [trace.Link(h.span) for h in items if h.span.is_valid]
+        started = time.time_ns()
         with self._tracer.start_as_current_span(
             f"chat {route.model} packed", kind=trace.SpanKind.CLIENT, links=links
         ) as span:
+            shared_call = span.get_span_context()
             span.set_attribute("flipsync.pack_id", pack_id)
             span.set_attribute("flipsync.pack_items", len(items))
             make = functools.partial(
                 client.complete, call.request, route.model, min(remaining) if remaining else None
             )
-            completion = await (
-                self._leases.leased(
-                    call.request, provider=client.name, model=route.model,
-                    input_tokens=estimate_input_tokens(call.request),
-                    simulated=client.config.simulated, make=make,
-                )
-                if self._leases is not None
-                else make()
-            )  # fmt: skip
+            try:
+                completion = await (
+                    self._leases.leased(
+                        call.request, provider=client.name, model=route.model,
+                        input_tokens=estimate_input_tokens(call.request),
+                        simulated=client.config.simulated, make=make,
+                    )
+                    if self._leases is not None
+                    else make()
+                )  # fmt: skip
+            except RouterError as exc:  # each workflow still sees the call it waited on
+                for held in items:
+                    self._share(
+                        held, shared_call, pack_id, route.model, Usage(), 0, started, exc.reason
+                    )
+                raise
             price = self._catalog.get(route.model)
             total = cost_micro_usd(price, completion.usage)
             span.set_attribute("flipsync.cost_micro_usd", total)
@@ -137,6 +148,9 @@ class Packer:
         outcomes: list[Outcome] = []
         for i, held in enumerate(items):
             answer, usage, cost = answers[i], usages[i], costs[i]
+            self._share(
+                held, shared_call, pack_id, route.model, usage, cost, started, answer.problem
+            )
             if not answer.ok:
                 outcomes.append(Alone(reason=answer.problem, usage=usage, cost_micro_usd=cost))
                 continue
@@ -159,6 +173,32 @@ class Packer:
                 )
             )
         return outcomes
+
+    def _share(
+        self,
+        held: _Held,
+        shared: trace.SpanContext,
+        pack_id: str,
+        model: str,
+        usage: Usage,
+        cost: int,
+        started_ns: int,
+        problem: str,
+    ) -> None:
+        """The item's share of the packed call, as a span in its own workflow's trace."""
+        record_share(
+            self._tracer,
+            held.span,
+            shared=shared,
+            kind="packed",
+            call_id=pack_id,
+            model=model,
+            request_id=held.ctx.request.id,
+            usage=usage,
+            cost_micro_usd=cost,
+            start_ns=started_ns,
+            problem=problem,
+        )
 
     async def close(self) -> None:
         """Send every open window now and wait for the calls in flight."""

@@ -63,8 +63,8 @@ async def health_snapshot(redis: aioredis.Redis) -> list[ProviderHealth]:
     async with redis.pipeline(transaction=False) as pipe:
         for key in stats_keys:
             pipe.hgetall(key)
-        pipe.time()
-        *hashes, (seconds, micros) = await pipe.execute()
+        hashes = await pipe.execute()
+    seconds, micros = await redis.time()  # on its own: a cluster pipeline refuses TIME
     now_ms = seconds * 1000 + micros / 1000
     out = [_health(_decoded(raw), now_ms) for raw in hashes if raw]
     return sorted(out, key=lambda h: (h.provider, h.model))

