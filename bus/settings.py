@@ -223,7 +223,11 @@ class Settings(BaseSettings):
     """Everything a FlipSync process needs to know; built once and passed in."""
 
     model_config = SettingsConfigDict(
-        env_prefix="FLIPSYNC_", extra="ignore", frozen=True, populate_by_name=True
+        env_prefix="FLIPSYNC_",
+        env_nested_delimiter="__",  # FLIPSYNC_ROUTING__EXPLORE_SHARE, FLIPSYNC_NOTIFY__SMTP_HOST
+        extra="ignore",
+        frozen=True,
+        populate_by_name=True,
     )
 
     nats_url: str | None = Field(
