@@ -156,6 +156,14 @@ class Usage(msgspec.Struct, kw_only=True):
     cached_input_tokens: int = 0
     """The part of input_tokens served from the provider's prompt cache."""
     output_tokens: int = 0
+    """All billed output tokens, reasoning tokens included."""
+    cache_write_input_tokens: int = 0
+    """The part of input_tokens written to the provider's prompt cache (Anthropic bills it
+    above the input price)."""
+    reasoning_tokens: int = 0
+    """The part of output_tokens the model spent reasoning (hidden, billed as output)."""
+    image_tokens: int = 0
+    """The part of input_tokens that were images, when the provider says so."""
 
 
 class LlmResult(msgspec.Struct, kw_only=True):

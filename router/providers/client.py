@@ -39,8 +39,18 @@ class ProviderClient:
     from the health stats and hold the request past the point where a fallback could serve it.
     """
 
-    def __init__(self, config: ProviderConfig, *, timeout_s: float, max_retries: int = 0) -> None:
+    def __init__(
+        self,
+        config: ProviderConfig,
+        *,
+        timeout_s: float,
+        max_retries: int = 0,
+        wire_ids: Mapping[str, str] | None = None,
+    ) -> None:
+        """wire_ids maps FlipSync's model names to the ids the provider's API takes
+        ("claude-haiku-3.5" to "claude-3-5-haiku-20241022"); unmapped names go as they are."""
         self.config = config
+        self._wire_ids = dict(wire_ids or {})
         self._client = openai.AsyncOpenAI(
             base_url=config.base_url,
             api_key=config.api_key.get_secret_value(),
@@ -59,7 +69,7 @@ class ProviderClient:
     ) -> Completion:
         """Send the request to model once; raise ProviderCallError or ProviderRateLimitedError."""
         body: dict[str, Any] = {
-            "model": model,
+            "model": self._wire_ids.get(model, model),
             "messages": openai_messages(request.messages),
             "temperature": request.temperature,
             self.config.max_tokens_param: request.max_output_tokens,
