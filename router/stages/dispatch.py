@@ -13,14 +13,14 @@ deadline_exceeded result with a reason, never a hang.
 from __future__ import annotations
 
 import asyncio
-import math
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from opentelemetry import trace
 
 from bus.messages import ErrorCode, Lever, LlmResult, Status
 from cost_ledger.catalog import PriceCatalog
-from cost_ledger.pricing import baseline_micro_usd, cost_micro_usd, max_cost_micro_usd
+from cost_ledger.pricing import baseline_micro_usd, cost_micro_usd
 from router.context import RequestContext, Route
 from router.errors import DeadlineExceededError, NoRouteError, RouterError
 from router.health.config import RetryPolicy
@@ -37,6 +37,7 @@ from router.providers.client import Completion, ProviderClient
 from router.providers.errors import NoCandidateLeftError, ProviderCallError, stored_reason
 from router.providers.registry import ProviderRegistry
 from router.stages.budget import estimate_input_tokens
+from router.token_bound import max_request_cost
 from router.validation import parse_answer
 
 MAX_BUDGET_MARGIN = 2
@@ -163,11 +164,12 @@ class Dispatcher:
             return True
         if routed not in self._catalog or model not in self._catalog:
             return False
-        out = ctx.request.max_output_tokens
+        request = ctx.request
         routed_price, price = self._catalog.get(routed), self._catalog.get(model)
-        return all(
-            max_cost_micro_usd(price, n, out) <= max_cost_micro_usd(routed_price, n, out)
-            for n in (tokens.input, math.ceil(tokens.input * MAX_BUDGET_MARGIN))
+        return all(  # each model's own bound: tokenizers and image rules differ
+            max_request_cost(request, price, m, estimate=tokens.input)
+            <= max_request_cost(request, routed_price, m, estimate=tokens.input)
+            for m in (Decimal(1), Decimal(MAX_BUDGET_MARGIN))
         )
 
     async def _call(
