@@ -196,6 +196,9 @@ class LlmResult(msgspec.Struct, kw_only=True):
     """The experiment arm ("experiment/arm") the request was assigned to, if any."""
     pack_size: int = 0
     """Requests that shared this result's packed provider call (lever packed), else 0."""
+    savings_by_lever: dict[str, int] = {}
+    """The levers' parts of baseline minus cost, as far as the stage that made the result
+    knew them (cost_ledger.savings); the ledger event completes the split."""
     v: int = WIRE_VERSION
 
     @property

@@ -21,6 +21,7 @@ from opentelemetry import trace
 from bus.messages import ErrorCode, Lever, LlmResult, Status
 from cost_ledger.catalog import PriceCatalog
 from cost_ledger.pricing import baseline_micro_usd, cost_micro_usd
+from cost_ledger.savings import chain, paid_call_steps
 from router.context import RequestContext, Route
 from router.errors import DeadlineExceededError, NoRouteError, RouterError
 from router.health.config import RetryPolicy
@@ -227,6 +228,7 @@ class Dispatcher:
         request = ctx.request
         cost = self._cost(model, completion)
         baseline = baseline_micro_usd(self._catalog, self._baseline_model, completion.usage)
+        steps = paid_call_steps(self._catalog.get(model), completion.usage, naive=baseline)
         reason = route.reason
         if notes:
             reason = f"{reason}; fallback to {client.name}/{model} after: {'; '.join(notes)}"
@@ -264,6 +266,7 @@ class Dispatcher:
             lever=Lever.ROUTED,
             latency_ms=ctx.elapsed_ms(),
             simulated=client.config.simulated,
+            savings_by_lever=chain(baseline, steps),
         )
 
 
