@@ -36,6 +36,7 @@ from bus.messages import Priority
 from bus.settings import Settings
 from cost_ledger.aggregates import Totals
 from cost_ledger.keys import Dimension
+from cost_ledger.lever_split import lever_split
 from flipsync.children import service_process, simulated_provider_process
 from flipsync.stack import Service, Stack, start_stack
 
@@ -142,6 +143,7 @@ async def run(
         expected = sum(event.cost_micro_usd for event in done)
         totals = await _settled(stack, tenants, expected)
         levers = await _levers(stack, tenants)
+        split = await lever_split(stack.broker.connection.jetstream(), set(tenants))
         provider_calls = await _provider_calls(port)
         cpu = {
             "workflow_agents_replay": round(time.process_time(), 1),
@@ -176,6 +178,11 @@ async def run(
             lever: {"events": t.calls, "paid": t.paid_calls, "saved_micro_usd": t.savings_micro_usd}
             for lever, t in sorted(levers.items())
         },
+        "savings_by_lever": split.gross,
+        "lever_cost_micro_usd": split.lever_cost,
+        "net_savings_by_lever": split.net,
+        "split_adds_up": sum(split.net.values())
+        == split.baseline_micro_usd - split.spend_micro_usd,
         "provider_calls": provider_calls,
         "ledger_paid_events": totals.paid_calls,
         "seconds": round(elapsed, 1),
@@ -263,6 +270,9 @@ def main() -> None:
         )
     ]  # fmt: skip
     rows += [(f"lever {k}", str(v)) for k, v in figures["by_lever"].items()]
+    rows += [(f"split {k} (gross)", str(v)) for k, v in figures["savings_by_lever"].items()]
+    rows += [(f"lever cost {k}", str(v)) for k, v in figures["lever_cost_micro_usd"].items()]
+    rows.append(("split adds up to baseline - spend", str(figures["split_adds_up"])))
     print(table(rows, f"Workflow replay (simulated provider) -> {path}"))
 
 

@@ -199,6 +199,9 @@ class LlmResult(msgspec.Struct, kw_only=True):
     savings_by_lever: dict[str, int] = {}
     """The levers' parts of baseline minus cost, as far as the stage that made the result
     knew them (cost_ledger.savings); the ledger event completes the split."""
+    finish_reason: str = ""
+    """The provider's finish_reason as it came ("stop", "length", "tool_calls",
+    "content_filter"...); empty when no provider call made this answer."""
     v: int = WIRE_VERSION
 
     @property

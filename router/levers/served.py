@@ -55,6 +55,7 @@ def served_copy(
         lever=lever,
         latency_ms=latency_ms,
         simulated=source.simulated,
+        finish_reason=source.finish_reason,
     )
 
 

@@ -17,6 +17,8 @@ from router.errors import ProviderRateLimitedError
 from router.providers.config import ProviderConfig
 from router.providers.errors import ProviderCallError
 from router.providers.messages import openai_messages, response_format, tool_fields
+from router.providers.structured import SCHEMA_BY_INSTRUCTIONS, with_schema_instructions
+from router.providers.usage import usage_from
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -74,9 +76,12 @@ class ProviderClient:
             "temperature": request.temperature,
             self.config.max_tokens_param: request.max_output_tokens,
         }
-        fmt = response_format(request)
-        if fmt is not None:
-            body["response_format"] = fmt
+        if self.config.kind in SCHEMA_BY_INSTRUCTIONS:
+            body["messages"] = with_schema_instructions(request, body["messages"])
+        else:
+            fmt = response_format(request)
+            if fmt is not None:
+                body["response_format"] = fmt
         body.update(tool_fields(request))  # only when the request still sends tools
         options: RequestOptions = {}
         if timeout_s is not None:
@@ -106,14 +111,7 @@ class ProviderClient:
         if not response.choices:
             raise ProviderCallError.transient(self.name, model, "answer has no choices")
         choice = response.choices[0]
-        usage = Usage()
-        if response.usage is not None:
-            details = response.usage.prompt_tokens_details
-            usage = Usage(
-                input_tokens=response.usage.prompt_tokens,
-                cached_input_tokens=(details.cached_tokens or 0) if details else 0,
-                output_tokens=response.usage.completion_tokens,
-            )
+        usage = usage_from(response.usage.model_dump() if response.usage is not None else None)
         completion = Completion(
             content=choice.message.content or "",
             model=response.model or model,

@@ -37,6 +37,7 @@ from router.providers.attempts import (
 from router.providers.client import Completion, ProviderClient
 from router.providers.errors import NoCandidateLeftError, ProviderCallError, stored_reason
 from router.providers.registry import ProviderRegistry
+from router.providers.served_model import served_model
 from router.stages.budget import estimate_input_tokens
 from router.token_bound import max_request_cost
 from router.validation import parse_answer
@@ -213,7 +214,9 @@ class Dispatcher:
         span.set_attribute("flipsync.baseline_micro_usd", baseline)
 
     def _cost(self, model: str, completion: Completion) -> int:
-        return cost_micro_usd(self._catalog.get(model), completion.usage)
+        """Priced as the model the provider reports having served (providers.served_model)."""
+        price = served_model(self._catalog, model, completion.model).price
+        return cost_micro_usd(price, completion.usage)
 
     async def _priced(
         self,
@@ -228,8 +231,9 @@ class Dispatcher:
         request = ctx.request
         cost = self._cost(model, completion)
         baseline = baseline_micro_usd(self._catalog, self._baseline_model, completion.usage)
-        steps = paid_call_steps(self._catalog.get(model), completion.usage, naive=baseline)
-        reason = route.reason
+        served = served_model(self._catalog, model, completion.model)
+        steps = paid_call_steps(served.price, completion.usage, naive=baseline)
+        reason = f"{route.reason}; {served.note}" if served.note else route.reason
         if notes:
             reason = f"{reason}; fallback to {client.name}/{model} after: {'; '.join(notes)}"
         parsed: object | None = None
@@ -267,6 +271,7 @@ class Dispatcher:
             latency_ms=ctx.elapsed_ms(),
             simulated=client.config.simulated,
             savings_by_lever=chain(baseline, steps),
+            finish_reason=completion.finish_reason,
         )
 
 
