@@ -129,15 +129,15 @@ class PriceCatalog:
         )
 
     def get(self, model: str) -> ModelPrice:
-        """The price of a model by name, API id or alias; raises UnknownModelError."""
-        try:
-            return self.entries[model]
-        except KeyError:
-            pass
-        try:
-            return self.entries[self.aliases[model]]
-        except KeyError:
-            raise UnknownModelError(model, self.version) from None
+        """The price of a model by name, API id, alias or dated snapshot id; raises
+        UnknownModelError."""
+        price = self.entries.get(model)
+        if price is not None:
+            return price
+        name = self.resolve(model)
+        if name is None:
+            raise UnknownModelError(model, self.version)
+        return self.entries[name]
 
     def resolve(self, model: str) -> str | None:
         """FlipSync's name of a model given by name, API id, alias or dated snapshot id
@@ -156,8 +156,8 @@ class PriceCatalog:
         return tuple(self.entries.values())
 
     def __contains__(self, model: object) -> bool:
-        """Whether the catalog prices a model (by name, API id or alias)."""
-        return model in self.entries or model in self.aliases
+        """Whether the catalog prices a model (by name, API id, alias or snapshot id)."""
+        return isinstance(model, str) and self.resolve(model) is not None
 
     def register(self, price: ModelPrice) -> None:
         """Add or replace a model at run time (a fine-tuned one); everyone holding this catalog
