@@ -88,3 +88,6 @@ class SimConfig(BaseModel):
     """Bound of the prompt-cache memory, in 128-token prefix hashes (LRU)."""
     batch_completion_s: float = Field(default=2.0, ge=0.0)
     """Time from a batch's creation until its output is ready (the real Batch API: up to 24 h)."""
+    billing: str = Field(default="estimate", pattern="^(estimate|provider)$")
+    """How prompt tokens are billed: "estimate" (router.tokens) or "provider" (another
+    tokenizer and each model's own image rule: simulator/billing.py)."""
