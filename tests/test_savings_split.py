@@ -3,12 +3,20 @@ baseline minus cost, from the price page's figures."""
 
 from __future__ import annotations
 
+import uuid
+from datetime import date
+
+import msgspec
+import redis.asyncio as aioredis
+
 from bus.messages import Lever, LlmRequest, LlmResult, Status, Usage
 from cost_ledger.catalog import PriceCatalog
 from cost_ledger.pricing import baseline_micro_usd, cost_micro_usd
 from cost_ledger.savings import chain, net_by_lever, paid_call_steps, settled
+from cost_ledger.split_store import SplitStore
 from router.levers.served import with_trim_savings
 from router.outcomes import ledger_event
+from tests.cost_events import ledger_event as ledger_event_at
 from tests.helpers import make_request
 
 CATALOG = PriceCatalog.load()
@@ -60,3 +68,31 @@ def test_a_cascade_that_cost_more_books_a_negative_part_and_lever_costs_net_out(
     assert split == {"routed": 100, "escalated": -300}
     gross, costs = net_by_lever([split, {"routed": 50}], [("semantic_cache", 7)])
     assert gross == {"routed": 150, "escalated": -300} and costs == {"semantic_cache": 7}
+
+
+async def test_the_split_store_sums_each_event_once_and_nets_lever_costs(
+    redis_client: aioredis.Redis,
+) -> None:
+    tenant = f"split-{uuid.uuid4().hex[:8]}"
+    routed = msgspec.structs.replace(
+        ledger_event_at(at="2026-11-03T10:00:00", tenant=tenant, cost=300, baseline=1000),
+        savings_by_lever={"trimmed": 100, "routed": 550, "prompt_cache": 50},
+    )
+    hit = ledger_event_at(at="2026-11-03T11:00:00", tenant=tenant, cost=0, baseline=800,
+                       lever=Lever.EXACT_CACHE)  # fmt: skip
+    shadow = msgspec.structs.replace(
+        ledger_event_at(at="2026-11-04T09:00:00", tenant=tenant, cost=40, baseline=0),
+        overhead_of="semantic_cache",
+    )
+    store = SplitStore(redis_client)
+    assert [await store.apply(e) for e in (routed, hit, shadow, routed)] == [
+        True, True, True, False,
+    ]  # fmt: skip
+    days = [date(2026, 11, 3), date(2026, 11, 4)]
+    split = await store.split(tenant, days)
+    assert split.gross == {"trimmed": 100, "routed": 550, "prompt_cache": 50, "exact_cache": 800}
+    assert split.lever_cost == {"semantic_cache": 40}
+    assert split.net["semantic_cache"] == -40
+    # Net savings are baseline minus every cost, overheads included.
+    assert sum(split.net.values()) == (1000 + 800 + 0) - (300 + 0 + 40)
+    assert (await store.split(tenant, days[:1])).lever_cost == {}
