@@ -20,6 +20,7 @@ import logging
 import os
 import random
 import time
+from collections import Counter
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -171,6 +172,9 @@ async def run(
         "cost_ratio": round(totals.spend_micro_usd / totals.baseline_micro_usd, 4),
         "requests_per_product": round(requests / products, 2),
         "failed": sum(not event.ok for event in done),
+        "failure_reasons": dict(
+            Counter(event.reason[:120] for event in done if not event.ok).most_common(5)
+        ),
         "optional_gaps_per_product": round(sum(len(e.missing) for e in done) / products, 2),
         "spend_micro_usd": totals.spend_micro_usd,
         "baseline_micro_usd": totals.baseline_micro_usd,
