@@ -167,3 +167,16 @@ async def test_an_answer_over_its_reservation_is_booked_counted_and_alerted() ->
         "overrun", reserved, billed
     )  # fmt: skip
     assert msg_id == "overrun-r1" and alert.request_id == "r1"
+
+
+def test_routing_costs_a_photo_by_each_models_own_rule() -> None:
+    from router.routing.features import extract
+
+    features = extract(photo_request(detail="high"))
+    mini = features.input_tokens_on(CATALOG.get("gpt-4o-mini").image_rule)
+    big = features.input_tokens_on(CATALOG.get("gpt-4o").image_rule)
+    gemini = features.input_tokens_on(CATALOG.get("gemini-2.0-flash-lite").image_rule)
+    text = features.input_tokens - features.counted_image_tokens
+    assert (mini - text, big - text, gemini - text) == (2833 + 4 * 5667, 765, 4 * 258)
+    # So gpt-4o-mini is the dearer of the two OpenAI models for this photo.
+    assert mini * CATALOG.get("gpt-4o-mini").input > big * CATALOG.get("gpt-4o").input
