@@ -147,6 +147,8 @@ class BudgetCluster:
         self._broker: NatsBroker | None = None
         self.redis: aioredis.Redis | None = None
         self.mean_cost = Decimal(0)
+        self.sample: list[LlmResult] = []
+        """The calibration requests' results."""
         self.duplicates = 0
         """Results received more than once (a request answered again after a redelivery)."""
 
@@ -181,6 +183,7 @@ class BudgetCluster:
             )
         )
         assert all(r.ok for r in sample), [r.reason for r in sample if not r.ok]
+        self.sample = list(sample)
         self.mean_cost = Decimal(sum(r.cost_micro_usd for r in sample)) / len(sample)
 
     @property
