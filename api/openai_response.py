@@ -49,17 +49,28 @@ def flipsync_headers(result: LlmResult) -> dict[str, str]:
 
 
 def usage(result: LlmResult) -> dict[str, Any]:
-    """OpenAI's usage block, cached prompt tokens included."""
+    """OpenAI's usage block with the provider's details as they came: cached and cache-written
+    prompt tokens, image tokens, and the reasoning tokens inside completion_tokens."""
+    used = result.usage
     return {
-        "prompt_tokens": result.usage.input_tokens,
-        "completion_tokens": result.usage.output_tokens,
-        "total_tokens": result.usage.input_tokens + result.usage.output_tokens,
-        "prompt_tokens_details": {"cached_tokens": result.usage.cached_input_tokens},
+        "prompt_tokens": used.input_tokens,
+        "completion_tokens": used.output_tokens,
+        "total_tokens": used.input_tokens + used.output_tokens,
+        "prompt_tokens_details": {
+            "cached_tokens": used.cached_input_tokens,
+            "cache_write_tokens": used.cache_write_input_tokens,
+            "image_tokens": used.image_tokens,
+        },
+        "completion_tokens_details": {"reasoning_tokens": used.reasoning_tokens},
     }
 
 
 def finish_reason(result: LlmResult) -> str:
-    """ "tool_calls" when the model asked for tools, else "stop"."""
+    """The provider's finish_reason as it came (an answer cut at max_tokens stays "length");
+    for an answer no provider call made (a cache, the pattern responder), "tool_calls" when
+    it asks for tools, else "stop"."""
+    if result.finish_reason:
+        return result.finish_reason
     return "tool_calls" if result.tool_calls else "stop"
 
 

@@ -22,10 +22,12 @@ from cost_ledger.report import usd
 from tests.budget_scenario import BudgetCluster, ScenarioResult
 
 
-async def run(requests: int, replicas: int) -> ScenarioResult:
+async def run(
+    requests: int, replicas: int, billing: str = "estimate", photos: bool = False
+) -> ScenarioResult:
     """Run the scenario once, on servers and processes of its own."""
     with tempfile.TemporaryDirectory() as folder:
-        cluster = BudgetCluster(Path(folder), replicas=replicas)
+        cluster = BudgetCluster(Path(folder), replicas=replicas, billing=billing, photos=photos)
         try:
             await cluster.start()
             return await cluster.burst("bench", requests)
@@ -58,9 +60,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="bench.budget", description=__doc__)
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--replicas", type=int, default=3)
+    parser.add_argument(
+        "--billing", choices=("estimate", "provider"), default="estimate",
+        help="provider: the simulator bills with another tokenizer and each model's image rule",
+    )  # fmt: skip
+    parser.add_argument("--photos", action="store_true", help="a real PNG in every request")
     args = parser.parse_args()
-    result = uvloop.run(run(args.requests, args.replicas))
-    path = write("budget", figures(result))
+    result = uvloop.run(run(args.requests, args.replicas, args.billing, args.photos))
+    name = "budget" if args.billing == "estimate" and not args.photos else "budget_billing"
+    path = write(name, figures(result) | {"billing": args.billing, "photos": args.photos})
     agrees = result.ledger_micro_usd == result.spent_micro_usd
     rows = [
         ("requests (all in flight at once)", str(result.requests)),

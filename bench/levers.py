@@ -35,6 +35,7 @@ from bus.embedded.process import free_port
 from bus.llm_client import LlmClient
 from bus.messages import LlmResult
 from bus.settings import Settings
+from cost_ledger.savings import settled
 from flipsync.children import simulated_provider_process
 from flipsync.stack import Service, start_stack
 
@@ -124,11 +125,21 @@ async def run(overrides: Overrides, workload: list[Arrival], sim_url: str) -> Ru
             errors=sum(not r.ok for r in results),
             by_lever=dict(Counter(r.lever.value for r in results)),
             seconds=round(seconds, 1),
+            savings_by_lever=_split(results),
         )
         figures.ledger_agrees = await _ledger_agrees(stack.aggregates, figures)
         return figures
     finally:
         await stack.stop()
+
+
+def _split(results: list[LlmResult]) -> dict[str, int]:
+    """Each lever's part of baseline minus cost over the results (cost_ledger.savings)."""
+    total: Counter[str] = Counter()
+    for r in results:
+        total.update(settled(r.savings_by_lever, r.baseline_micro_usd, r.cost_micro_usd,
+                             r.lever.value))  # fmt: skip
+    return dict(sorted(total.items()))
 
 
 async def _ledger_agrees(aggregates: Any, figures: Run) -> bool:

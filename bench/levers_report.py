@@ -28,6 +28,8 @@ class Run:
     ledger_agrees: bool = False
     """The ledger's totals equal the results' sums (every dollar attributed once)."""
     seconds: float = 0.0
+    savings_by_lever: dict[str, int] = field(default_factory=dict)
+    """Each lever's part of baseline minus cost (the results' splits summed)."""
 
 
 def optional_figures(
@@ -58,4 +60,8 @@ def render(runs: dict[str, Run], naive: int) -> str:
             f"{to_usd(r.baseline_micro_usd):>12.4f}{r.cost_micro_usd / naive:>11.4f}"
             f"{r.cost_micro_usd / none:>9.3f}  {'ok' if r.ledger_agrees else 'MISMATCH'}"
         )
+    lines.append("savings split by lever (micro-USD; each run's parts sum to baseline - cost):")
+    for name, r in runs.items():
+        parts = ", ".join(f"{lever} {amount:,}" for lever, amount in r.savings_by_lever.items())
+        lines.append(f"  {name:<12} {parts}")
     return "\n".join(lines)

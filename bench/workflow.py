@@ -20,6 +20,7 @@ import logging
 import os
 import random
 import time
+from collections import Counter
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ from bus.messages import Priority
 from bus.settings import Settings
 from cost_ledger.aggregates import Totals
 from cost_ledger.keys import Dimension
+from cost_ledger.lever_split import lever_split
 from flipsync.children import service_process, simulated_provider_process
 from flipsync.stack import Service, Stack, start_stack
 
@@ -146,6 +148,7 @@ async def run(
         expected = sum(event.cost_micro_usd for event in done)
         totals = await _settled(stack, tenants, expected)
         levers = await _levers(stack, tenants)
+        split = await lever_split(stack.broker.connection.jetstream(), set(tenants))
         provider_calls, invalid, by_model = await _provider_calls(port)
         cpu = {
             "workflow_agents_replay": round(time.process_time(), 1),
@@ -173,6 +176,9 @@ async def run(
         "cost_ratio": round(totals.spend_micro_usd / totals.baseline_micro_usd, 4),
         "requests_per_product": round(requests / products, 2),
         "failed": sum(not event.ok for event in done),
+        "failure_reasons": dict(
+            Counter(event.reason[:120] for event in done if not event.ok).most_common(5)
+        ),
         "optional_gaps_per_product": round(sum(len(e.missing) for e in done) / products, 2),
         "spend_micro_usd": totals.spend_micro_usd,
         "baseline_micro_usd": totals.baseline_micro_usd,
@@ -180,6 +186,11 @@ async def run(
             lever: {"events": t.calls, "paid": t.paid_calls, "saved_micro_usd": t.savings_micro_usd}
             for lever, t in sorted(levers.items())
         },
+        "savings_by_lever": split.gross,
+        "lever_cost_micro_usd": split.lever_cost,
+        "net_savings_by_lever": split.net,
+        "split_adds_up": sum(split.net.values())
+        == split.baseline_micro_usd - split.spend_micro_usd,
         "provider_calls": provider_calls,
         "sim_model_quality": model_quality,
         "invalid_answers": invalid,
@@ -280,6 +291,9 @@ def main() -> None:
         )
     ]  # fmt: skip
     rows += [(f"lever {k}", str(v)) for k, v in figures["by_lever"].items()]
+    rows += [(f"split {k} (gross)", str(v)) for k, v in figures["savings_by_lever"].items()]
+    rows += [(f"lever cost {k}", str(v)) for k, v in figures["lever_cost_micro_usd"].items()]
+    rows.append(("split adds up to baseline - spend", str(figures["split_adds_up"])))
     print(table(rows, f"Workflow replay (simulated provider) -> {path}"))
 
 

@@ -90,7 +90,9 @@ class SpendResponse(_Shape):
     products: Products | None
     """None under an agent or model filter: the cube keeps workflows only for every event."""
     savings_by_lever: dict[str, int]
-    """Baseline minus actual of the calls each lever served, micro-dollars."""
+    """What each lever took off the naive cost, net of its own cost, micro-dollars: from each
+    event's split (cost_ledger.savings) when the filter has no agent or model, else baseline
+    minus actual of the calls each lever served."""
     by_lever: list[Row]
     by_agent: list[Row]
     """Cost per operation by agent: see cost_per_call_micro_usd."""
@@ -99,6 +101,10 @@ class SpendResponse(_Shape):
     by_tenant: list[Row]
     """Empty unless the filter is all tenants with no agent or model."""
     by_day: list[Row]
+    gross_savings_by_lever: dict[str, int] = {}
+    """Each lever's part of baseline minus actual before its own cost (the split summed)."""
+    lever_cost_micro_usd: dict[str, int] = {}
+    """What each lever's own calls cost (shadow checks, failed cascade attempts)."""
 
 
 class BudgetRow(_Shape):

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import enum
+import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from importlib import resources
 from pathlib import Path
@@ -15,6 +16,10 @@ from typing import Any
 from cost_ledger.errors import CatalogError, UnknownModelError
 
 PACKAGED_CATALOG = "prices.toml"
+IMAGE_RULE = re.compile(r"tile:\d+:\d+|patch:\d+(\.\d+)?|anthropic|gemini|none")
+"""The image-token rules router/tokens.py knows."""
+STRUCTURED_OUTPUT = ("json_schema", "instructions")
+_SNAPSHOT = re.compile(r"-\d{4}-\d{2}-\d{2}$|-\d{8}$")
 
 
 class Tier(enum.StrEnum):
@@ -47,6 +52,33 @@ class ModelPrice:
     """Whether the model takes image input."""
     quality: float
     """Estimated answer quality, 0..1; a placeholder until routing records real quality."""
+    api_id: str = ""
+    """The id the provider's API takes (empty: the same as name)."""
+    cache_write: Decimal | None = None
+    """USD per 1M input tokens written to the provider's prompt cache (None: the input price)."""
+    image_rule: str = "tile:85:170"
+    """How the provider counts an image's tokens (see prices.toml and router/tokens.py)."""
+    reasoning: bool = False
+    """Whether the model spends hidden reasoning tokens, billed as output."""
+    reasoning_budget: int = 0
+    """Output tokens to reserve beyond max_output_tokens for reasoning the output cap does
+    not bound (0 where the provider's cap covers reasoning, as all three do today)."""
+    structured_output: str = "json_schema"
+    """"json_schema" (response_format honoured) or "instructions" (schema in the prompt)."""
+    aliases: tuple[str, ...] = ()
+    """Other names that resolve to this model (old FlipSync names, provider short ids)."""
+    routable: bool = True
+    """Whether the simulated provider offers it to routing by default."""
+
+    @property
+    def wire_id(self) -> str:
+        """The model id sent to the provider."""
+        return self.api_id or self.name
+
+    @property
+    def cache_write_price(self) -> Decimal:
+        """USD per 1M cache-written input tokens."""
+        return self.input if self.cache_write is None else self.cache_write
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -61,6 +93,8 @@ class PriceCatalog:
     """Default fraction off list prices for Batch API calls."""
     entries: Mapping[str, ModelPrice]
     """Model name to its price, in catalog order."""
+    aliases: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    """API ids and aliases to the model name they resolve to."""
 
     @classmethod
     def load(cls, path: Path | str | None = None) -> PriceCatalog:
@@ -91,22 +125,39 @@ class PriceCatalog:
             source=str(data.get("source", "")),
             batch_discount=batch_discount,
             entries=MappingProxyType(entries),
+            aliases=MappingProxyType(_aliases(entries)),
         )
 
     def get(self, model: str) -> ModelPrice:
-        """The price of a model; raises UnknownModelError if the catalog does not have it."""
-        try:
-            return self.entries[model]
-        except KeyError:
-            raise UnknownModelError(model, self.version) from None
+        """The price of a model by name, API id, alias or dated snapshot id; raises
+        UnknownModelError."""
+        price = self.entries.get(model)
+        if price is not None:
+            return price
+        name = self.resolve(model)
+        if name is None:
+            raise UnknownModelError(model, self.version)
+        return self.entries[name]
+
+    def resolve(self, model: str) -> str | None:
+        """FlipSync's name of a model given by name, API id, alias or dated snapshot id
+        ("gpt-4o-2024-08-06"), or None when the catalog does not price it."""
+        if model in self.entries:
+            return model
+        if model in self.aliases:
+            return self.aliases[model]
+        stem = _SNAPSHOT.sub("", model)
+        if stem != model:
+            return self.resolve(stem)
+        return None
 
     def models(self) -> tuple[ModelPrice, ...]:
         """Every model, in catalog order."""
         return tuple(self.entries.values())
 
     def __contains__(self, model: object) -> bool:
-        """Whether the catalog prices a model."""
-        return model in self.entries
+        """Whether the catalog prices a model (by name, API id, alias or snapshot id)."""
+        return isinstance(model, str) and self.resolve(model) is not None
 
     def register(self, price: ModelPrice) -> None:
         """Add or replace a model at run time (a fine-tuned one); everyone holding this catalog
@@ -135,10 +186,50 @@ def _model(name: str, raw: object, default_discount: Decimal) -> ModelPrice:
         context_window=_int(raw, "context_window", where),
         vision=bool(raw.get("vision", False)),
         quality=_quality(raw, where),
+        api_id=str(raw.get("api_id", "")),
+        cache_write=_usd(raw, "cache_write", where) if "cache_write" in raw else None,
+        image_rule=str(raw.get("image_rule", "tile:85:170")),
+        reasoning=bool(raw.get("reasoning", False)),
+        reasoning_budget=_count(raw, "reasoning_budget", where),
+        structured_output=str(raw.get("structured_output", "json_schema")),
+        aliases=_names(raw, where),
+        routable=bool(raw.get("routable", True)),
     )
     if price.cached_input > price.input:
         raise CatalogError(f"{where}: cached_input costs more than input")
+    if not IMAGE_RULE.fullmatch(price.image_rule):
+        raise CatalogError(f"{where}: image_rule {price.image_rule!r} is not a known rule")
+    if price.structured_output not in STRUCTURED_OUTPUT:
+        raise CatalogError(f"{where}: structured_output must be one of {STRUCTURED_OUTPUT}")
     return price
+
+
+def _aliases(entries: Mapping[str, ModelPrice]) -> dict[str, str]:
+    """Every API id and alias to its model's name; raises CatalogError on a clash."""
+    found: dict[str, str] = {}
+    for price in entries.values():
+        for other in (price.api_id, *price.aliases):
+            if not other or other == price.name:
+                continue
+            owner = found.get(other) or (other if other in entries else None)
+            if owner is not None and owner != price.name:
+                raise CatalogError(f"model {price.name!r}: name {other!r} is taken by {owner!r}")
+            found[other] = price.name
+    return found
+
+
+def _names(raw: Mapping[str, Any], where: str) -> tuple[str, ...]:
+    value = raw.get("aliases", [])
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise CatalogError(f"{where}: aliases must be a list of names")
+    return tuple(value)
+
+
+def _count(raw: Mapping[str, Any], key: str, where: str) -> int:
+    value = raw.get(key, 0)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise CatalogError(f"{where}: {key} must be a non-negative integer")
+    return value
 
 
 def _text(raw: Mapping[str, Any], key: str, where: str) -> str:

@@ -13,6 +13,7 @@ from bus.errors import WireError
 from bus.messages import ErrorCode, LedgerEvent
 from bus.settings import Settings
 from cost_ledger.aggregates import AggregateStore
+from cost_ledger.split_store import SplitStore
 
 DLQ_SOURCE = "ledger"
 RETRY_DELAY_S = 1.0
@@ -30,11 +31,13 @@ def ledger_router(store: AggregateStore, *, settings: Settings | None = None) ->
     """
     settings = settings or Settings()
     router = NatsRouter()
+    splits = SplitStore(store.redis)  # savings by lever from each event's split
 
     async def apply(event: LedgerEvent, msg: NatsMessage) -> None:
         """Apply one ledger event to the aggregates, once per event id."""
         _check_subject(event, msg.raw_message.subject)
         await store.apply(event)
+        await splits.apply(event)
 
     on_ledger_event = redis_applier(
         LedgerEvent,

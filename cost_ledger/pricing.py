@@ -16,10 +16,12 @@ from cost_ledger.errors import InvalidUsageError
 def exact_cost(price: ModelPrice, usage: Usage, *, batch: bool = False) -> Decimal:
     """The unrounded cost of a usage in micro-dollars; raises InvalidUsageError."""
     _check(usage)
-    uncached = usage.input_tokens - usage.cached_input_tokens
+    written = usage.cache_write_input_tokens
+    uncached = usage.input_tokens - usage.cached_input_tokens - written
     cost = (
         uncached * price.input
         + usage.cached_input_tokens * price.cached_input
+        + written * price.cache_write_price
         + usage.output_tokens * price.output
     )
     if batch:
@@ -33,12 +35,13 @@ def cost_micro_usd(price: ModelPrice, usage: Usage, *, batch: bool = False) -> i
 
 
 def max_cost_micro_usd(price: ModelPrice, input_tokens: int, max_output_tokens: int) -> int:
-    """The most a call can cost (no cache hits, no discount, every output token), rounded up.
-
-    This is what a budget reserves before dispatch, so it must never be below the real cost.
-    """
-    usage = Usage(input_tokens=input_tokens, output_tokens=max_output_tokens)
-    return int(exact_cost(price, usage).to_integral_value(ROUND_CEILING))
+    """The most a call can cost, rounded up: no cache hits, no discount, every input token at
+    the dearer of input and cache-write prices, every output token plus the model's reasoning
+    budget. This is what a budget reserves before dispatch: never below the real cost."""
+    output = max_output_tokens + price.reasoning_budget
+    input_price = max(price.input, price.cache_write_price)
+    cost = input_tokens * input_price + output * price.output
+    return int(cost.to_integral_value(ROUND_CEILING))
 
 
 def baseline_micro_usd(catalog: PriceCatalog, baseline_model: str, usage: Usage) -> int:
@@ -54,5 +57,6 @@ def to_usd(micro_usd: int) -> Decimal:
 
 def _check(usage: Usage) -> None:
     counts = (usage.input_tokens, usage.cached_input_tokens, usage.output_tokens)
-    if min(counts) < 0 or usage.cached_input_tokens > usage.input_tokens:
+    cached = usage.cached_input_tokens + usage.cache_write_input_tokens
+    if min(*counts, usage.cache_write_input_tokens) < 0 or cached > usage.input_tokens:
         raise InvalidUsageError(*counts)

@@ -45,6 +45,7 @@ from cost_ledger.aggregates import AggregateStore, Applied
 from cost_ledger.budgets.errors import BudgetConfigError
 from cost_ledger.budgets.periods import period_key
 from cost_ledger.budgets.store import BudgetStore
+from cost_ledger.split_store import SplitStore
 
 BATCH = 256
 CONCURRENCY = 32
@@ -97,8 +98,10 @@ async def rebuild(
     """
     started = time.perf_counter()
     report = RebuildReport()
+    splits = SplitStore(aggregates.redis)  # savings by lever: rebuilt with the aggregates
+    also = [*also, splits.apply]
     if fresh:
-        report.cleared = await aggregates.clear()
+        report.cleared = await aggregates.clear() + await splits.clear()
     await budgets.live.ensure_seeded()
     info = await js.stream_info(subjects.STREAM_LEDGER)
     if info.state.messages:

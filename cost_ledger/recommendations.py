@@ -139,7 +139,7 @@ def cheaper_tier(
         current = catalog.get(model)
         best: tuple[Decimal, ModelPrice, float] | None = None
         for cand in catalog.models():
-            if _TIER_RANK[cand.tier] >= _TIER_RANK[current.tier]:
+            if _TIER_RANK[cand.tier] >= _TIER_RANK[current.tier] or not cand.routable:
                 continue
             if current.vision and not cand.vision:
                 continue

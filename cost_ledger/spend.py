@@ -17,6 +17,7 @@ from cost_ledger.api_models import (
 from cost_ledger.cube import CubeDim, day_bucket
 from cost_ledger.keys import Dimension
 from cost_ledger.slices import Cube, CubeReader, check_filter
+from cost_ledger.split_store import SplitStore
 
 
 def per(amount: int, count: int) -> int:
@@ -91,13 +92,21 @@ async def spend_view(store: AggregateStore, where: Filter) -> SpendResponse:
         per_tenant = await reader.by_tenant(tenants, [day_bucket(d) for d in days])
         by_tenant = [row(t, c.totals) for t, c in per_tenant.items() if c.totals.calls]
     levers = cube.of(CubeDim.LEVER)
+    savings = {name: t.savings_micro_usd for name, t in sorted(levers.items())}
+    split = None
+    if where.agent is None and where.model is None:
+        split = await SplitStore(store.redis).split(where.tenant, days)
+    if split is not None and (split.gross or split.lever_cost):
+        savings = split.net
     return SpendResponse(
         filter=where,
         simulated=cube.totals.simulated_events > 0,
         totals=metrics(cube.totals),
         rates=rates(cube.totals),
         products=products(cube, where),
-        savings_by_lever={name: t.savings_micro_usd for name, t in sorted(levers.items())},
+        savings_by_lever=savings,
+        gross_savings_by_lever=dict(sorted(split.gross.items())) if split else {},
+        lever_cost_micro_usd=dict(sorted(split.lever_cost.items())) if split else {},
         by_lever=rows(levers),
         by_agent=rows(breakdown(cube, CubeDim.AGENT, where)),
         by_model=rows(breakdown(cube, CubeDim.MODEL, where)),

@@ -59,7 +59,7 @@ def provider_configs(
         return [_configured(spec, catalog, urls.get(spec.name)) for spec in settings.providers]
     if settings.real_provider:
         key = settings.openai_api_key or SecretStr("not-needed")
-        models = tuple(m.name for m in catalog.models() if m.provider == "openai")
+        models = tuple(m.name for m in catalog.models() if m.provider == "openai" and m.routable)
         return [
             ProviderConfig(
                 name="openai",
@@ -76,7 +76,7 @@ def provider_configs(
             name=SIMULATED,
             base_url=simulated_url,
             api_key=SecretStr(SIMULATED),
-            models=tuple(m.name for m in catalog.models()),
+            models=tuple(m.name for m in catalog.models() if m.routable),
             simulated=True,
             kind=SIMULATED,
         )
@@ -91,9 +91,19 @@ def provider_registry(
 ) -> ProviderRegistry:
     """Clients of every provider this process may call (named simulated ones already running)."""
     return ProviderRegistry(
-        ProviderClient(config, timeout_s=settings.provider_timeout_s)
+        ProviderClient(
+            config, timeout_s=settings.provider_timeout_s, wire_ids=wire_ids(catalog, config)
+        )
         for config in provider_configs(settings, catalog, simulated_url, simulated_urls)
     )
+
+
+def wire_ids(catalog: PriceCatalog, config: ProviderConfig) -> dict[str, str]:
+    """The API ids a real provider takes for FlipSync's model names (none for the simulated
+    one, which serves FlipSync's names)."""
+    if config.simulated:
+        return {}
+    return {m.name: m.wire_id for m in catalog.models() if m.wire_id != m.name}
 
 
 async def start_providers(
@@ -114,13 +124,16 @@ async def start_providers(
         for server in started:
             await server.stop()
         raise
-    clients = [ProviderClient(c, timeout_s=settings.provider_timeout_s) for c in configs]
+    clients = [
+        ProviderClient(c, timeout_s=settings.provider_timeout_s, wire_ids=wire_ids(catalog, c))
+        for c in configs
+    ]
     return ProviderRegistry(clients, started)
 
 
 def simulated_config(spec: ProviderSettings, catalog: PriceCatalog) -> SimConfig:
     """The SimConfig of a named simulated provider: its `simulated` fields, its name."""
-    models = spec.models or tuple(m.name for m in catalog.models())
+    models = spec.models or tuple(m.name for m in catalog.models() if m.routable)
     try:
         return SimConfig.model_validate({**spec.simulated, "name": spec.name, "models": models})
     except ValidationError as exc:
@@ -147,9 +160,9 @@ def _configured(
     where = f"provider {spec.name!r}"
     models = spec.models
     if not models and spec.kind in KIND_BASE_URLS:
-        models = tuple(m.name for m in catalog.models() if m.provider == spec.kind)
+        models = tuple(m.name for m in catalog.models() if m.provider == spec.kind and m.routable)
     if not models and spec.kind == SIMULATED:
-        models = tuple(m.name for m in catalog.models())
+        models = tuple(m.name for m in catalog.models() if m.routable)
     if not models:
         raise ProviderConfigError(f"{where}: list the catalog models it serves (models)")
     unknown = [m for m in models if m not in catalog]

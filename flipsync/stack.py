@@ -29,6 +29,7 @@ from bus.settings import Settings
 from bus.streams import ensure_streams
 from bus.tracing import make_tracer_provider
 from cost_ledger.aggregates import AggregateStore
+from cost_ledger.budgets.alerts import JetStreamAlerts
 from cost_ledger.budgets.runtime import BudgetRuntime
 from cost_ledger.budgets.store import BudgetStore
 from cost_ledger.catalog import PriceCatalog
@@ -324,7 +325,11 @@ def _router_service(
             near_duplicates=semantic,
         ),
         route,
-        cascade.around(BudgetStage(budgets, catalog, offered_by(registry))),
+        cascade.around(
+            BudgetStage(
+                budgets, catalog, offered_by(registry), overrun_alerts=JetStreamAlerts(broker)
+            )
+        ),
         batch_stage(
             settings, registry=registry, catalog=catalog, redis=redis, tracer=tracer, leases=paid
         ),

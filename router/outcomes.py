@@ -25,6 +25,7 @@ from bus.messages import (
     Status,
 )
 from bus.publishing import scoped_msg_id
+from cost_ledger.savings import settled
 
 MSG_ID = "Nats-Msg-Id"
 
@@ -55,6 +56,12 @@ def ledger_event(request: LlmRequest, result: LlmResult, catalog_version: str) -
         arm=result.arm,
         pack_size=result.pack_size,
         route_reason=result.reason if paid and result.ok else "",
+        savings_by_lever=settled(
+            result.savings_by_lever,
+            result.baseline_micro_usd,
+            result.cost_micro_usd,
+            result.lever.value,
+        ),
     )
 
 

@@ -101,6 +101,75 @@ def image_tokens(width: int, height: int, detail: str = "auto") -> int:
     return TILE_TOKENS * tiles + LOW_DETAIL_TOKENS
 
 
+PATCH_PX = 32
+"""Side of an OpenAI patch (gpt-4.1-mini/-nano, o4-mini, gpt-5-mini/-nano)."""
+MAX_PATCHES = 1536
+"""Patches an OpenAI patch-rule image is scaled down to at most."""
+ANTHROPIC_LONG_EDGE = 1568
+"""Anthropic scales an image so its long edge is at most this many pixels."""
+ANTHROPIC_PIXELS_PER_TOKEN = 750
+ANTHROPIC_MAX_TOKENS = 1600
+"""About the most one image costs on Claude (1.15 megapixels)."""
+GEMINI_TILE_TOKENS = 258
+"""Tokens of a small image (both sides <= 384px), or of each 768px tile of a larger one."""
+GEMINI_SMALL_PX = 384
+GEMINI_TILE_PX = 768
+
+
+def image_tokens_by_rule(rule: str, width: int, height: int, detail: str = "auto") -> int:
+    """Tokens of one image under a provider's rule, as the catalog names it (prices.toml):
+    "tile:BASE:PER_TILE", "patch:MULTIPLIER", "anthropic", "gemini" or "none".
+
+    Rounded up wherever a provider's arithmetic leaves a fraction: this feeds reservations.
+    """
+    w, h = max(width, 1), max(height, 1)
+    kind, _, args = rule.partition(":")
+    if kind == "tile":
+        base, per_tile = (int(n) for n in args.split(":"))
+        if detail == "low":
+            return base
+        return base + per_tile * _tiles_512(w, h)
+    if kind == "patch":
+        return math.ceil(_patches(w, h) * float(args))
+    if kind == "anthropic":
+        if max(w, h) > ANTHROPIC_LONG_EDGE:
+            scale = ANTHROPIC_LONG_EDGE / max(w, h)
+            w, h = math.ceil(w * scale), math.ceil(h * scale)
+        return min(math.ceil(w * h / ANTHROPIC_PIXELS_PER_TOKEN), ANTHROPIC_MAX_TOKENS)
+    if kind == "gemini":
+        if w <= GEMINI_SMALL_PX and h <= GEMINI_SMALL_PX:
+            return GEMINI_TILE_TOKENS
+        tiles = math.ceil(w / GEMINI_TILE_PX) * math.ceil(h / GEMINI_TILE_PX)
+        return GEMINI_TILE_TOKENS * tiles
+    if kind == "none":
+        return 0
+    raise ValueError(f"unknown image rule {rule!r}")
+
+
+def _tiles_512(w: int, h: int) -> int:
+    """OpenAI's 512px tiles after fitting 2048x2048 and shrinking the short side to 768."""
+    if max(w, h) > 2048:
+        scale = 2048 / max(w, h)
+        w, h = round(w * scale), round(h * scale)
+    if min(w, h) > 768:
+        scale = 768 / min(w, h)
+        w, h = round(w * scale), round(h * scale)
+    return math.ceil(w / 512) * math.ceil(h / 512)
+
+
+def _patches(w: int, h: int) -> int:
+    """OpenAI's 32px patches covering the image, scaled down to at most 1536."""
+    patches = math.ceil(w / PATCH_PX) * math.ceil(h / PATCH_PX)
+    if patches <= MAX_PATCHES:
+        return patches
+    shrink = math.sqrt(PATCH_PX * PATCH_PX * MAX_PATCHES / (w * h))
+    w2, h2 = w * shrink, h * shrink
+    # Then scaled again so a whole number of patches spans the width (OpenAI's second step).
+    fit = math.floor(w2 / PATCH_PX) / (w2 / PATCH_PX)
+    w2, h2 = w2 * fit, h2 * fit
+    return min(math.ceil(w2 / PATCH_PX) * math.ceil(h2 / PATCH_PX), MAX_PATCHES)
+
+
 def image_size_from_data_url(url: str) -> tuple[int, int] | None:
     """(width, height) of a base64 data: URL image, or None (https URL, undecodable data)."""
     return _image_size(url) if url.startswith("data:") else None
@@ -123,11 +192,23 @@ def _image_size(url: str) -> tuple[int, int] | None:
     return width, height
 
 
-def image_part_tokens(image_url: Mapping[str, Any]) -> int:
-    """Tokens of an image_url part; size from its data: URL, our width/height keys, or 1024x1024."""
+def image_part_tokens(image_url: Mapping[str, Any], rule: str | None = None) -> int:
+    """Tokens of an image_url part; size from its data: URL, our width/height keys, or 1024x1024.
+
+    Without a rule, gpt-4o's tile rule (the router's model-independent estimate); with one,
+    that provider's rule for the model (cost_ledger catalog's image_rule).
+    """
     detail = str(image_url.get("detail") or "auto")
-    if detail == "low":
+    if rule is None and detail == "low":
         return LOW_DETAIL_TOKENS
+    width, height = image_part_size(image_url)
+    if rule is None:
+        return image_tokens(width, height, detail)
+    return image_tokens_by_rule(rule, width, height, detail)
+
+
+def image_part_size(image_url: Mapping[str, Any]) -> tuple[int, int]:
+    """(width, height) of an image_url part: from its data: URL, its width/height, or 1024x1024."""
     size = image_size_from_data_url(str(image_url.get("url", "")))
     if size is None:
         width, height = image_url.get("width"), image_url.get("height")
@@ -135,7 +216,7 @@ def image_part_tokens(image_url: Mapping[str, Any]) -> int:
             size = (width, height)
         else:
             size = DEFAULT_IMAGE_SIZE
-    return image_tokens(size[0], size[1], detail)
+    return size
 
 
 def message_pieces(messages: Iterable[Mapping[str, Any]]) -> Iterator[tuple[str, int]]:

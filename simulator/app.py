@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from router.tokens import REPLY_PRIMING_TOKENS, message_pieces, tool_pieces
 from simulator.batches import BatchStore, batch_routes
+from simulator.billing import Billing, provider_prompt_tokens
 from simulator.config import FaultKind, Faults, SimConfig
 from simulator.content import Generated, generate
 from simulator.errors import ApiError, InvalidRequestError, ModelNotFoundError, error_body
@@ -194,7 +195,9 @@ def _answer(
     """Usage (prompt cache included) of a produced completion, counted in the stats."""
     pieces = [*tool_pieces(chat.tools), *message_pieces(chat.messages)]
     prompt = sum(tokens for _, tokens in pieces) + REPLY_PRIMING_TOKENS
-    cached = sim.cache.lookup_and_store(chat.model, pieces, prompt)
+    if sim.config.billing == Billing.PROVIDER:
+        prompt = provider_prompt_tokens(chat.model, chat.messages, chat.response_format, chat.tools)
+    cached = min(sim.cache.lookup_and_store(chat.model, pieces, prompt), prompt)
     sim.record(chat.model, prompt, cached, generated.completion_tokens, via_batch=via_batch)
     return Answer(model=chat.model, generated=generated, prompt_tokens=prompt, cached_tokens=cached)
 

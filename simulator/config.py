@@ -93,3 +93,6 @@ class SimConfig(BaseModel):
     quality: ModelQuality | None = None
     """Models that differ (simulator.quality): weaker models' structured answers fail
     validation more often. None: every model answers every prompt validly."""
+    billing: str = Field(default="estimate", pattern="^(estimate|provider)$")
+    """How prompt tokens are billed: "estimate" (router.tokens) or "provider" (another
+    tokenizer and each model's own image rule: simulator/billing.py)."""

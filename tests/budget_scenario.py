@@ -10,15 +10,19 @@ subject). Optionally one replica is SIGKILLed in the middle of the burst.
 from __future__ import annotations
 
 import asyncio
+import base64
+import io
 import time
 import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
+import msgspec
 import redis.asyncio as aioredis
 from faststream.nats import NatsBroker
 from nats.aio.msg import Msg
+from PIL import Image
 
 from bus import subjects
 from bus.broker import make_broker
@@ -30,9 +34,12 @@ from bus.messages import (
     BudgetPeriod,
     BudgetScope,
     BudgetSpec,
+    ChatMessage,
     ErrorCode,
+    ImagePart,
     LlmRequest,
     LlmResult,
+    TextPart,
     now_ms,
 )
 from bus.settings import Settings
@@ -94,9 +101,20 @@ class ScenarioResult:
         return Decimal(self.spent_micro_usd) / Decimal(self.limit_micro_usd)
 
 
-def _request(tenant: str, i: int) -> LlmRequest:
+def _request(tenant: str, i: int, photo: str = "") -> LlmRequest:
     text = f"Write a title for item {i:05d}: a teal stoneware mug."
-    return make_request(tenant=tenant, agent=AGENT, text=text)
+    request = make_request(tenant=tenant, agent=AGENT, text=text)
+    if not photo:
+        return request
+    parts: list[TextPart | ImagePart] = [TextPart(text=text), ImagePart(url=photo, detail="high")]
+    return msgspec.structs.replace(request, messages=[ChatMessage(role="user", content=parts)])
+
+
+def photo_data_url(width: int = 900, height: int = 700) -> str:
+    """A real PNG of that size as a data: URL: both the router and the provider see its pixels."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (40, 128, 128)).save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
 class BudgetCluster:
@@ -110,11 +128,16 @@ class BudgetCluster:
         sim_latency_ms: float = 20.0,
         reservation_ttl_s: float = 5.0,
         ack_wait_s: float = 15.0,
+        billing: str = "estimate",
+        photos: bool = False,
     ) -> None:
+        """billing "provider" makes the simulated provider bill with another tokenizer and each
+        model's own image rule (simulator/billing.py); photos adds a real PNG to each request."""
         self.replicas = replicas
         self.reservation_ttl_s = reservation_ttl_s
         self.nats_server, self.redis_server = EmbeddedNats(), EmbeddedRedis()
-        self.sim = SimulatedProvider(SimConfig(latency_ms=sim_latency_ms))
+        self.sim = SimulatedProvider(SimConfig(latency_ms=sim_latency_ms, billing=billing))
+        self.photo = photo_data_url() if photos else ""
         self.budgets_file = folder / "budgets.toml"
         self.budgets_file.write_text(
             f"[settings]\nreservation_ttl_s = {reservation_ttl_s}\nmax_wait_s = 90\n"
@@ -124,6 +147,8 @@ class BudgetCluster:
         self._broker: NatsBroker | None = None
         self.redis: aioredis.Redis | None = None
         self.mean_cost = Decimal(0)
+        self.sample: list[LlmResult] = []
+        """The calibration requests' results."""
         self.duplicates = 0
         """Results received more than once (a request answered again after a redelivery)."""
 
@@ -152,9 +177,13 @@ class BudgetCluster:
         await asyncio.gather(*(child.start(ready_within_s=90) for child in self.children))
         client = LlmClient(self.broker)
         sample = await asyncio.gather(
-            *(client.request(_request("calibration", i), 60) for i in range(calibration))
+            *(
+                client.request(_request("calibration", i, self.photo), 60)
+                for i in range(calibration)
+            )
         )
         assert all(r.ok for r in sample), [r.reason for r in sample if not r.ok]
+        self.sample = list(sample)
         self.mean_cost = Decimal(sum(r.cost_micro_usd for r in sample)) / len(sample)
 
     @property
@@ -309,7 +338,7 @@ class BudgetCluster:
 
         sub = await nc.subscribe(f"llm.result.{subjects.token(tenant)}.>", cb=on_result)
         try:
-            burst = [_request(tenant, i) for i in range(requests)]
+            burst = [_request(tenant, i, self.photo) for i in range(requests)]
             for request in burst:
                 await js.publish(
                     subjects.llm_request(request.tenant, request.agent),

@@ -24,7 +24,7 @@ def catalog() -> PriceCatalog:
 
 
 def test_packaged_catalog_prices_many_models_of_three_providers(catalog: PriceCatalog) -> None:
-    assert catalog.version == "2026-11-01"
+    assert catalog.version == "2026-12-04"
     assert catalog.source
     assert catalog.batch_discount == Decimal("0.5")
     models = catalog.models()
@@ -90,7 +90,7 @@ def test_unknown_model_error_carries_the_model(catalog: PriceCatalog) -> None:
     with pytest.raises(UnknownModelError) as info:
         catalog.get("gpt-5-ultra")
     assert info.value.model == "gpt-5-ultra"
-    assert info.value.catalog_version == "2026-11-01"
+    assert info.value.catalog_version == "2026-12-04"
     assert isinstance(info.value, LookupError)
 
 
@@ -156,3 +156,49 @@ def test_a_bad_catalog_is_refused_with_a_clear_error(tmp_path: Path, old: str, n
 def test_a_missing_catalog_file_is_a_catalog_error(tmp_path: Path) -> None:
     with pytest.raises(CatalogError, match="cannot read"):
         PriceCatalog.load(tmp_path / "nope.toml")
+
+
+def test_catalog_names_models_as_the_providers_api_takes_them(catalog: PriceCatalog) -> None:
+    # The seeds' models: a Gemini Flash, GPT-5-mini and a premium Claude.
+    assert {"gemini-2.5-flash", "gpt-5-mini", "claude-opus-4.5"} <= set(catalog.entries)
+    haiku = catalog.get("claude-haiku-3.5")
+    assert haiku.wire_id == "claude-3-5-haiku-20241022"
+    assert catalog.get("claude-3-5-haiku-20241022") is haiku  # the API id resolves too
+    assert catalog.resolve("claude-3-5-haiku-20241022") == "claude-haiku-3.5"
+    assert catalog.resolve("gpt-4o-2024-08-06") == "gpt-4o"  # a dated snapshot of a model
+    assert catalog.resolve("gpt-5-ultra") is None
+    assert "claude-sonnet-4-20250514" in catalog
+    for m in catalog.models():
+        assert m.wire_id and m.image_rule and m.structured_output in ("json_schema", "instructions")
+    assert all(m.structured_output == "instructions" for m in catalog.models() if
+               m.provider == "anthropic")  # fmt: skip
+    assert catalog.get("gpt-5-mini").reasoning and not catalog.get("gpt-4o").reasoning
+    assert catalog.get("gpt-4o-mini").image_rule == "tile:2833:5667"
+
+
+def test_cache_writes_and_reasoning_are_priced_from_the_price_page(catalog: PriceCatalog) -> None:
+    sonnet = catalog.get("claude-sonnet-4.5")
+    # 10,000 prompt tokens: 6,000 written to the cache ($3.75/M), 3,000 read ($0.30/M),
+    # 1,000 plain ($3/M); 500 output ($15/M), 200 of them reasoning (already in the 500).
+    usage = Usage(
+        input_tokens=10_000,
+        cached_input_tokens=3_000,
+        cache_write_input_tokens=6_000,
+        output_tokens=500,
+        reasoning_tokens=200,
+    )
+    assert cost_micro_usd(sonnet, usage) == 22_500 + 900 + 3_000 + 7_500
+    # A reservation prices every input token at the dearer cache-write price: an upper bound.
+    assert max_cost_micro_usd(sonnet, 10_000, 500) == 37_500 + 7_500
+    with pytest.raises(InvalidUsageError):
+        cost_micro_usd(sonnet, Usage(input_tokens=10, cached_input_tokens=6,
+                                     cache_write_input_tokens=6))  # fmt: skip
+
+
+def test_alias_clash_is_a_catalog_error() -> None:
+    base = {"provider": "openai", "tier": "premium", "input": "1", "cached_input": "0.5",
+            "output": "2", "context_window": 1000}  # fmt: skip
+    data = {"version": "x", "batch_discount": "0.5",
+            "models": {"a": {**base, "aliases": ["b"]}, "b": dict(base)}}  # fmt: skip
+    with pytest.raises(CatalogError, match="taken"):
+        PriceCatalog.from_dict(data)

@@ -130,17 +130,22 @@
     }, ts.days.length, "No spend recorded yet.");
   }
 
-  /** What each lever saved against the baseline (GET /spend savings_by_lever). */
+  /** What each lever saved against the naive cost, net of its own cost, from each event's
+   * split (GET /spend savings_by_lever), and what the lever itself cost (lever_cost_micro_usd). */
   function drawSavings(spend) {
     const levers = Object.entries(spend.savings_by_lever).sort((a, b) => b[1] - a[1]);
+    const costs = spend.lever_cost_micro_usd || {};
+    const datasets = [{ label: "Saved", data: levers.map(([, m]) => dollars(m)),
+      backgroundColor: levers.map((_, i) => PALETTE[(i + 1) % PALETTE.length]) }];
+    const costly = Object.keys(costs).length > 0;
+    if (costly) {
+      datasets.push({ label: "Lever cost", data: levers.map(([name]) => dollars(costs[name] || 0)),
+        backgroundColor: PALETTE[0] });
+    }
     drawChart("chart-savings", {
       type: "bar",
-      data: {
-        labels: levers.map(([name]) => name),
-        datasets: [{ label: "Saved", data: levers.map(([, m]) => dollars(m)),
-          backgroundColor: levers.map((_, i) => PALETTE[(i + 1) % PALETTE.length]) }],
-      },
-      options: { indexAxis: "y", scales: { x: dollarAxis() }, plugins: { legend: { display: false } } },
+      data: { labels: levers.map(([name]) => name), datasets },
+      options: { indexAxis: "y", scales: { x: dollarAxis() }, plugins: { legend: { display: costly } } },
     }, levers.length, "No savings recorded yet.");
   }
 

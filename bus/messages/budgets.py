@@ -26,6 +26,11 @@ class BudgetAlert(msgspec.Struct, kw_only=True):
     """The tenant it concerns; empty for a global budget."""
     period_key: str = ""
     """Which period: d2026-11-02 or m2026-11 (UTC)."""
+    kind: str = "threshold"
+    """"threshold" (a budget crossed 50, 80 or 100%), or "overrun": one answer cost more than
+    the reservation made for it (limit is the reservation, spent the booked cost)."""
+    request_id: str = ""
+    """The request an overrun alert is about."""
     v: int = WIRE_VERSION
 
 

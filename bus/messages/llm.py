@@ -156,6 +156,14 @@ class Usage(msgspec.Struct, kw_only=True):
     cached_input_tokens: int = 0
     """The part of input_tokens served from the provider's prompt cache."""
     output_tokens: int = 0
+    """All billed output tokens, reasoning tokens included."""
+    cache_write_input_tokens: int = 0
+    """The part of input_tokens written to the provider's prompt cache (Anthropic bills it
+    above the input price)."""
+    reasoning_tokens: int = 0
+    """The part of output_tokens the model spent reasoning (hidden, billed as output)."""
+    image_tokens: int = 0
+    """The part of input_tokens that were images, when the provider says so."""
 
 
 class LlmResult(msgspec.Struct, kw_only=True):
@@ -188,6 +196,12 @@ class LlmResult(msgspec.Struct, kw_only=True):
     """The experiment arm ("experiment/arm") the request was assigned to, if any."""
     pack_size: int = 0
     """Requests that shared this result's packed provider call (lever packed), else 0."""
+    savings_by_lever: dict[str, int] = {}
+    """The levers' parts of baseline minus cost, as far as the stage that made the result
+    knew them (cost_ledger.savings); the ledger event completes the split."""
+    finish_reason: str = ""
+    """The provider's finish_reason as it came ("stop", "length", "tool_calls",
+    "content_filter"...); empty when no provider call made this answer."""
     v: int = WIRE_VERSION
 
     @property

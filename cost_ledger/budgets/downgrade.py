@@ -32,6 +32,7 @@ def downgrade_choice(
             m
             for m in catalog.models()
             if TIER_RANK[m.tier] == lower
+            and m.routable
             and offered(m.name)
             and (m.vision or not needs_vision)
             and m.quality >= quality_floor

@@ -19,6 +19,7 @@ from bus.messages import LlmRequest, Usage
 from router.batching.errors import BatchApiError
 from router.providers.config import ProviderConfig
 from router.providers.messages import openai_messages, response_format
+from router.providers.usage import usage_from
 
 ENDPOINT: Literal["/v1/chat/completions"] = "/v1/chat/completions"
 WINDOW: Literal["24h"] = "24h"
@@ -102,14 +103,7 @@ def _line(line: dict[str, Any]) -> LineResult:
         return LineResult(custom_id=custom_id, problem=f"batch line unreadable: {exc}")
     if not completion.choices:
         return LineResult(custom_id=custom_id, problem="batch line has no choices")
-    usage = Usage()
-    if completion.usage is not None:
-        details = completion.usage.prompt_tokens_details
-        usage = Usage(
-            input_tokens=completion.usage.prompt_tokens,
-            cached_input_tokens=(details.cached_tokens or 0) if details else 0,
-            output_tokens=completion.usage.completion_tokens,
-        )
+    usage = usage_from(completion.usage.model_dump() if completion.usage is not None else None)
     return LineResult(
         custom_id=custom_id,
         content=completion.choices[0].message.content or "",

@@ -25,6 +25,7 @@ from redis.exceptions import RedisError
 from bus.messages import ErrorCode, Lever, LlmResult, Usage, error_result
 from cost_ledger.catalog import PriceCatalog
 from cost_ledger.pricing import baseline_micro_usd, cost_micro_usd
+from cost_ledger.savings import chain, paid_call_steps
 from router.batching import keys
 from router.batching.batch_api import BatchApiClient, BatchState, LineResult, batch_line
 from router.batching.errors import BatchingError
@@ -250,6 +251,8 @@ class BatchLane:
         assert route is not None  # only routed requests enter the lane
         price = self._catalog.get(route.model)
         config = poll.client.config
+        baseline = baseline_micro_usd(self._catalog, self._baseline_model, line.usage)
+        steps = paid_call_steps(price, line.usage, naive=baseline, batch=True)
         return answered(
             ctx,
             content=line.content,
@@ -257,7 +260,8 @@ class BatchLane:
             provider=config.name,
             usage=line.usage,
             cost_micro_usd=cost_micro_usd(price, line.usage, batch=True),
-            baseline_micro_usd=baseline_micro_usd(self._catalog, self._baseline_model, line.usage),
+            baseline_micro_usd=baseline,
+            savings_by_lever=chain(baseline, steps),
             lever=Lever.BATCH_API,
             reason=f"batch {poll.batch_id} ({route.reason})",
             simulated=config.simulated,

@@ -59,6 +59,7 @@ def answered(
     reason: str,
     simulated: bool,
     pack_size: int = 0,
+    savings_by_lever: dict[str, int] | None = None,
 ) -> LlmResult:
     """The result of a request answered by a packed call or a batch, validated as dispatch does:
     an answer invalid for the schema is an error result that still cost."""
@@ -87,6 +88,7 @@ def answered(
         latency_ms=ctx.elapsed_ms(),
         simulated=simulated,
         pack_size=pack_size,
+        savings_by_lever=savings_by_lever or {},
     )
 
 

@@ -20,6 +20,7 @@ from opentelemetry import trace
 from bus.messages import Lever, Usage
 from cost_ledger.catalog import PriceCatalog
 from cost_ledger.pricing import baseline_micro_usd, cost_micro_usd
+from cost_ledger.savings import chain, paid_call_steps
 from router.batching.outcome import Alone, Outcome, answered
 from router.batching.policy import PackPolicy
 from router.batching.prompt import build_packed_call, inline_index
@@ -155,6 +156,8 @@ class Packer:
                 outcomes.append(Alone(reason=answer.problem, usage=usage, cost_micro_usd=cost))
                 continue
             naive = Usage(input_tokens=call.alone_tokens[i], output_tokens=answer.output_tokens)
+            baseline = baseline_micro_usd(self._catalog, self._baseline_model, naive)
+            steps = paid_call_steps(price, usage, naive=baseline, alone=naive, packed=True)
             outcomes.append(
                 answered(
                     held.ctx,
@@ -163,9 +166,8 @@ class Packer:
                     provider=client.name,
                     usage=usage,
                     cost_micro_usd=cost,
-                    baseline_micro_usd=baseline_micro_usd(
-                        self._catalog, self._baseline_model, naive
-                    ),
+                    baseline_micro_usd=baseline,
+                    savings_by_lever=chain(baseline, steps),
                     lever=Lever.PACKED,
                     reason=f"packed with {n - 1} others into {pack_id} ({route.reason})",
                     simulated=client.config.simulated,

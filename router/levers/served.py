@@ -55,6 +55,7 @@ def served_copy(
         lever=lever,
         latency_ms=latency_ms,
         simulated=source.simulated,
+        finish_reason=source.finish_reason,
     )
 
 
@@ -70,8 +71,11 @@ def with_trim_savings(
         return result
     lever = Lever.TRIMMED if result.lever is Lever.ROUTED else result.lever
     note = f"trimmed {saved_tokens} input tokens ({', '.join(changes)})"
+    split = dict(result.savings_by_lever)
+    split[Lever.TRIMMED.value] = split.get(Lever.TRIMMED.value, 0) + saved_micro_usd
     return msgspec.structs.replace(
         result,
+        savings_by_lever=split,
         baseline_micro_usd=result.baseline_micro_usd + saved_micro_usd,
         lever=lever,
         reason=f"{result.reason}; {note}" if result.reason else note,

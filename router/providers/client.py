@@ -17,6 +17,8 @@ from router.errors import ProviderRateLimitedError
 from router.providers.config import ProviderConfig
 from router.providers.errors import ProviderCallError
 from router.providers.messages import openai_messages, response_format, tool_fields
+from router.providers.structured import SCHEMA_BY_INSTRUCTIONS, with_schema_instructions
+from router.providers.usage import usage_from
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -39,8 +41,18 @@ class ProviderClient:
     from the health stats and hold the request past the point where a fallback could serve it.
     """
 
-    def __init__(self, config: ProviderConfig, *, timeout_s: float, max_retries: int = 0) -> None:
+    def __init__(
+        self,
+        config: ProviderConfig,
+        *,
+        timeout_s: float,
+        max_retries: int = 0,
+        wire_ids: Mapping[str, str] | None = None,
+    ) -> None:
+        """wire_ids maps FlipSync's model names to the ids the provider's API takes
+        ("claude-haiku-3.5" to "claude-3-5-haiku-20241022"); unmapped names go as they are."""
         self.config = config
+        self._wire_ids = dict(wire_ids or {})
         self._client = openai.AsyncOpenAI(
             base_url=config.base_url,
             api_key=config.api_key.get_secret_value(),
@@ -59,14 +71,17 @@ class ProviderClient:
     ) -> Completion:
         """Send the request to model once; raise ProviderCallError or ProviderRateLimitedError."""
         body: dict[str, Any] = {
-            "model": model,
+            "model": self._wire_ids.get(model, model),
             "messages": openai_messages(request.messages),
             "temperature": request.temperature,
             self.config.max_tokens_param: request.max_output_tokens,
         }
-        fmt = response_format(request)
-        if fmt is not None:
-            body["response_format"] = fmt
+        if self.config.kind in SCHEMA_BY_INSTRUCTIONS:
+            body["messages"] = with_schema_instructions(request, body["messages"])
+        else:
+            fmt = response_format(request)
+            if fmt is not None:
+                body["response_format"] = fmt
         body.update(tool_fields(request))  # only when the request still sends tools
         options: RequestOptions = {}
         if timeout_s is not None:
@@ -96,14 +111,7 @@ class ProviderClient:
         if not response.choices:
             raise ProviderCallError.transient(self.name, model, "answer has no choices")
         choice = response.choices[0]
-        usage = Usage()
-        if response.usage is not None:
-            details = response.usage.prompt_tokens_details
-            usage = Usage(
-                input_tokens=response.usage.prompt_tokens,
-                cached_input_tokens=(details.cached_tokens or 0) if details else 0,
-                output_tokens=response.usage.completion_tokens,
-            )
+        usage = usage_from(response.usage.model_dump() if response.usage is not None else None)
         completion = Completion(
             content=choice.message.content or "",
             model=response.model or model,

@@ -68,12 +68,15 @@ def candidates_from_catalog(
     """Candidates for every catalog model (or those in only), in catalog order.
 
     offered maps a model to the configured provider that serves it; when given, models no
-    provider offers are left out. latency overrides the tier default per model.
+    provider offers are left out. Models the catalog marks not routable enter only by name.
+    latency overrides the tier default per model.
     """
     wanted = set(only) if only is not None else None
     out: list[Candidate] = []
     for price in catalog.models():
         if wanted is not None and price.name not in wanted:
+            continue
+        if wanted is None and not price.routable:  # priced, but routing leaves it alone
             continue
         if offered is not None and price.name not in offered:
             continue

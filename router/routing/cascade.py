@@ -103,7 +103,9 @@ def build_ladder(
                 model=c.model,
                 provider=c.provider,
                 tier=tier,
-                estimated_cost_micro_usd=c.cost_micro_usd(features.input_tokens, output_tokens),
+                estimated_cost_micro_usd=c.cost_micro_usd(
+                    features.input_tokens_on(c.price.image_rule), output_tokens
+                ),
                 pass_rate=rates.get(c.model, c.quality),
             )
             for c in candidates

@@ -15,7 +15,12 @@ from dataclasses import dataclass, replace
 
 from bus.messages import ImagePart, LlmRequest, TextPart
 from router.providers.messages import openai_messages
-from router.tokens import count_messages_tokens, image_part_tokens
+from router.tokens import (
+    count_messages_tokens,
+    image_part_size,
+    image_part_tokens,
+    image_tokens_by_rule,
+)
 
 # Cue patterns: each match is one piece of evidence; the score saturates after a few. They
 # run on the lower-cased text (as IGNORECASE would match), and each starts with a lookahead
@@ -75,6 +80,18 @@ class RequestFeatures:
     cues: TextCues
     complexity: float
     """0..1: how likely a cheap model is to fall short (heuristic, or a learned score)."""
+    image_sizes: tuple[tuple[int, int, str], ...] = ()
+    """(width, height, detail) of each image, for each model's own image rule."""
+    counted_image_tokens: int = 0
+    """The images' part of input_tokens (gpt-4o's tile rule, as router.tokens counts them)."""
+
+    def input_tokens_on(self, image_rule: str) -> int:
+        """input_tokens with the images counted by a model's own rule (prices.toml): a photo
+        costs gpt-4o-mini 33 times the tokens it costs gpt-4o."""
+        if not self.image_sizes:
+            return self.input_tokens
+        images = sum(image_tokens_by_rule(image_rule, w, h, d) for w, h, d in self.image_sizes)
+        return self.input_tokens - self.counted_image_tokens + images
 
     @property
     def needs_vision(self) -> bool:
@@ -117,6 +134,11 @@ def extract(request: LlmRequest, *, complexity: float | None = None) -> RequestF
         image_part_tokens({"url": p.url, "detail": p.detail, "width": p.width, "height": p.height})
         for p in image_parts
     )
+    sizes = tuple(
+        (*image_part_size({"url": p.url, "width": p.width, "height": p.height}), p.detail)
+        for p in image_parts
+    )
+    counted = sum(image_part_tokens({"url": p.url, "detail": p.detail}) for p in image_parts)
     schema = request.output_schema.schema if request.output_schema is not None else None
     fields, depth = schema_size(schema) if schema is not None else (0, 0)
     features = RequestFeatures(
@@ -130,6 +152,8 @@ def extract(request: LlmRequest, *, complexity: float | None = None) -> RequestF
         schema_depth=depth,
         cues=text_cues(request_text(request)),
         complexity=0.0,
+        image_sizes=sizes,
+        counted_image_tokens=counted,
     )
     score = heuristic_complexity(features) if complexity is None else complexity
     return replace(features, complexity=_unit(score))

@@ -152,7 +152,7 @@ def rank(
         _Option(
             candidate=c,
             quality=estimates.get(c.model, c.quality),
-            cost=c.cost_micro_usd(features.input_tokens, output_tokens),
+            cost=c.cost_micro_usd(features.input_tokens_on(c.price.image_rule), output_tokens),
             latency_ms=c.latency.total_ms(output_tokens),
         )
         for c in candidates

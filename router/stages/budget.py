@@ -26,18 +26,20 @@ from collections.abc import Callable
 from decimal import Decimal
 
 from bus.messages import BudgetPolicy, ImagePart, LlmRequest, LlmResult
+from cost_ledger.budgets.alerts import AlertSink
 from cost_ledger.budgets.config import EngineSettings
 from cost_ledger.budgets.downgrade import downgrade_choice
 from cost_ledger.budgets.gate import BudgetGate, Reservation
 from cost_ledger.budgets.policy import Check, Subject, Unit
 from cost_ledger.budgets.scripts import Code
 from cost_ledger.catalog import PriceCatalog
-from cost_ledger.pricing import max_cost_micro_usd
 from router.context import RequestContext, Route
 from router.errors import NoRouteError, OverBudgetError, RouterError
 from router.pipeline import Handler
 from router.providers.messages import openai_messages
 from router.providers.registry import ProviderRegistry
+from router.reservation_overrun import Overruns
+from router.token_bound import max_request_cost
 from router.tokens import count_messages_tokens, count_text_tokens
 
 USER_TAG = "user"
@@ -92,11 +94,15 @@ class BudgetStage:
         budgets: BudgetGate,
         catalog: PriceCatalog,
         offered: Callable[[str], str | None],
+        *,
+        overrun_alerts: AlertSink | None = None,
     ) -> None:
-        """offered(model) is the configured provider offering a model, or None."""
+        """offered(model) is the configured provider offering a model, or None;
+        overrun_alerts gets an alert for every answer that cost more than its reservation."""
         self._budgets = budgets
         self._catalog = catalog
         self._offered = offered
+        self._overruns = Overruns(overrun_alerts)
 
     async def __call__(self, ctx: RequestContext, call_next: Handler) -> LlmResult:
         """Reserve, call the rest, settle (or release on failure)."""
@@ -105,7 +111,7 @@ class BudgetStage:
         request = ctx.request
         subject = subject_of(request)
         engine = self._budgets.engine
-        tokens_in = estimate_input_tokens(request, engine.input_margin)
+        tokens_in = estimate_input_tokens(request)
         got, first = await self._reserve(ctx, subject, tokens_in, engine)
         reserved = first
 
@@ -133,11 +139,8 @@ class BudgetStage:
         finally:
             if keeper is not None:
                 keeper.cancel()
-        if result.cost_micro_usd > reserved:  # the promise holds only while this never shows
-            log.warning(
-                "request %s cost %d micro-USD, over the %d reserved: the input estimate is low",
-                request.id, result.cost_micro_usd, reserved,
-            )  # fmt: skip
+        if result.cost_micro_usd > reserved:  # booked in full below, counted and alerted
+            await self._overruns.record(request, result, reserved)
         messages = 1 if subject.user and result.cost_micro_usd > 0 else 0
         try:
             await self._budgets.settle(
@@ -165,7 +168,7 @@ class BudgetStage:
         while True:
             assert ctx.route is not None
             price = self._catalog.get(ctx.route.model)
-            amount = max_cost_micro_usd(price, tokens_in, request.max_output_tokens)
+            amount = max_request_cost(request, price, engine.input_margin, estimate=tokens_in)
             cap = (await self._budgets.rules()).request_cap
             if cap is not None and amount > cap.limit_micro_usd:
                 if cap.policy is BudgetPolicy.DOWNGRADE and self._downgrade(ctx, tokens_in, "cap"):

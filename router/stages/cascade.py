@@ -28,13 +28,13 @@ from opentelemetry import trace
 
 from bus.messages import ErrorCode, Lever, LlmResult, Usage
 from cost_ledger.catalog import PriceCatalog
-from cost_ledger.pricing import max_cost_micro_usd
 from router.context import Fallback, RequestContext, Route
 from router.pipeline import Handler, Stage
 from router.routing.cascade import Ladder, escalate
 from router.routing.quality import QualitySignal, SignalKind
 from router.routing.quality_store import QualityStore
 from router.stages.budget import estimate_input_tokens
+from router.token_bound import max_request_cost
 
 log = logging.getLogger(__name__)
 
@@ -136,8 +136,8 @@ class CascadeStage:
 
     def _max_cost(self, ctx: RequestContext, model: str) -> int:
         request = ctx.request
-        tokens_in = estimate_input_tokens(request, self._margin)
-        return max_cost_micro_usd(self._catalog.get(model), tokens_in, request.max_output_tokens)
+        estimate = estimate_input_tokens(request)
+        return max_request_cost(request, self._catalog.get(model), self._margin, estimate=estimate)
 
     async def _record_failure(self, ctx: RequestContext, model: str, rung: int) -> None:
         """A failed rung is a bad schema signal: nobody downstream ever sees that answer."""

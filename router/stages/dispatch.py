@@ -14,14 +14,15 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import math
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from opentelemetry import trace
 
 from bus.messages import ErrorCode, Lever, LlmResult, Status
 from cost_ledger.catalog import PriceCatalog
-from cost_ledger.pricing import baseline_micro_usd, cost_micro_usd, max_cost_micro_usd
+from cost_ledger.pricing import baseline_micro_usd, cost_micro_usd
+from cost_ledger.savings import chain, paid_call_steps
 from router.context import RequestContext, Route
 from router.errors import DeadlineExceededError, NoRouteError, RouterError
 from router.health.config import RetryPolicy
@@ -38,7 +39,9 @@ from router.providers.attempts import (
 from router.providers.client import Completion, ProviderClient
 from router.providers.errors import NoCandidateLeftError, ProviderCallError, stored_reason
 from router.providers.registry import ProviderRegistry
+from router.providers.served_model import served_model
 from router.stages.budget import estimate_input_tokens
+from router.token_bound import max_request_cost
 from router.validation import parse_answer_off_loop
 
 MAX_BUDGET_MARGIN = 2
@@ -176,11 +179,12 @@ class Dispatcher:
             return True
         if routed not in self._catalog or model not in self._catalog:
             return False
-        out = ctx.request.max_output_tokens
+        request = ctx.request
         routed_price, price = self._catalog.get(routed), self._catalog.get(model)
-        return all(
-            max_cost_micro_usd(price, n, out) <= max_cost_micro_usd(routed_price, n, out)
-            for n in (tokens.input, math.ceil(tokens.input * MAX_BUDGET_MARGIN))
+        return all(  # each model's own bound: tokenizers and image rules differ
+            max_request_cost(request, price, m, estimate=tokens.input)
+            <= max_request_cost(request, routed_price, m, estimate=tokens.input)
+            for m in (Decimal(1), Decimal(MAX_BUDGET_MARGIN))
         )
 
     async def _call(
@@ -223,7 +227,9 @@ class Dispatcher:
         span.set_attribute("flipsync.baseline_micro_usd", baseline)
 
     def _cost(self, model: str, completion: Completion) -> int:
-        return cost_micro_usd(self._catalog.get(model), completion.usage)
+        """Priced as the model the provider reports having served (providers.served_model)."""
+        price = served_model(self._catalog, model, completion.model).price
+        return cost_micro_usd(price, completion.usage)
 
     async def _priced(
         self,
@@ -238,7 +244,9 @@ class Dispatcher:
         request = ctx.request
         cost = self._cost(model, completion)
         baseline = baseline_micro_usd(self._catalog, self._baseline_model, completion.usage)
-        reason = route.reason
+        served = served_model(self._catalog, model, completion.model)
+        steps = paid_call_steps(served.price, completion.usage, naive=baseline)
+        reason = f"{route.reason}; {served.note}" if served.note else route.reason
         if notes:
             reason = f"{reason}; fallback to {client.name}/{model} after: {'; '.join(notes)}"
         parsed: object | None = None
@@ -277,6 +285,8 @@ class Dispatcher:
             lever=Lever.ROUTED,
             latency_ms=ctx.elapsed_ms(),
             simulated=client.config.simulated,
+            savings_by_lever=chain(baseline, steps),
+            finish_reason=completion.finish_reason,
         )
 
 

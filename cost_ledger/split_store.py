@@ -1,0 +1,104 @@
+"""Savings by lever from each event's split, per tenant and UTC day, in Redis.
+
+Kept beside the aggregates (not in their script, which the batch-apply work owns): one Lua
+call per event adds its split (cost_ledger.savings.settled) and its lever cost (an event with
+overhead_of set) to the hashes of its day, for its tenant and for all tenants, once per event
+id (its own seen marker). Rebuilt with the aggregates (`flipsync ledger rebuild`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, date, datetime
+
+import redis.asyncio as aioredis
+
+from bus.messages import LedgerEvent, now_ms
+from cost_ledger import keys
+from cost_ledger.lever_split import LeverSplit
+from cost_ledger.savings import settled
+
+PREFIX = "fs:split:"
+GROSS, COST = "gross", "cost"
+
+# KEYS[1]: the seen marker; then pairs of hashes (gross, cost) per scope. ARGV[1]: marker
+# TTL; ARGV[2]: number of gross (lever, amount) pairs; then those pairs; then cost pairs.
+_APPLY_LUA = """
+if not redis.call('SET', KEYS[1], 1, 'NX', 'EX', ARGV[1]) then
+  return 0
+end
+local n_gross = tonumber(ARGV[2])
+for k = 2, #KEYS, 2 do
+  for i = 0, n_gross - 1 do
+    redis.call('HINCRBY', KEYS[k], ARGV[3 + 2 * i], ARGV[4 + 2 * i])
+  end
+  for i = 3 + 2 * n_gross, #ARGV, 2 do
+    redis.call('HINCRBY', KEYS[k + 1], ARGV[i], ARGV[i + 1])
+  end
+end
+return 1
+"""
+
+
+def _key(kind: str, scope: str, day: str) -> str:
+    return f"{PREFIX}{kind}:{scope}:{day}"
+
+
+def _day(event: LedgerEvent) -> str:
+    at_ms = event.finished_ms or event.started_ms or now_ms()
+    return datetime.fromtimestamp(at_ms // 1000, tz=UTC).strftime("%Y-%m-%d")
+
+
+class SplitStore:
+    """Per-lever gross savings and lever costs by tenant and day."""
+
+    def __init__(self, redis: aioredis.Redis, *, seen_ttl_s: int = keys.SEEN_TTL_S) -> None:
+        self._redis = redis
+        self._seen_ttl_s = seen_ttl_s
+        self._apply = redis.register_script(_APPLY_LUA)
+
+    async def apply(self, event: LedgerEvent) -> bool:
+        """Add an event's split once per event id; returns whether it was new."""
+        gross: dict[str, int] = {}
+        cost: dict[str, int] = {}
+        if event.overhead_of:
+            cost[event.overhead_of] = event.cost_micro_usd
+        else:
+            gross = settled(
+                event.savings_by_lever,
+                event.baseline_micro_usd,
+                event.cost_micro_usd,
+                event.lever.value,
+            )
+        day = _day(event)
+        scopes = (keys.GLOBAL_SCOPE, keys.scope(event.tenant))
+        hashes = [_key(kind, s, day) for s in scopes for kind in (GROSS, COST)]
+        args: list[str | int] = [self._seen_ttl_s, len(gross)]
+        for name, amount in [*gross.items(), *cost.items()]:
+            args += [name, amount]
+        seen = f"{PREFIX}seen:{event.event_id}"
+        return bool(await self._apply(keys=[seen, *hashes], args=args))
+
+    async def split(self, tenant: str | None, days: Iterable[date]) -> LeverSplit:
+        """The summed split of a tenant (or all) over days."""
+        scope = keys.scope(tenant)
+        wanted = [d.isoformat() for d in days]
+        out = LeverSplit()
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for day in wanted:
+                pipe.hgetall(_key(GROSS, scope, day))
+                pipe.hgetall(_key(COST, scope, day))
+            found = await pipe.execute()
+        for i, raw in enumerate(found):
+            into = out.gross if i % 2 == 0 else out.lever_cost
+            for name, amount in raw.items():
+                lever = name.decode() if isinstance(name, bytes) else str(name)
+                into[lever] = into.get(lever, 0) + int(amount)
+        return out
+
+    async def clear(self) -> int:
+        """Delete every key this store wrote (for a rebuild from scratch)."""
+        deleted = 0
+        async for key in self._redis.scan_iter(match=f"{PREFIX}*", count=1000):
+            deleted += int(await self._redis.unlink(key))
+        return deleted

@@ -1,0 +1,98 @@
+"""Savings split by lever: each lever's part of the counterfactual chain, summing exactly to
+baseline minus cost, from the price page's figures."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+
+import msgspec
+import redis.asyncio as aioredis
+
+from bus.messages import Lever, LlmRequest, LlmResult, Status, Usage
+from cost_ledger.catalog import PriceCatalog
+from cost_ledger.pricing import baseline_micro_usd, cost_micro_usd
+from cost_ledger.savings import chain, net_by_lever, paid_call_steps, settled
+from cost_ledger.split_store import SplitStore
+from router.levers.served import with_trim_savings
+from router.outcomes import ledger_event
+from tests.cost_events import ledger_event as ledger_event_at
+from tests.helpers import make_request
+
+CATALOG = PriceCatalog.load()
+
+
+def test_a_routed_call_with_cached_tokens_splits_into_routing_and_prompt_cache() -> None:
+    mini = CATALOG.get("gpt-4o-mini")
+    usage = Usage(input_tokens=2000, cached_input_tokens=1024, output_tokens=100)
+    naive = baseline_micro_usd(CATALOG, "gpt-4o", usage)
+    assert naive == 2000 * 2.5 + 100 * 10  # gpt-4o, no cache: 6,000 micro-dollars
+    split = chain(naive, paid_call_steps(mini, usage, naive=naive))
+    # gpt-4o-mini uncached: 2000 x 0.15 + 100 x 0.60 = 360; with 1,024 cached at 0.075: 283.2.
+    assert split == {"routed": 6000 - 360, "prompt_cache": 360 - 283}
+    assert sum(split.values()) == naive - cost_micro_usd(mini, usage)
+
+
+def test_packing_and_the_batch_api_take_their_own_parts() -> None:
+    mini = CATALOG.get("gpt-4o-mini")
+    alone = Usage(input_tokens=400, output_tokens=50)
+    share = Usage(input_tokens=150, output_tokens=50)  # the shared instructions paid once
+    naive = baseline_micro_usd(CATALOG, "gpt-4o", alone)  # 1000 + 500
+    split = chain(naive, paid_call_steps(mini, share, naive=naive, alone=alone, packed=True))
+    assert split == {"routed": 1500 - 90, "packed": 90 - 53}  # 52.5 rounds half up
+    batch = chain(naive, paid_call_steps(mini, alone, naive=naive, batch=True))
+    assert batch == {"routed": 1500 - 90, "batch_api": 45}
+
+
+def test_the_ledger_event_completes_the_split_to_baseline_minus_cost() -> None:
+    request: LlmRequest = make_request()
+    routed = LlmResult(
+        request_id=request.id, tenant=request.tenant, agent=request.agent, status=Status.OK,
+        model="gpt-4o-mini", cost_micro_usd=283, baseline_micro_usd=6000, lever=Lever.ROUTED,
+        savings_by_lever={"routed": 5640, "prompt_cache": 77},
+    )  # fmt: skip
+    trimmed = with_trim_savings(routed, 500, 200, ("history",))
+    event = ledger_event(request, trimmed, CATALOG.version)
+    assert event.lever is Lever.TRIMMED
+    assert event.savings_by_lever == {"routed": 5640, "prompt_cache": 77, "trimmed": 500}
+    assert sum(event.savings_by_lever.values()) == event.baseline_micro_usd - 283
+    hit = LlmResult(
+        request_id=request.id, tenant=request.tenant, agent=request.agent, status=Status.OK,
+        baseline_micro_usd=4321, lever=Lever.EXACT_CACHE,
+    )  # fmt: skip
+    assert ledger_event(request, hit, CATALOG.version).savings_by_lever == {"exact_cache": 4321}
+
+
+def test_a_cascade_that_cost_more_books_a_negative_part_and_lever_costs_net_out() -> None:
+    split = settled({"routed": 100}, baseline=1000, cost=1200, lever="escalated")
+    assert split == {"routed": 100, "escalated": -300}
+    gross, costs = net_by_lever([split, {"routed": 50}], [("semantic_cache", 7)])
+    assert gross == {"routed": 150, "escalated": -300} and costs == {"semantic_cache": 7}
+
+
+async def test_the_split_store_sums_each_event_once_and_nets_lever_costs(
+    redis_client: aioredis.Redis,
+) -> None:
+    tenant = f"split-{uuid.uuid4().hex[:8]}"
+    routed = msgspec.structs.replace(
+        ledger_event_at(at="2026-11-03T10:00:00", tenant=tenant, cost=300, baseline=1000),
+        savings_by_lever={"trimmed": 100, "routed": 550, "prompt_cache": 50},
+    )
+    hit = ledger_event_at(at="2026-11-03T11:00:00", tenant=tenant, cost=0, baseline=800,
+                       lever=Lever.EXACT_CACHE)  # fmt: skip
+    shadow = msgspec.structs.replace(
+        ledger_event_at(at="2026-11-04T09:00:00", tenant=tenant, cost=40, baseline=0),
+        overhead_of="semantic_cache",
+    )
+    store = SplitStore(redis_client)
+    assert [await store.apply(e) for e in (routed, hit, shadow, routed)] == [
+        True, True, True, False,
+    ]  # fmt: skip
+    days = [date(2026, 11, 3), date(2026, 11, 4)]
+    split = await store.split(tenant, days)
+    assert split.gross == {"trimmed": 100, "routed": 550, "prompt_cache": 50, "exact_cache": 800}
+    assert split.lever_cost == {"semantic_cache": 40}
+    assert split.net["semantic_cache"] == -40
+    # Net savings are baseline minus every cost, overheads included.
+    assert sum(split.net.values()) == (1000 + 800 + 0) - (300 + 0 + 40)
+    assert (await store.split(tenant, days[:1])).lever_cost == {}
