@@ -59,11 +59,11 @@ def ledger_router(store: AggregateStore, *, settings: Settings | None = None) ->
 def _check_subject(event: LedgerEvent, subject: str) -> None:
     """Check that an event came on its own tenant's subject; raises WireError."""
     try:
-        own_subject = subjects.ledger(event.tenant)
+        own = subjects.is_ledger_of(subject, event.tenant)
     except ValueError as exc:
         raise WireError(ErrorCode.MALFORMED, f"LedgerEvent has a bad tenant: {exc}") from None
     # One tenant must not be able to book spend on another's account.
-    if subject != own_subject:
+    if not own:
         raise WireError(
             ErrorCode.MALFORMED,
             f"LedgerEvent of tenant {event.tenant!r} was published on {subject}",
