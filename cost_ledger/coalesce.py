@@ -18,8 +18,8 @@ from cost_ledger.batch_apply import BatchApplier
 
 COLLECT_S = 0.02
 """How long the first event of a batch waits for company (at 200 events a second, about 4
-come in that time): the most batching adds to an
-event's way to the aggregates, never to a request's answer."""
+come in that time): the most batching adds to an event's way to the aggregates and to its
+budget settle, never to a request's answer."""
 MAX_ITEMS = 64
 
 
