@@ -327,7 +327,7 @@ async def profiled(enabled: bool, rig: Rig, n: int) -> AsyncIterator[None]:
     for name, path in raw.items():
         out = RESULTS / f"profile_{name}.txt"
         out.write_text(summarize(path, f"{name} (py-spy, throughput phase)", n))
-        path.unlink()
+        path.unlink(missing_ok=True)
         print(f"profile of the {name} written to {out}")
 
 

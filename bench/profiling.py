@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-TOP = 30
+TOP = 60
 """Functions listed per table of a summary."""
 
 

@@ -33,8 +33,8 @@ from cost_ledger.catalog import PriceCatalog
 from cost_ledger.consumer import ledger_router
 from flipsync.providers import dispatch_health, start_providers
 from optimizer.arm_stats import experiment_router
-from optimizer.flag_store import LiveFlags
 from optimizer.models import load_registered
+from router.flags.live import LiveFlags
 from router.pipeline import Stage
 from router.providers.registry import ProviderRegistry
 from router.routing.feedback import quality_router
@@ -269,7 +269,8 @@ def _router_service(
 ) -> RouterService:
     tracer = tracer_provider.get_tracer("flipsync.router")
     route, cascade = routing_stages(settings, registry, catalog, redis, budgets)
-    flags = LiveFlags(redis, catalog=catalog, registry=registry)
+    # Each reload of the flags also loads fine-tuned models registered at run time.
+    flags = LiveFlags(redis, on_reload=lambda: load_registered(redis, catalog, registry))
     broker.include_router(flags.control_router())  # flags.control: reload without a restart
     stages: list[Stage] = [
         FlagsStage(flags),
