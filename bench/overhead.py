@@ -1,83 +1,240 @@
 """bench/overhead: what FlipSync's pipeline costs on top of NATS and of a direct provider call.
 
-Three measurements in one run, on this machine, with the simulated provider, each part in
-its own process (requester, pipeline worker, provider) as in a deployment:
-  1. raw nats-py request/reply, 200 in flight (the floor any NATS pipeline stands on);
-  2. the FlipSync pipeline (JetStream request, router stages, dispatch, result, ledger),
-     provider latency 0, 200 in flight, max throughput;
-  3. at a fixed 500 req/s: end-to-end latency through FlipSync minus the latency of the same
-     calls made directly to the simulated provider, at p50 and p99.
+Every part runs in its own process, as in a deployment: this requester, `flipsync run router`
+(1, 2 or 4 of them), `flipsync run ledger`, the simulated provider (latency 0), and the
+embedded nats-server and redis-server. Each figure says what it measured:
 
-Run: `make bench` or `.venv/bin/python -m bench.overhead [--quick]`.
+- raw_nats_rps: nats-py request/reply against an echo responder, 200 in flight (the floor);
+- throughput: unique standard-priority requests, 200 in flight (pipeline_rps, ratio to raw);
+- cpu_us_per_request: CPU per request of each process, from its own CPU times over the
+  throughput phase, the ledger's drain included; pipeline_cpu_us_per_request sums router,
+  ledger, nats-server and redis-server;
+- overhead at 500 req/s: unique interactive requests at a fixed 500 req/s, end-to-end latency
+  through FlipSync minus that of the same calls posted straight to the provider, p50 and p99
+  (and the same at half the measured capacity, where queueing does not dominate);
+- cache phase: texts the throughput phase sent before, so exact-cache hits (its own figures);
+- router_scaling: unique standard requests per second with 1, 2 and 4 router processes;
+- peers: LiteLLM's proxy and Portkey's gateway on the same provider when installed.
+Each phase reports its cache-hit share and provider calls per request.
+
+Run: `make bench` or `.venv/bin/python -m bench.overhead [--quick] [--profile]`.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
+import contextlib
+import functools
+import os
 import sys
 import time
-from collections.abc import Awaitable, Callable
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import aiohttp
+import msgspec
 import nats
+import redis.asyncio as aioredis
 import uvloop
-from faststream.nats import NatsBroker
 
+from bench.cpu import CpuMeter, per_request_us
 from bench.echo import SUBJECT
-from bench.report import table, write
+from bench.load import Call, closed_loop, open_loop, pct
+from bench.peers import Peer, find_peers, scratch_dir
+from bench.profiling import sampled, summarize
+from bench.report import RESULTS, table, write
 from bus.broker import make_broker
 from bus.embedded import EmbeddedNats, EmbeddedRedis
 from bus.embedded.process import free_port
 from bus.llm_client import LlmClient
+from bus.messages import Lever, Priority
 from bus.settings import Settings
 from bus.streams import ensure_streams
-from flipsync.children import (
-    READY_LINE,
-    ChildProcess,
-    service_process,
-    simulated_provider_process,
-)
+from cost_ledger.aggregates import AggregateStore
+from flipsync.children import READY_LINE, ChildProcess, service_process
+from flipsync.children import simulated_provider_process as provider_process
 from tests.helpers import make_request
 
 IN_FLIGHT = 200
 RATE = 500
+PIPELINE = ("router", "ledger", "nats-server", "redis-server")
+"""The processes whose CPU is the pipeline's own (not the requester's nor the provider's)."""
+CACHE_LEVERS = (Lever.EXACT_CACHE, Lever.SEMANTIC_CACHE)
+DRAIN_TIMEOUT_S = 120.0
 
 
-async def closed_loop(n: int, in_flight: int, call: Callable[[int], Awaitable[None]]) -> float:
-    """Requests per second of n calls with in_flight of them outstanding at any time."""
-    queue = iter(range(n))
+@dataclass(kw_only=True)
+class Phase:
+    """What one phase measured."""
 
-    async def lane() -> None:
-        for i in queue:
-            await call(i)
+    requests: int
+    rps: float
+    latencies_ms: list[float]
+    cpu_us: dict[str, float]
+    cache_hit_share: float
+    provider_calls_per_request: float
+    levers: dict[str, int]
 
-    started = time.perf_counter()
-    await asyncio.gather(*(lane() for _ in range(in_flight)))
-    return n / (time.perf_counter() - started)
+    @property
+    def pipeline_cpu_us(self) -> float:
+        """CPU per request summed over router, ledger, nats-server and redis-server."""
+        return round(sum(self.cpu_us[name] for name in PIPELINE), 1)
+
+    def summary(self) -> dict[str, Any]:
+        """The phase's figures for the results file."""
+        out: dict[str, Any] = {
+            "requests": self.requests,
+            "rps": round(self.rps, 1),
+            "pipeline_cpu_us_per_request": self.pipeline_cpu_us,
+            "cpu_us_per_request": self.cpu_us,
+            "cache_hit_share": round(self.cache_hit_share, 4),
+            "provider_calls_per_request": round(self.provider_calls_per_request, 4),
+            "levers": self.levers,
+        }
+        if self.latencies_ms:
+            out["p50_ms"] = round(pct(self.latencies_ms, 50), 2)
+            out["p99_ms"] = round(pct(self.latencies_ms, 99), 2)
+        return out
 
 
-async def open_loop(
-    seconds: float, rate: int, call: Callable[[int], Awaitable[None]]
-) -> list[float]:
-    """Latencies (ms) of calls started at a fixed rate, whatever the answers' pace."""
-    latencies: list[float] = []
+@dataclass(kw_only=True)
+class Rig:
+    """The running processes and the requester's connections."""
 
-    async def timed(i: int) -> None:
+    nats: EmbeddedNats
+    redis: EmbeddedRedis
+    sim: ChildProcess
+    sim_url: str
+    env: dict[str, str]
+    ledger: ChildProcess | None = None
+    routers: list[ChildProcess] = field(default_factory=list)
+    nonce: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+
+    def meter(self) -> CpuMeter:
+        """A CPU meter over every process of the rig, by part."""
+
+        def pids(children: list[ChildProcess]) -> list[int]:
+            return [c.proc.pid for c in children if c.proc is not None]
+
+        return CpuMeter(
+            {
+                "router": pids(self.routers),
+                "ledger": pids([self.ledger] if self.ledger else []),
+                "nats-server": [self.nats.pid or 0],
+                "redis-server": [self.redis.pid or 0],
+                "requester": [os.getpid()],
+                "provider": pids([self.sim]),
+            }
+        )
+
+    async def add_routers(self, count: int) -> None:
+        """Start count more `flipsync run router` processes."""
+        for _ in range(count):
+            router = service_process(["router"], self.env)
+            await router.start()
+            self.routers.append(router)
+
+
+class Requester:
+    """Sends pipeline requests and counts what served them."""
+
+    def __init__(self, client: LlmClient, nonce: str) -> None:
+        self._client = client
+        self._nonce = nonce
+        self.levers: Counter[str] = Counter()
+        self.ok = 0
+
+    def call(self, priority: Priority = Priority.STANDARD) -> Call:
+        """One request with text unique to its number (numbers repeat only to hit caches)."""
+
+        async def call(i: int) -> None:
+            request = make_request(tenant="bench", text=f"{self._nonce} item {i}")
+            if priority is not Priority.STANDARD:
+                request = msgspec.structs.replace(request, priority=priority)
+            result = await self._client.request(request, 120)
+            if not result.ok:
+                raise RuntimeError(f"{result.error_code}: {result.reason}")
+            self.ok += 1
+            self.levers[result.lever.value] += 1
+
+        return call
+
+    def reset(self) -> None:
+        """Zero the counters before a phase."""
+        self.levers = Counter()
+        self.ok = 0
+
+
+async def provider_calls(http: aiohttp.ClientSession, sim_url: str) -> int:
+    """Chat completion requests the simulated provider received so far."""
+    async with http.get(sim_url.removesuffix("/v1") + "/_sim/stats") as response:
+        stats = await response.json()
+    return int(stats["requests"])
+
+
+async def ledger_calls(store: AggregateStore) -> int:
+    """Ledger events the ledger has applied so far."""
+    return (await store.totals()).calls
+
+
+async def measure(
+    rig: Rig,
+    requester: Requester,
+    http: aiohttp.ClientSession,
+    store: AggregateStore,
+    run: Run,
+) -> Phase:
+    """Run one phase and read every counter around it, the ledger's drain included."""
+    meter = rig.meter()
+    requester.reset()
+    calls_before = await provider_calls(http, rig.sim_url)
+    events_before = await ledger_calls(store)
+    cpu_before = meter.seconds()
+    n, rps, latencies = await run()
+    async with asyncio.timeout(DRAIN_TIMEOUT_S):  # the ledger's CPU for these events counts
+        while await ledger_calls(store) < events_before + requester.ok:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+    cpu_after = meter.seconds()
+    calls = await provider_calls(http, rig.sim_url) - calls_before
+    hits = sum(requester.levers[lever.value] for lever in CACHE_LEVERS)
+    return Phase(
+        requests=n,
+        rps=rps,
+        latencies_ms=latencies,
+        cpu_us=per_request_us(cpu_before, cpu_after, n),
+        cache_hit_share=hits / max(n, 1),
+        provider_calls_per_request=calls / max(n, 1),
+        levers=dict(requester.levers),
+    )
+
+
+Run = Callable[[], Awaitable[tuple[int, float, list[float]]]]
+"""A phase's load: returns (requests, requests per second, latencies in ms if timed)."""
+
+
+def closed(n: int, call: Call, first: int) -> Run:
+    """A closed-loop phase of n calls from number first."""
+
+    async def run() -> tuple[int, float, list[float]]:
+        return n, await closed_loop(n, IN_FLIGHT, call, first), []
+
+    return run
+
+
+def opened(seconds: float, rate: float, call: Call, first: int) -> Run:
+    """An open-loop phase at rate for seconds from number first."""
+
+    async def run() -> tuple[int, float, list[float]]:
         started = time.perf_counter()
-        await call(i)
-        latencies.append((time.perf_counter() - started) * 1000)
+        latencies = await open_loop(seconds, rate, call, first)
+        return len(latencies), len(latencies) / (time.perf_counter() - started), latencies
 
-    tasks = []
-    start = time.perf_counter()
-    for i in range(int(seconds * rate)):
-        delay = start + i / rate - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(timed(i)))
-    await asyncio.gather(*tasks)
-    return latencies
+    return run
 
 
 async def raw_nats_rps(url: str, n: int) -> float:
@@ -98,130 +255,222 @@ async def raw_nats_rps(url: str, n: int) -> float:
         await responder.stop()
 
 
-def pipeline_call(broker: NatsBroker) -> Callable[[int], Awaitable[None]]:
-    """One LLM request through the whole FlipSync pipeline."""
-    client = LlmClient(broker)
-
-    async def call(i: int) -> None:
-        result = await client.request(make_request(tenant="bench", text=f"item {i}"), 60)
-        if not result.ok:
-            raise RuntimeError(result.reason)
-
-    return call
-
-
-def direct_call(base_url: str) -> tuple[aiohttp.ClientSession, Callable[[int], Awaitable[None]]]:
-    """The same request posted straight to the simulated provider.
+def direct_call(
+    http: aiohttp.ClientSession, base_url: str, nonce: str, peer: Peer | None = None
+) -> Call:
+    """The same request posted straight to the provider (or through a peer gateway).
 
     A plain aiohttp POST, so that the load generator's own client library does not eat the
     CPU the provider needs; FlipSync's dispatcher pays for its openai client inside the
     pipeline, and that is counted in its overhead.
     """
-    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
     schema = make_request().output_schema
     assert schema is not None
     url = f"{base_url}/chat/completions"
+    headers = {"Authorization": "Bearer none"}
+    if peer is not None:
+        url = base_url + peer.path
+        headers.update(peer.headers)
 
     async def call(i: int) -> None:
         body = {
-            "model": "gpt-4o-mini",
-            "messages": [{"role": "user", "content": f"item {i}"}],
+            "model": peer.model if peer else "gpt-4o-mini",
+            "messages": [{"role": "user", "content": f"{nonce} direct {i}"}],
             "response_format": {
                 "type": "json_schema",
                 "json_schema": {"name": schema.name, "schema": schema.schema, "strict": True},
             },
             "max_completion_tokens": 100,
         }
-        async with session.post(url, json=body) as response:
+        async with http.post(url, json=body, headers=headers) as response:
             response.raise_for_status()
             await response.read()
 
-    return session, call
+    return call
 
 
-def pct(values: list[float], q: float) -> float:
-    """The q-th percentile (0..100)."""
-    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+async def run_peers(rig: Rig, http: aiohttp.ClientSession, n: int) -> dict[str, Any]:
+    """Each installed peer's throughput on unique requests, 200 in flight; skips explained."""
+    results: dict[str, float] = {}
+    with scratch_dir() as workdir:
+        peers, skipped = find_peers(rig.sim_url, Path(workdir))
+        for name, reason in skipped.items():
+            print(f"peer {name} skipped: {reason}")
+        for peer in peers:
+            port = free_port()
+            proc = peer.process(port)
+            try:
+                await proc.start(ready_within_s=60)
+                call = direct_call(http, f"http://127.0.0.1:{port}", rig.nonce, peer)
+                await closed_loop(min(n // 5, 200), IN_FLIGHT, call, first=10**8)  # warm-up
+                rps = await closed_loop(n, IN_FLIGHT, call, first=2 * 10**8)
+                results[peer.name] = round(rps, 1)
+            except Exception as exc:  # a peer that fails is reported, not fatal
+                print(f"peer {peer.name} failed: {type(exc).__name__}: {exc}")
+                skipped[peer.name] = f"failed: {type(exc).__name__}: {exc}"
+            finally:
+                await proc.stop()
+    return {"rps": results, "skipped": skipped}
 
 
-async def main(quick: bool) -> None:
-    """Run the three measurements and write bench/results/overhead.json.
+@contextlib.asynccontextmanager
+async def profiled(enabled: bool, rig: Rig, n: int) -> AsyncIterator[None]:
+    """Sample the router and the ledger with py-spy while the block runs, if enabled."""
+    if not enabled:
+        yield
+        return
+    router, ledger = rig.routers[0].proc, rig.ledger.proc if rig.ledger else None
+    assert router is not None and ledger is not None
+    raw = {name: RESULTS / f"profile_{name}.raw" for name in ("router", "ledger")}
+    async with sampled(router.pid, raw["router"]), sampled(ledger.pid, raw["ledger"]):
+        yield
+    for name, path in raw.items():
+        out = RESULTS / f"profile_{name}.txt"
+        out.write_text(summarize(path, f"{name} (py-spy, throughput phase)", n))
+        path.unlink(missing_ok=True)
+        print(f"profile of the {name} written to {out}")
 
-    As in a deployment, each part is its own process: this one sends the requests, a
-    `flipsync run router ledger` worker runs the pipeline, and the simulated provider
-    answers from a third; nats-server and redis-server are the embedded ones.
-    """
-    n = 2000 if quick else 10000
-    seconds = 3.0 if quick else 8.0
+
+async def main(quick: bool, profile: bool) -> None:
+    """Run every phase and write bench/results/overhead.json."""
+    n = 600 if quick else 2000
+    seconds = 2.0 if quick else 3.0
     nats_server, redis_server = EmbeddedNats(), EmbeddedRedis()
     sim_port = free_port()
-    sim = simulated_provider_process(sim_port)
+    sim_url = f"http://127.0.0.1:{sim_port}/v1"
     await nats_server.start()
     await redis_server.start()
-    await sim.start()
     env = {
         "NATS_URL": nats_server.url,
         "REDIS_URL": redis_server.url,
-        "FLIPSYNC_SIM_BASE_URL": f"http://127.0.0.1:{sim_port}/v1",
+        "FLIPSYNC_SIM_BASE_URL": sim_url,
     }
-    worker = service_process(["router", "ledger"], env)
+    sim = provider_process(sim_port)
+    rig = Rig(nats=nats_server, redis=redis_server, sim=sim, sim_url=sim_url, env=env)
     broker = make_broker(nats_server.url)
+    redis = aioredis.Redis.from_url(redis_server.url)
+    http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+    store = AggregateStore(redis)
+    phases: dict[str, Phase] = {}
     try:
-        raw = await raw_nats_rps(nats_server.url, n)
+        await rig.sim.start()
+        raw = await raw_nats_rps(nats_server.url, 5 * n)
         await broker.connect()
         await ensure_streams(broker.connection.jetstream(), Settings())
-        await worker.start()
-        call = pipeline_call(broker)
-        await closed_loop(500, IN_FLIGHT, call)  # warm-up
-        pipeline = await closed_loop(n // 2, IN_FLIGHT, call)
-        through = await open_loop(seconds, RATE, call)
-        # 500 req/s may be past what this machine sustains; the same comparison at half the
-        # measured capacity shows the pipeline's own cost without the queueing.
-        easy = max(10, int(pipeline / 2))
-        through_easy = await open_loop(seconds, easy, call)
-        client, direct = direct_call(env["FLIPSYNC_SIM_BASE_URL"])
-        try:
-            await closed_loop(500, IN_FLIGHT, direct)  # warm-up
-            straight = await open_loop(seconds, RATE, direct)
-            straight_easy = await open_loop(seconds, easy, direct)
-        finally:
-            await client.close()
+        rig.ledger = service_process(["ledger"], env)
+        await rig.ledger.start()
+        await rig.add_routers(1)
+        requester = Requester(LlmClient(broker), rig.nonce)
+        phase = functools.partial(measure, rig, requester, http, store)
+        standard = requester.call()
+        interactive = requester.call(Priority.INTERACTIVE)
+        await closed_loop(n // 6, IN_FLIGHT, standard, first=10**7)  # warm-up, unique texts
+        async with profiled(profile, rig, n):
+            phases["throughput"] = await phase(closed(n, standard, 0))
+        capacity = phases["throughput"].rps
+        phases["cache_hits"] = await phase(closed(n // 3, standard, 0))
+        phases["interactive_at_500"] = await phase(opened(seconds, RATE, interactive, 10**6))
+        easy = max(10.0, round(capacity / 2))
+        phases["interactive_at_half_capacity"] = await phase(
+            opened(seconds, easy, interactive, 2 * 10**6)
+        )
+        direct = direct_call(http, sim_url, rig.nonce)
+        await closed_loop(n // 6, IN_FLIGHT, direct, first=10**7)  # warm-up
+        straight = await open_loop(seconds, RATE, direct, first=3 * 10**6)
+        straight_easy = await open_loop(seconds, easy, direct, first=4 * 10**6)
+        scaling = {1: phases["throughput"]}
+        for replicas, first in ((2, 5 * 10**6), (4, 6 * 10**6)):
+            await rig.add_routers(replicas - len(rig.routers))
+            await closed_loop(n // 6, IN_FLIGHT, standard, first=first + 10**5)  # warm-up
+            scaling[replicas] = await phase(closed(n, standard, first))
+        peers = await run_peers(rig, http, n)
     finally:
+        await http.close()
+        await redis.aclose()
         await broker.stop()
-        await worker.stop()
-        await sim.stop()
+        for child in [*rig.routers, *([rig.ledger] if rig.ledger else []), rig.sim]:
+            await child.stop()
         await redis_server.stop()
         await nats_server.stop()
-    figures = {
+    figures = results(raw, phases, scaling, straight, straight_easy, easy, peers, quick)
+    path = write("overhead", figures)
+    print(table(rows(figures), "bench/overhead (simulated provider, latency 0)"))
+    print(f"written to {path}")
+
+
+def results(
+    raw: float,
+    phases: dict[str, Phase],
+    scaling: dict[int, Phase],
+    straight: list[float],
+    straight_easy: list[float],
+    easy: float,
+    peers: dict[str, Any],
+    quick: bool,
+) -> dict[str, Any]:
+    """The figures of the results file, each named for what it measured."""
+    top = phases["throughput"]
+    at_500, at_half = phases["interactive_at_500"], phases["interactive_at_half_capacity"]
+    cores = os.cpu_count() or 1
+    return {
         "raw_nats_rps": round(raw, 1),
-        "pipeline_rps": round(pipeline, 1),
-        "ratio": round(pipeline / raw, 4),
-        "overhead_p50_ms": round(pct(through, 50) - pct(straight, 50), 2),
-        "overhead_p99_ms": round(pct(through, 99) - pct(straight, 99), 2),
-        "pipeline_p50_ms": round(pct(through, 50), 2),
-        "pipeline_p99_ms": round(pct(through, 99), 2),
-        "direct_p50_ms": round(pct(straight, 50), 2),
-        "direct_p99_ms": round(pct(straight, 99), 2),
-        "fixed_rate_rps": RATE,
+        "pipeline_rps": round(top.rps, 1),
+        "ratio": round(top.rps / raw, 4),
+        "pipeline_cpu_us_per_request": top.pipeline_cpu_us,
+        "cpu_us_per_request": top.cpu_us,
+        "cache_hit_share": round(top.cache_hit_share, 4),
+        "provider_calls_per_request": round(top.provider_calls_per_request, 4),
+        "overhead_p50_ms_at_500": round(pct(at_500.latencies_ms, 50) - pct(straight, 50), 2),
+        "overhead_p99_ms_at_500": round(pct(at_500.latencies_ms, 99) - pct(straight, 99), 2),
+        "achieved_rps_at_500": round(at_500.rps, 1),
         "half_capacity_rps": easy,
         "overhead_p50_ms_at_half_capacity": round(
-            pct(through_easy, 50) - pct(straight_easy, 50), 2
+            pct(at_half.latencies_ms, 50) - pct(straight_easy, 50), 2
         ),
         "overhead_p99_ms_at_half_capacity": round(
-            pct(through_easy, 99) - pct(straight_easy, 99), 2
+            pct(at_half.latencies_ms, 99) - pct(straight_easy, 99), 2
         ),
+        "direct_p50_ms_at_500": round(pct(straight, 50), 2),
+        "direct_p99_ms_at_500": round(pct(straight, 99), 2),
+        "router_scaling": {str(k): round(v.rps, 1) for k, v in scaling.items()},
+        "router_scaling_per_core_rps": {
+            str(k): round(v.rps / cores, 1) for k, v in scaling.items()
+        },
+        "router_scaling_pipeline_cpu_us": {str(k): v.pipeline_cpu_us for k, v in scaling.items()},
+        "peers": peers["rps"],
+        "peers_skipped": peers["skipped"],
+        "phases": {name: phase.summary() for name, phase in phases.items()}
+        | {f"router_scaling_{k}": v.summary() for k, v in scaling.items() if k != 1},
+        "measures": {
+            "throughput": "unique standard requests, 200 in flight, 1 router process",
+            "cache_hits": "the throughput phase's texts again (exact-cache hits), 200 in flight",
+            "interactive_at_500": "unique interactive requests opened at 500 req/s",
+            "overhead": "latency through FlipSync minus the same calls straight to the provider",
+            "cpu": "process CPU time (user+system) over the phase and the ledger's drain",
+        },
         "in_flight": IN_FLIGHT,
-        "provider": "simulated, latency 0, own process",
-        "layout": "requester | flipsync run router ledger | simulated provider: 3 processes",
+        "layout": "requester | router x N | ledger | simulated provider | nats | redis",
         "quick": quick,
     }
-    path = write("overhead", figures)
-    rows = [(key, str(value)) for key, value in figures.items()]
-    print(table(rows, "bench/overhead (simulated provider)"))
-    print(f"written to {path}")
+
+
+def rows(figures: dict[str, Any]) -> list[tuple[str, str]]:
+    """The printed table: headline figures, then CPU per process."""
+    skip = {"phases", "measures", "cpu_us_per_request"}
+    out = [(key, str(value)) for key, value in figures.items() if key not in skip]
+    cpu = figures["cpu_us_per_request"].items()
+    out += [(f"cpu_us/request {name}", str(us)) for name, us in cpu]
+    return out
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer requests, for a smoke run")
-    uvloop.run(main(parser.parse_args().quick))
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="sample the router and ledger with py-spy in the throughput phase "
+        "(bench/results/profile_router.txt, profile_ledger.txt)",
+    )
+    args = parser.parse_args()
+    uvloop.run(main(args.quick, args.profile))

@@ -360,6 +360,9 @@ class Settings(BaseSettings):
     Unset: 24 h (the Batch API's window) for a real provider, the simulator's delay for it."""
     sim_batch_delay_s: float = 2.0
     """How long the embedded simulated provider takes to complete a batch."""
+    pack_window_ms_bulk: int = 1000
+    """The packing window of bulk requests that are packed rather than sent to the Batch API
+    (pack_window_ms is standard's; interactive requests are never held by a window)."""
     budget_config: Path | None = None
     """The budgets file (TOML) that seeds the live budgets; unset means cost_ledger/budgets.toml."""
 

@@ -18,6 +18,8 @@ STREAM_DLQ = "DLQ"
 REQUESTS_ALL = "llm.request.>"
 RESULTS_ALL = "llm.result.>"
 LEDGER_ALL = "ledger.>"
+LEDGER_ARMS = "ledger.*.arm"
+"""Ledger events of requests in an experiment arm: the only ones the experiment consumer reads."""
 DLQ_ALL = "dlq.>"
 UPLOADS_ALL = "product.uploaded.>"
 AGENT_RUN_ALL = "agent.run.>"
@@ -102,6 +104,22 @@ def llm_flight(tenant: str, fingerprint: str) -> str:
 def ledger(tenant: str) -> str:
     """Subject of a tenant's ledger events."""
     return f"ledger.{token(tenant)}"
+
+
+def ledger_arm(tenant: str) -> str:
+    """Subject of a tenant's ledger events that carry an experiment arm (under LEDGER_ALL too)."""
+    return f"ledger.{token(tenant)}.arm"
+
+
+def ledger_for(tenant: str, arm: str | None) -> str:
+    """Where a ledger event goes: its tenant's arm subject if it has an arm, else ledger()."""
+    return ledger_arm(tenant) if arm else ledger(tenant)
+
+
+def is_ledger_of(subject: str, tenant: str) -> bool:
+    """Whether subject is one of tenant's own ledger subjects; raises ValueError for a bad
+    tenant. Events published before arms had a subject of their own came on ledger()."""
+    return subject in (ledger(tenant), ledger_arm(tenant))
 
 
 def budget_alert(tenant: str) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -227,6 +228,15 @@ class AggregateStore:
     def redis(self) -> aioredis.Redis:
         """The Redis the aggregates live in."""
         return self._redis
+
+    @property
+    def seen_ttl_s(self) -> int:
+        """How long an applied event id is remembered."""
+        return self._seen_ttl_s
+
+    async def settle_applied(self, events: Sequence[LedgerEvent], new: Sequence[bool]) -> None:
+        """What follows applying events in a batch (new: whether each was newly applied):
+        nothing here; LedgerView settles their budgets."""
 
     async def apply(self, event: LedgerEvent) -> bool:
         """Add an event to every breakdown, unless its event id was applied before.

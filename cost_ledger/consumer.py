@@ -1,4 +1,9 @@
-"""The ledger consumer: every LedgerEvent on the LEDGER stream, applied once to the aggregates."""
+"""The ledger consumer: every LedgerEvent on the LEDGER stream, applied once to the aggregates.
+
+Events handled at the same time are applied to Redis together, in one script call with the
+sums per key computed in Python (cost_ledger.coalesce, cost_ledger.batch_apply); each is
+still acked, nacked or dead-lettered on its own.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,9 @@ from bus.consumers import dead_letter_publisher, durable_consumer, redis_applier
 from bus.errors import WireError
 from bus.messages import ErrorCode, LedgerEvent
 from bus.settings import Settings
-from cost_ledger.aggregates import AggregateStore
+from cost_ledger.aggregates import AggregateStore, Applied
+from cost_ledger.batch_apply import BatchApplier
+from cost_ledger.coalesce import EventCoalescer
 from cost_ledger.split_store import SplitStore
 
 DLQ_SOURCE = "ledger"
@@ -33,10 +40,14 @@ def ledger_router(store: AggregateStore, *, settings: Settings | None = None) ->
     router = NatsRouter()
     splits = SplitStore(store.redis)  # savings by lever from each event's split
 
+    coalescer = EventCoalescer(BatchApplier(store))
+
     async def apply(event: LedgerEvent, msg: NatsMessage) -> None:
-        """Apply one ledger event to the aggregates, once per event id."""
+        """Apply one ledger event to the aggregates (with the others handled meanwhile, in
+        one call), once per event id, then settle its budgets."""
         _check_subject(event, msg.raw_message.subject)
-        await store.apply(event)
+        applied = await coalescer.apply(event)
+        await store.settle_applied([event], [applied is Applied.NEW])
         await splits.apply(event)
 
     on_ledger_event = redis_applier(
@@ -62,11 +73,11 @@ def ledger_router(store: AggregateStore, *, settings: Settings | None = None) ->
 def _check_subject(event: LedgerEvent, subject: str) -> None:
     """Check that an event came on its own tenant's subject; raises WireError."""
     try:
-        own_subject = subjects.ledger(event.tenant)
+        own = subjects.is_ledger_of(subject, event.tenant)
     except ValueError as exc:
         raise WireError(ErrorCode.MALFORMED, f"LedgerEvent has a bad tenant: {exc}") from None
     # One tenant must not be able to book spend on another's account.
-    if subject != own_subject:
+    if not own:
         raise WireError(
             ErrorCode.MALFORMED,
             f"LedgerEvent of tenant {event.tenant!r} was published on {subject}",

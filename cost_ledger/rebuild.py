@@ -177,7 +177,7 @@ async def _one(
                     report.alerts += 1
                 return
             event = decode(msg.data, LedgerEvent)
-            if msg.subject != subjects.ledger(event.tenant):
+            if not subjects.is_ledger_of(msg.subject, event.tenant):
                 reason = f"event of tenant {event.tenant!r} on {msg.subject}"
                 raise WireError(ErrorCode.MALFORMED, reason)
         except (WireError, ValueError) as exc:

@@ -37,8 +37,8 @@ from cost_ledger.consumer import ledger_router
 from flipsync.providers import dispatch_health, start_providers
 from notifier import NotifierService
 from optimizer.arm_stats import experiment_router
-from optimizer.flag_store import LiveFlags
 from optimizer.models import load_registered
+from router.flags.live import LiveFlags
 from router.paid_answers import PaidAnswers
 from router.pipeline import Stage
 from router.providers.registry import ProviderRegistry
@@ -311,7 +311,8 @@ def _router_service(
         answer_ttl_s=settings.ack_wait_s * 3,
     )
     route, cascade = routing_stages(settings, registry, catalog, redis, budgets)
-    flags = LiveFlags(redis, catalog=catalog, registry=registry)
+    # Each reload of the flags also loads fine-tuned models registered at run time.
+    flags = LiveFlags(redis, on_reload=lambda: load_registered(redis, catalog, registry))
     broker.include_router(flags.control_router())  # flags.control: reload without a restart
     stages: list[Stage] = [
         RequestIdStage(redis),  # an id another tenant owns is refused before anything else

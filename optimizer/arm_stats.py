@@ -184,7 +184,7 @@ def experiment_router(redis: aioredis.Redis, settings: Settings) -> NatsRouter:
             dead_letter=dead_letter_publisher(router, DLQ_LEDGER),
             dead_letter_undecodable=False,
         ),
-        subject=subjects.LEDGER_ALL,
+        subject=subjects.LEDGER_ARMS,  # only events with an arm: the rest are not decoded
         stream=subjects.STREAM_LEDGER,
         durable=subjects.DURABLE_EXPERIMENT_LEDGER,
         settings=settings,

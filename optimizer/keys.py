@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from bus.subjects import token
+from router import keys as router_keys
 
 PREFIX = "fs:optimizer:"
-FLAGS = f"{PREFIX}flags"
-"""Hash: flag rule name -> the encoded FlagRule."""
-FLAGS_REV = f"{PREFIX}flags-rev"
+FLAGS = router_keys.FLAGS
+"""Hash: flag rule name -> the encoded FlagRule (the router's live flags read it)."""
+FLAGS_REV = router_keys.FLAGS_REV
 """Counter bumped by every flag change, so replicas know when to reload."""
 EXPERIMENTS = f"{PREFIX}experiments"
 """Hash: experiment name -> the encoded Experiment."""

@@ -57,6 +57,9 @@ class RequestContext:
     """Provider calls answered for this request so far: a failure after them still books them."""
     started_ms: int = field(default_factory=lambda: time.time_ns() // 1_000_000)
     started_monotonic: float = field(default_factory=time.monotonic)
+    delivery: int = 1
+    """JetStream's delivery count of the request: above 1, an earlier delivery may have
+    stored an outcome for this request id (its result, a coalesced call it led)."""
 
     async def reserve_more(self, extra_micro_usd: int) -> bool:
         """Grow the budget reservation before spending more than was reserved (a fallback to a

@@ -12,6 +12,11 @@ from __future__ import annotations
 from bus.subjects import token
 
 PREFIX = "fs:router:"
+FLAGS = "fs:optimizer:flags"
+"""Hash: flag rule name -> the encoded FlagRule (written by the optimizer, read here; the
+name keeps the optimizer's prefix, so stored flags stay where they were)."""
+FLAGS_REV = "fs:optimizer:flags-rev"
+"""Counter bumped by every flag change, so replicas know when to reload."""
 
 
 def cache_entry(tenant: str, fingerprint: str) -> str:

@@ -118,7 +118,7 @@ class OutcomePublisher:
         event = ledger_event(request, result, self._catalog_version())
         await self._broker.publish(
             encode(event),
-            subjects.ledger(event.tenant),
+            subjects.ledger_for(event.tenant, event.arm),
             headers={MSG_ID: scoped_msg_id(event.tenant, event.event_id)},
             stream=subjects.STREAM_LEDGER,
         )

@@ -2,7 +2,8 @@
 
 Reserve-before/settle-after (budget), store-after (cache) and wait-for-the-leader (dedup)
 all need the answer of the stages after them, so a stage is a middleware around the rest
-rather than a hop that forwards and forgets. Each stage runs in its own span.
+rather than a hop that forwards and forgets. Each stage runs in its own span, built only
+when the request's span is recorded: an unsampled request walks a chain with no span at all.
 """
 
 from __future__ import annotations
@@ -29,18 +30,33 @@ class Stage(Protocol):
 
 
 def compose(stages: Sequence[Stage], terminal: Handler, tracer: trace.Tracer) -> Handler:
-    """Chain stages around a terminal handler, outermost first."""
-    handler = _traced(terminal, "dispatch", tracer)
+    """Chain stages around a terminal handler, outermost first; a span per stage only when
+    the sampler will record it (see will_record)."""
+    traced = _traced(terminal, "dispatch", tracer)
+    plain = terminal
     for stage in reversed(stages):
-        handler = _bind(stage, handler, tracer)
-    return handler
+        traced = _traced(_bind(stage, traced), stage.name, tracer)
+        plain = _bind(stage, plain)
+
+    async def run(ctx: RequestContext) -> LlmResult:
+        return await (traced(ctx) if will_record() else plain(ctx))
+
+    return run
 
 
-def _bind(stage: Stage, call_next: Handler, tracer: trace.Tracer) -> Handler:
+def will_record() -> bool:
+    """Whether spans started now may be recorded: the current span is recorded, or there is
+    none and a new root is up to the sampler. FlipSync's samplers follow the parent
+    (bus.tracing), so the child of an unsampled span is never recorded."""
+    span = trace.get_current_span()
+    return span.is_recording() or not span.get_span_context().is_valid
+
+
+def _bind(stage: Stage, call_next: Handler) -> Handler:
     async def run(ctx: RequestContext) -> LlmResult:
         return await stage(ctx, call_next)
 
-    return _traced(run, stage.name, tracer)
+    return run
 
 
 def _traced(handler: Handler, name: str, tracer: trace.Tracer) -> Handler:

@@ -108,20 +108,25 @@ class RouterService:
     async def _answer_once(self, msg: NatsMessage, request: LlmRequest, started: float) -> None:
         """Answer a decoded request (or re-publish its stored result), then it is acked."""
         outcomes = self._outcomes
+        delivery = msg.raw_message.metadata.num_delivered or 1
         async with working(msg, self._settings.ack_wait_s / 3):
-            stored = await outcomes.stored_result(request)
+            # Only a redelivery can find a result an earlier delivery stored: a first one
+            # skips the lookup (JetStream drops a re-published request id as a duplicate).
+            stored = await outcomes.stored_result(request) if delivery > 1 else None
             if stored is not None:  # a redelivery of a request an earlier replica finished
                 await outcomes.publish(request, stored)
                 self._results.record(stored, time.perf_counter() - started)
                 return
-            result = await self.answer(request)
+            result = await self.answer(request, delivery=delivery)
             annotate(trace.get_current_span(), request, result, prompts=self._trace_prompts)
             await outcomes.publish(request, result)
             self._results.record(result, time.perf_counter() - started)
 
-    async def answer(self, request: LlmRequest) -> LlmResult:
-        """The pipeline's result for a request; every failure becomes an error result."""
-        ctx = RequestContext(request=request)
+    async def answer(self, request: LlmRequest, *, delivery: int = 1) -> LlmResult:
+        """The pipeline's result for a request; every failure becomes an error result.
+
+        delivery is JetStream's delivery count of the request (above 1: a redelivery)."""
+        ctx = RequestContext(request=request, delivery=delivery)
         guard = asyncio.timeout(_deadline_guard_s(ctx, self._settings))
         try:
             async with guard:

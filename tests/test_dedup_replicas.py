@@ -205,7 +205,7 @@ async def test_a_redelivered_leader_gets_the_call_it_paid_for(
     handler = pipeline(replica(redis_client, broker, "r0"), upstream)
     request = same_requests(1, "t1")[0]
     first = await handler(RequestContext(request=request))
-    again = await handler(RequestContext(request=request))  # as a redelivery brings it
+    again = await handler(RequestContext(request=request, delivery=2))  # a redelivery
     assert upstream.calls == 1
     assert again == first and again.lever is Lever.ROUTED and again.cost_micro_usd == 27
 

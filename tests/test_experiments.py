@@ -305,7 +305,7 @@ async def test_bad_arms_and_overflows_are_dead_lettered_and_counting_goes_on(
     good = msgspec.structs.replace(arm_event(f"{tenant}-ok", "r3", f"{tenant}/b"), tenant=tenant)
     for event in (bad, over, good):
         await stack.broker.publish(
-            encode(event), subjects.ledger(tenant), stream=subjects.STREAM_LEDGER
+            encode(event), subjects.ledger_arm(tenant), stream=subjects.STREAM_LEDGER
         )
     reasons = []
     for _ in range(2):
@@ -323,3 +323,33 @@ async def test_bad_arms_and_overflows_are_dead_lettered_and_counting_goes_on(
 
     await eventually(good_counted)
     assert (await stats.sums(tenant, "a")).n == 0
+
+
+async def test_only_events_with_an_arm_reach_the_experiment_consumer(stack: Stack) -> None:
+    tenant = f"n{uuid.uuid4().hex[:8]}"
+    js = stack.broker.connection.jetstream()
+    plain = msgspec.structs.replace(arm_event(f"{tenant}-plain", "p1", ""), tenant=tenant)
+    armed = msgspec.structs.replace(
+        arm_event(f"{tenant}-armed", "p2", f"{tenant}/a"), tenant=tenant
+    )
+    before = await js.consumer_info(subjects.STREAM_LEDGER, subjects.DURABLE_EXPERIMENT_LEDGER)
+    for event in (plain, armed):
+        subject = subjects.ledger_for(tenant, event.arm)
+        await stack.broker.publish(encode(event), subject, stream=subjects.STREAM_LEDGER)
+    aggregates = stack.aggregates
+
+    async def both_booked() -> bool:
+        return (await aggregates.totals(tenant)).calls == 2  # the ledger reads every subject
+
+    await eventually(both_booked)
+    stats = ArmStats(stack.redis)
+
+    async def armed_counted() -> bool:
+        return (await stats.sums(tenant, "a")).n == 1
+
+    await eventually(armed_counted)
+    after = await js.consumer_info(subjects.STREAM_LEDGER, subjects.DURABLE_EXPERIMENT_LEDGER)
+    assert after.delivered.stream_seq > before.delivered.stream_seq
+    assert after.num_pending == 0
+    # Only the armed event was delivered to the experiment consumer, the plain one never.
+    assert after.delivered.consumer_seq - before.delivered.consumer_seq == 1

@@ -20,8 +20,9 @@ from bus.settings import Settings
 from flipsync.stack import Stack
 from optimizer import keys
 from optimizer.cli import add_commands, run_command
-from optimizer.flag_store import FlagStore, LiveFlags, publish_change
-from optimizer.flags import apply_prompt
+from optimizer.flag_store import FlagStore, publish_change
+from router.flags.decide import apply_prompt
+from router.flags.live import LiveFlags
 from tests.helpers import eventually, make_request, router_stack
 
 

@@ -327,3 +327,19 @@ def test_a_retried_item_carries_its_share_of_the_packed_call() -> None:
     assert merged.baseline_micro_usd == 500 and merged.lever is Lever.ROUTED
     assert "item 1 is missing" in merged.reason
     assert with_share(retry, Alone(reason="no company")) is retry
+
+
+def test_each_priority_has_its_own_lane_and_window() -> None:
+    policy = PackPolicy(window_ms=300, bulk_window_ms=1500)
+    assert policy.window_for(Priority.INTERACTIVE) == 0
+    assert policy.window_for(Priority.STANDARD) == 300
+    assert policy.window_for(Priority.BULK) == 1500
+    standard, bulk = request(), request(priority=Priority.BULK)
+    # A bulk item never opens (or shortens) a standard window, nor the other way round.
+    assert pack_key(standard, "m", "p") != pack_key(bulk, "m", "p")
+    assert pack_key(standard, "m", "p") == pack_key(request("other item"), "m", "p")
+    interactive = request(priority=Priority.INTERACTIVE)
+    off = BatchPolicy(enabled=False)
+    assert decide(interactive, model="m", provider="p", now_ms=0, pack=policy, batch=off).path is (
+        Path.DIRECT
+    )

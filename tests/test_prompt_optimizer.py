@@ -17,7 +17,6 @@ from optimizer import keys
 from optimizer.arm_stats import ArmStats
 from optimizer.errors import ExperimentError
 from optimizer.experiments import ExperimentStore, arm_rules
-from optimizer.flags import FlagSet, apply_prompt
 from optimizer.prompt_variants import (
     code_strings,
     compact,
@@ -28,6 +27,7 @@ from optimizer.prompt_variants import (
     variants,
 )
 from optimizer.report import promote
+from router.flags.decide import FlagSet, apply_prompt
 
 WORDY = AgentSpec(
     name="wordy_titles",

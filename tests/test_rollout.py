@@ -9,8 +9,9 @@ import pytest
 from bus.messages import FlagRule, Lever, LlmRequest
 from optimizer.errors import FlagError
 from optimizer.experiments import Arm, Experiment, arm_rules
-from optimizer.flags import FlagSet, check_rule
-from optimizer.rollout import bucket, request_fingerprint
+from optimizer.flags import check_rule
+from router.flags.decide import FlagSet
+from router.flags.rollout import bucket, request_fingerprint
 from tests.helpers import make_request
 
 REQUESTS = 10_000

@@ -3,6 +3,9 @@ settled into the budget counters, each once (by event id, by request id)."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
+
 import redis.asyncio as aioredis
 
 from bus.messages import LedgerEvent
@@ -27,6 +30,13 @@ class LedgerView(AggregateStore):
     ) -> None:
         super().__init__(redis, seen_ttl_s=seen_ttl_s)
         self.budgets = budgets
+
+    async def settle_applied(self, events: Sequence[LedgerEvent], new: Sequence[bool]) -> None:
+        """Settle each event of an applied batch into the budgets (final if newly applied),
+        concurrently: each settle is its own idempotent script."""
+        await asyncio.gather(
+            *(self.budgets.settle_event(e, final=n) for e, n in zip(events, new, strict=True))
+        )
 
     async def apply(self, event: LedgerEvent) -> bool:
         """Apply an event to the aggregates and settle it into the budgets, each once."""

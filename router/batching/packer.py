@@ -62,6 +62,7 @@ class Packer:
         self._catalog = catalog
         self._baseline_model = baseline_model
         self._tracer = tracer
+        self._policy = policy
         self._windows: Windows[str, _Held] = Windows(
             window_ms=policy.window_ms,
             max_items=policy.max_items,
@@ -74,7 +75,9 @@ class Packer:
         """Hold ctx in the window of key until the window's call answers it."""
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         span = trace.get_current_span().get_span_context()
-        self._windows.add(key, _Held(ctx=ctx, future=future, span=span), ctx.request.deadline_ms)
+        held = _Held(ctx=ctx, future=future, span=span)
+        window_ms = self._policy.window_for(ctx.request.priority)
+        self._windows.add(key, held, ctx.request.deadline_ms, window_ms)
         return await future
 
     def _closed(self, key: str, window: list[_Held]) -> None:

@@ -41,11 +41,20 @@ class PackPolicy:
     deadline_slack_ms: int = 2000
     """Time kept for the packed call itself: a window closes this long before the earliest
     deadline it holds, and a request with less time left is not packed at all."""
+    bulk_window_ms: int = 1000
+    """The window of bulk requests (window_ms is standard's; interactive ones never wait)."""
 
     @property
     def enabled(self) -> bool:
         """Whether packing can happen at all."""
         return self.max_items > 1
+
+    def window_for(self, priority: Priority) -> int:
+        """How long a window of requests of this priority waits for company (the latency
+        lanes: 0 for interactive, window_ms for standard, bulk_window_ms for bulk)."""
+        if priority is Priority.INTERACTIVE:
+            return 0
+        return self.bulk_window_ms if priority is Priority.BULK else self.window_ms
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -150,9 +159,11 @@ def unpackable(request: LlmRequest, now_ms: int, pack: PackPolicy) -> str:
 
 
 def pack_key(request: LlmRequest, model: str, provider: str) -> str:
-    """The compatibility key: requests with equal keys may share one packed call."""
+    """The compatibility key: requests with equal keys may share one packed call. The
+    priority is part of it, so that each lane's window keeps its own length."""
     schema = request.output_schema
     shared = {
+        "priority": request.priority.value,
         "tenant": request.tenant,
         "model": model,
         "provider": provider,

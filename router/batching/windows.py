@@ -37,13 +37,14 @@ class Windows(Generic[K, T]):
         self._open: dict[K, Window[T]] = {}
         self._timers: dict[K, asyncio.TimerHandle] = {}
 
-    def add(self, key: K, item: T, deadline_ms: int = 0) -> None:
-        """Put item in the window of key (opening one if none is open)."""
+    def add(self, key: K, item: T, deadline_ms: int = 0, window_ms: int | None = None) -> None:
+        """Put item in the window of key (opening one if none is open, of window_ms if given,
+        else of this set's window)."""
         window = self._open.get(key)
         if window is None:
             window = Window(
                 opened_ms=now_ms(),
-                window_ms=self._window_ms,
+                window_ms=self._window_ms if window_ms is None else window_ms,
                 max_items=self._max_items,
                 deadline_slack_ms=self._slack_ms,
             )

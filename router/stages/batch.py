@@ -104,6 +104,7 @@ def batch_stage(
         max_input_tokens=settings.pack_max_input_tokens,
         max_output_tokens=settings.pack_max_output_tokens,
         deadline_slack_ms=settings.pack_deadline_slack_ms,
+        bulk_window_ms=settings.pack_window_ms_bulk,
     )
     turnaround = settings.batch_turnaround_s
     if turnaround is None:  # a real provider promises 24 h; the simulator its own delay

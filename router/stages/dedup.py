@@ -102,13 +102,14 @@ class DedupStage:
         if request.cache_policy is CachePolicy.BYPASS or Lever.DEDUP in ctx.disabled_levers:
             return await call_next(ctx)
         fingerprint = self._key(request)
-        try:
-            own = await self._store.outcome(request.tenant, fingerprint, request.id)
-        except RedisError as exc:
-            log.warning("dedup unavailable, calling without coalescing: %s", exc)
-            return await call_next(ctx)
-        if own is not None and own.request_id == request.id:
-            return own  # a redelivered leader: the call it already paid for
+        if ctx.delivery > 1:  # only a redelivery can have led a call already
+            try:
+                own = await self._store.outcome(request.tenant, fingerprint, request.id)
+            except RedisError as exc:
+                log.warning("dedup unavailable, calling without coalescing: %s", exc)
+                return await call_next(ctx)
+            if own is not None and own.request_id == request.id:
+                return own  # a redelivered leader: the call it already paid for
         if self._near is not None and request.cache_policy is CachePolicy.DEFAULT:
             near = await self._near.get_near_duplicate(request)
             if near is not None:

@@ -6,9 +6,9 @@ from __future__ import annotations
 import msgspec
 
 from bus.messages import LlmResult
-from optimizer.flag_store import LiveFlags
-from optimizer.flags import FlagDecision, apply_prompt
 from router.context import RequestContext
+from router.flags.decide import FlagDecision, apply_prompt
+from router.flags.live import LiveFlags
 from router.pipeline import Handler
 
 

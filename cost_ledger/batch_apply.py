@@ -1,0 +1,172 @@
+"""A fetched batch of ledger events applied to the aggregates in one Redis call.
+
+The sums per key and field are computed here, in Python, so a batch of 64 events costs one
+script of a few hundred HINCRBY instead of 64 scripts of about 290 each. Idempotency per event
+holds: the script checks every event's seen marker first and writes nothing if any exists;
+then (rare: a redelivery, a replay) the batch is applied event by event by the per-event
+script, which counts each event once and completes events an older script applied in part.
+So a batch writes exactly what its events applied one by one would (tests compare the two).
+A sum that would leave 64 bits is found before anything is written, and the batch then goes
+event by event too, so that only the event at fault fails.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+from redis import exceptions as redis_errors
+
+from bus.consumers import is_permanent
+from bus.messages import LedgerEvent
+from cost_ledger import cube, keys
+from cost_ledger.aggregates import (
+    MARKER_VERSION,
+    AggregateStore,
+    Applied,
+    Totals,
+    event_members,
+    event_metrics,
+)
+from cost_ledger.keys import Dimension
+
+FIELDS = tuple(f.name for f in dataclasses.fields(Totals))
+
+# KEYS: the m seen markers, then the written keys. ARGV[1] m, ARGV[2] marker ttl s,
+# ARGV[3] marker value, ARGV[4] n hashes; per hash: its key index, a field count and that many
+# (field, amount) pairs; then a count of set adds and that many (key index, member) pairs. Key
+# indexes are 1-based after the markers. Returns 1 when applied; 0 when a marker exists, -1
+# when a sum would leave 64 bits: then nothing is written (Redis does not roll a script back,
+# so every check comes before the first write).
+_APPLY_BATCH_LUA = """
+local m = tonumber(ARGV[1])
+for i = 1, m do
+  if redis.call('EXISTS', KEYS[i]) == 1 then return 0 end
+end
+local n_hashes = tonumber(ARGV[4])
+local a = 5
+for _ = 1, n_hashes do
+  local key, n = KEYS[m + tonumber(ARGV[a])], tonumber(ARGV[a + 1])
+  local fields = {}
+  for j = 1, n do fields[j] = ARGV[a + 2 * j] end
+  local now = redis.call('HMGET', key, unpack(fields))
+  for j = 1, n do
+    if math.abs(tonumber(now[j] or 0)) + math.abs(tonumber(ARGV[a + 2 * j + 1])) >= 9.2e18 then
+      return -1
+    end
+  end
+  a = a + 2 + 2 * n
+end
+for i = 1, m do
+  redis.call('SET', KEYS[i], ARGV[3], 'EX', ARGV[2])
+end
+a = 5
+for _ = 1, n_hashes do
+  local key, n = KEYS[m + tonumber(ARGV[a])], tonumber(ARGV[a + 1])
+  for j = 1, n do
+    redis.call('HINCRBY', key, ARGV[a + 2 * j], ARGV[a + 2 * j + 1])
+  end
+  a = a + 2 + 2 * n
+end
+local n_sets = tonumber(ARGV[a])
+a = a + 1
+for _ = 1, n_sets do
+  redis.call('SADD', KEYS[m + tonumber(ARGV[a])], ARGV[a + 1])
+  a = a + 2
+end
+return 1
+"""
+
+Writes = tuple[dict[tuple[str, str], int], set[tuple[str, str]]]
+"""(increments by (key, field), set members as (key, member)) of some events."""
+
+
+def add_writes(event: LedgerEvent, writes: Writes) -> None:
+    """Add what the per-event script writes for a new event to writes (its non-zero
+    increments, to aggregates and cube; its member-set adds)."""
+    increments, members_added = writes
+    metrics = event_metrics(event)
+    amounts = {name: getattr(metrics, name) for name in FIELDS}
+    nonzero = [(name, amount) for name, amount in amounts.items() if amount != 0]
+    members = event_members(event)
+    for scope, dims in (
+        (keys.GLOBAL_SCOPE, tuple(Dimension)),
+        (keys.scope(event.tenant), tuple(d for d in Dimension if d is not Dimension.TENANT)),
+    ):
+        for dim in dims:
+            key = keys.aggregate(scope, dim, members[dim])
+            for name, amount in nonzero:
+                increments[key, name] = increments.get((key, name), 0) + amount
+            if dim is not Dimension.TOTAL:
+                members_added.add((keys.members(scope, dim), members[dim]))
+    for key, prefix, metric_set in cube.event_entries(
+        event, members[Dimension.DAY], members[Dimension.HOUR]
+    ):
+        names = cube.METRIC_SETS[metric_set] or FIELDS
+        for name in names:
+            amount = amounts[name]
+            if amount != 0:
+                field = prefix + name
+                increments[key, field] = increments.get((key, field), 0) + amount
+
+
+class BatchApplier:
+    """Applies batches of ledger events to a store's aggregates (see the module docstring)."""
+
+    def __init__(self, store: AggregateStore) -> None:
+        self._store = store
+        self._script = store.redis.register_script(_APPLY_BATCH_LUA)
+
+    async def apply(self, events: Sequence[LedgerEvent]) -> list[Applied]:
+        """Apply events, each once per event id, in one script call when none was seen
+        before; returns what happened to each, in order. Raises the first event's error."""
+        outcomes = await self.outcomes(events)
+        for outcome in outcomes:
+            if isinstance(outcome, Exception):
+                raise outcome
+        return [o for o in outcomes if not isinstance(o, Exception)]
+
+    async def outcomes(self, events: Sequence[LedgerEvent]) -> list[Applied | Exception]:
+        """Like apply, but an event that cannot be applied (a sum beyond 64 bits) gets its
+        own error in its place, and the others are applied. Raises when Redis fails."""
+        first: dict[str, int] = {}
+        for i, event in enumerate(events):
+            first.setdefault(event.event_id, i)
+        unique = [events[i] for i in sorted(first.values())]
+        if unique and await self._apply_new(unique):
+            return [
+                Applied.NEW if first[e.event_id] == i else Applied.BEFORE
+                for i, e in enumerate(events)
+            ]
+        out: list[Applied | Exception] = []
+        for event in events:  # one by one, each once
+            try:
+                out.append(await self._store.apply_event(event))
+            except redis_errors.ResponseError as exc:
+                if not is_permanent(exc):
+                    raise
+                out.append(exc)
+        return out
+
+    async def _apply_new(self, events: Sequence[LedgerEvent]) -> bool:
+        """Apply events none of which was seen, in one call; False (nothing written) if one
+        was."""
+        writes: Writes = ({}, set())
+        for event in events:
+            add_writes(event, writes)
+        increments, members_added = writes
+        by_key: dict[str, list[str | int]] = {}
+        for (key, field), amount in increments.items():
+            by_key.setdefault(key, []).extend((field, amount))
+        index: dict[str, int] = {}
+        args: list[str | int] = [len(events), self._store.seen_ttl_s, MARKER_VERSION, len(by_key)]
+        for key, pairs in by_key.items():
+            args += [index.setdefault(key, len(index) + 1), len(pairs) // 2, *pairs]
+        args.append(len(members_added))
+        for key, member in sorted(members_added):
+            args += [index.setdefault(key, len(index) + 1), member]
+        markers = [keys.seen(event.event_id) for event in events]
+        applied = int(await self._script(keys=[*markers, *index], args=args))
+        if applied < 0:  # a sum would overflow: let the event-by-event path say which one
+            return False
+        return applied == 1
