@@ -57,6 +57,11 @@ COMMAND_HELP = {
 """Every command and its help line: `flipsync --help` lists them without importing any."""
 
 
+RUNNABLE = ("provider", "router", "ledger", "workflow", "agents", "api", "notifier")
+"""What `flipsync run` starts: flipsync.stack.Service's values, named here so that parsing the
+command line does not import the stack (a test keeps the two equal)."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `flipsync` command.
 
@@ -169,8 +174,7 @@ def _add_own_parser(command: str, commands: Any) -> None:
     """The parsers of the commands this module runs itself."""
     sub = commands.add_parser(command, help=COMMAND_HELP[command])
     if command == "run":
-        services = ("provider", "router", "ledger", "workflow", "agents", "api")
-        sub.add_argument("services", nargs="+", choices=services, help="the services to run")
+        sub.add_argument("services", nargs="+", choices=RUNNABLE, help="the services to run")
     elif command == "report":
         from cost_ledger.cli import add_filters
 

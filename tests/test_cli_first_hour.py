@@ -167,3 +167,10 @@ def test_a_timeout_ends_with_one_line_and_keeps_what_finished(tmp_path: Path) ->
     assert done.stderr.strip() == (
         f"timed out after 2 s: {len(written)} of 12 products done, written to {out / 'default'}/"
     )
+
+
+def test_run_offers_every_service_the_stack_can_start() -> None:
+    from flipsync.cli import RUNNABLE
+    from flipsync.stack import Service
+
+    assert set(RUNNABLE) == {s.value for s in Service}

@@ -113,8 +113,8 @@ def request(
     **fields: object,
 ) -> LlmRequest:
     """A one-message request."""
+    fields.setdefault("id", uuid.uuid4().hex)
     return LlmRequest(
-        id=uuid.uuid4().hex,
         tenant=tenant,
         agent="ebay_listing",
         task_type=task_type,
@@ -272,7 +272,8 @@ async def test_learned_task_types_take_the_prompt_router_complexity(make_stage: 
 
 async def test_exploring_requests_route_on_sampled_quality(make_stage: Stage) -> None:
     exploring = make_stage(explore_share=1.0)
-    reqs = [request(task_type="text_generation") for _ in range(40)]
+    # Fixed ids: which requests explore, and where, is a hash of the id.
+    reqs = [request(task_type="text_generation", id=f"probe-{i}") for i in range(40)]
     routes = [await route(exploring, r) for r in reqs]
     models = {r.model for r in routes}
     assert "gpt-4o-mini" in models and len(models) >= 3  # others get their chance, and signals
