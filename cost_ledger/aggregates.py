@@ -217,8 +217,9 @@ def event_members(event: LedgerEvent) -> dict[Dimension, str]:
 
 
 def event_scopes(event: LedgerEvent) -> tuple[str, str]:
-    """The scopes an event is applied to, in the order they are applied: all, then its tenant."""
-    return (keys.GLOBAL_SCOPE, keys.scope(event.tenant))
+    """The scopes an event is applied to, in the order they are applied: its tenant's, then
+    all tenants' (the last one decides whether the event was new: see apply_event)."""
+    return (keys.scope(event.tenant), keys.GLOBAL_SCOPE)
 
 
 def scope_dimensions(scope: str) -> tuple[Dimension, ...]:
@@ -226,15 +227,6 @@ def scope_dimensions(scope: str) -> tuple[Dimension, ...]:
     if scope == keys.GLOBAL_SCOPE:
         return tuple(Dimension)
     return tuple(d for d in Dimension if d is not Dimension.TENANT)
-
-
-def combined(per_scope: Sequence[Applied]) -> Applied:
-    """What applying an event did, from what each of its scopes did: NEW if any scope was new
-    (the event is counted now, everywhere), else COMPLETED if any was, else BEFORE."""
-    for wanted in (Applied.NEW, Applied.COMPLETED):
-        if wanted in per_scope:
-            return wanted
-    return Applied.BEFORE
 
 
 class AggregateStore:
@@ -271,11 +263,15 @@ class AggregateStore:
         """Add an event to every breakdown it is not in yet (see MARKER_VERSION): all of them
         if new, only the cube if an older script applied it, nothing if applied in full.
 
-        One script per scope (all tenants, then the event's tenant), each guarded by that
+        One script per scope (the event's tenant, then all tenants), each guarded by that
         scope's own seen marker in the same slot, so each scope counts the event once even
-        when a failure stopped an earlier try between the two; the answer is the most any
-        scope did (NEW if one of them was new)."""
-        return combined([await self.apply_scope(event, scope) for scope in event_scopes(event)])
+        when a failure stopped an earlier try between the two. The answer is the last
+        scope's: exactly one of concurrent or repeated applications gets NEW, and a retry
+        after a failure between the scopes still does (the last scope was not reached)."""
+        applied = Applied.BEFORE
+        for scope in event_scopes(event):
+            applied = await self.apply_scope(event, scope)
+        return applied
 
     async def apply_scope(self, event: LedgerEvent, scope: str) -> Applied:
         """Add an event to the breakdowns of one of its scopes, in one script in that scope's

@@ -10,11 +10,11 @@ A sum that would leave 64 bits is found before anything is written, and the batc
 event by event too, so that only the event at fault fails.
 
 On a Redis Cluster a script touches one slot, so the batch is cut by scope (cost_ledger/keys.py):
-one call for the all-tenants scope, then one per tenant of the batch, each checking and
+one call per tenant of the batch, then one for the all-tenants scope, each checking and
 writing only its own scope's seen markers and sums (same slot). A scope whose call finds a
-marker (or an overflow) writes nothing and goes event by event in that scope only; an event's
-outcome is what its scopes did together (aggregates.combined), so an event newly counted in
-one scope is NEW even when its other scope had it already (a retry after a failure between).
+marker (or an overflow) writes nothing and goes event by event in that scope only; an event
+that fails in its tenant's scope is left out of the all-tenants call. As in
+AggregateStore.apply_event, an event's outcome is its all-tenants scope's, applied last.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ from cost_ledger.aggregates import (
     AggregateStore,
     Applied,
     Totals,
-    combined,
     event_members,
     event_metrics,
     event_scopes,
@@ -117,13 +116,13 @@ def add_writes(event: LedgerEvent, writes: Writes, scope: str) -> None:
 
 
 def by_scope(events: Sequence[LedgerEvent]) -> dict[str, list[LedgerEvent]]:
-    """The events of each scope they are applied to, all-tenants first, then by tenant."""
+    """The events of each scope they are applied to: by tenant, then all-tenants last."""
     groups: dict[str, list[LedgerEvent]] = {}
     for event in events:
         for scope in event_scopes(event):
             groups.setdefault(scope, []).append(event)
     return {
-        scope: groups[scope] for scope in sorted(groups, key=lambda s: (s != keys.GLOBAL_SCOPE, s))
+        scope: groups[scope] for scope in sorted(groups, key=lambda s: (s == keys.GLOBAL_SCOPE, s))
     }
 
 
@@ -150,26 +149,27 @@ class BatchApplier:
         for i, event in enumerate(events):
             first.setdefault(event.event_id, i)
         unique = [events[i] for i in sorted(first.values())]
-        done: dict[str, list[Applied]] = {e.event_id: [] for e in unique}
+        done: dict[str, Applied] = {}
         failed: dict[str, Exception] = {}
         for scope, members in by_scope(unique).items():
-            if await self._apply_scope(scope, members):
+            members = [e for e in members if e.event_id not in failed]
+            if members and await self._apply_scope(scope, members):
                 for event in members:
-                    done[event.event_id].append(Applied.NEW)
+                    done[event.event_id] = Applied.NEW
                 continue
             for event in members:  # one by one in this scope, each once
                 try:
-                    done[event.event_id].append(await self._store.apply_scope(event, scope))
+                    done[event.event_id] = await self._store.apply_scope(event, scope)
                 except redis_errors.ResponseError as exc:
                     if not is_permanent(exc):
                         raise
-                    failed.setdefault(event.event_id, exc)
+                    failed[event.event_id] = exc
         out: list[Applied | Exception] = []
         for i, event in enumerate(events):
             if event.event_id in failed:
                 out.append(failed[event.event_id])
             elif first[event.event_id] == i:
-                out.append(combined(done[event.event_id]))
+                out.append(done[event.event_id])  # its all-tenants scope's: applied last
             else:  # the same event again in this batch: counted once, by its first copy
                 out.append(Applied.BEFORE)
         return out
