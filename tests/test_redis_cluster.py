@@ -27,8 +27,10 @@ from bus.messages import (
     BudgetScope,
     BudgetSpec,
     ErrorCode,
+    FlagRule,
     FlightOutcome,
     LedgerEvent,
+    Lever,
     LlmResult,
     Usage,
     error_result,
@@ -46,13 +48,14 @@ from cost_ledger.budgets.store import BudgetStore
 from cost_ledger.catalog import PriceCatalog
 from cost_ledger.keys import Dimension
 from cost_ledger.split_store import SplitStore
+from optimizer.flag_store import FlagStore
 from router.context import RequestContext
 from router.health.breaker import BreakerState
 from router.health.config import BreakerPolicy
 from router.health.limiter import RateLimiter
 from router.health.snapshot import health_snapshot
 from router.health.store import HealthStore, Outcome
-from router.keys import request_owner
+from router.keys import FLAGS, FLAGS_REV, request_owner
 from router.paid_answers import EVENTS, LEASES, LOST_REASON, PaidAnswers
 from router.providers.client import Completion
 from router.providers.config import RateLimits
@@ -364,3 +367,24 @@ async def test_the_ledgers_batched_apply_and_split_run_on_a_cluster(
     day = [date(2026, 11, 3)]
     assert (await splits.split("shop1", day)).gross == {"routed": 1000 - 101}
     assert sum((await splits.split(None, day)).gross.values()) == 4 * 1000 - (100 + 101 + 102 + 103)
+
+
+async def test_concurrent_applications_of_an_event_count_it_once_on_a_cluster(
+    cluster_client: aioredis.Redis,
+) -> None:
+    store = AggregateStore(cluster_client)
+    events = [ledger_event(at="2026-11-03T10:00:00", tenant=f"shop{i % 3}") for i in range(12)]
+    applied = await asyncio.gather(*(store.apply_event(e) for e in events for _ in range(3)))
+    assert applied.count(Applied.NEW) == len(events)  # exactly one of each event's three
+    assert (await store.totals()).calls == len(events)
+    per_tenant = [(await store.totals(f"shop{i}")).calls for i in range(3)]
+    assert per_tenant == [4, 4, 4]
+
+
+async def test_a_flag_change_runs_on_a_cluster(cluster_client: aioredis.Redis) -> None:
+    assert key_slot(FLAGS.encode()) != key_slot(FLAGS_REV.encode())  # no MULTI over both
+    flags = FlagStore(cluster_client)
+    await flags.change([FlagRule(name="no-cache", tenant="shop1", disable_levers=[Lever.PATTERN])])
+    await flags.change([FlagRule(name="other", tenant="shop2")], removed=["no-cache"])
+    assert [r.name for r in await flags.rules()] == ["other"]
+    assert await flags.rev() == 2
