@@ -39,7 +39,7 @@ from bus.redis_client import make_redis
 from bus.settings import Settings
 from bus.streams import ensure_streams
 from cost_ledger import keys as ledger_keys
-from cost_ledger.aggregates import AggregateStore, Applied
+from cost_ledger.aggregates import AggregateStore, Applied, Totals
 from cost_ledger.batch_apply import BatchApplier
 from cost_ledger.budgets import keys
 from cost_ledger.budgets.policy import Subject
@@ -367,6 +367,10 @@ async def test_the_ledgers_batched_apply_and_split_run_on_a_cluster(
     day = [date(2026, 11, 3)]
     assert (await splits.split("shop1", day)).gross == {"routed": 1000 - 101}
     assert sum((await splits.split(None, day)).gross.values()) == 4 * 1000 - (100 + 101 + 102 + 103)
+    # A fresh rebuild's clear finds the keys on every primary.
+    assert await store.clear() > 0 and await splits.clear() > 0
+    assert await store.totals() == Totals() and not (await splits.split(None, day)).gross
+    assert await applier.apply(events[:2]) == [Applied.NEW] * 2  # the markers went too
 
 
 async def test_concurrent_applications_of_an_event_count_it_once_on_a_cluster(
