@@ -216,6 +216,19 @@ def event_members(event: LedgerEvent) -> dict[Dimension, str]:
     }
 
 
+def event_scopes(event: LedgerEvent) -> tuple[str, str]:
+    """The scopes an event is applied to, in the order they are applied: its tenant's, then
+    all tenants' (the last one decides whether the event was new: see apply_event)."""
+    return (keys.scope(event.tenant), keys.GLOBAL_SCOPE)
+
+
+def scope_dimensions(scope: str) -> tuple[Dimension, ...]:
+    """The dimensions kept in a scope (the tenant dimension only in the global one)."""
+    if scope == keys.GLOBAL_SCOPE:
+        return tuple(Dimension)
+    return tuple(d for d in Dimension if d is not Dimension.TENANT)
+
+
 class AggregateStore:
     """Spend, baseline, calls and tokens by tenant, agent, model, provider, lever, day, hour."""
 
@@ -248,32 +261,43 @@ class AggregateStore:
 
     async def apply_event(self, event: LedgerEvent) -> Applied:
         """Add an event to every breakdown it is not in yet (see MARKER_VERSION): all of them
-        if new, only the cube if an older script applied it, nothing if applied in full."""
+        if new, only the cube if an older script applied it, nothing if applied in full.
+
+        One script per scope (the event's tenant, then all tenants), each guarded by that
+        scope's own seen marker in the same slot, so each scope counts the event once even
+        when a failure stopped an earlier try between the two. The answer is the last
+        scope's: exactly one of concurrent or repeated applications gets NEW, and a retry
+        after a failure between the scopes still does (the last scope was not reached)."""
+        applied = Applied.BEFORE
+        for scope in event_scopes(event):
+            applied = await self.apply_scope(event, scope)
+        return applied
+
+    async def apply_scope(self, event: LedgerEvent, scope: str) -> Applied:
+        """Add an event to the breakdowns of one of its scopes, in one script in that scope's
+        slot, guarded by the scope's own seen marker (see apply_event)."""
         metrics = event_metrics(event)
         members = event_members(event)
-        agg_keys: list[str] = []
-        set_keys: list[str] = []
-        set_members: list[str] = []
-        for scope, dims in (
-            (keys.GLOBAL_SCOPE, tuple(Dimension)),
-            (keys.scope(event.tenant), tuple(d for d in Dimension if d is not Dimension.TENANT)),
-        ):
-            for dim in dims:
-                agg_keys.append(keys.aggregate(scope, dim, members[dim]))
-                if dim is not Dimension.TOTAL:
-                    set_keys.append(keys.members(scope, dim))
-                    set_members.append(members[dim])
         field_args: list[str | int] = []
         for name in _FIELDS:
             field_args += [name, getattr(metrics, name)]
-        entries = cube.event_entries(event, members[Dimension.DAY], members[Dimension.HOUR])
+        agg_keys: list[str] = []
+        set_keys: list[str] = []
+        set_members: list[str] = []
+        for dim in scope_dimensions(scope):
+            agg_keys.append(keys.aggregate(scope, dim, members[dim]))
+            if dim is not Dimension.TOTAL:
+                set_keys.append(keys.members(scope, dim))
+                set_members.append(members[dim])
         cube_keys: dict[str, int] = {}
         cube_args: list[str | int] = []
-        for key, prefix, metric_set in entries:
+        for key, prefix, metric_set in cube.event_entries(
+            event, members[Dimension.DAY], members[Dimension.HOUR], (scope,)
+        ):
             number = _METRIC_SET_NUMBER[metric_set]
             cube_args += [cube_keys.setdefault(key, len(cube_keys) + 1), prefix, number]
         applied = await self._apply(
-            keys=[keys.seen(event.event_id), *agg_keys, *set_keys, *cube_keys],
+            keys=[keys.seen(event.event_id, scope), *agg_keys, *set_keys, *cube_keys],
             args=[
                 self._seen_ttl_s, len(agg_keys), len(_FIELDS), len(set_keys),
                 *field_args, *set_members, *_METRIC_SET_ARGS, *cube_args,

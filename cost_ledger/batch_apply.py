@@ -1,4 +1,4 @@
-"""A fetched batch of ledger events applied to the aggregates in one Redis call.
+"""A fetched batch of ledger events applied to the aggregates in one Redis call per scope.
 
 The sums per key and field are computed here, in Python, so a batch of 64 events costs one
 script of a few hundred HINCRBY instead of 64 scripts of about 290 each. Idempotency per event
@@ -8,6 +8,13 @@ script, which counts each event once and completes events an older script applie
 So a batch writes exactly what its events applied one by one would (tests compare the two).
 A sum that would leave 64 bits is found before anything is written, and the batch then goes
 event by event too, so that only the event at fault fails.
+
+On a Redis Cluster a script touches one slot, so the batch is cut by scope (cost_ledger/keys.py):
+one call per tenant of the batch, then one for the all-tenants scope, each checking and
+writing only its own scope's seen markers and sums (same slot). A scope whose call finds a
+marker (or an overflow) writes nothing and goes event by event in that scope only; an event
+that fails in its tenant's scope is left out of the all-tenants call. As in
+AggregateStore.apply_event, an event's outcome is its all-tenants scope's, applied last.
 """
 
 from __future__ import annotations
@@ -27,6 +34,8 @@ from cost_ledger.aggregates import (
     Totals,
     event_members,
     event_metrics,
+    event_scopes,
+    scope_dimensions,
 )
 from cost_ledger.keys import Dimension
 
@@ -81,26 +90,22 @@ Writes = tuple[dict[tuple[str, str], int], set[tuple[str, str]]]
 """(increments by (key, field), set members as (key, member)) of some events."""
 
 
-def add_writes(event: LedgerEvent, writes: Writes) -> None:
-    """Add what the per-event script writes for a new event to writes (its non-zero
+def add_writes(event: LedgerEvent, writes: Writes, scope: str) -> None:
+    """Add what the per-event script writes in scope for a new event to writes (its non-zero
     increments, to aggregates and cube; its member-set adds)."""
     increments, members_added = writes
     metrics = event_metrics(event)
     amounts = {name: getattr(metrics, name) for name in FIELDS}
     nonzero = [(name, amount) for name, amount in amounts.items() if amount != 0]
     members = event_members(event)
-    for scope, dims in (
-        (keys.GLOBAL_SCOPE, tuple(Dimension)),
-        (keys.scope(event.tenant), tuple(d for d in Dimension if d is not Dimension.TENANT)),
-    ):
-        for dim in dims:
-            key = keys.aggregate(scope, dim, members[dim])
-            for name, amount in nonzero:
-                increments[key, name] = increments.get((key, name), 0) + amount
-            if dim is not Dimension.TOTAL:
-                members_added.add((keys.members(scope, dim), members[dim]))
+    for dim in scope_dimensions(scope):
+        key = keys.aggregate(scope, dim, members[dim])
+        for name, amount in nonzero:
+            increments[key, name] = increments.get((key, name), 0) + amount
+        if dim is not Dimension.TOTAL:
+            members_added.add((keys.members(scope, dim), members[dim]))
     for key, prefix, metric_set in cube.event_entries(
-        event, members[Dimension.DAY], members[Dimension.HOUR]
+        event, members[Dimension.DAY], members[Dimension.HOUR], (scope,)
     ):
         names = cube.METRIC_SETS[metric_set] or FIELDS
         for name in names:
@@ -108,6 +113,17 @@ def add_writes(event: LedgerEvent, writes: Writes) -> None:
             if amount != 0:
                 field = prefix + name
                 increments[key, field] = increments.get((key, field), 0) + amount
+
+
+def by_scope(events: Sequence[LedgerEvent]) -> dict[str, list[LedgerEvent]]:
+    """The events of each scope they are applied to: by tenant, then all-tenants last."""
+    groups: dict[str, list[LedgerEvent]] = {}
+    for event in events:
+        for scope in event_scopes(event):
+            groups.setdefault(scope, []).append(event)
+    return {
+        scope: groups[scope] for scope in sorted(groups, key=lambda s: (s == keys.GLOBAL_SCOPE, s))
+    }
 
 
 class BatchApplier:
@@ -133,27 +149,36 @@ class BatchApplier:
         for i, event in enumerate(events):
             first.setdefault(event.event_id, i)
         unique = [events[i] for i in sorted(first.values())]
-        if unique and await self._apply_new(unique):
-            return [
-                Applied.NEW if first[e.event_id] == i else Applied.BEFORE
-                for i, e in enumerate(events)
-            ]
+        done: dict[str, Applied] = {}
+        failed: dict[str, Exception] = {}
+        for scope, members in by_scope(unique).items():
+            members = [e for e in members if e.event_id not in failed]
+            if members and await self._apply_scope(scope, members):
+                for event in members:
+                    done[event.event_id] = Applied.NEW
+                continue
+            for event in members:  # one by one in this scope, each once
+                try:
+                    done[event.event_id] = await self._store.apply_scope(event, scope)
+                except redis_errors.ResponseError as exc:
+                    if not is_permanent(exc):
+                        raise
+                    failed[event.event_id] = exc
         out: list[Applied | Exception] = []
-        for event in events:  # one by one, each once
-            try:
-                out.append(await self._store.apply_event(event))
-            except redis_errors.ResponseError as exc:
-                if not is_permanent(exc):
-                    raise
-                out.append(exc)
+        for i, event in enumerate(events):
+            if event.event_id in failed:
+                out.append(failed[event.event_id])
+            elif first[event.event_id] == i:
+                out.append(done[event.event_id])  # its all-tenants scope's: applied last
+            else:  # the same event again in this batch: counted once, by its first copy
+                out.append(Applied.BEFORE)
         return out
 
-    async def _apply_new(self, events: Sequence[LedgerEvent]) -> bool:
-        """Apply events none of which was seen, in one call; False (nothing written) if one
-        was."""
+    async def _apply_scope(self, scope: str, events: Sequence[LedgerEvent]) -> bool:
+        """Apply events to one scope in one call (one slot); False if nothing was written."""
         writes: Writes = ({}, set())
         for event in events:
-            add_writes(event, writes)
+            add_writes(event, writes, scope)
         increments, members_added = writes
         by_key: dict[str, list[str | int]] = {}
         for (key, field), amount in increments.items():
@@ -165,8 +190,6 @@ class BatchApplier:
         args.append(len(members_added))
         for key, member in sorted(members_added):
             args += [index.setdefault(key, len(index) + 1), member]
-        markers = [keys.seen(event.event_id) for event in events]
+        markers = [keys.seen(event.event_id, scope) for event in events]
         applied = int(await self._script(keys=[*markers, *index], args=args))
-        if applied < 0:  # a sum would overflow: let the event-by-event path say which one
-            return False
-        return applied == 1
+        return applied == 1  # 0: a marker exists; -1: a sum would overflow

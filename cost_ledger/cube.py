@@ -99,7 +99,7 @@ def agent_slice(agent: str) -> str:
 
 def cube_key(scope: str, bucket: str, slice_: str) -> str:
     """The hash of one bucket of one slice in one scope (slice last: it may hold anything)."""
-    return f"{keys.PREFIX}cube:{scope}:{bucket}:{slice_}"
+    return f"{keys.PREFIX}cube:{keys.tag(scope)}:{bucket}:{slice_}"
 
 
 def field_prefix(dim: CubeDim, member: str) -> str:
@@ -107,9 +107,11 @@ def field_prefix(dim: CubeDim, member: str) -> str:
     return f"{dim.value}{SEP}{member}{SEP}"
 
 
-def event_entries(event: LedgerEvent, day: str, hour: str) -> list[tuple[str, str, MetricSet]]:
+def event_entries(
+    event: LedgerEvent, day: str, hour: str, scopes: tuple[str, ...] = ()
+) -> list[tuple[str, str, MetricSet]]:
     """(hash key, field prefix, metric set) of every cube row an event adds to, in both of its
-    scopes; ``day`` is YYYY-MM-DD and ``hour`` YYYY-MM-DDTHH."""
+    scopes (or only in scopes, when given); ``day`` is YYYY-MM-DD and ``hour`` YYYY-MM-DDTHH."""
     members = {
         CubeDim.TOTAL: "",
         CubeDim.AGENT: event.agent,
@@ -127,7 +129,7 @@ def event_entries(event: LedgerEvent, day: str, hour: str) -> list[tuple[str, st
         (hour_key, mine, _HOUR_AGENT),
     )
     out: list[tuple[str, str, MetricSet]] = []
-    for scope in (keys.GLOBAL_SCOPE, keys.scope(event.tenant)):
+    for scope in scopes or (keys.GLOBAL_SCOPE, keys.scope(event.tenant)):
         for bucket, slice_, rows in plan:
             key = cube_key(scope, bucket, slice_)
             for dim, metrics in rows:

@@ -2,6 +2,11 @@
 
 Aggregates live in two scopes: ``all`` (every tenant) and ``tenant:<name>``. Tenant names are
 subject tokens, so they hold no ``:`` and one tenant's keys can never alias another scope's.
+
+On a Redis Cluster each scope is one group: its aggregates, member sets, cube rows and its own
+seen markers carry the hash tag ``{<scope>}`` (``tag``), so one script applies an event to one
+scope in one slot, and the marker guarding a scope's sums lives in the same slot as the sums.
+An event is applied scope by scope, each exactly once (cost_ledger/aggregates.py).
 """
 
 from __future__ import annotations
@@ -41,16 +46,22 @@ def scope(tenant: str | None) -> str:
     return GLOBAL_SCOPE if tenant is None else f"tenant:{token(tenant)}"
 
 
-def seen(event_id: str) -> str:
-    """Marker that a ledger event was applied, so a redelivery is not counted twice."""
-    return f"{PREFIX}seen:{event_id}"
+def tag(scope_: str) -> str:
+    """The Redis Cluster hash tag of a scope's keys: every key of one scope shares a slot."""
+    return f"{{{scope_}}}"
+
+
+def seen(event_id: str, scope_: str = GLOBAL_SCOPE) -> str:
+    """Marker that a ledger event was applied to a scope, so a redelivery is not counted
+    twice there (one per scope, in the slot of the sums it guards)."""
+    return f"{PREFIX}seen:{tag(scope_)}:{event_id}"
 
 
 def aggregate(scope_: str, dimension: Dimension, member: str) -> str:
     """Hash of the summed metrics of one member of a dimension (a model, a day...) in a scope."""
-    return f"{PREFIX}agg:{scope_}:{dimension.value}:{member}"
+    return f"{PREFIX}agg:{tag(scope_)}:{dimension.value}:{member}"
 
 
 def members(scope_: str, dimension: Dimension) -> str:
     """Set of the members of a dimension seen in a scope (the tenants, the models...)."""
-    return f"{PREFIX}idx:{scope_}:{dimension.value}"
+    return f"{PREFIX}idx:{tag(scope_)}:{dimension.value}"

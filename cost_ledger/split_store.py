@@ -2,8 +2,11 @@
 
 Kept beside the aggregates (not in their script, which the batch-apply work owns): one Lua
 call per event adds its split (cost_ledger.savings.settled) and its lever cost (an event with
-overhead_of set) to the hashes of its day, for its tenant and for all tenants, once per event
-id (its own seen marker). Rebuilt with the aggregates (`flipsync ledger rebuild`).
+overhead_of set) to the hashes of its day, for all tenants and for its tenant, once per event
+id. One call per scope, each with its own seen marker beside the sums it guards (the hash tag
+of the scope, cost_ledger/keys.py), so each runs in one Redis Cluster slot and a retry after
+a failure between the two counts neither scope twice. Rebuilt with the aggregates
+(`flipsync ledger rebuild`).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from cost_ledger.savings import settled
 PREFIX = "fs:split:"
 GROSS, COST = "gross", "cost"
 
-# KEYS[1]: the seen marker; then pairs of hashes (gross, cost) per scope. ARGV[1]: marker
+# KEYS[1]: the scope's seen marker; then the scope's pair of hashes (gross, cost). ARGV[1]: marker
 # TTL; ARGV[2]: number of gross (lever, amount) pairs; then those pairs; then cost pairs.
 _APPLY_LUA = """
 if not redis.call('SET', KEYS[1], 1, 'NX', 'EX', ARGV[1]) then
@@ -41,7 +44,12 @@ return 1
 
 
 def _key(kind: str, scope: str, day: str) -> str:
-    return f"{PREFIX}{kind}:{scope}:{day}"
+    return f"{PREFIX}{kind}:{keys.tag(scope)}:{day}"
+
+
+def seen(event_id: str, scope: str) -> str:
+    """Marker that an event's split was added to a scope (in that scope's slot)."""
+    return f"{PREFIX}seen:{keys.tag(scope)}:{event_id}"
 
 
 def _day(event: LedgerEvent) -> str:
@@ -58,7 +66,8 @@ class SplitStore:
         self._apply = redis.register_script(_APPLY_LUA)
 
     async def apply(self, event: LedgerEvent) -> bool:
-        """Add an event's split once per event id; returns whether it was new."""
+        """Add an event's split once per event id and scope; returns whether it was new in
+        any scope."""
         gross: dict[str, int] = {}
         cost: dict[str, int] = {}
         if event.overhead_of:
@@ -71,13 +80,15 @@ class SplitStore:
                 event.lever.value,
             )
         day = _day(event)
-        scopes = (keys.GLOBAL_SCOPE, keys.scope(event.tenant))
-        hashes = [_key(kind, s, day) for s in scopes for kind in (GROSS, COST)]
         args: list[str | int] = [self._seen_ttl_s, len(gross)]
         for name, amount in [*gross.items(), *cost.items()]:
             args += [name, amount]
-        seen = f"{PREFIX}seen:{event.event_id}"
-        return bool(await self._apply(keys=[seen, *hashes], args=args))
+        new = False
+        for scope in (keys.GLOBAL_SCOPE, keys.scope(event.tenant)):
+            hashes = [_key(kind, scope, day) for kind in (GROSS, COST)]
+            marker = seen(event.event_id, scope)
+            new = bool(await self._apply(keys=[marker, *hashes], args=args)) or new
+        return new
 
     async def split(self, tenant: str | None, days: Iterable[date]) -> LeverSplit:
         """The summed split of a tenant (or all) over days."""

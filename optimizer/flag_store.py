@@ -40,13 +40,17 @@ class FlagStore:
         )
         for rule in change.set_rules:
             check_rule(rule)
+        # The rules, then the rev: two slots on a Redis Cluster, so not one MULTI. A replica
+        # that reads the new rules before the rev moves reloads once more; one that sees the
+        # new rev finds the new rules; a failure between leaves the rules written and says so.
         async with self._redis.pipeline(transaction=True) as pipe:
             for rule in change.set_rules:
                 pipe.hset(keys.FLAGS, rule.name, encode(rule))
             if change.removed:
                 pipe.hdel(keys.FLAGS, *change.removed)
-            pipe.incr(keys.FLAGS_REV)
-            await pipe.execute()
+            if len(pipe):
+                await pipe.execute()
+        await self._redis.incr(keys.FLAGS_REV)
         return change
 
 

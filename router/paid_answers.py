@@ -4,9 +4,12 @@ Around each provider call dispatch makes (``PaidAnswers.call``):
 1. Before it, a call marker goes to Redis: a lease (refreshed while the call runs) and the
    ledger event to book if the replica dies now, priced at the call's maximum cost (the
    reservation's amount: input estimate times the budget margin, every output token).
-2. The moment the answer arrives, the answer is stored by request id and the marker removed,
-   in one transaction; the call is noted on the request's context, so a failure after it
-   (validation, a bug, a publish error) still books it (``booked``).
+2. The moment the answer arrives, the answer is stored by request id, then the marker is
+   removed (two steps, so that each touches one Redis Cluster slot: the answer lives by
+   tenant and request, the markers of every call together in ``{calls}``; a death between
+   the two books the call twice, never zero times); the call is noted on the request's
+   context, so a failure after it (validation, a bug, a publish error) still books it
+   (``booked``).
 3. A redelivered request finds the stored answer and prices it again without paying again.
 4. A marker whose lease expired (its replica died while the provider answered) is claimed by
    whichever replica next calls a provider, or reaps, and its ledger event is published: the
@@ -47,9 +50,11 @@ INPUT_MARGIN = 2
 """A lost call is booked at this many times its input estimate (as dispatch's fallbacks
 assume the budget margin may be), plus every output token: never below what it cost."""
 LOST_REASON = "lost: the replica died while the provider answered; booked at its maximum"
-LEASES = f"{PREFIX}calls:leases"
+CALLS_TAG = "{calls}"
+"""Hash tag of the call markers: every script here touches both of them, so one slot."""
+LEASES = f"{PREFIX}{CALLS_TAG}:leases"
 """Sorted set of calls at a provider, scored by lease expiry (Redis ms)."""
-EVENTS = f"{PREFIX}calls:events"
+EVENTS = f"{PREFIX}{CALLS_TAG}:events"
 """Hash of call id to the encoded ledger event to book if that call is lost."""
 REAP_BATCH = 20
 
@@ -220,23 +225,20 @@ class PaidAnswers:
             answered = True
             if on_answer is not None:
                 on_answer(completion)
-            async with self._redis.pipeline(transaction=True) as pipe:
-                if keep:
-                    kept = KeptAnswer(
-                        provider=provider,
-                        model=model,
-                        content=completion.content,
-                        answered_model=completion.model,
-                        usage=completion.usage,
-                        latency_ms=completion.latency_ms,
-                        finish_reason=completion.finish_reason,
-                        tool_calls=completion.tool_calls,
-                    )
-                    pipe.set(answer_key(request.tenant, request.id, model), encode(kept),
-                             ex=self._answer_ttl_s)  # fmt: skip
-                pipe.zrem(LEASES, call_id)
-                pipe.hdel(EVENTS, call_id)
-                await pipe.execute()
+            if keep:  # kept before the marker goes: a death between books it twice, not never
+                kept = KeptAnswer(
+                    provider=provider,
+                    model=model,
+                    content=completion.content,
+                    answered_model=completion.model,
+                    usage=completion.usage,
+                    latency_ms=completion.latency_ms,
+                    finish_reason=completion.finish_reason,
+                    tool_calls=completion.tool_calls,
+                )
+                await self._redis.set(answer_key(request.tenant, request.id, model),
+                                      encode(kept), ex=self._answer_ttl_s)  # fmt: skip
+            await self._drop(call_id)
             return completion
         except BaseException:
             if not answered:  # failed before an answer: not booked (see the module doc)

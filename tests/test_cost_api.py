@@ -23,6 +23,7 @@ from bus.embedded import EmbeddedNats
 from bus.messages import LedgerEvent, Lever
 from bus.settings import Settings
 from bus.streams import ensure_streams
+from cost_ledger import keys as lkeys
 from cost_ledger.aggregates import AggregateStore
 from cost_ledger.budgets.config import BudgetConfig
 from cost_ledger.budgets.live import LiveBudgets
@@ -209,7 +210,7 @@ async def test_flush_and_rebuild_restores_every_view_exactly(
     await eventually(consumed, timeout_s=15)
 
     async def snapshot() -> tuple[dict[Any, Any], list[dict[str, Any]]]:
-        keys = sorted(await redis_client.keys(f"fs:ledger:cube:tenant:{tenant}:*"))
+        keys = sorted(await redis_client.keys(f"fs:ledger:cube:{lkeys.tag(lkeys.scope(tenant))}:*"))
         cube = {k: await redis_client.hgetall(k) for k in keys}
         views = [
             await get(api, path, tenant=tenant)
@@ -286,7 +287,7 @@ async def tenant_state(
     api: httpx2.AsyncClient, redis_client: aioredis.Redis, tenant: str
 ) -> tuple[dict[str, object], list[dict[str, Any]]]:
     """Every ledger key of a tenant's scope, and every view of the tenant through the API."""
-    stored = await ledger_keys(redis_client, f"fs:ledger:*:tenant:{tenant}:*")
+    stored = await ledger_keys(redis_client, f"fs:ledger:*:{lkeys.tag(lkeys.scope(tenant))}:*")
     views = [
         await get(api, path, tenant=tenant)
         for path in ("spend", "timeseries", "anomalies", "recommendations", "forecast")
@@ -329,7 +330,8 @@ async def test_rebuild_restores_the_cube_of_events_applied_before_it_existed(
     # Any derived keys lost or wrong (the cube deleted, markers kept): a fresh rebuild.
     cube = await redis_client.keys("fs:ledger:cube:*")
     await redis_client.delete(*cube)
-    await redis_client.hincrby(f"fs:ledger:agg:tenant:{tenant}:total:total", "calls", 5)
+    total_key = lkeys.aggregate(lkeys.scope(tenant), lkeys.Dimension.TOTAL, lkeys.TOTAL_MEMBER)
+    await redis_client.hincrby(total_key, "calls", 5)
     report = await rebuild(ledger, AggregateStore(redis_client), budgets, fresh=True)
     assert report.cleared > 0 and report.applied >= 30 and report.completed == 0
     assert await tenant_state(api, redis_client, tenant) == fresh

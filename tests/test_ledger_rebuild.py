@@ -27,6 +27,7 @@ from bus.messages import (
     now_ms,
 )
 from bus.settings import Settings
+from cost_ledger import keys
 from cost_ledger.aggregates import AggregateStore, Totals
 from cost_ledger.budgets.cli import add_commands, run_command
 from cost_ledger.budgets.control import publish_change
@@ -229,11 +230,14 @@ async def test_a_fresh_rebuild_restores_every_view_and_budgets_count_once(stack:
     assert any(":cube:" in k for k in stored)
     # Derived keys lost or wrong: the cube deleted, an aggregate off, a seen marker gone.
     await redis.delete(*await redis.keys("fs:ledger:cube:*"))
-    await redis.hincrby(f"fs:ledger:agg:tenant:{TENANT}:total:total", "spend_micro_usd", 999)
+    total_key = keys.aggregate(keys.scope(TENANT), Dimension.TOTAL, keys.TOTAL_MEMBER)
+    await redis.hincrby(total_key, "spend_micro_usd", 999)
     await redis.delete(next(k for k in stored if ":seen:" in k))
     js = stack.broker.connection.jetstream()
     report = await rebuild(js, AggregateStore(redis), budgets(stack), fresh=True)
-    assert report.cleared > 0 and report.applied == len([k for k in stored if ":seen:" in k])
+    assert report.cleared > 0 and report.applied == len(
+        [k for k in stored if ":seen:{all}:" in k]
+    )  # one per event
     assert report.settled == 0  # the budget counters had every event: none counted twice
     assert await snapshot(stack) == before
     assert await ledger_keys(redis) == stored

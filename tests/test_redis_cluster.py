@@ -1,41 +1,71 @@
 """Budgets on a real 3-primary Redis Cluster: each script in one slot, a request spanning a
 tenant's group and the global group reserved in order with compensation, and no budget
-overspent under concurrent load where the global budget refuses what tenants had room for."""
+overspent under concurrent load where the global budget refuses what tenants had room for.
+The router's and the ledger's other scripts (cache, dedup, health, paid-call leases, request
+id ownership, batched aggregates, savings split) run there too."""
 
 from __future__ import annotations
 
 import asyncio
 import random
 from collections.abc import AsyncIterator
+from datetime import date
+from typing import cast
 
+import msgspec
 import pytest
 import redis.asyncio as aioredis
+from faststream.nats import NatsBroker
 from redis.crc import key_slot
 
+from bus import subjects
+from bus.broker import make_broker
+from bus.embedded.nats_server import EmbeddedNats
 from bus.embedded.redis_cluster import EmbeddedRedisCluster
 from bus.messages import (
     BudgetPeriod,
     BudgetScope,
     BudgetSpec,
     ErrorCode,
+    FlagRule,
     FlightOutcome,
+    LedgerEvent,
+    Lever,
+    LlmResult,
+    Usage,
     error_result,
 )
 from bus.redis_client import make_redis
+from bus.settings import Settings
+from bus.streams import ensure_streams
+from cost_ledger import keys as ledger_keys
+from cost_ledger.aggregates import AggregateStore, Applied, Totals
+from cost_ledger.batch_apply import BatchApplier
 from cost_ledger.budgets import keys
 from cost_ledger.budgets.policy import Subject
 from cost_ledger.budgets.scripts import Code
 from cost_ledger.budgets.store import BudgetStore
+from cost_ledger.catalog import PriceCatalog
+from cost_ledger.keys import Dimension
+from cost_ledger.split_store import SplitStore
+from optimizer.flag_store import FlagStore
+from router.context import RequestContext
 from router.health.breaker import BreakerState
 from router.health.config import BreakerPolicy
 from router.health.limiter import RateLimiter
 from router.health.snapshot import health_snapshot
 from router.health.store import HealthStore, Outcome
+from router.keys import FLAGS, FLAGS_REV, request_owner
+from router.paid_answers import EVENTS, LEASES, LOST_REASON, PaidAnswers
+from router.providers.client import Completion
 from router.providers.config import RateLimits
 from router.routing.quality import QualitySignal, SignalKind
 from router.routing.quality_store import QualityStore
 from router.stages.cache import ExactCache
 from router.stages.flight import FlightStore, make_token
+from router.stages.ids import IdTakenError, RequestIdStage
+from tests.cost_events import ledger_event
+from tests.helpers import make_request
 from tests.test_budget_store import day_counter, make_store
 
 TENANTS = [f"shop{i}" for i in range(6)]
@@ -198,3 +228,167 @@ async def test_health_and_quality_scripts_run_on_a_cluster(
     assert await quality.record(signal, "s1")
     assert not await quality.record(signal, "s1")  # once per signal id
     assert (await quality.counts())[("m", "pricing")].good > 0
+
+
+@pytest.fixture
+async def broker(nats_server: EmbeddedNats) -> AsyncIterator[NatsBroker]:
+    """A connected broker on the session's nats-server, with the streams in place."""
+    running = make_broker(nats_server.url)
+    await running.connect()
+    await ensure_streams(running.connection.jetstream(), Settings())
+    yield running
+    await running.stop()
+
+
+def _answer(text: str) -> Completion:
+    return Completion(
+        content=text,
+        model="gpt-4o-mini",
+        usage=Usage(input_tokens=10, output_tokens=5),
+        latency_ms=1.0,
+        finish_reason="stop",
+    )
+
+
+async def test_paid_answer_leases_run_on_a_cluster(
+    cluster_client: aioredis.Redis, broker: NatsBroker
+) -> None:
+    # The lease and its lost-call event would sit in two slots without their shared tag.
+    assert key_slot(LEASES.encode()) == key_slot(EVENTS.encode())
+    answers = PaidAnswers(
+        cluster_client, broker, PriceCatalog.load(), lambda: "test", lease_s=30, answer_ttl_s=60
+    )
+    ctx = RequestContext(request=make_request(tenant="shop1"))
+
+    async def answered() -> Completion:
+        return _answer("kept")
+
+    got = await answers.call(ctx, provider="openai", model="gpt-4o-mini", input_tokens=10,
+                             simulated=True, make=answered)  # fmt: skip
+    assert got.content == "kept" and len(ctx.paid) == 1
+    kept = await answers.kept(ctx.request, "gpt-4o-mini")
+    assert kept is not None and kept.content == "kept"  # a redelivery would find it
+    assert await cluster_client.zcard(LEASES) == 0 and await cluster_client.hlen(EVENTS) == 0
+
+    async def failing() -> Completion:
+        raise RuntimeError("provider down")
+
+    with pytest.raises(RuntimeError):
+        await answers.call(ctx, provider="openai", model="gpt-4o-mini", input_tokens=10,
+                           simulated=True, make=failing)  # fmt: skip
+    assert await cluster_client.zcard(LEASES) == 0 and await cluster_client.hlen(EVENTS) == 0
+
+    # A call whose replica "died" at the provider: its lease expires, a reap books it.
+    at_provider, release = asyncio.Event(), asyncio.Event()
+
+    async def slow() -> Completion:
+        at_provider.set()
+        await release.wait()
+        return _answer("late")
+
+    lost_request = make_request(tenant="shop2")
+    sub = await broker.connection.subscribe(subjects.ledger("shop2"))
+    call = asyncio.create_task(
+        answers.leased(
+            lost_request,
+            provider="openai",
+            model="gpt-4o-mini",
+            input_tokens=10,
+            simulated=True,
+            make=slow,
+        )  # fmt: skip
+    )
+    await at_provider.wait()
+    leases = cast(list[bytes], await cluster_client.zrange(LEASES, 0, -1))
+    [call_id] = [lease.decode() for lease in leases]
+    await cluster_client.zadd(LEASES, {call_id: 0})  # its lease long expired
+    assert await answers.reap() == 1
+    event = msgspec.json.decode((await sub.next_msg(timeout=10)).data, type=LedgerEvent)
+    assert event.request_id == call_id and event.route_reason.startswith(LOST_REASON)
+    assert event.cost_micro_usd > 0
+    assert await answers.reap() == 0  # booked once
+    release.set()
+    assert (await call).content == "late"
+    assert await cluster_client.zcard(LEASES) == 0 and await cluster_client.hlen(EVENTS) == 0
+    await sub.unsubscribe()
+
+
+async def test_request_ids_are_owned_on_a_cluster(cluster_client: aioredis.Redis) -> None:
+    stage = RequestIdStage(cluster_client)
+    ok = error_result("x", "shop1", "copy", ErrorCode.INTERNAL, "served")
+
+    async def rest(ctx: RequestContext) -> LlmResult:
+        return ok
+
+    ids = [f"id-{i}" for i in range(8)]  # spread over the three primaries
+    assert len({key_slot(request_owner(i).encode()) for i in ids}) > 1
+    for request_id in ids:
+        mine = RequestContext(request=make_request(tenant="shop1", request_id=request_id))
+        assert await stage(mine, rest) is ok
+        assert await stage(mine, rest) is ok  # a redelivery: still ours
+        theirs = RequestContext(request=make_request(tenant="shop2", request_id=request_id))
+        with pytest.raises(IdTakenError):
+            await stage(theirs, rest)
+
+
+async def test_the_ledgers_batched_apply_and_split_run_on_a_cluster(
+    cluster_client: aioredis.Redis,
+) -> None:
+    tenants = ["shop0", "shop1", "shop2", "shop3"]
+    slots = {key_slot(ledger_keys.seen("e", ledger_keys.scope(t)).encode()) for t in tenants}
+    assert len(slots) > 1  # a batch of these tenants spans slots: one call per scope
+    events = [
+        ledger_event(at="2026-11-03T10:00:00", tenant=tenants[i % 4], cost=100 + i, baseline=1000)
+        for i in range(24)
+    ]
+    store = AggregateStore(cluster_client)
+    applier = BatchApplier(store)
+    assert await applier.apply(events) == [Applied.NEW] * len(events)
+    assert await applier.apply(events) == [Applied.BEFORE] * len(events)  # exactly once
+    # A retry of an event counted in its tenant's scope only (a failure between scopes):
+    # NEW, completed in the all-tenants scope, counted once in each.
+    partial = ledger_event(at="2026-11-03T11:00:00", tenant="shop1", cost=7, baseline=9)
+    assert await store.apply_scope(partial, ledger_keys.scope("shop1")) is Applied.NEW
+    assert await applier.apply([events[0], partial]) == [Applied.BEFORE, Applied.NEW]
+    everything = [*events, partial]
+    totals = await store.totals()
+    assert totals.calls == len(everything)
+    assert totals.spend_micro_usd == sum(e.cost_micro_usd for e in everything)
+    for tenant in tenants:
+        mine = [e for e in everything if e.tenant == tenant]
+        assert (await store.totals(tenant)).spend_micro_usd == sum(e.cost_micro_usd for e in mine)
+    by_tenant = await store.breakdown(Dimension.TENANT)
+    assert {t: v.calls for t, v in by_tenant.items()} == {"shop0": 6, "shop1": 7, "shop2": 6,
+                                                          "shop3": 6}  # fmt: skip
+
+    splits = SplitStore(cluster_client)
+    assert [await splits.apply(e) for e in events[:4]] == [True] * 4
+    assert not await splits.apply(events[0])  # once per event
+    day = [date(2026, 11, 3)]
+    assert (await splits.split("shop1", day)).gross == {"routed": 1000 - 101}
+    assert sum((await splits.split(None, day)).gross.values()) == 4 * 1000 - (100 + 101 + 102 + 103)
+    # A fresh rebuild's clear finds the keys on every primary.
+    assert await store.clear() > 0 and await splits.clear() > 0
+    assert await store.totals() == Totals() and not (await splits.split(None, day)).gross
+    assert await applier.apply(events[:2]) == [Applied.NEW] * 2  # the markers went too
+
+
+async def test_concurrent_applications_of_an_event_count_it_once_on_a_cluster(
+    cluster_client: aioredis.Redis,
+) -> None:
+    store = AggregateStore(cluster_client)
+    events = [ledger_event(at="2026-11-03T10:00:00", tenant=f"shop{i % 3}") for i in range(12)]
+    applied = await asyncio.gather(*(store.apply_event(e) for e in events for _ in range(3)))
+    assert applied.count(Applied.NEW) == len(events)  # exactly one of each event's three
+    assert (await store.totals()).calls == len(events)
+    per_tenant = [(await store.totals(f"shop{i}")).calls for i in range(3)]
+    assert per_tenant == [4, 4, 4]
+
+
+async def test_a_flag_change_runs_on_a_cluster(cluster_client: aioredis.Redis) -> None:
+    assert key_slot(FLAGS.encode()) != key_slot(FLAGS_REV.encode())  # no MULTI over both
+    flags = FlagStore(cluster_client)
+    await flags.change([FlagRule(name="no-cache", tenant="shop1", disable_levers=[Lever.PATTERN])])
+    await flags.change([FlagRule(name="other", tenant="shop2")], removed=["no-cache"])
+    assert [r.name for r in await flags.rules()] == ["other"]
+    assert await flags.rev() == 2
