@@ -47,6 +47,7 @@ from router.routing.grades import GradeStore
 from router.routing.quality_store import QualityStore
 from router.semantic.build import build_semantic_cache
 from router.semantic.store import SemanticCache
+from router.semantic.verdicts import verdicts_of
 from router.service import RouterService
 from router.stages.batch import batch_stage
 from router.stages.budget import BudgetStage, offered_by
@@ -210,7 +211,10 @@ async def start_stack(
             broker.include_router(service.router())
             signals = QualityStore(redis_client, discount=settings.routing.quality_discount)
             grades = GradeStore(redis_client)
-            broker.include_router(quality_router(signals, settings=settings, grades=grades))
+            verdicts = verdicts_of(semantic) if semantic is not None else None
+            broker.include_router(
+                quality_router(signals, settings=settings, grades=grades, verdicts=verdicts)
+            )
         if Service.LEDGER in wanted:
             assert budgets is not None
             broker.include_router(ledger_router(budgets.ledger_view(), settings=settings))
