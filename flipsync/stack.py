@@ -46,6 +46,7 @@ from router.routing.feedback import quality_router
 from router.routing.grades import GradeStore
 from router.routing.quality_store import QualityStore
 from router.semantic.build import build_semantic_cache
+from router.semantic.shadow import shadow_checks
 from router.semantic.store import SemanticCache
 from router.semantic.verdicts import verdicts_of
 from router.service import RouterService
@@ -328,6 +329,7 @@ def _router_service(
             broker=broker,
             semantic=semantic,
             near_duplicates=semantic,
+            shadow=shadow_checks(settings, semantic, broker, lambda: catalog.version),
         ),
         route,
         cascade.around(
