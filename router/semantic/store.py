@@ -188,8 +188,9 @@ class SemanticCache:
         served = await self._entries.take_served(request_id)
         if served is None:
             return False
-        if tenant and served.tenant != tenant:
-            return False  # another tenant's request id: never its verdict
+        if tenant and served.tenant != tenant:  # another tenant's request id: never its
+            await self._entries.mark_served(request_id, served, VERDICT_WINDOW_S)  # verdict
+            return False
         await self.observe(
             served.tenant, served.task_type, served.entry_id, served.score, correct, source
         )
