@@ -136,6 +136,9 @@ class SemanticSettings(BaseModel):
     default_error_bound: float = Field(default=0.01, gt=0, lt=1)
     confidence: float = Field(default=0.7, gt=0, lt=1)
     """How sure the cache must be (Beta posterior) that the error is within the bound."""
+    shadow_share: float = Field(default=0.05, ge=0, le=1)
+    """Share of semantic hits also re-asked off the response path (shadow checks), whose
+    verdicts the error bound learns from and whose cost is booked to the cache."""
 
 
 class ProviderSettings(BaseModel):

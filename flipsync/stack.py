@@ -46,7 +46,9 @@ from router.routing.feedback import quality_router
 from router.routing.grades import GradeStore
 from router.routing.quality_store import QualityStore
 from router.semantic.build import build_semantic_cache
+from router.semantic.shadow import shadow_checks
 from router.semantic.store import SemanticCache
+from router.semantic.verdicts import verdicts_of
 from router.service import RouterService
 from router.stages.batch import batch_stage
 from router.stages.budget import BudgetStage, offered_by
@@ -210,7 +212,10 @@ async def start_stack(
             broker.include_router(service.router())
             signals = QualityStore(redis_client, discount=settings.routing.quality_discount)
             grades = GradeStore(redis_client)
-            broker.include_router(quality_router(signals, settings=settings, grades=grades))
+            verdicts = verdicts_of(semantic) if semantic is not None else None
+            broker.include_router(
+                quality_router(signals, settings=settings, grades=grades, verdicts=verdicts)
+            )
         if Service.LEDGER in wanted:
             assert budgets is not None
             broker.include_router(ledger_router(budgets.ledger_view(), settings=settings))
@@ -324,6 +329,7 @@ def _router_service(
             broker=broker,
             semantic=semantic,
             near_duplicates=semantic,
+            shadow=shadow_checks(settings, semantic, broker, lambda: catalog.version),
         ),
         route,
         cascade.around(

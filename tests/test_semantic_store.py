@@ -275,7 +275,8 @@ async def test_a_wrong_entry_is_vetoed_at_its_score(
     await cache.put(first, paid(first, "Settings > Addresses."))
     served = ask(SHIPPING_PARAPHRASE)
     assert await cache.get(served) is not None
-    assert await cache.verify(served.id, False, "validator")
+    assert not await cache.verify(served.id, False, "validator", tenant="t2")  # not t2's hit
+    assert await cache.verify(served.id, False, "validator", tenant="t1")
     assert not await cache.verify(served.id, False, "validator")  # once per request
     await cache.sync()
     assert await cache.get(ask(SHIPPING_PARAPHRASE)) is None

@@ -16,6 +16,7 @@ that cannot be decoded goes to the dead-letter queue; a Redis failure redelivers
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 from faststream.nats import NatsRouter
 from faststream.nats.message import NatsMessage
@@ -96,8 +97,17 @@ async def publish_feedback(js: JetStreamContext, signal: SignalMessage) -> None:
     )
 
 
+Verdicts = Callable[[SignalMessage, bool], Awaitable[object]]
+"""Also told of every message (the message, whether it is feedback): the semantic cache's
+verdicts on its served hits (router.semantic.verdicts)."""
+
+
 def quality_router(
-    store: QualityStore, *, settings: Settings, grades: GradeStore | None = None
+    store: QualityStore,
+    *,
+    settings: Settings,
+    grades: GradeStore | None = None,
+    verdicts: Verdicts | None = None,
 ) -> NatsRouter:
     """A router whose one durable subscriber folds quality.> into the store (and grades)."""
     router = NatsRouter()
@@ -105,7 +115,10 @@ def quality_router(
     async def apply(signal: SignalMessage, msg: NatsMessage) -> None:
         """Fold one quality signal or feedback message."""
         subject, sequence = msg.raw_message.subject, msg.raw_message.metadata.sequence.stream
-        await fold(store, signal, feedback=is_feedback(subject), sequence=sequence, grades=grades)
+        feedback = is_feedback(subject)
+        if verdicts is not None:  # before the fold: a redelivery finds the hit already taken
+            await verdicts(signal, feedback)
+        await fold(store, signal, feedback=feedback, sequence=sequence, grades=grades)
 
     on_signal = redis_applier(
         SignalMessage,

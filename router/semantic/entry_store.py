@@ -82,6 +82,15 @@ class EntryStore:
             approximate=True,
         )
 
+    async def mark_served(self, request_id: str, hit: records.ServedHit, ttl_s: int) -> None:
+        """Keep a served hit for ttl_s, until a verdict on it is taken."""
+        await self._redis.set(keys.served(request_id), records.encode(hit), ex=max(1, ttl_s))
+
+    async def take_served(self, request_id: str) -> records.ServedHit | None:
+        """The served hit of a request, removed (a hit is verified once), or None."""
+        raw = await self._redis.getdel(keys.served(request_id))
+        return records.decode_served(raw) if isinstance(raw, bytes) else None
+
 
 def _log_messages(response: Any) -> list[tuple[str, bytes | None]]:
     """(message id, record) pairs of an XREAD on the log, in RESP2 or RESP3 shape."""

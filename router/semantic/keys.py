@@ -32,3 +32,9 @@ def entry_prefix(tenant: str) -> str:
 def tenant_index(tenant: str) -> str:
     """Sorted set of a tenant's entry ids, scored by creation time (ms): the size bound."""
     return f"{PREFIX}index:{token(tenant)}"
+
+
+def served(request_id: str) -> str:
+    """A served hit awaiting its verdict, by the request id it answered (ids are unique
+    across tenants: the router refuses an id another tenant owns)."""
+    return f"{PREFIX}served:{token(request_id)}"

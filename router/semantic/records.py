@@ -69,6 +69,19 @@ class Observation(msgspec.Struct, kw_only=True):
     v: int = RECORD_VERSION
 
 
+class ServedHit(msgspec.Struct, kw_only=True):
+    """A served semantic hit, kept under its request id until a verdict on it arrives (a
+    validator, explicit feedback or a shadow check), on whichever replica that arrives."""
+
+    tenant: str
+    task_type: str
+    entry_id: str
+    answer_key: str
+    """The served answer's digest (request_view.answer_key)."""
+    score: float
+    v: int = RECORD_VERSION
+
+
 class StoredEntry(msgspec.Struct, kw_only=True):
     """One entry as kept under its own key: its log record, question and cached result."""
 
@@ -90,9 +103,10 @@ _ENCODER = msgspec.msgpack.Encoder()
 _LOG_DECODER = msgspec.msgpack.Decoder(LogRecord)
 _ENTRY_DECODER = msgspec.msgpack.Decoder(StoredEntry)
 _OBSERVATION_DECODER = msgspec.msgpack.Decoder(Observation)
+_SERVED_DECODER = msgspec.msgpack.Decoder(ServedHit)
 
 
-def encode(record: LogRecord | StoredEntry | Observation) -> bytes:
+def encode(record: LogRecord | StoredEntry | Observation | ServedHit) -> bytes:
     """A record as msgpack bytes."""
     return _ENCODER.encode(record)
 
@@ -122,3 +136,12 @@ def decode_observation(raw: bytes) -> Observation | None:
     except msgspec.DecodeError:
         return None
     return observation if observation.v == RECORD_VERSION else None
+
+
+def decode_served(raw: bytes) -> ServedHit | None:
+    """A served hit, or None if it is unreadable or of another version."""
+    try:
+        served = _SERVED_DECODER.decode(raw)
+    except msgspec.DecodeError:
+        return None
+    return served if served.v == RECORD_VERSION else None

@@ -63,9 +63,12 @@ LOG_BATCH = 1000
 """Log records read per XREAD."""
 EMBEDDING_MEMO = 2048
 """Recent question vectors kept, so a put after a missed get does not embed twice."""
+VERDICT_WINDOW_S = 3600
+"""How long a served hit waits in Redis for a verdict (validators answer in seconds; later
+feedback is not learned from): bounds the keys a busy cache keeps, as Redis never evicts."""
 PENDING = 20_000
-"""Missed or served lookups remembered until their answer or verdict arrives (each), and
-entries whose wrong answers this replica remembers."""
+"""Missed lookups remembered until their paid answer arrives, and entries whose wrong
+answers this replica remembers."""
 
 
 class _Lookup(NamedTuple):
@@ -107,7 +110,6 @@ class SemanticCache:
         self._calibrators: dict[tuple[str, str], Calibrator] = {}
         self._wrong_at: OrderedDict[tuple[str, str], float] = OrderedDict()
         self._missed: OrderedDict[str, _Lookup] = OrderedDict()
-        self._served: OrderedDict[str, _Lookup] = OrderedDict()
         ttls = [p.ttl_s for p in self._policies.values()] + [near_duplicates.window_s]
         self._entries = EntryStore(
             redis,
@@ -176,14 +178,22 @@ class SemanticCache:
         await self.observe(tenant, task_type, entry_id, at, answer_key(result) == key, "miss")
         return True
 
-    async def verify(self, request_id: str, correct: bool, source: str = "validator") -> bool:
+    async def verify(
+        self, request_id: str, correct: bool, source: str = "validator", *, tenant: str = ""
+    ) -> bool:
         """Record whether a served semantic hit was right (a validator, explicit feedback or
-        a shadow check said so); False when this replica does not know the request."""
-        served = self._served.pop(request_id, None)
+        a shadow check said so), on any replica: the hit is kept in Redis under its request
+        id until its first verdict. False when no hit of that request (of tenant, if given)
+        awaits one."""
+        served = await self._entries.take_served(request_id)
         if served is None:
             return False
-        tenant, task_type, entry_id, _key, at = served
-        await self.observe(tenant, task_type, entry_id, at, correct, source)
+        if tenant and served.tenant != tenant:  # another tenant's request id: never its
+            await self._entries.mark_served(request_id, served, VERDICT_WINDOW_S)  # verdict
+            return False
+        await self.observe(
+            served.tenant, served.task_type, served.entry_id, served.score, correct, source
+        )
         return True
 
     def calibrator(self, tenant: str, task_type: str) -> Calibrator | None:
@@ -238,18 +248,20 @@ class SemanticCache:
             vector = await self._vector(seen.text)
             now_ms = self._now_ms()
             candidates = self._compatible(seen, vector, now_ms)
-            decision: Decision = (
-                self._decide(request, candidates, policy)
-                if policy is not None
-                else decide_near_duplicate(candidates, self._near, now_ms)
-            )
+            served: _Lookup | None = None
+            if policy is not None:
+                decision, served = self._decide(request, candidates, policy)
+            else:
+                decision = decide_near_duplicate(candidates, self._near, now_ms)
             if decision.entry is None:
                 return None
             stored = await self._read(request.tenant, decision.entry.entry_id, seen)
+            if stored is None:
+                return None
+            if served is not None and policy is not None:  # kept for its verdict
+                await self._entries.mark_served(request.id, _served_hit(served), VERDICT_WINDOW_S)
         except RedisError as exc:
             log.warning("semantic cache lookup failed, treated as a miss: %s", exc)
-            return None
-        if stored is None:
             return None
         label = "semantic cache" if lever is Lever.SEMANTIC_CACHE else "near-duplicate"
         reason = (
@@ -270,11 +282,12 @@ class SemanticCache:
 
     def _decide(
         self, request: LlmRequest, candidates: list[Candidate], policy: TaskPolicy
-    ) -> Decision:
-        """The error bound's decision; remembers the lookup so its outcome can be learned."""
+    ) -> tuple[Decision, _Lookup | None]:
+        """The error bound's decision, and the lookup when it is served (to keep for its
+        verdict); a lookup not served is remembered so that its paid answer teaches."""
         scored = score(candidates)
         if scored is None:
-            return Decision(entry=None, reason="no cached entry with these entities")
+            return Decision(entry=None, reason="no cached entry with these entities"), None
         tenant, task_type = request.tenant, request.task_type
         verdict = judge(
             scored,
@@ -284,11 +297,13 @@ class SemanticCache:
             entry_wrong_at=self._wrong_at.get((tenant, scored.entry.entry_id)),
             min_similarity=policy.threshold,
         )
-        remembered = self._served if verdict.serve else self._missed
-        remembered[request.id] = _remember(request, scored)
-        while len(remembered) > PENDING:
-            remembered.popitem(last=False)
-        return Decision(entry=scored.entry if verdict.serve else None, reason=verdict.reason)
+        lookup = _remember(request, scored)
+        if verdict.serve:
+            return Decision(entry=scored.entry, reason=verdict.reason), lookup
+        self._missed[request.id] = lookup
+        while len(self._missed) > PENDING:
+            self._missed.popitem(last=False)
+        return Decision(entry=None, reason=verdict.reason), None
 
     async def observe(
         self, tenant: str, task_type: str, entry_id: str, at: float, correct: bool, source: str
@@ -407,4 +422,14 @@ def _remember(request: LlmRequest, scored: Scored) -> _Lookup:
         entry_id=scored.entry.entry_id,
         answer_key=scored.entry.answer_key,
         score=scored.score,
+    )
+
+
+def _served_hit(lookup: _Lookup) -> records.ServedHit:
+    return records.ServedHit(
+        tenant=lookup.tenant,
+        task_type=lookup.task_type,
+        entry_id=lookup.entry_id,
+        answer_key=lookup.answer_key,
+        score=lookup.score,
     )

@@ -79,6 +79,14 @@ class SemanticStore(Protocol):
         ...
 
 
+class ShadowCheck(Protocol):
+    """Re-asks a served semantic hit off the response path (router.semantic.shadow)."""
+
+    def start(self, ctx: RequestContext, cached: LlmResult, call_next: Handler) -> bool:
+        """Begin a check of the hit when it is chosen, without waiting for it."""
+        ...
+
+
 class ExactCache:
     """Stored results by (tenant, fingerprint), bounded per tenant, least recently used evicted."""
 
@@ -137,10 +145,12 @@ class CacheStage:
         key: Callable[[LlmRequest], str],
         exact: ExactCache | None,
         semantic: SemanticStore | None = None,
+        shadow: ShadowCheck | None = None,
     ) -> None:
         self._key = key
         self._exact = exact
         self._semantic = semantic
+        self._shadow = shadow
 
     async def __call__(self, ctx: RequestContext, call_next: Handler) -> LlmResult:
         """A stored answer when there is one, else the rest's answer (stored if it may be)."""
@@ -152,8 +162,10 @@ class CacheStage:
             hit = await self._lookup(request, fingerprint, ctx.disabled_levers)
             if hit is not None:
                 stored, lever = hit
+                if lever is Lever.SEMANTIC_CACHE and self._shadow is not None:
+                    self._shadow.start(ctx, stored, call_next)  # off the response path
                 if stored.request_id == request.id:
-                    return stored  # a redelivery of the request that paid for it: its own result
+                    return stored  # already addressed (semantic), or a redelivery's own result
                 reason = (
                     f"{lever.value.replace('_', ' ')} hit (answer of request {stored.request_id})"
                 )

@@ -14,7 +14,7 @@ from bus.settings import Settings
 from cost_ledger.catalog import PriceCatalog
 from router.levers.fingerprint import fingerprinter
 from router.pipeline import Stage
-from router.stages.cache import CacheStage, ExactCache, SemanticStore
+from router.stages.cache import CacheStage, ExactCache, SemanticStore, ShadowCheck
 from router.stages.dedup import DedupStage, NearDuplicates
 from router.stages.flight import FlightChannel, FlightStore
 from router.stages.pattern import PatternStage
@@ -29,11 +29,13 @@ def lever_stages(
     broker: NatsBroker,
     semantic: SemanticStore | None = None,
     near_duplicates: NearDuplicates | None = None,
+    shadow: ShadowCheck | None = None,
 ) -> list[Stage]:
     """The enabled lever stages, outermost first.
 
     semantic (the semantic cache) is asked after an exact-cache miss; near_duplicates (the
-    same object, usually) is asked by dedup before it coalesces exact duplicates.
+    same object, usually) is asked by dedup before it coalesces exact duplicates; shadow
+    re-asks a share of semantic hits off the response path.
     """
     key = fingerprinter(catalog)
     stages: list[Stage] = []
@@ -55,7 +57,7 @@ def lever_stages(
             max_entries=settings.cache_max_entries,
         )
     if exact is not None or semantic is not None:
-        stages.append(CacheStage(key=key, exact=exact, semantic=semantic))
+        stages.append(CacheStage(key=key, exact=exact, semantic=semantic, shadow=shadow))
     if settings.enable_dedup:
         store = FlightStore(
             redis,
