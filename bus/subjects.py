@@ -96,6 +96,11 @@ def llm_result(tenant: str, agent: str, request_id: str) -> str:
     return f"llm.result.{token(tenant)}.{token(agent)}.{token(request_id)}"
 
 
+def llm_stream(tenant: str, agent: str, request_id: str) -> str:
+    """Core NATS subject (no stream) a streamed request's text pieces are relayed on."""
+    return f"llm.stream.{token(tenant)}.{token(agent)}.{token(request_id)}"
+
+
 def llm_flight(tenant: str, fingerprint: str) -> str:
     """Core NATS subject (no stream) where a coalesced call's leader tells its waiters."""
     return f"llm.flight.{token(tenant)}.{token(fingerprint)}"

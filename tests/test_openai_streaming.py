@@ -1,0 +1,177 @@
+"""Real streaming on the OpenAI-compatible endpoint: the provider's text relayed chunk by
+chunk while it is still generating, then the finish_reason and the usage the ledger booked.
+
+Driven by the official openai client (stream=True) against the API of an embedded stack
+with the simulated provider. The simulator's stream gate holds its answer after the first
+text chunk, so a test reads that chunk while the provider's stream is provably open: no
+timing is assumed, only order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from nats.js.errors import NotFoundError
+from openai import AsyncOpenAI
+from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
+
+from bus import subjects
+from bus.codec import decode
+from bus.messages import LedgerEvent, LlmResult
+from bus.settings import Settings
+from flipsync.stack import Service, Stack, start_stack
+
+TENANT = f"st{uuid.uuid4().hex[:8]}"
+KEY = "sk-test-" + uuid.uuid4().hex
+SETTINGS = Settings(sim_latency_ms=0, api_port=0, api_keys={KEY: TENANT})
+SERVICES = [Service.PROVIDER, Service.ROUTER, Service.LEDGER, Service.API]
+WAIT_S = 20.0
+"""Bound on any one wait: a relay that buffered the whole answer would hang on the gate."""
+
+
+@pytest.fixture(scope="module")
+async def stack() -> AsyncIterator[Stack]:
+    """Provider, router, ledger and the API service on an embedded NATS and Redis."""
+    running = await start_stack(SETTINGS, SERVICES)
+    yield running
+    await running.stop()
+
+
+@pytest.fixture
+async def client(stack: Stack) -> AsyncIterator[AsyncOpenAI]:
+    """The official client, pointed at the API service with the tenant's key."""
+    assert stack.api is not None
+    async with AsyncOpenAI(base_url=f"{stack.api.url}/v1", api_key=KEY, max_retries=0) as oa:
+        yield oa
+
+
+def prompt() -> str:
+    """A question no cache or pattern can answer (unique per call)."""
+    return f"Write a product description for a vintage leather satchel, lot {uuid.uuid4().hex}."
+
+
+async def ledger_event(stack: Stack, request_id: str) -> LedgerEvent:
+    """The request's ledger event, once the ledger stream holds it."""
+    js = stack.broker.connection.jetstream()
+    async with asyncio.timeout(WAIT_S):
+        while True:
+            seq = 1
+            while True:
+                try:
+                    raw = await js.get_msg(
+                        subjects.STREAM_LEDGER, seq, subject=subjects.ledger(TENANT), next=True
+                    )
+                except NotFoundError:
+                    break
+                event = decode(raw.data, LedgerEvent) if raw.data else None
+                if event is not None and event.request_id == request_id:
+                    return event
+                assert raw.seq is not None
+                seq = raw.seq + 1
+            await asyncio.sleep(0.05)
+
+
+async def stored_result(stack: Stack, request_id: str) -> LlmResult | None:
+    """The request's terminal result in the results stream, or None when there is none yet."""
+    js = stack.broker.connection.jetstream()
+    subject = subjects.llm_result(TENANT, SETTINGS.openai_agent, request_id)
+    try:
+        raw = await js.get_last_msg(subjects.STREAM_RESULTS, subject, direct=True)
+    except NotFoundError:
+        return None
+    return decode(raw.data, LlmResult) if raw.data else None
+
+
+async def test_text_arrives_while_the_provider_is_still_streaming(
+    stack: Stack, client: AsyncOpenAI
+) -> None:
+    """The first text chunk is read while the simulator holds its stream open; then the rest,
+    the finish_reason and usage equal to the ledger event's, and the cost settled from it."""
+    assert stack.sim is not None
+    gate = asyncio.Event()
+    stack.sim.state.stream_gate = gate
+    try:
+        stream = await client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=[{"role": "user", "content": prompt()}],
+            max_tokens=400,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        chunks: list[ChatCompletionChunk] = []
+        async with asyncio.timeout(WAIT_S):
+            async for chunk in stream:
+                chunks.append(chunk)
+                if chunk.choices and chunk.choices[0].delta.content:
+                    break
+        request_id = chunks[0].id.removeprefix("chatcmpl-")
+        # The provider has sent only its first text and waits on the gate: nothing settled.
+        assert (await stack.sim.stats()).streams_open == 1
+        assert await stored_result(stack, request_id) is None
+        gate.set()
+        async with asyncio.timeout(WAIT_S):
+            chunks += [chunk async for chunk in stream]
+    finally:
+        stack.sim.state.stream_gate = None
+        gate.set()
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    content_chunks = [c for c in chunks if c.choices and c.choices[0].delta.content]
+    assert len(content_chunks) > 2  # relayed piece by piece, not one block
+    finishes = [c.choices[0].finish_reason for c in chunks if c.choices]
+    assert finishes[-1] == "stop" and finishes.count("stop") == 1
+    last = chunks[-1]
+    assert last.choices == [] and last.usage is not None
+    event = await ledger_event(stack, request_id)
+    result = await stored_result(stack, request_id)
+    assert result is not None and result.content == text
+    assert last.usage.prompt_tokens == event.usage.input_tokens > 0
+    assert last.usage.completion_tokens == event.usage.output_tokens > 0
+    assert event.cost_micro_usd == result.cost_micro_usd > 0
+    assert (await stack.sim.stats()).streams_open == 0
+
+
+async def test_length_passes_through_a_stream(stack: Stack, client: AsyncOpenAI) -> None:
+    """An answer cut at max_tokens ends its stream with "length", its usage the ledger's."""
+    stream = await client.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": prompt()}],
+        max_tokens=6,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    async with asyncio.timeout(WAIT_S):
+        chunks = [chunk async for chunk in stream]
+    finishes = [c.choices[0].finish_reason for c in chunks if c.choices]
+    assert finishes[-1] == "length"
+    usage = chunks[-1].usage
+    assert usage is not None and 0 < usage.completion_tokens <= 6
+    event = await ledger_event(stack, chunks[0].id.removeprefix("chatcmpl-"))
+    assert (usage.prompt_tokens, usage.completion_tokens) == (
+        event.usage.input_tokens,
+        event.usage.output_tokens,
+    )
+
+
+async def test_an_answer_without_a_provider_call_streams_whole(
+    stack: Stack, client: AsyncOpenAI
+) -> None:
+    """A cache hit has no provider stream: its whole answer comes as chunks, as before."""
+    messages: list[ChatCompletionMessageParam] = [{"role": "user", "content": prompt()}]
+    first = await client.chat.completions.create(
+        model="gpt-4o-mini", messages=messages, max_tokens=100
+    )
+    stream = await client.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=messages,
+        max_tokens=100,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    async with asyncio.timeout(WAIT_S):
+        chunks = [chunk async for chunk in stream]
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == first.choices[0].message.content
+    assert chunks[-1].usage is not None
