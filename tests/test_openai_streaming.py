@@ -20,7 +20,7 @@ from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
 
 from bus import subjects
 from bus.codec import decode
-from bus.messages import LedgerEvent, LlmResult
+from bus.messages import LedgerEvent, Lever, LlmResult
 from bus.settings import Settings
 from flipsync.stack import Service, Stack, start_stack
 
@@ -175,3 +175,5 @@ async def test_an_answer_without_a_provider_call_streams_whole(
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == first.choices[0].message.content
     assert chunks[-1].usage is not None
+    cached = await stored_result(stack, chunks[0].id.removeprefix("chatcmpl-"))
+    assert cached is not None and cached.lever is Lever.EXACT_CACHE
