@@ -36,6 +36,33 @@ SPLICED = "the answer was retried after part of it had been streamed; ask again"
 """The error a stream ends with when its written text is not the start of the result's."""
 
 
+class Written:
+    """The text a stream has written so far, from the pieces of one provider call in order."""
+
+    def __init__(self) -> None:
+        self.text = ""
+        self._call: int | None = None
+        self._next = 0
+        self._relaying = True
+
+    def take(self, piece: LlmStreamChunk) -> str:
+        """The piece's text to write, or "" once a piece was missed or another call began
+        (from then on the terminal result says the rest)."""
+        if self._call is None:
+            self._call = piece.call
+        if not self._relaying or piece.call != self._call or piece.seq != self._next:
+            self._relaying = False
+            return ""
+        self._next += 1
+        self.text += piece.content
+        return piece.content
+
+    def rest(self, content: str) -> str | None:
+        """What the result's content adds to the written text; None when the written text is
+        not its start (a retried call had already streamed part of another answer)."""
+        return content[len(self.text) :] if content.startswith(self.text) else None
+
+
 class RelayedAnswer:
     """One streamed request: its text pieces as they arrive, then its terminal result."""
 
@@ -85,32 +112,26 @@ class RelayedAnswer:
         }
         try:
             yield chunk_event(head, {"role": "assistant", "content": ""})
-            call, seq = first.call, first.seq
-            relaying = first.seq == 0  # a call's first piece missed: the result says it all
-            written = first.content if relaying else ""
-            if relaying:
-                yield chunk_event(head, {"content": first.content})
+            written = Written()
+            if text := written.take(first):
+                yield chunk_event(head, {"content": text})
             while True:
                 piece = asyncio.create_task(self._pieces.get())
                 await asyncio.wait({result_task, piece}, return_when=asyncio.FIRST_COMPLETED)
                 if not piece.done():
                     piece.cancel()
                     break
-                got = piece.result()
-                if not relaying or got.call != call or got.seq != seq + 1:
-                    relaying = False  # a gap or another call: the result says the rest
-                    continue
-                seq, written = got.seq, written + got.content
-                yield chunk_event(head, {"content": got.content})
+                if text := written.take(piece.result()):
+                    yield chunk_event(head, {"content": text})
             result = await result_task
             if not result.ok:
                 yield error_event(OpenAIError.of_result(result, {}))
                 return
-            if not result.content.startswith(written):
+            rest = written.rest(result.content)
+            if rest is None:
                 yield error_event(OpenAIError(502, SPLICED, kind="api_error", code="spliced"))
                 return
             head["id"], head["model"] = completion_id(result), result.model
-            rest = result.content[len(written) :]
             for event in answer_tail(head, result, rest, include_usage=include_usage):
                 yield event
         finally:

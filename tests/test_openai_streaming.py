@@ -18,9 +18,10 @@ from nats.js.errors import NotFoundError
 from openai import AsyncOpenAI
 from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
 
+from api.openai_stream import Written
 from bus import subjects
 from bus.codec import decode
-from bus.messages import LedgerEvent, Lever, LlmResult
+from bus.messages import LedgerEvent, Lever, LlmResult, LlmStreamChunk
 from bus.settings import Settings
 from flipsync.stack import Service, Stack, start_stack
 
@@ -177,3 +178,30 @@ async def test_an_answer_without_a_provider_call_streams_whole(
     assert chunks[-1].usage is not None
     cached = await stored_result(stack, chunks[0].id.removeprefix("chatcmpl-"))
     assert cached is not None and cached.lever is Lever.EXACT_CACHE
+
+
+def piece(call: int, seq: int, content: str) -> LlmStreamChunk:
+    """A relayed piece of a request's text."""
+    return LlmStreamChunk(request_id="r1", call=call, seq=seq, content=content)
+
+
+def test_written_text_takes_pieces_in_order_and_the_result_says_the_rest() -> None:
+    """A missed piece stops the relay; the result's text past what was written follows."""
+    written = Written()
+    assert [written.take(piece(1, i, t)) for i, t in enumerate(["Brass ", "desk "])] == [
+        "Brass ",
+        "desk ",
+    ]
+    assert written.take(piece(1, 3, "1950s")) == ""  # seq 2 was lost on core NATS
+    assert written.take(piece(1, 4, ".")) == ""  # and nothing after it is written
+    assert written.rest("Brass desk lamp, 1950s.") == "lamp, 1950s."
+
+
+def test_a_retry_after_streamed_text_is_not_spliced_into_another_answer() -> None:
+    """Pieces of a second call are not written; a result that does not start with the
+    written text is refused (None), never spliced."""
+    written = Written()
+    assert written.take(piece(1, 0, "Brass ")) == "Brass "
+    assert written.take(piece(2, 0, "A lamp")) == ""
+    assert written.rest("A lamp of brass.") is None
+    assert Written().rest("A lamp of brass.") == "A lamp of brass."
