@@ -131,13 +131,17 @@ def answer_tail(
     head: dict[str, Any], result: LlmResult, text: str, *, include_usage: bool
 ) -> Iterator[bytes]:
     """The events after the text already written: text (in pieces of a few words), tool
-    calls, the finish chunk, the usage chunk when asked, then ``[DONE]``."""
+    calls, the finish chunk (with the flipsync object), the usage chunk when asked, then
+    ``[DONE]``."""
     if text:
         for piece in content_pieces(text):
             yield chunk_event(head, {"content": piece})
     for index, call in enumerate(result.tool_calls):
         yield chunk_event(head, {"tool_calls": [{"index": index, **call}]})
-    yield chunk_event(head, {}, finish_reason(result))
+    # The x-flipsync-* headers of a relayed stream left before the cost was known: the
+    # finish chunk carries the same facts, as the non-streamed body's flipsync object does.
+    finish = chunk_event(head | {"flipsync": flipsync_fields(result)}, {}, finish_reason(result))
+    yield finish
     if include_usage:
         yield _event(head | {"choices": [], "usage": usage(result)})
     yield b"data: [DONE]\n\n"

@@ -131,6 +131,9 @@ async def test_text_arrives_while_the_provider_is_still_streaming(
     assert last.usage.prompt_tokens == event.usage.input_tokens > 0
     assert last.usage.completion_tokens == event.usage.output_tokens > 0
     assert event.cost_micro_usd == result.cost_micro_usd > 0
+    finish = next(c for c in chunks if c.choices and c.choices[0].finish_reason)
+    facts = (finish.model_extra or {})["flipsync"]
+    assert (facts["cost_micro_usd"], facts["lever"]) == (event.cost_micro_usd, "routed")
     assert (await stack.sim.stats()).streams_open == 0
 
 

@@ -158,7 +158,7 @@ class LlmStreamChunk(msgspec.Struct, kw_only=True):
 
     request_id: str
     call: int
-    """Which provider call of the request (a retry or fallback starts a new one)."""
+    """Which provider call of the request: a random id, new for each retry or fallback."""
     seq: int
     """Position of the chunk in its call, from 0."""
     content: str

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import secrets
 from typing import Any, Protocol
 
 import nats.errors
@@ -47,8 +48,9 @@ class ChunkRelay:
         self._seq = 0
 
     def begin(self) -> None:
-        """A new provider call starts: its pieces count from 0."""
-        self._call += 1
+        """A new provider call starts: a fresh call id (unique across retries, fallbacks and
+        replicas), its pieces counting from 0."""
+        self._call = secrets.randbits(48)
         self._seq = 0
 
     async def send(self, text: str, model: str) -> None:

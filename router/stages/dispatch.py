@@ -42,6 +42,7 @@ from router.providers.registry import ProviderRegistry
 from router.providers.served_model import served_model
 from router.providers.streaming import ChunkRelays
 from router.stages.budget import estimate_input_tokens
+from router.stages.cascade import CascadeRoute
 from router.token_bound import max_request_cost
 from router.validation import parse_answer_off_loop
 
@@ -199,7 +200,9 @@ class Dispatcher:
         has_fallback: bool,
         tokens: _Tokens,
     ) -> Completion:
-        relay = self._relays.for_request(ctx.request) if self._relays is not None else None
+        # A cascade rung's answer may be escalated: only a whole answer can be taken back.
+        climbs = isinstance(ctx.route, CascadeRoute)
+        relay = self._relays.for_request(ctx.request) if self._relays and not climbs else None
         if self._attempts is None:
             name = f"chat {model}"
             with self._tracer.start_as_current_span(name, kind=trace.SpanKind.CLIENT) as span:
