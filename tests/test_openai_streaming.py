@@ -13,6 +13,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 
+import openai
 import pytest
 from nats.js.errors import NotFoundError
 from openai import AsyncOpenAI
@@ -24,11 +25,19 @@ from bus.codec import decode
 from bus.messages import LedgerEvent, Lever, LlmResult, LlmStreamChunk
 from bus.settings import Settings
 from flipsync.stack import Service, Stack, start_stack
+from simulator.config import FaultKind
+from simulator.markers import marker
 
 TENANT = f"st{uuid.uuid4().hex[:8]}"
 KEY = "sk-test-" + uuid.uuid4().hex
 SETTINGS = Settings(sim_latency_ms=0, api_port=0, api_keys={KEY: TENANT})
 SERVICES = [Service.PROVIDER, Service.ROUTER, Service.LEDGER, Service.API]
+SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["title"],
+    "properties": {"title": {"type": "string"}},
+}
 WAIT_S = 20.0
 """Bound on any one wait: a relay that buffered the whole answer would hang on the gate."""
 
@@ -208,3 +217,30 @@ def test_a_retry_after_streamed_text_is_not_spliced_into_another_answer() -> Non
     assert written.take(piece(2, 0, "A lamp")) == ""
     assert written.rest("A lamp of brass.") is None
     assert Written().rest("A lamp of brass.") == "A lamp of brass."
+
+
+async def test_an_answer_failing_its_schema_after_streaming_ends_with_an_error_event(
+    stack: Stack, client: AsyncOpenAI
+) -> None:
+    """Text already written cannot be withdrawn: the stream ends with the result's error
+    (schema_invalid), which the openai client raises, and the call is still booked."""
+    fault = marker(FaultKind.SCHEMA_INVALID, "gpt-4o-mini")
+    stream = await client.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": f"{prompt()} {fault}"}],
+        max_tokens=200,
+        stream=True,
+        response_format={
+            "type": "json_schema",
+            "json_schema": {"name": "listing", "schema": SCHEMA, "strict": True},
+        },
+    )
+    chunks: list[ChatCompletionChunk] = []
+    with pytest.raises(openai.APIError) as raised:
+        async with asyncio.timeout(WAIT_S):
+            async for chunk in stream:
+                chunks.append(chunk)
+    assert getattr(raised.value, "code", None) == "schema_invalid"
+    assert any(c.choices and c.choices[0].delta.content for c in chunks)  # it had streamed
+    event = await ledger_event(stack, chunks[0].id.removeprefix("chatcmpl-"))
+    assert event.cost_micro_usd > 0 and event.usage.output_tokens > 0
