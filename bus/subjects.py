@@ -36,6 +36,8 @@ FLAGS_CONTROL = "flags.control"
 """Core NATS (no stream): a feature flag changed in Redis (FlagChange); every router reloads."""
 LLM_FLIGHT_ALL = "llm.flight.>"
 """Every coalesced call's core-NATS channel (see llm_flight); for NATS permissions."""
+LLM_STREAM_ALL = "llm.stream.>"
+"""Every streamed request's core-NATS text pieces (see llm_stream); for NATS permissions."""
 
 STREAM_SUBJECTS: dict[str, list[str]] = {
     STREAM_REQUESTS: [REQUESTS_ALL],
