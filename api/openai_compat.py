@@ -4,7 +4,8 @@ An existing OpenAI client sets ``base_url`` to ``http://<api>/v1`` and its API k
 FlipSync key; the tenant is the key's. Each call becomes an LlmRequest published on
 ``llm.request.<tenant>.<agent>`` (bus.llm_client), so the router pipeline answers it with
 every lever (pattern, trim, caches, dedup, routing, budgets, packing) and the ledger prices
-it. See api.openai_request for the mapping and api.openai_response for the answer's shape.
+it. See api.openai_request for the mapping, api.openai_response for the answer's shape and
+api.openai_stream for a streamed call relayed as the provider writes it.
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ from typing import Any
 
 import nats.errors
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from faststream.nats import NatsBroker
 
 from api.auth import caller_of
 from api.openai_errors import OpenAIError
 from api.openai_request import AUTO_MODEL, read_call
 from api.openai_response import completion_body, flipsync_headers, stream_events
+from api.openai_stream import RelayedAnswer
 from bus import subjects
 from bus.limits import json_body
 from bus.llm_client import LlmClient
@@ -49,8 +51,22 @@ def openai_router(broker: NatsBroker, settings: Settings, catalog: PriceCatalog)
                 body, request.headers, tenant=tenant, settings=settings,
                 is_model=catalog.__contains__,
             )  # fmt: skip
+            relayed = (
+                RelayedAnswer(broker, client, call.request, settings.openai_timeout_s)
+                if call.stream
+                else None
+            )
             try:
-                result = await client.request(call.request, timeout_s=settings.openai_timeout_s)
+                if relayed is None:
+                    result = await client.request(call.request, settings.openai_timeout_s)
+                elif (whole := await relayed.start()) is not None:
+                    result = whole
+                else:  # the provider is streaming: write each piece as it comes
+                    live = relayed.events(int(time.time()), include_usage=call.include_usage)
+                    return StreamingResponse(
+                        live, media_type="text/event-stream",
+                        headers={"x-flipsync-request-id": call.request.id},
+                    )  # fmt: skip
             except nats.errors.MaxPayloadError as exc:
                 raise OpenAIError(413, "the request is too large for the message bus") from exc
             except nats.errors.Error as exc:
@@ -63,7 +79,7 @@ def openai_router(broker: NatsBroker, settings: Settings, catalog: PriceCatalog)
             return exc.response()
         created = int(time.time())
         if call.stream:
-            # The whole answer is here already: every event in one write (see stream_events).
+            # No call streamed: the whole answer is here, every event in one write.
             events = b"".join(stream_events(result, created, include_usage=call.include_usage))
             return Response(events, media_type="text/event-stream", headers=headers)
         return JSONResponse(completion_body(result, created), headers=headers)

@@ -143,6 +143,8 @@ def read_call(
     if limit is not None:
         request = msgspec.structs.replace(request, max_output_tokens=limit)
     stream = bool(parsed.stream)
+    if stream:
+        request = msgspec.structs.replace(request, stream=True)
     options = parsed.stream_options
     return ChatCall(
         request=request,

@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from api.openai_errors import OpenAIError
 from bus.messages import LlmResult
 
 WORDS_PER_CHUNK = 4
@@ -106,37 +107,56 @@ def content_pieces(text: str) -> list[str]:
 
 
 def stream_events(result: LlmResult, created: int, *, include_usage: bool) -> Iterator[bytes]:
-    """The answer as Server-Sent Events of chat.completion.chunk objects, then ``[DONE]``.
+    """The whole answer as Server-Sent Events of chat.completion.chunk objects, then ``[DONE]``.
 
-    The router pipeline answers with the whole text at once (caches, packing and the Batch
-    API all work on whole answers), so this is not token streaming from the model: the final
-    text is cut into chunks of a few words after it arrived. The frames are OpenAI's: a role
-    chunk, content chunks, tool call chunks if any, a finish chunk, a usage chunk (no choices)
-    when stream_options.include_usage, then ``data: [DONE]``; the endpoint sends them all in
-    one write, since holding back text it already has would only add latency.
+    For an answer no provider call streamed (caches, dedup, packing and the Batch API all
+    work on whole answers; a streamed call is relayed as it comes, see api.openai_stream): the
+    final text is cut into chunks of a few words. The frames are OpenAI's: a role chunk,
+    content chunks, tool call chunks if any, a finish chunk, a usage chunk (no choices) when
+    stream_options.include_usage, then ``data: [DONE]``; the endpoint sends them all in one
+    write, since holding back text it already has would only add latency.
     """
-    base = {
+    head = {
         "id": completion_id(result),
         "object": "chat.completion.chunk",
         "created": created,
         "model": result.model,
         "system_fingerprint": None,
     }
+    yield chunk_event(head, {"role": "assistant", "content": ""})
+    yield from answer_tail(head, result, result.content, include_usage=include_usage)
 
-    def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
-        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
-        return _event(base | {"choices": [choice]})
 
-    yield chunk({"role": "assistant", "content": ""})
-    if result.content:
-        for piece in content_pieces(result.content):
-            yield chunk({"content": piece})
+def answer_tail(
+    head: dict[str, Any], result: LlmResult, text: str, *, include_usage: bool
+) -> Iterator[bytes]:
+    """The events after the text already written: text (in pieces of a few words), tool
+    calls, the finish chunk (with the flipsync object), the usage chunk when asked, then
+    ``[DONE]``."""
+    if text:
+        for piece in content_pieces(text):
+            yield chunk_event(head, {"content": piece})
     for index, call in enumerate(result.tool_calls):
-        yield chunk({"tool_calls": [{"index": index, **call}]})
-    yield chunk({}, finish_reason(result))
+        yield chunk_event(head, {"tool_calls": [{"index": index, **call}]})
+    # The x-flipsync-* headers of a relayed stream left before the cost was known: the
+    # finish chunk carries the same facts, as the non-streamed body's flipsync object does.
+    finish = chunk_event(head | {"flipsync": flipsync_fields(result)}, {}, finish_reason(result))
+    yield finish
     if include_usage:
-        yield _event(base | {"choices": [], "usage": usage(result)})
+        yield _event(head | {"choices": [], "usage": usage(result)})
     yield b"data: [DONE]\n\n"
+
+
+def chunk_event(head: dict[str, Any], delta: dict[str, Any], finish: str | None = None) -> bytes:
+    """One chat.completion.chunk event with one choice."""
+    choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+    return _event(head | {"choices": [choice]})
+
+
+def error_event(error: OpenAIError) -> bytes:
+    """The event that ends a stream with an error, as OpenAI sends it (the client raises)."""
+    body = {"message": error.message, "type": error.kind, "param": error.param}
+    return _event({"error": body | {"code": error.code}})
 
 
 def _event(body: dict[str, Any]) -> bytes:

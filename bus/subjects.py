@@ -36,6 +36,8 @@ FLAGS_CONTROL = "flags.control"
 """Core NATS (no stream): a feature flag changed in Redis (FlagChange); every router reloads."""
 LLM_FLIGHT_ALL = "llm.flight.>"
 """Every coalesced call's core-NATS channel (see llm_flight); for NATS permissions."""
+LLM_STREAM_ALL = "llm.stream.>"
+"""Every streamed request's core-NATS text pieces (see llm_stream); for NATS permissions."""
 
 STREAM_SUBJECTS: dict[str, list[str]] = {
     STREAM_REQUESTS: [REQUESTS_ALL],
@@ -94,6 +96,11 @@ def request_sender(subject: str) -> tuple[str, str] | None:
 def llm_result(tenant: str, agent: str, request_id: str) -> str:
     """Subject the one terminal result of a request is published on."""
     return f"llm.result.{token(tenant)}.{token(agent)}.{token(request_id)}"
+
+
+def llm_stream(tenant: str, agent: str, request_id: str) -> str:
+    """Core NATS subject (no stream) a streamed request's text pieces are relayed on."""
+    return f"llm.stream.{token(tenant)}.{token(agent)}.{token(request_id)}"
 
 
 def llm_flight(tenant: str, fingerprint: str) -> str:

@@ -42,6 +42,7 @@ from router.flags.live import LiveFlags
 from router.paid_answers import PaidAnswers
 from router.pipeline import Stage
 from router.providers.registry import ProviderRegistry
+from router.providers.streaming import ChunkRelays
 from router.routing.feedback import quality_router
 from router.routing.grades import GradeStore
 from router.routing.quality_store import QualityStore
@@ -352,6 +353,7 @@ def _router_service(
             health=dispatch_health(settings, redis),
             provider_timeout_s=settings.provider_timeout_s,
             paid=paid,
+            relays=ChunkRelays(broker),  # a streamed /v1 call's text, as it arrives
         ),
         catalog_version=lambda: catalog.version,  # fine-tuned models change it at run time
         known_agents=frozenset(spec.name for spec in ALL_SPECS)

@@ -205,12 +205,20 @@ def _answer(
 async def _stream(
     answer: Answer, sim: SimState, *, include_usage: bool, malformed: bool
 ) -> AsyncIterator[bytes]:
-    for event, tokens in answer.stream_events(include_usage=include_usage):
-        await _sleep(sim.decode_s(tokens))
-        if malformed:
-            yield _cut(event) + b"\n\n"
-            return
-        yield event
+    sim.stats.streams_open += 1
+    gate = sim.stream_gate
+    try:
+        for event, tokens in answer.stream_events(include_usage=include_usage):
+            await _sleep(sim.decode_s(tokens))
+            if malformed:
+                yield _cut(event) + b"\n\n"
+                return
+            yield event
+            if tokens and gate is not None:  # held after the first text (a test's gate)
+                await gate.wait()
+                gate = None
+    finally:
+        sim.stats.streams_open -= 1
 
 
 def _cut(body: bytes) -> bytes:

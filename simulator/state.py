@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import random
 from collections import Counter
@@ -33,6 +34,8 @@ class SimStats:
     """Batches created through /v1/batches."""
     batch_calls: int = 0
     """Completions produced as lines of a batch (not counted in calls)."""
+    streams_open: int = 0
+    """Streamed answers still being written (their last chunk not yet sent)."""
 
     def to_json(self) -> dict[str, object]:
         """The stats as GET /_sim/stats answers them."""
@@ -46,6 +49,7 @@ class SimStats:
             "completion_tokens": self.completion_tokens,
             "batches": self.batches,
             "batch_calls": self.batch_calls,
+            "streams_open": self.streams_open,
         }
 
     def copy(self) -> SimStats:
@@ -63,6 +67,9 @@ class SimState:
         self.faults = config.faults
         self.stats = SimStats()
         self.cache = PromptCache(config.cache_max_prefixes)
+        self.stream_gate: asyncio.Event | None = None
+        """When set by a test, a streamed answer pauses after its first text chunk until the
+        event is set: the stream is then provably still open when that chunk is read."""
         # Two streams, so that turning latency on does not move which calls fail.
         self._fault_rng = random.Random(config.seed)
         self._latency_rng = random.Random(config.seed + 1)

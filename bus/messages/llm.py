@@ -146,6 +146,25 @@ class LlmRequest(msgspec.Struct, kw_only=True):
     tags: dict[str, str] = {}
     created_ms: int = msgspec.field(default_factory=lambda: now_ms())
     v: int = WIRE_VERSION
+    stream: bool = False
+    """Relay the answer's text as it is generated, on llm.stream.<tenant>.<agent>.<id>."""
+
+
+class LlmStreamChunk(msgspec.Struct, kw_only=True):
+    """A piece of a streamed answer's text, on core NATS llm.stream.<tenant>.<agent>.<id>.
+
+    Best effort: the terminal result stays the record; a requester that misses a chunk (a gap
+    in seq) stops relaying and sends the rest of the result's content instead."""
+
+    request_id: str
+    call: int
+    """Which provider call of the request: a random id, new for each retry or fallback."""
+    seq: int
+    """Position of the chunk in its call, from 0."""
+    content: str
+    model: str = ""
+    """The model the provider says is answering."""
+    v: int = WIRE_VERSION
 
 
 class Usage(msgspec.Struct, kw_only=True):

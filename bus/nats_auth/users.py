@@ -93,6 +93,7 @@ def service_users() -> list[NatsUser]:
                 s.LLM_FLIGHT_ALL,
                 s.BUDGET_ALERTS_ALL,
                 s.QUALITY_ALL,
+                s.LLM_STREAM_ALL,
             ],
             [s.REQUESTS_ALL, s.LLM_FLIGHT_ALL, s.BUDGET_CONTROL, s.FLAGS_CONTROL],
             may_book_ledger=True,
@@ -122,7 +123,7 @@ def service_users() -> list[NatsUser]:
             "api",
             "the HTTP API: uploads, chat, budget and flag changes, OpenAI-compatible calls",
             [s.UPLOADS_ALL, s.CHAT_ASK_ALL, s.BUDGET_CONTROL, s.FLAGS_CONTROL, s.REQUESTS_ALL],
-            [s.WORKFLOW_ALL, s.RESULTS_ALL],
+            [s.WORKFLOW_ALL, s.RESULTS_ALL, s.LLM_STREAM_ALL],
         ),
     ]
 

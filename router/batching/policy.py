@@ -137,6 +137,8 @@ def unpackable(request: LlmRequest, now_ms: int, pack: PackPolicy) -> str:
         return "packing is off"
     if request.priority is Priority.INTERACTIVE:
         return "interactive"
+    if request.stream:  # a packed call answers whole: its text could not be relayed
+        return "it is streamed"
     if request.output_schema is None:
         return "no output schema to validate its item against"
     if request.tools:

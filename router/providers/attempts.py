@@ -31,6 +31,7 @@ from router.health.retry import RETRY_AFTER_JITTER, retry_delay_s
 from router.health.store import HealthStore, Outcome
 from router.providers.client import Completion, ProviderClient
 from router.providers.errors import CandidateFailedError, ProviderCallError, stored_reason
+from router.providers.streaming import Relay
 
 MAY_HAVE_BEEN_BILLED = "a timed-out attempt may have been billed"
 """Said in the reason of a request one of whose provider calls timed out client-side."""
@@ -50,6 +51,8 @@ class Attempt:
     """Input plus max output tokens, charged to the provider's tokens-per-minute bucket."""
     annotate: Callable[[trace.Span, Completion], None] | None = None
     """Called with the call's span and the answer, before the span ends (cost attributes)."""
+    relay: Relay | None = None
+    """Where a streamed call relays its text pieces; None: the call does not stream."""
 
 
 class Attempts:
@@ -89,7 +92,7 @@ class Attempts:
                     f"chat {model}", kind=trace.SpanKind.CLIENT
                 ) as span:
                     span.set_attribute("flipsync.attempt", retries + rate_limited + 1)
-                    completion = await client.complete(ctx.request, model, timeout)
+                    completion = await client.complete(ctx.request, model, timeout, attempt.relay)
                     if attempt.annotate is not None:
                         attempt.annotate(span, completion)
                     return completion

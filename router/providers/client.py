@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 import openai
+from openai import AsyncStream
 from openai._types import RequestOptions
-from openai.types.chat import ChatCompletion
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from opentelemetry import trace
 
 from bus.messages import LlmRequest, Usage
@@ -17,6 +20,7 @@ from router.errors import ProviderRateLimitedError
 from router.providers.config import ProviderConfig
 from router.providers.errors import ProviderCallError
 from router.providers.messages import openai_messages, response_format, tool_fields
+from router.providers.streaming import Relay, bound_usage, relay_chunks, stream_body
 from router.providers.structured import SCHEMA_BY_INSTRUCTIONS, with_schema_instructions
 from router.providers.usage import usage_from
 
@@ -67,9 +71,16 @@ class ProviderClient:
         return self.config.name
 
     async def complete(
-        self, request: LlmRequest, model: str, timeout_s: float | None = None
+        self,
+        request: LlmRequest,
+        model: str,
+        timeout_s: float | None = None,
+        relay: Relay | None = None,
     ) -> Completion:
-        """Send the request to model once; raise ProviderCallError or ProviderRateLimitedError."""
+        """Send the request to model once; raise ProviderCallError or ProviderRateLimitedError.
+
+        With a relay (and no tools to send), the call streams and each text piece is relayed
+        as it arrives (router.providers.streaming)."""
         body: dict[str, Any] = {
             "model": self._wire_ids.get(model, model),
             "messages": openai_messages(request.messages),
@@ -86,27 +97,15 @@ class ProviderClient:
         options: RequestOptions = {}
         if timeout_s is not None:
             options["timeout"] = max(timeout_s, 0.001)
+        if relay is not None and "tools" not in body:
+            return await self._streamed(request, model, stream_body(body), options, relay)
         started = time.monotonic()
-        try:
+        with self._errors(model):
             # post() skips the SDK's per-call re-typing of params (about 2 ms of CPU per
             # call); the body is built from already validated wire messages.
             response = await self._client.post(
                 "/chat/completions", body=body, cast_to=ChatCompletion, options=options
             )
-        except openai.RateLimitError as exc:
-            retry_after = retry_after_s(exc.response.headers)
-            raise ProviderRateLimitedError(self.name, model, retry_after) from exc
-        except openai.APITimeoutError as exc:
-            error = ProviderCallError.transient(self.name, model, "timed out", timed_out=True)
-            raise error from exc
-        except openai.APIStatusError as exc:
-            raise ProviderCallError.from_status(self.name, model, exc.status_code) from exc
-        except openai.APIConnectionError as exc:
-            reason = f"connection failed: {type(exc).__name__}"
-            raise ProviderCallError.transient(self.name, model, reason) from exc
-        except (openai.APIError, ValueError) as exc:
-            reason = f"bad response: {type(exc).__name__}"
-            raise ProviderCallError.transient(self.name, model, reason) from exc
         latency_ms = (time.monotonic() - started) * 1000
         if not response.choices:
             raise ProviderCallError.transient(self.name, model, "answer has no choices")
@@ -122,6 +121,56 @@ class ProviderClient:
         )
         _record_genai(trace.get_current_span(), self.name, model, completion)
         return completion
+
+    async def _streamed(
+        self,
+        request: LlmRequest,
+        model: str,
+        body: dict[str, Any],
+        options: RequestOptions,
+        relay: Relay,
+    ) -> Completion:
+        """The call made as a stream, each text piece relayed as it arrives."""
+        started = time.monotonic()
+        with self._errors(model):
+            chunks = await self._client.post(
+                "/chat/completions", body=body, cast_to=ChatCompletion, options=options,
+                stream=True, stream_cls=AsyncStream[ChatCompletionChunk],
+            )  # fmt: skip
+            async with chunks:
+                summary, usage = await relay_chunks(
+                    chunks, relay, fallback_usage=bound_usage(request)
+                )
+        completion = Completion(
+            content=summary.content,
+            model=summary.model or model,
+            usage=usage,
+            latency_ms=(time.monotonic() - started) * 1000,
+            finish_reason=summary.finish_reason,
+        )
+        _record_genai(trace.get_current_span(), self.name, model, completion)
+        return completion
+
+    @contextlib.contextmanager
+    def _errors(self, model: str) -> Iterator[None]:
+        """openai's and the transport's errors as ProviderCallError or ProviderRateLimitedError."""
+        try:
+            yield
+        except openai.RateLimitError as exc:
+            retry_after = retry_after_s(exc.response.headers)
+            raise ProviderRateLimitedError(self.name, model, retry_after) from exc
+        except openai.APITimeoutError as exc:
+            error = ProviderCallError.transient(self.name, model, "timed out", timed_out=True)
+            raise error from exc
+        except openai.APIStatusError as exc:
+            raise ProviderCallError.from_status(self.name, model, exc.status_code) from exc
+        except openai.APIConnectionError as exc:
+            reason = f"connection failed: {type(exc).__name__}"
+            raise ProviderCallError.transient(self.name, model, reason) from exc
+        except (openai.APIError, aiohttp.ClientError, ValueError) as exc:
+            # aiohttp errors: a stream cut mid-answer surfaces from the body, not as openai's
+            reason = f"bad response: {type(exc).__name__}"
+            raise ProviderCallError.transient(self.name, model, reason) from exc
 
     async def close(self) -> None:
         """Close the HTTP connection pool."""

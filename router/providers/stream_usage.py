@@ -8,8 +8,9 @@ A stream without that chunk has no usage: the caller must book the reservation i
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from bus.messages import Usage
 from router.providers.usage import usage_from
@@ -31,6 +32,21 @@ class StreamSummary:
     """Lines that were not readable JSON chunks."""
 
 
+def add_chunk(out: StreamSummary, chunk: Mapping[str, Any]) -> str:
+    """Fold one chat.completion.chunk (as JSON) into out; returns the text it added."""
+    out.chunks += 1
+    out.model = str(chunk.get("model") or out.model)
+    added = ""
+    for choice in chunk.get("choices") or ():
+        delta = choice.get("delta") or {}
+        added += str(delta.get("content") or "")
+        out.finish_reason = str(choice.get("finish_reason") or out.finish_reason)
+    out.content += added
+    if isinstance(chunk.get("usage"), dict):
+        out.usage = usage_from(chunk["usage"])
+    return added
+
+
 def summarize_sse(lines: Iterable[str]) -> StreamSummary:
     """Assemble Server-Sent Event lines ("data: {...}") of a chat completion stream."""
     out = StreamSummary()
@@ -45,14 +61,6 @@ def summarize_sse(lines: Iterable[str]) -> StreamSummary:
         except ValueError:
             out.problems.append(data[:80])
             continue
-        if not isinstance(chunk, dict):
-            continue
-        out.chunks += 1
-        out.model = str(chunk.get("model") or out.model)
-        for choice in chunk.get("choices") or ():
-            delta = choice.get("delta") or {}
-            out.content += str(delta.get("content") or "")
-            out.finish_reason = str(choice.get("finish_reason") or out.finish_reason)
-        if isinstance(chunk.get("usage"), dict):
-            out.usage = usage_from(chunk["usage"])
+        if isinstance(chunk, dict):
+            add_chunk(out, chunk)
     return out

@@ -40,7 +40,9 @@ from router.providers.client import Completion, ProviderClient
 from router.providers.errors import NoCandidateLeftError, ProviderCallError, stored_reason
 from router.providers.registry import ProviderRegistry
 from router.providers.served_model import served_model
+from router.providers.streaming import ChunkRelays
 from router.stages.budget import estimate_input_tokens
+from router.stages.cascade import CascadeRoute
 from router.token_bound import max_request_cost
 from router.validation import parse_answer_off_loop
 
@@ -71,9 +73,12 @@ class Dispatcher:
         health: Health | None = None,
         provider_timeout_s: float = 60.0,
         paid: PaidAnswers | None = None,
+        relays: ChunkRelays | None = None,
     ) -> None:
         """Without health, each candidate gets one attempt and no circuit, limit or record;
-        without paid, answers are not kept for a redelivery nor lost calls booked."""
+        without paid, answers are not kept for a redelivery nor lost calls booked; without
+        relays, no call streams (providers.streaming)."""
+        self._relays = relays
         self._paid = paid
         self._registry = registry
         self._catalog = catalog
@@ -195,13 +200,16 @@ class Dispatcher:
         has_fallback: bool,
         tokens: _Tokens,
     ) -> Completion:
+        # A cascade rung's answer may be escalated: only a whole answer can be taken back.
+        climbs = isinstance(ctx.route, CascadeRoute)
+        relay = self._relays.for_request(ctx.request) if self._relays and not climbs else None
         if self._attempts is None:
             name = f"chat {model}"
             with self._tracer.start_as_current_span(name, kind=trace.SpanKind.CLIENT) as span:
                 remaining = ctx.remaining_s()
                 timeout = self._timeout_s if remaining is None else min(remaining, self._timeout_s)
                 try:
-                    completion = await client.complete(ctx.request, model, timeout)
+                    completion = await client.complete(ctx.request, model, timeout, relay)
                 except ProviderCallError as exc:  # no retry here: its reason, made safe
                     exc.reason = stored_reason(exc)
                     if exc.timed_out:
@@ -217,6 +225,7 @@ class Dispatcher:
             has_fallback=has_fallback,
             tokens=request_tokens(ctx.request, tokens.input) if limited else 0,
             annotate=lambda span, completion: self._annotate(model, span, completion),
+            relay=relay,
         )
         return await self._attempts.call(ctx, attempt)
 
