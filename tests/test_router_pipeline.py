@@ -131,6 +131,11 @@ async def test_redelivered_request_is_answered_once_and_paid_once(stack: Stack) 
     second = await LlmClient(stack.broker).request(request, timeout_s=10)
     assert second == first
     assert (await stack.sim.stats()).calls == calls_before + 1
+
+    async def booked() -> bool:  # the ledger applies events on its own time
+        return (await stack.aggregates.totals(tenant)).calls >= 1
+
+    await eventually(booked)
     assert (await stack.aggregates.totals(tenant)).calls == 1
 
 
