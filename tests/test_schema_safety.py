@@ -157,3 +157,52 @@ async def test_api_answers_400_for_a_broken_schema(stack: Stack) -> None:
                 assert error["code"] == "malformed"
                 assert "Traceback" not in error["message"]
     assert (await stack.sim.stats()).calls == calls
+
+
+class Tarpit:
+    """A real TCP server that accepts connections and never answers: what froze the routers
+    when a schema's remote $ref was fetched with a blocking read on the event loop."""
+
+    def __init__(self) -> None:
+        self.connections = 0
+        self.held: list[asyncio.StreamWriter] = []
+
+    async def accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Count the connection and hold it open without a byte."""
+        self.connections += 1
+        self.held.append(writer)
+
+
+async def test_a_poison_schema_never_freezes_another_tenants_request(stack: Stack) -> None:
+    tarpit = Tarpit()
+    server = await asyncio.start_server(tarpit.accept, "127.0.0.1", 0)
+    port = int(server.sockets[0].getsockname()[1])
+    try:
+        poison = OutputSchema(
+            name="s", schema={"$ref": f"http://127.0.0.1:{port}/never-answers.json"}
+        )
+        client = LlmClient(stack.broker)
+        poisoned = [
+            asyncio.create_task(
+                client.request(
+                    make_request(tenant=TENANT, agent="listing", schema=poison), timeout_s=20
+                )
+            )
+            for _ in range(5)
+        ]
+        other = f"calm{uuid.uuid4().hex[:6]}"
+        answered = await asyncio.gather(
+            *(
+                client.request(make_request(tenant=other, agent="listing"), timeout_s=20)
+                for _ in range(5)
+            )
+        )
+        assert all(r.ok for r in answered), [r.reason for r in answered]
+        for result in await asyncio.gather(*poisoned):
+            assert result.error_code is ErrorCode.MALFORMED, result.reason
+        assert tarpit.connections == 0  # nothing was fetched, so nothing could block
+    finally:
+        for writer in tarpit.held:
+            writer.close()
+        server.close()
+        await server.wait_closed()
