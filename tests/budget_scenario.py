@@ -19,15 +19,11 @@ from decimal import Decimal
 from pathlib import Path
 
 import msgspec
-import redis.asyncio as aioredis
-from faststream.nats import NatsBroker
 from nats.aio.msg import Msg
 from PIL import Image
 
 from bus import subjects
-from bus.broker import make_broker
 from bus.codec import decode, encode
-from bus.embedded import EmbeddedNats, EmbeddedRedis
 from bus.llm_client import LlmClient
 from bus.messages import (
     BudgetChange,
@@ -42,8 +38,6 @@ from bus.messages import (
     TextPart,
     now_ms,
 )
-from bus.settings import Settings
-from bus.streams import ensure_streams
 from cost_ledger.aggregates import AggregateStore
 from cost_ledger.budgets import keys
 from cost_ledger.budgets.config import BudgetConfig
@@ -51,10 +45,10 @@ from cost_ledger.budgets.control import publish_change
 from cost_ledger.budgets.live import LiveBudgets
 from cost_ledger.budgets.periods import period_key
 from cost_ledger.budgets.store import BudgetStore
-from flipsync.children import ChildProcess, service_process
 from simulator.config import SimConfig
 from simulator.server import SimulatedProvider
 from tests.helpers import eventually, make_request
+from tests.replica_cluster import ReplicaCluster
 
 AGENT = "listing"
 MSG_ID = "Nats-Msg-Id"
@@ -117,7 +111,7 @@ def photo_data_url(width: int = 900, height: int = 700) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-class BudgetCluster:
+class BudgetCluster(ReplicaCluster):
     """Servers, a simulated provider and router+ledger replicas as child processes."""
 
     def __init__(
@@ -133,19 +127,15 @@ class BudgetCluster:
     ) -> None:
         """billing "provider" makes the simulated provider bill with another tokenizer and each
         model's own image rule (simulator/billing.py); photos adds a real PNG to each request."""
+        super().__init__(SimulatedProvider(SimConfig(latency_ms=sim_latency_ms, billing=billing)))
         self.replicas = replicas
         self.reservation_ttl_s = reservation_ttl_s
-        self.nats_server, self.redis_server = EmbeddedNats(), EmbeddedRedis()
-        self.sim = SimulatedProvider(SimConfig(latency_ms=sim_latency_ms, billing=billing))
         self.photo = photo_data_url() if photos else ""
         self.budgets_file = folder / "budgets.toml"
         self.budgets_file.write_text(
             f"[settings]\nreservation_ttl_s = {reservation_ttl_s}\nmax_wait_s = 90\n"
         )
         self.ack_wait_s = ack_wait_s
-        self.children: list[ChildProcess] = []
-        self._broker: NatsBroker | None = None
-        self.redis: aioredis.Redis | None = None
         self.mean_cost = Decimal(0)
         self.sample: list[LlmResult] = []
         """The calibration requests' results."""
@@ -154,17 +144,9 @@ class BudgetCluster:
 
     async def start(self, calibration: int = 20) -> None:
         """Start everything and measure what one request costs."""
-        await self.nats_server.start()
-        await self.redis_server.start()
-        await self.sim.start()
-        self._broker = make_broker(self.nats_server.url)
-        self.redis = aioredis.Redis.from_url(self.redis_server.url)
-        await self.broker.connect()
-        await ensure_streams(self.broker.connection.jetstream(), Settings())
+        await self.start_servers()
         env = {
-            "NATS_URL": self.nats_server.url,
-            "REDIS_URL": self.redis_server.url,
-            "FLIPSYNC_SIM_BASE_URL": self.sim.base_url,
+            **self.server_env(),
             "FLIPSYNC_BUDGET_CONFIG": str(self.budgets_file),
             "FLIPSYNC_ACK_WAIT_S": str(self.ack_wait_s),
             "FLIPSYNC_EXTRA_AGENTS": f'["{AGENT}"]',
@@ -173,8 +155,7 @@ class BudgetCluster:
             # redelivered and answered twice (bus.consumers); enough workers for the burst.
             "FLIPSYNC_ROUTER_WORKERS": "1100",
         }
-        self.children = [service_process(["router", "ledger"], env) for _ in range(self.replicas)]
-        await asyncio.gather(*(child.start(ready_within_s=90) for child in self.children))
+        await self.start_replicas(env, self.replicas, ready_s=90)
         client = LlmClient(self.broker)
         sample = await asyncio.gather(
             *(
@@ -187,30 +168,12 @@ class BudgetCluster:
         self.mean_cost = Decimal(sum(r.cost_micro_usd for r in sample)) / len(sample)
 
     @property
-    def broker(self) -> NatsBroker:
-        """The test process's connection to the cluster's NATS."""
-        assert self._broker is not None
-        return self._broker
-
-    @property
     def store(self) -> BudgetStore:
         """A budget store on the cluster's Redis, for reading counters."""
         assert self.redis is not None
         return BudgetStore(
             self.redis, LiveBudgets(self.redis, BudgetConfig.load(self.budgets_file))
         )
-
-    async def stop(self) -> None:
-        """Stop every process and server this cluster started."""
-        for child in self.children:
-            await child.stop()
-        if self._broker is not None:
-            await self._broker.stop()
-        if self.redis is not None:
-            await self.redis.aclose()
-        await self.sim.stop()
-        await self.redis_server.stop()
-        await self.nats_server.stop()
 
     async def set_budget(self, tenant: str, limit: int) -> None:
         """A daily budget for one tenant, set at run time on budget.control."""

@@ -23,18 +23,13 @@ import uuid
 from dataclasses import dataclass
 from fractions import Fraction
 
-import redis.asyncio as aioredis
 from faststream.nats import NatsBroker
 from nats.aio.msg import Msg
 from nats.js.errors import NotFoundError
 
 from bus import subjects
-from bus.broker import make_broker
 from bus.codec import decode, encode
-from bus.embedded import EmbeddedNats, EmbeddedRedis
 from bus.messages import LedgerEvent, LlmRequest, LlmResult, Usage
-from bus.settings import Settings
-from bus.streams import ensure_streams
 from cost_ledger.aggregates import AggregateStore
 from cost_ledger.catalog import PriceCatalog
 from cost_ledger.pricing import cost_micro_usd
@@ -43,6 +38,7 @@ from router.paid_answers import LEASES, LOST_REASON
 from simulator.config import SimConfig
 from simulator.server import SimulatedProvider
 from tests.helpers import make_request
+from tests.replica_cluster import ReplicaCluster
 
 AGENT = "listing"
 
@@ -74,25 +70,19 @@ class ChaosResult:
         return 1000 * self.paid_twice / self.kills_in_flight if self.kills_in_flight else 0.0
 
 
-class ChaosCluster:
+class ChaosCluster(ReplicaCluster):
     """Servers, a slow simulated provider and router+ledger replicas as child processes."""
 
     def __init__(self, *, replicas: int = 3, ack_wait_s: float = 4.0) -> None:
+        super().__init__(SimulatedProvider(SimConfig(latency_ms=550, latency_jitter_ms=250)))
         self.replicas = replicas
-        self.nats_server, self.redis_server = EmbeddedNats(), EmbeddedRedis()
-        self.sim = SimulatedProvider(SimConfig(latency_ms=550, latency_jitter_ms=250))
         self.ack_wait_s = ack_wait_s
-        self.children: list[ChildProcess] = []
-        self._broker: NatsBroker | None = None
-        self.redis: aioredis.Redis | None = None
 
     @property
     def env(self) -> dict[str, str]:
         """The environment of every replica."""
         return {
-            "NATS_URL": self.nats_server.url,
-            "REDIS_URL": self.redis_server.url,
-            "FLIPSYNC_SIM_BASE_URL": self.sim.base_url,
+            **self.server_env(),
             "FLIPSYNC_ACK_WAIT_S": str(self.ack_wait_s),
             "FLIPSYNC_EXTRA_AGENTS": f'["{AGENT}"]',
             "FLIPSYNC_ROUTER_WORKERS": "64",
@@ -101,40 +91,13 @@ class ChaosCluster:
             "FLIPSYNC_PACK_MAX_ITEMS": "1",
         }
 
-    @property
-    def broker(self) -> NatsBroker:
-        """This process's connection to the cluster's NATS."""
-        assert self._broker is not None
-        return self._broker
-
     def _replica(self) -> ChildProcess:
         return service_process(["router", "ledger"], self.env)
 
     async def start(self) -> None:
         """Start the servers, the provider and the replicas."""
-        await self.nats_server.start()
-        await self.redis_server.start()
-        await self.sim.start()
-        self._broker = make_broker(self.nats_server.url)
-        self.redis = aioredis.Redis.from_url(self.redis_server.url)
-        await self.broker.connect()
-        await ensure_streams(self.broker.connection.jetstream(), Settings())
-        self.children = [
-            service_process(["router", "ledger"], self.env) for _ in range(self.replicas)
-        ]
-        await asyncio.gather(*(child.start(ready_within_s=120) for child in self.children))
-
-    async def stop(self) -> None:
-        """Stop everything this cluster started."""
-        for child in self.children:
-            await child.stop()
-        if self._broker is not None:
-            await self._broker.stop()
-        if self.redis is not None:
-            await self.redis.aclose()
-        await self.sim.stop()
-        await self.redis_server.stop()
-        await self.nats_server.stop()
+        await self.start_servers()
+        await self.start_replicas(self.env, self.replicas, ready_s=120)
 
     async def run(self, requests: int, kills: int, *, per_second: float = 20.0) -> ChaosResult:
         """requests at per_second, with `kills` SIGKILLs spread over them; then the figures."""
