@@ -5,6 +5,7 @@ RouterError                      code, reason
 ├── DeadlineExceededError        the requester's deadline passed
 ├── NoRouteError                 no configured provider offers a usable model
 ├── OverBudgetError              a budget, quota or request cap cannot take the request
+├── UnavailableError             a store is away or being rebuilt: redelivered, if unpaid
 └── ProviderError                a provider call failed after its retries
     ├── ProviderRateLimitedError     429s outlasted the retries (retry_after kept)
     └── InvalidAnswerError           the answer is not JSON, or not valid for the schema
@@ -85,6 +86,17 @@ class OverBudgetError(RouterError):
         self.spent = spent
         self.needed = needed
         self.unit = unit
+
+
+class UnavailableError(RouterError):
+    """A store the pipeline needs is away (a Redis node down) or being rebuilt.
+
+    Nothing is wrong with the request: when it has paid nothing yet, the router service
+    redelivers it later instead of answering (router.service); otherwise, or on its last
+    delivery, it ends with this code and reason.
+    """
+
+    code = ErrorCode.INTERNAL
 
 
 class ProviderError(RouterError):

@@ -8,18 +8,21 @@ import time
 from collections.abc import Callable, Sequence
 
 import msgspec
+import nats.errors
+from faststream.exceptions import NackMessage
 from faststream.nats import NatsBroker, NatsRouter
 from faststream.nats.message import NatsMessage
 from opentelemetry import trace
+from redis.exceptions import RedisError
 
 from bus import subjects
 from bus.codec import decode, peek_ids
-from bus.consumers import Incoming, durable_consumer, message, working
+from bus.consumers import Incoming, durable_consumer, is_permanent, message, working
 from bus.errors import WireError
 from bus.messages import ErrorCode, LlmRequest, LlmResult, Priority, error_result
 from bus.settings import Settings
 from router.context import RequestContext
-from router.errors import RouterError, UnknownAgentError
+from router.errors import RouterError, UnavailableError, UnknownAgentError
 from router.intake import check_request
 from router.metrics import ResultRecorder
 from router.outcomes import OutcomePublisher
@@ -44,6 +47,35 @@ def _deadline_guard_s(ctx: RequestContext, settings: Settings) -> float | None:
         return None
     remaining = ctx.remaining_s()
     return None if remaining is None else max(remaining, 0.0) + DEADLINE_GRACE_S
+
+
+REDELIVERY_FIRST_S = 0.5
+REDELIVERY_MAX_S = 8.0
+"""A request that met a store away is redelivered after 0.5 s, then 1, 2, 4 and 8 s at most:
+with max_deliver 10, about 45 s of failover (a Redis primary restarting or promoted, budget
+counters rebuilt) before it ends with an `internal` result."""
+_NATS_AWAY = (
+    nats.errors.ConnectionClosedError,
+    nats.errors.ConnectionReconnectingError,
+    nats.errors.NoServersError,
+    nats.errors.StaleConnectionError,
+    nats.errors.OutboundBufferLimitError,
+)
+
+
+def retry_later(exc: BaseException) -> bool:
+    """Whether exc says a store was away, not that the request is bad: a Redis connection,
+    timeout or cluster failure (never a reply about the data), NATS reconnecting, or budget
+    counters being rebuilt. A redelivery later may answer such a request."""
+    if isinstance(exc, UnavailableError | _NATS_AWAY):
+        return True
+    return isinstance(exc, RedisError) and not is_permanent(exc)
+
+
+def redelivery_delay_s(delivery: int) -> float:
+    """How long JetStream waits before delivering a request again after its delivery-th try
+    met a store away (doubling, capped)."""
+    return min(REDELIVERY_FIRST_S * (1 << min(max(delivery, 1) - 1, 16)), REDELIVERY_MAX_S)
 
 
 class RouterService:
@@ -99,9 +131,13 @@ class RouterService:
         try:
             await self._answer_once(msg, request, started)
         except Exception as exc:  # NATS or Redis failed: redelivered, or on the last try kept
-            if msg.raw_message.metadata.num_delivered < self._settings.max_deliver:
+            delivery = msg.raw_message.metadata.num_delivered or 1
+            if delivery < self._settings.max_deliver:
+                if retry_later(exc):  # a node away: give it time to come back
+                    log.warning("request %s redelivered later: %s", request.id, exc)
+                    raise NackMessage(delay=redelivery_delay_s(delivery)) from exc
                 raise
-            reason = f"gave up after {self._settings.max_deliver} deliveries: {type(exc).__name__}"
+            reason = f"gave up after {delivery} deliveries: {type(exc).__name__}: {exc}"
             await self._reject(outcomes, msg.raw_message.subject, data,
                                WireError(ErrorCode.INTERNAL, reason))  # fmt: skip
 
@@ -123,7 +159,8 @@ class RouterService:
             self._results.record(result, time.perf_counter() - started)
 
     async def answer(self, request: LlmRequest, *, delivery: int = 1) -> LlmResult:
-        """The pipeline's result for a request; every failure becomes an error result.
+        """The pipeline's result for a request; every failure becomes an error result, except
+        a store away (retry_later) before anything was paid, which raises for a redelivery.
 
         delivery is JetStream's delivery count of the request (above 1: a redelivery)."""
         ctx = RequestContext(request=request, delivery=delivery)
@@ -133,6 +170,11 @@ class RouterService:
                 result = await self._pipeline(ctx)
             # The experiment arm travels on the result into its ledger event.
             return result if ctx.arm is None else msgspec.structs.replace(result, arm=ctx.arm)
+        except UnavailableError as exc:
+            if not ctx.paid:
+                raise  # nothing paid: on_request has it redelivered (retry_later)
+            error = error_result(request.id, request.tenant, request.agent, exc.code, exc.reason)
+            return booked(ctx, error)
         except RouterError as exc:
             error = error_result(request.id, request.tenant, request.agent, exc.code, exc.reason)
             return booked(ctx, error)  # a failure after a paid answer still books it
@@ -146,6 +188,8 @@ class RouterService:
                 ctx, error_result(request.id, request.tenant, request.agent, code, reason)
             )
         except Exception as exc:  # a bug must not lose the request: it gets a reason
+            if not ctx.paid and retry_later(exc):
+                raise  # Redis or NATS away before anything was paid: redelivered later
             return booked(ctx, _internal(request, exc))
 
     def _check(self, request: LlmRequest, subject: str) -> None:

@@ -34,7 +34,7 @@ from cost_ledger.budgets.policy import Check, Subject, Unit
 from cost_ledger.budgets.scripts import Code
 from cost_ledger.catalog import PriceCatalog
 from router.context import RequestContext, Route
-from router.errors import NoRouteError, OverBudgetError, RouterError
+from router.errors import NoRouteError, OverBudgetError, UnavailableError
 from router.pipeline import Handler
 from router.providers.messages import openai_messages
 from router.providers.registry import ProviderRegistry
@@ -189,7 +189,7 @@ class BudgetStage:
             left = deadline - loop.time()
             if left <= 0:
                 if got.code is Code.NOT_READY or check is None:
-                    raise RouterError(
+                    raise UnavailableError(
                         "budget counters are being rebuilt (flipsync ledger rebuild); "
                         f"waited {wait_s:.1f}s"
                     )
