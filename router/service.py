@@ -67,7 +67,7 @@ def retry_later(exc: BaseException) -> bool:
     """Whether exc says a store was away, not that the request is bad: a Redis connection,
     timeout or cluster failure (never a reply about the data), NATS reconnecting, or budget
     counters being rebuilt. A redelivery later may answer such a request."""
-    if isinstance(exc, UnavailableError | _NATS_AWAY):
+    if isinstance(exc, (UnavailableError, *_NATS_AWAY)):
         return True
     return isinstance(exc, RedisError) and not is_permanent(exc)
 
