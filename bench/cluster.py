@@ -1,273 +1,124 @@
-"""bench/cluster: the budgets' Redis side on one redis-server and on a 3-primary Redis Cluster.
+"""bench/cluster: FlipSync's own services on one node and on a cluster that loses a node of each
+kind under the same load.
 
-The same load both ways: N requests of 8 tenants, 64 in flight, each reserving its maximum
-cost (tenant budgets and a global budget below their sum, so both refuse), "calling" for
-5 ms, then writing its ledger event and settling its actual cost, through two BudgetStores
-(two router replicas). In the cluster run one primary is killed (SIGKILL) a quarter of the
-way and restarted empty 0.5 s later: its groups answer NOT_READY until a rebuild replays
-the kept ledger events (as `rebuild` replays the LEDGER stream) after a grace period for
-requests in flight.
+The scenario is tests/cluster_scenario.py's (the one tests/test_cluster_chaos.py runs, with
+more load): two router processes and one ledger+workflow+agents process, the simulated
+provider, direct requests of three tenants with daily budgets that refuse part of them, and
+a few product uploads whose agents make their own requests. Run twice:
+- one node: one nats-server and one redis-server, nothing killed;
+- cluster: three nats-servers (JetStream, R3 streams) and a Redis Cluster of three primaries;
+  a third of the way the LLM_REQUESTS stream leader is SIGKILLed (it stays dead), two thirds
+  of the way the primary holding a tenant's budget counters is SIGKILLed and restarted empty
+  (its budget groups wait for the ledger process to rebuild them from the LEDGER stream;
+  requests that met it away are redelivered).
+Requests are published as fast as JetStream acks them (32 in flight), so requests/s is what
+the services sustain, from the first publish to the last stored result and finished workflow.
+Every figure is read from the streams and Redis afterwards. Writes bench/results/cluster.json.
 
-Scope, honestly: this measures the Redis side (reserve, settle, rebuild) with real servers;
-no NATS and no service processes run here, so `nats_node_killed` is false. The test that
-runs the real services on a NATS cluster and a Redis Cluster is not built yet
-(docs/scaling.md). Writes bench/results/cluster.json.
-
-Run: `.venv/bin/python -m bench.cluster [--requests N]`.
+Run: `.venv/bin/python -m bench.cluster [--per-tenant N] [--products N]`.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
-import random
-import time
-from collections import Counter
-from dataclasses import dataclass, field
+import shutil
+import tempfile
+from pathlib import Path
 from typing import Any
 
-import redis.asyncio as aioredis
 import uvloop
-from redis.exceptions import RedisError
 
 from bench.report import table, write
-from bus.embedded import EmbeddedRedis
-from bus.embedded.redis_cluster import EmbeddedRedisCluster
-from bus.messages import BudgetPeriod, BudgetScope, BudgetSpec, now_ms
-from bus.redis_client import make_redis
-from cost_ledger.budgets.config import BudgetConfig, BudgetRules, EngineSettings
-from cost_ledger.budgets.live import LiveBudgets
-from cost_ledger.budgets.periods import period_key
-from cost_ledger.budgets.policy import Subject
-from cost_ledger.budgets.scripts import Code
-from cost_ledger.budgets.store import BudgetStore
-
-TENANTS = 8
-IN_FLIGHT = 64
-TENANT_LIMIT = 40_000
-GLOBAL_LIMIT = 200_000  # below the tenants' 320 000: the global budget refuses too
-GRACE_S = 0.5
-"""How long the rebuild waits for requests in flight (their 'provider call' takes 5 ms)."""
-GIVE_UP_S = 30.0
+from tests.cluster_scenario import ClusterRun, ClusterScenario, Load
 
 
-@dataclass(kw_only=True)
-class Run:
-    """What one run saw."""
-
-    requests: int
-    outcomes: Counter[str] = field(default_factory=Counter)
-    ledger: list[tuple[str, str, int]] = field(default_factory=list)
-    """(request id, tenant, cost): the events, as the LEDGER stream would keep them."""
-    seconds: float = 0.0
-    primary_killed: bool = False
-    rebuilds: int = 0
-
-
-def rules() -> BudgetConfig:
-    """A daily budget per tenant and a global daily budget."""
-    specs = [
-        BudgetSpec(
-            name="tenant-daily", scope=BudgetScope.TENANT, period=BudgetPeriod.DAY,
-            limit_micro_usd=TENANT_LIMIT,
-        ),
-        BudgetSpec(
-            name="global-daily", scope=BudgetScope.GLOBAL, period=BudgetPeriod.DAY,
-            limit_micro_usd=GLOBAL_LIMIT,
-        ),
-    ]  # fmt: skip
-    engine = EngineSettings(period_overlap_s=0, max_wait_s=GIVE_UP_S)
-    return BudgetConfig(rules=BudgetRules(budgets={s.name: s for s in specs}), engine=engine)
+async def one_run(load: Load, *, cluster: bool) -> tuple[ClusterRun, list[tuple[float, str]]]:
+    """The load on a cluster (killing a node of each kind) or on one node (killing nothing)."""
+    work = Path(tempfile.mkdtemp(prefix="flipsync-bench-cluster-"))
+    scenario = ClusterScenario(work, load, cluster=cluster)
+    try:
+        await scenario.start()
+        return await scenario.run(kill=cluster, timeout_s=600), scenario.timeline
+    finally:
+        await scenario.stop()
+        shutil.rmtree(work, ignore_errors=True)
 
 
-async def load(redis: aioredis.Redis, run: Run, kill: Any = None) -> None:
-    """Push the load through two stores; kill() runs once a quarter of the requests are done."""
-    live = LiveBudgets(redis, rules())
-    await live.ensure_seeded()
-    await live.load()
-    stores = [BudgetStore(redis, live), BudgetStore(redis, live)]
-    await stores[0].mark_ready()
-    rng = random.Random(18)
-    gate = asyncio.Semaphore(IN_FLIGHT)
-    half = asyncio.Event()
-
-    async def retrying(op: Any) -> Any:
-        deadline = time.monotonic() + GIVE_UP_S
-        while True:
-            try:
-                return await op()
-            except RedisError:  # a node away: the real services redeliver, so retry
-                if time.monotonic() > deadline:
-                    raise
-                await asyncio.sleep(0.05)
-
-    async def one(i: int) -> None:
-        tenant = f"shop{i % TENANTS}"
-        subject = Subject(tenant=tenant, agent="copy")
-        store = stores[i % 2]
-        max_cost = rng.randint(200, 800)
-        actual = rng.randint(max_cost // 2, max_cost)
-        async with gate:
-            deadline = time.monotonic() + GIVE_UP_S
-            while True:
-                got = await retrying(lambda: store.reserve(f"r{i}", subject, max_cost))
-                if got.code not in (Code.WAIT, Code.NOT_READY) or time.monotonic() > deadline:
-                    break
-                await store.wait_for_release(0.05)
-            if got.code not in (Code.RESERVED, Code.HELD):
-                run.outcomes[got.code.name.lower()] += 1
-            else:
-                await asyncio.sleep(0.005)  # the provider call
-                run.ledger.append((f"r{i}", tenant, actual))  # the event, then the settle
-                await retrying(
-                    lambda: store.settle(f"r{i}", subject, cost=actual, messages=0, at_ms=now_ms())
-                )
-                run.outcomes["served"] += 1
-        if sum(run.outcomes.values()) >= run.requests // 4:
-            half.set()
-
-    async def recover() -> None:
-        """What the ledger's budget watch does: wait for requests in flight, replay, mark."""
-        await asyncio.sleep(GRACE_S)
-        for request_id, tenant, cost in list(run.ledger):
-            subject = Subject(tenant=tenant, agent="copy")
-            await stores[0].settle(
-                request_id, subject, cost=cost, messages=0, at_ms=now_ms(), final=True
-            )
-        await stores[0].mark_ready()
-        run.rebuilds += 1
-
-    async def rebuild_when_lost() -> None:
-        while True:
-            await asyncio.sleep(0.2)
-            with contextlib.suppress(RedisError):
-                if not await stores[0].ready():
-                    await recover()
-
-    async def killer() -> None:
-        await half.wait()
-        if kill is not None:
-            await kill()
-            run.primary_killed = True
-
-    watcher = asyncio.create_task(rebuild_when_lost())
-    started = time.perf_counter()
-    await asyncio.gather(killer(), *(one(i) for i in range(run.requests)))
-    run.seconds = time.perf_counter() - started
-    watcher.cancel()
-    await asyncio.gather(watcher, return_exceptions=True)
-    while not await retrying(stores[0].ready):  # a loss the load did not run into
-        await recover()
-
-
-async def books(redis: aioredis.Redis, run: Run) -> dict[str, int]:
-    """Overspend and double payments, from the kept ledger events and the counters."""
-    day = period_key(BudgetPeriod.DAY, now_ms())
-    by_tenant: Counter[str] = Counter()
-    for _, tenant, cost in run.ledger:
-        by_tenant[tenant] += cost
-    overspend = sum(max(0, spent - TENANT_LIMIT) for spent in by_tenant.values())
-    overspend += max(0, sum(by_tenant.values()) - GLOBAL_LIMIT)
-    store = BudgetStore(redis, LiveBudgets(redis, rules()))
-    counters = sum([(await store.counter(f"tenant:shop{t}:{day}"))[0] for t in range(TENANTS)])
+def summary(run: ClusterRun) -> dict[str, Any]:
+    """The figures of one run."""
     return {
-        "overspend_micro_usd": overspend,
-        "double_paid": len(run.ledger) - len({r for r, _, _ in run.ledger}),
-        "ledger_micro_usd": sum(by_tenant.values()),
-        "counters_micro_usd": counters,
-        "global_counter_micro_usd": (await store.counter(f"global:{day}"))[0],
+        "requests": run.requests,
+        "direct_requests": run.direct,
+        "workflows": run.workflows,
+        "workflows_finished": run.workflows_finished,
+        "seconds": round(run.seconds, 2),
+        "requests_per_s": round(run.requests / run.seconds, 1),
+        "lost": run.lost,
+        "answered_twice": run.answered_twice,
+        "double_paid": run.double_paid,
+        "overspend_micro_usd": run.overspend_micro_usd,
+        "outcomes": dict(run.outcomes),
+        "other_errors": dict(run.reasons),
+        "router_redeliveries": run.router_redeliveries,
+        "views_equal_ledger": run.views_equal_ledger,
+        "ledger_micro_usd": sum(run.ledger_micro_usd.values()),
     }
-
-
-async def on_one_node(requests: int) -> tuple[Run, dict[str, int]]:
-    """The load on one redis-server."""
-    server = EmbeddedRedis()
-    await server.start()
-    redis = make_redis(server.url)
-    try:
-        run = Run(requests=requests)
-        await load(redis, run)
-        return run, await books(redis, run)
-    finally:
-        await redis.aclose()
-        await server.stop()
-
-
-async def on_cluster(requests: int) -> tuple[Run, dict[str, int]]:
-    """The load on a 3-primary cluster, one primary killed and restarted empty mid-load."""
-    cluster = EmbeddedRedisCluster(primaries=3)
-    await cluster.start()
-    redis = make_redis(cluster.url, cluster=True)
-    victim = cluster.nodes[1]
-
-    async def kill() -> None:  # no persistence: it comes back with its slots and no data
-        await victim.kill()  # SIGKILL, mid-load: requests on its slots fail and retry
-        await asyncio.sleep(0.5)
-        await victim.start()
-
-    try:
-        run = Run(requests=requests)
-        await load(redis, run, kill)
-        return run, await books(redis, run)
-    finally:
-        await redis.aclose()
-        await cluster.stop()
 
 
 def main() -> None:
-    """Run both, write bench/results/cluster.json, print a table."""
+    """Run on one node, then on the cluster; write bench/results/cluster.json, print a table."""
     parser = argparse.ArgumentParser(prog="bench.cluster", description=__doc__)
-    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--per-tenant", type=int, default=200)
+    parser.add_argument("--products", type=int, default=3)
     args = parser.parse_args()
-    single, single_books = uvloop.run(on_one_node(args.requests))
-    clustered, cluster_books = uvloop.run(on_cluster(args.requests))
-    lost = args.requests - sum(clustered.outcomes.values())
-    figures = {
-        "scope": "budget reserve/settle/rebuild on real Redis servers; no NATS, no services",
-        "requests": args.requests,
-        "lost": lost,
-        "double_paid": cluster_books["double_paid"],
-        "overspend_micro_usd": cluster_books["overspend_micro_usd"],
-        "nats_node_killed": False,
-        "redis_primary_killed": clustered.primary_killed,
-        "rebuilds": clustered.rebuilds,
-        "counters_lost_then_rebuilt": clustered.rebuilds > 0,
+    load = Load(per_tenant=args.per_tenant, products=args.products, per_second=0.0)
+    single, _ = uvloop.run(one_run(load, cluster=False))
+    clustered, timeline = uvloop.run(one_run(load, cluster=True))
+    one, many = summary(single), summary(clustered)
+    figures: dict[str, Any] = {
+        "scope": "the services as processes (2 routers; ledger+workflow+agents) on one node "
+        "and on 3 NATS nodes + 3 Redis primaries; simulated provider; all on this machine",
+        "requests": clustered.requests,
+        "lost": clustered.lost,
+        "double_paid": clustered.double_paid,
+        "overspend_micro_usd": clustered.overspend_micro_usd,
+        "nats_node_killed": bool(clustered.nats_node_killed),
+        "redis_primary_killed": bool(clustered.redis_primary_killed),
         "seconds": round(clustered.seconds, 2),
-        "outcomes": dict(clustered.outcomes),
-        "counters_equal_ledger": cluster_books["counters_micro_usd"]
-        == cluster_books["ledger_micro_usd"]
-        == cluster_books["global_counter_micro_usd"],
-        "one_node": {
-            "requests_per_s": round(args.requests / single.seconds, 1),
-            "seconds": round(single.seconds, 2),
-            "overspend_micro_usd": single_books["overspend_micro_usd"],
-            "outcomes": dict(single.outcomes),
-        },
+        "one_node": one,
         "cluster": {
-            "primaries": 3,
-            "requests_per_s": round(args.requests / clustered.seconds, 1),
-            "seconds": round(clustered.seconds, 2),
+            **many,
+            "nats_node_killed": clustered.nats_node_killed,
+            "redis_primary_killed": clustered.redis_primary_killed,
+            "timeline_s": [[at, what] for at, what in timeline],
         },
-        "in_flight": IN_FLIGHT,
-        "tenants": TENANTS,
+        "load": {
+            "tenants": load.tenants,
+            "direct_per_tenant": load.per_tenant,
+            "products": load.products,
+            "tenant_limit_micro_usd": load.tenant_limit,
+            "global_limit_micro_usd": load.global_limit,
+            "in_flight": 32,
+        },
     }
     path = write("cluster", figures)
     rows = [
-        ("requests (64 in flight, 8 tenants)", str(args.requests)),
-        ("one redis-server: requests/s", str(figures["one_node"]["requests_per_s"])),
+        ("requests (direct + agents')", f"{single.requests} / {clustered.requests}"),
         (
-            "3-primary cluster: requests/s (one primary restarted)",
-            str(figures["cluster"]["requests_per_s"]),
-        ),  # noqa: E501
+            "requests/s: one node / cluster (a node of each killed)",
+            f"{one['requests_per_s']} / {many['requests_per_s']}",
+        ),
         (
-            "lost / double paid / overspend (cluster)",
-            f"{lost} / {figures['double_paid']} / {figures['overspend_micro_usd']}",
-        ),  # noqa: E501
-        ("rebuilds after the restart", str(clustered.rebuilds)),
-        ("counters equal the ledger", str(figures["counters_equal_ledger"])),
-    ]
-    print(table(rows, "bench/cluster: budgets on one Redis and on a Redis Cluster"))
+            "lost / answered twice / paid twice / overspend (cluster)",
+            f"{clustered.lost} / {clustered.answered_twice} / {clustered.double_paid} / "
+            f"{clustered.overspend_micro_usd}",
+        ),
+        ("internal results (cluster)", str(clustered.outcomes["internal"])),
+        ("router redeliveries (cluster)", str(clustered.router_redeliveries)),
+        ("views equal the ledger (one node, cluster)",
+         f"{single.views_equal_ledger}, {clustered.views_equal_ledger}"),
+    ]  # fmt: skip
+    print(table(rows, "bench/cluster: the services on one node and on a cluster losing nodes"))
     print(f"written to {path}")
 
 

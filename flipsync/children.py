@@ -50,12 +50,15 @@ class ChildProcess:
 
     async def _wait_for_line(self, line: bytes) -> None:
         assert self.proc is not None and self.proc.stdout is not None
+        seen: list[bytes] = []
         while True:
             got = await self.proc.stdout.readline()
             if not got:
-                raise RuntimeError(f"{self.argv} exited before it was ready")
+                tail = b"".join(seen[-15:]).decode(errors="replace")
+                raise RuntimeError(f"{self.argv} exited before it was ready:\n{tail}")
             if got.startswith(line):
                 return
+            seen.append(got)
 
     async def _wait_for_port(self, port: int) -> None:
         while True:
