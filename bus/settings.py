@@ -120,6 +120,13 @@ class SemanticSettings(BaseModel):
     near_duplicate_window_s: int = 300
     max_entries: int = 10_000
     """Semantic entries kept per tenant in Redis; the oldest go first."""
+    quotas: dict[str, int] = {
+        "seller_chat": 6_000,
+        "category_classification": 3_000,
+        "market_data": 1_000,
+    }
+    """Entries a tenant keeps per task type within max_entries (the oldest of the type go
+    first), so that one busy task type cannot push out the others' answers."""
     log_max_entries: int = 50_000
     """Length of the Redis stream through which replicas learn of each other's entries, and
     the most entries one replica's in-process index holds (1.5 kB each)."""

@@ -13,6 +13,7 @@ from datetime import date
 from typing import cast
 
 import msgspec
+import numpy as np
 import pytest
 import redis.asyncio as aioredis
 from faststream.nats import NatsBroker
@@ -61,6 +62,9 @@ from router.providers.client import Completion
 from router.providers.config import RateLimits
 from router.routing.quality import QualitySignal, SignalKind
 from router.routing.quality_store import QualityStore
+from router.semantic import keys as sem_keys
+from router.semantic import records
+from router.semantic.entry_store import EntryStore
 from router.stages.cache import ExactCache
 from router.stages.flight import FlightStore, make_token
 from router.stages.ids import IdTakenError, RequestIdStage
@@ -392,3 +396,43 @@ async def test_a_flag_change_runs_on_a_cluster(cluster_client: aioredis.Redis) -
     await flags.change([FlagRule(name="other", tenant="shop2")], removed=["no-cache"])
     assert [r.name for r in await flags.rules()] == ["other"]
     assert await flags.rev() == 2
+
+
+async def test_the_semantic_entry_store_runs_on_a_cluster(
+    cluster_client: aioredis.Redis,
+) -> None:
+    """The semantic cache's entries, quotas, log, observations and served hits: each script
+    in the tenant's slot, the streams written by separate commands."""
+    assert len({key_slot(k.encode()) for k in (sem_keys.entry("shop1", "r0"),
+                sem_keys.tenant_index("shop1"), sem_keys.task_index("shop1", "seller_chat"),
+                sem_keys.task_index("shop1", "market_data"))}) == 1  # fmt: skip
+    store = EntryStore(
+        cluster_client, max_entries=10, log_max_entries=100, longest_ttl_s=60,
+        quotas={"seller_chat": 2}, task_types=["seller_chat", "market_data"],
+    )  # fmt: skip
+    for i in range(3):
+        record = records.LogRecord(
+            tenant="shop1", entry_id=f"r{i}", task_type="seller_chat", partition="p",
+            answer_key="k", created_ms=1_000 + i, expires_ms=61_000, model="m",
+            vector=records.vector_bytes(np.ones(4, dtype=np.float32)),
+        )  # fmt: skip
+        result = error_result(f"r{i}", "shop1", "chat", ErrorCode.INTERNAL, "x")
+        entry = records.StoredEntry(record=record, question="q", entities="", result=result)
+        evicted = await store.put(entry, 60)
+    assert evicted == 1  # the third put goes over seller_chat's quota of two
+    assert await store.read("shop1", "r0") is None
+    held = await store.read("shop1", "r2")
+    assert held is not None and held.record.entry_id == "r2"
+    assert len(await store.read_log("0-0", 10)) == 3
+    observation = records.Observation(
+        tenant="shop1", task_type="seller_chat", entry_id="r2", score=0.3, correct=True,
+        source="shadow",
+    )  # fmt: skip
+    await store.observe(observation)
+    assert len(await store.read_log("0-0", 10, sem_keys.OBSERVATIONS)) == 1
+    hit = records.ServedHit(
+        tenant="shop1", task_type="seller_chat", entry_id="r2", answer_key="k", score=0.3
+    )
+    await store.mark_served("req-1", hit, 60)
+    assert await store.take_served("req-1") == hit
+    assert await store.take_served("req-1") is None

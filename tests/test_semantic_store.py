@@ -10,9 +10,8 @@ import redis.asyncio as aioredis
 
 from bus.messages import CachePolicy, ChatMessage, Lever, LlmRequest, LlmResult, Status
 from bus.settings import Settings
-from router.semantic import SemanticCache, build_semantic_cache
+from router.semantic import SemanticCache, build_semantic_cache, keys
 from router.semantic.embedder import OnnxMiniLmEmbedder
-from router.semantic.keys import PREFIX
 
 SHIPPING = "How do I change my shipping address?"
 SHIPPING_PARAPHRASE = "How can I update my shipping address?"  # cosine 0.91
@@ -147,7 +146,7 @@ async def test_unsafe_task_type_is_never_served_nor_stored(
     title = "Write a title for a teal stoneware mug."
     first = ask(title, task="text_generation")
     await cache.put(first, paid(first, "Teal Stoneware Mug"))
-    assert await redis_client.keys(f"{PREFIX}*") == []
+    assert await redis_client.keys(f"{keys.PREFIX}*") == []
     assert await cache.get(ask(title, task="text_generation")) is None
     assert await cache.get_near_duplicate(ask(title, task="text_generation")) is None
 
@@ -230,7 +229,7 @@ async def test_bound_evicts_oldest_and_large_partitions_use_hnsw(
     for question, request in zip(questions, requests, strict=True):
         clock.now += 1
         await cache.put(request, paid(request, f"answer to {question}"))
-    assert await redis_client.zcard(f"{PREFIX}index:t1") == 5
+    assert await redis_client.zcard(keys.tenant_index("t1")) == 5
     assert await cache.get(ask(SHIPPING_PARAPHRASE)) is None  # the oldest was evicted
     assert ("t1", requests[0].id) not in cache.index
     hit = await cache.get(ask("how do i reset my password"))
@@ -239,6 +238,36 @@ async def test_bound_evicts_oldest_and_large_partitions_use_hnsw(
     assert partition is not None
     held = cache.index.partition("t1", partition.partition)
     assert held is not None and held.uses_hnsw
+
+
+async def test_a_task_types_quota_evicts_its_oldest_and_entries_expire_after_their_ttl(
+    redis_client: aioredis.Redis, embedder: OnnxMiniLmEmbedder
+) -> None:
+    """A task type over its quota loses its own oldest entries, not another type's; an entry
+    past its task type's TTL is neither served nor kept in Redis beyond it."""
+    clock = FakeClock()
+    cache = make_cache(
+        redis_client, embedder, clock, quotas={"seller_chat": 2}, ttl_s={"seller_chat": 60}
+    )
+    await learned(cache)
+    other = ask("Which category fits a leather wallet?", task="category_classification")
+    await cache.put(other, paid(other, "Accessories > Wallets"))
+    questions = [SHIPPING, "How do I reset my password?", "How do I print a shipping label?"]
+    requests = [ask(q) for q in questions]
+    for question, request in zip(questions, requests, strict=True):
+        clock.now += 1
+        await cache.put(request, paid(request, f"answer to {question}"))
+    assert await redis_client.zcard(keys.task_index("t1", "seller_chat")) == 2
+    assert await redis_client.zcard(keys.tenant_index("t1")) == 3
+    assert not await redis_client.exists(keys.entry("t1", requests[0].id))  # its oldest
+    assert await redis_client.exists(keys.entry("t1", other.id))  # another type's: kept
+    assert await cache.get(ask(SHIPPING_PARAPHRASE)) is None
+    window_ms = Settings().semantic.near_duplicate_window_s * 1000  # kept for near-duplicates
+    assert 0 < await redis_client.pttl(keys.entry("t1", requests[2].id)) <= window_ms
+    label = ask("how can I print a shipping label")
+    assert await cache.get(label) is not None
+    clock.now += 60
+    assert await cache.get(ask("how can I print a shipping label")) is None  # expired
 
 
 async def test_young_cache_serves_nothing_until_misses_teach_it(

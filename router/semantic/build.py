@@ -52,6 +52,7 @@ def build_semantic_cache(
         ),
         neighbours=config.neighbours,
         max_entries=config.max_entries,
+        quotas=config.quotas,
         log_max_entries=config.log_max_entries,
         exact_below=config.exact_below,
         clock=clock,

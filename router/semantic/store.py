@@ -31,6 +31,7 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Mapping
 from typing import NamedTuple
 
 import redis.asyncio as aioredis
@@ -93,6 +94,7 @@ class SemanticCache:
         near_duplicates: NearDuplicatePolicy,
         neighbours: int = 32,
         max_entries: int = 10_000,
+        quotas: Mapping[str, int] | None = None,
         log_max_entries: int = 50_000,
         exact_below: int = 256,
         clock: Clock = time.time,
@@ -116,6 +118,8 @@ class SemanticCache:
             max_entries=max_entries,
             log_max_entries=log_max_entries,
             longest_ttl_s=max(ttls),
+            quotas=quotas,
+            task_types=[*self._policies, *near_duplicates.task_types],
         )
 
     @property
@@ -249,7 +253,9 @@ class SemanticCache:
             now_ms = self._now_ms()
             candidates = self._compatible(seen, vector, now_ms)
             served: _Lookup | None = None
-            if policy is not None:
+            if policy is not None:  # kept longer for near-duplicates, not served longer
+                since_ms = now_ms - policy.ttl_s * 1000
+                candidates = [c for c in candidates if c.created_ms > since_ms]
                 decision, served = self._decide(request, candidates, policy)
             else:
                 decision = decide_near_duplicate(candidates, self._near, now_ms)
