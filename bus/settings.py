@@ -83,6 +83,16 @@ class RoutingSettings(BaseModel):
     """Factor on a (model, task type)'s quality counts before each new signal: evidence
     weighs 0.98**n after n newer signals, so a model that degrades loses traffic within a
     bounded number of calls (router.routing.quality)."""
+    shadow_share: float = Field(default=0.02, ge=0.0, le=1.0)
+    """Share of routed requests with an output schema (by a hash of their id) also asked, off
+    the response path, of the route's next-best other model; whether that answer validates
+    feeds the quality counts, and its cost is booked as routing's lever cost
+    (router.stages.route_shadow)."""
+    judge_models: dict[str, str] = {}
+    """Task type to the judge model that scores its answers 0..1 into the graded quality
+    (router.stages.judge); empty: no judge. The judge's cost is routing's lever cost."""
+    judge_share: float = Field(default=0.1, ge=0.0, le=1.0)
+    """Share of a judged task type's answers (by a hash of their id) the judge scores."""
 
 
 class SemanticSettings(BaseModel):
