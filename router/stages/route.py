@@ -394,6 +394,7 @@ def routing_stages(
         {m.name: m.quality for m in catalog.models()},
         prior_strength=routing.quality_prior_strength,
         refresh_s=routing.quality_refresh_s,
+        offset_sd=routing.quality_offset_sd,
     )
     learned = PromptRouter.load() if routing.learned_task_types else None
     after = _off_path(settings, registry, redis, store, book, catalog_version)
