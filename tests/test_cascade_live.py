@@ -135,8 +135,8 @@ async def test_invalid_cheap_answer_escalates_and_pays_for_both(
     assert "answer does not match the schema" in result.reason
     assert isinstance(result.parsed, dict) and result.parsed["title"]
 
-    # Both calls are paid: the result carries the final model's call (the same prompt asked
-    # of it directly); the cheap model's failed call is booked apart as routing's cost.
+    # Both calls are paid: the result pays for the final model's call (the same prompt asked
+    # of it directly) and the cheap model's, which is booked apart as routing's lever cost.
     direct = await LlmClient(stack.broker).request(
         msgspec.structs.replace(
             req, id=uuid.uuid4().hex, model_hint=result.model, cache_policy=CachePolicy.BYPASS
@@ -144,23 +144,27 @@ async def test_invalid_cheap_answer_escalates_and_pays_for_both(
         timeout_s=20,
     )
     assert direct.ok and direct.model == result.model
-    assert result.usage == direct.usage
-    assert result.cost_micro_usd == direct.cost_micro_usd
+    cheap_cost = result.overhead_micro_usd
+    assert cheap_cost > 0 and result.cost_micro_usd == direct.cost_micro_usd + cheap_cost
+    assert result.overhead_usage.input_tokens == direct.usage.input_tokens  # the same prompt
+    assert cheap_cost == cost_micro_usd(stack.catalog.get(CHEAP), result.overhead_usage)
 
     async def in_ledger() -> bool:
         return (await stack.aggregates.totals(tenant)).paid_calls == 3
 
     await eventually(in_ledger)
+    spent = result.cost_micro_usd + direct.cost_micro_usd
+    totals = await stack.aggregates.totals(tenant)
+    assert totals.spend_micro_usd == spent
+    assert totals.input_tokens == result.usage.input_tokens + direct.usage.input_tokens
     failed = await ledger_event(stack, tenant, f"{req.id}-cascade-1")
     assert failed.overhead_of == "routing" and failed.model == CHEAP
-    assert failed.usage.input_tokens == direct.usage.input_tokens  # the same prompt
-    cheap_cost = cost_micro_usd(stack.catalog.get(CHEAP), failed.usage)
-    assert failed.cost_micro_usd == cheap_cost > 0 and failed.baseline_micro_usd == 0
-    spent = result.cost_micro_usd + direct.cost_micro_usd + cheap_cost
-    assert (await stack.aggregates.totals(tenant)).spend_micro_usd == spent
+    assert failed.cost_micro_usd == cheap_cost and failed.baseline_micro_usd == 0
+    assert failed.usage == result.overhead_usage
     event = await ledger_event(stack, tenant, req.id)
     assert event.lever is Lever.ESCALATED and event.route_reason == result.reason
-    assert event.cost_micro_usd == result.cost_micro_usd and not event.overhead_of
+    assert event.cost_micro_usd == direct.cost_micro_usd and not event.overhead_of
+    assert event.usage == direct.usage
     # The budget settled the whole cost (the reservation grew for the second rung).
     assert stack.budgets is not None
     statuses = await stack.budgets.status(tenant)

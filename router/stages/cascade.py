@@ -18,9 +18,10 @@ when the cascade climbs past it: the answer the requester gets is judged by the 
 
 With a ``book`` (the stack's), once the budget stage has settled the summed cost, each failed
 attempt is booked as its own ledger event (``<id>-cascade-<n>``, overhead_of="routing", no
-baseline: router.stages.off_path) and the result keeps only the served call's cost, so the
-ledger charges the climb to routing's savings as lever cost. Should booking fail, the result
-keeps the summed cost (one event, nothing lost).
+baseline: router.stages.off_path) and the result, still paying for every call (the
+requester's cost is the whole climb), names that part in ``overhead_micro_usd`` and
+``overhead_usage``, which its own ledger event leaves out: the ledger charges the climb to
+routing's savings as lever cost. Should booking fail, one event carries it all.
 """
 
 from __future__ import annotations
@@ -152,8 +153,9 @@ class CascadeStage:
     async def book_failed(
         self, ctx: RequestContext, result: LlmResult, failed: list[LlmResult], version: str
     ) -> LlmResult:
-        """Book each failed attempt as routing's lever cost; the result without their cost.
-        Without a book, or when booking fails, the result as it is (it pays for them all)."""
+        """Book each failed attempt as routing's lever cost; the result (still paying for
+        them all) says how much of it they were, which its own ledger event leaves out.
+        Without a book, or when booking fails, the result as it is (one event for all)."""
         if self._book is None or not failed:
             return result
         request = ctx.request
@@ -166,14 +168,13 @@ class CascadeStage:
         except Exception:
             log.warning("failed attempts of %s not booked apart", request.id, exc_info=True)
             return result
-        usage = Usage(
-            input_tokens=result.usage.input_tokens - sum(r.usage.input_tokens for r in failed),
-            cached_input_tokens=result.usage.cached_input_tokens
-            - sum(r.usage.cached_input_tokens for r in failed),
-            output_tokens=result.usage.output_tokens - sum(r.usage.output_tokens for r in failed),
+        spare = Usage(
+            input_tokens=sum(r.usage.input_tokens for r in failed),
+            cached_input_tokens=sum(r.usage.cached_input_tokens for r in failed),
+            output_tokens=sum(r.usage.output_tokens for r in failed),
         )
-        cost = result.cost_micro_usd - sum(r.cost_micro_usd for r in failed)
-        return msgspec.structs.replace(result, usage=usage, cost_micro_usd=cost)
+        cost = sum(r.cost_micro_usd for r in failed)
+        return msgspec.structs.replace(result, overhead_micro_usd=cost, overhead_usage=spare)
 
     def around(self, outer: Stage, catalog_version: Callable[[], str] = str) -> InsideStage:
         """outer (the budget stage) with this cascade inside it, as one stage;
