@@ -40,6 +40,15 @@ log = logging.getLogger(__name__)
 PAID = frozenset({Lever.ROUTED, Lever.ESCALATED, Lever.PACKED, Lever.BATCH_API})
 """Levers of results an upstream call was paid for."""
 ESCALATE_TAG = "escalate"
+SESSION_TAG = "session"
+"""The router pins a request carrying it to the model its session was first routed to
+(router.routing.pinning), so a repeated task does not switch models mid-way."""
+
+
+def session_tags(workflow_id: str, agent: str) -> dict[str, str]:
+    """The tags of one agent's repeated task in one product workflow: its session."""
+    return {SESSION_TAG: f"{workflow_id}/{agent}"} if workflow_id else {}
+
 
 Messages = Callable[[list[str], str], list[ChatMessage]]
 """Builds the messages of an attempt from the previous attempt's problems and answer."""

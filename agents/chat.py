@@ -19,7 +19,7 @@ from typing import Any
 from faststream.message import StreamMessage
 from faststream.nats import NatsBroker, NatsRouter
 
-from agents.asking import Ask, Asker
+from agents.asking import SESSION_TAG, Ask, Asker
 from agents.prompting import SYSTEM
 from agents.spec import Output
 from agents.specs.chat import SELLER_CHAT
@@ -100,7 +100,7 @@ class ChatService:
                 messages=build,
                 schema=None,
                 check=check,
-                tags={"user": ask.user} if ask.user else {},
+                tags=_tags(ask),
             )
         )
         result = asked.result
@@ -145,3 +145,11 @@ def _compact(fact: dict[str, Any]) -> dict[str, Any]:
 
 async def _whole(msg: StreamMessage[Any]) -> Any:
     return msg
+
+
+def _tags(ask: ChatAsk) -> dict[str, str]:
+    """A chat request's tags: its user (quota) and its conversation (pinned to one model)."""
+    tags = {"user": ask.user} if ask.user else {}
+    if ask.conversation_id:
+        tags[SESSION_TAG] = f"chat/{ask.conversation_id}"
+    return tags

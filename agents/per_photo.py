@@ -17,7 +17,7 @@ from typing import Any
 
 from nats.js.object_store import ObjectStore
 
-from agents.asking import Ask, Asked, Asker
+from agents.asking import Ask, Asked, Asker, session_tags
 from agents.photo_memory import ClaimState, PhotoMemory
 from agents.prompting import Image, build_messages, photos_schema
 from agents.spec import AgentSpec, Inputs, Output
@@ -166,6 +166,7 @@ class PhotoAnalyst:
             messages=messages,
             schema=photos_schema(spec, len(images)),
             check=check,
+            tags=session_tags(job.workflow_id, spec.name),  # its batches stay on one model
         )
 
     async def _image(self, objects: ObjectStore, photo: Photo, detail: str) -> Image:

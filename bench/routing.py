@@ -20,10 +20,12 @@ oracle (per prompt the cheapest model among the best). Figures: APGR against ran
 95% bootstrap interval, the best accuracy at <= 20% of always-strong's cost, and the lowest
 cost share that keeps 95% of always-strong's accuracy.
 
-``default_config`` is the shipped recipe at one value weight, calibrated (to 95% of the
-strong model's quality) on the other datasets only; router/routing/defaults.json ships the
-weight calibrated on all of them, and router/routing/difficulty.json the difficulty model
-trained on all of them (``--write-shipped``).
+``default_config`` is the shipped recipe at one prior strength (of PRIOR_STRENGTHS, the one
+whose online router has the best mean APGR) and one value weight (the median largest weight
+keeping 95% of the strong model's quality), both calibrated on the other datasets only;
+router/routing/defaults.json ships the weight calibrated on all of them (the prior strength
+is the routing.quality_prior_strength setting's default), and router/routing/difficulty.json
+the difficulty model trained on all of them (``--write-shipped``).
 
 Run: `.venv/bin/python -m bench.routing` (embeddings are cached under ~/.cache/flipsync;
 the first run embeds ~3,300 prompts, minutes on a loaded machine). `--data FILE` adds a
@@ -64,6 +66,7 @@ from bench.routing_eval import (
     weight_grid,
 )
 from bench.routing_online import replay
+from bus.settings import RoutingSettings
 from router.routing.defaults import ShippedDefaults
 from router.routing.difficulty import DifficultyModel, fit_rasch
 
@@ -73,6 +76,10 @@ RIDGE_ALPHA = 3.0
 KNN_K = 64
 SLOPES = np.round(np.linspace(0.0, 1.5, 16), 2)
 ONLINE_WEIGHTS = np.round(np.concatenate([np.linspace(0.0, 0.5, 51), [0.6, 0.8, 1.0, 2.0]]), 3)
+PRIOR_STRENGTHS = (50.0, 35.0, 20.0)
+"""The prior strengths (answers a model's prior is worth) the calibration chooses among: all
+keep one early failure of gpt-4o-mini (catalog 0.74) above the agents' 0.7 floor, which
+needs at least 17.5."""
 ROUTER_DIR = Path(__file__).resolve().parents[1] / "router" / "routing"
 
 
@@ -198,19 +205,47 @@ def point(name: str, test: Suite, chosen: np.ndarray, strong: int) -> dict[str, 
     }
 
 
-def online_weight(fold: Fold, slope: float, strong: int) -> float:
-    """The largest value weight at which the online router keeps TARGET of strong quality."""
+def online_weight(fold: Fold, slope: float, strong: int, strength: float) -> tuple[float, float]:
+    """The largest value weight at which the online router (prior worth strength answers)
+    keeps TARGET of strong quality, and that router's APGR over its weights."""
     rep = replay(
         fold.difficulty, fold.test.quality, fold.prior, fold.estimated_cost,
-        ONLINE_WEIGHTS, slope=slope,
+        ONLINE_WEIGHTS, slope=slope, prior_strength=strength,
     )  # fmt: skip
-    _, accs = rep.sweep.points(fold.test.quality, fold.test.cost)
-    target = TARGET * float(fold.test.quality[:, strong].mean())
+    q, c = fold.test.quality, fold.test.cost
+    costs, accs = rep.sweep.points(q, c)
+    target = TARGET * float(q[:, strong].mean())
     ok = [float(w) for w, a in zip(ONLINE_WEIGHTS, accs, strict=True) if a >= target]
-    return max(ok) if ok else 0.0
+    cheap = int(np.argmin(c.sum(0)))
+    ends = [(float(c[:, m].sum()), float(q[:, m].mean())) for m in (cheap, strong)]
+    return (max(ok) if ok else 0.0), apgr(costs, accs, ends[0], ends[1])
 
 
-def evaluate(fold: Fold, slope: float, weight: float) -> dict[str, Any]:
+@dataclass(frozen=True, kw_only=True)
+class Recipe:
+    """The shipped recipe's calibration: prior strength and value weight."""
+
+    strength: float
+    weight: float
+
+
+def calibrated(
+    found: dict[tuple[str, str, float], tuple[float, float]], keys: Sequence[tuple[str, str]]
+) -> Recipe:
+    """The recipe calibrated on the datasets keys: the prior strength with the best mean
+    APGR of the online router over them (ties: the stronger prior), then the median of their
+    largest weights keeping TARGET at that strength."""
+
+    def score(strength: float) -> float:
+        return float(np.mean([found[(*k, strength)][1] for k in keys]))
+
+    strength = max(PRIOR_STRENGTHS, key=lambda s: (round(score(s), 6), s))
+    return Recipe(
+        strength=strength, weight=float(np.median([found[(*k, strength)][0] for k in keys]))
+    )
+
+
+def evaluate(fold: Fold, slope: float, recipe: Recipe) -> dict[str, Any]:
     """Every router and baseline on one held-out dataset."""
     test = fold.test
     q, c = test.quality, test.cost
@@ -223,7 +258,8 @@ def evaluate(fold: Fold, slope: float, weight: float) -> dict[str, Any]:
         "difficulty": value_choices(chance, est, weight_grid(chance, est)),
         "knn": value_choices(fold.knn, est, weight_grid(fold.knn, est)),
     }
-    rep = replay(fold.difficulty, q, fold.prior, fold.estimated_cost, ONLINE_WEIGHTS, slope=slope)
+    rep = replay(fold.difficulty, q, fold.prior, fold.estimated_cost, ONLINE_WEIGHTS, slope=slope,
+                 prior_strength=recipe.strength)  # fmt: skip
     routers["shipped recipe (online)"] = rep.sweep
     out: dict[str, Any] = {"prompts": len(test)}
     for name, sweep in routers.items():
@@ -238,12 +274,13 @@ def evaluate(fold: Fold, slope: float, weight: float) -> dict[str, Any]:
         "accuracy_at_20pct_cost": None if at20 is None else round(at20, 4),
         "cost_share_at_95pct_quality": None if at95 is None else round(at95 / strong_pt[0], 4),
     }
-    one = replay(fold.difficulty, q, fold.prior, fold.estimated_cost, np.array([weight]),
-                 slope=slope, target=TARGET)  # fmt: skip
+    one = replay(fold.difficulty, q, fold.prior, fold.estimated_cost, np.array([recipe.weight]),
+                 slope=slope, target=TARGET, prior_strength=recipe.strength)  # fmt: skip
     chosen = one.sweep.chosen[0]
     default = point("default_config", test, chosen, strong)
     default.update(
-        value_weight=weight,
+        value_weight=recipe.weight,
+        prior_strength=recipe.strength,
         quality_vs_strong=round(default["accuracy"] / strong_pt[1], 4),
         away_from_cheapest=round(float(np.mean(chosen != cheap)), 4),
         explored=round(float(one.explored[0].mean()), 4),
@@ -281,17 +318,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     vectors = [embeddings(s) for s in suites]
     all_folds = folds(suites, vectors)
     slope = fit_slope(all_folds)
-    weights = {}
+    found: dict[tuple[str, str, float], tuple[float, float]] = {}
     for f in all_folds:
         strong = int(np.argmax(f.suite.quality.mean(0)))
-        weights[(f.suite.name, f.dataset)] = online_weight(f, slope, strong)
+        for strength in PRIOR_STRENGTHS:
+            found[(f.suite.name, f.dataset, strength)] = online_weight(f, slope, strong, strength)
+    names = [(f.suite.name, f.dataset) for f in all_folds]
     held_out: dict[str, Any] = {}
     for f in all_folds:
-        others = [w for k, w in weights.items() if k != (f.suite.name, f.dataset)]
         key = f"{f.suite.name}/{f.dataset}"
-        held_out[key] = evaluate(f, slope, float(np.median(others)))
+        recipe = calibrated(found, [k for k in names if k != (f.suite.name, f.dataset)])
+        held_out[key] = evaluate(f, slope, recipe)
         print_fold(key, held_out[key])
-    shipped_weight = float(np.median(list(weights.values())))
+    shipped = calibrated(found, names)
+    shipped_weight = shipped.weight
+    if shipped.strength != RoutingSettings().quality_prior_strength:
+        print(f"note: calibration picks prior strength {shipped.strength:g}, the setting's "
+              f"default is {RoutingSettings().quality_prior_strength:g}")  # fmt: skip
     routellm = [k for k in held_out if k.startswith("routellm/")]
     result = {
         "test_prompts": sum(held_out[k]["prompts"] for k in held_out),
@@ -318,8 +361,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         "calibration": {
             "target": TARGET,
             "slope": slope,
-            "value_weight_per_held_out": {f"{a}/{b}": w for (a, b), w in weights.items()},
+            "value_weight_per_held_out": {
+                f"{a}/{b}": found[(a, b, shipped.strength)][0] for a, b in names
+            },
+            "by_prior_strength": {
+                str(strength): {
+                    f"{a}/{b}": {
+                        "weight": found[(a, b, strength)][0],
+                        "online_apgr": round(found[(a, b, strength)][1], 4),
+                    }
+                    for a, b in names
+                }  # fmt: skip
+                for strength in PRIOR_STRENGTHS
+            },
             "shipped_value_weight": shipped_weight,
+            "shipped_prior_strength": shipped.strength,
         },
         "per_dataset_sample": args.per_dataset,
         "seconds": round(time.perf_counter() - started, 1),
@@ -327,7 +383,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.write_shipped:
         ship(suites, vectors, slope, shipped_weight, result)
     path = write("routing", result)
-    print(f"\nslope {slope}, shipped value weight {shipped_weight:.3f}; wrote {path}")
+    print(f"\nslope {slope}, shipped value weight {shipped_weight:.3f}, prior strength "
+          f"{shipped.strength:g}; wrote {path}")  # fmt: skip
     return 0
 
 
@@ -378,7 +435,10 @@ def ship(
         quality_target=TARGET,
         meta={
             "how": "median over held-out public datasets of the largest value weight at "
-            "which the online router keeps the target share of the strong model's quality",
+            "which the online router keeps the target share of the strong model's quality, "
+            "at the prior strength (routing.quality_prior_strength) whose online router has "
+            "the best mean APGR over them",
+            "prior_strength": result["calibration"]["shipped_prior_strength"],
             "per_held_out": result["calibration"]["value_weight_per_held_out"],
             "command": "python -m bench.routing --write-shipped",
         },
@@ -400,7 +460,8 @@ def print_fold(key: str, fig: dict[str, Any]) -> None:
               f"{'-' if a20 is None else f'{a20:.3f}':>8} "
               f"{'-' if c95 is None else f'{c95:.3f}':>9}")  # fmt: skip
     d = fig["default_config"]
-    print(f"  default (weight {d['value_weight']:.3f}): accuracy {d['accuracy']:.3f} "
+    print(f"  default (weight {d['value_weight']:.3f}, prior {d['prior_strength']:g}): "
+          f"accuracy {d['accuracy']:.3f} "
           f"({d['quality_vs_strong']:.1%} of strong) at {d['cost_vs_strong']:.1%} of its "
           f"cost, {d['away_from_cheapest']:.1%} away from the cheapest")  # fmt: skip
 

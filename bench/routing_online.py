@@ -3,7 +3,8 @@ only from the answers it routes (pure numpy, no I/O).
 
 Per prompt, in a seeded random order, as the route stage does: each model's task-level
 quality is its discounted Beta estimate (prior: its mean quality on the other datasets,
-worth 50 answers; discount 0.98 per answer), its chance on the prompt comes from the
+worth ``prior_strength`` answers, 20 as shipped; discount 0.98 per answer), its chance on
+the prompt comes from the
 prompt's predicted difficulty against the running mean difficulty (router.routing.predict),
 the value rule picks the model (router.routing.policy, value mode, no floor), 3% of
 prompts explore a cheaper model (router.routing.explore), and the chosen model's quality on
@@ -23,9 +24,10 @@ import numpy as np
 from bench.routing_eval import Sweep
 from router.routing.calibrate import ValueController
 from router.routing.explore import cheaper_pick, explores
+from router.routing.offset import STEPS as OFFSET_STEPS
 from router.routing.predict import MEAN_WINDOW
 
-PRIOR_STRENGTH = 50.0
+PRIOR_STRENGTH = 20.0
 DISCOUNT = 0.98
 EXPLORE_SHARE = 0.03
 _CLIP = 1e-3
@@ -50,9 +52,12 @@ def replay(
     slope: float,
     seed: int = 14,
     target: float | None = None,
+    offset_sd: float = 0.0,
+    prior_strength: float = PRIOR_STRENGTH,
 ) -> Replay:
     """Replay prompts (rows of quality, prompts x models) at every value weight at once;
-    with a target, each weight is only the start of a router.routing.calibrate controller."""
+    with a target, each weight is only the start of a router.routing.calibrate controller;
+    offset_sd above 0: priors move by the task's shared offset (router.routing.offset)."""
     n, m = quality.shape
     lw = len(weights)
     order = np.random.default_rng(seed).permutation(n)
@@ -71,7 +76,8 @@ def replay(
     for i in order:
         if controllers:
             weights = np.array([c.weight("t") for c in controllers])
-        q = (prior * PRIOR_STRENGTH + good) / (PRIOR_STRENGTH + good + bad)
+        shifted = _shifted(prior, good, bad, offset_sd) if offset_sd > 0 else prior[None, :]
+        q = (shifted * prior_strength + good) / (prior_strength + good + bad)
         q = np.clip(q, _CLIP, 1 - _CLIP)
         z = np.log(q / (1 - q)) - slope * (difficulty[i] - mean)
         chance = 1.0 / (1.0 + np.exp(-z))
@@ -93,3 +99,18 @@ def replay(
         bad[rows, pick] = bad[rows, pick] * DISCOUNT + (1 - verdict)
         mean += (float(difficulty[i]) - mean) / MEAN_WINDOW
     return Replay(sweep=Sweep(weights=weights, chosen=chosen), explored=explored)
+
+
+def _shifted(prior: np.ndarray, good: np.ndarray, bad: np.ndarray, sd: float) -> np.ndarray:
+    """Each weight's priors moved by its task offset (router.routing.offset.task_offset,
+    vectorised over the weights' books)."""
+    a = np.log(prior / (1 - prior))[None, :]
+    n = good + bad
+    offset = np.zeros((good.shape[0], 1))
+    precision = 1.0 / (sd * sd)
+    for _ in range(OFFSET_STEPS):
+        p = 1.0 / (1.0 + np.exp(-(a + offset)))
+        grad = (good - n * p).sum(1, keepdims=True) - precision * offset
+        hess = -(n * p * (1 - p)).sum(1, keepdims=True) - precision
+        offset = offset - grad / hess
+    return np.asarray(1.0 / (1.0 + np.exp(-(a + offset))))

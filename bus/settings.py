@@ -48,10 +48,13 @@ class RoutingSettings(BaseModel):
     """Task types that try the cheapest rung first and escalate when the answer fails its
     schema (only requests with an output schema, a checkable output, cascade). On by
     default for the agents' task types; the failed attempts' cost is in the result's."""
-    quality_prior_strength: float = 50.0
+    quality_prior_strength: float = 20.0
     """Pseudo-observations behind the catalog's quality before recorded signals outweigh it.
     Strong enough that one early failure cannot push a model under a task's quality floor
-    (where it would get no more traffic, and so no signals to recover)."""
+    (gpt-4o-mini, 0.74, stays above 0.7: at least 17.5), weak enough that a task type's own
+    signals can outweigh it (with quality_discount 0.98 at most 50 signals' worth is kept:
+    at 50 the prior always kept half the weight). 20 was chosen over 35 and 50 by the
+    online router's held-out APGR (bench/routing, calibration.by_prior_strength)."""
     quality_refresh_s: float = 2.0
     """How often a router replica re-reads the shared quality counts from Redis."""
     learned_task_types: frozenset[str] = frozenset()
@@ -83,6 +86,20 @@ class RoutingSettings(BaseModel):
     """Factor on a (model, task type)'s quality counts before each new signal: evidence
     weighs 0.98**n after n newer signals, so a model that degrades loses traffic within a
     bounded number of calls (router.routing.quality)."""
+    shadow_share: float = Field(default=0.02, ge=0.0, le=1.0)
+    """Share of routed requests with an output schema (by a hash of their id) also asked, off
+    the response path, of the route's next-best other model; whether that answer validates
+    feeds the quality counts, and its cost is booked as routing's lever cost
+    (router.stages.route_shadow)."""
+    judge_models: dict[str, str] = {}
+    """Task type to the judge model that scores its answers 0..1 into the graded quality
+    (router.stages.judge); empty: no judge. The judge's cost is routing's lever cost."""
+    judge_share: float = Field(default=0.1, ge=0.0, le=1.0)
+    """Share of a judged task type's answers (by a hash of their id) the judge scores."""
+    quality_offset_sd: float = Field(default=0.0, ge=0.0)
+    """Above 0: every model's prior on a task type moves by one shared offset (in logits,
+    this prior spread) learned from all its models' signals (router.routing.offset), so the
+    answers of the model routing picks also say how good the others likely are there."""
 
 
 class SemanticSettings(BaseModel):

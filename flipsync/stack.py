@@ -47,7 +47,7 @@ from router.routing.feedback import quality_router
 from router.routing.grades import GradeStore
 from router.routing.quality_store import QualityStore
 from router.semantic.build import build_semantic_cache
-from router.semantic.shadow import shadow_checks
+from router.semantic.shadow import ledger_booking, shadow_checks
 from router.semantic.store import SemanticCache
 from router.semantic.verdicts import verdicts_of
 from router.service import RouterService
@@ -316,7 +316,15 @@ def _router_service(
         # once the result is stored, redeliveries find that instead. Bounded: rate x TTL.
         answer_ttl_s=settings.ack_wait_s * 3,
     )
-    route, cascade = routing_stages(settings, registry, catalog, redis, budgets)
+    route, cascade = routing_stages(
+        settings,
+        registry,
+        catalog,
+        redis,
+        budgets,
+        book=ledger_booking(broker),  # routing's own calls, booked as its lever cost
+        catalog_version=lambda: catalog.version,
+    )
     # Each reload of the flags also loads fine-tuned models registered at run time.
     flags = LiveFlags(redis, on_reload=lambda: load_registered(redis, catalog, registry))
     broker.include_router(flags.control_router())  # flags.control: reload without a restart
@@ -336,7 +344,8 @@ def _router_service(
         cascade.around(
             BudgetStage(
                 budgets, catalog, offered_by(registry), overrun_alerts=JetStreamAlerts(broker)
-            )
+            ),
+            lambda: catalog.version,
         ),
         batch_stage(
             settings, registry=registry, catalog=catalog, redis=redis, tracer=tracer, leases=paid

@@ -23,6 +23,7 @@ from bus.messages import (
     LlmRequest,
     LlmResult,
     Status,
+    Usage,
 )
 from bus.publishing import scoped_msg_id
 from cost_ledger.savings import settled
@@ -34,6 +35,14 @@ def ledger_event(request: LlmRequest, result: LlmResult, catalog_version: str) -
     """The ledger event of a result; deterministic, so a re-publish is the same event."""
     paid_levers = (Lever.ROUTED, Lever.ESCALATED, Lever.PACKED, Lever.BATCH_API, Lever.TRIMMED)
     paid = result.lever in paid_levers
+    # Routing's own calls made for this request are booked apart (router.stages.cascade).
+    cost = result.cost_micro_usd - result.overhead_micro_usd
+    spare = result.overhead_usage
+    usage = Usage(
+        input_tokens=result.usage.input_tokens - spare.input_tokens,
+        cached_input_tokens=result.usage.cached_input_tokens - spare.cached_input_tokens,
+        output_tokens=result.usage.output_tokens - spare.output_tokens,
+    )
     return LedgerEvent(
         event_id=request.id,
         request_id=request.id,
@@ -44,12 +53,12 @@ def ledger_event(request: LlmRequest, result: LlmResult, catalog_version: str) -
         task_type=request.task_type,
         model=result.model,
         provider=result.provider,
-        usage=result.usage,
-        cost_micro_usd=result.cost_micro_usd,
+        usage=usage,
+        cost_micro_usd=cost,
         baseline_micro_usd=result.baseline_micro_usd,
         lever=result.lever,
         catalog_version=catalog_version,
-        paid_call=paid and result.cost_micro_usd > 0,
+        paid_call=paid and cost > 0,
         simulated=result.simulated,
         started_ms=result.finished_ms - int(result.latency_ms),
         finished_ms=result.finished_ms,
@@ -57,10 +66,7 @@ def ledger_event(request: LlmRequest, result: LlmResult, catalog_version: str) -
         pack_size=result.pack_size,
         route_reason=result.reason if paid and result.ok else "",
         savings_by_lever=settled(
-            result.savings_by_lever,
-            result.baseline_micro_usd,
-            result.cost_micro_usd,
-            result.lever.value,
+            result.savings_by_lever, result.baseline_micro_usd, cost, result.lever.value
         ),
     )
 

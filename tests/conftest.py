@@ -14,6 +14,9 @@ from bus.embedded import EmbeddedNats, EmbeddedRedis
 # random ids, so a test that asserts which model served would fail now and then. Every
 # process the tests start reads this; the exploration tests set their share explicitly.
 os.environ.setdefault("FLIPSYNC_ROUTING__EXPLORE_SHARE", "0")
+# Likewise shadow evaluation asks a second model for a hash of the request id (2% by
+# default), an extra provider call that tests counting calls or spend would see now and then.
+os.environ.setdefault("FLIPSYNC_ROUTING__SHADOW_SHARE", "0")
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,7 @@
 """The cascade in the real pipeline: the cheap model's schema-invalid answer escalates to the
-next rung, which pays for both calls, records why in the result, the ledger, the budget and
-the trace, and teaches the quality book."""
+next rung; the budget settles both calls, the failed one is booked as routing's lever cost
+(overhead_of="routing"), and the result, the ledger and the trace say why; the failure
+teaches the quality book."""
 
 from __future__ import annotations
 
@@ -29,7 +30,6 @@ from bus.messages import (
     Lever,
     LlmRequest,
     LlmResult,
-    Usage,
 )
 from bus.settings import RoutingSettings, Settings
 from cost_ledger.budgets.control import publish_change
@@ -57,7 +57,9 @@ async def stack(exporter: InMemorySpanExporter) -> AsyncIterator[Stack]:
     settings = Settings(
         sim_latency_ms=0,
         pack_max_items=1,
-        routing=RoutingSettings(cascade_task_types=frozenset({"text_generation"})),
+        routing=RoutingSettings(
+            cascade_task_types=frozenset({"text_generation"}), shadow_share=0.0
+        ),
     )
     services = {Service.PROVIDER, Service.ROUTER, Service.LEDGER}
     running = await start_stack(settings, services, span_exporter=exporter)
@@ -133,8 +135,8 @@ async def test_invalid_cheap_answer_escalates_and_pays_for_both(
     assert "answer does not match the schema" in result.reason
     assert isinstance(result.parsed, dict) and result.parsed["title"]
 
-    # Both calls are paid: the final model's call (the same prompt asked of it directly)
-    # plus the cheap model's, each at its own price.
+    # Both calls are paid: the result pays for the final model's call (the same prompt asked
+    # of it directly) and the cheap model's, which is booked apart as routing's lever cost.
     direct = await LlmClient(stack.broker).request(
         msgspec.structs.replace(
             req, id=uuid.uuid4().hex, model_hint=result.model, cache_policy=CachePolicy.BYPASS
@@ -142,23 +144,27 @@ async def test_invalid_cheap_answer_escalates_and_pays_for_both(
         timeout_s=20,
     )
     assert direct.ok and direct.model == result.model
-    cheap_usage = Usage(
-        input_tokens=result.usage.input_tokens - direct.usage.input_tokens,
-        output_tokens=result.usage.output_tokens - direct.usage.output_tokens,
-    )
-    assert cheap_usage.input_tokens == direct.usage.input_tokens  # the same prompt, twice
-    cheap_cost = cost_micro_usd(stack.catalog.get(CHEAP), cheap_usage)
-    assert result.cost_micro_usd == direct.cost_micro_usd + cheap_cost
-    assert cheap_cost > 0
+    cheap_cost = result.overhead_micro_usd
+    assert cheap_cost > 0 and result.cost_micro_usd == direct.cost_micro_usd + cheap_cost
+    assert result.overhead_usage.input_tokens == direct.usage.input_tokens  # the same prompt
+    assert cheap_cost == cost_micro_usd(stack.catalog.get(CHEAP), result.overhead_usage)
 
     async def in_ledger() -> bool:
-        return (await stack.aggregates.totals(tenant)).paid_calls == 2
+        return (await stack.aggregates.totals(tenant)).paid_calls == 3
 
     await eventually(in_ledger)
     spent = result.cost_micro_usd + direct.cost_micro_usd
-    assert (await stack.aggregates.totals(tenant)).spend_micro_usd == spent
+    totals = await stack.aggregates.totals(tenant)
+    assert totals.spend_micro_usd == spent
+    assert totals.input_tokens == result.usage.input_tokens + direct.usage.input_tokens
+    failed = await ledger_event(stack, tenant, f"{req.id}-cascade-1")
+    assert failed.overhead_of == "routing" and failed.model == CHEAP
+    assert failed.cost_micro_usd == cheap_cost and failed.baseline_micro_usd == 0
+    assert failed.usage == result.overhead_usage
     event = await ledger_event(stack, tenant, req.id)
     assert event.lever is Lever.ESCALATED and event.route_reason == result.reason
+    assert event.cost_micro_usd == direct.cost_micro_usd and not event.overhead_of
+    assert event.usage == direct.usage
     # The budget settled the whole cost (the reservation grew for the second rung).
     assert stack.budgets is not None
     statuses = await stack.budgets.status(tenant)

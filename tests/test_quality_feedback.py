@@ -27,7 +27,9 @@ async def stack() -> AsyncIterator[Stack]:
     """Router (with its quality consumer), ledger and simulated provider; quality counts are
     re-read on every request."""
     settings = Settings(
-        sim_latency_ms=0, pack_max_items=1, routing=RoutingSettings(quality_refresh_s=0.0)
+        sim_latency_ms=0,
+        pack_max_items=1,
+        routing=RoutingSettings(quality_refresh_s=0.0, shadow_share=0.0),
     )
     services = {Service.PROVIDER, Service.ROUTER, Service.LEDGER}
     running = await start_stack(settings, services)

@@ -271,12 +271,19 @@ async def test_learned_task_types_take_the_prompt_router_complexity(make_stage: 
 
 
 async def test_exploring_requests_route_on_sampled_quality(make_stage: Stage) -> None:
-    exploring = make_stage(explore_share=1.0)
+    # Priors worth 50 answers (the default until the prior strength was calibrated to 20):
+    # samples stay near the means, so exploring spreads over mini and its cheaper peers.
+    exploring = make_stage(RoutingSettings(quality_prior_strength=50.0), explore_share=1.0)
     # Fixed ids: which requests explore, and where, is a hash of the id.
     reqs = [request(task_type="text_generation", id=f"probe-{i}") for i in range(40)]
     routes = [await route(exploring, r) for r in reqs]
     models = {r.model for r in routes}
     assert "gpt-4o-mini" in models and len(models) >= 3  # others get their chance, and signals
+    # At the default 20, wider samples more often lift the cheapest models over the floor:
+    # exploring gives them (cheaper than mini, the steady pick) the signals.
+    default = {(await route(make_stage(explore_share=1.0), r)).model for r in reqs}
+    prices = {m.name: m.input for m in CATALOG.models()}
+    assert len(default) >= 2 and all(prices[m] < prices["gpt-4o-mini"] for m in default)
     # Each explores: a model cheaper than the policy's pick, else sampled quality.
     assert all(r.reason.startswith("exploring") for r in routes)
     assert any(r.reason.startswith("exploring a cheaper model than ") for r in routes)

@@ -95,9 +95,14 @@ async def test_schema_invalid_answer_is_an_error_that_was_paid(
     result = await LlmClient(stack.broker).request(make_request(tenant=tenant), timeout_s=10)
     assert result.error_code is ErrorCode.SCHEMA_INVALID
     assert result.cost_micro_usd > 0  # the provider was paid for the bad answer
+    # The cascade (on for text_generation) climbed past failed attempts first: each was
+    # paid too, and is booked as its own ledger event (routing's lever cost).
+    climbed = result.reason.count("escalated from")
+    assert (result.overhead_micro_usd > 0) == (climbed > 0)
 
     async def in_ledger() -> bool:
-        return (await stack.aggregates.totals(tenant)).paid_calls == 1
+        totals = await stack.aggregates.totals(tenant)
+        return totals.paid_calls == 1 + climbed and totals.spend_micro_usd == result.cost_micro_usd
 
     await eventually(in_ledger)
 

@@ -6,11 +6,13 @@ discounted estimates (router.routing.quality, discount 0.98, prior worth 50 sign
 exploring share that tries the cheaper model (router.routing.explore), and one validator
 signal per answer. Stated bounds: a model recorded near 0.82 falls under the 0.7 floor after
 15 failed calls (0.98**15 < 0.75); a recovered one takes the policy's traffic back after
-about 1,600 requests (some 50 good exploring calls at 3%).
+about 1,600 requests (some 50 good exploring calls at 3%). At the shipped prior strength
+(20): 17 failed calls (bound 20) and about 1,500 requests.
 """
 
 from __future__ import annotations
 
+from bus.settings import Settings
 from router.routing.config import RoutingConfig
 from router.routing.explore import cheaper_pick, explores
 from router.routing.policy import Policy, rank
@@ -41,8 +43,13 @@ def route(book: QualityBook, request_id: str) -> tuple[str, bool]:
     return picks[0].model, False
 
 
-def test_a_failing_cheap_model_loses_traffic_and_a_recovered_one_earns_it_back() -> None:
-    book = QualityBook(priors={"cheap": 0.65, "top": 0.9}, prior_strength=50, discount=0.98)
+def story(prior_strength: float) -> tuple[int | None, int | None, int | None]:
+    """Cheap answers well, breaks at request 3,000, heals at 5,000: the first request the
+    policy sent it, its failed calls until it lost the policy's traffic, and the requests
+    after healing until it regained it."""
+    book = QualityBook(
+        priors={"cheap": 0.65, "top": 0.9}, prior_strength=prior_strength, discount=0.98
+    )
     broken_from, healed_from, end = 3000, 5000, 9000
     first_cheap_policy_pick = None
     failed_calls_until_dropped = None
@@ -68,13 +75,27 @@ def test_a_failing_cheap_model_loses_traffic_and_a_recovered_one_earns_it_back()
         book.record(
             QualitySignal(model=model, task_type=TASK, kind=SignalKind.VALIDATOR, good=good)
         )
+    return first_cheap_policy_pick, failed_calls_until_dropped, regained_at
 
+
+def test_a_failing_cheap_model_loses_traffic_and_a_recovered_one_earns_it_back() -> None:
+    first_cheap_policy_pick, failed_calls_until_dropped, regained_at = story(50)
     # Its low prior kept cheap out at first; exploring calls showed it answers well.
-    assert first_cheap_policy_pick is not None and first_cheap_policy_pick < broken_from
+    assert first_cheap_policy_pick is not None and first_cheap_policy_pick < 3000
     # Broken: it loses the policy's traffic within 15 of its own failed calls (stated bound).
     assert failed_calls_until_dropped is not None and failed_calls_until_dropped <= 15
     # Healed: 3% exploring calls bring it back over the floor (1,592 requests here).
     assert regained_at is not None and regained_at <= 2000
+
+
+def test_the_same_bounds_hold_at_the_shipped_prior_strength() -> None:
+    # Priors worth 20 answers (routing.quality_prior_strength): the good record weighs more
+    # against the prior, so the broken model takes 17 failed calls to drop (bound: 20);
+    # healed, it is back after 1,492 requests.
+    first, dropped, regained = story(Settings().routing.quality_prior_strength)
+    assert first is not None and first < 3000
+    assert dropped is not None and dropped <= 20
+    assert regained is not None and regained <= 2000
 
 
 def test_without_forgetting_the_failing_model_keeps_its_traffic_far_longer() -> None:

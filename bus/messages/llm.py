@@ -221,6 +221,12 @@ class LlmResult(msgspec.Struct, kw_only=True):
     finish_reason: str = ""
     """The provider's finish_reason as it came ("stop", "length", "tool_calls",
     "content_filter"...); empty when no provider call made this answer."""
+    overhead_micro_usd: int = 0
+    """Of cost_micro_usd, what routing's own calls for this request cost (a cascade's
+    failed attempts), booked as ledger events of their own (overhead_of="routing"); the
+    answer's ledger event carries the rest."""
+    overhead_usage: Usage = msgspec.field(default_factory=Usage)
+    """Of usage, the tokens of those calls."""
     v: int = WIRE_VERSION
 
     @property

@@ -4,8 +4,10 @@ and a running average per agent, and an alert when the average falls below its t
 The score comes from what the agent's checks report (bus.messages.QualitySignal): 1.0 for
 an answer valid at once, ``RETRY_SCORE`` for one valid only after the targeted retry, and
 for an invalid one ``INVALID_SCORE`` less ``PER_PROBLEM`` for each further problem found
-(0 at worst). A judge model is not wired in yet. The seeds ask for an 80% floor per answer
-and an 88% running average per agent: ``GradeStore`` keeps exponential running averages
+(0 at worst). Where configured, a judge model's 0..1 score of an answer is folded in as
+well (router.stages.judge, ``record_score``), one more grade of that answer. The seeds ask
+for an 80% floor per answer and an 88% running average per agent: ``GradeStore`` keeps
+exponential running averages
 (over about ``WINDOW`` answers) in Redis and reports, per signal, whether the answer fell
 under the floor and whether the agent's average is under target (an alert once it has at
 least ``MIN_ANSWERS``).
@@ -82,11 +84,17 @@ class GradeStore:
 
     async def record(self, signal: QualitySignal) -> Grade:
         """Fold one answer's grade; where its agent stands now."""
-        score = score_of(signal)
-        pair = f"{signal.task_type}|{signal.model}"
-        raw = await self._fold(
-            keys=[grade_key(signal.tenant, signal.agent)], args=[pair, score, WINDOW]
+        return await self.record_score(
+            signal.tenant, signal.agent, signal.task_type, signal.model, score_of(signal)
         )
+
+    async def record_score(
+        self, tenant: str, agent: str, task_type: str, model: str, score: float
+    ) -> Grade:
+        """Fold one 0..1 score of an answer (a verdict's, a judge's); where its agent stands."""
+        score = min(max(score, 0.0), 1.0)
+        pair = f"{task_type}|{model}"
+        raw = await self._fold(keys=[grade_key(tenant, agent)], args=[pair, score, WINDOW])
         average, answers = float(raw[0]), int(raw[1])
         return Grade(
             score=score,

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from cost_ledger.catalog import PriceCatalog
+from router.routing.offset import shifted, task_offset
 
 DEFAULT_PRIOR = 0.5
 """Prior mean for a model the book has no prior for."""
@@ -102,6 +103,10 @@ class QualityBook:
     weights: SignalWeights = field(default_factory=SignalWeights)
     discount: float = 1.0
     """Factor applied to a pair's counts before each new signal on it (1: never forget)."""
+    offset_sd: float = 0.0
+    """Above 0: every model's prior on a task type moves by the task's shared offset learned
+    from all its models' counts (router.routing.offset), with this prior spread in logits."""
+    _offsets: dict[str, float] = field(default_factory=dict, init=False, repr=False)
     _counts: dict[tuple[str, str], tuple[float, float]] = field(
         default_factory=dict, init=False, repr=False
     )
@@ -132,6 +137,7 @@ class QualityBook:
         good, bad = good * self.discount, bad * self.discount
         weight = self.weights.of(signal.kind)
         self._counts[key] = (good + weight, bad) if signal.good else (good, bad + weight)
+        self._offsets.pop(signal.task_type, None)
         return self.estimate(signal.model, signal.task_type)
 
     def record_all(self, signals: Iterable[QualitySignal]) -> None:
@@ -142,12 +148,28 @@ class QualityBook:
     def estimate(self, model: str, task_type: str) -> BetaEstimate:
         """The current belief about a model on a task type."""
         prior = min(max(self.priors.get(model, DEFAULT_PRIOR), 1e-3), 1.0 - 1e-3)
+        if self.offset_sd > 0:
+            prior = min(max(shifted(prior, self.offset(task_type)), 1e-3), 1.0 - 1e-3)
         good, bad = self._counts.get((model, task_type), (0.0, 0.0))
         return BetaEstimate(
             alpha=prior * self.prior_strength + good,
             beta=(1.0 - prior) * self.prior_strength + bad,
             observations=good + bad,
         )
+
+    def offset(self, task_type: str) -> float:
+        """The task type's shared offset in logits (0 with offset_sd 0 or no counts)."""
+        if self.offset_sd <= 0:
+            return 0.0
+        known = self._offsets.get(task_type)
+        if known is None:
+            rows = [
+                (self.priors.get(model, DEFAULT_PRIOR), good, bad)
+                for (model, task), (good, bad) in self._counts.items()
+                if task == task_type
+            ]
+            known = self._offsets[task_type] = task_offset(rows, self.offset_sd)
+        return known
 
     def estimates(self, task_type: str, models: Iterable[str]) -> dict[str, float]:
         """Posterior mean quality of each model on a task type (the policy's input)."""
@@ -172,3 +194,4 @@ class QualityBook:
                 good, bad = (float(x) for x in pair)
                 counts[(model, task_type)] = (good, bad)
         self._counts = counts
+        self._offsets = {}

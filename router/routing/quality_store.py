@@ -123,9 +123,10 @@ def book_of(
     counts: Mapping[tuple[str, str], Counts],
     priors: Mapping[str, float],
     prior_strength: float,
+    offset_sd: float = 0.0,
 ) -> QualityBook:
-    """A QualityBook with the given priors and recorded counts."""
-    book = QualityBook(priors=priors, prior_strength=prior_strength)
+    """A QualityBook with the given priors and recorded counts (offset_sd: QualityBook's)."""
+    book = QualityBook(priors=priors, prior_strength=prior_strength, offset_sd=offset_sd)
     snapshot: dict[str, dict[str, list[float]]] = {}
     for (model, task_type), c in counts.items():
         snapshot.setdefault(task_type, {})[model] = [c.good, c.bad]
@@ -159,12 +160,18 @@ class QualityView:
         *,
         prior_strength: float = 10.0,
         refresh_s: float = 2.0,
+        offset_sd: float = 0.0,
     ) -> None:
+        """offset_sd above 0: priors move by each task type's shared offset
+        (router.routing.offset)."""
         self._store = store
         self._priors = dict(priors)
         self._prior_strength = prior_strength
         self._refresh_s = refresh_s
-        self._book = QualityBook(priors=self._priors, prior_strength=prior_strength)
+        self._offset_sd = offset_sd
+        self._book = QualityBook(
+            priors=self._priors, prior_strength=prior_strength, offset_sd=offset_sd
+        )
         self._means: dict[str, dict[str, float]] = {}
         self._loaded_at: float | None = None
         self._lock = asyncio.Lock()
@@ -193,7 +200,7 @@ class QualityView:
     async def refresh(self) -> None:
         """Read the counts from Redis now."""
         counts = await self._store.counts()
-        self._book = book_of(counts, self._priors, self._prior_strength)
+        self._book = book_of(counts, self._priors, self._prior_strength, self._offset_sd)
         self._means = {}
         self._loaded_at = time.monotonic()
 

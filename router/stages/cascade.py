@@ -15,11 +15,19 @@ The stack nests this stage inside the budget stage (``CascadeStage.around``), so
 spans stay pattern ... route, budget, batch, dispatch; escalation events land on the budget
 span. A failed rung's answer is recorded in the quality counts (a bad schema signal) only
 when the cascade climbs past it: the answer the requester gets is judged by the requester.
+
+With a ``book`` (the stack's), once the budget stage has settled the summed cost, each failed
+attempt is booked as its own ledger event (``<id>-cascade-<n>``, overhead_of="routing", no
+baseline: router.stages.off_path) and the result, still paying for every call (the
+requester's cost is the whole climb), names that part in ``overhead_micro_usd`` and
+``overhead_usage``, which its own ledger event leaves out: the ledger charges the climb to
+routing's savings as lever cost. Should booking fail, one event carries it all.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -34,6 +42,7 @@ from router.routing.cascade import Ladder, escalate
 from router.routing.quality import QualitySignal, SignalKind
 from router.routing.quality_store import QualityStore
 from router.stages.budget import estimate_input_tokens
+from router.stages.off_path import Book, overhead_event
 from router.token_bound import max_request_cost
 
 log = logging.getLogger(__name__)
@@ -77,15 +86,25 @@ class CascadeStage:
         quality: QualityStore | None = None,
         alternates: dict[str, tuple[Fallback, ...]] | None = None,
         input_margin: Decimal = Decimal("1.10"),
+        book: Book | None = None,
     ) -> None:
-        """alternates: for a model, the same model at other providers (dispatch fallbacks)."""
+        """alternates: for a model, the same model at other providers (dispatch fallbacks);
+        book: publishes a ledger event (failed attempts booked as routing's lever cost)."""
         self._catalog = catalog
+        self._book = book
         self._quality = quality
         self._alternates = alternates or {}
         self._margin = input_margin
 
     async def __call__(self, ctx: RequestContext, call_next: Handler) -> LlmResult:
         """Call the rest; climb the ladder while the answer is schema-invalid."""
+        return await self.climb(ctx, call_next, [])
+
+    async def climb(
+        self, ctx: RequestContext, call_next: Handler, climbed: list[LlmResult]
+    ) -> LlmResult:
+        """Call the rest, climbing while schema-invalid; climbed gets the attempts climbed past.
+        The result pays for every call (the budget stage settles that)."""
         route = ctx.route
         if not isinstance(route, CascadeRoute):
             return await call_next(ctx)
@@ -126,13 +145,41 @@ class CascadeStage:
             )
             result = await call_next(ctx)
             spent.append(result)
+        climbed.extend(spent[:-1])
         if len(spent) == 1 and not steps:
             return result
         return _combined(result, spent, steps)
 
-    def around(self, outer: Stage) -> InsideStage:
-        """outer (the budget stage) with this cascade inside it, as one stage."""
-        return InsideStage(outer, self)
+    async def book_failed(
+        self, ctx: RequestContext, result: LlmResult, failed: list[LlmResult], version: str
+    ) -> LlmResult:
+        """Book each failed attempt as routing's lever cost; the result (still paying for
+        them all) says how much of it they were, which its own ledger event leaves out.
+        Without a book, or when booking fails, the result as it is (one event for all)."""
+        if self._book is None or not failed:
+            return result
+        request = ctx.request
+        try:
+            for rung, attempt in enumerate(failed, start=1):
+                event = overhead_event(
+                    request, attempt, version, arm=ctx.arm, event_id=f"{request.id}-cascade-{rung}"
+                )
+                await self._book(event)
+        except Exception:
+            log.warning("failed attempts of %s not booked apart", request.id, exc_info=True)
+            return result
+        spare = Usage(
+            input_tokens=sum(r.usage.input_tokens for r in failed),
+            cached_input_tokens=sum(r.usage.cached_input_tokens for r in failed),
+            output_tokens=sum(r.usage.output_tokens for r in failed),
+        )
+        cost = sum(r.cost_micro_usd for r in failed)
+        return msgspec.structs.replace(result, overhead_micro_usd=cost, overhead_usage=spare)
+
+    def around(self, outer: Stage, catalog_version: Callable[[], str] = str) -> InsideStage:
+        """outer (the budget stage) with this cascade inside it, as one stage;
+        catalog_version names the prices of the failed attempts' ledger events."""
+        return InsideStage(outer, self, catalog_version)
 
     def _max_cost(self, ctx: RequestContext, model: str) -> int:
         request = ctx.request
@@ -179,15 +226,22 @@ class InsideStage:
     pipeline's stage spans as they are (the escalation events land on the budget span).
     """
 
-    def __init__(self, outer: Stage, cascade: CascadeStage) -> None:
+    def __init__(
+        self, outer: Stage, cascade: CascadeStage, catalog_version: Callable[[], str] = str
+    ) -> None:
         self.name = outer.name
         self._outer = outer
         self._cascade = cascade
+        self._version = catalog_version
 
     async def __call__(self, ctx: RequestContext, call_next: Handler) -> LlmResult:
-        """Run the outer stage around the cascade around the rest."""
+        """Run the outer stage around the cascade around the rest; once the outer stage has
+        settled the whole climb, book its failed attempts apart (CascadeStage.book_failed)."""
+        failed: list[LlmResult] = []
 
         async def climb(inner: RequestContext) -> LlmResult:
-            return await self._cascade(inner, call_next)
+            failed.clear()  # a budget stage that calls the rest again starts a new climb
+            return await self._cascade.climb(inner, call_next, failed)
 
-        return await self._outer(ctx, climb)
+        result = await self._outer(ctx, climb)
+        return await self._cascade.book_failed(ctx, result, failed, self._version())

@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
+from typing import Protocol
 
 import redis.asyncio as aioredis
 from opentelemetry import trace
@@ -48,6 +49,7 @@ from router.routing.difficulty import DifficultyModel
 from router.routing.errors import NoCandidateError
 from router.routing.explore import cheaper_pick, explores
 from router.routing.features import RequestFeatures, extract, request_text
+from router.routing.grades import GradeStore
 from router.routing.latency import MeasuredLatency
 from router.routing.learned import PromptRouter
 from router.routing.pinning import SessionPins, session_of
@@ -57,6 +59,9 @@ from router.routing.pressure import BudgetPressure
 from router.routing.quality_store import QualityStore, QualityView
 from router.semantic.build import build_embedder
 from router.stages.cascade import CascadeStage, rung_route
+from router.stages.judge import Judges
+from router.stages.off_path import Book
+from router.stages.route_shadow import RouteShadows
 
 log = logging.getLogger(__name__)
 ROUTE_REASON = "flipsync.route_reason"
@@ -94,12 +99,15 @@ class RouteStage:
         predictor: PromptPredictor | None = None,
         controller: ValueController | None = None,
         pins: SessionPins | None = None,
+        after: Sequence[OffPath] = (),
     ) -> None:
         """explore_share: the share of requests (by request id) routed on Thompson samples of
         the quality estimates instead of their means, so that models the policy does not
         pick still get quality signals. predictor: per-prompt chances (value mode, when the
-        config has a value_weight)."""
+        config has a value_weight). after: routing's own off-path calls started once an
+        answer is back (shadow evaluation, judge grading)."""
         self._registry = registry
+        self._after = tuple(after)
         value_mode = config is not None and config.value_weight is not None
         self._predictor = predictor if value_mode else None
         self._controller = controller if value_mode else None
@@ -135,7 +143,10 @@ class RouteStage:
         """Set ctx.route, then call the rest."""
         ctx.route = await self.route(ctx)
         trace.get_current_span().set_attribute(ROUTE_REASON, ctx.route.reason)
-        return await call_next(ctx)
+        result = await call_next(ctx)
+        for off_path in self._after:  # never waits: the answer goes out now
+            off_path.start(ctx, result, call_next)
+        return result
 
     async def route(self, ctx: RequestContext) -> Route:
         """The route of a request (see the module docstring); raises NoRouteError."""
@@ -347,15 +358,28 @@ class RouteStage:
         return self._policy
 
 
+class OffPath(Protocol):
+    """Routing's own calls after an answer (router.stages.route_shadow, router.stages.judge)."""
+
+    def start(self, ctx: RequestContext, result: LlmResult, call_next: Handler) -> bool:
+        """Begin one in the background if this answer is chosen; never waits."""
+        ...
+
+
 def routing_stages(
     settings: Settings,
     registry: ProviderRegistry,
     catalog: PriceCatalog,
     redis: aioredis.Redis,
     budgets: BudgetStore,
+    *,
+    book: Book | None = None,
+    catalog_version: Callable[[], str] = str,
 ) -> tuple[RouteStage, CascadeStage]:
     """The route stage (before budget) and the cascade stage (after it), sharing the quality
-    counts in Redis."""
+    counts in Redis. With book (publishes ledger events), routing's own calls are booked as
+    its lever cost: the cascade's failed attempts, shadow evaluations and judgements (the
+    latter two run only with it)."""
     routing = settings.routing
     store = QualityStore(redis, discount=routing.quality_discount)
     config = RoutingConfig.from_settings(routing)
@@ -370,8 +394,10 @@ def routing_stages(
         {m.name: m.quality for m in catalog.models()},
         prior_strength=routing.quality_prior_strength,
         refresh_s=routing.quality_refresh_s,
+        offset_sd=routing.quality_offset_sd,
     )
     learned = PromptRouter.load() if routing.learned_task_types else None
+    after = _off_path(settings, registry, redis, store, book, catalog_version)
     route = RouteStage(
         registry,
         catalog,
@@ -387,12 +413,54 @@ def routing_stages(
         predictor=predictor,
         controller=controller,
         pins=SessionPins(redis),
+        after=after,
     )
     alternates = {model: route.alternates(model) for model in offered_models(registry)}
     cascade = CascadeStage(
-        catalog, quality=store, alternates=alternates, input_margin=budgets.engine.input_margin
+        catalog,
+        quality=store,
+        alternates=alternates,
+        input_margin=budgets.engine.input_margin,
+        book=book,
     )
     return route, cascade
+
+
+def _off_path(
+    settings: Settings,
+    registry: ProviderRegistry,
+    redis: aioredis.Redis,
+    store: QualityStore,
+    book: Book | None,
+    catalog_version: Callable[[], str],
+) -> list[OffPath]:
+    """Shadow evaluation and judge grading as configured (neither without a book)."""
+    routing = settings.routing
+    out: list[OffPath] = []
+    if book is None:
+        return out
+    if routing.shadow_share > 0:
+        out.append(
+            RouteShadows(
+                share=routing.shadow_share,
+                book=book,
+                catalog_version=catalog_version,
+                quality=store,
+            )
+        )
+    if routing.judge_models and routing.judge_share > 0:
+        providers = {model: names[0] for model, names in offered_models(registry).items()}
+        out.append(
+            Judges(
+                models=routing.judge_models,
+                providers=providers,
+                share=routing.judge_share,
+                grades=GradeStore(redis),
+                book=book,
+                catalog_version=catalog_version,
+            )
+        )
+    return out
 
 
 def _predictor(settings: Settings) -> PromptPredictor | None:
