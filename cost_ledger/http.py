@@ -54,7 +54,6 @@ from cost_ledger.aggregates import AggregateStore
 from cost_ledger.anomalies import anomalies_view
 from cost_ledger.api_models import (
     AnomaliesResponse,
-    BudgetRow,
     BudgetsResponse,
     Filter,
     ForecastResponse,
@@ -64,6 +63,7 @@ from cost_ledger.api_models import (
 )
 from cost_ledger.budgets.config import BudgetConfig
 from cost_ledger.budgets.live import LiveBudgets
+from cost_ledger.budgets.status import budget_row
 from cost_ledger.budgets.store import BudgetStore
 from cost_ledger.catalog import PriceCatalog
 from cost_ledger.forecast import forecast_view
@@ -136,23 +136,7 @@ def cost_api(
         rows = await budgets.status(where.tenant, agent=where.agent)
         return BudgetsResponse(
             filter=where,
-            budgets=[
-                BudgetRow(
-                    budget=r.budget,
-                    scope=r.scope,
-                    period=r.period.value,
-                    period_key=r.period_key,
-                    unit=r.unit.value,
-                    policy=r.policy.value,
-                    limit=r.limit,
-                    spent=r.spent,
-                    reserved=r.reserved,
-                    remaining=r.remaining,
-                    utilization=float(r.utilization),
-                    alerts_sent=list(r.alerts_sent),
-                )
-                for r in rows
-            ],
+            budgets=[budget_row(r) for r in rows],
         )
 
     @router.get("/forecast")
