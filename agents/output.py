@@ -92,7 +92,7 @@ def summary(done: WorkflowDone, *, simulated: bool) -> str:
 
 
 def _count(n: int, noun: str) -> str:
-    """ "1 issue", "2 issues"."""
+    """A count with its noun: 1 issue, 2 issues."""
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
