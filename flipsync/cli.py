@@ -19,7 +19,7 @@ from flipsync import data_dir
 if TYPE_CHECKING:
     from bus.settings import Settings
     from cost_ledger.api_models import Filter
-    from flipsync.stack import Service
+    from flipsync.stack import Service, Stack
 
 EXIT_CODES = """exit status:
   0    done
@@ -140,9 +140,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return execute(run_optimizer_command(args, settings))
     if args.command in ("upload", "chat"):
         from agents.cli import run_command as run_agent_command
-        from flipsync.stack import start_stack
 
-        return execute(run_agent_command(args, settings, start_stack))
+        return execute(run_agent_command(args, settings, _start_stack))
     from cost_ledger.cli_args import filter_of
 
     return execute(print_report(settings, args.tenant, where=filter_of(args), as_json=args.json))
@@ -208,6 +207,15 @@ def _add_own_parser(command: str, commands: Any) -> None:
         sub.add_argument(
             "--tenants", default="", help="comma-separated: agent users per agent and tenant"
         )
+
+
+async def _start_stack(settings: Settings) -> Stack:
+    """flipsync.stack.start_stack, imported only when a command starts the stack: against a
+    running deployment (NATS_URL) `upload` and `chat` never import it (seconds of imports:
+    the router, its models, the API), so a wrong NATS_URL is reported at once."""
+    from flipsync.stack import start_stack
+
+    return await start_stack(settings)
 
 
 def write_nats_auth(out: Path, secrets_dir: Path | None, tenants: list[str] | None = None) -> int:
