@@ -145,3 +145,13 @@ def test_version() -> None:
         text=True, timeout=60, check=False,
     )  # fmt: skip
     assert done.returncode == 0 and done.stdout.startswith("flipsync ")
+
+
+def test_upload_help_documents_every_product_file_format_and_column() -> None:
+    from agents.formats import FIELDS_HELP, FORMATS
+
+    _, done = _help("upload")
+    for fmt in FORMATS:
+        assert f"\n  {fmt.name} " in done.stdout and fmt.title in done.stdout, fmt.name
+    for column in FIELDS_HELP:
+        assert f"  {column}" in done.stdout, column
