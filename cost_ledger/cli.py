@@ -44,7 +44,7 @@ async def run_command(
         print(f"flipsync {args.command}: set REDIS_URL to the deployment's Redis", file=sys.stderr)
         return 2
     if args.cost_command == "vs-reference":
-        return await _vs_reference(args, settings.redis_url)
+        return await _vs_reference(args, settings)
     try:
         where = check_filter(filter_of(args))
     except FilterError as exc:
@@ -153,14 +153,16 @@ def render_recommendations(view: RecommendationsResponse) -> str:
     return out.getvalue()
 
 
-async def _vs_reference(args: argparse.Namespace, redis_url: str) -> int:
+async def _vs_reference(args: argparse.Namespace, settings: Settings) -> int:
     """Print each agent's cost per operation against the reference figures."""
     try:
         references = References.load(args.file)
     except ReferenceFileError as exc:
         print(f"flipsync cost vs-reference: {exc.reason}", file=sys.stderr)
         return 2
-    client = aioredis.Redis.from_url(redis_url)
+    assert settings.redis_url is not None
+    # open_redis: an unreachable Redis is the one-line error (exit 3), not a traceback.
+    client = await open_redis(settings.redis_url, settings.connect_timeout_s)
     try:
         store = AggregateStore(client)
         print(await vs_reference(store, references, args.tenant, as_json=args.json), end="")

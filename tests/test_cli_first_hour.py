@@ -93,10 +93,15 @@ def test_a_dead_nats_url_is_an_error_within_ten_seconds_by_default(
     assert took < DEAD_URL_BOUND_S, f"{took:.1f} s"
 
 
-def test_an_unreachable_redis_is_named_with_what_to_check(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "command", [["report"], ["cost", "spend"], ["cost", "vs-reference"], ["providers"]]
+)
+def test_an_unreachable_redis_is_named_with_what_to_check(
+    tmp_path: Path, command: list[str]
+) -> None:
     dead = f"redis://127.0.0.1:{free_port()}"
     env = {"REDIS_URL": dead, "FLIPSYNC_CONNECT_TIMEOUT_S": "2"}
-    done = flipsync("report", env=env, cwd=tmp_path)
+    done = flipsync(*command, env=env, cwd=tmp_path)
     assert done.returncode == 3, done.stderr
     assert f"cannot reach Redis at {dead}" in done.stderr and "REDIS_URL" in done.stderr
     assert "Traceback" not in done.stderr
