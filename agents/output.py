@@ -76,8 +76,8 @@ def summary(done: WorkflowDone, *, simulated: bool) -> str:
         f"  condition  {ebay.get('condition')}: {ebay.get('condition_note')}",
         "  shipping   "
         + (f"{shipping['service']} ${shipping['price_usd']}" if shipping else "freight quote"),
-        f"  compliance {compliance.get('status', 'n/a')} ({len(compliance.get('issues', []))} "
-        "issues)",
+        f"  compliance {compliance.get('status', 'n/a')} "
+        f"({_count(len(compliance.get('issues') or []), 'issue')})",
     ]
     for warning in margin.get("warnings") or []:
         lines.append(f"  warning    {warning}")
@@ -89,6 +89,11 @@ def summary(done: WorkflowDone, *, simulated: bool) -> str:
         f"saved {savings_percent(done)}%{note}"
     )
     return "\n".join(lines)
+
+
+def _count(n: int, noun: str) -> str:
+    """A count with its noun: 1 issue, 2 issues."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _dump(path: Path, body: object) -> None:

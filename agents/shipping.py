@@ -17,6 +17,9 @@ DIM_DIVISOR = Decimal(5000)
 """Dimensional weight in kg is length x width x height in cm divided by this."""
 PADDING_CM = Decimal(4)
 """Added to each side of the item for the box."""
+DIM_FROM_CM3 = Decimal(28317)
+"""Dimensional weight applies only to a box over one cubic foot, as USPS prices domestic
+parcels: a mug in a small box pays for its weight, not for air."""
 RATES: tuple[tuple[int, Decimal], ...] = (
     (250, Decimal("4.75")),
     (500, Decimal("5.95")),
@@ -35,12 +38,16 @@ SERVICES: tuple[tuple[str, Decimal, str], ...] = (
 
 
 def billable_grams(weight_g: Decimal, dims_cm: list[Decimal] | None) -> Decimal:
-    """The greater of the packed weight and the dimensional weight of the packed box."""
+    """The packed weight, or the packed box's dimensional weight when that is greater and the
+    box is over one cubic foot (DIM_FROM_CM3)."""
     packed = weight_g + PACKING_G
     if not dims_cm:
         return packed.to_integral_value(ROUND_CEILING)
     sides = [side + PADDING_CM for side in (dims_cm + [Decimal(5)] * 3)[:3]]
-    volumetric = sides[0] * sides[1] * sides[2] / DIM_DIVISOR * 1000
+    volume = sides[0] * sides[1] * sides[2]
+    if volume <= DIM_FROM_CM3:
+        return packed.to_integral_value(ROUND_CEILING)
+    volumetric = volume / DIM_DIVISOR * 1000
     return max(packed, volumetric).to_integral_value(ROUND_CEILING)
 
 

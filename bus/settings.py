@@ -465,6 +465,9 @@ class Settings(BaseSettings):
     budget_rebuild_grace_s: float | None = None
     """How long a rebuild after such a loss waits for requests in flight to settle first;
     unset: provider_timeout_s + 5."""
+    sim_stream_token_ms: float = 8.0
+    """How the embedded simulated provider paces a streamed answer: this long per token
+    between chunks (a real model streams some 60-150 tokens a second); 0 sends it at once."""
 
     @field_validator(
         "nats_url", "redis_url", "openai_api_key", "openai_base_url", "otlp_endpoint",

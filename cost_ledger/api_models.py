@@ -264,3 +264,20 @@ class TimeseriesResponse(_Shape):
     filter (not available there)."""
     cost_per_product_micro_usd: list[int] | None
     """None under an agent or model filter."""
+
+
+class HourlyResponse(_Shape):
+    """GET /api/cost/hourly: one value per UTC hour, for the dashboard when the ledger spans
+    less than two days (a daily chart of one or two points says nothing)."""
+
+    filter: Filter
+    hours: list[str]
+    """YYYY-MM-DDTHH, from the first to the last hour with events (at most HOURLY_MAX_HOURS,
+    the most recent), missing hours included."""
+    spend_micro_usd: list[int]
+    calls: list[int]
+    baseline_micro_usd: list[int] | None
+    """None under an agent or model filter (not kept per hour there)."""
+    calls_by_lever: dict[str, list[int]]
+    """What served the calls of each hour: paid levers and zero-call ones (caches, dedup...)."""
+    spend_by_model: dict[str, list[int]]

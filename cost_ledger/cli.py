@@ -6,8 +6,6 @@ from __future__ import annotations
 import argparse
 import io
 import sys
-from datetime import date
-from typing import Any
 
 import redis.asyncio as aioredis
 from pydantic import BaseModel
@@ -26,6 +24,7 @@ from cost_ledger.api_models import (
     SpendResponse,
 )
 from cost_ledger.catalog import PriceCatalog
+from cost_ledger.cli_args import VIEWS, add_commands, add_filters, filter_of, is_filtered
 from cost_ledger.errors import ReferenceFileError
 from cost_ledger.recommendations import QualitySource, recommendations_view, recorded_quality
 from cost_ledger.reference import References, vs_reference
@@ -34,53 +33,7 @@ from cost_ledger.slices import FilterError, check_filter
 from cost_ledger.spend import spend_view, timeseries_view
 
 COMMANDS = ("cost",)
-VIEWS = ("spend", "timeseries", "forecast", "anomalies", "recommend")
-
-
-def add_filters(parser: argparse.ArgumentParser, *, tenant: bool = True) -> None:
-    """The report filters: --tenant (unless the parser has it) --agent --model --start --end."""
-    if tenant:
-        parser.add_argument("--tenant", default=None)
-    parser.add_argument("--agent", default=None, help="one agent (not with --model)")
-    parser.add_argument("--model", default=None, help="one model (not with --agent)")
-    parser.add_argument("--start", type=date.fromisoformat, default=None, help="YYYY-MM-DD")
-    parser.add_argument("--end", type=date.fromisoformat, default=None, help="YYYY-MM-DD")
-
-
-def filter_of(args: argparse.Namespace) -> Filter:
-    """The Filter the parsed arguments ask for."""
-    return Filter(
-        tenant=args.tenant,
-        agent=getattr(args, "agent", None),
-        model=getattr(args, "model", None),
-        start=getattr(args, "start", None),
-        end=getattr(args, "end", None),
-    )
-
-
-def is_filtered(where: Filter) -> bool:
-    """Whether a filter narrows more than the tenant (so `flipsync report` shows render_spend)."""
-    return any(v is not None for v in (where.agent, where.model, where.start, where.end))
-
-
-def add_commands(commands: Any) -> None:
-    """Add `flipsync cost ...` to the `flipsync` subparsers."""
-    cost = commands.add_parser("cost", help="cost views: spend, forecast, anomalies, advice")
-    sub = cost.add_subparsers(dest="cost_command", required=True)
-    helps = {
-        "spend": "spend, savings per lever, cost per operation and product, hit rates",
-        "timeseries": "daily spend, savings per lever and routing mix (JSON)",
-        "forecast": "spend over the next 30, 60 and 90 days, with an interval",
-        "anomalies": "hours of unusual spend or cost per call, with their likely cause",
-        "recommend": "cheaper tiers, cache misses, long prompts, with monthly savings",
-    }
-    for name in VIEWS:
-        view = sub.add_parser(name, help=helps[name])
-        add_filters(view)
-        view.add_argument("--json", action="store_true", help="print the API's JSON")
-    ref = sub.add_parser("vs-reference", help="each agent's cost per operation vs reference")
-    ref.add_argument("--tenant", default=None)
-    ref.add_argument("--file", default=None, help="a reference file (default: the packaged one)")
+__all__ = ["VIEWS", "add_commands", "add_filters", "filter_of", "is_filtered", "run_command"]
 
 
 async def run_command(
@@ -91,7 +44,7 @@ async def run_command(
         print(f"flipsync {args.command}: set REDIS_URL to the deployment's Redis", file=sys.stderr)
         return 2
     if args.cost_command == "vs-reference":
-        return await _vs_reference(args, settings.redis_url)
+        return await _vs_reference(args, settings)
     try:
         where = check_filter(filter_of(args))
     except FilterError as exc:
@@ -200,16 +153,19 @@ def render_recommendations(view: RecommendationsResponse) -> str:
     return out.getvalue()
 
 
-async def _vs_reference(args: argparse.Namespace, redis_url: str) -> int:
+async def _vs_reference(args: argparse.Namespace, settings: Settings) -> int:
     """Print each agent's cost per operation against the reference figures."""
     try:
         references = References.load(args.file)
     except ReferenceFileError as exc:
         print(f"flipsync cost vs-reference: {exc.reason}", file=sys.stderr)
         return 2
-    client = aioredis.Redis.from_url(redis_url)
+    assert settings.redis_url is not None
+    # open_redis: an unreachable Redis is the one-line error (exit 3), not a traceback.
+    client = await open_redis(settings.redis_url, settings.connect_timeout_s)
     try:
-        print(await vs_reference(AggregateStore(client), references, args.tenant), end="")
+        store = AggregateStore(client)
+        print(await vs_reference(store, references, args.tenant, as_json=args.json), end="")
     finally:
         await client.aclose()
     return 0

@@ -36,6 +36,10 @@ cost_ledger/api_models.py for every field):
   spend_by_model: {model: [int]}, calls_by_model: {model: [int]}, products: [int] | null,
   cost_per_product_micro_usd: [int] | null} (one value per day; the product series are null
   under an agent or model filter).
+- GET /api/cost/hourly -> {filter, hours: ["YYYY-MM-DDTHH"], spend_micro_usd: [int],
+  calls: [int], baseline_micro_usd: [int] | null, calls_by_lever: {lever: [int]},
+  spend_by_model: {model: [int]}} (one value per UTC hour, the most recent 168 at most;
+  the dashboard draws it when the ledger spans less than two days).
 
 A model filter reads the model's own totals: its spend report has no breakdown by agent,
 lever or task type, and its recommendations are only the cheaper tiers for that model.
@@ -54,22 +58,23 @@ from cost_ledger.aggregates import AggregateStore
 from cost_ledger.anomalies import anomalies_view
 from cost_ledger.api_models import (
     AnomaliesResponse,
-    BudgetRow,
     BudgetsResponse,
     Filter,
     ForecastResponse,
+    HourlyResponse,
     RecommendationsResponse,
     SpendResponse,
     TimeseriesResponse,
 )
 from cost_ledger.budgets.config import BudgetConfig
 from cost_ledger.budgets.live import LiveBudgets
+from cost_ledger.budgets.status import budget_row
 from cost_ledger.budgets.store import BudgetStore
 from cost_ledger.catalog import PriceCatalog
 from cost_ledger.forecast import forecast_view
 from cost_ledger.recommendations import QualitySource, recommendations_view, recorded_quality
 from cost_ledger.slices import FilterError, check_filter
-from cost_ledger.spend import spend_view, timeseries_view
+from cost_ledger.spend import hourly_view, spend_view, timeseries_view
 
 PREFIX = "/api/cost"
 
@@ -126,6 +131,14 @@ def cost_api(
         """Daily spend, savings per lever, routing mix and cost per product."""
         return await timeseries_view(store, checked(tenant, agent, model, start, end))
 
+    @router.get("/hourly")
+    async def hourly(
+        tenant: Tenant = None, agent: Agent = None, model: Model = None,
+        start: Start = None, end: End = None,
+    ) -> HourlyResponse:  # fmt: skip
+        """Hourly spend, calls per lever and spend per model (the most recent week at most)."""
+        return await hourly_view(store, checked(tenant, agent, model, start, end))
+
     @router.get("/budgets")
     async def budget_rows(
         tenant: Tenant = None, agent: Agent = None, model: Model = None,
@@ -136,23 +149,7 @@ def cost_api(
         rows = await budgets.status(where.tenant, agent=where.agent)
         return BudgetsResponse(
             filter=where,
-            budgets=[
-                BudgetRow(
-                    budget=r.budget,
-                    scope=r.scope,
-                    period=r.period.value,
-                    period_key=r.period_key,
-                    unit=r.unit.value,
-                    policy=r.policy.value,
-                    limit=r.limit,
-                    spent=r.spent,
-                    reserved=r.reserved,
-                    remaining=r.remaining,
-                    utilization=float(r.utilization),
-                    alerts_sent=list(r.alerts_sent),
-                )
-                for r in rows
-            ],
+            budgets=[budget_row(r) for r in rows],
         )
 
     @router.get("/forecast")

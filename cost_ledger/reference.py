@@ -3,6 +3,7 @@ reference figure of its operation type (cost_reference.toml), and the overall fi
 
 from __future__ import annotations
 
+import json
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -155,13 +156,48 @@ def agent_task_types() -> dict[str, str]:
 
 
 async def vs_reference(
-    store: AggregateStore, references: References, tenant: str | None = None
-) -> str:
-    """The `flipsync cost vs-reference` report."""
+    store: AggregateStore, references: References, tenant: str | None = None, *,
+    as_json: bool = False,
+) -> str:  # fmt: skip
+    """The `flipsync cost vs-reference` report (as text, or as JSON with --json)."""
     by_agent = await store.breakdown(Dimension.AGENT, tenant)
     rows = benchmarks(by_agent, agent_task_types(), references)
     total = await store.totals(tenant)
+    if as_json:
+        return as_json_text(rows, by_operation(rows, references), total, references)
     return render(rows, by_operation(rows, references), total, references)
+
+
+def as_json_text(
+    rows: list[Benchmark], operations: list[Benchmark], total: Totals, references: References
+) -> str:
+    """The benchmark tables as JSON; USD amounts as decimal strings (exact, as in the file)."""
+
+    def one(row: Benchmark) -> dict[str, Any]:
+        return {
+            "name": row.name, "task_type": row.task_type, "operation": row.operation,
+            "operations": row.operations, "usd_per_op": str(row.cost_per_op),
+            "reference_usd_per_op": str(row.reference), "above": row.above,
+        }  # fmt: skip
+
+    return (
+        json.dumps(
+            {
+                "version": references.version,
+                "by_agent": [one(row) for row in rows],
+                "by_operation": [one(row) for row in operations],
+                "overall": {
+                    "operations": total.calls,
+                    "usd_per_op": str(per_op(total)),
+                    "reference_before_usd_per_op": str(references.overall_before),
+                    "reference_target_usd_per_op": str(references.overall_target),
+                },
+                "above": [row.name for row in rows if row.above],
+            },
+            indent=2,
+        )
+        + "\n"
+    )
 
 
 def render(

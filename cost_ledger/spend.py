@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from cost_ledger.aggregates import AggregateStore, Totals
 from cost_ledger.api_models import (
     Filter,
+    HourlyResponse,
     Metrics,
     Products,
     Rates,
@@ -14,7 +15,7 @@ from cost_ledger.api_models import (
     SpendResponse,
     TimeseriesResponse,
 )
-from cost_ledger.cube import CubeDim, day_bucket
+from cost_ledger.cube import CubeDim, day_bucket, hour_bucket
 from cost_ledger.keys import Dimension
 from cost_ledger.slices import Cube, CubeReader, check_filter
 from cost_ledger.split_store import SplitStore
@@ -149,6 +150,39 @@ async def timeseries_view(store: AggregateStore, where: Filter) -> TimeseriesRes
         cost_per_product_micro_usd=(
             [p.cost_per_product_micro_usd for p in product_flows] if available else None
         ),
+    )
+
+
+HOURLY_MAX_HOURS = 7 * 24
+"""The hourly view reads at most this many hours (the most recent): it is for short ledgers."""
+
+
+async def hourly_view(store: AggregateStore, where: Filter) -> HourlyResponse:
+    """One value per UTC hour: spend, calls (per lever), spend per model; baseline when kept."""
+    reader = CubeReader(store, check_filter(where))
+    hours = (await reader.hours())[-HOURLY_MAX_HOURS:]
+    cubes = await reader.by_bucket([hour_bucket(h) for h in hours])
+    sliced = where.agent is not None or where.model is not None
+    levers = sorted({name for c in cubes for name in c.of(CubeDim.LEVER)})
+    models = sorted({name for c in cubes for name in breakdown(c, CubeDim.MODEL, where)})
+
+    def total(c: Cube, field: str) -> int:
+        # An agent's hourly slice keeps no totals row: its levers add up to it.
+        if where.agent is not None:
+            return sum(int(getattr(t, field)) for t in c.of(CubeDim.LEVER).values())
+        return int(getattr(c.totals, field))
+
+    def series(dim: CubeDim, name: str, field: str) -> list[int]:
+        return [int(getattr(breakdown(c, dim, where).get(name, Totals()), field)) for c in cubes]
+
+    return HourlyResponse(
+        filter=where,
+        hours=hours,
+        spend_micro_usd=[total(c, "spend_micro_usd") for c in cubes],
+        calls=[total(c, "calls") for c in cubes],
+        baseline_micro_usd=None if sliced else [c.totals.baseline_micro_usd for c in cubes],
+        calls_by_lever={name: series(CubeDim.LEVER, name, "calls") for name in levers},
+        spend_by_model={name: series(CubeDim.MODEL, name, "spend_micro_usd") for name in models},
     )
 
 

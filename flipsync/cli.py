@@ -19,7 +19,7 @@ from flipsync import data_dir
 if TYPE_CHECKING:
     from bus.settings import Settings
     from cost_ledger.api_models import Filter
-    from flipsync.stack import Service
+    from flipsync.stack import Service, Stack
 
 EXIT_CODES = """exit status:
   0    done
@@ -140,12 +140,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return execute(run_optimizer_command(args, settings))
     if args.command in ("upload", "chat"):
         from agents.cli import run_command as run_agent_command
-        from flipsync.stack import start_stack
 
-        return execute(run_agent_command(args, settings, start_stack))
-    from cost_ledger.cli import filter_of
+        return execute(run_agent_command(args, settings, _start_stack))
+    from cost_ledger.cli_args import filter_of
 
     return execute(print_report(settings, args.tenant, where=filter_of(args), as_json=args.json))
+
+
+def full_parser() -> argparse.ArgumentParser:
+    """Every command's parser at once (for the tests and docs; `main` builds only the one it
+    runs). A module that adds two commands (upload and chat) is asked once."""
+    full = argparse.ArgumentParser(prog="flipsync")
+    commands = full.add_subparsers(dest="command", required=True)
+    for command in COMMAND_HELP:
+        if command not in commands.choices:
+            _add_parser(command, commands)
+    return full
 
 
 def _add_parser(command: str, commands: Any) -> None:
@@ -155,15 +165,15 @@ def _add_parser(command: str, commands: Any) -> None:
 
         add_agent_commands(commands)
     elif command in ("ledger", "budget"):
-        from cost_ledger.budgets.cli import add_commands as add_budget_commands
+        from cost_ledger.budgets.cli_args import add_commands as add_budget_commands
 
         add_budget_commands(commands)
     elif command in ("flags", "experiment", "prompt", "finetune"):
-        from optimizer.cli import add_commands as add_optimizer_commands
+        from optimizer.cli.args import add_commands as add_optimizer_commands
 
         add_optimizer_commands(commands)
     elif command == "cost":
-        from cost_ledger.cli import add_commands as add_cost_commands
+        from cost_ledger.cli_args import add_commands as add_cost_commands
 
         add_cost_commands(commands)
     else:
@@ -176,7 +186,7 @@ def _add_own_parser(command: str, commands: Any) -> None:
     if command == "run":
         sub.add_argument("services", nargs="+", choices=RUNNABLE, help="the services to run")
     elif command == "report":
-        from cost_ledger.cli import add_filters
+        from cost_ledger.cli_args import add_filters
 
         sub.add_argument("--tenant", default=None, help="one seller's report (default: all)")
         sub.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -197,6 +207,15 @@ def _add_own_parser(command: str, commands: Any) -> None:
         sub.add_argument(
             "--tenants", default="", help="comma-separated: agent users per agent and tenant"
         )
+
+
+async def _start_stack(settings: Settings) -> Stack:
+    """flipsync.stack.start_stack, imported only when a command starts the stack: against a
+    running deployment (NATS_URL) `upload` and `chat` never import it (seconds of imports:
+    the router, its models, the API), so a wrong NATS_URL is reported at once."""
+    from flipsync.stack import start_stack
+
+    return await start_stack(settings)
 
 
 def write_nats_auth(out: Path, secrets_dir: Path | None, tenants: list[str] | None = None) -> int:

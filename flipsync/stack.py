@@ -183,6 +183,7 @@ async def start_stack(
                 or SimConfig(
                     latency_ms=settings.sim_latency_ms,
                     batch_completion_s=settings.sim_batch_delay_s,
+                    stream_token_ms=settings.sim_stream_token_ms,
                 )
             )
             await sim.start()

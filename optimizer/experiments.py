@@ -20,20 +20,10 @@ from optimizer import keys
 from optimizer.errors import ExperimentError
 from optimizer.flag_store import FlagStore
 from optimizer.flags import check_rule
+from optimizer.metric import Metric as Metric
 
 WEEK_S = 7 * 24 * 3600
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,48}$")
-
-
-class Metric(enum.StrEnum):
-    """What decides an experiment."""
-
-    COST_PER_VALID = "cost_per_valid"
-    """Mean cost of a request divided by the share of valid answers: lower wins."""
-    QUALITY = "quality"
-    """Share of answers that passed their agent's checks: higher wins."""
-    LATENCY = "latency"
-    """Mean latency of a request: lower wins."""
 
 
 class Status(enum.StrEnum):

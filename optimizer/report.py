@@ -7,6 +7,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import msgspec
+
 from bus.messages import FlagChange, now_ms
 from optimizer.arm_stats import ArmStats, ArmSums
 from optimizer.errors import ExperimentError
@@ -234,6 +236,11 @@ def render(report: Report) -> str:
         lines.append(f"  {report.leader} vs {c.other}: p={c.p_value:.3g} ({mark})")
     lines.append(report.verdict)
     return "\n".join(lines) + "\n"
+
+
+def as_json(report: Report) -> str:
+    """The report as JSON (`experiment report --json`): every arm's sums and estimates."""
+    return msgspec.json.format(msgspec.json.encode(report), indent=2).decode()
 
 
 def _micro(e: Estimate) -> str:

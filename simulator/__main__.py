@@ -21,6 +21,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--latency-ms", type=float, default=0.0)
     parser.add_argument("--latency-jitter-ms", type=float, default=0.0)
     parser.add_argument("--per-output-token-ms", type=float, default=0.0)
+    parser.add_argument(
+        "--stream-token-ms",
+        type=float,
+        default=8.0,
+        help="pause per token between streamed chunks when --per-output-token-ms is 0",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--retry-after-s", type=int, default=1)
     parser.add_argument("--timeout-s", type=float, default=30.0)
@@ -45,6 +51,7 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         latency_ms=args.latency_ms,
         latency_jitter_ms=args.latency_jitter_ms,
         per_output_token_ms=args.per_output_token_ms,
+        stream_token_ms=args.stream_token_ms,
         seed=args.seed,
         faults=faults,
         quality=ModelQuality(seed=args.seed) if args.model_quality else None,

@@ -209,7 +209,7 @@ async def _stream(
     gate = sim.stream_gate
     try:
         for event, tokens in answer.stream_events(include_usage=include_usage):
-            await _sleep(sim.decode_s(tokens))
+            await _sleep(sim.stream_s(tokens))
             if malformed:
                 yield _cut(event) + b"\n\n"
                 return

@@ -83,6 +83,9 @@ class SimConfig(BaseModel):
     """Uniform spread around latency_ms, drawn from the seeded RNG."""
     per_output_token_ms: float = Field(default=0.0, ge=0.0)
     """Extra time per completion token, as a real model's decoding speed."""
+    stream_token_ms: float = Field(default=0.0, ge=0.0)
+    """Pause per token between the chunks of a streamed answer when per_output_token_ms is 0:
+    a stream arrives over time as a real one does, and whole answers keep their latency."""
     seed: int = 0
     """Seeds the fault and latency RNGs: one config and one request order, one outcome."""
     faults: Faults = Field(default_factory=Faults)

@@ -107,6 +107,11 @@ class SimState:
         """Seconds to produce completion_tokens at the configured per-token speed."""
         return self.config.per_output_token_ms * completion_tokens / 1000
 
+    def stream_s(self, tokens: int) -> float:
+        """Seconds before a streamed chunk of tokens: the decoding speed, else the stream pace."""
+        per_token = self.config.per_output_token_ms or self.config.stream_token_ms
+        return per_token * tokens / 1000
+
     def record(
         self, model: str, prompt: int, cached: int, completion: int, *, via_batch: bool = False
     ) -> None:

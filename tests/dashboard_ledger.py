@@ -190,3 +190,53 @@ async def fill_ledger(
         assert await store.apply(event)
         await budgets.settle_event(event)
     return ledger, settings
+
+
+SHORT_HOURS = 6
+"""The short ledger's span: a first afternoon of use, far less than two days."""
+ZERO_CALL_LEVERS = {
+    Lever.EXACT_CACHE: 5,
+    Lever.SEMANTIC_CACHE: 2,
+    Lever.DEDUP: 3,
+    Lever.PATTERN: 4,
+    Lever.PHOTO_DEDUP: 1,
+    Lever.ZERO_CALL: 6,
+}
+"""Work served without a provider call in the short ledger, and how many events of each."""
+
+
+def short_ledger_events(now: datetime) -> list[LedgerEvent]:
+    """A few hours of one new tenant's traffic: paid calls every hour, and zero-call work
+    (caches, dedup, pattern responder, photo reuse, zero-call agents) in some of them."""
+    rng = random.Random(11)
+    levers = [Lever.ROUTED] * (2 * SHORT_HOURS) + [
+        lever for lever, count in ZERO_CALL_LEVERS.items() for _ in range(count)
+    ]
+    events: list[LedgerEvent] = []
+    for n, lever in enumerate(levers):
+        # Paid calls spread over the span (one or two an hour), zero-call work over the span.
+        at = now - timedelta(hours=(n * 7) % SHORT_HOURS, minutes=rng.randint(0, 50))
+        baseline = rng.randint(1_500, 4_000)
+        cost = baseline // 5 if lever is Lever.ROUTED else 0
+        events.append(
+            LedgerEvent(
+                event_id=f"short-{n}",
+                request_id=f"short-req-{n}",
+                tenant="newco",
+                agent="lister",
+                workflow_id=f"short-wf-{n // 4}",
+                task_type="listing_copy",
+                model=MODELS["lister"],
+                provider="simulated",
+                usage=Usage(input_tokens=400, cached_input_tokens=0, output_tokens=80),
+                cost_micro_usd=cost,
+                baseline_micro_usd=baseline,
+                lever=lever,
+                catalog_version="2026-11-01",
+                paid_call=cost > 0,
+                simulated=True,
+                started_ms=int(at.timestamp() * 1000) - 400,
+                finished_ms=int(at.timestamp() * 1000),
+            )
+        )
+    return events

@@ -54,7 +54,11 @@ def test_fees_and_margin_agents_never_use_float() -> None:
 
 def test_shipping_table_by_billable_weight() -> None:
     assert billable_grams(D(350), None) == D(500)  # packing added
-    assert billable_grams(D(100), [D(40), D(30), D(5)]) == D(2693)  # 44 x 34 x 9 cm box
+    # A box up to one cubic foot pays for its weight (a mug in a 15 x 21 x 19 cm box)...
+    assert billable_grams(D(396), [D("11.4"), D("16.9"), D("14.6")]) == D(546)
+    assert billable_grams(D(100), [D(40), D(30), D(5)]) == D(250)  # 44 x 34 x 9 cm
+    # ...a larger one for its dimensional weight when that is greater: 64 x 44 x 29 cm.
+    assert billable_grams(D(100), [D(60), D(40), D(25)]) == D(16333)
     quote = estimate(D(350), None)
     assert [o["price_usd"] for o in quote["options"]] == ["5.95", "8.03", "14.28"]
     assert quote["recommended"]["service"] == "standard"

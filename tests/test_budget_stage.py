@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import sys
 import uuid
@@ -213,6 +214,11 @@ async def test_budget_command_sets_and_shows_a_budget(
     assert await run_command(cli_args("budget", "show", "--tenant", tenant), settings) == 0
     shown = capsys.readouterr().out
     assert name in shown and "$1.250000" in shown
+    as_json = cli_args("budget", "show", "--tenant", tenant, "--json")
+    assert await run_command(as_json, settings) == 0
+    rows = json.loads(capsys.readouterr().out)["budgets"]  # GET /api/cost/budgets' shape
+    mine = [r for r in rows if r["budget"] == name]
+    assert mine and mine[0]["limit"] == 1_250_000 and mine[0]["scope"] == f"tenant:{tenant}"
     assert await print_report(settings, tenant) == 0  # `flipsync report` shows budgets too
     report = capsys.readouterr().out
     assert "FlipSync cost report" in report and name in report

@@ -66,10 +66,42 @@ def test_an_unreachable_nats_is_named_with_what_to_check(
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
 
 
-def test_an_unreachable_redis_is_named_with_what_to_check(tmp_path: Path) -> None:
+DEAD_URL_BOUND_S = 10.0
+"""The issue's bound: a wrong NATS_URL is an error within 10 s (the default connect timeout
+is 5 s; the rest is the interpreter starting on a shared machine)."""
+
+
+@pytest.mark.parametrize(
+    "command", [["upload", "PRODUCTS"], ["budget", "set", "b", "--scope", "global",
+                "--period", "day", "--limit", "2.00"]],
+)  # fmt: skip
+def test_a_dead_nats_url_is_an_error_within_ten_seconds_by_default(
+    tmp_path: Path, command: list[str]
+) -> None:
+    products = catalog_csv(tmp_path, 1)
+    dead = f"nats://127.0.0.1:{free_port()}"
+    args = [str(products) if a == "PRODUCTS" else a for a in command]
+    env = {"NATS_URL": dead, "REDIS_URL": f"redis://127.0.0.1:{free_port()}"}
+    started = time.monotonic()
+    done = flipsync(*args, env=env, cwd=tmp_path)
+    took = time.monotonic() - started
+    assert done.returncode == 3, done.stderr
+    assert done.stderr.strip() == (
+        f"flipsync: cannot reach NATS at {dead} within 5 s (no answer): "
+        "is nats-server running there (with JetStream on, -js), and is NATS_URL right?"
+    )
+    assert took < DEAD_URL_BOUND_S, f"{took:.1f} s"
+
+
+@pytest.mark.parametrize(
+    "command", [["report"], ["cost", "spend"], ["cost", "vs-reference"], ["providers"]]
+)
+def test_an_unreachable_redis_is_named_with_what_to_check(
+    tmp_path: Path, command: list[str]
+) -> None:
     dead = f"redis://127.0.0.1:{free_port()}"
     env = {"REDIS_URL": dead, "FLIPSYNC_CONNECT_TIMEOUT_S": "2"}
-    done = flipsync("report", env=env, cwd=tmp_path)
+    done = flipsync(*command, env=env, cwd=tmp_path)
     assert done.returncode == 3, done.stderr
     assert f"cannot reach Redis at {dead}" in done.stderr and "REDIS_URL" in done.stderr
     assert "Traceback" not in done.stderr

@@ -3,6 +3,9 @@ line, and nothing is dropped, overwritten or changed without a word."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -114,3 +117,48 @@ def test_a_row_with_nothing_to_list_is_named(tmp_path: Path) -> None:
     path = table(tmp_path, "product_id,title,cost_price\nm1,,4.20\n")
     with pytest.raises(SourceError, match="line 2: nothing to list from"):
         load_source(path)
+
+
+DEFECTS = {
+    "missing column": (
+        "name,notes\nmug,teal\n",
+        "line 1: missing column(s): product_id or product id or id or item id or sku",
+    ),
+    "unreadable money": (
+        "product_id,title,cost_price\nm1,Mug,about ten\n",
+        "line 2: cost_price: 'about ten' is not an amount of money",
+    ),
+    "weight without a unit": (
+        "product_id,title,weight\nm1,Mug,13.4\n",
+        "line 2: weight '13.4' has no unit (g, kg, oz, lb)",
+    ),
+    "repeated product id": (
+        "product_id,title\nm1,Teal mug\nm1,Blue mug\n",
+        "line 3: product id 'm1' is already on line 2",
+    ),
+    "unbalanced quote": (
+        'product_id,title,notes\nm1,Mug,fine\nm2,"Lamp,brass lamp\nm3,Board,walnut\n',
+        "unbalanced quote",
+    ),
+    "nothing to list": ("product_id,title,cost_price\nm1,,4.20\n", "line 2: nothing to list from"),
+}
+
+
+@pytest.mark.parametrize("defect", list(DEFECTS))
+def test_each_defect_is_what_flipsync_upload_prints_and_nothing_is_uploaded(
+    tmp_path: Path, defect: str
+) -> None:
+    """The real command, as a seller runs it: status 2, the defect by line on stderr, no
+    traceback, and no package written (nothing was started)."""
+    text, expected = DEFECTS[defect]
+    path = table(tmp_path, text)
+    out = tmp_path / "out"
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("NATS_", "REDIS_"))}
+    done = subprocess.run(
+        [sys.executable, "-m", "flipsync", "upload", str(path), "--out", str(out)],
+        env=clean, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith(f"flipsync upload: {path}") and expected in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not out.exists()

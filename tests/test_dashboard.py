@@ -27,20 +27,25 @@ from api.dashboard import DASHBOARD_PATH
 from api.server import ApiServer
 from bus.broker import make_broker
 from bus.embedded import EmbeddedNats, EmbeddedRedis
+from bus.messages import LedgerEvent, Lever
 from bus.settings import Settings
 from bus.streams import ensure_streams
+from cost_ledger.aggregates import AggregateStore
 from tests.dashboard_ledger import (
     ACME_KEY,
     DAYS,
     LEVERS,
     OPERATOR_KEY,
+    SHORT_HOURS,
     SPIKE_AGO,
+    ZERO_CALL_LEVERS,
     Ledger,
     fill_ledger,
+    short_ledger_events,
 )
 
 CHARTS = ("chart-spend", "chart-savings", "chart-routing", "chart-products", "chart-forecast")
-TABLES = ("table-budgets", "table-anomalies", "table-recommendations")
+TABLES = ("table-budgets", "table-anomalies", "table-recommendations", "table-zero-call")
 CHROMIUM = Path(os.environ.get("FLIPSYNC_CHROMIUM", "/usr/bin/chromium"))
 """Debian's chromium (`make test` installs it); Playwright never downloads a browser here."""
 SCREENSHOT = Path(__file__).parent / "output" / "dashboard.png"
@@ -70,6 +75,36 @@ async def served(
     await server.start()
     yield Served(base_url=server.url, ledger=ledger)
     await server.stop()
+    await app_redis.aclose()
+    await broker.stop()
+
+
+@dataclass(frozen=True)
+class Fresh:
+    """A running HTTP API over a ledger of a few hours only."""
+
+    base_url: str
+    events: list[LedgerEvent]
+
+
+@pytest.fixture(scope="module")
+async def fresh(nats_server: EmbeddedNats, redis_server: EmbeddedRedis) -> AsyncIterator[Fresh]:
+    """A second API over its own Redis database (so the three-week ledger is not in it)
+    holding one tenant's first hours: the page must draw them per hour."""
+    broker = make_broker(nats_server.url)
+    await broker.connect()
+    app_redis = aioredis.Redis.from_url(redis_server.url + "/3")
+    await app_redis.flushdb()
+    events = short_ledger_events(datetime.now(UTC))
+    store = AggregateStore(app_redis)
+    for event in events:
+        assert await store.apply(event)
+    settings = Settings(api_keys={OPERATOR_KEY: "*"})
+    server = ApiServer(create_app(broker, app_redis, settings), "127.0.0.1", 0)
+    await server.start()
+    yield Fresh(base_url=server.url, events=events)
+    await server.stop()
+    await app_redis.flushdb()
     await app_redis.aclose()
     await broker.stop()
 
@@ -239,6 +274,9 @@ async def _check_content(page: Page, ledger: Ledger) -> None:
     )
     forecast = await _drawn(page, "chart-forecast")
     assert any(forecast.series["Forecast"]), "three weeks of history give a forecast"
+    # Three weeks: one point a day.
+    assert await page.get_attribute("#chart-spend", "data-granularity") == "day"
+    assert await page.inner_text("#spend-title") == "Spend per day"
 
 
 @pytest.mark.slow
@@ -299,3 +337,65 @@ async def test_a_key_in_the_query_string_is_not_used(served: Served) -> None:
             assert await page.evaluate("document.body.dataset.loaded") is None
         finally:
             await browser.close()
+
+
+async def _zero_call_rows(page: Page) -> dict[str, tuple[str, str, str]]:
+    rows = await page.eval_on_selector_all(
+        "#table-zero-call tbody tr[data-lever]",
+        "rows => rows.map(r => [r.dataset.lever, ...[...r.cells].map(c => c.innerText)])",
+    )
+    return {lever: (work, calls, saved) for lever, work, calls, saved in rows}
+
+
+@pytest.mark.slow
+async def test_a_short_ledger_is_drawn_per_hour_and_zero_call_work_is_named(
+    fresh: Fresh,
+) -> None:
+    by_hour: dict[str, int] = defaultdict(int)
+    for e in fresh.events:
+        by_hour[datetime.fromtimestamp(e.finished_ms / 1000, UTC).strftime("%m-%d %H:00")] += (
+            e.cost_micro_usd
+        )
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=chromium(), headless=True)
+        try:
+            page = await browser.new_page(viewport={"width": 1400, "height": 1000})
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            await _open(page, f"{fresh.base_url}{DASHBOARD_PATH}#key={OPERATOR_KEY}")
+            status = await page.inner_text("#status")
+            assert await page.evaluate("document.body.dataset.loaded") == "true", status
+            assert await page.get_attribute("#chart-spend", "data-granularity") == "hour"
+            title = await page.inner_text("#spend-title")
+            assert title == "Spend per hour (the ledger spans less than two days)"
+            spend = await _drawn(page, "chart-spend")
+            assert len(spend.labels) <= SHORT_HOURS + 1  # first to last hour, none missing
+            assert spend.micro("Spend") == {h: m for h, m in by_hour.items() if m}
+            assert sum(v or 0 for v in spend.series["Calls"]) == len(fresh.events)
+
+            rows = await _zero_call_rows(page)
+            assert set(rows) == {lever.value for lever in ZERO_CALL_LEVERS}
+            for lever, count in ZERO_CALL_LEVERS.items():
+                work, calls, saved = rows[lever.value]
+                baseline = sum(e.baseline_micro_usd for e in fresh.events if e.lever is lever)
+                assert int(calls) == count and saved == _usd(baseline), rows[lever.value]
+            assert rows["pattern"][0].startswith("Pattern responder")
+            assert rows["exact_cache"][0].startswith("Exact cache")
+            assert rows["dedup"][0].startswith("Dedup")
+            free = sum(ZERO_CALL_LEVERS.values())
+            total = await page.inner_text("#zero-call-total")
+            assert total.startswith(f"{free} of {len(fresh.events)} calls"), total
+            paid = [e for e in fresh.events if e.lever is Lever.ROUTED]
+            assert "routed" not in rows and paid
+            SCREENSHOT.parent.mkdir(exist_ok=True)
+            await page.screenshot(path=str(SCREENSHOT.with_name("dashboard-hourly.png")))
+        finally:
+            await browser.close()
+    assert errors == []
+
+
+def _usd(micro: int) -> str:
+    """Micro-dollars as the page shows them (dashboard.js usd())."""
+    dollars = micro / 1e6
+    digits = 2 if dollars == 0 else 6 if dollars < 0.01 else 4 if dollars < 1 else 2
+    return f"${dollars:.{digits}f}"

@@ -318,3 +318,45 @@ async def test_latency_is_applied() -> None:
         started = time.monotonic()
         await client.chat.completions.create(model=MODEL, messages=user("hi"))
         assert time.monotonic() - started >= 0.15
+
+
+async def test_a_stream_is_paced_like_a_real_provider() -> None:
+    """Chunks arrive over time (stream_token_ms per token), not all at once after the latency;
+    the bound is a lower one (sleeps never end early), so a loaded machine cannot break it."""
+    pace_ms = 20.0
+    async with (
+        SimulatedProvider(SimConfig(stream_token_ms=pace_ms)) as sim,
+        AsyncOpenAI(base_url=sim.base_url, api_key="sim", max_retries=0) as client,
+    ):
+        stream = await client.chat.completions.create(
+            model=MODEL,
+            messages=user("Write a product description for a walnut bookshelf."),
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        arrivals: list[float] = []
+        tokens = 0
+        async with stream:
+            async for chunk in stream:
+                if any(choice.delta.content for choice in chunk.choices):
+                    arrivals.append(time.monotonic())
+                if chunk.usage is not None:
+                    tokens = chunk.usage.completion_tokens
+    assert len(arrivals) >= 10 and tokens >= len(arrivals)
+    # Every chunk after the first waited its tokens' pace: together at least half of that
+    # (the first chunk's own wait may overlap the client's reading of the headers).
+    spread = arrivals[-1] - arrivals[0]
+    assert spread >= 0.5 * (len(arrivals) - 1) * pace_ms / 1000, spread
+    assert len({round(t, 3) for t in arrivals}) > len(arrivals) // 2  # not one burst
+
+
+async def test_a_whole_answer_is_not_slowed_by_the_stream_pace() -> None:
+    async with (
+        SimulatedProvider(SimConfig(stream_token_ms=1000.0)) as sim,
+        AsyncOpenAI(base_url=sim.base_url, api_key="sim", max_retries=0) as client,
+    ):
+        started = time.monotonic()
+        await client.chat.completions.create(
+            model=MODEL, messages=user("Write a product description for a walnut bookshelf.")
+        )
+        assert time.monotonic() - started < 10  # 1 s a token would take far longer

@@ -13,6 +13,17 @@
   const PALETTE = ["#2563eb", "#16a34a", "#d97706", "#9333ea", "#dc2626", "#0891b2",
     "#db2777", "#65a30d", "#4b5563", "#ea580c"];
   const MAX_ANOMALIES = 10;
+  /** Below this many hours of ledger a daily chart has one or two points: draw hours. */
+  const HOURLY_BELOW_HOURS = 48;
+  /** Work served without a provider call, by lever, as the page names it. */
+  const ZERO_CALL = {
+    exact_cache: "Exact cache (the same request answered before)",
+    semantic_cache: "Semantic cache (a request close enough answered before)",
+    dedup: "Dedup (the same request in flight: one call served both)",
+    pattern: "Pattern responder (trivial chat answered without a model)",
+    photo_dedup: "Photo reuse (the same photo analysed before)",
+    zero_call: "Computed without a model (zero-call agents)",
+  };
   const charts = new Map();
 
   // ---- money and small helpers -------------------------------------------------------------
@@ -113,8 +124,51 @@
 
   const dollarAxis = () => ({ beginAtZero: true, ticks: { callback: (v) => "$" + v } });
 
-  /** Spend and the naive baseline per day (GET /timeseries). */
-  function drawSpend(ts) {
+  /** Spend and the naive baseline per day (GET /timeseries), or per hour (GET /hourly) when
+   * the ledger spans less than two days. */
+  function drawSpend([ts, hourly]) {
+    const hours = hourly.hours.length;
+    const canvas = document.getElementById("chart-spend");
+    if (hours > 0 && hours < HOURLY_BELOW_HOURS) {
+      canvas.dataset.granularity = "hour";
+      text("spend-title", "Spend per hour (the ledger spans less than two days)");
+      drawSpendPerHour(hourly);
+    } else {
+      canvas.dataset.granularity = "day";
+      text("spend-title", "Spend per day");
+      drawSpendPerDay(ts);
+    }
+    drawProducts(ts);
+  }
+
+  /** "2026-12-04T09" as "12-04 09:00" (UTC). */
+  function hourLabel(hour) { return hour.slice(5, 10) + " " + hour.slice(11, 13) + ":00"; }
+
+  function drawSpendPerHour(h) {
+    const datasets = [
+      { label: "Spend", data: h.spend_micro_usd.map(dollars), borderColor: PALETTE[0],
+        backgroundColor: "rgba(37,99,235,0.15)", fill: true, tension: 0.2 },
+    ];
+    if (h.baseline_micro_usd) {
+      datasets.push({ label: "Baseline (naive path)", data: h.baseline_micro_usd.map(dollars),
+        borderColor: PALETTE[4], backgroundColor: PALETTE[4], borderDash: [6, 4], tension: 0.2 });
+    }
+    datasets.push({ label: "Calls", data: h.calls, borderColor: PALETTE[2],
+      backgroundColor: PALETTE[2], yAxisID: "calls", money: false, tension: 0.2 });
+    drawChart("chart-spend", {
+      type: "line",
+      data: { labels: h.hours.map(hourLabel), datasets },
+      options: {
+        scales: {
+          y: dollarAxis(),
+          calls: { position: "right", beginAtZero: true, grid: { drawOnChartArea: false },
+            title: { display: true, text: "calls" }, ticks: { precision: 0 } },
+        },
+      },
+    }, h.hours.length, "No spend recorded yet.");
+  }
+
+  function drawSpendPerDay(ts) {
     drawChart("chart-spend", {
       type: "line",
       data: {
@@ -236,6 +290,28 @@
 
   // ---- tables ------------------------------------------------------------------------------
 
+  /** Work served without a provider call (caches, dedup, pattern responder, photo reuse,
+   * zero-call agents): each by name with its count and what it saved (GET /spend). */
+  function drawZeroCall(spend) {
+    const rows = spend.by_lever.filter((r) => r.name in ZERO_CALL && r.calls > 0).map((r) => ({
+      lever: r.name, calls: r.calls,
+      saved: r.name in spend.savings_by_lever ? spend.savings_by_lever[r.name] : r.savings_micro_usd,
+    })).sort((a, b) => b.calls - a.calls || a.lever.localeCompare(b.lever));
+    fillTable("table-zero-call", rows, 3, "Every call so far went to a provider.", (tr, r) => {
+      cell(tr, ZERO_CALL[r.lever]);
+      cell(tr, String(r.calls), "num");
+      cell(tr, usd(r.saved), "num");
+      tr.dataset.lever = r.lever;
+    });
+    const calls = rows.reduce((n, r) => n + r.calls, 0);
+    const saved = rows.reduce((n, r) => n + r.saved, 0);
+    const all = spend.totals.calls;
+    text("zero-call-total", rows.length
+      ? `${calls} of ${all} calls (${percent(all ? calls / all : 0)}) served without a provider ` +
+        `call, saving ${usd(saved)}.`
+      : "");
+  }
+
   /** ok below 50%, then the highest alert threshold sent (50, 80, 100) or reached. */
   function alertState(b) {
     const sent = b.alerts_sent.length ? Math.max(...b.alerts_sent) : 0;
@@ -344,14 +420,20 @@
   // ---- loading -----------------------------------------------------------------------------
 
   const VIEWS = [
-    ["/spend", (d) => { drawTotals(d); drawSavings(d); drawRouting(d); },
-      ["totals", "chart-savings", "chart-routing"]],
-    ["/timeseries", (d) => { drawSpend(d); drawProducts(d); }, ["chart-spend", "chart-products"]],
+    ["/spend", (d) => { drawTotals(d); drawSavings(d); drawRouting(d); drawZeroCall(d); },
+      ["totals", "chart-savings", "chart-routing", "table-zero-call"]],
+    [["/timeseries", "/hourly"], drawSpend, ["chart-spend", "chart-products"]],
     ["/budgets", drawBudgets, ["table-budgets"]],
     ["/forecast", drawForecast, ["chart-forecast"]],
     ["/anomalies", drawAnomalies, ["table-anomalies"]],
     ["/recommendations", drawRecommendations, ["table-recommendations"]],
   ];
+
+  /** One view's JSON, or several views' (an array of paths) as an array. */
+  function fetchViews(paths, key, tenant) {
+    if (!Array.isArray(paths)) return fetchView(paths, key, tenant);
+    return Promise.all(paths.map((path) => fetchView(path, key, tenant)));
+  }
 
   async function load(key, tenant) {
     document.body.dataset.loaded = "false";
@@ -359,7 +441,7 @@
     const failures = [];
     await Promise.all(VIEWS.map(async ([path, draw, ids]) => {
       try {
-        draw(await fetchView(path, key, tenant));
+        draw(await fetchViews(path, key, tenant));
       } catch (err) {
         const reason = err instanceof ViewError ? err.message : `${path}: ${err}`;
         failures.push(reason);

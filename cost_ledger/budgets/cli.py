@@ -8,7 +8,6 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
 
 import redis.asyncio as aioredis
 from nats.aio.client import Client as NatsClient
@@ -28,54 +27,17 @@ from bus.reachable import open_redis
 from bus.settings import Settings
 from bus.streams import ensure_streams
 from cost_ledger.aggregates import AggregateStore
+from cost_ledger.api_models import BudgetsResponse, Filter
 from cost_ledger.budgets.budgets_file import usd_to_micro
+from cost_ledger.budgets.cli_args import add_commands as add_commands
 from cost_ledger.budgets.config import BudgetConfig
 from cost_ledger.budgets.control import publish_change
 from cost_ledger.budgets.errors import BudgetConfigError
 from cost_ledger.budgets.live import LiveBudgets
-from cost_ledger.budgets.status import render_status
+from cost_ledger.budgets.status import budget_row, render_status
 from cost_ledger.budgets.store import BudgetStore
 from cost_ledger.rebuild import rebuild
 from cost_ledger.report import usd
-
-
-def add_commands(commands: Any) -> None:
-    """Add the ledger and budget commands to the `flipsync` subparsers."""
-    ledger = commands.add_parser("ledger", help="the ledger stream and its Redis view")
-    ledger_sub = ledger.add_subparsers(dest="ledger_command", required=True)
-    rebuild_cmd = ledger_sub.add_parser(
-        "rebuild", help="replay the LEDGER stream into the aggregates and budgets (idempotent)"
-    )
-    rebuild_cmd.add_argument(
-        "--fresh",
-        action="store_true",
-        help="first delete the ledger's Redis view (stop the ledger services while it runs)",
-    )
-    budget = commands.add_parser("budget", help="show or change the live budgets")
-    sub = budget.add_subparsers(dest="budget_command", required=True)
-    show = sub.add_parser("show", help="each budget's limit, spent, reserved and alerts")
-    for name in ("tenant", "agent", "workflow", "user", "tier"):
-        show.add_argument(f"--{name}", default=None)
-    put = sub.add_parser("set", help="add or replace a budget")
-    put.add_argument("name")
-    put.add_argument("--scope", required=True, choices=[s.value for s in BudgetScope])
-    put.add_argument("--period", required=True, choices=[p.value for p in BudgetPeriod])
-    put.add_argument("--limit", required=True, help='dollars, e.g. "2.00"')
-    put.add_argument("--policy", default="refuse", choices=[p.value for p in BudgetPolicy])
-    for name in ("tenant", "agent", "workflow"):
-        put.add_argument(f"--{name}", default="")
-    sub.add_parser("remove", help="remove a budget").add_argument("name")
-    tier = sub.add_parser("tier", help="set (or --remove) a tier's message quota")
-    tier.add_argument("name")
-    tier.add_argument("--messages", type=int)
-    tier.add_argument("--period", default="day", choices=[p.value for p in BudgetPeriod])
-    tier.add_argument("--remove", action="store_true")
-    cap = sub.add_parser("cap", help="set (or --remove) the per-request cap")
-    cap.add_argument("--limit", help='dollars, e.g. "0.05"')
-    cap.add_argument("--policy", default="downgrade", choices=[p.value for p in BudgetPolicy])
-    cap.add_argument("--remove", action="store_true")
-    load = sub.add_parser("load", help="make a budgets file the live rules (all replaced)")
-    load.add_argument("file", nargs="?", default=None)
 
 
 @dataclass(kw_only=True)
@@ -116,7 +78,13 @@ async def run_command(args: argparse.Namespace, settings: Settings) -> int:
         if change is None:
             await conn.live.load()
             filters = {k: getattr(args, k) for k in ("agent", "workflow", "user", "tier")}
-            print(render_status(await conn.store.status(args.tenant, **filters)), end="")
+            rows = await conn.store.status(args.tenant, **filters)
+            if args.json:  # the shape of GET /api/cost/budgets
+                where = Filter(tenant=args.tenant, agent=args.agent)
+                print(BudgetsResponse(filter=where, budgets=[budget_row(r) for r in rows])
+                      .model_dump_json(indent=2))  # fmt: skip
+            else:
+                print(render_status(rows), end="")
             return 0
         try:
             await conn.live.apply(change)  # checks it before anything is published

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from bus.messages import BudgetPeriod, BudgetPolicy, BudgetScope, BudgetSpec, now_ms
 from cost_ledger.aggregates import AggregateStore
+from cost_ledger.api_models import BudgetRow
 from cost_ledger.budgets import keys
 from cost_ledger.budgets.periods import period_key
 from cost_ledger.budgets.policy import THRESHOLDS, Subject, Unit, scope_id, user_scope_id
@@ -171,6 +172,24 @@ def render_status(rows: Iterable[BudgetStatus], *, width: int = 120) -> str:
         return "Budgets: none apply\n"
     console.print(table)
     return out.getvalue()
+
+
+def budget_row(row: BudgetStatus) -> BudgetRow:
+    """One budget in the API's shape (GET /api/cost/budgets, `flipsync budget show --json`)."""
+    return BudgetRow(
+        budget=row.budget,
+        scope=row.scope,
+        period=row.period.value,
+        period_key=row.period_key,
+        unit=row.unit.value,
+        policy=row.policy.value,
+        limit=row.limit,
+        spent=row.spent,
+        reserved=row.reserved,
+        remaining=row.remaining,
+        utilization=float(row.utilization),
+        alerts_sent=list(row.alerts_sent),
+    )
 
 
 def _amount(value: int, unit: Unit) -> str:

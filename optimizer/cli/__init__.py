@@ -1,51 +1,22 @@
-"""The `flipsync flags|experiment|prompt|finetune` commands (NATS_URL and REDIS_URL): one
-module per command group, each with its parser and its runner."""
+"""The `flipsync flags|experiment|prompt|finetune` commands (NATS_URL and REDIS_URL): the
+parsers in args.py (quick to import: `--help`), the runner in run.py, one module per group."""
 
 from __future__ import annotations
 
-import argparse
-import sys
-from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
-from bus.messages import FlagChange
-from bus.settings import Settings
-from optimizer.cli import experiment, finetune, flags, prompt
-from optimizer.cli.common import Conn, connect
-from optimizer.errors import OptimizerError
-from optimizer.flag_store import publish_change
+from optimizer.cli.args import COMMANDS, add_commands
 
-Runner = Callable[[argparse.Namespace, Settings, Conn], Awaitable[FlagChange | None]]
-_GROUPS: dict[str, tuple[Callable[[Any], None], Runner]] = {
-    "flags": (flags.add_parser, flags.run),
-    "experiment": (experiment.add_parser, experiment.run),
-    "prompt": (prompt.add_parser, prompt.run),
-    "finetune": (finetune.add_parser, finetune.run),
-}
-COMMANDS = frozenset(_GROUPS)
+if TYPE_CHECKING:
+    from optimizer.cli.run import run_command
+
+__all__ = ["COMMANDS", "add_commands", "run_command"]
 
 
-def add_commands(commands: Any) -> None:
-    """Add the optimizer's commands to the `flipsync` subparsers."""
-    for add_parser, _ in _GROUPS.values():
-        add_parser(commands)
+def __getattr__(name: str) -> object:
+    """run_command on first use: it imports Redis, NATS and OpenAI, which --help does not need."""
+    if name == "run_command":
+        from optimizer.cli.run import run_command
 
-
-async def run_command(args: argparse.Namespace, settings: Settings) -> int:
-    """Run one optimizer command against a running deployment."""
-    if args.command == "prompt" and not args.start:
-        return prompt.show_variants(args)
-    if settings.redis_url is None or settings.nats_url is None:
-        print(f"flipsync {args.command}: set NATS_URL and REDIS_URL", file=sys.stderr)
-        return 2
-    _, run = _GROUPS[args.command]
-    try:
-        async with connect(settings) as conn:
-            change = await run(args, settings, conn)
-            if change is not None:
-                await publish_change(conn.nc, change)
-                print(f"flags changed ({change.change_id}); every router applies it now")
-    except OptimizerError as exc:
-        print(f"flipsync {args.command}: {exc.reason}", file=sys.stderr)
-        return 1
-    return 0
+        return run_command
+    raise AttributeError(f"module 'optimizer.cli' has no attribute {name!r}")

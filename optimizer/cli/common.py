@@ -38,19 +38,6 @@ async def connect(settings: Settings) -> AsyncIterator[Conn]:
         await nc.close()
 
 
-def add_scope(parser: argparse.ArgumentParser) -> None:
-    """The --tenant, --agent and --task-type options of a rule or an experiment."""
-    for name in ("tenant", "agent", "task-type"):
-        parser.add_argument(f"--{name}", default="")
-
-
-def levers() -> list[str]:
-    """The levers a flag may switch, as command-line choices."""
-    from optimizer.flags import SWITCHABLE
-
-    return sorted(str(lever) for lever in SWITCHABLE)
-
-
 def subcommand(args: argparse.Namespace) -> str:
     """The subcommand of a command group ("list" of `flags list`)."""
     return str(getattr(args, f"{args.command}_command", ""))

@@ -5,46 +5,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import difflib
-from typing import Any
 
 from bus.messages import FlagChange, Lever
 from bus.settings import Settings
-from optimizer.cli.common import Conn, add_scope, subcommand
+from optimizer.cli.common import Conn, subcommand
 from optimizer.errors import OptimizerError
 from optimizer.experiments import Arm, Experiment, ExperimentStore, Metric
-
-
-def add_parser(commands: Any) -> None:
-    """Add `experiment` and its subcommands."""
-    exp = commands.add_parser("experiment", help="A/B experiments on prompts, models, levers")
-    sub = exp.add_subparsers(dest="experiment_command", required=True)
-    start = sub.add_parser("start", help="start an experiment")
-    start.add_argument("name")
-    add_scope(start)
-    start.add_argument(
-        "--arm",
-        action="append",
-        required=True,
-        help='name=percent[,model=M][,policy=P][,off=lever+lever], e.g. "nano=10,model=M"',
-    )
-    start.add_argument("--metric", default="cost_per_valid", choices=[m.value for m in Metric])
-    start.add_argument("--min-samples", type=int, default=200)
-    start.add_argument("--max-hours", type=float, default=168.0)
-    start.add_argument("--quality-floor", type=float, default=0.0)
-    sub.add_parser("list", help="every experiment and its verdict")
-    report = sub.add_parser("report", help="each arm's cost, quality, latency; the verdict")
-    report.add_argument("name")
-    report.add_argument("--watch", type=float, default=0.0, help="refresh every N seconds")
-    prom = sub.add_parser("promote", help="make the winner the default (refused without one)")
-    prom.add_argument("name")
-    prom.add_argument("--arm", default=None)
-    sub.add_parser("stop", help="end an experiment, promoting nothing").add_argument("name")
 
 
 async def run(args: argparse.Namespace, settings: Settings, conn: Conn) -> FlagChange | None:
     """Run an `experiment` subcommand; the change to announce, if it made one."""
     from optimizer.arm_stats import ArmStats  # FastStream, scipy: only when it runs
-    from optimizer.report import build_report, promote, render
+    from optimizer.report import as_json, build_report, promote, render
 
     store = ExperimentStore(conn.redis)
     stats = ArmStats(conn.redis)
@@ -60,7 +32,8 @@ async def run(args: argparse.Namespace, settings: Settings, conn: Conn) -> FlagC
             return None
         case "report":
             while True:
-                print(render(await build_report(store, stats, args.name)), flush=True)
+                report = await build_report(store, stats, args.name)
+                print(as_json(report) if args.json else render(report), flush=True)
                 if args.watch <= 0:
                     return None
                 await asyncio.sleep(args.watch)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 import openai
 
@@ -13,18 +12,6 @@ from cost_ledger.catalog import PriceCatalog
 from optimizer.cli.common import Conn
 from optimizer.errors import OptimizerError
 from optimizer.pipeline import run_pipeline
-
-
-def add_parser(commands: Any) -> None:
-    """Add `finetune`."""
-    tune = commands.add_parser("finetune", help="fine-tune a model on a task type's best answers")
-    tune.add_argument("task_type")
-    tune.add_argument("--base", default="gpt-4o-mini")
-    tune.add_argument("--tenant", default="")
-    tune.add_argument("--percent", type=float, default=10.0)
-    tune.add_argument("--min-samples", type=int, default=200)
-    tune.add_argument("--quality-floor", type=float, default=0.9)
-    tune.add_argument("--poll", type=float, default=30.0, help="seconds between job polls")
 
 
 async def run(args: argparse.Namespace, settings: Settings, conn: Conn) -> FlagChange | None:

@@ -3,30 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 import msgspec
 
 from bus.messages import FlagChange, FlagRule, Lever
 from bus.settings import Settings
-from optimizer.cli.common import Conn, add_scope, levers, subcommand
+from optimizer.cli.common import Conn, subcommand
 from optimizer.flag_store import FlagStore
-
-
-def add_parser(commands: Any) -> None:
-    """Add `flags` and its subcommands."""
-    flags = commands.add_parser("flags", help="list or change feature flags (live, no restart)")
-    sub = flags.add_subparsers(dest="flags_command", required=True)
-    sub.add_parser("list", help="every flag rule")
-    put = sub.add_parser("set", help="add or replace a flag rule")
-    put.add_argument("name")
-    add_scope(put)
-    put.add_argument("--percent", type=float, default=100.0, help="share of matching traffic")
-    put.add_argument("--disable", nargs="*", default=[], choices=levers(), metavar="LEVER")
-    put.add_argument("--enable", nargs="*", default=[], choices=levers(), metavar="LEVER")
-    put.add_argument("--policy", default="", help="routing policy: cheapest, fastest, balanced")
-    put.add_argument("--model", default="", help="model override (the request's model hint)")
-    sub.add_parser("remove", help="remove a flag rule").add_argument("name")
 
 
 async def run(args: argparse.Namespace, settings: Settings, conn: Conn) -> FlagChange | None:

@@ -14,19 +14,6 @@ from optimizer.experiments import ExperimentStore
 from optimizer.prompt_variants import prompt_experiment, variants
 
 
-def add_parser(commands: Any) -> None:
-    """Add `prompt` and its subcommand."""
-    prompt = commands.add_parser("prompt", help="shorter prompt variants of an agent")
-    sub = prompt.add_subparsers(dest="prompt_command", required=True)
-    opt = sub.add_parser("optimize", help="show (and --start) shorter variants as an experiment")
-    opt.add_argument("agent")
-    opt.add_argument("--prune-schema", action="store_true")
-    opt.add_argument("--start", action="store_true")
-    opt.add_argument("--percent", type=float, default=10.0, help="share of traffic per variant")
-    opt.add_argument("--min-samples", type=int, default=200)
-    opt.add_argument("--quality-floor", type=float, default=0.95)
-
-
 async def run(args: argparse.Namespace, settings: Settings, conn: Conn) -> FlagChange | None:
     """Start an experiment whose arms are the agent's shorter variants."""
     from agents.specs import ALL_SPECS
