@@ -46,7 +46,8 @@ from router.providers.streaming import ChunkRelays
 from router.routing.feedback import quality_router
 from router.routing.grades import GradeStore
 from router.routing.quality_store import QualityStore
-from router.semantic.build import build_semantic_cache
+from router.semantic.batching import BatchEmbedder
+from router.semantic.build import build_embedder, build_semantic_cache
 from router.semantic.shadow import shadow_checks
 from router.semantic.store import SemanticCache
 from router.semantic.verdicts import verdicts_of
@@ -199,7 +200,12 @@ async def start_stack(
         if Service.ROUTER in wanted:
             registry = await start_providers(settings, catalog, simulated_url)
             assert budgets is not None
-            semantic = build_semantic_cache(settings, redis_client)
+            # One embedder per process, shared by the semantic cache and the route stage's
+            # per-prompt prediction: a question is embedded once, batched with others'.
+            embedder = None
+            if settings.enable_semantic_cache:
+                embedder = BatchEmbedder(build_embedder(settings.semantic))
+            semantic = build_semantic_cache(settings, redis_client, embedder=embedder)
             service = _router_service(
                 settings,
                 registry,
@@ -209,6 +215,7 @@ async def start_stack(
                 redis_client,
                 budgets.store,
                 semantic,
+                embedder,
             )
             broker.include_router(service.router())
             signals = QualityStore(redis_client, discount=settings.routing.quality_discount)
@@ -302,6 +309,7 @@ def _router_service(
     redis: aioredis.Redis,
     budgets: BudgetStore,
     semantic: SemanticCache | None,
+    embedder: BatchEmbedder | None = None,
 ) -> RouterService:
     tracer = tracer_provider.get_tracer("flipsync.router")
     paid = PaidAnswers(
@@ -316,7 +324,7 @@ def _router_service(
         # once the result is stored, redeliveries find that instead. Bounded: rate x TTL.
         answer_ttl_s=settings.ack_wait_s * 3,
     )
-    route, cascade = routing_stages(settings, registry, catalog, redis, budgets)
+    route, cascade = routing_stages(settings, registry, catalog, redis, budgets, embedder=embedder)
     # Each reload of the flags also loads fine-tuned models registered at run time.
     flags = LiveFlags(redis, on_reload=lambda: load_registered(redis, catalog, registry))
     broker.include_router(flags.control_router())  # flags.control: reload without a restart
