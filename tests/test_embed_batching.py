@@ -45,7 +45,7 @@ def expected(text: str) -> list[float]:
 async def test_concurrent_requests_share_one_call_and_each_text_is_embedded_once() -> None:
     inner = CountingEmbedder()
     shared = BatchEmbedder(inner)
-    texts = [f"question {i}" for i in range(20)] + ["question 3", "question 7"]
+    texts = [f"question {i}" for i in range(MAX_BATCH - 2)] + ["question 3", "question 7"]
     vectors = await asyncio.gather(*(shared.vector(t) for t in texts))
     assert len(inner.calls) == 1  # everything that waited went in one call
     assert sorted(inner.calls[0]) == sorted(set(texts))  # a repeated text embedded once
@@ -99,3 +99,12 @@ def test_sorted_chunks_keep_the_input_order_and_bound_the_padding() -> None:
         assert len(call) == 1 or len(call) * max(len(t) for t in call) <= 2048
         assert [len(t) for t in call] == sorted(len(t) for t in call)
     assert embed_sorted(inner, []).shape == (0, 2)
+
+
+async def test_a_call_takes_at_most_max_batch_texts_oldest_first() -> None:
+    inner = CountingEmbedder()
+    shared = BatchEmbedder(inner)
+    texts = [f"waiting {i:03d}" for i in range(2 * MAX_BATCH + 3)]
+    await asyncio.gather(*(shared.vector(t) for t in texts))
+    assert [len(c) for c in inner.calls] == [MAX_BATCH, MAX_BATCH, 3]
+    assert sorted(inner.calls[0]) == texts[:MAX_BATCH]  # the oldest went first
