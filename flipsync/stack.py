@@ -46,7 +46,8 @@ from router.providers.streaming import ChunkRelays
 from router.routing.feedback import quality_router
 from router.routing.grades import GradeStore
 from router.routing.quality_store import QualityStore
-from router.semantic.build import build_semantic_cache
+from router.semantic.batching import BatchEmbedder
+from router.semantic.build import build_embedder, build_semantic_cache
 from router.semantic.shadow import ledger_booking, shadow_checks
 from router.semantic.store import SemanticCache
 from router.semantic.verdicts import verdicts_of
@@ -200,7 +201,12 @@ async def start_stack(
         if Service.ROUTER in wanted:
             registry = await start_providers(settings, catalog, simulated_url)
             assert budgets is not None
-            semantic = build_semantic_cache(settings, redis_client)
+            # One embedder per process, shared by the semantic cache and the route stage's
+            # per-prompt prediction: a question is embedded once, batched with others'.
+            embedder = None
+            if settings.enable_semantic_cache:
+                embedder = BatchEmbedder(build_embedder(settings.semantic))
+            semantic = build_semantic_cache(settings, redis_client, embedder=embedder)
             service = _router_service(
                 settings,
                 registry,
@@ -210,6 +216,7 @@ async def start_stack(
                 redis_client,
                 budgets.store,
                 semantic,
+                embedder,
             )
             broker.include_router(service.router())
             signals = QualityStore(redis_client, discount=settings.routing.quality_discount)
@@ -303,6 +310,7 @@ def _router_service(
     redis: aioredis.Redis,
     budgets: BudgetStore,
     semantic: SemanticCache | None,
+    embedder: BatchEmbedder | None = None,
 ) -> RouterService:
     tracer = tracer_provider.get_tracer("flipsync.router")
     paid = PaidAnswers(
@@ -325,6 +333,7 @@ def _router_service(
         budgets,
         book=ledger_booking(broker),  # routing's own calls, booked as its lever cost
         catalog_version=lambda: catalog.version,
+        embedder=embedder,
     )
     # Each reload of the flags also loads fine-tuned models registered at run time.
     flags = LiveFlags(redis, on_reload=lambda: load_registered(redis, catalog, registry))

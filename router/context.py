@@ -60,6 +60,9 @@ class RequestContext:
     delivery: int = 1
     """JetStream's delivery count of the request: above 1, an earlier delivery may have
     stored an outcome for this request id (its result, a coalesced call it led)."""
+    settled: tuple[int, int] | None = None
+    """(cost, messages) the budget stage's settle charged first in every budget group; the
+    ledger event says so, and the ledger does not settle it again."""
 
     async def reserve_more(self, extra_micro_usd: int) -> bool:
         """Grow the budget reservation before spending more than was reserved (a fallback to a

@@ -26,13 +26,21 @@ from bus.messages import (
     Usage,
 )
 from bus.publishing import scoped_msg_id
-from cost_ledger.savings import settled
+from cost_ledger.savings import settled as settled_split
 
 MSG_ID = "Nats-Msg-Id"
 
 
-def ledger_event(request: LlmRequest, result: LlmResult, catalog_version: str) -> LedgerEvent:
-    """The ledger event of a result; deterministic, so a re-publish is the same event."""
+def ledger_event(
+    request: LlmRequest,
+    result: LlmResult,
+    catalog_version: str,
+    settled: tuple[int, int] | None = None,
+) -> LedgerEvent:
+    """The ledger event of a result; deterministic, so a re-publish is the same event.
+
+    settled: (cost, messages) the router's settle charged first in every budget group
+    (RequestContext.settled); recorded only when it is this result's cost."""
     paid_levers = (Lever.ROUTED, Lever.ESCALATED, Lever.PACKED, Lever.BATCH_API, Lever.TRIMMED)
     paid = result.lever in paid_levers
     # Routing's own calls made for this request are booked apart (router.stages.cascade).
@@ -65,7 +73,12 @@ def ledger_event(request: LlmRequest, result: LlmResult, catalog_version: str) -
         arm=result.arm,
         pack_size=result.pack_size,
         route_reason=result.reason if paid and result.ok else "",
-        savings_by_lever=settled(
+        router_settled=(
+            f"{settled[0]}:{settled[1]}"
+            if settled is not None and settled[0] == result.cost_micro_usd
+            else ""
+        ),
+        savings_by_lever=settled_split(
             result.savings_by_lever, result.baseline_micro_usd, cost, result.lever.value
         ),
     )
@@ -104,11 +117,14 @@ class OutcomePublisher:
             return None
         return decode(raw.data, LlmResult)
 
-    async def publish(self, request: LlmRequest, result: LlmResult) -> None:
-        """Publish the result, then its ledger event when it has one."""
+    async def publish(
+        self, request: LlmRequest, result: LlmResult, settled: tuple[int, int] | None = None
+    ) -> None:
+        """Publish the result, then its ledger event when it has one (settled: what the
+        router's settle charged, see ledger_event)."""
         await self.publish_result(result)
         if needs_ledger(result):
-            await self.publish_ledger(request, result)
+            await self.publish_ledger(request, result, settled)
 
     async def publish_result(self, result: LlmResult) -> None:
         """Store and deliver the one terminal result (deduplicated by request id)."""
@@ -119,9 +135,11 @@ class OutcomePublisher:
             stream=subjects.STREAM_RESULTS,
         )
 
-    async def publish_ledger(self, request: LlmRequest, result: LlmResult) -> None:
+    async def publish_ledger(
+        self, request: LlmRequest, result: LlmResult, settled: tuple[int, int] | None = None
+    ) -> None:
         """Publish the ledger event of a result (deduplicated by event id)."""
-        event = ledger_event(request, result, self._catalog_version())
+        event = ledger_event(request, result, self._catalog_version(), settled)
         await self._broker.publish(
             encode(event),
             subjects.ledger_for(event.tenant, event.arm),

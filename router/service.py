@@ -153,9 +153,9 @@ class RouterService:
                 await outcomes.publish(request, stored)
                 self._results.record(stored, time.perf_counter() - started)
                 return
-            result = await self.answer(request, delivery=delivery)
+            result, ctx = await self._answer(request, delivery)
             annotate(trace.get_current_span(), request, result, prompts=self._trace_prompts)
-            await outcomes.publish(request, result)
+            await outcomes.publish(request, result, ctx.settled)
             self._results.record(result, time.perf_counter() - started)
 
     async def answer(self, request: LlmRequest, *, delivery: int = 1) -> LlmResult:
@@ -163,7 +163,16 @@ class RouterService:
         a store away (retry_later) before anything was paid, which raises for a redelivery.
 
         delivery is JetStream's delivery count of the request (above 1: a redelivery)."""
+        return (await self._answer(request, delivery))[0]
+
+    async def _answer(self, request: LlmRequest, delivery: int) -> tuple[LlmResult, RequestContext]:
+        """answer(), with the request's context (what its settle charged, for the ledger)."""
         ctx = RequestContext(request=request, delivery=delivery)
+        return await self._pipeline_result(ctx), ctx
+
+    async def _pipeline_result(self, ctx: RequestContext) -> LlmResult:
+        """The pipeline's result for ctx; every failure becomes an error result."""
+        request = ctx.request
         guard = asyncio.timeout(_deadline_guard_s(ctx, self._settings))
         try:
             async with guard:

@@ -40,6 +40,10 @@ DATA_KEYWORDS = ("const", "enum", "default", "examples")
 PROBES: tuple[Any, ...] = (None, True, 0, 1.5, "", "a", [], [None], {}, {"a": None})
 """Instances a new schema is tried on, so that a reference cycle that consumes nothing of
 the instance ({"$ref": "#"}) is refused before the call, not found after it."""
+KNOWN_SCHEMAS = 512
+"""Request schemas whose verdict a process keeps (as _checked keeps their validators)."""
+_VERDICTS: dict[bytes, str] = {}
+"""Verdicts of schemas checked before, by their JSON as sent, oldest first ("" for usable)."""
 _NO_RETRIEVAL: Registry[Any] = Registry()
 """A registry that holds nothing and retrieves nothing: only '#...' references resolve."""
 
@@ -63,14 +67,30 @@ def schema_problem(schema: object) -> str:
 
 
 async def check_request_schema(request: LlmRequest) -> None:
-    """Raise WireError(malformed) when request's output schema is unusable; off the loop."""
+    """Raise WireError(malformed) when request's output schema is unusable; off the loop.
+
+    A schema checked before (agents send the same few) gets its verdict from memory, on the
+    loop: no worker-thread hop per request, and no busy router refusing a good schema
+    because its check waited past CHECK_TIMEOUT_S behind other work."""
     if request.output_schema is None:
         return
+    schema = request.output_schema.schema
     try:
-        async with asyncio.timeout(CHECK_TIMEOUT_S):
-            problem = await asyncio.to_thread(schema_problem, request.output_schema.schema)
-    except TimeoutError:
-        problem = f"the output schema took over {CHECK_TIMEOUT_S:.0f}s to check"
+        key: bytes | None = msgspec.json.encode(schema)  # same keys, same order: same schema
+    except (TypeError, ValueError, msgspec.EncodeError):
+        key = None  # not JSON: schema_problem says why
+    problem = _VERDICTS.get(key) if key is not None else None
+    if problem is None:
+        try:
+            async with asyncio.timeout(CHECK_TIMEOUT_S):
+                problem = await asyncio.to_thread(schema_problem, schema)
+        except TimeoutError:
+            problem = f"the output schema took over {CHECK_TIMEOUT_S:.0f}s to check"
+        else:  # a verdict, not a timeout, is kept
+            if key is not None:
+                _VERDICTS[key] = problem
+            while len(_VERDICTS) > KNOWN_SCHEMAS:
+                _VERDICTS.pop(next(iter(_VERDICTS)))
     if problem:
         raise WireError(ErrorCode.MALFORMED, problem)
 

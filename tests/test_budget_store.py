@@ -25,6 +25,7 @@ from cost_ledger.budgets.config import BudgetConfig, BudgetRules, EngineSettings
 from cost_ledger.budgets.live import LiveBudgets
 from cost_ledger.budgets.periods import period_key
 from cost_ledger.budgets.policy import Subject
+from cost_ledger.budgets.projection import LedgerView, settled_by_router
 from cost_ledger.budgets.scripts import Code
 from cost_ledger.budgets.store import BudgetStore
 from tests.helpers import eventually
@@ -306,3 +307,70 @@ async def test_the_ledgers_final_settle_corrects_a_provisional_one(
         again = await store.settle("r1", ACME, cost=999, messages=0, at_ms=now, final=is_final)
         assert not again.applied
     assert await store.counter(counter) == (250, 0)
+
+
+def paid_event(request_id: str, cost: int, router_settled: str = "") -> LedgerEvent:
+    """The ledger event of a paid call for acme's user ann."""
+    return LedgerEvent(
+        event_id=request_id,
+        request_id=request_id,
+        tenant="acme",
+        agent="copy",
+        workflow_id="wf-1",
+        task_type="general",
+        model="gpt-4o-mini",
+        provider="simulated",
+        usage=Usage(input_tokens=10, output_tokens=10),
+        cost_micro_usd=cost,
+        baseline_micro_usd=1000,
+        lever=Lever.ROUTED,
+        catalog_version="v",
+        paid_call=True,
+        finished_ms=now_ms(),
+        user="ann",
+        router_settled=router_settled,
+    )
+
+
+async def test_settle_once_the_ledger_skips_what_the_router_settled_to_the_same_amount(
+    redis_client: aioredis.Redis,
+) -> None:
+    store = await make_store(redis_client, [tenant_budget(1000)])
+    ledger = LedgerView(redis_client, store)
+    ann = Subject(tenant="acme", agent="copy", workflow="wf-1", user="ann")
+    counter, user = day_counter("tenant:acme"), day_counter("user:acme:ann")
+    await store.reserve("once", ann, 500)
+    first = await store.settle("once", ann, cost=77, messages=1, at_ms=now_ms())
+    assert first.applied and first.complete
+    again = await store.settle("once", ann, cost=77, messages=1, at_ms=now_ms())
+    assert not again.complete  # found settled: the ledger must settle it (a no-op)
+    event = paid_event("once", 77, router_settled="77:1")
+    assert settled_by_router(event)
+    calls_before = await script_calls(redis_client)
+    await ledger.settle_applied([event], [True])
+    assert await script_calls(redis_client) == calls_before  # no settle script at all
+    assert await store.counter(counter) == (77, 0) and await store.counter(user) == (1, 0)
+    assert await store.held() == 0
+
+
+async def test_settle_once_the_ledger_still_settles_what_the_router_did_not(
+    redis_client: aioredis.Redis,
+) -> None:
+    store = await make_store(redis_client, [tenant_budget(1000)])
+    ledger = LedgerView(redis_client, store)
+    ann = Subject(tenant="acme", agent="copy", workflow="wf-1", user="ann")
+    counter = day_counter("tenant:acme")
+    # Another replica's answer settled 300; the event the ledger keeps cost 250.
+    await store.settle("two", ann, cost=300, messages=1, at_ms=now_ms())
+    await ledger.settle_applied([paid_event("two", 250, router_settled="300:1")], [True])
+    assert await store.counter(counter) == (250, 0)
+    # A router that died before settling (or whose settle failed): no mark, the ledger settles.
+    await store.reserve("lost", ann, 400)
+    await ledger.settle_applied([paid_event("lost", 40)], [True])
+    assert await store.counter(counter) == (290, 0) and await store.held() == 0
+
+
+async def script_calls(redis: aioredis.Redis) -> int:
+    """EVALSHA and EVAL calls Redis has run so far."""
+    stats = await redis.info("commandstats")
+    return sum(int(stats.get(f"cmdstat_{c}", {}).get("calls", 0)) for c in ("evalsha", "eval"))

@@ -8,13 +8,15 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
+import msgspec
 import pytest
 
+from bus.errors import WireError
 from bus.llm_client import LlmClient
 from bus.messages import ErrorCode, OutputSchema
 from bus.settings import Settings
 from flipsync.stack import Service, Stack, start_stack
-from router.validation import parse_answer, schema_problem
+from router.validation import check_request_schema, parse_answer, schema_problem
 from tests.helpers import make_request
 
 TENANT = f"sch{uuid.uuid4().hex[:8]}"
@@ -206,3 +208,28 @@ async def test_a_poison_schema_never_freezes_another_tenants_request(stack: Stac
             writer.close()
         server.close()
         await server.wait_closed()
+
+
+async def test_a_schema_checked_before_gets_its_verdict_without_a_worker_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    good: dict[str, object] = {"type": "object", "properties": {"n": {"type": "integer"}}}
+    bad: dict[str, object] = {"type": "object", "properties": {"n": {"type": 7}}}
+    good["x-id"] = bad["x-id"] = uuid.uuid4().hex  # schemas no other test checked
+    schemas = [OutputSchema(name="s", schema=s) for s in (good, bad)]
+    await check_request_schema(msgspec.structs.replace(make_request(), output_schema=schemas[0]))
+    with pytest.raises(WireError) as first:
+        await check_request_schema(
+            msgspec.structs.replace(make_request(), output_schema=schemas[1])
+        )
+
+    async def no_thread(*args: object) -> object:
+        raise AssertionError("a known schema was checked again")
+
+    monkeypatch.setattr(asyncio, "to_thread", no_thread)
+    await check_request_schema(msgspec.structs.replace(make_request(), output_schema=schemas[0]))
+    with pytest.raises(WireError) as again:
+        await check_request_schema(
+            msgspec.structs.replace(make_request(), output_schema=schemas[1])
+        )
+    assert again.value.reason == first.value.reason and "invalid" in again.value.reason

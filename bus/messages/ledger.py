@@ -45,6 +45,10 @@ class LedgerEvent(msgspec.Struct, kw_only=True):
     overhead_of: str = ""
     """The lever whose own cost this event is (a shadow check, a cascade's failed first
     attempt, an embedding call), charged against that lever's savings; empty for an answer."""
+    router_settled: str = ""
+    """"<cost>:<messages>" when the router's own settle of this request charged exactly that,
+    first, in every budget group: the ledger then has nothing to settle (settle once);
+    empty when it did not (the ledger settles, as the budgets' final word)."""
     v: int = WIRE_VERSION
 
 

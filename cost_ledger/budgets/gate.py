@@ -40,6 +40,9 @@ class Settlement:
     """A final settle replaced an earlier provisional one of another amount."""
     alerts: tuple[BudgetAlert, ...] = ()
     """Alerts this settle sent."""
+    complete: bool = False
+    """Every budget group took this settle as its first: the counters hold exactly this
+    cost and these messages for the request (the ledger need not settle it again)."""
 
 
 class BudgetGate(Protocol):

@@ -19,6 +19,8 @@ class LedgerView(AggregateStore):
 
     The router settles right after the answer; this settles whatever it could not (a replica
     killed between publishing and settling, a Redis error), and a rebuild replays it all.
+    An event whose router_settled says the router's settle already charged exactly what this
+    one would is not settled again (settle once; see settled_by_router).
     """
 
     def __init__(
@@ -33,9 +35,14 @@ class LedgerView(AggregateStore):
 
     async def settle_applied(self, events: Sequence[LedgerEvent], new: Sequence[bool]) -> None:
         """Settle each event of an applied batch into the budgets (final if newly applied),
-        concurrently: each settle is its own idempotent script."""
+        concurrently: each settle is its own idempotent script. Events the router settled
+        already, to the same amount, are skipped."""
         await asyncio.gather(
-            *(self.budgets.settle_event(e, final=n) for e, n in zip(events, new, strict=True))
+            *(
+                self.budgets.settle_event(e, final=n)
+                for e, n in zip(events, new, strict=True)
+                if not settled_by_router(e)
+            )
         )
 
     async def apply(self, event: LedgerEvent) -> bool:
@@ -44,3 +51,17 @@ class LedgerView(AggregateStore):
         # The event the aggregates kept is the ledger's word on this request's cost.
         await self.budgets.settle_event(event, final=applied)
         return applied
+
+
+def settled_by_router(event: LedgerEvent) -> bool:
+    """Whether the router's own settle charged, first in every budget group, exactly what
+    settling this event would (its cost, and its message for a user's paid call).
+
+    Then the budget counters already equal the ledger for this request: a final settle would
+    change nothing (a provisional one of the same amount is what it would confirm), so the
+    ledger skips it. A router that died before settling, a settle that failed or found the
+    request settled before, or a different amount leaves router_settled empty or unequal,
+    and the ledger settles as before.
+    """
+    messages = 1 if event.user and event.paid_call else 0
+    return event.router_settled == f"{event.cost_micro_usd}:{messages}"

@@ -281,11 +281,12 @@ class BudgetStore:
         if not any(codes):
             return Settlement(applied=False)
         corrected = 2 in codes
+        complete = all(code == 1 for code in codes)
         if not alerts or cost <= 0:
-            return Settlement(applied=True, corrected=corrected)
+            return Settlement(applied=True, corrected=corrected, complete=complete)
         owed = crossings(self.live.rules.budgets.values(), subject, spent, at_ms)
         sent = await self._alerter.fire(owed)
-        return Settlement(applied=True, corrected=corrected, alerts=tuple(sent))
+        return Settlement(applied=True, corrected=corrected, alerts=tuple(sent), complete=complete)
 
     async def settle_event(
         self, event: LedgerEvent, *, final: bool = True, alerts: bool = True

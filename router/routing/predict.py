@@ -56,16 +56,26 @@ class PromptPredictor:
 
     def difficulty_now(self, text: str) -> float:
         """The difficulty of a prompt, computed in this thread (cached)."""
-        key = hashlib.blake2b(text.encode(), digest_size=16).digest()
+        cached = self.cached(text)
+        if cached is not None:
+            return cached
+        return self.difficulty_of(text, self._embedder.embed([clip_text(text)]))
+
+    def cached(self, text: str) -> float | None:
+        """The difficulty of a prompt seen recently, or None."""
+        key = _key(text)
         with self._lock:  # worker threads share the cache
             cached = self._cache.get(key)
             if cached is not None:
                 self._cache.move_to_end(key)
-                return cached
-        vector = self._embedder.embed([clip_text(text)])
-        value = float(self._model.predict(np.asarray(vector))[0])
+            return cached
+
+    def difficulty_of(self, text: str, vector: np.ndarray) -> float:
+        """The difficulty of a prompt from its precomputed embedding (the embedder's vector
+        of clip_text(text), one row or a flat vector), remembered for text."""
+        value = float(self._model.predict(np.asarray(vector).reshape(1, -1))[0])
         with self._lock:
-            self._cache[key] = value
+            self._cache[_key(text)] = value
             if len(self._cache) > CACHE_SIZE:
                 self._cache.popitem(last=False)
         return value
@@ -96,6 +106,10 @@ class PromptPredictor:
     def complexity(self, difficulty: float, mean_difficulty: float) -> float:
         """A 0..1 reading of relative difficulty for reasons and traces (0.5: typical)."""
         return sigmoid(self._model.slope * (difficulty - mean_difficulty))
+
+
+def _key(text: str) -> bytes:
+    return hashlib.blake2b(text.encode(), digest_size=16).digest()
 
 
 def prompt_text(request: LlmRequest) -> str:

@@ -40,6 +40,7 @@ from redis.exceptions import RedisError
 from bus.messages import CachePolicy, Lever, LlmRequest, LlmResult
 from router.levers.served import served_copy
 from router.semantic import keys, records
+from router.semantic.batching import BatchEmbedder
 from router.semantic.calibration import Calibrator, Scored, judge, score
 from router.semantic.entities import Entities, conflict, describe
 from router.semantic.entry_store import EntryStore
@@ -100,6 +101,9 @@ class SemanticCache:
         clock: Clock = time.time,
     ) -> None:
         self._embedder = embedder
+        # Batched with other requests' embeddings, and shared with the route stage's when the
+        # composition passes both the same BatchEmbedder (router.semantic.batching).
+        self._vectors = embedder if isinstance(embedder, BatchEmbedder) else BatchEmbedder(embedder)
         self._policies = dict(policies)
         self._near = near_duplicates
         self._neighbours = neighbours
@@ -354,7 +358,7 @@ class SemanticCache:
     async def _vector(self, text: str) -> Vectors:
         vector = self._memo.get(text)
         if vector is None:
-            vector = (await asyncio.to_thread(self._embedder.embed, [text]))[0]
+            vector = await self._vectors.vector(text)
             self._memo[text] = vector
             if len(self._memo) > EMBEDDING_MEMO:
                 self._memo.popitem(last=False)

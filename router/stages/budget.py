@@ -143,13 +143,15 @@ class BudgetStage:
             await self._overruns.record(request, result, reserved)
         messages = 1 if subject.user and result.cost_micro_usd > 0 else 0
         try:
-            await self._budgets.settle(
+            settlement = await self._budgets.settle(
                 request.id,
                 subject,
                 cost=result.cost_micro_usd,
                 messages=messages,
                 at_ms=result.finished_ms,
             )
+            if settlement.complete:  # the ledger event carries it: the ledger settles nothing
+                ctx.settled = (result.cost_micro_usd, messages)
         except Exception:  # the ledger consumer settles it from the ledger event
             log.warning("request %s not settled here; the ledger will", request.id, exc_info=True)
         return result
