@@ -42,6 +42,8 @@ def ledger_event(request: LlmRequest, result: LlmResult, catalog_version: str) -
         user=request.tags.get("user", ""),
         workflow_id=request.workflow_id,
         task_type=request.task_type,
+        workspace=request.workspace,
+        project=request.project,
         model=result.model,
         provider=result.provider,
         usage=result.usage,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 
 from bus.messages.base import WIRE_VERSION, now_ms
-from bus.messages.llm import Lever, Usage
+from bus.messages.llm import DEFAULT_PROJECT, DEFAULT_WORKSPACE, Lever, Usage
 
 
 class LedgerEvent(msgspec.Struct, kw_only=True):
@@ -45,6 +45,11 @@ class LedgerEvent(msgspec.Struct, kw_only=True):
     overhead_of: str = ""
     """The lever whose own cost this event is (a shadow check, a cascade's failed first
     attempt, an embedding call), charged against that lever's savings; empty for an answer."""
+    workspace: str = DEFAULT_WORKSPACE
+    """The request's workspace (LlmRequest.workspace); events from before workspaces are in
+    the default one."""
+    project: str = DEFAULT_PROJECT
+    """The request's project within its workspace (LlmRequest.project)."""
     v: int = WIRE_VERSION
 
 

@@ -15,6 +15,8 @@ from nats.aio.client import Client as NatsClient
 
 from bus.cli_nats import connect_cli
 from bus.messages import (
+    DEFAULT_PROJECT,
+    DEFAULT_WORKSPACE,
     BudgetChange,
     BudgetPeriod,
     BudgetPolicy,
@@ -54,16 +56,45 @@ def add_commands(commands: Any) -> None:
     budget = commands.add_parser("budget", help="show or change the live budgets")
     sub = budget.add_subparsers(dest="budget_command", required=True)
     show = sub.add_parser("show", help="each budget's limit, spent, reserved and alerts")
-    for name in ("tenant", "agent", "workflow", "user", "tier"):
-        show.add_argument(f"--{name}", default=None)
+    shown = {
+        "tenant": "one tenant's budgets (default: all tenants)",
+        "agent": "the agent whose agent-scope budgets to show",
+        "workflow": "the workflow whose workflow-scope budgets to show",
+        "user": "the end user whose tier quota to show (with --tenant)",
+        "tier": "the user's tier (default: the configured default tier)",
+        "workspace": f"the workspace of workspace/project budgets (default {DEFAULT_WORKSPACE})",
+        "project": f"the project of project budgets (default {DEFAULT_PROJECT})",
+    }
+    for name, text in shown.items():
+        show.add_argument(f"--{name}", default=None, help=text)
     put = sub.add_parser("set", help="add or replace a budget")
-    put.add_argument("name")
-    put.add_argument("--scope", required=True, choices=[s.value for s in BudgetScope])
-    put.add_argument("--period", required=True, choices=[p.value for p in BudgetPeriod])
+    put.add_argument("name", help="the budget's name (letters, digits, _ and -)")
+    put.add_argument(
+        "--scope",
+        default=None,
+        choices=[s.value for s in BudgetScope],
+        help="what the budget counts (default: project with --project, workspace with "
+        "--workspace; else required)",
+    )
+    put.add_argument(
+        "--period", required=True, choices=[p.value for p in BudgetPeriod], help="UTC period"
+    )
     put.add_argument("--limit", required=True, help='dollars, e.g. "2.00"')
-    put.add_argument("--policy", default="refuse", choices=[p.value for p in BudgetPolicy])
-    for name in ("tenant", "agent", "workflow"):
-        put.add_argument(f"--{name}", default="")
+    put.add_argument(
+        "--policy",
+        default="refuse",
+        choices=[p.value for p in BudgetPolicy],
+        help="over the limit: refuse, or downgrade to a cheaper model",
+    )
+    put_helps = {
+        "tenant": "only this tenant (default: each tenant)",
+        "agent": "only this agent (agent scope)",
+        "workflow": "only this workflow (workflow scope)",
+        "workspace": "only this workspace (workspace and project scopes)",
+        "project": "only this project of the workspace (project scope)",
+    }
+    for name, text in put_helps.items():
+        put.add_argument(f"--{name}", default="", help=text)
     sub.add_parser("remove", help="remove a budget").add_argument("name")
     tier = sub.add_parser("tier", help="set (or --remove) a tier's message quota")
     tier.add_argument("name")
@@ -115,7 +146,8 @@ async def run_command(args: argparse.Namespace, settings: Settings) -> int:
             return await _rebuild(conn, args.fresh)
         if change is None:
             await conn.live.load()
-            filters = {k: getattr(args, k) for k in ("agent", "workflow", "user", "tier")}
+            names = ("agent", "workflow", "user", "tier", "workspace", "project")
+            filters = {k: getattr(args, k) for k in names}
             print(render_status(await conn.store.status(args.tenant, **filters)), end="")
             return 0
         try:
@@ -163,13 +195,15 @@ def _change(args: argparse.Namespace) -> BudgetChange | None:
         case "set":
             spec = BudgetSpec(
                 name=args.name,
-                scope=BudgetScope(args.scope),
+                scope=_scope(args),
                 period=BudgetPeriod(args.period),
                 limit_micro_usd=usd_to_micro(args.limit),
                 policy=BudgetPolicy(args.policy),
                 tenant=args.tenant,
                 agent=args.agent,
                 workflow=args.workflow,
+                workspace=args.workspace,
+                project=args.project,
             )
             return BudgetChange(change_id=change_id, set_budgets=[spec], by=by)
         case "remove":
@@ -194,6 +228,17 @@ def _change(args: argparse.Namespace) -> BudgetChange | None:
             return BudgetChange(change_id=change_id, request_cap=cap, by=by)
         case _:
             return BudgetConfig.load(args.file).rules.as_change(change_id)
+
+
+def _scope(args: argparse.Namespace) -> BudgetScope:
+    """The scope `budget set` asks for: --scope, else project or workspace by the options."""
+    if args.scope:
+        return BudgetScope(args.scope)
+    if args.project:
+        return BudgetScope.PROJECT
+    if args.workspace:
+        return BudgetScope.WORKSPACE
+    raise BudgetConfigError("budget set", "--scope is required (or --workspace / --project)")
 
 
 async def print_budgets(redis: aioredis.Redis, settings: Settings, tenant: str | None) -> str:
