@@ -132,10 +132,12 @@ async def test_events_applied_before_workspaces_get_their_rows_once(
     async for key in redis_client.scan_iter(match="fs:ledger:seen:*"):
         await redis_client.set(key, str(PLACES_VERSION - 1), keepttl=True)
     async for key in redis_client.scan_iter(match="fs:ledger:cube:*"):
-        for field in await redis_client.hkeys(key):
-            if field.startswith((b"workspace|", b"project|")):
+        for raw in await redis_client.hkeys(key):
+            field = raw.decode() if isinstance(raw, bytes) else str(raw)
+            if field.startswith(("workspace|", "project|")):
                 await redis_client.hdel(key, field)
-        if b"workspace=" in key or b"project=" in key:
+        name = key.decode() if isinstance(key, bytes) else str(key)
+        if "workspace=" in name or "project=" in name:
             await redis_client.delete(key)
     assert (await spend_view(store, where)).by_workspace == []
     for event in events:  # what a rebuild does with each replayed event
