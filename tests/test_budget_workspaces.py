@@ -36,6 +36,7 @@ from cost_ledger.pricing import to_usd
 from cost_ledger.report import render_spend
 from cost_ledger.slices import FilterError, check_filter
 from cost_ledger.spend import spend_view
+from flipsync.cli import print_report
 from flipsync.stack import Stack, start_stack
 from tests.helpers import eventually, make_request
 
@@ -186,7 +187,9 @@ async def test_budget_set_takes_workspace_and_project(
     assert "--scope is required" in capsys.readouterr().err
 
 
-async def test_reports_group_and_filter_by_workspace_and_project(stack: Stack) -> None:
+async def test_reports_group_and_filter_by_workspace_and_project(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
     tenant = f"g{uuid.uuid4().hex[:8]}"
     places = [("eu", "spring"), ("eu", "spring"), ("eu", "fall"), ("us", "spring")]
     results = [await ask(stack, request(tenant, w, p)) for w, p in places]
@@ -214,6 +217,12 @@ async def test_reports_group_and_filter_by_workspace_and_project(stack: Stack) -
     text = render_spend(view, by="project")
     assert "By project" in text and "eu/spring" in text and "By agent" not in text
     assert "By workspace" in render_spend(view)  # more than one workspace: shown by default
+    settings = Settings(redis_url=stack.redis_url, budget_config=stack.settings.budget_config)
+    where = Filter(tenant=tenant, workspace="eu")
+    assert await print_report(settings, tenant, where=where, by="project") == 0  # the CLI's
+    printed = capsys.readouterr().out
+    assert "workspace eu" in printed and "eu/fall" in printed and "us/spring" not in printed
+    assert "By agent" not in printed
 
 
 def cli_args(*argv: str) -> argparse.Namespace:
