@@ -7,6 +7,11 @@ about which key (if any) matched. The tenant comes from the key, never from the 
 request naming another tenant (a ``tenant`` path or query parameter, or the upload's form
 field) is refused with 403, except for operator keys (tenant "*"), and a tenant's key that
 names no tenant on /api/* gets its own tenant filled in.
+
+A key may also be bound to a workspace, or a workspace and a project: its value is then
+"tenant/workspace" or "tenant/workspace/project". Its calls are made in that workspace (and
+project); a call naming another one is refused with 403, and on /api/* its reports are
+narrowed to it the same way as to its tenant.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bus import subjects
+from bus.messages import DEFAULT_PROJECT, DEFAULT_WORKSPACE
 from bus.settings import Settings
 
 DIGEST_PREFIX = "sha256:"
@@ -34,11 +40,37 @@ PROTECTED_PREFIXES = ("/v1/", "/api/")
 CALLER_STATE = "flipsync_caller"
 
 
+BIND_SEP = "/"
+"""Separates a key's tenant, workspace and project in its configured value."""
+
+
 @dataclass(frozen=True)
 class Caller:
-    """An authenticated caller: the tenant its key belongs to."""
+    """An authenticated caller: the tenant its key belongs to, and the workspace and project
+    it is bound to (None: the call names its own)."""
 
     tenant: str
+    workspace: str | None = None
+    project: str | None = None
+
+    def place(self, workspace: str | None, project: str | None) -> tuple[str, str]:
+        """The workspace and project a call naming these (None: not named) is made in; raises
+        AuthError (403) when the key is bound to another one."""
+        for what, bound, named in (
+            ("workspace", self.workspace, workspace),
+            ("project", self.project, project),
+        ):
+            if bound is not None and named is not None and named != bound:
+                raise AuthError(
+                    403,
+                    f"this API key is bound to {what} {bound!r} and may not act in "
+                    f"{what} {named!r}",
+                    f"forbidden_{what}",
+                )
+        return (
+            self.workspace or workspace or DEFAULT_WORKSPACE,
+            self.project or project or DEFAULT_PROJECT,
+        )
 
     @property
     def operator(self) -> bool:
@@ -76,12 +108,10 @@ class ApiKeys:
     """The configured keys, as digests, each with its tenant."""
 
     def __init__(self, keys: Mapping[str, str]) -> None:
-        self._digests: list[tuple[bytes, str]] = []
-        for key, tenant in keys.items():
-            if tenant != OPERATOR:
-                subjects.token(tenant)  # a tenant must be usable as a subject token
+        self._digests: list[tuple[bytes, Caller]] = []
+        for key, value in keys.items():
             stored = key if key.startswith(DIGEST_PREFIX) else digest(key)
-            self._digests.append((stored.encode(), tenant))
+            self._digests.append((stored.encode(), bound_caller(value)))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ApiKeys:
@@ -100,12 +130,36 @@ class ApiKeys:
 
     def tenant_of(self, key: str) -> str | None:
         """The tenant of a presented key, or None; constant time in which key matched."""
+        caller = self.caller_of(key)
+        return caller.tenant if caller is not None else None
+
+    def caller_of(self, key: str) -> Caller | None:
+        """The caller (tenant, bound workspace and project) of a presented key, or None;
+        constant time in which key matched."""
         presented = digest(key).encode()
-        found: str | None = None
-        for stored, tenant in self._digests:
+        found: Caller | None = None
+        for stored, caller in self._digests:
             if hmac.compare_digest(stored, presented):
-                found = tenant
+                found = caller
         return found
+
+
+def bound_caller(value: str) -> Caller:
+    """The caller a key's configured value names: "tenant", "tenant/workspace" or
+    "tenant/workspace/project" (each a subject token); ValueError if it is none of these."""
+    parts = value.split(BIND_SEP)
+    if len(parts) > 3:
+        raise ValueError(f"API key value {value!r}: at most tenant/workspace/project")
+    tenant = parts[0]
+    if tenant == OPERATOR:
+        if len(parts) > 1:
+            raise ValueError("an operator key (tenant '*') cannot be bound to a workspace")
+        return Caller(tenant)
+    for part in parts:
+        subjects.token(part)  # each must be usable as a subject token
+    workspace = parts[1] if len(parts) > 1 else None
+    project = parts[2] if len(parts) > 2 else None
+    return Caller(tenant, workspace, project)
 
 
 def protected(path: str) -> bool:
@@ -121,10 +175,10 @@ def authenticate(request: Request, keys: ApiKeys) -> Caller:
         raise AuthError(401, "missing API key: send Authorization: Bearer <key>", "missing_api_key")
     if scheme.lower() != "bearer" or not key.strip():
         raise AuthError(401, "malformed Authorization header: expected Bearer <key>", "bad_auth")
-    tenant = keys.tenant_of(key.strip())
-    if tenant is None:
+    caller = keys.caller_of(key.strip())
+    if caller is None:
         raise AuthError(401, "invalid API key", "invalid_api_key")
-    return Caller(tenant)
+    return caller
 
 
 def check_tenant(caller: Caller, tenant: str) -> None:
@@ -172,13 +226,23 @@ class ApiKeyMiddleware:
 
 
 def _scoped_query(request: Request, caller: Caller) -> bytes:
-    """The query string with tenant set to the caller's; AuthError if it named another."""
+    """The query string with tenant (and a bound key's workspace and project) set to the
+    caller's; AuthError if it named another."""
     pairs = list(request.query_params.multi_items())
     named = [value for key, value in pairs if key == "tenant"]
     for tenant in named:
         check_tenant(caller, tenant)
     if not named:
         pairs.append(("tenant", caller.tenant))
+    for what, bound in (("workspace", caller.workspace), ("project", caller.project)):
+        if bound is None:
+            continue
+        asked = [value for key, value in pairs if key == what]
+        for value in asked:
+            caller.place(value if what == "workspace" else None,
+                         value if what == "project" else None)  # fmt: skip
+        if not asked:
+            pairs.append((what, bound))
     return urlencode(pairs).encode()
 
 

@@ -18,9 +18,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from faststream.nats import NatsBroker
 
-from api.auth import caller_of
+from api.auth import AuthError, caller_of
 from api.openai_errors import OpenAIError
-from api.openai_request import AUTO_MODEL, read_call
+from api.openai_request import AUTO_MODEL, named_place, read_call
 from api.openai_response import completion_body, flipsync_headers, stream_events
 from api.openai_stream import RelayedAnswer
 from bus import subjects
@@ -46,10 +46,11 @@ def openai_router(broker: NatsBroker, settings: Settings, catalog: PriceCatalog)
         """Answer one chat completion through the router pipeline, streamed or not."""
         try:
             tenant = _tenant(request)
+            place = _place(request)
             body = _json_body(await request.body())
             call = read_call(
                 body, request.headers, tenant=tenant, settings=settings,
-                is_model=catalog.__contains__,
+                is_model=catalog.__contains__, place=place,
             )  # fmt: skip
             relayed = (
                 RelayedAnswer(broker, client, call.request, settings.openai_timeout_s)
@@ -137,3 +138,13 @@ def _tenant(request: Request) -> str:
         return subjects.token(named)
     except ValueError as exc:
         raise OpenAIError(400, str(exc), param=TENANT_HEADER) from None
+
+
+def _place(request: Request) -> tuple[str, str]:
+    """The workspace and project of a call: its headers', unless its key is bound to others
+    (then OpenAIError 403: the call is refused, never moved)."""
+    workspace, project = named_place(request.headers)
+    try:
+        return caller_of(request).place(workspace, project)
+    except AuthError as exc:
+        raise OpenAIError(403, exc.reason, kind="permission_error", code=exc.code) from None

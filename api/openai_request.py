@@ -5,10 +5,12 @@ max_completion_tokens (or the older max_tokens), response_format (json_schema, j
 tools and tool_choice, model (as the model hint; "flipsync-auto" leaves routing free), user
 (the end user, for message quotas), stream and stream_options.include_usage. FlipSync's own
 knobs come as headers: X-FlipSync-Agent, X-FlipSync-Task-Type, X-FlipSync-Priority,
-X-FlipSync-Cache and X-FlipSync-Workflow; an Idempotency-Key header makes the request id
-stable, so a retried call is answered once (the id digests the key, the body and the knob
-headers, so a key reused for a different call is a different request). Unset, temperature
-is 0 (not OpenAI's 1), which lets identical calls share the exact cache.
+X-FlipSync-Cache, X-FlipSync-Workflow, X-FlipSync-Workspace and X-FlipSync-Project (an API
+key bound to a workspace or project fixes those: see api.auth); an Idempotency-Key header
+makes the request id stable, so a retried call is answered once (the id digests the key,
+the body and the knob headers, so a key reused for a different call is a different
+request). Unset, temperature is 0 (not OpenAI's 1), which lets identical calls share the
+exact cache.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from api.openai_errors import OpenAIError
 from bus import subjects
 from bus.messages import (
+    DEFAULT_PROJECT,
+    DEFAULT_WORKSPACE,
     CachePolicy,
     ChatMessage,
     ImagePart,
@@ -46,6 +50,8 @@ TASK_TYPE_HEADER = "x-flipsync-task-type"
 PRIORITY_HEADER = "x-flipsync-priority"
 CACHE_HEADER = "x-flipsync-cache"
 WORKFLOW_HEADER = "x-flipsync-workflow"
+WORKSPACE_HEADER = "x-flipsync-workspace"
+PROJECT_HEADER = "x-flipsync-project"
 IDEMPOTENCY_HEADER = "idempotency-key"
 DEFAULT_TASK_TYPE = "general"
 E = TypeVar("E", Priority, CachePolicy)
@@ -110,9 +116,11 @@ def read_call(
     tenant: str,
     settings: Settings,
     is_model: Callable[[str], bool] | None = None,
+    place: tuple[str, str] = (DEFAULT_WORKSPACE, DEFAULT_PROJECT),
 ) -> ChatCall:
-    """The call a parsed JSON body and its headers describe; raises OpenAIError (400, or
-    404 model_not_found for a model that is neither flipsync-auto nor one is_model knows)."""
+    """The call a parsed JSON body and its headers describe, made in place (workspace,
+    project: see named_place); raises OpenAIError (400, or 404 model_not_found for a model
+    that is neither flipsync-auto nor one is_model knows)."""
     try:
         parsed = ChatCompletionBody.model_validate(body)
     except ValidationError as exc:
@@ -139,6 +147,8 @@ def read_call(
         tools=parsed.tools or [],
         **_tool_choice(parsed.tool_choice, bool(parsed.tools)),
         tags={"user": parsed.user, "source": "openai"} if parsed.user else {"source": "openai"},
+        workspace=place[0],
+        project=place[1],
     )
     if limit is not None:
         request = msgspec.structs.replace(request, max_output_tokens=limit)
@@ -174,6 +184,16 @@ _SNAPSHOT = re.compile(r"-\d{4}-\d{2}-\d{2}$")
 
 KNOB_HEADERS = (AGENT_HEADER, TASK_TYPE_HEADER, PRIORITY_HEADER, CACHE_HEADER, WORKFLOW_HEADER)
 """The headers that change the request, digested with the body under an Idempotency-Key."""
+PLACE_HEADERS = (WORKSPACE_HEADER, PROJECT_HEADER)
+"""Knob headers digested only when sent (so ids of calls without them stay as they were)."""
+
+
+def named_place(headers: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """The workspace and project the headers name (None: not named); OpenAIError (400) for
+    a value that is not 1 to 64 letters, digits, _ and -."""
+    workspace = _token(headers, WORKSPACE_HEADER, "") or None
+    project = _token(headers, PROJECT_HEADER, "") or None
+    return workspace, project
 
 
 def _request_id(
@@ -184,6 +204,7 @@ def _request_id(
     if not idempotency_key:
         return f"oa-{uuid.uuid4().hex}"
     knobs = {name: headers.get(name, "") for name in KNOB_HEADERS}
+    knobs.update({name: headers[name] for name in PLACE_HEADERS if headers.get(name)})
     call = json.dumps([body, knobs], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     digest = hashlib.sha256(f"{tenant}\0{idempotency_key}\0{call}".encode())
     return "oa-" + digest.hexdigest()[:40]

@@ -354,7 +354,8 @@ class Settings(BaseSettings):
     api_port: int = 8080
     api_keys: dict[str, str] = {}
     """API key -> tenant, as JSON (FLIPSYNC_API_KEYS='{"sk-...": "shop1"}'); a key may be
-    given as "sha256:<hex digest>" instead of in clear. Tenant "*" is an operator key."""
+    given as "sha256:<hex digest>" instead of in clear. Tenant "*" is an operator key. A
+    value "shop1/ws" or "shop1/ws/proj" binds the key to a workspace (and project)."""
     api_keys_file: Path | None = None
     """A JSON file of the same mapping, read at start-up (digests recommended)."""
     openai_agent: str = "openai_compat"

@@ -77,6 +77,11 @@ def token(value: str) -> str:
     return value
 
 
+def valid_token(value: object) -> bool:
+    """Whether value is safe as one subject token (bounded: 1 to 64 characters)."""
+    return isinstance(value, str) and _TOKEN.fullmatch(value) is not None
+
+
 def llm_request(tenant: str, agent: str) -> str:
     """Subject an agent publishes its LLM requests on."""
     return f"llm.request.{token(tenant)}.{token(agent)}"

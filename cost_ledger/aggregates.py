@@ -19,9 +19,10 @@ from cost_ledger import cube, keys
 from cost_ledger.keys import Dimension
 from cost_ledger.pricing import to_usd
 
-MARKER_VERSION = 2
+MARKER_VERSION = 3
 """What the seen marker's value says was written for the event: 1, the aggregates and member
-sets (deployments before the cube wrote '1'); 2, those and the cube rows. An event whose marker
+sets (deployments before the cube wrote '1'); 2, those and the cube rows; 3, those and the
+workspace and project rows (cube.PLACES_VERSION). An event whose marker
 is older gets only the parts added since, so a rebuild fills in the cube of events applied
 before it existed, and an event still counts once. Bump it when the script writes a new part."""
 
@@ -29,7 +30,8 @@ before it existed, and an event still counts once. Bump it when the script write
 # sets; then the cube hashes (cube.py). ARGV[1]: marker TTL; ARGV[2]: n_agg; ARGV[3]: n_fields;
 # ARGV[4]: n_sets; then n_fields (field, increment) pairs; then one member per set key; then
 # n_msets metric sets, each a count and that many 0-based field indexes; then the cube rows as
-# (cube key offset, field prefix, metric set number) triples.
+# (cube key offset, field prefix, metric set number, marker version that added the row)
+# quadruples: a row is written when the marker is older than its version.
 # Returns 0 (applied before), 1 (newly applied) or 2 (only the parts its marker lacked).
 _APPLY_LUA = (
     "local VERSION = "
@@ -79,13 +81,15 @@ for i = 1, tonumber(ARGV[m]) do
 end
 m = m + 1
 local cube_base = n_agg + 1 + n_sets
-while written < 2 and m + 2 <= #ARGV do
-  local key = KEYS[cube_base + tonumber(ARGV[m])]
-  local prefix = ARGV[m + 1]
-  for _, f in ipairs(msets[tonumber(ARGV[m + 2])]) do
-    redis.call('HINCRBY', key, prefix .. ARGV[5 + 2 * f], ARGV[6 + 2 * f])
+while m + 3 <= #ARGV do
+  if written < tonumber(ARGV[m + 3]) then
+    local key = KEYS[cube_base + tonumber(ARGV[m])]
+    local prefix = ARGV[m + 1]
+    for _, f in ipairs(msets[tonumber(ARGV[m + 2])]) do
+      redis.call('HINCRBY', key, prefix .. ARGV[5 + 2 * f], ARGV[6 + 2 * f])
+    end
   end
-  m = m + 3
+  m = m + 4
 end
 if written == 0 then
   return 1
@@ -291,11 +295,11 @@ class AggregateStore:
                 set_members.append(members[dim])
         cube_keys: dict[str, int] = {}
         cube_args: list[str | int] = []
-        for key, prefix, metric_set in cube.event_entries(
+        for key, prefix, metric_set, version in cube.event_entries(
             event, members[Dimension.DAY], members[Dimension.HOUR], (scope,)
         ):
             number = _METRIC_SET_NUMBER[metric_set]
-            cube_args += [cube_keys.setdefault(key, len(cube_keys) + 1), prefix, number]
+            cube_args += [cube_keys.setdefault(key, len(cube_keys) + 1), prefix, number, version]
         applied = await self._apply(
             keys=[keys.seen(event.event_id, scope), *agg_keys, *set_keys, *cube_keys],
             args=[

@@ -17,7 +17,8 @@ class _Shape(BaseModel):
 
 
 class Filter(_Shape):
-    """What a response is about: a tenant (or all), an agent or a model, and a day range."""
+    """What a response is about: a tenant (or all), an agent or a model or a workspace (and
+    project), and a day range."""
 
     tenant: str | None = None
     agent: str | None = None
@@ -28,6 +29,10 @@ class Filter(_Shape):
     end: date | None = None
     """Last UTC day included; None: up to the last day in the ledger (at most
     slices.MAX_RANGE_DAYS days after the start). A range is at most MAX_RANGE_DAYS days."""
+    workspace: str | None = None
+    """One workspace of the tenant (not with agent or model)."""
+    project: str | None = None
+    """One project of the workspace (needs workspace)."""
 
 
 class Metrics(_Shape):
@@ -101,6 +106,11 @@ class SpendResponse(_Shape):
     by_tenant: list[Row]
     """Empty unless the filter is all tenants with no agent or model."""
     by_day: list[Row]
+    by_workspace: list[Row] = []
+    """Spend by workspace (empty under an agent or model filter)."""
+    by_project: list[Row] = []
+    """Spend by project, each named <workspace>/<project> (empty under an agent or model
+    filter)."""
     gross_savings_by_lever: dict[str, int] = {}
     """Each lever's part of baseline minus actual before its own cost (the split summed)."""
     lever_cost_micro_usd: dict[str, int] = {}

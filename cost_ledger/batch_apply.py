@@ -104,7 +104,7 @@ def add_writes(event: LedgerEvent, writes: Writes, scope: str) -> None:
             increments[key, name] = increments.get((key, name), 0) + amount
         if dim is not Dimension.TOTAL:
             members_added.add((keys.members(scope, dim), members[dim]))
-    for key, prefix, metric_set in cube.event_entries(
+    for key, prefix, metric_set, _version in cube.event_entries(
         event, members[Dimension.DAY], members[Dimension.HOUR], (scope,)
     ):
         names = cube.METRIC_SETS[metric_set] or FIELDS

@@ -20,8 +20,17 @@ VIEW_HELP = {
 }
 
 
-def add_filters(parser: argparse.ArgumentParser, *, tenant: bool = True) -> None:
-    """The report filters: --tenant (unless the parser has it) --agent --model --start --end."""
+PLACE_VIEWS = ("spend", "timeseries")
+"""The views that can be narrowed to a workspace or project."""
+BREAKDOWNS = ("lever", "tenant", "agent", "model", "task_type", "day", "workspace", "project")
+"""What `flipsync report --by` can show spend by."""
+
+
+def add_filters(
+    parser: argparse.ArgumentParser, *, tenant: bool = True, places: bool = False
+) -> None:
+    """The report filters: --tenant (unless the parser has it) --agent --model --start --end,
+    and with places --workspace --project."""
     if tenant:
         parser.add_argument("--tenant", default=None, help="one seller (default: all)")
     parser.add_argument("--agent", default=None, help="one agent (not with --model)")
@@ -32,6 +41,13 @@ def add_filters(parser: argparse.ArgumentParser, *, tenant: bool = True) -> None
     parser.add_argument(
         "--end", type=date.fromisoformat, default=None, help="last UTC day, YYYY-MM-DD"
     )
+    if places:
+        parser.add_argument(
+            "--workspace", default=None, help="one workspace (not with --agent or --model)"
+        )
+        parser.add_argument(
+            "--project", default=None, help="one project of the workspace (with --workspace)"
+        )
 
 
 def filter_of(args: argparse.Namespace) -> Filter:
@@ -44,12 +60,15 @@ def filter_of(args: argparse.Namespace) -> Filter:
         model=getattr(args, "model", None),
         start=getattr(args, "start", None),
         end=getattr(args, "end", None),
+        workspace=getattr(args, "workspace", None),
+        project=getattr(args, "project", None),
     )
 
 
 def is_filtered(where: Filter) -> bool:
     """Whether a filter narrows more than the tenant (so `flipsync report` shows render_spend)."""
-    return any(v is not None for v in (where.agent, where.model, where.start, where.end))
+    narrowing = (where.agent, where.model, where.start, where.end, where.workspace, where.project)
+    return any(v is not None for v in narrowing)
 
 
 def add_commands(commands: Any) -> None:
@@ -58,7 +77,7 @@ def add_commands(commands: Any) -> None:
     sub = cost.add_subparsers(dest="cost_command", required=True)
     for name in VIEWS:
         view = sub.add_parser(name, help=VIEW_HELP[name])
-        add_filters(view)
+        add_filters(view, places=name in PLACE_VIEWS)
         view.add_argument("--json", action="store_true", help="print the API's JSON")
     ref = sub.add_parser("vs-reference", help="each agent's cost per operation vs reference")
     ref.add_argument("--tenant", default=None, help="one seller (default: all)")

@@ -2,7 +2,9 @@
 
 One Redis hash per (scope, bucket, slice) holds every breakdown of that bucket as fields
 ``<dimension>|<member>|<metric>``. A bucket is a UTC day (``d2026-11-02``) or hour
-(``h2026-11-02T10``); a slice is ``*`` (every event) or ``agent=<name>``. A report for a
+(``h2026-11-02T10``); a slice is ``*`` (every event), ``agent=<name>``, and for days also
+``workspace=<name>`` or ``project=<workspace>/<name>`` (a project is named within its
+workspace, so its member is ``<workspace>/<project>``). A report for a
 tenant, an agent or a model (the model breakdown of ``*``) over a day range so reads one
 hash per day. Each breakdown keeps only the metrics its readers need (METRIC_SETS).
 
@@ -33,6 +35,10 @@ class CubeDim(enum.StrEnum):
     TASK_TYPE = "task_type"
     WORKFLOW = "workflow"
     """One member per workflow id: a product."""
+    WORKSPACE = "workspace"
+    """One member per workspace of the tenant (LedgerEvent.workspace)."""
+    PROJECT = "project"
+    """One member per project, as <workspace>/<project>."""
 
 
 class MetricSet(enum.StrEnum):
@@ -67,6 +73,24 @@ _DAY_ALL = (
     (CubeDim.TASK_TYPE, MetricSet.TASK),
     (CubeDim.WORKFLOW, MetricSet.FLOW),
 )
+_DAY_PLACES = (
+    (CubeDim.WORKSPACE, MetricSet.ALL),
+    (CubeDim.PROJECT, MetricSet.ALL),
+)
+_DAY_WORKSPACE = (
+    (CubeDim.TOTAL, MetricSet.ALL),
+    (CubeDim.AGENT, MetricSet.ALL),
+    (CubeDim.MODEL, MetricSet.ALL),
+    (CubeDim.LEVER, MetricSet.LEVER),
+    (CubeDim.TASK_TYPE, MetricSet.TASK),
+    (CubeDim.PROJECT, MetricSet.ALL),
+)
+_DAY_PROJECT = _DAY_WORKSPACE[:-1]
+PLACES_VERSION = 3
+"""The seen-marker version (aggregates.MARKER_VERSION) that added the workspace and project
+rows: an event applied before gets them from a rebuild."""
+BASE_VERSION = 2
+"""The seen-marker version that wrote every other cube row."""
 _DAY_AGENT = (
     (CubeDim.TOTAL, MetricSet.ALL),
     (CubeDim.MODEL, MetricSet.ALL),
@@ -97,6 +121,21 @@ def agent_slice(agent: str) -> str:
     return f"agent={agent}"
 
 
+def workspace_slice(workspace: str) -> str:
+    """The slice of one workspace's events (days only)."""
+    return f"workspace={workspace}"
+
+
+def project_member(workspace: str, project: str) -> str:
+    """A project's member in the PROJECT dimension: its workspace and its name."""
+    return f"{workspace}/{project}"
+
+
+def project_slice(workspace: str, project: str) -> str:
+    """The slice of one project's events (days only)."""
+    return f"project={project_member(workspace, project)}"
+
+
 def cube_key(scope: str, bucket: str, slice_: str) -> str:
     """The hash of one bucket of one slice in one scope (slice last: it may hold anything)."""
     return f"{keys.PREFIX}cube:{keys.tag(scope)}:{bucket}:{slice_}"
@@ -109,9 +148,10 @@ def field_prefix(dim: CubeDim, member: str) -> str:
 
 def event_entries(
     event: LedgerEvent, day: str, hour: str, scopes: tuple[str, ...] = ()
-) -> list[tuple[str, str, MetricSet]]:
-    """(hash key, field prefix, metric set) of every cube row an event adds to, in both of its
-    scopes (or only in scopes, when given); ``day`` is YYYY-MM-DD and ``hour`` YYYY-MM-DDTHH."""
+) -> list[tuple[str, str, MetricSet, int]]:
+    """(hash key, field prefix, metric set, marker version that added it) of every cube row
+    an event adds to, in both of its scopes (or only in scopes, when given); ``day`` is
+    YYYY-MM-DD and ``hour`` YYYY-MM-DDTHH."""
     members = {
         CubeDim.TOTAL: "",
         CubeDim.AGENT: event.agent,
@@ -119,21 +159,26 @@ def event_entries(
         CubeDim.LEVER: event.lever.value,
         CubeDim.TASK_TYPE: event.task_type or "-",
         CubeDim.WORKFLOW: event.workflow_id,
+        CubeDim.WORKSPACE: event.workspace,
+        CubeDim.PROJECT: project_member(event.workspace, event.project),
     }
     day_key, hour_key = day_bucket(date.fromisoformat(day)), hour_bucket(hour)
     mine = agent_slice(event.agent)
     plan = (
-        (day_key, ALL, _DAY_ALL),
-        (day_key, mine, _DAY_AGENT),
-        (hour_key, ALL, _HOUR_ALL),
-        (hour_key, mine, _HOUR_AGENT),
+        (day_key, ALL, _DAY_ALL, BASE_VERSION),
+        (day_key, mine, _DAY_AGENT, BASE_VERSION),
+        (hour_key, ALL, _HOUR_ALL, BASE_VERSION),
+        (hour_key, mine, _HOUR_AGENT, BASE_VERSION),
+        (day_key, ALL, _DAY_PLACES, PLACES_VERSION),
+        (day_key, workspace_slice(event.workspace), _DAY_WORKSPACE, PLACES_VERSION),
+        (day_key, project_slice(event.workspace, event.project), _DAY_PROJECT, PLACES_VERSION),
     )
-    out: list[tuple[str, str, MetricSet]] = []
+    out: list[tuple[str, str, MetricSet, int]] = []
     for scope in scopes or (keys.GLOBAL_SCOPE, keys.scope(event.tenant)):
-        for bucket, slice_, rows in plan:
+        for bucket, slice_, rows, version in plan:
             key = cube_key(scope, bucket, slice_)
             for dim, metrics in rows:
                 if dim is CubeDim.WORKFLOW and not members[dim]:
                     continue  # not part of a product's workflow
-                out.append((key, field_prefix(dim, members[dim]), metrics))
+                out.append((key, field_prefix(dim, members[dim]), metrics, version))
     return out

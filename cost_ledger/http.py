@@ -41,6 +41,12 @@ cost_ledger/api_models.py for every field):
   spend_by_model: {model: [int]}} (one value per UTC hour, the most recent 168 at most;
   the dashboard draws it when the ledger spans less than two days).
 
+``workspace`` (and ``project``, named within its workspace) narrow spend, timeseries and
+budgets (not with agent or model; spend then has no products and its savings_by_lever are the
+served levers' baseline minus actual); spend adds by_workspace and by_project rows (a project
+named <workspace>/<project>). The other views answer 400 to a workspace: they are not kept by
+workspace, so a key bound to a workspace cannot read them.
+
 A model filter reads the model's own totals: its spend report has no breakdown by agent,
 lever or task type, and its recommendations are only the cheaper tiers for that model.
 """
@@ -83,6 +89,10 @@ Agent = Annotated[str | None, Query(description="one agent (not with model)")]
 Model = Annotated[str | None, Query(description="one model (not with agent)")]
 Start = Annotated[date | None, Query(description="first UTC day included, YYYY-MM-DD")]
 End = Annotated[date | None, Query(description="last UTC day included, YYYY-MM-DD")]
+Workspace = Annotated[
+    str | None, Query(description="one workspace (spend, timeseries, budgets; not with agent)")
+]
+Project = Annotated[str | None, Query(description="one project of the workspace")]
 
 
 def cost_api(
@@ -106,30 +116,44 @@ def cost_api(
 
     def checked(
         tenant: str | None, agent: str | None, model: str | None, start: date | None,
-        end: date | None,
+        end: date | None, workspace: str | None = None, project: str | None = None,
+        *, places: bool = False,
     ) -> Filter:  # fmt: skip
+        if not places and (workspace is not None or project is not None):
+            raise HTTPException(
+                status_code=400,
+                detail="this view is not kept by workspace or project (ask spend, "
+                "timeseries or budgets)",
+            )
         try:
             return check_filter(
-                Filter(tenant=tenant, agent=agent, model=model, start=start, end=end)
-            )
+                Filter(
+                    tenant=tenant, agent=agent, model=model, start=start, end=end,
+                    workspace=workspace, project=project,
+                )
+            )  # fmt: skip
         except FilterError as exc:
             raise HTTPException(status_code=400, detail=str(exc)) from None
 
     @router.get("/spend")
     async def spend(
         tenant: Tenant = None, agent: Agent = None, model: Model = None,
-        start: Start = None, end: End = None,
+        start: Start = None, end: End = None, workspace: Workspace = None,
+        project: Project = None,
     ) -> SpendResponse:  # fmt: skip
         """Spend, savings per lever, cost per operation and per product, hit rates."""
-        return await spend_view(store, checked(tenant, agent, model, start, end))
+        where = checked(tenant, agent, model, start, end, workspace, project, places=True)
+        return await spend_view(store, where)
 
     @router.get("/timeseries")
     async def timeseries(
         tenant: Tenant = None, agent: Agent = None, model: Model = None,
-        start: Start = None, end: End = None,
+        start: Start = None, end: End = None, workspace: Workspace = None,
+        project: Project = None,
     ) -> TimeseriesResponse:  # fmt: skip
         """Daily spend, savings per lever, routing mix and cost per product."""
-        return await timeseries_view(store, checked(tenant, agent, model, start, end))
+        where = checked(tenant, agent, model, start, end, workspace, project, places=True)
+        return await timeseries_view(store, where)
 
     @router.get("/hourly")
     async def hourly(
@@ -142,11 +166,14 @@ def cost_api(
     @router.get("/budgets")
     async def budget_rows(
         tenant: Tenant = None, agent: Agent = None, model: Model = None,
-        start: Start = None, end: End = None,
+        start: Start = None, end: End = None, workspace: Workspace = None,
+        project: Project = None,
     ) -> BudgetsResponse:  # fmt: skip
         """Each budget's limit, spent, reserved and alerts in its current period."""
-        where = checked(tenant, agent, model, start, end)
-        rows = await budgets.status(where.tenant, agent=where.agent)
+        where = checked(tenant, agent, model, start, end, workspace, project, places=True)
+        rows = await budgets.status(
+            where.tenant, agent=where.agent, workspace=where.workspace, project=where.project
+        )
         return BudgetsResponse(
             filter=where,
             budgets=[budget_row(r) for r in rows],
@@ -155,26 +182,31 @@ def cost_api(
     @router.get("/forecast")
     async def forecast(
         tenant: Tenant = None, agent: Agent = None, model: Model = None,
-        start: Start = None, end: End = None,
+        start: Start = None, end: End = None, workspace: Workspace = None,
+        project: Project = None,
     ) -> ForecastResponse:  # fmt: skip
         """Spend over the next 30, 60 and 90 days, with an interval."""
-        return await forecast_view(store, checked(tenant, agent, model, start, end))
+        where = checked(tenant, agent, model, start, end, workspace, project)
+        return await forecast_view(store, where)
 
     @router.get("/anomalies")
     async def anomalies(
         tenant: Tenant = None, agent: Agent = None, model: Model = None,
-        start: Start = None, end: End = None,
+        start: Start = None, end: End = None, workspace: Workspace = None,
+        project: Project = None,
     ) -> AnomaliesResponse:  # fmt: skip
         """Hours of unusual spend, and of unusual cost per call per agent, with causes."""
-        return await anomalies_view(store, checked(tenant, agent, model, start, end))
+        where = checked(tenant, agent, model, start, end, workspace, project)
+        return await anomalies_view(store, where)
 
     @router.get("/recommendations")
     async def recommendations(
         tenant: Tenant = None, agent: Agent = None, model: Model = None,
-        start: Start = None, end: End = None,
+        start: Start = None, end: End = None, workspace: Workspace = None,
+        project: Project = None,
     ) -> RecommendationsResponse:  # fmt: skip
         """Cheaper tiers at acceptable quality, cache misses, long prompts; monthly savings."""
-        where = checked(tenant, agent, model, start, end)
+        where = checked(tenant, agent, model, start, end, workspace, project)
         return await recommendations_view(store, where, prices, quality)
 
     return router

@@ -82,9 +82,9 @@ async def build_report(
     return Report(view=await spend_view(store, where or Filter(tenant=tenant)))
 
 
-def render_report(report: Report, *, width: int = 110) -> str:
-    """The report as plain text tables, for a terminal or a log."""
-    return render_spend(report.view, width=width)
+def render_report(report: Report, *, width: int = 110, by: str | None = None) -> str:
+    """The report as plain text tables, for a terminal or a log (by: only that breakdown)."""
+    return render_spend(report.view, width=width, by=by)
 
 
 def describe(where: Filter) -> str:
@@ -92,6 +92,10 @@ def describe(where: Filter) -> str:
     parts = [f"tenant {where.tenant}" if where.tenant else "all tenants"]
     if where.agent:
         parts.append(f"agent {where.agent}")
+    if where.workspace:
+        parts.append(f"workspace {where.workspace}")
+    if where.project:
+        parts.append(f"project {where.project}")
     if where.model:
         parts.append(f"model {where.model}")
     if where.start or where.end:
@@ -99,8 +103,9 @@ def describe(where: Filter) -> str:
     return ", ".join(parts)
 
 
-def render_spend(view: SpendResponse, *, width: int = 110) -> str:
-    """A filtered spend report (spend.spend_view) as plain text tables."""
+def render_spend(view: SpendResponse, *, width: int = 110, by: str | None = None) -> str:
+    """A filtered spend report (spend.spend_view) as plain text tables: every breakdown (the
+    workspace and project ones when there is more than one member), or only ``by``'s."""
     out = io.StringIO()
     console = _console(out, width)
     t = view.totals
@@ -128,16 +133,25 @@ def render_spend(view: SpendResponse, *, width: int = 110) -> str:
         console.print(
             f"Products: {p.products} workflows, {usd(p.cost_per_product_micro_usd)} per product"
         )
-    for title, rows in (
-        ("lever", view.by_lever),
-        ("tenant", view.by_tenant),
-        ("agent", view.by_agent),
-        ("model", view.by_model),
-        ("task type", view.by_task_type),
-        ("day (UTC)", view.by_day),
-    ):
+    tables = (
+        ("lever", "lever", view.by_lever),
+        ("tenant", "tenant", view.by_tenant),
+        ("agent", "agent", view.by_agent),
+        ("model", "model", view.by_model),
+        ("task_type", "task type", view.by_task_type),
+        ("day", "day (UTC)", view.by_day),
+        ("workspace", "workspace", view.by_workspace),
+        ("project", "project", view.by_project),
+    )
+    for name, title, rows in tables:
+        if by is not None and name != by:
+            continue
+        if by is None and name in ("workspace", "project") and len(rows) < 2:
+            continue  # one workspace (the default) says nothing the totals do not
         if rows:
             console.print(_row_table(title, rows))
+        elif by is not None:
+            console.print(f"By {title}: nothing in this filter")
     return out.getvalue()
 
 

@@ -1,5 +1,6 @@
 """Reading the ledger cube (cube.py) for a report filter: one tenant or all, one agent or one
-model or everything, over a range of UTC days or hours.
+model or one workspace (or project) or everything, over a range of UTC days or hours (a
+workspace or project over days only).
 
 A model filter reads the model's row of the whole cube as its totals: the cube keeps no
 per-model breakdown by agent, lever or task type.
@@ -21,7 +22,16 @@ from bus.subjects import token
 from cost_ledger import keys
 from cost_ledger.aggregates import AggregateStore, Totals
 from cost_ledger.api_models import Filter
-from cost_ledger.cube import ALL, SEP, CubeDim, agent_slice, cube_key, day_bucket
+from cost_ledger.cube import (
+    ALL,
+    SEP,
+    CubeDim,
+    agent_slice,
+    cube_key,
+    day_bucket,
+    project_slice,
+    workspace_slice,
+)
 from cost_ledger.keys import Dimension
 
 _ALL_METRICS = frozenset(f.name for f in fields(Totals))
@@ -41,6 +51,10 @@ def check_filter(where: Filter) -> Filter:
     """The filter if it can be answered; raises FilterError with the reason."""
     if where.agent is not None and where.model is not None:
         raise FilterError("filter by agent or by model, not both")
+    if where.project is not None and where.workspace is None:
+        raise FilterError("a project is named within its workspace: give workspace too")
+    if where.workspace is not None and (where.agent is not None or where.model is not None):
+        raise FilterError("filter by workspace (and project) or by agent or model, not both")
     if where.start is not None and where.end is not None and where.start > where.end:
         raise FilterError(f"start {where.start} is after end {where.end}")
     if where.start is not None and where.end is not None:
@@ -49,7 +63,11 @@ def check_filter(where: Filter) -> Filter:
             raise FilterError(
                 f"{where.start}..{where.end} is {span} days: at most {MAX_RANGE_DAYS} days"
             )
-    for what, value in (("tenant", where.tenant), ("agent", where.agent)):
+    named = (
+        ("tenant", where.tenant), ("agent", where.agent), ("workspace", where.workspace),
+        ("project", where.project),
+    )  # fmt: skip
+    for what, value in named:
         if value is not None:
             try:
                 token(value)
@@ -61,8 +79,15 @@ def check_filter(where: Filter) -> Filter:
 
 
 def slice_of(where: Filter) -> str:
-    """The slice a filter reads: one agent's, or every event's."""
-    return agent_slice(where.agent) if where.agent is not None else ALL
+    """The slice a filter reads: one agent's, one project's, one workspace's, or every
+    event's."""
+    if where.agent is not None:
+        return agent_slice(where.agent)
+    if where.workspace is not None and where.project is not None:
+        return project_slice(where.workspace, where.project)
+    if where.workspace is not None:
+        return workspace_slice(where.workspace)
+    return ALL
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -15,7 +15,7 @@ from cost_ledger.api_models import (
     SpendResponse,
     TimeseriesResponse,
 )
-from cost_ledger.cube import CubeDim, day_bucket, hour_bucket
+from cost_ledger.cube import CubeDim, day_bucket, hour_bucket, project_member
 from cost_ledger.keys import Dimension
 from cost_ledger.slices import Cube, CubeReader, check_filter
 from cost_ledger.split_store import SplitStore
@@ -59,8 +59,8 @@ def rates(t: Totals) -> Rates:
 
 def products(cube: Cube, where: Filter) -> Products | None:
     """Cost per product: events of a workflow, one workflow per product; None (not available)
-    under an agent or model filter, whose slices keep no workflow rows."""
-    if where.agent is not None or where.model is not None:
+    under an agent, model or workspace filter, whose slices keep no workflow rows."""
+    if where.agent is not None or where.model is not None or where.workspace is not None:
         return None
     flows = [t for t in cube.of(CubeDim.WORKFLOW).values() if t.calls]
     spend = sum(t.spend_micro_usd for t in flows)
@@ -78,6 +78,11 @@ def breakdown(cube: Cube, dim: CubeDim, where: Filter) -> Mapping[str, Totals]:
         return {where.agent: cube.totals} if cube.totals.calls else {}
     if dim is CubeDim.MODEL and where.model is not None:
         return {where.model: cube.totals} if cube.totals.calls else {}
+    if dim is CubeDim.WORKSPACE and where.workspace is not None:
+        return {where.workspace: cube.totals} if cube.totals.calls else {}
+    if dim is CubeDim.PROJECT and where.workspace is not None and where.project is not None:
+        name = project_member(where.workspace, where.project)
+        return {name: cube.totals} if cube.totals.calls else {}
     return cube.of(dim)
 
 
@@ -95,7 +100,7 @@ async def spend_view(store: AggregateStore, where: Filter) -> SpendResponse:
     levers = cube.of(CubeDim.LEVER)
     savings = {name: t.savings_micro_usd for name, t in sorted(levers.items())}
     split = None
-    if where.agent is None and where.model is None:
+    if where.agent is None and where.model is None and where.workspace is None:
         split = await SplitStore(store.redis).split(where.tenant, days)
     if split is not None and (split.gross or split.lever_cost):
         savings = split.net
@@ -113,6 +118,8 @@ async def spend_view(store: AggregateStore, where: Filter) -> SpendResponse:
         by_model=rows(breakdown(cube, CubeDim.MODEL, where)),
         by_task_type=rows(cube.of(CubeDim.TASK_TYPE)),
         by_tenant=by_tenant,
+        by_workspace=rows(breakdown(cube, CubeDim.WORKSPACE, where)),
+        by_project=rows(breakdown(cube, CubeDim.PROJECT, where)),
         by_day=[
             row(d.isoformat(), c.totals)
             for d, c in zip(days, per_day, strict=True)

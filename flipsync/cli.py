@@ -144,7 +144,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return execute(run_agent_command(args, settings, _start_stack))
     from cost_ledger.cli_args import filter_of
 
-    return execute(print_report(settings, args.tenant, where=filter_of(args), as_json=args.json))
+    return execute(
+        print_report(settings, args.tenant, where=filter_of(args), as_json=args.json, by=args.by)
+    )
 
 
 def full_parser() -> argparse.ArgumentParser:
@@ -186,11 +188,17 @@ def _add_own_parser(command: str, commands: Any) -> None:
     if command == "run":
         sub.add_argument("services", nargs="+", choices=RUNNABLE, help="the services to run")
     elif command == "report":
-        from cost_ledger.cli_args import add_filters
+        from cost_ledger.cli_args import BREAKDOWNS, add_filters
 
         sub.add_argument("--tenant", default=None, help="one seller's report (default: all)")
         sub.add_argument("--json", action="store_true", help="print the report as JSON")
-        add_filters(sub, tenant=False)
+        add_filters(sub, tenant=False, places=True)
+        sub.add_argument(
+            "--by",
+            default=None,
+            choices=BREAKDOWNS,
+            help="show spend by this only (default: every breakdown the ledger has)",
+        )
     elif command == "providers":
         sub.add_argument("--json", action="store_true", help="print JSON instead of a table")
     elif command == "http":
@@ -335,10 +343,16 @@ async def serve_api(settings: Settings, host: str, port: int) -> int:
 
 
 async def print_report(
-    settings: Settings, tenant: str | None, *, where: Filter | None = None, as_json: bool = False
+    settings: Settings,
+    tenant: str | None,
+    *,
+    where: Filter | None = None,
+    as_json: bool = False,
+    by: str | None = None,
 ) -> int:
     """Print the ledger report of a running deployment (REDIS_URL); ``where`` narrows it to
-    an agent, a model or a day range (--agent --model --start --end)."""
+    an agent, a model, a workspace or project or a day range (--agent --model --workspace
+    --project --start --end); ``by`` shows only that breakdown (--by)."""
     from bus.embedded import EmbeddedRedis
     from bus.reachable import open_redis
     from cost_ledger.aggregates import AggregateStore
@@ -367,7 +381,7 @@ async def print_report(
         await server.start()
         try:
             local = settings.model_copy(update={"redis_url": server.url})
-            return await print_report(local, tenant, where=where, as_json=as_json)
+            return await print_report(local, tenant, where=where, as_json=as_json, by=by)
         finally:
             await server.stop()
     client = await open_redis(settings.redis_url, settings.connect_timeout_s)
@@ -377,7 +391,7 @@ async def print_report(
         if as_json:  # the same view as GET /api/cost/spend
             print(report.view.model_dump_json(indent=2))
             return 0
-        print(render_report(report))
+        print(render_report(report, by=by))
         print(await print_budgets(client, settings, tenant), end="")
     finally:
         await client.aclose()

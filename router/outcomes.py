@@ -59,6 +59,8 @@ def ledger_event(
         user=request.tags.get("user", ""),
         workflow_id=request.workflow_id,
         task_type=request.task_type,
+        workspace=request.workspace,
+        project=request.project,
         model=result.model,
         provider=result.provider,
         usage=usage,

@@ -289,6 +289,8 @@ def _lost_event(
         user=request.tags.get("user", ""),
         workflow_id=request.workflow_id,
         task_type=request.task_type,
+        workspace=request.workspace,
+        project=request.project,
         model=model,
         provider=provider,
         usage=Usage(output_tokens=request.max_output_tokens),

@@ -206,6 +206,9 @@ class RouterService:
         try:
             expected = subjects.llm_request(request.tenant, request.agent)
             subjects.token(request.id)
+            for name, value in (("workspace", request.workspace), ("project", request.project)):
+                if not subjects.valid_token(value):
+                    raise ValueError(f"{name} {value!r}: letters, digits, _ and -, 1 to 64")
         except ValueError as exc:
             raise WireError(ErrorCode.MALFORMED, str(exc)) from exc
         if subject != expected:

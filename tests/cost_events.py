@@ -36,6 +36,8 @@ def ledger_event(
     pack_size: int = 0,
     simulated: bool = False,
     event_id: str | None = None,
+    workspace: str = "default",
+    project: str = "default",
 ) -> LedgerEvent:
     """A ledger event finished at `at` (naive UTC ISO time), with sensible defaults."""
     eid = event_id or f"ev-{next(_ids)}"
@@ -46,6 +48,8 @@ def ledger_event(
         agent=agent,
         workflow_id=workflow_id,
         task_type=task_type,
+        workspace=workspace,
+        project=project,
         model=model,
         provider="openai",
         usage=Usage(

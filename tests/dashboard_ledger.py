@@ -86,6 +86,8 @@ def ledger_events(now: datetime) -> list[LedgerEvent]:
                 started_ms=int(at.timestamp() * 1000) - 400,
                 finished_ms=int(at.timestamp() * 1000),
                 pack_size=4 if lever is Lever.PACKED else 0,
+                workspace=("eu", "us")[n % 2],
+                project=("spring", "fall", "summer")[n % 3],
             )
         )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -288,7 +289,8 @@ def test_request_subject_and_input_estimate() -> None:
         ],
         tags={"user": "ann", "tier": "free"},
     )
-    assert subject_of(request) == ACME
+    # A request names no workspace or project: it is in the default ones.
+    assert subject_of(request) == dataclasses.replace(ACME, workspace="default", project="default")
     plain = estimate_input_tokens(request)
     assert plain > 85  # the low-detail image alone is 85 tokens
     assert estimate_input_tokens(request, Decimal("1.10")) == -(-plain * 11 // 10)

@@ -45,7 +45,13 @@ from tests.dashboard_ledger import (
 )
 
 CHARTS = ("chart-spend", "chart-savings", "chart-routing", "chart-products", "chart-forecast")
-TABLES = ("table-budgets", "table-anomalies", "table-recommendations", "table-zero-call")
+TABLES = (
+    "table-budgets",
+    "table-anomalies",
+    "table-recommendations",
+    "table-zero-call",
+    "table-places",
+)
 CHROMIUM = Path(os.environ.get("FLIPSYNC_CHROMIUM", "/usr/bin/chromium"))
 """Debian's chromium (`make test` installs it); Playwright never downloads a browser here."""
 SCREENSHOT = Path(__file__).parent / "output" / "dashboard.png"
@@ -268,6 +274,12 @@ async def _check_content(page: Page, ledger: Ledger) -> None:
     top = anomalies[0]
     assert top.startswith(spike) and "spend per hour" in top and "agent photo" in top, anomalies
 
+    places = await page.eval_on_selector_all(
+        "#table-places tbody tr", "rows => rows.map(r => [r.dataset.place, r.dataset.calls])"
+    )
+    by_project = Counter(f"{e.workspace}/{e.project}" for e in ledger.events)
+    assert {name: int(calls) for name, calls in places} == dict(by_project)
+
     products = await _drawn(page, "chart-products")
     assert sum(v or 0 for v in products.series["Products"]) == len(
         {e.workflow_id for e in ledger.events}
@@ -320,6 +332,39 @@ async def test_a_tenant_key_sees_only_its_tenant(served: Served) -> None:
             await page.wait_for_selector("body[data-loaded=partial]", state="attached")
             status = await page.inner_text("#status")
             assert "HTTP 403 this API key is not allowed to access tenant 'beta'" in status
+        finally:
+            await browser.close()
+
+
+async def test_the_page_narrows_to_a_workspace_and_project(served: Served) -> None:
+    eu = [e for e in served.ledger.events if e.workspace == "eu"]
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=chromium(), headless=True)
+        try:
+            page = await browser.new_page()
+            await _open(page, f"{served.base_url}{DASHBOARD_PATH}?workspace=eu#key={OPERATOR_KEY}")
+            status = await page.inner_text("#status")
+            assert await page.evaluate("document.body.dataset.loaded") == "true", status
+            places = await page.eval_on_selector_all(
+                "#table-places tbody tr",
+                "rows => rows.map(r => [r.dataset.place, r.dataset.calls])",
+            )
+            expected = Counter(f"eu/{e.project}" for e in eu)
+            assert {name: int(calls) for name, calls in places} == dict(expected)
+            spend = await _drawn(page, "chart-spend")
+            assert sum(spend.micro("Spend").values()) == sum(e.cost_micro_usd for e in eu)
+            # Views the ledger keeps per tenant only are left out, and the page says so.
+            skipped = await page.get_attribute("#chart-forecast", "data-ready")
+            assert skipped == "skipped"
+            assert "kept per tenant only" in await page.inner_text("#status")
+            await page.fill("#project", "fall")
+            await page.click("#controls button")
+            await page.wait_for_selector("body[data-loaded=true]", state="attached")
+            places = await page.eval_on_selector_all(
+                "#table-places tbody tr",
+                "rows => rows.map(r => [r.dataset.place, r.dataset.calls])",
+            )
+            assert places == [["eu/fall", str(expected["eu/fall"])]]
         finally:
             await browser.close()
 

@@ -71,10 +71,13 @@
 
   class ViewError extends Error {}
 
-  /** The JSON of one cost view; a ViewError with the server's reason when it refuses. */
-  async function fetchView(path, key, tenant) {
+  /** The JSON of one cost view for a filter ({tenant, workspace, project}, each optional);
+   * a ViewError with the server's reason when it refuses. */
+  async function fetchView(path, key, filter) {
     const url = new URL(API + path, window.location.origin);
-    if (tenant) url.searchParams.set("tenant", tenant);
+    for (const name of ["tenant", "workspace", "project"]) {
+      if (filter[name]) url.searchParams.set(name, filter[name]);
+    }
     const response = await fetch(url, {
       headers: { Authorization: "Bearer " + key, Accept: "application/json" },
       cache: "no-store",
@@ -229,15 +232,19 @@
 
   /** Cost per product per day, and products seen per day (GET /timeseries). */
   function drawProducts(ts) {
-    const points = ts.products.filter((n) => n > 0).length;
+    // null: the ledger keeps workflows for whole tenants only (not by workspace or project).
+    const kept = ts.products !== null;
+    const products = kept ? ts.products : [];
+    const perProduct = kept ? ts.cost_per_product_micro_usd : [];
+    const points = products.filter((n) => n > 0).length;
     drawChart("chart-products", {
       type: "bar",
       data: {
         labels: ts.days,
         datasets: [
-          { label: "Cost per product", data: ts.cost_per_product_micro_usd.map(dollars),
+          { label: "Cost per product", data: perProduct.map(dollars),
             backgroundColor: PALETTE[0], yAxisID: "cost" },
-          { type: "line", label: "Products", data: ts.products, borderColor: PALETTE[2],
+          { type: "line", label: "Products", data: products, borderColor: PALETTE[2],
             backgroundColor: PALETTE[2], yAxisID: "products", money: false },
         ],
       },
@@ -248,7 +255,8 @@
             title: { display: true, text: "products" }, ticks: { precision: 0 } },
         },
       },
-    }, points, "No product workflows recorded yet.");
+    }, points, kept ? "No product workflows recorded yet." :
+      "Products are kept per tenant only, not by workspace or project.");
   }
 
   /** Daily history, then the forecast with its interval (GET /forecast). */
@@ -339,6 +347,21 @@
     markReady(table, rows.length);
   }
 
+  /** Spend by project (GET /spend by_project, named workspace/project), or by workspace
+   * when no project row is there. */
+  function drawPlaces(spend) {
+    const rows = spend.by_project.length ? spend.by_project : spend.by_workspace;
+    fillTable("table-places", rows, 5, "No spend in this filter.", (tr, r) => {
+      cell(tr, r.name);
+      cell(tr, String(r.calls), "num");
+      cell(tr, usd(r.spend_micro_usd), "num");
+      cell(tr, usd(r.baseline_micro_usd), "num");
+      cell(tr, usd(r.savings_micro_usd), "num");
+      tr.dataset.place = r.name;
+      tr.dataset.calls = String(r.calls);
+    });
+  }
+
   function drawBudgets(data) {
     fillTable("table-budgets", data.budgets, 9, "No budgets configured.", (tr, b) => {
       const amount = (v) => (b.unit === "usd" ? usd(v) : `${v} msgs`);
@@ -419,29 +442,50 @@
 
   // ---- loading -----------------------------------------------------------------------------
 
+  // [path, draw, element ids, whether the view can be narrowed to a workspace or project]
   const VIEWS = [
-    ["/spend", (d) => { drawTotals(d); drawSavings(d); drawRouting(d); drawZeroCall(d); },
-      ["totals", "chart-savings", "chart-routing", "table-zero-call"]],
-    [["/timeseries", "/hourly"], drawSpend, ["chart-spend", "chart-products"]],
-    ["/budgets", drawBudgets, ["table-budgets"]],
-    ["/forecast", drawForecast, ["chart-forecast"]],
-    ["/anomalies", drawAnomalies, ["table-anomalies"]],
-    ["/recommendations", drawRecommendations, ["table-recommendations"]],
+    ["/spend", (d) => {
+      drawTotals(d); drawSavings(d); drawRouting(d); drawZeroCall(d); drawPlaces(d);
+    }, ["totals", "chart-savings", "chart-routing", "table-zero-call", "table-places"], true],
+    [["/timeseries", "/hourly"], drawSpend, ["chart-spend", "chart-products"], true],
+    ["/budgets", drawBudgets, ["table-budgets"], true],
+    ["/forecast", drawForecast, ["chart-forecast"], false],
+    ["/anomalies", drawAnomalies, ["table-anomalies"], false],
+    ["/recommendations", drawRecommendations, ["table-recommendations"], false],
   ];
 
-  /** One view's JSON, or several views' (an array of paths) as an array. */
-  function fetchViews(paths, key, tenant) {
-    if (!Array.isArray(paths)) return fetchView(paths, key, tenant);
-    return Promise.all(paths.map((path) => fetchView(path, key, tenant)));
+  /** One view's JSON, or several views' (an array of paths) as an array. The hourly view is
+   * kept per tenant only: narrowed to a workspace or project, the chart stays per day. */
+  function fetchViews(paths, key, filter, narrowed) {
+    if (!Array.isArray(paths)) return fetchView(paths, key, filter);
+    return Promise.all(paths.map((path) => (narrowed && path === "/hourly"
+      ? Promise.resolve({ hours: [] }) : fetchView(path, key, filter))));
   }
 
-  async function load(key, tenant) {
+  function describe(filter) {
+    const parts = [filter.tenant ? `tenant ${filter.tenant}` : "all tenants"];
+    if (filter.workspace) parts.push(`workspace ${filter.workspace}`);
+    if (filter.project) parts.push(`project ${filter.project}`);
+    return parts.join(", ");
+  }
+
+  async function load(key, filter) {
     document.body.dataset.loaded = "false";
-    setStatus("Loading " + (tenant ? `tenant ${tenant}` : "all tenants") + "...", false);
+    const tenant = filter.tenant;
+    setStatus("Loading " + describe(filter) + "...", false);
     const failures = [];
-    await Promise.all(VIEWS.map(async ([path, draw, ids]) => {
+    const narrowed = Boolean(filter.workspace || filter.project);
+    await Promise.all(VIEWS.map(async ([path, draw, ids, places]) => {
+      if (narrowed && !places) {  // the ledger keeps this view per tenant only
+        for (const id of ids) {
+          const el = document.getElementById(id);
+          el.dataset.ready = "skipped";
+          el.dataset.error = "not kept by workspace or project";
+        }
+        return;
+      }
       try {
-        draw(await fetchViews(path, key, tenant));
+        draw(await fetchViews(path, key, filter, narrowed));
       } catch (err) {
         const reason = err instanceof ViewError ? err.message : `${path}: ${err}`;
         failures.push(reason);
@@ -451,7 +495,9 @@
     }));
     if (failures.length) setStatus("Some views failed: " + failures.join("; "), true);
     else setStatus(`Updated ${new Date().toISOString().slice(0, 19).replace("T", " ")} UTC for ` +
-      (tenant ? `tenant ${tenant}.` : "all tenants."), false);
+      describe(filter) + "." +
+      (narrowed ? " Forecast, anomalies and recommendations are kept per tenant only." : ""),
+    false);
     document.body.dataset.loaded = failures.length ? "partial" : "true";
   }
 
@@ -473,14 +519,23 @@
     }
     keyInput.value = sessionStorage.getItem(KEY_STORE) || "";
     tenantInput.value = params.get("tenant") || "";
+    const workspaceInput = document.getElementById("workspace");
+    const projectInput = document.getElementById("project");
+    workspaceInput.value = params.get("workspace") || "";
+    projectInput.value = params.get("project") || "";
+    const filter = () => ({
+      tenant: tenantInput.value.trim(),
+      workspace: workspaceInput.value.trim(),
+      project: projectInput.value.trim(),
+    });
     document.getElementById("controls").addEventListener("submit", (event) => {
       event.preventDefault();
       const key = keyInput.value.trim();
       if (!key) { setStatus("An API key is needed to read the cost views.", true); return; }
       sessionStorage.setItem(KEY_STORE, key);
-      load(key, tenantInput.value.trim());
+      load(key, filter());
     });
-    if (keyInput.value) load(keyInput.value, tenantInput.value.trim());
+    if (keyInput.value) load(keyInput.value, filter());
   }
 
   document.addEventListener("DOMContentLoaded", start);

@@ -25,6 +25,8 @@ from bus.messages.chat import ChatAsk, ChatReply, ChatTurn
 from bus.messages.flags import FlagChange, FlagRule, PromptPatch
 from bus.messages.ledger import LedgerEvent, QualitySignal
 from bus.messages.llm import (
+    DEFAULT_PROJECT,
+    DEFAULT_WORKSPACE,
     CachePolicy,
     ChatMessage,
     DeadLetter,
@@ -72,6 +74,8 @@ __all__ = [
     "ChatMessage",
     "ChatReply",
     "ChatTurn",
+    "DEFAULT_PROJECT",
+    "DEFAULT_WORKSPACE",
     "DeadLetter",
     "ErrorCode",
     "FlagChange",

@@ -13,7 +13,8 @@ class BudgetAlert(msgspec.Struct, kw_only=True):
     """A budget crossed a threshold (0.5, 0.8, 1.0) in its period; sent once per threshold."""
 
     scope: str
-    """The budget's scope instance: global, tenant:<t>, agent:<t>:<a>, workflow:<t>:<w>."""
+    """The budget's scope instance: global, tenant:<t>, agent:<t>:<a>, workflow:<t>:<w>,
+    workspace:<t>:<ws>, project:<t>:<ws>:<p>."""
     period: str
     """day or month."""
     threshold: float
@@ -35,7 +36,8 @@ class BudgetAlert(msgspec.Struct, kw_only=True):
 
 
 class BudgetScope(enum.StrEnum):
-    """What a budget counts: every request, or a tenant's, an agent's or a workflow's."""
+    """What a budget counts: every request, or a tenant's, an agent's, a workflow's, a
+    workspace's or a project's."""
 
     GLOBAL = "global"
     TENANT = "tenant"
@@ -43,6 +45,10 @@ class BudgetScope(enum.StrEnum):
     """An agent within a tenant (tenants never share a budget)."""
     WORKFLOW = "workflow"
     """A workflow within a tenant."""
+    WORKSPACE = "workspace"
+    """A workspace within a tenant (LlmRequest.workspace)."""
+    PROJECT = "project"
+    """A project within a tenant's workspace (LlmRequest.workspace and project)."""
 
 
 class BudgetPeriod(enum.StrEnum):
@@ -70,11 +76,15 @@ class BudgetSpec(msgspec.Struct, kw_only=True):
     limit_micro_usd: int
     policy: BudgetPolicy = BudgetPolicy.REFUSE
     tenant: str = ""
-    """Only this tenant; empty means each tenant (for tenant, agent, workflow scopes)."""
+    """Only this tenant; empty means each tenant (for every scope but global)."""
     agent: str = ""
     """Only this agent (agent scope); empty means each agent."""
     workflow: str = ""
     """Only this workflow (workflow scope); empty means each workflow."""
+    workspace: str = ""
+    """Only this workspace (workspace and project scopes); empty means each workspace."""
+    project: str = ""
+    """Only this project (project scope); empty means each project."""
     notify: list[str] = msgspec.field(default_factory=list)
     """Where this budget's alerts go: https:// webhook URLs (Slack-compatible JSON), mailto:
     addresses; the notifier delivers each alert to each once."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 
 from bus.messages.base import WIRE_VERSION, now_ms
-from bus.messages.llm import Lever, Usage
+from bus.messages.llm import DEFAULT_PROJECT, DEFAULT_WORKSPACE, Lever, Usage
 
 
 class LedgerEvent(msgspec.Struct, kw_only=True):
@@ -49,6 +49,11 @@ class LedgerEvent(msgspec.Struct, kw_only=True):
     """"<cost>:<messages>" when the router's own settle of this request charged exactly that,
     first, in every budget group: the ledger then has nothing to settle (settle once);
     empty when it did not (the ledger settles, as the budgets' final word)."""
+    workspace: str = DEFAULT_WORKSPACE
+    """The request's workspace (LlmRequest.workspace); events from before workspaces are in
+    the default one."""
+    project: str = DEFAULT_PROJECT
+    """The request's project within its workspace (LlmRequest.project)."""
     v: int = WIRE_VERSION
 
 

@@ -8,6 +8,11 @@ import msgspec
 
 from bus.messages.base import WIRE_VERSION, now_ms
 
+DEFAULT_WORKSPACE = "default"
+"""The workspace of a request that names none."""
+DEFAULT_PROJECT = "default"
+"""The project of a request that names none."""
+
 
 class Priority(enum.StrEnum):
     """How soon the requester needs the answer; bulk may wait for a batch window."""
@@ -148,6 +153,11 @@ class LlmRequest(msgspec.Struct, kw_only=True):
     v: int = WIRE_VERSION
     stream: bool = False
     """Relay the answer's text as it is generated, on llm.stream.<tenant>.<agent>.<id>."""
+    workspace: str = DEFAULT_WORKSPACE
+    """The tenant's workspace the request is made in (budgets and reports by workspace);
+    letters, digits, _ and -, at most 64; an API key bound to a workspace fixes it."""
+    project: str = DEFAULT_PROJECT
+    """The workspace's project the request is made for (budgets and reports by project)."""
 
 
 class LlmStreamChunk(msgspec.Struct, kw_only=True):

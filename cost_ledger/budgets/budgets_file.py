@@ -92,6 +92,8 @@ def _budget(name: str, raw: object, where: str) -> BudgetSpec:
         tenant=str(raw.get("tenant", "")),
         agent=str(raw.get("agent", "")),
         workflow=str(raw.get("workflow", "")),
+        workspace=str(raw.get("workspace", "")),
+        project=str(raw.get("project", "")),
         notify=_strings(raw.get("notify", []), f"{where} notify"),
     )
     check_budget(spec, where)

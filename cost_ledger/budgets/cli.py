@@ -77,7 +77,8 @@ async def run_command(args: argparse.Namespace, settings: Settings) -> int:
             return await _rebuild(conn, args.fresh)
         if change is None:
             await conn.live.load()
-            filters = {k: getattr(args, k) for k in ("agent", "workflow", "user", "tier")}
+            names = ("agent", "workflow", "user", "tier", "workspace", "project")
+            filters = {k: getattr(args, k) for k in names}
             rows = await conn.store.status(args.tenant, **filters)
             if args.json:  # the shape of GET /api/cost/budgets
                 where = Filter(tenant=args.tenant, agent=args.agent)
@@ -131,13 +132,15 @@ def _change(args: argparse.Namespace) -> BudgetChange | None:
         case "set":
             spec = BudgetSpec(
                 name=args.name,
-                scope=BudgetScope(args.scope),
+                scope=_scope(args),
                 period=BudgetPeriod(args.period),
                 limit_micro_usd=usd_to_micro(args.limit),
                 policy=BudgetPolicy(args.policy),
                 tenant=args.tenant,
                 agent=args.agent,
                 workflow=args.workflow,
+                workspace=args.workspace,
+                project=args.project,
             )
             return BudgetChange(change_id=change_id, set_budgets=[spec], by=by)
         case "remove":
@@ -162,6 +165,17 @@ def _change(args: argparse.Namespace) -> BudgetChange | None:
             return BudgetChange(change_id=change_id, request_cap=cap, by=by)
         case _:
             return BudgetConfig.load(args.file).rules.as_change(change_id)
+
+
+def _scope(args: argparse.Namespace) -> BudgetScope:
+    """The scope `budget set` asks for: --scope, else project or workspace by the options."""
+    if args.scope:
+        return BudgetScope(args.scope)
+    if args.project:
+        return BudgetScope.PROJECT
+    if args.workspace:
+        return BudgetScope.WORKSPACE
+    raise BudgetConfigError("budget set", "--scope is required (or --workspace / --project)")
 
 
 async def print_budgets(redis: aioredis.Redis, settings: Settings, tenant: str | None) -> str:

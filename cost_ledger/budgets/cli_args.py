@@ -5,7 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from bus.messages import BudgetPeriod, BudgetPolicy, BudgetScope
+from bus.messages import (
+    DEFAULT_PROJECT,
+    DEFAULT_WORKSPACE,
+    BudgetPeriod,
+    BudgetPolicy,
+    BudgetScope,
+)
 
 _SHOW_FILTERS = {
     "tenant": "one seller's budgets (default: every tenant's)",
@@ -13,11 +19,15 @@ _SHOW_FILTERS = {
     "workflow": "the budgets of one workflow (one product)",
     "user": "the budgets of one chat user",
     "tier": "one tier's message quota",
+    "workspace": f"the workspace of workspace/project budgets (default {DEFAULT_WORKSPACE})",
+    "project": f"the project of project budgets (default {DEFAULT_PROJECT})",
 }
 _SET_SCOPE = {
     "tenant": "only this tenant (scopes tenant, agent, workflow; default: each tenant)",
     "agent": "only this agent (scope agent; default: each agent)",
     "workflow": "only this workflow (scope workflow; default: each workflow)",
+    "workspace": "only this workspace (workspace and project scopes)",
+    "project": "only this project of the workspace (project scope)",
 }
 
 
@@ -42,7 +52,11 @@ def add_commands(commands: Any) -> None:
     put = sub.add_parser("set", help="add or replace a budget")
     put.add_argument("name", help="the budget's name (replaces one of that name)")
     put.add_argument(
-        "--scope", required=True, choices=[s.value for s in BudgetScope], help="what it limits"
+        "--scope",
+        default=None,
+        choices=[s.value for s in BudgetScope],
+        help="what it limits (default: project with --project, workspace with --workspace; "
+        "else required)",
     )
     put.add_argument(
         "--period",

@@ -174,13 +174,20 @@ def check_budget(spec: BudgetSpec, where: str) -> None:
     check_name(spec.name, where)
     if spec.limit_micro_usd < 0:
         raise BudgetConfigError(where, "limit must be >= 0")
-    if spec.scope is BudgetScope.GLOBAL and (spec.tenant or spec.agent or spec.workflow):
-        raise BudgetConfigError(where, "a global budget takes no tenant, agent or workflow")
+    named = (spec.tenant, spec.agent, spec.workflow, spec.workspace, spec.project)
+    if spec.scope is BudgetScope.GLOBAL and any(named):
+        raise BudgetConfigError(
+            where, "a global budget takes no tenant, agent, workflow, workspace or project"
+        )
     if spec.agent and spec.scope is not BudgetScope.AGENT:
         raise BudgetConfigError(where, "agent is only for an agent-scope budget")
     if spec.workflow and spec.scope is not BudgetScope.WORKFLOW:
         raise BudgetConfigError(where, "workflow is only for a workflow-scope budget")
-    for value in (spec.tenant, spec.agent):
+    if spec.workspace and spec.scope not in (BudgetScope.WORKSPACE, BudgetScope.PROJECT):
+        raise BudgetConfigError(where, "workspace is only for a workspace or project budget")
+    if spec.project and spec.scope is not BudgetScope.PROJECT:
+        raise BudgetConfigError(where, "project is only for a project-scope budget")
+    for value in (spec.tenant, spec.agent, spec.workspace, spec.project):
         if value:
             check_name(value, where)
     for target in spec.notify:

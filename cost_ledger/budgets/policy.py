@@ -4,10 +4,13 @@ Nothing here does I/O; the store runs these decisions through its Redis scripts.
 
 Scopes are counted per UTC period in counters named ``<scope>:<period key>``:
 
-- ``global``, ``tenant:<t>``, ``agent:<t>:<a>``, ``workflow:<t>:<w>``: micro-dollars;
+- ``global``, ``tenant:<t>``, ``agent:<t>:<a>``, ``workflow:<t>:<w>``, ``workspace:<t>:<ws>``,
+  ``project:<t>:<ws>:<p>``: micro-dollars;
 - ``user:<t>:<u>``: paid messages, for the message quotas of user tiers.
 
-Agents, workflows and users are counted within their tenant: tenants never share a budget.
+Agents, workflows, workspaces, projects and users are counted within their tenant (a project
+within its workspace): tenants never share a budget, and every counter of a tenant carries
+its hash tag (keys.group_of), so one reserve script stays in one Redis Cluster slot.
 """
 
 from __future__ import annotations
@@ -46,6 +49,10 @@ class Subject:
     """LlmRequest.tags["user"]: the end user, for message quotas; empty means none."""
     tier: str = ""
     """LlmRequest.tags["tier"]: the user's tier; empty means the configured default tier."""
+    workspace: str = ""
+    """LlmRequest.workspace; empty (a subject built before workspaces) counts in none."""
+    project: str = ""
+    """LlmRequest.project, within the workspace; empty counts in none."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -97,6 +104,14 @@ def scope_id(scope: BudgetScope, subject: Subject) -> str | None:
         return f"tenant:{tenant}"
     if scope is BudgetScope.AGENT:
         return f"agent:{tenant}:{name_token(subject.agent)}"
+    if scope is BudgetScope.WORKSPACE:
+        if not subject.workspace:
+            return None
+        return f"workspace:{tenant}:{name_token(subject.workspace)}"
+    if scope is BudgetScope.PROJECT:
+        if not subject.workspace or not subject.project:
+            return None
+        return f"project:{tenant}:{name_token(subject.workspace)}:{name_token(subject.project)}"
     if not subject.workflow:
         return None
     return f"workflow:{tenant}:{name_token(subject.workflow)}"
@@ -119,6 +134,14 @@ def applies(spec: BudgetSpec, subject: Subject) -> bool:
         return spec.agent in ("", subject.agent)
     if spec.scope is BudgetScope.WORKFLOW:
         return bool(subject.workflow) and spec.workflow in ("", subject.workflow)
+    if spec.scope is BudgetScope.WORKSPACE:
+        return bool(subject.workspace) and spec.workspace in ("", subject.workspace)
+    if spec.scope is BudgetScope.PROJECT:
+        return (
+            bool(subject.workspace and subject.project)
+            and spec.workspace in ("", subject.workspace)
+            and spec.project in ("", subject.project)
+        )
     return True
 
 
@@ -192,7 +215,10 @@ def charges(subject: Subject, at_ms: int) -> list[Charge]:
     rebuild from the ledger gives the same counters whatever the budgets were.
     """
     out: list[Charge] = []
-    money = (BudgetScope.GLOBAL, BudgetScope.TENANT, BudgetScope.AGENT, BudgetScope.WORKFLOW)
+    money = (
+        BudgetScope.GLOBAL, BudgetScope.TENANT, BudgetScope.AGENT, BudgetScope.WORKFLOW,
+        BudgetScope.WORKSPACE, BudgetScope.PROJECT,
+    )  # fmt: skip
     scopes: list[tuple[str | None, Unit]] = [(scope_id(s, subject), Unit.USD) for s in money]
     scopes.append((user_scope_id(subject), Unit.MESSAGES))
     for scope, unit in scopes:

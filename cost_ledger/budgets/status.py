@@ -10,7 +10,15 @@ from decimal import Decimal
 from rich.console import Console
 from rich.table import Table
 
-from bus.messages import BudgetPeriod, BudgetPolicy, BudgetScope, BudgetSpec, now_ms
+from bus.messages import (
+    DEFAULT_PROJECT,
+    DEFAULT_WORKSPACE,
+    BudgetPeriod,
+    BudgetPolicy,
+    BudgetScope,
+    BudgetSpec,
+    now_ms,
+)
 from cost_ledger.aggregates import AggregateStore
 from cost_ledger.api_models import BudgetRow
 from cost_ledger.budgets import keys
@@ -27,7 +35,8 @@ class BudgetStatus:
 
     budget: str
     scope: str
-    """Scope id: global, tenant:<t>, agent:<t>:<a>, workflow:<t>:<w>, user:<t>:<u>."""
+    """Scope id: global, tenant:<t>, agent:<t>:<a>, workflow:<t>:<w>, workspace:<t>:<ws>,
+    project:<t>:<ws>:<p>, user:<t>:<u>."""
     period: BudgetPeriod
     period_key: str
     unit: Unit
@@ -61,19 +70,24 @@ async def budget_status(
     user: str | None = None,
     tier: str | None = None,
     at_ms: int | None = None,
+    workspace: str | None = None,
+    project: str | None = None,
 ) -> list[BudgetStatus]:
     """Every budget that concerns a tenant (or all tenants) in its current period.
 
     Agent budgets without a named agent are listed for each agent the ledger has seen;
-    workflow budgets need a workflow (theirs or the argument); a tier quota needs a user.
+    workflow budgets need a workflow (theirs or the argument); a tier quota needs a user;
+    workspace and project budgets without a named one are listed for the argument's, else
+    for the default workspace and project.
     """
+    place = (workspace or DEFAULT_WORKSPACE, project or DEFAULT_PROJECT)
     rules = await store.live.current()
     at = at_ms or now_ms()
     seen = AggregateStore(store.redis)
     tenants = [tenant] if tenant else await seen.members(Dimension.TENANT)
     rows: list[tuple[BudgetSpec | None, Subject, str, BudgetPeriod, int, BudgetPolicy, Unit]] = []
     for spec in rules.budgets.values():
-        for subject in await _subjects(spec, seen, tenants, agent, workflow):
+        for subject in await _subjects(spec, seen, tenants, agent, workflow, place):
             scope = scope_id(spec.scope, subject)
             if scope is not None:
                 rows.append(
@@ -124,6 +138,7 @@ async def _subjects(
     tenants: list[str],
     agent: str | None,
     workflow: str | None,
+    place: tuple[str, str] = (DEFAULT_WORKSPACE, DEFAULT_PROJECT),
 ) -> list[Subject]:
     if spec.scope is BudgetScope.GLOBAL:
         return [Subject(tenant="", agent="")]
@@ -140,6 +155,11 @@ async def _subjects(
             named = spec.agent or agent
             agents = [named] if named else await seen.members(Dimension.AGENT, name)
             out.extend(Subject(tenant=name, agent=a) for a in agents)
+        elif spec.scope in (BudgetScope.WORKSPACE, BudgetScope.PROJECT):
+            where = spec.workspace or place[0]
+            out.append(
+                Subject(tenant=name, agent="", workspace=where, project=spec.project or place[1])
+            )
         elif spec.workflow or workflow:
             out.append(Subject(tenant=name, agent="", workflow=spec.workflow or workflow or ""))
     return out

@@ -1,9 +1,9 @@
 """BudgetStore: reserve before dispatch, settle after, in Redis, shared by every replica.
 
 - reserve(): the request's maximum cost is held in every counter a budget reads (tenant,
-  agent, workflow, global; day and month) and its user's message quota, all or none, in one
-  Lua script. A counter refuses when settled spend plus the amount would pass its limit;
-  it says "wait" when only in-flight reservations are in the way.
+  agent, workflow, workspace, project, global; day and month) and its user's message quota,
+  all or none, in one Lua script. A counter refuses when settled spend plus the amount
+  would pass its limit; it says "wait" when only in-flight reservations are in the way.
 - settle(): the actual cost is added to every counter of the request (whether a budget reads
   it or not) and its reservation is released, once per request id. Both the router (right
   after the answer) and the ledger consumer (from the LEDGER stream) settle; the first wins.
@@ -299,7 +299,12 @@ class BudgetStore:
         """
         messages = 1 if event.user and event.paid_call else 0
         subject = Subject(
-            tenant=event.tenant, agent=event.agent, workflow=event.workflow_id, user=event.user
+            tenant=event.tenant,
+            agent=event.agent,
+            workflow=event.workflow_id,
+            user=event.user,
+            workspace=event.workspace,
+            project=event.project,
         )
         at_ms = event.finished_ms or event.started_ms or self._clock()
         return await self.settle(
@@ -375,14 +380,17 @@ class BudgetStore:
         workflow: str | None = None,
         user: str | None = None,
         tier: str | None = None,
+        workspace: str | None = None,
+        project: str | None = None,
     ) -> list[BudgetStatus]:
         """Each budget's limit, spent, reserved, period and alerts sent, for a tenant or all
         (see status.budget_status)."""
         from cost_ledger.budgets.status import budget_status  # status reads this store
 
         return await budget_status(
-            self, tenant, agent=agent, workflow=workflow, user=user, tier=tier
-        )
+            self, tenant, agent=agent, workflow=workflow, user=user, tier=tier,
+            workspace=workspace, project=project,
+        )  # fmt: skip
 
     async def ready(self) -> bool:
         """Whether the counters are complete (no slot's marker lost to a flush or a node that

@@ -63,13 +63,16 @@ def offered_by(registry: ProviderRegistry) -> Callable[[str], str | None]:
 
 
 def subject_of(request: LlmRequest) -> Subject:
-    """Who a request counts against: tenant, agent, workflow, and tags user and tier."""
+    """Who a request counts against: tenant, agent, workflow, workspace, project, and tags
+    user and tier."""
     return Subject(
         tenant=request.tenant,
         agent=request.agent,
         workflow=request.workflow_id,
         user=request.tags.get(USER_TAG, ""),
         tier=request.tags.get(TIER_TAG, ""),
+        workspace=request.workspace,
+        project=request.project,
     )
 
 
