@@ -10,7 +10,10 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterable
+from typing import Any
 
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
@@ -22,6 +25,10 @@ from bus.messages import AgentCheckpoint, ProductUploaded, UploadCheckpoint, Wor
 CACHED = 8192
 """Uploads and agent checkpoints kept in memory: they are written once and never change,
 so a replica that read one can serve it again without asking the server."""
+FETCH = 256
+"""Values fetched at a time when reading many keys."""
+KV_OPERATION = "KV-Operation"
+"""The header of a delete or purge marker in a key-value stream (a value has none)."""
 
 
 class CheckpointStore:
@@ -114,16 +121,34 @@ class CheckpointStore:
             yield decode(value, AgentCheckpoint)
 
     async def _entries(self, pattern: str) -> AsyncIterator[tuple[str, bytes]]:
-        # A watch is an ordered consumer; the server drops it this soon after it stops.
-        watcher = await self._kv.watch(pattern, ignore_deletes=True, inactive_threshold=5.0)
+        """The current value of every key matching pattern.
+
+        A pull consumer, not nats-py's watch: the watch decides it has seen everything from a
+        consumer-info count that races with the first deliveries, and under load it ends
+        before any value arrived. A pull consumer delivers nothing until asked, so its
+        pending count is exact, and each message carries what is still pending after it.
+        """
+        kv: Any = self._kv  # nats-py keeps the bucket's stream and subject prefix private
+        js: JetStreamContext = kv._js
+        prefix: str = kv._pre
+        sub = await js.pull_subscribe(
+            prefix + pattern,
+            stream=kv._stream,
+            config=ConsumerConfig(
+                deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
+                ack_policy=AckPolicy.NONE,
+                inactive_threshold=5.0,  # the server drops it this soon after it is left
+            ),
+        )
         try:
-            async for entry in watcher:
-                if entry is None:  # the end of the values that exist now
-                    break
-                if entry.value:
-                    yield entry.key, entry.value
+            pending = (await sub.consumer_info()).num_pending or 0
+            while pending > 0:
+                for msg in await sub.fetch(min(pending, FETCH), timeout=5.0):
+                    pending = msg.metadata.num_pending
+                    if msg.data and (msg.headers or {}).get(KV_OPERATION) is None:
+                        yield msg.subject.removeprefix(prefix), msg.data
         finally:
-            await watcher.stop()  # type: ignore[no-untyped-call]
+            await sub.unsubscribe()
 
     async def _put_once(self, key: str, data: bytes) -> None:
         await self._kv.put(key, data)

@@ -18,7 +18,7 @@ from agents.spec import UPLOAD, AgentSpec, Inputs, Output
 from agents.stores import StoreOpener, Stores
 from bus import subjects
 from bus.codec import decode, encode
-from bus.consumers import Incoming, durable_consumer, message, working
+from bus.consumers import Incoming, delivery_count, durable_consumer, message, working
 from bus.errors import WireError
 from bus.messages import (
     AgentCheckpoint,
@@ -86,6 +86,28 @@ class AgentRuntime:
         if spec is None:
             log.warning("no agent %r in this runtime", command.agent)
             return
+        try:
+            await self._run(spec, command, incoming)
+        except Exception as exc:
+            delivery = delivery_count(incoming)
+            if delivery < self._settings.max_deliver:
+                raise  # redelivered after a growing delay (bus.consumers)
+            # The last delivery: the agent fails with the reason, so its workflow still ends.
+            reason = f"gave up after {delivery} deliveries: {type(exc).__name__}: {exc}"
+            log.error("agent %s of workflow %s: %s", spec.name, command.workflow_id, reason)
+            store = (await self._stores(self._broker.connection.jetstream())).checkpoints
+            kept = await store.get(command.tenant, command.workflow_id, spec.name)
+            failed = AgentCheckpoint(
+                workflow_id=command.workflow_id,
+                tenant=command.tenant,
+                agent=spec.name,
+                ok=False,
+                reason=reason,
+            )
+            await self._settle(spec, command, kept or failed)
+
+    async def _run(self, spec: AgentSpec, command: RunAgent, incoming: Incoming) -> None:
+        """Run the agent (unless a checkpoint says it already ran) and announce it done."""
         stores = await self._stores(self._broker.connection.jetstream())
         store = stores.checkpoints
         checkpoint = await store.get(command.tenant, command.workflow_id, spec.name)
@@ -97,7 +119,14 @@ class AgentRuntime:
                 async with working(message(incoming), self._settings.ack_wait_s / 3):
                     checkpoint = await self.work(spec, command, stores)
                 span.set_attribute("flipsync.cost_micro_usd", checkpoint.cost_micro_usd)
-            await store.put(checkpoint)
+        await self._settle(spec, command, checkpoint)
+
+    async def _settle(
+        self, spec: AgentSpec, command: RunAgent, checkpoint: AgentCheckpoint
+    ) -> None:
+        """Keep the agent's checkpoint and announce it done."""
+        store = (await self._stores(self._broker.connection.jetstream())).checkpoints
+        await store.put(checkpoint)
         done = AgentDone(
             workflow_id=command.workflow_id,
             tenant=command.tenant,

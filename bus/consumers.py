@@ -39,6 +39,24 @@ T = TypeVar("T", bound=msgspec.Struct)
 log = logging.getLogger(__name__)
 
 
+REDELIVERY_FIRST_S = 0.5
+REDELIVERY_MAX_S = 8.0
+"""A message whose handler raised is redelivered after 0.5 s, then 1, 2, 4 and 8 s at most:
+with max_deliver 10, about 45 s of failover (a NATS stream electing a leader, a Redis primary
+restarting or promoted, budget counters rebuilt) before its last delivery."""
+
+
+def redelivery_delay_s(delivery: int) -> float:
+    """How long JetStream waits before delivering a message again after its delivery-th try
+    raised (doubling, capped)."""
+    return min(REDELIVERY_FIRST_S * (1 << min(max(delivery, 1) - 1, 16)), REDELIVERY_MAX_S)
+
+
+def delivery_count(incoming: Incoming) -> int:
+    """How many times JetStream has delivered this message, this time included."""
+    return message(incoming).raw_message.metadata.num_delivered or 1
+
+
 def message(incoming: Incoming) -> NatsMessage:
     """The NatsMessage a durable handler received."""
     return cast(NatsMessage, incoming)
@@ -62,7 +80,8 @@ def durable_consumer(
     """Subscribe handler to subject on a durable pull consumer that every replica shares.
 
     A message is acked once the handler returns; if the handler raises (NATS or Redis was
-    unreachable), it is nacked and redelivered, never dropped.
+    unreachable), it is nacked and redelivered after redelivery_delay_s, never at once: an
+    immediate redelivery would spend max_deliver within a failover's first second.
     """
     router.subscriber(
         subject,
@@ -80,7 +99,28 @@ def durable_consumer(
         ack_policy=AckPolicy.NACK_ON_ERROR,
         decoder=_whole_message,
         **options,
-    )(count_messages(durable, handler))  # flipsync_messages_processed_total{durable}
+    )(count_messages(durable, _patient(durable, handler)))  # ..._processed_total{durable}
+
+
+def _patient(durable: str, handler: Handler) -> Handler:
+    """handler, turning what it raises into a nack with a growing delay and one log line."""
+
+    async def patient(incoming: Incoming) -> None:
+        try:
+            await handler(incoming)
+        except NackMessage:
+            raise
+        except Exception as exc:
+            delivery = delivery_count(incoming)
+            delay = redelivery_delay_s(delivery)
+            log.warning(
+                "%s: delivery %d of a message on %s failed, redelivered in %.1fs: %s: %s",
+                durable, delivery, message(incoming).raw_message.subject, delay,
+                type(exc).__name__, exc,
+            )  # fmt: skip
+            raise NackMessage(delay=delay) from exc
+
+    return patient
 
 
 @contextlib.asynccontextmanager

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 
 import nats.errors
 from faststream.nats import NatsBroker
+from nats.aio.subscription import Subscription
 from nats.js.errors import NotFoundError
 
 from bus import subjects
 from bus.codec import decode, encode
 from bus.messages import ErrorCode, LlmRequest, LlmResult, error_result
 from bus.publishing import publish, scoped_msg_id
+
+POLL_S = 5.0
+"""How often a waiting requester also looks for its result in the results stream."""
 
 
 class LlmClient:
@@ -47,23 +52,35 @@ class LlmClient:
                     f"request id {request.id!r} was just used for another request; "
                     "choose a unique id (a UUID)",
                 )  # fmt: skip
-            try:
-                msg = await sub.next_msg(timeout=timeout_s)
-            except nats.errors.TimeoutError:
-                late = await self._stored(subject)
-                if late is not None:
-                    return late
-                return error_result(
-                    request.id,
-                    request.tenant,
-                    request.agent,
-                    ErrorCode.DEADLINE_EXCEEDED,
-                    f"no result within {timeout_s:.1f}s",
-                )
-            return decode(msg.data, LlmResult)
+            return await self._wait(sub, request, subject, timeout_s)
         finally:
             with contextlib.suppress(nats.errors.Error):
                 await sub.unsubscribe()
+
+    async def _wait(
+        self, sub: Subscription, request: LlmRequest, subject: str, timeout_s: float
+    ) -> LlmResult:
+        """The result from sub; every POLL_S also from the results stream, since a result
+        published while this connection was away (a NATS node lost, a reconnect) never
+        reaches a core subscription, but the stream keeps it."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while (remaining := deadline - loop.time()) > 0:
+            try:
+                msg = await sub.next_msg(timeout=min(POLL_S, remaining))
+                return decode(msg.data, LlmResult)
+            except nats.errors.TimeoutError:
+                with contextlib.suppress(nats.errors.Error, TimeoutError):
+                    late = await self._stored(subject)
+                    if late is not None:
+                        return late
+        return error_result(
+            request.id,
+            request.tenant,
+            request.agent,
+            ErrorCode.DEADLINE_EXCEEDED,
+            f"no result within {timeout_s:.1f}s",
+        )
 
     async def same_as_stored(self, seq: int | None, data: bytes) -> bool:
         """Whether the stored message a duplicate ack points at is this very request (a true

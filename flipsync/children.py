@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 READY_LINE = b"flipsync: running"
 
@@ -23,8 +24,11 @@ class ChildProcess:
         *,
         ready_line: bytes | None = None,
         ready_port: int | None = None,
+        log_path: Path | None = None,
     ) -> None:
         self.argv = list(argv)
+        self.log_path = log_path
+        """Where its output goes once it is ready (appended); None: discarded."""
         self.env = {**os.environ, **(env or {})}
         self.ready_line = ready_line
         self.ready_port = ready_port
@@ -46,7 +50,7 @@ class ChildProcess:
                 await self._wait_for_port(self.ready_port)
         # Keep reading its output, or a chatty child blocks on a full pipe.
         assert self.proc.stdout is not None
-        self._drain = asyncio.create_task(_discard(self.proc.stdout))
+        self._drain = asyncio.create_task(_drain(self.proc.stdout, self.log_path))
 
     async def _wait_for_line(self, line: bytes) -> None:
         assert self.proc is not None and self.proc.stdout is not None
@@ -94,15 +98,22 @@ class ChildProcess:
                 await self._drain
 
 
-async def _discard(stream: asyncio.StreamReader) -> None:
-    while await stream.read(65536):
-        pass
+async def _drain(stream: asyncio.StreamReader, log_path: Path | None) -> None:
+    """Read stream to its end, appending it to log_path if there is one."""
+    with contextlib.ExitStack() as stack:
+        log = stack.enter_context(log_path.open("ab")) if log_path is not None else None
+        while chunk := await stream.read(65536):
+            if log is not None:
+                log.write(chunk)
+                log.flush()
 
 
-def service_process(services: Sequence[str], env: dict[str, str]) -> ChildProcess:
-    """`flipsync run SERVICES` as a child process."""
+def service_process(
+    services: Sequence[str], env: dict[str, str], *, log_path: Path | None = None
+) -> ChildProcess:
+    """`flipsync run SERVICES` as a child process (its output to log_path, if given)."""
     argv = [sys.executable, "-m", "flipsync", "run", *services]
-    return ChildProcess(argv, env, ready_line=READY_LINE)
+    return ChildProcess(argv, env, ready_line=READY_LINE, log_path=log_path)
 
 
 def simulated_provider_process(

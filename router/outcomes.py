@@ -25,10 +25,8 @@ from bus.messages import (
     Status,
     Usage,
 )
-from bus.publishing import scoped_msg_id
+from bus.publishing import publish, scoped_msg_id
 from cost_ledger.savings import settled as settled_split
-
-MSG_ID = "Nats-Msg-Id"
 
 
 def ledger_event(
@@ -130,11 +128,12 @@ class OutcomePublisher:
 
     async def publish_result(self, result: LlmResult) -> None:
         """Store and deliver the one terminal result (deduplicated by request id)."""
-        await self._broker.publish(
+        await publish(
+            self._broker,
             encode(result),
             subjects.llm_result(result.tenant, result.agent, result.request_id),
-            headers={MSG_ID: scoped_msg_id(result.tenant, result.agent, result.request_id)},
             stream=subjects.STREAM_RESULTS,
+            msg_id=scoped_msg_id(result.tenant, result.agent, result.request_id),
         )
 
     async def publish_ledger(
@@ -142,11 +141,12 @@ class OutcomePublisher:
     ) -> None:
         """Publish the ledger event of a result (deduplicated by event id)."""
         event = ledger_event(request, result, self._catalog_version(), settled)
-        await self._broker.publish(
+        await publish(
+            self._broker,
             encode(event),
             subjects.ledger_for(event.tenant, event.arm),
-            headers={MSG_ID: scoped_msg_id(event.tenant, event.event_id)},
             stream=subjects.STREAM_LEDGER,
+            msg_id=scoped_msg_id(event.tenant, event.event_id),
         )
 
     async def dead_letter(
@@ -154,6 +154,10 @@ class OutcomePublisher:
     ) -> None:
         """Keep a message that could not be processed, with its reason."""
         letter = DeadLetter(source_subject=subject, error_code=code, reason=reason, payload=payload)
-        await self._broker.publish(
-            encode(letter), subjects.dead_letter(source), stream=subjects.STREAM_DLQ
+        await publish(
+            self._broker,
+            encode(letter),
+            subjects.dead_letter(source),
+            stream=subjects.STREAM_DLQ,
+            msg_id=None,
         )

@@ -9,7 +9,6 @@ from collections.abc import Callable, Sequence
 
 import msgspec
 import nats.errors
-from faststream.exceptions import NackMessage
 from faststream.nats import NatsBroker, NatsRouter
 from faststream.nats.message import NatsMessage
 from opentelemetry import trace
@@ -17,7 +16,14 @@ from redis.exceptions import RedisError
 
 from bus import subjects
 from bus.codec import decode, peek_ids
-from bus.consumers import Incoming, durable_consumer, is_permanent, message, working
+from bus.consumers import (
+    Incoming,
+    delivery_count,
+    durable_consumer,
+    is_permanent,
+    message,
+    working,
+)
 from bus.errors import WireError
 from bus.messages import ErrorCode, LlmRequest, LlmResult, Priority, error_result
 from bus.settings import Settings
@@ -49,11 +55,6 @@ def _deadline_guard_s(ctx: RequestContext, settings: Settings) -> float | None:
     return None if remaining is None else max(remaining, 0.0) + DEADLINE_GRACE_S
 
 
-REDELIVERY_FIRST_S = 0.5
-REDELIVERY_MAX_S = 8.0
-"""A request that met a store away is redelivered after 0.5 s, then 1, 2, 4 and 8 s at most:
-with max_deliver 10, about 45 s of failover (a Redis primary restarting or promoted, budget
-counters rebuilt) before it ends with an `internal` result."""
 _NATS_AWAY = (
     nats.errors.ConnectionClosedError,
     nats.errors.ConnectionReconnectingError,
@@ -70,12 +71,6 @@ def retry_later(exc: BaseException) -> bool:
     if isinstance(exc, (UnavailableError, *_NATS_AWAY)):
         return True
     return isinstance(exc, RedisError) and not is_permanent(exc)
-
-
-def redelivery_delay_s(delivery: int) -> float:
-    """How long JetStream waits before delivering a request again after its delivery-th try
-    met a store away (doubling, capped)."""
-    return min(REDELIVERY_FIRST_S * (1 << min(max(delivery, 1) - 1, 16)), REDELIVERY_MAX_S)
 
 
 class RouterService:
@@ -131,12 +126,9 @@ class RouterService:
         try:
             await self._answer_once(msg, request, started)
         except Exception as exc:  # NATS or Redis failed: redelivered, or on the last try kept
-            delivery = msg.raw_message.metadata.num_delivered or 1
+            delivery = delivery_count(msg)
             if delivery < self._settings.max_deliver:
-                if retry_later(exc):  # a node away: give it time to come back
-                    log.warning("request %s redelivered later: %s", request.id, exc)
-                    raise NackMessage(delay=redelivery_delay_s(delivery)) from exc
-                raise
+                raise  # redelivered after a growing delay (bus.consumers)
             reason = f"gave up after {delivery} deliveries: {type(exc).__name__}: {exc}"
             await self._reject(outcomes, msg.raw_message.subject, data,
                                WireError(ErrorCode.INTERNAL, reason))  # fmt: skip

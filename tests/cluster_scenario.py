@@ -38,7 +38,10 @@ from faststream.nats import NatsBroker
 from nats.js import JetStreamContext
 from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 
+from agents.dag import WorkflowDag
 from agents.sources import load_catalog
+from agents.spec import STATE
+from agents.specs import WORKFLOW_SPECS
 from agents.upload import Uploader
 from bus import subjects
 from bus.broker import make_broker
@@ -47,7 +50,14 @@ from bus.embedded import EmbeddedNats, EmbeddedRedis
 from bus.embedded.nats_cluster import EmbeddedNatsCluster
 from bus.embedded.process import free_port
 from bus.embedded.redis_cluster import EmbeddedRedisCluster
-from bus.messages import BudgetPeriod, LedgerEvent, LlmRequest, LlmResult, now_ms
+from bus.messages import (
+    BudgetPeriod,
+    LedgerEvent,
+    LlmRequest,
+    LlmResult,
+    WorkflowState,
+    now_ms,
+)
 from bus.publishing import MSG_ID, scoped_msg_id
 from bus.redis_client import make_redis
 from bus.settings import Settings
@@ -240,12 +250,18 @@ class ClusterScenario:
         self.metrics_ports = [free_port(), free_port()]
         self.children = [
             *(
-                service_process(["router"], {**env, "FLIPSYNC_METRICS_PORT": str(port)})
-                for port in self.metrics_ports
+                service_process(
+                    ["router"],
+                    {**env, "FLIPSYNC_METRICS_PORT": str(port)},
+                    log_path=self.work_dir / f"router-{n}.log",
+                )
+                for n, port in enumerate(self.metrics_ports)
             ),
             # One process for the rest: four Python processes starting at once on two
             # loaded cores take most of the test's time.
-            service_process(["ledger", "workflow", "agents"], env),
+            service_process(
+                ["ledger", "workflow", "agents"], env, log_path=self.work_dir / "rest.log"
+            ),
         ]
         self.note("servers up")
         await asyncio.gather(*(child.start(ready_within_s=180) for child in self.children))
@@ -320,7 +336,8 @@ class ClusterScenario:
                 missing = len(set(ids) - progress.answered)
                 raise TimeoutError(
                     f"{missing} direct requests unanswered; workflows ended: "
-                    f"{await self._finished(workflows)}; {self.timeline}"
+                    f"{await self._finished(workflows)}; {await self._unsettled(workflows)}; "
+                    f"{self.timeline}; service logs in {self.work_dir}"
                 ) from None
             seconds = time.perf_counter() - started
             self.note("every result stored, every workflow ended")
@@ -372,6 +389,21 @@ class ClusterScenario:
             subjects.STREAM_WORKFLOW, f"workflow.done.{self.shop}.*"
         )
         return all(counts.get(f"workflow.done.{self.shop}.{wf}") for wf in workflows)
+
+    async def _unsettled(self, workflows: list[str]) -> dict[str, list[str]]:
+        """The agents of each workflow that have neither succeeded nor failed yet."""
+        kv = await self.broker.connection.jetstream().key_value(subjects.BUCKET_CHECKPOINTS)
+        out: dict[str, list[str]] = {}
+        agents = WorkflowDag(WORKFLOW_SPECS).specs
+        for wf in workflows:
+            try:
+                entry = await kv.get(subjects.checkpoint_key(self.shop, wf, STATE))
+                state = decode(entry.value or b"", WorkflowState)
+            except nats.js.errors.KeyNotFoundError:
+                state = WorkflowState(workflow_id=wf, tenant=self.shop)
+            settled = {*state.ok, *state.failed}
+            out[wf] = sorted(name for name in agents if name not in settled)
+        return out
 
     async def _watch_results(self, progress: _Progress) -> None:
         """Note the direct requests answered so far (from the stored results)."""

@@ -8,12 +8,13 @@ from faststream.nats import NatsBroker
 from redis.exceptions import ClusterDownError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from bus.consumers import redelivery_delay_s
 from bus.messages import ChatMessage, ErrorCode, LlmRequest, LlmResult, Usage
 from bus.settings import Settings
 from router.context import PaidCall, RequestContext
 from router.errors import UnavailableError
 from router.pipeline import Handler
-from router.service import RouterService, redelivery_delay_s, retry_later
+from router.service import RouterService, retry_later
 
 
 class Failing:

@@ -30,6 +30,11 @@ def broken(_inputs: Inputs) -> dict[str, Any]:
     raise ValueError("no weight given")
 
 
+def crashing(_inputs: Inputs) -> dict[str, Any]:
+    """An agent whose run raises what no agent code expects (as a store away would)."""
+    raise RuntimeError("the checkpoint store is away")
+
+
 def zero(name: str, consumes: tuple[str, ...], **options: Any) -> AgentSpec:
     """A zero-call agent that reports which inputs it got."""
     compute = options.pop("compute", lambda inputs: {"saw": sorted(inputs)})
@@ -48,12 +53,12 @@ SPECS = (
 
 
 @contextlib.asynccontextmanager
-async def serving(specs: Iterable[AgentSpec]) -> AsyncIterator[NatsBroker]:
+async def serving(specs: Iterable[AgentSpec], **options: Any) -> AsyncIterator[NatsBroker]:
     """Its own nats-server, with the workflow service and runtime for specs on one broker."""
     dag = WorkflowDag(specs)
     server = EmbeddedNats()
     await server.start()
-    settings = Settings(nats_url=server.url)
+    settings = Settings(nats_url=server.url, **options)
     running = make_broker(server.url)
     running.include_router(WorkflowService(dag, settings, running).router())
     running.include_router(
@@ -97,3 +102,14 @@ async def test_optional_failures_are_gaps_in_a_finished_listing() -> None:
     listing: Any = done.listing
     assert listing["operations"]["gamma"] == {"saw": ["alpha", UPLOAD]}  # ran without beta
     assert listing["operations"]["omega"] == {"saw": ["gamma", UPLOAD]}
+
+
+async def test_an_agent_that_raises_on_every_delivery_fails_and_its_workflow_still_ends() -> None:
+    specs = (zero("alpha", (UPLOAD,)), zero("gamma", ("alpha",), compute=crashing))
+    async with serving(specs, max_deliver=3) as broker:
+        _owner, done = await run(broker)
+    assert not done.ok
+    # Three deliveries (redelivered after 0.5 s, then 1 s), then the agent failed with why.
+    assert done.reason == (
+        "gamma: gave up after 3 deliveries: RuntimeError: the checkpoint store is away"
+    )

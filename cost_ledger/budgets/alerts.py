@@ -19,13 +19,13 @@ from faststream.nats import NatsBroker
 from bus import subjects
 from bus.codec import encode
 from bus.messages import BudgetAlert
+from bus.publishing import publish
 from cost_ledger.budgets import keys
 from cost_ledger.budgets.crossings import Crossing, crossing_of
 from cost_ledger.budgets.periods import end_of_key_ms
 
 GLOBAL_TENANT = "_global"
 """Tenant token of the alert subject of global budgets: budget.alert._global."""
-MSG_ID = "Nats-Msg-Id"
 _MEMO_MAX = 10_000
 
 log = logging.getLogger(__name__)
@@ -47,11 +47,12 @@ class JetStreamAlerts:
 
     async def __call__(self, alert: BudgetAlert, msg_id: str) -> None:
         """Publish and wait for JetStream's ack."""
-        await self._broker.publish(
+        await publish(
+            self._broker,
             encode(alert),
             subjects.budget_alert(alert.tenant or GLOBAL_TENANT),
-            headers={MSG_ID: msg_id},
             stream=subjects.STREAM_LEDGER,
+            msg_id=msg_id,
         )
 
 

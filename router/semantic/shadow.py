@@ -26,10 +26,10 @@ from faststream.nats import NatsBroker
 from bus import subjects
 from bus.codec import encode
 from bus.messages import CachePolicy, ErrorCode, LedgerEvent, Lever, LlmResult, error_result
-from bus.publishing import scoped_msg_id
+from bus.publishing import publish, scoped_msg_id
 from bus.settings import Settings
 from router.context import RequestContext
-from router.outcomes import MSG_ID, ledger_event, needs_ledger
+from router.outcomes import ledger_event, needs_ledger
 from router.paid_answers import booked
 from router.pipeline import Handler
 from router.semantic.request_view import answer_key
@@ -134,11 +134,12 @@ def ledger_booking(broker: NatsBroker) -> Book:
     """Publishes a ledger event as the router's outcomes do (deduplicated by event id)."""
 
     async def book(event: LedgerEvent) -> None:
-        await broker.publish(
+        await publish(
+            broker,
             encode(event),
             subjects.ledger_for(event.tenant, event.arm),
-            headers={MSG_ID: scoped_msg_id(event.tenant, event.event_id)},
             stream=subjects.STREAM_LEDGER,
+            msg_id=scoped_msg_id(event.tenant, event.event_id),
         )
 
     return book
