@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar, cast
@@ -105,6 +106,7 @@ def durable_consumer(
 def _patient(durable: str, handler: Handler) -> Handler:
     """handler, turning what it raises into a nack with a growing delay and one log line."""
 
+    @functools.wraps(handler)  # FastStream's AsyncAPI document reads the handler's docstring
     async def patient(incoming: Incoming) -> None:
         try:
             await handler(incoming)
