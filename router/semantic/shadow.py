@@ -15,7 +15,6 @@ checked (the share is a ceiling, not a promise).
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable
@@ -28,6 +27,7 @@ from bus.codec import encode
 from bus.messages import CachePolicy, ErrorCode, LedgerEvent, Lever, LlmResult, error_result
 from bus.publishing import publish, scoped_msg_id
 from bus.settings import Settings
+from router.background import Background
 from router.context import RequestContext
 from router.outcomes import ledger_event, needs_ledger
 from router.paid_answers import booked
@@ -81,21 +81,17 @@ class ShadowChecks:
         self._share = share
         self._book = book
         self._catalog_version = catalog_version
-        self._running: set[asyncio.Task[None]] = set()
+        self._work = Background(MAX_IN_FLIGHT)
 
     def start(self, ctx: RequestContext, cached: LlmResult, call_next: Handler) -> bool:
         """Begin a check of a served hit when it is chosen; never waits. True if begun."""
-        if not chosen(ctx.request.id, self._share) or len(self._running) >= MAX_IN_FLIGHT:
+        if not chosen(ctx.request.id, self._share):
             return False
-        task = asyncio.create_task(self._check(ctx, cached, call_next))
-        self._running.add(task)
-        task.add_done_callback(self._running.discard)
-        return True
+        return self._work.spawn(lambda: self._check(ctx, cached, call_next))
 
     async def drain(self) -> None:
         """Wait for the checks under way (tests, shutdown)."""
-        while self._running:
-            await asyncio.gather(*self._running, return_exceptions=True)
+        await self._work.drain()
 
     async def _check(self, served: RequestContext, cached: LlmResult, call_next: Handler) -> None:
         request = served.request

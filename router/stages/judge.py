@@ -15,12 +15,13 @@ import logging
 from collections.abc import Callable, Mapping
 
 from bus.messages import ChatMessage, Lever, LlmRequest, LlmResult, OutputSchema
+from router.background import Background
 from router.context import RequestContext, Route
 from router.outcomes import needs_ledger
 from router.pipeline import Handler
 from router.routing.grades import GradeStore
 from router.routing.predict import prompt_text
-from router.stages.off_path import Background, Book, call, child, chosen, overhead_event
+from router.stages.off_path import MAX_IN_FLIGHT, Book, call, child, chosen, overhead_event
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +109,7 @@ class Judges:
         self._grades = grades
         self._book = book
         self._version = catalog_version
-        self._work = Background()
+        self._work = Background(MAX_IN_FLIGHT)
 
     def start(self, ctx: RequestContext, result: LlmResult, call_next: Handler) -> bool:
         """Begin judging a served answer when its task type is judged and it is chosen."""

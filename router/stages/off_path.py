@@ -11,11 +11,9 @@ down the rest of the pipeline, the overhead event, and a bounded set of backgrou
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from collections.abc import Awaitable, Callable
 
 import msgspec
 
@@ -94,26 +92,3 @@ def overhead_event(
         arm=arm,
         overhead_of=ROUTING,
     )
-
-
-class Background:
-    """At most ``limit`` routing calls under way at once; one chosen beyond that is skipped
-    (a share is a ceiling, not a promise)."""
-
-    def __init__(self, limit: int = MAX_IN_FLIGHT) -> None:
-        self._limit = limit
-        self._running: set[asyncio.Task[None]] = set()
-
-    def spawn(self, work: Callable[[], Coroutine[Any, Any, None]]) -> bool:
-        """Start work in the background unless the limit is reached; True if started."""
-        if len(self._running) >= self._limit:
-            return False
-        task = asyncio.create_task(work())
-        self._running.add(task)
-        task.add_done_callback(self._running.discard)
-        return True
-
-    async def drain(self) -> None:
-        """Wait for the work under way (tests, shutdown)."""
-        while self._running:
-            await asyncio.gather(*self._running, return_exceptions=True)

@@ -19,12 +19,13 @@ from collections.abc import Callable
 import msgspec
 
 from bus.messages import ErrorCode, Lever, LlmResult
+from router.background import Background
 from router.context import RequestContext, Route
 from router.outcomes import needs_ledger
 from router.pipeline import Handler
 from router.routing.quality import QualitySignal, SignalKind
 from router.routing.quality_store import QualityStore
-from router.stages.off_path import Background, Book, call, child, chosen, overhead_event
+from router.stages.off_path import MAX_IN_FLIGHT, Book, call, child, chosen, overhead_event
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ class RouteShadows:
         self._book = book
         self._version = catalog_version
         self._quality = quality
-        self._work = Background()
+        self._work = Background(MAX_IN_FLIGHT)
 
     def start(self, ctx: RequestContext, result: LlmResult, call_next: Handler) -> bool:
         """Begin a shadow evaluation of a served answer when it is chosen; True if begun."""
