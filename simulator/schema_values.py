@@ -81,7 +81,7 @@ class SchemaFaker:
             return schema["const"]
         if schema.get("enum"):
             if self.facts is not None:
-                return grade_choice(list(schema["enum"]), self.facts, self.rng)
+                return grade_choice(list(schema["enum"]), self.facts)
             return self.rng.choice(schema["enum"])
         branches = schema.get("anyOf") or schema.get("oneOf")
         if branches:

@@ -11,6 +11,8 @@ import jsonschema
 import pytest
 
 from simulator.content import generate
+from simulator.facts import facts_of
+from simulator.listing_text import grade_choice
 from simulator.request import ChatRequest
 from tests.sim_schemas import LISTING_SCHEMA, json_schema_format, schema_errors
 
@@ -80,3 +82,12 @@ def test_generated_values_validate_and_broken_ones_do_not(schema: dict[str, Any]
         )
         assert validator.is_valid(json.loads(generate(request).content))
         assert not validator.is_valid(json.loads(generate(request, break_schema=True).content))
+
+
+def test_an_enum_the_facts_say_nothing_about_takes_its_usual_first_option() -> None:
+    # A plain mug is not "blocked" by a coin toss: the compliance status is the schema's
+    # first option unless the seller's words name another (a condition grade does).
+    mug = facts_of('Inputs:\n{"upload": {"title": "Stoneware mug", "notes": "teal, 350 ml"}}')
+    assert grade_choice(["ok", "review", "blocked"], mug) == "ok"
+    worn = facts_of('Inputs:\n{"upload": {"title": "Trail shoes", "notes": "worn once"}}')
+    assert grade_choice(["new", "like_new", "good", "fair"], worn) == "like_new"
