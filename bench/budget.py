@@ -18,6 +18,7 @@ from typing import Any
 import uvloop
 
 from bench.report import table, write
+from bus.logs import configure
 from cost_ledger.report import usd
 from tests.budget_scenario import BudgetCluster, ScenarioResult
 
@@ -86,4 +87,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    configure(service=True)  # warnings; FastStream's routine records only with -v
     main()

@@ -23,6 +23,7 @@ from typing import Any
 import uvloop
 
 from bench.report import table, write
+from bus.logs import configure
 from bus.settings import Settings
 from flipsync.stack import Service, start_stack
 from tests.chaos_scenario import ChaosCluster, ChaosResult
@@ -116,4 +117,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    configure(service=True)  # warnings; FastStream's routine records only with -v
     main()

@@ -29,6 +29,7 @@ from typing import Any
 import uvloop
 
 from bench.report import table, write
+from bus.logs import configure
 from tests.cluster_scenario import ClusterRun, ClusterScenario, Load
 
 
@@ -123,4 +124,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    configure(service=True)  # warnings; FastStream's routine records only with -v
     main()

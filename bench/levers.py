@@ -33,6 +33,7 @@ from bench.levers_workload import AGENTS, Arrival, arrivals, load
 from bench.report import write
 from bus.embedded.process import free_port
 from bus.llm_client import LlmClient
+from bus.logs import configure
 from bus.messages import LlmResult
 from bus.settings import Settings
 from cost_ledger.savings import settled
@@ -232,6 +233,7 @@ def main(quick: bool) -> None:
 
 
 if __name__ == "__main__":
+    configure(service=True)  # warnings; FastStream's routine records only with -v
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--quick", action="store_true", help="a fifth of the workload, no semantic or packing run"

@@ -20,6 +20,7 @@ from typing import Any
 
 from bench.report import table, write
 from bus.llm_client import LlmClient
+from bus.logs import configure
 from bus.messages import ChatMessage, LlmRequest, OutputSchema, Priority
 from bus.settings import Settings
 from flipsync.stack import Service, start_stack
@@ -213,4 +214,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    configure(service=True)  # warnings; FastStream's routine records only with -v
     main()

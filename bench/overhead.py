@@ -52,6 +52,7 @@ from bus.broker import make_broker
 from bus.embedded import EmbeddedNats, EmbeddedRedis
 from bus.embedded.process import free_port
 from bus.llm_client import LlmClient
+from bus.logs import configure
 from bus.messages import Lever, Priority
 from bus.settings import Settings
 from bus.streams import ensure_streams
@@ -464,6 +465,7 @@ def rows(figures: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 if __name__ == "__main__":
+    configure(service=True)  # warnings; FastStream's routine records only with -v
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer requests, for a smoke run")
     parser.add_argument(

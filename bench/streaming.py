@@ -24,6 +24,7 @@ import uuid
 from openai import AsyncOpenAI
 
 from bench.report import table, write
+from bus.logs import configure
 from bus.settings import Settings
 from flipsync.stack import Service, start_stack
 from simulator.config import SimConfig
@@ -125,4 +126,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    configure(service=True)  # warnings; FastStream's routine records only with -v
     main()

@@ -33,6 +33,7 @@ from agents.sources import PhotoFile, ProductInput, load_catalog
 from bench.report import table, write
 from bus.embedded import EmbeddedNats, EmbeddedRedis
 from bus.embedded.process import free_port
+from bus.logs import configure
 from bus.messages import Priority
 from bus.settings import Settings
 from cost_ledger.aggregates import Totals
@@ -298,4 +299,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    configure(service=True)  # warnings; FastStream's routine records only with -v
     main()
