@@ -239,7 +239,7 @@ class SchemaFaker:
                 extra_schema, "", depth + 1
             )
         price, quick = out.get("price_usd"), out.get("quick_sale_usd")
-        if _is_number(price) and _is_number(quick) and quick > price:  # a quick sale is cheaper
+        if _is_number(price) and _is_number(quick) and quick >= price:  # a quick sale is cheaper
             out["quick_sale_usd"] = self._money(price * 0.85, 0.01, price)
         return out
 
