@@ -317,19 +317,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     suites = load(args)
     vectors = [embeddings(s) for s in suites]
     all_folds = folds(suites, vectors)
-    slope = fit_slope(all_folds)
-    found: dict[tuple[str, str, float], tuple[float, float]] = {}
-    for f in all_folds:
-        strong = int(np.argmax(f.suite.quality.mean(0)))
-        for strength in PRIOR_STRENGTHS:
-            found[(f.suite.name, f.dataset, strength)] = online_weight(f, slope, strong, strength)
+    by_slope: dict[float, dict[tuple[str, str, float], tuple[float, float]]] = {}
+
+    def found_at(slope: float) -> dict[tuple[str, str, float], tuple[float, float]]:
+        """Each dataset's largest weight keeping TARGET and its online APGR, at slope."""
+        if slope not in by_slope:
+            by_slope[slope] = {
+                (f.suite.name, f.dataset, strength): online_weight(
+                    f, slope, int(np.argmax(f.suite.quality.mean(0))), strength
+                )
+                for f in all_folds
+                for strength in PRIOR_STRENGTHS
+            }
+        return by_slope[slope]
+
     names = [(f.suite.name, f.dataset) for f in all_folds]
     held_out: dict[str, Any] = {}
+    slopes: dict[str, float] = {}
     for f in all_folds:
         key = f"{f.suite.name}/{f.dataset}"
-        recipe = calibrated(found, [k for k in names if k != (f.suite.name, f.dataset)])
-        held_out[key] = evaluate(f, slope, recipe)
+        # Everything chosen for this fold (slope, prior strength, weight) sees only the
+        # other datasets' answers: the held-out one's correctness chooses nothing.
+        others = [k for k in names if k != (f.suite.name, f.dataset)]
+        slopes[key] = fit_slope([g for g in all_folds if g is not f])
+        recipe = calibrated(found_at(slopes[key]), others)
+        held_out[key] = evaluate(f, slopes[key], recipe)
         print_fold(key, held_out[key])
+    slope = fit_slope(all_folds)  # what ships is fitted on every dataset
+    found = found_at(slope)
     shipped = calibrated(found, names)
     shipped_weight = shipped.weight
     if shipped.strength != RoutingSettings().quality_prior_strength:
@@ -361,6 +376,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "calibration": {
             "target": TARGET,
             "slope": slope,
+            "slope_per_held_out": slopes,
             "value_weight_per_held_out": {
                 f"{a}/{b}": found[(a, b, shipped.strength)][0] for a, b in names
             },
