@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tokenizers import BertWordPieceTokenizer
+from tokenizers import BertWordPieceTokenizer, Encoding
 
 from router.semantic.errors import EmbedderError, ModelFileError
 from router.semantic.protocol import Vectors
@@ -94,10 +94,22 @@ class OnnxMiniLmEmbedder:
         return len(encoding.ids) + sum(len(o.ids) for o in encoding.overflowing)
 
     def embed(self, texts: Sequence[str]) -> Vectors:
-        """Unit-length mean-pooled vectors, one row per text."""
+        """Unit-length mean-pooled vectors, one row per text.
+
+        The model runs on a padded matrix, so a batch mixing short and long texts would pay
+        for every short one at the longest's length: texts of like length run together
+        (length_groups), each group padded to its own longest.
+        """
         if not texts:
             return np.zeros((0, DIM), dtype=np.float32)
         encodings = self._tokenizer.encode_batch(list(texts))
+        vectors: Vectors = np.zeros((len(encodings), DIM), dtype=np.float32)
+        for group in length_groups([len(e.ids) for e in encodings]):
+            vectors[group] = self._run([encodings[i] for i in group])
+        return vectors
+
+    def _run(self, encodings: Sequence[Encoding]) -> Vectors:
+        """The model on encodings padded to the longest of them."""
         width = max(len(e.ids) for e in encodings)
         ids = np.zeros((len(encodings), width), dtype=np.int64)
         mask = np.zeros_like(ids)
@@ -111,6 +123,28 @@ class OnnxMiniLmEmbedder:
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
         vectors: Vectors = (pooled / np.maximum(norms, 1e-12)).astype(np.float32)
         return vectors
+
+
+PADDING_ALLOWED = 1.25
+"""A group's padded size may be at most this many times its texts' own tokens."""
+
+
+def length_groups(lengths: Sequence[int]) -> list[list[int]]:
+    """Indices of texts grouped by token count, shortest first, so that each group padded to
+    its longest costs at most PADDING_ALLOWED times its own tokens (a lone text excepted)."""
+    groups: list[list[int]] = []
+    group: list[int] = []
+    tokens = 0
+    for index in sorted(range(len(lengths)), key=lengths.__getitem__):
+        length = lengths[index]
+        if group and (len(group) + 1) * length > PADDING_ALLOWED * (tokens + length):
+            groups.append(group)
+            group, tokens = [], 0
+        group.append(index)
+        tokens += length
+    if group:
+        groups.append(group)
+    return groups
 
 
 def _check_sha256(path: Path) -> None:
