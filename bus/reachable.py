@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 import nats.errors
 import redis.asyncio as aioredis
@@ -64,8 +65,30 @@ async def reach_nats(
             raise
         if isinstance(exc, nats.errors.Error) and "authorization" in str(exc).lower():
             raise Refused(_redact(url), timeout_s, _cause(exc)) from exc
-        cause = "no answer" if isinstance(exc, TimeoutError) else _cause(exc)
+        if not isinstance(exc, TimeoutError):
+            cause = _cause(exc)
+        elif await _anyone_listens(url):
+            cause = "no answer"
+        else:  # nats-py retries a refused connection until the timeout: say what it met
+            cause = "connection refused: nothing listens there"
         raise Unreachable("NATS", _redact(url), timeout_s, cause) from exc
+
+
+async def _anyone_listens(url: str, timeout_s: float = 1.0) -> bool:
+    """Whether any server of a NATS URL (comma-separated) accepts a TCP connection."""
+    for one in url.split(","):
+        parts = urlsplit(one.strip() if "://" in one else f"nats://{one.strip()}")
+        try:
+            host, port = parts.hostname or "127.0.0.1", parts.port or 4222
+            async with asyncio.timeout(timeout_s):
+                _reader, writer = await asyncio.open_connection(host, port)
+        except (OSError, TimeoutError, ValueError):
+            continue
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        return True
+    return False
 
 
 async def reach_redis(client: aioredis.Redis, url: str, timeout_s: float) -> None:

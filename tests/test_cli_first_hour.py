@@ -87,7 +87,8 @@ def test_a_dead_nats_url_is_an_error_within_ten_seconds_by_default(
     took = time.monotonic() - started
     assert done.returncode == 3, done.stderr
     assert done.stderr.strip() == (
-        f"flipsync: cannot reach NATS at {dead} within 5 s (no answer): "
+        f"flipsync: cannot reach NATS at {dead} within 5 s "
+        "(connection refused: nothing listens there): "
         "is nats-server running there (with JetStream on, -js), and is NATS_URL right?"
     )
     assert took < DEAD_URL_BOUND_S, f"{took:.1f} s"
