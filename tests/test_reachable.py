@@ -26,8 +26,8 @@ async def test_nothing_listening_is_a_refused_connection() -> None:
 
 async def test_a_silent_listener_is_no_answer() -> None:
     async def hold(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await asyncio.sleep(5)
-        writer.close()
+        writer.close()  # accepts, says nothing
+        await writer.wait_closed()
 
     server = await asyncio.start_server(hold, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
@@ -38,4 +38,5 @@ async def test_a_silent_listener_is_no_answer() -> None:
             await reach_nats(f"{dead},nats://127.0.0.1:{port}", never, 0.2)
     finally:
         server.close()
+        await server.wait_closed()
     assert caught.value.cause == "no answer"
