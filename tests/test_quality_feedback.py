@@ -25,11 +25,12 @@ AGENT = "ebay_listing"
 @pytest.fixture(scope="module")
 async def stack() -> AsyncIterator[Stack]:
     """Router (with its quality consumer), ledger and simulated provider; quality counts are
-    re-read on every request."""
+    re-read on every request. Given here, RoutingSettings replaces the environment's (the
+    conftest's FLIPSYNC_ROUTING__EXPLORE_SHARE=0): exploration is turned off explicitly."""
     settings = Settings(
         sim_latency_ms=0,
         pack_max_items=1,
-        routing=RoutingSettings(quality_refresh_s=0.0, shadow_share=0.0),
+        routing=RoutingSettings(quality_refresh_s=0.0, shadow_share=0.0, explore_share=0.0),
     )
     services = {Service.PROVIDER, Service.ROUTER, Service.LEDGER}
     running = await start_stack(settings, services)
