@@ -65,3 +65,25 @@ async def router_stack(**settings: Any) -> AsyncIterator[Stack]:
         yield running
     finally:
         await running.stop()
+
+
+async def pipeline_quiet(stack: Stack, timeout_s: float = 30.0) -> None:
+    """Wait until the router has acked every request, then the ledger every event. The router
+    acks a request only after publishing its result and then its ledger event, so a caller
+    holding every result can still see a quiet ledger consumer before the last event lands:
+    the router's consumer is checked first, each time."""
+    from bus import subjects
+
+    js = stack.broker.connection.jetstream()
+
+    async def done() -> bool:
+        for stream, durable in (
+            (subjects.STREAM_REQUESTS, subjects.DURABLE_ROUTER),
+            (subjects.STREAM_LEDGER, subjects.DURABLE_LEDGER),
+        ):
+            info = await js.consumer_info(stream, durable)
+            if info.num_pending or info.num_ack_pending:
+                return False
+        return True
+
+    await eventually(done, timeout_s=timeout_s)

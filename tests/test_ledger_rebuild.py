@@ -39,7 +39,7 @@ from cost_ledger.pricing import to_usd
 from cost_ledger.rebuild import rebuild
 from flipsync.stack import Stack, start_stack
 from tests.cost_events import ledger_keys
-from tests.helpers import eventually, make_request
+from tests.helpers import eventually, make_request, pipeline_quiet
 
 AGENTS = ("listing", "pricing-probe")
 TENANT = "rebuilt"
@@ -102,17 +102,6 @@ async def ask(stack: Stack, n: int) -> list[LlmResult]:
     return list(await asyncio.gather(*(client.request(r, timeout_s=60) for r in requests)))
 
 
-async def ledger_quiet(stack: Stack) -> None:
-    """Wait until the ledger consumer has taken every ledger event."""
-    js = stack.broker.connection.jetstream()
-
-    async def done() -> bool:
-        info = await js.consumer_info(subjects.STREAM_LEDGER, subjects.DURABLE_LEDGER)
-        return bool(info.num_pending == 0 and info.num_ack_pending == 0)
-
-    await eventually(done, timeout_s=30)
-
-
 async def flush_and_rebuild(stack: Stack, redis: aioredis.Redis) -> None:
     """Lose every key, then rebuild from the LEDGER stream."""
     await redis.flushall()
@@ -139,7 +128,7 @@ async def test_flush_then_rebuild_gives_identical_totals_and_enforcement_goes_on
     await eventually(in_force)
     first = await ask(stack, 12)
     assert all(r.ok for r in first), [r.reason for r in first]
-    await ledger_quiet(stack)
+    await pipeline_quiet(stack)
     before = await snapshot(stack)
     assert before.tenant_totals.spend_micro_usd == sum(r.cost_micro_usd for r in first)
     assert before.counters[f"tenant:{TENANT}"] == (before.tenant_totals.spend_micro_usd, 0)
@@ -166,7 +155,7 @@ async def test_flush_then_rebuild_gives_identical_totals_and_enforcement_goes_on
         served.append(result)
     else:
         pytest.fail("the budget never refused a request")
-    await ledger_quiet(stack)
+    await pipeline_quiet(stack)
     spent, reserved = await budgets(stack).counter(
         f"tenant:{TENANT}:{period_key(BudgetPeriod.DAY, now_ms())}"
     )
@@ -194,7 +183,7 @@ async def test_requests_wait_while_redis_is_flushed_until_the_rebuild(stack: Sta
 
 
 async def test_a_ledger_event_replayed_twice_is_counted_once(stack: Stack) -> None:
-    await ledger_quiet(stack)
+    await pipeline_quiet(stack)
     js = stack.broker.connection.jetstream()
     raw = await js.get_last_msg(subjects.STREAM_LEDGER, subjects.ledger(TENANT), direct=True)
     assert raw.data is not None
@@ -202,7 +191,7 @@ async def test_a_ledger_event_replayed_twice_is_counted_once(stack: Stack) -> No
     before = await snapshot(stack)
     # The same event again under a new message id: JetStream keeps both copies.
     await js.publish(subjects.ledger(TENANT), encode(event), headers={"Nats-Msg-Id": "again"})
-    await ledger_quiet(stack)
+    await pipeline_quiet(stack)
     await rebuild(js, AggregateStore(stack.redis), budgets(stack))
     assert await snapshot(stack) == before
 
@@ -224,7 +213,7 @@ async def test_the_rebuild_command_reports_what_it_replayed(
 
 
 async def test_a_fresh_rebuild_restores_every_view_and_budgets_count_once(stack: Stack) -> None:
-    await ledger_quiet(stack)
+    await pipeline_quiet(stack)
     redis = stack.redis
     before, stored = await snapshot(stack), await ledger_keys(redis)
     assert any(":cube:" in k for k in stored)

@@ -12,7 +12,6 @@ import msgspec
 import pytest
 import redis.asyncio as aioredis
 
-from bus import subjects
 from bus.llm_client import LlmClient
 from bus.messages import BudgetChange, BudgetPeriod, BudgetScope, BudgetSpec, now_ms
 from bus.settings import Settings
@@ -27,7 +26,7 @@ from cost_ledger.rebuild import rebuild
 from cost_ledger.spend import spend_view
 from flipsync.stack import Stack, start_stack
 from tests.cost_events import ledger_event, ledger_keys
-from tests.helpers import eventually, make_request
+from tests.helpers import eventually, make_request, pipeline_quiet
 
 TENANT = "placed"
 AGENT = "listing"
@@ -91,13 +90,7 @@ async def test_flush_then_rebuild_restores_workspace_and_project_views(stack: St
     ]
     results = await asyncio.gather(*(client.request(r, timeout_s=60) for r in requests))
     assert all(r.ok for r in results), [r.reason for r in results]
-    js = stack.broker.connection.jetstream()
-
-    async def quiet() -> bool:
-        info = await js.consumer_info(subjects.STREAM_LEDGER, subjects.DURABLE_LEDGER)
-        return bool(info.num_pending == 0 and info.num_ack_pending == 0)
-
-    await eventually(quiet, timeout_s=30)
+    await pipeline_quiet(stack)
     before = await views(stack)
     counters, tenant_view, eu_view = before
     eu_cost = sum(r.cost_micro_usd for q, r in zip(requests, results, strict=True)
@@ -109,7 +102,9 @@ async def test_flush_then_rebuild_restores_workspace_and_project_views(stack: St
     assert [r.spent for r in rows if r.budget == spec.name] == [eu_cost]
 
     await stack.redis.flushall()
-    report = await rebuild(js, AggregateStore(stack.redis), budgets(stack))
+    report = await rebuild(
+        stack.broker.connection.jetstream(), AggregateStore(stack.redis), budgets(stack)
+    )
     assert report.malformed == 0 and report.applied == len(requests)
     assert await views(stack) == before  # counters and report rows, to the micro-dollar
 

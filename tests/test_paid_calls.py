@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bus import subjects
 from bus.llm_client import LlmClient
 from bus.messages import (
     BudgetChange,
@@ -26,7 +25,7 @@ from router.context import PaidCall, RequestContext
 from router.paid_answers import EVENTS, LEASES, PaidAnswers, booked
 from router.providers.client import Completion
 from simulator.config import Faults
-from tests.helpers import eventually, make_request, router_stack
+from tests.helpers import eventually, make_request, pipeline_quiet, router_stack
 
 
 @pytest.fixture(scope="module")
@@ -46,22 +45,6 @@ def _answers(stack: Stack, lease_s: float = 30.0) -> PaidAnswers:
         lease_s=lease_s,
         answer_ttl_s=60,
     )
-
-
-async def _ledger_quiet(stack: Stack) -> None:
-    js = stack.broker.connection.jetstream()
-
-    async def done() -> bool:
-        for stream, durable in (
-            (subjects.STREAM_REQUESTS, subjects.DURABLE_ROUTER),
-            (subjects.STREAM_LEDGER, subjects.DURABLE_LEDGER),
-        ):
-            info = await js.consumer_info(stream, durable)
-            if info.num_pending or info.num_ack_pending:
-                return False
-        return True
-
-    await eventually(done, timeout_s=60)
 
 
 async def test_invalid_answers_are_all_booked_within_budget(stack: Stack) -> None:
@@ -94,7 +77,7 @@ async def test_invalid_answers_are_all_booked_within_budget(stack: Stack) -> Non
         paid = (await stack.sim.stats()).calls - calls
     finally:
         await stack.sim.set_faults(Faults())
-    await _ledger_quiet(stack)
+    await pipeline_quiet(stack, timeout_s=60)
     codes = {r.error_code for r in results}
     assert ErrorCode.SCHEMA_INVALID in codes and ErrorCode.OVER_BUDGET in codes
     totals = await stack.aggregates.totals(tenant)
