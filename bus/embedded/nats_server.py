@@ -51,6 +51,10 @@ class EmbeddedNats(ServerProcess):
         self.env = dict(env or {})
         """Variables the config refers to (the users' password hashes), added to ours."""
 
+    async def ready(self) -> bool:
+        """Whether a nats-server greets a connection on the port (with its INFO line)."""
+        return await self.greets(None, b"INFO ")
+
     @property
     def url(self) -> str:
         """Client URL of the server."""

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
+import random
 import shutil
 import signal
 import socket
@@ -14,13 +16,45 @@ from pathlib import Path
 
 from bus.errors import EmbeddedServerError
 
+log = logging.getLogger(__name__)
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
+LOWEST_PORT = 10_000
+START_ATTEMPTS = 4
+READY_PROBE_S = 1.0
+"""Starts of a server on a port of our choosing: another process can bind the port between
+our check and the server's bind, and then the server tries again on another."""
+
+
+def ephemeral_ports() -> tuple[int, int]:
+    """The range the kernel hands out to outgoing connections (Linux's setting, else IANA's)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 49_152, 65_535
+
+
+def port_is_free(port: int) -> bool:
+    """Whether port on 127.0.0.1 can be bound right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(highest: int | None = None) -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago, drawn at random from below the
+    ephemeral range (at most highest): a port the kernel picks for us lies in that range,
+    where every outgoing connection on the machine may take it before our server binds it."""
+    top = min(highest or 65_535, ephemeral_ports()[0] - 1)
+    pick = random.SystemRandom()
+    for _ in range(200):
+        port = pick.randint(LOWEST_PORT, top)
+        if port_is_free(port):
+            return port
+    raise OSError(f"no free port between {LOWEST_PORT} and {top}")
 
 
 def find_binary(name: str, *extra_dirs: Path) -> Path:
@@ -43,9 +77,15 @@ class ServerProcess:
     def __init__(self, data_dir: Path | None = None, port: int | None = None) -> None:
         self._owns_dir = data_dir is None
         self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix=f"flipsync-{self.name}-"))
-        self.port = port or free_port()
+        self._chosen = port is None
+        """Whether we chose the port: only then may a failed first start move to another."""
+        self.port = port or self.pick_port()
         self._proc: asyncio.subprocess.Process | None = None
         self.log_path = self.data_dir / f"{self.name}.log"
+
+    def pick_port(self) -> int:
+        """A free port for the server."""
+        return free_port()
 
     def command(self) -> list[str]:
         """The argv that starts the server."""
@@ -57,14 +97,31 @@ class ServerProcess:
 
     async def ready(self) -> bool:
         """Whether the server answers on its port."""
+        return await self.greets(None)
+
+    async def greets(self, probe: bytes | None, expect: bytes = b"") -> bool:
+        """Whether whatever listens on the port answers probe (if any) with a line starting
+        with expect within READY_PROBE_S: another process holding the port may accept and
+        say nothing."""
         try:
-            _reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
-        except OSError:
+            async with asyncio.timeout(READY_PROBE_S):
+                reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+        except (OSError, TimeoutError):
             return False
-        writer.close()
-        with contextlib.suppress(OSError):
-            await writer.wait_closed()
-        return True
+        try:
+            if probe is None and not expect:
+                return True
+            async with asyncio.timeout(READY_PROBE_S):
+                if probe:
+                    writer.write(probe)
+                    await writer.drain()
+                return (await reader.readline()).startswith(expect)
+        except (OSError, TimeoutError):
+            return False
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
 
     @property
     def pid(self) -> int | None:
@@ -72,30 +129,59 @@ class ServerProcess:
         return self._proc.pid if self._proc else None
 
     async def start(self, ready_within_s: float = 15.0) -> None:
-        """Start the server and wait until it accepts connections."""
+        """Start the server and wait until it accepts connections. When another process took
+        the port we chose before the server bound it, the first start moves to a new port
+        (a restart keeps its port: clients know it)."""
+        for attempt in range(1, START_ATTEMPTS + 1):
+            logged = self._log_size()
+            if await self._start_once(ready_within_s):
+                return
+            taken = "address already in use" in self._log_since(logged).lower()
+            if not (taken and self._chosen) or attempt == START_ATTEMPTS:
+                tail = self.log_tail()
+                await self.stop()
+                raise EmbeddedServerError(self.name, f"not ready on port {self.port}", tail)
+            await self._halt()
+            taken_port, self.port = self.port, self.pick_port()
+            log.info("%s: port %d was taken; starting on %d", self.name, taken_port, self.port)
+
+    async def _start_once(self, ready_within_s: float) -> bool:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        log = self.log_path.open("ab")
+        out = self.log_path.open("ab")
         try:
             self._proc = await asyncio.create_subprocess_exec(
                 *self.command(),
-                stdout=log,
+                stdout=out,
                 stderr=asyncio.subprocess.STDOUT,
                 stdin=asyncio.subprocess.DEVNULL,
                 env=self.environment(),
                 start_new_session=True,  # a Ctrl-C to the demo must not kill it before we do
             )
         finally:
-            log.close()
+            out.close()
         deadline = asyncio.get_running_loop().time() + ready_within_s
         while asyncio.get_running_loop().time() < deadline:
             if self._proc.returncode is not None:
-                break
+                return False
             if await self.ready():
-                return
+                self._chosen = False
+                return True
             await asyncio.sleep(0.05)
-        tail = self.log_tail()
-        await self.stop()
-        raise EmbeddedServerError(self.name, f"not ready on port {self.port}", tail)
+        return False
+
+    def _log_size(self) -> int:
+        try:
+            return self.log_path.stat().st_size
+        except OSError:
+            return 0
+
+    def _log_since(self, offset: int) -> str:
+        try:
+            with self.log_path.open("rb") as saved:
+                saved.seek(offset)
+                return saved.read().decode(errors="replace")
+        except OSError:
+            return ""
 
     def log_tail(self, lines: int = 20) -> str:
         """The last lines of the server log."""
@@ -115,6 +201,11 @@ class ServerProcess:
 
     async def stop(self, grace_s: float = 5.0) -> None:
         """Stop the server (SIGTERM, then SIGKILL) and remove a temporary data dir."""
+        await self._halt(grace_s)
+        if self._owns_dir:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    async def _halt(self, grace_s: float = 5.0) -> None:
         proc, self._proc = self._proc, None
         if proc is not None and proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
@@ -125,5 +216,3 @@ class ServerProcess:
                 with contextlib.suppress(ProcessLookupError):
                     proc.kill()
                 await proc.wait()
-        if self._owns_dir:
-            shutil.rmtree(self.data_dir, ignore_errors=True)

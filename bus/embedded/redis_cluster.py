@@ -5,15 +5,14 @@ CLUSTER ADDSLOTS and CLUSTER MEET (redis-cli --cluster is not shipped)."""
 from __future__ import annotations
 
 import asyncio
-import random
 import shutil
-import socket
 import tempfile
 from pathlib import Path
 
 import redis.asyncio as aioredis
 from redis.crc import REDIS_CLUSTER_HASH_SLOTS
 
+from bus.embedded.process import ephemeral_ports, free_port, port_is_free
 from bus.embedded.redis_server import EmbeddedRedis
 
 READY_TIMEOUT_S = 30.0
@@ -22,30 +21,23 @@ BUS_PORT_OFFSET = 10_000
 55535 and both must be free."""
 
 
-def cluster_port(rng: random.Random | None = None) -> int:
-    """A port p on 127.0.0.1 with p and p + 10000 free a moment ago."""
-    pick = rng or random.SystemRandom()
+def cluster_port() -> int:
+    """A port p on 127.0.0.1 with p and p + 10000 free a moment ago, both below the
+    ephemeral range (see free_port)."""
+    highest = ephemeral_ports()[0] - 1 - BUS_PORT_OFFSET
     for _ in range(200):
-        port = pick.randint(20_000, 65_535 - BUS_PORT_OFFSET)
-        if _free(port) and _free(port + BUS_PORT_OFFSET):
+        port = free_port(highest)
+        if port_is_free(port + BUS_PORT_OFFSET):
             return port
     raise OSError("no free port pair for a Redis Cluster node")
-
-
-def _free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 class ClusterNode(EmbeddedRedis):
     """One redis-server with cluster mode on."""
 
-    def __init__(self, data_dir: Path | None = None, port: int | None = None) -> None:
-        super().__init__(data_dir, port or cluster_port())
+    def pick_port(self) -> int:
+        """A free port whose cluster-bus port (+10000) is free too."""
+        return cluster_port()
 
     def command(self) -> list[str]:
         """EmbeddedRedis's argv plus cluster mode, its node file in its own data dir."""

@@ -7,8 +7,6 @@ on a loopback port, so the code talks to it exactly as to any other Redis, throu
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import importlib.util
 from pathlib import Path
 
@@ -43,20 +41,7 @@ class EmbeddedRedis(ServerProcess):
     async def ready(self) -> bool:
         """Whether the server answers PING with PONG: a server still loading its data file
         answers LOADING, and is not ready yet."""
-        try:
-            reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
-        except OSError:
-            return False
-        try:
-            writer.write(b"PING\r\n")
-            await writer.drain()
-            return (await reader.readline()).startswith(b"+PONG")
-        except OSError:
-            return False
-        finally:
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
+        return await self.greets(b"PING\r\n", b"+PONG")
 
     @property
     def url(self) -> str:
