@@ -6,10 +6,12 @@ STEM websites, TheoremQA, SciBench, ten models): for each dataset, the router le
 the others only and is measured on it. No RouterBench data, nor anything derived from it.
 
 Routers, side by side on each held-out dataset:
-- ``difficulty`` (what ships): Rasch difficulty predicted from the prompt's MiniLM embedding
+- ``difficulty`` (what ships): Rasch difficulty predicted from the prompt's vector (static
+  MiniLM word-piece vectors, router.routing.static_embedder; ``--features minilm`` runs
+  MiniLM itself instead, for comparison)
   (router.routing.difficulty; the ridge regression learns from every other dataset of both
   suites) and each model's ability fitted on the suite's other datasets.
-- ``knn``: each model's mean quality over the 64 nearest training prompts (cosine, MiniLM),
+- ``knn``: each model's mean quality over the 64 nearest training prompts (cosine, same vectors),
   shrunk toward its mean: needs recorded outcomes of the very models it routes between.
 - ``shipped recipe (online)``: the router as it runs (bench.routing_online): it knows the
   models only by their mean quality elsewhere and learns the held-out dataset from the
@@ -27,8 +29,9 @@ router/routing/defaults.json ships the weight calibrated on all of them (the pri
 is the routing.quality_prior_strength setting's default), and router/routing/difficulty.json
 the difficulty model trained on all of them (``--write-shipped``).
 
-Run: `.venv/bin/python -m bench.routing` (embeddings are cached under ~/.cache/flipsync;
-the first run embeds ~3,300 prompts, minutes on a loaded machine). `--data FILE` adds a
+Run: `.venv/bin/python -m bench.routing` (seconds; the static table is built once per
+machine, ~15 s; with `--features minilm` the ~3,300 prompts' embeddings are cached under
+~/.cache/flipsync, minutes the first time). `--data FILE` adds a
 suite in the wide CSV layout of bench.routing_data.load_wide.
 """
 
@@ -69,6 +72,7 @@ from bench.routing_online import replay
 from bus.settings import RoutingSettings
 from router.routing.defaults import ShippedDefaults
 from router.routing.difficulty import DifficultyModel, fit_rasch
+from router.routing.static_embedder import StaticEmbedder
 
 TARGET = 0.95
 BUDGET_SHARE = 0.2
@@ -312,10 +316,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--write-shipped", action="store_true", help="retrain the shipped router files"
     )
+    parser.add_argument(
+        "--features",
+        choices=("static", "minilm"),
+        default="static",
+        help="prompt vectors of the difficulty regression and kNN: the router's static "
+        "MiniLM vectors (shipped), or MiniLM itself (results to routing-minilm.json)",
+    )
     args = parser.parse_args(argv)
+    if args.write_shipped and args.features != "static":
+        parser.error("--write-shipped trains the router's own vectors: use --features static")
     started = time.perf_counter()
     suites = load(args)
-    vectors = [embeddings(s) for s in suites]
+    if args.features == "static":
+        vectors = [StaticEmbedder().embed(list(s.prompts)) for s in suites]
+    else:
+        vectors = [embeddings(s) for s in suites]
     all_folds = folds(suites, vectors)
     by_slope: dict[float, dict[tuple[str, str, float], tuple[float, float]]] = {}
 
@@ -393,12 +409,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             "shipped_value_weight": shipped_weight,
             "shipped_prior_strength": shipped.strength,
         },
+        "features": args.features,
         "per_dataset_sample": args.per_dataset,
         "seconds": round(time.perf_counter() - started, 1),
     }
     if args.write_shipped:
         ship(suites, vectors, slope, shipped_weight, result)
-    path = write("routing", result)
+    path = write("routing" if args.features == "static" else f"routing-{args.features}", result)
     print(f"\nslope {slope}, shipped value weight {shipped_weight:.3f}, prior strength "
           f"{shipped.strength:g}; wrote {path}")  # fmt: skip
     return 0

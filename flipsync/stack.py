@@ -201,8 +201,8 @@ async def start_stack(
         if Service.ROUTER in wanted:
             registry = await start_providers(settings, catalog, simulated_url)
             assert budgets is not None
-            # One embedder per process, shared by the semantic cache and the route stage's
-            # per-prompt prediction: a question is embedded once, batched with others'.
+            # One MiniLM embedder per process for the semantic cache, batching its lookups
+            # (routing's per-prompt vectors are static: router.routing.static_embedder).
             embedder = None
             if settings.enable_semantic_cache:
                 embedder = BatchEmbedder(build_embedder(settings.semantic))
@@ -216,7 +216,6 @@ async def start_stack(
                 redis_client,
                 budgets.store,
                 semantic,
-                embedder,
             )
             broker.include_router(service.router())
             signals = QualityStore(redis_client, discount=settings.routing.quality_discount)
@@ -310,7 +309,6 @@ def _router_service(
     redis: aioredis.Redis,
     budgets: BudgetStore,
     semantic: SemanticCache | None,
-    embedder: BatchEmbedder | None = None,
 ) -> RouterService:
     tracer = tracer_provider.get_tracer("flipsync.router")
     paid = PaidAnswers(
@@ -333,7 +331,6 @@ def _router_service(
         budgets,
         book=ledger_booking(broker),  # routing's own calls, booked as its lever cost
         catalog_version=lambda: catalog.version,
-        embedder=embedder,
     )
     # Each reload of the flags also loads fine-tuned models registered at run time.
     flags = LiveFlags(redis, on_reload=lambda: load_registered(redis, catalog, registry))

@@ -19,6 +19,14 @@ os.environ.setdefault("FLIPSYNC_ROUTING__EXPLORE_SHARE", "0")
 os.environ.setdefault("FLIPSYNC_ROUTING__SHADOW_SHARE", "0")
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Build routing's static vectors before any test starts a router (once per machine:
+    about 15 s on a fresh one, which a router starting inside a test's timeout would pay)."""
+    from router.routing.static_embedder import load_table
+
+    load_table()
+
+
 @pytest.fixture(scope="session")
 async def nats_server() -> AsyncIterator[EmbeddedNats]:
     """A real nats-server with JetStream on a free port, for the whole session."""

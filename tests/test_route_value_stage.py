@@ -3,9 +3,6 @@ controller keeps the weight near its target, and discounted counts in Redis forg
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Sequence
-
 import numpy as np
 import redis.asyncio as aioredis
 
@@ -20,8 +17,6 @@ from router.routing.policy import Policy
 from router.routing.predict import PromptPredictor
 from router.routing.quality import QualitySignal, SignalKind
 from router.routing.quality_store import QualityStore, QualityView
-from router.semantic.batching import BatchEmbedder
-from router.semantic.protocol import Vectors
 from router.stages.route import RouteStage
 from tests.test_route_stage import CATALOG, registry, request
 
@@ -132,55 +127,3 @@ async def test_a_session_stays_on_its_model_until_it_stops_serving_it(
     assert not moved.startswith(easy_model) and "pinned" not in moved
     again = await ask("a hard question", "s1")
     assert "pinned to session" in again and again.split("|")[0] == moved.split("|")[0]
-
-
-class SharedTwoWay(TwoWayEmbedder):
-    """TwoWayEmbedder with the rest of the Embedder protocol, counting its calls."""
-
-    name = "two-way"
-    dim = 2
-    max_tokens = 256
-
-    def __init__(self) -> None:
-        self.calls = 0
-
-    def token_count(self, text: str) -> int:
-        """One token per word."""
-        return len(text.split())
-
-    def embed(self, texts: Sequence[str]) -> Vectors:
-        """Count the call, then embed."""
-        self.calls += 1
-        return super().embed(list(texts)).astype(np.float32)
-
-
-async def test_through_the_shared_embedder_concurrent_prompts_are_embedded_in_one_call(
-    registry: ProviderRegistry, redis_client: aioredis.Redis
-) -> None:
-    inner = SharedTwoWay()
-    alone = stage(registry, redis_client)
-    predictor = PromptPredictor(MODEL, inner)
-    predictor.observe("qa", 0.0)  # as stage() does
-    shared_with = RouteStage(
-        registry,
-        CATALOG,
-        config=RoutingConfig.from_settings(
-            RoutingSettings(task_quality_floors={}, value_weight=0.1, explore_share=0.0)
-        ),
-        policy=Policy.CHEAPEST,
-        quality=QualityView(
-            QualityStore(redis_client), {m.name: m.quality for m in CATALOG.models()},
-            refresh_s=0.0,
-        ),
-        predictor=predictor,
-        vectors=BatchEmbedder(inner),
-    )  # fmt: skip
-    texts = [f"a hard question {i}" for i in range(4)] + [f"an easy one {i}" for i in range(4)]
-    ctxs = [RequestContext(request=request(t, task_type="qa")) for t in texts]
-    routes = await asyncio.gather(*(shared_with.route(c) for c in ctxs))
-    assert inner.calls == 1  # eight prompts, one model call
-    for text, got in zip(texts, routes, strict=True):  # the same choice as embedding alone
-        assert (
-            got.model
-            == (await alone.route(RequestContext(request=request(text, task_type="qa")))).model
-        )

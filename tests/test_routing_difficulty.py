@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +12,7 @@ from router.routing.calibrate import ValueController
 from router.routing.defaults import ShippedDefaults
 from router.routing.difficulty import DifficultyModel, clip_text, fit_rasch, success_chance
 from router.routing.predict import PromptPredictor, prompt_text
+from router.routing.static_embedder import DIMS
 
 
 def test_rasch_recovers_abilities_and_difficulties() -> None:
@@ -40,7 +40,7 @@ def test_ridge_round_trip_and_layout_checks(tmp_path: Path) -> None:
 
 def test_the_shipped_files_load_and_say_where_they_came_from() -> None:
     model = DifficultyModel.load()
-    assert model.weights.shape == (384,) and 0 < model.slope <= 1.5
+    assert model.weights.shape == (DIMS,) and 0 < model.slope <= 1.5
     assert "MMLU-Pro" in model.meta["sources"] and "RouteLLM" in model.meta["sources"]
     defaults = ShippedDefaults.load()
     assert defaults.quality_target == 0.95 and 0 < defaults.value_weight < 5
@@ -67,8 +67,8 @@ class CountingEmbedder:
 def test_predictor_caches_reads_the_last_user_turn_and_tracks_the_mean() -> None:
     embedder = CountingEmbedder()
     predictor = PromptPredictor(DifficultyModel(weights=np.array([1.0, 1.0]), bias=0.0), embedder)
-    first = asyncio.run(predictor.difficulty("same text"))
-    assert asyncio.run(predictor.difficulty("same text")) == first and embedder.calls == 1
+    first = predictor.difficulty_now("same text")
+    assert predictor.difficulty_now("same text") == first and embedder.calls == 1
     assert predictor.mean("t") is None
     assert predictor.observe("t", 2.0) == 2.0 and predictor.mean("t") == 2.0
     request = LlmRequest(

@@ -33,7 +33,8 @@ import numpy as np
 
 FORMAT = 1
 PACKAGED = "difficulty.json"
-EMBEDDER = "all-MiniLM-L6-v2-onnx-int8"
+EMBEDDER = "minilm-static-256"
+"""The vectors the shipped weights read (router.routing.static_embedder.NAME)."""
 HEAD_CHARS = 256
 TAIL_CHARS = 128
 """A long prompt is embedded as its first 256 and last 128 characters (about 100 tokens):

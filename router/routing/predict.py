@@ -1,20 +1,19 @@
 """Per-prompt success chances for the route stage: embed, predict difficulty, adjust quality.
 
-``PromptPredictor`` embeds a request's text with the semantic cache's embedder (MiniLM,
-router.semantic; called through its public ``embed``), predicts the prompt's difficulty
+``PromptPredictor`` embeds a request's text (static MiniLM word-piece vectors,
+router.routing.static_embedder), predicts the prompt's difficulty
 (router.routing.difficulty) and turns each model's task-level quality into its chance on
 this prompt. Each task type's mean difficulty is a running mean of the prompts it has seen
 (``MEAN_WINDOW``), so a model keeps its recorded quality on a typical prompt of its task
 type whatever the task's absolute difficulty.
 
-Embedding costs about 2-10 ms of CPU per prompt and runs in a worker thread, off the event
-loop; the last ``CACHE_SIZE`` texts' difficulties are kept, so a retry or a repeated task
-pays once.
+Embedding costs tens of microseconds per prompt (running MiniLM itself cost 2.5-4.5 ms), so
+it runs on the caller's thread; the last ``CACHE_SIZE`` texts' difficulties are kept, so a
+retry or a repeated task pays once.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import threading
 from collections import OrderedDict
@@ -24,7 +23,7 @@ from typing import Protocol
 import numpy as np
 
 from bus.messages import LlmRequest, TextPart
-from router.routing.difficulty import DifficultyModel, clip_text, sigmoid, success_chance
+from router.routing.difficulty import DifficultyModel, sigmoid, success_chance
 
 MEAN_WINDOW = 500
 """Prompts over which a task type's mean difficulty is averaged (exponentially)."""
@@ -59,7 +58,7 @@ class PromptPredictor:
         cached = self.cached(text)
         if cached is not None:
             return cached
-        return self.difficulty_of(text, self._embedder.embed([clip_text(text)]))
+        return self.difficulty_of(text, self._embedder.embed([text]))
 
     def cached(self, text: str) -> float | None:
         """The difficulty of a prompt seen recently, or None."""
@@ -71,18 +70,14 @@ class PromptPredictor:
             return cached
 
     def difficulty_of(self, text: str, vector: np.ndarray) -> float:
-        """The difficulty of a prompt from its precomputed embedding (the embedder's vector
-        of clip_text(text), one row or a flat vector), remembered for text."""
+        """The difficulty of a prompt from its precomputed vector (the embedder's vector of
+        text, one row or a flat vector), remembered for text."""
         value = float(self._model.predict(np.asarray(vector).reshape(1, -1))[0])
         with self._lock:
             self._cache[_key(text)] = value
             if len(self._cache) > CACHE_SIZE:
                 self._cache.popitem(last=False)
         return value
-
-    async def difficulty(self, text: str) -> float:
-        """The difficulty of a prompt, embedded in a worker thread."""
-        return await asyncio.to_thread(self.difficulty_now, text)
 
     def observe(self, task_type: str, difficulty: float) -> float:
         """Fold a prompt into its task type's running mean; returns the mean before it."""

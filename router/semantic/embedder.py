@@ -16,6 +16,7 @@ Why this model and this route (see router/semantic/assets/README.md for the figu
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Sequence
 from importlib import resources
@@ -35,6 +36,11 @@ VOCAB_FILE = "minilm_vocab.txt"
 MAX_TOKENS = 256
 """all-MiniLM-L6-v2 was trained on up to 256 word pieces (its max_seq_length)."""
 DIM = 384
+
+
+def vocab_path() -> contextlib.AbstractContextManager[Path]:
+    """The model's word-piece vocabulary as a file path (a context manager)."""
+    return resources.as_file(resources.files("router.semantic").joinpath("assets", VOCAB_FILE))
 
 
 def packaged_model_path() -> Path:
@@ -68,9 +74,8 @@ class OnnxMiniLmEmbedder:
         self._session: Any = ort.InferenceSession(
             str(path), options, providers=["CPUExecutionProvider"]
         )
-        vocab = resources.files("router.semantic").joinpath("assets", VOCAB_FILE)
-        with resources.as_file(vocab) as vocab_path:
-            self._tokenizer = BertWordPieceTokenizer(str(vocab_path), lowercase=True)
+        with vocab_path() as path:
+            self._tokenizer = BertWordPieceTokenizer(str(path), lowercase=True)
         self._tokenizer.enable_truncation(MAX_TOKENS)
 
     @property
@@ -107,6 +112,26 @@ class OnnxMiniLmEmbedder:
         for group in length_groups([len(e.ids) for e in encodings]):
             vectors[group] = self._run([encodings[i] for i in group])
         return vectors
+
+    def vocabulary(self) -> dict[str, int]:
+        """The model's word pieces and their ids."""
+        vocab: dict[str, int] = self._tokenizer.get_vocab()
+        return vocab
+
+    def piece_vectors(self, batch: int = 1024) -> Vectors:
+        """The model's output for each word piece alone ([CLS] piece [SEP], mean-pooled,
+        not normalised), one row per vocabulary id: what a static embedding distils."""
+        vocab = self.vocabulary()
+        cls, sep, size = vocab["[CLS]"], vocab["[SEP]"], len(vocab)
+        out: Vectors = np.zeros((size, DIM), dtype=np.float32)
+        for start in range(0, size, batch):
+            ids = np.arange(start, min(size, start + batch), dtype=np.int64)
+            row = np.stack([np.full_like(ids, cls), ids, np.full_like(ids, sep)], axis=1)
+            feed = {"input_ids": row, "attention_mask": np.ones_like(row),
+                    "token_type_ids": np.zeros_like(row)}  # fmt: skip
+            hidden = np.asarray(self._session.run(None, feed)[0], dtype=np.float32)
+            out[ids] = hidden.mean(axis=1)
+        return out
 
     def _run(self, encodings: Sequence[Encoding]) -> Vectors:
         """The model on encodings padded to the longest of them."""

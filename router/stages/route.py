@@ -45,7 +45,7 @@ from router.routing.candidates import Candidate, candidates_from_catalog
 from router.routing.cascade import applies, build_ladder
 from router.routing.config import RoutingConfig
 from router.routing.defaults import ShippedDefaults
-from router.routing.difficulty import DifficultyModel, clip_text
+from router.routing.difficulty import DifficultyModel
 from router.routing.errors import NoCandidateError
 from router.routing.explore import cheaper_pick, explores
 from router.routing.features import RequestFeatures, extract, request_text
@@ -57,8 +57,7 @@ from router.routing.policy import Policy, RouteDecision, rank
 from router.routing.predict import PromptPredictor, prompt_text
 from router.routing.pressure import BudgetPressure
 from router.routing.quality_store import QualityStore, QualityView
-from router.semantic.batching import BatchEmbedder
-from router.semantic.build import build_embedder
+from router.routing.static_embedder import StaticEmbedder
 from router.stages.cascade import CascadeStage, rung_route
 from router.stages.judge import Judges
 from router.stages.off_path import Book
@@ -101,19 +100,14 @@ class RouteStage:
         controller: ValueController | None = None,
         pins: SessionPins | None = None,
         after: Sequence[OffPath] = (),
-        vectors: BatchEmbedder | None = None,
     ) -> None:
         """explore_share: the share of requests (by request id) routed on Thompson samples of
         the quality estimates instead of their means, so that models the policy does not
         pick still get quality signals. predictor: per-prompt chances (value mode, when the
         config has a value_weight). after: routing's own off-path calls started once an
-        answer is back (shadow evaluation, judge grading). vectors: the process's shared
-        embedder, through which the predictor's embeddings are batched with other requests'
-        and shared with the semantic cache (router.semantic.batching); without it the
-        predictor embeds on its own."""
+        answer is back (shadow evaluation, judge grading)."""
         self._registry = registry
         self._after = tuple(after)
-        self._vectors = vectors
         value_mode = config is not None and config.value_weight is not None
         self._predictor = predictor if value_mode else None
         self._controller = controller if value_mode else None
@@ -237,22 +231,13 @@ class RouteStage:
         None without a predictor or when the embedder fails (the tier rules then apply)."""
         if self._predictor is None or not text:
             return None
-        try:
-            difficulty = await self._difficulty(self._predictor, text)
+        try:  # static vectors: tens of microseconds, computed here (no thread hop)
+            difficulty = self._predictor.difficulty_now(text)
         except Exception:  # routing goes on without the prediction
             log.warning("prompt difficulty unavailable; routing on task-level quality")
             return None
         mean = self._predictor.observe(task_type, difficulty)
         return difficulty, mean, self._predictor.complexity(difficulty, mean)
-
-    async def _difficulty(self, predictor: PromptPredictor, text: str) -> float:
-        """The prompt's difficulty: remembered, or from the shared embedder's vector."""
-        if self._vectors is None:
-            return await predictor.difficulty(text)
-        known = predictor.cached(text)
-        if known is not None:
-            return known
-        return predictor.difficulty_of(text, await self._vectors.vector(clip_text(text)))
 
     def _explores(self, request_id: str) -> bool:
         """Whether this request explores (router.routing.explore)."""
@@ -390,19 +375,17 @@ def routing_stages(
     *,
     book: Book | None = None,
     catalog_version: Callable[[], str] = str,
-    embedder: BatchEmbedder | None = None,
 ) -> tuple[RouteStage, CascadeStage]:
     """The route stage (before budget) and the cascade stage (after it), sharing the quality
     counts in Redis. With book (publishes ledger events), routing's own calls are booked as
     its lever cost: the cascade's failed attempts, shadow evaluations and judgements (the
-    latter two run only with it). embedder: the process's shared embedder (one is built when
-    needed)."""
+    latter two run only with it)."""
     routing = settings.routing
     store = QualityStore(redis, discount=routing.quality_discount)
     config = RoutingConfig.from_settings(routing)
     predictor = None
     if routing.predict_per_prompt:
-        predictor, embedder = _predictor(settings, embedder)
+        predictor = _predictor()
     controller = None
     if predictor is not None and config.value_weight is None:
         shipped = ShippedDefaults.load()
@@ -433,7 +416,6 @@ def routing_stages(
         controller=controller,
         pins=SessionPins(redis),
         after=after,
-        vectors=embedder,
     )
     alternates = {model: route.alternates(model) for model in offered_models(registry)}
     cascade = CascadeStage(
@@ -483,16 +465,11 @@ def _off_path(
     return out
 
 
-def _predictor(
-    settings: Settings, embedder: BatchEmbedder | None
-) -> tuple[PromptPredictor | None, BatchEmbedder | None]:
-    """The per-prompt predictor (shipped difficulty weights, the semantic embedder) and the
-    embedder it shares, or (None, None) when either cannot be built (value mode then stays
-    off)."""
+def _predictor() -> PromptPredictor | None:
+    """The per-prompt predictor (shipped difficulty weights on static MiniLM vectors), or
+    None when it cannot be built (value mode then stays off)."""
     try:
-        model = DifficultyModel.load()
-        embedder = embedder or BatchEmbedder(build_embedder(settings.semantic))
+        return PromptPredictor(DifficultyModel.load(), StaticEmbedder())
     except Exception:
         log.warning("no prompt difficulty model; routing by complexity tiers", exc_info=True)
-        return None, None
-    return PromptPredictor(model, embedder), embedder
+        return None
