@@ -52,24 +52,45 @@ def summarize(raw_path: Path, title: str, requests: int) -> str:
     with the share of samples and the estimated CPU microseconds per request at rate_hz."""
     own: Counter[str] = Counter()
     total: Counter[str] = Counter()
+    packages: Counter[str] = Counter()
     samples = 0
     for line in raw_path.read_text().splitlines():
         stack, _, count_text = line.rpartition(" ")
         if not stack or not count_text.isdigit():
             continue
         count = int(count_text)
-        frames = [_short(frame) for frame in stack.split(";")]
+        raw_frames = stack.split(";")
+        frames = [_short(frame) for frame in raw_frames]
         samples += count
         own[frames[-1]] += count
+        packages[package_of(raw_frames[-1])] += count
         for frame in set(frames):
             total[frame] += count
     lines = [f"{title}: {samples} samples over {requests} requests", ""]
+    lines += ["own time by package (where the CPU is spent, callers aside)", "share   package"]
+    for package, count in packages.most_common():
+        lines.append(f"{100 * count / max(samples, 1):5.1f}%  {package}")
+    lines.append("")
     for name, counter in (("own time", own), ("total time (with callees)", total)):
         lines += [f"hottest functions by {name}", "share   function"]
         for frame, count in counter.most_common(TOP):
             lines.append(f"{100 * count / max(samples, 1):5.1f}%  {frame}")
         lines.append("")
     return "\n".join(lines)
+
+
+def package_of(frame: str) -> str:
+    """The top-level package of a frame's file (py-spy names files from their sys.path
+    entry: 'faststream/_internal/...', 'asyncio/tasks.py'), FlipSync's own marked so."""
+    _name, _, where = frame.partition(" (")
+    parts = Path(where.rstrip(")").rsplit(":", 1)[0]).parts
+    if "site-packages" in parts:  # an absolute path: what follows is the package
+        parts = parts[parts.index("site-packages") + 1 :]
+    if not parts:
+        return "?"
+    top = parts[0].removesuffix(".py")
+    own = {"router", "bus", "cost_ledger", "agents", "flipsync", "api", "optimizer", "simulator"}
+    return f"{top} (FlipSync)" if top in own else top
 
 
 def _short(frame: str) -> str:
