@@ -212,10 +212,18 @@ async def test_a_repeated_static_prefix_is_priced_as_cached(stack: Stack) -> Non
     static = say("system", "Rules for every listing you write. " * 200)
     client = LlmClient(stack.broker)
     results = []
+    session = f"rules-{uuid.uuid4().hex[:8]}"
     for product in ("teal mug", "oak stool"):
-        request = chat([static, say("user", f"Describe the {product}.")], tenant="pc")
+        # One session: routing keeps it on one model, whose prompt cache holds the prefix
+        # (two prompts of different difficulty may otherwise go to different models).
+        request = chat(
+            [static, say("user", f"Describe the {product}.")],
+            tenant="pc",
+            tags={"session": session},
+        )
         results.append(await client.request(request, timeout_s=10))
     first, second = results
+    assert first.model == second.model
     assert first.usage.cached_input_tokens == 0
     assert second.usage.cached_input_tokens >= MIN_CACHED_TOKENS
     price = PriceCatalog.load().get(second.model)
