@@ -130,6 +130,23 @@ def test_a_tenants_counters_share_a_slot_and_groups_spread_over_slots() -> None:
     assert len(spread) == len(TENANTS)
 
 
+async def test_one_marker_per_primary_tells_whether_a_node_lost_its_data(
+    cluster: EmbeddedRedisCluster, cluster_client: aioredis.Redis
+) -> None:
+    store = await make_store(cluster_client, budgets())
+    assert await store.ready()
+    sentinels = store.sentinel_markers()
+    nodes = {cluster_client.get_node_from_key(m).name for m in sentinels}  # type: ignore[attr-defined]
+    assert len(sentinels) == len(nodes) == len(cluster.nodes)  # one per primary, not 16,384
+    # A primary that comes back empty loses every marker of its slots, its sentinel too.
+    lost = aioredis.Redis.from_url(cluster.nodes[1].url)
+    await lost.flushall()
+    await lost.aclose()
+    assert not await store.ready()
+    await store.mark_ready()
+    assert await store.ready()
+
+
 async def test_no_budget_is_overspent_on_a_cluster_under_concurrent_load(
     cluster_client: aioredis.Redis,
 ) -> None:

@@ -84,6 +84,11 @@ def ready(group: str) -> str:
     return f"{PREFIX}{{{slot_tags()[key_slot(group.encode())]}}}:ready"
 
 
+def ready_key(slot: int) -> str:
+    """The ready marker of one hash slot."""
+    return f"{PREFIX}{{{slot_tags()[slot]}}}:ready"
+
+
 def ready_keys() -> list[str]:
     """One ready marker per hash slot: set once the counters are complete (a fresh
     deployment, or after a rebuild). A cluster node that restarts empty loses exactly the
