@@ -53,6 +53,23 @@ def test_the_table_is_built_once_and_read_back(
     assert [p.name for p in tmp_path.iterdir()] == [table_path().name]  # no temp file left
 
 
+def test_a_bad_file_is_rebuilt_and_an_unwritable_folder_keeps_it_in_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FLIPSYNC_CACHE_DIR", str(tmp_path))
+    tmp_path.joinpath(table_path().name).write_bytes(b"not a table")
+    model = FakePieces(30522)
+    assert load_table(model).shape == (30522, DIMS) and model.calls == 1
+    np.save(table_path(), np.zeros((5, 3), dtype=np.float32))  # another layout
+    assert load_table(model).shape == (30522, DIMS) and model.calls == 2
+    blocked = tmp_path / "file"
+    blocked.write_text("a file where the folder should be")
+    monkeypatch.setenv("FLIPSYNC_CACHE_DIR", str(blocked / "cache"))
+    assert load_table(model).shape == (30522, DIMS) and model.calls == 3
+    with pytest.raises(ValueError, match="30522 rows"):
+        StaticEmbedder(np.zeros((10, DIMS), dtype=np.float32))
+
+
 def test_vectors_are_unit_length_clipped_and_zero_without_pieces() -> None:
     table = np.random.default_rng(3).normal(size=(30522, 8)).astype(np.float32)
     embedder = StaticEmbedder(table)

@@ -74,21 +74,30 @@ def distil(pieces: np.ndarray, dims: int = DIMS) -> np.ndarray:
 
 def load_table(model: PieceModel | None = None) -> np.ndarray:
     """The static table: read from the cache folder, else distilled from model (the packaged
-    MiniLM by default) and kept there."""
+    MiniLM by default) and kept there. A file that does not read as a table of DIMS columns
+    is built again; a folder that cannot be written keeps the table in memory only."""
     path = table_path()
     with _build_lock:
         try:
-            return np.asarray(np.load(path), dtype=np.float32)
+            table = np.asarray(np.load(path, allow_pickle=False), dtype=np.float32)
+            if table.ndim == 2 and table.shape[1] == DIMS:
+                return table
+            log.warning("%s is not a routing table (shape %s): building it again", path,
+                        table.shape)  # fmt: skip
         except (OSError, ValueError):
             pass
         log.warning("building routing's static vectors from MiniLM into %s (once per "
                     "machine, about 15 s)", path)  # fmt: skip
         source = model or OnnxMiniLmEmbedder(threads=min(os.cpu_count() or 1, 4))
         table = distil(source.piece_vectors())
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".npy", delete=False) as out:
-            np.save(out, table)
-        os.replace(out.name, path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".npy", delete=False) as out:
+                np.save(out, table)
+            os.replace(out.name, path)
+        except OSError as exc:
+            log.warning("routing's static vectors not kept (%s): each start builds them; set "
+                        "FLIPSYNC_CACHE_DIR to a writable folder", exc)  # fmt: skip
         return table
 
 
@@ -104,6 +113,9 @@ class StaticEmbedder:
         self._table = load_table() if table is None else table
         with vocab_path() as path:
             self._tokenizer = BertWordPieceTokenizer(str(path), lowercase=True)
+        pieces = self._tokenizer.get_vocab_size()
+        if self._table.ndim != 2 or self._table.shape[0] != pieces:
+            raise ValueError(f"a static table needs {pieces} rows, got {self._table.shape}")
 
     @property
     def name(self) -> str:
