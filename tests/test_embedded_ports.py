@@ -45,6 +45,20 @@ async def test_a_taken_chosen_port_moves_the_first_start(
         await server.stop()
 
 
+async def test_another_server_answering_on_the_port_is_not_taken_for_ours() -> None:
+    other = EmbeddedRedis()
+    await other.start()
+    ours = EmbeddedRedis()
+    ours.port = other.port  # a server of someone else's answers PING there
+    try:
+        await ours.start()
+        assert ours.port != other.port and ours.pid != other.pid
+        assert await ours.ready()
+    finally:
+        await ours.stop()
+        await other.stop()
+
+
 async def test_a_given_port_that_is_taken_fails_with_the_port(squatter: socket.socket) -> None:
     taken = squatter.getsockname()[1]
     server = EmbeddedRedis(port=taken)

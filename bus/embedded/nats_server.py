@@ -35,6 +35,7 @@ class EmbeddedNats(ServerProcess):
     """A real nats-server with JetStream, on a free loopback port and its own data dir."""
 
     name = "nats-server"
+    ready_log = "Server is ready"
 
     def __init__(
         self,

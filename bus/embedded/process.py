@@ -19,10 +19,13 @@ from bus.errors import EmbeddedServerError
 log = logging.getLogger(__name__)
 
 LOWEST_PORT = 10_000
+MIN_SPAN = 1_000
+"""Fewest ports worth drawing from below the ephemeral range; with fewer, the kernel picks."""
 START_ATTEMPTS = 4
-READY_PROBE_S = 1.0
 """Starts of a server on a port of our choosing: another process can bind the port between
 our check and the server's bind, and then the server tries again on another."""
+READY_PROBE_S = 1.0
+"""How long a readiness probe waits for a connection and for the server's greeting."""
 
 
 def ephemeral_ports() -> tuple[int, int]:
@@ -47,8 +50,17 @@ def port_is_free(port: int) -> bool:
 def free_port(highest: int | None = None) -> int:
     """A TCP port on 127.0.0.1 that was free a moment ago, drawn at random from below the
     ephemeral range (at most highest): a port the kernel picks for us lies in that range,
-    where every outgoing connection on the machine may take it before our server binds it."""
-    top = min(highest or 65_535, ephemeral_ports()[0] - 1)
+    where every outgoing connection on the machine may take it before our server binds it.
+    A machine whose ephemeral range leaves too few ports below it gets the kernel's pick
+    (ServerProcess.start moves to another port if that one is taken before the bind)."""
+    top = min(65_535 if highest is None else highest, ephemeral_ports()[0] - 1)
+    if top - LOWEST_PORT < MIN_SPAN:
+        if highest is not None:
+            raise OSError(f"too few ports between {LOWEST_PORT} and {top} to choose from")
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port: int = sock.getsockname()[1]
+            return port
     pick = random.SystemRandom()
     for _ in range(200):
         port = pick.randint(LOWEST_PORT, top)
@@ -73,6 +85,8 @@ class ServerProcess:
     """A child server process on a free loopback port, stopped (and cleaned up) by stop()."""
 
     name = "server"
+    ready_log = ""
+    """A line the server writes to its log once it accepts connections ("" for none)."""
 
     def __init__(self, data_dir: Path | None = None, port: int | None = None) -> None:
         self._owns_dir = data_dir is None
@@ -136,7 +150,7 @@ class ServerProcess:
             logged = self._log_size()
             if await self._start_once(ready_within_s):
                 return
-            taken = "address already in use" in self._log_since(logged).lower()
+            taken = self._port_taken(self._log_since(logged))
             if not (taken and self._chosen) or attempt == START_ATTEMPTS:
                 tail = self.log_tail()
                 await self.stop()
@@ -145,7 +159,15 @@ class ServerProcess:
             taken_port, self.port = self.port, self.pick_port()
             log.info("%s: port %d was taken; starting on %d", self.name, taken_port, self.port)
 
+    def _port_taken(self, log_text: str) -> bool:
+        """Whether the server said that our client port (not, say, a route port) was in use."""
+        return any(
+            "address already in use" in line.lower() and f"127.0.0.1:{self.port}" in line
+            for line in log_text.splitlines()
+        )
+
     async def _start_once(self, ready_within_s: float) -> bool:
+        logged = self._log_size()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         out = self.log_path.open("ab")
         try:
@@ -163,7 +185,9 @@ class ServerProcess:
         while asyncio.get_running_loop().time() < deadline:
             if self._proc.returncode is not None:
                 return False
-            if await self.ready():
+            # Our child's own log must say it is ready: another server squatting the port
+            # would answer the probe while our child failed to bind it.
+            if await self.ready() and self.ready_log in self._log_since(logged):
                 self._chosen = False
                 return True
             await asyncio.sleep(0.05)

@@ -5,6 +5,7 @@ CLUSTER ADDSLOTS and CLUSTER MEET (redis-cli --cluster is not shipped)."""
 from __future__ import annotations
 
 import asyncio
+import random
 import shutil
 import tempfile
 from pathlib import Path
@@ -17,16 +18,20 @@ from bus.embedded.redis_server import EmbeddedRedis
 
 READY_TIMEOUT_S = 30.0
 BUS_PORT_OFFSET = 10_000
-"""A cluster node also listens on its port + 10000 (the cluster bus), so its port is at most
-55535 and both must be free."""
+"""A cluster node also listens on its port + 10000 (the cluster bus): both must be free."""
 
 
 def cluster_port() -> int:
     """A port p on 127.0.0.1 with p and p + 10000 free a moment ago, both below the
-    ephemeral range (see free_port)."""
+    ephemeral range when it leaves room (see free_port), else anywhere up to 55535."""
     highest = ephemeral_ports()[0] - 1 - BUS_PORT_OFFSET
     for _ in range(200):
-        port = free_port(highest)
+        try:
+            port = free_port(highest)
+        except OSError:  # too little room below the ephemeral range
+            port = random.SystemRandom().randint(1_024, 65_535 - BUS_PORT_OFFSET)
+            if not port_is_free(port):
+                continue
         if port_is_free(port + BUS_PORT_OFFSET):
             return port
     raise OSError("no free port pair for a Redis Cluster node")

@@ -24,6 +24,7 @@ class EmbeddedRedis(ServerProcess):
     """A real redis-server on a free loopback port, keeping nothing on disk unless persist."""
 
     name = "redis-server"
+    ready_log = "Ready to accept connections"
 
     def __init__(
         self,
