@@ -235,10 +235,13 @@ async def test_concurrent_reservations_never_overspend(
 async def test_not_ready_until_the_counters_are_rebuilt(redis_client: aioredis.Redis) -> None:
     store = await make_store(redis_client, [tenant_budget(1000)])
     await redis_client.delete(keys.ready("t:acme"))  # its slot's marker lost
+    assert await store.ready(full=False) and not store.suspect  # the node itself is whole
     assert (await store.reserve("r1", ACME, 10)).code is Code.NOT_READY
+    assert store.suspect  # so the watch checks every slot next time
+    assert not await store.ready(full=True) and not store.suspect
     assert store.sentinel_markers() == [keys.ready_key(0)]  # one Redis: one marker tells
     await redis_client.delete(*keys.ready_keys())  # a flush, or a restart that came back empty
-    assert not await store.ready()
+    assert not await store.ready(full=False)
     await store.mark_ready()
     assert await store.ready()
     assert (await store.reserve("r1", ACME, 10)).code is Code.RESERVED

@@ -109,3 +109,37 @@ async def test_redis_restarting_empty_under_load_overspends_nothing(
     assert refused, "the budget never filled: this test no longer tests overspend"
     assert spent == ledger_total and reserved == 0  # counters rebuilt equal the ledger
     assert totals.spend_micro_usd == ledger_total  # aggregates rebuilt equal the ledger
+
+
+async def test_one_slot_losing_its_marker_is_rebuilt_after_a_reservation_meets_it(
+    redis_server: EmbeddedRedis, tmp_path: Path
+) -> None:
+    from cost_ledger.budgets import keys
+
+    tenant = f"s{uuid.uuid4().hex[:8]}"
+    settings = Settings(
+        redis_url=redis_server.url,
+        sim_latency_ms=0,
+        extra_agents=frozenset({"listing"}),
+        budget_config=budgets_file(tmp_path, "daily", "5.000000", []),
+        budget_watch_s=0.2,
+        budget_rebuild_grace_s=0.5,
+        provider_timeout_s=2.0,
+    )
+    stack = await start_stack(settings, [Service.PROVIDER, Service.ROUTER, Service.LEDGER])
+    try:
+        assert stack.budgets is not None and stack.budget_runtime is not None
+        client = LlmClient(stack.broker)
+        ask = [
+            make_request(tenant=tenant, agent="listing", text=f"Title for lamp {i}") for i in (1, 2)
+        ]
+        first = await client.request(ask[0], timeout_s=20)
+        assert first.ok, first.reason
+        # Only this tenant's slot loses its marker: every node's sentinel is still there.
+        await stack.redis.delete(keys.ready(f"t:{tenant}"))
+        assert await stack.budgets.ready(full=False)
+        second = await client.request(ask[1], timeout_s=40)
+        assert second.ok, second.reason  # held while not ready, answered after the rebuild
+        assert stack.budget_runtime.rebuilds == 1 and await stack.budgets.ready()
+    finally:
+        await stack.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 
 import redis.asyncio as aioredis
@@ -22,6 +23,9 @@ from cost_ledger.budgets.store import BudgetStore
 from cost_ledger.rebuild import rebuild
 
 log = logging.getLogger(__name__)
+
+FULL_CHECK_S = 60.0
+"""How often the budget watch checks every slot's ready marker, not one per node."""
 
 
 class BudgetRuntime:
@@ -67,10 +71,14 @@ class BudgetRuntime:
             self._watch = None
 
     async def _watching(self, js: JetStreamContext) -> None:
-        while True:
+        for tick in itertools.count(1):
             await asyncio.sleep(self.settings.budget_watch_s)
+            # One marker per node each time; every slot's after a reservation met a missing
+            # one, and once every FULL_CHECK_S (see BudgetStore.ready).
+            every = max(1, round(FULL_CHECK_S / self.settings.budget_watch_s))
+            full = self.store.suspect or tick % every == 0
             try:
-                if not await self.store.ready():
+                if not await self.store.ready(full=full):
                     await self.recover(js)
             except RedisError as exc:  # Redis still away: look again next time
                 log.warning("budget counters not checked: %s", exc)

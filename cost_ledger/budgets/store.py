@@ -95,6 +95,8 @@ class BudgetStore:
         self._sweep = redis.register_script(scripts.SWEEP)
         self._shrink = redis.register_script(scripts.SHRINK)
         self._waiters = Waiters()
+        self._suspect = False
+        """A reservation met a slot without its ready marker since the last full check."""
         self._known_groups: set[str] = set()
         """Groups this replica registered in keys.GROUPS already."""
         self._groups_of: dict[str, list[str]] = {}
@@ -144,6 +146,8 @@ class BudgetStore:
                 held = True
                 continue
             await self._undo(request_id, done)  # compensation: nothing held for a refusal
+            if code is Code.NOT_READY:
+                self._suspect = True  # a slot lost its marker: the watch checks every slot
             if code not in (Code.DENIED, Code.WAIT):
                 return Reservation(code=code)
             check = group_checks[int(reply[1]) - 1]
@@ -394,12 +398,15 @@ class BudgetStore:
             workspace=workspace, project=project,
         )  # fmt: skip
 
-    async def ready(self) -> bool:
+    async def ready(self, *, full: bool = True) -> bool:
         """Whether the counters are complete (no slot's marker lost to a flush or a node that
-        restarted empty, awaiting a rebuild). A node loses all its keys or none, so one
-        marker per node tells (sentinel_markers); every slot keeps its marker for the
-        reservations, which check their own slot's."""
-        markers = self.sentinel_markers()
+        restarted empty, awaiting a rebuild). full checks every slot's marker; otherwise one
+        marker per node (sentinel_markers): a node that restarted empty or a flush loses
+        them all. The budget watch checks sentinels, and every slot after a reservation met
+        a missing marker and once a minute (a slot moved to a surviving node, a deleted key)."""
+        if full:
+            self._suspect = False
+        markers = keys.ready_keys() if full else self.sentinel_markers()
         # One EXISTS per marker in a pipeline: a cluster client sends each node its share in
         # one round trip (a multi-key EXISTS would be split into one command per slot).
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -407,6 +414,12 @@ class BudgetStore:
                 pipe.exists(marker)
             found = await pipe.execute()
         return sum(int(n) for n in found) == len(markers)
+
+    @property
+    def suspect(self) -> bool:
+        """Whether a reservation met a slot without its ready marker since the last full
+        check (ready(full=True))."""
+        return self._suspect
 
     def sentinel_markers(self) -> list[str]:
         """The ready markers whose presence says every node still holds its data: one
