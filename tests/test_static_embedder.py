@@ -62,10 +62,17 @@ def test_a_bad_file_is_rebuilt_and_an_unwritable_folder_keeps_it_in_memory(
     assert load_table(model).shape == (30522, DIMS) and model.calls == 1
     np.save(table_path(), np.zeros((5, 3), dtype=np.float32))  # another layout
     assert load_table(model).shape == (30522, DIMS) and model.calls == 2
+    assert oct(table_path().stat().st_mode & 0o777) == oct(0o644)  # readable by all
+    nan = np.full((30522, DIMS), np.nan, dtype=np.float32)
+    np.save(table_path(), nan)
+    assert np.isfinite(load_table(model)).all() and model.calls == 3
+    assert load_table(model, rows=30522).shape[0] == 30522 and model.calls == 3
+    assert load_table(model, rows=100).shape[0] == 30522 and model.calls == 4  # not 100 rows
     blocked = tmp_path / "file"
     blocked.write_text("a file where the folder should be")
     monkeypatch.setenv("FLIPSYNC_CACHE_DIR", str(blocked / "cache"))
-    assert load_table(model).shape == (30522, DIMS) and model.calls == 3
+    assert load_table(model).shape == (30522, DIMS) and model.calls == 5
+    assert not list(tmp_path.glob("*.npy.tmp*")) and len(list(tmp_path.glob("*.npy"))) == 1
     with pytest.raises(ValueError, match="30522 rows"):
         StaticEmbedder(np.zeros((10, DIMS), dtype=np.float32))
 

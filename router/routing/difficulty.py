@@ -37,14 +37,14 @@ EMBEDDER = "minilm-static-256"
 """The vectors the shipped weights read (router.routing.static_embedder.NAME)."""
 HEAD_CHARS = 256
 TAIL_CHARS = 128
-"""A long prompt is embedded as its first 256 and last 128 characters (about 100 tokens):
-attention cost grows with the square of the length, and the start (what is asked) and the
-end (the options, the final instruction) carry most of what makes a prompt hard."""
+"""How bench/routing clips a prompt for MiniLM itself (`--features minilm`): its first 256 and
+last 128 characters (about 100 tokens), as the router embedded prompts before it read static
+vectors (which take a prompt's first 4,000 characters, static_embedder.MAX_CHARS)."""
 _CLIP = 1e-3
 
 
 def clip_text(text: str) -> str:
-    """The part of a prompt that is embedded (see HEAD_CHARS)."""
+    """The part of a prompt MiniLM embeds in bench/routing's comparison (see HEAD_CHARS)."""
     if len(text) <= HEAD_CHARS + TAIL_CHARS:
         return text
     return f"{text[:HEAD_CHARS]} ... {text[-TAIL_CHARS:]}"

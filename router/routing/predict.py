@@ -63,7 +63,7 @@ class PromptPredictor:
     def cached(self, text: str) -> float | None:
         """The difficulty of a prompt seen recently, or None."""
         key = _key(text)
-        with self._lock:  # worker threads share the cache
+        with self._lock:  # safe for callers on other threads (benchmarks, tools)
             cached = self._cache.get(key)
             if cached is not None:
                 self._cache.move_to_end(key)

@@ -11,8 +11,11 @@ PCA, and each row is weighted by log(1 + id), Zipf's law read off the vocabulary
 (word-piece ids run roughly from frequent to rare). model2vec's own distiller needs PyTorch
 and the model's PyTorch weights; this table comes from the packaged, checksummed ONNX file
 the semantic cache already runs, in about 15 seconds of CPU, once per machine: it is kept
-under the cache folder (FLIPSYNC_CACHE_DIR, default ~/.cache/flipsync) by the model's
-checksum, written atomically, so concurrent processes share one build.
+under the cache folder (FLIPSYNC_CACHE_DIR, default ~/.cache/flipsync; a folder others can
+write to could steer routing, so point it at one only FlipSync writes) by the recipe's
+version and the model's checksum, written atomically (processes starting together may each
+build it; the last write wins, whole). The build runs where the route stage is built, at a
+router's start: make's install step, the Docker image and the test session build it first.
 
 Measured on held-out public datasets (bench/routing, leave one dataset out; docs/routing.md):
 the difficulty regression on these vectors routes as well as on MiniLM's (mean APGR 0.60
@@ -37,6 +40,8 @@ log = logging.getLogger(__name__)
 
 NAME = "minilm-static-256"
 """The vectors' name, recorded with the difficulty weights trained on them."""
+RECIPE = 1
+"""Version of distil(): a change to it builds new tables (the file name carries it)."""
 DIMS = 256
 MAX_CHARS = 4000
 """Characters of a prompt read (its start: what is asked, and most of its material)."""
@@ -59,7 +64,7 @@ def cache_dir() -> Path:
 
 def table_path() -> Path:
     """The table's file for the packaged model."""
-    return cache_dir() / f"{NAME}-{MODEL_SHA256[:16]}.npy"
+    return cache_dir() / f"{NAME}-r{RECIPE}-{MODEL_SHA256[:16]}.npy"
 
 
 def distil(pieces: np.ndarray, dims: int = DIMS) -> np.ndarray:
@@ -72,17 +77,18 @@ def distil(pieces: np.ndarray, dims: int = DIMS) -> np.ndarray:
     return np.asarray(reduced * zipf, dtype=np.float32)
 
 
-def load_table(model: PieceModel | None = None) -> np.ndarray:
+def load_table(model: PieceModel | None = None, rows: int | None = None) -> np.ndarray:
     """The static table: read from the cache folder, else distilled from model (the packaged
-    MiniLM by default) and kept there. A file that does not read as a table of DIMS columns
-    is built again; a folder that cannot be written keeps the table in memory only."""
+    MiniLM by default) and kept there. A file that is not a finite table of DIMS columns
+    (and rows rows, when given) is built again; a folder that cannot be written keeps the
+    table in memory only."""
     path = table_path()
     with _build_lock:
         try:
             table = np.asarray(np.load(path, allow_pickle=False), dtype=np.float32)
-            if table.ndim == 2 and table.shape[1] == DIMS:
+            if _usable(table, rows):
                 return table
-            log.warning("%s is not a routing table (shape %s): building it again", path,
+            log.warning("%s is not a usable routing table (shape %s): building it again", path,
                         table.shape)  # fmt: skip
         except (OSError, ValueError):
             pass
@@ -90,15 +96,31 @@ def load_table(model: PieceModel | None = None) -> np.ndarray:
                     "machine, about 15 s)", path)  # fmt: skip
         source = model or OnnxMiniLmEmbedder(threads=min(os.cpu_count() or 1, 4))
         table = distil(source.piece_vectors())
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".npy", delete=False) as out:
-                np.save(out, table)
-            os.replace(out.name, path)
-        except OSError as exc:
-            log.warning("routing's static vectors not kept (%s): each start builds them; set "
-                        "FLIPSYNC_CACHE_DIR to a writable folder", exc)  # fmt: skip
+        _keep(table, path)
         return table
+
+
+def _usable(table: np.ndarray, rows: int | None) -> bool:
+    shaped = table.ndim == 2 and table.shape[1] == DIMS and rows in (None, table.shape[0])
+    return bool(shaped and np.isfinite(table).all())
+
+
+def _keep(table: np.ndarray, path: Path) -> None:
+    """Write table to path atomically, readable by all (a Docker image builds it as root);
+    on failure warn, remove the partial file and go on without it."""
+    temp: str | None = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".npy", delete=False) as out:
+            temp = out.name
+            np.save(out, table)
+        os.chmod(temp, 0o644)
+        os.replace(temp, path)
+    except OSError as exc:
+        if temp is not None:
+            Path(temp).unlink(missing_ok=True)
+        log.warning("routing's static vectors not kept (%s): each start builds them; set "
+                    "FLIPSYNC_CACHE_DIR to a writable folder", exc)  # fmt: skip
 
 
 class StaticEmbedder:
@@ -110,10 +132,10 @@ class StaticEmbedder:
 
         from router.semantic.embedder import vocab_path
 
-        self._table = load_table() if table is None else table
         with vocab_path() as path:
             self._tokenizer = BertWordPieceTokenizer(str(path), lowercase=True)
         pieces = self._tokenizer.get_vocab_size()
+        self._table = load_table(rows=pieces) if table is None else table
         if self._table.ndim != 2 or self._table.shape[0] != pieces:
             raise ValueError(f"a static table needs {pieces} rows, got {self._table.shape}")
 

@@ -1,11 +1,11 @@
-"""One embedder per router process, shared by every stage that embeds, batching its callers.
+"""One MiniLM embedder per router process for the semantic cache, batching its callers.
 
-The route stage (router.routing.predict, per-prompt difficulty) and the semantic cache both
-embed a request's question with MiniLM. ``BatchEmbedder`` wraps the process's one embedder:
+The semantic cache embeds a request's question with MiniLM (routing no longer does: it reads
+static vectors, router.routing.static_embedder). ``BatchEmbedder`` wraps the process's one
+embedder:
 
 - **Once per text.** A text embedded recently (``MEMO`` texts) or being embedded right now
-  is not embedded again: the route stage and the semantic cache's lookup and store share one
-  vector for a request whose question they read alike (its last user message, when short).
+  is not embedded again: the cache's lookup and its store after the answer share one vector.
 - **One call for what waits.** Texts asked for while no embedding runs start one
   worker-thread call at the next turn of the event loop; texts asked for while it runs wait
   for the next one, oldest first, ``MAX_BATCH`` to a call. Under load a call takes the

@@ -101,8 +101,7 @@ class SemanticCache:
         clock: Clock = time.time,
     ) -> None:
         self._embedder = embedder
-        # Batched with other requests' embeddings, and shared with the route stage's when the
-        # composition passes both the same BatchEmbedder (router.semantic.batching).
+        # Batched with other requests' embeddings (router.semantic.batching).
         self._vectors = embedder if isinstance(embedder, BatchEmbedder) else BatchEmbedder(embedder)
         self._policies = dict(policies)
         self._near = near_duplicates
