@@ -37,6 +37,18 @@ async def redis_server() -> AsyncIterator[EmbeddedRedis]:
     await server.stop()
 
 
+def watched(redis: EmbeddedRedis, tmp_path: Path, limit_usd: str, **fields: object) -> Settings:
+    """Settings of a stack on redis with a tenant-daily budget and a fast budget watch."""
+    base = Settings(
+        redis_url=redis.url,
+        extra_agents=frozenset({"listing"}),
+        budget_config=budgets_file(tmp_path, "daily", limit_usd, []),
+        budget_watch_s=0.2,
+        provider_timeout_s=2.0,
+    )
+    return base.model_copy(update=fields)
+
+
 async def ledger_events(stack: Stack, tenant: str) -> list[LedgerEvent]:
     """The tenant's ledger events as the LEDGER stream keeps them."""
     js = stack.broker.connection.jetstream()
@@ -54,15 +66,8 @@ async def test_redis_restarting_empty_under_load_overspends_nothing(
     redis_server: EmbeddedRedis, tmp_path: Path
 ) -> None:
     tenant = f"r{uuid.uuid4().hex[:8]}"
-    settings = Settings(
-        redis_url=redis_server.url,
-        sim_latency_ms=20,
-        extra_agents=frozenset({"listing"}),
-        budget_config=budgets_file(tmp_path, "daily", f"{LIMIT_MICRO_USD / 1e6:.6f}", []),
-        budget_watch_s=0.2,
-        budget_rebuild_grace_s=3.0,
-        provider_timeout_s=2.0,
-    )
+    limit = f"{LIMIT_MICRO_USD / 1e6:.6f}"
+    settings = watched(redis_server, tmp_path, limit, sim_latency_ms=20, budget_rebuild_grace_s=3.0)
     services = [Service.PROVIDER, Service.ROUTER, Service.LEDGER]
     stack = await start_stack(settings, services)
     try:
@@ -117,14 +122,8 @@ async def test_one_slot_losing_its_marker_is_rebuilt_after_a_reservation_meets_i
     from cost_ledger.budgets import keys
 
     tenant = f"s{uuid.uuid4().hex[:8]}"
-    settings = Settings(
-        redis_url=redis_server.url,
-        sim_latency_ms=0,
-        extra_agents=frozenset({"listing"}),
-        budget_config=budgets_file(tmp_path, "daily", "5.000000", []),
-        budget_watch_s=0.2,
-        budget_rebuild_grace_s=0.5,
-        provider_timeout_s=2.0,
+    settings = watched(
+        redis_server, tmp_path, "5.000000", sim_latency_ms=0, budget_rebuild_grace_s=0.5
     )
     stack = await start_stack(settings, [Service.PROVIDER, Service.ROUTER, Service.LEDGER])
     try:

@@ -148,7 +148,7 @@ class ServerProcess:
         (a restart keeps its port: clients know it)."""
         for attempt in range(1, START_ATTEMPTS + 1):
             logged = self._log_size()
-            if await self._start_once(ready_within_s):
+            if await self._start_once(ready_within_s, logged):
                 return
             taken = self._port_taken(self._log_since(logged))
             if not (taken and self._chosen) or attempt == START_ATTEMPTS:
@@ -166,8 +166,8 @@ class ServerProcess:
             for line in log_text.splitlines()
         )
 
-    async def _start_once(self, ready_within_s: float) -> bool:
-        logged = self._log_size()
+    async def _start_once(self, ready_within_s: float, logged: int) -> bool:
+        """Run the server once; whether it became ready (its log read from offset logged)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         out = self.log_path.open("ab")
         try:
