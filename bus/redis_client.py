@@ -11,13 +11,16 @@ from typing import cast
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 
+from bus.redis_pipelining import AutoPipelinedRedis
+
 MAX_CONNECTIONS = 64
 CLUSTER_MAX_CONNECTIONS = 2048
 """Per node of a Redis Cluster (redis-py's cluster pool raises instead of waiting)."""
 
 
 def make_redis(url: str, *, cluster: bool = False) -> aioredis.Redis:
-    """A client of url: a RedisCluster when cluster, else a client with a blocking pool.
+    """A client of url: a RedisCluster when cluster, else an auto-pipelined client with a
+    blocking pool (bus.redis_pipelining: the commands of one event-loop turn share a trip).
 
     The blocking pool: hundreds of concurrent requests wait for one of 64 connections rather
     than fail with MaxConnectionsError (redis-py's default pool raises past 100).
@@ -32,4 +35,4 @@ def make_redis(url: str, *, cluster: bool = False) -> aioredis.Redis:
     pool = aioredis.BlockingConnectionPool.from_url(
         url, max_connections=MAX_CONNECTIONS, timeout=None
     )
-    return aioredis.Redis.from_pool(pool)  # owns the pool: aclose() closes it
+    return AutoPipelinedRedis.from_pool(pool)  # owns the pool: aclose() closes it

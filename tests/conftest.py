@@ -9,6 +9,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from bus.embedded import EmbeddedNats, EmbeddedRedis
+from bus.redis_client import make_redis
 
 # Routing explores a cheaper model for a hash of the request id (3% by default); tests make
 # random ids, so a test that asserts which model served would fail now and then. Every
@@ -47,8 +48,9 @@ async def redis_server() -> AsyncIterator[EmbeddedRedis]:
 
 @pytest.fixture
 async def redis_client(redis_server: EmbeddedRedis) -> AsyncIterator[aioredis.Redis]:
-    """A client of the session's Redis, flushed before each test."""
-    client = aioredis.Redis.from_url(redis_server.url)
+    """A client of the session's Redis as services make it (auto-pipelined), flushed before
+    each test."""
+    client = make_redis(redis_server.url)
     await client.flushall()
     yield client
     await client.aclose()
