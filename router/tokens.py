@@ -237,8 +237,12 @@ def message_pieces(messages: Iterable[Mapping[str, Any]]) -> Iterator[tuple[str,
 
 
 def count_messages_tokens(messages: Iterable[Mapping[str, Any]]) -> int:
-    """Prompt tokens of OpenAI chat messages: text, images and OpenAI's framing overhead."""
-    return sum(tokens for _, tokens in message_pieces(messages)) + REPLY_PRIMING_TOKENS
+    """Prompt tokens of OpenAI chat messages: text, images and OpenAI's framing overhead.
+
+    The sum of message_pieces, from each text's cached count: a request's prompt is counted by
+    several stages, and walking a long text's pieces each time cost the router more than the
+    rest of the count."""
+    return sum(count_message_tokens(m) for m in messages) + REPLY_PRIMING_TOKENS
 
 
 def tool_pieces(tools: Iterable[Mapping[str, Any]]) -> tuple[tuple[str, int], ...]:

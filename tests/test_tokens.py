@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -13,6 +14,7 @@ from router.tokens import (
     count_text_tokens,
     image_size_from_data_url,
     image_tokens,
+    message_pieces,
     text_pieces,
 )
 
@@ -101,3 +103,34 @@ def test_image_size_from_data_url() -> None:
     assert image_size_from_data_url("data:image/png;base64,not-an-image") is None
     assert image_size_from_data_url("data:image/png;base64,%%%") is None
     assert image_size_from_data_url("data:text/plain,hello") is None
+
+
+def test_messages_count_is_the_sum_of_their_pieces() -> None:
+    """count_messages_tokens (cached per text) equals walking message_pieces, for text, names,
+    content parts, images and tool calls, plus the reply priming (3)."""
+    messages: list[dict[str, Any]] = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "name": "ann", "content": PROSE},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "What is this?  \n\n Price it."},
+                {"type": "image_url", "image_url": {"url": png_data_url(800, 600)}},
+                {
+                    "type": "image_url",
+                    "image_url": {"url": "https://x.test/a.png", "detail": "low"},
+                },
+                "not a part",
+            ],
+        },
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+            ],
+        },
+    ]
+    walked = sum(tokens for _, tokens in message_pieces(messages)) + 3
+    assert count_messages_tokens(messages) == walked
+    assert count_messages_tokens(messages) == walked  # the cached second count too
