@@ -43,12 +43,14 @@ import redis.asyncio as aioredis
 
 from bench import semantic_traps
 from bench.report import table, write
+from bench.semantic_ceiling import Ceiling
 from bus.embedded import EmbeddedRedis
 from bus.messages import ChatMessage, Lever, LlmRequest, LlmResult, Status
 from bus.settings import Settings
 from router.semantic.embedder import OnnxMiniLmEmbedder
 from router.semantic.policy import NearDuplicatePolicy, policies
 from router.semantic.protocol import Vectors
+from router.semantic.request_view import answer_key
 from router.semantic.store import SemanticCache
 
 DATA = Path(__file__).parent / "data"
@@ -224,6 +226,7 @@ async def stream(
     store_misses: bool,
     shadow_rate: float,
     label: str,
+    ceiling: Ceiling | None = None,
 ) -> dict[str, Tally]:
     """Run one cache state: warm questions stored (each looked up first, as traffic would),
     then the queried ones looked up; a miss is answered by a paid call, whose answer labels
@@ -237,6 +240,8 @@ async def stream(
     tallies = {name: Tally() for name in ("banking77", "bitext")}
     for n, q in enumerate(queried):
         req = request(q, n, label=label)
+        if ceiling is not None:  # the lookup's candidates as get() is about to see them
+            ceiling.add(await cache.candidates(req), answer_key(answered(req, q)))
         hit = await cache.get(req)
         tallies[q.set].add(q, hit.content if hit is not None else None)
         if hit is None:
@@ -278,9 +283,10 @@ async def states(
         await redis.flushdb()
         cache = _cache(redis, embedder, **policy)
         warm = _first_per_intent(seeds) if state == "sparse" else seeds
+        ceiling = Ceiling(min_similarity=config.thresholds[TASK])
         tallies = await stream(
             cache, warm, queried, store_misses=state == "dense",
-            shadow_rate=SHADOW_RATE, label=f"{state}-{which}",
+            shadow_rate=SHADOW_RATE, label=f"{state}-{which}", ceiling=ceiling,
         )  # fmt: skip
         total = merged(tallies).figures()
         out[state] = {
@@ -292,6 +298,7 @@ async def states(
             "misses_stored": state == "dense",
             **{k: v for k, v in total.items() if k not in ("precision", "hit_rate")},
             "by_set": {name: t.figures() for name, t in tallies.items()},
+            "ceiling": ceiling.figures(bound),
         }
     return out
 
@@ -401,6 +408,8 @@ def render(f: dict[str, Any]) -> str:
                      f" (bound {s['error_bound']}), {s['hits']}/{s['questions']}"))  # fmt: skip
         for name, b in s["by_set"].items():
             rows.append((f"  {name}", f"precision {b['precision']}, hit rate {b['hit_rate']}"))
+        rows.append(("  ceiling (best threshold, labels known)",
+                     f"hit rate {s['ceiling']['hit_rate']}"))  # fmt: skip
     rows.append(("entity wrong hits (dense + traps)", str(f["entity_wrong_hits"])))
     rows.append(("traps: category", "pairs / wrong hits / matching pairs served"))
     for name, c in f["traps"].items():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bench.semantic_ceiling import Ceiling
 from router.semantic.calibration import Calibrator, error_upper_bound, judge, score
 from router.semantic.policy import Candidate
 
@@ -58,3 +59,18 @@ def test_judge_obeys_floor_veto_and_threshold() -> None:
     assert not vetoed.serve and "wrong" in vetoed.reason
     floor = {"error_bound": 0.01, "confidence": 0.7, "min_similarity": 0.95}
     assert not judge(scored, calibrator, entry_wrong_at=None, **floor).serve
+
+
+def test_the_ceiling_is_the_longest_prefix_within_the_bound() -> None:
+    """bench.semantic_ceiling: lookups sorted by score, served while precision holds; a best
+    entry under the similarity floor is never counted as servable."""
+    ceiling = Ceiling(min_similarity=0.75)
+    for n in range(99):  # 99 right lookups, scores falling with n
+        ceiling.add([cand(f"e{n}", 0.99 - n / 1000)], "A")
+    ceiling.add([cand("w", 0.80, "B")], "A")  # the lowest-scoring lookup is wrong
+    ceiling.add([cand("low", 0.70)], "A")  # under the floor: not servable, right or not
+    figures = ceiling.figures(0.01)
+    assert ceiling.questions == 101
+    assert figures["hits"] == 100  # 99 of 100 right is within a 1% bound
+    assert figures["hit_rate"] == round(100 / 101, 4)
+    assert ceiling.figures(0.005)["hits"] == 99  # a stricter bound stops before the wrong one
