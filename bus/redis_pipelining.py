@@ -110,6 +110,8 @@ class AutoPipelinedRedis(aioredis.Redis):
                 result = await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
             except BaseException as exc:  # handed to the caller, whatever it is
                 _fail(future, exc)
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
             else:
                 _resolve(future, result)
             return
@@ -121,6 +123,8 @@ class AutoPipelinedRedis(aioredis.Redis):
         except BaseException as exc:  # the trip failed: every command of it learns why
             for _, _, future in batch:
                 _fail(future, exc)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
             return
         self.pipelines_sent += 1
         self.commands_pipelined += len(batch)

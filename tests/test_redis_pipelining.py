@@ -68,6 +68,19 @@ async def test_flushed_scripts_load_themselves_again(client: AutoPipelinedRedis)
     )
 
 
+async def test_a_cancelled_caller_leaves_the_others_answered(client: AutoPipelinedRedis) -> None:
+    """One caller of a turn gives up: its command still runs (as a sent command would), the
+    others of the same trip get their replies."""
+    callers = [asyncio.ensure_future(client.incr("shared")) for _ in range(10)]
+    await asyncio.sleep(0)  # every caller is queued in this turn's pipeline
+    callers[3].cancel()
+    done = await asyncio.gather(*callers, return_exceptions=True)
+    assert isinstance(done[3], asyncio.CancelledError)
+    answered = [r for n, r in enumerate(done) if n != 3]
+    assert len(set(answered)) == 9 and set(answered) <= set(range(1, 11))
+    assert await client.get("shared") == b"10"
+
+
 async def test_a_blocking_command_does_not_hold_the_batch(client: AutoPipelinedRedis) -> None:
     """BLPOP waits on its own connection; GETs issued meanwhile are answered."""
     popped = asyncio.ensure_future(client.blpop(["queue"], timeout=10))
