@@ -7,7 +7,6 @@ several thread hops per message on the hot path.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 import logging
@@ -26,6 +25,7 @@ from redis import exceptions as redis_errors
 from bus import subjects
 from bus.codec import decode, encode
 from bus.errors import WireError
+from bus.heartbeat import beating
 from bus.messages import DeadLetter, ErrorCode
 from bus.metrics import count_messages
 from bus.settings import Settings
@@ -130,19 +130,8 @@ async def working(msg: NatsMessage, every_s: float) -> AsyncIterator[None]:
     """Send in-progress acks while a message is worked on, so that JetStream redelivers it
     to another replica only when this one died."""
 
-    async def beat() -> None:
-        while True:
-            await asyncio.sleep(every_s)
-            with contextlib.suppress(Exception):
-                await msg.in_progress()
-
-    task = asyncio.create_task(beat())
-    try:
+    async with beating(every_s, msg.in_progress):  # one task per process beats them all
         yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 _TRANSIENT_RESPONSES = (

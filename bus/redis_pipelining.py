@@ -10,8 +10,16 @@ that awaits one command before sending the next sees the same order as before, a
 different coroutines were never ordered with each other. Each command keeps its own result
 or error (a NOSCRIPT error still makes its script load itself and retry).
 
-Not pipelined: blocking commands (a blocked command would hold the whole batch) and clients
-of a Redis Cluster (bus.redis_client builds those without it).
+Not pipelined: blocking commands (a blocked command would hold the whole batch), commands
+that change the connection's state or do not give one reply each (ALONE), and clients of a
+Redis Cluster (bus.redis_client builds those without it).
+
+Known difference from the plain client: an error that redis-py raises while reading one reply
+and that is not a ResponseError (an error reply starting LOADING, NOAUTH or WRONGPASS, which
+it raises as a ConnectionError; a response callback that raises; a decoding error with
+decode_responses) fails every command of that trip, though the others ran. FlipSync's
+scripts build no such replies and its clients do not decode; its clients also make no
+retries, so a failed trip is never sent twice.
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ import asyncio
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 
 BLOCKING = frozenset(
     {
@@ -41,10 +49,37 @@ BLOCKING = frozenset(
     }
 )
 """Commands that may wait on the server; sent alone."""
+ALONE = frozenset(
+    {
+        "WATCH",
+        "UNWATCH",
+        "MULTI",
+        "EXEC",
+        "DISCARD",
+        "CLIENT",
+        "UNSUBSCRIBE",
+        "PUNSUBSCRIBE",
+        "SUNSUBSCRIBE",
+        "QUIT",
+        "RESET",
+        "SELECT",
+        "AUTH",
+        "HELLO",
+        "SYNC",
+        "PSYNC",
+    }
+)
+"""Commands that change the connection's state or do not answer with exactly one reply
+(WATCH inside a redis-py pipeline is not even queued): sent alone, never in a batch."""
 MAX_BATCH = 512
 """Most commands in one pipeline; a longer turn's commands go in several."""
 
 _Pending = tuple[tuple[Any, ...], dict[str, Any], "asyncio.Future[Any]"]
+
+
+def alone(args: tuple[Any, ...]) -> bool:
+    """Whether a command must be sent on its own (blocking, or one of ALONE)."""
+    return blocking(args) or (bool(args) and _text(args[0]).upper().split(" ")[0] in ALONE)
 
 
 def blocking(args: tuple[Any, ...]) -> bool:
@@ -58,7 +93,8 @@ def blocking(args: tuple[Any, ...]) -> bool:
 
 
 def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+    # latin-1 maps every byte: a binary key is compared, never a decoding error
+    return value.decode("latin-1") if isinstance(value, bytes) else str(value)
 
 
 class AutoPipelinedRedis(aioredis.Redis):
@@ -76,7 +112,7 @@ class AutoPipelinedRedis(aioredis.Redis):
 
     async def execute_command(self, *args: Any, **options: Any) -> Any:
         """Queue the command for this turn's pipeline and wait for its own reply."""
-        if self.single_connection_client or blocking(args):
+        if self.single_connection_client or alone(args):
             return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
@@ -125,6 +161,11 @@ class AutoPipelinedRedis(aioredis.Redis):
                 _fail(future, exc)
             if isinstance(exc, asyncio.CancelledError):
                 raise
+            return
+        if len(results) != len(batch):  # never hand one command's reply to another
+            mismatch = RedisError(f"a pipeline of {len(batch)} commands got {len(results)} replies")
+            for _, _, future in batch:
+                _fail(future, mismatch)
             return
         self.pipelines_sent += 1
         self.commands_pipelined += len(batch)

@@ -14,7 +14,7 @@ from redis.exceptions import ResponseError
 
 from bus.embedded import EmbeddedRedis
 from bus.redis_client import make_redis
-from bus.redis_pipelining import AutoPipelinedRedis, blocking
+from bus.redis_pipelining import AutoPipelinedRedis, alone, blocking
 
 INCR_LUA = "return redis.call('INCR', KEYS[1])"
 FAIL_LUA = "return redis.error_reply('no such thing: ' .. KEYS[1])"
@@ -125,3 +125,15 @@ async def test_close_waits_for_commands_under_way(redis_server: EmbeddedRedis) -
     check = aioredis.Redis.from_url(redis_server.url)
     await check.delete("closing")
     await check.aclose()
+
+
+async def test_connection_state_commands_go_alone(client: AutoPipelinedRedis) -> None:
+    """WATCH among a turn's commands (redis-py's pipeline would not even queue it) is sent on
+    its own: every caller gets its own reply; a binary stream key is no decoding error."""
+    await client.mset({"a": "1", "b": "2"})
+    replies = await asyncio.gather(
+        client.get("a"), client.execute_command("WATCH", "a"), client.get("b")
+    )
+    assert list(replies) == [b"1", True, b"2"]
+    assert alone(("WATCH", "a")) and alone(("CLIENT REPLY", "OFF"))
+    assert not blocking(("XREAD", "STREAMS", b"\xff\xfe", "0")) and not alone(("GET", "k"))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import math
@@ -25,6 +26,7 @@ import random
 from collections.abc import Callable
 from decimal import Decimal
 
+from bus.heartbeat import heartbeat
 from bus.messages import BudgetPolicy, ImagePart, LlmRequest, LlmResult
 from cost_ledger.budgets.alerts import AlertSink
 from cost_ledger.budgets.config import EngineSettings
@@ -128,11 +130,10 @@ class BudgetStage:
             return grown.holds
 
         ctx.top_up = top_up
-        keeper = None
-        if got.code is not Code.SETTLED:
-            keeper = asyncio.create_task(
-                self._keep(request.id, subject, engine.reservation_ttl_s / 3)
-            )
+        beats, keeping = heartbeat(), None
+        if got.code is not Code.SETTLED:  # the reservation refreshed while the call runs
+            keep = functools.partial(self._budgets.keepalive, request.id, subject)
+            keeping = beats.add(engine.reservation_ttl_s / 3, keep)
         try:
             result = await call_next(ctx)
         except BaseException:
@@ -140,8 +141,8 @@ class BudgetStage:
                 await asyncio.shield(self._settle_or_release(ctx, subject))
             raise
         finally:
-            if keeper is not None:
-                keeper.cancel()
+            if keeping is not None:
+                beats.remove(keeping)
         if result.cost_micro_usd > reserved:  # booked in full below, counted and alerted
             await self._overruns.record(request, result, reserved)
         messages = 1 if subject.user and result.cost_micro_usd > 0 else 0
@@ -234,13 +235,6 @@ class BudgetStage:
         fallbacks = tuple(f for f in ctx.route.fallbacks if f.model != choice.name)
         ctx.route = Route(model=choice.name, provider=provider, reason=reason, fallbacks=fallbacks)
         return True
-
-    async def _keep(self, request_id: str, subject: Subject, every_s: float) -> None:
-        """Refresh the reservation while the request is worked on."""
-        while True:
-            await asyncio.sleep(every_s)
-            with contextlib.suppress(Exception):
-                await self._budgets.keepalive(request_id, subject)
 
 
 def _over(check: Check, got: Reservation, needed: int, waited_s: float = 0.0) -> OverBudgetError:

@@ -1,0 +1,96 @@
+"""bus.heartbeat: one task per loop beats every registered lease on time, a stuck beat holds
+up no other, and in-progress acks through it keep a real JetStream message from being
+redelivered while it is worked on."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import nats
+from nats.aio.msg import Msg
+from nats.js.api import ConsumerConfig, StreamConfig
+from nats.js.client import JetStreamContext
+
+from bus.embedded import EmbeddedNats
+from bus.heartbeat import beating, heartbeat
+
+
+async def test_beats_repeat_while_registered_and_stop_after() -> None:
+    """The first beat comes after every_s, then one every every_s; none after the block."""
+    beats = 0
+
+    async def beat() -> None:
+        nonlocal beats
+        beats += 1
+
+    async with beating(0.05, beat):
+        await asyncio.sleep(0.02)
+        assert beats == 0
+        await asyncio.sleep(0.25)
+    seen = beats
+    assert 2 <= seen <= 6
+    await asyncio.sleep(0.15)
+    assert beats == seen
+    assert len(heartbeat()) == 0
+
+
+async def test_a_stuck_or_failing_beat_holds_up_no_other() -> None:
+    """A beat that never returns and one that raises do not stop a third from beating, and
+    a shorter interval registered after a longer one is still beaten on time."""
+    count = 0
+    never = asyncio.Event()
+
+    async def stuck() -> None:
+        await never.wait()
+
+    async def failing() -> None:
+        raise RuntimeError("redis away")
+
+    async def counted() -> None:
+        nonlocal count
+        count += 1
+
+    async with beating(5.0, counted):  # alone: the loop's wake is 5 s away
+        await asyncio.sleep(0.01)
+        async with beating(0.04, counted), beating(0.03, stuck), beating(0.03, failing):
+            await asyncio.sleep(0.3)  # the wake moved earlier for the shorter intervals
+    assert count >= 3
+    never.set()
+
+
+async def test_in_progress_acks_keep_a_message_from_redelivery(nats_server: EmbeddedNats) -> None:
+    """ack_wait 2 s, a message held 5 s with a beat every 0.5 s: JetStream never sends it again;
+    a second message held as long without beats is redelivered."""
+    nc = await nats.connect(nats_server.url)
+    js = nc.jetstream()
+    name = f"hb{uuid.uuid4().hex[:8]}"
+    try:
+        await js.add_stream(StreamConfig(name=name, subjects=[f"{name}.>"]))
+        await js.publish(f"{name}.a", b"beaten")
+        sub = await js.pull_subscribe(
+            f"{name}.>", durable="w", config=ConsumerConfig(ack_wait=2.0, max_deliver=5)
+        )
+        [msg] = await sub.fetch(1, timeout=5)
+        async with beating(0.5, msg.in_progress):
+            again = await _fetch_one(sub, 5.0)
+        assert again is None  # not redelivered while beaten
+        await msg.ack()
+
+        await js.publish(f"{name}.b", b"silent")
+        [quiet] = await sub.fetch(1, timeout=5)
+        again = await _fetch_one(sub, 5.0)
+        assert again is not None and again.data == b"silent"
+        assert again.metadata.num_delivered == 2
+        await again.ack()
+    finally:
+        await js.delete_stream(name)
+        await nc.close()
+
+
+async def _fetch_one(sub: JetStreamContext.PullSubscription, within_s: float) -> Msg | None:
+    try:
+        [msg] = await sub.fetch(1, timeout=within_s)
+    except nats.errors.TimeoutError:
+        return None
+    return msg
