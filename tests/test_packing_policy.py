@@ -37,6 +37,7 @@ from router.batching.policy import (
 from router.batching.prompt import build_packed_call, inline_index, packed_schema, shared_opening
 from router.batching.shares import allocate, share_cost, share_usage
 from router.batching.split import split_answer
+from router.tokens import count_messages_tokens, count_text_tokens
 from simulator.content import generate
 from simulator.request import parse_chat_request
 from tests.helpers import TITLE_SCHEMA
@@ -192,6 +193,11 @@ def test_packed_call_sends_instructions_once_and_saves_input_tokens() -> None:
     assert call.request.messages[0] == requests[0].messages[0]  # the system prompt, once
     assert sum(call.item_tokens) + call.shared_tokens < sum(call.alone_tokens)
     assert call.request.output_schema is not None and not call.request.output_schema.strict
+    # Counted from the items' texts, the figures equal counting the packed prompt itself.
+    blocks = text.split("\n\n")[-4:]
+    assert call.item_tokens == tuple(count_text_tokens(block) for block in blocks)
+    whole = [{"role": m.role, "content": m.content} for m in call.request.messages]
+    assert call.shared_tokens + sum(call.item_tokens) == count_messages_tokens(whole)
 
 
 def test_packed_schema_pins_each_index_and_keeps_local_refs() -> None:

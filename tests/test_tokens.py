@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import base64
 import io
+import random
 from typing import Any
 
 import pytest
 from PIL import Image
 
 from router.tokens import (
+    count_joined_tokens,
     count_messages_tokens,
     count_text_tokens,
     image_size_from_data_url,
@@ -134,3 +136,19 @@ def test_messages_count_is_the_sum_of_their_pieces() -> None:
     walked = sum(tokens for _, tokens in message_pieces(messages)) + 3
     assert count_messages_tokens(messages) == walked
     assert count_messages_tokens(messages) == walked  # the cached second count too
+
+
+JOIN_PIECES = ["abc", "Étoile", "é", "x", "12", "3", "_", "__", "!?", "\"", " ", "\n\n", "\t",
+               "茶", "カップ", "²", "", "mug-001", "350 ml", "### Item 2\n"]  # fmt: skip
+
+
+def test_joined_count_equals_counting_the_joined_text() -> None:
+    """count_joined_tokens adds the parts' counts only where no piece can span the junction:
+    on every junction of letters (ASCII or not), digits, CJK, spaces, underscores and other
+    punctuation it equals counting the joined text."""
+    rng = random.Random(7)
+    for _ in range(3000):
+        parts = [rng.choice(JOIN_PIECES) for _ in range(rng.randint(0, 6))]
+        assert count_joined_tokens(parts) == count_text_tokens("".join(parts)), parts
+    assert count_joined_tokens(["é", "abcdef"]) == count_text_tokens("éabcdef")  # one piece
+    assert count_joined_tokens([]) == 0

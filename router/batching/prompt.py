@@ -20,7 +20,7 @@ from typing import Any
 
 from bus.messages import ChatMessage, LlmRequest, OutputSchema, TextPart
 from router.providers.messages import openai_messages
-from router.tokens import count_messages_tokens, count_text_tokens
+from router.tokens import count_joined_tokens, count_messages_tokens
 
 PACKED_SCHEMA_NAME = "packed_answers"
 ANSWER_DEF = "flipsync_packed_answer"
@@ -142,7 +142,8 @@ def build_packed_call(requests: Sequence[LlmRequest], pack_id: str) -> PackedCal
         'if it had been asked alone. Reply with one JSON object whose "items" array holds one '
         'answer per item, in the order given, each carrying the item\'s number as "index".'
     )
-    blocks = [f"### Item {i}\n{text[len(opening) :].strip()}" for i, text in enumerate(texts)]
+    own = [(f"### Item {i}\n", text[len(opening) :].strip()) for i, text in enumerate(texts)]
+    blocks = [label + rest for label, rest in own]
     head = f"{opening.strip()}{_PARAGRAPH}{how}" if opening else how
     body = _PARAGRAPH.join([head, *blocks])
     messages = [*first.messages[:-1], ChatMessage(role="user", content=body)]
@@ -159,8 +160,13 @@ def build_packed_call(requests: Sequence[LlmRequest], pack_id: str) -> PackedCal
         temperature=first.temperature,
         priority=first.priority,
     )
-    item_tokens = tuple(count_text_tokens(block) for block in blocks)
-    total = count_messages_tokens(openai_messages(messages))
+    # Counted from the items' own texts, which the earlier stages already counted (cached).
+    item_tokens = tuple(count_joined_tokens(parts) for parts in own)
+    body_tokens = count_joined_tokens(
+        [head, *(part for parts in own for part in (_PARAGRAPH, *parts))]
+    )
+    framing = openai_messages([*first.messages[:-1], ChatMessage(role="user", content="")])
+    total = count_messages_tokens(framing) + body_tokens
     return PackedCall(
         request=request,
         shared_tokens=max(total - sum(item_tokens), 0),

@@ -37,6 +37,7 @@ same decision.
 from __future__ import annotations
 
 import enum
+import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -276,6 +277,7 @@ def _pick_value(
     )
 
 
+@functools.lru_cache(maxsize=1024)  # the catalog's few names, keyed for every pick
 def _neg(name: str) -> tuple[int, ...]:
     """A key that orders names in reverse, so max() breaks ties toward the first name."""
     return tuple(-ord(ch) for ch in name)
