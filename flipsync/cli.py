@@ -299,6 +299,7 @@ async def _signalled(coro: Coroutine[Any, Any, int]) -> int:
 
 async def run_services(settings: Settings, services: list[Service]) -> int:
     """Run services until SIGTERM or SIGINT, then stop cleanly."""
+    from flipsync.heap import settle_heap
     from flipsync.scrape import start_metrics
     from flipsync.stack import start_stack
 
@@ -312,6 +313,7 @@ async def run_services(settings: Settings, services: list[Service]) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    settle_heap()  # everything start-up made stays: the collector need not walk it again
     names = ", ".join(s.value for s in services)
     sim = f" simulated provider at {stack.sim.base_url}" if stack.sim else ""
     sim += f" HTTP API at {stack.api.url}" if stack.api else ""
