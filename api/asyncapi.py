@@ -37,10 +37,9 @@ from api.dashboard import ASSETS_PATH
 from bus import messages, subjects
 from bus.broker import make_broker
 from bus.settings import Settings
-from cost_ledger.aggregates import AggregateStore
 from cost_ledger.budgets.runtime import BudgetRuntime
 from cost_ledger.catalog import PriceCatalog
-from cost_ledger.consumer import ledger_router
+from cost_ledger.consumer import ledger_doc_router
 from router.context import RequestContext
 from router.service import RouterService
 
@@ -143,7 +142,7 @@ def documented_broker(settings: Settings) -> NatsBroker:
         broker=broker,
     )
     broker.include_router(service.router())
-    broker.include_router(ledger_router(AggregateStore(redis), settings=settings))
+    broker.include_router(ledger_doc_router(settings))
     broker.include_router(budgets.control_router())
     broker.include_router(WorkflowService(WorkflowDag(WORKFLOW_SPECS), settings, broker).router())
     runtime = AgentRuntime(WORKFLOW_SPECS, settings=settings, broker=broker, catalog=catalog)

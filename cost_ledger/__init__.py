@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from cost_ledger.aggregates import AggregateStore, Totals
     from cost_ledger.catalog import ModelPrice, PriceCatalog, Tier
-    from cost_ledger.consumer import ledger_router
+    from cost_ledger.consumer import LedgerConsumer
     from cost_ledger.errors import (
         CatalogError,
         InvalidUsageError,
@@ -34,7 +34,7 @@ _WHERE = {
     "ModelPrice": "catalog",
     "PriceCatalog": "catalog",
     "Tier": "catalog",
-    "ledger_router": "consumer",
+    "LedgerConsumer": "consumer",
     "CatalogError": "errors",
     "InvalidUsageError": "errors",
     "LedgerError": "errors",
@@ -54,6 +54,7 @@ __all__ = [
     "CatalogError",
     "Dimension",
     "InvalidUsageError",
+    "LedgerConsumer",
     "LedgerError",
     "ModelPrice",
     "PriceCatalog",
@@ -64,7 +65,6 @@ __all__ = [
     "baseline_micro_usd",
     "build_report",
     "cost_micro_usd",
-    "ledger_router",
     "max_cost_micro_usd",
     "render_report",
     "to_usd",

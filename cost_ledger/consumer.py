@@ -1,69 +1,164 @@
 """The ledger consumer: every LedgerEvent on the LEDGER stream, applied once to the aggregates.
 
-Events handled at the same time are applied to Redis together, in one script call with the
-sums per key computed in Python (cost_ledger.coalesce, cost_ledger.batch_apply); each is
-still acked, nacked or dead-lettered on its own.
+The live consumer (LedgerConsumer) runs with nats-py a fetched batch at a time
+(bus.pull_loop): the batch's events are applied to Redis in one script call per scope with
+the sums per key computed in Python (cost_ledger.batch_apply), then their budgets are
+settled and their savings split; each message is still acked, nacked or dead-lettered on
+its own. ledger_doc_router documents the same subscriber for the AsyncAPI document.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Sequence
 
 from faststream.nats import NatsRouter
-from faststream.nats.message import NatsMessage
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from opentelemetry import trace
+from redis import exceptions as redis_errors
 
 from bus import subjects
-from bus.consumers import dead_letter_publisher, durable_consumer, redis_applier
+from bus.codec import decode
+from bus.consumers import Incoming, durable_consumer, is_permanent
+from bus.dead_letters import DeadLetters
 from bus.errors import WireError
 from bus.messages import ErrorCode, LedgerEvent
+from bus.pull_loop import Durable, PullLoop, Verdict
 from bus.settings import Settings
 from cost_ledger.aggregates import AggregateStore, Applied
 from cost_ledger.batch_apply import BatchApplier
-from cost_ledger.coalesce import EventCoalescer
 from cost_ledger.split_store import SplitStore
 
 DLQ_SOURCE = "ledger"
 RETRY_DELAY_S = 1.0
 """How long a message waits for redelivery after Redis failed to take it."""
 FETCH_BATCH = 64
+WHERE = Durable(subjects.LEDGER_ALL, subjects.STREAM_LEDGER, subjects.DURABLE_LEDGER)
 
 log = logging.getLogger(__name__)
 
 
-def ledger_router(store: AggregateStore, *, settings: Settings | None = None) -> NatsRouter:
-    """A router whose one subscriber applies ledger events to a store, and dead-letters bad ones.
+class LedgerConsumer:
+    """Applies ledger events to a store a fetched batch at a time, and dead-letters bad ones.
 
-    It is a pull consumer on the shared durable, so any number of replicas split the stream.
-    A message is acked only after the store took it; a Redis failure redelivers it later.
+    It reads the shared durable, so any number of replicas split the stream. A message is
+    acked only after the store took it; a Redis failure redelivers it later.
     """
-    settings = settings or Settings()
+
+    def __init__(
+        self,
+        store: AggregateStore,
+        *,
+        settings: Settings | None = None,
+        tracer: trace.Tracer | None = None,
+    ) -> None:
+        self._store = store
+        self._applier = BatchApplier(store)
+        self._splits = SplitStore(store.redis)  # savings by lever from each event's split
+        self._dead: DeadLetters | None = None
+        self._loop = PullLoop(
+            WHERE,
+            settings or Settings(),
+            tracer=tracer or trace.get_tracer("flipsync.ledger"),
+            on_batch=self.apply_batch,
+            fetch=FETCH_BATCH,
+        )
+
+    async def start(self, js: JetStreamContext) -> None:
+        """Start consuming the LEDGER stream."""
+        self._dead = DeadLetters(js, DLQ_SOURCE)
+        await self._loop.start(js)
+
+    async def stop(self) -> None:
+        """Stop consuming; the batch being applied is finished and acked first."""
+        await self._loop.stop()
+
+    async def apply_batch(self, msgs: Sequence[Msg]) -> list[Verdict]:
+        """Apply a batch of ledger event messages; one verdict per message (None: ack)."""
+        verdicts: list[Verdict] = [None] * len(msgs)
+        events: list[LedgerEvent] = []
+        where: list[int] = []
+        for i, msg in enumerate(msgs):
+            try:
+                event = decode(msg.data, LedgerEvent)
+                _check_subject(event, msg.subject)
+            except WireError as exc:
+                verdicts[i] = await self._give_up(msg, exc.code, exc.reason)
+                continue
+            events.append(event)
+            where.append(i)
+        if not events:
+            return verdicts
+        try:
+            outcomes = await self._applier.outcomes(events)  # once per event id
+        except redis_errors.RedisError as exc:  # Redis away: every event is tried again
+            log.warning("%d ledger events not applied, retrying: %s", len(events), exc)
+            for i in where:
+                verdicts[i] = RETRY_DELAY_S
+            return verdicts
+        applied: list[tuple[int, LedgerEvent, bool]] = []
+        for i, event, outcome in zip(where, events, outcomes, strict=True):
+            if isinstance(outcome, Exception):  # a sum beyond 64 bits: never applicable
+                reason = f"{type(outcome).__name__}: {outcome}"
+                verdicts[i] = await self._give_up(msgs[i], ErrorCode.MALFORMED, reason)
+            else:
+                applied.append((i, event, outcome is Applied.NEW))
+        finished = await asyncio.gather(
+            *(self._finish(event, new) for _, event, new in applied), return_exceptions=True
+        )
+        for (i, _, _), failure in zip(applied, finished, strict=True):
+            if failure is None:
+                continue
+            if not isinstance(failure, Exception):
+                raise failure  # cancelled
+            if isinstance(failure, (WireError, ValueError, redis_errors.RedisError)) and (
+                is_permanent(failure)
+            ):
+                reason = f"{type(failure).__name__}: {failure}"
+                verdicts[i] = await self._give_up(msgs[i], ErrorCode.MALFORMED, reason)
+            else:
+                log.warning("ledger event not settled, retrying: %s: %s",
+                            type(failure).__name__, failure)  # fmt: skip
+                verdicts[i] = RETRY_DELAY_S
+        return verdicts
+
+    async def _finish(self, event: LedgerEvent, new: bool) -> None:
+        """Settle an applied event's budgets, then add its savings split (each once)."""
+        await self._store.settle_applied([event], [new])
+        await self._splits.apply(event)
+
+    async def _give_up(self, msg: Msg, code: ErrorCode, reason: str) -> Verdict:
+        """Dead-letter a message that can never be applied (then it is acked); if NATS did
+        not take the dead letter, the message is tried again instead."""
+        log.warning("message on %s to the dead-letter queue: %s", msg.subject, reason)
+        assert self._dead is not None, "LedgerConsumer.start was not called"
+        try:
+            await self._dead.keep(msg, code, reason)
+        except Exception as exc:
+            log.warning("dead letter not kept, retrying: %s: %s", type(exc).__name__, exc)
+            return RETRY_DELAY_S
+        return None
+
+
+def ledger_doc_router(settings: Settings | None = None) -> NatsRouter:
+    """The ledger's subscriber as FastStream documents it (the AsyncAPI document); the live
+    consumer is LedgerConsumer, which this router is never started in place of."""
     router = NatsRouter()
-    splits = SplitStore(store.redis)  # savings by lever from each event's split
 
-    coalescer = EventCoalescer(BatchApplier(store))
-
-    async def apply(event: LedgerEvent, msg: NatsMessage) -> None:
-        """Apply one ledger event to the aggregates (with the others handled meanwhile, in
-        one call), once per event id, then settle its budgets."""
-        _check_subject(event, msg.raw_message.subject)
-        applied = await coalescer.apply(event)
-        await store.settle_applied([event], [applied is Applied.NEW])
-        await splits.apply(event)
-
-    on_ledger_event = redis_applier(
-        LedgerEvent,
-        apply,
-        retry_delay_s=RETRY_DELAY_S,
-        dead_letter=dead_letter_publisher(router, DLQ_SOURCE),
-    )
+    async def on_ledger_event(incoming: Incoming) -> None:
+        """Apply a LedgerEvent to the aggregates once per event id, settle its budgets and
+        split its savings by lever; bad events go to dlq.ledger."""
+        raise RuntimeError("documentation only: the live ledger consumer is LedgerConsumer")
 
     durable_consumer(
         router,
         on_ledger_event,
-        subject=subjects.LEDGER_ALL,
-        stream=subjects.STREAM_LEDGER,
-        durable=subjects.DURABLE_LEDGER,
-        settings=settings,
+        subject=WHERE.subject,
+        stream=WHERE.stream,
+        durable=WHERE.durable,
+        settings=settings or Settings(),
         workers=FETCH_BATCH,
         title="ledger-events",
     )

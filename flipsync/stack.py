@@ -23,6 +23,7 @@ from bus.broker import make_broker
 from bus.embedded import EmbeddedNats, EmbeddedRedis
 from bus.nats_auth import ADMIN as NATS_ADMIN
 from bus.nats_auth import EmbeddedAuth, embedded_auth, settings_broker_options
+from bus.pull_loop import LiveConsumer
 from bus.reachable import reach_nats, reach_redis
 from bus.redis_client import make_redis
 from bus.settings import Settings
@@ -33,7 +34,7 @@ from cost_ledger.budgets.alerts import JetStreamAlerts
 from cost_ledger.budgets.runtime import BudgetRuntime
 from cost_ledger.budgets.store import BudgetStore
 from cost_ledger.catalog import PriceCatalog
-from cost_ledger.consumer import ledger_router
+from cost_ledger.consumer import LedgerConsumer
 from flipsync.providers import dispatch_health, start_providers
 from notifier import NotifierService
 from optimizer.arm_stats import experiment_router
@@ -104,6 +105,8 @@ class Stack:
     """The alert notifier, in a stack running the notifier service."""
     budget_runtime: BudgetRuntime | None = None
     """The budgets' runtime (its watch rebuilds counters a Redis restart lost)."""
+    live_consumers: list[LiveConsumer] = field(default_factory=list)
+    """Consumers on nats-py directly (bus.pull_loop): the hot path's, outside the broker."""
 
     @property
     def aggregates(self) -> AggregateStore:
@@ -116,6 +119,8 @@ class Stack:
             await self.api.stop()
         if self.budget_runtime is not None:
             await self.budget_runtime.close()
+        for consumer in self.live_consumers:
+            await consumer.stop()
         with contextlib.suppress(Exception):
             await self.broker.stop()
         if self.notifier is not None:
@@ -194,6 +199,7 @@ async def start_stack(
             nats_url, tracer_provider=tracer_provider, client_name="flipsync", **nats_options
         )
         budgets: BudgetRuntime | None = None
+        live: list[LiveConsumer] = []
         if wanted & {Service.ROUTER, Service.LEDGER}:
             budgets = BudgetRuntime(settings, redis_client, broker)
             broker.include_router(budgets.control_router())
@@ -226,7 +232,8 @@ async def start_stack(
             )
         if Service.LEDGER in wanted:
             assert budgets is not None
-            broker.include_router(ledger_router(budgets.ledger_view(), settings=settings))
+            tracer = tracer_provider.get_tracer("flipsync.ledger")
+            live.append(LedgerConsumer(budgets.ledger_view(), settings=settings, tracer=tracer))
             broker.include_router(experiment_router(redis_client, settings))  # per-arm sums
         notifier: NotifierService | None = None
         if Service.NOTIFIER in wanted:
@@ -257,6 +264,7 @@ async def start_stack(
             nats_auth=nats_auth,
             budgets=budgets.store if budgets is not None else None,
             notifier=notifier,
+            live_consumers=live,
         )
     except BaseException:
         if registry is not None:  # its provider clients' connection pools
@@ -281,6 +289,8 @@ async def start_stack(
         if semantic is not None:  # its index rebuilt from what Redis holds
             await semantic.start()
         await broker.start()
+        for consumer in live:
+            await consumer.start(broker.connection.jetstream())
         if notifier is not None:
             notifier.start()
         if Service.API in wanted:

@@ -69,7 +69,7 @@ def test_the_document_lists_every_subject_with_its_payload() -> None:
 
 def test_the_router_and_ledger_consumers_come_from_their_routers() -> None:
     # The subscriber of llm.request.> is the router service's handler, documented by FastStream
-    # from its docstring; the ledger's from ledger_router.
+    # from its docstring; the ledger's from ledger_doc_router.
     assert "redelivered" in channel(subjects.REQUESTS_ALL)["description"]
     receiving = {
         DOC["channels"][op["channel"]["$ref"].rsplit("/", 1)[-1].replace("%3E", ">").replace(

@@ -13,11 +13,9 @@ import nats
 import pytest
 import redis.asyncio as aioredis
 from fastapi import FastAPI
-from faststream.nats import NatsBroker
 from nats.js import JetStreamContext
 
 from bus import subjects
-from bus.broker import make_broker
 from bus.codec import encode
 from bus.embedded import EmbeddedNats
 from bus.messages import LedgerEvent, Lever
@@ -28,7 +26,7 @@ from cost_ledger.aggregates import AggregateStore
 from cost_ledger.budgets.config import BudgetConfig
 from cost_ledger.budgets.live import LiveBudgets
 from cost_ledger.budgets.store import BudgetStore
-from cost_ledger.consumer import ledger_router
+from cost_ledger.consumer import LedgerConsumer
 from cost_ledger.http import cost_api
 from cost_ledger.rebuild import rebuild
 from cost_ledger.recommendations import QualityEstimates
@@ -60,12 +58,10 @@ async def ledger(
     nc = await nats.connect(nats_server.url)
     js = nc.jetstream()
     await ensure_streams(js, Settings())
-    broker: NatsBroker = make_broker(
-        nats_server.url, routers=[ledger_router(AggregateStore(redis_client))]
-    )
-    await broker.start()
+    consumer = LedgerConsumer(AggregateStore(redis_client))
+    await consumer.start(js)
     yield js
-    await broker.stop()
+    await consumer.stop()
     await nc.close()
 
 

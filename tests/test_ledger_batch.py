@@ -3,18 +3,20 @@ one write, and counts each event once (redeliveries, replays, old markers)."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 
 import redis.asyncio as aioredis
+from nats.aio.msg import Msg
 from redis.exceptions import ResponseError
 
+from bus import subjects
+from bus.codec import encode
 from bus.consumers import is_permanent
 from bus.messages import LedgerEvent, Lever
 from cost_ledger import keys
 from cost_ledger.aggregates import AggregateStore, Applied
 from cost_ledger.batch_apply import BatchApplier
-from cost_ledger.coalesce import EventCoalescer
+from cost_ledger.consumer import LedgerConsumer
 from cost_ledger.keys import Dimension
 from tests.cost_events import as_old_deployment, ledger_event, ledger_keys
 
@@ -93,16 +95,20 @@ class CountingApplier(BatchApplier):
         return await super().outcomes(events)
 
 
-async def test_events_handled_together_are_applied_in_one_call(
-    redis_client: aioredis.Redis,
-) -> None:
+def message(event: LedgerEvent) -> Msg:
+    """A ledger event as the consumer fetches it from its tenant's subject."""
+    return Msg(_client=None, subject=subjects.ledger(event.tenant), data=encode(event))  # type: ignore[arg-type]
+
+
+async def test_a_fetched_batch_is_applied_in_one_call(redis_client: aioredis.Redis) -> None:
     events = mixed_events()
     expected = await one_by_one(redis_client, events)
     await redis_client.flushall()
+    consumer = LedgerConsumer(AggregateStore(redis_client))
     applier = CountingApplier(AggregateStore(redis_client))
-    coalescer = EventCoalescer(applier, collect_s=0.01)
-    applied = await asyncio.gather(*(coalescer.apply(e) for e in events))
-    assert applied == [Applied.NEW] * len(events)
+    consumer._applier = applier  # noqa: SLF001 (counted)
+    verdicts = await consumer.apply_batch([message(e) for e in events])
+    assert verdicts == [None] * len(events)  # every message acked
     assert applier.batches == [len(events)]
     assert await ledger_keys(redis_client) == expected
 
@@ -113,10 +119,7 @@ async def test_an_event_that_cannot_be_applied_fails_alone(redis_client: aioredi
     bad = ledger_event(at="2026-11-02T10:15:00", tenant="beta")
     total = keys.aggregate(keys.scope("beta"), Dimension.TOTAL, keys.TOTAL_MEMBER)
     await redis_client.hset(total, "spend_micro_usd", 2**63 - 50)  # bad's cost overflows it
-    coalescer = EventCoalescer(BatchApplier(store), collect_s=0.01)
-    outcomes = await asyncio.gather(
-        *(coalescer.apply(e) for e in [*good, bad]), return_exceptions=True
-    )
+    outcomes = await BatchApplier(store).outcomes([*good, bad])
     assert outcomes[:3] == [Applied.NEW] * 3
     assert isinstance(outcomes[3], ResponseError) and "overflow" in str(outcomes[3])
     assert is_permanent(outcomes[3])

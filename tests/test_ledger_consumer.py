@@ -29,7 +29,7 @@ from bus.settings import Settings
 from bus.streams import ensure_streams
 from cost_ledger.aggregates import AggregateStore
 from cost_ledger.catalog import PriceCatalog
-from cost_ledger.consumer import ledger_router
+from cost_ledger.consumer import LedgerConsumer
 from cost_ledger.keys import Dimension
 from cost_ledger.pricing import baseline_micro_usd, cost_micro_usd
 from cost_ledger.report import SIMULATED_NOTE, build_report, render_report
@@ -66,10 +66,13 @@ async def store(redis_client: aioredis.Redis) -> AggregateStore:
 async def broker(
     nats_server: EmbeddedNats, js: JetStreamContext, store: AggregateStore
 ) -> AsyncIterator[NatsBroker]:
-    """A running broker with the ledger consumer, stopped at the end of the test."""
-    broker = make_broker(nats_server.url, routers=[ledger_router(store)])
+    """A running broker beside the live ledger consumer, both stopped at the end of the test."""
+    broker = make_broker(nats_server.url)
     await broker.start()
+    consumer = LedgerConsumer(store)
+    await consumer.start(js)
     yield broker
+    await consumer.stop()
     await broker.stop()
 
 

@@ -1,0 +1,173 @@
+"""bus.pull_loop on a real nats-server: batches and single messages are handled, acked once,
+nacked ones come back after their delay, a failing handler loses nothing, stop() finishes
+what is in hand, and at most `workers` messages are handled at a time."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+import nats
+import pytest
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js.api import StreamConfig
+from nats.js.client import JetStreamContext
+from opentelemetry import trace
+
+from bus.embedded import EmbeddedNats
+from bus.pull_loop import Durable, PullLoop, Verdict
+from bus.settings import Settings
+
+SETTINGS = Settings(ack_wait_s=30.0, max_deliver=5)
+
+
+@dataclass
+class Stream:
+    """A stream of its own for one test, with a durable name to read it by."""
+
+    js: JetStreamContext
+    where: Durable
+
+    async def publish(self, *bodies: bytes) -> None:
+        for body in bodies:
+            await self.js.publish(f"{self.where.stream}.x", body)
+
+    async def pending(self) -> int:
+        """Messages not yet acked (delivered and waiting, or never delivered)."""
+        info = await self.js.consumer_info(self.where.stream, self.where.durable)
+        return int(info.num_ack_pending or 0) + int(info.num_pending or 0)
+
+
+@pytest.fixture
+async def stream(nats_server: EmbeddedNats) -> AsyncIterator[Stream]:
+    nc: Client = await nats.connect(nats_server.url)
+    js = nc.jetstream()
+    name = f"pl{uuid.uuid4().hex[:8]}"
+    await js.add_stream(StreamConfig(name=name, subjects=[f"{name}.>"]))
+    yield Stream(js, Durable(f"{name}.>", name, "d"))
+    await js.delete_stream(name)
+    await nc.close()
+
+
+def loop(stream: Stream, **handlers: object) -> PullLoop:
+    return PullLoop(stream.where, SETTINGS, tracer=trace.get_tracer("test"), **handlers)  # type: ignore[arg-type]
+
+
+async def until(check: Callable[[], Awaitable[bool]]) -> None:
+    async with asyncio.timeout(15.0):
+        while not await check():  # noqa: ASYNC110 (polling the server's consumer state)
+            await asyncio.sleep(0.02)
+
+
+async def test_a_batch_goes_to_one_call_and_each_verdict_is_kept(stream: Stream) -> None:
+    """Acked messages are done; a nacked one comes back once, after its delay."""
+    seen: list[tuple[bytes, int]] = []
+    calls: list[int] = []
+
+    async def on_batch(msgs: Sequence[Msg]) -> list[Verdict]:
+        calls.append(len(msgs))
+        seen.extend((m.data, m.metadata.num_delivered) for m in msgs)
+        return [0.3 if m.data == b"again" and m.metadata.num_delivered == 1 else None for m in msgs]
+
+    await stream.publish(b"a", b"b", b"again", b"c")
+    consumer = loop(stream, on_batch=on_batch, fetch=16)
+    await consumer.start(stream.js)
+    try:
+        await until(lambda: _done(stream, seen, 5))
+    finally:
+        await consumer.stop()
+    assert sorted(seen) == [(b"a", 1), (b"again", 1), (b"again", 2), (b"b", 1), (b"c", 1)]
+    assert calls[0] > 1  # the first fetch brought several messages to one call
+    assert await stream.pending() == 0
+
+
+async def _done(stream: Stream, seen: list[tuple[bytes, int]], n: int) -> bool:
+    return len(seen) >= n and await stream.pending() == 0
+
+
+async def test_a_raising_handler_loses_nothing(stream: Stream) -> None:
+    """A batch handler that raises has every message redelivered; one message's handler
+    that raises has that message redelivered; neither ends the loop."""
+    tries: dict[bytes, int] = {}
+
+    async def on_batch(msgs: Sequence[Msg]) -> list[Verdict]:
+        for m in msgs:
+            tries[m.data] = tries.get(m.data, 0) + 1
+        if any(tries[m.data] == 1 for m in msgs):
+            raise RuntimeError("first try fails")
+        return [None] * len(msgs)
+
+    await stream.publish(b"x", b"y")
+    consumer = loop(stream, on_batch=on_batch)
+    await consumer.start(stream.js)
+    try:
+        await until(lambda: _all_acked(stream, tries, {b"x", b"y"}))
+    finally:
+        await consumer.stop()
+    assert tries == {b"x": 2, b"y": 2}
+
+
+async def _all_acked(stream: Stream, tries: dict[bytes, int], want: set[bytes]) -> bool:
+    return set(tries) == want and await stream.pending() == 0
+
+
+async def test_messages_run_at_most_workers_at_a_time_and_failures_come_back(
+    stream: Stream,
+) -> None:
+    running = 0
+    most = 0
+    done: list[bytes] = []
+
+    async def on_message(msg: Msg) -> None:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        try:
+            await asyncio.sleep(0.05)
+            if msg.data == b"m3" and msg.metadata.num_delivered == 1:
+                raise ConnectionError("Redis away")
+            done.append(msg.data)
+        finally:
+            running -= 1
+
+    bodies = [f"m{i}".encode() for i in range(12)]
+    await stream.publish(*bodies)
+    consumer = loop(stream, on_message=on_message, workers=3, fetch=8)
+    await consumer.start(stream.js)
+    try:
+        await until(lambda: _finished(stream, done, 12))
+    finally:
+        await consumer.stop()
+    assert sorted(done) == sorted(bodies)  # m3 too, on its second delivery
+    assert 1 < most <= 3
+
+
+async def _finished(stream: Stream, done: list[bytes], n: int) -> bool:
+    return len(done) >= n and await stream.pending() == 0
+
+
+async def test_stop_finishes_and_acks_the_batch_in_hand(stream: Stream) -> None:
+    started = asyncio.Event()
+    finished: list[int] = []
+
+    async def on_batch(msgs: Sequence[Msg]) -> list[Verdict]:
+        started.set()
+        await asyncio.sleep(0.5)
+        finished.append(len(msgs))
+        return [None] * len(msgs)
+
+    await stream.publish(b"1", b"2", b"3")
+    consumer = loop(stream, on_batch=on_batch)
+    await consumer.start(stream.js)
+    await asyncio.wait_for(started.wait(), 10)
+    await consumer.stop()  # while the batch is being handled
+    assert finished  # it was let finish
+    handled = sum(finished)
+    await until(lambda: _pending_is(stream, 3 - handled))  # and its messages were acked
+
+
+async def _pending_is(stream: Stream, n: int) -> bool:
+    return await stream.pending() == n
