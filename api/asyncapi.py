@@ -141,7 +141,7 @@ def documented_broker(settings: Settings) -> NatsBroker:
         catalog_version=catalog.version,
         broker=broker,
     )
-    broker.include_router(service.router())
+    broker.include_router(service.doc_router())
     broker.include_router(ledger_doc_router(settings))
     broker.include_router(budgets.control_router())
     broker.include_router(WorkflowService(WorkflowDag(WORKFLOW_SPECS), settings, broker).router())

@@ -11,7 +11,7 @@ import contextlib
 import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
 import msgspec
 from faststream import AckPolicy
@@ -125,8 +125,15 @@ def _patient(durable: str, handler: Handler) -> Handler:
     return patient
 
 
+class InProgress(Protocol):
+    """A JetStream message that can be told "still working" (FastStream's or nats-py's)."""
+
+    async def in_progress(self) -> None:
+        """Send an in-progress ack."""
+
+
 @contextlib.asynccontextmanager
-async def working(msg: NatsMessage, every_s: float) -> AsyncIterator[None]:
+async def working(msg: InProgress, every_s: float) -> AsyncIterator[None]:
     """Send in-progress acks while a message is worked on, so that JetStream redelivers it
     to another replica only when this one died."""
 

@@ -1,9 +1,9 @@
-"""Durable pull consumers run with nats-py directly: a fetched batch at a time.
+"""Durable pull consumers run with nats-py directly: each message handed on as it arrives.
 
 The hot path's consumers (the router's requests, the ledger's events) use this instead of
 FastStream's per-message path, which cost more than the work it wrapped (docs/hot-path.md):
 a middleware stack, a context scope and a dependency-injection call per message, and no way
-to hand a fetched batch to one call. It keeps what the services relied on there:
+to hand what arrived together to one call. It keeps what the services relied on there:
 
 - the same durable consumer (name, filter, ack_wait, max_deliver, max_ack_pending), so
   replicas share it and a message is redelivered when its replica dies;
@@ -13,6 +13,12 @@ to hand a fetched batch to one call. It keeps what the services relied on there:
   parent is the context in its headers (FastStream's name for it), so it joins its trace;
 - the processed-messages metric per durable (bus.metrics).
 
+It speaks JetStream's pull protocol itself: a standing pull request asks for as many
+messages as there is room for (expiring after EXPIRES_S, then asked again), and each
+message is handed on the moment it arrives. nats-py's fetch() waits, once a first message
+came, for the batch to fill or the fetch to time out: a request arriving at a quiet moment
+would wait up to that timeout. Here a batch is what arrived together.
+
 FastStream keeps the AsyncAPI entries: a service documents the same subscriber on a
 FastStream router that the document's broker carries and the live broker does not.
 """
@@ -20,17 +26,21 @@ FastStream router that the document's broker carries and the live broker does no
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-import nats.errors
+from nats.aio.client import Client
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
-from nats.js.api import ConsumerConfig
+from nats.js.api import DEFAULT_PREFIX, AckPolicy, ConsumerConfig, Header, StatusCode
+from nats.js.errors import NotFoundError
 from opentelemetry import propagate, trace
 
 from bus.consumers import redelivery_delay_s
@@ -39,10 +49,11 @@ from bus.settings import Settings
 
 log = logging.getLogger(__name__)
 
-FETCH_TIMEOUT_S = 1.0
-"""How long one fetch waits for a first message before the loop asks again."""
-RETRY_S = 0.5
-"""How long the loop waits after a fetch failed for another reason (NATS reconnecting)."""
+EXPIRES_S = 5.0
+"""How long a pull request stands before the server ends it (and it is asked again)."""
+LOST_AFTER_S = 3.0
+"""How long past its expiry a pull request may go unanswered before it counts as lost (a
+reconnect can drop it) and is asked again."""
 STOP_GRACE_S = 10.0
 """How long stop() lets messages being handled finish (and be acked) before cancelling them."""
 
@@ -50,7 +61,7 @@ Verdict = float | None
 """What became of a message: None to ack it, a number of seconds to nack it and have it
 redelivered after that long."""
 BatchHandler = Callable[[Sequence[Msg]], Awaitable[Sequence[Verdict]]]
-"""Handles a fetched batch in one call; one verdict per message, in order."""
+"""Handles the messages that arrived together in one call; one verdict per message, in order."""
 MessageHandler = Callable[[Msg], Awaitable[None]]
 """Handles one message; raising has it redelivered after a growing delay."""
 
@@ -58,7 +69,7 @@ MessageHandler = Callable[[Msg], Awaitable[None]]
 class LiveConsumer(Protocol):
     """A service's consumer that runs on nats-py directly, started once NATS is reached."""
 
-    async def start(self, js: JetStreamContext) -> None:
+    async def start(self, nc: Client) -> None:
         """Start consuming."""
 
     async def stop(self) -> None:
@@ -74,9 +85,12 @@ class Durable:
     durable: str
 
 
-def consumer_config(settings: Settings, workers: int) -> ConsumerConfig:
+def consumer_config(where: Durable, settings: Settings, workers: int) -> ConsumerConfig:
     """The durable's settings, the same as bus.consumers.durable_consumer gives it."""
     return ConsumerConfig(
+        durable_name=where.durable,
+        filter_subject=where.subject,
+        ack_policy=AckPolicy.EXPLICIT,
         ack_wait=settings.ack_wait_s,
         max_deliver=settings.max_deliver,
         max_ack_pending=max(workers * 4, 64),
@@ -84,12 +98,12 @@ def consumer_config(settings: Settings, workers: int) -> ConsumerConfig:
 
 
 class PullLoop:
-    """Fetches from a durable pull consumer and hands the messages on, until stopped.
+    """Pulls from a durable consumer and hands the messages on, until stopped.
 
-    With on_batch, each fetched batch (up to fetch messages) goes to one call, and the next
-    fetch waits for it. With on_message, each message is handled in its own task, at most
-    workers at a time, and a fetch asks only for as many as there are free workers (a
-    message never waits unheard-of in this process while its ack_wait runs).
+    With on_message, each message is handled in its own task as it arrives; pull requests
+    ask for at most `workers` messages in hand at once. With on_batch, the messages that
+    arrived while the previous batch was handled (up to fetch) go to one call, and up to
+    twice fetch are asked for.
     """
 
     def __init__(
@@ -106,80 +120,141 @@ class PullLoop:
         if (on_batch is None) == (on_message is None):
             raise ValueError("a PullLoop takes one of on_batch and on_message")
         self._where = where
-        self._config = consumer_config(settings, workers if on_message else fetch)
+        self._fetch = max(fetch, 1)
+        self._capacity = max(workers, 1) if on_message else 2 * self._fetch
+        self._pull_at = max(self._capacity // 2, 1)
+        self._config = consumer_config(where, settings, workers if on_message else fetch)
         self._tracer = tracer
         self._on_batch = on_batch
         self._on_message = on_message
-        self._fetch = max(fetch, 1)
-        self._workers = max(workers, 1)
         self._running: set[asyncio.Task[None]] = set()
-        self._free = asyncio.Event()
-        self._sub: JetStreamContext.PullSubscription | None = None
-        self._loop: asyncio.Task[None] | None = None
+        self._arrived_msgs: collections.deque[Msg] = collections.deque()
+        self._in_batch = 0
+        self._woken = asyncio.Event()
+        self._asked = 0  # messages asked for and neither delivered nor expired
+        self._answer_by = 0.0  # when the newest pull request should have been answered
+        self._nc: Client | None = None
+        self._sub: Subscription | None = None
+        self._inbox = ""
+        self._next = f"{DEFAULT_PREFIX}.CONSUMER.MSG.NEXT.{where.stream}.{where.durable}"
+        self._tasks: list[asyncio.Task[None]] = []
         self._ok = MESSAGES.labels(where.durable, "ok")
         self._failed = MESSAGES.labels(where.durable, "error")
         self._took = MESSAGE_LATENCY.labels(where.durable)
 
-    async def start(self, js: JetStreamContext) -> None:
-        """Bind to (or create) the durable and start fetching."""
-        where = self._where
-        self._sub = await js.pull_subscribe(
-            where.subject, durable=where.durable, stream=where.stream, config=self._config
-        )
-        self._loop = asyncio.create_task(self._run(self._sub), name=f"pull {where.durable}")
+    async def start(self, nc: Client) -> None:
+        """Bind to (or create) the durable and start pulling."""
+        js = nc.jetstream()
+        try:
+            await js.consumer_info(self._where.stream, self._where.durable)
+        except NotFoundError:
+            await js.add_consumer(self._where.stream, config=self._config)
+        self._nc = nc
+        self._inbox = nc.new_inbox()
+        self._sub = await nc.subscribe(self._inbox, cb=self._arrived)
+        self._tasks.append(asyncio.create_task(self._watch(), name=f"pull {self._where.durable}"))
+        if self._on_batch is not None:
+            self._tasks.append(asyncio.create_task(self._batches(self._on_batch)))
+        self._pull()
 
     async def stop(self) -> None:
-        """Stop fetching; let the messages being handled finish (STOP_GRACE_S at most)."""
-        if self._loop is not None:
-            self._loop.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop
-            self._loop = None
+        """Stop pulling; let the messages being handled finish (STOP_GRACE_S at most) and
+        hand back the ones not started, for another replica to take at once."""
+        if self._sub is not None:
+            with contextlib.suppress(Exception):
+                await self._sub.unsubscribe()
+            self._sub = None
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        unstarted, self._arrived_msgs = list(self._arrived_msgs), collections.deque()
+        await asyncio.gather(*(_settle(msg, 0.0) for msg in unstarted))
         if self._running:
             _, late = await asyncio.wait(set(self._running), timeout=STOP_GRACE_S)
             for task in late:  # unacked: JetStream redelivers them after ack_wait
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
-        if self._sub is not None:
-            with contextlib.suppress(Exception):
-                await self._sub.unsubscribe()  # the durable itself stays, for the others
-            self._sub = None
+        self._nc = None
 
-    async def _run(self, sub: JetStreamContext.PullSubscription) -> None:
-        while True:
-            want = self._fetch
+    def _pull(self) -> None:
+        """Ask for as many messages as there is room for, once the room is worth a request."""
+        if self._nc is None or self._sub is None:
+            return
+        in_hand = len(self._running) + len(self._arrived_msgs) + self._in_batch
+        room = self._capacity - in_hand - self._asked
+        if room < self._pull_at:
+            return
+        self._asked += room
+        self._answer_by = time.monotonic() + EXPIRES_S + LOST_AFTER_S
+        request = {"batch": room, "expires": int(EXPIRES_S * 1e9)}
+        task = asyncio.create_task(
+            self._nc.publish(self._next, json.dumps(request).encode(), reply=self._inbox)
+        )
+        task.add_done_callback(_quiet)
+
+    async def _arrived(self, msg: Msg) -> None:
+        """A delivery on the inbox: a message to hand on, or the server's word on a request."""
+        status = JetStreamContext.is_status_msg(msg)
+        if status is None:
+            self._asked = max(self._asked - 1, 0)
             if self._on_message is not None:
-                while len(self._running) >= self._workers:
-                    self._free.clear()
-                    await self._free.wait()
-                want = min(self._fetch, self._workers - len(self._running))
-            try:
-                msgs = await sub.fetch(want, timeout=FETCH_TIMEOUT_S)
-            except (TimeoutError, nats.errors.TimeoutError):
-                continue  # nothing came: ask again
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # NATS away or reconnecting: nothing was taken
-                log.warning("%s: fetch failed, retrying: %s: %s", self._where.durable,
-                            type(exc).__name__, exc)  # fmt: skip
-                await asyncio.sleep(RETRY_S)
-                continue
-            if not msgs:  # nats-py can end a fetch with nothing in it
-                continue
-            if self._on_batch is not None:
-                await self._batch(self._on_batch, msgs)
+                task = asyncio.create_task(self._one(msg))
+                self._running.add(task)
+                task.add_done_callback(self._done)
             else:
-                for msg in msgs:
-                    self._spawn(msg)
-
-    def _spawn(self, msg: Msg) -> None:
-        task = asyncio.create_task(self._one(msg))
-        self._running.add(task)
-        task.add_done_callback(self._done)
+                self._arrived_msgs.append(msg)
+                self._woken.set()
+            return
+        if status == StatusCode.CONTROL_MESSAGE:
+            return  # a heartbeat
+        headers = msg.headers or {}
+        unfilled = headers.get("Nats-Pending-Messages")
+        if status in (StatusCode.REQUEST_TIMEOUT, StatusCode.CONFLICT) and unfilled is not None:
+            self._asked = max(self._asked - int(unfilled), 0)  # that request ended
+        else:  # no count to go by: ask afresh
+            self._asked = 0
+        if status not in (StatusCode.REQUEST_TIMEOUT, StatusCode.NO_MESSAGES):
+            log.warning("%s: pull request ended: %s %s", self._where.durable, status,
+                        headers.get(Header.DESCRIPTION, ""))  # fmt: skip
+        self._pull()
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)
-        self._free.set()
+        self._pull()
+
+    async def _watch(self) -> None:
+        """Ask again when a pull request went unanswered past its expiry (a reconnect)."""
+        while True:
+            await asyncio.sleep(LOST_AFTER_S)
+            if self._asked and time.monotonic() > self._answer_by:
+                log.info("%s: a pull request went unanswered; asking again", self._where.durable)
+                self._asked = 0
+            self._pull()
+
+    async def _batches(self, handle: BatchHandler) -> None:
+        """Hand what arrived to handle, a batch at a time."""
+        while True:
+            await self._woken.wait()
+            self._woken.clear()
+            while self._arrived_msgs:
+                n = min(len(self._arrived_msgs), self._fetch)
+                msgs = [self._arrived_msgs.popleft() for _ in range(n)]
+                self._in_batch = n
+                task = asyncio.ensure_future(self._whole_batch(handle, msgs))
+                self._running.add(task)  # stop() lets it finish, acks included
+                task.add_done_callback(self._batch_done)
+                try:
+                    await asyncio.shield(task)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # never ends the loop: its messages come back after ack_wait
+                    log.exception("%s: a batch failed outside its handler", self._where.durable)
+
+    def _batch_done(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        self._in_batch = 0
+        self._pull()
 
     async def _one(self, msg: Msg) -> None:
         assert self._on_message is not None
@@ -194,17 +269,6 @@ class PullLoop:
         self._ok.inc()
         self._took.observe(time.perf_counter() - started)
         await _settle(msg, None)
-
-    async def _batch(self, handle: BatchHandler, msgs: Sequence[Msg]) -> None:
-        task = asyncio.ensure_future(self._whole_batch(handle, msgs))
-        self._running.add(task)  # stop() lets it finish, acks included
-        task.add_done_callback(self._running.discard)
-        try:
-            await asyncio.shield(task)
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # never ends the loop: its messages come back after ack_wait
-            log.exception("%s: a batch failed outside its handler", self._where.durable)
 
     async def _whole_batch(self, handle: BatchHandler, msgs: Sequence[Msg]) -> None:
         started = time.perf_counter()
@@ -276,8 +340,16 @@ async def _settle(msg: Msg, verdict: Verdict) -> None:
     try:
         if verdict is None:
             await msg.ack()
-        else:
+        elif verdict > 0:
             await msg.nak(delay=verdict)
+        else:
+            await msg.nak()  # at once
     except Exception as exc:
         log.warning("could not %s a message on %s: %s: %s", "ack" if verdict is None else
                     "nack", msg.subject, type(exc).__name__, exc)  # fmt: skip
+
+
+def _quiet(task: asyncio.Task[None]) -> None:
+    """Log a pull request that could not be sent (NATS away): the watch asks again."""
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("a pull request was not sent: %s", task.exception())

@@ -14,8 +14,8 @@ import logging
 from collections.abc import Sequence
 
 from faststream.nats import NatsRouter
+from nats.aio.client import Client
 from nats.aio.msg import Msg
-from nats.js import JetStreamContext
 from opentelemetry import trace
 from redis import exceptions as redis_errors
 
@@ -66,10 +66,10 @@ class LedgerConsumer:
             fetch=FETCH_BATCH,
         )
 
-    async def start(self, js: JetStreamContext) -> None:
+    async def start(self, nc: Client) -> None:
         """Start consuming the LEDGER stream."""
-        self._dead = DeadLetters(js, DLQ_SOURCE)
-        await self._loop.start(js)
+        self._dead = DeadLetters(nc.jetstream(), DLQ_SOURCE)
+        await self._loop.start(nc)
 
     async def stop(self) -> None:
         """Stop consuming; the batch being applied is finished and acked first."""

@@ -223,7 +223,7 @@ async def start_stack(
                 budgets.store,
                 semantic,
             )
-            broker.include_router(service.router())
+            live.append(service)
             signals = QualityStore(redis_client, discount=settings.routing.quality_discount)
             grades = GradeStore(redis_client)
             verdicts = verdicts_of(semantic) if semantic is not None else None
@@ -290,7 +290,7 @@ async def start_stack(
             await semantic.start()
         await broker.start()
         for consumer in live:
-            await consumer.start(broker.connection.jetstream())
+            await consumer.start(broker.connection)
         if notifier is not None:
             notifier.start()
         if Service.API in wanted:

@@ -10,22 +10,17 @@ from collections.abc import Callable, Sequence
 import msgspec
 import nats.errors
 from faststream.nats import NatsBroker, NatsRouter
-from faststream.nats.message import NatsMessage
+from nats.aio.client import Client
+from nats.aio.msg import Msg
 from opentelemetry import trace
 from redis.exceptions import RedisError
 
 from bus import subjects
 from bus.codec import decode, peek_ids
-from bus.consumers import (
-    Incoming,
-    delivery_count,
-    durable_consumer,
-    is_permanent,
-    message,
-    working,
-)
+from bus.consumers import Incoming, durable_consumer, is_permanent, working
 from bus.errors import WireError
 from bus.messages import ErrorCode, LlmRequest, LlmResult, Priority, error_result
+from bus.pull_loop import Durable, PullLoop, delivery_of
 from bus.settings import Settings
 from router.context import RequestContext
 from router.errors import RouterError, UnavailableError, UnknownAgentError
@@ -73,8 +68,19 @@ def retry_later(exc: BaseException) -> bool:
     return isinstance(exc, RedisError) and not is_permanent(exc)
 
 
+WHERE = Durable(subjects.REQUESTS_ALL, subjects.STREAM_REQUESTS, subjects.DURABLE_ROUTER)
+"""The durable request consumer, shared by all replicas."""
+FETCH_MAX = 64
+"""Most requests one fetch asks for (never more than the free workers)."""
+
+
 class RouterService:
-    """Runs each request through the pipeline and publishes its one terminal result."""
+    """Runs each request through the pipeline and publishes its one terminal result.
+
+    It consumes with nats-py directly (bus.pull_loop, started by start()): each request in
+    its own task, at most router_workers at a time; doc_router() documents the same
+    subscriber for the AsyncAPI document.
+    """
 
     def __init__(
         self,
@@ -95,48 +101,70 @@ class RouterService:
         self._pipeline = compose(stages, terminal, self._tracer)
         self._known_agents = known_agents
         self._trace_prompts = settings.trace_prompts
+        workers = settings.router_workers
+        self._loop = PullLoop(
+            WHERE,
+            settings,
+            tracer=self._tracer,
+            on_message=self.on_request,
+            fetch=min(workers, FETCH_MAX),
+            workers=workers,
+        )
 
-    def router(self) -> NatsRouter:
-        """The FastStream router with the durable request consumer, shared by all replicas."""
+    async def start(self, nc: Client) -> None:
+        """Start consuming requests."""
+        await self._loop.start(nc)
+
+    async def stop(self) -> None:
+        """Stop consuming; requests in hand are answered first (bus.pull_loop.STOP_GRACE_S)."""
+        await self._loop.stop()
+
+    def doc_router(self) -> NatsRouter:
+        """The request consumer as FastStream documents it (the AsyncAPI document); the live
+        consumer is this service's start(), which this router is never started in place of."""
         router = NatsRouter()
+
+        async def on_request(incoming: Incoming) -> None:
+            """Answer one request; raise only when NATS itself failed, so it is redelivered."""
+            raise RuntimeError("documentation only: the live consumer is RouterService.start")
+
         durable_consumer(
             router,
-            self.on_request,
-            subject=subjects.REQUESTS_ALL,
-            stream=subjects.STREAM_REQUESTS,
-            durable=subjects.DURABLE_ROUTER,
+            on_request,
+            subject=WHERE.subject,
+            stream=WHERE.stream,
+            durable=WHERE.durable,
             settings=self._settings,
             workers=self._settings.router_workers,
         )
         return router
 
-    async def on_request(self, incoming: Incoming) -> None:
+    async def on_request(self, msg: Msg) -> None:
         """Answer one request; raise only when NATS itself failed, so it is redelivered."""
         started = time.perf_counter()
-        msg = message(incoming)
         outcomes = self._outcomes
-        data: bytes = msg.body
+        data: bytes = msg.data
         try:
             request = decode(data, LlmRequest, max_bytes=self._settings.max_request_bytes)
-            self._check(request, msg.raw_message.subject)
+            self._check(request, msg.subject)
             await check_request(request)  # no messages, a bad cap or schema: no call made
         except (WireError, UnknownAgentError) as exc:
-            await self._reject(outcomes, msg.raw_message.subject, data, exc)
+            await self._reject(outcomes, msg.subject, data, exc)
             return
         try:
             await self._answer_once(msg, request, started)
         except Exception as exc:  # NATS or Redis failed: redelivered, or on the last try kept
-            delivery = delivery_count(msg)
+            delivery = delivery_of(msg)
             if delivery < self._settings.max_deliver:
-                raise  # redelivered after a growing delay (bus.consumers)
+                raise  # redelivered after a growing delay (bus.pull_loop)
             reason = f"gave up after {delivery} deliveries: {type(exc).__name__}: {exc}"
-            await self._reject(outcomes, msg.raw_message.subject, data,
+            await self._reject(outcomes, msg.subject, data,
                                WireError(ErrorCode.INTERNAL, reason))  # fmt: skip
 
-    async def _answer_once(self, msg: NatsMessage, request: LlmRequest, started: float) -> None:
+    async def _answer_once(self, msg: Msg, request: LlmRequest, started: float) -> None:
         """Answer a decoded request (or re-publish its stored result), then it is acked."""
         outcomes = self._outcomes
-        delivery = msg.raw_message.metadata.num_delivered or 1
+        delivery = delivery_of(msg)
         async with working(msg, self._settings.ack_wait_s / 3):
             # Only a redelivery can find a result an earlier delivery stored: a first one
             # skips the lookup (JetStream drops a re-published request id as a duplicate).

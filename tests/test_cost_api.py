@@ -59,7 +59,7 @@ async def ledger(
     js = nc.jetstream()
     await ensure_streams(js, Settings())
     consumer = LedgerConsumer(AggregateStore(redis_client))
-    await consumer.start(js)
+    await consumer.start(nc)
     yield js
     await consumer.stop()
     await nc.close()

@@ -64,13 +64,13 @@ async def store(redis_client: aioredis.Redis) -> AggregateStore:
 
 @pytest.fixture
 async def broker(
-    nats_server: EmbeddedNats, js: JetStreamContext, store: AggregateStore
+    nats_server: EmbeddedNats, nc: NatsClient, js: JetStreamContext, store: AggregateStore
 ) -> AsyncIterator[NatsBroker]:
     """A running broker beside the live ledger consumer, both stopped at the end of the test."""
     broker = make_broker(nats_server.url)
     await broker.start()
     consumer = LedgerConsumer(store)
-    await consumer.start(js)
+    await consumer.start(nc)
     yield broker
     await consumer.stop()
     await broker.stop()

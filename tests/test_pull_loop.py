@@ -28,6 +28,7 @@ SETTINGS = Settings(ack_wait_s=30.0, max_deliver=5)
 class Stream:
     """A stream of its own for one test, with a durable name to read it by."""
 
+    nc: Client
     js: JetStreamContext
     where: Durable
 
@@ -47,7 +48,7 @@ async def stream(nats_server: EmbeddedNats) -> AsyncIterator[Stream]:
     js = nc.jetstream()
     name = f"pl{uuid.uuid4().hex[:8]}"
     await js.add_stream(StreamConfig(name=name, subjects=[f"{name}.>"]))
-    yield Stream(js, Durable(f"{name}.>", name, "d"))
+    yield Stream(nc, js, Durable(f"{name}.>", name, "d"))
     await js.delete_stream(name)
     await nc.close()
 
@@ -74,7 +75,7 @@ async def test_a_batch_goes_to_one_call_and_each_verdict_is_kept(stream: Stream)
 
     await stream.publish(b"a", b"b", b"again", b"c")
     consumer = loop(stream, on_batch=on_batch, fetch=16)
-    await consumer.start(stream.js)
+    await consumer.start(stream.nc)
     try:
         await until(lambda: _done(stream, seen, 5))
     finally:
@@ -102,7 +103,7 @@ async def test_a_raising_handler_loses_nothing(stream: Stream) -> None:
 
     await stream.publish(b"x", b"y")
     consumer = loop(stream, on_batch=on_batch)
-    await consumer.start(stream.js)
+    await consumer.start(stream.nc)
     try:
         await until(lambda: _all_acked(stream, tries, {b"x", b"y"}))
     finally:
@@ -136,7 +137,7 @@ async def test_messages_run_at_most_workers_at_a_time_and_failures_come_back(
     bodies = [f"m{i}".encode() for i in range(12)]
     await stream.publish(*bodies)
     consumer = loop(stream, on_message=on_message, workers=3, fetch=8)
-    await consumer.start(stream.js)
+    await consumer.start(stream.nc)
     try:
         await until(lambda: _finished(stream, done, 12))
     finally:
@@ -161,7 +162,7 @@ async def test_stop_finishes_and_acks_the_batch_in_hand(stream: Stream) -> None:
 
     await stream.publish(b"1", b"2", b"3")
     consumer = loop(stream, on_batch=on_batch)
-    await consumer.start(stream.js)
+    await consumer.start(stream.nc)
     await asyncio.wait_for(started.wait(), 10)
     await consumer.stop()  # while the batch is being handled
     assert finished  # it was let finish
@@ -171,3 +172,25 @@ async def test_stop_finishes_and_acks_the_batch_in_hand(stream: Stream) -> None:
 
 async def _pending_is(stream: Stream, n: int) -> bool:
     return await stream.pending() == n
+
+
+async def test_a_message_at_a_quiet_moment_is_not_held_for_company(stream: Stream) -> None:
+    """With room for 64, one message published to an idle consumer is handed on as it
+    arrives, not when the standing request fills or expires (EXPIRES_S, 5 s)."""
+    batches: list[int] = []
+    got = asyncio.Event()
+
+    async def on_batch(msgs: Sequence[Msg]) -> list[Verdict]:
+        batches.append(len(msgs))
+        got.set()
+        return [None] * len(msgs)
+
+    consumer = loop(stream, on_batch=on_batch, fetch=64)
+    await consumer.start(stream.nc)
+    try:
+        await asyncio.sleep(0.3)  # the pull request stands, nothing to deliver
+        await stream.publish(b"alone")
+        await asyncio.wait_for(got.wait(), 2.5)
+    finally:
+        await consumer.stop()
+    assert batches == [1]
