@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import random
+from typing import Any
+
 import pytest
 
+from bus.messages import Priority
+from cost_ledger.catalog import PriceCatalog
+from router.routing.candidates import candidates_from_catalog
 from router.routing.config import RoutingConfig
 from router.routing.explore import cheaper_pick, explores
-from router.routing.policy import Policy, choose
+from router.routing.policy import Policy, RouteDecision, choose, rank
 from tests.test_routing_fixtures import candidates, features
 
 # With 1,000 input and 250 output tokens: cheap 150, quick 550, mid 800, top 4500 micro-USD.
@@ -98,3 +104,47 @@ def test_exploring_is_stable_and_never_dearer() -> None:
     picks = {cheaper_pick(i, options, costs, 500) for i in ids[:200]}
     assert picks == {"a", "b"}
     assert cheaper_pick("x", options, costs, 100) is None
+
+
+def test_ranking_every_model_equals_picking_one_at_a_time() -> None:
+    """rank() sorts the options once and re-sorts only when a pick changed what the order
+    depends on; on the shipped catalog, with random chances, floors, weights, deadlines and
+    ties, its order equals taking _pick_value's choice among what earlier picks left."""
+    rng = random.Random(11)
+    shipped = candidates_from_catalog(PriceCatalog.load())
+    for _ in range(300):
+        chances = {c.model: round(rng.uniform(0.5, 0.95), rng.choice([1, 2, 6])) for c in shipped}
+        config = value(rng.choice([0.0, 0.05, 0.1, 1.0]), rng.choice([0.0, 0.02, 0.2]))
+        policy = rng.choice(list(Policy))
+        floor = rng.choice([0.0, 0.7, 0.85, 0.99])
+        deadline = rng.choice([None, None, 1500.0, 4000.0, 1.0])
+        priority = rng.choice(list(Priority))
+        wanted = features(rng.random(), input_tokens=rng.choice([50, 1000, 20000]))
+        ranked = rank(
+            wanted, shipped, policy=policy, quality_floor=floor, deadline_ms=deadline,
+            priority=priority, quality_estimates=chances, config=config, count=len(shipped),
+        )  # fmt: skip
+        reference = rank(
+            wanted, shipped, policy=policy, quality_floor=floor, deadline_ms=deadline,
+            priority=priority, quality_estimates=chances, config=config, count=1,
+        )  # fmt: skip
+        assert ranked[0] == reference[0]
+        models = [d.model for d in ranked]
+        assert models == one_at_a_time(ranked, rank_args=(wanted, shipped, policy, floor,
+                                       deadline, priority, chances, config))  # fmt: skip
+
+
+def one_at_a_time(ranked: list[RouteDecision], rank_args: tuple[Any, ...]) -> list[str]:
+    """The models that rank(count=1) picks when each earlier pick is taken out of the
+    candidates in turn: the reference order."""
+    wanted, shipped, policy, floor, deadline, priority, chances, config = rank_args
+    left = list(shipped)
+    out: list[str] = []
+    while left:
+        [pick] = rank(
+            wanted, left, policy=policy, quality_floor=floor, deadline_ms=deadline,
+            priority=priority, quality_estimates=chances, config=config, count=1,
+        )  # fmt: skip
+        out.append(pick.model)
+        left = [c for c in left if c.model != pick.model]
+    return out

@@ -179,12 +179,14 @@ def rank(
     elif quality_floor > config.tier_quality.of(tier):
         floor += " (the request's floor)"
     weight = config.latency_weight.get(priority, 0.0) * (1.0 - pressure)
+    if value_mode:
+        picks = _ranked_by_value(
+            remaining, policy, required, floor, deadline_ms, weight, config, count
+        )
+        return [decide(pick, why) for pick, why in picks]
     out: list[RouteDecision] = []
     while remaining and len(out) < count:
-        if value_mode:
-            pick, why = _pick_value(remaining, policy, required, floor, deadline_ms, weight, config)
-        else:
-            pick, why = _pick(remaining, policy, required, floor, deadline_ms, weight)
+        pick, why = _pick(remaining, policy, required, floor, deadline_ms, weight)
         out.append(decide(pick, why))
         remaining = [o for o in remaining if o is not pick]
     return out
@@ -240,41 +242,121 @@ def _pick_value(
     config: RoutingConfig,
 ) -> tuple[_Option, str]:
     """Value mode's pick (steps 5' and 6' of the module docstring)."""
-    if policy is Policy.FASTEST:
+    order = _value_order(usable, policy, required, floor, deadline_ms, latency_weight, config)
+    if order is None:
         return _pick(usable, policy, required, floor, deadline_ms, latency_weight)
+    best = order.ranked()[0]
+    return best, order.why(best)
+
+
+@dataclass(frozen=True)
+class _ValueOrder:
+    """How value mode orders the options it may pick from (good ones, else timely ones), and
+    everything that order depends on besides each option itself (norms): while the norms
+    stay the same, removing the best leaves the others in the same order."""
+
+    options: list[_Option]
+    shortfall: bool
+    norms: tuple[float, ...]
+    key: Callable[[_Option], tuple[float, float, tuple[int, ...]]]
+    required: float
+    floor: str
+    weight: float
+
+    def ranked(self) -> list[_Option]:
+        """The options, best first (stable: equal keys keep their order, as max() would)."""
+        return sorted(self.options, key=self.key, reverse=True)
+
+    def why(self, pick: _Option) -> str:
+        """Why pick is the choice."""
+        model = pick.candidate.model
+        if self.shortfall:
+            return (
+                f"no candidate is predicted to reach {self.required:.2f}; {model} "
+                f"({pick.quality:.2f}) is the best value at {self.weight:.2f} quality per "
+                "doubling of cost"
+            )
+        return (
+            f"{model} has the best expected value (predicted quality {pick.quality:.2f}, "
+            f"value weight {self.weight:.3f}) with {self.floor}"
+        )
+
+
+def _value_order(
+    usable: list[_Option],
+    policy: Policy,
+    required: float,
+    floor: str,
+    deadline_ms: float | None,
+    latency_weight: float,
+    config: RoutingConfig,
+) -> _ValueOrder | None:
+    """Value mode's order over usable; None where the plain rules pick instead (the fastest
+    policy, or no option meets the deadline: step 4)."""
+    if policy is Policy.FASTEST:
+        return None
     timely = usable
     if deadline_ms is not None:
         timely = [o for o in usable if o.latency_ms <= deadline_ms]
-        if not timely:  # the fastest, as step 4 says
-            return _pick(usable, policy, required, floor, deadline_ms, latency_weight)
+        if not timely:
+            return None
     least_cost = min(o.cost for o in timely)
     good = [o for o in timely if o.quality >= required - _EPS]
     if not good:
         shortfall = config.shortfall_weight
 
-        def short(o: _Option) -> float:
-            return o.quality - shortfall * math.log2((o.cost + 1) / (least_cost + 1))
+        def short(o: _Option) -> tuple[float, float, tuple[int, ...]]:
+            value = o.quality - shortfall * math.log2((o.cost + 1) / (least_cost + 1))
+            return round(value, 12), o.quality, _neg(o.candidate.model)
 
-        best = max(timely, key=lambda o: (round(short(o), 12), o.quality, _neg(o.candidate.model)))
-        return best, (
-            f"no candidate is predicted to reach {required:.2f}; {best.candidate.model} "
-            f"({best.quality:.2f}) is the best value at {shortfall:.2f} quality per doubling "
-            "of cost"
-        )
+        norms: tuple[float, ...] = (1.0, float(least_cost))
+        return _ValueOrder(timely, True, norms, short, required, floor, shortfall)
     top_cost = max(o.cost for o in timely) or 1
     lam = config.value_weight or 0.0
     least_latency = min(o.latency_ms for o in good)
     lat = latency_weight * LATENCY_VALUE if policy is Policy.BALANCED else 0.0
 
-    def value(o: _Option) -> float:
+    def value(o: _Option) -> tuple[float, float, tuple[int, ...]]:
         slower = math.log2(max(o.latency_ms, _EPS) / max(least_latency, _EPS))
-        return o.quality - lam * o.cost / top_cost - lat * slower
+        worth = o.quality - lam * o.cost / top_cost - lat * slower
+        return round(worth, 12), o.quality, _neg(o.candidate.model)
 
-    pick = max(good, key=lambda o: (round(value(o), 12), o.quality, _neg(o.candidate.model)))
-    return pick, (
-        f"{pick.candidate.model} has the best expected value (predicted quality "
-        f"{pick.quality:.2f}, value weight {lam:.3f}) with {floor}"
-    )
+    norms = (0.0, float(top_cost), least_latency)
+    return _ValueOrder(good, False, norms, value, required, floor, lam)
+
+
+def _ranked_by_value(
+    usable: list[_Option],
+    policy: Policy,
+    required: float,
+    floor: str,
+    deadline_ms: float | None,
+    latency_weight: float,
+    config: RoutingConfig,
+    count: int,
+) -> list[tuple[_Option, str]]:
+    """Up to count value-mode picks, each _pick_value's choice among what the earlier picks
+    left; the remaining options are sorted once and re-sorted only when a pick changed the
+    norms their order depends on (ranking every candidate was 12% of the router's CPU)."""
+    out: list[tuple[_Option, str]] = []
+    remaining = usable
+    ranked: list[_Option] = []
+    norms: tuple[float, ...] | None = None
+    while remaining and len(out) < count:
+        order = _value_order(remaining, policy, required, floor, deadline_ms, latency_weight,
+                             config)  # fmt: skip
+        if order is None:
+            pick, why = _pick(remaining, policy, required, floor, deadline_ms, latency_weight)
+            norms = None
+        else:
+            if order.norms != norms or not ranked:
+                ranked, norms = order.ranked(), order.norms
+            pick = ranked.pop(0)
+            why = order.why(pick)
+        out.append((pick, why))
+        remaining = [o for o in remaining if o is not pick]
+        ranked = [o for o in ranked if o is not pick]
+    return out
 
 
 @functools.lru_cache(maxsize=1024)  # the catalog's few names, keyed for every pick
