@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -28,3 +29,10 @@ def make_tracer_provider(
     if exporter is not None:
         provider.add_span_processor(BatchSpanProcessor(exporter))
     return provider
+
+
+def samples_roots(tracer: trace.Tracer) -> bool:
+    """Whether a span with no parent, started with tracer, may be recorded: not by a tracer
+    of a provider that exports nowhere (make_tracer_provider's ALWAYS_OFF sampler), so a
+    request that came without a trace builds no spans at all there."""
+    return getattr(tracer, "sampler", None) is not ALWAYS_OFF

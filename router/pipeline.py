@@ -14,6 +14,7 @@ from typing import Protocol
 from opentelemetry import trace
 
 from bus.messages import LlmResult
+from bus.tracing import samples_roots
 from router.context import RequestContext
 
 Handler = Callable[[RequestContext], Awaitable[LlmResult]]
@@ -38,18 +39,21 @@ def compose(stages: Sequence[Stage], terminal: Handler, tracer: trace.Tracer) ->
         traced = _traced(_bind(stage, traced), stage.name, tracer)
         plain = _bind(stage, plain)
 
+    roots = samples_roots(tracer)
+
     async def run(ctx: RequestContext) -> LlmResult:
-        return await (traced(ctx) if will_record() else plain(ctx))
+        return await (traced(ctx) if will_record(roots) else plain(ctx))
 
     return run
 
 
-def will_record() -> bool:
+def will_record(roots: bool = True) -> bool:
     """Whether spans started now may be recorded: the current span is recorded, or there is
-    none and a new root is up to the sampler. FlipSync's samplers follow the parent
-    (bus.tracing), so the child of an unsampled span is never recorded."""
+    none and a new root is up to the sampler (roots: whether it may ever record one).
+    FlipSync's samplers follow the parent (bus.tracing), so the child of an unsampled span is
+    never recorded."""
     span = trace.get_current_span()
-    return span.is_recording() or not span.get_span_context().is_valid
+    return span.is_recording() or (roots and not span.get_span_context().is_valid)
 
 
 def _bind(stage: Stage, call_next: Handler) -> Handler:

@@ -7,11 +7,13 @@ from collections.abc import Sequence
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, Sampler, SamplingResult
 from opentelemetry.trace import Link, SpanKind
 from opentelemetry.util.types import Attributes
 
 from bus.messages import LlmResult, Status
+from bus.tracing import make_tracer_provider
 from router.context import RequestContext
 from router.pipeline import Handler, PassThrough, compose
 from tests.helpers import make_request
@@ -76,3 +78,24 @@ async def test_a_sampled_request_gets_a_span_per_stage() -> None:
     with tracer.start_as_current_span("request"):
         await handler(RequestContext(request=make_request()))
     assert sampler.asked == 1 + 4  # the request's span, three stages and dispatch
+
+
+async def test_a_request_without_a_trace_builds_no_span_where_nothing_is_exported() -> None:
+    """make_tracer_provider with no exporter samples nothing (ALWAYS_OFF): a request that
+    came with no trace context walks the plain chain, with no span even to decide on."""
+    started: list[str] = []
+
+    class Watching(PassThrough):
+        """Notes the span that is current when it runs."""
+
+        async def __call__(self, ctx: RequestContext, call_next: Handler) -> LlmResult:
+            """Note the current span's name (or none), then call the rest."""
+            span = trace.get_current_span()
+            started.append("none" if span is trace.INVALID_SPAN else getattr(span, "name", "?"))
+            return await call_next(ctx)
+
+    quiet = make_tracer_provider("test").get_tracer("test")
+    await compose([Watching()], answer, quiet)(RequestContext(request=make_request()))
+    exporting = make_tracer_provider("test", exporter=InMemorySpanExporter()).get_tracer("t")
+    await compose([Watching()], answer, exporting)(RequestContext(request=make_request()))
+    assert started == ["none", "stage pass"]
