@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime
+import random
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -25,7 +26,13 @@ from cost_ledger.budgets.budgets_file import usd_to_micro
 from cost_ledger.budgets.config import BudgetConfig, BudgetRules
 from cost_ledger.budgets.downgrade import downgrade_choice
 from cost_ledger.budgets.errors import BudgetConfigError
-from cost_ledger.budgets.periods import end_of_key_ms, period_end_ms, period_key, periods_held
+from cost_ledger.budgets.periods import (
+    end_of_key_ms,
+    period_end_ms,
+    period_key,
+    period_start,
+    periods_held,
+)
 from cost_ledger.budgets.policy import (
     Subject,
     Unit,
@@ -294,3 +301,28 @@ def test_request_subject_and_input_estimate() -> None:
     plain = estimate_input_tokens(request)
     assert plain > 85  # the low-detail image alone is 85 tokens
     assert estimate_input_tokens(request, Decimal("1.10")) == -(-plain * 11 // 10)
+
+
+def test_period_keys_starts_and_ends_agree_with_the_calendar() -> None:
+    """Worked out once per UTC day (cached), periods still follow the calendar at every
+    millisecond, across day and month ends and a leap day."""
+    rng = random.Random(5)
+    edges = [
+        int(datetime(2028, 2, 29, 23, 59, 59, 999000, tzinfo=UTC).timestamp() * 1000),
+        int(datetime(2028, 3, 1, tzinfo=UTC).timestamp() * 1000),
+        int(datetime(2026, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp() * 1000) + 999,
+        int(datetime(2027, 1, 1, tzinfo=UTC).timestamp() * 1000),
+    ]
+    for at_ms in edges + [rng.randrange(1_700_000_000_000, 1_900_000_000_000) for _ in range(500)]:
+        at = datetime.fromtimestamp(at_ms / 1000, tz=UTC)
+        day = at.replace(hour=0, minute=0, second=0, microsecond=0)
+        month = day.replace(day=1)
+        next_month = (month + timedelta(days=32)).replace(day=1)
+        assert period_key(BudgetPeriod.DAY, at_ms) == at.strftime("d%Y-%m-%d")
+        assert period_key(BudgetPeriod.MONTH, at_ms) == at.strftime("m%Y-%m")
+        assert period_start(BudgetPeriod.MONTH, at_ms) == month
+        assert (
+            period_end_ms(BudgetPeriod.DAY, at_ms)
+            == int((day + timedelta(days=1)).timestamp()) * 1000
+        )
+        assert period_end_ms(BudgetPeriod.MONTH, at_ms) == int(next_month.timestamp()) * 1000
