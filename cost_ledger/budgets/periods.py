@@ -14,7 +14,7 @@ _DAY_KEY = "d%Y-%m-%d"
 _MONTH_KEY = "m%Y-%m"
 
 
-_DAY_MS = 86_400_000
+DAY_MS = 86_400_000
 """A UTC day in Unix milliseconds (Unix time has no leap seconds): every period below is a
 function of the day holding at_ms, so each is worked out once per day and period (they were
 several percent of the router's CPU, computed for every budget of every request)."""
@@ -26,27 +26,27 @@ def _at(at_ms: int) -> datetime:
 
 def period_key(period: BudgetPeriod, at_ms: int) -> str:
     """The key of the period holding at_ms: d2026-11-02 or m2026-11."""
-    return _key_of_day(period, at_ms // _DAY_MS)
+    return _key_of_day(period, at_ms // DAY_MS)
 
 
 def period_start(period: BudgetPeriod, at_ms: int) -> datetime:
     """Start of the period holding at_ms."""
-    return _start_of_day(period, at_ms // _DAY_MS)
+    return _start_of_day(period, at_ms // DAY_MS)
 
 
 def period_end_ms(period: BudgetPeriod, at_ms: int) -> int:
     """First millisecond after the period holding at_ms."""
-    return _end_of_day(period, at_ms // _DAY_MS)
+    return _end_of_day(period, at_ms // DAY_MS)
 
 
 @functools.lru_cache(maxsize=256)
 def _key_of_day(period: BudgetPeriod, day: int) -> str:
-    return _at(day * _DAY_MS).strftime(_DAY_KEY if period is BudgetPeriod.DAY else _MONTH_KEY)
+    return _at(day * DAY_MS).strftime(_DAY_KEY if period is BudgetPeriod.DAY else _MONTH_KEY)
 
 
 @functools.lru_cache(maxsize=256)
 def _start_of_day(period: BudgetPeriod, day: int) -> datetime:
-    start = _at(day * _DAY_MS)
+    start = _at(day * DAY_MS)
     return start if period is BudgetPeriod.DAY else start.replace(day=1)
 
 

@@ -16,6 +16,7 @@ its hash tag (keys.group_of), so one reserve script stays in one Redis Cluster s
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from bus.messages import BudgetPeriod, BudgetPolicy, BudgetScope, BudgetSpec, TierQuota
 from bus.subjects import token
 from cost_ledger.budgets.keys import COUNTER_KEEP_S
-from cost_ledger.budgets.periods import period_end_ms, period_key, periods_held
+from cost_ledger.budgets.periods import DAY_MS, period_end_ms, period_key, periods_held
 
 THRESHOLDS = (50, 80, 100)
 """Alert thresholds, in percent of a budget's limit."""
@@ -87,6 +88,7 @@ class Charge:
     expire_at_s: int
 
 
+@functools.lru_cache(maxsize=4096)
 def name_token(value: str) -> str:
     """value if it is a safe key part, else a stable hash of it (~ and 20 hex digits)."""
     try:
@@ -214,6 +216,12 @@ def charges(subject: Subject, at_ms: int) -> list[Charge]:
     Keeping them all means a budget added in mid-period sees the period's whole spend, and a
     rebuild from the ledger gives the same counters whatever the budgets were.
     """
+    return list(_charges_on_day(subject, at_ms // DAY_MS))
+
+
+@functools.lru_cache(maxsize=4096)  # a workflow's requests share their subject
+def _charges_on_day(subject: Subject, day: int) -> tuple[Charge, ...]:
+    at_ms = day * DAY_MS  # every period is a function of the UTC day (budgets.periods)
     out: list[Charge] = []
     money = (
         BudgetScope.GLOBAL, BudgetScope.TENANT, BudgetScope.AGENT, BudgetScope.WORKFLOW,
@@ -236,7 +244,7 @@ def charges(subject: Subject, at_ms: int) -> list[Charge]:
                     expire_at_s=expire_at_s(period, at_ms),
                 )
             )
-    return out
+    return tuple(out)
 
 
 def thresholds_reached(spent: int, limit: int) -> tuple[int, ...]:
