@@ -54,6 +54,8 @@ EXPIRES_S = 5.0
 LOST_AFTER_S = 3.0
 """How long past its expiry a pull request may go unanswered before it counts as lost (a
 reconnect can drop it) and is asked again."""
+DRAIN_S = 2.0
+"""How long stop() waits for messages already on their way to arrive (and be handed back)."""
 STOP_GRACE_S = 10.0
 """How long stop() lets messages being handled finish (and be acked) before cancelling them."""
 
@@ -134,6 +136,9 @@ class PullLoop:
         self._asked = 0  # messages asked for and neither delivered nor expired
         self._answer_by = 0.0  # when the newest pull request should have been answered
         self._nc: Client | None = None
+        self._reconnects = 0
+        self._stopping = False
+        self._missing = False  # the durable was deleted (or JetStream answered no one)
         self._sub: Subscription | None = None
         self._inbox = ""
         self._next = f"{DEFAULT_PREFIX}.CONSUMER.MSG.NEXT.{where.stream}.{where.durable}"
@@ -144,12 +149,9 @@ class PullLoop:
 
     async def start(self, nc: Client) -> None:
         """Bind to (or create) the durable and start pulling."""
-        js = nc.jetstream()
-        try:
-            await js.consumer_info(self._where.stream, self._where.durable)
-        except NotFoundError:
-            await js.add_consumer(self._where.stream, config=self._config)
+        await self._ensure_durable(nc)
         self._nc = nc
+        self._reconnects = nc.stats["reconnects"]
         self._inbox = nc.new_inbox()
         self._sub = await nc.subscribe(self._inbox, cb=self._arrived)
         self._tasks.append(asyncio.create_task(self._watch(), name=f"pull {self._where.durable}"))
@@ -157,10 +159,22 @@ class PullLoop:
             self._tasks.append(asyncio.create_task(self._batches(self._on_batch)))
         self._pull()
 
+    async def _ensure_durable(self, nc: Client) -> None:
+        """Create the durable if it is not there (first start, or deleted since)."""
+        js = nc.jetstream()
+        try:
+            await js.consumer_info(self._where.stream, self._where.durable)
+        except NotFoundError:
+            await js.add_consumer(self._where.stream, config=self._config)
+
     async def stop(self) -> None:
         """Stop pulling; let the messages being handled finish (STOP_GRACE_S at most) and
-        hand back the ones not started, for another replica to take at once."""
+        hand back the ones not started, and those still arriving, for another replica to
+        take at once."""
+        self._stopping = True
         if self._sub is not None:
+            with contextlib.suppress(Exception):  # runs _arrived for what is on its way
+                await asyncio.wait_for(self._sub.drain(), DRAIN_S)  # type: ignore[no-untyped-call]
             with contextlib.suppress(Exception):
                 await self._sub.unsubscribe()
             self._sub = None
@@ -174,13 +188,24 @@ class PullLoop:
             _, late = await asyncio.wait(set(self._running), timeout=STOP_GRACE_S)
             for task in late:  # unacked: JetStream redelivers them after ack_wait
                 task.cancel()
-            await asyncio.gather(*late, return_exceptions=True)
+            if late:  # bounded too: a handler that ignores its cancellation holds no stop
+                _, stuck = await asyncio.wait(late, timeout=STOP_GRACE_S)
+                if stuck:
+                    log.warning("%s: %d handlers did not stop", self._where.durable, len(stuck))
         self._nc = None
 
     def _pull(self) -> None:
-        """Ask for as many messages as there is room for, once the room is worth a request."""
-        if self._nc is None or self._sub is None:
+        """Ask for as many messages as there is room for, once the room is worth a request.
+        Never while NATS is away (nats-py would buffer the requests and send them all once
+        back, every one live), nor while the durable is missing (the watch re-creates it)."""
+        nc = self._nc
+        if nc is None or self._sub is None or self._stopping or self._missing:
             return
+        if not nc.is_connected:
+            return  # the watch asks once reconnected
+        if nc.stats["reconnects"] != self._reconnects:  # requests of the old connection: gone
+            self._reconnects = nc.stats["reconnects"]
+            self._asked = 0
         in_hand = len(self._running) + len(self._arrived_msgs) + self._in_batch
         room = self._capacity - in_hand - self._asked
         if room < self._pull_at:
@@ -189,13 +214,16 @@ class PullLoop:
         self._answer_by = time.monotonic() + EXPIRES_S + LOST_AFTER_S
         request = {"batch": room, "expires": int(EXPIRES_S * 1e9)}
         task = asyncio.create_task(
-            self._nc.publish(self._next, json.dumps(request).encode(), reply=self._inbox)
+            nc.publish(self._next, json.dumps(request).encode(), reply=self._inbox)
         )
         task.add_done_callback(_quiet)
 
     async def _arrived(self, msg: Msg) -> None:
         """A delivery on the inbox: a message to hand on, or the server's word on a request."""
         status = JetStreamContext.is_status_msg(msg)
+        if status is None and self._stopping:
+            await _settle(msg, 0.0)  # arrived as we stop: another replica takes it at once
+            return
         if status is None:
             self._asked = max(self._asked - 1, 0)
             if self._on_message is not None:
@@ -212,22 +240,41 @@ class PullLoop:
         unfilled = headers.get("Nats-Pending-Messages")
         if status in (StatusCode.REQUEST_TIMEOUT, StatusCode.CONFLICT) and unfilled is not None:
             self._asked = max(self._asked - int(unfilled), 0)  # that request ended
-        else:  # no count to go by: ask afresh
-            self._asked = 0
-        if status not in (StatusCode.REQUEST_TIMEOUT, StatusCode.NO_MESSAGES):
-            log.warning("%s: pull request ended: %s %s", self._where.durable, status,
-                        headers.get(Header.DESCRIPTION, ""))  # fmt: skip
-        self._pull()
+            self._pull()
+            return
+        self._asked = 0  # no count to go by
+        why = str(headers.get(Header.DESCRIPTION, ""))
+        if status == StatusCode.CONFLICT and why == "Leadership Change":
+            self._pull()  # the new leader takes the next request at once
+            return
+        # No responders (503), the durable deleted, too many waiting requests: asking again
+        # at once would loop as fast as the server answers. The watch asks again (and
+        # re-creates a deleted durable) after LOST_AFTER_S.
+        self._missing = status == StatusCode.SERVICE_UNAVAILABLE or "Deleted" in why
+        self._answer_by = time.monotonic() + LOST_AFTER_S
+        log.warning("%s: pull request ended: %s %s; asking again in %.0f s",
+                    self._where.durable, status, why, LOST_AFTER_S)  # fmt: skip
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)
         self._pull()
 
     async def _watch(self) -> None:
-        """Ask again when a pull request went unanswered past its expiry (a reconnect)."""
+        """Ask again when a pull request went unanswered past its expiry (a reconnect), or
+        was refused; re-create the durable when it went missing."""
         while True:
-            await asyncio.sleep(LOST_AFTER_S)
-            if self._asked and time.monotonic() > self._answer_by:
+            await asyncio.sleep(LOST_AFTER_S / 2)
+            if time.monotonic() <= self._answer_by:
+                continue
+            if self._missing and self._nc is not None and self._nc.is_connected:
+                try:
+                    await self._ensure_durable(self._nc)
+                    self._missing = False
+                except Exception as exc:  # JetStream not back yet: the next round tries
+                    log.warning("%s: durable not reachable: %s", self._where.durable, exc)
+                    self._answer_by = time.monotonic() + LOST_AFTER_S
+                    continue
+            if self._asked:
                 log.info("%s: a pull request went unanswered; asking again", self._where.durable)
                 self._asked = 0
             self._pull()
@@ -247,7 +294,8 @@ class PullLoop:
                 try:
                     await asyncio.shield(task)
                 except asyncio.CancelledError:
-                    raise
+                    if _being_cancelled():
+                        raise  # stop()
                 except Exception:  # never ends the loop: its messages come back after ack_wait
                     log.exception("%s: a batch failed outside its handler", self._where.durable)
 
@@ -262,6 +310,12 @@ class PullLoop:
         try:
             with self._spans((msg,)):
                 await self._on_message(msg)
+        except asyncio.CancelledError:
+            if _being_cancelled():
+                raise
+            self._failed.inc()
+            await self._nack(msg, RuntimeError("the handler was cancelled"))
+            return
         except Exception as exc:
             self._failed.inc()
             await self._nack(msg, exc)
@@ -277,6 +331,13 @@ class PullLoop:
                 verdicts = await handle(msgs)
             if len(verdicts) != len(msgs):
                 raise RuntimeError(f"{len(verdicts)} verdicts for {len(msgs)} messages")
+        except asyncio.CancelledError:
+            if _being_cancelled():
+                raise  # stop() ran out of patience: JetStream redelivers after ack_wait
+            self._failed.inc(len(msgs))  # the handler's own work was cancelled: tried again
+            cancelled = RuntimeError("the batch handler was cancelled")
+            await asyncio.gather(*(self._nack(msg, cancelled) for msg in msgs))
+            return
         except Exception as exc:  # a bug in the handler: every message is tried again
             self._failed.inc(len(msgs))
             await asyncio.gather(*(self._nack(msg, exc) for msg in msgs))
@@ -353,3 +414,9 @@ def _quiet(task: asyncio.Task[None]) -> None:
     """Log a pull request that could not be sent (NATS away): the watch asks again."""
     if not task.cancelled() and task.exception() is not None:
         log.warning("a pull request was not sent: %s", task.exception())
+
+
+def _being_cancelled() -> bool:
+    """Whether the current task itself is being cancelled (not just something it awaited)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0

@@ -8,6 +8,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import nats
 import pytest
@@ -194,3 +195,70 @@ async def test_a_message_at_a_quiet_moment_is_not_held_for_company(stream: Strea
     finally:
         await consumer.stop()
     assert batches == [1]
+
+
+async def test_a_deleted_durable_is_made_again_without_a_storm_of_requests(
+    stream: Stream,
+) -> None:
+    """Deleting the durable ends the standing request (409, then 503 for every new one):
+    the loop neither asks again as fast as the server answers nor gives up; it makes the
+    durable again and goes on."""
+    seen: list[bytes] = []
+
+    async def on_message(msg: Msg) -> None:
+        seen.append(msg.data)
+
+    consumer = loop(stream, on_message=on_message, workers=4)
+    await consumer.start(stream.nc)
+    pulls = 0
+    publish = stream.nc.publish
+
+    async def counting(subject: str, *args: Any, **kwargs: Any) -> None:
+        nonlocal pulls
+        pulls += "MSG.NEXT" in subject
+        await publish(subject, *args, **kwargs)
+
+    stream.nc.publish = counting  # type: ignore[method-assign]
+    try:
+        await stream.js.delete_consumer(stream.where.stream, stream.where.durable)
+        await asyncio.sleep(1.0)
+        assert pulls < 5  # the loop waits for its watch, not the next 503
+        await stream.publish(b"later")
+        await until(lambda: _seen(seen, b"later"))
+    finally:
+        stream.nc.publish = publish  # type: ignore[method-assign]
+        await consumer.stop()
+
+
+async def _seen(seen: list[bytes], body: bytes) -> bool:
+    return body in seen
+
+
+async def test_a_batch_handler_whose_work_was_cancelled_loses_nothing(stream: Stream) -> None:
+    """A CancelledError out of the handler (a child task of its was cancelled, not the
+    loop) has the batch tried again and the loop go on."""
+    calls = 0
+    done: list[bytes] = []
+
+    async def on_batch(msgs: Sequence[Msg]) -> list[Verdict]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise asyncio.CancelledError
+        done.extend(m.data for m in msgs)
+        return [None] * len(msgs)
+
+    consumer = loop(stream, on_batch=on_batch, fetch=8)
+    await consumer.start(stream.nc)
+    try:
+        await stream.publish(b"first")
+        await until(lambda: _called(calls))
+        await stream.publish(*(str(i).encode() for i in range(20)))
+        await until(lambda: _finished(stream, done, 21))
+    finally:
+        await consumer.stop()
+    assert sorted(done) == sorted([b"first", *(str(i).encode() for i in range(20))])
+
+
+async def _called(calls: int) -> bool:
+    return calls > 0
