@@ -105,29 +105,43 @@ class LedgerConsumer:
                 verdicts[i] = await self._give_up(msgs[i], ErrorCode.MALFORMED, reason)
             else:
                 applied.append((i, event, outcome is Applied.NEW))
-        finished = await asyncio.gather(
-            *(self._finish(event, new) for _, event, new in applied), return_exceptions=True
+        settles = await asyncio.gather(
+            *(self._store.settle_applied([event], [new]) for _, event, new in applied),
+            return_exceptions=True,
         )
-        for (i, _, _), failure in zip(applied, finished, strict=True):
+        split: list[tuple[int, LedgerEvent]] = []
+        for (i, event, _), failure in zip(applied, settles, strict=True):
             if failure is None:
-                continue
-            if not isinstance(failure, Exception):
-                raise failure  # cancelled
-            if isinstance(failure, (WireError, ValueError, redis_errors.RedisError)) and (
-                is_permanent(failure)
-            ):
-                reason = f"{type(failure).__name__}: {failure}"
-                verdicts[i] = await self._give_up(msgs[i], ErrorCode.MALFORMED, reason)
+                split.append((i, event))
             else:
-                log.warning("ledger event not settled, retrying: %s: %s",
-                            type(failure).__name__, failure)  # fmt: skip
-                verdicts[i] = RETRY_DELAY_S
+                verdicts[i] = await self._failed(msgs[i], failure)
+        try:  # savings by lever: one script call per scope for the whole batch
+            await self._splits.apply_many([event for _, event in split])
+        except redis_errors.RedisError as exc:
+            if not is_permanent(exc):
+                for i, _ in split:
+                    verdicts[i] = await self._failed(msgs[i], exc)
+                return verdicts
+            for i, event in split:  # a reply error: find the event it belongs to
+                try:
+                    await self._splits.apply(event)
+                except Exception as one:
+                    verdicts[i] = await self._failed(msgs[i], one)
         return verdicts
 
-    async def _finish(self, event: LedgerEvent, new: bool) -> None:
-        """Settle an applied event's budgets, then add its savings split (each once)."""
-        await self._store.settle_applied([event], [new])
-        await self._splits.apply(event)
+    async def _failed(self, msg: Msg, failure: BaseException) -> Verdict:
+        """The verdict on a message whose settle or split raised failure: dead-lettered if
+        it can never succeed, else tried again."""
+        if not isinstance(failure, Exception):  # its own work was cancelled: tried again
+            log.warning("ledger event not settled (%s), retrying", type(failure).__name__)
+            return RETRY_DELAY_S
+        if isinstance(failure, (WireError, ValueError, redis_errors.RedisError)) and (
+            is_permanent(failure)
+        ):
+            reason = f"{type(failure).__name__}: {failure}"
+            return await self._give_up(msg, ErrorCode.MALFORMED, reason)
+        log.warning("ledger event not settled, retrying: %s: %s", type(failure).__name__, failure)
+        return RETRY_DELAY_S
 
     async def _give_up(self, msg: Msg, code: ErrorCode, reason: str) -> Verdict:
         """Dead-letter a message that can never be applied (then it is acked); if NATS did

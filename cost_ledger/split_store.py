@@ -11,7 +11,8 @@ a failure between the two counts neither scope twice. Rebuilt with the aggregate
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import asyncio
+from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime
 
 import redis.asyncio as aioredis
@@ -43,6 +44,35 @@ return 1
 """
 
 
+# The same for a batch of events in one scope. KEYS: each event's seen marker (n of them),
+# then the batch's (gross, cost) hash pairs. ARGV[1]: marker TTL; ARGV[2]: n; then per event:
+# its hash pair's number h (KEYS[n + 2h - 1], KEYS[n + 2h]), its gross and cost pair counts,
+# its gross pairs, its cost pairs. Returns 1 per event newly added, 0 per event seen before.
+_APPLY_MANY_LUA = """
+local n = tonumber(ARGV[2])
+local out = {}
+local a = 3
+for e = 1, n do
+  local h = tonumber(ARGV[a])
+  local n_gross = tonumber(ARGV[a + 1])
+  local n_cost = tonumber(ARGV[a + 2])
+  a = a + 3
+  local new = redis.call('SET', KEYS[e], 1, 'NX', 'EX', ARGV[1])
+  if new then
+    for i = 0, n_gross - 1 do
+      redis.call('HINCRBY', KEYS[n + 2 * h - 1], ARGV[a + 2 * i], ARGV[a + 2 * i + 1])
+    end
+    for i = n_gross, n_gross + n_cost - 1 do
+      redis.call('HINCRBY', KEYS[n + 2 * h], ARGV[a + 2 * i], ARGV[a + 2 * i + 1])
+    end
+  end
+  a = a + 2 * (n_gross + n_cost)
+  out[e] = new and 1 or 0
+end
+return out
+"""
+
+
 def _key(kind: str, scope: str, day: str) -> str:
     return f"{PREFIX}{kind}:{keys.tag(scope)}:{day}"
 
@@ -50,6 +80,16 @@ def _key(kind: str, scope: str, day: str) -> str:
 def seen(event_id: str, scope: str) -> str:
     """Marker that an event's split was added to a scope (in that scope's slot)."""
     return f"{PREFIX}seen:{keys.tag(scope)}:{event_id}"
+
+
+def _split(event: LedgerEvent) -> tuple[dict[str, int], dict[str, int]]:
+    """An event's (gross savings by lever, lever costs by lever) to add."""
+    if event.overhead_of:
+        return {}, {event.overhead_of: event.cost_micro_usd}
+    gross = settled(
+        event.savings_by_lever, event.baseline_micro_usd, event.cost_micro_usd, event.lever.value
+    )
+    return gross, {}
 
 
 def _day(event: LedgerEvent) -> str:
@@ -64,21 +104,12 @@ class SplitStore:
         self._redis = redis
         self._seen_ttl_s = seen_ttl_s
         self._apply = redis.register_script(_APPLY_LUA)
+        self._apply_many = redis.register_script(_APPLY_MANY_LUA)
 
     async def apply(self, event: LedgerEvent) -> bool:
         """Add an event's split once per event id and scope; returns whether it was new in
         any scope."""
-        gross: dict[str, int] = {}
-        cost: dict[str, int] = {}
-        if event.overhead_of:
-            cost[event.overhead_of] = event.cost_micro_usd
-        else:
-            gross = settled(
-                event.savings_by_lever,
-                event.baseline_micro_usd,
-                event.cost_micro_usd,
-                event.lever.value,
-            )
+        gross, cost = _split(event)
         day = _day(event)
         args: list[str | int] = [self._seen_ttl_s, len(gross)]
         for name, amount in [*gross.items(), *cost.items()]:
@@ -89,6 +120,39 @@ class SplitStore:
             marker = seen(event.event_id, scope)
             new = bool(await self._apply(keys=[marker, *hashes], args=args)) or new
         return new
+
+    async def apply_many(self, events: Sequence[LedgerEvent]) -> list[bool]:
+        """apply() for a batch, in one script call per scope (all tenants, and each tenant of
+        the batch) instead of two per event; returns for each event whether it was new in
+        any scope. Raises what Redis raised; a scope's call either ran whole or, on a reply
+        error, may have added the events before the one that failed (each once: a retry
+        skips them by their markers)."""
+        if not events:
+            return []
+        new = [False] * len(events)
+        by_scope: dict[str, list[int]] = {keys.GLOBAL_SCOPE: list(range(len(events)))}
+        for i, event in enumerate(events):
+            by_scope.setdefault(keys.scope(event.tenant), []).append(i)
+        calls = [self._apply_scope(scope, [events[i] for i in which])
+                 for scope, which in by_scope.items()]  # fmt: skip
+        for which, added in zip(by_scope.values(), await asyncio.gather(*calls), strict=True):
+            for i, was_new in zip(which, added, strict=True):
+                new[i] = new[i] or was_new
+        return new
+
+    async def _apply_scope(self, scope: str, events: Sequence[LedgerEvent]) -> list[bool]:
+        markers = [seen(event.event_id, scope) for event in events]
+        pairs: dict[str, int] = {}  # day -> its hash pair's number
+        args: list[str | int] = [self._seen_ttl_s, len(events)]
+        for event in events:
+            gross, cost = _split(event)
+            h = pairs.setdefault(_day(event), len(pairs) + 1)
+            args += [h, len(gross), len(cost)]
+            for name, amount in [*gross.items(), *cost.items()]:
+                args += [name, amount]
+        hashes = [_key(kind, scope, day) for day in pairs for kind in (GROSS, COST)]
+        added = await self._apply_many(keys=[*markers, *hashes], args=args)
+        return [bool(int(flag)) for flag in added]
 
     async def split(self, tenant: str | None, days: Iterable[date]) -> LeverSplit:
         """The summed split of a tenant (or all) over days."""

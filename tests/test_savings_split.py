@@ -9,7 +9,7 @@ from datetime import date
 import msgspec
 import redis.asyncio as aioredis
 
-from bus.messages import Lever, LlmRequest, LlmResult, Status, Usage
+from bus.messages import LedgerEvent, Lever, LlmRequest, LlmResult, Status, Usage
 from cost_ledger.catalog import PriceCatalog
 from cost_ledger.pricing import baseline_micro_usd, cost_micro_usd
 from cost_ledger.savings import chain, net_by_lever, paid_call_steps, settled
@@ -96,3 +96,39 @@ async def test_the_split_store_sums_each_event_once_and_nets_lever_costs(
     # Net savings are baseline minus every cost, overheads included.
     assert sum(split.net.values()) == (1000 + 800 + 0) - (300 + 0 + 40)
     assert (await store.split(tenant, days[:1])).lever_cost == {}
+
+
+async def test_a_batch_of_splits_writes_what_one_at_a_time_writes(
+    redis_client: aioredis.Redis,
+) -> None:
+    """apply_many (one script per scope) adds the same sums as apply per event, across
+    tenants and days, once per event id: repeats in the batch and events added before count
+    nothing."""
+
+    def events(tenants: tuple[str, str]) -> list[LedgerEvent]:
+        first, second = tenants
+        routed = msgspec.structs.replace(
+            ledger_event_at(at="2026-11-03T10:00:00", tenant=first, cost=300, baseline=1000),
+            savings_by_lever={"trimmed": 100, "routed": 550, "prompt_cache": 50},
+        )
+        hit = ledger_event_at(at="2026-11-04T11:00:00", tenant=second, cost=0, baseline=800,
+                              lever=Lever.EXACT_CACHE)  # fmt: skip
+        shadow = msgspec.structs.replace(
+            ledger_event_at(at="2026-11-04T09:00:00", tenant=first, cost=40, baseline=0),
+            overhead_of="semantic_cache",
+        )
+        plain = ledger_event_at(at="2026-11-03T12:00:00", tenant=second, cost=10, baseline=90)
+        return [routed, hit, shadow, plain, routed]
+
+    days = [date(2026, 11, 3), date(2026, 11, 4)]
+    store = SplitStore(redis_client)
+    alone = (f"a-{uuid.uuid4().hex[:8]}", f"b-{uuid.uuid4().hex[:8]}")
+    one_by_one = [await store.apply(e) for e in events(alone)]
+    together = (f"a-{uuid.uuid4().hex[:8]}", f"b-{uuid.uuid4().hex[:8]}")
+    batch = events(together)
+    assert await store.apply(batch[3]) is True  # added before the batch
+    assert await store.apply_many(batch) == [True, True, True, False, False]
+    assert one_by_one == [True, True, True, True, False]
+    for a, b in zip(alone, together, strict=True):
+        assert await store.split(a, days) == await store.split(b, days)
+    assert await store.apply_many([]) == []
