@@ -11,7 +11,9 @@ embedded nats-server and redis-server. Each figure says what it measured:
   ledger, nats-server and redis-server;
 - overhead at 500 req/s: unique interactive requests at a fixed 500 req/s, end-to-end latency
   through FlipSync minus that of the same calls posted straight to the provider, p50 and p99
-  (and the same at half the measured capacity, where queueing does not dominate);
+  (and the same at half the interactive capacity, where queueing does not dominate);
+- interactive_rps: unique interactive requests, 200 in flight (never packed: a provider
+  call each), whose half sets the rate of that second latency phase;
 - cache phase: texts the throughput phase sent before, so exact-cache hits (its own figures);
 - router_scaling: unique standard requests per second with 1, 2 and 4 router processes;
 - peers: LiteLLM's proxy and Portkey's gateway on the same provider when installed.
@@ -368,10 +370,11 @@ async def main(quick: bool, profile: bool) -> None:
         await closed_loop(n // 6, IN_FLIGHT, standard, first=10**7)  # warm-up, unique texts
         async with profiled(profile, rig, n):
             phases["throughput"] = await phase(closed(n, standard, 0))
-        capacity = phases["throughput"].rps
         phases["cache_hits"] = await phase(closed(n // 3, standard, 0))
         phases["interactive_at_500"] = await phase(opened(seconds, RATE, interactive, 10**6))
-        easy = max(10.0, round(capacity / 2))
+        # Interactive requests are never packed (a provider call each): their own capacity.
+        phases["interactive_capacity"] = await phase(closed(n // 3, interactive, 8 * 10**6))
+        easy = max(10.0, round(phases["interactive_capacity"].rps / 2))
         phases["interactive_at_half_capacity"] = await phase(
             opened(seconds, easy, interactive, 2 * 10**6)
         )
@@ -424,6 +427,7 @@ def results(
         "overhead_p50_ms_at_500": round(pct(at_500.latencies_ms, 50) - pct(straight, 50), 2),
         "overhead_p99_ms_at_500": round(pct(at_500.latencies_ms, 99) - pct(straight, 99), 2),
         "achieved_rps_at_500": round(at_500.rps, 1),
+        "interactive_rps": round(phases["interactive_capacity"].rps, 1),
         "half_capacity_rps": easy,
         "overhead_p50_ms_at_half_capacity": round(
             pct(at_half.latencies_ms, 50) - pct(straight_easy, 50), 2
