@@ -109,7 +109,7 @@ def test_exploring_is_stable_and_never_dearer() -> None:
 def test_ranking_every_model_equals_picking_one_at_a_time() -> None:
     """rank() sorts the options once and re-sorts only when a pick changed what the order
     depends on; on the shipped catalog, with random chances, floors, weights, deadlines and
-    ties, its order equals taking _pick_value's choice among what earlier picks left."""
+    ties, its order equals taking rank's first choice among what earlier picks left."""
     rng = random.Random(11)
     shipped = candidates_from_catalog(PriceCatalog.load())
     for _ in range(300):

@@ -70,20 +70,27 @@ def test_a_cascade_that_cost_more_books_a_negative_part_and_lever_costs_net_out(
     assert gross == {"routed": 150, "escalated": -300} and costs == {"semantic_cache": 7}
 
 
-async def test_the_split_store_sums_each_event_once_and_nets_lever_costs(
-    redis_client: aioredis.Redis,
-) -> None:
-    tenant = f"split-{uuid.uuid4().hex[:8]}"
+def split_events(tenant: str, hit_tenant: str, *, hit_at: str) -> list[LedgerEvent]:
+    """A routed call with three levers' savings and a shadow check's lever cost (tenant's),
+    and an exact-cache hit (hit_tenant's, at hit_at)."""
     routed = msgspec.structs.replace(
         ledger_event_at(at="2026-11-03T10:00:00", tenant=tenant, cost=300, baseline=1000),
         savings_by_lever={"trimmed": 100, "routed": 550, "prompt_cache": 50},
     )
-    hit = ledger_event_at(at="2026-11-03T11:00:00", tenant=tenant, cost=0, baseline=800,
-                       lever=Lever.EXACT_CACHE)  # fmt: skip
+    hit = ledger_event_at(at=hit_at, tenant=hit_tenant, cost=0, baseline=800,
+                          lever=Lever.EXACT_CACHE)  # fmt: skip
     shadow = msgspec.structs.replace(
         ledger_event_at(at="2026-11-04T09:00:00", tenant=tenant, cost=40, baseline=0),
         overhead_of="semantic_cache",
     )
+    return [routed, hit, shadow]
+
+
+async def test_the_split_store_sums_each_event_once_and_nets_lever_costs(
+    redis_client: aioredis.Redis,
+) -> None:
+    tenant = f"split-{uuid.uuid4().hex[:8]}"
+    routed, hit, shadow = split_events(tenant, tenant, hit_at="2026-11-03T11:00:00")
     store = SplitStore(redis_client)
     assert [await store.apply(e) for e in (routed, hit, shadow, routed)] == [
         True, True, True, False,
@@ -107,16 +114,7 @@ async def test_a_batch_of_splits_writes_what_one_at_a_time_writes(
 
     def events(tenants: tuple[str, str]) -> list[LedgerEvent]:
         first, second = tenants
-        routed = msgspec.structs.replace(
-            ledger_event_at(at="2026-11-03T10:00:00", tenant=first, cost=300, baseline=1000),
-            savings_by_lever={"trimmed": 100, "routed": 550, "prompt_cache": 50},
-        )
-        hit = ledger_event_at(at="2026-11-04T11:00:00", tenant=second, cost=0, baseline=800,
-                              lever=Lever.EXACT_CACHE)  # fmt: skip
-        shadow = msgspec.structs.replace(
-            ledger_event_at(at="2026-11-04T09:00:00", tenant=first, cost=40, baseline=0),
-            overhead_of="semantic_cache",
-        )
+        routed, hit, shadow = split_events(first, second, hit_at="2026-11-04T11:00:00")
         plain = ledger_event_at(at="2026-11-03T12:00:00", tenant=second, cost=10, baseline=90)
         return [routed, hit, shadow, plain, routed]
 

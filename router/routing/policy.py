@@ -181,7 +181,10 @@ def rank(
     weight = config.latency_weight.get(priority, 0.0) * (1.0 - pressure)
     if value_mode:
         picks = _ranked_by_value(
-            remaining, policy, required, floor, deadline_ms, weight, config, count
+            remaining,
+            lambda left: _value_order(left, policy, required, floor, deadline_ms, weight, config),
+            lambda left: _pick(left, policy, required, floor, deadline_ms, weight),
+            count,
         )
         return [decide(pick, why) for pick, why in picks]
     out: list[RouteDecision] = []
@@ -230,23 +233,6 @@ def _pick(
         f"{pick.candidate.model} balances cost and latency "
         f"(latency weight {weight:.2f}) with {floor}"
     )
-
-
-def _pick_value(
-    usable: list[_Option],
-    policy: Policy,
-    required: float,
-    floor: str,
-    deadline_ms: float | None,
-    latency_weight: float,
-    config: RoutingConfig,
-) -> tuple[_Option, str]:
-    """Value mode's pick (steps 5' and 6' of the module docstring)."""
-    order = _value_order(usable, policy, required, floor, deadline_ms, latency_weight, config)
-    if order is None:
-        return _pick(usable, policy, required, floor, deadline_ms, latency_weight)
-    best = order.ranked()[0]
-    return best, order.why(best)
 
 
 @dataclass(frozen=True)
@@ -327,26 +313,22 @@ def _value_order(
 
 def _ranked_by_value(
     usable: list[_Option],
-    policy: Policy,
-    required: float,
-    floor: str,
-    deadline_ms: float | None,
-    latency_weight: float,
-    config: RoutingConfig,
+    order_of: Callable[[list[_Option]], _ValueOrder | None],
+    plain: Callable[[list[_Option]], tuple[_Option, str]],
     count: int,
 ) -> list[tuple[_Option, str]]:
-    """Up to count value-mode picks, each _pick_value's choice among what the earlier picks
-    left; the remaining options are sorted once and re-sorted only when a pick changed the
-    norms their order depends on (ranking every candidate was 12% of the router's CPU)."""
+    """Up to count value-mode picks (steps 5' and 6' of the module docstring), each the best
+    of _value_order among what the earlier picks left; the remaining options are sorted once
+    and re-sorted only when a pick changed the norms their order depends on (a full scan per
+    pick over every candidate, ranking them all, was up to 12% of the router's CPU)."""
     out: list[tuple[_Option, str]] = []
     remaining = usable
     ranked: list[_Option] = []
     norms: tuple[float, ...] | None = None
     while remaining and len(out) < count:
-        order = _value_order(remaining, policy, required, floor, deadline_ms, latency_weight,
-                             config)  # fmt: skip
-        if order is None:
-            pick, why = _pick(remaining, policy, required, floor, deadline_ms, latency_weight)
+        order = order_of(remaining)
+        if order is None:  # the plain rules pick (step 4, or the fastest policy)
+            pick, why = plain(remaining)
             norms = None
         else:
             if order.norms != norms or not ranked:
