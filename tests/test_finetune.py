@@ -26,7 +26,7 @@ from optimizer.errors import FineTuneError
 from optimizer.finetune import Dataset, collect, fine_tune
 from optimizer.flag_store import publish_change
 from optimizer.pipeline import run_pipeline
-from tests.helpers import make_request, router_stack
+from tests.helpers import eventually, make_request, router_stack
 
 TASK = "text_generation"
 
@@ -105,6 +105,14 @@ async def test_the_pipeline_runs_end_to_end_and_its_model_enters_an_experiment(
     await publish_change(stack.broker.connection, run.change)
 
     client = LlmClient(stack.broker)
+
+    async def in_the_experiment() -> bool:
+        # A change applies once each replica reloaded its flags (router.flags.live), as
+        # tests/test_flags.py waits for too: a request answered meanwhile has no arm.
+        probe = make_request(tenant=tenant, agent="listing", text=f"A probe {uuid.uuid4()}")
+        return (await client.request(probe, timeout_s=20)).arm is not None
+
+    await eventually(in_the_experiment, timeout_s=10)
     arms: dict[str, list[LlmResult]] = {}
     for i in range(40):
         request = make_request(tenant=tenant, agent="listing", text=f"A new mug {i}")
