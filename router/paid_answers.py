@@ -205,11 +205,9 @@ class PaidAnswers:
         """Make one provider call (for request, or a packed request) under a lease that books
         it at its maximum if this replica dies before the answer; keep=True stores the
         answer by request id and model, for a redelivery."""
+        # Lost calls are booked by the reaper every half lease (_keep_reaping), not before each
+        # call: that was one more script, one after the other, on every provider call's way.
         self._keep_reaping()
-        try:
-            await self.reap()
-        except Exception:  # another call's booking must not stop this one; the next reap tries
-            log.warning("could not book lost calls now", exc_info=True)
         call_id = f"{os.getpid():x}-{uuid.uuid4().hex}"  # which process holds it, for operators
         price = self._catalog.get(model)
         most = max_cost_micro_usd(
