@@ -6,6 +6,7 @@ equal the ledger."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -135,10 +136,24 @@ async def test_one_slot_losing_its_marker_is_rebuilt_after_a_reservation_meets_i
         first = await client.request(ask[0], timeout_s=20)
         assert first.ok, first.reason
         # Only this tenant's slot loses its marker: every node's sentinel is still there.
-        await stack.redis.delete(keys.ready(f"t:{tenant}"))
-        assert await stack.budgets.ready(full=False)
+        # Each step is bounded, so a hang names its step (seen once: the test ran past 120 s).
+        async with step("deleting the marker and checking one marker per node", 20):
+            await stack.redis.delete(keys.ready(f"t:{tenant}"))
+            assert await stack.budgets.ready(full=False)
         second = await client.request(ask[1], timeout_s=40)
         assert second.ok, second.reason  # held while not ready, answered after the rebuild
-        assert stack.budget_runtime.rebuilds == 1 and await stack.budgets.ready()
+        async with step("checking every slot's marker after the rebuild", 20):
+            assert stack.budget_runtime.rebuilds == 1 and await stack.budgets.ready()
     finally:
-        await stack.stop()
+        async with step("stopping the stack", 60):
+            await stack.stop()
+
+
+@contextlib.asynccontextmanager
+async def step(what: str, within_s: float) -> AsyncIterator[None]:
+    """Fail with what was being done when it takes longer than within_s."""
+    try:
+        async with asyncio.timeout(within_s):
+            yield
+    except TimeoutError:
+        pytest.fail(f"{what} took more than {within_s:.0f} s")
