@@ -67,6 +67,15 @@ async def _whole_message(msg: StreamMessage[Any]) -> Any:
     return msg
 
 
+def consumer_limits(settings: Settings, workers: int) -> ConsumerConfig:
+    """A durable's redelivery and flow limits, the same for every consumer of the project."""
+    return ConsumerConfig(
+        ack_wait=settings.ack_wait_s,
+        max_deliver=settings.max_deliver,
+        max_ack_pending=max(workers * 4, 64),
+    )
+
+
 def durable_consumer(
     router: NatsRouter,
     handler: Handler,
@@ -88,11 +97,7 @@ def durable_consumer(
         subject,
         stream=JStream(stream, declare=False),
         durable=durable,
-        config=ConsumerConfig(
-            ack_wait=settings.ack_wait_s,
-            max_deliver=settings.max_deliver,
-            max_ack_pending=max(workers * 4, 64),
-        ),
+        config=consumer_limits(settings, workers),
         # Small fetches: a fetched message waits for a free worker without in-progress acks,
         # and one that waits past ack_wait is redelivered to another replica.
         pull_sub=PullSub(batch_size=min(max(workers, 1), 8), timeout=1.0),

@@ -31,7 +31,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -41,11 +41,12 @@ from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from nats.js.api import DEFAULT_PREFIX, AckPolicy, ConsumerConfig, Header, StatusCode
 from nats.js.errors import NotFoundError
-from opentelemetry import propagate, trace
+from opentelemetry import trace
 
-from bus.consumers import redelivery_delay_s
+from bus.consumers import consumer_limits, redelivery_delay_s
 from bus.metrics import MESSAGE_LATENCY, MESSAGES
 from bus.settings import Settings
+from bus.tracing import consumer_spans
 
 log = logging.getLogger(__name__)
 
@@ -88,15 +89,12 @@ class Durable:
 
 
 def consumer_config(where: Durable, settings: Settings, workers: int) -> ConsumerConfig:
-    """The durable's settings, the same as bus.consumers.durable_consumer gives it."""
-    return ConsumerConfig(
-        durable_name=where.durable,
-        filter_subject=where.subject,
-        ack_policy=AckPolicy.EXPLICIT,
-        ack_wait=settings.ack_wait_s,
-        max_deliver=settings.max_deliver,
-        max_ack_pending=max(workers * 4, 64),
-    )
+    """The durable's settings: bus.consumers.consumer_limits, named and filtered."""
+    config = consumer_limits(settings, workers)
+    config.durable_name = where.durable
+    config.filter_subject = where.subject
+    config.ack_policy = AckPolicy.EXPLICIT
+    return config
 
 
 class PullLoop:
@@ -308,7 +306,7 @@ class PullLoop:
         assert self._on_message is not None
         started = time.perf_counter()
         try:
-            with self._spans((msg,)):
+            with consumer_spans(self._tracer, (msg,)):
                 await self._on_message(msg)
         except asyncio.CancelledError:
             if _being_cancelled():
@@ -327,7 +325,7 @@ class PullLoop:
     async def _whole_batch(self, handle: BatchHandler, msgs: Sequence[Msg]) -> None:
         started = time.perf_counter()
         try:
-            with self._spans(msgs):
+            with consumer_spans(self._tracer, msgs):
                 verdicts = await handle(msgs)
             if len(verdicts) != len(msgs):
                 raise RuntimeError(f"{len(verdicts)} verdicts for {len(msgs)} messages")
@@ -356,38 +354,6 @@ class PullLoop:
             self._where.durable, delivery, msg.subject, delay, type(exc).__name__, exc,
         )  # fmt: skip
         await _settle(msg, delay)
-
-    @contextlib.contextmanager
-    def _spans(self, msgs: Sequence[Msg]) -> Iterator[None]:
-        """A consumer span per message whose headers carry a sampled trace; the first of
-        them is current while the messages are handled (a batch has one current span)."""
-        spans: list[trace.Span] = []
-        for msg in msgs:
-            if not msg.headers:
-                continue
-            parent = propagate.extract(msg.headers)
-            if not trace.get_current_span(parent).get_span_context().trace_flags.sampled:
-                continue  # nothing would record it: no span at all
-            spans.append(
-                self._tracer.start_span(
-                    f"{msg.subject} process", context=parent, kind=trace.SpanKind.CONSUMER
-                )
-            )
-        if len(msgs) == 1 and not spans and msgs[0].headers:
-            # Not sampled: the trace id still travels on, as FastStream's span carried it.
-            parent = propagate.extract(msgs[0].headers)
-            with trace.use_span(trace.get_current_span(parent), end_on_exit=False):
-                yield
-            return
-        try:
-            if spans:
-                with trace.use_span(spans[0], end_on_exit=False):
-                    yield
-            else:
-                yield
-        finally:
-            for span in spans:
-                span.end()
 
 
 def delivery_of(msg: Msg) -> int:
