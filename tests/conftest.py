@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import io
 import os
+import sys
+import threading
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -26,6 +31,77 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     from router.routing.static_embedder import load_table
 
     load_table()
+
+
+# What the session's event loop is waiting on, printed shortly before pytest-timeout stops a
+# test: a hang in this suite is an await that never ends, and the timeout's own dump shows
+# only threads (the loop idle in select), not which task waits where.
+_session_loop: asyncio.AbstractEventLoop | None = None
+DUMP_BEFORE_TIMEOUT_S = 10.0
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def _remember_the_session_loop() -> AsyncIterator[None]:
+    """Keep the session's event loop where the timeout watchdog can find it."""
+    global _session_loop
+    _session_loop = asyncio.get_running_loop()
+    yield
+    _session_loop = None
+
+
+def _dump_tasks(nodeid: str) -> None:
+    """Print every pending task of the session loop with its stack, to the real stderr."""
+    out = io.StringIO()
+    loop = _session_loop
+    tasks = asyncio.all_tasks(loop) if loop is not None else set()
+    print(f"\n--- {nodeid}: near its timeout, {len(tasks)} pending tasks ---", file=out)
+    for task in tasks:
+        print(f"{task.get_name()}:", file=out)
+        for where in _await_chain(task.get_coro()):
+            print(f"  {where}", file=out)
+    if sys.__stderr__ is not None:
+        sys.__stderr__.write(out.getvalue())
+
+
+def _await_chain(coro: object) -> list[str]:
+    """Where a coroutine stands, outermost first, following what each frame awaits."""
+    chain: list[str] = []
+    while coro is not None and len(chain) < 40:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "ag_frame", None)
+        frame = frame or getattr(coro, "gi_frame", None)
+        if frame is not None:
+            chain.append(f"{frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}")
+        coro = (
+            getattr(coro, "cr_await", None)
+            or getattr(coro, "ag_await", None)
+            or getattr(coro, "gi_yieldfrom", None)
+        )
+    return chain
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_timeout_set_timer(item: pytest.Item, settings: Any) -> None:
+    """Arm a task dump before pytest-timeout's own timer (which still runs: returns None)."""
+    if settings.timeout and settings.timeout > DUMP_BEFORE_TIMEOUT_S and _session_loop:
+        loop = _session_loop
+        timer = threading.Timer(
+            settings.timeout - DUMP_BEFORE_TIMEOUT_S,
+            lambda: loop.call_soon_threadsafe(_dump_tasks, item.nodeid),
+        )
+        timer.daemon = True
+        timer.start()
+        item.stash[_DUMP_TIMER] = timer
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_timeout_cancel_timer(item: pytest.Item) -> None:
+    """Disarm the task dump (pytest-timeout cancels its own timer after this)."""
+    timer = item.stash.get(_DUMP_TIMER, None)
+    if timer is not None:
+        timer.cancel()
+
+
+_DUMP_TIMER = pytest.StashKey[threading.Timer]()
 
 
 @pytest.fixture(scope="session")

@@ -315,6 +315,22 @@ async def test_the_ledgers_final_settle_corrects_a_provisional_one(
     assert await store.counter(counter) == (250, 0)
 
 
+async def test_a_final_settle_of_the_provisional_amount_changes_nothing_but_the_mark(
+    redis_client: aioredis.Redis,
+) -> None:
+    """A rebuild replaying an event the router settled already: no counter moves, so the
+    settle is not counted as applied, and the request is settled for good."""
+    store = await make_store(redis_client, [tenant_budget(1000)])
+    counter = day_counter("tenant:acme")
+    now = now_ms()
+    assert (await store.settle("r1", ACME, cost=300, messages=0, at_ms=now)).applied
+    confirmed = await store.settle("r1", ACME, cost=300, messages=0, at_ms=now, final=True)
+    assert not confirmed.applied and not confirmed.corrected
+    later = await store.settle("r1", ACME, cost=120, messages=0, at_ms=now, final=True)
+    assert not later.applied  # the mark is final now: nothing corrects it
+    assert await store.counter(counter) == (300, 0)
+
+
 def paid_event(request_id: str, cost: int, router_settled: str = "") -> LedgerEvent:
     """The ledger event of a paid call for acme's user ann."""
     return LedgerEvent(

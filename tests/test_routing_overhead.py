@@ -212,18 +212,27 @@ async def test_in_the_stack_shadow_and_judge_calls_are_booked_as_routing_lever_c
         assert result.ok, result.reason
         js = stack.broker.connection.jetstream()
 
+        expected = {req.id + "-route-shadow", req.id + "-judge"}
+
         async def booked() -> bool:
-            split = await lever_split(js, {tenant})
-            return split.lever_cost.get(ROUTING, 0) > 0 and len(split.gross) > 0
+            # Shadow and judge are booked off the answer's path, each on its own time:
+            # wait for both events before looking at what the ledger made of them.
+            events = await ledger_events(stack.broker, tenant)
+            return {e.request_id for e in events if e.overhead_of} >= expected
 
         await eventually(booked, timeout_s=20)
         events = await ledger_events(stack.broker, tenant)
         own = {e.request_id: e for e in events if e.overhead_of}
-        assert set(own) == {req.id + "-route-shadow", req.id + "-judge"}
+        assert set(own) == expected
         assert own[req.id + "-judge"].model == JUDGE
         assert own[req.id + "-route-shadow"].model != result.model
         assert all(e.overhead_of == ROUTING and e.baseline_micro_usd == 0 for e in own.values())
-        split = await lever_split(js, {tenant})
-        assert split.lever_cost[ROUTING] == sum(e.cost_micro_usd for e in own.values())
+        paid = sum(e.cost_micro_usd for e in own.values())
+
+        async def split_counts_both() -> bool:
+            split = await lever_split(js, {tenant})
+            return split.lever_cost.get(ROUTING, 0) == paid and len(split.gross) > 0
+
+        await eventually(split_counts_both, timeout_s=20)
     finally:
         await stack.stop()

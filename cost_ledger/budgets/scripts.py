@@ -143,8 +143,9 @@ SETTLE = (
 -- The marker keeps what was settled: "<mode>:<cost>:<messages>". A provisional settle (the
 -- router's, right after the answer) applies only if none came before; a final one (from the
 -- ledger event) also corrects a provisional one that charged a different amount, so the
--- counters always end equal to the ledger.
--- Returns {0} when nothing changed, else {1 (first) or 2 (corrected), spent per counter}.
+-- counters always end equal to the ledger (a final one confirming a provisional one of the
+-- same amount only marks it final).
+-- Returns {0} when no counter changed, else {1 (first) or 2 (corrected), spent per counter}.
 local now = now_ms()
 sweep(KEYS[1], ARGV[3], now)
 release(KEYS[2])
@@ -160,6 +161,7 @@ if before then
   cost = cost - tonumber(old_cost)
   messages = messages - tonumber(old_messages)
   redis.call('SET', KEYS[3], mark, 'KEEPTTL')
+  if cost == 0 and messages == 0 then return {0} end
   code = 2
 else
   redis.call('SET', KEYS[3], mark, 'EX', ARGV[2])
