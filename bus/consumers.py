@@ -98,9 +98,12 @@ def durable_consumer(
         stream=JStream(stream, declare=False),
         durable=durable,
         config=consumer_limits(settings, workers),
-        # Small fetches: a fetched message waits for a free worker without in-progress acks,
-        # and one that waits past ack_wait is redelivered to another replica.
-        pull_sub=PullSub(batch_size=min(max(workers, 1), 8), timeout=1.0),
+        # One message per fetch: a fetched message waits for a free worker without
+        # in-progress acks (one that waits past ack_wait is redelivered to another replica),
+        # and an idle fetch of more than one raises asyncio's TimeoutError, which FastStream
+        # 0.7 does not expect (it catches nats-py's): its supervisor logged a traceback and
+        # restarted the consumer's task every idle second.
+        pull_sub=PullSub(batch_size=1, timeout=1.0),
         max_workers=workers,
         ack_policy=AckPolicy.NACK_ON_ERROR,
         decoder=_whole_message,
