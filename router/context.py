@@ -60,6 +60,9 @@ class RequestContext:
     delivery: int = 1
     """JetStream's delivery count of the request: above 1, an earlier delivery may have
     stored an outcome for this request id (its result, a coalesced call it led)."""
+    new_id: bool = False
+    """Set by the ids stage when this delivery claimed the request id first: no earlier
+    delivery can have kept an answer for it, so dispatch need not look one up."""
     settled: tuple[int, int] | None = None
     """(cost, messages) the budget stage's settle charged first in every budget group; the
     ledger event says so, and the ledger does not settle it again."""

@@ -16,6 +16,7 @@ from bus.messages import (
     BudgetSpec,
     ErrorCode,
     Lever,
+    LlmResult,
     Usage,
     error_result,
 )
@@ -150,3 +151,29 @@ def test_a_failure_after_a_paid_answer_carries_its_cost() -> None:
     charged = booked(ctx, failed)
     assert charged.cost_micro_usd == 7 and charged.lever is Lever.ROUTED
     assert charged.error_code is ErrorCode.INTERNAL
+
+
+async def test_only_a_claimed_before_id_looks_for_a_kept_answer(stack: Stack) -> None:
+    """The kept-answer lookup (a round trip) runs only where it can find something: an id
+    claimed by an earlier delivery, or a model this delivery was already answered by."""
+    from router.stages.dispatch import _may_be_kept
+    from router.stages.ids import RequestIdStage
+
+    ids = RequestIdStage(stack.redis)
+    seen: list[bool] = []
+
+    async def rest(ctx: RequestContext) -> LlmResult:
+        seen.append(ctx.new_id)
+        r = ctx.request
+        return error_result(r.id, r.tenant, r.agent, ErrorCode.INTERNAL, "stop here")
+
+    request = make_request(agent="listing")
+    first, again = RequestContext(request=request), RequestContext(request=request, delivery=2)
+    await ids(first, rest)
+    await ids(again, rest)
+    assert seen == [True, False]
+    assert not _may_be_kept(first, "gpt-4o-mini")
+    assert _may_be_kept(again, "gpt-4o-mini")  # a redelivery: an answer may be kept
+    first.paid.append(PaidCall(model="gpt-4o-mini", provider="sim", usage=Usage(),
+                               cost_micro_usd=1, simulated=True))  # fmt: skip
+    assert _may_be_kept(first, "gpt-4o-mini") and not _may_be_kept(first, "gpt-4o")

@@ -126,7 +126,9 @@ class Dispatcher:
             (f.model, f.provider) for f in route.fallbacks
         ]
         tokens = _Tokens(ctx)
-        kept = await self._paid.kept(ctx.request, route.model) if self._paid else None
+        kept = None
+        if self._paid is not None and _may_be_kept(ctx, route.model):
+            kept = await self._paid.kept(ctx.request, route.model)
         if kept is not None and (client := self._client(kept.provider, kept.model)) is not None:
             # A redelivery of a request whose answer arrived before its replica died.
             return await self._priced(ctx, route, client, kept.model, kept.completion(), [])
@@ -320,6 +322,14 @@ class _Tokens:
         if self._input is None:
             self._input = estimate_input_tokens(self._ctx.request)
         return self._input
+
+
+def _may_be_kept(ctx: RequestContext, model: str) -> bool:
+    """Whether an answer of model may have been kept for this request before: not when this
+    delivery claimed the request id first and has not been answered by model yet (the
+    lookup is a round trip on every request's way; only a redelivery, a reused id or a
+    second call in one delivery can find anything)."""
+    return not ctx.new_id or any(call.model == model for call in ctx.paid)
 
 
 def _exhausted(notes: list[str], code: ErrorCode) -> RouterError:

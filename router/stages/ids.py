@@ -40,7 +40,9 @@ class RequestIdStage:
         request = ctx.request
         owner = f"{request.tenant}.{request.agent}"
         key = request_owner(request.id)
-        if not await self._redis.set(key, owner, nx=True, ex=OWNER_TTL_S):
+        if await self._redis.set(key, owner, nx=True, ex=OWNER_TTL_S):
+            ctx.new_id = True
+        else:
             held = await self._redis.get(key)
             if held is not None and held not in (owner, owner.encode()):
                 raise IdTakenError(
