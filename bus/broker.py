@@ -12,6 +12,7 @@ from faststream.nats.opentelemetry import NatsTelemetryMiddleware
 from opentelemetry.trace import TracerProvider
 
 from bus.logs import BROKER_LOGGER
+from bus.publishing import trace_publishes
 
 
 def server_list(url: str) -> list[str]:
@@ -46,4 +47,5 @@ def make_broker(
     )
     for router in routers:
         broker.include_router(router)
+    trace_publishes(broker, tracer_provider)
     return broker

@@ -7,6 +7,7 @@ result already stored, and re-publishes the same ledger event (deduplicated by e
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 from faststream.nats import NatsBroker
@@ -120,11 +121,15 @@ class OutcomePublisher:
     async def publish(
         self, request: LlmRequest, result: LlmResult, settled: tuple[int, int] | None = None
     ) -> None:
-        """Publish the result, then its ledger event when it has one (settled: what the
-        router's settle charged, see ledger_event)."""
-        await self.publish_result(result)
-        if needs_ledger(result):
-            await self.publish_ledger(request, result, settled)
+        """Publish the result and its ledger event when it has one, together (settled: what
+        the router's settle charged, see ledger_event). Each is deduplicated by its id, so a
+        redelivery after only one of them was stored publishes the other and nothing twice."""
+        if not needs_ledger(result):
+            await self.publish_result(result)
+            return
+        await asyncio.gather(
+            self.publish_result(result), self.publish_ledger(request, result, settled)
+        )
 
     async def publish_result(self, result: LlmResult) -> None:
         """Store and deliver the one terminal result (deduplicated by request id)."""
