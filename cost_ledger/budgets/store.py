@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
@@ -256,34 +256,32 @@ class BudgetStore:
         The router's settle is provisional; the ledger's is final (final=True) and corrects
         a provisional one of another amount (a request answered twice, by two replicas).
         """
-        found = charges(subject, at_ms)
+        groups = grouped(charges(subject, at_ms))
         spent: dict[str, int] = {}
         codes: list[int] = []
         try:
-            for group, group_charges in grouped(found):  # each group settles once, by itself
-                args: list[str | int] = [
-                    request_id, keys.SETTLED_TTL_S, keys.reservation_prefix(group),
-                    "f" if final else "p", cost, messages,
-                ]  # fmt: skip
-                for charge in group_charges:
-                    args += ["u" if charge.unit is Unit.USD else "m", charge.expire_at_s]
-                reply = await self._settle(
-                    keys=[
-                        keys.reservations(group),
-                        keys.reservation(group, request_id),
-                        keys.settled(group, request_id),
-                        *(keys.counter(c.counter) for c in group_charges),
-                    ],
-                    args=args,
-                )
-                codes.append(int(reply[0]))
-                if int(reply[0]):  # {0}: this group had it settled already
-                    spent.update(
-                        (c.counter, int(v)) for c, v in zip(group_charges, reply[1:], strict=True)
-                    )
+            # Each group settles once, by itself, so the groups go together (one round trip).
+            replies = await asyncio.gather(
+                *(
+                    self._settle_group(request_id, group, group_charges, final, cost, messages)
+                    for group, group_charges in groups
+                ),
+                return_exceptions=True,
+            )
         finally:
             self._groups_of.pop(request_id, None)
             self._waiters.wake(WAKE_PER_RELEASE)
+        answered: list[list[Any]] = []
+        for reply in replies:
+            if isinstance(reply, BaseException):
+                raise reply
+            answered.append(reply)
+        for (_, group_charges), reply in zip(groups, answered, strict=True):
+            codes.append(int(reply[0]))
+            if int(reply[0]):  # {0}: this group had it settled already
+                spent.update(
+                    (c.counter, int(v)) for c, v in zip(group_charges, reply[1:], strict=True)
+                )
         if not any(codes):
             return Settlement(applied=False)
         corrected = 2 in codes
@@ -293,6 +291,33 @@ class BudgetStore:
         owed = crossings(self.live.rules.budgets.values(), subject, spent, at_ms)
         sent = await self._alerter.fire(owed)
         return Settlement(applied=True, corrected=corrected, alerts=tuple(sent), complete=complete)
+
+    async def _settle_group(
+        self,
+        request_id: str,
+        group: str,
+        group_charges: list[Charge],
+        final: bool,
+        cost: int,
+        messages: int,
+    ) -> list[Any]:
+        """SETTLE in one group: its reply (see scripts.SETTLE)."""
+        args: list[str | int] = [
+            request_id, keys.SETTLED_TTL_S, keys.reservation_prefix(group),
+            "f" if final else "p", cost, messages,
+        ]  # fmt: skip
+        for charge in group_charges:
+            args += ["u" if charge.unit is Unit.USD else "m", charge.expire_at_s]
+        reply: list[Any] = await self._settle(
+            keys=[
+                keys.reservations(group),
+                keys.reservation(group, request_id),
+                keys.settled(group, request_id),
+                *(keys.counter(c.counter) for c in group_charges),
+            ],
+            args=args,
+        )
+        return reply
 
     async def settle_event(
         self, event: LedgerEvent, *, final: bool = True, alerts: bool = True
