@@ -34,6 +34,11 @@ def flight_claim(tenant: str, fingerprint: str) -> str:
     return f"{PREFIX}{{f:{token(tenant)}:{token(fingerprint)}}}:claim"
 
 
+def flight_waiters(tenant: str, fingerprint: str) -> str:
+    """How many requests found a coalesced call's claim held (its leader tells them only then)."""
+    return f"{PREFIX}{{f:{token(tenant)}:{token(fingerprint)}}}:waiters"
+
+
 def flight_done(tenant: str, fingerprint: str, leader_request_id: str) -> str:
     """The outcome of the coalesced call led by one request."""
     return f"{PREFIX}{{f:{token(tenant)}:{token(fingerprint)}}}:done:{token(leader_request_id)}"

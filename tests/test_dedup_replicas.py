@@ -239,3 +239,19 @@ async def test_a_near_duplicate_hook_answers_first(
 
 async def _async_true(value: bool) -> bool:
     return value
+
+
+async def test_a_leader_tells_waiters_only_when_a_request_waited(
+    redis_client: aioredis.Redis,
+) -> None:
+    """The notice is a publish on every led call's way: sent only when some request found
+    the claim held (counted in the claim script), whatever replica it was on."""
+    store = FlightStore(redis_client, claim_ttl_s=5, result_ttl_s=5)
+    leader, waiter = "lead-1:host:1", "wait-1:host:2"
+    assert await store.claim("t1", "fp-alone", leader) == leader
+    assert not await store.finish("t1", "fp-alone", leader, None)  # nobody to tell
+    assert await store.claim("t1", "fp-shared", leader) == leader
+    assert await store.claim("t1", "fp-shared", waiter) == leader  # it waits on the leader
+    assert await store.finish("t1", "fp-shared", leader, None)
+    assert await store.claim("t1", "fp-shared", waiter) == waiter  # the next call leads
+    assert not await store.finish("t1", "fp-shared", waiter, None)  # the count went

@@ -223,8 +223,8 @@ class DedupStage:
         """Store the outcome and drop the claim, then wake the waiters (a release if None)."""
         outcome = FlightOutcome(fingerprint=fingerprint, result=source)
         with contextlib.suppress(RedisError, nats.errors.Error, OSError):
-            await self._store.finish(tenant, fingerprint, token, outcome)
-            await self._channel.publish(tenant, outcome)
+            if await self._store.finish(tenant, fingerprint, token, outcome):
+                await self._channel.publish(tenant, outcome)  # only where someone waits
 
     def _copy(self, source: LlmResult, ctx: RequestContext) -> LlmResult:
         if source.request_id == ctx.request.id:

@@ -1,11 +1,13 @@
 """The shared state of coalesced calls: claims and outcomes in Redis, notices on core NATS.
 
 A call's leader holds the claim ``flight:<tenant>:<fingerprint>:claim`` (SET NX with a short
-TTL that it refreshes while it works). When it finishes it stores its outcome under its own
-request id and drops the claim in one script, then tells the waiters on
+TTL that it refreshes while it works). A request that finds the claim held counts itself a
+waiter in the same script. When the leader finishes it stores its outcome under its own
+request id and drops the claim in one script, then, if anyone waited, tells the waiters on
 ``llm.flight.<tenant>.<fingerprint>``. The notice is only a wake-up: a waiter that missed it
-finds the stored outcome when it next polls, and one whose leader died finds the claim gone
-and claims it itself.
+(it counted itself after the leader finished, or subscribed after the notice) finds the
+stored outcome when it looks, and one whose leader died finds the claim gone and claims it
+itself.
 """
 
 from __future__ import annotations
@@ -25,16 +27,20 @@ from bus.errors import WireError
 from bus.messages import FlightOutcome, LlmResult
 from router import keys
 
-# KEYS[1] claim. ARGV: token, ttl ms. Returns the token holding the claim (ours if we won),
-# or nil when it lapsed between the two calls (the caller simply tries again).
+# KEYS[1] claim, KEYS[2] waiters. ARGV: token, ttl ms. Returns the token holding the claim
+# (ours if we won), or nil when it lapsed between the two calls (the caller tries again). A
+# request that finds the claim held counts itself a waiter, so the leader knows to tell.
 _CLAIM_LUA = """
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   return ARGV[1]
 end
+redis.call('INCR', KEYS[2])
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
 return redis.call('GET', KEYS[1])
 """
 
-# KEYS[1] claim, KEYS[2] the leader's outcome. ARGV: token, outcome ('' for none), ttl ms.
+# KEYS[1] claim, KEYS[2] the leader's outcome, KEYS[3] waiters. ARGV: token, outcome ('' for
+# none), ttl ms. Returns 1 when a request waited on the claim (so the waiters need a notice).
 _FINISH_LUA = """
 if ARGV[2] ~= '' then
   redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
@@ -42,7 +48,7 @@ end
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('DEL', KEYS[1])
 end
-return 1
+return redis.call('DEL', KEYS[3])
 """
 
 # KEYS[1] claim. ARGV: token, ttl ms. Returns 1 if the claim is still ours and was extended.
@@ -78,7 +84,8 @@ class FlightStore:
     async def claim(self, tenant: str, fingerprint: str, token: str) -> str | None:
         """Try to lead: the token now holding the claim (token itself if we lead), or None."""
         held = await self._claim(
-            keys=[keys.flight_claim(tenant, fingerprint)], args=[token, self._claim_ttl_ms]
+            keys=[keys.flight_claim(tenant, fingerprint), keys.flight_waiters(tenant, fingerprint)],
+            args=[token, self._claim_ttl_ms],
         )
         return held.decode() if isinstance(held, bytes) else held
 
@@ -91,12 +98,17 @@ class FlightStore:
 
     async def finish(
         self, tenant: str, fingerprint: str, token: str, outcome: FlightOutcome | None
-    ) -> None:
-        """Store the outcome under the leader's request id (if any) and drop its claim."""
+    ) -> bool:
+        """Store the outcome under the leader's request id (if any) and drop its claim;
+        returns whether any request waited on the claim (and so needs to be told)."""
         claim = keys.flight_claim(tenant, fingerprint)
         done = keys.flight_done(tenant, fingerprint, token_request_id(token))
+        waiters = keys.flight_waiters(tenant, fingerprint)
         value = encode(outcome) if outcome is not None and outcome.result is not None else b""
-        await self._finish(keys=[claim, done], args=[token, value, self._result_ttl_ms])
+        waited = await self._finish(
+            keys=[claim, done, waiters], args=[token, value, self._result_ttl_ms]
+        )
+        return bool(waited)
 
     async def outcome(
         self, tenant: str, fingerprint: str, leader_request_id: str
