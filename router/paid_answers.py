@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 import math
@@ -36,6 +37,7 @@ from faststream.nats import NatsBroker
 
 from bus import subjects
 from bus.codec import encode
+from bus.heartbeat import beating
 from bus.messages import LedgerEvent, Lever, LlmRequest, LlmResult, Usage
 from bus.publishing import publish, scoped_msg_id
 from bus.subjects import token
@@ -216,7 +218,24 @@ class PaidAnswers:
         lost = _lost_event(request, call_id, provider, model, most, simulated)
         lost.catalog_version = self._catalog_version()
         await self._begin(keys=[LEASES, EVENTS], args=[call_id, self._lease_ms, encode(lost)])
-        renewer = asyncio.create_task(self._renew_while(call_id))
+        async with beating(self._lease_ms / 3000, functools.partial(self._renew_lease, call_id)):
+            return await self._call_under_lease(
+                request, call_id, provider=provider, model=model, make=make,
+                on_answer=on_answer, keep=keep,
+            )  # fmt: skip
+
+    async def _call_under_lease(
+        self,
+        request: LlmRequest,
+        call_id: str,
+        *,
+        provider: str,
+        model: str,
+        make: Callable[[], Awaitable[Completion]],
+        on_answer: Callable[[Completion], None] | None,
+        keep: bool,
+    ) -> Completion:
+        """leased()'s call once its lease is taken: keep the answer, then drop the lease."""
         answered = False
         try:
             completion = await make()
@@ -243,8 +262,6 @@ class PaidAnswers:
                 with contextlib.suppress(Exception):
                     await asyncio.shield(self._drop(call_id))
             raise
-        finally:
-            renewer.cancel()
 
     async def reap(self) -> int:
         """Book every lost call whose lease expired; returns how many were booked here."""
@@ -267,11 +284,10 @@ class PaidAnswers:
             pipe.hdel(EVENTS, call_id)
             await pipe.execute()
 
-    async def _renew_while(self, call_id: str) -> None:
-        while True:
-            await asyncio.sleep(self._lease_ms / 3000)
-            with contextlib.suppress(Exception):
-                await self._renew(keys=[LEASES], args=[call_id, self._lease_ms])
+    async def _renew_lease(self, call_id: str) -> None:
+        """Push a running call's lease back (the process heartbeat calls it every third of
+        a lease; a failure is ignored there, and the next beat tries again)."""
+        await self._renew(keys=[LEASES], args=[call_id, self._lease_ms])
 
 
 def _lost_event(

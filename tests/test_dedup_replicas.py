@@ -255,3 +255,19 @@ async def test_a_leader_tells_waiters_only_when_a_request_waited(
     assert await store.finish("t1", "fp-shared", leader, None)
     assert await store.claim("t1", "fp-shared", waiter) == waiter  # the next call leads
     assert not await store.finish("t1", "fp-shared", waiter, None)  # the count went
+
+
+async def test_a_live_leader_keeps_its_claim_past_the_claim_ttl(
+    redis_client: aioredis.Redis, broker: NatsBroker
+) -> None:
+    """The claim lapses only when its leader dies: a call four times longer than the claim's
+    TTL keeps it (refreshed by the process heartbeat), so the other replica's twin waits."""
+    upstream = Upstream(delay_s=1.2)
+    first = pipeline(replica(redis_client, broker, "r0", ttl_s=0.3), upstream)
+    second = pipeline(replica(redis_client, broker, "r1", ttl_s=0.3), upstream)
+    leader_request, waiter_request = same_requests(2, "t1")
+    leader = asyncio.ensure_future(first(RequestContext(request=leader_request)))
+    await eventually(lambda: _async_true(upstream.calls == 1))
+    waiter = await second(RequestContext(request=waiter_request))
+    assert (await leader).lever is Lever.ROUTED
+    assert waiter.lever is Lever.DEDUP and upstream.calls == 1

@@ -177,3 +177,23 @@ async def test_only_a_claimed_before_id_looks_for_a_kept_answer(stack: Stack) ->
     first.paid.append(PaidCall(model="gpt-4o-mini", provider="sim", usage=Usage(),
                                cost_micro_usd=1, simulated=True))  # fmt: skip
     assert _may_be_kept(first, "gpt-4o-mini") and not _may_be_kept(first, "gpt-4o")
+
+
+async def test_a_live_call_longer_than_its_lease_is_not_booked_as_lost(stack: Stack) -> None:
+    """The heartbeat renews a running call's lease: the reaper books only dead replicas'."""
+    answers = _answers(stack, lease_s=0.3)
+    ctx = RequestContext(request=make_request(agent="listing"))
+    completion = Completion(content="ok", model="gpt-4o-mini", usage=Usage(output_tokens=1),
+                            latency_ms=1.0, finish_reason="stop")  # fmt: skip
+
+    async def slow() -> Completion:
+        for _ in range(6):  # 1.2 s, four leases, reaped all along (here and in the background)
+            await asyncio.sleep(0.2)
+            assert await answers.reap() == 0
+            assert await stack.redis.zcard(LEASES) == 1  # still held, not booked as lost
+        return completion
+
+    got = await answers.call(ctx, provider="sim", model="gpt-4o-mini", input_tokens=40,
+                             simulated=True, make=slow)  # fmt: skip
+    assert got == completion
+    assert await stack.redis.zcard(LEASES) == 0 and await stack.redis.hlen(EVENTS) == 0

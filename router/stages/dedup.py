@@ -42,6 +42,7 @@ from typing import Protocol
 import nats.errors
 from redis.exceptions import RedisError
 
+from bus.heartbeat import beating
 from bus.messages import (
     CachePolicy,
     FlightOutcome,
@@ -190,10 +191,11 @@ class DedupStage:
     ) -> tuple[LlmResult, LlmResult | None]:
         """Make the call, keeping the claim alive, then hand the outcome to the waiters."""
         request = ctx.request
-        keeper = asyncio.create_task(self._keep_claim(request.tenant, fingerprint, token))
         source: LlmResult | None = None
+        keeper = _ClaimKeeper(self._store, request.tenant, fingerprint, token)
         try:
-            result = await call_next(ctx)
+            async with beating(self._refresh_s, keeper.refresh):
+                result = await call_next(ctx)
             source = result if shareable(result) else None
             return result, source
         except RouterError as exc:
@@ -203,19 +205,7 @@ class DedupStage:
             source = error_result(request.id, request.tenant, request.agent, exc.code, exc.reason)
             return source, source
         finally:
-            keeper.cancel()
             await self._finish(request.tenant, fingerprint, token, source)
-
-    async def _keep_claim(self, tenant: str, fingerprint: str, token: str) -> None:
-        """Refresh the claim while the call runs, so only a dead leader's claim lapses."""
-        while True:
-            await asyncio.sleep(self._refresh_s)
-            try:
-                if not await self._store.refresh(tenant, fingerprint, token):
-                    log.warning("lost the claim of call %s; a waiter may call again", fingerprint)
-                    return
-            except RedisError as exc:
-                log.warning("could not refresh the claim of call %s: %s", fingerprint, exc)
 
     async def _finish(
         self, tenant: str, fingerprint: str, token: str, source: LlmResult | None
@@ -233,3 +223,28 @@ class DedupStage:
             return source
         reason = f"coalesced with request {source.request_id}"
         return served_copy(source, ctx.request, Lever.DEDUP, reason, ctx.elapsed_ms())
+
+
+class _ClaimKeeper:
+    """Refreshes a leader's claim while its call runs (a beat of the process heartbeat), so
+    only a dead leader's claim lapses; once lost, it says so once and stops trying."""
+
+    def __init__(self, store: FlightStore, tenant: str, fingerprint: str, token: str) -> None:
+        self._store, self._tenant, self._fingerprint, self._token = (
+            store,
+            tenant,
+            fingerprint,
+            token,
+        )
+        self._lost = False
+
+    async def refresh(self) -> None:
+        """Extend the claim, unless it was lost already."""
+        if self._lost:
+            return
+        try:
+            if not await self._store.refresh(self._tenant, self._fingerprint, self._token):
+                self._lost = True
+                log.warning("lost the claim of call %s; a waiter may call again", self._fingerprint)
+        except RedisError as exc:
+            log.warning("could not refresh the claim of call %s: %s", self._fingerprint, exc)
