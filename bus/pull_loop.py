@@ -102,8 +102,8 @@ class PullLoop:
 
     With on_message, each message is handled in its own task as it arrives; pull requests
     ask for at most `workers` messages in hand at once. With on_batch, the messages that
-    arrived while the previous batch was handled (up to fetch) go to one call, and up to
-    twice fetch are asked for.
+    arrived while the previous batch was handled (up to fetch) go to one call, after
+    linger_s more when fewer than fetch are waiting, and up to twice fetch are asked for.
     """
 
     def __init__(
@@ -116,11 +116,13 @@ class PullLoop:
         on_message: MessageHandler | None = None,
         fetch: int = 64,
         workers: int = 1,
+        linger_s: float = 0.0,
     ) -> None:
         if (on_batch is None) == (on_message is None):
             raise ValueError("a PullLoop takes one of on_batch and on_message")
         self._where = where
         self._fetch = max(fetch, 1)
+        self._linger_s = max(linger_s, 0.0)
         self._capacity = max(workers, 1) if on_message else 2 * self._fetch
         self._pull_at = max(self._capacity // 2, 1)
         self._config = consumer_config(where, settings, workers if on_message else fetch)
@@ -281,6 +283,8 @@ class PullLoop:
         """Hand what arrived to handle, a batch at a time."""
         while True:
             await self._woken.wait()
+            if self._linger_s and len(self._arrived_msgs) < self._fetch:
+                await asyncio.sleep(self._linger_s)  # let the batch fill a little
             self._woken.clear()
             while self._arrived_msgs:
                 n = min(len(self._arrived_msgs), self._fetch)

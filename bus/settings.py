@@ -322,6 +322,10 @@ class Settings(BaseSettings):
     """An LLM request larger than this gets an 'oversized' error result."""
     router_workers: int = 256
     """Requests one router replica works on at once."""
+    ledger_linger_ms: float = 20.0
+    """How long the ledger lets more events arrive after the first of a batch (when fewer
+    than a full batch are waiting): at a quiet rate a batch of one event cost as much Redis
+    work as a batch of many. Totals and budgets lag the events by at most this much."""
     ack_wait_s: float = 120.0
     """How long JetStream waits for an ack before redelivering to another replica."""
     max_deliver: int = 10

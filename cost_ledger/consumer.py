@@ -58,12 +58,14 @@ class LedgerConsumer:
         self._applier = BatchApplier(store)
         self._splits = SplitStore(store.redis)  # savings by lever from each event's split
         self._dead: DeadLetters | None = None
+        settings = settings or Settings()
         self._loop = PullLoop(
             WHERE,
-            settings or Settings(),
+            settings,
             tracer=tracer or trace.get_tracer("flipsync.ledger"),
             on_batch=self.apply_batch,
             fetch=FETCH_BATCH,
+            linger_s=settings.ledger_linger_ms / 1000,
         )
 
     async def start(self, nc: Client) -> None:

@@ -262,3 +262,29 @@ async def test_a_batch_handler_whose_work_was_cancelled_loses_nothing(stream: St
 
 async def _called(calls: int) -> bool:
     return calls > 0
+
+
+async def test_a_lingering_batch_takes_what_arrives_within_its_linger(stream: Stream) -> None:
+    """With a linger, events trickling in one by one go to one call rather than one each
+    (at a quiet rate, a batch of one cost the ledger as much Redis work as a full one)."""
+    batches: list[int] = []
+
+    async def on_batch(msgs: Sequence[Msg]) -> list[Verdict]:
+        batches.append(len(msgs))
+        return [None] * len(msgs)
+
+    consumer = loop(stream, on_batch=on_batch, fetch=4, linger_s=0.5)
+    await consumer.start(stream.nc)
+    try:
+        await asyncio.sleep(0.3)
+        for i in range(3):  # 3 of a batch of 4, 50 ms apart: all within the linger
+            await stream.publish(f"t{i}".encode())
+            await asyncio.sleep(0.05)
+        await until(lambda: _async_is(sum(batches) == 3))
+        assert batches == [3]
+    finally:
+        await consumer.stop()
+
+
+async def _async_is(value: bool) -> bool:
+    return value
