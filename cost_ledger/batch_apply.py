@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
+import msgspec
 from redis import exceptions as redis_errors
 
 from bus.consumers import is_permanent
@@ -40,10 +41,13 @@ from cost_ledger.aggregates import (
 from cost_ledger.keys import Dimension
 
 FIELDS = tuple(f.name for f in dataclasses.fields(Totals))
+_encode = msgspec.json.Encoder().encode
 
 # KEYS: the m seen markers, then the written keys. ARGV[1] m, ARGV[2] marker ttl s,
-# ARGV[3] marker value, ARGV[4] n hashes; per hash: its key index, a field count and that many
-# (field, amount) pairs; then a count of set adds and that many (key index, member) pairs. Key
+# ARGV[3] marker value, ARGV[4] the writes as JSON: {"h": [[key index, [field, amount, ...]],
+# ...], "s": [[key index, member], ...]}, amounts as decimal strings (Lua numbers are doubles:
+# HINCRBY gets the exact 64-bit text). One argument rather than one per field and amount: the
+# client's packing of several hundred arguments per event was most of the ledger's CPU. Key
 # indexes are 1-based after the markers. Returns 1 when applied; 0 when a marker exists, -1
 # when a sum would leave 64 bits: then nothing is written (Redis does not roll a script back,
 # so every check comes before the first write).
@@ -52,36 +56,29 @@ local m = tonumber(ARGV[1])
 for i = 1, m do
   if redis.call('EXISTS', KEYS[i]) == 1 then return 0 end
 end
-local n_hashes = tonumber(ARGV[4])
-local a = 5
-for _ = 1, n_hashes do
-  local key, n = KEYS[m + tonumber(ARGV[a])], tonumber(ARGV[a + 1])
+local writes = cjson.decode(ARGV[4])
+for _, hash in ipairs(writes.h) do
+  local key, fv = KEYS[m + hash[1]], hash[2]
   local fields = {}
-  for j = 1, n do fields[j] = ARGV[a + 2 * j] end
+  for j = 1, #fv, 2 do fields[#fields + 1] = fv[j] end
   local now = redis.call('HMGET', key, unpack(fields))
-  for j = 1, n do
-    if math.abs(tonumber(now[j] or 0)) + math.abs(tonumber(ARGV[a + 2 * j + 1])) >= 9.2e18 then
+  for j = 1, #fields do
+    if math.abs(tonumber(now[j] or 0)) + math.abs(tonumber(fv[2 * j])) >= 9.2e18 then
       return -1
     end
   end
-  a = a + 2 + 2 * n
 end
 for i = 1, m do
   redis.call('SET', KEYS[i], ARGV[3], 'EX', ARGV[2])
 end
-a = 5
-for _ = 1, n_hashes do
-  local key, n = KEYS[m + tonumber(ARGV[a])], tonumber(ARGV[a + 1])
-  for j = 1, n do
-    redis.call('HINCRBY', key, ARGV[a + 2 * j], ARGV[a + 2 * j + 1])
+for _, hash in ipairs(writes.h) do
+  local key, fv = KEYS[m + hash[1]], hash[2]
+  for j = 1, #fv, 2 do
+    redis.call('HINCRBY', key, fv[j], fv[j + 1])
   end
-  a = a + 2 + 2 * n
 end
-local n_sets = tonumber(ARGV[a])
-a = a + 1
-for _ = 1, n_sets do
-  redis.call('SADD', KEYS[m + tonumber(ARGV[a])], ARGV[a + 1])
-  a = a + 2
+for _, add in ipairs(writes.s) do
+  redis.call('SADD', KEYS[m + add[1]], add[2])
 end
 return 1
 """
@@ -180,16 +177,14 @@ class BatchApplier:
         for event in events:
             add_writes(event, writes, scope)
         increments, members_added = writes
-        by_key: dict[str, list[str | int]] = {}
+        by_key: dict[str, list[str]] = {}
         for (key, field), amount in increments.items():
-            by_key.setdefault(key, []).extend((field, amount))
+            by_key.setdefault(key, []).extend((field, str(amount)))
         index: dict[str, int] = {}
-        args: list[str | int] = [len(events), self._store.seen_ttl_s, MARKER_VERSION, len(by_key)]
-        for key, pairs in by_key.items():
-            args += [index.setdefault(key, len(index) + 1), len(pairs) // 2, *pairs]
-        args.append(len(members_added))
-        for key, member in sorted(members_added):
-            args += [index.setdefault(key, len(index) + 1), member]
+        hashes = [[index.setdefault(key, len(index) + 1), pairs] for key, pairs in by_key.items()]
+        adds = [[index.setdefault(key, len(index) + 1), m] for key, m in sorted(members_added)]
+        blob = _encode({"h": hashes, "s": adds})
+        args: list[str | int | bytes] = [len(events), self._store.seen_ttl_s, MARKER_VERSION, blob]
         markers = [keys.seen(event.event_id, scope) for event in events]
         applied = int(await self._script(keys=[*markers, *index], args=args))
         return applied == 1  # 0: a marker exists; -1: a sum would overflow
