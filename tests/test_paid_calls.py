@@ -197,3 +197,30 @@ async def test_a_live_call_longer_than_its_lease_is_not_booked_as_lost(stack: St
                              simulated=True, make=slow)  # fmt: skip
     assert got == completion
     assert await stack.redis.zcard(LEASES) == 0 and await stack.redis.hlen(EVENTS) == 0
+
+
+async def test_a_refused_permit_drops_the_lease_and_sends_nothing(stack: Stack) -> None:
+    """Dispatch asks the circuit for a permit beside the paid-call lease: when the permit is
+    refused, nothing is sent, the lease goes, and nothing is booked as lost."""
+    import functools
+
+    from router.health.breaker import BreakerState
+    from router.health.store import Permit
+    from router.stages.dispatch import CircuitOpenError, _permitted
+
+    answers = _answers(stack)
+    ctx = RequestContext(request=make_request(agent="listing"))
+    refused: asyncio.Future[Permit] = asyncio.get_running_loop().create_future()
+    refused.set_result(Permit(allowed=False, state=BreakerState.OPEN, retry_in_s=2.0))
+    sent: list[str] = []
+
+    async def send() -> Completion:
+        sent.append("sent")
+        raise AssertionError("a refused call was sent")
+
+    make = functools.partial(_permitted, refused, "sim/gpt-4o-mini", send)
+    with pytest.raises(CircuitOpenError, match="sim/gpt-4o-mini: circuit open"):
+        await answers.call(ctx, provider="sim", model="gpt-4o-mini", input_tokens=40,
+                           simulated=True, make=make)  # fmt: skip
+    assert not sent and not ctx.paid
+    assert await stack.redis.zcard(LEASES) == 0 and await stack.redis.hlen(EVENTS) == 0

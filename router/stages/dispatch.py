@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -27,7 +28,7 @@ from router.context import RequestContext, Route
 from router.errors import DeadlineExceededError, NoRouteError, RouterError
 from router.health.config import RetryPolicy
 from router.health.limiter import RateLimiter
-from router.health.store import HealthStore, Outcome
+from router.health.store import HealthStore, Outcome, Permit
 from router.paid_answers import PaidAnswers, paid_call
 from router.providers.attempts import (
     BILLED_ATTRIBUTE,
@@ -143,21 +144,24 @@ class Dispatcher:
             if index > 0 and not self._fits(route.model, model, tokens, ctx):
                 notes.append(f"{name}: could cost more than the budget reserved for {route.model}")
                 continue
+            # The circuit's permit is asked for while the paid-call lease is taken (one round
+            # trip for both); the call goes only once both are in, and a refused permit drops
+            # the lease (nothing was sent, so nothing is booked).
+            permit = None
             if self._health is not None:
-                permit = await self._health.store.acquire(provider, model)
-                if not permit.allowed:
-                    notes.append(
-                        f"{name}: circuit {permit.state} (probe in {permit.retry_in_s:.1f}s)"
-                    )
-                    continue
+                permit = asyncio.ensure_future(self._health.store.acquire(provider, model))
             has_fallback = index + 1 < len(candidates)
             trail.current = name
+            call = functools.partial(self._call, ctx, client, model, has_fallback, tokens)
             try:
                 completion = await paid_call(
                     self._paid, ctx, provider=client.name, model=model, input_tokens=tokens.input,
                     simulated=client.config.simulated, catalog=self._catalog,
-                    make=functools.partial(self._call, ctx, client, model, has_fallback, tokens),
+                    make=functools.partial(_permitted, permit, name, call),
                 )  # fmt: skip
+            except CircuitOpenError as exc:
+                notes.append(exc.reason)
+                continue
             except RouterError as exc:
                 if isinstance(exc, DeadlineExceededError):
                     exc.reason = "; ".join([*notes, exc.reason])
@@ -165,6 +169,9 @@ class Dispatcher:
                 code = exc.code
                 notes.append(exc.reason)
                 continue
+            finally:
+                if permit is not None and not permit.done():  # the lease failed first
+                    permit.cancel()
             result = await self._priced(ctx, route, client, model, completion, notes)
             if index > 0:
                 span.set_attribute("flipsync.fallback", True)
@@ -322,6 +329,22 @@ class _Tokens:
         if self._input is None:
             self._input = estimate_input_tokens(self._ctx.request)
         return self._input
+
+
+class CircuitOpenError(RouterError):
+    """A candidate's circuit let no call through (it is open, or a probe is out)."""
+
+
+async def _permitted(
+    permit: asyncio.Future[Permit] | None, name: str, call: Callable[[], Awaitable[Completion]]
+) -> Completion:
+    """call(), once the circuit's permit (asked for beside the paid-call lease) allows it."""
+    if permit is not None:
+        granted = await permit
+        if not granted.allowed:
+            retry = f"probe in {granted.retry_in_s:.1f}s"
+            raise CircuitOpenError(f"{name}: circuit {granted.state} ({retry})")
+    return await call()
 
 
 def _may_be_kept(ctx: RequestContext, model: str) -> bool:
