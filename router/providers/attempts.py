@@ -53,6 +53,8 @@ class Attempt:
     """Called with the call's span and the answer, before the span ends (cost attributes)."""
     relay: Relay | None = None
     """Where a streamed call relays its text pieces; None: the call does not stream."""
+    first_take: asyncio.Future[float] | None = None
+    """The first rate-limit take, when the caller started it early (Attempts.start_take)."""
 
 
 class Attempts:
@@ -75,6 +77,12 @@ class Attempts:
         self._tracer = tracer
         self._rng = rng or random.Random()
 
+    def start_take(self, client: ProviderClient, model: str, tokens: int) -> asyncio.Future[float]:
+        """Begin the first rate-limit take of a call now, so that it shares a round trip with
+        whatever the caller does before the call (its lease): pass it as Attempt.first_take."""
+        limits = client.config.limits
+        return asyncio.ensure_future(self._limiter.try_take(client.name, model, limits, tokens))
+
     async def call(self, ctx: RequestContext, attempt: Attempt) -> Completion:
         """The candidate's answer; raises CandidateFailedError or DeadlineExceededError."""
         client, model = attempt.client, attempt.model
@@ -82,8 +90,10 @@ class Attempts:
         retries = 0  # failures other than 429 so far
         rate_limited = 0  # 429s so far (their backoff exponent)
         waited_s = 0.0  # time spent waiting for rate limits
+        first_take = attempt.first_take
         while True:
-            waited_s += await self._wait_for_capacity(ctx, attempt, waited_s)
+            waited_s += await self._wait_for_capacity(ctx, attempt, waited_s, first_take)
+            first_take = None
             remaining = ctx.remaining_s()
             cut_short = remaining is not None and remaining < self._timeout_s
             timeout = min(self._timeout_s, remaining) if remaining is not None else self._timeout_s
@@ -135,14 +145,21 @@ class Attempts:
                 await self._sleep(ctx, attempt, delay, exc.reason, rate=False)
 
     async def _wait_for_capacity(
-        self, ctx: RequestContext, attempt: Attempt, waited_s: float
+        self,
+        ctx: RequestContext,
+        attempt: Attempt,
+        waited_s: float,
+        first_take: asyncio.Future[float] | None = None,
     ) -> float:
         """Wait until the provider's shared buckets (and any retry-after pause) let the call
-        go; returns the seconds waited."""
+        go; returns the seconds waited. first_take: a take already under way, used first."""
         limits = attempt.client.config.limits
         provider, model = attempt.client.name, attempt.model
         total = 0.0
-        while wait := await self._limiter.try_take(provider, model, limits, attempt.tokens):
+        while wait := await (
+            first_take or self._limiter.try_take(provider, model, limits, attempt.tokens)
+        ):
+            first_take = None
             reason = f"rate limited for {wait:.2f}s more"
             wait *= 1 + self._rng.uniform(0, RETRY_AFTER_JITTER)  # waiters spread out
             total += await self._sleep(

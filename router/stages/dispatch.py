@@ -147,12 +147,14 @@ class Dispatcher:
             # The circuit's permit is asked for while the paid-call lease is taken (one round
             # trip for both); the call goes only once both are in, and a refused permit drops
             # the lease (nothing was sent, so nothing is booked).
-            permit = None
+            permit = take = None
             if self._health is not None:
                 permit = asyncio.ensure_future(self._health.store.acquire(provider, model))
+            if self._attempts is not None:  # the first rate-limit take rides along too
+                take = self._attempts.start_take(client, model, _bucket_tokens(ctx, client, tokens))
             has_fallback = index + 1 < len(candidates)
             trail.current = name
-            call = functools.partial(self._call, ctx, client, model, has_fallback, tokens)
+            call = functools.partial(self._call, ctx, client, model, has_fallback, tokens, take)
             try:
                 completion = await paid_call(
                     self._paid, ctx, provider=client.name, model=model, input_tokens=tokens.input,
@@ -170,8 +172,9 @@ class Dispatcher:
                 notes.append(exc.reason)
                 continue
             finally:
-                if permit is not None and not permit.done():  # the lease failed first
-                    permit.cancel()
+                for early in (permit, take):
+                    if early is not None and not early.done():  # the lease failed first
+                        early.cancel()
             result = await self._priced(ctx, route, client, model, completion, notes)
             if index > 0:
                 span.set_attribute("flipsync.fallback", True)
@@ -208,6 +211,7 @@ class Dispatcher:
         model: str,
         has_fallback: bool,
         tokens: _Tokens,
+        first_take: asyncio.Future[float] | None = None,
     ) -> Completion:
         # A cascade rung's answer may be escalated: only a whole answer can be taken back.
         climbs = isinstance(ctx.route, CascadeRoute)
@@ -227,14 +231,14 @@ class Dispatcher:
                     raise
                 self._annotate(model, span, completion)
                 return completion
-        limited = client.config.limits.limited
         attempt = Attempt(
             client=client,
             model=model,
             has_fallback=has_fallback,
-            tokens=request_tokens(ctx.request, tokens.input) if limited else 0,
+            tokens=_bucket_tokens(ctx, client, tokens),
             annotate=lambda span, completion: self._annotate(model, span, completion),
             relay=relay,
+            first_take=first_take,
         )
         return await self._attempts.call(ctx, attempt)
 
@@ -345,6 +349,12 @@ async def _permitted(
             retry = f"probe in {granted.retry_in_s:.1f}s"
             raise CircuitOpenError(f"{name}: circuit {granted.state} ({retry})")
     return await call()
+
+
+def _bucket_tokens(ctx: RequestContext, client: ProviderClient, tokens: _Tokens) -> int:
+    """What a call takes from its provider's tokens-per-minute bucket (0 without a limit)."""
+    limited = client.config.limits.limited
+    return request_tokens(ctx.request, tokens.input) if limited else 0
 
 
 def _may_be_kept(ctx: RequestContext, model: str) -> bool:
