@@ -271,24 +271,31 @@ class Dispatcher:
         reason = f"{route.reason}; {served.note}" if served.note else route.reason
         if notes:
             reason = f"{reason}; fallback to {client.name}/{model} after: {'; '.join(notes)}"
+        recorded = None  # the provider answered: its health is recorded while we validate
+        if self._health is not None:
+            recorded = asyncio.ensure_future(
+                self._health.store.record(
+                    client.name,
+                    model,
+                    Outcome.OK,
+                    latency_ms=completion.latency_ms,
+                    cost_micro_usd=cost,
+                    input_tokens=completion.usage.input_tokens,
+                    output_tokens=completion.usage.output_tokens,
+                )
+            )
         parsed: object | None = None
         status, code = Status.OK, None
-        if request.output_schema is not None:
-            parsed, problem = await parse_answer_off_loop(
-                completion.content, request.output_schema.schema
-            )
-            if problem:
-                status, code, reason = Status.ERROR, ErrorCode.SCHEMA_INVALID, problem
-        if self._health is not None:
-            await self._health.store.record(
-                client.name,
-                model,
-                Outcome.OK,
-                latency_ms=completion.latency_ms,
-                cost_micro_usd=cost,
-                input_tokens=completion.usage.input_tokens,
-                output_tokens=completion.usage.output_tokens,
-            )
+        try:
+            if request.output_schema is not None:
+                parsed, problem = await parse_answer_off_loop(
+                    completion.content, request.output_schema.schema
+                )
+                if problem:
+                    status, code, reason = Status.ERROR, ErrorCode.SCHEMA_INVALID, problem
+        finally:
+            if recorded is not None:
+                await recorded
         return LlmResult(
             request_id=request.id,
             tenant=request.tenant,
