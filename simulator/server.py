@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from types import TracebackType
 
 from bus.embedded.http_server import InLoopServer
@@ -14,6 +15,8 @@ from simulator.state import SimState, SimStats
 HOST = "127.0.0.1"
 SHUTDOWN_S = 1.0
 """How long running requests get to finish when the simulated provider stops."""
+PORT_TRIES = 5
+"""Ports tried, when the provider chooses its own and finds it taken at the bind."""
 
 
 class SimulatedProvider:
@@ -24,6 +27,7 @@ class SimulatedProvider:
         self.state = SimState(self.config)
         self.app = create_app(self.config, self.state)
         self._http = InLoopServer(self.app, HOST, port or free_port(), graceful_s=SHUTDOWN_S)
+        self._port_chosen = port is None
 
     @property
     def port(self) -> int:
@@ -41,11 +45,20 @@ class SimulatedProvider:
         return f"{self.url}/v1"
 
     async def start(self, ready_within_s: float = 10.0) -> None:
-        """Listen on the port and serve until stop(); raises StartError if it cannot."""
-        try:
-            await self._http.start(ready_within_s)
-        except (OSError, RuntimeError) as exc:
-            raise StartError(self.port, str(exc)) from exc
+        """Listen on the port and serve until stop(); raises StartError if it cannot. A port
+        it chose itself and found taken at the bind (another server took it since: a Redis
+        Cluster node's bus port is its port + 10000) is given up for another, so its URL is
+        final once started."""
+        for tries_left in reversed(range(PORT_TRIES)):
+            try:
+                await self._http.start(ready_within_s)
+                return
+            except OSError as exc:
+                if not (self._port_chosen and exc.errno == errno.EADDRINUSE and tries_left):
+                    raise StartError(self.port, str(exc)) from exc
+                self._http.port = free_port()
+            except RuntimeError as exc:
+                raise StartError(self.port, str(exc)) from exc
 
     async def stop(self) -> None:
         """Stop serving; requests still running get about a second to finish."""

@@ -360,3 +360,28 @@ async def test_a_whole_answer_is_not_slowed_by_the_stream_pace() -> None:
             model=MODEL, messages=user("Write a product description for a walnut bookshelf.")
         )
         assert time.monotonic() - started < 10  # 1 s a token would take far longer
+
+
+async def test_a_port_taken_before_the_bind_is_given_up_for_another() -> None:
+    """A port the provider chose itself may be taken by the time it binds (another server,
+    a Redis Cluster node's bus port): it starts on another, and its URL says which. A port
+    the caller named is not replaced."""
+    import socket
+
+    from simulator.errors import StartError
+
+    sim = SimulatedProvider()
+    chosen = sim.port
+    blocker = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    blocker.bind(("127.0.0.1", chosen))
+    blocker.listen()
+    try:
+        await sim.start()
+        try:
+            assert sim.port != chosen and sim.base_url.endswith(f":{sim.port}/v1")
+        finally:
+            await sim.stop()
+        with pytest.raises(StartError, match=str(chosen)):
+            await SimulatedProvider(port=chosen).start()
+    finally:
+        blocker.close()
