@@ -113,6 +113,16 @@ async def nats_server() -> AsyncIterator[EmbeddedNats]:
     await server.stop()
 
 
+@pytest.fixture
+async def own_nats() -> AsyncIterator[EmbeddedNats]:
+    """A nats-server of the test's own, for a test that stalls it or whose messages must stay
+    out of other tests' (the session's server is shared)."""
+    server = EmbeddedNats()
+    await server.start()
+    yield server
+    await server.stop()
+
+
 @pytest.fixture(scope="session")
 async def redis_server() -> AsyncIterator[EmbeddedRedis]:
     """A real redis-server on a free port, for the whole session."""

@@ -13,7 +13,6 @@ import logging
 import os
 import signal
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 from faststream.nats import NatsRouter
@@ -24,15 +23,6 @@ from bus.consumers import Incoming, durable_consumer, message
 from bus.embedded import EmbeddedNats
 from bus.logs import BROKER_LOGGER
 from bus.settings import Settings
-
-
-@pytest.fixture
-async def own_nats() -> AsyncIterator[EmbeddedNats]:
-    """A nats-server of this test's own: the test stalls it."""
-    server = EmbeddedNats()
-    await server.start()
-    yield server
-    await server.stop()
 
 
 async def test_a_consumer_whose_fetch_times_out_logs_nothing_and_still_consumes(

@@ -76,15 +76,6 @@ def handled(stacks: list[Stack]) -> dict[Delivery, int]:
     return total
 
 
-@pytest.fixture
-async def own_nats() -> AsyncIterator[EmbeddedNats]:
-    """A nats-server of this test's own: the alerts it publishes stay out of other tests'."""
-    server = EmbeddedNats()
-    await server.start()
-    yield server
-    await server.stop()
-
-
 async def test_a_budget_alert_reaches_a_webhook_once_across_two_replicas(
     own_nats: EmbeddedNats,
     redis_server: EmbeddedRedis,
