@@ -103,9 +103,19 @@ async def run_arm_traffic(stack: Stack, experiment: Experiment, requests: int, s
             request = make_request(tenant=experiment.tenant, agent="listing", text=text)
             return await client.request(request, timeout_s=30)
 
-    results = await asyncio.gather(*(one(i) for i in range(requests)))
+    # A change applies once the router reloaded its flags (router.flags.live): requests it
+    # answered before that are in no arm and do not count, so more are sent in their place.
+    results: list[LlmResult] = []
+    sent = 0
+    while len(results) < requests and sent < 2 * requests:
+        wave = range(sent, sent + requests - len(results))
+        sent += len(wave)
+        for result in await asyncio.gather(*(one(i) for i in wave)):
+            assert result.ok, result.reason
+            if result.arm is not None:
+                results.append(result)
+    assert len(results) == requests, f"{sent - len(results)} requests answered in no arm"
     for result in results:
-        assert result.ok and result.arm is not None, result.reason
         signal = QualitySignal(
             request_id=result.request_id,
             tenant=result.tenant,
