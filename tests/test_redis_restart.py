@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+import redis.asyncio as aioredis
 
 from bus import subjects
 from bus.codec import decode
@@ -157,3 +158,35 @@ async def step(what: str, within_s: float) -> AsyncIterator[None]:
             yield
     except TimeoutError:
         pytest.fail(f"{what} took more than {within_s:.0f} s")
+
+
+async def test_closing_the_budget_watch_is_bounded_when_a_call_swallows_the_cancel(
+    redis_client: aioredis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cancellation that lands inside a Redis call can be swallowed there (a stack's stop
+    once waited past 60 s on the watch's full check): close() still returns, and the watch
+    stops at its next round."""
+    from cost_ledger.budgets import runtime as budget_runtime
+    from cost_ledger.budgets.runtime import BudgetRuntime
+
+    monkeypatch.setattr(budget_runtime, "CLOSE_GRACE_S", 0.2, raising=False)
+    watcher = BudgetRuntime(Settings(budget_watch_s=0.05), redis_client, broker=None)  # type: ignore[arg-type]
+    checks = 0
+
+    async def stubborn(full: bool = False) -> bool:
+        nonlocal checks
+        checks += 1
+        try:
+            await asyncio.sleep(0.1)
+        except asyncio.CancelledError:  # swallowed, as a library call in flight may
+            await asyncio.sleep(0.1)
+        return True
+
+    monkeypatch.setattr(watcher.store, "ready", stubborn)
+    watcher.watch(None)  # type: ignore[arg-type]
+    await asyncio.sleep(0.12)  # inside a check
+    async with asyncio.timeout(2):
+        await watcher.close()
+    seen = checks
+    await asyncio.sleep(0.3)
+    assert checks == seen  # no round after close

@@ -25,6 +25,8 @@ from cost_ledger.rebuild import rebuild
 log = logging.getLogger(__name__)
 
 FULL_CHECK_S = 60.0
+CLOSE_GRACE_S = 5.0
+"""How long close() waits for the watch to end after each cancellation."""
 """How often the budget watch checks every slot's ready marker, not one per node."""
 
 
@@ -36,6 +38,7 @@ class BudgetRuntime:
         self.settings = settings
         self.live = LiveBudgets(redis, BudgetConfig.load(settings.budget_config))
         self._watch: asyncio.Task[None] | None = None
+        self._closing = False
         self.rebuilds = 0
         """Rebuilds this process ran after Redis lost the counters (for tests and logs)."""
         self.store = BudgetStore(redis, self.live, alerts=JetStreamAlerts(broker))
@@ -61,18 +64,30 @@ class BudgetRuntime:
         """Check every budget_watch_s that the counters are complete; when a Redis node came
         back empty, rebuild them from the ledger (one replica at a time)."""
         if self._watch is None and self.settings.budget_watch_s > 0:
+            self._closing = False
             self._watch = asyncio.get_running_loop().create_task(self._watching(js))
 
     async def close(self) -> None:
-        """Stop watching."""
-        if self._watch is not None:
-            self._watch.cancel()
-            await asyncio.gather(self._watch, return_exceptions=True)
-            self._watch = None
+        """Stop watching, within a bounded wait. A cancellation that lands inside a Redis
+        call can be swallowed there (seen once: a stack's stop waited past 60 s on a full
+        check's pipeline), so the watch also stops at its next round, and close() cancels
+        again rather than wait forever."""
+        self._closing = True
+        task, self._watch = self._watch, None
+        if task is None:
+            return
+        for _ in range(3):
+            task.cancel()
+            done, _ = await asyncio.wait({task}, timeout=CLOSE_GRACE_S)
+            if done:
+                return
+        log.warning("the budget watch did not stop within %.0f s", 3 * CLOSE_GRACE_S)
 
     async def _watching(self, js: JetStreamContext) -> None:
         for tick in itertools.count(1):
             await asyncio.sleep(self.settings.budget_watch_s)
+            if self._closing:
+                return
             # One marker per node each time; every slot's after a reservation met a missing
             # one, and once every FULL_CHECK_S (see BudgetStore.ready).
             every = max(1, round(FULL_CHECK_S / self.settings.budget_watch_s))
