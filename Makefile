@@ -26,7 +26,7 @@ types: $(STAMP)
 	$(BIN)/mypy
 
 pytest: $(STAMP) chromium
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=15
 
 # tests/test_dashboard.py drives Debian's chromium through Playwright (it never downloads one).
 chromium:
