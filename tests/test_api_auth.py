@@ -66,6 +66,7 @@ async def get(http: aiohttp.ClientSession, path: str, key: str | None = None) ->
 @pytest.mark.parametrize(
     "path",
     ["/v1/models", f"/api/products/{SHOP_A}/wf1", "/api/cost/spend", "/api/anything"],
+    ids=["models", "product", "spend", "unknown"],  # the same in every worker (pytest-xdist)
 )
 async def test_no_key_or_a_wrong_key_gets_401(http: aiohttp.ClientSession, path: str) -> None:
     status, body = await get(http, path)
