@@ -49,18 +49,30 @@ async def _remember_the_session_loop() -> AsyncIterator[None]:
     _session_loop = None
 
 
-def _dump_tasks(nodeid: str) -> None:
-    """Print every pending task of the session loop with its stack, to the real stderr."""
+def _dump_tasks(item: pytest.Item) -> None:
+    """Every pending task of the session loop with its stack: to the real stderr, and kept
+    for the test's report (a pytest-xdist worker's stderr reaches no one)."""
     out = io.StringIO()
     loop = _session_loop
     tasks = asyncio.all_tasks(loop) if loop is not None else set()
-    print(f"\n--- {nodeid}: near its timeout, {len(tasks)} pending tasks ---", file=out)
+    print(f"\n--- {item.nodeid}: near its timeout, {len(tasks)} pending tasks ---", file=out)
     for task in tasks:
         print(f"{task.get_name()}:", file=out)
         for where in _await_chain(task.get_coro()):
             print(f"  {where}", file=out)
+    item.stash[_DUMPED] = out.getvalue()
     if sys.__stderr__ is not None:
         sys.__stderr__.write(out.getvalue())
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """A failed test's report carries the task dump taken near its timeout, if any."""
+    report = yield
+    dumped = item.stash.get(_DUMPED, None)
+    if dumped and report.failed:
+        report.sections.append(("pending asyncio tasks near the timeout", dumped))
+    return report
 
 
 def _await_chain(coro: object) -> list[str]:
@@ -79,15 +91,20 @@ def _await_chain(coro: object) -> list[str]:
     return chain
 
 
+def _ask_dump(item: pytest.Item) -> None:
+    """From the timer's thread: have the session loop dump its tasks, if it runs."""
+    loop = _session_loop
+    if loop is not None:
+        loop.call_soon_threadsafe(_dump_tasks, item)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_timeout_set_timer(item: pytest.Item, settings: Any) -> None:
     """Arm a task dump before pytest-timeout's own timer (which still runs: returns None)."""
-    if settings.timeout and settings.timeout > DUMP_BEFORE_TIMEOUT_S and _session_loop:
-        loop = _session_loop
-        timer = threading.Timer(
-            settings.timeout - DUMP_BEFORE_TIMEOUT_S,
-            lambda: loop.call_soon_threadsafe(_dump_tasks, item.nodeid),
-        )
+    if settings.timeout and settings.timeout > DUMP_BEFORE_TIMEOUT_S:
+        # The loop is looked up when the timer fires: this hook runs before the test's
+        # setup, so the session's first test arms it before the loop is known.
+        timer = threading.Timer(settings.timeout - DUMP_BEFORE_TIMEOUT_S, _ask_dump, [item])
         timer.daemon = True
         timer.start()
         item.stash[_DUMP_TIMER] = timer
@@ -102,6 +119,7 @@ def pytest_timeout_cancel_timer(item: pytest.Item) -> None:
 
 
 _DUMP_TIMER = pytest.StashKey[threading.Timer]()
+_DUMPED = pytest.StashKey[str]()
 
 
 @pytest.fixture(scope="session")
