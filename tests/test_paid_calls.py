@@ -156,7 +156,7 @@ def test_a_failure_after_a_paid_answer_carries_its_cost() -> None:
 async def test_only_a_claimed_before_id_looks_for_a_kept_answer(stack: Stack) -> None:
     """The kept-answer lookup (a round trip) runs only where it can find something: an id
     claimed by an earlier delivery, or a model this delivery was already answered by."""
-    from router.stages.dispatch import _may_be_kept
+    from router.stages.dispatch import answer_may_be_kept
     from router.stages.ids import RequestIdStage
 
     ids = RequestIdStage(stack.redis)
@@ -172,11 +172,11 @@ async def test_only_a_claimed_before_id_looks_for_a_kept_answer(stack: Stack) ->
     await ids(first, rest)
     await ids(again, rest)
     assert seen == [True, False]
-    assert not _may_be_kept(first, "gpt-4o-mini")
-    assert _may_be_kept(again, "gpt-4o-mini")  # a redelivery: an answer may be kept
+    assert not answer_may_be_kept(first, "gpt-4o-mini")
+    assert answer_may_be_kept(again, "gpt-4o-mini")  # a redelivery: an answer may be kept
     first.paid.append(PaidCall(model="gpt-4o-mini", provider="sim", usage=Usage(),
                                cost_micro_usd=1, simulated=True))  # fmt: skip
-    assert _may_be_kept(first, "gpt-4o-mini") and not _may_be_kept(first, "gpt-4o")
+    assert answer_may_be_kept(first, "gpt-4o-mini") and not answer_may_be_kept(first, "gpt-4o")
 
 
 async def test_a_live_call_longer_than_its_lease_is_not_booked_as_lost(stack: Stack) -> None:
@@ -206,7 +206,7 @@ async def test_a_refused_permit_drops_the_lease_and_sends_nothing(stack: Stack) 
 
     from router.health.breaker import BreakerState
     from router.health.store import Permit
-    from router.stages.dispatch import CircuitOpenError, _permitted
+    from router.stages.dispatch import CircuitOpenError, when_permitted
 
     answers = _answers(stack)
     ctx = RequestContext(request=make_request(agent="listing"))
@@ -218,7 +218,7 @@ async def test_a_refused_permit_drops_the_lease_and_sends_nothing(stack: Stack) 
         sent.append("sent")
         raise AssertionError("a refused call was sent")
 
-    make = functools.partial(_permitted, refused, "sim/gpt-4o-mini", send)
+    make = functools.partial(when_permitted, refused, "sim/gpt-4o-mini", send)
     with pytest.raises(CircuitOpenError, match="sim/gpt-4o-mini: circuit open"):
         await answers.call(ctx, provider="sim", model="gpt-4o-mini", input_tokens=40,
                            simulated=True, make=make)  # fmt: skip

@@ -128,7 +128,7 @@ class Dispatcher:
         ]
         tokens = _Tokens(ctx)
         kept = None
-        if self._paid is not None and _may_be_kept(ctx, route.model):
+        if self._paid is not None and answer_may_be_kept(ctx, route.model):
             kept = await self._paid.kept(ctx.request, route.model)
         if kept is not None and (client := self._client(kept.provider, kept.model)) is not None:
             # A redelivery of a request whose answer arrived before its replica died.
@@ -150,16 +150,17 @@ class Dispatcher:
             permit = take = None
             if self._health is not None:
                 permit = asyncio.ensure_future(self._health.store.acquire(provider, model))
+            bucket = _bucket_tokens(ctx, client, tokens)
             if self._attempts is not None:  # the first rate-limit take rides along too
-                take = self._attempts.start_take(client, model, _bucket_tokens(ctx, client, tokens))
+                take = self._attempts.start_take(client, model, bucket)
             has_fallback = index + 1 < len(candidates)
             trail.current = name
-            call = functools.partial(self._call, ctx, client, model, has_fallback, tokens, take)
+            call = functools.partial(self._call, ctx, client, model, has_fallback, bucket, take)
             try:
                 completion = await paid_call(
                     self._paid, ctx, provider=client.name, model=model, input_tokens=tokens.input,
                     simulated=client.config.simulated, catalog=self._catalog,
-                    make=functools.partial(_permitted, permit, name, call),
+                    make=functools.partial(when_permitted, permit, name, call),
                 )  # fmt: skip
             except CircuitOpenError as exc:
                 notes.append(exc.reason)
@@ -210,7 +211,7 @@ class Dispatcher:
         client: ProviderClient,
         model: str,
         has_fallback: bool,
-        tokens: _Tokens,
+        bucket_tokens: int,
         first_take: asyncio.Future[float] | None = None,
     ) -> Completion:
         # A cascade rung's answer may be escalated: only a whole answer can be taken back.
@@ -235,7 +236,7 @@ class Dispatcher:
             client=client,
             model=model,
             has_fallback=has_fallback,
-            tokens=_bucket_tokens(ctx, client, tokens),
+            tokens=bucket_tokens,
             annotate=lambda span, completion: self._annotate(model, span, completion),
             relay=relay,
             first_take=first_take,
@@ -346,7 +347,7 @@ class CircuitOpenError(RouterError):
     """A candidate's circuit let no call through (it is open, or a probe is out)."""
 
 
-async def _permitted(
+async def when_permitted(
     permit: asyncio.Future[Permit] | None, name: str, call: Callable[[], Awaitable[Completion]]
 ) -> Completion:
     """call(), once the circuit's permit (asked for beside the paid-call lease) allows it."""
@@ -364,7 +365,7 @@ def _bucket_tokens(ctx: RequestContext, client: ProviderClient, tokens: _Tokens)
     return request_tokens(ctx.request, tokens.input) if limited else 0
 
 
-def _may_be_kept(ctx: RequestContext, model: str) -> bool:
+def answer_may_be_kept(ctx: RequestContext, model: str) -> bool:
     """Whether an answer of model may have been kept for this request before: not when this
     delivery claimed the request id first and has not been answered by model yet (the
     lookup is a round trip on every request's way; only a redelivery, a reused id or a
