@@ -8,8 +8,9 @@ when the request's span is recorded: an unsampled request walks a chain with no 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from opentelemetry import trace
 
@@ -28,6 +29,26 @@ class Stage(Protocol):
     async def __call__(self, ctx: RequestContext, call_next: Handler) -> LlmResult:
         """Handle ctx, usually by awaiting call_next(ctx)."""
         ...
+
+
+@runtime_checkable
+class Drains(Protocol):
+    """A stage that starts work off the response path (shadow checks, judgements)."""
+
+    async def drain(self) -> None:
+        """Wait for the work it started."""
+        ...
+
+
+async def drain_stages(stages: Sequence[object], timeout_s: float) -> bool:
+    """Wait (timeout_s at most) for the off-path work the stages started; False if some
+    was still under way then (it is left running: a paid call in it stays under its lease)."""
+    drains = [stage.drain() for stage in stages if isinstance(stage, Drains)]
+    if not drains:
+        return True
+    waiting = asyncio.ensure_future(asyncio.gather(*drains, return_exceptions=True))
+    done, _ = await asyncio.wait({waiting}, timeout=timeout_s)
+    return bool(done)
 
 
 def compose(stages: Sequence[Stage], terminal: Handler, tracer: trace.Tracer) -> Handler:

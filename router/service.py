@@ -20,7 +20,7 @@ from bus.codec import decode, peek_ids
 from bus.consumers import Incoming, durable_consumer, is_permanent, working
 from bus.errors import WireError
 from bus.messages import ErrorCode, LlmRequest, LlmResult, Priority, error_result
-from bus.pull_loop import Durable, PullLoop, delivery_of
+from bus.pull_loop import STOP_GRACE_S, Durable, PullLoop, delivery_of
 from bus.settings import Settings
 from router.context import RequestContext
 from router.errors import RouterError, UnavailableError, UnknownAgentError
@@ -28,7 +28,7 @@ from router.intake import check_request
 from router.metrics import ResultRecorder
 from router.outcomes import OutcomePublisher
 from router.paid_answers import booked
-from router.pipeline import Handler, Stage, compose
+from router.pipeline import Handler, Stage, compose, drain_stages
 from router.request_span import annotate
 
 log = logging.getLogger(__name__)
@@ -98,6 +98,7 @@ class RouterService:
         self._results = results or ResultRecorder()
         self._outcomes = OutcomePublisher(broker, catalog_version)
         self._tracer = tracer or trace.get_tracer("flipsync.router")
+        self._stages = tuple(stages)
         self._pipeline = compose(stages, terminal, self._tracer)
         self._known_agents = known_agents
         self._trace_prompts = settings.trace_prompts
@@ -116,8 +117,12 @@ class RouterService:
         await self._loop.start(nc)
 
     async def stop(self) -> None:
-        """Stop consuming; requests in hand are answered first (bus.pull_loop.STOP_GRACE_S)."""
+        """Stop consuming; requests in hand are answered first, then the work they started
+        off the response path (shadow checks, judgements) ends and is booked while the
+        providers and the bus are still there (bus.pull_loop.STOP_GRACE_S each)."""
         await self._loop.stop()
+        if not await drain_stages(self._stages, STOP_GRACE_S):
+            log.warning("off-path calls still under way after %.0f s at stop", STOP_GRACE_S)
 
     def doc_router(self) -> NatsRouter:
         """The request consumer as FastStream documents it (the AsyncAPI document); the live

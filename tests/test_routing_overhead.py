@@ -13,6 +13,8 @@ import uuid
 import msgspec
 import redis.asyncio as aioredis
 
+from bus.broker import make_broker
+from bus.embedded import EmbeddedNats, EmbeddedRedis
 from bus.llm_client import LlmClient
 from bus.messages import ErrorCode, LedgerEvent, Lever, LlmResult, Status, Usage
 from bus.settings import RoutingSettings, Settings
@@ -236,3 +238,35 @@ async def test_in_the_stack_shadow_and_judge_calls_are_booked_as_routing_lever_c
         await eventually(split_counts_both, timeout_s=20)
     finally:
         await stack.stop()
+
+
+async def test_a_shadow_call_under_way_at_stop_ends_and_is_booked_first(
+    nats_server: EmbeddedNats, redis_server: EmbeddedRedis
+) -> None:
+    # The session's servers outlive the stack, so what it booked can be read after its stop.
+    settings = Settings(
+        nats_url=nats_server.url,
+        redis_url=redis_server.url,
+        sim_latency_ms=400,  # the shadow call is still at the provider when stop() begins
+        pack_max_items=1,
+        routing=RoutingSettings(
+            shadow_share=1.0, cascade_task_types=frozenset(), explore_share=0.0
+        ),
+    )
+    stack = await start_stack(settings, {Service.PROVIDER, Service.ROUTER})
+    tenant = f"t{uuid.uuid4().hex[:8]}"
+    req = make_request(tenant=tenant)
+    try:
+        result = await LlmClient(stack.broker).request(req, timeout_s=20)
+        assert result.ok, result.reason
+    finally:
+        await stack.stop()
+    broker = make_broker(nats_server.url)
+    await broker.connect()
+    try:
+        events = await ledger_events(broker, tenant)
+    finally:
+        await broker.stop()
+    shadow = [e for e in events if e.request_id == req.id + "-route-shadow"]
+    assert len(shadow) == 1 and shadow[0].overhead_of == ROUTING
+    assert shadow[0].paid_call and shadow[0].cost_micro_usd > 0

@@ -86,6 +86,10 @@ class ShadowCheck(Protocol):
         """Begin a check of the hit when it is chosen, without waiting for it."""
         ...
 
+    async def drain(self) -> None:
+        """Wait for the checks under way."""
+        ...
+
 
 class ExactCache:
     """Stored results by (tenant, fingerprint), bounded per tenant, least recently used evicted."""
@@ -151,6 +155,11 @@ class CacheStage:
         self._exact = exact
         self._semantic = semantic
         self._shadow = shadow
+
+    async def drain(self) -> None:
+        """Wait for the shadow checks of served hits under way (shutdown, tests)."""
+        if self._shadow is not None:
+            await self._shadow.drain()
 
     async def __call__(self, ctx: RequestContext, call_next: Handler) -> LlmResult:
         """A stored answer when there is one, else the rest's answer (stored if it may be)."""

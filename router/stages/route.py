@@ -23,6 +23,7 @@ onto this stage's span as flipsync.route_reason.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 from collections.abc import Callable, Iterable, Sequence
@@ -147,6 +148,10 @@ class RouteStage:
         for off_path in self._after:  # never waits: the answer goes out now
             off_path.start(ctx, result, call_next)
         return result
+
+    async def drain(self) -> None:
+        """Wait for routing's off-path calls under way (shutdown, tests)."""
+        await asyncio.gather(*(off_path.drain() for off_path in self._after))
 
     async def route(self, ctx: RequestContext) -> Route:
         """The route of a request (see the module docstring); raises NoRouteError."""
@@ -363,6 +368,10 @@ class OffPath(Protocol):
 
     def start(self, ctx: RequestContext, result: LlmResult, call_next: Handler) -> bool:
         """Begin one in the background if this answer is chosen; never waits."""
+        ...
+
+    async def drain(self) -> None:
+        """Wait for the ones under way."""
         ...
 
 
