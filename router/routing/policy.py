@@ -79,6 +79,8 @@ class RouteDecision:
     quality: float
     """The chosen model's quality estimate."""
     estimated_latency_ms: float
+    best_quality: float = 0.0
+    """The best quality estimate among the candidates that could take the request."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -159,6 +161,7 @@ def rank(
         for c in candidates
     ]
     remaining = _usable(features, options)
+    best = max((o.quality for o in remaining), default=0.0)
 
     def decide(option: _Option, why: str) -> RouteDecision:
         return RouteDecision(
@@ -171,6 +174,7 @@ def rank(
             required_quality=required,
             quality=option.quality,
             estimated_latency_ms=option.latency_ms,
+            best_quality=best,
         )
 
     floor = f"quality >= {required:.2f}"

@@ -165,7 +165,9 @@ class RouteStage:
                     self._qualities.get(hint, 0.0),
                 )
                 try:
-                    picks = await self._rank(ctx, self._features(ctx), floor, exclude=hint)
+                    picks = await self._rank(
+                        ctx, self._features(ctx), floor, exclude=hint, count=MAX_FALLBACKS
+                    )
                 except NoCandidateError:
                     picks = []
                 return Route(
@@ -181,11 +183,16 @@ class RouteStage:
         prompt = await self._prompt_view(request.task_type, prompt_text(request))
         if prompt is not None:
             features = replace(features, complexity=prompt[2])
-        picks = await self._rank(ctx, features, floor, explore=explore, prompt=prompt)
+        # Every model is ranked only where any may be chosen (an exploring request takes a
+        # cheaper one, a session keeps its pinned one); else the pick and its fallbacks.
+        every = explore or session is not None
+        picks = await self._rank(
+            ctx, features, floor, explore=explore, prompt=prompt,
+            count=None if every else MAX_FALLBACKS + 1,
+        )  # fmt: skip
         decision = picks[0]
         if self._controller is not None and prompt is not None and not explore:
-            best = max(p.quality for p in picks)
-            self._controller.observe(request.task_type, decision.quality, best)
+            self._controller.observe(request.task_type, decision.quality, decision.best_quality)
         if explore:
             decision = self._explore_cheaper(request.id, picks) or replace(
                 decision, reason=f"exploring (sampled quality): {decision.reason}"
@@ -271,9 +278,11 @@ class RouteStage:
         *,
         explore: bool = False,
         prompt: tuple[float, float, float] | None = None,
+        count: int | None = None,
     ) -> list[RouteDecision]:
-        """The policy's pick and the next-best ones, best first (at least one unless exclude
-        left no candidate); raises NoCandidateError when none can take the request."""
+        """The policy's pick and the next-best ones, best first, count of them (None: every
+        candidate; at least one unless exclude left none); raises NoCandidateError when none
+        can take the request."""
         known: Sequence[Candidate] = self._candidates
         if self._latency is not None:  # measured at the providers, where they were called
             known = await self._latency.candidates(known)
@@ -307,7 +316,7 @@ class RouteStage:
             budget_pressure=pressure,
             quality_estimates=estimates,
             config=config,
-            count=len(candidates),  # every model: exploring may pick any cheaper one
+            count=len(candidates) if count is None else count,
         )
 
     def _fallbacks(
