@@ -68,7 +68,8 @@ from bench.routing_eval import (
     value_choices,
     weight_grid,
 )
-from bench.routing_online import replay
+from bench.routing_knn import KnnRecipe, KnnScores, as_json, calibrated_knn
+from bench.routing_online import Neighbours, replay
 from bus.settings import RoutingSettings
 from router.routing.defaults import ShippedDefaults
 from router.routing.difficulty import DifficultyModel, fit_rasch
@@ -104,6 +105,8 @@ class Fold:
     """Each model's mean cost on the suite's other datasets (the router's cost estimate)."""
     knn: np.ndarray
     """kNN chance per test prompt and model."""
+    vectors: np.ndarray
+    """The test prompts' unit vectors (what the online router's neighbours compare)."""
 
 
 def sigmoid(z: np.ndarray) -> np.ndarray:
@@ -155,6 +158,7 @@ def folds(suites: Sequence[Suite], vectors: Sequence[np.ndarray]) -> list[Fold]:
                     prior=suite.quality[train].mean(0),
                     estimated_cost=suite.cost[train].mean(0),
                     knn=knn_chances(vec[train], suite.quality[train], vec[test]),
+                    vectors=vec[test],
                 )
             )
     return out
@@ -209,12 +213,16 @@ def point(name: str, test: Suite, chosen: np.ndarray, strong: int) -> dict[str, 
     }
 
 
-def online_weight(fold: Fold, slope: float, strong: int, strength: float) -> tuple[float, float]:
-    """The largest value weight at which the online router (prior worth strength answers)
-    keeps TARGET of strong quality, and that router's APGR over its weights."""
+def online_weight(
+    fold: Fold, slope: float, strong: int, strength: float, neighbours: Neighbours | None = None
+) -> tuple[float, float]:
+    """The largest value weight at which the online router (prior worth strength answers,
+    nearest outcomes blended in with neighbours) keeps TARGET of strong quality, and that
+    router's APGR over its weights."""
     rep = replay(
         fold.difficulty, fold.test.quality, fold.prior, fold.estimated_cost,
-        ONLINE_WEIGHTS, slope=slope, prior_strength=strength,
+        ONLINE_WEIGHTS, slope=slope, prior_strength=strength, vectors=fold.vectors,
+        neighbours=neighbours,
     )  # fmt: skip
     q, c = fold.test.quality, fold.test.cost
     costs, accs = rep.sweep.points(q, c)
@@ -249,7 +257,7 @@ def calibrated(
     )
 
 
-def evaluate(fold: Fold, slope: float, recipe: Recipe) -> dict[str, Any]:
+def evaluate(fold: Fold, slope: float, recipe: Recipe, knn: KnnRecipe) -> dict[str, Any]:
     """Every router and baseline on one held-out dataset."""
     test = fold.test
     q, c = test.quality, test.cost
@@ -265,6 +273,10 @@ def evaluate(fold: Fold, slope: float, recipe: Recipe) -> dict[str, Any]:
     rep = replay(fold.difficulty, q, fold.prior, fold.estimated_cost, ONLINE_WEIGHTS, slope=slope,
                  prior_strength=recipe.strength)  # fmt: skip
     routers["shipped recipe (online)"] = rep.sweep
+    near = replay(fold.difficulty, q, fold.prior, fold.estimated_cost, ONLINE_WEIGHTS,
+                  slope=slope, prior_strength=recipe.strength, vectors=fold.vectors,
+                  neighbours=knn.neighbours)  # fmt: skip
+    routers["online + neighbours"] = near.sweep
     out: dict[str, Any] = {"prompts": len(test)}
     for name, sweep in routers.items():
         out[name] = figures(sweep, test, strong, cheap)
@@ -290,6 +302,24 @@ def evaluate(fold: Fold, slope: float, recipe: Recipe) -> dict[str, Any]:
         explored=round(float(one.explored[0].mean()), 4),
     )
     out["default_config"] = default
+    one = replay(fold.difficulty, q, fold.prior, fold.estimated_cost, np.array([knn.weight]),
+                 slope=slope, target=TARGET, prior_strength=recipe.strength,
+                 vectors=fold.vectors, neighbours=knn.neighbours)  # fmt: skip
+    chosen = one.sweep.chosen[0]
+    near_default = point("default_config + neighbours", test, chosen, strong)
+    near_default.update(
+        value_weight=knn.weight,
+        prior_strength=recipe.strength,
+        quality_vs_strong=round(near_default["accuracy"] / strong_pt[1], 4),
+        away_from_cheapest=round(float(np.mean(chosen != cheap)), 4),
+        explored=round(float(one.explored[0].mean()), 4),
+    )
+    out["online_knn"] = {
+        **out["online + neighbours"],
+        "neighbours": as_json(knn.neighbours),
+        "training_mean_apgr": round(knn.training_apgr, 4),
+        "default_config": near_default,
+    }
     oracle = oracle_choice(q, c)
     out["strategies"] = [
         point(f"always-strong ({test.models[strong]})", test, np.full(len(test), strong), strong),
@@ -348,6 +378,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return by_slope[slope]
 
     names = [(f.suite.name, f.dataset) for f in all_folds]
+    by_name = {(f.suite.name, f.dataset): f for f in all_folds}
+    knn_scores = KnnScores(
+        names,
+        lambda key, slope, strength, setting: online_weight(
+            by_name[key], slope, int(np.argmax(by_name[key].suite.quality.mean(0))), strength,
+            setting,
+        ),
+    )  # fmt: skip
     held_out: dict[str, Any] = {}
     slopes: dict[str, float] = {}
     for f in all_folds:
@@ -357,7 +395,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         others = [k for k in names if k != (f.suite.name, f.dataset)]
         slopes[key] = fit_slope([g for g in all_folds if g is not f])
         recipe = calibrated(found_at(slopes[key]), others)
-        held_out[key] = evaluate(f, slopes[key], recipe)
+        knn = calibrated_knn(knn_scores.at(slopes[key], recipe.strength, others), others)
+        held_out[key] = evaluate(f, slopes[key], recipe, knn)
         print_fold(key, held_out[key])
     slope = fit_slope(all_folds)  # what ships is fitted on every dataset
     found = found_at(slope)
@@ -385,6 +424,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 },  # fmt: skip
                 "strategies": v["strategies"],
                 "prompts": v["prompts"],
+                "online_knn": v["online_knn"],
             }
             for k, v in held_out.items()
         },
@@ -415,6 +455,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     if args.write_shipped:
         ship(suites, vectors, slope, shipped_weight, result)
+    print_knn(held_out)
     path = write("routing" if args.features == "static" else f"routing-{args.features}", result)
     print(f"\nslope {slope}, shipped value weight {shipped_weight:.3f}, prior strength "
           f"{shipped.strength:g}; wrote {path}")  # fmt: skip
@@ -483,7 +524,8 @@ def print_fold(key: str, fig: dict[str, Any]) -> None:
     print(f"\n{key} ({fig['prompts']} prompts, strong accuracy "
           f"{fig['difficulty']['strong_accuracy']:.3f})")  # fmt: skip
     print(f"  {'router':<26} {'APGR':>6} {'95% CI':>15} {'acc@20%':>8} {'cost@95%':>9}")
-    for name in ("difficulty", "knn", "shipped recipe (online)", "best fixed mix of two"):
+    for name in ("difficulty", "knn", "shipped recipe (online)", "online + neighbours",
+                 "best fixed mix of two"):  # fmt: skip
         r = fig[name]
         ci = r.get("apgr_95ci")
         ci_s = f"[{ci[0]:.2f},{ci[1]:.2f}]" if ci else ""
@@ -497,6 +539,26 @@ def print_fold(key: str, fig: dict[str, Any]) -> None:
           f"accuracy {d['accuracy']:.3f} "
           f"({d['quality_vs_strong']:.1%} of strong) at {d['cost_vs_strong']:.1%} of its "
           f"cost, {d['away_from_cheapest']:.1%} away from the cheapest")  # fmt: skip
+
+
+def print_knn(held_out: dict[str, Any]) -> None:
+    """The shipped recipe beside it with nearest outcomes, per held-out dataset."""
+    print("\nonline APGR, shipped recipe -> + neighbours (setting chosen on the other datasets);"
+          "\ndefault: quality vs strong, cost share, away from cheapest")  # fmt: skip
+    before, after = [], []
+    for key, fig in held_out.items():
+        a, b = fig["shipped recipe (online)"]["apgr"], fig["online_knn"]["apgr"]
+        before.append(a)
+        after.append(b)
+        d, e = fig["default_config"], fig["online_knn"]["default_config"]
+        n = fig["online_knn"]["neighbours"]
+        print(f"  {key:<26} {a:6.3f} -> {b:6.3f}  (k {n['k']}, c {n['c']:g}, "
+              f"power {n['power']:g})  "
+              f"{d['quality_vs_strong']:.1%} {d['cost_vs_strong']:.1%} "
+              f"{d['away_from_cheapest']:.1%} -> {e['quality_vs_strong']:.1%} "
+              f"{e['cost_vs_strong']:.1%} {e['away_from_cheapest']:.1%}")  # fmt: skip
+    print(f"  {'mean':<26} {np.mean(before):6.3f} -> {np.mean(after):6.3f}; median "
+          f"{np.median(before):.3f} -> {np.median(after):.3f}")  # fmt: skip
 
 
 if __name__ == "__main__":
