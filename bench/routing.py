@@ -314,11 +314,22 @@ def evaluate(fold: Fold, slope: float, recipe: Recipe, knn: KnnRecipe) -> dict[s
         away_from_cheapest=round(float(np.mean(chosen != cheap)), 4),
         explored=round(float(one.explored[0].mean()), 4),
     )
+    # As the router ships: neighbours on, the value weight calibrated without them.
+    same = replay(fold.difficulty, q, fold.prior, fold.estimated_cost, np.array([recipe.weight]),
+                  slope=slope, target=TARGET, prior_strength=recipe.strength,
+                  vectors=fold.vectors, neighbours=knn.neighbours).sweep.chosen[0]  # fmt: skip
+    same_default = point("default_config + neighbours, same weight", test, same, strong)
+    same_default.update(
+        value_weight=recipe.weight,
+        quality_vs_strong=round(same_default["accuracy"] / strong_pt[1], 4),
+        away_from_cheapest=round(float(np.mean(same != cheap)), 4),
+    )
     out["online_knn"] = {
         **out["online + neighbours"],
         "neighbours": as_json(knn.neighbours),
         "training_mean_apgr": round(knn.training_apgr, 4),
         "default_config": near_default,
+        "default_config_same_weight": same_default,
     }
     oracle = oracle_choice(q, c)
     out["strategies"] = [
@@ -402,6 +413,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     found = found_at(slope)
     shipped = calibrated(found, names)
     shipped_weight = shipped.weight
+    shipped_knn = calibrated_knn(knn_scores.at(slope, shipped.strength, names), names)
     if shipped.strength != RoutingSettings().quality_prior_strength:
         print(f"note: calibration picks prior strength {shipped.strength:g}, the setting's "
               f"default is {RoutingSettings().quality_prior_strength:g}")  # fmt: skip
@@ -448,6 +460,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             },
             "shipped_value_weight": shipped_weight,
             "shipped_prior_strength": shipped.strength,
+            "neighbours_on_all": {
+                **as_json(shipped_knn.neighbours),
+                "value_weight": shipped_knn.weight,
+                "mean_online_apgr": round(shipped_knn.training_apgr, 4),
+            },
         },
         "features": args.features,
         "per_dataset_sample": args.per_dataset,
@@ -456,6 +473,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.write_shipped:
         ship(suites, vectors, slope, shipped_weight, result)
     print_knn(held_out)
+    n = shipped_knn.neighbours
+    print(f"neighbours calibrated on every dataset: k {n.k}, c {n.c:g}, power {n.power:g}, "
+          f"value weight {shipped_knn.weight:.3f}")  # fmt: skip
     path = write("routing" if args.features == "static" else f"routing-{args.features}", result)
     print(f"\nslope {slope}, shipped value weight {shipped_weight:.3f}, prior strength "
           f"{shipped.strength:g}; wrote {path}")  # fmt: skip
@@ -551,12 +571,16 @@ def print_knn(held_out: dict[str, Any]) -> None:
         before.append(a)
         after.append(b)
         d, e = fig["default_config"], fig["online_knn"]["default_config"]
+        f = fig["online_knn"]["default_config_same_weight"]
         n = fig["online_knn"]["neighbours"]
         print(f"  {key:<26} {a:6.3f} -> {b:6.3f}  (k {n['k']}, c {n['c']:g}, "
               f"power {n['power']:g})  "
               f"{d['quality_vs_strong']:.1%} {d['cost_vs_strong']:.1%} "
               f"{d['away_from_cheapest']:.1%} -> {e['quality_vs_strong']:.1%} "
-              f"{e['cost_vs_strong']:.1%} {e['away_from_cheapest']:.1%}")  # fmt: skip
+              f"{e['cost_vs_strong']:.1%} {e['away_from_cheapest']:.1%} (weight "
+              f"{e['value_weight']:g}); at {d['value_weight']:g}: "
+              f"{f['quality_vs_strong']:.1%} {f['cost_vs_strong']:.1%} "
+              f"{f['away_from_cheapest']:.1%}")  # fmt: skip
     print(f"  {'mean':<26} {np.mean(before):6.3f} -> {np.mean(after):6.3f}; median "
           f"{np.median(before):.3f} -> {np.median(after):.3f}")  # fmt: skip
 
