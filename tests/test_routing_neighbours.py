@@ -7,11 +7,14 @@ import numpy as np
 import pytest
 import redis.asyncio as aioredis
 
+from bus.messages import Lever
+from bus.messages import QualitySignal as SignalMessage
 from bus.settings import RoutingSettings
 from router.context import RequestContext
 from router.providers.registry import ProviderRegistry
 from router.routing.config import RoutingConfig
 from router.routing.difficulty import DifficultyModel
+from router.routing.feedback import fold
 from router.routing.neighbours import NeighbourSettings, OutcomeMemory
 from router.routing.policy import Policy
 from router.routing.predict import PromptPredictor
@@ -90,3 +93,24 @@ async def test_a_model_failing_on_one_kind_of_prompt_loses_it_and_keeps_the_othe
         assert memory.observe(rid, model, True)
     assert (await ask("read another invoice"))[1] != first
     assert (await ask("write another poem"))[1] == first
+
+
+async def test_the_quality_consumer_files_verdicts_on_requests_this_replica_routed(
+    redis_client: aioredis.Redis,
+) -> None:
+    memory = OutcomeMemory()
+    memory.remember("routed-here", "nb-consumer", np.array([1.0, 0.0]))
+    store = QualityStore(redis_client)
+
+    async def verdict(request_id: str, lever: Lever = Lever.ROUTED) -> bool:
+        message = SignalMessage(
+            request_id=request_id, tenant="t1", agent="a", task_type="nb-consumer",
+            model="m", lever=lever, valid=False,
+        )  # fmt: skip
+        return await fold(store, message, feedback=False, sequence=1, neighbours=memory)
+
+    assert await verdict("routed-here")
+    assert not await verdict("routed-here")  # a redelivery is neither counted nor filed
+    assert await verdict("routed-elsewhere")  # counted in Redis; no vector here to file
+    assert not await verdict("cache-hit", Lever.EXACT_CACHE)  # not this request's own answer
+    assert memory.recorded("nb-consumer", "m") == 1

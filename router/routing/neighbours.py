@@ -17,7 +17,8 @@ defaults); held out, they lifted the online router's mean APGR from 0.56 to 0.65
 (docs/routing.md).
 
 Memory: ``memory`` x dimensions x 4 bytes per (task type, model) pair with a verdict
-(256 KB at 256 x 256), plus ``pending`` vectors (2 MB at 2,048).
+(256 KB at 256 x 256), plus ``pending`` vectors (2 MB at 2,048). Reading it is one
+matrix-vector product over the task type's rings.
 """
 
 from __future__ import annotations
@@ -52,22 +53,34 @@ class NeighbourSettings:
             raise ValueError("c and power must be positive")
 
 
-class _Ring:
-    """The last outcomes of one (task type, model): vectors and 0..1 outcomes."""
+class _TaskRings:
+    """One task type's last outcomes, one ring per model, stacked so one product reads all."""
 
     def __init__(self, size: int, dims: int) -> None:
-        self.vectors = np.zeros((size, dims), dtype=np.float32)
-        self.outcomes = np.zeros(size, dtype=np.float32)
-        self.count = 0
+        self.size = size
+        self.rows: dict[str, int] = {}
+        self.vectors = np.zeros((0, size, dims), dtype=np.float32)
+        self.outcomes = np.zeros((0, size), dtype=np.float32)
+        self.counts = np.zeros(0, dtype=np.int64)
 
-    def add(self, vector: np.ndarray, outcome: float) -> None:
-        slot = self.count % len(self.outcomes)
-        self.vectors[slot] = vector
-        self.outcomes[slot] = outcome
-        self.count += 1
+    def add(self, model: str, vector: np.ndarray, outcome: float) -> None:
+        row = self.rows.get(model)
+        if row is None:  # a new model on this task type: grow by one ring (rare)
+            row = self.rows[model] = len(self.counts)
+            dims = self.vectors.shape[2]
+            self.vectors = np.concatenate(
+                [self.vectors, np.zeros((1, self.size, dims), np.float32)]
+            )
+            self.outcomes = np.concatenate([self.outcomes, np.zeros((1, self.size), np.float32)])
+            self.counts = np.append(self.counts, 0)
+        slot = int(self.counts[row] % self.size)
+        self.vectors[row, slot] = vector
+        self.outcomes[row, slot] = outcome
+        self.counts[row] += 1
 
-    def filled(self) -> int:
-        return min(self.count, len(self.outcomes))
+    def filled(self, model: str) -> int:
+        row = self.rows.get(model)
+        return 0 if row is None else int(min(self.counts[row], self.size))
 
 
 class OutcomeMemory:
@@ -76,7 +89,7 @@ class OutcomeMemory:
     def __init__(self, settings: NeighbourSettings | None = None) -> None:
         self._s = settings or NeighbourSettings()
         self._pending: OrderedDict[str, tuple[str, np.ndarray]] = OrderedDict()
-        self._rings: dict[tuple[str, str], _Ring] = {}
+        self._tasks: dict[str, _TaskRings] = {}
         self._lock = threading.Lock()  # signals may land on other threads (tests, tools)
 
     @property
@@ -101,17 +114,17 @@ class OutcomeMemory:
             if known is None or not model:
                 return False
             task_type, vector = known
-            ring = self._rings.get((task_type, model))
-            if ring is None:
-                ring = self._rings[(task_type, model)] = _Ring(self._s.memory, len(vector))
-            ring.add(vector, float(good))
+            rings = self._tasks.get(task_type)
+            if rings is None or rings.vectors.shape[2] != len(vector):
+                rings = self._tasks[task_type] = _TaskRings(self._s.memory, len(vector))
+            rings.add(model, vector, float(good))
             return True
 
     def recorded(self, task_type: str, model: str) -> int:
         """How many outcomes of a model on a task type are kept."""
         with self._lock:
-            ring = self._rings.get((task_type, model))
-            return 0 if ring is None else ring.filled()
+            rings = self._tasks.get(task_type)
+            return 0 if rings is None else rings.filled(model)
 
     def blend(
         self, task_type: str, vector: np.ndarray, chances: Mapping[str, float]
@@ -120,16 +133,28 @@ class OutcomeMemory:
         query = np.asarray(vector, dtype=np.float32).reshape(-1)
         out = dict(chances)
         with self._lock:
-            for model, chance in chances.items():
-                ring = self._rings.get((task_type, model))
-                if ring is None or ring.count == 0 or len(query) != ring.vectors.shape[1]:
-                    continue
-                n = ring.filled()
-                sims = (ring.vectors[:n] @ query).clip(0.0) ** self._s.power
-                outcomes = ring.outcomes[:n]
-                if n > self._s.k:
-                    near = np.argpartition(-sims, self._s.k - 1)[: self._s.k]
-                    sims, outcomes = sims[near], outcomes[near]
-                c = self._s.c
-                out[model] = float((c * chance + float(sims @ outcomes)) / (c + float(sims.sum())))
+            rings = self._tasks.get(task_type)
+            if rings is None or len(query) != rings.vectors.shape[2]:
+                return out
+            known = [(m, rings.rows[m]) for m in chances if m in rings.rows]
+            if not known:
+                return out
+            size = rings.size
+            # One product for every model's ring (no copy), then each model's own rows.
+            every = (rings.vectors.reshape(-1, len(query)) @ query).reshape(-1, size)
+            rows = np.array([row for _, row in known])
+            sims = every[rows].clip(0.0) ** self._s.power
+            filled = np.minimum(rings.counts[rows], size)
+            sims[np.arange(size)[None, :] >= filled[:, None]] = 0.0
+            outcomes = rings.outcomes[rows]
+        k = self._s.k
+        if size > k:
+            near = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+            sims = np.take_along_axis(sims, near, 1)
+            outcomes = np.take_along_axis(outcomes, near, 1)
+        weight = sims.sum(1)
+        moved = (sims * outcomes).sum(1)
+        c = self._s.c
+        for (model, _), w, y in zip(known, weight, moved, strict=True):
+            out[model] = (c * chances[model] + float(y)) / (c + float(w))
         return out
