@@ -16,6 +16,10 @@ Routers, side by side on each held-out dataset:
 - ``shipped recipe (online)``: the router as it runs (bench.routing_online): it knows the
   models only by their mean quality elsewhere and learns the held-out dataset from the
   answers it routes, with forgetting and 3% exploring.
+- ``online + neighbours``: the same, each model's chance also moved toward its outcomes on
+  the most similar prompts the replay sent it (bench.routing_online.Neighbours,
+  router.routing.neighbours); k, c and power chosen on the other datasets
+  (bench.routing_knn), written as ``online_knn`` per held-out dataset.
 Baselines: always-strong (the suite's most accurate model), always-cheapest, random mixing
 of the two at matched cost (APGR 0.5), the best fixed random mix of any two models, and the
 oracle (per prompt the cheapest model among the best). Figures: APGR against random with a
@@ -29,7 +33,7 @@ router/routing/defaults.json ships the weight calibrated on all of them (the pri
 is the routing.quality_prior_strength setting's default), and router/routing/difficulty.json
 the difficulty model trained on all of them (``--write-shipped``).
 
-Run: `.venv/bin/python -m bench.routing` (seconds; the static table is built once per
+Run: `.venv/bin/python -m bench.routing` (about 3 minutes; the static table is built once per
 machine, ~15 s; with `--features minilm` the ~3,300 prompts' embeddings are cached under
 ~/.cache/flipsync, minutes the first time). `--data FILE` adds a
 suite in the wide CSV layout of bench.routing_data.load_wide.
