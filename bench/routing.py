@@ -16,6 +16,10 @@ Routers, side by side on each held-out dataset:
 - ``shipped recipe (online)``: the router as it runs (bench.routing_online): it knows the
   models only by their mean quality elsewhere and learns the held-out dataset from the
   answers it routes, with forgetting and 3% exploring.
+- ``online + neighbours``: the same, each model's chance also moved toward its outcomes on
+  the most similar prompts the replay sent it (bench.routing_online.Neighbours,
+  router.routing.neighbours); k, c and power chosen on the other datasets
+  (bench.routing_knn), written as ``online_knn`` per held-out dataset.
 Baselines: always-strong (the suite's most accurate model), always-cheapest, random mixing
 of the two at matched cost (APGR 0.5), the best fixed random mix of any two models, and the
 oracle (per prompt the cheapest model among the best). Figures: APGR against random with a
@@ -29,7 +33,7 @@ router/routing/defaults.json ships the weight calibrated on all of them (the pri
 is the routing.quality_prior_strength setting's default), and router/routing/difficulty.json
 the difficulty model trained on all of them (``--write-shipped``).
 
-Run: `.venv/bin/python -m bench.routing` (seconds; the static table is built once per
+Run: `.venv/bin/python -m bench.routing` (about 3 minutes; the static table is built once per
 machine, ~15 s; with `--features minilm` the ~3,300 prompts' embeddings are cached under
 ~/.cache/flipsync, minutes the first time). `--data FILE` adds a
 suite in the wide CSV layout of bench.routing_data.load_wide.
@@ -68,7 +72,9 @@ from bench.routing_eval import (
     value_choices,
     weight_grid,
 )
-from bench.routing_online import replay
+from bench.routing_knn import KnnRecipe, KnnScores, as_json, calibrated_knn
+from bench.routing_online import Neighbours, replay
+from bench.routing_report import pooled, print_fold, print_knn
 from bus.settings import RoutingSettings
 from router.routing.defaults import ShippedDefaults
 from router.routing.difficulty import DifficultyModel, fit_rasch
@@ -104,6 +110,8 @@ class Fold:
     """Each model's mean cost on the suite's other datasets (the router's cost estimate)."""
     knn: np.ndarray
     """kNN chance per test prompt and model."""
+    vectors: np.ndarray
+    """The test prompts' unit vectors (what the online router's neighbours compare)."""
 
 
 def sigmoid(z: np.ndarray) -> np.ndarray:
@@ -155,6 +163,7 @@ def folds(suites: Sequence[Suite], vectors: Sequence[np.ndarray]) -> list[Fold]:
                     prior=suite.quality[train].mean(0),
                     estimated_cost=suite.cost[train].mean(0),
                     knn=knn_chances(vec[train], suite.quality[train], vec[test]),
+                    vectors=vec[test],
                 )
             )
     return out
@@ -209,12 +218,16 @@ def point(name: str, test: Suite, chosen: np.ndarray, strong: int) -> dict[str, 
     }
 
 
-def online_weight(fold: Fold, slope: float, strong: int, strength: float) -> tuple[float, float]:
-    """The largest value weight at which the online router (prior worth strength answers)
-    keeps TARGET of strong quality, and that router's APGR over its weights."""
+def online_weight(
+    fold: Fold, slope: float, strong: int, strength: float, neighbours: Neighbours | None = None
+) -> tuple[float, float]:
+    """The largest value weight at which the online router (prior worth strength answers,
+    nearest outcomes blended in with neighbours) keeps TARGET of strong quality, and that
+    router's APGR over its weights."""
     rep = replay(
         fold.difficulty, fold.test.quality, fold.prior, fold.estimated_cost,
-        ONLINE_WEIGHTS, slope=slope, prior_strength=strength,
+        ONLINE_WEIGHTS, slope=slope, prior_strength=strength, vectors=fold.vectors,
+        neighbours=neighbours,
     )  # fmt: skip
     q, c = fold.test.quality, fold.test.cost
     costs, accs = rep.sweep.points(q, c)
@@ -249,7 +262,7 @@ def calibrated(
     )
 
 
-def evaluate(fold: Fold, slope: float, recipe: Recipe) -> dict[str, Any]:
+def evaluate(fold: Fold, slope: float, recipe: Recipe, knn: KnnRecipe) -> dict[str, Any]:
     """Every router and baseline on one held-out dataset."""
     test = fold.test
     q, c = test.quality, test.cost
@@ -265,6 +278,10 @@ def evaluate(fold: Fold, slope: float, recipe: Recipe) -> dict[str, Any]:
     rep = replay(fold.difficulty, q, fold.prior, fold.estimated_cost, ONLINE_WEIGHTS, slope=slope,
                  prior_strength=recipe.strength)  # fmt: skip
     routers["shipped recipe (online)"] = rep.sweep
+    near = replay(fold.difficulty, q, fold.prior, fold.estimated_cost, ONLINE_WEIGHTS,
+                  slope=slope, prior_strength=recipe.strength, vectors=fold.vectors,
+                  neighbours=knn.neighbours)  # fmt: skip
+    routers["online + neighbours"] = near.sweep
     out: dict[str, Any] = {"prompts": len(test)}
     for name, sweep in routers.items():
         out[name] = figures(sweep, test, strong, cheap)
@@ -290,6 +307,35 @@ def evaluate(fold: Fold, slope: float, recipe: Recipe) -> dict[str, Any]:
         explored=round(float(one.explored[0].mean()), 4),
     )
     out["default_config"] = default
+    one = replay(fold.difficulty, q, fold.prior, fold.estimated_cost, np.array([knn.weight]),
+                 slope=slope, target=TARGET, prior_strength=recipe.strength,
+                 vectors=fold.vectors, neighbours=knn.neighbours)  # fmt: skip
+    chosen = one.sweep.chosen[0]
+    near_default = point("default_config + neighbours", test, chosen, strong)
+    near_default.update(
+        value_weight=knn.weight,
+        prior_strength=recipe.strength,
+        quality_vs_strong=round(near_default["accuracy"] / strong_pt[1], 4),
+        away_from_cheapest=round(float(np.mean(chosen != cheap)), 4),
+        explored=round(float(one.explored[0].mean()), 4),
+    )
+    # As the router ships: neighbours on, the value weight calibrated without them.
+    same = replay(fold.difficulty, q, fold.prior, fold.estimated_cost, np.array([recipe.weight]),
+                  slope=slope, target=TARGET, prior_strength=recipe.strength,
+                  vectors=fold.vectors, neighbours=knn.neighbours).sweep.chosen[0]  # fmt: skip
+    same_default = point("default_config + neighbours, same weight", test, same, strong)
+    same_default.update(
+        value_weight=recipe.weight,
+        quality_vs_strong=round(same_default["accuracy"] / strong_pt[1], 4),
+        away_from_cheapest=round(float(np.mean(same != cheap)), 4),
+    )
+    out["online_knn"] = {
+        **out["online + neighbours"],
+        "neighbours": as_json(knn.neighbours),
+        "training_mean_apgr": round(knn.training_apgr, 4),
+        "default_config": near_default,
+        "default_config_same_weight": same_default,
+    }
     oracle = oracle_choice(q, c)
     out["strategies"] = [
         point(f"always-strong ({test.models[strong]})", test, np.full(len(test), strong), strong),
@@ -348,6 +394,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return by_slope[slope]
 
     names = [(f.suite.name, f.dataset) for f in all_folds]
+    by_name = {(f.suite.name, f.dataset): f for f in all_folds}
+    knn_scores = KnnScores(
+        names,
+        lambda key, slope, strength, setting: online_weight(
+            by_name[key], slope, int(np.argmax(by_name[key].suite.quality.mean(0))), strength,
+            setting,
+        ),
+    )  # fmt: skip
     held_out: dict[str, Any] = {}
     slopes: dict[str, float] = {}
     for f in all_folds:
@@ -357,12 +411,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         others = [k for k in names if k != (f.suite.name, f.dataset)]
         slopes[key] = fit_slope([g for g in all_folds if g is not f])
         recipe = calibrated(found_at(slopes[key]), others)
-        held_out[key] = evaluate(f, slopes[key], recipe)
+        knn = calibrated_knn(knn_scores.at(slopes[key], recipe.strength, others), others)
+        held_out[key] = evaluate(f, slopes[key], recipe, knn)
         print_fold(key, held_out[key])
     slope = fit_slope(all_folds)  # what ships is fitted on every dataset
     found = found_at(slope)
     shipped = calibrated(found, names)
     shipped_weight = shipped.weight
+    shipped_knn = calibrated_knn(knn_scores.at(slope, shipped.strength, names), names)
     if shipped.strength != RoutingSettings().quality_prior_strength:
         print(f"note: calibration picks prior strength {shipped.strength:g}, the setting's "
               f"default is {RoutingSettings().quality_prior_strength:g}")  # fmt: skip
@@ -385,6 +441,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 },  # fmt: skip
                 "strategies": v["strategies"],
                 "prompts": v["prompts"],
+                "online_knn": v["online_knn"],
             }
             for k, v in held_out.items()
         },
@@ -408,6 +465,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             },
             "shipped_value_weight": shipped_weight,
             "shipped_prior_strength": shipped.strength,
+            "neighbours_on_all": {
+                **as_json(shipped_knn.neighbours),
+                "value_weight": shipped_knn.weight,
+                "mean_online_apgr": round(shipped_knn.training_apgr, 4),
+            },
         },
         "features": args.features,
         "per_dataset_sample": args.per_dataset,
@@ -415,32 +477,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     if args.write_shipped:
         ship(suites, vectors, slope, shipped_weight, result)
+    print_knn(held_out)
+    n = shipped_knn.neighbours
+    print(f"neighbours calibrated on every dataset: k {n.k}, c {n.c:g}, power {n.power:g}, "
+          f"value weight {shipped_knn.weight:.3f}")  # fmt: skip
     path = write("routing" if args.features == "static" else f"routing-{args.features}", result)
     print(f"\nslope {slope}, shipped value weight {shipped_weight:.3f}, prior strength "
           f"{shipped.strength:g}; wrote {path}")  # fmt: skip
     return 0
-
-
-def pooled(held_out: dict[str, Any], keys: Sequence[str]) -> list[dict[str, Any]]:
-    """The suite's strategies summed over its held-out datasets (each prompt routed by a
-    router that never saw its dataset)."""
-    names = [s["name"] for s in held_out[keys[0]]["strategies"]]
-    out = []
-    for i, name in enumerate(names):
-        rows = [held_out[k]["strategies"][i] for k in keys]
-        n = [held_out[k]["prompts"] for k in keys]
-        cost = sum(r["cost"] for r in rows)
-        strong = sum(r["cost"] / r["cost_vs_strong"] for r in rows if r["cost_vs_strong"])
-        out.append({
-            "name": name if i != 3 else "default_config (shipped recipe)",
-            "accuracy": round(sum(r["accuracy"] * k for r, k in zip(rows, n, strict=True))
-                              / sum(n), 4),
-            "cost": cost,
-            "cost_vs_strong": round(cost / strong, 4) if strong else None,
-            "strong_share": round(sum(r["strong_share"] * k for r, k in zip(rows, n, strict=True))
-                                  / sum(n), 4),
-        })  # fmt: skip
-    return out
 
 
 def ship(
@@ -476,27 +520,6 @@ def ship(
             "command": "python -m bench.routing --write-shipped",
         },
     ).save(ROUTER_DIR / "defaults.json")
-
-
-def print_fold(key: str, fig: dict[str, Any]) -> None:
-    """One held-out dataset as a few text lines."""
-    print(f"\n{key} ({fig['prompts']} prompts, strong accuracy "
-          f"{fig['difficulty']['strong_accuracy']:.3f})")  # fmt: skip
-    print(f"  {'router':<26} {'APGR':>6} {'95% CI':>15} {'acc@20%':>8} {'cost@95%':>9}")
-    for name in ("difficulty", "knn", "shipped recipe (online)", "best fixed mix of two"):
-        r = fig[name]
-        ci = r.get("apgr_95ci")
-        ci_s = f"[{ci[0]:.2f},{ci[1]:.2f}]" if ci else ""
-        a20 = r["accuracy_at_20pct_cost"]
-        c95 = r["cost_share_at_95pct_quality"]
-        print(f"  {name:<26} {r['apgr']:>6.3f} {ci_s:>15} "
-              f"{'-' if a20 is None else f'{a20:.3f}':>8} "
-              f"{'-' if c95 is None else f'{c95:.3f}':>9}")  # fmt: skip
-    d = fig["default_config"]
-    print(f"  default (weight {d['value_weight']:.3f}, prior {d['prior_strength']:g}): "
-          f"accuracy {d['accuracy']:.3f} "
-          f"({d['quality_vs_strong']:.1%} of strong) at {d['cost_vs_strong']:.1%} of its "
-          f"cost, {d['away_from_cheapest']:.1%} away from the cheapest")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -13,6 +13,13 @@ with its own book, so one pass gives the shipped router's whole cost/quality cur
 
 Costs the router estimates are each model's mean cost on the training datasets (it knows
 the prompt, not the answer's length); costs charged are the logged ones.
+
+With ``neighbours`` (issue 14's next step), each model also remembers the prompt vectors of
+the last ``memory`` prompts it answered in this replay (routed or explored: only outcomes
+of models it called), and its chance on a new prompt becomes
+``(c * chance + sum(s * y)) / (c + sum(s))`` over its k most similar remembered prompts
+(s: cosine similarity, clipped at 0; y: the outcome): the prediction above, worth c
+answers, moved toward what the model did on prompts like this one.
 """
 
 from __future__ import annotations
@@ -31,6 +38,54 @@ PRIOR_STRENGTH = 20.0
 DISCOUNT = 0.98
 EXPLORE_SHARE = 0.03
 _CLIP = 1e-3
+MEMORY = 256
+"""Outcomes remembered per model (the last ones), as router.routing.neighbours keeps."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Neighbours:
+    """The nearest-outcomes blend: k neighbours, the prediction worth c answers."""
+
+    k: int
+    c: float
+    power: float = 1.0
+    """Similarities count raised to this power (above 1: nearer prompts weigh more)."""
+    memory: int = MEMORY
+
+
+class _Memory:
+    """Each weight's book's per-model ring of (prompt index, outcome), read by similarity."""
+
+    def __init__(self, sims: np.ndarray, lw: int, m: int, setting: Neighbours) -> None:
+        self._sims = sims
+        self._s = setting
+        self._idx = np.zeros((lw, m, setting.memory), dtype=np.int64)
+        self._y = np.zeros((lw, m, setting.memory))
+        self._n = np.zeros((lw, m), dtype=np.int64)
+
+    def blend(self, i: int, chance: np.ndarray) -> np.ndarray:
+        """Chances (weights x models) on prompt i moved toward its neighbours' outcomes."""
+        top = int(min(self._n.max(), self._s.memory))
+        if top == 0:
+            return chance
+        filled = np.minimum(self._n, self._s.memory)[..., None]
+        sims = self._sims[i][self._idx[..., :top]].clip(0.0) ** self._s.power
+        sims = np.where(np.arange(top)[None, None, :] < filled, sims, 0.0)
+        ys = self._y[..., :top]
+        if top > self._s.k:
+            near = np.argpartition(-sims, self._s.k - 1, axis=2)[..., : self._s.k]
+            sims = np.take_along_axis(sims, near, 2)
+            ys = np.take_along_axis(ys, near, 2)
+        c = self._s.c
+        return np.asarray((c * chance + (sims * ys).sum(2)) / (c + sims.sum(2)))
+
+    def record(self, i: int, pick: np.ndarray, verdict: np.ndarray) -> None:
+        """Remember prompt i's outcome for each weight's picked model."""
+        rows = np.arange(len(pick))
+        slot = self._n[rows, pick] % self._s.memory
+        self._idx[rows, pick, slot] = i
+        self._y[rows, pick, slot] = verdict
+        self._n[rows, pick] += 1
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -54,10 +109,13 @@ def replay(
     target: float | None = None,
     offset_sd: float = 0.0,
     prior_strength: float = PRIOR_STRENGTH,
+    vectors: np.ndarray | None = None,
+    neighbours: Neighbours | None = None,
 ) -> Replay:
     """Replay prompts (rows of quality, prompts x models) at every value weight at once;
     with a target, each weight is only the start of a router.routing.calibrate controller;
-    offset_sd above 0: priors move by the task's shared offset (router.routing.offset)."""
+    offset_sd above 0: priors move by the task's shared offset (router.routing.offset);
+    with neighbours (and the prompts' unit vectors), chances blend the nearest outcomes."""
     n, m = quality.shape
     lw = len(weights)
     order = np.random.default_rng(seed).permutation(n)
@@ -73,6 +131,11 @@ def replay(
     controllers = (
         [ValueController(start=float(w), target=target) for w in weights] if target else []
     )
+    memory = None
+    if neighbours is not None:
+        if vectors is None:
+            raise ValueError("neighbours need the prompts' vectors")
+        memory = _Memory(vectors @ vectors.T, lw, m, neighbours)
     for i in order:
         if controllers:
             weights = np.array([c.weight("t") for c in controllers])
@@ -81,6 +144,8 @@ def replay(
         q = np.clip(q, _CLIP, 1 - _CLIP)
         z = np.log(q / (1 - q)) - slope * (difficulty[i] - mean)
         chance = 1.0 / (1.0 + np.exp(-z))
+        if memory is not None:
+            chance = memory.blend(int(i), np.broadcast_to(chance, (lw, m)))
         pick = np.argmax(chance - weights[:, None] * relative[None, :], axis=1)
         rid = f"prompt-{i}"
         if explores(rid, EXPLORE_SHARE):
@@ -97,6 +162,8 @@ def replay(
         verdict = quality[i, pick]
         good[rows, pick] = good[rows, pick] * DISCOUNT + verdict  # as QualityBook.record
         bad[rows, pick] = bad[rows, pick] * DISCOUNT + (1 - verdict)
+        if memory is not None:
+            memory.record(int(i), pick, verdict)
         mean += (float(difficulty[i]) - mean) / MEAN_WINDOW
     return Replay(sweep=Sweep(weights=weights, chosen=chosen), explored=explored)
 

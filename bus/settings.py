@@ -72,6 +72,9 @@ class RoutingSettings(BaseModel):
     predict_per_prompt: bool = True
     """Value mode: each model's chance on this very prompt (MiniLM difficulty, shipped in
     router/routing/difficulty.json) against its cost, instead of complexity tiers."""
+    neighbours: bool = True
+    """Value mode: each model's chance also moves toward its outcomes on the most similar
+    prompts this replica routed (router.routing.neighbours; bench/routing's online kNN)."""
     value_weight: float | None = None
     """Quality worth the dearest usable model's price (router.routing.policy, value mode);
     unset: the value calibrated to quality_target, shipped in router/routing/defaults.json."""

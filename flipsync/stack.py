@@ -46,6 +46,7 @@ from router.providers.registry import ProviderRegistry
 from router.providers.streaming import ChunkRelays
 from router.routing.feedback import quality_router
 from router.routing.grades import GradeStore
+from router.routing.neighbours import OutcomeMemory
 from router.routing.quality_store import QualityStore
 from router.semantic.batching import BatchEmbedder
 from router.semantic.build import build_embedder, build_semantic_cache
@@ -213,6 +214,8 @@ async def start_stack(
             if settings.enable_semantic_cache:
                 embedder = BatchEmbedder(build_embedder(settings.semantic))
             semantic = build_semantic_cache(settings, redis_client, embedder=embedder)
+            # In process: the route stage reads it, this replica's quality consumer feeds it.
+            neighbours = OutcomeMemory() if settings.routing.neighbours else None
             service = _router_service(
                 settings,
                 registry,
@@ -222,13 +225,20 @@ async def start_stack(
                 redis_client,
                 budgets.store,
                 semantic,
+                neighbours,
             )
             live.append(service)
             signals = QualityStore(redis_client, discount=settings.routing.quality_discount)
             grades = GradeStore(redis_client)
             verdicts = verdicts_of(semantic) if semantic is not None else None
             broker.include_router(
-                quality_router(signals, settings=settings, grades=grades, verdicts=verdicts)
+                quality_router(
+                    signals,
+                    settings=settings,
+                    grades=grades,
+                    verdicts=verdicts,
+                    neighbours=neighbours,
+                )  # fmt: skip
             )
         if Service.LEDGER in wanted:
             assert budgets is not None
@@ -319,6 +329,7 @@ def _router_service(
     redis: aioredis.Redis,
     budgets: BudgetStore,
     semantic: SemanticCache | None,
+    neighbours: OutcomeMemory | None = None,
 ) -> RouterService:
     tracer = tracer_provider.get_tracer("flipsync.router")
     paid = PaidAnswers(
@@ -341,6 +352,7 @@ def _router_service(
         budgets,
         book=ledger_booking(broker),  # routing's own calls, booked as its lever cost
         catalog_version=lambda: catalog.version,
+        neighbours=neighbours,
     )
     # Each reload of the flags also loads fine-tuned models registered at run time.
     flags = LiveFlags(redis, on_reload=lambda: load_registered(redis, catalog, registry))

@@ -149,12 +149,21 @@ class PaidAnswers:
         self._decoder = msgspec.json.Decoder(KeptAnswer)
         self._event_decoder = msgspec.json.Decoder(LedgerEvent)
         self._reaper: asyncio.Task[None] | None = None
+        self._closed = False
 
     def _keep_reaping(self) -> None:
         """Reap every half lease from now on, so that a lost call is booked even when no
         other call follows it (started on first use: it needs the running loop)."""
-        if self._reaper is None or self._reaper.done():
+        if not self._closed and (self._reaper is None or self._reaper.done()):
             self._reaper = asyncio.get_running_loop().create_task(self._reap_forever())
+
+    async def close(self) -> None:
+        """Stop this replica's reaper (the other replicas' reapers book what it leaves)."""
+        self._closed = True
+        reaper, self._reaper = self._reaper, None
+        if reaper is not None:
+            reaper.cancel()
+            await asyncio.gather(reaper, return_exceptions=True)
 
     async def _reap_forever(self) -> None:
         while True:

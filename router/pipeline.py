@@ -32,22 +32,31 @@ class Stage(Protocol):
 
 
 @runtime_checkable
-class Drains(Protocol):
-    """A stage that starts work off the response path (shadow checks, judgements)."""
+class Closes(Protocol):
+    """A stage (or terminal) with work or tasks of its own beyond a request's answer:
+    shadow checks, judgements, packing windows, batch polling, a lost-call reaper."""
 
-    async def drain(self) -> None:
-        """Wait for the work it started."""
+    async def close(self) -> None:
+        """Finish the work it started and stop its own tasks (the service is stopping)."""
         ...
 
 
-async def drain_stages(stages: Sequence[object], timeout_s: float) -> bool:
-    """Wait (timeout_s at most) for the off-path work the stages started; False if some
-    was still under way then (it is left running: a paid call in it stays under its lease)."""
-    drains = [stage.drain() for stage in stages if isinstance(stage, Drains)]
-    if not drains:
+async def close_stages(stages: Sequence[object], timeout_s: float) -> bool:
+    """Close the stages that have something to close, outermost first (an off-path call of
+    an outer stage still goes through the inner ones), within timeout_s in all; False if
+    that was not enough (what is left runs on: a paid call in it stays under its lease)."""
+    closing = [stage for stage in stages if isinstance(stage, Closes)]
+
+    async def in_order() -> None:
+        for stage in closing:
+            await stage.close()
+
+    if not closing:
         return True
-    waiting = asyncio.ensure_future(asyncio.gather(*drains, return_exceptions=True))
-    done, _ = await asyncio.wait({waiting}, timeout=timeout_s)
+    task = asyncio.ensure_future(in_order())
+    done, _ = await asyncio.wait({task}, timeout=timeout_s)
+    if done:
+        task.result()  # a close that failed is the caller's to log
     return bool(done)
 
 

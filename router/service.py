@@ -28,7 +28,7 @@ from router.intake import check_request
 from router.metrics import ResultRecorder
 from router.outcomes import OutcomePublisher
 from router.paid_answers import booked
-from router.pipeline import Handler, Stage, compose, drain_stages
+from router.pipeline import Handler, Stage, close_stages, compose
 from router.request_span import annotate
 
 log = logging.getLogger(__name__)
@@ -98,7 +98,7 @@ class RouterService:
         self._results = results or ResultRecorder()
         self._outcomes = OutcomePublisher(broker, catalog_version)
         self._tracer = tracer or trace.get_tracer("flipsync.router")
-        self._stages = tuple(stages)
+        self._closing = (*stages, terminal)
         self._pipeline = compose(stages, terminal, self._tracer)
         self._known_agents = known_agents
         self._trace_prompts = settings.trace_prompts
@@ -117,12 +117,16 @@ class RouterService:
         await self._loop.start(nc)
 
     async def stop(self) -> None:
-        """Stop consuming; requests in hand are answered first, then the work they started
-        off the response path (shadow checks, judgements) ends and is booked while the
-        providers and the bus are still there (bus.pull_loop.STOP_GRACE_S each)."""
+        """Stop consuming; requests in hand are answered first, then the stages close: the
+        work they started off the response path (shadow checks, judgements, packing
+        windows) ends and is booked while the providers and the bus are still there, and
+        their own tasks stop (bus.pull_loop.STOP_GRACE_S each)."""
         await self._loop.stop()
-        if not await drain_stages(self._stages, STOP_GRACE_S):
-            log.warning("off-path calls still under way after %.0f s at stop", STOP_GRACE_S)
+        try:
+            if not await close_stages(self._closing, STOP_GRACE_S):
+                log.warning("the router's stages still closing after %.0f s", STOP_GRACE_S)
+        except Exception:
+            log.warning("closing the router's stages failed", exc_info=True)
 
     def doc_router(self) -> NatsRouter:
         """The request consumer as FastStream documents it (the AsyncAPI document); the live

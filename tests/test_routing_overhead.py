@@ -8,6 +8,7 @@ the session's real server.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import msgspec
@@ -253,6 +254,7 @@ async def test_a_shadow_call_under_way_at_stop_ends_and_is_booked_first(
             shadow_share=1.0, cascade_task_types=frozenset(), explore_share=0.0
         ),
     )
+    before = asyncio.all_tasks()
     stack = await start_stack(settings, {Service.PROVIDER, Service.ROUTER})
     tenant = f"t{uuid.uuid4().hex[:8]}"
     req = make_request(tenant=tenant)
@@ -261,6 +263,10 @@ async def test_a_shadow_call_under_way_at_stop_ends_and_is_booked_first(
         assert result.ok, result.reason
     finally:
         await stack.stop()
+    # Nothing the router started runs on (a lost-call reaper left running reconnected to
+    # Redis after the stop, and its connection was never closed).
+    left = [t for t in asyncio.all_tasks() - before if "/router/" in _code_of(t)]
+    assert not left, left
     broker = make_broker(nats_server.url)
     await broker.connect()
     try:
@@ -270,3 +276,9 @@ async def test_a_shadow_call_under_way_at_stop_ends_and_is_booked_first(
     shadow = [e for e in events if e.request_id == req.id + "-route-shadow"]
     assert len(shadow) == 1 and shadow[0].overhead_of == ROUTING
     assert shadow[0].paid_call and shadow[0].cost_micro_usd > 0
+
+
+def _code_of(task: asyncio.Task[object]) -> str:
+    """The file of the coroutine a task runs."""
+    code = getattr(task.get_coro(), "cr_code", None)
+    return code.co_filename if code is not None else ""

@@ -18,7 +18,7 @@ import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import numpy as np
 
@@ -38,6 +38,19 @@ class TextEmbedder(Protocol):
         ...
 
 
+class PromptView(NamedTuple):
+    """What value mode reads of a prompt (the route stage's view of it)."""
+
+    difficulty: float
+    """Predicted difficulty."""
+    mean: float
+    """The task type's running mean difficulty before this prompt."""
+    complexity: float
+    """0..1 reading of relative difficulty, for reasons and traces."""
+    vector: np.ndarray
+    """The prompt's static vector (what router.routing.neighbours compares)."""
+
+
 class PromptPredictor:
     """Difficulty of prompts and models' chances on them (see the module docstring)."""
 
@@ -45,7 +58,7 @@ class PromptPredictor:
         self._model = model
         self._embedder = embedder
         self._means: dict[str, float] = {}
-        self._cache: OrderedDict[bytes, float] = OrderedDict()
+        self._cache: OrderedDict[bytes, tuple[float, np.ndarray]] = OrderedDict()
         self._lock = threading.Lock()
 
     @property
@@ -55,26 +68,35 @@ class PromptPredictor:
 
     def difficulty_now(self, text: str) -> float:
         """The difficulty of a prompt, computed in this thread (cached)."""
-        cached = self.cached(text)
-        if cached is not None:
-            return cached
-        return self.difficulty_of(text, self._embedder.embed([text]))
+        return self.view_now(text)[0]
 
-    def cached(self, text: str) -> float | None:
-        """The difficulty of a prompt seen recently, or None."""
+    def view_now(self, text: str) -> tuple[float, np.ndarray]:
+        """The difficulty of a prompt and its vector, computed in this thread (cached)."""
         key = _key(text)
         with self._lock:  # safe for callers on other threads (benchmarks, tools)
             cached = self._cache.get(key)
             if cached is not None:
                 self._cache.move_to_end(key)
-            return cached
+                return cached
+        vector = self._embedder.embed([text])
+        return self.difficulty_of(text, vector), np.asarray(vector).reshape(-1)
+
+    def cached(self, text: str) -> float | None:
+        """The difficulty of a prompt seen recently, or None."""
+        key = _key(text)
+        with self._lock:
+            cached = self._cache.get(key)
+            if cached is not None:
+                self._cache.move_to_end(key)
+            return None if cached is None else cached[0]
 
     def difficulty_of(self, text: str, vector: np.ndarray) -> float:
         """The difficulty of a prompt from its precomputed vector (the embedder's vector of
         text, one row or a flat vector), remembered for text."""
-        value = float(self._model.predict(np.asarray(vector).reshape(1, -1))[0])
+        flat = np.asarray(vector).reshape(-1)
+        value = float(self._model.predict(flat.reshape(1, -1))[0])
         with self._lock:
-            self._cache[_key(text)] = value
+            self._cache[_key(text)] = (value, flat)
             if len(self._cache) > CACHE_SIZE:
                 self._cache.popitem(last=False)
         return value

@@ -156,8 +156,8 @@ class CacheStage:
         self._semantic = semantic
         self._shadow = shadow
 
-    async def drain(self) -> None:
-        """Wait for the shadow checks of served hits under way (shutdown, tests)."""
+    async def close(self) -> None:
+        """Wait for the shadow checks of served hits under way (the service is stopping)."""
         if self._shadow is not None:
             await self._shadow.drain()
 

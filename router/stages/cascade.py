@@ -39,6 +39,7 @@ from cost_ledger.catalog import PriceCatalog
 from router.context import Fallback, RequestContext, Route
 from router.pipeline import Handler, Stage
 from router.routing.cascade import Ladder, escalate
+from router.routing.neighbours import OutcomeMemory
 from router.routing.quality import QualitySignal, SignalKind
 from router.routing.quality_store import QualityStore
 from router.stages.budget import estimate_input_tokens
@@ -87,10 +88,13 @@ class CascadeStage:
         alternates: dict[str, tuple[Fallback, ...]] | None = None,
         input_margin: Decimal = Decimal("1.10"),
         book: Book | None = None,
+        neighbours: OutcomeMemory | None = None,
     ) -> None:
         """alternates: for a model, the same model at other providers (dispatch fallbacks);
-        book: publishes a ledger event (failed attempts booked as routing's lever cost)."""
+        book: publishes a ledger event (failed attempts booked as routing's lever cost);
+        neighbours: where a failed rung is also filed by prompt (router.routing.neighbours)."""
         self._catalog = catalog
+        self._neighbours = neighbours
         self._book = book
         self._quality = quality
         self._alternates = alternates or {}
@@ -188,6 +192,8 @@ class CascadeStage:
 
     async def _record_failure(self, ctx: RequestContext, model: str, rung: int) -> None:
         """A failed rung is a bad schema signal: nobody downstream ever sees that answer."""
+        if self._neighbours is not None and model:
+            self._neighbours.observe(ctx.request.id, model, False)
         if self._quality is None or not model:
             return
         signal = QualitySignal(

@@ -119,6 +119,11 @@ class Dispatcher:
                 f"the deadline passed{waiting}, {remaining:.2f}s after dispatch began{tried}"
             ) from None
 
+    async def close(self) -> None:
+        """Stop booking lost calls from this replica (the service is stopping)."""
+        if self._paid is not None:
+            await self._paid.close()
+
     async def _first_answer(self, ctx: RequestContext, route: Route, trail: _Trail) -> LlmResult:
         """Try the route's model, then each fallback, until one answers."""
         span = trace.get_current_span()

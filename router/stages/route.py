@@ -53,9 +53,10 @@ from router.routing.features import RequestFeatures, extract, request_text
 from router.routing.grades import GradeStore
 from router.routing.latency import MeasuredLatency
 from router.routing.learned import PromptRouter
+from router.routing.neighbours import OutcomeMemory
 from router.routing.pinning import SessionPins, session_of
 from router.routing.policy import Policy, RouteDecision, rank
-from router.routing.predict import PromptPredictor, prompt_text
+from router.routing.predict import PromptPredictor, PromptView, prompt_text
 from router.routing.pressure import BudgetPressure
 from router.routing.quality_store import QualityStore, QualityView
 from router.routing.static_embedder import StaticEmbedder
@@ -101,17 +102,21 @@ class RouteStage:
         controller: ValueController | None = None,
         pins: SessionPins | None = None,
         after: Sequence[OffPath] = (),
+        neighbours: OutcomeMemory | None = None,
     ) -> None:
         """explore_share: the share of requests (by request id) routed on Thompson samples of
         the quality estimates instead of their means, so that models the policy does not
         pick still get quality signals. predictor: per-prompt chances (value mode, when the
         config has a value_weight). after: routing's own off-path calls started once an
-        answer is back (shadow evaluation, judge grading)."""
+        answer is back (shadow evaluation, judge grading). neighbours: this replica's
+        recorded outcomes by prompt vector (router.routing.neighbours), read with the
+        predictor's chances; each routed prompt's vector is remembered for its verdict."""
         self._registry = registry
         self._after = tuple(after)
         value_mode = config is not None and config.value_weight is not None
         self._predictor = predictor if value_mode else None
         self._controller = controller if value_mode else None
+        self._neighbours = neighbours if self._predictor is not None else None
         self._pins = pins
         self._latency = latency
         self._explore_share = explore_share
@@ -149,8 +154,8 @@ class RouteStage:
             off_path.start(ctx, result, call_next)
         return result
 
-    async def drain(self) -> None:
-        """Wait for routing's off-path calls under way (shutdown, tests)."""
+    async def close(self) -> None:
+        """Wait for routing's off-path calls under way (the service is stopping)."""
         await asyncio.gather(*(off_path.drain() for off_path in self._after))
 
     async def route(self, ctx: RequestContext) -> Route:
@@ -182,7 +187,9 @@ class RouteStage:
         explore = session is None and self._explores(request.id)  # never mid-session
         prompt = await self._prompt_view(request.task_type, prompt_text(request))
         if prompt is not None:
-            features = replace(features, complexity=prompt[2])
+            features = replace(features, complexity=prompt.complexity)
+            if self._neighbours is not None:  # its verdict files the vector (any model)
+                self._neighbours.remember(request.id, request.task_type, prompt.vector)
         # Every model is ranked only where any may be chosen (an exploring request takes a
         # cheaper one, a session keeps its pinned one); else the pick and its fallbacks.
         every = explore or session is not None
@@ -238,18 +245,18 @@ class RouteStage:
             return extract(request, complexity=self._learned.complexity(request_text(request)))
         return extract(request)
 
-    async def _prompt_view(self, task_type: str, text: str) -> tuple[float, float, float] | None:
-        """(difficulty, task mean difficulty, 0..1 complexity) of a prompt in value mode;
-        None without a predictor or when the embedder fails (the tier rules then apply)."""
+    async def _prompt_view(self, task_type: str, text: str) -> PromptView | None:
+        """What value mode reads of a prompt; None without a predictor or when the embedder
+        fails (the tier rules then apply)."""
         if self._predictor is None or not text:
             return None
         try:  # static vectors: tens of microseconds, computed here (no thread hop)
-            difficulty = self._predictor.difficulty_now(text)
+            difficulty, vector = self._predictor.view_now(text)
         except Exception:  # routing goes on without the prediction
             log.warning("prompt difficulty unavailable; routing on task-level quality")
             return None
         mean = self._predictor.observe(task_type, difficulty)
-        return difficulty, mean, self._predictor.complexity(difficulty, mean)
+        return PromptView(difficulty, mean, self._predictor.complexity(difficulty, mean), vector)
 
     def _explores(self, request_id: str) -> bool:
         """Whether this request explores (router.routing.explore)."""
@@ -277,7 +284,7 @@ class RouteStage:
         exclude: str = "",
         *,
         explore: bool = False,
-        prompt: tuple[float, float, float] | None = None,
+        prompt: PromptView | None = None,
         count: int | None = None,
     ) -> list[RouteDecision]:
         """The policy's pick and the next-best ones, best first, count of them (None: every
@@ -300,7 +307,9 @@ class RouteStage:
         config = self._config
         if self._predictor is not None and prompt is not None:
             base = estimates if estimates is not None else self._qualities
-            estimates = self._predictor.chances(base, prompt[0], prompt[1])
+            estimates = self._predictor.chances(base, prompt.difficulty, prompt.mean)
+            if self._neighbours is not None:
+                estimates = self._neighbours.blend(request.task_type, prompt.vector, estimates)
             if self._controller is not None:
                 config = replace(config, value_weight=self._controller.weight(request.task_type))
         elif config.value_weight is not None:
@@ -393,11 +402,14 @@ def routing_stages(
     *,
     book: Book | None = None,
     catalog_version: Callable[[], str] = str,
+    neighbours: OutcomeMemory | None = None,
 ) -> tuple[RouteStage, CascadeStage]:
     """The route stage (before budget) and the cascade stage (after it), sharing the quality
     counts in Redis. With book (publishes ledger events), routing's own calls are booked as
     its lever cost: the cascade's failed attempts, shadow evaluations and judgements (the
-    latter two run only with it)."""
+    latter two run only with it). neighbours: this replica's outcomes by prompt, read by
+    the route stage and fed by the cascade's failed rungs and the shadow evaluations (the
+    quality consumer feeds it the agents' verdicts)."""
     routing = settings.routing
     store = QualityStore(redis, discount=routing.quality_discount)
     config = RoutingConfig.from_settings(routing)
@@ -417,7 +429,7 @@ def routing_stages(
         offset_sd=routing.quality_offset_sd,
     )
     learned = PromptRouter.load() if routing.learned_task_types else None
-    after = _off_path(settings, registry, redis, store, book, catalog_version)
+    after = _off_path(settings, registry, redis, store, book, catalog_version, neighbours)
     route = RouteStage(
         registry,
         catalog,
@@ -434,6 +446,7 @@ def routing_stages(
         controller=controller,
         pins=SessionPins(redis),
         after=after,
+        neighbours=neighbours,
     )
     alternates = {model: route.alternates(model) for model in offered_models(registry)}
     cascade = CascadeStage(
@@ -442,6 +455,7 @@ def routing_stages(
         alternates=alternates,
         input_margin=budgets.engine.input_margin,
         book=book,
+        neighbours=neighbours,
     )
     return route, cascade
 
@@ -453,6 +467,7 @@ def _off_path(
     store: QualityStore,
     book: Book | None,
     catalog_version: Callable[[], str],
+    neighbours: OutcomeMemory | None = None,
 ) -> list[OffPath]:
     """Shadow evaluation and judge grading as configured (neither without a book)."""
     routing = settings.routing
@@ -466,6 +481,7 @@ def _off_path(
                 book=book,
                 catalog_version=catalog_version,
                 quality=store,
+                neighbours=neighbours,
             )
         )
     if routing.judge_models and routing.judge_share > 0:

@@ -23,6 +23,7 @@ from router.background import Background
 from router.context import RequestContext, Route
 from router.outcomes import needs_ledger
 from router.pipeline import Handler
+from router.routing.neighbours import OutcomeMemory
 from router.routing.quality import QualitySignal, SignalKind
 from router.routing.quality_store import QualityStore
 from router.stages.off_path import MAX_IN_FLIGHT, Book, call, child, chosen, overhead_event
@@ -57,8 +58,11 @@ class RouteShadows:
         book: Book,
         catalog_version: Callable[[], str],
         quality: QualityStore | None,
+        neighbours: OutcomeMemory | None = None,
     ) -> None:
-        """share: of requests with a schema, in [0, 1]; quality: where verdicts are recorded."""
+        """share: of requests with a schema, in [0, 1]; quality: where verdicts are recorded;
+        neighbours: where they are also filed by prompt (router.routing.neighbours)."""
+        self._neighbours = neighbours
         self._share = share
         self._book = book
         self._version = catalog_version
@@ -90,9 +94,12 @@ class RouteShadows:
             if needs_ledger(fresh):
                 await self._book(overhead_event(request, fresh, self._version(), arm=shadow.arm))
             judged = fresh.ok or fresh.error_code is ErrorCode.SCHEMA_INVALID
+            model = fresh.model or (shadow.route.model if shadow.route else "")
+            if judged and self._neighbours is not None:
+                self._neighbours.observe(request.id.removesuffix(SUFFIX), model, fresh.ok)
             if judged and self._quality is not None:
                 signal = QualitySignal(
-                    model=fresh.model or (shadow.route.model if shadow.route else ""),
+                    model=model,
                     task_type=request.task_type,
                     kind=SignalKind.SCHEMA,
                     good=fresh.ok,

@@ -1,0 +1,116 @@
+"""Nearest recorded outcomes (router.routing.neighbours): a model that fails on one kind of
+prompt loses those prompts and keeps the others."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import redis.asyncio as aioredis
+
+from bus.messages import Lever
+from bus.messages import QualitySignal as SignalMessage
+from bus.settings import RoutingSettings
+from router.context import RequestContext
+from router.providers.registry import ProviderRegistry
+from router.routing.config import RoutingConfig
+from router.routing.difficulty import DifficultyModel
+from router.routing.feedback import fold
+from router.routing.neighbours import NeighbourSettings, OutcomeMemory
+from router.routing.policy import Policy
+from router.routing.predict import PromptPredictor
+from router.routing.quality_store import QualityStore, QualityView
+from router.stages.route import RouteStage
+from tests.test_route_stage import CATALOG, registry, request
+
+__all__ = ["registry"]  # the fixture, imported for these tests
+
+
+class KindEmbedder:
+    """Stand-in embedder: invoices point one way, poems another (unit vectors)."""
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """One row per text."""
+        return np.array([[1.0, 0.0] if "invoice" in t else [0.0, 1.0] for t in texts])
+
+
+# Every prompt equally difficult: only the recorded outcomes tell the two kinds apart.
+FLAT = DifficultyModel(weights=np.zeros(2), bias=0.0, slope=1.0)
+
+
+def test_a_model_is_moved_toward_its_outcomes_on_similar_prompts_only() -> None:
+    memory = OutcomeMemory(NeighbourSettings(k=4, c=4.0))
+    for i in range(4):
+        memory.remember(f"r{i}", "qa", np.array([1.0, 0.0]))
+        assert memory.observe(f"r{i}", "cheap", False)
+    assert not memory.observe("routed-elsewhere", "cheap", False)
+    assert memory.recorded("qa", "cheap") == 4 and memory.recorded("qa", "dear") == 0
+    near = memory.blend("qa", np.array([1.0, 0.0]), {"cheap": 0.9, "dear": 0.9})
+    far = memory.blend("qa", np.array([0.0, 1.0]), {"cheap": 0.9, "dear": 0.9})
+    assert near["cheap"] == pytest.approx(4 * 0.9 / 8)  # c=4 answers at 0.9, 4 failures
+    assert near["dear"] == 0.9  # nothing recorded: the prediction stands
+    assert far == {"cheap": 0.9, "dear": 0.9}  # orthogonal prompts weigh nothing
+    assert memory.blend("other task", np.array([1.0, 0.0]), {"cheap": 0.9}) == {"cheap": 0.9}
+
+
+def test_memory_keeps_only_the_last_outcomes_and_pending_requests() -> None:
+    memory = OutcomeMemory(NeighbourSettings(k=8, c=1.0, memory=3, pending=2))
+    for i in range(5):
+        memory.remember(f"r{i}", "qa", np.array([1.0, 0.0]))
+    assert not memory.observe("r2", "m", True)  # forgotten: only the last 2 are pending
+    for _ in range(5):
+        assert memory.observe("r4", "m", True)
+    assert memory.recorded("qa", "m") == 3
+
+
+async def test_a_model_failing_on_one_kind_of_prompt_loses_it_and_keeps_the_other(
+    registry: ProviderRegistry, redis_client: aioredis.Redis
+) -> None:
+    routing = RoutingSettings(task_quality_floors={}, value_weight=0.1, explore_share=0.0)
+    view = QualityView(
+        QualityStore(redis_client), {m.name: m.quality for m in CATALOG.models()}, refresh_s=0.0
+    )
+    memory = OutcomeMemory()
+    stage = RouteStage(
+        registry,
+        CATALOG,
+        config=RoutingConfig.from_settings(routing),
+        policy=Policy.CHEAPEST,
+        quality=view,
+        predictor=PromptPredictor(FLAT, KindEmbedder()),
+        neighbours=memory,
+    )
+
+    async def ask(text: str) -> tuple[str, str]:
+        req = request(text, task_type="neighbours-qa")
+        return req.id, (await stage.route(RequestContext(request=req))).model
+
+    _, first = await ask("read this invoice")
+    assert (await ask("write a poem"))[1] == first  # one model takes both kinds at first
+    for i in range(12):  # its verdicts come back: invoices fail, poems pass
+        rid, model = await ask(f"read invoice {i}")
+        assert memory.observe(rid, model, False)
+        rid, model = await ask(f"write poem {i}")
+        assert memory.observe(rid, model, True)
+    assert (await ask("read another invoice"))[1] != first
+    assert (await ask("write another poem"))[1] == first
+
+
+async def test_the_quality_consumer_files_verdicts_on_requests_this_replica_routed(
+    redis_client: aioredis.Redis,
+) -> None:
+    memory = OutcomeMemory()
+    memory.remember("routed-here", "nb-consumer", np.array([1.0, 0.0]))
+    store = QualityStore(redis_client)
+
+    async def verdict(request_id: str, lever: Lever = Lever.ROUTED) -> bool:
+        message = SignalMessage(
+            request_id=request_id, tenant="t1", agent="a", task_type="nb-consumer",
+            model="m", lever=lever, valid=False,
+        )  # fmt: skip
+        return await fold(store, message, feedback=False, sequence=1, neighbours=memory)
+
+    assert await verdict("routed-here")
+    assert not await verdict("routed-here")  # a redelivery is neither counted nor filed
+    assert await verdict("routed-elsewhere")  # counted in Redis; no vector here to file
+    assert not await verdict("cache-hit", Lever.EXACT_CACHE)  # not this request's own answer
+    assert memory.recorded("nb-consumer", "m") == 1
