@@ -295,39 +295,31 @@ def evaluate(fold: Fold, slope: float, recipe: Recipe, knn: KnnRecipe) -> dict[s
         "accuracy_at_20pct_cost": None if at20 is None else round(at20, 4),
         "cost_share_at_95pct_quality": None if at95 is None else round(at95 / strong_pt[0], 4),
     }
-    one = replay(fold.difficulty, q, fold.prior, fold.estimated_cost, np.array([recipe.weight]),
-                 slope=slope, target=TARGET, prior_strength=recipe.strength)  # fmt: skip
-    chosen = one.sweep.chosen[0]
-    default = point("default_config", test, chosen, strong)
-    default.update(
-        value_weight=recipe.weight,
-        prior_strength=recipe.strength,
-        quality_vs_strong=round(default["accuracy"] / strong_pt[1], 4),
-        away_from_cheapest=round(float(np.mean(chosen != cheap)), 4),
-        explored=round(float(one.explored[0].mean()), 4),
-    )
+
+    def shipped(label: str, weight: float, neighbours: Neighbours | None = None) -> dict[str, Any]:
+        """The router as shipped at one value weight (the controller on), with or without
+        the neighbours: its operating point on the held-out dataset."""
+        one = replay(fold.difficulty, q, fold.prior, fold.estimated_cost, np.array([weight]),
+                     slope=slope, target=TARGET, prior_strength=recipe.strength,
+                     vectors=fold.vectors if neighbours else None,
+                     neighbours=neighbours)  # fmt: skip
+        chosen = one.sweep.chosen[0]
+        at = point(label, test, chosen, strong)
+        at.update(
+            value_weight=weight,
+            prior_strength=recipe.strength,
+            quality_vs_strong=round(at["accuracy"] / strong_pt[1], 4),
+            away_from_cheapest=round(float(np.mean(chosen != cheap)), 4),
+            explored=round(float(one.explored[0].mean()), 4),
+        )
+        return at
+
+    default = shipped("default_config", recipe.weight)
     out["default_config"] = default
-    one = replay(fold.difficulty, q, fold.prior, fold.estimated_cost, np.array([knn.weight]),
-                 slope=slope, target=TARGET, prior_strength=recipe.strength,
-                 vectors=fold.vectors, neighbours=knn.neighbours)  # fmt: skip
-    chosen = one.sweep.chosen[0]
-    near_default = point("default_config + neighbours", test, chosen, strong)
-    near_default.update(
-        value_weight=knn.weight,
-        prior_strength=recipe.strength,
-        quality_vs_strong=round(near_default["accuracy"] / strong_pt[1], 4),
-        away_from_cheapest=round(float(np.mean(chosen != cheap)), 4),
-        explored=round(float(one.explored[0].mean()), 4),
-    )
+    near_default = shipped("default_config + neighbours", knn.weight, knn.neighbours)
     # As the router ships: neighbours on, the value weight calibrated without them.
-    same = replay(fold.difficulty, q, fold.prior, fold.estimated_cost, np.array([recipe.weight]),
-                  slope=slope, target=TARGET, prior_strength=recipe.strength,
-                  vectors=fold.vectors, neighbours=knn.neighbours).sweep.chosen[0]  # fmt: skip
-    same_default = point("default_config + neighbours, same weight", test, same, strong)
-    same_default.update(
-        value_weight=recipe.weight,
-        quality_vs_strong=round(same_default["accuracy"] / strong_pt[1], 4),
-        away_from_cheapest=round(float(np.mean(same != cheap)), 4),
+    same_default = shipped(
+        "default_config + neighbours, same weight", recipe.weight, knn.neighbours
     )
     out["online_knn"] = {
         **out["online + neighbours"],
