@@ -60,7 +60,7 @@ from router.stages.dispatch import Dispatcher
 from router.stages.flags import FlagsStage
 from router.stages.ids import RequestIdStage
 from router.stages.levers import lever_stages
-from router.stages.route import routing_stages
+from router.stages.route_setup import routing_stages
 from simulator.config import SimConfig
 from simulator.server import SimulatedProvider
 
