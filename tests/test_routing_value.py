@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from bus.messages import Priority
+from bus.messages import Priority, Usage
 from cost_ledger.catalog import PriceCatalog
+from cost_ledger.pricing import cost_micro_usd
 from router.routing.candidates import candidates_from_catalog
 from router.routing.config import RoutingConfig
 from router.routing.explore import cheaper_pick, explores
@@ -148,3 +149,17 @@ def one_at_a_time(ranked: list[RouteDecision], rank_args: tuple[Any, ...]) -> li
         out.append(pick.model)
         left = [c for c in left if c.model != pick.model]
     return out
+
+
+def test_a_candidates_estimate_is_what_pricing_charges_for_the_same_tokens() -> None:
+    rng = random.Random(7)
+    every = candidates_from_catalog(PriceCatalog.load())
+    assert len(every) > 5
+    for candidate in every:
+        for tokens in [
+            (0, 0),
+            (1, 1),
+            *((rng.randint(0, 200_000), rng.randint(0, 20_000)) for _ in range(200)),
+        ]:
+            usage = Usage(input_tokens=tokens[0], output_tokens=tokens[1])
+            assert candidate.cost_micro_usd(*tokens) == cost_micro_usd(candidate.price, usage)
