@@ -34,6 +34,16 @@ def cost_micro_usd(price: ModelPrice, usage: Usage, *, batch: bool = False) -> i
     return int(exact_cost(price, usage, batch=batch).to_integral_value(ROUND_HALF_UP))
 
 
+def plain_cost_micro_usd(price: ModelPrice, input_tokens: int, output_tokens: int) -> int:
+    """cost_micro_usd of a usage with no cached or cache-written tokens, without building a
+    Usage (routing prices every candidate of every request this way); raises
+    InvalidUsageError on a negative count."""
+    if input_tokens < 0 or output_tokens < 0:
+        raise InvalidUsageError(input_tokens, 0, output_tokens)
+    cost = input_tokens * price.input + output_tokens * price.output
+    return int(cost.to_integral_value(ROUND_HALF_UP))
+
+
 def max_cost_micro_usd(price: ModelPrice, input_tokens: int, max_output_tokens: int) -> int:
     """The most a call can cost, rounded up: no cache hits, no discount, every input token at
     the dearer of input and cache-write prices, every output token plus the model's reasoning

@@ -5,11 +5,9 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP
 
-from bus.messages import Usage
 from cost_ledger.catalog import ModelPrice, PriceCatalog, Tier
-from cost_ledger.pricing import cost_micro_usd
+from cost_ledger.pricing import plain_cost_micro_usd
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -50,16 +48,8 @@ class Candidate:
         return self.price.tier
 
     def cost_micro_usd(self, input_tokens: int, output_tokens: int) -> int:
-        """Estimated cost of one call at list prices: cost_ledger.pricing.cost_micro_usd of
-        that usage (no cached or cache-written tokens), without building and checking a
-        Usage for every candidate of every request."""
-        if input_tokens < 0 or output_tokens < 0:  # what pricing would refuse, refused alike
-            return cost_micro_usd(
-                self.price, Usage(input_tokens=input_tokens, output_tokens=output_tokens)
-            )
-        price = self.price
-        cost = input_tokens * price.input + output_tokens * price.output
-        return int(cost.to_integral_value(ROUND_HALF_UP))
+        """Estimated cost of one call, from cost_ledger.pricing at list prices."""
+        return plain_cost_micro_usd(self.price, input_tokens, output_tokens)
 
     def fits(self, input_tokens: int, max_output_tokens: int) -> bool:
         """Whether the prompt plus the longest answer fits the model's context window."""

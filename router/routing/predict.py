@@ -78,28 +78,22 @@ class PromptPredictor:
             if cached is not None:
                 self._cache.move_to_end(key)
                 return cached
-        vector = self._embedder.embed([text])
-        return self.difficulty_of(text, vector), np.asarray(vector).reshape(-1)
-
-    def cached(self, text: str) -> float | None:
-        """The difficulty of a prompt seen recently, or None."""
-        key = _key(text)
-        with self._lock:
-            cached = self._cache.get(key)
-            if cached is not None:
-                self._cache.move_to_end(key)
-            return None if cached is None else cached[0]
+        return self._predicted(key, self._embedder.embed([text]))
 
     def difficulty_of(self, text: str, vector: np.ndarray) -> float:
         """The difficulty of a prompt from its precomputed vector (the embedder's vector of
         text, one row or a flat vector), remembered for text."""
+        return self._predicted(_key(text), vector)[0]
+
+    def _predicted(self, key: bytes, vector: np.ndarray) -> tuple[float, np.ndarray]:
+        """Predict from a vector and remember (difficulty, flat vector) under key."""
         flat = np.asarray(vector).reshape(-1)
-        value = float(self._model.predict(flat.reshape(1, -1))[0])
+        view = (float(self._model.predict(flat.reshape(1, -1))[0]), flat)
         with self._lock:
-            self._cache[_key(text)] = (value, flat)
+            self._cache[key] = view
             if len(self._cache) > CACHE_SIZE:
                 self._cache.popitem(last=False)
-        return value
+        return view
 
     def observe(self, task_type: str, difficulty: float) -> float:
         """Fold a prompt into its task type's running mean; returns the mean before it."""
