@@ -114,3 +114,14 @@ async def test_the_quality_consumer_files_verdicts_on_requests_this_replica_rout
     assert await verdict("routed-elsewhere")  # counted in Redis; no vector here to file
     assert not await verdict("cache-hit", Lever.EXACT_CACHE)  # not this request's own answer
     assert memory.recorded("nb-consumer", "m") == 1
+
+
+def test_model_and_task_names_from_messages_cannot_grow_the_memory_past_its_bound() -> None:
+    memory = OutcomeMemory(NeighbourSettings(rings=3))
+    memory.remember("r", "qa", np.array([1.0, 0.0]))
+    kept = [memory.observe("r", f"model-{i}", True) for i in range(100)]
+    assert kept == [True] * 3 + [False] * 97
+    assert memory.observe("r", "model-0", False)  # a pair already kept still learns
+    memory.remember("s", "other task", np.array([1.0, 0.0]))
+    assert not memory.observe("s", "model-0", True)  # a new task type's pair is one more
+    assert memory.recorded("qa", "model-0") == 2 and memory.recorded("other task", "model-0") == 0

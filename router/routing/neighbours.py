@@ -17,7 +17,8 @@ defaults); held out, they lifted the online router's mean APGR from 0.56 to 0.65
 (docs/routing.md).
 
 Memory: ``memory`` x dimensions x 4 bytes per (task type, model) pair with a verdict
-(256 KB at 256 x 256), plus ``pending`` vectors (2 MB at 2,048). Reading it is one
+(256 KB at 256 x 256), at most ``rings`` pairs in all (task types and model names come
+from messages), plus ``pending`` vectors (2 MB at 2,048). Reading it is one
 matrix-vector product over the task type's rings.
 """
 
@@ -45,10 +46,13 @@ class NeighbourSettings:
     """Outcomes kept per (task type, model), the last ones."""
     pending: int = 2048
     """Routed requests whose vector is kept until their verdict arrives."""
+    rings: int = 256
+    """(task type, model) pairs kept in all: task types and model names come from messages,
+    so an outcome for a pair beyond this is not kept (64 MB at most at 256 x 256)."""
 
     def __post_init__(self) -> None:
-        if self.k < 1 or self.memory < 1 or self.pending < 1:
-            raise ValueError("k, memory and pending must be at least 1")
+        if min(self.k, self.memory, self.pending, self.rings) < 1:
+            raise ValueError("k, memory, pending and rings must be at least 1")
         if self.c <= 0 or self.power <= 0:
             raise ValueError("c and power must be positive")
 
@@ -90,6 +94,7 @@ class OutcomeMemory:
         self._s = settings or NeighbourSettings()
         self._pending: OrderedDict[str, tuple[str, np.ndarray]] = OrderedDict()
         self._tasks: dict[str, _TaskRings] = {}
+        self._rings = 0  # (task type, model) pairs kept, over every task type
         self._lock = threading.Lock()  # signals may land on other threads (tests, tools)
 
     @property
@@ -115,8 +120,15 @@ class OutcomeMemory:
                 return False
             task_type, vector = known
             rings = self._tasks.get(task_type)
+            new_ring = rings is None or model not in rings.rows
+            if new_ring and self._rings >= self._s.rings:
+                return False  # full: a hostile stream of names grows nothing
             if rings is None or rings.vectors.shape[2] != len(vector):
+                if rings is not None:
+                    self._rings -= len(rings.rows)
                 rings = self._tasks[task_type] = _TaskRings(self._s.memory, len(vector))
+                new_ring = True
+            self._rings += new_ring
             rings.add(model, vector, float(good))
             return True
 
