@@ -181,14 +181,16 @@ async def test_only_a_claimed_before_id_looks_for_a_kept_answer(stack: Stack) ->
 
 async def test_a_live_call_longer_than_its_lease_is_not_booked_as_lost(stack: Stack) -> None:
     """The heartbeat renews a running call's lease: the reaper books only dead replicas'."""
-    answers = _answers(stack, lease_s=0.3)
+    # The heartbeat renews every 0.5 s: a loaded CI machine may stall this process for a few
+    # hundred milliseconds (a 0.3 s lease once expired there), never for a whole second.
+    answers = _answers(stack, lease_s=1.5)
     ctx = RequestContext(request=make_request(agent="listing"))
     completion = Completion(content="ok", model="gpt-4o-mini", usage=Usage(output_tokens=1),
                             latency_ms=1.0, finish_reason="stop")  # fmt: skip
 
     async def slow() -> Completion:
-        for _ in range(6):  # 1.2 s, four leases, reaped all along (here and in the background)
-            await asyncio.sleep(0.2)
+        for _ in range(5):  # 3.5 s, more than two leases, reaped all along (also in the background)
+            await asyncio.sleep(0.7)
             assert await answers.reap() == 0
             assert await stack.redis.zcard(LEASES) == 1  # still held, not booked as lost
         return completion
