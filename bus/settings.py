@@ -74,7 +74,11 @@ class RoutingSettings(BaseModel):
     router/routing/difficulty.json) against its cost, instead of complexity tiers."""
     neighbours: bool = True
     """Value mode: each model's chance also moves toward its outcomes on the most similar
-    prompts this replica routed (router.routing.neighbours; bench/routing's online kNN)."""
+    prompts routed before (router.routing.neighbours; bench/routing's online kNN)."""
+    neighbours_shared: int = Field(default=8192, ge=0, le=1_000_000)
+    """Outcomes by prompt kept in Redis (about 1 KB each), so every router replica learns
+    from all of them and a restarted one starts with the last of them
+    (router.routing.neighbour_share); 0: each replica keeps its own, lost on restart."""
     value_weight: float | None = None
     """Quality worth the dearest usable model's price (router.routing.policy, value mode);
     unset: the value calibrated to quality_target, shipped in router/routing/defaults.json."""

@@ -46,6 +46,7 @@ from router.providers.registry import ProviderRegistry
 from router.providers.streaming import ChunkRelays
 from router.routing.feedback import quality_router
 from router.routing.grades import GradeStore
+from router.routing.neighbour_share import SharedOutcomes
 from router.routing.neighbours import OutcomeMemory
 from router.routing.quality_store import QualityStore
 from router.semantic.batching import BatchEmbedder
@@ -214,8 +215,15 @@ async def start_stack(
             if settings.enable_semantic_cache:
                 embedder = BatchEmbedder(build_embedder(settings.semantic))
             semantic = build_semantic_cache(settings, redis_client, embedder=embedder)
-            # In process: the route stage reads it, this replica's quality consumer feeds it.
+            # In process: the route stage reads it; verdicts on what this replica routed,
+            # and what the other replicas filed (through Redis), feed it.
             neighbours = OutcomeMemory() if settings.routing.neighbours else None
+            if neighbours is not None:
+                live.append(
+                    SharedOutcomes(
+                        neighbours, redis_client, keep=settings.routing.neighbours_shared
+                    )
+                )
             service = _router_service(
                 settings,
                 registry,
@@ -237,7 +245,6 @@ async def start_stack(
                     settings=settings,
                     grades=grades,
                     verdicts=verdicts,
-                    neighbours=neighbours,
                 )  # fmt: skip
             )
         if Service.LEDGER in wanted:

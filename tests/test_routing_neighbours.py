@@ -7,14 +7,11 @@ import numpy as np
 import pytest
 import redis.asyncio as aioredis
 
-from bus.messages import Lever
-from bus.messages import QualitySignal as SignalMessage
 from bus.settings import RoutingSettings
 from router.context import RequestContext
 from router.providers.registry import ProviderRegistry
 from router.routing.config import RoutingConfig
 from router.routing.difficulty import DifficultyModel
-from router.routing.feedback import fold
 from router.routing.neighbours import NeighbourSettings, OutcomeMemory
 from router.routing.policy import Policy
 from router.routing.predict import PromptPredictor
@@ -57,9 +54,10 @@ def test_memory_keeps_only_the_last_outcomes_and_pending_requests() -> None:
     for i in range(5):
         memory.remember(f"r{i}", "qa", np.array([1.0, 0.0]))
     assert not memory.observe("r2", "m", True)  # forgotten: only the last 2 are pending
-    for _ in range(5):
-        assert memory.observe("r4", "m", True)
-    assert memory.recorded("qa", "m") == 3
+    for i in range(5):
+        memory.remember(f"s{i}", "qa", np.array([1.0, 0.0]))
+        assert memory.observe(f"s{i}", "m", True)
+    assert memory.recorded("qa", "m") == 3  # the last 3 outcomes
 
 
 async def test_a_model_failing_on_one_kind_of_prompt_loses_it_and_keeps_the_other(
@@ -95,33 +93,28 @@ async def test_a_model_failing_on_one_kind_of_prompt_loses_it_and_keeps_the_othe
     assert (await ask("write another poem"))[1] == first
 
 
-async def test_the_quality_consumer_files_verdicts_on_requests_this_replica_routed(
-    redis_client: aioredis.Redis,
-) -> None:
-    memory = OutcomeMemory()
-    memory.remember("routed-here", "nb-consumer", np.array([1.0, 0.0]))
-    store = QualityStore(redis_client)
-
-    async def verdict(request_id: str, lever: Lever = Lever.ROUTED) -> bool:
-        message = SignalMessage(
-            request_id=request_id, tenant="t1", agent="a", task_type="nb-consumer",
-            model="m", lever=lever, valid=False,
-        )  # fmt: skip
-        return await fold(store, message, feedback=False, sequence=1, neighbours=memory)
-
-    assert await verdict("routed-here")
-    assert not await verdict("routed-here")  # a redelivery is neither counted nor filed
-    assert await verdict("routed-elsewhere")  # counted in Redis; no vector here to file
-    assert not await verdict("cache-hit", Lever.EXACT_CACHE)  # not this request's own answer
-    assert memory.recorded("nb-consumer", "m") == 1
-
-
 def test_model_and_task_names_from_messages_cannot_grow_the_memory_past_its_bound() -> None:
     memory = OutcomeMemory(NeighbourSettings(rings=3))
     memory.remember("r", "qa", np.array([1.0, 0.0]))
     kept = [memory.observe("r", f"model-{i}", True) for i in range(100)]
     assert kept == [True] * 3 + [False] * 97
-    assert memory.observe("r", "model-0", False)  # a pair already kept still learns
+    assert memory.observe("r", "model-0", False, "feedback")  # a kept pair still learns
     memory.remember("s", "other task", np.array([1.0, 0.0]))
     assert not memory.observe("s", "model-0", True)  # a new task type's pair is one more
     assert memory.recorded("qa", "model-0") == 2 and memory.recorded("other task", "model-0") == 0
+
+
+def test_each_kind_of_verdict_on_a_model_is_filed_once_per_request() -> None:
+    memory = OutcomeMemory()
+    filed: list[tuple[str, str, float]] = []
+    memory.listen(lambda task, model, _vector, outcome: filed.append((task, model, outcome)))
+    memory.remember("r", "qa", np.array([1.0, 0.0]))
+    assert memory.observe("r", "m", False)
+    assert not memory.observe("r", "m", False)  # the same verdict again: a redelivery
+    assert memory.observe("r", "m", True, "feedback")  # a person's word is another verdict
+    assert memory.observe("r", "other", True)  # the answer of another model (a cascade)
+    assert not memory.observe("unknown", "m", True)
+    assert memory.add("qa", "m", np.array([0.0, 1.0]), 1.0)  # another replica's: not told
+    assert not memory.add("qa", "m", np.array([1.0, 0.0, 0.0]), 1.0)  # other dimensions
+    assert filed == [("qa", "m", 0.0), ("qa", "m", 1.0), ("qa", "other", 1.0)]
+    assert memory.recorded("qa", "m") == 3

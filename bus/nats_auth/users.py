@@ -95,7 +95,8 @@ def service_users() -> list[NatsUser]:
                 s.QUALITY_ALL,
                 s.LLM_STREAM_ALL,
             ],
-            [s.REQUESTS_ALL, s.LLM_FLIGHT_ALL, s.BUDGET_CONTROL, s.FLAGS_CONTROL],
+            # quality.>: every replica hears every verdict (router.routing.neighbour_share)
+            [s.REQUESTS_ALL, s.LLM_FLIGHT_ALL, s.BUDGET_CONTROL, s.FLAGS_CONTROL, s.QUALITY_ALL],
             may_book_ledger=True,
         ),  # fmt: skip
         _service(

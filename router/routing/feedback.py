@@ -29,7 +29,6 @@ from bus.messages import Lever
 from bus.messages import QualitySignal as SignalMessage
 from bus.settings import Settings
 from router.routing.grades import TARGET, GradeStore
-from router.routing.neighbours import OutcomeMemory
 from router.routing.quality import QualitySignal, SignalKind
 from router.routing.quality_store import QualityStore
 
@@ -69,22 +68,18 @@ async def fold(
     feedback: bool,
     sequence: int,
     grades: GradeStore | None = None,
-    neighbours: OutcomeMemory | None = None,
 ) -> bool:
     """Count one message in the store; True when it was counted now (not before, not skipped).
 
     An agent's verdict is counted once per request id; feedback once per stream message.
     A verdict counted now is also graded (router.routing.grades); an agent whose running
-    average falls under its target is logged as a warning. With neighbours, a signal
-    counted now is also filed by prompt when this replica routed the request
-    (router.routing.neighbours)."""
+    average falls under its target is logged as a warning. (Verdicts are filed by prompt
+    on the replica that routed the request: router.routing.neighbour_share.)"""
     signal = signal_of(message, feedback=feedback)
     if signal is None:
         return False
     signal_id = f"feedback-{sequence}" if feedback else f"agent-{message.request_id}"
     counted = await store.record(signal, signal_id)
-    if counted and neighbours is not None:
-        neighbours.observe(message.request_id, signal.model, signal.good)
     if counted and grades is not None and not feedback:
         grade = await grades.record(message)
         if grade.alert:
@@ -114,10 +109,8 @@ def quality_router(
     settings: Settings,
     grades: GradeStore | None = None,
     verdicts: Verdicts | None = None,
-    neighbours: OutcomeMemory | None = None,
 ) -> NatsRouter:
-    """A router whose one durable subscriber folds quality.> into the store (and grades, and
-    this replica's outcomes by prompt)."""
+    """A router whose one durable subscriber folds quality.> into the store (and grades)."""
     router = NatsRouter()
 
     async def apply(signal: SignalMessage, msg: NatsMessage) -> None:
@@ -126,10 +119,7 @@ def quality_router(
         feedback = is_feedback(subject)
         if verdicts is not None:  # before the fold: a redelivery finds the hit already taken
             await verdicts(signal, feedback)
-        await fold(
-            store, signal, feedback=feedback, sequence=sequence, grades=grades,
-            neighbours=neighbours,
-        )  # fmt: skip
+        await fold(store, signal, feedback=feedback, sequence=sequence, grades=grades)
 
     on_signal = redis_applier(
         SignalMessage,

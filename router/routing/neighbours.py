@@ -2,11 +2,13 @@
 
 A replica keeps, per (task type, model), the prompt vectors (the static vectors the
 difficulty prediction reads, router.routing.predict) and outcomes of the last ``memory``
-answers it learned a verdict of, in process (no Redis: each replica learns from the
-requests it routed). The route stage remembers each routed request's vector by request id
-(the last ``pending`` of them); a quality signal naming that request id (the agents'
-verdict through the quality consumer, a failed cascade rung, a shadow evaluation) then
-files the vector under the answering model with its outcome.
+answers a verdict is known of. The route stage remembers each routed request's vector by
+request id (the last ``pending`` of them); a verdict naming that request id (an agent's
+validator or explicit feedback, a failed cascade rung, a shadow evaluation) then files the
+vector under the answering model with its outcome, once per model and kind of verdict.
+Past one replica (router.routing.neighbour_share): every replica hears every verdict, the
+one that routed the request files it, and what it files reaches the other replicas and
+outlives restarts through a bounded Redis stream.
 
 A model's chance on a new prompt becomes ``(c * chance + sum(w * y)) / (c + sum(w))``
 over its k most similar remembered prompts, w the cosine similarity (clipped at 0) to the
@@ -26,8 +28,8 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -87,15 +89,28 @@ class _TaskRings:
         return 0 if row is None else int(min(self.counts[row], self.size))
 
 
+Filed = Callable[[str, str, np.ndarray, float], None]
+"""Told of each outcome filed here: task type, model, prompt vector, outcome (0 to 1)."""
+
+
+@dataclass(slots=True)
+class _Pending:
+    task_type: str
+    vector: np.ndarray
+    filed: set[tuple[str, str]] = field(default_factory=set)
+    """(model, kind of verdict) pairs filed for this request."""
+
+
 class OutcomeMemory:
     """A replica's recorded outcomes by prompt vector, per (task type, model) (module doc)."""
 
     def __init__(self, settings: NeighbourSettings | None = None) -> None:
         self._s = settings or NeighbourSettings()
-        self._pending: OrderedDict[str, tuple[str, np.ndarray]] = OrderedDict()
+        self._pending: OrderedDict[str, _Pending] = OrderedDict()
         self._tasks: dict[str, _TaskRings] = {}
         self._rings = 0  # (task type, model) pairs kept, over every task type
         self._lock = threading.Lock()  # signals may land on other threads (tests, tools)
+        self._listeners: list[Filed] = []
 
     @property
     def settings(self) -> NeighbourSettings:
@@ -106,31 +121,55 @@ class OutcomeMemory:
         """Keep a routed request's prompt vector until a verdict on it arrives."""
         flat = np.asarray(vector, dtype=np.float32).reshape(-1)
         with self._lock:
-            self._pending[request_id] = (task_type, flat)
+            self._pending[request_id] = _Pending(task_type, flat)
             self._pending.move_to_end(request_id)
             if len(self._pending) > self._s.pending:
                 self._pending.popitem(last=False)
 
-    def observe(self, request_id: str, model: str, good: bool | float) -> bool:
+    def listen(self, filed: Filed) -> None:
+        """Also tell filed of every outcome observe() files (not of those add() is given)."""
+        self._listeners.append(filed)
+
+    def observe(
+        self, request_id: str, model: str, good: bool | float, kind: str = "validator"
+    ) -> bool:
         """File a verdict on a request this replica routed under the answering model; False
-        when the request is not known here (routed elsewhere, or long ago)."""
+        when the request is not known here (routed elsewhere, or long ago), or a verdict of
+        this kind on this model was filed for it already (a redelivery, a repeated signal)."""
         with self._lock:
             known = self._pending.get(request_id)
-            if known is None or not model:
+            if known is None or not model or (model, kind) in known.filed:
                 return False
-            task_type, vector = known
+            if not self._file(known.task_type, model, known.vector, float(good)):
+                return False
+            known.filed.add((model, kind))
+        for filed in self._listeners:
+            filed(known.task_type, model, known.vector, float(good))
+        return True
+
+    def add(self, task_type: str, model: str, vector: np.ndarray, outcome: float) -> bool:
+        """File an outcome another replica filed (router.routing.neighbour_share); False
+        when it is not kept (the rings are full, or its vector has other dimensions)."""
+        flat = np.asarray(vector, dtype=np.float32).reshape(-1)
+        with self._lock:
             rings = self._tasks.get(task_type)
-            new_ring = rings is None or model not in rings.rows
-            if new_ring and self._rings >= self._s.rings:
-                return False  # full: a hostile stream of names grows nothing
-            if rings is None or rings.vectors.shape[2] != len(vector):
-                if rings is not None:
-                    self._rings -= len(rings.rows)
-                rings = self._tasks[task_type] = _TaskRings(self._s.memory, len(vector))
-                new_ring = True
-            self._rings += new_ring
-            rings.add(model, vector, float(good))
-            return True
+            if rings is not None and rings.vectors.shape[2] != len(flat):
+                return False  # a replica on another embedding: not comparable
+            return self._file(task_type, model, flat, outcome)
+
+    def _file(self, task_type: str, model: str, vector: np.ndarray, outcome: float) -> bool:
+        rings = self._tasks.get(task_type)
+        new_ring = rings is None or model not in rings.rows
+        if new_ring and self._rings >= self._s.rings:
+            return False  # full: a hostile stream of names grows nothing
+        if rings is None or rings.vectors.shape[2] != len(vector):
+            if rings is not None:
+                self._rings -= len(rings.rows)
+            rings = self._tasks[task_type] = _TaskRings(self._s.memory, len(vector))
+            new_ring = True
+        self._rings += new_ring
+        rings.add(model, vector, outcome)
+        return True
 
     def recorded(self, task_type: str, model: str) -> int:
         """How many outcomes of a model on a task type are kept."""

@@ -193,7 +193,7 @@ class CascadeStage:
     async def _record_failure(self, ctx: RequestContext, model: str, rung: int) -> None:
         """A failed rung is a bad schema signal: nobody downstream ever sees that answer."""
         if self._neighbours is not None and model:
-            self._neighbours.observe(ctx.request.id, model, False)
+            self._neighbours.observe(ctx.request.id, model, False, "cascade")
         if self._quality is None or not model:
             return
         signal = QualitySignal(

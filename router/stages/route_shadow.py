@@ -96,7 +96,7 @@ class RouteShadows:
             judged = fresh.ok or fresh.error_code is ErrorCode.SCHEMA_INVALID
             model = fresh.model or (shadow.route.model if shadow.route else "")
             if judged and self._neighbours is not None:
-                self._neighbours.observe(request.id.removesuffix(SUFFIX), model, fresh.ok)
+                self._neighbours.observe(request.id.removesuffix(SUFFIX), model, fresh.ok, "shadow")
             if judged and self._quality is not None:
                 signal = QualitySignal(
                     model=model,
