@@ -91,6 +91,12 @@ async def test_a_model_failing_on_one_kind_of_prompt_loses_it_and_keeps_the_othe
         assert memory.observe(rid, model, True)
     assert (await ask("read another invoice"))[1] != first
     assert (await ask("write another poem"))[1] == first
+    # A request that names its model is remembered too: that model's verdict files it.
+    hinted = request("read one more invoice", task_type="neighbours-qa", model_hint=first)
+    assert (await stage.route(RequestContext(request=hinted))).model == first
+    before = memory.recorded("neighbours-qa", first)
+    assert memory.observe(hinted.id, first, False)
+    assert memory.recorded("neighbours-qa", first) == before + 1
 
 
 def test_model_and_task_names_from_messages_cannot_grow_the_memory_past_its_bound() -> None:

@@ -165,6 +165,10 @@ class RouteStage:
                     )
                 except NoCandidateError:
                     picks = []
+                if self._neighbours is not None:  # the asked-for model's verdict teaches too
+                    hinted = await self._prompt_view(request.task_type, prompt_text(request))
+                    if hinted is not None:
+                        self._neighbours.remember(request.id, request.task_type, hinted.vector)
                 return Route(
                     model=hint,
                     provider=client.name,
