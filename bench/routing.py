@@ -75,7 +75,7 @@ from bench.routing_eval import (
 from bench.routing_knn import KnnRecipe, KnnScores, as_json, calibrated_knn
 from bench.routing_online import Neighbours, replay
 from bench.routing_report import pooled, print_fold, print_knn
-from bus.settings import RoutingSettings
+from bus.settings_sections import RoutingSettings
 from router.routing.defaults import ShippedDefaults
 from router.routing.difficulty import DifficultyModel, fit_rasch
 from router.routing.static_embedder import StaticEmbedder

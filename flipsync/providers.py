@@ -13,7 +13,8 @@ from collections.abc import Mapping
 import redis.asyncio as aioredis
 from pydantic import SecretStr, ValidationError
 
-from bus.settings import ProviderSettings, Settings
+from bus.settings import Settings
+from bus.settings_sections import ProviderSettings
 from cost_ledger.catalog import PriceCatalog
 from router.health.config import breaker_policy, retry_policy
 from router.health.limiter import RateLimiter

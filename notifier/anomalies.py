@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 
 from redis.exceptions import RedisError
 
-from bus.settings import NotifySettings
+from bus.settings_sections import NotifySettings
 from cost_ledger.aggregates import AggregateStore
 from cost_ledger.anomalies import anomalies_view
 from cost_ledger.api_models import Filter

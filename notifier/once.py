@@ -16,7 +16,7 @@ import random
 
 import redis.asyncio as aioredis
 
-from bus.settings import NotifySettings
+from bus.settings_sections import NotifySettings
 from notifier import keys
 from notifier.errors import DeliveryError
 from notifier.render import Notice

@@ -8,7 +8,7 @@ from typing import Protocol
 import aiohttp
 import aiosmtplib
 
-from bus.settings import NotifySettings
+from bus.settings_sections import NotifySettings
 from notifier.errors import DeliveryError
 from notifier.render import Notice, email_text, slack_body
 from notifier.targets import Mailbox, Target, Webhook, redacted

@@ -31,7 +31,8 @@ from bus.messages import (
     LlmRequest,
     LlmResult,
 )
-from bus.settings import RoutingSettings, Settings
+from bus.settings import Settings
+from bus.settings_sections import RoutingSettings
 from cost_ledger.budgets.control import publish_change
 from cost_ledger.pricing import cost_micro_usd, max_cost_micro_usd
 from flipsync.stack import Service, Stack, start_stack

@@ -16,7 +16,8 @@ from bus.codec import decode
 from bus.embedded import EmbeddedNats, EmbeddedRedis
 from bus.llm_client import LlmClient
 from bus.messages import BudgetAlert
-from bus.settings import NotifySettings, Settings
+from bus.settings import Settings
+from bus.settings_sections import NotifySettings
 from cost_ledger.aggregates import AggregateStore
 from cost_ledger.budgets import keys as budget_keys
 from cost_ledger.budgets.alerts import JetStreamAlerts

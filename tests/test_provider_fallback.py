@@ -21,7 +21,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from bus.llm_client import LlmClient
 from bus.messages import ErrorCode, LlmRequest, LlmResult, Status
-from bus.settings import HealthSettings, Settings
+from bus.settings import Settings
+from bus.settings_sections import HealthSettings
 from cost_ledger.catalog import PriceCatalog
 from flipsync.providers import dispatch_health, provider_registry
 from flipsync.stack import start_stack

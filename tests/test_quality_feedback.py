@@ -13,7 +13,8 @@ from bus import subjects
 from bus.codec import decode, encode
 from bus.llm_client import LlmClient
 from bus.messages import DeadLetter, Lever, LlmRequest, QualitySignal
-from bus.settings import RoutingSettings, Settings
+from bus.settings import Settings
+from bus.settings_sections import RoutingSettings
 from flipsync.stack import Service, Stack, start_stack
 from router.routing.feedback import publish_feedback
 from router.routing.quality_store import quality_estimates

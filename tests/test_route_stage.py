@@ -12,7 +12,8 @@ import redis.asyncio as aioredis
 from pydantic import SecretStr
 
 from bus.messages import ChatMessage, ImagePart, LlmRequest, TextPart, now_ms
-from bus.settings import RoutingSettings, Settings
+from bus.settings import Settings
+from bus.settings_sections import RoutingSettings
 from cost_ledger.budgets.config import BudgetConfig
 from cost_ledger.budgets.live import LiveBudgets
 from cost_ledger.budgets.store import BudgetStore

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import redis.asyncio as aioredis
 
-from bus.settings import RoutingSettings
+from bus.settings_sections import RoutingSettings
 from router.context import RequestContext
 from router.providers.registry import ProviderRegistry
 from router.routing.calibrate import ValueController

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import redis.asyncio as aioredis
 
-from bus.settings import RoutingSettings
+from bus.settings_sections import RoutingSettings
 from router.context import RequestContext
 from router.providers.registry import ProviderRegistry
 from router.routing.config import RoutingConfig

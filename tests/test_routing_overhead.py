@@ -18,7 +18,8 @@ from bus.broker import make_broker
 from bus.embedded import EmbeddedNats, EmbeddedRedis
 from bus.llm_client import LlmClient
 from bus.messages import ErrorCode, LedgerEvent, Lever, LlmResult, Status, Usage
-from bus.settings import RoutingSettings, Settings
+from bus.settings import Settings
+from bus.settings_sections import RoutingSettings
 from cost_ledger.catalog import PriceCatalog
 from cost_ledger.lever_split import LeverSplit, lever_split
 from flipsync.stack import Service, start_stack

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bus.messages import Priority, Usage
-from bus.settings import RoutingSettings
+from bus.settings_sections import RoutingSettings
 from cost_ledger.pricing import cost_micro_usd
 from router.routing.config import RoutingConfig
 from router.routing.errors import NoCandidateError

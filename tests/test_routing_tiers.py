@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from bus.messages import Priority
-from bus.settings import RoutingSettings, Settings
+from bus.settings import Settings
+from bus.settings_sections import RoutingSettings
 from router.routing.config import RoutingConfig
 from router.routing.tiers import ComplexityTier, Tiering, TierQuality, TierThresholds
 

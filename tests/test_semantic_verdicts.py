@@ -14,7 +14,7 @@ from bus import subjects
 from bus.codec import encode
 from bus.llm_client import LlmClient
 from bus.messages import ChatMessage, Lever, LlmRequest, LlmResult, QualitySignal
-from bus.settings import SemanticSettings
+from bus.settings_sections import SemanticSettings
 from flipsync.stack import Stack
 from router.routing.feedback import publish_feedback
 from router.semantic import keys, records

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bus.settings import HealthSettings
+from bus.settings_sections import HealthSettings
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from bus.messages import Priority
-from bus.settings import RoutingSettings
+from bus.settings_sections import RoutingSettings
 from router.routing.tiers import Tiering, TierQuality, TierThresholds
 
 DEFAULT_LATENCY_WEIGHT: Mapping[Priority, float] = MappingProxyType(

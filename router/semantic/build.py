@@ -6,7 +6,8 @@ import time
 
 import redis.asyncio as aioredis
 
-from bus.settings import SemanticSettings, Settings
+from bus.settings import Settings
+from bus.settings_sections import SemanticSettings
 from router.semantic.embedder import OnnxMiniLmEmbedder
 from router.semantic.policy import NearDuplicatePolicy, policies
 from router.semantic.protocol import Clock, Embedder
