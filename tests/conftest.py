@@ -10,8 +10,10 @@ import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
+import nats
 import pytest
 import redis.asyncio as aioredis
+from nats.aio.client import Client as NatsClient
 
 from bus.embedded import EmbeddedNats, EmbeddedRedis
 from bus.redis_client import make_redis
@@ -129,6 +131,14 @@ async def nats_server() -> AsyncIterator[EmbeddedNats]:
     await server.start()
     yield server
     await server.stop()
+
+
+@pytest.fixture
+async def nc(nats_server: EmbeddedNats) -> AsyncIterator[NatsClient]:
+    """A plain nats-py client of the session server."""
+    client = await nats.connect(nats_server.url)
+    yield client
+    await client.close()
 
 
 @pytest.fixture

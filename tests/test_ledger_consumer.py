@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 
 import msgspec
-import nats
 import pytest
 import redis.asyncio as aioredis
 from faststream.nats import NatsBroker
@@ -39,14 +38,6 @@ TIMEOUT_S = 10.0
 
 def _ms(iso: str) -> int:
     return int(datetime.fromisoformat(iso).replace(tzinfo=UTC).timestamp() * 1000)
-
-
-@pytest.fixture
-async def nc(nats_server: EmbeddedNats) -> AsyncIterator[NatsClient]:
-    """A plain nats-py client of the session server."""
-    client = await nats.connect(nats_server.url)
-    yield client
-    await client.close()
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import nats
 import numpy as np
@@ -24,13 +24,6 @@ from router.routing.neighbours import OutcomeMemory
 
 INVOICE = np.array([1.0, 0.0], dtype=np.float32)
 POEM = np.array([0.0, 1.0], dtype=np.float32)
-
-
-@pytest.fixture
-async def nc(nats_server: EmbeddedNats) -> AsyncIterator[Client]:
-    client = await nats.connect(nats_server.url)
-    yield client
-    await client.close()
 
 
 @pytest.fixture
