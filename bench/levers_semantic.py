@@ -334,8 +334,9 @@ async def measure(per_intent: dict[str, int], traps_only: bool = False) -> dict[
         load_s = time.perf_counter() - started
         parts = {name: split(qs) for name, qs in sets.items()}
         trap_figures = await semantic_traps.evaluate(redis, embedder)
+        review = await semantic_traps.evaluate(redis, embedder, semantic_traps.REVIEW)
         if traps_only:
-            return {"traps": trap_figures}
+            return {"traps": trap_figures, "traps_review": review}
         texts = [q.text for qs in sets.values() for q in qs]
         started = time.perf_counter()
         embedder.embed(texts)
@@ -358,6 +359,12 @@ async def measure(per_intent: dict[str, int], traps_only: bool = False) -> dict[
         "dense": dense,
         "traps": trap_figures["categories"],
         "traps_summary": {k: v for k, v in trap_figures.items() if k != "categories"},
+        "traps_review": {
+            "categories": review["categories"],
+            "wrong": review["wrong"],
+            "note": "bench/data/semantic_traps_review.jsonl: hand-written in a review pass; "
+            "it led to the minimal-pair check, so it is not held out",
+        },
         "near_duplicate": near,
         "sensitivity": {
             "confidence_0.8": {k: {x: stricter[k][x] for x in ("precision", "hit_rate", "error")}
@@ -418,6 +425,11 @@ def render(f: dict[str, Any]) -> str:
     t = f["traps_summary"]
     rows.append(("  held-out vocabulary", f"{t['held_out_pairs']} pairs, "
                  f"{t['held_out_wrong_hits']} wrong hits"))  # fmt: skip
+    r = f["traps_review"]["categories"].values()
+    rows.append(("review trap set (hand-written)",
+                 f"{sum(c['pairs'] for c in r)} pairs / {sum(c['wrong_hits'] for c in r)} wrong"
+                 f" hits / {sum(c['matching_served'] for c in r)} of "
+                 f"{sum(c['matching_pairs'] for c in r)} matching served"))  # fmt: skip
     n = f["near_duplicate"]
     rows.append((f"near-duplicate {n['threshold']}",
                  f"precision {n['precision']}, hit rate {n['hit_rate']}"))  # fmt: skip
@@ -461,10 +473,15 @@ def main() -> None:
     if args.derive:
         derive()
     if args.traps:
-        traps = asyncio.run(measure(PER_INTENT, traps_only=True))["traps"]
+        figures = asyncio.run(measure(PER_INTENT, traps_only=True))
+        traps = figures["traps"]
         print(semantic_traps.render(traps["categories"]))
         print(f"held out: {traps['held_out_wrong_hits']} wrong of {traps['held_out_pairs']}")
         for pair in traps["wrong"]:
+            print(f"  WRONG {pair['category']}: {pair['first']!r} -> {pair['second']!r}")
+        print("review trap set (bench/data/semantic_traps_review.jsonl):")
+        print(semantic_traps.render(figures["traps_review"]["categories"]))
+        for pair in figures["traps_review"]["wrong"]:
             print(f"  WRONG {pair['category']}: {pair['first']!r} -> {pair['second']!r}")
         return
     started = time.perf_counter()

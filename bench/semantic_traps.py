@@ -41,6 +41,11 @@ from router.semantic.protocol import Embedder
 from router.semantic.store import SemanticCache
 
 DATA = Path(__file__).parent / "data" / "semantic_traps.jsonl"
+REVIEW = Path(__file__).parent / "data" / "semantic_traps_review.jsonl"
+"""A second trap set, written by hand in a review pass (2026-12-06) by someone who had read
+the entity checks and this generator but not reused its templates: 328 traps and 108
+matching pairs in 12 categories. Its wrong hits led to router/semantic/minimal_pairs.py,
+so it is no longer held out; it is measured the same way as DATA."""
 TASK = "seller_chat"
 SYSTEM = "You answer customers' questions for an online shop and its bank."
 
@@ -375,9 +380,9 @@ def generate() -> list[Pair]:
     return pairs
 
 
-def load() -> list[Pair]:
-    """The committed pairs."""
-    with DATA.open(encoding="utf-8") as f:
+def load(path: Path = DATA) -> list[Pair]:
+    """The committed pairs (of DATA, or of REVIEW)."""
+    with path.open(encoding="utf-8") as f:
         return [Pair(**json.loads(line)) for line in f if line.strip()]
 
 
@@ -394,7 +399,7 @@ def _request(tenant: str, text: str, n: int) -> LlmRequest:
     )
 
 
-async def evaluate(redis: aioredis.Redis, embedder: Embedder) -> dict[str, Any]:
+async def evaluate(redis: aioredis.Redis, embedder: Embedder, path: Path = DATA) -> dict[str, Any]:
     """Wrong hits per category (see the module doc), matching pairs served, held-out part."""
     floor = Settings().semantic.thresholds[TASK]
     cache = SemanticCache(
@@ -411,8 +416,8 @@ async def evaluate(redis: aioredis.Redis, embedder: Embedder) -> dict[str, Any]:
     )
     held_out = {"pairs": 0, "wrong_hits": 0}
     wrong: list[dict[str, Any]] = []
-    for n, pair in enumerate(load()):
-        tenant = f"trap{n}"
+    for n, pair in enumerate(load(path)):
+        tenant = f"trap{path.stem}{n}"
         first = _request(tenant, pair.first, 0)
         await cache.put(first, _answer(first))
         found = await cache.candidates(_request(tenant, pair.second, 1))

@@ -338,3 +338,26 @@ async def test_near_duplicate_of_a_real_paraphrase(
     hit = await cache.get_near_duplicate(ask(CANCEL_PARAPHRASE, task="customer_support"))
     assert hit is not None and hit.lever is Lever.DEDUP
     assert await cache.get_near_duplicate(ask(CANCEL_TRAP, task="customer_support")) is None
+
+
+async def test_a_minimal_pair_is_never_served_nor_learned_from(
+    redis_client: aioredis.Redis, embedder: OnnxMiniLmEmbedder
+) -> None:
+    """A question alike but for a word that changes it (5 km / 5 miles, to / from) gets no
+    hit, not even from a cache that serves any score, nor a near-duplicate one; it teaches
+    the error bound nothing; a rewording of the stored question is still served."""
+    cache = make_cache(redis_client, embedder, near_duplicate_task_types=["seller_chat"])
+    await learned(cache, "t7")
+    before = len(cache.calibrator("t7", "seller_chat") or ())
+    for text in ("How long does shipping take for a 5 km box?", "Do you ship to Canada?"):
+        first = ask(text, tenant="t7")
+        await cache.put(first, paid(first, f"answer to {text}"))
+    for text in ("How long does shipping take for a 5 miles box?", "Do you ship from Canada?"):
+        trap = ask(text, tenant="t7")
+        assert await cache.get(trap) is None
+        assert await cache.get_near_duplicate(trap) is None
+        assert await cache.candidates(trap) == []
+        assert not await cache.learn(trap, paid(trap, "another answer"))
+    assert len(cache.calibrator("t7", "seller_chat") or ()) == before
+    hit = await cache.get(ask("How long does shipping take for a 5 km parcel?", tenant="t7"))
+    assert hit is not None and hit.content.endswith("5 km box?")

@@ -95,7 +95,9 @@ _CURRENCY_WORDS = {
 }  # fmt: skip
 _NUM = r"\d+(?:[.,]\d+)*"
 _MEASURE = re.compile(rf"({_NUM})([a-z]+)")
-_MONEY_SYMBOL = re.compile(rf"([$€£¥])\s?({_NUM})|({_NUM})\s?([$€£¥])")
+_SCALE = r"(?:\s?(k|m|mn|bn|b|thousand|million|billion|trillion)\b)?"
+_MONEY_SYMBOL = re.compile(rf"(-\s?)?([$€£¥])\s?({_NUM}){_SCALE}|({_NUM}){_SCALE}\s?([$€£¥])")
+"""An amount with its currency symbol, its sign ("-$300") and its scale ("$2k", "$5 million")."""
 _TOKEN = re.compile(r"\d+(?:[.,]\d+)+[^\W\d_]*|[#]?[\w'’-]+|[.!?;:%]")
 _UNITS = {
     "kg": "kg", "kgs": "kg", "g": "g", "gram": "g", "grams": "g", "lb": "lb", "lbs": "lb",
@@ -233,9 +235,11 @@ def _shares(axis: str, one: Entities, other: Entities) -> bool:
 
 def _money(text: str, found: list[tuple[int, Entity]]) -> str:
     for match in _MONEY_SYMBOL.finditer(text):
-        symbol = match.group(1) or match.group(4)
-        amount = match.group(2) or match.group(3)
-        found.append((match.start(), (Kind.MONEY, f"{_CURRENCY[symbol]}:{_amount(amount)}")))
+        sign, symbol, amount, scale = match.group(1, 2, 3, 4)
+        if symbol is None:
+            amount, scale, symbol = match.group(5, 6, 7)
+        value = ("-" if sign else "") + _amount(amount) + (scale or "")
+        found.append((match.start(), (Kind.MONEY, f"{_CURRENCY[symbol]}:{value}")))
     return _MONEY_SYMBOL.sub(lambda m: " " * len(m.group(0)), text)
 
 
@@ -354,6 +358,8 @@ def _numeric(word: str, after: str) -> tuple[Entity, bool]:
 
 
 def _amount(text: str) -> str:
+    if re.fullmatch(r"\d{1,3}(\.\d{3})+", text):
+        return text  # "1.000": a thousand in much of Europe, one elsewhere; kept as written
     cleaned = text.replace(",", "") if re.fullmatch(r"\d{1,3}(,\d{3})+(\.\d+)?", text) else text
     cleaned = cleaned.replace(",", ".")
     try:

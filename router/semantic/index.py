@@ -40,6 +40,7 @@ class EntryMeta:
     expires_ms: int
     actions: frozenset[str] = frozenset()
     unknown: frozenset[str] = frozenset()
+    words: tuple[str, ...] = ()
 
 
 class PartitionIndex:
@@ -188,6 +189,7 @@ class LocalIndex:
                     created_ms=meta.created_ms,
                     actions=meta.actions,
                     unknown=meta.unknown,
+                    words=meta.words,
                 )
             )
         for entry_id in expired:

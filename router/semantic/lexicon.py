@@ -50,6 +50,14 @@ class Lexicon:
     """Stemmed word -> (axis, side "up" or "down")."""
     negators: frozenset[str]
     order_markers: frozenset[str]
+    paraphrase_safe: frozenset[str]
+    """Function words a paraphrase may change (router.semantic.minimal_pairs)."""
+    synonyms: dict[str, int]
+    """Word -> its synonym group (router.semantic.minimal_pairs)."""
+    value_words: frozenset[str]
+    """Words that name a value when a minimal pair changes them (router.semantic.minimal_pairs)."""
+    marker_words: frozenset[str]
+    """Words a minimal pair may not add or drop (router.semantic.minimal_pairs)."""
 
 
 def axis_of(word: str, table: Lexicon) -> tuple[str, str] | None:
@@ -119,6 +127,10 @@ def lexicon() -> Lexicon:
         axes=axes,
         negators=frozenset(data["negation"]["words"]),
         order_markers=frozenset(data["order"]["markers"]),
+        paraphrase_safe=frozenset(data["paraphrase"]["safe"]),
+        synonyms={w: i for i, group in enumerate(data["paraphrase"]["synonyms"]) for w in group},
+        value_words=frozenset(data["paraphrase"]["values"]),
+        marker_words=frozenset(data["paraphrase"]["markers"]),
     )
 
 

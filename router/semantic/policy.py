@@ -66,6 +66,8 @@ class Candidate:
     """The entry question's opposite-intent axes (entities.Entities.actions)."""
     unknown: frozenset[str] = frozenset()
     """The entry question's unknown words (entities.Entities.unknown)."""
+    words: tuple[str, ...] = ()
+    """The entry question's words (minimal_pairs.words; empty: not compared)."""
 
 
 @dataclass(frozen=True, kw_only=True)

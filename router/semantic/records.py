@@ -35,6 +35,9 @@ class LogRecord(msgspec.Struct, kw_only=True):
     """The question's opposite-intent axes (compared with a request's, pairwise)."""
     unknown: list[str] = []
     """The question's unknown words (compared with a request's, pairwise)."""
+    words: list[str] = []
+    """The question's words (router.semantic.minimal_pairs; compared pairwise); an entry
+    stored before they were kept has none and is not compared."""
 
     def meta(self) -> EntryMeta:
         """The index's view of the entry."""
@@ -47,6 +50,7 @@ class LogRecord(msgspec.Struct, kw_only=True):
             expires_ms=self.expires_ms,
             actions=frozenset(self.actions),
             unknown=frozenset(self.unknown),
+            words=tuple(self.words),
         )
 
     def array(self) -> Vectors:

@@ -19,6 +19,7 @@ import msgspec
 
 from bus.messages import ImagePart, LlmRequest, LlmResult, TextPart
 from router.semantic import entities as ent
+from router.semantic import minimal_pairs
 
 _SPACE = re.compile(r"\s+")
 
@@ -33,6 +34,8 @@ class RequestView:
     entities: ent.Entities
     partition: str
     """Digest of task type, everything but the question, and the question's entities."""
+    words: tuple[str, ...] = ()
+    """The question's words as minimal pairs compare them (minimal_pairs.words)."""
 
 
 def view(request: LlmRequest, model_name: str) -> RequestView | None:
@@ -66,8 +69,13 @@ def view(request: LlmRequest, model_name: str) -> RequestView | None:
         ]
     )
     partition = hashlib.blake2b(shape, digest_size=16).hexdigest()
+    text = text.strip()
     return RequestView(
-        tenant=request.tenant, text=text.strip(), entities=found, partition=partition
+        tenant=request.tenant,
+        text=text,
+        entities=found,
+        partition=partition,
+        words=minimal_pairs.words(text),
     )
 
 

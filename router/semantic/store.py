@@ -18,7 +18,8 @@ miss that a paid call then answers is an observation (would the best entry's ans
 been right?), shared through a second stream so that every replica learns from all of
 them; verify() adds the outcome of a served hit (a validator, explicit feedback, a shadow
 check). Candidates whose question clashes with the request's (opposite intents, different
-unknown names: entities.conflict) are dropped before scoring.
+unknown names: entities.conflict) are dropped before scoring; a best entry alike but for a
+word that changes the question (minimal_pairs.differs) is refused, and teaches nothing.
 
 Near-duplicate dedup is a mode of the same store: entries of task types that allow it are
 kept at least for the window, and get_near_duplicate looks for one stored within the window
@@ -45,6 +46,7 @@ from router.semantic.calibration import Calibrator, Scored, judge, score
 from router.semantic.entities import Entities, conflict, describe
 from router.semantic.entry_store import EntryStore
 from router.semantic.index import LocalIndex
+from router.semantic.minimal_pairs import differs
 from router.semantic.policy import (
     Candidate,
     Decision,
@@ -208,13 +210,15 @@ class SemanticCache:
         return self._calibrators.get((tenant, task_type))
 
     async def candidates(self, request: LlmRequest) -> list[Candidate]:
-        """The live entries of request's partition nearest to it (benchmarks, diagnostics)."""
+        """The live entries of request's partition nearest to it that may answer it: no
+        entity clash, no minimal pair that changes it (benchmarks, diagnostics)."""
         seen = self._view(request)
         if seen is None:
             return []
         await self.sync()
         vector = await self._vector(seen.text)
-        return self._compatible(seen, vector, self._now_ms())
+        found = self._compatible(seen, vector, self._now_ms())
+        return [c for c in found if differs(seen.words, c.words) is None]
 
     async def sync(self, *, wait: bool = True) -> int:
         """Add the entries other replicas stored since the last sync; returns how many.
@@ -259,8 +263,9 @@ class SemanticCache:
             if policy is not None:  # kept longer for near-duplicates, not served longer
                 since_ms = now_ms - policy.ttl_s * 1000
                 candidates = [c for c in candidates if c.created_ms > since_ms]
-                decision, served = self._decide(request, candidates, policy)
-            else:
+                decision, served = self._decide(request, seen, candidates, policy)
+            else:  # a near-duplicate is never a minimal pair that changes the question
+                candidates = [c for c in candidates if differs(seen.words, c.words) is None]
                 decision = decide_near_duplicate(candidates, self._near, now_ms)
             if decision.entry is None:
                 return None
@@ -281,7 +286,10 @@ class SemanticCache:
         return served_copy(stored.result, request, lever, reason, latency_ms)
 
     def _compatible(self, seen: RequestView, vector: Vectors, now_ms: int) -> list[Candidate]:
-        """The nearest live entries of seen's partition that do not clash with it."""
+        """The nearest live entries of seen's partition that do not clash with it (opposite
+        intents, different unknown names: entities.conflict). A minimal pair is not dropped
+        here but refused once it is the best (_decide): dropping it would make a farther
+        entry the best, and the lookup would be judged on another question."""
         nearest = self._index.nearest(seen.tenant, seen.partition, vector, self._neighbours, now_ms)
         return [
             c
@@ -290,13 +298,24 @@ class SemanticCache:
         ]
 
     def _decide(
-        self, request: LlmRequest, candidates: list[Candidate], policy: TaskPolicy
+        self,
+        request: LlmRequest,
+        seen: RequestView,
+        candidates: list[Candidate],
+        policy: TaskPolicy,
     ) -> tuple[Decision, _Lookup | None]:
         """The error bound's decision, and the lookup when it is served (to keep for its
-        verdict); a lookup not served is remembered so that its paid answer teaches."""
+        verdict); a lookup not served is remembered so that its paid answer teaches.
+
+        A best entry alike but for a word that changes the question (minimal_pairs.differs)
+        is refused and teaches nothing: the error bound is learned over the lookups it may
+        serve, and such a lookup is never one of them."""
         scored = score(candidates)
         if scored is None:
             return Decision(entry=None, reason="no cached entry with these entities"), None
+        pair = differs(seen.words, scored.entry.words)
+        if pair is not None:
+            return Decision(entry=None, reason=f"nearest entry is a minimal pair: {pair}"), None
         tenant, task_type = request.tenant, request.task_type
         verdict = judge(
             scored,
@@ -309,10 +328,14 @@ class SemanticCache:
         lookup = _remember(request, scored)
         if verdict.serve:
             return Decision(entry=scored.entry, reason=verdict.reason), lookup
-        self._missed[request.id] = lookup
+        self._miss(request.id, lookup)
+        return Decision(entry=None, reason=verdict.reason), None
+
+    def _miss(self, request_id: str, lookup: _Lookup) -> None:
+        """Remember a lookup not served until its paid answer labels it (learn)."""
+        self._missed[request_id] = lookup
         while len(self._missed) > PENDING:
             self._missed.popitem(last=False)
-        return Decision(entry=None, reason=verdict.reason), None
 
     async def observe(
         self, tenant: str, task_type: str, entry_id: str, at: float, correct: bool, source: str
@@ -401,6 +424,7 @@ class SemanticCache:
             vector=records.vector_bytes(vector),
             actions=sorted(seen.entities.actions),
             unknown=sorted(seen.entities.unknown),
+            words=list(seen.words),
         )
         entry = records.StoredEntry(
             record=record, question=seen.text, entities=describe(seen.entities), result=result

@@ -1,0 +1,152 @@
+"""Minimal pairs: two questions alike but for a word or two, where those words are the point.
+
+"Ship to Canada?" and "ship from Canada?", "the 5 km box" and "the 5 miles box", "jeans in
+m" and "jeans in l", "iphone 14 pro" and "iphone 14 pro max", "fba or fbm" and "fbm or
+fba": the embedding puts each pair at cosine 0.9 or more, because nearly every word is
+shared, and no word list can name every difference a person sees (units, variants, places,
+axes nobody listed). A minimal pair turns that around: when two questions share all their
+words but a few (at most MAX_CHANGED on each side) or the same words in another order, the
+words that changed are the whole difference between them, and the pair may share an answer
+only when each change is one a person reads as the same question:
+
+- a change of function words only ("how do I" / "how can I", "the" / "a", punctuation);
+- the same word inflected ("happens" / "happen": lexicon.stem), or a listed synonym
+  ("grey" / "gray", assets/lexicon.toml [paraphrase]);
+- spans the entity extractor reads as the same values ("17:00" / "5pm", "XL" / "extra
+  large").
+
+Anything else refuses the pair: a miss (a paid call) where a wrong hit would hand one person
+another's answer. Paraphrases that reword more than MAX_CHANGED words are left to the other
+checks (entities, the error bound). Texts of more than MAX_WORDS words are not compared.
+
+Words are compared after Unicode compatibility folding (full-width "ｘｌ" is "xl"), without
+accents ("café" is "cafe"), lower-cased, with typographic apostrophes and the backtick read
+as "'".
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Sequence
+
+from router.semantic.entities import describe, extract
+from router.semantic.lexicon import axis_of, lexicon, stem
+
+MAX_CHANGED = 3
+"""Most words changed on either side for two questions to count as a minimal pair."""
+MAX_WORDS = 128
+"""Longer texts keep no words and are not compared (a long document differs in more ways
+than a minimal pair describes; the other checks still apply)."""
+
+_SHORTHANDS = {"w/o": "without", "w/": "with "}
+_SHORTHAND = re.compile(r"(?<!\w)w/o?(?!\w)")
+_NEGATING_PREFIXES = ("non-", "non", "un", "in", "im", "ir", "il", "dis")
+_APOSTROPHES = str.maketrans({"’": "'", "‘": "'", "`": "'", "´": "'", "ʼ": "'"})
+_WORD = re.compile(r"[$€£¥]?\d+(?:[.,:]\d+)*(?:[^\W\d_]+|%)?|[^\W\d_]+(?:'[^\W\d_]+)*|[^\w\s]")
+
+
+def words(text: str) -> tuple[str, ...]:
+    """text's words as minimal pairs compare them; () when it has more than MAX_WORDS."""
+    decomposed = unicodedata.normalize("NFKD", text).lower().translate(_APOSTROPHES)
+    folded = "".join(c for c in decomposed if not unicodedata.combining(c))
+    folded = _SHORTHAND.sub(lambda m: _SHORTHANDS[m.group(0)], folded)
+    found = _WORD.findall(folded)
+    return () if len(found) > MAX_WORDS else tuple(found)
+
+
+def differs(one: Sequence[str], other: Sequence[str]) -> str | None:
+    """Why two questions (their words()) are a minimal pair a person reads as two
+    questions, or None when they are not one (or differ only in ways that keep the meaning)."""
+    if not one or not other or one == other:
+        return None
+    left, right = Counter(one), Counter(other)
+    if max(sum((left - right).values()), sum((right - left).values())) > MAX_CHANGED:
+        return None
+    safe = lexicon().paraphrase_safe
+    matcher = difflib.SequenceMatcher(a=one, b=other, autojunk=False)
+    changes = [(one[a0:a1], other[b0:b1]) for op, a0, a1, b0, b1 in matcher.get_opcodes()
+               if op != "equal"]  # fmt: skip
+    if left == right:  # the same words in another order: any content word moved counts
+        moved = [w for a, b in changes for w in (*a, *b) if w not in safe and w[-1:].isalnum()]
+        if not moved:
+            return None
+        return f"the same words in another order ({', '.join(dict.fromkeys(moved))})"
+    unexplained = [w for a, b in changes for w in _unexplained(a, b)]
+    if not unexplained:
+        return None
+    return f"alike but for {', '.join(dict.fromkeys(unexplained))}"
+
+
+def _unexplained(left: Sequence[str], right: Sequence[str]) -> list[str]:
+    """The words of one change (left replaced by right) that change the question: content
+    words (not paraphrase_safe) with no counterpart on the other side, a counterpart being
+    the same word inflected or a listed synonym; a word and its negation ("compatible",
+    "incompatible") always change it."""
+    table = lexicon()
+    content_left = [w for w in left if w not in table.paraphrase_safe]
+    content_right = [w for w in right if w not in table.paraphrase_safe]
+    negated = [f"not {a}" for a in content_left for b in content_right if _negates(b, a)]
+    negated += [f"not {b}" for a in content_left for b in content_right if _negates(a, b)]
+    if negated:
+        return negated
+    keys_left = Counter(_key(w) for w in content_left)
+    keys_right = Counter(_key(w) for w in content_right)
+    alone = (keys_left - keys_right) + (keys_right - keys_left)
+    if not alone:
+        return []
+    if left and right:
+        seen_left = describe(extract(" ".join(left)))
+        if seen_left != "none" and seen_left == describe(extract(" ".join(right))):
+            return []
+    only_left = [w for w in content_left if _key(w) in alone]
+    only_right = [w for w in content_right if _key(w) in alone]
+    markers = [w for w in (*only_left, *only_right) if _marks(w)]
+    if markers:
+        return markers
+    values_left = [w for w in only_left if _names_value(w)]
+    values_right = [w for w in only_right if _names_value(w)]
+    return [*values_left, *values_right] if values_left and values_right else []
+
+
+def _key(word: str) -> str:
+    """What a word is compared by: its synonym group, else its stem (words with digits or
+    signs as they are)."""
+    group = lexicon().synonyms.get(word)
+    if group is not None:
+        return f"={group}"
+    return stem(word) if word.isalpha() else word
+
+
+def _names_value(word: str) -> bool:
+    """Whether a changed word names a value a person tells questions apart by: a digit, a
+    word of the entity and axis lists, a negation, or a listed value word (units, time spans,
+    roles and directions, variants, conditions: assets/lexicon.toml [paraphrase] values)."""
+    table = lexicon()
+    return (
+        any(c.isdigit() for c in word)
+        or word in table.value_words
+        or word in table.words
+        or word in table.colour_modifiers
+        or word in table.size_letters
+        or axis_of(word, table) is not None
+    )
+
+
+def _marks(word: str) -> bool:
+    """Whether adding or dropping word changes a question: a digit, a negation, a variant or
+    scale word (assets/lexicon.toml [paraphrase] markers)."""
+    table = lexicon()
+    return (
+        any(c.isdigit() for c in word)
+        or word in table.marker_words
+        or any(part in table.negators for part in word.split())
+        or word.endswith(("n't", "'nt"))
+    )
+
+
+def _negates(word: str, other: str) -> bool:
+    """Whether word is other with a negating prefix ("incompatible", "non-refundable")."""
+    return any(word == prefix + other for prefix in _NEGATING_PREFIXES)

@@ -1,0 +1,75 @@
+"""Minimal pairs: questions alike but for a word that changes them never share an answer."""
+
+from __future__ import annotations
+
+import pytest
+
+from router.semantic.entities import describe, extract
+from router.semantic.minimal_pairs import differs, words
+
+
+def _differs(one: str, other: str) -> str | None:
+    return differs(words(one), words(other))
+
+
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [
+        ("shipping time for a 5 miles box?", "shipping time for a 5 km box?"),
+        ("Do you ship to Canada?", "Do you ship from Canada?"),
+        ("do you have these jeans in m", "do you have these jeans in l"),
+        ("is there a case for the iphone 14 pro", "is there a case for the iphone 14 pro max"),
+        ("is this item refundable", "is this item non-refundable"),
+        ("is this charger compatible with my phone", "is this charger incompatible with my phone"),
+        ("the parcel arrived with the box", "the parcel arrived w/o the box"),
+        ("should I use fba or fbm", "should I use fbm or fba"),
+        ("show orders over $50", "show orders under $50"),
+        ("I was charged twenty-five dollars", "I was charged twenty-six dollars"),
+        ("is the light-blue hoodie in stock", "is the dark-blue hoodie in stock"),
+        ("I did'nt receive my parcel", "I did receive my parcel"),
+    ],
+)  # fmt: skip
+def test_a_changed_value_makes_two_questions(one: str, other: str) -> None:
+    """Each pair differs in one thing a person sees (a unit, a role, a size, a variant, a
+    negation, an order, a comparison, a number, a shade); the check says which."""
+    assert _differs(one, other) is not None
+    assert _differs(other, one) is not None
+
+
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [
+        ("How do I top up my card?", "How can I top up my card?"),
+        ("What happens if my card is lost", "What happen if my card is lost"),
+        ("Where is my card?", "Where is my new card?"),
+        ("Can I use my card at an ATM?", "Can I use my card at any ATM?"),
+        ("jeans in ｘｌ", "jeans in xl"),
+        ("café opening hours", "cafe opening hours"),
+        ("meet at 5pm", "meet at 17:00"),
+        ("order 12345 is late", "order #12345 is late"),
+        ("I want to cancel my order", "please cancel my order"),
+        ("How do I move money from savings?", "how can i transfer money from savings"),
+        ("The ATM took my card.", "The ATM kept my card."),
+    ],
+)  # fmt: skip
+def test_a_rewording_is_not_a_minimal_pair(one: str, other: str) -> None:
+    """Function words, inflections, listed synonyms, accents and full-width letters, the
+    same value spelt another way, or a reworded verb or noun (left to the embedding and the
+    error bound) do not refuse a pair."""
+    assert _differs(one, other) is None
+
+
+def test_words_are_bounded_and_longer_texts_are_not_compared() -> None:
+    """A text of more than MAX_WORDS words keeps none, and two such texts are not compared."""
+    long_text = "word " * 500
+    assert words(long_text) == ()
+    assert differs(words(long_text), words(long_text + "km")) is None
+
+
+def test_money_keeps_its_sign_scale_and_ambiguous_thousands() -> None:
+    """ "$2k" is not "$2m", "-$300" is not "$300", and "1.000" (a thousand or one) is kept as
+    written rather than read as 1."""
+    assert describe(extract("above $2k")) != describe(extract("above $2m"))
+    assert describe(extract("a balance of -$300")) != describe(extract("a balance of $300"))
+    assert describe(extract("1.000 euros")) != describe(extract("1 euro"))
+    assert describe(extract("$1,200.00")) == describe(extract("1200 dollars"))
