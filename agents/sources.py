@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.csv_import import ImportError_, read_table
+from agents.limits import product_id_problem
 
 SAMPLES = Path(__file__).parent / "samples"
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
@@ -67,8 +68,12 @@ def load_catalog(path: Path = SAMPLES / "catalog.json") -> list[ProductInput]:
     """The products of a catalog file like the shipped sample."""
     raw = json.loads(path.read_text())
     return [
-        _product(item, [path.parent / "photos" / p["file"] for p in item.get("photos", [])])
-        for item in raw["products"]
+        _product(
+            item,
+            [path.parent / "photos" / p["file"] for p in item.get("photos", [])],
+            f"{path}: product {number}",
+        )
+        for number, item in enumerate(raw["products"], 1)
     ]
 
 
@@ -100,8 +105,9 @@ def _table(path: Path, duplicates: str, warnings: list[str]) -> list[ProductInpu
         names = [n.strip() for n in row.fields.get("photos", "").split(";") if n.strip()]
         attributes = {k: v for k, v in row.fields.items() if k not in _FIELDS}
         attributes |= {k: v for k, v in row.extra.items() if k not in attributes}
+        item = {**row.fields, "attributes": attributes}
         products.append(
-            _product({**row.fields, "attributes": attributes}, [path.parent / n for n in names])
+            _product(item, [path.parent / n for n in names], f"{path}: line {row.line}")
         )
     return products
 
@@ -113,7 +119,10 @@ def load_folder(path: Path) -> list[ProductInput]:
         extra = json.loads((path / "product.json").read_text())
     notes = (path / "notes.txt").read_text().strip() if (path / "notes.txt").is_file() else ""
     photos = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    return [_product({"product_id": path.name, "notes": notes, **extra}, photos)]
+    # "." and ".." have no name of their own: the folder's real name is the product's id.
+    name = path.name if path.name not in ("", ".", "..") else path.resolve().name
+    where = path / "product.json" if "product_id" in extra else path
+    return [_product({"product_id": name, "notes": notes, **extra}, photos, str(where))]
 
 
 def load_path(path: Path) -> tuple[list[ProductInput], bool]:
@@ -141,19 +150,28 @@ def load_source(path: Path, *, duplicates: str = "refuse") -> Loaded:
         return Loaded(products=products, bulk=True, warnings=warnings)
     if any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.iterdir()):
         return Loaded(products=load_folder(path), bulk=False)
-    folders = sorted(p for p in path.iterdir() if p.is_dir())
+    # Hidden folders (.git, .flipsync...) are never products.
+    folders = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
     products = [product for folder in folders for product in load_folder(folder)]
     if not products:
         raise SourceError(f"{path}: no photos, catalog.json or CSV found")
     return Loaded(products=products, bulk=False)
 
 
-def _product(item: dict[str, Any], photos: list[Path]) -> ProductInput:
+def _product(item: dict[str, Any], photos: list[Path], where: str) -> ProductInput:
+    """A product from its fields as read; where (file and line, or folder) names it in errors."""
+    product_id = item["product_id"]
+    if isinstance(product_id, int) and not isinstance(product_id, bool):
+        product_id = str(product_id)  # a catalog's numeric id: 1001 is "1001"
+    if not isinstance(product_id, str):
+        raise SourceError(f"{where}: product id {product_id!r} is not text")
+    if problem := product_id_problem(product_id):
+        raise SourceError(f"{where}: {problem}")
     missing = [str(p) for p in photos if not p.is_file()]
     if missing:
-        raise SourceError(f"product {item.get('product_id')}: photos not found: {missing}")
+        raise SourceError(f"product {product_id}: photos not found: {missing}")
     return ProductInput(
-        product_id=str(item["product_id"]),
+        product_id=product_id,
         title_hint=str(item.get("title_hint") or item.get("title") or ""),
         notes=str(item.get("notes", "")),
         cost_price=str(item.get("cost_price", "")),

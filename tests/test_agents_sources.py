@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 from pathlib import Path
 
@@ -63,3 +65,33 @@ def test_unusable_paths_say_why(tmp_path: Path) -> None:
     (tmp_path / "p.csv").write_text("product_id,photos\nm1,gone.png\n")
     with pytest.raises(SourceError, match="photos not found"):
         load_path(tmp_path / "p.csv")
+
+
+@pytest.mark.parametrize("product_id", ["../../escaped", "/tmp/x", "..", "", "a\nb"])
+def test_a_catalog_product_id_that_is_not_one_folder_name_is_refused(
+    tmp_path: Path, product_id: str
+) -> None:
+    """A product id names its package folder: a path in it would write outside --out."""
+    catalog = tmp_path / "catalog.json"
+    catalog.write_text(json.dumps({"products": [{"product_id": "m1"}, {"product_id": product_id}]}))
+    with pytest.raises(SourceError, match=rf"^{re.escape(str(catalog))}: product 2: product id"):
+        load_path(catalog)
+
+
+def test_a_product_json_id_is_checked_and_a_folder_keeps_its_own_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    photo(tmp_path / "Tasse café ☕", "front.png")
+    assert load_path(tmp_path / "Tasse café ☕")[0][0].product_id == "Tasse café ☕"
+    monkeypatch.chdir(tmp_path / "Tasse café ☕")
+    assert load_path(Path("."))[0][0].product_id == "Tasse café ☕"  # ".": the folder's name
+    (tmp_path / "Tasse café ☕" / "product.json").write_text('{"product_id": "../../x"}')
+    with pytest.raises(SourceError, match=r"product\.json: product id '\.\./\.\./x' has /"):
+        load_path(tmp_path / "Tasse café ☕")
+
+
+def test_hidden_folders_are_not_products(tmp_path: Path) -> None:
+    photo(tmp_path / "mug", "front.png")
+    photo(tmp_path / ".git", "x.png")
+    (tmp_path / ".flipsync").mkdir()
+    assert [p.product_id for p in load_path(tmp_path)[0]] == ["mug"]
