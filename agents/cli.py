@@ -151,6 +151,7 @@ async def upload(settings: Settings, start: Start, args: argparse.Namespace) -> 
     from agents.bulk_report import UploadProgress, cost_line, ledger_report
     from agents.intake import upload_and_wait
     from agents.output import summary, write_package
+    from agents.photos import PhotoError
     from agents.sources import SourceError, load_source
     from bus.messages import WorkflowDone
 
@@ -166,6 +167,7 @@ async def upload(settings: Settings, start: Start, args: argparse.Namespace) -> 
     out = Path(args.out) / args.tenant
     finished: list[WorkflowDone] = []
     ended = ""
+    status = 0
     report = ""
     console = Console(stderr=True)
     async with connected(settings, start) as session:
@@ -193,12 +195,14 @@ async def upload(settings: Settings, start: Start, args: argparse.Namespace) -> 
                     on_done=keep,
                 )
             except TimeoutError:
-                ended = f"timed out after {args.timeout:g} s"
+                ended, status = f"timed out after {args.timeout:g} s", EXIT_TIMEOUT
             except asyncio.CancelledError:
                 task = asyncio.current_task()
                 if task is not None:
                     task.uncancel()  # handled: the stack below still stops cleanly
-                ended = "interrupted"
+                ended, status = "interrupted", EXIT_INTERRUPTED
+            except PhotoError as exc:  # damaged past the header load_source checked
+                ended, status = f"flipsync upload: {exc}", 2
         if not ended and session.aggregates is not None:
             spent = before + sum(e.cost_micro_usd for e in finished)
             report = await ledger_report(session.aggregates, args.tenant, spent)
@@ -207,7 +211,7 @@ async def upload(settings: Settings, start: Start, args: argparse.Namespace) -> 
             f"{ended}: {len(finished)} of {len(products)} products done, written to {out}/",
             file=sys.stderr,
         )
-        return EXIT_INTERRUPTED if ended == "interrupted" else EXIT_TIMEOUT
+        return status
     order = {product.product_id: index for index, product in enumerate(products)}
     finished.sort(key=lambda event: order.get(event.product_id, len(order)))
     for event in finished:

@@ -20,6 +20,7 @@ from typing import Any
 
 from agents.csv_import import ImportError_, read_table
 from agents.limits import product_id_problem
+from agents.photos import PhotoError, check_photo
 
 SAMPLES = Path(__file__).parent / "samples"
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
@@ -132,7 +133,18 @@ def load_path(path: Path) -> tuple[list[ProductInput], bool]:
 
 
 def load_source(path: Path, *, duplicates: str = "refuse") -> Loaded:
-    """The products at path (a file or a folder), checked, with the warnings to show."""
+    """The products at path (a file or a folder), checked, with the warnings to show.
+
+    Checked means each product's fields, and that every photo opens as an image (its
+    header: agents.photos.check_photo), so a bad file is named before anything starts.
+    """
+    loaded = _load(path, duplicates)
+    _check_photos(path, loaded.products)
+    return loaded
+
+
+def _load(path: Path, duplicates: str) -> Loaded:
+    """The products at path, their fields checked (not yet their photos)."""
     warnings: list[str] = []
     if path.is_file():
         if path.suffix.lower() in TABLE_SUFFIXES:
@@ -156,6 +168,23 @@ def load_source(path: Path, *, duplicates: str = "refuse") -> Loaded:
     if not products:
         raise SourceError(f"{path}: no photos, catalog.json or CSV found")
     return Loaded(products=products, bulk=False)
+
+
+def _check_photos(source: Path, products: list[ProductInput]) -> None:
+    """Raise SourceError naming every photo file that does not open as an image."""
+    problems: list[str] = []
+    for product in products:
+        for photo in product.photos:
+            if photo.path is None:
+                continue
+            try:
+                check_photo(photo.path)
+            except PhotoError as exc:
+                problems.append(f"{photo.path}: {exc}")
+    if len(problems) == 1:
+        raise SourceError(problems[0])
+    if problems:
+        raise SourceError(str(ImportError_(source, problems)))
 
 
 def _product(item: dict[str, Any], photos: list[Path], where: str) -> ProductInput:

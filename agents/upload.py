@@ -16,7 +16,7 @@ from faststream.nats import NatsBroker
 from nats.js.errors import NotFoundError, ObjectNotFoundError
 from opentelemetry import context, trace
 
-from agents.photos import PreparedPhoto, prepare
+from agents.photos import PhotoError, PreparedPhoto, prepare
 from agents.sources import PhotoFile, ProductInput, load_catalog
 from agents.stores import StoreOpener, Stores
 from bus import subjects
@@ -86,7 +86,10 @@ class Uploader:
         self, stores: Stores, tenant: str, wf: str, index: int, photo: PhotoFile
     ) -> Photo:
         data = photo.read()
-        prepared: PreparedPhoto = await asyncio.to_thread(prepare, data, self._sides)
+        try:
+            prepared: PreparedPhoto = await asyncio.to_thread(prepare, data, self._sides)
+        except PhotoError as exc:  # named: a product has several photos, a run many products
+            raise type(exc)(f"{photo.path or photo.name}: {exc}") from exc
         phash = await stores.photos.canonical(tenant, prepared.phash)
         name = f"{tenant}/{wf}/{index}-{_safe(photo.name)}"
         await stores.objects.put(name, data)

@@ -95,3 +95,21 @@ def test_hidden_folders_are_not_products(tmp_path: Path) -> None:
     photo(tmp_path / ".git", "x.png")
     (tmp_path / ".flipsync").mkdir()
     assert [p.product_id for p in load_path(tmp_path)[0]] == ["mug"]
+
+
+def test_a_photo_that_is_not_an_image_is_named_before_anything_starts(tmp_path: Path) -> None:
+    (tmp_path / "notimg").mkdir()
+    (tmp_path / "notimg" / "photo.jpg").write_text("hello this is not a png\n")
+    with pytest.raises(SourceError) as caught:
+        load_path(tmp_path / "notimg")
+    assert str(caught.value) == f"{tmp_path / 'notimg' / 'photo.jpg'}: not a readable image"
+    photo(tmp_path, "a.png")
+    (tmp_path / "b.png").write_bytes(b"")
+    (tmp_path / "p.csv").write_text("product_id,photos\nm1,a.png\nm2,b.png;notimg/photo.jpg\n")
+    with pytest.raises(SourceError) as caught:
+        load_path(tmp_path / "p.csv")
+    assert str(caught.value).splitlines() == [
+        f"{tmp_path / 'p.csv'}: 2 problem(s), nothing uploaded:",
+        f"  {tmp_path / 'b.png'}: not a readable image",
+        f"  {tmp_path / 'notimg' / 'photo.jpg'}: not a readable image",
+    ]
