@@ -67,15 +67,28 @@ class SourceError(ValueError):
 
 def load_catalog(path: Path = SAMPLES / "catalog.json") -> list[ProductInput]:
     """The products of a catalog file like the shipped sample."""
-    raw = json.loads(path.read_text())
-    return [
-        _product(
-            item,
-            [path.parent / "photos" / p["file"] for p in item.get("photos", [])],
-            f"{path}: product {number}",
-        )
-        for number, item in enumerate(raw["products"], 1)
-    ]
+    raw = _read_json(path)
+    items = raw.get("products") if isinstance(raw, dict) else None
+    if not isinstance(items, list):
+        found = f"keys {', '.join(map(repr, raw))}" if isinstance(raw, dict) else _json_type(raw)
+        raise SourceError(f'{path}: expected {{"products": [...]}} (a catalog), found {found}')
+    products = []
+    for number, item in enumerate(items, 1):
+        where = f"{path}: product {number}"
+        if not isinstance(item, dict):
+            raise SourceError(f"{where}: expected an object of fields, found {_json_type(item)}")
+        products.append(_product(item, _catalog_photos(path.parent / "photos", item, where), where))
+    return products
+
+
+def _catalog_photos(folder: Path, item: dict[str, Any], where: str) -> list[Path]:
+    """The photo files a catalog product names: {"photos": [{"file": NAME}, ...]}."""
+    photos = item.get("photos", [])
+    if not isinstance(photos, list) or not all(
+        isinstance(p, dict) and isinstance(p.get("file"), str) for p in photos
+    ):
+        raise SourceError(f'{where}: photos: expected a list of {{"file": NAME}}')
+    return [folder / p["file"] for p in photos]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -117,8 +130,14 @@ def load_folder(path: Path) -> list[ProductInput]:
     """One product from a folder of photos and notes."""
     extra: dict[str, Any] = {}
     if (path / "product.json").is_file():
-        extra = json.loads((path / "product.json").read_text())
-    notes = (path / "notes.txt").read_text().strip() if (path / "notes.txt").is_file() else ""
+        raw = _read_json(path / "product.json")
+        if not isinstance(raw, dict):
+            found = _json_type(raw)
+            raise SourceError(
+                f"{path / 'product.json'}: expected an object of fields, found {found}"
+            )
+        extra = raw
+    notes = _read_text(path / "notes.txt").strip() if (path / "notes.txt").is_file() else ""
     photos = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     # "." and ".." have no name of their own: the folder's real name is the product's id.
     name = path.name if path.name not in ("", ".", "..") else path.resolve().name
@@ -189,6 +208,8 @@ def _check_photos(source: Path, products: list[ProductInput]) -> None:
 
 def _product(item: dict[str, Any], photos: list[Path], where: str) -> ProductInput:
     """A product from its fields as read; where (file and line, or folder) names it in errors."""
+    if "product_id" not in item:
+        raise SourceError(f"{where}: no product_id")
     product_id = item["product_id"]
     if isinstance(product_id, int) and not isinstance(product_id, bool):
         product_id = str(product_id)  # a catalog's numeric id: 1001 is "1001"
@@ -196,14 +217,49 @@ def _product(item: dict[str, Any], photos: list[Path], where: str) -> ProductInp
         raise SourceError(f"{where}: product id {product_id!r} is not text")
     if problem := product_id_problem(product_id):
         raise SourceError(f"{where}: {problem}")
+    attributes = item.get("attributes") or {}
+    if not isinstance(attributes, dict):
+        raise SourceError(
+            f"{where}: attributes: expected an object, found {_json_type(attributes)}"
+        )
     missing = [str(p) for p in photos if not p.is_file()]
     if missing:
-        raise SourceError(f"product {product_id}: photos not found: {missing}")
+        raise SourceError(f"{where}: photos not found: {missing}")
     return ProductInput(
         product_id=product_id,
         title_hint=str(item.get("title_hint") or item.get("title") or ""),
         notes=str(item.get("notes", "")),
         cost_price=str(item.get("cost_price", "")),
         photos=tuple(PhotoFile.at(p) for p in photos),
-        attributes={str(k): str(v) for k, v in dict(item.get("attributes") or {}).items()},
+        attributes={str(k): str(v) for k, v in attributes.items()},
     )
+
+
+def _read_text(path: Path) -> str:
+    """A text file that must be UTF-8 (a byte order mark is dropped); SourceError names it."""
+    try:
+        return path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise SourceError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+
+
+def _read_json(path: Path) -> Any:
+    """A JSON file's value; SourceError names the file, and the line and column of an error."""
+    text = _read_text(path)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        where = f"line {exc.lineno}, column {exc.colno}"
+        raise SourceError(f"{path}: not valid JSON: {exc.msg} ({where})") from None
+    except RecursionError:
+        raise SourceError(f"{path}: not valid JSON: nested too deeply") from None
+
+
+def _json_type(value: object) -> str:
+    """What a JSON value is, in JSON's words."""
+    names = {dict: "an object", list: "an array", str: "a string", bool: "true or false"}
+    if value is None:
+        return "null"
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return "a number"
+    return names.get(type(value), type(value).__name__)

@@ -113,3 +113,72 @@ def test_a_photo_that_is_not_an_image_is_named_before_anything_starts(tmp_path: 
         f"  {tmp_path / 'b.png'}: not a readable image",
         f"  {tmp_path / 'notimg' / 'photo.jpg'}: not a readable image",
     ]
+
+
+CATALOG_DEFECTS: dict[str, tuple[str | bytes, str]] = {
+    "broken JSON": ('{"products": [\n', "not valid JSON: Expecting value (line 2, column 1)"),
+    "no products key": (
+        '{"items": []}',
+        "expected {\"products\": [...]} (a catalog), found keys 'items'",
+    ),
+    "not an object": ("[1, 2]", 'expected {"products": [...]} (a catalog), found an array'),
+    "a product not an object": (
+        '{"products": [7]}',
+        "product 1: expected an object of fields, found a number",
+    ),
+    "no product_id": (
+        '{"products": [{"product_id": "m1"}, {"title_hint": "x"}]}',
+        "product 2: no product_id",
+    ),
+    "bad photos": (
+        '{"products": [{"product_id": "m1", "photos": ["a.png"]}]}',
+        'product 1: photos: expected a list of {"file": NAME}',
+    ),
+    "bad attributes": (
+        '{"products": [{"product_id": "m1", "attributes": [1]}]}',
+        "product 1: attributes: expected an object, found an array",
+    ),
+    "nested too deeply": ("[" * 100_000, "not valid JSON: nested too deeply"),
+    "not UTF-8": (
+        '{"products": [{"product_id": "Tasse caf\xe9"}]}'.encode("latin-1"),
+        "not UTF-8 text (invalid continuation byte at byte 39)",
+    ),
+}
+
+
+@pytest.mark.parametrize("defect", list(CATALOG_DEFECTS))
+def test_a_catalog_defect_is_one_line_naming_the_file(tmp_path: Path, defect: str) -> None:
+    text, expected = CATALOG_DEFECTS[defect]
+    catalog = tmp_path / "catalog.json"
+    if isinstance(text, bytes):
+        catalog.write_bytes(text)
+    else:
+        catalog.write_text(text)
+    with pytest.raises(SourceError) as caught:
+        load_path(catalog)
+    assert str(caught.value) == f"{catalog}: {expected}"
+
+
+def test_a_folder_s_product_json_and_notes_are_named_when_unreadable(tmp_path: Path) -> None:
+    folder = tmp_path / "mug"
+    photo(folder, "front.png")
+    (folder / "product.json").write_text('{"title_hint": "x",}')
+    with pytest.raises(SourceError) as caught:
+        load_path(folder)
+    assert str(caught.value) == (
+        f"{folder / 'product.json'}: not valid JSON: "
+        "Expecting property name enclosed in double quotes (line 1, column 20)"
+    )
+    (folder / "product.json").write_text('["cost_price", "4.20"]')
+    with pytest.raises(SourceError) as caught:
+        load_path(folder)
+    assert str(caught.value) == (
+        f"{folder / 'product.json'}: expected an object of fields, found an array"
+    )
+    (folder / "product.json").unlink()
+    (folder / "notes.txt").write_bytes("Tasse \xe0 caf\xe9\n".encode("latin-1"))
+    with pytest.raises(SourceError) as caught:
+        load_path(folder)
+    assert str(caught.value) == (
+        f"{folder / 'notes.txt'}: not UTF-8 text (invalid continuation byte at byte 6)"
+    )

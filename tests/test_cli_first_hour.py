@@ -139,6 +139,17 @@ async def test_a_file_that_is_not_an_image_is_named_before_anything_starts(
     )
 
 
+async def test_a_catalog_without_products_is_one_line_not_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "catalog.json").write_text('{"items": []}')
+    assert await upload_in_process(str(tmp_path / "catalog.json")) == 2
+    assert capsys.readouterr().err == (
+        f"flipsync upload: {tmp_path / 'catalog.json'}: "
+        """expected {"products": [...]} (a catalog), found keys 'items'\n"""
+    )
+
+
 def test_a_photo_damaged_past_its_header_ends_the_upload_with_one_line(tmp_path: Path) -> None:
     """The header check passes it; decoding it, the upload fails: one line naming the file
     (no traceback), status 2, and the embedded stack stopped."""
