@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.csv_import import ImportError_, read_table
-from agents.limits import product_id_problem
+from agents.limits import MAX_FILE_BYTES, MAX_TEXT_BYTES, product_id_problem, size_problem
 from agents.photos import PhotoError, check_photo
 
 SAMPLES = Path(__file__).parent / "samples"
@@ -107,6 +107,7 @@ def load_csv(path: Path, *, duplicates: str = "refuse") -> list[ProductInput]:
 
 
 def _table(path: Path, duplicates: str, warnings: list[str]) -> list[ProductInput]:
+    _check_size(path, MAX_FILE_BYTES)
     try:
         imported = read_table(path, duplicates=duplicates)
     except ImportError_ as exc:
@@ -137,7 +138,9 @@ def load_folder(path: Path) -> list[ProductInput]:
                 f"{path / 'product.json'}: expected an object of fields, found {found}"
             )
         extra = raw
-    notes = _read_text(path / "notes.txt").strip() if (path / "notes.txt").is_file() else ""
+    notes = ""
+    if (path / "notes.txt").is_file():
+        notes = _read_text(path / "notes.txt", MAX_TEXT_BYTES).strip()
     photos = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     # "." and ".." have no name of their own: the folder's real name is the product's id.
     name = path.name if path.name not in ("", ".", "..") else path.resolve().name
@@ -217,11 +220,17 @@ def _product(item: dict[str, Any], photos: list[Path], where: str) -> ProductInp
         raise SourceError(f"{where}: product id {product_id!r} is not text")
     if problem := product_id_problem(product_id):
         raise SourceError(f"{where}: {problem}")
+    for name in ("title_hint", "title", "notes", "cost_price"):
+        if problem := size_problem(name, str(item.get(name, ""))):
+            raise SourceError(f"{where}: {problem}")
     attributes = item.get("attributes") or {}
     if not isinstance(attributes, dict):
         raise SourceError(
             f"{where}: attributes: expected an object, found {_json_type(attributes)}"
         )
+    for name, value in attributes.items():
+        if problem := size_problem(f"attribute {str(name)[:40]!r}", f"{name}{value}"):
+            raise SourceError(f"{where}: {problem}")
     missing = [str(p) for p in photos if not p.is_file()]
     if missing:
         raise SourceError(f"{where}: photos not found: {missing}")
@@ -235,8 +244,17 @@ def _product(item: dict[str, Any], photos: list[Path], where: str) -> ProductInp
     )
 
 
-def _read_text(path: Path) -> str:
-    """A text file that must be UTF-8 (a byte order mark is dropped); SourceError names it."""
+def _check_size(path: Path, limit: int) -> None:
+    """SourceError if the file at path is over limit bytes (before it is read)."""
+    size = path.stat().st_size
+    if size > limit:
+        raise SourceError(f"{path}: {size} bytes, over the {limit}-byte limit")
+
+
+def _read_text(path: Path, limit: int) -> str:
+    """A text file of at most limit bytes that must be UTF-8 (a byte order mark is dropped);
+    SourceError names it."""
+    _check_size(path, limit)
     try:
         return path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -245,7 +263,7 @@ def _read_text(path: Path) -> str:
 
 def _read_json(path: Path) -> Any:
     """A JSON file's value; SourceError names the file, and the line and column of an error."""
-    text = _read_text(path)
+    text = _read_text(path, MAX_FILE_BYTES)
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from agents import sources
+from agents.limits import MAX_TEXT_BYTES
 from agents.sources import SourceError, load_path
 
 SAMPLES = Path(__file__).parent.parent / "agents" / "samples"
@@ -182,3 +184,37 @@ def test_a_folder_s_product_json_and_notes_are_named_when_unreadable(tmp_path: P
     assert str(caught.value) == (
         f"{folder / 'notes.txt'}: not UTF-8 text (invalid continuation byte at byte 6)"
     )
+
+
+def test_text_over_its_bound_is_refused_up_front_naming_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Megabytes of notes were uploaded, then failed inside the router with a traceback."""
+    folder = tmp_path / "mug"
+    photo(folder, "front.png")
+    (folder / "notes.txt").write_text("x" * 2_250_000)
+    with pytest.raises(SourceError) as caught:
+        load_path(folder)
+    assert str(caught.value) == (
+        f"{folder / 'notes.txt'}: 2250000 bytes, over the {MAX_TEXT_BYTES}-byte limit"
+    )
+    (folder / "notes.txt").write_text("x" * MAX_TEXT_BYTES)  # at the bound: fine
+    assert len(load_path(folder)[0][0].notes) == MAX_TEXT_BYTES
+    catalog = tmp_path / "catalog.json"
+    catalog.write_text(json.dumps({"products": [{"product_id": "m1", "notes": "é" * 40_000}]}))
+    with pytest.raises(SourceError) as caught:
+        load_path(catalog)
+    assert str(caught.value) == (
+        f"{catalog}: product 1: notes: 80000 bytes, over the {MAX_TEXT_BYTES}-byte limit"
+    )
+    table = tmp_path / "p.csv"
+    table.write_text(f"product_id,title,notes,shelf\nm1,Mug,ok,B4\nm2,Lamp,{'y' * 70_000},B5\n")
+    with pytest.raises(SourceError, match="line 3: notes: 70000 bytes, over the 65536-byte"):
+        load_path(table)
+    monkeypatch.setattr(sources, "MAX_FILE_BYTES", 100)
+    with pytest.raises(SourceError) as caught:
+        load_path(table)
+    size = table.stat().st_size
+    assert str(caught.value) == f"{table}: {size} bytes, over the 100-byte limit"
+    with pytest.raises(SourceError, match=r"catalog\.json: \d+ bytes, over the 100-byte limit"):
+        load_path(catalog)

@@ -150,6 +150,17 @@ async def test_a_catalog_without_products_is_one_line_not_a_traceback(
     )
 
 
+async def test_huge_notes_are_refused_before_anything_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shutil.copy(SAMPLES / "photos" / "mug-001-a.png", tmp_path)
+    (tmp_path / "notes.txt").write_text("x" * 2_250_000)
+    assert await upload_in_process(str(tmp_path)) == 2
+    assert capsys.readouterr().err == (
+        f"flipsync upload: {tmp_path / 'notes.txt'}: 2250000 bytes, over the 65536-byte limit\n"
+    )
+
+
 def test_a_photo_damaged_past_its_header_ends_the_upload_with_one_line(tmp_path: Path) -> None:
     """The header check passes it; decoding it, the upload fails: one line naming the file
     (no traceback), status 2, and the embedded stack stopped."""
