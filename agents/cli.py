@@ -99,11 +99,26 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 async def run_command(args: argparse.Namespace, settings: Settings, start: Start) -> int:
     """Run one of COMMANDS; the exit status."""
+    if problem := bad_option(args):
+        print(f"flipsync {args.command}: {problem}", file=sys.stderr)
+        return 2
     if args.command == "upload":
         return await upload(settings, start, args)
     if args.command == "chat":
         return await chat(settings, start, args.tenant, " ".join(args.question))
     raise ValueError(f"flipsync {args.command} is not an agents command")
+
+
+def bad_option(args: argparse.Namespace) -> str | None:
+    """What is wrong with a command's options (checked before anything starts), or None."""
+    from bus.subjects import valid_token
+
+    if not valid_token(args.tenant):
+        return f"--tenant {args.tenant!r}: a tenant is 1 to 64 letters, digits, _ and -"
+    timeout = getattr(args, "timeout", None)
+    if timeout is not None and not timeout > 0:  # not "timeout <= 0": NaN is refused too
+        return f"--timeout {timeout:g}: must be more than 0 seconds"
+    return None
 
 
 @contextlib.asynccontextmanager

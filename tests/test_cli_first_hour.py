@@ -161,6 +161,36 @@ async def test_huge_notes_are_refused_before_anything_starts(
     )
 
 
+@pytest.mark.parametrize(
+    ("option", "expected"),
+    [
+        (["--tenant", "bad tenant"], "--tenant 'bad tenant': a tenant is 1 to 64 letters, "),
+        (["--tenant", "a.b"], "--tenant 'a.b': a tenant is 1 to 64 letters, digits, _ and -"),
+        (["--tenant", "../x"], "--tenant '../x': a tenant is 1 to 64 letters, digits, _ and -"),
+        (["--timeout", "-5"], "--timeout -5: must be more than 0 seconds"),
+        (["--timeout", "0"], "--timeout 0: must be more than 0 seconds"),
+        (["--timeout", "nan"], "--timeout nan: must be more than 0 seconds"),
+    ],
+)
+async def test_a_bad_tenant_or_timeout_is_one_line_before_anything_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], option: list[str], expected: str
+) -> None:
+    products = catalog_csv(tmp_path, 1)
+    assert await upload_in_process(str(products), *option) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"flipsync upload: {expected}") and err.count("\n") == 1, err
+
+
+async def test_chat_refuses_a_bad_tenant_before_anything_starts(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    args = full_parser().parse_args(["chat", "--tenant", "a.b", "what sold?"])
+    assert await run_command(args, Settings(nats_url=None, redis_url=None), never_started) == 2
+    assert capsys.readouterr().err == (
+        "flipsync chat: --tenant 'a.b': a tenant is 1 to 64 letters, digits, _ and -\n"
+    )
+
+
 def test_a_photo_damaged_past_its_header_ends_the_upload_with_one_line(tmp_path: Path) -> None:
     """The header check passes it; decoding it, the upload fails: one line naming the file
     (no traceback), status 2, and the embedded stack stopped."""
