@@ -72,6 +72,8 @@ def load_catalog(path: Path = SAMPLES / "catalog.json") -> list[ProductInput]:
     if not isinstance(items, list):
         found = f"keys {', '.join(map(repr, raw))}" if isinstance(raw, dict) else _json_type(raw)
         raise SourceError(f'{path}: expected {{"products": [...]}} (a catalog), found {found}')
+    if not items:
+        raise SourceError(f"{path}: no products")
     products = []
     for number, item in enumerate(items, 1):
         where = f"{path}: product {number}"
@@ -114,6 +116,8 @@ def _table(path: Path, duplicates: str, warnings: list[str]) -> list[ProductInpu
         raise SourceError(str(exc)) from None
     except UnicodeDecodeError as exc:
         raise SourceError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    if not imported.rows:
+        raise SourceError(f"{path}: no products (a header and no rows)")
     warnings += imported.warnings
     products = []
     for row in imported.rows:

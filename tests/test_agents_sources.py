@@ -218,3 +218,15 @@ def test_text_over_its_bound_is_refused_up_front_naming_the_file(
     assert str(caught.value) == f"{table}: {size} bytes, over the 100-byte limit"
     with pytest.raises(SourceError, match=r"catalog\.json: \d+ bytes, over the 100-byte limit"):
         load_path(catalog)
+
+
+def test_a_file_with_no_products_is_refused(tmp_path: Path) -> None:
+    """It started the whole stack to upload 0 products, and exited 0."""
+    (tmp_path / "catalog.json").write_text('{"products": []}')
+    with pytest.raises(SourceError) as caught:
+        load_path(tmp_path / "catalog.json")
+    assert str(caught.value) == f"{tmp_path / 'catalog.json'}: no products"
+    (tmp_path / "p.csv").write_text("product_id,title,notes\n\n")
+    with pytest.raises(SourceError) as caught:
+        load_path(tmp_path / "p.csv")
+    assert str(caught.value) == f"{tmp_path / 'p.csv'}: no products (a header and no rows)"

@@ -191,6 +191,22 @@ async def test_chat_refuses_a_bad_tenant_before_anything_starts(
     )
 
 
+@pytest.mark.parametrize(
+    ("name", "text", "expected"),
+    [
+        ("catalog.json", '{"products": []}', "no products"),
+        ("products.csv", "product_id,title,notes\n", "no products (a header and no rows)"),
+    ],
+)
+async def test_a_file_with_no_products_is_one_line_before_anything_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, text: str, expected: str
+) -> None:
+    """It started the whole stack, printed "uploading 0 products" and exited 0."""
+    (tmp_path / name).write_text(text)
+    assert await upload_in_process(str(tmp_path / name)) == 2
+    assert capsys.readouterr().err == f"flipsync upload: {tmp_path / name}: {expected}\n"
+
+
 def test_a_photo_damaged_past_its_header_ends_the_upload_with_one_line(tmp_path: Path) -> None:
     """The header check passes it; decoding it, the upload fails: one line naming the file
     (no traceback), status 2, and the embedded stack stopped."""
