@@ -1,14 +1,18 @@
 """A finished workflow is written as files under --out/<tenant>/<product_id>/ and nowhere
-else, whatever ids its event carries."""
+else, whatever ids its event carries; an upload with such an id is refused at the start."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import cast
 
 import pytest
+from faststream.nats import NatsBroker
 
 from agents.output import write_package
+from agents.sources import ProductInput
+from agents.upload import Uploader
 from bus.messages import WorkflowDone
 
 
@@ -38,3 +42,11 @@ def test_ids_that_would_lead_outside_the_output_folder_are_refused(
     with pytest.raises(ValueError):
         write_package(out, done(tenant, product_id), simulated=True)
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
+async def test_every_upload_refuses_such_a_product_id_before_storing_anything() -> None:
+    """The HTTP API and any other client of the Uploader hold the same rule as the files:
+    nothing is stored or published (the broker is never touched)."""
+    uploader = Uploader(cast(NatsBroker, None))
+    with pytest.raises(ValueError, match="product id '../../escaped' has / or"):
+        await uploader.upload(ProductInput(product_id="../../escaped"), tenant="default")
