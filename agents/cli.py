@@ -99,11 +99,26 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 async def run_command(args: argparse.Namespace, settings: Settings, start: Start) -> int:
     """Run one of COMMANDS; the exit status."""
+    if problem := bad_option(args):
+        print(f"flipsync {args.command}: {problem}", file=sys.stderr)
+        return 2
     if args.command == "upload":
         return await upload(settings, start, args)
     if args.command == "chat":
         return await chat(settings, start, args.tenant, " ".join(args.question))
     raise ValueError(f"flipsync {args.command} is not an agents command")
+
+
+def bad_option(args: argparse.Namespace) -> str | None:
+    """What is wrong with a command's options (checked before anything starts), or None."""
+    from bus.subjects import valid_token
+
+    if not valid_token(args.tenant):
+        return f"--tenant {args.tenant!r}: a tenant is 1 to 64 letters, digits, _ and -"
+    timeout = getattr(args, "timeout", None)
+    if timeout is not None and not timeout > 0:  # not "timeout <= 0": NaN is refused too
+        return f"--timeout {timeout:g}: must be more than 0 seconds"
+    return None
 
 
 @contextlib.asynccontextmanager
@@ -151,6 +166,7 @@ async def upload(settings: Settings, start: Start, args: argparse.Namespace) -> 
     from agents.bulk_report import UploadProgress, cost_line, ledger_report
     from agents.intake import upload_and_wait
     from agents.output import summary, write_package
+    from agents.photos import PhotoError
     from agents.sources import SourceError, load_source
     from bus.messages import WorkflowDone
 
@@ -166,6 +182,7 @@ async def upload(settings: Settings, start: Start, args: argparse.Namespace) -> 
     out = Path(args.out) / args.tenant
     finished: list[WorkflowDone] = []
     ended = ""
+    status = 0
     report = ""
     console = Console(stderr=True)
     async with connected(settings, start) as session:
@@ -193,12 +210,14 @@ async def upload(settings: Settings, start: Start, args: argparse.Namespace) -> 
                     on_done=keep,
                 )
             except TimeoutError:
-                ended = f"timed out after {args.timeout:g} s"
+                ended, status = f"timed out after {args.timeout:g} s", EXIT_TIMEOUT
             except asyncio.CancelledError:
                 task = asyncio.current_task()
                 if task is not None:
                     task.uncancel()  # handled: the stack below still stops cleanly
-                ended = "interrupted"
+                ended, status = "interrupted", EXIT_INTERRUPTED
+            except PhotoError as exc:  # damaged past the header load_source checked
+                ended, status = f"flipsync upload: {exc}", 2
         if not ended and session.aggregates is not None:
             spent = before + sum(e.cost_micro_usd for e in finished)
             report = await ledger_report(session.aggregates, args.tenant, spent)
@@ -207,7 +226,7 @@ async def upload(settings: Settings, start: Start, args: argparse.Namespace) -> 
             f"{ended}: {len(finished)} of {len(products)} products done, written to {out}/",
             file=sys.stderr,
         )
-        return EXIT_INTERRUPTED if ended == "interrupted" else EXIT_TIMEOUT
+        return status
     order = {product.product_id: index for index, product in enumerate(products)}
     finished.sort(key=lambda event: order.get(event.product_id, len(order)))
     for event in finished:

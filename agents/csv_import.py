@@ -23,6 +23,7 @@ from agents.csv_values import (
     weight_in_text,
 )
 from agents.formats import Format, detect, normalise
+from agents.limits import product_id_problem, size_problem
 
 MAX_PROBLEMS = 20
 """Problems listed in one error; the count of the rest is given."""
@@ -179,6 +180,11 @@ def _check(row: Row, fmt: Format, problems: list[str]) -> None:
         problems.append(f"{where}: nothing to list from: no title, notes or photos")
     if "product_id" not in f:
         f["product_id"] = f.get("sku") or f.get("asin") or f.get("item_number", "")
+    if f["product_id"] and (problem := product_id_problem(f["product_id"])):
+        problems.append(f"{where}: {problem}")
+    for name, value in (f | row.extra).items():
+        if problem := size_problem(name[:40], value):
+            problems.append(f"{where}: {problem}")
     if "notes" in f:
         f["notes"] = _plain_text(f["notes"])
     for name in ("cost_price", "list_price"):
@@ -253,6 +259,9 @@ def _unique(
         while f"{pid}-{number}" in taken:
             number += 1
         new = f"{pid}-{number}"
+        if problem := product_id_problem(new):
+            problems.append(f"line {row.line}: renamed: {problem}")
+            continue
         taken.add(new)
         row.fields["product_id"] = new
         warnings.append(f"line {row.line}: product id {pid!r} repeats line {seen[pid]}: "

@@ -7,8 +7,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from agents.limits import product_id_problem
 from agents.marketplaces import Marketplace
 from bus.messages import WorkflowDone
+from bus.subjects import valid_token
 
 Json = dict[str, Any]
 MICRO = Decimal("0.000001")
@@ -28,8 +30,12 @@ def savings_percent(done: WorkflowDone) -> Decimal:
 
 
 def write_package(out: Path, done: WorkflowDone, *, simulated: bool) -> Path:
-    """Write a workflow's package under out/<tenant>/<product_id>/; return that folder."""
-    folder = out / done.tenant / done.product_id
+    """Write a workflow's package under out/<tenant>/<product_id>/; return that folder.
+
+    Raises ValueError, writing nothing, for a tenant or product id that is not one safe
+    folder name (sources check ids as they read them; this holds whatever the event says).
+    """
+    folder = package_folder(out, done.tenant, done.product_id)
     folder.mkdir(parents=True, exist_ok=True)
     listing: Json = done.listing
     for market, body in listing.get("marketplaces", {}).items():
@@ -47,6 +53,18 @@ def write_package(out: Path, done: WorkflowDone, *, simulated: bool) -> Path:
         },
     )
     (folder / "summary.txt").write_text(summary(done, simulated=simulated) + "\n")
+    return folder
+
+
+def package_folder(out: Path, tenant: str, product_id: str) -> Path:
+    """out/<tenant>/<product_id>, or ValueError for a name that would lead anywhere else."""
+    if not valid_token(tenant):
+        raise ValueError(f"tenant {tenant!r}: not a package folder name")
+    if problem := product_id_problem(product_id):
+        raise ValueError(problem)
+    folder = out / tenant / product_id
+    if folder.parent.parent != out or folder.name != product_id:  # the checks above, again
+        raise ValueError(f"product id {product_id!r} would be written outside {out}")
     return folder
 
 

@@ -9,12 +9,15 @@ carry over NATS than the PNG or HEIC a phone produces.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import imagehash
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 JPEG_QUALITY = 85
 MAX_PIXELS = 64_000_000
@@ -54,26 +57,25 @@ class PreparedPhoto:
     renditions: dict[str, Rendition]
 
 
+def check_photo(path: Path) -> None:
+    """Raise PhotoError unless the file at path opens as an image of at most MAX_PIXELS.
+
+    Reads its header only (no pixels decoded): quick enough to check every photo of a
+    catalog before anything is uploaded. A file damaged further in fails in prepare.
+    OSError (a file that cannot be read at all) is raised as it is.
+    """
+    with _untrusted():
+        _open(path).close()
+
+
 def prepare(data: bytes, sides: dict[str, int]) -> PreparedPhoto:
     """Hash a photo and make one rendition per detail level (longest side given by sides).
 
     Raises PhotoError for data that is not a readable image.
     """
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-            if image.width * image.height > MAX_PIXELS:  # before its pixels are decoded
-                raise PhotoTooLargeError(
-                    f"{image.width}x{image.height} is over {MAX_PIXELS} pixels"
-                )
-            image.load()
-    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
-        raise PhotoTooLargeError(f"the image has too many pixels: {exc}") from exc
-    except PhotoError:
-        raise
-    except Exception as exc:  # untrusted bytes: any decoder failure is the image's fault
-        raise PhotoError(f"not a readable image ({type(exc).__name__})") from exc
+    with _untrusted():
+        image = _open(io.BytesIO(data))
+        image.load()
     with image:
         content_type = Image.MIME.get(image.format or "", "application/octet-stream")
         width, height = image.size
@@ -86,6 +88,37 @@ def prepare(data: bytes, sides: dict[str, int]) -> PreparedPhoto:
             phash=photo_hash(upright),
             renditions=renditions,
         )
+
+
+@contextlib.contextmanager
+def _untrusted() -> Iterator[None]:
+    """Decoding untrusted bytes: any decoder failure is the image's fault (PhotoError), too
+    many pixels is PhotoTooLargeError; an OSError with an errno (the file) is not caught."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            yield
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+        raise PhotoTooLargeError(f"the image has too many pixels: {exc}") from exc
+    except PhotoError:
+        raise
+    except UnidentifiedImageError as exc:  # not an image format at all
+        raise PhotoError("not a readable image") from exc
+    except OSError as exc:
+        if exc.errno is not None:  # no such file, no permission: not the image's fault
+            raise
+        raise PhotoError(f"not a readable image ({exc})") from exc
+    except Exception as exc:
+        raise PhotoError(f"not a readable image ({type(exc).__name__})") from exc
+
+
+def _open(source: Path | io.BytesIO) -> Image.Image:
+    """The image at source, its header read and its size checked, no pixels decoded yet."""
+    image = Image.open(source)
+    if image.width * image.height > MAX_PIXELS:
+        image.close()
+        raise PhotoTooLargeError(f"{image.width}x{image.height} is over {MAX_PIXELS} pixels")
+    return image
 
 
 def photo_hash(image: Image.Image) -> str:

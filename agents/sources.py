@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from agents.csv_import import ImportError_, read_table
+from agents.limits import MAX_FILE_BYTES, MAX_TEXT_BYTES, product_id_problem, size_problem
+from agents.photos import PhotoError, check_photo
 
 SAMPLES = Path(__file__).parent / "samples"
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
@@ -65,11 +67,30 @@ class SourceError(ValueError):
 
 def load_catalog(path: Path = SAMPLES / "catalog.json") -> list[ProductInput]:
     """The products of a catalog file like the shipped sample."""
-    raw = json.loads(path.read_text())
-    return [
-        _product(item, [path.parent / "photos" / p["file"] for p in item.get("photos", [])])
-        for item in raw["products"]
-    ]
+    raw = _read_json(path)
+    items = raw.get("products") if isinstance(raw, dict) else None
+    if not isinstance(items, list):
+        found = f"keys {', '.join(map(repr, raw))}" if isinstance(raw, dict) else _json_type(raw)
+        raise SourceError(f'{path}: expected {{"products": [...]}} (a catalog), found {found}')
+    if not items:
+        raise SourceError(f"{path}: no products")
+    products = []
+    for number, item in enumerate(items, 1):
+        where = f"{path}: product {number}"
+        if not isinstance(item, dict):
+            raise SourceError(f"{where}: expected an object of fields, found {_json_type(item)}")
+        products.append(_product(item, _catalog_photos(path.parent / "photos", item, where), where))
+    return products
+
+
+def _catalog_photos(folder: Path, item: dict[str, Any], where: str) -> list[Path]:
+    """The photo files a catalog product names: {"photos": [{"file": NAME}, ...]}."""
+    photos = item.get("photos", [])
+    if not isinstance(photos, list) or not all(
+        isinstance(p, dict) and isinstance(p.get("file"), str) for p in photos
+    ):
+        raise SourceError(f'{where}: photos: expected a list of {{"file": NAME}}')
+    return [folder / p["file"] for p in photos]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -88,20 +109,24 @@ def load_csv(path: Path, *, duplicates: str = "refuse") -> list[ProductInput]:
 
 
 def _table(path: Path, duplicates: str, warnings: list[str]) -> list[ProductInput]:
+    _check_size(path, MAX_FILE_BYTES)
     try:
         imported = read_table(path, duplicates=duplicates)
     except ImportError_ as exc:
         raise SourceError(str(exc)) from None
     except UnicodeDecodeError as exc:
         raise SourceError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    if not imported.rows:
+        raise SourceError(f"{path}: no products (a header and no rows)")
     warnings += imported.warnings
     products = []
     for row in imported.rows:
         names = [n.strip() for n in row.fields.get("photos", "").split(";") if n.strip()]
         attributes = {k: v for k, v in row.fields.items() if k not in _FIELDS}
         attributes |= {k: v for k, v in row.extra.items() if k not in attributes}
+        item = {**row.fields, "attributes": attributes}
         products.append(
-            _product({**row.fields, "attributes": attributes}, [path.parent / n for n in names])
+            _product(item, [path.parent / n for n in names], f"{path}: line {row.line}")
         )
     return products
 
@@ -110,10 +135,21 @@ def load_folder(path: Path) -> list[ProductInput]:
     """One product from a folder of photos and notes."""
     extra: dict[str, Any] = {}
     if (path / "product.json").is_file():
-        extra = json.loads((path / "product.json").read_text())
-    notes = (path / "notes.txt").read_text().strip() if (path / "notes.txt").is_file() else ""
+        raw = _read_json(path / "product.json")
+        if not isinstance(raw, dict):
+            found = _json_type(raw)
+            raise SourceError(
+                f"{path / 'product.json'}: expected an object of fields, found {found}"
+            )
+        extra = raw
+    notes = ""
+    if (path / "notes.txt").is_file():
+        notes = _read_text(path / "notes.txt", MAX_TEXT_BYTES).strip()
     photos = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    return [_product({"product_id": path.name, "notes": notes, **extra}, photos)]
+    # "." and ".." have no name of their own: the folder's real name is the product's id.
+    name = path.name if path.name not in ("", ".", "..") else path.resolve().name
+    where = path / "product.json" if "product_id" in extra else path
+    return [_product({"product_id": name, "notes": notes, **extra}, photos, str(where))]
 
 
 def load_path(path: Path) -> tuple[list[ProductInput], bool]:
@@ -123,7 +159,18 @@ def load_path(path: Path) -> tuple[list[ProductInput], bool]:
 
 
 def load_source(path: Path, *, duplicates: str = "refuse") -> Loaded:
-    """The products at path (a file or a folder), checked, with the warnings to show."""
+    """The products at path (a file or a folder), checked, with the warnings to show.
+
+    Checked means each product's fields, and that every photo opens as an image (its
+    header: agents.photos.check_photo), so a bad file is named before anything starts.
+    """
+    loaded = _load(path, duplicates)
+    _check_photos(path, loaded.products)
+    return loaded
+
+
+def _load(path: Path, duplicates: str) -> Loaded:
+    """The products at path, their fields checked (not yet their photos)."""
     warnings: list[str] = []
     if path.is_file():
         if path.suffix.lower() in TABLE_SUFFIXES:
@@ -141,22 +188,100 @@ def load_source(path: Path, *, duplicates: str = "refuse") -> Loaded:
         return Loaded(products=products, bulk=True, warnings=warnings)
     if any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.iterdir()):
         return Loaded(products=load_folder(path), bulk=False)
-    folders = sorted(p for p in path.iterdir() if p.is_dir())
+    # Hidden folders (.git, .flipsync...) are never products.
+    folders = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
     products = [product for folder in folders for product in load_folder(folder)]
     if not products:
         raise SourceError(f"{path}: no photos, catalog.json or CSV found")
     return Loaded(products=products, bulk=False)
 
 
-def _product(item: dict[str, Any], photos: list[Path]) -> ProductInput:
+def _check_photos(source: Path, products: list[ProductInput]) -> None:
+    """Raise SourceError naming every photo file that does not open as an image."""
+    problems: list[str] = []
+    for product in products:
+        for photo in product.photos:
+            if photo.path is None:
+                continue
+            try:
+                check_photo(photo.path)
+            except PhotoError as exc:
+                problems.append(f"{photo.path}: {exc}")
+    if len(problems) == 1:
+        raise SourceError(problems[0])
+    if problems:
+        raise SourceError(str(ImportError_(source, problems)))
+
+
+def _product(item: dict[str, Any], photos: list[Path], where: str) -> ProductInput:
+    """A product from its fields as read; where (file and line, or folder) names it in errors."""
+    if "product_id" not in item:
+        raise SourceError(f"{where}: no product_id")
+    product_id = item["product_id"]
+    if isinstance(product_id, int) and not isinstance(product_id, bool):
+        product_id = str(product_id)  # a catalog's numeric id: 1001 is "1001"
+    if not isinstance(product_id, str):
+        raise SourceError(f"{where}: product id {product_id!r} is not text")
+    if problem := product_id_problem(product_id):
+        raise SourceError(f"{where}: {problem}")
+    for name in ("title_hint", "title", "notes", "cost_price"):
+        if problem := size_problem(name, str(item.get(name, ""))):
+            raise SourceError(f"{where}: {problem}")
+    attributes = item.get("attributes") or {}
+    if not isinstance(attributes, dict):
+        raise SourceError(
+            f"{where}: attributes: expected an object, found {_json_type(attributes)}"
+        )
+    for name, value in attributes.items():
+        if problem := size_problem(f"attribute {str(name)[:40]!r}", f"{name}{value}"):
+            raise SourceError(f"{where}: {problem}")
     missing = [str(p) for p in photos if not p.is_file()]
     if missing:
-        raise SourceError(f"product {item.get('product_id')}: photos not found: {missing}")
+        raise SourceError(f"{where}: photos not found: {missing}")
     return ProductInput(
-        product_id=str(item["product_id"]),
+        product_id=product_id,
         title_hint=str(item.get("title_hint") or item.get("title") or ""),
         notes=str(item.get("notes", "")),
         cost_price=str(item.get("cost_price", "")),
         photos=tuple(PhotoFile.at(p) for p in photos),
-        attributes={str(k): str(v) for k, v in dict(item.get("attributes") or {}).items()},
+        attributes={str(k): str(v) for k, v in attributes.items()},
     )
+
+
+def _check_size(path: Path, limit: int) -> None:
+    """SourceError if the file at path is over limit bytes (before it is read)."""
+    size = path.stat().st_size
+    if size > limit:
+        raise SourceError(f"{path}: {size} bytes, over the {limit}-byte limit")
+
+
+def _read_text(path: Path, limit: int) -> str:
+    """A text file of at most limit bytes that must be UTF-8 (a byte order mark is dropped);
+    SourceError names it."""
+    _check_size(path, limit)
+    try:
+        return path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise SourceError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+
+
+def _read_json(path: Path) -> Any:
+    """A JSON file's value; SourceError names the file, and the line and column of an error."""
+    text = _read_text(path, MAX_FILE_BYTES)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        where = f"line {exc.lineno}, column {exc.colno}"
+        raise SourceError(f"{path}: not valid JSON: {exc.msg} ({where})") from None
+    except RecursionError:
+        raise SourceError(f"{path}: not valid JSON: nested too deeply") from None
+
+
+def _json_type(value: object) -> str:
+    """What a JSON value is, in JSON's words."""
+    names = {dict: "an object", list: "an array", str: "a string", bool: "true or false"}
+    if value is None:
+        return "null"
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return "a number"
+    return names.get(type(value), type(value).__name__)

@@ -16,7 +16,8 @@ from faststream.nats import NatsBroker
 from nats.js.errors import NotFoundError, ObjectNotFoundError
 from opentelemetry import context, trace
 
-from agents.photos import PreparedPhoto, prepare
+from agents.limits import product_id_problem
+from agents.photos import PhotoError, PreparedPhoto, prepare
 from agents.sources import PhotoFile, ProductInput, load_catalog
 from agents.stores import StoreOpener, Stores
 from bus import subjects
@@ -51,6 +52,8 @@ class Uploader:
         """
         wf = workflow_id or uuid.uuid4().hex
         subjects.checkpoint_key(tenant, wf, "upload")  # a bad tenant fails here, not later
+        if problem := product_id_problem(product.product_id):  # it names a package folder
+            raise ValueError(problem)
         tracer = tracer or trace.get_tracer("flipsync.upload")
         # A new root span: each upload is its own trace, whatever the caller was doing.
         with tracer.start_as_current_span("product.upload", context=context.Context()) as span:
@@ -86,7 +89,10 @@ class Uploader:
         self, stores: Stores, tenant: str, wf: str, index: int, photo: PhotoFile
     ) -> Photo:
         data = photo.read()
-        prepared: PreparedPhoto = await asyncio.to_thread(prepare, data, self._sides)
+        try:
+            prepared: PreparedPhoto = await asyncio.to_thread(prepare, data, self._sides)
+        except PhotoError as exc:  # named: a product has several photos, a run many products
+            raise type(exc)(f"{photo.path or photo.name}: {exc}") from exc
         phash = await stores.photos.canonical(tenant, prepared.phash)
         name = f"{tenant}/{wf}/{index}-{_safe(photo.name)}"
         await stores.objects.put(name, data)

@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
+import re
+from pathlib import Path
+from typing import cast
 
+import pytest
+from faststream.nats import NatsBroker
 from PIL import Image, ImageDraw
 
-from agents.photos import hash_chunks, prepare, same_picture
+from agents.photos import (
+    PhotoError,
+    PhotoTooLargeError,
+    check_photo,
+    hash_chunks,
+    prepare,
+    same_picture,
+)
+from agents.sources import PhotoFile
+from agents.stores import Stores
+from agents.upload import Uploader
 from router.tokens import image_part_tokens
 
 SIDES = {"low": 512, "high": 1024}
@@ -59,3 +75,33 @@ def test_unreadable_uploads_are_refused() -> None:
         assert "not a readable image" in str(exc)
     else:
         raise AssertionError("a non-image was accepted")
+
+
+def test_a_photo_file_is_checked_by_its_header_and_named_when_it_is_not_one(
+    tmp_path: Path,
+) -> None:
+    good = tmp_path / "good.png"
+    good.write_bytes(photo("#c03030", (40, 30)))
+    check_photo(good)
+    (tmp_path / "photo.jpg").write_text("hello this is not a png\n")
+    with pytest.raises(PhotoError, match="^not a readable image$"):
+        check_photo(tmp_path / "photo.jpg")
+    with pytest.raises(FileNotFoundError):  # not the image's fault: raised as it is
+        check_photo(tmp_path / "gone.png")
+    huge = io.BytesIO()
+    Image.new("1", (9000, 9000)).save(huge, format="PNG")
+    (tmp_path / "huge.png").write_bytes(huge.getvalue())
+    with pytest.raises(PhotoTooLargeError, match="9000x9000 is over"):
+        check_photo(tmp_path / "huge.png")
+
+
+def test_a_photo_damaged_past_its_header_is_named_by_the_uploader(tmp_path: Path) -> None:
+    """check_photo reads headers only; the upload decodes, and names the file that fails."""
+    truncated = tmp_path / "cut.png"
+    truncated.write_bytes(photo("#c03030", (400, 300))[:200])
+    check_photo(truncated)
+    uploader = Uploader(cast(NatsBroker, None))
+    with pytest.raises(PhotoError, match=rf"^{re.escape(str(truncated))}: not a readable image"):
+        asyncio.run(
+            uploader._store_photo(cast(Stores, None), "t", "wf", 0, PhotoFile.at(truncated))
+        )

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 from pathlib import Path
 
 import pytest
 
+from agents import sources
+from agents.limits import MAX_TEXT_BYTES
 from agents.sources import SourceError, load_path
 
 SAMPLES = Path(__file__).parent.parent / "agents" / "samples"
@@ -63,3 +67,166 @@ def test_unusable_paths_say_why(tmp_path: Path) -> None:
     (tmp_path / "p.csv").write_text("product_id,photos\nm1,gone.png\n")
     with pytest.raises(SourceError, match="photos not found"):
         load_path(tmp_path / "p.csv")
+
+
+@pytest.mark.parametrize("product_id", ["../../escaped", "/tmp/x", "..", "", "a\nb"])
+def test_a_catalog_product_id_that_is_not_one_folder_name_is_refused(
+    tmp_path: Path, product_id: str
+) -> None:
+    """A product id names its package folder: a path in it would write outside --out."""
+    catalog = tmp_path / "catalog.json"
+    catalog.write_text(json.dumps({"products": [{"product_id": "m1"}, {"product_id": product_id}]}))
+    with pytest.raises(SourceError, match=rf"^{re.escape(str(catalog))}: product 2: product id"):
+        load_path(catalog)
+
+
+def test_a_product_json_id_is_checked_and_a_folder_keeps_its_own_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    photo(tmp_path / "Tasse café ☕", "front.png")
+    assert load_path(tmp_path / "Tasse café ☕")[0][0].product_id == "Tasse café ☕"
+    monkeypatch.chdir(tmp_path / "Tasse café ☕")
+    assert load_path(Path("."))[0][0].product_id == "Tasse café ☕"  # ".": the folder's name
+    (tmp_path / "Tasse café ☕" / "product.json").write_text('{"product_id": "../../x"}')
+    with pytest.raises(SourceError, match=r"product\.json: product id '\.\./\.\./x' has /"):
+        load_path(tmp_path / "Tasse café ☕")
+
+
+def test_hidden_folders_are_not_products(tmp_path: Path) -> None:
+    photo(tmp_path / "mug", "front.png")
+    photo(tmp_path / ".git", "x.png")
+    (tmp_path / ".flipsync").mkdir()
+    assert [p.product_id for p in load_path(tmp_path)[0]] == ["mug"]
+
+
+def test_a_photo_that_is_not_an_image_is_named_before_anything_starts(tmp_path: Path) -> None:
+    (tmp_path / "notimg").mkdir()
+    (tmp_path / "notimg" / "photo.jpg").write_text("hello this is not a png\n")
+    with pytest.raises(SourceError) as caught:
+        load_path(tmp_path / "notimg")
+    assert str(caught.value) == f"{tmp_path / 'notimg' / 'photo.jpg'}: not a readable image"
+    photo(tmp_path, "a.png")
+    (tmp_path / "b.png").write_bytes(b"")
+    (tmp_path / "p.csv").write_text("product_id,photos\nm1,a.png\nm2,b.png;notimg/photo.jpg\n")
+    with pytest.raises(SourceError) as caught:
+        load_path(tmp_path / "p.csv")
+    assert str(caught.value).splitlines() == [
+        f"{tmp_path / 'p.csv'}: 2 problem(s), nothing uploaded:",
+        f"  {tmp_path / 'b.png'}: not a readable image",
+        f"  {tmp_path / 'notimg' / 'photo.jpg'}: not a readable image",
+    ]
+
+
+CATALOG_DEFECTS: dict[str, tuple[str | bytes, str]] = {
+    "broken JSON": ('{"products": [\n', "not valid JSON: Expecting value (line 2, column 1)"),
+    "no products key": (
+        '{"items": []}',
+        "expected {\"products\": [...]} (a catalog), found keys 'items'",
+    ),
+    "not an object": ("[1, 2]", 'expected {"products": [...]} (a catalog), found an array'),
+    "a product not an object": (
+        '{"products": [7]}',
+        "product 1: expected an object of fields, found a number",
+    ),
+    "no product_id": (
+        '{"products": [{"product_id": "m1"}, {"title_hint": "x"}]}',
+        "product 2: no product_id",
+    ),
+    "bad photos": (
+        '{"products": [{"product_id": "m1", "photos": ["a.png"]}]}',
+        'product 1: photos: expected a list of {"file": NAME}',
+    ),
+    "bad attributes": (
+        '{"products": [{"product_id": "m1", "attributes": [1]}]}',
+        "product 1: attributes: expected an object, found an array",
+    ),
+    "nested too deeply": ("[" * 100_000, "not valid JSON: nested too deeply"),
+    "not UTF-8": (
+        '{"products": [{"product_id": "Tasse caf\xe9"}]}'.encode("latin-1"),
+        "not UTF-8 text (invalid continuation byte at byte 39)",
+    ),
+}
+
+
+@pytest.mark.parametrize("defect", list(CATALOG_DEFECTS))
+def test_a_catalog_defect_is_one_line_naming_the_file(tmp_path: Path, defect: str) -> None:
+    text, expected = CATALOG_DEFECTS[defect]
+    catalog = tmp_path / "catalog.json"
+    if isinstance(text, bytes):
+        catalog.write_bytes(text)
+    else:
+        catalog.write_text(text)
+    with pytest.raises(SourceError) as caught:
+        load_path(catalog)
+    assert str(caught.value) == f"{catalog}: {expected}"
+
+
+def test_a_folder_s_product_json_and_notes_are_named_when_unreadable(tmp_path: Path) -> None:
+    folder = tmp_path / "mug"
+    photo(folder, "front.png")
+    (folder / "product.json").write_text('{"title_hint": "x",}')
+    with pytest.raises(SourceError) as caught:
+        load_path(folder)
+    assert str(caught.value) == (
+        f"{folder / 'product.json'}: not valid JSON: "
+        "Expecting property name enclosed in double quotes (line 1, column 20)"
+    )
+    (folder / "product.json").write_text('["cost_price", "4.20"]')
+    with pytest.raises(SourceError) as caught:
+        load_path(folder)
+    assert str(caught.value) == (
+        f"{folder / 'product.json'}: expected an object of fields, found an array"
+    )
+    (folder / "product.json").unlink()
+    (folder / "notes.txt").write_bytes("Tasse \xe0 caf\xe9\n".encode("latin-1"))
+    with pytest.raises(SourceError) as caught:
+        load_path(folder)
+    assert str(caught.value) == (
+        f"{folder / 'notes.txt'}: not UTF-8 text (invalid continuation byte at byte 6)"
+    )
+
+
+def test_text_over_its_bound_is_refused_up_front_naming_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Megabytes of notes were uploaded, then failed inside the router with a traceback."""
+    folder = tmp_path / "mug"
+    photo(folder, "front.png")
+    (folder / "notes.txt").write_text("x" * 2_250_000)
+    with pytest.raises(SourceError) as caught:
+        load_path(folder)
+    assert str(caught.value) == (
+        f"{folder / 'notes.txt'}: 2250000 bytes, over the {MAX_TEXT_BYTES}-byte limit"
+    )
+    (folder / "notes.txt").write_text("x" * MAX_TEXT_BYTES)  # at the bound: fine
+    assert len(load_path(folder)[0][0].notes) == MAX_TEXT_BYTES
+    catalog = tmp_path / "catalog.json"
+    catalog.write_text(json.dumps({"products": [{"product_id": "m1", "notes": "é" * 40_000}]}))
+    with pytest.raises(SourceError) as caught:
+        load_path(catalog)
+    assert str(caught.value) == (
+        f"{catalog}: product 1: notes: 80000 bytes, over the {MAX_TEXT_BYTES}-byte limit"
+    )
+    table = tmp_path / "p.csv"
+    table.write_text(f"product_id,title,notes,shelf\nm1,Mug,ok,B4\nm2,Lamp,{'y' * 70_000},B5\n")
+    with pytest.raises(SourceError, match="line 3: notes: 70000 bytes, over the 65536-byte"):
+        load_path(table)
+    monkeypatch.setattr(sources, "MAX_FILE_BYTES", 100)
+    with pytest.raises(SourceError) as caught:
+        load_path(table)
+    size = table.stat().st_size
+    assert str(caught.value) == f"{table}: {size} bytes, over the 100-byte limit"
+    with pytest.raises(SourceError, match=r"catalog\.json: \d+ bytes, over the 100-byte limit"):
+        load_path(catalog)
+
+
+def test_a_file_with_no_products_is_refused(tmp_path: Path) -> None:
+    """It started the whole stack to upload 0 products, and exited 0."""
+    (tmp_path / "catalog.json").write_text('{"products": []}')
+    with pytest.raises(SourceError) as caught:
+        load_path(tmp_path / "catalog.json")
+    assert str(caught.value) == f"{tmp_path / 'catalog.json'}: no products"
+    (tmp_path / "p.csv").write_text("product_id,title,notes\n\n")
+    with pytest.raises(SourceError) as caught:
+        load_path(tmp_path / "p.csv")
+    assert str(caught.value) == f"{tmp_path / 'p.csv'}: no products (a header and no rows)"

@@ -14,7 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from agents.cli import Running, run_command
 from bus.embedded.process import free_port
+from bus.settings import Settings
+from flipsync.cli import full_parser
 
 SAMPLES = Path(__file__).parent.parent / "agents" / "samples"
 HANG_GUARD_S = 60
@@ -112,6 +115,110 @@ def test_a_bad_file_is_status_2_with_the_reason(tmp_path: Path) -> None:
     (tmp_path / "p.csv").write_text("name,notes\nmug,teal\n")
     done = flipsync("upload", str(tmp_path / "p.csv"), env={}, cwd=tmp_path)
     assert done.returncode == 2 and "missing column(s): product_id" in done.stderr
+
+
+async def never_started(settings: Settings) -> Running:
+    """A stack that must not start: the input should have been refused before."""
+    raise AssertionError("the stack was started for input that should have been refused")
+
+
+async def upload_in_process(*argv: str) -> int:
+    """`flipsync upload ARGV` in this process, embedded (no NATS_URL), its stack never_started."""
+    args = full_parser().parse_args(["upload", *argv])
+    return await run_command(args, Settings(nats_url=None, redis_url=None), never_started)
+
+
+async def test_a_file_that_is_not_an_image_is_named_before_anything_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "photo.jpg").write_text("hello this is not a png\n")
+    (tmp_path / "notes.txt").write_text("a mug\n")
+    assert await upload_in_process(str(tmp_path)) == 2
+    assert capsys.readouterr().err == (
+        f"flipsync upload: {tmp_path / 'photo.jpg'}: not a readable image\n"
+    )
+
+
+async def test_a_catalog_without_products_is_one_line_not_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "catalog.json").write_text('{"items": []}')
+    assert await upload_in_process(str(tmp_path / "catalog.json")) == 2
+    assert capsys.readouterr().err == (
+        f"flipsync upload: {tmp_path / 'catalog.json'}: "
+        """expected {"products": [...]} (a catalog), found keys 'items'\n"""
+    )
+
+
+async def test_huge_notes_are_refused_before_anything_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shutil.copy(SAMPLES / "photos" / "mug-001-a.png", tmp_path)
+    (tmp_path / "notes.txt").write_text("x" * 2_250_000)
+    assert await upload_in_process(str(tmp_path)) == 2
+    assert capsys.readouterr().err == (
+        f"flipsync upload: {tmp_path / 'notes.txt'}: 2250000 bytes, over the 65536-byte limit\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("option", "expected"),
+    [
+        (["--tenant", "bad tenant"], "--tenant 'bad tenant': a tenant is 1 to 64 letters, "),
+        (["--tenant", "a.b"], "--tenant 'a.b': a tenant is 1 to 64 letters, digits, _ and -"),
+        (["--tenant", "../x"], "--tenant '../x': a tenant is 1 to 64 letters, digits, _ and -"),
+        (["--timeout", "-5"], "--timeout -5: must be more than 0 seconds"),
+        (["--timeout", "0"], "--timeout 0: must be more than 0 seconds"),
+        (["--timeout", "nan"], "--timeout nan: must be more than 0 seconds"),
+    ],
+)
+async def test_a_bad_tenant_or_timeout_is_one_line_before_anything_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], option: list[str], expected: str
+) -> None:
+    products = catalog_csv(tmp_path, 1)
+    assert await upload_in_process(str(products), *option) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"flipsync upload: {expected}") and err.count("\n") == 1, err
+
+
+async def test_chat_refuses_a_bad_tenant_before_anything_starts(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    args = full_parser().parse_args(["chat", "--tenant", "a.b", "what sold?"])
+    assert await run_command(args, Settings(nats_url=None, redis_url=None), never_started) == 2
+    assert capsys.readouterr().err == (
+        "flipsync chat: --tenant 'a.b': a tenant is 1 to 64 letters, digits, _ and -\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "expected"),
+    [
+        ("catalog.json", '{"products": []}', "no products"),
+        ("products.csv", "product_id,title,notes\n", "no products (a header and no rows)"),
+    ],
+)
+async def test_a_file_with_no_products_is_one_line_before_anything_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, text: str, expected: str
+) -> None:
+    """It started the whole stack, printed "uploading 0 products" and exited 0."""
+    (tmp_path / name).write_text(text)
+    assert await upload_in_process(str(tmp_path / name)) == 2
+    assert capsys.readouterr().err == f"flipsync upload: {tmp_path / name}: {expected}\n"
+
+
+def test_a_photo_damaged_past_its_header_ends_the_upload_with_one_line(tmp_path: Path) -> None:
+    """The header check passes it; decoding it, the upload fails: one line naming the file
+    (no traceback), status 2, and the embedded stack stopped."""
+    data = (SAMPLES / "photos" / "mug-001-a.png").read_bytes()
+    (tmp_path / "mug").mkdir()
+    (tmp_path / "mug" / "cut.png").write_bytes(data[: len(data) // 2])
+    out = tmp_path / "out"
+    done = flipsync("upload", str(tmp_path / "mug"), "--out", str(out), env={}, cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith(f"flipsync upload: {tmp_path / 'mug' / 'cut.png'}: not a readable")
+    assert line.endswith(f": 0 of 1 products done, written to {out / 'default'}/")
 
 
 def test_sigint_mid_upload_keeps_finished_packages_and_leaves_nothing_running(

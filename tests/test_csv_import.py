@@ -119,6 +119,32 @@ def test_a_row_with_nothing_to_list_is_named(tmp_path: Path) -> None:
         load_source(path)
 
 
+def test_a_product_id_that_is_not_one_folder_name_is_refused_by_line(tmp_path: Path) -> None:
+    """A product id names its package folder: a path in it would write outside --out."""
+    path = table(
+        tmp_path,
+        "product_id,title\n"
+        "../../escaped,Vase\n"
+        "/tmp/x,Lamp\n"
+        "..,Board\n"
+        "ok-1,Mug\n"
+        f"{'x' * 65},Jacket\n",
+    )
+    with pytest.raises(SourceError) as caught:
+        load_source(path)
+    message = str(caught.value)
+    assert f"{path}: 4 problem(s), nothing uploaded" in message
+    assert "line 2: product id '../../escaped' has / or \\ in it" in message
+    assert "line 3: product id '/tmp/x' has / or \\ in it" in message
+    assert "line 4: product id '..' starts with '.'" in message
+    assert "line 6: product id 'xxxxxxxxxxxxxxxxxxxx'... is over 64 characters" in message
+
+
+def test_ids_a_folder_name_can_hold_are_kept_as_they_are(tmp_path: Path) -> None:
+    path = table(tmp_path, "product_id,title\nTasse café ☕,Mug\nA.12,Lamp\n")
+    assert [p.product_id for p in load_source(path).products] == ["Tasse café ☕", "A.12"]
+
+
 DEFECTS = {
     "missing column": (
         "name,notes\nmug,teal\n",
@@ -141,6 +167,10 @@ DEFECTS = {
         "unbalanced quote",
     ),
     "nothing to list": ("product_id,title,cost_price\nm1,,4.20\n", "line 2: nothing to list from"),
+    "product id that is a path": (
+        "product_id,title\n../../escaped,Blue vase\n",
+        "line 2: product id '../../escaped' has / or \\ in it",
+    ),
 }
 
 

@@ -1,0 +1,54 @@
+"""What a product handed in may be: its id, which names the package folder, and its size.
+
+Checked where products are read (agents/sources.py, agents/csv_import.py), before anything
+is uploaded; ids again where a package is written (agents/output.py). A product id is never
+in a NATS subject (tenants are: bus.subjects.valid_token), so it may hold more than a subject
+token does (a folder named "Tasse café", a SKU like "A.12"); it is one folder name, not a
+path. An id that breaks the rule is refused with the reason, never renamed.
+"""
+
+from __future__ import annotations
+
+MAX_PRODUCT_ID_CHARS = 64
+"""The longest product id, in characters (a subject token's bound, bus.subjects)."""
+MAX_NAME_BYTES = 255
+"""A folder name's limit on common file systems, in UTF-8 bytes (64 emoji would not fit)."""
+MAX_TEXT_BYTES = 64 * 1024
+"""The largest text of one field (notes, a notes.txt, a title, an attribute), in UTF-8 bytes:
+about 16,000 tokens, far more than a seller writes and far below a model's context and
+Settings.max_request_bytes (4 MiB) even where several prompts quote it. Megabytes of notes
+were uploaded and then failed inside the router (its tokenizer refuses a million characters)."""
+MAX_FILE_BYTES = 64 * 1024 * 1024
+"""The largest catalog.json, CSV or product.json: each is read whole and checked before
+anything is uploaded. Tens of thousands of products with long descriptions fit."""
+
+
+def product_id_problem(value: str) -> str | None:
+    """Why value cannot be a product id (it names a folder: one name, not a path), or None.
+
+    A product id is 1 to 64 printable characters, with no / or \\ and no leading "." (so
+    never "." or ".."), and no space at either end.
+    """
+    if not value:
+        return "product id is empty"
+    if len(value) > MAX_PRODUCT_ID_CHARS:
+        return f"product id {value[:20]!r}... is over {MAX_PRODUCT_ID_CHARS} characters"
+    if "/" in value or "\\" in value:
+        return f"product id {value!r} has / or \\ in it (it names a folder, not a path)"
+    if value.startswith("."):
+        return f"product id {value!r} starts with '.' (it names a folder: not . or ..)"
+    if not value.isprintable():
+        return f"product id {value!r} has a control or invisible character"
+    if value != value.strip():
+        return f"product id {value!r} starts or ends with a space"
+    if len(value.encode()) > MAX_NAME_BYTES:
+        return f"product id {value!r} is over {MAX_NAME_BYTES} bytes as UTF-8"
+    return None
+
+
+def size_problem(name: str, text: str) -> str | None:
+    """Why one field's text is too large to upload (over MAX_TEXT_BYTES), or None."""
+    size = len(text.encode(errors="replace"))
+    if size > MAX_TEXT_BYTES:
+        return f"{name}: {size} bytes, over the {MAX_TEXT_BYTES}-byte limit"
+    return None

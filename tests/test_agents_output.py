@@ -1,0 +1,52 @@
+"""A finished workflow is written as files under --out/<tenant>/<product_id>/ and nowhere
+else, whatever ids its event carries; an upload with such an id is refused at the start."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import cast
+
+import pytest
+from faststream.nats import NatsBroker
+
+from agents.output import write_package
+from agents.sources import ProductInput
+from agents.upload import Uploader
+from bus.messages import WorkflowDone
+
+
+def done(tenant: str, product_id: str) -> WorkflowDone:
+    """A finished workflow's final event, with an empty listing."""
+    return WorkflowDone(workflow_id="w1", tenant=tenant, product_id=product_id, ok=True)
+
+
+def test_a_package_is_written_under_the_tenant_and_product(tmp_path: Path) -> None:
+    out = tmp_path / "listings"
+    folder = write_package(out, done("default", "Tasse café ☕"), simulated=True)
+    assert folder == out / "default" / "Tasse café ☕"
+    assert json.loads((folder / "package.json").read_text())["ok"] is True
+
+
+@pytest.mark.parametrize(
+    ("tenant", "product_id"),
+    [("default", "../../escaped"), ("default", "/tmp/x"), ("default", ".."), ("default", ""),
+     ("../..", "x"), ("/tmp", "x"), ("a.b", "x")],
+)  # fmt: skip
+def test_ids_that_would_lead_outside_the_output_folder_are_refused(
+    tmp_path: Path, tenant: str, product_id: str
+) -> None:
+    """Defence in depth: sources refuse such ids first, but the event is what is written."""
+    out = tmp_path / "deep" / "listings"
+    out.mkdir(parents=True)
+    with pytest.raises(ValueError):
+        write_package(out, done(tenant, product_id), simulated=True)
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
+async def test_every_upload_refuses_such_a_product_id_before_storing_anything() -> None:
+    """The HTTP API and any other client of the Uploader hold the same rule as the files:
+    nothing is stored or published (the broker is never touched)."""
+    uploader = Uploader(cast(NatsBroker, None))
+    with pytest.raises(ValueError, match="product id '../../escaped' has / or"):
+        await uploader.upload(ProductInput(product_id="../../escaped"), tenant="default")
