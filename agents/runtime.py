@@ -13,7 +13,7 @@ from opentelemetry import trace
 from agents.asking import Ask, Asked, Asker
 from agents.attribution import Attribution
 from agents.per_photo import PhotoAnalyst, PhotoJob
-from agents.prompting import build_messages, estimate_tokens
+from agents.prompting import build_messages, naive_call
 from agents.spec import UPLOAD, AgentSpec, Inputs, Output
 from agents.stores import StoreOpener, Stores
 from bus import subjects
@@ -56,7 +56,10 @@ class AgentRuntime:
         self._asker = Asker(broker, settings, timeout_s=llm_timeout_s)
         self._photos = PhotoAnalyst(self._asker, wait_s=2 * settings.photo_claim_s)
         self._attribution = Attribution(
-            broker, catalog or PriceCatalog.load(), settings.baseline_model
+            broker,
+            catalog or PriceCatalog.load(),
+            settings.baseline_model,
+            max_request_bytes=settings.max_request_bytes,
         )
         self._tracer = tracer or trace.get_tracer("flipsync.agents")
 
@@ -201,10 +204,9 @@ class AgentRuntime:
             checkpoint.reason = "; ".join(problems)
             return checkpoint
         checkpoint.ok, checkpoint.output = True, output
-        checkpoint.baseline_micro_usd = self._attribution.baseline(
-            *estimate_tokens(spec, inputs, output)
-        )
-        await self._book(spec, checkpoint, Lever.ZERO_CALL, checkpoint.baseline_micro_usd)
+        checkpoint.baseline_micro_usd = self._attribution.baseline(naive_call(spec, inputs, output))
+        if checkpoint.baseline_micro_usd > 0:
+            await self._book(spec, checkpoint, Lever.ZERO_CALL, checkpoint.baseline_micro_usd)
         return checkpoint
 
     async def _book(
