@@ -1,9 +1,12 @@
 """Ledger events for work that made no paid call, so that every saved dollar is attributed.
 
 A zero-call agent's output, and a photo analysis reused by perceptual hash, cost nothing;
-the naive path would have paid a premium-model call for each. Each gets one LedgerEvent
-(cost 0, its baseline, lever zero_call or photo_dedup, paid_call false) with a stable event
-id, so the ledger counts it once however often the agent is replayed.
+the naive path would have paid a premium-model call for each. The agent runtime prices it
+(none for a call the naive path could not have made), and the workflow service books it
+once the workflow succeeded (agents.workflow): one LedgerEvent per agent (cost 0, its
+baseline, lever zero_call or photo_dedup, paid_call false) with a stable event id, so the
+ledger counts it once however often the workflow's end is replayed. A failed workflow books
+none: it delivered nothing that saved a call.
 """
 
 from __future__ import annotations
@@ -11,12 +14,18 @@ from __future__ import annotations
 from faststream.nats import NatsBroker
 
 from agents.prompting import NaiveCall
+from agents.spec import AgentSpec
 from bus import subjects
 from bus.codec import encode
 from bus.messages import LedgerEvent, Lever, Usage, now_ms
 from bus.publishing import publish
 from cost_ledger.catalog import PriceCatalog
 from cost_ledger.pricing import baseline_micro_usd
+
+
+def call_free_lever(spec: AgentSpec) -> Lever:
+    """The lever of an agent's call-free work: zero_call for code, photo_dedup for photos."""
+    return Lever.ZERO_CALL if spec.compute is not None else Lever.PHOTO_DEDUP
 
 
 class Attribution:

@@ -24,7 +24,6 @@ from bus.messages import (
     AgentCheckpoint,
     AgentDone,
     ChatMessage,
-    Lever,
     Priority,
     ProductUploaded,
     RunAgent,
@@ -179,11 +178,9 @@ class AgentRuntime:
             )
             work = await self._photos.analyse(spec, upload.photos, job)
             _account(checkpoint, work.asked, {"photos": work.analyses})
-            if work.asked.ok and work.reused:
+            if work.asked.ok and work.reused:  # booked by the workflow, if it succeeds
                 checkpoint.baseline_micro_usd += work.reused_baseline_micro_usd
-                await self._book(
-                    spec, checkpoint, Lever.PHOTO_DEDUP, work.reused_baseline_micro_usd
-                )
+                checkpoint.call_free_baseline_micro_usd = work.reused_baseline_micro_usd
             return checkpoint
         ask = _ask(spec, inputs, tenant, wf, request_id, priority)
         _account(checkpoint, await self._asker.ask(ask), None)
@@ -192,7 +189,8 @@ class AgentRuntime:
     async def _compute(
         self, spec: AgentSpec, inputs: Inputs, checkpoint: AgentCheckpoint
     ) -> AgentCheckpoint:
-        """A zero-call agent: plain code, validated, its naive baseline booked."""
+        """A zero-call agent: plain code, validated, its naive baseline priced (and booked by
+        the workflow, only if the workflow succeeds: agents.workflow)."""
         assert spec.compute is not None
         try:
             output = spec.compute(inputs)
@@ -204,22 +202,9 @@ class AgentRuntime:
             checkpoint.reason = "; ".join(problems)
             return checkpoint
         checkpoint.ok, checkpoint.output = True, output
-        checkpoint.baseline_micro_usd = self._attribution.baseline(naive_call(spec, inputs, output))
-        if checkpoint.baseline_micro_usd > 0:
-            await self._book(spec, checkpoint, Lever.ZERO_CALL, checkpoint.baseline_micro_usd)
+        baseline = self._attribution.baseline(naive_call(spec, inputs, output))
+        checkpoint.baseline_micro_usd = checkpoint.call_free_baseline_micro_usd = baseline
         return checkpoint
-
-    async def _book(
-        self, spec: AgentSpec, checkpoint: AgentCheckpoint, lever: Lever, baseline: int
-    ) -> None:
-        await self._attribution.book(
-            tenant=checkpoint.tenant,
-            agent=spec.name,
-            workflow_id=checkpoint.workflow_id,
-            task_type=str(spec.task_type),
-            lever=lever,
-            baseline_micro_usd=baseline,
-        )
 
 
 def upload_view(upload: ProductUploaded) -> dict[str, Any]:

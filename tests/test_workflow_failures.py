@@ -97,6 +97,15 @@ async def test_a_required_failure_fails_the_workflow_with_its_reason() -> None:
     assert info.state.messages == 0  # zero-call agents call nothing
 
 
+async def test_a_failed_workflow_books_no_baseline_for_its_zero_call_work() -> None:
+    async with serving(SPECS) as broker:
+        owner, done = await run(broker)
+        events = await ledger_events(broker, owner)
+    assert not done.ok
+    # alpha and gamma finished, but the listing was not delivered: no saving is claimed.
+    assert events == [] and done.baseline_micro_usd == 0
+
+
 async def test_optional_failures_are_gaps_in_a_finished_listing() -> None:
     async with serving(s for s in SPECS if s.name != "fatal") as broker:
         _owner, done = await run(broker)
