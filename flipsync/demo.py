@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 
+from agents.bulk_report import cost_line
 from agents.chat import ask_chat
 from agents.output import summary, write_package
 from agents.sources import load_catalog
@@ -50,6 +51,7 @@ async def run_demo(settings: Settings, console: Console | None = None) -> int:
             folder = write_package(OUT, event, simulated=stack.simulated)
             console.print(escape(summary(event, simulated=stack.simulated)))
             console.print(f"  package    {folder}/")
+        console.print(escape(cost_line(done, simulated=stack.simulated)))
         reply = await ask_chat(stack.broker, ChatAsk(tenant=TENANT, question=CHAT_QUESTION))
         console.print(f"\n[bold]Seller chat[/bold] > {CHAT_QUESTION}")
         console.print(escape(reply.answer if reply.ok else f"(no answer: {reply.reason})"))
