@@ -21,6 +21,7 @@ from bus import subjects
 from bus.codec import decode
 from bus.messages import ImagePart, Lever, LlmRequest, WorkflowDone
 from bus.settings import Settings
+from cost_ledger.lever_split import lever_split
 from flipsync.stack import Stack, start_stack
 from simulator.config import Faults
 from tests.chaos_scenario import ledger_events
@@ -104,6 +105,8 @@ async def test_upload_becomes_four_validated_listings_with_its_cost_in_the_ledge
     zero_call = {e.agent for e in await ledger_events(stack.broker, owner)
                  if e.lever is Lever.ZERO_CALL}  # fmt: skip
     assert zero_call == {n for n in ZERO_CALL if checkpoints[n].baseline_micro_usd > 0}
+    split = await lever_split(stack.broker.connection.jetstream(), {owner})
+    assert sum(split.net.values()) == totals.baseline_micro_usd - totals.spend_micro_usd
 
     js = stack.broker.connection.jetstream()
     signals = await js.stream_info(subjects.STREAM_WORKFLOW, subjects_filter=f"quality.{owner}")
@@ -163,6 +166,8 @@ async def test_a_failed_workflow_keeps_its_paid_spend_and_claims_no_saving(stack
     assert not [e for e in events if e.lever in (Lever.ZERO_CALL, Lever.PHOTO_DEDUP)]
     totals = await stack.aggregates.totals(owner)
     assert totals.baseline_micro_usd == totals.spend_micro_usd
+    split = await lever_split(stack.broker.connection.jetstream(), {owner})
+    assert sum(split.net.values()) == 0  # the split adds up: to no saving
 
 
 async def test_concurrent_uploads_of_one_photo_share_one_analysis_per_tenant(
