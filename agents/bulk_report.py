@@ -86,14 +86,23 @@ def cost_line(done: list[WorkflowDone], *, simulated: bool) -> str:
 
 
 async def ledger_report(
-    aggregates: AggregateStore, tenant: str, at_least_micro_usd: int, timeout_s: float = 15.0
+    aggregates: AggregateStore,
+    tenant: str,
+    at_least_micro_usd: int,
+    baseline_at_least_micro_usd: int = 0,
+    timeout_s: float = 15.0,
 ) -> str:
-    """The tenant's cost report, once the ledger's spend reaches at_least_micro_usd (what it
-    held before plus what the workflows reported), or after timeout_s with what it holds."""
+    """The tenant's cost report, once the ledger's spend and baseline reach at least these
+    (what it held before plus what the workflows reported: the workflow books call-free work
+    as each ends, after the paid calls), or after timeout_s with what it holds."""
     try:
         async with asyncio.timeout(timeout_s):
             # Redis has no event to wait on here; the ledger consumer's progress is polled.
-            while (await aggregates.totals(tenant)).spend_micro_usd < at_least_micro_usd:  # noqa: ASYNC110
+            while True:
+                totals = await aggregates.totals(tenant)
+                spent = totals.spend_micro_usd >= at_least_micro_usd
+                if spent and totals.baseline_micro_usd >= baseline_at_least_micro_usd:
+                    break
                 await asyncio.sleep(0.05)
     except TimeoutError:
         pass
