@@ -59,28 +59,50 @@ class UploadProgress:
 
 
 def cost_line(done: list[WorkflowDone], *, simulated: bool) -> str:
-    """One line: what the finished products cost against the naive baseline."""
-    cost = sum(e.cost_micro_usd for e in done)
-    baseline = sum(e.baseline_micro_usd for e in done)
+    """One line: what the products cost, and what the finished ones saved against the naive
+    baseline; a failed product's spend is counted, and no saving is claimed for it."""
+    spent = sum(e.cost_micro_usd for e in done)
+    finished = [e for e in done if e.ok]
+    cost = sum(e.cost_micro_usd for e in finished)
+    baseline = sum(e.baseline_micro_usd for e in finished)
     saved = Decimal(0)
     if baseline > 0:
         saved = (Decimal(baseline - cost) / baseline * 100).quantize(Decimal("0.1"))
-    note = " (simulated: nothing was spent)" if simulated else ""
+    if len(finished) == len(done):
+        note = " (simulated: nothing was spent)" if simulated else ""
+        return (
+            f"cost ${usd(cost)} for {len(done)} products vs naive ${usd(baseline)}: "
+            f"saved {saved}%{note}"
+        )
+    head = f"{len(finished)} of {len(done)} products done; spent ${usd(spent)}"
+    head += " (simulated)" if simulated else ""
+    unsaved = "no savings counted for failed products"
+    if not finished:
+        return f"{head}, {unsaved}"
     return (
-        f"cost ${usd(cost)} for {len(done)} products vs naive ${usd(baseline)}: "
-        f"saved {saved}%{note}"
+        f"{head}: ${usd(cost)} on the done ones vs naive ${usd(baseline)}, saved {saved}%, "
+        f"and ${usd(spent - cost)} on the failed ones, {unsaved}"
     )
 
 
 async def ledger_report(
-    aggregates: AggregateStore, tenant: str, at_least_micro_usd: int, timeout_s: float = 15.0
+    aggregates: AggregateStore,
+    tenant: str,
+    at_least_micro_usd: int,
+    baseline_at_least_micro_usd: int = 0,
+    timeout_s: float = 15.0,
 ) -> str:
-    """The tenant's cost report, once the ledger's spend reaches at_least_micro_usd (what it
-    held before plus what the workflows reported), or after timeout_s with what it holds."""
+    """The tenant's cost report, once the ledger's spend and baseline reach at least these
+    (what it held before plus what the workflows reported: the workflow books call-free work
+    as each ends, after the paid calls), or after timeout_s with what it holds."""
     try:
         async with asyncio.timeout(timeout_s):
             # Redis has no event to wait on here; the ledger consumer's progress is polled.
-            while (await aggregates.totals(tenant)).spend_micro_usd < at_least_micro_usd:  # noqa: ASYNC110
+            while True:
+                totals = await aggregates.totals(tenant)
+                spent = totals.spend_micro_usd >= at_least_micro_usd
+                if spent and totals.baseline_micro_usd >= baseline_at_least_micro_usd:
+                    break
                 await asyncio.sleep(0.05)
     except TimeoutError:
         pass

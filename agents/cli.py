@@ -187,9 +187,10 @@ async def upload(settings: Settings, start: Start, args: argparse.Namespace) -> 
     console = Console(stderr=True)
     async with connected(settings, start) as session:
         print(f"uploading {len(products)} products for {args.tenant} at {priority} priority")
-        before = 0
+        before, before_baseline = 0, 0
         if session.aggregates is not None:
-            before = (await session.aggregates.totals(args.tenant)).spend_micro_usd
+            held = await session.aggregates.totals(args.tenant)
+            before, before_baseline = held.spend_micro_usd, held.baseline_micro_usd
 
         with UploadProgress(console, len(products)) as progress:
 
@@ -220,7 +221,8 @@ async def upload(settings: Settings, start: Start, args: argparse.Namespace) -> 
                 ended, status = f"flipsync upload: {exc}", 2
         if not ended and session.aggregates is not None:
             spent = before + sum(e.cost_micro_usd for e in finished)
-            report = await ledger_report(session.aggregates, args.tenant, spent)
+            naive = before_baseline + sum(e.baseline_micro_usd for e in finished)
+            report = await ledger_report(session.aggregates, args.tenant, spent, naive)
     if ended:
         print(
             f"{ended}: {len(finished)} of {len(products)} products done, written to {out}/",

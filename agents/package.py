@@ -23,6 +23,8 @@ class Package:
     agents_ok: set[str] = field(default_factory=set)
     cost_micro_usd: int = 0
     baseline_micro_usd: int = 0
+    call_free_baseline_micro_usd: int = 0
+    """The part of baseline_micro_usd of work that made no paid call (booked on success)."""
     llm_calls: int = 0
 
 
@@ -47,6 +49,9 @@ def build_package(
         agents_ok=set(out),
         cost_micro_usd=sum(c.cost_micro_usd for c in checkpoints.values()),
         baseline_micro_usd=sum(c.baseline_micro_usd for c in checkpoints.values()),
+        call_free_baseline_micro_usd=sum(
+            c.call_free_baseline_micro_usd for c in checkpoints.values()
+        ),
         llm_calls=sum(c.llm_calls for c in checkpoints.values()),
     )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from agents.spec import UPLOAD, AgentSpec, Inputs
@@ -89,12 +90,29 @@ def photos_schema(spec: AgentSpec, count: int) -> dict[str, Any]:
     }
 
 
-def estimate_tokens(spec: AgentSpec, inputs: Inputs, output: object) -> tuple[int, int]:
-    """(input, output) tokens a model call doing this agent's work would have taken.
+@dataclass(frozen=True, kw_only=True)
+class NaiveCall:
+    """The model call a naive agent would have made for work that made none: its size."""
+
+    input_tokens: int
+    output_tokens: int
+    max_output_tokens: int
+    """The cap the call would have asked for (the spec's), as the router checks it."""
+    prompt_bytes: int
+    """The prompt's UTF-8 size: the request would have been at least this large."""
+
+
+def naive_call(spec: AgentSpec, inputs: Inputs, output: object) -> NaiveCall:
+    """The call a model doing this agent's work would have taken.
 
     About four characters a token; used only to price the naive baseline of work that
-    made no call, never to bill anything.
+    made no call (and to tell whether that call could have been made), never to bill.
     """
     prompt = SYSTEM + spec.instructions + json.dumps(llm_inputs(spec, inputs), default=str)
     answer = json.dumps(output, default=str)
-    return len(prompt) // 4 + 10, len(answer) // 4 + 1
+    return NaiveCall(
+        input_tokens=len(prompt) // 4 + 10,
+        output_tokens=len(answer) // 4 + 1,
+        max_output_tokens=spec.max_output_tokens,
+        prompt_bytes=len(prompt.encode()),
+    )

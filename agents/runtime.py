@@ -13,7 +13,7 @@ from opentelemetry import trace
 from agents.asking import Ask, Asked, Asker
 from agents.attribution import Attribution
 from agents.per_photo import PhotoAnalyst, PhotoJob
-from agents.prompting import build_messages, estimate_tokens
+from agents.prompting import build_messages, naive_call
 from agents.spec import UPLOAD, AgentSpec, Inputs, Output
 from agents.stores import StoreOpener, Stores
 from bus import subjects
@@ -24,7 +24,6 @@ from bus.messages import (
     AgentCheckpoint,
     AgentDone,
     ChatMessage,
-    Lever,
     Priority,
     ProductUploaded,
     RunAgent,
@@ -56,7 +55,10 @@ class AgentRuntime:
         self._asker = Asker(broker, settings, timeout_s=llm_timeout_s)
         self._photos = PhotoAnalyst(self._asker, wait_s=2 * settings.photo_claim_s)
         self._attribution = Attribution(
-            broker, catalog or PriceCatalog.load(), settings.baseline_model
+            broker,
+            catalog or PriceCatalog.load(),
+            settings.baseline_model,
+            max_request_bytes=settings.max_request_bytes,
         )
         self._tracer = tracer or trace.get_tracer("flipsync.agents")
 
@@ -176,11 +178,9 @@ class AgentRuntime:
             )
             work = await self._photos.analyse(spec, upload.photos, job)
             _account(checkpoint, work.asked, {"photos": work.analyses})
-            if work.asked.ok and work.reused:
+            if work.asked.ok and work.reused:  # booked by the workflow, if it succeeds
                 checkpoint.baseline_micro_usd += work.reused_baseline_micro_usd
-                await self._book(
-                    spec, checkpoint, Lever.PHOTO_DEDUP, work.reused_baseline_micro_usd
-                )
+                checkpoint.call_free_baseline_micro_usd = work.reused_baseline_micro_usd
             return checkpoint
         ask = _ask(spec, inputs, tenant, wf, request_id, priority)
         _account(checkpoint, await self._asker.ask(ask), None)
@@ -189,7 +189,8 @@ class AgentRuntime:
     async def _compute(
         self, spec: AgentSpec, inputs: Inputs, checkpoint: AgentCheckpoint
     ) -> AgentCheckpoint:
-        """A zero-call agent: plain code, validated, its naive baseline booked."""
+        """A zero-call agent: plain code, validated, its naive baseline priced (and booked by
+        the workflow, only if the workflow succeeds: agents.workflow)."""
         assert spec.compute is not None
         try:
             output = spec.compute(inputs)
@@ -201,23 +202,9 @@ class AgentRuntime:
             checkpoint.reason = "; ".join(problems)
             return checkpoint
         checkpoint.ok, checkpoint.output = True, output
-        checkpoint.baseline_micro_usd = self._attribution.baseline(
-            *estimate_tokens(spec, inputs, output)
-        )
-        await self._book(spec, checkpoint, Lever.ZERO_CALL, checkpoint.baseline_micro_usd)
+        baseline = self._attribution.baseline(naive_call(spec, inputs, output))
+        checkpoint.baseline_micro_usd = checkpoint.call_free_baseline_micro_usd = baseline
         return checkpoint
-
-    async def _book(
-        self, spec: AgentSpec, checkpoint: AgentCheckpoint, lever: Lever, baseline: int
-    ) -> None:
-        await self._attribution.book(
-            tenant=checkpoint.tenant,
-            agent=spec.name,
-            workflow_id=checkpoint.workflow_id,
-            task_type=str(spec.task_type),
-            lever=lever,
-            baseline_micro_usd=baseline,
-        )
 
 
 def upload_view(upload: ProductUploaded) -> dict[str, Any]:

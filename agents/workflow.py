@@ -7,16 +7,23 @@ event; the event's handler then starts exactly the agents that change made ready
 workflow's ~35 checkpoints; those are read once, when the workflow ends, to assemble its
 listing package. Any replica can take any event, and a restarted one resumes from the
 stored state: a redelivered event re-announces whatever its first delivery may not have.
+
+A workflow that succeeds has its call-free work booked in the ledger as it ends (zero-call
+agents' outputs, reused photo analyses: agents.attribution), before its final event; one
+that fails books none of it, so a failed product claims no saving for it. Its paid calls
+are booked by the router whatever happens.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 
 import msgspec
 from faststream.nats import NatsBroker, NatsRouter
 
+from agents.attribution import Attribution, call_free_lever
 from agents.dag import WorkflowDag
 from agents.package import build_package, package_checkpoint
 from agents.progress import Finish, record, roots
@@ -27,6 +34,7 @@ from bus.codec import decode, encode
 from bus.consumers import Incoming, durable_consumer, message
 from bus.errors import WireError
 from bus.messages import (
+    AgentCheckpoint,
     AgentDone,
     ProductUploaded,
     RunAgent,
@@ -36,6 +44,7 @@ from bus.messages import (
 )
 from bus.publishing import publish
 from bus.settings import Settings
+from cost_ledger.catalog import PriceCatalog
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +52,24 @@ log = logging.getLogger(__name__)
 class WorkflowService:
     """Turns uploads and agent-done events into run commands, progress and a final event."""
 
-    def __init__(self, dag: WorkflowDag, settings: Settings, broker: NatsBroker) -> None:
+    def __init__(
+        self,
+        dag: WorkflowDag,
+        settings: Settings,
+        broker: NatsBroker,
+        *,
+        catalog: PriceCatalog | None = None,
+    ) -> None:
         self.dag = dag
         self._settings = settings
         self._broker = broker
         self._stores = StoreOpener(settings)
+        self._attribution = Attribution(
+            broker,
+            catalog or PriceCatalog.load(),
+            settings.baseline_model,
+            max_request_bytes=settings.max_request_bytes,
+        )
 
     def router(self) -> NatsRouter:
         """Durable consumers of uploads and of agent-done events."""
@@ -150,6 +172,11 @@ class WorkflowService:
             ) or ("required agents lost: " + ", ".join(lost))
         package = build_package(self.dag, upload, checkpoints)
         missing = sorted(name for name in self.dag.specs if name not in package.agents_ok)
+        baseline = package.baseline_micro_usd
+        if ok:  # delivered: its call-free work saved a naive call each
+            await self._book_call_free(upload, checkpoints.values())
+        else:
+            baseline -= package.call_free_baseline_micro_usd
         done = WorkflowDone(
             workflow_id=wf,
             tenant=tenant,
@@ -159,7 +186,7 @@ class WorkflowService:
             listing=package.listing if ok else {},
             missing=missing if ok else [],
             cost_micro_usd=package.cost_micro_usd,
-            baseline_micro_usd=package.baseline_micro_usd,
+            baseline_micro_usd=baseline,
         )
         if ok:
             await stores.checkpoints.put_package(tenant, wf, package_checkpoint(package, upload))
@@ -169,4 +196,23 @@ class WorkflowService:
             subjects.workflow_done(tenant, wf),
             stream=subjects.STREAM_WORKFLOW,
             msg_id=f"{wf}.done",
+        )
+
+    async def _book_call_free(
+        self, upload: ProductUploaded, checkpoints: Iterable[AgentCheckpoint]
+    ) -> None:
+        """Book each agent's call-free work (one event each, its id stable across replays)."""
+        await asyncio.gather(
+            *(
+                self._attribution.book(
+                    tenant=upload.tenant,
+                    agent=c.agent,
+                    workflow_id=upload.workflow_id,
+                    task_type=str(self.dag.specs[c.agent].task_type),
+                    lever=call_free_lever(self.dag.specs[c.agent]),
+                    baseline_micro_usd=c.call_free_baseline_micro_usd,
+                )
+                for c in checkpoints
+                if c.ok and c.call_free_baseline_micro_usd > 0 and c.agent in self.dag.specs
+            )
         )

@@ -93,7 +93,7 @@ PUBLISHED: tuple[tuple[str, str | None, str], ...] = (
      "its waiters (dedup)"),
     (s.LEDGER_ALL, s.STREAM_LEDGER,
      f"{template(s.LEDGER_ALL, 'tenant')}: one priced outcome (LedgerEvent) per request, by the "
-     "router"),
+     "router; and one per agent's call-free work in a workflow that succeeded, by the workflow"),
     (s.BUDGET_ALERTS_ALL, s.STREAM_LEDGER,
      f"{template(s.BUDGET_ALERTS_ALL, 'tenant')}: a budget crossed 50, 80 or 100 % (BudgetAlert)"),
     (s.BUDGET_CONTROL, s.STREAM_LEDGER,
@@ -144,7 +144,8 @@ def documented_broker(settings: Settings) -> NatsBroker:
     broker.include_router(service.doc_router())
     broker.include_router(ledger_doc_router(settings))
     broker.include_router(budgets.control_router())
-    broker.include_router(WorkflowService(WorkflowDag(WORKFLOW_SPECS), settings, broker).router())
+    workflow = WorkflowService(WorkflowDag(WORKFLOW_SPECS), settings, broker, catalog=catalog)
+    broker.include_router(workflow.router())
     runtime = AgentRuntime(WORKFLOW_SPECS, settings=settings, broker=broker, catalog=catalog)
     broker.include_router(runtime.router())
     broker.include_router(ChatService(settings, broker).router())

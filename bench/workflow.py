@@ -147,7 +147,8 @@ async def run(
         elapsed = time.perf_counter() - started
         tenants = sorted({seller for seller, _ in uploads})
         expected = sum(event.cost_micro_usd for event in done)
-        totals = await _settled(stack, tenants, expected)
+        naive = sum(event.baseline_micro_usd for event in done)
+        totals = await _settled(stack, tenants, expected, naive)
         levers = await _levers(stack, tenants)
         split = await lever_split(stack.broker.connection.jetstream(), set(tenants))
         provider_calls, invalid, by_model = await _provider_calls(port)
@@ -237,12 +238,14 @@ _FREE = frozenset({"zero_call", "photo_dedup"})
 """Ledger events that are not LLM requests."""
 
 
-async def _settled(stack: Stack, tenants: list[str], expected: int) -> Totals:
-    """Wait until the ledger holds every cent the workflows reported; the summed totals."""
+async def _settled(stack: Stack, tenants: list[str], expected: int, naive: int) -> Totals:
+    """Wait until the ledger holds every cent the workflows reported, and their baseline (the
+    workflow books call-free work as each ends, after the paid calls); the summed totals."""
     async with asyncio.timeout(60):
         while True:
             parts = [await stack.aggregates.totals(t) for t in tenants]
-            if sum(p.spend_micro_usd for p in parts) >= expected:
+            spent = sum(p.spend_micro_usd for p in parts)
+            if spent >= expected and sum(p.baseline_micro_usd for p in parts) >= naive:
                 break
             await asyncio.sleep(0.2)
     return Totals(

@@ -80,6 +80,10 @@ class ModelPrice:
         """USD per 1M cache-written input tokens."""
         return self.input if self.cache_write is None else self.cache_write
 
+    def fits(self, input_tokens: int, max_output_tokens: int) -> bool:
+        """Whether a prompt plus its longest answer fit the model's context window."""
+        return input_tokens + max_output_tokens <= self.context_window
+
 
 @dataclass(frozen=True, kw_only=True)
 class PriceCatalog:

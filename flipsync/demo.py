@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 
+from agents.bulk_report import cost_line
 from agents.chat import ask_chat
 from agents.output import summary, write_package
 from agents.sources import load_catalog
@@ -44,17 +45,22 @@ async def run_demo(settings: Settings, console: Console | None = None) -> int:
             )
         # Quiet FastStream's per-task INFO lines: the demo's output is the listings.
         logging.getLogger("faststream.access.nats").setLevel(logging.WARNING)
-        before = (await stack.aggregates.totals(TENANT)).spend_micro_usd  # earlier runs' spend
+        before = await stack.aggregates.totals(TENANT)  # earlier runs' spend and baseline
         done = await _upload_all(stack, console)
         for event in done:
             folder = write_package(OUT, event, simulated=stack.simulated)
             console.print(escape(summary(event, simulated=stack.simulated)))
             console.print(f"  package    {folder}/")
+        console.print(escape(cost_line(done, simulated=stack.simulated)))
         reply = await ask_chat(stack.broker, ChatAsk(tenant=TENANT, question=CHAT_QUESTION))
         console.print(f"\n[bold]Seller chat[/bold] > {CHAT_QUESTION}")
         console.print(escape(reply.answer if reply.ok else f"(no answer: {reply.reason})"))
         console.print(f"  (context: {', '.join(reply.product_ids)}; {reply.lever})")
-        await _settle_ledger(stack, before + sum(e.cost_micro_usd for e in done))
+        await _settle_ledger(
+            stack,
+            before.spend_micro_usd + sum(e.cost_micro_usd for e in done),
+            before.baseline_micro_usd + sum(e.baseline_micro_usd for e in done),
+        )
         report = await build_report(stack.aggregates, tenant=TENANT)
         console.print(render_report(report))
         failed = [e for e in done if not e.ok]
@@ -98,9 +104,16 @@ async def _upload_all(stack: Stack, console: Console) -> list[WorkflowDone]:
     return [done[u.workflow_id] for u in uploads]
 
 
-async def _settle_ledger(stack: Stack, expected_micro_usd: int, timeout_s: float = 15.0) -> None:
-    """Wait until the ledger's aggregates hold every cent the workflows reported."""
+async def _settle_ledger(
+    stack: Stack, expected_micro_usd: int, baseline_micro_usd: int, timeout_s: float = 15.0
+) -> None:
+    """Wait until the ledger's aggregates hold every cent the workflows reported, and their
+    baseline (the workflow books call-free work as each ends, after the paid calls)."""
     async with asyncio.timeout(timeout_s):
         # Redis has no event to wait on here; the consumer's progress is polled.
-        while (await stack.aggregates.totals(TENANT)).spend_micro_usd < expected_micro_usd:  # noqa: ASYNC110
+        while True:
+            totals = await stack.aggregates.totals(TENANT)
+            spent = totals.spend_micro_usd >= expected_micro_usd
+            if spent and totals.baseline_micro_usd >= baseline_micro_usd:
+                return
             await asyncio.sleep(0.05)

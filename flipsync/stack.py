@@ -258,7 +258,8 @@ async def start_stack(
             broker.include_router(notifier.router())
         if Service.WORKFLOW in wanted:
             dag = WorkflowDag(WORKFLOW_SPECS)
-            broker.include_router(WorkflowService(dag, settings, broker).router())
+            workflow = WorkflowService(dag, settings, broker, catalog=catalog)
+            broker.include_router(workflow.router())
         if Service.AGENTS in wanted:
             tracer = tracer_provider.get_tracer("flipsync.agents")
             runtime = AgentRuntime(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+import msgspec
 from faststream.nats import NatsBroker
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
@@ -82,6 +83,22 @@ def ledger_event(
         savings_by_lever=settled_split(
             result.savings_by_lever, result.baseline_micro_usd, cost, result.lever.value
         ),
+    )
+
+
+def claimed(result: LlmResult) -> LlmResult:
+    """result as it is booked: a saving is claimed only for an answer that was delivered.
+
+    An error result (a schema-invalid answer, a failure after a paid call) keeps what it cost,
+    so every paid call is still booked, but its baseline is that cost and its savings split
+    is empty: nothing was delivered, so no naive call was saved.
+    """
+    if result.status is Status.OK:
+        return result
+    if result.baseline_micro_usd == result.cost_micro_usd and not result.savings_by_lever:
+        return result
+    return msgspec.structs.replace(
+        result, baseline_micro_usd=result.cost_micro_usd, savings_by_lever={}
     )
 
 

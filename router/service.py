@@ -26,7 +26,7 @@ from router.context import RequestContext
 from router.errors import RouterError, UnavailableError, UnknownAgentError
 from router.intake import check_request
 from router.metrics import ResultRecorder
-from router.outcomes import OutcomePublisher
+from router.outcomes import OutcomePublisher, claimed
 from router.paid_answers import booked
 from router.pipeline import Handler, Stage, close_stages, compose
 from router.request_span import annotate
@@ -197,7 +197,7 @@ class RouterService:
     async def _answer(self, request: LlmRequest, delivery: int) -> tuple[LlmResult, RequestContext]:
         """answer(), with the request's context (what its settle charged, for the ledger)."""
         ctx = RequestContext(request=request, delivery=delivery)
-        return await self._pipeline_result(ctx), ctx
+        return claimed(await self._pipeline_result(ctx)), ctx
 
     async def _pipeline_result(self, ctx: RequestContext) -> LlmResult:
         """The pipeline's result for ctx; every failure becomes an error result."""

@@ -14,8 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from agents.bulk_report import cost_line
 from agents.cli import Running, run_command
 from bus.embedded.process import free_port
+from bus.messages import WorkflowDone
 from bus.settings import Settings
 from flipsync.cli import full_parser
 
@@ -314,3 +316,30 @@ def test_run_offers_every_service_the_stack_can_start() -> None:
     from flipsync.stack import Service
 
     assert set(RUNNABLE) == {s.value for s in Service}
+
+
+def finished(product_id: str, *, ok: bool, cost: int, baseline: int) -> WorkflowDone:
+    """The final event of one product's workflow, with what it cost and its naive baseline."""
+    return WorkflowDone(workflow_id=f"wf-{product_id}", tenant="default", product_id=product_id,
+                        ok=ok, cost_micro_usd=cost, baseline_micro_usd=baseline)  # fmt: skip
+
+
+def test_the_cost_line_claims_no_savings_for_failed_products() -> None:
+    # The newcomer's failed upload (2.25 MB of notes): it said "saved 100.0%". Whatever
+    # baseline a failed product carries (answers its paid calls got), none is claimed.
+    failed = finished("huge", ok=False, cost=0, baseline=2_820_679)
+    assert cost_line([failed], simulated=True) == (
+        "0 of 1 products done; spent $0.000000 (simulated), no savings counted for failed products"
+    )
+    # A failed product's paid calls are spent money; the saving is the done ones' alone.
+    done = finished("mug", ok=True, cost=1_000, baseline=20_000)
+    paid = finished("lamp", ok=False, cost=500, baseline=500)
+    assert cost_line([done, paid], simulated=False) == (
+        "1 of 2 products done; spent $0.001500: $0.001000 on the done ones vs naive "
+        "$0.020000, saved 95.0%, and $0.000500 on the failed ones, "
+        "no savings counted for failed products"
+    )
+    assert cost_line([done], simulated=True) == (
+        "cost $0.001000 for 1 products vs naive $0.020000: saved 95.0% "
+        "(simulated: nothing was spent)"
+    )

@@ -181,26 +181,29 @@ async def test_agent_may_not_publish_another_agents_requests(me: Conn, admin: Cl
     assert not await _stored(admin, subjects.STREAM_REQUESTS, forbidden)
 
 
-async def test_only_the_router_may_publish_ledger_events(stack: Stack, me: Conn) -> None:
+async def test_only_the_router_and_workflow_may_publish_ledger_events(
+    stack: Stack, me: Conn
+) -> None:
     subject = subjects.ledger("t1")
     await me.nc.publish(subject, b"{}")
     await me.refused(subject)
-    for user in ("ledger", "api", "workflow"):
+    for user in ("ledger", "api", "agents"):
         conn = await _connect(stack, user)
         try:
             await conn.nc.publish(subject, b"{}")
             await conn.refused(subject)
         finally:
             await conn.nc.close()
-    router = await _connect(stack, "router")
-    try:
-        await router.nc.publish(subject, b"{}")
-        await router.nc.publish(CONTROL, b"{}")  # refusals do arrive, so none means none
-        await _round_trip(router)
-        assert len(router.errors) == 1, router.errors
-        assert f'publish to "{CONTROL}"' in router.errors[0].lower()
-    finally:
-        await router.nc.close()
+    for user in ("router", "workflow"):  # paid calls; call-free work of finished workflows
+        conn = await _connect(stack, user)
+        try:
+            await conn.nc.publish(subject, b"{}")
+            await conn.nc.publish(CONTROL, b"{}")  # refusals do arrive, so none means none
+            await _round_trip(conn)
+            assert len(conn.errors) == 1, (user, conn.errors)
+            assert f'publish to "{CONTROL}"' in conn.errors[0].lower()
+        finally:
+            await conn.nc.close()
 
 
 async def _round_trip(conn: Conn) -> None:

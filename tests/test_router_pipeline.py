@@ -95,6 +95,9 @@ async def test_schema_invalid_answer_is_an_error_that_was_paid(
     result = await LlmClient(stack.broker).request(make_request(tenant=tenant), timeout_s=10)
     assert result.error_code is ErrorCode.SCHEMA_INVALID
     assert result.cost_micro_usd > 0  # the provider was paid for the bad answer
+    # Nothing was delivered, so no naive call was saved: no saving is claimed for it.
+    assert result.baseline_micro_usd == result.cost_micro_usd
+    assert result.savings_by_lever == {}
     # The cascade (on for text_generation) climbed past failed attempts first: each was
     # paid too, and is booked as its own ledger event (routing's lever cost).
     climbed = result.reason.count("escalated from")
@@ -105,6 +108,8 @@ async def test_schema_invalid_answer_is_an_error_that_was_paid(
         return totals.paid_calls == 1 + climbed and totals.spend_micro_usd == result.cost_micro_usd
 
     await eventually(in_ledger)
+    totals = await stack.aggregates.totals(tenant)
+    assert totals.baseline_micro_usd == totals.spend_micro_usd  # booked, and saved nothing
 
 
 async def test_provider_error_gets_error_result(stack: Stack, sim: SimulatedProvider) -> None:

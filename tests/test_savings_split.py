@@ -9,13 +9,13 @@ from datetime import date
 import msgspec
 import redis.asyncio as aioredis
 
-from bus.messages import LedgerEvent, Lever, LlmRequest, LlmResult, Status, Usage
+from bus.messages import ErrorCode, LedgerEvent, Lever, LlmRequest, LlmResult, Status, Usage
 from cost_ledger.catalog import PriceCatalog
 from cost_ledger.pricing import baseline_micro_usd, cost_micro_usd
 from cost_ledger.savings import chain, net_by_lever, paid_call_steps, settled
 from cost_ledger.split_store import SplitStore
 from router.levers.served import with_trim_savings
-from router.outcomes import ledger_event
+from router.outcomes import claimed, ledger_event
 from tests.cost_events import ledger_event as ledger_event_at
 from tests.helpers import make_request
 
@@ -61,6 +61,20 @@ def test_the_ledger_event_completes_the_split_to_baseline_minus_cost() -> None:
         baseline_micro_usd=4321, lever=Lever.EXACT_CACHE,
     )  # fmt: skip
     assert ledger_event(request, hit, CATALOG.version).savings_by_lever == {"exact_cache": 4321}
+
+
+def test_a_paid_answer_that_failed_keeps_its_cost_and_claims_no_saving() -> None:
+    request: LlmRequest = make_request()
+    invalid = LlmResult(
+        request_id=request.id, tenant=request.tenant, agent=request.agent, status=Status.ERROR,
+        error_code=ErrorCode.SCHEMA_INVALID, model="gpt-4o-mini", cost_micro_usd=283,
+        baseline_micro_usd=6000, lever=Lever.ROUTED, savings_by_lever={"routed": 5640},
+    )  # fmt: skip
+    event = ledger_event(request, claimed(invalid), CATALOG.version)
+    assert event.cost_micro_usd == 283 and event.paid_call  # the paid call is still booked
+    assert event.baseline_micro_usd == 283 and event.savings_by_lever == {}
+    ok = msgspec.structs.replace(invalid, status=Status.OK, error_code=None)
+    assert claimed(ok) is ok  # a delivered answer keeps its saving
 
 
 def test_a_cascade_that_cost_more_books_a_negative_part_and_lever_costs_net_out() -> None:

@@ -19,9 +19,12 @@ from agents.upload import Uploader
 from agents.watch import WorkflowWatcher
 from bus import subjects
 from bus.codec import decode
-from bus.messages import ImagePart, LlmRequest, WorkflowDone
+from bus.messages import ImagePart, Lever, LlmRequest, WorkflowDone
 from bus.settings import Settings
+from cost_ledger.lever_split import lever_split
 from flipsync.stack import Stack, start_stack
+from simulator.config import Faults
+from tests.chaos_scenario import ledger_events
 from tests.helpers import eventually
 
 PER_PHOTO = [spec.name for spec in WORKFLOW_SPECS if spec.uses_images]
@@ -90,12 +93,20 @@ async def test_upload_becomes_four_validated_listings_with_its_cost_in_the_ledge
 
     async def settled() -> bool:
         totals = await stack.aggregates.totals(owner)
-        return totals.spend_micro_usd == done.cost_micro_usd
+        # zero-call work is booked too (by the workflow, as it ends: after the paid calls)
+        return (totals.spend_micro_usd, totals.baseline_micro_usd) == (
+            done.cost_micro_usd,
+            done.baseline_micro_usd,
+        )
 
     await eventually(settled)
     totals = await stack.aggregates.totals(owner)
     assert totals.paid_calls <= paid  # packed calls share one upstream call
-    assert totals.baseline_micro_usd == done.baseline_micro_usd  # zero-call work is booked too
+    zero_call = {e.agent for e in await ledger_events(stack.broker, owner)
+                 if e.lever is Lever.ZERO_CALL}  # fmt: skip
+    assert zero_call == {n for n in ZERO_CALL if checkpoints[n].baseline_micro_usd > 0}
+    split = await lever_split(stack.broker.connection.jetstream(), {owner})
+    assert sum(split.net.values()) == totals.baseline_micro_usd - totals.spend_micro_usd
 
     js = stack.broker.connection.jetstream()
     signals = await js.stream_info(subjects.STREAM_WORKFLOW, subjects_filter=f"quality.{owner}")
@@ -123,11 +134,40 @@ async def test_a_photo_uploaded_twice_is_analysed_once(stack: Stack) -> None:
     kv = await stack.broker.connection.jetstream().key_value(subjects.BUCKET_CHECKPOINTS)
     again = await CheckpointStore(kv).finished(owner, second.workflow_id)
     before = await CheckpointStore(kv).finished(owner, first.workflow_id)
+    reused = {e.agent: e.baseline_micro_usd for e in await ledger_events(stack.broker, owner)
+              if e.lever is Lever.PHOTO_DEDUP}  # fmt: skip
     for name in PER_PHOTO:
         assert again[name].request_ids == [] and again[name].cost_micro_usd == 0
         assert again[name].baseline_micro_usd > 0  # the saving is credited to photo reuse
+        assert reused[name] == again[name].baseline_micro_usd  # and booked, the listing done
         photos: Any = before[name].output["photos"]
         assert again[name].output["photos"] == photos * 2
+
+
+async def test_a_failed_workflow_keeps_its_paid_spend_and_claims_no_saving(stack: Stack) -> None:
+    """Every answer schema-invalid: the product fails. What its calls cost is booked, but no
+    saving: no baseline for the failed answers, none for its zero-call agents' outputs."""
+    assert stack.sim is not None
+    owner = tenant()
+    await stack.sim.set_faults(Faults(schema_invalid=1.0))
+    try:
+        (done,) = await run(stack, owner, load_catalog()[0])
+    finally:
+        await stack.sim.set_faults(Faults())
+    assert not done.ok
+    assert done.cost_micro_usd > 0  # the bad answers were paid for
+    assert done.baseline_micro_usd == done.cost_micro_usd  # and saved nothing
+
+    async def settled() -> bool:
+        return (await stack.aggregates.totals(owner)).spend_micro_usd == done.cost_micro_usd
+
+    await eventually(settled)
+    events = await ledger_events(stack.broker, owner)
+    assert not [e for e in events if e.lever in (Lever.ZERO_CALL, Lever.PHOTO_DEDUP)]
+    totals = await stack.aggregates.totals(owner)
+    assert totals.baseline_micro_usd == totals.spend_micro_usd
+    split = await lever_split(stack.broker.connection.jetstream(), {owner})
+    assert sum(split.net.values()) == 0  # the split adds up: to no saving
 
 
 async def test_concurrent_uploads_of_one_photo_share_one_analysis_per_tenant(

@@ -20,9 +20,11 @@ from agents.workflow import WorkflowService
 from bus import subjects
 from bus.broker import make_broker
 from bus.embedded import EmbeddedNats
-from bus.messages import WorkflowDone
+from bus.messages import Lever, WorkflowDone
 from bus.settings import Settings
 from bus.streams import ensure_streams
+from cost_ledger.catalog import PriceCatalog
+from tests.chaos_scenario import ledger_events
 
 
 def broken(_inputs: Inputs) -> dict[str, Any]:
@@ -74,10 +76,11 @@ async def serving(specs: Iterable[AgentSpec], **options: Any) -> AsyncIterator[N
         await server.stop()
 
 
-async def run(broker: NatsBroker) -> tuple[str, WorkflowDone]:
+async def run(broker: NatsBroker, product: ProductInput | None = None) -> tuple[str, WorkflowDone]:
     owner = f"f{uuid.uuid4().hex[:8]}"
+    product = product or ProductInput(product_id="p1")
     async with WorkflowWatcher(broker, owner) as watcher:
-        upload = await Uploader(broker).upload(ProductInput(product_id="p1"), tenant=owner)
+        upload = await Uploader(broker).upload(product, tenant=owner)
         done = await watcher.wait([upload.workflow_id], timeout_s=20)
     return owner, done[upload.workflow_id]
 
@@ -92,6 +95,15 @@ async def test_a_required_failure_fails_the_workflow_with_its_reason() -> None:
     assert not done.ok
     assert done.reason == "fatal: ValueError: no weight given"
     assert info.state.messages == 0  # zero-call agents call nothing
+
+
+async def test_a_failed_workflow_books_no_baseline_for_its_zero_call_work() -> None:
+    async with serving(SPECS) as broker:
+        owner, done = await run(broker)
+        events = await ledger_events(broker, owner)
+    assert not done.ok
+    # alpha and gamma finished, but the listing was not delivered: no saving is claimed.
+    assert events == [] and done.baseline_micro_usd == 0
 
 
 async def test_optional_failures_are_gaps_in_a_finished_listing() -> None:
@@ -113,3 +125,21 @@ async def test_an_agent_that_raises_on_every_delivery_fails_and_its_workflow_sti
     assert done.reason == (
         "gamma: gave up after 3 deliveries: RuntimeError: the checkpoint store is away"
     )
+
+
+async def test_an_input_the_naive_call_could_not_have_made_books_no_baseline() -> None:
+    """A naive call on notes past the premium model's context window would have been refused
+    (as routing refuses it): nothing was saved against it, and nothing is booked."""
+    settings = Settings()
+    window = PriceCatalog.load().get(settings.baseline_model).context_window
+    small = ProductInput(product_id="p1", notes="blue ceramic mug")
+    large = ProductInput(product_id="p2", notes="blue ceramic mug. " * (window * 4 // 18 + 1))
+    async with serving([zero("alpha", (UPLOAD,))]) as broker:
+        owner, done = await run(broker, small)
+        (booked,) = await ledger_events(broker, owner)
+        big_owner, big = await run(broker, large)
+        refused = await ledger_events(broker, big_owner)
+    assert done.ok and big.ok, (done.reason, big.reason)
+    assert booked.lever is Lever.ZERO_CALL and booked.baseline_micro_usd > 0
+    assert done.baseline_micro_usd == booked.baseline_micro_usd
+    assert big.baseline_micro_usd == 0 and refused == []

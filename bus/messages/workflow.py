@@ -74,6 +74,9 @@ class AgentCheckpoint(msgspec.Struct, kw_only=True):
     request_ids: list[str] = []
     cost_micro_usd: int = 0
     baseline_micro_usd: int = 0
+    call_free_baseline_micro_usd: int = 0
+    """The part of baseline_micro_usd no paid call booked (a zero-call agent's output, reused
+    photo analyses): the workflow books it in the ledger only when the workflow succeeds."""
     llm_calls: int = 0
     """Paid provider calls this agent made (0 for zero-call agents and cache hits)."""
     tenant: str = ""
@@ -124,7 +127,10 @@ class WorkflowDone(msgspec.Struct, kw_only=True):
     missing: list[str] = []
     """Optional agents that failed and whose part of the listing is missing."""
     cost_micro_usd: int = 0
+    """Every paid call of the workflow, whether or not it succeeded."""
     baseline_micro_usd: int = 0
+    """The naive baseline booked for it: a failed workflow's holds only the answers its paid
+    calls delivered, never its call-free work (which is booked only for a finished listing)."""
     v: int = WIRE_VERSION
 
 

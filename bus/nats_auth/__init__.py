@@ -3,8 +3,8 @@
 One account, FLIPSYNC, with JetStream. Each service has its own user (router, ledger,
 workflow, agents, api, and admin for operators and the all-in-one process) and each agent spec
 has one (``agent-<name>``) that may publish only its own requests and read only its own
-results. Only the router (and the agents service, which books call-free work) may publish on
-``ledger.>``.
+results. Only the router (paid calls) and the workflow service (the call-free work of a
+workflow that succeeded) may publish on ``ledger.>``.
 
 Passwords never appear in the file: each user's entry reads a bcrypt hash from the server's
 environment (``password: $FLIPSYNC_NATS_HASH_ROUTER``), so deploy/nats/auth.conf is committed

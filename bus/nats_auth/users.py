@@ -107,17 +107,17 @@ def service_users() -> list[NatsUser]:
         ),
         _service(
             "workflow",
-            "the workflow DAG: uploads in, agent runs out",
-            [s.AGENT_RUN_ALL, s.WORKFLOW_ALL, s.DLQ_ALL],
+            "the workflow DAG: uploads in, agent runs out; books the call-free work of a"
+            " workflow that succeeded in the ledger (agents/attribution.py)",
+            [s.AGENT_RUN_ALL, s.WORKFLOW_ALL, s.LEDGER_ALL, s.DLQ_ALL],
             [s.UPLOADS_ALL, s.AGENT_DONE_ALL, s.WORKFLOW_ALL],
+            may_book_ledger=True,
         ),
         _service(
             "agents",
-            "the agent runtime (all specs in one process) and seller chat; books call-free"
-            " work in the ledger (agents/attribution.py)",
-            [s.REQUESTS_ALL, s.AGENT_DONE_ALL, s.LEDGER_ALL, s.QUALITY_ALL, s.DLQ_ALL],
+            "the agent runtime (all specs in one process) and seller chat",
+            [s.REQUESTS_ALL, s.AGENT_DONE_ALL, s.QUALITY_ALL, s.DLQ_ALL],
             [s.RESULTS_ALL, s.AGENT_RUN_ALL, s.CHAT_ASK_ALL],
-            may_book_ledger=True,
             allow_responses=True,
         ),
         _service(

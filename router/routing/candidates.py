@@ -53,7 +53,7 @@ class Candidate:
 
     def fits(self, input_tokens: int, max_output_tokens: int) -> bool:
         """Whether the prompt plus the longest answer fits the model's context window."""
-        return input_tokens + max_output_tokens <= self.price.context_window
+        return self.price.fits(input_tokens, max_output_tokens)
 
 
 def candidates_from_catalog(
