@@ -60,6 +60,27 @@ class Completion:
     """Tool calls the model asked for, in OpenAI's shape."""
 
 
+_CONNECT_PHASE = ("ConnectTimeout", "ConnectError")
+"""httpx's exceptions of the connect phase (before anything was sent), by name: the
+aiohttp transport raises its own copies of httpx's classes."""
+
+
+def _connect_failure(exc: BaseException) -> str | None:
+    """Why the connection was never made, when exc comes from the connect phase: openai's
+    aiohttp transport reports a refused connection as a timeout (ConnectTimeout), which
+    would read as a call that may have been billed."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return None
+        if isinstance(seen, (aiohttp.ClientConnectorError, ConnectionRefusedError)):
+            return str(seen) or type(seen).__name__
+        if type(seen).__name__ in _CONNECT_PHASE:
+            return str(seen) or type(seen).__name__
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 class ProviderClient:
     """Calls one provider's /chat/completions once; retries and fallback are the dispatcher's.
 
@@ -184,6 +205,10 @@ class ProviderClient:
             retry_after = retry_after_s(exc.response.headers)
             raise ProviderRateLimitedError(self.name, model, retry_after) from exc
         except openai.APITimeoutError as exc:
+            refused = _connect_failure(exc)
+            if refused is not None:  # never sent, so never billed: not a timeout
+                reason = f"could not connect to {self.config.base_url}: {refused}"
+                raise ProviderCallError.transient(self.name, model, reason) from exc
             error = ProviderCallError.transient(self.name, model, "timed out", timed_out=True)
             raise error from exc
         except openai.APIStatusError as exc:
