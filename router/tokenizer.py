@@ -27,9 +27,38 @@ def _encoding() -> Any:
         return module.get_encoding(ENCODING)
 
 
-@functools.lru_cache(maxsize=4096)
+CHUNK_CHARS = 200_000
+"""Longest text encoded in one call: bpe-openai refuses texts of about a million characters
+("Input too long to encode safely"), which the router's 4 MiB request bound lets through."""
+CACHED_CHARS = 65_536
+"""Longest text whose count is kept (4,096 of them): a cache of 4 MiB texts would hold
+gigabytes."""
+
+
 def count_bpe_tokens(text: str) -> int:
-    """Exact o200k_base tokens of text (special-token text is counted as ordinary text)."""
+    """Exact o200k_base tokens of text (special-token text is counted as ordinary text);
+    a text over CHUNK_CHARS is counted in pieces cut after whitespace, off by a token or
+    so per piece at most."""
+    if len(text) > CACHED_CHARS:
+        return _count(text)
+    return _cached_count(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _cached_count(text: str) -> int:
+    return _count(text)
+
+
+def _count(text: str) -> int:
     if not text:
         return 0
-    return len(_encoding().encode_ordinary(text))
+    encoding = _encoding()
+    total, start = 0, 0
+    while start < len(text):
+        end = min(start + CHUNK_CHARS, len(text))
+        if end < len(text):
+            cut = max(text.rfind(" ", start, end), text.rfind("\n", start, end))
+            end = cut + 1 if cut > start else end
+        total += len(encoding.encode_ordinary(text[start:end]))
+        start = end
+    return total

@@ -180,3 +180,12 @@ def test_routing_costs_a_photo_by_each_models_own_rule() -> None:
     assert (mini - text, big - text, gemini - text) == (2833 + 4 * 5667, 765, 4 * 258)
     # So gpt-4o-mini is the dearer of the two OpenAI models for this photo.
     assert mini * CATALOG.get("gpt-4o-mini").input > big * CATALOG.get("gpt-4o").input
+
+
+def test_a_text_of_millions_of_characters_is_counted_not_refused() -> None:
+    """bpe-openai refuses to encode about a million characters at once; the router's 4 MiB
+    request bound lets such a text in, so it is counted in pieces (it raised ValueError:
+    "Input too long to encode safely", and the request ended as an internal error)."""
+    text = "hello world " * 250_000  # 3,000,000 characters, 500,000 tokens
+    assert abs(count_bpe_tokens(text) - 500_000) <= 50
+    assert count_bpe_tokens("x" * 1_200_000) > 0
