@@ -15,6 +15,12 @@ from bus.settings_sections import (
     SemanticSettings,
 )
 
+LOCAL_HINT = (
+    "(for the local data of `make demo` or `flipsync upload`, run `flipsync http` and "
+    "export the NATS_URL and REDIS_URL it prints)"
+)
+"""What a command that needs a deployment's servers tells a user with only local data."""
+
 
 class Settings(BaseSettings):
     """Everything a FlipSync process needs to know; built once and passed in."""

@@ -41,7 +41,11 @@ async def run_command(
 ) -> int:
     """Run `flipsync cost <view>` against a running deployment's Redis."""
     if settings.redis_url is None:
-        print(f"flipsync {args.command}: set REDIS_URL to the deployment's Redis", file=sys.stderr)
+        print(
+            f"flipsync {args.command}: no ledger here: set REDIS_URL to the deployment's Redis, "
+            "or run `make demo` or `flipsync upload` first",
+            file=sys.stderr,
+        )
         return 2
     if args.cost_command == "vs-reference":
         return await _vs_reference(args, settings)

@@ -9,7 +9,7 @@ import importlib.metadata
 import os
 import signal
 import sys
-from collections.abc import Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -129,11 +129,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "providers":
         from flipsync.provider_report import print_providers
 
-        return execute(print_providers(settings, as_json=args.json))
+        return execute(_on_local_ledger(settings, lambda s: print_providers(s, as_json=args.json)))
     if args.command == "cost":
         from cost_ledger.cli import run_command as run_cost_command
 
-        return execute(run_cost_command(args, settings))
+        return execute(_on_local_ledger(settings, lambda s: run_cost_command(args, s)))
     if args.command in ("flags", "experiment", "prompt", "finetune"):
         from optimizer.cli import run_command as run_optimizer_command
 
@@ -344,6 +344,15 @@ async def serve_api(settings: Settings, host: str, port: int) -> int:
     return await run_services(settings.model_copy(update=update), services)
 
 
+async def _on_local_ledger(
+    settings: Settings, command: Callable[[Settings], Awaitable[int]]
+) -> int:
+    """Run a command that reads the ledger against REDIS_URL, or, with none set, against
+    the ledger an earlier local command (`make demo`, `flipsync upload`) left behind."""
+    async with data_dir.local_ledger(settings) as local:
+        return await command(local)
+
+
 async def print_report(
     settings: Settings,
     tenant: str | None,
@@ -355,7 +364,6 @@ async def print_report(
     """Print the ledger report of a running deployment (REDIS_URL); ``where`` narrows it to
     an agent, a model, a workspace or project or a day range (--agent --model --workspace
     --project --start --end); ``by`` shows only that breakdown (--by)."""
-    from bus.embedded import EmbeddedRedis
     from bus.reachable import open_redis
     from cost_ledger.aggregates import AggregateStore
     from cost_ledger.api_models import Filter
@@ -377,15 +385,9 @@ async def print_report(
                 file=sys.stderr,
             )
             return 2
-        assert settings.data_dir is not None
         # The ledger an earlier command left in the local data directory.
-        server = EmbeddedRedis(settings.data_dir / "redis", persist=True)
-        await server.start()
-        try:
-            local = settings.model_copy(update={"redis_url": server.url})
+        async with data_dir.local_ledger(settings) as local:
             return await print_report(local, tenant, where=where, as_json=as_json, by=by)
-        finally:
-            await server.stop()
     client = await open_redis(settings.redis_url, settings.connect_timeout_s)
     try:
         # One path, filtered or not: the cost API's spend view of the ledger cube.

@@ -10,7 +10,7 @@ import contextlib
 import fcntl
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 from bus.settings import Settings
@@ -77,3 +77,22 @@ def reset(path: Path) -> str:
 def has_data(path: Path | None) -> bool:
     """Whether a command left data there."""
     return path is not None and (path / "redis").is_dir()
+
+
+@contextlib.asynccontextmanager
+async def local_ledger(settings: Settings) -> AsyncIterator[Settings]:
+    """settings with REDIS_URL pointing at the Redis an earlier command left in the data
+    directory (started for the block and stopped after it), when no REDIS_URL is set and
+    there is one; settings unchanged otherwise (the command then says what it needs)."""
+    if settings.redis_url is not None or not has_data(settings.data_dir):
+        yield settings
+        return
+    from bus.embedded import EmbeddedRedis
+
+    assert settings.data_dir is not None
+    server = EmbeddedRedis(settings.data_dir / "redis", persist=True)
+    await server.start()
+    try:
+        yield settings.model_copy(update={"redis_url": server.url})
+    finally:
+        await server.stop()

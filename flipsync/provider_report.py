@@ -90,7 +90,11 @@ def providers_json(snapshot: list[ProviderHealth], quality: Quality | None = Non
 async def print_providers(settings: Settings, *, as_json: bool = False) -> int:
     """Print the provider report of a running deployment (REDIS_URL)."""
     if settings.redis_url is None:
-        print("flipsync providers: set REDIS_URL to the deployment's Redis", file=sys.stderr)
+        print(
+            "flipsync providers: no ledger here: set REDIS_URL to the deployment's Redis, "
+            "or run `make demo` or `flipsync upload` first",
+            file=sys.stderr,
+        )
         return 2
     client = await open_redis(settings.redis_url, settings.connect_timeout_s)
     try:

@@ -4,6 +4,7 @@ two commands never run servers on the same directory at once."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -41,11 +42,19 @@ def test_report_after_upload_shows_its_spend_until_reset(tmp_path: Path) -> None
     report = flipsync("report", "--tenant", "shop", cwd=tmp_path)
     assert report.returncode == 0, report.stderr
     assert "ebay_listing" in report.stdout  # the upload's agents, from the kept ledger
+    spend = flipsync("cost", "spend", "--tenant", "shop", "--json", cwd=tmp_path)
+    assert spend.returncode == 0, spend.stderr  # read from the kept ledger, no REDIS_URL
+    view = json.loads(spend.stdout)
+    assert view["simulated"] and view["totals"]["spend_micro_usd"] > 0
+    providers = flipsync("providers", cwd=tmp_path)
+    assert providers.returncode == 0, providers.stderr
     cleared = flipsync("reset", cwd=tmp_path)
     assert cleared.returncode == 0 and "cleared" in cleared.stdout
     assert not (tmp_path / ".flipsync").exists()
     empty = flipsync("report", cwd=tmp_path)
     assert empty.returncode == 2 and "no ledger here" in empty.stderr
+    no_spend = flipsync("cost", "spend", cwd=tmp_path)
+    assert no_spend.returncode == 2 and "no ledger here" in no_spend.stderr
 
 
 def test_a_second_command_on_the_same_data_is_refused(tmp_path: Path) -> None:

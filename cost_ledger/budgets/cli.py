@@ -24,7 +24,7 @@ from bus.messages import (
     TierQuota,
 )
 from bus.reachable import open_redis
-from bus.settings import Settings
+from bus.settings import LOCAL_HINT, Settings
 from bus.streams import ensure_streams
 from cost_ledger.aggregates import AggregateStore
 from cost_ledger.api_models import BudgetsResponse, Filter
@@ -65,7 +65,10 @@ async def _connect(settings: Settings) -> AsyncIterator[_Conn]:
 async def run_command(args: argparse.Namespace, settings: Settings) -> int:
     """Run a ledger or budget command against a running deployment."""
     if settings.nats_url is None or settings.redis_url is None:
-        print(f"flipsync {args.command}: set NATS_URL and REDIS_URL", file=sys.stderr)
+        print(
+            f"flipsync {args.command}: set NATS_URL and REDIS_URL to a deployment's " + LOCAL_HINT,
+            file=sys.stderr,
+        )
         return 2
     try:
         change = _change(args) if args.command == "budget" else None

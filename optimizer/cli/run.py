@@ -8,7 +8,7 @@ import sys
 from collections.abc import Awaitable, Callable
 
 from bus.messages import FlagChange
-from bus.settings import Settings
+from bus.settings import LOCAL_HINT, Settings
 from optimizer.cli import experiment, finetune, flags, prompt
 from optimizer.cli.common import Conn, connect
 from optimizer.errors import OptimizerError
@@ -28,7 +28,10 @@ async def run_command(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "prompt" and not args.start:
         return prompt.show_variants(args)
     if settings.redis_url is None or settings.nats_url is None:
-        print(f"flipsync {args.command}: set NATS_URL and REDIS_URL", file=sys.stderr)
+        print(
+            f"flipsync {args.command}: set NATS_URL and REDIS_URL to a deployment's " + LOCAL_HINT,
+            file=sys.stderr,
+        )
         return 2
     run = _RUNNERS[args.command]
     try:
