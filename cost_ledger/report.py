@@ -120,6 +120,10 @@ def render_spend(view: SpendResponse, *, width: int = 110, by: str | None = None
     )
     console.print(f"Baseline: {usd(t.baseline_micro_usd)}  (premium model, no cache, no batch)")
     console.print(f"Saved:    {usd(t.savings_micro_usd)}  ({share})")
+    if view.savings_by_lever:
+        split = sorted(view.savings_by_lever.items(), key=lambda kv: (-kv[1], kv[0]))
+        parts = ", ".join(f"{lever} {usd(value)}" for lever, value in split)
+        console.print(f"  by lever: {parts}  (what each took off, net of its own cost)")
     console.print(f"Calls:    {t.calls} served, {t.paid_calls} paid upstream")
     console.print(
         f"Tokens:   {t.input_tokens} input ({t.cached_input_tokens} cached), "
@@ -134,7 +138,7 @@ def render_spend(view: SpendResponse, *, width: int = 110, by: str | None = None
             f"Products: {p.products} workflows, {usd(p.cost_per_product_micro_usd)} per product"
         )
     tables = (
-        ("lever", "lever", view.by_lever),
+        ("lever", "lever that served the call", view.by_lever),
         ("tenant", "tenant", view.by_tenant),
         ("agent", "agent", view.by_agent),
         ("model", "model", view.by_model),

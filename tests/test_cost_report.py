@@ -16,7 +16,7 @@ from bus.settings import Settings
 from cost_ledger.aggregates import AggregateStore
 from cost_ledger.api_models import Filter
 from cost_ledger.cli import add_commands, run_command
-from cost_ledger.report import build_report, render_report, render_spend
+from cost_ledger.report import build_report, render_report, render_spend, usd
 from cost_ledger.slices import FilterError, check_filter
 from cost_ledger.spend import per, spend_view, timeseries_view
 from flipsync.cli import print_report
@@ -151,7 +151,11 @@ async def test_text_report_shows_rates(redis_client: aioredis.Redis) -> None:
     assert "cache hits 25.0% (exact 12.5%, semantic 12.5%), dedup 12.5%" in text
     assert "packing 3.00 items/call" in text
     assert "Products: 3 workflows, $0.000450 per product" in text
-    assert "By lever" in text and "By agent" in text and "By day (UTC)" in text
+    assert "By lever that served the call" in text and "By agent" in text
+    assert "By day (UTC)" in text
+    split = (await spend_view(store, Filter(tenant="acme"))).savings_by_lever
+    assert split and "  by lever: " in text  # what each lever took off, not what it served
+    assert all(usd(value) in text.split("  by lever: ")[1] for value in split.values())
     view = await spend_view(store, Filter(tenant="acme", agent="pricer", end=date(2026, 11, 2)))
     text = render_spend(view)
     assert "tenant acme, agent pricer, .....2026-11-02 (UTC)" in text
