@@ -69,13 +69,21 @@ class ChatService:
     async def answer(self, ask: ChatAsk) -> ChatReply:
         """The answer to a seller's question, from that seller's listings only."""
         stores = await self._stores(self._broker.connection.jetstream())
-        facts = [p.output async for p in stores.checkpoints.packages(ask.tenant)]
+        # One package per product (the latest): a product uploaded again would otherwise
+        # crowd the others out of the context.
+        latest = {str(p.output.get("product_id")): p.output
+                  async for p in stores.checkpoints.packages(ask.tenant)}  # fmt: skip
+        facts = list(latest.values())
+        if not facts:  # nothing to answer from: say so, and pay for no call
+            reason = f"no listings for {ask.tenant} yet: upload products first (flipsync upload)"
+            return ChatReply(tenant=ask.tenant, conversation_id=ask.conversation_id,
+                             ok=False, reason=reason)  # fmt: skip
         chosen = relevant(facts, " ".join([ask.question, *(t.text for t in ask.history[-2:])]))
         context = "\n".join(json.dumps(_compact(f), sort_keys=True) for f in chosen)
         history = [ChatMessage(role=t.role, content=t.text) for t in ask.history]
         messages = [
             ChatMessage(role="system", content=f"{CHAT_SYSTEM}\n\n{SELLER_CHAT.instructions}"),
-            ChatMessage(role="system", content=f"The seller's listings:\n{context or 'none yet'}"),
+            ChatMessage(role="system", content=f"The seller's listings:\n{context}"),
             *history,
             ChatMessage(role="user", content=ask.question),
         ]

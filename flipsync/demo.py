@@ -55,7 +55,8 @@ async def run_demo(settings: Settings, console: Console | None = None) -> int:
         reply = await ask_chat(stack.broker, ChatAsk(tenant=TENANT, question=CHAT_QUESTION))
         console.print(f"\n[bold]Seller chat[/bold] > {CHAT_QUESTION}")
         console.print(escape(reply.answer if reply.ok else f"(no answer: {reply.reason})"))
-        console.print(f"  (context: {', '.join(reply.product_ids)}; {reply.lever})")
+        if reply.product_ids:
+            console.print(f"  (context: {', '.join(reply.product_ids)}; {reply.lever})")
         await _settle_ledger(
             stack,
             before.spend_micro_usd + sum(e.cost_micro_usd for e in done),

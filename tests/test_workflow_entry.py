@@ -170,6 +170,9 @@ async def test_seller_chat_sees_only_its_own_sellers_listings(stack: Stack) -> N
     raw = await stack.broker.connection.request(subjects.chat_ask(mine), encode(forged), timeout=10)
     refused = decode(raw.data, ChatReply)
     assert not refused.ok and "came on" in refused.reason
+    # A seller with no listings is told so, and nothing is asked of a model.
+    empty = await ask_chat(stack.broker, ChatAsk(tenant=tenant(), question="What do I sell?"))
+    assert not empty.ok and "no listings" in empty.reason and empty.cost_micro_usd == 0
 
 
 async def test_an_invalid_answer_gets_one_escalated_retry_and_quality_signals(
