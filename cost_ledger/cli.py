@@ -28,7 +28,7 @@ from cost_ledger.cli_args import VIEWS, add_commands, add_filters, filter_of, is
 from cost_ledger.errors import ReferenceFileError
 from cost_ledger.recommendations import QualitySource, recommendations_view, recorded_quality
 from cost_ledger.reference import References, vs_reference
-from cost_ledger.report import describe, render_spend, usd
+from cost_ledger.report import SIMULATED_NOTE, describe, render_spend, usd
 from cost_ledger.slices import FilterError, check_filter
 from cost_ledger.spend import spend_view, timeseries_view
 
@@ -93,14 +93,18 @@ async def render_view(
             view = await recommendations_view(store, where, catalog, source)
     if as_json:
         return view.model_dump_json(indent=2) + "\n"
+    if isinstance(view, SpendResponse):
+        return render_spend(view)  # it says "simulated" itself
     if isinstance(view, ForecastResponse):
-        return render_forecast(view)
-    if isinstance(view, AnomaliesResponse):
-        return render_anomalies(view)
-    if isinstance(view, RecommendationsResponse):
-        return render_recommendations(view)
-    assert isinstance(view, SpendResponse)
-    return render_spend(view)
+        text = render_forecast(view)
+    elif isinstance(view, AnomaliesResponse):
+        text = render_anomalies(view)
+    else:
+        assert isinstance(view, RecommendationsResponse)
+        text = render_recommendations(view)
+    if (await spend_view(store, where)).simulated:  # every figure above is of simulated calls
+        text += f"{SIMULATED_NOTE}\n"
+    return text
 
 
 def render_forecast(view: ForecastResponse) -> str:

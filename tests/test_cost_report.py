@@ -7,6 +7,7 @@ import argparse
 import json
 from datetime import date
 
+import msgspec
 import pytest
 import redis.asyncio as aioredis
 
@@ -16,7 +17,13 @@ from bus.settings import Settings
 from cost_ledger.aggregates import AggregateStore
 from cost_ledger.api_models import Filter
 from cost_ledger.cli import add_commands, run_command
-from cost_ledger.report import build_report, render_report, render_spend, usd
+from cost_ledger.report import (
+    SIMULATED_NOTE,
+    build_report,
+    render_report,
+    render_spend,
+    usd,
+)
 from cost_ledger.slices import FilterError, check_filter
 from cost_ledger.spend import per, spend_view, timeseries_view
 from flipsync.cli import print_report
@@ -181,6 +188,12 @@ async def test_cost_commands_read_a_deployments_redis(
     assert code == 0 and "tenant acme, agent pricer" in out and "$0.000900" in out
     code, out, _ = await run("cost", "forecast", "--tenant", "acme")
     assert code == 0 and "not enough history: 2 days" in out
+    assert SIMULATED_NOTE not in out  # acme's events came from a real provider
+    simulated = ledger_event(at="2026-11-03T09:00:00", tenant="sim", cost=70, baseline=90)
+    await apply_all(store, [msgspec.structs.replace(simulated, simulated=True)])
+    for view in ("forecast", "anomalies", "recommend"):
+        code, out, _ = await run("cost", view, "--tenant", "sim")
+        assert code == 0 and SIMULATED_NOTE in out, (view, out)
     code, out, _ = await run("cost", "anomalies", "--tenant", "acme")
     assert code == 0 and "none above a score of 3.5" in out
     code, out, _ = await run("cost", "recommend", "--tenant", "acme", "--json")
