@@ -136,7 +136,8 @@ async def test_settle_and_reserve_are_idempotent_by_request_id(
 async def test_a_dead_requests_reservation_is_released_after_the_timeout(
     redis_client: aioredis.Redis,
 ) -> None:
-    store = await make_store(redis_client, [tenant_budget(1000)], ttl_s=0.3)
+    # A TTL (1.5 s, kept alive every 0.25 s) that a stalled test process does not let lapse.
+    store = await make_store(redis_client, [tenant_budget(1000)], ttl_s=1.5)
     counter = day_counter("tenant:acme")
     await store.reserve("dead", ACME, 400)
     await store.reserve("alive", ACME, 400)
@@ -160,13 +161,15 @@ async def test_a_dead_requests_reservation_is_released_after_the_timeout(
 async def _keep_alive(store: BudgetStore, request_id: str) -> None:
     while True:
         await store.keepalive(request_id)
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.25)
 
 
 async def test_the_next_reserve_call_cleans_up_expired_reservations(
     redis_client: aioredis.Redis,
 ) -> None:
-    store = await make_store(redis_client, [tenant_budget(1000)], ttl_s=0.2)
+    # 1.5 s: the dead reservation must still stand when the second reserve looks, however
+    # late a stalled test process sends it.
+    store = await make_store(redis_client, [tenant_budget(1000)], ttl_s=1.5)
     await store.reserve("dead", ACME, 900)
     assert (await store.reserve("next", ACME, 900)).code is Code.WAIT
 

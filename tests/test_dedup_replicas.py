@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import msgspec
 import pytest
@@ -50,9 +50,11 @@ class Upstream:
     delay_s: float = 0.3
     calls: int = 0
     fail: Exception | None = None
+    started: list[float] = field(default_factory=list)
 
     async def __call__(self, ctx: RequestContext) -> LlmResult:
         self.calls += 1
+        self.started.append(asyncio.get_running_loop().time())
         await asyncio.sleep(self.delay_s)
         if self.fail is not None:
             raise self.fail
@@ -146,14 +148,19 @@ async def test_waiters_take_over_from_a_leader_that_died(
 ) -> None:
     requests = same_requests(4, "t1")
     fingerprint = KEY(requests[0])
-    # A leader on a replica that is gone: its claim is there, nobody refreshes it.
+    # A leader on a replica that is gone: its claim is there, nobody refreshes it. Its TTL
+    # is long enough (1.5 s) that a stalled event loop still finds it held at first.
     claim = keys.flight_claim("t1", fingerprint)
-    await redis_client.set(claim, "dead-request:gone-host:1", px=500)
+    dead_claim_s = 1.5
+    set_at = asyncio.get_running_loop().time()
+    await redis_client.set(claim, "dead-request:gone-host:1", px=int(dead_claim_s * 1000))
     upstream = Upstream(delay_s=0.05)
-    handler = pipeline(replica(redis_client, broker, "r1", ttl_s=1.0), upstream)
+    handler = pipeline(replica(redis_client, broker, "r1", ttl_s=1.5), upstream)
     results = await asyncio.gather(*(handler(RequestContext(request=r)) for r in requests))
     assert upstream.calls == 1
     assert sorted(r.lever for r in results) == sorted([Lever.ROUTED] + [Lever.DEDUP] * 3)
+    # The call was made by a waiter taking over once the dead claim lapsed, not before.
+    assert upstream.started[0] - set_at >= dead_claim_s - 0.05
 
 
 async def test_a_cancelled_leader_releases_its_claim_at_once(
@@ -167,7 +174,9 @@ async def test_a_cancelled_leader_releases_its_claim_at_once(
     leader = asyncio.ensure_future(first(RequestContext(request=leader_request)))
     await eventually(lambda: _async_true(slow.calls == 1))
     waiter = asyncio.ensure_future(second(RequestContext(request=waiter_request)))
-    await asyncio.sleep(0.1)  # the waiter is now waiting on the leader
+    # The waiter found the claim held (it counted itself a waiter): now cancel the leader.
+    waiters = keys.flight_waiters("t1", KEY(waiter_request))
+    await eventually(lambda: _has_key(redis_client, waiters))
     leader.cancel()
     result = await asyncio.wait_for(waiter, 5)
     assert result.lever is Lever.ROUTED and fast.calls == 1
@@ -241,6 +250,10 @@ async def _async_true(value: bool) -> bool:
     return value
 
 
+async def _has_key(redis: aioredis.Redis, key: str) -> bool:
+    return bool(await redis.exists(key))
+
+
 async def test_a_leader_tells_waiters_only_when_a_request_waited(
     redis_client: aioredis.Redis,
 ) -> None:
@@ -260,11 +273,13 @@ async def test_a_leader_tells_waiters_only_when_a_request_waited(
 async def test_a_live_leader_keeps_its_claim_past_the_claim_ttl(
     redis_client: aioredis.Redis, broker: NatsBroker
 ) -> None:
-    """The claim lapses only when its leader dies: a call four times longer than the claim's
-    TTL keeps it (refreshed by the process heartbeat), so the other replica's twin waits."""
-    upstream = Upstream(delay_s=1.2)
-    first = pipeline(replica(redis_client, broker, "r0", ttl_s=0.3), upstream)
-    second = pipeline(replica(redis_client, broker, "r1", ttl_s=0.3), upstream)
+    """The claim lapses only when its leader dies: a call twice as long as the claim's TTL
+    keeps it (refreshed by the process heartbeat), so the other replica's twin waits. The
+    TTL (1.5 s, a refresh every 0.5 s) outlasts an event-loop stall of a loaded machine;
+    without the refresh the twin, polling every 0.75 s, would find it lapsed and call."""
+    upstream = Upstream(delay_s=3.0)
+    first = pipeline(replica(redis_client, broker, "r0", ttl_s=1.5), upstream)
+    second = pipeline(replica(redis_client, broker, "r1", ttl_s=1.5), upstream)
     leader_request, waiter_request = same_requests(2, "t1")
     leader = asyncio.ensure_future(first(RequestContext(request=leader_request)))
     await eventually(lambda: _async_true(upstream.calls == 1))

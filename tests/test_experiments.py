@@ -281,7 +281,9 @@ async def test_each_event_counts_once_and_a_request_is_judged_once(
     assert (sums.n, sums.cost, sums.cost2) == (3, 50, 100 + 900 + 100)
     assert (sums.lat, sums.lat2) == (120, 3 * 1600)
     assert (sums.judged, sums.valid) == (2, 1)
-    assert await redis_client.ttl(keys.event_seen("e1")) == SEEN_TTL_S
+    # Redis rounds TTL to the second: half a second of a stalled test process since the
+    # marker was set reads one less.
+    assert SEEN_TTL_S - 60 < await redis_client.ttl(keys.event_seen("e1")) <= SEEN_TTL_S
     assert await replay_arm_event(redis_client, arm_event("e4", "r3", "x/b"))
     assert (await stats.sums("x", "b")).n == 1
 

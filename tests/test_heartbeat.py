@@ -14,24 +14,38 @@ from nats.js.client import JetStreamContext
 
 from bus.embedded import EmbeddedNats
 from bus.heartbeat import beating, heartbeat
+from tests.helpers import eventually
 
 
 async def test_beats_repeat_while_registered_and_stop_after() -> None:
-    """The first beat comes after every_s, then one every every_s; none after the block."""
-    beats = 0
+    """The first beat comes after every_s, then one every every_s; none after the block.
+    Beats are timed on the loop's clock, so a stalled loop (a loaded CI machine) makes them
+    late, never early: the test waits for them instead of counting them in a fixed time."""
+    every_s = 0.05
+    loop = asyncio.get_running_loop()
+    beat_times: list[float] = []
 
     async def beat() -> None:
-        nonlocal beats
-        beats += 1
+        beat_times.append(loop.time())
 
-    async with beating(0.05, beat):
+    async def three_beats() -> bool:
+        return len(beat_times) >= 3
+
+    async with beating(every_s, beat):
+        start = loop.time()
         await asyncio.sleep(0.02)
-        assert beats == 0
-        await asyncio.sleep(0.25)
-    seen = beats
-    assert 2 <= seen <= 6
-    await asyncio.sleep(0.15)
-    assert beats == seen
+        assert beat_times == []
+        await eventually(three_beats, timeout_s=5.0)
+    # A beat already started when the block ends may finish: let it, then none may follow.
+    await asyncio.sleep(0)
+    seen = len(beat_times)
+    # Beat n runs no sooner than n intervals after registering (each is due every_s after the
+    # previous one ran; a beat may itself run late, so gaps between two are not bounded).
+    slack = 0.005  # loop.time() vs timer resolution
+    since = [t - start for t in beat_times]
+    assert all(s >= n * every_s - slack for n, s in enumerate(since, 1)), since
+    await asyncio.sleep(4 * every_s)
+    assert len(beat_times) == seen
     assert len(heartbeat()) == 0
 
 
@@ -51,11 +65,15 @@ async def test_a_stuck_or_failing_beat_holds_up_no_other() -> None:
         nonlocal count
         count += 1
 
-    async with beating(5.0, counted):  # alone: the loop's wake is 5 s away
+    async def three_counted() -> bool:
+        return count >= 3
+
+    async with beating(60.0, counted):  # alone: the loop's wake is a minute away
         await asyncio.sleep(0.01)
         async with beating(0.04, counted), beating(0.03, stuck), beating(0.03, failing):
-            await asyncio.sleep(0.3)  # the wake moved earlier for the shorter intervals
-    assert count >= 3
+            # The wake moved earlier for the shorter intervals: three beats of the 0.04 s one
+            # come within 5 s even on a stalled loop, where a wake left at 60 s has none.
+            await eventually(three_counted, timeout_s=5.0)
     never.set()
 
 

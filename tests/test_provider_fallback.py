@@ -39,9 +39,11 @@ from tests.helpers import eventually, make_request
 
 CATALOG = PriceCatalog.load()
 MODEL = "gpt-4o-mini"
+# A cool-down long enough (1.5 s) that a test process stalled for a few hundred ms (a loaded
+# machine) does not see an open circuit half-open before the test looks at it.
 QUICK_HEALTH = HealthSettings(
     breaker_failures=3,
-    breaker_cooldown_s=0.5,
+    breaker_cooldown_s=1.5,
     retry_base_s=0.01,
     retry_max_s=0.05,
     rate_wait_before_fallback_s=0.2,
@@ -181,7 +183,7 @@ async def test_a_failed_probe_opens_the_circuit_again(
         assert (await answer(handler, make_request())).ok
     assert await state_of(redis_client, "a") is BreakerState.OPEN
     before = (await sims["a"].stats()).requests
-    await asyncio.sleep(0.6)  # the cool-down passes; a still fails
+    await asyncio.sleep(QUICK_HEALTH.breaker_cooldown_s + 0.1)  # cool-down over; a still fails
     assert (await answer(handler, make_request())).provider == "b"
     assert (await sims["a"].stats()).requests == before + 1  # one probe, no retry
     assert await state_of(redis_client, "a") is BreakerState.OPEN
@@ -199,9 +201,13 @@ async def test_every_circuit_open_fails_fast_with_a_reason(
         first = await answer(handler, make_request())
         assert first.error_code is ErrorCode.PROVIDER_ERROR and "HTTP 500" in first.reason
         await answer(handler, make_request())
+        calls = (await sims["a"].stats()).requests
         started = time.monotonic()
         fast = await answer(handler, make_request())
-        assert time.monotonic() - started < 0.5
+        # Fast: a is not called, and nothing waits (far less than the 30 s cool-down; the
+        # bound leaves room for a stalled test process).
+        assert (await sims["a"].stats()).requests == calls
+        assert time.monotonic() - started < 5.0
         assert fast.error_code is ErrorCode.PROVIDER_ERROR
         assert "a/gpt-4o-mini: circuit open" in fast.reason
     finally:
@@ -231,27 +237,46 @@ async def test_a_fallback_dearer_than_the_reservation_is_skipped(
 async def test_a_429_storm_slows_requests_down_but_loses_none(
     sims: dict[str, SimulatedProvider], redis_client: aioredis.Redis
 ) -> None:
+    exporter = InMemorySpanExporter()
+    tracing = TracerProvider()
+    tracing.add_span_processor(SimpleSpanProcessor(exporter))
     settings = settings_for(["a"])
     registry = registry_of(settings, {"a": sims["a"]})
-    handler = pipeline(settings, registry, redis_client, FixedRoute("a"))
+    handler = pipeline(settings, registry, redis_client, FixedRoute("a"), tracing.get_tracer("t"))
     try:
-        started = time.monotonic()
         calm = await asyncio.gather(*(answer(handler, make_request()) for _ in range(20)))
-        calm_s = time.monotonic() - started
         assert all(r.ok for r in calm)
-        await sims["a"].set_faults(Faults(rate_limit=0.6, retry_after_s=1, retry_after_ms=40))
-        started = time.monotonic()
+        # retry-after 100 ms: well above what an attempt itself takes here (tens of ms with
+        # 20 at once), so a 429 that held no one would show.
+        await sims["a"].set_faults(Faults(rate_limit=0.6, retry_after_s=1, retry_after_ms=100))
+        exporter.clear()
         stormy = await asyncio.gather(*(answer(handler, make_request()) for _ in range(20)))
-        stormy_s = time.monotonic() - started
         assert all(r.ok for r in stormy), [r.reason for r in stormy if not r.ok]
         limited = (await sims["a"].stats()).faults["rate_limit"]
         assert limited >= 10  # most calls met at least one 429
-        assert stormy_s > max(calm_s, 0.04 * 3)  # each 429 held every caller ~40 ms
+        # Each 429 pauses the provider 100 ms before its request tries again: a request that
+        # met k of them took at least k * 100 ms. Both come from the request's spans (its
+        # root span's duration, its last attempt number), so the bound follows the 429s
+        # that happened, not a calm run's wall time (which a stalled test process inflates).
+        took: dict[int, float] = {}
+        attempts: dict[int, int] = {}
+        for span in exporter.get_finished_spans():
+            request = span.context.trace_id
+            if span.parent is None and span.start_time and span.end_time:
+                took[request] = (span.end_time - span.start_time) / 1e9
+            attempt = (span.attributes or {}).get("flipsync.attempt")
+            if isinstance(attempt, int):
+                attempts[request] = max(attempts.get(request, 0), attempt)
+        assert len(took) == len(attempts) == 20
+        assert sum(n - 1 for n in attempts.values()) == limited  # no other failure retried
+        quick = {r: (took[r], n - 1) for r, n in attempts.items() if took[r] < 0.098 * (n - 1)}
+        assert not quick, quick  # (seconds, 429s) of requests that did not wait
         [health] = await health_snapshot(redis_client)
         assert health.rate_limited == limited and health.state is BreakerState.CLOSED
         assert health.failures == 0 and health.ok == 40
     finally:
         await registry.close()
+        tracing.shutdown()
 
 
 async def test_a_rate_limit_moves_the_request_to_a_fallback(
@@ -262,7 +287,7 @@ async def test_a_rate_limit_moves_the_request_to_a_fallback(
     started = time.monotonic()
     result = await answer(handler, make_request())
     assert result.ok and result.provider == "b"
-    assert time.monotonic() - started < 1.0  # did not sit out the 5 s retry-after
+    assert time.monotonic() - started < 3.0  # did not sit out the 5 s retry-after
     assert "rate limited" in result.reason
 
 
@@ -272,10 +297,12 @@ async def test_a_deadline_during_a_hanging_call_is_a_timeout_result(
     handler = a_then_b
     await sims["a"].set_faults(Faults(timeout=1.0, timeout_s=30))
     request = make_request()
-    request.deadline_ms = int(time.time() * 1000) + 400
+    # 1.5 s: the call is under way before the deadline even if the test process stalls; the
+    # answer comes at the deadline, long before the 30 s hang ends.
+    request.deadline_ms = int(time.time() * 1000) + 1500
     started = time.monotonic()
     result = await answer(handler, request)
-    assert time.monotonic() - started < 1.5
+    assert time.monotonic() - started < 5.0
     assert result.error_code is ErrorCode.DEADLINE_EXCEEDED
     assert "a/gpt-4o-mini" in result.reason and "deadline" in result.reason
     # The deadline cut the call short: that says nothing against a's health.
@@ -291,7 +318,7 @@ async def test_a_deadline_while_rate_limited_is_a_timeout_result(
     await sims["a"].set_faults(Faults(rate_limit=1.0, retry_after_s=5))
     try:
         request = make_request()
-        request.deadline_ms = int(time.time() * 1000) + 500
+        request.deadline_ms = int(time.time() * 1000) + 1500  # far less than the 5 s wait
         with pytest.raises(DeadlineExceededError, match="would pass the deadline"):
             await handler(RequestContext(request=request))
     finally:
@@ -306,10 +333,10 @@ async def test_the_requester_gets_a_timeout_result_through_the_bus() -> None:
     )
     try:
         request = make_request(tenant=f"t{uuid.uuid4().hex[:8]}")
-        request.deadline_ms = int(time.time() * 1000) + 600
+        request.deadline_ms = int(time.time() * 1000) + 1500
         started = time.monotonic()
         result = await LlmClient(stack.broker).request(request, timeout_s=10)
-        assert time.monotonic() - started < 3
+        assert time.monotonic() - started < 5  # the deadline's answer, not the client's 10 s
         assert result.status is Status.ERROR
         assert result.error_code is ErrorCode.DEADLINE_EXCEEDED, result.reason
         assert "deadline" in result.reason
@@ -327,9 +354,12 @@ async def test_a_request_waits_for_rate_limit_capacity_and_is_not_dropped(
     limiter = RateLimiter(redis_client)
     limits = registry.get("a").config.limits
     try:
-        while not await limiter.try_take("a", MODEL, limits, 0):  # drain the shared bucket
-            pass
-        started = time.monotonic()
+        while True:  # drain the shared bucket
+            # Timed from before the take that finds it empty: the bucket refills from then
+            # on, stalled test process or not.
+            started = time.monotonic()
+            if await limiter.try_take("a", MODEL, limits, 0):
+                break
         results = await asyncio.gather(*(answer(handler, make_request()) for _ in range(5)))
         assert all(r.ok for r in results)
         assert time.monotonic() - started >= 0.4  # 10 a second, once the bucket is empty
@@ -344,7 +374,8 @@ async def test_a_client_timeout_is_not_retried_and_may_have_been_billed(
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    settings = settings_for(["a", "b"]).model_copy(update={"provider_timeout_s": 0.3})
+    # 1.5 s: the call reaches a (in this process) before the timeout, however stalled.
+    settings = settings_for(["a", "b"]).model_copy(update={"provider_timeout_s": 1.5})
     assert settings.provider_max_retries == 1  # a 500 would be retried once
     registry = registry_of(settings, sims)
     route = FixedRoute("a", (Fallback(model=MODEL, provider="b"),))

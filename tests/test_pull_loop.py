@@ -42,6 +42,11 @@ class Stream:
         info = await self.js.consumer_info(self.where.stream, self.where.durable)
         return int(info.num_ack_pending or 0) + int(info.num_pending or 0)
 
+    async def pull_stands(self) -> bool:
+        """A pull request waits on the server for messages to come."""
+        info = await self.js.consumer_info(self.where.stream, self.where.durable)
+        return bool(info.num_waiting)
+
 
 @pytest.fixture
 async def stream(nats_server: EmbeddedNats) -> AsyncIterator[Stream]:
@@ -189,7 +194,7 @@ async def test_a_message_at_a_quiet_moment_is_not_held_for_company(stream: Strea
     consumer = loop(stream, on_batch=on_batch, fetch=64)
     await consumer.start(stream.nc)
     try:
-        await asyncio.sleep(0.3)  # the pull request stands, nothing to deliver
+        await until(stream.pull_stands)  # the pull request stands, nothing to deliver
         await stream.publish(b"alone")
         await asyncio.wait_for(got.wait(), 2.5)
     finally:
@@ -273,10 +278,12 @@ async def test_a_lingering_batch_takes_what_arrives_within_its_linger(stream: St
         batches.append(len(msgs))
         return [None] * len(msgs)
 
-    consumer = loop(stream, on_batch=on_batch, fetch=4, linger_s=0.5)
+    # A linger of 1.5 s: the three publishes, about 0.1 s, still fall within it when the
+    # test process stalls for a few hundred ms in between (a loaded machine).
+    consumer = loop(stream, on_batch=on_batch, fetch=4, linger_s=1.5)
     await consumer.start(stream.nc)
     try:
-        await asyncio.sleep(0.3)
+        await until(stream.pull_stands)
         for i in range(3):  # 3 of a batch of 4, 50 ms apart: all within the linger
             await stream.publish(f"t{i}".encode())
             await asyncio.sleep(0.05)
