@@ -9,6 +9,9 @@ path. An id that breaks the rule is refused with the reason, never renamed.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Protocol
+
 MAX_PRODUCT_ID_CHARS = 64
 """The longest product id, in characters (a subject token's bound, bus.subjects)."""
 MAX_NAME_BYTES = 255
@@ -51,4 +54,26 @@ def size_problem(name: str, text: str) -> str | None:
     size = len(text.encode(errors="replace"))
     if size > MAX_TEXT_BYTES:
         return f"{name}: {size} bytes, over the {MAX_TEXT_BYTES}-byte limit"
+    return None
+
+
+class _Product(Protocol):
+    """The fields of a product handed in that size_problem bounds."""
+
+    @property
+    def title_hint(self) -> str: ...
+    @property
+    def notes(self) -> str: ...
+    @property
+    def attributes(self) -> Mapping[str, str]: ...
+
+
+def product_size_problem(product: _Product) -> str | None:
+    """Why a product's title, notes or an attribute is too large to upload, or None."""
+    for name, text in (("title", product.title_hint), ("notes", product.notes)):
+        if problem := size_problem(name, text):
+            return problem
+    for key, value in product.attributes.items():
+        if problem := size_problem(f"attribute {str(key)[:40]!r}", f"{key}{value}"):
+            return problem
     return None

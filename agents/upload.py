@@ -16,7 +16,7 @@ from faststream.nats import NatsBroker
 from nats.js.errors import NotFoundError, ObjectNotFoundError
 from opentelemetry import context, trace
 
-from agents.limits import product_id_problem
+from agents.limits import product_id_problem, product_size_problem
 from agents.photos import PhotoError, PreparedPhoto, prepare
 from agents.sources import PhotoFile, ProductInput, load_catalog
 from agents.stores import StoreOpener, Stores
@@ -53,6 +53,8 @@ class Uploader:
         wf = workflow_id or uuid.uuid4().hex
         subjects.checkpoint_key(tenant, wf, "upload")  # a bad tenant fails here, not later
         if problem := product_id_problem(product.product_id):  # it names a package folder
+            raise ValueError(problem)
+        if problem := product_size_problem(product):  # the HTTP API's fields too
             raise ValueError(problem)
         tracer = tracer or trace.get_tracer("flipsync.upload")
         # A new root span: each upload is its own trace, whatever the caller was doing.

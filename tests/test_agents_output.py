@@ -10,6 +10,7 @@ from typing import cast
 import pytest
 from faststream.nats import NatsBroker
 
+from agents.limits import MAX_TEXT_BYTES
 from agents.output import write_package
 from agents.sources import ProductInput
 from agents.upload import Uploader
@@ -50,3 +51,18 @@ async def test_every_upload_refuses_such_a_product_id_before_storing_anything() 
     uploader = Uploader(cast(NatsBroker, None))
     with pytest.raises(ValueError, match="product id '../../escaped' has / or"):
         await uploader.upload(ProductInput(product_id="../../escaped"), tenant="default")
+
+
+async def test_every_upload_refuses_oversized_text_before_storing_anything() -> None:
+    """Notes, a title or an attribute over the per-field bound are refused by the Uploader
+    itself, so the HTTP API holds the same bound as the CLI's files (megabytes of notes
+    were uploaded there and then failed inside the router)."""
+    uploader = Uploader(cast(NatsBroker, None))
+    huge = "x" * (MAX_TEXT_BYTES + 1)
+    for product in (
+        ProductInput(product_id="p1", notes=huge),
+        ProductInput(product_id="p1", title_hint=huge),
+        ProductInput(product_id="p1", attributes={"material": huge}),
+    ):
+        with pytest.raises(ValueError, match="over the 65536-byte limit"):
+            await uploader.upload(product, tenant="default")
