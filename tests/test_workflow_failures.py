@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
+import pytest
 from faststream.nats import NatsBroker
 
 from agents.dag import WorkflowDag
@@ -127,9 +128,14 @@ async def test_an_agent_that_raises_on_every_delivery_fails_and_its_workflow_sti
     )
 
 
-async def test_an_input_the_naive_call_could_not_have_made_books_no_baseline() -> None:
+async def test_an_input_the_naive_call_could_not_have_made_books_no_baseline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """A naive call on notes past the premium model's context window would have been refused
-    (as routing refuses it): nothing was saved against it, and nothing is booked."""
+    (as routing refuses it): nothing was saved against it, and nothing is booked. The
+    Uploader refuses such notes itself (agents.limits); lifting its bound here stands in for
+    another client publishing the upload, which the runtime must still hold."""
+    monkeypatch.setattr("agents.upload.product_size_problem", lambda product: None)
     settings = Settings()
     window = PriceCatalog.load().get(settings.baseline_model).context_window
     small = ProductInput(product_id="p1", notes="blue ceramic mug")
