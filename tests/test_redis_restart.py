@@ -190,3 +190,39 @@ async def test_closing_the_budget_watch_is_bounded_when_a_call_swallows_the_canc
     seen = checks
     await asyncio.sleep(0.3)
     assert checks == seen  # no round after close
+
+
+async def test_a_rebuild_that_fails_on_nats_is_tried_again(
+    redis_client: aioredis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rebuild that fails on something other than Redis (the ledger stream's NATS leader
+    killed under the replay) is tried again at the next round: it used to end the watch, and
+    every reservation then waited for a rebuild nobody would finish."""
+    import nats.errors
+
+    from cost_ledger.budgets.runtime import BudgetRuntime
+
+    watcher = BudgetRuntime(Settings(budget_watch_s=0.05), redis_client, broker=None)  # type: ignore[arg-type]
+    attempts = 0
+    retried = asyncio.Event()
+
+    async def not_ready(full: bool = False) -> bool:
+        return attempts >= 2
+
+    async def recover(js: object) -> bool:
+        nonlocal attempts
+        attempts += 1
+        if attempts == 1:
+            raise nats.errors.TimeoutError  # the replay's stream_info during a failover
+        retried.set()
+        return True
+
+    monkeypatch.setattr(watcher.store, "ready", not_ready)
+    monkeypatch.setattr(watcher, "recover", recover)
+    watcher.watch(None)  # type: ignore[arg-type]
+    try:
+        async with asyncio.timeout(10):
+            await retried.wait()
+    finally:
+        await watcher.close()
+    assert attempts == 2

@@ -97,6 +97,14 @@ class BudgetRuntime:
                     await self.recover(js)
             except RedisError as exc:  # Redis still away: look again next time
                 log.warning("budget counters not checked: %s", exc)
+            except Exception as exc:  # NATS failing over under the replay: again next time
+                # Anything else ended this task silently, and every reservation then waited
+                # for a rebuild that nobody would finish (seen in the cluster chaos test: the
+                # ledger stream's leader was killed while Redis came back empty).
+                log.warning(
+                    "budget rebuild failed, tried again in %.1fs: %s: %s",
+                    self.settings.budget_watch_s, type(exc).__name__, exc,
+                )  # fmt: skip
 
     async def recover(self, js: JetStreamContext) -> bool:
         """Rebuild counters and aggregates that Redis lost; returns whether this replica did.
