@@ -73,7 +73,12 @@ def product_size_problem(product: _Product) -> str | None:
     for name, text in (("title", product.title_hint), ("notes", product.notes)):
         if problem := size_problem(name, text):
             return problem
-    for key, value in product.attributes.items():
+    return attributes_size_problem(product.attributes)
+
+
+def attributes_size_problem(attributes: Mapping[str, object]) -> str | None:
+    """Why one of a product's attributes (its name and value) is too large, or None."""
+    for key, value in attributes.items():
         if problem := size_problem(f"attribute {str(key)[:40]!r}", f"{key}{value}"):
             return problem
     return None

@@ -19,7 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from agents.csv_import import ImportError_, read_table
-from agents.limits import MAX_FILE_BYTES, MAX_TEXT_BYTES, product_id_problem, size_problem
+from agents.limits import (
+    MAX_FILE_BYTES,
+    MAX_TEXT_BYTES,
+    attributes_size_problem,
+    product_id_problem,
+    size_problem,
+)
 from agents.photos import PhotoError, check_photo
 
 SAMPLES = Path(__file__).parent / "samples"
@@ -232,9 +238,8 @@ def _product(item: dict[str, Any], photos: list[Path], where: str) -> ProductInp
         raise SourceError(
             f"{where}: attributes: expected an object, found {_json_type(attributes)}"
         )
-    for name, value in attributes.items():
-        if problem := size_problem(f"attribute {str(name)[:40]!r}", f"{name}{value}"):
-            raise SourceError(f"{where}: {problem}")
+    if problem := attributes_size_problem(attributes):
+        raise SourceError(f"{where}: {problem}")
     missing = [str(p) for p in photos if not p.is_file()]
     if missing:
         raise SourceError(f"{where}: photos not found: {missing}")

@@ -3,21 +3,19 @@
 "Ship to Canada?" and "ship from Canada?", "the 5 km box" and "the 5 miles box", "jeans in
 m" and "jeans in l", "iphone 14 pro" and "iphone 14 pro max", "fba or fbm" and "fbm or
 fba": the embedding puts each pair at cosine 0.9 or more, because nearly every word is
-shared, and no word list can name every difference a person sees (units, variants, places,
-axes nobody listed). A minimal pair turns that around: when two questions share all their
-words but a few (at most MAX_CHANGED on each side) or the same words in another order, the
-words that changed are the whole difference between them, and the pair may share an answer
-only when each change is one a person reads as the same question:
+shared. When two questions share all their words but a few (at most MAX_CHANGED on each
+side), differs() refuses the pair if a change names a value a person tells them apart by:
 
-- a change of function words only ("how do I" / "how can I", "the" / "a", punctuation);
-- the same word inflected ("happens" / "happen": lexicon.stem), or a listed synonym
-  ("grey" / "gray", assets/lexicon.toml [paraphrase]);
-- spans the entity extractor reads as the same values ("17:00" / "5pm", "XL" / "extra
-  large").
+- a value replaced by a value (a digit, a word of the entity and axis lists, or one of
+  assets/lexicon.toml [paraphrase] values: units, time spans, roles and directions...);
+- a marker added or dropped (a digit, a negation, a variant or scale word: [paraphrase]
+  markers), or a word replaced by its negation ("compatible" / "incompatible");
+- the same content words in another order.
 
-Anything else refuses the pair: a miss (a paid call) where a wrong hit would hand one person
-another's answer. Paraphrases that reword more than MAX_CHANGED words are left to the other
-checks (entities, the error bound). Texts of more than MAX_WORDS words are not compared.
+A change of function words only ([paraphrase] safe), the same word inflected
+(lexicon.stem), a listed synonym, or spans the entity extractor reads as the same values
+("17:00" / "5pm") explains itself; any other rewording ("took" / "kept") is left to the
+embedding and the error bound. Texts of more than MAX_WORDS words are not compared.
 
 Words are compared after Unicode compatibility folding (full-width "ｘｌ" is "xl"), without
 accents ("café" is "cafe"), lower-cased, with typographic apostrophes and the backtick read
@@ -43,7 +41,7 @@ than a minimal pair describes; the other checks still apply)."""
 
 _SHORTHANDS = {"w/o": "without", "w/": "with "}
 _SHORTHAND = re.compile(r"(?<!\w)w/o?(?!\w)")
-_NEGATING_PREFIXES = ("non-", "non", "un", "in", "im", "ir", "il", "dis")
+_NEGATING_PREFIXES = ("non", "un", "in", "im", "ir", "il", "dis")
 _APOSTROPHES = str.maketrans({"’": "'", "‘": "'", "`": "'", "´": "'", "ʼ": "'"})
 _WORD = re.compile(r"[$€£¥]?\d+(?:[.,:]\d+)*(?:[^\W\d_]+|%)?|[^\W\d_]+(?:'[^\W\d_]+)*|[^\w\s]")
 
@@ -81,10 +79,10 @@ def differs(one: Sequence[str], other: Sequence[str]) -> str | None:
 
 
 def _unexplained(left: Sequence[str], right: Sequence[str]) -> list[str]:
-    """The words of one change (left replaced by right) that change the question: content
-    words (not paraphrase_safe) with no counterpart on the other side, a counterpart being
-    the same word inflected or a listed synonym; a word and its negation ("compatible",
-    "incompatible") always change it."""
+    """The words of one change (left replaced by right) that change the question: a word
+    and its negation, else, among the content words with no counterpart on the other side
+    (the same word inflected, a listed synonym), the markers, else the values when both
+    sides changed one (see the module doc)."""
     table = lexicon()
     content_left = [w for w in left if w not in table.paraphrase_safe]
     content_right = [w for w in right if w not in table.paraphrase_safe]
@@ -122,8 +120,8 @@ def _key(word: str) -> str:
 
 def _names_value(word: str) -> bool:
     """Whether a changed word names a value a person tells questions apart by: a digit, a
-    word of the entity and axis lists, a negation, or a listed value word (units, time spans,
-    roles and directions, variants, conditions: assets/lexicon.toml [paraphrase] values)."""
+    word of the entity and axis lists, or a listed value word (units, time spans, roles and
+    directions, comparatives, conditions: assets/lexicon.toml [paraphrase] values)."""
     table = lexicon()
     return (
         any(c.isdigit() for c in word)
