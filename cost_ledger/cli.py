@@ -28,7 +28,7 @@ from cost_ledger.cli_args import VIEWS, add_commands, add_filters, filter_of, is
 from cost_ledger.errors import ReferenceFileError
 from cost_ledger.recommendations import QualitySource, recommendations_view, recorded_quality
 from cost_ledger.reference import References, vs_reference
-from cost_ledger.report import SIMULATED_NOTE, describe, render_spend, usd
+from cost_ledger.report import describe, render_spend, simulated_note, usd
 from cost_ledger.slices import FilterError, check_filter
 from cost_ledger.spend import spend_view, timeseries_view
 
@@ -102,9 +102,7 @@ async def render_view(
     else:
         assert isinstance(view, RecommendationsResponse)
         text = render_recommendations(view)
-    if (await spend_view(store, where)).simulated:  # every figure above is of simulated calls
-        text += f"{SIMULATED_NOTE}\n"
-    return text
+    return text + await simulated_note(store, where)
 
 
 def render_forecast(view: ForecastResponse) -> str:

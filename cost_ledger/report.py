@@ -82,6 +82,12 @@ async def build_report(
     return Report(view=await spend_view(store, where or Filter(tenant=tenant)))
 
 
+async def simulated_note(store: AggregateStore, where: Filter) -> str:
+    """SIMULATED_NOTE as a line when any event in the filter came from the simulated provider
+    (the figures shown of that filter are then of simulated calls), else ''."""
+    return f"{SIMULATED_NOTE}\n" if (await spend_view(store, where)).simulated else ""
+
+
 def render_report(report: Report, *, width: int = 110, by: str | None = None) -> str:
     """The report as plain text tables, for a terminal or a log (by: only that breakdown)."""
     return render_spend(report.view, width=width, by=by)

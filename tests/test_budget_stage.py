@@ -36,6 +36,7 @@ from cost_ledger.budgets.control import publish_change
 from cost_ledger.budgets.live import LiveBudgets
 from cost_ledger.budgets.store import BudgetStore
 from cost_ledger.pricing import to_usd
+from cost_ledger.report import SIMULATED_NOTE
 from flipsync.cli import print_report
 from flipsync.stack import Stack, start_stack
 from tests.helpers import eventually, make_request
@@ -214,6 +215,10 @@ async def test_budget_command_sets_and_shows_a_budget(
     assert await run_command(cli_args("budget", "show", "--tenant", tenant), settings) == 0
     shown = capsys.readouterr().out
     assert name in shown and "$1.250000" in shown
+    assert SIMULATED_NOTE in shown  # the tenant's one request went to the simulated provider
+    quiet = f"q{uuid.uuid4().hex[:8]}"  # a tenant with no events: nothing simulated to own up to
+    assert await run_command(cli_args("budget", "show", "--tenant", quiet), settings) == 0
+    assert SIMULATED_NOTE not in capsys.readouterr().out
     as_json = cli_args("budget", "show", "--tenant", tenant, "--json")
     assert await run_command(as_json, settings) == 0
     rows = json.loads(capsys.readouterr().out)["budgets"]  # GET /api/cost/budgets' shape

@@ -37,7 +37,8 @@ from cost_ledger.budgets.live import LiveBudgets
 from cost_ledger.budgets.status import budget_row, render_status
 from cost_ledger.budgets.store import BudgetStore
 from cost_ledger.rebuild import rebuild
-from cost_ledger.report import usd
+from cost_ledger.report import simulated_note, usd
+from cost_ledger.slices import FilterError, check_filter
 
 
 @dataclass(kw_only=True)
@@ -79,17 +80,7 @@ async def run_command(args: argparse.Namespace, settings: Settings) -> int:
         if args.command == "ledger":
             return await _rebuild(conn, args.fresh)
         if change is None:
-            await conn.live.load()
-            names = ("agent", "workflow", "user", "tier", "workspace", "project")
-            filters = {k: getattr(args, k) for k in names}
-            rows = await conn.store.status(args.tenant, **filters)
-            if args.json:  # the shape of GET /api/cost/budgets
-                where = Filter(tenant=args.tenant, agent=args.agent)
-                print(BudgetsResponse(filter=where, budgets=[budget_row(r) for r in rows])
-                      .model_dump_json(indent=2))  # fmt: skip
-            else:
-                print(render_status(rows), end="")
-            return 0
+            return await _show(conn, args)
         try:
             await conn.live.apply(change)  # checks it before anything is published
         except BudgetConfigError as exc:
@@ -98,6 +89,28 @@ async def run_command(args: argparse.Namespace, settings: Settings) -> int:
         seq = await publish_change(conn.nc.jetstream(), change)
         print(f"budget change {change.change_id} applied and published (ledger seq {seq})")
         return 0
+
+
+async def _show(conn: _Conn, args: argparse.Namespace) -> int:
+    """`flipsync budget show`: the table (or the API's JSON), and SIMULATED_NOTE under a table
+    whose spend came from the simulated provider."""
+    try:
+        where = check_filter(Filter(tenant=args.tenant, agent=args.agent))
+    except FilterError as exc:
+        print(f"flipsync budget: {exc}", file=sys.stderr)
+        return 2
+    await conn.live.load()
+    names = ("agent", "workflow", "user", "tier", "workspace", "project")
+    filters = {k: getattr(args, k) for k in names}
+    rows = await conn.store.status(args.tenant, **filters)
+    if args.json:  # the shape of GET /api/cost/budgets
+        print(BudgetsResponse(filter=where, budgets=[budget_row(r) for r in rows])
+              .model_dump_json(indent=2))  # fmt: skip
+        return 0
+    print(render_status(rows), end="")
+    if rows:
+        print(await simulated_note(AggregateStore(conn.redis), where), end="")
+    return 0
 
 
 async def _rebuild(conn: _Conn, fresh: bool) -> int:
