@@ -232,6 +232,34 @@ async def test_budget_command_sets_and_shows_a_budget(
     assert "micro-dollar" in capsys.readouterr().err
 
 
+async def test_removing_an_unknown_budget_says_so_and_publishes_nothing(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = Settings(
+        nats_url=stack.nats_url, redis_url=stack.redis_url,
+        budget_config=stack.settings.budget_config,
+    )  # fmt: skip
+    js = stack.broker.connection.jetstream()
+
+    async def changes() -> int:
+        info = await js.stream_info(subjects.STREAM_LEDGER, subjects_filter=subjects.BUDGET_CONTROL)
+        return info.state.messages
+
+    before = await changes()
+    for argv in (("budget", "remove", "no-such-budget"), ("budget", "tier", "gold", "--remove")):
+        assert await run_command(cli_args(*argv), settings) == 2, argv
+        out, err = capsys.readouterr()
+        assert out == "" and err.count("\n") == 1 and argv[2] in err, (argv, err)
+    assert await changes() == before
+    name = f"r{uuid.uuid4().hex[:8]}"
+    put = ("budget", "set", name, "--scope", "tenant", "--tenant", name, "--period", "day",
+           "--limit", "1")  # fmt: skip
+    assert await run_command(cli_args(*put), settings) == 0
+    assert await run_command(cli_args("budget", "remove", name), settings) == 0
+    assert "applied and published" in capsys.readouterr().out
+    assert name not in (await store(stack).live.load()).budgets
+
+
 def cli_args(*argv: str) -> argparse.Namespace:
     """Arguments as `flipsync` parses them."""
     parser = argparse.ArgumentParser(prog="flipsync")

@@ -30,7 +30,7 @@ from cost_ledger.aggregates import AggregateStore
 from cost_ledger.api_models import BudgetsResponse, Filter
 from cost_ledger.budgets.budgets_file import usd_to_micro
 from cost_ledger.budgets.cli_args import add_commands as add_commands
-from cost_ledger.budgets.config import BudgetConfig
+from cost_ledger.budgets.config import BudgetConfig, BudgetRules
 from cost_ledger.budgets.control import publish_change
 from cost_ledger.budgets.errors import BudgetConfigError
 from cost_ledger.budgets.live import LiveBudgets
@@ -82,6 +82,7 @@ async def run_command(args: argparse.Namespace, settings: Settings) -> int:
         if change is None:
             return await _show(conn, args)
         try:
+            _check_removals(change, await conn.live.load())
             await conn.live.apply(change)  # checks it before anything is published
         except BudgetConfigError as exc:
             print(f"flipsync budget: {exc}", file=sys.stderr)
@@ -111,6 +112,17 @@ async def _show(conn: _Conn, args: argparse.Namespace) -> int:
     if rows:
         print(await simulated_note(AggregateStore(conn.redis), where), end="")
     return 0
+
+
+def _check_removals(change: BudgetChange, rules: BudgetRules) -> None:
+    """Raise BudgetConfigError for a budget or tier the change removes that is not there: a
+    mistyped name would otherwise be published as a change that did nothing."""
+    for name in change.remove_budgets:
+        if name not in rules.budgets:
+            raise BudgetConfigError("budget remove", f"no budget named {name!r}")
+    for name in change.remove_tiers:
+        if name not in rules.tiers:
+            raise BudgetConfigError("budget tier", f"no tier quota named {name!r}")
 
 
 async def _rebuild(conn: _Conn, fresh: bool) -> int:
