@@ -18,7 +18,7 @@ from rich.progress import (
 from agents.output import usd
 from bus.messages import WorkflowDone, WorkflowProgress
 from cost_ledger.aggregates import AggregateStore
-from cost_ledger.report import build_report, render_report
+from cost_ledger.report import build_report, counted, render_report
 
 
 class UploadProgress:
@@ -71,10 +71,10 @@ def cost_line(done: list[WorkflowDone], *, simulated: bool) -> str:
     if len(finished) == len(done):
         note = " (simulated: nothing was spent)" if simulated else ""
         return (
-            f"cost ${usd(cost)} for {len(done)} products vs naive ${usd(baseline)}: "
+            f"cost ${usd(cost)} for {counted(len(done), 'product')} vs naive ${usd(baseline)}: "
             f"saved {saved}%{note}"
         )
-    head = f"{len(finished)} of {len(done)} products done; spent ${usd(spent)}"
+    head = f"{len(finished)} of {counted(len(done), 'product')} done; spent ${usd(spent)}"
     head += " (simulated)" if simulated else ""
     unsaved = "no savings counted for failed products"
     if not finished:

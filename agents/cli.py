@@ -169,6 +169,7 @@ async def upload(settings: Settings, start: Start, args: argparse.Namespace) -> 
     from agents.photos import PhotoError
     from agents.sources import SourceError, load_source
     from bus.messages import WorkflowDone
+    from cost_ledger.report import counted
 
     try:
         loaded = load_source(args.path, duplicates=args.duplicates)
@@ -186,7 +187,8 @@ async def upload(settings: Settings, start: Start, args: argparse.Namespace) -> 
     report = ""
     console = Console(stderr=True)
     async with connected(settings, start) as session:
-        print(f"uploading {len(products)} products for {args.tenant} at {priority} priority")
+        what = counted(len(products), "product")
+        print(f"uploading {what} for {args.tenant} at {priority} priority")
         before, before_baseline = 0, 0
         if session.aggregates is not None:
             held = await session.aggregates.totals(args.tenant)
@@ -225,7 +227,8 @@ async def upload(settings: Settings, start: Start, args: argparse.Namespace) -> 
             report = await ledger_report(session.aggregates, args.tenant, spent, naive)
     if ended:
         print(
-            f"{ended}: {len(finished)} of {len(products)} products done, written to {out}/",
+            f"{ended}: {len(finished)} of {counted(len(products), 'product')} done, "
+            f"written to {out}/",
             file=sys.stderr,
         )
         return status

@@ -141,7 +141,8 @@ def render_spend(view: SpendResponse, *, width: int = 110, by: str | None = None
         console.print("Products: not available under an agent or model filter")
     else:
         console.print(
-            f"Products: {p.products} workflows, {usd(p.cost_per_product_micro_usd)} per product"
+            f"Products: {counted(p.products, 'workflow')}, "
+            f"{usd(p.cost_per_product_micro_usd)} per product"
         )
     tables = (
         ("lever", "lever that served the call", view.by_lever),
@@ -192,6 +193,11 @@ def _row_table(title: str, rows: list[Row]) -> Table:
             usd(r.cost_per_call_micro_usd), usd(r.baseline_micro_usd), usd(r.savings_micro_usd),
         )  # fmt: skip
     return table
+
+
+def counted(n: int, noun: str) -> str:
+    """A count and its noun, plural unless it is one: '1 product', '0 products', '6 products'."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def usd(micro_usd: int) -> str:

@@ -220,7 +220,7 @@ def test_a_photo_damaged_past_its_header_ends_the_upload_with_one_line(tmp_path:
     assert done.returncode == 2, done.stderr
     (line,) = done.stderr.strip().splitlines()
     assert line.startswith(f"flipsync upload: {tmp_path / 'mug' / 'cut.png'}: not a readable")
-    assert line.endswith(f": 0 of 1 products done, written to {out / 'default'}/")
+    assert line.endswith(f": 0 of 1 product done, written to {out / 'default'}/")
 
 
 def test_sigint_mid_upload_keeps_finished_packages_and_leaves_nothing_running(
@@ -329,7 +329,7 @@ def test_the_cost_line_claims_no_savings_for_failed_products() -> None:
     # baseline a failed product carries (answers its paid calls got), none is claimed.
     failed = finished("huge", ok=False, cost=0, baseline=2_820_679)
     assert cost_line([failed], simulated=True) == (
-        "0 of 1 products done; spent $0.000000 (simulated), no savings counted for failed products"
+        "0 of 1 product done; spent $0.000000 (simulated), no savings counted for failed products"
     )
     # A failed product's paid calls are spent money; the saving is the done ones' alone.
     done = finished("mug", ok=True, cost=1_000, baseline=20_000)
@@ -340,6 +340,6 @@ def test_the_cost_line_claims_no_savings_for_failed_products() -> None:
         "no savings counted for failed products"
     )
     assert cost_line([done], simulated=True) == (
-        "cost $0.001000 for 1 products vs naive $0.020000: saved 95.0% "
+        "cost $0.001000 for 1 product vs naive $0.020000: saved 95.0% "
         "(simulated: nothing was spent)"
     )

@@ -20,6 +20,7 @@ from cost_ledger.cli import add_commands, run_command
 from cost_ledger.report import (
     SIMULATED_NOTE,
     build_report,
+    counted,
     render_report,
     render_spend,
     usd,
@@ -158,6 +159,7 @@ async def test_text_report_shows_rates(redis_client: aioredis.Redis) -> None:
     assert "cache hits 25.0% (exact 12.5%, semantic 12.5%), dedup 12.5%" in text
     assert "packing 3.00 items/call" in text
     assert "Products: 3 workflows, $0.000450 per product" in text
+    assert (counted(1, "workflow"), counted(0, "product")) == ("1 workflow", "0 products")
     assert "By lever that served the call" in text and "By agent" in text
     assert "By day (UTC)" in text
     split = (await spend_view(store, Filter(tenant="acme"))).savings_by_lever
