@@ -12,11 +12,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 
 from agents.bulk_report import cost_line
 from agents.chat import ask_chat
-from agents.output import summary, write_package
+from agents.output import summary, usd, write_package
 from agents.sources import load_catalog
 from agents.upload import Uploader
 from agents.watch import WorkflowWatcher
-from bus.messages import ChatAsk, WorkflowDone, WorkflowProgress
+from bus.messages import ChatAsk, ChatReply, WorkflowDone, WorkflowProgress
 from bus.settings import Settings
 from cost_ledger.report import build_report, render_report
 from flipsync.stack import Stack, start_stack
@@ -51,16 +51,22 @@ async def run_demo(settings: Settings, console: Console | None = None) -> int:
             folder = write_package(OUT, event, simulated=stack.simulated)
             console.print(escape(summary(event, simulated=stack.simulated)))
             console.print(f"  package    {folder}/")
-        console.print(escape(cost_line(done, simulated=stack.simulated)))
         reply = await ask_chat(stack.broker, ChatAsk(tenant=TENANT, question=CHAT_QUESTION))
         console.print(f"\n[bold]Seller chat[/bold] > {CHAT_QUESTION}")
         console.print(escape(reply.answer if reply.ok else f"(no answer: {reply.reason})"))
         if reply.product_ids:
             console.print(f"  (context: {', '.join(reply.product_ids)}; {reply.lever})")
+        # The spend lines come after the chat, and the report waits for the chat's call to be
+        # booked too: printed before it, they left out what the chat cost.
+        console.print()
+        console.print(escape(cost_line(done, simulated=stack.simulated)))
+        console.print(escape(chat_cost_line(reply, simulated=stack.simulated)))
         await _settle_ledger(
             stack,
-            before.spend_micro_usd + sum(e.cost_micro_usd for e in done),
-            before.baseline_micro_usd + sum(e.baseline_micro_usd for e in done),
+            before.spend_micro_usd + sum(e.cost_micro_usd for e in done) + reply.cost_micro_usd,
+            before.baseline_micro_usd
+            + sum(e.baseline_micro_usd for e in done)
+            + reply.baseline_micro_usd,
         )
         report = await build_report(stack.aggregates, tenant=TENANT)
         console.print(render_report(report))
@@ -70,6 +76,15 @@ async def run_demo(settings: Settings, console: Console | None = None) -> int:
         return 1 if failed else 0
     finally:
         await stack.stop()
+
+
+def chat_cost_line(reply: ChatReply, *, simulated: bool) -> str:
+    """One line: what the seller-chat answer cost against its naive baseline."""
+    note = " (simulated: nothing was spent)" if simulated else ""
+    return (
+        f"seller chat cost ${usd(reply.cost_micro_usd)} vs naive "
+        f"${usd(reply.baseline_micro_usd)}{note}"
+    )
 
 
 async def _upload_all(stack: Stack, console: Console) -> list[WorkflowDone]:

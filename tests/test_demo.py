@@ -70,6 +70,15 @@ def test_the_demo_reads_like_listings_and_its_data_outlives_it(tmp_path: Path) -
         assert (tmp_path / "listings" / "demo" / product / "package.json").is_file()
     assert "FlipSync cost report: tenant demo" in out
     assert "SIMULATED provider: no real money was spent" in out
+    # The spend lines come after the seller chat, and the report holds the chat's call too.
+    products = re.search(r"^cost \$([\d.]+) for 6 products vs naive \$", out, flags=re.M)
+    chat_line = r"^seller chat cost \$([\d.]+) vs naive \$[\d.]+ \(simulated"
+    chat_cost = re.search(chat_line, out, flags=re.M)
+    spend = re.search(r"^Spend: +\$([\d.]+) ", out, flags=re.M)
+    assert products and chat_cost and spend, out
+    assert out.index("Seller chat") < products.start() < spend.start(), out
+    assert Decimal(spend[1]) >= Decimal(products[1]) + Decimal(chat_cost[1]), out
+    assert re.search(rf"seller_chat +│ +1 │ +1 │ +\${chat_cost[1]} │", out), out
     # The README: after `make demo`, `flipsync chat --tenant demo` knows the demo's products.
     chat = flipsync("chat", "--tenant", "demo", "Which mug do I sell?", cwd=tmp_path)
     assert chat.returncode == 0, chat.stderr
