@@ -57,6 +57,12 @@ COMMAND_HELP = {
 """Every command and its help line: `flipsync --help` lists them without importing any."""
 
 
+READS_LOCAL_LEDGER = ("report", "cost", "providers")
+"""Commands that read REDIS_URL or, with none set, the local data (_on_local_ledger)."""
+NEEDS_DEPLOYMENT = ("budget", "ledger", "flags", "experiment", "finetune")
+"""Commands that work only on a running deployment (NATS_URL and REDIS_URL)."""
+
+
 RUNNABLE = ("provider", "router", "ledger", "workflow", "agents", "api", "notifier")
 """What `flipsync run` starts: flipsync.stack.Service's values, named here so that parsing the
 command line does not import the stack (a test keeps the two equal)."""
@@ -161,6 +167,31 @@ def full_parser() -> argparse.ArgumentParser:
 
 
 def _add_parser(command: str, commands: Any) -> None:
+    """Add command's parser (with every option it takes) to the subparsers; each command's
+    `--help` starts with what it does and where it reads from."""
+    _add_command_parser(command, commands)
+    for name, parser in commands.choices.items():
+        if parser.description is None:
+            parser.description = _description(name)
+
+
+def _description(command: str) -> str:
+    """A command's help line as a sentence, and where it reads from when that matters."""
+    from bus.settings import LOCAL_HINT
+
+    text = COMMAND_HELP[command]
+    text = f"{text[0].upper()}{text[1:]}."
+    if command in READS_LOCAL_LEDGER:
+        text += (
+            " It reads REDIS_URL or, with none set, the local data `make demo` and"
+            " `flipsync upload` keep (`flipsync reset` clears it)."
+        )
+    elif command in NEEDS_DEPLOYMENT:
+        text += f" It works on a running deployment: set NATS_URL and REDIS_URL {LOCAL_HINT}."
+    return text
+
+
+def _add_command_parser(command: str, commands: Any) -> None:
     """Add command's parser (with every option it takes) to the subparsers."""
     if command in ("upload", "chat"):
         from agents.cli import add_commands as add_agent_commands

@@ -129,6 +129,21 @@ def test_every_option_has_a_help_line() -> None:
     assert missing == []
 
 
+def test_every_command_help_says_what_it_does_and_what_it_reads() -> None:
+    """`flipsync demo --help` was a bare usage line; `budget --help` did not say it needs a
+    deployment, nor `cost --help` that it reads the local ledger of `make demo`."""
+    commands = {path[0]: parser for path, parser in every_parser().items() if len(path) == 1}
+    bare = [name for name, parser in commands.items() if not (parser.description or "").strip()]
+    assert bare == []
+    for name in ("report", "cost", "providers"):
+        text = commands[name].description or ""
+        assert "REDIS_URL" in text and "make demo" in text, name
+    for name in ("budget", "ledger", "flags", "experiment", "finetune"):
+        assert "NATS_URL and REDIS_URL" in (commands[name].description or ""), name
+    _, done = _help("demo")
+    assert "Run everything embedded on the sample catalog." in done.stdout
+
+
 def test_every_report_has_json() -> None:
     parsers = every_parser()
     without = [
