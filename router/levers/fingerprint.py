@@ -10,7 +10,6 @@ line ends, extra blank lines. Case, punctuation and line breaks stay.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import re
 import unicodedata
@@ -20,6 +19,7 @@ import msgspec
 
 from bus.messages import ChatMessage, ImagePart, LlmRequest, TextPart
 from cost_ledger.catalog import PriceCatalog
+from router.memo import text_memo
 
 FINGERPRINT_VERSION = 1
 """Bumped whenever normalization changes, so old entries are never read under new rules."""
@@ -31,7 +31,7 @@ _SPACES = re.compile(r"[ \t\f\v\u00a0]+")
 _BLANK_LINES = re.compile(r"\n{3,}")
 
 
-@functools.lru_cache(maxsize=4096)  # histories and system prompts repeat across requests
+@text_memo(4096)  # histories and system prompts repeat across requests (long texts unkept)
 def normalize_text(text: str) -> str:
     """NFC, CRLF as LF, runs of spaces as one, no spaces at line ends, at most one blank line."""
     text = unicodedata.normalize("NFC", text).replace("\r\n", "\n").replace("\r", "\n")
