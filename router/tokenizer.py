@@ -13,7 +13,7 @@ import importlib
 import warnings
 from typing import Any
 
-from router.memo import text_memo
+from bus.memo import text_memo
 
 ENCODING = "o200k_base"
 """The encoding of gpt-4o, gpt-4.1, o-series and gpt-5 models."""

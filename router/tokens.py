@@ -27,7 +27,7 @@ from typing import Any
 
 from PIL import Image
 
-from router.memo import text_memo
+from bus.memo import text_memo
 
 MESSAGE_OVERHEAD_TOKENS = 3
 """OpenAI's per-message framing tokens (<|start|>role ... <|end|>)."""
@@ -100,7 +100,7 @@ def _kind(char: str) -> str:
 
 
 # Memoised: system prompts and few-shot examples repeat in nearly every request (long texts
-# are not kept: router.memo).
+# are not kept: bus.memo).
 @text_memo(2048)
 def _pieces(text: str) -> tuple[tuple[str, int], ...]:
     pieces = []

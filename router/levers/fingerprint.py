@@ -17,9 +17,9 @@ from collections.abc import Callable
 
 import msgspec
 
+from bus.memo import text_memo
 from bus.messages import ChatMessage, ImagePart, LlmRequest, TextPart
 from cost_ledger.catalog import PriceCatalog
-from router.memo import text_memo
 
 FINGERPRINT_VERSION = 1
 """Bumped whenever normalization changes, so old entries are never read under new rules."""

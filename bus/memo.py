@@ -1,4 +1,5 @@
-"""Memos of pure functions of one text, bounded in memory: a long text is never kept.
+"""Memos of pure functions of one text, bounded in memory: a long text is never kept (the
+router's token counts and fingerprints, the budgets' key names).
 
 A cache keyed by whole prompts holds every key, and what was computed from it, until
 evicted: thousands of distinct 4 MiB prompts (the router's request bound), or the tuples of
