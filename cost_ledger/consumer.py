@@ -29,6 +29,7 @@ from bus.pull_loop import Durable, PullLoop, Verdict
 from bus.settings import Settings
 from cost_ledger.aggregates import AggregateStore, Applied
 from cost_ledger.batch_apply import BatchApplier
+from cost_ledger.event_check import check_event
 from cost_ledger.split_store import SplitStore
 
 DLQ_SOURCE = "ledger"
@@ -86,6 +87,7 @@ class LedgerConsumer:
             try:
                 event = decode(msg.data, LedgerEvent)
                 _check_subject(event, msg.subject)
+                check_event(event)  # no negative money, nothing past 64 bits or year 9999
             except WireError as exc:
                 verdicts[i] = await self._give_up(msg, exc.code, exc.reason)
                 continue

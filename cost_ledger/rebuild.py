@@ -45,6 +45,7 @@ from cost_ledger.aggregates import AggregateStore, Applied
 from cost_ledger.budgets.errors import BudgetConfigError
 from cost_ledger.budgets.periods import period_key
 from cost_ledger.budgets.store import BudgetStore
+from cost_ledger.event_check import check_event
 from cost_ledger.split_store import SplitStore
 
 BATCH = 256
@@ -180,6 +181,7 @@ async def _one(
             if not subjects.is_ledger_of(msg.subject, event.tenant):
                 reason = f"event of tenant {event.tenant!r} on {msg.subject}"
                 raise WireError(ErrorCode.MALFORMED, reason)
+            check_event(event)  # as the live consumer: never applied there, skipped here
         except (WireError, ValueError) as exc:
             log.warning("ledger message %s skipped: %s", msg.metadata.sequence.stream, exc)
             report.malformed += 1

@@ -15,8 +15,11 @@ Around each provider call dispatch makes (``PaidAnswers.call``):
    whichever replica next calls a provider, or reaps, and its ledger event is published: the
    ledger may overstate a lost call, never understate it. The redelivery that pays again
    books its own call under the request id.
-A call that failed (an error, a timeout, a cancellation) drops its marker: it is not booked,
-as before (a timed-out call's reason says it may have been billed).
+5. A call the provider answered (a 2xx) whose answer cannot be used (a body that is not JSON,
+   no choices, a stream cut after it began: ``billed_failure``) was billed: its marker's
+   event is booked at once, at the maximum, reason "unusable: ...".
+A call that failed otherwise (an error status, a timeout, a cancellation) drops its marker:
+it is not booked, as before (a timed-out call's reason says it may have been billed).
 """
 
 from __future__ import annotations
@@ -46,12 +49,15 @@ from cost_ledger.pricing import cost_micro_usd, max_cost_micro_usd
 from router.context import PaidCall, RequestContext
 from router.keys import PREFIX
 from router.providers.client import Completion
+from router.providers.errors import billed_failure
 
 log = logging.getLogger(__name__)
 INPUT_MARGIN = 2
 """A lost call is booked at this many times its input estimate (as dispatch's fallbacks
 assume the budget margin may be), plus every output token: never below what it cost."""
 LOST_REASON = "lost: the replica died while the provider answered; booked at its maximum"
+UNUSABLE_REASON = "unusable: the provider answered (and billed) but its answer could not be used"
+"""How a billed failure's ledger event begins (router.providers.errors.billed_failure)."""
 CALLS_TAG = "{calls}"
 """Hash tag of the call markers: every script here touches both of them, so one slot."""
 LEASES = f"{PREFIX}{CALLS_TAG}:leases"
@@ -235,7 +241,7 @@ class PaidAnswers:
         async with beating(self._lease_ms / 3000, functools.partial(self._renew_lease, call_id)):
             return await self._call_under_lease(
                 request, call_id, provider=provider, model=model, make=make,
-                on_answer=on_answer, keep=keep,
+                on_answer=on_answer, keep=keep, lost=lost,
             )  # fmt: skip
 
     async def _call_under_lease(
@@ -248,8 +254,10 @@ class PaidAnswers:
         make: Callable[[], Awaitable[Completion]],
         on_answer: Callable[[Completion], None] | None,
         keep: bool,
+        lost: LedgerEvent,
     ) -> Completion:
-        """leased()'s call once its lease is taken: keep the answer, then drop the lease."""
+        """leased()'s call once its lease is taken: keep the answer, then drop the lease. A
+        failure the provider billed (an unusable 2xx answer) books lost, reworded, instead."""
         answered = False
         try:
             completion = await make()
@@ -271,11 +279,23 @@ class PaidAnswers:
                                       encode(kept), ex=self._answer_ttl_s)  # fmt: skip
             await self._drop(call_id)
             return completion
-        except BaseException:
+        except BaseException as exc:
             if not answered:  # failed before an answer: not booked (see the module doc)
+                billed = billed_failure(exc)
                 with contextlib.suppress(Exception):
-                    await asyncio.shield(self._drop(call_id))
+                    if billed is None:
+                        await asyncio.shield(self._drop(call_id))
+                    else:  # paid for an answer we cannot use: booked at its maximum
+                        reason = f"{UNUSABLE_REASON}: {billed.reason} (request {request.id})"
+                        await asyncio.shield(self._book_now(call_id, lost, reason))
             raise
+
+    async def _book_now(self, call_id: str, event: LedgerEvent, reason: str) -> None:
+        """Book a call's event now: its lease made due at once, then reaped (should the reap
+        fail, the reaper books it, as it books a lost call)."""
+        booking = msgspec.structs.replace(event, route_reason=reason)
+        await self._begin(keys=[LEASES, EVENTS], args=[call_id, 0, encode(booking)])
+        await self.reap()
 
     async def reap(self) -> int:
         """Book every lost call whose lease expired; returns how many were booked here."""

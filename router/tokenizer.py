@@ -13,6 +13,8 @@ import importlib
 import warnings
 from typing import Any
 
+from bus.memo import text_memo
+
 ENCODING = "o200k_base"
 """The encoding of gpt-4o, gpt-4.1, o-series and gpt-5 models."""
 
@@ -39,12 +41,10 @@ def count_bpe_tokens(text: str) -> int:
     """Exact o200k_base tokens of text (special-token text is counted as ordinary text);
     a text over CHUNK_CHARS is counted in pieces cut after whitespace, off by a token or
     so per piece at most."""
-    if len(text) > CACHED_CHARS:
-        return _count(text)
     return _cached_count(text)
 
 
-@functools.lru_cache(maxsize=4096)
+@text_memo(4096, max_chars=CACHED_CHARS)
 def _cached_count(text: str) -> int:
     return _count(text)
 

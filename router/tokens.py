@@ -16,7 +16,6 @@ On English prose this lands within about 10% of cl100k/o200k (near 4 characters 
 from __future__ import annotations
 
 import base64
-import binascii
 import functools
 import io
 import json
@@ -27,6 +26,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from PIL import Image
+
+from bus.memo import text_memo
 
 MESSAGE_OVERHEAD_TOKENS = 3
 """OpenAI's per-message framing tokens (<|start|>role ... <|end|>)."""
@@ -98,8 +99,9 @@ def _kind(char: str) -> str:
     return "underscore" if char == "_" else kind
 
 
-# Memoised: system prompts and few-shot examples repeat in nearly every request.
-@functools.lru_cache(maxsize=2048)
+# Memoised: system prompts and few-shot examples repeat in nearly every request (long texts
+# are not kept: bus.memo).
+@text_memo(2048)
 def _pieces(text: str) -> tuple[tuple[str, int], ...]:
     pieces = []
     for match in _PIECE.finditer(text):
@@ -112,7 +114,7 @@ def _pieces(text: str) -> tuple[tuple[str, int], ...]:
     return tuple(pieces)
 
 
-@functools.lru_cache(maxsize=2048)
+@text_memo(2048)
 def _count(text: str) -> int:
     return sum(tokens for _, tokens in _pieces(text))
 
@@ -206,15 +208,34 @@ def _patches(w: int, h: int) -> int:
 
 
 def image_size_from_data_url(url: str) -> tuple[int, int] | None:
-    """(width, height) of a base64 data: URL image, or None (https URL, undecodable data)."""
-    return _image_size(url) if url.startswith("data:") else None
+    """(width, height) of a base64 data: URL image, or None (https URL, undecodable data).
 
-
-@functools.lru_cache(maxsize=256)
-def _image_size(url: str) -> tuple[int, int] | None:
+    Read from the first IMAGE_HEAD_CHARS of its base64, where image formats keep their size
+    (and memoised by that head: the same head is the same size); only an image whose size
+    lies further in (a long EXIF block before a JPEG's frame) is decoded whole, unkept."""
+    if not url.startswith("data:"):
+        return None
     header, sep, payload = url.partition(",")
     if not sep or not header.endswith(";base64"):
         return None
+    head = payload[:IMAGE_HEAD_CHARS]
+    size = _image_size(head)
+    if size is None and len(payload) > len(head):
+        size = _read_size(payload)
+    return size
+
+
+IMAGE_HEAD_CHARS = 65_536
+"""Base64 characters (48 KiB of image) read for an image's size before the whole of it."""
+
+
+@text_memo(256, max_chars=IMAGE_HEAD_CHARS)
+def _image_size(payload: str) -> tuple[int, int] | None:
+    return _read_size(payload)
+
+
+def _read_size(payload: str) -> tuple[int, int] | None:
+    """The size in an image's header, from its base64 (whole or a head of it), or None."""
     try:
         raw = base64.b64decode(payload, validate=False)
         # Only the header is read; a huge image is no bomb here, so Pillow need not warn.
@@ -222,7 +243,7 @@ def _image_size(url: str) -> tuple[int, int] | None:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(raw)) as image:
                 width, height = image.size
-    except (binascii.Error, ValueError, OSError, Image.DecompressionBombError):
+    except Exception:  # untrusted bytes, maybe cut short: any failure means no size here
         return None
     return width, height
 
@@ -327,7 +348,7 @@ def count_message_tokens(message: Mapping[str, Any]) -> int:
     return total
 
 
-@functools.lru_cache(maxsize=256)
+@text_memo(256)
 def _tool_pieces(tools_json: str) -> tuple[tuple[str, int], ...]:
     return (("<|tools|>", MESSAGE_OVERHEAD_TOKENS), *text_pieces(tools_json))
 

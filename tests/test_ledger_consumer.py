@@ -221,3 +221,50 @@ async def test_report_names_agents_models_days_and_simulated_spend(
         assert name in text
     assert "2026-11-02" in text and "2026-11-04" in text
     assert SIMULATED_NOTE in text
+
+
+@pytest.mark.usefixtures("broker")
+async def test_forged_amounts_and_times_are_dead_lettered_not_booked(
+    nc: NatsClient, js: JetStreamContext, store: AggregateStore, tenant: str
+) -> None:
+    """Negative money or tokens would take spend (and budgets) down; amounts past 64 bits or
+    a finish time past year 9999 cannot be applied: each is one clear dead letter."""
+    letters: asyncio.Queue[DeadLetter] = asyncio.Queue()
+
+    async def on_letter(msg: Msg) -> None:
+        await letters.put(decode(msg.data, DeadLetter))
+
+    sub = await nc.subscribe(subjects.dead_letter("ledger"), cb=on_letter)
+    subject = subjects.ledger(tenant)
+    good = priced(PriceCatalog.load(), tenant, "lister", "gpt-4.1-nano", Usage(input_tokens=10))
+    forged: list[dict[str, object]] = [
+        {"cost_micro_usd": -1_000_000},
+        {"baseline_micro_usd": -5},
+        {"usage": Usage(input_tokens=-(10**6))},
+        {"usage": Usage(output_tokens=5, reasoning_tokens=-1)},
+        {"cost_micro_usd": 2**70},
+        {"pack_size": -3},
+        {"finished_ms": 10**18},
+        {"finished_ms": -(10**18)},
+    ]
+    bodies = [
+        encode(msgspec.structs.replace(good, event_id=f"{tenant}-f{i}", **change))
+        for i, change in enumerate(forged)
+    ]
+    for i, body in enumerate(bodies):
+        await publish(js, subject, body, f"{tenant}-forged-{i}")
+    last = await publish(js, subject, encode(good), good.event_id)
+
+    mine: list[DeadLetter] = []
+    async with asyncio.timeout(TIMEOUT_S):
+        while len(mine) < len(bodies):
+            letter = await letters.get()
+            if letter.source_subject == subject:
+                mine.append(letter)
+    await sub.unsubscribe()
+    assert sorted(letter.payload for letter in mine) == sorted(bodies)
+    assert {letter.error_code for letter in mine} == {ErrorCode.MALFORMED}
+    assert all("LedgerEvent" in letter.reason for letter in mine), [m.reason for m in mine]
+    await consumed_through(js, last)
+    totals = await store.totals(tenant)
+    assert totals.calls == 1 and totals.spend_micro_usd == good.cost_micro_usd

@@ -21,6 +21,7 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from bus.memo import text_memo
 from bus.messages import BudgetPeriod, BudgetPolicy, BudgetScope, BudgetSpec, TierQuota
 from bus.subjects import token
 from cost_ledger.budgets.keys import COUNTER_KEEP_S
@@ -88,7 +89,7 @@ class Charge:
     expire_at_s: int
 
 
-@functools.lru_cache(maxsize=4096)
+@text_memo(4096)  # a user tag or workflow id can be megabytes: such a one is not kept
 def name_token(value: str) -> str:
     """value if it is a safe key part, else a stable hash of it (~ and 20 hex digits)."""
     try:

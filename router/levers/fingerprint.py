@@ -10,7 +10,6 @@ line ends, extra blank lines. Case, punctuation and line breaks stay.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import re
 import unicodedata
@@ -18,6 +17,7 @@ from collections.abc import Callable
 
 import msgspec
 
+from bus.memo import text_memo
 from bus.messages import ChatMessage, ImagePart, LlmRequest, TextPart
 from cost_ledger.catalog import PriceCatalog
 
@@ -31,7 +31,7 @@ _SPACES = re.compile(r"[ \t\f\v\u00a0]+")
 _BLANK_LINES = re.compile(r"\n{3,}")
 
 
-@functools.lru_cache(maxsize=4096)  # histories and system prompts repeat across requests
+@text_memo(4096)  # histories and system prompts repeat across requests (long texts unkept)
 def normalize_text(text: str) -> str:
     """NFC, CRLF as LF, runs of spaces as one, no spaces at line ends, at most one blank line."""
     text = unicodedata.normalize("NFC", text).replace("\r\n", "\n").replace("\r", "\n")

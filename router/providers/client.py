@@ -41,7 +41,8 @@ class _ChatCompletion(msgspec.Struct):
 
     choices: list[_Choice] = []
     model: str | None = None
-    usage: dict[str, Any] | None = None
+    usage: Any = None
+    """Read as it came: reported_usage makes sense of it, or books the call at its bound."""
 
 
 _decode_completion = msgspec.json.Decoder(_ChatCompletion).decode
@@ -151,15 +152,16 @@ class ProviderClient:
             raw = await self._client.post(
                 "/chat/completions", body=body, cast_to=bytes, options=options
             )
-            response = _decode_completion(raw)
         latency_ms = (time.monotonic() - started) * 1000
-        if not response.choices:
-            raise ProviderCallError.transient(self.name, model, "answer has no choices")
+        with self._errors(model, answered=True):  # a 2xx: whatever fails now was billed
+            response = _decode_completion(raw)
+            if not response.choices:
+                raise ValueError("answer has no choices")
         choice = response.choices[0]
         completion = Completion(
             content=choice.message.content or "",
             model=response.model or model,
-            usage=usage_from(response.usage),
+            usage=reported_usage(response.usage, request),
             latency_ms=latency_ms,
             finish_reason=choice.finish_reason or "",
             tool_calls=list(choice.message.tool_calls or ()),
@@ -182,6 +184,7 @@ class ProviderClient:
                 "/chat/completions", body=body, cast_to=ChatCompletion, options=options,
                 stream=True, stream_cls=AsyncStream[ChatCompletionChunk],
             )  # fmt: skip
+        with self._errors(model, answered=True):  # the stream began: the call is billed
             async with chunks:
                 summary, usage = await relay_chunks(
                     chunks, relay, fallback_usage=bound_usage(request)
@@ -197,8 +200,19 @@ class ProviderClient:
         return completion
 
     @contextlib.contextmanager
-    def _errors(self, model: str) -> Iterator[None]:
-        """openai's and the transport's errors as ProviderCallError or ProviderRateLimitedError."""
+    def _errors(self, model: str, *, answered: bool = False) -> Iterator[None]:
+        """openai's and the transport's errors as ProviderCallError or ProviderRateLimitedError.
+
+        answered: the provider already answered with a 2xx, so it billed the call; any failure
+        from here on (a body that is not JSON, no choices, a stream cut or stalled) is
+        ProviderCallError.unusable, which is booked and not tried again on this model."""
+        if answered:
+            try:
+                yield
+            except (openai.APIError, aiohttp.ClientError, ValueError, msgspec.DecodeError) as exc:
+                reason = f"unusable answer: {type(exc).__name__}"
+                raise ProviderCallError.unusable(self.name, model, reason) from exc
+            return
         try:
             yield
         except openai.RateLimitError as exc:
@@ -224,6 +238,16 @@ class ProviderClient:
     async def close(self) -> None:
         """Close the HTTP connection pool."""
         await self._client.close()
+
+
+def reported_usage(raw: Mapping[str, Any] | None, request: LlmRequest) -> Usage:
+    """The usage an answer reports; an answer that reports no token at all (no usage object,
+    an empty or unreadable one) is booked at the call's bound, never at zero, as a stream
+    that ends without usage is (router.providers.streaming)."""
+    usage = usage_from(raw if isinstance(raw, Mapping) else None)
+    if usage.input_tokens == 0 and usage.output_tokens == 0:
+        return bound_usage(request)
+    return usage
 
 
 def retry_after_s(headers: Mapping[str, str]) -> float | None:

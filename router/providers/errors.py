@@ -36,12 +36,16 @@ class ProviderCallError(ProviderError):
         unhealthy: bool,
         status: int | None = None,
         timed_out: bool = False,
+        billed: bool = False,
     ) -> None:
         super().__init__(provider, model, reason)
         self.retryable = retryable
         self.unhealthy = unhealthy
         self.status = status
         self.timed_out = timed_out
+        self.billed = billed
+        """The provider answered (HTTP 2xx) and so billed the call, but its answer could not
+        be used (a body that is not JSON, no choices, a stream cut after it began)."""
 
     @classmethod
     def from_status(cls, provider: str, model: str, status: int) -> ProviderCallError:
@@ -61,6 +65,25 @@ class ProviderCallError(ProviderError):
     ) -> ProviderCallError:
         """A timeout, a dropped connection or a garbled answer: retry, and count it."""
         return cls(provider, model, reason, retryable=True, unhealthy=True, timed_out=timed_out)
+
+    @classmethod
+    def unusable(cls, provider: str, model: str, reason: str) -> ProviderCallError:
+        """A 2xx answer that cannot be used: billed by the provider, so booked, and never
+        retried on the same provider+model (each try would be paid again)."""
+        return cls(provider, model, reason, retryable=False, unhealthy=True, billed=True)
+
+
+def billed_failure(exc: BaseException) -> ProviderCallError | None:
+    """The billed ProviderCallError that exc is, or was raised from (a candidate that gave up
+    on it), if any: a failed call the provider was paid for."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # a short chain: the call's error, then the candidate's
+        if seen is None:
+            return None
+        if isinstance(seen, ProviderCallError) and seen.billed:
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def stored_reason(exc: ProviderError) -> str:
