@@ -35,6 +35,7 @@ from cost_ledger.budgets.runtime import BudgetRuntime
 from cost_ledger.budgets.store import BudgetStore
 from cost_ledger.catalog import PriceCatalog
 from cost_ledger.consumer import LedgerConsumer
+from flipsync.native_threads import one_native_thread
 from flipsync.providers import dispatch_health, start_providers
 from notifier import NotifierService
 from optimizer.arm_stats import experiment_router
@@ -145,6 +146,7 @@ async def start_stack(
     span_exporter: SpanExporter | None = None,
 ) -> Stack:
     """Start the servers that are not configured, then the services, on one connection."""
+    one_native_thread()  # numpy's products on one thread: the event loop is the concurrency
     wanted = frozenset(services)
     embedded: list[EmbeddedNats | EmbeddedRedis] = []
     try:
