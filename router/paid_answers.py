@@ -307,7 +307,11 @@ class PaidAnswers:
         Not more: the charge has no reservation of its own, it is covered by the dead
         request's, so a dearer one took settled spend past a full budget (a margin of 2 on
         the estimate, against the budgets' 1.10, booked 81 micro-USD for a 72 reservation).
-        Dispatch falls back only to models whose bound fits the reservation (_fits).
+        Dispatch falls back only to models whose bound fits the reservation (_fits). Not yet
+        so for a packed call: its bound (its own instructions, each item's output overhead)
+        passes the sum of its items' reservations (gpt-4o-mini, 2 items: 191 against 144
+        micro-USD; 8 items: 672 against 576), so its lost call can still pass a full budget
+        by the difference until the packer reserves that overhead.
         """
         price = self._catalog.get(model)
         return max_request_cost(request, price, self._margin, estimate=input_tokens)
