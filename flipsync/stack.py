@@ -348,11 +348,13 @@ def _router_service(
         catalog,
         lambda: catalog.version,
         # Well under ack_wait (a redelivery finds the lost call booked) and under the budget
-        # reservation's TTL (booked before the dead replica's reservation is released).
+        # reservation's TTL (a lost call is settled into the budgets, within what the dead
+        # request reserved, before that reservation is released).
         lease_s=min(settings.ack_wait_s, budgets.engine.reservation_ttl_s) / 4,
         # A kept answer serves only the redelivery after its replica died (ack_wait later);
         # once the result is stored, redeliveries find that instead. Bounded: rate x TTL.
         answer_ttl_s=settings.ack_wait_s * 3,
+        budgets=budgets,
     )
     route, cascade = routing_stages(
         settings,

@@ -2,8 +2,9 @@
 
 Around each provider call dispatch makes (``PaidAnswers.call``):
 1. Before it, a call marker goes to Redis: a lease (refreshed while the call runs) and the
-   ledger event to book if the replica dies now, priced at the call's maximum cost (the
-   reservation's amount: input estimate times the budget margin, every output token).
+   ledger event to book if the replica dies now, priced at the call's maximum cost: the
+   bound the budget stage reserved for it (router.token_bound, with the budgets' input
+   margin), never more, so that booking it cannot take settled spend past a budget.
 2. The moment the answer arrives, the answer is stored by request id, then the marker is
    removed (two steps, so that each touches one Redis Cluster slot: the answer lives by
    tenant and request, the markers of every call together in ``{calls}``; a death between
@@ -12,12 +13,16 @@ Around each provider call dispatch makes (``PaidAnswers.call``):
    (``booked``).
 3. A redelivered request finds the stored answer and prices it again without paying again.
 4. A marker whose lease expired (its replica died while the provider answered) is claimed by
-   whichever replica next calls a provider, or reaps, and its ledger event is published: the
-   ledger may overstate a lost call, never understate it. The redelivery that pays again
-   books its own call under the request id.
+   whichever replica next calls a provider, or reaps; its cost is settled into the budget
+   counters at once, then its ledger event is published (saying so, so the ledger does not
+   settle it again): the ledger may overstate a lost call, never understate it. The lease
+   is a quarter of the reservation's TTL, so the charge lands while the dead request's
+   reservation still holds its room; settled by the ledger instead, it could land after
+   that reservation expired and its room went to other requests. The redelivery that pays
+   again reserves and books its own call under the request id.
 5. A call the provider answered (a 2xx) whose answer cannot be used (a body that is not JSON,
    no choices, a stream cut after it began: ``billed_failure``) was billed: its marker's
-   event is booked at once, at the maximum, reason "unusable: ...".
+   event is booked at once, at the maximum, reason "unusable: ...", as a lost call is.
 A call that failed otherwise (an error status, a timeout, a cancellation) drops its marker:
 it is not booked, as before (a timed-out call's reason says it may have been billed).
 """
@@ -29,10 +34,10 @@ import contextlib
 import functools
 import hashlib
 import logging
-import math
 import os
 import uuid
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 import msgspec
 import redis.asyncio as aioredis
@@ -44,17 +49,18 @@ from bus.heartbeat import beating
 from bus.messages import LedgerEvent, Lever, LlmRequest, LlmResult, Usage
 from bus.publishing import publish, scoped_msg_id
 from bus.subjects import token
+from cost_ledger.budgets.config import EngineSettings
+from cost_ledger.budgets.gate import Settlement
+from cost_ledger.budgets.projection import settled_mark
 from cost_ledger.catalog import PriceCatalog
-from cost_ledger.pricing import cost_micro_usd, max_cost_micro_usd
+from cost_ledger.pricing import cost_micro_usd
 from router.context import PaidCall, RequestContext
 from router.keys import PREFIX
 from router.providers.client import Completion
 from router.providers.errors import billed_failure
+from router.token_bound import max_request_cost
 
 log = logging.getLogger(__name__)
-INPUT_MARGIN = 2
-"""A lost call is booked at this many times its input estimate (as dispatch's fallbacks
-assume the budget margin may be), plus every output token: never below what it cost."""
 LOST_REASON = "lost: the replica died while the provider answered; booked at its maximum"
 UNUSABLE_REASON = "unusable: the provider answered (and billed) but its answer could not be used"
 """How a billed failure's ledger event begins (router.providers.errors.billed_failure)."""
@@ -95,6 +101,21 @@ for _, id in ipairs(ids) do
 end
 return out
 """
+
+
+class LostCallBudgets(Protocol):
+    """What booking a lost call needs of the budgets (cost_ledger's BudgetStore is one)."""
+
+    @property
+    def engine(self) -> EngineSettings:
+        """Reservation settings: the input margin the budget stage reserves with."""
+        ...
+
+    async def settle_event(
+        self, event: LedgerEvent, *, final: bool = True, alerts: bool = True
+    ) -> Settlement:
+        """Settle a ledger event into the budget counters, once per request id."""
+        ...
 
 
 class KeptAnswer(msgspec.Struct, kw_only=True):
@@ -140,9 +161,14 @@ class PaidAnswers:
         *,
         lease_s: float,
         answer_ttl_s: float,
+        budgets: LostCallBudgets | None = None,
     ) -> None:
-        """lease_s must be well under ack_wait, so a redelivery finds the lost call claimable."""
+        """lease_s must be well under ack_wait, so a redelivery finds the lost call claimable,
+        and under the budgets' reservation TTL, so a lost call is settled (into budgets, when
+        given) while its request's reservation still holds its room."""
         self._redis = redis
+        self._budgets = budgets
+        self._margin = (budgets.engine if budgets is not None else EngineSettings()).input_margin
         self._broker = broker
         self._catalog = catalog
         self._catalog_version = catalog_version
@@ -231,10 +257,7 @@ class PaidAnswers:
         # call: that was one more script, one after the other, on every provider call's way.
         self._keep_reaping()
         call_id = f"{os.getpid():x}-{uuid.uuid4().hex}"  # which process holds it, for operators
-        price = self._catalog.get(model)
-        most = max_cost_micro_usd(
-            price, math.ceil(input_tokens * INPUT_MARGIN), request.max_output_tokens
-        )
+        most = self.most(request, model, input_tokens)
         lost = _lost_event(request, call_id, provider, model, most, simulated)
         lost.catalog_version = self._catalog_version()
         await self._begin(keys=[LEASES, EVENTS], args=[call_id, self._lease_ms, encode(lost)])
@@ -297,11 +320,28 @@ class PaidAnswers:
         await self._begin(keys=[LEASES, EVENTS], args=[call_id, 0, encode(booking)])
         await self.reap()
 
+    def most(self, request: LlmRequest, model: str, input_tokens: int) -> int:
+        """What a lost call of request on model is booked at: the bound the budget stage
+        reserved for it (input_tokens is the router's estimate, as the stage counts it).
+
+        Not more: the charge has no reservation of its own, it is covered by the dead
+        request's, so a dearer one took settled spend past a full budget (a margin of 2 on
+        the estimate, against the budgets' 1.10, booked 81 micro-USD for a 72 reservation).
+        Dispatch falls back only to models whose bound fits the reservation (_fits). Not yet
+        so for a packed call: its bound (its own instructions, each item's output overhead)
+        passes the sum of its items' reservations (gpt-4o-mini, 2 items: 191 against 144
+        micro-USD; 8 items: 672 against 576), so its lost call can still pass a full budget
+        by the difference until the packer reserves that overhead.
+        """
+        price = self._catalog.get(model)
+        return max_request_cost(request, price, self._margin, estimate=input_tokens)
+
     async def reap(self) -> int:
         """Book every lost call whose lease expired; returns how many were booked here."""
         claimed: list[bytes] = await self._claim(keys=[LEASES, EVENTS], args=[REAP_BATCH])
         for raw in claimed:
             event = self._event_decoder.decode(raw)
+            raw = await self._settle_lost(event, raw)
             try:
                 await publish(self._broker, raw, subjects.ledger(event.tenant),
                               stream=subjects.STREAM_LEDGER,
@@ -311,6 +351,23 @@ class PaidAnswers:
                 raise
             log.warning("booked lost call %s of request %s", event.event_id, event.request_id)
         return len(claimed)
+
+    async def _settle_lost(self, event: LedgerEvent, raw: bytes) -> bytes:
+        """Settle a claimed lost call into the budgets now, before its event is published;
+        returns the event to publish, marked settled when this settle was the first in every
+        budget group (then the ledger skips it). A failed settle is left to the ledger."""
+        if self._budgets is None:
+            return raw
+        try:
+            settlement = await self._budgets.settle_event(event, final=False)
+        except Exception:
+            log.warning("lost call %s not settled here; the ledger will", event.event_id,
+                        exc_info=True)  # fmt: skip
+            return raw
+        if not settlement.complete:  # settled before (an earlier claim whose publish failed)
+            return raw
+        event.router_settled = settled_mark(event)
+        return encode(event)
 
     async def _drop(self, call_id: str) -> None:
         """Drop an answered (or never sent) call's lease and its lost-call event: one script,

@@ -63,5 +63,11 @@ def settled_by_router(event: LedgerEvent) -> bool:
     request settled before, or a different amount leaves router_settled empty or unequal,
     and the ledger settles as before.
     """
+    return event.router_settled == settled_mark(event)
+
+
+def settled_mark(event: LedgerEvent) -> str:
+    """The router_settled of an event whose own settle charged it first in every budget group:
+    its cost and its message for a user's paid call (as settle_event charges them)."""
     messages = 1 if event.user and event.paid_call else 0
-    return event.router_settled == f"{event.cost_micro_usd}:{messages}"
+    return f"{event.cost_micro_usd}:{messages}"

@@ -1,0 +1,124 @@
+"""A call lost with its replica is booked within the budget its request reserved.
+
+The replica dies while the provider answers: its reservation is no longer kept alive and
+expires, its paid-call lease expires and the lost call is booked at its maximum. Settled
+spend must still never pass the budget (tests/test_budget_concurrency.py kills a replica
+mid-burst and once found it 15 micro-USD over).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+from faststream.nats import NatsBroker
+
+from bus import subjects
+from bus.broker import make_broker
+from bus.codec import decode
+from bus.embedded import EmbeddedNats
+from bus.messages import BudgetPeriod, BudgetScope, BudgetSpec, LedgerEvent
+from bus.settings import Settings
+from bus.streams import ensure_streams
+from cost_ledger.budgets import keys
+from cost_ledger.budgets.config import EngineSettings
+from cost_ledger.budgets.policy import name_token
+from cost_ledger.budgets.projection import LedgerView, settled_by_router
+from cost_ledger.budgets.scripts import Code
+from cost_ledger.catalog import PriceCatalog
+from router.context import RequestContext
+from router.paid_answers import LEASES, PaidAnswers
+from router.providers.client import Completion
+from router.stages.budget import estimate_input_tokens, subject_of
+from router.token_bound import max_request_cost
+from tests.helpers import make_request
+from tests.test_budget_store import day_counter, make_store
+
+MODEL = "gpt-4o-mini"
+
+
+@pytest.fixture
+async def broker(nats_server: EmbeddedNats) -> AsyncIterator[NatsBroker]:
+    """A connected broker on the session's nats-server, with the streams in place."""
+    running = make_broker(nats_server.url)
+    await running.connect()
+    await ensure_streams(running.connection.jetstream(), Settings())
+    yield running
+    await running.stop()
+
+
+async def _ledger_event(broker: NatsBroker, tenant: str) -> LedgerEvent:
+    """The one ledger event of tenant (each test has a tenant of its own)."""
+    js = broker.connection.jetstream()
+    sub = await js.subscribe(subjects.ledger(tenant), ordered_consumer=True)
+    try:
+        msg = await sub.next_msg(timeout=10)
+    finally:
+        await sub.unsubscribe()
+    return decode(msg.data, LedgerEvent)
+
+
+async def test_a_lost_call_never_takes_settled_spend_past_the_budget(
+    redis_client: aioredis.Redis, broker: NatsBroker
+) -> None:
+    tenant = f"lost{uuid.uuid4().hex[:8]}"
+    catalog = PriceCatalog.load()
+    request = make_request(tenant=tenant, agent="listing")
+    subject = subject_of(request)
+    tokens = estimate_input_tokens(request)
+    # What the budget stage reserves for the request on MODEL; the budget holds exactly that.
+    reserved = max_request_cost(
+        request, catalog.get(MODEL), EngineSettings().input_margin, estimate=tokens
+    )
+    limit = reserved
+    budget = BudgetSpec(name=f"{tenant}-daily", scope=BudgetScope.TENANT,
+                        period=BudgetPeriod.DAY, limit_micro_usd=limit, tenant=tenant)  # fmt: skip
+    store = await make_store(redis_client, [budget])
+    assert (await store.reserve(request.id, subject, reserved)).code is Code.RESERVED
+
+    answers = PaidAnswers(redis_client, broker, catalog, lambda: "test", lease_s=30,
+                          answer_ttl_s=60, budgets=store)  # fmt: skip
+    started = asyncio.Event()
+
+    async def hang() -> Completion:
+        started.set()
+        await asyncio.Event().wait()
+        raise AssertionError("never answered")
+
+    ctx = RequestContext(request=request)
+    call = asyncio.create_task(
+        answers.call(
+            ctx, provider="sim", model=MODEL, input_tokens=tokens, simulated=True, make=hang
+        )  # fmt: skip
+    )
+    try:
+        await started.wait()
+        # The replica dies: its lease lapses and another replica's reaper books the call.
+        [lease] = await redis_client.zrange(LEASES, 0, -1)
+        assert isinstance(lease, bytes)
+        await redis_client.zadd(LEASES, {lease: 0})
+        assert await answers.reap() == 1
+    finally:
+        call.cancel()
+        await asyncio.gather(call, return_exceptions=True)
+        await answers.close()
+    # Its reservation, no longer kept alive, expires; another request takes the room it held.
+    group = keys.tenant_group(name_token(tenant))
+    await redis_client.zadd(keys.reservations(group), {request.id: 0})
+    await store.sweep()
+    other = make_request(tenant=tenant, agent="listing")
+    if (await store.reserve(other.id, subject_of(other), reserved)).holds:
+        await store.settle(other.id, subject_of(other), cost=9, messages=0,
+                           at_ms=ctx.started_ms)  # fmt: skip
+    # Only then does the ledger consumer reach the lost call's event.
+    event = await _ledger_event(broker, tenant)
+    assert settled_by_router(event)  # the reaper settled it: the ledger does not again
+    await LedgerView(redis_client, store).settle_applied([event], [True])
+
+    spent, held = await store.counter(day_counter(f"tenant:{tenant}"))
+    assert held == 0
+    assert spent >= event.cost_micro_usd  # the lost call is booked ...
+    assert spent <= limit, f"{spent - limit} micro-USD over: lost call {event.cost_micro_usd}"
