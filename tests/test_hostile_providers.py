@@ -94,8 +94,13 @@ async def _hostile_answer(body: bytes) -> ProviderCallError | tuple[int, int]:
 
 @pytest.mark.parametrize(
     "usage",
-    [None, {}, [], "lots", {"prompt_tokens": -5, "completion_tokens": -9}, {"total": 3}],
-)
+    [
+        None, {}, [], "lots", {"prompt_tokens": -5, "completion_tokens": -9}, {"total": 3},
+        {"prompt_tokens": 10**30, "completion_tokens": 12},  # past 64 bits: dead-lettered
+        {"prompt_tokens": 40, "completion_tokens": 200_000_001},  # no call bills that
+        {"prompt_tokens": 40, "completion_tokens": 12, "total_tokens": 10**18},
+    ],
+)  # fmt: skip
 async def test_an_answer_without_usable_usage_is_booked_at_its_bound(usage: object) -> None:
     answer = dict(_ANSWER) if usage is None else _ANSWER | {"usage": usage}
     bound = bound_usage(make_request())

@@ -21,7 +21,13 @@ from router.errors import ProviderRateLimitedError
 from router.providers.config import ProviderConfig
 from router.providers.errors import ProviderCallError
 from router.providers.messages import openai_messages, response_format, tool_fields
-from router.providers.streaming import Relay, bound_usage, relay_chunks, stream_body
+from router.providers.streaming import (
+    Relay,
+    bound_usage,
+    plausible_or_bound,
+    relay_chunks,
+    stream_body,
+)
 from router.providers.structured import SCHEMA_BY_INSTRUCTIONS, with_schema_instructions
 from router.providers.usage import usage_from
 
@@ -242,12 +248,13 @@ class ProviderClient:
 
 def reported_usage(raw: Mapping[str, Any] | None, request: LlmRequest) -> Usage:
     """The usage an answer reports; an answer that reports no token at all (no usage object,
-    an empty or unreadable one) is booked at the call's bound, never at zero, as a stream
-    that ends without usage is (router.providers.streaming)."""
+    an empty or unreadable one), or a count no call can bill (plausible_or_bound), is booked
+    at the call's bound, never at zero, as a stream that ends without usage is
+    (router.providers.streaming)."""
     usage = usage_from(raw if isinstance(raw, Mapping) else None)
     if usage.input_tokens == 0 and usage.output_tokens == 0:
         return bound_usage(request)
-    return usage
+    return plausible_or_bound(usage, request)
 
 
 def retry_after_s(headers: Mapping[str, str]) -> float | None:

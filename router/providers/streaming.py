@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import secrets
 from typing import Any, Protocol
 
@@ -24,7 +25,10 @@ from bus.codec import encode
 from bus.messages import LlmRequest, LlmStreamChunk, Usage
 from router.providers.messages import openai_messages
 from router.providers.stream_usage import StreamSummary, add_chunk
+from router.providers.usage import implausible
 from router.tokens import count_messages_tokens, count_text_tokens
+
+log = logging.getLogger(__name__)
 
 
 class Relay(Protocol):
@@ -91,7 +95,19 @@ async def relay_chunks(
         added = add_chunk(out, chunk.model_dump(mode="json"))
         if added:
             await relay.send(added, out.model)
-    return out, out.usage if out.usage is not None else fallback_usage
+    if out.usage is None:
+        return out, fallback_usage
+    return out, plausible_or_bound(out.usage, fallback_usage)
+
+
+def plausible_or_bound(usage: Usage, bound: LlmRequest | Usage) -> Usage:
+    """usage, unless no call can have billed it (router.providers.usage.implausible): then
+    the call's bound (a request's bound_usage, or a bound already taken), with a warning."""
+    problem = implausible(usage)
+    if problem is None:
+        return usage
+    log.warning("provider reported an impossible usage (%s): booked at the call's bound", problem)
+    return bound if isinstance(bound, Usage) else bound_usage(bound)
 
 
 def bound_usage(request: LlmRequest) -> Usage:

@@ -14,6 +14,11 @@ output_tokens every billed output token (reasoning included); the details are pa
   output), promptTokensDetails per modality (IMAGE).
 - Any OpenAI-shaped usage whose total_tokens exceeds prompt plus completion (Gemini's
   compatible endpoint has reported thinking only in the total): the rest is billed output.
+
+A count no model can have billed (over MAX_PLAUSIBLE_TOKENS, ten times the largest context
+window offered today) is not a usage but a broken or hostile answer: implausible() names it,
+and the caller books the call at its bound instead (never at zero, and never at a figure
+that would overflow the ledger's 64-bit counters and send the paid call to dead letters).
 """
 
 from __future__ import annotations
@@ -22,6 +27,18 @@ from collections.abc import Mapping
 from typing import Any
 
 from bus.messages import Usage
+
+MAX_PLAUSIBLE_TOKENS = 100_000_000
+"""More tokens than any one call can be billed for (context windows reach about 10 million)."""
+
+
+def implausible(usage: Usage) -> str | None:
+    """Why usage cannot be what a provider billed (a count over MAX_PLAUSIBLE_TOKENS), or None."""
+    for name in usage.__struct_fields__:
+        value = getattr(usage, name)
+        if value > MAX_PLAUSIBLE_TOKENS:
+            return f"{name} {value} is over {MAX_PLAUSIBLE_TOKENS:,}, more than any call bills"
+    return None
 
 
 def usage_from(raw: Mapping[str, Any] | None) -> Usage:
