@@ -128,8 +128,10 @@ def render_spend(view: SpendResponse, *, width: int = 110, by: str | None = None
     console.print(f"Saved:    {usd(t.savings_micro_usd)}  ({share})")
     if view.savings_by_lever:
         split = sorted(view.savings_by_lever.items(), key=lambda kv: (-kv[1], kv[0]))
-        parts = ", ".join(f"{lever} {usd(value)}" for lever, value in split)
-        console.print(f"  by lever: {parts}  (what each took off, net of its own cost)")
+        console.print("  by lever (what each took off, net of its own cost):")
+        width = max(len(lever) for lever, _ in split)
+        for lever, value in split:  # a line each: a narrow terminal never splits an item
+            console.print(f"    {lever:<{width}}  {usd(value):>11}")
     console.print(f"Calls:    {t.calls} served, {t.paid_calls} paid upstream")
     console.print(
         f"Tokens:   {t.input_tokens} input ({t.cached_input_tokens} cached), "
