@@ -46,6 +46,16 @@ class Refused(Unreachable, nats.errors.Error):
         return str(self.args[0])
 
 
+REFUSED_GRACE_S = 1.0
+"""How long nothing may listen at any server of a NATS URL before a first contact gives up
+(a server still starting has this long to open its port); a port that accepts is waited for
+until the connect timeout."""
+
+
+class _NothingListens(Exception):
+    """No server of the URL accepted a TCP connection for REFUSED_GRACE_S."""
+
+
 async def reach_nats(
     url: str,
     connect: Callable[[], Awaitable[T]],
@@ -53,10 +63,12 @@ async def reach_nats(
     *,
     give_up: Callable[[], Awaitable[object]] | None = None,
 ) -> T:
-    """Await connect() for at most timeout_s; Unreachable (after give_up()) if it fails."""
+    """Await connect() for at most timeout_s, or REFUSED_GRACE_S when nothing listens at
+    the URL (nats-py would retry a refused connection until the timeout); Unreachable
+    (after give_up()) if it fails."""
     try:
         async with asyncio.timeout(timeout_s):
-            return await connect()
+            return await _unless_refused(url, connect)
     except Exception as exc:
         if give_up is not None:
             with contextlib.suppress(Exception):
@@ -65,13 +77,45 @@ async def reach_nats(
             raise
         if isinstance(exc, nats.errors.Error) and "authorization" in str(exc).lower():
             raise Refused(_redact(url), timeout_s, _cause(exc)) from exc
-        if not isinstance(exc, TimeoutError):
+        if isinstance(exc, _NothingListens):
+            cause = "connection refused: nothing listens there"
+        elif not isinstance(exc, TimeoutError):
             cause = _cause(exc)
         elif await _anyone_listens(url):
             cause = "no answer"
         else:  # nats-py retries a refused connection until the timeout: say what it met
             cause = "connection refused: nothing listens there"
         raise Unreachable("NATS", _redact(url), timeout_s, cause) from exc
+
+
+async def _unless_refused(url: str, connect: Callable[[], Awaitable[T]]) -> T:
+    """connect()'s result; _NothingListens (connect cancelled) once no server of url has
+    accepted a TCP connection for REFUSED_GRACE_S."""
+    connecting = asyncio.ensure_future(connect())
+    watching = asyncio.ensure_future(_refused(url))
+    try:
+        await asyncio.wait({connecting, watching}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (connecting, watching):
+            if not task.done():
+                task.cancel()
+        await asyncio.gather(connecting, watching, return_exceptions=True)
+    if connecting.done() and not connecting.cancelled() and connecting.exception() is None:
+        return connecting.result()
+    if watching.done() and not watching.cancelled() and watching.exception() is None:
+        raise _NothingListens(url)
+    return connecting.result()  # connect's own error (or the cancellation of this call)
+
+
+async def _refused(url: str) -> None:
+    """Return once nothing has listened at url for REFUSED_GRACE_S; never while anything does."""
+    deadline = asyncio.get_running_loop().time() + REFUSED_GRACE_S
+    while True:
+        if await _anyone_listens(url, timeout_s=REFUSED_GRACE_S / 4):
+            await asyncio.Event().wait()  # someone listens: connect() decides, or the timeout
+        if asyncio.get_running_loop().time() >= deadline:
+            return
+        await asyncio.sleep(REFUSED_GRACE_S / 4)
 
 
 async def _anyone_listens(url: str, timeout_s: float = 1.0) -> bool:

@@ -40,3 +40,33 @@ async def test_a_silent_listener_is_no_answer() -> None:
         server.close()
         await server.wait_closed()
     assert caught.value.cause == "no answer"
+
+
+async def test_nothing_listening_gives_up_without_waiting_for_the_timeout() -> None:
+    url = f"nats://127.0.0.1:{free_port()}"
+    with pytest.raises(Unreachable) as caught:
+        async with asyncio.timeout(30):  # far past the grace: only the watcher can end it
+            await reach_nats(url, never, 600)
+    assert caught.value.cause == "connection refused: nothing listens there"
+
+
+async def test_a_server_that_comes_up_within_the_grace_is_reached() -> None:
+    port = free_port()
+    url = f"nats://127.0.0.1:{port}"
+    up = asyncio.Event()
+
+    async def connect() -> str:
+        await up.wait()
+        return "connected"
+
+    async def start_late() -> asyncio.Server:
+        await asyncio.sleep(0)  # after the first probe may have found nothing; well in the grace
+        server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", port)
+        up.set()
+        return server
+
+    starting = asyncio.create_task(start_late())
+    assert await reach_nats(url, connect, 600) == "connected"
+    server = await starting
+    server.close()
+    await server.wait_closed()
