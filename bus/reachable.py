@@ -85,7 +85,8 @@ async def reach_nats(
             cause = "no answer"
         else:  # nats-py retries a refused connection until the timeout: say what it met
             cause = "connection refused: nothing listens there"
-        raise Unreachable("NATS", _redact(url), timeout_s, cause) from exc
+        waited = REFUSED_GRACE_S if isinstance(exc, _NothingListens) else timeout_s
+        raise Unreachable("NATS", _redact(url), waited, cause) from exc
 
 
 async def _unless_refused(url: str, connect: Callable[[], Awaitable[T]]) -> T:

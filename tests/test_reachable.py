@@ -48,6 +48,7 @@ async def test_nothing_listening_gives_up_without_waiting_for_the_timeout() -> N
         async with asyncio.timeout(30):  # far past the grace: only the watcher can end it
             await reach_nats(url, never, 600)
     assert caught.value.cause == "connection refused: nothing listens there"
+    assert str(caught.value).startswith(f"cannot reach NATS at {url} within 1 s ")
 
 
 async def test_a_server_that_comes_up_within_the_grace_is_reached() -> None:
