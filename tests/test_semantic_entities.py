@@ -52,7 +52,8 @@ def ask(text: str, *, system: str = "You help sellers.", task: str = "seller_cha
         ("my airpods", {(Kind.PRODUCT, "airpods")}),
         ("a double room", {(Kind.QUANTITY, "2x")}),
         ("don't cancel it", {(Kind.NEGATION, "not")}),
-        ("ship to Toronto", {(Kind.NAME, "toronto")}),
+        ("ship to Toronto", {(Kind.PLACE, "toronto")}),
+        ("ship to Turkey", {(Kind.NAME, "turkey")}),
         ("bills from Mr. Jones?", {(Kind.NAME, "jones")}),
         ("open a freemium account", {(Kind.ATTRIBUTE, "freemium")}),
         ("open anotherstandard account", {(Kind.ATTRIBUTE, "standard")}),
@@ -125,6 +126,60 @@ def test_different_entities_never_match(one: str, other: str) -> None:
 def test_spellings_of_the_same_entities_match(one: str, other: str) -> None:
     """Normalisation makes spellings of the same entities agree."""
     assert signature(extract(one)) == signature(extract(other))
+
+
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [
+        ("do you ship to germany", "do you ship to austria"),
+        ("do you ship to sydney", "do you ship to melbourne"),
+        ("is the dublin store open", "is the cork store open"),
+        ("Germany: is VAT included?", "France: is VAT included?"),
+        ("do you deliver to new york", "do you deliver to york"),
+        ("is delivery free in ontario", "is delivery free in quebec"),
+        ("do you ship to new south wales", "do you ship to queensland"),
+        ("can I ship to the US", "can I ship to the UK"),
+        ("ship to hong kong", "ship to singapore"),
+    ],
+)
+def test_different_places_never_match(one: str, other: str) -> None:
+    """Countries, states, provinces and cities of the gazetteer are entities in any case,
+    multi-word names included, and at the start of a sentence."""
+    assert signature(extract(one)) != signature(extract(other))
+
+
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [
+        ("do you ship to Germany?", "do you ship to germany"),
+        ("ship to the USA", "ship to the US"),
+        ("ship to America", "ship to the United States"),
+        ("delivery to São Paulo", "delivery to sao paulo"),
+        ("ship to New York", "ship to NEW YORK"),
+        ("what is Germany's VAT rate", "what is germany VAT rate"),
+    ],
+)
+def test_spellings_of_one_place_match(one: str, other: str) -> None:
+    """Case, accents, a possessive and the usual short forms name the same place."""
+    assert signature(extract(one)) == signature(extract(other))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "nice phone, is it new?",
+        "I am reading the manual",
+        "can you send us the invoice",
+        "is the orange case back",
+        "can I split the payment",
+        "my mobile number changed",
+        "a turkey for christmas",
+        "I guess georgia sent it",
+    ],
+)
+def test_common_words_are_not_places(text: str) -> None:
+    """Place names that are everyday words (and "us") are no places in lower case."""
+    assert all(kind is not Kind.PLACE for kind, _ in extract(text).items)
 
 
 def test_partition_keeps_entities_and_instructions_apart() -> None:

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
 from router.semantic import dates
-from router.semantic.lexicon import Lexicon, axis_of, known, lexicon
+from router.semantic.lexicon import Lexicon, axis_of, fold, known, lexicon, places
 
 
 class Kind(enum.StrEnum):
@@ -50,6 +50,8 @@ class Kind(enum.StrEnum):
     """A closed-class word that changes the answer: a size, colour, plan, condition, speed."""
     NAME = "name"
     """A capitalised word inside a sentence: a person, place, brand or product name."""
+    PLACE = "place"
+    """A country, region or city of the gazetteer (assets/places.txt), in any case."""
     PRODUCT = "product"
     """A brand or product named in the lexicon, in any case ("ipad", "Samsung")."""
     QUANTITY = "quantity"
@@ -252,6 +254,7 @@ class _Reader:
         self.matches = list(_TOKEN.finditer(text))
         self.tokens = [m.group(0) for m in self.matches]
         self.lower = [t.lower() for t in self.tokens]
+        self.folded = [_place_word(t) for t in self.tokens]
         self.found: list[tuple[int, Entity]] = []
         self.actions: set[str] = set()
         self.unknown: set[str] = set()
@@ -294,6 +297,10 @@ class _Reader:
                 kind, value = table.phrases[phrase]
                 self.add(i, Kind(kind), value)
                 return i + size
+        if (place := self.place(i)) is not None:
+            size, value = place
+            self.add(i, Kind.PLACE, value)
+            return i + size
         if lower in table.colour_modifiers and after in table.colour_words:
             colour = table.words[after][1]
             self.add(i, Kind.ATTRIBUTE, f"{lower} {colour}")
@@ -326,6 +333,23 @@ class _Reader:
             elif axis is None and _unknown(lower):
                 self.unknown.add(lower)
         return i + 1
+
+    def place(self, i: int) -> tuple[int, str] | None:
+        """The longest place name starting at word i: (its words, its value), or None."""
+        gazetteer = places()
+        for size in range(min(gazetteer.longest, len(self.tokens) - i), 0, -1):
+            value = gazetteer.exact.get(tuple(self.tokens[i : i + size]))
+            if value is None:
+                value = gazetteer.any_case.get(tuple(self.folded[i : i + size]))
+            if value is not None:
+                return size, value
+        return None
+
+
+def _place_word(token: str) -> str:
+    """A token as the gazetteer compares it: folded, without a possessive ("Germany's")."""
+    word = fold(token.strip("'’-")).replace("’", "'")
+    return word.removesuffix("'s") if len(word) > 3 else word
 
 
 def _negated(lower: str) -> bool:

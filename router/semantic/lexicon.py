@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import tomllib
+import unicodedata
 from dataclasses import dataclass
 from importlib import resources
 
@@ -132,6 +133,40 @@ def lexicon() -> Lexicon:
         value_words=frozenset(data["paraphrase"]["values"]),
         marker_words=frozenset(data["paraphrase"]["markers"]),
     )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Places:
+    """The gazetteer (assets/places.txt): place names as words, and the value each names."""
+
+    any_case: dict[tuple[str, ...], str]
+    """Folded words of a name (lower case, no accents) -> its value ("usa" -> "united states")."""
+    exact: dict[tuple[str, ...], str]
+    """Names matched only as written ("US": "us" is the pronoun)."""
+    longest: int
+    """Most words in one name."""
+
+
+def fold(word: str) -> str:
+    """A word as the gazetteer compares it: lower case, no accents."""
+    decomposed = unicodedata.normalize("NFKD", word.lower())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+@functools.cache
+def places() -> Places:
+    """The packaged gazetteer (read once; bench/places.py derives it from GeoNames)."""
+    source = resources.files("router.semantic").joinpath("assets", "places.txt")
+    any_case: dict[tuple[str, ...], str] = {}
+    exact: dict[tuple[str, ...], str] = {}
+    for line in source.read_text(encoding="utf-8").splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        name, _, value = line.partition("\t")
+        table = any_case if name == name.lower() else exact
+        table[tuple(name.split())] = value or name
+    longest = max(len(name) for name in (*any_case, *exact))
+    return Places(any_case=any_case, exact=exact, longest=longest)
 
 
 @functools.cache
