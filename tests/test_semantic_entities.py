@@ -62,6 +62,10 @@ def ask(text: str, *, system: str = "You help sellers.", task: str = "seller_cha
         ("may I cancel it?", set()),
         ("my PIN does not work at the ATM", {(Kind.NEGATION, "not")}),
         ("my PIN is blocked at the ATM", set()),
+        ("works at -20 degrees", {(Kind.NUMBER, "-20")}),
+        ("works at −20.5 degrees", {(Kind.NUMBER, "-20.5")}),
+        ("a -5 kg change", {(Kind.NUMBER, "-5kg")}),
+        ("SKU AB-1234", {(Kind.CODE, "AB-1234"), (Kind.NAME, "sku")}),
     ],
 )
 def test_extract(text: str, expected: set[tuple[Kind, str]]) -> None:
@@ -102,6 +106,8 @@ def test_the_issue_trap_pair_has_different_entities() -> None:
         ("flights from new york to boston", "flights from boston to new york"),
         ("the item is available", "the item is unavailable"),
         ("lock my card", "unlock my card"),
+        ("will it work at -20 degrees", "will it work at 20 degrees"),
+        ("deliver it this friday", "deliver it next friday"),
     ],
 )
 def test_different_entities_never_match(one: str, other: str) -> None:

@@ -100,7 +100,8 @@ _MEASURE = re.compile(rf"({_NUM})([a-z]+)")
 _SCALE = r"(?:\s?(k|m|mn|bn|b|thousand|million|billion|trillion)\b)?"
 _MONEY_SYMBOL = re.compile(rf"(-\s?)?([$€£¥])\s?({_NUM}){_SCALE}|({_NUM}){_SCALE}\s?([$€£¥])")
 """An amount with its currency symbol, its sign ("-$300") and its scale ("$2k", "$5 million")."""
-_TOKEN = re.compile(r"\d+(?:[.,]\d+)+[^\W\d_]*|[#]?[\w'’-]+|[.!?;:%]")
+_TOKEN = re.compile(r"-?\d+(?:[.,]\d+)+[^\W\d_]*|[#]?[\w'’-]+|[.!?;:%]")
+"""Words; a number keeps a minus that stands before it alone ("-20", "-1.5")."""
 _UNITS = {
     "kg": "kg", "kgs": "kg", "g": "g", "gram": "g", "grams": "g", "lb": "lb", "lbs": "lb",
     "pound": "lb", "oz": "oz", "ounce": "oz", "ounces": "oz", "cm": "cm", "mm": "mm",
@@ -162,7 +163,7 @@ _TITLES = {"mr", "mrs", "ms", "dr", "st", "mt", "no"}
 def extract(text: str) -> Entities:
     """Every entity of text, normalised; empty Entities when it names none."""
     found: list[tuple[int, Entity]] = []
-    rest = text
+    rest = text.replace("−", "-")  # the minus sign: "−20" is "-20"
     for pattern, kind in ((_EMAIL, Kind.EMAIL), (_URL, Kind.URL)):
         for match in pattern.finditer(rest):
             found.append((match.start(), (kind, match.group(0).rstrip(".,;:!?)").lower())))
@@ -307,6 +308,8 @@ class _Reader:
             return i + 2
         if any(ch.isdigit() for ch in word):
             entity, used_next = _numeric(word, after)
+            if raw.lstrip("#").startswith("-") and word[:1].isdigit():
+                entity = _negative(entity)  # "-20 degrees" is not "20 degrees"
             self.found.append((self.matches[i].start(), entity))
             return i + 2 if used_next else i + 1
         if lower in table.words:
@@ -379,6 +382,17 @@ def _numeric(word: str, after: str) -> tuple[Entity, bool]:
     if measured is not None and measured.group(2) in _UNITS:
         return (Kind.NUMBER, f"{_amount(measured.group(1))}{_UNITS[measured.group(2)]}"), False
     return (Kind.CODE, word.upper()), False
+
+
+def _negative(entity: Entity) -> Entity:
+    """A number or amount with a minus before it; a code is left as it is."""
+    kind, value = entity
+    if kind is Kind.NUMBER:
+        return kind, "-" + value
+    if kind is Kind.MONEY:
+        currency, _, amount = value.partition(":")
+        return kind, f"{currency}:-{amount}"
+    return entity
 
 
 def _amount(text: str) -> str:

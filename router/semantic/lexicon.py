@@ -59,6 +59,8 @@ class Lexicon:
     """Words that name a value when a minimal pair changes them (router.semantic.minimal_pairs)."""
     marker_words: frozenset[str]
     """Words a minimal pair may not add or drop (router.semantic.minimal_pairs)."""
+    relative_markers: frozenset[str]
+    """Markers of a relative time, excused where both questions' dates read the same."""
 
 
 def axis_of(word: str, table: Lexicon) -> tuple[str, str] | None:
@@ -132,6 +134,7 @@ def lexicon() -> Lexicon:
         synonyms={w: i for i, group in enumerate(data["paraphrase"]["synonyms"]) for w in group},
         value_words=frozenset(data["paraphrase"]["values"]),
         marker_words=frozenset(data["paraphrase"]["markers"]),
+        relative_markers=frozenset(data["paraphrase"]["relative"]),
     )
 
 
