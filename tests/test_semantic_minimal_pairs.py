@@ -58,6 +58,20 @@ def test_negating_verbs_relative_times_and_signs_are_markers(one: str, other: st
     assert _differs(other, one) is not None
 
 
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [
+        ("how do I like a listing", "how do I dislike a listing"),
+        ("I'd like this seller", "I'd unlike this seller"),
+        ("can I do the transfer", "can I undo the transfer"),
+    ],
+)
+def test_a_function_word_and_its_negation_differ(one: str, other: str) -> None:
+    """A word and its negated-prefix form differ even when the word is paraphrase-safe."""
+    assert _differs(one, other) is not None
+    assert _differs(other, one) is not None
+
+
 def test_a_minus_is_a_sign_only_before_a_number_alone() -> None:
     """A minus before a number alone is its sign; the hyphens of a date or a code are not."""
     assert words("at -20 degrees") == ("at", "-20", "degrees")

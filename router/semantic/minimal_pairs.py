@@ -99,14 +99,17 @@ def _unexplained(
     left: Sequence[str], right: Sequence[str], excused: frozenset[str] = frozenset()
 ) -> list[str]:
     """The words of one change (left replaced by right) that change the question: a word
-    and its negation, else, among the content words with no counterpart on the other side
-    (the same word inflected, a listed synonym), the markers (but the excused ones), else
-    the values when both sides changed one (see the module doc)."""
+    and its negation (a function word too), else, among the content words with no
+    counterpart on the other side (the same word inflected, a listed synonym), the markers
+    (but the excused ones), else the values when both sides changed one (see the module
+    doc)."""
     table = lexicon()
     content_left = [w for w in left if w not in table.paraphrase_safe]
     content_right = [w for w in right if w not in table.paraphrase_safe]
-    negated = [f"not {a}" for a in content_left for b in content_right if _negates(b, a)]
-    negated += [f"not {b}" for a in content_left for b in content_right if _negates(a, b)]
+    # A word and its negated form count even when the word is a function word ("like" /
+    # "dislike", "do" / "undo", "well" / "unwell").
+    negated = [f"not {a}" for a in left for b in right if _negates(b, a)]
+    negated += [f"not {b}" for a in left for b in right if _negates(a, b)]
     if negated:
         return negated
     keys_left = Counter(_key(w) for w in content_left)
