@@ -188,6 +188,43 @@ def test_common_words_are_not_places(text: str) -> None:
     assert all(kind is not Kind.PLACE for kind, _ in extract(text).items)
 
 
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [
+        ("my xbox one won't turn on", "my xbox series x won't turn on"),
+        ("do you sell xbox series s", "do you sell xbox series x"),
+        ("a case for the kindle paperwhite", "a case for the kindle oasis"),
+        ("my echo dot won't turn on", "my echo show won't turn on"),
+        ("do you sell the samsung frame tv", "do you sell the samsung neo tv"),
+        ("is this coach bag authentic", "is this guess bag authentic"),
+        ("do you have hoka trail shoes", "do you have brooks trail shoes"),
+        ("my jordan sneakers are falling apart", "my yeezy sneakers are falling apart"),
+        ("my echo dot is offline", "my echo is offline"),
+    ],
+)
+def test_product_lines_and_brands_differ(one: str, other: str) -> None:
+    """Product lines are phrases of a family word and the line; brands that are everyday
+    words count before a product word."""
+    assert signature(extract(one)) != signature(extract(other))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I guess my bag is lost",
+        "the coach was late",
+        "show me the dot on the map",
+        "which one is it",
+        "is there a champion of sellers",
+        "what is my new balance",
+    ],
+)
+def test_everyday_words_are_not_brands(text: str) -> None:
+    """Brands that are everyday words, and the words of product lines, alone are no products."""
+    values = {value for kind, value in extract(text).items if kind is Kind.PRODUCT}
+    assert not values & {"coach", "guess", "champion", "new balance", "echo dot", "xbox one"}
+
+
 def test_partition_keeps_entities_and_instructions_apart() -> None:
     """Only the question may differ within a partition; entities and instructions may not."""
     base = view(ask("How do I cancel order 113542617735902?"), MODEL)

@@ -3,11 +3,14 @@
 Pure functions (the word lists are read once from assets/lexicon.toml, see lexicon.py). Two
 texts that mean the same but name a different order id, amount, SKU, date or relative time,
 clock time or part of the day, size ("extra large" is not "large"), colour with its
-modifier ("dark green" is not "light green"), plan, brand or product in any case ("ipad" is
-not "iphone"), quantity ("double" is not "single"), e-mail, URL or proper name get different
-hard entities: these, in text order when a word such as "from" or "to" gives them roles,
-make the request's partition, and the semantic cache never lets one answer the other. A
-negation is a hard entity too ("cancel" is not "don't cancel").
+modifier ("dark green" is not "light green"), plan, brand, product or product line in any
+case ("ipad" is not "iphone", "echo dot" is not "echo show"; a brand that is an everyday word
+counts only before a product word: "coach bag"), quantity ("double" is not "single"), place
+in any case ("sydney" is not "melbourne"; "new york" is one place: assets/places.txt, from
+GeoNames), e-mail, URL or proper name get different hard entities: these, in text order
+when a word such as "from" or "to" gives them roles, make the request's partition, and the
+semantic cache never lets one answer the other. A negation is a hard entity too ("cancel"
+is not "don't cancel"), and so is a number's sign ("-20" is not "20").
 
 Two softer checks compare a request with one candidate entry (conflict()): opposite
 intents on one axis ("increase" and "decrease", "enable" and "disable", "refund" and
@@ -298,6 +301,9 @@ class _Reader:
                 kind, value = table.phrases[phrase]
                 self.add(i, Kind(kind), value)
                 return i + size
+        if lower in table.context_brands and self.before_product(i):
+            self.add(i, Kind.PRODUCT, lower)  # "coach bag", not "the bus coach"
+            return i + 1
         if (place := self.place(i)) is not None:
             size, value = place
             self.add(i, Kind.PLACE, value)
@@ -337,6 +343,18 @@ class _Reader:
                 self.unknown.add(lower)
         return i + 1
 
+    def before_product(self, i: int) -> bool:
+        """Whether a product word (or a model number) follows word i, at once or after one
+        content word ("coach bag", "brooks trail shoes", "jordan 4")."""
+        table = self.table
+        after = self.lower[i + 1 : i + 3]
+        if not after:
+            return False
+        if after[0][:1].isdigit() or _product_noun(after[0], table):
+            return True
+        middle_ok = after[0].isalpha() and after[0] not in table.paraphrase_safe
+        return len(after) == 2 and middle_ok and _product_noun(after[1], table)
+
     def place(self, i: int) -> tuple[int, str] | None:
         """The longest place name starting at word i: (its words, its value), or None."""
         gazetteer = places()
@@ -347,6 +365,12 @@ class _Reader:
             if value is not None:
                 return size, value
         return None
+
+
+def _product_noun(word: str, table: Lexicon) -> bool:
+    """Whether word is a product family word, or its plural ("bags", "watches")."""
+    nouns = table.product_nouns
+    return word in nouns or word.removesuffix("s") in nouns or word.removesuffix("es") in nouns
 
 
 def _place_word(token: str) -> str:

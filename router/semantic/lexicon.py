@@ -51,6 +51,10 @@ class Lexicon:
     """Stemmed word -> (axis, side "up" or "down")."""
     negators: frozenset[str]
     order_markers: frozenset[str]
+    context_brands: frozenset[str]
+    """Brands that are everyday words: a brand only before a product word ("coach bag")."""
+    product_nouns: frozenset[str]
+    """The product family words ([products] words: "bag", "shoes", "phone")."""
     paraphrase_safe: frozenset[str]
     """Function words a paraphrase may change (router.semantic.minimal_pairs)."""
     synonyms: dict[str, int]
@@ -130,6 +134,8 @@ def lexicon() -> Lexicon:
         axes=axes,
         negators=frozenset(data["negation"]["words"]),
         order_markers=frozenset(data["order"]["markers"]),
+        context_brands=frozenset(data["brands"]["context"]),
+        product_nouns=frozenset(data["products"]["words"]),
         paraphrase_safe=frozenset(data["paraphrase"]["safe"]),
         synonyms={w: i for i, group in enumerate(data["paraphrase"]["synonyms"]) for w in group},
         value_words=frozenset(data["paraphrase"]["values"]),
