@@ -143,8 +143,10 @@ def _key(word: str) -> str:
 def _names_value(word: str) -> bool:
     """Whether a changed word names a value a person tells questions apart by: a digit, a
     word of the entity and axis lists, or a listed value word (units, time spans, roles and
-    directions, comparatives, conditions: assets/lexicon.toml [paraphrase] values)."""
+    directions, comparatives, conditions: assets/lexicon.toml [paraphrase] values), also
+    as a possessive ("buyer's")."""
     table = lexicon()
+    word = word.removesuffix("'s")
     return (
         any(c.isdigit() for c in word)
         or word in table.value_words
