@@ -3,8 +3,9 @@
 Why dateparser (a maintained, offline, pure-Python library): it reads the many spellings of
 one date ("May 1, 2024", "1 May 2024", "2024-05-01", "05/01/2024") and does the calendar
 arithmetic of relative ones ("last week", "a week ago", "the day before yesterday",
-"in 3 weeks") so that spellings of the same time agree and different times differ. We find
-the spans with our own patterns (dateparser's free-text search takes words such as "to" or
+"in 3 weeks") so that spellings of the same time agree and different times differ (where
+it reads "next friday" as "this friday", as it does on a Monday, next is the week after). We
+find the spans with our own patterns (dateparser's free-text search takes words such as "to" or
 "second" for dates) and hand only those spans to it.
 
 Relative times are resolved against a fixed base, not today: "yesterday" then has one value
@@ -87,7 +88,13 @@ def normalise(span: str) -> str:
         return folded
     if data.date_obj is None:
         return folded
-    return f"{data.date_obj:%Y-%m-%d}/{data.period or 'day'}"
+    day = data.date_obj
+    words = folded.split()
+    if len(words) == 2 and words[0] == "next" and re.fullmatch(_WEEKDAY, words[1]):
+        this = _parser().get_date_data(f"this {words[1]}").date_obj
+        if this is not None and this.date() == day.date():
+            day += dt.timedelta(days=7)  # "next friday" is never "this friday"
+    return f"{day:%Y-%m-%d}/{data.period or 'day'}"
 
 
 @functools.cache

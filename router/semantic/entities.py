@@ -3,11 +3,14 @@
 Pure functions (the word lists are read once from assets/lexicon.toml, see lexicon.py). Two
 texts that mean the same but name a different order id, amount, SKU, date or relative time,
 clock time or part of the day, size ("extra large" is not "large"), colour with its
-modifier ("dark green" is not "light green"), plan, brand or product in any case ("ipad" is
-not "iphone"), quantity ("double" is not "single"), e-mail, URL or proper name get different
-hard entities: these, in text order when a word such as "from" or "to" gives them roles,
-make the request's partition, and the semantic cache never lets one answer the other. A
-negation is a hard entity too ("cancel" is not "don't cancel").
+modifier ("dark green" is not "light green"), plan, brand, product or product line in any
+case ("ipad" is not "iphone", "echo dot" is not "echo show"; a brand that is an everyday word
+counts only before a product word: "coach bag"), quantity ("double" is not "single"), place
+in any case ("sydney" is not "melbourne"; "new york" is one place: assets/places.txt, from
+GeoNames), e-mail, URL or proper name get different hard entities: these, in text order
+when a word such as "from" or "to" gives them roles, make the request's partition, and the
+semantic cache never lets one answer the other. A negation is a hard entity too ("cancel"
+is not "don't cancel"), and so is a number's sign ("-20" is not "20").
 
 Two softer checks compare a request with one candidate entry (conflict()): opposite
 intents on one axis ("increase" and "decrease", "enable" and "disable", "refund" and
@@ -31,7 +34,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
 from router.semantic import dates
-from router.semantic.lexicon import Lexicon, axis_of, known, lexicon
+from router.semantic.lexicon import Lexicon, axis_of, fold, known, lexicon, places
 
 
 class Kind(enum.StrEnum):
@@ -50,6 +53,8 @@ class Kind(enum.StrEnum):
     """A closed-class word that changes the answer: a size, colour, plan, condition, speed."""
     NAME = "name"
     """A capitalised word inside a sentence: a person, place, brand or product name."""
+    PLACE = "place"
+    """A country, region or city of the gazetteer (assets/places.txt), in any case."""
     PRODUCT = "product"
     """A brand or product named in the lexicon, in any case ("ipad", "Samsung")."""
     QUANTITY = "quantity"
@@ -98,7 +103,8 @@ _MEASURE = re.compile(rf"({_NUM})([a-z]+)")
 _SCALE = r"(?:\s?(k|m|mn|bn|b|thousand|million|billion|trillion)\b)?"
 _MONEY_SYMBOL = re.compile(rf"(-\s?)?([$€£¥])\s?({_NUM}){_SCALE}|({_NUM}){_SCALE}\s?([$€£¥])")
 """An amount with its currency symbol, its sign ("-$300") and its scale ("$2k", "$5 million")."""
-_TOKEN = re.compile(r"\d+(?:[.,]\d+)+[^\W\d_]*|[#]?[\w'’-]+|[.!?;:%]")
+_TOKEN = re.compile(r"-?\d+(?:[.,]\d+)+[^\W\d_]*|[#]?[\w'’-]+|[.!?;:%]")
+"""Words; a number keeps a minus that stands before it alone ("-20", "-1.5")."""
 _UNITS = {
     "kg": "kg", "kgs": "kg", "g": "g", "gram": "g", "grams": "g", "lb": "lb", "lbs": "lb",
     "pound": "lb", "oz": "oz", "ounce": "oz", "ounces": "oz", "cm": "cm", "mm": "mm",
@@ -160,7 +166,7 @@ _TITLES = {"mr", "mrs", "ms", "dr", "st", "mt", "no"}
 def extract(text: str) -> Entities:
     """Every entity of text, normalised; empty Entities when it names none."""
     found: list[tuple[int, Entity]] = []
-    rest = text
+    rest = text.replace("−", "-")  # the minus sign: "−20" is "-20"
     for pattern, kind in ((_EMAIL, Kind.EMAIL), (_URL, Kind.URL)):
         for match in pattern.finditer(rest):
             found.append((match.start(), (kind, match.group(0).rstrip(".,;:!?)").lower())))
@@ -252,6 +258,7 @@ class _Reader:
         self.matches = list(_TOKEN.finditer(text))
         self.tokens = [m.group(0) for m in self.matches]
         self.lower = [t.lower() for t in self.tokens]
+        self.folded = [_place_word(t) for t in self.tokens]
         self.found: list[tuple[int, Entity]] = []
         self.actions: set[str] = set()
         self.unknown: set[str] = set()
@@ -294,12 +301,21 @@ class _Reader:
                 kind, value = table.phrases[phrase]
                 self.add(i, Kind(kind), value)
                 return i + size
+        if lower in table.context_brands and self.before_product(i):
+            self.add(i, Kind.PRODUCT, lower)  # "coach bag", not "the bus coach"
+            return i + 1
+        if (place := self.place(i)) is not None:
+            size, value = place
+            self.add(i, Kind.PLACE, value)
+            return i + size
         if lower in table.colour_modifiers and after in table.colour_words:
             colour = table.words[after][1]
             self.add(i, Kind.ATTRIBUTE, f"{lower} {colour}")
             return i + 2
         if any(ch.isdigit() for ch in word):
             entity, used_next = _numeric(word, after)
+            if raw.lstrip("#").startswith("-") and word[:1].isdigit():
+                entity = _negative(entity)  # "-20 degrees" is not "20 degrees"
             self.found.append((self.matches[i].start(), entity))
             return i + 2 if used_next else i + 1
         if lower in table.words:
@@ -326,6 +342,41 @@ class _Reader:
             elif axis is None and _unknown(lower):
                 self.unknown.add(lower)
         return i + 1
+
+    def before_product(self, i: int) -> bool:
+        """Whether a product word (or a model number) follows word i, at once or after one
+        content word ("coach bag", "brooks trail shoes", "jordan 4")."""
+        table = self.table
+        after = self.lower[i + 1 : i + 3]
+        if not after:
+            return False
+        if after[0][:1].isdigit() or _product_noun(after[0], table):
+            return True
+        middle_ok = after[0].isalpha() and after[0] not in table.paraphrase_safe
+        return len(after) == 2 and middle_ok and _product_noun(after[1], table)
+
+    def place(self, i: int) -> tuple[int, str] | None:
+        """The longest place name starting at word i: (its words, its value), or None."""
+        gazetteer = places()
+        for size in range(min(gazetteer.longest, len(self.tokens) - i), 0, -1):
+            value = gazetteer.exact.get(tuple(self.tokens[i : i + size]))
+            if value is None:
+                value = gazetteer.any_case.get(tuple(self.folded[i : i + size]))
+            if value is not None:
+                return size, value
+        return None
+
+
+def _product_noun(word: str, table: Lexicon) -> bool:
+    """Whether word is a product family word, or its plural ("bags", "watches")."""
+    nouns = table.product_nouns
+    return word in nouns or word.removesuffix("s") in nouns or word.removesuffix("es") in nouns
+
+
+def _place_word(token: str) -> str:
+    """A token as the gazetteer compares it: folded, without a possessive ("Germany's")."""
+    word = fold(token.strip("'’-")).replace("’", "'")
+    return word.removesuffix("'s") if len(word) > 3 else word
 
 
 def _negated(lower: str) -> bool:
@@ -355,6 +406,17 @@ def _numeric(word: str, after: str) -> tuple[Entity, bool]:
     if measured is not None and measured.group(2) in _UNITS:
         return (Kind.NUMBER, f"{_amount(measured.group(1))}{_UNITS[measured.group(2)]}"), False
     return (Kind.CODE, word.upper()), False
+
+
+def _negative(entity: Entity) -> Entity:
+    """A number or amount with a minus before it; a code is left as it is."""
+    kind, value = entity
+    if kind is Kind.NUMBER:
+        return kind, "-" + value
+    if kind is Kind.MONEY:
+        currency, _, amount = value.partition(":")
+        return kind, f"{currency}:-{amount}"
+    return entity
 
 
 def _amount(text: str) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import tomllib
+import unicodedata
 from dataclasses import dataclass
 from importlib import resources
 
@@ -50,6 +51,10 @@ class Lexicon:
     """Stemmed word -> (axis, side "up" or "down")."""
     negators: frozenset[str]
     order_markers: frozenset[str]
+    context_brands: frozenset[str]
+    """Brands that are everyday words: a brand only before a product word ("coach bag")."""
+    product_nouns: frozenset[str]
+    """The product family words ([products] words: "bag", "shoes", "phone")."""
     paraphrase_safe: frozenset[str]
     """Function words a paraphrase may change (router.semantic.minimal_pairs)."""
     synonyms: dict[str, int]
@@ -58,6 +63,8 @@ class Lexicon:
     """Words that name a value when a minimal pair changes them (router.semantic.minimal_pairs)."""
     marker_words: frozenset[str]
     """Words a minimal pair may not add or drop (router.semantic.minimal_pairs)."""
+    relative_markers: frozenset[str]
+    """Markers of a relative time, excused where both questions' dates read the same."""
 
 
 def axis_of(word: str, table: Lexicon) -> tuple[str, str] | None:
@@ -127,11 +134,48 @@ def lexicon() -> Lexicon:
         axes=axes,
         negators=frozenset(data["negation"]["words"]),
         order_markers=frozenset(data["order"]["markers"]),
+        context_brands=frozenset(data["brands"]["context"]),
+        product_nouns=frozenset(data["products"]["words"]),
         paraphrase_safe=frozenset(data["paraphrase"]["safe"]),
         synonyms={w: i for i, group in enumerate(data["paraphrase"]["synonyms"]) for w in group},
         value_words=frozenset(data["paraphrase"]["values"]),
         marker_words=frozenset(data["paraphrase"]["markers"]),
+        relative_markers=frozenset(data["paraphrase"]["relative"]),
     )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Places:
+    """The gazetteer (assets/places.txt): place names as words, and the value each names."""
+
+    any_case: dict[tuple[str, ...], str]
+    """Folded words of a name (lower case, no accents) -> its value ("usa" -> "united states")."""
+    exact: dict[tuple[str, ...], str]
+    """Names matched only as written ("US": "us" is the pronoun)."""
+    longest: int
+    """Most words in one name."""
+
+
+def fold(word: str) -> str:
+    """A word as the gazetteer compares it: lower case, no accents."""
+    decomposed = unicodedata.normalize("NFKD", word.lower())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+@functools.cache
+def places() -> Places:
+    """The packaged gazetteer (read once; bench/places.py derives it from GeoNames)."""
+    source = resources.files("router.semantic").joinpath("assets", "places.txt")
+    any_case: dict[tuple[str, ...], str] = {}
+    exact: dict[tuple[str, ...], str] = {}
+    for line in source.read_text(encoding="utf-8").splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        name, _, value = line.partition("\t")
+        table = any_case if name == name.lower() else exact
+        table[tuple(name.split())] = value or name
+    longest = max(len(name) for name in (*any_case, *exact))
+    return Places(any_case=any_case, exact=exact, longest=longest)
 
 
 @functools.cache

@@ -8,8 +8,11 @@ side), differs() refuses the pair if a change names a value a person tells them 
 
 - a value replaced by a value (a digit, a word of the entity and axis lists, or one of
   assets/lexicon.toml [paraphrase] values: units, time spans, roles and directions...);
-- a marker added or dropped (a digit, a negation, a variant or scale word: [paraphrase]
-  markers), or a word replaced by its negation ("compatible" / "incompatible");
+- a marker added or dropped (a digit, a negation, a variant or scale word, a verb that
+  negates what follows, a point of a span: [paraphrase] markers; a relative time such as
+  "next" or "last": [paraphrase] relative, unless both questions' dates read the same, as
+  "last week" and "a week ago" do), or a word replaced by its negation ("compatible" /
+  "incompatible");
 - the same content words in another order.
 
 A change of function words only ([paraphrase] safe), the same word inflected
@@ -30,7 +33,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import Sequence
 
-from router.semantic.entities import describe, extract
+from router.semantic.entities import Kind, describe, extract
 from router.semantic.lexicon import axis_of, lexicon, stem
 
 MAX_CHANGED = 3
@@ -43,13 +46,17 @@ _SHORTHANDS = {"w/o": "without", "w/": "with "}
 _SHORTHAND = re.compile(r"(?<!\w)w/o?(?!\w)")
 _NEGATING_PREFIXES = ("non", "un", "in", "im", "ir", "il", "dis")
 _APOSTROPHES = str.maketrans({"’": "'", "‘": "'", "`": "'", "´": "'", "ʼ": "'"})
-_WORD = re.compile(r"[$€£¥]?\d+(?:[.,:]\d+)*(?:[^\W\d_]+|%)?|[^\W\d_]+(?:'[^\W\d_]+)*|[^\w\s]")
+_WORD = re.compile(
+    r"(?:(?<![\w.,-])-)?[$€£¥]?\d+(?:[.,:]\d+)*(?:[^\W\d_]+|%)?|[^\W\d_]+(?:'[^\W\d_]+)*|[^\w\s]"
+)
+"""A number (with its sign where a minus stands before it alone: "-20" is not "20", while
+"2024-05" and "AB-12" are not negative), a word, or a sign."""
 
 
 def words(text: str) -> tuple[str, ...]:
     """text's words as minimal pairs compare them; () when it has more than MAX_WORDS."""
     decomposed = unicodedata.normalize("NFKD", text).lower().translate(_APOSTROPHES)
-    folded = "".join(c for c in decomposed if not unicodedata.combining(c))
+    folded = "".join(c for c in decomposed if not unicodedata.combining(c)).replace("−", "-")
     folded = _SHORTHAND.sub(lambda m: _SHORTHANDS[m.group(0)], folded)
     found = _WORD.findall(folded)
     return () if len(found) > MAX_WORDS else tuple(found)
@@ -72,22 +79,37 @@ def differs(one: Sequence[str], other: Sequence[str]) -> str | None:
         if not moved:
             return None
         return f"the same words in another order ({', '.join(dict.fromkeys(moved))})"
-    unexplained = [w for a, b in changes for w in _unexplained(a, b)]
+    relative = lexicon().relative_markers
+    excused = relative if relative & {*one, *other} and _same_dates(one, other) else frozenset()
+    unexplained = [w for a, b in changes for w in _unexplained(a, b, excused)]
     if not unexplained:
         return None
     return f"alike but for {', '.join(dict.fromkeys(unexplained))}"
 
 
-def _unexplained(left: Sequence[str], right: Sequence[str]) -> list[str]:
+def _same_dates(one: Sequence[str], other: Sequence[str]) -> bool:
+    """Whether the date checks read the same dates and times in both questions (and some)."""
+    timed = (Kind.DATE, Kind.TIME)
+    mine = [e for e in extract(" ".join(one)).items if e[0] in timed]
+    theirs = [e for e in extract(" ".join(other)).items if e[0] in timed]
+    return bool(mine) and mine == theirs
+
+
+def _unexplained(
+    left: Sequence[str], right: Sequence[str], excused: frozenset[str] = frozenset()
+) -> list[str]:
     """The words of one change (left replaced by right) that change the question: a word
-    and its negation, else, among the content words with no counterpart on the other side
-    (the same word inflected, a listed synonym), the markers, else the values when both
-    sides changed one (see the module doc)."""
+    and its negation (a function word too), else, among the content words with no
+    counterpart on the other side (the same word inflected, a listed synonym), the markers
+    (but the excused ones), else the values when both sides changed one (see the module
+    doc)."""
     table = lexicon()
     content_left = [w for w in left if w not in table.paraphrase_safe]
     content_right = [w for w in right if w not in table.paraphrase_safe]
-    negated = [f"not {a}" for a in content_left for b in content_right if _negates(b, a)]
-    negated += [f"not {b}" for a in content_left for b in content_right if _negates(a, b)]
+    # A word and its negated form count even when the word is a function word ("like" /
+    # "dislike", "do" / "undo", "well" / "unwell").
+    negated = [f"not {a}" for a in left for b in right if _negates(b, a)]
+    negated += [f"not {b}" for a in left for b in right if _negates(a, b)]
     if negated:
         return negated
     keys_left = Counter(_key(w) for w in content_left)
@@ -101,7 +123,7 @@ def _unexplained(left: Sequence[str], right: Sequence[str]) -> list[str]:
             return []
     only_left = [w for w in content_left if _key(w) in alone]
     only_right = [w for w in content_right if _key(w) in alone]
-    markers = [w for w in (*only_left, *only_right) if _marks(w)]
+    markers = [w for w in (*only_left, *only_right) if _marks(w) and w not in excused]
     if markers:
         return markers
     values_left = [w for w in only_left if _names_value(w)]
@@ -121,8 +143,10 @@ def _key(word: str) -> str:
 def _names_value(word: str) -> bool:
     """Whether a changed word names a value a person tells questions apart by: a digit, a
     word of the entity and axis lists, or a listed value word (units, time spans, roles and
-    directions, comparatives, conditions: assets/lexicon.toml [paraphrase] values)."""
+    directions, comparatives, conditions: assets/lexicon.toml [paraphrase] values), also
+    as a possessive ("buyer's")."""
     table = lexicon()
+    word = word.removesuffix("'s")
     return (
         any(c.isdigit() for c in word)
         or word in table.value_words
@@ -140,6 +164,7 @@ def _marks(word: str) -> bool:
     return (
         any(c.isdigit() for c in word)
         or word in table.marker_words
+        or word in table.relative_markers
         or any(part in table.negators for part in word.split())
         or word.endswith(("n't", "'nt"))
     )
