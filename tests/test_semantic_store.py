@@ -54,8 +54,8 @@ async def learned(cache: SemanticCache, *tenants: str, task: str = "seller_chat"
     """Give the tenants' calibrators enough right observations (as another replica's misses
     would) that any score passes: the tests below then check everything else."""
     for tenant in tenants or ("t1",):
-        for n in range(300):
-            await cache.observe(tenant, task, f"seen-{n}", -1.0, True, "test")
+        for n in range(300):  # at both ends of the scores: every lookup is between them
+            await cache.observe(tenant, task, f"seen-{n}", (-1.0, 1.0)[n % 2], True, "test")
     await cache.sync()
 
 

@@ -51,9 +51,9 @@ async def learned(redis: aioredis.Redis, tenant: str) -> None:
     """Right observations, as other replicas' misses would share, so that any score may
     serve: what stops a hit below is the verdict alone."""
     store = EntryStore(redis, max_entries=100, log_max_entries=1000, longest_ttl_s=3600)
-    for n in range(300):
+    for n in range(300):  # at both ends of the scores: every lookup is between them
         observation = records.Observation(
-            tenant=tenant, task_type="seller_chat", entry_id=f"seen-{n}", score=-1.0,
+            tenant=tenant, task_type="seller_chat", entry_id=f"seen-{n}", score=(-1.0, 1.0)[n % 2],
             correct=True, source="test",
         )  # fmt: skip
         await store.observe(observation)

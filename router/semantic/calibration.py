@@ -15,13 +15,19 @@ scores high; one that sits between two answers, or far from everything, scores l
 The cache learns which scores are safe from verified outcomes (observations): a lookup that
 missed and was then answered by a paid call tells whether its best entry's answer would have
 been right (the answers agree or not); validators, explicit feedback and shadow checks say
-the same of served hits. The learned threshold is the lowest score t such that, among the
-observations of the tenant and task type scoring t or more, the error rate's upper credible
-bound (Beta posterior, `confidence`) is at most the bound; a lookup is served when its score
-reaches it. So a young or sparse cache, with few observations, serves nothing or only its
-surest matches; one that has learned serves more. An entry seen to give a wrong answer at
-some score never serves at that score or below again (the per-entry part, as in vCache:
-each entry's own record can only make it stricter).
+the same of served hits. The error bound is on the lookups served, so the learned threshold
+is the lowest score t such that the expected error of the tenant and task type's recent
+lookups scoring t or more (its traffic, served or not) is within the bound at `confidence`:
+each lookup's error is read off a monotone (isotonic) error curve fitted to the
+observations, and the upper credible bound is that of a Beta posterior with as many errors,
+in proportion, as there are observations at t or above. Why not the tail of the
+observations alone: once the cache serves above t, the lookups there are labelled only by
+the shadow share (5%) while every miss below t is, so that tail is mostly the band just
+below t, and the threshold stuck where it first settled. A lookup scoring below every
+observation has no known error and is never served. So a young or sparse cache, with few
+observations, serves nothing or only its surest matches; one that has learned serves more.
+An entry seen to give a wrong answer at some score never serves at that score or below
+again (the per-entry part, as in vCache: each entry's own record can only make it stricter).
 
 Pure: no I/O; the store feeds observations in and asks for decisions.
 """
@@ -33,6 +39,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 from scipy.stats import beta
 
 from router.semantic.policy import SUPPORT, Candidate
@@ -90,11 +97,13 @@ def error_upper_bound(wrong: int, seen: int, confidence: float) -> float:
 
 
 class Calibrator:
-    """The observations of one tenant and task type, bounded (oldest forgotten first), and
-    the threshold they allow for a given error bound."""
+    """The observations of one tenant and task type, bounded (oldest forgotten first), the
+    scores of its recent lookups (its traffic), and the threshold they allow for an error
+    bound (see the module doc)."""
 
-    def __init__(self, max_observations: int = 5000) -> None:
+    def __init__(self, max_observations: int = 5000, max_lookups: int = 5000) -> None:
         self._seen: deque[tuple[float, bool]] = deque(maxlen=max_observations)
+        self._lookups: deque[float] = deque(maxlen=max_lookups)
         self._thresholds: dict[tuple[float, float], float | None] = {}
 
     def __len__(self) -> int:
@@ -106,14 +115,19 @@ class Calibrator:
         self._seen.append((score, correct))
         self._thresholds.clear()
 
+    def lookup(self, score: float) -> None:
+        """Count one lookup that the threshold decides, served or not, at this score (the
+        next observation refits: traffic shifts slowly, and a fit per lookup would cost)."""
+        self._lookups.append(score)
+
     def at_or_above(self, score: float) -> tuple[int, int]:
         """(wrong, seen) among observations scoring at least score."""
         seen = [correct for value, correct in self._seen if value >= score]
         return len(seen) - sum(seen), len(seen)
 
     def threshold(self, error_bound: float, confidence: float) -> float | None:
-        """The lowest score whose tail (observations at or above it) has an error rate
-        within error_bound at this confidence; None when no tail has."""
+        """The lowest score at or above which the expected error of the lookups served is
+        within error_bound at this confidence; None when no score's is."""
         key = (error_bound, confidence)
         if key not in self._thresholds:
             self._thresholds[key] = self._fit(error_bound, confidence)
@@ -123,12 +137,41 @@ class Calibrator:
         if not self._seen:
             return None
         data = np.array(sorted(self._seen, key=lambda o: -o[0]), dtype=np.float64)
-        seen = np.arange(1, len(data) + 1, dtype=np.float64)
-        wrong = np.cumsum(1.0 - data[:, 1])
-        within = beta.cdf(error_bound, wrong + 1, seen - wrong + 1) >= confidence
+        scores = data[:, 0]
+        error = falling(1.0 - data[:, 1])  # per observation, never lower at a lower score
+        traffic = np.array(sorted(self._lookups or scores, reverse=True), dtype=np.float64)
+        traffic = traffic[traffic >= scores[-1]]  # below every observation: no error known
+        if not len(traffic):
+            return None
+        # a lookup's error is that of the highest-scoring observation at or below it: never
+        # lower than at its own score, as the error falls with the score
+        at = np.searchsorted(-scores, -traffic, side="left")
+        served = np.arange(1, len(traffic) + 1)
+        expected = np.cumsum(error[at]) / served
+        labelled = np.searchsorted(-scores, -traffic, side="right")  # at or above each
+        errors = expected * labelled
+        within = beta.cdf(error_bound, errors + 1, labelled - errors + 1) >= confidence
         if not within.any():
             return None
-        return float(data[int(np.nonzero(within)[0].max()), 0])
+        return float(traffic[int(np.nonzero(within)[0].max())])
+
+
+def falling(wrong: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """The monotone (isotonic) error rate of observations sorted by falling score: the
+    closest non-decreasing sequence to wrong (1.0 for wrong, 0.0 for right) in squared
+    error, by pooling adjacent violators."""
+    means: list[float] = []
+    sizes: list[int] = []
+    for value in wrong.tolist():
+        means.append(value)
+        sizes.append(1)
+        while len(means) > 1 and means[-2] > means[-1]:
+            size = sizes[-2] + sizes[-1]
+            means[-2] = (means[-2] * sizes[-2] + means[-1] * sizes[-1]) / size
+            sizes[-2] = size
+            means.pop()
+            sizes.pop()
+    return np.repeat(np.array(means, dtype=np.float64), sizes)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -17,9 +17,12 @@ Whether a lookup is served is the error bound's call (router.semantic.calibratio
 miss that a paid call then answers is an observation (would the best entry's answer have
 been right?), shared through a second stream so that every replica learns from all of
 them; verify() adds the outcome of a served hit (a validator, explicit feedback, a shadow
-check). Candidates whose question clashes with the request's (opposite intents, different
-unknown names: entities.conflict) are dropped before scoring; a best entry alike but for a
-word that changes the question (minimal_pairs.differs) is refused, and teaches nothing.
+check). Each replica also counts the scores of its own lookups that a threshold decides
+(Calibrator.lookup, not shared: a sample of the same traffic), so that the bound weighs
+each score by how often it is served. Candidates whose question clashes with the request's
+(opposite intents, different unknown names: entities.conflict) are dropped before scoring;
+a best entry alike but for a word that changes the question (minimal_pairs.differs) is
+refused, teaches nothing and is not counted.
 
 Near-duplicate dedup is a mode of the same store: entries of task types that allow it are
 kept at least for the window, and get_near_duplicate looks for one stored within the window
@@ -317,9 +320,12 @@ class SemanticCache:
         if pair is not None:
             return Decision(entry=None, reason=f"nearest entry is a minimal pair: {pair}"), None
         tenant, task_type = request.tenant, request.task_type
+        calibrator = self._calibrator(tenant, task_type)
+        if scored.entry.similarity >= policy.threshold:
+            calibrator.lookup(scored.score)  # the traffic a threshold would serve from
         verdict = judge(
             scored,
-            self._calibrators.get((tenant, task_type)),
+            calibrator,
             error_bound=policy.error_bound,
             confidence=policy.confidence,
             entry_wrong_at=self._wrong_at.get((tenant, scored.entry.entry_id)),
@@ -359,10 +365,7 @@ class SemanticCache:
         observation = records.decode_observation(raw) if raw is not None else None
         if observation is None:
             return
-        slot = (observation.tenant, observation.task_type)
-        calibrator = self._calibrators.get(slot)
-        if calibrator is None:
-            calibrator = self._calibrators[slot] = Calibrator()
+        calibrator = self._calibrator(observation.tenant, observation.task_type)
         calibrator.observe(observation.score, observation.correct)
         if not observation.correct:
             key = (observation.tenant, observation.entry_id)
@@ -370,6 +373,12 @@ class SemanticCache:
             self._wrong_at.move_to_end(key)
             if len(self._wrong_at) > PENDING:
                 self._wrong_at.popitem(last=False)
+
+    def _calibrator(self, tenant: str, task_type: str) -> Calibrator:
+        calibrator = self._calibrators.get((tenant, task_type))
+        if calibrator is None:
+            calibrator = self._calibrators[(tenant, task_type)] = Calibrator()
+        return calibrator
 
     def _view(self, request: LlmRequest) -> RequestView | None:
         seen = view(request, self._embedder.name)
