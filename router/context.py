@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from bus.messages import Lever, LlmRequest, Usage
+from router.batching.shares import allocate
 
 
 @dataclass(kw_only=True)
@@ -53,6 +55,9 @@ class RequestContext:
     """The experiment arm the request was assigned to ("experiment/arm"), for the ledger."""
     top_up: Callable[[int], Awaitable[bool]] | None = None
     """Set by the budget stage: grows this request's reservation (see reserve_more)."""
+    reserved_micro_usd: int | None = None
+    """Set by the budget stage: what this request's reservation holds now (None: no budget
+    stage, so nothing is reserved and nothing caps its share of a call)."""
     paid: list[PaidCall] = field(default_factory=list)
     """Provider calls answered for this request so far: a failure after them still books them."""
     started_ms: int = field(default_factory=lambda: time.time_ns() // 1_000_000)
@@ -84,3 +89,20 @@ class RequestContext:
     def elapsed_ms(self) -> float:
         """Milliseconds since the pipeline took the request."""
         return (time.monotonic() - self.started_monotonic) * 1000
+
+
+async def cover(bound: int, payers: Sequence[RequestContext]) -> list[bool]:
+    """Grow the reservations of the requests one call serves (a packed call's items) until
+    together they hold bound, the call's maximum cost: each by an even share of what they
+    lack, all at once (one Redis round trip). Returns which of them the budgets let grow; a
+    refused one must not take part in the call. Without a budget stage, nothing to grow."""
+    held = [p.reserved_micro_usd for p in payers]
+    if not payers or any(h is None for h in held):
+        return [True] * len(payers)
+    lack = bound - sum(h for h in held if h is not None)
+    if lack <= 0:
+        return [True] * len(payers)
+    extras = allocate(lack, [1] * len(payers))
+    return list(
+        await asyncio.gather(*(p.reserve_more(e) for p, e in zip(payers, extras, strict=True)))
+    )

@@ -4,7 +4,10 @@ Around each provider call dispatch makes (``PaidAnswers.call``):
 1. Before it, a call marker goes to Redis: a lease (refreshed while the call runs) and the
    ledger event to book if the replica dies now, priced at the call's maximum cost: the
    bound the budget stage reserved for it (router.token_bound, with the budgets' input
-   margin), never more, so that booking it cannot take settled spend past a budget.
+   margin), never more, so that booking it cannot take settled spend past a budget. A call
+   serving several requests (a packed call) holds one event per request, its bound split
+   among them within what each reserved (``_lost_parts``; the packer grew the reservations
+   to hold the bound first: router.context.cover), each on that request's own budgets.
 2. The moment the answer arrives, the answer is stored by request id, then the marker is
    removed (two steps, so that each touches one Redis Cluster slot: the answer lives by
    tenant and request, the markers of every call together in ``{calls}``; a death between
@@ -36,7 +39,7 @@ import hashlib
 import logging
 import os
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 import msgspec
@@ -54,6 +57,7 @@ from cost_ledger.budgets.gate import Settlement
 from cost_ledger.budgets.projection import settled_mark
 from cost_ledger.catalog import PriceCatalog
 from cost_ledger.pricing import cost_micro_usd
+from router.batching.shares import allocate_within
 from router.context import PaidCall, RequestContext
 from router.keys import PREFIX
 from router.providers.client import Completion
@@ -69,7 +73,8 @@ CALLS_TAG = "{calls}"
 LEASES = f"{PREFIX}{CALLS_TAG}:leases"
 """Sorted set of calls at a provider, scored by lease expiry (Redis ms)."""
 EVENTS = f"{PREFIX}{CALLS_TAG}:events"
-"""Hash of call id to the encoded ledger event to book if that call is lost."""
+"""Hash of call id to the encoded ledger event to book if that call is lost: one event, or
+a list of them, one per request the call serves (a packed call's items)."""
 REAP_BATCH = 20
 
 _BEGIN = """
@@ -179,7 +184,7 @@ class PaidAnswers:
         self._claim = redis.register_script(_CLAIM)
         self._drop_script = redis.register_script(_DROP)
         self._decoder = msgspec.json.Decoder(KeptAnswer)
-        self._event_decoder = msgspec.json.Decoder(LedgerEvent)
+        self._event_decoder = msgspec.json.Decoder(LedgerEvent | list[LedgerEvent])
         self._reaper: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -236,7 +241,7 @@ class PaidAnswers:
 
         return await self.leased(ctx.request, provider=provider, model=model,
                                  input_tokens=input_tokens, simulated=simulated, make=make,
-                                 on_answer=noted, keep=True)  # fmt: skip
+                                 on_answer=noted, keep=True, payers=[ctx])  # fmt: skip
 
     async def leased(
         self,
@@ -249,18 +254,23 @@ class PaidAnswers:
         make: Callable[[], Awaitable[Completion]],
         on_answer: Callable[[Completion], None] | None = None,
         keep: bool = False,
+        payers: Sequence[RequestContext] = (),
     ) -> Completion:
         """Make one provider call (for request, or a packed request) under a lease that books
         it at its maximum if this replica dies before the answer; keep=True stores the
-        answer by request id and model, for a redelivery."""
+        answer by request id and model, for a redelivery. payers are the requests the call
+        serves (a packed call's items), each booked its part (``_lost_parts``); none: request."""
         # Lost calls are booked by the reaper every half lease (_keep_reaping), not before each
         # call: that was one more script, one after the other, on every provider call's way.
         self._keep_reaping()
         call_id = f"{os.getpid():x}-{uuid.uuid4().hex}"  # which process holds it, for operators
         most = self.most(request, model, input_tokens)
-        lost = _lost_event(request, call_id, provider, model, most, simulated)
-        lost.catalog_version = self._catalog_version()
-        await self._begin(keys=[LEASES, EVENTS], args=[call_id, self._lease_ms, encode(lost)])
+        version = self._catalog_version()
+        lost = [
+            _lost_event(payer, event_id, provider, model, part, simulated, version)
+            for payer, event_id, part in _lost_parts(request, call_id, most, payers)
+        ]
+        await self._begin(keys=[LEASES, EVENTS], args=[call_id, self._lease_ms, _marker(lost)])
         async with beating(self._lease_ms / 3000, functools.partial(self._renew_lease, call_id)):
             return await self._call_under_lease(
                 request, call_id, provider=provider, model=model, make=make,
@@ -277,7 +287,7 @@ class PaidAnswers:
         make: Callable[[], Awaitable[Completion]],
         on_answer: Callable[[Completion], None] | None,
         keep: bool,
-        lost: LedgerEvent,
+        lost: list[LedgerEvent],
     ) -> Completion:
         """leased()'s call once its lease is taken: keep the answer, then drop the lease. A
         failure the provider billed (an unusable 2xx answer) books lost, reworded, instead."""
@@ -313,25 +323,26 @@ class PaidAnswers:
                         await asyncio.shield(self._book_now(call_id, lost, reason))
             raise
 
-    async def _book_now(self, call_id: str, event: LedgerEvent, reason: str) -> None:
-        """Book a call's event now: its lease made due at once, then reaped (should the reap
+    async def _book_now(self, call_id: str, events: list[LedgerEvent], reason: str) -> None:
+        """Book a call's events now: its lease made due at once, then reaped (should the reap
         fail, the reaper books it, as it books a lost call)."""
-        booking = msgspec.structs.replace(event, route_reason=reason)
-        await self._begin(keys=[LEASES, EVENTS], args=[call_id, 0, encode(booking)])
+        booking = [msgspec.structs.replace(e, route_reason=reason) for e in events]
+        await self._begin(keys=[LEASES, EVENTS], args=[call_id, 0, _marker(booking)])
         await self.reap()
 
     def most(self, request: LlmRequest, model: str, input_tokens: int) -> int:
         """What a lost call of request on model is booked at: the bound the budget stage
         reserved for it (input_tokens is the router's estimate, as the stage counts it).
 
-        Not more: the charge has no reservation of its own, it is covered by the dead
-        request's, so a dearer one took settled spend past a full budget (a margin of 2 on
-        the estimate, against the budgets' 1.10, booked 81 micro-USD for a 72 reservation).
-        Dispatch falls back only to models whose bound fits the reservation (_fits). Not yet
-        so for a packed call: its bound (its own instructions, each item's output overhead)
-        passes the sum of its items' reservations (gpt-4o-mini, 2 items: 191 against 144
-        micro-USD; 8 items: 672 against 576), so its lost call can still pass a full budget
-        by the difference until the packer reserves that overhead.
+        Not more than its payers reserved: the charge has no reservation of its own, it is
+        covered by the dead requests', so a dearer one took settled spend past a full budget
+        (a margin of 2 on the estimate, against the budgets' 1.10, booked 81 micro-USD for a
+        72 reservation). Dispatch falls back only to models whose bound fits the reservation
+        (_fits). A packed call's bound (its own instructions, each item's output overhead)
+        passes the sum of what its items reserved alone (gpt-4o-mini, 2 items: 191 against
+        144 micro-USD; 8 items: 672 against 576): the packer has the items' reservations
+        grown to hold it before the call goes (router.context.cover), and the lost call is
+        booked per item, each part within its item's reservation (``_lost_parts``).
         """
         price = self._catalog.get(model)
         return max_request_cost(request, price, self._margin, estimate=input_tokens)
@@ -339,17 +350,20 @@ class PaidAnswers:
     async def reap(self) -> int:
         """Book every lost call whose lease expired; returns how many were booked here."""
         claimed: list[bytes] = await self._claim(keys=[LEASES, EVENTS], args=[REAP_BATCH])
-        for raw in claimed:
-            event = self._event_decoder.decode(raw)
-            raw = await self._settle_lost(event, raw)
+        for marker in claimed:
+            decoded = self._event_decoder.decode(marker)
+            events = decoded if isinstance(decoded, list) else [decoded]
             try:
-                await publish(self._broker, raw, subjects.ledger(event.tenant),
-                              stream=subjects.STREAM_LEDGER,
-                              msg_id=scoped_msg_id(event.tenant, event.event_id))  # fmt: skip
-            except Exception:  # put it back: the next reap books it
-                await self._begin(keys=[LEASES, EVENTS], args=[event.event_id, 0, raw])
+                for event in events:
+                    raw = await self._settle_lost(event, encode(event))
+                    await publish(self._broker, raw, subjects.ledger(event.tenant),
+                                  stream=subjects.STREAM_LEDGER,
+                                  msg_id=scoped_msg_id(event.tenant, event.event_id))  # fmt: skip
+                    log.warning("booked lost call %s: %s", event.event_id, event.route_reason)
+            except Exception:  # put it back: the next reap books it (settled once, published
+                # once per event id: JetStream drops a duplicate id)
+                await self._begin(keys=[LEASES, EVENTS], args=[events[0].event_id, 0, marker])
                 raise
-            log.warning("booked lost call %s of request %s", event.event_id, event.request_id)
         return len(claimed)
 
     async def _settle_lost(self, event: LedgerEvent, raw: bytes) -> bytes:
@@ -380,11 +394,41 @@ class PaidAnswers:
         await self._renew(keys=[LEASES], args=[call_id, self._lease_ms])
 
 
+def _lost_parts(
+    request: LlmRequest, call_id: str, most: int, payers: Sequence[RequestContext]
+) -> list[tuple[LlmRequest, str, int]]:
+    """Who a lost call is booked to, under which event id, and how much: its maximum split
+    among the requests it serves in proportion to what each reserved, no part past its
+    reservation while together they hold the maximum (what router.context.cover ensures for
+    a packed call); a call of one request books it all to that request, under the call id."""
+    if len(payers) <= 1:
+        return [(payers[0].request if payers else request, call_id, most)]
+    held = [p.reserved_micro_usd for p in payers]
+    caps = [most if h is None else h for h in held]
+    parts = allocate_within(most, caps, caps)
+    return [
+        (p.request, f"{call_id}-{i}", part)
+        for i, (p, part) in enumerate(zip(payers, parts, strict=True))
+    ]
+
+
+def _marker(events: list[LedgerEvent]) -> bytes:
+    """A call marker's value: its one lost event (as every marker was before packed calls
+    were booked per item), or the list of them."""
+    return encode(events[0]) if len(events) == 1 else msgspec.json.encode(events)
+
+
 def _lost_event(
-    request: LlmRequest, call_id: str, provider: str, model: str, most: int, simulated: bool
+    request: LlmRequest,
+    lost_id: str,
+    provider: str,
+    model: str,
+    most: int,
+    simulated: bool,
+    catalog_version: str,
 ) -> LedgerEvent:
-    """The ledger event of a call lost with its replica: its own id, its maximum cost."""
-    lost_id = call_id  # never a request id, so it is booked beside the redelivery's call
+    """The ledger event of a call (or an item's part of one) lost with its replica: its own
+    id (never a request id, so it is booked beside the redelivery's call), its maximum cost."""
     return LedgerEvent(
         event_id=lost_id,
         request_id=lost_id,
@@ -401,7 +445,7 @@ def _lost_event(
         cost_micro_usd=most,
         baseline_micro_usd=most,
         lever=Lever.ROUTED,
-        catalog_version="",
+        catalog_version=catalog_version,
         paid_call=True,
         simulated=simulated,
         route_reason=f"{LOST_REASON} (request {request.id})",

@@ -35,7 +35,7 @@ from router.batching.policy import (
     unpackable,
 )
 from router.batching.prompt import build_packed_call, inline_index, packed_schema, shared_opening
-from router.batching.shares import allocate, share_cost, share_usage
+from router.batching.shares import allocate, allocate_within, share_cost, share_usage
 from router.batching.split import split_answer
 from router.tokens import count_messages_tokens, count_text_tokens
 from simulator.content import generate
@@ -313,6 +313,30 @@ def test_shares_of_a_call_add_up_to_its_usage_and_cost() -> None:
         assert all(s.cached_input_tokens <= s.input_tokens for s in shares)
         total = cost_micro_usd(price, usage)
         assert sum(share_cost(total, price, shares)) == total
+
+
+def test_a_share_never_passes_its_cap_while_the_caps_hold_the_total() -> None:
+    assert allocate_within(100, [1, 1], [30, 100]) == [30, 70]
+    assert allocate_within(100, [9, 1, 0], [50, 40, 20]) == [50, 40, 10]
+    assert allocate_within(10, [1, 3], [100, 100]) == [3, 7]  # no cap reached: in proportion
+    # Past every cap, the rest is still booked (never absorbed), in proportion.
+    assert allocate_within(130, [1, 1], [50, 50]) == [65, 65]
+    rng = random.Random(11)
+    for _ in range(500):
+        n = rng.randint(1, 9)
+        weights = [rng.randint(0, 50) for _ in range(n)]
+        caps = [rng.randint(0, 500) for _ in range(n)]
+        total = rng.randint(0, 2 * sum(caps) + 10)
+        parts = allocate_within(total, weights, caps)
+        assert sum(parts) == total and min(parts) >= 0
+        if total <= sum(caps):
+            assert all(p <= c for p, c in zip(parts, caps, strict=True)), (total, weights, caps)
+    # A packed call's cost shared out within what each item reserved.
+    price = PriceCatalog.load().get("gpt-4o-mini")
+    usages = [Usage(input_tokens=100, output_tokens=400), Usage(input_tokens=100, output_tokens=10)]
+    assert share_cost(200, price, usages) == [185, 15]
+    assert share_cost(200, price, usages, [120, 120]) == [120, 80]
+    assert share_cost(200, price, usages, [120, None]) == [185, 15]  # no budget: no caps
 
 
 def test_a_retried_item_carries_its_share_of_the_packed_call() -> None:

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+import msgspec
 import pytest
 import redis.asyncio as aioredis
 from faststream.nats import NatsBroker
@@ -18,17 +19,20 @@ from bus import subjects
 from bus.broker import make_broker
 from bus.embedded import EmbeddedNats, EmbeddedRedis
 from bus.llm_client import LlmClient
-from bus.messages import Lever, LlmRequest, LlmResult
+from bus.messages import LedgerEvent, Lever, LlmRequest, LlmResult
 from bus.settings import Settings
 from bus.streams import ensure_streams
 from cost_ledger.aggregates import AggregateStore
 from flipsync.children import service_process
-from router.paid_answers import LEASES
+from router.paid_answers import EVENTS
 from router.validation import parse_answer
 from simulator.config import SimConfig
 from simulator.server import SimulatedProvider
 from tests.helpers import TITLE_SCHEMA, eventually
 from tests.test_packing import AGENT, packable
+
+_MARKER = msgspec.json.Decoder(LedgerEvent | list[LedgerEvent])
+"""A call marker's lost-call events (router.paid_answers.EVENTS)."""
 
 
 @dataclass(kw_only=True)
@@ -98,9 +102,15 @@ async def assert_one_result_each_and_ledger_once(
     await eventually(settled, timeout_s=20)
     totals = await store.totals(tenant)
     # Each share recorded once, none twice; plus each call a kill caught at the provider,
-    # booked as lost at its maximum (router/paid_answers.py).
+    # booked as lost at its maximum, one event per item (router/paid_answers.py).
     assert totals.calls == len(requests) + lost_calls
     assert totals.spend_micro_usd >= sum(r.cost_micro_usd for r in results)
+
+
+async def lost_events(redis: aioredis.Redis) -> int:
+    """The ledger events the calls now at the provider book if lost: one per packed item."""
+    markers = (await redis.hgetall(EVENTS)).values()
+    return sum(len(m) if isinstance(m, list) else 1 for m in map(_MARKER.decode, markers))
 
 
 @pytest.mark.slow
@@ -145,7 +155,7 @@ async def test_a_replica_killed_during_a_packed_call_loses_no_request() -> None:
 
             await eventually(packed_calls_in_flight)
             doomed.kill()
-            caught = await c.redis.zcard(LEASES)  # the doomed replica's calls at the provider
+            caught = await lost_events(c.redis)  # the doomed replica's calls at the provider
             await survivor.start()
             results = await asyncio.gather(*pending)
 

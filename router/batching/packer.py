@@ -1,8 +1,15 @@
 """The packer: windows of compatible requests on one replica, each sent as one packed call.
 
 Each request waits in its own pipeline coroutine (so its in-progress acks go on) for the
-window's outcome: its own result, or word to go alone (a window of one, a failed call, or an
-item that was missing or invalid, which carries its share of the call).
+window's outcome: its own result, or word to go alone (a window of one, a failed call, an
+item that was missing or invalid, which carries its share of the call, or one whose budgets
+had no room for its part of the packing overhead).
+
+A packed call can cost more than its items' reservations together (its own instructions,
+each item's output wrapper): before it is sent, the items' reservations are grown to hold its
+bound (router.context.cover), and an item a budget refuses that goes alone. Its cost is then
+shared out with no item's share past its reservation, and lost with this replica it is booked
+the same way (router.paid_answers), so settled spend never passes a budget.
 """
 
 from __future__ import annotations
@@ -17,22 +24,24 @@ from dataclasses import dataclass
 
 from opentelemetry import trace
 
-from bus.messages import Lever, Usage
+from bus.messages import Lever, LlmRequest, Usage
+from cost_ledger.budgets.config import EngineSettings
 from cost_ledger.catalog import PriceCatalog
 from cost_ledger.pricing import baseline_micro_usd, cost_micro_usd
 from cost_ledger.savings import chain, paid_call_steps
 from router.batching.outcome import Alone, Outcome, answered
 from router.batching.policy import PackPolicy
-from router.batching.prompt import build_packed_call, inline_index
+from router.batching.prompt import PackedCall, build_packed_call, inline_index
 from router.batching.share_span import record_share
 from router.batching.shares import share_cost, share_usage
 from router.batching.split import split_answer
 from router.batching.windows import Windows
-from router.context import RequestContext
+from router.context import RequestContext, cover
 from router.errors import RouterError
 from router.paid_answers import PaidAnswers
 from router.providers.registry import ProviderRegistry
 from router.stages.budget import estimate_input_tokens
+from router.token_bound import max_request_cost
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +103,13 @@ class Packer:
 
     async def _call(self, items: list[_Held]) -> None:
         try:
-            outcomes = await self._packed(items)
+            items, call = await self._covered(items)
+            if call is None:
+                outcomes: list[Outcome] = [
+                    Alone(reason="its packing window had no company the budgets made room for")
+                ] * len(items)
+            else:
+                outcomes = await self._packed(items, call)
         except RouterError as exc:
             outcomes = [Alone(reason=f"the packed call failed: {exc.reason}")] * len(items)
         except Exception as exc:  # a bug must not strand the held requests
@@ -104,13 +119,38 @@ class Packer:
             if not held.future.done():
                 held.future.set_result(outcome)
 
-    async def _packed(self, items: list[_Held]) -> list[Outcome]:
+    async def _covered(self, items: list[_Held]) -> tuple[list[_Held], PackedCall | None]:
+        """The items to pack, whose reservations now hold their packed call's bound, and that
+        call (None with fewer than two left). An item whose budgets refused its part of the
+        packing overhead is told to go alone at once: sent alone, it fits what it reserved."""
+        route = items[0].ctx.route
+        assert route is not None  # the stage only packs routed requests
+        while len(items) > 1:
+            call = build_packed_call([h.ctx.request for h in items], f"pack-{uuid.uuid4().hex}")
+            granted = await cover(self._bound(call.request, route.model), [h.ctx for h in items])
+            if all(granted):
+                return items, call
+            for held, ok in zip(items, granted, strict=True):
+                if not ok and not held.future.done():
+                    reason = "a budget has no room for its part of the packed call's overhead"
+                    held.future.set_result(Alone(reason=reason))
+            items = [held for held, ok in zip(items, granted, strict=True) if ok]
+        return items, None
+
+    def _bound(self, call: LlmRequest, model: str) -> int:
+        """The most the packed call can cost: what its lost call is booked at."""
+        tokens = estimate_input_tokens(call)
+        if self._leases is not None:
+            return self._leases.most(call, model, tokens)
+        margin = EngineSettings().input_margin
+        return max_request_cost(call, self._catalog.get(model), margin, estimate=tokens)
+
+    async def _packed(self, items: list[_Held], call: PackedCall) -> list[Outcome]:
         route = items[0].ctx.route
         assert route is not None  # the stage only packs routed requests
         client = self._registry.get(route.provider)
         requests = [h.ctx.request for h in items]
-        pack_id = f"pack-{uuid.uuid4().hex}"
-        call = build_packed_call(requests, pack_id)
+        pack_id = call.request.id
         remaining = [r for h in items if (r := h.ctx.remaining_s()) is not None]
         links = [trace.Link(h.span) for h in items if h.span.is_valid]
         started = time.time_ns()
@@ -129,6 +169,7 @@ class Packer:
                         call.request, provider=client.name, model=route.model,
                         input_tokens=estimate_input_tokens(call.request),
                         simulated=client.config.simulated, make=make,
+                        payers=[h.ctx for h in items],
                     )
                     if self._leases is not None
                     else make()
@@ -148,7 +189,8 @@ class Packer:
         n = len(items)
         input_weights = [shared + n * own for own in call.item_tokens]  # shared part split evenly
         usages = share_usage(completion.usage, input_weights, [a.output_tokens for a in answers])
-        costs = share_cost(total, price, usages)
+        # No item's share past its reservation: together they hold the call's bound (cover).
+        costs = share_cost(total, price, usages, [h.ctx.reserved_micro_usd for h in items])
         outcomes: list[Outcome] = []
         for i, held in enumerate(items):
             answer, usage, cost = answers[i], usages[i], costs[i]

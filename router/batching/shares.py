@@ -35,6 +35,33 @@ def allocate(total: int, weights: Sequence[int | Decimal]) -> list[int]:
     return parts
 
 
+def allocate_within(total: int, weights: Sequence[int | Decimal], caps: Sequence[int]) -> list[int]:
+    """total split in proportion to weights, no part above its cap while the caps hold total.
+
+    A part that would pass its cap gets the cap, and the rest goes to the others in
+    proportion; what passes every cap is still split (in proportion to weights), never lost.
+    """
+    if len(caps) != len(weights):
+        raise ValueError("allocate_within needs one cap per weight")
+    parts = [0] * len(weights)
+    open_ = list(range(len(weights)))
+    left = total
+    while left > 0 and open_:
+        trial = allocate(left, [weights[i] for i in open_])
+        over = [i for i, part in zip(open_, trial, strict=True) if parts[i] + part > caps[i]]
+        if not over:
+            for i, part in zip(open_, trial, strict=True):
+                parts[i] += part
+            return parts
+        for i in over:  # capped: the next round shares out what it could not take
+            left -= max(caps[i] - parts[i], 0)
+            parts[i] = max(caps[i], parts[i])
+        open_ = [i for i in open_ if i not in over]
+    if left > 0:
+        parts = [p + extra for p, extra in zip(parts, allocate(left, weights), strict=True)]
+    return parts
+
+
 def share_usage(
     usage: Usage, input_weights: Sequence[int], output_weights: Sequence[int]
 ) -> list[Usage]:
@@ -51,6 +78,16 @@ def share_usage(
     ]
 
 
-def share_cost(total_micro_usd: int, price: ModelPrice, usages: Sequence[Usage]) -> list[int]:
-    """The call's cost shared out in proportion to what each share's usage would cost."""
-    return allocate(total_micro_usd, [exact_cost(price, u) for u in usages])
+def share_cost(
+    total_micro_usd: int,
+    price: ModelPrice,
+    usages: Sequence[Usage],
+    caps: Sequence[int | None] = (),
+) -> list[int]:
+    """The call's cost shared out in proportion to what each share's usage would cost; with
+    caps (what each request reserved), no share past its cap while the caps hold the total."""
+    weights = [exact_cost(price, u) for u in usages]
+    held = [c for c in caps if c is not None]
+    if not caps or len(held) != len(caps):
+        return allocate(total_micro_usd, weights)
+    return allocate_within(total_micro_usd, weights, held)

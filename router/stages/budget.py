@@ -118,7 +118,7 @@ class BudgetStage:
         engine = self._budgets.engine
         tokens_in = estimate_input_tokens(request)
         got, first = await self._reserve(ctx, subject, tokens_in, engine)
-        reserved = first
+        reserved = ctx.reserved_micro_usd = first
 
         async def top_up(extra: int) -> bool:
             nonlocal reserved
@@ -126,7 +126,7 @@ class BudgetStage:
                 return False  # a redelivery of a paid request spends nothing more
             grown = await self._budgets.extend(request.id, subject, extra)
             if grown.holds:
-                reserved += extra
+                reserved = ctx.reserved_micro_usd = reserved + extra
             return grown.holds
 
         ctx.top_up = top_up
