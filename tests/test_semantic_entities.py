@@ -7,7 +7,7 @@ import pytest
 from bus.messages import ChatMessage, ImagePart, LlmRequest, LlmResult, Status, TextPart
 from router.semantic.entities import Kind, conflict, extract, signature
 from router.semantic.lexicon import stem
-from router.semantic.request_view import answer_key, view
+from router.semantic.request_view import MAX_QUESTION_CHARS, answer_key, view
 
 MODEL = "test-model"
 
@@ -319,3 +319,11 @@ def test_odd_dates_and_text_never_raise(text: str) -> None:
     """Input is data: impossible dates and odd characters give entities, not exceptions."""
     found = extract(text)
     assert signature(found) == signature(extract(text))
+
+
+def test_a_question_longer_than_the_embedder_reads_is_not_looked_at() -> None:
+    """Over MAX_QUESTION_CHARS no view is made: no entity extraction over megabytes (it took
+    seconds on the router's loop), and no semantic caching of a text read in part."""
+    fits = "Is the teal mug dishwasher safe? " * (MAX_QUESTION_CHARS // 40)
+    assert len(fits) <= MAX_QUESTION_CHARS and view(ask(fits), MODEL) is not None
+    assert view(ask("Is the teal mug dishwasher safe? " * 100_000), MODEL) is None

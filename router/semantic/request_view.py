@@ -22,6 +22,11 @@ from router.semantic import entities as ent
 from router.semantic import minimal_pairs
 
 _SPACE = re.compile(r"\s+")
+MAX_QUESTION_CHARS = 8192
+"""Longest question looked at: the embedder reads 256 word pieces of at most 18 characters,
+so a longer text cannot be read whole (and is not cached semantically, see the module doc).
+Checked before the entity extractor and the word split, which take time in proportion to
+the text: a 4 MiB question would have held the router's event loop for seconds."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -46,7 +51,7 @@ def view(request: LlmRequest, model_name: str) -> RequestView | None:
     if last.role != "user" or last.tool_calls:
         return None
     text = _text(last.content)
-    if text is None or not text.strip():
+    if text is None or len(text) > MAX_QUESTION_CHARS or not text.strip():
         return None
     for message in context:
         if isinstance(message.content, list) and any(
