@@ -34,7 +34,8 @@ CHUNK_CHARS = 200_000
 ("Input too long to encode safely"), which the router's 4 MiB request bound lets through."""
 CACHED_CHARS = 65_536
 """Longest text whose count is kept (4,096 of them): a cache of 4 MiB texts would hold
-gigabytes."""
+gigabytes; of longer ones, the counts of the last 8 (each stage of a long prompt's request
+asks again)."""
 
 
 def count_bpe_tokens(text: str) -> int:
@@ -44,7 +45,7 @@ def count_bpe_tokens(text: str) -> int:
     return _cached_count(text)
 
 
-@text_memo(4096, max_chars=CACHED_CHARS)
+@text_memo(4096, max_chars=CACHED_CHARS, long_kept=8)
 def _cached_count(text: str) -> int:
     return _count(text)
 

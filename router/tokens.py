@@ -27,7 +27,12 @@ from typing import Any
 
 from PIL import Image
 
-from bus.memo import text_memo
+from bus.memo import KEPT_CHARS, text_memo
+
+LONG_COUNTS_KEPT = 8
+"""Counts of this many texts over bus.memo.KEPT_CHARS are kept (the texts themselves stay
+referenced: at most 8 times the 4 MiB request bound): each stage of a long prompt's request
+asks for its count."""
 
 MESSAGE_OVERHEAD_TOKENS = 3
 """OpenAI's per-message framing tokens (<|start|>role ... <|end|>)."""
@@ -103,19 +108,23 @@ def _kind(char: str) -> str:
 # are not kept: bus.memo).
 @text_memo(2048)
 def _pieces(text: str) -> tuple[tuple[str, int], ...]:
-    pieces = []
+    return tuple(_each_piece(text))
+
+
+def _each_piece(text: str) -> Iterator[tuple[str, int]]:
     for match in _PIECE.finditer(text):
         kind = match.lastgroup or "punct"
         piece = match.group()
         if kind == "space":
-            pieces.append((piece, 0 if piece == " " else 1))
+            yield piece, 0 if piece == " " else 1
         else:
-            pieces.append((piece, -(-len(piece) // _CHARS_PER_TOKEN[kind])))
-    return tuple(pieces)
+            yield piece, -(-len(piece) // _CHARS_PER_TOKEN[kind])
 
 
-@text_memo(2048)
+@text_memo(2048, long_kept=LONG_COUNTS_KEPT)
 def _count(text: str) -> int:
+    if len(text) > KEPT_CHARS:  # its pieces are not kept: count them as they come
+        return sum(tokens for _, tokens in _each_piece(text))
     return sum(tokens for _, tokens in _pieces(text))
 
 

@@ -68,3 +68,32 @@ def test_a_photo_size_is_read_from_its_head_and_the_photo_not_kept() -> None:
             del url, part
 
     assert _retained_mb(work) < 5
+
+
+def test_a_long_texts_small_result_is_kept_for_the_last_few_only() -> None:
+    """long_kept: a long prompt counted by several stages is worked out once; only the last
+    long_kept long texts are held."""
+    from bus.memo import TextMemo
+
+    calls: list[int] = []
+
+    def length(text: str) -> int:
+        calls.append(len(text))
+        return len(text)
+
+    memo = TextMemo(length, maxsize=16, max_chars=10, long_kept=2)
+    first, second, third = "a" * 100, "b" * 100, "c" * 100
+    assert [memo(first), memo(first), memo(second), memo(third), memo(first)] == [100] * 5
+    assert len(calls) == 4  # first once, then again after second and third pushed it out
+    plain = TextMemo(length, maxsize=16, max_chars=10)
+    calls.clear()
+    plain(first), plain(first)
+    assert len(calls) == 2  # without long_kept a long text is never kept
+
+
+def test_cues_are_read_from_the_start_of_a_long_text() -> None:
+    from router.routing.features import CUE_CHARS, text_cues
+
+    assert text_cues("prove the integral " * 10).math > 0
+    late = "a" * CUE_CHARS + " prove the integral" * 10
+    assert text_cues(late).math == 0  # past CUE_CHARS: not read

@@ -99,8 +99,15 @@ class RequestFeatures:
         return self.images > 0
 
 
+CUE_CHARS = 65_536
+"""Characters of a request's text its cues are read from (the first ones): the cues
+saturate long before (CUE_SATURATION matches), and reading a 4 MiB prompt whole took
+seconds of the router's loop."""
+
+
 def text_cues(text: str) -> TextCues:
-    """The reasoning cues of a text."""
+    """The reasoning cues of a text (of its first CUE_CHARS characters)."""
+    text = text[:CUE_CHARS]
     low = text.lower()
     return TextCues(
         math=_strength(_MATH, low),
