@@ -97,3 +97,15 @@ def test_cues_are_read_from_the_start_of_a_long_text() -> None:
     assert text_cues("prove the integral " * 10).math > 0
     late = "a" * CUE_CHARS + " prove the integral" * 10
     assert text_cues(late).math == 0  # past CUE_CHARS: not read
+
+
+def test_a_long_text_is_counted_as_its_pieces_would_be() -> None:
+    from router.tokens import _count_unkept, count_text_tokens
+
+    rng = random.Random(5)
+    alphabet = string.printable + "éжλ中日 \t\n  "
+    for _ in range(200):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 300)))
+        assert _count_unkept(text) == sum(tokens for _, tokens in text_pieces(text))
+    long = _big_text(9, 100_000) + " déjà vu 中文 \n\n 1234567 {}"
+    assert count_text_tokens(long) == sum(tokens for _, tokens in text_pieces(long))
