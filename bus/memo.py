@@ -48,6 +48,11 @@ class TextMemo(Generic[R]):
         """How many texts the memo holds now."""
         return self._cached.cache_info().currsize
 
+    def long_hits(self) -> int:
+        """How many calls on long texts the memo answered (0 without long_kept)."""
+        info = getattr(self._long, "cache_info", None)
+        return 0 if info is None else int(info().hits)
+
 
 def text_memo(
     maxsize: int, *, max_chars: int = KEPT_CHARS, long_kept: int = 0

@@ -25,6 +25,7 @@ from bus.settings import Settings
 from router.context import RequestContext
 from router.errors import RouterError, UnavailableError, UnknownAgentError
 from router.intake import check_request
+from router.long_texts import count_long_texts
 from router.metrics import ResultRecorder
 from router.outcomes import OutcomePublisher, claimed
 from router.paid_answers import booked
@@ -157,6 +158,7 @@ class RouterService:
             request = decode(data, LlmRequest, max_bytes=self._settings.max_request_bytes)
             self._check(request, msg.subject)
             await check_request(request)  # no messages, a bad cap or schema: no call made
+            await count_long_texts(request)  # off the loop, so the stages' counts are memos
         except (WireError, UnknownAgentError) as exc:
             await self._reject(outcomes, msg.subject, data, exc)
             return
