@@ -33,7 +33,8 @@ class TextMemo(Generic[R]):
     ) -> None:
         self._func = func
         self._cached = functools.lru_cache(maxsize=maxsize)(func)
-        self._long = functools.lru_cache(maxsize=long_kept)(func) if long_kept else func
+        self._long_cached = functools.lru_cache(maxsize=long_kept)(func) if long_kept else None
+        self._long = self._long_cached or func
         self._max_chars = max_chars
         functools.update_wrapper(self, func)
 
@@ -50,8 +51,7 @@ class TextMemo(Generic[R]):
 
     def long_hits(self) -> int:
         """How many calls on long texts the memo answered (0 without long_kept)."""
-        info = getattr(self._long, "cache_info", None)
-        return 0 if info is None else int(info().hits)
+        return 0 if self._long_cached is None else self._long_cached.cache_info().hits
 
 
 def text_memo(

@@ -129,12 +129,13 @@ def _count(text: str) -> int:
 def _count_unkept(text: str) -> int:
     """_count of a long text without building its pieces (about 30 bytes a character)."""
     total = 0
-    for match in _PIECE.finditer(text):
+    for match in _PIECE.finditer(text):  # as _pieces, summed instead of kept
         kind = match.lastgroup or "punct"
+        piece = match.group()
         if kind == "space":
-            total += 0 if match.end() - match.start() == 1 and text[match.start()] == " " else 1
+            total += 0 if piece == " " else 1
         else:
-            total += -(-(match.end() - match.start()) // _CHARS_PER_TOKEN[kind])
+            total += -(-len(piece) // _CHARS_PER_TOKEN[kind])
     return total
 
 
