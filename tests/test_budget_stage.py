@@ -30,13 +30,15 @@ from bus.messages import (
     TierQuota,
 )
 from bus.settings import Settings
+from cost_ledger.aggregates import AggregateStore
+from cost_ledger.api_models import Filter
 from cost_ledger.budgets.cli import add_commands, run_command
 from cost_ledger.budgets.config import BudgetConfig
 from cost_ledger.budgets.control import publish_change
 from cost_ledger.budgets.live import LiveBudgets
 from cost_ledger.budgets.store import BudgetStore
 from cost_ledger.pricing import to_usd
-from cost_ledger.report import SIMULATED_NOTE
+from cost_ledger.report import SIMULATED_NOTE, simulated_note
 from flipsync.cli import print_report
 from flipsync.stack import Stack, start_stack
 from tests.helpers import eventually, make_request
@@ -208,6 +210,12 @@ async def test_budget_command_sets_and_shows_a_budget(
 
     await eventually(in_force)
     assert (await ask(stack, request(tenant))).ok
+
+    async def booked() -> bool:  # the answer comes before the ledger applies its event
+        note = await simulated_note(AggregateStore(stack.redis), Filter(tenant=tenant))
+        return note != ""
+
+    await eventually(booked)
     settings = Settings(
         nats_url=stack.nats_url, redis_url=stack.redis_url,
         budget_config=stack.settings.budget_config,
