@@ -25,7 +25,8 @@ EXIT_CODES = """exit status:
   0    done
   1    done, but some products' workflows failed (each one is named); or a
        flag, experiment or prompt change was refused (the reason is printed)
-  2    bad usage or input (a file, a column, a flag): nothing was started
+  2    bad usage or input (a file, a column, a flag, a name that does not
+       exist): nothing was started or changed
   3    NATS or Redis cannot be reached (the URL is named, and what to check)
   4    --timeout passed: what finished is written, the rest is not
   5    another flipsync command is using the local data directory

@@ -11,6 +11,10 @@ class OptimizerError(Exception):
         self.reason = reason
 
 
+class BadInput(OptimizerError):
+    """The command's input names nothing that exists or cannot be read (exit status 2)."""
+
+
 class FlagError(OptimizerError):
     """A flag rule that cannot be applied (bad percentage, unknown lever or policy...)."""
 

@@ -17,7 +17,7 @@ import redis.asyncio as aioredis
 from bus.codec import decode, encode
 from bus.messages import FlagChange, FlagRule, Lever, PromptPatch, now_ms
 from optimizer import keys
-from optimizer.errors import ExperimentError
+from optimizer.errors import BadInput, ExperimentError
 from optimizer.flag_store import FlagStore
 from optimizer.flags import check_rule
 from optimizer.metric import Metric as Metric
@@ -77,11 +77,11 @@ class Experiment(msgspec.Struct, kw_only=True):
         return self.control or self.arms[0].name
 
     def arm(self, name: str) -> Arm:
-        """One arm by name; raises ExperimentError if there is none."""
+        """One arm by name; raises BadInput if there is none."""
         for arm in self.arms:
             if arm.name == name:
                 return arm
-        raise ExperimentError(f"experiment {self.name} has no arm {name!r}")
+        raise BadInput(f"experiment {self.name} has no arm {name!r}")
 
 
 def check_experiment(experiment: Experiment) -> None:
@@ -165,10 +165,10 @@ class ExperimentStore:
         self.flags = FlagStore(redis)
 
     async def get(self, name: str) -> Experiment:
-        """An experiment by name; raises ExperimentError if there is none."""
+        """An experiment by name; raises BadInput if there is none."""
         raw = await self._redis.hget(keys.EXPERIMENTS, name)
         if raw is None:
-            raise ExperimentError(f"no experiment named {name!r}")
+            raise BadInput(f"no experiment named {name!r}")
         return decode(keys.raw(raw), Experiment)
 
     async def all(self) -> list[Experiment]:

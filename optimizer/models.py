@@ -16,7 +16,7 @@ from bus.codec import decode, encode
 from bus.errors import WireError
 from cost_ledger.catalog import ModelPrice, PriceCatalog
 from optimizer import keys
-from optimizer.errors import FineTuneError
+from optimizer.errors import BadInput
 from router.providers.registry import ProviderRegistry
 
 PRICES_FILE = "fine_tune_prices.toml"
@@ -45,7 +45,7 @@ def fine_tuned_prices(base: str) -> tuple[Decimal, Decimal, Decimal]:
     row = table.get(base)
     if not isinstance(row, dict):
         known = ", ".join(sorted(table))
-        raise FineTuneError(f"no fine-tuned prices for base model {base!r} (known: {known})")
+        raise BadInput(f"no fine-tuned prices for base model {base!r} (known: {known})")
     return Decimal(row["input"]), Decimal(row["cached_input"]), Decimal(row["output"])
 
 

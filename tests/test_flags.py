@@ -198,8 +198,10 @@ async def test_the_flags_and_experiment_commands_change_and_list_rules(
     listed = capsys.readouterr().out
     assert "cli-off: {'tenant': 't7', 'percent': 100.0, " in listed
     assert "'disable_levers': ['dedup']}" in listed
-    assert await run("experiment", "start", "cli", "--arm", "a=10", "--arm", "b=x") == 1
+    assert await run("experiment", "start", "cli", "--arm", "a=10", "--arm", "b=x") == 2
     assert "bad arm 'b=x'" in capsys.readouterr().err
+    assert await run("experiment", "report", "no-such") == 2  # a name that is not there: usage
+    assert "no experiment named 'no-such'" in capsys.readouterr().err
     assert await run("experiment", "start", "cli", "--arm", "a=10", "--arm", "b=10,off=dedup") == 0
     rules = {rule.name: rule for rule in await FlagStore(redis_client).rules()}
     assert rules["exp:cli:b"].disable_levers == [Lever.DEDUP]

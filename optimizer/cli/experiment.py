@@ -9,7 +9,7 @@ import difflib
 from bus.messages import FlagChange, Lever
 from bus.settings import Settings
 from optimizer.cli.common import Conn, subcommand
-from optimizer.errors import OptimizerError
+from optimizer.errors import BadInput, OptimizerError
 from optimizer.experiments import Arm, Experiment, ExperimentStore, Metric
 
 
@@ -101,7 +101,7 @@ def arm_of(text: str) -> Arm:
                 case "off":
                     arm.disable_levers = [Lever(v) for v in value.split("+") if v]
                 case other:
-                    raise OptimizerError(f"unknown arm option {other!r} in {text!r}")
+                    raise BadInput(f"unknown arm option {other!r} in {text!r}")
     except ValueError as exc:
-        raise OptimizerError(f"bad arm {text!r}: {exc}") from exc
+        raise BadInput(f"bad arm {text!r}: {exc}") from exc
     return arm

@@ -9,7 +9,7 @@ from typing import Any
 from bus.messages import FlagChange
 from bus.settings import Settings
 from optimizer.cli.common import Conn
-from optimizer.errors import OptimizerError
+from optimizer.errors import BadInput, OptimizerError
 from optimizer.experiments import ExperimentStore
 from optimizer.prompt_variants import prompt_experiment, variants
 
@@ -39,7 +39,7 @@ def agent_spec(agent: str) -> Any:
     for spec in ALL_SPECS:
         if spec.name == agent and spec.needs_llm:
             return spec
-    raise OptimizerError(f"no LLM agent named {agent!r}")
+    raise BadInput(f"no LLM agent named {agent!r}")
 
 
 def show_variants(args: argparse.Namespace) -> int:
@@ -50,7 +50,7 @@ def show_variants(args: argparse.Namespace) -> int:
         spec = agent_spec(args.agent)
     except OptimizerError as exc:
         print(f"flipsync prompt: {exc.reason}", file=sys.stderr)
-        return 1
+        return 2 if isinstance(exc, BadInput) else 1
     found = variants(spec, ALL_SPECS, prune=args.prune_schema)
     if not found:
         print(f"{spec.name}: no shorter prompt keeps every instruction")

@@ -11,7 +11,7 @@ from bus.messages import FlagChange
 from bus.settings import LOCAL_HINT, Settings
 from optimizer.cli import experiment, finetune, flags, prompt
 from optimizer.cli.common import Conn, connect
-from optimizer.errors import OptimizerError
+from optimizer.errors import BadInput, OptimizerError
 from optimizer.flag_store import publish_change
 
 Runner = Callable[[argparse.Namespace, Settings, Conn], Awaitable[FlagChange | None]]
@@ -42,5 +42,5 @@ async def run_command(args: argparse.Namespace, settings: Settings) -> int:
                 print(f"flags changed ({change.change_id}); every router applies it now")
     except OptimizerError as exc:
         print(f"flipsync {args.command}: {exc.reason}", file=sys.stderr)
-        return 1
+        return 2 if isinstance(exc, BadInput) else 1
     return 0
