@@ -12,6 +12,9 @@ from decimal import Decimal
 
 from bus.reachable import open_redis
 from bus.settings import Settings
+from cost_ledger.aggregates import AggregateStore
+from cost_ledger.api_models import Filter
+from cost_ledger.report import simulated_note
 from router.health.snapshot import ProviderHealth, health_snapshot
 from router.routing.quality import BetaEstimate
 from router.routing.quality_store import quality_estimates
@@ -88,7 +91,8 @@ def providers_json(snapshot: list[ProviderHealth], quality: Quality | None = Non
 
 
 async def print_providers(settings: Settings, *, as_json: bool = False) -> int:
-    """Print the provider report of a running deployment (REDIS_URL)."""
+    """Print the provider report of a running deployment (REDIS_URL), with SIMULATED_NOTE
+    under the table when any booked call came from the simulated provider."""
     if settings.redis_url is None:
         print(
             "flipsync providers: no ledger here: set REDIS_URL to the deployment's Redis, "
@@ -100,10 +104,11 @@ async def print_providers(settings: Settings, *, as_json: bool = False) -> int:
     try:
         snapshot = await health_snapshot(client)
         quality = await quality_estimates(client)
+        note = "" if as_json else await simulated_note(AggregateStore(client), Filter())
     finally:
         await client.aclose()
     out = providers_json(snapshot, quality) if as_json else render_providers(snapshot, quality)
-    print(out, end="")
+    print(out + note, end="")
     return 0
 
 

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from cost_ledger.report import SIMULATED_NOTE
 from flipsync import data_dir
 
 SAMPLES = Path(__file__).parent.parent / "agents" / "samples"
@@ -48,6 +49,7 @@ def test_report_after_upload_shows_its_spend_until_reset(tmp_path: Path) -> None
     assert view["simulated"] and view["totals"]["spend_micro_usd"] > 0
     providers = flipsync("providers", cwd=tmp_path)
     assert providers.returncode == 0, providers.stderr
+    assert SIMULATED_NOTE in providers.stdout  # its cost column is the simulator's, not money
     cleared = flipsync("reset", cwd=tmp_path)
     assert cleared.returncode == 0 and "cleared" in cleared.stdout
     assert not (tmp_path / ".flipsync").exists()

@@ -12,6 +12,7 @@ import redis.asyncio as aioredis
 
 from bus.embedded import EmbeddedRedis
 from bus.settings import Settings
+from cost_ledger.report import SIMULATED_NOTE
 from flipsync.provider_report import print_providers
 from router.health import Breaker, BreakerPolicy, BreakerState, HealthStore, Outcome, keys
 from router.health.config import RetryPolicy
@@ -201,6 +202,7 @@ async def test_flipsync_providers_prints_the_report(
     assert "0.0%" in b
     quality = next(line for line in table if line.startswith("gpt-4o-mini"))
     assert quality.split() == ["gpt-4o-mini", "titles", f"{estimate.mean:.1%}", "20"]
+    assert SIMULATED_NOTE not in "\n".join(table)  # no simulated call was booked here
     assert await print_providers(Settings(redis_url=redis_server.url), as_json=True) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [(r["provider"], r["circuit"]) for r in rows] == [("sim-a", "closed"), ("sim-b", "open")]

@@ -19,8 +19,8 @@ _SHOW_FILTERS = {
     "workflow": "the budgets of one workflow (one product)",
     "user": "the budgets of one chat user",
     "tier": "one tier's message quota",
-    "workspace": f"the workspace of workspace/project budgets (default {DEFAULT_WORKSPACE})",
-    "project": f"the project of project budgets (default {DEFAULT_PROJECT})",
+    "workspace": f"the workspace of workspace/project budgets (default: {DEFAULT_WORKSPACE!r})",
+    "project": f"the project of project budgets (default: {DEFAULT_PROJECT!r})",
 }
 _SET_SCOPE = {
     "tenant": "only this tenant (scopes tenant, agent, workflow; default: each tenant)",
