@@ -22,6 +22,8 @@ from agents.containment import outside_problem, source_root
 from agents.csv_import import ImportError_, read_table
 from agents.limits import (
     MAX_FILE_BYTES,
+    MAX_PHOTO_BYTES,
+    MAX_PHOTOS,
     MAX_TEXT_BYTES,
     attributes_size_problem,
     product_id_problem,
@@ -211,16 +213,25 @@ def _load(path: Path, duplicates: str) -> Loaded:
 
 
 def _check_photos(source: Path, products: list[ProductInput]) -> None:
-    """Raise SourceError naming every photo file that does not open as an image, or lies
-    outside the source's folder (agents.containment)."""
+    """Raise SourceError naming every photo file that does not open as an image, is over
+    MAX_PHOTO_BYTES, or lies outside the source's folder (agents.containment), and every
+    product with more than MAX_PHOTOS photos."""
     problems: list[str] = []
     root = source_root(source)
     for product in products:
+        if len(product.photos) > MAX_PHOTOS:
+            count = len(product.photos)
+            problems.append(f"product {product.product_id}: {count} photos, at most {MAX_PHOTOS}")
         for photo in product.photos:
             if photo.path is None:
                 continue
             if problem := outside_problem(root, photo.path):
                 problems.append(problem)
+                continue
+            if (size := photo.path.stat().st_size) > MAX_PHOTO_BYTES:  # read whole on upload
+                problems.append(
+                    f"{photo.path}: {size} bytes, over the {MAX_PHOTO_BYTES}-byte limit"
+                )
                 continue
             try:
                 check_photo(photo.path)

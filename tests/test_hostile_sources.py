@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from agents.limits import MAX_PHOTO_BYTES, MAX_PHOTOS
 from agents.sources import SourceError, load_source
 
 SECRET = "AWS_SECRET_ACCESS_KEY=do-not-send"
@@ -97,3 +98,31 @@ def test_files_inside_the_folder_still_load(tmp_path: Path) -> None:
     assert products[0].notes == "Teal stoneware mug"
     assert [p.name for p in products[0].photos] == ["front.png", "side.png"]
 
+
+def test_a_photo_over_the_upload_limit_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    """A valid header and gigabytes after it: the header check passed, the upload read it
+    whole into memory."""
+    folder = _product_folder(tmp_path)
+    huge = _png(folder / "huge.png")
+    with huge.open("r+b") as file:
+        file.truncate(MAX_PHOTO_BYTES + 1)  # sparse: no disk used
+    with pytest.raises(SourceError, match=r"huge\.png: \d+ bytes, over the"):
+        load_source(folder)
+
+
+def test_a_product_with_more_photos_than_an_upload_takes_is_refused(tmp_path: Path) -> None:
+    folder = _product_folder(tmp_path)
+    for n in range(MAX_PHOTOS):
+        _png(folder / f"p{n:02}.png")
+    with pytest.raises(SourceError, match=f"{MAX_PHOTOS + 1} photos, at most {MAX_PHOTOS}"):
+        load_source(folder)
+
+
+def test_empty_and_non_image_photos_are_named(tmp_path: Path) -> None:
+    folder = _product_folder(tmp_path)
+    (folder / "empty.png").write_bytes(b"")
+    (folder / "text.jpg").write_text("not a photo")
+    with pytest.raises(SourceError) as caught:
+        load_source(folder)
+    assert "empty.png: not a readable image" in str(caught.value)
+    assert "text.jpg: not a readable image" in str(caught.value)
