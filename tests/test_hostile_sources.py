@@ -126,3 +126,11 @@ def test_empty_and_non_image_photos_are_named(tmp_path: Path) -> None:
         load_source(folder)
     assert "empty.png: not a readable image" in str(caught.value)
     assert "text.jpg: not a readable image" in str(caught.value)
+
+
+def test_a_field_past_the_csv_limit_is_named_as_too_large(tmp_path: Path) -> None:
+    """Not blamed on a quote: the seller is told the field is too large."""
+    csv = tmp_path / "p.csv"
+    csv.write_text("\ufeffproduct_id,title,notes\nmug,Mug," + "x" * 200_000 + "\n")
+    with pytest.raises(SourceError, match="line 2: unreadable row .*: a field too large"):
+        load_source(csv)
