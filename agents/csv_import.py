@@ -138,7 +138,8 @@ def _records(text: str, delimiter: str, problems: list[str]) -> list[tuple[int, 
         except StopIteration:
             break
         except csv.Error as exc:
-            problems.append(f"line {start}: unreadable row ({exc}): an unbalanced quote?")
+            why = "a field too large" if "field limit" in str(exc) else "an unbalanced quote?"
+            problems.append(f"line {start}: unreadable row ({exc}): {why}")
             start = reader.line_num + 1
             continue
         out.append((start, values))

@@ -27,6 +27,7 @@ from nats.js.errors import NotFoundError
 from pydantic import BaseModel, Field
 
 from agents.chat import ask_chat
+from agents.limits import MAX_PHOTO_BYTES, MAX_PHOTOS
 from agents.photos import PhotoError, PhotoTooLargeError
 from agents.sources import PhotoFile, ProductInput
 from agents.stores import StoreOpener
@@ -37,8 +38,6 @@ from bus.limits import json_body
 from bus.messages import ChatAsk, ChatTurn, Priority, WorkflowDone
 from bus.settings import Settings
 
-MAX_PHOTO_BYTES = 20 * 1024 * 1024
-MAX_PHOTOS = 24
 MAX_UPLOAD_BYTES = MAX_PHOTOS * MAX_PHOTO_BYTES + 1024 * 1024
 """The largest upload body: every photo at its limit, plus the form's fields."""
 MAX_ATTRIBUTES = 200

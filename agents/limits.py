@@ -21,6 +21,10 @@ MAX_TEXT_BYTES = 64 * 1024
 about 16,000 tokens, far more than a seller writes and far below a model's context and
 Settings.max_request_bytes (4 MiB) even where several prompts quote it. Megabytes of notes
 were uploaded and then failed inside the router (its tokenizer refuses a million characters)."""
+MAX_PHOTO_BYTES = 20 * 1024 * 1024
+"""The largest photo file, from the CLI as over HTTP: an upload reads each photo whole."""
+MAX_PHOTOS = 24
+"""The most photos of one product, from the CLI as over HTTP."""
 MAX_FILE_BYTES = 64 * 1024 * 1024
 """The largest catalog.json, CSV or product.json: each is read whole and checked before
 anything is uploaded. Tens of thousands of products with long descriptions fit."""

@@ -18,9 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agents.containment import outside_problem, source_root
 from agents.csv_import import ImportError_, read_table
 from agents.limits import (
     MAX_FILE_BYTES,
+    MAX_PHOTO_BYTES,
+    MAX_PHOTOS,
     MAX_TEXT_BYTES,
     attributes_size_problem,
     product_id_problem,
@@ -137,8 +140,13 @@ def _table(path: Path, duplicates: str, warnings: list[str]) -> list[ProductInpu
     return products
 
 
-def load_folder(path: Path) -> list[ProductInput]:
-    """One product from a folder of photos and notes."""
+def load_folder(path: Path, root: Path | None = None) -> list[ProductInput]:
+    """One product from a folder of photos and notes (inside root, by default the folder:
+    agents.containment)."""
+    root = root or path
+    for named in (path, path / "product.json", path / "notes.txt"):
+        if problem := outside_problem(root, named):
+            raise SourceError(problem)
     extra: dict[str, Any] = {}
     if (path / "product.json").is_file():
         raw = _read_json(path / "product.json")
@@ -187,8 +195,10 @@ def _load(path: Path, duplicates: str) -> Loaded:
     if not path.is_dir():
         raise SourceError(f"{path}: no such file or folder")
     if (path / "catalog.json").is_file():
+        _check_inside(path, [path / "catalog.json"])
         return Loaded(products=load_catalog(path / "catalog.json"), bulk=False)
     tables = sorted(p for p in path.glob("*.*") if p.suffix.lower() in (".csv", ".tsv"))
+    _check_inside(path, tables)
     if tables:
         products = [p for table in tables for p in _table(table, duplicates, warnings)]
         return Loaded(products=products, bulk=True, warnings=warnings)
@@ -196,18 +206,32 @@ def _load(path: Path, duplicates: str) -> Loaded:
         return Loaded(products=load_folder(path), bulk=False)
     # Hidden folders (.git, .flipsync...) are never products.
     folders = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
-    products = [product for folder in folders for product in load_folder(folder)]
+    products = [product for folder in folders for product in load_folder(folder, path)]
     if not products:
         raise SourceError(f"{path}: no photos, catalog.json or CSV found")
     return Loaded(products=products, bulk=False)
 
 
 def _check_photos(source: Path, products: list[ProductInput]) -> None:
-    """Raise SourceError naming every photo file that does not open as an image."""
+    """Raise SourceError naming every photo file that does not open as an image, is over
+    MAX_PHOTO_BYTES, or lies outside the source's folder (agents.containment), and every
+    product with more than MAX_PHOTOS photos."""
     problems: list[str] = []
+    root = source_root(source)
     for product in products:
+        if len(product.photos) > MAX_PHOTOS:
+            count = len(product.photos)
+            problems.append(f"product {product.product_id}: {count} photos, at most {MAX_PHOTOS}")
         for photo in product.photos:
             if photo.path is None:
+                continue
+            if problem := outside_problem(root, photo.path):
+                problems.append(problem)
+                continue
+            if (size := photo.path.stat().st_size) > MAX_PHOTO_BYTES:  # read whole on upload
+                problems.append(
+                    f"{photo.path}: {size} bytes, over the {MAX_PHOTO_BYTES}-byte limit"
+                )
                 continue
             try:
                 check_photo(photo.path)
@@ -217,6 +241,13 @@ def _check_photos(source: Path, products: list[ProductInput]) -> None:
         raise SourceError(problems[0])
     if problems:
         raise SourceError(str(ImportError_(source, problems)))
+
+
+def _check_inside(root: Path, paths: list[Path]) -> None:
+    """SourceError for the first of paths (found in the folder root) that leads outside it."""
+    for path in paths:
+        if problem := outside_problem(root, path):
+            raise SourceError(problem)
 
 
 def _product(item: dict[str, Any], photos: list[Path], where: str) -> ProductInput:

@@ -20,7 +20,7 @@ from faststream.nats import NatsBroker
 
 from api.auth import AuthError, caller_of
 from api.openai_errors import OpenAIError
-from api.openai_request import AUTO_MODEL, named_place, read_call
+from api.openai_request import AUTO_MODEL, named_place, quoted_model, read_call
 from api.openai_response import completion_body, flipsync_headers, stream_events
 from api.openai_stream import RelayedAnswer
 from bus import subjects
@@ -96,7 +96,9 @@ def openai_router(broker: NatsBroker, settings: Settings, catalog: PriceCatalog)
         for entry in models:
             if entry["id"] == model:
                 return entry
-        error = OpenAIError(404, f"The model '{model}' does not exist", code="model_not_found")
+        error = OpenAIError(
+            404, f"The model '{quoted_model(model)}' does not exist", code="model_not_found"
+        )
         return error.response()
 
     return router

@@ -163,6 +163,17 @@ def read_call(
     )
 
 
+MAX_QUOTED_MODEL = 80
+"""How much of an unknown model name an error repeats (a body may name a 4 MB one)."""
+
+
+def quoted_model(model: str) -> str:
+    """A model name as an error repeats it: whole when short, else its start and its length."""
+    if len(model) <= MAX_QUOTED_MODEL:
+        return model
+    return f"{model[:MAX_QUOTED_MODEL]}... ({len(model)} characters)"
+
+
 def known_model(model: str, is_model: Callable[[str], bool]) -> str:
     """The catalog model a call names: itself, or the model a dated snapshot name stands for
     ("gpt-4o-mini-2024-07-18" is "gpt-4o-mini"); flipsync-auto as is. Any other name is
@@ -174,7 +185,7 @@ def known_model(model: str, is_model: Callable[[str], bool]) -> str:
         return undated
     raise OpenAIError(
         404,
-        f"The model `{model}` does not exist or you do not have access to it.",
+        f"The model `{quoted_model(model)}` does not exist or you do not have access to it.",
         code="model_not_found",
         param="model",
     )

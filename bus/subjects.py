@@ -73,8 +73,18 @@ def token(value: str) -> str:
     """Return value if it is safe as one subject token, else raise ValueError."""
     # fullmatch: with match and "$", a value ending in a newline would pass.
     if not isinstance(value, str) or not _TOKEN.fullmatch(value):
-        raise ValueError(f"{value!r} is not a valid subject token (letters, digits, _ and -)")
+        raise ValueError(f"{shown(value)} is not a valid subject token (letters, digits, _ and -)")
     return value
+
+
+SHOWN_CHARS = 40
+"""How much of a refused name an error repeats: enough to recognise, never a whole upload."""
+
+
+def shown(value: object) -> str:
+    """A refused value as an error may quote it: its repr, cut to SHOWN_CHARS characters."""
+    text = repr(value)
+    return text if len(text) <= SHOWN_CHARS else f"{text[:SHOWN_CHARS]}... ({len(text)} chars)"
 
 
 def valid_token(value: object) -> bool:

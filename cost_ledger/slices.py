@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import redis.asyncio as aioredis
 
-from bus.subjects import token
+from bus.subjects import shown, token
 from cost_ledger import keys
 from cost_ledger.aggregates import AggregateStore, Totals
 from cost_ledger.api_models import Filter
@@ -41,6 +41,8 @@ PIPELINE_CHUNK = 2048
 """Commands per round trip when reading many hashes at once."""
 MAX_RANGE_DAYS = 400
 """The longest day range a report reads (one Redis hash per day, per tenant)."""
+MAX_MODEL_CHARS = 128
+"""The longest model a filter names (catalog ids are under 40 characters)."""
 
 
 class FilterError(ValueError):
@@ -75,6 +77,12 @@ def check_filter(where: Filter) -> Filter:
                 raise FilterError(f"bad {what}: {exc}") from None
     if where.model is not None and not where.model.strip():
         raise FilterError("model is empty")
+    if where.model is not None and (
+        len(where.model) > MAX_MODEL_CHARS or not where.model.isprintable()
+    ):
+        raise FilterError(
+            f"bad model: {shown(where.model)}: at most {MAX_MODEL_CHARS} printable characters"
+        )
     return where
 
 

@@ -64,10 +64,17 @@ def slack_body(notice: Notice) -> dict[str, Any]:
     }
 
 
+MAX_SUBJECT_CHARS = 200
+"""An email subject's length: the title's facts come first, the rest is in the body."""
+
+
 def email_text(notice: Notice) -> tuple[str, str]:
-    """Subject and plain-text body of the notice's email."""
+    """Subject and plain-text body of the notice's email. The subject is one line: a control
+    character (a line break) in the title becomes a space, so no text of an alert can add
+    a header, and the email is still sent."""
     body = "\n".join((*notice.lines, "", f"Alert id: {notice.id}"))
-    return f"[FlipSync] {notice.title}", body + "\n"
+    title = "".join(c if c.isprintable() else " " for c in notice.title)
+    return f"[FlipSync] {title}"[:MAX_SUBJECT_CHARS], body + "\n"
 
 
 def spend_anomaly_notice(anomaly: SpendAnomaly) -> Notice:

@@ -72,11 +72,16 @@ class Senders:
         s = self._settings
         subject, body = email_text(notice)
         message = EmailMessage()
-        message["From"] = s.smtp_from
-        message["To"] = target.address
-        message["Subject"] = subject
-        message["Message-ID"] = f"<{_safe(notice.id)}@flipsync>"  # receivers may dedupe on it
-        message.set_content(body)
+        try:
+            message["From"] = s.smtp_from
+            message["To"] = target.address
+            message["Subject"] = subject
+            message["Message-ID"] = f"<{_safe(notice.id)}@flipsync>"  # receivers may dedupe
+            message.set_content(body)
+        except ValueError as exc:  # a header the email library refuses: retrying cannot help
+            raise DeliveryError(
+                redacted(target), f"unsendable email: {exc}", permanent=True
+            ) from exc
         try:
             await aiosmtplib.send(
                 message,

@@ -233,13 +233,21 @@ class RouterService:
             return booked(ctx, _internal(request, exc))
 
     def _check(self, request: LlmRequest, subject: str) -> None:
-        """Refuse ids unfit for a subject, a body that is not its subject's, unknown agents."""
+        """Refuse ids and names unfit for a subject, a body that is not its subject's, unknown
+        agents."""
         try:
             expected = subjects.llm_request(request.tenant, request.agent)
             subjects.token(request.id)
-            for name, value in (("workspace", request.workspace), ("project", request.project)):
+            # Names that key caches, routing state, ledger rows and metrics: bounded tokens,
+            # or a sender could grow them without end (a workflow id may be empty).
+            named = (
+                ("workspace", request.workspace), ("project", request.project),
+                ("task_type", request.task_type), ("workflow_id", request.workflow_id or "-"),
+            )  # fmt: skip
+            for name, value in named:
                 if not subjects.valid_token(value):
-                    raise ValueError(f"{name} {value!r}: letters, digits, _ and -, 1 to 64")
+                    shown = subjects.shown(value)
+                    raise ValueError(f"{name} {shown}: letters, digits, _ and -, 1 to 64")
         except ValueError as exc:
             raise WireError(ErrorCode.MALFORMED, str(exc)) from exc
         if subject != expected:

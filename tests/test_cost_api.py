@@ -331,3 +331,12 @@ async def test_rebuild_restores_the_cube_of_events_applied_before_it_existed(
     report = await rebuild(ledger, AggregateStore(redis_client), budgets, fresh=True)
     assert report.cleared > 0 and report.applied >= 30 and report.completed == 0
     assert await tenant_state(api, redis_client, tenant) == fresh
+
+
+async def test_a_huge_or_control_char_name_is_400_without_echoing_it(
+    api: httpx2.AsyncClient,
+) -> None:
+    for params in ({"model": "m\x00\n" + "x" * 5000}, {"agent": "a" * 10_000}):
+        response = await api.get("/api/cost/spend", params=params)
+        assert response.status_code == 400, response.text
+        assert len(response.json()["detail"]) < 200, response.text

@@ -110,3 +110,18 @@ async def test_a_duplicate_ack_is_a_retry_only_for_the_same_body(stack: Stack) -
     client = LlmClient(stack.broker)
     assert await client.same_as_stored(again.seq, other)  # a true retry
     assert not await client.same_as_stored(again.seq, mine)  # not ours: an error result
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("task_type", "t" * 100_000), ("task_type", "qa\n"), ("workflow_id", "wf.>")],
+)
+async def test_a_task_type_or_workflow_id_unfit_as_a_name_is_refused(
+    stack: Stack, field: str, value: str
+) -> None:
+    """Both key routing state, caches, ledger rows: a sender must not invent huge ones."""
+    request = msgspec.structs.replace(make_request(agent="listing"), **{field: value})
+    client = LlmClient(stack.broker)
+    result = await client.request(request, timeout_s=10)
+    assert result.error_code is ErrorCode.MALFORMED, result
+    assert field in result.reason and len(result.reason) < 200, result.reason

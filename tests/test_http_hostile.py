@@ -140,3 +140,16 @@ async def test_bad_caps_and_empty_messages_never_reach_the_provider(
         result = await client.request(request, timeout_s=10)
         assert result.error_code is ErrorCode.MALFORMED, result.reason
     assert (await stack.sim.stats()).calls == calls
+
+
+async def test_an_unknown_huge_model_is_404_without_echoing_it(
+    http: aiohttp.ClientSession,
+) -> None:
+    model = "x" * 100_000
+    body = {"model": model, "messages": [{"role": "user", "content": "hi"}]}
+    async with http.post("/v1/chat/completions", json=body) as resp:
+        assert resp.status == 404
+        assert len(await resp.text()) < 500
+    async with http.get(f"/v1/models/{'y' * 5000}") as resp:
+        assert resp.status == 404
+        assert len(await resp.text()) < 500

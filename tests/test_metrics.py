@@ -21,7 +21,7 @@ from bus.metrics import REGISTRY, MetricsServer
 from bus.settings import Settings
 from flipsync.scrape import start_metrics
 from flipsync.stack import Service, Stack, start_stack
-from router.metrics import ResultRecorder
+from router.metrics import MAX_LABEL_VALUES, OTHER, ResultRecorder
 from tests.helpers import eventually, make_request
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -94,6 +94,26 @@ def test_a_result_counts_its_request_latency_and_money_per_lever() -> None:
     # A second recorder (another router in this process) adds to the same series.
     ResultRecorder().record(ok_result(tenant, Lever.ROUTED, cost=1, baseline=2), 0.01)
     assert sample("flipsync_llm_requests_total", **routed) == 3
+
+
+def test_a_flood_of_tenant_names_adds_no_series_past_the_bound() -> None:
+    """A sender naming a new tenant per request: the registry keeps MAX_LABEL_VALUES of them,
+    the rest are counted (not dropped) under OTHER."""
+    prefix = f"fl{uuid.uuid4().hex[:6]}"
+    limit = MAX_LABEL_VALUES["tenant"]
+    recorder = ResultRecorder()
+    for n in range(limit + 50):
+        recorder.record(ok_result(f"{prefix}{n}", Lever.ROUTED, cost=1, baseline=2), 0.01)
+    tenants = {
+        sample.labels["tenant"]
+        for family in REGISTRY.collect()
+        if family.name == "flipsync_llm_requests"
+        for sample in family.samples
+    }
+    assert len({t for t in tenants if t.startswith(prefix)}) == limit
+    other = {"tenant": OTHER, "agent": "ebay_listing", "lever": "routed", "status": "ok",
+             "model": "gpt-4o-mini"}  # fmt: skip
+    assert (REGISTRY.get_sample_value("flipsync_llm_requests_total", other) or 0) >= 50
 
 
 async def test_the_endpoint_serves_readers_and_survives_a_failing_one() -> None:

@@ -29,6 +29,7 @@ from notifier import NotifierService
 from notifier.errors import TargetError
 from notifier.once import Delivery
 from notifier.render import Notice
+from notifier.senders import Senders
 from notifier.targets import Mailbox, Webhook, parse_target
 from tests.cost_events import apply_all, ledger_event
 from tests.helpers import eventually, make_request
@@ -227,3 +228,20 @@ def test_notify_targets_are_webhook_urls_or_mail_addresses(tmp_path: Path) -> No
         BudgetConfig.load(budgets_file(tmp_path, "x", "1.00", ["file:///etc/passwd"]))
     loaded = BudgetConfig.load(budgets_file(tmp_path, "x", "1.00", ["mailto:a@b.example"]))
     assert loaded.rules.budgets["x"].notify == ["mailto:a@b.example"]
+
+
+async def test_a_line_break_in_an_alert_title_adds_no_header_and_the_email_still_goes(
+    smtp: SmtpReceiver,
+) -> None:
+    """Header injection: the title's text is one subject line; the mail is sent, not lost."""
+    senders = Senders(NotifySettings(smtp_port=smtp.port, smtp_from="alerts@flipsync.example"))
+    notice = Notice(
+        id="n1", title="Budget x at 80%\r\nBcc: thief@evil.example", lines=("l",), fields={}
+    )
+    try:
+        await senders(notice, Mailbox(address="ops@shop.example"))
+    finally:
+        await senders.close()
+    (mail,) = smtp.messages
+    assert mail["Bcc"] is None and "\n" not in str(mail["Subject"])
+    assert str(mail["Subject"]).startswith("[FlipSync] Budget x at 80%")

@@ -11,6 +11,7 @@ from bus.messages import ChatMessage, LlmRequest
 from router.routing.calibrate import ValueController
 from router.routing.defaults import ShippedDefaults
 from router.routing.difficulty import DifficultyModel, clip_text, fit_rasch, success_chance
+from router.routing.per_task import MAX_TASK_TYPES
 from router.routing.predict import PromptPredictor, prompt_text
 from router.routing.static_embedder import DIMS
 
@@ -91,3 +92,20 @@ def test_controller_settles_near_its_target() -> None:
     assert high > 0.1 > controller.weight("t")
     with pytest.raises(ValueError):
         ValueController(start=0.1, target=0.0)
+
+
+def test_what_routing_learns_per_task_type_is_bounded() -> None:
+    """A sender inventing a task type per request must not grow routing state without end:
+    past MAX_TASK_TYPES the least recently used is forgotten, and starts from its defaults."""
+    predictor = PromptPredictor(
+        DifficultyModel(weights=np.array([1.0, 1.0]), bias=0.0), CountingEmbedder()
+    )
+    controller = ValueController(start=0.1, target=0.9)
+    predictor.observe("first", 2.0)
+    controller.observe("first", 1.0, 1.0)
+    assert controller.weight("first") != 0.1
+    for n in range(MAX_TASK_TYPES):
+        predictor.observe(f"flood-{n}", 1.0)
+        controller.observe(f"flood-{n}", 1.0, 1.0)
+    assert predictor.mean("first") is None and controller.weight("first") == 0.1
+    assert predictor.mean(f"flood-{MAX_TASK_TYPES - 1}") == 1.0

@@ -361,3 +361,17 @@ async def test_a_minimal_pair_is_never_served_nor_learned_from(
     assert len(cache.calibrator("t7", "seller_chat") or ()) == before
     hit = await cache.get(ask("How long does shipping take for a 5 km parcel?", tenant="t7"))
     assert hit is not None and hit.content.endswith("5 km box?")
+
+
+async def test_calibrators_of_many_tenants_are_bounded(
+    redis_client: aioredis.Redis, embedder: OnnxMiniLmEmbedder
+) -> None:
+    """A sender naming a new tenant per request must not grow a replica's calibrators without
+    end: past the bound the least recently used is forgotten (stricter, never looser)."""
+    cache = make_cache(redis_client, embedder, max_calibrators=3)
+    flood = [f"flood{uuid.uuid4().hex[:8]}" for _ in range(10)]
+    for tenant in flood:
+        await cache.observe(tenant, "seller_chat", "e1", 0.5, True, "test")
+    await cache.sync()
+    held = [t for t in flood if cache.calibrator(t, "seller_chat") is not None]
+    assert held == flood[-3:]

@@ -14,6 +14,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from router.routing.per_task import PerTask
+
 WINDOW = 200
 """Requests over which the kept share is averaged (exponentially)."""
 RATE = 0.2
@@ -27,8 +29,12 @@ class ValueController:
 
     start: float
     target: float = 0.95
-    _weights: dict[str, float] = field(default_factory=dict, init=False, repr=False)
-    _kept: dict[str, tuple[float, float]] = field(default_factory=dict, init=False, repr=False)
+    _weights: PerTask[float] = field(
+        default_factory=lambda: PerTask("value weights"), init=False, repr=False
+    )
+    _kept: PerTask[tuple[float, float]] = field(
+        default_factory=lambda: PerTask("value weight means"), init=False, repr=False
+    )
 
     def __post_init__(self) -> None:
         if not 0.0 < self.target <= 1.0:
@@ -38,16 +44,17 @@ class ValueController:
 
     def weight(self, task_type: str) -> float:
         """The task type's current value weight."""
-        return self._weights.get(task_type, self.start)
+        weight = self._weights.get(task_type)
+        return self.start if weight is None else weight
 
     def observe(self, task_type: str, picked: float, best: float) -> float:
         """Fold one request (the pick's chance, the best chance); returns the new weight."""
-        got, could = self._kept.get(task_type, (self.target * best, best))
+        got, could = self._kept.get(task_type) or (self.target * best, best)
         got += (picked - got) / WINDOW
         could += (best - could) / WINDOW
-        self._kept[task_type] = (got, could)
+        self._kept.put(task_type, (got, could))
         share = got / could if could > 0 else 1.0
         weight = max(self.weight(task_type), LOWEST) * math.exp(RATE * (share - self.target))
         weight = min(max(weight, LOWEST), HIGHEST)
-        self._weights[task_type] = weight
+        self._weights.put(task_type, weight)
         return weight

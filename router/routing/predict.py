@@ -24,6 +24,7 @@ import numpy as np
 
 from bus.messages import LlmRequest, TextPart
 from router.routing.difficulty import DifficultyModel, sigmoid, success_chance
+from router.routing.per_task import PerTask
 
 MEAN_WINDOW = 500
 """Prompts over which a task type's mean difficulty is averaged (exponentially)."""
@@ -57,7 +58,7 @@ class PromptPredictor:
     def __init__(self, model: DifficultyModel, embedder: TextEmbedder) -> None:
         self._model = model
         self._embedder = embedder
-        self._means: dict[str, float] = {}
+        self._means: PerTask[float] = PerTask("mean difficulties")
         self._cache: OrderedDict[bytes, tuple[float, np.ndarray]] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -97,8 +98,9 @@ class PromptPredictor:
 
     def observe(self, task_type: str, difficulty: float) -> float:
         """Fold a prompt into its task type's running mean; returns the mean before it."""
-        before = self._means.get(task_type, difficulty)
-        self._means[task_type] = before + (difficulty - before) / MEAN_WINDOW
+        known = self._means.get(task_type)
+        before = difficulty if known is None else known
+        self._means.put(task_type, before + (difficulty - before) / MEAN_WINDOW)
         return before
 
     def mean(self, task_type: str) -> float | None:

@@ -56,5 +56,6 @@ def build_semantic_cache(
         quotas=config.quotas,
         log_max_entries=config.log_max_entries,
         exact_below=config.exact_below,
+        max_calibrators=config.max_calibrators,
         clock=clock,
     )

@@ -46,6 +46,7 @@ from router.levers.served import served_copy
 from router.semantic import keys, records
 from router.semantic.batching import BatchEmbedder
 from router.semantic.calibration import Calibrator, Scored, judge, score
+from router.semantic.calibrators import MAX_CALIBRATORS, Calibrators
 from router.semantic.entities import Entities, conflict, describe
 from router.semantic.entry_store import EntryStore
 from router.semantic.index import LocalIndex
@@ -103,6 +104,7 @@ class SemanticCache:
         quotas: Mapping[str, int] | None = None,
         log_max_entries: int = 50_000,
         exact_below: int = 256,
+        max_calibrators: int = MAX_CALIBRATORS,
         clock: Clock = time.time,
     ) -> None:
         self._embedder = embedder
@@ -117,7 +119,7 @@ class SemanticCache:
         self._sync_lock = asyncio.Lock()
         self._memo: OrderedDict[str, Vectors] = OrderedDict()
         self._obs_cursor = "0-0"
-        self._calibrators: dict[tuple[str, str], Calibrator] = {}
+        self._calibrators = Calibrators(max_calibrators)
         self._wrong_at: OrderedDict[tuple[str, str], float] = OrderedDict()
         self._missed: OrderedDict[str, _Lookup] = OrderedDict()
         ttls = [p.ttl_s for p in self._policies.values()] + [near_duplicates.window_s]
@@ -210,7 +212,7 @@ class SemanticCache:
 
     def calibrator(self, tenant: str, task_type: str) -> Calibrator | None:
         """The observations of one tenant and task type (for inspection and benchmarks)."""
-        return self._calibrators.get((tenant, task_type))
+        return self._calibrators.get(tenant, task_type)
 
     async def candidates(self, request: LlmRequest) -> list[Candidate]:
         """The live entries of request's partition nearest to it that may answer it: no
@@ -320,7 +322,7 @@ class SemanticCache:
         if pair is not None:
             return Decision(entry=None, reason=f"nearest entry is a minimal pair: {pair}"), None
         tenant, task_type = request.tenant, request.task_type
-        calibrator = self._calibrator(tenant, task_type)
+        calibrator = self._calibrators.of(tenant, task_type)
         if scored.entry.similarity >= policy.threshold:
             calibrator.lookup(scored.score)  # the traffic a threshold would serve from
         verdict = judge(
@@ -365,7 +367,7 @@ class SemanticCache:
         observation = records.decode_observation(raw) if raw is not None else None
         if observation is None:
             return
-        calibrator = self._calibrator(observation.tenant, observation.task_type)
+        calibrator = self._calibrators.of(observation.tenant, observation.task_type)
         calibrator.observe(observation.score, observation.correct)
         if not observation.correct:
             key = (observation.tenant, observation.entry_id)
@@ -373,12 +375,6 @@ class SemanticCache:
             self._wrong_at.move_to_end(key)
             if len(self._wrong_at) > PENDING:
                 self._wrong_at.popitem(last=False)
-
-    def _calibrator(self, tenant: str, task_type: str) -> Calibrator:
-        calibrator = self._calibrators.get((tenant, task_type))
-        if calibrator is None:
-            calibrator = self._calibrators[(tenant, task_type)] = Calibrator()
-        return calibrator
 
     def _view(self, request: LlmRequest) -> RequestView | None:
         seen = view(request, self._embedder.name)

@@ -1,0 +1,136 @@
+"""A product source handed to `flipsync upload` reads only files inside its folder, and
+refuses bad photos and text by name before anything is uploaded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from agents.limits import MAX_PHOTO_BYTES, MAX_PHOTOS
+from agents.sources import SourceError, load_source
+
+SECRET = "AWS_SECRET_ACCESS_KEY=do-not-send"
+
+
+def _png(path: Path, colour: str = "red") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (16, 16), colour).save(path)
+    return path
+
+
+@pytest.fixture
+def outside(tmp_path: Path) -> Path:
+    """A folder beside the product source, holding what the seller did not hand in."""
+    folder = tmp_path / "home"
+    _png(folder / "private.png", "blue")
+    (folder / "credentials").write_text(SECRET)
+    return folder
+
+
+def _product_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "upload" / "mug"
+    _png(folder / "front.png")
+    return folder
+
+
+def test_a_notes_symlink_out_of_the_folder_is_refused(tmp_path: Path, outside: Path) -> None:
+    folder = _product_folder(tmp_path)
+    (folder / "notes.txt").symlink_to(outside / "credentials")
+    for source in (folder, folder.parent):  # one product, or a folder of products
+        with pytest.raises(SourceError, match="leads outside") as caught:
+            load_source(source)
+        assert SECRET not in str(caught.value)
+
+
+def test_a_photo_symlink_out_of_the_folder_is_refused(tmp_path: Path, outside: Path) -> None:
+    folder = _product_folder(tmp_path)
+    (folder / "back.png").symlink_to(outside / "private.png")
+    with pytest.raises(SourceError, match=r"back\.png: leads outside"):
+        load_source(folder)
+
+
+def test_a_product_folder_symlinked_from_elsewhere_is_refused(
+    tmp_path: Path, outside: Path
+) -> None:
+    products = tmp_path / "upload"
+    _png(products / "mug" / "front.png")
+    (products / "stolen").symlink_to(outside)
+    with pytest.raises(SourceError, match="stolen: leads outside"):
+        load_source(products)
+
+
+@pytest.mark.parametrize("name", ["../home/private.png", "{outside}/private.png"])
+def test_csv_photos_outside_the_csv_folder_are_refused(
+    tmp_path: Path, outside: Path, name: str
+) -> None:
+    folder = tmp_path / "upload"
+    folder.mkdir()
+    photo = name.format(outside=outside)
+    csv = folder / "products.csv"
+    csv.write_text(f"product_id,title,photos\nmug-1,Blue mug,{photo}\n")
+    with pytest.raises(SourceError, match="leads outside"):
+        load_source(csv)
+    with pytest.raises(SourceError, match="leads outside"):
+        load_source(folder)
+
+
+def test_catalog_photos_outside_the_catalog_folder_are_refused(
+    tmp_path: Path, outside: Path
+) -> None:
+    folder = tmp_path / "upload"
+    (folder / "photos").mkdir(parents=True)
+    catalog = folder / "catalog.json"
+    catalog.write_text(
+        '{"products": [{"product_id": "mug", "photos": [{"file": "../../home/private.png"}]}]}'
+    )
+    with pytest.raises(SourceError, match="leads outside"):
+        load_source(folder)
+
+
+def test_files_inside_the_folder_still_load(tmp_path: Path) -> None:
+    folder = _product_folder(tmp_path)
+    (folder / "notes.txt").write_text("Teal stoneware mug")
+    _png(folder / "extra" / "side.png")
+    (folder / "side.png").symlink_to(folder / "extra" / "side.png")  # a link inside is fine
+    (products,) = [load_source(folder).products]
+    assert products[0].notes == "Teal stoneware mug"
+    assert [p.name for p in products[0].photos] == ["front.png", "side.png"]
+
+
+def test_a_photo_over_the_upload_limit_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    """A valid header and gigabytes after it: the header check passed, the upload read it
+    whole into memory."""
+    folder = _product_folder(tmp_path)
+    huge = _png(folder / "huge.png")
+    with huge.open("r+b") as file:
+        file.truncate(MAX_PHOTO_BYTES + 1)  # sparse: no disk used
+    with pytest.raises(SourceError, match=r"huge\.png: \d+ bytes, over the"):
+        load_source(folder)
+
+
+def test_a_product_with_more_photos_than_an_upload_takes_is_refused(tmp_path: Path) -> None:
+    folder = _product_folder(tmp_path)
+    for n in range(MAX_PHOTOS):
+        _png(folder / f"p{n:02}.png")
+    with pytest.raises(SourceError, match=f"{MAX_PHOTOS + 1} photos, at most {MAX_PHOTOS}"):
+        load_source(folder)
+
+
+def test_empty_and_non_image_photos_are_named(tmp_path: Path) -> None:
+    folder = _product_folder(tmp_path)
+    (folder / "empty.png").write_bytes(b"")
+    (folder / "text.jpg").write_text("not a photo")
+    with pytest.raises(SourceError) as caught:
+        load_source(folder)
+    assert "empty.png: not a readable image" in str(caught.value)
+    assert "text.jpg: not a readable image" in str(caught.value)
+
+
+def test_a_field_past_the_csv_limit_is_named_as_too_large(tmp_path: Path) -> None:
+    """Not blamed on a quote: the seller is told the field is too large."""
+    csv = tmp_path / "p.csv"
+    csv.write_text("\ufeffproduct_id,title,notes\nmug,Mug," + "x" * 200_000 + "\n")
+    with pytest.raises(SourceError, match="line 2: unreadable row .*: a field too large"):
+        load_source(csv)
