@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 import redis.asyncio as aioredis
 
+from bus.embedded import EmbeddedRedis
 from bus.messages import GradeAlert, QualitySignal
+from bus.settings import Settings
+from flipsync.cli import print_report
+from router.routing.grade_report import standings
 from router.routing.grades import FLOOR, MIN_ANSWERS, TARGET, GradeStore, score_of
 
 
@@ -113,3 +118,21 @@ async def test_replicas_folding_at_once_send_one_alert_per_crossing(
     await asyncio.gather(*(replicas[i % 4].record(v) for i, v in enumerate(verdicts)))
     alerts = [alert for sink in sinks for alert, _ in sink.alerts]
     assert len(alerts) == 1 and alerts[0].crossing == 1  # not one per fold under target
+
+
+async def test_the_cost_report_names_the_agents_under_target(
+    redis_client: aioredis.Redis, redis_server: EmbeddedRedis, capsys: pytest.CaptureFixture[str]
+) -> None:
+    grades = GradeStore(redis_client, alerts=Sink())
+    await shaky_run(grades)
+    await grades.record(verdict(True, agent="good"))
+    rows = await standings(redis_client)
+    assert [(s.agent, s.under_target, s.crossings) for s in rows] == [
+        ("shaky", True, 1), ("good", False, 0),
+    ]  # fmt: skip
+    assert await standings(redis_client, "other") == []
+    assert await print_report(Settings(redis_url=redis_server.url), None) == 0
+    out = capsys.readouterr().out
+    assert "Quality (graded answers: target 88% running average per agent, floor 80%" in out
+    assert "UNDER TARGET  t/shaky  85.0% over 20 answers (alert 1 sent)" in out
+    assert "1 of 2 graded agents at or over target" in out
