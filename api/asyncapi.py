@@ -75,6 +75,7 @@ PAYLOADS: tuple[tuple[str, type[msgspec.Struct]], ...] = (
     (prefix(s.WORKFLOW_PROGRESS_ALL), messages.WorkflowProgress),
     (prefix(s.WORKFLOW_DONE_ALL), messages.WorkflowDone),
     (prefix(s.QUALITY_ALL), messages.QualitySignal),
+    (prefix(s.GRADE_ALERTS_ALL), messages.GradeAlert),
     (prefix(s.CHAT_ASK_ALL), messages.ChatAsk),
     (prefix(s.DLQ_ALL), messages.DeadLetter),
 )
@@ -116,6 +117,9 @@ PUBLISHED: tuple[tuple[str, str | None, str], ...] = (
     (s.QUALITY_ALL, s.STREAM_WORKFLOW,
      f"{template(s.QUALITY_ALL, 'tenant')}: whether an answer passed its agent's checks "
      "(QualitySignal)"),
+    (s.GRADE_ALERTS_ALL, s.STREAM_WORKFLOW,
+     f"{template(s.GRADE_ALERTS_ALL, 'tenant')}: an agent's running quality average fell under "
+     "its target (GradeAlert), once per crossing, by the router"),
     (s.DLQ_ALL, s.STREAM_DLQ,
      f"{template(s.DLQ_ALL, 'source')}: a message that could not be processed, with the reason "
      "(DeadLetter)"),

@@ -227,15 +227,20 @@ class HealthSettings(BaseModel):
 
 
 class NotifySettings(BaseModel):
-    """The `notify` section: how budget alerts and anomalies reach people (notifier/)."""
+    """The `notify` section: how budget and grade alerts and anomalies reach people
+    (notifier/)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     default_targets: tuple[str, ...] = ()
-    """Where every budget alert goes besides its budget's own notify targets: https:// (or
-    http://) webhook URLs, sent Slack-compatible JSON, and mailto: addresses."""
+    """Where every budget alert (besides its budget's own notify targets) and every grade
+    alert goes: https:// (or http://) webhook URLs, sent Slack-compatible JSON, and mailto:
+    addresses."""
     anomaly_targets: tuple[str, ...] = ()
     """Where spend anomalies go (same forms); empty means anomalies are not sent."""
+    quality_targets: tuple[str, ...] = ()
+    """Where grade alerts (an agent's quality average under its target) go besides
+    default_targets (same forms)."""
     anomaly_interval_s: float = Field(default=300.0, gt=0.0)
     """How often the notifier looks for new anomalies."""
     smtp_host: str = "127.0.0.1"

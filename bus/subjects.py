@@ -28,6 +28,9 @@ WORKFLOW_ALL = "workflow.>"
 BUDGET_ALERTS_ALL = "budget.alert.>"
 QUALITY_ALL = "quality.>"
 """Quality signals of LLM answers (QualitySignal), kept in WORKFLOW for routing to learn from."""
+GRADE_ALERTS_ALL = "grade.alert.>"
+"""An agent's running quality average under its target (GradeAlert), kept in WORKFLOW beside
+the signals it comes from. Not under quality.>, whose consumer reads only QualitySignal."""
 CHAT_ASK_ALL = "chat.ask.*"
 """Seller-chat questions (ChatAsk), core NATS request/reply, answered by a queue group."""
 BUDGET_CONTROL = "budget.control"
@@ -43,7 +46,14 @@ STREAM_SUBJECTS: dict[str, list[str]] = {
     STREAM_REQUESTS: [REQUESTS_ALL],
     STREAM_RESULTS: [RESULTS_ALL],
     STREAM_LEDGER: [LEDGER_ALL, BUDGET_ALERTS_ALL, BUDGET_CONTROL],
-    STREAM_WORKFLOW: [UPLOADS_ALL, AGENT_RUN_ALL, AGENT_DONE_ALL, WORKFLOW_ALL, QUALITY_ALL],
+    STREAM_WORKFLOW: [
+        UPLOADS_ALL,
+        AGENT_RUN_ALL,
+        AGENT_DONE_ALL,
+        WORKFLOW_ALL,
+        QUALITY_ALL,
+        GRADE_ALERTS_ALL,
+    ],
     STREAM_DLQ: [DLQ_ALL],
 }
 
@@ -59,6 +69,8 @@ DURABLE_EXPERIMENT_QUALITY = "experiment-quality"
 """The experiments' consumer of quality signals (per-arm valid answers)."""
 DURABLE_NOTIFIER = "notifier"
 """The notifier's consumer of budget alerts (delivered to webhooks and email)."""
+DURABLE_NOTIFIER_GRADES = "notifier-grades"
+"""The notifier's consumer of grade alerts (the WORKFLOW stream's; delivered as budget alerts)."""
 
 # Key-value buckets and object stores.
 BUCKET_CHECKPOINTS = "checkpoints"
@@ -147,6 +159,11 @@ def is_ledger_of(subject: str, tenant: str) -> bool:
 def budget_alert(tenant: str) -> str:
     """Subject of a tenant's budget alerts."""
     return f"budget.alert.{token(tenant)}"
+
+
+def grade_alert(tenant: str) -> str:
+    """Subject of a tenant's grade alerts (an agent's quality average under its target)."""
+    return f"grade.alert.{token(tenant)}"
 
 
 def dead_letter(source: str) -> str:

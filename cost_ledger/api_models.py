@@ -112,9 +112,12 @@ class SpendResponse(_Shape):
     """Spend by project, each named <workspace>/<project> (empty under an agent or model
     filter)."""
     gross_savings_by_lever: dict[str, int] = {}
-    """Each lever's part of baseline minus actual before its own cost (the split summed)."""
+    """Each lever's part of baseline minus actual before its own cost (the split summed);
+    not its saving: savings_by_lever is, gross less lever_cost_micro_usd."""
     lever_cost_micro_usd: dict[str, int] = {}
-    """What each lever's own calls cost (shadow checks, failed cascade attempts)."""
+    """What each lever's own calls cost, by the lever charged (routed: routing's shadow
+    evaluations, judgements and the cascade's failed attempts; semantic_cache: its shadow
+    checks). For each lever, savings_by_lever = gross_savings_by_lever - this."""
 
 
 class BudgetRow(_Shape):

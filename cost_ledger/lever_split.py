@@ -2,9 +2,10 @@
 
 Read from the LEDGER stream (the money's truth), so it needs no aggregate of its own. An event
 with overhead_of set is a lever's cost (a shadow check, a cascade's failed attempt): its cost
-is charged to that lever. Every other event's split is completed by cost_ledger.savings.settled
-(older events without a split give their whole saving to their lever), so the gross parts sum
-to the answers' baseline minus their cost, and gross minus lever cost is the net saving.
+is charged to that lever (routing's own calls to ``routed``: cost_ledger.savings.
+charged_lever). Every other event's split is completed by cost_ledger.savings.settled (older
+events without a split give their whole saving to their lever), so the gross parts sum to
+the answers' baseline minus their cost, and gross minus lever cost is the net saving.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from bus import subjects
 from bus.codec import decode
 from bus.messages import LedgerEvent
-from cost_ledger.savings import settled
+from cost_ledger.savings import by_charged_lever, settled
 
 BATCH = 500
 
@@ -31,7 +32,7 @@ class LeverSplit:
     gross: dict[str, int] = field(default_factory=dict)
     """Lever to what it took off the naive cost (the split, summed)."""
     lever_cost: dict[str, int] = field(default_factory=dict)
-    """Lever to what its own overhead calls cost."""
+    """overhead_of (as booked and stored) to what those overhead calls cost."""
     baseline_micro_usd: int = 0
     spend_micro_usd: int = 0
     """Every event's cost, overhead included."""
@@ -54,10 +55,16 @@ class LeverSplit:
             self.gross[name] = self.gross.get(name, 0) + amount
 
     @property
+    def cost_by_lever(self) -> dict[str, int]:
+        """Lever to what its own overhead calls cost (lever_cost keyed by charged lever)."""
+        return by_charged_lever(self.lever_cost)
+
+    @property
     def net(self) -> dict[str, int]:
-        """Lever to its saving net of its own cost."""
-        names = sorted(set(self.gross) | set(self.lever_cost))
-        return {n: self.gross.get(n, 0) - self.lever_cost.get(n, 0) for n in names}
+        """Lever to its saving net of its own cost: gross less cost_by_lever."""
+        costs = self.cost_by_lever
+        names = sorted(set(self.gross) | set(costs))
+        return {n: self.gross.get(n, 0) - costs.get(n, 0) for n in names}
 
 
 async def lever_split(js: JetStreamContext, tenants: Collection[str] | None = None) -> LeverSplit:

@@ -109,6 +109,15 @@ def describe(where: Filter) -> str:
     return ", ".join(parts)
 
 
+def _gross_note(view: SpendResponse, lever: str) -> str:
+    """ "  net: gross $x less its own calls $y" for a lever whose own calls cost something."""
+    cost = view.lever_cost_micro_usd.get(lever, 0)
+    if not cost:
+        return ""
+    gross = view.gross_savings_by_lever.get(lever, 0)
+    return f"  net: gross {usd(gross)} less its own calls {usd(cost)}"
+
+
 def render_spend(view: SpendResponse, *, width: int = 110, by: str | None = None) -> str:
     """A filtered spend report (spend.spend_view) as plain text tables: every breakdown (the
     workspace and project ones when there is more than one member), or only ``by``'s."""
@@ -131,7 +140,7 @@ def render_spend(view: SpendResponse, *, width: int = 110, by: str | None = None
         console.print("  by lever (what each took off, net of its own cost):")
         width = max(len(lever) for lever, _ in split)
         for lever, value in split:  # a line each: a narrow terminal never splits an item
-            console.print(f"    {lever:<{width}}  {usd(value):>11}")
+            console.print(f"    {lever:<{width}}  {usd(value):>11}{_gross_note(view, lever)}")
     console.print(f"Calls:    {t.calls} served, {t.paid_calls} paid upstream")
     console.print(
         f"Tokens:   {t.input_tokens} input ({t.cached_input_tokens} cached), "

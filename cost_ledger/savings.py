@@ -8,12 +8,18 @@ no packing and no Batch API. Each lever in turn takes its part off the cost that
 
 so each lever's part is its own, and the parts telescope to baseline minus actual exactly.
 A lever that served the whole answer (exact or semantic cache, dedup, pattern) takes whatever
-the chain leaves. Lever costs (events with overhead_of set) are subtracted in reports.
+the chain leaves. Lever costs (events with overhead_of set) are subtracted in reports, from
+the lever they are the cost of (``charged_lever``): the semantic cache's shadow checks from
+``semantic_cache``, routing's own calls (``overhead_of="routing"``: shadow evaluations,
+judgements, the cascade's failed attempts) from ``routed``, the lever routing's savings are
+booked under. The ledger stores them by overhead_of as booked; the mapping is applied when
+read, so stored sums and rebuilds are unchanged.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from types import MappingProxyType
 
 from bus.messages import Usage
 from cost_ledger.catalog import ModelPrice
@@ -21,6 +27,23 @@ from cost_ledger.pricing import cost_micro_usd
 
 PROMPT_CACHE = "prompt_cache"
 """The provider's own prompt cache (cached input tokens priced as such)."""
+CHARGED_TO: Mapping[str, str] = MappingProxyType({"routing": "routed"})
+"""overhead_of names whose cost is charged to a lever of another name; any other overhead
+is charged to the lever of its own name."""
+
+
+def charged_lever(overhead_of: str) -> str:
+    """The lever whose savings an overhead event's cost is charged against."""
+    return CHARGED_TO.get(overhead_of, overhead_of)
+
+
+def by_charged_lever(costs: Mapping[str, int]) -> dict[str, int]:
+    """Lever costs keyed by overhead_of, re-keyed by the lever each is charged to."""
+    out: dict[str, int] = {}
+    for name, amount in costs.items():
+        lever = charged_lever(name)
+        out[lever] = out.get(lever, 0) + amount
+    return out
 
 
 def chain(naive: int, steps: Sequence[tuple[str, int]]) -> dict[str, int]:

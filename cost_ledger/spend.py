@@ -112,7 +112,7 @@ async def spend_view(store: AggregateStore, where: Filter) -> SpendResponse:
         products=products(cube, where),
         savings_by_lever=savings,
         gross_savings_by_lever=dict(sorted(split.gross.items())) if split else {},
-        lever_cost_micro_usd=dict(sorted(split.lever_cost.items())) if split else {},
+        lever_cost_micro_usd=dict(sorted(split.cost_by_lever.items())) if split else {},
         by_lever=rows(levers),
         by_agent=rows(breakdown(cube, CubeDim.AGENT, where)),
         by_model=rows(breakdown(cube, CubeDim.MODEL, where)),

@@ -403,6 +403,7 @@ async def print_report(
     from cost_ledger.budgets.cli import print_budgets
     from cost_ledger.report import build_report, render_report
     from cost_ledger.slices import FilterError, check_filter
+    from router.routing.grade_report import render_standings, standings
 
     try:
         where = check_filter(where if where is not None else Filter(tenant=tenant))
@@ -430,6 +431,7 @@ async def print_report(
             return 0
         print(render_report(report, by=by))
         print(await print_budgets(client, settings, tenant), end="")
+        print(render_standings(await standings(client, tenant)), end="")
     finally:
         await client.aclose()
     return 0

@@ -46,6 +46,7 @@ from router.pipeline import Stage
 from router.providers.registry import ProviderRegistry
 from router.providers.streaming import ChunkRelays
 from router.routing.feedback import quality_router
+from router.routing.grade_alerts import JetStreamGradeAlerts
 from router.routing.grades import GradeStore
 from router.routing.neighbour_share import SharedOutcomes
 from router.routing.neighbours import OutcomeMemory
@@ -226,6 +227,9 @@ async def start_stack(
                         neighbours, redis_client, keep=settings.routing.neighbours_shared
                     )
                 )
+            # Agents' verdicts and judges' scores graded in one place, which publishes the
+            # grade alerts (router.routing.grade_alerts).
+            grades = GradeStore(redis_client, alerts=JetStreamGradeAlerts(broker))
             service = _router_service(
                 settings,
                 registry,
@@ -236,10 +240,10 @@ async def start_stack(
                 budgets.store,
                 semantic,
                 neighbours,
+                grades,
             )
             live.append(service)
             signals = QualityStore(redis_client, discount=settings.routing.quality_discount)
-            grades = GradeStore(redis_client)
             verdicts = verdicts_of(semantic) if semantic is not None else None
             broker.include_router(
                 quality_router(
@@ -340,6 +344,7 @@ def _router_service(
     budgets: BudgetStore,
     semantic: SemanticCache | None,
     neighbours: OutcomeMemory | None = None,
+    grades: GradeStore | None = None,
 ) -> RouterService:
     tracer = tracer_provider.get_tracer("flipsync.router")
     paid = PaidAnswers(
@@ -365,6 +370,7 @@ def _router_service(
         book=ledger_booking(broker),  # routing's own calls, booked as its lever cost
         catalog_version=lambda: catalog.version,
         neighbours=neighbours,
+        grades=grades,
     )
     # Each reload of the flags also loads fine-tuned models registered at run time.
     flags = LiveFlags(redis, on_reload=lambda: load_registered(redis, catalog, registry))

@@ -1,4 +1,5 @@
-"""What a person reads: an alert as a Slack-compatible JSON body, and as an email. Pure."""
+"""What a person reads: an alert (budget, grade) or an anomaly as a Slack-compatible JSON
+body, and as an email. Pure."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from bus.messages import BudgetAlert
+from bus.messages import BudgetAlert, GradeAlert
 from cost_ledger.api_models import CostPerCallAnomaly, SpendAnomaly
 
 
@@ -49,6 +50,37 @@ def budget_notice(alert: BudgetAlert, alert_id: str) -> Notice:
         "spent_micro_usd": alert.spent_micro_usd,
     }
     return Notice(id=alert_id, title=title, lines=lines, fields=fields)
+
+
+def grade_notice(alert: GradeAlert) -> Notice:
+    """The notice of a grade alert; its id is the one the router published it with
+    (router.routing.grade_alerts.alert_id), the same in every copy."""
+    title = (
+        f"Quality of agent {alert.agent} ({alert.tenant}) at {alert.average:.1%}, "
+        f"under its {alert.target:.0%} target"
+    )
+    where = " on ".join(x for x in (alert.task_type, alert.model) if x) or "unknown"
+    lines = (
+        f"Running average {alert.average:.1%} over {alert.answers} graded answers; target "
+        f"{alert.target:.0%}, floor per answer {alert.floor:.0%}.",
+        f"The answer that took it under: {where} (that pair averages {alert.pair_average:.1%}).",
+        f"Crossing {alert.crossing} for this agent; sent again only after it recovers.",
+    )
+    fields: dict[str, str | int | float] = {
+        "kind": "grade_alert",
+        "tenant": alert.tenant,
+        "agent": alert.agent,
+        "task_type": alert.task_type,
+        "model": alert.model,
+        "average": alert.average,
+        "target": alert.target,
+        "floor": alert.floor,
+        "answers": alert.answers,
+        "pair_average": alert.pair_average,
+        "crossing": alert.crossing,
+    }
+    notice_id = f"grade:{alert.tenant}:{alert.agent}:{alert.crossing}"
+    return Notice(id=notice_id, title=title, lines=lines, fields=fields)
 
 
 def slack_body(notice: Notice) -> dict[str, Any]:

@@ -1,6 +1,13 @@
-"""The notifier service: consumes budget alerts from JetStream and delivers each to its
-budget's targets (and the default ones), once per target across every replica; and scans
-for spend anomalies, delivered the same way to the anomaly targets."""
+"""The notifier service: consumes alerts from JetStream and delivers each to its targets,
+once per target across every replica; and scans for spend anomalies, delivered the same way
+to the anomaly targets.
+
+Alerts come on two subjects, each with a durable consumer of its stream: budget alerts
+(budget.alert.>, LEDGER: to the budget's targets and the default ones) and grade alerts
+(grade.alert.>, WORKFLOW: to the quality targets and the default ones). Both go through
+one handler (``on_alert``): the subject says how to read the message (``_notice_of``), and
+the rest (deliver once, nack while a target is owed) is the same.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +21,7 @@ from bus import subjects
 from bus.codec import decode
 from bus.consumers import Incoming, dead_letter_publisher, durable_consumer, message, working
 from bus.errors import WireError
-from bus.messages import BudgetAlert
+from bus.messages import BudgetAlert, GradeAlert
 from bus.settings import Settings
 from cost_ledger.aggregates import AggregateStore
 from cost_ledger.budgets import keys as budget_keys
@@ -24,17 +31,24 @@ from cost_ledger.budgets.live import LiveBudgets
 from notifier.anomalies import AnomalyWatch
 from notifier.errors import TargetError
 from notifier.once import DeliverOnce, Delivery
-from notifier.render import Notice, budget_notice
+from notifier.render import Notice, budget_notice, grade_notice
 from notifier.senders import Sender, Senders
 from notifier.targets import parse_target
 
 log = logging.getLogger(__name__)
+
+
+def prefix(subject_filter: str) -> str:
+    """The literal start of a subject filter ending in ">": "grade.alert.>" -> "grade.alert."."""
+    return subject_filter.removesuffix(">")
+
+
 SOURCE = "notifier"
 """Its dead letters go to dlq.notifier."""
 
 
 class NotifierService:
-    """Delivers budget alerts to webhooks and mailboxes; any number of replicas."""
+    """Delivers budget and grade alerts to webhooks and mailboxes; any number of replicas."""
 
     def __init__(
         self, settings: Settings, redis: aioredis.Redis, sender: Sender | None = None
@@ -49,18 +63,22 @@ class NotifierService:
         """Deliveries by outcome, since start (for tests and metrics)."""
 
     def router(self) -> NatsRouter:
-        """The FastStream router with the durable alert consumer every replica shares."""
+        """The FastStream router with the durable alert consumers every replica shares."""
         router = NatsRouter()
         self._dead_letter = dead_letter_publisher(router, SOURCE)
-        durable_consumer(
-            router,
-            self.on_alert,
-            subject=subjects.BUDGET_ALERTS_ALL,
-            stream=subjects.STREAM_LEDGER,
-            durable=subjects.DURABLE_NOTIFIER,
-            settings=self._settings,
-            workers=4,
-        )
+        for subject, stream, durable in (
+            (subjects.BUDGET_ALERTS_ALL, subjects.STREAM_LEDGER, subjects.DURABLE_NOTIFIER),
+            (subjects.GRADE_ALERTS_ALL, subjects.STREAM_WORKFLOW, subjects.DURABLE_NOTIFIER_GRADES),
+        ):
+            durable_consumer(
+                router,
+                self.on_alert,
+                subject=subject,
+                stream=stream,
+                durable=durable,
+                settings=self._settings,
+                workers=4,
+            )
         return router
 
     def start(self) -> None:
@@ -76,17 +94,25 @@ class NotifierService:
         """Deliver one alert to each of its targets; nack it (for later) while any is owed."""
         msg = message(incoming)
         try:
-            alert = decode(msg.body, BudgetAlert)
+            notice, targets = await self._notice_of(msg.raw_message.subject, msg.body)
         except WireError as exc:
             await self._dead_letter(msg, exc.code, exc.reason)
             return
-        # The alert's marker is its id everywhere: the same in every copy of the message.
-        alert_id = crossing_of(alert).marker.removeprefix(budget_keys.ALERT_PREFIX)
-        notice = budget_notice(alert, alert_id)
         async with working(msg, self._settings.ack_wait_s / 3):
-            owed = await self.deliver(notice, await self._targets_of(alert))
+            owed = await self.deliver(notice, targets)
         if owed:
             raise NackMessage(delay=self._settings.notify.backoff_max_s)
+
+    async def _notice_of(self, subject: str, body: bytes) -> tuple[Notice, list[str]]:
+        """The notice of an alert message and its targets; raises WireError if unreadable."""
+        notify = self._settings.notify
+        if subject.startswith(prefix(subjects.GRADE_ALERTS_ALL)):
+            names = [*notify.quality_targets, *notify.default_targets]
+            return grade_notice(decode(body, GradeAlert)), list(dict.fromkeys(names))
+        alert = decode(body, BudgetAlert)
+        # The alert's marker is its id everywhere: the same in every copy of the message.
+        alert_id = crossing_of(alert).marker.removeprefix(budget_keys.ALERT_PREFIX)
+        return budget_notice(alert, alert_id), await self._targets_of(alert)
 
     async def deliver(self, notice: Notice, names: list[str]) -> int:
         """Deliver notice to each named target once; returns how many are still owed."""

@@ -56,6 +56,7 @@ def test_the_document_lists_every_subject_with_its_payload() -> None:
         subjects.agent_run_all("ebay_listing"): "RunAgent",
         subjects.WORKFLOW_DONE_ALL: "WorkflowDone",
         subjects.QUALITY_ALL: "QualitySignal",
+        subjects.GRADE_ALERTS_ALL: "GradeAlert",
         subjects.CHAT_ASK_ALL: "ChatAsk",
         subjects.DLQ_ALL: "DeadLetter",
     }

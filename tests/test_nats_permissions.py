@@ -206,6 +206,28 @@ async def test_only_the_router_and_workflow_may_publish_ledger_events(
             await conn.nc.close()
 
 
+async def test_only_the_router_may_publish_grade_alerts(stack: Stack, me: Conn) -> None:
+    """The router grades answers and raises their alerts; no agent, API or ledger may."""
+    subject = subjects.grade_alert("t1")
+    await me.nc.publish(subject, b"{}")
+    await me.refused(subject)
+    for user in ("ledger", "api", "agents", "workflow"):
+        conn = await _connect(stack, user)
+        try:
+            await conn.nc.publish(subject, b"{}")
+            await conn.refused(subject)
+        finally:
+            await conn.nc.close()
+    conn = await _connect(stack, "router")
+    try:
+        await conn.nc.publish(subject, b"{}")
+        await conn.nc.publish(CONTROL, b"{}")  # refusals do arrive, so none means none
+        await _round_trip(conn)
+        assert len(conn.errors) == 1 and CONTROL in conn.errors[0], conn.errors
+    finally:
+        await conn.nc.close()
+
+
 async def _round_trip(conn: Conn) -> None:
     """Flush, then a request/reply on an allowed subject (a JetStream API call): the server
     answers a connection in order, so every refusal of what it sent before has arrived."""

@@ -1,11 +1,34 @@
-"""Graded quality: scores from the agents' checks, running averages per agent in Redis."""
+"""Graded quality: scores from the agents' checks, running averages per agent in Redis, and
+one alert per crossing under the target average."""
 
 from __future__ import annotations
 
+import asyncio
+
+import pytest
 import redis.asyncio as aioredis
 
-from bus.messages import QualitySignal
-from router.routing.grades import FLOOR, MIN_ANSWERS, GradeStore, score_of
+from bus.embedded import EmbeddedRedis
+from bus.messages import GradeAlert, QualitySignal
+from bus.settings import Settings
+from flipsync.cli import print_report
+from router.routing.grade_report import standings
+from router.routing.grades import FLOOR, MIN_ANSWERS, TARGET, GradeStore, score_of
+
+
+class Sink:
+    """Collects grade alerts; fails the first ``fail`` publishes."""
+
+    def __init__(self, fail: int = 0) -> None:
+        self.alerts: list[tuple[GradeAlert, str]] = []
+        self._fail = fail
+
+    async def __call__(self, alert: GradeAlert, msg_id: str) -> None:
+        """Keep the alert, or fail as told."""
+        if self._fail:
+            self._fail -= 1
+            raise ConnectionError("NATS away")
+        self.alerts.append((alert, msg_id))
 
 
 def verdict(
@@ -39,3 +62,77 @@ async def test_an_agent_under_its_target_average_raises_an_alert(
     assert bad.under_floor and bad.score == 0.4
     # The good agent's average is its own.
     assert not (await grades.record(verdict(True, agent="good"))).alert
+
+
+async def shaky_run(grades: GradeStore, agent: str = "shaky") -> None:
+    """MIN_ANSWERS answers, one in four invalid: the average ends at 0.85, under 0.88."""
+    for i in range(MIN_ANSWERS):
+        await grades.record(verdict(i % 4 != 0, agent=agent, problems=1))
+
+
+async def test_a_crossing_under_target_publishes_one_alert_until_the_average_recovers(
+    redis_client: aioredis.Redis,
+) -> None:
+    sink = Sink()
+    grades = GradeStore(redis_client, alerts=sink)
+    await shaky_run(grades)
+    ((alert, msg_id),) = sink.alerts  # the twentieth answer crossed
+    assert (alert.tenant, alert.agent, alert.task_type, alert.model) == (
+        "t", "shaky", "text_generation", "m",
+    )  # fmt: skip
+    assert abs(alert.average - 0.85) < 1e-9 and alert.answers == MIN_ANSWERS
+    assert (alert.target, alert.floor, alert.crossing) == (TARGET, FLOOR, 1)
+    assert abs(alert.pair_average - 0.85) < 1e-9 and msg_id == "grade:t:shaky:1"
+    for _ in range(3):  # still under: no more alerts
+        assert (await grades.record(verdict(False, agent="shaky"))).alert
+    assert len(sink.alerts) == 1
+    while (await grades.record(verdict(True, agent="shaky"))).alert:
+        pass  # back at or over target: recovered
+    assert len(sink.alerts) == 1
+    for _ in range(12):  # good answers, then under again: a second crossing
+        await grades.record(verdict(True, agent="shaky"))
+    while not sink.alerts[1:]:
+        await grades.record(verdict(False, agent="shaky"))
+    assert [a.crossing for a, _ in sink.alerts] == [1, 2]
+    assert sink.alerts[1][0].average < TARGET and sink.alerts[1][1] == "grade:t:shaky:2"
+
+
+async def test_a_failed_publish_is_retried_by_the_next_grade_under_target(
+    redis_client: aioredis.Redis,
+) -> None:
+    sink = Sink(fail=1)
+    grades = GradeStore(redis_client, alerts=sink)
+    await shaky_run(grades)
+    assert sink.alerts == []  # the crossing's publish failed
+    await grades.record(verdict(False, agent="shaky"))
+    ((alert, msg_id),) = sink.alerts
+    assert alert.crossing == 2 and alert.answers == MIN_ANSWERS + 1 and msg_id.endswith(":2")
+
+
+async def test_replicas_folding_at_once_send_one_alert_per_crossing(
+    redis_client: aioredis.Redis,
+) -> None:
+    sinks = [Sink() for _ in range(4)]
+    replicas = [GradeStore(redis_client, alerts=sink) for sink in sinks]
+    verdicts = [verdict(i % 4 != 0, agent="racer", problems=1) for i in range(MIN_ANSWERS * 2)]
+    await asyncio.gather(*(replicas[i % 4].record(v) for i, v in enumerate(verdicts)))
+    alerts = [alert for sink in sinks for alert, _ in sink.alerts]
+    assert len(alerts) == 1 and alerts[0].crossing == 1  # not one per fold under target
+
+
+async def test_the_cost_report_names_the_agents_under_target(
+    redis_client: aioredis.Redis, redis_server: EmbeddedRedis, capsys: pytest.CaptureFixture[str]
+) -> None:
+    grades = GradeStore(redis_client, alerts=Sink())
+    await shaky_run(grades)
+    await grades.record(verdict(True, agent="good"))
+    rows = await standings(redis_client)
+    assert [(s.agent, s.under_target, s.crossings) for s in rows] == [
+        ("shaky", True, 1), ("good", False, 0),
+    ]  # fmt: skip
+    assert await standings(redis_client, "other") == []
+    assert await print_report(Settings(redis_url=redis_server.url), None) == 0
+    out = capsys.readouterr().out
+    assert "Quality (graded answers: target 88% running average per agent, floor 80%" in out
+    assert "UNDER TARGET  t/shaky  85.0% over 20 answers (alert 1 sent)" in out
+    assert "1 of 2 graded agents at or over target" in out

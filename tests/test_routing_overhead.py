@@ -93,7 +93,7 @@ async def test_shadow_evaluation_asks_the_second_model_books_routing_and_teaches
     assert event.cost_micro_usd == 300 and event.baseline_micro_usd == 0
     split = LeverSplit()
     split.add(event)
-    assert split.lever_cost == {ROUTING: 300} and split.net == {ROUTING: -300}
+    assert split.lever_cost == {ROUTING: 300} and split.net == {"routed": -300}  # its lever
     prior = PriceCatalog.load().get(SECOND).quality
     failed = (await quality_estimates(redis_client))[(SECOND, "text_generation")]
     assert failed.mean < prior  # its schema-invalid answer counted against it

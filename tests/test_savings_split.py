@@ -7,15 +7,31 @@ import uuid
 from datetime import date
 
 import msgspec
+import nats
 import redis.asyncio as aioredis
 
+from bus import subjects
+from bus.codec import encode
+from bus.embedded import EmbeddedNats
 from bus.messages import ErrorCode, LedgerEvent, Lever, LlmRequest, LlmResult, Status, Usage
+from bus.settings import Settings
+from bus.streams import ensure_streams
+from cost_ledger.aggregates import AggregateStore
+from cost_ledger.api_models import Filter
+from cost_ledger.budgets.config import BudgetConfig
+from cost_ledger.budgets.live import LiveBudgets
+from cost_ledger.budgets.store import BudgetStore
 from cost_ledger.catalog import PriceCatalog
+from cost_ledger.lever_split import LeverSplit
 from cost_ledger.pricing import baseline_micro_usd, cost_micro_usd
+from cost_ledger.rebuild import rebuild
+from cost_ledger.report import render_spend, usd
 from cost_ledger.savings import chain, net_by_lever, paid_call_steps, settled
+from cost_ledger.spend import spend_view
 from cost_ledger.split_store import SplitStore
 from router.levers.served import with_trim_savings
 from router.outcomes import claimed, ledger_event
+from tests.cost_events import apply_all
 from tests.cost_events import ledger_event as ledger_event_at
 from tests.helpers import make_request
 
@@ -144,3 +160,64 @@ async def test_a_batch_of_splits_writes_what_one_at_a_time_writes(
     for a, b in zip(alone, together, strict=True):
         assert await store.split(a, days) == await store.split(b, days)
     assert await store.apply_many([]) == []
+
+
+def routing_events(tenant: str) -> list[LedgerEvent]:
+    """A routed answer (gross 650 routed, 50 prompt cache), a cascade's failed attempt booked
+    as routing's cost (120) and a semantic shadow check (40), on one day."""
+    routed = msgspec.structs.replace(
+        ledger_event_at(at="2026-11-03T10:00:00", tenant=tenant, cost=300, baseline=1000),
+        savings_by_lever={"routed": 650, "prompt_cache": 50},
+    )
+    failed = msgspec.structs.replace(
+        ledger_event_at(at="2026-11-03T10:00:01", tenant=tenant, cost=120, baseline=0),
+        overhead_of="routing",
+    )
+    shadow = msgspec.structs.replace(
+        ledger_event_at(at="2026-11-03T11:00:00", tenant=tenant, cost=40, baseline=0),
+        overhead_of="semantic_cache",
+    )
+    return [routed, failed, shadow]
+
+
+def test_routings_own_calls_are_charged_to_the_routed_lever() -> None:
+    split = LeverSplit()
+    for event in routing_events("t"):
+        split.add(event)
+    assert split.lever_cost == {"routing": 120, "semantic_cache": 40}  # as booked
+    assert split.cost_by_lever == {"routed": 120, "semantic_cache": 40}
+    assert split.net == {"routed": 530, "prompt_cache": 50, "semantic_cache": -40}
+
+
+async def test_the_report_and_api_show_routings_net_saving_and_a_rebuild_keeps_it(
+    own_nats: EmbeddedNats, redis_client: aioredis.Redis
+) -> None:
+    tenant = f"net-{uuid.uuid4().hex[:8]}"
+    events = routing_events(tenant)
+    store = AggregateStore(redis_client)
+    await apply_all(store, events)
+    for event in events:
+        await SplitStore(redis_client).apply(event)
+    view = await spend_view(store, Filter(tenant=tenant))
+    assert view.savings_by_lever == {"routed": 530, "prompt_cache": 50, "semantic_cache": -40}
+    assert view.gross_savings_by_lever == {"routed": 650, "prompt_cache": 50}
+    assert view.lever_cost_micro_usd == {"routed": 120, "semantic_cache": 40}
+    assert sum(view.savings_by_lever.values()) == 1000 - (300 + 120 + 40)
+    text = render_spend(view)
+    (line,) = [x for x in text.splitlines() if x.split()[:1] == ["routed"]]
+    assert line.split()[1] == usd(530)
+    assert line.endswith(f"net: gross {usd(650)} less its own calls {usd(120)}")
+    assert not any(x.split()[:1] == ["routing"] for x in text.splitlines())
+
+    nc = await nats.connect(own_nats.url)
+    try:
+        js = nc.jetstream()
+        await ensure_streams(js, Settings())
+        for event in events:
+            await js.publish(subjects.ledger(tenant), encode(event), stream=subjects.STREAM_LEDGER)
+        await redis_client.flushall()
+        live = LiveBudgets(redis_client, BudgetConfig.load(None))
+        await rebuild(js, store, BudgetStore(redis_client, live), fresh=True)
+    finally:
+        await nc.close()
+    assert await spend_view(store, Filter(tenant=tenant)) == view

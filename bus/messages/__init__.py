@@ -4,8 +4,9 @@ Money is integer micro-dollars (``*_micro_usd``) on the wire, never float. Each 
 ``v``, its schema version; a reader rejects a version it does not know with a clear error
 (see ``bus.codec``). New optional fields may be added without a version bump.
 
-One module per idea: ``llm`` (requests and results), ``ledger`` (ledger events and quality
-signals), ``budgets``, ``workflow``, ``chat``, ``flags``; every name is importable from here.
+One module per idea: ``llm`` (requests and results), ``ledger`` (ledger events, quality
+signals and grade alerts), ``budgets``, ``workflow``, ``chat``, ``flags``; every name is
+importable from here.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from bus.messages.budgets import (
 )
 from bus.messages.chat import ChatAsk, ChatReply, ChatTurn
 from bus.messages.flags import FlagChange, FlagRule, PromptPatch
-from bus.messages.ledger import LedgerEvent, QualitySignal
+from bus.messages.ledger import GradeAlert, LedgerEvent, QualitySignal
 from bus.messages.llm import (
     DEFAULT_PROJECT,
     DEFAULT_WORKSPACE,
@@ -81,6 +82,7 @@ __all__ = [
     "FlagChange",
     "FlagRule",
     "FlightOutcome",
+    "GradeAlert",
     "ImagePart",
     "LedgerEvent",
     "Lever",

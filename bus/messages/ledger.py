@@ -78,3 +78,30 @@ class QualitySignal(msgspec.Struct, kw_only=True):
     """Whether the request asked for a stronger model after an invalid answer."""
     at_ms: int = msgspec.field(default_factory=lambda: now_ms())
     v: int = WIRE_VERSION
+
+
+class GradeAlert(msgspec.Struct, kw_only=True):
+    """An agent's running quality average fell under its target, on grade.alert.<tenant>;
+    sent once per crossing, and again only after the average recovered to the target."""
+
+    tenant: str
+    agent: str
+    task_type: str = ""
+    """The task type of the answer whose grade took the average under (where known)."""
+    model: str = ""
+    """The model of that answer (where known)."""
+    average: float
+    """The agent's running average of 0..1 grades (router.routing.grades), after that answer."""
+    target: float
+    """The average the agent should keep (0.88 in the seeds)."""
+    floor: float
+    """The grade under which one answer counts as bad (0.80 in the seeds)."""
+    answers: int
+    """Answers graded for the agent so far (the average is over about the last 100)."""
+    pair_average: float = 0.0
+    """The running average of the agent's answers of this task type on this model."""
+    crossing: int = 1
+    """Which crossing of this agent this is (1 for its first): with tenant and agent, the
+    alert's id, the same in every copy of the message."""
+    at_ms: int = msgspec.field(default_factory=lambda: now_ms())
+    v: int = WIRE_VERSION

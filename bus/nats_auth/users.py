@@ -93,6 +93,7 @@ def service_users() -> list[NatsUser]:
                 s.LLM_FLIGHT_ALL,
                 s.BUDGET_ALERTS_ALL,
                 s.QUALITY_ALL,
+                s.GRADE_ALERTS_ALL,  # router.routing.grade_alerts
                 s.LLM_STREAM_ALL,
             ],
             # quality.>: every replica hears every verdict (router.routing.neighbour_share)

@@ -28,7 +28,7 @@ from bus.consumers import dead_letter_publisher, durable_consumer, redis_applier
 from bus.messages import Lever
 from bus.messages import QualitySignal as SignalMessage
 from bus.settings import Settings
-from router.routing.grades import TARGET, GradeStore
+from router.routing.grades import GradeStore
 from router.routing.quality import QualitySignal, SignalKind
 from router.routing.quality_store import QualityStore
 
@@ -72,22 +72,17 @@ async def fold(
     """Count one message in the store; True when it was counted now (not before, not skipped).
 
     An agent's verdict is counted once per request id; feedback once per stream message.
-    A verdict counted now is also graded (router.routing.grades); an agent whose running
-    average falls under its target is logged as a warning. (Verdicts are filed by prompt
-    on the replica that routed the request: router.routing.neighbour_share.)"""
+    A verdict counted now is also graded (router.routing.grades); the grade that takes an
+    agent's running average under its target publishes a GradeAlert, once per crossing.
+    (Verdicts are filed by prompt on the replica that routed the request:
+    router.routing.neighbour_share.)"""
     signal = signal_of(message, feedback=feedback)
     if signal is None:
         return False
     signal_id = f"feedback-{sequence}" if feedback else f"agent-{message.request_id}"
     counted = await store.record(signal, signal_id)
     if counted and grades is not None and not feedback:
-        grade = await grades.record(message)
-        if grade.alert:
-            log.warning(
-                "quality of agent %s (tenant %s) averages %.3f over %d answers, under its "
-                "%.2f target", message.agent, message.tenant, grade.agent_average,
-                grade.answers, TARGET,
-            )  # fmt: skip
+        await grades.record(message)
     return counted
 
 

@@ -7,21 +7,29 @@ for an invalid one ``INVALID_SCORE`` less ``PER_PROBLEM`` for each further probl
 (0 at worst). Where configured, a judge model's 0..1 score of an answer is folded in as
 well (router.stages.judge, ``record_score``), one more grade of that answer. The seeds ask
 for an 80% floor per answer and an 88% running average per agent: ``GradeStore`` keeps
-exponential running averages
-(over about ``WINDOW`` answers) in Redis and reports, per signal, whether the answer fell
-under the floor and whether the agent's average is under target (an alert once it has at
-least ``MIN_ANSWERS``).
+exponential running averages (over about ``WINDOW`` answers) in Redis and reports, per
+grade, whether the answer fell under the floor and whether the agent's average is under
+target (once it has at least ``MIN_ANSWERS``).
+
+The alert: the fold that takes an agent's average under target (with ``MIN_ANSWERS``) marks
+the agent alerted and numbers the crossing, in the same script, so of all the replicas
+folding grades exactly one sees each crossing; that one publishes a GradeAlert
+(router.routing.grade_alerts). Folds while the agent stays under send nothing; the first
+fold back at or over target clears the mark, so the next fall is a new crossing. A publish
+that fails clears the mark, so the next grade under target tries again.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
-from bus.messages import QualitySignal
+from bus.messages import GradeAlert, QualitySignal
 from bus.subjects import token
 from router.keys import PREFIX
+from router.routing.grade_alerts import GradeAlertSink, alert_id
 
 FLOOR = 0.80
 TARGET = 0.88
@@ -31,9 +39,12 @@ RETRY_SCORE = 0.85
 INVALID_SCORE = 0.4
 PER_PROBLEM = 0.1
 
-# KEYS: the agent's hash. ARGV: field of the (task|model) average, score, window.
-# Folds the score into the agent's and the pair's running averages; returns the agent's
-# average and answer count.
+log = logging.getLogger(__name__)
+
+# KEYS: the agent's hash. ARGV: field of the (task|model) average, score, window, target,
+# min answers. Folds the score into the agent's and the pair's running averages and keeps
+# the alert mark (module docstring); returns the agent's average and answer count, the
+# pair's average, and the crossing's number if this fold crossed under target (else 0).
 _FOLD = """
 local function ewma(field, n_field, score, window)
   local n = tonumber(redis.call('HGET', KEYS[1], n_field) or '0')
@@ -44,9 +55,28 @@ local function ewma(field, n_field, score, window)
   return {avg, n + 1}
 end
 local score, window = tonumber(ARGV[2]), tonumber(ARGV[3])
-ewma('pair:' .. ARGV[1], 'n:' .. ARGV[1], score, window)
+local target, min_answers = tonumber(ARGV[4]), tonumber(ARGV[5])
+local pair = ewma('pair:' .. ARGV[1], 'n:' .. ARGV[1], score, window)
 local agent = ewma('avg', 'n', score, window)
-return {tostring(agent[1]), agent[2]}
+local alerted = redis.call('HGET', KEYS[1], 'alerted') == '1'
+local crossing = 0
+if agent[1] < target then
+  if not alerted and agent[2] >= min_answers then
+    crossing = redis.call('HINCRBY', KEYS[1], 'crossings', 1)
+    redis.call('HSET', KEYS[1], 'alerted', '1')
+  end
+elseif alerted then
+  redis.call('HSET', KEYS[1], 'alerted', '0')
+end
+return {tostring(agent[1]), agent[2], tostring(pair[1]), crossing}
+"""
+
+# KEYS: the agent's hash. ARGV: a crossing whose alert was not sent. Clears the mark if no
+# later crossing set it, so the next grade under target is a crossing again.
+_RELEASE = """
+if redis.call('HGET', KEYS[1], 'crossings') == ARGV[1] then
+  redis.call('HSET', KEYS[1], 'alerted', '0')
+end
 """
 
 
@@ -73,14 +103,21 @@ class Grade:
     answers: int
     alert: bool
     """The agent's running average is under target (after MIN_ANSWERS answers)."""
+    pair_average: float = 0.0
+    """The running average of the agent's answers of this task type on this model."""
+    crossing: int = 0
+    """The crossing's number when this grade took the average under target, else 0."""
 
 
 class GradeStore:
-    """Running averages of grades in Redis, per agent and per (task type, model)."""
+    """Running averages of grades in Redis, per agent and per (task type, model); with a
+    sink, the alert of each crossing under target goes there (module docstring)."""
 
-    def __init__(self, redis: aioredis.Redis) -> None:
+    def __init__(self, redis: aioredis.Redis, alerts: GradeAlertSink | None = None) -> None:
         self._redis = redis
+        self._alerts = alerts
         self._fold = redis.register_script(_FOLD)
+        self._release = redis.register_script(_RELEASE)
 
     async def record(self, signal: QualitySignal) -> Grade:
         """Fold one answer's grade; where its agent stands now."""
@@ -94,12 +131,49 @@ class GradeStore:
         """Fold one 0..1 score of an answer (a verdict's, a judge's); where its agent stands."""
         score = min(max(score, 0.0), 1.0)
         pair = f"{task_type}|{model}"
-        raw = await self._fold(keys=[grade_key(tenant, agent)], args=[pair, score, WINDOW])
+        key = grade_key(tenant, agent)
+        raw = await self._fold(keys=[key], args=[pair, score, WINDOW, TARGET, MIN_ANSWERS])
         average, answers = float(raw[0]), int(raw[1])
-        return Grade(
+        grade = Grade(
             score=score,
             under_floor=score < FLOOR,
             agent_average=average,
             answers=answers,
             alert=answers >= MIN_ANSWERS and average < TARGET,
+            pair_average=float(raw[2]),
+            crossing=int(raw[3]),
         )
+        if grade.crossing and self._alerts is not None:
+            await self._send(key, alert_of(grade, tenant, agent, task_type, model))
+        return grade
+
+    async def _send(self, key: str, alert: GradeAlert) -> None:
+        """Publish one crossing's alert; if that fails, clear the mark for the next grade."""
+        assert self._alerts is not None
+        log.warning(
+            "quality of agent %s (tenant %s) averages %.3f over %d answers, under its %.2f "
+            "target: alert %d", alert.agent, alert.tenant, alert.average, alert.answers,
+            alert.target, alert.crossing,
+        )  # fmt: skip
+        try:
+            await self._alerts(alert, alert_id(alert))
+        except Exception:
+            log.warning("grade alert %s not published; the next grade under target retries",
+                        alert_id(alert), exc_info=True)  # fmt: skip
+            await self._release(keys=[key], args=[alert.crossing])
+
+
+def alert_of(grade: Grade, tenant: str, agent: str, task_type: str, model: str) -> GradeAlert:
+    """The alert of a grade that crossed under target."""
+    return GradeAlert(
+        tenant=tenant,
+        agent=agent,
+        task_type=task_type,
+        model=model,
+        average=grade.agent_average,
+        target=TARGET,
+        floor=FLOOR,
+        answers=grade.answers,
+        pair_average=grade.pair_average,
+        crossing=grade.crossing,
+    )

@@ -46,13 +46,15 @@ def routing_stages(
     book: Book | None = None,
     catalog_version: Callable[[], str] = str,
     neighbours: OutcomeMemory | None = None,
+    grades: GradeStore | None = None,
 ) -> tuple[RouteStage, CascadeStage]:
     """The route stage (before budget) and the cascade stage (after it), sharing the quality
     counts in Redis. With book (publishes ledger events), routing's own calls are booked as
     its lever cost: the cascade's failed attempts, shadow evaluations and judgements (the
     latter two run only with it). neighbours: this replica's outcomes by prompt, read by
     the route stage and fed by the cascade's failed rungs and the shadow evaluations (the
-    quality consumer feeds it the agents' verdicts)."""
+    quality consumer feeds it the agents' verdicts). grades: where judgements are graded
+    (the quality consumer's, so both send its grade alerts; default: one without alerts)."""
     routing = settings.routing
     store = QualityStore(redis, discount=routing.quality_discount)
     config = RoutingConfig.from_settings(routing)
@@ -72,7 +74,8 @@ def routing_stages(
         offset_sd=routing.quality_offset_sd,
     )
     learned = PromptRouter.load() if routing.learned_task_types else None
-    after = _off_path(settings, registry, redis, store, book, catalog_version, neighbours)
+    grades = grades or GradeStore(redis)
+    after = _off_path(settings, registry, grades, store, book, catalog_version, neighbours)
     route = RouteStage(
         registry,
         catalog,
@@ -106,7 +109,7 @@ def routing_stages(
 def _off_path(
     settings: Settings,
     registry: ProviderRegistry,
-    redis: aioredis.Redis,
+    grades: GradeStore,
     store: QualityStore,
     book: Book | None,
     catalog_version: Callable[[], str],
@@ -134,7 +137,7 @@ def _off_path(
                 models=routing.judge_models,
                 providers=providers,
                 share=routing.judge_share,
-                grades=GradeStore(redis),
+                grades=grades,
                 book=book,
                 catalog_version=catalog_version,
             )
