@@ -337,6 +337,7 @@ def _service_violations(stack: Stack) -> list[str]:
         if "Violation" in line
         and any(f'"{ACCOUNT}/user:{user}"' in line for user in services)
         and f'"{subjects.ledger("t1")}"' not in line  # the refusals asked for above
+        and f'"{subjects.grade_alert("t1")}"' not in line
         and f'"{CONTROL}"' not in line
     ]
 
