@@ -15,7 +15,7 @@ from pydantic import SecretStr
 from bus.embedded.process import free_port
 from bus.llm_client import LlmClient
 from flipsync.stack import Stack
-from router.providers.client import ProviderClient
+from router.providers.client import Completion, ProviderClient
 from router.providers.config import ProviderConfig
 from router.providers.errors import ProviderCallError
 from router.providers.streaming import bound_usage
@@ -68,6 +68,14 @@ _ANSWER = {"model": "m", "choices": [{"message": {"content": "Teal mug"}, "finis
 
 async def _hostile_answer(body: bytes) -> ProviderCallError | tuple[int, int]:
     """What the client makes of a 200 with body: its error, or the usage it would book."""
+    got = await _completion_of(body)
+    if isinstance(got, ProviderCallError):
+        return got
+    return got.usage.input_tokens, got.usage.output_tokens
+
+
+async def _completion_of(body: bytes) -> ProviderCallError | Completion:
+    """What the client makes of a 200 with body: its error, or its completion."""
     port = free_port()
 
     async def answer(request: web.Request) -> web.Response:
@@ -83,13 +91,21 @@ async def _hostile_answer(body: bytes) -> ProviderCallError | tuple[int, int]:
     )
     client = ProviderClient(config, timeout_s=10)
     try:
-        completion = await client.complete(make_request(), "m")
+        return await client.complete(make_request(), "m")
     except ProviderCallError as exc:
         return exc
     finally:
         await client.close()
         await runner.cleanup()
-    return completion.usage.input_tokens, completion.usage.output_tokens
+
+
+@pytest.mark.parametrize("reported", ["x" * 100_000, "gpt-4o\nmini", "gpt 4o", "\u00e9"])
+async def test_a_reported_model_that_is_no_model_id_is_kept_as_the_asked(reported: str) -> None:
+    # The served name goes into the result, the ledger's model rows and metric labels.
+    got = await _completion_of(msgspec.json.encode(_ANSWER | {"model": reported}))
+    assert not isinstance(got, ProviderCallError) and got.model == "m"
+    plausible = await _completion_of(msgspec.json.encode(_ANSWER | {"model": "m-2024-08-06"}))
+    assert not isinstance(plausible, ProviderCallError) and plausible.model == "m-2024-08-06"
 
 
 @pytest.mark.parametrize(

@@ -21,6 +21,7 @@ from router.errors import ProviderRateLimitedError
 from router.providers.config import ProviderConfig
 from router.providers.errors import ProviderCallError
 from router.providers.messages import openai_messages, response_format, tool_fields
+from router.providers.served_model import reported_model
 from router.providers.streaming import (
     Relay,
     bound_usage,
@@ -166,7 +167,7 @@ class ProviderClient:
         choice = response.choices[0]
         completion = Completion(
             content=choice.message.content or "",
-            model=response.model or model,
+            model=reported_model(response.model, model),
             usage=reported_usage(response.usage, request),
             latency_ms=latency_ms,
             finish_reason=choice.finish_reason or "",
@@ -197,7 +198,7 @@ class ProviderClient:
                 )
         completion = Completion(
             content=summary.content,
-            model=summary.model or model,
+            model=reported_model(summary.model, model),
             usage=usage,
             latency_ms=(time.monotonic() - started) * 1000,
             finish_reason=summary.finish_reason,
