@@ -15,7 +15,7 @@ import asyncio
 import logging
 
 from bus.memo import KEPT_CHARS
-from bus.messages import LlmRequest, TextPart
+from bus.messages import LlmRequest
 from router.tokenizer import count_bpe_tokens
 from router.tokens import count_text_tokens
 
@@ -24,14 +24,7 @@ log = logging.getLogger(__name__)
 
 def long_texts(request: LlmRequest) -> list[str]:
     """The texts of request's messages longer than a memo keeps in full (bus.memo.KEPT_CHARS)."""
-    found: list[str] = []
-    for message in request.messages:
-        if isinstance(message.content, str):
-            texts = [message.content]
-        else:
-            texts = [part.text for part in message.content if isinstance(part, TextPart)]
-        found.extend(text for text in texts if len(text) > KEPT_CHARS)
-    return found
+    return [t for message in request.messages for t in message.texts() if len(t) > KEPT_CHARS]
 
 
 async def count_long_texts(request: LlmRequest) -> None:

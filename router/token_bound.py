@@ -18,7 +18,7 @@ import json
 import math
 from decimal import Decimal
 
-from bus.messages import ChatMessage, ImagePart, LlmRequest, TextPart
+from bus.messages import ChatMessage, ImagePart, LlmRequest
 from cost_ledger.catalog import ModelPrice
 from cost_ledger.pricing import max_cost_micro_usd
 from router.tokenizer import count_bpe_tokens
@@ -69,10 +69,7 @@ def max_request_cost(
 
 def _message_text_tokens(message: ChatMessage) -> int:
     total = MESSAGE_OVERHEAD_TOKENS + count_bpe_tokens(message.role)
-    if isinstance(message.content, str):
-        total += count_bpe_tokens(message.content)
-    else:
-        total += sum(count_bpe_tokens(p.text) for p in message.content if isinstance(p, TextPart))
+    total += sum(count_bpe_tokens(text) for text in message.texts())
     if message.tool_calls:
         total += count_bpe_tokens(json.dumps(message.tool_calls, sort_keys=True))
     if message.tool_call_id:
@@ -81,13 +78,7 @@ def _message_text_tokens(message: ChatMessage) -> int:
 
 
 def _images(messages: list[ChatMessage]) -> list[ImagePart]:
-    return [
-        part
-        for message in messages
-        if not isinstance(message.content, str)
-        for part in message.content
-        if isinstance(part, ImagePart)
-    ]
+    return [part for message in messages for part in message.images()]
 
 
 def _image_tokens(part: ImagePart, rule: str) -> int:

@@ -112,6 +112,22 @@ class ChatMessage(msgspec.Struct, kw_only=True):
     tool_call_id: str = ""
     """A tool turn's answer to this tool call id."""
 
+    def texts(self) -> list[str]:
+        """The message's text, one string per text part (the whole content when plain)."""
+        if isinstance(self.content, str):
+            return [self.content]
+        return [part.text for part in self.content if isinstance(part, TextPart)]
+
+    def text(self, sep: str = "\n") -> str:
+        """The message's text parts joined by sep (images left out)."""
+        return self.content if isinstance(self.content, str) else sep.join(self.texts())
+
+    def images(self) -> list[ImagePart]:
+        """The message's image parts, in order (none for plain text)."""
+        if isinstance(self.content, str):
+            return []
+        return [part for part in self.content if isinstance(part, ImagePart)]
+
 
 class OutputSchema(msgspec.Struct, kw_only=True):
     """A JSON schema the answer must validate against (OpenAI response_format json_schema)."""

@@ -19,7 +19,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from bus.messages import ImagePart, LlmRequest, Priority
+from bus.messages import LlmRequest, Priority
 from router.providers.messages import openai_messages
 from router.tokens import count_messages_tokens
 
@@ -146,10 +146,7 @@ def unpackable(request: LlmRequest, now_ms: int, pack: PackPolicy) -> str:
     last = request.messages[-1] if request.messages else None
     if last is None or last.role != "user":
         return "the last message is not the user's"
-    if any(
-        isinstance(m.content, list) and any(isinstance(p, ImagePart) for p in m.content)
-        for m in request.messages
-    ):
+    if any(m.images() for m in request.messages):
         return "it carries images"
     if request.max_output_tokens > pack.max_output_tokens:
         return f"max_output_tokens over {pack.max_output_tokens}"

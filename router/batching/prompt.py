@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bus.messages import ChatMessage, LlmRequest, OutputSchema, TextPart
+from bus.messages import ChatMessage, LlmRequest, OutputSchema
 from router.providers.messages import openai_messages
 from router.tokens import count_joined_tokens, count_messages_tokens
 
@@ -48,10 +48,7 @@ class PackedCall:
 
 def item_text(request: LlmRequest) -> str:
     """The text of the request's last message, its own part of a packed prompt."""
-    content = request.messages[-1].content
-    if isinstance(content, str):
-        return content
-    return "\n".join(part.text for part in content if isinstance(part, TextPart))
+    return request.messages[-1].text()
 
 
 def shared_opening(texts: Sequence[str]) -> str:

@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-from bus.messages import ImagePart, LlmRequest, TextPart
+from bus.messages import LlmRequest
 from router.providers.messages import openai_messages
 from router.tokens import (
     count_messages_tokens,
@@ -119,24 +119,12 @@ def text_cues(text: str) -> TextCues:
 
 def request_text(request: LlmRequest) -> str:
     """All text of a request's messages, joined by newlines (what the learned router reads)."""
-    pieces: list[str] = []
-    for message in request.messages:
-        if isinstance(message.content, str):
-            pieces.append(message.content)
-        else:
-            pieces.extend(p.text for p in message.content if isinstance(p, TextPart))
-    return "\n".join(pieces)
+    return "\n".join(text for message in request.messages for text in message.texts())
 
 
 def extract(request: LlmRequest, *, complexity: float | None = None) -> RequestFeatures:
     """The features of a request; complexity is the heuristic one unless given (e.g. learned)."""
-    image_parts = [
-        part
-        for message in request.messages
-        if not isinstance(message.content, str)
-        for part in message.content
-        if isinstance(part, ImagePart)
-    ]
+    image_parts = [part for message in request.messages for part in message.images()]
     image_tokens = sum(
         image_part_tokens({"url": p.url, "detail": p.detail, "width": p.width, "height": p.height})
         for p in image_parts

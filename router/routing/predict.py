@@ -22,7 +22,7 @@ from typing import NamedTuple, Protocol
 
 import numpy as np
 
-from bus.messages import LlmRequest, TextPart
+from bus.messages import LlmRequest
 from router.routing.difficulty import DifficultyModel, sigmoid, success_chance
 from router.routing.per_task import PerTask
 
@@ -131,11 +131,5 @@ def prompt_text(request: LlmRequest) -> str:
     for message in reversed(request.messages):
         if message.role != "user":
             continue
-        if isinstance(message.content, str):
-            return message.content
-        return "\n".join(p.text for p in message.content if isinstance(p, TextPart))
-    return "\n".join(
-        m.content if isinstance(m.content, str)
-        else "\n".join(p.text for p in m.content if isinstance(p, TextPart))
-        for m in request.messages
-    )  # fmt: skip
+        return message.text()
+    return "\n".join(m.text() for m in request.messages)

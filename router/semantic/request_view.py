@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import msgspec
 
-from bus.messages import ImagePart, LlmRequest, LlmResult, TextPart
+from bus.messages import LlmRequest, LlmResult
 from router.semantic import entities as ent
 from router.semantic import minimal_pairs
 
@@ -50,14 +50,11 @@ def view(request: LlmRequest, model_name: str) -> RequestView | None:
     *context, last = request.messages
     if last.role != "user" or last.tool_calls:
         return None
-    text = _text(last.content)
-    if text is None or len(text) > MAX_QUESTION_CHARS or not text.strip():
+    if any(message.images() for message in request.messages):
+        return None  # a question about a picture is not its words alone
+    text = last.text()
+    if len(text) > MAX_QUESTION_CHARS or not text.strip():
         return None
-    for message in context:
-        if isinstance(message.content, list) and any(
-            isinstance(part, ImagePart) for part in message.content
-        ):
-            return None
     found = ent.extract(text)
     shape = msgspec.json.encode(
         [
@@ -91,11 +88,3 @@ def answer_key(result: LlmResult) -> str:
     else:
         body = _SPACE.sub(" ", result.content).strip().lower()
     return hashlib.blake2b(body.encode(), digest_size=12).hexdigest()
-
-
-def _text(content: str | list[TextPart | ImagePart]) -> str | None:
-    if isinstance(content, str):
-        return content
-    if any(isinstance(part, ImagePart) for part in content):
-        return None
-    return "\n".join(part.text for part in content if isinstance(part, TextPart))

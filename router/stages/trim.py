@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 
-from bus.messages import Lever, LlmRequest, LlmResult, TextPart, Usage
+from bus.messages import Lever, LlmRequest, LlmResult, Usage
 from cost_ledger.catalog import PriceCatalog
 from cost_ledger.pricing import baseline_micro_usd
 from router.context import RequestContext
@@ -60,13 +60,7 @@ class TrimStage:
 
 def _text_chars(request: LlmRequest) -> int:
     """Characters of text in the messages: a cheap measure of how long trimming will take."""
-    total = 0
-    for message in request.messages:
-        if isinstance(message.content, str):
-            total += len(message.content)
-        else:
-            total += sum(len(p.text) for p in message.content if isinstance(p, TextPart))
-    return total
+    return sum(len(text) for message in request.messages for text in message.texts())
 
 
 def trim_policies(
