@@ -165,7 +165,7 @@ async def upload(settings: Settings, start: Start, args: argparse.Namespace) -> 
 
     from agents.bulk_report import UploadProgress, cost_line, ledger_report
     from agents.intake import upload_and_wait
-    from agents.output import summary, write_package
+    from agents.output import folder_problem, summary, write_package
     from agents.photos import PhotoError
     from agents.sources import SourceError, load_source
     from bus.messages import WorkflowDone
@@ -181,6 +181,9 @@ async def upload(settings: Settings, start: Start, args: argparse.Namespace) -> 
     products = loaded.products
     priority = Priority(args.priority or (Priority.BULK if loaded.bulk else Priority.STANDARD))
     out = Path(args.out) / args.tenant
+    if problem := folder_problem(out):  # before anything is uploaded, so nothing is paid
+        print(f"flipsync upload: --out {problem}", file=sys.stderr)
+        return 2
     finished: list[WorkflowDone] = []
     ended = ""
     status = 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,24 @@ def write_package(out: Path, done: WorkflowDone, *, simulated: bool) -> Path:
     )
     (folder / "summary.txt").write_text(summary(done, simulated=simulated) + "\n")
     return folder
+
+
+def folder_problem(folder: Path) -> str:
+    """Why packages cannot be written under folder ("" when they can), found before anything
+    is uploaded or paid: a file in its way, or no right to write where it would be made."""
+    path = folder
+    while not path.exists():
+        if path.parent == path:
+            return f"{folder}: no existing folder above it"
+        path = path.parent
+    if not path.is_dir():
+        return f"{folder}: {path} is a file, not a folder"
+    try:  # a trial file, gone at once: permissions alone do not say (root, /proc, read-only)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        return f"{folder}: cannot write in {path} ({exc.strerror or exc})"
+    return ""
 
 
 def package_folder(out: Path, tenant: str, product_id: str) -> Path:

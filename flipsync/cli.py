@@ -8,6 +8,7 @@ import functools
 import importlib.metadata
 import os
 import signal
+import socket
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
@@ -368,6 +369,10 @@ async def serve_api(settings: Settings, host: str, port: int) -> int:
     from api.generated_key import announce_key, new_key
     from flipsync.stack import ALL_SERVICES, Service
 
+    if problem := _listen_problem(host, port):  # before every service starts (~20 s)
+        print(f"flipsync http: cannot listen on {host}:{port}: {problem}; "
+              "choose another with --port", file=sys.stderr)  # fmt: skip
+        return 2
     update: dict[str, Any] = {"api_host": host, "api_port": port}
     if not settings.api_keys and settings.api_keys_file is None:
         key = new_key()
@@ -375,6 +380,22 @@ async def serve_api(settings: Settings, host: str, port: int) -> int:
         announce_key(key, "default", settings.data_dir, sys.stdout)
     services = [Service.API] if settings.nats_url else [*ALL_SERVICES, Service.API]
     return await run_services(settings.model_copy(update=update), services)
+
+
+def _listen_problem(host: str, port: int) -> str:
+    """Why the API could not listen on host:port ("" when it can, at this moment)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError as exc:
+        return str(exc.strerror or exc)
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            return str(exc.strerror or exc)
+    return ""
 
 
 async def _on_local_ledger(

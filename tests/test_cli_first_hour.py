@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -19,7 +20,7 @@ from agents.cli import Running, run_command
 from bus.embedded.process import free_port
 from bus.messages import WorkflowDone
 from bus.settings import Settings
-from flipsync.cli import full_parser
+from flipsync.cli import full_parser, serve_api
 
 SAMPLES = Path(__file__).parent.parent / "agents" / "samples"
 HANG_GUARD_S = 60
@@ -182,6 +183,34 @@ async def test_a_bad_tenant_or_timeout_is_one_line_before_anything_starts(
     assert await upload_in_process(str(products), *option) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"flipsync upload: {expected}") and err.count("\n") == 1, err
+
+
+async def test_an_out_folder_that_cannot_be_written_is_one_line_before_anything_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It ran the whole upload, paid, then ended in a NotADirectoryError traceback."""
+    products = catalog_csv(tmp_path, 1)
+    (tmp_path / "taken.csv").write_text("x")
+    assert await upload_in_process(str(products), "--out", str(tmp_path / "taken.csv")) == 2
+    assert capsys.readouterr().err == (
+        f"flipsync upload: --out {tmp_path / 'taken.csv' / 'default'}: "
+        f"{tmp_path / 'taken.csv'} is a file, not a folder\n"
+    )
+
+
+async def test_http_on_a_taken_port_is_one_line_before_anything_starts(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """It started every service (about 20 s), then ended in an OSError traceback."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert await serve_api(Settings(nats_url=None, redis_url=None), "127.0.0.1", port) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"flipsync http: cannot listen on 127.0.0.1:{port}: ") and (
+        "choose another with --port" in err and err.count("\n") == 1
+    ), err
 
 
 async def test_chat_refuses_a_bad_tenant_before_anything_starts(
