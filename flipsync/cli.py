@@ -452,7 +452,8 @@ async def print_report(
             return 0
         print(render_report(report, by=by))
         print(await print_budgets(client, settings, tenant), end="")
-        print(render_standings(await standings(client, tenant)), end="")
+        graded = await standings(client, where.tenant, where.agent)
+        print(render_standings(graded, simulated=report.view.simulated), end="")
     finally:
         await client.aclose()
     return 0

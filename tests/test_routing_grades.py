@@ -11,6 +11,7 @@ import redis.asyncio as aioredis
 from bus.embedded import EmbeddedRedis
 from bus.messages import GradeAlert, QualitySignal
 from bus.settings import Settings
+from cost_ledger.api_models import Filter
 from flipsync.cli import print_report
 from router.routing.grade_report import standings
 from router.routing.grades import FLOOR, MIN_ANSWERS, TARGET, GradeStore, score_of
@@ -131,8 +132,13 @@ async def test_the_cost_report_names_the_agents_under_target(
         ("shaky", True, 1), ("good", False, 0),
     ]  # fmt: skip
     assert await standings(redis_client, "other") == []
+    assert [s.agent for s in await standings(redis_client, "t", "good")] == ["good"]
     assert await print_report(Settings(redis_url=redis_server.url), None) == 0
     out = capsys.readouterr().out
-    assert "Quality (graded answers: target 88% running average per agent, floor 80%" in out
+    assert "Quality now (each agent's running average of its graded answers, against a " in out
     assert "UNDER TARGET  t/shaky  85.0% over 20 answers (alert 1 sent)" in out
     assert "1 of 2 graded agents at or over target" in out
+    where = Filter(tenant="t", agent="good")  # --agent narrows this section too
+    assert await print_report(Settings(redis_url=redis_server.url), "t", where=where) == 0
+    out = capsys.readouterr().out
+    assert "UNDER TARGET" not in out and "1 of 1 graded agents at or over target" in out

@@ -38,9 +38,12 @@ def _text(value: bytes | str | None, default: str = "0") -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-async def standings(redis: aioredis.Redis, tenant: str | None = None) -> list[Standing]:
-    """Every graded agent of a tenant (or of all), under target first, then by name."""
-    pattern = f"{PREFIX}grade:{token(tenant) if tenant else '*'}:*"
+async def standings(
+    redis: aioredis.Redis, tenant: str | None = None, agent: str | None = None
+) -> list[Standing]:
+    """Every graded agent of a tenant (or of all; one agent if named), under target first,
+    then by name."""
+    pattern = f"{PREFIX}grade:{token(tenant) if tenant else '*'}:{token(agent) if agent else '*'}"
     out: list[Standing] = []
     async for raw in redis.scan_iter(match=pattern, count=_SCAN):
         key = _text(raw)
@@ -60,14 +63,17 @@ async def standings(redis: aioredis.Redis, tenant: str | None = None) -> list[St
     return sorted(out, key=lambda s: (not s.under_target, s.tenant, s.agent))
 
 
-def render_standings(rows: list[Standing]) -> str:
-    """The report's quality section; empty when no answer was graded."""
+def render_standings(rows: list[Standing], *, simulated: bool = False) -> str:
+    """The report's quality section; empty when no answer was graded. simulated: the
+    answers graded came from the simulated provider (said, so no one reads them as real)."""
     if not rows:
         return ""
     lines = [
-        f"Quality (graded answers: target {TARGET:.0%} running average per agent, floor "
-        f"{FLOOR:.0%} per answer)"
+        f"Quality now (each agent's running average of its graded answers, against a "
+        f"target of {TARGET:.0%}; single answers are held to a floor of {FLOOR:.0%})"
     ]
+    if simulated:
+        lines.append("  graded answers of the SIMULATED provider")
     under = [s for s in rows if s.under_target]
     for s in under:
         lines.append(
@@ -75,5 +81,7 @@ def render_standings(rows: list[Standing]) -> str:
             f"(alert {s.crossings} sent)"
         )
     rest = len(rows) - len(under)
-    lines.append(f"  {rest} of {len(rows)} graded agents at or over target")
+    tenants = len({s.tenant for s in rows})
+    what = "graded agents" if tenants == 1 else f"graded agents (of {tenants} tenants)"
+    lines.append(f"  {rest} of {len(rows)} {what} at or over target")
     return "\n".join(lines) + "\n"
