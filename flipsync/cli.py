@@ -132,6 +132,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command in ("ledger", "budget"):
         from cost_ledger.budgets.cli import run_command as run_budget_command
 
+        if args.command == "budget" and args.budget_command == "show":  # reads: local too
+            return execute(_on_local_ledger(settings, lambda s: run_budget_command(args, s)))
         return execute(run_budget_command(args, settings))
     if args.command == "http":  # an alias of `flipsync run api` (plus the rest when embedded)
         return execute(serve_api(settings, args.host, args.port))
@@ -188,6 +190,11 @@ def _description(command: str) -> str:
         text += (
             " It reads REDIS_URL or, with none set, the local data `make demo` and"
             " `flipsync upload` keep (`flipsync reset` clears it)."
+        )
+    elif command == "budget":
+        text += (
+            " `budget show` reads REDIS_URL or, with none set, the local data; a change works"
+            f" on a running deployment: set NATS_URL and REDIS_URL {LOCAL_HINT}."
         )
     elif command in NEEDS_DEPLOYMENT:
         text += f" It works on a running deployment: set NATS_URL and REDIS_URL {LOCAL_HINT}."

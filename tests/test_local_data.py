@@ -47,6 +47,8 @@ def test_report_after_upload_shows_its_spend_until_reset(tmp_path: Path) -> None
     assert spend.returncode == 0, spend.stderr  # read from the kept ledger, no REDIS_URL
     view = json.loads(spend.stdout)
     assert view["simulated"] and view["totals"]["spend_micro_usd"] > 0
+    budgets = flipsync("budget", "show", "--tenant", "shop", cwd=tmp_path)  # reads: no URLs
+    assert budgets.returncode == 0 and SIMULATED_NOTE in budgets.stdout, budgets.stderr
     providers = flipsync("providers", cwd=tmp_path)
     assert providers.returncode == 0, providers.stderr
     assert SIMULATED_NOTE in providers.stdout  # its cost column is the simulator's, not money

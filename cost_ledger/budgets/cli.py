@@ -64,7 +64,15 @@ async def _connect(settings: Settings) -> AsyncIterator[_Conn]:
 
 
 async def run_command(args: argparse.Namespace, settings: Settings) -> int:
-    """Run a ledger or budget command against a running deployment."""
+    """Run a ledger or budget command against a running deployment (`budget show` reads
+    Redis only: the deployment's, or the one a local command left behind)."""
+    if args.command == "budget" and args.budget_command == "show" and settings.redis_url:
+        client = await open_redis(settings.redis_url, settings.connect_timeout_s)
+        try:
+            live = LiveBudgets(client, BudgetConfig.load(settings.budget_config))
+            return await _show(client, live, BudgetStore(client, live), args)
+        finally:
+            await client.aclose()
     if settings.nats_url is None or settings.redis_url is None:
         print(
             f"flipsync {args.command}: set NATS_URL and REDIS_URL to a deployment's " + LOCAL_HINT,
@@ -80,7 +88,7 @@ async def run_command(args: argparse.Namespace, settings: Settings) -> int:
         if args.command == "ledger":
             return await _rebuild(conn, args.fresh)
         if change is None:
-            return await _show(conn, args)
+            return await _show(conn.redis, conn.live, conn.store, args)
         try:
             _check_removals(change, await conn.live.load())
             await conn.live.apply(change)  # checks it before anything is published
@@ -92,7 +100,9 @@ async def run_command(args: argparse.Namespace, settings: Settings) -> int:
         return 0
 
 
-async def _show(conn: _Conn, args: argparse.Namespace) -> int:
+async def _show(
+    redis: aioredis.Redis, live: LiveBudgets, store: BudgetStore, args: argparse.Namespace
+) -> int:
     """`flipsync budget show`: the table (or the API's JSON), and SIMULATED_NOTE under a table
     whose spend came from the simulated provider."""
     try:
@@ -100,17 +110,17 @@ async def _show(conn: _Conn, args: argparse.Namespace) -> int:
     except FilterError as exc:
         print(f"flipsync budget: {exc}", file=sys.stderr)
         return 2
-    await conn.live.load()
+    await live.load()
     names = ("agent", "workflow", "user", "tier", "workspace", "project")
     filters = {k: getattr(args, k) for k in names}
-    rows = await conn.store.status(args.tenant, **filters)
+    rows = await store.status(args.tenant, **filters)
     if args.json:  # the shape of GET /api/cost/budgets
         print(BudgetsResponse(filter=where, budgets=[budget_row(r) for r in rows])
               .model_dump_json(indent=2))  # fmt: skip
         return 0
     print(render_status(rows), end="")
     if rows:
-        print(await simulated_note(AggregateStore(conn.redis), where), end="")
+        print(await simulated_note(AggregateStore(redis), where), end="")
     return 0
 
 
