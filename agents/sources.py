@@ -273,7 +273,7 @@ def _product(item: dict[str, Any], photos: list[Path], where: str) -> ProductInp
         raise SourceError(f"{where}: {problem}")
     missing = [str(p) for p in photos if not p.is_file()]
     if missing:
-        raise SourceError(f"{where}: photos not found: {missing}")
+        raise SourceError(f"{where}: photos not found: {', '.join(missing)}")
     return ProductInput(
         product_id=product_id,
         title_hint=str(item.get("title_hint") or item.get("title") or ""),

@@ -28,7 +28,7 @@ from cost_ledger.cli_args import VIEWS, add_commands, add_filters, filter_of, is
 from cost_ledger.errors import ReferenceFileError
 from cost_ledger.recommendations import QualitySource, recommendations_view, recorded_quality
 from cost_ledger.reference import References, vs_reference
-from cost_ledger.report import describe, render_spend, simulated_note, usd
+from cost_ledger.report import counted, describe, render_spend, simulated_note, usd
 from cost_ledger.slices import FilterError, check_filter
 from cost_ledger.spend import spend_view, timeseries_view
 
@@ -127,7 +127,8 @@ def render_forecast(view: ForecastResponse) -> str:
 def render_anomalies(view: AnomaliesResponse) -> str:
     """Anomalies as text."""
     out, console = _console()
-    console.print(f"Anomalies: {describe(view.filter)}; {view.hours} hours, {view.method}")
+    hours = counted(view.hours, "hour")
+    console.print(f"Anomalies: {describe(view.filter)}; {hours}, {view.method}")
     if not view.spend and not view.cost_per_call:
         console.print(f"none above a score of {view.threshold}")
     for a in view.spend:
@@ -138,7 +139,7 @@ def render_anomalies(view: AnomaliesResponse) -> str:
     for c in view.cost_per_call:
         console.print(
             f"{c.hour}  {c.agent} cost per call {usd(c.cost_per_call_micro_usd)} vs "
-            f"{usd(c.baseline_cost_per_call_micro_usd)} usually over {c.calls} calls "
+            f"{usd(c.baseline_cost_per_call_micro_usd)} usually over {counted(c.calls, 'call')} "
             f"(score {c.score}): {c.likely_cause}"
         )
     return out.getvalue()

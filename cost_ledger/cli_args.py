@@ -26,6 +26,14 @@ BREAKDOWNS = ("lever", "tenant", "agent", "model", "task_type", "day", "workspac
 """What `flipsync report --by` can show spend by."""
 
 
+def utc_day(text: str) -> date:
+    """A --start or --end day as argparse reads it; a clear error for anything else."""
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a day as YYYY-MM-DD, got {text!r}") from None
+
+
 def add_filters(
     parser: argparse.ArgumentParser, *, tenant: bool = True, places: bool = False
 ) -> None:
@@ -35,12 +43,8 @@ def add_filters(
         parser.add_argument("--tenant", default=None, help="one seller (default: all)")
     parser.add_argument("--agent", default=None, help="one agent (not with --model)")
     parser.add_argument("--model", default=None, help="one model (not with --agent)")
-    parser.add_argument(
-        "--start", type=date.fromisoformat, default=None, help="first UTC day, YYYY-MM-DD"
-    )
-    parser.add_argument(
-        "--end", type=date.fromisoformat, default=None, help="last UTC day, YYYY-MM-DD"
-    )
+    parser.add_argument("--start", type=utc_day, default=None, help="first UTC day, YYYY-MM-DD")
+    parser.add_argument("--end", type=utc_day, default=None, help="last UTC day, YYYY-MM-DD")
     if places:
         parser.add_argument(
             "--workspace", default=None, help="one workspace (not with --agent or --model)"

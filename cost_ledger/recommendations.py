@@ -132,8 +132,8 @@ def cheaper_tier(
     main_tasks = [name for name, t in tasks.items() if t.calls / total_calls >= MIN_TASK_SHARE]
     out: list[Recommendation] = []
     for model, used in cube.of(CubeDim.MODEL).items():
-        if model not in catalog or used.spend_micro_usd <= 0:
-            continue
+        if model not in catalog or used.spend_micro_usd <= 0 or used.calls < MIN_CALLS:
+            continue  # a handful of calls (a shadow check, say) says nothing about a tier
         if only_model is not None and model != only_model:
             continue
         current = catalog.get(model)

@@ -110,3 +110,18 @@ async def test_no_cheaper_tier_when_quality_would_drop(redis_client: aioredis.Re
     assert [(r.kind, r.agent) for r in mine.items] == [("long_prompts", "describer")]
     empty = await recommendations_view(store, Filter(tenant="nobody"), CATALOG)
     assert empty.items == [] and empty.window_days == 0
+
+
+async def test_no_cheaper_tier_from_a_handful_of_calls(redis_client: aioredis.Redis) -> None:
+    """A model an agent used a few times (a shadow check, say) is no evidence for a tier:
+    after the demo, one gpt-4.1-mini call of the bundles agent was recommended down a tier."""
+    store = AggregateStore(redis_client)
+    few = [
+        ledger_event(at="2026-10-01T12:00:00", tenant="few", agent="writer", model="gpt-4o",
+                     task_type="listing", cost=WRITER_CALL, baseline=WRITER_CALL,
+                     input_tokens=1000, output_tokens=200)
+        for _ in range(3)
+    ]  # fmt: skip
+    await apply_all(store, few)
+    view = await recommendations_view(store, Filter(tenant="few"), CATALOG, source(quality(0.88)))
+    assert not [r for r in view.items if r.kind == "cheaper_tier"]

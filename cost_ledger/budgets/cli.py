@@ -37,7 +37,7 @@ from cost_ledger.budgets.live import LiveBudgets
 from cost_ledger.budgets.status import budget_row, render_status
 from cost_ledger.budgets.store import BudgetStore
 from cost_ledger.rebuild import rebuild
-from cost_ledger.report import simulated_note, usd
+from cost_ledger.report import counted, simulated_note, usd
 from cost_ledger.slices import FilterError, check_filter
 
 
@@ -156,7 +156,7 @@ async def _rebuild(conn: _Conn, fresh: bool) -> int:
         f"into budgets), {report.changes} budget changes, {report.alerts} alerts, "
         f"{report.malformed} skipped"
     )
-    print(f"total spend {usd(totals.spend_micro_usd)} over {totals.calls} calls")
+    print(f"total spend {usd(totals.spend_micro_usd)} over {counted(totals.calls, 'call')}")
     return 0
 
 

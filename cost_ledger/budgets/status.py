@@ -181,7 +181,7 @@ def render_status(rows: Iterable[BudgetStatus], *, width: int = 120) -> str:
         table.add_row(
             row.budget,
             row.scope,
-            row.period_key,
+            row.period_key[1:],  # the key's d/m marks day or month; the date says it
             _amount(row.limit, row.unit),
             _amount(row.spent, row.unit),
             _amount(row.reserved, row.unit),
