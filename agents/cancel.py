@@ -16,7 +16,7 @@ from collections.abc import Collection
 
 import msgspec
 from faststream.nats import NatsBroker
-from nats.js.errors import NotFoundError
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from agents.stores import StoreOpener
 from bus import subjects
@@ -24,6 +24,12 @@ from bus.codec import decode
 from bus.errors import WireError
 from bus.messages import LlmRequest, WorkflowState
 from bus.settings import Settings
+
+CANCEL_WITHIN_S = 5.0
+"""How long an interrupted upload gives the cancelling (a few KV writes, one sweep)."""
+SWEEP_BATCH = 256
+SWEEP_IDLE_S = 1.0
+"""The sweep's fetch size, and how long it waits for a batch (its consumer's idle life)."""
 
 
 async def requests_mark(broker: NatsBroker) -> int:
@@ -57,22 +63,38 @@ async def cancel_workflows(
 async def _delete_requests(
     broker: NatsBroker, tenant: str, workflow_ids: set[str], since_seq: int
 ) -> int:
-    """Delete the tenant's requests of workflow_ids after since_seq (read one by one: only
-    this tenant's subjects, only since the upload began)."""
+    """Delete the tenant's requests of workflow_ids after since_seq, read in batches by a
+    throwaway consumer of this tenant's subjects only, from where the upload began."""
     js = broker.connection.jetstream()
-    stream, wanted = subjects.STREAM_REQUESTS, subjects.tenant_llm_requests(tenant)
-    seq, deleted = since_seq + 1, 0
-    while True:
-        try:
-            msg = await js.get_msg(stream, seq=seq, subject=wanted, next=True)
-        except NotFoundError:
-            return deleted
-        assert msg.seq is not None
-        seq = msg.seq + 1
-        try:
-            request = decode(msg.data or b"", LlmRequest)
-        except WireError:
-            continue
-        if request.workflow_id in workflow_ids:
-            await js.delete_msg(stream, msg.seq)
-            deleted += 1
+    stream = subjects.STREAM_REQUESTS
+    if (await js.stream_info(stream)).state.last_seq <= since_seq:
+        return 0
+    config = ConsumerConfig(
+        deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+        opt_start_seq=since_seq + 1,
+        ack_policy=AckPolicy.NONE,
+        inactive_threshold=SWEEP_IDLE_S,
+    )
+    sub = await js.pull_subscribe(
+        subjects.tenant_llm_requests(tenant), stream=stream, config=config
+    )
+    doomed: list[int] = []
+    try:
+        pending = 1
+        while pending:
+            try:
+                batch = await sub.fetch(SWEEP_BATCH, timeout=SWEEP_IDLE_S)
+            except TimeoutError:
+                break
+            for msg in batch:
+                pending = msg.metadata.num_pending or 0
+                try:
+                    request = decode(msg.data, LlmRequest)
+                except WireError:
+                    continue
+                if request.workflow_id in workflow_ids:
+                    doomed.append(msg.metadata.sequence.stream)
+    finally:
+        await sub.unsubscribe()
+    await asyncio.gather(*(js.delete_msg(stream, seq) for seq in doomed))
+    return len(doomed)

@@ -270,7 +270,7 @@ async def stop_unfinished(
 ) -> str:
     """Say at once that the upload stops, then cancel its unfinished workflows (so that no
     later command pays for them); the closing line's note on them."""
-    from agents.cancel import cancel_workflows
+    from agents.cancel import CANCEL_WITHIN_S, cancel_workflows
     from cost_ledger.report import counted
 
     if not unfinished:
@@ -286,7 +286,7 @@ async def stop_unfinished(
     if session.stopping is not None:
         session.stopping.set()  # the agents give way now: no request is sent after this
     try:
-        async with asyncio.timeout(max(settings.stop_grace_s, 1.0)):
+        async with asyncio.timeout(CANCEL_WITHIN_S):
             await cancel_workflows(session.broker, settings, tenant, unfinished,
                                    since_seq=since_seq)  # fmt: skip
     except Exception as exc:  # said, not raised: the stop goes on either way
