@@ -276,13 +276,13 @@ async def stop_unfinished(
     if not unfinished:
         return ""
     what = counted(len(unfinished), "unfinished product")
+    # A damaged photo ends the upload at once, with its own line: the others go quietly.
+    quiet = why.startswith("flipsync upload:")
     if why == "interrupted":
-        line = f"stopping: cancelling {what} (Ctrl-C again to quit at once)"
-    elif why.startswith("flipsync upload:"):  # a damaged photo: its own line says it all
-        line = f"stopping: cancelling {what}"
-    else:
-        line = f"stopping: {why}; cancelling {what}"
-    print(line, file=sys.stderr, flush=True)
+        print(f"stopping: cancelling {what} (Ctrl-C again to quit at once)", file=sys.stderr,
+              flush=True)  # fmt: skip
+    elif not quiet:
+        print(f"stopping: {why}; cancelling {what}", file=sys.stderr, flush=True)
     if session.stopping is not None:
         session.stopping.set()  # the agents give way now: no request is sent after this
     try:
@@ -292,7 +292,7 @@ async def stop_unfinished(
     except Exception as exc:  # said, not raised: the stop goes on either way
         detail = str(exc) or type(exc).__name__
         return f"; {what} not cancelled ({detail}): they may resume under the next command"
-    return f"; {what} cancelled (calls already made stay in the report)"
+    return "" if quiet else f"; {what} cancelled (calls already made stay in the report)"
 
 
 async def chat(settings: Settings, start: Start, tenant: str, question: str) -> int:

@@ -222,7 +222,8 @@ def test_a_photo_damaged_past_its_header_ends_the_upload_with_one_line(tmp_path:
     assert done.returncode == 2, done.stderr
     (line,) = done.stderr.strip().splitlines()
     assert line.startswith(f"flipsync upload: {tmp_path / 'mug' / 'cut.png'}: not a readable")
-    assert line.endswith(f": 0 of 1 product done, written to {out / 'default'}/")
+    assert line.endswith(": 0 of 1 product done, nothing written")
+    assert not out.exists()  # the line names no folder, and none was made
 
 
 def test_sigint_mid_upload_keeps_finished_packages_and_leaves_nothing_running(
