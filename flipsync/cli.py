@@ -370,7 +370,7 @@ async def run_services(settings: Settings, services: list[Service]) -> int:
         if stop.is_set():  # the second one: the servers are stopped at once
             task.cancel()
             return
-        again = "Ctrl-C" if sig == signal.SIGINT else "again"
+        again = "Ctrl-C again" if sig == signal.SIGINT else "again"
         print(f"stopping: {signal.Signals(sig).name} ({again} to quit at once)",
               file=sys.stderr, flush=True)  # fmt: skip
         stop.set()
