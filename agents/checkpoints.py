@@ -58,6 +58,11 @@ class CheckpointStore:
         data = await self._get_once(subjects.checkpoint_key(tenant, workflow_id, agent))
         return decode(data, AgentCheckpoint) if data else None
 
+    async def state(self, tenant: str, workflow_id: str) -> WorkflowState | None:
+        """The workflow's state as stored now (never cached: a cancellation must show)."""
+        data = await self._get(subjects.checkpoint_key(tenant, workflow_id, STATE))
+        return decode(data, WorkflowState) if data else None
+
     async def update_state(
         self,
         tenant: str,

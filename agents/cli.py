@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # the commands import what they use when they run: --help sta
     from faststream.nats import NatsBroker
 
     from bus.settings import Settings
+    from bus.stopping import Stopping
     from cost_ledger.aggregates import AggregateStore
 
 COMMANDS = ("upload", "chat")
@@ -39,6 +40,7 @@ class Running(Protocol):
     broker: NatsBroker
     simulated: bool
     redis: aioredis.Redis
+    stopping: Stopping
 
     async def stop(self) -> None:
         """Stop it and every server it started."""
@@ -56,6 +58,8 @@ class Session:
     broker: NatsBroker
     simulated: bool
     aggregates: AggregateStore | None
+    stopping: Stopping | None = None
+    """The embedded stack's stop signal (its agents give way when it is set)."""
 
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -136,6 +140,7 @@ async def connected(settings: Settings, start: Start) -> AsyncIterator[Session]:
                 broker=stack.broker,
                 simulated=stack.simulated,
                 aggregates=AggregateStore(stack.redis),
+                stopping=stack.stopping,
             )
         finally:
             await stack.stop()
@@ -164,6 +169,7 @@ async def upload(settings: Settings, start: Start, args: argparse.Namespace) -> 
     from rich.console import Console
 
     from agents.bulk_report import UploadProgress, cost_line, ledger_report
+    from agents.cancel import requests_mark
     from agents.intake import upload_and_wait
     from agents.output import folder_problem, summary, write_package
     from agents.photos import PhotoError
@@ -184,6 +190,7 @@ async def upload(settings: Settings, start: Start, args: argparse.Namespace) -> 
     if problem := folder_problem(out):  # before anything is uploaded, so nothing is paid
         print(f"flipsync upload: --out {problem}", file=sys.stderr)
         return 2
+    started: list[str] = []
     finished: list[WorkflowDone] = []
     ended = ""
     status = 0
@@ -197,6 +204,7 @@ async def upload(settings: Settings, start: Start, args: argparse.Namespace) -> 
             held = await session.aggregates.totals(args.tenant)
             before, before_baseline = held.spend_micro_usd, held.baseline_micro_usd
 
+        mark = await requests_mark(session.broker)
         with UploadProgress(console, len(products)) as progress:
 
             def keep(event: WorkflowDone) -> None:
@@ -214,6 +222,7 @@ async def upload(settings: Settings, start: Start, args: argparse.Namespace) -> 
                     timeout_s=args.timeout,
                     on_progress=progress.on_progress,
                     on_done=keep,
+                    on_start=started.append,
                 )
             except TimeoutError:
                 ended, status = f"timed out after {args.timeout:g} s", EXIT_TIMEOUT
@@ -224,14 +233,21 @@ async def upload(settings: Settings, start: Start, args: argparse.Namespace) -> 
                 ended, status = "interrupted", EXIT_INTERRUPTED
             except PhotoError as exc:  # damaged past the header load_source checked
                 ended, status = f"flipsync upload: {exc}", 2
+        if ended:
+            done = {event.workflow_id for event in finished}
+            unfinished = [wf for wf in started if wf not in done]
+            cancelled = await stop_unfinished(
+                session, settings, args.tenant, unfinished, mark, why=ended
+            )
         if not ended and session.aggregates is not None:
             spent = before + sum(e.cost_micro_usd for e in finished)
             naive = before_baseline + sum(e.baseline_micro_usd for e in finished)
             report = await ledger_report(session.aggregates, args.tenant, spent, naive)
     if ended:
+        written = f"written to {out}/" if finished else "nothing written"
         print(
             f"{ended}: {len(finished)} of {counted(len(products), 'product')} done, "
-            f"written to {out}/",
+            f"{written}{cancelled}",
             file=sys.stderr,
         )
         return status
@@ -244,6 +260,42 @@ async def upload(settings: Settings, start: Start, args: argparse.Namespace) -> 
     if report:
         print(report)
     return 0 if all(event.ok for event in finished) else 1
+
+
+async def stop_unfinished(
+    session: Session,
+    settings: Settings,
+    tenant: str,
+    unfinished: list[str],
+    since_seq: int,
+    *,
+    why: str,
+) -> str:
+    """Say at once that the upload stops, then cancel its unfinished workflows (so that no
+    later command pays for them); the closing line's note on them."""
+    from agents.cancel import CANCEL_WITHIN_S, cancel_workflows
+    from cost_ledger.report import counted
+
+    if not unfinished:
+        return ""
+    what = counted(len(unfinished), "unfinished product")
+    # A damaged photo ends the upload at once, with its own line: the others go quietly.
+    quiet = why.startswith("flipsync upload:")
+    if why == "interrupted":
+        print(f"stopping: cancelling {what} (Ctrl-C again to quit at once)", file=sys.stderr,
+              flush=True)  # fmt: skip
+    elif not quiet:
+        print(f"stopping: {why}; cancelling {what}", file=sys.stderr, flush=True)
+    if session.stopping is not None:
+        session.stopping.set()  # the agents give way now: no request is sent after this
+    try:
+        async with asyncio.timeout(CANCEL_WITHIN_S):
+            await cancel_workflows(session.broker, settings, tenant, unfinished,
+                                   since_seq=since_seq)  # fmt: skip
+    except Exception as exc:  # said, not raised: the stop goes on either way
+        detail = str(exc) or type(exc).__name__
+        return f"; {what} not cancelled ({detail}): they may resume under the next command"
+    return "" if quiet else f"; {what} cancelled (calls already made stay in the report)"
 
 
 async def chat(settings: Settings, start: Start, tenant: str, question: str) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Callable, Sequence
 
 from faststream.nats import NatsBroker
@@ -29,12 +30,15 @@ async def upload_and_wait(
     on_progress: OnProgress | None = None,
     on_upload: Callable[[ProductUploaded], None] | None = None,
     on_done: OnDone | None = None,
+    on_start: Callable[[str], None] | None = None,
 ) -> list[WorkflowDone]:
     """Upload every product (a few at a time) and return their final events, in order.
 
     tenant is one tenant for all, or a function of the product's index (a replay of many
     sellers). on_done sees each final event as soon as it comes, so that what finished is
     kept when the wait is cut short: TimeoutError after timeout_s, or a cancellation.
+    on_start sees each workflow id before its upload is published, so that a cut-short
+    caller knows every workflow it may have started (agents.cancel).
     """
     uploader = Uploader(broker, settings)
     tenants = [tenant(i) if callable(tenant) else tenant for i in range(len(products))]
@@ -46,7 +50,12 @@ async def upload_and_wait(
 
         async def one(product: ProductInput, owner: str) -> WorkflowDone:
             async with gate:
-                upload = await uploader.upload(product, tenant=owner, priority=priority)
+                workflow_id = uuid.uuid4().hex
+                if on_start is not None:
+                    on_start(workflow_id)
+                upload = await uploader.upload(
+                    product, tenant=owner, priority=priority, workflow_id=workflow_id
+                )
             if on_upload is not None:
                 on_upload(upload)
             # The overall timeout below ends the wait; this one is only a backstop.

@@ -39,7 +39,10 @@ def record(dag: WorkflowDag, state: WorkflowState, agent: str, ok: bool) -> Step
     that settles the last agent (or loses a required one) finishes the workflow. A replayed
     event yields everything ready and any end again; starting and finishing are idempotent
     (message ids and checkpoints), so a handler that died half-way is simply completed.
+    A cancelled workflow changes no more: nothing runs and it never finishes.
     """
+    if state.cancelled:
+        return Step(state=state, run=(), finish=Finish.NONE, replay=True)
     replay = agent in state.ok or agent in state.failed
     after = state
     if not replay:

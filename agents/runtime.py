@@ -12,6 +12,7 @@ from opentelemetry import trace
 
 from agents.asking import Ask, Asked, Asker
 from agents.attribution import Attribution
+from agents.checkpoints import CheckpointStore
 from agents.per_photo import PhotoAnalyst, PhotoJob
 from agents.prompting import build_messages, naive_call
 from agents.spec import UPLOAD, AgentSpec, Inputs, Output
@@ -30,6 +31,7 @@ from bus.messages import (
 )
 from bus.publishing import publish
 from bus.settings import Settings
+from bus.stopping import Stopped, Stopping
 from cost_ledger.catalog import PriceCatalog
 
 log = logging.getLogger(__name__)
@@ -47,7 +49,9 @@ class AgentRuntime:
         catalog: PriceCatalog | None = None,
         llm_timeout_s: float = 120.0,
         tracer: trace.Tracer | None = None,
+        stopping: Stopping | None = None,
     ) -> None:
+        self._stopping = stopping or Stopping()
         self.specs = {spec.name: spec for spec in specs if not spec.interactive}
         self._settings = settings
         self._broker = broker
@@ -89,7 +93,10 @@ class AgentRuntime:
             log.warning("no agent %r in this runtime", command.agent)
             return
         try:
-            await self._run(spec, command, incoming)
+            # A stop abandons the agent (its message handed back), not the stop waits for it.
+            await self._stopping.guard(self._run(spec, command, incoming))
+        except Stopped:
+            raise
         except Exception as exc:
             delivery = delivery_count(incoming)
             if delivery < self._settings.max_deliver:
@@ -113,6 +120,8 @@ class AgentRuntime:
         stores = await self._stores(self._broker.connection.jetstream())
         store = stores.checkpoints
         checkpoint = await store.get(command.tenant, command.workflow_id, spec.name)
+        if checkpoint is None and await _cancelled(store, command):
+            return  # its upload was interrupted (agents.cancel): no call, no event
         if checkpoint is None:  # a finished agent is never paid for twice
             with self._tracer.start_as_current_span(f"agent {spec.name}") as span:
                 span.set_attribute("flipsync.agent", spec.name)
@@ -205,6 +214,11 @@ class AgentRuntime:
         baseline = self._attribution.baseline(naive_call(spec, inputs, output))
         checkpoint.baseline_micro_usd = checkpoint.call_free_baseline_micro_usd = baseline
         return checkpoint
+
+
+async def _cancelled(store: CheckpointStore, command: RunAgent) -> bool:
+    state = await store.state(command.tenant, command.workflow_id)
+    return state is not None and state.cancelled
 
 
 def upload_view(upload: ProductUploaded) -> dict[str, Any]:

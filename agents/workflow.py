@@ -103,7 +103,9 @@ class WorkflowService:
         def start(state: WorkflowState) -> WorkflowState:
             return msgspec.structs.replace(state, product_id=upload.product_id)
 
-        await stores.checkpoints.update_state(upload.tenant, upload.workflow_id, start)
+        _, state = await stores.checkpoints.update_state(upload.tenant, upload.workflow_id, start)
+        if state.cancelled:  # interrupted before its first agent: nothing starts
+            return
         await asyncio.gather(
             *(self._run(upload.tenant, upload.workflow_id, name) for name in roots(self.dag))
         )

@@ -29,6 +29,7 @@ from bus.heartbeat import beating
 from bus.messages import DeadLetter, ErrorCode
 from bus.metrics import count_messages
 from bus.settings import Settings
+from bus.stopping import Stopped
 
 Incoming = Any
 """What a durable handler's one parameter receives: the NatsMessage. Typed Any on purpose,
@@ -120,6 +121,8 @@ def _patient(durable: str, handler: Handler) -> Handler:
             await handler(incoming)
         except NackMessage:
             raise
+        except Stopped as exc:  # a stop, not a failure: handed back without a word
+            raise NackMessage(delay=REDELIVERY_MAX_S) from exc
         except Exception as exc:
             delivery = delivery_count(incoming)
             delay = redelivery_delay_s(delivery)

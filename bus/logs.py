@@ -26,9 +26,19 @@ class QuietBroker(logging.Filter):
         if any(text in message for text in _CHATTER):
             return False
         error = record.exc_info[1] if record.exc_info else None
-        if isinstance(error, asyncio.CancelledError) or message.startswith("CancelledError"):
-            return False  # a subscriber stopped while a message was in hand: it is redelivered
         return not (isinstance(error, TimeoutError) and "retrying" in message)
+
+
+class CancelledIsNoError(logging.Filter):
+    """Drops FastStream's records of a handler cancelled by a stop, at every verbosity: the
+    message is redelivered to whichever process runs the service next; nothing failed."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """False for a handler's cancellation."""
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, asyncio.CancelledError):
+            return False
+        return not record.getMessage().startswith("CancelledError")
 
 
 class QuietShutdown(logging.Filter):
@@ -66,6 +76,7 @@ def configure(verbosity: int = 0, *, service: bool = False) -> None:
     broker = logging.getLogger(BROKER_LOGGER)
     for old in list(broker.filters):
         broker.removeFilter(old)
+    broker.addFilter(CancelledIsNoError())
     if verbosity == 0:
         broker.addFilter(QuietBroker())
     # In a command, a handler's failure (a NATS timeout under load) is retried by JetStream

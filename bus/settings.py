@@ -104,6 +104,9 @@ class Settings(BaseSettings):
     work as a batch of many. Totals and budgets lag the events by at most this much."""
     ack_wait_s: float = 120.0
     """How long JetStream waits for an ack before redelivering to another replica."""
+    stop_grace_s: float = Field(default=2.0, ge=0.0)
+    """How long a stopping process lets its handlers finish before cancelling them (agents
+    give way at once: bus.stopping); what is cut off is redelivered, as after a crash."""
     max_deliver: int = 10
     result_ttl_s: int = 24 * 3600
     """How long terminal results are kept for late or restarted requesters."""

@@ -109,6 +109,11 @@ def llm_request(tenant: str, agent: str) -> str:
     return f"llm.request.{token(tenant)}.{token(agent)}"
 
 
+def tenant_llm_requests(tenant: str) -> str:
+    """Filter for every LLM request of one tenant (each agent's subject)."""
+    return f"llm.request.{token(tenant)}.*"
+
+
 def request_sender(subject: str) -> tuple[str, str] | None:
     """(tenant, agent) of a request subject, which NATS permissions vouch for; else None."""
     parts = subject.split(".")

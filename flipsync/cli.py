@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import functools
 import importlib.metadata
+import logging
 import os
 import signal
 import socket
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from bus.logs import configure as configure_logging
 from flipsync import data_dir
@@ -294,7 +296,10 @@ def _run(coro: Coroutine[Any, Any, int], hold: Path | None = None) -> int:
 
     try:
         with data_dir.held(hold):
-            return uvloop.run(_signalled(coro))
+            status = uvloop.run(_signalled(coro))
+        if status in STOPPED:
+            _leave_now(status)
+        return status
     except Unreachable as exc:
         print(f"flipsync: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
@@ -310,18 +315,32 @@ def _run(coro: Coroutine[Any, Any, int], hold: Path | None = None) -> int:
         return 128 + signal.SIGINT
 
 
+STOPPED = (4, 128 + signal.SIGINT, 128 + signal.SIGTERM)
+"""Statuses of a run cut short (--timeout, Ctrl-C, SIGTERM): its process exits at once."""
+
+
+def _leave_now(status: int) -> NoReturn:
+    """Exit without the interpreter's finalization: everything is stopped and said by now,
+    and collecting the heap (the router's models, tokenizers) took ~5 s after a Ctrl-C."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(status)
+
+
 async def _signalled(coro: Coroutine[Any, Any, int]) -> int:
-    """Await coro; the first SIGINT or SIGTERM cancels it (its clean-up runs, further signals
-    are ignored so that clean-up finishes) and the status is 128 + the signal."""
+    """Await coro; the first SIGINT or SIGTERM cancels it (its clean-up runs: a stack stops
+    within its grace) and the status is 128 + the signal. A second one cancels the clean-up
+    too: what is left of it is stopping the servers (flipsync.stack.Stack.stop)."""
     task = asyncio.current_task()
     assert task is not None
     loop = asyncio.get_running_loop()
     got: list[int] = []
 
     def cancel(sig: int) -> None:
-        if not got:
-            got.append(sig)
-            task.cancel()
+        got.append(sig)
+        task.cancel()
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, cancel, sig)
@@ -352,8 +371,20 @@ async def run_services(settings: Settings, services: list[Service]) -> int:
         raise
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+
+    def stopping(sig: int) -> None:
+        if stop.is_set():  # the second one: the servers are stopped at once
+            task.cancel()
+            return
+        again = "Ctrl-C again" if sig == signal.SIGINT else "again"
+        print(f"stopping: {signal.Signals(sig).name} ({again} to quit at once)",
+              file=sys.stderr, flush=True)  # fmt: skip
+        stop.set()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, stopping, sig)
     settle_heap()  # everything start-up made stays: the collector need not walk it again
     names = ", ".join(s.value for s in services)
     sim = f" simulated provider at {stack.sim.base_url}" if stack.sim else ""
@@ -361,10 +392,23 @@ async def run_services(settings: Settings, services: list[Service]) -> int:
     print(f"flipsync: running {names} on {stack.nats_url} (Redis {stack.redis_url}){sim}",
           flush=True)  # fmt: skip
     await stop.wait()
-    if metrics is not None:
-        await metrics.stop()
-    await stack.stop()
+    try:
+        if metrics is not None:
+            await metrics.stop()
+    finally:
+        await _stop_or_quit(stack)
     return 0
+
+
+async def _stop_or_quit(stack: Stack) -> None:
+    """Stop the stack; a second signal meanwhile cuts it short (the servers still stop)."""
+    try:
+        await stack.stop()
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None:
+            task.uncancel()
+        print("flipsync: quit", file=sys.stderr, flush=True)
 
 
 async def serve_api(settings: Settings, host: str, port: int) -> int:

@@ -27,6 +27,7 @@ from bus.pull_loop import LiveConsumer
 from bus.reachable import reach_nats, reach_redis
 from bus.redis_client import make_redis
 from bus.settings import Settings
+from bus.stopping import Stopping
 from bus.streams import ensure_streams
 from bus.tracing import make_tracer_provider
 from cost_ledger.aggregates import AggregateStore
@@ -111,6 +112,8 @@ class Stack:
     """The budgets' runtime (its watch rebuilds counters a Redis restart lost)."""
     live_consumers: list[LiveConsumer] = field(default_factory=list)
     """Consumers on nats-py directly (bus.pull_loop): the hot path's, outside the broker."""
+    stopping: Stopping = field(default_factory=Stopping)
+    """Set when the stop begins: the agents give way at once (bus.stopping)."""
 
     @property
     def aggregates(self) -> AggregateStore:
@@ -118,7 +121,19 @@ class Stack:
         return AggregateStore(self.redis)
 
     async def stop(self) -> None:
-        """Stop services, then the servers this stack started; leaves no process behind."""
+        """Stop services, then the servers this stack started; leaves no process behind.
+
+        Handlers get settings.stop_grace_s; the servers are stopped even if this is
+        cancelled half-way (a second Ctrl-C: flipsync.cli).
+        """
+        self.stopping.set()
+        try:
+            await self._stop_services()
+        finally:
+            for server in reversed(self.embedded):
+                await server.stop()  # SIGTERM at once, so even a cancelled wait stops it
+
+    async def _stop_services(self) -> None:
         if self.api is not None:
             await self.api.stop()
         if self.budget_runtime is not None:
@@ -135,8 +150,6 @@ class Stack:
         if self.sim is not None:
             await self.sim.stop()
         self.tracer_provider.shutdown()
-        for server in reversed(self.embedded):
-            await server.stop()
 
 
 async def start_stack(
@@ -201,8 +214,13 @@ async def start_stack(
         simulated_url = sim.base_url if sim else settings.sim_base_url
         redis_client = make_redis(redis_url, cluster=settings.redis_cluster)
         broker = make_broker(
-            nats_url, tracer_provider=tracer_provider, client_name="flipsync", **nats_options
+            nats_url,
+            tracer_provider=tracer_provider,
+            client_name="flipsync",
+            graceful_timeout=settings.stop_grace_s,
+            **nats_options,
         )
+        stopping = Stopping()
         budgets: BudgetRuntime | None = None
         live: list[LiveConsumer] = []
         if wanted & {Service.ROUTER, Service.LEDGER}:
@@ -269,7 +287,12 @@ async def start_stack(
         if Service.AGENTS in wanted:
             tracer = tracer_provider.get_tracer("flipsync.agents")
             runtime = AgentRuntime(
-                WORKFLOW_SPECS, settings=settings, broker=broker, catalog=catalog, tracer=tracer
+                WORKFLOW_SPECS,
+                settings=settings,
+                broker=broker,
+                catalog=catalog,
+                tracer=tracer,
+                stopping=stopping,
             )
             broker.include_router(runtime.router())
             broker.include_router(ChatService(settings, broker).router())
@@ -289,6 +312,7 @@ async def start_stack(
             budgets=budgets.store if budgets is not None else None,
             notifier=notifier,
             live_consumers=live,
+            stopping=stopping,
         )
     except BaseException:
         if registry is not None:  # its provider clients' connection pools

@@ -4,6 +4,7 @@ running. Each runs the real `flipsync` command as a child process."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -250,7 +251,8 @@ def test_a_photo_damaged_past_its_header_ends_the_upload_with_one_line(tmp_path:
     assert done.returncode == 2, done.stderr
     (line,) = done.stderr.strip().splitlines()
     assert line.startswith(f"flipsync upload: {tmp_path / 'mug' / 'cut.png'}: not a readable")
-    assert line.endswith(f": 0 of 1 product done, written to {out / 'default'}/")
+    assert line.endswith(": 0 of 1 product done, nothing written")
+    assert not out.exists()  # the line names no folder, and none was made
 
 
 def test_sigint_mid_upload_keeps_finished_packages_and_leaves_nothing_running(
@@ -258,17 +260,7 @@ def test_sigint_mid_upload_keeps_finished_packages_and_leaves_nothing_running(
 ) -> None:
     products = catalog_csv(tmp_path, 12)
     out = tmp_path / "out"
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("NATS_", "REDIS_"))}
-    env = {
-        **clean,
-        "FLIPSYNC_AGENT_WORKERS": "1",  # products finish one after another, not all at once
-        "FLIPSYNC_SIM_LATENCY_MS": "30",
-    }
-    argv = [sys.executable, "-m", "flipsync", "upload", str(products), "--out", str(out),
-            "--priority", "standard"]  # fmt: skip
-    proc = subprocess.Popen(
-        argv, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    proc = start_upload(tmp_path, products, out)
     try:
         children: set[int] = set()
         deadline = time.monotonic() + 240  # a hang guard, not a timing check
@@ -285,14 +277,74 @@ def test_sigint_mid_upload_keeps_finished_packages_and_leaves_nothing_running(
             proc.kill()
             proc.communicate()
     assert proc.returncode == 130, stderr
-    last = stderr.strip().splitlines()[-1]
     written = sorted(p.parent.name for p in out.glob("default/*/package.json"))
-    assert last == (
-        f"interrupted: {len(written)} of 12 products done, written to {out / 'default'}/"
-    ), stderr
     assert 1 <= len(written) < 12
-    assert "Traceback" not in stderr and len(stderr.strip().splitlines()) == 1, stderr
+    left = 12 - len(written)
+    unfinished = f"{left} unfinished product{'s' if left > 1 else ''}"
+    assert stderr.strip().splitlines() == [
+        f"stopping: cancelling {unfinished} (Ctrl-C again to quit at once)",
+        f"interrupted: {len(written)} of 12 products done, written to {out / 'default'}/; "
+        f"{unfinished} cancelled (calls already made stay in the report)",
+    ], stderr
     assert children, "the embedded servers ran as child processes"
+    alive = [pid for pid in children if running(pid)]
+    assert alive == [], f"left running: {alive}"
+    # The cancelled workflows do not resume under the next command on the same data.
+    env = {"FLIPSYNC_SIM_LATENCY_MS": "30"}
+    calls = ledger_calls(tmp_path, "default")
+    assert calls > 0
+    chat = flipsync("chat", "--tenant", "demo", "hi", env=env, cwd=tmp_path)
+    assert chat.returncode == 0, chat.stderr
+    assert ledger_calls(tmp_path, "default") == calls
+    assert sorted(p.parent.name for p in out.glob("default/*/package.json")) == written
+
+
+def start_upload(folder: Path, products: Path, out: Path, *more: str) -> subprocess.Popen[str]:
+    """`flipsync upload` of products in folder, products finishing one after another."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("NATS_", "REDIS_"))}
+    env = {
+        **clean,
+        "FLIPSYNC_AGENT_WORKERS": "1",  # products finish one after another, not all at once
+        "FLIPSYNC_SIM_LATENCY_MS": "30",
+    }
+    argv = [sys.executable, "-m", "flipsync", "upload", str(products), "--out", str(out),
+            "--priority", "standard", *more]  # fmt: skip
+    return subprocess.Popen(
+        argv, env=env, cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def ledger_calls(folder: Path, tenant: str) -> int:
+    """The calls the ledger in folder's local data holds for tenant (`flipsync report`)."""
+    report = flipsync("report", "--tenant", tenant, "--json", env={}, cwd=folder)
+    assert report.returncode == 0, report.stderr
+    return int(json.loads(report.stdout)["totals"]["calls"])
+
+
+def test_a_second_sigint_quits_at_once_and_leaves_nothing_running(tmp_path: Path) -> None:
+    products = catalog_csv(tmp_path, 6)
+    out = tmp_path / "out"
+    proc = start_upload(tmp_path, products, out)
+    try:
+        children: set[int] = set()
+        deadline = time.monotonic() + 240  # a hang guard, not a timing check
+        assert proc.stdout is not None
+        assert proc.stdout.readline().startswith("uploading"), proc.communicate()
+        while time.monotonic() < deadline and not list(out.glob("default/*/package.json")):
+            children |= descendants(proc.pid)
+            if len(children) >= 2:  # both servers up, the upload under way
+                break
+            time.sleep(0.05)
+        children |= descendants(proc.pid)
+        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=HANG_GUARD_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and "CancelledError" not in stderr, stderr
     alive = [pid for pid in children if running(pid)]
     assert alive == [], f"left running: {alive}"
 
@@ -336,9 +388,15 @@ def test_a_timeout_ends_with_one_line_and_keeps_what_finished(tmp_path: Path) ->
     )  # fmt: skip
     assert done.returncode == 4, done.stderr
     written = list(out.glob("default/*/package.json"))
-    assert done.stderr.strip() == (
-        f"timed out after 2 s: {len(written)} of 12 products done, written to {out / 'default'}/"
-    )
+    left = 12 - len(written)
+    unfinished = f"{left} unfinished product{'s' if left > 1 else ''}"
+    where = f"written to {out / 'default'}/" if written else "nothing written"
+    assert done.stderr.strip().splitlines() == [
+        f"stopping: timed out after 2 s; cancelling {unfinished}",
+        f"timed out after 2 s: {len(written)} of 12 products done, {where}; "
+        f"{unfinished} cancelled (calls already made stay in the report)",
+    ], done.stderr
+    assert written or not (out / "default").exists()  # no folder named that was not made
 
 
 def test_run_offers_every_service_the_stack_can_start() -> None:

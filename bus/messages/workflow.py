@@ -146,6 +146,8 @@ class WorkflowState(msgspec.Struct, kw_only=True):
     product_id: str = ""
     ok: list[str] = []
     failed: list[str] = []
+    cancelled: bool = False
+    """Its upload was interrupted (Ctrl-C, --timeout): no agent of it runs again."""
     v: int = WIRE_VERSION
 
 
