@@ -57,7 +57,9 @@ def catalog_csv(folder: Path, count: int) -> Path:
     return path
 
 
-@pytest.mark.parametrize("command", [["upload", "PRODUCTS"], ["budget", "show"]])
+@pytest.mark.parametrize(
+    "command", [["upload", "PRODUCTS"], ["budget", "remove", "b"]]
+)  # budget show reads Redis only: test_an_unreachable_redis_is_named_with_what_to_check
 def test_an_unreachable_nats_is_named_with_what_to_check(
     tmp_path: Path, command: list[str]
 ) -> None:
@@ -103,7 +105,8 @@ def test_a_dead_nats_url_is_an_error_within_ten_seconds_by_default(
 
 
 @pytest.mark.parametrize(
-    "command", [["report"], ["cost", "spend"], ["cost", "vs-reference"], ["providers"]]
+    "command",
+    [["report"], ["cost", "spend"], ["cost", "vs-reference"], ["providers"], ["budget", "show"]],
 )
 def test_an_unreachable_redis_is_named_with_what_to_check(
     tmp_path: Path, command: list[str]
