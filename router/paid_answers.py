@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import hashlib
 import logging
@@ -76,6 +77,8 @@ EVENTS = f"{PREFIX}{CALLS_TAG}:events"
 """Hash of call id to the encoded ledger event to book if that call is lost: one event, or
 a list of them, one per request the call serves (a packed call's items)."""
 REAP_BATCH = 20
+BOOKED_AS_LOST = "booked as a lost call at its bound while it ran (its lease lapsed), not again"
+"""The reason's note on a result whose call a reaper booked first (Completion.booked_as_lost)."""
 
 _BEGIN = """
 local t = redis.call('TIME')
@@ -134,6 +137,8 @@ class KeptAnswer(msgspec.Struct, kw_only=True):
     latency_ms: float
     finish_reason: str
     tool_calls: list[dict[str, object]] = []
+    booked_as_lost: bool = False
+    """Its call was booked at its bound by a reaper while it ran (Completion.booked_as_lost)."""
 
     def completion(self) -> Completion:
         """The answer as dispatch received it."""
@@ -144,6 +149,7 @@ class KeptAnswer(msgspec.Struct, kw_only=True):
             latency_ms=self.latency_ms,
             finish_reason=self.finish_reason,
             tool_calls=self.tool_calls,
+            booked_as_lost=self.booked_as_lost,
         )
 
 
@@ -235,7 +241,7 @@ class PaidAnswers:
         price = self._catalog.get(model)
 
         def noted(completion: Completion) -> None:
-            cost = cost_micro_usd(price, completion.usage)
+            cost = 0 if completion.booked_as_lost else cost_micro_usd(price, completion.usage)
             ctx.paid.append(PaidCall(model=model, provider=provider, usage=completion.usage,
                                      cost_micro_usd=cost, simulated=simulated))  # fmt: skip
 
@@ -291,12 +297,11 @@ class PaidAnswers:
     ) -> Completion:
         """leased()'s call once its lease is taken: keep the answer, then drop the lease. A
         failure the provider billed (an unusable 2xx answer) books lost, reworded, instead."""
-        answered = False
+        answered = noted = False
         try:
             completion = await make()
             answered = True
-            if on_answer is not None:
-                on_answer(completion)
+            kept = None
             if keep:  # kept before the marker goes: a death between books it twice, not never
                 kept = KeptAnswer(
                     provider=provider,
@@ -310,9 +315,15 @@ class PaidAnswers:
                 )
                 await self._redis.set(answer_key(request.tenant, request.id, model),
                                       encode(kept), ex=self._answer_ttl_s)  # fmt: skip
-            await self._drop(call_id)
+            if not await self._drop(call_id):  # a reaper booked it at its bound meanwhile
+                completion = await self._booked_meanwhile(request, call_id, completion, kept)
+            noted = True
+            if on_answer is not None:
+                on_answer(completion)
             return completion
         except BaseException as exc:
+            if answered and not noted and on_answer is not None:
+                on_answer(completion)  # answered, then Redis failed: the request books it
             if not answered:  # failed before an answer: not booked (see the module doc)
                 billed = billed_failure(exc)
                 with contextlib.suppress(Exception):
@@ -322,6 +333,20 @@ class PaidAnswers:
                         reason = f"{UNUSABLE_REASON}: {billed.reason} (request {request.id})"
                         await asyncio.shield(self._book_now(call_id, lost, reason))
             raise
+
+    async def _booked_meanwhile(
+        self, request: LlmRequest, call_id: str, completion: Completion, kept: KeptAnswer | None
+    ) -> Completion:
+        """The answer of a call a reaper booked at its bound while it ran (its lease lapsed:
+        this replica's loop stalled; it was not dead), marked so that it is booked once: at
+        that bound, not again at its cost by its request (or by a redelivery's kept answer)."""
+        log.warning("call %s of request %s was booked as lost while it ran (its lease lapsed);"
+                    " its answer is not booked again", call_id, request.id)  # fmt: skip
+        if kept is not None:
+            kept.booked_as_lost = True
+            await self._redis.set(answer_key(request.tenant, request.id, kept.model),
+                                  encode(kept), ex=self._answer_ttl_s)  # fmt: skip
+        return dataclasses.replace(completion, booked_as_lost=True)
 
     async def _book_now(self, call_id: str, events: list[LedgerEvent], reason: str) -> None:
         """Book a call's events now: its lease made due at once, then reaped (should the reap
@@ -383,10 +408,11 @@ class PaidAnswers:
         event.router_settled = settled_mark(event)
         return encode(event)
 
-    async def _drop(self, call_id: str) -> None:
+    async def _drop(self, call_id: str) -> bool:
         """Drop an answered (or never sent) call's lease and its lost-call event: one script,
-        where a MULTI/EXEC pipeline cost four commands and redis-py's pipeline object."""
-        await self._drop_script(keys=[LEASES, EVENTS], args=[call_id])
+        where a MULTI/EXEC pipeline cost four commands and redis-py's pipeline object.
+        False when the event was gone: a reaper claimed it (booked the call) first."""
+        return bool(await self._drop_script(keys=[LEASES, EVENTS], args=[call_id]))
 
     async def _renew_lease(self, call_id: str) -> None:
         """Push a running call's lease back (the process heartbeat calls it every third of

@@ -124,11 +124,6 @@ async def test_a_lost_call_never_takes_settled_spend_past_the_budget(
     assert spent <= limit, f"{spent - limit} micro-USD over: lost call {event.cost_micro_usd}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a live call whose lease lapsed is booked twice: at its bound by the reaper and at "
-    "its cost by its request (docs/hot-path.md, After the result); not fixed yet",
-)
 async def test_a_live_call_whose_lease_lapsed_is_booked_within_its_reservation(
     redis_client: aioredis.Redis, broker: NatsBroker
 ) -> None:
@@ -170,9 +165,12 @@ async def test_a_live_call_whose_lease_lapsed_is_booked_within_its_reservation(
         assert await answers.reap() == 1
         answer.set()  # then the answer arrives, and the request settles it as the stage does
         await call
+        kept = await answers.kept(request, MODEL)  # what a redelivery would price again
+        assert kept is not None and kept.completion().booked_as_lost
     finally:
         await answers.close()
     [paid] = ctx.paid
+    assert paid.cost_micro_usd == 0 and call.result().booked_as_lost  # booked once, by the reap
     await store.settle(request.id, subject, cost=paid.cost_micro_usd, messages=0,
                        at_ms=ctx.started_ms)  # fmt: skip
 

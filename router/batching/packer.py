@@ -181,7 +181,8 @@ class Packer:
                     )
                 raise
             price = self._catalog.get(route.model)
-            total = cost_micro_usd(price, completion.usage)
+            # A call a reaper booked at its bound while it ran is booked once: not again here.
+            total = 0 if completion.booked_as_lost else cost_micro_usd(price, completion.usage)
             span.set_attribute("flipsync.cost_micro_usd", total)
         schemas = [r.output_schema.schema if r.output_schema else {} for r in requests]
         answers = split_answer(completion.content, schemas, inline=inline_index(schemas[0]))

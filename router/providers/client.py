@@ -66,6 +66,9 @@ class Completion:
     finish_reason: str
     tool_calls: list[dict[str, object]] = field(default_factory=list)
     """Tool calls the model asked for, in OpenAI's shape."""
+    booked_as_lost: bool = False
+    """Already booked at its bound as a lost call (its lease lapsed while it ran: a stalled
+    replica, not a dead one): whoever prices it books 0, so it is booked once."""
 
 
 _CONNECT_PHASE = ("ConnectTimeout", "ConnectError")

@@ -29,7 +29,7 @@ from router.errors import DeadlineExceededError, NoRouteError, RouterError
 from router.health.config import RetryPolicy
 from router.health.limiter import RateLimiter
 from router.health.store import HealthStore, Outcome, Permit
-from router.paid_answers import PaidAnswers, paid_call
+from router.paid_answers import BOOKED_AS_LOST, PaidAnswers, paid_call
 from router.providers.attempts import (
     BILLED_ATTRIBUTE,
     MAY_HAVE_BEEN_BILLED,
@@ -255,7 +255,10 @@ class Dispatcher:
         span.set_attribute("flipsync.baseline_micro_usd", baseline)
 
     def _cost(self, model: str, completion: Completion) -> int:
-        """Priced as the model the provider reports having served (providers.served_model)."""
+        """Priced as the model the provider reports having served (providers.served_model);
+        0 for a call already booked at its bound as lost (Completion.booked_as_lost)."""
+        if completion.booked_as_lost:
+            return 0
         price = served_model(self._catalog, model, completion.model).price
         return cost_micro_usd(price, completion.usage)
 
@@ -275,6 +278,8 @@ class Dispatcher:
         served = served_model(self._catalog, model, completion.model)
         steps = paid_call_steps(served.price, completion.usage, naive=baseline)
         reason = f"{route.reason}; {served.note}" if served.note else route.reason
+        if completion.booked_as_lost:
+            reason = f"{reason}; {BOOKED_AS_LOST}"
         if notes:
             reason = f"{reason}; fallback to {client.name}/{model} after: {'; '.join(notes)}"
         recorded = None  # the provider answered: its health is recorded while we validate
