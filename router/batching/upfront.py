@@ -30,6 +30,8 @@ import json
 import math
 from decimal import Decimal
 
+import msgspec
+
 from bus.messages import ChatMessage, LlmRequest
 from cost_ledger.catalog import ModelPrice
 from cost_ledger.pricing import max_cost_micro_usd
@@ -52,26 +54,34 @@ and heading against its text, and the instructions against the first item."""
 _SEPARATOR = "\n\n"
 
 
-@functools.lru_cache(maxsize=256)
-def _call_parts(schema_json: str, max_items: int) -> tuple[tuple[tuple[int, int], ...], int, int]:
-    """What a packed call of n = 2 .. max_items items adds once, in (o200k, estimate) tokens
-    beyond the messages before the last (instructions, separator, packed schema), by n; and the
-    largest heading with its separator, in o200k and estimate tokens."""
-    schema = json.loads(schema_json)
-    once: list[tuple[int, int]] = []
+@functools.lru_cache(maxsize=1024)
+def _call_part(schema_key: bytes, max_items: int, framing: tuple[int, int]) -> tuple[int, int]:
+    """Each item's part of what a packed call adds once (its framing given, in o200k and
+    estimated tokens, then instructions, separators and the packed schema), at the worst n
+    from 2 to max_items, its own heading added: (o200k, estimate) tokens."""
+    schema = msgspec.json.decode(schema_key)
+    call_bpe = call_est = 0
     for n in range(2, max_items + 1):
         how = how_text(n) + _SEPARATOR
         packed = json.dumps(packed_schema(schema, n))
-        once.append(
-            (
-                count_bpe_tokens(how) + count_bpe_tokens(packed) + JOIN_TOKENS,
-                count_text_tokens(how) + count_text_tokens(packed),
-            )
-        )
+        bpe = framing[0] + count_bpe_tokens(how) + count_bpe_tokens(packed) + JOIN_TOKENS
+        estimate = framing[1] + count_text_tokens(how) + count_text_tokens(packed)
+        call_bpe, call_est = max(call_bpe, -(-bpe // n)), max(call_est, -(-estimate // n))
     labels = [_SEPARATOR + item_label(i) for i in range(max_items)]
-    bpe = max(count_bpe_tokens(label) for label in labels) + JOIN_TOKENS
-    estimate = max(count_text_tokens(label) for label in labels)
-    return tuple(once), bpe, estimate
+    call_bpe += max(count_bpe_tokens(label) for label in labels) + JOIN_TOKENS
+    call_est += max(count_text_tokens(label) for label in labels)
+    return call_bpe, call_est
+
+
+def _framing(before: list[ChatMessage]) -> tuple[int, int]:
+    """(o200k, estimated) tokens of a packed call's messages but for its prompt's text: the
+    messages before the last, the last one's framing and the reply's priming."""
+    user = ChatMessage(role="user", content="")
+    bpe = REPLY_PRIMING_TOKENS + sum(message_text_tokens(m) for m in [*before, user])
+    estimate = REPLY_PRIMING_TOKENS + sum(
+        count_message_tokens(m) for m in openai_messages([*before, user])
+    )
+    return bpe, estimate
 
 
 def pack_share(request: LlmRequest, price: ModelPrice, margin: Decimal, max_items: int) -> int:
@@ -81,19 +91,20 @@ def pack_share(request: LlmRequest, price: ModelPrice, margin: Decimal, max_item
     if request.output_schema is None or max_items < 2:
         return 0
     before = request.messages[:-1]
-    user = ChatMessage(role="user", content="")
-    framing_bpe = REPLY_PRIMING_TOKENS + message_text_tokens(user)
-    framing_bpe += sum(message_text_tokens(m) for m in before)
-    framing_est = REPLY_PRIMING_TOKENS + sum(
-        count_message_tokens(m) for m in openai_messages([*before, user])
-    )
-    once, label_bpe, label_est = _call_parts(json.dumps(request.output_schema.schema), max_items)
-    call_bpe = max(-(-(framing_bpe + b) // n) for n, (b, _) in enumerate(once, start=2))
-    call_est = max(-(-(framing_est + e) // n) for n, (_, e) in enumerate(once, start=2))
+    framing = _framing(before) if before else _framing_alone()
+    schema_key = msgspec.json.encode(request.output_schema.schema)
+    call_bpe, call_est = _call_part(schema_key, max_items, framing)
     text = item_text(request)
-    bpe = call_bpe + count_bpe_tokens(text) + label_bpe
-    estimate = call_est + count_text_tokens(text) + label_est
+    bpe = call_bpe + count_bpe_tokens(text)
+    estimate = call_est + count_text_tokens(text)
     factor = TOKENIZER_FACTOR.get(price.provider, UNKNOWN_PROVIDER_FACTOR)
     tokens = math.ceil(max(math.ceil(bpe * factor), estimate) * margin)
     output = request.max_output_tokens + ITEM_OVERHEAD_TOKENS + -(-CALL_OVERHEAD_TOKENS // 2)
     return max_cost_micro_usd(price, tokens, output)
+
+
+@functools.cache
+def _framing_alone() -> tuple[int, int]:
+    """_framing of a request with one message (counted on first use: the BPE tokenizer's
+    import reads its vocabulary)."""
+    return _framing([])
