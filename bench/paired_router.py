@@ -7,7 +7,10 @@ Two modes, each naming what it measured:
   Every command this process sends through its Redis client
   (``AutoPipelinedRedis.execute_command``; a script is one EVALSHA) is counted by the
   FlipSync function that sent it, and as the router's when a router frame is on the stack.
-  Run it once per tree, the tree first on the path::
+  With ``--profile``, the process's Python function calls per request (cProfile), and the
+  profile in the temporary directory: compare the functions of one path between trees, as
+  the whole total moves with the machine's pace (the dedup claim's keep-alives, how full the
+  packing windows get). Run it once per tree, the tree first on the path::
 
       PYTHONSAFEPATH=1 PYTHONPATH=<tree> .venv/bin/python bench/paired_router.py count
 
@@ -25,7 +28,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
+import pstats
 import sys
+import tempfile
 import time
 import uuid
 from collections import Counter
@@ -49,7 +55,7 @@ def _site(frame: Any) -> tuple[bool, str]:
     return router, site
 
 
-async def _count(requests: int) -> None:
+async def _count(requests: int, profiled: bool) -> None:
     from bench.load import closed_loop
     from bus.llm_client import LlmClient
     from bus.redis_pipelining import AutoPipelinedRedis
@@ -85,16 +91,28 @@ async def _count(requests: int) -> None:
         await closed_loop(WARM_UP, IN_FLIGHT, call, first=10**7)
         levers.clear()
         counting = True
+        profile = cProfile.Profile() if profiled else None
         cpu = time.process_time()
+        if profile is not None:
+            profile.enable()
         await closed_loop(requests, IN_FLIGHT, call)
+        if profile is not None:
+            profile.disable()
         cpu = time.process_time() - cpu
         counting = False
     finally:
         await stack.stop()
     router = sum(n for (r, _, _), n in counts.items() if r)
-    print(f"tree {Path(sys.modules['router'].__file__ or '').parent.parent}")
+    tree = Path(sys.modules["router"].__file__ or "").parent.parent
+    print(f"tree {tree}")
     print(f"{requests} unique standard requests, levers {dict(levers)}")
     print(f"process CPU (router, ledger, provider, requester): {cpu * 1e6 / requests:,.0f} µs")
+    if profile is not None:
+        out = Path(tempfile.gettempdir()) / f"paired_router_{tree.name}.prof"
+        profile.dump_stats(out)
+        calls = pstats.Stats(profile).total_calls  # type: ignore[attr-defined]
+        print(f"Python function calls per request (cProfile, whole process): "
+              f"{calls / requests:,.0f}; profile in {out}")  # fmt: skip
     print(f"Redis commands per request: {sum(counts.values()) / requests:.2f} "
           f"(from a router frame: {router / requests:.2f})")  # fmt: skip
     for (r, site, command), n in sorted(counts.items(), key=lambda kv: -kv[1]):
@@ -195,11 +213,12 @@ def main() -> None:
     parser.add_argument("mode", choices=["count", "cpu"])
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--pairs", type=int, default=3)
+    parser.add_argument("--profile", action="store_true", help="count: cProfile's call count")
     parser.add_argument("--old", type=Path)
     parser.add_argument("--new", type=Path, default=Path(__file__).resolve().parent.parent)
     args = parser.parse_args()
     if args.mode == "count":
-        asyncio.run(_count(args.requests))
+        asyncio.run(_count(args.requests, args.profile))
     else:
         if args.old is None:
             parser.error("cpu needs --old")
