@@ -237,3 +237,26 @@ async def test_interactive_requests_reserve_no_share(
     results, contexts = await _run_packed(registry, store, requests, upfront=True)
     assert all(r.ok and r.lever is not Lever.PACKED for r in results)
     assert [c.reserved_micro_usd for c in contexts] == [alone(r, MODEL) for r in requests]
+
+
+async def test_a_redelivery_counts_only_the_earlier_deliverys_own_maximum_as_held(
+    redis_client: aioredis.Redis,
+) -> None:
+    tenant = f"up{uuid.uuid4().hex[:8]}"
+    request = packable(0, tenant=tenant)
+    store = await make_store(redis_client, [_tenant_budget(tenant, 10**9)])
+    own = alone(request, MODEL)
+    subject = Subject(tenant=tenant, agent=request.agent, workflow=request.workflow_id)
+    assert (await store.reserve(request.id, subject, own)).holds  # the earlier delivery's
+    budget = BudgetStage(store, CATALOG, lambda model: SIMULATED, pack_items=lambda ctx: 4)
+    seen: list[int | None] = []
+
+    async def rest(ctx: RequestContext) -> LlmResult:
+        seen.append(ctx.reserved_micro_usd)
+        raise RuntimeError("stop here")
+
+    ctx = RequestContext(request=request, route=Route(model=MODEL, provider=SIMULATED, reason=""))
+    with pytest.raises(RuntimeError):
+        await budget(ctx, rest)
+    # Its packed call must not count on a share the earlier delivery may not have reserved.
+    assert seen == [own] and held(request, MODEL, 4) > own

@@ -203,8 +203,8 @@ class BudgetStage:
                 items = 0  # asked once: a refusal, a downgrade or a wait reserves alone
                 if share > amount:
                     got = await self._budgets.reserve(request.id, subject, share)
-                    if got.holds:
-                        return got, share, amount
+                    if got.holds:  # an earlier delivery's hold (HELD) may be its own maximum
+                        return got, share if got.code is Code.RESERVED else amount, amount
             got = await self._budgets.reserve(request.id, subject, amount)
             if got.holds:
                 return got, amount, amount
