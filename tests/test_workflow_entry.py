@@ -55,6 +55,7 @@ class Borrowed:
         self.broker = stack.broker
         self.simulated = stack.simulated
         self.redis = stack.redis
+        self.stopping = stack.stopping
 
     async def stop(self) -> None:
         """Leave the stack running for the other tests."""
