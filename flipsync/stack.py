@@ -399,9 +399,6 @@ def _router_service(
     # Each reload of the flags also loads fine-tuned models registered at run time.
     flags = LiveFlags(redis, on_reload=lambda: load_registered(redis, catalog, registry))
     broker.include_router(flags.control_router())  # flags.control: reload without a restart
-    batch = batch_stage(
-        settings, registry=registry, catalog=catalog, redis=redis, tracer=tracer, leases=paid
-    )
     stages: list[Stage] = [
         RequestIdStage(redis),  # an id another tenant owns is refused before anything else
         FlagsStage(flags),
@@ -417,15 +414,13 @@ def _router_service(
         route,
         cascade.around(
             BudgetStage(
-                budgets,
-                catalog,
-                offered_by(registry),
-                overrun_alerts=JetStreamAlerts(broker),
-                pack_items=batch.pack_items,  # a packable request reserves its pack share
+                budgets, catalog, offered_by(registry), overrun_alerts=JetStreamAlerts(broker)
             ),
             lambda: catalog.version,
         ),
-        batch,
+        batch_stage(
+            settings, registry=registry, catalog=catalog, redis=redis, tracer=tracer, leases=paid
+        ),
     ]
     return RouterService(
         settings=settings,

@@ -54,16 +54,10 @@ class RequestContext:
     arm: str | None = None
     """The experiment arm the request was assigned to ("experiment/arm"), for the ledger."""
     top_up: Callable[[int], Awaitable[bool]] | None = None
-    """Grows this request's reservation (see reserve_more), where top_ups is not set."""
-    top_ups: TopUps | None = None
-    """Set by the budget stage: grows the reservations of several of its requests at once
-    (cover() hands it the items of a packed call, reserve_more this one), in one round trip."""
+    """Set by the budget stage: grows this request's reservation (see reserve_more)."""
     reserved_micro_usd: int | None = None
     """Set by the budget stage: what this request's reservation holds now (None: no budget
     stage, so nothing is reserved and nothing caps its share of a call)."""
-    own_micro_usd: int | None = None
-    """Set by the budget stage: the most the request's own call can cost. Its reservation may
-    hold more: its part of a packed call's overhead, reserved up front when it may be packed."""
     paid: list[PaidCall] = field(default_factory=list)
     """Provider calls answered for this request so far: a failure after them still books them."""
     started_ms: int = field(default_factory=lambda: time.time_ns() // 1_000_000)
@@ -82,11 +76,7 @@ class RequestContext:
         """Grow the budget reservation before spending more than was reserved (a fallback to a
         dearer model, a cascade escalation, a packed item retried alone); False means a budget
         has no room, so do not spend it. True when no budget stage runs."""
-        if extra_micro_usd <= 0:
-            return True
-        if self.top_ups is not None:
-            return (await self.top_ups([(self, extra_micro_usd)]))[0]
-        if self.top_up is None:
+        if self.top_up is None or extra_micro_usd <= 0:
             return True
         return await self.top_up(extra_micro_usd)
 
@@ -101,49 +91,18 @@ class RequestContext:
         return (time.monotonic() - self.started_monotonic) * 1000
 
 
-TopUps = Callable[[Sequence[tuple[RequestContext, int]]], Awaitable[list[bool]]]
-"""Grows each (request, extra micro-dollars) reservation, all or none per request; which grew."""
-
-
 async def cover(bound: int, payers: Sequence[RequestContext]) -> list[bool]:
     """Grow the reservations of the requests one call serves (a packed call's items) until
-    together they hold bound, the call's maximum cost. Returns which of them the budgets let
-    grow; a refused one must not take part in the call. Without a budget stage, nothing to grow.
-
-    The budget stage reserves a packable request's part of the packing overhead up front, so
-    the items usually hold the bound already and nothing is sent. Otherwise each item is grown
-    to its own maximum plus an even share of what the call costs beyond the items' own maxima
-    (less what it holds already), all of them together: one script per budget group."""
+    together they hold bound, the call's maximum cost: each by an even share of what they
+    lack, all at once (one Redis round trip). Returns which of them the budgets let grow; a
+    refused one must not take part in the call. Without a budget stage, nothing to grow."""
     held = [p.reserved_micro_usd for p in payers]
     if not payers or any(h is None for h in held):
         return [True] * len(payers)
-    holds = [h for h in held if h is not None]
-    if bound - sum(holds) <= 0:
+    lack = bound - sum(h for h in held if h is not None)
+    if lack <= 0:
         return [True] * len(payers)
-    own = [
-        p.own_micro_usd if p.own_micro_usd is not None else h
-        for p, h in zip(payers, holds, strict=True)
-    ]
-    even = allocate(max(bound - sum(own), 0), [1] * len(payers))
-    extras = [max(o + e - h, 0) for o, e, h in zip(own, even, holds, strict=True)]
-    batches: dict[object, list[tuple[RequestContext, int]]] = {}
-    where: dict[object, list[int]] = {}
-    for i, (payer, extra) in enumerate(zip(payers, extras, strict=True)):
-        if extra > 0:  # by the budget stage that grows them together; each alone without one
-            key: object = payer.top_ups or i
-            batches.setdefault(key, []).append((payer, extra))
-            where.setdefault(key, []).append(i)
-    answers = await asyncio.gather(*(_grow(wanted) for wanted in batches.values()))
-    granted = [True] * len(payers)
-    for indices, answer in zip(where.values(), answers, strict=True):
-        for i, ok in zip(indices, answer, strict=True):
-            granted[i] = ok
-    return granted
-
-
-async def _grow(wanted: list[tuple[RequestContext, int]]) -> list[bool]:
-    """Grow each request by its extra: together through its budget stage, or alone."""
-    top_ups = wanted[0][0].top_ups
-    if top_ups is not None:
-        return await top_ups(wanted)
-    return [await ctx.reserve_more(extra) for ctx, extra in wanted]
+    extras = allocate(lack, [1] * len(payers))
+    return list(
+        await asyncio.gather(*(p.reserve_more(e) for p, e in zip(payers, extras, strict=True)))
+    )

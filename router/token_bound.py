@@ -49,7 +49,7 @@ def bound_input_tokens(
     is never below it.
     """
     factor = TOKENIZER_FACTOR.get(price.provider, UNKNOWN_PROVIDER_FACTOR)
-    text = REPLY_PRIMING_TOKENS + sum(message_text_tokens(m) for m in request.messages)
+    text = REPLY_PRIMING_TOKENS + sum(_message_text_tokens(m) for m in request.messages)
     if request.output_schema is not None:
         text += count_bpe_tokens(json.dumps(request.output_schema.schema))
     if request.tools:
@@ -67,8 +67,7 @@ def max_request_cost(
     return max_cost_micro_usd(price, tokens, request.max_output_tokens)
 
 
-def message_text_tokens(message: ChatMessage) -> int:
-    """o200k tokens of one message's text, framing included (images apart)."""
+def _message_text_tokens(message: ChatMessage) -> int:
     total = MESSAGE_OVERHEAD_TOKENS + count_bpe_tokens(message.role)
     total += sum(count_bpe_tokens(text) for text in message.texts())
     if message.tool_calls:

@@ -93,8 +93,6 @@ async def _lose_every_call(
     registry: ProviderRegistry,
     store: BudgetStore,
     requests: Sequence[LlmRequest],
-    *,
-    upfront: bool = False,
 ) -> tuple[int, list[LedgerEvent]]:
     """Run requests through budget, batch and dispatch; once all are at the provider, the
     replica dies: every lease lapses and another replica's reaper books the calls. Returns
@@ -106,8 +104,7 @@ async def _lose_every_call(
     packer = Packer(policy, registry, CATALOG, "gpt-4o", tracer, answers)
     batch = BatchStage(pack=policy, batch=BatchPolicy(enabled=False), packer=packer)
     dispatcher = Dispatcher(registry, CATALOG, "gpt-4o", tracer, paid=answers)
-    pack_items = batch.pack_items if upfront else None  # a packable item's share up front
-    budget = BudgetStage(store, CATALOG, lambda model: SIMULATED, pack_items=pack_items)
+    budget = BudgetStage(store, CATALOG, lambda model: SIMULATED)
     route = Route(model=MODEL, provider=SIMULATED, reason="test route")
 
     async def run(request: LlmRequest) -> LlmResult:
@@ -159,12 +156,10 @@ async def test_a_lost_packed_call_never_passes_a_budget_its_items_fill(
     assert spent <= limit, f"{spent - limit} micro-USD over: lost calls {events}"
 
 
-@pytest.mark.parametrize("upfront", [False, True])
 async def test_a_lost_packed_call_is_booked_on_each_items_budgets_within_its_reservation(
     redis_client: aioredis.Redis,
     broker: NatsBroker,  # noqa: F811 - the fixture
     hanging: ProviderRegistry,
-    upfront: bool,
 ) -> None:
     tenant = f"pk{uuid.uuid4().hex[:8]}"
     requests = [
@@ -182,13 +177,9 @@ async def test_a_lost_packed_call_is_booked_on_each_items_budgets_within_its_res
     ]  # fmt: skip
     store = await make_store(redis_client, budgets)
 
-    calls, events = await _lose_every_call(
-        redis_client, broker, hanging, store, requests, upfront=upfront
-    )
+    calls, events = await _lose_every_call(redis_client, broker, hanging, store, requests)
 
-    # The budgets had room for the packing overhead, not for the shares reserved up front
-    # (each a bound for any pack size): refused those, the items reserved alone, then grew.
-    assert calls == 1
+    assert calls == 1  # the budgets had room for the packing overhead: packed
     assert sorted(e.agent for e in events) == ["agent0", "agent1"]
     assert sum(e.cost_micro_usd for e in events) == bound  # booked at its maximum, shared
     spent, _ = await store.counter(day_counter(f"tenant:{tenant}"))

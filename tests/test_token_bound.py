@@ -3,7 +3,6 @@ and an answer that still costs more than its reservation is booked, counted and 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pytest
@@ -117,8 +116,8 @@ class Gate:
     async def reserve(self, request_id: str, subject: Subject, max_cost: int) -> Reservation:
         return Reservation(code=Code.RESERVED)
 
-    async def extend_many(self, wanted: Sequence[tuple[str, Subject, int]]) -> list[Reservation]:
-        return [Reservation(code=Code.RESERVED)] * len(wanted)
+    async def extend(self, request_id: str, subject: Subject, extra_cost: int) -> Reservation:
+        return Reservation(code=Code.RESERVED)
 
     async def settle(
         self, request_id: str, subject: Subject, *, cost: int, messages: int, at_ms: int

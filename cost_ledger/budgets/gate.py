@@ -3,7 +3,6 @@ and the Protocol the stage is written against (BudgetStore implements it)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -62,9 +61,8 @@ class BudgetGate(Protocol):
         """Hold max_cost in every applicable budget, all or none."""
         ...
 
-    async def extend_many(self, wanted: Sequence[tuple[str, Subject, int]]) -> list[Reservation]:
-        """Grow several standing reservations, each (request id, subject, extra cost) all or
-        none, without waiting: one round trip for them all."""
+    async def extend(self, request_id: str, subject: Subject, extra_cost: int) -> Reservation:
+        """Grow a standing reservation by extra_cost, all or none, without waiting."""
         ...
 
     async def settle(

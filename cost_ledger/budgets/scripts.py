@@ -29,11 +29,10 @@ class Code(enum.IntEnum):
     NOT_READY = 5
     """The counters are not trustworthy (Redis was flushed): wait for a rebuild."""
     NOT_HELD = 6
-    """A grow (growth.EXTEND_MANY): the request id holds no reservation (it settled, or
-    expired), so none grows."""
+    """EXTEND: the request id holds no reservation (it settled, or expired), so none grows."""
 
 
-PRELUDE = """
+_PRELUDE = """
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -56,11 +55,9 @@ local function sweep(zset, prefix, now)
   return #ids
 end
 """.replace("SWEEP_BATCH", str(SWEEP_BATCH))
-"""Lua every reservation script starts with: now_ms(), release(key) and sweep(zset, prefix,
-now)."""
 
 RESERVE = (
-    PRELUDE
+    _PRELUDE
     + """
 -- KEYS: 1 reservations zset, 2 this reservation, 3 settled marker, 4 ready marker, 5.. counters
 -- ARGV: 1 request id, 2 ttl ms, 3 reservation key prefix; per counter: limit, amount, expire-at
@@ -95,8 +92,50 @@ return {0}
 """
 )
 
+EXTEND = (
+    _PRELUDE
+    + """
+-- Grow a standing reservation, all counters or none (a fallback, an escalation or a retry
+-- will spend more than was reserved). No waiting: it fits now or it is denied.
+-- KEYS: 1 reservations zset, 2 this reservation, 3.. counters
+-- ARGV: 1 request id, 2 ttl ms, 3 reservation key prefix; per counter: limit, amount, expire-at
+local now = now_ms()
+sweep(KEYS[1], ARGV[3], now)
+if redis.call('EXISTS', KEYS[2]) == 0 then return {6} end
+for i = 3, #KEYS do
+  local a = 4 + (i - 3) * 3
+  local limit, amount = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
+  local v = redis.call('HMGET', KEYS[i], 'spent', 'reserved')
+  local spent, reserved = tonumber(v[1] or 0), tonumber(v[2] or 0)
+  if spent + reserved + amount > limit then return {1, i - 2, spent, reserved} end
+end
+for i = 3, #KEYS do
+  local a = 4 + (i - 3) * 3
+  redis.call('HINCRBY', KEYS[i], 'reserved', ARGV[a + 1])
+  redis.call('EXPIREAT', KEYS[i], ARGV[a + 2])
+  redis.call('HINCRBY', KEYS[2], KEYS[i], ARGV[a + 1])
+end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+return {0}
+"""
+)
+
+SHRINK = """
+-- Undo an EXTEND of this group (another group refused its part): the amounts come off the
+-- counters and the reservation again. KEYS: 1 this reservation, 2.. counters
+-- ARGV: per counter, the amount EXTEND added.
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+for i = 2, #KEYS do
+  if redis.call('HEXISTS', KEYS[1], KEYS[i]) == 1 then
+    redis.call('HINCRBY', KEYS[i], 'reserved', -tonumber(ARGV[i - 1]))
+    redis.call('HINCRBY', KEYS[1], KEYS[i], -tonumber(ARGV[i - 1]))
+  end
+end
+return 1
+"""
+
 SETTLE = (
-    PRELUDE
+    _PRELUDE
     + """
 -- KEYS: 1 reservations zset, 2 this reservation, 3 settled marker, 4.. charged counters
 -- ARGV: 1 request id, 2 settled-marker ttl s, 3 reservation key prefix, 4 mode (p | f),
@@ -144,7 +183,7 @@ return out
 )
 
 RELEASE = (
-    PRELUDE
+    _PRELUDE
     + """
 -- KEYS: 1 reservations zset, 2 this reservation; ARGV: 1 request id, 2 reservation key prefix
 sweep(KEYS[1], ARGV[2], now_ms())
@@ -165,7 +204,7 @@ return 1
 """
 
 SWEEP = (
-    PRELUDE
+    _PRELUDE
     + """
 -- KEYS: 1 reservations zset; ARGV: 1 reservation key prefix. Returns how many were released.
 return sweep(KEYS[1], ARGV[1], now_ms())

@@ -33,7 +33,6 @@ from cost_ledger.budgets.alerts import Alerter, AlertSink
 from cost_ledger.budgets.config import BudgetRules, EngineSettings
 from cost_ledger.budgets.crossings import crossings, used_up
 from cost_ledger.budgets.gate import Reservation, Settlement
-from cost_ledger.budgets.growth import Growing, Growth
 from cost_ledger.budgets.live import LiveBudgets
 from cost_ledger.budgets.policy import (
     Charge,
@@ -90,10 +89,11 @@ class BudgetStore:
         self._alerter = Alerter(redis, alerts)
         self._reserve = redis.register_script(scripts.RESERVE)
         self._settle = redis.register_script(scripts.SETTLE)
+        self._extend = redis.register_script(scripts.EXTEND)
         self._release = redis.register_script(scripts.RELEASE)
         self._keepalive = redis.register_script(scripts.KEEPALIVE)
         self._sweep = redis.register_script(scripts.SWEEP)
-        self._growth = Growth(redis, lambda: int(self.live.engine.reservation_ttl_s * 1000))
+        self._shrink = redis.register_script(scripts.SHRINK)
         self._waiters = Waiters()
         self._suspect = False
         """A reservation met a slot without its ready marker since the last full check."""
@@ -160,19 +160,36 @@ class BudgetStore:
 
     async def extend(self, request_id: str, subject: Subject, extra_cost: int) -> Reservation:
         """Add extra_cost to a standing reservation in every money counter, all or none."""
-        return (await self.extend_many([(request_id, subject, extra_cost)]))[0]
-
-    async def extend_many(self, wanted: Sequence[tuple[str, Subject, int]]) -> list[Reservation]:
-        """Grow several standing reservations, each (request id, subject, extra cost) in every
-        money counter of it, all or none: one script per counter group for them all."""
-        items: list[Growing] = []
-        for request_id, subject, extra in wanted:
-            found = await self._checks(subject, extra) if extra > 0 else []
-            usd = grouped(c for c in found if c.unit is Unit.USD)
-            items.append(Growing(request_id=request_id, groups=usd))
-        if not any(item.groups for item in items):
-            return [Reservation(code=Code.RESERVED)] * len(items)
-        return await self._growth.grow(items)
+        found = [c for c in await self._checks(subject, extra_cost) if c.unit is Unit.USD]
+        if not found or extra_cost <= 0:
+            return Reservation(code=Code.RESERVED)
+        grown: list[tuple[str, list[Check]]] = []
+        for group, group_checks in grouped(found):
+            reply = await self._extend(
+                keys=[
+                    keys.reservations(group),
+                    keys.reservation(group, request_id),
+                    *(keys.counter(c.counter) for c in group_checks),
+                ],
+                args=self._reservation_args(request_id, group, group_checks),
+            )
+            code = Code(int(reply[0]))
+            if code is Code.RESERVED:
+                grown.append((group, group_checks))
+                continue
+            for undo_group, undo_checks in grown:  # compensation: all groups or none
+                await self._shrink(
+                    keys=[
+                        keys.reservation(undo_group, request_id),
+                        *(keys.counter(c.counter) for c in undo_checks),
+                    ],
+                    args=[c.amount for c in undo_checks],
+                )
+            if code is not Code.DENIED:
+                return Reservation(code=code)
+            check = group_checks[int(reply[1]) - 1]
+            return Reservation(code=code, check=check, spent=int(reply[2]), reserved=int(reply[3]))
+        return Reservation(code=Code.RESERVED)
 
     async def _undo(self, request_id: str, groups: Sequence[str]) -> None:
         """Release what this request reserved in groups (a later group refused it)."""
@@ -212,7 +229,7 @@ class BudgetStore:
         )
 
     def _reservation_args(self, request_id: str, group: str, found: list[Check]) -> list[str | int]:
-        """RESERVE's arguments: id, ttl, prefix, then each counter's triple."""
+        """RESERVE's and EXTEND's arguments: id, ttl, prefix, then each counter's triple."""
         args: list[str | int] = [
             request_id,
             int(self.live.engine.reservation_ttl_s * 1000),

@@ -124,17 +124,6 @@ def decide(
     return Decision(path=Path.PACK, reason="packable", key=pack_key(request, model, provider))
 
 
-def may_pack(
-    request: LlmRequest, *, now_ms: int, pack: PackPolicy, batch: BatchPolicy, batch_held: int = 0
-) -> bool:
-    """Whether decide() would send request to a packing window now (its key left uncounted):
-    what the budget stage reserves a share of a packed call's overhead for."""
-    batched = request.priority is Priority.BULK and batch.enabled and not request.tools
-    if batched and batch_fits(request, now_ms, batch) and batch_held < batch.max_held:
-        return False  # the Batch API's
-    return not unpackable(request, now_ms, pack)
-
-
 def batch_fits(request: LlmRequest, now_ms: int, batch: BatchPolicy) -> bool:
     """Whether the request's deadline (if any) leaves time for a whole batch turnaround."""
     if not request.deadline_ms:

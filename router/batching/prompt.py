@@ -29,8 +29,6 @@ MIN_SHARED_CHARS = 40
 """A common opening shorter than this is left in each item: not worth hoisting."""
 ITEM_OVERHEAD_TOKENS = 12
 """Output tokens of one item's wrapper ({"index":..,"answer":..}) on top of its answer."""
-CALL_OVERHEAD_TOKENS = 16
-"""Output tokens of the packed answer's own wrapper ({"items": [...]}), once per call."""
 _PARAGRAPH = "\n\n"
 
 
@@ -129,20 +127,6 @@ def packed_schema(answer: dict[str, Any], count: int) -> dict[str, Any]:
     return schema
 
 
-def how_text(count: int) -> str:
-    """The packed prompt's instructions for count items (after any shared opening)."""
-    return (
-        f"You are given {count} separate items. Answer each one on its own, exactly as "
-        'if it had been asked alone. Reply with one JSON object whose "items" array holds one '
-        'answer per item, in the order given, each carrying the item\'s number as "index".'
-    )
-
-
-def item_label(index: int) -> str:
-    """The heading of item index in the packed prompt."""
-    return f"### Item {index}\n"
-
-
 def build_packed_call(requests: Sequence[LlmRequest], pack_id: str) -> PackedCall:
     """The packed request for compatible requests (equal pack keys), in their order."""
     first = requests[0]
@@ -150,8 +134,12 @@ def build_packed_call(requests: Sequence[LlmRequest], pack_id: str) -> PackedCal
         raise ValueError("packed requests need an output schema")
     texts = [item_text(r) for r in requests]
     opening = shared_opening(texts)
-    how = how_text(len(requests))
-    own = [(item_label(i), text[len(opening) :].strip()) for i, text in enumerate(texts)]
+    how = (
+        f"You are given {len(requests)} separate items. Answer each one on its own, exactly as "
+        'if it had been asked alone. Reply with one JSON object whose "items" array holds one '
+        'answer per item, in the order given, each carrying the item\'s number as "index".'
+    )
+    own = [(f"### Item {i}\n", text[len(opening) :].strip()) for i, text in enumerate(texts)]
     blocks = [label + rest for label, rest in own]
     head = f"{opening.strip()}{_PARAGRAPH}{how}" if opening else how
     body = _PARAGRAPH.join([head, *blocks])
@@ -165,8 +153,7 @@ def build_packed_call(requests: Sequence[LlmRequest], pack_id: str) -> PackedCal
         task_type=first.task_type,
         messages=messages,
         output_schema=OutputSchema(name=PACKED_SCHEMA_NAME, schema=schema, strict=False),
-        max_output_tokens=sum(r.max_output_tokens + ITEM_OVERHEAD_TOKENS for r in requests)
-        + CALL_OVERHEAD_TOKENS,
+        max_output_tokens=sum(r.max_output_tokens + ITEM_OVERHEAD_TOKENS for r in requests) + 16,
         temperature=first.temperature,
         priority=first.priority,
     )

@@ -17,7 +17,7 @@ from router.batching.batch_api import BatchApiClient
 from router.batching.lane import BatchLane
 from router.batching.outcome import retry_refused, with_share
 from router.batching.packer import Packer
-from router.batching.policy import BatchPolicy, PackPolicy, Path, decide, may_pack
+from router.batching.policy import BatchPolicy, PackPolicy, Path, decide
 from router.batching.windows import now_ms
 from router.context import RequestContext
 from router.paid_answers import PaidAnswers
@@ -79,18 +79,6 @@ class BatchStage:
         if not await ctx.reserve_more(outcome.cost_micro_usd):
             return retry_refused(ctx, outcome)
         return with_share(await call_next(ctx), outcome)
-
-    def pack_items(self, ctx: RequestContext) -> int:
-        """The most requests a packed call of ctx's may hold, or 0 when this stage would not
-        pack it now: what the budget stage reserves ctx's part of a packed call for."""
-        route = ctx.route
-        if self._packer is None or route is None or Lever.PACKED in ctx.disabled_levers:
-            return 0
-        held = self._lane.held if self._lane else 0
-        packs = may_pack(
-            ctx.request, now_ms=now_ms(), pack=self._pack, batch=self._batch, batch_held=held
-        )
-        return self._pack.max_items if packs else 0
 
     async def close(self) -> None:
         """Send open packing windows and stop polling batches."""

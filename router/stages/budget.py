@@ -23,7 +23,7 @@ import json
 import logging
 import math
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from decimal import Decimal
 
 from bus.heartbeat import heartbeat
@@ -35,7 +35,6 @@ from cost_ledger.budgets.gate import BudgetGate, Reservation
 from cost_ledger.budgets.policy import Check, Subject, Unit
 from cost_ledger.budgets.scripts import Code
 from cost_ledger.catalog import PriceCatalog
-from router.batching.upfront import pack_share
 from router.context import RequestContext, Route
 from router.errors import NoRouteError, OverBudgetError, UnavailableError
 from router.pipeline import Handler
@@ -102,18 +101,13 @@ class BudgetStage:
         offered: Callable[[str], str | None],
         *,
         overrun_alerts: AlertSink | None = None,
-        pack_items: Callable[[RequestContext], int] | None = None,
     ) -> None:
         """offered(model) is the configured provider offering a model, or None;
-        overrun_alerts gets an alert for every answer that cost more than its reservation;
-        pack_items(ctx) is the most requests a packed call of ctx's may hold, 0 when it will
-        not be packed (the batch stage's): a request that may be packed reserves its part of
-        the packed call's overhead up front."""
+        overrun_alerts gets an alert for every answer that cost more than its reservation."""
         self._budgets = budgets
         self._catalog = catalog
         self._offered = offered
         self._overruns = Overruns(overrun_alerts)
-        self._pack_items = pack_items
 
     async def __call__(self, ctx: RequestContext, call_next: Handler) -> LlmResult:
         """Reserve, call the rest, settle (or release on failure)."""
@@ -123,11 +117,19 @@ class BudgetStage:
         subject = subject_of(request)
         engine = self._budgets.engine
         tokens_in = estimate_input_tokens(request)
-        got, ctx.reserved_micro_usd, ctx.own_micro_usd = await self._reserve(
-            ctx, subject, tokens_in, engine
-        )
-        # A redelivery of a paid request spends nothing more.
-        ctx.top_ups = _refuse_all if got.code is Code.SETTLED else self._top_ups
+        got, first = await self._reserve(ctx, subject, tokens_in, engine)
+        reserved = ctx.reserved_micro_usd = first
+
+        async def top_up(extra: int) -> bool:
+            nonlocal reserved
+            if got.code is Code.SETTLED:
+                return False  # a redelivery of a paid request spends nothing more
+            grown = await self._budgets.extend(request.id, subject, extra)
+            if grown.holds:
+                reserved = ctx.reserved_micro_usd = reserved + extra
+            return grown.holds
+
+        ctx.top_up = top_up
         beats, keeping = heartbeat(), None
         if got.code is not Code.SETTLED:  # the reservation refreshed while the call runs
             keep = functools.partial(self._budgets.keepalive, request.id, subject)
@@ -141,7 +143,6 @@ class BudgetStage:
         finally:
             if keeping is not None:
                 beats.remove(keeping)
-        reserved = ctx.reserved_micro_usd
         if result.cost_micro_usd > reserved:  # booked in full below, counted and alerted
             await self._overruns.record(request, result, reserved)
         messages = 1 if subject.user and result.cost_micro_usd > 0 else 0
@@ -159,33 +160,17 @@ class BudgetStage:
             log.warning("request %s not settled here; the ledger will", request.id, exc_info=True)
         return result
 
-    async def _top_ups(self, wanted: Sequence[tuple[RequestContext, int]]) -> list[bool]:
-        """Grow the reservations of requests this stage reserved for, each by its extra, all
-        or none per request, together (one script per budget group); which grew."""
-        grown = await self._budgets.extend_many(
-            [(ctx.request.id, subject_of(ctx.request), extra) for ctx, extra in wanted]
-        )
-        for (ctx, extra), got in zip(wanted, grown, strict=True):
-            if got.holds and ctx.reserved_micro_usd is not None:
-                ctx.reserved_micro_usd += extra
-        return [got.holds for got in grown]
-
     async def _reserve(
         self, ctx: RequestContext, subject: Subject, tokens_in: int, engine: EngineSettings
-    ) -> tuple[Reservation, int, int]:
+    ) -> tuple[Reservation, int]:
         """Reserve for ctx.route, downgrading it or waiting as the budgets say; returns the
-        reservation, the amount reserved and the request's own maximum cost. A request that
-        may be packed asks first for its part of the packed call's overhead on top (see
-        router.batching.upfront); refused that, it reserves its own maximum alone, as a
-        request that will not be packed does (its packed call then grows it, or sends it
-        alone)."""
+        reservation and the amount reserved (the request's maximum cost)."""
         loop = asyncio.get_running_loop()
         remaining = ctx.remaining_s()
         wait_s = engine.max_wait_s if remaining is None else min(engine.max_wait_s, remaining)
         deadline = loop.time() + wait_s
         poll = FIRST_POLL_S
         request = ctx.request
-        items = self._pack_items(ctx) if self._pack_items is not None else 0
         while True:
             assert ctx.route is not None
             price = self._catalog.get(ctx.route.model)
@@ -198,16 +183,9 @@ class BudgetStage:
                     budget="request-cap", scope="request", period="",
                     limit=cap.limit_micro_usd, spent=0, needed=amount,
                 )  # fmt: skip
-            if items > 1:
-                share = pack_share(request, price, engine.input_margin, items)
-                items = 0  # asked once: a refusal, a downgrade or a wait reserves alone
-                if share > amount:
-                    got = await self._budgets.reserve(request.id, subject, share)
-                    if got.holds:  # an earlier delivery's hold (HELD) may be its own maximum
-                        return got, share if got.code is Code.RESERVED else amount, amount
             got = await self._budgets.reserve(request.id, subject, amount)
             if got.holds:
-                return got, amount, amount
+                return got, amount
             check = got.check
             if got.code is Code.DENIED and check is not None:
                 downgrade = check.policy is BudgetPolicy.DOWNGRADE and check.unit is Unit.USD
@@ -257,11 +235,6 @@ class BudgetStage:
         fallbacks = tuple(f for f in ctx.route.fallbacks if f.model != choice.name)
         ctx.route = Route(model=choice.name, provider=provider, reason=reason, fallbacks=fallbacks)
         return True
-
-
-async def _refuse_all(wanted: Sequence[tuple[RequestContext, int]]) -> list[bool]:
-    """A settled request's top-ups: a redelivery of a paid request spends nothing more."""
-    return [False] * len(wanted)
 
 
 def _over(check: Check, got: Reservation, needed: int, waited_s: float = 0.0) -> OverBudgetError:
