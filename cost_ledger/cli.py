@@ -173,6 +173,8 @@ async def _vs_reference(args: argparse.Namespace, settings: Settings) -> int:
     try:
         store = AggregateStore(client)
         print(await vs_reference(store, references, args.tenant, as_json=args.json), end="")
+        if not args.json:  # its cost per operation is the simulator's when its calls were
+            print(await simulated_note(store, Filter(tenant=args.tenant)), end="")
     finally:
         await client.aclose()
     return 0

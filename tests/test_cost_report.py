@@ -196,7 +196,7 @@ async def test_cost_commands_read_a_deployments_redis(
     assert SIMULATED_NOTE not in out  # acme's events came from a real provider
     simulated = ledger_event(at="2026-11-03T09:00:00", tenant="sim", cost=70, baseline=90)
     await apply_all(store, [msgspec.structs.replace(simulated, simulated=True)])
-    for view in ("forecast", "anomalies", "recommend"):
+    for view in ("forecast", "anomalies", "recommend", "vs-reference"):
         code, out, _ = await run("cost", view, "--tenant", "sim")
         assert code == 0 and SIMULATED_NOTE in out, (view, out)
     code, out, _ = await run("cost", "anomalies", "--tenant", "acme")
