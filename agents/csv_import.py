@@ -70,7 +70,9 @@ def read_table(path: Path, *, duplicates: str = "refuse") -> Imported:
     """Read and check a whole product file; ImportError_ lists everything wrong with it."""
     text = path.read_text(encoding="utf-8-sig", errors="strict")
     first = text.split("\n", 1)[0]
-    delimiter = "\t" if first.count("\t") > first.count(",") else ","
+    # Comma unless the header holds more tabs or semicolons (Excel's export where the decimal
+    # mark is a comma): the header's commonest of the three.
+    delimiter = max(",\t;", key=first.count)
     problems: list[str] = []
     records = _records(text, delimiter, problems)
     if not records:

@@ -28,6 +28,14 @@ def test_a_missing_column_is_named_with_the_expected_ones(tmp_path: Path) -> Non
     assert "expected columns for a plain spreadsheet" in message and "cost_price" in message
 
 
+def test_a_semicolon_separated_export_is_read(tmp_path: Path) -> None:
+    """Excel's CSV where the decimal mark is a comma: it was reported as missing product_id."""
+    path = table(tmp_path, "product_id;title;cost_price\nm1;Teal mug;4,20\nm2;Lamp;\n")
+    m1, m2 = load_source(path).products
+    assert (m1.product_id, m1.title_hint, m1.cost_price) == ("m1", "Teal mug", "4.20")
+    assert m2.product_id == "m2"
+
+
 def test_unknown_columns_are_kept_as_attributes_with_a_warning(tmp_path: Path) -> None:
     path = table(tmp_path, "product_id,title,shelf\nm1,Teal mug,B4\n")
     loaded = load_source(path)
