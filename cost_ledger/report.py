@@ -125,6 +125,8 @@ def render_spend(view: SpendResponse, *, width: int = 110, by: str | None = None
     console = _console(out, width)
     t = view.totals
     console.print(f"FlipSync cost report: {describe(view.filter)}")
+    if not t.calls:  # a mistyped tenant or agent reads as zero spend otherwise
+        console.print("No calls recorded for this filter (check the names and dates).")
     if view.simulated:
         console.print(f"{SIMULATED_NOTE} ({t.simulated_events} of {t.calls} events simulated)")
     share = (

@@ -173,6 +173,9 @@ async def test_text_report_shows_rates(redis_client: aioredis.Redis) -> None:
     assert "tenant acme, agent pricer, .....2026-11-02 (UTC)" in text
     assert "$0.000900  ($0.000900 per call)" in text and "By task type" in text
     assert "Products: not available under an agent or model filter" in text
+    assert "No calls recorded" not in text
+    nobody = render_spend(await spend_view(store, Filter(tenant="nobody")))  # a mistyped name
+    assert "No calls recorded for this filter (check the names and dates)." in nobody
 
 
 async def test_cost_commands_read_a_deployments_redis(
