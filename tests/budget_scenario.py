@@ -129,6 +129,8 @@ class BudgetCluster(ReplicaCluster):
         model's own image rule (simulator/billing.py); photos adds a real PNG to each request."""
         super().__init__(SimulatedProvider(SimConfig(latency_ms=sim_latency_ms, billing=billing)))
         self.replicas = replicas
+        self.folder = folder
+        """Where the budgets file and each replica's log are written."""
         self.reservation_ttl_s = reservation_ttl_s
         self.photo = photo_data_url() if photos else ""
         self.budgets_file = folder / "budgets.toml"
@@ -155,7 +157,7 @@ class BudgetCluster(ReplicaCluster):
             # redelivered and answered twice (bus.consumers); enough workers for the burst.
             "FLIPSYNC_ROUTER_WORKERS": "1100",
         }
-        await self.start_replicas(env, self.replicas, ready_s=90)
+        await self.start_replicas(env, self.replicas, ready_s=90, logs=self.folder)
         client = LlmClient(self.broker)
         sample = await asyncio.gather(
             *(

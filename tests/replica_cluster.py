@@ -5,6 +5,7 @@ provider in this process, and `flipsync run router ledger` replicas as child pro
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import redis.asyncio as aioredis
 from faststream.nats import NatsBroker
@@ -51,9 +52,19 @@ class ReplicaCluster:
         await self.broker.connect()
         await ensure_streams(self.broker.connection.jetstream(), Settings())
 
-    async def start_replicas(self, env: dict[str, str], count: int, ready_s: float) -> None:
-        """Start count router+ledger replicas with env and wait until each is ready."""
-        self.children = [service_process(["router", "ledger"], env) for _ in range(count)]
+    async def start_replicas(
+        self, env: dict[str, str], count: int, ready_s: float, *, logs: Path | None = None
+    ) -> None:
+        """Start count router+ledger replicas with env and wait until each is ready; with logs
+        (a folder), replica i writes its output to logs/replica-i.log, for reading a failure."""
+        self.children = [
+            service_process(
+                ["router", "ledger"],
+                env,
+                log_path=logs / f"replica-{i}.log" if logs is not None else None,
+            )
+            for i in range(count)
+        ]
         await asyncio.gather(*(child.start(ready_within_s=ready_s) for child in self.children))
 
     async def stop(self) -> None:

@@ -151,9 +151,14 @@ async def test_a_dead_requests_reservation_is_released_after_the_timeout(
         await eventually(dead_released, timeout_s=5)
         assert await store.held() == 1
         assert not await redis_client.exists(keys.reservation("t:acme", "dead"))
-        # The dead request's late settle still charges its cost, once.
-        assert (await store.settle("dead", ACME, cost=10, messages=0, at_ms=now_ms())).applied
+        # The dead request's late settle still charges its cost, once, and says it found no
+        # reservation standing (the router warns: that spend had no room held for it).
+        late = await store.settle("dead", ACME, cost=10, messages=0, at_ms=now_ms())
+        assert late.applied and not late.held
         assert await store.counter(counter) == (10, 400)
+        on_time = await store.settle("alive", ACME, cost=20, messages=0, at_ms=now_ms())
+        assert on_time.applied and on_time.held
+        assert await store.counter(counter) == (30, 0)
     finally:
         kept.cancel()
 

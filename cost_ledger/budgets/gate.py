@@ -23,6 +23,8 @@ class Reservation:
     """Settled spend of that counter."""
     reserved: int = 0
     """Amount held by in-flight requests in that counter."""
+    none_needed: bool = False
+    """No budget reads the request's counters: it goes on with nothing reserved."""
 
     @property
     def holds(self) -> bool:
@@ -43,6 +45,10 @@ class Settlement:
     complete: bool = False
     """Every budget group took this settle as its first: the counters hold exactly this
     cost and these messages for the request (the ledger need not settle it again)."""
+    held: bool = False
+    """The request's reservation still stood when it settled. A first settle without it (the
+    reservation expired while the request ran: its replica stalled past reservation_ttl_s,
+    and its room went to other requests) charged spend no room was held for."""
 
 
 class BudgetGate(Protocol):

@@ -145,9 +145,11 @@ SETTLE = (
 -- ledger event) also corrects a provisional one that charged a different amount, so the
 -- counters always end equal to the ledger (a final one confirming a provisional one of the
 -- same amount only marks it final).
--- Returns {0} when no counter changed, else {1 (first) or 2 (corrected), spent per counter}.
+-- Returns {0, held} when no counter changed, else {1 (first) or 2 (corrected), held, spent
+-- per counter}; held is 1 when the request's reservation still stood (it had not expired).
 local now = now_ms()
 sweep(KEYS[1], ARGV[3], now)
+local held = redis.call('EXISTS', KEYS[2])
 release(KEYS[2])
 redis.call('ZREM', KEYS[1], ARGV[1])
 local cost, messages = tonumber(ARGV[5]), tonumber(ARGV[6])
@@ -155,18 +157,18 @@ local mark = ARGV[4] .. ':' .. ARGV[5] .. ':' .. ARGV[6]
 local code = 1
 local before = redis.call('GET', KEYS[3])
 if before then
-  if ARGV[4] ~= 'f' or string.sub(before, 1, 1) ~= 'p' then return {0} end
+  if ARGV[4] ~= 'f' or string.sub(before, 1, 1) ~= 'p' then return {0, held} end
   local old_cost, old_messages = string.match(before, '^p:(-?%d+):(-?%d+)$')
-  if not old_cost then return {0} end
+  if not old_cost then return {0, held} end
   cost = cost - tonumber(old_cost)
   messages = messages - tonumber(old_messages)
   redis.call('SET', KEYS[3], mark, 'KEEPTTL')
-  if cost == 0 and messages == 0 then return {0} end
+  if cost == 0 and messages == 0 then return {0, held} end
   code = 2
 else
   redis.call('SET', KEYS[3], mark, 'EX', ARGV[2])
 end
-local out = {code}
+local out = {code, held}
 for i = 4, #KEYS do
   local a = 7 + (i - 4) * 2
   local amount = cost

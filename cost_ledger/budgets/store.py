@@ -121,7 +121,7 @@ class BudgetStore:
         all or none: group by group in a fixed order, undoing earlier groups on a refusal."""
         found = await self._checks(subject, max_cost)
         if not found:
-            return Reservation(code=Code.RESERVED)
+            return Reservation(code=Code.RESERVED, none_needed=True)
         groups = grouped(found)
         await self._register(g for g, _ in groups)
         self._remember(request_id, [g for g, _ in groups])
@@ -276,21 +276,25 @@ class BudgetStore:
             if isinstance(reply, BaseException):
                 raise reply
             answered.append(reply)
+        held = False
         for (_, group_charges), reply in zip(groups, answered, strict=True):
             codes.append(int(reply[0]))
+            held = held or bool(int(reply[1]))
             if int(reply[0]):  # {0}: this group had it settled already
                 spent.update(
-                    (c.counter, int(v)) for c, v in zip(group_charges, reply[1:], strict=True)
+                    (c.counter, int(v)) for c, v in zip(group_charges, reply[2:], strict=True)
                 )
         if not any(codes):
-            return Settlement(applied=False)
+            return Settlement(applied=False, held=held)
         corrected = 2 in codes
         complete = all(code == 1 for code in codes)
         if not alerts or cost <= 0:
-            return Settlement(applied=True, corrected=corrected, complete=complete)
+            return Settlement(applied=True, corrected=corrected, complete=complete, held=held)
         owed = crossings(self.live.rules.budgets.values(), subject, spent, at_ms)
         sent = await self._alerter.fire(owed)
-        return Settlement(applied=True, corrected=corrected, alerts=tuple(sent), complete=complete)
+        return Settlement(
+            applied=True, corrected=corrected, alerts=tuple(sent), complete=complete, held=held
+        )
 
     async def _settle_group(
         self,

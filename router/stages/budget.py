@@ -156,6 +156,13 @@ class BudgetStage:
             )
             if settlement.complete:  # the ledger event carries it: the ledger settles nothing
                 ctx.settled = (result.cost_micro_usd, messages)
+            if settlement.applied and not settlement.held and _reserved_here(got):
+                log.warning(
+                    "request %s settled %d micro-USD after its reservation expired (this "
+                    "replica stalled past reservation_ttl_s, %.1fs, and its room went to "
+                    "other requests): spend may pass a budget by that much",
+                    request.id, result.cost_micro_usd, engine.reservation_ttl_s,
+                )  # fmt: skip
         except Exception:  # the ledger consumer settles it from the ledger event
             log.warning("request %s not settled here; the ledger will", request.id, exc_info=True)
         return result
@@ -251,6 +258,12 @@ def _over(check: Check, got: Reservation, needed: int, waited_s: float = 0.0) ->
         unit=check.unit.value,
         detail=detail,
     )
+
+
+def _reserved_here(got: Reservation) -> bool:
+    """Whether this delivery's settle should find a reservation standing: one was made or
+    found held (not: nothing needed one, or the request was settled before)."""
+    return not got.none_needed and got.code in (Code.RESERVED, Code.HELD)
 
 
 def _has_images(request: LlmRequest) -> bool:
