@@ -68,6 +68,13 @@ class RequestContext:
     new_id: bool = False
     """Set by the ids stage when this delivery claimed the request id first: no earlier
     delivery can have kept an answer for it, so dispatch need not look one up."""
+    booked_micro_usd: int = 0
+    """Booked against this request's reservation outside its own settle: its part of a call
+    booked at its bound because the answer was unusable or the call's lease lapsed
+    (router.paid_answers). That room is spent: a further call needs room beside it."""
+    shared_micro_usd: int = 0
+    """Its share of a packed call that failed for it, paid before it was retried alone (its
+    result carries it, so its settle charges it)."""
     settled: tuple[int, int] | None = None
     """(cost, messages) the budget stage's settle charged first in every budget group; the
     ledger event says so, and the ledger does not settle it again."""
@@ -79,6 +86,20 @@ class RequestContext:
         if self.top_up is None or extra_micro_usd <= 0:
             return True
         return await self.top_up(extra_micro_usd)
+
+    def committed_micro_usd(self) -> int:
+        """What this request has spent, or had booked, against its reservation so far."""
+        paid = sum(p.cost_micro_usd for p in self.paid)
+        return paid + self.booked_micro_usd + self.shared_micro_usd
+
+    async def room_for(self, bound: int) -> bool:
+        """Before one more call of at most bound: grow the reservation until it holds what
+        was committed plus bound; False means a budget has no room, so do not make the call.
+        True when no budget stage runs."""
+        if self.reserved_micro_usd is None:
+            return True
+        need = self.committed_micro_usd() + bound - self.reserved_micro_usd
+        return need <= 0 or await self.reserve_more(need)
 
     def remaining_s(self) -> float | None:
         """Seconds left before the requester's deadline, or None without a deadline."""

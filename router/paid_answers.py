@@ -272,15 +272,17 @@ class PaidAnswers:
         call_id = f"{os.getpid():x}-{uuid.uuid4().hex}"  # which process holds it, for operators
         most = self.most(request, model, input_tokens)
         version = self._catalog_version()
+        parts = _lost_parts(request, call_id, most, payers)
         lost = [
             _lost_event(payer, event_id, provider, model, part, simulated, version)
-            for payer, event_id, part in _lost_parts(request, call_id, most, payers)
+            for payer, event_id, part in parts
         ]
+        owed = _Owed(payers, [part for _, _, part in parts])
         await self._begin(keys=[LEASES, EVENTS], args=[call_id, self._lease_ms, _marker(lost)])
         async with beating(self._lease_ms / 3000, functools.partial(self._renew_lease, call_id)):
             return await self._call_under_lease(
                 request, call_id, provider=provider, model=model, make=make,
-                on_answer=on_answer, keep=keep, lost=lost,
+                on_answer=on_answer, keep=keep, lost=lost, owed=owed,
             )  # fmt: skip
 
     async def _call_under_lease(
@@ -294,9 +296,11 @@ class PaidAnswers:
         on_answer: Callable[[Completion], None] | None,
         keep: bool,
         lost: list[LedgerEvent],
+        owed: _Owed,
     ) -> Completion:
         """leased()'s call once its lease is taken: keep the answer, then drop the lease. A
-        failure the provider billed (an unusable 2xx answer) books lost, reworded, instead."""
+        failure the provider billed (an unusable 2xx answer) books lost, reworded, instead.
+        Either way a call booked at its bound has each payer's part noted on its context."""
         answered = noted = False
         try:
             completion = await make()
@@ -317,6 +321,7 @@ class PaidAnswers:
                                       encode(kept), ex=self._answer_ttl_s)  # fmt: skip
             if not await self._drop(call_id):  # a reaper booked it at its bound meanwhile
                 completion = await self._booked_meanwhile(request, call_id, completion, kept)
+                owed.note()
             noted = True
             if on_answer is not None:
                 on_answer(completion)
@@ -330,6 +335,7 @@ class PaidAnswers:
                     if billed is None:
                         await asyncio.shield(self._drop(call_id))
                     else:  # paid for an answer we cannot use: booked at its maximum
+                        owed.note()  # booked now, or by the reaper should this fail
                         reason = f"{UNUSABLE_REASON}: {billed.reason} (request {request.id})"
                         await asyncio.shield(self._book_now(call_id, lost, reason))
             raise
@@ -418,6 +424,20 @@ class PaidAnswers:
         """Push a running call's lease back (the process heartbeat calls it every third of
         a lease; a failure is ignored there, and the next beat tries again)."""
         await self._renew(keys=[LEASES], args=[call_id, self._lease_ms])
+
+
+@dataclasses.dataclass(frozen=True)
+class _Owed:
+    """The requests a call serves and each one's part of its bound, noted on their contexts
+    when the call is booked at that bound (RequestContext.booked_micro_usd)."""
+
+    payers: Sequence[RequestContext]
+    parts: list[int]
+
+    def note(self) -> None:
+        """The call was booked at its bound: each payer's part of its room is spent."""
+        for payer, part in zip(self.payers, self.parts, strict=False):
+            payer.booked_micro_usd += part
 
 
 def _lost_parts(

@@ -78,6 +78,7 @@ class BatchStage:
         # The share already paid is spent on top of the retry's own maximum: reserve it too.
         if not await ctx.reserve_more(outcome.cost_micro_usd):
             return retry_refused(ctx, outcome)
+        ctx.shared_micro_usd += outcome.cost_micro_usd  # committed: the retry needs room beside it
         return with_share(await call_next(ctx), outcome)
 
     async def close(self) -> None:

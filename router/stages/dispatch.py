@@ -149,6 +149,14 @@ class Dispatcher:
             if index > 0 and not self._fits(route.model, model, tokens, ctx):
                 notes.append(f"{name}: could cost more than the budget reserved for {route.model}")
                 continue
+            if (spent := ctx.committed_micro_usd()) and not await ctx.room_for(
+                self._bound(ctx, model, tokens)
+            ):  # an earlier call spent part of the reservation (a billed failure, say)
+                notes.append(
+                    f"{name}: no budget room beside the {spent} micro-USD this request spent"
+                )
+                code = ErrorCode.OVER_BUDGET
+                continue
             # The circuit's permit is asked for while the paid-call lease is taken (one round
             # trip for both); the call goes only once both are in, and a refused permit drops
             # the lease (nothing was sent, so nothing is booked).
@@ -195,6 +203,13 @@ class Dispatcher:
         except KeyError:
             return None
         return client if model in client.config.models else None
+
+    def _bound(self, ctx: RequestContext, model: str, tokens: _Tokens) -> int:
+        """The most one call of ctx's request to model can cost: what it is booked at if lost
+        (PaidAnswers.most, with the budgets' input margin), the budget stage's own bound."""
+        if self._paid is not None:
+            return self._paid.most(ctx.request, model, tokens.input)
+        return max_request_cost(ctx.request, self._catalog.get(model), estimate=tokens.input)
 
     def _fits(self, routed: str, model: str, tokens: _Tokens, ctx: RequestContext) -> bool:
         """Whether model's max cost stays within the reservation made for the routed model."""

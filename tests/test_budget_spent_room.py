@@ -1,0 +1,143 @@
+"""A call booked at its bound spends its request's reservation; a further call needs room.
+
+A provider that answers 200 with a body that is not JSON was paid for an answer FlipSync
+cannot use: the call is booked at once at its maximum, which is what the budget stage reserved
+for the request. Before, dispatch then fell back to the next candidate within that same
+reservation, and the fallback's cost was settled on top: with the budget full, settled spend
+passed it by the fallback's cost. Now the fallback first grows the reservation beside what
+was booked, or is not made.
+
+Real redis-server and nats-server, two simulated providers, the real budget stage, dispatch
+and paid-call booking.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+from faststream.nats import NatsBroker
+from opentelemetry import trace
+
+from bus.broker import make_broker
+from bus.embedded import EmbeddedNats
+from bus.messages import BudgetPeriod, BudgetScope, BudgetSpec, ErrorCode, LlmResult
+from bus.settings import Settings
+from bus.streams import ensure_streams
+from cost_ledger.budgets.config import EngineSettings
+from cost_ledger.budgets.store import BudgetStore
+from cost_ledger.catalog import PriceCatalog
+from flipsync.providers import dispatch_health
+from router.context import Fallback, RequestContext
+from router.errors import RouterError
+from router.paid_answers import PaidAnswers, paid_micro_usd
+from router.pipeline import Handler, Stage, compose
+from router.stages.budget import BudgetStage, estimate_input_tokens
+from router.stages.dispatch import Dispatcher
+from router.token_bound import max_request_cost
+from simulator.config import Faults, SimConfig
+from simulator.server import SimulatedProvider
+from tests.helpers import make_request
+from tests.test_budget_store import day_counter, make_store
+from tests.test_provider_fallback import MODEL, FixedRoute, registry_of, settings_for
+
+CATALOG = PriceCatalog.load()
+
+
+@pytest.fixture
+async def broker(nats_server: EmbeddedNats) -> AsyncIterator[NatsBroker]:
+    """A connected broker on the session's nats-server, with the streams in place."""
+    running = make_broker(nats_server.url)
+    await running.connect()
+    await ensure_streams(running.connection.jetstream(), Settings())
+    yield running
+    await running.stop()
+
+
+@pytest.fixture
+async def sims() -> AsyncIterator[dict[str, SimulatedProvider]]:
+    """Two simulated providers, a and b, on their own ports."""
+    started = {name: SimulatedProvider(SimConfig(name=name, seed=7)) for name in ("a", "b")}
+    for sim in started.values():
+        await sim.start()
+    yield started
+    for sim in started.values():
+        await sim.stop()
+
+
+async def _run(
+    sims: dict[str, SimulatedProvider],
+    redis: aioredis.Redis,
+    broker: NatsBroker,
+    limit_in_reservations: int,
+) -> tuple[LlmResult | RouterError, BudgetStore, str, int, RequestContext]:
+    """One request routed to a (which answers garbage) with b as fallback, under a budget of
+    limit_in_reservations times what the stage reserves for it."""
+    tenant = f"room{uuid.uuid4().hex[:8]}"
+    request = make_request(tenant=tenant, agent="listing")
+    reserved = max_request_cost(
+        request,
+        CATALOG.get(MODEL),
+        EngineSettings().input_margin,
+        estimate=estimate_input_tokens(request),
+    )
+    limit = reserved * limit_in_reservations
+    budget = BudgetSpec(name=f"{tenant}-daily", scope=BudgetScope.TENANT,
+                        period=BudgetPeriod.DAY, limit_micro_usd=limit, tenant=tenant)  # fmt: skip
+    store = await make_store(redis, [budget])
+    settings = settings_for(["a", "b"])
+    registry = registry_of(settings, sims)
+    await sims["a"].set_faults(Faults(malformed_json=1.0))
+    paid = PaidAnswers(redis, broker, CATALOG, lambda: "test", lease_s=30, answer_ttl_s=60,
+                       budgets=store)  # fmt: skip
+    tracer = trace.get_tracer("test")
+    dispatcher = Dispatcher(
+        registry, CATALOG, "gpt-4o", tracer,
+        health=dispatch_health(settings, redis), paid=paid,
+    )  # fmt: skip
+    stages: list[Stage] = [
+        FixedRoute("a", (Fallback(model=MODEL, provider="b"),)),
+        BudgetStage(store, CATALOG, lambda model: "a"),
+    ]
+    handler: Handler = compose(stages, dispatcher, tracer)
+    ctx = RequestContext(request=request)
+    try:
+        got: LlmResult | RouterError = await handler(ctx)
+    except RouterError as exc:
+        got = exc
+    finally:
+        await paid.close()
+        await registry.close()
+    return got, store, tenant, limit, ctx
+
+
+async def test_a_fallback_after_a_billed_failure_is_not_made_without_budget_room(
+    sims: dict[str, SimulatedProvider], redis_client: aioredis.Redis, broker: NatsBroker
+) -> None:
+    got, store, tenant, limit, ctx = await _run(sims, redis_client, broker, 1)
+    assert isinstance(got, RouterError), got
+    assert got.code is ErrorCode.OVER_BUDGET
+    assert "unusable" in got.reason and "no budget room" in got.reason
+    assert (await sims["b"].stats()).requests == 0  # the fallback was not paid for
+    assert ctx.booked_micro_usd == limit  # the unusable answer, booked at its bound
+    spent, held = await store.counter(day_counter(f"tenant:{tenant}"))
+    assert held == 0
+    assert spent == limit, f"{spent - limit} micro-USD over the budget"
+
+
+async def test_a_fallback_after_a_billed_failure_grows_the_reservation_when_there_is_room(
+    sims: dict[str, SimulatedProvider], redis_client: aioredis.Redis, broker: NatsBroker
+) -> None:
+    got, store, tenant, limit, ctx = await _run(sims, redis_client, broker, 3)
+    assert isinstance(got, LlmResult) and got.ok, got
+    assert got.provider == "b" and "unusable" in got.reason
+    booked = ctx.booked_micro_usd
+    assert booked == limit // 3
+    assert ctx.reserved_micro_usd is not None and ctx.reserved_micro_usd >= 2 * booked
+    spent, held = await store.counter(day_counter(f"tenant:{tenant}"))
+    assert held == 0
+    # Both calls are in the budget: the unusable one at its bound, the fallback at its cost.
+    assert spent == booked + paid_micro_usd(ctx) == booked + got.cost_micro_usd
+    assert spent <= limit
