@@ -21,6 +21,7 @@ from api.app import create_app as create_api_app
 from api.server import ApiServer
 from bus.broker import make_broker
 from bus.embedded import EmbeddedNats, EmbeddedRedis
+from bus.liveness import Liveness, ThreadLiveness, thread_liveness
 from bus.nats_auth import ADMIN as NATS_ADMIN
 from bus.nats_auth import EmbeddedAuth, embedded_auth, settings_broker_options
 from bus.pull_loop import LiveConsumer
@@ -114,6 +115,8 @@ class Stack:
     """Consumers on nats-py directly (bus.pull_loop): the hot path's, outside the broker."""
     stopping: Stopping = field(default_factory=Stopping)
     """Set when the stop begins: the agents give way at once (bus.stopping)."""
+    liveness: ThreadLiveness | None = None
+    """Renews the router's leases off the event loop (bus.liveness), in a stack with a router."""
 
     @property
     def aggregates(self) -> AggregateStore:
@@ -140,6 +143,8 @@ class Stack:
             await self.budget_runtime.close()
         for consumer in self.live_consumers:
             await consumer.stop()
+        if self.liveness is not None:
+            await self.liveness.stop()
         with contextlib.suppress(Exception):
             await self.broker.stop()
         if self.notifier is not None:
@@ -223,8 +228,14 @@ async def start_stack(
         stopping = Stopping()
         budgets: BudgetRuntime | None = None
         live: list[LiveConsumer] = []
+        # A router's reservations, paid-call leases and dedup claims, renewed off the loop.
+        liveness = (
+            thread_liveness(redis_url, cluster=settings.redis_cluster)
+            if Service.ROUTER in wanted
+            else None
+        )
         if wanted & {Service.ROUTER, Service.LEDGER}:
-            budgets = BudgetRuntime(settings, redis_client, broker)
+            budgets = BudgetRuntime(settings, redis_client, broker, liveness=liveness)
             broker.include_router(budgets.control_router())
         semantic: SemanticCache | None = None
         if Service.ROUTER in wanted:
@@ -259,6 +270,7 @@ async def start_stack(
                 semantic,
                 neighbours,
                 grades,
+                liveness,
             )
             live.append(service)
             signals = QualityStore(redis_client, discount=settings.routing.quality_discount)
@@ -313,6 +325,7 @@ async def start_stack(
             notifier=notifier,
             live_consumers=live,
             stopping=stopping,
+            liveness=liveness,
         )
     except BaseException:
         if registry is not None:  # its provider clients' connection pools
@@ -327,6 +340,8 @@ async def start_stack(
     try:
         if settings.redis_url is not None:  # a configured Redis that is not there: say so now
             await reach_redis(redis_client, redis_url, settings.connect_timeout_s)
+        if liveness is not None:
+            liveness.start()
         await reach_nats(nats_url, broker.connect, settings.connect_timeout_s)
         await ensure_streams(broker.connection.jetstream(), settings)
         if budgets is not None:  # rules loaded, counters rebuilt if Redis lost them
@@ -369,6 +384,7 @@ def _router_service(
     semantic: SemanticCache | None,
     neighbours: OutcomeMemory | None = None,
     grades: GradeStore | None = None,
+    liveness: Liveness | None = None,
 ) -> RouterService:
     tracer = tracer_provider.get_tracer("flipsync.router")
     paid = PaidAnswers(
@@ -384,6 +400,7 @@ def _router_service(
         # once the result is stored, redeliveries find that instead. Bounded: rate x TTL.
         answer_ttl_s=settings.ack_wait_s * 3,
         budgets=budgets,
+        liveness=liveness,
     )
     route, cascade = routing_stages(
         settings,
@@ -409,6 +426,7 @@ def _router_service(
             broker=broker,
             semantic=semantic,
             near_duplicates=semantic,
+            liveness=liveness,
             shadow=shadow_checks(settings, semantic, broker, lambda: catalog.version),
         ),
         route,

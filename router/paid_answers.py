@@ -35,7 +35,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import functools
 import hashlib
 import logging
 import os
@@ -49,7 +48,7 @@ from faststream.nats import NatsBroker
 
 from bus import subjects
 from bus.codec import encode
-from bus.heartbeat import beating
+from bus.liveness import Liveness, LoopLiveness, Renewal
 from bus.messages import LedgerEvent, Lever, LlmRequest, LlmResult, Usage
 from bus.publishing import publish, scoped_msg_id
 from bus.subjects import token
@@ -173,11 +172,14 @@ class PaidAnswers:
         lease_s: float,
         answer_ttl_s: float,
         budgets: LostCallBudgets | None = None,
+        liveness: Liveness | None = None,
     ) -> None:
         """lease_s must be well under ack_wait, so a redelivery finds the lost call claimable,
         and under the budgets' reservation TTL, so a lost call is settled (into budgets, when
-        given) while its request's reservation still holds its room."""
+        given) while its request's reservation still holds its room. liveness renews the
+        leases (bus.liveness; default: beats on the loop)."""
         self._redis = redis
+        self._liveness = liveness if liveness is not None else LoopLiveness(redis)
         self._budgets = budgets
         self._margin = (budgets.engine if budgets is not None else EngineSettings()).input_margin
         self._broker = broker
@@ -186,7 +188,6 @@ class PaidAnswers:
         self._lease_ms = int(lease_s * 1000)
         self._answer_ttl_s = int(answer_ttl_s)
         self._begin = redis.register_script(_BEGIN)
-        self._renew = redis.register_script(_RENEW)
         self._claim = redis.register_script(_CLAIM)
         self._drop_script = redis.register_script(_DROP)
         self._decoder = msgspec.json.Decoder(KeptAnswer)
@@ -279,11 +280,16 @@ class PaidAnswers:
         ]
         owed = _Owed(payers, [part for _, _, part in parts])
         await self._begin(keys=[LEASES, EVENTS], args=[call_id, self._lease_ms, _marker(lost)])
-        async with beating(self._lease_ms / 3000, functools.partial(self._renew_lease, call_id)):
+        renewal = Renewal(script=_RENEW, keys=(LEASES,), args=(call_id, self._lease_ms),
+                          every_s=self._lease_ms / 3000)  # fmt: skip
+        renewing = self._liveness.add(renewal)
+        try:
             return await self._call_under_lease(
                 request, call_id, provider=provider, model=model, make=make,
                 on_answer=on_answer, keep=keep, lost=lost, owed=owed,
             )  # fmt: skip
+        finally:
+            self._liveness.remove(renewing)
 
     async def _call_under_lease(
         self,
@@ -419,11 +425,6 @@ class PaidAnswers:
         where a MULTI/EXEC pipeline cost four commands and redis-py's pipeline object.
         False when the event was gone: a reaper claimed it (booked the call) first."""
         return bool(await self._drop_script(keys=[LEASES, EVENTS], args=[call_id]))
-
-    async def _renew_lease(self, call_id: str) -> None:
-        """Push a running call's lease back (the process heartbeat calls it every third of
-        a lease; a failure is ignored there, and the next beat tries again)."""
-        await self._renew(keys=[LEASES], args=[call_id, self._lease_ms])
 
 
 @dataclasses.dataclass(frozen=True)

@@ -9,6 +9,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from bus.embedded import EmbeddedRedis
+from bus.liveness import Liveness
 from bus.messages import (
     BudgetPeriod,
     BudgetPolicy,
@@ -44,8 +45,9 @@ async def make_store(
     *,
     tiers: Sequence[TierQuota] = (),
     ttl_s: float = 30.0,
+    liveness: Liveness | None = None,
 ) -> BudgetStore:
-    """A ready store whose live rules are exactly these."""
+    """A ready store whose live rules are exactly these (liveness: bus.liveness)."""
     rules = BudgetRules(
         budgets={b.name: b for b in budgets}, tiers={t.tier: t for t in tiers}, request_cap=None
     )
@@ -53,7 +55,7 @@ async def make_store(
     live = LiveBudgets(redis, BudgetConfig(rules=rules, engine=engine))
     await live.ensure_seeded()
     await live.load()
-    store = BudgetStore(redis, live)
+    store = BudgetStore(redis, live, liveness=liveness)
     await store.mark_ready()
     return store
 

@@ -123,13 +123,16 @@ class Gate:
         self, request_id: str, subject: Subject, *, cost: int, messages: int, at_ms: int
     ) -> Settlement:
         self.settled.append(cost)
-        return Settlement(applied=True)
+        return Settlement(applied=True, held=True)
 
     async def release(self, request_id: str, subject: Subject | None = None) -> bool:
         return True
 
-    async def keepalive(self, request_id: str, subject: Subject | None = None) -> bool:
-        return True
+    def hold(self, request_id: str, subject: Subject) -> list[int]:
+        return []
+
+    def unhold(self, held: list[int]) -> None:
+        return None
 
     async def wait_for_release(self, timeout_s: float) -> None:
         return None

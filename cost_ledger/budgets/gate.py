@@ -81,8 +81,12 @@ class BudgetGate(Protocol):
         """Release the reservation without charging."""
         ...
 
-    async def keepalive(self, request_id: str, subject: Subject | None = None) -> bool:
-        """Keep a live request's reservation from expiring."""
+    def hold(self, request_id: str, subject: Subject) -> list[int]:
+        """Keep a live request's reservation from expiring until unhold(returned keys)."""
+        ...
+
+    def unhold(self, held: list[int]) -> None:
+        """Stop keeping a reservation alive (its request settled or released it)."""
         ...
 
     async def wait_for_release(self, timeout_s: float) -> None:

@@ -11,6 +11,7 @@ from faststream.nats import NatsBroker, NatsRouter
 from nats.js import JetStreamContext
 from redis.exceptions import RedisError
 
+from bus.liveness import Liveness
 from bus.settings import Settings
 from cost_ledger.aggregates import AggregateStore
 from cost_ledger.budgets import keys
@@ -33,7 +34,15 @@ CLOSE_GRACE_S = 5.0
 class BudgetRuntime:
     """Everything budgets need in one process; built before the broker starts."""
 
-    def __init__(self, settings: Settings, redis: aioredis.Redis, broker: NatsBroker) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        redis: aioredis.Redis,
+        broker: NatsBroker,
+        *,
+        liveness: Liveness | None = None,
+    ) -> None:
+        """liveness keeps held reservations alive (bus.liveness; default: on the loop)."""
         self.redis = redis
         self.settings = settings
         self.live = LiveBudgets(redis, BudgetConfig.load(settings.budget_config))
@@ -41,7 +50,9 @@ class BudgetRuntime:
         self._closing = False
         self.rebuilds = 0
         """Rebuilds this process ran after Redis lost the counters (for tests and logs)."""
-        self.store = BudgetStore(redis, self.live, alerts=JetStreamAlerts(broker))
+        self.store = BudgetStore(
+            redis, self.live, alerts=JetStreamAlerts(broker), liveness=liveness
+        )
 
     def control_router(self) -> NatsRouter:
         """The budget.control subscriber (every replica runs one)."""

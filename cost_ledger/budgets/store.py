@@ -27,6 +27,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.crc import REDIS_CLUSTER_HASH_SLOTS
 
+from bus.liveness import Liveness, LoopLiveness, Renewal
 from bus.messages import LedgerEvent, now_ms
 from cost_ledger.budgets import keys, scripts
 from cost_ledger.budgets.alerts import Alerter, AlertSink
@@ -82,8 +83,11 @@ class BudgetStore:
         *,
         alerts: AlertSink | None = None,
         clock: Clock = now_ms,
+        liveness: Liveness | None = None,
     ) -> None:
+        """liveness keeps held reservations alive (bus.liveness; default: beats on the loop)."""
         self.redis = redis
+        self._liveness = liveness if liveness is not None else LoopLiveness(redis)
         self.live = live
         self._clock = clock
         self._alerter = Alerter(redis, alerts)
@@ -368,6 +372,27 @@ class BudgetStore:
             self._groups_of.pop(request_id, None)
             self._waiters.wake(WAKE_PER_RELEASE)
         return bool(held)
+
+    def hold(self, request_id: str, subject: Subject) -> list[int]:
+        """Keep the request's reservation (in each group it may be in) from expiring, every
+        third of reservation_ttl_s, until unhold(returned keys)."""
+        ttl_s = self.live.engine.reservation_ttl_s
+        return [
+            self._liveness.add(
+                Renewal(
+                    script=scripts.KEEPALIVE,
+                    keys=(keys.reservations(group), keys.reservation(group, request_id)),
+                    args=(request_id, int(ttl_s * 1000)),
+                    every_s=ttl_s / 3,
+                )
+            )
+            for group in subject_groups(subject)
+        ]
+
+    def unhold(self, held: list[int]) -> None:
+        """Stop keeping a reservation alive."""
+        for key in held:
+            self._liveness.remove(key)
 
     async def keepalive(self, request_id: str, subject: Subject | None = None) -> bool:
         """Push a live request's reservation expiry back by reservation_ttl_s."""

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import json
 import logging
 import math
@@ -26,7 +25,6 @@ import random
 from collections.abc import Callable
 from decimal import Decimal
 
-from bus.heartbeat import heartbeat
 from bus.messages import BudgetPolicy, ImagePart, LlmRequest, LlmResult
 from cost_ledger.budgets.alerts import AlertSink
 from cost_ledger.budgets.config import EngineSettings
@@ -130,10 +128,12 @@ class BudgetStage:
             return grown.holds
 
         ctx.top_up = top_up
-        beats, keeping = heartbeat(), None
-        if got.code is not Code.SETTLED:  # the reservation refreshed while the call runs
-            keep = functools.partial(self._budgets.keepalive, request.id, subject)
-            keeping = beats.add(engine.reservation_ttl_s / 3, keep)
+        # The reservation kept alive while the call runs (off the loop, in a stack).
+        held = (
+            []
+            if got.code is Code.SETTLED or got.none_needed
+            else self._budgets.hold(request.id, subject)
+        )
         try:
             result = await call_next(ctx)
         except BaseException:
@@ -141,8 +141,7 @@ class BudgetStage:
                 await asyncio.shield(self._settle_or_release(ctx, subject))
             raise
         finally:
-            if keeping is not None:
-                beats.remove(keeping)
+            self._budgets.unhold(held)
         if result.cost_micro_usd > reserved:  # booked in full below, counted and alerted
             await self._overruns.record(request, result, reserved)
         messages = 1 if subject.user and result.cost_micro_usd > 0 else 0

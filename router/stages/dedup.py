@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import socket
@@ -42,7 +43,6 @@ from typing import Protocol
 import nats.errors
 from redis.exceptions import RedisError
 
-from bus.heartbeat import beating
 from bus.messages import (
     CachePolicy,
     FlightOutcome,
@@ -93,7 +93,6 @@ class DedupStage:
         self._store = store
         self._channel = channel
         self._poll_s = claim_ttl_s / 2
-        self._refresh_s = claim_ttl_s / 3
         self._replica = replica or replica_name()
         self._local: dict[str, asyncio.Future[LlmResult | None]] = {}
 
@@ -192,10 +191,11 @@ class DedupStage:
         """Make the call, keeping the claim alive, then hand the outcome to the waiters."""
         request = ctx.request
         source: LlmResult | None = None
-        keeper = _ClaimKeeper(self._store, request.tenant, fingerprint, token)
+        kept = self._store.keep(
+            request.tenant, fingerprint, token, functools.partial(_claim_lost, fingerprint)
+        )
         try:
-            async with beating(self._refresh_s, keeper.refresh):
-                result = await call_next(ctx)
+            result = await call_next(ctx)
             source = result if shareable(result) else None
             return result, source
         except RouterError as exc:
@@ -205,6 +205,7 @@ class DedupStage:
             source = error_result(request.id, request.tenant, request.agent, exc.code, exc.reason)
             return source, source
         finally:
+            self._store.forget(kept)
             await self._finish(request.tenant, fingerprint, token, source)
 
     async def _finish(
@@ -225,26 +226,6 @@ class DedupStage:
         return served_copy(source, ctx.request, Lever.DEDUP, reason, ctx.elapsed_ms())
 
 
-class _ClaimKeeper:
-    """Refreshes a leader's claim while its call runs (a beat of the process heartbeat), so
-    only a dead leader's claim lapses; once lost, it says so once and stops trying."""
-
-    def __init__(self, store: FlightStore, tenant: str, fingerprint: str, token: str) -> None:
-        self._store, self._tenant, self._fingerprint, self._token = (
-            store,
-            tenant,
-            fingerprint,
-            token,
-        )
-        self._lost = False
-
-    async def refresh(self) -> None:
-        """Extend the claim, unless it was lost already."""
-        if self._lost:
-            return
-        try:
-            if not await self._store.refresh(self._tenant, self._fingerprint, self._token):
-                self._lost = True
-                log.warning("lost the claim of call %s; a waiter may call again", self._fingerprint)
-        except RedisError as exc:
-            log.warning("could not refresh the claim of call %s: %s", self._fingerprint, exc)
+def _claim_lost(fingerprint: str) -> None:
+    """A leader's claim lapsed while its call ran (another may have taken it)."""
+    log.warning("lost the claim of call %s; a waiter may call again", fingerprint)

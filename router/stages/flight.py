@@ -24,6 +24,7 @@ from nats.aio.subscription import Subscription
 from bus import subjects
 from bus.codec import decode, encode
 from bus.errors import WireError
+from bus.liveness import Liveness, LoopLiveness, Lost, Renewal
 from bus.messages import FlightOutcome, LlmResult
 from router import keys
 
@@ -73,7 +74,16 @@ def token_request_id(token: str) -> str:
 class FlightStore:
     """Claims and outcomes of coalesced calls, shared by every router replica."""
 
-    def __init__(self, redis: aioredis.Redis, *, claim_ttl_s: float, result_ttl_s: float) -> None:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        *,
+        claim_ttl_s: float,
+        result_ttl_s: float,
+        liveness: Liveness | None = None,
+    ) -> None:
+        """liveness keeps a leader's claim alive (bus.liveness; default: beats on the loop)."""
+        self._liveness = liveness if liveness is not None else LoopLiveness(redis)
         self._claim_ttl_ms = max(int(claim_ttl_s * 1000), 1)
         self._result_ttl_ms = max(int(result_ttl_s * 1000), 1)
         self._redis = redis
@@ -88,6 +98,21 @@ class FlightStore:
             args=[token, self._claim_ttl_ms],
         )
         return held.decode() if isinstance(held, bytes) else held
+
+    def keep(self, tenant: str, fingerprint: str, token: str, on_lost: Lost) -> int:
+        """Keep our claim alive, every third of its TTL, until forget(returned key); on_lost
+        is called once if it lapsed and another took it."""
+        renewal = Renewal(
+            script=_REFRESH_LUA,
+            keys=(keys.flight_claim(tenant, fingerprint),),
+            args=(token, self._claim_ttl_ms),
+            every_s=self._claim_ttl_ms / 3000,
+        )
+        return self._liveness.add(renewal, on_lost)
+
+    def forget(self, kept: int) -> None:
+        """Stop keeping a claim alive."""
+        self._liveness.remove(kept)
 
     async def refresh(self, tenant: str, fingerprint: str, token: str) -> bool:
         """Extend our claim; False if it lapsed and is no longer ours."""

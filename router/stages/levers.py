@@ -10,6 +10,7 @@ from __future__ import annotations
 import redis.asyncio as aioredis
 from faststream.nats import NatsBroker
 
+from bus.liveness import Liveness
 from bus.settings import Settings
 from cost_ledger.catalog import PriceCatalog
 from router.levers.fingerprint import fingerprinter
@@ -30,12 +31,14 @@ def lever_stages(
     semantic: SemanticStore | None = None,
     near_duplicates: NearDuplicates | None = None,
     shadow: ShadowCheck | None = None,
+    liveness: Liveness | None = None,
 ) -> list[Stage]:
     """The enabled lever stages, outermost first.
 
     semantic (the semantic cache) is asked after an exact-cache miss; near_duplicates (the
     same object, usually) is asked by dedup before it coalesces exact duplicates; shadow
-    re-asks a share of semantic hits off the response path.
+    re-asks a share of semantic hits off the response path; liveness keeps dedup's claims
+    alive (bus.liveness).
     """
     key = fingerprinter(catalog)
     stages: list[Stage] = []
@@ -63,6 +66,7 @@ def lever_stages(
             redis,
             claim_ttl_s=settings.dedup_claim_ttl_s,
             result_ttl_s=settings.dedup_result_ttl_s,
+            liveness=liveness,
         )
         stages.append(
             DedupStage(
