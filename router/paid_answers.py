@@ -6,7 +6,7 @@ Around each provider call dispatch makes (``PaidAnswers.call``):
    bound the budget stage reserved for it (router.token_bound, with the budgets' input
    margin), never more, so that booking it cannot take settled spend past a budget. A call
    serving several requests (a packed call) holds one event per request, its bound split
-   among them within what each reserved (``_lost_parts``; the packer grew the reservations
+   among them within what each reserved (``lost_parts``; the packer grew the reservations
    to hold the bound first: router.context.cover), each on that request's own budgets.
 2. The moment the answer arrives, the answer is stored by request id, then the marker is
    removed (two steps, so that each touches one Redis Cluster slot: the answer lives by
@@ -57,15 +57,14 @@ from cost_ledger.budgets.gate import Settlement
 from cost_ledger.budgets.projection import settled_mark
 from cost_ledger.catalog import PriceCatalog
 from cost_ledger.pricing import cost_micro_usd
-from router.batching.shares import allocate_within
 from router.context import PaidCall, RequestContext
 from router.keys import PREFIX
+from router.lost_events import Owed, lost_event, lost_parts, marker
 from router.providers.client import Completion
 from router.providers.errors import billed_failure
 from router.token_bound import max_request_cost
 
 log = logging.getLogger(__name__)
-LOST_REASON = "lost: the replica died while the provider answered; booked at its maximum"
 UNUSABLE_REASON = "unusable: the provider answered (and billed) but its answer could not be used"
 """How a billed failure's ledger event begins (router.providers.errors.billed_failure)."""
 CALLS_TAG = "{calls}"
@@ -266,20 +265,20 @@ class PaidAnswers:
         """Make one provider call (for request, or a packed request) under a lease that books
         it at its maximum if this replica dies before the answer; keep=True stores the
         answer by request id and model, for a redelivery. payers are the requests the call
-        serves (a packed call's items), each booked its part (``_lost_parts``); none: request."""
+        serves (a packed call's items), each booked its part (``lost_parts``); none: request."""
         # Lost calls are booked by the reaper every half lease (_keep_reaping), not before each
         # call: that was one more script, one after the other, on every provider call's way.
         self._keep_reaping()
         call_id = f"{os.getpid():x}-{uuid.uuid4().hex}"  # which process holds it, for operators
         most = self.most(request, model, input_tokens)
         version = self._catalog_version()
-        parts = _lost_parts(request, call_id, most, payers)
+        parts = lost_parts(request, call_id, most, payers)
         lost = [
-            _lost_event(payer, event_id, provider, model, part, simulated, version)
+            lost_event(payer, event_id, provider, model, part, simulated, version)
             for payer, event_id, part in parts
         ]
-        owed = _Owed(payers, [part for _, _, part in parts])
-        await self._begin(keys=[LEASES, EVENTS], args=[call_id, self._lease_ms, _marker(lost)])
+        owed = Owed(payers, [part for _, _, part in parts])
+        await self._begin(keys=[LEASES, EVENTS], args=[call_id, self._lease_ms, marker(lost)])
         renewal = Renewal(script=_RENEW, keys=(LEASES,), args=(call_id, self._lease_ms),
                           every_s=self._lease_ms / 3000)  # fmt: skip
         renewing = self._liveness.add(renewal)
@@ -302,7 +301,7 @@ class PaidAnswers:
         on_answer: Callable[[Completion], None] | None,
         keep: bool,
         lost: list[LedgerEvent],
-        owed: _Owed,
+        owed: Owed,
     ) -> Completion:
         """leased()'s call once its lease is taken: keep the answer, then drop the lease. A
         failure the provider billed (an unusable 2xx answer) books lost, reworded, instead.
@@ -364,7 +363,7 @@ class PaidAnswers:
         """Book a call's events now: its lease made due at once, then reaped (should the reap
         fail, the reaper books it, as it books a lost call)."""
         booking = [msgspec.structs.replace(e, route_reason=reason) for e in events]
-        await self._begin(keys=[LEASES, EVENTS], args=[call_id, 0, _marker(booking)])
+        await self._begin(keys=[LEASES, EVENTS], args=[call_id, 0, marker(booking)])
         await self.reap()
 
     def most(self, request: LlmRequest, model: str, input_tokens: int) -> int:
@@ -379,7 +378,7 @@ class PaidAnswers:
         passes the sum of what its items reserved alone (gpt-4o-mini, 2 items: 191 against
         144 micro-USD; 8 items: 672 against 576): the packer has the items' reservations
         grown to hold it before the call goes (router.context.cover), and the lost call is
-        booked per item, each part within its item's reservation (``_lost_parts``).
+        booked per item, each part within its item's reservation (``lost_parts``).
         """
         price = self._catalog.get(model)
         return max_request_cost(request, price, self._margin, estimate=input_tokens)
@@ -387,8 +386,8 @@ class PaidAnswers:
     async def reap(self) -> int:
         """Book every lost call whose lease expired; returns how many were booked here."""
         claimed: list[bytes] = await self._claim(keys=[LEASES, EVENTS], args=[REAP_BATCH])
-        for marker in claimed:
-            decoded = self._event_decoder.decode(marker)
+        for claim in claimed:
+            decoded = self._event_decoder.decode(claim)
             events = decoded if isinstance(decoded, list) else [decoded]
             try:
                 for event in events:
@@ -399,7 +398,7 @@ class PaidAnswers:
                     log.warning("booked lost call %s: %s", event.event_id, event.route_reason)
             except Exception:  # put it back: the next reap books it (settled once, published
                 # once per event id: JetStream drops a duplicate id)
-                await self._begin(keys=[LEASES, EVENTS], args=[events[0].event_id, 0, marker])
+                await self._begin(keys=[LEASES, EVENTS], args=[events[0].event_id, 0, claim])
                 raise
         return len(claimed)
 
@@ -427,78 +426,6 @@ class PaidAnswers:
         return bool(await self._drop_script(keys=[LEASES, EVENTS], args=[call_id]))
 
 
-@dataclasses.dataclass(frozen=True)
-class _Owed:
-    """The requests a call serves and each one's part of its bound, noted on their contexts
-    when the call is booked at that bound (RequestContext.booked_micro_usd)."""
-
-    payers: Sequence[RequestContext]
-    parts: list[int]
-
-    def note(self) -> None:
-        """The call was booked at its bound: each payer's part of its room is spent."""
-        for payer, part in zip(self.payers, self.parts, strict=False):
-            payer.booked_micro_usd += part
-
-
-def _lost_parts(
-    request: LlmRequest, call_id: str, most: int, payers: Sequence[RequestContext]
-) -> list[tuple[LlmRequest, str, int]]:
-    """Who a lost call is booked to, under which event id, and how much: its maximum split
-    among the requests it serves in proportion to what each reserved, no part past its
-    reservation while together they hold the maximum (what router.context.cover ensures for
-    a packed call); a call of one request books it all to that request, under the call id."""
-    if len(payers) <= 1:
-        return [(payers[0].request if payers else request, call_id, most)]
-    held = [p.reserved_micro_usd for p in payers]
-    caps = [most if h is None else h for h in held]
-    parts = allocate_within(most, caps, caps)
-    return [
-        (p.request, f"{call_id}-{i}", part)
-        for i, (p, part) in enumerate(zip(payers, parts, strict=True))
-    ]
-
-
-def _marker(events: list[LedgerEvent]) -> bytes:
-    """A call marker's value: its one lost event (as every marker was before packed calls
-    were booked per item), or the list of them."""
-    return encode(events[0]) if len(events) == 1 else msgspec.json.encode(events)
-
-
-def _lost_event(
-    request: LlmRequest,
-    lost_id: str,
-    provider: str,
-    model: str,
-    most: int,
-    simulated: bool,
-    catalog_version: str,
-) -> LedgerEvent:
-    """The ledger event of a call (or an item's part of one) lost with its replica: its own
-    id (never a request id, so it is booked beside the redelivery's call), its maximum cost."""
-    return LedgerEvent(
-        event_id=lost_id,
-        request_id=lost_id,
-        tenant=request.tenant,
-        agent=request.agent,
-        user=request.tags.get("user", ""),
-        workflow_id=request.workflow_id,
-        task_type=request.task_type,
-        workspace=request.workspace,
-        project=request.project,
-        model=model,
-        provider=provider,
-        usage=Usage(output_tokens=request.max_output_tokens),
-        cost_micro_usd=most,
-        baseline_micro_usd=most,
-        lever=Lever.ROUTED,
-        catalog_version=catalog_version,
-        paid_call=True,
-        simulated=simulated,
-        route_reason=f"{LOST_REASON} (request {request.id})",
-    )
-
-
 def booked(ctx: RequestContext, result: LlmResult) -> LlmResult:
     """result, carrying the cost of the calls ctx paid for when it carries none itself.
 
@@ -524,6 +451,21 @@ def booked(ctx: RequestContext, result: LlmResult) -> LlmResult:
         lever=Lever.ROUTED,
         simulated=last.simulated,
     )
+
+
+def call_bound(
+    answers: PaidAnswers | None,
+    catalog: PriceCatalog,
+    request: LlmRequest,
+    model: str,
+    input_tokens: int,
+) -> int:
+    """The most one call of request to model can cost: what it is booked at if lost
+    (PaidAnswers.most, with the budgets' input margin), else with the default margin."""
+    if answers is not None:
+        return answers.most(request, model, input_tokens)
+    margin = EngineSettings().input_margin
+    return max_request_cost(request, catalog.get(model), margin, estimate=input_tokens)
 
 
 def paid_micro_usd(ctx: RequestContext) -> int:

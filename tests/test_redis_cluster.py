@@ -57,7 +57,8 @@ from router.health.limiter import RateLimiter
 from router.health.snapshot import health_snapshot
 from router.health.store import HealthStore, Outcome
 from router.keys import FLAGS, FLAGS_REV, request_owner
-from router.paid_answers import EVENTS, LEASES, LOST_REASON, PaidAnswers
+from router.lost_events import LOST_REASON
+from router.paid_answers import EVENTS, LEASES, PaidAnswers
 from router.providers.client import Completion
 from router.providers.config import RateLimits
 from router.routing.quality import QualitySignal, SignalKind

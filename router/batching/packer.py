@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from opentelemetry import trace
 
 from bus.messages import Lever, LlmRequest, Usage
-from cost_ledger.budgets.config import EngineSettings
 from cost_ledger.catalog import PriceCatalog
 from cost_ledger.pricing import baseline_micro_usd, cost_micro_usd
 from cost_ledger.savings import chain, paid_call_steps
@@ -38,10 +37,9 @@ from router.batching.split import split_answer
 from router.batching.windows import Windows
 from router.context import RequestContext, cover
 from router.errors import RouterError
-from router.paid_answers import PaidAnswers
+from router.paid_answers import PaidAnswers, call_bound
 from router.providers.registry import ProviderRegistry
 from router.stages.budget import estimate_input_tokens
-from router.token_bound import max_request_cost
 
 log = logging.getLogger(__name__)
 
@@ -139,11 +137,7 @@ class Packer:
 
     def _bound(self, call: LlmRequest, model: str) -> int:
         """The most the packed call can cost: what its lost call is booked at."""
-        tokens = estimate_input_tokens(call)
-        if self._leases is not None:
-            return self._leases.most(call, model, tokens)
-        margin = EngineSettings().input_margin
-        return max_request_cost(call, self._catalog.get(model), margin, estimate=tokens)
+        return call_bound(self._leases, self._catalog, call, model, estimate_input_tokens(call))
 
     async def _packed(self, items: list[_Held], call: PackedCall) -> list[Outcome]:
         route = items[0].ctx.route

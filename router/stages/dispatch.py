@@ -29,7 +29,7 @@ from router.errors import DeadlineExceededError, NoRouteError, RouterError
 from router.health.config import RetryPolicy
 from router.health.limiter import RateLimiter
 from router.health.store import HealthStore, Outcome, Permit
-from router.paid_answers import BOOKED_AS_LOST, PaidAnswers, paid_call
+from router.paid_answers import BOOKED_AS_LOST, PaidAnswers, call_bound, paid_call
 from router.providers.attempts import (
     BILLED_ATTRIBUTE,
     MAY_HAVE_BEEN_BILLED,
@@ -150,7 +150,7 @@ class Dispatcher:
                 notes.append(f"{name}: could cost more than the budget reserved for {route.model}")
                 continue
             if (spent := ctx.committed_micro_usd()) and not await ctx.room_for(
-                self._bound(ctx, model, tokens)
+                call_bound(self._paid, self._catalog, ctx.request, model, tokens.input)
             ):  # an earlier call spent part of the reservation (a billed failure, say)
                 notes.append(
                     f"{name}: no budget room beside the {spent} micro-USD this request spent"
@@ -203,13 +203,6 @@ class Dispatcher:
         except KeyError:
             return None
         return client if model in client.config.models else None
-
-    def _bound(self, ctx: RequestContext, model: str, tokens: _Tokens) -> int:
-        """The most one call of ctx's request to model can cost: what it is booked at if lost
-        (PaidAnswers.most, with the budgets' input margin), the budget stage's own bound."""
-        if self._paid is not None:
-            return self._paid.most(ctx.request, model, tokens.input)
-        return max_request_cost(ctx.request, self._catalog.get(model), estimate=tokens.input)
 
     def _fits(self, routed: str, model: str, tokens: _Tokens, ctx: RequestContext) -> bool:
         """Whether model's max cost stays within the reservation made for the routed model."""
