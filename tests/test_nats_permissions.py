@@ -28,10 +28,11 @@ from bus.cli_nats import connect_cli
 from bus.codec import encode
 from bus.embedded import EmbeddedNats
 from bus.llm_client import LlmClient
-from bus.messages import ErrorCode, Status, error_result
+from bus.messages import BudgetAlert, ErrorCode, Status, error_result
 from bus.nats_auth import ACCOUNT, agent_user, all_users, inbox_prefix, render_auth_conf
 from bus.publishing import MSG_ID
 from bus.settings import Settings
+from cost_ledger.budgets.alerts import JetStreamAlerts
 from cost_ledger.budgets.cli import add_commands as add_budget_commands
 from cost_ledger.budgets.cli import run_command as run_budget_command
 from flipsync.stack import Service, Stack, start_stack
@@ -303,6 +304,7 @@ async def test_an_upload_runs_end_to_end_with_every_service_as_its_own_user(
     """The permissions in auth.conf are enough for workflow, agents and api to do their work."""
     workflow = await start_stack(_as_user(stack, "workflow"), [Service.WORKFLOW])
     agents = await start_stack(_as_user(stack, "agents"), [Service.AGENTS])
+    notifier = await start_stack(_as_user(stack, "notifier"), [Service.NOTIFIER])
     api_settings = _as_user(stack, "api")
     assert stack.nats_auth is not None
     api = make_broker(stack.nats_url, **stack.nats_auth.broker_options("api"))
@@ -312,8 +314,28 @@ async def test_an_upload_runs_end_to_end_with_every_service_as_its_own_user(
         async with WorkflowWatcher(api, owner) as watcher:
             upload = await Uploader(api, api_settings).upload(load_catalog()[0], tenant=owner)
             done = (await watcher.wait([upload.workflow_id], timeout_s=60))[upload.workflow_id]
+        # An alert reaches the notifier, which reads it as its own user (no target is set,
+        # so it is handled and acked without a delivery).
+        alert = BudgetAlert(
+            scope=f"tenant:{owner}",
+            period="day",
+            threshold=0.8,
+            limit_micro_usd=100,
+            spent_micro_usd=80,
+            budget="b",
+            tenant=owner,
+        )
+        await JetStreamAlerts(ledger.broker)(alert, f"perm-{owner}")  # fmt: skip
+        js = stack.broker.connection.jetstream()
+
+        async def handled() -> bool:
+            info = await js.consumer_info(subjects.STREAM_LEDGER, subjects.DURABLE_NOTIFIER)
+            return bool(info.num_pending == 0 and info.num_ack_pending == 0)
+
+        await eventually(handled, timeout_s=20)
     finally:
         await api.stop()
+        await notifier.stop()
         await agents.stop()
         await workflow.stop()
     assert done.ok, done.reason
@@ -330,7 +352,7 @@ def _service_violations(stack: Stack) -> list[str]:
     """Lines of the server log where a service's own user was refused something."""
     server = next(s for s in stack.embedded if isinstance(s, EmbeddedNats))
     log = server.log_path.read_text(errors="replace").splitlines()
-    services = ("router", "ledger", "workflow", "agents", "api")
+    services = ("router", "ledger", "workflow", "agents", "api", "notifier")
     return [
         line
         for line in log

@@ -122,6 +122,12 @@ def service_users() -> list[NatsUser]:
             allow_responses=True,
         ),
         _service(
+            "notifier",
+            "alert delivery: reads budget and grade alerts, sends them to webhooks and email",
+            [s.DLQ_ALL],
+            [s.BUDGET_ALERTS_ALL, s.GRADE_ALERTS_ALL],
+        ),
+        _service(
             "api",
             "the HTTP API: uploads, chat, budget and flag changes, OpenAI-compatible calls",
             [s.UPLOADS_ALL, s.CHAT_ASK_ALL, s.BUDGET_CONTROL, s.FLAGS_CONTROL, s.REQUESTS_ALL],
