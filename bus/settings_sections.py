@@ -15,6 +15,16 @@ AGENT_TASK_TYPES = (
 """The built-in agents' task types (bus.messages.TaskType), for the routing defaults below."""
 
 
+class GradeTarget(BaseModel):
+    """An agent's graded quality requirement (router.routing.grades): the running average
+    it must hold, or a grade alert goes out, and the floor each single answer is held to."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    target: float = Field(default=0.88, ge=0.0, le=1.0)
+    floor: float = Field(default=0.80, ge=0.0, le=1.0)
+
+
 class RoutingSettings(BaseModel):
     """The `routing` section: policy, complexity tiers and quality requirements (router.routing).
 
@@ -103,6 +113,10 @@ class RoutingSettings(BaseModel):
     (router.stages.judge); empty: no judge. The judge's cost is routing's lever cost."""
     judge_share: float = Field(default=0.1, ge=0.0, le=1.0)
     """Share of a judged task type's answers (by a hash of their id) the judge scores."""
+    grade: GradeTarget = GradeTarget()
+    """Every agent's graded quality target and floor (the seeds' 88% and 80%)..."""
+    grade_by_agent: dict[str, GradeTarget] = {}
+    """... unless set here for an agent, e.g. {"pricing": {"target": 0.95, "floor": 0.9}}."""
     quality_offset_sd: float = Field(default=0.0, ge=0.0)
     """Above 0: every model's prior on a task type moves by one shared offset (in logits,
     this prior spread) learned from all its models' signals (router.routing.offset), so the

@@ -258,7 +258,12 @@ async def start_stack(
                 )
             # Agents' verdicts and judges' scores graded in one place, which publishes the
             # grade alerts (router.routing.grade_alerts).
-            grades = GradeStore(redis_client, alerts=JetStreamGradeAlerts(broker))
+            grades = GradeStore(
+                redis_client,
+                alerts=JetStreamGradeAlerts(broker),
+                default=settings.routing.grade,
+                by_agent=settings.routing.grade_by_agent,
+            )
             service = _router_service(
                 settings,
                 registry,

@@ -11,6 +11,7 @@ import redis.asyncio as aioredis
 from bus.embedded import EmbeddedRedis
 from bus.messages import GradeAlert, QualitySignal
 from bus.settings import Settings
+from bus.settings_sections import GradeTarget
 from cost_ledger.api_models import Filter
 from flipsync.cli import print_report
 from router.routing.grade_report import standings
@@ -136,9 +137,33 @@ async def test_the_cost_report_names_the_agents_under_target(
     assert await print_report(Settings(redis_url=redis_server.url), None) == 0
     out = capsys.readouterr().out
     assert "Quality now (each agent's running average of its graded answers, against a " in out
-    assert "UNDER TARGET  t/shaky  85.0% over 20 answers (alert 1 sent)" in out
+    assert "UNDER TARGET  t/shaky  85.0% over 20 answers, target 88% (alert 1 sent)" in out
     assert "1 of 2 graded agents at or over target" in out
     where = Filter(tenant="t", agent="good")  # --agent narrows this section too
     assert await print_report(Settings(redis_url=redis_server.url), "t", where=where) == 0
     out = capsys.readouterr().out
     assert "UNDER TARGET" not in out and "1 of 1 graded agents at or over target" in out
+
+
+async def test_an_agents_own_target_and_floor_hold_its_grades_and_reach_the_report(
+    redis_client: aioredis.Redis, redis_server: EmbeddedRedis, capsys: pytest.CaptureFixture[str]
+) -> None:
+    strict = GradeTarget(target=0.95, floor=0.9)
+    sink = Sink()
+    grades = GradeStore(redis_client, alerts=sink, by_agent={"pricing": strict})
+    # Both average 0.85: under the default 88% and under pricing's own 95%.
+    await shaky_run(grades, agent="pricing")
+    await shaky_run(grades, agent="lenient")
+    retry = await grades.record(verdict(True, agent="pricing", attempt=1))
+    assert retry.under_floor and (retry.target, retry.floor) == (0.95, 0.9)  # 0.85 < 0.9
+    assert not (await grades.record(verdict(True, agent="lenient", attempt=1))).under_floor
+    alerts = {a.agent: a for a, _ in sink.alerts}
+    assert (alerts["pricing"].target, alerts["pricing"].floor) == (0.95, 0.9)
+    assert (alerts["lenient"].target, alerts["lenient"].floor) == (TARGET, FLOOR)
+    assert {s.agent: s.target for s in await standings(redis_client)} == {
+        "pricing": 0.95, "lenient": TARGET,
+    }  # fmt: skip
+    assert await print_report(Settings(redis_url=redis_server.url), None) == 0
+    out = capsys.readouterr().out
+    assert "against each agent's own target" in out
+    assert "t/pricing" in out and "target 95%" in out

@@ -30,6 +30,8 @@ class Standing:
     """Its average crossed under target and has not recovered (an alert was sent)."""
     crossings: int
     """Times its average crossed under target (alerts sent, or tried)."""
+    target: float = TARGET
+    """The target its last grade was held to (routing.grade, routing.grade_by_agent)."""
 
 
 def _text(value: bytes | str | None, default: str = "0") -> str:
@@ -48,8 +50,9 @@ async def standings(
     async for raw in redis.scan_iter(match=pattern, count=_SCAN):
         key = _text(raw)
         _, owner, agent = key.removeprefix(PREFIX).split(":", 2)
-        fields = await redis.hmget(key, ["avg", "n", "alerted", "crossings"])
-        average, answers, alerted, crossings = (_text(f) for f in fields)
+        fields = await redis.hmget(key, ["avg", "n", "alerted", "crossings", "target"])
+        average, answers, alerted, crossings = (_text(f) for f in fields[:4])
+        target = _text(fields[4], str(TARGET))  # grades folded before targets were kept
         out.append(
             Standing(
                 tenant=owner,
@@ -58,6 +61,7 @@ async def standings(
                 answers=int(answers),
                 under_target=alerted == "1",
                 crossings=int(crossings),
+                target=float(target),
             )
         )
     return sorted(out, key=lambda s: (not s.under_target, s.tenant, s.agent))
@@ -68,17 +72,21 @@ def render_standings(rows: list[Standing], *, simulated: bool = False) -> str:
     answers graded came from the simulated provider (said, so no one reads them as real)."""
     if not rows:
         return ""
+    targets = {s.target for s in rows}
+    against = (
+        f"a target of {next(iter(targets)):.0%}" if len(targets) == 1 else "each agent's own target"
+    )
     lines = [
-        f"Quality now (each agent's running average of its graded answers, against a "
-        f"target of {TARGET:.0%}; single answers are held to a floor of {FLOOR:.0%})"
+        f"Quality now (each agent's running average of its graded answers, against "
+        f"{against}; single answers are held to a floor, {FLOOR:.0%} unless set)"
     ]
     if simulated:
         lines.append("  graded answers of the SIMULATED provider")
     under = [s for s in rows if s.under_target]
     for s in under:
         lines.append(
-            f"  UNDER TARGET  {s.tenant}/{s.agent}  {s.average:.1%} over {s.answers} answers "
-            f"(alert {s.crossings} sent)"
+            f"  UNDER TARGET  {s.tenant}/{s.agent}  {s.average:.1%} over {s.answers} answers, "
+            f"target {s.target:.0%} (alert {s.crossings} sent)"
         )
     rest = len(rows) - len(under)
     tenants = len({s.tenant for s in rows})

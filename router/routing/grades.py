@@ -27,12 +27,13 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 
 from bus.messages import GradeAlert, QualitySignal
+from bus.settings_sections import GradeTarget
 from bus.subjects import token
 from router.keys import PREFIX
 from router.routing.grade_alerts import GradeAlertSink, alert_id
 
-FLOOR = 0.80
-TARGET = 0.88
+FLOOR = GradeTarget().floor
+TARGET = GradeTarget().target
 WINDOW = 100
 MIN_ANSWERS = 20
 RETRY_SCORE = 0.85
@@ -42,9 +43,10 @@ PER_PROBLEM = 0.1
 log = logging.getLogger(__name__)
 
 # KEYS: the agent's hash. ARGV: field of the (task|model) average, score, window, target,
-# min answers. Folds the score into the agent's and the pair's running averages and keeps
-# the alert mark (module docstring); returns the agent's average and answer count, the
-# pair's average, and the crossing's number if this fold crossed under target (else 0).
+# min answers, floor. Folds the score into the agent's and the pair's running averages,
+# keeps the alert mark (module docstring) and the agent's target and floor (for reports);
+# returns the agent's average and answer count, the pair's average, and the crossing's
+# number if this fold crossed under target (else 0).
 _FOLD = """
 local function ewma(field, n_field, score, window)
   local n = tonumber(redis.call('HGET', KEYS[1], n_field) or '0')
@@ -58,6 +60,7 @@ local score, window = tonumber(ARGV[2]), tonumber(ARGV[3])
 local target, min_answers = tonumber(ARGV[4]), tonumber(ARGV[5])
 local pair = ewma('pair:' .. ARGV[1], 'n:' .. ARGV[1], score, window)
 local agent = ewma('avg', 'n', score, window)
+redis.call('HSET', KEYS[1], 'target', ARGV[4], 'floor', ARGV[6])
 local alerted = redis.call('HGET', KEYS[1], 'alerted') == '1'
 local crossing = 0
 if agent[1] < target then
@@ -107,15 +110,29 @@ class Grade:
     """The running average of the agent's answers of this task type on this model."""
     crossing: int = 0
     """The crossing's number when this grade took the average under target, else 0."""
+    target: float = TARGET
+    floor: float = FLOOR
+    """The agent's target and floor this grade was held to."""
 
 
 class GradeStore:
     """Running averages of grades in Redis, per agent and per (task type, model); with a
     sink, the alert of each crossing under target goes there (module docstring)."""
 
-    def __init__(self, redis: aioredis.Redis, alerts: GradeAlertSink | None = None) -> None:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        alerts: GradeAlertSink | None = None,
+        *,
+        default: GradeTarget | None = None,
+        by_agent: dict[str, GradeTarget] | None = None,
+    ) -> None:
+        """default and by_agent: each agent's target and floor (routing.grade and
+        routing.grade_by_agent; the seeds' 88% and 80% without them)."""
         self._redis = redis
         self._alerts = alerts
+        self._default = default or GradeTarget()
+        self._by_agent = by_agent or {}
         self._fold = redis.register_script(_FOLD)
         self._release = redis.register_script(_RELEASE)
 
@@ -132,16 +149,21 @@ class GradeStore:
         score = min(max(score, 0.0), 1.0)
         pair = f"{task_type}|{model}"
         key = grade_key(tenant, agent)
-        raw = await self._fold(keys=[key], args=[pair, score, WINDOW, TARGET, MIN_ANSWERS])
+        wanted = self._by_agent.get(agent, self._default)
+        raw = await self._fold(
+            keys=[key], args=[pair, score, WINDOW, wanted.target, MIN_ANSWERS, wanted.floor]
+        )
         average, answers = float(raw[0]), int(raw[1])
         grade = Grade(
             score=score,
-            under_floor=score < FLOOR,
+            under_floor=score < wanted.floor,
             agent_average=average,
             answers=answers,
-            alert=answers >= MIN_ANSWERS and average < TARGET,
+            alert=answers >= MIN_ANSWERS and average < wanted.target,
             pair_average=float(raw[2]),
             crossing=int(raw[3]),
+            target=wanted.target,
+            floor=wanted.floor,
         )
         if grade.crossing and self._alerts is not None:
             await self._send(key, alert_of(grade, tenant, agent, task_type, model))
@@ -171,8 +193,8 @@ def alert_of(grade: Grade, tenant: str, agent: str, task_type: str, model: str) 
         task_type=task_type,
         model=model,
         average=grade.agent_average,
-        target=TARGET,
-        floor=FLOOR,
+        target=grade.target,
+        floor=grade.floor,
         answers=grade.answers,
         pair_average=grade.pair_average,
         crossing=grade.crossing,

@@ -74,7 +74,7 @@ def routing_stages(
         offset_sd=routing.quality_offset_sd,
     )
     learned = PromptRouter.load() if routing.learned_task_types else None
-    grades = grades or GradeStore(redis)
+    grades = grades or GradeStore(redis, default=routing.grade, by_agent=routing.grade_by_agent)
     after = _off_path(settings, registry, grades, store, book, catalog_version, neighbours)
     route = RouteStage(
         registry,
