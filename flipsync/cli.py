@@ -103,11 +103,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     first = parser.parse_args(argv)
+    rest, later = pop_verbosity(first.rest)
     full = argparse.ArgumentParser(prog="flipsync")
     commands = full.add_subparsers(dest="command", required=True)
     _add_parser(first.command, commands)
-    args = full.parse_args([first.command, *first.rest])
-    args.verbose = first.verbose
+    args = full.parse_args([first.command, *rest])
+    args.verbose = first.verbose + later
     configure_logging(args.verbose, service=args.command in ("run", "http"))
     if args.command == "nats-auth":
         tenants = [t for t in args.tenants.split(",") if t]
@@ -160,6 +161,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     return execute(
         print_report(settings, args.tenant, where=filter_of(args), as_json=args.json, by=args.by)
     )
+
+
+def pop_verbosity(rest: list[str]) -> tuple[list[str], int]:
+    """A command's arguments without -v, -vv or --verbose (accepted after the command name
+    too, as people type them: `flipsync demo -v`), and how many levels they asked for."""
+    kept: list[str] = []
+    levels = 0
+    for i, arg in enumerate(rest):
+        if arg == "--":
+            return kept + rest[i:], levels
+        if arg == "--verbose":
+            levels += 1
+        elif len(arg) > 1 and arg.startswith("-") and set(arg[1:]) == {"v"}:
+            levels += len(arg) - 1
+        else:
+            kept.append(arg)
+    return kept, levels
 
 
 def full_parser() -> argparse.ArgumentParser:

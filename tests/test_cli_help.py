@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from flipsync.cli import COMMAND_HELP, full_parser
+from flipsync.cli import COMMAND_HELP, full_parser, pop_verbosity
 
 HEAVY = (
     "numpy", "onnxruntime", "statsmodels", "scipy", "redis", "nats", "faststream", "openai",
@@ -156,3 +156,11 @@ def test_upload_help_documents_every_product_file_format_and_column() -> None:
         assert f"\n  {fmt.name} " in done.stdout and fmt.title in done.stdout, fmt.name
     for column in FIELDS_HELP:
         assert f"  {column}" in done.stdout, column
+
+
+def test_verbose_is_taken_after_the_command_name_too() -> None:
+    assert pop_verbosity(["-v", "--tenant", "t1", "-vv"]) == (["--tenant", "t1"], 3)
+    assert pop_verbosity(["--verbose", "spend"]) == (["spend"], 1)
+    assert pop_verbosity(["--", "-v"]) == (["--", "-v"], 0)  # after --, a value, kept
+    done = _help("report", "-v")  # as people type it: an error before
+    assert done.returncode == 0 and "usage: flipsync report" in done.stdout, done.stderr
