@@ -13,10 +13,16 @@ from typing import Any
 import nats
 import pytest
 import redis.asyncio as aioredis
+from faststream.nats import NatsBroker
 from nats.aio.client import Client as NatsClient
 
+from bus.broker import make_broker
 from bus.embedded import EmbeddedNats, EmbeddedRedis
 from bus.redis_client import make_redis
+from bus.settings import Settings
+from bus.streams import ensure_streams
+from simulator.config import SimConfig
+from simulator.server import SimulatedProvider
 
 # Routing explores a cheaper model for a hash of the request id (3% by default); tests make
 # random ids, so a test that asserts which model served would fail now and then. Every
@@ -168,3 +174,24 @@ async def redis_client(redis_server: EmbeddedRedis) -> AsyncIterator[aioredis.Re
     await client.flushall()
     yield client
     await client.aclose()
+
+
+@pytest.fixture
+async def broker(nats_server: EmbeddedNats) -> AsyncIterator[NatsBroker]:
+    """A connected broker on the session's nats-server, with the streams in place."""
+    running = make_broker(nats_server.url)
+    await running.connect()
+    await ensure_streams(running.connection.jetstream(), Settings())
+    yield running
+    await running.stop()
+
+
+@pytest.fixture
+async def sims() -> AsyncIterator[dict[str, SimulatedProvider]]:
+    """Two named simulated providers, a and b, on their own ports (seeded alike)."""
+    started = {name: SimulatedProvider(SimConfig(name=name, seed=7)) for name in ("a", "b")}
+    for sim in started.values():
+        await sim.start()
+    yield started
+    for sim in started.values():
+        await sim.stop()

@@ -4,19 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 
-import pytest
 import redis.asyncio as aioredis
 from faststream.nats import NatsBroker
 
 from bus import subjects
-from bus.broker import make_broker
 from bus.codec import decode
-from bus.embedded import EmbeddedNats
 from bus.messages import BudgetAlert, BudgetPeriod, BudgetScope, BudgetSpec, now_ms
-from bus.settings import Settings
-from bus.streams import ensure_streams
 from cost_ledger.budgets.alerts import JetStreamAlerts
 from cost_ledger.budgets.config import BudgetConfig, BudgetRules, EngineSettings
 from cost_ledger.budgets.live import LiveBudgets
@@ -110,16 +104,6 @@ async def test_raising_the_limit_arms_the_alerts_again(redis_client: aioredis.Re
     await store.live.apply(rules("acme", 1000).as_change("raise"))
     await store.settle("r2", acme, cost=450, messages=0, at_ms=now_ms())  # 510 of 1000
     assert [(a.threshold, a.limit_micro_usd) for a, _ in sink.alerts] == [(0.5, 100), (0.5, 1000)]
-
-
-@pytest.fixture
-async def broker(nats_server: EmbeddedNats) -> AsyncIterator[NatsBroker]:
-    """A connected broker on the session's nats-server, with the streams in place."""
-    running = make_broker(nats_server.url)
-    await running.connect()
-    await ensure_streams(running.connection.jetstream(), Settings())
-    yield running
-    await running.stop()
 
 
 async def test_alerts_go_through_jetstream_once_each(

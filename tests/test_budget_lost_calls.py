@@ -10,19 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 
-import pytest
 import redis.asyncio as aioredis
 from faststream.nats import NatsBroker
 
 from bus import subjects
-from bus.broker import make_broker
 from bus.codec import decode
-from bus.embedded import EmbeddedNats
 from bus.messages import BudgetPeriod, BudgetScope, BudgetSpec, LedgerEvent, Usage
-from bus.settings import Settings
-from bus.streams import ensure_streams
 from cost_ledger.budgets import keys
 from cost_ledger.budgets.config import EngineSettings
 from cost_ledger.budgets.policy import name_token
@@ -38,16 +32,6 @@ from tests.helpers import make_request
 from tests.test_budget_store import day_counter, make_store
 
 MODEL = "gpt-4o-mini"
-
-
-@pytest.fixture
-async def broker(nats_server: EmbeddedNats) -> AsyncIterator[NatsBroker]:
-    """A connected broker on the session's nats-server, with the streams in place."""
-    running = make_broker(nats_server.url)
-    await running.connect()
-    await ensure_streams(running.connection.jetstream(), Settings())
-    yield running
-    await running.stop()
 
 
 async def _ledger_event(broker: NatsBroker, tenant: str) -> LedgerEvent:

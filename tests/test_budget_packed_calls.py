@@ -38,7 +38,6 @@ from router.token_bound import max_request_cost
 from simulator.config import Faults, SimConfig
 from simulator.server import SimulatedProvider
 from tests.helpers import eventually
-from tests.test_budget_lost_calls import broker as broker  # noqa: F401 - the fixture
 from tests.test_budget_store import day_counter, make_store
 from tests.test_packing import packable
 

@@ -14,18 +14,12 @@ and paid-call booking.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 
-import pytest
 import redis.asyncio as aioredis
 from faststream.nats import NatsBroker
 from opentelemetry import trace
 
-from bus.broker import make_broker
-from bus.embedded import EmbeddedNats
 from bus.messages import BudgetPeriod, BudgetScope, BudgetSpec, ErrorCode, LlmResult
-from bus.settings import Settings
-from bus.streams import ensure_streams
 from cost_ledger.budgets.config import EngineSettings
 from cost_ledger.budgets.store import BudgetStore
 from cost_ledger.catalog import PriceCatalog
@@ -37,34 +31,13 @@ from router.pipeline import Handler, Stage, compose
 from router.stages.budget import BudgetStage, estimate_input_tokens
 from router.stages.dispatch import Dispatcher
 from router.token_bound import max_request_cost
-from simulator.config import Faults, SimConfig
+from simulator.config import Faults
 from simulator.server import SimulatedProvider
 from tests.helpers import make_request
 from tests.test_budget_store import day_counter, make_store
 from tests.test_provider_fallback import MODEL, FixedRoute, registry_of, settings_for
 
 CATALOG = PriceCatalog.load()
-
-
-@pytest.fixture
-async def broker(nats_server: EmbeddedNats) -> AsyncIterator[NatsBroker]:
-    """A connected broker on the session's nats-server, with the streams in place."""
-    running = make_broker(nats_server.url)
-    await running.connect()
-    await ensure_streams(running.connection.jetstream(), Settings())
-    yield running
-    await running.stop()
-
-
-@pytest.fixture
-async def sims() -> AsyncIterator[dict[str, SimulatedProvider]]:
-    """Two simulated providers, a and b, on their own ports."""
-    started = {name: SimulatedProvider(SimConfig(name=name, seed=7)) for name in ("a", "b")}
-    for sim in started.values():
-        await sim.start()
-    yield started
-    for sim in started.values():
-        await sim.stop()
 
 
 async def _run(

@@ -65,17 +65,6 @@ class FixedRoute:
         return await call_next(ctx)
 
 
-@pytest.fixture
-async def sims() -> AsyncIterator[dict[str, SimulatedProvider]]:
-    """Two named simulated providers, a and b, on their own ports."""
-    started = {name: SimulatedProvider(SimConfig(name=name, seed=7)) for name in ("a", "b")}
-    for sim in started.values():
-        await sim.start()
-    yield started
-    for sim in started.values():
-        await sim.stop()
-
-
 def settings_for(names: list[str], health: HealthSettings = QUICK_HEALTH) -> Settings:
     """Settings naming simulated providers, with quick breakers and retries."""
     providers = [{"name": name, "kind": "simulated"} for name in names]

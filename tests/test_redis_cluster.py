@@ -20,8 +20,6 @@ from faststream.nats import NatsBroker
 from redis.crc import key_slot
 
 from bus import subjects
-from bus.broker import make_broker
-from bus.embedded.nats_server import EmbeddedNats
 from bus.embedded.redis_cluster import EmbeddedRedisCluster
 from bus.messages import (
     BudgetPeriod,
@@ -37,8 +35,6 @@ from bus.messages import (
     error_result,
 )
 from bus.redis_client import make_redis
-from bus.settings import Settings
-from bus.streams import ensure_streams
 from cost_ledger import keys as ledger_keys
 from cost_ledger.aggregates import AggregateStore, Applied, Totals
 from cost_ledger.batch_apply import BatchApplier
@@ -250,16 +246,6 @@ async def test_health_and_quality_scripts_run_on_a_cluster(
     assert await quality.record(signal, "s1")
     assert not await quality.record(signal, "s1")  # once per signal id
     assert (await quality.counts())[("m", "pricing")].good > 0
-
-
-@pytest.fixture
-async def broker(nats_server: EmbeddedNats) -> AsyncIterator[NatsBroker]:
-    """A connected broker on the session's nats-server, with the streams in place."""
-    running = make_broker(nats_server.url)
-    await running.connect()
-    await ensure_streams(running.connection.jetstream(), Settings())
-    yield running
-    await running.stop()
 
 
 def _answer(text: str) -> Completion:
