@@ -170,14 +170,26 @@ class ThreadLiveness:
             if due:
                 self._renew(due, now)
 
-    def _renew(self, due: list[tuple[int, _Held]], now: float) -> None:
+    def _send(self, renewals: list[Renewal]) -> list[Any]:
+        """Run the renewals: one pipeline on one server; one by one on a Redis Cluster, whose
+        pipelines take no scripts (each renewal's keys share a slot, so each call is one)."""
+        if isinstance(self.client, RedisCluster):
+            replies: list[Any] = []
+            for r in renewals:
+                try:
+                    replies.append(self.client.eval(r.script, len(r.keys), *r.keys, *r.args))
+                except RedisError as exc:
+                    replies.append(exc)
+            return replies
         pipe = self.client.pipeline(transaction=False)
-        for _, held in due:
-            r = held.renewal
+        for r in renewals:
             pipe.eval(r.script, len(r.keys), *r.keys, *r.args)
+        return list(pipe.execute(raise_on_error=False))
+
+    def _renew(self, due: list[tuple[int, _Held]], now: float) -> None:
         try:
-            replies: list[Any] = pipe.execute(raise_on_error=False)
-        except (RedisError, OSError) as exc:  # Redis away: the next round tries again
+            replies = self._send([held.renewal for _, held in due])
+        except Exception as exc:  # Redis away (or a cluster moving): the next round tries again
             if not self._failing:
                 log.warning("could not renew %d leases: %s", len(due), exc)
             self._failing = True

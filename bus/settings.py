@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -222,6 +223,10 @@ class Settings(BaseSettings):
     """Upper bound of max output tokens per task type."""
     dedup_claim_ttl_s: float = 3.0
     """Life of a coalesced call's claim; its leader refreshes it, so only a dead leader's lapses."""
+    lease_renewal: Literal["thread", "loop"] = "thread"
+    """Who renews a router's leases (budget reservations, paid-call leases, dedup claims):
+    a thread of its own ("thread", bus.liveness: a busy event loop does not let them lapse)
+    or beats on the event loop ("loop", as before; bench.liveness compares the two)."""
     dedup_result_ttl_s: int = 300
     """How long a coalesced call's outcome is kept; keep it above ack_wait_s, so a redelivered
     leader finds the call it already paid for."""

@@ -231,8 +231,8 @@ async def start_stack(
         # A router's reservations, paid-call leases and dedup claims, renewed off the loop.
         liveness = (
             thread_liveness(redis_url, cluster=settings.redis_cluster)
-            if Service.ROUTER in wanted
-            else None
+            if Service.ROUTER in wanted and settings.lease_renewal == "thread"
+            else None  # beats on the loop (bus.liveness.LoopLiveness)
         )
         if wanted & {Service.ROUTER, Service.LEDGER}:
             budgets = BudgetRuntime(settings, redis_client, broker, liveness=liveness)

@@ -124,9 +124,11 @@ class BudgetCluster(ReplicaCluster):
         ack_wait_s: float = 15.0,
         billing: str = "estimate",
         photos: bool = False,
+        env: dict[str, str] | None = None,
     ) -> None:
         """billing "provider" makes the simulated provider bill with another tokenizer and each
-        model's own image rule (simulator/billing.py); photos adds a real PNG to each request."""
+        model's own image rule (simulator/billing.py); photos adds a real PNG to each request;
+        env adds to the replicas' environment (settings of their own)."""
         super().__init__(SimulatedProvider(SimConfig(latency_ms=sim_latency_ms, billing=billing)))
         self.replicas = replicas
         self.folder = folder
@@ -138,6 +140,7 @@ class BudgetCluster(ReplicaCluster):
             f"[settings]\nreservation_ttl_s = {reservation_ttl_s}\nmax_wait_s = 90\n"
         )
         self.ack_wait_s = ack_wait_s
+        self.extra_env = env or {}
         self.mean_cost = Decimal(0)
         self.sample: list[LlmResult] = []
         """The calibration requests' results."""
@@ -156,6 +159,7 @@ class BudgetCluster(ReplicaCluster):
             # fetched but has no worker for get no in-progress acks, so past ack_wait they are
             # redelivered and answered twice (bus.consumers); enough workers for the burst.
             "FLIPSYNC_ROUTER_WORKERS": "1100",
+            **self.extra_env,
         }
         await self.start_replicas(env, self.replicas, ready_s=90, logs=self.folder)
         client = LlmClient(self.broker)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import AsyncIterator
 from datetime import date
 from typing import cast
@@ -21,6 +22,7 @@ from redis.crc import key_slot
 
 from bus import subjects
 from bus.embedded.redis_cluster import EmbeddedRedisCluster
+from bus.liveness import thread_liveness
 from bus.messages import (
     BudgetPeriod,
     BudgetScope,
@@ -440,3 +442,26 @@ async def test_the_semantic_entry_store_runs_on_a_cluster(
     await store.mark_served("req-1", hit, 60)
     assert await store.take_served("req-1") == hit
     assert await store.take_served("req-1") is None
+
+
+async def test_leases_are_renewed_off_the_loop_on_a_cluster(
+    cluster: EmbeddedRedisCluster, cluster_client: aioredis.Redis
+) -> None:
+    """bus.liveness on a Redis Cluster: its pipelines take no scripts, so each renewal goes
+    alone, to the node of its slot; budget reservations in groups on every node stay held."""
+    keeper = thread_liveness(cluster.url, cluster=True)
+    keeper.start()
+    try:
+        store = await make_store(cluster_client, budgets(), ttl_s=1.5, liveness=keeper)
+        held = []
+        for tenant in TENANTS:  # groups spread over the three primaries
+            subject = Subject(tenant=tenant, agent="a")
+            assert (await store.reserve(f"r-{tenant}", subject, 10)).code is Code.RESERVED
+            held += store.hold(f"r-{tenant}", subject)
+        time.sleep(3.0)  # noqa: ASYNC251 - a loop that runs nothing else, twice the TTL
+        assert await store.sweep() == 0
+        assert await store.held() == 2 * len(TENANTS)  # each in its tenant and the global group
+        assert keeper.renewed > 0
+        store.unhold(held)
+    finally:
+        await keeper.stop()
