@@ -56,7 +56,8 @@ def configure(verbosity: int = 0, *, service: bool = False) -> None:
     """Set up logging once, at a process's start.
 
     verbosity 0: warnings for a long-running service, errors only for an interactive command
-    (whose output is its result); 1 (-v): info and all library records; 2 (-vv): debug.
+    (whose output is its result); 1 (-v): info and library records, less FastStream's
+    per-message task callbacks; 2 (-vv): debug, everything.
     """
     if verbosity >= 2:
         level = logging.DEBUG
@@ -77,7 +78,7 @@ def configure(verbosity: int = 0, *, service: bool = False) -> None:
     for old in list(broker.filters):
         broker.removeFilter(old)
     broker.addFilter(CancelledIsNoError())
-    if verbosity == 0:
+    if verbosity <= 1:  # a task callback per message is noise even at -v (82 lines a chat)
         broker.addFilter(QuietBroker())
     # In a command, a handler's failure (a NATS timeout under load) is retried by JetStream
     # and, if it lasts, reported as the product's failed result: its traceback is for -v.

@@ -143,7 +143,10 @@ def render_spend(view: SpendResponse, *, width: int = 110, by: str | None = None
         width = max(len(lever) for lever, _ in split)
         for lever, value in split:  # a line each: a narrow terminal never splits an item
             console.print(f"    {lever:<{width}}  {usd(value):>11}{_gross_note(view, lever)}")
-    console.print(f"Calls:    {t.calls} served, {t.paid_calls} paid upstream")
+    console.print(
+        f"Calls:    {t.calls} served, {t.paid_calls} answered by a paid provider call "
+        "(each item of a packed call counts)"
+    )
     console.print(
         f"Tokens:   {t.input_tokens} input ({t.cached_input_tokens} cached), "
         f"{t.output_tokens} output"

@@ -392,6 +392,7 @@ def _router_service(
     liveness: Liveness | None = None,
 ) -> RouterService:
     tracer = tracer_provider.get_tracer("flipsync.router")
+    health = dispatch_health(settings, redis)  # dispatch's calls and the packer's, counted
     paid = PaidAnswers(
         redis,
         broker,
@@ -442,7 +443,13 @@ def _router_service(
             lambda: catalog.version,
         ),
         batch_stage(
-            settings, registry=registry, catalog=catalog, redis=redis, tracer=tracer, leases=paid
+            settings,
+            registry=registry,
+            catalog=catalog,
+            redis=redis,
+            tracer=tracer,
+            leases=paid,
+            health=health.store,
         ),
     ]
     return RouterService(
@@ -453,7 +460,7 @@ def _router_service(
             catalog,
             settings.baseline_model,
             tracer,
-            health=dispatch_health(settings, redis),
+            health=health,
             provider_timeout_s=settings.provider_timeout_s,
             paid=paid,
             relays=ChunkRelays(broker),  # a streamed /v1 call's text, as it arrives

@@ -9,6 +9,7 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 
 import pytest
+import redis.asyncio as aioredis
 from opentelemetry import trace
 
 from bus.llm_client import LlmClient
@@ -31,6 +32,9 @@ from flipsync.stack import Service, start_stack
 from router.batching.packer import Packer
 from router.batching.policy import BatchPolicy, PackPolicy
 from router.context import RequestContext, Route
+from router.health import health_snapshot
+from router.health.config import BreakerPolicy
+from router.health.store import HealthStore
 from router.providers.registry import ProviderRegistry
 from router.stages.batch import BatchStage
 from router.stages.dispatch import Dispatcher
@@ -293,3 +297,22 @@ async def test_packed_results_reach_the_ledger_once_each() -> None:
         assert totals.baseline_micro_usd == sum(r.baseline_micro_usd for r in results)
     finally:
         await stack.stop()
+
+
+async def test_a_packed_call_is_counted_in_its_providers_health(
+    registry: ProviderRegistry, redis_client: aioredis.Redis
+) -> None:
+    """`flipsync providers` reads the health store: a packed call is one call there, with its
+    whole cost, as a call dispatch makes is (before, packed calls were missing from it)."""
+    health = HealthStore(redis_client, BreakerPolicy(), probe_lease_s=5)
+    policy = PackPolicy(max_items=4, window_ms=5000)
+    packer = Packer(policy, registry, CATALOG, "gpt-4o", trace.get_tracer("test"), health=health)
+    stage = BatchStage(pack=policy, batch=BatchPolicy(enabled=False), packer=packer)
+    dispatcher = Dispatcher(registry, CATALOG, "gpt-4o", trace.get_tracer("test"))
+    route = Route(model=MODEL, provider=SIMULATED, reason="test route")
+    contexts = [RequestContext(request=packable(i), route=route) for i in range(4)]
+    results = await asyncio.gather(*(stage(ctx, dispatcher) for ctx in contexts))
+    assert all(r.lever is Lever.PACKED for r in results)
+    [row] = [h for h in await health_snapshot(redis_client) if h.model == MODEL]
+    assert row.ok == 1 and row.provider == SIMULATED
+    assert row.cost_micro_usd == sum(r.cost_micro_usd for r in results) > 0

@@ -37,6 +37,8 @@ from router.batching.split import split_answer
 from router.batching.windows import Windows
 from router.context import RequestContext, cover
 from router.errors import RouterError
+from router.health.store import HealthStore
+from router.health.store import Outcome as Health
 from router.paid_answers import PaidAnswers, call_bound
 from router.providers.registry import ProviderRegistry
 from router.stages.budget import estimate_input_tokens
@@ -62,9 +64,13 @@ class Packer:
         baseline_model: str,
         tracer: trace.Tracer,
         leases: PaidAnswers | None = None,
+        health: HealthStore | None = None,
     ) -> None:
-        """leases: the packed call runs under a lease that books it if this replica dies."""
+        """leases: the packed call runs under a lease that books it if this replica dies;
+        health: each answered packed call is counted in its provider's health (calls,
+        latency, cost: `flipsync providers`), as dispatch counts its calls."""
         self._leases = leases
+        self._health = health
         self._registry = registry
         self._catalog = catalog
         self._baseline_model = baseline_model
@@ -178,6 +184,12 @@ class Packer:
             # A call a reaper booked at its bound while it ran is booked once: not again here.
             total = 0 if completion.booked_as_lost else cost_micro_usd(price, completion.usage)
             span.set_attribute("flipsync.cost_micro_usd", total)
+            if self._health is not None:
+                await self._health.record(
+                    client.name, route.model, Health.OK, latency_ms=completion.latency_ms,
+                    cost_micro_usd=total, input_tokens=completion.usage.input_tokens,
+                    output_tokens=completion.usage.output_tokens,
+                )  # fmt: skip
         schemas = [r.output_schema.schema if r.output_schema else {} for r in requests]
         answers = split_answer(completion.content, schemas, inline=inline_index(schemas[0]))
         shared = call.shared_tokens

@@ -20,6 +20,7 @@ from router.batching.packer import Packer
 from router.batching.policy import BatchPolicy, PackPolicy, Path, decide
 from router.batching.windows import now_ms
 from router.context import RequestContext
+from router.health.store import HealthStore
 from router.paid_answers import PaidAnswers
 from router.pipeline import Handler
 from router.providers.registry import ProviderRegistry
@@ -97,8 +98,9 @@ def batch_stage(
     redis: aioredis.Redis,
     tracer: trace.Tracer,
     leases: PaidAnswers | None = None,
+    health: HealthStore | None = None,
 ) -> BatchStage:
-    """The batch stage as Settings configure it."""
+    """The batch stage as Settings configure it (health: where packed calls are counted)."""
     pack = PackPolicy(
         max_items=settings.pack_max_items,
         window_ms=settings.pack_window_ms,
@@ -125,7 +127,9 @@ def batch_stage(
         max_held=max(settings.router_workers // 2, 1),
     )
     baseline = settings.baseline_model
-    packer = Packer(pack, registry, catalog, baseline, tracer, leases) if pack.enabled else None
+    packer = (
+        Packer(pack, registry, catalog, baseline, tracer, leases, health) if pack.enabled else None
+    )
     lane = None
     if batch.enabled:
         clients = {
