@@ -432,24 +432,30 @@ def booked(ctx: RequestContext, result: LlmResult) -> LlmResult:
     An error after a provider answered (a bug, a failed stage) would otherwise leave a
     paid call out of the ledger and its reservation unsettled.
     """
-    if result.cost_micro_usd > 0 or not ctx.paid:
+    if result.cost_micro_usd > 0 or not (ctx.paid or ctx.shared_micro_usd):
         return result
     usage = Usage(
         input_tokens=sum(p.usage.input_tokens for p in ctx.paid),
         cached_input_tokens=sum(p.usage.cached_input_tokens for p in ctx.paid),
         output_tokens=sum(p.usage.output_tokens for p in ctx.paid),
     )
-    cost = sum(p.cost_micro_usd for p in ctx.paid)
-    last = ctx.paid[-1]
+    cost = paid_micro_usd(ctx)  # a packed share paid before going alone included
+    if ctx.paid:
+        last = ctx.paid[-1]
+        model, provider, simulated, lever = last.model, last.provider, last.simulated, Lever.ROUTED
+    else:  # only a packed call's share: it was paid on the route's model
+        route = ctx.route
+        model, provider = (route.model, route.provider) if route else (result.model, "")
+        simulated, lever = result.simulated, Lever.PACKED
     return msgspec.structs.replace(
         result,
-        model=last.model,
-        provider=last.provider,
+        model=model,
+        provider=provider,
         usage=usage,
         cost_micro_usd=cost,
         baseline_micro_usd=cost,  # no saving is claimed for a failed request
-        lever=Lever.ROUTED,
-        simulated=last.simulated,
+        lever=lever,
+        simulated=simulated,
     )
 
 
@@ -469,8 +475,9 @@ def call_bound(
 
 
 def paid_micro_usd(ctx: RequestContext) -> int:
-    """What ctx's request has paid providers so far."""
-    return sum(p.cost_micro_usd for p in ctx.paid)
+    """What ctx's request has paid providers so far, for its own settle: its calls and a
+    packed call's share it paid before going alone (not what was booked for it elsewhere)."""
+    return sum(p.cost_micro_usd for p in ctx.paid) + ctx.shared_micro_usd
 
 
 async def paid_call(

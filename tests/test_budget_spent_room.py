@@ -14,20 +14,35 @@ and paid-call booking.
 from __future__ import annotations
 
 import uuid
+from typing import cast
 
+import pytest
 import redis.asyncio as aioredis
 from faststream.nats import NatsBroker
 from opentelemetry import trace
 
-from bus.messages import BudgetPeriod, BudgetScope, BudgetSpec, ErrorCode, LlmResult
+from bus.messages import (
+    BudgetPeriod,
+    BudgetScope,
+    BudgetSpec,
+    ErrorCode,
+    Lever,
+    LlmResult,
+    error_result,
+)
 from cost_ledger.budgets.config import EngineSettings
 from cost_ledger.budgets.store import BudgetStore
 from cost_ledger.catalog import PriceCatalog
 from flipsync.providers import dispatch_health
-from router.context import Fallback, RequestContext
+from router.batching.outcome import Alone
+from router.batching.packer import Packer
+from router.batching.policy import BatchPolicy, PackPolicy
+from router.context import Fallback, RequestContext, Route
 from router.errors import RouterError
-from router.paid_answers import PaidAnswers, paid_micro_usd
+from router.paid_answers import PaidAnswers, booked, paid_micro_usd
 from router.pipeline import Handler, Stage, compose
+from router.providers.errors import NoCandidateLeftError
+from router.stages.batch import BatchStage
 from router.stages.budget import BudgetStage, estimate_input_tokens
 from router.stages.dispatch import Dispatcher
 from router.token_bound import max_request_cost
@@ -35,6 +50,8 @@ from simulator.config import Faults
 from simulator.server import SimulatedProvider
 from tests.helpers import make_request
 from tests.test_budget_store import day_counter, make_store
+from tests.test_budget_store import tenant_budget as acme_budget
+from tests.test_packing import packable
 from tests.test_provider_fallback import MODEL, FixedRoute, registry_of, settings_for
 
 CATALOG = PriceCatalog.load()
@@ -114,3 +131,42 @@ async def test_a_fallback_after_a_billed_failure_grows_the_reservation_when_ther
     # Both calls are in the budget: the unusable one at its bound, the fallback at its cost.
     assert spent == booked + paid_micro_usd(ctx) == booked + got.cost_micro_usd
     assert spent <= limit
+
+
+class _ShareBack:
+    """A packer whose packed answer missed this item: it goes alone, carrying its share of
+    the packed call, already paid (router.batching.packer)."""
+
+    share = 40
+
+    async def submit(self, key: str, ctx: RequestContext) -> Alone:
+        return Alone(reason="item 2 missing from the packed answer", cost_micro_usd=self.share)
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_a_paid_packed_share_is_booked_when_the_retry_alone_fails(
+    redis_client: aioredis.Redis,
+) -> None:
+    """Found by review: the share rode only on the retry's result; when the retry raised,
+    the budget settled 0 and the ledger booked 0 for a call share that was paid."""
+    store = await make_store(redis_client, [acme_budget(100_000)])
+    request = packable(1, tenant="acme")
+    policy = PackPolicy(max_items=2, window_ms=50)
+    packer = cast(Packer, _ShareBack())
+    batch = BatchStage(pack=policy, batch=BatchPolicy(enabled=False), packer=packer)
+    budget = BudgetStage(store, CATALOG, lambda model: "simulated")
+
+    async def every_candidate_fails(ctx: RequestContext) -> LlmResult:
+        raise NoCandidateLeftError("every provider failed", ErrorCode.PROVIDER_ERROR)
+
+    route = Route(model=MODEL, provider="simulated", reason="test")
+    ctx = RequestContext(request=request, route=route)
+    with pytest.raises(RouterError) as failed:
+        await budget(ctx, lambda c: batch(c, every_candidate_fails))
+    error = error_result(request.id, request.tenant, request.agent, failed.value.code, "failed")
+    ledger = booked(ctx, error)  # what the router service publishes for it
+    assert ctx.shared_micro_usd == _ShareBack.share
+    assert ledger.cost_micro_usd == _ShareBack.share and ledger.lever is Lever.PACKED
+    assert await store.counter(day_counter("tenant:acme")) == (_ShareBack.share, 0)

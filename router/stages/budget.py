@@ -35,6 +35,7 @@ from cost_ledger.budgets.scripts import Code
 from cost_ledger.catalog import PriceCatalog
 from router.context import RequestContext, Route
 from router.errors import NoRouteError, OverBudgetError, UnavailableError
+from router.paid_answers import paid_micro_usd
 from router.pipeline import Handler
 from router.providers.messages import openai_messages
 from router.providers.registry import ProviderRegistry
@@ -211,7 +212,7 @@ class BudgetStage:
 
     async def _settle_or_release(self, ctx: RequestContext, subject: Subject) -> None:
         """After a failure: settle what the request paid so far, or release it all."""
-        paid = sum(p.cost_micro_usd for p in ctx.paid)
+        paid = paid_micro_usd(ctx)  # its calls and a packed share it paid before going alone
         if not paid:
             await self._budgets.release(ctx.request.id, subject)
             return
