@@ -9,7 +9,9 @@ leases of live requests lapse, and a reservation that lapsed before its request 
 spend pass a budget.
 
 ThreadLiveness renews every registered lease from a thread of its own, with its own Redis
-connection, in one pipeline per round: it runs while the loop is busy (the GIL is handed over
+connection, in one pipeline per round (on a Redis Cluster, whose pipelines take no scripts,
+each renewal alone on a small pool of threads, so a node that hangs holds up only its own
+leases): it runs while the loop is busy (the GIL is handed over
 every few milliseconds), and dies with the process, so a dead process's leases still lapse.
 A loop that made no progress for stall_limit_s is taken as wedged: its leases are no longer
 renewed, so they lapse as a dead one's would. LoopLiveness is the same interface on the loop's
@@ -19,18 +21,19 @@ heartbeat, for a component used without a running stack (a test, a command).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import redis
 import redis.asyncio as aioredis
 from redis.cluster import RedisCluster
-from redis.exceptions import RedisError
 
 from bus.heartbeat import heartbeat
 
@@ -42,6 +45,8 @@ TICK_S = 0.1
 """How often the thread looks for renewals due."""
 PROGRESS_EVERY_S = 1.0
 """How often the loop marks that it is running."""
+CLUSTER_WORKERS = 16
+"""Threads renewing on a Redis Cluster, one renewal each at a time."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -125,6 +130,8 @@ class ThreadLiveness:
     _progress: float = field(default_factory=time.monotonic)
     _marker: asyncio.TimerHandle | None = None
     _failing: bool = False
+    _pool: ThreadPoolExecutor | None = None
+    _inflight: set[int] = field(default_factory=set)
     renewed: int = 0
     """Renewals sent so far (for tests and operators)."""
 
@@ -141,6 +148,8 @@ class ThreadLiveness:
             self._marker.cancel()
         if self._thread is not None:
             await asyncio.to_thread(self._thread.join, 5.0)
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
         self.client.close()
 
     def add(self, renewal: Renewal, on_lost: Lost | None = None) -> int:
@@ -167,40 +176,67 @@ class ThreadLiveness:
             if now - self._progress > self.stall_limit_s:
                 continue  # a wedged loop: its leases lapse as a dead process's would
             due = [(k, h) for k, h in self._held.copy().items() if h.due <= now]
-            if due:
-                self._renew(due, now)
+            try:
+                if not due:
+                    continue
+                if isinstance(self.client, RedisCluster):
+                    self._renew_apart(due, now)
+                else:
+                    self._renew_together(due, now)
+            except Exception:  # never let the thread die: the next round tries again
+                if not self._failing:
+                    log.warning("renewing %d leases failed", len(due), exc_info=True)
+                self._failing = True
 
-    def _send(self, renewals: list[Renewal]) -> list[Any]:
-        """Run the renewals: one pipeline on one server; one by one on a Redis Cluster, whose
-        pipelines take no scripts (each renewal's keys share a slot, so each call is one)."""
-        if isinstance(self.client, RedisCluster):
-            replies: list[Any] = []
-            for r in renewals:
-                try:
-                    replies.append(self.client.eval(r.script, len(r.keys), *r.keys, *r.args))
-                except RedisError as exc:
-                    replies.append(exc)
-            return replies
+    def _renew_together(self, due: list[tuple[int, _Held]], now: float) -> None:
+        """One server: every renewal due in one pipeline."""
         pipe = self.client.pipeline(transaction=False)
-        for r in renewals:
+        for _, held in due:
+            r = held.renewal
             pipe.eval(r.script, len(r.keys), *r.keys, *r.args)
-        return list(pipe.execute(raise_on_error=False))
-
-    def _renew(self, due: list[tuple[int, _Held]], now: float) -> None:
         try:
-            replies = self._send([held.renewal for _, held in due])
-        except Exception as exc:  # Redis away (or a cluster moving): the next round tries again
+            replies: list[Any] = pipe.execute(raise_on_error=False)
+        except Exception as exc:  # Redis away: the next round tries again
             if not self._failing:
                 log.warning("could not renew %d leases: %s", len(due), exc)
             self._failing = True
             return
         self._failing = False
-        self.renewed += len(due)
         for (key, held), reply in zip(due, replies, strict=True):
             held.due = now + held.renewal.every_s
-            if isinstance(reply, Exception) or reply:
-                continue
-            if self._held.pop(key, None) is not None and held.on_lost and held.loop:
+            self._answered(key, held, reply)
+
+    def _renew_apart(self, due: list[tuple[int, _Held]], now: float) -> None:
+        """A Redis Cluster: its pipelines take no scripts, so each renewal is its own call,
+        on a pool of threads, so that a node that hangs holds up only its own leases."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(CLUSTER_WORKERS, thread_name_prefix="liveness")
+        for key, held in due:
+            if key in self._inflight:
+                continue  # its last renewal is still waiting on its node
+            self._inflight.add(key)
+            held.due = now + held.renewal.every_s
+            self._pool.submit(self._renew_one, key, held)
+
+    def _renew_one(self, key: int, held: _Held) -> None:
+        r = held.renewal
+        try:
+            reply: Any = self.client.eval(r.script, len(r.keys), *r.keys, *r.args)
+        except Exception as exc:  # a node away or moving: the next round tries again
+            reply = exc
+        finally:
+            self._inflight.discard(key)
+        self._answered(key, held, reply)
+
+    def _answered(self, key: int, held: _Held, reply: Any) -> None:
+        """A renewal's reply: 0 means its lease is gone (renewing stops, its holder is told)."""
+        if isinstance(reply, Exception):
+            return
+        self.renewed += 1
+        if reply:
+            return
+        if self._held.pop(key, None) is not None and held.on_lost and held.loop:
+            with contextlib.suppress(RuntimeError):  # its loop closed meanwhile
                 held.loop.call_soon_threadsafe(held.on_lost)
 
 
