@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from bus.messages import Lever, LlmRequest, Usage
 from router.batching.shares import allocate
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(kw_only=True)
@@ -68,6 +71,11 @@ class RequestContext:
     new_id: bool = False
     """Set by the ids stage when this delivery claimed the request id first: no earlier
     delivery can have kept an answer for it, so dispatch need not look one up."""
+    defer_after: bool = False
+    """Set by the router service: bookkeeping that need not hold the result back (the budget
+    settle, dedup's finish) is left for after the result is published (later, run_after)."""
+    after: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    """That bookkeeping, in the order the stages left it (innermost first)."""
     booked_micro_usd: int = 0
     """Booked against this request's reservation outside its own settle: its part of a call
     booked at its bound because the answer was unusable or the call's lease lapsed
@@ -86,6 +94,25 @@ class RequestContext:
         if self.top_up is None or extra_micro_usd <= 0:
             return True
         return await self.top_up(extra_micro_usd)
+
+    async def later(self, work: Callable[[], Awaitable[None]]) -> None:
+        """Run a stage's bookkeeping after the result is published, when the service defers
+        it (defer_after); now otherwise (a test's pipeline, a shadow call). work must not
+        raise for a failure the caller should see: it runs after the caller has its result."""
+        if self.defer_after:
+            self.after.append(work)
+        else:
+            await work()
+
+    async def run_after(self) -> None:
+        """Run the deferred bookkeeping in order; a failure is logged and the rest still run."""
+        work, self.after = self.after, []
+        for item in work:
+            try:
+                await item()
+            except Exception:
+                log.warning("bookkeeping of request %s failed after its result",
+                            self.request.id, exc_info=True)  # fmt: skip
 
     def committed_micro_usd(self) -> int:
         """What this request has spent, or had booked, against its reservation so far."""

@@ -1,8 +1,11 @@
 """Publishing a request's outcome: its one result, its ledger event, or a dead letter.
 
-The result is published first, then the ledger event, and only then is the request acked:
-a replica killed anywhere in between leaves a request that is redelivered, finds its
-result already stored, and re-publishes the same ledger event (deduplicated by event id).
+The result is published first; then the stages' bookkeeping runs (the budget settle,
+dedup's finish: RequestContext.later), then the ledger event is published (it says what
+that settle charged), and only then is the request acked. A replica killed anywhere in
+between leaves a request that is redelivered, finds its result already stored, and
+re-publishes the same ledger event (deduplicated by event id; the ledger's final settle
+charges it if the router's did not, and releases the reservation).
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ from router.errors import RouterError, UnavailableError, UnknownAgentError
 from router.intake import check_request
 from router.long_texts import count_long_texts
 from router.metrics import ResultRecorder
-from router.outcomes import OutcomePublisher, claimed
+from router.outcomes import OutcomePublisher, claimed, needs_ledger
 from router.paid_answers import booked
 from router.pipeline import Handler, Stage, close_stages, compose
 from router.request_span import annotate
@@ -184,10 +184,20 @@ class RouterService:
                 await outcomes.publish(request, stored)
                 self._results.record(stored, time.perf_counter() - started)
                 return
-            result, ctx = await self._answer(request, delivery)
-            annotate(trace.get_current_span(), request, result, prompts=self._trace_prompts)
-            await outcomes.publish(request, result, ctx.settled)
-            self._results.record(result, time.perf_counter() - started)
+            # The result goes out first; the stages' bookkeeping (the budget settle, dedup's
+            # finish) runs after it, then the ledger event (it says what the settle charged),
+            # and only then is the request acked (bus.pull_loop), so a replica dying in
+            # between leaves a redelivery that finds the stored result (router.outcomes).
+            ctx = RequestContext(request=request, delivery=delivery, defer_after=True)
+            try:
+                result = claimed(await self._pipeline_result(ctx))
+                annotate(trace.get_current_span(), request, result, prompts=self._trace_prompts)
+                await outcomes.publish_result(result)
+                self._results.record(result, time.perf_counter() - started)
+            finally:
+                await ctx.run_after()
+            if needs_ledger(result):
+                await outcomes.publish_ledger(request, result, ctx.settled)
 
     async def answer(self, request: LlmRequest, *, delivery: int = 1) -> LlmResult:
         """The pipeline's result for a request; every failure becomes an error result, except

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import math
@@ -138,13 +139,27 @@ class BudgetStage:
         try:
             result = await call_next(ctx)
         except BaseException:
+            self._budgets.unhold(held)
             with contextlib.suppress(Exception):  # a call paid before the failure is settled
                 await asyncio.shield(self._settle_or_release(ctx, subject))
             raise
-        finally:
-            self._budgets.unhold(held)
         if result.cost_micro_usd > reserved:  # booked in full below, counted and alerted
             await self._overruns.record(request, result, reserved)
+        # The reservation stays held (and kept alive) until this settle, which the service
+        # runs once the result is published: the requester does not wait for it.
+        await ctx.later(functools.partial(self._settle, ctx, got, subject, result, held))
+        return result
+
+    async def _settle(
+        self,
+        ctx: RequestContext,
+        got: Reservation,
+        subject: Subject,
+        result: LlmResult,
+        held: list[int],
+    ) -> None:
+        """Settle an answered request's real cost (the ledger does if this fails)."""
+        request = ctx.request
         messages = 1 if subject.user and result.cost_micro_usd > 0 else 0
         try:
             settlement = await self._budgets.settle(
@@ -161,11 +176,12 @@ class BudgetStage:
                     "request %s settled %d micro-USD after its reservation expired (this "
                     "replica stalled past reservation_ttl_s, %.1fs, and its room went to "
                     "other requests): spend may pass a budget by that much",
-                    request.id, result.cost_micro_usd, engine.reservation_ttl_s,
+                    request.id, result.cost_micro_usd, self._budgets.engine.reservation_ttl_s,
                 )  # fmt: skip
         except Exception:  # the ledger consumer settles it from the ledger event
             log.warning("request %s not settled here; the ledger will", request.id, exc_info=True)
-        return result
+        finally:
+            self._budgets.unhold(held)
 
     async def _reserve(
         self, ctx: RequestContext, subject: Subject, tokens_in: int, engine: EngineSettings

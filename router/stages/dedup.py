@@ -204,9 +204,22 @@ class DedupStage:
             # The leader's error result, made here as the service would, so waiters share it.
             source = error_result(request.id, request.tenant, request.agent, exc.code, exc.reason)
             return source, source
+        finally:  # after the result is published (RequestContext.later): waiters on other
+            # replicas get the outcome then; the claim is kept alive until it is stored
+            await ctx.later(
+                functools.partial(self._done, request.tenant, fingerprint, token, source, kept)
+            )
+
+    async def _done(
+        self, tenant: str, fingerprint: str, token: str, source: LlmResult | None, kept: int
+    ) -> None:
+        """Finish the claim (outcome stored, claim dropped, waiters told), then stop keeping
+        it alive: kept until then, a stall before the finish cannot hand it to a waiter who
+        would call again."""
+        try:
+            await self._finish(tenant, fingerprint, token, source)
         finally:
             self._store.forget(kept)
-            await self._finish(request.tenant, fingerprint, token, source)
 
     async def _finish(
         self, tenant: str, fingerprint: str, token: str, source: LlmResult | None
