@@ -77,9 +77,12 @@ class RequestContext:
     after: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     """That bookkeeping, in the order the stages left it (innermost first)."""
     booked_micro_usd: int = 0
-    """Booked against this request's reservation outside its own settle: its part of a call
-    booked at its bound because the answer was unusable or the call's lease lapsed
-    (router.paid_answers). That room is spent: a further call needs room beside it."""
+    """Booked for this request outside its own settle: its part of a call booked at its
+    bound because the answer was unusable or the call's lease lapsed (router.paid_answers).
+    That part was settled into spend at once, so it is taken off the reservation
+    (spent_elsewhere): a further call needs room beside it."""
+    give_back: Callable[[int], Awaitable[None]] | None = None
+    """Set by the budget stage: takes an amount off this request's reservation."""
     shared_micro_usd: int = 0
     """Its share of a packed call that failed for it, paid before it was retried alone (its
     result carries it, so its settle charges it)."""
@@ -114,10 +117,21 @@ class RequestContext:
                 log.warning("bookkeeping of request %s failed after its result",
                             self.request.id, exc_info=True)  # fmt: skip
 
+    async def spent_elsewhere(self, amount: int) -> None:
+        """amount of this request's reservation was spent by a booking settled under another
+        id (a call booked at its bound): it moves from the reservation to booked_micro_usd,
+        so it is counted once, as spent, and not again as held room."""
+        self.booked_micro_usd += amount
+        if self.give_back is not None:
+            await self.give_back(amount)
+        elif self.reserved_micro_usd is not None:
+            self.reserved_micro_usd = max(self.reserved_micro_usd - amount, 0)
+
     def committed_micro_usd(self) -> int:
-        """What this request has spent, or had booked, against its reservation so far."""
+        """What this request's own settle will charge against its reservation so far: its
+        calls and a packed share it paid (what was booked elsewhere left the reservation)."""
         paid = sum(p.cost_micro_usd for p in self.paid)
-        return paid + self.booked_micro_usd + self.shared_micro_usd
+        return paid + self.shared_micro_usd
 
     async def room_for(self, bound: int) -> bool:
         """Before one more call of at most bound: grow the reservation until it holds what

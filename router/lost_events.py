@@ -28,10 +28,11 @@ class Owed:
     payers: Sequence[RequestContext]
     parts: list[int]
 
-    def note(self) -> None:
-        """The call was booked at its bound: each payer's part of its room is spent."""
+    async def note(self) -> None:
+        """The call was booked at its bound (settled into spend): each payer's part leaves
+        its reservation (RequestContext.spent_elsewhere)."""
         for payer, part in zip(self.payers, self.parts, strict=False):
-            payer.booked_micro_usd += part
+            await payer.spent_elsewhere(part)
 
 
 def lost_parts(

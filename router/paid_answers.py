@@ -326,7 +326,7 @@ class PaidAnswers:
                                       encode(kept), ex=self._answer_ttl_s)  # fmt: skip
             if not await self._drop(call_id):  # a reaper booked it at its bound meanwhile
                 completion = await self._booked_meanwhile(request, call_id, completion, kept)
-                owed.note()
+                await owed.note()
             noted = True
             if on_answer is not None:
                 on_answer(completion)
@@ -340,9 +340,9 @@ class PaidAnswers:
                     if billed is None:
                         await asyncio.shield(self._drop(call_id))
                     else:  # paid for an answer we cannot use: booked at its maximum
-                        owed.note()  # booked now, or by the reaper should this fail
                         reason = f"{UNUSABLE_REASON}: {billed.reason} (request {request.id})"
                         await asyncio.shield(self._book_now(call_id, lost, reason))
+                        await owed.note()  # once booked (a failed booking keeps the room)
             raise
 
     async def _booked_meanwhile(

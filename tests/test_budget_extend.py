@@ -43,3 +43,21 @@ async def test_extend_without_a_standing_reservation_is_not_held(
     await store.release("x3")
     assert (await store.extend("x3", ACME, 50)).code is Code.NOT_HELD
     assert (await store.extend("never", ACME, 50)).code is Code.NOT_HELD
+
+
+async def test_give_back_moves_a_booked_part_off_the_reservation_never_below_it(
+    redis_client: aioredis.Redis,
+) -> None:
+    """A call of the request booked at its bound was settled into spend under another id:
+    that part leaves the reservation, so it is not counted as spent and held at once."""
+    store = await make_store(redis_client, [tenant_budget(1000)])
+    counter = day_counter("tenant:acme")
+    assert (await store.reserve("g1", ACME, 400)).code is Code.RESERVED
+    await store.give_back("g1", ACME, 150)
+    assert await store.counter(counter) == (0, 250)
+    await store.give_back("g1", ACME, 1000)  # never more than it holds: others' room stays
+    assert await store.counter(counter) == (0, 0)
+    # A reservation given back to 0 still settles (Lua's -0 once broke the release).
+    settled = await store.settle("g1", ACME, cost=90, messages=0, at_ms=now_ms())
+    assert settled.applied and settled.held
+    assert await store.counter(counter) == (90, 0)

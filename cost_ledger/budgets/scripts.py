@@ -40,8 +40,10 @@ end
 local function release(key)
   local held = redis.call('HGETALL', key)
   for k = 1, #held, 2 do
-    if redis.call('EXISTS', held[k]) == 1 then
-      redis.call('HINCRBY', held[k], 'reserved', -tonumber(held[k + 1]))
+    local amount = tonumber(held[k + 1])
+    -- (a part given back can leave 0; Lua's -0 reaches HINCRBY as "-0", not an integer)
+    if amount ~= 0 and redis.call('EXISTS', held[k]) == 1 then
+      redis.call('HINCRBY', held[k], 'reserved', -amount)
     end
   end
   redis.call('DEL', key)
@@ -129,6 +131,25 @@ for i = 2, #KEYS do
   if redis.call('HEXISTS', KEYS[1], KEYS[i]) == 1 then
     redis.call('HINCRBY', KEYS[i], 'reserved', -tonumber(ARGV[i - 1]))
     redis.call('HINCRBY', KEYS[1], KEYS[i], -tonumber(ARGV[i - 1]))
+  end
+end
+return 1
+"""
+
+GIVE_BACK = """
+-- A part of a request's reservation was spent by a booking settled under another id (a
+-- call booked at its bound: cost_ledger settles it into spent at once): take that part off
+-- the reservation, so the same micro-dollars are not counted both as spent and as reserved.
+-- Never below what this request holds in a counter. KEYS: 1 this reservation, 2.. counters
+-- ARGV: 1 amount. Returns 0 when the request holds no reservation here.
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local amount = tonumber(ARGV[1])
+for i = 2, #KEYS do
+  local held = tonumber(redis.call('HGET', KEYS[1], KEYS[i]) or '0')
+  local take = math.min(amount, held)
+  if take > 0 then
+    redis.call('HINCRBY', KEYS[i], 'reserved', -take)
+    redis.call('HINCRBY', KEYS[1], KEYS[i], -take)
   end
 end
 return 1

@@ -98,6 +98,7 @@ class BudgetStore:
         self._keepalive = redis.register_script(scripts.KEEPALIVE)
         self._sweep = redis.register_script(scripts.SWEEP)
         self._shrink = redis.register_script(scripts.SHRINK)
+        self._give_back = redis.register_script(scripts.GIVE_BACK)
         self._waiters = Waiters()
         self._suspect = False
         """A reservation met a slot without its ready marker since the last full check."""
@@ -194,6 +195,25 @@ class BudgetStore:
             check = group_checks[int(reply[1]) - 1]
             return Reservation(code=code, check=check, spent=int(reply[2]), reserved=int(reply[3]))
         return Reservation(code=Code.RESERVED)
+
+    async def give_back(self, request_id: str, subject: Subject, amount: int) -> None:
+        """Take amount off a standing reservation's money counters: it was spent by a booking
+        settled under another id (a call of this request booked at its bound)."""
+        found = [c for c in await self._checks(subject, amount) if c.unit is Unit.USD]
+        if not found or amount <= 0:
+            return
+        await asyncio.gather(
+            *(
+                self._give_back(
+                    keys=[
+                        keys.reservation(group, request_id),
+                        *(keys.counter(c.counter) for c in group_checks),
+                    ],
+                    args=[amount],
+                )
+                for group, group_checks in grouped(found)
+            )
+        )
 
     async def _undo(self, request_id: str, groups: Sequence[str]) -> None:
         """Release what this request reserved in groups (a later group refused it)."""

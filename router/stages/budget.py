@@ -129,7 +129,18 @@ class BudgetStage:
                 reserved = ctx.reserved_micro_usd = reserved + extra
             return grown.holds
 
-        ctx.top_up = top_up
+        async def give_back(amount: int) -> None:
+            nonlocal reserved
+            taken = min(amount, reserved)
+            reserved = ctx.reserved_micro_usd = reserved - taken
+            if _reserved_here(got) and taken > 0:
+                try:
+                    await self._budgets.give_back(request.id, subject, taken)
+                except Exception:  # the room stays held until the settle: conservative
+                    log.warning("request %s: %d micro-USD not given back to its budgets",
+                                request.id, taken, exc_info=True)  # fmt: skip
+
+        ctx.top_up, ctx.give_back = top_up, give_back
         # The reservation kept alive while the call runs (off the loop, in a stack).
         held = (
             []

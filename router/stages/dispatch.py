@@ -149,7 +149,8 @@ class Dispatcher:
             if index > 0 and not self._fits(route.model, model, tokens, ctx):
                 notes.append(f"{name}: could cost more than the budget reserved for {route.model}")
                 continue
-            if (spent := ctx.committed_micro_usd()) and not await ctx.room_for(
+            spent = ctx.committed_micro_usd() + ctx.booked_micro_usd
+            if spent and not await ctx.room_for(
                 call_bound(self._paid, self._catalog, ctx.request, model, tokens.input)
             ):  # an earlier call spent part of the reservation (a billed failure, say)
                 notes.append(
