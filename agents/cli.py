@@ -310,6 +310,8 @@ async def chat(settings: Settings, start: Start, tenant: str, question: str) -> 
                 session.broker, ChatAsk(tenant=tenant, question=text, history=history)
             )
             print(reply.answer if reply.ok else f"(no answer: {reply.reason})", flush=True)
+            if not reply.ok and tenant == "default" and reply.reason.startswith("no listings"):
+                print("(after `make demo`, its listings are under --tenant demo)", flush=True)
             history += [ChatTurn(role="user", text=text)]
             history += [ChatTurn(role="assistant", text=reply.answer)]
     return 0

@@ -520,6 +520,12 @@ async def print_report(
             print(report.view.model_dump_json(indent=2))
             return 0
         print(render_report(report, by=by))
+        if not report.view.totals.calls and where.tenant:  # a mistyped tenant, most likely
+            everyone = await build_report(AggregateStore(client), where=Filter())
+            names = sorted(r.name for r in everyone.view.by_tenant)
+            if where.tenant not in names:
+                known = ", ".join(names[:20]) if names else "none yet"
+                print(f"Tenant {where.tenant!r} has no calls; tenants with calls: {known}")
         print(await print_budgets(client, settings, tenant), end="")
         graded = await standings(client, where.tenant, where.agent)
         print(render_standings(graded, simulated=report.view.simulated), end="")

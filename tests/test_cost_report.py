@@ -216,6 +216,10 @@ async def test_cost_commands_read_a_deployments_redis(
     out, _ = capsys.readouterr()
     assert "model gpt-4o" in out and "$0.000900" in out and "Budgets" in out
 
+    assert await print_report(settings, "acmee") == 0  # a mistyped tenant: who has calls
+    out, _ = capsys.readouterr()
+    assert "Tenant 'acmee' has no calls; tenants with calls: acme, beta, sim" in out
+
     # Unfiltered, the same cube: agg:* keys that disagree with it are never read.
     await redis_client.delete(*await redis_client.keys("fs:ledger:agg:*"))
     assert await print_report(settings, "acme") == 0
