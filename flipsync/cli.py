@@ -104,10 +104,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     first = parser.parse_args(argv)
     rest, later = pop_verbosity(first.rest)
-    full = argparse.ArgumentParser(prog="flipsync")
+    full = OneLineErrors(prog="flipsync")
     commands = full.add_subparsers(dest="command", required=True)
     _add_parser(first.command, commands)
-    args = full.parse_args([first.command, *rest])
+    args, unknown = full.parse_known_args([first.command, *rest])
+    if unknown:  # named by the (sub)command that did not take them, not by `flipsync`
+        _deepest(commands.choices[first.command], args).error(
+            f"unrecognized arguments: {' '.join(unknown)}"
+        )
     args.verbose = first.verbose + later
     configure_logging(args.verbose, service=args.command in ("run", "http"))
     if args.command == "nats-auth":
@@ -161,6 +165,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     return execute(
         print_report(settings, args.tenant, where=filter_of(args), as_json=args.json, by=args.by)
     )
+
+
+class OneLineErrors(argparse.ArgumentParser):
+    """A parser whose errors are one line naming the command, and where to read its options
+    (the usage block of a long command hid the one line that mattered)."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print `PROG: MESSAGE (PROG --help: its options)` and exit 2."""
+        self.exit(2, f"{self.prog}: {message} (`{self.prog} --help` lists its options)\n")
+
+
+def _deepest(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The innermost subcommand's parser that args went through (`budget show`, say)."""
+    while True:
+        subparsers = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        chosen = getattr(args, subparsers[0].dest, None) if subparsers else None
+        if chosen is None or chosen not in subparsers[0].choices:
+            return parser
+        parser = subparsers[0].choices[chosen]
 
 
 def pop_verbosity(rest: list[str]) -> tuple[list[str], int]:

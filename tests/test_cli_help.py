@@ -164,3 +164,21 @@ def test_verbose_is_taken_after_the_command_name_too() -> None:
     assert pop_verbosity(["--", "-v"]) == (["--", "-v"], 0)  # after --, a value, kept
     done = _help("report", "-v")  # as people type it: an error before
     assert done.returncode == 0 and "usage: flipsync report" in done.stdout, done.stderr
+
+
+def test_a_bad_option_is_one_line_naming_the_subcommand() -> None:
+    for words, said in (
+        (("report", "--colour"), "flipsync report: unrecognized arguments: --colour"),
+        (("budget", "show", "--bogus"), "flipsync budget show: unrecognized arguments: --bogus"),
+        (("upload", "x", "--timeout", "abc"), "flipsync upload: argument --timeout: invalid"),
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "flipsync", *words], env=_env(), capture_output=True,
+            text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert done.returncode == 2 and done.stdout == "", done
+        lines = done.stderr.splitlines()
+        assert len(lines) == 1 and lines[0].startswith(said), done.stderr
+        assert (
+            f"`flipsync {' '.join(words[: 2 if words[0] == 'budget' else 1])} --help`" in lines[0]
+        )
