@@ -309,7 +309,9 @@ async def chat(settings: Settings, start: Start, tenant: str, question: str) -> 
             reply = await ask_chat(
                 session.broker, ChatAsk(tenant=tenant, question=text, history=history)
             )
-            print(reply.answer if reply.ok else f"(no answer: {reply.reason})", flush=True)
+            mark = "[simulated provider: placeholder text] " if session.simulated else ""
+            print(f"{mark}{reply.answer}" if reply.ok else f"(no answer: {reply.reason})",
+                  flush=True)  # fmt: skip
             if not reply.ok and tenant == "default" and reply.reason.startswith("no listings"):
                 print("(after `make demo`, its listings are under --tenant demo)", flush=True)
             history += [ChatTurn(role="user", text=text)]

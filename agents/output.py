@@ -104,6 +104,11 @@ def summary(done: WorkflowDone, *, simulated: bool) -> str:
     compliance = listing.get("operations", {}).get("compliance", {})
     lines = [
         head,
+        *(
+            ["  SIMULATED  placeholder text from the simulated provider, not a real listing"]
+            if simulated
+            else []
+        ),
         f"  price      ${ebay.get('price_usd')} (quick sale ${price.get('quick_sale_usd')}); "
         f"best on {best} (profit ${best_profit})",
         f"  eBay       {ebay.get('title')}",

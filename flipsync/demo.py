@@ -53,7 +53,10 @@ async def run_demo(settings: Settings, console: Console | None = None) -> int:
             console.print(f"  package    {folder}/")
         reply = await ask_chat(stack.broker, ChatAsk(tenant=TENANT, question=CHAT_QUESTION))
         console.print(f"\n[bold]Seller chat[/bold] > {CHAT_QUESTION}")
-        console.print(escape(reply.answer if reply.ok else f"(no answer: {reply.reason})"))
+        mark = "[simulated provider: placeholder text] " if stack.simulated else ""
+        console.print(
+            escape(f"{mark}{reply.answer}" if reply.ok else f"(no answer: {reply.reason})")
+        )
         if reply.product_ids:
             console.print(f"  (context: {', '.join(reply.product_ids)}; {reply.lever})")
         # The spend lines come after the chat, and the report waits for the chat's call to be

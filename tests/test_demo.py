@@ -67,8 +67,11 @@ def test_the_demo_reads_like_listings_and_its_data_outlives_it(tmp_path: Path) -
             others = [n for p, n in NOUNS.items() if p != product and re.search(rf"\b{n}\b", words)]
             assert others == [], (product, title)  # no other product's words
         assert re.search(r"cost +\$[\d.]+ vs naive \$[\d.]+: saved [\d.]+% simulated", body)
+        assert "  SIMULATED  placeholder text from the simulated provider" in body  # a reader
+        # of the listing text is told it is not a model's work
         assert (tmp_path / "listings" / "demo" / product / "package.json").is_file()
     assert "FlipSync cost report: tenant demo" in out
+    assert "[simulated provider: placeholder text] " in out  # the seller chat's answer
     assert "SIMULATED provider: no real money was spent" in out
     # The spend lines come after the seller chat, and the report holds the chat's call too.
     products = re.search(r"^cost \$([\d.]+) for 6 products vs naive \$", out, flags=re.M)
