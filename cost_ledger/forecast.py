@@ -132,8 +132,8 @@ async def forecast_view(
     }
     if len(history) < MIN_HISTORY_DAYS:
         reason = (
-            f"not enough history: {len(history)} days of spend, "
-            f"at least {MIN_HISTORY_DAYS} are needed for a trend"
+            f"not enough history: {len(history)} complete days of spend (today, still "
+            f"running, is left out), at least {MIN_HISTORY_DAYS} are needed for a trend"
         )
         return ForecastResponse(
             status="not_enough_history", reason=reason, horizons=[], daily=[], **base

@@ -195,7 +195,7 @@ async def test_cost_commands_read_a_deployments_redis(
     code, out, _ = await run("cost", "spend", "--tenant", "acme", "--agent", "pricer")
     assert code == 0 and "tenant acme, agent pricer" in out and "$0.000900" in out
     code, out, _ = await run("cost", "forecast", "--tenant", "acme")
-    assert code == 0 and "not enough history: 2 days" in out
+    assert code == 0 and "not enough history: 2 complete days of spend (today, still" in out
     assert SIMULATED_NOTE not in out  # acme's events came from a real provider
     simulated = ledger_event(at="2026-11-03T09:00:00", tenant="sim", cost=70, baseline=90)
     await apply_all(store, [msgspec.structs.replace(simulated, simulated=True)])

@@ -87,7 +87,7 @@ async def test_short_history_says_so(redis_client: aioredis.Redis) -> None:
     view = await forecast_view(store, Filter(tenant="acme"), today=date(2026, 11, 20))
     assert view.status == "not_enough_history"
     assert view.horizons == [] and view.history_days == 5
-    assert "5 days" in view.reason and str(MIN_HISTORY_DAYS) in view.reason
+    assert "5 complete days" in view.reason and str(MIN_HISTORY_DAYS) in view.reason
     # Today is a partial day: left out of the history unless asked for by `end`.
     today = await forecast_view(store, Filter(tenant="acme"), today=date(2026, 11, 5))
     assert today.history_days == 4
