@@ -161,7 +161,13 @@ def render_spend(view: SpendResponse, *, width: int = 110, by: str | None = None
             f"{usd(p.cost_per_product_micro_usd)} per product"
         )
     tables = (
-        ("lever", "lever that served the call", view.by_lever),
+        # saved here is baseline less spend of the calls each lever served, whatever levers
+        # took it off; the split above is what each lever itself took off
+        (
+            "lever",
+            "lever that served the call (saved: every lever's part in those calls)",
+            view.by_lever,
+        ),
         ("tenant", "tenant", view.by_tenant),
         ("agent", "agent", view.by_agent),
         ("model", "model", view.by_model),
