@@ -21,11 +21,17 @@ def new_key() -> str:
     return "fs-" + secrets.token_urlsafe(24)
 
 
-def write_key_file(key: str, data_dir: Path | None) -> Path:
-    """Write key to data_dir/api-key (or a private temp dir), readable by its owner only."""
+def key_file_name(tenant: str) -> str:
+    """The key file of a tenant: api-key for the default tenant, api-key-TENANT otherwise."""
+    return KEY_FILE if tenant == "default" else f"{KEY_FILE}-{tenant}"
+
+
+def write_key_file(key: str, data_dir: Path | None, tenant: str = "default") -> Path:
+    """Write key to data_dir/api-key (api-key-TENANT for another tenant; or a private temp
+    dir), readable by its owner only."""
     folder = data_dir if data_dir is not None else Path(tempfile.mkdtemp(prefix="flipsync-"))
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / KEY_FILE
+    path = folder / key_file_name(tenant)
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.fchmod(descriptor, 0o600)  # an older file of the same name may have had wider rights
     with os.fdopen(descriptor, "w", encoding="utf-8") as file:
@@ -38,6 +44,6 @@ def announce_key(key: str, tenant: str, data_dir: Path | None, out: TextIO) -> N
     if out.isatty():
         print(f"flipsync http: no FLIPSYNC_API_KEYS; key of tenant {tenant}: {key}", file=out)
     else:
-        path = write_key_file(key, data_dir)
+        path = write_key_file(key, data_dir, tenant)
         print(f"flipsync http: no FLIPSYNC_API_KEYS; key of tenant {tenant} is in {path}", file=out)
     out.flush()

@@ -455,8 +455,9 @@ async def _stop_or_quit(stack: Stack) -> None:
 async def serve_api(settings: Settings, host: str, port: int) -> int:
     """`flipsync http`: the api service on host:port; embedded (no NATS_URL), every service.
 
-    With no API key configured, this run gets one fresh key for tenant "default": printed on
-    a terminal, else written to a 0600 file (its path printed), so it stays out of the logs.
+    With no API key configured, this run gets a fresh key for tenant "default" and one for
+    "demo" (what `make demo` wrote): printed on a terminal, else written to 0600 files (their
+    paths printed), so they stay out of the logs.
     """
     from api.generated_key import announce_key, new_key
     from flipsync.stack import ALL_SERVICES, Service
@@ -467,9 +468,11 @@ async def serve_api(settings: Settings, host: str, port: int) -> int:
         return 2
     update: dict[str, Any] = {"api_host": host, "api_port": port}
     if not settings.api_keys and settings.api_keys_file is None:
-        key = new_key()
-        update["api_keys"] = {key: "default"}
-        announce_key(key, "default", settings.data_dir, sys.stdout)
+        update["api_keys"] = {}
+        for tenant in ("default", "demo"):  # uploads by default; the demo's listings
+            key = new_key()
+            update["api_keys"][key] = tenant
+            announce_key(key, tenant, settings.data_dir, sys.stdout)
     services = [Service.API] if settings.nats_url else [*ALL_SERVICES, Service.API]
     return await run_services(settings.model_copy(update=update), services)
 

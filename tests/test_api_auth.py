@@ -219,6 +219,12 @@ def test_a_generated_key_is_printed_only_on_a_terminal(tmp_path: Path) -> None:
     assert key_file.read_text().strip() == "fs-secret-2"
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
 
+    demo = io.StringIO()  # the demo tenant's key, beside the default one, not over it
+    announce_key("fs-secret-4", "demo", tmp_path / "data", demo)
+    assert (tmp_path / "data" / f"{KEY_FILE}-demo").read_text().strip() == "fs-secret-4"
+    assert key_file.read_text().strip() == "fs-secret-2"
+    assert "key of tenant demo is in" in demo.getvalue()
+
     elsewhere = io.StringIO()
     announce_key("fs-secret-3", "default", None, elsewhere)
     path = Path(elsewhere.getvalue().rsplit(" ", 1)[-1].strip())
