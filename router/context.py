@@ -108,14 +108,21 @@ class RequestContext:
             await work()
 
     async def run_after(self) -> None:
-        """Run the deferred bookkeeping in order; a failure is logged and the rest still run."""
+        """Run the deferred bookkeeping in order; a failure is logged and the rest still run.
+        A cancellation (a stop past its grace) lets every item run too, then is raised: an
+        item skipped would leave a dedup claim or a reservation kept alive for nothing."""
         work, self.after = self.after, []
+        cancelled: asyncio.CancelledError | None = None
         for item in work:
             try:
                 await item()
+            except asyncio.CancelledError as exc:
+                cancelled = exc
             except Exception:
                 log.warning("bookkeeping of request %s failed after its result",
                             self.request.id, exc_info=True)  # fmt: skip
+        if cancelled is not None:
+            raise cancelled
 
     async def spent_elsewhere(self, amount: int) -> None:
         """amount of this request's reservation was spent by a booking settled under another

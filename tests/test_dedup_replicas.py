@@ -9,6 +9,7 @@ whose latency keeps the calls in flight long enough to overlap.
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -286,3 +287,56 @@ async def test_a_live_leader_keeps_its_claim_past_the_claim_ttl(
     waiter = await second(RequestContext(request=waiter_request))
     assert (await leader).lever is Lever.ROUTED
     assert waiter.lever is Lever.DEDUP and upstream.calls == 1
+
+
+class _SlowSettle:
+    """Stands in for the budget stage: its settle left for after the result, and slow."""
+
+    name = "budget"
+
+    def __init__(self) -> None:
+        self.settling = asyncio.Event()
+
+    async def __call__(self, ctx: RequestContext, call_next: Handler) -> LlmResult:
+        result = await call_next(ctx)
+
+        async def settle() -> None:
+            self.settling.set()
+            await asyncio.sleep(5)  # a slow Redis round trip
+
+        await ctx.later(settle)
+        return result
+
+
+async def test_a_stop_during_the_bookkeeping_still_finishes_the_claim(
+    redis_client: aioredis.Redis, broker: NatsBroker
+) -> None:
+    """Found by review: the service runs the stages' bookkeeping after the result; a stop
+    cancelling it in the first item (a slow settle) skipped dedup's finish, and the claim,
+    kept alive, made identical requests on other replicas wait until their deadline."""
+    slow = _SlowSettle()
+    handler = compose(
+        [replica(redis_client, broker, "ra", ttl_s=1.0), slow],
+        Upstream(delay_s=0.05),
+        trace.get_tracer("t"),
+    )
+    first, second = same_requests(2, "tcancel")
+    ctx = RequestContext(request=first, defer_after=True)
+
+    async def answer_once() -> None:  # as RouterService._answer_once runs it
+        try:
+            await handler(ctx)
+        finally:
+            await ctx.run_after()
+
+    task = asyncio.create_task(answer_once())
+    await slow.settling.wait()
+    task.cancel()  # bus.pull_loop's stop cancels a handler still running after its grace
+    assert (await asyncio.gather(task, return_exceptions=True))[0].__class__ is (
+        asyncio.CancelledError
+    )
+    assert not await redis_client.exists(keys.flight_claim(first.tenant, KEY(first)))
+    other = Upstream(delay_s=0.05)
+    later = compose([replica(redis_client, broker, "rb", ttl_s=1.0)], other, trace.get_tracer("t"))
+    deadline = msgspec.structs.replace(second, deadline_ms=int(time.time() * 1000) + 3000)
+    assert (await later(RequestContext(request=deadline))).ok  # the outcome, or its own call

@@ -154,11 +154,12 @@ class BudgetStage:
             with contextlib.suppress(Exception):  # a call paid before the failure is settled
                 await asyncio.shield(self._settle_or_release(ctx, subject))
             raise
-        if result.cost_micro_usd > reserved:  # booked in full below, counted and alerted
-            await self._overruns.record(request, result, reserved)
         # The reservation stays held (and kept alive) until this settle, which the service
-        # runs once the result is published: the requester does not wait for it.
+        # runs once the result is published: the requester does not wait for it. Left first,
+        # so nothing after it (a cancelled overrun alert) can skip it.
         await ctx.later(functools.partial(self._settle, ctx, got, subject, result, held))
+        if result.cost_micro_usd > reserved:  # booked in full by the settle, counted and alerted
+            await self._overruns.record(request, result, reserved)
         return result
 
     async def _settle(

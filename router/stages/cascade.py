@@ -16,7 +16,9 @@ spans stay pattern ... route, budget, batch, dispatch; escalation events land on
 span. A failed rung's answer is recorded in the quality counts (a bad schema signal) only
 when the cascade climbs past it: the answer the requester gets is judged by the requester.
 
-With a ``book`` (the stack's), once the budget stage has settled the summed cost, each failed
+With a ``book`` (the stack's), once the climb is over (the budget stage settles the summed
+cost, in the router service after the result is published: until then the ledger may see
+the failed attempts both spent and still reserved, the safe side), each failed
 attempt is booked as its own ledger event (``<id>-cascade-<n>``, overhead_of="routing", no
 baseline: router.stages.off_path) and the result, still paying for every call (the
 requester's cost is the whole climb), names that part in ``overhead_micro_usd`` and

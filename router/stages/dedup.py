@@ -17,9 +17,12 @@ Failure and redelivery:
 - A leader that dies stops refreshing its claim; within the claim TTL a waiter claims it and
   calls. The dead leader's own request is redelivered after ack_wait and is served by that
   call (or the cache) at no cost: the ledger records one paid call.
-- A leader's outcome is stored under its own request id before waiters are told. A leader
-  killed after that but before its result reached JetStream is redelivered, finds its own
-  paid result there and publishes it, so its paid call is still in the ledger, once.
+- A leader's outcome is stored under its own request id before waiters are told; in the
+  router service that happens after its own result is published (RequestContext.later), its
+  claim kept alive until then. A leader killed before its result reached JetStream is
+  redelivered and finds its paid answer kept (router.paid_answers) or its outcome, so its
+  paid call is in the ledger once; one killed after its result but before the finish lets
+  its claim lapse, and a waiter calls again (each call booked once: a cost, not a loss).
 - Only shareable outcomes are passed on (ok, or a provider error an identical request would
   get too); a leader refused for its own reasons (deadline, budget) releases the claim and a
   waiter calls instead.
