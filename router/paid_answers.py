@@ -341,8 +341,9 @@ class PaidAnswers:
                         await asyncio.shield(self._drop(call_id))
                     else:  # paid for an answer we cannot use: booked at its maximum
                         reason = f"{UNUSABLE_REASON}: {billed.reason} (request {request.id})"
-                        await asyncio.shield(self._book_now(call_id, lost, reason))
-                        await owed.note()  # once booked (a failed booking keeps the room)
+                        if await asyncio.shield(self._book_now(call_id, lost, reason)):
+                            await owed.note()  # settled here: its part leaves the reservation
+                        # else the ledger settles it later; the room stays held till then
             raise
 
     async def _booked_meanwhile(
@@ -359,12 +360,14 @@ class PaidAnswers:
                                   encode(kept), ex=self._answer_ttl_s)  # fmt: skip
         return dataclasses.replace(completion, booked_as_lost=True)
 
-    async def _book_now(self, call_id: str, events: list[LedgerEvent], reason: str) -> None:
+    async def _book_now(self, call_id: str, events: list[LedgerEvent], reason: str) -> bool:
         """Book a call's events now: its lease made due at once, then reaped (should the reap
-        fail, the reaper books it, as it books a lost call)."""
+        fail, the reaper books it, as it books a lost call). True when every one of them was
+        settled into the budgets here (else the ledger settles it, later)."""
         booking = [msgspec.structs.replace(e, route_reason=reason) for e in events]
         await self._begin(keys=[LEASES, EVENTS], args=[call_id, 0, marker(booking)])
-        await self.reap()
+        _, settled = await self._reap()
+        return all(e.event_id in settled for e in booking)
 
     def most(self, request: LlmRequest, model: str, input_tokens: int) -> int:
         """What a lost call of request on model is booked at: the bound the budget stage
@@ -385,13 +388,20 @@ class PaidAnswers:
 
     async def reap(self) -> int:
         """Book every lost call whose lease expired; returns how many were booked here."""
+        return (await self._reap())[0]
+
+    async def _reap(self) -> tuple[int, set[str]]:
+        """reap(), and the ids of the events whose cost was settled into the budgets here."""
         claimed: list[bytes] = await self._claim(keys=[LEASES, EVENTS], args=[REAP_BATCH])
+        settled: set[str] = set()
         for claim in claimed:
             decoded = self._event_decoder.decode(claim)
             events = decoded if isinstance(decoded, list) else [decoded]
             try:
                 for event in events:
-                    raw = await self._settle_lost(event, encode(event))
+                    raw, here = await self._settle_lost(event, encode(event))
+                    if here:
+                        settled.add(event.event_id)
                     await publish(self._broker, raw, subjects.ledger(event.tenant),
                                   stream=subjects.STREAM_LEDGER,
                                   msg_id=scoped_msg_id(event.tenant, event.event_id))  # fmt: skip
@@ -400,24 +410,25 @@ class PaidAnswers:
                 # once per event id: JetStream drops a duplicate id)
                 await self._begin(keys=[LEASES, EVENTS], args=[events[0].event_id, 0, claim])
                 raise
-        return len(claimed)
+        return len(claimed), settled
 
-    async def _settle_lost(self, event: LedgerEvent, raw: bytes) -> bytes:
+    async def _settle_lost(self, event: LedgerEvent, raw: bytes) -> tuple[bytes, bool]:
         """Settle a claimed lost call into the budgets now, before its event is published;
         returns the event to publish, marked settled when this settle was the first in every
-        budget group (then the ledger skips it). A failed settle is left to the ledger."""
+        budget group (then the ledger skips it), and whether its cost is in the budgets now
+        (without budgets: nothing to settle, so yes). A failed settle is left to the ledger."""
         if self._budgets is None:
-            return raw
+            return raw, True
         try:
             settlement = await self._budgets.settle_event(event, final=False)
         except Exception:
             log.warning("lost call %s not settled here; the ledger will", event.event_id,
                         exc_info=True)  # fmt: skip
-            return raw
+            return raw, False
         if not settlement.complete:  # settled before (an earlier claim whose publish failed)
-            return raw
+            return raw, True
         event.router_settled = settled_mark(event)
-        return encode(event)
+        return encode(event), True
 
     async def _drop(self, call_id: str) -> bool:
         """Drop an answered (or never sent) call's lease and its lost-call event: one script,

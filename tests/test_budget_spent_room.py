@@ -20,17 +20,20 @@ import pytest
 import redis.asyncio as aioredis
 from faststream.nats import NatsBroker
 from opentelemetry import trace
+from redis.exceptions import RedisError
 
 from bus.messages import (
     BudgetPeriod,
     BudgetScope,
     BudgetSpec,
     ErrorCode,
+    LedgerEvent,
     Lever,
     LlmResult,
     error_result,
 )
 from cost_ledger.budgets.config import EngineSettings
+from cost_ledger.budgets.gate import Settlement
 from cost_ledger.budgets.store import BudgetStore
 from cost_ledger.catalog import PriceCatalog
 from flipsync.providers import dispatch_health
@@ -41,7 +44,8 @@ from router.context import Fallback, RequestContext, Route
 from router.errors import RouterError
 from router.paid_answers import PaidAnswers, booked, paid_micro_usd
 from router.pipeline import Handler, Stage, compose
-from router.providers.errors import NoCandidateLeftError
+from router.providers.client import Completion
+from router.providers.errors import NoCandidateLeftError, ProviderCallError
 from router.stages.batch import BatchStage
 from router.stages.budget import BudgetStage, estimate_input_tokens
 from router.stages.dispatch import Dispatcher
@@ -184,3 +188,50 @@ async def test_a_paid_packed_share_is_booked_when_the_retry_alone_fails(
     assert ctx.shared_micro_usd == _ShareBack.share
     assert ledger.cost_micro_usd == _ShareBack.share and ledger.lever is Lever.PACKED
     assert await store.counter(day_counter("tenant:acme")) == (_ShareBack.share, 0)
+
+
+class _SettleFails:
+    """The budgets as the lost-call booking sees them, with Redis failing on its settle."""
+
+    def __init__(self, store: BudgetStore) -> None:
+        self._store = store
+
+    @property
+    def engine(self) -> EngineSettings:
+        return self._store.engine
+
+    async def settle_event(
+        self, event: LedgerEvent, *, final: bool = True, alerts: bool = True
+    ) -> Settlement:
+        raise RedisError("connection reset")
+
+
+async def test_a_booked_part_keeps_its_room_until_its_settle_lands(
+    redis_client: aioredis.Redis, broker: NatsBroker
+) -> None:
+    """Found by review: an unusable answer's booking gave its part back to the budgets even
+    when settling it failed (left to the ledger, later): until then that room was neither
+    reserved nor spent. Now the room goes back only once the part is in the spend."""
+    tenant = f"keep{uuid.uuid4().hex[:8]}"
+    request = make_request(tenant=tenant, agent="listing")
+    store = await make_store(redis_client, [acme_budget(100_000)])
+    answers = PaidAnswers(redis_client, broker, CATALOG, lambda: "test", lease_s=30,
+                          answer_ttl_s=60, budgets=_SettleFails(store))  # fmt: skip
+    given: list[int] = []
+
+    async def give_back(amount: int) -> None:
+        given.append(amount)
+
+    ctx = RequestContext(request=request, reserved_micro_usd=500, give_back=give_back)
+
+    async def unusable() -> Completion:
+        raise ProviderCallError("a", MODEL, "unusable answer", retryable=False,
+                                unhealthy=True, billed=True)  # fmt: skip
+
+    try:
+        with pytest.raises(ProviderCallError):
+            await answers.call(ctx, provider="a", model=MODEL, input_tokens=20, simulated=True,
+                               make=unusable)  # fmt: skip
+    finally:
+        await answers.close()
+    assert given == [] and ctx.booked_micro_usd == 0 and ctx.reserved_micro_usd == 500
