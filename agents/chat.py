@@ -123,6 +123,7 @@ class ChatService:
             lever=result.lever if result else Lever.NONE,
             cost_micro_usd=asked.cost_micro_usd,
             baseline_micro_usd=asked.baseline_micro_usd,
+            simulated=bool(result and result.simulated),
         )
 
 

@@ -309,7 +309,8 @@ async def chat(settings: Settings, start: Start, tenant: str, question: str) -> 
             reply = await ask_chat(
                 session.broker, ChatAsk(tenant=tenant, question=text, history=history)
             )
-            mark = "[simulated provider: placeholder text] " if session.simulated else ""
+            simulated = session.simulated or reply.simulated  # a remote deployment says so
+            mark = "[simulated provider: placeholder text] " if simulated else ""
             print(f"{mark}{reply.answer}" if reply.ok else f"(no answer: {reply.reason})",
                   flush=True)  # fmt: skip
             if not reply.ok and tenant == "default" and reply.reason.startswith("no listings"):

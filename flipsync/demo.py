@@ -53,7 +53,7 @@ async def run_demo(settings: Settings, console: Console | None = None) -> int:
             console.print(f"  package    {folder}/")
         reply = await ask_chat(stack.broker, ChatAsk(tenant=TENANT, question=CHAT_QUESTION))
         console.print(f"\n[bold]Seller chat[/bold] > {CHAT_QUESTION}")
-        mark = "[simulated provider: placeholder text] " if stack.simulated else ""
+        mark = "[simulated provider: placeholder text] " if reply.simulated else ""
         console.print(
             escape(f"{mark}{reply.answer}" if reply.ok else f"(no answer: {reply.reason})")
         )

@@ -41,4 +41,6 @@ class ChatReply(msgspec.Struct, kw_only=True):
     lever: Lever = Lever.NONE
     cost_micro_usd: int = 0
     baseline_micro_usd: int = 0
+    simulated: bool = False
+    """The simulated provider wrote the answer: placeholder text, said so to the reader."""
     v: int = WIRE_VERSION
