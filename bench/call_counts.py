@@ -82,17 +82,8 @@ def counting(owner: Any, name: str, tally: collections.Counter[str]) -> Iterator
 
 def _request(priority: Any, n: int) -> Any:
     """A unique small structured request (packable at standard priority)."""
-    from bus.messages import ChatMessage, LlmRequest, OutputSchema
-
-    schema = OutputSchema(
-        name="title",
-        schema={
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["title"],
-            "properties": {"title": {"type": "string", "minLength": 3, "maxLength": 80}},
-        },
-    )
+    from bus.messages import ChatMessage, LlmRequest
+    from tests.helpers import TITLE_SCHEMA as schema  # the tests' small structured output
 
     text = f"Write a title for item {n} ({uuid.uuid4().hex[:12]}): a teal stoneware mug."
     return LlmRequest(

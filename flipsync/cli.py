@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from bus.logs import configure as configure_logging
 from flipsync import data_dir
+from flipsync.cli_parsing import OneLineErrors, deepest, pop_verbosity
 
 if TYPE_CHECKING:
     from bus.settings import Settings
@@ -109,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _add_parser(first.command, commands)
     args, unknown = full.parse_known_args([first.command, *rest])
     if unknown:  # named by the (sub)command that did not take them, not by `flipsync`
-        _deepest(commands.choices[first.command], args).error(
+        deepest(commands.choices[first.command], args).error(
             f"unrecognized arguments: {' '.join(unknown)}"
         )
     args.verbose = first.verbose + later
@@ -165,42 +166,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     return execute(
         print_report(settings, args.tenant, where=filter_of(args), as_json=args.json, by=args.by)
     )
-
-
-class OneLineErrors(argparse.ArgumentParser):
-    """A parser whose errors are one line naming the command, and where to read its options
-    (the usage block of a long command hid the one line that mattered)."""
-
-    def error(self, message: str) -> NoReturn:
-        """Print `PROG: MESSAGE (PROG --help: its options)` and exit 2."""
-        self.exit(2, f"{self.prog}: {message} (`{self.prog} --help` lists its options)\n")
-
-
-def _deepest(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
-    """The innermost subcommand's parser that args went through (`budget show`, say)."""
-    while True:
-        subparsers = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-        chosen = getattr(args, subparsers[0].dest, None) if subparsers else None
-        if chosen is None or chosen not in subparsers[0].choices:
-            return parser
-        parser = subparsers[0].choices[chosen]
-
-
-def pop_verbosity(rest: list[str]) -> tuple[list[str], int]:
-    """A command's arguments without -v, -vv or --verbose (accepted after the command name
-    too, as people type them: `flipsync demo -v`), and how many levels they asked for."""
-    kept: list[str] = []
-    levels = 0
-    for i, arg in enumerate(rest):
-        if arg == "--":
-            return kept + rest[i:], levels
-        if arg == "--verbose":
-            levels += 1
-        elif len(arg) > 1 and arg.startswith("-") and set(arg[1:]) == {"v"}:
-            levels += len(arg) - 1
-        else:
-            kept.append(arg)
-    return kept, levels
 
 
 def full_parser() -> argparse.ArgumentParser:

@@ -10,18 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 from faststream.nats import NatsBroker
 
 from bus import subjects
 from bus.codec import decode
-from bus.messages import BudgetPeriod, BudgetScope, BudgetSpec, LedgerEvent, Usage
+from bus.messages import BudgetPeriod, BudgetScope, BudgetSpec, LedgerEvent, LlmRequest, Usage
 from cost_ledger.budgets import keys
 from cost_ledger.budgets.config import EngineSettings
-from cost_ledger.budgets.policy import name_token
+from cost_ledger.budgets.policy import Subject, name_token
 from cost_ledger.budgets.projection import LedgerView, settled_by_router
 from cost_ledger.budgets.scripts import Code
+from cost_ledger.budgets.store import BudgetStore
 from cost_ledger.catalog import PriceCatalog
 from router.context import RequestContext
 from router.paid_answers import LEASES, PaidAnswers
@@ -45,26 +47,51 @@ async def _ledger_event(broker: NatsBroker, tenant: str) -> LedgerEvent:
     return decode(msg.data, LedgerEvent)
 
 
-async def test_a_lost_call_never_takes_settled_spend_past_the_budget(
-    redis_client: aioredis.Redis, broker: NatsBroker
-) -> None:
-    tenant = f"lost{uuid.uuid4().hex[:8]}"
+@dataclass(frozen=True)
+class _OneReservation:
+    tenant: str
+    request: LlmRequest
+    subject: Subject
+    tokens: int
+    reserved: int
+    store: BudgetStore
+    answers: PaidAnswers
+
+
+async def _one_reservation(
+    redis: aioredis.Redis, broker: NatsBroker, prefix: str
+) -> _OneReservation:
+    """A tenant of its own whose budget holds exactly what the budget stage reserves for one
+    request on MODEL, that reservation made, and paid-call booking into that budget."""
+    tenant = f"{prefix}{uuid.uuid4().hex[:8]}"
     catalog = PriceCatalog.load()
     request = make_request(tenant=tenant, agent="listing")
     subject = subject_of(request)
     tokens = estimate_input_tokens(request)
-    # What the budget stage reserves for the request on MODEL; the budget holds exactly that.
     reserved = max_request_cost(
         request, catalog.get(MODEL), EngineSettings().input_margin, estimate=tokens
     )
-    limit = reserved
-    budget = BudgetSpec(name=f"{tenant}-daily", scope=BudgetScope.TENANT,
-                        period=BudgetPeriod.DAY, limit_micro_usd=limit, tenant=tenant)  # fmt: skip
-    store = await make_store(redis_client, [budget])
+    budget = BudgetSpec(
+        name=f"{tenant}-daily",
+        scope=BudgetScope.TENANT,
+        period=BudgetPeriod.DAY,
+        limit_micro_usd=reserved,
+        tenant=tenant,
+    )
+    store = await make_store(redis, [budget])
     assert (await store.reserve(request.id, subject, reserved)).code is Code.RESERVED
-
-    answers = PaidAnswers(redis_client, broker, catalog, lambda: "test", lease_s=30,
+    answers = PaidAnswers(redis, broker, catalog, lambda: "test", lease_s=30,
                           answer_ttl_s=60, budgets=store)  # fmt: skip
+    return _OneReservation(tenant, request, subject, tokens, reserved, store, answers)
+
+
+async def test_a_lost_call_never_takes_settled_spend_past_the_budget(
+    redis_client: aioredis.Redis, broker: NatsBroker
+) -> None:
+    one = await _one_reservation(redis_client, broker, "lost")
+    tenant, request, tokens = one.tenant, one.request, one.tokens
+    reserved, store, answers = one.reserved, one.store, one.answers
+    limit = reserved
     started = asyncio.Event()
 
     async def hang() -> Completion:
@@ -111,21 +138,9 @@ async def test_a_lost_call_never_takes_settled_spend_past_the_budget(
 async def test_a_live_call_whose_lease_lapsed_is_booked_within_its_reservation(
     redis_client: aioredis.Redis, broker: NatsBroker
 ) -> None:
-    tenant = f"stall{uuid.uuid4().hex[:8]}"
-    catalog = PriceCatalog.load()
-    request = make_request(tenant=tenant, agent="listing")
-    subject = subject_of(request)
-    tokens = estimate_input_tokens(request)
-    reserved = max_request_cost(
-        request, catalog.get(MODEL), EngineSettings().input_margin, estimate=tokens
-    )
-    budget = BudgetSpec(name=f"{tenant}-daily", scope=BudgetScope.TENANT, period=BudgetPeriod.DAY,
-                        limit_micro_usd=reserved, tenant=tenant)  # fmt: skip
-    store = await make_store(redis_client, [budget])
-    assert (await store.reserve(request.id, subject, reserved)).code is Code.RESERVED
-
-    answers = PaidAnswers(redis_client, broker, catalog, lambda: "test", lease_s=30,
-                          answer_ttl_s=60, budgets=store)  # fmt: skip
+    one = await _one_reservation(redis_client, broker, "stall")
+    tenant, request, subject, tokens = one.tenant, one.request, one.subject, one.tokens
+    reserved, store, answers = one.reserved, one.store, one.answers
     started, answer = asyncio.Event(), asyncio.Event()
 
     async def slow() -> Completion:

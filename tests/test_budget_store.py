@@ -9,7 +9,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from bus.embedded import EmbeddedRedis
-from bus.liveness import Liveness
+from bus.liveness import Liveness, thread_liveness
 from bus.messages import (
     BudgetPeriod,
     BudgetPolicy,
@@ -136,14 +136,17 @@ async def test_settle_and_reserve_are_idempotent_by_request_id(
 
 
 async def test_a_dead_requests_reservation_is_released_after_the_timeout(
-    redis_client: aioredis.Redis,
+    redis_client: aioredis.Redis, redis_server: EmbeddedRedis
 ) -> None:
-    # A TTL (1.5 s, kept alive every 0.25 s) that a stalled test process does not let lapse.
-    store = await make_store(redis_client, [tenant_budget(1000)], ttl_s=1.5)
+    # A TTL (1.5 s) kept alive the way a router does (bus.liveness's thread, every 0.5 s),
+    # which a stalled test process does not let lapse.
+    keeper = thread_liveness(redis_server.url)
+    keeper.start()
+    store = await make_store(redis_client, [tenant_budget(1000)], ttl_s=1.5, liveness=keeper)
     counter = day_counter("tenant:acme")
     await store.reserve("dead", ACME, 400)
     await store.reserve("alive", ACME, 400)
-    kept = asyncio.create_task(_keep_alive(store, "alive"))
+    kept = store.hold("alive", ACME)
     try:
 
         async def dead_released() -> bool:
@@ -162,13 +165,8 @@ async def test_a_dead_requests_reservation_is_released_after_the_timeout(
         assert on_time.applied and on_time.held
         assert await store.counter(counter) == (30, 0)
     finally:
-        kept.cancel()
-
-
-async def _keep_alive(store: BudgetStore, request_id: str) -> None:
-    while True:
-        await store.keepalive(request_id)
-        await asyncio.sleep(0.25)
+        store.unhold(kept)
+        await keeper.stop()
 
 
 async def test_the_next_reserve_call_cleans_up_expired_reservations(

@@ -14,7 +14,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from flipsync.cli import COMMAND_HELP, full_parser, pop_verbosity
+from flipsync.cli import COMMAND_HELP, full_parser
+from flipsync.cli_parsing import pop_verbosity
 
 HEAVY = (
     "numpy", "onnxruntime", "statsmodels", "scipy", "redis", "nats", "faststream", "openai",

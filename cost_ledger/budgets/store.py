@@ -95,7 +95,6 @@ class BudgetStore:
         self._settle = redis.register_script(scripts.SETTLE)
         self._extend = redis.register_script(scripts.EXTEND)
         self._release = redis.register_script(scripts.RELEASE)
-        self._keepalive = redis.register_script(scripts.KEEPALIVE)
         self._sweep = redis.register_script(scripts.SWEEP)
         self._shrink = redis.register_script(scripts.SHRINK)
         self._give_back = redis.register_script(scripts.GIVE_BACK)
@@ -165,7 +164,7 @@ class BudgetStore:
 
     async def extend(self, request_id: str, subject: Subject, extra_cost: int) -> Reservation:
         """Add extra_cost to a standing reservation in every money counter, all or none."""
-        found = [c for c in await self._checks(subject, extra_cost) if c.unit is Unit.USD]
+        found = await self._money_checks(subject, extra_cost)
         if not found or extra_cost <= 0:
             return Reservation(code=Code.RESERVED)
         grown: list[tuple[str, list[Check]]] = []
@@ -199,7 +198,7 @@ class BudgetStore:
     async def give_back(self, request_id: str, subject: Subject, amount: int) -> None:
         """Take amount off a standing reservation's money counters: it was spent by a booking
         settled under another id (a call of this request booked at its bound)."""
-        found = [c for c in await self._checks(subject, amount) if c.unit is Unit.USD]
+        found = await self._money_checks(subject, amount)
         if not found or amount <= 0:
             return
         await asyncio.gather(
@@ -237,6 +236,10 @@ class BudgetStore:
     async def _all_groups(self) -> list[str]:
         raw = await self.redis.smembers(keys.GROUPS)
         return sorted({g.decode() if isinstance(g, bytes) else g for g in raw})
+
+    async def _money_checks(self, subject: Subject, amount: int) -> list[Check]:
+        """The money counters (not message quotas) a request of subject holding amount is in."""
+        return [c for c in await self._checks(subject, amount) if c.unit is Unit.USD]
 
     async def _checks(self, subject: Subject, amount: int) -> list[Check]:
         """The counters a request of subject holding amount must fit in, under the live rules."""
@@ -413,19 +416,6 @@ class BudgetStore:
         """Stop keeping a reservation alive."""
         for key in held:
             self._liveness.remove(key)
-
-    async def keepalive(self, request_id: str, subject: Subject | None = None) -> bool:
-        """Push a live request's reservation expiry back by reservation_ttl_s."""
-        ttl_ms = int(self.live.engine.reservation_ttl_s * 1000)
-        kept = 0
-        for group in await self._groups(request_id, subject):
-            kept += int(
-                await self._keepalive(
-                    keys=[keys.reservations(group), keys.reservation(group, request_id)],
-                    args=[request_id, ttl_ms],
-                )
-            )
-        return bool(kept)
 
     async def _groups(self, request_id: str, subject: Subject | None) -> list[str]:
         """The groups a request may hold a reservation in."""
