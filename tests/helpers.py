@@ -8,7 +8,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from bus.messages import ChatMessage, LlmRequest, OutputSchema
+from bus.messages import BudgetChange, ChatMessage, LlmRequest, OutputSchema
 
 if TYPE_CHECKING:
     from flipsync.stack import Stack
@@ -87,3 +87,20 @@ async def pipeline_quiet(stack: Stack, timeout_s: float = 30.0) -> None:
         return True
 
     await eventually(done, timeout_s=timeout_s)
+
+
+async def put_budgets(stack: Stack, change: BudgetChange) -> None:
+    """Publish a budget change and wait until the stack's router runs with it. The router
+    reads changes from the LEDGER stream on its own time: requests sent right after the
+    publish can run before the budget exists (a loaded CI machine did, stop 26)."""
+    from cost_ledger.budgets.control import publish_change
+
+    assert stack.budgets is not None
+    live = stack.budgets.live
+    expected = live.rules.apply(change)
+    await publish_change(stack.broker.connection.jetstream(), change)
+
+    async def in_force() -> bool:
+        return await live.current() == expected
+
+    await eventually(in_force)

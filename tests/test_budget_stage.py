@@ -34,14 +34,13 @@ from cost_ledger.aggregates import AggregateStore
 from cost_ledger.api_models import Filter
 from cost_ledger.budgets.cli import add_commands, run_command
 from cost_ledger.budgets.config import BudgetConfig
-from cost_ledger.budgets.control import publish_change
 from cost_ledger.budgets.live import LiveBudgets
 from cost_ledger.budgets.store import BudgetStore
 from cost_ledger.pricing import to_usd
 from cost_ledger.report import SIMULATED_NOTE, simulated_note
 from flipsync.cli import print_report
 from flipsync.stack import Stack, start_stack
-from tests.helpers import eventually, make_request
+from tests.helpers import eventually, make_request, put_budgets
 
 AGENT = "listing"
 
@@ -70,14 +69,7 @@ def store(stack: Stack) -> BudgetStore:
 async def change(stack: Stack, **fields: object) -> None:
     """Apply a BudgetChange through budget.control and wait until the stack runs with it."""
     message = msgspec.convert({"change_id": uuid.uuid4().hex, **fields}, BudgetChange)
-    await publish_change(stack.broker.connection.jetstream(), message)
-    live = store(stack).live
-    expected = live.rules.apply(message)
-
-    async def applied() -> bool:
-        return await live.current() == expected
-
-    await eventually(applied)
+    await put_budgets(stack, message)
 
 
 def request(tenant: str, **kw: object) -> LlmRequest:

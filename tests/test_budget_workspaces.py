@@ -28,7 +28,6 @@ from cost_ledger.api_models import Filter
 from cost_ledger.budgets import keys as budget_keys
 from cost_ledger.budgets.cli import add_commands, run_command
 from cost_ledger.budgets.config import check_budget
-from cost_ledger.budgets.control import publish_change
 from cost_ledger.budgets.errors import BudgetConfigError
 from cost_ledger.budgets.policy import Subject, applies, charges, scope_id
 from cost_ledger.budgets.store import BudgetStore
@@ -38,7 +37,7 @@ from cost_ledger.slices import FilterError, check_filter
 from cost_ledger.spend import spend_view
 from flipsync.cli import print_report
 from flipsync.stack import Stack, start_stack
-from tests.helpers import eventually, make_request
+from tests.helpers import eventually, make_request, put_budgets
 
 AGENT = "listing"
 
@@ -73,13 +72,7 @@ async def ask(stack: Stack, req: LlmRequest) -> LlmResult:
 
 async def set_budget(stack: Stack, spec: BudgetSpec) -> None:
     """Put a budget in force through budget.control and wait until the stack has it."""
-    change = BudgetChange(change_id=uuid.uuid4().hex, set_budgets=[spec])
-    await publish_change(stack.broker.connection.jetstream(), change)
-
-    async def in_force() -> bool:
-        return spec.name in (await store(stack).live.current()).budgets
-
-    await eventually(in_force)
+    await put_budgets(stack, BudgetChange(change_id=uuid.uuid4().hex, set_budgets=[spec]))
 
 
 def test_workspace_and_project_scopes_are_within_the_tenant() -> None:

@@ -33,14 +33,13 @@ from bus.messages import (
 )
 from bus.settings import Settings
 from bus.settings_sections import RoutingSettings
-from cost_ledger.budgets.control import publish_change
 from cost_ledger.pricing import cost_micro_usd, max_cost_micro_usd
 from flipsync.stack import Service, Stack, start_stack
 from router.routing.quality_store import quality_estimates
 from router.stages.budget import estimate_input_tokens
 from simulator.config import FaultKind
 from simulator.markers import marker
-from tests.helpers import eventually, make_request
+from tests.helpers import eventually, make_request, put_budgets
 
 CHEAP = "gpt-4o-mini"
 AGENT = "ebay_listing"
@@ -230,15 +229,7 @@ async def test_no_budget_room_for_the_next_rung_returns_the_failed_answer(stack:
         tenant=tenant,
     )
     change = BudgetChange(change_id=uuid.uuid4().hex, set_budgets=[spec])
-    await publish_change(stack.broker.connection.jetstream(), change)
-    assert stack.budgets is not None
-    live = stack.budgets.live
-    expected = live.rules.apply(change)
-
-    async def applied() -> bool:
-        return await live.current() == expected
-
-    await eventually(applied)
+    await put_budgets(stack, change)
     before = await calls(stack)
     result = await LlmClient(stack.broker).request(req, timeout_s=20)
     assert result.error_code is ErrorCode.SCHEMA_INVALID

@@ -30,7 +30,6 @@ from bus.settings import Settings
 from cost_ledger import keys
 from cost_ledger.aggregates import AggregateStore, Totals
 from cost_ledger.budgets.cli import add_commands, run_command
-from cost_ledger.budgets.control import publish_change
 from cost_ledger.budgets.periods import period_key
 from cost_ledger.budgets.status import BudgetStatus
 from cost_ledger.budgets.store import BudgetStore
@@ -39,7 +38,7 @@ from cost_ledger.pricing import to_usd
 from cost_ledger.rebuild import rebuild
 from flipsync.stack import Stack, start_stack
 from tests.cost_events import ledger_keys
-from tests.helpers import eventually, make_request, pipeline_quiet
+from tests.helpers import eventually, make_request, pipeline_quiet, put_budgets
 
 AGENTS = ("listing", "pricing-probe")
 TENANT = "rebuilt"
@@ -120,12 +119,7 @@ async def test_flush_then_rebuild_gives_identical_totals_and_enforcement_goes_on
         limit_micro_usd=LIMIT, tenant=TENANT,
     )  # fmt: skip
     change = BudgetChange(change_id=uuid.uuid4().hex, set_budgets=[spec])
-    await publish_change(stack.broker.connection.jetstream(), change)  # a run-time budget
-
-    async def in_force() -> bool:
-        return spec.name in (await budgets(stack).live.current()).budgets
-
-    await eventually(in_force)
+    await put_budgets(stack, change)  # a run-time budget
     first = await ask(stack, 12)
     assert all(r.ok for r in first), [r.reason for r in first]
     await pipeline_quiet(stack)

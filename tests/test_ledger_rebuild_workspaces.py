@@ -18,7 +18,6 @@ from bus.settings import Settings
 from cost_ledger.aggregates import AggregateStore, Applied
 from cost_ledger.api_models import Filter, SpendResponse
 from cost_ledger.batch_apply import BatchApplier
-from cost_ledger.budgets.control import publish_change
 from cost_ledger.budgets.periods import period_key
 from cost_ledger.budgets.store import BudgetStore
 from cost_ledger.cube import PLACES_VERSION
@@ -26,7 +25,7 @@ from cost_ledger.rebuild import rebuild
 from cost_ledger.spend import spend_view
 from flipsync.stack import Stack, start_stack
 from tests.cost_events import ledger_event, ledger_keys
-from tests.helpers import eventually, make_request, pipeline_quiet
+from tests.helpers import make_request, pipeline_quiet, put_budgets
 
 TENANT = "placed"
 AGENT = "listing"
@@ -70,15 +69,7 @@ async def test_flush_then_rebuild_restores_workspace_and_project_views(stack: St
         name="placed-eu", scope=BudgetScope.WORKSPACE, period=BudgetPeriod.DAY,
         limit_micro_usd=10_000_000, tenant=TENANT, workspace="eu",
     )  # fmt: skip
-    await publish_change(
-        stack.broker.connection.jetstream(),
-        BudgetChange(change_id=uuid.uuid4().hex, set_budgets=[spec]),
-    )
-
-    async def in_force() -> bool:
-        return spec.name in (await budgets(stack).live.current()).budgets
-
-    await eventually(in_force)
+    await put_budgets(stack, BudgetChange(change_id=uuid.uuid4().hex, set_budgets=[spec]))
     client = LlmClient(stack.broker)
     requests = [
         msgspec.structs.replace(

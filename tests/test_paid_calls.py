@@ -20,13 +20,12 @@ from bus.messages import (
     Usage,
     error_result,
 )
-from cost_ledger.budgets.control import publish_change
 from flipsync.stack import Stack
 from router.context import PaidCall, RequestContext
 from router.paid_answers import EVENTS, LEASES, PaidAnswers, booked
 from router.providers.client import Completion
 from simulator.config import Faults
-from tests.helpers import eventually, make_request, pipeline_quiet, router_stack
+from tests.helpers import eventually, make_request, pipeline_quiet, put_budgets, router_stack
 
 _MADE: list[PaidAnswers] = []
 """The PaidAnswers the tests made: each reaps every half lease until closed."""
@@ -76,7 +75,7 @@ async def test_invalid_answers_are_all_booked_within_budget(stack: Stack) -> Non
             )  # fmt: skip
         ],
     )
-    await publish_change(stack.broker.connection.jetstream(), change)
+    await put_budgets(stack, change)
     await stack.sim.set_faults(Faults(schema_invalid=1.0))
     try:
         calls = (await stack.sim.stats()).calls
