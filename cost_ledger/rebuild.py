@@ -195,5 +195,5 @@ async def _one(
         report.completed += int(result is Applied.COMPLETED)
         at_ms = event.finished_ms or event.started_ms
         if period_key(BudgetPeriod.MONTH, at_ms) == month:
-            settled = await budgets.settle_event(event, final=applied, alerts=False)
+            settled = await budgets.settle_event(event, final=applied, alerts=False, live=False)
             report.settled += int(settled.applied)

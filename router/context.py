@@ -79,10 +79,8 @@ class RequestContext:
     booked_micro_usd: int = 0
     """Booked for this request outside its own settle: its part of a call booked at its
     bound because the answer was unusable or the call's lease lapsed (router.paid_answers).
-    That part was settled into spend at once, so it is taken off the reservation
+    That part is spend, not room this reservation holds for its own settle
     (spent_elsewhere): a further call needs room beside it."""
-    give_back: Callable[[int], Awaitable[None]] | None = None
-    """Set by the budget stage: takes an amount off this request's reservation."""
     shared_micro_usd: int = 0
     """Its share of a packed call that failed for it, paid before it was retried alone (its
     result carries it, so its settle charges it)."""
@@ -124,14 +122,14 @@ class RequestContext:
         if cancelled is not None:
             raise cancelled
 
-    async def spent_elsewhere(self, amount: int) -> None:
-        """amount of this request's reservation was spent by a booking settled under another
-        id (a call booked at its bound): it moves from the reservation to booked_micro_usd,
-        so it is counted once, as spent, and not again as held room."""
+    def spent_elsewhere(self, amount: int) -> None:
+        """amount of this request's reservation went to a booking under another id (a call
+        booked at its bound): it moves from the reservation to booked_micro_usd here. In
+        Redis the booking's first settle takes it off the reservation (LedgerEvent.reserved_by,
+        BudgetStore.settle), wherever and whenever that settle lands; until then Redis holds
+        more than this view, never less."""
         self.booked_micro_usd += amount
-        if self.give_back is not None:
-            await self.give_back(amount)
-        elif self.reserved_micro_usd is not None:
+        if self.reserved_micro_usd is not None:
             self.reserved_micro_usd = max(self.reserved_micro_usd - amount, 0)
 
     def committed_micro_usd(self) -> int:

@@ -28,11 +28,11 @@ class Owed:
     payers: Sequence[RequestContext]
     parts: list[int]
 
-    async def note(self) -> None:
-        """The call was booked at its bound (settled into spend): each payer's part leaves
-        its reservation (RequestContext.spent_elsewhere)."""
+    def note(self) -> None:
+        """The call was booked at its bound: each payer's part is counted as spent, not as
+        room its reservation holds (RequestContext.spent_elsewhere)."""
         for payer, part in zip(self.payers, self.parts, strict=False):
-            await payer.spent_elsewhere(part)
+            payer.spent_elsewhere(part)
 
 
 def lost_parts(
@@ -90,4 +90,5 @@ def lost_event(
         paid_call=True,
         simulated=simulated,
         route_reason=f"{LOST_REASON} (request {request.id})",
+        reserved_by=request.id,
     )

@@ -17,12 +17,14 @@ Around each provider call dispatch makes (``PaidAnswers.call``):
 3. A redelivered request finds the stored answer and prices it again without paying again.
 4. A marker whose lease expired (its replica died while the provider answered) is claimed by
    whichever replica next calls a provider, or reaps; its cost is settled into the budget
-   counters at once, then its ledger event is published (saying so, so the ledger does not
+   counters at once and taken off the reservation that held its room (the event's
+   reserved_by), then its ledger event is published (saying so, so the ledger does not
    settle it again): the ledger may overstate a lost call, never understate it. The lease
    is a quarter of the reservation's TTL, so the charge lands while the dead request's
    reservation still holds its room; settled by the ledger instead, it could land after
    that reservation expired and its room went to other requests. The redelivery that pays
-   again reserves and books its own call under the request id.
+   again finds that reservation (HELD), grown back to its maximum or refused, and books
+   its own call under the request id.
 5. A call the provider answered (a 2xx) whose answer cannot be used (a body that is not JSON,
    no choices, a stream cut after it began: ``billed_failure``) was billed: its marker's
    event is booked at once, at the maximum, reason "unusable: ...", as a lost call is.
@@ -326,7 +328,7 @@ class PaidAnswers:
                                       encode(kept), ex=self._answer_ttl_s)  # fmt: skip
             if not await self._drop(call_id):  # a reaper booked it at its bound meanwhile
                 completion = await self._booked_meanwhile(request, call_id, completion, kept)
-                await owed.note()
+                owed.note()
             noted = True
             if on_answer is not None:
                 on_answer(completion)
@@ -341,9 +343,8 @@ class PaidAnswers:
                         await asyncio.shield(self._drop(call_id))
                     else:  # paid for an answer we cannot use: booked at its maximum
                         reason = f"{UNUSABLE_REASON}: {billed.reason} (request {request.id})"
-                        if await asyncio.shield(self._book_now(call_id, lost, reason)):
-                            await owed.note()  # settled here: its part leaves the reservation
-                        # else the ledger settles it later; the room stays held till then
+                        owed.note()  # a further call needs room beside it, settled here or not
+                        await asyncio.shield(self._book_now(call_id, lost, reason))
             raise
 
     async def _booked_meanwhile(
@@ -360,14 +361,12 @@ class PaidAnswers:
                                   encode(kept), ex=self._answer_ttl_s)  # fmt: skip
         return dataclasses.replace(completion, booked_as_lost=True)
 
-    async def _book_now(self, call_id: str, events: list[LedgerEvent], reason: str) -> bool:
+    async def _book_now(self, call_id: str, events: list[LedgerEvent], reason: str) -> None:
         """Book a call's events now: its lease made due at once, then reaped (should the reap
-        fail, the reaper books it, as it books a lost call). True when every one of them was
-        settled into the budgets here (else the ledger settles it, later)."""
+        fail, the reaper books it, as it books a lost call)."""
         booking = [msgspec.structs.replace(e, route_reason=reason) for e in events]
         await self._begin(keys=[LEASES, EVENTS], args=[call_id, 0, marker(booking)])
-        _, settled = await self._reap()
-        return all(e.event_id in settled for e in booking)
+        await self.reap()
 
     def most(self, request: LlmRequest, model: str, input_tokens: int) -> int:
         """What a lost call of request on model is booked at: the bound the budget stage
@@ -388,20 +387,13 @@ class PaidAnswers:
 
     async def reap(self) -> int:
         """Book every lost call whose lease expired; returns how many were booked here."""
-        return (await self._reap())[0]
-
-    async def _reap(self) -> tuple[int, set[str]]:
-        """reap(), and the ids of the events whose cost was settled into the budgets here."""
         claimed: list[bytes] = await self._claim(keys=[LEASES, EVENTS], args=[REAP_BATCH])
-        settled: set[str] = set()
         for claim in claimed:
             decoded = self._event_decoder.decode(claim)
             events = decoded if isinstance(decoded, list) else [decoded]
             try:
                 for event in events:
-                    raw, here = await self._settle_lost(event, encode(event))
-                    if here:
-                        settled.add(event.event_id)
+                    raw = await self._settle_lost(event, encode(event))
                     await publish(self._broker, raw, subjects.ledger(event.tenant),
                                   stream=subjects.STREAM_LEDGER,
                                   msg_id=scoped_msg_id(event.tenant, event.event_id))  # fmt: skip
@@ -410,25 +402,25 @@ class PaidAnswers:
                 # once per event id: JetStream drops a duplicate id)
                 await self._begin(keys=[LEASES, EVENTS], args=[events[0].event_id, 0, claim])
                 raise
-        return len(claimed), settled
+        return len(claimed)
 
-    async def _settle_lost(self, event: LedgerEvent, raw: bytes) -> tuple[bytes, bool]:
-        """Settle a claimed lost call into the budgets now, before its event is published;
+    async def _settle_lost(self, event: LedgerEvent, raw: bytes) -> bytes:
+        """Settle a claimed lost call into the budgets now, before its event is published
+        (the settle also takes its cost off the reservation that held its room: reserved_by);
         returns the event to publish, marked settled when this settle was the first in every
-        budget group (then the ledger skips it), and whether its cost is in the budgets now
-        (without budgets: nothing to settle, so yes). A failed settle is left to the ledger."""
+        budget group (then the ledger skips it). A failed settle is left to the ledger."""
         if self._budgets is None:
-            return raw, True
+            return raw
         try:
             settlement = await self._budgets.settle_event(event, final=False)
         except Exception:
             log.warning("lost call %s not settled here; the ledger will", event.event_id,
                         exc_info=True)  # fmt: skip
-            return raw, False
+            return raw
         if not settlement.complete:  # settled before (an earlier claim whose publish failed)
-            return raw, True
+            return raw
         event.router_settled = settled_mark(event)
-        return encode(event), True
+        return encode(event)
 
     async def _drop(self, call_id: str) -> bool:
         """Drop an answered (or never sent) call's lease and its lost-call event: one script,

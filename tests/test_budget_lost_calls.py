@@ -176,3 +176,51 @@ async def test_a_live_call_whose_lease_lapsed_is_booked_within_its_reservation(
     spent, held = await store.counter(day_counter(f"tenant:{tenant}"))
     assert held == 0
     assert spent <= reserved, f"{spent - reserved} micro-USD over: one call booked twice"
+
+
+async def test_a_redelivery_after_a_lost_call_needs_room_for_its_own_call(
+    redis_client: aioredis.Redis, broker: NatsBroker
+) -> None:
+    """The replica dies while the provider answers; the request is redelivered while its
+    reservation still stands. The lost call is booked at its bound and taken off that
+    reservation, so the redelivery (which finds it HELD) must find room for its own call.
+    Before, it took the standing reservation as its own: the lost call and the redelivery's
+    call were both settled against one reservation, up to twice the budget's room."""
+    one = await _one_reservation(redis_client, broker, "again")
+    tenant, request, subject, tokens = one.tenant, one.request, one.subject, one.tokens
+    reserved, store, answers = one.reserved, one.store, one.answers
+    started = asyncio.Event()
+
+    async def hang() -> Completion:
+        started.set()
+        await asyncio.Event().wait()
+        raise AssertionError("never answered")
+
+    call = asyncio.create_task(
+        answers.call(
+            RequestContext(request=request),
+            provider="sim",
+            model=MODEL,
+            input_tokens=tokens,
+            simulated=True,
+            make=hang,
+        )  # fmt: skip
+    )
+    try:
+        await started.wait()
+        [lease] = await redis_client.zrange(LEASES, 0, -1)
+        assert isinstance(lease, bytes)
+        await redis_client.zadd(LEASES, {lease: 0})  # the replica died
+        assert await answers.reap() == 1
+    finally:
+        call.cancel()
+        await asyncio.gather(call, return_exceptions=True)
+        await answers.close()
+    counter = day_counter(f"tenant:{tenant}")
+    assert await store.counter(counter) == (reserved, 0)  # booked, and off the reservation
+    event = await _ledger_event(broker, tenant)
+    assert event.reserved_by == request.id and event.cost_micro_usd == reserved
+    # The redelivery, the budget full with the lost call: refused, nothing held for it.
+    again = await store.reserve(request.id, subject, reserved)
+    assert again.code is Code.DENIED and again.spent == reserved
+    assert await store.counter(counter) == (reserved, 0)

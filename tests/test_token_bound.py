@@ -128,9 +128,6 @@ class Gate:
     async def release(self, request_id: str, subject: Subject | None = None) -> bool:
         return True
 
-    async def give_back(self, request_id: str, subject: Subject, amount: int) -> None:
-        return None
-
     def hold(self, request_id: str, subject: Subject) -> list[int]:
         return []
 

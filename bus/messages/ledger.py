@@ -54,6 +54,11 @@ class LedgerEvent(msgspec.Struct, kw_only=True):
     the default one."""
     project: str = DEFAULT_PROJECT
     """The request's project within its workspace (LlmRequest.project)."""
+    reserved_by: str = ""
+    """A call booked at its bound under its own id (lost with its replica, or billed but
+    unusable): the request whose budget reservation held its room. The first settle of this
+    event takes its cost off that reservation, so the room is not counted as spent and as
+    held at once, and a redelivery of that request must find room for its own call."""
     v: int = WIRE_VERSION
 
 

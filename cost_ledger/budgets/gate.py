@@ -77,10 +77,6 @@ class BudgetGate(Protocol):
         """Charge the actual cost and release the reservation, once per request id."""
         ...
 
-    async def give_back(self, request_id: str, subject: Subject, amount: int) -> None:
-        """Take amount, spent by a booking under another id, off a standing reservation."""
-        ...
-
     async def release(self, request_id: str, subject: Subject | None = None) -> bool:
         """Release the reservation without charging."""
         ...

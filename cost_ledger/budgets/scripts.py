@@ -23,7 +23,8 @@ class Code(enum.IntEnum):
     SETTLED = 2
     """The request id was settled before (a redelivery after its result was paid)."""
     HELD = 3
-    """The request id holds a reservation already (a redelivery while it stands)."""
+    """The request id holds a reservation already (a redelivery while it stands), grown to
+    this delivery's maximum where a booking had taken part of it."""
     WAIT = 4
     """It would fit once in-flight reservations settle: try again soon."""
     NOT_READY = 5
@@ -68,6 +69,28 @@ sweep(KEYS[1], ARGV[3], now)
 if redis.call('EXISTS', KEYS[4]) == 0 then return {5} end
 if redis.call('EXISTS', KEYS[3]) == 1 then return {2} end
 if redis.call('EXISTS', KEYS[2]) == 1 then
+  -- A redelivery while the earlier delivery's reservation stands. A call of that delivery
+  -- booked at its bound took its cost off it (SETTLE's reserved_by give-back), so it may
+  -- hold less than this delivery's maximum: grown back to it here, all counters or none,
+  -- refused (1) or told to wait (4) as a new reservation would be.
+  local grow = {}
+  for i = 5, #KEYS do
+    local a = 4 + (i - 5) * 3
+    local limit, amount = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
+    local need = amount - tonumber(redis.call('HGET', KEYS[2], KEYS[i]) or '0')
+    if need > 0 then
+      local v = redis.call('HMGET', KEYS[i], 'spent', 'reserved')
+      local spent, reserved = tonumber(v[1] or 0), tonumber(v[2] or 0)
+      if spent + amount > limit then return {1, i - 4, spent, reserved} end
+      if spent + reserved + need > limit then return {4, i - 4, spent, reserved} end
+      grow[#grow + 1] = {i, need, ARGV[a + 2]}
+    end
+  end
+  for _, g in ipairs(grow) do
+    redis.call('HINCRBY', KEYS[g[1]], 'reserved', g[2])
+    redis.call('EXPIREAT', KEYS[g[1]], g[3])
+    redis.call('HINCRBY', KEYS[2], KEYS[g[1]], g[2])
+  end
   redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
   return {3}
 end

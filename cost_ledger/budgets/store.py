@@ -20,6 +20,7 @@ overspent this way.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -56,6 +57,7 @@ WAKE_PER_RELEASE = 2
 """Waiters woken by each settle or release in this replica."""
 _MEMO_MAX = 100_000
 C = TypeVar("C", Check, "Charge")
+log = logging.getLogger(__name__)
 
 
 def grouped(found: Iterable[C]) -> list[tuple[str, list[C]]]:
@@ -97,7 +99,7 @@ class BudgetStore:
         self._release = redis.register_script(scripts.RELEASE)
         self._sweep = redis.register_script(scripts.SWEEP)
         self._shrink = redis.register_script(scripts.SHRINK)
-        self._give_back = redis.register_script(scripts.GIVE_BACK)
+        self._give_back_script = redis.register_script(scripts.GIVE_BACK)
         self._waiters = Waiters()
         self._suspect = False
         """A reservation met a slot without its ready marker since the last full check."""
@@ -195,22 +197,22 @@ class BudgetStore:
             return Reservation(code=code, check=check, spent=int(reply[2]), reserved=int(reply[3]))
         return Reservation(code=Code.RESERVED)
 
-    async def give_back(self, request_id: str, subject: Subject, amount: int) -> None:
-        """Take amount off a standing reservation's money counters: it was spent by a booking
-        settled under another id (a call of this request booked at its bound)."""
+    async def _give_back(self, holder: str, subject: Subject, amount: int, only: set[str]) -> None:
+        """Take amount off holder's standing reservation in the money counters of the groups
+        in only: a booking under another id, settled there first, spent that room (a call of
+        holder booked at its bound). Never below what holder holds in a counter."""
         found = await self._money_checks(subject, amount)
-        if not found or amount <= 0:
-            return
         await asyncio.gather(
             *(
-                self._give_back(
+                self._give_back_script(
                     keys=[
-                        keys.reservation(group, request_id),
+                        keys.reservation(group, holder),
                         *(keys.counter(c.counter) for c in group_checks),
                     ],
                     args=[amount],
                 )
                 for group, group_checks in grouped(found)
+                if group in only
             )
         )
 
@@ -276,12 +278,17 @@ class BudgetStore:
         at_ms: int,
         final: bool = False,
         alerts: bool = True,
+        reserved_by: str = "",
     ) -> Settlement:
         """Add a finished request's cost (and messages) to its counters and release its
         reservation, once per request id; at_ms (its finish) picks the periods.
 
         The router's settle is provisional; the ledger's is final (final=True) and corrects
         a provisional one of another amount (a request answered twice, by two replicas).
+        reserved_by: the request whose reservation held this cost's room (a call booked at
+        its bound under its own id); each group settling it first takes the cost off that
+        reservation. A failure there leaves the room held until that request settles or its
+        reservation expires: held twice for a while, never spent twice.
         """
         groups = grouped(charges(subject, at_ms))
         spent: dict[str, int] = {}
@@ -313,6 +320,13 @@ class BudgetStore:
                 )
         if not any(codes):
             return Settlement(applied=False, held=held)
+        first = {group for (group, _), code in zip(groups, codes, strict=True) if code == 1}
+        if reserved_by and first and cost > 0:
+            try:
+                await self._give_back(reserved_by, subject, cost, first)
+            except Exception:
+                log.warning("%d micro-USD of %s's reservation not given back after %s settled"
+                            " it", cost, reserved_by, request_id, exc_info=True)  # fmt: skip
         corrected = 2 in codes
         complete = all(code == 1 for code in codes)
         if not alerts or cost <= 0:
@@ -351,13 +365,14 @@ class BudgetStore:
         return reply
 
     async def settle_event(
-        self, event: LedgerEvent, *, final: bool = True, alerts: bool = True
+        self, event: LedgerEvent, *, final: bool = True, alerts: bool = True, live: bool = True
     ) -> Settlement:
         """Settle from a ledger event (the ledger consumer, or a rebuild); idempotent.
 
         final: the event was just applied to the aggregates, so its cost is the one the
         ledger keeps for this request; a duplicate event is settled provisionally (a no-op
-        once anything was settled).
+        once anything was settled). live=False (a rebuild replaying old events) leaves
+        standing reservations alone: a booking's room is given back only as it happens.
         """
         messages = 1 if event.user and event.paid_call else 0
         subject = Subject(
@@ -377,6 +392,7 @@ class BudgetStore:
             at_ms=at_ms,
             final=final,
             alerts=alerts,
+            reserved_by=event.reserved_by if live else "",
         )
 
     async def release(self, request_id: str, subject: Subject | None = None) -> bool:

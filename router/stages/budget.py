@@ -118,29 +118,17 @@ class BudgetStage:
         engine = self._budgets.engine
         tokens_in = estimate_input_tokens(request)
         got, first = await self._reserve(ctx, subject, tokens_in, engine)
-        reserved = ctx.reserved_micro_usd = first
+        ctx.reserved_micro_usd = first
 
         async def top_up(extra: int) -> bool:
-            nonlocal reserved
             if got.code is Code.SETTLED:
                 return False  # a redelivery of a paid request spends nothing more
             grown = await self._budgets.extend(request.id, subject, extra)
             if grown.holds:
-                reserved = ctx.reserved_micro_usd = reserved + extra
+                ctx.reserved_micro_usd = (ctx.reserved_micro_usd or 0) + extra
             return grown.holds
 
-        async def give_back(amount: int) -> None:
-            nonlocal reserved
-            taken = min(amount, reserved)
-            reserved = ctx.reserved_micro_usd = reserved - taken
-            if _reserved_here(got) and taken > 0:
-                try:
-                    await self._budgets.give_back(request.id, subject, taken)
-                except Exception:  # the room stays held until the settle: conservative
-                    log.warning("request %s: %d micro-USD not given back to its budgets",
-                                request.id, taken, exc_info=True)  # fmt: skip
-
-        ctx.top_up, ctx.give_back = top_up, give_back
+        ctx.top_up = top_up
         # The reservation kept alive while the call runs (off the loop, in a stack).
         held = (
             []
@@ -158,6 +146,7 @@ class BudgetStage:
         # runs once the result is published: the requester does not wait for it. Left first,
         # so nothing after it (a cancelled overrun alert) can skip it.
         await ctx.later(functools.partial(self._settle, ctx, got, subject, result, held))
+        reserved = ctx.reserved_micro_usd or 0
         if result.cost_micro_usd > reserved:  # booked in full by the settle, counted and alerted
             await self._overruns.record(request, result, reserved)
         return result
