@@ -194,9 +194,8 @@ class DedupStage:
         """Make the call, keeping the claim alive, then hand the outcome to the waiters."""
         request = ctx.request
         source: LlmResult | None = None
-        kept = self._store.keep(
-            request.tenant, fingerprint, token, functools.partial(_claim_lost, fingerprint)
-        )
+        lead = _Lead(fingerprint)
+        kept = self._store.keep(request.tenant, fingerprint, token, lead.lost)
         try:
             result = await call_next(ctx)
             source = result if shareable(result) else None
@@ -210,17 +209,18 @@ class DedupStage:
         finally:  # after the result is published (RequestContext.later): waiters on other
             # replicas get the outcome then; the claim is kept alive until it is stored
             await ctx.later(
-                functools.partial(self._done, request.tenant, fingerprint, token, source, kept)
+                functools.partial(self._done, request.tenant, lead, token, source, kept)
             )
 
     async def _done(
-        self, tenant: str, fingerprint: str, token: str, source: LlmResult | None, kept: int
+        self, tenant: str, lead: _Lead, token: str, source: LlmResult | None, kept: int
     ) -> None:
         """Finish the claim (outcome stored, claim dropped, waiters told), then stop keeping
         it alive: kept until then, a stall before the finish cannot hand it to a waiter who
         would call again."""
+        lead.finishing = True  # a renewal that meets the claim dropped by the finish is no loss
         try:
-            await self._finish(tenant, fingerprint, token, source)
+            await self._finish(tenant, lead.fingerprint, token, source)
         finally:
             self._store.forget(kept)
 
@@ -242,6 +242,16 @@ class DedupStage:
         return served_copy(source, ctx.request, Lever.DEDUP, reason, ctx.elapsed_ms())
 
 
-def _claim_lost(fingerprint: str) -> None:
-    """A leader's claim lapsed while its call ran (another may have taken it)."""
-    log.warning("lost the claim of call %s; a waiter may call again", fingerprint)
+class _Lead:
+    """A call this replica leads: told when its claim lapsed, unless its finish dropped it."""
+
+    def __init__(self, fingerprint: str) -> None:
+        self.fingerprint = fingerprint
+        self.finishing = False
+        """Set when the finish starts: the claim is still renewed until the finish has
+        dropped it, so a renewal that finds it gone meanwhile raced the drop (no lapse)."""
+
+    def lost(self) -> None:
+        """The claim lapsed while the call ran (another may have taken it): say so."""
+        if not self.finishing:
+            log.warning("lost the claim of call %s; a waiter may call again", self.fingerprint)
