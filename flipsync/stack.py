@@ -438,7 +438,11 @@ def _router_service(
         route,
         cascade.around(
             BudgetStage(
-                budgets, catalog, offered_by(registry), overrun_alerts=JetStreamAlerts(broker)
+                budgets,
+                catalog,
+                offered_by(registry),
+                overrun_alerts=JetStreamAlerts(broker),
+                book_lost_calls=paid.reap,
             ),
             lambda: catalog.version,
         ),

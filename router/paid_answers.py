@@ -29,7 +29,9 @@ Around each provider call dispatch makes (``PaidAnswers.call``):
    no choices, a stream cut after it began: ``billed_failure``) was billed: its marker's
    event is booked at once, at the maximum, reason "unusable: ...", as a lost call is.
 A call that failed otherwise (an error status, a timeout, a cancellation) drops its marker:
-it is not booked, as before (a timed-out call's reason says it may have been billed).
+it is not booked, as before (a timed-out call's reason says it may have been billed), unless
+a reaper booked it at its bound first (its lease lapsed while the loop stalled): then its
+payers' parts are noted, as for an answered call, so that a fallback needs room beside it.
 """
 
 from __future__ import annotations
@@ -340,7 +342,8 @@ class PaidAnswers:
                 billed = billed_failure(exc)
                 with contextlib.suppress(Exception):
                     if billed is None:
-                        await asyncio.shield(self._drop(call_id))
+                        if not await asyncio.shield(self._drop(call_id)):
+                            owed.note()  # a reaper booked it at its bound meanwhile (a stall)
                     else:  # paid for an answer we cannot use: booked at its maximum
                         reason = f"{UNUSABLE_REASON}: {billed.reason} (request {request.id})"
                         owed.note()  # a further call needs room beside it, settled here or not

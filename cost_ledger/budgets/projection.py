@@ -11,7 +11,7 @@ import redis.asyncio as aioredis
 from bus.messages import LedgerEvent
 from cost_ledger import keys as ledger_keys
 from cost_ledger.aggregates import AggregateStore
-from cost_ledger.budgets.store import BudgetStore
+from cost_ledger.budgets.store import BudgetStore, event_messages
 
 
 class LedgerView(AggregateStore):
@@ -69,5 +69,4 @@ def settled_by_router(event: LedgerEvent) -> bool:
 def settled_mark(event: LedgerEvent) -> str:
     """The router_settled of an event whose own settle charged it first in every budget group:
     its cost and its message for a user's paid call (as settle_event charges them)."""
-    messages = 1 if event.user and event.paid_call else 0
-    return f"{event.cost_micro_usd}:{messages}"
+    return f"{event.cost_micro_usd}:{event_messages(event)}"

@@ -42,8 +42,9 @@ local function release(key)
   local held = redis.call('HGETALL', key)
   for k = 1, #held, 2 do
     local amount = tonumber(held[k + 1])
-    -- (a part given back can leave 0; Lua's -0 reaches HINCRBY as "-0", not an integer)
-    if amount ~= 0 and redis.call('EXISTS', held[k]) == 1 then
+    -- (a part given back can leave 0; Lua's -0 reaches HINCRBY as "-0", not an integer;
+    -- a field starting with ~ is a mark, not a counter)
+    if amount ~= 0 and string.sub(held[k], 1, 1) ~= '~' and redis.call('EXISTS', held[k]) == 1 then
       redis.call('HINCRBY', held[k], 'reserved', -amount)
     end
   end
@@ -72,7 +73,8 @@ if redis.call('EXISTS', KEYS[2]) == 1 then
   -- A redelivery while the earlier delivery's reservation stands. A call of that delivery
   -- booked at its bound took its cost off it (SETTLE's reserved_by give-back), so it may
   -- hold less than this delivery's maximum: grown back to it here, all counters or none,
-  -- refused (1) or told to wait (4) as a new reservation would be.
+  -- refused (1) or told to wait (4) as a new reservation would be. Marked taken over
+  -- (the ~adopted mark): a give-back arriving from now on is skipped (see GIVE_BACK).
   local grow = {}
   for i = 5, #KEYS do
     local a = 4 + (i - 5) * 3
@@ -91,6 +93,7 @@ if redis.call('EXISTS', KEYS[2]) == 1 then
     redis.call('EXPIREAT', KEYS[g[1]], g[3])
     redis.call('HINCRBY', KEYS[2], KEYS[g[1]], g[2])
   end
+  redis.call('HSET', KEYS[2], '~adopted', 1)
   redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
   return {3}
 end
@@ -163,9 +166,13 @@ GIVE_BACK = """
 -- A part of a request's reservation was spent by a booking settled under another id (a
 -- call booked at its bound: cost_ledger settles it into spent at once): take that part off
 -- the reservation, so the same micro-dollars are not counted both as spent and as reserved.
--- Never below what this request holds in a counter. KEYS: 1 this reservation, 2.. counters
--- ARGV: 1 amount. Returns 0 when the request holds no reservation here.
+-- Never below what this request holds in a counter. Skipped once a redelivery took the
+-- reservation over (RESERVE's HELD): that delivery counts on the room it found, so a late
+-- give-back would hand its room to other requests; the booking's room is then held twice
+-- until the request settles (never spent twice). KEYS: 1 this reservation, 2.. counters
+-- ARGV: 1 amount. Returns 0 when the request holds no reservation here, or it was taken over.
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if redis.call('HEXISTS', KEYS[1], '~adopted') == 1 then return 0 end
 local amount = tonumber(ARGV[1])
 for i = 2, #KEYS do
   local held = tonumber(redis.call('HGET', KEYS[1], KEYS[i]) or '0')

@@ -60,6 +60,13 @@ C = TypeVar("C", Check, "Charge")
 log = logging.getLogger(__name__)
 
 
+def event_messages(event: LedgerEvent) -> int:
+    """The user messages a ledger event charges: one for a user's paid call, none for a call
+    booked at its bound under its own id (reserved_by: lost, or billed and unusable), as its
+    request charges the message when it settles, however many of its calls were booked."""
+    return 1 if event.user and event.paid_call and not event.reserved_by else 0
+
+
 def grouped(found: Iterable[C]) -> list[tuple[str, list[C]]]:
     """Counters by group, in the fixed order every replica uses: tenants' groups (by name),
     then the global group, the most contended, held for the shortest time."""
@@ -374,7 +381,7 @@ class BudgetStore:
         once anything was settled). live=False (a rebuild replaying old events) leaves
         standing reservations alone: a booking's room is given back only as it happens.
         """
-        messages = 1 if event.user and event.paid_call else 0
+        messages = event_messages(event)
         subject = Subject(
             tenant=event.tenant,
             agent=event.agent,

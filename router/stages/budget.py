@@ -23,7 +23,7 @@ import json
 import logging
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 
 from bus.messages import BudgetPolicy, ImagePart, LlmRequest, LlmResult
@@ -101,10 +101,14 @@ class BudgetStage:
         offered: Callable[[str], str | None],
         *,
         overrun_alerts: AlertSink | None = None,
+        book_lost_calls: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         """offered(model) is the configured provider offering a model, or None;
-        overrun_alerts gets an alert for every answer that cost more than its reservation."""
+        overrun_alerts gets an alert for every answer that cost more than its reservation;
+        book_lost_calls (router.paid_answers.PaidAnswers.reap) books the lost calls whose
+        lease lapsed, run before a redelivery reserves."""
         self._budgets = budgets
+        self._book_lost_calls = book_lost_calls
         self._catalog = catalog
         self._offered = offered
         self._overruns = Overruns(overrun_alerts)
@@ -117,6 +121,14 @@ class BudgetStage:
         subject = subject_of(request)
         engine = self._budgets.engine
         tokens_in = estimate_input_tokens(request)
+        if ctx.delivery > 1 and self._book_lost_calls is not None:
+            # An earlier delivery's lost call is booked (its cost taken off the reservation)
+            # before this one takes the reservation over: after that, its give-back is
+            # skipped (scripts.GIVE_BACK) and this delivery would find no room for its call.
+            try:
+                await self._book_lost_calls()
+            except Exception:  # Redis or NATS away: the reapers book it later
+                log.debug("booking lost calls before a redelivery failed", exc_info=True)
         got, first = await self._reserve(ctx, subject, tokens_in, engine)
         ctx.reserved_micro_usd = first
 
