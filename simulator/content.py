@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from router.tokens import count_text_tokens, text_pieces
 from simulator.context_answer import answer_from, listings_in
-from simulator.facts import BLIND, Facts, facts_of, item_texts
+from simulator.facts import BLIND, facts_of, item_texts
 from simulator.request import ChatRequest
 from simulator.schema_values import SchemaFaker
 from simulator.tool_calls import ToolCall, tool_calls, wants_call
@@ -58,7 +58,7 @@ def generate(request: ChatRequest, *, break_schema: bool = False) -> Generated:
             facts = BLIND  # photos alone: the simulator cannot see them, and says so
         faker = SchemaFaker(schema, words, rng, facts)
         packed = _packed_items(schema, text)
-        value = faker.value(schema) if packed is None else _packed(schema, packed, words, rng)
+        value = faker.value(schema) if packed is None else _packed(schema, packed, rng)
         if break_schema:
             value = violate(faker, value)
         content = _dump(value)
@@ -85,25 +85,25 @@ def _has_images(messages: list[dict[str, Any]]) -> bool:
     )
 
 
-def _packed_items(schema: dict[str, Any], text: str) -> list[Facts] | None:
-    """Each item's facts, when schema is a packed call's (items pinned by prefixItems) and
+def _packed_items(schema: dict[str, Any], text: str) -> list[str] | None:
+    """Each item's text, when schema is a packed call's (items pinned by prefixItems) and
     the prompt holds as many ``### Item N`` blocks; else None."""
     items = schema.get("properties", {}).get("items", {})
     prefix = items.get("prefixItems") if isinstance(items, dict) else None
     texts = item_texts(text)
     if not isinstance(prefix, list) or not texts or len(texts) != len(prefix):
         return None
-    return [facts_of(item) for item in texts]
+    return texts
 
 
-def _packed(
-    schema: dict[str, Any], facts: list[Facts], words: Vocabulary, rng: random.Random
-) -> dict[str, Any]:
-    """A packed call's answer: item i written from item i's own facts only."""
+def _packed(schema: dict[str, Any], texts: list[str], rng: random.Random) -> dict[str, Any]:
+    """A packed call's answer: item i written from item i's own facts and words only (words
+    of the whole prompt put one product's name in another's listing)."""
     prefix = schema["properties"]["items"]["prefixItems"]
     answers = []
-    for item_schema, item_facts in zip(prefix, facts, strict=True):
-        faker = SchemaFaker(schema, words, rng, item_facts)  # the root, for $refs
+    for item_schema, item_text in zip(prefix, texts, strict=True):
+        words = Vocabulary.from_messages([{"role": "user", "content": item_text}])
+        faker = SchemaFaker(schema, words, rng, facts_of(item_text))  # the root, for $refs
         answers.append(faker.value(item_schema, depth=1))
     return {"items": answers}
 

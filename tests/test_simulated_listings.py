@@ -80,10 +80,29 @@ def test_each_packed_item_is_answered_from_its_own_content_only() -> None:
     ).request
     mug, shoes = answer(packed)["items"]
     assert (mug["index"], shoes["index"]) == (0, 1)
-    mug_text = f"{mug['title']} {mug['description']}".lower()
-    shoe_text = f"{shoes['title']} {shoes['description']}".lower()
+    # Every field, free text included (found by a newcomer: the mug's translations were
+    # drawn from the whole packed prompt's words and named the shoes).
+    mug_text = json.dumps(mug).lower()
+    shoe_text = json.dumps(shoes).lower()
     assert "mug" in mug_text and "shoes" in shoe_text
     for word in ("salomon", "shoes", "orange", "worn"):
+        assert word not in mug_text
+    for word in ("mug", "teal", "stoneware", "glazed"):
+        assert word not in shoe_text
+
+
+def test_each_packed_translation_is_written_from_its_own_listing_only() -> None:
+    """Found by a newcomer: free text (the translations) was drawn from the words of the
+    whole packed prompt, so the mug's German title named the jacket and the lamp."""
+    mug = {"ebay_listing": {"title": "Teal stoneware mug 350 ml",
+                            "description": "Hand-glazed teal stoneware mug."}}  # fmt: skip
+    shoes = {"ebay_listing": {"title": "Salomon trail running shoes EU 42",
+                              "description": "Worn twice, grey and orange."}}  # fmt: skip
+    packed = build_packed_call(
+        [agent_request("translation", mug), agent_request("translation", shoes)], "pack-2"
+    ).request
+    mug_text, shoe_text = (json.dumps(item).lower() for item in answer(packed)["items"])
+    for word in ("salomon", "shoes", "orange", "worn", "trail"):
         assert word not in mug_text
     for word in ("mug", "teal", "stoneware", "glazed"):
         assert word not in shoe_text
