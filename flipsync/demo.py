@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
@@ -11,7 +13,9 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 
 from agents.bulk_report import cost_line
+from agents.cancel import requests_mark
 from agents.chat import ask_chat
+from agents.cli import EXIT_INTERRUPTED, Session, stop_unfinished
 from agents.output import summary, usd, write_package
 from agents.sources import load_catalog
 from agents.upload import Uploader
@@ -46,7 +50,15 @@ async def run_demo(settings: Settings, console: Console | None = None) -> int:
         # Quiet FastStream's per-task INFO lines: the demo's output is the listings.
         logging.getLogger("faststream.access.nats").setLevel(logging.WARNING)
         before = await stack.aggregates.totals(TENANT)  # earlier runs' spend and baseline
-        done = await _upload_all(stack, console)
+        uploads = _Uploads(mark=await requests_mark(stack.broker))
+        try:
+            done = await _upload_all(stack, console, uploads)
+        except asyncio.CancelledError:  # Ctrl-C: as `flipsync upload` does, so that no later
+            # command resumes the unfinished products and pays for them
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()  # handled: the stack still stops cleanly below
+            return await _interrupted(stack, uploads)
         for event in done:
             folder = write_package(OUT, event, simulated=stack.simulated)
             console.print(escape(summary(event, simulated=stack.simulated)))
@@ -90,7 +102,30 @@ def chat_cost_line(reply: ChatReply, *, simulated: bool) -> str:
     )
 
 
-async def _upload_all(stack: Stack, console: Console) -> list[WorkflowDone]:
+@dataclass
+class _Uploads:
+    """The demo's workflows as they start and finish (what an interrupt leaves unfinished)."""
+
+    mark: int
+    """The requests stream's last sequence before the first upload."""
+    started: list[str] = field(default_factory=list)
+    done: dict[str, WorkflowDone] = field(default_factory=dict)
+
+
+async def _interrupted(stack: Stack, uploads: _Uploads) -> int:
+    """Cancel the unfinished products' workflows and say so; the interrupted status."""
+    session = Session(broker=stack.broker, simulated=stack.simulated,
+                      aggregates=stack.aggregates, stopping=stack.stopping)  # fmt: skip
+    unfinished = [wf for wf in uploads.started if wf not in uploads.done]
+    note = await stop_unfinished(session, stack.settings, TENANT, unfinished, uploads.mark,
+                                 why="interrupted")  # fmt: skip
+    finished = len(uploads.started) - len(unfinished)
+    print(f"interrupted: {finished} of {len(uploads.started)} products done, "
+          f"nothing written{note}", file=sys.stderr)  # fmt: skip
+    return EXIT_INTERRUPTED
+
+
+async def _upload_all(stack: Stack, console: Console, uploads: _Uploads) -> list[WorkflowDone]:
     products = load_catalog()
     with Progress(
         TextColumn("{task.description}"),
@@ -106,21 +141,23 @@ async def _upload_all(stack: Stack, console: Console) -> list[WorkflowDone]:
                 progress.update(task, completed=event.done, total=event.total)
 
         async with WorkflowWatcher(stack.broker, TENANT, on_progress) as watcher:
-            uploads = []
+            uploads.done = watcher.done
+            started = []
             tracer = stack.tracer_provider.get_tracer("flipsync.upload")
             uploader = Uploader(stack.broker, stack.settings)
             for product in products:
                 upload = await uploader.upload(product, tenant=TENANT, tracer=tracer)
                 tasks[upload.workflow_id] = progress.add_task(product.product_id, total=None)
-                uploads.append(upload)
-            done = await watcher.wait((u.workflow_id for u in uploads), timeout_s=180)
-        for upload in uploads:
+                started.append(upload)
+                uploads.started.append(upload.workflow_id)
+            done = await watcher.wait((u.workflow_id for u in started), timeout_s=180)
+        for upload in started:
             state = "done" if done[upload.workflow_id].ok else "FAILED"
             task = tasks[upload.workflow_id]
             total = progress.tasks[task].total or 1
             progress.update(task, completed=total, total=total)
             progress.update(task, description=f"{upload.product_id} {state}")
-    return [done[u.workflow_id] for u in uploads]
+    return [done[u.workflow_id] for u in started]
 
 
 async def _settle_ledger(

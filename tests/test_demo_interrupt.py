@@ -1,0 +1,71 @@
+"""Ctrl-C during `flipsync demo` cancels the unfinished products, as `flipsync upload` does.
+
+Found by a newcomer: an interrupted demo left its workflows durable in JetStream, and the
+next command on the same data (`flipsync http`, `chat`) resumed them and paid for calls whose
+listings nobody would write, without a word.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nats
+
+from tests.test_cli_first_hour import HANG_GUARD_S, descendants, flipsync, ledger_calls, running
+
+
+async def _first_progress(url: str, within_s: float) -> None:
+    """Wait for the demo's first workflow progress event (an agent of a product finished)."""
+    nc = await nats.connect(url)
+    try:
+        sub = await nc.subscribe("workflow.progress.demo.*")
+        await sub.next_msg(timeout=within_s)
+    finally:
+        await nc.close()
+
+
+def test_sigint_mid_demo_cancels_the_unfinished_products(tmp_path: Path) -> None:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("NATS_", "REDIS_"))}
+    env = {**clean, "PYTHONUNBUFFERED": "1", "FLIPSYNC_AGENT_WORKERS": "1",
+           "FLIPSYNC_SIM_LATENCY_MS": "30"}  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-m", "flipsync", "demo"], env=env, cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        url = ""
+        deadline = time.monotonic() + 120  # a hang guard, not a timing check
+        while not url and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            assert line, proc.communicate()
+            if found := re.match(r"NATS (nats://\S+)", line):
+                url = found.group(1)
+        asyncio.run(_first_progress(url, within_s=120))
+        children = descendants(proc.pid)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=HANG_GUARD_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, stderr
+    lines = stderr.strip().splitlines()
+    assert lines[0].startswith("stopping: cancelling ") and "unfinished product" in lines[0]
+    assert re.fullmatch(
+        r"interrupted: \d of 6 products done, nothing written; \d unfinished products? "
+        r"cancelled \(calls already made stay in the report\)",
+        lines[-1],
+    ), stderr
+    assert [pid for pid in children if running(pid)] == []
+    # The cancelled workflows do not resume under the next command on the same data.
+    calls = ledger_calls(tmp_path, "demo")
+    assert calls > 0
+    chat = flipsync("chat", "--tenant", "other", "hi", env={}, cwd=tmp_path)
+    assert chat.returncode == 0, chat.stderr
+    assert ledger_calls(tmp_path, "demo") == calls
