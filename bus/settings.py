@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -267,7 +268,46 @@ class Settings(BaseSettings):
         """An empty variable (as compose passes an unset one) means unset."""
         return None if value == "" else value
 
+    @field_validator("nats_url")
+    @classmethod
+    def _nats_urls(cls, value: str | None) -> str | None:
+        """Every server of NATS_URL is a NATS URL (checked here: nats-py says only "invalid
+        connect url option" after its connect timeout)."""
+        if value is not None:
+            for server in value.split(","):
+                _check_url(server.strip(), NATS_SCHEMES, "nats://host:4222")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        """REDIS_URL is a Redis URL (redis-py's own error is a traceback)."""
+        if value is not None:
+            _check_url(value, REDIS_SCHEMES, "redis://host:6379")
+        return value
+
     @property
     def real_provider(self) -> bool:
         """Whether a real provider is configured (so the simulated one stays off)."""
         return self.openai_api_key is not None or self.openai_base_url is not None
+
+
+NATS_SCHEMES = ("nats", "tls", "ws", "wss")
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+
+def _check_url(url: str, schemes: tuple[str, ...], example: str) -> None:
+    """Raise ValueError naming url unless it has one of schemes, a host and a numeric port
+    (a NATS server may be written host:port: nats-py adds nats://)."""
+    parsed = urlsplit(url if "://" in url or schemes[0] != "nats" else f"nats://{url}")
+    schemes_said = ", ".join(f"{s}://" for s in schemes)
+    if parsed.scheme not in schemes:
+        raise ValueError(f"{url!r} is not one of {schemes_said} (for example {example})")
+    if parsed.scheme == "unix":
+        return
+    try:
+        parsed.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError as exc:
+        raise ValueError(f"{url!r}: {exc} (for example {example})") from None
+    if not parsed.hostname:
+        raise ValueError(f"{url!r} names no host (for example {example})")

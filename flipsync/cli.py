@@ -18,7 +18,13 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from bus.logs import configure as configure_logging
 from flipsync import data_dir
-from flipsync.cli_parsing import OneLineErrors, deepest, pop_verbosity
+from flipsync.cli_parsing import (
+    OneLineErrors,
+    deepest,
+    pop_verbosity,
+    setting_name,
+    setting_problem,
+)
 
 if TYPE_CHECKING:
     from bus.settings import Settings
@@ -29,8 +35,9 @@ EXIT_CODES = """exit status:
   0    done
   1    done, but some products' workflows failed (each one is named); or a
        flag, experiment or prompt change was refused (the reason is printed)
-  2    bad usage or input (a file, a column, a flag, a name that does not
-       exist): nothing was started or changed
+  2    bad usage, input or setting (a file, a column, a flag, a name that
+       does not exist, a NATS_URL that is not a URL): nothing was started or
+       changed
   3    NATS or Redis cannot be reached (the URL is named, and what to check)
   4    --timeout passed: what finished is written, the rest is not
   5    another flipsync command is using the local data directory
@@ -118,9 +125,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "nats-auth":
         tenants = [t for t in args.tenants.split(",") if t]
         return write_nats_auth(args.out, args.secrets, tenants)
+    from pydantic import ValidationError
+
     from bus.settings import Settings
 
-    settings = data_dir.local(Settings())  # embedded servers keep their data between commands
+    try:
+        settings = data_dir.local(Settings())  # embedded servers keep their data
+    except ValidationError as exc:  # a setting in the environment: named, one line each
+        for error in exc.errors():
+            print(f"flipsync: {setting_name(error['loc'])}: {setting_problem(error['msg'])}",
+                  file=sys.stderr)  # fmt: skip
+        return 2
     execute = functools.partial(_run, hold=settings.data_dir)
     if args.command == "reset":
         try:
@@ -299,6 +314,7 @@ def _run(coro: Coroutine[Any, Any, int], hold: Path | None = None) -> int:
     import uvloop
 
     from bus.reachable import Unreachable
+    from flipsync.providers import ProviderConfigError
 
     try:
         with data_dir.held(hold):
@@ -309,6 +325,9 @@ def _run(coro: Coroutine[Any, Any, int], hold: Path | None = None) -> int:
     except Unreachable as exc:
         print(f"flipsync: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
+    except ProviderConfigError as exc:  # a setting to change, said in one line
+        print(f"flipsync: {exc}", file=sys.stderr)
+        return 2
     except data_dir.DataDirBusy as exc:
         coro.close()
         print(f"flipsync: {exc}", file=sys.stderr)

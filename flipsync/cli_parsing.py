@@ -41,3 +41,17 @@ def pop_verbosity(rest: list[str]) -> tuple[list[str], int]:
         else:
             kept.append(arg)
     return kept, levels
+
+
+def setting_name(loc: tuple[int | str, ...]) -> str:
+    """The environment variable a settings error is about: an alias as it stands (NATS_URL),
+    a field as FLIPSYNC_ spells it (sim_latency_ms: FLIPSYNC_SIM_LATENCY_MS)."""
+    parts = [str(part) for part in loc]
+    if parts and parts[0].isupper():
+        return "__".join(parts)
+    return "FLIPSYNC_" + "__".join(parts).upper()
+
+
+def setting_problem(message: str) -> str:
+    """pydantic's message without its "Value error, " prefix."""
+    return message.removeprefix("Value error, ")

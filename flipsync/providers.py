@@ -71,7 +71,11 @@ def provider_configs(
             )
         ]
     if simulated_url is None:
-        raise ValueError("no real provider is configured and the simulated one is not running")
+        raise ProviderConfigError(
+            "no provider: set OPENAI_API_KEY or OPENAI_BASE_URL for a real one, or "
+            "FLIPSYNC_SIM_BASE_URL to a running simulated one, or run it in this process "
+            "(`flipsync run provider router`)"
+        )
     return [
         ProviderConfig(
             name=SIMULATED,

@@ -1,0 +1,72 @@
+"""A bad setting in the environment ends a command with one line naming it, exit 2.
+
+Found by a newcomer: a REDIS_URL with the wrong scheme ended in redis-py's traceback; a
+NATS_URL with a bad port was reported as unreachable after the connect timeout; `flipsync
+run router` without a provider ended in a 25-line traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from bus.settings import Settings
+from tests.test_cli_first_hour import flipsync
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "said"),
+    [
+        ("NATS_URL", "localhost:4222x", "NATS_URL: 'localhost:4222x': Port could not be cast"),
+        ("NATS_URL", "http://nats:4222", "NATS_URL: 'http://nats:4222' is not one of nats://"),
+        ("REDIS_URL", "http://127.0.0.1:1", "REDIS_URL: 'http://127.0.0.1:1' is not one of"),
+        ("REDIS_URL", "redis://:6379", "REDIS_URL: 'redis://:6379' names no host"),
+        ("FLIPSYNC_SIM_LATENCY_MS", "abc", "FLIPSYNC_SIM_LATENCY_MS: Input should be a valid"),
+    ],
+)
+def test_a_bad_setting_is_named_in_one_line(
+    tmp_path: Path, variable: str, value: str, said: str
+) -> None:
+    done = flipsync("report", env={variable: value}, cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith(f"flipsync: {said}"), line
+    assert not (tmp_path / ".flipsync").exists()  # nothing was started
+
+
+def test_a_router_without_a_provider_says_what_to_set(tmp_path: Path) -> None:
+    done = flipsync("run", "router", env={"NATS_URL": "nats://127.0.0.1:1"}, cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("flipsync: no provider: set OPENAI_API_KEY or OPENAI_BASE_URL")
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("NATS_URL", "nats://a:4222,nats://b:4222"),
+        ("NATS_URL", "localhost:4222"),
+        ("NATS_URL", "tls://user:pw@nats.example:4443"),
+        ("NATS_URL", "wss://nats.example"),
+        ("REDIS_URL", "redis://:secret@redis:6379/0"),
+        ("REDIS_URL", "rediss://redis.example"),
+        ("REDIS_URL", "unix:///tmp/redis.sock"),
+    ],
+)
+def test_the_url_forms_clients_accept_are_kept(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    settings = Settings()
+    assert (settings.nats_url if variable == "NATS_URL" else settings.redis_url) == value
+
+
+def test_an_empty_url_still_means_embedded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NATS_URL", "")
+    monkeypatch.setenv("REDIS_URL", "")
+    settings = Settings()
+    assert settings.nats_url is None and settings.redis_url is None
+    monkeypatch.setenv("REDIS_URL", "localhost:6379")  # redis-py wants a scheme
+    with pytest.raises(ValidationError, match="is not one of redis://"):
+        Settings()
