@@ -45,7 +45,7 @@ from router.service import RouterService
 
 VIEWER = "vendor/asyncapi"
 """The vendored viewer's folder under api/static/ (served by the dashboard's asset route)."""
-_FAVICONS = re.compile(r'\s*<link rel="icon"[^>]*asyncapi\.com[^>]*>')
+_FAVICONS = re.compile(r'(?<!\s)\s*<link rel="icon"[^>]*asyncapi\.com[^>]*>')
 DOC_URL = "nats://localhost:4222"
 """The server named in the document when NATS_URL is unset."""
 

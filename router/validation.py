@@ -3,9 +3,10 @@
 A caller's schema never makes the router reach out or hang: it must be a valid schema of a
 known dialect (check_schema), bounded in size and depth, and its references local ('#...').
 Validators resolve references through an empty referencing.Registry, which retrieves
-nothing, so a reference the schema does not hold is an error, never a fetch. Every check
-runs off the event loop, bounded in time, so a pathological pattern blocks one worker
-thread for at most a while, never the loop.
+nothing, so a reference the schema does not hold is an error, never a fetch. Its patterns
+run in linear time (router.schema_patterns: RE2), as Python's engine holds the GIL through
+an exponential match and no time limit can stop it. Every check runs off the event loop,
+bounded in time.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from referencing.exceptions import Unresolvable
 from bus.errors import WireError
 from bus.limits import count_nodes, nesting_depth
 from bus.messages import ErrorCode, LlmRequest
+from router.schema_patterns import linear, pattern_problem
 
 MAX_SCHEMA_BYTES = 64 * 1024
 """Largest output schema a request may carry, as compact JSON."""
@@ -143,7 +145,10 @@ def _checked(schema_json: str) -> tuple[Any, str]:
     except SchemaError as exc:
         where = "/".join(str(p) for p in exc.absolute_path) or "(root)"
         return None, f"the output schema is invalid at {where}: {exc.message[:200]}"
-    validator = cls(schema, registry=_NO_RETRIEVAL)
+    problem = pattern_problem(schema)
+    if problem:
+        return None, problem
+    validator = linear(cls)(schema, registry=_NO_RETRIEVAL)
     for probe in PROBES:
         try:
             for _ in validator.iter_errors(probe):

@@ -27,13 +27,13 @@ from router.tokens import (
 # on the characters a match can begin with, which makes a scan ~2.5x faster (routing runs
 # them on every request).
 _MATH = re.compile(
-    r"(?=[\d$hcstpaeird])(?:\d+\s*[-+*/x×÷^=%]\s*\d+|\$\s?\d|\d+(?:\.\d+)?\s?%"
+    r"(?=[\d$hcstpaeird])(?:(?<!\d)\d+\s*[-+*/x×÷^=%]\s*\d+|\$\s?\d|(?<!\d)\d+(?:\.\d+)?\s?%"
     r"|\b(?:how many|how much|calculate|compute|solve|sum|total|percent|average|ratio"
     r"|equation|integral|derivative|probability|prove)\b)"
 )
 _MULTI_STEP = re.compile(
     r"(?=[sftnaecjpr])\b(?:step by step|first|then|next|finally|after that|each|every"
-    r"|compare|explain why|justify|analy[sz]e|plan|reason)\b|^\s*(?:\d+[.)]|[-*])\s",
+    r"|compare|explain why|justify|analy[sz]e|plan|reason)\b|^[ \t]*(?:\d+[.)]|[-*])\s",
     re.MULTILINE,
 )
 _CODE = re.compile(

@@ -36,7 +36,7 @@ N_FEATURES = HASH_SIZE + len(DENSE)
 PACKAGED_WEIGHTS = "prompt_router.json"
 
 _WORD = re.compile(r"[a-z]+|\d+")
-_OPTION = re.compile(r"^\s*[A-D][.)]\s", re.MULTILINE)
+_OPTION = re.compile(r"^[ \t]*[A-D][.)]\s", re.MULTILINE)
 
 
 def prompt_vector(text: str) -> dict[int, float]:

@@ -1,0 +1,117 @@
+"""A caller's schema patterns run in linear time: RE2, never Python's backtracking engine.
+
+A ``pattern`` such as ``^(a+)+$`` takes Python's ``re`` exponential time on an answer of a
+few dozen characters, and ``re`` holds the GIL while it runs: the worker thread's time limit
+fired only after the match ended, and the router's event loop stood still meanwhile (found
+by review: a 28-character answer froze the router 4 s, each added character doubles it).
+RE2 (google-re2, Google's C++ engine) matches in time linear in the text, whatever the
+pattern; the price is that it refuses what needs backtracking (lookaround, backreferences),
+and such a pattern is refused with the schema before any call, saying why.
+
+jsonschema matches patterns in three keywords: ``pattern``, ``patternProperties`` and
+``additionalProperties`` (the names patternProperties covers); ``linear`` overrides them.
+``unevaluatedProperties`` also matches patternProperties' names inside jsonschema, so the
+two are refused together.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+from typing import Any
+
+import re2
+from jsonschema import ValidationError
+from jsonschema.validators import extend
+
+_OPTIONS = re2.Options()
+_OPTIONS.log_errors = False  # a refused pattern is said in the schema's verdict, not on stderr
+_OPTIONS.max_mem = 8 << 20  # RE2's own memory bound per compiled pattern (its default is 8 MiB)
+DATA_KEYWORDS = ("const", "enum", "default", "examples")
+"""Keywords whose values are instances, not schemas: a "pattern" inside them is only data."""
+
+
+@functools.lru_cache(maxsize=1024)
+def compiled(pattern: str) -> Any:
+    """pattern compiled by RE2 (re2.error when RE2 cannot run it)."""
+    return re2.compile(pattern, options=_OPTIONS)
+
+
+def pattern_problem(schema: object) -> str:
+    """Why a schema's patterns cannot run in linear time, or ""."""
+    stack: list[object] = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+            continue
+        if not isinstance(node, dict):
+            continue
+        patterns = [node["pattern"]] if isinstance(node.get("pattern"), str) else []
+        named = node.get("patternProperties")
+        if isinstance(named, dict):
+            patterns += [str(name) for name in named]
+            if "unevaluatedProperties" in node:
+                return "the output schema pairs patternProperties with unevaluatedProperties"
+        for pattern in patterns:
+            try:
+                compiled(pattern)
+            except re2.error as exc:
+                why = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else exc
+                return (
+                    f"the output schema's pattern {pattern[:80]!r} cannot run in linear time "
+                    f"({str(why)[:80]}): lookaround and backreferences are refused"
+                )
+        stack.extend(value for key, value in node.items() if key not in DATA_KEYWORDS)
+    return ""
+
+
+def linear(cls: Any) -> Any:
+    """cls (a jsonschema validator class) matching every pattern with RE2."""
+    return extend(  # type: ignore[no-untyped-call]
+        cls,
+        {
+            "pattern": _pattern,
+            "patternProperties": _pattern_properties,
+            "additionalProperties": _additional_properties,
+        },
+    )
+
+
+def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterator[Any]:
+    if validator.is_type(instance, "string") and not compiled(pattern).search(instance):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+def _pattern_properties(
+    validator: Any, named: dict[str, Any], instance: Any, schema: Any
+) -> Iterator[Any]:
+    if not validator.is_type(instance, "object"):
+        return
+    for pattern, subschema in named.items():
+        for key, value in instance.items():
+            if compiled(pattern).search(key):
+                yield from validator.descend(value, subschema, path=key, schema_path=pattern)
+
+
+def _additional_properties(
+    validator: Any, allowed: Any, instance: Any, schema: Any
+) -> Iterator[Any]:
+    if not validator.is_type(instance, "object"):
+        return
+    extras = sorted(_additional(instance, schema), key=str)
+    if validator.is_type(allowed, "object"):
+        for extra in extras:
+            yield from validator.descend(instance[extra], allowed, path=extra)
+    elif not allowed and extras:
+        listed = ", ".join(repr(extra) for extra in extras)
+        yield ValidationError(f"Additional properties are not allowed ({listed} unexpected)")
+
+
+def _additional(instance: dict[str, Any], schema: dict[str, Any]) -> Iterator[str]:
+    """The instance's properties neither properties nor patternProperties name."""
+    properties = schema.get("properties", {})
+    patterns = [compiled(p) for p in schema.get("patternProperties", {})]
+    for name in instance:
+        if name not in properties and not any(p.search(name) for p in patterns):
+            yield name
