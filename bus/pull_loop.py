@@ -39,7 +39,14 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
-from nats.js.api import DEFAULT_PREFIX, AckPolicy, ConsumerConfig, Header, StatusCode
+from nats.js.api import (
+    DEFAULT_PREFIX,
+    AckPolicy,
+    ConsumerConfig,
+    ConsumerInfo,
+    Header,
+    StatusCode,
+)
 from nats.js.errors import NotFoundError
 from opentelemetry import trace
 
@@ -59,6 +66,8 @@ DRAIN_S = 2.0
 """How long stop() waits for messages already on their way to arrive (and be handed back)."""
 STOP_GRACE_S = 10.0
 """How long stop() lets messages being handled finish (and be acked) before cancelling them."""
+DRAIN_POLL_S = 0.02
+"""How often drain() asks the server whether the durable still holds messages for it."""
 
 Verdict = float | None
 """What became of a message: None to ack it, a number of seconds to nack it and have it
@@ -132,6 +141,8 @@ class PullLoop:
         self._running: set[asyncio.Task[None]] = set()
         self._arrived_msgs: collections.deque[Msg] = collections.deque()
         self._in_batch = 0
+        self._last: Msg | None = None  # the latest message that arrived (drain)
+        self._delivered_before = 0
         self._woken = asyncio.Event()
         self._asked = 0  # messages asked for and neither delivered nor expired
         self._answer_by = 0.0  # when the newest pull request should have been answered
@@ -149,7 +160,8 @@ class PullLoop:
 
     async def start(self, nc: Client) -> None:
         """Bind to (or create) the durable and start pulling."""
-        await self._ensure_durable(nc)
+        info = await self._ensure_durable(nc)
+        self._delivered_before = _delivered(info)  # to consumers before this one (drain)
         self._nc = nc
         self._reconnects = nc.stats["reconnects"]
         self._inbox = nc.new_inbox()
@@ -159,13 +171,15 @@ class PullLoop:
             self._tasks.append(asyncio.create_task(self._batches(self._on_batch)))
         self._pull()
 
-    async def _ensure_durable(self, nc: Client) -> None:
+    async def _ensure_durable(self, nc: Client) -> ConsumerInfo:
         """Create the durable if it is not there (first start, or deleted since)."""
         js = nc.jetstream()
+        info: ConsumerInfo
         try:
-            await js.consumer_info(self._where.stream, self._where.durable)
+            info = await js.consumer_info(self._where.stream, self._where.durable)
         except NotFoundError:
-            await js.add_consumer(self._where.stream, config=self._config)
+            info = await js.add_consumer(self._where.stream, config=self._config)
+        return info
 
     async def stop(self) -> None:
         """Stop pulling; let the messages being handled finish (STOP_GRACE_S at most) and
@@ -193,6 +207,44 @@ class PullLoop:
                 if stuck:
                     log.warning("%s: %d handlers did not stop", self._where.durable, len(stuck))
         self._nc = None
+
+    async def drain(self, within_s: float) -> bool:
+        """Wait until this loop has handled every message its durable holds (within_s at
+        most): none left to deliver, every one delivered arrived here, none in hand. Whether
+        it got there.
+
+        For the only consumer of its durable before a stop: stop() hands back what it has
+        not started, for another replica to take at once; with none, the messages wait for
+        the next consumer to start, and when the server restarts meanwhile (an embedded one,
+        stopped with its process) the hand-back is forgotten and they wait for ack_wait. A
+        message nacked with a delay counts as handled here."""
+        nc = self._nc
+        if nc is None:
+            return True
+        try:
+            async with asyncio.timeout(within_s):
+                while not await self._drained(nc.jetstream()):  # noqa: ASYNC110 - the server's state
+                    await asyncio.sleep(DRAIN_POLL_S)
+        except TimeoutError:
+            log.warning("%s: stopping with messages not handled after %.1f s",
+                        self._where.durable, within_s)  # fmt: skip
+            return False
+        return True
+
+    async def _drained(self, js: JetStreamContext) -> bool:
+        """Whether the durable holds nothing that this loop has not handled."""
+        try:
+            info = await js.consumer_info(self._where.stream, self._where.durable)
+        except Exception as exc:  # NATS or JetStream away for a moment: asked again
+            log.info("%s: durable not reachable: %s", self._where.durable, exc)
+            return False
+        if info.num_pending or self._running or self._arrived_msgs or self._in_batch:
+            return False
+        # Deliveries are numbered in the order they arrive: the latest that arrived here, or
+        # the last before this loop started (to a consumer gone since: its messages come
+        # back after ack_wait), is the latest the server made.
+        arrived = self._last.metadata.sequence.consumer if self._last is not None else 0
+        return _delivered(info) <= max(arrived or 0, self._delivered_before)
 
     def _pull(self) -> None:
         """Ask for as many messages as there is room for, once the room is worth a request.
@@ -226,6 +278,7 @@ class PullLoop:
             return
         if status is None:
             self._asked = max(self._asked - 1, 0)
+            self._last = msg
             if self._on_message is not None:
                 task = asyncio.create_task(self._one(msg))
                 self._running.add(task)
@@ -358,6 +411,11 @@ class PullLoop:
             self._where.durable, delivery, msg.subject, delay, type(exc).__name__, exc,
         )  # fmt: skip
         await _settle(msg, delay)
+
+
+def _delivered(info: ConsumerInfo) -> int:
+    """How many deliveries the durable has made (its last delivery's consumer sequence)."""
+    return (info.delivered.consumer_seq or 0) if info.delivered is not None else 0
 
 
 def delivery_of(msg: Msg) -> int:

@@ -108,7 +108,9 @@ class Settings(BaseSettings):
     """How long JetStream waits for an ack before redelivering to another replica."""
     stop_grace_s: float = Field(default=2.0, ge=0.0)
     """How long a stopping process lets its handlers finish before cancelling them (agents
-    give way at once: bus.stopping); what is cut off is redelivered, as after a crash."""
+    give way at once: bus.stopping); what is cut off is redelivered, as after a crash. Also
+    how long the ledger of a stack on an embedded nats-server applies the events the stream
+    still holds before it stops (cost_ledger.consumer.LedgerConsumer drain_s)."""
     max_deliver: int = 10
     result_ttl_s: int = 24 * 3600
     """How long terminal results are kept for late or restarted requesters."""

@@ -46,6 +46,12 @@ class LedgerConsumer:
 
     It reads the shared durable, so any number of replicas split the stream. A message is
     acked only after the store took it; a Redis failure redelivers it later.
+
+    drain_s: when this is the only ledger its NATS server will ever have before it stops (the
+    embedded one of a short-lived command: `flipsync chat`, `upload`, `demo`), stop() first
+    applies every event the stream holds for the ledger, for drain_s at most. Handed back
+    instead, they would wait for the next ledger, and past the server's restart for ack_wait
+    (JetStream forgets a nack when it restarts): `flipsync report` left them out meanwhile.
     """
 
     def __init__(
@@ -54,8 +60,10 @@ class LedgerConsumer:
         *,
         settings: Settings | None = None,
         tracer: trace.Tracer | None = None,
+        drain_s: float = 0.0,
     ) -> None:
         self._store = store
+        self._drain_s = drain_s
         self._applier = BatchApplier(store)
         self._splits = SplitStore(store.redis)  # savings by lever from each event's split
         self._dead: DeadLetters | None = None
@@ -75,7 +83,10 @@ class LedgerConsumer:
         await self._loop.start(nc)
 
     async def stop(self) -> None:
-        """Stop consuming; the batch being applied is finished and acked first."""
+        """Stop consuming; the batch being applied is finished and acked first (with drain_s,
+        every event the stream holds for the ledger: see the class docstring)."""
+        if self._drain_s > 0:
+            await self._loop.drain(self._drain_s)
         await self._loop.stop()
 
     async def apply_batch(self, msgs: Sequence[Msg]) -> list[Verdict]:

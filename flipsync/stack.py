@@ -291,7 +291,14 @@ async def start_stack(
         if Service.LEDGER in wanted:
             assert budgets is not None
             tracer = tracer_provider.get_tracer("flipsync.ledger")
-            live.append(LedgerConsumer(budgets.ledger_view(), settings=settings, tracer=tracer))
+            # After the router in `live`: the router's stop publishes its last events, then
+            # the ledger's applies them. On an embedded server it is the only ledger there
+            # will be before the server stops: it applies what the stream holds first.
+            drain_s = settings.stop_grace_s if settings.nats_url is None else 0.0
+            ledger = LedgerConsumer(
+                budgets.ledger_view(), settings=settings, tracer=tracer, drain_s=drain_s
+            )
+            live.append(ledger)
             broker.include_router(experiment_router(redis_client, settings))  # per-arm sums
         notifier: NotifierService | None = None
         if Service.NOTIFIER in wanted:
