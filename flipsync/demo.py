@@ -108,6 +108,8 @@ class _Uploads:
 
     mark: int
     """The requests stream's last sequence before the first upload."""
+    products: int = 0
+    """How many products the demo uploads (some may not have started when interrupted)."""
     started: list[str] = field(default_factory=list)
     done: dict[str, WorkflowDone] = field(default_factory=dict)
 
@@ -120,13 +122,14 @@ async def _interrupted(stack: Stack, uploads: _Uploads) -> int:
     note = await stop_unfinished(session, stack.settings, TENANT, unfinished, uploads.mark,
                                  why="interrupted")  # fmt: skip
     finished = len(uploads.started) - len(unfinished)
-    print(f"interrupted: {finished} of {len(uploads.started)} products done, "
+    print(f"interrupted: {finished} of {uploads.products} products done, "
           f"nothing written{note}", file=sys.stderr)  # fmt: skip
     return EXIT_INTERRUPTED
 
 
 async def _upload_all(stack: Stack, console: Console, uploads: _Uploads) -> list[WorkflowDone]:
     products = load_catalog()
+    uploads.products = len(products)
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
