@@ -75,10 +75,13 @@ async def budget_status(
 ) -> list[BudgetStatus]:
     """Every budget that concerns a tenant (or all tenants) in its current period.
 
-    Agent budgets without a named agent are listed for each agent the ledger has seen;
-    workflow budgets need a workflow (theirs or the argument); a tier quota needs a user;
-    workspace and project budgets without a named one are listed for the argument's, else
-    for the default workspace and project.
+    Global budgets are listed only for all tenants (no tenant given): their spend is every
+    tenant's, so a tenant's view (a tenant's API key is always one) would read the others'
+    spend from it (found by review: three calls of tenant "victim" moved the global row a
+    tenant "attacker" read). Agent budgets without a named agent are listed for each agent
+    the ledger has seen; workflow budgets need a workflow (theirs or the argument); a tier
+    quota needs a user; workspace and project budgets without a named one are listed for the
+    argument's, else for the default workspace and project.
     """
     place = (workspace or DEFAULT_WORKSPACE, project or DEFAULT_PROJECT)
     rules = await store.live.current()
@@ -87,7 +90,10 @@ async def budget_status(
     tenants = [tenant] if tenant else await seen.members(Dimension.TENANT)
     rows: list[tuple[BudgetSpec | None, Subject, str, BudgetPeriod, int, BudgetPolicy, Unit]] = []
     for spec in rules.budgets.values():
-        for subject in await _subjects(spec, seen, tenants, agent, workflow, place):
+        found = await _subjects(
+            spec, seen, tenants, agent, workflow, place, one_tenant=tenant is not None
+        )
+        for subject in found:
             scope = scope_id(spec.scope, subject)
             if scope is not None:
                 rows.append(
@@ -139,9 +145,11 @@ async def _subjects(
     agent: str | None,
     workflow: str | None,
     place: tuple[str, str] = (DEFAULT_WORKSPACE, DEFAULT_PROJECT),
+    *,
+    one_tenant: bool = False,
 ) -> list[Subject]:
     if spec.scope is BudgetScope.GLOBAL:
-        return [Subject(tenant="", agent="")]
+        return [Subject(tenant="", agent="")] if not one_tenant else []
     names = [spec.tenant] if spec.tenant else tenants
     if spec.tenant and tenants and spec.tenant not in tenants:
         return []
