@@ -303,21 +303,24 @@ async def chat(settings: Settings, start: Start, tenant: str, question: str) -> 
     from agents.chat import ask_chat
     from bus.messages import ChatAsk, ChatTurn
 
+    unanswered = 0
     async with connected(settings, start) as session:
         history: list[ChatTurn] = []
         async for text in _questions(question):
             reply = await ask_chat(
                 session.broker, ChatAsk(tenant=tenant, question=text, history=history)
             )
-            simulated = session.simulated or reply.simulated  # a remote deployment says so
-            mark = "[simulated provider: placeholder text] " if simulated else ""
+            unanswered += not reply.ok
+            # The reply says whether the simulated provider wrote it (a template's answer to
+            # "hi" made no call, embedded or not).
+            mark = "[simulated provider: placeholder text] " if reply.simulated else ""
             print(f"{mark}{reply.answer}" if reply.ok else f"(no answer: {reply.reason})",
                   flush=True)  # fmt: skip
             if not reply.ok and tenant == "default" and reply.reason.startswith("no listings"):
                 print("(after `make demo`, its listings are under --tenant demo)", flush=True)
             history += [ChatTurn(role="user", text=text)]
             history += [ChatTurn(role="assistant", text=reply.answer)]
-    return 0
+    return 1 if unanswered else 0
 
 
 async def _questions(first: str) -> AsyncIterator[str]:

@@ -34,7 +34,8 @@ if TYPE_CHECKING:
 EXIT_CODES = """exit status:
   0    done
   1    done, but some products' workflows failed (each one is named); or a
-       flag, experiment or prompt change was refused (the reason is printed)
+       flag, experiment or prompt change was refused, or a chat question got
+       no answer (the reason is printed)
   2    bad usage, input or setting (a file, a column, a flag, a name that
        does not exist, a NATS_URL that is not a URL): nothing was started or
        changed

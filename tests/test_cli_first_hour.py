@@ -297,7 +297,7 @@ def test_sigint_mid_upload_keeps_finished_packages_and_leaves_nothing_running(
     calls = ledger_calls(tmp_path, "default")
     assert calls > 0
     chat = flipsync("chat", "--tenant", "demo", "hi", env=env, cwd=tmp_path)
-    assert chat.returncode == 0, chat.stderr
+    assert chat.returncode == 1 and "no listings for demo" in chat.stdout, chat.stderr
     assert ledger_calls(tmp_path, "default") == calls
     assert sorted(p.parent.name for p in out.glob("default/*/package.json")) == written
 
