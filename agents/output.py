@@ -30,6 +30,11 @@ def savings_percent(done: WorkflowDone) -> Decimal:
     return (saved * 100).quantize(Decimal("0.1"))
 
 
+MARKETPLACE_FILES = ("ebay", "amazon", "etsy", "shopify")
+"""The marketplace files a package may hold (<market>.json): one this run does not write is
+an earlier run's, and goes (a failed run left the last good run's listings beside it)."""
+
+
 def write_package(out: Path, done: WorkflowDone, *, simulated: bool) -> Path:
     """Write a workflow's package under out/<tenant>/<product_id>/; return that folder.
 
@@ -39,7 +44,11 @@ def write_package(out: Path, done: WorkflowDone, *, simulated: bool) -> Path:
     folder = package_folder(out, done.tenant, done.product_id)
     folder.mkdir(parents=True, exist_ok=True)
     listing: Json = done.listing
-    for market, body in listing.get("marketplaces", {}).items():
+    markets = listing.get("marketplaces", {})
+    for market in MARKETPLACE_FILES:  # an earlier run's listing is not left beside this one
+        if market not in markets:
+            (folder / f"{market}.json").unlink(missing_ok=True)
+    for market, body in markets.items():
         # A simulated provider's text is placeholder: each file says so itself.
         _dump(folder / f"{market}.json", {**body, "simulated": True} if simulated else body)
     _dump(

@@ -29,6 +29,21 @@ def test_a_package_is_written_under_the_tenant_and_product(tmp_path: Path) -> No
     assert json.loads((folder / "package.json").read_text())["ok"] is True
 
 
+def test_a_failed_run_leaves_no_earlier_listing_beside_it(tmp_path: Path) -> None:
+    """Found by a newcomer: after a run that failed, the product's folder held the new
+    FAILED package.json beside the ebay/amazon/etsy/shopify files of an earlier good run."""
+    good = done("default", "mug")
+    good.listing = {"marketplaces": {"ebay": {"title": "Mug"}, "etsy": {"title": "Mug"}}}
+    folder = write_package(tmp_path, good, simulated=True)
+    (folder / "notes.txt").write_text("mine")  # the seller's own file stays
+    assert (folder / "ebay.json").exists() and (folder / "etsy.json").exists()
+    failed = WorkflowDone(workflow_id="w2", tenant="default", product_id="mug", ok=False,
+                          reason="over budget")  # fmt: skip
+    write_package(tmp_path, failed, simulated=True)
+    assert sorted(p.name for p in folder.iterdir()) == ["notes.txt", "package.json", "summary.txt"]
+    assert json.loads((folder / "package.json").read_text())["ok"] is False
+
+
 @pytest.mark.parametrize(
     ("tenant", "product_id"),
     [("default", "../../escaped"), ("default", "/tmp/x"), ("default", ".."), ("default", ""),
