@@ -127,7 +127,9 @@ def decide(experiment: Experiment, arms: list[ArmResult], at_ms: int | None = No
     ready = not short or timed_out
     why = "" if ready else "waiting for samples: " + ", ".join(short)
     winner = None
-    if not ready:
+    if not ready and not any(arm.sums.n for arm in arms):
+        verdict = f"not ready ({why}); no arm has a sample yet"
+    elif not ready:
         verdict = f"not ready ({why}); {leader.name} leads so far"
     elif all(c.significant for c in comparisons):
         winner = leader.name

@@ -88,6 +88,13 @@ def test_the_report_names_the_better_arm_and_refuses_a_close_call() -> None:
         experiment, [arm_result("a", sums(100, 95), 0.05), arm_result("b", sums(100, 60), 0.05)]
     )
     assert not early.ready and early.winner is None and "waiting for samples" in early.verdict
+    assert "a leads so far" in early.verdict
+    # Found by a newcomer: a report with no sample at all named a leader.
+    empty = decide(
+        experiment, [arm_result("a", sums(0, 0), 0.05), arm_result("b", sums(0, 0), 0.05)]
+    )
+    assert not empty.ready and "no arm has a sample yet" in empty.verdict, empty.verdict
+    assert "leads" not in empty.verdict
 
 
 async def run_arm_traffic(stack: Stack, experiment: Experiment, requests: int, seed: int) -> None:

@@ -24,7 +24,11 @@ async def run(args: argparse.Namespace, settings: Settings, conn: Conn) -> FlagC
         case "start":
             experiment = experiment_of(args)
             await check_names(experiment, settings, conn)
-            return await store.start(experiment)
+            started = await store.start(experiment)
+            arms = ", ".join(arm.name for arm in experiment.arms)
+            print(f"experiment {experiment.name} started: arms {arms}; see its figures with "
+                  f"`flipsync experiment report {experiment.name}`")  # fmt: skip
+            return started
         case "list":
             for experiment in await store.all():
                 verdict = (await build_report(store, stats, experiment.name)).verdict
