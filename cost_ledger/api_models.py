@@ -264,11 +264,15 @@ class TimeseriesResponse(_Shape):
     """GET /api/cost/timeseries: one value per day in `days`, for the dashboard's charts."""
 
     filter: Filter
+    simulated: bool = False
+    """Whether any event came from the simulated provider (no real money moved)."""
     days: list[date]
     spend_micro_usd: list[int]
     baseline_micro_usd: list[int]
     calls: list[int]
     savings_by_lever: dict[str, list[int]]
+    """Per lever and day, as the spend view's savings_by_lever: net of the lever's own cost
+    where the split is kept (no agent, model or workspace filter), else the served lever's."""
     spend_by_model: dict[str, list[int]]
     calls_by_model: dict[str, list[int]]
     """Routing mix: calls each model served per day."""

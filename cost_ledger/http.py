@@ -31,8 +31,8 @@ cost_ledger/api_models.py for every field):
 - GET /api/cost/recommendations -> {filter, window_days, total_monthly_saving_micro_usd,
   items: [{kind: cheaper_tier|cache_misses|long_prompts, title, detail,
   monthly_saving_micro_usd, agent, task_type, model, suggested_model, evidence: {}}]}.
-- GET /api/cost/timeseries -> {filter, days: [day], spend_micro_usd: [int],
-  baseline_micro_usd: [int], calls: [int], savings_by_lever: {lever: [int]},
+- GET /api/cost/timeseries -> {filter, simulated, days: [day], spend_micro_usd: [int],
+  baseline_micro_usd: [int], calls: [int], savings_by_lever: {lever: [int]} (as spend's),
   spend_by_model: {model: [int]}, calls_by_model: {model: [int]}, products: [int] | null,
   cost_per_product_micro_usd: [int] | null} (one value per day; the product series are null
   under an agent or model filter).

@@ -142,15 +142,23 @@ async def timeseries_view(store: AggregateStore, where: Filter) -> TimeseriesRes
     def series(dim: CubeDim, name: str, field: str) -> list[int]:
         return [int(getattr(breakdown(c, dim, where).get(name, Totals()), field)) for c in cubes]
 
+    savings = {name: series(CubeDim.LEVER, name, "savings_micro_usd") for name in levers}
+    if where.agent is None and where.model is None and where.workspace is None:
+        # As spend_view: each lever's saving net of its own cost, where the split is kept
+        # (found by a newcomer: the same key meant the served lever's saving here).
+        daily = await SplitStore(store.redis).daily(where.tenant, days)
+        if any(day.gross or day.lever_cost for day in daily):
+            nets = [day.net for day in daily]
+            names = sorted({name for net in nets for name in net})
+            savings = {name: [net.get(name, 0) for net in nets] for name in names}
     return TimeseriesResponse(
         filter=where,
+        simulated=any(c.totals.simulated_events for c in cubes),
         days=days,
         spend_micro_usd=[c.totals.spend_micro_usd for c in cubes],
         baseline_micro_usd=[c.totals.baseline_micro_usd for c in cubes],
         calls=[c.totals.calls for c in cubes],
-        savings_by_lever={
-            name: series(CubeDim.LEVER, name, "savings_micro_usd") for name in levers
-        },
+        savings_by_lever=savings,
         spend_by_model={name: series(CubeDim.MODEL, name, "spend_micro_usd") for name in models},
         calls_by_model={name: series(CubeDim.MODEL, name, "calls") for name in models},
         products=[p.products for p in product_flows] if available else None,

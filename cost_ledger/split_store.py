@@ -156,16 +156,25 @@ class SplitStore:
 
     async def split(self, tenant: str | None, days: Iterable[date]) -> LeverSplit:
         """The summed split of a tenant (or all) over days."""
+        out = LeverSplit()
+        for day in await self.daily(tenant, days):
+            for into, part in ((out.gross, day.gross), (out.lever_cost, day.lever_cost)):
+                for lever, amount in part.items():
+                    into[lever] = into.get(lever, 0) + amount
+        return out
+
+    async def daily(self, tenant: str | None, days: Iterable[date]) -> list[LeverSplit]:
+        """The split of a tenant (or all) on each of days, in order (one round trip)."""
         scope = keys.scope(tenant)
         wanted = [d.isoformat() for d in days]
-        out = LeverSplit()
         async with self._redis.pipeline(transaction=False) as pipe:
             for day in wanted:
                 pipe.hgetall(_key(GROSS, scope, day))
                 pipe.hgetall(_key(COST, scope, day))
             found = await pipe.execute()
+        out = [LeverSplit() for _ in wanted]
         for i, raw in enumerate(found):
-            into = out.gross if i % 2 == 0 else out.lever_cost
+            into = out[i // 2].gross if i % 2 == 0 else out[i // 2].lever_cost
             for name, amount in raw.items():
                 lever = name.decode() if isinstance(name, bytes) else str(name)
                 into[lever] = into.get(lever, 0) + int(amount)
