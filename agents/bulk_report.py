@@ -76,7 +76,7 @@ def cost_line(done: list[WorkflowDone], *, simulated: bool) -> str:
         )
     head = f"{len(finished)} of {counted(len(done), 'product')} done; spent ${usd(spent)}"
     head += " (simulated)" if simulated else ""
-    unsaved = "no savings counted for failed products"
+    unsaved = "no savings claimed here for failed products (the report counts each call's)"
     if not finished:
         return f"{head}, {unsaved}"
     return (

@@ -83,6 +83,11 @@ async def run_demo(settings: Settings, console: Console | None = None) -> int:
             + sum(e.baseline_micro_usd for e in done)
             + reply.baseline_micro_usd,
         )
+        totals = await stack.aggregates.totals(TENANT)
+        products_and_chat = sum(e.cost_micro_usd for e in done) + reply.cost_micro_usd
+        other = totals.spend_micro_usd - before.spend_micro_usd - products_and_chat
+        if other > 0:  # so that the lines above add up to the report's spend below
+            console.print(escape(other_calls_line(other, simulated=stack.simulated)))
         report = await build_report(stack.aggregates, tenant=TENANT)
         console.print(render_report(report))
         failed = [e for e in done if not e.ok]
@@ -91,6 +96,16 @@ async def run_demo(settings: Settings, console: Console | None = None) -> int:
         return 1 if failed else 0
     finally:
         await stack.stop()
+
+
+def other_calls_line(micro_usd: int, *, simulated: bool) -> str:
+    """One line: what calls of no product cost (the levers' own: routing's shadow and judge
+    calls, the cache's shadow checks), which the report's spend holds and no product's does."""
+    note = " (simulated)" if simulated else ""
+    return (
+        f"levers' own calls ${usd(micro_usd)}{note}: routing's shadow and judge calls and the "
+        "cache's checks, in the spend below and in no product's cost"
+    )
 
 
 def chat_cost_line(reply: ChatReply, *, simulated: bool) -> str:

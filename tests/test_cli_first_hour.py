@@ -420,7 +420,8 @@ def test_the_cost_line_claims_no_savings_for_failed_products() -> None:
     # baseline a failed product carries (answers its paid calls got), none is claimed.
     failed = finished("huge", ok=False, cost=0, baseline=2_820_679)
     assert cost_line([failed], simulated=True) == (
-        "0 of 1 product done; spent $0.000000 (simulated), no savings counted for failed products"
+        "0 of 1 product done; spent $0.000000 (simulated), no savings claimed here for failed "
+        "products (the report counts each call's)"
     )
     # A failed product's paid calls are spent money; the saving is the done ones' alone.
     done = finished("mug", ok=True, cost=1_000, baseline=20_000)
@@ -428,7 +429,7 @@ def test_the_cost_line_claims_no_savings_for_failed_products() -> None:
     assert cost_line([done, paid], simulated=False) == (
         "1 of 2 products done; spent $0.001500: $0.001000 on the done ones vs naive "
         "$0.020000, saved 95.0%, and $0.000500 on the failed ones, "
-        "no savings counted for failed products"
+        "no savings claimed here for failed products (the report counts each call's)"
     )
     assert cost_line([done], simulated=True) == (
         "cost $0.001000 for 1 product vs naive $0.020000: saved 95.0% "
