@@ -171,6 +171,22 @@ async def test_agent_call_goes_through_router_and_ledger_as_their_users(
     await eventually(booked, timeout_s=10)
 
 
+async def test_a_duplicate_ack_an_agent_may_not_check_counts_as_its_own_retry(
+    stack: Stack,
+) -> None:
+    """Seen in CI: a retried request's duplicate ack made the client read the stored request
+    by sequence, which an agent's user may not (it could read any tenant's); the read timed
+    out after 5 s and the timeout was raised out of LlmClient.request. It cannot be told
+    apart, as when the stored request is gone: counted as the agent's own retry."""
+    assert stack.nats_auth is not None
+    broker = make_broker(stack.nats_url, **stack.nats_auth.broker_options(agent_user(ME)))
+    await broker.connect()
+    try:
+        assert await LlmClient(broker).same_as_stored(1, b"{}") is True
+    finally:
+        await broker.stop()
+
+
 async def test_agent_may_not_publish_another_agents_requests(me: Conn, admin: Client) -> None:
     allowed = subjects.llm_request("t1", ME)
     ack = await me.nc.jetstream().publish(allowed, encode(make_request(agent=ME)))
