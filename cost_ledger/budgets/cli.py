@@ -206,14 +206,19 @@ def _change(args: argparse.Namespace) -> BudgetChange | None:
 
 
 def _scope(args: argparse.Namespace) -> BudgetScope:
-    """The scope `budget set` asks for: --scope, else project or workspace by the options."""
+    """The scope `budget set` asks for: --scope, else the narrowest option given (project,
+    workspace, workflow, agent, tenant: `--tenant demo` alone means tenant scope)."""
     if args.scope:
         return BudgetScope(args.scope)
-    if args.project:
-        return BudgetScope.PROJECT
-    if args.workspace:
-        return BudgetScope.WORKSPACE
-    raise BudgetConfigError("budget set", "--scope is required (or --workspace / --project)")
+    for option, scope in (("project", BudgetScope.PROJECT), ("workspace", BudgetScope.WORKSPACE),
+                          ("workflow", BudgetScope.WORKFLOW), ("agent", BudgetScope.AGENT),
+                          ("tenant", BudgetScope.TENANT)):  # fmt: skip
+        if getattr(args, option, ""):
+            return scope
+    raise BudgetConfigError(
+        "budget set",
+        "--scope is required (or one of --tenant, --agent, --workflow, --workspace, --project)",
+    )
 
 
 async def print_budgets(redis: aioredis.Redis, settings: Settings, tenant: str | None) -> str:

@@ -55,8 +55,8 @@ def add_commands(commands: Any) -> None:
         "--scope",
         default=None,
         choices=[s.value for s in BudgetScope],
-        help="what it limits (default: project with --project, workspace with --workspace; "
-        "else required)",
+        help="what it limits (default: the narrowest of --project, --workspace, --workflow, "
+        "--agent, --tenant given; else required)",
     )
     put.add_argument(
         "--period",

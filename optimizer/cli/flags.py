@@ -17,8 +17,11 @@ async def run(args: argparse.Namespace, settings: Settings, conn: Conn) -> FlagC
     flags = FlagStore(conn.redis)
     match subcommand(args):
         case "list":
-            for rule in sorted(await flags.rules(), key=lambda r: r.name):
+            rules = sorted(await flags.rules(), key=lambda r: r.name)
+            for rule in rules:
                 print(rule_line(rule))
+            if not rules:
+                print("no flag rules: every lever runs as the settings say (`flipsync flags set`)")
             return None
         case "set":
             return await flags.change(set_rules=[rule_of(args)], by="cli")
