@@ -8,7 +8,7 @@ import pytest
 
 from bus.messages import BudgetScope
 from cost_ledger.budgets.cli import _scope
-from cost_ledger.budgets.config import BudgetConfigError
+from cost_ledger.budgets.errors import BudgetConfigError
 from tests.test_budget_workspaces import cli_args
 
 BASE = ("budget", "set", "tiny", "--period", "day", "--limit", "0.01")
