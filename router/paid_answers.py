@@ -13,7 +13,7 @@ Around each provider call dispatch makes (``PaidAnswers.call``):
    tenant and request, the markers of every call together in ``{calls}``; a death between
    the two books the call twice, never zero times); the call is noted on the request's
    context, so a failure after it (validation, a bug, a publish error) still books it
-   (``booked``).
+   (``router.paid_calls.booked``).
 3. A redelivered request finds the stored answer and prices it again without paying again.
 4. A marker whose lease expired (its replica died while the provider answered) is claimed by
    whichever replica next calls a provider, or reaps; its cost is settled into the budget
@@ -53,7 +53,7 @@ from faststream.nats import NatsBroker
 from bus import subjects
 from bus.codec import encode
 from bus.liveness import Liveness, LoopLiveness, Renewal
-from bus.messages import LedgerEvent, Lever, LlmRequest, LlmResult, Usage
+from bus.messages import LedgerEvent, LlmRequest, Usage
 from bus.publishing import publish, scoped_msg_id
 from bus.subjects import token
 from cost_ledger.budgets.config import EngineSettings
@@ -430,85 +430,3 @@ class PaidAnswers:
         where a MULTI/EXEC pipeline cost four commands and redis-py's pipeline object.
         False when the event was gone: a reaper claimed it (booked the call) first."""
         return bool(await self._drop_script(keys=[LEASES, EVENTS], args=[call_id]))
-
-
-def booked(ctx: RequestContext, result: LlmResult) -> LlmResult:
-    """result, carrying the cost of the calls ctx paid for when it carries none itself.
-
-    An error after a provider answered (a bug, a failed stage) would otherwise leave a
-    paid call out of the ledger and its reservation unsettled.
-    """
-    if result.cost_micro_usd > 0 or not (ctx.paid or ctx.shared_micro_usd):
-        return result
-    usage = Usage(
-        input_tokens=sum(p.usage.input_tokens for p in ctx.paid),
-        cached_input_tokens=sum(p.usage.cached_input_tokens for p in ctx.paid),
-        output_tokens=sum(p.usage.output_tokens for p in ctx.paid),
-    )
-    cost = paid_micro_usd(ctx)  # a packed share paid before going alone included
-    if ctx.paid:
-        last = ctx.paid[-1]
-        model, provider, simulated, lever = last.model, last.provider, last.simulated, Lever.ROUTED
-    else:  # only a packed call's share: it was paid on the route's model
-        route = ctx.route
-        model, provider = (route.model, route.provider) if route else (result.model, "")
-        simulated, lever = result.simulated, Lever.PACKED
-    return msgspec.structs.replace(
-        result,
-        model=model,
-        provider=provider,
-        usage=usage,
-        cost_micro_usd=cost,
-        baseline_micro_usd=cost,  # no saving is claimed for a failed request
-        lever=lever,
-        simulated=simulated,
-    )
-
-
-def call_bound(
-    answers: PaidAnswers | None,
-    catalog: PriceCatalog,
-    request: LlmRequest,
-    model: str,
-    input_tokens: int,
-) -> int:
-    """The most one call of request to model can cost: what it is booked at if lost
-    (PaidAnswers.most, with the budgets' input margin), else with the default margin."""
-    if answers is not None:
-        return answers.most(request, model, input_tokens)
-    margin = EngineSettings().input_margin
-    return max_request_cost(request, catalog.get(model), margin, estimate=input_tokens)
-
-
-def paid_micro_usd(ctx: RequestContext) -> int:
-    """What ctx's request has paid providers so far, for its own settle: its calls and a
-    packed call's share it paid before going alone (not what was booked for it elsewhere)."""
-    return sum(p.cost_micro_usd for p in ctx.paid) + ctx.shared_micro_usd
-
-
-async def paid_call(
-    answers: PaidAnswers | None,
-    ctx: RequestContext,
-    *,
-    provider: str,
-    model: str,
-    input_tokens: int,
-    simulated: bool,
-    catalog: PriceCatalog,
-    make: Callable[[], Awaitable[Completion]],
-) -> Completion:
-    """One provider call through answers, or, without a store, just noted on ctx."""
-    if answers is not None:
-        return await answers.call(
-            ctx,
-            provider=provider,
-            model=model,
-            input_tokens=input_tokens,
-            simulated=simulated,
-            make=make,
-        )
-    completion = await make()
-    cost = cost_micro_usd(catalog.get(model), completion.usage)
-    ctx.paid.append(PaidCall(model=model, provider=provider, usage=completion.usage,
-                             cost_micro_usd=cost, simulated=simulated))  # fmt: skip
-    return completion

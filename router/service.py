@@ -28,7 +28,7 @@ from router.intake import check_request
 from router.long_texts import count_long_texts
 from router.metrics import ResultRecorder
 from router.outcomes import OutcomePublisher, claimed, needs_ledger
-from router.paid_answers import booked
+from router.paid_calls import booked
 from router.pipeline import Handler, Stage, close_stages, compose
 from router.request_span import annotate
 

@@ -44,7 +44,8 @@ from router.batching.packer import Packer
 from router.batching.policy import BatchPolicy, PackPolicy
 from router.context import Fallback, RequestContext, Route
 from router.errors import RouterError
-from router.paid_answers import PaidAnswers, booked, paid_micro_usd
+from router.paid_answers import PaidAnswers
+from router.paid_calls import booked, paid_micro_usd
 from router.pipeline import Handler, Stage, compose
 from router.providers.client import Completion
 from router.providers.errors import NoCandidateLeftError, ProviderCallError

@@ -22,7 +22,8 @@ from bus.messages import (
 )
 from flipsync.stack import Stack
 from router.context import PaidCall, RequestContext
-from router.paid_answers import EVENTS, LEASES, PaidAnswers, booked
+from router.paid_answers import EVENTS, LEASES, PaidAnswers
+from router.paid_calls import booked
 from router.providers.client import Completion
 from simulator.config import Faults
 from tests.helpers import eventually, make_request, pipeline_quiet, put_budgets, router_stack

@@ -39,7 +39,8 @@ from router.context import RequestContext, cover
 from router.errors import RouterError
 from router.health.store import HealthStore
 from router.health.store import Outcome as Health
-from router.paid_answers import PaidAnswers, call_bound
+from router.paid_answers import PaidAnswers
+from router.paid_calls import call_bound
 from router.providers.registry import ProviderRegistry
 from router.stages.budget import estimate_input_tokens
 

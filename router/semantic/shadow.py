@@ -30,7 +30,7 @@ from bus.settings import Settings
 from router.background import Background
 from router.context import RequestContext
 from router.outcomes import ledger_event, needs_ledger
-from router.paid_answers import booked
+from router.paid_calls import booked
 from router.pipeline import Handler
 from router.semantic.request_view import answer_key
 from router.semantic.store import SemanticCache

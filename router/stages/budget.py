@@ -36,7 +36,7 @@ from cost_ledger.budgets.scripts import Code
 from cost_ledger.catalog import PriceCatalog
 from router.context import RequestContext, Route
 from router.errors import NoRouteError, OverBudgetError, UnavailableError
-from router.paid_answers import paid_micro_usd
+from router.paid_calls import paid_micro_usd
 from router.pipeline import Handler
 from router.providers.messages import openai_messages
 from router.providers.registry import ProviderRegistry

@@ -29,7 +29,8 @@ from router.errors import DeadlineExceededError, NoRouteError, RouterError
 from router.health.config import RetryPolicy
 from router.health.limiter import RateLimiter
 from router.health.store import HealthStore, Outcome, Permit
-from router.paid_answers import BOOKED_AS_LOST, PaidAnswers, call_bound, paid_call
+from router.paid_answers import BOOKED_AS_LOST, PaidAnswers
+from router.paid_calls import call_bound, paid_call
 from router.providers.attempts import (
     BILLED_ATTRIBUTE,
     MAY_HAVE_BEEN_BILLED,

@@ -20,7 +20,7 @@ import msgspec
 from bus.messages import CachePolicy, ErrorCode, LedgerEvent, LlmRequest, LlmResult, error_result
 from router.context import RequestContext, Route
 from router.outcomes import ledger_event
-from router.paid_answers import booked
+from router.paid_calls import booked
 from router.pipeline import Handler
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ def child(served: RequestContext, request: LlmRequest, route: Route) -> RequestC
 
 async def call(ctx: RequestContext, call_next: Handler) -> LlmResult:
     """The rest of the pipeline's answer to a routing call; a failure becomes an error
-    result that still carries what was paid (router.paid_answers.booked)."""
+    result that still carries what was paid (router.paid_calls.booked)."""
     try:
         return await call_next(ctx)
     except Exception as exc:
