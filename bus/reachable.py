@@ -24,14 +24,14 @@ _HINTS = {
 class Unreachable(ConnectionError):
     """A server a command needs did not answer; carries which, where and why."""
 
-    def __init__(self, server: str, url: str, timeout_s: float, cause: str) -> None:
+    def __init__(self, server: str, url: str, timeout_s: float | None, cause: str) -> None:
+        """timeout_s: how long it was waited for; None when it refused at once."""
         self.server = server
         self.url = url
         self.timeout_s = timeout_s
         self.cause = cause
-        super().__init__(
-            f"cannot reach {server} at {url} within {timeout_s:g} s ({cause}): {_HINTS[server]}"
-        )
+        within = "" if timeout_s is None else f" within {timeout_s:g} s"
+        super().__init__(f"cannot reach {server} at {url}{within} ({cause}): {_HINTS[server]}")
 
 
 class Refused(Unreachable, nats.errors.Error):
@@ -142,8 +142,13 @@ async def reach_redis(client: aioredis.Redis, url: str, timeout_s: float) -> Non
         async with asyncio.timeout(timeout_s):
             await client.ping()
     except (TimeoutError, OSError, aioredis.RedisError) as exc:
-        cause = "no answer" if isinstance(exc, TimeoutError) else _cause(exc)
-        raise Unreachable("Redis", _redact(url), timeout_s, cause) from exc
+        if isinstance(exc, TimeoutError):
+            raise Unreachable("Redis", _redact(url), timeout_s, "no answer") from exc
+        if "Error 111 " in str(exc) or isinstance(exc.__cause__, ConnectionRefusedError):
+            # refused at once: nothing was waited for (found by a newcomer: "within 5 s")
+            cause = "connection refused: nothing listens there"
+            raise Unreachable("Redis", _redact(url), None, cause) from exc
+        raise Unreachable("Redis", _redact(url), timeout_s, _cause(exc)) from exc
 
 
 def _cause(exc: BaseException) -> str:
