@@ -137,6 +137,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"flipsync: {setting_name(error['loc'])}: {setting_problem(error['msg'])}",
                   file=sys.stderr)  # fmt: skip
         return 2
+    if args.command != "reset" and (taken := data_dir.busy(settings.data_dir)) is not None:
+        print(f"flipsync: {taken}", file=sys.stderr)  # before the command's slow imports
+        return EXIT_BUSY
     execute = functools.partial(_run, hold=settings.data_dir)
     if args.command == "reset":
         try:

@@ -61,6 +61,19 @@ def test_report_after_upload_shows_its_spend_until_reset(tmp_path: Path) -> None
     assert no_spend.returncode == 2 and "no ledger here" in no_spend.stderr
 
 
+def test_whether_the_data_is_taken_is_known_without_holding_it(tmp_path: Path) -> None:
+    """A second command is refused before its slow imports (a second `flipsync demo` took
+    6.8 s to say so): data_dir.busy checks without creating or holding the directory."""
+    place = tmp_path / ".flipsync"
+    assert data_dir.busy(place) is None and not place.exists()
+    with data_dir.held(place):
+        taken = data_dir.busy(place)
+        assert taken is not None and f"pid {os.getpid()}" in str(taken)
+    assert data_dir.busy(place) is None
+    with data_dir.held(place):  # the check held nothing
+        pass
+
+
 def test_a_second_command_on_the_same_data_is_refused(tmp_path: Path) -> None:
     with data_dir.held(tmp_path / ".flipsync"):
         busy = flipsync("chat", "hello", cwd=tmp_path)
