@@ -88,6 +88,11 @@ async def run_demo(settings: Settings, console: Console | None = None) -> int:
         other = totals.spend_micro_usd - before.spend_micro_usd - products_and_chat
         if other > 0:  # so that the lines above add up to the report's spend below
             console.print(escape(other_calls_line(other, simulated=stack.simulated)))
+        if before.calls:  # the ledger is the data directory's, earlier runs included
+            console.print(
+                f"the report below covers every demo run on this data ({before.calls} calls "
+                "before this one; `flipsync reset` starts afresh)"
+            )
         report = await build_report(stack.aggregates, tenant=TENANT)
         console.print(render_report(report))
         failed = [e for e in done if not e.ok]

@@ -71,6 +71,7 @@ def test_the_demo_reads_like_listings_and_its_data_outlives_it(tmp_path: Path) -
         # of the listing text is told it is not a model's work
         assert (tmp_path / "listings" / "demo" / product / "package.json").is_file()
     assert "FlipSync cost report: tenant demo" in out
+    assert "covers every demo run" not in out  # a first run on fresh data: its own report
     assert "[simulated provider: placeholder text] " in out  # the seller chat's answer
     assert "SIMULATED provider: no real money was spent" in out
     # The spend lines come after the seller chat, and the report holds the chat's call too.
