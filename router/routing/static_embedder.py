@@ -93,7 +93,7 @@ def load_table(model: PieceModel | None = None, rows: int | None = None) -> np.n
         except (OSError, ValueError):
             pass
         log.warning("building routing's static vectors from MiniLM into %s (once per "
-                    "machine, about 15 s)", path)  # fmt: skip
+                    "machine, 15-30 s)", path)  # fmt: skip
         source = model or OnnxMiniLmEmbedder(threads=min(os.cpu_count() or 1, 4))
         table = distil(source.piece_vectors())
         _keep(table, path)
