@@ -39,10 +39,15 @@ def write_key_file(key: str, data_dir: Path | None, tenant: str = "default") -> 
     return path
 
 
-def announce_key(key: str, tenant: str, data_dir: Path | None, out: TextIO) -> None:
-    """Tell the operator the key: printed on a terminal, else written to a 0600 file."""
+def announce_key(
+    key: str, tenant: str, data_dir: Path | None, out: TextIO, *, dashboard: str = ""
+) -> None:
+    """Tell the operator the key: printed on a terminal (with dashboard, the page's URL
+    holding it in its fragment, which a browser never sends), else written to a 0600 file."""
     if out.isatty():
         print(f"flipsync http: no FLIPSYNC_API_KEYS; key of tenant {tenant}: {key}", file=out)
+        if dashboard:
+            print(f"flipsync http: {tenant}'s dashboard: {dashboard}#key={key}", file=out)
     else:
         path = write_key_file(key, data_dir, tenant)
         print(f"flipsync http: no FLIPSYNC_API_KEYS; key of tenant {tenant} is in {path}", file=out)

@@ -460,7 +460,9 @@ async def serve_api(settings: Settings, host: str, port: int) -> int:
         for tenant in ("default", "demo"):  # uploads by default; the demo's listings
             key = new_key()
             update["api_keys"][key] = tenant
-            announce_key(key, tenant, settings.data_dir, sys.stdout)
+            shown = "localhost" if host in ("0.0.0.0", "::", "") else host
+            page = f"http://{shown}:{port}/dashboard"
+            announce_key(key, tenant, settings.data_dir, sys.stdout, dashboard=page)
     services = [Service.API] if settings.nats_url else [*ALL_SERVICES, Service.API]
     return await run_services(settings.model_copy(update=update), services)
 

@@ -208,12 +208,14 @@ def test_a_generated_key_is_printed_only_on_a_terminal(tmp_path: Path) -> None:
             return True
 
     shown = Terminal()
-    announce_key("fs-secret-1", "default", tmp_path, shown)
+    page = "http://localhost:8080/dashboard"
+    announce_key("fs-secret-1", "default", tmp_path, shown, dashboard=page)
     assert "fs-secret-1" in shown.getvalue()
+    assert f"{page}#key=fs-secret-1" in shown.getvalue()  # a link to open, key in the fragment
     assert not (tmp_path / KEY_FILE).exists()
 
     logged = io.StringIO()  # a pipe, a container log: not a terminal
-    announce_key("fs-secret-2", "default", tmp_path / "data", logged)
+    announce_key("fs-secret-2", "default", tmp_path / "data", logged, dashboard=page)
     key_file = tmp_path / "data" / KEY_FILE
     assert "fs-secret-2" not in logged.getvalue() and str(key_file) in logged.getvalue()
     assert key_file.read_text().strip() == "fs-secret-2"
