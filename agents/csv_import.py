@@ -55,6 +55,8 @@ class Row:
     line: int
     fields: dict[str, str]
     extra: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+    """Each field's column as the file spells it (a problem names the seller's column)."""
 
 
 @dataclass(kw_only=True)
@@ -81,6 +83,7 @@ def read_table(path: Path, *, duplicates: str = "refuse") -> Imported:
     fmt = detect(header)
     names = [normalise(h) for h in header]
     mapped = {i: fmt.columns[n] for i, n in enumerate(names) if n in fmt.columns}
+    headers = {name: header[i].strip() for i, name in reversed(mapped.items())}
     present = set(mapped.values())
     expected = _expected(fmt)
     missing = [alts for alts in fmt.required if not present & set(alts)]
@@ -105,7 +108,7 @@ def read_table(path: Path, *, duplicates: str = "refuse") -> Imported:
                 "(an unbalanced quote, or a missing or extra delimiter?)"
             )
             continue
-        row = Row(line=line, fields={})
+        row = Row(line=line, fields={}, headers=headers)
         for index, value in enumerate(values):
             value = value.strip()
             if not value:
@@ -195,7 +198,7 @@ def _check(row: Row, fmt: Format, problems: list[str]) -> None:
             try:
                 amount, currency = parse_money(f[name])
             except ValueProblem as exc:
-                problems.append(f"{where}: {name}: {exc}")
+                problems.append(f"{where}: {row.headers.get(name, name)}: {exc}")
                 continue
             f[name] = str(amount)
             if currency not in (None, "USD"):

@@ -162,6 +162,10 @@ DEFECTS = {
         "product_id,title,cost_price\nm1,Mug,about ten\n",
         "line 2: cost_price: 'about ten' is not an amount of money",
     ),
+    "unreadable money, named by the file's column": (
+        "Handle,Title,Body (HTML),Variant Price\nmug,Mug,Teal mug,abc\n",
+        "line 2: Variant Price: 'abc' is not an amount of money",  # not list_price (a newcomer)
+    ),
     "weight without a unit": (
         "product_id,title,weight\nm1,Mug,13.4\n",
         "line 2: weight '13.4' has no unit (g, kg, oz, lb)",
