@@ -1,20 +1,22 @@
-"""Every regular expression FlipSync keeps at module level runs in linear time on hostile text.
+"""FlipSync's regular expressions (module-level and literal ones) run in linear time on hostile text.
 
 Found by review: patterns tried from every position of a long run (of digits, spaces,
 newlines) took time quadratic in the run, on the router's or the agents' event loop: a
 64 KB prompt of newlines held the router 11 s in routing's cues, 8,192 digits in a question
 5.6 s in the semantic cache's entities, a seller's note of 20,000 digits the agents 39 s.
-Each pattern below is run over runs of 20,000 characters of every kind that made one of them
-slow; a linear pattern takes a few milliseconds there, a quadratic one seconds. The bound is
+Each pattern below (kept at module level, or a literal handed to re's functions anywhere)
+is run over runs of 20,000 characters of every kind that made one of them slow; a linear pattern takes a few milliseconds there, a quadratic one seconds. The bound is
 a hang guard with two orders of magnitude to spare, not a performance check.
 """
 
 from __future__ import annotations
 
+import ast
 import importlib
 import pkgutil
 import re
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,6 +27,9 @@ RUNS = ("1", " ", "\n", "\t", "a", "A", "_", ".", "@", "-", "/", ":", "'", "#", 
         "1 ", "a ", "1.", "a.", "1-", "1,", "$1", "1x", "a1", "aA", " \n")  # fmt: skip
 LENGTH = 20_000
 HANG_GUARD_S = 1.0
+ROOT = Path(__file__).resolve().parent.parent
+RE_FUNCTIONS = {"compile", "search", "match", "fullmatch", "sub", "subn", "findall", "finditer",
+                "split"}  # fmt: skip
 ANCHORED = {
     "agents.csv_values._MONEY": "fullmatch on one stripped cell: one start, linear there",
 }
@@ -47,7 +52,37 @@ def _patterns() -> dict[str, re.Pattern[str] | re.Pattern[bytes]]:
     return found
 
 
+def _inline_patterns(kept: set[str]) -> dict[str, re.Pattern[str]]:
+    """Literal patterns handed to re's functions anywhere in the packages' source (inside
+    functions too: ``re.search(r"...", text)``), by file and line; those kept elsewhere
+    already (kept: module-level patterns' sources) once."""
+    found: dict[str, re.Pattern[str]] = {}
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if not (
+                    isinstance(node, ast.Call)
+                    and isinstance(node.func, ast.Attribute)
+                    and node.func.attr in RE_FUNCTIONS
+                    and isinstance(node.func.value, ast.Name)
+                    and node.func.value.id == "re"
+                    and node.args
+                    and isinstance(node.args[0], ast.Constant)
+                    and isinstance(node.args[0].value, str)
+                ):
+                    continue
+                source = node.args[0].value
+                if source not in kept:
+                    kept.add(source)
+                    where = f"{path.relative_to(ROOT)}:{node.lineno}"
+                    found[where] = re.compile(source)
+    return found
+
+
 PATTERNS = _patterns()
+PATTERNS.update(
+    _inline_patterns({str(p.pattern) for p in PATTERNS.values() if isinstance(p.pattern, str)})
+)
 
 
 def test_the_scan_finds_the_patterns_that_were_slow() -> None:
