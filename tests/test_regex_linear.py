@@ -1,12 +1,13 @@
-"""FlipSync's regular expressions (module-level and literal ones) run in linear time on hostile text.
+"""FlipSync's regular expressions run in linear time on hostile text.
 
 Found by review: patterns tried from every position of a long run (of digits, spaces,
 newlines) took time quadratic in the run, on the router's or the agents' event loop: a
 64 KB prompt of newlines held the router 11 s in routing's cues, 8,192 digits in a question
 5.6 s in the semantic cache's entities, a seller's note of 20,000 digits the agents 39 s.
-Each pattern below (kept at module level, or a literal handed to re's functions anywhere)
-is run over runs of 20,000 characters of every kind that made one of them slow; a linear pattern takes a few milliseconds there, a quadratic one seconds. The bound is
-a hang guard with two orders of magnitude to spare, not a performance check.
+Each pattern (kept at module level, or a literal handed to re's functions anywhere) is run
+over runs of 20,000 characters of every kind that made one of them slow; a linear pattern
+takes a few milliseconds there, a quadratic one seconds. The bound is a hang guard with two
+orders of magnitude to spare, not a performance check.
 """
 
 from __future__ import annotations
