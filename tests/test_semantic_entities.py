@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bus.messages import ChatMessage, ImagePart, LlmRequest, LlmResult, Status, TextPart
+from router.semantic import dates
 from router.semantic.entities import Kind, conflict, extract, signature
 from router.semantic.lexicon import stem
 from router.semantic.request_view import MAX_QUESTION_CHARS, answer_key, view
@@ -327,3 +328,25 @@ def test_a_question_longer_than_the_embedder_reads_is_not_looked_at() -> None:
     fits = "Is the teal mug dishwasher safe? " * (MAX_QUESTION_CHARS // 40)
     assert len(fits) <= MAX_QUESTION_CHARS and view(ask(fits), MODEL) is not None
     assert view(ask("Is the teal mug dishwasher safe? " * 100_000), MODEL) is None
+
+
+def test_a_question_full_of_dates_reads_a_bounded_number_with_dateparser(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Found by review: 800 distinct dates in an 8 KB question each went through dateparser
+    on the router's loop (0.4 s; ten such questions stalled every tenant 2.9 s)."""
+    parser = dates._parser()
+    calls: list[str] = []
+    real = parser.get_date_data
+
+    def counted(text: str, *args: object, **kwargs: object) -> object:
+        calls.append(text)
+        return real(text, *args, **kwargs)
+
+    monkeypatch.setattr(parser, "get_date_data", counted)
+    dates.normalise.cache_clear()
+    text = " ".join(f"{(i * 7) % 28 + 1} jan {1000 + (i * 800) % 8000}" for i in range(800))
+    found, _ = dates.find(text[:8192])
+    spans = [value for _, kind, value in found if kind == "date"]
+    assert len(spans) > 500 and len(calls) <= dates.MAX_PARSED_SPANS
+    assert len(set(spans)) > dates.MAX_PARSED_SPANS  # the rest are still told apart
