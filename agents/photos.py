@@ -73,12 +73,18 @@ def prepare(data: bytes, sides: dict[str, int]) -> PreparedPhoto:
 
     Raises PhotoError for data that is not a readable image.
     """
+    largest = 2 * max(sides.values(), default=1)
     with _untrusted():
         image = _open(io.BytesIO(data))
+        width, height = image.size
+        image.draft(image.mode, (largest, largest))  # a JPEG is decoded at a reduced scale
         image.load()
     with image:
         content_type = Image.MIME.get(image.format or "", "application/octet-stream")
-        width, height = image.size
+        if max(image.size) > largest:
+            # Shrunk in place before any copy: an 8000x8000 photo held four full-size
+            # copies (about 800 MB for a 186 KB PNG; found by review), now one.
+            image.thumbnail((largest, largest), Image.Resampling.LANCZOS)
         upright = ImageOps.exif_transpose(image).convert("RGB")
         renditions = {detail: _rendition(upright, side) for detail, side in sides.items()}
         return PreparedPhoto(

@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import io
 import re
+import subprocess
+import sys
+import threading
 from pathlib import Path
 from typing import cast
 
@@ -12,9 +15,11 @@ import pytest
 from faststream.nats import NatsBroker
 from PIL import Image, ImageDraw
 
+from agents import upload
 from agents.photos import (
     PhotoError,
     PhotoTooLargeError,
+    PreparedPhoto,
     check_photo,
     hash_chunks,
     prepare,
@@ -105,3 +110,41 @@ def test_a_photo_damaged_past_its_header_is_named_by_the_uploader(tmp_path: Path
         asyncio.run(
             uploader._store_photo(cast(Stores, None), "t", "wf", 0, PhotoFile.at(truncated))
         )
+
+
+def test_a_huge_photo_is_shrunk_before_it_is_copied(tmp_path: Path) -> None:
+    """Found by review: a 186 KB PNG of 8000x8000 pixels took about 800 MB to prepare (four
+    full-size copies); shrunk in place after decoding, it takes one. Measured in a process of
+    its own (its peak resident memory), well apart from either figure."""
+    image = Image.new("RGB", (8000, 7999))
+    path = tmp_path / "huge.png"
+    image.save(path, format="PNG", compress_level=9)
+    del image
+    script = (
+        "import resource, sys\n"
+        "from agents.photos import prepare\n"
+        "p = prepare(open(sys.argv[1], 'rb').read(), {'low': 512, 'high': 1024})\n"
+        "print(p.width, p.height, p.renditions['high'].width,"
+        " resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True,
+                          text=True, check=True, timeout=120)  # fmt: skip
+    width, height, side, peak_mb = (int(n) for n in done.stdout.split())
+    assert (width, height, side) == (8000, 7999, 1024)
+    assert peak_mb < 600, f"{peak_mb} MB"  # 807 MB before, 355 MB after (8000x7999 RGB)
+
+
+async def test_photos_are_prepared_on_their_own_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not on the default pool, where they starved the router's schema checks (review)."""
+    seen: list[str] = []
+
+    def recording(data: bytes, sides: dict[str, int]) -> PreparedPhoto:
+        seen.append(threading.current_thread().name)
+        raise PhotoError("stop here")
+
+    monkeypatch.setattr(upload, "prepare", recording)
+    uploader = upload.Uploader(cast(NatsBroker, None))
+    photo = PhotoFile(name="p.png", data=b"x")
+    with pytest.raises(PhotoError):
+        await uploader._store_photo(cast(Stores, None), "t", "wf", 0, photo)
+    assert seen and seen[0].startswith("flipsync-photos")
