@@ -86,6 +86,9 @@ class Uploader:
                 priority=priority,
                 attributes=dict(product.attributes),
             )
+            # Kept before it is published (the workflow service keeps it again, a no-op): a
+            # status asked the moment the 202 is back finds it running, not 404 (review).
+            await stores.checkpoints.put_upload(upload)
             await publish(
                 self._broker,
                 encode(upload),

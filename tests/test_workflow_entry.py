@@ -123,6 +123,10 @@ async def test_http_upload_takes_multipart_photos(stack: Stack) -> None:
                 assert response.status == 202, await response.text()
                 started = await response.json()
             assert started["status_url"].startswith(f"/api/products/{owner}/")
+            # Asked at once, it is running, never "no such upload" (found by review: 404 until
+            # the workflow service had kept the upload)
+            async with session.get(started["status_url"]) as poll:
+                assert poll.status in (200, 202), await poll.text()
             body: dict[str, Any] = {}
 
             async def finished() -> bool:
