@@ -24,11 +24,11 @@ import re2
 from jsonschema import ValidationError
 from jsonschema.validators import extend
 
+from router.schema_walk import schema_objects
+
 _OPTIONS = re2.Options()
 _OPTIONS.log_errors = False  # a refused pattern is said in the schema's verdict, not on stderr
 _OPTIONS.max_mem = 8 << 20  # RE2's own memory bound per compiled pattern (its default is 8 MiB)
-DATA_KEYWORDS = ("const", "enum", "default", "examples")
-"""Keywords whose values are instances, not schemas: a "pattern" inside them is only data."""
 
 
 @functools.lru_cache(maxsize=1024)
@@ -39,14 +39,7 @@ def compiled(pattern: str) -> Any:
 
 def pattern_problem(schema: object) -> str:
     """Why a schema's patterns cannot run in linear time, or ""."""
-    stack: list[object] = [schema]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, list):
-            stack.extend(node)
-            continue
-        if not isinstance(node, dict):
-            continue
+    for node in schema_objects(schema):
         patterns = [node["pattern"]] if isinstance(node.get("pattern"), str) else []
         named = node.get("patternProperties")
         if isinstance(named, dict):
@@ -62,7 +55,6 @@ def pattern_problem(schema: object) -> str:
                     f"the output schema's pattern {pattern[:80]!r} cannot run in linear time "
                     f"({str(why)[:80]}): lookaround and backreferences are refused"
                 )
-        stack.extend(value for key, value in node.items() if key not in DATA_KEYWORDS)
     return ""
 
 

@@ -27,6 +27,7 @@ from bus.errors import WireError
 from bus.limits import count_nodes, nesting_depth
 from bus.messages import ErrorCode, LlmRequest
 from router.schema_patterns import linear, pattern_problem
+from router.schema_walk import schema_objects
 
 MAX_SCHEMA_BYTES = 64 * 1024
 """Largest output schema a request may carry, as compact JSON."""
@@ -37,8 +38,6 @@ MAX_SCHEMA_NODES = 10_000
 CHECK_TIMEOUT_S = 2.0
 """Longest a schema check or an answer's validation may take, in a worker thread."""
 REF_KEYWORDS = ("$ref", "$dynamicRef", "$recursiveRef")
-DATA_KEYWORDS = ("const", "enum", "default", "examples")
-"""Keywords whose values are instances, not schemas: a "$ref" inside them is only data."""
 PROBES: tuple[Any, ...] = (None, True, 0, 1.5, "", "a", [], [None], {}, {"a": None})
 """Instances a new schema is tried on, so that a reference cycle that consumes nothing of
 the instance ({"$ref": "#"}) is refused before the call, not found after it."""
@@ -162,17 +161,9 @@ def _checked(schema_json: str) -> tuple[Any, str]:
 
 def _foreign_reference(schema: dict[str, Any]) -> str:
     """Why schema refers outside itself (a URL, a file, a relative URI), or ""."""
-    stack: list[object] = [schema]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, list):
-            stack.extend(node)
-            continue
-        if not isinstance(node, dict):
-            continue
-        for key, value in node.items():
-            if key in REF_KEYWORDS and isinstance(value, str) and not value.startswith("#"):
+    for node in schema_objects(schema):
+        for key in REF_KEYWORDS:
+            value = node.get(key)
+            if isinstance(value, str) and not value.startswith("#"):
                 return f"the output schema refers outside itself ({key} {value[:80]!r}): refused"
-            if key not in DATA_KEYWORDS:
-                stack.append(value)
     return ""

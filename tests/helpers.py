@@ -11,7 +11,11 @@ from typing import TYPE_CHECKING, Any
 from bus.messages import BudgetChange, ChatMessage, LlmRequest, OutputSchema
 
 if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
     from flipsync.stack import Stack
+    from router.context import RequestContext
+    from router.paid_answers import PaidAnswers
 
 TITLE_SCHEMA = OutputSchema(
     name="title",
@@ -104,3 +108,39 @@ async def put_budgets(stack: Stack, change: BudgetChange) -> None:
         return await live.current() == expected
 
     await eventually(in_force)
+
+
+@contextlib.asynccontextmanager
+async def lapsed_call(
+    answers: PaidAnswers,
+    ctx: RequestContext,
+    redis: Redis,
+    *,
+    input_tokens: int,
+    model: str = "gpt-4o-mini",
+) -> AsyncIterator[asyncio.Task[Any]]:
+    """A provider call through answers that never answers, its lease lapsed at once, as when
+    its replica died (a reaper books it now); the call is cancelled on the way out."""
+    from router.paid_answers import LEASES
+
+    started = asyncio.Event()
+
+    async def hang() -> Any:
+        started.set()
+        await asyncio.Event().wait()
+        raise AssertionError("never answered")
+
+    call = asyncio.create_task(
+        answers.call(
+            ctx, provider="sim", model=model, input_tokens=input_tokens, simulated=True, make=hang
+        )  # fmt: skip
+    )
+    try:
+        await started.wait()
+        [lease] = await redis.zrange(LEASES, 0, -1)
+        assert isinstance(lease, bytes)
+        await redis.zadd(LEASES, {lease: 0})
+        yield call
+    finally:
+        call.cancel()
+        await asyncio.gather(call, return_exceptions=True)

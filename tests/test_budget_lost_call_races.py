@@ -47,7 +47,7 @@ from router.stages.dispatch import Dispatcher
 from router.token_bound import max_request_cost
 from simulator.config import Faults
 from simulator.server import SimulatedProvider
-from tests.helpers import make_request
+from tests.helpers import lapsed_call, make_request
 from tests.test_budget_lost_calls import _ledger_event
 from tests.test_budget_store import ACME, day_counter, make_store, tenant_budget
 from tests.test_provider_fallback import MODEL as SPENT_MODEL
@@ -117,32 +117,11 @@ async def test_a_lost_call_settled_by_the_ledger_after_the_redelivery_reserved_s
 
     answers = PaidAnswers(redis_client, broker, catalog, lambda: "test", lease_s=30,
                           answer_ttl_s=60, budgets=SettleFails())  # fmt: skip
-    started = asyncio.Event()
-
-    async def hang() -> Completion:
-        started.set()
-        await asyncio.Event().wait()
-        raise AssertionError("never answered")
-
-    call = asyncio.create_task(
-        answers.call(
-            RequestContext(request=request),
-            provider="sim",
-            model=MODEL,
-            input_tokens=tokens,
-            simulated=True,
-            make=hang,
-        )  # fmt: skip
-    )
-    try:
-        await started.wait()
-        [lease] = await redis_client.zrange(LEASES, 0, -1)
-        assert isinstance(lease, bytes)
-        await redis_client.zadd(LEASES, {lease: 0})  # the replica died
-        assert await answers.reap() == 1  # booked and published; its settle failed
+    ctx = RequestContext(request=request)
+    try:  # the replica died
+        async with lapsed_call(answers, ctx, redis_client, model=MODEL, input_tokens=tokens):
+            assert await answers.reap() == 1  # booked and published; its settle failed
     finally:
-        call.cancel()
-        await asyncio.gather(call, return_exceptions=True)
         await answers.close()
     event = await _ledger_event(broker, tenant)
     assert not settled_by_router(event) and event.reserved_by == request.id
@@ -342,23 +321,7 @@ async def test_a_redelivery_books_its_earlier_deliverys_lost_call_before_it_rese
     assert (await store.reserve(request.id, subject, bound)).code is Code.RESERVED  # delivery 1
     answers = PaidAnswers(redis_client, broker, CATALOG, lambda: "test", lease_s=30,
                           answer_ttl_s=60, budgets=store)  # fmt: skip
-    started = asyncio.Event()
-
-    async def hang() -> Completion:
-        started.set()
-        await asyncio.Event().wait()
-        raise AssertionError("never answered")
-
     first = RequestContext(request=request, reserved_micro_usd=bound)
-    call = asyncio.create_task(
-        answers.call(
-            first, provider="sim", model=MODEL, input_tokens=tokens, simulated=True, make=hang
-        )  # fmt: skip
-    )
-    await started.wait()
-    [lease] = await redis_client.zrange(LEASES, 0, -1)
-    assert isinstance(lease, bytes)
-    await redis_client.zadd(LEASES, {lease: 0})  # delivery 1's replica died: its lease lapsed
     seen: list[tuple[int, int]] = []
 
     async def answer(ctx: RequestContext) -> LlmResult:
@@ -371,12 +334,11 @@ async def test_a_redelivery_books_its_earlier_deliverys_lost_call_before_it_rese
                            BudgetStage(store, CATALOG, lambda model: "sim",
                                        book_lost_calls=answers.reap)]  # fmt: skip
     ctx = RequestContext(request=request, delivery=2, defer_after=True)
-    try:
-        result = await compose(stages, answer, trace.get_tracer("t"))(ctx)
-        await ctx.run_after()
+    try:  # delivery 1's replica died mid-call: its lease lapsed, no reaper ran yet
+        async with lapsed_call(answers, first, redis_client, model=MODEL, input_tokens=tokens):
+            result = await compose(stages, answer, trace.get_tracer("t"))(ctx)
+            await ctx.run_after()
     finally:
-        call.cancel()
-        await asyncio.gather(call, return_exceptions=True)
         await answers.close()
     assert result.ok
     assert seen == [(bound, bound)], "the lost call booked, the reservation grown back first"

@@ -30,7 +30,7 @@ from router.paid_answers import LEASES, PaidAnswers
 from router.providers.client import Completion
 from router.stages.budget import estimate_input_tokens, subject_of
 from router.token_bound import max_request_cost
-from tests.helpers import make_request
+from tests.helpers import lapsed_call, make_request
 from tests.test_budget_store import day_counter, make_store
 
 MODEL = "gpt-4o-mini"
@@ -92,29 +92,12 @@ async def test_a_lost_call_never_takes_settled_spend_past_the_budget(
     tenant, request, tokens = one.tenant, one.request, one.tokens
     reserved, store, answers = one.reserved, one.store, one.answers
     limit = reserved
-    started = asyncio.Event()
-
-    async def hang() -> Completion:
-        started.set()
-        await asyncio.Event().wait()
-        raise AssertionError("never answered")
-
     ctx = RequestContext(request=request)
-    call = asyncio.create_task(
-        answers.call(
-            ctx, provider="sim", model=MODEL, input_tokens=tokens, simulated=True, make=hang
-        )  # fmt: skip
-    )
     try:
-        await started.wait()
         # The replica dies: its lease lapses and another replica's reaper books the call.
-        [lease] = await redis_client.zrange(LEASES, 0, -1)
-        assert isinstance(lease, bytes)
-        await redis_client.zadd(LEASES, {lease: 0})
-        assert await answers.reap() == 1
+        async with lapsed_call(answers, ctx, redis_client, model=MODEL, input_tokens=tokens):
+            assert await answers.reap() == 1
     finally:
-        call.cancel()
-        await asyncio.gather(call, return_exceptions=True)
         await answers.close()
     # Its reservation, no longer kept alive, expires; another request takes the room it held.
     group = keys.tenant_group(name_token(tenant))
@@ -189,32 +172,11 @@ async def test_a_redelivery_after_a_lost_call_needs_room_for_its_own_call(
     one = await _one_reservation(redis_client, broker, "again")
     tenant, request, subject, tokens = one.tenant, one.request, one.subject, one.tokens
     reserved, store, answers = one.reserved, one.store, one.answers
-    started = asyncio.Event()
-
-    async def hang() -> Completion:
-        started.set()
-        await asyncio.Event().wait()
-        raise AssertionError("never answered")
-
-    call = asyncio.create_task(
-        answers.call(
-            RequestContext(request=request),
-            provider="sim",
-            model=MODEL,
-            input_tokens=tokens,
-            simulated=True,
-            make=hang,
-        )  # fmt: skip
-    )
-    try:
-        await started.wait()
-        [lease] = await redis_client.zrange(LEASES, 0, -1)
-        assert isinstance(lease, bytes)
-        await redis_client.zadd(LEASES, {lease: 0})  # the replica died
-        assert await answers.reap() == 1
+    ctx = RequestContext(request=request)
+    try:  # the replica died
+        async with lapsed_call(answers, ctx, redis_client, model=MODEL, input_tokens=tokens):
+            assert await answers.reap() == 1
     finally:
-        call.cancel()
-        await asyncio.gather(call, return_exceptions=True)
         await answers.close()
     counter = day_counter(f"tenant:{tenant}")
     assert await store.counter(counter) == (reserved, 0)  # booked, and off the reservation

@@ -26,7 +26,14 @@ from router.paid_answers import EVENTS, LEASES, PaidAnswers
 from router.paid_calls import booked
 from router.providers.client import Completion
 from simulator.config import Faults
-from tests.helpers import eventually, make_request, pipeline_quiet, put_budgets, router_stack
+from tests.helpers import (
+    eventually,
+    lapsed_call,
+    make_request,
+    pipeline_quiet,
+    put_budgets,
+    router_stack,
+)
 
 _MADE: list[PaidAnswers] = []
 """The PaidAnswers the tests made: each reaps every half lease until closed."""
@@ -125,24 +132,9 @@ async def test_a_call_whose_replica_died_is_booked_at_its_maximum(stack: Stack) 
     tenant = f"lost{uuid.uuid4().hex[:8]}"
     request = make_request(tenant=tenant, agent="listing")
     ctx = RequestContext(request=request)
-    started = asyncio.Event()
-
-    async def hang() -> Completion:
-        started.set()
-        await asyncio.Event().wait()
-        raise AssertionError("never answered")
-
-    calling = answers.call(
-        ctx, provider="sim", model="gpt-4o-mini", input_tokens=40, simulated=True, make=hang
-    )
-    call = asyncio.create_task(calling)
-    await started.wait()
     # A replica that dies stops renewing its lease: stand in for it by freezing this one.
-    lease = await stack.redis.zrange(LEASES, 0, -1)
-    assert len(lease) == 1 and isinstance(lease[0], bytes)
-    await stack.redis.zadd(LEASES, {lease[0]: 0})
-    booked_here = await answers.reap()
-    call.cancel()
+    async with lapsed_call(answers, ctx, stack.redis, input_tokens=40):
+        booked_here = await answers.reap()
     assert booked_here == 1
 
     async def in_ledger() -> bool:
