@@ -48,7 +48,7 @@ from router.token_bound import max_request_cost
 from simulator.config import Faults
 from simulator.server import SimulatedProvider
 from tests.helpers import lapsed_call, make_request
-from tests.test_budget_lost_calls import _ledger_event
+from tests.test_budget_lost_calls import _ledger_event, one_reservation
 from tests.test_budget_store import ACME, day_counter, make_store, tenant_budget
 from tests.test_provider_fallback import MODEL as SPENT_MODEL
 from tests.test_provider_fallback import FixedRoute, registry_of, settings_for
@@ -91,19 +91,15 @@ async def test_a_lost_call_settled_by_the_ledger_after_the_redelivery_reserved_s
     (Redis error), so it publishes the event unsettled; the redelivery reserves (HELD, in
     full); the ledger consumer settles the event (LedgerView), giving back from the
     redelivery's reservation; another request fits; both calls are paid."""
-    tenant = f"late{uuid.uuid4().hex[:8]}"
-    catalog = PriceCatalog.load()
-    request = make_request(tenant=tenant, agent="listing")
-    subject = subject_of(request)
-    tokens = estimate_input_tokens(request)
-    bound = max_request_cost(
-        request, catalog.get(MODEL), EngineSettings().input_margin, estimate=tokens
+    one = await one_reservation(redis_client, broker, "late", rooms=2)
+    tenant, request, subject, tokens, store = (
+        one.tenant,
+        one.request,
+        one.subject,
+        one.tokens,
+        one.store,
     )
-    limit = 2 * bound
-    budget = BudgetSpec(name=f"{tenant}-daily", scope=BudgetScope.TENANT,
-                        period=BudgetPeriod.DAY, limit_micro_usd=limit, tenant=tenant)  # fmt: skip
-    store = await make_store(redis_client, [budget])
-    assert (await store.reserve(request.id, subject, bound)).code is Code.RESERVED
+    bound, limit, catalog = one.reserved, 2 * one.reserved, CATALOG
 
     class SettleFails:
         """The budgets as the reaper sees them while Redis errors on its settle."""
@@ -235,18 +231,15 @@ async def test_a_call_booked_by_a_reaper_then_failed_keeps_its_room_for_the_fall
     answer (a timeout: not billed). _call_under_lease drops the marker, finds it gone, but
     notes nothing: the request still believes it holds its whole reservation, so dispatch
     makes the fallback with no room_for check (spent == 0), while Redis gave that room away."""
-    tenant = f"lapse{uuid.uuid4().hex[:8]}"
-    request = make_request(tenant=tenant, agent="listing")
-    subject = subject_of(request)
-    tokens = estimate_input_tokens(request)
-    bound = max_request_cost(
-        request, CATALOG.get(MODEL), EngineSettings().input_margin, estimate=tokens
+    one = await one_reservation(redis_client, broker, "lapse", rooms=2)
+    tenant, request, subject, tokens, store = (
+        one.tenant,
+        one.request,
+        one.subject,
+        one.tokens,
+        one.store,
     )
-    limit = 2 * bound
-    budget = BudgetSpec(name=f"{tenant}-daily", scope=BudgetScope.TENANT,
-                        period=BudgetPeriod.DAY, limit_micro_usd=limit, tenant=tenant)  # fmt: skip
-    store = await make_store(redis_client, [budget])
-    assert (await store.reserve(request.id, subject, bound)).code is Code.RESERVED
+    bound, limit, answers = one.reserved, 2 * one.reserved, one.answers
 
     async def top_up(extra: int) -> bool:  # as the budget stage wires it
         grown = await store.extend(request.id, subject, extra)
@@ -255,8 +248,6 @@ async def test_a_call_booked_by_a_reaper_then_failed_keeps_its_room_for_the_fall
         return grown.holds
 
     ctx = RequestContext(request=request, reserved_micro_usd=bound, top_up=top_up)
-    answers = PaidAnswers(redis_client, broker, CATALOG, lambda: "test", lease_s=30,
-                          answer_ttl_s=60, budgets=store)  # fmt: skip
     started, reaped = asyncio.Event(), asyncio.Event()
 
     async def stalls_then_times_out() -> Completion:
@@ -306,21 +297,10 @@ async def test_a_redelivery_books_its_earlier_deliverys_lost_call_before_it_rese
     has not run yet: the budget stage books the lapsed call first (book_lost_calls), so its
     give-back lands before the redelivery takes the reservation over, and the reservation is
     grown back to hold the redelivery's own call beside the booked one."""
-    tenant = f"redo{uuid.uuid4().hex[:8]}"
-    request = make_request(tenant=tenant, agent="listing")
-    subject = subject_of(request)
-    tokens = estimate_input_tokens(request)
-    bound = max_request_cost(
-        request, CATALOG.get(MODEL), EngineSettings().input_margin, estimate=tokens
-    )
-    limit = 3 * bound
-    budget = BudgetSpec(name=f"{tenant}-daily", scope=BudgetScope.TENANT,
-                        period=BudgetPeriod.DAY, limit_micro_usd=limit, tenant=tenant)  # fmt: skip
-    store = await make_store(redis_client, [budget])
+    one = await one_reservation(redis_client, broker, "redo", rooms=3)  # delivery 1 reserved
+    tenant, request, tokens, store = one.tenant, one.request, one.tokens, one.store
+    bound, answers = one.reserved, one.answers
     counter = day_counter(f"tenant:{tenant}")
-    assert (await store.reserve(request.id, subject, bound)).code is Code.RESERVED  # delivery 1
-    answers = PaidAnswers(redis_client, broker, CATALOG, lambda: "test", lease_s=30,
-                          answer_ttl_s=60, budgets=store)  # fmt: skip
     first = RequestContext(request=request, reserved_micro_usd=bound)
     seen: list[tuple[int, int]] = []
 

@@ -48,7 +48,9 @@ async def _ledger_event(broker: NatsBroker, tenant: str) -> LedgerEvent:
 
 
 @dataclass(frozen=True)
-class _OneReservation:
+class OneReservation:
+    """A tenant's budget, one request's reservation in it, and paid-call booking into it."""
+
     tenant: str
     request: LlmRequest
     subject: Subject
@@ -58,11 +60,11 @@ class _OneReservation:
     answers: PaidAnswers
 
 
-async def _one_reservation(
-    redis: aioredis.Redis, broker: NatsBroker, prefix: str
-) -> _OneReservation:
-    """A tenant of its own whose budget holds exactly what the budget stage reserves for one
-    request on MODEL, that reservation made, and paid-call booking into that budget."""
+async def one_reservation(
+    redis: aioredis.Redis, broker: NatsBroker, prefix: str, *, rooms: int = 1
+) -> OneReservation:
+    """A tenant of its own whose budget holds rooms times what the budget stage reserves for
+    one request on MODEL, that reservation made, and paid-call booking into that budget."""
     tenant = f"{prefix}{uuid.uuid4().hex[:8]}"
     catalog = PriceCatalog.load()
     request = make_request(tenant=tenant, agent="listing")
@@ -75,20 +77,20 @@ async def _one_reservation(
         name=f"{tenant}-daily",
         scope=BudgetScope.TENANT,
         period=BudgetPeriod.DAY,
-        limit_micro_usd=reserved,
+        limit_micro_usd=rooms * reserved,
         tenant=tenant,
     )
     store = await make_store(redis, [budget])
     assert (await store.reserve(request.id, subject, reserved)).code is Code.RESERVED
     answers = PaidAnswers(redis, broker, catalog, lambda: "test", lease_s=30,
                           answer_ttl_s=60, budgets=store)  # fmt: skip
-    return _OneReservation(tenant, request, subject, tokens, reserved, store, answers)
+    return OneReservation(tenant, request, subject, tokens, reserved, store, answers)
 
 
 async def test_a_lost_call_never_takes_settled_spend_past_the_budget(
     redis_client: aioredis.Redis, broker: NatsBroker
 ) -> None:
-    one = await _one_reservation(redis_client, broker, "lost")
+    one = await one_reservation(redis_client, broker, "lost")
     tenant, request, tokens = one.tenant, one.request, one.tokens
     reserved, store, answers = one.reserved, one.store, one.answers
     limit = reserved
@@ -121,7 +123,7 @@ async def test_a_lost_call_never_takes_settled_spend_past_the_budget(
 async def test_a_live_call_whose_lease_lapsed_is_booked_within_its_reservation(
     redis_client: aioredis.Redis, broker: NatsBroker
 ) -> None:
-    one = await _one_reservation(redis_client, broker, "stall")
+    one = await one_reservation(redis_client, broker, "stall")
     tenant, request, subject, tokens = one.tenant, one.request, one.subject, one.tokens
     reserved, store, answers = one.reserved, one.store, one.answers
     started, answer = asyncio.Event(), asyncio.Event()
@@ -169,7 +171,7 @@ async def test_a_redelivery_after_a_lost_call_needs_room_for_its_own_call(
     reservation, so the redelivery (which finds it HELD) must find room for its own call.
     Before, it took the standing reservation as its own: the lost call and the redelivery's
     call were both settled against one reservation, up to twice the budget's room."""
-    one = await _one_reservation(redis_client, broker, "again")
+    one = await one_reservation(redis_client, broker, "again")
     tenant, request, subject, tokens = one.tenant, one.request, one.subject, one.tokens
     reserved, store, answers = one.reserved, one.store, one.answers
     ctx = RequestContext(request=request)
