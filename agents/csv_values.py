@@ -32,7 +32,7 @@ CENTIMETRES = {
     '"': Decimal("2.54"), "ft": Decimal("30.48"), "feet": Decimal("30.48"),
 }  # fmt: skip
 """Centimetres per length unit."""
-_NUMBER = r"(?<![\d.,])(\d+(?:[.,]\d+)?)"
+_NUMBER = r"(?<!\d)(?<!\d[.,])(\d+(?:[.,]\d+)?)"
 """A number, matched only from the start of its digits (linear time: see agents.units)."""
 _WEIGHT = re.compile(rf"{_NUMBER}\s*({'|'.join(sorted(GRAMS, key=len, reverse=True))})\b", re.I)
 _DIMS = re.compile(

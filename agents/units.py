@@ -10,7 +10,7 @@ import re
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-_NUMBER = r"(?<![\d.,])(\d+(?:[.,]\d+)?)"
+_NUMBER = r"(?<!\d)(?<!\d[.,])(\d+(?:[.,]\d+)?)"
 """A number, matched only from the start of its digits (a match tried from inside a long run
 of digits, at every one of them, took time quadratic in the run: a note of 20,000 digits
 held the agents' loop 39 s)."""

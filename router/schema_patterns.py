@@ -17,6 +17,7 @@ two are refused together.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -34,28 +35,43 @@ _OPTIONS.max_mem = 8 << 20  # RE2's own memory bound per compiled pattern (its d
 @functools.lru_cache(maxsize=1024)
 def compiled(pattern: str) -> Any:
     """pattern compiled by RE2 (re2.error when RE2 cannot run it)."""
-    return re2.compile(pattern, options=_OPTIONS)
+    return re2.compile(_re2_syntax(pattern), options=_OPTIONS)
 
 
 def pattern_problem(schema: object) -> str:
     """Why a schema's patterns cannot run in linear time, or ""."""
+    named_anywhere = unevaluated_anywhere = False
     for node in schema_objects(schema):
         patterns = [node["pattern"]] if isinstance(node.get("pattern"), str) else []
         named = node.get("patternProperties")
         if isinstance(named, dict):
+            named_anywhere = True
             patterns += [str(name) for name in named]
-            if "unevaluatedProperties" in node:
-                return "the output schema pairs patternProperties with unevaluatedProperties"
+        unevaluated_anywhere = unevaluated_anywhere or "unevaluatedProperties" in node
         for pattern in patterns:
             try:
                 compiled(pattern)
             except re2.error as exc:
                 why = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else exc
                 return (
-                    f"the output schema's pattern {pattern[:80]!r} cannot run in linear time "
-                    f"({str(why)[:80]}): lookaround and backreferences are refused"
+                    f"the output schema's pattern {pattern[:80]!r} is refused: {str(why)[:80]} "
+                    "(patterns run on RE2, in linear time: no lookaround, no backreferences, "
+                    "repeats up to 1000)"
                 )
+    if named_anywhere and unevaluated_anywhere:
+        # jsonschema matches patternProperties' names for unevaluatedProperties with Python's
+        # re, through allOf, $ref and the like (found by review): not allowed together
+        return "the output schema has both patternProperties and unevaluatedProperties"
     return ""
+
+
+_ESCAPED_U = re.compile(r"(\\\\)|\\u([0-9a-fA-F]{4})")
+"""A JSON-schema (ECMA-262) \\uXXXX escape, or an escaped backslash (left as it is)."""
+
+
+def _re2_syntax(pattern: str) -> str:
+    """pattern with ECMA-262's \\uXXXX escapes as RE2 writes them (\\x{XXXX})."""
+    return _ESCAPED_U.sub(lambda m: m.group(1) or "\\x{" + m.group(2) + "}", pattern)
 
 
 def linear(cls: Any) -> Any:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+import pytest
+
 from agents.fees import SCHEDULES, breakeven, fee
 from agents.marketplaces import Marketplace
 from agents.shipping import billable_grams, estimate
@@ -96,3 +98,21 @@ def test_listing_lengths_and_photo_plan() -> None:
     ]
     plan = plan_photos({"photo_quality": {"photos": rated}})
     assert plan == {"order": [1, 0], "main_photo": 1, "retake": [0], "fixes": ["more light"]}
+
+
+@pytest.mark.parametrize(
+    ("notes", "weight_g", "texts"),
+    [
+        ("approx.2kg, fits 12 oz.,16 oz.", "2000", ["2kg", "12 oz", "16 oz"]),
+        ("Packed size 30x20x10cm,1.2kg", "1200", ["30x20x10cm", "1.2kg"]),
+        ("Two mugs: 350ml,450ml", None, ["350ml", "450ml"]),
+    ],
+)
+def test_a_number_right_after_a_dot_or_comma_is_still_read(
+    notes: str, weight_g: str | None, texts: list[str]
+) -> None:
+    """Found by review: the linear-time number pattern refused any number after "." or ","
+    and so read "approx.2kg, 12 oz" as 340 g."""
+    found = convert(notes)
+    assert found["weight_g"] == weight_g
+    assert [m["text"] for m in found["measurements"]] == texts
