@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -169,10 +170,13 @@ async def _upload_all(stack: Stack, console: Console, uploads: _Uploads) -> list
             tracer = stack.tracer_provider.get_tracer("flipsync.upload")
             uploader = Uploader(stack.broker, stack.settings)
             for product in products:
-                upload = await uploader.upload(product, tenant=TENANT, tracer=tracer)
+                workflow_id = uuid.uuid4().hex  # known before the upload is published, so an
+                uploads.started.append(workflow_id)  # interrupt meanwhile cancels it (review)
+                upload = await uploader.upload(
+                    product, tenant=TENANT, tracer=tracer, workflow_id=workflow_id
+                )
                 tasks[upload.workflow_id] = progress.add_task(product.product_id, total=None)
                 started.append(upload)
-                uploads.started.append(upload.workflow_id)
             done = await watcher.wait((u.workflow_id for u in started), timeout_s=180)
         for upload in started:
             state = "done" if done[upload.workflow_id].ok else "FAILED"
