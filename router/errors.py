@@ -50,6 +50,10 @@ class NoRouteError(RouterError):
     code = ErrorCode.PROVIDER_ERROR
 
 
+SHARED_SCOPE = "global"
+"""The scope id of a budget every tenant's spend counts against (policy.scope_id)."""
+
+
 class OverBudgetError(RouterError):
     """A budget (or a message quota, or the per-request cap) cannot take the request.
 
@@ -74,10 +78,17 @@ class OverBudgetError(RouterError):
             return f"${Decimal(value).scaleb(-6):.6f}" if unit == "usd" else f"{value} messages"
 
         where = f"{scope} per {period}" if period else scope
-        reason = (
-            f"over budget {budget!r} ({where}): limit {amount(limit)}, spent {amount(spent)},"
-            f" this request needs up to {amount(needed)}"
-        )
+        if scope == SHARED_SCOPE:  # every tenant's spend: not told to one of them (review)
+            reason = (
+                f"over budget {budget!r} ({where}), a budget every tenant shares: limit "
+                f"{amount(limit)}, this request needs up to {amount(needed)}"
+            )
+            detail = "requests in flight did not settle in time" if detail else ""
+        else:
+            reason = (
+                f"over budget {budget!r} ({where}): limit {amount(limit)}, spent "
+                f"{amount(spent)}, this request needs up to {amount(needed)}"
+            )
         super().__init__(f"{reason}; {detail}" if detail else reason)
         self.budget = budget
         self.scope = scope
