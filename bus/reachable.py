@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 from urllib.parse import urlsplit
@@ -144,7 +145,7 @@ async def reach_redis(client: aioredis.Redis, url: str, timeout_s: float) -> Non
     except (TimeoutError, OSError, aioredis.RedisError) as exc:
         if isinstance(exc, TimeoutError):
             raise Unreachable("Redis", _redact(url), timeout_s, "no answer") from exc
-        if "Error 111 " in str(exc) or isinstance(exc.__cause__, ConnectionRefusedError):
+        if f"Error {errno.ECONNREFUSED} " in str(exc):  # redis-py's words for a refusal
             # refused at once: nothing was waited for (found by a newcomer: "within 5 s")
             cause = "connection refused: nothing listens there"
             raise Unreachable("Redis", _redact(url), None, cause) from exc

@@ -86,6 +86,12 @@ def breakdown(cube: Cube, dim: CubeDim, where: Filter) -> Mapping[str, Totals]:
     return cube.of(dim)
 
 
+def split_kept(where: Filter) -> bool:
+    """Whether the ledger keeps the lever split (savings net of each lever's own calls) for
+    where: by tenant and day only, so not under an agent, model or workspace filter."""
+    return where.agent is None and where.model is None and where.workspace is None
+
+
 async def spend_view(store: AggregateStore, where: Filter) -> SpendResponse:
     """Spend, savings per lever, cost per operation and per product, and rates of a filter."""
     reader = CubeReader(store, check_filter(where))
@@ -100,7 +106,7 @@ async def spend_view(store: AggregateStore, where: Filter) -> SpendResponse:
     levers = cube.of(CubeDim.LEVER)
     savings = {name: t.savings_micro_usd for name, t in sorted(levers.items())}
     split = None
-    if where.agent is None and where.model is None and where.workspace is None:
+    if split_kept(where):
         split = await SplitStore(store.redis).split(where.tenant, days)
     if split is not None and (split.gross or split.lever_cost):
         savings = split.net
@@ -143,7 +149,7 @@ async def timeseries_view(store: AggregateStore, where: Filter) -> TimeseriesRes
         return [int(getattr(breakdown(c, dim, where).get(name, Totals()), field)) for c in cubes]
 
     savings = {name: series(CubeDim.LEVER, name, "savings_micro_usd") for name in levers}
-    if where.agent is None and where.model is None and where.workspace is None:
+    if split_kept(where):
         # As spend_view: each lever's saving net of its own cost, where the split is kept
         # (found by a newcomer: the same key meant the served lever's saving here).
         daily = await SplitStore(store.redis).daily(where.tenant, days)

@@ -75,11 +75,12 @@ def find(text: str) -> tuple[list[tuple[int, str, str]], str]:
 
     def date(match: re.Match[str]) -> str:
         span = match.group(0)
-        parsed = sum(1 for _, kind, _ in found if kind == "date") < MAX_PARSED_SPANS
+        parsed = len(found) - clocks < MAX_PARSED_SPANS  # the dates found so far
         found.append((match.start(), "date", normalise(span) if parsed else _folded(span)))
         return " " * len(span)
 
     text = _CLOCK.sub(clock, text)
+    clocks = len(found)
     text = _SPANS.sub(date, text)
     return found, text
 
