@@ -21,7 +21,8 @@ from agents.cli import Running, run_command
 from bus.embedded.process import free_port
 from bus.messages import WorkflowDone
 from bus.settings import Settings
-from flipsync.cli import full_parser, serve_api
+from flipsync.cli import full_parser
+from flipsync.serving import serve_api
 
 SAMPLES = Path(__file__).parent.parent / "agents" / "samples"
 HANG_GUARD_S = 60
