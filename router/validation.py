@@ -6,7 +6,8 @@ Validators resolve references through an empty referencing.Registry, which retri
 nothing, so a reference the schema does not hold is an error, never a fetch. Its patterns
 run in linear time (router.schema_patterns: RE2), as Python's engine holds the GIL through
 an exponential match and no time limit can stop it. Every check runs off the event loop,
-bounded in time.
+bounded in time, except an answer's check that cannot be slow: a short answer against a
+schema checked before whose keywords all take time linear in the answer (linear_schema).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import threading
+from dataclasses import dataclass
 from typing import Any, cast
 
 import jsonschema
@@ -47,6 +50,22 @@ _VERDICTS: dict[bytes, str] = {}
 """Verdicts of schemas checked before, by their JSON as sent, oldest first ("" for usable)."""
 _NO_RETRIEVAL: Registry[Any] = Registry()
 """A registry that holds nothing and retrieves nothing: only '#...' references resolve."""
+INLINE_ANSWER_CHARS = 4_096
+"""Longest answer checked on the event loop, and then only against a schema checked before
+that linear_schema admits: a worker thread's hop cost about 300 us of CPU per answer
+(measured in the router's dispatch), more than such a check."""
+LINEAR_SCHEMA_OBJECTS = 256
+"""Most objects a schema may hold and still be checked on the event loop."""
+SUPERLINEAR_KEYWORDS = frozenset(
+    {
+        "$ref", "$dynamicRef", "$recursiveRef", "anyOf", "oneOf", "allOf", "not", "if",
+        "then", "else", "dependentSchemas", "dependencies", "contains", "uniqueItems",
+        "patternProperties", "unevaluatedProperties", "unevaluatedItems",
+    }
+)  # fmt: skip
+"""Keywords under which one part of an answer may be checked many times over (branches,
+references, every pair of items): a schema using any of them is checked in a worker thread.
+Without them each part of an answer meets at most one subschema per keyword."""
 
 
 def schema_problem(schema: object) -> str:
@@ -96,16 +115,64 @@ async def check_request_schema(request: LlmRequest) -> None:
         raise WireError(ErrorCode.MALFORMED, problem)
 
 
+def linear_schema(schema: object) -> bool:
+    """Whether checking an answer against schema takes time linear in the answer: at most
+    LINEAR_SCHEMA_OBJECTS objects, none with a keyword of SUPERLINEAR_KEYWORDS (a property
+    named like one counts too: such a schema is only checked off the loop)."""
+    for count, node in enumerate(schema_objects(schema), 1):
+        if count > LINEAR_SCHEMA_OBJECTS or not SUPERLINEAR_KEYWORDS.isdisjoint(node):
+            return False
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class _AnswerCheck:
+    """What checking answers against one schema needs: its validator, or why it has none."""
+
+    validator: Any
+    problem: str
+    on_loop: bool
+    """Whether a short answer may be checked on the event loop (linear_schema)."""
+
+
+_ANSWER_CHECKS: dict[bytes, _AnswerCheck] = {}
+"""Answer checks of schemas seen before, by their JSON as sent, oldest first."""
+_ANSWER_CHECKS_LOCK = threading.Lock()
+
+
+def _answer_check(schema: dict[str, object]) -> _AnswerCheck:
+    """The schema's answer check, kept for the next answer (answers are checked in worker
+    threads too, hence the lock)."""
+    try:
+        key: bytes | None = msgspec.json.encode(schema)
+    except (TypeError, ValueError, msgspec.EncodeError):
+        key = None  # not JSON: schema_problem says why
+    known = _ANSWER_CHECKS.get(key) if key is not None else None
+    if known is not None:
+        return known
+    problem = schema_problem(schema)
+    validator = None
+    if not problem:
+        validator = _checked(json.dumps(schema, sort_keys=True, ensure_ascii=False))[0]
+    check = _AnswerCheck(validator, problem, not problem and linear_schema(schema))
+    if key is not None:
+        with _ANSWER_CHECKS_LOCK:
+            _ANSWER_CHECKS[key] = check
+            while len(_ANSWER_CHECKS) > KNOWN_SCHEMAS:
+                _ANSWER_CHECKS.pop(next(iter(_ANSWER_CHECKS)))
+    return check
+
+
 def parse_answer(content: str, schema: dict[str, object]) -> tuple[object | None, str]:
     """(parsed value, "") when content is JSON valid for schema, else (None, the reason)."""
     try:
         value = msgspec.json.decode(content)
     except (msgspec.DecodeError, RecursionError) as exc:
         return None, f"answer is not JSON: {exc}"
-    problem = schema_problem(schema)
-    if problem:
-        return None, problem
-    validator = _checked(json.dumps(schema, sort_keys=True, ensure_ascii=False))[0]
+    check = _answer_check(schema)
+    if check.problem:
+        return None, check.problem
+    validator = check.validator
     try:
         error = jsonschema.exceptions.best_match(validator.iter_errors(value))
     except (RecursionError, Unresolvable, jsonschema.exceptions.ValidationError) as exc:
@@ -119,12 +186,27 @@ def parse_answer(content: str, schema: dict[str, object]) -> tuple[object | None
 async def parse_answer_off_loop(
     content: str, schema: dict[str, object]
 ) -> tuple[object | None, str]:
-    """parse_answer in a worker thread, bounded in time: the event loop never waits on it."""
+    """parse_answer in a worker thread, bounded in time: the event loop never waits on it.
+
+    A short answer against a schema seen before that linear_schema admits is checked on the
+    loop instead: the hop would cost more than the check."""
+    if len(content) <= INLINE_ANSWER_CHARS and _on_loop(schema):
+        return parse_answer(content, schema)
     try:
         async with asyncio.timeout(CHECK_TIMEOUT_S):
             return await asyncio.to_thread(parse_answer, content, schema)
     except TimeoutError:
         return None, f"answer took over {CHECK_TIMEOUT_S:.0f}s to check against the schema"
+
+
+def _on_loop(schema: dict[str, object]) -> bool:
+    """Whether answers to schema may be checked on the loop; False for a schema not seen
+    before (its first check runs in a worker thread and keeps the verdict)."""
+    try:
+        check = _ANSWER_CHECKS.get(msgspec.json.encode(schema))
+    except (TypeError, ValueError, msgspec.EncodeError):
+        return False
+    return check is not None and check.on_loop
 
 
 @functools.lru_cache(maxsize=512)

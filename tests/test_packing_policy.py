@@ -37,6 +37,7 @@ from router.batching.policy import (
 from router.batching.prompt import build_packed_call, inline_index, packed_schema, shared_opening
 from router.batching.shares import allocate, allocate_within, share_cost, share_usage
 from router.batching.split import split_answer
+from router.stages.budget import estimate_input_tokens
 from router.tokens import count_messages_tokens, count_text_tokens
 from simulator.content import generate
 from simulator.request import parse_chat_request
@@ -198,6 +199,33 @@ def test_packed_call_sends_instructions_once_and_saves_input_tokens() -> None:
     assert call.item_tokens == tuple(count_text_tokens(block) for block in blocks)
     whole = [{"role": m.role, "content": m.content} for m in call.request.messages]
     assert call.shared_tokens + sum(call.item_tokens) == count_messages_tokens(whole)
+    assert call.input_tokens == estimate_input_tokens(call.request)
+
+
+@pytest.mark.parametrize(
+    "texts",
+    [
+        ["Größe: 42 cm", "Größe: 44 cm", "価格 1200円"],
+        ["12345", "67890"],
+        ["same\n\nfirst", "same\n\nsecond", "___ under_score ___"],
+    ],
+)
+def test_a_packed_calls_input_tokens_are_those_of_its_request_counted_whole(
+    texts: list[str],
+) -> None:
+    """The packer books and bounds a packed call by input_tokens, counted from its items'
+    cached counts: it must equal counting the packed request itself."""
+    call = build_packed_call([request(INSTRUCTIONS + t) for t in texts], "pack-2")
+    assert call.input_tokens == estimate_input_tokens(call.request)
+
+
+def test_a_schema_that_branches_or_refers_is_not_packed() -> None:
+    """Packed items are checked on the event loop: only schemas checked in linear time."""
+    branching = OutputSchema(
+        name="either", schema={"anyOf": [{"type": "string"}, {"type": "integer"}]}
+    )
+    assert "branches or refers" in unpackable(request(schema=branching), NOW, PACK)
+    assert unpackable(request(), NOW, PACK) == ""
 
 
 def test_packed_schema_pins_each_index_and_keeps_local_refs() -> None:

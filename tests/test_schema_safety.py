@@ -16,7 +16,14 @@ from bus.llm_client import LlmClient
 from bus.messages import ErrorCode, OutputSchema
 from bus.settings import Settings
 from flipsync.stack import Service, Stack, start_stack
-from router.validation import check_request_schema, parse_answer, schema_problem
+from router.validation import (
+    INLINE_ANSWER_CHARS,
+    check_request_schema,
+    linear_schema,
+    parse_answer,
+    parse_answer_off_loop,
+    schema_problem,
+)
 from tests.helpers import make_request
 
 TENANT = f"sch{uuid.uuid4().hex[:8]}"
@@ -233,3 +240,45 @@ async def test_a_schema_checked_before_gets_its_verdict_without_a_worker_thread(
             msgspec.structs.replace(make_request(), output_schema=schemas[1])
         )
     assert again.value.reason == first.value.reason and "invalid" in again.value.reason
+
+
+async def test_short_answers_to_a_linear_schema_seen_before_are_checked_on_the_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A worker thread's hop costs more than checking a short answer against a schema of
+    linear-time keywords; a schema that branches or refers, or a long answer, still goes
+    to a worker thread (such a check can take seconds)."""
+    tag = uuid.uuid4().hex  # schemas no other test checked
+    linear: dict[str, object] = {
+        "type": "object",
+        "required": ["a"],
+        "properties": {"a": {"type": "string", "maxLength": 3}},
+        "x-id": tag,
+    }
+    branching: dict[str, object] = {
+        "anyOf": [{"type": "string"}, {"type": "integer"}],
+        "x-id": tag,
+    }
+    threads: list[object] = []
+    real = asyncio.to_thread
+
+    async def counted(fn: Any, *args: Any) -> Any:
+        threads.append(args)
+        return await real(fn, *args)
+
+    monkeypatch.setattr(asyncio, "to_thread", counted)
+    assert await parse_answer_off_loop('{"a": "x"}', linear) == ({"a": "x"}, "")
+    assert len(threads) == 1  # first seen: checked off the loop, and its check kept
+    assert await parse_answer_off_loop('{"a": "y"}', linear) == ({"a": "y"}, "")
+    parsed, problem = await parse_answer_off_loop('{"a": "long"}', linear)
+    assert parsed is None and "does not match the schema at a" in problem
+    assert len(threads) == 1  # on the loop, invalid answers still refused
+    long = '{"a": "x", "pad": "' + "p" * INLINE_ANSWER_CHARS + '"}'
+    assert (await parse_answer_off_loop(long, linear))[1] == ""
+    assert len(threads) == 2  # a long answer: off the loop
+    for answer in ('"s"', "3", '"t"'):
+        assert (await parse_answer_off_loop(answer, branching))[1] == ""
+    assert len(threads) == 5  # a branching schema: always off the loop
+    assert linear_schema(linear) and not linear_schema(branching)
+    assert not linear_schema({"type": "array", "items": {"$ref": "#"}})
+    assert not linear_schema({"properties": {str(i): {} for i in range(300)}})  # too many

@@ -34,6 +34,7 @@ from router.batching.policy import BatchPolicy
 from router.batching.share_span import record_share
 from router.batching.windows import Windows
 from router.context import RequestContext
+from router.validation import parse_answer_off_loop
 
 log = logging.getLogger(__name__)
 FETCH_TRIES = 10
@@ -207,7 +208,9 @@ class BatchLane:
                         request.id, request.tenant, request.agent, ErrorCode.PROVIDER_ERROR, reason
                     )
                 else:
-                    outcome = self._outcome(waiter.ctx, poll, state, results.get(request_id))
+                    line = results.get(request_id)
+                    checked = await _checked(waiter.ctx, line)
+                    outcome = self._outcome(waiter.ctx, poll, state, line, checked)
                 self._share(poll, waiter, outcome)
                 _settle(waiter, outcome)
 
@@ -241,7 +244,12 @@ class BatchLane:
         return None
 
     def _outcome(
-        self, ctx: RequestContext, poll: _Poll, state: BatchState, line: LineResult | None
+        self,
+        ctx: RequestContext,
+        poll: _Poll,
+        state: BatchState,
+        line: LineResult | None,
+        checked: tuple[object | None, str] | None,
     ) -> Outcome:
         if line is None:
             return Alone(reason=f"batch {poll.batch_id} ended {state.status} without its answer")
@@ -265,6 +273,7 @@ class BatchLane:
             lever=Lever.BATCH_API,
             reason=f"batch {poll.batch_id} ({route.reason})",
             simulated=config.simulated,
+            checked=checked,
         )
 
     async def close(self) -> None:
@@ -272,6 +281,17 @@ class BatchLane:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+async def _checked(
+    ctx: RequestContext, line: LineResult | None
+) -> tuple[object | None, str] | None:
+    """A batch answer checked against its request's schema off the loop (a batch brings
+    many answers at once, of any length), or None when there is nothing to check."""
+    schema = ctx.request.output_schema
+    if line is None or line.problem or line.usage is None or schema is None:
+        return None
+    return await parse_answer_off_loop(line.content, schema.schema)
 
 
 def _settle(waiter: _Waiter, outcome: Outcome) -> None:

@@ -60,14 +60,18 @@ def answered(
     simulated: bool,
     pack_size: int = 0,
     savings_by_lever: dict[str, int] | None = None,
+    checked: tuple[object | None, str] | None = None,
 ) -> LlmResult:
     """The result of a request answered by a packed call or a batch, validated as dispatch does:
-    an answer invalid for the schema is an error result that still cost."""
+    an answer invalid for the schema is an error result that still cost. checked: content's
+    (parsed, problem) against the request's schema when the caller has already checked it."""
     request = ctx.request
     parsed: object | None = None
     status, code = Status.OK, None
     if request.output_schema is not None:
-        parsed, problem = parse_answer(content, request.output_schema.schema)
+        if checked is None:
+            checked = parse_answer(content, request.output_schema.schema)
+        parsed, problem = checked
         if problem:
             status, code, reason = Status.ERROR, ErrorCode.SCHEMA_INVALID, problem
     return LlmResult(

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from opentelemetry import trace
 
-from bus.messages import Lever, LlmRequest, Usage
+from bus.messages import Lever, Usage
 from cost_ledger.catalog import PriceCatalog
 from cost_ledger.pricing import baseline_micro_usd, cost_micro_usd
 from cost_ledger.savings import chain, paid_call_steps
@@ -42,7 +42,6 @@ from router.health.store import Outcome as Health
 from router.paid_answers import PaidAnswers
 from router.paid_calls import call_bound
 from router.providers.registry import ProviderRegistry
-from router.stages.budget import estimate_input_tokens
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +131,7 @@ class Packer:
         assert route is not None  # the stage only packs routed requests
         while len(items) > 1:
             call = build_packed_call([h.ctx.request for h in items], f"pack-{uuid.uuid4().hex}")
-            granted = await cover(self._bound(call.request, route.model), [h.ctx for h in items])
+            granted = await cover(self._bound(call, route.model), [h.ctx for h in items])
             if all(granted):
                 return items, call
             for held, ok in zip(items, granted, strict=True):
@@ -142,9 +141,9 @@ class Packer:
             items = [held for held, ok in zip(items, granted, strict=True) if ok]
         return items, None
 
-    def _bound(self, call: LlmRequest, model: str) -> int:
+    def _bound(self, call: PackedCall, model: str) -> int:
         """The most the packed call can cost: what its lost call is booked at."""
-        return call_bound(self._leases, self._catalog, call, model, estimate_input_tokens(call))
+        return call_bound(self._leases, self._catalog, call.request, model, call.input_tokens)
 
     async def _packed(self, items: list[_Held], call: PackedCall) -> list[Outcome]:
         route = items[0].ctx.route
@@ -168,7 +167,7 @@ class Packer:
                 completion = await (
                     self._leases.leased(
                         call.request, provider=client.name, model=route.model,
-                        input_tokens=estimate_input_tokens(call.request),
+                        input_tokens=call.input_tokens,
                         simulated=client.config.simulated, make=make,
                         payers=[h.ctx for h in items],
                     )
@@ -225,6 +224,7 @@ class Packer:
                     reason=f"packed with {n - 1} others into {pack_id} ({route.reason})",
                     simulated=client.config.simulated,
                     pack_size=n,
+                    checked=(answer.parsed, ""),  # split_answer checked it
                 )
             )
         return outcomes

@@ -22,6 +22,7 @@ from typing import Generic, TypeVar
 from bus.messages import LlmRequest, Priority
 from router.providers.messages import openai_messages
 from router.tokens import count_messages_tokens
+from router.validation import linear_schema
 
 T = TypeVar("T")
 
@@ -141,6 +142,8 @@ def unpackable(request: LlmRequest, now_ms: int, pack: PackPolicy) -> str:
         return "it is streamed"
     if request.output_schema is None:
         return "no output schema to validate its item against"
+    if not linear_schema(request.output_schema.schema):  # packed items are checked on the loop
+        return "its output schema branches or refers (checked off the event loop, alone)"
     if request.tools:
         return "it sends tools"
     last = request.messages[-1] if request.messages else None

@@ -13,6 +13,7 @@ validated on its own after the split anyway, and an invalid one is retried alone
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from typing import Any
 
 from bus.messages import ChatMessage, LlmRequest, OutputSchema
 from router.providers.messages import openai_messages
-from router.tokens import count_joined_tokens, count_messages_tokens
+from router.tokens import count_joined_tokens, count_messages_tokens, count_text_tokens
 
 PACKED_SCHEMA_NAME = "packed_answers"
 ANSWER_DEF = "flipsync_packed_answer"
@@ -44,6 +45,9 @@ class PackedCall:
     """Estimated prompt tokens of each item's own part."""
     alone_tokens: tuple[int, ...]
     """Estimated prompt tokens of each request sent alone: its naive baseline's input."""
+    input_tokens: int
+    """Estimated input tokens of request as the provider bills them (its messages and output
+    schema): router.stages.budget.estimate_input_tokens(request), from the items' counts."""
 
 
 def item_text(request: LlmRequest) -> str:
@@ -165,6 +169,7 @@ def build_packed_call(requests: Sequence[LlmRequest], pack_id: str) -> PackedCal
     framing = openai_messages([*first.messages[:-1], ChatMessage(role="user", content="")])
     total = count_messages_tokens(framing) + body_tokens
     return PackedCall(
+        input_tokens=total + count_text_tokens(json.dumps(schema)),
         request=request,
         shared_tokens=max(total - sum(item_tokens), 0),
         item_tokens=item_tokens,
