@@ -29,6 +29,13 @@ from referencing.exceptions import Unresolvable
 from bus.errors import WireError
 from bus.limits import count_nodes, nesting_depth
 from bus.messages import ErrorCode, LlmRequest
+from router.schema_budget import (
+    MAX_PROBE_STEPS,
+    CheckTooLongError,
+    answer_steps,
+    bounded,
+    step_budget,
+)
 from router.schema_patterns import linear, pattern_problem
 from router.schema_walk import schema_objects
 
@@ -174,7 +181,13 @@ def parse_answer(content: str, schema: dict[str, object]) -> tuple[object | None
         return None, check.problem
     validator = check.validator
     try:
-        error = jsonschema.exceptions.best_match(validator.iter_errors(value))
+        with step_budget(steps := answer_steps(content)):
+            error = jsonschema.exceptions.best_match(validator.iter_errors(value))
+    except CheckTooLongError:
+        return None, (
+            f"answer could not be checked against the schema within {steps:,} steps"
+            " (its branches and references multiply the work)"
+        )
     except (RecursionError, Unresolvable, jsonschema.exceptions.ValidationError) as exc:
         return None, f"answer could not be checked against the schema ({type(exc).__name__})"
     if error is not None:
@@ -229,11 +242,17 @@ def _checked(schema_json: str) -> tuple[Any, str]:
     problem = pattern_problem(schema)
     if problem:
         return None, problem
-    validator = linear(cls)(schema, registry=_NO_RETRIEVAL)
+    validator = bounded(linear(cls))(schema, registry=_NO_RETRIEVAL)
     for probe in PROBES:
         try:
-            for _ in validator.iter_errors(probe):
-                pass
+            with step_budget(MAX_PROBE_STEPS):
+                for _ in validator.iter_errors(probe):
+                    pass
+        except CheckTooLongError:
+            return None, (
+                f"the output schema takes over {MAX_PROBE_STEPS:,} steps to check {probe!r}"
+                " (its branches and references multiply the work)"
+            )
         except RecursionError:
             return None, "the output schema refers to itself without end"
         except Unresolvable as exc:
