@@ -29,6 +29,11 @@ typed fields took 7,505 steps, a 64 KiB list of short strings about two per char
 REFERENCE_STEPS = 10
 """Steps a reference keyword counts for: resolving one costs about ten plain keywords."""
 REFERENCES = frozenset({"$ref", "$dynamicRef", "$recursiveRef"})
+"""Keywords that resolve a reference, counted REFERENCE_STEPS each."""
+WORK_MULTIPLIERS = (
+    "its branches, references, uniqueItems over objects or long enums multiply the work"
+)
+"""What a refusal for running out of steps says of the schema."""
 MAX_PROBE_STEPS = 20_000
 """Most a new schema's check may take on one small probe instance (router.validation)."""
 
@@ -62,22 +67,60 @@ def answer_steps(content: str) -> int:
     return BASE_STEPS + STEPS_PER_CHAR * len(content)
 
 
+Cost = Callable[[Any, Any], int]
+"""The steps one evaluation of a keyword counts for, from its value and the instance."""
+
+
+def _one(value: Any, instance: Any) -> int:
+    return 1
+
+
+def _reference(value: Any, instance: Any) -> int:
+    return REFERENCE_STEPS
+
+
+def _enum(value: Any, instance: Any) -> int:
+    """A comparison with each allowed value (an enum of thousands, met by every item): about
+    eight to a step (0.3 us each here)."""
+    return 1 + len(value) // 8 if isinstance(value, list) else 1
+
+
+def _unique_items(value: Any, instance: Any) -> int:
+    """jsonschema sorts numbers or strings; anything else it compares pair by pair."""
+    if not value or not isinstance(instance, list):
+        return 1
+    n = len(instance)
+    sortable = all(isinstance(i, str) for i in instance) or all(
+        isinstance(i, (int, float)) and not isinstance(i, bool) for i in instance
+    )
+    return 1 + n if sortable else 1 + n * (n - 1) // 2
+
+
+COSTS: dict[str, Cost] = {
+    **dict.fromkeys(REFERENCES, _reference),
+    "enum": _enum,
+    "uniqueItems": _unique_items,
+}
+"""Keywords whose one evaluation does more than constant work beside its descent."""
+
+
 def bounded(cls: Any) -> Any:
     """cls (a jsonschema validator class) counting each keyword it evaluates against the
     thread's step_budget (no budget set: no bound)."""
-    weights = {name: REFERENCE_STEPS if name in REFERENCES else 1 for name in cls.VALIDATORS}
     return extend(  # type: ignore[no-untyped-call]
-        cls, {name: _counted(check, weights[name]) for name, check in cls.VALIDATORS.items()}
+        cls,
+        {name: _counted(check, COSTS.get(name, _one)) for name, check in cls.VALIDATORS.items()},
     )
 
 
-def _counted(check: Callable[..., Any], weight: int) -> Callable[..., Any]:
+def _counted(check: Callable[..., Any], cost: Cost) -> Callable[..., Any]:
     def run(validator: Any, value: Any, instance: Any, schema: Any) -> Any:
         steps = getattr(_left, "steps", None)
         if steps is not None:
-            if steps < weight:
+            spent = cost(value, instance)
+            if steps < spent:
                 raise CheckTooLongError
-            _left.steps = steps - weight
+            _left.steps = steps - spent
         return check(validator, value, instance, schema)
 
     return run

@@ -31,6 +31,7 @@ from bus.limits import count_nodes, nesting_depth
 from bus.messages import ErrorCode, LlmRequest
 from router.schema_budget import (
     MAX_PROBE_STEPS,
+    WORK_MULTIPLIERS,
     CheckTooLongError,
     answer_steps,
     bounded,
@@ -63,6 +64,8 @@ that linear_schema admits: a worker thread's hop cost about 300 us of CPU per an
 (measured in the router's dispatch), more than such a check."""
 LINEAR_SCHEMA_OBJECTS = 256
 """Most objects a schema may hold and still be checked on the event loop."""
+LINEAR_ENUM_VALUES = 64
+"""Longest enum a schema checked on the event loop may hold."""
 SUPERLINEAR_KEYWORDS = frozenset(
     {
         "$ref", "$dynamicRef", "$recursiveRef", "anyOf", "oneOf", "allOf", "not", "if",
@@ -129,6 +132,9 @@ def linear_schema(schema: object) -> bool:
     for count, node in enumerate(schema_objects(schema), 1):
         if count > LINEAR_SCHEMA_OBJECTS or not SUPERLINEAR_KEYWORDS.isdisjoint(node):
             return False
+        allowed = node.get("enum")
+        if isinstance(allowed, list) and len(allowed) > LINEAR_ENUM_VALUES:
+            return False  # each value met is compared with every allowed one
     return True
 
 
@@ -186,7 +192,7 @@ def parse_answer(content: str, schema: dict[str, object]) -> tuple[object | None
     except CheckTooLongError:
         return None, (
             f"answer could not be checked against the schema within {steps:,} steps"
-            " (its branches and references multiply the work)"
+            f" ({WORK_MULTIPLIERS})"
         )
     except (RecursionError, Unresolvable, jsonschema.exceptions.ValidationError) as exc:
         return None, f"answer could not be checked against the schema ({type(exc).__name__})"
@@ -251,7 +257,7 @@ def _checked(schema_json: str) -> tuple[Any, str]:
         except CheckTooLongError:
             return None, (
                 f"the output schema takes over {MAX_PROBE_STEPS:,} steps to check {probe!r}"
-                " (its branches and references multiply the work)"
+                f" ({WORK_MULTIPLIERS})"
             )
         except RecursionError:
             return None, "the output schema refers to itself without end"
