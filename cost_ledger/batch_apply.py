@@ -41,6 +41,11 @@ from cost_ledger.aggregates import (
 from cost_ledger.keys import Dimension
 
 FIELDS = tuple(f.name for f in dataclasses.fields(Totals))
+_SET_INDEXES = {
+    metric_set: [(name, FIELDS.index(name)) for name in names or FIELDS]
+    for metric_set, names in cube.METRIC_SETS.items()
+}
+"""Each cube metric set's fields with their places in FIELDS."""
 _encode = msgspec.json.Encoder().encode
 
 # KEYS: the m seen markers, then the written keys. ARGV[1] m, ARGV[2] marker ttl s,
@@ -87,29 +92,85 @@ Writes = tuple[dict[tuple[str, str], int], set[tuple[str, str]]]
 """(increments by (key, field), set members as (key, member)) of some events."""
 
 
-def add_writes(event: LedgerEvent, writes: Writes, scope: str) -> None:
-    """Add what the per-event script writes in scope for a new event to writes (its non-zero
-    increments, to aggregates and cube; its member-set adds)."""
+_Sum = tuple[LedgerEvent, dict[Dimension, str], list[int]]
+"""The first event of some rows, its members, and the amounts (by FIELDS) added up there."""
+
+
+def scope_writes(events: Sequence[LedgerEvent], scope: str) -> Writes:
+    """What the per-event script writes in scope for these new events, summed: their
+    non-zero increments to aggregates and cube, and their member-set adds.
+
+    Events that fall in the same rows (same tenant, agent, model, provider, lever, task type,
+    workspace, project and hour) are added up first and their rows written once; the one
+    row a workflow decides is summed per workflow. Amounts are never negative (forged ones
+    are dead-lettered: cost_ledger/event_check.py), so a sum is zero only where every
+    event's amount is, and the writes are exactly the events' one by one."""
+    rows: dict[tuple[object, ...], _Sum] = {}
+    flows: dict[tuple[object, ...], _Sum] = {}
+    for event in events:
+        metrics = event_metrics(event)
+        amounts = [getattr(metrics, name) for name in FIELDS]
+        members = event_members(event)
+        same = (
+            event.tenant, event.agent, event.model, event.provider, event.lever,
+            event.task_type, event.workspace, event.project, members[Dimension.HOUR],
+        )  # fmt: skip
+        _sum_into(rows, same, event, members, amounts)
+        if event.workflow_id:
+            _sum_into(flows, (*same, event.workflow_id), event, members, amounts)
+    writes: Writes = ({}, set())
+    for event, members, amounts in rows.values():
+        _add_rows(event, members, amounts, writes, scope, workflow=False)
+    for event, members, amounts in flows.values():
+        _add_rows(event, members, amounts, writes, scope, workflow=True)
+    return writes
+
+
+def _sum_into(
+    sums: dict[tuple[object, ...], _Sum],
+    key: tuple[object, ...],
+    event: LedgerEvent,
+    members: dict[Dimension, str],
+    amounts: list[int],
+) -> None:
+    held = sums.get(key)
+    if held is None:
+        sums[key] = (event, members, amounts)
+    else:
+        sums[key] = (held[0], held[1], [a + b for a, b in zip(held[2], amounts, strict=True)])
+
+
+def _add_rows(
+    event: LedgerEvent,
+    members: dict[Dimension, str],
+    amounts: list[int],
+    writes: Writes,
+    scope: str,
+    *,
+    workflow: bool,
+) -> None:
+    """Add amounts (by FIELDS) to the rows of event in scope: its workflow's row alone
+    (workflow True), or the aggregates, member sets and every other cube row."""
     increments, members_added = writes
-    metrics = event_metrics(event)
-    amounts = {name: getattr(metrics, name) for name in FIELDS}
-    nonzero = [(name, amount) for name, amount in amounts.items() if amount != 0]
-    members = event_members(event)
-    for dim in scope_dimensions(scope):
-        key = keys.aggregate(scope, dim, members[dim])
-        for name, amount in nonzero:
-            increments[key, name] = increments.get((key, name), 0) + amount
-        if dim is not Dimension.TOTAL:
-            members_added.add((keys.members(scope, dim), members[dim]))
+    get = increments.get
+    if not workflow:
+        nonzero = [(name, amount) for name, amount in zip(FIELDS, amounts, strict=True) if amount]
+        for dim in scope_dimensions(scope):
+            key = keys.aggregate(scope, dim, members[dim])
+            for name, amount in nonzero:
+                increments[key, name] = get((key, name), 0) + amount
+            if dim is not Dimension.TOTAL:
+                members_added.add((keys.members(scope, dim), members[dim]))
+    by_set = {  # each metric set's non-zero amounts, found once
+        metric_set: [(name, amounts[i]) for name, i in indexes if amounts[i]]
+        for metric_set, indexes in _SET_INDEXES.items()
+    }
     for key, prefix, metric_set, _version in cube.event_entries(
-        event, members[Dimension.DAY], members[Dimension.HOUR], (scope,)
+        event, members[Dimension.DAY], members[Dimension.HOUR], (scope,), workflow=workflow
     ):
-        names = cube.METRIC_SETS[metric_set] or FIELDS
-        for name in names:
-            amount = amounts[name]
-            if amount != 0:
-                field = prefix + name
-                increments[key, field] = increments.get((key, field), 0) + amount
+        for name, amount in by_set[metric_set]:
+            row = (key, prefix + name)
+            increments[row] = get(row, 0) + amount
 
 
 def by_scope(events: Sequence[LedgerEvent]) -> dict[str, list[LedgerEvent]]:
@@ -173,10 +234,7 @@ class BatchApplier:
 
     async def _apply_scope(self, scope: str, events: Sequence[LedgerEvent]) -> bool:
         """Apply events to one scope in one call (one slot); False if nothing was written."""
-        writes: Writes = ({}, set())
-        for event in events:
-            add_writes(event, writes, scope)
-        increments, members_added = writes
+        increments, members_added = scope_writes(events, scope)
         by_key: dict[str, list[str]] = {}
         for (key, field), amount in increments.items():
             by_key.setdefault(key, []).extend((field, str(amount)))

@@ -147,11 +147,17 @@ def field_prefix(dim: CubeDim, member: str) -> str:
 
 
 def event_entries(
-    event: LedgerEvent, day: str, hour: str, scopes: tuple[str, ...] = ()
+    event: LedgerEvent,
+    day: str,
+    hour: str,
+    scopes: tuple[str, ...] = (),
+    *,
+    workflow: bool | None = None,
 ) -> list[tuple[str, str, MetricSet, int]]:
     """(hash key, field prefix, metric set, marker version that added it) of every cube row
     an event adds to, in both of its scopes (or only in scopes, when given); ``day`` is
-    YYYY-MM-DD and ``hour`` YYYY-MM-DDTHH."""
+    YYYY-MM-DD and ``hour`` YYYY-MM-DDTHH. workflow True: only the row of the event's
+    workflow; False: every row but that one (the only row the workflow id decides)."""
     members = {
         CubeDim.TOTAL: "",
         CubeDim.AGENT: event.agent,
@@ -178,7 +184,10 @@ def event_entries(
         for bucket, slice_, rows, version in plan:
             key = cube_key(scope, bucket, slice_)
             for dim, metrics in rows:
-                if dim is CubeDim.WORKFLOW and not members[dim]:
+                flow = dim is CubeDim.WORKFLOW
+                if flow and not members[dim]:
                     continue  # not part of a product's workflow
+                if workflow is not None and flow is not workflow:
+                    continue
                 out.append((key, field_prefix(dim, members[dim]), metrics, version))
     return out

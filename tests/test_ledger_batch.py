@@ -31,6 +31,13 @@ def mixed_events() -> list[LedgerEvent]:
         ledger_event(at="2026-11-03T09:00:01", lever=Lever.PACKED, pack_size=3, cost=33),
         ledger_event(at="2026-11-03T09:30:00", lever=Lever.DEDUP, cost=0, baseline=0),
         ledger_event(at="2026-11-03T23:59:59", tenant="beta", model="", simulated=True),
+        # Same rows, summed before they are written; their workflows' rows apart.
+        ledger_event(at="2026-11-04T09:10:00", workflow_id="wf2", cost=33, output_tokens=7),
+        ledger_event(at="2026-11-04T09:20:00", workflow_id="wf2", cost=34, cached_input_tokens=9),
+        ledger_event(at="2026-11-04T09:25:00", workflow_id="wf3", cost=35),
+        ledger_event(at="2026-11-04T09:26:00", cost=36, workspace="shop", project="spring"),
+        ledger_event(at="2026-11-04T09:28:00", cost=37, workspace="shop"),
+        ledger_event(at="2026-11-04T09:27:00", cost=0, baseline=0, input_tokens=0),
     ]
 
 
