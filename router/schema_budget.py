@@ -18,7 +18,10 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from jsonschema.validators import extend
+from jsonschema.exceptions import ValidationError
+from jsonschema.validators import create
+
+from router.schema_patterns import compiled
 
 BASE_STEPS = 20_000
 """Steps any answer's check may take (measured here: about 2 us each on plain keywords, up
@@ -34,6 +37,15 @@ WORK_MULTIPLIERS = (
     "its branches, references, uniqueItems over objects or long enums multiply the work"
 )
 """What a refusal for running out of steps says of the schema."""
+MESSAGE_CHARS_PER_STEP = 64
+"""Characters of an error's message one step pays for: jsonschema writes the instance or the
+schema's value into it (``{const!r} was expected``), at about 20 ns a character here."""
+KEYS_PER_STEP = 16
+"""Keys of a subschema one step pays for: each evaluation of a subschema walks all its keys,
+known keywords or not."""
+PATTERN_INSTRUCTIONS_PER_STEP = 4_096
+"""RE2 instructions times characters one step pays for: a search meets new DFA states
+throughout a string and builds each from the whole program."""
 MAX_PROBE_STEPS = 20_000
 """Most a new schema's check may take on one small probe instance (router.validation)."""
 
@@ -67,25 +79,52 @@ def answer_steps(content: str) -> int:
     return BASE_STEPS + STEPS_PER_CHAR * len(content)
 
 
-Cost = Callable[[Any, Any], int]
-"""The steps one evaluation of a keyword counts for, from its value and the instance."""
+Cost = Callable[[Any, Any, Any], int]
+"""The steps one evaluation of a keyword counts for, from its value, the instance and the
+subschema holding it."""
 
 
-def _one(value: Any, instance: Any) -> int:
-    return 1
+def _sized(value: Any, instance: Any, schema: Any) -> int:
+    """A keyword walks its value each time (``required`` of thousands of names, ``properties``
+    of thousands of ``true``, an enum of thousands): about eight entries to a step."""
+    return 1 + len(value) // 8 if isinstance(value, (list, dict)) else 1
 
 
-def _reference(value: Any, instance: Any) -> int:
+def _branches(value: Any, instance: Any, schema: Any) -> int:
+    """Each branch is a descent, a step even when it holds no keyword (``{}``)."""
+    return 1 + len(value) if isinstance(value, list) else 1
+
+
+def _reference(value: Any, instance: Any, schema: Any) -> int:
     return REFERENCE_STEPS
 
 
-def _enum(value: Any, instance: Any) -> int:
-    """A comparison with each allowed value (an enum of thousands, met by every item): about
-    eight to a step (0.3 us each here)."""
-    return 1 + len(value) // 8 if isinstance(value, list) else 1
+def _pattern(value: Any, instance: Any, schema: Any) -> int:
+    """RE2 runs in time linear in the string, times its program's size."""
+    if not isinstance(value, str) or not isinstance(instance, str):
+        return 1
+    try:
+        size = int(compiled(value).programsize)
+    except Exception:  # noqa: BLE001 (refused with the schema: the keyword says why)
+        return 1
+    return 1 + len(instance) * size // PATTERN_INSTRUCTIONS_PER_STEP
 
 
-def _unique_items(value: Any, instance: Any) -> int:
+def _named(value: Any, instance: Any, schema: Any) -> int:
+    """patternProperties matches every pattern with every name of the instance."""
+    names = len(instance) if isinstance(instance, dict) else 0
+    return 1 + len(value) * (1 + names) // 8 if isinstance(value, dict) else 1
+
+
+def _additional(value: Any, instance: Any, schema: Any) -> int:
+    """additionalProperties matches every name with every pattern of patternProperties."""
+    named = schema.get("patternProperties") if isinstance(schema, dict) else None
+    patterns = len(named) if isinstance(named, dict) else 0
+    names = len(instance) if isinstance(instance, dict) else 0
+    return 1 + names * (1 + patterns) // 8
+
+
+def _unique_items(value: Any, instance: Any, schema: Any) -> int:
     """jsonschema sorts numbers or strings; anything else it compares pair by pair."""
     if not value or not isinstance(instance, list):
         return 1
@@ -98,7 +137,10 @@ def _unique_items(value: Any, instance: Any) -> int:
 
 COSTS: dict[str, Cost] = {
     **dict.fromkeys(REFERENCES, _reference),
-    "enum": _enum,
+    **dict.fromkeys(("allOf", "anyOf", "oneOf", "prefixItems"), _branches),
+    "pattern": _pattern,
+    "patternProperties": _named,
+    "additionalProperties": _additional,
     "uniqueItems": _unique_items,
 }
 """Keywords whose one evaluation does more than constant work beside its descent."""
@@ -106,21 +148,48 @@ COSTS: dict[str, Cost] = {
 
 def bounded(cls: Any) -> Any:
     """cls (a jsonschema validator class) counting each keyword it evaluates against the
-    thread's step_budget (no budget set: no bound)."""
-    return extend(  # type: ignore[no-untyped-call]
-        cls,
-        {name: _counted(check, COSTS.get(name, _one)) for name, check in cls.VALIDATORS.items()},
+    thread's step_budget (no budget set: no bound): each keyword, each error it makes (by
+    its message's length) and each walk of a subschema's keys."""
+    return create(
+        meta_schema=cls.META_SCHEMA,
+        validators={
+            name: _counted(check, COSTS.get(name, _sized)) for name, check in cls.VALIDATORS.items()
+        },
+        type_checker=cls.TYPE_CHECKER,
+        format_checker=cls.FORMAT_CHECKER,
+        id_of=cls.ID_OF,
+        applicable_validators=_walked(cls._APPLICABLE_VALIDATORS),
     )
 
 
+_UNSET = ValidationError("").validator
+"""What an error's validator is until iter_errors names the keyword that made it."""
+
+
+def _spend(cost: int) -> None:
+    steps = getattr(_left, "steps", None)
+    if steps is not None:
+        if steps < cost:
+            raise CheckTooLongError
+        _left.steps = steps - cost
+
+
 def _counted(check: Callable[..., Any], cost: Cost) -> Callable[..., Any]:
-    def run(validator: Any, value: Any, instance: Any, schema: Any) -> Any:
-        steps = getattr(_left, "steps", None)
-        if steps is not None:
-            spent = cost(value, instance)
-            if steps < spent:
-                raise CheckTooLongError
-            _left.steps = steps - spent
-        return check(validator, value, instance, schema)
+    def run(validator: Any, value: Any, instance: Any, schema: Any) -> Iterator[Any]:
+        _spend(cost(value, instance, schema))
+        for error in check(validator, value, instance, schema) or ():
+            if error.validator is _UNSET:  # made here (not passed up): its message was built
+                _spend(1 + len(error.message) // MESSAGE_CHARS_PER_STEP)
+            yield error
 
     return run
+
+
+def _walked(applicable: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """applicable (which lists a subschema's keywords) counting the keys it walks."""
+
+    def keywords(schema: Any) -> Any:
+        _spend(len(schema) // KEYS_PER_STEP if isinstance(schema, dict) else 0)
+        return applicable(schema)
+
+    return keywords

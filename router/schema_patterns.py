@@ -29,7 +29,12 @@ from router.schema_walk import schema_objects
 
 _OPTIONS = re2.Options()
 _OPTIONS.log_errors = False  # a refused pattern is said in the schema's verdict, not on stderr
-_OPTIONS.max_mem = 8 << 20  # RE2's own memory bound per compiled pattern (its default is 8 MiB)
+_OPTIONS.max_mem = 1 << 20  # RE2's memory bound per compiled pattern (its default, 8 MiB, let
+# a 21-byte pattern compile for 170 ms holding the GIL, and the cache keep 1,024 of them)
+MAX_PROGRAM = 100_000
+"""Most RE2 instructions a schema's patterns may compile to together: compiling takes about
+0.2 us an instruction, holding the GIL (found by review: 64 KiB of patterns of a few hundred
+bytes, 180,000 instructions each, held it 7 s), and searching costs in proportion too."""
 
 
 @functools.lru_cache(maxsize=1024)
@@ -41,6 +46,7 @@ def compiled(pattern: str) -> Any:
 def pattern_problem(schema: object) -> str:
     """Why a schema's patterns cannot run in linear time, or ""."""
     named_anywhere = unevaluated_anywhere = False
+    program = 0
     for node in schema_objects(schema):
         patterns = [node["pattern"]] if isinstance(node.get("pattern"), str) else []
         named = node.get("patternProperties")
@@ -50,13 +56,18 @@ def pattern_problem(schema: object) -> str:
         unevaluated_anywhere = unevaluated_anywhere or "unevaluatedProperties" in node
         for pattern in patterns:
             try:
-                compiled(pattern)
+                program += compiled(pattern).programsize
             except re2.error as exc:
                 why = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else exc
                 return (
                     f"the output schema's pattern {pattern[:80]!r} is refused: {str(why)[:80]} "
                     "(patterns run on RE2, in linear time: no lookaround, no backreferences, "
                     "repeats up to 1000)"
+                )
+            if program > MAX_PROGRAM:
+                return (
+                    f"the output schema's patterns compile to over {MAX_PROGRAM:,} RE2"
+                    f" instructions (at {pattern[:80]!r}): fewer or simpler patterns"
                 )
     if named_anywhere and unevaluated_anywhere:
         # jsonschema matches patternProperties' names for unevaluatedProperties with Python's

@@ -6,8 +6,9 @@ Validators resolve references through an empty referencing.Registry, which retri
 nothing, so a reference the schema does not hold is an error, never a fetch. Its patterns
 run in linear time (router.schema_patterns: RE2), as Python's engine holds the GIL through
 an exponential match and no time limit can stop it. Every check runs off the event loop,
-bounded in time, except an answer's check that cannot be slow: a short answer against a
-schema checked before whose keywords all take time linear in the answer (linear_schema).
+bounded in time, except a short answer against a schema checked before whose keywords all
+take time linear in the answer (linear_schema): the hop to a thread costs more than such a
+check, and its work is bounded by the step budget (router.schema_budget) like every other.
 """
 
 from __future__ import annotations
@@ -52,6 +53,10 @@ REF_KEYWORDS = ("$ref", "$dynamicRef", "$recursiveRef")
 PROBES: tuple[Any, ...] = (None, True, 0, 1.5, "", "a", [], [None], {}, {"a": None})
 """Instances a new schema is tried on, so that a reference cycle that consumes nothing of
 the instance ({"$ref": "#"}) is refused before the call, not found after it."""
+MAX_MESSAGE_CHARS = 500
+"""Longest error message an answer's refusal quotes: jsonschema writes the instance into it
+(an answer of astral characters repr'd at ten characters each made a reason ten times the
+answer, published beside the answer itself)."""
 KNOWN_SCHEMAS = 512
 """Request schemas whose verdict a process keeps (as _checked keeps their validators)."""
 _VERDICTS: dict[bytes, str] = {}
@@ -198,7 +203,10 @@ def parse_answer(content: str, schema: dict[str, object]) -> tuple[object | None
         return None, f"answer could not be checked against the schema ({type(exc).__name__})"
     if error is not None:
         where = "/".join(str(p) for p in error.absolute_path) or "(root)"
-        return None, f"answer does not match the schema at {where}: {error.message}"
+        message = error.message  # it may repr the instance: the reason stays short
+        if len(message) > MAX_MESSAGE_CHARS:
+            message = message[:MAX_MESSAGE_CHARS] + "..."
+        return None, f"answer does not match the schema at {where[:200]}: {message}"
     return value, ""
 
 

@@ -42,7 +42,7 @@ def split_answer(
     count = len(schemas)
     try:
         decoded = msgspec.json.decode(content)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:  # deep nesting: RecursionError
         return _all_missing(count, f"the packed answer is not JSON: {exc}")
     entries = decoded.get("items") if isinstance(decoded, dict) else None
     if not isinstance(entries, list):
