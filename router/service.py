@@ -162,6 +162,14 @@ class RouterService:
         except (WireError, UnknownAgentError) as exc:
             await self._reject(outcomes, msg.subject, data, exc)
             return
+        except Exception as exc:  # a check that broke must not lose the request
+            if retry_later(exc) and delivery_of(msg) < self._settings.max_deliver:
+                raise  # a store away: redelivered later
+            log.error("a request on %s failed its intake checks", msg.subject, exc_info=exc)
+            reason = f"internal error while checking the request: {type(exc).__name__}: {exc}"
+            await self._reject(outcomes, msg.subject, data,
+                               WireError(ErrorCode.INTERNAL, reason[:300]))  # fmt: skip
+            return
         try:
             await self._answer_once(msg, request, started)
         except Exception as exc:  # NATS or Redis failed: redelivered, or on the last try kept

@@ -199,7 +199,10 @@ def parse_answer(content: str, schema: dict[str, object]) -> tuple[object | None
             f"answer could not be checked against the schema within {steps:,} steps"
             f" ({WORK_MULTIPLIERS})"
         )
-    except (RecursionError, Unresolvable, jsonschema.exceptions.ValidationError) as exc:
+    except (
+        RecursionError, Unresolvable, jsonschema.exceptions.ValidationError,
+        OverflowError, ValueError, TypeError,  # a 4,000-digit number against multipleOf 0.01
+    ) as exc:  # fmt: skip
         return None, f"answer could not be checked against the schema ({type(exc).__name__})"
     if error is not None:
         where = "/".join(str(p) for p in error.absolute_path) or "(root)"
@@ -271,6 +274,9 @@ def _checked(schema_json: str) -> tuple[Any, str]:
             return None, "the output schema refers to itself without end"
         except Unresolvable as exc:
             return None, f"the output schema has an unresolvable reference: {str(exc)[:120]}"
+        except (OverflowError, ValueError, TypeError) as exc:  # multipleOf 1e400 and the like
+            reason = f"{type(exc).__name__}: {str(exc)[:120]}"
+            return None, f"the output schema cannot be checked on {probe!r} ({reason})"
     return validator, ""
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from bus.errors import WireError
 from bus.llm_client import LlmClient
-from bus.messages import ErrorCode, OutputSchema
+from bus.messages import DeadLetter, ErrorCode, OutputSchema
 from bus.settings import Settings
 from flipsync.stack import Service, Stack, start_stack
 from router.validation import (
@@ -282,3 +282,33 @@ async def test_short_answers_to_a_linear_schema_seen_before_are_checked_on_the_l
     assert linear_schema(linear) and not linear_schema(branching)
     assert not linear_schema({"type": "array", "items": {"$ref": "#"}})
     assert not linear_schema({"properties": {str(i): {} for i in range(300)}})  # too many
+
+
+async def test_a_check_that_breaks_ends_in_an_error_result_and_a_dead_letter(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before, an exception other than a refusal left the intake checks, the request was
+    redelivered max_deliver times and then dropped: no result, no dead letter."""
+    import router.service
+
+    async def broken(request: object) -> None:
+        raise OverflowError("int too large to convert to float")
+
+    monkeypatch.setattr(router.service, "check_request", broken)
+    request = make_request(tenant=TENANT, agent="listing")
+    dead = await stack.broker.connection.subscribe("dlq.router")
+    try:
+        result = await LlmClient(stack.broker).request(request, timeout_s=10)
+        letter = await dead.next_msg(timeout=5)
+    finally:
+        await dead.unsubscribe()
+    assert result.error_code is ErrorCode.INTERNAL
+    assert "OverflowError: int too large" in result.reason
+    kept = msgspec.json.decode(letter.data, type=DeadLetter)
+    assert kept.error_code is ErrorCode.INTERNAL and request.id.encode() in kept.payload
+
+
+def test_numbers_too_large_for_a_float_are_a_refusal_not_an_exception() -> None:
+    assert "OverflowError" in schema_problem({"multipleOf": 10**400})
+    parsed, problem = parse_answer("1" + "0" * 4000, {"type": "number", "multipleOf": 0.01})
+    assert parsed is None and "could not be checked" in problem
