@@ -13,12 +13,18 @@ from nats.js.errors import NotFoundError
 from bus import subjects
 from bus.codec import decode, encode
 from bus.messages import ErrorCode, LlmRequest, LlmResult, error_result
+from bus.messages.base import now_ms
 from bus.publishing import publish, scoped_msg_id
+from bus.streams import DUPLICATE_WINDOW_S
 
 POLL_S = 5.0
 """How often a waiting requester also looks for its result in the results stream."""
 SAME_AS_STORED_S = 1.0
 """How long a duplicate ack's check of the stored request may wait for NATS."""
+FRESH_MS = int(DUPLICATE_WINDOW_S * 1000 / 2)
+"""A request created this recently (by its created_ms) was, if ever, published within the
+requests stream's duplicate window, so a second publish of it is acked as a duplicate: its
+stored result is looked up only then. An older one is looked up before it is published."""
 
 
 class LlmClient:
@@ -31,13 +37,17 @@ class LlmClient:
         """The terminal result of request; a stored one if this request id was answered before.
 
         Subscribing before publishing means the result cannot slip past; a requester that
-        restarted finds a finished result in the results stream instead of asking again.
+        restarted finds a finished result in the results stream instead of asking again: a
+        fresh request's (FRESH_MS) once its publish is acked as a duplicate, an older one's
+        before it is published (past the duplicate window a publish would be a new request).
         """
         nc = self._broker.connection
         subject = subjects.llm_result(request.tenant, request.agent, request.id)
-        stored = await self._stored(subject)
-        if stored is not None:
-            return stored
+        fresh = 0 <= now_ms() - request.created_ms < FRESH_MS
+        if not fresh:
+            stored = await self._stored(subject)
+            if stored is not None:
+                return stored
         sub = await nc.subscribe(subject)
         try:
             data = encode(request)
@@ -48,12 +58,16 @@ class LlmClient:
                 stream=subjects.STREAM_REQUESTS,
                 msg_id=scoped_msg_id(request.tenant, request.agent, request.id),
             )
-            if ack is not None and ack.duplicate and not await self.same_as_stored(ack.seq, data):
-                return error_result(
-                    request.id, request.tenant, request.agent, ErrorCode.MALFORMED,
-                    f"request id {request.id!r} was just used for another request; "
-                    "choose a unique id (a UUID)",
-                )  # fmt: skip
+            if ack is not None and ack.duplicate:
+                stored = await self._stored(subject) if fresh else None  # subscribed: none lost
+                if stored is not None:
+                    return stored
+                if not await self.same_as_stored(ack.seq, data):
+                    return error_result(
+                        request.id, request.tenant, request.agent, ErrorCode.MALFORMED,
+                        f"request id {request.id!r} was just used for another request; "
+                        "choose a unique id (a UUID)",
+                    )  # fmt: skip
             return await self._wait(sub, request, subject, timeout_s)
         finally:
             with contextlib.suppress(nats.errors.Error):

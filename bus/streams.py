@@ -12,6 +12,11 @@ from bus.settings import Settings
 DAY_S = 24 * 3600
 
 
+DUPLICATE_WINDOW_S = 120.0
+"""How long a stream remembers a message id: a second publish within it is acked as a
+duplicate and not stored (bus.llm_client relies on it for the requests stream)."""
+
+
 def stream_configs(settings: Settings, replicas: int | None = None) -> list[StreamConfig]:
     """Every stream, with retention fitted to what it holds (replicas: settings.stream_replicas)."""
     replicas = replicas or settings.stream_replicas
@@ -28,7 +33,7 @@ def stream_configs(settings: Settings, replicas: int | None = None) -> list[Stre
             subjects=subject_list,
             retention=RetentionPolicy.LIMITS,
             max_age=float(ages[name]),
-            duplicate_window=120.0,
+            duplicate_window=DUPLICATE_WINDOW_S,
             num_replicas=replicas,
             allow_direct=True,
         )

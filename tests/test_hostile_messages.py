@@ -125,3 +125,29 @@ async def test_a_task_type_or_workflow_id_unfit_as_a_name_is_refused(
     result = await client.request(request, timeout_s=10)
     assert result.error_code is ErrorCode.MALFORMED, result
     assert field in result.reason and len(result.reason) < 200, result.reason
+
+
+async def test_a_fresh_request_looks_for_a_stored_result_only_when_it_was_sent_before(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new request's publish is the common case: no direct get of the results stream
+    before it (one NATS round trip per request saved); a retry within the duplicate window
+    is acked as a duplicate and finds the stored result then; an old request (past half the
+    window) is looked up first, since its publish would no longer be a duplicate."""
+    client = LlmClient(stack.broker)
+    looked: list[str] = []
+    real = LlmClient._stored
+
+    async def counted(self: LlmClient, subject: str) -> LlmResult | None:
+        looked.append(subject)
+        return await real(self, subject)
+
+    monkeypatch.setattr(LlmClient, "_stored", counted)
+    request = make_request()
+    first = await client.request(request, timeout_s=10)
+    assert first.ok and looked == []
+    again = await client.request(request, timeout_s=10)  # a requester that restarted
+    assert again == first and len(looked) == 1
+    old = msgspec.structs.replace(make_request(), created_ms=request.created_ms - 10 * 60_000)
+    assert (await client.request(old, timeout_s=10)).ok
+    assert len(looked) == 2  # looked up before its publish
