@@ -31,6 +31,7 @@ from cost_ledger.reference import References, vs_reference
 from cost_ledger.report import counted, describe, render_spend, simulated_note, usd
 from cost_ledger.slices import FilterError, check_filter
 from cost_ledger.spend import spend_view, timeseries_view
+from cost_ledger.text_console import plain_console
 
 COMMANDS = ("cost",)
 __all__ = ["VIEWS", "add_commands", "add_filters", "filter_of", "is_filtered", "run_command"]
@@ -182,8 +183,4 @@ async def _vs_reference(args: argparse.Namespace, settings: Settings) -> int:
 
 def _console() -> tuple[io.StringIO, Console]:
     out = io.StringIO()
-    console = Console(
-        file=out, width=120, color_system=None, force_terminal=False,
-        markup=False, emoji=False, highlight=False,
-    )  # fmt: skip
-    return out, console
+    return out, plain_console(out)

@@ -10,13 +10,13 @@ import io
 from dataclasses import dataclass
 from decimal import Decimal
 
-from rich.console import Console
 from rich.table import Table
 
 from cost_ledger.aggregates import AggregateStore
 from cost_ledger.api_models import Filter, Metrics, Rates, Row, SpendResponse
 from cost_ledger.pricing import to_usd
 from cost_ledger.spend import spend_view
+from cost_ledger.text_console import plain_console
 
 SIMULATED_NOTE = "SIMULATED provider: no real money was spent"
 
@@ -88,7 +88,7 @@ async def simulated_note(store: AggregateStore, where: Filter) -> str:
     return f"{SIMULATED_NOTE}\n" if (await spend_view(store, where)).simulated else ""
 
 
-def render_report(report: Report, *, width: int = 110, by: str | None = None) -> str:
+def render_report(report: Report, *, width: int | None = None, by: str | None = None) -> str:
     """The report as plain text tables, for a terminal or a log (by: only that breakdown)."""
     return render_spend(report.view, width=width, by=by)
 
@@ -118,11 +118,11 @@ def _gross_note(view: SpendResponse, lever: str) -> str:
     return f"  net: gross {usd(gross)} less its own calls {usd(cost)}"
 
 
-def render_spend(view: SpendResponse, *, width: int = 110, by: str | None = None) -> str:
+def render_spend(view: SpendResponse, *, width: int | None = None, by: str | None = None) -> str:
     """A filtered spend report (spend.spend_view) as plain text tables: every breakdown (the
     workspace and project ones when there is more than one member), or only ``by``'s."""
     out = io.StringIO()
-    console = _console(out, width)
+    console = plain_console(out, width)
     t = view.totals
     console.print(f"FlipSync cost report: {describe(view.filter)}")
     if not t.calls:  # a mistyped tenant or agent reads as zero spend otherwise
@@ -196,17 +196,9 @@ def _rates_line(r: Rates) -> str:
     )
 
 
-def _console(out: io.StringIO, width: int) -> Console:
-    # Names come from tenants and agents: never read them as markup or emoji codes.
-    return Console(
-        file=out, width=width, color_system=None, force_terminal=False,
-        markup=False, emoji=False, highlight=False,
-    )  # fmt: skip
-
-
 def _row_table(title: str, rows: list[Row]) -> Table:
     table = Table(title=f"By {title}", title_justify="left")
-    table.add_column(title.split()[0])
+    table.add_column(title.split()[0], overflow="fold")  # a long name wraps, never cut
     for column in ("calls", "paid", "spend", "per call", "baseline", "saved"):
         table.add_column(column, justify="right")
     for r in rows:

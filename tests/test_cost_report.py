@@ -27,6 +27,7 @@ from cost_ledger.report import (
 )
 from cost_ledger.slices import FilterError, check_filter
 from cost_ledger.spend import per, spend_view, timeseries_view
+from cost_ledger.text_console import MIN_COLUMNS
 from flipsync.cli import print_report
 from tests.cost_events import apply_all, ledger_event
 
@@ -176,6 +177,23 @@ async def test_text_report_shows_rates(redis_client: aioredis.Redis) -> None:
     assert "No calls recorded" not in text
     nobody = render_spend(await spend_view(store, Filter(tenant="nobody")))  # a mistyped name
     assert "No calls recorded for this filter (check the names and dates)." in nobody
+
+
+async def test_text_tables_fit_the_readers_terminal(
+    redis_client: aioredis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tables were drawn 110-120 columns wide whatever the terminal: every row of them
+    wrapped on an 80-column one."""
+    store = AggregateStore(redis_client)
+    await apply_all(store, seeded())
+    view = await spend_view(store, Filter(tenant="acme"))
+    monkeypatch.setenv("COLUMNS", "80")
+    narrow = render_spend(view)
+    assert max(len(line) for line in narrow.splitlines()) <= 80
+    assert "By agent" in narrow and "lister" in narrow and "semantic_cac…" not in narrow
+    assert max(len(line) for line in render_spend(view, width=120).splitlines()) > 80
+    monkeypatch.setenv("COLUMNS", "20")  # too narrow to draw a table: MIN_COLUMNS
+    assert max(len(line) for line in render_spend(view).splitlines()) <= MIN_COLUMNS
 
 
 async def test_cost_commands_read_a_deployments_redis(

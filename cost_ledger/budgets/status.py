@@ -7,7 +7,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from rich.console import Console
 from rich.table import Table
 
 from bus.messages import (
@@ -27,6 +26,7 @@ from cost_ledger.budgets.policy import THRESHOLDS, Subject, Unit, scope_id, user
 from cost_ledger.budgets.store import BudgetStore
 from cost_ledger.keys import Dimension
 from cost_ledger.pricing import to_usd
+from cost_ledger.text_console import plain_console
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -173,16 +173,16 @@ async def _subjects(
     return out
 
 
-def render_status(rows: Iterable[BudgetStatus], *, width: int = 120) -> str:
-    """Budgets as a plain text table."""
+def render_status(rows: Iterable[BudgetStatus], *, width: int | None = None) -> str:
+    """Budgets as a plain text table (width: the terminal's when None)."""
     out = io.StringIO()
-    console = Console(
-        file=out, width=width, color_system=None, force_terminal=False,
-        markup=False, emoji=False, highlight=False,
-    )  # fmt: skip
+    console = plain_console(out, width)
     table = Table(title="Budgets", title_justify="left")
     for column in ("budget", "scope", "period", "limit", "spent", "reserved", "used", "alerts"):
-        table.add_column(column, justify="left" if column in ("budget", "scope") else "right")
+        named = column in ("budget", "scope")  # names wrap on a narrow terminal, never cut
+        table.add_column(
+            column, justify="left" if named else "right", overflow="fold" if named else "ellipsis"
+        )
     any_row = False
     for row in rows:
         any_row = True
