@@ -15,9 +15,10 @@ import msgspec
 import pytest
 
 from bus import subjects
-from bus.codec import encode
+from bus.codec import decode, encode
 from bus.llm_client import LlmClient
 from bus.messages import (
+    BudgetAlert,
     BudgetChange,
     BudgetPeriod,
     BudgetPolicy,
@@ -230,6 +231,23 @@ async def test_budget_command_sets_and_shows_a_budget(
     bad = cli_args("budget", "set", "x", "--scope", "tenant", "--period", "day", "--limit", "1e-9")
     assert await run_command(bad, settings) == 2
     assert "micro-dollar" in capsys.readouterr().err
+    # A budget set under what the tenant already spent is past its thresholds now: its
+    # alerts go out at once (they waited for a settle that a used-up budget never makes).
+    under = f"{tenant}-under"
+    out = await _flipsync(
+        env, "budget", "set", under, "--scope", "tenant", "--period", "month",
+        "--limit", "0.000001", "--tenant", tenant,
+    )  # fmt: skip
+    assert f"alert sent: {under} at 100% in tenant:{tenant}" in out
+    assert out.count("alert sent:") == 3  # 50%, 80% and 100%, once each
+    js = stack.broker.connection.jetstream()
+    stored = await js.get_last_msg(subjects.STREAM_LEDGER, subjects.budget_alert(tenant))
+    assert stored.data is not None and decode(stored.data, BudgetAlert).budget == under
+    again = await _flipsync(
+        env, "budget", "set", under, "--scope", "tenant", "--period", "month",
+        "--limit", "0.000001", "--tenant", tenant,
+    )  # fmt: skip
+    assert "alert sent" not in again  # sent once
 
 
 async def test_removing_an_unknown_budget_says_so_and_publishes_nothing(

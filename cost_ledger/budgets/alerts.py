@@ -15,11 +15,12 @@ from typing import Protocol
 
 import redis.asyncio as aioredis
 from faststream.nats import NatsBroker
+from nats.aio.client import Client as NatsClient
 
 from bus import subjects
 from bus.codec import encode
 from bus.messages import BudgetAlert
-from bus.publishing import publish
+from bus.publishing import MSG_ID, publish
 from cost_ledger.budgets import keys
 from cost_ledger.budgets.crossings import Crossing, crossing_of
 from cost_ledger.budgets.periods import end_of_key_ms
@@ -39,6 +40,11 @@ class AlertSink(Protocol):
         ...
 
 
+def alert_subject(alert: BudgetAlert) -> str:
+    """Where an alert is published: budget.alert.<tenant> (GLOBAL_TENANT for a global one)."""
+    return subjects.budget_alert(alert.tenant or GLOBAL_TENANT)
+
+
 class JetStreamAlerts:
     """Publishes alerts on budget.alert.<tenant>, stored in the LEDGER stream."""
 
@@ -50,10 +56,24 @@ class JetStreamAlerts:
         await publish(
             self._broker,
             encode(alert),
-            subjects.budget_alert(alert.tenant or GLOBAL_TENANT),
+            alert_subject(alert),
             stream=subjects.STREAM_LEDGER,
             msg_id=msg_id,
         )
+
+
+class ClientAlerts:
+    """JetStreamAlerts for a plain nats-py client (the budget command has no broker)."""
+
+    def __init__(self, client: NatsClient) -> None:
+        self._client = client
+
+    async def __call__(self, alert: BudgetAlert, msg_id: str) -> None:
+        """Publish and wait for JetStream's ack (msg_id: one alert, however often sent)."""
+        await self._client.jetstream().publish(
+            alert_subject(alert), encode(alert), stream=subjects.STREAM_LEDGER,
+            headers={MSG_ID: msg_id},
+        )  # fmt: skip
 
 
 class Alerter:

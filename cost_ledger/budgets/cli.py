@@ -14,6 +14,7 @@ from nats.aio.client import Client as NatsClient
 
 from bus.cli_nats import connect_cli
 from bus.messages import (
+    BudgetAlert,
     BudgetChange,
     BudgetPeriod,
     BudgetPolicy,
@@ -28,6 +29,7 @@ from bus.settings import LOCAL_HINT, Settings
 from bus.streams import ensure_streams
 from cost_ledger.aggregates import AggregateStore
 from cost_ledger.api_models import BudgetsResponse, Filter
+from cost_ledger.budgets.alerts import ClientAlerts
 from cost_ledger.budgets.budgets_file import usd_to_micro
 from cost_ledger.budgets.cli_args import add_commands as add_commands
 from cost_ledger.budgets.config import BudgetConfig, BudgetRules
@@ -57,7 +59,8 @@ async def _connect(settings: Settings) -> AsyncIterator[_Conn]:
     try:
         live = LiveBudgets(client, BudgetConfig.load(settings.budget_config))
         await ensure_streams(nc.jetstream(), settings)
-        yield _Conn(nc=nc, redis=client, live=live, store=BudgetStore(client, live))
+        store = BudgetStore(client, live, alerts=ClientAlerts(nc))
+        yield _Conn(nc=nc, redis=client, live=live, store=store)
     finally:
         await client.aclose()
         await nc.close()
@@ -97,6 +100,9 @@ async def run_command(args: argparse.Namespace, settings: Settings) -> int:
             return 2
         seq = await publish_change(conn.nc.jetstream(), change)
         print(f"budget change {change.change_id} applied and published (ledger seq {seq})")
+        named = {spec.name for spec in change.set_budgets}
+        for alert in await conn.store.alert_standing(named) if named else []:
+            print(f"alert sent: {alert_line(alert)}")  # set under what was spent already
         return 0
 
 
@@ -122,6 +128,15 @@ async def _show(
     if rows:
         print(await simulated_note(AggregateStore(redis), where), end="")
     return 0
+
+
+def alert_line(alert: BudgetAlert) -> str:
+    """A budget alert in one line, for the budget command's output."""
+    percent = round(alert.threshold * 100)
+    return (
+        f"{alert.budget or alert.scope} at {percent}% in {alert.scope} ({alert.period_key}):"
+        f" spent {usd(alert.spent_micro_usd)} of {usd(alert.limit_micro_usd)}"
+    )
 
 
 def _check_removals(change: BudgetChange, rules: BudgetRules) -> None:
