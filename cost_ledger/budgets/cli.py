@@ -36,7 +36,7 @@ from cost_ledger.budgets.config import BudgetConfig, BudgetRules
 from cost_ledger.budgets.control import publish_change
 from cost_ledger.budgets.errors import BudgetConfigError
 from cost_ledger.budgets.live import LiveBudgets
-from cost_ledger.budgets.status import budget_row, render_status
+from cost_ledger.budgets.status import alert_standing, budget_row, render_status
 from cost_ledger.budgets.store import BudgetStore
 from cost_ledger.rebuild import rebuild
 from cost_ledger.report import counted, simulated_note, usd
@@ -101,7 +101,7 @@ async def run_command(args: argparse.Namespace, settings: Settings) -> int:
         seq = await publish_change(conn.nc.jetstream(), change)
         print(f"budget change {change.change_id} applied and published (ledger seq {seq})")
         named = {spec.name for spec in change.set_budgets}
-        for alert in await conn.store.alert_standing(named) if named else []:
+        for alert in await alert_standing(conn.store, named) if named else []:
             print(f"alert sent: {alert_line(alert)}")  # set under what was spent already
         return 0
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -12,6 +12,7 @@ from rich.table import Table
 from bus.messages import (
     DEFAULT_PROJECT,
     DEFAULT_WORKSPACE,
+    BudgetAlert,
     BudgetPeriod,
     BudgetPolicy,
     BudgetScope,
@@ -21,8 +22,16 @@ from bus.messages import (
 from cost_ledger.aggregates import AggregateStore
 from cost_ledger.api_models import BudgetRow
 from cost_ledger.budgets import keys
+from cost_ledger.budgets.crossings import Crossing
 from cost_ledger.budgets.periods import period_key
-from cost_ledger.budgets.policy import THRESHOLDS, Subject, Unit, scope_id, user_scope_id
+from cost_ledger.budgets.policy import (
+    THRESHOLDS,
+    Subject,
+    Unit,
+    scope_id,
+    thresholds_reached,
+    user_scope_id,
+)
 from cost_ledger.budgets.store import BudgetStore
 from cost_ledger.keys import Dimension
 from cost_ledger.pricing import to_usd
@@ -171,6 +180,28 @@ async def _subjects(
         elif spec.workflow or workflow:
             out.append(Subject(tenant=name, agent="", workflow=spec.workflow or workflow or ""))
     return out
+
+
+async def alert_standing(store: BudgetStore, budgets: Collection[str]) -> list[BudgetAlert]:
+    """Send the alerts that spend already owes to these budgets: one set at or below what its
+    scopes have spent this period is past its thresholds now, not at its next settle (which
+    may never come: a budget used up refuses every request). Each alert once (its marker)."""
+    owed = [
+        Crossing(
+            budget=row.budget,
+            scope=row.scope,
+            period=row.period,
+            period_key=row.period_key,
+            limit=row.limit,
+            spent=row.spent,
+            percent=percent,
+        )  # fmt: skip
+        for row in await store.status()
+        if row.budget in budgets and row.spent > 0
+        for percent in thresholds_reached(row.spent, row.limit)
+        if percent not in row.alerts_sent
+    ]
+    return await store.alerter.fire(owed)
 
 
 def render_status(rows: Iterable[BudgetStatus], *, width: int | None = None) -> str:

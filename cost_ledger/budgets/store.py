@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import redis.asyncio as aioredis
@@ -29,11 +29,11 @@ from redis.asyncio.cluster import RedisCluster
 from redis.crc import REDIS_CLUSTER_HASH_SLOTS
 
 from bus.liveness import Liveness, LoopLiveness, Renewal
-from bus.messages import BudgetAlert, LedgerEvent, now_ms
+from bus.messages import LedgerEvent, now_ms
 from cost_ledger.budgets import keys, scripts
 from cost_ledger.budgets.alerts import Alerter, AlertSink
 from cost_ledger.budgets.config import BudgetRules, EngineSettings
-from cost_ledger.budgets.crossings import Crossing, crossings, used_up
+from cost_ledger.budgets.crossings import crossings, used_up
 from cost_ledger.budgets.gate import Reservation, Settlement
 from cost_ledger.budgets.live import LiveBudgets
 from cost_ledger.budgets.policy import (
@@ -44,7 +44,6 @@ from cost_ledger.budgets.policy import (
     charges,
     checks,
     name_token,
-    thresholds_reached,
 )
 from cost_ledger.budgets.scripts import Code
 from cost_ledger.budgets.waiters import Waiters
@@ -485,27 +484,6 @@ class BudgetStore:
             self, tenant, agent=agent, workflow=workflow, user=user, tier=tier,
             workspace=workspace, project=project,
         )  # fmt: skip
-
-    async def alert_standing(self, budgets: Collection[str]) -> list[BudgetAlert]:
-        """Send the alerts that spend already owes to these budgets: one set at or below what
-        its scopes have spent this period is past its thresholds now, not at its next settle
-        (which may never come: a budget used up refuses every request). Each alert once."""
-        owed = [
-            Crossing(
-                budget=row.budget,
-                scope=row.scope,
-                period=row.period,
-                period_key=row.period_key,
-                limit=row.limit,
-                spent=row.spent,
-                percent=percent,
-            )  # fmt: skip
-            for row in await self.status()
-            if row.budget in budgets and row.spent > 0
-            for percent in thresholds_reached(row.spent, row.limit)
-            if percent not in row.alerts_sent
-        ]
-        return await self._alerter.fire(owed)
 
     async def ready(self, *, full: bool = True) -> bool:
         """Whether the counters are complete (no slot's marker lost to a flush or a node that
