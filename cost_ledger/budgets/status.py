@@ -195,7 +195,7 @@ async def alert_standing(store: BudgetStore, budgets: Collection[str]) -> list[B
             limit=row.limit,
             spent=row.spent,
             percent=percent,
-        )  # fmt: skip
+        )
         for row in await store.status()
         if row.budget in budgets and row.spent > 0
         for percent in thresholds_reached(row.spent, row.limit)
