@@ -22,13 +22,14 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from api.openai_errors import OpenAIError
 from bus import subjects
+from bus.codec import encode
 from bus.messages import (
     DEFAULT_PROJECT,
     DEFAULT_WORKSPACE,
@@ -55,6 +56,13 @@ PROJECT_HEADER = "x-flipsync-project"
 IDEMPOTENCY_HEADER = "idempotency-key"
 DEFAULT_TASK_TYPE = "general"
 E = TypeVar("E", Priority, CachePolicy)
+MAX_TOOLS = 128
+"""Most tools a call may offer (OpenAI's own limit)."""
+# A list field stops at its first bad item: pydantic otherwise writes one error per item,
+# and a 4 MB body of a million wrong items took seconds of the event loop to describe
+# (only the first error is ever reported).
+FailFast = Field(fail_fast=True)
+Tools = Annotated[list[dict[str, Any]], Field(max_length=MAX_TOOLS, fail_fast=True)]
 
 
 class _ImageUrl(BaseModel):
@@ -72,8 +80,8 @@ class _Part(BaseModel):
 class _Message(BaseModel):
     model_config = ConfigDict(extra="ignore")
     role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: str | list[_Part] | None = None
-    tool_calls: list[dict[str, Any]] | None = None
+    content: str | Annotated[list[_Part], FailFast] | None = None
+    tool_calls: Annotated[list[dict[str, Any]], FailFast] | None = None
     tool_call_id: str | None = None
 
 
@@ -87,12 +95,12 @@ class ChatCompletionBody(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
     model: str = Field(min_length=1)
-    messages: list[_Message] = Field(min_length=1)
+    messages: list[_Message] = Field(min_length=1, fail_fast=True)
     temperature: float | None = Field(default=None, ge=0, le=2)
     max_tokens: int | None = Field(default=None, ge=1)
     max_completion_tokens: int | None = Field(default=None, ge=1)
     response_format: dict[str, Any] | None = None
-    tools: list[dict[str, Any]] | None = None
+    tools: Tools | None = None
     tool_choice: str | dict[str, Any] | None = None
     stream: bool | None = False
     stream_options: _StreamOptions | None = None
@@ -120,7 +128,8 @@ def read_call(
 ) -> ChatCall:
     """The call a parsed JSON body and its headers describe, made in place (workspace,
     project: see named_place); raises OpenAIError (400, or 404 model_not_found for a model
-    that is neither flipsync-auto nor one is_model knows)."""
+    that is neither flipsync-auto nor one is_model knows, or 413 for a request larger on the
+    wire than the router takes: Settings.max_request_bytes)."""
     try:
         parsed = ChatCompletionBody.model_validate(body)
     except ValidationError as exc:
@@ -155,12 +164,30 @@ def read_call(
     stream = bool(parsed.stream)
     if stream:
         request = msgspec.structs.replace(request, stream=True)
+    _check_size(request, settings.max_request_bytes)
     options = parsed.stream_options
     return ChatCall(
         request=request,
         stream=stream,
         include_usage=stream and bool(options and options.include_usage),
     )
+
+
+def _check_size(request: LlmRequest, limit: int) -> None:
+    """OpenAIError 413 for a request the router would refuse as oversized.
+
+    A body under the 4 MiB HTTP limit can encode larger (every message gains its default
+    fields: 110,000 one-letter messages in 3.7 MB were a 7 MB LlmRequest); the router then
+    refused it and its dead letter, a third larger again, was over NATS' max_payload, so the
+    request was redelivered ten times and lost: no answer, no dead letter, a 504 after
+    openai_timeout_s."""
+    size = len(encode(request))
+    if size > limit:
+        raise OpenAIError(
+            413,
+            f"the request is {size} bytes as FlipSync sends it, over the limit of {limit}",
+            code="request_too_large",
+        )
 
 
 MAX_QUOTED_MODEL = 80

@@ -184,12 +184,12 @@ def dead_letter_publisher(router: NatsRouter, source: str) -> DeadLetterFn:
     )
 
     async def dead_letter(msg: NatsMessage, code: ErrorCode, reason: str) -> None:
-        letter = DeadLetter(
-            source_subject=msg.raw_message.subject,
-            error_code=code,
-            reason=reason,
-            payload=msg.body,
-            headers={k: v for k, v in msg.headers.items() if isinstance(v, str)},
+        letter = DeadLetter.of(
+            msg.raw_message.subject,
+            code,
+            reason,
+            msg.body,
+            {k: v for k, v in msg.headers.items() if isinstance(v, str)},
         )
         # The stream sequence as message id: a redelivery is not dead-lettered twice.
         seq = msg.raw_message.metadata.sequence.stream

@@ -22,12 +22,12 @@ class DeadLetters:
 
     async def keep(self, msg: Msg, code: ErrorCode, reason: str) -> None:
         """Keep msg on the dead-letter queue; raises when NATS did not take it."""
-        letter = DeadLetter(
-            source_subject=msg.subject,
-            error_code=code,
-            reason=reason,
-            payload=msg.data,
-            headers={k: v for k, v in (msg.headers or {}).items() if isinstance(v, str)},
+        letter = DeadLetter.of(
+            msg.subject,
+            code,
+            reason,
+            msg.data,
+            {k: v for k, v in (msg.headers or {}).items() if isinstance(v, str)},
         )
         # The stream sequence as message id: a redelivery is not dead-lettered twice.
         seq = msg.metadata.sequence.stream

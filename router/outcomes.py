@@ -178,7 +178,7 @@ class OutcomePublisher:
         self, source: str, subject: str, code: ErrorCode, reason: str, payload: bytes
     ) -> None:
         """Keep a message that could not be processed, with its reason."""
-        letter = DeadLetter(source_subject=subject, error_code=code, reason=reason, payload=payload)
+        letter = DeadLetter.of(subject, code, reason, payload)
         await publish(
             self._broker,
             encode(letter),

@@ -294,3 +294,34 @@ class DeadLetter(msgspec.Struct, kw_only=True):
     headers: dict[str, str] = {}
     at_ms: int = msgspec.field(default_factory=lambda: now_ms())
     v: int = WIRE_VERSION
+
+    @classmethod
+    def of(
+        cls,
+        source_subject: str,
+        error_code: ErrorCode,
+        reason: str,
+        payload: bytes,
+        headers: dict[str, str] | None = None,
+    ) -> DeadLetter:
+        """The letter of a message, its payload cut to MAX_DEAD_PAYLOAD bytes (the whole
+        length then in the PAYLOAD_BYTES_HEADER header) so that it always fits in a NATS
+        message: the payload travels as base64, a third larger, and a 7 MB request's letter
+        was over the 8 MB max_payload, so it was never kept and the request was lost."""
+        kept = dict(headers or {})
+        if len(payload) > MAX_DEAD_PAYLOAD:
+            kept[PAYLOAD_BYTES_HEADER] = str(len(payload))
+            payload = payload[:MAX_DEAD_PAYLOAD]
+        return cls(
+            source_subject=source_subject,
+            error_code=error_code,
+            reason=reason,
+            payload=payload,
+            headers=kept,
+        )
+
+
+MAX_DEAD_PAYLOAD = 4 * 1024 * 1024
+"""Most bytes of a message a dead letter keeps (5.6 MB as base64, under NATS' 8 MB)."""
+PAYLOAD_BYTES_HEADER = "x-flipsync-payload-bytes"
+"""A dead letter's header giving the whole length of a payload it keeps only the start of."""
