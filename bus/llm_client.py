@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+import msgspec
 import nats.errors
 from faststream.nats import NatsBroker
 from nats.aio.subscription import Subscription
@@ -12,6 +13,7 @@ from nats.js.errors import NotFoundError
 
 from bus import subjects
 from bus.codec import decode, encode
+from bus.errors import WireError
 from bus.messages import ErrorCode, LlmRequest, LlmResult, error_result
 from bus.messages.base import now_ms
 from bus.publishing import publish, scoped_msg_id
@@ -114,7 +116,7 @@ class LlmClient:
             # results: a direct get by sequence cannot be held to one tenant), or NATS away:
             # it cannot be told apart either (seen in CI: a 5 s timeout raised out of request)
             return True
-        return stored.data == data
+        return stored.data == data or same_request(stored.data or b"", data)
 
     async def _stored(self, subject: str) -> LlmResult | None:
         js = self._broker.connection.jetstream()
@@ -123,3 +125,16 @@ class LlmClient:
         except NotFoundError:
             return None
         return decode(raw.data, LlmResult) if raw.data else None
+
+
+def same_request(stored: bytes, sent: bytes) -> bool:
+    """Whether two encoded requests ask the same thing, when and until when aside: a retry
+    rebuilds its request (an HTTP call with the same Idempotency-Key gets a new deadline, a
+    resumed workflow a new created_ms), and was refused as a reused id while the first call
+    was still running (found by review: two identical /v1 calls sent together)."""
+    try:
+        a, b = (decode(raw, LlmRequest) for raw in (stored, sent))
+    except WireError:
+        return False
+    timeless = {"created_ms": 0, "deadline_ms": 0}
+    return msgspec.structs.replace(a, **timeless) == msgspec.structs.replace(b, **timeless)

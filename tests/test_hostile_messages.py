@@ -3,6 +3,7 @@ result, and nothing another tenant sends can silence a request."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 
@@ -110,6 +111,27 @@ async def test_a_duplicate_ack_is_a_retry_only_for_the_same_body(stack: Stack) -
     client = LlmClient(stack.broker)
     assert await client.same_as_stored(again.seq, other)  # a true retry
     assert not await client.same_as_stored(again.seq, mine)  # not ours: an error result
+    # A retry rebuilt with a new deadline and creation time (an HTTP call sent again with
+    # its Idempotency-Key, a resumed workflow) is the same request too.
+    rebuilt = msgspec.structs.replace(
+        decode(other, LlmRequest), deadline_ms=9_999_999_999_999, created_ms=1
+    )
+    assert await client.same_as_stored(again.seq, encode(rebuilt))
+
+
+async def test_two_identical_calls_sent_together_share_one_answer(stack: Stack) -> None:
+    """Found by review: the second of two identical /v1 calls with one Idempotency-Key got
+    'request id ... was just used for another request' (its deadline differed)."""
+    first = make_request(tenant="tc", agent="listing", text="A teal mug")
+    second = msgspec.structs.replace(
+        first, deadline_ms=first.created_ms + 60_000, created_ms=first.created_ms + 5
+    )
+    client = LlmClient(stack.broker)
+    one, two = await asyncio.gather(
+        client.request(first, timeout_s=10), client.request(second, timeout_s=10)
+    )
+    assert one.ok and two.ok, (one.reason, two.reason)
+    assert one.content == two.content
 
 
 @pytest.mark.parametrize(
