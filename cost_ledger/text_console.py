@@ -1,14 +1,16 @@
 """Plain-text rich consoles for the cost views, as wide as the reader's terminal.
 
 The tables were rendered at a fixed 110-120 columns, so on an 80-column terminal every row
-wrapped onto a second line. A width left unset is the terminal's (``COLUMNS``, else the
-terminal stdout is on), or FALLBACK_COLUMNS when the output goes to a file or a pipe.
+wrapped onto a second line. A width left unset is the terminal's when standard output is a
+terminal (``COLUMNS``, else the terminal's own size), and FALLBACK_COLUMNS when it goes to a
+file, a pipe, a log or a test's capture (pytest-xdist's workers set COLUMNS=80 for all).
 """
 
 from __future__ import annotations
 
 import io
 import shutil
+import sys
 
 from rich.console import Console
 
@@ -19,7 +21,10 @@ MIN_COLUMNS = 60
 
 
 def columns() -> int:
-    """The reader's terminal width (COLUMNS first), FALLBACK_COLUMNS off a terminal."""
+    """The reader's terminal width (COLUMNS first) when standard output is a terminal,
+    else FALLBACK_COLUMNS."""
+    if not sys.stdout.isatty():
+        return FALLBACK_COLUMNS
     return max(shutil.get_terminal_size((FALLBACK_COLUMNS, 24)).columns, MIN_COLUMNS)
 
 

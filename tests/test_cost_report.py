@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from datetime import date
 
 import msgspec
@@ -188,6 +189,8 @@ async def test_text_tables_fit_the_readers_terminal(
     await apply_all(store, seeded())
     view = await spend_view(store, Filter(tenant="acme"))
     monkeypatch.setenv("COLUMNS", "80")
+    assert render_spend(view) == render_spend(view, width=120)  # not a terminal: a log's width
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)  # a terminal 80 columns wide
     narrow = render_spend(view)
     assert max(len(line) for line in narrow.splitlines()) <= 80
     assert "By agent" in narrow and "lister" in narrow and "semantic_cac…" not in narrow
