@@ -65,6 +65,11 @@ from tests.helpers import make_request
 
 IN_FLIGHT = 200
 RATE = 500
+RATES = (50, 100, 200)
+"""Fixed open-loop rates of interactive requests whose overhead is reported too: the
+half-capacity rate is half a closed-loop capacity at 200 in flight, which an open loop
+(fewer in flight, less shared per request) does not always hold, so its latency read
+26-534 ms across runs; rates fixed in advance compare across runs and versions."""
 PIPELINE = ("router", "ledger", "nats-server", "redis-server")
 """The processes whose CPU is the pipeline's own (not the requester's nor the provider's)."""
 CACHE_LEVERS = (Lever.EXACT_CACHE, Lever.SEMANTIC_CACHE)
@@ -378,10 +383,18 @@ async def main(quick: bool, profile: bool) -> None:
         phases["interactive_at_half_capacity"] = await phase(
             opened(seconds, easy, interactive, 2 * 10**6)
         )
+        for k, rate in enumerate(RATES):  # open-loop rates fixed in advance, under capacity
+            phases[f"interactive_at_{rate}"] = await phase(
+                opened(seconds, rate, interactive, (20 + k) * 10**6)
+            )
         direct = direct_call(http, sim_url, rig.nonce)
         await closed_loop(n // 6, IN_FLIGHT, direct, first=10**7)  # warm-up
         straight = await open_loop(seconds, RATE, direct, first=3 * 10**6)
         straight_easy = await open_loop(seconds, easy, direct, first=4 * 10**6)
+        straight_by_rate = {
+            rate: await open_loop(seconds, rate, direct, first=(30 + k) * 10**6)
+            for k, rate in enumerate(RATES)
+        }
         scaling = {1: phases["throughput"]}
         for replicas, first in ((2, 5 * 10**6), (4, 6 * 10**6)):
             await rig.add_routers(replicas - len(rig.routers))
@@ -397,6 +410,7 @@ async def main(quick: bool, profile: bool) -> None:
         await redis_server.stop()
         await nats_server.stop()
     figures = results(raw, phases, scaling, straight, straight_easy, easy, peers, quick)
+    figures["overhead_by_rate"] = by_rate(phases, straight_by_rate)
     path = write("overhead", figures)
     print(table(rows(figures), "bench/overhead (simulated provider, latency 0)"))
     print(f"written to {path}")
@@ -450,6 +464,7 @@ def results(
             "throughput": "unique standard requests, 200 in flight, 1 router process",
             "cache_hits": "the throughput phase's texts again (exact-cache hits), 200 in flight",
             "interactive_at_500": "unique interactive requests opened at 500 req/s",
+            "overhead_by_rate": "unique interactive requests opened at each fixed rate (RATES)",
             "overhead": "latency through FlipSync minus the same calls straight to the provider",
             "cpu": "process CPU time (user+system) over the phase and the ledger's drain",
         },
@@ -457,6 +472,20 @@ def results(
         "layout": "requester | router x N | ledger | simulated provider | nats | redis",
         "quick": quick,
     }
+
+
+def by_rate(phases: dict[str, Phase], straight: dict[int, list[float]]) -> dict[str, Any]:
+    """Overhead p50 and p99 (ms) of unique interactive requests opened at each of RATES,
+    against the same calls straight to the provider at that rate, with the rate achieved."""
+    out: dict[str, Any] = {}
+    for rate, direct in straight.items():
+        seen = phases[f"interactive_at_{rate}"]
+        out[str(rate)] = {
+            "overhead_p50_ms": round(pct(seen.latencies_ms, 50) - pct(direct, 50), 2),
+            "overhead_p99_ms": round(pct(seen.latencies_ms, 99) - pct(direct, 99), 2),
+            "achieved_rps": round(seen.rps, 1),
+        }
+    return out
 
 
 def rows(figures: dict[str, Any]) -> list[tuple[str, str]]:
