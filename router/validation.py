@@ -67,6 +67,10 @@ INLINE_ANSWER_CHARS = 4_096
 """Longest answer checked on the event loop, and then only against a schema checked before
 that linear_schema admits: a worker thread's hop cost about 300 us of CPU per answer
 (measured in the router's dispatch), more than such a check."""
+ON_LOOP_STEPS = 4_000
+"""Most steps an answer's check may take on the event loop (about 10 ms here); past them it
+goes on in a worker thread (a 4 KiB answer's whole budget, 36,384 steps, took 112 ms on
+the loop for a required list of 60 names against 1,365 empty objects)."""
 LINEAR_SCHEMA_OBJECTS = 256
 """Most objects a schema may hold and still be checked on the event loop."""
 LINEAR_ENUM_VALUES = 64
@@ -183,6 +187,14 @@ def _answer_check(schema: dict[str, object]) -> _AnswerCheck:
 
 def parse_answer(content: str, schema: dict[str, object]) -> tuple[object | None, str]:
     """(parsed value, "") when content is JSON valid for schema, else (None, the reason)."""
+    return _parsed(content, schema, answer_steps(content), hand_on=False)
+
+
+def _parsed(
+    content: str, schema: dict[str, object], steps: int, *, hand_on: bool
+) -> tuple[object | None, str]:
+    """parse_answer within steps; hand_on: raise CheckTooLongError past them (the caller
+    goes on elsewhere) instead of refusing the answer."""
     try:
         value = msgspec.json.decode(content)
     except (msgspec.DecodeError, RecursionError) as exc:
@@ -192,9 +204,11 @@ def parse_answer(content: str, schema: dict[str, object]) -> tuple[object | None
         return None, check.problem
     validator = check.validator
     try:
-        with step_budget(steps := answer_steps(content)):
+        with step_budget(steps):
             error = jsonschema.exceptions.best_match(validator.iter_errors(value))
     except CheckTooLongError:
+        if hand_on:
+            raise
         return None, (
             f"answer could not be checked against the schema within {steps:,} steps"
             f" ({WORK_MULTIPLIERS})"
@@ -219,9 +233,13 @@ async def parse_answer_off_loop(
     """parse_answer in a worker thread, bounded in time: the event loop never waits on it.
 
     A short answer against a schema seen before that linear_schema admits is checked on the
-    loop instead: the hop would cost more than the check."""
+    loop instead, within ON_LOOP_STEPS: the hop would cost more than the check. One that
+    needs more goes to the thread after all, with its whole budget."""
     if len(content) <= INLINE_ANSWER_CHARS and _on_loop(schema):
-        return parse_answer(content, schema)
+        try:
+            return _parsed(content, schema, ON_LOOP_STEPS, hand_on=True)
+        except CheckTooLongError:
+            pass  # more work than the loop may give it
     try:
         async with asyncio.timeout(CHECK_TIMEOUT_S):
             return await asyncio.to_thread(parse_answer, content, schema)

@@ -16,8 +16,10 @@ from bus.llm_client import LlmClient
 from bus.messages import DeadLetter, ErrorCode, OutputSchema
 from bus.settings import Settings
 from flipsync.stack import Service, Stack, start_stack
+from router.schema_budget import answer_steps
 from router.validation import (
     INLINE_ANSWER_CHARS,
+    ON_LOOP_STEPS,
     check_request_schema,
     linear_schema,
     parse_answer,
@@ -312,3 +314,33 @@ def test_numbers_too_large_for_a_float_are_a_refusal_not_an_exception() -> None:
     assert "OverflowError" in schema_problem({"multipleOf": 10**400})
     parsed, problem = parse_answer("1" + "0" * 4000, {"type": "number", "multipleOf": 0.01})
     assert parsed is None and "could not be checked" in problem
+
+
+async def test_an_answer_that_needs_more_than_the_loops_steps_goes_to_a_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The whole budget of a 4 KiB answer took 112 ms on the event loop (a required list of
+    60 names against 1,365 empty objects); the loop gives a check ON_LOOP_STEPS, then a
+    worker thread carries on with the whole budget."""
+    names = [f"n{i}" for i in range(60)]
+    schema: dict[str, object] = {
+        "type": "array",
+        "items": {"type": "object", "required": names},
+        "x-id": uuid.uuid4().hex,
+    }
+    assert linear_schema(schema)
+    await parse_answer_off_loop("[]", schema)  # seen: its check is kept
+    threads: list[object] = []
+    real = asyncio.to_thread
+
+    async def counted(fn: Any, *args: Any) -> Any:
+        threads.append(args)
+        return await real(fn, *args)
+
+    monkeypatch.setattr(asyncio, "to_thread", counted)
+    assert await parse_answer_off_loop("[{}]", schema) != (None, "")  # a missing name
+    assert threads == []  # a few steps: on the loop
+    answer = "[" + ",".join(["{}"] * 1365) + "]"
+    parsed, problem = await parse_answer_off_loop(answer, schema)
+    assert len(threads) == 1 and answer_steps(answer) > ON_LOOP_STEPS
+    assert parsed is None and f"within {answer_steps(answer):,} steps" in problem
