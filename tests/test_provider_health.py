@@ -19,6 +19,7 @@ from router.health.config import RetryPolicy
 from router.health.ewma import ewma
 from router.health.retry import backoff_s, retry_delay_s
 from router.health.snapshot import breaker_states, health_snapshot
+from router.health.store import CLOSED_TRUSTED_S
 from router.providers.client import retry_after_s
 from router.providers.errors import ProviderCallError, stored_reason
 from router.routing.quality import QualitySignal, SignalKind
@@ -133,6 +134,30 @@ async def test_the_redis_breaker_follows_the_same_machine(redis_client: aioredis
     state = await record(Outcome.OK, t + 66_100, latency_ms=100, cost_micro_usd=30, input_tokens=9)
     assert state is BreakerState.CLOSED
     assert (await store.acquire("p", "m", now_ms=t + 66_200)).state is BreakerState.CLOSED
+
+
+async def test_a_circuit_seen_closed_lately_needs_no_permit_until_it_is_seen_open(
+    redis_client: aioredis.Redis,
+) -> None:
+    """Dispatch asks for a permit only where the circuit was not seen closed within
+    CLOSED_TRUSTED_S (a Redis script and a task per call saved); a record that answers open,
+    here one made by another replica's failures, ends the trust at once."""
+    now = [100.0]
+    mine = HealthStore(redis_client, POLICY, probe_lease_s=5.0, clock=lambda: now[0])
+    other = HealthStore(redis_client, POLICY, probe_lease_s=5.0)
+    assert not mine.closed_lately("p", "m")  # never seen
+    assert await mine.record("p", "m", Outcome.OK) is BreakerState.CLOSED
+    assert mine.closed_lately("p", "m")
+    for _ in range(3):
+        await other.record("p", "m", Outcome.FAIL, error="HTTP 500")
+    assert mine.closed_lately("p", "m")  # not seen yet: one more call may go
+    assert await mine.record("p", "m", Outcome.FAIL) is BreakerState.OPEN
+    assert not mine.closed_lately("p", "m")
+    assert not (await mine.acquire("p", "m")).allowed
+    await redis_client.delete(keys.stats("p", "m"))  # closed again, as after a probe
+    assert (await mine.acquire("p", "m")).allowed and mine.closed_lately("p", "m")
+    now[0] += CLOSED_TRUSTED_S + 0.5
+    assert not mine.closed_lately("p", "m")  # trusted for CLOSED_TRUSTED_S only
 
 
 async def test_the_snapshot_reports_ewma_latency_errors_and_cost(

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import enum
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
@@ -22,6 +24,12 @@ from router.health import keys, scripts
 from router.health.breaker import BreakerState
 from router.health.config import BreakerPolicy
 from router.health.redact import redact
+
+CLOSED_TRUSTED_S = 1.0
+"""How long a replica trusts a closed circuit it has seen (an acquire's or a record's
+answer) without asking Redis for a permit again. A circuit another replica opened meanwhile
+costs this replica that long at most of calls to the failing provider; each such call's
+record answers with the open state, and the next call asks again."""
 
 log = logging.getLogger(__name__)
 
@@ -51,13 +59,36 @@ class Permit:
 class HealthStore:
     """Breaker checks and call records of every provider+model, in Redis."""
 
-    def __init__(self, redis: aioredis.Redis, policy: BreakerPolicy, *, probe_lease_s: float):
-        """probe_lease_s: how long a half-open probe may run before another one is let in."""
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        policy: BreakerPolicy,
+        *,
+        probe_lease_s: float,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        """probe_lease_s: how long a half-open probe may run before another one is let in;
+        clock: seconds, for how long a closed circuit is trusted (CLOSED_TRUSTED_S)."""
+        self._clock = clock
         self._redis = redis
         self.policy = policy
         self._probe_lease_ms = max(int(probe_lease_s * 1000), 1)
         self._acquire = redis.register_script(scripts.ACQUIRE)
         self._record = redis.register_script(scripts.RECORD)
+        self._closed_at: dict[tuple[str, str], float] = {}
+        """When each provider+model's circuit was last seen closed (time.monotonic)."""
+
+    def closed_lately(self, provider: str, model: str) -> bool:
+        """Whether provider+model's circuit was seen closed within CLOSED_TRUSTED_S: a call
+        may then go without a permit (a closed circuit allows every call)."""
+        seen = self._closed_at.get((provider, model))
+        return seen is not None and self._clock() - seen < CLOSED_TRUSTED_S
+
+    def _saw(self, provider: str, model: str, state: BreakerState) -> None:
+        if state is BreakerState.CLOSED:
+            self._closed_at[provider, model] = self._clock()
+        else:
+            self._closed_at.pop((provider, model), None)
 
     async def acquire(self, provider: str, model: str, *, now_ms: int | None = None) -> Permit:
         """May a call go to provider+model now? An open circuit past its cool-down lets one
@@ -69,9 +100,9 @@ class HealthStore:
         except RedisError:
             log.warning("health of %s/%s unknown: Redis failed", provider, model, exc_info=True)
             return Permit(allowed=True, state=BreakerState.CLOSED)
-        return Permit(
-            allowed=bool(allowed), state=BreakerState(_text(state)), retry_in_s=int(wait_ms) / 1000
-        )
+        seen = BreakerState(_text(state))
+        self._saw(provider, model, seen)
+        return Permit(allowed=bool(allowed), state=seen, retry_in_s=int(wait_ms) / 1000)
 
     async def record(
         self,
@@ -112,7 +143,9 @@ class HealthStore:
         except RedisError:
             log.warning("health of %s/%s not recorded", provider, model, exc_info=True)
             return BreakerState.CLOSED
-        return BreakerState(_text(state))
+        after = BreakerState(_text(state))
+        self._saw(provider, model, after)
+        return after
 
 
 def _clock(now_ms: int | None) -> list[int]:

@@ -163,8 +163,9 @@ class Dispatcher:
             # trip for both); the call goes only once both are in, and a refused permit drops
             # the lease (nothing was sent, so nothing is booked).
             permit = take = None
-            if self._health is not None:
-                permit = asyncio.ensure_future(self._health.store.acquire(provider, model))
+            store = self._health.store if self._health is not None else None
+            if store is not None and not store.closed_lately(provider, model):
+                permit = asyncio.ensure_future(store.acquire(provider, model))
             bucket = _bucket_tokens(ctx, client, tokens)
             if self._attempts is not None:  # the first rate-limit take rides along too
                 take = self._attempts.start_take(client, model, bucket)
