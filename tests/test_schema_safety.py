@@ -244,6 +244,19 @@ async def test_a_schema_checked_before_gets_its_verdict_without_a_worker_thread(
     assert again.value.reason == first.value.reason and "invalid" in again.value.reason
 
 
+def count_threads(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """asyncio.to_thread, counted: the arguments of each call made from now on."""
+    threads: list[object] = []
+    real = asyncio.to_thread
+
+    async def counted(fn: Any, *args: Any) -> Any:
+        threads.append(args)
+        return await real(fn, *args)
+
+    monkeypatch.setattr(asyncio, "to_thread", counted)
+    return threads
+
+
 async def test_short_answers_to_a_linear_schema_seen_before_are_checked_on_the_loop(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -261,14 +274,7 @@ async def test_short_answers_to_a_linear_schema_seen_before_are_checked_on_the_l
         "anyOf": [{"type": "string"}, {"type": "integer"}],
         "x-id": tag,
     }
-    threads: list[object] = []
-    real = asyncio.to_thread
-
-    async def counted(fn: Any, *args: Any) -> Any:
-        threads.append(args)
-        return await real(fn, *args)
-
-    monkeypatch.setattr(asyncio, "to_thread", counted)
+    threads = count_threads(monkeypatch)
     assert await parse_answer_off_loop('{"a": "x"}', linear) == ({"a": "x"}, "")
     assert len(threads) == 1  # first seen: checked off the loop, and its check kept
     assert await parse_answer_off_loop('{"a": "y"}', linear) == ({"a": "y"}, "")
@@ -330,14 +336,7 @@ async def test_an_answer_that_needs_more_than_the_loops_steps_goes_to_a_thread(
     }
     assert linear_schema(schema)
     await parse_answer_off_loop("[]", schema)  # seen: its check is kept
-    threads: list[object] = []
-    real = asyncio.to_thread
-
-    async def counted(fn: Any, *args: Any) -> Any:
-        threads.append(args)
-        return await real(fn, *args)
-
-    monkeypatch.setattr(asyncio, "to_thread", counted)
+    threads = count_threads(monkeypatch)
     assert await parse_answer_off_loop("[{}]", schema) != (None, "")  # a missing name
     assert threads == []  # a few steps: on the loop
     answer = "[" + ",".join(["{}"] * 1365) + "]"
