@@ -150,7 +150,8 @@ def render_recommendations(view: RecommendationsResponse) -> str:
     """Recommendations as text, largest monthly saving first."""
     out, console = _console()
     console.print(
-        f"Recommendations: {describe(view.filter)}; from {view.window_days} days of ledger, "
+        f"Recommendations: {describe(view.filter)}; from {counted(view.window_days, 'day')} of"
+        " ledger, "
         f"{usd(view.total_monthly_saving_micro_usd)} a month in all"
     )
     if not view.items:

@@ -403,7 +403,7 @@
       score: a.score, cause: a.likely_cause,
     }))).sort((a, b) => b.score - a.score || b.hour.localeCompare(a.hour));
     fillTable("table-anomalies", rows.slice(0, MAX_ANOMALIES), 6,
-      `No anomalies in the last ${data.hours} hours (${data.method}, threshold ${data.threshold}).`,
+      `No anomalies in the last ${data.hours === 1 ? "hour" : `${data.hours} hours`} (${data.method}, threshold ${data.threshold}).`,
       (tr, a) => {
         cell(tr, a.hour);
         cell(tr, a.what);
