@@ -51,12 +51,15 @@ async def cancel_workflows(
     if not workflow_ids:
         return 0
     js = broker.connection.jetstream()
-    store = (await StoreOpener(settings)(js)).checkpoints
+    stores = await StoreOpener(settings)(js)
 
     def cancel(state: WorkflowState) -> WorkflowState:
         return msgspec.structs.replace(state, cancelled=True)
 
-    await asyncio.gather(*(store.update_state(tenant, wf, cancel) for wf in workflow_ids))
+    await asyncio.gather(
+        *(stores.checkpoints.update_state(tenant, wf, cancel) for wf in workflow_ids),
+        stores.photos.release_claims(tenant, workflow_ids),  # waiters elsewhere take over
+    )
     return await _delete_requests(broker, tenant, set(workflow_ids), since_seq)
 
 

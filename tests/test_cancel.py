@@ -6,13 +6,18 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+from faststream.nats import NatsBroker
+
 from agents.cancel import cancel_workflows, requests_mark
 from agents.checkpoints import CheckpointStore
+from agents.photo_memory import ClaimState
 from agents.sources import load_catalog
+from agents.stores import StoreOpener
 from agents.upload import Uploader
 from agents.watch import WorkflowWatcher
 from bus import subjects
 from bus.embedded import EmbeddedNats, EmbeddedRedis
+from bus.messages import PhotoAnalysis
 from bus.settings import Settings
 from flipsync.stack import Stack, start_stack
 from simulator.config import SimConfig
@@ -73,3 +78,23 @@ async def _requests(stack: Stack, tenant: str) -> int:
         subjects.STREAM_REQUESTS, subjects_filter=subjects.tenant_llm_requests(tenant)
     )
     return sum((info.state.subjects or {}).values())
+
+
+async def test_cancelling_gives_up_the_photo_claims_its_workflows_held(
+    broker: NatsBroker,
+) -> None:
+    """A demo run after a Ctrl-C took 63 s instead of 9: its workflows waited photo_claim_s
+    (60 s) on the photo analyses the interrupted run had claimed. Cancelling now gives up
+    those claims, and only those."""
+    settings = Settings()
+    photos = (await StoreOpener(settings)(broker.connection.jetstream())).photos
+    tenant, doomed, other = f"p{uuid.uuid4().hex[:8]}", "wf-doomed", "wf-other"
+    assert (await photos.claim(tenant, "vision", "h1", doomed)).state is ClaimState.MINE
+    assert (await photos.claim(tenant, "vision", "h2", other)).state is ClaimState.MINE
+    await photos.put(tenant, "vision", "h3", PhotoAnalysis(output={"a": 1}, workflow_id=doomed))
+    assert (await photos.claim(tenant, "vision", "h1", other)).state is ClaimState.BUSY
+    await cancel_workflows(broker, settings, tenant, [doomed])
+    assert (await photos.claim(tenant, "vision", "h1", other)).state is ClaimState.MINE
+    assert (await photos.claim(tenant, "vision", "h2", "wf-third")).state is ClaimState.BUSY
+    kept = await photos.claim(tenant, "vision", "h3", other)  # finished analyses stay
+    assert kept.state is ClaimState.DONE and kept.analysis is not None
