@@ -200,7 +200,7 @@ def _row_table(title: str, rows: list[Row]) -> Table:
     table = Table(title=f"By {title}", title_justify="left")
     table.add_column(title.split()[0], overflow="fold")  # a long name wraps, never cut
     for column in ("calls", "paid", "spend", "per call", "baseline", "saved"):
-        table.add_column(column, justify="right")
+        table.add_column(column, justify="right", overflow="fold")  # wrapped, never cut
     for r in rows:
         table.add_row(
             r.name, str(r.calls), str(r.paid_calls), usd(r.spend_micro_usd),

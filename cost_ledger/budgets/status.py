@@ -210,10 +210,9 @@ def render_status(rows: Iterable[BudgetStatus], *, width: int | None = None) -> 
     console = plain_console(out, width)
     table = Table(title="Budgets", title_justify="left")
     for column in ("budget", "scope", "period", "limit", "spent", "reserved", "used", "alerts"):
-        named = column in ("budget", "scope")  # names wrap on a narrow terminal, never cut
-        table.add_column(
-            column, justify="left" if named else "right", overflow="fold" if named else "ellipsis"
-        )
+        named = column in ("budget", "scope")
+        # On a narrow terminal a value wraps, never cut: "$5.0000…" hid a limit (review).
+        table.add_column(column, justify="left" if named else "right", overflow="fold")
     any_row = False
     for row in rows:
         any_row = True
