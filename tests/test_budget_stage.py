@@ -231,6 +231,12 @@ async def test_budget_command_sets_and_shows_a_budget(
     bad = cli_args("budget", "set", "x", "--scope", "tenant", "--period", "day", "--limit", "1e-9")
     assert await run_command(bad, settings) == 2
     assert "micro-dollar" in capsys.readouterr().err
+    # Without a deployment's URLs the flags are still checked first: the missing --scope is
+    # named before the URLs (a newcomer set the URLs, then learnt the flag was missing).
+    unscoped = cli_args("budget", "set", "x", "--period", "day", "--limit", "5")
+    assert await run_command(unscoped, Settings(nats_url=None, redis_url=None)) == 2
+    said = capsys.readouterr().err
+    assert "--scope" in said and "NATS_URL" not in said
     # A budget set under what the tenant already spent is past its thresholds now: its
     # alerts go out at once (they waited for a settle that a used-up budget never makes).
     under = f"{tenant}-under"

@@ -76,16 +76,16 @@ async def run_command(args: argparse.Namespace, settings: Settings) -> int:
             return await _show(client, live, BudgetStore(client, live), args)
         finally:
             await client.aclose()
+    try:  # the flags first: a missing --scope is said before the missing URLs (review)
+        change = _change(args) if args.command == "budget" else None
+    except BudgetConfigError as exc:
+        print(f"flipsync budget: {exc}", file=sys.stderr)
+        return 2
     if settings.nats_url is None or settings.redis_url is None:
         print(
             f"flipsync {args.command}: set NATS_URL and REDIS_URL to a deployment's " + LOCAL_HINT,
             file=sys.stderr,
         )
-        return 2
-    try:
-        change = _change(args) if args.command == "budget" else None
-    except BudgetConfigError as exc:
-        print(f"flipsync budget: {exc}", file=sys.stderr)
         return 2
     async with _connect(settings) as conn:
         if args.command == "ledger":
