@@ -187,19 +187,18 @@ def _answer_check(schema: dict[str, object]) -> _AnswerCheck:
 
 def parse_answer(content: str, schema: dict[str, object]) -> tuple[object | None, str]:
     """(parsed value, "") when content is JSON valid for schema, else (None, the reason)."""
-    return _parsed(content, schema, answer_steps(content), hand_on=False)
-
-
-def _parsed(
-    content: str, schema: dict[str, object], steps: int, *, hand_on: bool
-) -> tuple[object | None, str]:
-    """parse_answer within steps; hand_on: raise CheckTooLongError past them (the caller
-    goes on elsewhere) instead of refusing the answer."""
     try:
         value = msgspec.json.decode(content)
     except (msgspec.DecodeError, RecursionError) as exc:
         return None, f"answer is not JSON: {exc}"
-    check = _answer_check(schema)
+    return _checked_value(value, _answer_check(schema), answer_steps(content), hand_on=False)
+
+
+def _checked_value(
+    value: object, check: _AnswerCheck, steps: int, *, hand_on: bool
+) -> tuple[object | None, str]:
+    """A decoded answer checked within steps; hand_on: raise CheckTooLongError past them
+    (the caller goes on elsewhere) instead of refusing the answer."""
     if check.problem:
         return None, check.problem
     validator = check.validator
@@ -235,9 +234,14 @@ async def parse_answer_off_loop(
     A short answer against a schema seen before that linear_schema admits is checked on the
     loop instead, within ON_LOOP_STEPS: the hop would cost more than the check. One that
     needs more goes to the thread after all, with its whole budget."""
-    if len(content) <= INLINE_ANSWER_CHARS and _on_loop(schema):
+    check = _kept_check(schema) if len(content) <= INLINE_ANSWER_CHARS else None
+    if check is not None and check.on_loop:
         try:
-            return _parsed(content, schema, ON_LOOP_STEPS, hand_on=True)
+            value = msgspec.json.decode(content)
+        except (msgspec.DecodeError, RecursionError) as exc:
+            return None, f"answer is not JSON: {exc}"
+        try:
+            return _checked_value(value, check, ON_LOOP_STEPS, hand_on=True)
         except CheckTooLongError:
             pass  # more work than the loop may give it
     try:
@@ -247,14 +251,13 @@ async def parse_answer_off_loop(
         return None, f"answer took over {CHECK_TIMEOUT_S:.0f}s to check against the schema"
 
 
-def _on_loop(schema: dict[str, object]) -> bool:
-    """Whether answers to schema may be checked on the loop; False for a schema not seen
-    before (its first check runs in a worker thread and keeps the verdict)."""
+def _kept_check(schema: dict[str, object]) -> _AnswerCheck | None:
+    """The check kept for a schema seen before, or None (a new schema's first check runs in
+    a worker thread, which keeps it)."""
     try:
-        check = _ANSWER_CHECKS.get(msgspec.json.encode(schema))
+        return _ANSWER_CHECKS.get(msgspec.json.encode(schema))
     except (TypeError, ValueError, msgspec.EncodeError):
-        return False
-    return check is not None and check.on_loop
+        return None
 
 
 @functools.lru_cache(maxsize=512)
