@@ -60,46 +60,54 @@ async def run_demo(settings: Settings, console: Console | None = None) -> int:
             if task is not None:
                 task.uncancel()  # handled: the stack still stops cleanly below
             return await _interrupted(stack, uploads)
-        for event in done:
-            folder = write_package(OUT, event, simulated=stack.simulated)
-            console.print(escape(summary(event, simulated=stack.simulated)))
-            console.print(f"  package    {folder}/")
-        reply = await ask_chat(stack.broker, ChatAsk(tenant=TENANT, question=CHAT_QUESTION))
-        console.print(f"\n[bold]Seller chat[/bold] > {CHAT_QUESTION}")
-        mark = "[simulated provider: placeholder text] " if reply.simulated else ""
-        console.print(
-            escape(f"{mark}{reply.answer}" if reply.ok else f"(no answer: {reply.reason})")
-        )
-        if reply.product_ids:
-            console.print(f"  (context: {', '.join(reply.product_ids)}; {reply.lever})")
-        # The spend lines come after the chat, and the report waits for the chat's call to be
-        # booked too: printed before it, they left out what the chat cost.
-        console.print()
-        console.print(escape(cost_line(done, simulated=stack.simulated)))
-        console.print(escape(chat_cost_line(reply, simulated=stack.simulated)))
-        await _settle_ledger(
-            stack,
-            before.spend_micro_usd + sum(e.cost_micro_usd for e in done) + reply.cost_micro_usd,
-            before.baseline_micro_usd
-            + sum(e.baseline_micro_usd for e in done)
-            + reply.baseline_micro_usd,
-        )
-        totals = await stack.aggregates.totals(TENANT)
-        products_and_chat = sum(e.cost_micro_usd for e in done) + reply.cost_micro_usd
-        other = totals.spend_micro_usd - before.spend_micro_usd - products_and_chat
-        if other > 0:  # so that the lines above add up to the report's spend below
-            console.print(escape(other_calls_line(other, simulated=stack.simulated)))
-        if before.calls:  # the ledger is the data directory's, earlier runs included
+        written: list[Path] = []
+        try:
+            for event in done:
+                folder = write_package(OUT, event, simulated=stack.simulated)
+                written.append(folder)
+                console.print(escape(summary(event, simulated=stack.simulated)))
+                console.print(f"  package    {folder}/")
+            reply = await ask_chat(stack.broker, ChatAsk(tenant=TENANT, question=CHAT_QUESTION))
+            console.print(f"\n[bold]Seller chat[/bold] > {CHAT_QUESTION}")
+            mark = "[simulated provider: placeholder text] " if reply.simulated else ""
             console.print(
-                f"the report below covers every demo run on this data ({before.calls} calls "
-                "before this one; `flipsync reset` starts afresh)"
+                escape(f"{mark}{reply.answer}" if reply.ok else f"(no answer: {reply.reason})")
             )
-        report = await build_report(stack.aggregates, tenant=TENANT)
-        console.print(render_report(report))
-        failed = [e for e in done if not e.ok]
-        for event in failed:
-            console.print(f"[red]{event.product_id} failed: {event.reason}[/red]")
-        return 1 if failed else 0
+            if reply.product_ids:
+                console.print(f"  (context: {', '.join(reply.product_ids)}; {reply.lever})")
+            # The spend lines come after the chat, and the report waits for the chat's call to be
+            # booked too: printed before it, they left out what the chat cost.
+            console.print()
+            console.print(escape(cost_line(done, simulated=stack.simulated)))
+            console.print(escape(chat_cost_line(reply, simulated=stack.simulated)))
+            await _settle_ledger(
+                stack,
+                before.spend_micro_usd + sum(e.cost_micro_usd for e in done) + reply.cost_micro_usd,
+                before.baseline_micro_usd
+                + sum(e.baseline_micro_usd for e in done)
+                + reply.baseline_micro_usd,
+            )
+            totals = await stack.aggregates.totals(TENANT)
+            products_and_chat = sum(e.cost_micro_usd for e in done) + reply.cost_micro_usd
+            other = totals.spend_micro_usd - before.spend_micro_usd - products_and_chat
+            if other > 0:  # so that the lines above add up to the report's spend below
+                console.print(escape(other_calls_line(other, simulated=stack.simulated)))
+            if before.calls:  # the ledger is the data directory's, earlier runs included
+                console.print(
+                    f"the report below covers every demo run on this data ({before.calls} calls "
+                    "before this one; `flipsync reset` starts afresh)"
+                )
+            report = await build_report(stack.aggregates, tenant=TENANT)
+            console.print(render_report(report))
+            failed = [e for e in done if not e.ok]
+            for event in failed:
+                console.print(f"[red]{event.product_id} failed: {event.reason}[/red]")
+            return 1 if failed else 0
+        except asyncio.CancelledError:  # Ctrl-C after the uploads: say what is done and where
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()  # handled: the stack still stops cleanly below
+            return _interrupted_after(done, written)
     finally:
         await stack.stop()
 
@@ -145,6 +153,17 @@ async def _interrupted(stack: Stack, uploads: _Uploads) -> int:
     finished = len(uploads.started) - len(unfinished)
     print(f"interrupted: {finished} of {uploads.products} products done, "
           f"nothing written{note}", file=sys.stderr)  # fmt: skip
+    return EXIT_INTERRUPTED
+
+
+def _interrupted_after(done: list[WorkflowDone], written: list[Path]) -> int:
+    """Say what an interrupt after the uploads leaves (every product is done; the chat or
+    the report is not printed); the interrupted status."""
+    packages = f"{len(written)} package{'' if len(written) == 1 else 's'} written"
+    where = f" in {OUT}/" if written else ""
+    print(f"interrupted after the uploads: {len(done)} of {len(done)} products done, "
+          f"{packages}{where}; the rest of the demo was not shown "
+          "(`flipsync report` prints the cost report)", file=sys.stderr)  # fmt: skip
     return EXIT_INTERRUPTED
 
 

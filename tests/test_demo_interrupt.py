@@ -82,3 +82,37 @@ def calls_after_a_command(folder: Path) -> int:
     chat = flipsync("chat", "--tenant", "other", "hi", env={}, cwd=folder)
     assert chat.returncode == 1 and "no listings for other" in chat.stdout, chat.stderr
     return ledger_calls(folder, "demo")
+
+
+def test_sigint_after_the_uploads_says_what_is_done(tmp_path: Path) -> None:
+    """Found by a newcomer: a Ctrl-C during the chat or the report exited 130 without a word
+    on what was done. It now says every product is done and where the packages are."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("NATS_", "REDIS_"))}
+    # The seller chat's call takes 300 ms, so the signal sent on the first package line lands
+    # before the demo ends (the report comes after the chat).
+    env = {**clean, "PYTHONUNBUFFERED": "1", "FLIPSYNC_SIM_LATENCY_MS": "300"}
+    proc = subprocess.Popen([sys.executable, "-m", "flipsync", "demo"], env=env, cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 240  # a hang guard, not a timing check
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            assert line, proc.communicate()
+            if line.startswith("  package "):
+                break
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=HANG_GUARD_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, stderr
+    assert re.fullmatch(
+        r"interrupted after the uploads: 6 of 6 products done, \d packages? written in "
+        r"listings/; the rest of the demo was not shown \(`flipsync report` prints the cost "
+        r"report\)",
+        stderr.strip().splitlines()[-1],
+    ), stderr
+    assert (tmp_path / "listings").is_dir()
