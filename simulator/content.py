@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from router.tokens import count_text_tokens, text_pieces
 from simulator.context_answer import answer_from, listings_in
-from simulator.facts import BLIND, facts_of, item_texts
+from simulator.facts import BLIND, facts_of, inputs_of, item_texts
 from simulator.request import ChatRequest
 from simulator.schema_values import SchemaFaker
 from simulator.tool_calls import ToolCall, tool_calls, wants_call
@@ -56,9 +56,13 @@ def generate(request: ChatRequest, *, break_schema: bool = False) -> Generated:
         facts = facts_of(text)
         if not facts.known and _has_images(request.messages):
             facts = BLIND  # photos alone: the simulator cannot see them, and says so
-        faker = SchemaFaker(schema, words, rng, facts)
         packed = _packed_items(schema, text)
-        value = faker.value(schema) if packed is None else _packed(schema, packed, rng)
+        if packed is None and (inputs := inputs_of(text)) is not None:
+            # Seeded by the inputs alone, as a packed item is: the same product's answer
+            # whether a packing window held it with others or it went alone.
+            rng = random.Random(seed_for(request.model, _as_messages(inputs)))
+        faker = SchemaFaker(schema, words, rng, facts)
+        value = faker.value(schema) if packed is None else _packed(schema, packed, request.model)
         if break_schema:
             value = violate(faker, value)
         content = _dump(value)
@@ -75,6 +79,10 @@ def generate(request: ChatRequest, *, break_schema: bool = False) -> Generated:
     else:
         content = words.text(rng, rng.randint(2, 5))
     return _bounded(content, request.max_tokens)
+
+
+def _as_messages(text: str) -> list[dict[str, Any]]:
+    return [{"role": "user", "content": text}]
 
 
 def _has_images(messages: list[dict[str, Any]]) -> bool:
@@ -96,16 +104,35 @@ def _packed_items(schema: dict[str, Any], text: str) -> list[str] | None:
     return texts
 
 
-def _packed(schema: dict[str, Any], texts: list[str], rng: random.Random) -> dict[str, Any]:
+def _packed(schema: dict[str, Any], texts: list[str], model: str) -> dict[str, Any]:
     """A packed call's answer: item i written from item i's own facts and words only (words
-    of the whole prompt put one product's name in another's listing)."""
+    of the whole prompt put one product's name in another's listing), with a random stream
+    seeded by that item alone (one seeded by the whole prompt changed every item's answer,
+    a price among them, with whichever items a packing window happened to hold)."""
     prefix = schema["properties"]["items"]["prefixItems"]
     answers = []
     for item_schema, item_text in zip(prefix, texts, strict=True):
-        words = Vocabulary.from_messages([{"role": "user", "content": item_text}])
+        item = _as_messages(item_text)
+        rng = random.Random(seed_for(model, _as_messages(inputs_of(item_text) or item_text)))
+        words = Vocabulary.from_messages(item)
         faker = SchemaFaker(schema, words, rng, facts_of(item_text))  # the root, for $refs
-        answers.append(faker.value(item_schema, depth=1))
+        answers.append(_item_answer(faker, item_schema))
     return {"items": answers}
+
+
+def _item_answer(faker: SchemaFaker, item_schema: Any) -> Any:
+    """One packed item: its index, and its answer drawn as the request alone would draw it
+    (router.batching.prompt: the answer schema with an index added, or index and answer)."""
+    props = item_schema.get("properties") if isinstance(item_schema, dict) else None
+    index = props.get("index") if isinstance(props, dict) else None
+    if not isinstance(props, dict) or not isinstance(index, dict) or "const" not in index:
+        return faker.value(item_schema, depth=1)
+    if set(props) == {"index", "answer"}:
+        return {"index": index["const"], "answer": faker.value(props["answer"])}
+    required = [key for key in item_schema.get("required", []) if key != "index"]
+    rest = {k: v for k, v in props.items() if k != "index"}
+    answer = faker.value({**item_schema, "properties": rest, "required": required})
+    return {"index": index["const"], **answer} if isinstance(answer, dict) else answer
 
 
 def violate(faker: SchemaFaker, valid: Any) -> Any:

@@ -91,6 +91,13 @@ def item_texts(text: str) -> list[str]:
             for i, h in enumerate(heads)]  # fmt: skip
 
 
+def inputs_of(text: str) -> str | None:
+    """A prompt item's ``Inputs:`` part (the agent's instructions before it left out), or None
+    when it has none."""
+    start = text.find(_INPUTS)
+    return None if start < 0 else text[start:].strip()
+
+
 def facts_of(text: str) -> Facts:
     """The facts of one prompt item (its ``Inputs:`` JSON); empty when it has none."""
     start = text.find(_INPUTS)

@@ -108,6 +108,24 @@ def test_each_packed_translation_is_written_from_its_own_listing_only() -> None:
         assert word not in shoe_text
 
 
+def test_a_packed_items_answer_does_not_depend_on_its_companions() -> None:
+    """Found by a newcomer: the demo's prices changed from one run to the next ($39.99, then
+    $50.99 for the same product). A packed call's answers were drawn from one random stream
+    seeded by the whole prompt, so which items a packing window happened to hold together
+    changed every item's answer. Each item's answer now follows from that item alone."""
+    lamp = {**MUG, "upload": {**MUG["upload"], "title_hint": "Brass desk lamp", "cost_price": "19"}}
+    answers = []
+    for companions in ([SHOES], [lamp, SHOES], [lamp]):
+        items = [agent_request("price", c) for c in companions]
+        packed = build_packed_call([*items, agent_request("price", MUG)], "pack-2").request
+        answers.append(answer(packed)["items"][-1])
+    assert len({json.dumps({k: v for k, v in a.items() if k != "index"}) for a in answers}) == 1
+    alone = answer(agent_request("price", MUG))  # or alone: the same price
+    assert (alone["price_usd"], alone["quick_sale_usd"]) == (
+        answers[0]["price_usd"], answers[0]["quick_sale_usd"],
+    )  # fmt: skip
+
+
 def test_prices_follow_the_cost_and_a_quick_sale_is_cheaper() -> None:
     for inputs in (MUG, SHOES):
         price = answer(agent_request("price", inputs))
