@@ -14,6 +14,8 @@ check, and its work is bounded by the step budget (router.schema_budget) like ev
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 import functools
 import json
 import threading
@@ -61,6 +63,17 @@ KNOWN_SCHEMAS = 512
 """Request schemas whose verdict a process keeps (as _checked keeps their validators)."""
 _VERDICTS: dict[bytes, str] = {}
 """Verdicts of schemas checked before, by their JSON as sent, oldest first ("" for usable)."""
+_CHECKING: dict[bytes, concurrent.futures.Future[str]] = {}
+"""Checks under way, by the schema's JSON as sent."""
+_KEEPING = threading.Lock()
+"""Held while _VERDICTS or _CHECKING changes: checks end on their own threads."""
+SCHEMA_CHECK_THREADS = 2
+"""Threads checking new request schemas. Their own, so that slow schemas (up to about half a
+second each at MAX_SCHEMA_BYTES) queue behind each other, not in front of the embeddings
+and long-text counts on the default pool."""
+_CHECKS = concurrent.futures.ThreadPoolExecutor(
+    SCHEMA_CHECK_THREADS, thread_name_prefix="schema-check"
+)
 _NO_RETRIEVAL: Registry[Any] = Registry()
 """A registry that holds nothing and retrieves nothing: only '#...' references resolve."""
 INLINE_ANSWER_CHARS = 4_096
@@ -122,16 +135,65 @@ async def check_request_schema(request: LlmRequest) -> None:
     if problem is None:
         try:
             async with asyncio.timeout(CHECK_TIMEOUT_S):
-                problem = await asyncio.to_thread(schema_problem, schema)
+                problem = await _outcome(_schema_check(key, schema))
         except TimeoutError:
-            problem = f"the output schema took over {CHECK_TIMEOUT_S:.0f}s to check"
-        else:  # a verdict, not a timeout, is kept
-            if key is not None:
-                _VERDICTS[key] = problem
-            while len(_VERDICTS) > KNOWN_SCHEMAS:
-                _VERDICTS.pop(next(iter(_VERDICTS)))
+            problem = f"the output schema took over {CHECK_TIMEOUT_S:g}s to check"
     if problem:
         raise WireError(ErrorCode.MALFORMED, problem)
+
+
+def _schema_check(key: bytes | None, schema: object) -> concurrent.futures.Future[str]:
+    """The check of a schema, on the schema checks' own threads: the one under way for the
+    same schema if there is one, so a schema sent again while it is checked costs no second
+    check. Its verdict is kept when it ends, also for a request that stopped waiting (a
+    timeout): a slow schema sent again gets it from memory instead of another check (five
+    resends of a 59 KB schema took 2.5 s of CPU)."""
+    with _KEEPING:
+        running = _CHECKING.get(key) if key is not None else None
+        if running is not None:
+            return running
+        check = _CHECKS.submit(schema_problem, schema)
+        if key is not None:
+            _CHECKING[key] = check
+    if key is not None:
+        check.add_done_callback(functools.partial(_keep_verdict, key))
+    return check
+
+
+async def _outcome(check: concurrent.futures.Future[str]) -> str:
+    """Wait for a check without owning it: a waiter that stops (a timeout) cancels nothing,
+    where asyncio.wrap_future would cancel a queued check that other requests wait for."""
+    loop = asyncio.get_running_loop()
+    waiter: asyncio.Future[str] = loop.create_future()
+
+    def settle() -> None:
+        if waiter.done():
+            return
+        if check.cancelled():
+            waiter.cancel()
+        elif (exc := check.exception()) is not None:
+            waiter.set_exception(exc)
+        else:
+            waiter.set_result(check.result())
+
+    def done(_: concurrent.futures.Future[str]) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits now
+            loop.call_soon_threadsafe(settle)
+
+    check.add_done_callback(done)
+    return await waiter
+
+
+def _keep_verdict(key: bytes, check: concurrent.futures.Future[str]) -> None:
+    """Keep a finished check's verdict (an exception is not one: the next request checks
+    again). Runs in the checking thread, or in the caller's if it was done already."""
+    with _KEEPING:
+        _CHECKING.pop(key, None)
+        if check.cancelled() or check.exception() is not None:
+            return
+        _VERDICTS[key] = check.result()
+        while len(_VERDICTS) > KNOWN_SCHEMAS:
+            _VERDICTS.pop(next(iter(_VERDICTS)))
 
 
 def linear_schema(schema: object) -> bool:

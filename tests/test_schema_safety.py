@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -16,6 +17,7 @@ from bus.llm_client import LlmClient
 from bus.messages import DeadLetter, ErrorCode, OutputSchema
 from bus.settings import Settings
 from flipsync.stack import Service, Stack, start_stack
+from router import validation
 from router.schema_budget import answer_steps
 from router.validation import (
     INLINE_ANSWER_CHARS,
@@ -232,10 +234,10 @@ async def test_a_schema_checked_before_gets_its_verdict_without_a_worker_thread(
             msgspec.structs.replace(make_request(), output_schema=schemas[1])
         )
 
-    async def no_thread(*args: object) -> object:
+    def no_check(*args: object) -> str:
         raise AssertionError("a known schema was checked again")
 
-    monkeypatch.setattr(asyncio, "to_thread", no_thread)
+    monkeypatch.setattr(validation, "schema_problem", no_check)
     await check_request_schema(msgspec.structs.replace(make_request(), output_schema=schemas[0]))
     with pytest.raises(WireError) as again:
         await check_request_schema(
@@ -343,3 +345,42 @@ async def test_an_answer_that_needs_more_than_the_loops_steps_goes_to_a_thread(
     parsed, problem = await parse_answer_off_loop(answer, schema)
     assert len(threads) == 1 and answer_steps(answer) > ON_LOOP_STEPS
     assert parsed is None and f"within {answer_steps(answer):,} steps" in problem
+
+
+async def test_a_slow_schema_is_checked_once_however_often_it_is_sent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Found in review: a schema whose check outlasted CHECK_TIMEOUT_S was checked again for
+    every request that sent it, each check running on after its request stopped waiting (five
+    resends of a 59 KB schema took 2.5 s of CPU). Requests sending it meanwhile now share the
+    check under way, and its verdict is kept when it ends."""
+    schema: dict[str, object] = {"type": "object", "x-id": uuid.uuid4().hex}
+    request = msgspec.structs.replace(
+        make_request(), output_schema=OutputSchema(name="s", schema=schema)
+    )
+    release = threading.Event()
+    checks: list[object] = []
+
+    def slow_check(value: object) -> str:
+        checks.append(value)
+        release.wait(timeout=30)  # a hang guard: the test releases it
+        return "the verdict of the slow check"
+
+    monkeypatch.setattr(validation, "schema_problem", slow_check)
+    monkeypatch.setattr(validation, "CHECK_TIMEOUT_S", 0.05)
+    try:
+        refused = await asyncio.gather(
+            *(check_request_schema(request) for _ in range(5)), return_exceptions=True
+        )
+        assert all(isinstance(r, WireError) and "took over" in r.reason for r in refused)
+        assert len(checks) == 1  # one check for five requests
+    finally:
+        release.set()
+    for _ in range(300):  # the check ends on its thread; its verdict is kept then
+        if not validation._CHECKING:
+            break
+        await asyncio.sleep(0.01)
+    with pytest.raises(WireError) as kept:
+        await check_request_schema(request)
+    assert kept.value.reason == "the verdict of the slow check"
+    assert len(checks) == 1
