@@ -28,7 +28,14 @@ from cost_ledger.cli_args import VIEWS, add_commands, add_filters, filter_of, is
 from cost_ledger.errors import ReferenceFileError
 from cost_ledger.recommendations import QualitySource, recommendations_view, recorded_quality
 from cost_ledger.reference import References, vs_reference
-from cost_ledger.report import counted, describe, render_spend, simulated_note, usd
+from cost_ledger.report import (
+    counted,
+    describe,
+    render_spend,
+    simulated_note,
+    unknown_tenant,
+    usd,
+)
 from cost_ledger.slices import FilterError, check_filter
 from cost_ledger.spend import spend_view, timeseries_view
 from cost_ledger.text_console import plain_console
@@ -57,6 +64,9 @@ async def run_command(
         return 2
     client = await open_redis(settings.redis_url, settings.connect_timeout_s)
     try:
+        if unknown := await unknown_tenant(AggregateStore(client), where.tenant):
+            print(f"flipsync cost {args.cost_command}: {unknown}", file=sys.stderr)
+            return 2
         print(await render_view(args.cost_command, client, where, args.json, quality), end="")
     finally:
         await client.aclose()
@@ -174,6 +184,9 @@ async def _vs_reference(args: argparse.Namespace, settings: Settings) -> int:
     client = await open_redis(settings.redis_url, settings.connect_timeout_s)
     try:
         store = AggregateStore(client)
+        if unknown := await unknown_tenant(store, args.tenant):
+            print(f"flipsync cost vs-reference: {unknown}", file=sys.stderr)
+            return 2
         print(await vs_reference(store, references, args.tenant, as_json=args.json), end="")
         if not args.json:  # its cost per operation is the simulator's when its calls were
             print(await simulated_note(store, Filter(tenant=args.tenant)), end="")

@@ -14,11 +14,14 @@ from rich.table import Table
 
 from cost_ledger.aggregates import AggregateStore
 from cost_ledger.api_models import Filter, Metrics, Rates, Row, SpendResponse
+from cost_ledger.keys import Dimension
 from cost_ledger.pricing import to_usd
 from cost_ledger.spend import spend_view
 from cost_ledger.text_console import plain_console
 
 SIMULATED_NOTE = "SIMULATED provider: no real money was spent"
+TENANTS_LISTED = 20
+"""How many tenants with data an unknown tenant's message names at most."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -86,6 +89,21 @@ async def simulated_note(store: AggregateStore, where: Filter) -> str:
     """SIMULATED_NOTE as a line when any event in the filter came from the simulated provider
     (the figures shown of that filter are then of simulated calls), else ''."""
     return f"{SIMULATED_NOTE}\n" if (await spend_view(store, where)).simulated else ""
+
+
+async def unknown_tenant(store: AggregateStore, tenant: str | None) -> str:
+    """Why a report of tenant would be empty because no ledger event names it (a mistyped
+    --tenant printed an empty report and exited 0), with the tenants that have data; "" for
+    every tenant (None) or one the ledger knows."""
+    if tenant is None:
+        return ""
+    known = await store.members(Dimension.TENANT)
+    if tenant in known:
+        return ""
+    listed = ", ".join(known[:TENANTS_LISTED]) or "none yet"
+    if len(known) > TENANTS_LISTED:
+        listed += f" and {len(known) - TENANTS_LISTED} more"
+    return f"no data for tenant {tenant!r} in the ledger; tenants with data: {listed}"
 
 
 def render_report(report: Report, *, width: int | None = None, by: str | None = None) -> str:

@@ -412,7 +412,7 @@ async def print_report(
     from cost_ledger.aggregates import AggregateStore
     from cost_ledger.api_models import Filter
     from cost_ledger.budgets.cli import print_budgets
-    from cost_ledger.report import build_report, render_report
+    from cost_ledger.report import build_report, render_report, unknown_tenant
     from cost_ledger.slices import FilterError, check_filter
     from router.routing.grade_report import render_standings, standings
 
@@ -435,18 +435,15 @@ async def print_report(
             return await print_report(local, tenant, where=where, as_json=as_json, by=by)
     client = await open_redis(settings.redis_url, settings.connect_timeout_s)
     try:
+        if unknown := await unknown_tenant(AggregateStore(client), where.tenant):
+            print(f"flipsync report: {unknown}", file=sys.stderr)  # not an empty report
+            return 2
         # One path, filtered or not: the cost API's spend view of the ledger cube.
         report = await build_report(AggregateStore(client), where=where)
         if as_json:  # the same view as GET /api/cost/spend
             print(report.view.model_dump_json(indent=2))
             return 0
         print(render_report(report, by=by))
-        if not report.view.totals.calls and where.tenant:  # a mistyped tenant, most likely
-            everyone = await build_report(AggregateStore(client), where=Filter())
-            names = sorted(r.name for r in everyone.view.by_tenant)
-            if where.tenant not in names:
-                known = ", ".join(names[:20]) if names else "none yet"
-                print(f"Tenant {where.tenant!r} has no calls; tenants with calls: {known}")
         print(await print_budgets(client, settings, tenant), end="")
         graded = await standings(client, where.tenant, where.agent)
         print(render_standings(graded, simulated=report.view.simulated), end="")

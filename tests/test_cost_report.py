@@ -237,9 +237,15 @@ async def test_cost_commands_read_a_deployments_redis(
     out, _ = capsys.readouterr()
     assert "model gpt-4o" in out and "$0.000900" in out and "Budgets" in out
 
-    assert await print_report(settings, "acmee") == 0  # a mistyped tenant: who has calls
-    out, _ = capsys.readouterr()
-    assert "Tenant 'acmee' has no calls; tenants with calls: acme, beta, sim" in out
+    # A mistyped tenant printed an empty report and exited 0: now one line naming the
+    # tenants that have data, and status 2 (a name that does not exist), as JSON too.
+    unknown = "no data for tenant 'acmee' in the ledger; tenants with data: acme, beta, sim\n"
+    for as_json in (False, True):
+        assert await print_report(settings, "acmee", as_json=as_json) == 2
+        assert capsys.readouterr() == ("", f"flipsync report: {unknown}")
+    for view in ("spend", "forecast", "recommend", "vs-reference"):
+        code, out, err = await run("cost", view, "--tenant", "acmee")
+        assert (code, out, err) == (2, "", f"flipsync cost {view}: {unknown}"), view
 
     # Unfiltered, the same cube: agg:* keys that disagree with it are never read.
     await redis_client.delete(*await redis_client.keys("fs:ledger:agg:*"))
