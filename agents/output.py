@@ -127,8 +127,7 @@ def summary(done: WorkflowDone, *, simulated: bool) -> str:
         f"  condition  {ebay.get('condition')}: {ebay.get('condition_note')}",
         "  shipping   "
         + (f"{shipping['service']} ${shipping['price_usd']}" if shipping else "freight quote"),
-        f"  compliance {compliance.get('status', 'n/a')} "
-        f"({_count(len(compliance.get('issues') or []), 'issue')})",
+        *compliance_lines(compliance),
     ]
     for warning in margin.get("warnings") or []:
         lines.append(f"  warning    {warning}")
@@ -140,6 +139,24 @@ def summary(done: WorkflowDone, *, simulated: bool) -> str:
         f"saved {savings_percent(done)}%{note}"
     )
     return "\n".join(lines)
+
+
+def compliance_lines(compliance: Json) -> list[str]:
+    """The compliance check's status and every issue it found, one line each: "ok (2 issues)"
+    read as a pass that hid its problems."""
+    status = compliance.get("status", "n/a")
+    issues = [i for i in compliance.get("issues") or [] if isinstance(i, dict)]
+    if not issues:
+        return [f"  compliance {status}, no issues found"]
+    lines = [f"  compliance status {status}; {_count(len(issues), 'issue')} found:"]
+    for issue in issues:
+        market = issue.get("marketplace", "all")
+        where = "all marketplaces" if market == "all" else market
+        lines.append(
+            f"  issue      {issue.get('severity', '?')}, {where}: {issue.get('rule', '')} "
+            f"(fix: {issue.get('fix', '')})"
+        )
+    return lines
 
 
 def _count(n: int, noun: str) -> str:

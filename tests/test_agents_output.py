@@ -11,7 +11,7 @@ import pytest
 from faststream.nats import NatsBroker
 
 from agents.limits import MAX_TEXT_BYTES
-from agents.output import write_package
+from agents.output import summary, write_package
 from agents.sources import ProductInput
 from agents.upload import Uploader
 from bus.messages import WorkflowDone
@@ -81,3 +81,25 @@ async def test_every_upload_refuses_oversized_text_before_storing_anything() -> 
     ):
         with pytest.raises(ValueError, match="over the 65536-byte limit"):
             await uploader.upload(product, tenant="default")
+
+
+def test_the_summary_names_each_compliance_issue_rather_than_ok_and_a_count() -> None:
+    """Found by a newcomer: the demo said "compliance ok (2 issues)", an ok that hid what
+    the issues were."""
+    checked = done("default", "mug")
+    issues = [
+        {"marketplace": "all", "severity": "low", "rule": "condition not stated",
+         "fix": "say Used: good"},
+        {"marketplace": "etsy", "severity": "medium", "rule": "not handmade or vintage",
+         "fix": "list it elsewhere"},
+    ]  # fmt: skip
+    checked.listing = {"operations": {"compliance": {"status": "ok", "issues": issues}}}
+    lines = summary(checked, simulated=False).splitlines()
+    at = lines.index("  compliance status ok; 2 issues found:")
+    assert lines[at + 1 : at + 3] == [
+        "  issue      low, all marketplaces: condition not stated (fix: say Used: good)",
+        "  issue      medium, etsy: not handmade or vintage (fix: list it elsewhere)",
+    ]
+    assert not any("ok (" in line for line in lines)
+    checked.listing = {"operations": {"compliance": {"status": "ok", "issues": []}}}
+    assert "  compliance ok, no issues found" in summary(checked, simulated=False).splitlines()
