@@ -166,10 +166,17 @@ def render_recommendations(view: RecommendationsResponse) -> str:
     )
     if not view.items:
         console.print("none: nothing to save that the ledger can show")
+    # A grid, so that a title or detail folded at the terminal's width stays under its own
+    # column instead of starting the next line at the margin, where it read as a new item.
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(no_wrap=True)
+    grid.add_column(overflow="fold")
     for r in view.items:
-        console.print(f"{usd(r.monthly_saving_micro_usd)}/month  [{r.kind}] {r.title}")
-        console.print(f"    {r.detail}")
-    return out.getvalue()
+        grid.add_row(f"{usd(r.monthly_saving_micro_usd)}/month", f"[{r.kind}] {r.title}")
+        grid.add_row("", r.detail)
+    if view.items:
+        console.print(grid)
+    return "\n".join(line.rstrip() for line in out.getvalue().split("\n"))
 
 
 async def _vs_reference(args: argparse.Namespace, settings: Settings) -> int:

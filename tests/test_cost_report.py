@@ -16,8 +16,8 @@ from bus.embedded import EmbeddedRedis
 from bus.messages import LedgerEvent, Lever
 from bus.settings import Settings
 from cost_ledger.aggregates import AggregateStore
-from cost_ledger.api_models import Filter
-from cost_ledger.cli import add_commands, run_command
+from cost_ledger.api_models import Filter, Recommendation, RecommendationsResponse
+from cost_ledger.cli import add_commands, render_recommendations, run_command
 from cost_ledger.report import (
     SIMULATED_NOTE,
     build_report,
@@ -197,6 +197,38 @@ async def test_text_tables_fit_the_readers_terminal(
     assert max(len(line) for line in render_spend(view, width=120).splitlines()) > 80
     monkeypatch.setenv("COLUMNS", "20")  # too narrow to draw a table: MIN_COLUMNS
     assert max(len(line) for line in render_spend(view).splitlines()) <= MIN_COLUMNS
+
+
+def test_recommendations_fold_at_the_readers_terminal_under_their_own_column(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A newcomer's `flipsync cost recommend`: a folded title or detail went on at the left
+    margin, where it read as the next recommendation."""
+    item = Recommendation(
+        kind="cheaper_tier",
+        title="Move bundles from gpt-4.1-mini to gpt-4.1-nano: recorded quality 0.91 "
+        "against a floor of 0.85 on 1,200 calls",
+        detail="gpt-4.1-nano answered 340 of the bundles agent's calls with a recorded "
+        "quality of 0.91 (floor 0.85); moving the rest saves about 62% of its spend.",
+        monthly_saving_micro_usd=1_234_567,
+    )
+    view = RecommendationsResponse(
+        filter=Filter(tenant="acme"),
+        window_days=14,
+        total_monthly_saving_micro_usd=1_234_567,
+        items=[item],
+    )
+    monkeypatch.setenv("COLUMNS", "60")
+    wide = render_recommendations(view)  # not a terminal: FALLBACK_COLUMNS, as the tables
+    assert "[cheaper_tier] Move bundles from gpt-4.1-mini to gpt-4.1-nano" in wide
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)  # a terminal 60 columns wide
+    lines = render_recommendations(view).splitlines()
+    assert max(len(line) for line in lines) <= 60 and all(line == line.rstrip() for line in lines)
+    first = next(i for i, line in enumerate(lines) if line.startswith("$1.234567/month  "))
+    indent = " " * len("$1.234567/month  ")
+    body = [line for line in lines[first + 1 :] if line]
+    assert len(body) >= 4 and all(line.startswith(indent) for line in body), lines
+    assert " ".join(line.strip() for line in lines[first:]).endswith(item.detail)
 
 
 async def test_cost_commands_read_a_deployments_redis(
