@@ -1,7 +1,8 @@
 """Handing over the API key `flipsync http` makes when none is configured, out of the logs.
 
-On a terminal the key is printed. Anywhere else (a container, a service manager) stdout ends
-up in logs, so the key goes to a file only its owner may read, and the path is printed.
+The key goes to a file only its owner may read, and the path is printed. On a terminal the
+key is printed too; anywhere else (a container, a service manager) stdout ends up in logs, so
+only the path is.
 """
 
 from __future__ import annotations
@@ -41,14 +42,18 @@ def write_key_file(key: str, data_dir: Path | None, tenant: str = "default") -> 
 
 def announce_key(
     key: str, tenant: str, data_dir: Path | None, out: TextIO, *, dashboard: str = ""
-) -> None:
-    """Tell the operator the key: printed on a terminal (with dashboard, the page's URL
-    holding it in its fragment, which a browser never sends), else written to a 0600 file."""
+) -> Path:
+    """Write the key to its 0600 file and return the file's path; tell the operator where it
+    is, and on a terminal the key itself (with dashboard, the page's URL holding it in its
+    fragment, which a browser never sends). The file is written on a terminal too, so that
+    the key file `flipsync http` names is always there."""
+    path = write_key_file(key, data_dir, tenant)
     if out.isatty():
-        print(f"flipsync http: no FLIPSYNC_API_KEYS; key of tenant {tenant}: {key}", file=out)
+        print(f"flipsync http: no FLIPSYNC_API_KEYS; key of tenant {tenant}: {key} "
+              f"(kept in {path})", file=out)  # fmt: skip
         if dashboard:
             print(f"flipsync http: {tenant}'s dashboard: {dashboard}#key={key}", file=out)
     else:
-        path = write_key_file(key, data_dir, tenant)
         print(f"flipsync http: no FLIPSYNC_API_KEYS; key of tenant {tenant} is in {path}", file=out)
     out.flush()
+    return path

@@ -202,7 +202,7 @@ async def test_the_upload_tenant_is_checked_before_the_body_is_read(stack: Stack
     assert status in (400, 422) and reads > 0
 
 
-def test_a_generated_key_is_printed_only_on_a_terminal(tmp_path: Path) -> None:
+def test_a_generated_key_is_filed_and_printed_only_on_a_terminal(tmp_path: Path) -> None:
     class Terminal(io.StringIO):
         def isatty(self) -> bool:
             return True
@@ -212,7 +212,11 @@ def test_a_generated_key_is_printed_only_on_a_terminal(tmp_path: Path) -> None:
     announce_key("fs-secret-1", "default", tmp_path, shown, dashboard=page)
     assert "fs-secret-1" in shown.getvalue()
     assert f"{page}#key=fs-secret-1" in shown.getvalue()  # a link to open, key in the fragment
-    assert not (tmp_path / KEY_FILE).exists()
+    # Kept in its file on a terminal too: `flipsync http` names that file (a newcomer looked
+    # for the key file the README promised and found none).
+    assert (tmp_path / KEY_FILE).read_text().strip() == "fs-secret-1"
+    assert stat.S_IMODE((tmp_path / KEY_FILE).stat().st_mode) == 0o600
+    assert f"(kept in {tmp_path / KEY_FILE})" in shown.getvalue()
 
     logged = io.StringIO()  # a pipe, a container log: not a terminal
     announce_key("fs-secret-2", "default", tmp_path / "data", logged, dashboard=page)
