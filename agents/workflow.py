@@ -4,9 +4,10 @@ It keeps no state in memory. Each workflow's progress is one small value in the 
 bucket (which agents succeeded or failed), changed by compare-and-set on each agent-done
 event; the event's handler then starts exactly the agents that change made ready
 (agents.progress). So an event costs a read and a write of that value, not a scan of the
-workflow's ~35 checkpoints; those are read once, when the workflow ends, to assemble its
-listing package. Any replica can take any event, and a restarted one resumes from the
-stored state: a redelivered event re-announces whatever its first delivery may not have.
+workflow's checkpoints (one per agent of WORKFLOW_SPECS); those are read once, when the
+workflow ends, to assemble its listing package. Any replica can take any event, and a
+restarted one resumes from the stored state: a redelivered event re-announces whatever its
+first delivery may not have.
 
 A workflow that succeeds has its call-free work booked in the ledger as it ends (zero-call
 agents' outputs, reused photo analyses: agents.attribution), before its final event; one

@@ -7,7 +7,7 @@ The replay is made deterministically from the shipped sample catalog (no third-p
 agents/samples/make_photos.py), each listed by 4 of 5 sellers; then some sellers list a size
 variant (same photos, other notes) or relist the same product. Everything runs embedded in
 three processes (the simulated provider; the router and ledger, --routers replicas; the
-workflow, ~35 agents per product and the replay itself), and the figures come from the
+workflow, its 34 agents per product and the replay itself), and the figures come from the
 ledger and the provider's counters. Writes bench/results/workflow.json.
 """
 

@@ -19,6 +19,7 @@ from agents.chat import ask_chat
 from agents.cli import EXIT_INTERRUPTED, Session, stop_unfinished
 from agents.output import summary, usd, write_package
 from agents.sources import load_catalog
+from agents.specs import ALL_SPECS, INTERACTIVE_SPECS, WORKFLOW_SPECS
 from agents.upload import Uploader
 from agents.watch import WorkflowWatcher
 from bus.messages import ChatAsk, ChatReply, WorkflowDone, WorkflowProgress
@@ -43,6 +44,7 @@ async def run_demo(settings: Settings, console: Console | None = None) -> int:
             mode = f"real provider at {settings.openai_base_url or 'api.openai.com'}"
         console.print(f"[bold]FlipSync demo[/bold] - {mode}")
         console.print(f"NATS {stack.nats_url} - Redis {stack.redis_url}")
+        console.print(agents_line())
         if settings.data_dir is not None:
             console.print(
                 f"data kept in {settings.data_dir} for `flipsync report`, `chat` and `http` "
@@ -110,6 +112,16 @@ async def run_demo(settings: Settings, console: Console | None = None) -> int:
             return _interrupted_after(done, written)
     finally:
         await stack.stop()
+
+
+def agents_line() -> str:
+    """How many agents there are and where each runs, counted from the registry: the README
+    said 35 and the progress bars 34/34, with nothing to say why."""
+    asked = ", ".join(spec.name for spec in INTERACTIVE_SPECS)
+    return (
+        f"{len(ALL_SPECS)} agents: {len(WORKFLOW_SPECS)} run on each product (the bars count "
+        f"them), {asked} on the seller's question at the end"
+    )
 
 
 def other_calls_line(micro_usd: int, *, simulated: bool) -> str:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -100,3 +102,33 @@ def test_a_bad_spec_set_is_refused() -> None:
         WorkflowDag(unknown)
     schemaless = AgentSpec(name="a", family=Family.COPY, consumes=(UPLOAD,), instructions="x")
     assert schemaless.problems()
+
+
+ROOT = Path(__file__).parent.parent
+DOCS = ("README.md", "agents/README.md", "docs/capacity.md")
+"""The pages that count the agents."""
+COUNTED = re.compile(
+    r"(about |~)?\b(\d+)[- ](?:marketplace |declarative )?(?:agents?|specs)\b", re.IGNORECASE
+)
+
+
+def test_every_count_of_the_agents_is_the_registrys() -> None:
+    """A newcomer read 35 agents in the README and 34/34 on the demo's bars: each page says
+    35 for every agent and 34 for those run on each product, and the demo prints both."""
+    from flipsync.demo import agents_line
+
+    total, per_product = len(ALL_SPECS), len(WORKFLOW_SPECS)
+    counts = [
+        (page, m[0], m[1], int(m[2]))
+        for page in DOCS
+        for m in COUNTED.finditer((ROOT / page).read_text(encoding="utf-8"))
+    ]
+    assert len(counts) >= 5
+    for page, said, rough, count in counts:
+        assert not rough and count in (total, per_product), (page, said)
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert f"{per_product} marketplace agents" in readme and f"{total} agents, each" in readme
+    assert agents_line() == (
+        f"{total} agents: {per_product} run on each product (the bars count them), "
+        "seller_chat on the seller's question at the end"
+    )

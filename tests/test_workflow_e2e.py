@@ -1,5 +1,6 @@
-"""Uploads flow end to end through ~35 agents on an embedded stack: four validated listings,
-zero-call agents that call nothing, photos analysed once per tenant, costs in the ledger."""
+"""Uploads flow end to end through the workflow's agents on an embedded stack: four validated
+listings, zero-call agents that call nothing, photos analysed once per tenant, costs in the
+ledger."""
 
 from __future__ import annotations
 
