@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from decimal import Decimal
 
 from rich.console import Console
@@ -15,7 +16,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from agents.output import usd
+from agents.output import usd, why_free
 from bus.messages import WorkflowDone, WorkflowProgress
 from cost_ledger.aggregates import AggregateStore
 from cost_ledger.report import build_report, counted, render_report
@@ -70,9 +71,12 @@ def cost_line(done: list[WorkflowDone], *, simulated: bool) -> str:
         saved = (Decimal(baseline - cost) / baseline * 100).quantize(Decimal("0.1"))
     if len(finished) == len(done):
         note = " (simulated: nothing was spent)" if simulated else ""
+        served: Counter[str] = Counter()
+        for event in finished:
+            served.update(event.served_by)
         return (
             f"cost ${usd(cost)} for {counted(len(done), 'product')} vs naive ${usd(baseline)}: "
-            f"saved {saved}%{note}"
+            f"saved {saved}%{note}{why_free(cost, dict(served))}"
         )
     head = f"{len(finished)} of {counted(len(done), 'product')} done; spent ${usd(spent)}"
     head += " (simulated)" if simulated else ""

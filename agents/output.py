@@ -8,6 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from agents.asking import PAID
 from agents.limits import product_id_problem
 from agents.marketplaces import Marketplace
 from bus.messages import WorkflowDone
@@ -136,9 +137,18 @@ def summary(done: WorkflowDone, *, simulated: bool) -> str:
     note = " simulated" if simulated else ""
     lines.append(
         f"  cost       ${usd(done.cost_micro_usd)} vs naive ${usd(done.baseline_micro_usd)}: "
-        f"saved {savings_percent(done)}%{note}"
+        f"saved {savings_percent(done)}%{note}{why_free(done.cost_micro_usd, done.served_by)}"
     )
     return "\n".join(lines)
+
+
+def why_free(cost_micro_usd: int, served_by: dict[str, int]) -> str:
+    """Why nothing was paid, for a line that says "saved 100%" (a re-run's products are
+    answered from the cache): the levers that served the outputs, most first; "" otherwise."""
+    if cost_micro_usd or not served_by or any(lever in PAID for lever in served_by):
+        return ""  # a paid call at no cost (a free model) is no reuse
+    ranked = sorted(served_by.items(), key=lambda item: (-item[1], item[0]))
+    return ": no call paid, answers from " + ", ".join(f"{k} {n}" for k, n in ranked)
 
 
 def compliance_lines(compliance: Json) -> list[str]:

@@ -4,6 +4,7 @@ family, and the compact facts seller chat reads. Pure: checkpoints in, dicts out
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,8 @@ class Package:
     call_free_baseline_micro_usd: int = 0
     """The part of baseline_micro_usd of work that made no paid call (booked on success)."""
     llm_calls: int = 0
+    served_by: dict[str, int] = field(default_factory=dict)
+    """How many of the agents' outputs each lever served."""
 
 
 def build_package(
@@ -53,6 +56,7 @@ def build_package(
             c.call_free_baseline_micro_usd for c in checkpoints.values()
         ),
         llm_calls=sum(c.llm_calls for c in checkpoints.values()),
+        served_by=dict(Counter(str(c.lever) for c in checkpoints.values() if c.ok)),
     )
 
 

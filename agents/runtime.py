@@ -25,6 +25,7 @@ from bus.messages import (
     AgentCheckpoint,
     AgentDone,
     ChatMessage,
+    Lever,
     Priority,
     ProductUploaded,
     RunAgent,
@@ -190,6 +191,8 @@ class AgentRuntime:
             if work.asked.ok and work.reused:  # booked by the workflow, if it succeeds
                 checkpoint.baseline_micro_usd += work.reused_baseline_micro_usd
                 checkpoint.call_free_baseline_micro_usd = work.reused_baseline_micro_usd
+                if work.asked.result is None:  # no photo of it was asked about
+                    checkpoint.lever = Lever.PHOTO_DEDUP
             return checkpoint
         ask = _ask(spec, inputs, tenant, wf, request_id, priority)
         _account(checkpoint, await self._asker.ask(ask), None)
@@ -211,6 +214,7 @@ class AgentRuntime:
             checkpoint.reason = "; ".join(problems)
             return checkpoint
         checkpoint.ok, checkpoint.output = True, output
+        checkpoint.lever = Lever.ZERO_CALL
         baseline = self._attribution.baseline(naive_call(spec, inputs, output))
         checkpoint.baseline_micro_usd = checkpoint.call_free_baseline_micro_usd = baseline
         return checkpoint
@@ -260,3 +264,5 @@ def _account(checkpoint: AgentCheckpoint, asked: Asked, output: Output | None) -
     checkpoint.cost_micro_usd = asked.cost_micro_usd
     checkpoint.baseline_micro_usd = asked.baseline_micro_usd
     checkpoint.llm_calls = asked.paid_calls
+    if asked.result is not None:
+        checkpoint.lever = asked.result.lever

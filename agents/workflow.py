@@ -190,6 +190,7 @@ class WorkflowService:
             missing=missing if ok else [],
             cost_micro_usd=package.cost_micro_usd,
             baseline_micro_usd=baseline,
+            served_by=package.served_by if ok else {},
         )
         if ok:
             await stores.checkpoints.put_package(tenant, wf, package_checkpoint(package, upload))

@@ -10,6 +10,7 @@ from typing import cast
 import pytest
 from faststream.nats import NatsBroker
 
+from agents.bulk_report import cost_line
 from agents.limits import MAX_TEXT_BYTES
 from agents.output import summary, write_package
 from agents.sources import ProductInput
@@ -103,3 +104,27 @@ def test_the_summary_names_each_compliance_issue_rather_than_ok_and_a_count() ->
     assert not any("ok (" in line for line in lines)
     checked.listing = {"operations": {"compliance": {"status": "ok", "issues": []}}}
     assert "  compliance ok, no issues found" in summary(checked, simulated=False).splitlines()
+
+
+def test_a_product_that_cost_nothing_says_which_levers_answered_it() -> None:
+    """Found by a newcomer: a re-run of the demo said "saved 100.0%" for every product, and
+    not that the answers came from the cache."""
+    again = done("demo", "mug")
+    again.baseline_micro_usd = 58_267
+    again.served_by = {"exact_cache": 27, "zero_call": 6, "photo_dedup": 6, "dedup": 1}
+    cost = summary(again, simulated=True).splitlines()[-1]
+    assert cost == (
+        "  cost       $0.000000 vs naive $0.058267: saved 100.0% simulated: no call paid, "
+        "answers from exact_cache 27, photo_dedup 6, zero_call 6, dedup 1"
+    )
+    assert cost_line([again, again], simulated=False) == (
+        "cost $0.000000 for 2 products vs naive $0.116534: saved 100.0%: no call paid, "
+        "answers from exact_cache 54, photo_dedup 12, zero_call 12, dedup 2"
+    )
+    paid = done("demo", "lamp")  # a first run: calls were paid, the saving is the levers'
+    paid.cost_micro_usd, paid.baseline_micro_usd = 6_032, 53_038
+    paid.served_by = {"routed": 20, "zero_call": 6}
+    assert summary(paid, simulated=False).splitlines()[-1].endswith("saved 88.6%")
+    free_model = done("demo", "board")  # a paid call that happened to cost nothing
+    free_model.baseline_micro_usd, free_model.served_by = 1_000, {"routed": 1}
+    assert summary(free_model, simulated=False).splitlines()[-1].endswith("saved 100.0%")

@@ -13,7 +13,9 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from agents.asking import PAID
 from agents.checkpoints import CheckpointStore
+from agents.output import summary
 from agents.sources import PhotoFile, ProductInput, load_catalog
 from agents.specs import WORKFLOW_SPECS
 from agents.upload import Uploader
@@ -143,6 +145,26 @@ async def test_a_photo_uploaded_twice_is_analysed_once(stack: Stack) -> None:
         assert reused[name] == again[name].baseline_micro_usd  # and booked, the listing done
         photos: Any = before[name].output["photos"]
         assert again[name].output["photos"] == photos * 2
+
+
+async def test_a_product_uploaded_again_costs_nothing_and_says_which_levers_served_it(
+    stack: Stack,
+) -> None:
+    """A newcomer's second `make demo` said "saved 100.0%" for every product and not why."""
+    owner = tenant()
+    sample = load_catalog()[2]
+    (first,) = await run(stack, owner, sample)
+    (again,) = await run(stack, owner, sample)
+    assert first.ok and again.ok, (first.reason, again.reason)
+    paid = {str(lever) for lever in PAID}
+    assert first.cost_micro_usd > 0 and set(first.served_by) & paid, first.served_by
+    assert sum(first.served_by.values()) == len(WORKFLOW_SPECS) - len(first.missing)
+    assert again.cost_micro_usd == 0 and not set(again.served_by) & paid, again.served_by
+    assert {"exact_cache", "zero_call", "photo_dedup"} <= set(again.served_by)
+    assert sum(again.served_by.values()) == len(WORKFLOW_SPECS) - len(again.missing)
+    line = summary(again, simulated=True).splitlines()[-1]
+    assert "saved 100.0% simulated: no call paid, answers from " in line, line
+    assert f"zero_call {again.served_by['zero_call']}" in line
 
 
 async def test_a_failed_workflow_keeps_its_paid_spend_and_claims_no_saving(stack: Stack) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 
 from bus.messages.base import WIRE_VERSION, now_ms
-from bus.messages.llm import Priority
+from bus.messages.llm import Lever, Priority
 
 
 class PhotoRendition(msgspec.Struct, kw_only=True):
@@ -80,6 +80,9 @@ class AgentCheckpoint(msgspec.Struct, kw_only=True):
     llm_calls: int = 0
     """Paid provider calls this agent made (0 for zero-call agents and cache hits)."""
     tenant: str = ""
+    lever: Lever = Lever.NONE
+    """What served its output: its last answer's lever (routed, exact_cache, dedup...),
+    zero_call for code, photo_dedup when every photo's analysis was reused."""
     v: int = WIRE_VERSION
 
 
@@ -131,6 +134,9 @@ class WorkflowDone(msgspec.Struct, kw_only=True):
     baseline_micro_usd: int = 0
     """The naive baseline booked for it: a failed workflow's holds only the answers its paid
     calls delivered, never its call-free work (which is booked only for a finished listing)."""
+    served_by: dict[str, int] = {}
+    """How many of its agents' outputs each lever served (routed, exact_cache, zero_call...),
+    so that a product that cost nothing can say why."""
     v: int = WIRE_VERSION
 
 
