@@ -15,7 +15,8 @@ from collections.abc import Callable
 import msgspec
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bus.limits import MAX_DEPTH
@@ -93,11 +94,19 @@ def install_error_handlers(app: FastAPI) -> None:
         }.get(type(exc), "the input could not be read")
         return JSONResponse({"detail": reason}, 400)
 
+    async def gone(request: Request, exc: Exception) -> Response:
+        # The client closed, or the server closed a too-slow body (bus.embedded.http_guard):
+        # nobody reads this answer, and nothing failed.
+        log.info("%s %s: the client's connection closed before its body was in",
+                 request.method, request.url.path)  # fmt: skip
+        return Response(status_code=400)
+
     async def internal(request: Request, exc: Exception) -> JSONResponse:
         log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
         return JSONResponse({"detail": "internal error"}, 500)
 
     app.add_exception_handler(RequestValidationError, invalid)
+    app.add_exception_handler(ClientDisconnect, gone)
     for kind in (RecursionError, UnicodeError, msgspec.DecodeError):
         app.add_exception_handler(kind, unreadable)
     app.add_exception_handler(Exception, internal)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from bus.embedded.http_guard import ConnectionLimits
 from bus.embedded.http_server import InLoopServer
 
 SHUTDOWN_S = 2
@@ -13,5 +14,7 @@ SHUTDOWN_S = 2
 class ApiServer(InLoopServer):
     """The API app served on host:port (port 0 picks a free one) until stopped."""
 
-    def __init__(self, app: FastAPI, host: str, port: int) -> None:
-        super().__init__(app, host, port, graceful_s=SHUTDOWN_S)
+    def __init__(
+        self, app: FastAPI, host: str, port: int, *, limits: ConnectionLimits | None = None
+    ) -> None:
+        super().__init__(app, host, port, graceful_s=SHUTDOWN_S, limits=limits)

@@ -10,6 +10,8 @@ from typing import Any
 
 import uvicorn
 
+from bus.embedded.http_guard import ConnectionLimits, guarded
+
 
 class _GuestServer(uvicorn.Server):
     """A uvicorn server that leaves signals to the program it runs in (`flipsync run` owns them)."""
@@ -21,13 +23,23 @@ class _GuestServer(uvicorn.Server):
 
 
 class InLoopServer:
-    """Serves app on host:port (port 0 picks a free one) in this loop until stop()."""
+    """Serves app on host:port (port 0 picks a free one) in this loop until stop(), each
+    connection within limits (bus.embedded.http_guard)."""
 
-    def __init__(self, app: Any, host: str, port: int, *, graceful_s: float) -> None:
+    def __init__(
+        self,
+        app: Any,
+        host: str,
+        port: int,
+        *,
+        graceful_s: float,
+        limits: ConnectionLimits | None = None,
+    ) -> None:
         self.app = app
         self.host = host
         self.port = port
         self._graceful_s = graceful_s
+        self.limits = limits or ConnectionLimits()
         self._server: _GuestServer | None = None
         self._task: asyncio.Task[None] | None = None
         self._sock: socket.socket | None = None
@@ -36,6 +48,11 @@ class InLoopServer:
     def url(self) -> str:
         """The root URL it serves on."""
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def connections(self) -> int:
+        """How many client connections are open."""
+        return 0 if self._server is None else len(self._server.server_state.connections)
 
     @property
     def running(self) -> bool:
@@ -62,6 +79,7 @@ class InLoopServer:
         config = uvicorn.Config(
             self.app,
             loop="none",  # the running loop
+            http=guarded(self.limits),  # httptools, with timeouts and size and count limits
             lifespan="off",
             ws="none",
             log_config=None,  # leave the host program's logging alone
