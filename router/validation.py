@@ -63,9 +63,9 @@ KNOWN_SCHEMAS = 512
 """Request schemas whose verdict a process keeps (as _checked keeps their validators)."""
 _VERDICTS: dict[bytes, str] = {}
 """Verdicts of schemas checked before, by their JSON as sent, oldest first ("" for usable)."""
-_CHECKING: dict[bytes, concurrent.futures.Future[str]] = {}
-"""Checks under way, by the schema's JSON as sent."""
-_KEEPING = threading.Lock()
+_CHECKING: dict[bytes, _Check] = {}
+"""Checks queued or under way, by the schema's JSON as sent."""
+_KEEPING = threading.RLock()
 """Held while _VERDICTS or _CHECKING changes: checks end on their own threads."""
 SCHEMA_CHECK_THREADS = 2
 """Threads checking new request schemas. Their own, so that slow schemas (up to about half a
@@ -133,31 +133,53 @@ async def check_request_schema(request: LlmRequest) -> None:
         key = None  # not JSON: schema_problem says why
     problem = _VERDICTS.get(key) if key is not None else None
     if problem is None:
+        check = _schema_check(key, schema)
         try:
             async with asyncio.timeout(CHECK_TIMEOUT_S):
-                problem = await _outcome(_schema_check(key, schema))
+                problem = await _outcome(check.future)
         except TimeoutError:
             problem = f"the output schema took over {CHECK_TIMEOUT_S:g}s to check"
+        finally:
+            _stop_waiting(key, check)
     if problem:
         raise WireError(ErrorCode.MALFORMED, problem)
 
 
-def _schema_check(key: bytes | None, schema: object) -> concurrent.futures.Future[str]:
+@dataclass
+class _Check:
+    """A schema check queued or under way, and how many requests wait for it."""
+
+    future: concurrent.futures.Future[str]
+    waiters: int = 1
+
+
+def _schema_check(key: bytes | None, schema: object) -> _Check:
     """The check of a schema, on the schema checks' own threads: the one under way for the
     same schema if there is one, so a schema sent again while it is checked costs no second
     check. Its verdict is kept when it ends, also for a request that stopped waiting (a
     timeout): a slow schema sent again gets it from memory instead of another check (five
-    resends of a 59 KB schema took 2.5 s of CPU)."""
+    resends of a 59 KB schema took 2.5 s of CPU). One still queued when its last waiter
+    stops is dropped (_stop_waiting), so a burst of slow schemas leaves no backlog."""
     with _KEEPING:
-        running = _CHECKING.get(key) if key is not None else None
-        if running is not None:
-            return running
-        check = _CHECKS.submit(schema_problem, schema)
+        shared = _CHECKING.get(key) if key is not None else None
+        if shared is not None:
+            shared.waiters += 1
+            return shared
+        check = _Check(_CHECKS.submit(schema_problem, schema))
         if key is not None:
             _CHECKING[key] = check
     if key is not None:
-        check.add_done_callback(functools.partial(_keep_verdict, key))
+        check.future.add_done_callback(functools.partial(_keep_verdict, key, check))
     return check
+
+
+def _stop_waiting(key: bytes | None, check: _Check) -> None:
+    """A request stops waiting for check: the last one to stop drops it if it has not
+    started (one started runs on, and its verdict is kept)."""
+    with _KEEPING:  # reentrant: a cancel runs _keep_verdict here, in this thread
+        check.waiters -= 1
+        if check.waiters == 0:
+            check.future.cancel()  # a no-op once it runs or is done
 
 
 async def _outcome(check: concurrent.futures.Future[str]) -> str:
@@ -184,14 +206,15 @@ async def _outcome(check: concurrent.futures.Future[str]) -> str:
     return await waiter
 
 
-def _keep_verdict(key: bytes, check: concurrent.futures.Future[str]) -> None:
-    """Keep a finished check's verdict (an exception is not one: the next request checks
-    again). Runs in the checking thread, or in the caller's if it was done already."""
+def _keep_verdict(key: bytes, check: _Check, future: concurrent.futures.Future[str]) -> None:
+    """Keep a finished check's verdict (an exception or a drop is not one: the next request
+    checks again). Runs in the checking thread, or in the caller's if it was done already."""
     with _KEEPING:
-        _CHECKING.pop(key, None)
-        if check.cancelled() or check.exception() is not None:
+        if _CHECKING.get(key) is check:
+            del _CHECKING[key]
+        if future.cancelled() or future.exception() is not None:
             return
-        _VERDICTS[key] = check.result()
+        _VERDICTS[key] = future.result()
         while len(_VERDICTS) > KNOWN_SCHEMAS:
             _VERDICTS.pop(next(iter(_VERDICTS)))
 

@@ -384,3 +384,35 @@ async def test_a_slow_schema_is_checked_once_however_often_it_is_sent(
         await check_request_schema(request)
     assert kept.value.reason == "the verdict of the slow check"
     assert len(checks) == 1
+
+
+async def test_a_burst_of_slow_schemas_leaves_no_backlog(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found in review: checks nobody waited for any more stayed queued, so a burst of new
+    slow schemas made every new schema after it wait its turn and be refused for time. A
+    check still queued when its last request stops waiting is dropped now; only those the
+    threads had started run on."""
+    release = threading.Event()
+    checks: list[object] = []
+
+    def slow_check(value: object) -> str:
+        checks.append(value)
+        release.wait(timeout=30)  # a hang guard: the test releases it
+        return ""
+
+    monkeypatch.setattr(validation, "schema_problem", slow_check)
+    monkeypatch.setattr(validation, "CHECK_TIMEOUT_S", 0.05)
+    burst = [
+        msgspec.structs.replace(make_request(), output_schema=OutputSchema(
+            name="s", schema={"type": "object", "x-id": uuid.uuid4().hex}))
+        for _ in range(12)
+    ]  # fmt: skip
+    try:
+        refused = await asyncio.gather(
+            *(check_request_schema(r) for r in burst), return_exceptions=True
+        )
+        assert all(isinstance(r, WireError) and "took over" in r.reason for r in refused)
+        queued = [c for c in validation._CHECKING.values() if not c.future.running()]
+        assert queued == []
+        assert len(checks) <= validation.SCHEMA_CHECK_THREADS
+    finally:
+        release.set()
