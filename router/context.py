@@ -96,18 +96,14 @@ class RequestContext:
             return True
         return await self.top_up(extra_micro_usd)
 
-    async def later(self, work: Callable[[], Awaitable[None]], *, first: bool = False) -> None:
+    async def later(self, work: Callable[[], Awaitable[None]]) -> None:
         """Run a stage's bookkeeping after the result is published, when the service defers
         it (defer_after); now otherwise (a test's pipeline, a shadow call). work must not
-        raise for a failure the caller should see: it runs after the caller has its result.
-        first: before the work left so far by the stages inside (an outer stage's work that
-        must land before theirs)."""
-        if not self.defer_after:
-            await work()
-        elif first:
-            self.after.insert(0, work)
-        else:
+        raise for a failure the caller should see: it runs after the caller has its result."""
+        if self.defer_after:
             self.after.append(work)
+        else:
+            await work()
 
     async def run_after(self) -> None:
         """Run the deferred bookkeeping in order; a failure is logged and the rest still run.

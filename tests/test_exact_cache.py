@@ -288,31 +288,3 @@ async def test_the_second_identical_request_is_served_from_the_cache(stack: Stac
     assert totals.paid_calls == 1
     assert totals.spend_micro_usd == first.cost_micro_usd
     assert totals.baseline_micro_usd == 2 * first.baseline_micro_usd
-
-
-async def test_an_answer_is_stored_after_its_result_and_before_the_claims_finish(
-    redis_client: aioredis.Redis,
-) -> None:
-    """The store waits no request: run by the service after the result is published (the
-    semantic store embeds and writes too), but ahead of the bookkeeping the stages inside
-    left (dedup's finish), so a repeat waiting on the claim finds the answer either way."""
-    done: list[str] = []
-
-    async def inner(ctx: RequestContext) -> LlmResult:
-        async def finish() -> None:
-            done.append("finish")
-            assert await redis_client.zcard(keys.cache_index("t1")) == 1  # stored before
-
-        await ctx.later(finish)
-        return paid(ctx.request, content="answer")
-
-    handler = compose([CacheStage(key=key, exact=store(redis_client))], inner,
-                      trace.get_tracer("test"))  # fmt: skip
-    ctx = RequestContext(request=request(id=f"r-{uuid.uuid4().hex}"), defer_after=True)
-    result = await handler(ctx)
-    assert result.lever is Lever.ROUTED
-    assert await redis_client.zcard(keys.cache_index("t1")) == 0  # not before the result
-    await ctx.run_after()
-    assert done == ["finish"]
-    hit = await handler(RequestContext(request=request(id="r-repeat")))
-    assert hit.lever is Lever.EXACT_CACHE and hit.content == "answer"

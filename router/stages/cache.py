@@ -10,7 +10,6 @@ Only ok answers of paid calls are stored, and never answers that call tools.
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -182,13 +181,7 @@ class CacheStage:
                 return served_copy(stored, request, lever, reason, ctx.elapsed_ms())
         result = await call_next(ctx)
         if result.ok and result.lever in STORED_LEVERS and not result.tool_calls:
-            # Stored after the result is published (the semantic store embeds and writes
-            # too), but before dedup's finish frees the claim: a repeat arriving meanwhile
-            # waits on that claim and gets the same answer.
-            store = functools.partial(
-                self._store, request, fingerprint, result, ctx.disabled_levers
-            )
-            await ctx.later(store, first=True)
+            await self._store(request, fingerprint, result, ctx.disabled_levers)
         return result
 
     async def _lookup(
