@@ -254,3 +254,49 @@ async def test_a_full_server_closes_its_longest_waiting_connection(
     for r, w in busy:
         assert (await r.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 200 ")
         w.close()
+
+
+async def test_a_body_dribbled_after_an_early_answer_is_still_cut_off(api: ApiServer) -> None:
+    """Found in review: an answer given before the body was read (the 401 of a request
+    without a key, a 413 from Content-Length) stopped the body's window and started none:
+    the client could then dribble the body for as long as it liked."""
+    conn = await connect(api)
+    conn[1].write(post("/v1/chat/completions", 100_000, key=False))
+    sender = asyncio.create_task(dribble(conn, b"a", 0.05))
+    data = await answer(conn)  # returns once the server closes the connection
+    assert data.startswith(b"HTTP/1.1 401 "), data[:80]
+    await sender
+    await eventually(lambda: none_open(api))
+
+
+async def test_a_client_waiting_for_100_continue_is_not_cut_off() -> None:
+    """Found in review: the body's window ran while the client waited, as it should, for the
+    100 Continue that uvicorn sends only when the app first reads: an app reading later than
+    a window got its client cut off with a 408."""
+
+    async def late_reader(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await asyncio.sleep(LIMITS.body_window_s * 1.5)
+        size = 0
+        more = True
+        while more:
+            message = await receive()
+            size += len(message.get("body", b""))
+            more = message.get("more_body", False)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": str(size).encode()})
+
+    server = InLoopServer(late_reader, "127.0.0.1", 0, graceful_s=1, limits=LIMITS)
+    await server.start()
+    try:
+        reader, writer = await connect(server)
+        head = post("/", 500, key=False).replace(b"\r\n\r\n", b"\r\nExpect: 100-continue\r\n\r\n")
+        writer.write(head)
+        async with asyncio.timeout(WAIT_S):
+            interim = await reader.readuntil(b"\r\n\r\n")
+        assert interim.startswith(b"HTTP/1.1 100 "), interim
+        writer.write(b"d" * 500)
+        async with asyncio.timeout(WAIT_S):
+            assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 200 ")
+        writer.close()
+    finally:
+        await server.stop()

@@ -135,11 +135,14 @@ class GuardedHttp(HttpToolsProtocol):
         self._in_headers = True
         self._header_room = self.limits.max_header_bytes
         super().on_message_complete()
+        if self.cycle is not None and self.cycle.response_complete:
+            self._wait_for_headers()  # answered before its body ended (a 413, a 401)
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        if not self.transport.is_closing() and self.cycle.response_complete:
+        if self._in_headers and not self.transport.is_closing() and self.cycle.response_complete:
             self._wait_for_headers()  # none was pipelined: the next request's headers
+        # else the body is still coming after an early answer: its window runs on
 
     def _wait_for_headers(self) -> None:
         self._stop_timer()
@@ -164,7 +167,10 @@ class GuardedHttp(HttpToolsProtocol):
         self._timer = None
         if self.transport.is_closing():
             return
-        if self._body_seen < self.limits.body_min_bytes and not self.flow.read_paused:
+        # Not while the server holds the body back: reading paused, or a 100 Continue the
+        # app has not asked for yet (uvicorn sends it on the app's first receive).
+        held = self.flow.read_paused or getattr(self.cycle, "waiting_for_100_continue", False)
+        if self._body_seen < self.limits.body_min_bytes and not held:
             self._refuse(TIMEOUT)
             return
         self._body_seen = 0
