@@ -411,7 +411,8 @@ async def print_report(
     from bus.reachable import open_redis
     from cost_ledger.aggregates import AggregateStore
     from cost_ledger.api_models import Filter
-    from cost_ledger.budgets.cli import print_budgets
+    from cost_ledger.budgets.cli import budget_names_tenant, budget_status
+    from cost_ledger.budgets.status import render_status
     from cost_ledger.report import build_report, render_report, unknown_tenant
     from cost_ledger.slices import FilterError, check_filter
     from router.routing.grade_report import render_standings, standings
@@ -435,7 +436,12 @@ async def print_report(
             return await print_report(local, tenant, where=where, as_json=as_json, by=by)
     client = await open_redis(settings.redis_url, settings.connect_timeout_s)
     try:
-        if unknown := await unknown_tenant(AggregateStore(client), where.tenant):
+        graded = await standings(client, where.tenant, where.agent)
+        unknown = await unknown_tenant(AggregateStore(client), where.tenant)
+        if unknown and where.tenant and (graded or await budget_names_tenant(
+                client, settings, where.tenant)):  # fmt: skip
+            unknown = ""  # no calls yet, but graded or given a budget of its own
+        if unknown:  # a tenant nothing knows: likely mistyped
             print(f"flipsync report: {unknown}", file=sys.stderr)  # not an empty report
             return 2
         # One path, filtered or not: the cost API's spend view of the ledger cube.
@@ -444,8 +450,7 @@ async def print_report(
             print(report.view.model_dump_json(indent=2))
             return 0
         print(render_report(report, by=by))
-        print(await print_budgets(client, settings, tenant), end="")
-        graded = await standings(client, where.tenant, where.agent)
+        print(render_status(await budget_status(client, settings, tenant)), end="")
         print(render_standings(graded, simulated=report.view.simulated), end="")
     finally:
         await client.aclose()

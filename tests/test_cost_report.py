@@ -13,10 +13,19 @@ import pytest
 import redis.asyncio as aioredis
 
 from bus.embedded import EmbeddedRedis
-from bus.messages import LedgerEvent, Lever
+from bus.messages import (
+    BudgetChange,
+    BudgetPeriod,
+    BudgetScope,
+    BudgetSpec,
+    LedgerEvent,
+    Lever,
+)
 from bus.settings import Settings
 from cost_ledger.aggregates import AggregateStore
 from cost_ledger.api_models import Filter, Recommendation, RecommendationsResponse
+from cost_ledger.budgets.config import BudgetConfig
+from cost_ledger.budgets.live import LiveBudgets
 from cost_ledger.cli import add_commands, render_recommendations, run_command
 from cost_ledger.report import (
     SIMULATED_NOTE,
@@ -278,6 +287,15 @@ async def test_cost_commands_read_a_deployments_redis(
     for view in ("spend", "forecast", "recommend", "vs-reference"):
         code, out, err = await run("cost", view, "--tenant", "acmee")
         assert (code, out, err) == (2, "", f"flipsync cost {view}: {unknown}"), view
+    # A tenant with a budget of its own but no call yet is no typo: its report (found in
+    # review: exit 2, and its budget never shown).
+    live = LiveBudgets(redis_client, BudgetConfig.load(settings.budget_config))
+    spec = BudgetSpec(name="newco-day", scope=BudgetScope.TENANT, period=BudgetPeriod.DAY,
+                      limit_micro_usd=5_000_000, tenant="newco")  # fmt: skip
+    assert await live.apply(BudgetChange(change_id="c1", set_budgets=[spec]))
+    assert await print_report(settings, "newco") == 0
+    out, _ = capsys.readouterr()
+    assert "No calls recorded" in out and "newco-day" in out
 
     # Unfiltered, the same cube: agg:* keys that disagree with it are never read.
     await redis_client.delete(*await redis_client.keys("fs:ledger:agg:*"))

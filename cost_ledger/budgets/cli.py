@@ -36,7 +36,7 @@ from cost_ledger.budgets.config import BudgetConfig, BudgetRules
 from cost_ledger.budgets.control import publish_change
 from cost_ledger.budgets.errors import BudgetConfigError
 from cost_ledger.budgets.live import LiveBudgets
-from cost_ledger.budgets.status import alert_standing, budget_row, render_status
+from cost_ledger.budgets.status import BudgetStatus, alert_standing, budget_row, render_status
 from cost_ledger.budgets.store import BudgetStore
 from cost_ledger.rebuild import rebuild
 from cost_ledger.report import counted, simulated_note, usd
@@ -236,8 +236,18 @@ def _scope(args: argparse.Namespace) -> BudgetScope:
     )
 
 
-async def print_budgets(redis: aioredis.Redis, settings: Settings, tenant: str | None) -> str:
-    """The budgets table of `flipsync report`: limits, spend, reservations, alerts sent."""
+async def budget_names_tenant(redis: aioredis.Redis, settings: Settings, tenant: str) -> bool:
+    """Whether a budget is set for this tenant by name (one for every tenant names none)."""
     live = LiveBudgets(redis, BudgetConfig.load(settings.budget_config))
     await live.load()
-    return render_status(await BudgetStore(redis, live).status(tenant))
+    return any(spec.tenant == tenant for spec in (await live.current()).budgets.values())
+
+
+async def budget_status(
+    redis: aioredis.Redis, settings: Settings, tenant: str | None
+) -> list[BudgetStatus]:
+    """Each budget of a tenant (or all) for `flipsync report`'s table (status.render_status):
+    limits, spend, reservations, alerts sent."""
+    live = LiveBudgets(redis, BudgetConfig.load(settings.budget_config))
+    await live.load()
+    return await BudgetStore(redis, live).status(tenant)
