@@ -58,9 +58,11 @@ def generate(request: ChatRequest, *, break_schema: bool = False) -> Generated:
             facts = BLIND  # photos alone: the simulator cannot see them, and says so
         packed = _packed_items(schema, text)
         if packed is None and (inputs := inputs_of(text)) is not None:
-            # Seeded by the inputs alone, as a packed item is: the same product's answer
-            # whether a packing window held it with others or it went alone.
-            rng = random.Random(seed_for(request.model, _as_messages(inputs)))
+            # Seeded by the inputs, as a packed item is: the same product's answer whether a
+            # packing window held it with others or it went alone; and by the turns after
+            # them, so that a retry ("your answer was invalid") gets another answer.
+            turns = [*_as_messages(inputs), *_after_inputs(request.messages)]
+            rng = random.Random(seed_for(request.model, turns))
         faker = SchemaFaker(schema, words, rng, facts)
         value = faker.value(schema) if packed is None else _packed(schema, packed, request.model)
         if break_schema:
@@ -83,6 +85,15 @@ def generate(request: ChatRequest, *, break_schema: bool = False) -> Generated:
 
 def _as_messages(text: str) -> list[dict[str, Any]]:
     return [{"role": "user", "content": text}]
+
+
+def _after_inputs(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The turns after the last user message that gives inputs (a retry's)."""
+    last = -1
+    for i, message in enumerate(messages):
+        if message.get("role") == "user" and "Inputs:\n" in user_text([message]):
+            last = i
+    return messages[last + 1 :]
 
 
 def _has_images(messages: list[dict[str, Any]]) -> bool:

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import jsonschema
+import msgspec
 import pytest
 
 from agents.specs import ALL_SPECS
@@ -124,6 +125,19 @@ def test_a_packed_items_answer_does_not_depend_on_its_companions() -> None:
     assert (alone["price_usd"], alone["quick_sale_usd"]) == (
         answers[0]["price_usd"], answers[0]["quick_sale_usd"],
     )  # fmt: skip
+
+
+def test_a_retry_gets_another_answer() -> None:
+    """Found in review: seeded by the inputs alone, a retry after an invalid answer got the
+    very same answer back, so no retry could ever mend it. The turns after the inputs count."""
+    first = agent_request("price", MUG)
+    retry = msgspec.structs.replace(first, messages=[
+        *first.messages,
+        ChatMessage(role="assistant", content=json.dumps(answer(first))),
+        ChatMessage(role="user", content="Your last answer was invalid: price too low."),
+    ])  # fmt: skip
+    assert answer(retry) != answer(first)
+    assert answer(retry) == answer(retry)  # still seeded
 
 
 def test_prices_follow_the_cost_and_a_quick_sale_is_cheaper() -> None:
