@@ -173,7 +173,11 @@ def _interrupted_after(done: list[WorkflowDone], written: list[Path]) -> int:
     the report is not printed); the interrupted status."""
     packages = f"{len(written)} package{'' if len(written) == 1 else 's'} written"
     where = f" in {OUT}/" if written else ""
-    print(f"interrupted after the uploads: {len(done)} of {len(done)} products done, "
+    failed = sum(not e.ok for e in done)
+    finished = f"{len(done)} of {len(done)} products done" + (
+        f" ({failed} failed)" if failed else ""
+    )
+    print(f"interrupted after the uploads: {finished}, "
           f"{packages}{where}; the rest of the demo was not shown "
           "(`flipsync report` prints the cost report)", file=sys.stderr)  # fmt: skip
     return EXIT_INTERRUPTED
