@@ -4,6 +4,7 @@ running. Each runs the real `flipsync` command as a child process."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -12,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -267,7 +269,7 @@ def test_sigint_mid_upload_keeps_finished_packages_and_leaves_nothing_running(
     products = catalog_csv(tmp_path, 12)
     out = tmp_path / "out"
     proc = start_upload(tmp_path, products, out)
-    try:
+    with reaped(proc):
         children: set[int] = set()
         deadline = time.monotonic() + 240  # a hang guard, not a timing check
         while not list(out.glob("default/*/package.json")):
@@ -278,10 +280,6 @@ def test_sigint_mid_upload_keeps_finished_packages_and_leaves_nothing_running(
         children |= descendants(proc.pid)
         proc.send_signal(signal.SIGINT)
         stdout, stderr = proc.communicate(timeout=HANG_GUARD_S)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
     assert proc.returncode == 130, stderr
     written = sorted(p.parent.name for p in out.glob("default/*/package.json"))
     assert 1 <= len(written) < 12
@@ -331,7 +329,7 @@ def test_a_second_sigint_quits_at_once_and_leaves_nothing_running(tmp_path: Path
     products = catalog_csv(tmp_path, 6)
     out = tmp_path / "out"
     proc = start_upload(tmp_path, products, out)
-    try:
+    with reaped(proc):
         children: set[int] = set()
         deadline = time.monotonic() + 240  # a hang guard, not a timing check
         assert proc.stdout is not None
@@ -345,10 +343,6 @@ def test_a_second_sigint_quits_at_once_and_leaves_nothing_running(tmp_path: Path
         proc.send_signal(signal.SIGINT)
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=HANG_GUARD_S)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr and "CancelledError" not in stderr, stderr
     alive = [pid for pid in children if running(pid)]
@@ -362,6 +356,18 @@ def _stat(pid: int) -> list[str] | None:
     except OSError:
         return None
     return text.rsplit(")", 1)[1].split()
+
+
+@contextlib.contextmanager
+def reaped(proc: subprocess.Popen[str]) -> Iterator[subprocess.Popen[str]]:
+    """proc, killed and waited for on the way out if it still runs (a failed assertion, a
+    hang): a test never leaves a flipsync process behind."""
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
 
 
 def descendants(pid: int) -> set[int]:

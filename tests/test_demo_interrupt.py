@@ -18,7 +18,14 @@ from pathlib import Path
 
 import nats
 
-from tests.test_cli_first_hour import HANG_GUARD_S, descendants, flipsync, ledger_calls, running
+from tests.test_cli_first_hour import (
+    HANG_GUARD_S,
+    descendants,
+    flipsync,
+    ledger_calls,
+    reaped,
+    running,
+)
 
 
 async def _first_progress(url: str, within_s: float) -> None:
@@ -43,7 +50,7 @@ def test_sigint_mid_demo_cancels_the_unfinished_products(tmp_path: Path) -> None
     proc = subprocess.Popen([sys.executable, "-m", "flipsync", "demo"], env=env, cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)  # fmt: skip
-    try:
+    with reaped(proc):
         assert proc.stdout is not None
         url = ""
         deadline = time.monotonic() + 120  # a hang guard, not a timing check
@@ -56,10 +63,6 @@ def test_sigint_mid_demo_cancels_the_unfinished_products(tmp_path: Path) -> None
         children = descendants(proc.pid)
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=HANG_GUARD_S)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
     assert proc.returncode == 130, stderr
     lines = stderr.strip().splitlines()
     assert lines[0].startswith("stopping: cancelling ") and "unfinished product" in lines[0]
@@ -94,7 +97,7 @@ def test_sigint_after_the_uploads_says_what_is_done(tmp_path: Path) -> None:
     proc = subprocess.Popen([sys.executable, "-m", "flipsync", "demo"], env=env, cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)  # fmt: skip
-    try:
+    with reaped(proc):
         assert proc.stdout is not None
         deadline = time.monotonic() + 240  # a hang guard, not a timing check
         while time.monotonic() < deadline:
@@ -104,10 +107,6 @@ def test_sigint_after_the_uploads_says_what_is_done(tmp_path: Path) -> None:
                 break
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=HANG_GUARD_S)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
     assert proc.returncode == 130, stderr
     assert re.fullmatch(
         r"interrupted after the uploads: 6 of 6 products done, \d packages? written in "
