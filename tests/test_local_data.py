@@ -37,7 +37,10 @@ def test_report_after_upload_shows_its_spend_until_reset(tmp_path: Path) -> None
     (tmp_path / "p.csv").write_text(
         "product_id,title,notes,cost_price,photos\nmug-1,Teal mug,350 ml,$4.20,mug.png\n"
     )
-    uploaded = flipsync("upload", "p.csv", "--tenant", "shop", cwd=tmp_path)
+    # Standard priority: a CSV's default, bulk, waits on the batch API's polls (25 of 35 s
+    # here), and what this test checks is the data the upload leaves.
+    uploaded = flipsync("upload", "p.csv", "--tenant", "shop", "--priority", "standard",
+                        cwd=tmp_path)  # fmt: skip
     assert uploaded.returncode == 0, uploaded.stderr
     assert (tmp_path / ".flipsync" / "redis").is_dir()
     report = flipsync("report", "--tenant", "shop", cwd=tmp_path)
