@@ -296,6 +296,9 @@ async def test_cost_commands_read_a_deployments_redis(
     assert await print_report(settings, "newco") == 0
     out, _ = capsys.readouterr()
     assert "No calls recorded" in out and "newco-day" in out
+    for view in ("spend", "forecast", "recommend", "vs-reference"):
+        code, out, err = await run("cost", view, "--tenant", "newco")
+        assert code == 0 and err == "", (view, err)
 
     # Unfiltered, the same cube: agg:* keys that disagree with it are never read.
     await redis_client.delete(*await redis_client.keys("fs:ledger:agg:*"))
