@@ -26,7 +26,16 @@ class Run:
     errors: int
     by_lever: dict[str, int] = field(default_factory=dict)
     ledger_agrees: bool = False
-    """The ledger's totals equal the results' sums (every dollar attributed once)."""
+    """The ledger's totals equal the results' sums plus the levers' own calls (every dollar
+    attributed once)."""
+    lever_cost_micro_usd: int = 0
+    """What the levers' own calls cost (routing's shadow and judge calls, the cache's
+    checks): in the ledger, in no result. all_in() adds it to cost_micro_usd."""
+
+    def all_in(self) -> int:
+        """What the run spent: its results' cost and the levers' own calls."""
+        return self.cost_micro_usd + self.lever_cost_micro_usd
+
     seconds: float = 0.0
     savings_by_lever: dict[str, int] = field(default_factory=dict)
     """Each lever's part of baseline minus cost (the results' splits summed)."""
@@ -49,16 +58,16 @@ def render(runs: dict[str, Run], naive: int) -> str:
     """The table printed at the end."""
     head = (
         f"{'levers':<14}{'calls':>7}{'input tok':>12}{'cached':>11}{'output tok':>12}"
-        f"{'cost $':>11}{'baseline $':>12}{'cost/naive':>11}{'vs none':>9}  ledger"
+        f"{'all-in $':>11}{'baseline $':>12}{'cost/naive':>11}{'vs none':>9}  ledger"
     )
     lines = [head, "-" * len(head)]
-    none = runs["no_levers"].cost_micro_usd or 1
+    none = runs["no_levers"].all_in() or 1
     for name, r in runs.items():
         lines.append(
             f"{name:<14}{r.calls:>7}{r.input_tokens:>12,}{r.cached_input_tokens:>11,}"
-            f"{r.output_tokens:>12,}{to_usd(r.cost_micro_usd):>11.4f}"
-            f"{to_usd(r.baseline_micro_usd):>12.4f}{r.cost_micro_usd / naive:>11.4f}"
-            f"{r.cost_micro_usd / none:>9.3f}  {'ok' if r.ledger_agrees else 'MISMATCH'}"
+            f"{r.output_tokens:>12,}{to_usd(r.all_in()):>11.4f}"
+            f"{to_usd(r.baseline_micro_usd):>12.4f}{r.all_in() / naive:>11.4f}"
+            f"{r.all_in() / none:>9.3f}  {'ok' if r.ledger_agrees else 'MISMATCH'}"
         )
     lines.append("savings split by lever (micro-USD; each run's parts sum to baseline - cost):")
     for name, r in runs.items():
