@@ -65,7 +65,7 @@ async def run_command(
         return 2
     client = await open_redis(settings.redis_url, settings.connect_timeout_s)
     try:
-        if unknown := await _unknown(client, settings, where.tenant):
+        if unknown := await unknown_to_deployment(client, settings, where.tenant):
             print(f"flipsync cost {args.cost_command}: {unknown}", file=sys.stderr)
             return 2
         print(await render_view(args.cost_command, client, where, args.json, quality), end="")
@@ -192,7 +192,7 @@ async def _vs_reference(args: argparse.Namespace, settings: Settings) -> int:
     client = await open_redis(settings.redis_url, settings.connect_timeout_s)
     try:
         store = AggregateStore(client)
-        if unknown := await _unknown(client, settings, args.tenant):
+        if unknown := await unknown_to_deployment(client, settings, args.tenant):
             print(f"flipsync cost vs-reference: {unknown}", file=sys.stderr)
             return 2
         print(await vs_reference(store, references, args.tenant, as_json=args.json), end="")
@@ -208,7 +208,9 @@ def _console() -> tuple[io.StringIO, Console]:
     return out, plain_console(out)
 
 
-async def _unknown(client: aioredis.Redis, settings: Settings, tenant: str | None) -> str:
+async def unknown_to_deployment(
+    client: aioredis.Redis, settings: Settings, tenant: str | None
+) -> str:
     """Why a view of tenant would be empty for a likely typo (report.unknown_tenant), or ""
     when the ledger has its calls or a budget names it (a tenant with no call yet)."""
     unknown = await unknown_tenant(AggregateStore(client), tenant)

@@ -411,9 +411,10 @@ async def print_report(
     from bus.reachable import open_redis
     from cost_ledger.aggregates import AggregateStore
     from cost_ledger.api_models import Filter
-    from cost_ledger.budgets.cli import budget_names_tenant, budget_status
+    from cost_ledger.budgets.cli import budget_status
     from cost_ledger.budgets.status import render_status
-    from cost_ledger.report import build_report, render_report, unknown_tenant
+    from cost_ledger.cli import unknown_to_deployment
+    from cost_ledger.report import build_report, render_report
     from cost_ledger.slices import FilterError, check_filter
     from router.routing.grade_report import render_standings, standings
 
@@ -437,10 +438,8 @@ async def print_report(
     client = await open_redis(settings.redis_url, settings.connect_timeout_s)
     try:
         graded = await standings(client, where.tenant, where.agent)
-        unknown = await unknown_tenant(AggregateStore(client), where.tenant)
-        if unknown and where.tenant and (graded or await budget_names_tenant(
-                client, settings, where.tenant)):  # fmt: skip
-            unknown = ""  # no calls yet, but graded or given a budget of its own
+        # A tenant with no call yet but graded agents or a budget of its own is no typo.
+        unknown = "" if graded else await unknown_to_deployment(client, settings, where.tenant)
         if unknown:  # a tenant nothing knows: likely mistyped
             print(f"flipsync report: {unknown}", file=sys.stderr)  # not an empty report
             return 2

@@ -24,6 +24,7 @@ from agents.upload import Uploader
 from agents.watch import WorkflowWatcher
 from bus.messages import ChatAsk, ChatReply, WorkflowDone, WorkflowProgress
 from bus.settings import Settings
+from cost_ledger.aggregates import Totals
 from cost_ledger.report import build_report, render_report
 from flipsync.stack import Stack, start_stack
 
@@ -58,60 +59,67 @@ async def run_demo(settings: Settings, console: Console | None = None) -> int:
             done = await _upload_all(stack, console, uploads)
         except asyncio.CancelledError:  # Ctrl-C: as `flipsync upload` does, so that no later
             # command resumes the unfinished products and pays for them
-            task = asyncio.current_task()
-            if task is not None:
-                task.uncancel()  # handled: the stack still stops cleanly below
+            _handled()
             return await _interrupted(stack, uploads)
         written: list[Path] = []
         try:
-            for event in done:
-                folder = write_package(OUT, event, simulated=stack.simulated)
-                written.append(folder)
-                console.print(escape(summary(event, simulated=stack.simulated)))
-                console.print(f"  package    {folder}/")
-            reply = await ask_chat(stack.broker, ChatAsk(tenant=TENANT, question=CHAT_QUESTION))
-            console.print(f"\n[bold]Seller chat[/bold] > {CHAT_QUESTION}")
-            mark = "[simulated provider: placeholder text] " if reply.simulated else ""
-            console.print(
-                escape(f"{mark}{reply.answer}" if reply.ok else f"(no answer: {reply.reason})")
-            )
-            if reply.product_ids:
-                console.print(f"  (context: {', '.join(reply.product_ids)}; {reply.lever})")
-            # The spend lines come after the chat, and the report waits for the chat's call to be
-            # booked too: printed before it, they left out what the chat cost.
-            console.print()
-            console.print(escape(cost_line(done, simulated=stack.simulated)))
-            console.print(escape(chat_cost_line(reply, simulated=stack.simulated)))
-            await _settle_ledger(
-                stack,
-                before.spend_micro_usd + sum(e.cost_micro_usd for e in done) + reply.cost_micro_usd,
-                before.baseline_micro_usd
-                + sum(e.baseline_micro_usd for e in done)
-                + reply.baseline_micro_usd,
-            )
-            totals = await stack.aggregates.totals(TENANT)
-            products_and_chat = sum(e.cost_micro_usd for e in done) + reply.cost_micro_usd
-            other = totals.spend_micro_usd - before.spend_micro_usd - products_and_chat
-            if other > 0:  # so that the lines above add up to the report's spend below
-                console.print(escape(other_calls_line(other, simulated=stack.simulated)))
-            if before.calls:  # the ledger is the data directory's, earlier runs included
-                console.print(
-                    f"the report below covers every demo run on this data ({before.calls} calls "
-                    "before this one; `flipsync reset` starts afresh)"
-                )
-            report = await build_report(stack.aggregates, tenant=TENANT)
-            console.print(render_report(report))
-            failed = [e for e in done if not e.ok]
-            for event in failed:
-                console.print(f"[red]{event.product_id} failed: {event.reason}[/red]")
-            return 1 if failed else 0
+            return await _results(stack, console, done, before, written)
         except asyncio.CancelledError:  # Ctrl-C after the uploads: say what is done and where
-            task = asyncio.current_task()
-            if task is not None:
-                task.uncancel()  # handled: the stack still stops cleanly below
+            _handled()
             return _interrupted_after(done, written)
     finally:
         await stack.stop()
+
+
+def _handled() -> None:
+    """The current task's cancellation (a Ctrl-C) is handled: the stack still stops cleanly."""
+    task = asyncio.current_task()
+    if task is not None:
+        task.uncancel()
+
+
+async def _results(
+    stack: Stack, console: Console, done: list[WorkflowDone], before: Totals, written: list[Path]
+) -> int:
+    """Write and print each product's package (listed in written as it goes), the seller
+    chat, the spend lines and the report; 0 when every product passed."""
+    for event in done:
+        folder = write_package(OUT, event, simulated=stack.simulated)
+        written.append(folder)
+        console.print(escape(summary(event, simulated=stack.simulated)))
+        console.print(f"  package    {folder}/")
+    reply = await ask_chat(stack.broker, ChatAsk(tenant=TENANT, question=CHAT_QUESTION))
+    console.print(f"\n[bold]Seller chat[/bold] > {CHAT_QUESTION}")
+    mark = "[simulated provider: placeholder text] " if reply.simulated else ""
+    console.print(escape(f"{mark}{reply.answer}" if reply.ok else f"(no answer: {reply.reason})"))
+    if reply.product_ids:
+        console.print(f"  (context: {', '.join(reply.product_ids)}; {reply.lever})")
+    # The spend lines come after the chat, and the report waits for the chat's call to be
+    # booked too: printed before it, they left out what the chat cost.
+    console.print()
+    console.print(escape(cost_line(done, simulated=stack.simulated)))
+    console.print(escape(chat_cost_line(reply, simulated=stack.simulated)))
+    products_and_chat = sum(e.cost_micro_usd for e in done) + reply.cost_micro_usd
+    await _settle_ledger(
+        stack,
+        before.spend_micro_usd + products_and_chat,
+        before.baseline_micro_usd + sum(e.baseline_micro_usd for e in done)
+        + reply.baseline_micro_usd,
+    )  # fmt: skip
+    totals = await stack.aggregates.totals(TENANT)
+    other = totals.spend_micro_usd - before.spend_micro_usd - products_and_chat
+    if other > 0:  # so that the lines above add up to the report's spend below
+        console.print(escape(other_calls_line(other, simulated=stack.simulated)))
+    if before.calls:  # the ledger is the data directory's, earlier runs included
+        console.print(
+            f"the report below covers every demo run on this data ({before.calls} calls "
+            "before this one; `flipsync reset` starts afresh)"
+        )
+    console.print(render_report(await build_report(stack.aggregates, tenant=TENANT)))
+    failed = [e for e in done if not e.ok]
+    for event in failed:
+        console.print(f"[red]{event.product_id} failed: {event.reason}[/red]")
+    return 1 if failed else 0
 
 
 def agents_line() -> str:

@@ -91,7 +91,7 @@ def _after_inputs(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The turns after the last user message that gives inputs (a retry's)."""
     last = -1
     for i, message in enumerate(messages):
-        if message.get("role") == "user" and "Inputs:\n" in user_text([message]):
+        if message.get("role") == "user" and inputs_of(user_text([message])) is not None:
             last = i
     return messages[last + 1 :]
 

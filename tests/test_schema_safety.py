@@ -347,6 +347,24 @@ async def test_an_answer_that_needs_more_than_the_loops_steps_goes_to_a_thread(
     assert parsed is None and f"within {answer_steps(answer):,} steps" in problem
 
 
+def blocked_checks(
+    monkeypatch: pytest.MonkeyPatch, verdict: str
+) -> tuple[list[object], threading.Event]:
+    """Schema checks that wait for the returned event (each one's schema listed as it
+    starts), then give verdict; a request waits 0.05 s for one."""
+    release = threading.Event()
+    checks: list[object] = []
+
+    def slow_check(value: object) -> str:
+        checks.append(value)
+        release.wait(timeout=30)  # a hang guard: the test releases it
+        return verdict
+
+    monkeypatch.setattr(validation, "schema_problem", slow_check)
+    monkeypatch.setattr(validation, "CHECK_TIMEOUT_S", 0.05)
+    return checks, release
+
+
 async def test_a_slow_schema_is_checked_once_however_often_it_is_sent(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -358,16 +376,7 @@ async def test_a_slow_schema_is_checked_once_however_often_it_is_sent(
     request = msgspec.structs.replace(
         make_request(), output_schema=OutputSchema(name="s", schema=schema)
     )
-    release = threading.Event()
-    checks: list[object] = []
-
-    def slow_check(value: object) -> str:
-        checks.append(value)
-        release.wait(timeout=30)  # a hang guard: the test releases it
-        return "the verdict of the slow check"
-
-    monkeypatch.setattr(validation, "schema_problem", slow_check)
-    monkeypatch.setattr(validation, "CHECK_TIMEOUT_S", 0.05)
+    checks, release = blocked_checks(monkeypatch, "the verdict of the slow check")
     try:
         refused = await asyncio.gather(
             *(check_request_schema(request) for _ in range(5)), return_exceptions=True
@@ -391,16 +400,7 @@ async def test_a_burst_of_slow_schemas_leaves_no_backlog(monkeypatch: pytest.Mon
     slow schemas made every new schema after it wait its turn and be refused for time. A
     check still queued when its last request stops waiting is dropped now; only those the
     threads had started run on."""
-    release = threading.Event()
-    checks: list[object] = []
-
-    def slow_check(value: object) -> str:
-        checks.append(value)
-        release.wait(timeout=30)  # a hang guard: the test releases it
-        return ""
-
-    monkeypatch.setattr(validation, "schema_problem", slow_check)
-    monkeypatch.setattr(validation, "CHECK_TIMEOUT_S", 0.05)
+    checks, release = blocked_checks(monkeypatch, "")
     burst = [
         msgspec.structs.replace(make_request(), output_schema=OutputSchema(
             name="s", schema={"type": "object", "x-id": uuid.uuid4().hex}))

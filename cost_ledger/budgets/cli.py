@@ -236,11 +236,17 @@ def _scope(args: argparse.Namespace) -> BudgetScope:
     )
 
 
-async def budget_names_tenant(redis: aioredis.Redis, settings: Settings, tenant: str) -> bool:
-    """Whether a budget is set for this tenant by name (one for every tenant names none)."""
+async def _loaded(redis: aioredis.Redis, settings: Settings) -> LiveBudgets:
+    """The live rules (the budgets file's seed until someone changed them), loaded."""
     live = LiveBudgets(redis, BudgetConfig.load(settings.budget_config))
     await live.load()
-    return any(spec.tenant == tenant for spec in (await live.current()).budgets.values())
+    return live
+
+
+async def budget_names_tenant(redis: aioredis.Redis, settings: Settings, tenant: str) -> bool:
+    """Whether a budget is set for this tenant by name (one for every tenant names none)."""
+    rules = await (await _loaded(redis, settings)).current()
+    return any(spec.tenant == tenant for spec in rules.budgets.values())
 
 
 async def budget_status(
@@ -248,6 +254,5 @@ async def budget_status(
 ) -> list[BudgetStatus]:
     """Each budget of a tenant (or all) for `flipsync report`'s table (status.render_status):
     limits, spend, reservations, alerts sent."""
-    live = LiveBudgets(redis, BudgetConfig.load(settings.budget_config))
-    await live.load()
+    live = await _loaded(redis, settings)
     return await BudgetStore(redis, live).status(tenant)
