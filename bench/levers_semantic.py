@@ -335,8 +335,9 @@ async def measure(per_intent: dict[str, int], traps_only: bool = False) -> dict[
         parts = {name: split(qs) for name, qs in sets.items()}
         trap_figures = await semantic_traps.evaluate(redis, embedder)
         review = await semantic_traps.evaluate(redis, embedder, semantic_traps.REVIEW)
+        held_out = await semantic_traps.evaluate(redis, embedder, semantic_traps.UNSEEN)
         if traps_only:
-            return {"traps": trap_figures, "traps_review": review}
+            return {"traps": trap_figures, "traps_review": review, "traps_held_out": held_out}
         texts = [q.text for qs in sets.values() for q in qs]
         started = time.perf_counter()
         embedder.embed(texts)
@@ -364,6 +365,12 @@ async def measure(per_intent: dict[str, int], traps_only: bool = False) -> dict[
             "wrong": review["wrong"],
             "note": "bench/data/semantic_traps_review.jsonl: hand-written in a review pass; "
             "it led to the minimal-pair check, so it is not held out",
+        },
+        "traps_held_out": {
+            "categories": held_out["categories"],
+            "wrong": held_out["wrong"],
+            "note": "bench/data/semantic_traps_heldout.jsonl: hand-written by someone who had "
+            "not read the checks nor the other sets; nothing is tuned on it",
         },
         "near_duplicate": near,
         "sensitivity": {
@@ -425,11 +432,15 @@ def render(f: dict[str, Any]) -> str:
     t = f["traps_summary"]
     rows.append(("  held-out vocabulary", f"{t['held_out_pairs']} pairs, "
                  f"{t['held_out_wrong_hits']} wrong hits"))  # fmt: skip
-    r = f["traps_review"]["categories"].values()
-    rows.append(("review trap set (hand-written)",
-                 f"{sum(c['pairs'] for c in r)} pairs / {sum(c['wrong_hits'] for c in r)} wrong"
-                 f" hits / {sum(c['matching_served'] for c in r)} of "
-                 f"{sum(c['matching_pairs'] for c in r)} matching served"))  # fmt: skip
+    for key, label in (
+        ("traps_review", "review trap set (hand-written)"),
+        ("traps_held_out", "held-out trap set (unseen, untuned)"),
+    ):
+        r = f[key]["categories"].values()
+        rows.append((label,
+                     f"{sum(c['pairs'] for c in r)} pairs / {sum(c['wrong_hits'] for c in r)} "
+                     f"wrong hits / {sum(c['matching_served'] for c in r)} of "
+                     f"{sum(c['matching_pairs'] for c in r)} matching served"))  # fmt: skip
     n = f["near_duplicate"]
     rows.append((f"near-duplicate {n['threshold']}",
                  f"precision {n['precision']}, hit rate {n['hit_rate']}"))  # fmt: skip
@@ -483,6 +494,8 @@ def main() -> None:
         print(semantic_traps.render(figures["traps_review"]["categories"]))
         for pair in figures["traps_review"]["wrong"]:
             print(f"  WRONG {pair['category']}: {pair['first']!r} -> {pair['second']!r}")
+        print("held-out trap set (bench/data/semantic_traps_heldout.jsonl):")
+        print(semantic_traps.render(figures["traps_held_out"]["categories"]))
         return
     started = time.perf_counter()
     figures = semantic_figures(quick=args.quick)
