@@ -8,6 +8,7 @@ only the path is.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import tempfile
 from pathlib import Path
@@ -17,9 +18,17 @@ KEY_FILE = "api-key"
 """Name of the file the key is written to, under the data directory (or a fresh temp dir)."""
 
 
+_GENERATED = re.compile(r"fs-[A-Za-z0-9_-]{32}")
+
+
 def new_key() -> str:
     """A fresh random API key."""
     return "fs-" + secrets.token_urlsafe(24)
+
+
+def is_generated_key(value: str) -> bool:
+    """Whether value has the shape of a key new_key() makes."""
+    return _GENERATED.fullmatch(value) is not None
 
 
 def key_file_name(tenant: str) -> str:

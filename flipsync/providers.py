@@ -13,6 +13,7 @@ from collections.abc import Mapping
 import redis.asyncio as aioredis
 from pydantic import SecretStr, ValidationError
 
+from api.generated_key import is_generated_key
 from bus.settings import Settings
 from bus.settings_sections import ProviderSettings
 from cost_ledger.catalog import PriceCatalog
@@ -48,6 +49,22 @@ class ProviderConfigError(ValueError):
     """A `providers` entry cannot be used; the message says which and why."""
 
 
+def _refuse_own_key(settings: Settings, key: SecretStr) -> None:
+    """Raise when OPENAI_API_KEY holds one of FlipSync's own API keys (a generated "fs-"
+    key, or one of FLIPSYNC_API_KEYS): the exports `flipsync http` prints for an OpenAI
+    client, pasted into flipsync's shell, would make flipsync its own provider."""
+    value = key.get_secret_value()
+    if not is_generated_key(value) and value not in settings.api_keys:
+        return
+    raise ProviderConfigError(
+        f"OPENAI_API_KEY holds a FlipSync API key, not a provider's (OPENAI_BASE_URL="
+        f"{settings.openai_base_url or 'unset'}): flipsync would call itself. These are "
+        "the lines `flipsync http` prints for an OpenAI client's shell; in this one, run "
+        "`unset OPENAI_API_KEY OPENAI_BASE_URL` (the simulated provider) or set them to a "
+        "real provider's"
+    )
+
+
 def provider_configs(
     settings: Settings,
     catalog: PriceCatalog,
@@ -60,6 +77,7 @@ def provider_configs(
         return [_configured(spec, catalog, urls.get(spec.name)) for spec in settings.providers]
     if settings.real_provider:
         key = settings.openai_api_key or SecretStr("not-needed")
+        _refuse_own_key(settings, key)
         models = tuple(m.name for m in catalog.models() if m.provider == "openai" and m.routable)
         return [
             ProviderConfig(

@@ -70,3 +70,28 @@ def test_an_empty_url_still_means_embedded(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("REDIS_URL", "localhost:6379")  # redis-py wants a scheme
     with pytest.raises(ValidationError, match="is not one of redis://"):
         Settings()
+
+
+@pytest.mark.parametrize("key", ["fs-" + "A" * 32, "my-configured-key"])
+def test_flipsyncs_own_key_as_the_provider_key_is_refused(tmp_path: Path, key: str) -> None:
+    """The OpenAI-client lines `flipsync http` prints, pasted into flipsync's own shell,
+    would make flipsync call itself: the command says so instead of starting."""
+    env = {
+        "NATS_URL": "nats://127.0.0.1:1",
+        "OPENAI_BASE_URL": "http://127.0.0.1:8080/v1",
+        "OPENAI_API_KEY": key,
+        "FLIPSYNC_API_KEYS": '{"my-configured-key": "default"}',
+    }
+    done = flipsync("run", "router", env=env, cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("flipsync: OPENAI_API_KEY holds a FlipSync API key"), line
+    assert "http://127.0.0.1:8080/v1" in line and "unset OPENAI_API_KEY OPENAI_BASE_URL" in line
+
+
+def test_a_providers_key_is_not_taken_for_flipsyncs(tmp_path: Path) -> None:
+    from api.generated_key import is_generated_key, new_key
+
+    assert is_generated_key(new_key())
+    assert not is_generated_key("sk-proj-" + "A" * 40)
+    assert not is_generated_key("fs-short")
