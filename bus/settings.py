@@ -145,6 +145,17 @@ class Settings(BaseSettings):
     value "shop1/ws" or "shop1/ws/proj" binds the key to a workspace (and project)."""
     api_keys_file: Path | None = None
     """A JSON file of the same mapping, read at start-up (digests recommended)."""
+    api_header_timeout_s: float = Field(default=10.0, gt=0)
+    """A client's request headers must all arrive within this (else 408)."""
+    api_max_header_bytes: int = Field(default=64 * 1024, ge=1024)
+    """Request headers larger than this get 431."""
+    api_body_min_bytes_per_s: int = Field(default=500, ge=1)
+    """A request body must arrive at least this fast, over 10 s windows (else 408)."""
+    api_write_timeout_s: float = Field(default=30.0, gt=0)
+    """A client that takes none of a response for this long is cut off."""
+    api_max_connections: int = Field(default=0, ge=0)
+    """Open connections at most (0: half the process's file-descriptor limit); past it a
+    new one evicts the one waiting longest for its headers, else gets 503."""
     openai_agent: str = "openai_compat"
     """The agent OpenAI-compatible calls are made as, unless X-FlipSync-Agent names one of
     extra_agents; always a known agent of the router."""

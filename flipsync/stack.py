@@ -18,7 +18,7 @@ from agents.runtime import AgentRuntime
 from agents.specs import ALL_SPECS, WORKFLOW_SPECS
 from agents.workflow import WorkflowService
 from api.app import create_app as create_api_app
-from api.server import ApiServer
+from api.server import ApiServer, connection_limits
 from bus.broker import make_broker
 from bus.embedded import EmbeddedNats, EmbeddedRedis
 from bus.liveness import Liveness, ThreadLiveness, thread_liveness
@@ -371,7 +371,9 @@ async def start_stack(
         if Service.API in wanted:
             await load_registered(redis_client, catalog)  # fine-tuned models, for cost views
             app = create_api_app(broker, redis_client, settings, catalog=catalog)
-            stack.api = ApiServer(app, settings.api_host, settings.api_port)
+            stack.api = ApiServer(
+                app, settings.api_host, settings.api_port, limits=connection_limits(settings)
+            )
             await stack.api.start()
     except BaseException:
         await stack.stop()

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -22,11 +23,12 @@ import redis.asyncio as aioredis
 
 from api.app import create_app
 from api.auth import ApiKeys
-from api.server import ApiServer
+from api.server import ApiServer, connection_limits
 from bus.broker import make_broker
-from bus.embedded.http_guard import ConnectionLimits
+from bus.embedded.http_guard import ConnectionLimits, default_max_connections
 from bus.embedded.http_server import InLoopServer
 from bus.settings import Settings
+from flipsync.stack import Service, start_stack
 from tests.helpers import eventually
 
 LIMITS = ConnectionLimits(
@@ -300,3 +302,35 @@ async def test_a_client_waiting_for_100_continue_is_not_cut_off() -> None:
         writer.close()
     finally:
         await server.stop()
+
+
+async def test_a_stacks_api_takes_its_connection_limits_from_settings() -> None:
+    """FLIPSYNC_API_* settings reach the API server a stack starts: a client still sending
+    its headers after api_header_timeout_s gets 408 (the default would wait 10 s)."""
+    settings = Settings(
+        api_port=0,
+        api_header_timeout_s=0.5,
+        api_max_header_bytes=2048,
+        api_body_min_bytes_per_s=50,
+        api_write_timeout_s=5,
+        api_max_connections=100,
+    )
+    assert connection_limits(settings) == ConnectionLimits(
+        header_timeout_s=0.5,
+        max_header_bytes=2048,
+        body_window_s=10.0,
+        body_min_bytes=500,
+        write_timeout_s=5,
+        max_connections=100,
+    )
+    assert connection_limits(Settings()).max_connections == default_max_connections()
+    stack = await start_stack(settings, [Service.API])
+    try:
+        assert stack.api is not None
+        started = time.monotonic()
+        conn = await connect(stack.api)
+        conn[1].write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        assert (await answer(conn)).startswith(b"HTTP/1.1 408")
+        assert time.monotonic() - started < 5
+    finally:
+        await stack.stop()
