@@ -208,7 +208,8 @@ async def upload(settings: Settings, start: Start, args: argparse.Namespace) -> 
         with UploadProgress(console, len(products)) as progress:
 
             def keep(event: WorkflowDone) -> None:
-                write_package(args.out, event, simulated=session.simulated)
+                simulated = session.simulated or event.simulated
+                write_package(args.out, event, simulated=simulated)
                 finished.append(event)
                 progress.on_done(event)
 
@@ -254,9 +255,10 @@ async def upload(settings: Settings, start: Start, args: argparse.Namespace) -> 
     order = {product.product_id: index for index, product in enumerate(products)}
     finished.sort(key=lambda event: order.get(event.product_id, len(order)))
     for event in finished:
-        print(summary(event, simulated=session.simulated))
+        print(summary(event, simulated=session.simulated or event.simulated))
         print(f"  package    {out / event.product_id}")
-    print(cost_line(finished, simulated=session.simulated))
+    simulated = session.simulated or any(event.simulated for event in finished)
+    print(cost_line(finished, simulated=simulated))
     if report:
         print(report)
     return 0 if all(event.ok for event in finished) else 1

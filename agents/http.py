@@ -125,6 +125,7 @@ def products_router(
             "cost_micro_usd": done.cost_micro_usd,
             "baseline_micro_usd": done.baseline_micro_usd,
             "listing": done.listing,
+            "simulated": done.simulated,
         }
         return JSONResponse(body)
 

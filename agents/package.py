@@ -29,6 +29,8 @@ class Package:
     llm_calls: int = 0
     served_by: dict[str, int] = field(default_factory=dict)
     """How many of the agents' outputs each lever served."""
+    simulated: bool = False
+    """Some agent's answer came from the simulated provider."""
 
 
 def build_package(
@@ -57,6 +59,7 @@ def build_package(
         ),
         llm_calls=sum(c.llm_calls for c in checkpoints.values()),
         served_by=dict(Counter(str(c.lever) for c in checkpoints.values() if c.ok)),
+        simulated=any(c.simulated for c in checkpoints.values()),
     )
 
 
@@ -125,5 +128,6 @@ def package_checkpoint(package: Package, upload: ProductUploaded) -> AgentCheckp
         output=facts,
         cost_micro_usd=package.cost_micro_usd,
         baseline_micro_usd=package.baseline_micro_usd,
+        simulated=package.simulated,
         llm_calls=package.llm_calls,
     )

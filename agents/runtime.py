@@ -266,3 +266,4 @@ def _account(checkpoint: AgentCheckpoint, asked: Asked, output: Output | None) -
     checkpoint.llm_calls = asked.paid_calls
     if asked.result is not None:
         checkpoint.lever = asked.result.lever
+        checkpoint.simulated = asked.result.simulated

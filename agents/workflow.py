@@ -191,6 +191,7 @@ class WorkflowService:
             cost_micro_usd=package.cost_micro_usd,
             baseline_micro_usd=baseline,
             served_by=package.served_by if ok else {},
+            simulated=package.simulated,
         )
         if ok:
             await stores.checkpoints.put_package(tenant, wf, package_checkpoint(package, upload))

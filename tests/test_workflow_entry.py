@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import shutil
 import uuid
 from collections.abc import AsyncIterator
@@ -51,9 +52,9 @@ async def stack() -> AsyncIterator[Stack]:
 class Borrowed:
     """The module's stack handed to a command, which must not stop it."""
 
-    def __init__(self, stack: Stack) -> None:
+    def __init__(self, stack: Stack, *, simulated: bool | None = None) -> None:
         self.broker = stack.broker
-        self.simulated = stack.simulated
+        self.simulated = stack.simulated if simulated is None else simulated
         self.redis = stack.redis
         self.stopping = stack.stopping
 
@@ -101,6 +102,36 @@ async def test_cli_uploads_a_csv_at_bulk_priority_and_writes_packages(
     assert request.priority is Priority.BULK  # a CSV import goes the Batch API way
     shipping = (await last_request(stack, owner, "buyer_faq")).messages[1].content
     assert '"weight_g": "1200"' in str(shipping)  # the CSV's extra column reached the agents
+
+
+async def test_a_deployments_simulated_answers_are_said_to_be_simulated(
+    stack: Stack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A client of a deployment (NATS_URL) cannot tell its provider from its own settings:
+    found by a newcomer, uploads to `flipsync http`'s servers printed and wrote the simulated
+    provider's placeholder listings with no SIMULATED mark and "simulated": false. The
+    workflow's result now says whether its answers were simulated."""
+    shutil.copy(SAMPLES / "photos" / "board-005-a.png", tmp_path / "board.png")
+    (tmp_path / "products.csv").write_text(
+        "product_id,title,notes,cost_price,photos\n"
+        'board-8,Oak board,"Oak board, 30 x 20 cm",12.00,board.png\n'
+    )
+    owner = tenant()
+    args = argparse.Namespace(
+        path=tmp_path / "products.csv", tenant=owner, out=tmp_path / "out",
+        priority=None, timeout=120.0, duplicates="refuse",
+    )  # fmt: skip
+
+    async def deployment(_settings: Settings) -> Borrowed:
+        return Borrowed(stack, simulated=False)  # what agents.cli.connected knows of one
+
+    assert await cli_upload(stack.settings, deployment, args) == 0
+    printed = capsys.readouterr().out
+    assert "SIMULATED" in printed and "(simulated" in printed, printed
+    package = json.loads((tmp_path / "out" / owner / "board-8" / "package.json").read_text())
+    assert package["simulated"] is True
+    ebay = json.loads((tmp_path / "out" / owner / "board-8" / "ebay.json").read_text())
+    assert ebay["simulated"] is True
 
 
 async def test_http_upload_takes_multipart_photos(stack: Stack) -> None:

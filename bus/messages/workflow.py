@@ -83,6 +83,8 @@ class AgentCheckpoint(msgspec.Struct, kw_only=True):
     lever: Lever = Lever.NONE
     """What served its output: its last answer's lever (routed, exact_cache, dedup...),
     zero_call for code, photo_dedup when every photo's analysis was reused."""
+    simulated: bool = False
+    """Its answer came from the simulated provider (placeholder text)."""
     v: int = WIRE_VERSION
 
 
@@ -137,6 +139,10 @@ class WorkflowDone(msgspec.Struct, kw_only=True):
     served_by: dict[str, int] = {}
     """How many of its agents' outputs each lever served (routed, exact_cache, zero_call...),
     so that a product that cost nothing can say why."""
+    simulated: bool = False
+    """Some of its agents' answers came from the simulated provider: the listing is
+    placeholder text, and whoever shows it says so (a client of a deployment cannot tell
+    otherwise)."""
     v: int = WIRE_VERSION
 
 
