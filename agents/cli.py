@@ -168,7 +168,7 @@ async def upload(settings: Settings, start: Start, args: argparse.Namespace) -> 
     finished."""
     from rich.console import Console
 
-    from agents.bulk_report import UploadProgress, cost_line, ledger_report
+    from agents.bulk_report import UploadProgress, cost_line, ledger_report, other_calls_line
     from agents.cancel import requests_mark
     from agents.intake import upload_and_wait
     from agents.output import folder_problem, summary, write_package
@@ -195,6 +195,7 @@ async def upload(settings: Settings, start: Start, args: argparse.Namespace) -> 
     ended = ""
     status = 0
     report = ""
+    other = 0
     console = Console(stderr=True)
     async with connected(settings, start) as session:
         what = counted(len(products), "product")
@@ -244,6 +245,7 @@ async def upload(settings: Settings, start: Start, args: argparse.Namespace) -> 
             spent = before + sum(e.cost_micro_usd for e in finished)
             naive = before_baseline + sum(e.baseline_micro_usd for e in finished)
             report = await ledger_report(session.aggregates, args.tenant, spent, naive)
+            other = (await session.aggregates.totals(args.tenant)).spend_micro_usd - spent
     if ended:
         written = f"written to {out}/" if finished else "nothing written"
         print(
@@ -259,6 +261,8 @@ async def upload(settings: Settings, start: Start, args: argparse.Namespace) -> 
         print(f"  package    {out / event.product_id}")
     simulated = session.simulated or any(event.simulated for event in finished)
     print(cost_line(finished, simulated=simulated))
+    if other > 0:  # so that the lines above add up to the report's spend below
+        print(other_calls_line(other, simulated=simulated))
     if report:
         print(report)
     return 0 if all(event.ok for event in finished) else 1

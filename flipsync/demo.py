@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 
-from agents.bulk_report import cost_line
+from agents.bulk_report import cost_line, other_calls_line
 from agents.cancel import requests_mark
 from agents.chat import ask_chat
 from agents.cli import EXIT_INTERRUPTED, Session, stop_unfinished
@@ -129,16 +129,6 @@ def agents_line() -> str:
     return (
         f"{len(ALL_SPECS)} agents: {len(WORKFLOW_SPECS)} run on each product (the bars count "
         f"them), {asked} on the seller's question at the end"
-    )
-
-
-def other_calls_line(micro_usd: int, *, simulated: bool) -> str:
-    """One line: what calls of no product cost (the levers' own: routing's shadow and judge
-    calls, the cache's shadow checks), which the report's spend holds and no product's does."""
-    note = " (simulated)" if simulated else ""
-    return (
-        f"levers' own calls ${usd(micro_usd)}{note}: routing's shadow and judge calls and the "
-        "cache's checks, in the spend below and in no product's cost"
     )
 
 

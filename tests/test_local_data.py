@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 from cost_ledger.report import SIMULATED_NOTE
@@ -18,12 +20,14 @@ SAMPLES = Path(__file__).parent.parent / "agents" / "samples"
 HANG_GUARD_S = 240
 
 
-def flipsync(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def flipsync(
+    *args: str, cwd: Path, extra: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NATS_", "REDIS_"))}
     env.pop("FLIPSYNC_DATA_DIR", None)
     return subprocess.run(
         [sys.executable, "-m", "flipsync", *args],
-        env={**env, "FLIPSYNC_SIM_LATENCY_MS": "0"},
+        env={**env, "FLIPSYNC_SIM_LATENCY_MS": "0", **(extra or {})},
         cwd=cwd,
         capture_output=True,
         text=True,
@@ -39,12 +43,25 @@ def test_report_after_upload_shows_its_spend_until_reset(tmp_path: Path) -> None
     )
     # Standard priority: a CSV's default, bulk, waits on the batch API's polls (25 of 35 s
     # here), and what this test checks is the data the upload leaves.
+    # Every routed call shadowed: routing's own calls, in no product's cost, are said.
+    shadowed = {"FLIPSYNC_ROUTING__SHADOW_SHARE": "1"}
     uploaded = flipsync("upload", "p.csv", "--tenant", "shop", "--priority", "standard",
-                        cwd=tmp_path)  # fmt: skip
+                        cwd=tmp_path, extra=shadowed)  # fmt: skip
     assert uploaded.returncode == 0, uploaded.stderr
     assert (tmp_path / ".flipsync" / "redis").is_dir()
     report = flipsync("report", "--tenant", "shop", cwd=tmp_path)
     assert report.returncode == 0, report.stderr
+    # The upload's lines add up to the spend its report showed (a newcomer found one product
+    # at two costs, the report's holding the levers' own calls); what came in later is the
+    # later report's.
+    out = uploaded.stdout
+    product = re.search(r"^cost \$([\d.]+) for 1 product", out, flags=re.M)
+    own = re.search(r"^levers' own calls \$([\d.]+) \(simulated\)", out, flags=re.M)
+    printed = re.search(r"^Spend: +\$([\d.]+) ", out, flags=re.M)
+    later = re.search(r"^Spend: +\$([\d.]+) ", report.stdout, flags=re.M)
+    assert product and own and printed and later, out
+    listed = Decimal(product[1]) + Decimal(own[1])
+    assert Decimal(printed[1]) <= listed <= Decimal(later[1]), (out, report.stdout)
     assert "ebay_listing" in report.stdout  # the upload's agents, from the kept ledger
     spend = flipsync("cost", "spend", "--tenant", "shop", "--json", cwd=tmp_path)
     assert spend.returncode == 0, spend.stderr  # read from the kept ledger, no REDIS_URL
