@@ -146,7 +146,12 @@ def render_spend(view: SpendResponse, *, width: int | None = None, by: str | Non
     if not t.calls:  # a mistyped tenant or agent reads as zero spend otherwise
         console.print("No calls recorded for this filter (check the names and dates).")
     if view.simulated:
-        console.print(f"{SIMULATED_NOTE} ({t.simulated_events} of {t.calls} events simulated)")
+        # "173 of 209 events simulated" left a newcomer asking what the other 36 were (the
+        # agents that make no call): the provider calls are counted beside it.
+        console.print(
+            f"{SIMULATED_NOTE} ({t.simulated_events} of {t.calls} events hold simulated "
+            f"answers, fresh or cached; {t.paid_calls} were provider calls)"
+        )
     share = (
         f"{100 * t.savings_micro_usd / t.baseline_micro_usd:.1f}%" if t.baseline_micro_usd else "-"
     )
