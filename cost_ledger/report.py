@@ -112,7 +112,7 @@ def render_report(report: Report, *, width: int | None = None, by: str | None = 
 
 
 def describe(where: Filter) -> str:
-    """A filter in words: 'tenant acme, agent lister, 2026-11-01..2026-11-07'."""
+    """A filter in words: 'tenant acme, agent lister, 2026-11-01 .. 2026-11-07 (UTC)'."""
     parts = [f"tenant {where.tenant}" if where.tenant else "all tenants"]
     if where.agent:
         parts.append(f"agent {where.agent}")
@@ -123,7 +123,8 @@ def describe(where: Filter) -> str:
     if where.model:
         parts.append(f"model {where.model}")
     if where.start or where.end:
-        parts.append(f"{where.start or '...'}..{where.end or '...'} (UTC)")
+        # An open end reads as a word: "2026-12-08....." read as a typo, not a range.
+        parts.append(f"{where.start or 'first day'} .. {where.end or 'now'} (UTC)")
     return ", ".join(parts)
 
 

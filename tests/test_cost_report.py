@@ -31,6 +31,7 @@ from cost_ledger.report import (
     SIMULATED_NOTE,
     build_report,
     counted,
+    describe,
     render_report,
     render_spend,
     usd,
@@ -181,12 +182,21 @@ async def test_text_report_shows_rates(redis_client: aioredis.Redis) -> None:
     )
     view = await spend_view(store, Filter(tenant="acme", agent="pricer", end=date(2026, 11, 2)))
     text = render_spend(view)
-    assert "tenant acme, agent pricer, .....2026-11-02 (UTC)" in text
+    assert "tenant acme, agent pricer, first day .. 2026-11-02 (UTC)" in text
     assert "$0.000900  ($0.000900 per call)" in text and "By task type" in text
     assert "Products: not available under an agent or model filter" in text
     assert "No calls recorded" not in text
     nobody = render_spend(await spend_view(store, Filter(tenant="nobody")))  # a mistyped name
     assert "No calls recorded for this filter (check the names and dates)." in nobody
+
+
+def test_a_day_range_reads_as_a_range_open_or_not() -> None:
+    """`report --start 2026-12-08` printed the header "2026-12-08..... (UTC)" (a newcomer)."""
+    start, end = date(2026, 12, 8), date(2026, 12, 10)
+    assert describe(Filter(start=start)) == "all tenants, 2026-12-08 .. now (UTC)"
+    assert describe(Filter(end=end)) == "all tenants, first day .. 2026-12-10 (UTC)"
+    both = Filter(tenant="acme", start=start, end=end)
+    assert describe(both) == "tenant acme, 2026-12-08 .. 2026-12-10 (UTC)"
 
 
 async def test_text_tables_fit_the_readers_terminal(
