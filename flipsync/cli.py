@@ -160,7 +160,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from cost_ledger.budgets.cli import run_command as run_budget_command
 
         if args.command == "budget" and args.budget_command == "show":  # reads: local too
-            return execute(_on_local_ledger(settings, lambda s: run_budget_command(args, s)))
+            return execute(
+                _on_local_ledger(settings, "budget show", lambda s: run_budget_command(args, s))
+            )
         return execute(run_budget_command(args, settings))
     if args.command == "http":  # an alias of `flipsync run api` (plus the rest when embedded)
         from flipsync.serving import serve_api
@@ -169,11 +171,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "providers":
         from flipsync.provider_report import print_providers
 
-        return execute(_on_local_ledger(settings, lambda s: print_providers(s, as_json=args.json)))
+        return execute(
+            _on_local_ledger(settings, "providers", lambda s: print_providers(s, as_json=args.json))
+        )
     if args.command == "cost":
         from cost_ledger.cli import run_command as run_cost_command
 
-        return execute(_on_local_ledger(settings, lambda s: run_cost_command(args, s)))
+        return execute(_on_local_ledger(settings, "cost", lambda s: run_cost_command(args, s)))
     if args.command in ("flags", "experiment", "prompt", "finetune"):
         from optimizer.cli import run_command as run_optimizer_command
 
@@ -389,12 +393,24 @@ async def _signalled(coro: Coroutine[Any, Any, int]) -> int:
 
 
 async def _on_local_ledger(
-    settings: Settings, command: Callable[[Settings], Awaitable[int]]
+    settings: Settings, name: str, command: Callable[[Settings], Awaitable[int]]
 ) -> int:
     """Run a command that reads the ledger against REDIS_URL, or, with none set, against
     the ledger an earlier local command (`make demo`, `flipsync upload`) left behind."""
     async with data_dir.local_ledger(settings) as local:
+        if local.redis_url != settings.redis_url and settings.nats_url is not None:
+            # NATS_URL says "a deployment", but the ledger is in Redis: without REDIS_URL
+            # this reads the local data, and the figures would pass for the deployment's.
+            print(f"flipsync {name}: {reads_local_data(local)}", file=sys.stderr)
         return await command(local)
+
+
+def reads_local_data(settings: Settings) -> str:
+    """Why a ledger read with NATS_URL set but no REDIS_URL shows the local data."""
+    return (
+        f"REDIS_URL is unset: this reads this folder's own data ({settings.data_dir}), not "
+        "the servers NATS_URL names; set REDIS_URL to read theirs"
+    )
 
 
 async def print_report(
@@ -433,8 +449,11 @@ async def print_report(
             )
             return 2
         # The ledger an earlier command left in the local data directory.
-        async with data_dir.local_ledger(settings) as local:
-            return await print_report(local, tenant, where=where, as_json=as_json, by=by)
+        return await _on_local_ledger(
+            settings,
+            "report",
+            lambda local: print_report(local, tenant, where=where, as_json=as_json, by=by),
+        )
     client = await open_redis(settings.redis_url, settings.connect_timeout_s)
     try:
         graded = await standings(client, where.tenant, where.agent)

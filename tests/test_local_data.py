@@ -13,8 +13,16 @@ import sys
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
+
+from bus.embedded import EmbeddedRedis
+from bus.embedded.process import free_port
+from bus.redis_client import make_redis
+from cost_ledger.aggregates import AggregateStore
 from cost_ledger.report import SIMULATED_NOTE
 from flipsync import data_dir
+from tests.cost_events import apply_all, ledger_event
+from tests.test_cli_first_hour import flipsync as run_flipsync
 
 SAMPLES = Path(__file__).parent.parent / "agents" / "samples"
 HANG_GUARD_S = 240
@@ -102,3 +110,40 @@ def test_a_second_command_on_the_same_data_is_refused(tmp_path: Path) -> None:
     assert f"pid {os.getpid()}" in busy.stderr and "is using" in busy.stderr
     assert refused.returncode == 5 and "Traceback" not in refused.stderr
     assert (tmp_path / ".flipsync").exists()
+
+
+async def ledger_left_behind(folder: Path) -> None:
+    """Local data as an earlier command leaves it: a kept Redis with one tenant's spend."""
+    server = EmbeddedRedis(folder / ".flipsync" / "redis", persist=True)
+    await server.start()
+    try:
+        client = make_redis(server.url)
+        try:
+            await apply_all(AggregateStore(client), [ledger_event(at="2026-11-02T10:00:00")])
+        finally:
+            await client.aclose()
+    finally:
+        await server.stop()
+
+
+@pytest.mark.parametrize(
+    "command", [["report"], ["cost", "spend"], ["providers"], ["budget", "show"]]
+)
+async def test_nats_url_without_redis_url_says_the_ledger_read_is_local(
+    tmp_path: Path, command: list[str]
+) -> None:
+    """NATS_URL names a deployment, but the ledger is in Redis: with no REDIS_URL these read
+    the local data (found by a newcomer: `report` printed local figures as if they were the
+    deployment's, while `upload` with the same NATS_URL failed)."""
+    await ledger_left_behind(tmp_path)
+    dead = {"NATS_URL": f"nats://127.0.0.1:{free_port()}"}
+    done = run_flipsync(*command, env=dead, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    said = (
+        f"flipsync {' '.join(command[:2]) if command[0] == 'budget' else command[0]}: "
+        f"REDIS_URL is unset: this reads this folder's own data ({tmp_path / '.flipsync'}), "
+        "not the servers NATS_URL names; set REDIS_URL to read theirs\n"
+    )
+    assert done.stderr == said
+    quiet = run_flipsync(*command, env={}, cwd=tmp_path)  # no NATS_URL: local is expected
+    assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
