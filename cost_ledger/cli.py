@@ -28,12 +28,13 @@ from cost_ledger.catalog import PriceCatalog
 from cost_ledger.cli_args import VIEWS, add_commands, add_filters, filter_of, is_filtered
 from cost_ledger.errors import ReferenceFileError
 from cost_ledger.recommendations import QualitySource, recommendations_view, recorded_quality
-from cost_ledger.reference import References, vs_reference
+from cost_ledger.reference import References, agent_task_types, vs_reference
 from cost_ledger.report import (
     counted,
     describe,
     render_spend,
     simulated_note,
+    unknown_name,
     unknown_tenant,
     usd,
 )
@@ -65,7 +66,7 @@ async def run_command(
         return 2
     client = await open_redis(settings.redis_url, settings.connect_timeout_s)
     try:
-        if unknown := await unknown_to_deployment(client, settings, where.tenant):
+        if unknown := await unknown_to_deployment(client, settings, where):
             print(f"flipsync cost {args.cost_command}: {unknown}", file=sys.stderr)
             return 2
         print(await render_view(args.cost_command, client, where, args.json, quality), end="")
@@ -192,7 +193,7 @@ async def _vs_reference(args: argparse.Namespace, settings: Settings) -> int:
     client = await open_redis(settings.redis_url, settings.connect_timeout_s)
     try:
         store = AggregateStore(client)
-        if unknown := await unknown_to_deployment(client, settings, args.tenant):
+        if unknown := await unknown_to_deployment(client, settings, Filter(tenant=args.tenant)):
             print(f"flipsync cost vs-reference: {unknown}", file=sys.stderr)
             return 2
         print(await vs_reference(store, references, args.tenant, as_json=args.json), end="")
@@ -208,12 +209,30 @@ def _console() -> tuple[io.StringIO, Console]:
     return out, plain_console(out)
 
 
-async def unknown_to_deployment(
-    client: aioredis.Redis, settings: Settings, tenant: str | None
-) -> str:
-    """Why a view of tenant would be empty for a likely typo (report.unknown_tenant), or ""
-    when the ledger has its calls or a budget names it (a tenant with no call yet)."""
-    unknown = await unknown_tenant(AggregateStore(client), tenant)
-    if unknown and tenant and await budget_names_tenant(client, settings, tenant):
-        return ""
-    return unknown
+async def unknown_to_deployment(client: aioredis.Redis, settings: Settings, where: Filter) -> str:
+    """Why a view of where would be empty for a likely typo, or "": a tenant the ledger has
+    no call of and no budget names (report.unknown_tenant; a budget's tenant with no call yet
+    is no typo), or an agent or model neither known nor in the ledger (report.unknown_name)."""
+    store = AggregateStore(client)
+    unknown = await unknown_tenant(store, where.tenant)
+    if unknown and where.tenant and await budget_names_tenant(client, settings, where.tenant):
+        unknown = ""
+    return unknown or await unknown_name(store, where, await known_names(client, where))
+
+
+async def known_names(client: aioredis.Redis, where: Filter) -> dict[str, set[str]]:
+    """The agents and models that exist whether or not the ledger has their calls: the agent
+    specs, and the price catalog's models (with those fine-tuned and registered at run time);
+    read only for the fields where names."""
+    known: dict[str, set[str]] = {}
+    if where.agent is not None:
+        known["agent"] = set(agent_task_types())
+    if where.model is not None:
+        catalog = PriceCatalog.load()
+        from optimizer.models import load_registered  # lazy: the optimizer builds on the ledger
+
+        await load_registered(client, catalog)
+        known["model"] = {*catalog.entries, *catalog.aliases}
+        if where.model in catalog:  # a dated snapshot id resolves to a catalog model
+            known["model"].add(where.model)
+    return known

@@ -6,7 +6,9 @@ cost API answers) rendered as text, whatever the filter.
 
 from __future__ import annotations
 
+import difflib
 import io
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -22,6 +24,10 @@ from cost_ledger.text_console import plain_console
 SIMULATED_NOTE = "SIMULATED provider: no real money was spent"
 TENANTS_LISTED = 20
 """How many tenants with data an unknown tenant's message names at most."""
+NAMED_FILTERS = {"agent": Dimension.AGENT, "model": Dimension.MODEL}
+"""The filter fields that name a member of a ledger dimension (checked by unknown_name)."""
+CLOSE_MATCHES = 5
+"""How many close matches an unknown name's message offers at most."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -104,6 +110,25 @@ async def unknown_tenant(store: AggregateStore, tenant: str | None) -> str:
     if len(known) > TENANTS_LISTED:
         listed += f" and {len(known) - TENANTS_LISTED} more"
     return f"no data for tenant {tenant!r} in the ledger; tenants with data: {listed}"
+
+
+async def unknown_name(
+    store: AggregateStore, where: Filter, known: Mapping[str, Collection[str]]
+) -> str:
+    """Why a filter would read as zero spend because its agent or model (NAMED_FILTERS) is
+    likely mistyped: neither in known[field] (the agent specs, the price catalog) nor in the
+    ledger for any tenant; with the close matches. "" when every name is known."""
+    for field, dimension in NAMED_FILTERS.items():
+        name = getattr(where, field)
+        if name is None or name in known.get(field, ()):
+            continue
+        names = set(known.get(field, ())) | set(await store.members(dimension))
+        if name in names:
+            continue
+        close = difflib.get_close_matches(name, sorted(names), n=CLOSE_MATCHES)
+        hint = f"did you mean {', '.join(close)}?" if close else "none is close to it"
+        return f"unknown {field} {name!r}: not a known {field} and not in the ledger; {hint}"
+    return ""
 
 
 def render_report(report: Report, *, width: int | None = None, by: str | None = None) -> str:

@@ -458,8 +458,8 @@ async def print_report(
     try:
         graded = await standings(client, where.tenant, where.agent)
         # A tenant with no call yet but graded agents or a budget of its own is no typo.
-        unknown = "" if graded else await unknown_to_deployment(client, settings, where.tenant)
-        if unknown:  # a tenant nothing knows: likely mistyped
+        unknown = "" if graded else await unknown_to_deployment(client, settings, where)
+        if unknown:  # a tenant, agent or model nothing knows: likely mistyped
             print(f"flipsync report: {unknown}", file=sys.stderr)  # not an empty report
             return 2
         # One path, filtered or not: the cost API's spend view of the ledger cube.

@@ -317,3 +317,39 @@ async def test_cost_commands_read_a_deployments_redis(
     expected = render_spend(await spend_view(store, Filter(tenant="acme")))
     assert out.startswith(expected) and "$0.001350" in out and "Budgets" in out
     assert await print_report(settings, None, where=Filter(agent="a", model="m")) == 2
+
+
+async def test_a_mistyped_agent_or_model_is_refused_with_its_close_matches(
+    redis_client: aioredis.Redis, redis_server: EmbeddedRedis, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`report --agent ebay_lsting` printed a zero report with status 0 (a newcomer): a name
+    neither known (an agent spec, a catalog model) nor in the ledger is status 2 with the
+    close matches; a known name with no call yet is an empty report, not an error."""
+    await apply_all(AggregateStore(redis_client), seeded())
+    settings = Settings(redis_url=redis_server.url)
+    parser = argparse.ArgumentParser()
+    add_commands(parser.add_subparsers(dest="command"))
+    refused = {
+        "ebay_lsting": "unknown agent 'ebay_lsting': not a known agent and not in the ledger; "
+        "did you mean ebay_listing, etsy_listing",
+        "pricr": "unknown agent 'pricr': not a known agent and not in the ledger; "
+        "did you mean pricer, price?",  # pricer is in the ledger only (seeded), not a spec
+        "gpt-4o-mnii": "unknown model 'gpt-4o-mnii': not a known model and not in the ledger;"
+        " did you mean gpt-4o-mini",
+    }
+    for name, said in refused.items():
+        field = "model" if name.startswith("gpt") else "agent"
+        assert await print_report(settings, None, where=Filter(**{field: name})) == 2
+        out, err = capsys.readouterr()
+        assert out == "" and err.startswith(f"flipsync report: {said}"), err
+        argv = ("cost", "spend", f"--{field}", name)
+        assert await run_command(parser.parse_args(argv), settings) == 2
+        out, err = capsys.readouterr()
+        assert out == "" and err.startswith(f"flipsync cost spend: {said}"), err
+    where = Filter(agent="zzzzqqq")
+    assert await print_report(settings, None, where=where) == 2
+    assert capsys.readouterr().err.endswith("; none is close to it\n")
+    for known in (Filter(agent="ebay_listing"), Filter(model="gpt-4o-2024-08-06"),
+                  Filter(tenant="acme", agent="tagger")):  # fmt: skip
+        assert await print_report(settings, None, where=known) == 0, known
+        assert capsys.readouterr().err == ""
