@@ -125,8 +125,17 @@ class CheckpointStore:
         async for _key, value in self._entries(subjects.tenant_checkpoints(tenant, PACKAGE)):
             yield decode(value, AgentCheckpoint)
 
-    async def _entries(self, pattern: str) -> AsyncIterator[tuple[str, bytes]]:
-        """The current value of every key matching pattern.
+    async def tenants_with(self, name: str) -> list[str]:
+        """The tenants with at least one checkpoint of this name (e.g. "package": those with
+        listings), sorted; read from the keys alone, no value is fetched."""
+        keys = self._entries(subjects.checkpoints_named(name), keys_only=True)
+        return sorted({key.split(".", 1)[0] async for key, _ in keys})
+
+    async def _entries(
+        self, pattern: str, *, keys_only: bool = False
+    ) -> AsyncIterator[tuple[str, bytes]]:
+        """The current value of every key matching pattern (keys_only: each key, with an
+        empty value: the server sends the headers alone).
 
         A pull consumer, not nats-py's watch: the watch decides it has seen everything from a
         consumer-info count that races with the first deliveries, and under load it ends
@@ -143,6 +152,7 @@ class CheckpointStore:
                 deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
                 ack_policy=AckPolicy.NONE,
                 inactive_threshold=5.0,  # the server drops it this soon after it is left
+                headers_only=keys_only or None,
             ),
         )
         try:
@@ -150,7 +160,8 @@ class CheckpointStore:
             while pending > 0:
                 for msg in await sub.fetch(min(pending, FETCH), timeout=5.0):
                     pending = msg.metadata.num_pending
-                    if msg.data and (msg.headers or {}).get(KV_OPERATION) is None:
+                    live = (msg.headers or {}).get(KV_OPERATION) is None
+                    if live and (msg.data or keys_only):
                         yield msg.subject.removeprefix(prefix), msg.data
         finally:
             await sub.unsubscribe()

@@ -32,6 +32,8 @@ EXIT_TIMEOUT = 4
 """Exit status of an upload whose --timeout passed before every product was done."""
 EXIT_INTERRUPTED = 130
 """Exit status after Ctrl-C (128 + SIGINT), what finished written."""
+TENANTS_LISTED = 20
+"""How many tenants with listings a chat to an unknown tenant names at most."""
 
 
 class Running(Protocol):
@@ -316,6 +318,9 @@ async def chat(settings: Settings, start: Start, tenant: str, question: str) -> 
             reply = await ask_chat(
                 session.broker, ChatAsk(tenant=tenant, question=text, history=history)
             )
+            if not reply.ok and (unknown := await unknown_tenant(session.broker, tenant)):
+                print(f"flipsync chat: {unknown}", file=sys.stderr)  # likely mistyped
+                return 2
             unanswered += not reply.ok
             # The reply says whether the simulated provider wrote it (a template's answer to
             # "hi" made no call, embedded or not).
@@ -327,6 +332,25 @@ async def chat(settings: Settings, start: Start, tenant: str, question: str) -> 
             history += [ChatTurn(role="user", text=text)]
             history += [ChatTurn(role="assistant", text=reply.answer)]
     return 1 if unanswered else 0
+
+
+async def unknown_tenant(broker: NatsBroker, tenant: str) -> str:
+    """Why a question to tenant got no answer when the tenant is likely mistyped: it has no
+    listings but others have (named); "" when it has some, or when nobody has any yet (then
+    the chat's own reason, "upload products first", says what to do)."""
+    from agents.checkpoints import CheckpointStore
+    from agents.spec import PACKAGE
+    from bus import subjects
+
+    js = broker.connection.jetstream()
+    store = CheckpointStore(await js.key_value(subjects.BUCKET_CHECKPOINTS))
+    having = await store.tenants_with(PACKAGE)
+    if not having or tenant in having:
+        return ""
+    listed = ", ".join(having[:TENANTS_LISTED])
+    if len(having) > TENANTS_LISTED:
+        listed += f" and {len(having) - TENANTS_LISTED} more"
+    return f"unknown tenant {tenant!r}: no listings for it; tenants with listings: {listed}"
 
 
 async def _questions(first: str) -> AsyncIterator[str]:

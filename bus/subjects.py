@@ -225,6 +225,11 @@ def tenant_checkpoints(tenant: str, name: str) -> str:
     return f"{token(tenant)}.*.{token(name)}"
 
 
+def checkpoints_named(name: str) -> str:
+    """Key filter of one checkpoint name (e.g. "package") across every tenant's workflows."""
+    return f"*.*.{token(name)}"
+
+
 def photo_analysis_key(tenant: str, agent: str, phash: str) -> str:
     """Key of one agent's analysis of one photo (by perceptual hash) for one tenant."""
     return f"{token(tenant)}.{token(agent)}.{token(phash)}"

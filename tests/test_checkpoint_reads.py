@@ -47,6 +47,9 @@ async def test_every_value_of_a_pattern_and_nothing_else(nats_server: EmbeddedNa
         packages = [p.output async for p in store.packages("t1")]
         assert sorted(str(p) for p in packages) == ["{'note': 'p1'}", "{'note': 'p3'}"]
         assert [p async for p in store.packages("t3")] == []
+        assert await store.tenants_with(PACKAGE) == ["t1", "t2"]  # from the keys alone
+        await kv.delete(subjects.checkpoint_key("t2", "wf9", PACKAGE))  # gone: not listed
+        assert await store.tenants_with(PACKAGE) == ["t1"]
     finally:
         await js.delete_key_value(bucket)
         await broker.stop()

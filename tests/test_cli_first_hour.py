@@ -298,7 +298,10 @@ def test_sigint_mid_upload_keeps_finished_packages_and_leaves_nothing_running(
     calls = ledger_calls(tmp_path, "default")
     assert calls > 0
     chat = flipsync("chat", "--tenant", "demo", "hi", env=env, cwd=tmp_path)
-    assert chat.returncode == 1 and "no listings for demo" in chat.stdout, chat.stderr
+    assert chat.returncode == 2, chat.stderr  # default has listings, demo none: a likely typo
+    assert "unknown tenant 'demo': no listings for it; tenants with listings: default" in (
+        chat.stderr
+    )
     assert ledger_calls(tmp_path, "default") == calls
     assert sorted(p.parent.name for p in out.glob("default/*/package.json")) == written
 

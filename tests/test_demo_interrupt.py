@@ -83,7 +83,10 @@ def test_sigint_mid_demo_cancels_the_unfinished_products(tmp_path: Path) -> None
 def calls_after_a_command(folder: Path) -> int:
     """The demo's calls in the ledger after another command ran on the same data."""
     chat = flipsync("chat", "--tenant", "other", "hi", env={}, cwd=folder)
-    assert chat.returncode == 1 and "no listings for other" in chat.stdout, chat.stderr
+    if chat.returncode == 2:  # some of the demo's products finished: "other" reads as a typo
+        assert "unknown tenant 'other'" in chat.stderr and "demo" in chat.stderr, chat.stderr
+    else:  # none did: nobody has listings yet
+        assert chat.returncode == 1 and "no listings for other" in chat.stdout, chat.stderr
     return ledger_calls(folder, "demo")
 
 
