@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import html
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -68,8 +69,15 @@ class Imported:
     warnings: list[str]
 
 
-def read_table(path: Path, *, duplicates: str = "refuse") -> Imported:
-    """Read and check a whole product file; ImportError_ lists everything wrong with it."""
+RowCheck = Callable[[Row], list[str]]
+"""More problems of one row (its photos' files: agents.sources), without the line."""
+
+
+def read_table(
+    path: Path, *, duplicates: str = "refuse", row_check: RowCheck | None = None
+) -> Imported:
+    """Read and check a whole product file; ImportError_ lists everything wrong with it (and
+    what row_check finds in each row), in line order."""
     text = path.read_text(encoding="utf-8-sig", errors="strict")
     first = text.split("\n", 1)[0]
     # Comma unless the header holds more tabs or semicolons (Excel's export where the decimal
@@ -89,8 +97,8 @@ def read_table(path: Path, *, duplicates: str = "refuse") -> Imported:
     missing = [alts for alts in fmt.required if not present & set(alts)]
     if missing:
         named = [" or ".join(_spellings(fmt, alts)) for alts in missing]
-        problems.insert(0, f"line {header_line}: missing column(s): {'; '.join(named)}")
-        raise ImportError_(path, problems, expected)
+        problems.append(f"line {header_line}: missing column(s): {'; '.join(named)}")
+        raise ImportError_(path, _by_line(problems), expected)
     unknown = [h.strip() for i, h in enumerate(header) if i not in mapped and h.strip()]
     unknown = [h for h in unknown if normalise(h) not in fmt.ignored]
     warnings: list[str] = []
@@ -125,10 +133,23 @@ def read_table(path: Path, *, duplicates: str = "refuse") -> Imported:
     rows = _grouped(rows) if fmt.group_rows else rows
     for row in rows:
         _check(row, fmt, problems)
+        if row_check is not None:
+            problems += [f"line {row.line}: {p}" for p in row_check(row)]
     rows = _unique(rows, duplicates, problems, warnings)
     if problems:
-        raise ImportError_(path, problems)
+        # Found in passes (the parser's, each row's, the ids'): told in the file's order.
+        raise ImportError_(path, _by_line(problems))
     return Imported(format=fmt, rows=rows, warnings=warnings)
+
+
+def _by_line(problems: list[str]) -> list[str]:
+    """Problems in the order of the lines they name ("line N: ..."; stable within a line)."""
+
+    def line(problem: str) -> int:
+        found = re.match(r"line (\d+):", problem)
+        return int(found.group(1)) if found else 0
+
+    return sorted(problems, key=line)
 
 
 def _records(text: str, delimiter: str, problems: list[str]) -> list[tuple[int, list[str]]]:

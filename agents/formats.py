@@ -368,8 +368,9 @@ FORMATS_HELP = "\n".join(
         "plain spreadsheet columns:",
         *(f"  {name:11} {text}" for name, text in FIELDS_HELP.items()),
         "  any other column is kept as an attribute (size, colour, material, sku...).",
-        "The whole file is checked first: missing columns, unreadable values, duplicate ids and",
-        "broken rows are reported by line, and nothing is uploaded until it reads cleanly.",
+        "The whole file is checked first: missing columns, unreadable values, duplicate ids,",
+        "broken rows and missing or unreadable photos are all reported at once, in line order,",
+        "and nothing is uploaded until it reads cleanly.",
         "Photos given as URLs (image columns) are kept as attributes, never fetched.",
         "More: docs/import.md",
     ]

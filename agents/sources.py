@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.containment import outside_problem, source_root
-from agents.csv_import import ImportError_, read_table
+from agents.csv_import import ImportError_, Row, read_table
 from agents.limits import (
     MAX_FILE_BYTES,
     MAX_PHOTO_BYTES,
@@ -118,9 +118,16 @@ def load_csv(path: Path, *, duplicates: str = "refuse") -> list[ProductInput]:
 
 
 def _table(path: Path, duplicates: str, warnings: list[str]) -> list[ProductInput]:
+    """The products of one product file; every defect of the file, its photos' included, is
+    raised at once by line (ImportError_'s message)."""
     _check_size(path, MAX_FILE_BYTES)
+    root = source_root(path)
+
+    def photo_problems(row: Row) -> list[str]:
+        return _photo_problems(root, _row_photos(path, row), row.fields.get("product_id", ""))
+
     try:
-        imported = read_table(path, duplicates=duplicates)
+        imported = read_table(path, duplicates=duplicates, row_check=photo_problems)
     except ImportError_ as exc:
         raise SourceError(str(exc)) from None
     except UnicodeDecodeError as exc:
@@ -130,14 +137,17 @@ def _table(path: Path, duplicates: str, warnings: list[str]) -> list[ProductInpu
     warnings += imported.warnings
     products = []
     for row in imported.rows:
-        names = [n.strip() for n in row.fields.get("photos", "").split(";") if n.strip()]
         attributes = {k: v for k, v in row.fields.items() if k not in _FIELDS}
         attributes |= {k: v for k, v in row.extra.items() if k not in attributes}
         item = {**row.fields, "attributes": attributes}
-        products.append(
-            _product(item, [path.parent / n for n in names], f"{path}: line {row.line}")
-        )
+        products.append(_product(item, _row_photos(path, row), f"{path}: line {row.line}"))
     return products
+
+
+def _row_photos(table: Path, row: Row) -> list[Path]:
+    """The photo files a row's photos column names (separated by ;), beside the table."""
+    names = [n.strip() for n in row.fields.get("photos", "").split(";") if n.strip()]
+    return [table.parent / n for n in names]
 
 
 def load_folder(path: Path, root: Path | None = None) -> list[ProductInput]:
@@ -179,7 +189,8 @@ def load_source(path: Path, *, duplicates: str = "refuse") -> Loaded:
     header: agents.photos.check_photo), so a bad file is named before anything starts.
     """
     loaded = _load(path, duplicates)
-    _check_photos(path, loaded.products)
+    if not loaded.bulk:  # a product file's photos were checked with its rows, by line
+        _check_photos(path, loaded.products)
     return loaded
 
 
@@ -213,34 +224,43 @@ def _load(path: Path, duplicates: str) -> Loaded:
 
 
 def _check_photos(source: Path, products: list[ProductInput]) -> None:
-    """Raise SourceError naming every photo file that does not open as an image, is over
-    MAX_PHOTO_BYTES, or lies outside the source's folder (agents.containment), and every
-    product with more than MAX_PHOTOS photos."""
+    """Raise SourceError naming every photo problem of the products (_photo_problems)."""
     problems: list[str] = []
     root = source_root(source)
     for product in products:
-        if len(product.photos) > MAX_PHOTOS:
-            count = len(product.photos)
-            problems.append(f"product {product.product_id}: {count} photos, at most {MAX_PHOTOS}")
-        for photo in product.photos:
-            if photo.path is None:
-                continue
-            if problem := outside_problem(root, photo.path):
-                problems.append(problem)
-                continue
-            if (size := photo.path.stat().st_size) > MAX_PHOTO_BYTES:  # read whole on upload
-                problems.append(
-                    f"{photo.path}: {size} bytes, over the {MAX_PHOTO_BYTES}-byte limit"
-                )
-                continue
-            try:
-                check_photo(photo.path)
-            except PhotoError as exc:
-                problems.append(f"{photo.path}: {exc}")
+        paths = [photo.path for photo in product.photos if photo.path is not None]
+        problems += _photo_problems(root, paths, product.product_id)
     if len(problems) == 1:
         raise SourceError(problems[0])
     if problems:
         raise SourceError(str(ImportError_(source, problems)))
+
+
+def _photo_problems(root: Path, paths: list[Path], product_id: str = "") -> list[str]:
+    """Every photo file of one product that is missing, does not open as an image, is over
+    MAX_PHOTO_BYTES, or lies outside root (agents.containment); and more than MAX_PHOTOS."""
+    problems: list[str] = []
+    if len(paths) > MAX_PHOTOS:
+        who = f"product {product_id}" if product_id else "product"
+        problems.append(f"{who}: {len(paths)} photos, at most {MAX_PHOTOS}")
+    missing: list[str] = []
+    for path in paths:
+        if problem := outside_problem(root, path):
+            problems.append(problem)
+            continue
+        if not path.is_file():
+            missing.append(str(path))
+            continue
+        if (size := path.stat().st_size) > MAX_PHOTO_BYTES:  # read whole on upload
+            problems.append(f"{path}: {size} bytes, over the {MAX_PHOTO_BYTES}-byte limit")
+            continue
+        try:
+            check_photo(path)
+        except PhotoError as exc:
+            problems.append(f"{path}: {exc}")
+    if missing:
+        problems.insert(0, f"photos not found: {', '.join(missing)}")
+    return problems
 
 
 def _check_inside(root: Path, paths: list[Path]) -> None:

@@ -112,8 +112,8 @@ def test_a_photo_that_is_not_an_image_is_named_before_anything_starts(tmp_path: 
         load_path(tmp_path / "p.csv")
     assert str(caught.value).splitlines() == [
         f"{tmp_path / 'p.csv'}: 2 problem(s), nothing uploaded:",
-        f"  {tmp_path / 'b.png'}: not a readable image",
-        f"  {tmp_path / 'notimg' / 'photo.jpg'}: not a readable image",
+        f"  line 3: {tmp_path / 'b.png'}: not a readable image",  # a CSV's: by line
+        f"  line 3: {tmp_path / 'notimg' / 'photo.jpg'}: not a readable image",
     ]
 
 

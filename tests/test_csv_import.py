@@ -4,6 +4,7 @@ line, and nothing is dropped, overwritten or changed without a word."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -71,6 +72,33 @@ def test_unreadable_values_are_reported_by_line_and_nothing_is_loaded(tmp_path: 
     assert "2 problem(s), nothing uploaded" in message
     assert "line 3: cost_price: 'about ten' is not an amount of money" in message
     assert "line 4: weight '13.4' has no unit (g, kg, oz, lb)" in message
+
+
+def test_every_defect_is_reported_in_one_pass_in_line_order(tmp_path: Path) -> None:
+    """Found by a newcomer: a file with four defects listed them (line 4 before line 3), and
+    only once they were fixed did the check say a photo was missing. A seller fixes a file
+    once: every defect, the photos' included, is named in the first check, by line."""
+    sample = Path(__file__).parent.parent / "agents" / "samples" / "photos" / "mug-001-a.png"
+    shutil.copy(sample, tmp_path / "a.png")
+    path = table(
+        tmp_path,
+        "product_id,title,cost_price,photos\n"
+        "m1,Mug,4.20,a.png\n"
+        "m2,Lamp,about ten,a.png\n"  # money it cannot read
+        "m3,Board,1.00\n"  # a field short (found while splitting rows)
+        "m1,Vase,2.00,a.png\n"  # the id of line 2 (found after every row is read)
+        "m4,Cup,1.00,missing.png\n",  # a photo that is not there
+    )
+    with pytest.raises(SourceError) as caught:
+        load_source(path)
+    assert str(caught.value).splitlines() == [
+        f"{path}: 4 problem(s), nothing uploaded:",
+        "  line 3: cost_price: 'about ten' is not an amount of money",
+        "  line 4: 3 fields where the header has 4 (an unbalanced quote, or a missing or extra "
+        "delimiter?)",
+        "  line 5: product id 'm1' is already on line 2 (use --duplicates rename to keep both)",
+        f"  line 6: photos not found: {tmp_path / 'missing.png'}",
+    ]
 
 
 def test_weights_and_dimensions_with_units_become_grams_and_centimetres(tmp_path: Path) -> None:
