@@ -54,6 +54,21 @@ def test_fees_and_margin_agents_never_use_float() -> None:
     )
 
 
+def test_no_cost_price_says_where_one_is_given() -> None:
+    """Found by a newcomer: notes said "Bought for $25." and the warning said only that no
+    cost price was given. It names the field and where it goes; notes are not parsed."""
+    inputs: dict[str, Any] = {
+        UPLOAD: {"notes": "Bought for $25.", "cost_price": ""},
+        "price": {"price_usd": 19.99},
+        "shipping": {"recommended": {"price_usd": "5.95"}},
+    }
+    margin = compute_margin(inputs)
+    assert margin["cost_known"] is False
+    (warning,) = [w for w in margin["warnings"] if w.startswith("no cost price given")]
+    for where in ("cost_price", "product.json", "CSV", "catalog.json", "not in the notes"):
+        assert where in warning, where
+
+
 def test_shipping_table_by_billable_weight() -> None:
     assert billable_grams(D(350), None) == D(500)  # packing added
     # A box up to one cubic foot pays for its weight (a mug in a 15 x 21 x 19 cm box)...

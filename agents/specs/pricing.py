@@ -87,6 +87,15 @@ FEES = AgentSpec(
 )
 
 
+NO_COST_WARNING = (
+    "no cost price given: profits assume the item cost nothing; give it as cost_price (in a "
+    "folder's product.json, a CSV's cost_price column, a catalog.json product's field or the "
+    "API's form field), not in the notes"
+)
+"""Said when an upload has no cost price: where one goes (a newcomer wrote "Bought for $25."
+in notes.txt and was told only that none was given). Notes are never parsed for prices."""
+
+
 def compute_margin(inputs: Inputs) -> Output:
     """Profit, margin and break-even price per marketplace, and the best marketplace."""
     price, shipping = suggested(inputs), shipping_charge(inputs)
@@ -99,7 +108,7 @@ def compute_margin(inputs: Inputs) -> Output:
         for m in losing
     ]
     if cost is None:
-        warnings.append("no cost price given: profits assume the item cost nothing")
+        warnings.append(NO_COST_WARNING)
     return {
         "cost_known": cost is not None,
         "marketplaces": per_market,
