@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from agents.folders import FOLDER_HELP
 from agents.formats import FORMATS_HELP
 from bus.messages import Priority
 
@@ -73,11 +74,14 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
             "Upload products, wait for their listing packages, write each one as it finishes "
             "and end with the cost report. Ctrl-C or --timeout keeps what finished."
         ),
-        epilog=FORMATS_HELP,
+        epilog=f"{FOLDER_HELP}\n\n{FORMATS_HELP}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     upload.add_argument(
-        "path", type=Path, help="a CSV file, a catalog.json, a folder of photos, or of folders"
+        "path",
+        type=Path,
+        help="a CSV file, a catalog.json, a product folder (photos, notes.txt, product.json: "
+        "below), or a folder of product folders",
     )
     upload.add_argument("--tenant", default="default", help="the seller (default: default)")
     upload.add_argument(

@@ -7,8 +7,9 @@
   or Amazon's listing exports; see agents/formats.py and docs/import.md. The whole file is
   checked first (agents/csv_import.py); any other column becomes an attribute.
 - A folder of photos: one product named after the folder, its notes in ``notes.txt``, and
-  optionally ``product.json`` with the other fields. A folder of such folders: one product
-  each. A folder holding ``catalog.json`` or CSV files: those.
+  optionally ``product.json`` with the other fields (agents/folders.py; any other file in it
+  is named in a warning). A folder of such folders: one product each. A folder holding
+  ``catalog.json`` or CSV files: those.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 
 from agents.containment import outside_problem, source_root
 from agents.csv_import import ImportError_, Row, read_table
+from agents.folders import FIELDS_FILE, NOTES_FILE, PHOTO_SUFFIXES, ignored_reason
 from agents.limits import (
     MAX_FILE_BYTES,
     MAX_PHOTO_BYTES,
@@ -32,7 +34,7 @@ from agents.limits import (
 from agents.photos import PhotoError, check_photo
 
 SAMPLES = Path(__file__).parent / "samples"
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
+IMAGE_SUFFIXES = frozenset(PHOTO_SUFFIXES)
 TABLE_SUFFIXES = frozenset({".csv", ".tsv", ".txt"})
 _FIELDS = ("product_id", "title_hint", "notes", "cost_price", "photos")
 
@@ -154,25 +156,23 @@ def load_folder(path: Path, root: Path | None = None) -> list[ProductInput]:
     """One product from a folder of photos and notes (inside root, by default the folder:
     agents.containment)."""
     root = root or path
-    for named in (path, path / "product.json", path / "notes.txt"):
+    for named in (path, path / FIELDS_FILE, path / NOTES_FILE):
         if problem := outside_problem(root, named):
             raise SourceError(problem)
     extra: dict[str, Any] = {}
-    if (path / "product.json").is_file():
-        raw = _read_json(path / "product.json")
+    if (path / FIELDS_FILE).is_file():
+        raw = _read_json(path / FIELDS_FILE)
         if not isinstance(raw, dict):
             found = _json_type(raw)
-            raise SourceError(
-                f"{path / 'product.json'}: expected an object of fields, found {found}"
-            )
+            raise SourceError(f"{path / FIELDS_FILE}: expected an object of fields, found {found}")
         extra = raw
     notes = ""
-    if (path / "notes.txt").is_file():
-        notes = _read_text(path / "notes.txt", MAX_TEXT_BYTES).strip()
+    if (path / NOTES_FILE).is_file():
+        notes = _read_text(path / NOTES_FILE, MAX_TEXT_BYTES).strip()
     photos = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     # "." and ".." have no name of their own: the folder's real name is the product's id.
     name = path.name if path.name not in ("", ".", "..") else path.resolve().name
-    where = path / "product.json" if "product_id" in extra else path
+    where = path / FIELDS_FILE if "product_id" in extra else path
     return [_product({"product_id": name, "notes": notes, **extra}, photos, str(where))]
 
 
@@ -214,13 +214,35 @@ def _load(path: Path, duplicates: str) -> Loaded:
         products = [p for table in tables for p in _table(table, duplicates, warnings)]
         return Loaded(products=products, bulk=True, warnings=warnings)
     if any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.iterdir()):
-        return Loaded(products=load_folder(path), bulk=False)
+        return Loaded(products=load_folder(path), bulk=False, warnings=ignored_files(path))
     # Hidden folders (.git, .flipsync...) are never products.
     folders = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
     products = [product for folder in folders for product in load_folder(folder, path)]
     if not products:
         raise SourceError(f"{path}: no photos, catalog.json or CSV found")
-    return Loaded(products=products, bulk=False)
+    warnings += [
+        f"ignored {file.name}: a folder of product folders is read one folder at a time "
+        "(put it in its product's folder)"
+        for file in _visible_files(path)
+    ]
+    for folder in folders:
+        warnings += ignored_files(folder, path)
+    return Loaded(products=products, bulk=False, warnings=warnings)
+
+
+def ignored_files(folder: Path, source: Path | None = None) -> list[str]:
+    """One warning per file of a product folder that is not read (agents.folders), named
+    from the source folder, with what it would have to be called to be read."""
+    warnings = []
+    for file in _visible_files(folder):
+        if (why := ignored_reason(file.name)) is not None:
+            warnings.append(f"ignored {file.relative_to(source or folder)}: {why}")
+    return warnings
+
+
+def _visible_files(folder: Path) -> list[Path]:
+    """The files of a folder, sorted, but hidden ones (.DS_Store...): never a seller's."""
+    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
 
 
 def _check_photos(source: Path, products: list[ProductInput]) -> None:

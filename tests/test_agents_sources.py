@@ -11,7 +11,7 @@ import pytest
 
 from agents import sources
 from agents.limits import MAX_TEXT_BYTES
-from agents.sources import SourceError, load_path
+from agents.sources import SourceError, load_path, load_source
 
 SAMPLES = Path(__file__).parent.parent / "agents" / "samples"
 
@@ -57,6 +57,39 @@ def test_a_folder_of_photos_and_notes_is_one_product(tmp_path: Path) -> None:
     photo(tmp_path / "lamp", "lamp.png")
     many, _ = load_path(tmp_path)  # a folder of product folders
     assert [p.product_id for p in many] == ["lamp", "mug"]
+
+
+def test_a_file_a_folder_does_not_read_is_named_with_what_it_should_be_called(
+    tmp_path: Path,
+) -> None:
+    """Found by a newcomer: front.png and description.txt uploaded with exit 0 and the text
+    was never read, without a word. Each file FlipSync does not read is one warning saying
+    what it would have to be called; the files it reads get none, and the upload goes on."""
+    mug = tmp_path / "mug"
+    photo(mug, "front.png")
+    (mug / "notes.txt").write_text("Teal mug")
+    (mug / "product.json").write_text('{"cost_price": "4.20"}')
+    (mug / ".DS_Store").write_bytes(b"\0")  # hidden: the system's, not the seller's
+    assert load_source(mug).warnings == []
+    (mug / "description.txt").write_text("Bought for $25.")
+    (mug / "info.json").write_text("{}")
+    (mug / "back.heic").write_bytes(b"")
+    loaded = load_source(mug)
+    assert [p.product_id for p in loaded.products] == ["mug"]
+    assert loaded.products[0].notes == "Teal mug"
+    assert loaded.warnings == [
+        "ignored back.heic: photos are read from .jpg, .jpeg, .png, .webp, .gif, .bmp, .tif, "
+        ".tiff files",
+        "ignored description.txt: notes are read from notes.txt",
+        "ignored info.json: fields (title_hint, cost_price, attributes...) are read from "
+        "product.json",
+    ]
+    (tmp_path / "README.txt").write_text("my products")  # a folder of product folders
+    assert load_source(tmp_path).warnings == [
+        "ignored README.txt: a folder of product folders is read one folder at a time (put it "
+        "in its product's folder)",
+        *(w.replace("ignored ", "ignored mug/", 1) for w in loaded.warnings),
+    ]
 
 
 def test_unusable_paths_say_why(tmp_path: Path) -> None:

@@ -159,6 +159,20 @@ def test_upload_help_documents_every_product_file_format_and_column() -> None:
         assert f"  {column}" in done.stdout, column
 
 
+def test_upload_help_and_readme_name_every_file_a_product_folder_may_hold() -> None:
+    """Found by a newcomer: both said "a folder of photos" and named no file. Each file
+    agents/sources.py reads from a folder is named, with what it is for, in both places."""
+    from pathlib import Path
+
+    from agents.folders import FIELDS_FILE, NOTES_FILE, PHOTO_SUFFIXES
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    for text in (_help("upload").stdout, readme):
+        for name in (NOTES_FILE, FIELDS_FILE, *(f"*{suffix}" for suffix in PHOTO_SUFFIXES)):
+            assert name in text, name
+        assert "cost_price" in text and "warning" in text
+
+
 def test_verbose_is_taken_after_the_command_name_too() -> None:
     assert pop_verbosity(["-v", "--tenant", "t1", "-vv"]) == (["--tenant", "t1"], 3)
     assert pop_verbosity(["--verbose", "spend"]) == (["spend"], 1)

@@ -1,0 +1,60 @@
+"""What a product folder may hold, and what FlipSync says of a file in it that it does not read.
+
+A folder is one product, named after the folder: its photos (PHOTO_SUFFIXES), its notes in
+NOTES_FILE and its other fields in FIELDS_FILE. Anything else in it used to be skipped
+without a word (a newcomer's description.txt was never read); now each such file gets one
+warning naming it and what it would have to be called. No imports: `--help` shows FOLDER_HELP.
+"""
+
+from __future__ import annotations
+
+from pathlib import PurePath
+
+NOTES_FILE = "notes.txt"
+"""A product's notes, plain UTF-8 text."""
+FIELDS_FILE = "product.json"
+"""A product's other fields, a JSON object of FIELDS_KEYS."""
+FIELDS_KEYS = ("product_id", "title_hint", "notes", "cost_price", "attributes")
+"""The keys FIELDS_FILE is read for (``title`` is taken for ``title_hint``)."""
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff")
+"""The photo files a folder's product is uploaded with (every one of them)."""
+_TEXT_SUFFIXES = frozenset({".txt", ".text", ".md", ".rtf", ".doc", ".docx", ".odt", ""})
+_PHOTO_LIKE = frozenset({".heic", ".heif", ".avif", ".svg", ".raw", ".cr2", ".nef", ".dng"})
+
+_PHOTOS_NAMED = " ".join(f"*{suffix}" for suffix in PHOTO_SUFFIXES)
+
+FOLDER_HELP = "\n".join(
+    [
+        "a product folder (one product, named after the folder) may hold:",
+        f"  {_PHOTOS_NAMED}",
+        "                its photos, every one uploaded",
+        f"  {NOTES_FILE:13} what you know about it, plain UTF-8 text (description, flaws,",
+        "                what is included); a cost price in it is not read: use product.json",
+        f"  {FIELDS_FILE:13} the other fields, all optional: "
+        '{"title_hint": "Teal mug", "cost_price":',
+        '                "4.20", "attributes": {"brand": "Acme"}, "notes": "...", "product_id":',
+        '                "..."} (notes here replace notes.txt; product_id replaces the name)',
+        "  any other file is not read: it is named in a warning and the upload goes on.",
+        "a folder of product folders: one product each; a folder holding catalog.json or",
+        "CSV files: the products they list.",
+    ]
+)
+"""The folder format, for `flipsync upload --help`."""
+
+
+def ignored_reason(name: str) -> str | None:
+    """Why a file named name in a product folder is not read, and what it would have to be
+    called to be; None for a file that is read (a photo, the notes, the fields)."""
+    suffix = PurePath(name).suffix.lower()  # as the folder is read: .PNG is a photo
+    if suffix in PHOTO_SUFFIXES or name in (NOTES_FILE, FIELDS_FILE):  # Notes.txt is not read
+        return None
+    if suffix == ".json":
+        return f"fields (title_hint, cost_price, attributes...) are read from {FIELDS_FILE}"
+    if suffix in _PHOTO_LIKE:
+        return f"photos are read from {', '.join(PHOTO_SUFFIXES)} files"
+    if suffix in _TEXT_SUFFIXES:
+        return f"notes are read from {NOTES_FILE}"
+    return (
+        f"a product folder is read for photos ({', '.join(PHOTO_SUFFIXES)}), {NOTES_FILE} "
+        f"and {FIELDS_FILE}"
+    )
