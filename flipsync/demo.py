@@ -11,7 +11,6 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 
 from agents.bulk_report import cost_line, other_calls_line
 from agents.cancel import requests_mark
@@ -22,10 +21,11 @@ from agents.sources import load_catalog
 from agents.specs import ALL_SPECS, INTERACTIVE_SPECS, WORKFLOW_SPECS
 from agents.upload import Uploader
 from agents.watch import WorkflowWatcher
-from bus.messages import ChatAsk, ChatReply, WorkflowDone, WorkflowProgress
+from bus.messages import ChatAsk, ChatReply, WorkflowDone
 from bus.settings import Settings
 from cost_ledger.aggregates import Totals
 from cost_ledger.report import build_report, render_report
+from flipsync.demo_progress import ProductBars, interrupted_line
 from flipsync.stack import Stack, start_stack
 
 TENANT = "demo"
@@ -160,9 +160,8 @@ async def _interrupted(stack: Stack, uploads: _Uploads) -> int:
     unfinished = [wf for wf in uploads.started if wf not in uploads.done]
     note = await stop_unfinished(session, stack.settings, TENANT, unfinished, uploads.mark,
                                  why="interrupted")  # fmt: skip
-    finished = len(uploads.started) - len(unfinished)
-    print(f"interrupted: {finished} of {uploads.products} products done, "
-          f"nothing written{note}", file=sys.stderr)  # fmt: skip
+    print(interrupted_line(uploads.products, uploads.started, uploads.done, note),
+          file=sys.stderr)  # fmt: skip
     return EXIT_INTERRUPTED
 
 
@@ -182,41 +181,33 @@ def _interrupted_after(done: list[WorkflowDone], written: list[Path]) -> int:
 
 
 async def _upload_all(stack: Stack, console: Console, uploads: _Uploads) -> list[WorkflowDone]:
+    """Upload the sample catalog and wait for every product, a bar each."""
     products = load_catalog()
     uploads.products = len(products)
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        console=console,
-    ) as progress:
-        tasks: dict[str, TaskID] = {}
-
-        def on_progress(event: WorkflowProgress) -> None:
-            task = tasks.get(event.workflow_id)
-            if task is not None:
-                progress.update(task, completed=event.done, total=event.total)
-
-        async with WorkflowWatcher(stack.broker, TENANT, on_progress) as watcher:
-            uploads.done = watcher.done
-            started = []
-            tracer = stack.tracer_provider.get_tracer("flipsync.upload")
-            uploader = Uploader(stack.broker, stack.settings)
-            for product in products:
-                workflow_id = uuid.uuid4().hex  # known before the upload is published, so an
-                uploads.started.append(workflow_id)  # interrupt meanwhile cancels it (review)
-                upload = await uploader.upload(
-                    product, tenant=TENANT, tracer=tracer, workflow_id=workflow_id
-                )
-                tasks[upload.workflow_id] = progress.add_task(product.product_id, total=None)
-                started.append(upload)
-            done = await watcher.wait((u.workflow_id for u in started), timeout_s=180)
+    ids = [product.product_id for product in products]
+    with ProductBars(console, ids, len(WORKFLOW_SPECS)) as bars:
+        try:
+            async with WorkflowWatcher(stack.broker, TENANT, bars.on_progress) as watcher:
+                uploads.done = watcher.done
+                started = []
+                tracer = stack.tracer_provider.get_tracer("flipsync.upload")
+                uploader = Uploader(stack.broker, stack.settings)
+                for index, product in enumerate(products):
+                    workflow_id = uuid.uuid4().hex  # known before the upload is published, so
+                    uploads.started.append(workflow_id)  # an interrupt meanwhile cancels it
+                    upload = await uploader.upload(
+                        product, tenant=TENANT, tracer=tracer, workflow_id=workflow_id
+                    )
+                    bars.uploaded(index, upload.workflow_id)
+                    started.append(upload)
+                done = await watcher.wait((u.workflow_id for u in started), timeout_s=180)
+        except asyncio.CancelledError:
+            for event in uploads.done.values():
+                bars.finished(event)
+            bars.interrupted()  # the last frame says which products never started
+            raise
         for upload in started:
-            state = "done" if done[upload.workflow_id].ok else "FAILED"
-            task = tasks[upload.workflow_id]
-            total = progress.tasks[task].total or 1
-            progress.update(task, completed=total, total=total)
-            progress.update(task, description=f"{upload.product_id} {state}")
+            bars.finished(done[upload.workflow_id])
     return [done[u.workflow_id] for u in started]
 
 
