@@ -144,7 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             print(data_dir.reset(settings.data_dir or data_dir.DEFAULT.resolve()))
         except data_dir.DataDirBusy as exc:
-            print(f"flipsync reset: {exc}", file=sys.stderr)
+            print(f"flipsync reset: {data_dir.reset_refused(exc)}", file=sys.stderr)
             return EXIT_BUSY
         return 0
     if args.command == "demo":

@@ -26,6 +26,7 @@ class DataDirBusy(RuntimeError):
 
     def __init__(self, path: Path, holder: str) -> None:
         self.path = path
+        self.holder = holder
         super().__init__(
             f"another flipsync command ({holder}) is using {path}: wait for it or stop it, "
             "or point this one at its servers with NATS_URL and REDIS_URL"
@@ -81,12 +82,23 @@ def busy(path: Path | None) -> DataDirBusy | None:
 
 
 def reset(path: Path) -> str:
-    """Remove the data directory (refused while a command holds it); what was done."""
+    """Remove the data directory (refused while a command holds it); what was done, and
+    what it leaves (the packages written outside it)."""
     if not path.exists():
         return f"nothing to clear: {path} does not exist"
     with held(path):
         shutil.rmtree(path)
-    return f"cleared {path} (the embedded servers' streams, ledger, caches and budgets)"
+    return (
+        f"cleared {path} (the embedded servers' streams, ledger, caches, budgets and the API "
+        "keys `flipsync http` made); the packages written in listings/ are kept, and seller "
+        "chat no longer knows them"
+    )
+
+
+def reset_refused(busy: DataDirBusy) -> str:
+    """Why reset cannot clear a data directory another command holds, and what to do (not
+    DataDirBusy's "point this one at its servers", which fits any command but reset)."""
+    return f"another flipsync command ({busy.holder}) is using {busy.path}: stop it, then reset"
 
 
 def has_data(path: Path | None) -> bool:

@@ -82,6 +82,10 @@ def test_report_after_upload_shows_its_spend_until_reset(tmp_path: Path) -> None
     assert SIMULATED_NOTE in providers.stdout  # its cost column is the simulator's, not money
     cleared = flipsync("reset", cwd=tmp_path)
     assert cleared.returncode == 0 and "cleared" in cleared.stdout
+    # The seller's packages are theirs: kept, and said to be (a newcomer found chat then
+    # saying "no listings" beside a full listings/ folder, with nothing said).
+    assert (tmp_path / "listings" / "shop" / "mug-1" / "package.json").is_file()
+    assert "listings/ are kept" in cleared.stdout
     assert not (tmp_path / ".flipsync").exists()
     empty = flipsync("report", cwd=tmp_path)
     assert empty.returncode == 2 and "no ledger here" in empty.stderr
@@ -109,6 +113,8 @@ def test_a_second_command_on_the_same_data_is_refused(tmp_path: Path) -> None:
     assert busy.returncode == 5, busy.stderr
     assert f"pid {os.getpid()}" in busy.stderr and "is using" in busy.stderr
     assert refused.returncode == 5 and "Traceback" not in refused.stderr
+    assert refused.stderr.strip().endswith("stop it, then reset"), refused.stderr
+    assert "NATS_URL" not in refused.stderr  # pointing a reset at servers means nothing
     assert (tmp_path / ".flipsync").exists()
 
 
