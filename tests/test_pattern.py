@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import AsyncIterator
 
@@ -24,7 +25,7 @@ from cost_ledger.catalog import PriceCatalog
 from cost_ledger.keys import Dimension
 from flipsync.stack import Stack
 from router.context import RequestContext
-from router.levers.patterns import Intent, intents_of, template_for, trivial_reply
+from router.levers.patterns import TEMPLATES, Intent, intents_of, template_for, trivial_reply
 from router.pipeline import compose
 from router.stages.pattern import PatternStage
 from tests.helpers import TITLE_SCHEMA, eventually, router_stack
@@ -117,6 +118,14 @@ def test_mixed_or_odd_turns_go_to_the_model() -> None:
 def test_the_template_matches_the_intent() -> None:
     assert "welcome" in template_for((Intent.THANKS,)).lower()
     assert "goodbye" in template_for((Intent.GOODBYE, Intent.THANKS)).lower()
+
+
+def test_no_template_assumes_what_the_caller_does() -> None:
+    """Any /v1 client gets these, not only seller chat: no listings, no products."""
+    for intents in TEMPLATES:
+        text = template_for(tuple(sorted(intents))).lower()
+        words = set(re.findall(r"[a-z]+", text))
+        assert not {"listing", "listings", "product", "products", "sell"} & words, text
 
 
 async def test_the_stage_answers_without_calling_the_rest() -> None:

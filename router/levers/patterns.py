@@ -49,13 +49,15 @@ PHRASES: dict[Intent, tuple[str, ...]] = {
 """Every phrase a trivial turn may be made of; anything else goes on to the model."""
 
 TEMPLATES: dict[frozenset[Intent], str] = {
-    frozenset({Intent.GREETING}): "Hi! How can I help you with your listings today?",
+    frozenset({Intent.GREETING}): "Hi! How can I help you today?",
     frozenset({Intent.THANKS}): "You're welcome! Let me know if there's anything else I can do.",
     frozenset({Intent.ACK}): "Great. Let me know if there's anything else you need.",
-    frozenset({Intent.GOODBYE}): "Goodbye! Come back any time you need a hand with your listings.",
+    frozenset({Intent.GOODBYE}): "Goodbye! Come back any time you need a hand.",
     frozenset({Intent.THANKS, Intent.GOODBYE}): "You're welcome, and goodbye! Come back any time.",
 }
-"""The answer to each kind of trivial turn; a mix not listed here goes to the model."""
+"""The answer to each kind of trivial turn; a mix not listed here goes to the model. They
+name no product or domain: an OpenAI client of /v1 gets them too (a newcomer's "hi" was
+answered "How can I help you with your listings today?")."""
 
 MAX_CHARS = 60
 """Longer turns are never trivial."""
