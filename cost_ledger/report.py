@@ -22,6 +22,9 @@ from cost_ledger.spend import spend_view
 from cost_ledger.text_console import plain_console
 
 SIMULATED_NOTE = "SIMULATED provider: no real money was spent"
+NO_BASELINE_NOTE = "(no baseline: that model made only the levers' own calls, or failed ones)"
+"""Under the By model table when a row's saved is negative for want of a baseline (a
+newcomer read gpt-4.1-mini's "baseline $0.000000 saved -$0.000361" as a fault)."""
 TENANTS_LISTED = 20
 """How many tenants with data an unknown tenant's message names at most."""
 NAMED_FILTERS = {"agent": Dimension.AGENT, "model": Dimension.MODEL}
@@ -232,6 +235,8 @@ def render_spend(view: SpendResponse, *, width: int | None = None, by: str | Non
             continue  # one workspace (the default) says nothing the totals do not
         if rows:
             console.print(_row_table(title, rows))
+            if name == "model" and any(r.baseline_micro_usd == 0 < r.spend_micro_usd for r in rows):
+                console.print(NO_BASELINE_NOTE)
         elif by is not None:
             console.print(f"By {title}: nothing in this filter")
     return out.getvalue()

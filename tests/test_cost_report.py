@@ -28,6 +28,7 @@ from cost_ledger.budgets.config import BudgetConfig
 from cost_ledger.budgets.live import LiveBudgets
 from cost_ledger.cli import add_commands, render_recommendations, run_command
 from cost_ledger.report import (
+    NO_BASELINE_NOTE,
     SIMULATED_NOTE,
     build_report,
     counted,
@@ -188,6 +189,20 @@ async def test_text_report_shows_rates(redis_client: aioredis.Redis) -> None:
     assert "No calls recorded" not in text
     nobody = render_spend(await spend_view(store, Filter(tenant="nobody")))  # a mistyped name
     assert "No calls recorded for this filter (check the names and dates)." in nobody
+
+
+async def test_a_model_with_spend_and_no_baseline_is_explained(
+    redis_client: aioredis.Redis,
+) -> None:
+    """A shadow call's model shows "baseline $0 saved -$x" in By model: the report says why
+    (a newcomer read it as a fault), and only when such a row is there."""
+    store = AggregateStore(redis_client)
+    await apply_all(store, seeded())
+    assert NO_BASELINE_NOTE not in render_report(await build_report(store, "acme"))
+    shadow = ledger_event(at="2026-11-03T11:00:00", model="gpt-4.1-mini", cost=361, baseline=0)
+    await apply_all(store, [shadow])
+    text = render_report(await build_report(store, "acme"))
+    assert NO_BASELINE_NOTE in text and text.index("By model") < text.index(NO_BASELINE_NOTE)
 
 
 def test_a_day_range_reads_as_a_range_open_or_not() -> None:
