@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from bus.messages import BudgetChange, ChatMessage, LlmRequest, OutputSchema
 
 if TYPE_CHECKING:
+    from nats.js import JetStreamContext
     from redis.asyncio import Redis
 
     from flipsync.stack import Stack
@@ -76,15 +77,25 @@ async def pipeline_quiet(stack: Stack, timeout_s: float = 30.0) -> None:
     acks a request only after publishing its result and then its ledger event, so a caller
     holding every result can still see a quiet ledger consumer before the last event lands:
     the router's consumer is checked first, each time."""
+    await consumers_quiet(stack.broker.connection.jetstream(), ledger=True, timeout_s=timeout_s)
+
+
+async def consumers_quiet(js: JetStreamContext, *, ledger: bool, timeout_s: float = 30.0) -> None:
+    """Wait until the router's consumer has every request acked (and with ledger, then the
+    ledger's consumer every event).
+
+    A requester's result can arrive before the results stream holds it: NATS delivers a
+    published message to core subscribers at once and queues it for the stream, whose ack
+    comes only once it is stored. The router acks a request only after those acks, so once
+    its consumer is quiet every result and ledger event it published is stored."""
     from bus import subjects
 
-    js = stack.broker.connection.jetstream()
+    consumers = [(subjects.STREAM_REQUESTS, subjects.DURABLE_ROUTER)]
+    if ledger:
+        consumers.append((subjects.STREAM_LEDGER, subjects.DURABLE_LEDGER))
 
     async def done() -> bool:
-        for stream, durable in (
-            (subjects.STREAM_REQUESTS, subjects.DURABLE_ROUTER),
-            (subjects.STREAM_LEDGER, subjects.DURABLE_LEDGER),
-        ):
+        for stream, durable in consumers:
             info = await js.consumer_info(stream, durable)
             if info.num_pending or info.num_ack_pending:
                 return False

@@ -28,7 +28,7 @@ from router.paid_answers import EVENTS
 from router.validation import parse_answer
 from simulator.config import SimConfig
 from simulator.server import SimulatedProvider
-from tests.helpers import TITLE_SCHEMA, eventually
+from tests.helpers import TITLE_SCHEMA, consumers_quiet, eventually
 from tests.test_packing import AGENT, packable
 
 _MARKER = msgspec.json.Decoder(LedgerEvent | list[LedgerEvent])
@@ -88,9 +88,11 @@ async def assert_one_result_each_and_ledger_once(
     for result in results:
         parsed, problem = parse_answer(result.content, TITLE_SCHEMA.schema)
         assert not problem and parsed == result.parsed
-    info = await c.broker.connection.jetstream().stream_info(
-        subjects.STREAM_RESULTS, subjects_filter=f"llm.result.{tenant}.>"
-    )
+    js = c.broker.connection.jetstream()
+    # A result reaches its requester before the stream's ack (NATS stores it on its own
+    # time); the router acks each request only after that ack, so read the stream then.
+    await consumers_quiet(js, ledger=False)
+    info = await js.stream_info(subjects.STREAM_RESULTS, subjects_filter=f"llm.result.{tenant}.>")
     assert info.state.subjects is not None
     assert len(info.state.subjects) == len(requests)
     assert set(info.state.subjects.values()) == {1}  # exactly one result per request
