@@ -21,6 +21,7 @@ from typing import Any
 
 from agents.containment import outside_problem, source_root
 from agents.csv_import import ImportError_, Row, read_table
+from agents.csv_values import ValueProblem, parse_money
 from agents.folders import FIELDS_FILE, NOTES_FILE, PHOTO_SUFFIXES, ignored_reason
 from agents.limits import (
     MAX_FILE_BYTES,
@@ -316,14 +317,32 @@ def _product(item: dict[str, Any], photos: list[Path], where: str) -> ProductInp
     missing = [str(p) for p in photos if not p.is_file()]
     if missing:
         raise SourceError(f"{where}: photos not found: {', '.join(missing)}")
+    cost_price, currency = _cost_price(item.get("cost_price"), where)
+    if currency is not None:
+        attributes = {**attributes, "cost_price_currency": currency}
     return ProductInput(
         product_id=product_id,
         title_hint=str(item.get("title_hint") or item.get("title") or ""),
         notes=str(item.get("notes", "")),
-        cost_price=str(item.get("cost_price", "")),
+        cost_price=cost_price,
         photos=tuple(PhotoFile.at(p) for p in photos),
         attributes={str(k): str(v) for k, v in attributes.items()},
     )
+
+
+def _cost_price(value: object, where: str) -> tuple[str, str | None]:
+    """A cost price as an amount ("$25" -> "25") and its currency when not USD, read as a
+    CSV's is; SourceError names an unreadable one (a product.json's "$25" used to pass as
+    text the pricing agent could not read, and the upload said no cost price was given)."""
+    if value is None or value == "":
+        return "", None
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise SourceError(f"{where}: cost_price: expected an amount, found {_json_type(value)}")
+    try:
+        amount, currency = parse_money(str(value))
+    except ValueProblem as exc:
+        raise SourceError(f"{where}: cost_price: {exc}") from None
+    return str(amount), None if currency in (None, "USD") else currency
 
 
 def _check_size(path: Path, limit: int) -> None:

@@ -59,6 +59,31 @@ def test_a_folder_of_photos_and_notes_is_one_product(tmp_path: Path) -> None:
     assert [p.product_id for p in many] == ["lamp", "mug"]
 
 
+@pytest.mark.parametrize(
+    ("given", "read", "currency"),
+    [('"$25"', "25", None), ("12.5", "12.5", None), ('"1.234,50 €"', "1234.50", "EUR"),
+     ('"4.20"', "4.20", None)],
+)  # fmt: skip
+def test_a_product_json_cost_price_is_read_as_a_csv_s_is(
+    tmp_path: Path, given: str, read: str, currency: str | None
+) -> None:
+    """A product.json's "$25" passed as text the pricing agent could not read, and the
+    upload said no cost price was given (found after a newcomer's pass)."""
+    photo(tmp_path / "mug", "front.png")
+    (tmp_path / "mug" / "product.json").write_text(f'{{"cost_price": {given}}}')
+    (product,), _ = load_path(tmp_path / "mug")
+    assert product.cost_price == read
+    assert product.attributes.get("cost_price_currency") == currency
+
+
+@pytest.mark.parametrize("given", ['"twenty dollars"', '"-5"', "true", '{"usd": 5}'])
+def test_an_unreadable_cost_price_is_named(tmp_path: Path, given: str) -> None:
+    photo(tmp_path / "mug", "front.png")
+    (tmp_path / "mug" / "product.json").write_text(f'{{"cost_price": {given}}}')
+    with pytest.raises(SourceError, match="cost_price: "):
+        load_path(tmp_path / "mug")
+
+
 def test_a_file_a_folder_does_not_read_is_named_with_what_it_should_be_called(
     tmp_path: Path,
 ) -> None:
