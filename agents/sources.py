@@ -237,7 +237,10 @@ def ignored_files(folder: Path, source: Path | None = None) -> list[str]:
     warnings = []
     for file in _visible_files(folder):
         if (why := ignored_reason(file.name)) is not None:
-            warnings.append(f"ignored {file.relative_to(source or folder)}: {why}")
+            name = str(file.relative_to(source or folder))
+            # A file name is the seller's, or anyone's: a control character (a terminal
+            # escape, a newline) is shown escaped, never sent to the terminal.
+            warnings.append(f"ignored {name if name.isprintable() else repr(name)}: {why}")
     return warnings
 
 

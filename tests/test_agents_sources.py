@@ -76,6 +76,14 @@ def test_a_product_json_cost_price_is_read_as_a_csv_s_is(
     assert product.attributes.get("cost_price_currency") == currency
 
 
+def test_an_ignored_file_s_name_never_reaches_the_terminal_raw(tmp_path: Path) -> None:
+    photo(tmp_path / "mug", "front.png")
+    (tmp_path / "mug" / "a\x1b]0;owned\x07\nb.txt").write_text("x")
+    loaded = load_source(tmp_path / "mug")
+    (warning,) = loaded.warnings
+    assert warning.isprintable() and "\\x1b" in warning and "\\n" in warning, warning
+
+
 @pytest.mark.parametrize("given", ['"twenty dollars"', '"-5"', "true", '{"usd": 5}'])
 def test_an_unreadable_cost_price_is_named(tmp_path: Path, given: str) -> None:
     photo(tmp_path / "mug", "front.png")
