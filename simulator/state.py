@@ -36,6 +36,9 @@ class SimStats:
     """Completions produced as lines of a batch (not counted in calls)."""
     streams_open: int = 0
     """Streamed answers still being written (their last chunk not yet sent)."""
+    tokens_by_model: dict[str, list[int]] = field(default_factory=dict)
+    """Per model, [prompt, cached, completion] tokens of its completions: what a bill needs
+    when several models answered (a bound at the dearest model's price is no bill)."""
 
     def to_json(self) -> dict[str, object]:
         """The stats as GET /_sim/stats answers them."""
@@ -50,12 +53,16 @@ class SimStats:
             "batches": self.batches,
             "batch_calls": self.batch_calls,
             "streams_open": self.streams_open,
+            "tokens_by_model": {m: list(t) for m, t in self.tokens_by_model.items()},
         }
 
     def copy(self) -> SimStats:
         """A snapshot that later calls do not change."""
         return dataclasses.replace(
-            self, by_model=Counter(self.by_model), faults=Counter(self.faults)
+            self,
+            by_model=Counter(self.by_model),
+            faults=Counter(self.faults),
+            tokens_by_model={m: list(t) for m, t in self.tokens_by_model.items()},
         )
 
 
@@ -124,3 +131,7 @@ class SimState:
         self.stats.prompt_tokens += prompt
         self.stats.cached_tokens += cached
         self.stats.completion_tokens += completion
+        tokens = self.stats.tokens_by_model.setdefault(model, [0, 0, 0])
+        tokens[0] += prompt
+        tokens[1] += cached
+        tokens[2] += completion
