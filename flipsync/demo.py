@@ -160,7 +160,13 @@ async def _interrupted(stack: Stack, uploads: _Uploads) -> int:
     unfinished = [wf for wf in uploads.started if wf not in uploads.done]
     note = await stop_unfinished(session, stack.settings, TENANT, unfinished, uploads.mark,
                                  why="interrupted")  # fmt: skip
-    print(interrupted_line(uploads.products, uploads.started, uploads.done, note),
+    # The products that ended are kept, as `flipsync upload` keeps them (a newcomer's Ctrl-C
+    # after 5 of 6 said "nothing written": the packages waited for the sixth).
+    ended = [uploads.done[wf] for wf in uploads.started if wf in uploads.done]
+    for event in ended:
+        write_package(OUT, event, simulated=stack.simulated or event.simulated)
+    written = f"{OUT}/" if ended else ""
+    print(interrupted_line(uploads.products, uploads.started, uploads.done, note, written),
           file=sys.stderr)  # fmt: skip
     return EXIT_INTERRUPTED
 

@@ -82,10 +82,15 @@ class ProductBars:
 
 
 def interrupted_line(
-    products: int, started: Iterable[str], done: Mapping[str, WorkflowDone], note: str
+    products: int,
+    started: Iterable[str],
+    done: Mapping[str, WorkflowDone],
+    note: str,
+    written: str = "",
 ) -> str:
     """The closing line of a demo interrupted during its uploads: every product counted once,
-    as done, failed, unfinished (note: cancelled or not, from stop_unfinished) or not started.
+    as done, failed, unfinished (note: cancelled or not, from stop_unfinished) or not started;
+    written names the folder the ended products' packages went to ("" when none did).
 
     A newcomer saw `0 of 6 products done, nothing written; 5 unfinished products cancelled`:
     the sixth, never uploaded, was nowhere.
@@ -96,7 +101,8 @@ def interrupted_line(
     line = f"interrupted: {len(ended) - failed} of {counted(products, 'product')} done"
     if failed:
         line += f", {failed} failed"
-    line += f", nothing written{note}"
+    packages = f"{counted(len(ended), 'package')} written in {written}" if written else ""
+    line += f", {packages or 'nothing written'}{note}"
     if not_started := products - len(started):
         line += f"; {not_started} not started"
     return line

@@ -67,14 +67,20 @@ def test_sigint_mid_demo_cancels_the_unfinished_products(tmp_path: Path) -> None
     lines = stderr.strip().splitlines()
     assert lines[0].startswith("stopping: cancelling ") and "unfinished product" in lines[0]
     said = re.fullmatch(
-        r"interrupted: (\d) of 6 products done(?:, (\d) failed)?, nothing written; (\d) "
+        r"interrupted: (\d) of 6 products done(?:, (\d) failed)?, "
+        r"(?:nothing written|(\d) packages? written in listings/); (\d) "
         r"unfinished products? cancelled \(calls already made stay in the report\)"
         r"(?:; (\d) not started)?",
         lines[-1],
     )
     assert said, stderr
-    # Every product is counted once (a newcomer's sixth, never uploaded, was nowhere).
-    assert sum(int(n or 0) for n in said.groups()) == 6, stderr
+    ok, failed, written, unfinished, not_started = (int(n or 0) for n in said.groups())
+    # Every product is counted once (a newcomer's sixth, never uploaded, was nowhere), and
+    # those that ended are kept as packages, as `flipsync upload` keeps them.
+    assert ok + failed + unfinished + not_started == 6, stderr
+    assert written == ok + failed, stderr
+    kept = list((tmp_path / "listings" / "demo").glob("*/package.json"))
+    assert len(kept) == written, (kept, stderr)
     assert [pid for pid in children if running(pid)] == []
     # The cancelled workflows do not resume under the next commands on the same data. Calls
     # that were at the provider when Ctrl-C came are paid and booked as they end, and the

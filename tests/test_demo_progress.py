@@ -30,9 +30,13 @@ def test_every_product_is_in_the_interrupted_line() -> None:
         "interrupted: 1 of 6 products done, 1 failed, nothing written; 3 unfinished products "
         "cancelled (calls already made stay in the report); 1 not started"
     )
+    assert interrupted_line(6, started, done, CANCELLED, "listings/demo/") == (
+        "interrupted: 1 of 6 products done, 1 failed, 2 packages written in listings/demo/; 3 "
+        "unfinished products cancelled (calls already made stay in the report); 1 not started"
+    )
     everything = {wf: _done(wf) for wf in "abcdef"}
-    assert interrupted_line(6, "abcdef", everything, "") == (
-        "interrupted: 6 of 6 products done, nothing written"
+    assert interrupted_line(6, "abcdef", everything, "", "listings/demo/") == (
+        "interrupted: 6 of 6 products done, 6 packages written in listings/demo/"
     )
 
 
