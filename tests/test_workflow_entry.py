@@ -74,19 +74,27 @@ async def last_request(stack: Stack, owner: str, agent: str) -> LlmRequest:
     return decode(raw.data or b"", LlmRequest)
 
 
+def csv_upload(folder: Path, header: str, row: str) -> tuple[str, argparse.Namespace]:
+    """A one-product CSV (a board photo beside it) and `flipsync upload`'s arguments for it,
+    under a fresh tenant."""
+    shutil.copy(SAMPLES / "photos" / "board-005-a.png", folder / "board.png")
+    (folder / "products.csv").write_text(f"{header}\n{row}\n")
+    owner = tenant()
+    args = argparse.Namespace(
+        path=folder / "products.csv", tenant=owner, out=folder / "out",
+        priority=None, timeout=120.0, duplicates="refuse",
+    )  # fmt: skip
+    return owner, args
+
+
 async def test_cli_uploads_a_csv_at_bulk_priority_and_writes_packages(
     stack: Stack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    shutil.copy(SAMPLES / "photos" / "board-005-a.png", tmp_path / "board.png")
-    (tmp_path / "products.csv").write_text(
-        "product_id,title,notes,cost_price,photos,weight_g\n"
-        'board-9,Walnut board,"New walnut board, 40 x 30 cm",18.50,board.png,1200\n'
+    owner, args = csv_upload(
+        tmp_path,
+        "product_id,title,notes,cost_price,photos,weight_g",
+        'board-9,Walnut board,"New walnut board, 40 x 30 cm",18.50,board.png,1200',
     )
-    owner = tenant()
-    args = argparse.Namespace(
-        path=tmp_path / "products.csv", tenant=owner, out=tmp_path / "out",
-        priority=None, timeout=120.0, duplicates="refuse",
-    )  # fmt: skip
 
     async def borrow(_settings: Settings) -> Borrowed:
         return Borrowed(stack)
@@ -111,16 +119,11 @@ async def test_a_deployments_simulated_answers_are_said_to_be_simulated(
     found by a newcomer, uploads to `flipsync http`'s servers printed and wrote the simulated
     provider's placeholder listings with no SIMULATED mark and "simulated": false. The
     workflow's result now says whether its answers were simulated."""
-    shutil.copy(SAMPLES / "photos" / "board-005-a.png", tmp_path / "board.png")
-    (tmp_path / "products.csv").write_text(
-        "product_id,title,notes,cost_price,photos\n"
-        'board-8,Oak board,"Oak board, 30 x 20 cm",12.00,board.png\n'
+    owner, args = csv_upload(
+        tmp_path,
+        "product_id,title,notes,cost_price,photos",
+        'board-8,Oak board,"Oak board, 30 x 20 cm",12.00,board.png',
     )
-    owner = tenant()
-    args = argparse.Namespace(
-        path=tmp_path / "products.csv", tenant=owner, out=tmp_path / "out",
-        priority=None, timeout=120.0, duplicates="refuse",
-    )  # fmt: skip
 
     async def deployment(_settings: Settings) -> Borrowed:
         return Borrowed(stack, simulated=False)  # what agents.cli.connected knows of one
