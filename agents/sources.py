@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -222,8 +223,8 @@ def _load(path: Path, duplicates: str) -> Loaded:
     if not products:
         raise SourceError(f"{path}: no photos, catalog.json or CSV found")
     warnings += [
-        f"ignored {file.name}: a folder of product folders is read one folder at a time "
-        "(put it in its product's folder)"
+        f"ignored {printable(file.name)}: a folder of product folders is read one folder at a "
+        "time (put it in its product's folder)"
         for file in _visible_files(path)
     ]
     for folder in folders:
@@ -237,11 +238,14 @@ def ignored_files(folder: Path, source: Path | None = None) -> list[str]:
     warnings = []
     for file in _visible_files(folder):
         if (why := ignored_reason(file.name)) is not None:
-            name = str(file.relative_to(source or folder))
-            # A file name is the seller's, or anyone's: a control character (a terminal
-            # escape, a newline) is shown escaped, never sent to the terminal.
-            warnings.append(f"ignored {name if name.isprintable() else repr(name)}: {why}")
+            warnings.append(f"ignored {printable(str(file.relative_to(source or folder)))}: {why}")
     return warnings
+
+
+def printable(name: str) -> str:
+    """A file name as a warning shows it: as it is, or escaped (its repr) when it holds a
+    control character (a terminal escape, a newline): a name is anyone's to choose."""
+    return name if name.isprintable() else repr(name)
 
 
 def _visible_files(folder: Path) -> list[Path]:
@@ -341,8 +345,13 @@ def _cost_price(value: object, where: str) -> tuple[str, str | None]:
         return "", None
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise SourceError(f"{where}: cost_price: expected an amount, found {_json_type(value)}")
+    if not isinstance(value, str):  # a JSON number is the amount as written (4.125 is not
+        amount = Decimal(str(value))  # 4,125 with a thousands mark, as text may be)
+        if not amount.is_finite() or amount < 0:
+            raise SourceError(f"{where}: cost_price: {value!r} is not an amount of money")
+        return str(amount), None
     try:
-        amount, currency = parse_money(str(value))
+        amount, currency = parse_money(value)
     except ValueProblem as exc:
         raise SourceError(f"{where}: cost_price: {exc}") from None
     return str(amount), None if currency in (None, "USD") else currency

@@ -209,24 +209,31 @@ def _console() -> tuple[io.StringIO, Console]:
     return out, plain_console(out)
 
 
-async def unknown_to_deployment(client: aioredis.Redis, settings: Settings, where: Filter) -> str:
+async def unknown_to_deployment(
+    client: aioredis.Redis, settings: Settings, where: Filter, *, tenant_known: bool = False
+) -> str:
     """Why a view of where would be empty for a likely typo, or "": a tenant the ledger has
     no call of and no budget names (report.unknown_tenant; a budget's tenant with no call yet
-    is no typo), or an agent or model neither known nor in the ledger (report.unknown_name)."""
+    is no typo, nor one tenant_known says is, as graded agents do), or an agent or model
+    neither known nor in the ledger (report.unknown_name)."""
     store = AggregateStore(client)
-    unknown = await unknown_tenant(store, where.tenant)
+    unknown = "" if tenant_known else await unknown_tenant(store, where.tenant)
     if unknown and where.tenant and await budget_names_tenant(client, settings, where.tenant):
         unknown = ""
-    return unknown or await unknown_name(store, where, await known_names(client, where))
+    known = await known_names(client, settings, where)
+    return unknown or await unknown_name(store, where, known)
 
 
-async def known_names(client: aioredis.Redis, where: Filter) -> dict[str, set[str]]:
+async def known_names(
+    client: aioredis.Redis, settings: Settings, where: Filter
+) -> dict[str, set[str]]:
     """The agents and models that exist whether or not the ledger has their calls: the agent
-    specs, and the price catalog's models (with those fine-tuned and registered at run time);
-    read only for the fields where names."""
+    specs with the OpenAI endpoint's agent and the extra agents, and the price catalog's
+    models (with those fine-tuned and registered at run time); read only for the fields
+    where names."""
     known: dict[str, set[str]] = {}
     if where.agent is not None:
-        known["agent"] = set(agent_task_types())
+        known["agent"] = {*agent_task_types(), settings.openai_agent, *settings.extra_agents}
     if where.model is not None:
         catalog = PriceCatalog.load()
         from optimizer.models import load_registered  # lazy: the optimizer builds on the ledger

@@ -457,8 +457,9 @@ async def print_report(
     client = await open_redis(settings.redis_url, settings.connect_timeout_s)
     try:
         graded = await standings(client, where.tenant, where.agent)
-        # A tenant with no call yet but graded agents or a budget of its own is no typo.
-        unknown = "" if graded else await unknown_to_deployment(client, settings, where)
+        # A tenant with no call yet but graded agents or a budget of its own is no typo; a
+        # mistyped agent or model still is (graded agents excused every name before).
+        unknown = await unknown_to_deployment(client, settings, where, tenant_known=bool(graded))
         if unknown:  # a tenant, agent or model nothing knows: likely mistyped
             print(f"flipsync report: {unknown}", file=sys.stderr)  # not an empty report
             return 2

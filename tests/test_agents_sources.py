@@ -62,7 +62,7 @@ def test_a_folder_of_photos_and_notes_is_one_product(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("given", "read", "currency"),
     [('"$25"', "25", None), ("12.5", "12.5", None), ('"1.234,50 €"', "1234.50", "EUR"),
-     ('"4.20"', "4.20", None)],
+     ('"4.20"', "4.20", None), ("4.125", "4.125", None), ("0.125", "0.125", None)],
 )  # fmt: skip
 def test_a_product_json_cost_price_is_read_as_a_csv_s_is(
     tmp_path: Path, given: str, read: str, currency: str | None
@@ -82,9 +82,16 @@ def test_an_ignored_file_s_name_never_reaches_the_terminal_raw(tmp_path: Path) -
     loaded = load_source(tmp_path / "mug")
     (warning,) = loaded.warnings
     assert warning.isprintable() and "\\x1b" in warning and "\\n" in warning, warning
+    (tmp_path / "shop").mkdir()
+    shutil.move(tmp_path / "mug", tmp_path / "shop" / "mug")
+    (tmp_path / "shop" / "x\x1b]0;owned\x07\nWARNING fake.txt").write_text("x")
+    top = load_source(tmp_path / "shop").warnings  # a folder of product folders
+    assert len(top) == 2 and all(w.isprintable() for w in top), top
 
 
-@pytest.mark.parametrize("given", ['"twenty dollars"', '"-5"', "true", '{"usd": 5}'])
+@pytest.mark.parametrize(
+    "given", ['"twenty dollars"', '"-5"', "true", '{"usd": 5}', "-5", "Infinity"]
+)
 def test_an_unreadable_cost_price_is_named(tmp_path: Path, given: str) -> None:
     photo(tmp_path / "mug", "front.png")
     (tmp_path / "mug" / "product.json").write_text(f'{{"cost_price": {given}}}')

@@ -41,6 +41,7 @@ from cost_ledger.slices import FilterError, check_filter
 from cost_ledger.spend import per, spend_view, timeseries_view
 from cost_ledger.text_console import MIN_COLUMNS
 from flipsync.cli import print_report
+from router.routing.grades import grade_key
 from tests.cost_events import apply_all, ledger_event
 
 
@@ -365,6 +366,14 @@ async def test_a_mistyped_agent_or_model_is_refused_with_its_close_matches(
     assert await print_report(settings, None, where=where) == 2
     assert capsys.readouterr().err.endswith("; none is close to it\n")
     for known in (Filter(agent="ebay_listing"), Filter(model="gpt-4o-2024-08-06"),
-                  Filter(tenant="acme", agent="tagger")):  # fmt: skip
+                  Filter(tenant="acme", agent="tagger"),
+                  Filter(agent="openai_compat")):  # fmt: skip
         assert await print_report(settings, None, where=known) == 0, known
         assert capsys.readouterr().err == ""
+    # A graded agent excuses a tenant with no calls, never a mistyped model (a review found
+    # any grade anywhere let `report --model gpt-4o-mnii` print a zero report).
+    await redis_client.hset(grade_key("newshop", "ebay_listing"), mapping={"avg": 1, "n": 1})
+    assert await print_report(settings, "newshop", where=Filter(tenant="newshop")) == 0
+    capsys.readouterr()
+    assert await print_report(settings, None, where=Filter(model="gpt-4o-mnii")) == 2
+    assert "unknown model 'gpt-4o-mnii'" in capsys.readouterr().err
