@@ -16,7 +16,6 @@ narrowed to it the same way as to its tenant.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 from collections.abc import Mapping
@@ -28,11 +27,11 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from api.key_digest import DIGEST_PREFIX, digest
 from bus import subjects
 from bus.messages import DEFAULT_PROJECT, DEFAULT_WORKSPACE
 from bus.settings import Settings
 
-DIGEST_PREFIX = "sha256:"
 OPERATOR = "*"
 """The tenant of an operator key: it may read every tenant."""
 PROTECTED_PREFIXES = ("/v1/", "/api/")
@@ -97,11 +96,6 @@ class AuthError(Exception):
         body = {"error": {"message": self.reason, "type": kind, "param": None, "code": self.code}}
         headers = {"WWW-Authenticate": "Bearer"} if self.status == 401 else None
         return JSONResponse(body, status_code=self.status, headers=headers)
-
-
-def digest(key: str) -> str:
-    """The stored form of a key: "sha256:" and its hex digest."""
-    return DIGEST_PREFIX + hashlib.sha256(key.encode()).hexdigest()
 
 
 class ApiKeys:

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 from pydantic import SecretStr, ValidationError
 
 from api.generated_key import is_generated_key
+from api.key_digest import digest
 from bus.settings import Settings
 from bus.settings_sections import ProviderSettings
 from cost_ledger.catalog import PriceCatalog
@@ -45,16 +47,24 @@ KIND_MAX_TOKENS_PARAM = {"openai": "max_completion_tokens", "simulated": "max_co
 """The output-cap field per kind; the others take the older, more widely known max_tokens."""
 
 
+_THIS_MACHINE = frozenset({"localhost", "127.0.0.1", "::1", "0.0.0.0"})
+"""Hosts a base URL names this machine by (where `flipsync http` serves by default)."""
+
+
 class ProviderConfigError(ValueError):
     """A `providers` entry cannot be used; the message says which and why."""
 
 
 def _refuse_own_key(settings: Settings, key: SecretStr) -> None:
-    """Raise when OPENAI_API_KEY holds one of FlipSync's own API keys (a generated "fs-"
-    key, or one of FLIPSYNC_API_KEYS): the exports `flipsync http` prints for an OpenAI
-    client, pasted into flipsync's shell, would make flipsync its own provider."""
+    """Raise when OPENAI_API_KEY holds this deployment's own API key (one of
+    FLIPSYNC_API_KEYS, in clear or as its digest), or a generated "fs-" key while
+    OPENAI_BASE_URL names this machine: the exports `flipsync http` prints for an OpenAI
+    client, pasted into flipsync's shell, would make flipsync its own provider. Another
+    FlipSync's /v1 elsewhere, with its key, is a provider like any."""
     value = key.get_secret_value()
-    if not is_generated_key(value) and value not in settings.api_keys:
+    own = value in settings.api_keys or digest(value) in settings.api_keys
+    here = urlsplit(settings.openai_base_url or "").hostname in _THIS_MACHINE
+    if not own and not (here and is_generated_key(value)):
         return
     raise ProviderConfigError(
         f"OPENAI_API_KEY holds a FlipSync API key, not a provider's (OPENAI_BASE_URL="

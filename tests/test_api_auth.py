@@ -17,8 +17,9 @@ import pytest
 from openai import AsyncOpenAI
 
 from api.app import create_app
-from api.auth import ApiKeys, digest
+from api.auth import ApiKeys
 from api.generated_key import KEY_FILE, announce_key
+from api.key_digest import digest
 from bus.settings import Settings
 from flipsync.stack import Service, Stack, start_stack
 from tests.helpers import eventually

@@ -91,7 +91,23 @@ def test_flipsyncs_own_key_as_the_provider_key_is_refused(tmp_path: Path, key: s
 
 def test_a_providers_key_is_not_taken_for_flipsyncs(tmp_path: Path) -> None:
     from api.generated_key import is_generated_key, new_key
+    from api.key_digest import digest
+    from bus.settings import Settings
+    from cost_ledger.catalog import PriceCatalog
+    from flipsync.providers import ProviderConfigError, provider_configs
 
     assert is_generated_key(new_key())
     assert not is_generated_key("sk-proj-" + "A" * 40)
     assert not is_generated_key("fs-short")
+    catalog = PriceCatalog.load()
+    # Another FlipSync's /v1 elsewhere, with a key it generated, is a provider like any
+    # (a review: the first version refused every "fs-" key wherever it pointed).
+    elsewhere = Settings(openai_base_url="https://gw.example/v1", openai_api_key=new_key())
+    assert provider_configs(elsewhere, catalog, None)[0].base_url == "https://gw.example/v1"
+    # This deployment's own key is refused wherever it points, configured as its digest too.
+    mine = "my-own-key"
+    for keys in ({mine: "default"}, {digest(mine): "default"}):
+        own = Settings(openai_base_url="https://gw.example/v1", openai_api_key=mine,
+                       api_keys=keys)  # fmt: skip
+        with pytest.raises(ProviderConfigError, match="holds a FlipSync API key"):
+            provider_configs(own, catalog, None)
