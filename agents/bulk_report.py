@@ -92,12 +92,14 @@ def cost_line(done: list[WorkflowDone], *, simulated: bool) -> str:
 def other_calls_line(micro_usd: int, *, simulated: bool) -> str:
     """One line: what the levers' own calls cost (routing's shadow and judge calls, the
     cache's shadow checks), which no product's cost above holds and the report's spend and
-    cost per product do (a newcomer found the two costs of one product and no reason)."""
+    cost per product do (a newcomer found the two costs of one product and no reason). It
+    is the tenant's spend less its products', so another of its calls meanwhile (a chat, a
+    second upload) is in it too, and the line says so."""
     note = " (simulated)" if simulated else ""
     return (
         f"levers' own calls ${usd(micro_usd)}{note}: routing's shadow and judge calls and the "
-        "cache's checks, in no product's cost above; the report's spend and its cost per "
-        "product below hold them"
+        "cache's checks (with any other call of this tenant meanwhile), in no product's cost "
+        "above; the report's spend and its cost per product below hold them"
     )
 
 

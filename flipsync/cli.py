@@ -146,6 +146,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         except data_dir.DataDirBusy as exc:
             print(f"flipsync reset: {data_dir.reset_refused(exc)}", file=sys.stderr)
             return EXIT_BUSY
+        except data_dir.NotOnlyData as exc:
+            print(f"flipsync reset: {exc}", file=sys.stderr)
+            return 2
         return 0
     if args.command == "demo":
         from flipsync.demo import run_demo

@@ -81,11 +81,29 @@ def busy(path: Path | None) -> DataDirBusy | None:
     return None
 
 
+class NotOnlyData(RuntimeError):
+    """The folder reset was pointed at holds more than flipsync's own data."""
+
+
+_OURS = frozenset({_LOCK, "nats", "redis"})
+"""What commands keep in a data directory, besides the generated API keys (api-key*)."""
+
+
 def reset(path: Path) -> str:
-    """Remove the data directory (refused while a command holds it); what was done, and
-    what it leaves (the packages written outside it)."""
+    """Remove the data directory (refused while a command holds it, and when it holds
+    anything flipsync did not put there); what was done, and what it leaves."""
     if not path.exists():
         return f"nothing to clear: {path} does not exist"
+    foreign = sorted(
+        p.name for p in path.iterdir() if p.name not in _OURS and not p.name.startswith("api-key")
+    )
+    if foreign:  # FLIPSYNC_DATA_DIR=. would have taken the folder's own files with it
+        shown = ", ".join(repr(n) if not n.isprintable() else n for n in foreign[:5])
+        more = f" and {len(foreign) - 5} more" if len(foreign) > 5 else ""
+        raise NotOnlyData(
+            f"{path} holds more than flipsync's data ({shown}{more}): not cleared; is "
+            "FLIPSYNC_DATA_DIR right?"
+        )
     with held(path):
         shutil.rmtree(path)
     return (

@@ -84,9 +84,10 @@ async def _results(
     """Write and print each product's package (listed in written as it goes), the seller
     chat, the spend lines and the report; 0 when every product passed."""
     for event in done:
-        folder = write_package(OUT, event, simulated=stack.simulated)
+        simulated = stack.simulated or event.simulated  # cached answers of a simulated run
+        folder = write_package(OUT, event, simulated=simulated)
         written.append(folder)
-        console.print(escape(summary(event, simulated=stack.simulated)))
+        console.print(escape(summary(event, simulated=simulated)))
         console.print(f"  package    {folder}/")
     reply = await ask_chat(stack.broker, ChatAsk(tenant=TENANT, question=CHAT_QUESTION))
     console.print(f"\n[bold]Seller chat[/bold] > {CHAT_QUESTION}")
@@ -97,7 +98,8 @@ async def _results(
     # The spend lines come after the chat, and the report waits for the chat's call to be
     # booked too: printed before it, they left out what the chat cost.
     console.print()
-    console.print(escape(cost_line(done, simulated=stack.simulated)))
+    simulated = stack.simulated or any(event.simulated for event in done)
+    console.print(escape(cost_line(done, simulated=simulated)))
     console.print(escape(chat_cost_line(reply, simulated=stack.simulated)))
     products_and_chat = sum(e.cost_micro_usd for e in done) + reply.cost_micro_usd
     await _settle_ledger(
@@ -163,9 +165,13 @@ async def _interrupted(stack: Stack, uploads: _Uploads) -> int:
     # The products that ended are kept, as `flipsync upload` keeps them (a newcomer's Ctrl-C
     # after 5 of 6 said "nothing written": the packages waited for the sixth).
     ended = [uploads.done[wf] for wf in uploads.started if wf in uploads.done]
-    for event in ended:
-        write_package(OUT, event, simulated=stack.simulated or event.simulated)
-    written = f"{OUT}/" if ended else ""
+    written = f"{OUT / TENANT}/" if ended else ""
+    try:
+        for event in ended:
+            write_package(OUT, event, simulated=stack.simulated or event.simulated)
+    except (OSError, ValueError) as exc:  # --out is a file, a full disk: said, not raised
+        print(f"flipsync demo: packages not written: {exc}", file=sys.stderr)
+        written = ""
     print(interrupted_line(uploads.products, uploads.started, uploads.done, note, written),
           file=sys.stderr)  # fmt: skip
     return EXIT_INTERRUPTED

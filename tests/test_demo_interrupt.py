@@ -68,7 +68,7 @@ def test_sigint_mid_demo_cancels_the_unfinished_products(tmp_path: Path) -> None
     assert lines[0].startswith("stopping: cancelling ") and "unfinished product" in lines[0]
     said = re.fullmatch(
         r"interrupted: (\d) of 6 products done(?:, (\d) failed)?, "
-        r"(?:nothing written|(\d) packages? written in listings/); (\d) "
+        r"(?:nothing written|(\d) packages? written in listings/demo/); (\d) "
         r"unfinished products? cancelled \(calls already made stay in the report\)"
         r"(?:; (\d) not started)?",
         lines[-1],

@@ -80,6 +80,11 @@ def test_report_after_upload_shows_its_spend_until_reset(tmp_path: Path) -> None
     providers = flipsync("providers", cwd=tmp_path)
     assert providers.returncode == 0, providers.stderr
     assert SIMULATED_NOTE in providers.stdout  # its cost column is the simulator's, not money
+    # A data directory holding more than flipsync's own data is not cleared (a review:
+    # FLIPSYNC_DATA_DIR=. would have taken the folder's files, listings/ included).
+    here = flipsync("reset", cwd=tmp_path, extra={"FLIPSYNC_DATA_DIR": str(tmp_path)})
+    assert here.returncode == 2 and "holds more than flipsync's data" in here.stderr
+    assert (tmp_path / "p.csv").is_file() and (tmp_path / ".flipsync").is_dir()
     cleared = flipsync("reset", cwd=tmp_path)
     assert cleared.returncode == 0 and "cleared" in cleared.stdout
     # The seller's packages are theirs: kept, and said to be (a newcomer found chat then
