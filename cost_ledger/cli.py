@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import io
 import sys
+from collections.abc import Collection
 
 import redis.asyncio as aioredis
 from pydantic import BaseModel
@@ -210,17 +211,23 @@ def _console() -> tuple[io.StringIO, Console]:
 
 
 async def unknown_to_deployment(
-    client: aioredis.Redis, settings: Settings, where: Filter, *, tenant_known: bool = False
+    client: aioredis.Redis,
+    settings: Settings,
+    where: Filter,
+    *,
+    graded_agents: Collection[str] = (),
 ) -> str:
     """Why a view of where would be empty for a likely typo, or "": a tenant the ledger has
     no call of and no budget names (report.unknown_tenant; a budget's tenant with no call yet
-    is no typo, nor one tenant_known says is, as graded agents do), or an agent or model
-    neither known nor in the ledger (report.unknown_name)."""
+    is no typo, nor one with graded agents), or an agent or model neither known nor in the
+    ledger (report.unknown_name; a graded agent is known)."""
     store = AggregateStore(client)
-    unknown = "" if tenant_known else await unknown_tenant(store, where.tenant)
+    unknown = "" if graded_agents else await unknown_tenant(store, where.tenant)
     if unknown and where.tenant and await budget_names_tenant(client, settings, where.tenant):
         unknown = ""
     known = await known_names(client, settings, where)
+    if "agent" in known:
+        known["agent"] |= set(graded_agents)
     return unknown or await unknown_name(store, where, known)
 
 

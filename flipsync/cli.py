@@ -462,7 +462,9 @@ async def print_report(
         graded = await standings(client, where.tenant, where.agent)
         # A tenant with no call yet but graded agents or a budget of its own is no typo; a
         # mistyped agent or model still is (graded agents excused every name before).
-        unknown = await unknown_to_deployment(client, settings, where, tenant_known=bool(graded))
+        unknown = await unknown_to_deployment(
+            client, settings, where, graded_agents=[s.agent for s in graded]
+        )
         if unknown:  # a tenant, agent or model nothing knows: likely mistyped
             print(f"flipsync report: {unknown}", file=sys.stderr)  # not an empty report
             return 2
