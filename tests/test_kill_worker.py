@@ -18,7 +18,7 @@ from cost_ledger.aggregates import AggregateStore
 from flipsync.children import service_process
 from simulator.config import SimConfig
 from simulator.server import SimulatedProvider
-from tests.helpers import eventually, make_request
+from tests.helpers import consumers_quiet, eventually, make_request
 
 REQUESTS = 40
 
@@ -61,6 +61,9 @@ async def test_killed_worker_loses_no_request_and_ledger_counts_each_once() -> N
         assert [r.request_id for r in results] == [r.id for r in requests]
         assert all(r.ok for r in results), [r.reason for r in results if not r.ok]
         js = broker.connection.jetstream()
+        # A result reaches its requester before the stream has stored it (the router acks
+        # the request once it is stored): read the stream once every request is acked.
+        await consumers_quiet(js, ledger=False)
         info = await js.stream_info(
             subjects.STREAM_RESULTS, subjects_filter=f"llm.result.{tenant}.>"
         )
