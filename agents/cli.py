@@ -179,17 +179,17 @@ async def upload(settings: Settings, start: Start, args: argparse.Namespace) -> 
     from agents.intake import upload_and_wait
     from agents.output import folder_problem, summary, write_package
     from agents.photos import PhotoError
-    from agents.sources import SourceError, load_source
+    from agents.sources import SourceError, load_source, terminal_safe
     from bus.messages import WorkflowDone
     from cost_ledger.report import counted
 
     try:
         loaded = load_source(args.path, duplicates=args.duplicates)
     except (SourceError, OSError, ValueError) as exc:
-        print(f"flipsync upload: {exc}", file=sys.stderr)
+        print(f"flipsync upload: {terminal_safe(str(exc))}", file=sys.stderr)
         return 2
     for warning in loaded.warnings:
-        print(f"flipsync upload: warning: {warning}", file=sys.stderr)
+        print(f"flipsync upload: warning: {terminal_safe(warning)}", file=sys.stderr)
     products = loaded.products
     priority = Priority(args.priority or (Priority.BULK if loaded.bulk else Priority.STANDARD))
     out = Path(args.out) / args.tenant
@@ -240,7 +240,7 @@ async def upload(settings: Settings, start: Start, args: argparse.Namespace) -> 
                     task.uncancel()  # handled: the stack below still stops cleanly
                 ended, status = "interrupted", EXIT_INTERRUPTED
             except PhotoError as exc:  # damaged past the header load_source checked
-                ended, status = f"flipsync upload: {exc}", 2
+                ended, status = f"flipsync upload: {terminal_safe(str(exc))}", 2
         if ended:
             done = {event.workflow_id for event in finished}
             unfinished = [wf for wf in started if wf not in done]

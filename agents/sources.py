@@ -242,6 +242,13 @@ def ignored_files(folder: Path, source: Path | None = None) -> list[str]:
     return warnings
 
 
+def terminal_safe(text: str) -> str:
+    """A message for the terminal with every control character but its line breaks escaped
+    (as repr writes it): the file names and cells it quotes are anyone's to choose, and a
+    terminal escape in one must not reach the seller's terminal."""
+    return "".join(c if c.isprintable() or c == "\n" else repr(c)[1:-1] for c in text)
+
+
 def printable(name: str) -> str:
     """A file name as a warning shows it: as it is, or escaped (its repr) when it holds a
     control character (a terminal escape, a newline): a name is anyone's to choose."""

@@ -232,3 +232,18 @@ def test_each_defect_is_what_flipsync_upload_prints_and_nothing_is_uploaded(
     assert done.stderr.startswith(f"flipsync upload: {path}") and expected in done.stderr
     assert "Traceback" not in done.stderr
     assert not out.exists()
+
+
+def test_a_hostile_cell_quoted_in_an_error_reaches_the_terminal_escaped(tmp_path: Path) -> None:
+    """A photo path from a CSV cell was printed raw in "photos not found": a terminal escape
+    in it reached the seller's terminal (found by a review). Every control character but the
+    messages' own line breaks is escaped."""
+    path = table(tmp_path, "product_id,title,photos\nm1,Mug,a\x1b[31mred\x07b.png\n")
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("NATS_", "REDIS_"))}
+    done = subprocess.run(
+        [sys.executable, "-m", "flipsync", "upload", str(path), "--out", str(tmp_path / "out")],
+        env=clean, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "\x1b" not in done.stderr and "\x07" not in done.stderr, done.stderr
+    assert "a\\x1b[31mred\\x07b.png" in done.stderr, done.stderr
