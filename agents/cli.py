@@ -179,8 +179,9 @@ async def upload(settings: Settings, start: Start, args: argparse.Namespace) -> 
     from agents.intake import upload_and_wait
     from agents.output import folder_problem, summary, write_package
     from agents.photos import PhotoError
-    from agents.sources import SourceError, load_source, terminal_safe
+    from agents.sources import SourceError, load_source
     from bus.messages import WorkflowDone
+    from bus.terminal import terminal_safe
     from cost_ledger.report import counted
 
     try:

@@ -3,12 +3,15 @@
 A folder is one product, named after the folder: its photos (PHOTO_SUFFIXES), its notes in
 NOTES_FILE and its other fields in FIELDS_FILE. Anything else in it used to be skipped
 without a word (a newcomer's description.txt was never read); now each such file gets one
-warning naming it and what it would have to be called. No imports: `--help` shows FOLDER_HELP.
+warning naming it and what it would have to be called. Light imports: `--help` shows
+FOLDER_HELP.
 """
 
 from __future__ import annotations
 
-from pathlib import PurePath
+from pathlib import Path, PurePath
+
+from bus.terminal import terminal_safe
 
 NOTES_FILE = "notes.txt"
 """A product's notes, plain UTF-8 text."""
@@ -58,3 +61,19 @@ def ignored_reason(name: str) -> str | None:
         f"a product folder is read for photos ({', '.join(PHOTO_SUFFIXES)}), {NOTES_FILE} "
         f"and {FIELDS_FILE}"
     )
+
+
+def ignored_files(folder: Path, source: Path | None = None) -> list[str]:
+    """One warning per file of a product folder that is not read, named from the source
+    folder (escaped: a name is anyone's to choose), with what it would have to be called."""
+    warnings = []
+    for file in visible_files(folder):
+        if (why := ignored_reason(file.name)) is not None:
+            name = terminal_safe(str(file.relative_to(source or folder)), line_breaks=False)
+            warnings.append(f"ignored {name}: {why}")
+    return warnings
+
+
+def visible_files(folder: Path) -> list[Path]:
+    """The files of a folder, sorted, but hidden ones (.DS_Store...): never a seller's."""
+    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))

@@ -23,7 +23,7 @@ from typing import Any
 from agents.containment import outside_problem, source_root
 from agents.csv_import import ImportError_, Row, read_table
 from agents.csv_values import ValueProblem, parse_money
-from agents.folders import FIELDS_FILE, NOTES_FILE, PHOTO_SUFFIXES, ignored_reason
+from agents.folders import FIELDS_FILE, NOTES_FILE, PHOTO_SUFFIXES, ignored_files, visible_files
 from agents.limits import (
     MAX_FILE_BYTES,
     MAX_PHOTO_BYTES,
@@ -34,6 +34,7 @@ from agents.limits import (
     size_problem,
 )
 from agents.photos import PhotoError, check_photo
+from bus.terminal import terminal_safe
 
 SAMPLES = Path(__file__).parent / "samples"
 IMAGE_SUFFIXES = frozenset(PHOTO_SUFFIXES)
@@ -223,41 +224,13 @@ def _load(path: Path, duplicates: str) -> Loaded:
     if not products:
         raise SourceError(f"{path}: no photos, catalog.json or CSV found")
     warnings += [
-        f"ignored {printable(file.name)}: a folder of product folders is read one folder at a "
-        "time (put it in its product's folder)"
-        for file in _visible_files(path)
+        f"ignored {terminal_safe(file.name, line_breaks=False)}: a folder of product folders "
+        "is read one folder at a time (put it in its product's folder)"
+        for file in visible_files(path)
     ]
     for folder in folders:
         warnings += ignored_files(folder, path)
     return Loaded(products=products, bulk=False, warnings=warnings)
-
-
-def ignored_files(folder: Path, source: Path | None = None) -> list[str]:
-    """One warning per file of a product folder that is not read (agents.folders), named
-    from the source folder, with what it would have to be called to be read."""
-    warnings = []
-    for file in _visible_files(folder):
-        if (why := ignored_reason(file.name)) is not None:
-            warnings.append(f"ignored {printable(str(file.relative_to(source or folder)))}: {why}")
-    return warnings
-
-
-def terminal_safe(text: str) -> str:
-    """A message for the terminal with every control character but its line breaks escaped
-    (as repr writes it): the file names and cells it quotes are anyone's to choose, and a
-    terminal escape in one must not reach the seller's terminal."""
-    return "".join(c if c.isprintable() or c == "\n" else repr(c)[1:-1] for c in text)
-
-
-def printable(name: str) -> str:
-    """A file name as a warning shows it: as it is, or escaped (its repr) when it holds a
-    control character (a terminal escape, a newline): a name is anyone's to choose."""
-    return name if name.isprintable() else repr(name)
-
-
-def _visible_files(folder: Path) -> list[Path]:
-    """The files of a folder, sorted, but hidden ones (.DS_Store...): never a seller's."""
-    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
 
 
 def _check_photos(source: Path, products: list[ProductInput]) -> None:

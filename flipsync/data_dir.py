@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 from bus.settings import Settings
+from bus.terminal import terminal_safe
 
 DEFAULT = Path(".flipsync")
 """The data directory of commands run without NATS_URL and REDIS_URL (FLIPSYNC_DATA_DIR
@@ -98,7 +99,7 @@ def reset(path: Path) -> str:
         p.name for p in path.iterdir() if p.name not in _OURS and not p.name.startswith("api-key")
     )
     if foreign:  # FLIPSYNC_DATA_DIR=. would have taken the folder's own files with it
-        shown = ", ".join(repr(n) if not n.isprintable() else n for n in foreign[:5])
+        shown = ", ".join(terminal_safe(n, line_breaks=False) for n in foreign[:5])
         more = f" and {len(foreign) - 5} more" if len(foreign) > 5 else ""
         raise NotOnlyData(
             f"{path} holds more than flipsync's data ({shown}{more}): not cleared; is "
