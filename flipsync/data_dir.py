@@ -13,6 +13,7 @@ import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+from api.generated_key import KEY_FILE
 from bus.settings import Settings
 from bus.terminal import terminal_safe
 
@@ -87,7 +88,7 @@ class NotOnlyData(RuntimeError):
 
 
 _OURS = frozenset({_LOCK, "nats", "redis"})
-"""What commands keep in a data directory, besides the generated API keys (api-key*)."""
+"""What commands keep in a data directory, besides the generated API keys (KEY_FILE*)."""
 
 
 def reset(path: Path) -> str:
@@ -96,7 +97,7 @@ def reset(path: Path) -> str:
     if not path.exists():
         return f"nothing to clear: {path} does not exist"
     foreign = sorted(
-        p.name for p in path.iterdir() if p.name not in _OURS and not p.name.startswith("api-key")
+        p.name for p in path.iterdir() if p.name not in _OURS and not p.name.startswith(KEY_FILE)
     )
     if foreign:  # FLIPSYNC_DATA_DIR=. would have taken the folder's own files with it
         shown = ", ".join(terminal_safe(n, line_breaks=False) for n in foreign[:5])
