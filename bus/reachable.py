@@ -77,7 +77,7 @@ async def reach_nats(
         if isinstance(exc, Unreachable):
             raise
         if isinstance(exc, nats.errors.Error) and "authorization" in str(exc).lower():
-            raise Refused(_redact(url), timeout_s, _cause(exc)) from exc
+            raise Refused(redact_url(url), timeout_s, _cause(exc)) from exc
         if isinstance(exc, _NothingListens):
             cause = "connection refused: nothing listens there"
         elif not isinstance(exc, TimeoutError):
@@ -87,7 +87,7 @@ async def reach_nats(
         else:  # nats-py retries a refused connection until the timeout: say what it met
             cause = "connection refused: nothing listens there"
         waited = REFUSED_GRACE_S if isinstance(exc, _NothingListens) else timeout_s
-        raise Unreachable("NATS", _redact(url), waited, cause) from exc
+        raise Unreachable("NATS", redact_url(url), waited, cause) from exc
 
 
 async def _unless_refused(url: str, connect: Callable[[], Awaitable[T]]) -> T:
@@ -144,12 +144,12 @@ async def reach_redis(client: aioredis.Redis, url: str, timeout_s: float) -> Non
             await client.ping()
     except (TimeoutError, OSError, aioredis.RedisError) as exc:
         if isinstance(exc, TimeoutError):
-            raise Unreachable("Redis", _redact(url), timeout_s, "no answer") from exc
+            raise Unreachable("Redis", redact_url(url), timeout_s, "no answer") from exc
         if f"Error {errno.ECONNREFUSED} " in str(exc):  # redis-py's words for a refusal
             # refused at once: nothing was waited for (found by a newcomer: "within 5 s")
             cause = "connection refused: nothing listens there"
-            raise Unreachable("Redis", _redact(url), None, cause) from exc
-        raise Unreachable("Redis", _redact(url), timeout_s, _cause(exc)) from exc
+            raise Unreachable("Redis", redact_url(url), None, cause) from exc
+        raise Unreachable("Redis", redact_url(url), timeout_s, _cause(exc)) from exc
 
 
 def _cause(exc: BaseException) -> str:
@@ -157,7 +157,7 @@ def _cause(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _redact(url: str) -> str:
+def redact_url(url: str) -> str:
     """The URL without a password (user:secret@host shows as user:***@host)."""
     parts = []
     for one in url.split(","):

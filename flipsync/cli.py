@@ -327,6 +327,7 @@ def _run(coro: Coroutine[Any, Any, int], hold: Path | None = None) -> int:
     import uvloop
 
     from bus.reachable import Unreachable
+    from bus.redis_memory import EvictingRedis
     from flipsync.providers import ProviderConfigError
 
     try:
@@ -338,7 +339,7 @@ def _run(coro: Coroutine[Any, Any, int], hold: Path | None = None) -> int:
     except Unreachable as exc:
         print(f"flipsync: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
-    except ProviderConfigError as exc:  # a setting to change, said in one line
+    except (ProviderConfigError, EvictingRedis) as exc:  # a setting to change, in one line
         print(f"flipsync: {exc}", file=sys.stderr)
         return 2
     except data_dir.DataDirBusy as exc:

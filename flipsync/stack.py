@@ -25,8 +25,9 @@ from bus.liveness import Liveness, ThreadLiveness, thread_liveness
 from bus.nats_auth import ADMIN as NATS_ADMIN
 from bus.nats_auth import EmbeddedAuth, embedded_auth, settings_broker_options
 from bus.pull_loop import LiveConsumer
-from bus.reachable import reach_nats, reach_redis
+from bus.reachable import reach_nats, reach_redis, redact_url
 from bus.redis_client import make_redis
+from bus.redis_memory import MemoryWatch, refuse_evicting
 from bus.settings import Settings
 from bus.stopping import Stopping
 from bus.streams import ensure_streams
@@ -117,6 +118,8 @@ class Stack:
     """Set when the stop begins: the agents give way at once (bus.stopping)."""
     liveness: ThreadLiveness | None = None
     """Renews the router's leases off the event loop (bus.liveness), in a stack with a router."""
+    memory_watch: MemoryWatch | None = None
+    """Logs when Redis nears its memory limit (bus.redis_memory), with a router or ledger."""
 
     @property
     def aggregates(self) -> AggregateStore:
@@ -145,6 +148,8 @@ class Stack:
             await consumer.stop()
         if self.liveness is not None:
             await self.liveness.stop()
+        if self.memory_watch is not None:
+            await self.memory_watch.stop()
         with contextlib.suppress(Exception):
             await self.broker.stop()
         if self.notifier is not None:
@@ -352,6 +357,11 @@ async def start_stack(
     try:
         if settings.redis_url is not None:  # a configured Redis that is not there: say so now
             await reach_redis(redis_client, redis_url, settings.connect_timeout_s)
+            if wanted & {Service.ROUTER, Service.LEDGER}:  # money is kept there
+                await refuse_evicting(redis_client, redact_url(redis_url))
+        if wanted & {Service.ROUTER, Service.LEDGER}:
+            stack.memory_watch = MemoryWatch(redis_client, redact_url(redis_url))
+            stack.memory_watch.start()
         if liveness is not None:
             liveness.start()
         await reach_nats(nats_url, broker.connect, settings.connect_timeout_s)

@@ -465,3 +465,15 @@ async def test_leases_are_renewed_off_the_loop_on_a_cluster(
         store.unhold(held)
     finally:
         await keeper.stop()
+
+
+async def test_the_eviction_check_and_memory_watch_read_every_node(
+    cluster_client: aioredis.Redis,
+) -> None:
+    from bus.redis_memory import MemoryWatch, memory_infos, refuse_evicting
+
+    infos = await memory_infos(cluster_client)
+    assert len(infos) >= 3 and all("used_memory" in info for info in infos)
+    await refuse_evicting(cluster_client, "redis://cluster")  # noeviction on every node
+    share = await MemoryWatch(cluster_client, "redis://cluster").check()
+    assert share is None or 0 < share < 1
