@@ -24,7 +24,7 @@ from agents.csv_values import (
     weight_in_text,
 )
 from agents.formats import Format, detect, normalise
-from agents.limits import product_id_problem, size_problem
+from agents.limits import product_id_problem, size_problem, total_size_problem
 
 MAX_PROBLEMS = 20
 """Problems listed in one error; the count of the rest is given."""
@@ -212,6 +212,8 @@ def _check(row: Row, fmt: Format, problems: list[str]) -> None:
     for name, value in (f | row.extra).items():
         if problem := size_problem(name[:40], value):
             problems.append(f"{where}: {problem}")
+    if problem := total_size_problem("the row's fields", [*f.values(), *row.extra.values()]):
+        problems.append(f"{where}: {problem}")
     if "notes" in f:
         f["notes"] = _plain_text(f["notes"])
     for name in ("cost_price", "list_price"):

@@ -9,7 +9,7 @@ path. An id that breaks the rule is refused with the reason, never renamed.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Protocol
 
 MAX_PRODUCT_ID_CHARS = 64
@@ -21,6 +21,13 @@ MAX_TEXT_BYTES = 64 * 1024
 about 16,000 tokens, far more than a seller writes and far below a model's context and
 Settings.max_request_bytes (4 MiB) even where several prompts quote it. Megabytes of notes
 were uploaded and then failed inside the router (its tokenizer refuses a million characters)."""
+MAX_PRODUCT_BYTES = 1024 * 1024
+"""The largest text of one product together (title, notes, every attribute's name and value),
+in UTF-8 bytes. Each field alone may be MAX_TEXT_BYTES, but a product.json or CSV row of a
+hundred and fifty 60 KB attributes passed every field's check, and its upload, one NATS
+message (8 MiB at most), failed at the publish with MaxPayloadError: `flipsync upload` ended
+in a traceback with the other products in flight left running. A product this large could
+not be listed anyway: the agents' prompts quote it (past 250,000 tokens)."""
 MAX_PHOTO_BYTES = 20 * 1024 * 1024
 """The largest photo file, from the CLI as over HTTP: an upload reads each photo whole."""
 MAX_PHOTOS = 24
@@ -73,11 +80,23 @@ class _Product(Protocol):
 
 
 def product_size_problem(product: _Product) -> str | None:
-    """Why a product's title, notes or an attribute is too large to upload, or None."""
+    """Why a product's title, notes or an attribute is too large to upload, or all of them
+    together (MAX_PRODUCT_BYTES), or None."""
     for name, text in (("title", product.title_hint), ("notes", product.notes)):
         if problem := size_problem(name, text):
             return problem
-    return attributes_size_problem(product.attributes)
+    if problem := attributes_size_problem(product.attributes):
+        return problem
+    texts = [product.title_hint, product.notes, *product.attributes, *product.attributes.values()]
+    return total_size_problem("title, notes and attributes", texts)
+
+
+def total_size_problem(what: str, texts: Iterable[str]) -> str | None:
+    """Why texts (one product's) are too large together (over MAX_PRODUCT_BYTES), or None."""
+    size = sum(len(text.encode(errors="replace")) for text in texts)
+    if size > MAX_PRODUCT_BYTES:
+        return f"{what} together: {size} bytes, over the {MAX_PRODUCT_BYTES}-byte limit"
+    return None
 
 
 def attributes_size_problem(attributes: Mapping[str, object]) -> str | None:

@@ -31,6 +31,7 @@ from agents.limits import (
     MAX_TEXT_BYTES,
     attributes_size_problem,
     product_id_problem,
+    product_size_problem,
     size_problem,
 )
 from agents.photos import PhotoError, check_photo
@@ -307,7 +308,7 @@ def _product(item: dict[str, Any], photos: list[Path], where: str) -> ProductInp
     cost_price, currency = _cost_price(item.get("cost_price"), where)
     if currency is not None:
         attributes = {**attributes, "cost_price_currency": currency}
-    return ProductInput(
+    product = ProductInput(
         product_id=product_id,
         title_hint=str(item.get("title_hint") or item.get("title") or ""),
         notes=str(item.get("notes", "")),
@@ -315,6 +316,9 @@ def _product(item: dict[str, Any], photos: list[Path], where: str) -> ProductInp
         photos=tuple(PhotoFile.at(p) for p in photos),
         attributes={str(k): str(v) for k, v in attributes.items()},
     )
+    if problem := product_size_problem(product):  # all of it: the upload is one message
+        raise SourceError(f"{where}: {problem}")
+    return product
 
 
 def _cost_price(value: object, where: str) -> tuple[str, str | None]:

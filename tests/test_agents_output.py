@@ -84,6 +84,15 @@ async def test_every_upload_refuses_oversized_text_before_storing_anything() -> 
             await uploader.upload(product, tenant="default")
 
 
+async def test_every_upload_refuses_a_product_too_large_together_before_storing_anything() -> None:
+    """Every field under its bound, but 9 MB together: the upload message was over NATS'
+    max_payload and the publish raised MaxPayloadError, which no caller expected."""
+    uploader = Uploader(cast(NatsBroker, None))
+    attributes = {f"a{i}": "x" * 60_000 for i in range(150)}
+    with pytest.raises(ValueError, match="together: 9000490 bytes, over the 1048576-byte"):
+        await uploader.upload(ProductInput(product_id="p1", attributes=attributes), tenant="t")
+
+
 def test_the_summary_names_each_compliance_issue_rather_than_ok_and_a_count() -> None:
     """Found by a newcomer: the demo said "compliance ok (2 issues)", an ok that hid what
     the issues were."""

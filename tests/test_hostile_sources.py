@@ -3,6 +3,7 @@ refuses bad photos and text by name before anything is uploaded."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -133,4 +134,20 @@ def test_a_field_past_the_csv_limit_is_named_as_too_large(tmp_path: Path) -> Non
     csv = tmp_path / "p.csv"
     csv.write_text("\ufeffproduct_id,title,notes\nmug,Mug," + "x" * 200_000 + "\n")
     with pytest.raises(SourceError, match="line 2: unreadable row .*: a field too large"):
+        load_source(csv)
+
+
+def test_a_product_too_large_together_is_refused_by_file_and_line(tmp_path: Path) -> None:
+    """Each field under its own bound, a product of 150 attributes of 60 KB was over what one
+    upload message carries: it passed, and `flipsync upload` died at the publish."""
+    attributes = {f"a{i}": "x" * 60_000 for i in range(150)}
+    folder = _product_folder(tmp_path)
+    (folder / "product.json").write_text(json.dumps({"attributes": attributes}))
+    with pytest.raises(SourceError, match=r"mug: title, notes and attributes together: 9000490"):
+        load_source(folder)
+    csv = tmp_path / "p.csv"
+    header = ",".join(["product_id", "title", *attributes])
+    csv.write_text(f"{header}\nsmall,Mug,{','.join('x' * len(attributes))}\n"
+                   f"big,Mug,{','.join(attributes.values())}\n")  # fmt: skip
+    with pytest.raises(SourceError, match=r"line 3: the row's fields together: \d+ bytes"):
         load_source(csv)
