@@ -87,19 +87,52 @@ class NotOnlyData(RuntimeError):
     """The folder reset was pointed at holds more than flipsync's own data."""
 
 
-_OURS = frozenset({_LOCK, "nats", "redis"})
-"""What commands keep in a data directory, besides the generated API keys (KEY_FILE*)."""
+_WRITTEN = {
+    "nats": frozenset({"nats.conf", "nats-server.log", "jetstream"}),
+    "redis": frozenset({"redis-server.log", "appendonly.aof", "appendonlydir", "dump.rdb"}),
+}
+"""What the embedded servers write in their folders of a data directory (redis also temp-*
+files while it rewrites); a command also keeps its lock and the generated API keys
+(KEY_FILE*) there."""
+
+
+def _not_ours(path: Path) -> list[str]:
+    """The entries of the data directory at path that flipsync did not put there: another
+    name, a name of ours of another kind (a link, a folder for a file), or a server's folder
+    holding what that server does not write (FLIPSYNC_DATA_DIR naming a folder of projects
+    with a redis/ checkout in it would have taken the checkout)."""
+    foreign = []
+    for entry in sorted(path.iterdir()):
+        name = entry.name
+        if name in _WRITTEN and entry.is_dir() and not entry.is_symlink():
+            foreign += [f"{name}/{inner}" for inner in _unwritten(entry, _WRITTEN[name])]
+        else:  # the lock and the key files: files, not links
+            ours = name == _LOCK or name.startswith(KEY_FILE)
+            if not ours or entry.is_symlink() or not entry.is_file():
+                foreign.append(name)
+    return foreign
+
+
+def _unwritten(folder: Path, written: frozenset[str]) -> list[str]:
+    """The names in a server's folder that the server does not write (redis's temp-* files
+    from a rewrite are its own)."""
+    names = sorted(inner.name for inner in folder.iterdir())
+    return [n for n in names if n not in written and not n.startswith("temp-")]
 
 
 def reset(path: Path) -> str:
     """Remove the data directory (refused while a command holds it, and when it holds
-    anything flipsync did not put there); what was done, and what it leaves."""
+    anything flipsync did not put there, or is not a folder); what was done, and what it
+    leaves."""
+    if path.is_symlink() or (path.exists() and not path.is_dir()):
+        kind = "a symbolic link" if path.is_symlink() else "not a folder"
+        raise NotOnlyData(f"{path} is {kind}: not cleared; is FLIPSYNC_DATA_DIR right?")
     if not path.exists():
         return f"nothing to clear: {path} does not exist"
-    foreign = sorted(
-        p.name for p in path.iterdir() if p.name not in _OURS and not p.name.startswith(KEY_FILE)
-    )
-    if foreign:  # FLIPSYNC_DATA_DIR=. would have taken the folder's own files with it
+    path = Path(os.path.abspath(path))  # "." or "..": rmtree needs the folder's own name
+    if not any(path.iterdir()):  # not one flipsync made: a command leaves its lock at least
+        return f"nothing to clear: {path} is empty"
+    if foreign := _not_ours(path):  # FLIPSYNC_DATA_DIR=. would have taken the folder's files
         shown = ", ".join(terminal_safe(n, line_breaks=False) for n in foreign[:5])
         more = f" and {len(foreign) - 5} more" if len(foreign) > 5 else ""
         raise NotOnlyData(

@@ -158,3 +158,46 @@ async def test_nats_url_without_redis_url_says_the_ledger_read_is_local(
     assert done.stderr == said
     quiet = run_flipsync(*command, env={}, cwd=tmp_path)  # no NATS_URL: local is expected
     assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
+
+
+def _data_dir_as_left(folder: Path) -> Path:
+    """A data directory as the embedded servers and `flipsync http` leave it."""
+    (folder / "nats" / "jetstream").mkdir(parents=True)
+    (folder / "nats" / "nats.conf").write_text("listen: 127.0.0.1:4222\n")
+    (folder / "redis").mkdir()
+    (folder / "redis" / "appendonly.aof").write_text("*1\r\n")
+    (folder / "redis" / "temp-rewriteaof-bg-42.aof").write_text("")
+    (folder / "lock").write_text("42")
+    (folder / "api-key-demo").write_text("fs-x\n")
+    return folder
+
+
+def test_reset_clears_only_what_flipsync_left_and_says_why_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """FLIPSYNC_DATA_DIR pointed at the wrong place: a folder whose redis/ and nats/ are a
+    seller's own (a checkout) was removed whole; a file, a link or "." ended in a traceback
+    (NotADirectoryError, "Cannot call rmtree on a symbolic link", rmdir('.'))."""
+    projects = tmp_path / "projects"
+    (projects / "redis" / "src").mkdir(parents=True)
+    (projects / "redis" / "src" / "server.c").write_text("int main(void) { return 0; }\n")
+    (projects / "nats").mkdir()
+    with pytest.raises(data_dir.NotOnlyData, match=r"flipsync.s data \(redis/src\)"):
+        data_dir.reset(projects)
+    assert (projects / "redis" / "src" / "server.c").is_file()
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(data_dir.NotOnlyData, match="notes.txt is not a folder: not cleared"):
+        data_dir.reset(tmp_path / "notes.txt")
+    kept = _data_dir_as_left(tmp_path / "kept")
+    (tmp_path / "link").symlink_to(kept)
+    with pytest.raises(data_dir.NotOnlyData, match="link is a symbolic link: not cleared"):
+        data_dir.reset(tmp_path / "link")
+    assert (kept / "redis" / "appendonly.aof").is_file()
+    (tmp_path / "empty").mkdir()
+    assert data_dir.reset(tmp_path / "empty").startswith("nothing to clear")
+    assert (tmp_path / "empty").is_dir()
+    monkeypatch.chdir(kept)
+    assert data_dir.reset(Path(".")).startswith(f"cleared {kept}")
+    assert not kept.exists()
+    refused = flipsync("reset", cwd=tmp_path, extra={"FLIPSYNC_DATA_DIR": "notes.txt"})
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr
