@@ -264,7 +264,8 @@ async def upload(settings: Settings, start: Start, args: argparse.Namespace) -> 
     order = {product.product_id: index for index, product in enumerate(products)}
     finished.sort(key=lambda event: order.get(event.product_id, len(order)))
     for event in finished:
-        print(summary(event, simulated=session.simulated or event.simulated))
+        # A listing quotes the seller's cells and the model's words: escaped, as errors are.
+        print(terminal_safe(summary(event, simulated=session.simulated or event.simulated)))
         print(f"  package    {out / event.product_id}")
     simulated = session.simulated or any(event.simulated for event in finished)
     print(cost_line(finished, simulated=simulated))
@@ -315,6 +316,7 @@ async def chat(settings: Settings, start: Start, tenant: str, question: str) -> 
     """Answer one question, or hold a conversation on standard input."""
     from agents.chat import ask_chat
     from bus.messages import ChatAsk, ChatTurn
+    from bus.terminal import terminal_safe
 
     unanswered = 0
     async with connected(settings, start) as session:
@@ -330,8 +332,8 @@ async def chat(settings: Settings, start: Start, tenant: str, question: str) -> 
             # The reply says whether the simulated provider wrote it (a template's answer to
             # "hi" made no call, embedded or not).
             mark = "[simulated provider: placeholder text] " if reply.simulated else ""
-            print(f"{mark}{reply.answer}" if reply.ok else f"(no answer: {reply.reason})",
-                  flush=True)  # fmt: skip
+            said = f"{mark}{reply.answer}" if reply.ok else f"(no answer: {reply.reason})"
+            print(terminal_safe(said), flush=True)  # the listings' text is anyone's
             if not reply.ok and tenant == "default" and reply.reason.startswith("no listings"):
                 print("(after `make demo`, its listings are under --tenant demo)", flush=True)
             history += [ChatTurn(role="user", text=text)]

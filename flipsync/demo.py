@@ -23,6 +23,7 @@ from agents.upload import Uploader
 from agents.watch import WorkflowWatcher
 from bus.messages import ChatAsk, ChatReply, WorkflowDone
 from bus.settings import Settings
+from bus.terminal import terminal_safe
 from cost_ledger.aggregates import Totals
 from cost_ledger.report import build_report, render_report
 from flipsync.demo_progress import ProductBars, interrupted_line
@@ -87,12 +88,13 @@ async def _results(
         simulated = stack.simulated or event.simulated  # cached answers of a simulated run
         folder = write_package(OUT, event, simulated=simulated)
         written.append(folder)
-        console.print(escape(summary(event, simulated=simulated)))
+        console.print(escape(terminal_safe(summary(event, simulated=simulated))))
         console.print(f"  package    {folder}/")
     reply = await ask_chat(stack.broker, ChatAsk(tenant=TENANT, question=CHAT_QUESTION))
     console.print(f"\n[bold]Seller chat[/bold] > {CHAT_QUESTION}")
     mark = "[simulated provider: placeholder text] " if reply.simulated else ""
-    console.print(escape(f"{mark}{reply.answer}" if reply.ok else f"(no answer: {reply.reason})"))
+    said = f"{mark}{reply.answer}" if reply.ok else f"(no answer: {reply.reason})"
+    console.print(escape(terminal_safe(said)))
     if reply.product_ids:
         console.print(f"  (context: {', '.join(reply.product_ids)}; {reply.lever})")
     # The spend lines come after the chat, and the report waits for the chat's call to be

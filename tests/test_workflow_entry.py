@@ -17,6 +17,7 @@ import pytest
 
 from agents.asking import ESCALATE_TAG, Ask, Asker
 from agents.chat import ask_chat
+from agents.cli import chat as cli_chat
 from agents.cli import upload as cli_upload
 from agents.prompting import build_messages
 from agents.sources import ProductInput, load_catalog
@@ -135,6 +136,30 @@ async def test_a_deployments_simulated_answers_are_said_to_be_simulated(
     assert package["simulated"] is True
     ebay = json.loads((tmp_path / "out" / owner / "board-8" / "ebay.json").read_text())
     assert ebay["simulated"] is True
+
+
+async def test_terminal_escapes_from_a_csv_reach_the_terminal_escaped(
+    stack: Stack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A CSV's cells are anyone's (a supplier's export): a title holding a terminal escape
+    (a window title, a clear screen) came back in the listings' titles, and the upload's
+    summary and seller chat printed them raw to the seller's terminal."""
+    owner, args = csv_upload(
+        tmp_path,
+        "product_id,title,notes,cost_price,photos,brand",
+        'board-6,\x1b]0;pwned\x07Oak \x1b[2Jboard,"Oak board, 30 x 20 cm",12.00,board.png,Acme',
+    )
+
+    async def borrow(_settings: Settings) -> Borrowed:
+        return Borrowed(stack)
+
+    assert await cli_upload(stack.settings, borrow, args) == 0
+    printed = capsys.readouterr().out
+    assert "\x1b" not in printed and "\a" not in printed
+    assert "\\x1b]0;pwned\\x07Oak \\x1b[2Jboard" in printed  # escaped as repr writes it
+    assert await cli_chat(stack.settings, borrow, owner, "What is the oak board's title?") == 0
+    answered = capsys.readouterr().out
+    assert "board" in answered and "\x1b" not in answered and "\a" not in answered
 
 
 async def test_http_upload_takes_multipart_photos(stack: Stack) -> None:
