@@ -300,6 +300,12 @@ def _product(item: dict[str, Any], photos: list[Path], where: str) -> ProductInp
         raise SourceError(
             f"{where}: attributes: expected an object, found {_json_type(attributes)}"
         )
+    for key, value in attributes.items():  # as the HTTP API takes them: no null, no nesting
+        if value is None or isinstance(value, dict | list):
+            found = _json_type(value)
+            raise SourceError(
+                f"{where}: attribute {str(key)[:40]!r}: expected text or a number, found {found}"
+            )
     if problem := attributes_size_problem(attributes):
         raise SourceError(f"{where}: {problem}")
     missing = [str(p) for p in photos if not p.is_file()]

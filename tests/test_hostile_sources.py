@@ -151,3 +151,22 @@ def test_a_product_too_large_together_is_refused_by_file_and_line(tmp_path: Path
                    f"big,Mug,{','.join(attributes.values())}\n")  # fmt: skip
     with pytest.raises(SourceError, match=r"line 3: the row's fields together: \d+ bytes"):
         load_source(csv)
+
+
+def test_an_attribute_that_is_not_text_or_a_number_is_named(tmp_path: Path) -> None:
+    """A product.json's or catalog.json's attributes were turned into Python's text without
+    a word: null became the brand "None", an object "{'w': 10}" and 980 nested lists two
+    thousand brackets; the HTTP API refuses objects with a 400."""
+    folder = _product_folder(tmp_path)
+    for value, found in ((None, "null"), ({"w": 10}, "an object"), ([[[]]], "an array")):
+        fields: dict[str, object] = {"attributes": {"colour": "teal", "brand": value}}
+        (folder / "product.json").write_text(json.dumps(fields))
+        with pytest.raises(SourceError, match=f"mug: attribute 'brand': expected text or a "
+                           f"number, found {found}"):  # fmt: skip
+            load_source(folder)
+    catalog = {"products": [{"product_id": "p1", "attributes": {"size": None}}]}
+    (tmp_path / "catalog.json").write_text(json.dumps(catalog))
+    with pytest.raises(SourceError, match="product 1: attribute 'size': expected text"):
+        load_source(tmp_path / "catalog.json")
+    (folder / "product.json").write_text('{"attributes": {"size": 12.5, "boxed": true}}')
+    assert load_source(folder).products[0].attributes == {"size": "12.5", "boxed": "True"}
