@@ -49,8 +49,10 @@ class ValueProblem(ValueError):
 def parse_money(text: str) -> tuple[Decimal, str | None]:
     """An amount and its currency (None when unmarked): "$17.49", "1.234,50 €", "USD 12".
 
-    The last "." or "," followed by one or two digits is the decimal mark; other dots,
-    commas, spaces and apostrophes group thousands.
+    The last "." or "," is the decimal mark unless three digits follow it after more than a
+    zero (then "12.345" groups thousands, as "1.234,50" does); other dots, commas, spaces and
+    apostrophes group thousands, in groups of three (or two: "1,00,000"), else the amount
+    is refused: no reading of "1.0000,50" or "0.000.001" is sure.
     """
     match = _MONEY.fullmatch(text.strip())
     if not match:
@@ -60,12 +62,18 @@ def parse_money(text: str) -> tuple[Decimal, str | None]:
     if None in currencies or len(currencies) > 1:
         raise ValueProblem(f"{text!r}: unknown currency {' '.join(sorted(signs))!r}")
     number = match["num"].replace(" ", "").replace("'", "")
-    decimal_mark = re.search(r"[.,](\d{1,2})$", number)
-    if decimal_mark:
-        whole = re.sub(r"[.,]", "", number[: decimal_mark.start()])
-        number = f"{whole}.{decimal_mark[1]}"
-    else:
-        number = re.sub(r"[.,]", "", number)
+    whole, fraction = number, ""
+    last = re.search(r"[.,](\d+)$", number)
+    # Three digits after the last mark may group thousands ("12.345"); one or two, four and
+    # more, or a lone zero before it ("0.125") may not: "12.5000" was read as 125000.
+    if last and (len(last[1]) != 3 or re.fullmatch(r"-?0?", number[: last.start()])):
+        whole, fraction = number[: last.start()], f".{last[1]}"
+    groups = re.split(r"[.,]", whole.removeprefix("-"))
+    if len(groups) > 1 and (
+        groups[0][:1] in ("", "0") or any(len(g) not in (2, 3) for g in groups[1:])
+    ):
+        raise ValueProblem(f"{text!r}: {whole!r} is not a number grouped in thousands")
+    number = re.sub(r"[.,]", "", whole) + fraction
     try:
         amount = Decimal(number)
     except InvalidOperation:

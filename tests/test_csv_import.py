@@ -247,3 +247,28 @@ def test_a_hostile_cell_quoted_in_an_error_reaches_the_terminal_escaped(tmp_path
     assert done.returncode == 2, done.stderr
     assert "\x1b" not in done.stderr and "\x07" not in done.stderr, done.stderr
     assert "a\\x1b[31mred\\x07b.png" in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize(
+    ("given", "read"),
+    [("12.5000", "12.5000"), ("0.125", "0.125"), ("0.001", "0.001"), (".125", "0.125"),
+     ('"1,00,000"', "100000"), ("12.345", "12345"), ('"1,000.5000"', "1000.5000")],
+)  # fmt: skip
+def test_an_amount_thousands_groups_cannot_write_is_read_as_a_decimal(
+    tmp_path: Path, given: str, read: str
+) -> None:
+    """An ERP's four-decimal export: cost price "12.5000" was read as 125000 and "0.125"
+    as 125, without a word (only "12.345" may group thousands, as "1.234,50" does)."""
+    (product,) = load_source(
+        table(tmp_path, f"product_id,title,cost_price\nm1,Mug,{given}\n")
+    ).products
+    assert product.cost_price == read
+
+
+def test_an_amount_in_no_grouping_is_refused_by_line(tmp_path: Path) -> None:
+    """ "1.0000,50" and "0.000.001" were read as 10000.50 and 1; no reading of them is sure."""
+    path = table(tmp_path, 'product_id,title,cost_price\nm1,Mug,"1.0000,50"\nm2,Lamp,0.000.001\n')
+    with pytest.raises(SourceError) as caught:
+        load_source(path)
+    assert "line 2: cost_price: '1.0000,50': '1.0000' is not a number grouped" in str(caught.value)
+    assert "line 3: cost_price: '0.000.001'" in str(caught.value)
