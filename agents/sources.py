@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -374,6 +375,9 @@ def _read_json(path: Path) -> Any:
         raise SourceError(f"{path}: not valid JSON: {exc.msg} ({where})") from None
     except RecursionError:
         raise SourceError(f"{path}: not valid JSON: nested too deeply") from None
+    except ValueError:  # Python's bound on int digits: its message names neither file nor line
+        digits = sys.get_int_max_str_digits()
+        raise SourceError(f"{path}: a number of more than {digits:,} digits") from None
 
 
 def _json_type(value: object) -> str:

@@ -170,3 +170,12 @@ def test_an_attribute_that_is_not_text_or_a_number_is_named(tmp_path: Path) -> N
         load_source(tmp_path / "catalog.json")
     (folder / "product.json").write_text('{"attributes": {"size": 12.5, "boxed": true}}')
     assert load_source(folder).products[0].attributes == {"size": "12.5", "boxed": "True"}
+
+
+def test_a_number_of_thousands_of_digits_is_named_with_its_file(tmp_path: Path) -> None:
+    """json.loads stops at Python's 4,300-digit bound on ints with a ValueError that named
+    no file and told the seller to call sys.set_int_max_str_digits()."""
+    folder = _product_folder(tmp_path)
+    (folder / "product.json").write_text('{"cost_price": ' + "9" * 5000 + "}")
+    with pytest.raises(SourceError, match=r"mug/product\.json: a number of more than 4,300"):
+        load_source(folder)
