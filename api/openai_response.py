@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from api.openai_errors import OpenAIError
+from api.openai_request import AUTO_MODEL
 from bus.messages import LlmResult
 
 WORDS_PER_CHUNK = 4
@@ -23,6 +24,13 @@ _WORD_STARTS = re.compile(r"(?<=\s)(?=\S)")
 def completion_id(result: LlmResult) -> str:
     """The chat completion id: the request id, so an answer can be found in the ledger."""
     return f"chatcmpl-{result.request_id}"
+
+
+def answer_model(result: LlmResult) -> str:
+    """The model an answer names: the one that wrote it (routed to, or whose earlier answer a
+    cache or dedup served), or flipsync-auto for text no model wrote (the pattern
+    responder's template), never "": OpenAI clients read it as a model id of /v1/models."""
+    return result.model or AUTO_MODEL
 
 
 def flipsync_fields(result: LlmResult) -> dict[str, Any]:
@@ -90,7 +98,7 @@ def completion_body(result: LlmResult, created: int) -> dict[str, Any]:
         "id": completion_id(result),
         "object": "chat.completion",
         "created": created,
-        "model": result.model,
+        "model": answer_model(result),
         "choices": [choice],
         "usage": usage(result),
         "system_fingerprint": None,
@@ -120,7 +128,7 @@ def stream_events(result: LlmResult, created: int, *, include_usage: bool) -> It
         "id": completion_id(result),
         "object": "chat.completion.chunk",
         "created": created,
-        "model": result.model,
+        "model": answer_model(result),
         "system_fingerprint": None,
     }
     yield chunk_event(head, {"role": "assistant", "content": ""})

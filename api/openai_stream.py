@@ -25,7 +25,13 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from api.openai_errors import OpenAIError
-from api.openai_response import answer_tail, chunk_event, completion_id, error_event
+from api.openai_response import (
+    answer_model,
+    answer_tail,
+    chunk_event,
+    completion_id,
+    error_event,
+)
 from bus import subjects
 from bus.codec import decode
 from bus.errors import WireError
@@ -136,7 +142,7 @@ class RelayedAnswer:
             if rest is None:
                 yield error_event(OpenAIError(502, SPLICED, kind="api_error", code="spliced"))
                 return
-            head["id"], head["model"] = completion_id(result), result.model
+            head["id"], head["model"] = completion_id(result), answer_model(result)
             for event in answer_tail(head, result, rest, include_usage=include_usage):
                 yield event
         finally:

@@ -176,6 +176,24 @@ async def test_a_streamed_completion_equals_the_same_request_through_nats(
     assert text == direct.content
 
 
+@pytest.mark.parametrize("model", [AUTO_MODEL, "gpt-4o-mini"])
+async def test_a_pattern_reply_names_flipsync_auto_not_an_empty_model(
+    client: AsyncOpenAI, model: str
+) -> None:
+    """Found by review: a template answer (no model wrote it) said "model": "", which
+    OpenAI clients take for a model id. It names flipsync-auto (FlipSync's own entry of
+    /v1/models), whatever the call asked for: no provider model wrote it, and a client
+    pricing by the model would book a call that cost nothing."""
+    messages: list[ChatCompletionMessageParam] = [{"role": "user", "content": "thanks!"}]
+    raw = await client.chat.completions.with_raw_response.create(model=model, messages=messages)
+    completion = raw.parse()
+    assert (completion.model_extra or {})["flipsync"]["lever"] == Lever.PATTERN
+    assert completion.model == AUTO_MODEL
+    assert raw.headers["x-flipsync-model"] == ""  # FlipSync's own fact: no model answered
+    stream = await client.chat.completions.create(model=model, messages=messages, stream=True)
+    assert {chunk.model async for chunk in stream} == {AUTO_MODEL}
+
+
 async def test_structured_output_and_a_model_hint_go_through(
     stack: Stack, client: AsyncOpenAI
 ) -> None:
