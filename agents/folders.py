@@ -3,12 +3,15 @@
 A folder is one product, named after the folder: its photos (PHOTO_SUFFIXES), its notes in
 NOTES_FILE and its other fields in FIELDS_FILE. Anything else in it used to be skipped
 without a word (a newcomer's description.txt was never read); now each such file gets one
-warning naming it and what it would have to be called. Light imports: `--help` shows
-FOLDER_HELP.
+warning naming it and what it would have to be called, and so does each key of FIELDS_FILE
+that is not read, with the known keys close to it (unknown_keys). Light imports: `--help`
+shows FOLDER_HELP.
 """
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Mapping
 from pathlib import Path, PurePath
 
 from bus.terminal import terminal_safe
@@ -19,6 +22,14 @@ FIELDS_FILE = "product.json"
 """A product's other fields, a JSON object of FIELDS_KEYS."""
 FIELDS_KEYS = ("product_id", "title_hint", "notes", "cost_price", "attributes")
 """The keys FIELDS_FILE is read for (``title`` is taken for ``title_hint``)."""
+FIELDS_READ = (*FIELDS_KEYS, "title")
+"""Every key of FIELDS_FILE that is read; any other is named in a warning (unknown_keys)."""
+KEYS_NAMED = 20
+"""How many unknown keys of one FIELDS_FILE get a warning each; the rest are counted."""
+KEY_SHOWN = 60
+"""How many characters of an unknown key its warning repeats."""
+CLOSE_KEYS = 3
+"""How many known keys an unknown key's warning offers at most."""
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff")
 """The photo files a folder's product is uploaded with (every one of them)."""
 _TEXT_SUFFIXES = frozenset({".txt", ".text", ".md", ".rtf", ".doc", ".docx", ".odt", ""})
@@ -36,7 +47,9 @@ FOLDER_HELP = "\n".join(
         f"  {FIELDS_FILE:13} the other fields, all optional: "
         '{"title_hint": "Teal mug", "cost_price":',
         '                "4.20", "attributes": {"brand": "Acme"}, "notes": "...", "product_id":',
-        '                "..."} (notes here replace notes.txt; product_id replaces the name)',
+        '                "..."} (notes here replace notes.txt; product_id replaces the name);',
+        "                any other key is not read: it is named in a warning, with the key",
+        "                it is close to (pirce: did you mean cost_price?)",
         "  any other file is not read: it is named in a warning and the upload goes on.",
         "a folder of product folders: one product each; a folder holding catalog.json or",
         "CSV files: the products they list.",
@@ -72,6 +85,48 @@ def ignored_files(folder: Path, source: Path | None = None) -> list[str]:
             name = terminal_safe(str(file.relative_to(source or folder)), line_breaks=False)
             warnings.append(f"ignored {name}: {why}")
     return warnings
+
+
+def unknown_keys(fields: Mapping[str, object], name: str) -> list[str]:
+    """One warning per key of a FIELDS_FILE (named name) that is not read, with the known
+    keys it is close to: a seller's "pirce" was dropped without a word."""
+    unknown = [key for key in fields if key not in FIELDS_READ]
+    shown_name = terminal_safe(name, line_breaks=False)
+    warnings = [
+        f"ignored key {_shown_key(key)} in {shown_name}: {_unknown_key_hint(key)}"
+        for key in unknown[:KEYS_NAMED]
+    ]
+    if len(unknown) > KEYS_NAMED:
+        warnings.append(f"ignored {len(unknown) - KEYS_NAMED} more unknown keys in {shown_name}")
+    return warnings
+
+
+def close_keys(key: str) -> list[str]:
+    """The known keys of FIELDS_FILE close to key, closest first: to the whole key
+    ("costprice") or to one of its words ("pirce" is close to cost_price's "price"); a key
+    close to "title" is offered title_hint, the field's own name."""
+    candidates: dict[str, str] = {}
+    for known in FIELDS_READ:
+        for word in (known, *known.split("_")):
+            candidates.setdefault(word, known)
+    matches = difflib.get_close_matches(key.lower(), list(candidates), n=len(candidates))
+    return list(dict.fromkeys(candidates[match] for match in matches))[:CLOSE_KEYS]
+
+
+def _unknown_key_hint(key: str) -> str:
+    if close := close_keys(key):
+        return f"did you mean {' or '.join(close)}?"
+    if key.lower() == "photos":
+        return "a folder's photos are its image files"
+    return (
+        f"{FIELDS_FILE} is read for product_id, title_hint (or title), notes, cost_price and "
+        "attributes; other facts go in attributes"
+    )
+
+
+def _shown_key(key: str) -> str:
+    shown = terminal_safe(key[:KEY_SHOWN], line_breaks=False)
+    return f"'{shown}...'" if len(key) > KEY_SHOWN else f"'{shown}'"
 
 
 def visible_files(folder: Path) -> list[Path]:

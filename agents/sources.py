@@ -24,7 +24,14 @@ from typing import Any
 from agents.containment import outside_problem, source_root
 from agents.csv_import import ImportError_, Row, read_table
 from agents.csv_values import ValueProblem, parse_money
-from agents.folders import FIELDS_FILE, NOTES_FILE, PHOTO_SUFFIXES, ignored_files, visible_files
+from agents.folders import (
+    FIELDS_FILE,
+    NOTES_FILE,
+    PHOTO_SUFFIXES,
+    ignored_files,
+    unknown_keys,
+    visible_files,
+)
 from agents.limits import (
     MAX_FILE_BYTES,
     MAX_PHOTO_BYTES,
@@ -157,9 +164,12 @@ def _row_photos(table: Path, row: Row) -> list[Path]:
     return [table.parent / n for n in names]
 
 
-def load_folder(path: Path, root: Path | None = None) -> list[ProductInput]:
+def load_folder(
+    path: Path, root: Path | None = None, warnings: list[str] | None = None
+) -> list[ProductInput]:
     """One product from a folder of photos and notes (inside root, by default the folder:
-    agents.containment)."""
+    agents.containment); a key of its product.json that is not read is added to warnings,
+    named from root."""
     root = root or path
     for named in (path, path / FIELDS_FILE, path / NOTES_FILE):
         if problem := outside_problem(root, named):
@@ -171,6 +181,8 @@ def load_folder(path: Path, root: Path | None = None) -> list[ProductInput]:
             found = _json_type(raw)
             raise SourceError(f"{path / FIELDS_FILE}: expected an object of fields, found {found}")
         extra = raw
+        if warnings is not None:
+            warnings += unknown_keys(extra, str((path / FIELDS_FILE).relative_to(root)))
     notes = ""
     if (path / NOTES_FILE).is_file():
         notes = _read_text(path / NOTES_FILE, MAX_TEXT_BYTES).strip()
@@ -215,14 +227,19 @@ def _load(path: Path, duplicates: str) -> Loaded:
         return Loaded(products=load_catalog(path / "catalog.json"), bulk=False)
     tables = sorted(p for p in path.glob("*.*") if p.suffix.lower() in (".csv", ".tsv"))
     _check_inside(path, tables)
+    products: list[ProductInput] = []
     if tables:
         products = [p for table in tables for p in _table(table, duplicates, warnings)]
         return Loaded(products=products, bulk=True, warnings=warnings)
     if any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.iterdir()):
-        return Loaded(products=load_folder(path), bulk=False, warnings=ignored_files(path))
+        products = load_folder(path, warnings=warnings)
+        return Loaded(products=products, bulk=False, warnings=warnings + ignored_files(path))
     # Hidden folders (.git, .flipsync...) are never products.
     folders = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
-    products = [product for folder in folders for product in load_folder(folder, path)]
+    in_folders: list[str] = []  # each folder's, after those of the folder of folders itself
+    for folder in folders:
+        products += load_folder(folder, path, in_folders)
+        in_folders += ignored_files(folder, path)
     if not products:
         raise SourceError(f"{path}: no photos, catalog.json or CSV found")
     warnings += [
@@ -230,8 +247,7 @@ def _load(path: Path, duplicates: str) -> Loaded:
         "is read one folder at a time (put it in its product's folder)"
         for file in visible_files(path)
     ]
-    for folder in folders:
-        warnings += ignored_files(folder, path)
+    warnings += in_folders
     return Loaded(products=products, bulk=False, warnings=warnings)
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from agents import sources
+from agents.folders import KEY_SHOWN, KEYS_NAMED
 from agents.limits import MAX_TEXT_BYTES
 from agents.sources import SourceError, load_path, load_source
 
@@ -130,6 +131,48 @@ def test_a_file_a_folder_does_not_read_is_named_with_what_it_should_be_called(
         "in its product's folder)",
         *(w.replace("ignored ", "ignored mug/", 1) for w in loaded.warnings),
     ]
+
+
+def test_a_product_json_key_that_is_not_read_is_named_with_its_close_match(
+    tmp_path: Path,
+) -> None:
+    """Found by review: a product.json key FlipSync does not read ("pirce") was dropped
+    without a word, and the seller's cost price with it. Each one is a warning naming the
+    key (escaped: a key is anyone's to choose) and the known keys close to it."""
+    mug = tmp_path / "mug"
+    photo(mug, "front.png")
+    fields = {"title": "Teal mug", "pirce": "4.20", "Cost_Price": "5", "atributes": {},
+              "brand": "Acme", "photos": [], "bad\x1b[2Jkey": 1}  # fmt: skip
+    (mug / "product.json").write_text(json.dumps(fields))
+    loaded = load_source(mug)
+    assert loaded.products[0].title_hint == "Teal mug"  # title is read, for title_hint
+    assert loaded.products[0].cost_price == ""
+    assert loaded.warnings == [
+        "ignored key 'pirce' in product.json: did you mean cost_price?",
+        "ignored key 'Cost_Price' in product.json: did you mean cost_price?",
+        "ignored key 'atributes' in product.json: did you mean attributes?",
+        "ignored key 'brand' in product.json: product.json is read for product_id, "
+        "title_hint (or title), notes, cost_price and attributes; other facts go in attributes",
+        "ignored key 'photos' in product.json: a folder's photos are its image files",
+        "ignored key 'bad\\x1b[2Jkey' in product.json: product.json is read for product_id, "
+        "title_hint (or title), notes, cost_price and attributes; other facts go in attributes",
+    ]
+    (mug / "product.json").write_text(json.dumps({"cost_price": "4.20", "title_hint": "x"}))
+    assert load_source(mug).warnings == []  # every key read: no word
+
+    (mug / "product.json").write_text(json.dumps({"titel": "Teal mug"}))
+    (mug / "notes.text").write_text("Teal")
+    assert load_source(tmp_path).warnings == [  # a folder of product folders names its folder
+        "ignored key 'titel' in mug/product.json: did you mean title_hint?",
+        "ignored mug/notes.text: notes are read from notes.txt",
+    ]
+    (mug / "notes.text").unlink()
+    many = {"x" * 500: 1} | {f"k{n}": n for n in range(KEYS_NAMED + 3)}
+    (mug / "product.json").write_text(json.dumps(many))
+    warnings = load_source(mug).warnings
+    assert len(warnings) == KEYS_NAMED + 1  # a long or hostile file is not a flood
+    assert warnings[0].startswith(f"ignored key '{'x' * KEY_SHOWN}...' in product.json: ")
+    assert warnings[-1] == "ignored 4 more unknown keys in product.json"
 
 
 def test_unusable_paths_say_why(tmp_path: Path) -> None:
