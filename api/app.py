@@ -10,6 +10,8 @@
 - /healthz: whether NATS and Redis answer.
 
 /v1/* and /api/* need "Authorization: Bearer <key>" (api.auth); the key decides the tenant.
+Every error is answered in one shape, OpenAI's {"error": {message, type, param, code}}
+(api.errors).
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ from agents.http import MAX_UPLOAD_BYTES, products_router
 from api.asyncapi import asyncapi_router
 from api.auth import ApiKeyMiddleware, ApiKeys, AuthError, form_tenant_check, path_tenant_guard
 from api.dashboard import DASHBOARD_PATH, dashboard_router
-from api.limits import JSON_BODY_LIMIT, BodyLimit, install_error_handlers
+from api.errors import install_error_handlers
+from api.limits import JSON_BODY_LIMIT, BodyLimit
 from api.openai_compat import openai_router
 from bus.settings import Settings
 from cost_ledger.catalog import PriceCatalog

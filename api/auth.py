@@ -27,6 +27,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from api.errors import error_response
 from api.key_digest import DIGEST_PREFIX, digest
 from bus import subjects
 from bus.messages import DEFAULT_PROJECT, DEFAULT_WORKSPACE
@@ -92,10 +93,8 @@ class AuthError(Exception):
 
     def response(self) -> JSONResponse:
         """The JSON answer, in OpenAI's error shape (so OpenAI clients read it too)."""
-        kind = "authentication_error" if self.status == 401 else "permission_error"
-        body = {"error": {"message": self.reason, "type": kind, "param": None, "code": self.code}}
         headers = {"WWW-Authenticate": "Bearer"} if self.status == 401 else None
-        return JSONResponse(body, status_code=self.status, headers=headers)
+        return error_response(self.status, self.reason, code=self.code, headers=headers)
 
 
 class ApiKeys:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from fastapi.responses import JSONResponse
 
+from api.errors import error_body
 from bus.messages import ErrorCode, LlmResult
 
 STATUS_OF: dict[ErrorCode, tuple[int, str]] = {
@@ -45,10 +46,8 @@ class OpenAIError(Exception):
 
     def response(self) -> JSONResponse:
         """The error as OpenAI answers it: {"error": {message, type, param, code}}."""
-        error = {"message": self.message, "type": self.kind, "param": self.param}
-        return JSONResponse(
-            {"error": error | {"code": self.code}}, status_code=self.status, headers=self.headers
-        )
+        body = error_body(self.message, kind=self.kind, code=self.code, param=self.param)
+        return JSONResponse(body, status_code=self.status, headers=self.headers)
 
     @classmethod
     def of_result(cls, result: LlmResult, headers: dict[str, str]) -> OpenAIError:

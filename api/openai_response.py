@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from api.errors import error_body
 from api.openai_errors import OpenAIError
 from api.openai_request import AUTO_MODEL
 from bus.messages import LlmResult
@@ -163,8 +164,7 @@ def chunk_event(head: dict[str, Any], delta: dict[str, Any], finish: str | None 
 
 def error_event(error: OpenAIError) -> bytes:
     """The event that ends a stream with an error, as OpenAI sends it (the client raises)."""
-    body = {"message": error.message, "type": error.kind, "param": error.param}
-    return _event({"error": body | {"code": error.code}})
+    return _event(error_body(error.message, kind=error.kind, code=error.code, param=error.param))
 
 
 def _event(body: dict[str, Any]) -> bytes:

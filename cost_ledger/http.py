@@ -2,9 +2,11 @@
 
 Every endpoint takes the query parameters ``tenant``, ``agent``, ``model`` (at most one of
 agent and model), ``start`` and ``end`` (UTC days, YYYY-MM-DD, both included), echoes them
-back as ``filter``, and answers 400 ``{"detail": reason}`` for a bad one (a range of more
+back as ``filter``, and answers 400 with code ``bad_filter`` for a bad one (a range of more
 than slices.MAX_RANGE_DAYS days included; an open start or end is clamped to the days the
-ledger has seen, then to MAX_RANGE_DAYS days). Shapes (see
+ledger has seen, then to MAX_RANGE_DAYS days). A refusal's HTTPException detail is
+``{"message", "code", "param"}``, which the API (api.errors) answers in its one error shape,
+``{"error": {"message", "type", "param", "code"}}``. Shapes (see
 cost_ledger/api_models.py for every field):
 
 - GET /api/cost/spend -> {filter, simulated, totals: Metrics, rates: {cache_hit_rate,
@@ -120,10 +122,11 @@ def cost_api(
         *, places: bool = False,
     ) -> Filter:  # fmt: skip
         if not places and (workspace is not None or project is not None):
-            raise HTTPException(
-                status_code=400,
-                detail="this view is not kept by workspace or project (ask spend, "
-                "timeseries or budgets)",
+            raise refused(
+                400,
+                "this view is not kept by workspace or project (ask spend, timeseries or budgets)",
+                code="not_kept_by_workspace",
+                param="workspace" if workspace is not None else "project",
             )
         try:
             return check_filter(
@@ -133,7 +136,7 @@ def cost_api(
                 )
             )  # fmt: skip
         except FilterError as exc:
-            raise HTTPException(status_code=400, detail=str(exc)) from None
+            raise refused(400, str(exc), code="bad_filter") from None
 
     @router.get("/spend")
     async def spend(
@@ -210,3 +213,8 @@ def cost_api(
         return await recommendations_view(store, where, prices, quality)
 
     return router
+
+
+def refused(status: int, message: str, *, code: str, param: str | None = None) -> HTTPException:
+    """A refusal with its own code (and the parameter at fault), for api.errors to answer."""
+    return HTTPException(status, {"message": message, "code": code, "param": param})

@@ -124,6 +124,6 @@ async def test_a_bound_key_reads_only_its_workspaces_costs(
     status, spend = await get(http, "/api/cost/spend", KEY_PROJ)
     assert status == 200 and spend["filter"]["project"] == "spring"
     status, body = await get(http, "/api/cost/forecast", KEY_WS)  # not kept by workspace
-    assert status == 400 and "not kept by workspace" in body["detail"]
+    assert status == 400 and "not kept by workspace" in body["error"]["message"]
     status, body = await get(http, "/api/cost/budgets", KEY_PROJ)
     assert status == 200 and body["filter"]["workspace"] == "eu"

@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 from fastapi import FastAPI
 from nats.js import JetStreamContext
 
+from api.errors import install_error_handlers
 from bus import subjects
 from bus.codec import encode
 from bus.embedded import EmbeddedNats
@@ -42,8 +43,10 @@ async def no_quality() -> QualityEstimates:
 
 @pytest.fixture
 async def api(redis_client: aioredis.Redis) -> AsyncIterator[httpx2.AsyncClient]:
-    """An HTTP client of an app that mounts only the cost API."""
+    """An HTTP client of an app that mounts only the cost API, answering errors as the API
+    does (api.errors)."""
     app = FastAPI()
+    install_error_handlers(app)
     app.include_router(cost_api(redis_client, Settings(), quality=no_quality))
     transport = httpx2.ASGITransport(app=app)
     async with httpx2.AsyncClient(transport=transport, base_url="http://cost") as client:
@@ -175,9 +178,9 @@ async def test_forecast_anomalies_and_recommendations_endpoints(
 
 async def test_bad_filters_answer_400_with_a_reason(api: httpx2.AsyncClient) -> None:
     both = await api.get("/api/cost/spend", params={"agent": "a", "model": "m"})
-    assert both.status_code == 400 and "not both" in both.json()["detail"]
+    assert both.status_code == 400 and "not both" in both.json()["error"]["message"]
     tenant = await api.get("/api/cost/forecast", params={"tenant": "a.b"})
-    assert tenant.status_code == 400 and "tenant" in tenant.json()["detail"]
+    assert tenant.status_code == 400 and "tenant" in tenant.json()["error"]["message"]
     backwards = await api.get(
         "/api/cost/anomalies", params={"start": "2026-11-05", "end": "2026-11-01"}
     )
@@ -236,7 +239,7 @@ async def test_unbounded_ranges_are_refused_or_clamped(
             f"/api/cost/{path}", params={"start": "0001-01-01", "end": "9999-12-31"}
         )
         assert huge.status_code == 400, path
-        assert f"at most {MAX_RANGE_DAYS} days" in huge.json()["detail"]
+        assert f"at most {MAX_RANGE_DAYS} days" in huge.json()["error"]["message"]
     longest = date(2026, 1, 1) + timedelta(days=MAX_RANGE_DAYS - 1)
     edge = await get(api, "timeseries", start="2026-01-01", end=longest.isoformat())
     assert len(edge["days"]) == MAX_RANGE_DAYS
@@ -339,4 +342,4 @@ async def test_a_huge_or_control_char_name_is_400_without_echoing_it(
     for params in ({"model": "m\x00\n" + "x" * 5000}, {"agent": "a" * 10_000}):
         response = await api.get("/api/cost/spend", params=params)
         assert response.status_code == 400, response.text
-        assert len(response.json()["detail"]) < 200, response.text
+        assert len(response.json()["error"]["message"]) < 200, response.text

@@ -86,9 +86,9 @@
       let reason = response.statusText;
       try {
         const body = await response.json();
-        // FastAPI answers {"detail": ...}; the API key guard answers OpenAI's {"error": {...}}.
-        const detail = body.detail !== undefined ? body.detail : body.error && body.error.message;
-        if (detail !== undefined) reason = typeof detail === "string" ? detail : JSON.stringify(detail);
+        // Every API error is {"error": {"message", "type", "param", "code"}} (api/errors.py).
+        const message = body.error && body.error.message;
+        if (typeof message === "string" && message) reason = message;
       } catch (_) { /* not JSON: keep the status text */ }
       throw new ViewError(`${path}: HTTP ${response.status} ${reason}`);
     }
