@@ -29,10 +29,11 @@ from cost_ledger.catalog import PriceCatalog
 from cost_ledger.cli_args import VIEWS, add_commands, add_filters, filter_of, is_filtered
 from cost_ledger.errors import ReferenceFileError
 from cost_ledger.recommendations import QualitySource, recommendations_view, recorded_quality
-from cost_ledger.reference import References, agent_task_types, vs_reference
+from cost_ledger.reference import References, vs_reference
 from cost_ledger.report import (
     counted,
     describe,
+    known_names,
     render_spend,
     simulated_note,
     unknown_name,
@@ -229,24 +230,3 @@ async def unknown_to_deployment(
     if "agent" in known:
         known["agent"] |= set(graded_agents)
     return unknown or await unknown_name(store, where, known)
-
-
-async def known_names(
-    client: aioredis.Redis, settings: Settings, where: Filter
-) -> dict[str, set[str]]:
-    """The agents and models that exist whether or not the ledger has their calls: the agent
-    specs with the OpenAI endpoint's agent and the extra agents, and the price catalog's
-    models (with those fine-tuned and registered at run time); read only for the fields
-    where names."""
-    known: dict[str, set[str]] = {}
-    if where.agent is not None:
-        known["agent"] = {*agent_task_types(), settings.openai_agent, *settings.extra_agents}
-    if where.model is not None:
-        catalog = PriceCatalog.load()
-        from optimizer.models import load_registered  # lazy: the optimizer builds on the ledger
-
-        await load_registered(client, catalog)
-        known["model"] = {*catalog.entries, *catalog.aliases}
-        if where.model in catalog:  # a dated snapshot id resolves to a catalog model
-            known["model"].add(where.model)
-    return known

@@ -49,6 +49,11 @@ served levers' baseline minus actual); spend adds by_workspace and by_project ro
 named <workspace>/<project>). The other views answer 400 to a workspace: they are not kept by
 workspace, so a key bound to a workspace cannot read them.
 
+An agent or model that is neither known (the agent specs, the price catalog: report.known_names)
+nor in the filter's tenant's ledger is likely mistyped: every view answers 422 with code
+``unknown_agent`` or ``unknown_model`` and a reason naming it and its close matches
+(report.unknown_name, as `flipsync report` and `flipsync cost` say it), instead of zeros.
+
 A model filter reads the model's own totals: its spend report has no breakdown by agent,
 lever or task type, and its recommendations are only the cheaper tiers for that model.
 """
@@ -81,6 +86,7 @@ from cost_ledger.budgets.store import BudgetStore
 from cost_ledger.catalog import PriceCatalog
 from cost_ledger.forecast import forecast_view
 from cost_ledger.recommendations import QualitySource, recommendations_view, recorded_quality
+from cost_ledger.report import known_names, unknown_name
 from cost_ledger.slices import FilterError, check_filter
 from cost_ledger.spend import hourly_view, spend_view, timeseries_view
 
@@ -116,7 +122,7 @@ def cost_api(
     quality = quality or recorded_quality(redis, prices)
     budgets = BudgetStore(redis, LiveBudgets(redis, BudgetConfig.load(settings.budget_config)))
 
-    def checked(
+    async def checked(
         tenant: str | None, agent: str | None, model: str | None, start: date | None,
         end: date | None, workspace: str | None = None, project: str | None = None,
         *, places: bool = False,
@@ -129,7 +135,7 @@ def cost_api(
                 param="workspace" if workspace is not None else "project",
             )
         try:
-            return check_filter(
+            where = check_filter(
                 Filter(
                     tenant=tenant, agent=agent, model=model, start=start, end=end,
                     workspace=workspace, project=project,
@@ -137,6 +143,13 @@ def cost_api(
             )  # fmt: skip
         except FilterError as exc:
             raise refused(400, str(exc), code="bad_filter") from None
+        # A mistyped agent or model read as zero spend (the CLI already refused it): the
+        # same check, on this tenant's ledger names only.
+        known = await known_names(redis, settings, where)
+        if unknown := await unknown_name(store, where, known, tenant_only=True):
+            field = "agent" if where.agent is not None else "model"
+            raise refused(422, unknown, code=f"unknown_{field}", param=field)
+        return where
 
     @router.get("/spend")
     async def spend(
@@ -145,7 +158,7 @@ def cost_api(
         project: Project = None,
     ) -> SpendResponse:  # fmt: skip
         """Spend, savings per lever, cost per operation and per product, hit rates."""
-        where = checked(tenant, agent, model, start, end, workspace, project, places=True)
+        where = await checked(tenant, agent, model, start, end, workspace, project, places=True)
         return await spend_view(store, where)
 
     @router.get("/timeseries")
@@ -155,7 +168,7 @@ def cost_api(
         project: Project = None,
     ) -> TimeseriesResponse:  # fmt: skip
         """Daily spend, savings per lever, routing mix and cost per product."""
-        where = checked(tenant, agent, model, start, end, workspace, project, places=True)
+        where = await checked(tenant, agent, model, start, end, workspace, project, places=True)
         return await timeseries_view(store, where)
 
     @router.get("/hourly")
@@ -164,7 +177,7 @@ def cost_api(
         start: Start = None, end: End = None,
     ) -> HourlyResponse:  # fmt: skip
         """Hourly spend, calls per lever and spend per model (the most recent week at most)."""
-        return await hourly_view(store, checked(tenant, agent, model, start, end))
+        return await hourly_view(store, await checked(tenant, agent, model, start, end))
 
     @router.get("/budgets")
     async def budget_rows(
@@ -173,7 +186,7 @@ def cost_api(
         project: Project = None,
     ) -> BudgetsResponse:  # fmt: skip
         """Each budget's limit, spent, reserved and alerts in its current period."""
-        where = checked(tenant, agent, model, start, end, workspace, project, places=True)
+        where = await checked(tenant, agent, model, start, end, workspace, project, places=True)
         rows = await budgets.status(
             where.tenant, agent=where.agent, workspace=where.workspace, project=where.project
         )
@@ -189,7 +202,7 @@ def cost_api(
         project: Project = None,
     ) -> ForecastResponse:  # fmt: skip
         """Spend over the next 30, 60 and 90 days, with an interval."""
-        where = checked(tenant, agent, model, start, end, workspace, project)
+        where = await checked(tenant, agent, model, start, end, workspace, project)
         return await forecast_view(store, where)
 
     @router.get("/anomalies")
@@ -199,7 +212,7 @@ def cost_api(
         project: Project = None,
     ) -> AnomaliesResponse:  # fmt: skip
         """Hours of unusual spend, and of unusual cost per call per agent, with causes."""
-        where = checked(tenant, agent, model, start, end, workspace, project)
+        where = await checked(tenant, agent, model, start, end, workspace, project)
         return await anomalies_view(store, where)
 
     @router.get("/recommendations")
@@ -209,7 +222,7 @@ def cost_api(
         project: Project = None,
     ) -> RecommendationsResponse:  # fmt: skip
         """Cheaper tiers at acceptable quality, cache misses, long prompts; monthly savings."""
-        where = checked(tenant, agent, model, start, end, workspace, project)
+        where = await checked(tenant, agent, model, start, end, workspace, project)
         return await recommendations_view(store, where, prices, quality)
 
     return router

@@ -12,12 +12,16 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
+import redis.asyncio as aioredis
 from rich.table import Table
 
+from bus.settings import Settings
 from cost_ledger.aggregates import AggregateStore
 from cost_ledger.api_models import Filter, Metrics, Rates, Row, SpendResponse
+from cost_ledger.catalog import PriceCatalog
 from cost_ledger.keys import Dimension
 from cost_ledger.pricing import to_usd
+from cost_ledger.reference import agent_task_types
 from cost_ledger.spend import spend_view
 from cost_ledger.text_console import plain_console
 
@@ -116,22 +120,51 @@ async def unknown_tenant(store: AggregateStore, tenant: str | None) -> str:
 
 
 async def unknown_name(
-    store: AggregateStore, where: Filter, known: Mapping[str, Collection[str]]
+    store: AggregateStore,
+    where: Filter,
+    known: Mapping[str, Collection[str]],
+    *,
+    tenant_only: bool = False,
 ) -> str:
     """Why a filter would read as zero spend because its agent or model (NAMED_FILTERS) is
     likely mistyped: neither in known[field] (the agent specs, the price catalog) nor in the
-    ledger for any tenant; with the close matches. "" when every name is known."""
+    ledger for any tenant (for where's tenant only when tenant_only: the cost API, where a
+    tenant's key must learn nothing of another tenant's names); with the close matches. ""
+    when every name is known."""
+    scope = where.tenant if tenant_only else None
+    ledger = "the ledger" if scope is None else f"the ledger of tenant {scope!r}"
     for field, dimension in NAMED_FILTERS.items():
         name = getattr(where, field)
         if name is None or name in known.get(field, ()):
             continue
-        names = set(known.get(field, ())) | set(await store.members(dimension))
+        names = set(known.get(field, ())) | set(await store.members(dimension, scope))
         if name in names:
             continue
         close = difflib.get_close_matches(name, sorted(names), n=CLOSE_MATCHES)
         hint = f"did you mean {', '.join(close)}?" if close else "none is close to it"
-        return f"unknown {field} {name!r}: not a known {field} and not in the ledger; {hint}"
+        return f"unknown {field} {name!r}: not a known {field} and not in {ledger}; {hint}"
     return ""
+
+
+async def known_names(
+    client: aioredis.Redis, settings: Settings, where: Filter
+) -> dict[str, set[str]]:
+    """The agents and models that exist whether or not the ledger has their calls: the agent
+    specs with the OpenAI endpoint's agent and the extra agents, and the price catalog's
+    models (with those fine-tuned and registered at run time); read only for the fields
+    where names."""
+    known: dict[str, set[str]] = {}
+    if where.agent is not None:
+        known["agent"] = {*agent_task_types(), settings.openai_agent, *settings.extra_agents}
+    if where.model is not None:
+        catalog = PriceCatalog.load()
+        from optimizer.models import load_registered  # lazy: the optimizer builds on the ledger
+
+        await load_registered(client, catalog)
+        known["model"] = {*catalog.entries, *catalog.aliases}
+        if where.model in catalog:  # a dated snapshot id resolves to a catalog model
+            known["model"].add(where.model)
+    return known
 
 
 def render_report(report: Report, *, width: int | None = None, by: str | None = None) -> str:

@@ -57,6 +57,8 @@ CASES = [
          key=OPS),
     Case(("GET", "/api/cost/forecast"), "GET", "/api/cost/forecast?workspace=w", 400,
          "not_kept_by_workspace", "workspace"),
+    Case(("GET", "/api/cost/forecast"), "GET", "/api/cost/forecast?agent=no_such_agent", 422,
+         "unknown_agent", "agent"),
     Case(("GET", "/api/cost/anomalies"), "GET", "/api/cost/anomalies?end=soon", 422,
          "invalid_value", "end"),
     Case(("GET", "/api/cost/recommendations"), "GET", "/api/cost/recommendations?project=p",

@@ -189,6 +189,51 @@ async def test_bad_filters_answer_400_with_a_reason(api: httpx2.AsyncClient) -> 
     assert not_a_day.status_code == 422
 
 
+VIEWS = ("spend", "timeseries", "hourly", "budgets", "forecast", "anomalies", "recommendations")
+
+
+async def test_a_mistyped_agent_or_model_is_422_with_its_close_matches(
+    api: httpx2.AsyncClient, redis_client: aioredis.Redis
+) -> None:
+    """Found by review: /api/cost/spend?agent=wrtier answered all zeros, as if that agent had
+    simply spent nothing, where `flipsync report --agent wrtier` names the close matches.
+    Every view refuses it the same way (report.unknown_name), naming only the names the
+    tenant's own ledger holds (and the agent specs, the price catalog)."""
+    await apply_all(
+        AggregateStore(redis_client),
+        [ledger_event(at="2026-11-02T10:00:00", agent="writer"),
+         ledger_event(at="2026-11-02T10:00:00", tenant="other", agent="writes-secretly")],
+    )  # fmt: skip
+    for view in VIEWS:
+        response = await api.get(f"/api/cost/{view}", params={"tenant": "acme", "agent": "wrtier"})
+        assert response.status_code == 422, (view, response.text)
+        error = response.json()["error"]
+        assert error["code"] == "unknown_agent" and error["param"] == "agent"
+        assert error["message"] == (
+            "unknown agent 'wrtier': not a known agent and not in the ledger of tenant "
+            "'acme'; did you mean writer?"
+        )
+    model = await api.get("/api/cost/spend", params={"tenant": "acme", "model": "gpt-4o-mnii"})
+    assert model.status_code == 422 and model.json()["error"]["code"] == "unknown_model"
+    assert "did you mean gpt-4o-mini" in model.json()["error"]["message"]
+    # Another tenant's agent is neither known to this one nor offered to it.
+    for agent in ("writes-secretly", "writes-secretli"):
+        secret = await api.get("/api/cost/spend", params={"tenant": "acme", "agent": agent})
+        assert secret.status_code == 422, secret.text
+        assert "did you mean writes-secretly" not in secret.json()["error"]["message"]
+    every = await api.get("/api/cost/spend", params={"agent": "writes-secretli"})  # operator
+    assert "did you mean writes-secretly?" in every.json()["error"]["message"]
+    # Known names read as before: an agent of the specs with no calls yet is zero spend, and
+    # a catalog model, a dated snapshot of it, and another tenant's agent for every tenant.
+    for params in (
+        {"agent": "ebay_listing"},
+        {"model": "gpt-4o-2024-08-06"},
+        {"agent": "writes-secretly"},
+        {"tenant": "acme", "agent": "writer"},
+    ):
+        assert (await api.get("/api/cost/spend", params=params)).status_code == 200, params
+
+
 async def test_flush_and_rebuild_restores_every_view_exactly(
     api: httpx2.AsyncClient, ledger: JetStreamContext, redis_client: aioredis.Redis
 ) -> None:
