@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
+import msgspec
 import pytest
 import redis.asyncio as aioredis
 
@@ -12,6 +13,7 @@ from bus.messages import CachePolicy, ChatMessage, Lever, LlmRequest, LlmResult,
 from bus.settings import Settings
 from router.semantic import SemanticCache, build_semantic_cache, keys
 from router.semantic.embedder import OnnxMiniLmEmbedder
+from router.semantic.protocol import Vectors
 
 SHIPPING = "How do I change my shipping address?"
 SHIPPING_PARAPHRASE = "How can I update my shipping address?"  # cosine 0.91
@@ -375,3 +377,75 @@ async def test_calibrators_of_many_tenants_are_bounded(
     await cache.sync()
     held = [t for t in flood if cache.calibrator(t, "seller_chat") is not None]
     assert held == flood[-3:]
+
+
+class CountingEmbedder:
+    """The real embedder, counting the texts it embeds."""
+
+    def __init__(self, inner: OnnxMiniLmEmbedder) -> None:
+        self.inner = inner
+        self.texts: list[str] = []
+        self.counted = []
+        self.name, self.dim, self.max_tokens = inner.name, inner.dim, inner.max_tokens
+
+    counted: list[str]
+
+    def token_count(self, text: str) -> int:
+        """The inner embedder's count, counted."""
+        self.counted.append(text)
+        return self.inner.token_count(text)
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        """Embed with the inner embedder, counting."""
+        self.texts += texts
+        return self.inner.embed(texts)
+
+
+async def test_a_question_is_embedded_only_when_a_lookup_needs_it(
+    redis_client: aioredis.Redis, embedder: OnnxMiniLmEmbedder
+) -> None:
+    """Most partitions are never searched again (one product's questions): a lookup with
+    nothing stored in its partition, and the store of an answer no lookup embedded, embed
+    nothing; the first lookup that can use a stored question embeds it."""
+    counting = CountingEmbedder(embedder)
+    settings = Settings()
+    cache = build_semantic_cache(settings, redis_client, embedder=counting, clock=FakeClock())
+    assert cache is not None
+    await learned(cache)
+    first = ask(SHIPPING)
+    assert await cache.get(first) is None
+    await cache.put(first, paid(first, "Settings > Addresses."))
+    elsewhere = ask("Where is my parcel 4411?")  # another partition (its entities)
+    assert await cache.get(elsewhere) is None
+    await cache.put(elsewhere, paid(elsewhere, "On its way."))
+    assert counting.texts == []
+
+    second = ask(SHIPPING_PARAPHRASE)
+    hit = await cache.get(second)
+    assert hit is not None and hit.content == "Settings > Addresses."
+    assert sorted(counting.texts) == sorted([SHIPPING, SHIPPING_PARAPHRASE])
+
+    other = CountingEmbedder(embedder)  # another replica learns the entry from the log
+    replica = build_semantic_cache(settings, redis_client, embedder=other, clock=FakeClock())
+    assert replica is not None
+    await learned(replica)
+    again = await replica.get(ask(SHIPPING_PARAPHRASE))
+    assert again is not None and again.content == "Settings > Addresses."
+    assert sorted(other.texts) == sorted([SHIPPING, SHIPPING_PARAPHRASE])
+
+
+async def test_a_requests_view_is_worked_out_once(
+    redis_client: aioredis.Redis, embedder: OnnxMiniLmEmbedder
+) -> None:
+    """Its semantic lookup, near-duplicate lookup and store share one view (entities, token
+    count); a changed copy of the request gets its own."""
+    counting = CountingEmbedder(embedder)
+    cache = build_semantic_cache(Settings(), redis_client, embedder=counting, clock=FakeClock())
+    assert cache is not None
+    request = ask(SHIPPING, task="market_data")  # semantic and near-duplicate task type
+    assert await cache.get(request) is None
+    assert await cache.get_near_duplicate(request) is None
+    await cache.put(request, paid(request, "Settings > Addresses."))
+    assert counting.counted == [SHIPPING]
+    await cache.get(msgspec.structs.replace(request, temperature=0.5))
+    assert counting.counted == [SHIPPING, SHIPPING]

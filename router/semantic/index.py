@@ -8,7 +8,10 @@ then moves to an HNSW graph (usearch, cosine metric); the large ones are the que
 no entities (support FAQs). Entries older than their TTL are never returned.
 
 The index is a cache of what Redis holds (router.semantic.store rebuilds and refreshes it);
-it is bounded by `max_entries`, the oldest dropped first.
+it is bounded by `max_entries`, the oldest dropped first. An entry may be held before its
+vector is known (pending, with its question): the store embeds a partition's pending
+questions only when a lookup first searches that partition, since most partitions are
+never searched again (one product's questions).
 """
 
 from __future__ import annotations
@@ -124,6 +127,7 @@ class LocalIndex:
         self._exact_below = exact_below
         self._max_entries = max_entries
         self._partitions: dict[Slot, PartitionIndex] = {}
+        self._pending: dict[Slot, dict[str, str]] = {}
         self._meta: OrderedDict[EntryKey, EntryMeta] = OrderedDict()
 
     def __len__(self) -> int:
@@ -139,8 +143,40 @@ class LocalIndex:
         return self._meta.get((tenant, entry_id))
 
     def partition(self, tenant: str, partition: str) -> PartitionIndex | None:
-        """One partition's index, if it has entries."""
+        """One partition's index, if it has entries with vectors."""
         return self._partitions.get((tenant, partition))
+
+    def holds(self, tenant: str, partition: str) -> bool:
+        """Whether one partition has any entry, with its vector or pending."""
+        slot = (tenant, partition)
+        return slot in self._partitions or slot in self._pending
+
+    def pending(self, tenant: str, partition: str) -> list[tuple[str, str]]:
+        """One partition's entries still without a vector: (entry id, question) pairs."""
+        return list(self._pending.get((tenant, partition), {}).items())
+
+    def add_pending(self, meta: EntryMeta, question: str) -> None:
+        """Add an entry whose vector is not known yet (fill() adds it once embedded),
+        dropping the oldest entries beyond the bound."""
+        key = (meta.tenant, meta.entry_id)
+        self.remove(*key)
+        self._pending.setdefault((meta.tenant, meta.partition), {})[meta.entry_id] = question
+        self._meta[key] = meta
+        self._bound()
+
+    def fill(self, tenant: str, entry_id: str, vector: Vectors) -> None:
+        """Give a pending entry its vector; nothing if it is not pending (any more)."""
+        meta = self._meta.get((tenant, entry_id))
+        if meta is None:
+            return
+        slot = (tenant, meta.partition)
+        if entry_id not in self._pending.get(slot, {}):
+            return
+        self._drop_pending(slot, entry_id)
+        index = self._partitions.get(slot)
+        if index is None:
+            index = self._partitions[slot] = PartitionIndex(self._dim, self._exact_below)
+        index.add(entry_id, vector)
 
     def add(self, meta: EntryMeta, vector: Vectors) -> None:
         """Add an entry, dropping the oldest entries beyond the bound."""
@@ -152,6 +188,9 @@ class LocalIndex:
             index = self._partitions[slot] = PartitionIndex(self._dim, self._exact_below)
         index.add(meta.entry_id, vector)
         self._meta[key] = meta
+        self._bound()
+
+    def _bound(self) -> None:
         while len(self._meta) > self._max_entries:
             tenant, entry_id = next(iter(self._meta))
             self.remove(tenant, entry_id)
@@ -162,10 +201,19 @@ class LocalIndex:
         if meta is None:
             return
         slot = (tenant, meta.partition)
+        if entry_id in self._pending.get(slot, {}):
+            self._drop_pending(slot, entry_id)
+            return
         index = self._partitions[slot]
         index.remove(entry_id)
         if not len(index):
             del self._partitions[slot]
+
+    def _drop_pending(self, slot: Slot, entry_id: str) -> None:
+        waiting = self._pending[slot]
+        del waiting[entry_id]
+        if not waiting:
+            del self._pending[slot]
 
     def nearest(
         self, tenant: str, partition: str, vector: Vectors, count: int, now_ms: int

@@ -29,7 +29,8 @@ class LogRecord(msgspec.Struct, kw_only=True):
     model: str
     """The embedder that made the vector: vectors of two models are never compared."""
     vector: bytes
-    """float32, little-endian."""
+    """float32, little-endian; empty when the entry was stored before its question was
+    embedded (question then holds it)."""
     v: int = RECORD_VERSION
     actions: list[str] = []
     """The question's opposite-intent axes (compared with a request's, pairwise)."""
@@ -38,6 +39,9 @@ class LogRecord(msgspec.Struct, kw_only=True):
     words: list[str] = []
     """The question's words (router.semantic.minimal_pairs; compared pairwise); an entry
     stored before they were kept has none and is not compared."""
+    question: str = ""
+    """The question, in a record without a vector: a replica embeds it when a lookup first
+    searches the entry's partition (router.semantic.index, pending entries)."""
 
     def meta(self) -> EntryMeta:
         """The index's view of the entry."""

@@ -12,6 +12,13 @@ Where things live, and why:
   other. The embedded Redis 6.2 has no vector search module, and an in-process HNSW answers
   in microseconds; Redis stays the only state, so a replica can die at any time.
 - A hit is read from Redis, never from memory: an entry evicted or expired there is gone.
+- A question is embedded only when a lookup needs it: a lookup in a partition that holds no
+  entry embeds nothing (there is nothing to compare), and an answer is stored with its
+  question's vector only if a lookup computed it already, else with the question alone,
+  which each replica embeds when a lookup first searches that partition. Most partitions
+  are one product's questions and are never searched again: in bench/workflow, 6 of 681
+  lookups met a stored entry, and MiniLM on every eligible request was half the router's
+  CPU.
 
 Whether a lookup is served is the error bound's call (router.semantic.calibration): each
 miss that a paid call then answers is an observation (would the best entry's answer have
@@ -71,6 +78,9 @@ LOG_BATCH = 1000
 """Log records read per XREAD."""
 EMBEDDING_MEMO = 2048
 """Recent question vectors kept, so a put after a missed get does not embed twice."""
+VIEWS = 1024
+"""Requests whose view is kept: a request's semantic lookup, near-duplicate lookup and store
+each need it, and its entities and token count take as long as the rest of the lookup."""
 VERDICT_WINDOW_S = 3600
 """How long a served hit waits in Redis for a verdict (validators answer in seconds; later
 feedback is not learned from): bounds the keys a busy cache keeps, as Redis never evicts."""
@@ -118,6 +128,7 @@ class SemanticCache:
         self._log_cursor = "0-0"
         self._sync_lock = asyncio.Lock()
         self._memo: OrderedDict[str, Vectors] = OrderedDict()
+        self._views: OrderedDict[str, tuple[LlmRequest, RequestView | None]] = OrderedDict()
         self._obs_cursor = "0-0"
         self._calibrators = Calibrators(max_calibrators)
         self._wrong_at: OrderedDict[tuple[str, str], float] = OrderedDict()
@@ -175,9 +186,8 @@ class SemanticCache:
         ttl_s = max(policy.ttl_s if policy else 0, self._near.window_s if near else 0)
         if ttl_s <= 0:
             return
-        try:
-            vector = await self._vector(seen.text)
-            await self._store(request, result, seen, vector, ttl_s)
+        try:  # embedded now only if a lookup did already; else when a lookup needs it
+            await self._store(request, result, seen, self._known_vector(seen.text), ttl_s)
         except RedisError as exc:
             log.warning("semantic cache store failed, answer not cached: %s", exc)
 
@@ -221,6 +231,9 @@ class SemanticCache:
         if seen is None:
             return []
         await self.sync()
+        if not self._index.holds(seen.tenant, seen.partition):
+            return []
+        await self._fill(seen.tenant, seen.partition)
         vector = await self._vector(seen.text)
         found = self._compatible(seen, vector, self._now_ms())
         return [c for c in found if differs(seen.words, c.words) is None]
@@ -261,6 +274,9 @@ class SemanticCache:
             return None
         try:
             await self.sync(wait=False)
+            if not self._index.holds(seen.tenant, seen.partition):
+                return None  # nothing stored to compare with: no embedding
+            await self._fill(seen.tenant, seen.partition)
             vector = await self._vector(seen.text)
             now_ms = self._now_ms()
             candidates = self._compatible(seen, vector, now_ms)
@@ -377,10 +393,33 @@ class SemanticCache:
                 self._wrong_at.popitem(last=False)
 
     def _view(self, request: LlmRequest) -> RequestView | None:
+        kept = self._views.get(request.id)
+        if kept is not None and kept[0] is request:  # the same request, not a changed copy
+            return kept[1]
         seen = view(request, self._embedder.name)
-        if seen is None or self._embedder.token_count(seen.text) > self._embedder.max_tokens:
-            return None
+        if seen is not None and self._embedder.token_count(seen.text) > self._embedder.max_tokens:
+            seen = None
+        self._views[request.id] = (request, seen)
+        if len(self._views) > VIEWS:
+            self._views.popitem(last=False)
         return seen
+
+    def _known_vector(self, text: str) -> Vectors | None:
+        """text's vector if this replica embedded it recently, else None (nothing embedded)."""
+        vector = self._memo.get(text)
+        if vector is not None:
+            self._memo.move_to_end(text)
+        return vector
+
+    async def _fill(self, tenant: str, partition: str) -> None:
+        """Embed the partition's pending questions (together, batched with other requests'
+        embeddings) and index them."""
+        pending = self._index.pending(tenant, partition)
+        if not pending:
+            return
+        vectors = await asyncio.gather(*(self._vector(question) for _, question in pending))
+        for (entry_id, _), vector in zip(pending, vectors, strict=True):
+            self._index.fill(tenant, entry_id, vector)
 
     async def _vector(self, text: str) -> Vectors:
         vector = self._memo.get(text)
@@ -413,7 +452,7 @@ class SemanticCache:
         request: LlmRequest,
         result: LlmResult,
         seen: RequestView,
-        vector: Vectors,
+        vector: Vectors | None,
         ttl_s: int,
     ) -> None:
         created_ms = self._now_ms()
@@ -426,16 +465,20 @@ class SemanticCache:
             created_ms=created_ms,
             expires_ms=created_ms + ttl_s * 1000,
             model=self._embedder.name,
-            vector=records.vector_bytes(vector),
+            vector=b"" if vector is None else records.vector_bytes(vector),
             actions=sorted(seen.entities.actions),
             unknown=sorted(seen.entities.unknown),
             words=list(seen.words),
+            question="" if vector is not None else seen.text,
         )
         entry = records.StoredEntry(
             record=record, question=seen.text, entities=describe(seen.entities), result=result
         )
         await self._entries.put(entry, ttl_s)
-        self._index.add(record.meta(), vector)
+        if vector is None:
+            self._index.add_pending(record.meta(), seen.text)
+        else:
+            self._index.add(record.meta(), vector)
 
     def _learn(self, raw: bytes | None) -> int:
         record = records.decode_log(raw) if raw is not None else None
@@ -446,7 +489,12 @@ class SemanticCache:
         held = self._index.meta(record.tenant, record.entry_id)
         if held is not None and held.created_ms == record.created_ms:
             return 0  # this replica stored it, or read it already
-        self._index.add(record.meta(), record.array())
+        if record.vector:
+            self._index.add(record.meta(), record.array())
+        elif record.question:
+            self._index.add_pending(record.meta(), record.question)
+        else:
+            return 0
         return 1
 
     def _now_ms(self) -> int:
