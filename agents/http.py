@@ -27,7 +27,7 @@ from nats.js.errors import NotFoundError
 from pydantic import BaseModel, Field
 
 from agents.chat import ask_chat
-from agents.limits import MAX_PHOTO_BYTES, MAX_PHOTOS
+from agents.limits import MAX_PHOTO_BYTES, MAX_PHOTOS, attributes_type_problem
 from agents.photos import PhotoError, PhotoTooLargeError
 from agents.sources import PhotoFile, ProductInput
 from agents.stores import StoreOpener
@@ -163,15 +163,15 @@ class ChatBody(BaseModel):
 
 
 def _attributes(text: str) -> dict[str, str]:
-    """The form's attributes: a flat JSON object of at most MAX_ATTRIBUTES scalars."""
+    """The form's attributes: a flat JSON object of at most MAX_ATTRIBUTES texts or numbers."""
     try:
         value = json_body(text.encode("utf-8", "surrogatepass"))
     except ValueError as exc:
         raise HTTPException(400, f"attributes: {exc}") from None
     if not isinstance(value, dict) or len(value) > MAX_ATTRIBUTES:
         raise HTTPException(400, f"attributes must be a JSON object of at most {MAX_ATTRIBUTES}")
-    if any(isinstance(v, dict | list) for v in value.values()):
-        raise HTTPException(400, "attributes must map names to strings or numbers, not objects")
+    if problem := attributes_type_problem(value):  # null was uploaded as the text "None"
+        raise HTTPException(400, f"attributes: {problem}")
     return {str(k): str(v) for k, v in value.items()}
 
 

@@ -99,6 +99,26 @@ def total_size_problem(what: str, texts: Iterable[str]) -> str | None:
     return None
 
 
+def attributes_type_problem(attributes: Mapping[str, object]) -> str | None:
+    """Why one of a product's attributes is not text or a number, from a file or HTTP, or None."""
+    # str() made null the brand "None", an object "{'w': 1}" in Python's quotes.
+    for key, value in attributes.items():
+        if value is None or isinstance(value, dict | list):
+            found = json_type(value)
+            return f"attribute {str(key)[:40]!r}: expected text or a number, found {found}"
+    return None
+
+
+def json_type(value: object) -> str:
+    """What a JSON value is, in JSON's words."""
+    names = {dict: "an object", list: "an array", str: "a string", bool: "true or false"}
+    if value is None:
+        return "null"
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return "a number"
+    return names.get(type(value), type(value).__name__)
+
+
 def attributes_size_problem(attributes: Mapping[str, object]) -> str | None:
     """Why one of a product's attributes (its name and value) is too large, or None."""
     for key, value in attributes.items():

@@ -38,6 +38,8 @@ from agents.limits import (
     MAX_PHOTOS,
     MAX_TEXT_BYTES,
     attributes_size_problem,
+    attributes_type_problem,
+    json_type,
     product_id_problem,
     product_size_problem,
     size_problem,
@@ -93,7 +95,7 @@ def load_catalog(path: Path = SAMPLES / "catalog.json") -> list[ProductInput]:
     raw = _read_json(path)
     items = raw.get("products") if isinstance(raw, dict) else None
     if not isinstance(items, list):
-        found = f"keys {', '.join(map(repr, raw))}" if isinstance(raw, dict) else _json_type(raw)
+        found = f"keys {', '.join(map(repr, raw))}" if isinstance(raw, dict) else json_type(raw)
         raise SourceError(f'{path}: expected {{"products": [...]}} (a catalog), found {found}')
     if not items:
         raise SourceError(f"{path}: no products")
@@ -101,7 +103,7 @@ def load_catalog(path: Path = SAMPLES / "catalog.json") -> list[ProductInput]:
     for number, item in enumerate(items, 1):
         where = f"{path}: product {number}"
         if not isinstance(item, dict):
-            raise SourceError(f"{where}: expected an object of fields, found {_json_type(item)}")
+            raise SourceError(f"{where}: expected an object of fields, found {json_type(item)}")
         products.append(_product(item, _catalog_photos(path.parent / "photos", item, where), where))
     return products
 
@@ -178,7 +180,7 @@ def load_folder(
     if (path / FIELDS_FILE).is_file():
         raw = _read_json(path / FIELDS_FILE)
         if not isinstance(raw, dict):
-            found = _json_type(raw)
+            found = json_type(raw)
             raise SourceError(f"{path / FIELDS_FILE}: expected an object of fields, found {found}")
         extra = raw
         if warnings is not None:
@@ -314,16 +316,8 @@ def _product(item: dict[str, Any], photos: list[Path], where: str) -> ProductInp
             raise SourceError(f"{where}: {problem}")
     attributes = item.get("attributes") or {}
     if not isinstance(attributes, dict):
-        raise SourceError(
-            f"{where}: attributes: expected an object, found {_json_type(attributes)}"
-        )
-    for key, value in attributes.items():  # as the HTTP API takes them: no null, no nesting
-        if value is None or isinstance(value, dict | list):
-            found = _json_type(value)
-            raise SourceError(
-                f"{where}: attribute {str(key)[:40]!r}: expected text or a number, found {found}"
-            )
-    if problem := attributes_size_problem(attributes):
+        raise SourceError(f"{where}: attributes: expected an object, found {json_type(attributes)}")
+    if problem := attributes_type_problem(attributes) or attributes_size_problem(attributes):
         raise SourceError(f"{where}: {problem}")
     missing = [str(p) for p in photos if not p.is_file()]
     if missing:
@@ -351,7 +345,7 @@ def _cost_price(value: object, where: str) -> tuple[str, str | None]:
     if value is None or value == "":
         return "", None
     if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise SourceError(f"{where}: cost_price: expected an amount, found {_json_type(value)}")
+        raise SourceError(f"{where}: cost_price: expected an amount, found {json_type(value)}")
     if not isinstance(value, str):  # a JSON number is the amount as written (4.125 is not
         amount = Decimal(str(value))  # 4,125 with a thousands mark, as text may be)
         if not amount.is_finite() or amount < 0:
@@ -394,13 +388,3 @@ def _read_json(path: Path) -> Any:
     except ValueError:  # Python's bound on int digits: its message names neither file nor line
         digits = sys.get_int_max_str_digits()
         raise SourceError(f"{path}: a number of more than {digits:,} digits") from None
-
-
-def _json_type(value: object) -> str:
-    """What a JSON value is, in JSON's words."""
-    names = {dict: "an object", list: "an array", str: "a string", bool: "true or false"}
-    if value is None:
-        return "null"
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return "a number"
-    return names.get(type(value), type(value).__name__)

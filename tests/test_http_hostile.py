@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import struct
 import uuid
 import zlib
@@ -108,6 +109,18 @@ async def test_deep_attributes_are_400(http: aiohttp.ClientSession) -> None:
     status, text = await _upload(http, _png_header(8, 8), '{"a": ' + "[" * 5000 + "]" * 5000 + "}")
     assert status == 400, text
     _assert_clean(text)
+
+
+@pytest.mark.parametrize(("value", "found"), [("null", "null"), ("[1]", "an array")])
+async def test_an_attribute_that_is_not_text_or_a_number_is_400_naming_it(
+    http: aiohttp.ClientSession, value: str, found: str
+) -> None:
+    """A JSON null attribute was uploaded as the text "None" (a brand "None" in the listings);
+    refused as product.json refuses it, naming the attribute."""
+    status, text = await _upload(http, _png_header(8, 8), f'{{"colour": "teal", "brand": {value}}}')
+    assert status == 400, text
+    message = json.loads(text)["error"]["message"]
+    assert message == f"attributes: attribute 'brand': expected text or a number, found {found}"
 
 
 async def test_a_decompression_bomb_is_413(http: aiohttp.ClientSession) -> None:
