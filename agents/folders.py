@@ -4,8 +4,8 @@ A folder is one product, named after the folder: its photos (PHOTO_SUFFIXES), it
 NOTES_FILE and its other fields in FIELDS_FILE. Anything else in it used to be skipped
 without a word (a newcomer's description.txt was never read); now each such file gets one
 warning naming it and what it would have to be called, and so does each key of FIELDS_FILE
-that is not read, with the known keys close to it (unknown_keys). Light imports: `--help`
-shows FOLDER_HELP.
+(or of a catalog.json product) that is not read, with the known keys close to it
+(unknown_keys). Light imports: `--help` shows FOLDER_HELP.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ FIELDS_KEYS = ("product_id", "title_hint", "notes", "cost_price", "attributes")
 """The keys FIELDS_FILE is read for (``title`` is taken for ``title_hint``)."""
 FIELDS_READ = (*FIELDS_KEYS, "title")
 """Every key of FIELDS_FILE that is read; any other is named in a warning (unknown_keys)."""
+CATALOG_READ = (*FIELDS_READ, "photos")
+"""Every key of a catalog.json product that is read (its photos: [{"file": NAME}, ...])."""
 KEYS_NAMED = 20
 """How many unknown keys of one FIELDS_FILE get a warning each; the rest are counted."""
 KEY_SHOWN = 60
@@ -87,13 +89,15 @@ def ignored_files(folder: Path, source: Path | None = None) -> list[str]:
     return warnings
 
 
-def unknown_keys(fields: Mapping[str, object], name: str) -> list[str]:
-    """One warning per key of a FIELDS_FILE (named name) that is not read, with the known
-    keys it is close to: a seller's "pirce" was dropped without a word."""
-    unknown = [key for key in fields if key not in FIELDS_READ]
+def unknown_keys(
+    fields: Mapping[str, object], name: str, read: tuple[str, ...] = FIELDS_READ
+) -> list[str]:
+    """One warning per key of a FIELDS_FILE or catalog product (named name) not in read, with
+    the known keys it is close to: a seller's "pirce" was dropped without a word."""
+    unknown = [key for key in fields if key not in read]
     shown_name = terminal_safe(name, line_breaks=False)
     warnings = [
-        f"ignored key {_shown_key(key)} in {shown_name}: {_unknown_key_hint(key)}"
+        f"ignored key {_shown_key(key)} in {shown_name}: {_unknown_key_hint(key, read)}"
         for key in unknown[:KEYS_NAMED]
     ]
     if len(unknown) > KEYS_NAMED:
@@ -101,21 +105,26 @@ def unknown_keys(fields: Mapping[str, object], name: str) -> list[str]:
     return warnings
 
 
-def close_keys(key: str) -> list[str]:
-    """The known keys of FIELDS_FILE close to key, closest first: to the whole key
-    ("costprice") or to one of its words ("pirce" is close to cost_price's "price"); a key
-    close to "title" is offered title_hint, the field's own name."""
+def close_keys(key: str, read: tuple[str, ...] = FIELDS_READ) -> list[str]:
+    """The known keys (read) close to key, closest first: to the whole key ("costprice") or
+    to one of its words ("pirce" is close to cost_price's "price"); a key close to "title"
+    is offered title_hint, the field's own name."""
     candidates: dict[str, str] = {}
-    for known in FIELDS_READ:
+    for known in read:
         for word in (known, *known.split("_")):
             candidates.setdefault(word, known)
     matches = difflib.get_close_matches(key.lower(), list(candidates), n=len(candidates))
     return list(dict.fromkeys(candidates[match] for match in matches))[:CLOSE_KEYS]
 
 
-def _unknown_key_hint(key: str) -> str:
-    if close := close_keys(key):
+def _unknown_key_hint(key: str, read: tuple[str, ...]) -> str:
+    if close := close_keys(key, read):
         return f"did you mean {' or '.join(close)}?"
+    if "photos" in read:
+        return (
+            "a catalog.json product is read for product_id, title_hint (or title), notes, "
+            "cost_price, attributes and photos; other facts go in attributes"
+        )
     if key.lower() == "photos":
         return "a folder's photos are its image files"
     return (

@@ -25,6 +25,7 @@ from agents.containment import outside_problem, source_root
 from agents.csv_import import ImportError_, Row, read_table
 from agents.csv_values import ValueProblem, parse_money
 from agents.folders import (
+    CATALOG_READ,
     FIELDS_FILE,
     NOTES_FILE,
     PHOTO_SUFFIXES,
@@ -90,8 +91,11 @@ class SourceError(ValueError):
     """A path that holds no products FlipSync can read, with the reason."""
 
 
-def load_catalog(path: Path = SAMPLES / "catalog.json") -> list[ProductInput]:
-    """The products of a catalog file like the shipped sample."""
+def load_catalog(
+    path: Path = SAMPLES / "catalog.json", warnings: list[str] | None = None
+) -> list[ProductInput]:
+    """The products of a catalog file like the shipped sample; a key of a product that is not
+    read is added to warnings, naming the product by its number and id."""
     raw = _read_json(path)
     items = raw.get("products") if isinstance(raw, dict) else None
     if not isinstance(items, list):
@@ -104,7 +108,11 @@ def load_catalog(path: Path = SAMPLES / "catalog.json") -> list[ProductInput]:
         where = f"{path}: product {number}"
         if not isinstance(item, dict):
             raise SourceError(f"{where}: expected an object of fields, found {json_type(item)}")
-        products.append(_product(item, _catalog_photos(path.parent / "photos", item, where), where))
+        product = _product(item, _catalog_photos(path.parent / "photos", item, where), where)
+        products.append(product)
+        if warnings is not None:  # as a product.json's: a "pirce" was dropped without a word
+            entry = f"{path}, product {number} ({product.product_id})"
+            warnings += unknown_keys(item, entry, CATALOG_READ)
     return products
 
 
@@ -220,13 +228,14 @@ def _load(path: Path, duplicates: str) -> Loaded:
         if path.suffix.lower() in TABLE_SUFFIXES:
             return Loaded(products=_table(path, duplicates, warnings), bulk=True, warnings=warnings)
         if path.suffix.lower() == ".json":
-            return Loaded(products=load_catalog(path), bulk=False)
+            return Loaded(products=load_catalog(path, warnings), bulk=False, warnings=warnings)
         raise SourceError(f"{path}: expected a .csv, .tsv or catalog .json file, or a folder")
     if not path.is_dir():
         raise SourceError(f"{path}: no such file or folder")
     if (path / "catalog.json").is_file():
         _check_inside(path, [path / "catalog.json"])
-        return Loaded(products=load_catalog(path / "catalog.json"), bulk=False)
+        catalog = load_catalog(path / "catalog.json", warnings)
+        return Loaded(products=catalog, bulk=False, warnings=warnings)
     tables = sorted(p for p in path.glob("*.*") if p.suffix.lower() in (".csv", ".tsv"))
     _check_inside(path, tables)
     products: list[ProductInput] = []

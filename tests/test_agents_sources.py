@@ -175,6 +175,32 @@ def test_a_product_json_key_that_is_not_read_is_named_with_its_close_match(
     assert warnings[-1] == "ignored 4 more unknown keys in product.json"
 
 
+def test_a_catalog_product_key_that_is_not_read_is_named_with_its_entry(tmp_path: Path) -> None:
+    """Found by review: a catalog.json product's unknown keys were dropped without a word
+    (its "pirce" lost the cost price), as product.json's were. Each is a warning naming the
+    product by its number and id, and the key with its close match."""
+    photo(tmp_path / "photos", "mug.png")
+    products = [{"product_id": "mug-1", "title": "Mug", "photos": [{"file": "mug.png"}]},
+                {"product_id": 7, "pirce": "4.20", "photo": "mug.png", "brand": "Acme",
+                 "bad\x1b[2Jkey": 1}]  # fmt: skip
+    (tmp_path / "catalog.json").write_text(json.dumps({"about": "x", "products": products}))
+    catalog = tmp_path / "catalog.json"
+    for source in (catalog, tmp_path):  # the file, or the folder holding it
+        loaded = load_source(source)
+        assert [p.product_id for p in loaded.products] == ["mug-1", "7"]
+        assert loaded.warnings == [
+            f"ignored key 'pirce' in {catalog}, product 2 (7): did you mean cost_price?",
+            f"ignored key 'photo' in {catalog}, product 2 (7): did you mean photos?",
+            f"ignored key 'brand' in {catalog}, product 2 (7): a catalog.json product is read "
+            "for product_id, title_hint (or title), notes, cost_price, attributes and photos; "
+            "other facts go in attributes",
+            f"ignored key 'bad\\x1b[2Jkey' in {catalog}, product 2 (7): a catalog.json "
+            "product is read for product_id, title_hint (or title), notes, cost_price, "
+            "attributes and photos; other facts go in attributes",
+        ]
+    assert load_source(SAMPLES / "catalog.json").warnings == []  # every key read: no word
+
+
 def test_unusable_paths_say_why(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="no such file"):
         load_path(tmp_path / "missing")
