@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 from pydantic import SecretStr, ValidationError
@@ -19,6 +18,7 @@ from api.key_digest import digest
 from bus.settings import Settings
 from bus.settings_sections import ProviderSettings
 from cost_ledger.catalog import PriceCatalog
+from flipsync.this_machine import url_is_this_machine
 from router.health.config import breaker_policy, retry_policy
 from router.health.limiter import RateLimiter
 from router.health.store import HealthStore
@@ -47,24 +47,15 @@ KIND_MAX_TOKENS_PARAM = {"openai": "max_completion_tokens", "simulated": "max_co
 """The output-cap field per kind; the others take the older, more widely known max_tokens."""
 
 
-_THIS_MACHINE = frozenset({"localhost", "127.0.0.1", "::1", "0.0.0.0"})
-"""Hosts a base URL names this machine by (where `flipsync http` serves by default)."""
-
-
 class ProviderConfigError(ValueError):
     """A `providers` entry cannot be used; the message says which and why."""
 
 
 def _refuse_own_key(settings: Settings, key: SecretStr) -> None:
-    """Raise when OPENAI_API_KEY holds this deployment's own API key (one of
-    FLIPSYNC_API_KEYS, in clear or as its digest), or a generated "fs-" key while
-    OPENAI_BASE_URL names this machine: the exports `flipsync http` prints for an OpenAI
-    client, pasted into flipsync's shell, would make flipsync its own provider. Another
-    FlipSync's /v1 elsewhere, with its key, is a provider like any."""
-    value = key.get_secret_value()
-    own = value in settings.api_keys or digest(value) in settings.api_keys
-    here = urlsplit(settings.openai_base_url or "").hostname in _THIS_MACHINE
-    if not own and not (here and is_generated_key(value)):
+    """Raise when OPENAI_API_KEY holds this deployment's own API key (_calls_itself): the
+    exports `flipsync http` prints for an OpenAI client, pasted into flipsync's shell, would
+    make flipsync its own provider."""
+    if not _calls_itself(settings, key, settings.openai_base_url):
         return
     raise ProviderConfigError(
         f"OPENAI_API_KEY holds a FlipSync API key, not a provider's (OPENAI_BASE_URL="
@@ -73,6 +64,18 @@ def _refuse_own_key(settings: Settings, key: SecretStr) -> None:
         "`unset OPENAI_API_KEY OPENAI_BASE_URL` (the simulated provider) or set them to a "
         "real provider's"
     )
+
+
+def _calls_itself(settings: Settings, key: SecretStr, base_url: str | None) -> bool:
+    """Whether key is this deployment's own API key (one of FLIPSYNC_API_KEYS, in clear or
+    as its digest), or a generated "fs-" key while base_url is this machine (any loopback
+    address, a name resolving to one, an address of its own interfaces: where `flipsync
+    http` serves). Another FlipSync's /v1 elsewhere, with its key, is a provider like any."""
+    value = key.get_secret_value()
+    if value in settings.api_keys or digest(value) in settings.api_keys:
+        return True
+    # Resolved only for a generated key: a provider's own key never waits on a resolver.
+    return is_generated_key(value) and url_is_this_machine(base_url)
 
 
 def provider_configs(
@@ -84,7 +87,9 @@ def provider_configs(
     """The configured providers; simulated_urls gives each named simulated provider's URL."""
     if settings.providers:
         urls = simulated_urls or {}
-        return [_configured(spec, catalog, urls.get(spec.name)) for spec in settings.providers]
+        return [
+            _configured(settings, spec, catalog, urls.get(spec.name)) for spec in settings.providers
+        ]
     if settings.real_provider:
         key = settings.openai_api_key or SecretStr("not-needed")
         _refuse_own_key(settings, key)
@@ -188,7 +193,7 @@ def dispatch_health(settings: Settings, redis: aioredis.Redis) -> Health:
 
 
 def _configured(
-    spec: ProviderSettings, catalog: PriceCatalog, sim_url: str | None
+    settings: Settings, spec: ProviderSettings, catalog: PriceCatalog, sim_url: str | None
 ) -> ProviderConfig:
     where = f"provider {spec.name!r}"
     models = spec.models
@@ -225,6 +230,11 @@ def _configured(
         if spec.kind in KIND_KEY_VARIABLES:
             raise ProviderConfigError(f"{where}: set its key in the environment ({variable})")
         key = "not-needed"  # vLLM, Ollama and llama.cpp servers often take any key
+    elif _calls_itself(settings, SecretStr(key), base_url):
+        raise ProviderConfigError(
+            f"{where}: {variable} holds a FlipSync API key, not a provider's (base_url="
+            f"{base_url}): flipsync would call itself; set {variable} to the provider's key"
+        )
     return ProviderConfig(
         name=spec.name,
         base_url=base_url,

@@ -111,3 +111,74 @@ def test_a_providers_key_is_not_taken_for_flipsyncs(tmp_path: Path) -> None:
                        api_keys=keys)  # fmt: skip
         with pytest.raises(ProviderConfigError, match="holds a FlipSync API key"):
             provider_configs(own, catalog, None)
+
+
+def _lan_address() -> str | None:
+    """An address of one of this machine's own interfaces that is not loopback, if any."""
+    import ipaddress
+    import socket
+
+    import psutil
+
+    for addrs in psutil.net_if_addrs().values():
+        for a in addrs:
+            if a.family == socket.AF_INET and not ipaddress.ip_address(a.address).is_loopback:
+                return str(a.address)
+    return None
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["127.0.0.2", "localhost.", "[::ffff:127.0.0.1]", "[::1]", "0.0.0.0", "2130706433", "lan"],
+)
+def test_a_generated_key_is_refused_for_any_address_of_this_machine(
+    monkeypatch: pytest.MonkeyPatch, host: str
+) -> None:
+    """Found by review: a generated "fs-" key was refused only when OPENAI_BASE_URL's host
+    was loopback as written, so 127.0.0.2, "localhost.", [::ffff:127.0.0.1] and this
+    machine's LAN address (what `flipsync http --host 192.168.x.y` prints in its exports)
+    made flipsync call itself. A FLIPSYNC_PROVIDERS entry's key was not checked at all."""
+    from api.generated_key import new_key
+    from bus.settings_sections import ProviderSettings
+    from cost_ledger.catalog import PriceCatalog
+    from flipsync.providers import ProviderConfigError, provider_configs
+
+    if host == "lan" and (host := _lan_address() or "") == "":
+        pytest.skip("this machine has no address but loopback")
+    catalog = PriceCatalog.load()
+    url = f"http://{host}:8080/v1"
+    key = new_key()
+    pasted = Settings(openai_base_url=url, openai_api_key=key)
+    with pytest.raises(ProviderConfigError, match="OPENAI_API_KEY holds a FlipSync API key"):
+        provider_configs(pasted, catalog, None)
+    monkeypatch.setenv("LOCAL_KEY", key)
+    entry = ProviderSettings(name="local", base_url=url, api_key_env="LOCAL_KEY",
+                             models=("gpt-4o-mini",))  # fmt: skip
+    with pytest.raises(ProviderConfigError, match="provider 'local': LOCAL_KEY holds a FlipSync"):
+        provider_configs(Settings(providers=[entry]), catalog, None)
+    monkeypatch.setenv("LOCAL_KEY", "sk-proj-" + "A" * 40)  # a provider's own key: served
+    assert provider_configs(Settings(providers=[entry]), catalog, None)[0].base_url == url
+
+
+def test_a_generated_key_elsewhere_or_unresolved_is_a_provider_like_any(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Another machine's address, or a name the resolver does not know (taken as another
+    machine's, never waited on past the bound), keeps a generated key as a provider's."""
+    from api.generated_key import new_key
+    from api.key_digest import digest
+    from bus.settings_sections import ProviderSettings
+    from cost_ledger.catalog import PriceCatalog
+    from flipsync.providers import ProviderConfigError, provider_configs
+
+    catalog = PriceCatalog.load()
+    for url in ("http://198.51.100.7:8080/v1", "http://flipsync-gw.invalid/v1"):
+        settings = Settings(openai_base_url=url, openai_api_key=new_key())
+        assert provider_configs(settings, catalog, None)[0].base_url == url
+    mine = "my-own-key"  # this deployment's own key, in a providers entry, wherever it points
+    monkeypatch.setenv("GW_KEY", mine)
+    entry = ProviderSettings(name="gw", base_url="https://gw.example/v1", api_key_env="GW_KEY",
+                             models=("gpt-4o-mini",))  # fmt: skip
+    own = Settings(providers=[entry], api_keys={digest(mine): "default"})
+    with pytest.raises(ProviderConfigError, match="provider 'gw': GW_KEY holds a FlipSync"):
+        provider_configs(own, catalog, None)
