@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -28,7 +29,14 @@ if TYPE_CHECKING:  # the commands import what they use when they run: --help sta
     from bus.stopping import Stopping
     from cost_ledger.aggregates import AggregateStore
 
+log = logging.getLogger(__name__)
+
 COMMANDS = ("upload", "chat")
+EXIT_FAILED = 1
+"""Exit status of an upload that failed midway (named), or whose products' workflows failed."""
+EXIT_UNREACHABLE = 3
+"""Exit status when NATS or Redis cannot be reached, or stopped answering (as flipsync.cli's:
+agents/ does not import flipsync/)."""
 EXIT_TIMEOUT = 4
 """Exit status of an upload whose --timeout passed before every product was done."""
 EXIT_INTERRUPTED = 130
@@ -198,8 +206,10 @@ async def upload(settings: Settings, start: Start, args: argparse.Namespace) -> 
         print(f"flipsync upload: --out {problem}", file=sys.stderr)
         return 2
     started: list[str] = []
+    uploaded: list[str] = []
     finished: list[WorkflowDone] = []
     ended = ""
+    sent = ""  # on a failure midway: how many were uploaded, how many not
     status = 0
     report = ""
     other = 0
@@ -232,6 +242,7 @@ async def upload(settings: Settings, start: Start, args: argparse.Namespace) -> 
                     on_progress=progress.on_progress,
                     on_done=keep,
                     on_start=started.append,
+                    on_upload=lambda upload: uploaded.append(upload.workflow_id),
                 )
             except TimeoutError:
                 ended, status = f"timed out after {args.timeout:g} s", EXIT_TIMEOUT
@@ -242,12 +253,17 @@ async def upload(settings: Settings, start: Start, args: argparse.Namespace) -> 
                 ended, status = "interrupted", EXIT_INTERRUPTED
             except PhotoError as exc:  # damaged past the header load_source checked
                 ended, status = f"flipsync upload: {terminal_safe(str(exc))}", 2
+            except Exception as exc:  # a publish refused, NATS gone: one line, no traceback
+                log.debug("upload failed", exc_info=exc)  # the traceback, with -v
+                ended, status = upload_failure(exc, settings.nats_url)
+                sent = f", {len(uploaded)} uploaded and {len(products) - len(uploaded)} not"
         if ended:
             done = {event.workflow_id for event in finished}
             unfinished = [wf for wf in started if wf not in done]
             cancelled = await stop_unfinished(
-                session, settings, args.tenant, unfinished, mark, why=ended
-            )
+                session, settings, args.tenant, unfinished, mark, why=ended,
+                note=status != 2,  # a damaged photo's line is the news: the rest go quietly
+            )  # fmt: skip
         if not ended and session.aggregates is not None:
             spent = before + sum(e.cost_micro_usd for e in finished)
             naive = before_baseline + sum(e.baseline_micro_usd for e in finished)
@@ -256,7 +272,7 @@ async def upload(settings: Settings, start: Start, args: argparse.Namespace) -> 
     if ended:
         written = f"written to {out}/" if finished else "nothing written"
         print(
-            f"{ended}: {len(finished)} of {counted(len(products), 'product')} done, "
+            f"{ended}: {len(finished)} of {counted(len(products), 'product')} done{sent}, "
             f"{written}{cancelled}",
             file=sys.stderr,
         )
@@ -276,6 +292,23 @@ async def upload(settings: Settings, start: Start, args: argparse.Namespace) -> 
     return 0 if all(event.ok for event in finished) else 1
 
 
+def upload_failure(exc: Exception, nats_url: str | None) -> tuple[str, int]:
+    """The line and exit status of an upload that failed midway (not a photo, a timeout or
+    Ctrl-C): EXIT_UNREACHABLE when NATS stopped answering, EXIT_FAILED for anything else."""
+    from agents.intake import LOST_NATS, UploadError
+    from bus.terminal import terminal_safe
+
+    said = str(exc) if isinstance(exc, UploadError) else f"{type(exc).__name__}: {exc}"
+    line = f"flipsync upload: {terminal_safe(said, line_breaks=False)}"
+    lost = exc.lost_nats if isinstance(exc, UploadError) else isinstance(exc, LOST_NATS)
+    if lost:
+        return (
+            f"{line}: NATS at {nats_url or 'the embedded server'} stopped answering",
+            EXIT_UNREACHABLE,
+        )
+    return line, EXIT_FAILED
+
+
 async def stop_unfinished(
     session: Session,
     settings: Settings,
@@ -284,16 +317,18 @@ async def stop_unfinished(
     since_seq: int,
     *,
     why: str,
+    note: bool = True,
 ) -> str:
-    """Say at once that the upload stops, then cancel its unfinished workflows (so that no
-    later command pays for them); the closing line's note on them."""
+    """Say at once that the upload stops (unless why is a line of its own, "flipsync upload:
+    ..."), then cancel its unfinished workflows (so that no later command pays for them); the
+    closing line's note on them (none when note is False and they were cancelled)."""
     from agents.cancel import CANCEL_WITHIN_S, cancel_workflows
     from cost_ledger.report import counted
 
     if not unfinished:
         return ""
     what = counted(len(unfinished), "unfinished product")
-    # A damaged photo ends the upload at once, with its own line: the others go quietly.
+    # A damaged photo or a failed upload ends it at once, with its own line.
     quiet = why.startswith("flipsync upload:")
     if why == "interrupted":
         print(f"stopping: cancelling {what} (Ctrl-C again to quit at once)", file=sys.stderr,
@@ -309,7 +344,7 @@ async def stop_unfinished(
     except Exception as exc:  # said, not raised: the stop goes on either way
         detail = str(exc) or type(exc).__name__
         return f"; {what} not cancelled ({detail}): they may resume under the next command"
-    return "" if quiet else f"; {what} cancelled (calls already made stay in the report)"
+    return f"; {what} cancelled (calls already made stay in the report)" if note else ""
 
 
 async def chat(settings: Settings, start: Start, tenant: str, question: str) -> int:

@@ -32,13 +32,15 @@ if TYPE_CHECKING:
 
 EXIT_CODES = """exit status:
   0    done
-  1    done, but some products' workflows failed (each one is named); or a
+  1    done, but some products' workflows failed (each one is named); or an
+       upload failed midway (what failed is named, the rest cancelled); or a
        flag, experiment or prompt change was refused, or a chat question got
        no answer (the reason is printed)
   2    bad usage, input or setting (a file, a column, a flag, a name that
        does not exist, a NATS_URL that is not a URL): nothing was started or
        changed
-  3    NATS or Redis cannot be reached (the URL is named, and what to check)
+  3    NATS or Redis cannot be reached, or NATS stopped answering during an
+       upload (the URL is named, and what to check)
   4    --timeout passed: what finished is written, the rest is not
   5    another flipsync command is using the local data directory
   130  interrupted (Ctrl-C): what finished is written, nothing is left running
