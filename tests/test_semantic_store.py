@@ -11,7 +11,7 @@ import redis.asyncio as aioredis
 
 from bus.messages import CachePolicy, ChatMessage, Lever, LlmRequest, LlmResult, Status
 from bus.settings import Settings
-from router.semantic import SemanticCache, build_semantic_cache, keys
+from router.semantic import SemanticCache, build_semantic_cache, keys, records
 from router.semantic.embedder import OnnxMiniLmEmbedder
 from router.semantic.protocol import Vectors
 
@@ -449,3 +449,30 @@ async def test_a_requests_view_is_worked_out_once(
     assert counting.counted == [SHIPPING]
     await cache.get(msgspec.structs.replace(request, temperature=0.5))
     assert counting.counted == [SHIPPING, SHIPPING]
+
+
+async def test_a_record_without_a_vector_is_skipped_by_replicas_that_need_one(
+    redis_client: aioredis.Redis, embedder: OnnxMiniLmEmbedder
+) -> None:
+    """A replica of the version before pending entries reads every log record of
+    RECORD_VERSION 1 as carrying a vector, and indexes an empty one (every later lookup in
+    its partition then fails in numpy): a record stored with its question alone has a
+    version of its own, which such a replica skips, and which this one still learns."""
+    cache = make_cache(redis_client, embedder)
+    await learned(cache)
+    first = ask(SHIPPING)
+    await cache.put(first, paid(first, "Settings > Addresses."))  # no lookup embedded it
+    log_records = await redis_client.xrange(keys.LOG)
+    assert log_records
+    for _, fields in log_records:
+        raw = (fields or {})[b"e"]
+        assert isinstance(raw, bytes)
+        record = msgspec.msgpack.decode(raw, type=records.LogRecord)
+        if record.v == 1:  # what a replica of version 1 indexes as it is
+            assert len(record.vector) == embedder.dim * 4
+        else:
+            assert record.question == SHIPPING and not record.vector
+    replica = make_cache(redis_client, embedder)
+    await learned(replica)
+    hit = await replica.get(ask(SHIPPING_PARAPHRASE))
+    assert hit is not None and hit.content == "Settings > Addresses."

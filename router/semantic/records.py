@@ -14,6 +14,10 @@ from router.semantic.index import EntryMeta
 from router.semantic.protocol import Vectors
 
 RECORD_VERSION = 1
+QUESTION_VERSION = 2
+"""A log record with its question instead of a vector (pending, router.semantic.index).
+Replicas before pending entries read every version-1 record as carrying a vector and would
+index an empty one, failing every later lookup in its partition; they skip this version."""
 
 
 class LogRecord(msgspec.Struct, kw_only=True):
@@ -30,7 +34,7 @@ class LogRecord(msgspec.Struct, kw_only=True):
     """The embedder that made the vector: vectors of two models are never compared."""
     vector: bytes
     """float32, little-endian; empty when the entry was stored before its question was
-    embedded (question then holds it)."""
+    embedded (question then holds it, and v is QUESTION_VERSION)."""
     v: int = RECORD_VERSION
     actions: list[str] = []
     """The question's opposite-intent axes (compared with a request's, pairwise)."""
@@ -120,12 +124,13 @@ def encode(record: LogRecord | StoredEntry | Observation | ServedHit) -> bytes:
 
 
 def decode_log(raw: bytes) -> LogRecord | None:
-    """A log record, or None if it is unreadable or of another version."""
+    """A log record (with a vector, or its question), or None if it is unreadable or of
+    another version."""
     try:
         record = _LOG_DECODER.decode(raw)
     except msgspec.DecodeError:
         return None
-    return record if record.v == RECORD_VERSION else None
+    return record if record.v in (RECORD_VERSION, QUESTION_VERSION) else None
 
 
 def decode_entry(raw: bytes) -> StoredEntry | None:

@@ -466,6 +466,7 @@ class SemanticCache:
             expires_ms=created_ms + ttl_s * 1000,
             model=self._embedder.name,
             vector=b"" if vector is None else records.vector_bytes(vector),
+            v=records.RECORD_VERSION if vector is not None else records.QUESTION_VERSION,
             actions=sorted(seen.entities.actions),
             unknown=sorted(seen.entities.unknown),
             words=list(seen.words),
