@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import tracemalloc
 import uuid
 from collections.abc import Iterator, Sequence
 
@@ -476,3 +478,25 @@ async def test_a_record_without_a_vector_is_skipped_by_replicas_that_need_one(
     await learned(replica)
     hit = await replica.get(ask(SHIPPING_PARAPHRASE))
     assert hit is not None and hit.content == "Settings > Addresses."
+
+
+async def test_a_kept_view_does_not_keep_its_request(
+    redis_client: aioredis.Redis, embedder: OnnxMiniLmEmbedder
+) -> None:
+    """The views kept (VIEWS of them) hold no request: a request may be max_request_bytes
+    (4 MiB) of earlier turns, and VIEWS of those would stay in memory once answered."""
+    cache = make_cache(redis_client, embedder)
+    tracemalloc.start()
+    try:
+        before, _ = tracemalloc.get_traced_memory()
+        for n in range(8):
+            request = ask(SHIPPING)
+            turns = [ChatMessage(role="user", content=f"{n} " + "earlier turn " * 40_000)]
+            request.messages[1:1] = [*turns, ChatMessage(role="assistant", content="Noted.")]
+            assert await cache.get(request) is None  # 0.5 MB of history, nothing stored
+            del request, turns
+        gc.collect()
+        after, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert after - before < 1_000_000  # 8 requests of 0.5 MB each were kept before

@@ -137,8 +137,11 @@ class OutputSchema(msgspec.Struct, kw_only=True):
     strict: bool = True
 
 
-class LlmRequest(msgspec.Struct, kw_only=True):
-    """One LLM call an agent needs, published on llm.request.<tenant>.<agent>."""
+class LlmRequest(msgspec.Struct, kw_only=True, weakref=True):
+    """One LLM call an agent needs, published on llm.request.<tenant>.<agent>.
+
+    Weakly referenceable: a memo of what was worked out for a request (the semantic cache's
+    view) knows it is the same object without keeping it, up to 4 MiB, alive."""
 
     id: str
     """Unique and stable across retries: the idempotency key of the whole pipeline."""

@@ -41,6 +41,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Mapping
 from typing import NamedTuple
@@ -128,7 +129,10 @@ class SemanticCache:
         self._log_cursor = "0-0"
         self._sync_lock = asyncio.Lock()
         self._memo: OrderedDict[str, Vectors] = OrderedDict()
-        self._views: OrderedDict[str, tuple[LlmRequest, RequestView | None]] = OrderedDict()
+        # The request weakly: it may be 4 MiB of earlier turns, and VIEWS of them would stay.
+        self._views: OrderedDict[str, tuple[weakref.ref[LlmRequest], RequestView | None]] = (
+            OrderedDict()
+        )
         self._obs_cursor = "0-0"
         self._calibrators = Calibrators(max_calibrators)
         self._wrong_at: OrderedDict[tuple[str, str], float] = OrderedDict()
@@ -394,12 +398,12 @@ class SemanticCache:
 
     def _view(self, request: LlmRequest) -> RequestView | None:
         kept = self._views.get(request.id)
-        if kept is not None and kept[0] is request:  # the same request, not a changed copy
+        if kept is not None and kept[0]() is request:  # the same request, not a changed copy
             return kept[1]
         seen = view(request, self._embedder.name)
         if seen is not None and self._embedder.token_count(seen.text) > self._embedder.max_tokens:
             seen = None
-        self._views[request.id] = (request, seen)
+        self._views[request.id] = (weakref.ref(request), seen)
         if len(self._views) > VIEWS:
             self._views.popitem(last=False)
         return seen
