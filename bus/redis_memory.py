@@ -121,6 +121,8 @@ class MemoryWatch:
         while True:
             try:
                 await self.check()
-            except (RedisError, OSError, KeyError, ValueError):
+            except Exception:  # it only reports: an unreachable Redis Cluster raises
+                # RedisClusterUnreachableError, no RedisError, and a task that died of it
+                # would stop watching for good and raise it again into stop()
                 log.debug("reading Redis memory failed", exc_info=True)
             await asyncio.sleep(every_s)

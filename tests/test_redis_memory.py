@@ -4,6 +4,7 @@ policy named, exit 2), and one nearing its memory limit is reported while there 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,6 +13,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from bus.embedded import EmbeddedNats, EmbeddedRedis
+from bus.embedded.redis_cluster import EmbeddedRedisCluster
+from bus.redis_client import make_redis
 from bus.redis_memory import EvictingRedis, MemoryWatch, refuse_evicting
 from bus.settings import Settings
 from flipsync.stack import Service, start_stack
@@ -100,3 +103,25 @@ async def test_the_watch_reports_each_crossing_once(
     await client.config_set("maxmemory", str(int(used / 0.85)))
     await watch.check()
     assert [r.levelno for r in caplog.records] == [logging.WARNING, logging.ERROR, logging.WARNING]
+
+
+async def test_the_watch_outlives_a_cluster_it_cannot_reach() -> None:
+    """redis-py says a Redis Cluster it cannot reach with RedisClusterUnreachableError, which
+    is no RedisError: the watch keeps going (and checks again once the cluster is back), and
+    stopping it does not raise that error into the stack's stop."""
+    cluster = EmbeddedRedisCluster(1)
+    await cluster.start()
+    client = make_redis(cluster.url, cluster=True)
+    try:
+        watch = MemoryWatch(client, cluster.url)
+        await watch.check()  # reached once: the topology known
+        for node in cluster.nodes:
+            await node.stop()
+        watch.start(every_s=0.05)
+        await asyncio.sleep(3)  # a check fails in about 1.2 s (redis-py retries): two or more
+        assert watch._task is not None and not watch._task.done()
+        await watch.stop()
+    finally:
+        with contextlib.suppress(Exception):
+            await client.aclose()
+        await cluster.stop()
