@@ -24,11 +24,14 @@ ENCODING = "o200k_base"
 @functools.cache
 def _encoding() -> Any:
     # bpe-openai 0.1.4 reads its files with importlib.resources.open_binary, deprecated since
-    # Python 3.11: harmless, but our tests turn warnings into errors.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        module = importlib.import_module("bpe_openai")
-        return module.get_encoding(ENCODING)
+    # Python 3.11: harmless, but our tests turn warnings into errors. A lasting filter for
+    # that one message, not catch_warnings: this runs in a thread (load_vocabulary), and
+    # catch_warnings swaps the process's filters under whatever the event loop runs.
+    warnings.filterwarnings(
+        "ignore", message="open_binary is deprecated", category=DeprecationWarning
+    )
+    module = importlib.import_module("bpe_openai")
+    return module.get_encoding(ENCODING)
 
 
 async def load_vocabulary() -> None:
