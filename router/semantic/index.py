@@ -151,9 +151,17 @@ class LocalIndex:
         slot = (tenant, partition)
         return slot in self._partitions or slot in self._pending
 
-    def pending(self, tenant: str, partition: str) -> list[tuple[str, str]]:
-        """One partition's entries still without a vector: (entry id, question) pairs."""
-        return list(self._pending.get((tenant, partition), {}).items())
+    def pending(self, tenant: str, partition: str, now_ms: int) -> list[tuple[str, str]]:
+        """One partition's live entries still without a vector: (entry id, question) pairs;
+        expired ones are forgotten, not handed out to be embedded."""
+        waiting = list(self._pending.get((tenant, partition), {}).items())
+        live = []
+        for entry_id, question in waiting:
+            if self._meta[(tenant, entry_id)].expires_ms <= now_ms:
+                self.remove(tenant, entry_id)
+            else:
+                live.append((entry_id, question))
+        return live
 
     def add_pending(self, meta: EntryMeta, question: str) -> None:
         """Add an entry whose vector is not known yet (fill() adds it once embedded),

@@ -418,7 +418,7 @@ class SemanticCache:
     async def _fill(self, tenant: str, partition: str) -> None:
         """Embed the partition's pending questions (together, batched with other requests'
         embeddings) and index them."""
-        pending = self._index.pending(tenant, partition)
+        pending = self._index.pending(tenant, partition, self._now_ms())
         if not pending:
             return
         vectors = await asyncio.gather(*(self._vector(question) for _, question in pending))
