@@ -8,7 +8,7 @@ import asyncio
 import json
 import shutil
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +88,15 @@ def csv_upload(folder: Path, header: str, row: str) -> tuple[str, argparse.Names
     return owner, args
 
 
+def lending(stack: Stack) -> Callable[[Settings], Awaitable[Borrowed]]:
+    """What cli_upload borrows a running stack with: this test's stack."""
+
+    async def borrow(_settings: Settings) -> Borrowed:
+        return Borrowed(stack)
+
+    return borrow
+
+
 async def test_cli_uploads_a_csv_at_bulk_priority_and_writes_packages(
     stack: Stack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -97,10 +106,7 @@ async def test_cli_uploads_a_csv_at_bulk_priority_and_writes_packages(
         'board-9,Walnut board,"New walnut board, 40 x 30 cm",18.50,board.png,1200',
     )
 
-    async def borrow(_settings: Settings) -> Borrowed:
-        return Borrowed(stack)
-
-    assert await cli_upload(stack.settings, borrow, args) == 0
+    assert await cli_upload(stack.settings, lending(stack), args) == 0
     folder = tmp_path / "out" / owner / "board-9"
     assert {p.name for p in folder.iterdir()} == {
         "ebay.json", "amazon.json", "etsy.json", "shopify.json", "package.json", "summary.txt",
@@ -150,14 +156,12 @@ async def test_terminal_escapes_from_a_csv_reach_the_terminal_escaped(
         'board-6,\x1b]0;pwned\x07Oak \x1b[2Jboard,"Oak board, 30 x 20 cm",12.00,board.png,Acme',
     )
 
-    async def borrow(_settings: Settings) -> Borrowed:
-        return Borrowed(stack)
-
-    assert await cli_upload(stack.settings, borrow, args) == 0
+    assert await cli_upload(stack.settings, lending(stack), args) == 0
     printed = capsys.readouterr().out
     assert "\x1b" not in printed and "\a" not in printed
     assert "\\x1b]0;pwned\\x07Oak \\x1b[2Jboard" in printed  # escaped as repr writes it
-    assert await cli_chat(stack.settings, borrow, owner, "What is the oak board's title?") == 0
+    question = "What is the oak board's title?"
+    assert await cli_chat(stack.settings, lending(stack), owner, question) == 0
     answered = capsys.readouterr().out
     assert "board" in answered and "\x1b" not in answered and "\a" not in answered
 
