@@ -129,6 +129,17 @@ async def run(requests: int) -> dict[str, Any]:
             "kept_over_a_day_bytes_per_request": round(
                 sum(v["keys_per_request"] * v["bytes_per_key"] for v in long_lived.values())
             ),
+            # Bytes times seconds kept: the Redis one request per second holds at steady
+            # state (the settle markers' TTL depends on the day of the month: docs/capacity.md).
+            "kept_over_a_day_gb_per_request_per_s": round(
+                sum(
+                    v["keys_per_request"] * v["bytes_per_key"] * v["ttl_s"]
+                    for v in long_lived.values()
+                    if v["ttl_s"] > 0
+                )
+                / 1e9,
+                2,
+            ),
             "families": families,
         }
     return phases
@@ -159,6 +170,8 @@ def main() -> None:
     for name, phase in phases.items():
         rows.append((f"{name}: bytes per request", str(phase["bytes_per_request"])))
         rows.append((f"{name}: kept over a day", str(phase["kept_over_a_day_bytes_per_request"])))
+        held = phase["kept_over_a_day_gb_per_request_per_s"]
+        rows.append((f"{name}: Redis per request/s, GB", str(held)))
         for fam, fig in list(phase["families"].items())[:12]:
             shown = f"{fig['keys_per_request']} x {fig['bytes_per_key']} B, {_ttl(fig['ttl_s'])}"
             rows.append((f"  {fam}", shown))

@@ -1,7 +1,7 @@
 """Redis holds money: it must never evict, and its operator must hear before it fills.
 
 Budget counters, reservations, settle markers and the ledger's seen markers live in Redis
-(about 790 bytes per request kept for 40 days: bench/results/redis_memory.json,
+(about 795 bytes per request kept for weeks: bench/results/redis_memory.json,
 docs/capacity.md). A server that evicts under memory pressure (any maxmemory-policy but
 noeviction; managed Redis often defaults to volatile-lru, which takes exactly those keys,
 all of which expire) would lose them silently: budgets reset, events counted twice. So a

@@ -25,7 +25,7 @@ from cost_ledger.budgets import keys
 from cost_ledger.budgets.config import BudgetConfig, BudgetRules, EngineSettings
 from cost_ledger.budgets.live import LiveBudgets
 from cost_ledger.budgets.periods import period_key
-from cost_ledger.budgets.policy import Subject
+from cost_ledger.budgets.policy import Subject, expire_at_s
 from cost_ledger.budgets.projection import LedgerView, settled_by_router
 from cost_ledger.budgets.scripts import Code
 from cost_ledger.budgets.store import BudgetStore
@@ -404,3 +404,32 @@ async def script_calls(redis: aioredis.Redis) -> int:
     """EVALSHA and EVAL calls Redis has run so far."""
     stats = await redis.info("commandstats")
     return sum(int(stats.get(f"cmdstat_{c}", {}).get("calls", 0)) for c in ("evalsha", "eval"))
+
+
+def test_a_settle_marker_lives_as_long_as_the_counters_it_charged() -> None:
+    day = 24 * 3600
+    now = 1_800_000_000
+    assert keys.settled_ttl_s([now + 20 * day], now) == 21 * day  # and a day for clocks
+    assert keys.settled_ttl_s([now + 3600], now) == keys.SETTLED_MIN_S  # past any redelivery
+    assert keys.settled_ttl_s([now + 90 * day], now) == keys.SETTLED_TTL_S
+    assert keys.settled_ttl_s([], now) == keys.SETTLED_MIN_S
+
+
+async def test_a_settled_request_is_remembered_until_its_months_counters_go(
+    redis_client: aioredis.Redis,
+) -> None:
+    """Not 40 days whatever the date (bench/redis_memory: 2 of the 7 keys a request keeps):
+    until the month's counters expire, which a replayed event must not charge twice."""
+    store = await make_store(redis_client, [tenant_budget(10_000)])
+    at = now_ms()
+    assert (await store.reserve("r1", ACME, 600)).code is Code.RESERVED
+    await store.settle("r1", ACME, cost=250, messages=0, at_ms=at)
+    month_goes = expire_at_s(BudgetPeriod.MONTH, at)
+    for group in ("global", keys.group_of("tenant:acme:x")):
+        ttl = await redis_client.ttl(keys.settled(group, "r1"))
+        counter_left = month_goes - at // 1000
+        assert counter_left < ttl <= counter_left + keys.SETTLED_MARGIN_S + 5
+        assert keys.SETTLED_MIN_S <= ttl < keys.SETTLED_TTL_S
+    # Replayed after the first settle, the ledger's event finds the marker: charged once.
+    await store.settle("r1", ACME, cost=250, messages=0, at_ms=at)
+    assert await store.counter(day_counter("tenant:acme")) == (250, 0)

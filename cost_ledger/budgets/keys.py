@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import binascii
 import functools
+from collections.abc import Iterable
 
 from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 
@@ -32,9 +33,24 @@ REBUILD_LOCK = f"{PREFIX}{{config}}:rebuilding"
 ALERT_PREFIX = f"{PREFIX}alert:"
 
 SETTLED_TTL_S = 40 * 24 * 3600
-"""How long a settled request id is remembered: as long as the ledger's seen markers."""
+"""The longest a settled request id is remembered (as long as the ledger's seen markers)."""
 COUNTER_KEEP_S = 2 * 24 * 3600
 """How long a counter (and its alert markers) outlives its period, for late events."""
+SETTLED_MIN_S = 2 * 24 * 3600
+"""The shortest a settled request id is remembered: longer than any request stays in flight
+(a Batch API call's claim lives 26 hours), so a redelivery always finds it."""
+SETTLED_MARGIN_S = 24 * 3600
+"""How long a settle marker outlives the last counter it charged, for clocks that differ."""
+
+
+def settled_ttl_s(expire_at_s: Iterable[int], now_s: float) -> int:
+    """How long a settle marker must live: as long as the counters it charged (expire_at_s,
+    absolute), which a replayed event must not charge twice, plus SETTLED_MARGIN_S; at least
+    SETTLED_MIN_S, at most SETTLED_TTL_S. A request charges a month's counters, so about 18
+    days on average instead of 40 (bench/redis_memory)."""
+    latest = max(expire_at_s, default=0)
+    wanted = latest - int(now_s) + SETTLED_MARGIN_S
+    return min(max(wanted, SETTLED_MIN_S), SETTLED_TTL_S)
 
 
 def group_of(counter_id: str) -> str:

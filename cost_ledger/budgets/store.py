@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -354,8 +355,9 @@ class BudgetStore:
         messages: int,
     ) -> list[Any]:
         """SETTLE in one group: its reply (see scripts.SETTLE)."""
+        marker_ttl_s = keys.settled_ttl_s((c.expire_at_s for c in group_charges), time.time())
         args: list[str | int] = [
-            request_id, keys.SETTLED_TTL_S, keys.reservation_prefix(group),
+            request_id, marker_ttl_s, keys.reservation_prefix(group),
             "f" if final else "p", cost, messages,
         ]  # fmt: skip
         for charge in group_charges:
