@@ -3,7 +3,7 @@
 Every per-request record (reservation, settled marker, kept answer, ledger event id) is keyed
 by request id, so a second tenant reusing an id would share the first one's records (or be
 answered with them). This stage claims the id for its tenant and agent (Redis SET NX, kept
-as long as budget settlements are) and refuses a request whose id another owns, with a
+as long as the ledger's seen markers) and refuses a request whose id another owns, with a
 malformed result telling its sender to choose another id.
 """
 
@@ -18,7 +18,8 @@ from router.keys import request_owner
 from router.pipeline import Handler
 
 OWNER_TTL_S = 40 * 24 * 3600
-"""As long as a budget settlement marker lives (cost_ledger.budgets.keys.SETTLED_TTL_S)."""
+"""As long as the ledger's seen markers (cost_ledger.keys.SEEN_TTL_S), keyed by request id too:
+the longest a request's records live."""
 
 
 class IdTakenError(RouterError):
