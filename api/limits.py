@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from fastapi import HTTPException
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -69,8 +68,3 @@ class BodyLimit:
 
 def _too_large(limit: int) -> JSONResponse:
     return error_response(413, f"the request body is over the limit of {limit} bytes")
-
-
-def bad_request(reason: str) -> HTTPException:
-    """A 400 with a short reason."""
-    return HTTPException(400, reason)

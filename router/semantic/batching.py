@@ -79,11 +79,18 @@ class BatchEmbedder:
         """Embed texts in this thread, in length-sorted chunks (no memo, no batching)."""
         return embed_sorted(self._embedder, texts)
 
-    async def vector(self, text: str) -> Vectors:
-        """The text's unit-length vector, from the memo, a running call, or the next call."""
+    def known(self, text: str) -> Vectors | None:
+        """The text's vector if it was embedded recently (the memo), else None: embeds
+        nothing."""
         cached = self._memo.get(text)
         if cached is not None:
             self._memo.move_to_end(text)
+        return cached
+
+    async def vector(self, text: str) -> Vectors:
+        """The text's unit-length vector, from the memo, a running call, or the next call."""
+        cached = self.known(text)
+        if cached is not None:
             return cached
         future = self._waiting.get(text)
         if future is None:

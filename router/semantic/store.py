@@ -77,8 +77,6 @@ PAID_LEVERS = frozenset(
 """Results of a paid call; a copy another lever served is never stored again."""
 LOG_BATCH = 1000
 """Log records read per XREAD."""
-EMBEDDING_MEMO = 2048
-"""Recent question vectors kept, so a put after a missed get does not embed twice."""
 VIEWS = 1024
 """Requests whose view is kept: a request's semantic lookup, near-duplicate lookup and store
 each need it, and its entities and token count take as long as the rest of the lookup."""
@@ -128,7 +126,6 @@ class SemanticCache:
         self._index = LocalIndex(embedder.dim, exact_below=exact_below, max_entries=log_max_entries)
         self._log_cursor = "0-0"
         self._sync_lock = asyncio.Lock()
-        self._memo: OrderedDict[str, Vectors] = OrderedDict()
         # The request weakly: it may be 4 MiB of earlier turns, and VIEWS of them would stay.
         self._views: OrderedDict[str, tuple[weakref.ref[LlmRequest], RequestView | None]] = (
             OrderedDict()
@@ -191,7 +188,7 @@ class SemanticCache:
         if ttl_s <= 0:
             return
         try:  # embedded now only if a lookup did already; else when a lookup needs it
-            await self._store(request, result, seen, self._known_vector(seen.text), ttl_s)
+            await self._store(request, result, seen, self._vectors.known(seen.text), ttl_s)
         except RedisError as exc:
             log.warning("semantic cache store failed, answer not cached: %s", exc)
 
@@ -238,7 +235,7 @@ class SemanticCache:
         if not self._index.holds(seen.tenant, seen.partition):
             return []
         await self._fill(seen.tenant, seen.partition)
-        vector = await self._vector(seen.text)
+        vector = await self._vectors.vector(seen.text)
         found = self._compatible(seen, vector, self._now_ms())
         return [c for c in found if differs(seen.words, c.words) is None]
 
@@ -281,7 +278,7 @@ class SemanticCache:
             if not self._index.holds(seen.tenant, seen.partition):
                 return None  # nothing stored to compare with: no embedding
             await self._fill(seen.tenant, seen.partition)
-            vector = await self._vector(seen.text)
+            vector = await self._vectors.vector(seen.text)
             now_ms = self._now_ms()
             candidates = self._compatible(seen, vector, now_ms)
             served: _Lookup | None = None
@@ -408,33 +405,15 @@ class SemanticCache:
             self._views.popitem(last=False)
         return seen
 
-    def _known_vector(self, text: str) -> Vectors | None:
-        """text's vector if this replica embedded it recently, else None (nothing embedded)."""
-        vector = self._memo.get(text)
-        if vector is not None:
-            self._memo.move_to_end(text)
-        return vector
-
     async def _fill(self, tenant: str, partition: str) -> None:
         """Embed the partition's pending questions (together, batched with other requests'
         embeddings) and index them."""
         pending = self._index.pending(tenant, partition, self._now_ms())
         if not pending:
             return
-        vectors = await asyncio.gather(*(self._vector(question) for _, question in pending))
+        vectors = await asyncio.gather(*(self._vectors.vector(question) for _, question in pending))
         for (entry_id, _), vector in zip(pending, vectors, strict=True):
             self._index.fill(tenant, entry_id, vector)
-
-    async def _vector(self, text: str) -> Vectors:
-        vector = self._memo.get(text)
-        if vector is None:
-            vector = await self._vectors.vector(text)
-            self._memo[text] = vector
-            if len(self._memo) > EMBEDDING_MEMO:
-                self._memo.popitem(last=False)
-        else:
-            self._memo.move_to_end(text)
-        return vector
 
     async def _read(
         self, tenant: str, entry_id: str, seen: RequestView
