@@ -13,7 +13,10 @@ side), differs() refuses the pair if a change names a value a person tells them 
   "next" or "last": [paraphrase] relative, unless both questions' dates read the same, as
   "last week" and "a week ago" do), or a word replaced by its negation ("compatible" /
   "incompatible");
-- the same content words in another order.
+- the same content words (a person as one word: "I", "me") in another order, unless one
+  block of them moved whole past another ("since I married, I need..." / "I need...
+  since I married"): "I owe my sister" / "my sister owes me", "GBP for AUD" / "AUD for
+  GBP", "fba or fbm" / "fbm or fba".
 
 A change of function words only ([paraphrase] safe), the same word inflected
 (lexicon.stem), a listed synonym, or spans the entity extractor reads as the same values
@@ -70,15 +73,19 @@ def differs(one: Sequence[str], other: Sequence[str]) -> str | None:
     left, right = Counter(one), Counter(other)
     if max(sum((left - right).values()), sum((right - left).values())) > MAX_CHANGED:
         return None
-    safe = lexicon().paraphrase_safe
+    mine, theirs = _roles(one), _roles(other)
+    if Counter(mine) == Counter(theirs):  # the same words, maybe in another order
+        if mine == theirs or _moved_block(mine, theirs):
+            return None if left == right else _changed(one, other)
+        return f"the same words in another order ({' '.join(mine)} / {' '.join(theirs)})"
+    return _changed(one, other)
+
+
+def _changed(one: Sequence[str], other: Sequence[str]) -> str | None:
+    """Why two questions whose words differ are two questions (the changes' words), or None."""
     matcher = difflib.SequenceMatcher(a=one, b=other, autojunk=False)
     changes = [(one[a0:a1], other[b0:b1]) for op, a0, a1, b0, b1 in matcher.get_opcodes()
                if op != "equal"]  # fmt: skip
-    if left == right:  # the same words in another order: any content word moved counts
-        moved = [w for a, b in changes for w in (*a, *b) if w not in safe and w[-1:].isalnum()]
-        if not moved:
-            return None
-        return f"the same words in another order ({', '.join(dict.fromkeys(moved))})"
     relative = lexicon().relative_markers
     excused = relative if relative & {*one, *other} and _same_dates(one, other) else frozenset()
     unexplained = [w for a, b in changes for w in _unexplained(a, b, excused)]
@@ -129,6 +136,55 @@ def _unexplained(
     values_left = [w for w in only_left if _names_value(w)]
     values_right = [w for w in only_right if _names_value(w)]
     return [*values_left, *values_right] if values_left and values_right else []
+
+
+_PERSONS = {
+    **dict.fromkeys(("i", "me", "myself", "i'm", "i've", "i'd", "i'll"), "<i>"),
+    **dict.fromkeys(("you", "yourself", "you're", "you've", "you'd", "you'll"), "<you>"),
+    **dict.fromkeys(("he", "him", "himself", "he's", "he'd", "he'll"), "<he>"),
+    **dict.fromkeys(("she", "her", "herself", "she's", "she'd", "she'll"), "<she>"),
+    **dict.fromkeys(("we", "ourselves", "we're", "we've", "we'd", "we'll"), "<we>"),
+    **dict.fromkeys(("they", "them", "they're", "they've", "they'd", "they'll"), "<they>"),
+}
+"""Persons as doers or done-to, each one key ("I" and "me": <i>; "her" too, though it may
+be a possessive; "us" is not read, as it may be the country); possessives ("my", "their")
+are left out, as the noun they stand before carries them."""
+_POSSESSIVES = frozenset(
+    ("my", "mine", "your", "yours", "his", "hers", "our", "ours", "their", "theirs")
+)
+
+
+def _roles(words: Sequence[str]) -> list[str]:
+    """The content words' keys in order, each person as one key ("I", "me", "my": <i>)."""
+    safe = lexicon().paraphrase_safe
+    return [
+        _PERSONS.get(w) or _key(w)
+        for w in words
+        if (w in _PERSONS or w not in safe) and w not in _POSSESSIVES and w[-1:].isalnum()
+    ]
+
+
+def _moved_block(one: list[str], other: list[str]) -> bool:
+    """Whether other is one with a block of words moved past another ("since I married, I
+    need to change my name" / "I need to change my name since I married", "not received
+    it yet" / "not yet received it"), which keeps who does what; words trading places
+    around a third or beside each other ("I owe my sister" / "my sister owes me", "fba or
+    fbm" / "fbm or fba") do not."""
+    if len(one) < 3:
+        return False
+    doubled = [*one, *one]
+    if any(doubled[cut : cut + len(one)] == other for cut in range(1, len(one))):
+        return True
+    start = 0
+    while one[start] == other[start]:
+        start += 1
+    end = len(one)
+    while one[end - 1] == other[end - 1]:
+        end -= 1
+    middle, moved = one[start:end], other[start:end]
+    return len(middle) > 2 and any(
+        middle[cut:] + middle[:cut] == moved for cut in range(1, len(middle))
+    )
 
 
 def _key(word: str) -> str:
