@@ -335,9 +335,11 @@ async def measure(per_intent: dict[str, int], traps_only: bool = False) -> dict[
         parts = {name: split(qs) for name, qs in sets.items()}
         trap_figures = await semantic_traps.evaluate(redis, embedder)
         review = await semantic_traps.evaluate(redis, embedder, semantic_traps.REVIEW)
+        seen = await semantic_traps.evaluate(redis, embedder, semantic_traps.SEEN)
         held_out = await semantic_traps.evaluate(redis, embedder, semantic_traps.UNSEEN)
         if traps_only:
-            return {"traps": trap_figures, "traps_review": review, "traps_held_out": held_out}
+            return {"traps": trap_figures, "traps_review": review, "traps_held_out": seen,
+                    "traps_held_out_2": held_out}  # fmt: skip
         texts = [q.text for qs in sets.values() for q in qs]
         started = time.perf_counter()
         embedder.embed(texts)
@@ -367,10 +369,17 @@ async def measure(per_intent: dict[str, int], traps_only: bool = False) -> dict[
             "it led to the minimal-pair check, so it is not held out",
         },
         "traps_held_out": {
+            "categories": seen["categories"],
+            "wrong": seen["wrong"],
+            "note": "bench/data/semantic_traps_heldout.jsonl: hand-written by someone who had "
+            "not read the checks nor the other sets; held out until 2026-12-08, when its "
+            "wrong hits led to the order rule and the sister terms, so no longer held out",
+        },
+        "traps_held_out_2": {
             "categories": held_out["categories"],
             "wrong": held_out["wrong"],
-            "note": "bench/data/semantic_traps_heldout.jsonl: hand-written by someone who had "
-            "not read the checks nor the other sets; nothing is tuned on it",
+            "note": "bench/data/semantic_traps_heldout2.jsonl: hand-written on 2026-12-08 by "
+            "someone who had not read the checks nor the other sets; nothing is tuned on it",
         },
         "near_duplicate": near,
         "sensitivity": {
@@ -434,7 +443,8 @@ def render(f: dict[str, Any]) -> str:
                  f"{t['held_out_wrong_hits']} wrong hits"))  # fmt: skip
     for key, label in (
         ("traps_review", "review trap set (hand-written)"),
-        ("traps_held_out", "held-out trap set (unseen, untuned)"),
+        ("traps_held_out", "first held-out set (used 2026-12-08)"),
+        ("traps_held_out_2", "held-out trap set 2 (unseen, untuned)"),
     ):
         r = f[key]["categories"].values()
         rows.append((label,
@@ -494,8 +504,10 @@ def main() -> None:
         print(semantic_traps.render(figures["traps_review"]["categories"]))
         for pair in figures["traps_review"]["wrong"]:
             print(f"  WRONG {pair['category']}: {pair['first']!r} -> {pair['second']!r}")
-        print("held-out trap set (bench/data/semantic_traps_heldout.jsonl):")
+        print("first held-out trap set (bench/data/semantic_traps_heldout.jsonl):")
         print(semantic_traps.render(figures["traps_held_out"]["categories"]))
+        print("held-out trap set 2 (bench/data/semantic_traps_heldout2.jsonl):")
+        print(semantic_traps.render(figures["traps_held_out_2"]["categories"]))
         return
     started = time.perf_counter()
     figures = semantic_figures(quick=args.quick)

@@ -46,10 +46,15 @@ REVIEW = Path(__file__).parent / "data" / "semantic_traps_review.jsonl"
 the entity checks and this generator but not reused its templates: 328 traps and 108
 matching pairs in 12 categories. Its wrong hits led to router/semantic/minimal_pairs.py,
 so it is no longer held out; it is measured the same way as DATA."""
-UNSEEN = Path(__file__).parent / "data" / "semantic_traps_heldout.jsonl"
+SEEN = Path(__file__).parent / "data" / "semantic_traps_heldout.jsonl"
 """A third trap set, written on 2026-12-07 by someone who had read neither the checks
 (router/semantic/), nor this generator, nor the other two sets: 337 traps and 119 matching
-pairs in 13 categories. Nothing is tuned on it: it measures how the checks generalize."""
+pairs in 13 categories. Held out until 2026-12-08, when its wrong hits led to the
+minimal-pair order rule and the [paraphrase] sister terms; now measured like REVIEW."""
+UNSEEN = Path(__file__).parent / "data" / "semantic_traps_heldout2.jsonl"
+"""A fourth trap set, written on 2026-12-08 by someone who had read neither the checks, nor
+this generator, nor the other sets: 367 traps and 125 matching pairs in 14 categories.
+Nothing is tuned on it: it measures how the checks generalize."""
 TASK = "seller_chat"
 SYSTEM = "You answer customers' questions for an online shop and its bank."
 
