@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # the commands import what they use when they run: --help sta
     import redis.asyncio as aioredis
     from faststream.nats import NatsBroker
 
+    from bus.connection_lost import NatsLost
     from bus.settings import Settings
     from bus.stopping import Stopping
     from cost_ledger.aggregates import AggregateStore
@@ -142,7 +143,7 @@ def bad_option(args: argparse.Namespace) -> str | None:
 @contextlib.asynccontextmanager
 async def connected(settings: Settings, start: Start) -> AsyncIterator[Session]:
     """A session on the deployment at NATS_URL (and REDIS_URL), else on an embedded stack."""
-    from bus.broker import make_broker
+    from bus.broker import make_broker, stop_broker
     from bus.reachable import open_redis, reach_nats
     from bus.streams import ensure_streams
     from cost_ledger.aggregates import AggregateStore
@@ -173,7 +174,7 @@ async def connected(settings: Settings, start: Start) -> AsyncIterator[Session]:
     finally:
         if client is not None:
             await client.aclose()
-        await broker.stop()
+        await stop_broker(broker)
 
 
 async def upload(settings: Settings, start: Start, args: argparse.Namespace) -> int:
@@ -188,6 +189,7 @@ async def upload(settings: Settings, start: Start, args: argparse.Namespace) -> 
     from agents.output import folder_problem, summary, write_package
     from agents.photos import PhotoError
     from agents.sources import SourceError, load_source
+    from bus.connection_lost import NatsLost, unless_lost
     from bus.messages import WorkflowDone
     from bus.terminal import terminal_safe
     from cost_ledger.report import counted
@@ -211,6 +213,7 @@ async def upload(settings: Settings, start: Start, args: argparse.Namespace) -> 
     ended = ""
     sent = ""  # on a failure midway: how many were uploaded, how many not
     status = 0
+    lost = False  # NATS dropped and did not come back: nothing more is sent
     report = ""
     other = 0
     console = Console(stderr=True)
@@ -231,19 +234,23 @@ async def upload(settings: Settings, start: Start, args: argparse.Namespace) -> 
                 finished.append(event)
                 progress.on_done(event)
 
+            uploading = upload_and_wait(
+                session.broker,
+                products,
+                tenant=args.tenant,
+                priority=priority,
+                settings=settings,
+                timeout_s=args.timeout,
+                on_progress=progress.on_progress,
+                on_done=keep,
+                on_start=started.append,
+                on_upload=lambda upload: uploaded.append(upload.workflow_id),
+            )
             try:
-                await upload_and_wait(
-                    session.broker,
-                    products,
-                    tenant=args.tenant,
-                    priority=priority,
-                    settings=settings,
-                    timeout_s=args.timeout,
-                    on_progress=progress.on_progress,
-                    on_done=keep,
-                    on_start=started.append,
-                    on_upload=lambda upload: uploaded.append(upload.workflow_id),
-                )
+                # nats-py reconnects forever: a server gone for good would hold the wait until
+                # --timeout (bus.connection_lost).
+                await unless_lost(uploading, session.broker.connection,
+                                  nats_where(settings), settings.nats_lost_after_s)  # fmt: skip
             except TimeoutError:
                 ended, status = f"timed out after {args.timeout:g} s", EXIT_TIMEOUT
             except asyncio.CancelledError:
@@ -253,6 +260,11 @@ async def upload(settings: Settings, start: Start, args: argparse.Namespace) -> 
                 ended, status = "interrupted", EXIT_INTERRUPTED
             except PhotoError as exc:  # damaged past the header load_source checked
                 ended, status = f"flipsync upload: {terminal_safe(str(exc))}", 2
+            except NatsLost as exc:
+                lost, waiting = True, len(uploaded) == len(products)
+                ended, status = lost_line(exc, waiting=waiting), EXIT_UNREACHABLE
+                if not waiting:
+                    sent = f", {len(uploaded)} uploaded and {len(products) - len(uploaded)} not"
             except Exception as exc:  # a publish refused, NATS gone: one line, no traceback
                 log.debug("upload failed", exc_info=exc)  # the traceback, with -v
                 ended, status = upload_failure(exc, settings.nats_url)
@@ -263,6 +275,7 @@ async def upload(settings: Settings, start: Start, args: argparse.Namespace) -> 
             cancelled = await stop_unfinished(
                 session, settings, args.tenant, unfinished, mark, why=ended,
                 note=status != 2,  # a damaged photo's line is the news: the rest go quietly
+                reachable=not lost,  # else the cancel could only wait CANCEL_WITHIN_S to fail
             )  # fmt: skip
         if not ended and session.aggregates is not None:
             spent = before + sum(e.cost_micro_usd for e in finished)
@@ -292,6 +305,24 @@ async def upload(settings: Settings, start: Start, args: argparse.Namespace) -> 
     return 0 if all(event.ok for event in finished) else 1
 
 
+def nats_where(settings: Settings) -> str:
+    """The NATS a command talks to, for a line: NATS_URL without its password, or the
+    embedded server."""
+    from bus.reachable import redact_url
+
+    return redact_url(settings.nats_url) if settings.nats_url else "the embedded server"
+
+
+def lost_line(exc: NatsLost, *, waiting: bool) -> str:
+    """The line of an upload whose NATS connection dropped and did not come back, while it
+    waited for listings (else while it uploaded)."""
+    doing = "waiting for listings" if waiting else "uploading"
+    return (
+        f"flipsync upload: lost the connection to NATS at {exc.url} while {doing}; "
+        f"not back within {exc.after_s:g} s"
+    )
+
+
 def upload_failure(exc: Exception, nats_url: str | None) -> tuple[str, int]:
     """The line and exit status of an upload that failed midway (not a photo, a timeout or
     Ctrl-C): EXIT_UNREACHABLE when NATS stopped answering, EXIT_FAILED for anything else."""
@@ -318,10 +349,12 @@ async def stop_unfinished(
     *,
     why: str,
     note: bool = True,
+    reachable: bool = True,
 ) -> str:
     """Say at once that the upload stops (unless why is a line of its own, "flipsync upload:
     ..."), then cancel its unfinished workflows (so that no later command pays for them); the
-    closing line's note on them (none when note is False and they were cancelled)."""
+    closing line's note on them (none when note is False and they were cancelled). Nothing
+    is cancelled when NATS is known gone (reachable False)."""
     from agents.cancel import CANCEL_WITHIN_S, cancel_workflows
     from cost_ledger.report import counted
 
@@ -337,6 +370,8 @@ async def stop_unfinished(
         print(f"stopping: {why}; cancelling {what}", file=sys.stderr, flush=True)
     if session.stopping is not None:
         session.stopping.set()  # the agents give way now: no request is sent after this
+    if not reachable:
+        return f"; {what} not cancelled (NATS is gone): they may resume under the next command"
     try:
         async with asyncio.timeout(CANCEL_WITHIN_S):
             await cancel_workflows(session.broker, settings, tenant, unfinished,

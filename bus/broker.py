@@ -6,6 +6,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+import nats.errors
 from fast_depends.msgspec import MsgSpecSerializer
 from faststream.nats import NatsBroker, NatsRouter
 from faststream.nats.opentelemetry import NatsTelemetryMiddleware
@@ -49,3 +50,12 @@ def make_broker(
         broker.include_router(router)
     trace_publishes(broker, tracer_provider)
     return broker
+
+
+async def stop_broker(broker: NatsBroker) -> None:
+    """Stop the broker; when its stop fails, close its connection instead: the stop drains
+    first, and nats-py refuses to drain a connection that is reconnecting (its server gone)."""
+    try:
+        await broker.stop()
+    except nats.errors.Error:
+        await broker.connection.close()  # still there: the failed stop did not let it go

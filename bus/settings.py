@@ -256,6 +256,9 @@ class Settings(BaseSettings):
     # The command line and first contact (issue 17).
     connect_timeout_s: float = Field(default=5.0, gt=0.0)
     """How long a command waits for NATS_URL or REDIS_URL before it says it cannot reach it."""
+    nats_lost_after_s: float = Field(default=5.0, gt=0.0)
+    """How long an upload waiting for its listings lets a dropped NATS connection come back
+    before it fails (exit 3) instead of waiting for its --timeout."""
     notify: NotifySettings = NotifySettings()
     """Delivery of budget alerts and anomalies to webhooks and email (see NotifySettings)."""
     redis_cluster: bool = Field(
