@@ -249,8 +249,9 @@ async def upload(settings: Settings, start: Start, args: argparse.Namespace) -> 
             try:
                 # nats-py reconnects forever: a server gone for good would hold the wait until
                 # --timeout (bus.connection_lost).
-                await unless_lost(uploading, session.broker.connection,
-                                  nats_where(settings), settings.nats_lost_after_s)  # fmt: skip
+                where = nats_where(settings.nats_url)
+                after_s = settings.nats_lost_after_s
+                await unless_lost(uploading, session.broker.connection, where, after_s)
             except TimeoutError:
                 ended, status = f"timed out after {args.timeout:g} s", EXIT_TIMEOUT
             except asyncio.CancelledError:
@@ -305,12 +306,12 @@ async def upload(settings: Settings, start: Start, args: argparse.Namespace) -> 
     return 0 if all(event.ok for event in finished) else 1
 
 
-def nats_where(settings: Settings) -> str:
+def nats_where(nats_url: str | None) -> str:
     """The NATS a command talks to, for a line: NATS_URL without its password, or the
-    embedded server."""
+    embedded server (None)."""
     from bus.reachable import redact_url
 
-    return redact_url(settings.nats_url) if settings.nats_url else "the embedded server"
+    return redact_url(nats_url) if nats_url else "the embedded server"
 
 
 def lost_line(exc: NatsLost, *, waiting: bool) -> str:
@@ -333,10 +334,7 @@ def upload_failure(exc: Exception, nats_url: str | None) -> tuple[str, int]:
     line = f"flipsync upload: {terminal_safe(said, line_breaks=False)}"
     lost = exc.lost_nats if isinstance(exc, UploadError) else isinstance(exc, LOST_NATS)
     if lost:
-        return (
-            f"{line}: NATS at {nats_url or 'the embedded server'} stopped answering",
-            EXIT_UNREACHABLE,
-        )
+        return f"{line}: NATS at {nats_where(nats_url)} stopped answering", EXIT_UNREACHABLE
     return line, EXIT_FAILED
 
 

@@ -17,14 +17,14 @@ from pathlib import Path
 import nats
 import pytest
 
+from agents.cli import upload_failure
+from agents.intake import UploadError
 from bus import subjects
 from bus.codec import decode, encode
 from bus.embedded import EmbeddedNats
 from bus.messages import ProductUploaded, WorkflowDone
 from bus.settings import Settings
 from tests.test_cli_first_hour import HANG_GUARD_S, catalog_csv
-
-pytestmark = [pytest.mark.slow, pytest.mark.chaos]
 
 TIMEOUT_S = 40
 """The upload's --timeout: long past the grace, and short enough that a command still waiting
@@ -83,6 +83,8 @@ async def ended(proc: Process) -> tuple[int, str]:
     return proc.returncode, stderr.decode()
 
 
+@pytest.mark.slow
+@pytest.mark.chaos
 async def test_nats_killed_while_the_upload_waits_ends_it_within_seconds(
     tmp_path: Path, own_nats: EmbeddedNats
 ) -> None:
@@ -102,6 +104,8 @@ async def test_nats_killed_while_the_upload_waits_ends_it_within_seconds(
     assert took < LOST_BOUND_S, f"{took:.1f} s"
 
 
+@pytest.mark.slow
+@pytest.mark.chaos
 async def test_a_nats_restart_within_the_grace_does_not_end_the_upload(
     tmp_path: Path, own_nats: EmbeddedNats
 ) -> None:
@@ -128,3 +132,10 @@ async def test_a_nats_restart_within_the_grace_does_not_end_the_upload(
     assert status == 0, stderr
     assert (tmp_path / "out" / "default" / upload.product_id / "package.json").exists()
     assert "lost" not in stderr, stderr
+
+
+def test_nats_that_stopped_answering_mid_upload_is_named_without_its_password() -> None:
+    lost = UploadError("mug-001", nats.errors.TimeoutError())
+    line, status = upload_failure(lost, f"nats://flipsync:{PASSWORD}@127.0.0.1:4222")
+    assert status == 3
+    assert line.endswith("NATS at nats://flipsync:***@127.0.0.1:4222 stopped answering"), line
