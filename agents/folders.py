@@ -4,8 +4,8 @@ A folder is one product, named after the folder: its photos (PHOTO_SUFFIXES), it
 NOTES_FILE and its other fields in FIELDS_FILE. Anything else in it used to be skipped
 without a word (a newcomer's description.txt was never read); now each such file gets one
 warning naming it and what it would have to be called, and so does each key of FIELDS_FILE
-(or of a catalog.json product) that is not read, with the known keys close to it
-(unknown_keys). Light imports: `--help` shows FOLDER_HELP.
+(or of a catalog.json, or of one of its products) that is not read, with the known keys
+close to it (unknown_keys). Light imports: `--help` shows FOLDER_HELP.
 """
 
 from __future__ import annotations
@@ -26,6 +26,9 @@ FIELDS_READ = (*FIELDS_KEYS, "title")
 """Every key of FIELDS_FILE that is read; any other is named in a warning (unknown_keys)."""
 CATALOG_READ = (*FIELDS_READ, "photos")
 """Every key of a catalog.json product that is read (its photos: [{"file": NAME}, ...])."""
+CATALOG_FILE_KEYS = ("products", "about")
+"""The keys of a catalog.json itself: its products (CATALOG_READ each), and about, a text
+describing it (the shipped sample's; not read)."""
 KEYS_NAMED = 20
 """How many unknown keys of one FIELDS_FILE get a warning each; the rest are counted."""
 KEY_SHOWN = 60
@@ -118,8 +121,16 @@ def close_keys(key: str, read: tuple[str, ...] = FIELDS_READ) -> list[str]:
 
 
 def _unknown_key_hint(key: str, read: tuple[str, ...]) -> str:
+    catalog_file = read == CATALOG_FILE_KEYS
+    if catalog_file and key in CATALOG_READ:  # meant for every product, perhaps: not so read
+        return "a product's key, read only inside each entry of products"
     if close := close_keys(key, read):
         return f"did you mean {' or '.join(close)}?"
+    if catalog_file:
+        return (
+            "a catalog.json is read for products (and about, its description); "
+            "a product's facts go in its entry"
+        )
     if "photos" in read:
         return (
             "a catalog.json product is read for product_id, title_hint (or title), notes, "

@@ -25,6 +25,7 @@ from agents.containment import outside_problem, source_root
 from agents.csv_import import ImportError_, Row, read_table
 from agents.csv_values import ValueProblem, parse_money
 from agents.folders import (
+    CATALOG_FILE_KEYS,
     CATALOG_READ,
     FIELDS_FILE,
     NOTES_FILE,
@@ -94,8 +95,8 @@ class SourceError(ValueError):
 def load_catalog(
     path: Path = SAMPLES / "catalog.json", warnings: list[str] | None = None
 ) -> list[ProductInput]:
-    """The products of a catalog file like the shipped sample; a key of a product that is not
-    read is added to warnings, naming the product by its number and id."""
+    """The products of a catalog file like the shipped sample; a key of the file or of a
+    product that is not read is added to warnings (a product's naming it by number and id)."""
     raw = _read_json(path)
     items = raw.get("products") if isinstance(raw, dict) else None
     if not isinstance(items, list):
@@ -103,6 +104,8 @@ def load_catalog(
         raise SourceError(f'{path}: expected {{"products": [...]}} (a catalog), found {found}')
     if not items:
         raise SourceError(f"{path}: no products")
+    if warnings is not None:  # a "defaults" beside products was dropped without a word
+        warnings += unknown_keys(raw, str(path), CATALOG_FILE_KEYS)
     products = []
     for number, item in enumerate(items, 1):
         where = f"{path}: product {number}"

@@ -201,6 +201,39 @@ def test_a_catalog_product_key_that_is_not_read_is_named_with_its_entry(tmp_path
     assert load_source(SAMPLES / "catalog.json").warnings == []  # every key read: no word
 
 
+def test_a_catalog_top_level_key_that_is_not_read_is_named(tmp_path: Path) -> None:
+    """A catalog.json's own keys other than products (and about, its description) were
+    dropped without a word: a "defaults" or a "cost_price" meant for every product was
+    lost. Each is a warning naming the file and the key with its close match; what is
+    loaded stays the same."""
+    photo(tmp_path / "photos", "mug.png")
+    products = [{"product_id": "mug-1", "cost_price": "4.20", "photos": [{"file": "mug.png"}]}]
+    catalog = tmp_path / "catalog.json"
+    catalog.write_text(json.dumps({"about": "x", "products": products}))
+    plain = load_source(catalog)
+    assert plain.warnings == []
+    extra = {"Products": [], "about": "x", "products": products, "currency": "EUR",
+             "cost_price": "5", "bad\x1b[2Jkey": 1}  # fmt: skip
+    catalog.write_text(json.dumps(extra))
+    for source in (catalog, tmp_path):  # the file, or the folder holding it
+        loaded = load_source(source)
+        assert loaded.products == plain.products
+        assert loaded.warnings == [
+            f"ignored key 'Products' in {catalog}: did you mean products?",
+            f"ignored key 'currency' in {catalog}: a catalog.json is read for products "
+            "(and about, its description); a product's facts go in its entry",
+            f"ignored key 'cost_price' in {catalog}: a product's key, read only inside each "
+            "entry of products",
+            f"ignored key 'bad\\x1b[2Jkey' in {catalog}: a catalog.json is read for products "
+            "(and about, its description); a product's facts go in its entry",
+        ]
+    many = {"products": products} | {f"k{n}": n for n in range(KEYS_NAMED + 2)}
+    catalog.write_text(json.dumps(many))
+    warnings = load_source(catalog).warnings
+    assert len(warnings) == KEYS_NAMED + 1  # a long or hostile file is not a flood
+    assert warnings[-1] == f"ignored 2 more unknown keys in {catalog}"
+
+
 def test_unusable_paths_say_why(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="no such file"):
         load_path(tmp_path / "missing")
