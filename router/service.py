@@ -31,6 +31,7 @@ from router.outcomes import OutcomePublisher, claimed, needs_ledger
 from router.paid_calls import booked
 from router.pipeline import Handler, Stage, close_stages, compose
 from router.request_span import annotate
+from router.semantic.lexicon import load_word_tables
 from router.tokenizer import load_vocabulary
 
 log = logging.getLogger(__name__)
@@ -115,8 +116,10 @@ class RouterService:
         )
 
     async def start(self, nc: Client) -> None:
-        """Start consuming requests, once the exact tokenizer's vocabulary is read."""
-        await load_vocabulary()
+        """Start consuming requests, once the exact tokenizer's vocabulary and the semantic
+        cache's word tables are read (in threads: none is read at a first request, under
+        the loop)."""
+        await asyncio.gather(load_vocabulary(), load_word_tables())
         await self._loop.start(nc)
 
     async def stop(self) -> None:

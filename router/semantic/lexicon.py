@@ -7,6 +7,7 @@ is read on the first call of lexicon() and kept.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import tomllib
 import unicodedata
@@ -195,3 +196,15 @@ def known(word: str) -> bool:
         if word.endswith(suffix) and word[: -len(suffix)] in words:
             return True
     return word.endswith("ing") and word[:-3] + "e" in words
+
+
+async def load_word_tables() -> None:
+    """Read the lexicon and the WordNet table now, in a thread, so that no request waits
+    for them (the router calls it before it takes requests)."""
+    from router.semantic.wordnet import table
+
+    def both() -> None:
+        lexicon()
+        table()
+
+    await asyncio.to_thread(both)

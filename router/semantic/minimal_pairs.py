@@ -16,7 +16,10 @@ side), differs() refuses the pair if a change names a value a person tells them 
 - the same content words (a person as one word: "I", "me") in another order, unless one
   block of them moved whole past another ("since I married, I need..." / "I need...
   since I married"): "I owe my sister" / "my sister owes me", "GBP for AUD" / "AUD for
-  GBP", "fba or fbm" / "fbm or fba".
+  GBP", "fba or fbm" / "fbm or fba";
+- one content word replaced by another that WordNet lists as its antonym or its sister
+  term, a kind of the same specific thing ("violin" / "cello", "hot" / "cold":
+  router.semantic.wordnet).
 
 A change of function words only ([paraphrase] safe), the same word inflected
 (lexicon.stem), a listed synonym, or spans the entity extractor reads as the same values
@@ -38,6 +41,7 @@ from collections.abc import Sequence
 
 from router.semantic.entities import Kind, describe, extract
 from router.semantic.lexicon import axis_of, lexicon, stem
+from router.semantic.wordnet import contrasting
 
 MAX_CHANGED = 3
 """Most words changed on either side for two questions to count as a minimal pair."""
@@ -135,7 +139,11 @@ def _unexplained(
         return markers
     values_left = [w for w in only_left if _names_value(w)]
     values_right = [w for w in only_right if _names_value(w)]
-    return [*values_left, *values_right] if values_left and values_right else []
+    if values_left and values_right:
+        return [*values_left, *values_right]
+    if len(only_left) == 1 and len(only_right) == 1 and contrasting(only_left[0], only_right[0]):
+        return [*only_left, *only_right]  # "hot" / "cold", "violin" / "cello"
+    return []
 
 
 _PERSONS = {
