@@ -51,10 +51,16 @@ SEEN = Path(__file__).parent / "data" / "semantic_traps_heldout.jsonl"
 (router/semantic/), nor this generator, nor the other two sets: 337 traps and 119 matching
 pairs in 13 categories. Held out until 2026-12-08, when its wrong hits led to the
 minimal-pair order rule and the [paraphrase] sister terms; now measured like REVIEW."""
-UNSEEN = Path(__file__).parent / "data" / "semantic_traps_heldout2.jsonl"
+SEEN_2 = Path(__file__).parent / "data" / "semantic_traps_heldout2.jsonl"
 """A fourth trap set, written on 2026-12-08 by someone who had read neither the checks, nor
 this generator, nor the other sets: 367 traps and 125 matching pairs in 14 categories.
-Nothing is tuned on it: it measures how the checks generalize."""
+Measured once held out (after the order rule and the sister terms: 37 of 367 served); its
+misses were then read, and the WordNet check came after, so it is held out no more."""
+UNSEEN = Path(__file__).parent / "data" / "semantic_traps_heldout3.jsonl"
+"""A fifth trap set, written on 2026-12-08 after the WordNet check was built, by someone
+who had read neither the checks, nor this generator, nor the other sets: 364 traps and 125
+matching pairs in 14 categories. Nothing is tuned on it: it measures how the checks
+generalize."""
 TASK = "seller_chat"
 SYSTEM = "You answer customers' questions for an online shop and its bank."
 
