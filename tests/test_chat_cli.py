@@ -10,7 +10,8 @@ import pytest
 
 from agents.chat import ChatService
 from agents.checkpoints import CheckpointStore
-from agents.cli import Running, chat
+from agents.cli_chat import chat
+from agents.cli_session import Running
 from agents.spec import PACKAGE
 from bus import subjects
 from bus.broker import make_broker

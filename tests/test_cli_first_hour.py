@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from agents.bulk_report import cost_line
-from agents.cli import Running, run_command
+from agents.cli import run_command
+from agents.cli_session import Running
 from bus.embedded.process import free_port
 from bus.messages import WorkflowDone
 from bus.settings import Settings

@@ -17,7 +17,7 @@ from pathlib import Path
 import nats
 import pytest
 
-from agents.cli import upload_failure
+from agents.cli_upload_end import upload_failure
 from agents.intake import UploadError
 from bus import subjects
 from bus.codec import decode, encode

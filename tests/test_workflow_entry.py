@@ -17,8 +17,8 @@ import pytest
 
 from agents.asking import ESCALATE_TAG, Ask, Asker
 from agents.chat import ask_chat
-from agents.cli import chat as cli_chat
-from agents.cli import upload as cli_upload
+from agents.cli_chat import chat as cli_chat
+from agents.cli_upload import upload as cli_upload
 from agents.prompting import build_messages
 from agents.sources import ProductInput, load_catalog
 from agents.specs.operations import REVIEW_REPLIES
@@ -133,7 +133,7 @@ async def test_a_deployments_simulated_answers_are_said_to_be_simulated(
     )
 
     async def deployment(_settings: Settings) -> Borrowed:
-        return Borrowed(stack, simulated=False)  # what agents.cli.connected knows of one
+        return Borrowed(stack, simulated=False)  # what agents.cli_session.connected knows of one
 
     assert await cli_upload(stack.settings, deployment, args) == 0
     printed = capsys.readouterr().out
