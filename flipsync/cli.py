@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import functools
 import importlib.metadata
-import logging
-import os
-import signal
 import sys
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 from bus.logs import configure as configure_logging
 from flipsync import data_dir
@@ -24,31 +19,12 @@ from flipsync.cli_parsing import (
     setting_name,
     setting_problem,
 )
+from flipsync.cost_report import on_local_ledger, print_report
+from flipsync.exit_status import EXIT_BUSY, EXIT_CODES, run_for_status
 
 if TYPE_CHECKING:
     from bus.settings import Settings
-    from cost_ledger.api_models import Filter
     from flipsync.stack import Stack
-
-EXIT_CODES = """exit status:
-  0    done
-  1    done, but some products' workflows failed (each one is named); or an
-       upload failed midway (what failed is named, the rest cancelled); or a
-       flag, experiment or prompt change was refused, or a chat question got
-       no answer (the reason is printed)
-  2    bad usage, input or setting (a file, a column, a flag, a name that
-       does not exist, a NATS_URL that is not a URL): nothing was started or
-       changed
-  3    NATS or Redis cannot be reached, or NATS stopped answering during an
-       upload (the URL is named, and what to check)
-  4    --timeout passed: what finished is written, the rest is not
-  5    another flipsync command is using the local data directory
-  130  interrupted (Ctrl-C): what finished is written, nothing is left running
-  141  the output pipe closed early (| head): the rest was not printed
-  143  terminated (SIGTERM): as for Ctrl-C
-"""
-EXIT_UNREACHABLE = 3
-EXIT_BUSY = 5
 
 
 COMMAND_HELP = {
@@ -73,7 +49,8 @@ COMMAND_HELP = {
 
 
 READS_LOCAL_LEDGER = ("report", "cost", "providers")
-"""Commands that read REDIS_URL or, with none set, the local data (_on_local_ledger)."""
+"""Commands that read REDIS_URL or, with none set, the local data
+(flipsync.cost_report.on_local_ledger)."""
 NEEDS_DEPLOYMENT = ("budget", "ledger", "flags", "experiment", "finetune")
 """Commands that work only on a running deployment (NATS_URL and REDIS_URL)."""
 
@@ -141,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command != "reset" and (taken := data_dir.busy(settings.data_dir)) is not None:
         print(f"flipsync: {taken}", file=sys.stderr)  # before the command's slow imports
         return EXIT_BUSY
-    execute = functools.partial(_run, hold=settings.data_dir)
+    execute = functools.partial(run_for_status, hold=settings.data_dir)
     if args.command == "reset":
         try:
             print(data_dir.reset(settings.data_dir or data_dir.DEFAULT.resolve()))
@@ -166,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         if args.command == "budget" and args.budget_command == "show":  # reads: local too
             return execute(
-                _on_local_ledger(settings, "budget show", lambda s: run_budget_command(args, s))
+                on_local_ledger(settings, "budget show", lambda s: run_budget_command(args, s))
             )
         return execute(run_budget_command(args, settings))
     if args.command == "http":  # an alias of `flipsync run api` (plus the rest when embedded)
@@ -177,12 +154,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         from flipsync.provider_report import print_providers
 
         return execute(
-            _on_local_ledger(settings, "providers", lambda s: print_providers(s, as_json=args.json))
+            on_local_ledger(settings, "providers", lambda s: print_providers(s, as_json=args.json))
         )
     if args.command == "cost":
         from cost_ledger.cli import run_command as run_cost_command
 
-        return execute(_on_local_ledger(settings, "cost", lambda s: run_cost_command(args, s)))
+        return execute(on_local_ledger(settings, "cost", lambda s: run_cost_command(args, s)))
     if args.command in ("flags", "experiment", "prompt", "finetune"):
         from optimizer.cli import run_command as run_optimizer_command
 
@@ -321,167 +298,6 @@ def _version() -> str:
         return importlib.metadata.version("flipsync")
     except importlib.metadata.PackageNotFoundError:
         return "unknown"
-
-
-def _run(coro: Coroutine[Any, Any, int], hold: Path | None = None) -> int:
-    """Run a command; an unreachable server, Ctrl-C or SIGTERM end it with one line and a
-    stated exit status (see EXIT_CODES), never a traceback."""
-    import uvloop
-
-    from bus.reachable import Unreachable
-    from bus.redis_memory import EvictingRedis
-    from flipsync.providers import ProviderConfigError
-
-    try:
-        with data_dir.held(hold):
-            status = uvloop.run(_signalled(coro))
-        if status in STOPPED:
-            _leave_now(status)
-        return status
-    except Unreachable as exc:
-        print(f"flipsync: {exc}", file=sys.stderr)
-        return EXIT_UNREACHABLE
-    except (ProviderConfigError, EvictingRedis) as exc:  # a setting to change, in one line
-        print(f"flipsync: {exc}", file=sys.stderr)
-        return 2
-    except data_dir.DataDirBusy as exc:
-        coro.close()
-        print(f"flipsync: {exc}", file=sys.stderr)
-        return EXIT_BUSY
-    except BrokenPipeError:  # `flipsync report | head`: the reader has all it wanted
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
-        return 128 + signal.SIGPIPE
-    except KeyboardInterrupt:  # a second Ctrl-C before the handler was in place
-        print("flipsync: interrupted", file=sys.stderr)
-        return 128 + signal.SIGINT
-
-
-STOPPED = (4, 128 + signal.SIGINT, 128 + signal.SIGTERM)
-"""Statuses of a run cut short (--timeout, Ctrl-C, SIGTERM): its process exits at once."""
-
-
-def _leave_now(status: int) -> NoReturn:
-    """Exit without the interpreter's finalization: everything is stopped and said by now,
-    and collecting the heap (the router's models, tokenizers) took ~5 s after a Ctrl-C."""
-    logging.shutdown()
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError):
-            stream.flush()
-    os._exit(status)
-
-
-async def _signalled(coro: Coroutine[Any, Any, int]) -> int:
-    """Await coro; the first SIGINT or SIGTERM cancels it (its clean-up runs: a stack stops
-    within its grace) and the status is 128 + the signal. A second one cancels the clean-up
-    too: what is left of it is stopping the servers (flipsync.stack.Stack.stop)."""
-    task = asyncio.current_task()
-    assert task is not None
-    loop = asyncio.get_running_loop()
-    got: list[int] = []
-
-    def cancel(sig: int) -> None:
-        got.append(sig)
-        task.cancel()
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, cancel, sig)
-    try:
-        status = await coro
-    except asyncio.CancelledError:
-        if not got:
-            raise
-        print("flipsync: interrupted", file=sys.stderr)
-        return 128 + got[0]
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
-    return 128 + got[0] if got else status
-
-
-async def _on_local_ledger(
-    settings: Settings, name: str, command: Callable[[Settings], Awaitable[int]]
-) -> int:
-    """Run a command that reads the ledger against REDIS_URL, or, with none set, against
-    the ledger an earlier local command (`make demo`, `flipsync upload`) left behind."""
-    async with data_dir.local_ledger(settings) as local:
-        if local.redis_url != settings.redis_url and settings.nats_url is not None:
-            # NATS_URL says "a deployment", but the ledger is in Redis: without REDIS_URL
-            # this reads the local data, and the figures would pass for the deployment's.
-            print(f"flipsync {name}: {reads_local_data(local)}", file=sys.stderr)
-        return await command(local)
-
-
-def reads_local_data(settings: Settings) -> str:
-    """Why a ledger read with NATS_URL set but no REDIS_URL shows the local data."""
-    return (
-        f"REDIS_URL is unset: this reads this folder's own data ({settings.data_dir}), not "
-        "the servers NATS_URL names; set REDIS_URL to read theirs"
-    )
-
-
-async def print_report(
-    settings: Settings,
-    tenant: str | None,
-    *,
-    where: Filter | None = None,
-    as_json: bool = False,
-    by: str | None = None,
-) -> int:
-    """Print the ledger report of a running deployment (REDIS_URL); ``where`` narrows it to
-    an agent, a model, a workspace or project or a day range (--agent --model --workspace
-    --project --start --end); ``by`` shows only that breakdown (--by)."""
-    from bus.reachable import open_redis
-    from cost_ledger.aggregates import AggregateStore
-    from cost_ledger.api_models import Filter
-    from cost_ledger.budgets.cli import budget_status
-    from cost_ledger.budgets.status import render_status
-    from cost_ledger.cli import unknown_to_deployment
-    from cost_ledger.report import build_report, render_report
-    from cost_ledger.slices import FilterError, check_filter
-    from router.routing.grade_report import render_standings, standings
-
-    try:
-        where = check_filter(where if where is not None else Filter(tenant=tenant))
-    except FilterError as exc:
-        print(f"flipsync report: {exc}", file=sys.stderr)
-        return 2
-    if settings.redis_url is None:
-        if not data_dir.has_data(settings.data_dir):
-            print(
-                "flipsync report: no ledger here: set REDIS_URL to the deployment's Redis, or "
-                f"run `make demo` or `flipsync upload` first (they keep data in "
-                f"{settings.data_dir or data_dir.DEFAULT})",
-                file=sys.stderr,
-            )
-            return 2
-        # The ledger an earlier command left in the local data directory.
-        return await _on_local_ledger(
-            settings,
-            "report",
-            lambda local: print_report(local, tenant, where=where, as_json=as_json, by=by),
-        )
-    client = await open_redis(settings.redis_url, settings.connect_timeout_s)
-    try:
-        graded = await standings(client, where.tenant, where.agent)
-        # A tenant with no call yet but graded agents or a budget of its own is no typo; a
-        # mistyped agent or model still is (graded agents excused every name before).
-        unknown = await unknown_to_deployment(
-            client, settings, where, graded_agents=[s.agent for s in graded]
-        )
-        if unknown:  # a tenant, agent or model nothing knows: likely mistyped
-            print(f"flipsync report: {unknown}", file=sys.stderr)  # not an empty report
-            return 2
-        # One path, filtered or not: the cost API's spend view of the ledger cube.
-        report = await build_report(AggregateStore(client), where=where)
-        if as_json:  # the same view as GET /api/cost/spend
-            print(report.view.model_dump_json(indent=2))
-            return 0
-        print(render_report(report, by=by))
-        print(render_status(await budget_status(client, settings, tenant)), end="")
-        print(render_standings(graded, simulated=report.view.simulated), end="")
-    finally:
-        await client.aclose()
-    return 0
 
 
 if __name__ == "__main__":

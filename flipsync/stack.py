@@ -130,7 +130,7 @@ class Stack:
         """Stop services, then the servers this stack started; leaves no process behind.
 
         Handlers get settings.stop_grace_s; the servers are stopped even if this is
-        cancelled half-way (a second Ctrl-C: flipsync.cli).
+        cancelled half-way (a second Ctrl-C: flipsync.exit_status).
         """
         self.stopping.set()
         try:

@@ -39,7 +39,7 @@ from cost_ledger.budgets.live import LiveBudgets
 from cost_ledger.budgets.store import BudgetStore
 from cost_ledger.pricing import to_usd
 from cost_ledger.report import SIMULATED_NOTE, simulated_note
-from flipsync.cli import print_report
+from flipsync.cost_report import print_report
 from flipsync.stack import Stack, start_stack
 from tests.helpers import eventually, make_request, put_budgets
 

@@ -35,7 +35,7 @@ from cost_ledger.pricing import to_usd
 from cost_ledger.report import render_spend
 from cost_ledger.slices import FilterError, check_filter
 from cost_ledger.spend import spend_view
-from flipsync.cli import print_report
+from flipsync.cost_report import print_report
 from flipsync.stack import Stack, start_stack
 from tests.helpers import eventually, make_request, put_budgets
 

@@ -40,7 +40,7 @@ from cost_ledger.report import (
 from cost_ledger.slices import FilterError, check_filter
 from cost_ledger.spend import per, spend_view, timeseries_view
 from cost_ledger.text_console import MIN_COLUMNS
-from flipsync.cli import print_report
+from flipsync.cost_report import print_report
 from router.routing.grades import grade_key
 from tests.cost_events import apply_all, ledger_event
 

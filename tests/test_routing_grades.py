@@ -13,7 +13,7 @@ from bus.messages import GradeAlert, QualitySignal
 from bus.settings import Settings
 from bus.settings_sections import GradeTarget
 from cost_ledger.api_models import Filter
-from flipsync.cli import print_report
+from flipsync.cost_report import print_report
 from router.routing.grade_report import standings
 from router.routing.grades import FLOOR, MIN_ANSWERS, TARGET, GradeStore, score_of
 
