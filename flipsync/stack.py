@@ -1,4 +1,8 @@
-"""Composition, done once: servers (embedded or external), then the services on one broker."""
+"""Composition, done once: servers (embedded or external), then the services on one broker.
+
+The servers are started by flipsync.servers, the router's pipeline is composed by
+flipsync.router_service; this module wires every service onto one connection and stops them.
+"""
 
 from __future__ import annotations
 
@@ -15,15 +19,14 @@ from opentelemetry.sdk.trace.export import SpanExporter
 from agents.chat import ChatService
 from agents.dag import WorkflowDag
 from agents.runtime import AgentRuntime
-from agents.specs import ALL_SPECS, WORKFLOW_SPECS
+from agents.specs import WORKFLOW_SPECS
 from agents.workflow import WorkflowService
 from api.app import create_app as create_api_app
 from api.server import ApiServer, connection_limits
 from bus.broker import make_broker
 from bus.embedded import EmbeddedNats, EmbeddedRedis
-from bus.liveness import Liveness, ThreadLiveness, thread_liveness
-from bus.nats_auth import ADMIN as NATS_ADMIN
-from bus.nats_auth import EmbeddedAuth, embedded_auth, settings_broker_options
+from bus.liveness import ThreadLiveness, thread_liveness
+from bus.nats_auth import EmbeddedAuth
 from bus.pull_loop import LiveConsumer
 from bus.reachable import reach_nats, reach_redis, redact_url
 from bus.redis_client import make_redis
@@ -33,40 +36,19 @@ from bus.stopping import Stopping
 from bus.streams import ensure_streams
 from bus.tracing import make_tracer_provider
 from cost_ledger.aggregates import AggregateStore
-from cost_ledger.budgets.alerts import JetStreamAlerts
 from cost_ledger.budgets.runtime import BudgetRuntime
 from cost_ledger.budgets.store import BudgetStore
 from cost_ledger.catalog import PriceCatalog
 from cost_ledger.consumer import LedgerConsumer
 from flipsync.native_threads import one_native_thread
-from flipsync.providers import dispatch_health, start_providers
+from flipsync.providers import start_providers
+from flipsync.router_service import compose_router
+from flipsync.servers import start_servers
 from notifier import NotifierService
 from optimizer.arm_stats import experiment_router
 from optimizer.models import load_registered
-from router.flags.live import LiveFlags
-from router.paid_answers import PaidAnswers
-from router.pipeline import Stage
 from router.providers.registry import ProviderRegistry
-from router.providers.streaming import ChunkRelays
-from router.routing.feedback import quality_router
-from router.routing.grade_alerts import JetStreamGradeAlerts
-from router.routing.grades import GradeStore
-from router.routing.neighbour_share import SharedOutcomes
-from router.routing.neighbours import OutcomeMemory
-from router.routing.quality_store import QualityStore
-from router.semantic.batching import BatchEmbedder
-from router.semantic.build import build_embedder, build_semantic_cache
-from router.semantic.shadow import ledger_booking, shadow_checks
 from router.semantic.store import SemanticCache
-from router.semantic.verdicts import verdicts_of
-from router.service import RouterService
-from router.stages.batch import batch_stage
-from router.stages.budget import BudgetStage, offered_by
-from router.stages.dispatch import Dispatcher
-from router.stages.flags import FlagsStage
-from router.stages.ids import RequestIdStage
-from router.stages.levers import lever_stages
-from router.stages.route_setup import routing_stages
 from simulator.config import SimConfig
 from simulator.server import SimulatedProvider
 
@@ -172,36 +154,8 @@ async def start_stack(
     """Start the servers that are not configured, then the services, on one connection."""
     one_native_thread()  # numpy's products on one thread: the event loop is the concurrency
     wanted = frozenset(services)
-    embedded: list[EmbeddedNats | EmbeddedRedis] = []
-    try:
-        nats_url = settings.nats_url
-        nats_options = settings_broker_options(settings)
-        nats_auth: EmbeddedAuth | None = None
-        if nats_url is None:
-            if settings.nats_auth:  # FlipSync's users and permissions, throwaway passwords
-                nats_auth = embedded_auth(settings, [spec.name for spec in ALL_SPECS])
-                nats_options = nats_auth.broker_options(settings.nats_user or NATS_ADMIN)
-            nats = EmbeddedNats(
-                settings.data_dir / "nats" if settings.data_dir else None,
-                extra_config=nats_auth.config if nats_auth else "",
-                env=nats_auth.environment if nats_auth else None,
-            )
-            await nats.start()
-            embedded.append(nats)
-            nats_url = nats.url
-        redis_url = settings.redis_url
-        if redis_url is None:
-            redis = EmbeddedRedis(
-                settings.data_dir / "redis" if settings.data_dir else None,
-                persist=settings.data_dir is not None,
-            )
-            await redis.start()
-            embedded.append(redis)
-            redis_url = redis.url
-    except BaseException:
-        for server in reversed(embedded):
-            await server.stop()
-        raise
+    servers = await start_servers(settings)
+    embedded, nats_url, redis_url = servers.embedded, servers.nats_url, servers.redis_url
 
     sim: SimulatedProvider | None = None
     redis_client: aioredis.Redis | None = None
@@ -228,7 +182,7 @@ async def start_stack(
             tracer_provider=tracer_provider,
             client_name="flipsync",
             graceful_timeout=settings.stop_grace_s,
-            **nats_options,
+            **servers.nats_options,
         )
         stopping = Stopping()
         budgets: BudgetRuntime | None = None
@@ -246,30 +200,7 @@ async def start_stack(
         if Service.ROUTER in wanted:
             registry = await start_providers(settings, catalog, simulated_url)
             assert budgets is not None
-            # One MiniLM embedder per process for the semantic cache, batching its lookups
-            # (routing's per-prompt vectors are static: router.routing.static_embedder).
-            embedder = None
-            if settings.enable_semantic_cache:
-                embedder = BatchEmbedder(build_embedder(settings.semantic))
-            semantic = build_semantic_cache(settings, redis_client, embedder=embedder)
-            # In process: the route stage reads it; verdicts on what this replica routed,
-            # and what the other replicas filed (through Redis), feed it.
-            neighbours = OutcomeMemory() if settings.routing.neighbours else None
-            if neighbours is not None:
-                live.append(
-                    SharedOutcomes(
-                        neighbours, redis_client, keep=settings.routing.neighbours_shared
-                    )
-                )
-            # Agents' verdicts and judges' scores graded in one place, which publishes the
-            # grade alerts (router.routing.grade_alerts).
-            grades = GradeStore(
-                redis_client,
-                alerts=JetStreamGradeAlerts(broker),
-                default=settings.routing.grade,
-                by_agent=settings.routing.grade_by_agent,
-            )
-            service = _router_service(
+            router = compose_router(
                 settings,
                 registry,
                 catalog,
@@ -277,22 +208,10 @@ async def start_stack(
                 broker,
                 redis_client,
                 budgets.store,
-                semantic,
-                neighbours,
-                grades,
                 liveness,
             )
-            live.append(service)
-            signals = QualityStore(redis_client, discount=settings.routing.quality_discount)
-            verdicts = verdicts_of(semantic) if semantic is not None else None
-            broker.include_router(
-                quality_router(
-                    signals,
-                    settings=settings,
-                    grades=grades,
-                    verdicts=verdicts,
-                )  # fmt: skip
-            )
+            live.extend(router.consumers)
+            semantic = router.semantic
         if Service.LEDGER in wanted:
             assert budgets is not None
             tracer = tracer_provider.get_tracer("flipsync.ledger")
@@ -337,7 +256,7 @@ async def start_stack(
             sim=sim,
             registry=registry,
             embedded=embedded,
-            nats_auth=nats_auth,
+            nats_auth=servers.nats_auth,
             budgets=budgets.store if budgets is not None else None,
             notifier=notifier,
             live_consumers=live,
@@ -395,103 +314,3 @@ async def _quietly(closing: Awaitable[object]) -> None:
     """Await a clean-up step of a failed start; its own failure must not hide the first."""
     with contextlib.suppress(Exception):
         await closing
-
-
-def _router_service(
-    settings: Settings,
-    registry: ProviderRegistry,
-    catalog: PriceCatalog,
-    tracer_provider: TracerProvider,
-    broker: NatsBroker,
-    redis: aioredis.Redis,
-    budgets: BudgetStore,
-    semantic: SemanticCache | None,
-    neighbours: OutcomeMemory | None = None,
-    grades: GradeStore | None = None,
-    liveness: Liveness | None = None,
-) -> RouterService:
-    tracer = tracer_provider.get_tracer("flipsync.router")
-    health = dispatch_health(settings, redis)  # dispatch's calls and the packer's, counted
-    paid = PaidAnswers(
-        redis,
-        broker,
-        catalog,
-        lambda: catalog.version,
-        # Well under ack_wait (a redelivery finds the lost call booked) and under the budget
-        # reservation's TTL (a lost call is settled into the budgets, within what the dead
-        # request reserved, before that reservation is released).
-        lease_s=min(settings.ack_wait_s, budgets.engine.reservation_ttl_s) / 4,
-        # A kept answer serves only the redelivery after its replica died (ack_wait later);
-        # once the result is stored, redeliveries find that instead. Bounded: rate x TTL.
-        answer_ttl_s=settings.ack_wait_s * 3,
-        budgets=budgets,
-        liveness=liveness,
-    )
-    route, cascade = routing_stages(
-        settings,
-        registry,
-        catalog,
-        redis,
-        budgets,
-        book=ledger_booking(broker),  # routing's own calls, booked as its lever cost
-        catalog_version=lambda: catalog.version,
-        neighbours=neighbours,
-        grades=grades,
-    )
-    # Each reload of the flags also loads fine-tuned models registered at run time.
-    flags = LiveFlags(redis, on_reload=lambda: load_registered(redis, catalog, registry))
-    broker.include_router(flags.control_router())  # flags.control: reload without a restart
-    stages: list[Stage] = [
-        RequestIdStage(redis),  # an id another tenant owns is refused before anything else
-        FlagsStage(flags),
-        *lever_stages(
-            settings,
-            catalog=catalog,
-            redis=redis,
-            broker=broker,
-            semantic=semantic,
-            near_duplicates=semantic,
-            liveness=liveness,
-            shadow=shadow_checks(settings, semantic, broker, lambda: catalog.version),
-        ),
-        route,
-        cascade.around(
-            BudgetStage(
-                budgets,
-                catalog,
-                offered_by(registry),
-                overrun_alerts=JetStreamAlerts(broker),
-                book_lost_calls=paid.reap,
-            ),
-            lambda: catalog.version,
-        ),
-        batch_stage(
-            settings,
-            registry=registry,
-            catalog=catalog,
-            redis=redis,
-            tracer=tracer,
-            leases=paid,
-            health=health.store,
-        ),
-    ]
-    return RouterService(
-        settings=settings,
-        stages=stages,
-        terminal=Dispatcher(
-            registry,
-            catalog,
-            settings.baseline_model,
-            tracer,
-            health=health,
-            provider_timeout_s=settings.provider_timeout_s,
-            paid=paid,
-            relays=ChunkRelays(broker),  # a streamed /v1 call's text, as it arrives
-        ),
-        catalog_version=lambda: catalog.version,  # fine-tuned models change it at run time
-        known_agents=frozenset(spec.name for spec in ALL_SPECS)
-        | settings.extra_agents
-        | {settings.openai_agent},  # the OpenAI-compatible endpoint's calls (api/)
-        broker=broker,
-        tracer=tracer,
-    )

@@ -41,7 +41,7 @@ async def test_a_failed_start_closes_the_providers_and_redis_it_opened(
 
     monkeypatch.setattr(stack_module, "start_providers", spied_providers)
     monkeypatch.setattr(aioredis.Redis, "from_pool", spied_pool)
-    monkeypatch.setattr(stack_module, "_router_service", broken)
+    monkeypatch.setattr(stack_module, "compose_router", broken)
     settings = Settings(nats_url=nats_server.url, redis_url=redis_server.url)
     with pytest.raises(RuntimeError, match="composition failed"):
         await start_stack(settings)
