@@ -23,7 +23,7 @@ from agents.specs import WORKFLOW_SPECS
 from agents.workflow import WorkflowService
 from api.app import create_app as create_api_app
 from api.server import ApiServer, connection_limits
-from bus.broker import make_broker
+from bus.broker import make_broker, stop_broker
 from bus.embedded import EmbeddedNats, EmbeddedRedis
 from bus.liveness import ThreadLiveness, thread_liveness
 from bus.nats_auth import EmbeddedAuth
@@ -132,8 +132,8 @@ class Stack:
             await self.liveness.stop()
         if self.memory_watch is not None:
             await self.memory_watch.stop()
-        with contextlib.suppress(Exception):
-            await self.broker.stop()
+        with contextlib.suppress(Exception):  # the rest is stopped either way
+            await stop_broker(self.broker)  # closes the connection when the stop fails
         if self.notifier is not None:
             await self.notifier.close()
         if self.registry is not None:
