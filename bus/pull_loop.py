@@ -20,7 +20,8 @@ came, for the batch to fill or the fetch to time out: a request arriving at a qu
 would wait up to that timeout. Here a batch is what arrived together.
 
 FastStream keeps the AsyncAPI entries: a service documents the same subscriber on a
-FastStream router that the document's broker carries and the live broker does not.
+FastStream router that the document's broker carries and the live broker does not. The
+handing on (handler tasks, batches, acks and nacks) is bus.handing_on's.
 """
 
 from __future__ import annotations
@@ -31,29 +32,20 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from typing import Protocol
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
-from nats.js.api import (
-    DEFAULT_PREFIX,
-    AckPolicy,
-    ConsumerConfig,
-    ConsumerInfo,
-    Header,
-    StatusCode,
-)
+from nats.js.api import DEFAULT_PREFIX, ConsumerInfo, Header, StatusCode
 from nats.js.errors import NotFoundError
 from opentelemetry import trace
 
-from bus.consumers import consumer_limits, redelivery_delay_s
-from bus.metrics import MESSAGE_LATENCY, MESSAGES
+from bus.acks import settle
+from bus.durables import Durable, consumer_config, delivered
+from bus.handing_on import BatchHandler, HandingOn, MessageHandler
 from bus.settings import Settings
-from bus.tracing import consumer_spans
 
 log = logging.getLogger(__name__)
 
@@ -69,14 +61,6 @@ STOP_GRACE_S = 10.0
 DRAIN_POLL_S = 0.02
 """How often drain() asks the server whether the durable still holds messages for it."""
 
-Verdict = float | None
-"""What became of a message: None to ack it, a number of seconds to nack it and have it
-redelivered after that long."""
-BatchHandler = Callable[[Sequence[Msg]], Awaitable[Sequence[Verdict]]]
-"""Handles the messages that arrived together in one call; one verdict per message, in order."""
-MessageHandler = Callable[[Msg], Awaitable[None]]
-"""Handles one message; raising has it redelivered after a growing delay."""
-
 
 class LiveConsumer(Protocol):
     """A service's consumer that runs on nats-py directly, started once NATS is reached."""
@@ -88,25 +72,7 @@ class LiveConsumer(Protocol):
         """Stop consuming, finishing (and acking) what is in hand."""
 
 
-@dataclass(frozen=True)
-class Durable:
-    """Where a pull consumer reads: its subject filter, stream and shared durable name."""
-
-    subject: str
-    stream: str
-    durable: str
-
-
-def consumer_config(where: Durable, settings: Settings, workers: int) -> ConsumerConfig:
-    """The durable's settings: bus.consumers.consumer_limits, named and filtered."""
-    config = consumer_limits(settings, workers)
-    config.durable_name = where.durable
-    config.filter_subject = where.subject
-    config.ack_policy = AckPolicy.EXPLICIT
-    return config
-
-
-class PullLoop:
+class PullLoop(HandingOn):
     """Pulls from a durable consumer and hands the messages on, until stopped.
 
     With on_message, each message is handled in its own task as it arrives; pull requests
@@ -129,21 +95,20 @@ class PullLoop:
     ) -> None:
         if (on_batch is None) == (on_message is None):
             raise ValueError("a PullLoop takes one of on_batch and on_message")
-        self._where = where
-        self._fetch = max(fetch, 1)
-        self._linger_s = max(linger_s, 0.0)
+        config = consumer_config(where, settings, workers if on_message else fetch)
+        super().__init__(
+            where,
+            tracer=tracer,
+            on_batch=on_batch,
+            on_message=on_message,
+            fetch=fetch,
+            linger_s=linger_s,
+        )
         self._capacity = max(workers, 1) if on_message else 2 * self._fetch
         self._pull_at = max(self._capacity // 2, 1)
-        self._config = consumer_config(where, settings, workers if on_message else fetch)
-        self._tracer = tracer
-        self._on_batch = on_batch
-        self._on_message = on_message
-        self._running: set[asyncio.Task[None]] = set()
-        self._arrived_msgs: collections.deque[Msg] = collections.deque()
-        self._in_batch = 0
+        self._config = config
         self._last: Msg | None = None  # the latest message that arrived (drain)
         self._delivered_before = 0
-        self._woken = asyncio.Event()
         self._asked = 0  # messages asked for and neither delivered nor expired
         self._answer_by = 0.0  # when the newest pull request should have been answered
         self._nc: Client | None = None
@@ -154,14 +119,11 @@ class PullLoop:
         self._inbox = ""
         self._next = f"{DEFAULT_PREFIX}.CONSUMER.MSG.NEXT.{where.stream}.{where.durable}"
         self._tasks: list[asyncio.Task[None]] = []
-        self._ok = MESSAGES.labels(where.durable, "ok")
-        self._failed = MESSAGES.labels(where.durable, "error")
-        self._took = MESSAGE_LATENCY.labels(where.durable)
 
     async def start(self, nc: Client) -> None:
         """Bind to (or create) the durable and start pulling."""
         info = await self._ensure_durable(nc)
-        self._delivered_before = _delivered(info)  # to consumers before this one (drain)
+        self._delivered_before = delivered(info)  # to consumers before this one (drain)
         self._nc = nc
         self._reconnects = nc.stats["reconnects"]
         self._inbox = nc.new_inbox()
@@ -197,7 +159,7 @@ class PullLoop:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
         unstarted, self._arrived_msgs = list(self._arrived_msgs), collections.deque()
-        await asyncio.gather(*(_settle(msg, 0.0) for msg in unstarted))
+        await asyncio.gather(*(settle(msg, 0.0) for msg in unstarted))
         if self._running:
             _, late = await asyncio.wait(set(self._running), timeout=STOP_GRACE_S)
             for task in late:  # unacked: JetStream redelivers them after ack_wait
@@ -244,7 +206,7 @@ class PullLoop:
         # the last before this loop started (to a consumer gone since: its messages come
         # back after ack_wait), is the latest the server made.
         arrived = self._last.metadata.sequence.consumer if self._last is not None else 0
-        return _delivered(info) <= max(arrived or 0, self._delivered_before)
+        return delivered(info) <= max(arrived or 0, self._delivered_before)
 
     def _pull(self) -> None:
         """Ask for as many messages as there is room for, once the room is worth a request.
@@ -274,7 +236,7 @@ class PullLoop:
         """A delivery on the inbox: a message to hand on, or the server's word on a request."""
         status = JetStreamContext.is_status_msg(msg)
         if status is None and self._stopping:
-            await _settle(msg, 0.0)  # arrived as we stop: another replica takes it at once
+            await settle(msg, 0.0)  # arrived as we stop: another replica takes it at once
             return
         if status is None:
             self._asked = max(self._asked - 1, 0)
@@ -308,10 +270,6 @@ class PullLoop:
         log.warning("%s: pull request ended: %s %s; asking again in %.0f s",
                     self._where.durable, status, why, LOST_AFTER_S)  # fmt: skip
 
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._running.discard(task)
-        self._pull()
-
     async def _watch(self) -> None:
         """Ask again when a pull request went unanswered past its expiry (a reconnect), or
         was refused; re-create the durable when it went missing."""
@@ -332,119 +290,8 @@ class PullLoop:
                 self._asked = 0
             self._pull()
 
-    async def _batches(self, handle: BatchHandler) -> None:
-        """Hand what arrived to handle, a batch at a time."""
-        while True:
-            await self._woken.wait()
-            if self._linger_s and len(self._arrived_msgs) < self._fetch:
-                await asyncio.sleep(self._linger_s)  # let the batch fill a little
-            self._woken.clear()
-            while self._arrived_msgs:
-                n = min(len(self._arrived_msgs), self._fetch)
-                msgs = [self._arrived_msgs.popleft() for _ in range(n)]
-                self._in_batch = n
-                task = asyncio.ensure_future(self._whole_batch(handle, msgs))
-                self._running.add(task)  # stop() lets it finish, acks included
-                task.add_done_callback(self._batch_done)
-                try:
-                    await asyncio.shield(task)
-                except asyncio.CancelledError:
-                    if _being_cancelled():
-                        raise  # stop()
-                except Exception:  # never ends the loop: its messages come back after ack_wait
-                    log.exception("%s: a batch failed outside its handler", self._where.durable)
-
-    def _batch_done(self, task: asyncio.Task[None]) -> None:
-        self._running.discard(task)
-        self._in_batch = 0
-        self._pull()
-
-    async def _one(self, msg: Msg) -> None:
-        assert self._on_message is not None
-        started = time.perf_counter()
-        try:
-            with consumer_spans(self._tracer, (msg,)):
-                await self._on_message(msg)
-        except asyncio.CancelledError:
-            if _being_cancelled():
-                raise
-            self._failed.inc()
-            await self._nack(msg, RuntimeError("the handler was cancelled"))
-            return
-        except Exception as exc:
-            self._failed.inc()
-            await self._nack(msg, exc)
-            return
-        self._ok.inc()
-        self._took.observe(time.perf_counter() - started)
-        await _settle(msg, None)
-
-    async def _whole_batch(self, handle: BatchHandler, msgs: Sequence[Msg]) -> None:
-        started = time.perf_counter()
-        try:
-            with consumer_spans(self._tracer, msgs):
-                verdicts = await handle(msgs)
-            if len(verdicts) != len(msgs):
-                raise RuntimeError(f"{len(verdicts)} verdicts for {len(msgs)} messages")
-        except asyncio.CancelledError:
-            if _being_cancelled():
-                raise  # stop() ran out of patience: JetStream redelivers after ack_wait
-            self._failed.inc(len(msgs))  # the handler's own work was cancelled: tried again
-            cancelled = RuntimeError("the batch handler was cancelled")
-            await asyncio.gather(*(self._nack(msg, cancelled) for msg in msgs))
-            return
-        except Exception as exc:  # a bug in the handler: every message is tried again
-            self._failed.inc(len(msgs))
-            await asyncio.gather(*(self._nack(msg, exc) for msg in msgs))
-            return
-        took = (time.perf_counter() - started) / len(msgs)
-        for verdict in verdicts:
-            (self._ok if verdict is None else self._failed).inc()
-            self._took.observe(took)
-        await asyncio.gather(*(_settle(m, v) for m, v in zip(msgs, verdicts, strict=True)))
-
-    async def _nack(self, msg: Msg, exc: BaseException) -> None:
-        delivery = delivery_of(msg)
-        delay = redelivery_delay_s(delivery)
-        log.warning(
-            "%s: delivery %d of a message on %s failed, redelivered in %.1fs: %s: %s",
-            self._where.durable, delivery, msg.subject, delay, type(exc).__name__, exc,
-        )  # fmt: skip
-        await _settle(msg, delay)
-
-
-def _delivered(info: ConsumerInfo) -> int:
-    """How many deliveries the durable has made (its last delivery's consumer sequence)."""
-    return (info.delivered.consumer_seq or 0) if info.delivered is not None else 0
-
-
-def delivery_of(msg: Msg) -> int:
-    """How many times JetStream has delivered msg, this time included."""
-    return msg.metadata.num_delivered or 1
-
-
-async def _settle(msg: Msg, verdict: Verdict) -> None:
-    """Ack msg, or nack it for redelivery after verdict seconds; a NATS failure here only
-    means JetStream redelivers it after ack_wait (handlers are idempotent)."""
-    try:
-        if verdict is None:
-            await msg.ack()
-        elif verdict > 0:
-            await msg.nak(delay=verdict)
-        else:
-            await msg.nak()  # at once
-    except Exception as exc:
-        log.warning("could not %s a message on %s: %s: %s", "ack" if verdict is None else
-                    "nack", msg.subject, type(exc).__name__, exc)  # fmt: skip
-
 
 def _quiet(task: asyncio.Task[None]) -> None:
     """Log a pull request that could not be sent (NATS away): the watch asks again."""
     if not task.cancelled() and task.exception() is not None:
         log.warning("a pull request was not sent: %s", task.exception())
-
-
-def _being_cancelled() -> bool:
-    """Whether the current task itself is being cancelled (not just something it awaited)."""
-    task = asyncio.current_task()
-    return task is not None and task.cancelling() > 0

@@ -20,12 +20,14 @@ from opentelemetry import trace
 from redis import exceptions as redis_errors
 
 from bus import subjects
+from bus.acks import Verdict
 from bus.codec import decode
 from bus.consumers import Incoming, durable_consumer, is_permanent
 from bus.dead_letters import DeadLetters
+from bus.durables import Durable
 from bus.errors import WireError
 from bus.messages import ErrorCode, LedgerEvent
-from bus.pull_loop import Durable, PullLoop, Verdict
+from bus.pull_loop import PullLoop
 from bus.settings import Settings
 from cost_ledger.aggregates import AggregateStore, Applied
 from cost_ledger.batch_apply import BatchApplier

@@ -16,11 +16,13 @@ from opentelemetry import trace
 from redis.exceptions import RedisError
 
 from bus import subjects
+from bus.acks import delivery_of
 from bus.codec import decode, peek_ids
 from bus.consumers import Incoming, durable_consumer, is_permanent, working
+from bus.durables import Durable
 from bus.errors import WireError
 from bus.messages import ErrorCode, LlmRequest, LlmResult, Priority, error_result
-from bus.pull_loop import STOP_GRACE_S, Durable, PullLoop, delivery_of
+from bus.pull_loop import STOP_GRACE_S, PullLoop
 from bus.settings import Settings
 from router.context import RequestContext
 from router.errors import RouterError, UnavailableError, UnknownAgentError

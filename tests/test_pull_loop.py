@@ -18,8 +18,10 @@ from nats.js.api import StreamConfig
 from nats.js.client import JetStreamContext
 from opentelemetry import trace
 
+from bus.acks import Verdict
+from bus.durables import Durable
 from bus.embedded import EmbeddedNats
-from bus.pull_loop import Durable, PullLoop, Verdict
+from bus.pull_loop import PullLoop
 from bus.settings import Settings
 
 SETTINGS = Settings(ack_wait_s=30.0, max_deliver=5)
