@@ -34,8 +34,8 @@ from cost_ledger.aggregates import AggregateStore
 from cost_ledger.catalog import PriceCatalog
 from cost_ledger.pricing import cost_micro_usd
 from flipsync.children import ChildProcess, service_process
+from router.call_markers import LEASES
 from router.lost_events import LOST_REASON
-from router.paid_answers import LEASES
 from simulator.config import SimConfig
 from simulator.server import SimulatedProvider
 from tests.helpers import make_request

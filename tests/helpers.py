@@ -132,7 +132,7 @@ async def lapsed_call(
 ) -> AsyncIterator[asyncio.Task[Any]]:
     """A provider call through answers that never answers, its lease lapsed at once, as when
     its replica died (a reaper books it now); the call is cancelled on the way out."""
-    from router.paid_answers import LEASES
+    from router.call_markers import LEASES
 
     started = asyncio.Event()
 

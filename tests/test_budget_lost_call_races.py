@@ -36,9 +36,10 @@ from cost_ledger.budgets.projection import LedgerView, settled_by_router
 from cost_ledger.budgets.scripts import Code
 from cost_ledger.catalog import PriceCatalog
 from flipsync.providers import dispatch_health
+from router.call_markers import LEASES
 from router.context import Fallback, RequestContext
 from router.lost_events import lost_event
-from router.paid_answers import LEASES, PaidAnswers
+from router.paid_answers import PaidAnswers
 from router.pipeline import Handler, Stage, compose
 from router.providers.client import Completion
 from router.providers.errors import ProviderCallError

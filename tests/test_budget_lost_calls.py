@@ -25,8 +25,9 @@ from cost_ledger.budgets.projection import LedgerView, settled_by_router
 from cost_ledger.budgets.scripts import Code
 from cost_ledger.budgets.store import BudgetStore
 from cost_ledger.catalog import PriceCatalog
+from router.call_markers import LEASES
 from router.context import RequestContext
-from router.paid_answers import LEASES, PaidAnswers
+from router.paid_answers import PaidAnswers
 from router.providers.client import Completion
 from router.stages.budget import estimate_input_tokens, subject_of
 from router.token_bound import max_request_cost

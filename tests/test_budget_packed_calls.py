@@ -28,8 +28,9 @@ from flipsync.providers import SIMULATED, provider_registry
 from router.batching.packer import Packer
 from router.batching.policy import BatchPolicy, PackPolicy
 from router.batching.prompt import build_packed_call
+from router.call_markers import EVENTS, LEASES
 from router.context import RequestContext, Route
-from router.paid_answers import EVENTS, LEASES, PaidAnswers
+from router.paid_answers import PaidAnswers
 from router.providers.registry import ProviderRegistry
 from router.stages.batch import BatchStage
 from router.stages.budget import BudgetStage, estimate_input_tokens

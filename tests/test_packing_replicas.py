@@ -24,7 +24,7 @@ from bus.settings import Settings
 from bus.streams import ensure_streams
 from cost_ledger.aggregates import AggregateStore
 from flipsync.children import service_process
-from router.paid_answers import EVENTS
+from router.call_markers import EVENTS
 from router.validation import parse_answer
 from simulator.config import SimConfig
 from simulator.server import SimulatedProvider
@@ -32,7 +32,7 @@ from tests.helpers import TITLE_SCHEMA, consumers_quiet, eventually
 from tests.test_packing import AGENT, packable
 
 _MARKER = msgspec.json.Decoder(LedgerEvent | list[LedgerEvent])
-"""A call marker's lost-call events (router.paid_answers.EVENTS)."""
+"""A call marker's lost-call events (router.call_markers.EVENTS)."""
 
 
 @dataclass(kw_only=True)

@@ -21,8 +21,9 @@ from bus.messages import (
     error_result,
 )
 from flipsync.stack import Stack
+from router.call_markers import EVENTS, LEASES
 from router.context import PaidCall, RequestContext
-from router.paid_answers import EVENTS, LEASES, PaidAnswers
+from router.paid_answers import PaidAnswers
 from router.paid_calls import booked
 from router.providers.client import Completion
 from simulator.config import Faults

@@ -48,6 +48,7 @@ from cost_ledger.catalog import PriceCatalog
 from cost_ledger.keys import Dimension
 from cost_ledger.split_store import SplitStore
 from optimizer.flag_store import FlagStore
+from router.call_markers import EVENTS, LEASES
 from router.context import RequestContext
 from router.health.breaker import BreakerState
 from router.health.config import BreakerPolicy
@@ -56,7 +57,7 @@ from router.health.snapshot import health_snapshot
 from router.health.store import HealthStore, Outcome
 from router.keys import FLAGS, FLAGS_REV, request_owner
 from router.lost_events import LOST_REASON
-from router.paid_answers import EVENTS, LEASES, PaidAnswers
+from router.paid_answers import PaidAnswers
 from router.providers.client import Completion
 from router.providers.config import RateLimits
 from router.routing.quality import QualitySignal, SignalKind
