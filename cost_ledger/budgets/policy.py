@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from bus.memo import text_memo
-from bus.messages import BudgetPeriod, BudgetPolicy, BudgetScope, BudgetSpec, TierQuota
+from bus.messages import BudgetPeriod, BudgetPolicy, BudgetScope, BudgetSpec, LedgerEvent, TierQuota
 from bus.subjects import token
 from cost_ledger.budgets.keys import COUNTER_KEEP_S
 from cost_ledger.budgets.periods import DAY_MS, period_end_ms, period_key, periods_held
@@ -246,6 +246,13 @@ def _charges_on_day(subject: Subject, day: int) -> tuple[Charge, ...]:
                 )
             )
     return tuple(out)
+
+
+def event_messages(event: LedgerEvent) -> int:
+    """The user messages a ledger event charges: one for a user's paid call, none for a call
+    booked at its bound under its own id (reserved_by: lost, or billed and unusable), as its
+    request charges the message when it settles, however many of its calls were booked."""
+    return 1 if event.user and event.paid_call and not event.reserved_by else 0
 
 
 def thresholds_reached(spent: int, limit: int) -> tuple[int, ...]:

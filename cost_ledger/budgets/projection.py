@@ -11,7 +11,8 @@ import redis.asyncio as aioredis
 from bus.messages import LedgerEvent
 from cost_ledger import keys as ledger_keys
 from cost_ledger.aggregates import AggregateStore
-from cost_ledger.budgets.store import BudgetStore, event_messages
+from cost_ledger.budgets.policy import event_messages
+from cost_ledger.budgets.store import BudgetStore
 
 
 class LedgerView(AggregateStore):

@@ -6,6 +6,9 @@ import asyncio
 import collections
 import contextlib
 
+WAKE_PER_RELEASE = 2
+"""Waiters woken by each settle or release in this replica."""
+
 
 class Waiters:
     """A queue of waiting requests; each release wakes the longest-waiting few.
