@@ -79,6 +79,9 @@ async def unless_lost(work: Awaitable[T], connection: Connection, where: str, af
             if not task.done():
                 task.cancel()
         await asyncio.gather(working, watching, return_exceptions=True)
-    if working.cancelled() and not watching.cancelled() and watching.exception() is None:
+    if working.cancelled() and watching.done() and not watching.cancelled():
+        failed = watching.exception()
+        if failed is not None:
+            raise failed  # the watch's own error, not a CancelledError that hides it
         raise NatsLost(where, after_s)
     return working.result()  # its value or its own error

@@ -158,14 +158,15 @@ def _cause(exc: BaseException) -> str:
 
 
 def redact_url(url: str) -> str:
-    """The URL without a password (user:secret@host shows as user:***@host)."""
+    """The URL without a password or token (user:secret@host shows as user:***@host, and
+    token@host, NATS's token form, as ***@host)."""
     parts = []
     for one in url.split(","):
         scheme, sep, rest = one.partition("://")
         if sep and "@" in rest:
             creds, _, host = rest.rpartition("@")
             user = creds.split(":", 1)[0]
-            one = f"{scheme}://{user}:***@{host}" if ":" in creds else one
+            one = f"{scheme}://{user}:***@{host}" if ":" in creds else f"{scheme}://***@{host}"
         parts.append(one)
     return ",".join(parts)
 

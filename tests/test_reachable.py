@@ -7,8 +7,9 @@ import asyncio
 
 import pytest
 
+from bus.connection_lost import unless_lost
 from bus.embedded.process import free_port
-from bus.reachable import Unreachable, reach_nats
+from bus.reachable import Unreachable, reach_nats, redact_url
 
 
 async def never() -> None:
@@ -71,3 +72,36 @@ async def test_a_server_that_comes_up_within_the_grace_is_reached() -> None:
     server = await starting
     server.close()
     await server.wait_closed()
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("nats://user:secret@host:4222", "nats://user:***@host:4222"),
+        ("nats://s3cretTOKEN@host:4222", "nats://***@host:4222"),
+        ("redis://:pw@a:6379,redis://tok@b:6379", "redis://:***@a:6379,redis://***@b:6379"),
+        ("nats://host:4222", "nats://host:4222"),
+    ],
+)  # fmt: skip
+def test_a_url_is_named_without_its_password_or_token(url: str, shown: str) -> None:
+    """A password, and a NATS token (a user part with no colon), never reach a printed line."""
+    assert redact_url(url) == shown
+
+
+class _BrokenConnection:
+    """A connection whose state cannot be read (the watch itself fails)."""
+
+    @property
+    def is_connected(self) -> bool:
+        raise RuntimeError("state unreadable")
+
+    @property
+    def is_closed(self) -> bool:
+        return False
+
+
+async def test_a_failing_watch_raises_its_own_error_not_a_cancellation() -> None:
+    """unless_lost cancels the work when its watch fails, and raises the watch's error: a
+    CancelledError would read as Ctrl-C."""
+    with pytest.raises(RuntimeError, match="state unreadable"):
+        await unless_lost(asyncio.sleep(5), _BrokenConnection(), "nats://h", 1.0)
