@@ -118,10 +118,13 @@ class RouterService:
         )
 
     async def start(self, nc: Client) -> None:
-        """Start consuming requests, once the exact tokenizer's vocabulary and the semantic
-        cache's word tables are read (in threads: none is read at a first request, under
-        the loop)."""
-        await asyncio.gather(load_vocabulary(), load_word_tables())
+        """Start consuming requests, once the exact tokenizer's vocabulary and, with the
+        semantic cache on, its word tables are read (in threads: none is read at a first
+        request, under the loop)."""
+        loading = [load_vocabulary()]
+        if self._settings.enable_semantic_cache:
+            loading.append(load_word_tables())
+        await asyncio.gather(*loading)
         await self._loop.start(nc)
 
     async def stop(self) -> None:

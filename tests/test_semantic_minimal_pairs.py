@@ -157,3 +157,21 @@ def test_a_clause_moved_whole_keeps_the_question(one: str, other: str) -> None:
     pair) keeps who does what: not a minimal pair."""
     assert _differs(one, other) is None
     assert _differs(other, one) is None
+
+
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [
+        ("after the buyer pays the seller ships", "the buyer pays after the seller ships"),
+        ("if the buyer returns it we refund", "the buyer returns it if we refund"),
+        ("before I get paid I ship", "I get paid before I ship"),
+        ("is it refundable but not returnable", "is it not refundable but returnable"),
+        ("the item arrived not damaged but late", "the item arrived damaged but not late"),
+        ("fee 5% on ebay and 10% on etsy", "fee 10% on ebay and 5% on etsy"),
+    ],
+)  # fmt: skip
+def test_one_word_that_joins_negates_or_names_a_value_is_not_a_block(one: str, other: str) -> None:
+    """A connective, a negation or a value moved alone past a clause changes which clause
+    depends on which, or what is negated: two questions (percentages are words too)."""
+    assert _differs(one, other) is not None
+    assert _differs(other, one) is not None

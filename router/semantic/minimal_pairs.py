@@ -77,9 +77,9 @@ def differs(one: Sequence[str], other: Sequence[str]) -> str | None:
     left, right = Counter(one), Counter(other)
     if max(sum((left - right).values()), sum((right - left).values())) > MAX_CHANGED:
         return None
-    mine, theirs = _roles(one), _roles(other)
+    (mine, my_words), (theirs, _) = _roles(one), _roles(other)
     if Counter(mine) == Counter(theirs):  # the same words, maybe in another order
-        if mine == theirs or _moved_block(mine, theirs):
+        if mine == theirs or _moved_block(mine, theirs, my_words):
             return None if left == right else _changed(one, other)
         return f"the same words in another order ({' '.join(mine)} / {' '.join(theirs)})"
     return _changed(one, other)
@@ -162,36 +162,69 @@ _POSSESSIVES = frozenset(
 )
 
 
-def _roles(words: Sequence[str]) -> list[str]:
-    """The content words' keys in order, each person as one key ("I", "me", "my": <i>)."""
+def _roles(words: Sequence[str]) -> tuple[list[str], list[str]]:
+    """The content words' keys in order, each person as one key ("I", "me": <i>), and the
+    words they were read from."""
     safe = lexicon().paraphrase_safe
-    return [
-        _PERSONS.get(w) or _key(w)
+    kept = [
+        w
         for w in words
-        if (w in _PERSONS or w not in safe) and w not in _POSSESSIVES and w[-1:].isalnum()
+        if (w in _PERSONS or w not in safe)
+        and w not in _POSSESSIVES
+        and any(c.isalnum() for c in w)
     ]
+    return [_PERSONS.get(w) or _key(w) for w in kept], kept
 
 
-def _moved_block(one: list[str], other: list[str]) -> bool:
-    """Whether other is one with a block of words moved past another ("since I married, I
-    need to change my name" / "I need to change my name since I married", "not received
-    it yet" / "not yet received it"), which keeps who does what; words trading places
-    around a third or beside each other ("I owe my sister" / "my sister owes me", "fba or
-    fbm" / "fbm or fba") do not."""
-    if len(one) < 3:
+_CONNECTIVES = frozenset(
+    ("if", "unless", "when", "whenever", "while", "because", "although", "though", "but",
+     "and", "or", "nor", "than", "then", "once", "whether", "instead", "rather", "as")
+)  # fmt: skip
+"""Words that join two clauses: moved alone, they change which clause depends on which
+("after the buyer pays, the seller ships" / "the buyer pays after the seller ships")."""
+
+
+_PARTICLES = frozenset(("up", "down", "out", "off", "on", "back", "away"))
+"""A phrasal verb's particle, which may move past its object alone ("set up the address" /
+"set the address up")."""
+
+
+def _moved_block(one: list[str], other: list[str], words: list[str]) -> bool:
+    """Whether other (keys) is one (keys, read from words) with a block moved past another
+    ("since I married, I need to change my name" / "I need to change my name since I
+    married", "will a transfer take from Europe" / "will a transfer from Europe take"),
+    which keeps who does what.
+    Words trading places ("I owe my sister" / "my sister owes me", "fba or fbm" / "fbm or
+    fba") do not, nor does a block of one word that joins clauses, negates, names a value or
+    a person ("after", "if", "not", "dark", "me")."""
+    if len(one) < 3 or len(one) != len(other):
         return False
+    n = len(one)
     doubled = [*one, *one]
-    if any(doubled[cut : cut + len(one)] == other for cut in range(1, len(one))):
-        return True
+    for cut in range(1, n):
+        if doubled[cut : cut + n] == other and _plain_blocks(words, 0, cut, n):
+            return True
     start = 0
-    while one[start] == other[start]:
+    while start < n and one[start] == other[start]:
         start += 1
-    end = len(one)
-    while one[end - 1] == other[end - 1]:
+    end = n
+    while end > start and one[end - 1] == other[end - 1]:
         end -= 1
     middle, moved = one[start:end], other[start:end]
     return len(middle) > 2 and any(
-        middle[cut:] + middle[:cut] == moved for cut in range(1, len(middle))
+        middle[cut:] + middle[:cut] == moved and _plain_blocks(words, start, start + cut, end)
+        for cut in range(1, len(middle))
+    )
+
+
+def _plain_blocks(words: list[str], start: int, cut: int, end: int) -> bool:
+    """Whether the blocks words[start:cut] and words[cut:end] may trade places: neither is a
+    single word that joins clauses, negates, names a value or a person (a particle may)."""
+    alone = [words[start]] if cut - start == 1 else []
+    alone += [words[cut]] if end - cut == 1 else []
+    return not any(
+        w not in _PARTICLES and (w in _CONNECTIVES or w in _PERSONS or _marks(w) or _names_value(w))
+        for w in alone
     )
 
 
