@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # the commands import what they use when they run: --help sta
     from bus.settings import Settings
 
 COMMANDS = ("upload", "chat")
+"""The commands `python -m agents` runs."""
 
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -32,6 +32,7 @@ EXIT_CODES = """exit status:
   141  the output pipe closed early (| head): the rest was not printed
   143  terminated (SIGTERM): as for Ctrl-C
 """
+"""The exit statuses every command shares, as its --help prints them."""
 EXIT_UNREACHABLE = 3
 """NATS or Redis cannot be reached, or NATS stopped answering during an upload."""
 EXIT_BUSY = 5
