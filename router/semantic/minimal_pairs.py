@@ -178,7 +178,8 @@ def _roles(words: Sequence[str]) -> tuple[list[str], list[str]]:
 
 _CONNECTIVES = frozenset(
     ("if", "unless", "when", "whenever", "while", "because", "although", "though", "but",
-     "and", "or", "nor", "than", "then", "once", "whether", "instead", "rather", "as")
+     "and", "or", "nor", "than", "then", "once", "whether", "instead", "rather", "as",
+     "before", "after", "until", "till", "since")
 )  # fmt: skip
 """Words that join two clauses: moved alone, they change which clause depends on which
 ("after the buyer pays, the seller ships" / "the buyer pays after the seller ships")."""
@@ -218,14 +219,22 @@ def _moved_block(one: list[str], other: list[str], words: list[str]) -> bool:
 
 
 def _plain_blocks(words: list[str], start: int, cut: int, end: int) -> bool:
-    """Whether the blocks words[start:cut] and words[cut:end] may trade places: neither is a
-    single word that joins clauses, negates, names a value or a person (a particle may)."""
-    alone = [words[start]] if cut - start == 1 else []
-    alone += [words[cut]] if end - cut == 1 else []
-    return not any(
-        w not in _PARTICLES and (w in _CONNECTIVES or w in _PERSONS or _marks(w) or _names_value(w))
-        for w in alone
-    )
+    """Whether the blocks words[start:cut] and words[cut:end] may trade places. A block of
+    one word may not when it joins clauses, negates or is a person ("after", "not", "me"),
+    nor when it names a value and the other block holds such a word ("the tan boots, not
+    the dark tan": "dark" moves past "not"); a value moved within a clause keeps the
+    question ("charged twice for the same thing" / "charged for the same thing twice"), and
+    so does a particle ("set up the address" / "set the address up")."""
+    blocks = (words[start:cut], words[cut:end])
+    for alone, other in (blocks, blocks[::-1]):
+        if len(alone) != 1 or alone[0] in _PARTICLES:
+            continue
+        word = alone[0]
+        if word in _CONNECTIVES or word in _PERSONS or _marks(word):
+            return False
+        if _names_value(word) and any(w in _CONNECTIVES or _marks(w) for w in other):
+            return False
+    return True
 
 
 def _key(word: str) -> str:
