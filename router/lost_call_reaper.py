@@ -1,7 +1,8 @@
 """Lost calls booked: a call marker whose lease expired is claimed, settled and published.
 
 A marker whose lease expired (its replica died while the provider answered) is claimed by
-whichever replica next calls a provider, or reaps; its cost is settled into the budget
+whichever replica's reaper runs next (every half lease, on every replica that has made a
+call); its cost is settled into the budget
 counters at once and taken off the reservation that held its room (the event's
 reserved_by), then its ledger event is published (saying so, so the ledger does not settle
 it again): the ledger may overstate a lost call, never understate it. The lease is a quarter
