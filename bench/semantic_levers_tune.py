@@ -43,6 +43,7 @@ import redis.asyncio as aioredis
 from sklearn.linear_model import LogisticRegression
 
 from bench import levers_semantic as bench
+from bench import semantic_questions as questions
 from bench.semantic_ceiling import Ceiling
 from bus.embedded import EmbeddedRedis
 from router.semantic import store
@@ -160,8 +161,8 @@ class Neighbourhood:
 
 async def run(
     cache: store.SemanticCache,
-    warm: list[bench.Question],
-    queried: list[bench.Question],
+    warm: list[questions.Question],
+    queried: list[questions.Question],
     *,
     dense: bool,
     scorer: Scorer,
@@ -170,7 +171,7 @@ async def run(
 ) -> dict[str, Any]:
     """bench.levers_semantic.stream's protocol, recording both scores' ceilings."""
     mine, shipped = Ceiling(min_similarity=FLOOR), Ceiling(min_similarity=FLOOR)
-    tallies = {name: bench.Tally() for name in ("banking77", "bitext")}
+    tallies = {name: questions.Tally() for name in ("banking77", "bitext")}
     hits = 0
     for n, (q, is_warm) in enumerate([(q, True) for q in warm] + [(q, False) for q in queried]):
         req = bench.request(q, n, label="warm" if is_warm else "tune")
@@ -200,7 +201,7 @@ async def run(
         known = score(candidates)
         if hood is not None and labelled and known is not None:
             hood.learn(q.set, known, right)
-    total = bench.merged(tallies).figures()
+    total = questions.merged(tallies).figures()
     return {
         "precision": total["precision"],
         "hit_rate": total["hit_rate"],
@@ -211,7 +212,7 @@ async def run(
 
 
 async def seed_lookups(
-    redis: aioredis.Redis, embedder: bench.MemoEmbedder, seeds: list[bench.Question]
+    redis: aioredis.Redis, embedder: questions.MemoEmbedder, seeds: list[questions.Question]
 ) -> list[tuple[dict[str, float], bool]]:
     """The re-ranker's training lookups, from the seed split only: each seed before it is
     stored into a cache filling from empty, then each seed against all the other seeds."""
@@ -230,14 +231,14 @@ async def seed_lookups(
     return out
 
 
-def _right(candidates: list[Candidate], req: Any, q: bench.Question) -> bool:
+def _right(candidates: list[Candidate], req: Any, q: questions.Question) -> bool:
     best = score(candidates)
     return best is not None and best.entry.answer_key == answer_key(bench.answered(req, q))
 
 
 async def measure(shuffle: int | None) -> dict[str, dict[str, Any]]:
     """Every variant's tune-split figures, each state on a clean Redis."""
-    parts = {name: bench.split(qs) for name, qs in bench.load(bench.PER_INTENT).items()}
+    parts = {name: questions.split(qs) for name, qs in questions.load(questions.PER_INTENT).items()}
     seeds = [q for p in parts.values() for q in p[0]]
     queried = [q for p in parts.values() for q in p[1]]
     if shuffle is not None:
@@ -245,7 +246,7 @@ async def measure(shuffle: int | None) -> dict[str, dict[str, Any]]:
     server = EmbeddedRedis()
     await server.start()
     redis = aioredis.Redis.from_url(server.url)
-    embedder = bench.MemoEmbedder(OnnxMiniLmEmbedder(threads=1))
+    embedder = questions.MemoEmbedder(OnnxMiniLmEmbedder(threads=1))
     asking = Asking()
     reranker = Reranker(asking)
     out: dict[str, dict[str, Any]] = {}
