@@ -15,6 +15,7 @@ from agents.cli_upload_end import (
     EXIT_INTERRUPTED,
     EXIT_TIMEOUT,
     EXIT_UNREACHABLE,
+    LOST_HINT,
     lost_line,
     nats_where,
     stop_unfinished,
@@ -63,6 +64,7 @@ async def upload(settings: Settings, start: Start, args: argparse.Namespace) -> 
     finished: list[WorkflowDone] = []
     ended = ""
     sent = ""  # on a failure midway: how many were uploaded, how many not
+    hint = ""  # what to check, when the line names a server that went away
     status = 0
     lost = False  # NATS dropped and did not come back: nothing more is sent
     report = ""
@@ -115,6 +117,7 @@ async def upload(settings: Settings, start: Start, args: argparse.Namespace) -> 
             except NatsLost as exc:
                 lost, waiting = True, len(uploaded) == len(products)
                 ended, status = lost_line(exc, waiting=waiting), EXIT_UNREACHABLE
+                hint = f"; {LOST_HINT}"
                 if not waiting:
                     sent = f", {len(uploaded)} uploaded and {len(products) - len(uploaded)} not"
             except Exception as exc:  # a publish refused, NATS gone: one line, no traceback
@@ -138,7 +141,7 @@ async def upload(settings: Settings, start: Start, args: argparse.Namespace) -> 
         written = f"written to {out}/" if finished else "nothing written"
         print(
             f"{ended}: {len(finished)} of {counted(len(products), 'product')} done{sent}, "
-            f"{written}{cancelled}",
+            f"{written}{cancelled}{hint}",
             file=sys.stderr,
         )
         return status

@@ -31,6 +31,10 @@ def nats_where(nats_url: str | None) -> str:
     return redact_url(nats_url) if nats_url else "the embedded server"
 
 
+LOST_HINT = "is nats-server still running there, and is NATS_URL right?"
+"""What the lost-NATS line asks the seller to check (as flipsync --help promises for exit 3)."""
+
+
 def lost_line(exc: NatsLost, *, waiting: bool) -> str:
     """The line of an upload whose NATS connection dropped and did not come back, while it
     waited for listings (else while it uploaded)."""

@@ -100,6 +100,7 @@ async def test_nats_killed_while_the_upload_waits_ends_it_within_seconds(
         f"flipsync upload: lost the connection to NATS at {where} while waiting for listings"
     ), line
     assert "not back within 5 s: 0 of 1 product done, nothing written" in line
+    assert line.endswith("; is nats-server still running there, and is NATS_URL right?"), line
     assert PASSWORD not in stderr
     assert took < LOST_BOUND_S, f"{took:.1f} s"
 
