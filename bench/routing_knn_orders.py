@@ -19,9 +19,10 @@ from collections.abc import Sequence
 import numpy as np
 
 from bench.report import RESULTS
-from bench.routing import ONLINE_WEIGHTS, Fold, folds, load
+from bench.routing_calibration import ONLINE_WEIGHTS
 from bench.routing_data import PER_DATASET
 from bench.routing_eval import apgr
+from bench.routing_folds import Fold, folds, load
 from bench.routing_online import Neighbours, replay
 from router.routing.static_embedder import StaticEmbedder
 
