@@ -40,7 +40,8 @@ async def upload(settings: Settings, start: Start, args: argparse.Namespace) -> 
     from agents.intake import upload_and_wait
     from agents.output import folder_problem, summary, write_package
     from agents.photos import PhotoError
-    from agents.sources import SourceError, load_source
+    from agents.source_files import SourceError
+    from agents.sources import load_source
     from bus.connection_lost import NatsLost, unless_lost
     from bus.messages import WorkflowDone
     from bus.terminal import terminal_safe

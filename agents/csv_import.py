@@ -70,7 +70,7 @@ class Imported:
 
 
 RowCheck = Callable[[Row], list[str]]
-"""More problems of one row (its photos' files: agents.sources), without the line."""
+"""More problems of one row (its photos' files: agents.source_photos), without the line."""
 
 
 def read_table(

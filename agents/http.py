@@ -29,7 +29,7 @@ from pydantic import BaseModel, Field
 from agents.chat import ask_chat
 from agents.limits import MAX_PHOTO_BYTES, MAX_PHOTOS, attributes_type_problem
 from agents.photos import PhotoError, PhotoTooLargeError
-from agents.sources import PhotoFile, ProductInput
+from agents.product_input import PhotoFile, ProductInput
 from agents.stores import StoreOpener
 from agents.upload import Uploader
 from bus import subjects

@@ -11,7 +11,7 @@ import nats.errors
 from faststream.nats import NatsBroker
 
 from agents.photos import PhotoError
-from agents.sources import ProductInput
+from agents.product_input import ProductInput
 from agents.upload import Uploader
 from agents.watch import OnProgress, WorkflowWatcher
 from bus.messages import Priority, ProductUploaded, WorkflowDone

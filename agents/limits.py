@@ -1,10 +1,11 @@
 """What a product handed in may be: its id, which names the package folder, and its size.
 
-Checked where products are read (agents/sources.py, agents/csv_import.py), before anything
-is uploaded; ids again where a package is written (agents/output.py). A product id is never
-in a NATS subject (tenants are: bus.subjects.valid_token), so it may hold more than a subject
-token does (a folder named "Tasse café", a SKU like "A.12"); it is one folder name, not a
-path. An id that breaks the rule is refused with the reason, never renamed.
+Checked where products are read (agents/product_input.py, agents/source_files.py,
+agents/source_photos.py, agents/csv_import.py), before anything is uploaded; ids again where
+a package is written (agents/output.py). A product id is never in a NATS subject (tenants
+are: bus.subjects.valid_token), so it may hold more than a subject token does (a folder
+named "Tasse café", a SKU like "A.12"); it is one folder name, not a path. An id that breaks
+the rule is refused with the reason, never renamed.
 """
 
 from __future__ import annotations

@@ -17,9 +17,10 @@ from faststream.nats import NatsBroker
 from nats.js.errors import NotFoundError, ObjectNotFoundError
 from opentelemetry import context, trace
 
+from agents.catalog_file import load_catalog
 from agents.limits import product_id_problem, product_size_problem
 from agents.photos import PhotoError, PreparedPhoto, prepare
-from agents.sources import PhotoFile, ProductInput, load_catalog
+from agents.product_input import PhotoFile, ProductInput
 from agents.stores import StoreOpener, Stores
 from bus import subjects
 from bus.codec import encode

@@ -27,9 +27,10 @@ from typing import Any
 
 import aiohttp
 
+from agents.catalog_file import load_catalog
 from agents.intake import upload_and_wait
+from agents.product_input import PhotoFile, ProductInput
 from agents.samples.make_photos import draw
-from agents.sources import PhotoFile, ProductInput, load_catalog
 from bench.report import table, write
 from bus.embedded import EmbeddedNats, EmbeddedRedis
 from bus.embedded.process import free_port

@@ -14,11 +14,11 @@ from rich.markup import escape
 
 from agents.bulk_report import cost_line, other_calls_line
 from agents.cancel import requests_mark
+from agents.catalog_file import load_catalog
 from agents.chat import ask_chat
 from agents.cli_session import Session
 from agents.cli_upload_end import EXIT_INTERRUPTED, stop_unfinished
 from agents.output import summary, usd, write_package
-from agents.sources import load_catalog
 from agents.specs import ALL_SPECS, INTERACTIVE_SPECS, WORKFLOW_SPECS
 from agents.upload import Uploader
 from agents.watch import WorkflowWatcher

@@ -38,8 +38,8 @@ from faststream.nats import NatsBroker
 from nats.js import JetStreamContext
 from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 
+from agents.catalog_file import load_catalog
 from agents.dag import WorkflowDag
-from agents.sources import load_catalog
 from agents.spec import STATE
 from agents.specs import WORKFLOW_SPECS
 from agents.upload import Uploader

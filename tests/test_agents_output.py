@@ -13,7 +13,7 @@ from faststream.nats import NatsBroker
 from agents.bulk_report import cost_line
 from agents.limits import MAX_TEXT_BYTES
 from agents.output import summary, write_package
-from agents.sources import ProductInput
+from agents.product_input import ProductInput
 from agents.upload import Uploader
 from bus.messages import WorkflowDone
 

@@ -25,7 +25,7 @@ from agents.photos import (
     prepare,
     same_picture,
 )
-from agents.sources import PhotoFile
+from agents.product_input import PhotoFile
 from agents.stores import Stores
 from agents.upload import Uploader
 from router.tokens import image_part_tokens

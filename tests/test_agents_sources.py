@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from agents import sources
+from agents import product_table, source_files
 from agents.folders import KEY_SHOWN, KEYS_NAMED
 from agents.limits import MAX_TEXT_BYTES
-from agents.sources import SourceError, load_path, load_source
+from agents.source_files import SourceError
+from agents.sources import load_path, load_source
 
 SAMPLES = Path(__file__).parent.parent / "agents" / "samples"
 
@@ -386,7 +387,8 @@ def test_text_over_its_bound_is_refused_up_front_naming_the_file(
     table.write_text(f"product_id,title,notes,shelf\nm1,Mug,ok,B4\nm2,Lamp,{'y' * 70_000},B5\n")
     with pytest.raises(SourceError, match="line 3: notes: 70000 bytes, over the 65536-byte"):
         load_path(table)
-    monkeypatch.setattr(sources, "MAX_FILE_BYTES", 100)
+    monkeypatch.setattr(product_table, "MAX_FILE_BYTES", 100)  # a product file's bound
+    monkeypatch.setattr(source_files, "MAX_FILE_BYTES", 100)  # a JSON file's
     with pytest.raises(SourceError) as caught:
         load_path(table)
     size = table.stat().st_size

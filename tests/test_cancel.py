@@ -9,9 +9,9 @@ import uuid
 from faststream.nats import NatsBroker
 
 from agents.cancel import cancel_workflows, requests_mark
+from agents.catalog_file import load_catalog
 from agents.checkpoints import CheckpointStore
 from agents.photo_memory import ClaimState
-from agents.sources import load_catalog
 from agents.stores import StoreOpener
 from agents.upload import Uploader
 from agents.watch import WorkflowWatcher

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from agents.sources import SourceError, load_source
+from agents.source_files import SourceError
+from agents.sources import load_source
 
 
 def table(tmp_path: Path, text: str, name: str = "p.csv") -> Path:

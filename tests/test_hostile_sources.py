@@ -10,7 +10,8 @@ import pytest
 from PIL import Image
 
 from agents.limits import MAX_PHOTO_BYTES, MAX_PHOTOS
-from agents.sources import SourceError, load_source
+from agents.source_files import SourceError
+from agents.sources import load_source
 
 SECRET = "AWS_SECRET_ACCESS_KEY=do-not-send"
 

@@ -18,7 +18,7 @@ import pytest
 from nats.aio.client import Client
 from pydantic import SecretStr
 
-from agents.sources import load_catalog
+from agents.catalog_file import load_catalog
 from agents.specs import ALL_SPECS
 from agents.upload import Uploader
 from agents.watch import WorkflowWatcher

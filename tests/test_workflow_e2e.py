@@ -14,9 +14,10 @@ import pytest
 from PIL import Image
 
 from agents.asking import PAID
+from agents.catalog_file import load_catalog
 from agents.checkpoints import CheckpointStore
 from agents.output import summary
-from agents.sources import PhotoFile, ProductInput, load_catalog
+from agents.product_input import PhotoFile, ProductInput
 from agents.specs import WORKFLOW_SPECS
 from agents.upload import Uploader
 from agents.watch import WorkflowWatcher

@@ -16,11 +16,12 @@ import aiohttp
 import pytest
 
 from agents.asking import ESCALATE_TAG, Ask, Asker
+from agents.catalog_file import load_catalog
 from agents.chat import ask_chat
 from agents.cli_chat import chat as cli_chat
 from agents.cli_upload import upload as cli_upload
+from agents.product_input import ProductInput
 from agents.prompting import build_messages
-from agents.sources import ProductInput, load_catalog
 from agents.specs.operations import REVIEW_REPLIES
 from agents.upload import Uploader
 from agents.watch import WorkflowWatcher

@@ -12,8 +12,8 @@ import pytest
 from faststream.nats import NatsBroker
 
 from agents.dag import WorkflowDag
+from agents.product_input import ProductInput
 from agents.runtime import AgentRuntime
-from agents.sources import ProductInput
 from agents.spec import UPLOAD, AgentSpec, Family, Inputs
 from agents.upload import Uploader
 from agents.watch import WorkflowWatcher

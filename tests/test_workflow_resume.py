@@ -7,8 +7,8 @@ import uuid
 
 import pytest
 
+from agents.catalog_file import load_catalog
 from agents.checkpoints import CheckpointStore
-from agents.sources import load_catalog
 from agents.specs import WORKFLOW_SPECS
 from agents.upload import Uploader
 from agents.watch import WorkflowWatcher
