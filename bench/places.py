@@ -23,7 +23,7 @@ system word list (/usr/share/dict/words, Debian's wamerican) in lower case, unle
 lower-case sense is rare beside the place (KEEP: "japan", "morocco", "wales"). A few more are
 left out by hand: first names and brands ("jordan", "georgia", "victoria") and names made
 of everyday words ("the valley"). Such a place still counts as a name where it is
-capitalised inside a sentence (router/semantic/entities.py), so "ship to Turkey" and "ship
+capitalised inside a sentence (router/semantic/entity_reader.py), so "ship to Turkey" and "ship
 to Greece" differ; "turkey" in lower case is the bird. Words of the semantic lexicon
 (brands, products, colours, sizes, function words) are left out too: the lexicon reads them.
 """

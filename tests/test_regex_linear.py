@@ -87,7 +87,7 @@ PATTERNS.update(
 
 
 def test_the_scan_finds_the_patterns_that_were_slow() -> None:
-    for name in ("router.routing.features._MATH", "router.semantic.entities._MONEY_SYMBOL",
+    for name in ("router.routing.features._MATH", "router.semantic.amounts._MONEY_SYMBOL",
                  "agents.units._SINGLE", "router.routing.learned._OPTION"):  # fmt: skip
         assert name in PATTERNS
 

@@ -6,7 +6,8 @@ import pytest
 
 from bus.messages import ChatMessage, ImagePart, LlmRequest, LlmResult, Status, TextPart
 from router.semantic import dates
-from router.semantic.entities import Kind, conflict, extract, signature
+from router.semantic.entities import conflict, extract, signature
+from router.semantic.entity_types import Kind
 from router.semantic.lexicon import stem
 from router.semantic.request_view import MAX_QUESTION_CHARS, answer_key, view
 

@@ -39,7 +39,8 @@ import unicodedata
 from collections import Counter
 from collections.abc import Sequence
 
-from router.semantic.entities import Kind, describe, extract
+from router.semantic.entities import describe, extract
+from router.semantic.entity_types import Kind
 from router.semantic.lexicon import axis_of, lexicon, stem
 from router.semantic.wordnet import contrasting
 

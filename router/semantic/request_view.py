@@ -20,6 +20,7 @@ import msgspec
 from bus.messages import LlmRequest, LlmResult
 from router.semantic import entities as ent
 from router.semantic import minimal_pairs
+from router.semantic.entity_types import Entities
 
 _SPACE = re.compile(r"\s+")
 MAX_QUESTION_CHARS = 8192
@@ -36,7 +37,7 @@ class RequestView:
     tenant: str
     text: str
     """The question: the last user message's text, which is embedded."""
-    entities: ent.Entities
+    entities: Entities
     partition: str
     """Digest of task type, everything but the question, and the question's entities."""
     words: tuple[str, ...] = ()

@@ -55,7 +55,8 @@ from router.semantic import keys, records
 from router.semantic.batching import BatchEmbedder
 from router.semantic.calibration import Calibrator, Scored, judge, score
 from router.semantic.calibrators import MAX_CALIBRATORS, Calibrators
-from router.semantic.entities import Entities, conflict, describe
+from router.semantic.entities import conflict, describe
+from router.semantic.entity_types import Entities
 from router.semantic.entry_store import EntryStore
 from router.semantic.index import LocalIndex
 from router.semantic.minimal_pairs import differs
