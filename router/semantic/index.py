@@ -7,7 +7,7 @@ product), so a partition is searched exhaustively until it reaches `exact_below`
 then moves to an HNSW graph (usearch, cosine metric); the large ones are the questions with
 no entities (support FAQs). Entries older than their TTL are never returned.
 
-The index is a cache of what Redis holds (router.semantic.store rebuilds and refreshes it);
+The index is a cache of what Redis holds (router.semantic.syncing rebuilds and refreshes it);
 it is bounded by `max_entries`, the oldest dropped first. An entry may be held before its
 vector is known (pending, with its question): the store embeds a partition's pending
 questions only when a lookup first searches that partition, since most partitions are
