@@ -15,7 +15,8 @@ senses (per part of speech) of each shares a direct hypernym with one of the oth
 any sense of one is a sense of the other (synonyms somewhere) or a hypernym, two levels up,
 of the other's (a kind of it), or they are adjectives under one head (near-synonyms).
 The few proper names WordNet lists (weekdays, holidays, some countries) are read like other
-words; entity_reader.py and places.py read names first.
+words; the entity checks (entity_reader.py, and the gazetteer: lexicon.places) read names
+first.
 
 Data: Open English WordNet (globalwordnet/english-wordnet), CC-BY-4.0, derived from
 Princeton WordNet 3.0 (WordNet License); see router/semantic/assets/README.md.
