@@ -11,7 +11,7 @@ import contextlib
 import functools
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -125,9 +125,18 @@ def plan(servers: Servers) -> list[Running]:
     }
     names = {s.name for s in services}
     ports: dict[tuple[str, int], int] = {}  # a FlipSync service's container port -> local
+    taken: set[int] = set()
+
+    def distinct_port() -> int:  # free_port twice before any bind may draw one port twice
+        while (port := free_port()) in taken:
+            pass
+        taken.add(port)
+        return port
 
     def local_port(host: str, port: int) -> int:
-        return ports.setdefault((host, port), free_port())
+        if (host, port) not in ports:
+            ports[host, port] = distinct_port()
+        return ports[host, port]
 
     def address_of(host: str, port: int) -> str | None:
         if host in local:
@@ -149,15 +158,17 @@ def plan(servers: Servers) -> list[Running]:
             assert not any(f"//{h}:" in value for h in [*local, *names]), value
         argv = local_argv(service.argv, own)
         for _ in range(min(service.replicas, MAX_REPLICAS)):
-            planned.append(_replica(service, argv, env))
+            planned.append(_replica(service, argv, env, distinct_port))
     return planned
 
 
-def _replica(service: ComposeService, argv: list[str], env: dict[str, str]) -> Running:
+def _replica(
+    service: ComposeService, argv: list[str], env: dict[str, str], distinct_port: Callable[[], int]
+) -> Running:
     if argv[1:3] == ["-m", "flipsync"]:  # `flipsync run ...`: ready when it says so
         for key in REQUIRED_ENV:
             assert env.get(key), f"compose gives {service.name} no {key}"
-        port = free_port()  # compose gives each container 9464; here each process its own
+        port = distinct_port()  # compose gives each container 9464; here each process its own
         env = {**env, "FLIPSYNC_METRICS_PORT": str(port)}
         process = ChildProcess(argv, env, ready_line=READY_LINE)
         return Running(service=service.name, process=process, metrics_port=port)
