@@ -65,7 +65,6 @@ async def upload(settings: Settings, start: Start, args: argparse.Namespace) -> 
     finished: list[WorkflowDone] = []
     ended = ""
     sent = ""  # on a failure midway: how many were uploaded, how many not
-    hint = ""  # what to check, when the line names a server that went away
     status = 0
     lost = False  # NATS dropped and did not come back: nothing more is sent
     report = ""
@@ -118,7 +117,6 @@ async def upload(settings: Settings, start: Start, args: argparse.Namespace) -> 
             except NatsLost as exc:
                 lost, waiting = True, len(uploaded) == len(products)
                 ended, status = lost_line(exc, waiting=waiting), EXIT_UNREACHABLE
-                hint = f"; {LOST_HINT}"
                 if not waiting:
                     sent = f", {len(uploaded)} uploaded and {len(products) - len(uploaded)} not"
             except Exception as exc:  # a publish refused, NATS gone: one line, no traceback
@@ -142,7 +140,7 @@ async def upload(settings: Settings, start: Start, args: argparse.Namespace) -> 
         written = f"written to {out}/" if finished else "nothing written"
         print(
             f"{ended}: {len(finished)} of {counted(len(products), 'product')} done{sent}, "
-            f"{written}{cancelled}{hint}",
+            f"{written}{cancelled}{f'; {LOST_HINT}' if lost else ''}",
             file=sys.stderr,
         )
         return status

@@ -41,8 +41,6 @@ from router.semantic.lexicon import lexicon
 
 _EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
-_ISO_DATE = re.compile(r"\b(\d{4})-(\d{1,2})-(\d{1,2})\b")
-_SLASH_DATE = re.compile(r"\b(\d{1,2})[/.](\d{1,2})[/.](\d{2,4})\b")
 _ROUTE = re.compile(
     r"\bfrom\s+(?:my\s+|the\s+|a\s+|an\s+)?([a-z][\w'-]*(?:\s+[a-z][\w'-]*)?)\s+"
     r"(?:to|into)\s+(?:my\s+|the\s+|a\s+|an\s+)?([a-z][\w'-]*)\b",
